@@ -11,6 +11,7 @@
 //   "/etc/vvm/vvm.conf:12: cache.high-watermark: '120%' is not between 0% and 100%"
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -31,8 +32,8 @@ namespace vvm {
 struct Endpoint {
   enum class Kind { kUnix, kTcp };
   Kind kind = Kind::kUnix;
-  std::string path;  // kUnix
-  std::string host;  // kTcp: an address or a name
+  std::string path;   // kUnix
+  std::string host;   // kTcp: an address or a name
   uint16_t port = 0;  // kTcp
 
   static Result<Endpoint> parse(std::string_view text);
@@ -43,10 +44,10 @@ struct Endpoint {
 // A TCP peer that may connect: an address or a network in CIDR form ("10.0.0.0/8", "::1",
 // "127.0.0.1"). IPv4-mapped IPv6 peers (::ffff:a.b.c.d) match IPv4 entries.
 struct HostPattern {
-  std::string text;            // as written, for messages
-  int family = 0;              // AF_INET or AF_INET6
+  std::string text;             // as written, for messages
+  int family = 0;               // AF_INET or AF_INET6
   unsigned char addr[16] = {};  // network byte order; the first 4 bytes for AF_INET
-  int prefix_len = 0;          // 32 or 128 for a single host
+  int prefix_len = 0;           // 32 or 128 for a single host
 
   static Result<HostPattern> parse(std::string_view text);
   // `sa` is a struct sockaddr_in or sockaddr_in6.
@@ -70,7 +71,8 @@ struct MediaType {
 };
 
 struct StorageClass {
-  char letter = 'A';  // the class is named by one uppercase letter or digit (VV names start with it)
+  char letter =
+      'A';  // the class is named by one uppercase letter or digit (VV names start with it)
   std::vector<std::string> media;  // one copy on a VSN of each; every name is in Config::media
   std::string description;
   int line = 0;
@@ -108,7 +110,7 @@ struct Config {
   std::chrono::seconds request_timeout{30};  // control-protocol replies
 
   // [cache]
-  std::string cache_dir;  // default: state_dir/cache
+  std::string cache_dir;    // default: state_dir/cache
   int high_watermark = 90;  // percent of the cache filesystem
   int low_watermark = 70;   // below high_watermark
 
@@ -138,5 +140,12 @@ Result<Config> parse_config(std::string_view text, std::string_view origin,
 
 // Where to find vvm.conf when no --conf is given: $VVM_CONF, else /etc/vvm/vvm.conf.
 std::string default_config_path();
+
+// Helpers that vvm.conf and packtab share. A user or group by name or number ("alice", "1000");
+// an unknown name is an error ("no such user 'bob'").
+Result<uid_t> resolve_user(std::string_view name_or_id);
+Result<gid_t> resolve_group(std::string_view name_or_id);
+// The whole of a text file; an error reads "PATH: cannot read: REASON".
+Result<std::string> read_text_file(const std::string& path);
 
 }  // namespace vvm

@@ -33,14 +33,24 @@ void logf(Level level, fmt::format_string<Args...> format, Args&&... args) {
   if (enabled(level)) write(level, fmt::format(format, std::forward<Args>(args)...));
 }
 template <class... Args>
-void debug(fmt::format_string<Args...> f, Args&&... a) { logf(Level::kDebug, f, std::forward<Args>(a)...); }
+void debug(fmt::format_string<Args...> f, Args&&... a) {
+  logf(Level::kDebug, f, std::forward<Args>(a)...);
+}
 template <class... Args>
-void info(fmt::format_string<Args...> f, Args&&... a) { logf(Level::kInfo, f, std::forward<Args>(a)...); }
+void info(fmt::format_string<Args...> f, Args&&... a) {
+  logf(Level::kInfo, f, std::forward<Args>(a)...);
+}
 template <class... Args>
-void notice(fmt::format_string<Args...> f, Args&&... a) { logf(Level::kNotice, f, std::forward<Args>(a)...); }
+void notice(fmt::format_string<Args...> f, Args&&... a) {
+  logf(Level::kNotice, f, std::forward<Args>(a)...);
+}
 template <class... Args>
-void warning(fmt::format_string<Args...> f, Args&&... a) { logf(Level::kWarning, f, std::forward<Args>(a)...); }
+void warning(fmt::format_string<Args...> f, Args&&... a) {
+  logf(Level::kWarning, f, std::forward<Args>(a)...);
+}
 template <class... Args>
-void error(fmt::format_string<Args...> f, Args&&... a) { logf(Level::kError, f, std::forward<Args>(a)...); }
+void error(fmt::format_string<Args...> f, Args&&... a) {
+  logf(Level::kError, f, std::forward<Args>(a)...);
+}
 
 }  // namespace vvm::log

@@ -38,7 +38,7 @@ struct PackEntry {
 };
 
 struct PackTable {
-  std::string path;  // the file it came from ("" when parsed from text)
+  std::string path;              // the file it came from ("" when parsed from text)
   std::vector<PackEntry> packs;  // in table order
 
   const PackEntry* find(std::string_view name) const;

@@ -92,8 +92,8 @@ class [[nodiscard]] Result {
 }  // namespace vvm
 
 // Return early from a function that returns Status or Result<T> when `expr` fails.
-#define VVM_RETURN_IF_ERROR(expr)          \
-  do {                                     \
-    ::vvm::Status vvm_status_ = (expr);    \
+#define VVM_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::vvm::Status vvm_status_ = (expr);        \
     if (!vvm_status_.ok()) return vvm_status_; \
   } while (0)

@@ -1,1 +1,593 @@
-// placeholder: replaced by the work in progress
+// config_test.cc: vvm.conf parsing (golden values, defaults, every refusal with its file, line,
+// key and reason), Endpoint and HostPattern, load_config, and the example conf/vvm.conf.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "packtab.h"
+
+using Catch::Contains;
+using Catch::StartsWith;
+using vvm::Config;
+using vvm::Endpoint;
+using vvm::HostPattern;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A temporary folder, removed with everything in it when the test ends, passed or failed.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "vvm-config-test-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path write(const std::string& name, const std::string& text) const {
+    fs::path p = path_ / name;
+    std::ofstream(p) << text;
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+Config parse_ok(const std::string& text) {
+  auto r = vvm::parse_config(text, "test.conf", "/etc/vvm");
+  INFO(text);
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+// `text` must be refused with a message that starts "test.conf:LINE: WHERE: " (given as
+// `prefix`) and holds every fragment of the reason.
+void require_error(const std::string& text, const std::string& prefix,
+                   std::initializer_list<std::string> reason) {
+  auto r = vvm::parse_config(text, "test.conf", "/etc/vvm");
+  INFO("conf:\n" << text);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == vvm::Code::kInvalidArgument);
+  CHECK_THAT(r.status().message(), StartsWith(prefix));
+  for (const auto& fragment : reason) CHECK_THAT(r.status().message(), Contains(fragment));
+}
+
+// The smallest useful set of named sections, for tests that add to it.
+const std::string kMediaAndMover =
+    "[media LTO9]\n"                     // 1
+    "capacity = 18T\n"                   // 2
+    "[mover m1]\n"                       // 3
+    "listen = unix:/run/vvm/m1.sock\n";  // 4
+
+sockaddr_in v4(const char* text) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  REQUIRE(inet_pton(AF_INET, text, &sa.sin_addr) == 1);
+  return sa;
+}
+
+sockaddr_in6 v6(const char* text) {
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  REQUIRE(inet_pton(AF_INET6, text, &sa.sin6_addr) == 1);
+  return sa;
+}
+
+bool matches(const std::string& pattern, const sockaddr_in& sa) {
+  auto p = HostPattern::parse(pattern);
+  REQUIRE(p.ok());
+  return p->matches(reinterpret_cast<const sockaddr*>(&sa));
+}
+
+bool matches(const std::string& pattern, const sockaddr_in6& sa) {
+  auto p = HostPattern::parse(pattern);
+  REQUIRE(p.ok());
+  return p->matches(reinterpret_cast<const sockaddr*>(&sa));
+}
+
+}  // namespace
+
+// ---- Endpoint and HostPattern ----
+
+TEST_CASE("endpoints: the four forms parse and print back") {
+  struct Case {
+    const char* text;
+    Endpoint::Kind kind;
+    const char* path_or_host;
+    uint16_t port;
+  };
+  const Case cases[] = {
+      {"unix:/run/vvm/vvmd.sock", Endpoint::Kind::kUnix, "/run/vvm/vvmd.sock", 0},
+      {"127.0.0.1:7370", Endpoint::Kind::kTcp, "127.0.0.1", 7370},
+      {"[::1]:7370", Endpoint::Kind::kTcp, "::1", 7370},
+      {"[fd00::12:1]:1", Endpoint::Kind::kTcp, "fd00::12:1", 1},
+      {"tape-host.example:65535", Endpoint::Kind::kTcp, "tape-host.example", 65535},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    auto ep = Endpoint::parse(c.text);
+    REQUIRE(ep.ok());
+    CHECK(ep->kind == c.kind);
+    CHECK((c.kind == Endpoint::Kind::kUnix ? ep->path : ep->host) == c.path_or_host);
+    CHECK(ep->port == c.port);
+    CHECK(ep->to_string() == c.text);
+    CHECK(Endpoint::parse(ep->to_string()).value() == *ep);
+  }
+}
+
+TEST_CASE("endpoints: bad ones are refused with the text and the reason") {
+  struct Case {
+    std::string text;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"unix:", "no path"},
+      {"unix:run/vvmd.sock", "absolute"},
+      {"unix:/" + std::string(107, 'x'), "108 bytes"},
+      {"localhost", "no port"},
+      {"127.0.0.1:", "no port"},
+      {":7370", "no host"},
+      {"127.0.0.1:0", "port 0 is not between 1 and 65535"},
+      {"127.0.0.1:65536", "port 65536 is not between 1 and 65535"},
+      {"127.0.0.1:99999999", "bad port"},
+      {"127.0.0.1:http", "bad port 'http'"},
+      {"127.0.0.1:-1", "bad port"},
+      {"::1:7370", "needs brackets"},
+      {"[::1]", "no port"},
+      {"[::1:7370", "without ']'"},
+      {"[nothost]:7370", "not an IPv6 address"},
+      {"1.2.3.999:7370", "not an IPv4 address"},
+      {"bad_host!:7370", "not a host name"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    auto ep = Endpoint::parse(c.text);
+    REQUIRE_FALSE(ep.ok());
+    CHECK_THAT(ep.status().message(), StartsWith("'" + c.text + "': "));
+    CHECK_THAT(ep.status().message(), Contains(c.reason));
+  }
+  // 107 bytes is the most sun_path takes.
+  CHECK(Endpoint::parse("unix:/" + std::string(106, 'x')).ok());
+}
+
+TEST_CASE("host patterns: addresses and networks, v4 and v6") {
+  auto p = HostPattern::parse("10.0.0.0/8");
+  REQUIRE(p.ok());
+  CHECK(p->family == AF_INET);
+  CHECK(p->prefix_len == 8);
+  CHECK(p->addr[0] == 10);
+  CHECK(p->text == "10.0.0.0/8");
+  auto one = HostPattern::parse("::1");
+  REQUIRE(one.ok());
+  CHECK(one->family == AF_INET6);
+  CHECK(one->prefix_len == 128);
+  CHECK(one->addr[15] == 1);
+  CHECK(HostPattern::parse("127.0.0.1")->prefix_len == 32);
+  CHECK(HostPattern::parse("0.0.0.0/0")->prefix_len == 0);
+  CHECK(HostPattern::parse("fd00::/8")->prefix_len == 8);
+
+  CHECK(matches("10.0.0.0/8", v4("10.200.3.4")));
+  CHECK_FALSE(matches("10.0.0.0/8", v4("11.0.0.1")));
+  CHECK(matches("192.168.4.0/22", v4("192.168.7.255")));
+  CHECK_FALSE(matches("192.168.4.0/22", v4("192.168.8.0")));
+  CHECK(matches("127.0.0.1", v4("127.0.0.1")));
+  CHECK_FALSE(matches("127.0.0.1", v4("127.0.0.2")));
+  CHECK(matches("0.0.0.0/0", v4("203.0.113.9")));
+  CHECK(matches("::1", v6("::1")));
+  CHECK_FALSE(matches("::1", v6("::2")));
+  CHECK(matches("fd00::/8", v6("fdab::1")));
+  CHECK_FALSE(matches("fd00::/8", v6("fe80::1")));
+  // A v4 peer seen through an IPv6 socket matches v4 patterns, and only as that address.
+  CHECK(matches("127.0.0.1", v6("::ffff:127.0.0.1")));
+  CHECK(matches("10.0.0.0/8", v6("::ffff:10.9.8.7")));
+  CHECK_FALSE(matches("10.0.0.0/8", v6("::ffff:11.9.8.7")));
+  CHECK_FALSE(matches("127.0.0.1", v6("::1")));
+  CHECK_FALSE(matches("::1", v4("127.0.0.1")));
+  CHECK(matches("::ffff:10.0.0.0/104", v4("10.1.2.3")));
+  // Anything but IP never matches.
+  sockaddr unix_peer{};
+  unix_peer.sa_family = AF_UNIX;
+  CHECK_FALSE(HostPattern::parse("0.0.0.0/0")->matches(&unix_peer));
+  CHECK_FALSE(HostPattern::parse("0.0.0.0/0")->matches(nullptr));
+}
+
+TEST_CASE("host patterns: names and bad prefixes are refused with the reason") {
+  struct Case {
+    const char* text;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"", "empty"},
+      {"localhost", "host names are not allowed"},
+      {"tape.example.org", "not an IP address"},
+      {"tape/24", "'tape' is not an IP address"},
+      {"10.0.0.0/33", "bad prefix length '/33' (use /0 to /32)"},
+      {"::/129", "bad prefix length '/129' (use /0 to /128)"},
+      {"10.0.0.0/", "bad prefix length"},
+      {"10.0.0.0/x", "bad prefix length"},
+      {"10.0.0.0/-1", "bad prefix length"},
+      {"10.0.0.1/8", "did you mean 10.0.0.0/8?"},
+      {"300.1.1.1", "not an IP address"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    auto p = HostPattern::parse(c.text);
+    REQUIRE_FALSE(p.ok());
+    CHECK_THAT(p.status().message(), StartsWith("'" + std::string(c.text) + "': "));
+    CHECK_THAT(p.status().message(), Contains(c.reason));
+  }
+}
+
+// ---- vvm.conf: good files ----
+
+TEST_CASE("an empty file gives the documented defaults") {
+  Config c = parse_ok("# nothing but a comment\n\n");
+  CHECK(c.state_dir == "/var/lib/vvm");
+  CHECK(c.database_dir == "/var/lib/vvm/db");
+  CHECK(c.cache_dir == "/var/lib/vvm/cache");
+  CHECK(c.library_path == "/var/lib/vvm/library");
+  CHECK(c.library_kind == "emulated");
+  CHECK(c.log_level == vvm::log::Level::kInfo);
+  CHECK(c.log_target == vvm::log::Target::kStderr);
+  CHECK(c.idle_finish == std::chrono::seconds(3600));
+  CHECK(c.request_timeout == std::chrono::seconds(30));
+  CHECK(c.stage_timeout == std::chrono::seconds(600));
+  CHECK(c.high_watermark == 90);
+  CHECK(c.low_watermark == 70);
+  CHECK(c.packtab.empty());
+  CHECK(c.vvmd_listen.empty());
+  CHECK(c.vvmd_access.allowed_hosts.empty());
+  CHECK(c.media.empty());
+  CHECK(c.classes.empty());
+}
+
+TEST_CASE("every key is read into its field") {
+  Config c = parse_ok(R"(
+[global]
+state-dir = state      # relative: from the conf's folder
+log-level = debug
+log-target = syslog
+
+[vvmd]
+listen = unix:/run/vvm/vvmd.sock
+listen = [::1]:7371
+allow-host = 127.0.0.1, ::1
+allow-host = 10.0.0.0/8
+allow-uid = root 4242
+allow-uid = 1
+allow-group = root,777
+database-dir = /srv/db
+idle-finish = 2h
+request-timeout = 45
+
+[cache]
+dir = ../cache
+high-watermark = 95%
+low-watermark = 80
+
+[plugin]
+packtab = packtab
+stage-timeout = 5m
+
+[library]
+kind = mtx
+path = /dev/sg3
+
+[media LTO9]
+capacity = 18T
+block-size = 1M
+description = LTO-9 #comment
+
+[media DLT7]
+capacity = 35G
+
+[class A]
+media = LTO9, DLT7
+description = two copies
+
+[class 7]
+media = DLT7
+
+[mover m1]
+listen = 127.0.0.1:7380
+
+[mover m2]
+listen = unix:/run/vvm/m2.sock
+
+[drive zz]
+mover = m1
+media = LTO9
+device = /dev/nst1
+
+[drive aa]
+mover = m1
+media = DLT7
+
+[drive t0]
+media = LTO9
+mover = m2
+)");
+  CHECK(c.path.empty());
+  CHECK(c.state_dir == "/etc/vvm/state");
+  CHECK(c.log_level == vvm::log::Level::kDebug);
+  CHECK(c.log_target == vvm::log::Target::kSyslog);
+  REQUIRE(c.vvmd_listen.size() == 2);
+  CHECK(c.vvmd_listen[0].to_string() == "unix:/run/vvm/vvmd.sock");
+  CHECK(c.vvmd_listen[1].to_string() == "[::1]:7371");
+  REQUIRE(c.vvmd_access.allowed_hosts.size() == 3);
+  CHECK(c.vvmd_access.allowed_hosts[0].text == "127.0.0.1");
+  CHECK(c.vvmd_access.allowed_hosts[1].text == "::1");
+  CHECK(c.vvmd_access.allowed_hosts[2].text == "10.0.0.0/8");
+  CHECK(c.vvmd_access.allowed_uids == std::vector<uid_t>{0, 4242, 1});
+  CHECK(c.vvmd_access.allowed_gids == std::vector<gid_t>{0, 777});
+  CHECK(c.database_dir == "/srv/db");
+  CHECK(c.idle_finish == std::chrono::hours(2));
+  CHECK(c.request_timeout == std::chrono::seconds(45));
+  CHECK(c.cache_dir == "/etc/cache");
+  CHECK(c.high_watermark == 95);
+  CHECK(c.low_watermark == 80);
+  CHECK(c.packtab == "/etc/vvm/packtab");
+  CHECK(c.stage_timeout == std::chrono::minutes(5));
+  CHECK(c.library_kind == "mtx");
+  CHECK(c.library_path == "/dev/sg3");
+
+  REQUIRE(c.media.size() == 2);
+  CHECK(c.media["LTO9"].name == "LTO9");
+  CHECK(c.media["LTO9"].capacity == 18ULL << 40);
+  CHECK(c.media["LTO9"].block_size == 1u << 20);
+  CHECK(c.media["DLT7"].capacity == 35ULL << 30);
+  CHECK(c.media["DLT7"].block_size == 256u * 1024);
+  CHECK(c.media["LTO9"].line == 32);
+
+  REQUIRE(c.classes.size() == 2);
+  CHECK(c.classes['A'].letter == 'A');
+  CHECK(c.classes['A'].media == std::vector<std::string>{"LTO9", "DLT7"});
+  CHECK(c.classes['A'].description == "two copies");
+  CHECK(c.classes['7'].media == std::vector<std::string>{"DLT7"});
+
+  REQUIRE(c.movers.size() == 2);
+  CHECK(c.movers["m1"].listen.to_string() == "127.0.0.1:7380");
+  // File order, not name order.
+  CHECK(c.movers["m1"].drives == std::vector<std::string>{"zz", "aa"});
+  CHECK(c.movers["m2"].drives == std::vector<std::string>{"t0"});
+  REQUIRE(c.drives.size() == 3);
+  CHECK(c.drives["zz"].device == "/dev/nst1");
+  CHECK_FALSE(c.drives["zz"].emulated());
+  CHECK(c.drives["aa"].emulated());
+  CHECK(c.drives["aa"].media == "DLT7");
+  CHECK(c.drives["t0"].mover == "m2");
+}
+
+TEST_CASE("defaults under a given state-dir; comments, blanks and CRLF are ignored") {
+  Config c = parse_ok(
+      "  # comment\r\n[global]\r\n  state-dir=/srv/vvm/  \r\n\r\n[cache]\r\n"
+      "high-watermark=50\r\nlow-watermark=0%\r\n");
+  CHECK(c.state_dir == "/srv/vvm");
+  CHECK(c.database_dir == "/srv/vvm/db");
+  CHECK(c.cache_dir == "/srv/vvm/cache");
+  CHECK(c.library_path == "/srv/vvm/library");
+  CHECK(c.high_watermark == 50);
+  CHECK(c.low_watermark == 0);
+}
+
+// ---- vvm.conf: refusals, each naming the file, the line, the key and the reason ----
+
+TEST_CASE("structure: unknown and malformed sections, stray lines") {
+  require_error("[global]\n[tape X]\n",
+                "test.conf:2: [tape X]: ", {"unknown section", "[drive NAME]"});
+  require_error("[Global]\n", "test.conf:1: [Global]: ", {"unknown section"});
+  require_error("\n[]\n", "test.conf:2: []: ", {"empty section name"});
+  require_error("[ ]\n", "test.conf:1: [ ]: ", {"empty section name"});
+  require_error("[vvmd x]\n", "test.conf:1: [vvmd x]: ", {"takes no name"});
+  require_error("[media]\n", "test.conf:1: [media]: ", {"needs a name", "[media NAME]"});
+  require_error("[drive d 0]\n", "test.conf:1: [drive d 0]: ", {"blanks"});
+  require_error("[mover m/1]\n", "test.conf:1: [mover m/1]: ", {"'m/1'", "letters, digits"});
+  require_error("state-dir = /x\n", "test.conf:1: state-dir: ", {"outside any section"});
+  require_error("[global]\nstate-dir /x\n",
+                "test.conf:2: 'state-dir /x': ", {"expected 'key = value'"});
+  require_error("[global]\n = /x\n", "test.conf:2: '= /x': ", {"no key"});
+  require_error("[vvmd]\nidle-finish = 1h\n[cache]\n[vvmd]\n",
+                "test.conf:4: vvmd: ", {"section given twice (first on line 1)"});
+  require_error(kMediaAndMover + "[media  LTO9]\n",
+                "test.conf:5: media LTO9: ", {"given twice (first on line 1)"});
+}
+
+TEST_CASE("keys: unknown, empty, or given twice") {
+  require_error("[global]\nstate-dir = /x\n\ncolour = blue\n",
+                "test.conf:4: global.colour: ", {"unknown key", "state-dir"});
+  require_error(kMediaAndMover + "[media LTO8]\ncapacity = 1T\nspeed = 300M\n",
+                "test.conf:7: media LTO8.speed: ", {"unknown key", "capacity, block-size"});
+  require_error("[drive d0]\nlisten = unix:/x\n",
+                "test.conf:2: drive d0.listen: ", {"unknown key"});
+  require_error("[vvmd]\ndatabase-dir =\n", "test.conf:2: vvmd.database-dir: ", {"empty value"});
+  require_error("[vvmd]\nlisten = \n", "test.conf:2: vvmd.listen: ", {"empty value"});
+  require_error("[vvmd]\ndatabase-dir = /a\nidle-finish = 1h\ndatabase-dir = /b\n",
+                "test.conf:4: vvmd.database-dir: ", {"given twice (first on line 2)"});
+  require_error(kMediaAndMover + "capacity = 1T\n",
+                "test.conf:5: mover m1.capacity: ", {"unknown key"});
+  require_error("[media LTO9]\ncapacity = 18T\ncapacity = 12T\n",
+                "test.conf:3: media LTO9.capacity: ", {"given twice (first on line 2)"});
+  // A second [vvmd] key "listen" is a list, not a duplicate.
+  CHECK(parse_ok("[vvmd]\nlisten = unix:/a\nlisten = unix:/b\n").vvmd_listen.size() == 2);
+}
+
+TEST_CASE("values: numbers, sizes, durations, endpoints, host patterns, names") {
+  require_error("[global]\nlog-level = loud\n",
+                "test.conf:2: global.log-level: ", {"'loud' is not a log level"});
+  require_error("[global]\nlog-target = file\n",
+                "test.conf:2: global.log-target: ", {"'file'", "stderr or syslog"});
+  require_error("[vvmd]\nidle-finish = 1w\n",
+                "test.conf:2: vvmd.idle-finish: ", {"'1w'", "unknown unit"});
+  require_error("[vvmd]\nrequest-timeout = 0\n",
+                "test.conf:2: vvmd.request-timeout: ", {"at least 1s"});
+  require_error("[plugin]\nstage-timeout = soon\n",
+                "test.conf:2: plugin.stage-timeout: ", {"'soon'", "not a number"});
+  require_error("[vvmd]\nlisten = localhost\n",
+                "test.conf:2: vvmd.listen: ", {"'localhost'", "no port"});
+  require_error("[vvmd]\nlisten = 127.0.0.1:70000\n",
+                "test.conf:2: vvmd.listen: ", {"not between 1 and 65535"});
+  require_error("[vvmd]\nallow-host = 127.0.0.1 tape.example.org\n",
+                "test.conf:2: vvmd.allow-host: ", {"'tape.example.org'", "host names"});
+  require_error("[vvmd]\nallow-host = 10.0.0.0/40\n",
+                "test.conf:2: vvmd.allow-host: ", {"bad prefix length"});
+  require_error("[vvmd]\nallow-uid = root vvm-no-such-user-x\n",
+                "test.conf:2: vvmd.allow-uid: ", {"no such user 'vvm-no-such-user-x'"});
+  require_error("[vvmd]\nallow-uid = 99999999999\n",
+                "test.conf:2: vvmd.allow-uid: ", {"out of range"});
+  require_error("[vvmd]\nallow-group = vvm-no-such-group-x\n",
+                "test.conf:2: vvmd.allow-group: ", {"no such group 'vvm-no-such-group-x'"});
+  require_error("[library]\nkind = robot\n",
+                "test.conf:2: library.kind: ", {"'robot'", "emulated or mtx"});
+  require_error("[media LTO9]\ncapacity = 12Q\n",
+                "test.conf:2: media LTO9.capacity: ", {"'12Q'", "unknown suffix 'Q'"});
+  require_error("[media LTO9]\ncapacity = 0\n", "test.conf:2: media LTO9.capacity: ", {"zero"});
+  require_error("[media LTO9]\ncapacity = 1T\nblock-size = 32M\n",
+                "test.conf:3: media LTO9.block-size: ", {"'32M'", "16M"});
+  require_error("[media LTO9]\ncapacity = 1T\nblock-size = 1.5M\n",
+                "test.conf:3: media LTO9.block-size: ", {"not a whole number"});
+  require_error(kMediaAndMover + "[mover m2]\nlisten = unix:relative.sock\n",
+                "test.conf:6: mover m2.listen: ", {"absolute"});
+}
+
+TEST_CASE("watermarks: 0 to 100, with or without %, low below high") {
+  require_error("[cache]\nhigh-watermark = 120%\n",
+                "test.conf:2: cache.high-watermark: ", {"'120%' is not between 0% and 100%"});
+  require_error("[cache]\nlow-watermark = 101\n",
+                "test.conf:2: cache.low-watermark: ", {"'101' is not between 0% and 100%"});
+  require_error("[cache]\nhigh-watermark = -5\n",
+                "test.conf:2: cache.high-watermark: ", {"'-5' is not a percentage"});
+  require_error("[cache]\nhigh-watermark = 9 0\n",
+                "test.conf:2: cache.high-watermark: ", {"not a percentage"});
+  require_error("[cache]\nhigh-watermark = 80\nlow-watermark = 80%\n",
+                "test.conf:3: cache.low-watermark: ", {"(80%) must be below", "(80%)"});
+  require_error("[cache]\nhigh-watermark = 60\n", "test.conf:2: cache.high-watermark: ",
+                {"low watermark (70%) must be below the high watermark (60%)"});
+  CHECK(parse_ok("[cache]\nhigh-watermark = 100\nlow-watermark = 0\n").high_watermark == 100);
+}
+
+TEST_CASE("media types, classes, movers and drives: names and references") {
+  require_error("[media LTO9ABCDE]\ncapacity = 1T\n",
+                "test.conf:1: [media LTO9ABCDE]: ", {"longer than 8"});
+  require_error("[media lto9]\ncapacity = 1T\n",
+                "test.conf:1: [media lto9]: ", {"'lto9'", "uppercase letters and digits"});
+  require_error("[media LT-9]\ncapacity = 1T\n",
+                "test.conf:1: [media LT-9]: ", {"uppercase letters and digits"});
+  require_error("[media LTO9]\nblock-size = 1M\n", "test.conf:1: media LTO9: ", {"no capacity"});
+  require_error("[class a]\nmedia = LTO9\n",
+                "test.conf:1: [class a]: ", {"'a' must be one uppercase letter or digit"});
+  require_error("[class AB]\nmedia = LTO9\n",
+                "test.conf:1: [class AB]: ", {"one uppercase letter or digit"});
+  require_error(kMediaAndMover + "[class A]\ndescription = nothing\n",
+                "test.conf:5: class A: ", {"no media"});
+  require_error(kMediaAndMover + "[class A]\ndescription = x\nmedia = LTO9 DLT7\n",
+                "test.conf:7: class A.media: ", {"unknown media type 'DLT7'", "LTO9"});
+  require_error(kMediaAndMover + "[class B]\nmedia = LTO9, LTO9\n",
+                "test.conf:6: class B.media: ", {"LTO9 twice"});
+  require_error("[media LTO9]\ncapacity = 1T\n[mover m1]\n",
+                "test.conf:3: mover m1: ", {"no listen"});
+  require_error(kMediaAndMover + "[drive d0]\nmover = m9\nmedia = LTO9\n",
+                "test.conf:6: drive d0.mover: ", {"unknown mover 'm9'"});
+  require_error(kMediaAndMover + "[drive d0]\nmover = m1\nmedia = LTO7\n",
+                "test.conf:7: drive d0.media: ", {"unknown media type 'LTO7'"});
+  require_error(kMediaAndMover + "[drive d0]\nmedia = LTO9\n",
+                "test.conf:5: drive d0: ", {"no mover"});
+  require_error(kMediaAndMover + "[drive d0]\nmover = m1\n",
+                "test.conf:5: drive d0: ", {"no media"});
+}
+
+// ---- files ----
+
+TEST_CASE("load_config reads a file, names it in errors, and resolves paths from its folder") {
+  TempDir dir;
+  fs::path good =
+      dir.write("vvm.conf", "[global]\nstate-dir = state\n[plugin]\npacktab = tabs/packtab\n");
+  auto c = vvm::load_config(good.string());
+  INFO(c.status().message());
+  REQUIRE(c.ok());
+  CHECK(c->path == good.string());
+  CHECK(c->state_dir == (dir.path() / "state").string());
+  CHECK(c->database_dir == (dir.path() / "state" / "db").string());
+  CHECK(c->packtab == (dir.path() / "tabs" / "packtab").string());
+
+  fs::path bad = dir.write("bad.conf", "[global]\n\n[cache]\nhigh-watermark = 120%\n");
+  auto b = vvm::load_config(bad.string());
+  REQUIRE_FALSE(b.ok());
+  CHECK_THAT(b.status().message(),
+             StartsWith(bad.string() + ":4: cache.high-watermark: '120%' is not between"));
+
+  std::string missing = (dir.path() / "nope.conf").string();
+  auto m = vvm::load_config(missing);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.status().code() == vvm::Code::kNotFound);
+  CHECK(m.status().message() == missing + ": cannot read: No such file or directory");
+
+  auto d = vvm::load_config(dir.path().string());
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.status().message() == dir.path().string() + ": cannot read: Is a directory");
+}
+
+TEST_CASE("default_config_path: $VVM_CONF, else /etc/vvm/vvm.conf") {
+  const char* saved = std::getenv("VVM_CONF");
+  std::string saved_value = saved ? saved : "";
+  setenv("VVM_CONF", "/tmp/elsewhere.conf", 1);
+  CHECK(vvm::default_config_path() == "/tmp/elsewhere.conf");
+  unsetenv("VVM_CONF");
+  CHECK(vvm::default_config_path() == "/etc/vvm/vvm.conf");
+  if (saved) setenv("VVM_CONF", saved_value.c_str(), 1);
+}
+
+TEST_CASE("users and groups resolve by name or number") {
+  CHECK(vvm::resolve_user("root").value() == 0);
+  CHECK(vvm::resolve_user("4242").value() == 4242);
+  CHECK(vvm::resolve_group("root").value() == 0);
+  CHECK(vvm::resolve_group("31337").value() == 31337);
+  CHECK_THAT(vvm::resolve_user("vvm-no-such-user-x").status().message(),
+             Contains("no such user 'vvm-no-such-user-x'"));
+  CHECK_THAT(vvm::resolve_group("").status().message(), Contains("empty group name"));
+}
+
+TEST_CASE("the example conf/vvm.conf loads and says what the brief says") {
+  const char* src = std::getenv("VVM_SOURCE_DIR");
+  REQUIRE(src != nullptr);
+  fs::path conf = fs::path(src) / "conf" / "vvm.conf";
+  auto c = vvm::load_config(conf.string());
+  INFO(c.status().message());
+  REQUIRE(c.ok());
+  CHECK(c->state_dir == "/var/lib/vvm");
+  REQUIRE(c->vvmd_listen.size() == 2);
+  CHECK(c->vvmd_listen[0].to_string() == "unix:/run/vvm/vvmd.sock");
+  CHECK(c->vvmd_listen[1].to_string() == "127.0.0.1:7370");
+  REQUIRE(c->vvmd_access.allowed_hosts.size() == 2);
+  CHECK(matches(c->vvmd_access.allowed_hosts[0].text, v4("127.0.0.1")));
+  CHECK(matches(c->vvmd_access.allowed_hosts[1].text, v6("::1")));
+  CHECK(c->library_kind == "emulated");
+  CHECK(c->media.at("LTO9").capacity == 18ULL << 40);
+  CHECK(c->media.at("LTO8").capacity == 12ULL << 40);
+  CHECK(c->classes.at('A').media == std::vector<std::string>{"LTO9", "LTO8"});
+  CHECK(c->classes.at('B').media == std::vector<std::string>{"LTO9"});
+  CHECK(c->movers.at("m1").listen.to_string() == "unix:/run/vvm/mover-m1.sock");
+  CHECK(c->movers.at("m1").drives == std::vector<std::string>{"d0", "d1"});
+  CHECK(c->drives.at("d0").emulated());
+  CHECK(c->drives.at("d1").media == "LTO8");
+  CHECK(c->packtab == (fs::path(src) / "conf" / "packtab").lexically_normal().string());
+  // The packtab it names loads too.
+  auto tab = vvm::load_packtab(c->packtab);
+  INFO(tab.status().message());
+  CHECK(tab.ok());
+}
