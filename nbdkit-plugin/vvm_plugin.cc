@@ -1,1 +1,271 @@
-// placeholder: replaced by the work in progress
+// vvm_plugin.cc: the nbdkit plugin's C boundary (nbdkit plugin API v2).
+//
+// Turns nbdkit callbacks into calls on the pack catalog (pack_catalog.h) and the per-connection
+// data path (pack_export.h). No exception leaves a callback: each is caught, reported with
+// nbdkit_error and returned to nbdkit as -1 (or NULL) with an errno set.
+//
+//   nbdkit vvm packtab=/etc/vvm/packtab      or      nbdkit vvm conf=/etc/vvm/vvm.conf
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "pack_catalog.h"
+#include "pack_export.h"
+#include "status.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+namespace vvm::plugin {
+namespace {
+
+// Set by .config, used by .config_complete.
+std::string g_packtab_path;
+std::string g_conf_path;
+// Built by .config_complete; read-only afterwards, so the parallel callbacks share it unlocked.
+std::unique_ptr<const PackCatalog> g_catalog;
+
+// The handles of open connections. nbdkit 1.32 skips .close for connections still open when it
+// quits (free_connection in server/connections.c), but calls .unload once every connection
+// thread has ended: owning the handles here lets .unload release them.
+class OpenHandles {
+ public:
+  PackExport* add(std::unique_ptr<PackExport> pack) {
+    PackExport* raw = pack.get();
+    const std::lock_guard lock(mutex_);
+    handles_.emplace(raw, std::move(pack));
+    return raw;
+  }
+  void close(PackExport* pack) {
+    std::unique_ptr<PackExport> closing;  // destroyed (fd closed) outside the lock
+    const std::lock_guard lock(mutex_);
+    if (auto it = handles_.find(pack); it != handles_.end()) {
+      closing = std::move(it->second);
+      handles_.erase(it);
+    }
+  }
+  void close_all() {
+    const std::lock_guard lock(mutex_);
+    handles_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<PackExport*, std::unique_ptr<PackExport>> handles_;
+};
+OpenHandles g_handles;
+
+// Reports an error to nbdkit, which sends `err` to the client as the NBD error.
+void fail(int err, const std::string& message) {
+  nbdkit_error("%s", message.c_str());
+  nbdkit_set_error(err);
+  errno = err;
+}
+
+int errno_for(Code code) {
+  switch (code) {
+    case Code::kNotFound: return ENOENT;
+    case Code::kPermissionDenied: return EACCES;
+    case Code::kInvalidArgument: return EINVAL;
+    case Code::kBusy: return EBUSY;
+    case Code::kUnavailable: return EAGAIN;
+    case Code::kTimeout: return ETIMEDOUT;
+    default: return EIO;
+  }
+}
+
+void fail(const Status& status) { fail(errno_for(status.code()), status.message()); }
+
+// Runs a callback body; an exception becomes an nbdkit error with EIO and `failed` is returned.
+template <class T, class F>
+T guarded(const char* callback, T failed, F&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    fail(EIO, std::string(callback) + ": " + e.what());
+  } catch (...) {
+    fail(EIO, std::string(callback) + ": unknown exception");
+  }
+  return failed;
+}
+
+int io_result(const IoStatus& status) {
+  if (status.ok()) return 0;
+  fail(status.err(), status.status().message());
+  return -1;
+}
+
+PackExport* as_pack(void* handle) { return static_cast<PackExport*>(handle); }
+
+// --- configuration ---
+
+int vvm_config(const char* key, const char* value) {
+  return guarded("config", -1, [&] {
+    const std::string_view k(key);
+    std::string* target = k == "packtab" ? &g_packtab_path : k == "conf" ? &g_conf_path : nullptr;
+    if (target == nullptr) {
+      fail(EINVAL, std::string("unknown parameter '") + key + "' (see nbdkit vvm --help)");
+      return -1;
+    }
+    if (!target->empty()) {
+      fail(EINVAL, std::string(key) + "= given twice");
+      return -1;
+    }
+    // nbdkit changes directory to / once it starts: resolve now, relative to where it was run.
+    char* path = nbdkit_realpath(value);  // reports its own error
+    if (path == nullptr) return -1;
+    *target = path;
+    std::free(path);
+    return 0;
+  });
+}
+
+int vvm_config_complete() {
+  return guarded("config_complete", -1, [] {
+    if (g_packtab_path.empty() == g_conf_path.empty()) {
+      fail(EINVAL, g_packtab_path.empty() ? "give packtab=PATH or conf=PATH"
+                                          : "give packtab=PATH or conf=PATH, not both");
+      return -1;
+    }
+    Result<PackCatalog> catalog = g_packtab_path.empty()
+                                      ? PackCatalog::load_config(g_conf_path)
+                                      : PackCatalog::load_packtab(g_packtab_path);
+    if (!catalog.ok()) {
+      fail(catalog.status());
+      return -1;
+    }
+    g_catalog = std::make_unique<const PackCatalog>(std::move(*catalog));
+    nbdkit_debug("serving %zu exports from %s", g_catalog->exports().size(),
+                 g_catalog->source().empty() ? "(no pack table)" : g_catalog->source().c_str());
+    return 0;
+  });
+}
+
+void vvm_unload() {
+  g_handles.close_all();
+  g_catalog.reset();
+}
+
+// --- exports ---
+
+int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
+  return guarded("list_exports", -1, [&] {
+    for (const ExportInfo& e : g_catalog->exports()) {
+      if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
+    }
+    return 0;
+  });
+}
+
+// There is no default export: a client must name the pack it wants.
+const char* vvm_default_export(int /*readonly*/, int /*is_tls*/) { return nullptr; }
+
+void* vvm_open(int readonly) {
+  return guarded<void*>("open", nullptr, [&]() -> void* {
+    const char* name = nbdkit_export_name();
+    Result<const ExportInfo*> info = g_catalog->find(name != nullptr ? name : "");
+    if (!info.ok()) {
+      fail(info.status());
+      return nullptr;
+    }
+    Result<std::unique_ptr<PackExport>> pack = PackExport::open(**info, readonly != 0);
+    if (!pack.ok()) {
+      fail(pack.status());
+      return nullptr;
+    }
+    nbdkit_debug("open %s (%s)", (*info)->name.c_str(),
+                 (*pack)->writable() ? "read-write" : "read-only");
+    return g_handles.add(std::move(*pack));
+  });
+}
+
+void vvm_close(void* handle) {
+  guarded("close", 0, [&] {
+    g_handles.close(as_pack(handle));
+    return 0;
+  });
+}
+
+const char* vvm_export_description(void* handle) {
+  // The string lives in the handle, which outlives every use nbdkit makes of it.
+  return as_pack(handle)->info().description.c_str();
+}
+
+int64_t vvm_get_size(void* handle) { return static_cast<int64_t>(as_pack(handle)->size()); }
+
+int vvm_block_size(void* /*handle*/, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
+  *minimum = 1;
+  *preferred = 4096;
+  *maximum = 32 * 1024 * 1024;
+  return 0;
+}
+
+int vvm_can_write(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+int vvm_can_flush(void* /*handle*/) { return 1; }
+int vvm_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
+// One fd per connection, flushed with fdatasync, which covers every fd of the file.
+int vvm_can_multi_conn(void* /*handle*/) { return 1; }
+
+// --- data ---
+
+int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
+  return guarded("pread", -1, [&] { return io_result(as_pack(handle)->read(buf, count, offset)); });
+}
+
+int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
+  return guarded("pwrite", -1, [&] {
+    return io_result(as_pack(handle)->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+  });
+}
+
+int vvm_flush(void* handle, uint32_t /*flags*/) {
+  return guarded("flush", -1, [&] { return io_result(as_pack(handle)->flush()); });
+}
+
+constexpr const char kConfigHelp[] =
+    "packtab=PATH   The pack table to serve: one pack a line,\n"
+    "               NAME BACKING OFFSET SIZE MODE OWNER GROUP PERMS.\n"
+    "conf=PATH      vvm.conf; its [plugin] packtab names the pack table.\n"
+    "Give exactly one of them. Exports: pack/NAME (the table's mode) and\n"
+    "pack/NAME@ro (read-only); there is no default export.";
+
+nbdkit_plugin make_plugin() {
+  nbdkit_plugin p{};  // every callback not set here is absent
+  p.name = "vvm";
+  p.longname = "vvm virtual disks (packs)";
+  p.version = VVM_VERSION;
+  p.description = "Serves the packs of a vvm pack table, each as NBD exports pack/NAME[@ro].";
+  p.unload = vvm_unload;
+  p.config = vvm_config;
+  p.config_complete = vvm_config_complete;
+  p.config_help = kConfigHelp;
+  p.magic_config_key = "packtab";
+  p.list_exports = vvm_list_exports;
+  p.default_export = vvm_default_export;
+  p.open = vvm_open;
+  p.close = vvm_close;
+  p.export_description = vvm_export_description;
+  p.get_size = vvm_get_size;
+  p.block_size = vvm_block_size;
+  p.can_write = vvm_can_write;
+  p.can_flush = vvm_can_flush;
+  p.can_fua = vvm_can_fua;
+  p.can_multi_conn = vvm_can_multi_conn;
+  p.pread = vvm_pread;
+  p.pwrite = vvm_pwrite;
+  p.flush = vvm_flush;
+  return p;
+}
+
+}  // namespace
+}  // namespace vvm::plugin
+
+static nbdkit_plugin plugin = vvm::plugin::make_plugin();
+NBDKIT_REGISTER_PLUGIN(plugin)

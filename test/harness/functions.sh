@@ -1,0 +1,200 @@
+# functions.sh: helpers for the shell integration tests (test/integration/*.sh), after nbdkit's
+# tests/functions.sh. Source it after `set -euo pipefail`:
+#
+#   source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+#   make_tmpdir
+#   start_nbdkit "$tmpdir/nbd.sock" "$VVM_PLUGIN" packtab="$tmpdir/packtab"
+#
+# Everything started here is stopped when the script exits, whether it passes, fails or is
+# interrupted, and the temporary folder is removed. When the script fails, the logs of what it
+# started are printed.
+
+[[ -n ${_vvm_functions_loaded:-} ]] && return 0
+_vvm_functions_loaded=1
+
+: "${VVM_SOURCE_DIR:?run me from meson test}" "${VVM_BUILD_DIR:?run me from meson test}"
+VVM_PLUGIN=$VVM_BUILD_DIR/nbdkit-plugin/nbdkit-vvm-plugin.so
+# Debian's nbdsh and python3-libnbd need Debian's python, not a python3 earlier on PATH.
+export PATH=/usr/bin:$PATH:/usr/sbin:/sbin  # nbd-client lives in /usr/sbin
+# How long anything started may take to become ready, in seconds.
+: "${VVM_READY_TIMEOUT:=60}"
+
+# --- failure and skipping ---
+
+# die MSG...: fail the test.
+die() {
+  echo "$0: FAIL: $*" >&2
+  exit 1
+}
+
+# requires CMD...: skip the test (exit 77) unless CMD runs successfully. Only for tools that are
+# genuinely optional: the README's test command installs every tool the tests use.
+requires() {
+  if ! ("$@") </dev/null >/dev/null 2>&1; then
+    echo "$0: SKIP: '$*' failed: the test needs it"
+    exit 77
+  fi
+}
+
+# --- cleanup ---
+
+_vvm_cleanup_count=0
+_vvm_logs=() # "NAME=PATH" of every log printed when the test fails
+
+# cleanup_fn CMD...: run CMD when the script exits. Hooks run last registered first, so what was
+# started inside the temporary folder is stopped before the folder goes.
+cleanup_fn() {
+  local hook=_vvm_cleanup_hook$((_vvm_cleanup_count++))
+  declare -ag "$hook"
+  eval "$hook"'=("$@")'
+}
+
+_vvm_run_cleanup() {
+  local status=$? i hook entry
+  set +e
+  trap '' INT TERM HUP
+  if ((status != 0 && status != 77)); then
+    for entry in "${_vvm_logs[@]}"; do
+      [[ -s ${entry#*=} ]] || continue
+      echo "--- log of ${entry%%=*} (${entry#*=}), last 100 lines ---" >&2
+      tail -n 100 "${entry#*=}" >&2
+    done
+  fi
+  for ((i = _vvm_cleanup_count - 1; i >= 0; i--)); do
+    hook=_vvm_cleanup_hook$i
+    eval '"${'"$hook"'[@]}"'
+  done
+  # A hook may ask for the test to fail (a daemon that did not stop cleanly).
+  if ((status == 0 && ${_vvm_cleanup_failed:-0})); then status=1; fi
+  exit "$status"
+}
+trap _vvm_run_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# make_tmpdir: create a temporary folder, removed at exit, in $tmpdir.
+make_tmpdir() {
+  tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/vvm-test.XXXXXX")
+  cleanup_fn rm -rf "$tmpdir"
+}
+
+_vvm_need_tmpdir() {
+  [[ -n ${tmpdir:-} ]] || make_tmpdir
+}
+
+# --- processes ---
+
+# _vvm_stop NAME PID LOG: SIGTERM to PID and its children, up to 10 s to exit, then SIGKILL.
+# Ending with any status but 0 or SIGTERM's (a sanitizer report, a crash, a hang) fails the test
+# and prints the end of LOG.
+_vvm_stop() {
+  local name=$1 pid=$2 log=$3 i status=0
+  if kill -0 "$pid" 2>/dev/null; then
+    pkill -TERM -P "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$0: $name (pid $pid) ignored SIGTERM; killing it" >&2
+      pkill -KILL -P "$pid" 2>/dev/null
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  wait "$pid" 2>/dev/null || status=$?
+  if ((status != 0 && status != 143)); then
+    echo "$0: $name (pid $pid) ended with status $status; the end of its log ($log):" >&2
+    tail -n 50 "$log" >&2
+    _vvm_cleanup_failed=1
+  fi
+}
+
+# _vvm_wait_ready NAME PID CMD...: wait until CMD succeeds, failing if PID exits first or
+# VVM_READY_TIMEOUT passes.
+_vvm_wait_ready() {
+  local name=$1 pid=$2 i
+  shift 2
+  for ((i = 0; i < VVM_READY_TIMEOUT * 10; i++)); do
+    if ("$@") </dev/null >/dev/null 2>&1; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || die "$name exited before it was ready (its log follows)"
+    sleep 0.1
+  done
+  die "$name not ready after ${VVM_READY_TIMEOUT}s ('$*' kept failing)"
+}
+
+# start_daemon NAME READY_CMD... -- CMD...: start CMD in the background, its output in
+# $tmpdir/NAME.log, and wait until READY_CMD succeeds. It is stopped at exit; $daemon_pid is its
+# pid.
+start_daemon() {
+  local name=$1 ready=() log
+  shift
+  while (($# > 0)) && [[ $1 != -- ]]; do
+    ready+=("$1")
+    shift
+  done
+  (($# > 1)) || die "start_daemon $name: usage: start_daemon NAME READY_CMD... -- CMD..."
+  shift
+  _vvm_need_tmpdir
+  log=$tmpdir/$name.log
+  "$@" </dev/null >"$log" 2>&1 &
+  daemon_pid=$!
+  _vvm_logs+=("$name=$log")
+  cleanup_fn _vvm_stop "$name" "$daemon_pid" "$log"
+  _vvm_wait_ready "$name" "$daemon_pid" "${ready[@]}"
+}
+
+_vvm_nbdkit_count=0
+
+# _vvm_count_sockets PID: how many sockets PID has open.
+_vvm_count_sockets() {
+  local n=0 fd
+  for fd in /proc/"$1"/fd/*; do
+    [[ $(readlink "$fd" 2>/dev/null) == socket:* ]] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+declare -A _vvm_idle_sockets # nbdkit pid -> sockets it holds with no client (its listeners)
+
+# _vvm_stop_nbdkit NAME PID LOG: wait (up to 10 s) until nbdkit holds no more sockets than when it
+# was idle, then _vvm_stop it. nbdkit 1.32 neither closes nor frees a connection still open when it
+# quits, and under ASan that leak of nbdkit's own would fail the test; a client that has just
+# exited may not have been noticed yet.
+_vvm_stop_nbdkit() {
+  local i idle=${_vvm_idle_sockets[$2]:-}
+  for ((i = 0; i < 100 && ${#idle} > 0; i++)); do
+    kill -0 "$2" 2>/dev/null || break
+    (($(_vvm_count_sockets "$2") <= idle)) && break
+    sleep 0.1
+  done
+  _vvm_stop "$1" "$2" "$3"
+}
+
+# start_nbdkit SOCKET ARGS...: start nbdkit (-f -v --exit-with-parent, a pidfile) listening on the
+# Unix socket SOCKET, or, when SOCKET is "-", where ARGS say (-p PORT -i ADDR). ARGS are nbdkit
+# options, the plugin and its keys. LD_PRELOAD=$VVM_NBDKIT_PRELOAD when set (a sanitized plugin
+# needs the ASan runtime that nbdkit does not load). Returns once nbdkit has written its pidfile,
+# which it does when it listens. Sets $nbdkit_pid and $nbdkit_log; it is stopped at exit.
+start_nbdkit() {
+  local socket=$1 pidfile listen=()
+  shift
+  _vvm_need_tmpdir
+  _vvm_nbdkit_count=$((_vvm_nbdkit_count + 1))
+  pidfile=$tmpdir/nbdkit$_vvm_nbdkit_count.pid
+  nbdkit_log=$tmpdir/nbdkit$_vvm_nbdkit_count.log
+  [[ $socket == - ]] || listen=(-U "$socket")
+  env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} \
+    nbdkit -f -v --exit-with-parent -P "$pidfile" "${listen[@]}" "$@" </dev/null >"$nbdkit_log" 2>&1 &
+  nbdkit_pid=$!
+  _vvm_logs+=("nbdkit$_vvm_nbdkit_count=$nbdkit_log")
+  cleanup_fn _vvm_stop_nbdkit "nbdkit$_vvm_nbdkit_count" "$nbdkit_pid" "$nbdkit_log"
+  _vvm_wait_ready "nbdkit$_vvm_nbdkit_count" "$nbdkit_pid" test -s "$pidfile"
+  _vvm_idle_sockets[$nbdkit_pid]=$(_vvm_count_sockets "$nbdkit_pid")
+}
+
+# pick_unused_port: print a free TCP port on 127.0.0.1 (the kernel's choice for port 0).
+pick_unused_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
