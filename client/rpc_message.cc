@@ -1,1 +1,247 @@
-// placeholder: replaced by the work in progress
+// rpc_message.cc: converts between rpc_message.h's C++ types and vvm_proto.x's rpcgen structs,
+// and runs libtirpc's XDR routines over memory buffers.
+#include "rpc_message.h"
+
+#include <fmt/core.h>
+#include <rpc/rpc.h>
+
+#include <cstring>
+#include <memory>
+
+#include "rpc_frame.h"
+#include "vvm_proto.h"
+
+namespace vvm::rpc {
+
+static_assert(kProtocolMagic == VVM_PROTO_MAGIC);
+static_assert(kProtocolVersion == VVM_PROTO_VERSION);
+static_assert(kMaxMessage == VVM_MAX_MESSAGE);
+static_assert(static_cast<int>(Code::kInternal) == VVM_INTERNAL);
+static_assert(static_cast<int>(Code::kVersionMismatch) == VVM_VERSION_MISMATCH);
+static_assert(static_cast<uint32_t>(Op::kPing) == VVM_OP_PING);
+
+namespace {
+
+// rpcgen's structs point at bytes they do not own when encoding: these borrow from the C++ side.
+char* borrow(const std::string& s) { return const_cast<char*>(s.c_str()); }
+
+Status check_length(std::string_view field, const std::string& value, size_t max) {
+  if (value.size() > max) {
+    return Status::InvalidArgument(
+        fmt::format("{} is {} bytes long; the protocol allows {}", field, value.size(), max));
+  }
+  return Status::Ok();
+}
+
+template <class T>
+Result<std::string> xdr_encode(xdrproc_t proc, T* value) {
+  unsigned long size = xdr_sizeof(proc, value);
+  if (size > kMaxMessage) {
+    return Status::InvalidArgument(
+        fmt::format("message of {} bytes is over the limit of {} bytes", size, kMaxMessage));
+  }
+  std::string out(size, '\0');
+  XDR xdrs;
+  xdrmem_create(&xdrs, out.data(), static_cast<u_int>(out.size()), XDR_ENCODE);
+  bool ok = proc(&xdrs, value);
+  xdr_destroy(&xdrs);
+  if (!ok) return Status::Internal("XDR encoding failed");
+  return out;
+}
+
+// Decodes `bytes` into `*value`, which must be zeroed; the caller xdr_free()s it. Returns how
+// many bytes were used: the caller decides what left-over bytes mean.
+template <class T>
+Result<size_t> xdr_decode(xdrproc_t proc, std::string_view bytes, T* value, std::string_view what) {
+  XDR xdrs;
+  xdrmem_create(&xdrs, const_cast<char*>(bytes.data()), static_cast<u_int>(bytes.size()),
+                XDR_DECODE);
+  bool ok = proc(&xdrs, value);
+  u_int used = xdr_getpos(&xdrs);
+  xdr_destroy(&xdrs);
+  if (!ok) return Status::ProtocolError(fmt::format("malformed {} ({} bytes)", what, bytes.size()));
+  return size_t{used};
+}
+
+// Left-over bytes mean the peer and this side disagree on the format.
+Status check_used(std::string_view what, size_t used, size_t size) {
+  if (used != size) {
+    return Status::ProtocolError(
+        fmt::format("{} has {} bytes left over after decoding", what, size - used));
+  }
+  return Status::Ok();
+}
+
+// Frees what XDR decoding allocated inside a struct, when the owner goes out of scope.
+template <class T>
+struct XdrFreer {
+  xdrproc_t proc;
+  T* value;
+  ~XdrFreer() { xdr_free(proc, reinterpret_cast<char*>(value)); }
+};
+
+// The number in an enum field that XDR filled from the wire. Read as an integer: a value the C++
+// enum does not name (an operation from a newer peer) is undefined behaviour to load as the enum.
+template <class E>
+uint32_t wire_value(const E& field) {
+  static_assert(sizeof(E) == sizeof(uint32_t));
+  uint32_t v;
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
+
+std::string bytes_of(u_int len, const char* val) { return std::string(val ? val : "", len); }
+std::string text_of(const char* s) { return s ? std::string(s) : std::string(); }
+
+Status check_preamble(const vvm_preamble& p) {
+  if (p.magic != kProtocolMagic) {
+    return Status::ProtocolError(
+        fmt::format("not a vvm control message (magic {:#010x})", p.magic));
+  }
+  return Status::Ok();
+}
+
+Status check_version(const Preamble& p) {
+  if (p.version != kProtocolVersion) {
+    return Status::VersionMismatch(
+        fmt::format("peer speaks control protocol version {}; this side speaks version {}",
+                    p.version, kProtocolVersion));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view op_name(Op op) {
+  switch (op) {
+    case Op::kNone: return "none";
+    case Op::kPing: return "ping";
+  }
+  return "unknown";
+}
+
+Op op_of(const RequestBody& body) {
+  struct Visitor {
+    Op operator()(const PingRequest&) const { return Op::kPing; }
+  };
+  return std::visit(Visitor{}, body);
+}
+
+Result<std::string> encode_request(const Request& request) {
+  vvm_request r{};
+  r.preamble = {kProtocolMagic, request.version, request.xid};
+  r.body.op = static_cast<vvm_op>(op_of(request.body));
+  if (auto* ping = std::get_if<PingRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("ping payload", ping->payload, VVM_MAX_TEXT));
+    r.body.vvm_request_body_u.ping.payload.payload_len = static_cast<u_int>(ping->payload.size());
+    r.body.vvm_request_body_u.ping.payload.payload_val = borrow(ping->payload);
+  }
+  return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
+}
+
+Result<std::string> encode_reply(const Reply& reply) {
+  vvm_reply r{};
+  r.preamble = {kProtocolMagic, reply.version, reply.xid};
+  r.code = static_cast<vvm_code>(reply.status.code());
+  // A long message is cut rather than lost: the start names the thing and the reason.
+  std::string message = reply.status.message().substr(0, VVM_MAX_TEXT);
+  r.message = borrow(message);
+  r.body.op = VVM_OP_NONE;
+  if (auto* ping = std::get_if<PingReply>(&reply.body); ping && reply.status.ok()) {
+    VVM_RETURN_IF_ERROR(check_length("ping daemon", ping->daemon, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("ping name", ping->name, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("ping software", ping->software, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("ping payload", ping->payload, VVM_MAX_TEXT));
+    r.body.op = VVM_OP_PING;
+    auto& p = r.body.vvm_reply_body_u.ping;
+    p.daemon = borrow(ping->daemon);
+    p.name = borrow(ping->name);
+    p.software = borrow(ping->software);
+    p.uptime_ms = ping->uptime_ms;
+    p.payload.payload_len = static_cast<u_int>(ping->payload.size());
+    p.payload.payload_val = borrow(ping->payload);
+  }
+  return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+}
+
+Result<Preamble> decode_preamble(std::string_view bytes) {
+  vvm_preamble p{};
+  XDR xdrs;
+  xdrmem_create(&xdrs, const_cast<char*>(bytes.data()), static_cast<u_int>(bytes.size()),
+                XDR_DECODE);
+  bool ok = xdr_vvm_preamble(&xdrs, &p);
+  xdr_destroy(&xdrs);
+  if (!ok) {
+    return Status::ProtocolError(
+        fmt::format("message of {} bytes is too short for a vvm header", bytes.size()));
+  }
+  VVM_RETURN_IF_ERROR(check_preamble(p));
+  return Preamble{p.magic, p.proto_version, p.xid};
+}
+
+Result<Request> decode_request(std::string_view bytes) {
+  auto preamble = decode_preamble(bytes);
+  if (!preamble.ok()) return preamble.status();
+  VVM_RETURN_IF_ERROR(check_version(*preamble));
+  vvm_request r{};
+  XdrFreer<vvm_request> freer{reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r};
+  auto used = xdr_decode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), bytes, &r, "request");
+  if (!used.ok()) return used.status();
+  Request out;
+  out.version = r.preamble.proto_version;
+  out.xid = r.preamble.xid;
+  switch (uint32_t op = wire_value(r.body.op)) {
+    case VVM_OP_PING: {
+      auto& p = r.body.vvm_request_body_u.ping;
+      out.body = PingRequest{bytes_of(p.payload.payload_len, p.payload.payload_val)};
+      break;
+    }
+    default:
+      // Checked before the left-over bytes: those are the arguments of an operation from a newer
+      // peer, which deserves a clearer answer than "malformed".
+      return Status::InvalidArgument(fmt::format("unknown operation {}", op));
+  }
+  VVM_RETURN_IF_ERROR(check_used("request", *used, bytes.size()));
+  return out;
+}
+
+Result<Reply> decode_reply(std::string_view bytes) {
+  auto preamble = decode_preamble(bytes);
+  if (!preamble.ok()) return preamble.status();
+  vvm_reply r{};
+  XdrFreer<vvm_reply> freer{reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r};
+  auto used = xdr_decode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), bytes, &r, "reply");
+  if (!used.ok()) return used.status();
+  VVM_RETURN_IF_ERROR(check_used("reply", *used, bytes.size()));
+  Reply out;
+  out.version = r.preamble.proto_version;
+  out.xid = r.preamble.xid;
+  uint32_t code = wire_value(r.code);
+  if (code > VVM_INTERNAL) {
+    return Status::ProtocolError(fmt::format("reply carries unknown error code {}", code));
+  }
+  if (code != VVM_OK) {
+    out.status = Status(static_cast<Code>(code), text_of(r.message));
+    return out;
+  }
+  switch (uint32_t op = wire_value(r.body.op)) {
+    case VVM_OP_NONE: break;
+    case VVM_OP_PING: {
+      auto& p = r.body.vvm_reply_body_u.ping;
+      out.body = PingReply{text_of(p.daemon), text_of(p.name), text_of(p.software), p.uptime_ms,
+                           bytes_of(p.payload.payload_len, p.payload.payload_val)};
+      break;
+    }
+    default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
+  }
+  return out;
+}
+
+Reply error_reply(const Preamble& preamble, Status status) {
+  Reply r;
+  r.xid = preamble.xid;
+  r.status = std::move(status);
+  return r;
+}
+
+}  // namespace vvm::rpc

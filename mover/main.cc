@@ -1,2 +1,65 @@
-// placeholder
-int main() { return 1; }
+// mover/main.cc: vvmover's entry point, the daemon that owns one host's tape drives.
+//
+// At this stage a mover reads vvm.conf, finds its [mover NAME] section, listens where that says,
+// admits the peers vvmd admits ([vvmd] allow-*) and answers PING. Drives, the tape library and
+// data movement come with later issues.
+#include <csignal>
+#include <cstdio>
+
+#include <fmt/core.h>
+
+#include "daemon.h"
+#include "log.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  using namespace vvm;
+  auto started = std::chrono::steady_clock::now();
+  std::string name;
+  po::options_description own("Mover options");
+  own.add_options()("name,n", po::value<std::string>(&name),
+                    "which [mover NAME] of vvm.conf this process is (required)");
+  daemon::CommandLine cmd;
+  if (auto rc = daemon::parse_command_line(
+          argc, argv, "vvmover",
+          "Usage: vvmover --name NAME [--conf PATH] [--log-level LEVEL]\n"
+          "The vvm mover: owns the tape drives vvm.conf gives to [mover NAME] and moves data\n"
+          "between them and the disk cache for vvmd. Runs in the foreground; SIGTERM or SIGINT\n"
+          "stop it cleanly.",
+          own, &cmd)) {
+    return *rc;
+  }
+  if (name.empty()) {
+    fmt::print(stderr, "vvmover: --name is required (a [mover NAME] section of vvm.conf)\n");
+    return 2;
+  }
+  auto config = daemon::load_config_and_log("vvmover", cmd);
+  if (!config.ok()) return 2;
+  auto it = config->movers.find(name);
+  if (it == config->movers.end()) {
+    std::string known;
+    for (const auto& [n, m] : config->movers) known += (known.empty() ? "" : ", ") + n;
+    fmt::print(stderr, "vvmover: {}: no [mover {}] section (movers: {})\n", config->path, name,
+               known.empty() ? "none" : known);
+    return 2;
+  }
+  const MoverConfig& mover = it->second;
+
+  std::string ident = "vvmover " + name;
+  rpc::Server server(ident, config->vvmd_access);
+  server.handle(rpc::Op::kPing, daemon::ping_handler("vvmover", name, started));
+  if (Status s = server.listen(mover.listen); !s.ok()) {
+    log::error("{}", s.message());
+    return 1;
+  }
+  log::info("mover {} listening on {} with {} drive(s)", name, mover.listen.to_string(),
+            mover.drives.size());
+  log::info("vvmover {} ready (vvm {}, {})", name, VVM_VERSION, config->path);
+  if (Status s = server.run({SIGTERM, SIGINT}); !s.ok()) {
+    log::error("{}", s.message());
+    return 1;
+  }
+  log::info("vvmover {} stopped", name);
+  return 0;
+}

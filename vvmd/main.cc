@@ -1,2 +1,53 @@
-// placeholder
-int main() { return 1; }
+// vvmd/main.cc: the Virtual Volume Manager daemon's entry point.
+//
+// At this stage vvmd reads vvm.conf, listens on [vvmd] listen (Unix and TCP), checks peers as the
+// [vvmd] allow-* keys say, and answers PING. The VV database, the cache and staging come with
+// later issues and register their operations here.
+#include <csignal>
+#include <cstdio>
+
+#include <fmt/core.h>
+
+#include "daemon.h"
+#include "log.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  using namespace vvm;
+  auto started = std::chrono::steady_clock::now();
+  po::options_description own;
+  daemon::CommandLine cmd;
+  if (auto rc = daemon::parse_command_line(
+          argc, argv, "vvmd",
+          "Usage: vvmd [--conf PATH] [--log-level LEVEL]\n"
+          "The vvm Virtual Volume Manager daemon: listens where vvm.conf's [vvmd] listen says and\n"
+          "serves vvctl, the nbdkit plugin and the movers. Runs in the foreground; SIGTERM or\n"
+          "SIGINT stop it cleanly.",
+          own, &cmd)) {
+    return *rc;
+  }
+  auto config = daemon::load_config_and_log("vvmd", cmd);
+  if (!config.ok()) return 2;
+  if (config->vvmd_listen.empty()) {
+    fmt::print(stderr, "vvmd: {}: [vvmd] has no listen address\n", config->path);
+    return 2;
+  }
+
+  rpc::Server server("vvmd", config->vvmd_access);
+  server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", daemon::host_name(), started));
+  for (const auto& endpoint : config->vvmd_listen) {
+    if (Status s = server.listen(endpoint); !s.ok()) {
+      log::error("{}", s.message());
+      return 1;
+    }
+    log::info("listening on {}", endpoint.to_string());
+  }
+  log::info("vvmd ready (vvm {}, {})", VVM_VERSION, config->path);
+  if (Status s = server.run({SIGTERM, SIGINT}); !s.ok()) {
+    log::error("{}", s.message());
+    return 1;
+  }
+  log::info("vvmd stopped");
+  return 0;
+}

@@ -1,1 +1,448 @@
-// placeholder: replaced by the work in progress
+// rpc_test.cc: the control protocol's framing, XDR messages, and a real Server and Client talking
+// over Unix and TCP sockets in this process (the daemons themselves: control-ping.sh).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "process.h"
+#include "rpc_client.h"
+#include "rpc_frame.h"
+#include "rpc_message.h"
+#include "rpc_server.h"
+
+using namespace vvm;
+using namespace vvm::rpc;
+using namespace std::chrono_literals;
+using vvm::test::must;
+using vvm::test::TempDir;
+
+namespace {
+
+Endpoint unix_endpoint(const TempDir& dir, std::string_view name = "ctl.sock") {
+  return must(Endpoint::parse("unix:" + dir.file(name)));
+}
+
+// A Server on its own thread, stopped and joined on destruction.
+class RunningServer {
+ public:
+  RunningServer(std::string daemon, AccessPolicy policy)
+      : server_(std::move(daemon), std::move(policy)) {}
+  ~RunningServer() { (void)stop(); }
+  Server& server() { return server_; }
+  void start() {
+    thread_ = std::thread([this] { status_ = server_.run(); });
+  }
+  Status stop() {
+    if (thread_.joinable()) {
+      server_.stop();
+      thread_.join();
+    }
+    return status_;
+  }
+
+ private:
+  Server server_;
+  std::thread thread_;
+  Status status_;
+};
+
+Handler echo_ping() {
+  return [](const Peer&, const RequestBody& body) -> Result<ReplyBody> {
+    PingReply r;
+    r.daemon = "testd";
+    r.name = "here";
+    r.payload = std::get<PingRequest>(body).payload;
+    return ReplyBody(r);
+  };
+}
+
+// Connects a raw socket, for sending what a Client never would.
+int raw_connect(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strncpy(sun.sun_path, path.c_str(), sizeof sun.sun_path - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+void send_all(int fd, const std::string& bytes) {
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(bytes.size()));
+}
+
+// Reads one record (or "" when the peer closes first).
+std::string read_record(int fd) {
+  RecordReader reader;
+  while (!reader.complete()) {
+    char mark[kMarkSize];
+    if (::recv(fd, mark, sizeof mark, MSG_WAITALL) != sizeof mark) return "";
+    REQUIRE(reader.add_mark(decode_mark(mark)).ok());
+    ssize_t n = ::recv(fd, reader.tail(), reader.pending(), MSG_WAITALL);
+    if (n != static_cast<ssize_t>(reader.pending())) return "";
+    reader.advance(static_cast<size_t>(n));
+  }
+  return reader.take();
+}
+
+}  // namespace
+
+TEST_CASE("record marks carry the length and the last-fragment bit") {
+  for (uint32_t len : {0u, 1u, 4096u, 0x7fffffffu}) {
+    for (bool last : {true, false}) {
+      auto bytes = encode_mark({len, last});
+      FragmentMark m = decode_mark(bytes.data());
+      CHECK(m.length == len);
+      CHECK(m.last == last);
+    }
+  }
+  auto bytes = encode_mark({0x010203, true});
+  CHECK(static_cast<unsigned char>(bytes[0]) == 0x80);
+  CHECK(bytes[1] == 0x01);
+  CHECK(bytes[3] == 0x03);
+}
+
+TEST_CASE("a record in several fragments is put back together") {
+  RecordReader reader;
+  std::string parts[] = {"hello, ", "fragmented ", "world"};
+  for (size_t i = 0; i < 3; ++i) {
+    REQUIRE(reader.add_mark({static_cast<uint32_t>(parts[i].size()), i == 2}).ok());
+    std::memcpy(reader.tail(), parts[i].data(), parts[i].size());
+    reader.advance(parts[i].size());
+    CHECK(reader.complete() == (i == 2));
+  }
+  CHECK(reader.take() == "hello, fragmented world");
+  // Ready for the next record.
+  REQUIRE(reader.add_mark({0, true}).ok());
+  CHECK(reader.complete());
+  CHECK(reader.take().empty());
+}
+
+TEST_CASE("a record over the limit is refused before it is read") {
+  RecordReader reader(100);
+  REQUIRE(reader.add_mark({60, false}).ok());
+  reader.advance(60);
+  Status s = reader.add_mark({41, true});
+  CHECK(s.code() == Code::kProtocolError);
+  CHECK_THAT(s.message(), Catch::Contains("101") && Catch::Contains("100"));
+}
+
+TEST_CASE("requests and replies survive an XDR round trip") {
+  Request req;
+  req.xid = 77;
+  req.body = PingRequest{std::string("bin\0ary", 7)};
+  auto bytes = must(encode_request(req));
+  CHECK(bytes.size() % 4 == 0);  // XDR pads everything to 4 bytes
+  auto back = must(decode_request(bytes));
+  CHECK(back.xid == 77);
+  CHECK(back.version == kProtocolVersion);
+  CHECK(std::get<PingRequest>(back.body).payload == std::string("bin\0ary", 7));
+
+  Reply rep;
+  rep.xid = 77;
+  rep.body = PingReply{"vvmd", "host1", "vvm 0.1.0", 123456789012ull, "p"};
+  auto r = must(decode_reply(must(encode_reply(rep))));
+  CHECK(r.xid == 77);
+  CHECK(r.status.ok());
+  auto& pong = std::get<PingReply>(r.body);
+  CHECK(pong.daemon == "vvmd");
+  CHECK(pong.name == "host1");
+  CHECK(pong.software == "vvm 0.1.0");
+  CHECK(pong.uptime_ms == 123456789012ull);
+  CHECK(pong.payload == "p");
+}
+
+TEST_CASE("an error reply carries the code and the message, and no body") {
+  Reply rep =
+      error_reply({kProtocolMagic, kProtocolVersion, 9}, Status::NotFound("VV 'A00042' not found"));
+  rep.body = PingReply{"ignored", "", "", 0, ""};  // an error never sends a body
+  auto r = must(decode_reply(must(encode_reply(rep))));
+  CHECK(r.xid == 9);
+  CHECK(r.status.code() == Code::kNotFound);
+  CHECK(r.status.message() == "VV 'A00042' not found");
+  CHECK(std::holds_alternative<std::monostate>(r.body));
+}
+
+TEST_CASE("every status code crosses the wire unchanged") {
+  for (int c = 1; c <= static_cast<int>(Code::kInternal); ++c) {
+    Reply rep = error_reply({}, Status(static_cast<Code>(c), "m"));
+    auto r = must(decode_reply(must(encode_reply(rep))));
+    CHECK(static_cast<int>(r.status.code()) == c);
+  }
+}
+
+TEST_CASE("a reply with an error code this side does not know is a protocol error") {
+  auto bytes = must(encode_reply(error_reply({}, Status::Busy("b"))));
+  bytes[15] = 99;  // the code, after magic, version and xid
+  auto r = decode_reply(bytes);
+  CHECK(r.status().code() == Code::kProtocolError);
+  CHECK_THAT(r.status().message(), Catch::Contains("unknown error code 99"));
+}
+
+TEST_CASE("bad bytes are refused with a reason") {
+  auto good = must(encode_request(Request{kProtocolVersion, 1, PingRequest{"x"}}));
+
+  SECTION("too short for a header") {
+    auto r = decode_request(good.substr(0, 6));
+    CHECK(r.status().code() == Code::kProtocolError);
+  }
+  SECTION("wrong magic") {
+    std::string bad = good;
+    bad[0] = 'X';
+    auto r = decode_request(bad);
+    CHECK(r.status().code() == Code::kProtocolError);
+    CHECK_THAT(r.status().message(), Catch::Contains("not a vvm control message"));
+  }
+  SECTION("another protocol version") {
+    auto other = must(encode_request(Request{kProtocolVersion + 1, 5, PingRequest{}}));
+    auto p = must(decode_preamble(other));
+    CHECK(p.version == kProtocolVersion + 1);
+    CHECK(p.xid == 5);
+    auto r = decode_request(other);
+    CHECK(r.status().code() == Code::kVersionMismatch);
+    CHECK_THAT(r.status().message(), Catch::Contains("version 2") && Catch::Contains("version 1"));
+  }
+  SECTION("an unknown operation") {
+    std::string bad = good;
+    bad[15] = 99;  // the op, after magic, version and xid
+    auto r = decode_request(bad);
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK_THAT(r.status().message(), Catch::Contains("unknown operation 99"));
+  }
+  SECTION("truncated body") {
+    auto r = decode_request(good.substr(0, good.size() - 4));
+    CHECK(r.status().code() == Code::kProtocolError);
+  }
+  SECTION("bytes left over") {
+    auto r = decode_request(good + std::string(4, '\0'));
+    CHECK(r.status().code() == Code::kProtocolError);
+    CHECK_THAT(r.status().message(), Catch::Contains("left over"));
+  }
+  SECTION("a payload longer than the protocol allows is not encoded") {
+    auto r = encode_request(Request{kProtocolVersion, 1, PingRequest{std::string(5000, 'a')}});
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK_THAT(r.status().message(), Catch::Contains("5000"));
+  }
+}
+
+TEST_CASE("access policy: hosts over TCP, uids and groups over Unix sockets") {
+  AccessPolicy policy;
+  policy.allowed_hosts.push_back(must(HostPattern::parse("10.1.0.0/16")));
+  policy.allowed_uids = {1234};
+  policy.allowed_gids = {500};
+
+  Peer tcp_peer;
+  tcp_peer.kind = Endpoint::Kind::kTcp;
+  tcp_peer.address = "10.1.2.3:999";
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_addr.s_addr = htonl(0x0a010203);
+  CHECK(check_access(policy, tcp_peer, reinterpret_cast<sockaddr*>(&in), {}).ok());
+  in.sin_addr.s_addr = htonl(0x0a020203);
+  Status refused = check_access(policy, tcp_peer, reinterpret_cast<sockaddr*>(&in), {});
+  CHECK(refused.code() == Code::kPermissionDenied);
+  CHECK_THAT(refused.message(), Catch::Contains("allow-host"));
+
+  Peer u;
+  u.kind = Endpoint::Kind::kUnix;
+  u.uid = 0;
+  CHECK(check_access(policy, u, nullptr, {0}).ok());  // root
+  u.uid = 4321;
+  if (::geteuid() != 4321) {
+    CHECK(check_access(policy, u, nullptr, {4321}).code() == Code::kPermissionDenied);
+    CHECK(check_access(policy, u, nullptr, {4321, 500}).ok());  // a supplementary group
+  }
+  u.uid = 1234;
+  CHECK(check_access(policy, u, nullptr, {77}).ok());
+  u.uid = ::geteuid();
+  CHECK(check_access(AccessPolicy{}, u, nullptr, {}).ok());  // the daemon's own user
+}
+
+TEST_CASE("a server answers pings over a Unix socket and over TCP") {
+  auto dir = must(TempDir::create());
+  AccessPolicy policy;
+  policy.allowed_hosts.push_back(must(HostPattern::parse("127.0.0.1")));
+  RunningServer rs("testd", policy);
+  rs.server().handle(Op::kPing, echo_ping());
+  auto unix_ep = unix_endpoint(dir);
+  must(rs.server().listen(unix_ep));
+  // The first free port of a range: Server does not report the port the kernel would pick.
+  Endpoint tcp_ep;
+  for (uint16_t port = 47370; port < 47470; ++port) {
+    tcp_ep = must(Endpoint::parse("127.0.0.1:" + std::to_string(port)));
+    if (rs.server().listen(tcp_ep).ok()) break;
+  }
+  rs.start();
+
+  for (const auto& ep : {unix_ep, tcp_ep}) {
+    auto client = must(Client::connect(ep, 5s));
+    for (int i = 0; i < 3; ++i) {
+      auto body = must(client.call(PingRequest{"n" + std::to_string(i)}, 5s));
+      auto& pong = std::get<PingReply>(body);
+      CHECK(pong.daemon == "testd");
+      CHECK(pong.payload == "n" + std::to_string(i));
+    }
+  }
+  CHECK(rs.stop().ok());
+  // The Unix socket is gone with the server.
+  CHECK(::access(unix_ep.path.c_str(), F_OK) != 0);
+  auto after = Client::connect(unix_ep, 1s);
+  CHECK(after.status().code() == Code::kUnavailable);
+  CHECK_THAT(after.status().message(), Catch::Contains(unix_ep.to_string()));
+}
+
+TEST_CASE("a TCP peer not in allow-host gets one refusal that says why") {
+  RunningServer rs("testd", AccessPolicy{});  // nobody over TCP
+  rs.server().handle(Op::kPing, echo_ping());
+  Endpoint ep;
+  for (uint16_t port = 47470; port < 47570; ++port) {
+    ep = must(Endpoint::parse("127.0.0.1:" + std::to_string(port)));
+    if (rs.server().listen(ep).ok()) break;
+  }
+  rs.start();
+  auto client = must(Client::connect(ep, 5s));
+  auto r = client.call(PingRequest{}, 5s);
+  CHECK(r.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(r.status().message(),
+             Catch::Contains("testd refuses 127.0.0.1:") && Catch::Contains("allow-host"));
+  // The server hung up: the connection is of no more use.
+  auto again = client.call(PingRequest{}, 5s);
+  CHECK(again.status().code() == Code::kUnavailable);
+}
+
+TEST_CASE("handler errors, exceptions and wrong versions reach the client as statuses") {
+  auto dir = must(TempDir::create());
+  RunningServer rs("testd", AccessPolicy{});
+  std::atomic<int> mode{0};
+  rs.server().handle(Op::kPing, [&](const Peer&, const RequestBody&) -> Result<ReplyBody> {
+    if (mode == 1) return Status::Busy("drive d0 is busy");
+    if (mode == 2) throw std::runtime_error("boom");
+    if (mode == 3) std::this_thread::sleep_for(800ms);
+    return ReplyBody(PingReply{"testd", "", "", 0, ""});
+  });
+  auto ep = unix_endpoint(dir);
+  must(rs.server().listen(ep));
+  rs.start();
+  auto client = must(Client::connect(ep, 5s));
+
+  mode = 1;
+  auto busy = client.call(PingRequest{}, 5s);
+  CHECK(busy.status().code() == Code::kBusy);
+  CHECK(busy.status().message() == "drive d0 is busy");
+
+  mode = 2;
+  auto boom = client.call(PingRequest{}, 5s);
+  CHECK(boom.status().code() == Code::kInternal);
+  CHECK_THAT(boom.status().message(), Catch::Contains("boom"));
+
+  // Another version: answered with VersionMismatch and the xid, and the connection stays usable.
+  mode = 0;
+  auto other = must(client.exchange(Request{kProtocolVersion + 1, 4242, PingRequest{}}, 5s));
+  CHECK(other.xid == 4242);
+  CHECK(other.status.code() == Code::kVersionMismatch);
+  CHECK(must(client.call(PingRequest{}, 5s)).index() == 1);
+
+  // A slow reply: Timeout, naming the endpoint; the connection is then closed.
+  mode = 3;
+  auto slow = client.call(PingRequest{}, 200ms);
+  CHECK(slow.status().code() == Code::kTimeout);
+  CHECK_THAT(slow.status().message(), Catch::Contains(ep.to_string()) && Catch::Contains("200ms"));
+  CHECK(client.call(PingRequest{}, 1s).status().code() == Code::kUnavailable);
+  mode = 0;
+}
+
+TEST_CASE("a server survives garbage and oversized records") {
+  auto dir = must(TempDir::create());
+  RunningServer rs("testd", AccessPolicy{});
+  rs.server().handle(Op::kPing, echo_ping());
+  auto ep = unix_endpoint(dir);
+  must(rs.server().listen(ep));
+  rs.start();
+
+  SECTION("not a vvm message: one ProtocolError reply, then the server hangs up") {
+    int fd = raw_connect(ep.path);
+    send_all(fd, frame_record("GET / HTTP/1.1\r\n\r\n"));
+    auto reply = must(decode_reply(read_record(fd)));
+    CHECK(reply.status.code() == Code::kProtocolError);
+    CHECK(read_record(fd).empty());
+    ::close(fd);
+  }
+  SECTION("a record over the limit: the connection is closed unread") {
+    int fd = raw_connect(ep.path);
+    auto mark = encode_mark({static_cast<uint32_t>(kMaxMessage + 1), true});
+    send_all(fd, std::string(mark.data(), mark.size()));
+    CHECK(read_record(fd).empty());
+    ::close(fd);
+  }
+  SECTION("a request in two fragments is served") {
+    int fd = raw_connect(ep.path);
+    auto bytes = must(encode_request(Request{kProtocolVersion, 3, PingRequest{"frag"}}));
+    auto m1 = encode_mark({8, false});
+    auto m2 = encode_mark({static_cast<uint32_t>(bytes.size() - 8), true});
+    send_all(fd, std::string(m1.data(), 4) + bytes.substr(0, 8) + std::string(m2.data(), 4) +
+                     bytes.substr(8));
+    auto reply = must(decode_reply(read_record(fd)));
+    CHECK(reply.xid == 3);
+    CHECK(std::get<PingReply>(reply.body).payload == "frag");
+    ::close(fd);
+  }
+  // Whatever came before, the server still serves a well-behaved client.
+  auto client = must(Client::connect(ep, 5s));
+  CHECK(must(client.call(PingRequest{"ok"}, 5s)).index() == 1);
+}
+
+TEST_CASE("listen replaces a stale socket and refuses a live one or a plain file") {
+  auto dir = must(TempDir::create());
+  auto ep = unix_endpoint(dir, "sub/dir/ctl.sock");  // missing folders are created
+
+  {
+    // A stale socket: bound, then its owner is gone.
+    RunningServer first("first", AccessPolicy{});
+    must(first.server().listen(ep));
+    first.start();
+    RunningServer second("second", AccessPolicy{});
+    Status live = second.server().listen(ep);
+    CHECK(live.code() == Code::kAlreadyExists);
+    CHECK_THAT(live.message(), Catch::Contains("another daemon is listening"));
+  }
+  {
+    // Leave a socket file behind with nobody listening, as a killed daemon would.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::strncpy(sun.sun_path, ep.path.c_str(), sizeof sun.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0);
+    ::close(fd);
+    RunningServer rs("testd", AccessPolicy{});
+    rs.server().handle(Op::kPing, echo_ping());
+    must(rs.server().listen(ep));
+    rs.start();
+    CHECK(must(must(Client::connect(ep, 5s)).call(PingRequest{}, 5s)).index() == 1);
+  }
+  {
+    std::ofstream(ep.path) << "not a socket\n";
+    RunningServer rs("testd", AccessPolicy{});
+    Status s = rs.server().listen(ep);
+    CHECK(s.code() == Code::kAlreadyExists);
+    CHECK_THAT(s.message(), Catch::Contains("not a socket"));
+    CHECK(::access(ep.path.c_str(), F_OK) == 0);  // and it is left alone
+  }
+}
+
+TEST_CASE("connecting to nothing is Unavailable, naming the endpoint") {
+  auto dir = must(TempDir::create());
+  auto r = Client::connect(unix_endpoint(dir, "nobody.sock"), 1s);
+  CHECK(r.status().code() == Code::kUnavailable);
+  CHECK_THAT(r.status().message(), Catch::Contains("nobody.sock"));
+}
