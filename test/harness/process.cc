@@ -308,6 +308,14 @@ std::string Process::stderr_text() const { return read_file(stderr_path_); }
 
 // --- waiting ---
 
+Status write_file(const std::string& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.close();
+  if (!out) return Status::IoError(path + ": cannot write");
+  return Status::Ok();
+}
+
 Status wait_until(const std::function<bool()>& ready, std::chrono::milliseconds timeout,
                   std::string_view what) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -100,6 +100,9 @@ class Process {
   std::string stderr_path_;
 };
 
+// Writes `text` to `path`, replacing it; an error names the path.
+Status write_file(const std::string& path, std::string_view text);
+
 // Polls `ready` until it returns true; a Timeout status naming `what` after `timeout`.
 Status wait_until(const std::function<bool()>& ready, std::chrono::milliseconds timeout,
                   std::string_view what);

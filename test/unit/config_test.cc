@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "packtab.h"
+#include "process.h"
 
 using Catch::Contains;
 using Catch::StartsWith;
@@ -22,31 +23,10 @@ using vvm::Endpoint;
 using vvm::HostPattern;
 
 namespace fs = std::filesystem;
+using vvm::test::must;
+using vvm::test::TempDir;
 
 namespace {
-
-// A temporary folder, removed with everything in it when the test ends, passed or failed.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vvm-config-test-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& name, const std::string& text) const {
-    fs::path p = path_ / name;
-    std::ofstream(p) << text;
-    return p;
-  }
-
- private:
-  fs::path path_;
-};
 
 Config parse_ok(const std::string& text) {
   auto r = vvm::parse_config(text, "test.conf", "/etc/vvm");
@@ -514,32 +494,34 @@ TEST_CASE("media types, classes, movers and drives: names and references") {
 // ---- files ----
 
 TEST_CASE("load_config reads a file, names it in errors, and resolves paths from its folder") {
-  TempDir dir;
-  fs::path good =
-      dir.write("vvm.conf", "[global]\nstate-dir = state\n[plugin]\npacktab = tabs/packtab\n");
+  auto dir = must(TempDir::create());
+  fs::path good = dir.file("vvm.conf");
+  must(vvm::test::write_file(good,
+                             "[global]\nstate-dir = state\n[plugin]\npacktab = tabs/packtab\n"));
   auto c = vvm::load_config(good.string());
   INFO(c.status().message());
   REQUIRE(c.ok());
   CHECK(c->path == good.string());
-  CHECK(c->state_dir == (dir.path() / "state").string());
-  CHECK(c->database_dir == (dir.path() / "state" / "db").string());
-  CHECK(c->packtab == (dir.path() / "tabs" / "packtab").string());
+  CHECK(c->state_dir == dir.file("state"));
+  CHECK(c->database_dir == dir.file("state/db"));
+  CHECK(c->packtab == dir.file("tabs/packtab"));
 
-  fs::path bad = dir.write("bad.conf", "[global]\n\n[cache]\nhigh-watermark = 120%\n");
+  fs::path bad = dir.file("bad.conf");
+  must(vvm::test::write_file(bad, "[global]\n\n[cache]\nhigh-watermark = 120%\n"));
   auto b = vvm::load_config(bad.string());
   REQUIRE_FALSE(b.ok());
   CHECK_THAT(b.status().message(),
              StartsWith(bad.string() + ":4: cache.high-watermark: '120%' is not between"));
 
-  std::string missing = (dir.path() / "nope.conf").string();
+  std::string missing = dir.file("nope.conf");
   auto m = vvm::load_config(missing);
   REQUIRE_FALSE(m.ok());
   CHECK(m.status().code() == vvm::Code::kNotFound);
   CHECK(m.status().message() == missing + ": cannot read: No such file or directory");
 
-  auto d = vvm::load_config(dir.path().string());
+  auto d = vvm::load_config(dir.path());
   REQUIRE_FALSE(d.ok());
-  CHECK(d.status().message() == dir.path().string() + ": cannot read: Is a directory");
+  CHECK(d.status().message() == dir.path() + ": cannot read: Is a directory");
 }
 
 TEST_CASE("default_config_path: $VVM_CONF, else /etc/vvm/vvm.conf") {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "packtab.h"
+#include "process.h"
 
 using Catch::Contains;
 using Catch::StartsWith;
@@ -16,25 +17,10 @@ using vvm::PackMode;
 using vvm::PackTable;
 
 namespace fs = std::filesystem;
+using vvm::test::must;
+using vvm::test::TempDir;
 
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vvm-packtab-test-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 PackTable parse_ok(const std::string& text) {
   auto r = vvm::parse_packtab(text, "tab", "/etc/vvm");
@@ -202,23 +188,23 @@ TEST_CASE("overlapping packs in one backing name both packs and lines") {
 }
 
 TEST_CASE("load_packtab resolves backings from the table's folder and names the file") {
-  TempDir dir;
-  fs::path tab = dir.path() / "packtab";
+  auto dir = must(TempDir::create());
+  fs::path tab = dir.file("packtab");
   std::ofstream(tab) << "a disk.img 0 1M ro root root 0644\nb ../x.img 0 1M ro root root 0644\n";
   auto t = vvm::load_packtab(tab.string());
   INFO(t.status().message());
   REQUIRE(t.ok());
   CHECK(t->path == tab.string());
-  CHECK(t->packs[0].backing == (dir.path() / "disk.img").string());
-  CHECK(t->packs[1].backing == (dir.path().parent_path() / "x.img").string());
+  CHECK(t->packs[0].backing == dir.file("disk.img"));
+  CHECK(t->packs[1].backing == fs::path(dir.path()).parent_path() / "x.img");
 
-  fs::path bad = dir.path() / "bad.tab";
+  fs::path bad = dir.file("bad.tab");
   std::ofstream(bad) << "a disk.img 0 1M ro root root 0644\na disk.img 1M 1M ro root root 0644\n";
   auto b = vvm::load_packtab(bad.string());
   REQUIRE_FALSE(b.ok());
   CHECK_THAT(b.status().message(), StartsWith(bad.string() + ":2: pack 'a': "));
 
-  std::string missing = (dir.path() / "nope").string();
+  std::string missing = dir.file("nope");
   auto m = vvm::load_packtab(missing);
   REQUIRE_FALSE(m.ok());
   CHECK(m.status().code() == vvm::Code::kNotFound);
