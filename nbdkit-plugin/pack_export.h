@@ -1,12 +1,13 @@
-// pack_export.h: the data path of one connection to a pack: reads, writes and flushes on the
-// pack's slice of its backing file or disk, never outside it.
+// pack_export.h: the data path of one connection to a pack: read, write, flush, trim, zero,
+// extents and cache on the pack's slice of its backing file or block device, never outside it.
 //
 // Kept free of nbdkit calls so that it can be tested on its own; vvm_plugin.cc adapts it to the
-// nbdkit callbacks. Mode enforcement (exclusive holders, locks), trim, zero and extents will live
-// here too.
+// nbdkit callbacks. Each operation uses the call that is right for the backing: fallocate and
+// SEEK_DATA/SEEK_HOLE on files, BLKDISCARD and BLKZEROOUT on block devices.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,6 +52,10 @@ class PackExport {
   const ExportInfo& info() const { return info_; }
   uint64_t size() const { return info_.pack.size; }
   bool writable() const { return writable_; }
+  bool block_device() const { return block_device_; }
+  // The smallest I/O the backing takes without read-modify-write: 1 for a file, the logical
+  // sector size (usually 512) for a block device.
+  uint32_t minimum_block() const { return minimum_block_; }
 
   // `offset` is relative to the pack. A range that leaves the pack fails (EINVAL for reads,
   // ENOSPC for writes, as nbdkit itself answers) before the backing is touched.
@@ -59,14 +64,45 @@ class PackExport {
   IoStatus write(const void* buf, uint32_t count, uint64_t offset, bool fua);
   IoStatus flush();
 
+  // Deallocates the range: a hole in a file, a discard on a block device. Trim is advisory, so a
+  // backing that cannot do it (or a range not aligned for the device) succeeds doing nothing.
+  IoStatus trim(uint32_t count, uint64_t offset, bool fua);
+
+  // Makes the range read as zeroes. `may_trim`: deallocating is fine. `fast`: fail with
+  // EOPNOTSUPP unless it can be done without writing the zeroes (NBD's FAST_ZERO). EOPNOTSUPP
+  // also when no quick method works: nbdkit then writes zeroes itself for a request without
+  // `fast`.
+  IoStatus zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua);
+
+  // Which parts of the range are data and which are holes (reading as zeroes), in pack-relative
+  // offsets, in order, covering at least the first byte of the range; with `req_one` only the
+  // first extent. Block devices report one data extent. `add` returns false to stop.
+  struct Extent {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    bool hole = false;
+  };
+  IoStatus extents(uint32_t count, uint64_t offset, bool req_one,
+                   const std::function<bool(const Extent&)>& add) const;
+
+  // Asks the kernel to read the range ahead (NBD_CMD_CACHE).
+  IoStatus cache(uint32_t count, uint64_t offset) const;
+
  private:
   PackExport(ExportInfo info, int fd, bool writable)
       : info_(std::move(info)), fd_(fd), writable_(writable) {}
   IoStatus check_range(std::string_view op, uint32_t count, uint64_t offset, int err) const;
+  IoStatus check_writable(std::string_view op) const;
+  // "pack/a: zero 4096 bytes at 1048576 of /srv/disk.img: REASON", keeping errno.
+  IoStatus errno_status(int err, std::string_view op, uint32_t count, uint64_t pos) const;
+  IoStatus zero_block_device(uint32_t count, uint64_t pos, bool fast);
+  IoStatus zero_file(uint32_t count, uint64_t pos, bool may_trim);
 
   ExportInfo info_;
   int fd_ = -1;
   bool writable_ = false;
+  bool block_device_ = false;
+  uint32_t minimum_block_ = 1;
 };
 
 }  // namespace vvm::plugin

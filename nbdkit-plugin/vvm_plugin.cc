@@ -200,10 +200,10 @@ const char* vvm_export_description(void* handle) {
 
 int64_t vvm_get_size(void* handle) { return static_cast<int64_t>(as_pack(handle)->size()); }
 
-int vvm_block_size(void* /*handle*/, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
-  *minimum = 1;
+int vvm_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
+  *minimum = as_pack(handle)->minimum_block();
   *preferred = 4096;
-  *maximum = 32 * 1024 * 1024;
+  *maximum = 32 * 1024 * 1024;  // nbdkit's own limit for a single request
   return 0;
 }
 
@@ -212,21 +212,88 @@ int vvm_can_flush(void* /*handle*/) { return 1; }
 int vvm_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
 // One fd per connection, flushed with fdatasync, which covers every fd of the file.
 int vvm_can_multi_conn(void* /*handle*/) { return 1; }
+int vvm_can_trim(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+int vvm_can_zero(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+// Honest: a fast zero is refused at once (EOPNOTSUPP) when only writing zeroes would do.
+int vvm_can_fast_zero(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+// SEEK_DATA/SEEK_HOLE on files; a block device is all data, which nbdkit reports by itself.
+int vvm_can_extents(void* handle) { return as_pack(handle)->block_device() ? 0 : 1; }
+int vvm_can_cache(void* /*handle*/) { return NBDKIT_CACHE_NATIVE; }
 
 // --- data ---
 
+// Called first in every data callback: where a connection takes its hold on the pack at its first
+// data command (holds are lazy: NBD_OPT_INFO opens and closes every export and must not take
+// one). Returns 0, or -1 with the error reported. Pack modes are not enforced yet (issue 3, next
+// step), so every connection may do I/O.
+int begin_io(void* /*handle*/) { return 0; }
+
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
-  return guarded("pread", -1, [&] { return io_result(as_pack(handle)->read(buf, count, offset)); });
+  return guarded("pread", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
+    return io_result(as_pack(handle)->read(buf, count, offset));
+  });
 }
 
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("pwrite", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
     return io_result(as_pack(handle)->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
   });
 }
 
 int vvm_flush(void* handle, uint32_t /*flags*/) {
-  return guarded("flush", -1, [&] { return io_result(as_pack(handle)->flush()); });
+  return guarded("flush", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
+    return io_result(as_pack(handle)->flush());
+  });
+}
+
+int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  return guarded("trim", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
+    return io_result(as_pack(handle)->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+  });
+}
+
+int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  return guarded("zero", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
+    IoStatus done =
+        as_pack(handle)->zero(count, offset, (flags & NBDKIT_FLAG_MAY_TRIM) != 0,
+                              (flags & NBDKIT_FLAG_FAST_ZERO) != 0, (flags & NBDKIT_FLAG_FUA) != 0);
+    if (done.err() == EOPNOTSUPP) {
+      // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
+      nbdkit_debug("%s", done.status().message().c_str());
+      nbdkit_set_error(EOPNOTSUPP);
+      errno = EOPNOTSUPP;
+      return -1;
+    }
+    return io_result(done);
+  });
+}
+
+int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
+                struct nbdkit_extents* extents) {
+  return guarded("extents", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
+    bool added_all = true;
+    IoStatus done = as_pack(handle)->extents(
+        count, offset, (flags & NBDKIT_FLAG_REQ_ONE) != 0, [&](const PackExport::Extent& e) {
+          const uint32_t type = e.hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+          added_all = nbdkit_add_extent(extents, e.offset, e.length, type) == 0;
+          return added_all;
+        });
+    if (!added_all) return -1;  // nbdkit_add_extent reported it
+    return io_result(done);
+  });
+}
+
+int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
+  return guarded("cache", -1, [&] {
+    if (begin_io(handle) == -1) return -1;
+    return io_result(as_pack(handle)->cache(count, offset));
+  });
 }
 
 constexpr const char kConfigHelp[] =
@@ -258,9 +325,18 @@ nbdkit_plugin make_plugin() {
   p.can_flush = vvm_can_flush;
   p.can_fua = vvm_can_fua;
   p.can_multi_conn = vvm_can_multi_conn;
+  p.can_trim = vvm_can_trim;
+  p.can_zero = vvm_can_zero;
+  p.can_fast_zero = vvm_can_fast_zero;
+  p.can_extents = vvm_can_extents;
+  p.can_cache = vvm_can_cache;
   p.pread = vvm_pread;
   p.pwrite = vvm_pwrite;
   p.flush = vvm_flush;
+  p.trim = vvm_trim;
+  p.zero = vvm_zero;
+  p.extents = vvm_extents;
+  p.cache = vvm_cache;
   return p;
 }
 
