@@ -11,14 +11,21 @@
 #include <cerrno>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "connection.h"
 #include "pack_catalog.h"
 #include "pack_export.h"
+#include "pack_holds.h"
 #include "status.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -29,6 +36,9 @@ namespace {
 // Set by .config, used by .config_complete.
 std::string g_packtab_path;
 std::string g_conf_path;
+std::string g_holds_dir;
+// Who holds which pack; built by .config_complete.
+std::unique_ptr<HoldRegistry> g_holds;
 // Built by .config_complete; read-only afterwards, so the parallel callbacks share it unlocked.
 std::unique_ptr<const PackCatalog> g_catalog;
 
@@ -37,28 +47,29 @@ std::unique_ptr<const PackCatalog> g_catalog;
 // thread has ended: owning the handles here lets .unload release them.
 class OpenHandles {
  public:
-  PackExport* add(std::unique_ptr<PackExport> pack) {
-    PackExport* raw = pack.get();
+  Connection* add(std::unique_ptr<Connection> conn) {
+    Connection* raw = conn.get();
     const std::lock_guard lock(mutex_);
-    handles_.emplace(raw, std::move(pack));
+    handles_.emplace(raw, std::move(conn));
     return raw;
   }
-  void close(PackExport* pack) {
-    std::unique_ptr<PackExport> closing;  // destroyed (fd closed) outside the lock
+  void close(Connection* conn) {
+    std::unique_ptr<Connection> closing;  // destroyed (hold ended, fd closed) outside the lock
     const std::lock_guard lock(mutex_);
-    if (auto it = handles_.find(pack); it != handles_.end()) {
+    if (auto it = handles_.find(conn); it != handles_.end()) {
       closing = std::move(it->second);
       handles_.erase(it);
     }
   }
   void close_all() {
+    std::unordered_map<Connection*, std::unique_ptr<Connection>> closing;
     const std::lock_guard lock(mutex_);
-    handles_.clear();
+    closing.swap(handles_);
   }
 
  private:
   std::mutex mutex_;
-  std::unordered_map<PackExport*, std::unique_ptr<PackExport>> handles_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> handles_;
 };
 OpenHandles g_handles;
 
@@ -102,14 +113,37 @@ int io_result(const IoStatus& status) {
   return -1;
 }
 
-PackExport* as_pack(void* handle) { return static_cast<PackExport*>(handle); }
+Connection* as_conn(void* handle) { return static_cast<Connection*>(handle); }
+PackExport* as_pack(void* handle) { return &as_conn(handle)->pack(); }
+
+// Who the client is, for holds: "uid N" on a Unix socket, "host ADDRESS" over TCP.
+std::string peer_identity() {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == -1) return "unknown peer";
+  if (ss.ss_family == AF_UNIX) {
+    const int64_t uid = nbdkit_peer_uid();
+    return uid >= 0 ? "uid " + std::to_string(uid) : "unknown local peer";
+  }
+  char host[NI_MAXHOST] = {};
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
+                    NI_NUMERICHOST) != 0) {
+    return "unknown host";
+  }
+  std::string h = host;
+  if (h.starts_with("::ffff:") && h.find('.') != std::string::npos) h = h.substr(7);
+  return "host " + h;
+}
 
 // --- configuration ---
 
 int vvm_config(const char* key, const char* value) {
   return guarded("config", -1, [&] {
     const std::string_view k(key);
-    std::string* target = k == "packtab" ? &g_packtab_path : k == "conf" ? &g_conf_path : nullptr;
+    std::string* target = k == "packtab" ? &g_packtab_path
+                          : k == "conf"  ? &g_conf_path
+                          : k == "holds" ? &g_holds_dir
+                                         : nullptr;
     if (target == nullptr) {
       fail(EINVAL, std::string("unknown parameter '") + key + "' (see nbdkit vvm --help)");
       return -1;
@@ -117,6 +151,11 @@ int vvm_config(const char* key, const char* value) {
     if (!target->empty()) {
       fail(EINVAL, std::string(key) + "= given twice");
       return -1;
+    }
+    if (k == "holds") {
+      // The folder may not exist yet: made absolute here, created when first needed.
+      *target = std::filesystem::absolute(value).lexically_normal().string();
+      return 0;
     }
     // nbdkit changes directory to / once it starts: resolve now, relative to where it was run.
     char* path = nbdkit_realpath(value);  // reports its own error
@@ -142,6 +181,15 @@ int vvm_config_complete() {
       return -1;
     }
     g_catalog = std::make_unique<const PackCatalog>(std::move(*catalog));
+    if (g_holds_dir.empty()) {
+      g_holds_dir = "/run/vvm/holds";
+      if (!g_conf_path.empty()) {
+        Result<Config> config = load_config(g_conf_path);  // read once more: it loaded above
+        if (config.ok()) g_holds_dir = config->state_dir + "/holds";
+      }
+    }
+    g_holds = std::make_unique<HoldRegistry>(g_holds_dir);
+    nbdkit_debug("holds recorded in %s", g_holds_dir.c_str());
     nbdkit_debug("serving %zu exports from %s", g_catalog->exports().size(),
                  g_catalog->source().empty() ? "(no pack table)" : g_catalog->source().c_str());
     return 0;
@@ -149,7 +197,8 @@ int vvm_config_complete() {
 }
 
 void vvm_unload() {
-  g_handles.close_all();
+  g_handles.close_all();  // ends their holds, so before the registry goes
+  g_holds.reset();
   g_catalog.reset();
 }
 
@@ -180,15 +229,16 @@ void* vvm_open(int readonly) {
       fail(pack.status());
       return nullptr;
     }
-    nbdkit_debug("open %s (%s)", (*info)->name.c_str(),
-                 (*pack)->writable() ? "read-write" : "read-only");
-    return g_handles.add(std::move(*pack));
+    auto conn = std::make_unique<Connection>(std::move(*pack), peer_identity(), g_holds.get());
+    nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
+                 conn->pack().writable() ? "read-write" : "read-only", conn->identity().c_str());
+    return g_handles.add(std::move(conn));
   });
 }
 
 void vvm_close(void* handle) {
   guarded("close", 0, [&] {
-    g_handles.close(as_pack(handle));
+    g_handles.close(as_conn(handle));
     return 0;
   });
 }
@@ -222,11 +272,23 @@ int vvm_can_cache(void* /*handle*/) { return NBDKIT_CACHE_NATIVE; }
 
 // --- data ---
 
-// Called first in every data callback: where a connection takes its hold on the pack at its first
-// data command (holds are lazy: NBD_OPT_INFO opens and closes every export and must not take
-// one). Returns 0, or -1 with the error reported. Pack modes are not enforced yet (issue 3, next
-// step), so every connection may do I/O.
-int begin_io(void* /*handle*/) { return 0; }
+// Called first in every data callback: a connection takes its hold on the pack at its first data
+// command (holds are lazy: NBD_OPT_INFO opens and closes every export and must not take one).
+// Returns 0, or -1 with EPERM when the pack's mode says no (NBD has no EBUSY; nbdkit would send
+// EINVAL for it); the reason, naming the pack and its holder, goes to the log once a connection.
+int begin_io(void* handle) {
+  bool newly_refused = false;
+  Status hold = as_conn(handle)->ensure_hold(&newly_refused);
+  if (hold.ok()) return 0;
+  if (newly_refused) {
+    nbdkit_error("%s", hold.message().c_str());
+  } else {
+    nbdkit_debug("%s", hold.message().c_str());
+  }
+  nbdkit_set_error(EPERM);
+  errno = EPERM;
+  return -1;
+}
 
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
@@ -300,6 +362,9 @@ constexpr const char kConfigHelp[] =
     "packtab=PATH   The pack table to serve: one pack a line,\n"
     "               NAME BACKING OFFSET SIZE MODE OWNER GROUP PERMS.\n"
     "conf=PATH      vvm.conf; its [plugin] packtab names the pack table.\n"
+    "holds=DIR      Where holders of packs are recorded, for messages and\n"
+    "               vvctl pack ls (default: STATE_DIR/holds with conf=, else\n"
+    "               /run/vvm/holds).\n"
     "Give exactly one of them. Exports: pack/NAME (the table's mode) and\n"
     "pack/NAME@ro (read-only); there is no default export.";
 

@@ -1,0 +1,147 @@
+// pack_holds.cc: the per-process hold registry; see pack_holds.h.
+#include "pack_holds.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <fmt/core.h>
+
+namespace vvm::plugin {
+
+namespace {
+
+bool compatible(HoldKind a, HoldKind b) { return a == b && a != HoldKind::kExclusive; }
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+HoldRegistry::HoldRegistry(std::string holds_dir)
+    : holds_(std::move(holds_dir)), host_(host_name()) {}
+
+HoldRegistry::~HoldRegistry() {
+  const std::lock_guard lock(mutex_);
+  for (const auto& [key, state] : packs_) (void)holds_.write(state.pack.name, {});
+}
+
+LockSet HoldRegistry::lock_set(const std::vector<Holder>& holders) {
+  LockSet set;
+  for (const auto& h : holders) {
+    set.exclusive |= h.kind == HoldKind::kExclusive;
+    set.read |= h.kind == HoldKind::kRead;
+    set.shared |= h.kind == HoldKind::kShared;
+  }
+  return set;
+}
+
+HoldRecord HoldRegistry::record(const PackState& state, const Holder& h) const {
+  HoldRecord r;
+  r.pack = state.pack.name;
+  r.backing = state.pack.backing;
+  r.offset = state.pack.offset;
+  r.kind = h.kind;
+  r.holder = h.identity;
+  r.since = h.since;
+  r.pid = ::getpid();
+  r.host = host_;
+  r.connections = h.connections;
+  return r;
+}
+
+void HoldRegistry::write_records(const PackState& state) const {
+  std::vector<HoldRecord> records;
+  for (const auto& h : state.holders) records.push_back(record(state, h));
+  // Best effort: the locks enforce the rules; the records only name the holders.
+  (void)holds_.write(state.pack.name, records);
+}
+
+std::string HoldRegistry::other_holders(const PackEntry& pack) const {
+  std::string out;
+  for (const auto& r : holds_.read_all()) {
+    if (r.pid == ::getpid() || r.backing != pack.backing || r.offset != pack.offset) continue;
+    out += (out.empty() ? "" : "; ") + describe_hold(r);
+  }
+  return out.empty() ? "another process (no record in " + holds_.path() + ")" : out;
+}
+
+Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity) {
+  const std::lock_guard lock(mutex_);
+  PackState& state = packs_[{pack.backing, pack.offset}];
+  if (state.holders.empty()) state.pack = pack;
+  auto refuse = [&](const std::string& held) {
+    return Status::Busy(fmt::format("pack '{}' is held {}: {} cannot have it {}", pack.name, held,
+                                    identity, hold_kind_name(kind)));
+  };
+  for (const Holder& h : state.holders) {
+    if (h.identity != identity && !compatible(h.kind, kind)) {
+      return refuse(describe_hold(record(state, h)));
+    }
+  }
+  auto same = std::find_if(state.holders.begin(), state.holders.end(), [&](const Holder& h) {
+    return h.identity == identity && h.kind == kind;
+  });
+  if (same != state.holders.end()) {
+    ++same->connections;
+    write_records(state);
+    return Status::Ok();
+  }
+  std::vector<Holder> wanted = state.holders;
+  wanted.push_back({kind, identity, 1, utc_now()});
+  if (!state.lock) {
+    auto opened = PackLock::open(pack.backing, pack.offset);
+    if (!opened.ok()) {
+      if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+      return Status(opened.status().code(),
+                    fmt::format("pack '{}': {}", pack.name, opened.status().message()));
+    }
+    state.lock.emplace(std::move(*opened));
+  }
+  if (Status s = state.lock->change(lock_set(wanted)); !s.ok()) {
+    Status out = s.code() == Code::kBusy
+                     ? refuse(other_holders(pack))
+                     : Status(s.code(), "pack '" + pack.name + "': " + s.message());
+    if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+    return out;
+  }
+  state.holders = std::move(wanted);
+  write_records(state);
+  return Status::Ok();
+}
+
+void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity) {
+  const std::lock_guard lock(mutex_);
+  auto it = packs_.find({pack.backing, pack.offset});
+  if (it == packs_.end()) return;
+  PackState& state = it->second;
+  auto h = std::find_if(state.holders.begin(), state.holders.end(),
+                        [&](const Holder& x) { return x.identity == identity && x.kind == kind; });
+  if (h == state.holders.end()) return;
+  if (--h->connections > 0) {
+    write_records(state);
+    return;
+  }
+  state.holders.erase(h);
+  if (state.holders.empty()) {
+    (void)holds_.write(state.pack.name, {});
+    packs_.erase(it);  // closing the lock descriptor drops the locks
+    return;
+  }
+  (void)state.lock->change(lock_set(state.holders));  // giving up locks does not conflict
+  write_records(state);
+}
+
+std::vector<HoldRecord> HoldRegistry::holders() const {
+  const std::lock_guard lock(mutex_);
+  std::vector<HoldRecord> out;
+  for (const auto& [key, state] : packs_) {
+    for (const auto& h : state.holders) out.push_back(record(state, h));
+  }
+  return out;
+}
+
+}  // namespace vvm::plugin

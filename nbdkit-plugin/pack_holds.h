@@ -1,0 +1,68 @@
+// pack_holds.h: who holds which pack in this nbdkit process, and the rules between holders.
+//
+// A holder is a client identity ("uid 1000" on a Unix socket, "host 10.0.0.5" over TCP) with a
+// kind of hold (pack_lock.h). All connections of one identity to one pack share one hold
+// (multi-conn), which ends with the last of them. Holders of different identities are
+// compatible only when both read or both write a shared pack. Across processes the rules are
+// kept by PackLock's OFD locks, and the holds folder says who the other process's holders are,
+// so that a refusal names them.
+//
+// Thread-safe: nbdkit runs the plugin with the parallel thread model.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pack_lock.h"
+#include "packtab.h"
+#include "status.h"
+
+namespace vvm::plugin {
+
+class HoldRegistry {
+ public:
+  explicit HoldRegistry(std::string holds_dir);
+  ~HoldRegistry();  // removes this process's records
+  HoldRegistry(const HoldRegistry&) = delete;
+  HoldRegistry& operator=(const HoldRegistry&) = delete;
+
+  // Adds one connection of `identity` to the holders of `pack`. Busy, naming the pack, the
+  // holder in the way and its hold, when the rules say no.
+  Status acquire(const PackEntry& pack, HoldKind kind, const std::string& identity);
+  // Removes one connection added by acquire().
+  void release(const PackEntry& pack, HoldKind kind, const std::string& identity);
+
+  // The holders in this process, for tests and logs.
+  std::vector<HoldRecord> holders() const;
+
+ private:
+  struct Holder {
+    HoldKind kind;
+    std::string identity;
+    int connections = 0;
+    std::string since;
+  };
+  struct PackState {
+    PackEntry pack;
+    std::optional<PackLock> lock;
+    std::vector<Holder> holders;
+  };
+  using Key = std::pair<std::string, uint64_t>;  // backing, offset
+
+  static LockSet lock_set(const std::vector<Holder>& holders);
+  HoldRecord record(const PackState& state, const Holder& holder) const;
+  // The other processes' holders of `pack`, described, for a refusal.
+  std::string other_holders(const PackEntry& pack) const;
+  void write_records(const PackState& state) const;
+
+  HoldsDir holds_;
+  std::string host_;
+  mutable std::mutex mutex_;
+  std::map<Key, PackState> packs_;
+};
+
+}  // namespace vvm::plugin

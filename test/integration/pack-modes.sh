@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# pack-modes.sh: pack modes between real clients. An exclusive pack is held by one identity
+# (here: one uid on the Unix socket) from its first I/O until its last connection closes: another
+# uid is refused with a message naming the pack, the holder and its mode, and is granted the pack
+# after the release; the holder's own extra connections (nbdcopy -C 4) are fine. A writable open
+# of a pack someone holds read-only is refused. @ro refuses writes. nbdinfo --list neither takes
+# nor breaks a hold. Shared packs take many writers. Two nbdkit processes on one backing agree,
+# and the refusal names the other process's holder from the holds records.
+set -euo pipefail
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+
+make_tmpdir
+chmod 755 "$tmpdir" # the unprivileged uid below must reach the sockets
+M=$((1024 * 1024))
+truncate -s $((32 * M)) "$tmpdir/disk.img"
+printf '%s\n' \
+  "a disk.img 0   8M shared    root root 0666" \
+  "c disk.img 16M 8M exclusive root root 0666" >"$tmpdir/packtab"
+holds=$tmpdir/holds
+start_nbdkit "$tmpdir/s1.sock" "$VVM_PLUGIN" packtab="$tmpdir/packtab" holds="$holds"
+log1=$nbdkit_log
+chmod 777 "$tmpdir/s1.sock"
+uri() { echo "nbd+unix:///$1?socket=$tmpdir/${2:-s1}.sock"; }
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+nobody_uid=$(id -u nobody)
+
+# expect_io OK|REFUSED LABEL CMD...: CMD (a qemu-io) succeeds, or fails with EPERM.
+expect_io() {
+  local want=$1 label=$2 out status=0
+  shift 2
+  out=$("$@" 2>&1) || status=$?
+  if [[ $want == OK ]]; then
+    ((status == 0)) && ! grep -q 'failed' <<<"$out" || die "$label: refused: $out"
+  else
+    grep -q 'Operation not permitted' <<<"$out" || die "$label: not refused ($status): $out"
+  fi
+  echo "ok: $label"
+}
+
+# hold NAME URI [setpriv...]: keep a connection open on URI after one read, until release NAME.
+declare -A hold_fd hold_pid
+hold() {
+  local name=$1 u=$2
+  shift 2
+  mkfifo "$tmpdir/$name.fifo"
+  "$@" nbdsh -u "$u" -c 'h.pread(512, 0)' -c 'print("held", flush=True)' \
+    -c 'import sys; sys.stdin.read()' <"$tmpdir/$name.fifo" >"$tmpdir/$name.out" 2>&1 &
+  hold_pid[$name]=$!
+  exec {fd}>"$tmpdir/$name.fifo"
+  hold_fd[$name]=$fd
+  cleanup_fn release "$name"
+  for ((i = 0; i < 100; i++)); do
+    grep -q held "$tmpdir/$name.out" 2>/dev/null && return 0
+    kill -0 "${hold_pid[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "hold $name on $u failed: $(cat "$tmpdir/$name.out")"
+}
+release() {
+  local name=$1
+  [[ -n ${hold_fd[$name]:-} ]] || return 0
+  exec {hold_fd[$name]}>&-
+  wait "${hold_pid[$name]}" || true
+  unset "hold_fd[$name]"
+  # nbdkit notices the closed connection a moment later
+  for ((i = 0; i < 50; i++)); do
+    grep -q "holder=" "$holds"/*.hold 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
+# 1. Exclusive: root holds pack/c; nobody is refused, by name, even after a listing.
+hold root_c "$(uri pack/c)"
+grep -q "kind=exclusive.holder=uid 0" "$holds"/c.*.hold || die "no hold record: $(cat "$holds"/*)"
+expect_io REFUSED "nobody refused pack/c held by root" as_nobody qemu-io -f raw -c 'read 0 4k' "$(uri pack/c)"
+grep -q "pack 'c' is held exclusive by uid 0 since .*: uid $nobody_uid cannot have it" "$log1" ||
+  die "nbdkit's log does not name the pack and the holder"
+expect_io REFUSED "nobody refused pack/c@ro too" as_nobody qemu-io -f raw -r -c 'read 0 4k' "$(uri pack/c@ro)"
+names=$(as_nobody nbdinfo --list --json "nbd+unix://?socket=$tmpdir/s1.sock" | jq -r '.exports[]."export-name"' | tr '\n' ' ')
+[[ $names == *"pack/c "* ]] || die "a held pack is not listed: $names"
+expect_io REFUSED "still refused after the listing" as_nobody qemu-io -f raw -c 'read 0 4k' "$(uri pack/c)"
+# The holder's own extra connections: multi-conn copy in and out.
+head -c $((8 * M)) /dev/urandom >"$tmpdir/in8"
+nbdcopy --connections=4 "$tmpdir/in8" "$(uri pack/c)" || die "the holder's nbdcopy -C 4 failed"
+nbdcopy --connections=4 "$(uri pack/c)" "$tmpdir/out8" && cmp "$tmpdir/in8" "$tmpdir/out8" ||
+  die "the holder's copy did not round-trip"
+release root_c
+expect_io OK "nobody granted pack/c after the release" as_nobody qemu-io -f raw -c 'write -P 7 0 4k' "$(uri pack/c)"
+[[ -z $(ls "$holds") ]] || die "hold records left after every client left: $(ls "$holds")"
+
+# 2. A writable open of a pack someone holds read-only is refused; readers share.
+hold root_a_ro "$(uri pack/a@ro)"
+expect_io REFUSED "nobody may not write pack/a while root reads pack/a@ro" \
+  as_nobody qemu-io -f raw -c 'write 0 4k' "$(uri pack/a)"
+expect_io OK "nobody may read pack/a@ro beside root" as_nobody qemu-io -f raw -r -c 'read 0 4k' "$(uri pack/a@ro)"
+release root_a_ro
+
+# 3. @ro refuses writes.
+out=$(qemu-io -f raw -c 'write 0 4k' "$(uri pack/a@ro)" 2>&1) && die "pack/a@ro took a write: $out"
+grep -qi 'read-only\|permission denied\|not permitted' <<<"$out" || die "pack/a@ro write: $out"
+echo "ok: pack/a@ro refuses writes"
+
+# 4. Shared: two identities write at once.
+hold root_a "$(uri pack/a)"
+expect_io OK "nobody writes shared pack/a beside root" as_nobody qemu-io -f raw -c 'write -P 9 4M 4k' "$(uri pack/a)"
+release root_a
+
+# 5. A second nbdkit on the same backing honours the first one's holds, and names the holder.
+start_nbdkit "$tmpdir/s2.sock" "$VVM_PLUGIN" packtab="$tmpdir/packtab" holds="$holds"
+log2=$nbdkit_log
+pid1=$(cat "$tmpdir"/nbdkit1.pid)
+hold root_c2 "$(uri pack/c)"
+expect_io REFUSED "pack/c through the second nbdkit while the first holds it" \
+  qemu-io -f raw -c 'read 0 4k' "$(uri pack/c s2)"
+grep -q "pack 'c' is held exclusive by uid 0 since .* (nbdkit pid $pid1 on " "$log2" ||
+  die "the second nbdkit does not name the first one's holder: $(grep error "$log2")"
+expect_io OK "pack/a through the second nbdkit is free" qemu-io -f raw -c 'read 0 4k' "$(uri pack/a s2)"
+release root_c2
+expect_io OK "pack/c through the second nbdkit after the release" \
+  qemu-io -f raw -c 'write -P 5 0 4k' "$(uri pack/c s2)"
+echo "pack-modes: all checks passed"
