@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -23,6 +24,7 @@
 
 #include "config.h"
 #include "connection.h"
+#include "pack_access.h"
 #include "pack_catalog.h"
 #include "pack_export.h"
 #include "pack_holds.h"
@@ -39,6 +41,8 @@ std::string g_conf_path;
 std::string g_holds_dir;
 // Who holds which pack; built by .config_complete.
 std::unique_ptr<HoldRegistry> g_holds;
+// Who may connect over TCP: vvm.conf's [vvmd] allow-host, with conf= only.
+std::optional<AccessPolicy> g_tcp_policy;
 // Built by .config_complete; read-only afterwards, so the parallel callbacks share it unlocked.
 std::unique_ptr<const PackCatalog> g_catalog;
 
@@ -116,22 +120,32 @@ int io_result(const IoStatus& status) {
 Connection* as_conn(void* handle) { return static_cast<Connection*>(handle); }
 PackExport* as_pack(void* handle) { return &as_conn(handle)->pack(); }
 
-// Who the client is, for holds: "uid N" on a Unix socket, "host ADDRESS" over TCP.
-std::string peer_identity() {
+// Checks that the client may open `entry` as `writable` says, and returns who it is, for holds:
+// "uid N" on a Unix socket, "host ADDRESS" over TCP.
+Result<std::string> admit_peer(const PackEntry& entry, bool writable) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == -1) return "unknown peer";
+  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == -1) {
+    return std::string("unknown peer");  // nbdkit -s: the client is whoever started nbdkit
+  }
   if (ss.ss_family == AF_UNIX) {
-    const int64_t uid = nbdkit_peer_uid();
-    return uid >= 0 ? "uid " + std::to_string(uid) : "unknown local peer";
+    const int64_t uid = nbdkit_peer_uid(), gid = nbdkit_peer_gid(), pid = nbdkit_peer_pid();
+    if (uid < 0 || gid < 0) return Status::PermissionDenied("cannot tell who the client is");
+    LocalPeer peer{static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+                   pid > 0 ? process_groups(static_cast<pid_t>(pid)) : std::vector<gid_t>{}};
+    VVM_RETURN_IF_ERROR(check_local_access(entry, writable, peer));
+    return "uid " + std::to_string(uid);
   }
   char host[NI_MAXHOST] = {};
   if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
                     NI_NUMERICHOST) != 0) {
-    return "unknown host";
+    return Status::PermissionDenied("cannot tell the client's address");
   }
   std::string h = host;
   if (h.starts_with("::ffff:") && h.find('.') != std::string::npos) h = h.substr(7);
+  if (g_tcp_policy) {
+    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), h));
+  }
   return "host " + h;
 }
 
@@ -181,13 +195,16 @@ int vvm_config_complete() {
       return -1;
     }
     g_catalog = std::make_unique<const PackCatalog>(std::move(*catalog));
-    if (g_holds_dir.empty()) {
-      g_holds_dir = "/run/vvm/holds";
-      if (!g_conf_path.empty()) {
-        Result<Config> config = load_config(g_conf_path);  // read once more: it loaded above
-        if (config.ok()) g_holds_dir = config->state_dir + "/holds";
+    if (!g_conf_path.empty()) {
+      Result<Config> config = load_config(g_conf_path);  // read once more: it loaded above
+      if (!config.ok()) {
+        fail(config.status());
+        return -1;
       }
+      g_tcp_policy = config->vvmd_access;
+      if (g_holds_dir.empty()) g_holds_dir = config->state_dir + "/holds";
     }
+    if (g_holds_dir.empty()) g_holds_dir = "/run/vvm/holds";
     g_holds = std::make_unique<HoldRegistry>(g_holds_dir);
     nbdkit_debug("holds recorded in %s", g_holds_dir.c_str());
     nbdkit_debug("serving %zu exports from %s", g_catalog->exports().size(),
@@ -229,7 +246,12 @@ void* vvm_open(int readonly) {
       fail(pack.status());
       return nullptr;
     }
-    auto conn = std::make_unique<Connection>(std::move(*pack), peer_identity(), g_holds.get());
+    Result<std::string> identity = admit_peer((*info)->pack, (*pack)->writable());
+    if (!identity.ok()) {
+      fail(identity.status());
+      return nullptr;
+    }
+    auto conn = std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get());
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
                  conn->pack().writable() ? "read-write" : "read-only", conn->identity().c_str());
     return g_handles.add(std::move(conn));
