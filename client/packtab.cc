@@ -1,8 +1,16 @@
 // packtab.cc: reads and checks the pack table (format in packtab.h).
 #include "packtab.h"
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fmt/core.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -197,6 +205,70 @@ Result<PackTable> parse_packtab(std::string_view text, std::string_view origin,
   }
 }
 
+Result<uint64_t> backing_size(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) == -1) return Status::FromErrno(errno, fmt::format("stat {}", path));
+  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t size = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &size) == -1) {
+      return Status::FromErrno(errno, fmt::format("{}: BLKGETSIZE64", path));
+    }
+    return size;
+  }
+  return Status::InvalidArgument(fmt::format("{} is not a regular file or a block device", path));
+}
+
+Status check_backings(const PackTable& table) {
+  const std::string origin = table.path.empty() ? "packtab" : table.path;
+  struct Seen {
+    dev_t dev;
+    ino_t ino;
+    const PackEntry* pack;
+  };
+  std::vector<Seen> seen;
+  for (const PackEntry& pack : table.packs) {
+    const std::string where = fmt::format("{}:{}: pack '{}'", origin, pack.line, pack.name);
+    const int fd = ::open(pack.backing.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+      return Status(errno == ENOENT ? Code::kNotFound : Code::kIoError,
+                    fmt::format("{}: backing {}: {}", where, pack.backing, std::strerror(errno)));
+    }
+    struct stat st {};
+    (void)::fstat(fd, &st);
+    Result<uint64_t> size = backing_size(fd, pack.backing);
+    int sector = 512;
+    if (S_ISBLK(st.st_mode)) (void)::ioctl(fd, BLKSSZGET, &sector);
+    ::close(fd);
+    if (!size.ok()) return Status(size.status().code(), where + ": " + size.status().message());
+    const uint64_t end = pack.offset + pack.size;
+    if (*size < end) {
+      return Status::InvalidArgument(fmt::format(
+          "{}: ends past the end of its backing: {} is {} bytes long, the pack ends at {} "
+          "(offset {} + size {})",
+          where, pack.backing, *size, end, format_size(pack.offset), format_size(pack.size)));
+    }
+    if (S_ISBLK(st.st_mode) && (pack.offset % sector != 0 || pack.size % sector != 0)) {
+      return Status::InvalidArgument(
+          fmt::format("{}: offset {} and size {} must be multiples of {}'s {}-byte sectors", where,
+                      pack.offset, pack.size, pack.backing, sector));
+    }
+    for (const Seen& s : seen) {
+      const PackEntry& other = *s.pack;
+      if (s.dev != st.st_dev || s.ino != st.st_ino || other.backing == pack.backing) continue;
+      if (pack.offset < other.offset + other.size && other.offset < end) {
+        return Status::InvalidArgument(fmt::format(
+            "{}: bytes {}..{} of {} overlap pack '{}' (line {}), whose backing {} is the same "
+            "file",
+            where, format_size(pack.offset), format_size(end), pack.backing, other.name, other.line,
+            other.backing));
+      }
+    }
+    seen.push_back({st.st_dev, st.st_ino, &pack});
+  }
+  return Status::Ok();
+}
+
 Result<PackTable> load_packtab(const std::string& path) {
   auto text = read_text_file(path);
   if (!text.ok()) return text.status();
@@ -205,7 +277,8 @@ Result<PackTable> load_packtab(const std::string& path) {
   fs::path absolute = fs::absolute(path, ec);
   if (ec) absolute = path;
   absolute = absolute.lexically_normal();
-  auto table = parse_packtab(*text, path, absolute.parent_path().string());
+  // Named by its absolute path, as check_backings() names it, so that messages agree.
+  auto table = parse_packtab(*text, absolute.string(), absolute.parent_path().string());
   if (table.ok()) table->path = absolute.string();
   return table;
 }

@@ -57,4 +57,15 @@ Result<PackTable> parse_packtab(std::string_view text, std::string_view origin,
 // Reads and parses a packtab file.
 Result<PackTable> load_packtab(const std::string& path);
 
+// What only the backings can tell, checked by the plugin before it serves a table and by `vvctl
+// pack check`: every backing exists and is a regular file or a block device that holds the
+// whole pack; a pack on a block device starts and ends on a sector boundary; and no two packs
+// overlap in one backing reached through two paths (a symlink, a hard link: compared by device
+// and inode). The first problem is returned, named as parse errors are ("packtab:7: pack 'x':
+// ...").
+Status check_backings(const PackTable& table);
+
+// The size of an open regular file or block device; an error for anything else.
+Result<uint64_t> backing_size(int fd, const std::string& path);
+
 }  // namespace vvm

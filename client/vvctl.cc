@@ -4,15 +4,22 @@
 //   vvctl [--conf PATH] COMMAND [OPTIONS]
 //   vvctl ping [--target vvmd|mover:NAME|ENDPOINT] [--timeout SECONDS] [--count N]
 //   vvctl conf check [PATH]
+//   vvctl pack check [PACKTAB]
+//   vvctl pack ls [PACKTAB] [--holds DIR]
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
+#include <grp.h>
+#include <pwd.h>
+
 #include <algorithm>
+#include <array>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -21,8 +28,10 @@
 #include <fmt/core.h>
 
 #include "config.h"
+#include "pack_lock.h"
 #include "packtab.h"
 #include "rpc_client.h"
+#include "size.h"
 
 namespace vvm {
 namespace {
@@ -163,8 +172,9 @@ int cmd_conf_check(const Globals& g, const Args& args) {
   size_t packs = 0;
   if (!config->packtab.empty()) {
     auto table = load_packtab(config->packtab);
-    if (!table.ok()) {
-      fmt::print(stderr, "vvctl: {}\n", table.status().message());
+    Status s = table.ok() ? check_backings(*table) : table.status();
+    if (!s.ok()) {
+      fmt::print(stderr, "vvctl: {}\n", s.message());
       return kUsage;
     }
     packs = table->packs.size();
@@ -176,6 +186,123 @@ int cmd_conf_check(const Globals& g, const Args& args) {
       config->movers.size(), config->drives.size());
   if (!config->packtab.empty()) fmt::print(", packtab {} with {} pack(s)", config->packtab, packs);
   fmt::print("\n");
+  return kOk;
+}
+
+// --- pack check, pack ls ---
+
+// The packtab a pack command works on: its argument, else vvm.conf's [plugin] packtab. Errors
+// are printed here.
+Result<std::string> packtab_path(const Globals& g, const std::string& arg, std::string* holds) {
+  std::optional<Config> config;
+  if (arg.empty() || (holds && holds->empty())) {
+    auto loaded = read_config(g);
+    if (!loaded.ok()) {
+      if (arg.empty()) return loaded.status();
+    } else {
+      config = std::move(*loaded);
+    }
+  }
+  if (holds && holds->empty()) {
+    *holds = config ? config->state_dir + "/holds" : "/run/vvm/holds";
+  }
+  if (!arg.empty()) return arg;
+  if (config->packtab.empty()) {
+    fmt::print(stderr, "vvctl: {}: [plugin] names no packtab\n", config->path);
+    return Status::InvalidArgument("no packtab");
+  }
+  return config->packtab;
+}
+
+// Loads and checks a packtab as the plugin would; prints the error and returns nullopt if bad.
+std::optional<PackTable> checked_packtab(const std::string& path) {
+  auto table = load_packtab(path);
+  Status s = table.ok() ? check_backings(*table) : table.status();
+  if (!s.ok()) {
+    fmt::print(stderr, "vvctl: {}\n", s.message());
+    return std::nullopt;
+  }
+  return std::move(*table);
+}
+
+int cmd_pack_check(const Globals& g, const Args& args) {
+  std::string arg;
+  po::options_description options;
+  options.add_options()("packtab", po::value(&arg));
+  po::positional_options_description positional;
+  positional.add("packtab", 1);
+  po::variables_map vm;
+  if (!parse_options("pack check", args, options, positional, &vm)) return kUsage;
+  auto path = packtab_path(g, arg, nullptr);
+  if (!path.ok()) return kUsage;
+  auto table = checked_packtab(*path);
+  if (!table) return kUsage;
+  std::vector<std::string> backings;
+  for (const auto& p : table->packs) {
+    if (std::find(backings.begin(), backings.end(), p.backing) == backings.end()) {
+      backings.push_back(p.backing);
+    }
+  }
+  fmt::print("{}: ok: {} pack(s) in {} backing(s)\n", table->path, table->packs.size(),
+             backings.size());
+  return kOk;
+}
+
+std::string user_name(uid_t uid) {
+  const passwd* pw = ::getpwuid(uid);
+  return pw ? pw->pw_name : std::to_string(uid);
+}
+
+std::string group_name(gid_t gid) {
+  const group* gr = ::getgrgid(gid);
+  return gr ? gr->gr_name : std::to_string(gid);
+}
+
+// "exclusive by uid 0 since ... (nbdkit pid 42 on host1)" for each holder of `pack`, or "-".
+std::string holders_of(const PackEntry& pack, const std::vector<HoldRecord>& records) {
+  auto locks = probe_locks(pack.backing, pack.offset);
+  if (locks.ok() && locks->empty()) return "-";  // any record left is stale
+  std::string out;
+  for (const auto& r : records) {
+    if (r.backing != pack.backing || r.offset != pack.offset) continue;
+    out += (out.empty() ? "" : "; ") + describe_hold(r);
+  }
+  if (out.empty()) return locks.ok() ? "locked by a process that left no record" : "-";
+  return out;
+}
+
+int cmd_pack_ls(const Globals& g, const Args& args) {
+  std::string arg, holds;
+  po::options_description options;
+  options.add_options()("packtab", po::value(&arg))("holds", po::value(&holds));
+  po::positional_options_description positional;
+  positional.add("packtab", 1);
+  po::variables_map vm;
+  if (!parse_options("pack ls", args, options, positional, &vm)) return kUsage;
+  auto path = packtab_path(g, arg, &holds);
+  if (!path.ok()) return kUsage;
+  auto table = checked_packtab(*path);
+  if (!table) return kUsage;
+  const auto records = HoldsDir(holds).read_all();
+  std::vector<std::array<std::string, 6>> rows = {
+      {"NAME", "SIZE", "MODE", "BACKING:OFFSET", "OWNER:GROUP PERMS", "HELD BY"}};
+  for (const auto& p : table->packs) {
+    rows.push_back({p.name, format_size(p.size), std::string(pack_mode_name(p.mode)),
+                    fmt::format("{}:{}", p.backing, format_size(p.offset)),
+                    fmt::format("{}:{} {:04o}", user_name(p.owner), group_name(p.group), p.perms),
+                    holders_of(p, records)});
+  }
+  std::array<size_t, 6> width{};
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
+    }
+    fmt::print("{}\n", line);
+  }
   return kOk;
 }
 
@@ -195,6 +322,20 @@ const std::vector<Command>& commands() {
        "  packtab it names, prints a summary, or the first error with its file, line and\n"
        "  reason (exit 2).",
        cmd_conf_check},
+      {"pack check", "check a pack table and its backings",
+       "vvctl [--conf PATH] pack check [PACKTAB]\n"
+       "  Reads PACKTAB (default: vvm.conf's [plugin] packtab) and checks it as the nbdkit\n"
+       "  plugin does: fields, sizes, modes, owners, duplicate names, overlapping packs (also\n"
+       "  through symlinks), missing backings and packs past the end of theirs. Prints a\n"
+       "  summary, or the first problem with its file, line and reason (exit 2).",
+       cmd_pack_check},
+      {"pack ls", "list packs and who holds them now",
+       "vvctl [--conf PATH] pack ls [PACKTAB] [--holds DIR]\n"
+       "  One line a pack: name, size, mode, backing and offset, owner, group and permissions,\n"
+       "  and who holds it now (client, hold, since, nbdkit pid), from the holds records the\n"
+       "  plugin writes (DIR; default: vvm.conf's state-dir/holds, else /run/vvm/holds) and the\n"
+       "  locks on the backing. Works whether or not vvmd runs.",
+       cmd_pack_ls},
   };
   return kCommands;
 }

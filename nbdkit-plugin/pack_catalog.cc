@@ -32,31 +32,15 @@ std::string describe(const PackEntry& pack, bool read_only_view) {
   return text;
 }
 
-// The backing must exist and hold the whole pack: finding out at the first read is too late.
-Status check_backing(const PackEntry& pack, std::string_view origin) {
-  const std::string where = fmt::format("{}:{}: pack '{}'", origin, pack.line, pack.name);
-  const int fd = ::open(pack.backing.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd == -1) return Status::FromErrno(errno, fmt::format("{}: backing {}", where, pack.backing));
-  Result<uint64_t> size = backing_size(fd, pack.backing);
-  ::close(fd);
-  if (!size.ok()) return Status(size.status().code(), where + ": " + size.status().message());
-  const uint64_t end = pack.offset + pack.size;
-  if (*size < end) {
-    return Status::InvalidArgument(fmt::format(
-        "{}: backing {} is {} bytes long, but the pack ends at {} (offset {} + size {})", where,
-        pack.backing, *size, end, format_size(pack.offset), format_size(pack.size)));
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<PackCatalog> PackCatalog::create(PackTable table) {
   PackCatalog catalog;
   catalog.source_ = table.path.empty() ? "packtab" : table.path;
   catalog.exports_.reserve(2 * table.packs.size());
+  // Finding a missing or short backing at the first read would be too late.
+  VVM_RETURN_IF_ERROR(check_backings(table));
   for (PackEntry& pack : table.packs) {
-    VVM_RETURN_IF_ERROR(check_backing(pack, catalog.source_));
     const std::string name = std::string(kPackPrefix) + pack.name;
     const bool read_only = pack.mode == PackMode::kReadOnly;
     catalog.exports_.push_back({name, describe(pack, false), pack, read_only});

@@ -25,20 +25,6 @@ IoStatus IoStatus::FromErrno(int err, std::string_view what) {
   return IoStatus(err, Status::FromErrno(err, what));
 }
 
-Result<uint64_t> backing_size(int fd, const std::string& path) {
-  struct stat st;
-  if (::fstat(fd, &st) == -1) return Status::FromErrno(errno, fmt::format("stat {}", path));
-  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
-  if (S_ISBLK(st.st_mode)) {
-    uint64_t size = 0;
-    if (::ioctl(fd, BLKGETSIZE64, &size) == -1) {
-      return Status::FromErrno(errno, fmt::format("{}: BLKGETSIZE64", path));
-    }
-    return size;
-  }
-  return Status::InvalidArgument(fmt::format("{} is not a regular file or a block device", path));
-}
-
 Result<std::unique_ptr<PackExport>> PackExport::open(const ExportInfo& info,
                                                      bool server_read_only) {
   const bool writable = !info.read_only && !server_read_only;

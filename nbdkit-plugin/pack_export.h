@@ -36,9 +36,6 @@ class [[nodiscard]] IoStatus {
   Status status_;
 };
 
-// The size in bytes of an open regular file or block device; an error for anything else.
-Result<uint64_t> backing_size(int fd, const std::string& path);
-
 class PackExport {
  public:
   // Opens the backing of `info` for one connection: read-write unless the export is read-only or

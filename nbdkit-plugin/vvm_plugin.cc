@@ -22,6 +22,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include "catalog_source.h"
 #include "config.h"
 #include "connection.h"
 #include "pack_access.h"
@@ -44,7 +45,7 @@ std::unique_ptr<HoldRegistry> g_holds;
 // Who may connect over TCP: vvm.conf's [vvmd] allow-host, with conf= only.
 std::optional<AccessPolicy> g_tcp_policy;
 // Built by .config_complete; read-only afterwards, so the parallel callbacks share it unlocked.
-std::unique_ptr<const PackCatalog> g_catalog;
+std::unique_ptr<CatalogSource> g_catalog;
 
 // The handles of open connections. nbdkit 1.32 skips .close for connections still open when it
 // quits (free_connection in server/connections.c), but calls .unload once every connection
@@ -187,30 +188,40 @@ int vvm_config_complete() {
                                           : "give packtab=PATH or conf=PATH, not both");
       return -1;
     }
-    Result<PackCatalog> catalog = g_packtab_path.empty()
-                                      ? PackCatalog::load_config(g_conf_path)
-                                      : PackCatalog::load_packtab(g_packtab_path);
-    if (!catalog.ok()) {
-      fail(catalog.status());
-      return -1;
-    }
-    g_catalog = std::make_unique<const PackCatalog>(std::move(*catalog));
+    std::string packtab = g_packtab_path;
     if (!g_conf_path.empty()) {
-      Result<Config> config = load_config(g_conf_path);  // read once more: it loaded above
+      Result<Config> config = load_config(g_conf_path);
       if (!config.ok()) {
         fail(config.status());
         return -1;
       }
+      packtab = config->packtab;  // "" when the site has no packs
       g_tcp_policy = config->vvmd_access;
       if (g_holds_dir.empty()) g_holds_dir = config->state_dir + "/holds";
     }
+    Result<std::unique_ptr<CatalogSource>> catalog = CatalogSource::open(packtab);
+    if (!catalog.ok()) {
+      fail(catalog.status());
+      return -1;
+    }
+    g_catalog = std::move(*catalog);
     if (g_holds_dir.empty()) g_holds_dir = "/run/vvm/holds";
     g_holds = std::make_unique<HoldRegistry>(g_holds_dir);
     nbdkit_debug("holds recorded in %s", g_holds_dir.c_str());
-    nbdkit_debug("serving %zu exports from %s", g_catalog->exports().size(),
-                 g_catalog->source().empty() ? "(no pack table)" : g_catalog->source().c_str());
+    nbdkit_debug("serving %zu exports from %s", g_catalog->current().catalog->exports().size(),
+                 packtab.empty() ? "(no pack table)" : packtab.c_str());
     return 0;
   });
+}
+
+// The catalog to serve this connection or listing from, re-read if the packtab changed.
+std::shared_ptr<const PackCatalog> current_catalog() {
+  CatalogSource::Current now = g_catalog->current();
+  if (now.failed) nbdkit_error("%s", now.failed->message().c_str());
+  if (now.reloaded) {
+    nbdkit_debug("pack table re-read: %zu exports", now.catalog->exports().size());
+  }
+  return now.catalog;
 }
 
 void vvm_unload() {
@@ -223,7 +234,7 @@ void vvm_unload() {
 
 int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
   return guarded("list_exports", -1, [&] {
-    for (const ExportInfo& e : g_catalog->exports()) {
+    for (const ExportInfo& e : current_catalog()->exports()) {
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
     }
     return 0;
@@ -236,7 +247,8 @@ const char* vvm_default_export(int /*readonly*/, int /*is_tls*/) { return nullpt
 void* vvm_open(int readonly) {
   return guarded<void*>("open", nullptr, [&]() -> void* {
     const char* name = nbdkit_export_name();
-    Result<const ExportInfo*> info = g_catalog->find(name != nullptr ? name : "");
+    std::shared_ptr<const PackCatalog> catalog = current_catalog();
+    Result<const ExportInfo*> info = catalog->find(name != nullptr ? name : "");
     if (!info.ok()) {
       fail(info.status());
       return nullptr;

@@ -198,3 +198,60 @@ start_nbdkit() {
 pick_unused_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# --- clients that stay connected ---
+
+declare -A _vvm_client_fd _vvm_client_pid _vvm_client_reads
+
+# connect_client NAME URI [PREFIX...]: an nbdsh client (run through PREFIX, setpriv say) that
+# connects to URI, reads once, and stays connected until disconnect_client NAME; each
+# client_read NAME makes it read once more. Disconnected at exit too.
+connect_client() {
+  local name=$1 uri=$2 fd i
+  shift 2
+  _vvm_need_tmpdir
+  mkfifo "$tmpdir/$name.fifo"
+  "$@" nbdsh -u "$uri" -c '
+import sys
+h.pread(512, 0)
+print("read 1", flush=True)
+n = 1
+for line in sys.stdin:
+    n += 1
+    h.pread(512, 0)
+    print("read", n, flush=True)
+' <"$tmpdir/$name.fifo" >"$tmpdir/$name.out" 2>&1 &
+  _vvm_client_pid[$name]=$!
+  exec {fd}>"$tmpdir/$name.fifo"
+  _vvm_client_fd[$name]=$fd
+  _vvm_client_reads[$name]=1
+  cleanup_fn disconnect_client "$name"
+  _vvm_wait_client "$name"
+}
+
+_vvm_wait_client() {
+  local name=$1 i
+  for ((i = 0; i < 100; i++)); do
+    grep -qx "read ${_vvm_client_reads[$name]}" "$tmpdir/$name.out" 2>/dev/null && return 0
+    kill -0 "${_vvm_client_pid[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "client $name: read ${_vvm_client_reads[$name]} failed: $(cat "$tmpdir/$name.out")"
+}
+
+# client_read NAME: the connected client reads once more; fails the test if it cannot.
+client_read() {
+  local name=$1
+  _vvm_client_reads[$name]=$((_vvm_client_reads[$name] + 1))
+  echo >&"${_vvm_client_fd[$name]}"
+  _vvm_wait_client "$name"
+}
+
+# disconnect_client NAME: close the client's connection and wait until it has exited.
+disconnect_client() {
+  local name=$1
+  [[ -n ${_vvm_client_fd[$name]:-} ]] || return 0
+  exec {_vvm_client_fd[$name]}>&-
+  wait "${_vvm_client_pid[$name]}" 2>/dev/null || true
+  unset "_vvm_client_fd[$name]"
+}

@@ -37,32 +37,11 @@ expect_io() {
   echo "ok: $label"
 }
 
-# hold NAME URI [setpriv...]: keep a connection open on URI after one read, until release NAME.
-declare -A hold_fd hold_pid
-hold() {
-  local name=$1 u=$2
-  shift 2
-  mkfifo "$tmpdir/$name.fifo"
-  "$@" nbdsh -u "$u" -c 'h.pread(512, 0)' -c 'print("held", flush=True)' \
-    -c 'import sys; sys.stdin.read()' <"$tmpdir/$name.fifo" >"$tmpdir/$name.out" 2>&1 &
-  hold_pid[$name]=$!
-  exec {fd}>"$tmpdir/$name.fifo"
-  hold_fd[$name]=$fd
-  cleanup_fn release "$name"
-  for ((i = 0; i < 100; i++)); do
-    grep -q held "$tmpdir/$name.out" 2>/dev/null && return 0
-    kill -0 "${hold_pid[$name]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  die "hold $name on $u failed: $(cat "$tmpdir/$name.out")"
-}
+# hold NAME URI [PREFIX...]: a client that keeps a connection open after one read, so holds it;
+# release NAME ends it and waits until nbdkit has dropped the hold records.
+hold() { connect_client "$@"; }
 release() {
-  local name=$1
-  [[ -n ${hold_fd[$name]:-} ]] || return 0
-  exec {hold_fd[$name]}>&-
-  wait "${hold_pid[$name]}" || true
-  unset "hold_fd[$name]"
-  # nbdkit notices the closed connection a moment later
+  disconnect_client "$1"
   for ((i = 0; i < 50; i++)); do
     grep -q "holder=" "$holds"/*.hold 2>/dev/null || break
     sleep 0.1

@@ -1,0 +1,60 @@
+// catalog_source.cc: re-reading a changed packtab; see catalog_source.h.
+#include "catalog_source.h"
+
+#include <fmt/core.h>
+
+namespace vvm::plugin {
+
+bool CatalogSource::Signature::operator==(const Signature& o) const {
+  return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+         mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec &&
+         ctime.tv_nsec == o.ctime.tv_nsec;
+}
+
+std::optional<CatalogSource::Signature> CatalogSource::signature_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == -1) return std::nullopt;
+  return Signature{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+}
+
+Result<std::unique_ptr<CatalogSource>> CatalogSource::open(const std::string& packtab_path) {
+  std::unique_ptr<CatalogSource> source(new CatalogSource);
+  source->path_ = packtab_path;
+  if (packtab_path.empty()) {
+    source->catalog_ = std::make_shared<const PackCatalog>();
+    return source;
+  }
+  // The signature first: a change while loading is then seen at the next call.
+  source->loaded_ = signature_of(packtab_path);
+  Result<PackCatalog> catalog = PackCatalog::load_packtab(packtab_path);
+  if (!catalog.ok()) return catalog.status();
+  source->catalog_ = std::make_shared<const PackCatalog>(std::move(*catalog));
+  return source;
+}
+
+CatalogSource::Current CatalogSource::current() {
+  const std::lock_guard lock(mutex_);
+  Current out;
+  if (!path_.empty()) {
+    std::optional<Signature> now = signature_of(path_);
+    if (now != loaded_ && (!now || now != failed_)) {
+      Result<PackCatalog> catalog = now ? PackCatalog::load_packtab(path_)
+                                        : Result<PackCatalog>(Status::NotFound(fmt::format(
+                                              "{}: cannot read: the file is gone", path_)));
+      if (catalog.ok()) {
+        catalog_ = std::make_shared<const PackCatalog>(std::move(*catalog));
+        loaded_ = now;
+        failed_.reset();
+        out.reloaded = true;
+      } else {
+        failed_ = now;
+        out.failed = Status(catalog.status().code(),
+                            catalog.status().message() + " (still serving the previous table)");
+      }
+    }
+  }
+  out.catalog = catalog_;
+  return out;
+}
+
+}  // namespace vvm::plugin

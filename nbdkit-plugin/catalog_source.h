@@ -1,0 +1,53 @@
+// catalog_source.h: the pack catalog the plugin serves now, re-read when its packtab changes.
+//
+// Each new connection (and each listing) asks for the current catalog; that costs one stat() of
+// the packtab. When the file's inode, size, mtime or ctime changed, it is read again: a good table
+// replaces the catalog for new connections (open connections keep the ExportInfo copy they
+// opened), a bad one leaves the old catalog in place and its error is reported once per change.
+// Replace the file by renaming a new one over it: a table caught half-written is refused like
+// any bad table, and served once it is whole.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "pack_catalog.h"
+#include "status.h"
+
+namespace vvm::plugin {
+
+class CatalogSource {
+ public:
+  // Loads `packtab_path` now (its errors stop nbdkit at start); "" serves no packs.
+  static Result<std::unique_ptr<CatalogSource>> open(const std::string& packtab_path);
+
+  struct Current {
+    std::shared_ptr<const PackCatalog> catalog;
+    bool reloaded = false;         // this call read a new table
+    std::optional<Status> failed;  // this call found a changed table that does not load
+  };
+  Current current();
+
+ private:
+  struct Signature {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    timespec mtime{};
+    timespec ctime{};
+    bool operator==(const Signature& o) const;
+  };
+  static std::optional<Signature> signature_of(const std::string& path);
+
+  std::string path_;
+  std::mutex mutex_;
+  std::optional<Signature> loaded_;  // of the table being served
+  std::optional<Signature> failed_;  // of the last table that did not load
+  std::shared_ptr<const PackCatalog> catalog_;
+};
+
+}  // namespace vvm::plugin
