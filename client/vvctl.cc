@@ -71,6 +71,17 @@ bool parse_options(std::string_view command, const Args& args,
   }
 }
 
+// Parses a command that takes at most one positional argument, called `name`, into `*value`,
+// besides the options in `extra`.
+bool parse_with_positional(std::string_view command, const Args& args, const char* name,
+                           std::string* value, po::options_description extra = {}) {
+  extra.add_options()(name, po::value(value));
+  po::positional_options_description positional;
+  positional.add(name, 1);
+  po::variables_map vm;
+  return parse_options(command, args, extra, positional, &vm);
+}
+
 Result<Config> read_config(const Globals& g) {
   std::string path = g.conf_path.empty() ? default_config_path() : g.conf_path;
   auto config = load_config(path);
@@ -159,12 +170,7 @@ int cmd_ping(const Globals& g, const Args& args) {
 
 int cmd_conf_check(const Globals& g, const Args& args) {
   std::string path;
-  po::options_description options;
-  options.add_options()("path", po::value(&path));
-  po::positional_options_description positional;
-  positional.add("path", 1);
-  po::variables_map vm;
-  if (!parse_options("conf check", args, options, positional, &vm)) return kUsage;
+  if (!parse_with_positional("conf check", args, "path", &path)) return kUsage;
   Globals use = g;
   if (!path.empty()) use.conf_path = path;
   auto config = read_config(use);
@@ -227,12 +233,7 @@ std::optional<PackTable> checked_packtab(const std::string& path) {
 
 int cmd_pack_check(const Globals& g, const Args& args) {
   std::string arg;
-  po::options_description options;
-  options.add_options()("packtab", po::value(&arg));
-  po::positional_options_description positional;
-  positional.add("packtab", 1);
-  po::variables_map vm;
-  if (!parse_options("pack check", args, options, positional, &vm)) return kUsage;
+  if (!parse_with_positional("pack check", args, "packtab", &arg)) return kUsage;
   auto path = packtab_path(g, arg, nullptr);
   if (!path.ok()) return kUsage;
   auto table = checked_packtab(*path);
@@ -274,11 +275,8 @@ std::string holders_of(const PackEntry& pack, const std::vector<HoldRecord>& rec
 int cmd_pack_ls(const Globals& g, const Args& args) {
   std::string arg, holds;
   po::options_description options;
-  options.add_options()("packtab", po::value(&arg))("holds", po::value(&holds));
-  po::positional_options_description positional;
-  positional.add("packtab", 1);
-  po::variables_map vm;
-  if (!parse_options("pack ls", args, options, positional, &vm)) return kUsage;
+  options.add_options()("holds", po::value(&holds));
+  if (!parse_with_positional("pack ls", args, "packtab", &arg, options)) return kUsage;
   auto path = packtab_path(g, arg, &holds);
   if (!path.ok()) return kUsage;
   auto table = checked_packtab(*path);
