@@ -97,4 +97,33 @@ expect_io OK "pack/a through the second nbdkit is free" qemu-io -f raw -c 'read 
 release root_c2
 expect_io OK "pack/c through the second nbdkit after the release" \
   qemu-io -f raw -c 'write -P 5 0 4k' "$(uri pack/c s2)"
+# 6. Over TCP a client is its host: a second host is refused while the first holds pack/c, and
+# the first host's several connections are one holder. The second host is 127.0.0.2, a source
+# address the client binds before handing the socket to libnbd.
+port=$(pick_unused_port)
+start_nbdkit - -i 127.0.0.1 -p "$port" "$VVM_PLUGIN" packtab="$tmpdir/packtab" holds="$holds"
+log3=$nbdkit_log
+connect_client tcp_holder "nbd://127.0.0.1:$port/pack/c"
+qemu-io -f raw -c 'read 0 4k' "nbd://127.0.0.1:$port/pack/c" >/dev/null ||
+  die "a second connection from the holding host was refused"
+out=$(/usr/bin/python3 - "$port" <<'PY' 2>&1
+import errno, nbd, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.2", 0))
+s.connect(("127.0.0.1", int(sys.argv[1])))
+h = nbd.NBD()
+h.set_export_name("pack/c")
+h.connect_socket(s.detach())
+try:
+    h.pread(512, 0)
+    print("granted")
+except nbd.Error as e:
+    print("refused", e.errnum == errno.EPERM)
+PY
+)
+[[ $out == "refused True" ]] || die "host 127.0.0.2 while 127.0.0.1 holds pack/c: $out"
+grep -q "pack 'c' is held exclusive by host 127.0.0.1 since .*: host 127.0.0.2 cannot have it" \
+  "$log3" || die "the TCP refusal does not name both hosts"
+disconnect_client tcp_holder
+echo "ok: over TCP the holder is the host"
 echo "pack-modes: all checks passed"
