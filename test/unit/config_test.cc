@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "packtab.h"
+#include "parse_checks.h"
 #include "process.h"
 
 using Catch::Contains;
@@ -29,23 +30,15 @@ using vvm::test::TempDir;
 namespace {
 
 Config parse_ok(const std::string& text) {
-  auto r = vvm::parse_config(text, "test.conf", "/etc/vvm");
-  INFO(text);
-  INFO(r.status().message());
-  REQUIRE(r.ok());
-  return std::move(r).value();
+  return vvm::test::require_parsed(vvm::parse_config(text, "test.conf", "/etc/vvm"), text);
 }
 
-// `text` must be refused with a message that starts "test.conf:LINE: WHERE: " (given as
-// `prefix`) and holds every fragment of the reason.
+// `text` must be refused with a message that starts with `prefix` and holds every fragment of
+// the reason.
 void require_error(const std::string& text, const std::string& prefix,
                    std::initializer_list<std::string> reason) {
-  auto r = vvm::parse_config(text, "test.conf", "/etc/vvm");
-  INFO("conf:\n" << text);
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == vvm::Code::kInvalidArgument);
-  CHECK_THAT(r.status().message(), StartsWith(prefix));
-  for (const auto& fragment : reason) CHECK_THAT(r.status().message(), Contains(fragment));
+  vvm::test::require_refused(vvm::parse_config(text, "test.conf", "/etc/vvm"), text, prefix,
+                             reason);
 }
 
 // The smallest useful set of named sections, for tests that add to it.

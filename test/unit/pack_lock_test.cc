@@ -116,7 +116,7 @@ TEST_CASE("holds records: written atomically, read back, stale and malformed one
   ::waitpid(child, nullptr, 0);
   std::ofstream(dir.file("holds/c." + std::to_string(child) + ".hold"))
       << "pack=c\tbacking=/srv/disk.img\toffset=4096\tkind=exclusive\tholder=uid 5\tsince=x\tpid="
-      << child << "\thost=h\tconnections=1\n";
+      << child << "\thost=" << local_host_name() << "\tconnections=1\n";
   std::ofstream(dir.file("holds/junk.1.hold")) << "not a record\n";
   CHECK(holds.read_all().size() == 1);
 
@@ -124,4 +124,56 @@ TEST_CASE("holds records: written atomically, read back, stale and malformed one
   REQUIRE(holds.write("c", {}).ok());
   CHECK(holds.read_all().empty());
   CHECK_FALSE(std::filesystem::exists(dir.file("holds/c." + std::to_string(::getpid()) + ".hold")));
+}
+
+TEST_CASE("holders_now: a record counts only while the lock of its kind is held") {
+  auto dir = must(TempDir::create());
+  std::string backing = make_backing(dir);
+  HoldsDir holds(dir.file("holds"));
+  auto record = [&](std::string pack, uint64_t offset, HoldKind kind, std::string holder) {
+    return HoldRecord{std::move(pack), backing,    offset,     kind, std::move(holder),
+                      utc_now(),       ::getpid(), "somehost", 1};
+  };
+  // Records of a live process (this one) for two packs in one backing, but no lock yet: stale.
+  REQUIRE(holds.write("c", {record("c", 4096, HoldKind::kExclusive, "uid 7")}).ok());
+  REQUIRE(holds.write("d", {record("d", 0, HoldKind::kRead, "host 10.0.0.5")}).ok());
+  CHECK(holds.read_all().size() == 2);
+  CHECK(holders_now(holds, backing, 4096).empty());
+  CHECK(holders_now(holds, backing, 0).empty());
+
+  auto c = must(PackLock::open(backing, 4096));
+  REQUIRE(c.change(set_of(HoldKind::kExclusive)).ok());
+  auto now = holders_now(holds, backing, 4096);
+  REQUIRE(now.size() == 1);
+  CHECK(now[0].holder == "uid 7");
+  CHECK(holders_now(holds, backing, 0).empty());  // the neighbour's lock is still gone
+
+  // A record of a kind other than the lock held is stale too.
+  REQUIRE(c.change(set_of(HoldKind::kShared)).ok());
+  CHECK(holders_now(holds, backing, 4096).empty());
+
+  // A backing that cannot be opened leaves the records as the only evidence.
+  REQUIRE(holds
+              .write("e", {HoldRecord{"e", dir.file("gone.img"), 0, HoldKind::kRead, "uid 1",
+                                      utc_now(), ::getpid(), "somehost", 1}})
+              .ok());
+  CHECK(holders_now(holds, dir.file("gone.img"), 0).size() == 1);
+}
+
+TEST_CASE("holds records from another host are not judged by a local pid") {
+  auto dir = must(TempDir::create());
+  HoldsDir holds(dir.file("holds"));
+  pid_t child = ::fork();
+  if (child == 0) _exit(0);
+  ::waitpid(child, nullptr, 0);  // `child` is now a pid with no process on this host
+  std::filesystem::create_directories(dir.file("holds"));
+  const std::string line =
+      "pack=c\tbacking=/srv/disk.img\toffset=0\tkind=read\tholder=uid 5\t"
+      "since=x\tpid=" +
+      std::to_string(child) + "\thost=";
+  std::ofstream(dir.file("holds/c.1.hold")) << line << local_host_name() << "\tconnections=1\n";
+  std::ofstream(dir.file("holds/c.2.hold")) << line << "elsewhere\tconnections=1\n";
+  auto all = holds.read_all();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].host == "elsewhere");
 }

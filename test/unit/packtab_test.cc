@@ -9,6 +9,7 @@
 #include <string>
 
 #include "packtab.h"
+#include "parse_checks.h"
 #include "process.h"
 
 using Catch::Contains;
@@ -23,23 +24,14 @@ using vvm::test::TempDir;
 namespace {
 
 PackTable parse_ok(const std::string& text) {
-  auto r = vvm::parse_packtab(text, "tab", "/etc/vvm");
-  INFO(text);
-  INFO(r.status().message());
-  REQUIRE(r.ok());
-  return std::move(r).value();
+  return vvm::test::require_parsed(vvm::parse_packtab(text, "tab", "/etc/vvm"), text);
 }
 
-// `text` must be refused with a message that starts with `prefix` ("tab:LINE: pack 'NAME': ")
-// and holds every fragment of the reason.
+// `text` must be refused with a message that starts with `prefix` and holds every fragment of
+// the reason.
 void require_error(const std::string& text, const std::string& prefix,
                    std::initializer_list<std::string> reason) {
-  auto r = vvm::parse_packtab(text, "tab", "/etc/vvm");
-  INFO("packtab:\n" << text);
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == vvm::Code::kInvalidArgument);
-  CHECK_THAT(r.status().message(), StartsWith(prefix));
-  for (const auto& fragment : reason) CHECK_THAT(r.status().message(), Contains(fragment));
+  vvm::test::require_refused(vvm::parse_packtab(text, "tab", "/etc/vvm"), text, prefix, reason);
 }
 
 const std::string kGood = "a /d/disk.img 0 100M shared root root 0660\n";
