@@ -60,7 +60,7 @@ head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$tmp/src.img"
 # Allocate every block first: the first writer into a sparse file pays for block allocation
 # (3x slower here), which would favour whichever server runs second.
 dd if="$tmp/src.img" of="$tmp/disk.img" bs=4M seek=$((offset_mib / 4)) conv=notrunc,fsync status=none
-cp "$tmp/src.img" "$tmp/nbds.img"
+dd if="$tmp/src.img" of="$tmp/nbds.img" bs=4M conv=notrunc,fsync status=none
 
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 

@@ -79,10 +79,4 @@ rpc::Handler ping_handler(std::string daemon, std::string name,
   };
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
 }  // namespace vvm::daemon

@@ -38,7 +38,4 @@ Result<Config> load_config_and_log(std::string_view program, const CommandLine& 
 rpc::Handler ping_handler(std::string daemon, std::string name,
                           std::chrono::steady_clock::time_point started);
 
-// This machine's host name, for replies and logs.
-std::string host_name();
-
 }  // namespace vvm::daemon

@@ -247,6 +247,7 @@ Status HoldsDir::write(const std::string& pack, const std::vector<HoldRecord>& r
 
 std::vector<HoldRecord> HoldsDir::read_all() const {
   std::vector<HoldRecord> out;
+  const std::string host = local_host_name();
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     if (entry.path().extension() != ".hold") continue;
@@ -256,16 +257,42 @@ std::vector<HoldRecord> HoldsDir::read_all() const {
       auto r = parse_record(line);
       if (!r) continue;
       // A dead process's record is stale: its locks went with it.
-      if (::kill(r->pid, 0) == -1 && errno == ESRCH) continue;
+      if (r->host == host && ::kill(r->pid, 0) == -1 && errno == ESRCH) continue;
       out.push_back(std::move(*r));
     }
   }
   return out;
 }
 
+std::vector<HoldRecord> holders_now(const HoldsDir& holds, const std::string& backing,
+                                    uint64_t pack_offset) {
+  std::vector<HoldRecord> out;
+  for (auto& r : holds.read_all()) {
+    if (r.backing == backing && r.offset == pack_offset) out.push_back(std::move(r));
+  }
+  if (out.empty()) return out;
+  Result<LockSet> locks = probe_locks(backing, pack_offset);
+  if (!locks.ok()) return out;
+  std::erase_if(out, [&](const HoldRecord& r) {
+    switch (r.kind) {
+      case HoldKind::kRead: return !locks->read;
+      case HoldKind::kShared: return !locks->shared;
+      case HoldKind::kExclusive: return !locks->exclusive;
+    }
+    return true;
+  });
+  return out;
+}
+
 std::string describe_hold(const HoldRecord& r) {
   return fmt::format("{} by {} since {} (nbdkit pid {} on {})", hold_kind_name(r.kind), r.holder,
                      r.since, r.pid, r.host);
+}
+
+std::string local_host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
 }
 
 std::string utc_now() {

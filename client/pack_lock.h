@@ -15,8 +15,8 @@
 // so a process keeps one PackLock per pack and decides among its own connections itself.
 //
 // The holds folder has one file per pack and process, "NAME.PID.hold", written atomically, so
-// that a refusal and `vvctl pack ls` can name the holder. A record whose locks are gone (the
-// process died) is stale and ignored.
+// that a refusal and `vvctl pack ls` can name the holder. A record whose lock is gone (its
+// process died, or let go before it could remove the file) is stale: holders_now() ignores it.
 #pragma once
 
 #include <sys/types.h>
@@ -93,18 +93,28 @@ class HoldsDir {
   const std::string& path() const { return dir_; }
   // Replaces this process's file for `pack` with `records`, or removes it when empty.
   Status write(const std::string& pack, const std::vector<HoldRecord>& records) const;
-  // Every record in the folder whose process is alive, in no particular order. Unreadable or
-  // malformed files are skipped (they are someone else's half-written state, not ours to judge).
+  // Every record in the folder, in no particular order, less those of processes on this host
+  // that have exited (a pid on another host sharing the folder cannot be checked here).
+  // Unreadable or malformed files are skipped (someone else's half-written state).
   std::vector<HoldRecord> read_all() const;
 
  private:
   std::string dir_;
 };
 
+// Who holds the pack at `pack_offset` in `backing` now: its records in `holds`, each kept only
+// while some process still has the lock of the record's kind (probe_locks). When the backing
+// cannot be opened to look at the locks, the records are all there is to go on.
+std::vector<HoldRecord> holders_now(const HoldsDir& holds, const std::string& backing,
+                                    uint64_t pack_offset);
+
 // "exclusive by uid 0 since 2026-11-23T08:00:00Z (nbdkit pid 42 on host1)"
 std::string describe_hold(const HoldRecord& r);
 
 // The current time as ISO 8601 UTC, for HoldRecord::since.
 std::string utc_now();
+
+// This machine's host name, for HoldRecord::host.
+std::string local_host_name();
 
 }  // namespace vvm

@@ -259,17 +259,15 @@ std::string group_name(gid_t gid) {
   return gr ? gr->gr_name : std::to_string(gid);
 }
 
-// "exclusive by uid 0 since ... (nbdkit pid 42 on host1)" for each holder of `pack`, or "-".
-std::string holders_of(const PackEntry& pack, const std::vector<HoldRecord>& records) {
-  auto locks = probe_locks(pack.backing, pack.offset);
-  if (locks.ok() && locks->empty()) return "-";  // any record left is stale
+// "exclusive by uid 0 since ... (nbdkit pid 42 on host1)" for each holder of `pack` now, or "-".
+std::string holders_of(const PackEntry& pack, const HoldsDir& holds) {
   std::string out;
-  for (const auto& r : records) {
-    if (r.backing != pack.backing || r.offset != pack.offset) continue;
+  for (const auto& r : holders_now(holds, pack.backing, pack.offset)) {
     out += (out.empty() ? "" : "; ") + describe_hold(r);
   }
-  if (out.empty()) return locks.ok() ? "locked by a process that left no record" : "-";
-  return out;
+  if (!out.empty()) return out;
+  auto locks = probe_locks(pack.backing, pack.offset);
+  return locks.ok() && !locks->empty() ? "locked by a process that left no record" : "-";
 }
 
 int cmd_pack_ls(const Globals& g, const Args& args) {
@@ -281,14 +279,14 @@ int cmd_pack_ls(const Globals& g, const Args& args) {
   if (!path.ok()) return kUsage;
   auto table = checked_packtab(*path);
   if (!table) return kUsage;
-  const auto records = HoldsDir(holds).read_all();
+  const HoldsDir holds_dir(holds);
   std::vector<std::array<std::string, 6>> rows = {
       {"NAME", "SIZE", "MODE", "BACKING:OFFSET", "OWNER:GROUP PERMS", "HELD BY"}};
   for (const auto& p : table->packs) {
     rows.push_back({p.name, format_size(p.size), std::string(pack_mode_name(p.mode)),
                     fmt::format("{}:{}", p.backing, format_size(p.offset)),
                     fmt::format("{}:{} {:04o}", user_name(p.owner), group_name(p.group), p.perms),
-                    holders_of(p, records)});
+                    holders_of(p, holds_dir)});
   }
   std::array<size_t, 6> width{};
   for (const auto& row : rows) {

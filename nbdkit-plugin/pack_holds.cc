@@ -13,16 +13,10 @@ namespace {
 
 bool compatible(HoldKind a, HoldKind b) { return a == b && a != HoldKind::kExclusive; }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
 }  // namespace
 
 HoldRegistry::HoldRegistry(std::string holds_dir)
-    : holds_(std::move(holds_dir)), host_(host_name()) {}
+    : holds_(std::move(holds_dir)), host_(local_host_name()) {}
 
 HoldRegistry::~HoldRegistry() {
   const std::lock_guard lock(mutex_);
@@ -62,8 +56,8 @@ void HoldRegistry::write_records(const PackState& state) const {
 
 std::string HoldRegistry::other_holders(const PackEntry& pack) const {
   std::string out;
-  for (const auto& r : holds_.read_all()) {
-    if (r.pid == ::getpid() || r.backing != pack.backing || r.offset != pack.offset) continue;
+  for (const auto& r : holders_now(holds_, pack.backing, pack.offset)) {
+    if (r.pid == ::getpid() && r.host == host_) continue;  // ours were checked in-process
     out += (out.empty() ? "" : "; ") + describe_hold(r);
   }
   return out.empty() ? "another process (no record in " + holds_.path() + ")" : out;

@@ -10,6 +10,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "pack_lock.h"
 
 namespace po = boost::program_options;
 
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
   }
 
   rpc::Server server("vvmd", config->vvmd_access);
-  server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", daemon::host_name(), started));
+  server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());

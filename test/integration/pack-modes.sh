@@ -73,6 +73,54 @@ release root_c
 expect_io OK "nobody granted pack/c after the release" as_nobody qemu-io -f raw -c 'write -P 7 0 4k' "$(uri pack/c)"
 wait_no_holds
 
+# 1b. Only data takes a hold. A connection of nobody that has sent no command yet, a listing and
+# an nbdinfo (handshake only) leave pack/c free, and root holds it. nobody's first command is then
+# refused, and so is its next, even once root has let go: a connection keeps the answer it got.
+# A new connection of nobody is granted.
+mkfifo "$tmpdir/idle.fifo"
+as_nobody nbdsh -u "$(uri pack/c)" -c '
+import errno, sys
+print("connected", flush=True)
+for line in sys.stdin:
+    try:
+        h.pread(512, 0)
+        print("granted", flush=True)
+    except nbd.Error as e:
+        print("refused", e.errnum == errno.EPERM, flush=True)
+' <"$tmpdir/idle.fifo" >"$tmpdir/idle.out" 2>&1 &
+idle_pid=$!
+exec {idle_fd}>"$tmpdir/idle.fifo"
+end_idle() {
+  [[ -n ${idle_fd:-} ]] && exec {idle_fd}>&-
+  idle_fd=
+  wait "$idle_pid" 2>/dev/null || true
+}
+cleanup_fn end_idle
+# idle_says N TEXT: the idle client's Nth line of output is TEXT.
+idle_says() {
+  for ((i = 0; i < 100; i++)); do
+    [[ $(sed -n "$1p" "$tmpdir/idle.out") == "$2" ]] && return 0
+    kill -0 "$idle_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "the idle client's line $1 is not '$2': $(cat "$tmpdir/idle.out")"
+}
+idle_says 1 connected
+as_nobody nbdinfo --list "nbd+unix://?socket=$tmpdir/s1.sock" >/dev/null
+as_nobody nbdinfo "$(uri pack/c)" >/dev/null
+[[ -z $(ls "$holds") ]] || die "a connection without data took a hold: $(cat "$holds"/*)"
+hold root_c_1b "$(uri pack/c)"
+echo >&"$idle_fd"
+idle_says 2 "refused True"
+release root_c_1b
+echo >&"$idle_fd"
+idle_says 3 "refused True"
+expect_io OK "a new connection of nobody is granted pack/c" \
+  as_nobody qemu-io -f raw -c 'read 0 4k' "$(uri pack/c)"
+end_idle
+wait_no_holds
+echo "ok: only data takes a hold, and a refused connection stays refused"
+
 # 2. A writable open of a pack someone holds read-only is refused; readers share.
 hold root_a_ro "$(uri pack/a@ro)"
 expect_io REFUSED "nobody may not write pack/a while root reads pack/a@ro" \

@@ -57,9 +57,8 @@ TEST_CASE("an exclusive hold: one identity, many connections, ended by the last"
 
   Status refused = reg.acquire(f.c, HoldKind::kExclusive, "uid 1000");
   CHECK(refused.code() == Code::kBusy);
-  CHECK_THAT(refused.message(),
-             Catch::StartsWith("pack 'c' is held exclusive by uid 0 since 20") &&
-                 Catch::EndsWith(": uid 1000 cannot have it exclusive"));
+  CHECK_THAT(refused.message(), Catch::StartsWith("pack 'c' is held exclusive by uid 0 since 20") &&
+                                    Catch::EndsWith(": uid 1000 cannot have it exclusive"));
   // Reading is no exception, and the pack's neighbour is not affected.
   CHECK(reg.acquire(f.c, HoldKind::kRead, "uid 1000").code() == Code::kBusy);
   REQUIRE(reg.acquire(f.d, HoldKind::kShared, "uid 1000").ok());
@@ -135,10 +134,9 @@ TEST_CASE("another process's hold refuses this one through the locks, and is nam
     HoldRegistry reg(f.holds);
     Status s = reg.acquire(f.c, HoldKind::kRead, "uid 7");
     CHECK(s.code() == Code::kBusy);
-    CHECK_THAT(s.message(),
-               Catch::StartsWith("pack 'c' is held exclusive by uid 42 since ") &&
-                   Catch::Contains("(nbdkit pid " + std::to_string(child) + " on ") &&
-                   Catch::EndsWith("uid 7 cannot have it read"));
+    CHECK_THAT(s.message(), Catch::StartsWith("pack 'c' is held exclusive by uid 42 since ") &&
+                                Catch::Contains("(nbdkit pid " + std::to_string(child) + " on ") &&
+                                Catch::EndsWith("uid 7 cannot have it read"));
     CHECK(reg.holders().empty());  // a refusal keeps nothing
     // The other process's neighbour pack is free.
     CHECK(reg.acquire(f.d, HoldKind::kShared, "uid 7").ok());
