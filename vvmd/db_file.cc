@@ -1,0 +1,96 @@
+// db_file.cc: File on a POSIX file descriptor.
+#include "db_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/core.h>
+
+namespace vvm::db {
+
+namespace {
+
+class PosixFile : public File {
+ public:
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  Status read_at(uint64_t offset, char* buf, size_t n) override {
+    for (size_t done = 0; done < n;) {
+      ssize_t r = ::pread(fd_, buf + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Status::FromErrno(errno, fmt::format("{}: read at {}", path_, offset));
+      if (r == 0) {
+        return Status::IoError(
+            fmt::format("{}: ends at {}, inside a record", path_, offset + done));
+      }
+      done += static_cast<size_t>(r);
+    }
+    return Status::Ok();
+  }
+
+  Status write_at(uint64_t offset, std::string_view data) override {
+    for (size_t done = 0; done < data.size();) {
+      ssize_t r =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Status::FromErrno(errno, fmt::format("{}: write at {}", path_, offset));
+      done += static_cast<size_t>(r);
+    }
+    return Status::Ok();
+  }
+
+  Status sync() override {
+    if (::fdatasync(fd_) == -1)
+      return Status::FromErrno(errno, fmt::format("{}: fdatasync", path_));
+    return Status::Ok();
+  }
+
+  Result<uint64_t> size() override {
+    struct stat st {};
+    if (::fstat(fd_, &st) == -1) return Status::FromErrno(errno, fmt::format("stat {}", path_));
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  const std::string& path() const override { return path_; }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+Status sync_folder_of(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string folder = parent.empty() ? std::string(".") : parent.string();
+  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd == -1) return Status::FromErrno(errno, fmt::format("open folder {}", folder));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc == -1) return Status::FromErrno(err, fmt::format("fsync folder {}", folder));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool create) {
+  int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  int fd = ::open(path.c_str(), flags, 0644);
+  if (fd == -1) {
+    int err = errno;
+    Code code = err == ENOENT   ? Code::kNotFound
+                : err == EEXIST ? Code::kAlreadyExists
+                                : Code::kIoError;
+    return Status(code, fmt::format("{}: {}", path, std::strerror(err)));
+  }
+  std::unique_ptr<File> file = std::make_unique<PosixFile>(fd, path);
+  if (create) VVM_RETURN_IF_ERROR(sync_folder_of(path));
+  return file;
+}
+
+}  // namespace vvm::db

@@ -1,0 +1,34 @@
+// db_file.h: the file operations the database makes, behind an interface, so that tests can
+// put a file that fails or loses unsynced writes where the real one goes (SQLite's way of testing
+// I/O errors and crashes).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "status.h"
+
+namespace vvm::db {
+
+class File {
+ public:
+  virtual ~File() = default;
+  // Exactly `n` bytes at `offset`; NotFound-free: short reads past the end are IoError.
+  virtual Status read_at(uint64_t offset, char* buf, size_t n) = 0;
+  // All of `data` at `offset` (the file grows as needed).
+  virtual Status write_at(uint64_t offset, std::string_view data) = 0;
+  // Data on stable storage. A failure here is final: see Table::sync().
+  virtual Status sync() = 0;
+  virtual Result<uint64_t> size() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// A file on disk, opened read-write. `create`: made new (it must not exist), and its folder
+// synced so that the name survives a crash.
+Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool create);
+
+}  // namespace vvm::db

@@ -1,0 +1,211 @@
+// db_table.cc: the table file; see db_table.h.
+#include "db_table.h"
+
+#include <filesystem>
+
+#include <fmt/core.h>
+
+namespace vvm::db {
+
+namespace {
+
+std::string header_text(const Schema& s) {
+  return fmt::format("vvm-table {} {} {} {} {:08x}", kFormatVersion, s.table(), s.record_size(),
+                     s.fields().size(), s.fingerprint());
+}
+
+// The header record: like a data record (state, checksum), with the header text as its body.
+std::string header_record(const Schema& s) {
+  std::string rec(s.record_size(), ' ');
+  rec[0] = kHeader;
+  std::string text = header_text(s);
+  rec.replace(kPrefix, text.size(), text);
+  rec.back() = '\n';
+  rec.replace(2, 8, fmt::format("{:08x}", record_checksum(rec)));
+  return rec;
+}
+
+std::string table_name(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+}  // namespace
+
+std::string Table::where(uint64_t slot) const {
+  return fmt::format("{}: record {}", table_name(file_->path()), slot);
+}
+
+Result<Table> Table::create(const std::string& path, const Schema& schema) {
+  auto file = open_posix_file(path, true);
+  if (!file.ok()) return file.status();
+  return create_file(std::move(*file), schema);
+}
+
+Result<Table> Table::create_file(std::unique_ptr<File> file, const Schema& schema) {
+  if (header_text(schema).size() + kPrefix + 1 > schema.record_size()) {
+    return Status::InvalidArgument(
+        fmt::format("table {}: records too small for the header", schema.table()));
+  }
+  Table t(std::move(file), schema);
+  VVM_RETURN_IF_ERROR(t.file_->write_at(0, header_record(schema)));
+  VVM_RETURN_IF_ERROR(t.sync());
+  return t;
+}
+
+Result<Table> Table::open(const std::string& path, const Schema& schema,
+                          const std::function<void(uint64_t, const Values&)>& each) {
+  auto file = open_posix_file(path, false);
+  if (!file.ok()) return file.status();
+  return open_file(std::move(*file), schema, each);
+}
+
+Result<Table> Table::open_file(std::unique_ptr<File> file, const Schema& schema,
+                               const std::function<void(uint64_t, const Values&)>& each) {
+  Table t(std::move(file), schema);
+  const size_t rs = schema.record_size();
+  auto size = t.file_->size();
+  if (!size.ok()) return size.status();
+  const std::string name = table_name(t.file_->path());
+  if (*size < rs) {
+    return Status::InvalidArgument(
+        fmt::format("{}: {} bytes, too short for a header", name, *size));
+  }
+  std::string header(rs, '\0');
+  VVM_RETURN_IF_ERROR(t.file_->read_at(0, header.data(), rs));
+  std::string want = header_record(schema);
+  if (header != want) {
+    std::string found = header.substr(kPrefix, header.find_last_not_of(" \n") + 1 - kPrefix);
+    return Status::InvalidArgument(fmt::format(
+        "{}: header '{}' is not the one this vvmd writes ('{}'): another format, record size or "
+        "set of fields, or not a vvm table",
+        name, header[0] == kHeader ? found : header.substr(0, 40), header_text(schema)));
+  }
+  if (*size % rs != 0) {
+    return Status::InvalidArgument(fmt::format(
+        "{}: {} bytes is not a whole number of {}-byte records (record {} is cut short)", name,
+        *size, rs, *size / rs));
+  }
+  t.slots_ = *size / rs;
+  VVM_RETURN_IF_ERROR(t.read_all(each, true));
+  return t;
+}
+
+Status Table::read_all(const std::function<void(uint64_t, const Values&)>& each, bool rebuild) {
+  const size_t rs = schema_->record_size();
+  constexpr size_t kChunk = 1 << 20;  // read 1 MiB at a time: one pread a record is slow
+  const size_t per_chunk = kChunk / rs;
+  std::string buf;
+  for (uint64_t first = 1; first < slots_; first += per_chunk) {
+    const uint64_t n = std::min<uint64_t>(per_chunk, slots_ - first);
+    buf.resize(n * rs);
+    VVM_RETURN_IF_ERROR(file_->read_at(first * rs, buf.data(), buf.size()));
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t slot = first + i;
+      std::string_view rec(buf.data() + i * rs, rs);
+      if (is_blank(rec)) {
+        if (rebuild) free_.insert(slot);
+        continue;
+      }
+      uint32_t expected = 0;
+      if (!checksum_ok(rec, &expected)) {
+        return Status::IoError(fmt::format(
+            "{}: checksum '{}' is not {:08x}: the record is torn or half-written: '{}'",
+            where(slot), rec.substr(2, 8), expected, rec.substr(0, std::min<size_t>(rs - 1, 80))));
+      }
+      auto values = schema_->decode(rec, where(slot));
+      if (!values.ok()) return values.status();
+      if (rec[0] == kDeleted) {
+        if (rebuild) free_.insert(slot);
+        continue;
+      }
+      if (rebuild) {
+        live_slots_.insert(slot);
+        ++live_;
+      }
+      if (each) each(slot, *values);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Table::check_usable() const {
+  if (failed_) {
+    return Status(failed_->code(), fmt::format("{}: unusable after an earlier failure: {}", path(),
+                                               failed_->message()));
+  }
+  return Status::Ok();
+}
+
+Status Table::check_live(uint64_t slot) {
+  if (!live_slots_.contains(slot)) {
+    return Status::NotFound(fmt::format("{}: no live record there", where(slot)));
+  }
+  return Status::Ok();
+}
+
+Status Table::write_slot(uint64_t slot, char state, const Values& values) {
+  auto rec = schema_->encode(state, values);
+  if (!rec.ok()) return rec.status();
+  Status s = file_->write_at(slot * schema_->record_size(), *rec);
+  if (!s.ok()) failed_ = s;  // what reached the file is unknown now
+  return s;
+}
+
+Result<uint64_t> Table::insert(const Values& values) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  const uint64_t slot = free_.empty() ? slots_ : *free_.begin();
+  VVM_RETURN_IF_ERROR(write_slot(slot, kLive, values));
+  if (slot == slots_) {
+    ++slots_;
+  } else {
+    free_.erase(slot);
+  }
+  live_slots_.insert(slot);
+  ++live_;
+  return slot;
+}
+
+Status Table::update(uint64_t slot, const Values& values) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  VVM_RETURN_IF_ERROR(check_live(slot));
+  return write_slot(slot, kLive, values);
+}
+
+Status Table::erase(uint64_t slot) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  VVM_RETURN_IF_ERROR(check_live(slot));
+  // The old values stay readable in the deleted record (handy with grep after a mistake).
+  auto old = read(slot);
+  if (!old.ok()) return old.status();
+  VVM_RETURN_IF_ERROR(write_slot(slot, kDeleted, *old));
+  live_slots_.erase(slot);
+  free_.insert(slot);
+  --live_;
+  return Status::Ok();
+}
+
+Result<Values> Table::read(uint64_t slot) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  VVM_RETURN_IF_ERROR(check_live(slot));
+  std::string rec(schema_->record_size(), '\0');
+  VVM_RETURN_IF_ERROR(file_->read_at(slot * schema_->record_size(), rec.data(), rec.size()));
+  if (!checksum_ok(rec)) {
+    return Status::IoError(
+        fmt::format("{}: checksum does not match: the record is damaged", where(slot)));
+  }
+  return schema_->decode(rec, where(slot));
+}
+
+Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  return read_all(each, false);
+}
+
+Status Table::sync() {
+  VVM_RETURN_IF_ERROR(check_usable());
+  Status s = file_->sync();
+  if (!s.ok()) failed_ = s;
+  return s;
+}
+
+}  // namespace vvm::db

@@ -1,0 +1,81 @@
+// db_table.h: one table file of fixed-size records (db_record.h): create, open (checking every
+// record), insert into a free slot, update in place, delete, scan, sync.
+//
+// Slot 0 holds the header record: "vvm-table 1 NAME SIZE FIELDS FINGERPRINT". Record i lives at
+// i * record_size. Every change is one aligned write of one record; nothing is durable until
+// sync(). A failed sync is final: the kernel may have dropped the dirty pages, so retrying could
+// "succeed" with data lost. The table then refuses everything, and the daemon must stop and
+// recover from what is on disk.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "db_file.h"
+#include "db_record.h"
+#include "status.h"
+
+namespace vvm::db {
+
+inline constexpr int kFormatVersion = 1;
+
+class Table {
+ public:
+  // A new, empty table at `path` (which must not exist), synced.
+  static Result<Table> create(const std::string& path, const Schema& schema);
+  // Opens `path` and reads every record. `each` sees every live record (slot, values), for
+  // building indexes. Stops with an error naming the table, the record number, the field and
+  // the text found on any record that does not decode; a record whose checksum does not match
+  // is reported as torn.
+  static Result<Table> open(const std::string& path, const Schema& schema,
+                            const std::function<void(uint64_t, const Values&)>& each = {});
+  // The same on a File the caller made (tests use files that fail or crash).
+  static Result<Table> open_file(std::unique_ptr<File> file, const Schema& schema,
+                                 const std::function<void(uint64_t, const Values&)>& each = {});
+  static Result<Table> create_file(std::unique_ptr<File> file, const Schema& schema);
+
+  Table(Table&&) noexcept = default;
+  Table& operator=(Table&&) noexcept = default;
+
+  const Schema& schema() const { return *schema_; }
+  const std::string& path() const { return file_->path(); }
+  uint64_t live_count() const { return live_; }
+  // Slots in the file, header included.
+  uint64_t slot_count() const { return slots_; }
+
+  // Writes `values` into a free slot (the lowest freed one, else a new one at the end).
+  Result<uint64_t> insert(const Values& values);
+  // Rewrites the live record in `slot`.
+  Status update(uint64_t slot, const Values& values);
+  // Marks the live record in `slot` deleted; its slot is reused by a later insert.
+  Status erase(uint64_t slot);
+  // The live record in `slot`, read from the file.
+  Result<Values> read(uint64_t slot);
+  // Every live record, in slot order, read from the file.
+  Status scan(const std::function<void(uint64_t, const Values&)>& each);
+  // Makes every change so far durable (fdatasync). See the header comment on failure.
+  Status sync();
+
+ private:
+  Table(std::unique_ptr<File> file, const Schema& schema)
+      : file_(std::move(file)), schema_(std::make_unique<Schema>(schema)) {}
+  Status check_usable() const;
+  Status check_live(uint64_t slot);
+  Status write_slot(uint64_t slot, char state, const Values& values);
+  std::string where(uint64_t slot) const;
+  Status read_all(const std::function<void(uint64_t, const Values&)>& each, bool rebuild);
+
+  std::unique_ptr<File> file_;
+  std::unique_ptr<Schema> schema_;
+  uint64_t slots_ = 1;
+  uint64_t live_ = 0;
+  std::set<uint64_t> free_;  // deleted or blank slots
+  std::set<uint64_t> live_slots_;
+  std::optional<Status> failed_;  // set by a failed write or sync: the table is unusable
+};
+
+}  // namespace vvm::db
