@@ -11,6 +11,7 @@
 // error), 2 a usage or configuration error.
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -20,6 +21,7 @@
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -238,14 +240,15 @@ int cmd_pack_check(const Globals& g, const Args& args) {
   if (!path.ok()) return kUsage;
   auto table = checked_packtab(*path);
   if (!table) return kUsage;
-  std::vector<std::string> backings;
+  // A backing reached through two paths (a symlink) is one backing, as check_backings sees it.
+  std::set<std::pair<dev_t, ino_t>> backings;
   for (const auto& p : table->packs) {
-    if (std::find(backings.begin(), backings.end(), p.backing) == backings.end()) {
-      backings.push_back(p.backing);
-    }
+    struct stat st {};
+    if (::stat(p.backing.c_str(), &st) == 0) backings.emplace(st.st_dev, st.st_ino);
   }
-  fmt::print("{}: ok: {} pack(s) in {} backing(s)\n", table->path, table->packs.size(),
-             backings.size());
+  const size_t packs = table->packs.size();
+  fmt::print("{}: ok: {} pack{} in {} backing{}\n", table->path, packs, packs == 1 ? "" : "s",
+             backings.size(), backings.size() == 1 ? "" : "s");
   return kOk;
 }
 
@@ -322,8 +325,9 @@ const std::vector<Command>& commands() {
        "vvctl [--conf PATH] pack check [PACKTAB]\n"
        "  Reads PACKTAB (default: vvm.conf's [plugin] packtab) and checks it as the nbdkit\n"
        "  plugin does: fields, sizes, modes, owners, duplicate names, overlapping packs (also\n"
-       "  through symlinks), missing backings and packs past the end of theirs. Prints a\n"
-       "  summary, or the first problem with its file, line and reason (exit 2).",
+       "  through symlinks and hard links), missing backings, packs past the end of theirs.\n"
+       "  Prints \"PACKTAB: ok: N packs in M backings\", or the first problem with its file,\n"
+       "  line and reason, as nbdkit prints it (exit 2).",
        cmd_pack_check},
       {"pack ls", "list packs and who holds them now",
        "vvctl [--conf PATH] pack ls [PACKTAB] [--holds DIR]\n"
@@ -339,7 +343,8 @@ const std::vector<Command>& commands() {
 void print_help() {
   fmt::print(
       "Usage: vvctl [--conf PATH] COMMAND [OPTIONS]\n"
-      "Administer vvm: talk to vvmd and the movers, check configuration.\n\n"
+      "Administer vvm: talk to vvmd and the movers, check vvm.conf and pack tables, list packs\n"
+      "and who holds them.\n\n"
       "Options:\n"
       "  -c, --conf PATH  vvm.conf to read (default: $VVM_CONF, else /etc/vvm/vvm.conf)\n"
       "  -h, --help       print this help and exit\n"

@@ -1,8 +1,6 @@
 // catalog_source.cc: re-reading a changed packtab; see catalog_source.h.
 #include "catalog_source.h"
 
-#include <fmt/core.h>
-
 namespace vvm::plugin {
 
 bool CatalogSource::Signature::operator==(const Signature& o) const {
@@ -11,9 +9,9 @@ bool CatalogSource::Signature::operator==(const Signature& o) const {
          ctime.tv_nsec == o.ctime.tv_nsec;
 }
 
-std::optional<CatalogSource::Signature> CatalogSource::signature_of(const std::string& path) {
+CatalogSource::Signature CatalogSource::signature_of(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == -1) return std::nullopt;
+  if (::stat(path.c_str(), &st) == -1) return Signature{};
   return Signature{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
 }
 
@@ -36,11 +34,10 @@ CatalogSource::Current CatalogSource::current() {
   const std::lock_guard lock(mutex_);
   Current out;
   if (!path_.empty()) {
-    std::optional<Signature> now = signature_of(path_);
-    if (now != loaded_ && (!now || now != failed_)) {
-      Result<PackCatalog> catalog = now ? PackCatalog::load_packtab(path_)
-                                        : Result<PackCatalog>(Status::NotFound(fmt::format(
-                                              "{}: cannot read: the file is gone", path_)));
+    const Signature now = signature_of(path_);
+    if (now != loaded_ && now != failed_) {
+      // A file that is gone fails here too, with the reason the read gives.
+      Result<PackCatalog> catalog = PackCatalog::load_packtab(path_);
       if (catalog.ok()) {
         catalog_ = std::make_shared<const PackCatalog>(std::move(*catalog));
         loaded_ = now;

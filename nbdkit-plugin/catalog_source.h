@@ -3,9 +3,12 @@
 // Each new connection (and each listing) asks for the current catalog; that costs one stat() of
 // the packtab. When the file's inode, size, mtime or ctime changed, it is read again: a good table
 // replaces the catalog for new connections (open connections keep the ExportInfo copy they
-// opened), a bad one leaves the old catalog in place and its error is reported once per change.
-// Replace the file by renaming a new one over it: a table caught half-written is refused like
-// any bad table, and served once it is whole.
+// opened), a bad one (or a missing file) leaves the old catalog in place and its error is
+// reported once per change. Replace the file by renaming a new one over it: a table caught
+// half-written is refused like any bad table, and served once it is whole.
+//
+// Thread-safe: current() may be called from every nbdkit thread at once. The catalog is
+// immutable and handed out as a shared_ptr, so a reload never changes one a caller still uses.
 #pragma once
 
 #include <sys/stat.h>
@@ -33,6 +36,8 @@ class CatalogSource {
   Current current();
 
  private:
+  // What tells one version of the file from another. A file that cannot be stat()ed (gone, or
+  // its folder unreadable) has the default signature, so that it too is reported once.
   struct Signature {
     dev_t dev = 0;
     ino_t ino = 0;
@@ -41,12 +46,12 @@ class CatalogSource {
     timespec ctime{};
     bool operator==(const Signature& o) const;
   };
-  static std::optional<Signature> signature_of(const std::string& path);
+  static Signature signature_of(const std::string& path);
 
   std::string path_;
   std::mutex mutex_;
-  std::optional<Signature> loaded_;  // of the table being served
-  std::optional<Signature> failed_;  // of the last table that did not load
+  Signature loaded_;                 // of the table being served
+  std::optional<Signature> failed_;  // of the last version that did not load
   std::shared_ptr<const PackCatalog> catalog_;
 };
 

@@ -69,9 +69,10 @@ Result<PackCatalog> PackCatalog::load_config(const std::string& path) {
 Result<const ExportInfo*> PackCatalog::find(std::string_view name) const {
   if (auto it = index_.find(name); it != index_.end()) return &exports_[it->second];
   if (name.starts_with(kPackPrefix)) {
-    return Status::NotFound(fmt::format(
-        "unknown export '{}': {}", name,
-        source_.empty() ? "no pack table is configured" : "no such pack in " + source_));
+    return Status::NotFound(
+        fmt::format("unknown export '{}': {}", name,
+                    source_.empty() ? "no pack table is configured"
+                                    : fmt::format("no such pack in {} (spun down?)", source_)));
   }
   return Status::NotFound(fmt::format("unknown export '{}': export names are {}NAME and {}NAME{}",
                                       name, kPackPrefix, kPackPrefix, kReadOnlySuffix));

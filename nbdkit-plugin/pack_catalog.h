@@ -41,7 +41,8 @@ class PackCatalog {
 
   // Every export, two a pack, in table order.
   const std::vector<ExportInfo>& exports() const { return exports_; }
-  // The export called `name`; a NotFound status whose message names it and says why otherwise.
+  // The export called `name`; a NotFound status whose message names it and says why otherwise
+  // ("unknown export 'pack/x': no such pack in /etc/vvm/packtab (spun down?)").
   Result<const ExportInfo*> find(std::string_view name) const;
   // Where the packs came from, for messages: the packtab path, or "" when there is none.
   const std::string& source() const { return source_; }

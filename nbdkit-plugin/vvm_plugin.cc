@@ -44,7 +44,8 @@ std::string g_holds_dir;
 std::unique_ptr<HoldRegistry> g_holds;
 // Who may connect over TCP: vvm.conf's [vvmd] allow-host, with conf= only.
 std::optional<AccessPolicy> g_tcp_policy;
-// Built by .config_complete; read-only afterwards, so the parallel callbacks share it unlocked.
+// Built by .config_complete. The pointer never changes afterwards; the catalog it hands out is
+// swapped under its own lock when the packtab changes, so the parallel callbacks share it.
 std::unique_ptr<CatalogSource> g_catalog;
 
 // The handles of open connections. nbdkit 1.32 skips .close for connections still open when it
@@ -219,7 +220,8 @@ std::shared_ptr<const PackCatalog> current_catalog() {
   CatalogSource::Current now = g_catalog->current();
   if (now.failed) nbdkit_error("%s", now.failed->message().c_str());
   if (now.reloaded) {
-    nbdkit_debug("pack table re-read: %zu exports", now.catalog->exports().size());
+    nbdkit_debug("pack table %s re-read: %zu exports", now.catalog->source().c_str(),
+                 now.catalog->exports().size());
   }
   return now.catalog;
 }

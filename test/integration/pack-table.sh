@@ -46,7 +46,7 @@ qemu-io -f raw -c 'write -P 0x3c 0 1M' -c 'read -P 0x3c 0 1M' "$(uri pack/c)" >/
 if out=$(qemu-io -f raw -r -c 'read 0 512' "$(uri pack/b)" 2>&1); then
   die "the removed pack b still opens: $out"
 fi
-grep -q "unknown export 'pack/b': no such pack in $tab" "$nbdkit_log" ||
+grep -qF "unknown export 'pack/b': no such pack in $tab (spun down?)" "$nbdkit_log" ||
   die "nbdkit does not say why pack/b was refused"
 client_read holder # the connection opened before the change still reads b
 disconnect_client holder
@@ -55,7 +55,7 @@ echo "ok: reload adds c, spins b down, the open connection to b keeps working"
 # 3. A bad table keeps the old one, and the error is logged once however often it is met.
 printf '%s\n' "a disk.img 0 8M shared root root" >"$tab.new"
 mv "$tab.new" "$tab"
-for i in 1 2 3; do
+for _ in 1 2 3; do
   qemu-io -f raw -r -c 'read 0 512' "$(uri pack/c@ro)" >/dev/null || die "the old table is gone"
 done
 errors=$(grep -c "$tab:1: pack 'a': 7 fields where 8 belong" "$nbdkit_log" || true)
@@ -64,6 +64,44 @@ grep -q "still serving the previous table" "$nbdkit_log" || die "the log does no
 put_table "a disk.img 0 8M shared root root 0666"
 [[ $(list) == "pack/a pack/a@ro" ]] || die "the fixed table is not served: $(list)"
 echo "ok: a bad table keeps the old one, reported once"
+
+# A table whose backing is too short is bad too; so is a table that is gone. Each keeps the
+# table served before, and each is reported once.
+put_table "a disk.img 0 8M shared root root 0666" "d disk.img 30M 4M shared root root 0666"
+list >/dev/null
+list >/dev/null
+errors=$(grep -c "$tab:2: pack 'd': ends past the end of its backing" "$nbdkit_log" || true)
+[[ $errors == 1 ]] || die "the pack past the end was reported $errors times, not once"
+mv "$tab" "$tab.away"
+[[ $(list) == "pack/a pack/a@ro" ]] || die "the table went with the file: $(list)"
+list >/dev/null
+errors=$(grep -c "$tab: cannot read: No such file or directory (still serving the previous table)" \
+  "$nbdkit_log" || true)
+[[ $errors == 1 ]] || die "the missing packtab was reported $errors times, not once"
+put_table "a disk.img 0 8M shared root root 0666" "e disk.img 8M 8M ro root root 0644"
+[[ $(list) == "pack/a pack/a@ro pack/e pack/e@ro" ]] || die "the table put back is not served: $(list)"
+echo "ok: a pack past the end and a missing packtab keep the old table, reported once"
+
+# With conf=, vvm.conf is read once at start and the packtab it names is watched.
+printf '%s\n' "[global]" "state-dir = $tmpdir/state" "[plugin]" "packtab = $tmpdir/conf-packtab" \
+  >"$tmpdir/vvm.conf"
+printf '%s\n' "f disk.img 24M 4M shared root root 0666" >"$tmpdir/conf-packtab"
+start_nbdkit "$tmpdir/c.sock" "$VVM_PLUGIN" conf="$tmpdir/vvm.conf" holds="$holds"
+clist() { nbdinfo --list --json "nbd+unix://?socket=$tmpdir/c.sock" | jq -r '[.exports[]."export-name"] | join(" ")'; }
+[[ $(clist) == "pack/f pack/f@ro" ]] || die "conf=: first listing: $(clist)"
+# vvctl finds the same packtab through --conf.
+out=$("$vvctl" --conf "$tmpdir/vvm.conf" pack check) || die "pack check --conf: $out"
+[[ $out == "$tmpdir/conf-packtab: ok: 1 pack in 1 backing" ]] || die "pack check --conf: $out"
+out=$("$vvctl" --conf "$tmpdir/vvm.conf" pack ls) || die "pack ls --conf: $out"
+grep -Eq '^f +4M +shared +'"$tmpdir"'/disk.img:24M +root:root 0666 +-$' <<<"$out" ||
+  die "pack ls --conf: $out"
+echo "this is not an ini file" >"$tmpdir/vvm.conf"
+printf '%s\n' "f disk.img 24M 4M shared root root 0666" "g disk.img 28M 4M ro root root 0644" \
+  >"$tmpdir/conf-packtab.new"
+mv "$tmpdir/conf-packtab.new" "$tmpdir/conf-packtab"
+[[ $(clist) == "pack/f pack/f@ro pack/g pack/g@ro" ]] || die "conf=: after the change: $(clist)"
+! grep -q "error: .*vvm.conf" "$nbdkit_log" || die "conf=: vvm.conf was read again: $(grep vvm.conf "$nbdkit_log")"
+echo "ok: conf= watches the packtab, not vvm.conf"
 
 # 4. Every bad table stops nbdkit at start and vvctl pack check says the same.
 ln -s disk.img "$tmpdir/link.img"
@@ -95,5 +133,10 @@ bad past-end "bad-past-end.tab:1: pack 'x': ends past the end of its backing: .*
   "x disk.img 30M 4M ro root root 0644"
 bad missing "bad-missing.tab:1: pack 'x': backing .*nope.img: No such file or directory" \
   "x nope.img 0 1M ro root root 0644"
-"$vvctl" pack check "$tab" | grep -q "^$tab: ok: 1 pack(s) in 1 backing(s)$" || die "pack check of a good table"
+put_table "a disk.img 0 8M shared root root 0666" "l link.img 8M 8M ro root root 0644" \
+  "o other.img 0 1M ro root root 0644"
+truncate -s 1M "$tmpdir/other.img"
+out=$("$vvctl" pack check "$tab") || die "pack check of a good table failed: $out"
+[[ $out == "$tab: ok: 3 packs in 2 backings" ]] || die "pack check of a good table: $out"
+echo "ok: $out"
 echo "pack-table: all checks passed"

@@ -220,3 +220,128 @@ TEST_CASE("the example conf/packtab loads") {
   CHECK(t->packs[2].perms == 0644);
   for (const auto& p : t->packs) CHECK(p.backing == "/var/lib/vvm/packs.img");
 }
+
+// --- check_backings: what only the backing files can tell ---
+
+namespace {
+
+// `text` parsed in `dir` and named "tab" as load_packtab names a file, ready for check_backings.
+PackTable in_dir(const TempDir& dir, const std::string& text) {
+  PackTable t = vvm::test::require_parsed(vvm::parse_packtab(text, "tab", dir.path()), text);
+  t.path = "tab";
+  return t;
+}
+
+// A file of `size` bytes, all of them a hole.
+void make_backing(const std::string& path, off_t size) {
+  must(vvm::test::write_file(path, ""));
+  REQUIRE(::truncate(path.c_str(), size) == 0);
+}
+
+void require_backing_error(const vvm::Status& s, const std::string& prefix,
+                           std::initializer_list<std::string> reason) {
+  REQUIRE_FALSE(s.ok());
+  CHECK_THAT(s.message(), StartsWith(prefix));
+  for (const auto& fragment : reason) CHECK_THAT(s.message(), Contains(fragment));
+}
+
+}  // namespace
+
+TEST_CASE("backings that exist and hold every pack pass") {
+  auto dir = must(TempDir::create());
+  make_backing(dir.file("disk.img"), 8 << 20);
+  make_backing(dir.file("other.img"), 1 << 20);
+  // Adjacent packs, the last one ending exactly at the end; the same bytes in another file.
+  PackTable t = in_dir(dir,
+                       "a disk.img 0 4M shared root root 0660\n"
+                       "b disk.img 4M 4M ro root root 0644\n"
+                       "c other.img 0 1M ro root root 0644\n");
+  vvm::Status s = vvm::check_backings(t);
+  INFO(s.message());
+  CHECK(s.ok());
+  // One file through a symlink, at bytes no other pack uses, is fine too.
+  fs::create_symlink("disk.img", dir.file("link.img"));
+  t = in_dir(dir,
+             "a disk.img 0 4M shared root root 0660\n"
+             "b link.img 4M 4M ro root root 0644\n");
+  s = vvm::check_backings(t);
+  INFO(s.message());
+  CHECK(s.ok());
+  CHECK(vvm::check_backings(PackTable{}).ok());  // a site without packs
+}
+
+TEST_CASE("a missing backing is refused naming the line, the pack and the path") {
+  auto dir = must(TempDir::create());
+  make_backing(dir.file("disk.img"), 1 << 20);
+  vvm::Status s = vvm::check_backings(in_dir(dir,
+                                             "a disk.img 0 1M ro root root 0644\n"
+                                             "# the next one is not there\n"
+                                             "b nope.img 0 1M ro root root 0644\n"));
+  require_backing_error(
+      s, "tab:3: pack 'b': ", {"backing " + dir.file("nope.img") + ": No such file or directory"});
+  CHECK(s.code() == vvm::Code::kNotFound);
+}
+
+TEST_CASE("a pack past the end of its backing is refused with both lengths") {
+  auto dir = must(TempDir::create());
+  make_backing(dir.file("disk.img"), 8 << 20);
+  require_backing_error(
+      vvm::check_backings(in_dir(dir, "x disk.img 6M 4M ro root root 0644\n")), "tab:1: pack 'x': ",
+      {"ends past the end of its backing", dir.file("disk.img") + " is 8388608 bytes long",
+       "the pack ends at 10485760 (offset 6M + size 4M)"});
+  // One byte too long is too long.
+  require_backing_error(
+      vvm::check_backings(in_dir(dir, "x disk.img 4M 4194305 ro root root 0644\n")),
+      "tab:1: pack 'x': ", {"ends past the end of its backing"});
+  // Wholly past the end.
+  require_backing_error(vvm::check_backings(in_dir(dir, "x disk.img 1G 1M ro root root 0644\n")),
+                        "tab:1: pack 'x': ", {"ends past the end of its backing"});
+}
+
+TEST_CASE("a backing that is neither a regular file nor a block device is refused") {
+  auto dir = must(TempDir::create());
+  fs::create_directory(dir.file("folder"));
+  require_backing_error(
+      vvm::check_backings(in_dir(dir, "x folder 0 1M ro root root 0644\n")),
+      "tab:1: pack 'x': ", {dir.file("folder") + " is not a regular file or a block device"});
+  require_backing_error(vvm::check_backings(in_dir(dir, "x /dev/null 0 1M ro root root 0644\n")),
+                        "tab:1: pack 'x': ", {"/dev/null is not a regular file or a block device"});
+}
+
+TEST_CASE("packs overlapping in one file reached by two paths are refused") {
+  auto dir = must(TempDir::create());
+  make_backing(dir.file("disk.img"), 8 << 20);
+  SECTION("a symlink") {
+    fs::create_symlink("disk.img", dir.file("link.img"));
+    require_backing_error(
+        vvm::check_backings(in_dir(dir,
+                                   "x disk.img 0 2M ro root root 0644\n"
+                                   "y link.img 1M 2M ro root root 0644\n")),
+        "tab:2: pack 'y': ",
+        {"bytes 1M..3M of " + dir.file("link.img") + " overlap pack 'x' (line 1), whose backing " +
+         dir.file("disk.img") + " is the same file"});
+  }
+  SECTION("a hard link, second in the table") {
+    fs::create_hard_link(dir.file("disk.img"), dir.file("hard.img"));
+    require_backing_error(vvm::check_backings(in_dir(dir,
+                                                     "y hard.img 4M 4M ro root root 0644\n"
+                                                     "x disk.img 0 5M ro root root 0644\n")),
+                          "tab:2: pack 'x': ", {"overlap pack 'y' (line 1)", "is the same file"});
+  }
+  SECTION("a symlink to the folder") {
+    fs::create_directory_symlink(dir.path(), dir.file("again"));
+    require_backing_error(vvm::check_backings(in_dir(dir,
+                                                     "x disk.img 0 8M ro root root 0644\n"
+                                                     "y again/disk.img 7M 1M ro root root 0644\n")),
+                          "tab:2: pack 'y': ", {"overlap pack 'x' (line 1)"});
+  }
+  SECTION("a symlink to another file is another backing") {
+    make_backing(dir.file("other.img"), 8 << 20);
+    fs::create_symlink("other.img", dir.file("link.img"));
+    vvm::Status s = vvm::check_backings(in_dir(dir,
+                                               "x disk.img 0 8M ro root root 0644\n"
+                                               "y link.img 0 8M ro root root 0644\n"));
+    INFO(s.message());
+    CHECK(s.ok());
+  }
+}
