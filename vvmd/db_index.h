@@ -1,0 +1,78 @@
+// db_index.h: in-memory B-tree indexes over a table's records, rebuilt from the table on open
+// (a 1M-record table rebuilds in about a second; see bench/db), so that an index can never
+// disagree with the records: there is nothing on disk to get out of step.
+//
+// A key is a tuple of field values encoded into a string whose byte order is the tuple's order
+// (KeyBuilder), so composite keys and range scans are plain string ranges. Indexes are
+// absl::btree_multimap<std::string, slot>: Debian packs Abseil, its B-tree is several times
+// denser than std::map's red-black tree and faster to search, and we need no on-disk B-tree.
+#pragma once
+
+#include <absl/container/btree_map.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db_record.h"
+#include "status.h"
+
+namespace vvm::db {
+
+// Builds an order-preserving key: text sorts as bytes, numbers as numbers.
+class KeyBuilder {
+ public:
+  KeyBuilder& text(std::string_view s);  // s holds no byte below 0x02
+  KeyBuilder& number(uint64_t n);
+  const std::string& key() const { return key_; }
+  operator std::string() const { return key_; }  // NOLINT: a builder reads as its key
+
+ private:
+  std::string key_;
+};
+
+class Index {
+ public:
+  // The keys one record has in this index: none (the record is not in it, say a VV that is not
+  // hot in the "hot" index), one, or several (a VV has one key per VSN holding a copy).
+  using KeysOf = std::function<std::vector<std::string>(const Values&)>;
+
+  Index(std::string name, bool unique, KeysOf keys_of)
+      : name_(std::move(name)), unique_(unique), keys_of_(std::move(keys_of)) {}
+
+  const std::string& name() const { return name_; }
+  bool unique() const { return unique_; }
+  std::vector<std::string> keys_of(const Values& v) const { return keys_of_(v); }
+  size_t size() const { return map_.size(); }
+
+  // AlreadyExists, naming the index, the key and the record that has it, when a unique index
+  // has `key` already for a slot other than `slot`.
+  Status check(const std::string& key, uint64_t slot) const;
+  void insert(const std::string& key, uint64_t slot) { map_.emplace(key, slot); }
+  void erase(const std::string& key, uint64_t slot);
+
+  // The slot of `key` (the first one in a non-unique index).
+  std::optional<uint64_t> find(const std::string& key) const;
+  // Every slot whose key starts with `prefix`, in key order; `each` returns false to stop.
+  void scan_prefix(const std::string& prefix,
+                   const std::function<bool(const std::string&, uint64_t)>& each) const;
+  // Every slot with lo <= key < hi, in key order.
+  void scan_range(const std::string& lo, const std::string& hi,
+                  const std::function<bool(const std::string&, uint64_t)>& each) const;
+  // All (key, slot) pairs, for checking against a full scan.
+  std::vector<std::pair<std::string, uint64_t>> entries() const;
+
+ private:
+  std::string name_;
+  bool unique_;
+  KeysOf keys_of_;
+  absl::btree_multimap<std::string, uint64_t> map_;
+};
+
+// A readable form of a key for messages: components separated by '/', numbers in decimal.
+std::string describe_key(std::string_view key);
+
+}  // namespace vvm::db
