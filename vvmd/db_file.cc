@@ -57,6 +57,13 @@ class PosixFile : public File {
     return static_cast<uint64_t>(st.st_size);
   }
 
+  Status truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) == -1) {
+      return Status::FromErrno(errno, fmt::format("{}: truncate", path_));
+    }
+    return Status::Ok();
+  }
+
   const std::string& path() const override { return path_; }
 
  private:
@@ -91,6 +98,13 @@ Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool crea
   std::unique_ptr<File> file = std::make_unique<PosixFile>(fd, path);
   if (create) VVM_RETURN_IF_ERROR(sync_folder_of(path));
   return file;
+}
+
+Status rename_durably(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) == -1) {
+    return Status::FromErrno(errno, fmt::format("rename {} to {}", from, to));
+  }
+  return sync_folder_of(to);
 }
 
 }  // namespace vvm::db

@@ -24,11 +24,16 @@ class File {
   // Data on stable storage. A failure here is final: see Table::sync().
   virtual Status sync() = 0;
   virtual Result<uint64_t> size() = 0;
+  virtual Status truncate(uint64_t size) = 0;
   virtual const std::string& path() const = 0;
 };
 
 // A file on disk, opened read-write. `create`: made new (it must not exist), and its folder
 // synced so that the name survives a crash.
 Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool create);
+
+// Renames `from` to `to` and syncs the folder: after a crash the file is there whole under its
+// new name, or not at all.
+Status rename_durably(const std::string& from, const std::string& to);
 
 }  // namespace vvm::db

@@ -81,6 +81,13 @@ Status IndexedTable::update(uint64_t slot, const Values& values) {
   return Status::Ok();
 }
 
+Status IndexedTable::insert_at(uint64_t slot, const Values& values) {
+  VVM_RETURN_IF_ERROR(check_unique(values, slot));
+  VVM_RETURN_IF_ERROR(table_->insert_at(slot, values));
+  add_keys(values, slot);
+  return Status::Ok();
+}
+
 Status IndexedTable::erase(uint64_t slot) {
   auto old = table_->read(slot);
   if (!old.ok()) return old.status();

@@ -40,6 +40,11 @@ class IndexedTable {
   // The live record with `key` in unique index `name`: its slot and values; NotFound otherwise.
   Result<std::pair<uint64_t, Values>> lookup(std::string_view name, const std::string& key);
 
+  // Puts `values` back into the free slot `slot`, keys and all (undoes an erase).
+  Status insert_at(uint64_t slot, const Values& values);
+  // The table underneath, for the Database's deferred writes; never for changing records.
+  Table& table() { return *table_; }
+
   // Rebuilds every index from a full scan and compares: Ok, or Internal naming the first
   // difference. For tests, the crash test and `vvctl db check`.
   Status verify();

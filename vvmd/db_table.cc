@@ -1,6 +1,8 @@
 // db_table.cc: the table file; see db_table.h.
 #include "db_table.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include <fmt/core.h>
@@ -36,9 +38,19 @@ std::string Table::where(uint64_t slot) const {
 }
 
 Result<Table> Table::create(const std::string& path, const Schema& schema) {
-  auto file = open_posix_file(path, true);
+  if (::access(path.c_str(), F_OK) == 0) {
+    return Status::AlreadyExists(fmt::format("{}: the table exists already", path));
+  }
+  // Made under a temporary name and renamed when whole: a crash during create leaves no table
+  // (and a leftover temporary file that the next create replaces), never an empty one.
+  const std::string tmp = path + ".new";
+  ::unlink(tmp.c_str());
+  auto file = open_posix_file(tmp, true);
   if (!file.ok()) return file.status();
-  return create_file(std::move(*file), schema);
+  auto table = create_file(std::move(*file), schema);
+  if (!table.ok()) return table.status();
+  VVM_RETURN_IF_ERROR(rename_durably(tmp, path));
+  return Table::open(path, schema);
 }
 
 Result<Table> Table::create_file(std::unique_ptr<File> file, const Schema& schema) {
@@ -146,6 +158,10 @@ Status Table::check_live(uint64_t slot) {
 Status Table::write_slot(uint64_t slot, char state, const Values& values) {
   auto rec = schema_->encode(state, values);
   if (!rec.ok()) return rec.status();
+  if (deferred_) {
+    pending_[slot] = std::move(*rec);
+    return Status::Ok();
+  }
   Status s = file_->write_at(slot * schema_->record_size(), *rec);
   if (!s.ok()) failed_ = s;  // what reached the file is unknown now
   return s;
@@ -187,6 +203,9 @@ Status Table::erase(uint64_t slot) {
 Result<Values> Table::read(uint64_t slot) {
   VVM_RETURN_IF_ERROR(check_usable());
   VVM_RETURN_IF_ERROR(check_live(slot));
+  if (auto it = pending_.find(slot); it != pending_.end()) {
+    return schema_->decode(it->second, where(slot));
+  }
   std::string rec(schema_->record_size(), '\0');
   VVM_RETURN_IF_ERROR(file_->read_at(slot * schema_->record_size(), rec.data(), rec.size()));
   if (!checksum_ok(rec)) {
@@ -198,7 +217,45 @@ Result<Values> Table::read(uint64_t slot) {
 
 Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {
   VVM_RETURN_IF_ERROR(check_usable());
+  if (!pending_.empty()) {
+    return Status::Internal(fmt::format("{}: scan with changes not yet written", path()));
+  }
   return read_all(each, false);
+}
+
+std::vector<Table::Image> Table::take_pending() {
+  std::vector<Image> out(std::make_move_iterator(pending_.begin()),
+                         std::make_move_iterator(pending_.end()));
+  pending_.clear();
+  return out;
+}
+
+Status Table::write_images(const std::vector<Image>& images) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  for (const auto& [slot, rec] : images) {
+    Status s = file_->write_at(slot * schema_->record_size(), rec);
+    if (!s.ok()) {
+      failed_ = s;
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Table::insert_at(uint64_t slot, const Values& values) {
+  VVM_RETURN_IF_ERROR(check_usable());
+  if (slot != slots_ && !free_.contains(slot)) {
+    return Status::Internal(fmt::format("{}: not free", where(slot)));
+  }
+  VVM_RETURN_IF_ERROR(write_slot(slot, kLive, values));
+  if (slot == slots_) {
+    ++slots_;
+  } else {
+    free_.erase(slot);
+  }
+  live_slots_.insert(slot);
+  ++live_;
+  return Status::Ok();
 }
 
 Status Table::sync() {

@@ -10,10 +10,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "db_file.h"
 #include "db_record.h"
@@ -60,6 +63,15 @@ class Table {
   // Makes every change so far durable (fdatasync). See the header comment on failure.
   Status sync();
 
+  // Deferred mode (the Database's): changes are kept as record images in memory, visible to
+  // read(), until take_pending() hands them over to be journaled and write_images() writes them.
+  void set_deferred(bool deferred) { deferred_ = deferred; }
+  using Image = std::pair<uint64_t, std::string>;  // slot, record text
+  std::vector<Image> take_pending();
+  Status write_images(const std::vector<Image>& images);
+  // Puts `values` live in the free slot `slot` (to undo an erase).
+  Status insert_at(uint64_t slot, const Values& values);
+
  private:
   Table(std::unique_ptr<File> file, const Schema& schema)
       : file_(std::move(file)), schema_(std::make_unique<Schema>(schema)) {}
@@ -76,6 +88,8 @@ class Table {
   std::set<uint64_t> free_;  // deleted or blank slots
   std::set<uint64_t> live_slots_;
   std::optional<Status> failed_;  // set by a failed write or sync: the table is unusable
+  bool deferred_ = false;
+  std::map<uint64_t, std::string> pending_;  // deferred images, by slot
 };
 
 }  // namespace vvm::db

@@ -58,6 +58,7 @@ class FailingSyncFile : public File {
     return inner_->sync();
   }
   Result<uint64_t> size() override { return inner_->size(); }
+  Status truncate(uint64_t n) override { return inner_->truncate(n); }
   const std::string& path() const override { return inner_->path(); }
 
  private:

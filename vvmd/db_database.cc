@@ -1,0 +1,263 @@
+// db_database.cc: journal, group commit and recovery; see db_database.h.
+#include "db_database.h"
+
+#include <boost/crc.hpp>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/core.h>
+
+namespace vvm::db {
+
+namespace {
+
+constexpr uint32_t kFrameMagic = 0x4a4d5656;  // "VVMJ", little-endian
+constexpr size_t kFrameHeader = 16;           // magic, payload length, sequence
+constexpr size_t kFrameTrailer = 4;           // CRC-32C of header and payload
+
+uint32_t crc32c(std::string_view bytes) {
+  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
+  crc.process_bytes(bytes.data(), bytes.size());
+  return crc.checksum();
+}
+
+template <class T>
+void put(std::string& out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof v);
+  out.append(b, sizeof b);
+}
+
+template <class T>
+T get(std::string_view in, size_t pos) {
+  T v;
+  std::memcpy(&v, in.data() + pos, sizeof v);
+  return v;
+}
+
+const Schema& schema_of(uint8_t t) { return t == 0 ? vv_schema() : vsn_schema(); }
+const char* file_of(uint8_t t) { return t == 0 ? "vv.tab" : "vsn.tab"; }
+
+// Writes every whole frame of `journal` into the tables and syncs them. Returns how many frames.
+Result<int> replay(const std::string& dir, File& journal) {
+  auto size = journal.size();
+  if (!size.ok()) return size.status();
+  std::string bytes(*size, '\0');
+  if (*size > 0) VVM_RETURN_IF_ERROR(journal.read_at(0, bytes.data(), bytes.size()));
+  std::unique_ptr<File> tables[2];
+  int frames = 0;
+  for (size_t pos = 0; pos + kFrameHeader + kFrameTrailer <= bytes.size();) {
+    if (get<uint32_t>(bytes, pos) != kFrameMagic) break;
+    const auto len = get<uint32_t>(bytes, pos + 4);
+    if (pos + kFrameHeader + len + kFrameTrailer > bytes.size()) break;  // cut short: dropped
+    std::string_view frame(bytes.data() + pos, kFrameHeader + len);
+    if (crc32c(frame) != get<uint32_t>(bytes, pos + kFrameHeader + len)) break;
+    for (size_t p = pos + kFrameHeader; p < pos + kFrameHeader + len;) {
+      const auto t = static_cast<uint8_t>(bytes[p]);
+      const auto slot = get<uint64_t>(bytes, p + 1);
+      const auto n = get<uint16_t>(bytes, p + 9);
+      if (t > 1 || n != schema_of(t).record_size()) {
+        return Status::IoError(fmt::format("{}/journal: frame {} holds a bad image", dir, frames));
+      }
+      if (!tables[t]) {
+        auto f = open_posix_file(dir + "/" + file_of(t), false);
+        if (!f.ok()) return f.status();
+        tables[t] = std::move(*f);
+      }
+      VVM_RETURN_IF_ERROR(
+          tables[t]->write_at(slot * n, std::string_view(bytes.data() + p + 11, n)));
+      p += 11 + n;
+    }
+    pos += kFrameHeader + len + kFrameTrailer;
+    ++frames;
+  }
+  for (auto& f : tables) {
+    if (f) VVM_RETURN_IF_ERROR(f->sync());
+  }
+  return frames;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
+                                                 uint64_t checkpoint_bytes) {
+  std::unique_ptr<Database> db(new Database);
+  db->dir_ = dir;
+  db->checkpoint_bytes_ = checkpoint_bytes;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string vv_path = dir + "/vv.tab", vsn_path = dir + "/vsn.tab";
+  if (!std::filesystem::exists(vv_path)) {
+    auto t = IndexedTable::create(vv_path, vv_schema(), vv_indexes());
+    if (!t.ok()) return t.status();
+  }
+  if (!std::filesystem::exists(vsn_path)) {
+    auto t = IndexedTable::create(vsn_path, vsn_schema(), vsn_indexes());
+    if (!t.ok()) return t.status();
+  }
+  auto journal = open_posix_file(dir + "/journal", !std::filesystem::exists(dir + "/journal"));
+  if (!journal.ok()) return journal.status();
+  db->journal_ = std::move(*journal);
+  auto frames = replay(dir, *db->journal_);
+  if (!frames.ok()) return frames.status();
+  VVM_RETURN_IF_ERROR(db->journal_->truncate(0));
+  VVM_RETURN_IF_ERROR(db->journal_->sync());
+
+  auto vv = IndexedTable::open(vv_path, vv_schema(), vv_indexes());
+  if (!vv.ok()) return vv.status();
+  auto vsn = IndexedTable::open(vsn_path, vsn_schema(), vsn_indexes());
+  if (!vsn.ok()) return vsn.status();
+  db->vv_.emplace(std::move(*vv));
+  db->vsn_.emplace(std::move(*vsn));
+  db->vv_->table().set_deferred(true);
+  db->vsn_->table().set_deferred(true);
+  return db;
+}
+
+Database::~Database() = default;
+
+Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
+  struct Undo {
+    Transaction::Change::Kind kind;
+    TableId table;
+    uint64_t slot;
+    Values old;
+  };
+  std::vector<Undo> undo;
+  std::vector<uint64_t> inserted;
+  Status failure;
+  for (const auto& c : txn.changes()) {
+    IndexedTable& t = table(c.table);
+    if (c.kind == Transaction::Change::kInsert) {
+      auto slot = t.insert(c.values);
+      if (!slot.ok()) {
+        failure = slot.status();
+        break;
+      }
+      inserted.push_back(*slot);
+      undo.push_back({c.kind, c.table, *slot, {}});
+      continue;
+    }
+    auto old = t.read(c.slot);
+    if (!old.ok()) {
+      failure = old.status();
+      break;
+    }
+    Status s =
+        c.kind == Transaction::Change::kUpdate ? t.update(c.slot, c.values) : t.erase(c.slot);
+    if (!s.ok()) {
+      failure = s;
+      break;
+    }
+    undo.push_back({c.kind, c.table, c.slot, std::move(*old)});
+  }
+  if (failure.ok()) return inserted;
+  // Back out what was applied, newest first; the images this leaves pending are the old ones.
+  for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+    IndexedTable& t = table(it->table);
+    Status s = it->kind == Transaction::Change::kInsert   ? t.erase(it->slot)
+               : it->kind == Transaction::Change::kUpdate ? t.update(it->slot, it->old)
+                                                          : t.insert_at(it->slot, it->old);
+    if (!s.ok()) failed_ = Status::Internal("undo failed: " + s.message());
+  }
+  return failure;
+}
+
+Status Database::write_group() {
+  auto vv_images = vv_->table().take_pending();
+  auto vsn_images = vsn_->table().take_pending();
+  if (vv_images.empty() && vsn_images.empty()) return Status::Ok();
+  std::string frame;
+  put<uint32_t>(frame, kFrameMagic);
+  put<uint32_t>(frame, 0);  // length, below
+  put<uint64_t>(frame, ++sequence_);
+  for (auto [t, images] : {std::pair{uint8_t{0}, &vv_images}, std::pair{uint8_t{1}, &vsn_images}}) {
+    for (const auto& [slot, rec] : *images) {
+      frame += static_cast<char>(t);
+      put<uint64_t>(frame, slot);
+      put<uint16_t>(frame, static_cast<uint16_t>(rec.size()));
+      frame += rec;
+    }
+  }
+  const auto len = static_cast<uint32_t>(frame.size() - kFrameHeader);
+  std::memcpy(frame.data() + 4, &len, sizeof len);
+  put<uint32_t>(frame, crc32c(frame));
+
+  auto fail = [&](Status s) {
+    failed_ = s;  // a failed journal write or fdatasync is final
+    return s;
+  };
+  if (Status s = journal_->write_at(journal_size_, frame); !s.ok()) return fail(s);
+  if (Status s = journal_->sync(); !s.ok()) return fail(s);  // the commit point
+  journal_size_ += frame.size();
+  if (Status s = vv_->table().write_images(vv_images); !s.ok()) return fail(s);
+  if (Status s = vsn_->table().write_images(vsn_images); !s.ok()) return fail(s);
+  if (journal_size_ >= checkpoint_bytes_) {
+    if (Status s = vv_->sync(); !s.ok()) return fail(s);
+    if (Status s = vsn_->sync(); !s.ok()) return fail(s);
+    if (Status s = journal_->truncate(0); !s.ok()) return fail(s);
+    if (Status s = journal_->sync(); !s.ok()) return fail(s);
+    journal_size_ = 0;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
+  Writer w{&txn};
+  std::unique_lock lock(mutex_);
+  writers_.push_back(&w);
+  cv_.wait(lock, [&] { return w.done || writers_.front() == &w; });
+  if (w.done) return std::move(w.result);
+
+  // This writer leads: it applies every transaction waiting now and writes them as one frame.
+  // The lock is kept: the work is in memory and one write + one fdatasync; followers queue up
+  // behind it and form the next group.
+  std::vector<Writer*> group(writers_.begin(), writers_.end());
+  for (Writer* g : group) {
+    g->result = failed_ ? Result<std::vector<uint64_t>>(
+                              Status(failed_->code(), "database unusable: " + failed_->message()))
+                        : apply(*g->txn);
+  }
+  if (!failed_) {
+    if (Status s = write_group(); !s.ok()) {
+      for (Writer* g : group) g->result = s;
+    }
+  }
+  for (Writer* g : group) {
+    writers_.pop_front();
+    g->done = true;
+  }
+  cv_.notify_all();
+  return std::move(w.result);
+}
+
+Result<Values> Database::read(TableId t, uint64_t slot) {
+  const std::lock_guard lock(mutex_);
+  return table(t).read(slot);
+}
+
+Result<std::pair<uint64_t, Values>> Database::lookup(TableId t, std::string_view index,
+                                                     const std::string& key) {
+  const std::lock_guard lock(mutex_);
+  return table(t).lookup(index, key);
+}
+
+const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
+
+Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {
+  const std::lock_guard lock(mutex_);
+  return table(t).scan(each);
+}
+
+uint64_t Database::live_count(TableId t) {
+  const std::lock_guard lock(mutex_);
+  return table(t).live_count();
+}
+
+Status Database::verify() {
+  const std::lock_guard lock(mutex_);
+  VVM_RETURN_IF_ERROR(vv_->verify());
+  return vsn_->verify();
+}
+
+}  // namespace vvm::db

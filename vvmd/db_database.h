@@ -1,0 +1,101 @@
+// db_database.h: vvmd's database: the VV and VSN tables, their indexes, and the journal that
+// makes a change to several records atomic and durable.
+//
+// A commit appends the new images of every record it changes to the journal as one frame
+// (length, sequence, images, CRC-32C), makes the journal durable with one fdatasync, and only
+// then writes the records into the tables. Commits arriving while one is being written wait and
+// go together in the next frame, so many writers share one fdatasync (group commit). On open,
+// every whole frame of the journal is written into the tables again (the images are final
+// values, so this is safe to repeat) before the tables are read; a frame cut short by a crash
+// was never acknowledged and is dropped. When the journal passes a few MiB, the tables are
+// synced and the journal emptied (a checkpoint).
+//
+// Reads go through the Database too; a record cannot be changed except by commit(), which keeps
+// every index in step.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db_file.h"
+#include "db_indexed_table.h"
+#include "db_schemas.h"
+#include "status.h"
+
+namespace vvm::db {
+
+enum class TableId : uint8_t { kVv = 0, kVsn = 1 };
+
+class Transaction {
+ public:
+  struct Change {
+    enum Kind { kInsert, kUpdate, kErase } kind;
+    TableId table;
+    uint64_t slot = 0;  // update, erase
+    Values values;      // insert, update
+  };
+  void insert(TableId t, Values v) { changes_.push_back({Change::kInsert, t, 0, std::move(v)}); }
+  void update(TableId t, uint64_t slot, Values v) {
+    changes_.push_back({Change::kUpdate, t, slot, std::move(v)});
+  }
+  void erase(TableId t, uint64_t slot) { changes_.push_back({Change::kErase, t, slot, {}}); }
+  const std::vector<Change>& changes() const { return changes_; }
+
+ private:
+  std::vector<Change> changes_;
+};
+
+class Database {
+ public:
+  // Opens (creating when missing) vv.tab, vsn.tab and journal in `dir`, replaying the journal.
+  static Result<std::unique_ptr<Database>> open(const std::string& dir,
+                                                uint64_t checkpoint_bytes = 4 << 20);
+  ~Database();
+
+  // Applies every change of `txn` or none, durably. The slots of its inserts, in order. A
+  // change that breaks a unique index or names a record that is not live fails the whole
+  // transaction, and nothing of it is written. Thread-safe.
+  Result<std::vector<uint64_t>> commit(const Transaction& txn);
+
+  Result<Values> read(TableId t, uint64_t slot);
+  Result<std::pair<uint64_t, Values>> lookup(TableId t, std::string_view index,
+                                             const std::string& key);
+  const Index* index(TableId t, std::string_view name);
+  Status scan(TableId t, const std::function<void(uint64_t, const Values&)>& each);
+  uint64_t live_count(TableId t);
+  // Every index against a full scan.
+  Status verify();
+
+ private:
+  Database() = default;
+  struct Writer {
+    const Transaction* txn;
+    Result<std::vector<uint64_t>> result = Status::Internal("not committed");
+    bool done = false;
+  };
+  IndexedTable& table(TableId t) { return t == TableId::kVv ? *vv_ : *vsn_; }
+  // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
+  Result<std::vector<uint64_t>> apply(const Transaction& txn);
+  // Journals and writes everything applied so far; the commit point.
+  Status write_group();
+
+  std::string dir_;
+  uint64_t checkpoint_bytes_ = 0;
+  std::unique_ptr<File> journal_;
+  uint64_t journal_size_ = 0;
+  uint64_t sequence_ = 0;
+  std::optional<IndexedTable> vv_, vsn_;
+  std::optional<Status> failed_;
+
+  std::mutex mutex_;  // the writer queue, and everything above for readers
+  std::condition_variable cv_;
+  std::deque<Writer*> writers_;
+};
+
+}  // namespace vvm::db
