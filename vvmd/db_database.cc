@@ -2,8 +2,10 @@
 #include "db_database.h"
 
 #include <boost/crc.hpp>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include <fmt/core.h>
 
@@ -11,8 +13,9 @@ namespace vvm::db {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
 constexpr uint32_t kFrameMagic = 0x4a4d5656;  // "VVMJ", little-endian
-constexpr size_t kFrameHeader = 16;           // magic, payload length, sequence
+constexpr size_t kFrameHeader = 24;           // magic, payload length, sequence, epoch
 constexpr size_t kFrameTrailer = 4;           // CRC-32C of header and payload
 
 uint32_t crc32c(std::string_view bytes) {
@@ -39,6 +42,9 @@ const Schema& schema_of(uint8_t t) { return t == 0 ? vv_schema() : vsn_schema();
 const char* file_of(uint8_t t) { return t == 0 ? "vv.tab" : "vsn.tab"; }
 
 // Writes every whole frame of `journal` into the tables and syncs them. Returns how many frames.
+// The journal is reused from its start after each checkpoint, so stale frames of an earlier
+// round follow the current ones: a frame counts only with the first frame's epoch and the next
+// sequence number.
 Result<int> replay(const std::string& dir, File& journal) {
   auto size = journal.size();
   if (!size.ok()) return size.status();
@@ -46,12 +52,19 @@ Result<int> replay(const std::string& dir, File& journal) {
   if (*size > 0) VVM_RETURN_IF_ERROR(journal.read_at(0, bytes.data(), bytes.size()));
   std::unique_ptr<File> tables[2];
   int frames = 0;
+  uint64_t epoch = 0, sequence = 0;
   for (size_t pos = 0; pos + kFrameHeader + kFrameTrailer <= bytes.size();) {
     if (get<uint32_t>(bytes, pos) != kFrameMagic) break;
+    if (frames > 0 && (get<uint64_t>(bytes, pos + 16) != epoch ||
+                       get<uint64_t>(bytes, pos + 8) != sequence + 1)) {
+      break;
+    }
     const auto len = get<uint32_t>(bytes, pos + 4);
     if (pos + kFrameHeader + len + kFrameTrailer > bytes.size()) break;  // cut short: dropped
     std::string_view frame(bytes.data() + pos, kFrameHeader + len);
     if (crc32c(frame) != get<uint32_t>(bytes, pos + kFrameHeader + len)) break;
+    epoch = get<uint64_t>(bytes, pos + 16);
+    sequence = get<uint64_t>(bytes, pos + 8);
     for (size_t p = pos + kFrameHeader; p < pos + kFrameHeader + len;) {
       const auto t = static_cast<uint8_t>(bytes[p]);
       const auto slot = get<uint64_t>(bytes, p + 1);
@@ -100,8 +113,7 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
   db->journal_ = std::move(*journal);
   auto frames = replay(dir, *db->journal_);
   if (!frames.ok()) return frames.status();
-  VVM_RETURN_IF_ERROR(db->journal_->truncate(0));
-  VVM_RETURN_IF_ERROR(db->journal_->sync());
+  VVM_RETURN_IF_ERROR(db->reset_journal());
 
   auto vv = IndexedTable::open(vv_path, vv_schema(), vv_indexes());
   if (!vv.ok()) return vv.status();
@@ -115,6 +127,26 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
 }
 
 Database::~Database() = default;
+
+Status Database::reset_journal() {
+  // Overwritten in place rather than truncated: appending to a file that does not grow lets
+  // fdatasync write the data alone, without the inode, about twice as fast here.
+  auto size = journal_->size();
+  if (!size.ok()) return size.status();
+  const uint64_t want = checkpoint_bytes_ + (1 << 20);
+  if (*size < want) {
+    VVM_RETURN_IF_ERROR(journal_->write_at(*size, std::string(want - *size, '\0')));
+  }
+  // Spoil the first frame: the journal is empty until the next frame is written there. A new
+  // epoch tells the frames of this round from the stale ones of earlier rounds further on.
+  VVM_RETURN_IF_ERROR(journal_->write_at(0, std::string(kFrameHeader, '\0')));
+  VVM_RETURN_IF_ERROR(journal_->sync());
+  epoch_ = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+           static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  sequence_ = 0;
+  journal_size_ = 0;
+  return Status::Ok();
+}
 
 Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
   struct Undo {
@@ -171,6 +203,7 @@ Status Database::write_group() {
   put<uint32_t>(frame, kFrameMagic);
   put<uint32_t>(frame, 0);  // length, below
   put<uint64_t>(frame, ++sequence_);
+  put<uint64_t>(frame, epoch_);
   for (auto [t, images] : {std::pair{uint8_t{0}, &vv_images}, std::pair{uint8_t{1}, &vsn_images}}) {
     for (const auto& [slot, rec] : *images) {
       frame += static_cast<char>(t);
@@ -195,9 +228,7 @@ Status Database::write_group() {
   if (journal_size_ >= checkpoint_bytes_) {
     if (Status s = vv_->sync(); !s.ok()) return fail(s);
     if (Status s = vsn_->sync(); !s.ok()) return fail(s);
-    if (Status s = journal_->truncate(0); !s.ok()) return fail(s);
-    if (Status s = journal_->sync(); !s.ok()) return fail(s);
-    journal_size_ = 0;
+    if (Status s = reset_journal(); !s.ok()) return fail(s);
   }
   return Status::Ok();
 }

@@ -8,7 +8,8 @@
 // every whole frame of the journal is written into the tables again (the images are final
 // values, so this is safe to repeat) before the tables are read; a frame cut short by a crash
 // was never acknowledged and is dropped. When the journal passes a few MiB, the tables are
-// synced and the journal emptied (a checkpoint).
+// synced and the journal emptied (a checkpoint). The journal keeps its size and is rewritten from
+// its start, each round of frames with an epoch of its own.
 //
 // Reads go through the Database too; a record cannot be changed except by commit(), which keeps
 // every index in step.
@@ -84,12 +85,15 @@ class Database {
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
   // Journals and writes everything applied so far; the commit point.
   Status write_group();
+  // Empties the journal after a replay or a checkpoint (the tables being synced).
+  Status reset_journal();
 
   std::string dir_;
   uint64_t checkpoint_bytes_ = 0;
   std::unique_ptr<File> journal_;
   uint64_t journal_size_ = 0;
   uint64_t sequence_ = 0;
+  uint64_t epoch_ = 0;
   std::optional<IndexedTable> vv_, vsn_;
   std::optional<Status> failed_;
 
