@@ -303,6 +303,6 @@ TEST_CASE("crash test: SIGKILL at random instants loses no acknowledged commit")
     ++runs;
   }
   WARN("crash test: " << runs << " runs killed at random, " << total_commits
-                       << " commits recovered and checked");
+                      << " commits recovered and checked");
   CHECK(runs >= 50);
 }
