@@ -1,6 +1,7 @@
 // pack_export.cc: the data path on a pack's slice of its backing: full-length read and write
 // loops, FUA writes with RWF_DSYNC, and trim, zero, extents and cache with the system call that is
-// right for a file or for a block device.
+// right for a file or for a block device. The order of the zeroing methods follows nbdkit's file
+// plugin (plugins/file/file.c), plus a fast zero that is honest on block devices.
 #include "pack_export.h"
 
 #include <fcntl.h>
@@ -102,21 +103,41 @@ IoStatus PackExport::errno_status(int err, std::string_view op, uint32_t count,
                                               pos, info_.pack.backing));
 }
 
+namespace {
+
+// The errors with which fallocate and the block ioctls say "not on this backing", as opposed to
+// "this request failed": ENODEV from fallocate on a block device before Linux 4.9, ENOTTY from an
+// ioctl the driver lacks.
+bool unsupported(int err) {
+  return err == EOPNOTSUPP || err == ENOTSUP || err == ENODEV || err == ENOSYS || err == ENOTTY;
+}
+
+bool hint(const std::atomic<bool>& b) { return b.load(std::memory_order_relaxed); }
+void clear(std::atomic<bool>& b) { b.store(false, std::memory_order_relaxed); }
+
+}  // namespace
+
 IoStatus PackExport::write(const void* buf, uint32_t count, uint64_t offset, bool fua) {
   if (IoStatus w = check_writable("write"); !w.ok()) return w;
   if (IoStatus range = check_range("write", count, offset, ENOSPC); !range.ok()) return range;
   const auto* p = static_cast<const char*>(buf);
   auto pos = static_cast<off_t>(info_.pack.offset + offset);
   // FUA: RWF_DSYNC makes this one write durable, without flushing the rest of the file as
-  // fdatasync would.
-  const int flags = fua ? RWF_DSYNC : 0;
+  // fdatasync would. A kernel without it gets a plain write and fdatasync.
+  int flags = fua && hint(can_dsync_) ? RWF_DSYNC : 0;
+  bool flush_after = fua && flags == 0;
   while (count > 0) {
     iovec iov{const_cast<char*>(p), count};
     const ssize_t n = ::pwritev2(fd_, &iov, 1, pos, flags);
     if (n == -1) {
       if (errno == EINTR) continue;
-      return IoStatus::FromErrno(errno, fmt::format("{}: write {} bytes at {} of {}", info_.name,
-                                                    count, pos, info_.pack.backing));
+      if (flags != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+        clear(can_dsync_);
+        flags = 0;
+        flush_after = true;
+        continue;
+      }
+      return errno_status(errno, "write", count, static_cast<uint64_t>(pos));
     }
     if (n == 0) {  // not expected from a file or a disk; do not spin on it
       return IoStatus(EIO, Status::IoError(fmt::format("{}: write at {} of {} wrote nothing",
@@ -126,7 +147,7 @@ IoStatus PackExport::write(const void* buf, uint32_t count, uint64_t offset, boo
     count -= static_cast<uint32_t>(n);
     pos += n;
   }
-  return IoStatus();
+  return flush_after ? flush() : IoStatus();
 }
 
 IoStatus PackExport::flush() {
@@ -142,22 +163,26 @@ IoStatus PackExport::flush() {
 IoStatus PackExport::trim(uint32_t count, uint64_t offset, bool fua) {
   if (IoStatus w = check_writable("trim"); !w.ok()) return w;
   if (IoStatus range = check_range("trim", count, offset, EINVAL); !range.ok()) return range;
-  uint64_t pos = info_.pack.offset + offset;
+  const uint64_t pos = info_.pack.offset + offset;
   if (block_device_) {
     // BLKDISCARD takes whole sectors: discard the sectors wholly inside the range, no more.
     const uint64_t sector = minimum_block_;
-    uint64_t start = (pos + sector - 1) / sector * sector;
-    uint64_t end = (pos + count) / sector * sector;
-    if (start < end) {
+    const uint64_t start = (pos + sector - 1) / sector * sector;
+    const uint64_t end = (pos + count) / sector * sector;
+    if (start < end && hint(can_discard_)) {
       uint64_t range[2] = {start, end - start};
-      if (::ioctl(fd_, BLKDISCARD, range) == -1 && errno != EOPNOTSUPP) {
-        return errno_status(errno, "discard", count, pos);
+      if (::ioctl(fd_, BLKDISCARD, range) == -1) {
+        if (!unsupported(errno)) return errno_status(errno, "discard", count, pos);
+        clear(can_discard_);
       }
     }
-  } else if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
-                         count) == -1 &&
-             errno != EOPNOTSUPP) {
-    return errno_status(errno, "punch a hole of", count, pos);
+  } else if (count > 0 && hint(can_punch_)) {
+    // Only the range itself: fallocate zeroes the partial blocks at either end in place.
+    if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
+                    count) == -1) {
+      if (!unsupported(errno)) return errno_status(errno, "punch a hole of", count, pos);
+      clear(can_punch_);
+    }
   }
   return fua ? flush() : IoStatus();
 }
@@ -165,43 +190,88 @@ IoStatus PackExport::trim(uint32_t count, uint64_t offset, bool fua) {
 IoStatus PackExport::zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua) {
   if (IoStatus w = check_writable("zero"); !w.ok()) return w;
   if (IoStatus range = check_range("zero", count, offset, ENOSPC); !range.ok()) return range;
+  if (count == 0) return IoStatus();  // fallocate would refuse a length of 0
   const uint64_t pos = info_.pack.offset + offset;
-  IoStatus done =
-      block_device_ ? zero_block_device(count, pos, fast) : zero_file(count, pos, may_trim);
+  IoStatus done = block_device_ ? zero_block_device(count, pos, may_trim, fast)
+                                : zero_file(count, pos, may_trim);
   if (!done.ok() || !fua) return done;
   return flush();
 }
 
-IoStatus PackExport::zero_file(uint32_t count, uint64_t pos, bool may_trim) {
-  const auto off = static_cast<off_t>(pos);
-  // ZERO_RANGE converts the blocks to unwritten extents: zeroes, still allocated, no data written.
-  if (::fallocate(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, count) == 0) {
-    return IoStatus();
-  }
-  if (errno != EOPNOTSUPP && errno != ENODEV) return errno_status(errno, "zero", count, pos);
-  // tmpfs and others: a hole reads as zeroes; without may_trim, allocate the range again.
-  if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, count) == 0) {
-    if (may_trim || ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, off, count) == 0) return IoStatus();
-    if (errno != EOPNOTSUPP) return errno_status(errno, "allocate", count, pos);
-    return IoStatus();  // zeroes, though left as a hole: still correct
-  }
-  if (errno != EOPNOTSUPP) return errno_status(errno, "punch a hole of", count, pos);
-  // Nothing quick is left: nbdkit writes the zeroes itself, or refuses a fast zero.
-  return IoStatus(EOPNOTSUPP, Status::Unavailable(fmt::format("{}: {} cannot zero without writing",
-                                                              info_.name, info_.pack.backing)));
+IoStatus PackExport::cannot_zero(std::string_view why) const {
+  return IoStatus(EOPNOTSUPP,
+                  Status::Unavailable(fmt::format("{}: cannot zero on {} without "
+                                                  "writing the zeroes: {}",
+                                                  info_.name, info_.pack.backing, why)));
 }
 
-IoStatus PackExport::zero_block_device(uint32_t count, uint64_t pos, bool fast) {
-  // BLKZEROOUT may write every zero on a device without WRITE ZEROES: not fast, by NBD's rule.
-  const uint64_t sector = minimum_block_;
-  if (fast || pos % sector != 0 || count % sector != 0) {
-    return IoStatus(EOPNOTSUPP,
-                    Status::Unavailable(fmt::format("{}: no fast zero on block device {}",
-                                                    info_.name, info_.pack.backing)));
+// Every method here is quick (metadata only), so `fast` changes nothing: when none works the
+// answer is EOPNOTSUPP, and only nbdkit would write zeroes.
+IoStatus PackExport::zero_file(uint32_t count, uint64_t pos, bool may_trim) {
+  const auto off = static_cast<off_t>(pos);
+  constexpr int kPunch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+  // A hole gives the space back and shows as a hole in extents: best when the client allows it.
+  if (may_trim && hint(can_punch_)) {
+    if (::fallocate(fd_, kPunch, off, count) == 0) return IoStatus();
+    if (!unsupported(errno)) return errno_status(errno, "punch a hole of", count, pos);
+    clear(can_punch_);
   }
-  uint64_t range[2] = {pos, count};
-  if (::ioctl(fd_, BLKZEROOUT, range) == -1) return errno_status(errno, "zero", count, pos);
-  return IoStatus();
+  // The blocks stay allocated, marked unwritten: zeroes without writing them (ext4, XFS).
+  if (hint(can_zero_range_)) {
+    if (::fallocate(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, count) == 0) {
+      return IoStatus();
+    }
+    if (!unsupported(errno)) return errno_status(errno, "zero", count, pos);
+    clear(can_zero_range_);
+  }
+  // tmpfs and others without ZERO_RANGE: a hole reads as zeroes; then, since the client asked to
+  // keep the range allocated, allocate it again, if the file system can. A failure there leaves a
+  // hole, which still reads as zeroes: the zero is done either way.
+  if (hint(can_punch_)) {
+    if (::fallocate(fd_, kPunch, off, count) == 0) {
+      if (!may_trim && hint(can_allocate_) &&
+          ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, off, count) == -1 && unsupported(errno)) {
+        clear(can_allocate_);
+      }
+      return IoStatus();
+    }
+    if (!unsupported(errno)) return errno_status(errno, "punch a hole of", count, pos);
+    clear(can_punch_);
+  }
+  return cannot_zero("fallocate is not supported");
+}
+
+IoStatus PackExport::zero_block_device(uint32_t count, uint64_t pos, bool may_trim, bool fast) {
+  const uint64_t sector = minimum_block_;
+  if (pos % sector != 0 || count % sector != 0) {
+    return cannot_zero(
+        fmt::format("{} bytes at {} are not whole {}-byte sectors", count, pos, sector));
+  }
+  // fallocate(PUNCH_HOLE) on a block device is a WRITE ZEROES that may unmap and that the kernel
+  // never turns into writing zeroes (BLKDEV_ZERO_NOFALLBACK): EOPNOTSUPP when the device cannot
+  // zero by itself. The one really fast zero a block device has.
+  if (may_trim && hint(can_punch_)) {
+    if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pos),
+                    count) == 0) {
+      return IoStatus();
+    }
+    if (!unsupported(errno)) return errno_status(errno, "zero", count, pos);
+    clear(can_punch_);
+  }
+  // BLKZEROOUT keeps the sectors allocated, but falls back to writing every zero when the device
+  // cannot zero by itself: never for a fast zero. Without may_trim there is no call that is both
+  // allocating and sure not to write, so a fast zero is refused.
+  if (fast) {
+    return cannot_zero(may_trim ? "the device has no WRITE ZEROES"
+                                : "the client wants the range kept allocated");
+  }
+  if (hint(can_zeroout_)) {
+    uint64_t range[2] = {pos, count};
+    if (::ioctl(fd_, BLKZEROOUT, range) == 0) return IoStatus();
+    if (!unsupported(errno)) return errno_status(errno, "zero", count, pos);
+    clear(can_zeroout_);
+  }
+  return cannot_zero("BLKZEROOUT is not supported");
 }
 
 IoStatus PackExport::extents(uint32_t count, uint64_t offset, bool req_one,

@@ -6,6 +6,7 @@
 // SEEK_DATA/SEEK_HOLE on files, BLKDISCARD and BLKZEROOUT on block devices.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,14 +62,16 @@ class PackExport {
   IoStatus write(const void* buf, uint32_t count, uint64_t offset, bool fua);
   IoStatus flush();
 
-  // Deallocates the range: a hole in a file, a discard on a block device. Trim is advisory, so a
-  // backing that cannot do it (or a range not aligned for the device) succeeds doing nothing.
+  // Deallocates the range: a hole in a file, a discard of the whole sectors inside it on a block
+  // device. Trim is advisory, so a backing that cannot do it succeeds doing nothing.
   IoStatus trim(uint32_t count, uint64_t offset, bool fua);
 
   // Makes the range read as zeroes. `may_trim`: deallocating is fine. `fast`: fail with
-  // EOPNOTSUPP unless it can be done without writing the zeroes (NBD's FAST_ZERO). EOPNOTSUPP
+  // EOPNOTSUPP unless neither we nor the kernel write the zeroes (NBD's FAST_ZERO). EOPNOTSUPP
   // also when no quick method works: nbdkit then writes zeroes itself for a request without
-  // `fast`.
+  // `fast`. Files: a hole (may_trim), else ZERO_RANGE, else a hole allocated again: all quick.
+  // Block devices: fallocate(PUNCH_HOLE), which the kernel does only as a WRITE ZEROES offload
+  // (never by writing), when may_trim; BLKZEROOUT, which may write every zero, unless fast.
   IoStatus zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua);
 
   // Which parts of the range are data and which are holes (reading as zeroes), in pack-relative
@@ -92,14 +95,24 @@ class PackExport {
   IoStatus check_writable(std::string_view op) const;
   // "pack/a: zero 4096 bytes at 1048576 of /srv/disk.img: REASON", keeping errno.
   IoStatus errno_status(int err, std::string_view op, uint32_t count, uint64_t pos) const;
-  IoStatus zero_block_device(uint32_t count, uint64_t pos, bool fast);
+  IoStatus zero_block_device(uint32_t count, uint64_t pos, bool may_trim, bool fast);
   IoStatus zero_file(uint32_t count, uint64_t pos, bool may_trim);
+  IoStatus cannot_zero(std::string_view why) const;
 
   ExportInfo info_;
   int fd_ = -1;
   bool writable_ = false;
   bool block_device_ = false;
   uint32_t minimum_block_ = 1;
+  // What the backing turned out not to support, so that a refused call is not made again for
+  // every request. Requests of one connection run in parallel, hence atomic (relaxed: each is a
+  // hint on its own, and trying a call once more is harmless).
+  std::atomic<bool> can_dsync_{true};       // pwritev2(RWF_DSYNC)
+  std::atomic<bool> can_punch_{true};       // fallocate(PUNCH_HOLE); on a device: WRITE ZEROES
+  std::atomic<bool> can_zero_range_{true};  // fallocate(ZERO_RANGE)
+  std::atomic<bool> can_allocate_{true};    // fallocate(0): allocating a hole again
+  std::atomic<bool> can_discard_{true};     // BLKDISCARD
+  std::atomic<bool> can_zeroout_{true};     // BLKZEROOUT
 };
 
 }  // namespace vvm::plugin

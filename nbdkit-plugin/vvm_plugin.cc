@@ -287,9 +287,9 @@ const char* vvm_export_description(void* handle) {
 int64_t vvm_get_size(void* handle) { return static_cast<int64_t>(as_pack(handle)->size()); }
 
 int vvm_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
-  *minimum = as_pack(handle)->minimum_block();
-  *preferred = 4096;
-  *maximum = 32 * 1024 * 1024;  // nbdkit's own limit for a single request
+  *minimum = as_pack(handle)->minimum_block();     // 1 on a file, the sector size on a device
+  *preferred = *minimum > 4096 ? *minimum : 4096;  // no read-modify-write of a page or sector
+  *maximum = 32 * 1024 * 1024;                     // nbdkit's own limit for a single request
   return 0;
 }
 
@@ -300,7 +300,8 @@ int vvm_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
 int vvm_can_multi_conn(void* /*handle*/) { return 1; }
 int vvm_can_trim(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
 int vvm_can_zero(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
-// Honest: a fast zero is refused at once (EOPNOTSUPP) when only writing zeroes would do.
+// Honest: a fast zero is refused at once (EOPNOTSUPP) when only writing zeroes would do, by us or
+// by the kernel (see PackExport::zero).
 int vvm_can_fast_zero(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
 // SEEK_DATA/SEEK_HOLE on files; a block device is all data, which nbdkit reports by itself.
 int vvm_can_extents(void* handle) { return as_pack(handle)->block_device() ? 0 : 1; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pack-blockdev.sh: packs on a block device (a loop device over a sparse file): writes, zeroes
 # (BLKZEROOUT), discards (BLKDISCARD) and reads land inside each pack, sentinel sectors between
-# the packs never change, the minimum block size is the sector size, a fast zero is refused
-# rather than faked, and a pack not aligned to sectors is refused at start.
+# the packs never change, the minimum block size is the sector size, a fast zero is done only by
+# the device's own WRITE ZEROES and refused rather than faked otherwise, and a pack not aligned to
+# sectors is refused at start.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 requires losetup --version
@@ -48,19 +49,30 @@ check_sentinels "after writes, zeroes and discards"
 quiet qemu-io -f raw -c "read -P 0 2M 1M" "$(uri pack/a)"
 grep -q 'verification failed' "$tmpdir/out" && die "discarded range of pack/a is not zero"
 
-# A fast zero is refused on a block device: BLKZEROOUT may write every zero.
-out=$(/usr/bin/python3 - "$(uri pack/a)" <<'PY' 2>&1
-import nbd, sys
+# A fast zero on a block device: refused when the client wants the range kept allocated
+# (BLKZEROOUT may write every zero); with a hole allowed, done by the device's WRITE ZEROES if it
+# has one (the loop driver does, when its file system can punch holes), refused otherwise.
+wz=$(cat "/sys/block/${dev#/dev/}/queue/write_zeroes_max_bytes")
+out=$(/usr/bin/python3 - "$(uri pack/a)" "$wz" <<'PY' 2>&1
+import errno, nbd, sys
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
-try:
-    h.zero(65536, 0, nbd.CMD_FLAG_FAST_ZERO)
-    print("fast zero accepted")
-except nbd.Error as e:
-    print("refused:", e.errnum == __import__("errno").ENOTSUP or e.errnum == __import__("errno").EOPNOTSUPP)
+h.pwrite(b"\x5c" * 131072, 0)
+def fast_zero(offset, flags):
+    try:
+        h.zero(65536, offset, nbd.CMD_FLAG_FAST_ZERO | flags)
+        return "done" if h.pread(65536, offset) == bytes(65536) else "not zero"
+    except nbd.Error as e:
+        return "refused" if e.errnum in (errno.ENOTSUP, errno.EOPNOTSUPP) else str(e)
+kept = fast_zero(0, nbd.CMD_FLAG_NO_HOLE)
+hole = fast_zero(65536, 0)
+untouched = h.pread(65536, 0) == b"\x5c" * 65536 if kept == "refused" else False
+print(kept, hole, untouched, "done" if int(sys.argv[2]) > 0 else "refused")
 PY
 )
-[[ $out == "refused: True" ]] || die "fast zero on a block device: $out"
+read -r kept hole untouched expected <<<"$out"
+[[ $kept == refused && $untouched == True ]] || die "fast zero with NO_HOLE: $out"
+[[ $hole == "$expected" ]] || die "fast zero, hole allowed (write_zeroes_max_bytes $wz): $out"
 check_sentinels "after the fast zero"
 
 # Not aligned to the device's sectors: refused at start, naming the line.
