@@ -168,16 +168,8 @@ Status Table::write_slot(uint64_t slot, char state, const Values& values) {
 }
 
 Result<uint64_t> Table::insert(const Values& values) {
-  VVM_RETURN_IF_ERROR(check_usable());
   const uint64_t slot = free_.empty() ? slots_ : *free_.begin();
-  VVM_RETURN_IF_ERROR(write_slot(slot, kLive, values));
-  if (slot == slots_) {
-    ++slots_;
-  } else {
-    free_.erase(slot);
-  }
-  live_slots_.insert(slot);
-  ++live_;
+  VVM_RETURN_IF_ERROR(insert_at(slot, values));
   return slot;
 }
 
