@@ -195,10 +195,9 @@ Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
   return failure;
 }
 
-Status Database::write_group() {
-  auto vv_images = vv_->table().take_pending();
-  auto vsn_images = vsn_->table().take_pending();
-  if (vv_images.empty() && vsn_images.empty()) return Status::Ok();
+std::string Database::make_frame(const std::vector<Table::Image>& vv_images,
+                                 const std::vector<Table::Image>& vsn_images) {
+  if (vv_images.empty() && vsn_images.empty()) return {};
   std::string frame;
   put<uint32_t>(frame, kFrameMagic);
   put<uint32_t>(frame, 0);  // length, below
@@ -215,20 +214,21 @@ Status Database::write_group() {
   const auto len = static_cast<uint32_t>(frame.size() - kFrameHeader);
   std::memcpy(frame.data() + 4, &len, sizeof len);
   put<uint32_t>(frame, crc32c(frame));
+  return frame;
+}
 
-  auto fail = [&](Status s) {
-    failed_ = s;  // a failed journal write or fdatasync is final
-    return s;
-  };
-  if (Status s = journal_->write_at(journal_size_, frame); !s.ok()) return fail(s);
-  if (Status s = journal_->sync(); !s.ok()) return fail(s);  // the commit point
+Status Database::write_group(const std::string& frame, const std::vector<Table::Image>& vv_images,
+                             const std::vector<Table::Image>& vsn_images) {
+  if (frame.empty()) return Status::Ok();
+  VVM_RETURN_IF_ERROR(journal_->write_at(journal_size_, frame));
+  VVM_RETURN_IF_ERROR(journal_->sync());  // the commit point
   journal_size_ += frame.size();
-  if (Status s = vv_->table().write_images(vv_images); !s.ok()) return fail(s);
-  if (Status s = vsn_->table().write_images(vsn_images); !s.ok()) return fail(s);
+  VVM_RETURN_IF_ERROR(vv_->table().write_images(vv_images));
+  VVM_RETURN_IF_ERROR(vsn_->table().write_images(vsn_images));
   if (journal_size_ >= checkpoint_bytes_) {
-    if (Status s = vv_->sync(); !s.ok()) return fail(s);
-    if (Status s = vsn_->sync(); !s.ok()) return fail(s);
-    if (Status s = reset_journal(); !s.ok()) return fail(s);
+    VVM_RETURN_IF_ERROR(vv_->sync());
+    VVM_RETURN_IF_ERROR(vsn_->sync());
+    VVM_RETURN_IF_ERROR(reset_journal());
   }
   return Status::Ok();
 }
@@ -250,8 +250,21 @@ Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
                         : apply(*g->txn);
   }
   if (!failed_) {
-    if (Status s = write_group(); !s.ok()) {
-      for (Writer* g : group) g->result = s;
+    auto vv_images = vv_->table().pending();
+    auto vsn_images = vsn_->table().pending();
+    const std::string frame = make_frame(vv_images, vsn_images);
+    in_flight_ = true;
+    lock.unlock();  // the fdatasync is shared by this group; readers and the next group go on
+    Status written = write_group(frame, vv_images, vsn_images);
+    lock.lock();
+    in_flight_ = false;
+    vv_->table().clear_pending();
+    vsn_->table().clear_pending();
+    if (!written.ok()) {
+      failed_ = written;  // a failed journal write or fdatasync is final
+      vv_->table().mark_failed(written);
+      vsn_->table().mark_failed(written);
+      for (Writer* g : group) g->result = written;
     }
   }
   for (Writer* g : group) {
@@ -276,7 +289,8 @@ Result<std::pair<uint64_t, Values>> Database::lookup(TableId t, std::string_view
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
 
 Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {
-  const std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return !in_flight_; });  // a scan reads the files
   return table(t).scan(each);
 }
 
@@ -286,7 +300,8 @@ uint64_t Database::live_count(TableId t) {
 }
 
 Status Database::verify() {
-  const std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return !in_flight_; });
   VVM_RETURN_IF_ERROR(vv_->verify());
   return vsn_->verify();
 }

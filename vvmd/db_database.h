@@ -12,7 +12,9 @@
 // its start, each round of frames with an epoch of its own.
 //
 // Reads go through the Database too; a record cannot be changed except by commit(), which keeps
-// every index in step.
+// every index in step. Readers are not held up by a group's fdatasync: they see its records
+// (from memory) as soon as they are applied, a moment before they are durable; if the journal
+// then fails, the database refuses everything from there on.
 #pragma once
 
 #include <condition_variable>
@@ -83,8 +85,12 @@ class Database {
   IndexedTable& table(TableId t) { return t == TableId::kVv ? *vv_ : *vsn_; }
   // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
-  // Journals and writes everything applied so far; the commit point.
-  Status write_group();
+  // The journal frame for everything applied so far (empty when nothing changed).
+  std::string make_frame(const std::vector<Table::Image>& vv, const std::vector<Table::Image>& vsn);
+  // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
+  // the lock: only the leader of a group is here, and readers see the images in memory.
+  Status write_group(const std::string& frame, const std::vector<Table::Image>& vv,
+                     const std::vector<Table::Image>& vsn);
   // Empties the journal after a replay or a checkpoint (the tables being synced).
   Status reset_journal();
 
@@ -100,6 +106,7 @@ class Database {
   std::mutex mutex_;  // the writer queue, and everything above for readers
   std::condition_variable cv_;
   std::deque<Writer*> writers_;
+  bool in_flight_ = false;  // a group is being written, its images still in memory
 };
 
 }  // namespace vvm::db

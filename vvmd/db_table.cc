@@ -215,21 +215,11 @@ Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {
   return read_all(each, false);
 }
 
-std::vector<Table::Image> Table::take_pending() {
-  std::vector<Image> out(std::make_move_iterator(pending_.begin()),
-                         std::make_move_iterator(pending_.end()));
-  pending_.clear();
-  return out;
-}
+std::vector<Table::Image> Table::pending() const { return {pending_.begin(), pending_.end()}; }
 
 Status Table::write_images(const std::vector<Image>& images) {
-  VVM_RETURN_IF_ERROR(check_usable());
   for (const auto& [slot, rec] : images) {
-    Status s = file_->write_at(slot * schema_->record_size(), rec);
-    if (!s.ok()) {
-      failed_ = s;
-      return s;
-    }
+    VVM_RETURN_IF_ERROR(file_->write_at(slot * schema_->record_size(), rec));
   }
   return Status::Ok();
 }

@@ -64,11 +64,16 @@ class Table {
   Status sync();
 
   // Deferred mode (the Database's): changes are kept as record images in memory, visible to
-  // read(), until take_pending() hands them over to be journaled and write_images() writes them.
+  // read(), until the Database has journaled them (pending()), written them with
+  // write_images() (which may run without the Database's lock: it only writes the file), and
+  // dropped them with clear_pending().
   void set_deferred(bool deferred) { deferred_ = deferred; }
   using Image = std::pair<uint64_t, std::string>;  // slot, record text
-  std::vector<Image> take_pending();
+  std::vector<Image> pending() const;
   Status write_images(const std::vector<Image>& images);
+  void clear_pending() { pending_.clear(); }
+  // After a failure elsewhere (the journal), the table refuses everything too.
+  void mark_failed(const Status& why) { failed_ = why; }
   // Puts `values` live in the free slot `slot` (to undo an erase).
   Status insert_at(uint64_t slot, const Values& values);
 
