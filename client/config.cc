@@ -688,6 +688,22 @@ Result<gid_t> resolve_group(std::string_view name_or_id) {
   return resolve_id<gid_t, group>(name_or_id, "group", getgrnam_r, &group::gr_gid);
 }
 
+std::string user_name(uid_t uid) {
+  if (const passwd* pw = ::getpwuid(uid)) return pw->pw_name;
+  return std::to_string(uid);
+}
+
+std::string group_name(gid_t gid) {
+  if (const group* gr = ::getgrgid(gid)) return gr->gr_name;
+  return std::to_string(gid);
+}
+
+std::string local_host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
 Result<std::string> read_text_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, path + ": cannot read");

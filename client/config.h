@@ -145,6 +145,11 @@ std::string default_config_path();
 // an unknown name is an error ("no such user 'bob'").
 Result<uid_t> resolve_user(std::string_view name_or_id);
 Result<gid_t> resolve_group(std::string_view name_or_id);
+// The other way round, for messages and listings: the name, else the number ("1000").
+std::string user_name(uid_t uid);
+std::string group_name(gid_t gid);
+// This machine's host name ("localhost" if it cannot be had).
+std::string local_host_name();
 // The whole of a text file; an error reads "PATH: cannot read: REASON".
 Result<std::string> read_text_file(const std::string& path);
 

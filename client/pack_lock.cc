@@ -1,6 +1,8 @@
 // pack_lock.cc: OFD locks on a pack's first bytes, and the holds folder; see pack_lock.h.
 #include "pack_lock.h"
 
+#include "config.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -287,12 +289,6 @@ std::vector<HoldRecord> holders_now(const HoldsDir& holds, const std::string& ba
 std::string describe_hold(const HoldRecord& r) {
   return fmt::format("{} by {} since {} (nbdkit pid {} on {})", hold_kind_name(r.kind), r.holder,
                      r.since, r.pid, r.host);
-}
-
-std::string local_host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
 }
 
 std::string utc_now() {

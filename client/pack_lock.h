@@ -114,7 +114,4 @@ std::string describe_hold(const HoldRecord& r);
 // The current time as ISO 8601 UTC, for HoldRecord::since.
 std::string utc_now();
 
-// This machine's host name, for HoldRecord::host.
-std::string local_host_name();
-
 }  // namespace vvm

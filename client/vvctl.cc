@@ -252,16 +252,6 @@ int cmd_pack_check(const Globals& g, const Args& args) {
   return kOk;
 }
 
-std::string user_name(uid_t uid) {
-  const passwd* pw = ::getpwuid(uid);
-  return pw ? pw->pw_name : std::to_string(uid);
-}
-
-std::string group_name(gid_t gid) {
-  const group* gr = ::getgrgid(gid);
-  return gr ? gr->gr_name : std::to_string(gid);
-}
-
 // "exclusive by uid 0 since ... (nbdkit pid 42 on host1)" for each holder of `pack` now, or "-".
 std::string holders_of(const PackEntry& pack, const HoldsDir& holds) {
   std::string out;

@@ -1,9 +1,6 @@
 // pack_access.cc: pack permissions and the TCP allow-list; see pack_access.h.
 #include "pack_access.h"
 
-#include <grp.h>
-#include <pwd.h>
-
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -11,20 +8,6 @@
 #include <fmt/core.h>
 
 namespace vvm::plugin {
-
-namespace {
-
-std::string user_name(uid_t uid) {
-  if (const passwd* pw = ::getpwuid(uid)) return pw->pw_name;
-  return std::to_string(uid);
-}
-
-std::string group_name(gid_t gid) {
-  if (const group* gr = ::getgrgid(gid)) return gr->gr_name;
-  return std::to_string(gid);
-}
-
-}  // namespace
 
 std::string mode_string(mode_t perms) {
   std::string s(9, '-');

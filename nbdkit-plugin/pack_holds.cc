@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include "config.h"
+
 namespace vvm::plugin {
 
 namespace {

@@ -10,7 +10,6 @@
 
 #include "daemon.h"
 #include "log.h"
-#include "pack_lock.h"
 
 namespace po = boost::program_options;
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "config.h"
 #include "pack_lock.h"
 #include "process.h"
 
