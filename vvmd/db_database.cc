@@ -1,7 +1,6 @@
 // db_database.cc: journal, group commit and recovery; see db_database.h.
 #include "db_database.h"
 
-#include <boost/crc.hpp>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,12 +16,6 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kFrameMagic = 0x4a4d5656;  // "VVMJ", little-endian
 constexpr size_t kFrameHeader = 24;           // magic, payload length, sequence, epoch
 constexpr size_t kFrameTrailer = 4;           // CRC-32C of header and payload
-
-uint32_t crc32c(std::string_view bytes) {
-  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
-  crc.process_bytes(bytes.data(), bytes.size());
-  return crc.checksum();
-}
 
 template <class T>
 void put(std::string& out, T v) {

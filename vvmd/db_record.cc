@@ -13,6 +13,7 @@ namespace {
 
 constexpr size_t kBlock = 4096;
 constexpr size_t kCrcStart = 2, kCrcLength = 8;
+using Crc32c = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
 
 bool printable_text(std::string_view s) {
   for (char c : s) {
@@ -42,8 +43,14 @@ uint64_t max_for(int width, int base) {
 
 }  // namespace
 
+uint32_t crc32c(std::string_view bytes) {
+  Crc32c crc;
+  crc.process_bytes(bytes.data(), bytes.size());
+  return crc.checksum();
+}
+
 uint32_t record_checksum(std::string_view record) {
-  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
+  Crc32c crc;
   crc.process_bytes(record.data(), std::min(record.size(), kCrcStart));
   if (record.size() > kCrcStart + kCrcLength) {
     crc.process_bytes(record.data() + kCrcStart + kCrcLength,

@@ -68,7 +68,9 @@ class Schema {
   size_t record_size_ = 0;
 };
 
-// CRC-32C (Castagnoli) of `record` without its checksum characters (bytes 2..9).
+// CRC-32C (Castagnoli) of `bytes`: records and journal frames use the same checksum.
+uint32_t crc32c(std::string_view bytes);
+// CRC-32C of `record` without its checksum characters (bytes 2..9).
 uint32_t record_checksum(std::string_view record);
 // True when `record` carries the right checksum; "expected", "found" for messages.
 bool checksum_ok(std::string_view record, uint32_t* expected = nullptr);
