@@ -168,6 +168,17 @@ int cmd_ping(const Globals& g, const Args& args) {
   return kOk;
 }
 
+// Loads and checks a packtab as the plugin would; prints the error and returns nullopt if bad.
+std::optional<PackTable> checked_packtab(const std::string& path) {
+  auto table = load_packtab(path);
+  Status s = table.ok() ? check_backings(*table) : table.status();
+  if (!s.ok()) {
+    fmt::print(stderr, "vvctl: {}\n", s.message());
+    return std::nullopt;
+  }
+  return std::move(*table);
+}
+
 // --- conf check ---
 
 int cmd_conf_check(const Globals& g, const Args& args) {
@@ -179,12 +190,8 @@ int cmd_conf_check(const Globals& g, const Args& args) {
   if (!config.ok()) return kUsage;
   size_t packs = 0;
   if (!config->packtab.empty()) {
-    auto table = load_packtab(config->packtab);
-    Status s = table.ok() ? check_backings(*table) : table.status();
-    if (!s.ok()) {
-      fmt::print(stderr, "vvctl: {}\n", s.message());
-      return kUsage;
-    }
+    auto table = checked_packtab(config->packtab);
+    if (!table) return kUsage;
     packs = table->packs.size();
   }
   fmt::print(
@@ -220,17 +227,6 @@ Result<std::string> packtab_path(const Globals& g, const std::string& arg, std::
     return Status::InvalidArgument("no packtab");
   }
   return config->packtab;
-}
-
-// Loads and checks a packtab as the plugin would; prints the error and returns nullopt if bad.
-std::optional<PackTable> checked_packtab(const std::string& path) {
-  auto table = load_packtab(path);
-  Status s = table.ok() ? check_backings(*table) : table.status();
-  if (!s.ok()) {
-    fmt::print(stderr, "vvctl: {}\n", s.message());
-    return std::nullopt;
-  }
-  return std::move(*table);
 }
 
 int cmd_pack_check(const Globals& g, const Args& args) {

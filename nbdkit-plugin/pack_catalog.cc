@@ -9,7 +9,6 @@
 
 #include <fmt/core.h>
 
-#include "config.h"
 #include "pack_export.h"
 #include "size.h"
 
@@ -57,13 +56,6 @@ Result<PackCatalog> PackCatalog::load_packtab(const std::string& path) {
   Result<PackTable> table = vvm::load_packtab(path);
   if (!table.ok()) return table.status();
   return create(std::move(*table));
-}
-
-Result<PackCatalog> PackCatalog::load_config(const std::string& path) {
-  Result<Config> config = vvm::load_config(path);
-  if (!config.ok()) return config.status();
-  if (config->packtab.empty()) return PackCatalog();  // a site without packs
-  return load_packtab(config->packtab);
 }
 
 Result<const ExportInfo*> PackCatalog::find(std::string_view name) const {

@@ -36,8 +36,6 @@ class PackCatalog {
   static Result<PackCatalog> create(PackTable table);
   // From a packtab file.
   static Result<PackCatalog> load_packtab(const std::string& path);
-  // From vvm.conf: its [plugin] packtab, or no packs at all when it names none.
-  static Result<PackCatalog> load_config(const std::string& path);
 
   // Every export, two a pack, in table order.
   const std::vector<ExportInfo>& exports() const { return exports_; }
