@@ -14,7 +14,7 @@ Connection::~Connection() {
   }
 }
 
-Status Connection::ensure_hold(bool* newly_refused) {
+const Status& Connection::ensure_hold(bool* newly_refused) {
   *newly_refused = false;
   if (decided_.load(std::memory_order_acquire)) return hold_;
   const std::lock_guard lock(mutex_);

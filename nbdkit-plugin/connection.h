@@ -34,8 +34,9 @@ class Connection {
 
   // Takes the hold on the first call and returns the same answer to every later call, from any
   // thread. `*newly_refused` is set when this call is the one that found the refusal, so that
-  // it is logged once, not on every command.
-  Status ensure_hold(bool* newly_refused);
+  // it is logged once, not on every command. A reference: this runs before every read and
+  // write, and the answer never changes once given.
+  const Status& ensure_hold(bool* newly_refused);
 
  private:
   std::unique_ptr<PackExport> pack_;

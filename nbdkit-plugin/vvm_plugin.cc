@@ -315,7 +315,7 @@ int vvm_can_cache(void* /*handle*/) { return NBDKIT_CACHE_NATIVE; }
 // EINVAL for it); the reason, naming the pack and its holder, goes to the log once a connection.
 int begin_io(void* handle) {
   bool newly_refused = false;
-  Status hold = as_conn(handle)->ensure_hold(&newly_refused);
+  const Status& hold = as_conn(handle)->ensure_hold(&newly_refused);
   if (hold.ok()) return 0;
   if (newly_refused) {
     nbdkit_error("%s", hold.message().c_str());
