@@ -156,9 +156,9 @@ Result<Reply> Client::exchange(const Request& request, std::chrono::milliseconds
         fmt::format("connection to {} was closed after an earlier error", where));
   }
   auto deadline = Clock::now() + timeout;
-  auto timed_out = [&] {
-    return fail(Status::Timeout(fmt::format("no reply from {} to {} within {}", where,
-                                            op_name(op_of(request.body)), describe(timeout))));
+  auto timeout_status = [&] {
+    return Status::Timeout(fmt::format("no reply from {} to {} within {}", where,
+                                       op_name(op_of(request.body)), describe(timeout)));
   };
 
   auto bytes = encode_request(request);
@@ -177,7 +177,7 @@ Result<Reply> Client::exchange(const Request& request, std::chrono::milliseconds
     }
     auto ready = wait_fd(fd_, POLLOUT, deadline);
     if (!ready.ok()) return fail(ready.status());
-    if (!*ready) return timed_out();
+    if (!*ready) return fail(timeout_status());
   }
 
   // Reads exactly `len` bytes into `buf`.
@@ -198,10 +198,7 @@ Result<Reply> Client::exchange(const Request& request, std::chrono::milliseconds
       }
       auto ready = wait_fd(fd_, POLLIN, deadline);
       if (!ready.ok()) return ready.status();
-      if (!*ready) {
-        return Status::Timeout(fmt::format("no reply from {} to {} within {}", where,
-                                           op_name(op_of(request.body)), describe(timeout)));
-      }
+      if (!*ready) return timeout_status();
     }
     return Status::Ok();
   };
