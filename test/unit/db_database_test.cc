@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <random>
 #include <thread>
@@ -116,6 +117,14 @@ Status run_transaction(Database& db, uint64_t i, const Model& m) {
   return db.commit(txn).status();
 }
 
+// A database in `dir` holding VV A0000000001, committed and closed.
+void commit_one_vv(const std::string& dir) {
+  auto db = must(Database::open(dir));
+  Transaction txn;
+  txn.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
+  must(db->commit(txn));
+}
+
 Model read_model(Database& db) {
   Model m;
   must(db.scan(TableId::kVv, [&](uint64_t, const Values& v) {
@@ -189,19 +198,30 @@ TEST_CASE("a transaction that fails anywhere leaves nothing behind") {
 
 TEST_CASE("the journal repairs a record damaged after its commit; a torn journal tail is dropped") {
   auto dir = must(TempDir::create());
-  {
-    auto db = must(Database::open(dir.path()));
-    Transaction txn;
-    txn.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
-    must(db->commit(txn));
-  }
+  commit_one_vv(dir.path());
   // Tear record 1 of vv.tab by hand, as a crash in the middle of its write could.
   int fd = ::open(dir.file("vv.tab").c_str(), O_WRONLY);
   REQUIRE(::pwrite(fd, "XXXXXXXX", 8, 256 + 100) == 8);
   ::close(fd);
-  // And leave half a frame at the end of the journal, as a crash during a commit would.
-  fd = ::open(dir.file("journal").c_str(), O_WRONLY | O_APPEND);
-  REQUIRE(::write(fd, "VVMJ\x40\x00\x00\x00", 8) == 8);
+  // And leave the start of a second frame right after the first, as a crash during the next
+  // commit would: its header (magic, length, the next sequence number, the same epoch), then
+  // less than its length of payload and no checksum. (The journal is preallocated, so the
+  // place is found from the first frame's length, not from the end of the file.)
+  fd = ::open(dir.file("journal").c_str(), O_RDWR);
+  char first[24];
+  REQUIRE(::pread(fd, first, sizeof first, 0) == sizeof first);
+  uint32_t len;
+  uint64_t seq;
+  std::memcpy(&len, first + 4, sizeof len);
+  std::memcpy(&seq, first + 8, sizeof seq);
+  std::string torn(first, sizeof first);
+  const uint32_t torn_len = 300;
+  ++seq;
+  torn.replace(4, 4, reinterpret_cast<const char*>(&torn_len), 4);
+  torn.replace(8, 8, reinterpret_cast<const char*>(&seq), 8);
+  torn += std::string(100, 'A');
+  REQUIRE(::pwrite(fd, torn.data(), torn.size(), 24 + len + 4) ==
+          static_cast<ssize_t>(torn.size()));
   ::close(fd);
   // The journal still holds the committed image (no checkpoint yet): the open rewrites it.
   auto db = must(Database::open(dir.path()));
@@ -211,12 +231,7 @@ TEST_CASE("the journal repairs a record damaged after its commit; a torn journal
 
 TEST_CASE("without the journal, a damaged record stops the open and is named") {
   auto dir = must(TempDir::create());
-  {
-    auto db = must(Database::open(dir.path()));
-    Transaction txn;
-    txn.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
-    must(db->commit(txn));
-  }
+  commit_one_vv(dir.path());
   must(Database::open(dir.path()));  // replays, then empties the journal
   int fd = ::open(dir.file("vv.tab").c_str(), O_WRONLY);
   REQUIRE(::pwrite(fd, "XXXXXXXX", 8, 256 + 100) == 8);
