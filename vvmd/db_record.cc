@@ -3,7 +3,13 @@
 
 #include <boost/crc.hpp>
 #include <charconv>
+#include <cstring>
+#include <initializer_list>
 #include <set>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 
 #include <fmt/core.h>
 
@@ -41,22 +47,45 @@ uint64_t max_for(int width, int base) {
   return max;
 }
 
-}  // namespace
+// CRC-32C runs over every record read and every journal frame, and Boost's table-driven code
+// takes about 2 ns a byte: a quarter of the time of opening a 1M-record table. SSE 4.2's crc32
+// instruction does 8 bytes in a cycle or so; both give the same CRC (the unit test compares them).
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t state, const char* p, size_t n) {
+  uint64_t c = state;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = _mm_crc32_u64(c, word);
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = _mm_crc32_u8(c32, static_cast<unsigned char>(*p));
+  return c32;
+}
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
 
-uint32_t crc32c(std::string_view bytes) {
+// CRC-32C of the concatenation of `pieces`.
+uint32_t crc32c_of(std::initializer_list<std::string_view> pieces) {
+#if defined(__x86_64__)
+  if (kHaveSse42) {
+    uint32_t state = 0xFFFFFFFF;
+    for (std::string_view p : pieces) state = crc32c_sse42(state, p.data(), p.size());
+    return state ^ 0xFFFFFFFF;
+  }
+#endif
   Crc32c crc;
-  crc.process_bytes(bytes.data(), bytes.size());
+  for (std::string_view p : pieces) crc.process_bytes(p.data(), p.size());
   return crc.checksum();
 }
 
+}  // namespace
+
+uint32_t crc32c(std::string_view bytes) { return crc32c_of({bytes}); }
+
 uint32_t record_checksum(std::string_view record) {
-  Crc32c crc;
-  crc.process_bytes(record.data(), std::min(record.size(), kCrcStart));
-  if (record.size() > kCrcStart + kCrcLength) {
-    crc.process_bytes(record.data() + kCrcStart + kCrcLength,
-                      record.size() - kCrcStart - kCrcLength);
-  }
-  return crc.checksum();
+  if (record.size() <= kCrcStart + kCrcLength) return crc32c_of({record.substr(0, kCrcStart)});
+  return crc32c_of({record.substr(0, kCrcStart), record.substr(kCrcStart + kCrcLength)});
 }
 
 bool checksum_ok(std::string_view record, uint32_t* expected) {
@@ -169,26 +198,40 @@ Result<std::string> Schema::encode(char state, const Values& values) const {
 }
 
 Result<Values> Schema::decode(std::string_view rec, std::string_view where) const {
+  Values out;
+  VVM_RETURN_IF_ERROR(decode_with(
+      rec, [&] { return std::string(where); }, &out));
+  return out;
+}
+
+Status Schema::decode_into(std::string_view rec, std::string_view file, uint64_t record_no,
+                           Values* out) const {
+  return decode_with(
+      rec, [&] { return fmt::format("{}: record {}", file, record_no); }, out);
+}
+
+template <class Where>
+Status Schema::decode_with(std::string_view rec, const Where& where, Values* out_values) const {
   if (rec.size() != record_size_) {
     return Status::InvalidArgument(
-        fmt::format("{}: {} bytes where a record has {}", where, rec.size(), record_size_));
+        fmt::format("{}: {} bytes where a record has {}", where(), rec.size(), record_size_));
   }
   if (rec[0] != kLive && rec[0] != kDeleted) {
     return Status::InvalidArgument(
-        fmt::format("{}: state '{}' is not A (live) or D (deleted)", where, rec.substr(0, 1)));
+        fmt::format("{}: state '{}' is not A (live) or D (deleted)", where(), rec.substr(0, 1)));
   }
   if (rec[1] != ' ' || rec[kPrefix - 1] != ' ' || rec.back() != '\n') {
-    return Status::InvalidArgument(fmt::format("{}: not a record: '{}'", where,
+    return Status::InvalidArgument(fmt::format("{}: not a record: '{}'", where(),
                                                rec.substr(0, std::min<size_t>(rec.size(), 60))));
   }
-  Values out;
-  out.reserve(fields_.size());
+  Values& out = *out_values;
+  out.resize(fields_.size());
   for (size_t i = 0; i < fields_.size(); ++i) {
     const Field& f = fields_[i];
     std::string_view text = rec.substr(offsets_[i], static_cast<size_t>(f.width));
     auto bad = [&](std::string_view why) {
       return Status::InvalidArgument(
-          fmt::format("{}: field '{}': '{}' {}", where, f.name, text, why));
+          fmt::format("{}: field '{}': '{}' {}", where(), f.name, text, why));
     };
     if (offsets_[i] + static_cast<size_t>(f.width) < rec.size() - 1 &&
         rec[offsets_[i] + static_cast<size_t>(f.width)] != ' ') {
@@ -200,7 +243,12 @@ Result<Values> Schema::decode(std::string_view rec, std::string_view where) cons
           !printable_text(value)) {
         return bad("is not one word padded with blanks");
       }
-      out.emplace_back(value == "-" ? std::string() : std::string(value));
+      if (value == "-") value = {};
+      if (auto* s = std::get_if<std::string>(&out[i])) {
+        s->assign(value);
+      } else {
+        out[i].emplace<std::string>(value);
+      }
     } else {
       uint64_t n = 0;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n,
@@ -208,10 +256,10 @@ Result<Values> Schema::decode(std::string_view rec, std::string_view where) cons
       if (ec != std::errc() || end != text.data() + text.size()) {
         return bad(f.kind == FieldKind::kHex ? "is not a hex number" : "is not a decimal number");
       }
-      out.emplace_back(n);
+      out[i] = n;
     }
   }
-  return out;
+  return Status::Ok();
 }
 
 }  // namespace vvm::db

@@ -60,8 +60,16 @@ class Schema {
   // Decodes a live or deleted record; `where` ("vv.tab: record 17") starts every message, which
   // names the field and the text found.
   Result<Values> decode(std::string_view record, std::string_view where) const;
+  // The same into `out`, reusing its room (opening a table decodes every record, and most text
+  // fits the strings already there); the messages name `file` and record number `record`, and
+  // are made only on error.
+  Status decode_into(std::string_view record, std::string_view file, uint64_t record_no,
+                     Values* out) const;
 
  private:
+  template <class Where>
+  Status decode_with(std::string_view record, const Where& where, Values* out) const;
+
   std::string table_;
   std::vector<Field> fields_;
   std::vector<size_t> offsets_;  // where each field starts

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <boost/crc.hpp>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
+#include <random>
 
 #include <fmt/core.h>
 
@@ -67,6 +69,26 @@ class FailingSyncFile : public File {
 };
 
 }  // namespace
+
+TEST_CASE("CRC-32C: the standard check value, and the same as Boost's at every length") {
+  CHECK(crc32c("123456789") == 0xE3069283);
+  CHECK(crc32c("") == 0);
+  std::mt19937 rng(3);
+  std::string bytes(300, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng());
+  for (size_t n = 0; n <= bytes.size(); ++n) {
+    boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> want;
+    want.process_bytes(bytes.data(), n);
+    INFO("length " << n);
+    REQUIRE(crc32c(std::string_view(bytes.data(), n)) == want.checksum());
+  }
+  // A record's checksum skips its own 8 characters (bytes 2..9).
+  std::string rec = bytes.substr(0, 128);
+  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> want;
+  want.process_bytes(rec.data(), 2);
+  want.process_bytes(rec.data() + 10, rec.size() - 10);
+  CHECK(record_checksum(rec) == want.checksum());
+}
 
 TEST_CASE("schemas: record sizes divide 4096 and the fields must fit") {
   CHECK(Schema::make("t", {{"a", FieldKind::kText, 4}}, 100).status().code() ==
