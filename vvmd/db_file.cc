@@ -2,6 +2,7 @@
 #include "db_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,12 @@ namespace {
 class PosixFile : public File {
  public:
   PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~PosixFile() override { ::close(fd_); }
+  ~PosixFile() override {
+    if (base_) ::munmap(base_, kReserve);
+    ::close(fd_);
+  }
+  PosixFile(const PosixFile&) = delete;
+  PosixFile& operator=(const PosixFile&) = delete;
 
   Status read_at(uint64_t offset, char* buf, size_t n) override {
     for (size_t done = 0; done < n;) {
@@ -66,9 +72,33 @@ class PosixFile : public File {
 
   const std::string& path() const override { return path_; }
 
+  // One reservation of address space, never moved, into which the file is mapped a chunk at a
+  // time as it grows (MAP_FIXED over the reservation), so that addresses handed out stay valid.
+  const char* mapping(uint64_t size) override {
+    if (size > kReserve) return nullptr;
+    if (!base_) {
+      void* p =
+          ::mmap(nullptr, kReserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) return nullptr;
+      base_ = static_cast<char*>(p);
+    }
+    if (size > mapped_) {
+      const uint64_t want = (size + kChunk - 1) / kChunk * kChunk;
+      void* p = ::mmap(base_ + mapped_, want - mapped_, PROT_READ, MAP_SHARED | MAP_FIXED, fd_,
+                       static_cast<off_t>(mapped_));
+      if (p == MAP_FAILED) return nullptr;
+      mapped_ = want;
+    }
+    return base_;
+  }
+
  private:
+  static constexpr uint64_t kReserve = uint64_t{64} << 30;  // 256M records of 256 bytes
+  static constexpr uint64_t kChunk = uint64_t{64} << 20;
   int fd_;
   std::string path_;
+  char* base_ = nullptr;
+  uint64_t mapped_ = 0;
 };
 
 Status sync_folder_of(const std::string& path) {

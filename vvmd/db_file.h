@@ -26,6 +26,11 @@ class File {
   virtual Result<uint64_t> size() = 0;
   virtual Status truncate(uint64_t size) = 0;
   virtual const std::string& path() const = 0;
+  // The file's first `size` bytes (all within the file), read-only, from a shared mapping that
+  // sees every write_at at once; nullptr when the file cannot be mapped, and callers then use
+  // read_at. The address stays valid for the File's life while the file grows: reading a
+  // record then costs no system call and no copy.
+  virtual const char* mapping(uint64_t /*size*/) { return nullptr; }
 };
 
 // A file on disk, opened read-write. `create`: made new (it must not exist), and its folder

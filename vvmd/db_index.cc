@@ -1,6 +1,8 @@
 // db_index.cc: order-preserving keys and the B-tree index; see db_index.h.
 #include "db_index.h"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 namespace vvm::db {
@@ -49,31 +51,39 @@ std::string describe_key(std::string_view key) {
 
 Status Index::check(const std::string& key, uint64_t slot) const {
   if (!unique_) return Status::Ok();
-  auto it = map_.find(key);
-  if (it == map_.end() || it->second == slot) return Status::Ok();
+  auto it = set_.lower_bound(Entry(key, 0));
+  if (it != set_.end() && it->first == key && it->second == slot) ++it;  // its own entry
+  if (it == set_.end() || it->first != key) return Status::Ok();
   return Status::AlreadyExists(fmt::format("index {}: key '{}' is already record {}'s", name_,
                                            describe_key(key), it->second));
 }
 
-void Index::erase(const std::string& key, uint64_t slot) {
-  auto [lo, hi] = map_.equal_range(key);
-  for (auto it = lo; it != hi; ++it) {
-    if (it->second == slot) {
-      map_.erase(it);
-      return;
+Status Index::build(std::vector<Entry> entries) {
+  std::sort(entries.begin(), entries.end());
+  if (unique_) {
+    auto dup =
+        std::adjacent_find(entries.begin(), entries.end(),
+                           [](const Entry& a, const Entry& b) { return a.first == b.first; });
+    if (dup != entries.end()) {
+      return Status::AlreadyExists(fmt::format("index {}: key '{}' is held by records {} and {}",
+                                               name_, describe_key(dup->first), dup->second,
+                                               std::next(dup)->second));
     }
   }
+  set_.clear();
+  for (Entry& e : entries) set_.insert(set_.end(), std::move(e));
+  return Status::Ok();
 }
 
 std::optional<uint64_t> Index::find(const std::string& key) const {
-  auto it = map_.find(key);
-  if (it == map_.end()) return std::nullopt;
+  auto it = set_.lower_bound(Entry(key, 0));
+  if (it == set_.end() || it->first != key) return std::nullopt;
   return it->second;
 }
 
 void Index::scan_prefix(const std::string& prefix,
                         const std::function<bool(const std::string&, uint64_t)>& each) const {
-  for (auto it = map_.lower_bound(prefix); it != map_.end(); ++it) {
+  for (auto it = set_.lower_bound(Entry(prefix, 0)); it != set_.end(); ++it) {
     if (it->first.compare(0, prefix.size(), prefix) != 0) break;
     if (!each(it->first, it->second)) break;
   }
@@ -81,13 +91,9 @@ void Index::scan_prefix(const std::string& prefix,
 
 void Index::scan_range(const std::string& lo, const std::string& hi,
                        const std::function<bool(const std::string&, uint64_t)>& each) const {
-  for (auto it = map_.lower_bound(lo); it != map_.end() && it->first < hi; ++it) {
+  for (auto it = set_.lower_bound(Entry(lo, 0)); it != set_.end() && it->first < hi; ++it) {
     if (!each(it->first, it->second)) break;
   }
-}
-
-std::vector<std::pair<std::string, uint64_t>> Index::entries() const {
-  return {map_.begin(), map_.end()};
 }
 
 }  // namespace vvm::db

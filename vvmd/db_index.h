@@ -3,12 +3,13 @@
 // disagree with the records: there is nothing on disk to get out of step.
 //
 // A key is a tuple of field values encoded into a string whose byte order is the tuple's order
-// (KeyBuilder), so composite keys and range scans are plain string ranges. Indexes are
-// absl::btree_multimap<std::string, slot>: Debian packs Abseil, its B-tree is several times
-// denser than std::map's red-black tree and faster to search, and we need no on-disk B-tree.
+// (KeyBuilder), so composite keys and range scans are plain string ranges. An index is an
+// absl::btree_set of (key, slot) pairs: Debian packs Abseil, its B-tree is several times denser
+// than std::map's red-black tree and faster to search, and we need no on-disk B-tree. With the
+// slot in the entry, a non-unique key held by thousands of records is still removed in log time.
 #pragma once
 
-#include <absl/container/btree_map.h>
+#include <absl/container/btree_set.h>
 
 #include <cstdint>
 #include <functional>
@@ -38,21 +39,32 @@ class Index {
  public:
   // The keys one record has in this index: none (the record is not in it, say a VV that is not
   // hot in the "hot" index), one, or several (a VV has one key per VSN holding a copy).
-  using KeysOf = std::function<std::vector<std::string>(const Values&)>;
+  // It appends them to `out`.
+  using KeysOf = std::function<void(const Values&, std::vector<std::string>& out)>;
+  using Entry = std::pair<std::string, uint64_t>;  // key, slot
 
   Index(std::string name, bool unique, KeysOf keys_of)
       : name_(std::move(name)), unique_(unique), keys_of_(std::move(keys_of)) {}
 
   const std::string& name() const { return name_; }
   bool unique() const { return unique_; }
-  std::vector<std::string> keys_of(const Values& v) const { return keys_of_(v); }
-  size_t size() const { return map_.size(); }
+  std::vector<std::string> keys_of(const Values& v) const {
+    std::vector<std::string> keys;
+    keys_of_(v, keys);
+    return keys;
+  }
+  void append_keys(const Values& v, std::vector<std::string>& out) const { keys_of_(v, out); }
+  size_t size() const { return set_.size(); }
 
   // AlreadyExists, naming the index, the key and the record that has it, when a unique index
   // has `key` already for a slot other than `slot`.
   Status check(const std::string& key, uint64_t slot) const;
-  void insert(const std::string& key, uint64_t slot) { map_.emplace(key, slot); }
-  void erase(const std::string& key, uint64_t slot);
+  void insert(const std::string& key, uint64_t slot) { set_.emplace(key, slot); }
+  void erase(const std::string& key, uint64_t slot) { set_.erase(Entry(key, slot)); }
+  // Fills an empty index from every entry of a table, sorting them first (a B-tree filled in
+  // order is built at its end, several times faster than at random places). AlreadyExists
+  // naming the key and both records when a unique index has a key twice.
+  Status build(std::vector<Entry> entries);
 
   // The slot of `key` (the first one in a non-unique index).
   std::optional<uint64_t> find(const std::string& key) const;
@@ -63,13 +75,13 @@ class Index {
   void scan_range(const std::string& lo, const std::string& hi,
                   const std::function<bool(const std::string&, uint64_t)>& each) const;
   // All (key, slot) pairs, for checking against a full scan.
-  std::vector<std::pair<std::string, uint64_t>> entries() const;
+  std::vector<Entry> entries() const { return {set_.begin(), set_.end()}; }
 
  private:
   std::string name_;
   bool unique_;
   KeysOf keys_of_;
-  absl::btree_multimap<std::string, uint64_t> map_;
+  absl::btree_set<Entry> set_;
 };
 
 // A readable form of a key for messages: components separated by '/', numbers in decimal.

@@ -154,30 +154,31 @@ Result<VsnRecord> VsnRecord::from_values(const Values& v) {
 std::vector<Index> vv_indexes() {
   using Keys = std::vector<std::string>;
   return {
-      Index("name", true, [](const Values& v) { return Keys{KeyBuilder().text(str(v, kName))}; }),
+      Index("name", true,
+            [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kName))); }),
       Index("hot", false,
-            [](const Values& v) {
-              if (str(v, kState) != "hot") return Keys{};
-              return Keys{KeyBuilder().text(str(v, kClass)).number(num(v, kClientId))};
+            [](const Values& v, Keys& out) {
+              if (str(v, kState) != "hot") return;
+              out.push_back(KeyBuilder().text(str(v, kClass)).number(num(v, kClientId)));
             }),
       Index("unwritten", true,
-            [](const Values& v) {
-              if (str(v, kState) != "finished") return Keys{};
-              return Keys{KeyBuilder().text(str(v, kName))};
+            [](const Values& v, Keys& out) {
+              if (str(v, kState) != "finished") return;
+              out.push_back(KeyBuilder().text(str(v, kName)));
             }),
       Index("vsn", false,
-            [](const Values& v) {
-              Keys keys;
+            [](const Values& v, Keys& out) {
               for (size_t i = 0; i < kMaxCopies; ++i) {
                 const std::string& vsn = str(v, kCopies + 2 * i);
                 if (!vsn.empty()) {
-                  keys.push_back(KeyBuilder().text(vsn).number(num(v, kCopies + 2 * i + 1)));
+                  out.push_back(KeyBuilder().text(vsn).number(num(v, kCopies + 2 * i + 1)));
                 }
               }
-              return keys;
             }),
       Index("id", false,
-            [](const Values& v) { return Keys{KeyBuilder().number(num(v, kClientId))}; }),
+            [](const Values& v, Keys& out) {
+              out.push_back(KeyBuilder().number(num(v, kClientId)));
+            }),
   };
 }
 
@@ -185,11 +186,11 @@ std::vector<Index> vsn_indexes() {
   using Keys = std::vector<std::string>;
   return {
       Index("name", true,
-            [](const Values& v) { return Keys{KeyBuilder().text(str(v, kVsnName))}; }),
+            [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kVsnName))); }),
       Index("hot", false,
-            [](const Values& v) {
-              if (str(v, kVsnState) != "hot") return Keys{};
-              return Keys{KeyBuilder().text(str(v, kVsnClass)).text(str(v, kLocation))};
+            [](const Values& v, Keys& out) {
+              if (str(v, kVsnState) != "hot") return;
+              out.push_back(KeyBuilder().text(str(v, kVsnClass)).text(str(v, kLocation)));
             }),
   };
 }

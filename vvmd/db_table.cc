@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include <fmt/core.h>
 
@@ -64,15 +66,32 @@ Result<Table> Table::create_file(std::unique_ptr<File> file, const Schema& schem
   return t;
 }
 
+namespace {
+Table::EachLive one_worker(const std::function<void(uint64_t, const Values&)>& each) {
+  if (!each) return {};
+  return [&each](int, uint64_t slot, const Values& v) { each(slot, v); };
+}
+}  // namespace
+
 Result<Table> Table::open(const std::string& path, const Schema& schema,
                           const std::function<void(uint64_t, const Values&)>& each) {
+  return open(path, schema, one_worker(each), 1);
+}
+
+Result<Table> Table::open(const std::string& path, const Schema& schema, const EachLive& each,
+                          int workers) {
   auto file = open_posix_file(path, false);
   if (!file.ok()) return file.status();
-  return open_file(std::move(*file), schema, each);
+  return open_file(std::move(*file), schema, each, workers);
 }
 
 Result<Table> Table::open_file(std::unique_ptr<File> file, const Schema& schema,
                                const std::function<void(uint64_t, const Values&)>& each) {
+  return open_file(std::move(file), schema, one_worker(each), 1);
+}
+
+Result<Table> Table::open_file(std::unique_ptr<File> file, const Schema& schema,
+                               const EachLive& each, int workers) {
   Table t(std::move(file), schema);
   const size_t rs = schema.record_size();
   auto size = t.file_->size();
@@ -98,46 +117,96 @@ Result<Table> Table::open_file(std::unique_ptr<File> file, const Schema& schema,
         *size, rs, *size / rs));
   }
   t.slots_ = *size / rs;
-  VVM_RETURN_IF_ERROR(t.read_all(each, true));
+  VVM_RETURN_IF_ERROR(t.read_all(each, std::max(workers, 1), true));
   return t;
 }
 
-Status Table::read_all(const std::function<void(uint64_t, const Values&)>& each, bool rebuild) {
-  const size_t rs = schema_->record_size();
-  constexpr size_t kChunk = 1 << 20;  // read 1 MiB at a time: one pread a record is slow
-  const size_t per_chunk = kChunk / rs;
-  std::string buf;
-  for (uint64_t first = 1; first < slots_; first += per_chunk) {
-    const uint64_t n = std::min<uint64_t>(per_chunk, slots_ - first);
-    buf.resize(n * rs);
-    VVM_RETURN_IF_ERROR(file_->read_at(first * rs, buf.data(), buf.size()));
+struct Table::Part {
+  uint64_t first = 0, end = 0;
+  std::vector<uint64_t> free;  // in slot order
+  uint64_t live = 0;
+  Status error;
+};
+
+Status Table::read_all(const EachLive& each, int workers, bool rebuild) {
+  if (rebuild) live_slots_.assign(slots_, 0);
+  // A part a worker, cut at whole MiB so that no two workers read the same page.
+  const uint64_t per_mib = (1 << 20) / schema_->record_size();
+  const uint64_t records = slots_ - 1;
+  const uint64_t chunks = (records + per_mib - 1) / per_mib;
+  const auto n = static_cast<uint64_t>(workers) < chunks ? static_cast<uint64_t>(workers) : 1;
+  std::vector<Part> parts(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    parts[i].first = 1 + chunks * i / n * per_mib;
+    parts[i].end = std::min(slots_, 1 + chunks * (i + 1) / n * per_mib);
+  }
+  if (n == 1) {
+    read_part(parts[0], each, 0, rebuild);
+  } else {
+    std::vector<std::thread> threads;
     for (uint64_t i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] { read_part(parts[i], each, static_cast<int>(i), rebuild); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (Part& p : parts) {
+    VVM_RETURN_IF_ERROR(p.error);  // the first bad record in slot order
+    if (rebuild) {
+      for (uint64_t slot : p.free) free_.insert(free_.end(), slot);
+      live_ += p.live;
+    }
+  }
+  return Status::Ok();
+}
+
+void Table::read_part(Part& part, const EachLive& each, int worker, bool rebuild) {
+  const size_t rs = schema_->record_size();
+  const std::string name = table_name(file_->path());
+  // Through the file's mapping when it has one; else 1 MiB at a time (one pread a record is
+  // slow).
+  const char* mapped = file_->mapping(slots_ * rs);
+  std::string buf;
+  Values values;
+  constexpr size_t kChunk = 1 << 20;
+  const uint64_t per_chunk = kChunk / rs;
+  for (uint64_t first = part.first; first < part.end; first += per_chunk) {
+    const uint64_t count = std::min(per_chunk, part.end - first);
+    const char* base;
+    if (mapped) {
+      base = mapped + first * rs;
+    } else {
+      buf.resize(count * rs);
+      part.error = file_->read_at(first * rs, buf.data(), buf.size());
+      if (!part.error.ok()) return;
+      base = buf.data();
+    }
+    for (uint64_t i = 0; i < count; ++i) {
       const uint64_t slot = first + i;
-      std::string_view rec(buf.data() + i * rs, rs);
+      std::string_view rec(base + i * rs, rs);
       if (is_blank(rec)) {
-        if (rebuild) free_.insert(slot);
+        if (rebuild) part.free.push_back(slot);
         continue;
       }
       uint32_t expected = 0;
       if (!checksum_ok(rec, &expected)) {
-        return Status::IoError(fmt::format(
+        part.error = Status::IoError(fmt::format(
             "{}: checksum '{}' is not {:08x}: the record is torn or half-written: '{}'",
             where(slot), rec.substr(2, 8), expected, rec.substr(0, std::min<size_t>(rs - 1, 80))));
+        return;
       }
-      auto values = schema_->decode(rec, where(slot));
-      if (!values.ok()) return values.status();
+      part.error = schema_->decode_into(rec, name, slot, &values);
+      if (!part.error.ok()) return;
       if (rec[0] == kDeleted) {
-        if (rebuild) free_.insert(slot);
+        if (rebuild) part.free.push_back(slot);
         continue;
       }
       if (rebuild) {
-        live_slots_.insert(slot);
-        ++live_;
+        live_slots_[slot] = 1;
+        ++part.live;
       }
-      if (each) each(slot, *values);
+      if (each) each(worker, slot, values);
     }
   }
-  return Status::Ok();
 }
 
 Status Table::check_usable() const {
@@ -148,8 +217,8 @@ Status Table::check_usable() const {
   return Status::Ok();
 }
 
-Status Table::check_live(uint64_t slot) {
-  if (!live_slots_.contains(slot)) {
+Status Table::check_live(uint64_t slot) const {
+  if (slot >= live_slots_.size() || !live_slots_[slot]) {
     return Status::NotFound(fmt::format("{}: no live record there", where(slot)));
   }
   return Status::Ok();
@@ -186,25 +255,36 @@ Status Table::erase(uint64_t slot) {
   auto old = read(slot);
   if (!old.ok()) return old.status();
   VVM_RETURN_IF_ERROR(write_slot(slot, kDeleted, *old));
-  live_slots_.erase(slot);
+  live_slots_[slot] = 0;
   free_.insert(slot);
   --live_;
   return Status::Ok();
 }
 
+Result<std::string_view> Table::record_text(uint64_t slot, std::string& buf) {
+  if (auto it = pending_.find(slot); it != pending_.end()) return std::string_view(it->second);
+  const size_t rs = schema_->record_size();
+  if (const char* mapped = file_->mapping(slots_ * rs)) {
+    return std::string_view(mapped + slot * rs, rs);
+  }
+  buf.resize(rs);
+  VVM_RETURN_IF_ERROR(file_->read_at(slot * rs, buf.data(), rs));
+  return std::string_view(buf);
+}
+
 Result<Values> Table::read(uint64_t slot) {
   VVM_RETURN_IF_ERROR(check_usable());
   VVM_RETURN_IF_ERROR(check_live(slot));
-  if (auto it = pending_.find(slot); it != pending_.end()) {
-    return schema_->decode(it->second, where(slot));
-  }
-  std::string rec(schema_->record_size(), '\0');
-  VVM_RETURN_IF_ERROR(file_->read_at(slot * schema_->record_size(), rec.data(), rec.size()));
-  if (!checksum_ok(rec)) {
+  std::string buf;
+  auto rec = record_text(slot, buf);
+  if (!rec.ok()) return rec.status();
+  if (!checksum_ok(*rec)) {
     return Status::IoError(
         fmt::format("{}: checksum does not match: the record is damaged", where(slot)));
   }
-  return schema_->decode(rec, where(slot));
+  Values values;
+  VVM_RETURN_IF_ERROR(schema_->decode_into(*rec, table_name(file_->path()), slot, &values));
+  return values;
 }
 
 Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {
@@ -212,7 +292,7 @@ Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {
   if (!pending_.empty()) {
     return Status::Internal(fmt::format("{}: scan with changes not yet written", path()));
   }
-  return read_all(each, false);
+  return read_all(one_worker(each), 1, false);
 }
 
 std::vector<Table::Image> Table::pending() const { return {pending_.begin(), pending_.end()}; }
@@ -232,10 +312,11 @@ Status Table::insert_at(uint64_t slot, const Values& values) {
   VVM_RETURN_IF_ERROR(write_slot(slot, kLive, values));
   if (slot == slots_) {
     ++slots_;
+    live_slots_.resize(slots_, 0);
   } else {
     free_.erase(slot);
   }
-  live_slots_.insert(slot);
+  live_slots_[slot] = 1;
   ++live_;
   return Status::Ok();
 }
