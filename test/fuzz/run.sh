@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
-# run.sh: builds vvmd's database fuzz targets with clang's libFuzzer (plus ASan and UBSan) and
-# runs each for a bounded time (VVM_FUZZ_SECONDS, default 30). Any crash fails the test, and the
+# run.sh: builds vvmd's database fuzz targets and the mover's tape label target with clang's
+# libFuzzer (plus ASan and UBSan) and runs each for a bounded time (VVM_FUZZ_SECONDS, default 30 for
+# the database targets; the label decoder is small and gets 20). Any crash fails the test, and the
 # input that caused it is kept in the build folder (test/fuzz/crash-*) to reproduce with
 #   build/test/test/fuzz/record_fuzz CRASH_FILE
 set -euo pipefail
 src=${VVM_SOURCE_DIR:?run me from meson test}
 out=${VVM_BUILD_DIR:?run me from meson test}/test/fuzz
-seconds=${VVM_FUZZ_SECONDS:-30}
 cxx=$(command -v clang++-14 || command -v clang++) || { echo "no clang++: install clang"; exit 1; }
 mkdir -p "$out"
-libs=(db_record.cc db_table.cc db_file.cc db_schemas.cc db_index.cc)
-sources=("$src/client/status.cc")
-for f in "${libs[@]}"; do sources+=("$src/vvmd/$f"); done
+db_sources=("$src/client/status.cc")
+for f in db_record.cc db_table.cc db_file.cc db_schemas.cc db_index.cc; do
+  db_sources+=("$src/vvmd/$f")
+done
+label_sources=("$src/client/status.cc" "$src/mover/tape_label.cc")
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-  -I"$src/client" -I"$src/vvmd" $(pkg-config --cflags fmt absl_btree))
+  -I"$src/client" -I"$src/vvmd" -I"$src/mover" $(pkg-config --cflags fmt absl_btree))
 link=($(pkg-config --libs fmt absl_btree))
-for target in record_fuzz table_open_fuzz; do
+for target in record_fuzz table_open_fuzz label_fuzz; do
+  if [[ $target == label_fuzz ]]; then
+    sources=("${label_sources[@]}") code="$src/mover" seconds=${VVM_FUZZ_SECONDS:-20}
+  else
+    sources=("${db_sources[@]}") code="$src/vvmd" seconds=${VVM_FUZZ_SECONDS:-30}
+  fi
   if [[ ! -x $out/$target || $src/test/fuzz/$target.cc -nt $out/$target ]] ||
-    find "$src/vvmd" "$src/client/status.cc" -newer "$out/$target" | grep -q .; then
+    find "$code" "$src/client/status.cc" "$src/client/status.h" -newer "$out/$target" |
+    grep -q .; then
     echo "building $target"
     "$cxx" "${flags[@]}" -o "$out/$target" "$src/test/fuzz/$target.cc" "${sources[@]}" "${link[@]}"
   fi
