@@ -5,7 +5,11 @@
 // with NORMAL. It prints one table with the ratios vvm/SQLite (above 1.0: vvm is better, except
 // for open time, where lower is better). Not a test: the machine is noisy; compare ratios.
 //
-//   build/run/bench/bench_db [RECORDS] [SECONDS_PER_WRITER_CASE]     default 1000000 3
+// Lookups and scans produce VvRecords on both sides (SQLite reads every column), as the daemon
+// would use them.
+//
+//   build/run/bench/bench_db [RECORDS] [SECONDS_PER_CASE] [vvm]   default 1000000 3; "vvm":
+//                                                                  vvm alone, for profiling
 #include <sqlite3.h>
 
 #include <atomic>
@@ -30,9 +34,11 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+std::string name_of(uint64_t i) { return fmt::format("{}{:010d}", "ABCD"[i % 4], i); }
+
 VvRecord vv_of(uint64_t i) {
   VvRecord r;
-  r.name = fmt::format("{}{:010d}", "ABCD"[i % 4], i);
+  r.name = name_of(i);
   r.vv_class = r.name.substr(0, 1);
   r.serial = i;
   r.client_id = i % 1000;
@@ -99,6 +105,24 @@ void sqlite_bind_vv(sqlite3_stmt* st, const VvRecord& r) {
   for (const auto& c : r.copies) text(c.vsn), num(c.file);
 }
 
+// The record of a row, as the daemon would take it: every column.
+VvRecord sqlite_row_vv(sqlite3_stmt* st) {
+  int i = 0;
+  auto text = [&] {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+    int len = sqlite3_column_bytes(st, i++);
+    return p ? std::string(p, static_cast<size_t>(len)) : std::string();
+  };
+  auto num = [&] { return static_cast<uint64_t>(sqlite3_column_int64(st, i++)); };
+  VvRecord r;
+  r.name = text(), r.vv_class = text(), r.serial = num(), r.client_id = num();
+  r.owner = text(), r.group = text(), r.perms = text(), r.size = num(), r.state = text();
+  r.cache = text(), r.created = num(), r.finished = num(), r.accessed = num();
+  r.checksum = num();
+  for (auto& c : r.copies) c.vsn = text(), c.file = num();
+  return r;
+}
+
 struct Sqlite {
   double load = 0, open = 0, lookups = 0, scans = 0;
   std::vector<double> writers;
@@ -139,9 +163,10 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
   uint64_t done = 0;
   while (seconds_since(t0) < secs) {
     for (int k = 0; k < 1000; ++k, ++done) {
-      std::string name = vv_of(rng() % n).name;
+      std::string name = name_of(rng() % n);
       sqlite3_bind_text(get, 1, name.c_str(), -1, SQLITE_TRANSIENT);
       if (sqlite3_step(get) != SQLITE_ROW) die("lookup missed " + name);
+      if (sqlite_row_vv(get).name != name) die("lookup found the wrong row");
       sqlite3_reset(get);
     }
   }
@@ -162,6 +187,7 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
       sqlite3_bind_int64(scan, 2, static_cast<sqlite3_int64>(lo));
       sqlite3_bind_int64(scan, 3, static_cast<sqlite3_int64>(lo + 2));
       while (sqlite3_step(scan) == SQLITE_ROW) {
+        if (sqlite_row_vv(scan).vv_class != "A") die("scan found the wrong row");
       }
       sqlite3_reset(scan);
     }
@@ -204,6 +230,8 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
 int main(int argc, char** argv) {
   const uint64_t n = argc > 1 ? std::stoull(argv[1]) : 1000000;
   const double secs = argc > 2 ? std::stod(argv[2]) : 3;
+  // "vvm": skip SQLite, to profile vvm alone (perf record bench_db 1000000 3 vvm).
+  const bool vvm_only = argc > 3 && std::string(argv[3]) == "vvm";
   const std::vector<int> writer_counts = {1, 8, 64};
   namespace fs = std::filesystem;
   const fs::path base = fs::temp_directory_path() / fmt::format("vvm-bench-db-{}", getpid());
@@ -232,11 +260,14 @@ int main(int argc, char** argv) {
     auto db = must(Database::open((base / "vvm").string()));
     open = seconds_since(t0);
     std::mt19937_64 rng(1);
+    Values values;  // reused, as the daemon's loops would
     t0 = Clock::now();
     uint64_t done = 0;
     while (seconds_since(t0) < secs) {
       for (int k = 0; k < 1000; ++k, ++done) {
-        must(db->lookup(TableId::kVv, "name", KeyBuilder().text(vv_of(rng() % n).name)));
+        const std::string name = name_of(rng() % n);
+        must(db->lookup_into(TableId::kVv, "name", KeyBuilder().text(name), &values));
+        if (must(VvRecord::from_values(values)).name != name) die("lookup: wrong record");
       }
     }
     lookups = static_cast<double>(done) / seconds_since(t0);
@@ -252,7 +283,12 @@ int main(int argc, char** argv) {
                           slots.push_back(s);
                           return true;
                         });
-        for (uint64_t s : slots) must(db->read(TableId::kVv, s));
+        for (uint64_t s : slots) {
+          if (!db->read_into(TableId::kVv, s, &values).ok()) die("scan: read failed");
+          if (must(VvRecord::from_values(values)).vv_class != "A") {
+            die("scan found the wrong record");
+          }
+        }
       }
     }
     scans = static_cast<double>(done) / seconds_since(t0);
@@ -279,8 +315,13 @@ int main(int argc, char** argv) {
       writers.push_back(static_cast<double>(commits) / seconds_since(w0));
     }
   }
-  Sqlite full = run_sqlite((base / "full").string(), "FULL", n, secs, writer_counts);
-  Sqlite normal = run_sqlite((base / "normal").string(), "NORMAL", n, secs, writer_counts);
+  Sqlite full, normal;
+  if (!vvm_only) {
+    full = run_sqlite((base / "full").string(), "FULL", n, secs, writer_counts);
+    normal = run_sqlite((base / "normal").string(), "NORMAL", n, secs, writer_counts);
+  } else {
+    full.writers = normal.writers = std::vector<double>(writer_counts.size(), 0);
+  }
   fs::remove_all(base);
 
   rows.push_back({"bulk load (records/s)", load, full.load, normal.load});

@@ -279,6 +279,17 @@ Result<std::pair<uint64_t, Values>> Database::lookup(TableId t, std::string_view
   return table(t).lookup(index, key);
 }
 
+Status Database::read_into(TableId t, uint64_t slot, Values* out) {
+  const std::lock_guard lock(mutex_);
+  return table(t).table().read_into(slot, out);
+}
+
+Result<uint64_t> Database::lookup_into(TableId t, std::string_view index, const std::string& key,
+                                       Values* out) {
+  const std::lock_guard lock(mutex_);
+  return table(t).lookup_into(index, key, out);
+}
+
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
 
 Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {

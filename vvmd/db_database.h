@@ -69,6 +69,10 @@ class Database {
   Result<Values> read(TableId t, uint64_t slot);
   Result<std::pair<uint64_t, Values>> lookup(TableId t, std::string_view index,
                                              const std::string& key);
+  // The same two into `out`, reusing its room: a loop of reads allocates nothing.
+  Status read_into(TableId t, uint64_t slot, Values* out);
+  Result<uint64_t> lookup_into(TableId t, std::string_view index, const std::string& key,
+                               Values* out);
   const Index* index(TableId t, std::string_view name);
   Status scan(TableId t, const std::function<void(uint64_t, const Values&)>& each);
   uint64_t live_count(TableId t);

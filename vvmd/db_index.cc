@@ -1,11 +1,32 @@
 // db_index.cc: order-preserving keys and the B-tree index; see db_index.h.
 #include "db_index.h"
 
+#include <sys/mman.h>
+
+#include <new>
+
 #include <algorithm>
 
 #include <fmt/core.h>
 
 namespace vvm::db {
+
+void* allocate_bytes(size_t bytes) {
+  constexpr size_t kHuge = 2 << 20;
+  if (bytes < kHuge) return ::operator new(bytes);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without it, ordinary pages
+  return p;
+}
+
+void deallocate_bytes(void* p, size_t bytes) {
+  if (bytes < (2 << 20)) {
+    ::operator delete(p);
+  } else {
+    ::munmap(p, bytes);
+  }
+}
 
 namespace {
 constexpr char kTextTag = '\x01';    // text follows, ended by kTextEnd
@@ -51,11 +72,22 @@ std::string describe_key(std::string_view key) {
 
 Status Index::check(const std::string& key, uint64_t slot) const {
   if (!unique_) return Status::Ok();
-  auto it = set_.lower_bound(Entry(key, 0));
-  if (it != set_.end() && it->first == key && it->second == slot) ++it;  // its own entry
-  if (it == set_.end() || it->first != key) return Status::Ok();
+  auto it = point_.find(key);
+  if (it == point_.end() || it->second == slot) return Status::Ok();
   return Status::AlreadyExists(fmt::format("index {}: key '{}' is already record {}'s", name_,
                                            describe_key(key), it->second));
+}
+
+void Index::insert(const std::string& key, uint64_t slot) {
+  set_.emplace(key, slot);
+  if (unique_) point_.insert_or_assign(key, slot);
+}
+
+void Index::erase(const std::string& key, uint64_t slot) {
+  set_.erase(Entry(key, slot));
+  if (unique_) {
+    if (auto it = point_.find(key); it != point_.end() && it->second == slot) point_.erase(it);
+  }
 }
 
 Status Index::build(std::vector<Entry> entries) {
@@ -69,13 +101,37 @@ Status Index::build(std::vector<Entry> entries) {
                                                name_, describe_key(dup->first), dup->second,
                                                std::next(dup)->second));
     }
+    point_.clear();
+    point_.reserve(entries.size());
+    for (const Entry& e : entries) point_.emplace(e.first, e.second);
   }
   set_.clear();
   for (Entry& e : entries) set_.insert(set_.end(), std::move(e));
   return Status::Ok();
 }
 
+Status Index::verify_point() const {
+  if (!unique_) return Status::Ok();
+  if (point_.size() != set_.size()) {
+    return Status::Internal(fmt::format("index {}: {} keys in its hash map, {} in its B-tree",
+                                        name_, point_.size(), set_.size()));
+  }
+  for (const auto& [key, slot] : set_) {
+    auto it = point_.find(key);
+    if (it == point_.end() || it->second != slot) {
+      return Status::Internal(
+          fmt::format("index {}: the hash map disagrees on key '{}'", name_, describe_key(key)));
+    }
+  }
+  return Status::Ok();
+}
+
 std::optional<uint64_t> Index::find(const std::string& key) const {
+  if (unique_) {
+    auto it = point_.find(key);
+    if (it == point_.end()) return std::nullopt;
+    return it->second;
+  }
   auto it = set_.lower_bound(Entry(key, 0));
   if (it == set_.end() || it->first != key) return std::nullopt;
   return it->second;

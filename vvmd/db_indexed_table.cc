@@ -106,8 +106,13 @@ Status IndexedTable::update(uint64_t slot, const Values& values) {
   if (!old.ok()) return old.status();
   VVM_RETURN_IF_ERROR(check_unique(values, slot));
   VVM_RETURN_IF_ERROR(table_->update(slot, values));
-  remove_keys(*old, slot);
-  add_keys(values, slot);
+  // Most updates (sizes, times, states) leave most keys as they were: those stay in place.
+  for (Index& index : indexes_) {
+    const std::vector<std::string> before = index.keys_of(*old), after = index.keys_of(values);
+    if (before == after) continue;
+    for (const std::string& key : before) index.erase(key, slot);
+    for (const std::string& key : after) index.insert(key, slot);
+  }
   return Status::Ok();
 }
 
@@ -128,6 +133,14 @@ Status IndexedTable::erase(uint64_t slot) {
 
 Result<std::pair<uint64_t, Values>> IndexedTable::lookup(std::string_view name,
                                                          const std::string& key) {
+  Values values;
+  auto slot = lookup_into(name, key, &values);
+  if (!slot.ok()) return slot.status();
+  return std::make_pair(*slot, std::move(values));
+}
+
+Result<uint64_t> IndexedTable::lookup_into(std::string_view name, const std::string& key,
+                                           Values* out) {
   const Index* idx = index(name);
   if (!idx) return Status::InvalidArgument(fmt::format("no index '{}'", name));
   auto slot = idx->find(key);
@@ -135,9 +148,8 @@ Result<std::pair<uint64_t, Values>> IndexedTable::lookup(std::string_view name,
     return Status::NotFound(
         fmt::format("{}: no record with {} '{}'", schema().table(), name, describe_key(key)));
   }
-  auto values = table_->read(*slot);
-  if (!values.ok()) return values.status();
-  return std::make_pair(*slot, std::move(*values));
+  VVM_RETURN_IF_ERROR(table_->read_into(*slot, out));
+  return *slot;
 }
 
 Status IndexedTable::verify() {
@@ -148,6 +160,7 @@ Status IndexedTable::verify() {
     }
   }));
   for (size_t i = 0; i < indexes_.size(); ++i) {
+    VVM_RETURN_IF_ERROR(indexes_[i].verify_point());
     auto have = indexes_[i].entries();  // sorted, and a (key, slot) pair only once
     std::sort(want[i].begin(), want[i].end());
     want[i].erase(std::unique(want[i].begin(), want[i].end()), want[i].end());

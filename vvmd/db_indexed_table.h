@@ -39,6 +39,8 @@ class IndexedTable {
   const Index* index(std::string_view name) const;
   // The live record with `key` in unique index `name`: its slot and values; NotFound otherwise.
   Result<std::pair<uint64_t, Values>> lookup(std::string_view name, const std::string& key);
+  // The same into `out` (see Table::read_into); the slot.
+  Result<uint64_t> lookup_into(std::string_view name, const std::string& key, Values* out);
 
   // Puts `values` back into the free slot `slot`, keys and all (undoes an erase).
   Status insert_at(uint64_t slot, const Values& values);

@@ -35,8 +35,13 @@ std::string table_name(const std::string& path) {
 
 }  // namespace
 
+Table::Table(std::unique_ptr<File> file, const Schema& schema)
+    : file_(std::move(file)),
+      file_name_(table_name(file_->path())),
+      schema_(std::make_unique<Schema>(schema)) {}
+
 std::string Table::where(uint64_t slot) const {
-  return fmt::format("{}: record {}", table_name(file_->path()), slot);
+  return fmt::format("{}: record {}", file_name_, slot);
 }
 
 Result<Table> Table::create(const std::string& path, const Schema& schema) {
@@ -161,7 +166,6 @@ Status Table::read_all(const EachLive& each, int workers, bool rebuild) {
 
 void Table::read_part(Part& part, const EachLive& each, int worker, bool rebuild) {
   const size_t rs = schema_->record_size();
-  const std::string name = table_name(file_->path());
   // Through the file's mapping when it has one; else 1 MiB at a time (one pread a record is
   // slow).
   const char* mapped = file_->mapping(slots_ * rs);
@@ -194,7 +198,7 @@ void Table::read_part(Part& part, const EachLive& each, int worker, bool rebuild
             where(slot), rec.substr(2, 8), expected, rec.substr(0, std::min<size_t>(rs - 1, 80))));
         return;
       }
-      part.error = schema_->decode_into(rec, name, slot, &values);
+      part.error = schema_->decode_into(rec, file_name_, slot, &values);
       if (!part.error.ok()) return;
       if (rec[0] == kDeleted) {
         if (rebuild) part.free.push_back(slot);
@@ -273,6 +277,12 @@ Result<std::string_view> Table::record_text(uint64_t slot, std::string& buf) {
 }
 
 Result<Values> Table::read(uint64_t slot) {
+  Values values;
+  VVM_RETURN_IF_ERROR(read_into(slot, &values));
+  return values;
+}
+
+Status Table::read_into(uint64_t slot, Values* out) {
   VVM_RETURN_IF_ERROR(check_usable());
   VVM_RETURN_IF_ERROR(check_live(slot));
   std::string buf;
@@ -282,9 +292,7 @@ Result<Values> Table::read(uint64_t slot) {
     return Status::IoError(
         fmt::format("{}: checksum does not match: the record is damaged", where(slot)));
   }
-  Values values;
-  VVM_RETURN_IF_ERROR(schema_->decode_into(*rec, table_name(file_->path()), slot, &values));
-  return values;
+  return schema_->decode_into(*rec, file_name_, slot, out);
 }
 
 Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {

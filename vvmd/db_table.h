@@ -66,6 +66,9 @@ class Table {
   Status erase(uint64_t slot);
   // The live record in `slot`, read from the file.
   Result<Values> read(uint64_t slot);
+  // The same into `out`, reusing its room (LevelDB's Get(key, std::string*) habit): a daemon
+  // reading records in a loop allocates nothing.
+  Status read_into(uint64_t slot, Values* out);
   // Every live record, in slot order, read from the file.
   Status scan(const std::function<void(uint64_t, const Values&)>& each);
   // Makes every change so far durable (fdatasync). See the header comment on failure.
@@ -86,8 +89,7 @@ class Table {
   Status insert_at(uint64_t slot, const Values& values);
 
  private:
-  Table(std::unique_ptr<File> file, const Schema& schema)
-      : file_(std::move(file)), schema_(std::make_unique<Schema>(schema)) {}
+  Table(std::unique_ptr<File> file, const Schema& schema);
   Status check_usable() const;
   Status check_live(uint64_t slot) const;
   Status write_slot(uint64_t slot, char state, const Values& values);
@@ -103,6 +105,7 @@ class Table {
   void read_part(Part& part, const EachLive& each, int worker, bool rebuild);
 
   std::unique_ptr<File> file_;
+  std::string file_name_;  // "vv.tab", for messages
   std::unique_ptr<Schema> schema_;
   uint64_t slots_ = 1;
   uint64_t live_ = 0;

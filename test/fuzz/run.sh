@@ -15,8 +15,8 @@ for f in db_record.cc db_table.cc db_file.cc db_schemas.cc db_index.cc; do
 done
 label_sources=("$src/client/status.cc" "$src/mover/tape_label.cc")
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-  -I"$src/client" -I"$src/vvmd" -I"$src/mover" $(pkg-config --cflags fmt absl_btree))
-link=($(pkg-config --libs fmt absl_btree))
+  -I"$src/client" -I"$src/vvmd" -I"$src/mover" $(pkg-config --cflags fmt absl_btree absl_flat_hash_map))
+link=($(pkg-config --libs fmt absl_btree absl_flat_hash_map))
 for target in record_fuzz table_open_fuzz label_fuzz; do
   if [[ $target == label_fuzz ]]; then
     sources=("${label_sources[@]}") code="$src/mover" seconds=${VVM_FUZZ_SECONDS:-20}
