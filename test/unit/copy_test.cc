@@ -4,15 +4,18 @@
 // a message naming VSN, file, field, expected and found, and leave no cache file behind; an
 // interrupted archive (with or without the tape mark st adds on close) is overwritten by the
 // next; end of medium gives NoSpace and leaves every earlier file readable; stage spaces over
-// earlier files rather than reading them.
+// earlier files rather than reading them; a cache file that cannot be written stops a stage
+// cleanly.
 #include <dirent.h>
 #include <fmt/core.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -473,4 +476,26 @@ TEST_CASE("a failing cache folder leaves nothing behind") {
   auto s = stage(*f.tape, f.stage_request(1, data), f.dir.file("no-such-dir"), f.out(1));
   REQUIRE(s.status().code() == Code::kNotFound);
   f.require_no_stage_leftovers();
+}
+
+TEST_CASE("a cache file that cannot be written stops the stage and is removed") {
+  Fixture f;
+  std::string data = random_bytes(2 * 1024 * 1024, 14);
+  must(f.archive_data(1, data));
+  // Files of this process may not grow past 300 KB: the writer thread's write fails with EFBIG
+  // after the reader has queued blocks, so both sides must stop cleanly.
+  struct rlimit old;
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = {300 * 1000, old.rlim_max};
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  auto s = f.stage_to(f.stage_request(1, data));
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  ::signal(SIGXFSZ, old_handler);
+  REQUIRE(s.status().code() == Code::kIoError);
+  REQUIRE_THAT(s.status().message(),
+               Catch::StartsWith("VSN V00001 file 1: " + f.cache + "/.stage.A41."));
+  REQUIRE_THAT(s.status().message(), Catch::Contains("File too large"));
+  f.require_no_stage_leftovers();
+  f.require_stages(1, data);
 }
