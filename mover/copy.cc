@@ -326,8 +326,9 @@ Status find_append_point(TapeDevice& tape, const std::string& vsn, uint64_t n) {
   return Status::Ok();
 }
 
-// After end of medium: back to the start of file n, and a tape mark there, so that the tape ends
-// after file n-1 and the partial data is gone.
+// After end of medium or a failed cache-file read: back to the start of file n, and a tape mark
+// there, so that the tape ends after file n-1 and the partial data is gone. Returns "" or what
+// failed, for the caller's message.
 std::string abandon(TapeDevice& tape, uint64_t n) {
   if (TapeResult r = tape.position_to_file(n); !r.ok()) {
     return fmt::format("; going back to the start of file {} failed: {}", n, r.status.message());

@@ -109,8 +109,9 @@ using Progress = std::function<void(uint64_t bytes)>;
 //    calling thread writes blocks, so the file and the tape stream at the same time.
 // At end of medium (ENOSPC) the partial file is abandoned: the tape goes back to the start of
 // file N and a tape mark there cuts the partial data off, so the tape ends after file N-1 (and a
-// later archive would overwrite from file N); the result is NoSpace. Other failures leave the
-// partial file, which the next archive overwrites.
+// later archive would overwrite from file N); the result is NoSpace. A failed cache-file read
+// cuts the partial file off the same way; a failing drive is left alone (the partial file stays,
+// and the next archive overwrites it).
 Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
                             const std::string& cache_file, const Progress& progress = {});
 
