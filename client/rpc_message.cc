@@ -18,6 +18,9 @@ static_assert(kProtocolVersion == VVM_PROTO_VERSION);
 static_assert(kMaxMessage == VVM_MAX_MESSAGE);
 static_assert(static_cast<int>(Code::kInternal) == VVM_INTERNAL);
 static_assert(static_cast<int>(Code::kVersionMismatch) == VVM_VERSION_MISMATCH);
+static_assert(static_cast<int>(Code::kNoSpace) == VVM_NO_SPACE);
+static_assert(static_cast<int>(Code::kMismatch) == VVM_MISMATCH);
+static_assert(kLastCode == Code::kMismatch);
 static_assert(static_cast<uint32_t>(Op::kPing) == VVM_OP_PING);
 
 namespace {
@@ -217,7 +220,7 @@ Result<Reply> decode_reply(std::string_view bytes) {
   out.version = r.preamble.proto_version;
   out.xid = r.preamble.xid;
   uint32_t code = wire_value(r.code);
-  if (code > VVM_INTERNAL) {
+  if (code > static_cast<uint32_t>(kLastCode)) {
     return Status::ProtocolError(fmt::format("reply carries unknown error code {}", code));
   }
   if (code != VVM_OK) {

@@ -19,6 +19,8 @@ std::string_view code_name(Code code) {
     case Code::kUnavailable: return "unavailable";
     case Code::kBusy: return "busy";
     case Code::kInternal: return "internal error";
+    case Code::kNoSpace: return "no space";
+    case Code::kMismatch: return "mismatch";
   }
   return "unknown error";
 }

@@ -28,7 +28,11 @@ enum class Code : int {
   kUnavailable = 9,
   kBusy = 10,
   kInternal = 11,
+  kNoSpace = 12,   // the medium is full: a tape past its early warning ("VSN full")
+  kMismatch = 13,  // what a tape holds is not what was asked for: VSN, label field, checksum
 };
+// The highest code there is, for decoders that refuse unknown ones.
+inline constexpr Code kLastCode = Code::kMismatch;
 
 // A short lowercase name for a code ("invalid argument"), for messages and logs.
 std::string_view code_name(Code code);
@@ -50,6 +54,8 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status NoSpace(std::string m) { return {Code::kNoSpace, std::move(m)}; }
+  static Status Mismatch(std::string m) { return {Code::kMismatch, std::move(m)}; }
   // An I/O error from errno: "what: strerror(err)".
   static Status FromErrno(int err, std::string_view what);
 

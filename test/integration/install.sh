@@ -13,7 +13,7 @@ meson install -C "$build" --no-rebuild --quiet --destdir "$tmp/root" >"$tmp/inst
 prefix=$(meson introspect "$build" --buildoptions | jq -r '.[] | select(.name == "prefix") | .value')
 plugindir=$(pkg-config --variable=plugindir nbdkit)
 failures=0
-for f in "$prefix/bin/vvctl" "$prefix/sbin/vvmd" "$prefix/sbin/vvmover" \
+for f in "$prefix/bin/vvctl" "$prefix/bin/vvtape" "$prefix/sbin/vvmd" "$prefix/sbin/vvmover" \
   "$plugindir/nbdkit-vvm-plugin.so" "$prefix/include/vvm/config.h" "$prefix/include/vvm/status.h" \
   "$prefix/share/doc/vvm/examples/vvm.conf" "$prefix/share/doc/vvm/examples/packtab"; do
   if [[ -e $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f is not installed"; failures=$((failures + 1)); fi

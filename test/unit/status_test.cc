@@ -40,6 +40,8 @@ TEST_CASE("each factory sets its code and keeps the message") {
       {Status::Unavailable("m"), Code::kUnavailable, "unavailable"},
       {Status::Busy("m"), Code::kBusy, "busy"},
       {Status::Internal("m"), Code::kInternal, "internal error"},
+      {Status::NoSpace("m"), Code::kNoSpace, "no space"},
+      {Status::Mismatch("m"), Code::kMismatch, "mismatch"},
   };
   for (const Case& c : cases) {
     INFO(c.name);
@@ -58,6 +60,8 @@ TEST_CASE("code numbers stay as the control protocol has them") {
   CHECK(static_cast<int>(Code::kNotFound) == 2);
   CHECK(static_cast<int>(Code::kUnavailable) == 9);
   CHECK(static_cast<int>(Code::kInternal) == 11);
+  CHECK(static_cast<int>(Code::kNoSpace) == 12);
+  CHECK(static_cast<int>(Code::kMismatch) == 13);
 }
 
 TEST_CASE("FromErrno maps errno values to codes and adds strerror") {

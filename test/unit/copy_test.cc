@@ -1,0 +1,501 @@
+// copy_test.cc: the copy engine on an emulated tape. Archive then stage round trips byte for
+// byte (sizes 0, 1, block-1, block, block+1, a few MiB); the layout on tape is DESIGN.md's; a
+// corrupted label, a flipped data byte, a wrong tape and a wrong file number are each caught with
+// a message naming VSN, file, field, expected and found, and leave no cache file behind; an
+// interrupted archive (with or without the tape mark st adds on close) is overwritten by the
+// next; end of medium gives NoSpace and leaves every earlier file readable; stage spaces over
+// earlier files rather than reading them; a cache file that cannot be written stops a stage
+// cleanly.
+#include <dirent.h>
+#include <fmt/core.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "copy.h"
+#include "emulated_tape.h"
+#include "process.h"
+#include "tape_library.h"
+
+using namespace vvm;
+using namespace vvm::tape;
+using vvm::test::must;
+using vvm::test::TempDir;
+
+namespace {
+
+constexpr size_t kBlock = kDefaultBlockSize;
+
+std::string random_bytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    for (size_t j = 0; j < 8 && i + j < n; ++j) s[i + j] = static_cast<char>(v >> (8 * j));
+  }
+  return s;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void put_file(const std::string& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Flips the byte at `offset` of the image.
+void flip(const std::string& path, size_t offset, char to = 0) {
+  std::string s = file_bytes(path);
+  REQUIRE(offset < s.size());
+  s[offset] = to ? to : static_cast<char>(s[offset] ^ 0x20);
+  put_file(path, s);
+}
+
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+VvFields vv_for(uint64_t n, uint64_t size) { return VvFields{'A', 40 + n, 7, size, 1700000000}; }
+
+struct Fixture {
+  TempDir dir = must(TempDir::create("vvm-copy"));
+  std::string image = dir.file("V00001.tap");
+  std::string cache = dir.file("cache");
+  std::unique_ptr<EmulatedTape> tape;
+
+  explicit Fixture(EmulatedTapeOptions options = {}) {
+    must(EmulatedTape::create_image(image));
+    REQUIRE(::mkdir(cache.c_str(), 0755) == 0);
+    tape = std::make_unique<EmulatedTape>(options);
+    REQUIRE(tape->load(image).ok());
+    must(write_volume_label(*tape, VolLabel{"V00001", "LTO9"}));
+  }
+
+  // Archives `data` as file n, from a cache file named after n.
+  Result<ArchiveDone> archive_data(uint64_t n, std::string_view data, size_t block = kBlock,
+                                   std::string vsn = "V00001") {
+    std::string src = cache + "/src" + std::to_string(n);
+    put_file(src, data);
+    ArchiveRequest req{vsn, n, vv_for(n, data.size()), 1700000100, block};
+    return archive(*tape, req, src);
+  }
+
+  StageRequest stage_request(uint64_t n, std::string_view data) {
+    return StageRequest{"V00001", n, vv_for(n, data.size()), checksum_of(data)};
+  }
+
+  std::string out(uint64_t n) { return cache + "/A" + std::to_string(40 + n); }
+
+  Result<StageDone> stage_to(const StageRequest& req) {
+    return stage(*tape, req, cache, out(req.file_number));
+  }
+
+  // Checks that file n stages back as `data`.
+  void require_stages(uint64_t n, std::string_view data) {
+    auto done = stage_to(stage_request(n, data));
+    INFO("file " << n << ": " << done.status().message());
+    REQUIRE(done.ok());
+    REQUIRE(done->bytes == data.size());
+    REQUIRE(file_bytes(out(n)) == data);
+    ::unlink(out(n).c_str());
+  }
+
+  // Reopens the image, as a new process would.
+  void reload() {
+    tape = std::make_unique<EmulatedTape>();
+    REQUIRE(tape->load(image).ok());
+  }
+
+  // The cache folder holds only the archive sources: no staged or temporary file.
+  void require_no_stage_leftovers() {
+    for (const auto& n : names_in(cache)) REQUIRE_THAT(n, Catch::StartsWith("src"));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("archive then stage round trips byte for byte") {
+  Fixture f;
+  const std::vector<size_t> sizes = {0, 1, kBlock - 1, kBlock, kBlock + 1, 3 * 1024 * 1024 + 17};
+  std::vector<std::string> datas;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    datas.push_back(random_bytes(sizes[i], i));
+    std::vector<uint64_t> seen;
+    std::string src = f.cache + "/src" + std::to_string(i + 1);
+    put_file(src, datas[i]);
+    ArchiveRequest req{"V00001", i + 1, vv_for(i + 1, sizes[i]), 1700000100};
+    auto done = archive(*f.tape, req, src, [&](uint64_t b) { seen.push_back(b); });
+    INFO("size " << sizes[i] << ": " << done.status().message());
+    REQUIRE(done.ok());
+    REQUIRE(done->vsn == "V00001");
+    REQUIRE(done->file_number == i + 1);
+    REQUIRE(done->bytes == sizes[i]);
+    REQUIRE(done->checksum == checksum_of(datas[i]));
+    REQUIRE(done->time_written == 1700000100);
+    REQUIRE(done->blocks == (sizes[i] + kBlock - 1) / kBlock);
+    REQUIRE(seen.size() == done->blocks);
+    if (!seen.empty()) REQUIRE(seen.back() == sizes[i]);
+    REQUIRE(std::is_sorted(seen.begin(), seen.end()));
+  }
+  // In any order, and after the tape has been closed and opened again.
+  f.reload();
+  for (size_t i = sizes.size(); i-- > 0;) f.require_stages(i + 1, datas[i]);
+  f.require_stages(5, datas[4]);
+  f.require_no_stage_leftovers();
+
+  SECTION("list_files sees every file complete") {
+    auto files = must(list_files(*f.tape));
+    REQUIRE(files.size() == sizes.size());
+    for (size_t i = 0; i < files.size(); ++i) {
+      REQUIRE(files[i].number == i + 1);
+      REQUIRE(files[i].hdr);
+      REQUIRE(files[i].eof);
+      REQUIRE(files[i].hdr->size == sizes[i]);
+      REQUIRE(files[i].problems.empty());
+      REQUIRE(!files[i].partial);
+    }
+  }
+}
+
+TEST_CASE("other block sizes round trip too") {
+  Fixture f;
+  std::string data = random_bytes(2 * 1024 * 1024 + 3, 9);
+  auto done = must(f.archive_data(1, data, 4096));
+  REQUIRE(done.blocks == (data.size() + 4095) / 4096);
+  auto big = must(f.archive_data(2, data, 1024 * 1024));
+  REQUIRE(big.blocks == 3);
+  f.require_stages(1, data);
+  f.require_stages(2, data);
+}
+
+TEST_CASE("the layout on tape: HDR, data blocks, EOF, one tape mark") {
+  Fixture f;
+  std::string data = random_bytes(kBlock + 5, 1);
+  must(f.archive_data(1, data));
+  must(f.archive_data(2, ""));
+  f.reload();
+  EmulatedTape& t = *f.tape;
+  std::string buf(1 << 20, '\0');
+  auto next = [&]() {
+    ReadResult r = t.read_block(buf);
+    REQUIRE(r.ok());
+    return r;
+  };
+  REQUIRE(t.position_to_file(1).ok());
+  ReadResult r = next();
+  REQUIRE(r.size == kLabelSize);
+  FileLabel hdr = must(FileLabel::decode(std::string_view(buf.data(), r.size)));
+  REQUIRE(hdr == FileLabel{LabelKind::kHdr, 'A', 41, 7, 1, data.size(), 1700000000, 1700000100});
+  REQUIRE(next().size == kBlock);
+  REQUIRE(next().size == 5);
+  r = next();
+  FileLabel eof = must(FileLabel::decode(std::string_view(buf.data(), r.size)));
+  REQUIRE(eof.kind == LabelKind::kEof);
+  REQUIRE(next().kind == BlockKind::kTapeMark);
+  // File 2, empty: HDR, EOF, tape mark.
+  REQUIRE(must(FileLabel::decode(std::string_view(buf.data(), next().size))).file_number == 2);
+  REQUIRE(must(FileLabel::decode(std::string_view(buf.data(), next().size))).kind ==
+          LabelKind::kEof);
+  REQUIRE(next().kind == BlockKind::kTapeMark);
+  REQUIRE(next().kind == BlockKind::kEndOfData);
+  // Synced: nothing is lost in a power loss.
+  REQUIRE(t.synced_bytes() == std::filesystem::file_size(f.image));
+}
+
+TEST_CASE("the wrong tape is refused before anything is read or written") {
+  Fixture f;
+  std::string data = random_bytes(1000, 2);
+  must(f.archive_data(1, data));
+  auto size_before = std::filesystem::file_size(f.image);
+
+  auto a = f.archive_data(2, data, kBlock, "V00002");
+  REQUIRE(a.status().code() == Code::kMismatch);
+  REQUIRE(a.status().message() ==
+          "wrong tape in " + f.image + ": expected VSN V00002, found VSN V00001");
+  REQUIRE(std::filesystem::file_size(f.image) == size_before);
+
+  StageRequest req = f.stage_request(1, data);
+  req.vsn = "V00002";
+  auto s = f.stage_to(req);
+  REQUIRE(s.status().code() == Code::kMismatch);
+  REQUIRE(s.status().message() ==
+          "wrong tape in " + f.image + ": expected VSN V00002, found VSN V00001");
+  f.require_no_stage_leftovers();
+
+  SECTION("a blank tape is a wrong tape too") {
+    std::string blank = f.dir.file("blank.tap");
+    must(EmulatedTape::create_image(blank));
+    EmulatedTape t;
+    REQUIRE(t.load(blank).ok());
+    std::string src = f.cache + "/src1";
+    auto b = archive(t, ArchiveRequest{"V00001", 1, vv_for(1, data.size())}, src);
+    REQUIRE(b.status().code() == Code::kMismatch);
+    REQUIRE_THAT(b.status().message(), Catch::Contains("expected VSN V00001, found no VOL label"));
+    REQUIRE(std::filesystem::file_size(blank) == 0);
+  }
+}
+
+TEST_CASE("an archive whose file number is not the next one is refused, naming both") {
+  Fixture f;
+  auto a = f.archive_data(2, "x");
+  REQUIRE(a.status().code() == Code::kMismatch);
+  REQUIRE(a.status().message() ==
+          "VSN V00001: the last complete file on the tape is 0, but the request expects to write "
+          "file 2 (after file 1)");
+  must(f.archive_data(1, "x"));
+  must(f.archive_data(2, "yy"));
+  auto again = f.archive_data(2, "zz");
+  REQUIRE(again.status().code() == Code::kMismatch);
+  REQUIRE_THAT(again.status().message(),
+               Catch::Contains("last complete file on the tape is 2, but the request expects to "
+                               "write file 2"));
+  f.require_stages(2, "yy");
+}
+
+TEST_CASE("the cache file must have the VV's size") {
+  Fixture f;
+  std::string src = f.cache + "/src1";
+  put_file(src, "abc");
+  auto a = archive(*f.tape, ArchiveRequest{"V00001", 1, vv_for(1, 4)}, src);
+  REQUIRE(a.status().code() == Code::kInvalidArgument);
+  REQUIRE_THAT(a.status().message(), Catch::Contains("3 bytes, but the request says the VV has 4"));
+}
+
+TEST_CASE("stage catches a corrupted label, names VSN, file, field, expected and found") {
+  Fixture f;
+  std::string data = random_bytes(kBlock * 2 + 9, 3);
+  must(f.archive_data(1, "first"));
+  must(f.archive_data(2, data));
+  std::string image = file_bytes(f.image);
+  // File 2's labels, found by their bytes: "HDRA42" and "EOFA42".
+  size_t hdr = image.find("HDRA42 ");
+  size_t eof = image.find("EOFA42 ");
+  REQUIRE(hdr != std::string::npos);
+  REQUIRE(eof != std::string::npos);
+  f.tape.reset();
+
+  SECTION("a HDR field that decodes but differs") {
+    flip(f.image, hdr + 5, '3');  // serial 42 -> 43
+    f.reload();
+    auto s = f.stage_to(f.stage_request(2, data));
+    REQUIRE(s.status().code() == Code::kMismatch);
+    REQUIRE(s.status().message() ==
+            "VSN V00001 file 2: HDR label: field vv serial: expected 42, found 43");
+  }
+  SECTION("a HDR that does not decode") {
+    flip(f.image, hdr + 1);  // 'D' -> 'd'
+    f.reload();
+    auto s = f.stage_to(f.stage_request(2, data));
+    REQUIRE(s.status().code() == Code::kMismatch);
+    REQUIRE_THAT(s.status().message(), Catch::StartsWith("VSN V00001 file 2: "));
+    REQUIRE_THAT(s.status().message(), Catch::Contains("'HdR'"));
+  }
+  SECTION("an EOF label that disagrees with its HDR") {
+    flip(f.image, eof + 33, '9');  // the file number's last digit: 2 -> 9
+    f.reload();
+    auto s = f.stage_to(f.stage_request(2, data));
+    REQUIRE(s.status().code() == Code::kMismatch);
+    REQUIRE(s.status().message() ==
+            "VSN V00001 file 2: EOF label: field file number: expected 0000000002, found "
+            "0000000009");
+    auto files = must(list_files(*f.tape));
+    REQUIRE(files[1].problems.size() == 1);
+    REQUIRE_THAT(files[1].problems[0], Catch::Contains("field file number"));
+  }
+  SECTION("the request disagrees with the tape (size)") {
+    f.reload();
+    StageRequest req = f.stage_request(2, data);
+    req.vv.size += 1;
+    auto s = f.stage_to(req);
+    REQUIRE(s.status().code() == Code::kMismatch);
+    REQUIRE_THAT(s.status().message(),
+                 Catch::StartsWith("VSN V00001 file 2: HDR label: field size: expected "));
+  }
+  SECTION("a file the tape does not have") {
+    f.reload();
+    StageRequest req = f.stage_request(5, data);
+    auto s = f.stage_to(req);
+    REQUIRE(s.status().code() == Code::kMismatch);
+    REQUIRE(s.status().message() ==
+            "VSN V00001 file 5: no such file (the last file on the tape is 2)");
+  }
+  f.require_no_stage_leftovers();
+  if (f.tape) f.require_stages(1, "first");  // the other file is fine
+}
+
+TEST_CASE("stage catches a flipped data byte with the checksum") {
+  Fixture f;
+  std::string data = random_bytes(kBlock * 3, 4);
+  must(f.archive_data(1, data));
+  std::string image = file_bytes(f.image);
+  size_t at = image.find(data.substr(kBlock + 100, 64));
+  REQUIRE(at != std::string::npos);
+  f.tape.reset();
+  flip(f.image, at);
+  f.reload();
+  std::string final_path = f.out(1);
+  auto s = f.stage_to(f.stage_request(1, data));
+  REQUIRE(s.status().code() == Code::kMismatch);
+  REQUIRE_THAT(s.status().message(),
+               Catch::StartsWith("VSN V00001 file 1: field checksum: expected " +
+                                 fmt::format("{:016X}", checksum_of(data)) + ", found "));
+  REQUIRE(::access(final_path.c_str(), F_OK) != 0);
+  f.require_no_stage_leftovers();
+}
+
+TEST_CASE("an interrupted archive is overwritten by the next one") {
+  Fixture f;
+  std::string one = random_bytes(kBlock + 1, 5), two = random_bytes(kBlock * 2 + 7, 6);
+  must(f.archive_data(1, one));
+  // An archive of file 2 that stopped after the HDR and some data blocks.
+  FileLabel hdr{LabelKind::kHdr, 'A', 42, 7, 2, 10 * kBlock, 1700000000, 1700000100};
+  std::string hdr_bytes = must(hdr.encode());
+  std::string block = random_bytes(kBlock, 7);
+
+  SECTION("closed by st with a tape mark") {
+    REQUIRE(f.tape->position_to_file(2).ok());
+    REQUIRE(f.tape->write_block(hdr_bytes).ok());
+    for (int i = 0; i < 3; ++i) REQUIRE(f.tape->write_block(block).ok());
+    f.tape.reset();  // the process ends: st writes a tape mark on close
+    f.reload();
+    auto files = must(list_files(*f.tape));
+    REQUIRE(files.size() == 2);
+    REQUIRE(files[1].partial);
+    REQUIRE(files[1].problems.empty());  // the last file: an interrupted archive, not damage
+  }
+  SECTION("killed, no tape mark") {
+    f.tape.reset();
+    // The blocks as a killed writer leaves them in the image: SIMH records, no tape mark.
+    auto record = [](std::string_view d) {
+      std::string len(4, '\0');
+      for (int i = 0; i < 4; ++i) len[i] = static_cast<char>((d.size() >> (8 * i)) & 0xFF);
+      return len + std::string(d) + (d.size() % 2 ? std::string(1, '\0') : "") + len;
+    };
+    std::ofstream out(f.image, std::ios::binary | std::ios::app);
+    out << record(hdr_bytes) << record(block) << record(block);
+    out.close();
+    f.reload();
+    auto files = must(list_files(*f.tape));
+    REQUIRE(files.size() == 2);
+    REQUIRE(files[1].partial);
+    REQUIRE(files[1].hdr);
+    REQUIRE(files[1].problems == std::vector<std::string>{"no tape mark at the end"});
+  }
+  SECTION("right after the VOL label") {
+    f.tape.reset();
+    std::filesystem::remove(f.image);
+    f.tape = nullptr;
+    must(EmulatedTape::create_image(f.image));
+    f.tape = std::make_unique<EmulatedTape>();
+    REQUIRE(f.tape->load(f.image).ok());
+    must(write_volume_label(*f.tape, VolLabel{"V00001", "LTO9"}));
+    REQUIRE(f.tape->write_block(hdr_bytes).ok());
+    REQUIRE(f.tape->write_block(block).ok());
+    f.tape.reset();
+    f.reload();
+    must(f.archive_data(1, one));
+  }
+  auto done = f.archive_data(2, two);
+  INFO(done.status().message());
+  REQUIRE(done.ok());
+  f.reload();
+  f.require_stages(1, one);
+  f.require_stages(2, two);
+  auto files = must(list_files(*f.tape));
+  REQUIRE(files.size() == 2);
+  for (const auto& file : files) {
+    REQUIRE(!file.partial);
+    REQUIRE(file.problems.empty());
+  }
+}
+
+TEST_CASE("end of medium: NoSpace, the partial file cut off, earlier files readable") {
+  EmulatedTapeOptions options;
+  options.capacity = 2 * 1024 * 1024;
+  Fixture f(options);
+  std::string one = random_bytes(600 * 1024, 8), big = random_bytes(3 * 1024 * 1024, 9);
+  must(f.archive_data(1, one));
+  auto full = f.archive_data(2, big);
+  REQUIRE(full.status().code() == Code::kNoSpace);
+  REQUIRE_THAT(full.status().message(),
+               Catch::StartsWith("VSN V00001 is full: file 2 (VV A42, 3145728 bytes) did not fit"));
+  // The tape ends after file 1: an empty file 2 (two tape marks in a row), synced.
+  REQUIRE(f.tape->synced_bytes() == std::filesystem::file_size(f.image));
+  f.reload();
+  auto files = must(list_files(*f.tape));
+  REQUIRE(files.size() == 2);
+  REQUIRE(files[0].problems.empty());
+  REQUIRE(files[1].empty);
+  REQUIRE(files[1].problems.empty());
+  f.require_stages(1, one);
+  // A smaller VV still fits as file 2, over the empty file.
+  std::string small = random_bytes(100 * 1024, 10);
+  must(f.archive_data(2, small));
+  f.require_stages(2, small);
+  f.require_stages(1, one);
+}
+
+TEST_CASE("stage spaces over earlier files instead of reading them") {
+  Fixture f;
+  std::string big = random_bytes(4 * 1024 * 1024, 11), small = random_bytes(1000, 12);
+  must(f.archive_data(1, big));
+  must(f.archive_data(2, small));
+  f.tape.reset();
+  EmulatedTapeOptions options;
+  options.time = TimeModel{0, 0, 0, 0, 0, 1.0};  // only reading costs: a second a byte
+  f.tape = std::make_unique<EmulatedTape>(options);
+  REQUIRE(f.tape->load(f.image).ok());
+  f.require_stages(2, small);
+  // The VOL, HDR and EOF labels and file 2's data: nothing of file 1.
+  REQUIRE(f.tape->modeled_seconds() == 80 + 80 + 1000 + 80);
+}
+
+TEST_CASE("a failing cache folder leaves nothing behind") {
+  Fixture f;
+  std::string data = random_bytes(5000, 13);
+  must(f.archive_data(1, data));
+  auto s = stage(*f.tape, f.stage_request(1, data), f.dir.file("no-such-dir"), f.out(1));
+  REQUIRE(s.status().code() == Code::kNotFound);
+  f.require_no_stage_leftovers();
+}
+
+TEST_CASE("a cache file that cannot be written stops the stage and is removed") {
+  Fixture f;
+  std::string data = random_bytes(2 * 1024 * 1024, 14);
+  must(f.archive_data(1, data));
+  // Files of this process may not grow past 300 KB: the writer thread's write fails with EFBIG
+  // after the reader has queued blocks, so both sides must stop cleanly.
+  struct rlimit old;
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = {300 * 1000, old.rlim_max};
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  auto s = f.stage_to(f.stage_request(1, data));
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  ::signal(SIGXFSZ, old_handler);
+  REQUIRE(s.status().code() == Code::kIoError);
+  REQUIRE_THAT(s.status().message(),
+               Catch::StartsWith("VSN V00001 file 1: " + f.cache + "/.stage.A41."));
+  REQUIRE_THAT(s.status().message(), Catch::Contains("File too large"));
+  f.require_no_stage_leftovers();
+  f.require_stages(1, data);
+}
