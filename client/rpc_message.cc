@@ -22,6 +22,10 @@ static_assert(static_cast<int>(Code::kNoSpace) == VVM_NO_SPACE);
 static_assert(static_cast<int>(Code::kMismatch) == VVM_MISMATCH);
 static_assert(kLastCode == Code::kMismatch);
 static_assert(static_cast<uint32_t>(Op::kPing) == VVM_OP_PING);
+static_assert(static_cast<uint32_t>(Op::kArchive) == VVM_OP_ARCHIVE);
+static_assert(static_cast<uint32_t>(Op::kStage) == VVM_OP_STAGE);
+static_assert(static_cast<uint32_t>(Op::kCopyReport) == VVM_OP_COPY_REPORT);
+static_assert(static_cast<uint32_t>(CopyState::kFailed) == VVM_COPY_FAILED);
 
 namespace {
 
@@ -113,12 +117,90 @@ Status check_version(const Preamble& p) {
   return Status::Ok();
 }
 
+// ARCHIVE and STAGE arguments; the strings are borrowed from `c`.
+Status encode_copy(const CopyArgs& c, vvm_copy_args* out) {
+  VVM_RETURN_IF_ERROR(check_length("copy drive", c.drive, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("copy vsn", c.vsn, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("copy cache path", c.cache_path, VVM_MAX_TEXT));
+  VVM_RETURN_IF_ERROR(check_length("copy class", c.file.vv_class, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("copy reply-to", c.reply_to, VVM_MAX_TEXT));
+  out->drive = borrow(c.drive);
+  out->vsn = borrow(c.vsn);
+  out->file_number = c.file_number;
+  out->cache_path = borrow(c.cache_path);
+  out->file = {borrow(c.file.vv_class), c.file.serial, c.file.client_id, c.file.size,
+               c.file.time_finished};
+  out->checksum = c.checksum;
+  out->reply_to = borrow(c.reply_to);
+  out->request_id = c.request_id;
+  return Status::Ok();
+}
+
+CopyArgs decode_copy(const vvm_copy_args& a) {
+  return CopyArgs{text_of(a.drive),
+                  text_of(a.vsn),
+                  a.file_number,
+                  text_of(a.cache_path),
+                  {text_of(a.file.vv_class), a.file.serial, a.file.client_id, a.file.size,
+                   a.file.time_finished},
+                  a.checksum,
+                  text_of(a.reply_to),
+                  a.request_id};
+}
+
+Status encode_report(const CopyReport& c, std::string& message, vvm_copy_report_args* out) {
+  VVM_RETURN_IF_ERROR(check_length("report mover", c.mover, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("report vsn", c.vsn, VVM_MAX_NAME));
+  out->request_id = c.request_id;
+  out->mover = borrow(c.mover);
+  out->job = c.job;
+  out->state = static_cast<vvm_copy_state>(c.state);
+  out->bytes_done = c.bytes_done;
+  out->bytes_total = c.bytes_total;
+  out->vsn = borrow(c.vsn);
+  out->file_number = c.file_number;
+  out->checksum = c.checksum;
+  out->code = static_cast<vvm_code>(c.failure.code());
+  message = c.failure.message().substr(0, VVM_MAX_TEXT);  // cut rather than lost
+  out->message = borrow(message);
+  return Status::Ok();
+}
+
+Result<CopyReport> decode_report(const vvm_copy_report_args& a) {
+  const uint32_t state = wire_value(a.state), code = wire_value(a.code);
+  if (state > VVM_COPY_FAILED) {
+    return Status::InvalidArgument(fmt::format("copy report with unknown state {}", state));
+  }
+  if (code > static_cast<uint32_t>(kLastCode)) {
+    return Status::InvalidArgument(fmt::format("copy report with unknown error code {}", code));
+  }
+  CopyReport r;
+  r.request_id = a.request_id;
+  r.mover = text_of(a.mover);
+  r.job = a.job;
+  r.state = static_cast<CopyState>(state);
+  r.bytes_done = a.bytes_done;
+  r.bytes_total = a.bytes_total;
+  r.vsn = text_of(a.vsn);
+  r.file_number = a.file_number;
+  r.checksum = a.checksum;
+  if (r.state == CopyState::kFailed) {
+    // A failure must say why: a failed report with code 0 is the sender's bug, not success.
+    r.failure =
+        Status(code == VVM_OK ? Code::kInternal : static_cast<Code>(code), text_of(a.message));
+  }
+  return r;
+}
+
 }  // namespace
 
 std::string_view op_name(Op op) {
   switch (op) {
     case Op::kNone: return "none";
     case Op::kPing: return "ping";
+    case Op::kArchive: return "archive";
+    case Op::kStage: return "stage";
+    case Op::kCopyReport: return "copy-report";
   }
   return "unknown";
 }
@@ -126,6 +208,9 @@ std::string_view op_name(Op op) {
 Op op_of(const RequestBody& body) {
   struct Visitor {
     Op operator()(const PingRequest&) const { return Op::kPing; }
+    Op operator()(const ArchiveRequest&) const { return Op::kArchive; }
+    Op operator()(const StageRequest&) const { return Op::kStage; }
+    Op operator()(const CopyReport&) const { return Op::kCopyReport; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -138,6 +223,14 @@ Result<std::string> encode_request(const Request& request) {
     VVM_RETURN_IF_ERROR(check_length("ping payload", ping->payload, VVM_MAX_TEXT));
     r.body.vvm_request_body_u.ping.payload.payload_len = static_cast<u_int>(ping->payload.size());
     r.body.vvm_request_body_u.ping.payload.payload_val = borrow(ping->payload);
+  } else if (auto* archive = std::get_if<ArchiveRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(encode_copy(archive->copy, &r.body.vvm_request_body_u.archive));
+  } else if (auto* stage = std::get_if<StageRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(encode_copy(stage->copy, &r.body.vvm_request_body_u.stage));
+  } else if (auto* report = std::get_if<CopyReport>(&request.body)) {
+    std::string message;  // lives until the encoding below
+    VVM_RETURN_IF_ERROR(encode_report(*report, message, &r.body.vvm_request_body_u.report));
+    return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
@@ -163,6 +256,20 @@ Result<std::string> encode_reply(const Reply& reply) {
     p.uptime_ms = ping->uptime_ms;
     p.payload.payload_len = static_cast<u_int>(ping->payload.size());
     p.payload.payload_val = borrow(ping->payload);
+  } else if (auto* accepted = std::get_if<CopyAccepted>(&reply.body);
+             accepted && reply.status.ok()) {
+    if (accepted->op != Op::kArchive && accepted->op != Op::kStage) {
+      return Status::InvalidArgument("a copy is accepted only for archive or stage");
+    }
+    VVM_RETURN_IF_ERROR(check_length("accepted drive", accepted->drive, VVM_MAX_NAME));
+    r.body.op = static_cast<vvm_op>(accepted->op);
+    // Both arms have the same type; rpcgen gives each its own member.
+    auto& a = accepted->op == Op::kArchive ? r.body.vvm_reply_body_u.archive
+                                           : r.body.vvm_reply_body_u.stage;
+    a.job = accepted->job;
+    a.drive = borrow(accepted->drive);
+  } else if (std::holds_alternative<CopyReportAck>(reply.body) && reply.status.ok()) {
+    r.body.op = VVM_OP_COPY_REPORT;
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -197,6 +304,16 @@ Result<Request> decode_request(std::string_view bytes) {
     case VVM_OP_PING: {
       auto& p = r.body.vvm_request_body_u.ping;
       out.body = PingRequest{bytes_of(p.payload.payload_len, p.payload.payload_val)};
+      break;
+    }
+    case VVM_OP_ARCHIVE:
+      out.body = ArchiveRequest{decode_copy(r.body.vvm_request_body_u.archive)};
+      break;
+    case VVM_OP_STAGE: out.body = StageRequest{decode_copy(r.body.vvm_request_body_u.stage)}; break;
+    case VVM_OP_COPY_REPORT: {
+      auto report = decode_report(r.body.vvm_request_body_u.report);
+      if (!report.ok()) return report.status();
+      out.body = std::move(*report);
       break;
     }
     default:
@@ -235,6 +352,14 @@ Result<Reply> decode_reply(std::string_view bytes) {
                            bytes_of(p.payload.payload_len, p.payload.payload_val)};
       break;
     }
+    case VVM_OP_ARCHIVE:
+    case VVM_OP_STAGE: {
+      auto& a =
+          op == VVM_OP_ARCHIVE ? r.body.vvm_reply_body_u.archive : r.body.vvm_reply_body_u.stage;
+      out.body = CopyAccepted{static_cast<Op>(op), a.job, text_of(a.drive)};
+      break;
+    }
+    case VVM_OP_COPY_REPORT: out.body = CopyReportAck{}; break;
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
   }
   return out;

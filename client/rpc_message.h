@@ -20,7 +20,7 @@ namespace vvm::rpc {
 inline constexpr uint32_t kProtocolMagic = 0x56564d31;  // "VVM1"
 inline constexpr uint32_t kProtocolVersion = 1;
 
-enum class Op : uint32_t { kNone = 0, kPing = 1 };
+enum class Op : uint32_t { kNone = 0, kPing = 1, kArchive = 2, kStage = 3, kCopyReport = 4 };
 std::string_view op_name(Op op);  // "ping"
 
 struct PingRequest {
@@ -34,8 +34,56 @@ struct PingReply {
   std::string payload;
 };
 
-using RequestBody = std::variant<PingRequest>;
-using ReplyBody = std::variant<std::monostate, PingReply>;  // monostate: an error reply
+// ARCHIVE and STAGE (vvm_proto.x says how a copy is answered and reported).
+struct TapeFile {  // what the HDR and EOF labels of a VV's tape file hold
+  std::string vv_class;
+  uint64_t serial = 0;
+  uint64_t client_id = 0;
+  uint64_t size = 0;
+  uint64_t time_finished = 0;
+  bool operator==(const TapeFile&) const = default;
+};
+struct CopyArgs {
+  std::string drive;  // "" for any free drive
+  std::string vsn;
+  uint64_t file_number = 0;
+  std::string cache_path;
+  TapeFile file;
+  uint64_t checksum = 0;  // stage: the one to check
+  std::string reply_to;   // an endpoint
+  uint64_t request_id = 0;
+  bool operator==(const CopyArgs&) const = default;
+};
+struct ArchiveRequest {
+  CopyArgs copy;
+};
+struct StageRequest {
+  CopyArgs copy;
+};
+struct CopyAccepted {
+  Op op = Op::kArchive;  // which request this answers
+  uint64_t job = 0;
+  std::string drive;
+  bool operator==(const CopyAccepted&) const = default;
+};
+
+enum class CopyState : uint32_t { kRunning = 0, kDone = 1, kFailed = 2 };
+struct CopyReport {
+  uint64_t request_id = 0;
+  std::string mover;
+  uint64_t job = 0;
+  CopyState state = CopyState::kRunning;
+  uint64_t bytes_done = 0, bytes_total = 0;
+  std::string vsn;  // done
+  uint64_t file_number = 0;
+  uint64_t checksum = 0;
+  Status failure;  // failed; NoSpace: the VSN is full, try another
+};
+struct CopyReportAck {};
+
+using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport>;
+// monostate: an error reply
+using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck>;
 
 Op op_of(const RequestBody& body);
 

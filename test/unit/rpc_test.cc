@@ -163,6 +163,94 @@ TEST_CASE("requests and replies survive an XDR round trip") {
   CHECK(pong.payload == "p");
 }
 
+TEST_CASE("archive, stage and copy reports survive an XDR round trip") {
+  CopyArgs copy{"d0",
+                "L00042",
+                7,
+                "/cache/A0000000042",
+                {"A", 42, 9000000000ull, 1ull << 40, 0xabcdef0123ull},
+                0x1122334455667788ull,
+                "unix:/run/vvm/vvmd.sock",
+                99};
+  for (Op op : {Op::kArchive, Op::kStage}) {
+    Request req;
+    req.xid = 5;
+    if (op == Op::kArchive) {
+      req.body = ArchiveRequest{copy};
+    } else {
+      req.body = StageRequest{copy};
+    }
+    auto back = must(decode_request(must(encode_request(req))));
+    CHECK(op_of(back.body) == op);
+    CHECK((op == Op::kArchive ? std::get<ArchiveRequest>(back.body).copy
+                              : std::get<StageRequest>(back.body).copy) == copy);
+    Reply rep;
+    rep.body = CopyAccepted{op, 314, "d1"};
+    auto r = must(decode_reply(must(encode_reply(rep))));
+    CHECK(std::get<CopyAccepted>(r.body) == CopyAccepted{op, 314, "d1"});
+  }
+
+  CopyReport report;
+  report.request_id = 99;
+  report.mover = "m1";
+  report.job = 314;
+  report.state = CopyState::kDone;
+  report.bytes_done = report.bytes_total = 1ull << 40;
+  report.vsn = "L00042";
+  report.file_number = 7;
+  report.checksum = 0xfeedfacecafebeefull;
+  Request req;
+  req.body = report;
+  auto done = std::get<CopyReport>(must(decode_request(must(encode_request(req)))).body);
+  CHECK(done.state == CopyState::kDone);
+  CHECK(done.failure.ok());
+  CHECK(done.bytes_done == 1ull << 40);
+  CHECK(done.vsn == "L00042");
+  CHECK(done.file_number == 7);
+  CHECK(done.checksum == 0xfeedfacecafebeefull);
+  CHECK(done.mover == "m1");
+
+  report.state = CopyState::kFailed;
+  report.failure = Status::NoSpace("VSN L00042 is full after file 6");
+  req.body = report;
+  auto failed = std::get<CopyReport>(must(decode_request(must(encode_request(req)))).body);
+  CHECK(failed.failure.code() == Code::kNoSpace);
+  CHECK(failed.failure.message() == "VSN L00042 is full after file 6");
+  // A failed report that forgot to say why is still a failure.
+  report.failure = Status::Ok();
+  req.body = report;
+  failed = std::get<CopyReport>(must(decode_request(must(encode_request(req)))).body);
+  CHECK(failed.failure.code() == Code::kInternal);
+
+  Reply ack;
+  ack.body = CopyReportAck{};
+  CHECK(std::holds_alternative<CopyReportAck>(must(decode_reply(must(encode_reply(ack)))).body));
+  // Accepting anything but a copy is a bug of the sender, refused before it reaches the wire.
+  ack.body = CopyAccepted{Op::kPing, 1, ""};
+  CHECK(encode_reply(ack).status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("a copy report with an unknown state or code is refused, naming it") {
+  CopyReport report;
+  report.state = CopyState::kRunning;
+  Request req;
+  req.body = report;
+  std::string bytes = must(encode_request(req));
+  // The state is the 5th word of the report: after the preamble (3 words), the op, request id
+  // (2), mover (length 0: 1), job (2).
+  const size_t state_at = 4 * (3 + 1 + 2 + 1 + 2);
+  std::string bad = bytes;
+  bad[state_at + 3] = 9;
+  CHECK_THAT(decode_request(bad).status().message(),
+             Catch::Contains("copy report with unknown state 9"));
+  // The code comes after bytes done and total (4), vsn (1), file number and checksum (4).
+  const size_t code_at = state_at + 4 * (1 + 4 + 1 + 4);
+  bad = bytes;
+  bad[code_at + 3] = 77;
+  CHECK_THAT(decode_request(bad).status().message(),
+             Catch::Contains("copy report with unknown error code 77"));
+}
+
 TEST_CASE("an error reply carries the code and the message, and no body") {
   Reply rep =
       error_reply({kProtocolMagic, kProtocolVersion, 9}, Status::NotFound("VV 'A00042' not found"));
