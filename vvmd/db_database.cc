@@ -290,6 +290,24 @@ Result<uint64_t> Database::lookup_into(TableId t, std::string_view index, const 
   return table(t).lookup_into(index, key, out);
 }
 
+Status Database::scan_index(TableId t, std::string_view index, const std::string& lo,
+                            const std::string& hi,
+                            const std::function<bool(uint64_t, const Values&)>& each) {
+  const std::lock_guard lock(mutex_);
+  const Index* idx = table(t).index(index);
+  if (!idx) {
+    return Status::InvalidArgument(
+        fmt::format("{}: no index '{}'", table(t).schema().table(), index));
+  }
+  Values values;
+  Status status;
+  idx->scan_range(lo, hi, [&](const std::string&, uint64_t slot) {
+    status = table(t).table().read_into(slot, &values);
+    return status.ok() && each(slot, values);
+  });
+  return status;
+}
+
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
 
 Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {

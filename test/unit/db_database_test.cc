@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -259,6 +261,44 @@ TEST_CASE("commits from many threads share fsyncs and all land") {
   CHECK(failures == 0);
   CHECK(db->live_count(TableId::kVv) == 800);
   must(db->verify());
+}
+
+TEST_CASE("an index range is scanned under the lock while writers commit") {
+  auto dir = must(TempDir::create());
+  auto db = must(Database::open(dir.path()));
+  Transaction setup;
+  for (int i = 0; i < 100; ++i) {
+    setup.insert(TableId::kVv, make_vv(fmt::format("A{:010d}", i), i % 10).to_values());
+  }
+  must(db->commit(setup));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 100; !stop; ++i) {
+      Transaction txn;
+      txn.insert(TableId::kVv, make_vv(fmt::format("B{:010d}", i), 3).to_values());
+      must(db->commit(txn));
+    }
+  });
+  for (int round = 0; round < 200; ++round) {
+    std::vector<uint64_t> ids;
+    // Hot VVs of class A with client ids 3 and 4: ten each, whatever class B adds meanwhile.
+    must(db->scan_index(TableId::kVv, "hot", KeyBuilder().text("A").number(3),
+                        KeyBuilder().text("A").number(5), [&](uint64_t, const Values& v) {
+                          ids.push_back(must(VvRecord::from_values(v)).client_id);
+                          return true;
+                        }));
+    REQUIRE(ids.size() == 20);
+    CHECK(std::is_sorted(ids.begin(), ids.end()));
+  }
+  stop = true;
+  writer.join();
+  int seen = 0;
+  must(db->scan_index(TableId::kVv, "hot", KeyBuilder().text("A"), KeyBuilder().text("B"),
+                      [&](uint64_t, const Values&) { return ++seen < 5; }));
+  CHECK(seen == 5);  // each's false stops the scan
+  CHECK(db->scan_index(TableId::kVv, "nope", "", "", [](uint64_t, const Values&) {
+            return true;
+          }).code() == Code::kInvalidArgument);
 }
 
 TEST_CASE("crash test: SIGKILL at random instants loses no acknowledged commit") {
