@@ -156,6 +156,35 @@ TEST_CASE("decode names the record, the field and the text it found") {
   bad = rec;
   bad[0] = 'Q';
   CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("state 'Q'"));
+  bad = rec;
+  bad.replace(23, 8, "h\x01t     ");  // not printable
+  CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("is not one word"));
+  for (const char* text : {"-0000000000005", "+0000000000005", "00000000000 05"}) {
+    bad = rec;
+    bad.replace(32, 14, text);
+    INFO(text);
+    CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("is not a decimal number"));
+  }
+}
+
+TEST_CASE("numbers decode up to 2^64 - 1 and no further; hex in either case") {
+  Schema s =
+      must(Schema::make("n", {{"d", FieldKind::kDecimal, 20}, {"h", FieldKind::kHex, 16}}, 64));
+  auto decode = [&](std::string d, std::string h) {
+    std::string rec = must(s.encode(kLive, {uint64_t{0}, uint64_t{0}}));
+    rec.replace(kPrefix, 20, d);
+    rec.replace(kPrefix + 21, 16, h);
+    rec.replace(2, 8, fmt::format("{:08x}", record_checksum(rec)));
+    return s.decode(rec, "n");
+  };
+  auto max = must(decode("18446744073709551615", "ffffffffffffffff"));
+  CHECK(std::get<uint64_t>(max[0]) == UINT64_MAX);
+  CHECK(std::get<uint64_t>(max[1]) == UINT64_MAX);
+  CHECK(std::get<uint64_t>(must(decode("00000000000000000042", "00000000000000AB"))[1]) == 0xab);
+  CHECK_THAT(decode("18446744073709551616", "0000000000000000").status().message(),
+             Catch::Contains("'18446744073709551616' is not a decimal number"));
+  CHECK_THAT(decode("00000000000000000000", "000000000000000g").status().message(),
+             Catch::Contains("is not a hex number"));
 }
 
 TEST_CASE("insert, update, erase, slot reuse, scan and reopen") {
