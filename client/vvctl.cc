@@ -29,6 +29,7 @@
 
 #include <fmt/core.h>
 
+#include "cli.h"
 #include "config.h"
 #include "pack_lock.h"
 #include "packtab.h"
@@ -39,9 +40,19 @@ namespace vvm {
 namespace {
 
 namespace po = boost::program_options;
-using Args = std::vector<std::string>;
+using cli::Args;
 
-constexpr int kOk = 0, kFailed = 1, kUsage = 2;
+int usage_error(std::string_view command, std::string_view message) {
+  return cli::usage_error("vvctl", command, message);
+}
+
+bool parse_options(std::string_view command, const Args& args,
+                   const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map* vm) {
+  return cli::parse_options("vvctl", command, args, options, positional, vm);
+}
+
+using cli::kFailed, cli::kOk, cli::kUsage;
 
 struct Globals {
   std::string conf_path;  // --conf, or "" for the default
@@ -53,25 +64,6 @@ struct Command {
   std::string_view usage;
   std::function<int(const Globals&, const Args&)> run;
 };
-
-int usage_error(std::string_view command, std::string_view message) {
-  fmt::print(stderr, "vvctl {}: {}\nTry 'vvctl help {}'.\n", command, message, command);
-  return kUsage;
-}
-
-// Parses a command's options; prints the error and returns false on bad usage.
-bool parse_options(std::string_view command, const Args& args,
-                   const po::options_description& options,
-                   const po::positional_options_description& positional, po::variables_map* vm) {
-  try {
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), *vm);
-    po::notify(*vm);
-    return true;
-  } catch (const po::error& e) {
-    usage_error(command, e.what());
-    return false;
-  }
-}
 
 // Parses a command that takes at most one positional argument, called `name`, into `*value`,
 // besides the options in `extra`.

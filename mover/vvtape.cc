@@ -29,6 +29,7 @@
 
 #include <fmt/core.h>
 
+#include "cli.h"
 #include "copy.h"
 #include "emulated_tape.h"
 #include "size.h"
@@ -39,9 +40,21 @@ namespace vvm::tape {
 namespace {
 
 namespace po = boost::program_options;
-using Args = std::vector<std::string>;
+using cli::Args;
+using cli::wants_help;
 
-constexpr int kOk = 0, kFailed = 1, kUsage = 2, kFull = 3;
+int usage_error(std::string_view command, std::string_view message) {
+  return cli::usage_error("vvtape", command, message);
+}
+
+bool parse_options(std::string_view command, const Args& args,
+                   const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map* vm) {
+  return cli::parse_options("vvtape", command, args, options, positional, vm);
+}
+
+using cli::kFailed, cli::kOk, cli::kUsage;
+constexpr int kFull = 3;  // write: the tape is full
 
 struct Command {
   std::string_view name;
@@ -52,35 +65,9 @@ struct Command {
 
 const std::vector<Command>& commands();
 
-int usage_error(std::string_view command, std::string_view message) {
-  fmt::print(stderr, "vvtape {}: {}\nTry 'vvtape help {}'.\n", command, message, command);
-  return kUsage;
-}
-
 int failed(std::string_view command, const Status& s) {
   fmt::print(stderr, "vvtape {}: {}\n", command, s.message());
   return kFailed;
-}
-
-// Parses a command's options; prints the error and returns false on bad usage.
-bool parse_options(std::string_view command, const Args& args,
-                   const po::options_description& options,
-                   const po::positional_options_description& positional, po::variables_map* vm) {
-  try {
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), *vm);
-    po::notify(*vm);
-    return true;
-  } catch (const po::error& e) {
-    usage_error(command, e.what());
-    return false;
-  }
-}
-
-bool wants_help(const Args& args) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") return true;
-  }
-  return false;
 }
 
 std::string utc(uint64_t t) {
