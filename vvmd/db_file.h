@@ -29,7 +29,7 @@ class File {
   // The file's first `size` bytes (all within the file), read-only, from a shared mapping that
   // sees every write_at at once; nullptr when the file cannot be mapped, and callers then use
   // read_at. The address stays valid for the File's life while the file grows: reading a
-  // record then costs no system call and no copy.
+  // record then costs no system call and no copy. Not thread-safe: one caller at a time.
   virtual const char* mapping(uint64_t /*size*/) { return nullptr; }
 };
 

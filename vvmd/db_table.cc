@@ -145,12 +145,16 @@ Status Table::read_all(const EachLive& each, int workers, bool rebuild) {
     parts[i].first = 1 + chunks * i / n * per_mib;
     parts[i].end = std::min(slots_, 1 + chunks * (i + 1) / n * per_mib);
   }
+  // Mapped here, once: File::mapping is not thread-safe (two workers mapping at once made two
+  // reservations, and one read through the other's unmapped one).
+  const char* mapped = file_->mapping(slots_ * schema_->record_size());
   if (n == 1) {
-    read_part(parts[0], each, 0, rebuild);
+    read_part(parts[0], mapped, each, 0, rebuild);
   } else {
     std::vector<std::thread> threads;
     for (uint64_t i = 0; i < n; ++i) {
-      threads.emplace_back([&, i] { read_part(parts[i], each, static_cast<int>(i), rebuild); });
+      threads.emplace_back(
+          [&, i] { read_part(parts[i], mapped, each, static_cast<int>(i), rebuild); });
     }
     for (auto& t : threads) t.join();
   }
@@ -164,11 +168,11 @@ Status Table::read_all(const EachLive& each, int workers, bool rebuild) {
   return Status::Ok();
 }
 
-void Table::read_part(Part& part, const EachLive& each, int worker, bool rebuild) {
+void Table::read_part(Part& part, const char* mapped, const EachLive& each, int worker,
+                      bool rebuild) {
   const size_t rs = schema_->record_size();
   // Through the file's mapping when it has one; else 1 MiB at a time (one pread a record is
   // slow).
-  const char* mapped = file_->mapping(slots_ * rs);
   std::string buf;
   Values values;
   constexpr size_t kChunk = 1 << 20;

@@ -102,7 +102,7 @@ class Table {
   Status read_all(const EachLive& each, int workers, bool rebuild);
   // One worker's part of read_all: slots [first, end).
   struct Part;
-  void read_part(Part& part, const EachLive& each, int worker, bool rebuild);
+  void read_part(Part& part, const char* mapped, const EachLive& each, int worker, bool rebuild);
 
   std::unique_ptr<File> file_;
   std::string file_name_;  // "vv.tab", for messages
