@@ -387,10 +387,26 @@ void CopyJobs::finish(Job& job, int wstatus) {
             job.args.file_number, bytes, seconds,
             seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0,
             done ? "done" : failure.to_string());
-  if (report) {
-    if (Status s = ReportSender(job.args.reply_to).send(*report); !s.ok()) {
-      log::error("job {}: could not send its final report to {}: {}", job.id, job.args.reply_to,
-                 s.message());
+  if (!report) return;
+  // On a thread of its own: a requester that does not answer (connect and call time out after
+  // 10 s, tried twice) must not hold up the watch over the other copies.
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  std::thread sender([id = job.id, reply_to = job.args.reply_to, r = *report, finished] {
+    if (Status s = ReportSender(reply_to).send(r); !s.ok()) {
+      log::error("job {}: could not send its final report to {}: {}", id, reply_to, s.message());
+    }
+    *finished = true;
+  });
+  senders_.push_back({std::move(sender), finished});
+}
+
+void CopyJobs::join_senders(bool all) {
+  for (auto it = senders_.begin(); it != senders_.end();) {
+    if (all || *it->finished) {
+      it->thread.join();
+      it = senders_.erase(it);
+    } else {
+      ++it;
     }
   }
 }
@@ -450,13 +466,15 @@ void CopyJobs::supervise() {
         }
       }
     }
-    // Reports go out with the lock released: a slow requester must not hold up submit().
+    // Reports go out with the lock released, on threads of their own (finish()).
     for (auto& [job, wstatus] : ended) finish(*job, wstatus);
+    join_senders(false);
     if (stop_now) {
       std::lock_guard lock(mu_);
-      if (jobs_.empty()) return;
+      if (jobs_.empty()) break;
     }
   }
+  join_senders(true);  // the mover exits only once the last reports are out
 }
 
 }  // namespace vvm::mover

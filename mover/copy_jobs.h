@@ -17,14 +17,17 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config.h"
 #include "job_pipe.h"
@@ -69,8 +72,11 @@ class CopyJobs {
   void supervise();
   // Reads what job's pipe holds now (until EAGAIN or end of file).
   void drain(Job& job);
-  // What to do once `job`'s child is reaped with wait status `wstatus`.
+  // What to do once `job`'s child is reaped with wait status `wstatus`: log its end, and send
+  // the final report if the child did not deliver one.
   void finish(Job& job, int wstatus);
+  // Joins the report senders that are done (all of them, waiting, when `all`).
+  void join_senders(bool all);
 
   Config config_;
   std::string mover_;
@@ -84,6 +90,11 @@ class CopyJobs {
   bool stopping_ = false;
   int wake_[2] = {-1, -1};  // a pipe that wakes the supervisor's poll()
   std::thread supervisor_;
+  struct Sender {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> finished;
+  };
+  std::vector<Sender> senders_;  // the supervisor's alone
 };
 
 }  // namespace vvm::mover
