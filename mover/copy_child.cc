@@ -184,9 +184,11 @@ int run_copy_child(int argc, char** argv) {
 
   // Progress: the parent hears of every step (at most 5 a second), which is its heartbeat; the
   // requester at most once a second, and at the start.
+  uint64_t bytes_done = 0;  // for the failed report: how far the copy got
   auto last_report = Clock::now();
   auto last_beat = Clock::time_point();
   auto report_progress = [&](uint64_t bytes, bool force) {
+    bytes_done = bytes;
     auto now = Clock::now();
     if (force || now - last_beat >= std::chrono::milliseconds(200)) {
       tell_parent({JobEvent::Kind::kProgress, bytes, 0, {}});
@@ -210,6 +212,7 @@ int run_copy_child(int argc, char** argv) {
     last = done_report(base, outcome->bytes, outcome->checksum);
   } else {
     tell_parent({JobEvent::Kind::kFailed, 0, 0, outcome.status()});
+    base.bytes_done = bytes_done;
     last = failed_report(base, outcome.status());
   }
   if (Status s = sender.send(last); !s.ok()) {

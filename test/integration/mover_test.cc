@@ -367,6 +367,8 @@ TEST_CASE("a copy child killed mid-stage gives one FAILED report and leaves no f
   CHECK(failed.state == rpc::CopyState::kFailed);
   CHECK(failed.failure.code() == Code::kIoError);
   CHECK_THAT(failed.failure.message(), Catch::Contains("copy process died: signal 9"));
+  CHECK(failed.bytes_done > 0);  // how far it got, from the child's heartbeat
+  CHECK(failed.bytes_done < 100 * kMiB);
   std::this_thread::sleep_for(300ms);  // a second final report would come now
   CHECK(site.collector->finals(s.request_id) == 1);
   CHECK(cache_files(site) == std::vector<std::string>{"in"});
@@ -444,6 +446,8 @@ TEST_CASE("SIGTERM stops the mover: running copies are killed and reported Unava
   auto failed = site.collector->final_of(a.request_id, 5s);
   CHECK(failed.failure.code() == Code::kUnavailable);
   CHECK_THAT(failed.failure.message(), Catch::Contains("mover m1 stopping"));
+  CHECK_THAT(site.mover->stderr_text(), Catch::Contains("vvmover m1 stopped"));
+  CHECK_THAT(site.mover->stderr_text(), Catch::Contains("job 1 archive ended: drive d0"));
 }
 
 }  // namespace
