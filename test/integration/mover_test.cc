@@ -431,6 +431,8 @@ TEST_CASE("a wrong VSN for the file and a full VSN come back as Mismatch and NoS
   auto full = site.run(rpc::Op::kArchive, site.args("FULL01", 1, in2, 3 * kMiB, 4));
   CHECK(full.state == rpc::CopyState::kFailed);
   CHECK(full.failure.code() == Code::kNoSpace);
+  CHECK(full.bytes_done > 0);  // the child's own failed report says how far it got
+  CHECK(full.bytes_done < 3 * kMiB);
   CHECK(cache_files(site) == std::vector<std::string>{"in1", "in2"});
 }
 
