@@ -168,8 +168,11 @@ const std::vector<KindSpec>& kind_specs() {
        true,
        {{"capacity", false}, {"block-size", false}, {"description", false}}},
       {"class", Kind::kClass, true, {{"media", false}, {"description", false}}},
-      {"mover", Kind::kMover, true, {{"listen", false}}},
-      {"drive", Kind::kDrive, true, {{"mover", false}, {"media", false}, {"device", false}}},
+      {"mover", Kind::kMover, true, {{"listen", false}, {"stall-timeout", false}}},
+      {"drive",
+       Kind::kDrive,
+       true,
+       {{"mover", false}, {"media", false}, {"device", false}, {"emulated-rate", false}}},
   };
   return kSpecs;
 }
@@ -586,6 +589,10 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto ep = Endpoint::parse(value);
         if (!ep.ok()) return ep.status();
         c.movers[section.name].listen = *ep;
+      } else if (key == "stall-timeout") {
+        auto d = parse_positive_duration(value);
+        if (!d.ok()) return d.status();
+        c.movers[section.name].stall_timeout = *d;
       }
       return Status::Ok();
 
@@ -597,6 +604,12 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         d.media = value;
       } else if (key == "device") {
         d.device = path(value);
+      } else if (key == "emulated-rate") {
+        auto rate = parse_size(value);
+        if (!rate.ok()) return rate.status();
+        if (*rate == 0)
+          return Status::InvalidArgument(fmt::format("'{}': must not be zero", value));
+        d.emulated_rate = *rate;
       }
       return Status::Ok();
     }

@@ -83,6 +83,9 @@ struct DriveConfig {
   std::string mover;   // the [mover NAME] that owns it
   std::string media;   // the media type it takes
   std::string device;  // "/dev/nst0" for a real drive; empty for an emulated one
+  // A test knob for emulated drives: the bytes a second the drive streams, with loads, locates
+  // and rewinds free, so that tests can make a copy slow (or stall) on purpose. 0: no delays.
+  uint64_t emulated_rate = 0;
   bool emulated() const { return device.empty(); }
   int line = 0;
 };
@@ -91,6 +94,8 @@ struct MoverConfig {
   std::string name;
   Endpoint listen;
   std::vector<std::string> drives;  // names of its [drive ...] sections, in file order
+  // A copy that reports no progress for this long is killed and reported failed (Timeout).
+  std::chrono::seconds stall_timeout{300};
   int line = 0;
 };
 

@@ -1,13 +1,17 @@
 // mover/main.cc: vvmover's entry point, the daemon that owns one host's tape drives.
 //
-// At this stage a mover reads vvm.conf, finds its [mover NAME] section, listens where that says,
-// admits the peers vvmd admits ([vvmd] allow-*) and answers PING. Drives, the tape library and
-// data movement come with later issues.
+// A mover reads vvm.conf, finds its [mover NAME] section, listens where that says, admits the
+// peers vvmd admits ([vvmd] allow-*), answers PING, and takes ARCHIVE and STAGE requests, each
+// copied by a child process of its own (copy_jobs.h). Started as "vvmover --copy-job ...", the
+// program is that child (copy_child.h).
 #include <csignal>
 #include <cstdio>
+#include <string_view>
 
 #include <fmt/core.h>
 
+#include "copy_child.h"
+#include "copy_jobs.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -15,6 +19,11 @@ namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
   using namespace vvm;
+  // The hidden mode comes first: a copy child must not parse the daemon's options or set up
+  // what the daemon sets up.
+  if (argc > 1 && std::string_view(argv[1]) == "--copy-job") {
+    return mover::run_copy_child(argc, argv);
+  }
   auto started = std::chrono::steady_clock::now();
   std::string name;
   po::options_description own("Mover options");
@@ -49,6 +58,17 @@ int main(int argc, char** argv) {
   std::string ident = "vvmover " + name;
   rpc::Server server(ident, config->vvmd_access);
   server.handle(rpc::Op::kPing, daemon::ping_handler("vvmover", name, started));
+  mover::CopyJobs jobs(*config, name);
+  if (Status s = jobs.start(); !s.ok()) {
+    log::error("{}", s.message());
+    return 1;
+  }
+  server.handle(rpc::Op::kArchive, [&](const rpc::Peer&, const rpc::RequestBody& body) {
+    return jobs.submit(rpc::Op::kArchive, std::get<rpc::ArchiveRequest>(body).copy);
+  });
+  server.handle(rpc::Op::kStage, [&](const rpc::Peer&, const rpc::RequestBody& body) {
+    return jobs.submit(rpc::Op::kStage, std::get<rpc::StageRequest>(body).copy);
+  });
   if (Status s = server.listen(mover.listen); !s.ok()) {
     log::error("{}", s.message());
     return 1;
@@ -56,8 +76,11 @@ int main(int argc, char** argv) {
   log::info("mover {} listening on {} with {} drive(s)", name, mover.listen.to_string(),
             mover.drives.size());
   log::info("vvmover {} ready (vvm {}, {})", name, VVM_VERSION, config->path);
-  if (Status s = server.run({SIGTERM, SIGINT}); !s.ok()) {
-    log::error("{}", s.message());
+  Status ran = server.run({SIGTERM, SIGINT});
+  // No more requests come in: the running copies are killed and reported failed.
+  jobs.stop();
+  if (!ran.ok()) {
+    log::error("{}", ran.message());
     return 1;
   }
   log::info("vvmover {} stopped", name);

@@ -279,6 +279,7 @@ media = DLT7
 
 [mover m1]
 listen = 127.0.0.1:7380
+stall-timeout = 90s
 
 [mover m2]
 listen = unix:/run/vvm/m2.sock
@@ -295,6 +296,7 @@ media = DLT7
 [drive t0]
 media = LTO9
 mover = m2
+emulated-rate = 40M
 )");
   CHECK(c.path.empty());
   CHECK(c.state_dir == "/etc/vvm/state");
@@ -345,6 +347,11 @@ mover = m2
   CHECK(c.drives["aa"].emulated());
   CHECK(c.drives["aa"].media == "DLT7");
   CHECK(c.drives["t0"].mover == "m2");
+  // The copy watchdog: given for m1, the 5-minute default for m2.
+  CHECK(c.movers["m1"].stall_timeout == std::chrono::seconds(90));
+  CHECK(c.movers["m2"].stall_timeout == std::chrono::seconds(300));
+  CHECK(c.drives["t0"].emulated_rate == 40u << 20);
+  CHECK(c.drives["aa"].emulated_rate == 0);
 }
 
 TEST_CASE("defaults under a given state-dir; comments, blanks and CRLF are ignored") {
@@ -436,6 +443,12 @@ TEST_CASE("values: numbers, sizes, durations, endpoints, host patterns, names") 
                 "test.conf:3: media LTO9.block-size: ", {"not a whole number"});
   require_error(kMediaAndMover + "[mover m2]\nlisten = unix:relative.sock\n",
                 "test.conf:6: mover m2.listen: ", {"absolute"});
+  require_error(kMediaAndMover + "[mover m2]\nlisten = unix:/m2.sock\nstall-timeout = 0\n",
+                "test.conf:7: mover m2.stall-timeout: ", {"at least 1s"});
+  require_error(kMediaAndMover + "[mover m2]\nlisten = unix:/m2.sock\nstall-timeout = 5x\n",
+                "test.conf:7: mover m2.stall-timeout: ", {"'5x'", "unknown unit"});
+  require_error(kMediaAndMover + "[drive d9]\nmover = m1\nmedia = LTO9\nemulated-rate = 0\n",
+                "test.conf:8: drive d9.emulated-rate: ", {"zero"});
 }
 
 TEST_CASE("watermarks: 0 to 100, with or without %, low below high") {
@@ -558,6 +571,7 @@ TEST_CASE("the example conf/vvm.conf loads and says what the brief says") {
   CHECK(c->classes.at('B').media == std::vector<std::string>{"LTO9"});
   CHECK(c->movers.at("m1").listen.to_string() == "unix:/run/vvm/mover-m1.sock");
   CHECK(c->movers.at("m1").drives == std::vector<std::string>{"d0", "d1"});
+  CHECK(c->movers.at("m1").stall_timeout == std::chrono::minutes(5));
   CHECK(c->drives.at("d0").emulated());
   CHECK(c->drives.at("d1").media == "LTO8");
   CHECK(c->packtab == (fs::path(src) / "conf" / "packtab").lexically_normal().string());
