@@ -8,9 +8,13 @@
 # Both sides count durable bytes. The page cache is dropped before each side of both directions
 # when this runs as root on a real kernel (echo 3 > /proc/sys/vm/drop_caches); otherwise each
 # side's input is read once first, so that both read from the cache (the output says which).
-# Each repeat runs vvm and dd in turn, vvm first in odd repeats and dd first in even ones. Prints
-# every figure, the median MB/s (10^6 bytes) of each side, the ratio vvm/dd per direction and
-# whether the target (issue 5: at least 0.9x dd) is met. This machine is noisy: compare ratios.
+# Each repeat runs vvm and dd in turn, vvm first in odd repeats and dd first in even ones. A
+# warm-up round (repeat 0: one archive each, printed, not counted) comes first: the first 1 GiB
+# written after the source file is created runs at half speed here, whoever writes it. Prints
+# every figure, the median MB/s (10^6 bytes) of each side with its range, the ratio vvm/dd of
+# the medians per direction and whether the target (issue 5: at least 0.9x dd) is met. These
+# machines are noisy (a dd-against-dd run of this script ranged from 280 to 900 MB/s on one
+# side): compare ratios over several runs.
 #
 #   bench/mover.sh [BUILD_DIR] [SIZE_MIB] [REPEAT]     default: build/run (or the first build
 #                                                      folder with mover/vvtape) 1024 3
@@ -70,6 +74,7 @@ timed() {
   t1=$(date +%s.%N)
   printf -v "$var" '%s' "$(awk "BEGIN { printf \"%.1f\", $bytes / 1e6 / ($t1 - $t0) }")"
 }
+range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 
@@ -102,22 +107,23 @@ sync
 
 arch_vvm=() arch_dd=() stage_vvm=() stage_dd=()
 printf '\n%-8s %-7s %-6s %10s\n' repeat dir side MB/s
-for ((k = 1; k <= repeat; k++)); do
+for ((k = 0; k <= repeat; k++)); do
   if ((k % 2)); then order=(vvm dd); else order=(dd vvm); fi
   for side in "${order[@]}"; do
     if [[ $side == vvm ]]; then
       label_tape
       before "$src"
       timed v vvm_archive
-      arch_vvm+=("$v")
+      ((k == 0)) || arch_vvm+=("$v")
     else
       rm -f "$dst"
       before "$src"
       timed v dd_archive
-      arch_dd+=("$v")
+      ((k == 0)) || arch_dd+=("$v")
     fi
-    printf '%-8s %-7s %-6s %10s\n' "$k" archive "$side" "$v"
+    printf '%-8s %-7s %-6s %10s%s\n' "$k" archive "$side" "$v" "$( ((k > 0)) || echo '  (warm-up, not counted)')"
   done
+  ((k > 0)) || continue
   for side in "${order[@]}"; do
     rm -f "$tmp/out.$side"
     if [[ $side == vvm ]]; then
@@ -139,15 +145,18 @@ for f in "$dst" "$tmp/out.vvm" "$tmp/out.dd"; do
 done
 echo "(all copies compared equal to the source; vvtape write: $(cat "$tmp/write.out"))"
 
-printf '\n%-8s %12s %12s %8s  %s\n' direction "vvm MB/s" "dd MB/s" vvm/dd "target >= 0.90"
+printf '\n%-9s %9s %-10s %9s %-10s %7s  %s\n' direction "vvm MB/s" "(range)" "dd MB/s" "(range)" vvm/dd \
+  "target >= 0.90"
 for dir in archive stage; do
   if [[ $dir == archive ]]; then
-    mv=$(median "${arch_vvm[@]}") md=$(median "${arch_dd[@]}")
+    vs=("${arch_vvm[@]}") ds=("${arch_dd[@]}")
   else
-    mv=$(median "${stage_vvm[@]}") md=$(median "${stage_dd[@]}")
+    vs=("${stage_vvm[@]}") ds=("${stage_dd[@]}")
   fi
+  mv=$(median "${vs[@]}") md=$(median "${ds[@]}")
   r=$(ratio "$mv" "$md")
   met=$(awk "BEGIN { print ($r >= 0.9) ? \"met\" : \"NOT met\" }")
-  printf '%-9s %12s %12s %8s  %s\n' "$dir" "$mv" "$md" "$r" "$met"
+  printf '%-9s %9s %-10s %9s %-10s %7s  %s\n' "$dir" "$mv" "($(range "${vs[@]}"))" "$md" \
+    "($(range "${ds[@]}"))" "$r" "$met"
 done
-echo "(medians of $repeat; MB = 10^6 bytes)"
+echo "(medians of $repeat repeats; MB = 10^6 bytes)"
