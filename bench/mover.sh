@@ -13,8 +13,8 @@
 # written after the source file is created runs at half speed here, whoever writes it. Prints
 # every figure, the median MB/s (10^6 bytes) of each side with its range, the ratio vvm/dd of
 # the medians per direction and whether the target (issue 5: at least 0.9x dd) is met. These
-# machines are noisy (a dd-against-dd run of this script ranged from 280 to 900 MB/s on one
-# side): compare ratios over several runs.
+# machines are noisy (run with dd on both sides, this script gave archive figures from 280 to
+# 900 MB/s): compare ratios over several runs.
 #
 #   bench/mover.sh [BUILD_DIR] [SIZE_MIB] [REPEAT]     default: build/run (or the first build
 #                                                      folder with mover/vvtape) 1024 3
