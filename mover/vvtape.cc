@@ -6,7 +6,7 @@
 //   vvtape label TAPE --vsn VSN --media MEDIA [--capacity SIZE] [--force]
 //   vvtape ls TAPE [--json]
 //   vvtape verify TAPE [--checksum FILE=HEX]...
-//   vvtape cat TAPE FILE
+//   vvtape cat TAPE FILE [--sync]
 //   vvtape write TAPE --vsn VSN --file N --class C --serial S --id I [--finished T]
 //                [--block-size SIZE] PATH
 //
@@ -343,14 +343,23 @@ int cmd_verify(const Args& args) {
 int cmd_cat(const Args& args) {
   std::string tape_path;
   int64_t file = -1;
+  bool sync = false;
   po::options_description options;
-  options.add_options()("tape", po::value(&tape_path))("file", po::value(&file));
+  options.add_options()("tape", po::value(&tape_path))("file", po::value(&file))(
+      "sync", po::bool_switch(&sync));
   po::positional_options_description positional;
   positional.add("tape", 1).add("file", 1);
   po::variables_map vm;
   if (!parse_options("cat", args, options, positional, &vm)) return kUsage;
   if (tape_path.empty() || file < 1)
     return usage_error("cat", "expected TAPE and FILE (1 or more)");
+  if (sync) {
+    // Checked before reading: a pipe or a terminal cannot be made durable.
+    struct stat st;
+    if (::fstat(1, &st) != 0 || !S_ISREG(st.st_mode)) {
+      return usage_error("cat", "--sync: standard output is not a file");
+    }
+  }
   auto tape = open_for(tape_path, false);
   if (!tape.ok()) return failed("cat", tape.status());
   auto vol = read_volume_label(**tape);
@@ -369,6 +378,7 @@ int cmd_cat(const Args& args) {
                               return Status::Ok();
                             });
   if (!contents.ok()) return failed("cat", contents.status());
+  if (sync && ::fsync(1) != 0) return failed("cat", Status::FromErrno(errno, "standard output"));
   return kOk;
 }
 
@@ -447,10 +457,12 @@ const std::vector<Command>& commands() {
        "  way. Prints one line per problem naming the file; exit 1 if there is any.",
        cmd_verify},
       {"cat", "write a file's data to standard output",
-       "vvtape cat TAPE FILE\n"
+       "vvtape cat TAPE FILE [--sync]\n"
        "  Writes the data of tape file FILE (1 or more) to standard output, after checking its\n"
        "  HDR and before checking its EOF label; exit 1 (with the data written so far) if a\n"
-       "  label is wrong or the data is not the HDR's size.",
+       "  label is wrong or the data is not the HDR's size. --sync fsyncs standard output (a\n"
+       "  file) before exiting, so that the data is durable when vvtape returns, as after a\n"
+       "  stage (bench/mover.sh times it so against dd conv=fsync).",
        cmd_cat},
       {"write", "archive a file as the next tape file (for tests and admins)",
        "vvtape write TAPE --vsn VSN --file N --class C --serial S --id I [--finished T]\n"

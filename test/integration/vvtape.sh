@@ -109,6 +109,12 @@ for n in 1 2 3; do
   cmp -s "$tmpdir/cat$n" "$tmpdir/f$n" && ok "cat $n is the file written" || fail "cat $n differs"
 done
 expect 1 "cat of a file the tape lacks" "VSN V00001 file 4: no such file" -- "$vvtape" cat "$tape" 4
+"$vvtape" cat "$tape" 3 --sync >"$tmpdir/sync3" 2>"$tmpdir/err" && cmp -s "$tmpdir/sync3" "$tmpdir/f3" &&
+  ok "cat --sync into a file" || fail "cat --sync into a file: $(cat "$tmpdir/err")"
+status=0
+"$vvtape" cat "$tape" 1 --sync 2>"$tmpdir/err" </dev/null | cat >/dev/null || status=$?
+[[ $status == 2 ]] && grep -q -- "--sync: standard output is not a file" "$tmpdir/err" &&
+  ok "cat --sync refuses a pipe" || fail "cat --sync into a pipe: exit $status: $(cat "$tmpdir/err")"
 
 # --- verify ---
 expect 0 "verify a good tape" "" -- "$vvtape" verify "$tape" --checksum "3=${sums[3]}" \
