@@ -339,6 +339,19 @@ std::string abandon(TapeDevice& tape, uint64_t n) {
   return {};
 }
 
+// The HDR label of file `n` holding `vv` (time written left to the caller).
+FileLabel hdr_label(const VvFields& vv, uint64_t n) {
+  FileLabel hdr;
+  hdr.kind = LabelKind::kHdr;
+  hdr.vv_class = vv.vv_class;
+  hdr.vv_serial = vv.vv_serial;
+  hdr.id = vv.id;
+  hdr.file_number = n;
+  hdr.size = vv.size;
+  hdr.time_finished = vv.time_finished;
+  return hdr;
+}
+
 }  // namespace
 
 uint64_t checksum_of(std::span<const char> data) { return XXH3_64bits(data.data(), data.size()); }
@@ -353,14 +366,7 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
     return Status::InvalidArgument(fmt::format("archive: block size {}: not between 1 and {}",
                                                request.block_size, kMaxWriteBlock));
   }
-  FileLabel hdr;
-  hdr.kind = LabelKind::kHdr;
-  hdr.vv_class = request.vv.vv_class;
-  hdr.vv_serial = request.vv.vv_serial;
-  hdr.id = request.vv.id;
-  hdr.file_number = n;
-  hdr.size = request.vv.size;
-  hdr.time_finished = request.vv.time_finished;
+  FileLabel hdr = hdr_label(request.vv, n);
   hdr.time_written =
       request.time_written ? request.time_written : static_cast<uint64_t>(std::time(nullptr));
   FileLabel eof = hdr;
@@ -596,14 +602,7 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
   if (n == 0) return Status::InvalidArgument("stage: file number 0 is the VOL label's");
   VVM_RETURN_IF_ERROR(check_volume(tape, request.vsn));
 
-  FileLabel expected;
-  expected.kind = LabelKind::kHdr;
-  expected.vv_class = request.vv.vv_class;
-  expected.vv_serial = request.vv.vv_serial;
-  expected.id = request.vv.id;
-  expected.file_number = n;
-  expected.size = request.vv.size;
-  expected.time_finished = request.vv.time_finished;
+  const FileLabel expected = hdr_label(request.vv, n);
 
   std::string name = final_path.substr(final_path.find_last_of('/') + 1);
   std::string temp = fmt::format("{}/.stage.{}.XXXXXX", cache_dir, name);
