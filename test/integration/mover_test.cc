@@ -382,6 +382,57 @@ TEST_CASE("a copy child killed mid-stage gives one FAILED report and leaves no f
   CHECK(read_all(out) == read_all(in));
 }
 
+TEST_CASE("a copy child killed mid-archive: the partial file does not count and is overwritten") {
+  Site site;
+  std::string first = site.cache + "/first", big = site.cache + "/big";
+  write_random(first, 3 * kMiB, 11);
+  write_random(big, 100 * kMiB, 12);
+  auto one = site.run(rpc::Op::kArchive, site.args("T00001", 1, first, 3 * kMiB, 1));
+  REQUIRE(one.state == rpc::CopyState::kDone);
+
+  auto a = site.args("T00001", 2, big, 100 * kMiB, 2);
+  a.drive = "d0";
+  site.submit(rpc::Op::kArchive, a);
+  std::vector<pid_t> children;
+  must(wait_until(
+      [&] {
+        children = children_of(site.mover->pid());
+        return children.size() == 1;
+      },
+      5s, "the copy child"));
+  // At 50 MB/s the archive takes 2 s: kill it once part of the file is on the tape.
+  must(wait_until(
+      [&] {
+        auto reports = site.collector->of(a.request_id);
+        return !reports.empty() && reports.back().bytes_done > 10 * kMiB;
+      },
+      10s, "progress past 10 MiB"));
+  REQUIRE(::kill(children[0], SIGKILL) == 0);
+  auto failed = site.collector->final_of(a.request_id);
+  CHECK(failed.state == rpc::CopyState::kFailed);
+  CHECK_THAT(failed.failure.message(), Catch::Contains("copy process died: signal 9"));
+
+  // The tape still ends after file 1: an archive that expects file 3 is refused, naming both.
+  std::string small = site.cache + "/small";
+  write_random(small, 1 * kMiB, 13);
+  auto wrong = site.run(rpc::Op::kArchive, site.args("T00001", 3, small, 1 * kMiB, 3));
+  CHECK(wrong.state == rpc::CopyState::kFailed);
+  CHECK(wrong.failure.code() == Code::kMismatch);
+  // File 2 is written again, over the partial one, and both files stage back whole.
+  auto two = site.run(rpc::Op::kArchive, site.args("T00001", 2, small, 1 * kMiB, 3));
+  REQUIRE(two.state == rpc::CopyState::kDone);
+  CHECK(two.file_number == 2);
+  for (auto [n, path, done] : {std::tuple{1, first, one}, std::tuple{2, small, two}}) {
+    std::string out = site.cache + "/out" + std::to_string(n);
+    auto s = site.args("T00001", n, out, done.bytes_done, n == 1 ? 1 : 3);
+    s.checksum = done.checksum;
+    auto staged = site.run(rpc::Op::kStage, s);
+    INFO("file " << n << ": " << staged.failure.message());
+    REQUIRE(staged.state == rpc::CopyState::kDone);
+    CHECK(read_all(out) == read_all(path));
+  }
+}
+
 TEST_CASE("a copy that makes no progress is killed at the stall timeout and reported") {
   Site site;
   (void)site.mover->stop();
