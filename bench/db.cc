@@ -109,22 +109,20 @@ void sqlite_bind_vv(sqlite3_stmt* st, const VvRecord& r) {
   for (const auto& c : r.copies) text(c.vsn), num(c.file);
 }
 
-// The record of a row, as the daemon would take it: every column.
-VvRecord sqlite_row_vv(sqlite3_stmt* st) {
+// The record of a row, as the daemon would take it: every column, into `r` (reused, as vvm's
+// side reuses its record: strings keep their room).
+void sqlite_row_vv(sqlite3_stmt* st, VvRecord& r) {
   int i = 0;
-  auto text = [&] {
+  auto text = [&](std::string& out) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
     int len = sqlite3_column_bytes(st, i++);
-    return p ? std::string(p, static_cast<size_t>(len)) : std::string();
+    out.assign(p ? p : "", static_cast<size_t>(len));
   };
-  auto num = [&] { return static_cast<uint64_t>(sqlite3_column_int64(st, i++)); };
-  VvRecord r;
-  r.name = text(), r.vv_class = text(), r.serial = num(), r.client_id = num();
-  r.owner = text(), r.group = text(), r.perms = text(), r.size = num(), r.state = text();
-  r.cache = text(), r.created = num(), r.finished = num(), r.accessed = num();
-  r.checksum = num();
-  for (auto& c : r.copies) c.vsn = text(), c.file = num();
-  return r;
+  auto num = [&](uint64_t& out) { out = static_cast<uint64_t>(sqlite3_column_int64(st, i++)); };
+  text(r.name), text(r.vv_class), num(r.serial), num(r.client_id), text(r.owner);
+  text(r.group), text(r.perms), num(r.size), text(r.state), text(r.cache), num(r.created);
+  num(r.finished), num(r.accessed), num(r.checksum);
+  for (auto& c : r.copies) text(c.vsn), num(c.file);
 }
 
 struct Sqlite {
@@ -162,6 +160,7 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
 
   std::mt19937_64 rng(1);
   sqlite3_stmt* get = nullptr;
+  VvRecord row;  // reused, as vvm's side reuses its record
   sqlite3_prepare_v2(db, "SELECT * FROM vv WHERE name = ?", -1, &get, nullptr);
   t0 = Clock::now();
   uint64_t done = 0;
@@ -170,7 +169,8 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
       std::string name = name_of(rng() % n);
       sqlite3_bind_text(get, 1, name.c_str(), -1, SQLITE_TRANSIENT);
       if (sqlite3_step(get) != SQLITE_ROW) die("lookup missed " + name);
-      if (sqlite_row_vv(get).name != name) die("lookup found the wrong row");
+      sqlite_row_vv(get, row);
+      if (row.name != name) die("lookup found the wrong row");
       sqlite3_reset(get);
     }
   }
@@ -191,7 +191,8 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
       sqlite3_bind_int64(scan, 2, static_cast<sqlite3_int64>(lo));
       sqlite3_bind_int64(scan, 3, static_cast<sqlite3_int64>(lo + 2));
       while (sqlite3_step(scan) == SQLITE_ROW) {
-        if (sqlite_row_vv(scan).vv_class != "A") die("scan found the wrong row");
+        sqlite_row_vv(scan, row);
+        if (row.vv_class != "A") die("scan found the wrong row");
       }
       sqlite3_reset(scan);
     }
@@ -264,14 +265,14 @@ int main(int argc, char** argv) {
     auto db = must(Database::open((base / "vvm").string()));
     open = seconds_since(t0);
     std::mt19937_64 rng(1);
-    Values values;  // reused, as the daemon's loops would
+    VvRecord record;  // reused, as the daemon's loops would
     t0 = Clock::now();
     uint64_t done = 0;
     while (seconds_since(t0) < secs) {
       for (int k = 0; k < 1000; ++k, ++done) {
         const std::string name = name_of(rng() % n);
-        must(db->lookup_into(TableId::kVv, "name", KeyBuilder().text(name), &values));
-        if (must(VvRecord::from_values(values)).name != name) die("lookup: wrong record");
+        must(db->lookup_vv("name", KeyBuilder().text(name), &record));
+        if (record.name != name) die("lookup: wrong record");
       }
     }
     lookups = static_cast<double>(done) / seconds_since(t0);
@@ -280,13 +281,11 @@ int main(int argc, char** argv) {
     while (seconds_since(t0) < secs) {
       for (int k = 0; k < 100; ++k, ++done) {
         uint64_t lo = rng() % 990;
-        must(db->scan_index(TableId::kVv, "hot", KeyBuilder().text("A").number(lo),
-                            KeyBuilder().text("A").number(lo + 2), [&](uint64_t, const Values& v) {
-                              if (must(VvRecord::from_values(v)).vv_class != "A") {
-                                die("scan found the wrong record");
-                              }
-                              return true;
-                            }));
+        must(db->scan_vv("hot", KeyBuilder().text("A").number(lo),
+                         KeyBuilder().text("A").number(lo + 2), [&](uint64_t, const VvRecord& r) {
+                           if (r.vv_class != "A") die("scan found the wrong record");
+                           return true;
+                         }));
       }
     }
     scans = static_cast<double>(done) / seconds_since(t0);

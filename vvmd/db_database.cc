@@ -308,6 +308,47 @@ Status Database::scan_index(TableId t, std::string_view index, const std::string
   return status;
 }
 
+Status Database::read_vv(uint64_t slot, VvRecord* out) {
+  VvSink sink(out);
+  const std::lock_guard lock(mutex_);
+  return vv_->table().read_to(slot, sink);
+}
+
+Result<uint64_t> Database::lookup_vv(std::string_view index, const std::string& key,
+                                     VvRecord* out) {
+  VvSink sink(out);
+  const std::lock_guard lock(mutex_);
+  return vv_->lookup_to(index, key, sink);
+}
+
+Status Database::read_vsn(uint64_t slot, VsnRecord* out) {
+  VsnSink sink(out);
+  const std::lock_guard lock(mutex_);
+  return vsn_->table().read_to(slot, sink);
+}
+
+Result<uint64_t> Database::lookup_vsn(std::string_view index, const std::string& key,
+                                      VsnRecord* out) {
+  VsnSink sink(out);
+  const std::lock_guard lock(mutex_);
+  return vsn_->lookup_to(index, key, sink);
+}
+
+Status Database::scan_vv(std::string_view index, const std::string& lo, const std::string& hi,
+                         const std::function<bool(uint64_t, const VvRecord&)>& each) {
+  const std::lock_guard lock(mutex_);
+  const Index* idx = vv_->index(index);
+  if (!idx) return Status::InvalidArgument(fmt::format("vv: no index '{}'", index));
+  VvRecord record;
+  VvSink sink(&record);
+  Status status;
+  idx->scan_range(lo, hi, [&](const std::string&, uint64_t slot) {
+    status = vv_->table().read_to(slot, sink);
+    return status.ok() && each(slot, record);
+  });
+  return status;
+}
+
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
 
 Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {

@@ -73,11 +73,19 @@ class Database {
   Status read_into(TableId t, uint64_t slot, Values* out);
   Result<uint64_t> lookup_into(TableId t, std::string_view index, const std::string& key,
                                Values* out);
+  // Typed: the record straight into the struct (VvSink, VsnSink), the slot for lookups.
+  Status read_vv(uint64_t slot, VvRecord* out);
+  Result<uint64_t> lookup_vv(std::string_view index, const std::string& key, VvRecord* out);
+  Status read_vsn(uint64_t slot, VsnRecord* out);
+  Result<uint64_t> lookup_vsn(std::string_view index, const std::string& key, VsnRecord* out);
   // Every record whose key in `index` lies in [lo, hi), in key order, read under the lock
   // (commits wait meanwhile: keep `each` short); `each` returns false to stop. InvalidArgument
   // for an unknown index.
   Status scan_index(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
                     const std::function<bool(uint64_t slot, const Values&)>& each);
+  // The same over the VV table, typed.
+  Status scan_vv(std::string_view index, const std::string& lo, const std::string& hi,
+                 const std::function<bool(uint64_t slot, const VvRecord&)>& each);
   // The index itself, unlocked: for tests and tools that run alone.
   const Index* index(TableId t, std::string_view name);
   Status scan(TableId t, const std::function<void(uint64_t, const Values&)>& each);

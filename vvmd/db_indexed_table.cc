@@ -141,6 +141,12 @@ Result<std::pair<uint64_t, Values>> IndexedTable::lookup(std::string_view name,
 
 Result<uint64_t> IndexedTable::lookup_into(std::string_view name, const std::string& key,
                                            Values* out) {
+  ValuesSink sink(*out, schema().fields().size());
+  return lookup_to(name, key, sink);
+}
+
+Result<uint64_t> IndexedTable::lookup_to(std::string_view name, const std::string& key,
+                                         FieldSink& sink) {
   const Index* idx = index(name);
   if (!idx) return Status::InvalidArgument(fmt::format("no index '{}'", name));
   auto slot = idx->find(key);
@@ -148,7 +154,7 @@ Result<uint64_t> IndexedTable::lookup_into(std::string_view name, const std::str
     return Status::NotFound(
         fmt::format("{}: no record with {} '{}'", schema().table(), name, describe_key(key)));
   }
-  VVM_RETURN_IF_ERROR(table_->read_into(*slot, out));
+  VVM_RETURN_IF_ERROR(table_->read_to(*slot, sink));
   return *slot;
 }
 

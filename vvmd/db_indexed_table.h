@@ -41,6 +41,7 @@ class IndexedTable {
   Result<std::pair<uint64_t, Values>> lookup(std::string_view name, const std::string& key);
   // The same into `out` (see Table::read_into); the slot.
   Result<uint64_t> lookup_into(std::string_view name, const std::string& key, Values* out);
+  Result<uint64_t> lookup_to(std::string_view name, const std::string& key, FieldSink& sink);
 
   // Puts `values` back into the free slot `slot`, keys and all (undoes an erase).
   Status insert_at(uint64_t slot, const Values& values);

@@ -222,21 +222,36 @@ Result<std::string> Schema::encode(char state, const Values& values) const {
   return rec;
 }
 
+void ValuesSink::text(size_t i, std::string_view value) {
+  if (auto* s = std::get_if<std::string>(&out_[i])) {
+    s->assign(value);
+  } else {
+    out_[i].emplace<std::string>(value);
+  }
+}
+
 Result<Values> Schema::decode(std::string_view rec, std::string_view where) const {
   Values out;
+  ValuesSink sink(out, fields_.size());
   VVM_RETURN_IF_ERROR(decode_with(
-      rec, [&] { return std::string(where); }, &out));
+      rec, [&] { return std::string(where); }, sink));
   return out;
 }
 
 Status Schema::decode_into(std::string_view rec, std::string_view file, uint64_t record_no,
                            Values* out) const {
+  ValuesSink sink(*out, fields_.size());
+  return decode_to(rec, file, record_no, sink);
+}
+
+Status Schema::decode_to(std::string_view rec, std::string_view file, uint64_t record_no,
+                         FieldSink& sink) const {
   return decode_with(
-      rec, [&] { return fmt::format("{}: record {}", file, record_no); }, out);
+      rec, [&] { return fmt::format("{}: record {}", file, record_no); }, sink);
 }
 
 template <class Where>
-Status Schema::decode_with(std::string_view rec, const Where& where, Values* out_values) const {
+Status Schema::decode_with(std::string_view rec, const Where& where, FieldSink& sink) const {
   if (rec.size() != record_size_) {
     return Status::InvalidArgument(
         fmt::format("{}: {} bytes where a record has {}", where(), rec.size(), record_size_));
@@ -249,8 +264,6 @@ Status Schema::decode_with(std::string_view rec, const Where& where, Values* out
     return Status::InvalidArgument(fmt::format("{}: not a record: '{}'", where(),
                                                rec.substr(0, std::min<size_t>(rec.size(), 60))));
   }
-  Values& out = *out_values;
-  out.resize(fields_.size());
   for (size_t i = 0; i < fields_.size(); ++i) {
     const Field& f = fields_[i];
     std::string_view text = rec.substr(offsets_[i], static_cast<size_t>(f.width));
@@ -271,17 +284,13 @@ Status Schema::decode_with(std::string_view rec, const Where& where, Values* out
       if (len == 0 || rest != text.size()) return bad("is not one word padded with blanks");
       std::string_view value = text.substr(0, len);
       if (value == "-") value = {};
-      if (auto* s = std::get_if<std::string>(&out[i])) {
-        s->assign(value);
-      } else {
-        out[i].emplace<std::string>(value);
-      }
+      sink.text(i, value);
     } else {
       auto n = parse_number(text, f.kind == FieldKind::kHex);
       if (!n) {
         return bad(f.kind == FieldKind::kHex ? "is not a hex number" : "is not a decimal number");
       }
-      out[i] = *n;
+      sink.number(i, *n);
     }
   }
   return Status::Ok();

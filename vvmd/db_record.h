@@ -40,6 +40,27 @@ inline constexpr char kDeleted = 'D';
 inline constexpr char kHeader = 'H';
 inline constexpr size_t kPrefix = 11;  // "A 3f2a9c01 "
 
+// Receives a record's fields, by position, as decoding finds them: decode_into's Values, or a
+// typed record (db_schemas.h) filled without Values in between. Text comes as "" for "-"; each
+// field arrives as its schema's kind says.
+class FieldSink {
+ public:
+  virtual ~FieldSink() = default;
+  virtual void text(size_t field, std::string_view value) = 0;
+  virtual void number(size_t field, uint64_t value) = 0;
+};
+
+// Fills Values (resized to `fields`), reusing the room of the strings already there.
+class ValuesSink final : public FieldSink {
+ public:
+  ValuesSink(Values& out, size_t fields) : out_(out) { out_.resize(fields); }
+  void text(size_t i, std::string_view value) override;
+  void number(size_t i, uint64_t value) override { out_[i] = value; }
+
+ private:
+  Values& out_;
+};
+
 class Schema {
  public:
   // Checks that the fields fit `record_size`, that it divides 4096, and that names are unique.
@@ -65,10 +86,13 @@ class Schema {
   // are made only on error.
   Status decode_into(std::string_view record, std::string_view file, uint64_t record_no,
                      Values* out) const;
+  // The same, field by field into `sink`.
+  Status decode_to(std::string_view record, std::string_view file, uint64_t record_no,
+                   FieldSink& sink) const;
 
  private:
   template <class Where>
-  Status decode_with(std::string_view record, const Where& where, Values* out) const;
+  Status decode_with(std::string_view record, const Where& where, FieldSink& sink) const;
 
   std::string table_;
   std::vector<Field> fields_;

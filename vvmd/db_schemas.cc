@@ -151,6 +151,58 @@ Result<VsnRecord> VsnRecord::from_values(const Values& v) {
   return r;
 }
 
+// Field positions as in make_vv_schema / make_vsn_schema; the unit test checks that a record
+// read through a sink equals one read through Values.
+void VvSink::text(size_t i, std::string_view v) {
+  switch (i) {
+    case kName: r_.name.assign(v); break;
+    case kClass: r_.vv_class.assign(v); break;
+    case kOwner: r_.owner.assign(v); break;
+    case kGroup: r_.group.assign(v); break;
+    case kPerms: r_.perms.assign(v); break;
+    case kState: r_.state.assign(v); break;
+    case kCache: r_.cache.assign(v); break;
+    default:
+      if (i >= kCopies && (i - kCopies) % 2 == 0) r_.copies[(i - kCopies) / 2].vsn.assign(v);
+  }
+}
+
+void VvSink::number(size_t i, uint64_t v) {
+  switch (i) {
+    case kSerial: r_.serial = v; break;
+    case kClientId: r_.client_id = v; break;
+    case kSize: r_.size = v; break;
+    case kCreated: r_.created = v; break;
+    case kFinished: r_.finished = v; break;
+    case kAccessed: r_.accessed = v; break;
+    case kChecksum: r_.checksum = v; break;
+    default:
+      if (i > kCopies && (i - kCopies) % 2 == 1) r_.copies[(i - kCopies) / 2].file = v;
+  }
+}
+
+void VsnSink::text(size_t i, std::string_view v) {
+  switch (i) {
+    case kVsnName: r_.name.assign(v); break;
+    case kMedia: r_.media.assign(v); break;
+    case kVsnClass: r_.vsn_class.assign(v); break;
+    case kVsnState: r_.state.assign(v); break;
+    case kLocation: r_.location.assign(v); break;
+    default: break;
+  }
+}
+
+void VsnSink::number(size_t i, uint64_t v) {
+  switch (i) {
+    case kNextFile: r_.next_file = v; break;
+    case kBytesUsed: r_.bytes_used = v; break;
+    case kCapacity: r_.capacity = v; break;
+    case kErrors: r_.errors = v; break;
+    case kLastMount: r_.last_mount = v; break;
+    default: break;
+  }
+}
+
 std::vector<Index> vv_indexes() {
   using Keys = std::vector<std::string>;
   return {

@@ -287,6 +287,11 @@ Result<Values> Table::read(uint64_t slot) {
 }
 
 Status Table::read_into(uint64_t slot, Values* out) {
+  ValuesSink sink(*out, schema_->fields().size());
+  return read_to(slot, sink);
+}
+
+Status Table::read_to(uint64_t slot, FieldSink& sink) {
   VVM_RETURN_IF_ERROR(check_usable());
   if (slot == 0 || slot >= slots_) {
     return Status::NotFound(fmt::format("{}: no live record there", where(slot)));
@@ -303,7 +308,7 @@ Status Table::read_into(uint64_t slot, Values* out) {
     return Status::IoError(
         fmt::format("{}: checksum does not match: the record is damaged", where(slot)));
   }
-  return schema_->decode_into(*rec, file_name_, slot, out);
+  return schema_->decode_to(*rec, file_name_, slot, sink);
 }
 
 Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {

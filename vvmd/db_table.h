@@ -69,6 +69,8 @@ class Table {
   // The same into `out`, reusing its room (LevelDB's Get(key, std::string*) habit): a daemon
   // reading records in a loop allocates nothing.
   Status read_into(uint64_t slot, Values* out);
+  // The same, field by field into `sink` (a typed record, db_schemas.h).
+  Status read_to(uint64_t slot, FieldSink& sink);
   // Every live record, in slot order, read from the file.
   Status scan(const std::function<void(uint64_t, const Values&)>& each);
   // Makes every change so far durable (fdatasync). See the header comment on failure.
