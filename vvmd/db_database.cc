@@ -290,22 +290,29 @@ Result<uint64_t> Database::lookup_into(TableId t, std::string_view index, const 
   return table(t).lookup_into(index, key, out);
 }
 
-Status Database::scan_index(TableId t, std::string_view index, const std::string& lo,
-                            const std::string& hi,
-                            const std::function<bool(uint64_t, const Values&)>& each) {
+Status Database::scan_to(TableId t, std::string_view index, const std::string& lo,
+                         const std::string& hi, FieldSink& sink,
+                         const std::function<bool(uint64_t)>& each) {
   const std::lock_guard lock(mutex_);
   const Index* idx = table(t).index(index);
   if (!idx) {
     return Status::InvalidArgument(
         fmt::format("{}: no index '{}'", table(t).schema().table(), index));
   }
-  Values values;
   Status status;
   idx->scan_range(lo, hi, [&](const std::string&, uint64_t slot) {
-    status = table(t).table().read_into(slot, &values);
-    return status.ok() && each(slot, values);
+    status = table(t).table().read_to(slot, sink);
+    return status.ok() && each(slot);
   });
   return status;
+}
+
+Status Database::scan_index(TableId t, std::string_view index, const std::string& lo,
+                            const std::string& hi,
+                            const std::function<bool(uint64_t, const Values&)>& each) {
+  Values values;
+  ValuesSink sink(values, table(t).schema().fields().size());
+  return scan_to(t, index, lo, hi, sink, [&](uint64_t slot) { return each(slot, values); });
 }
 
 Status Database::read_vv(uint64_t slot, VvRecord* out) {
@@ -336,17 +343,10 @@ Result<uint64_t> Database::lookup_vsn(std::string_view index, const std::string&
 
 Status Database::scan_vv(std::string_view index, const std::string& lo, const std::string& hi,
                          const std::function<bool(uint64_t, const VvRecord&)>& each) {
-  const std::lock_guard lock(mutex_);
-  const Index* idx = vv_->index(index);
-  if (!idx) return Status::InvalidArgument(fmt::format("vv: no index '{}'", index));
   VvRecord record;
   VvSink sink(&record);
-  Status status;
-  idx->scan_range(lo, hi, [&](const std::string&, uint64_t slot) {
-    status = vv_->table().read_to(slot, sink);
-    return status.ok() && each(slot, record);
-  });
-  return status;
+  return scan_to(TableId::kVv, index, lo, hi, sink,
+                 [&](uint64_t slot) { return each(slot, record); });
 }
 
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }

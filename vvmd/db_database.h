@@ -109,6 +109,9 @@ class Database {
   // the lock: only the leader of a group is here, and readers see the images in memory.
   Status write_group(const std::string& frame, const std::vector<Table::Image>& vv,
                      const std::vector<Table::Image>& vsn);
+  // scan_index and scan_vv: each record of the range decoded into `sink`, then `each(slot)`.
+  Status scan_to(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
+                 FieldSink& sink, const std::function<bool(uint64_t)>& each);
   // Empties the journal after a replay or a checkpoint (the tables being synced).
   Status reset_journal();
 

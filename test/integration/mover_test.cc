@@ -230,6 +230,18 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
+// The one copy child of the site's mover, once it has started.
+pid_t the_copy_child(Site& site) {
+  std::vector<pid_t> children;
+  must(wait_until(
+      [&] {
+        children = children_of(site.mover->pid());
+        return children.size() == 1;
+      },
+      5s, "the copy child"));
+  return children[0];
+}
+
 std::vector<std::string> cache_files(const Site& site) {
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(site.cache)) {
@@ -350,18 +362,12 @@ TEST_CASE("a copy child killed mid-stage gives one FAILED report and leaves no f
   s.drive = "d1";
   site.submit(rpc::Op::kStage, s);
   // The stage takes 2 s at 50 MB/s: let it write part of the file, then kill it.
-  std::vector<pid_t> children;
-  must(wait_until(
-      [&] {
-        children = children_of(site.mover->pid());
-        return children.size() == 1;
-      },
-      5s, "the copy child"));
+  const pid_t child = the_copy_child(site);
   std::this_thread::sleep_for(700ms);
   bool temporary = false;
   for (const auto& name : cache_files(site)) temporary |= name.starts_with(".stage.out.");
   CHECK(temporary);  // the kill below does hit a stage under way
-  REQUIRE(::kill(children[0], SIGKILL) == 0);
+  REQUIRE(::kill(child, SIGKILL) == 0);
 
   auto failed = site.collector->final_of(s.request_id);
   CHECK(failed.state == rpc::CopyState::kFailed);
@@ -393,13 +399,7 @@ TEST_CASE("a copy child killed mid-archive: the partial file does not count and 
   auto a = site.args("T00001", 2, big, 100 * kMiB, 2);
   a.drive = "d0";
   site.submit(rpc::Op::kArchive, a);
-  std::vector<pid_t> children;
-  must(wait_until(
-      [&] {
-        children = children_of(site.mover->pid());
-        return children.size() == 1;
-      },
-      5s, "the copy child"));
+  const pid_t child = the_copy_child(site);
   // At 50 MB/s the archive takes 2 s: kill it once part of the file is on the tape.
   must(wait_until(
       [&] {
@@ -407,7 +407,7 @@ TEST_CASE("a copy child killed mid-archive: the partial file does not count and 
         return !reports.empty() && reports.back().bytes_done > 10 * kMiB;
       },
       10s, "progress past 10 MiB"));
-  REQUIRE(::kill(children[0], SIGKILL) == 0);
+  REQUIRE(::kill(child, SIGKILL) == 0);
   auto failed = site.collector->final_of(a.request_id);
   CHECK(failed.state == rpc::CopyState::kFailed);
   CHECK_THAT(failed.failure.message(), Catch::Contains("copy process died: signal 9"));
