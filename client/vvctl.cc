@@ -458,9 +458,10 @@ int cmd_show(const Globals& g, const Args& args) {
 int cmd_ls(const Globals& g, const Args& args) {
   std::string state_text, cls;
   uint64_t id = 0;
+  uint32_t page_size = 0;
   po::options_description options;
   options.add_options()("state", po::value(&state_text))("class", po::value(&cls))(
-      "id", po::value(&id))("json", po::bool_switch());
+      "id", po::value(&id))("json", po::bool_switch())("page-size", po::value(&page_size));
   po::positional_options_description none;
   po::variables_map vm;
   if (!parse_options("ls", args, options, none, &vm)) return kUsage;
@@ -475,6 +476,7 @@ int cmd_ls(const Globals& g, const Args& args) {
   }
   request.vv_class = cls;
   if (vm.count("id")) request.client_id = id;
+  request.limit = page_size;
 
   std::optional<Config> config;
   int rc = kOk;
@@ -615,10 +617,11 @@ const std::vector<Command>& commands() {
        "  on tape. --json prints one object, times as unix seconds and sizes in bytes.",
        cmd_show},
       {"ls", "list virtual volumes",
-       "vvctl [--conf PATH] ls [--state S] [--class C] [--id N] [--json]\n"
+       "vvctl [--conf PATH] ls [--state S] [--class C] [--id N] [--json] [--page-size N]\n"
        "  The VVs in name order, one a line (NAME CLASS STATE CACHE SIZE OWNER ID CREATED\n"
        "  COPIES), those of state S (hot, finished, archived), class C and id N when given.\n"
-       "  --json prints an array of the objects that show --json prints.",
+       "  --json prints an array of the objects that show --json prints. vvmd sends the list in\n"
+       "  pages of N VVs (default and most: 1000), which ls follows to the end.",
        cmd_ls},
       {"finish", "make a hot virtual volume read-only, for archiving",
        "vvctl [--conf PATH] finish NAME\n"

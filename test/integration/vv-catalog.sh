@@ -191,6 +191,9 @@ check '.name + " " + (.client_id | tostring) + " " + .state' "$a5 55 hot" "$(ctl
 [[ $(stat -c %s "$cache/$a5") == 2097152 ]] || die "$cache/$a5 lost its size"
 [[ $(ctl create --class A --size 1M) == A0000000006 ]] || die "serials did not go on after SIGKILL"
 check 'length' 7 "$(ctl ls --json)"
+# ls follows vvmd's pages to the end: pages of 2 give the same list as one page.
+[[ $(ctl ls --json --page-size 2) == "$(ctl ls --json)" ]] || die "ls in pages of 2 differs"
+[[ $(ctl ls --page-size 1 --class A) == "$(ctl ls --class A)" ]] || die "ls in pages of 1 differs"
 stop_vvmd
 
 # --- a database vvmd cannot open: exit 1 with the reason ---
