@@ -5,6 +5,9 @@
 // count up per class from 1; vvmd learns the highest of each class from one scan of the VV table
 // at start and keeps counting in memory, so a create costs no scan. A serial is never handed out
 // twice by one process, even when its create then fails: a gap is harmless, a reuse is not.
+// Across a restart it can be: when the VV with its class's highest serial was removed, the scan
+// no longer sees that serial. Keeping a high-water mark per class in the database would close
+// that; it needs a place in the schema (db_schemas.h), which this slice leaves alone.
 #pragma once
 
 #include <cstdint>
