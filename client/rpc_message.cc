@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "rpc_frame.h"
 #include "vvm_proto.h"
@@ -26,6 +27,14 @@ static_assert(static_cast<uint32_t>(Op::kArchive) == VVM_OP_ARCHIVE);
 static_assert(static_cast<uint32_t>(Op::kStage) == VVM_OP_STAGE);
 static_assert(static_cast<uint32_t>(Op::kCopyReport) == VVM_OP_COPY_REPORT);
 static_assert(static_cast<uint32_t>(CopyState::kFailed) == VVM_COPY_FAILED);
+static_assert(static_cast<uint32_t>(Op::kVvCreate) == VVM_OP_VV_CREATE);
+static_assert(static_cast<uint32_t>(Op::kVvShow) == VVM_OP_VV_SHOW);
+static_assert(static_cast<uint32_t>(Op::kVvList) == VVM_OP_VV_LIST);
+static_assert(static_cast<uint32_t>(Op::kVvFinish) == VVM_OP_VV_FINISH);
+static_assert(static_cast<uint32_t>(Op::kVvRemove) == VVM_OP_VV_REMOVE);
+static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);
+static_assert(static_cast<uint32_t>(CacheState::kStaging) == VVM_CACHE_STAGING);
+static_assert(kMaxVvCopies == VVM_MAX_COPIES);
 
 namespace {
 
@@ -192,7 +201,114 @@ Result<CopyReport> decode_report(const vvm_copy_report_args& a) {
   return r;
 }
 
+// A VV's record; the strings are borrowed from `v`.
+Status encode_vv(const VvInfo& v, vvm_vv_info* out) {
+  VVM_RETURN_IF_ERROR(check_length("vv name", v.name, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("vv class", v.vv_class, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("vv owner", v.owner, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("vv group", v.group, VVM_MAX_NAME));
+  out->name = borrow(v.name);
+  out->vv_class = borrow(v.vv_class);
+  out->serial = v.serial;
+  out->client_id = v.client_id;
+  out->owner = borrow(v.owner);
+  out->group = borrow(v.group);
+  out->perms = v.perms;
+  out->size = v.size;
+  out->state = static_cast<vvm_vv_state>(v.state);
+  out->cache = static_cast<vvm_vv_cache>(v.cache);
+  out->created = v.created;
+  out->finished = v.finished;
+  out->accessed = v.accessed;
+  out->checksum = v.checksum;
+  for (size_t i = 0; i < v.copies.size(); ++i) {
+    VVM_RETURN_IF_ERROR(check_length("vv copy vsn", v.copies[i].vsn, VVM_MAX_NAME));
+    out->copies[i] = {borrow(v.copies[i].vsn), v.copies[i].file};
+  }
+  return Status::Ok();
+}
+
+// A state on the wire, refused by number when this side does not know it. `any` allows
+// VVM_VV_ANY (a list filter); a VV itself is always in a real state.
+Result<VvState> decode_vv_state(const vvm_vv_state& field, bool any, std::string_view what) {
+  const uint32_t v = wire_value(field);
+  if (v > VVM_VV_ARCHIVED || (v == VVM_VV_ANY && !any)) {
+    return Status::InvalidArgument(fmt::format("{} with unknown VV state {}", what, v));
+  }
+  return static_cast<VvState>(v);
+}
+
+Result<VvInfo> decode_vv(const vvm_vv_info& a) {
+  auto state = decode_vv_state(a.state, false, "VV");
+  if (!state.ok()) return state.status();
+  const uint32_t cache = wire_value(a.cache);
+  if (cache < VVM_CACHE_CACHED || cache > VVM_CACHE_STAGING) {
+    return Status::InvalidArgument(fmt::format("VV with unknown cache state {}", cache));
+  }
+  VvInfo v;
+  v.name = text_of(a.name);
+  v.vv_class = text_of(a.vv_class);
+  v.serial = a.serial;
+  v.client_id = a.client_id;
+  v.owner = text_of(a.owner);
+  v.group = text_of(a.group);
+  v.perms = a.perms;
+  v.size = a.size;
+  v.state = *state;
+  v.cache = static_cast<CacheState>(cache);
+  v.created = a.created;
+  v.finished = a.finished;
+  v.accessed = a.accessed;
+  v.checksum = a.checksum;
+  for (size_t i = 0; i < v.copies.size(); ++i) {
+    v.copies[i] = {text_of(a.copies[i].vsn), a.copies[i].file};
+  }
+  return v;
+}
+
+vvm_vv_info& vv_reply_arm(vvm_reply_body& body, Op op) {
+  switch (op) {
+    case Op::kVvCreate: return body.vvm_reply_body_u.vv_created;
+    case Op::kVvFinish: return body.vvm_reply_body_u.vv_finished;
+    case Op::kVvRemove: return body.vvm_reply_body_u.vv_removed;
+    default: return body.vvm_reply_body_u.vv_shown;
+  }
+}
+
 }  // namespace
+
+std::string_view vv_state_name(VvState s) {
+  switch (s) {
+    case VvState::kAny: return "any";
+    case VvState::kHot: return "hot";
+    case VvState::kFinished: return "finished";
+    case VvState::kArchived: return "archived";
+  }
+  return "unknown";
+}
+
+std::string_view cache_state_name(CacheState s) {
+  switch (s) {
+    case CacheState::kCached: return "cached";
+    case CacheState::kEvicted: return "evicted";
+    case CacheState::kStaging: return "staging";
+  }
+  return "unknown";
+}
+
+std::optional<VvState> parse_vv_state(std::string_view name) {
+  for (VvState s : {VvState::kHot, VvState::kFinished, VvState::kArchived}) {
+    if (vv_state_name(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+std::optional<CacheState> parse_cache_state(std::string_view name) {
+  for (CacheState s : {CacheState::kCached, CacheState::kEvicted, CacheState::kStaging}) {
+    if (cache_state_name(s) == name) return s;
+  }
+  return std::nullopt;
+}
 
 std::string_view op_name(Op op) {
   switch (op) {
@@ -201,6 +317,11 @@ std::string_view op_name(Op op) {
     case Op::kArchive: return "archive";
     case Op::kStage: return "stage";
     case Op::kCopyReport: return "copy-report";
+    case Op::kVvCreate: return "vv-create";
+    case Op::kVvShow: return "vv-show";
+    case Op::kVvList: return "vv-list";
+    case Op::kVvFinish: return "vv-finish";
+    case Op::kVvRemove: return "vv-remove";
   }
   return "unknown";
 }
@@ -211,6 +332,11 @@ Op op_of(const RequestBody& body) {
     Op operator()(const ArchiveRequest&) const { return Op::kArchive; }
     Op operator()(const StageRequest&) const { return Op::kStage; }
     Op operator()(const CopyReport&) const { return Op::kCopyReport; }
+    Op operator()(const VvCreateRequest&) const { return Op::kVvCreate; }
+    Op operator()(const VvShowRequest&) const { return Op::kVvShow; }
+    Op operator()(const VvListRequest&) const { return Op::kVvList; }
+    Op operator()(const VvFinishRequest&) const { return Op::kVvFinish; }
+    Op operator()(const VvRemoveRequest&) const { return Op::kVvRemove; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -231,6 +357,33 @@ Result<std::string> encode_request(const Request& request) {
     std::string message;  // lives until the encoding below
     VVM_RETURN_IF_ERROR(encode_report(*report, message, &r.body.vvm_request_body_u.report));
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
+  } else if (auto* create = std::get_if<VvCreateRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("create class", create->vv_class, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("create owner", create->owner, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("create group", create->group, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("create perms", create->perms, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_create = {borrow(create->vv_class), create->size,
+                                           create->client_id,        borrow(create->owner),
+                                           borrow(create->group),    borrow(create->perms)};
+  } else if (auto* show = std::get_if<VvShowRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", show->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_show.name = borrow(show->name);
+  } else if (auto* finish = std::get_if<VvFinishRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", finish->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_finish.name = borrow(finish->name);
+  } else if (auto* remove = std::get_if<VvRemoveRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", remove->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_remove = {borrow(remove->name), remove->force};
+  } else if (auto* list = std::get_if<VvListRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("list class", list->vv_class, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("list after", list->after, VVM_MAX_NAME));
+    auto& l = r.body.vvm_request_body_u.vv_list;
+    l.state = static_cast<vvm_vv_state>(list->state);
+    l.vv_class = borrow(list->vv_class);
+    l.has_client_id = list->client_id.has_value();
+    l.client_id = list->client_id.value_or(0);
+    l.after = borrow(list->after);
+    l.limit = list->limit;
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
@@ -270,6 +423,24 @@ Result<std::string> encode_reply(const Reply& reply) {
     a.drive = borrow(accepted->drive);
   } else if (std::holds_alternative<CopyReportAck>(reply.body) && reply.status.ok()) {
     r.body.op = VVM_OP_COPY_REPORT;
+  } else if (auto* vv = std::get_if<VvReply>(&reply.body); vv && reply.status.ok()) {
+    if (vv->op != Op::kVvCreate && vv->op != Op::kVvShow && vv->op != Op::kVvFinish &&
+        vv->op != Op::kVvRemove) {
+      return Status::InvalidArgument("a VV reply answers only create, show, finish or remove");
+    }
+    r.body.op = static_cast<vvm_op>(vv->op);
+    VVM_RETURN_IF_ERROR(encode_vv(vv->vv, &vv_reply_arm(r.body, vv->op)));
+  } else if (auto* list = std::get_if<VvListReply>(&reply.body); list && reply.status.ok()) {
+    r.body.op = VVM_OP_VV_LIST;
+    std::vector<vvm_vv_info> infos(list->vvs.size());  // lives until the encoding below
+    for (size_t i = 0; i < infos.size(); ++i) {
+      VVM_RETURN_IF_ERROR(encode_vv(list->vvs[i], &infos[i]));
+    }
+    auto& l = r.body.vvm_reply_body_u.vv_list;
+    l.vvs.vvs_len = static_cast<u_int>(infos.size());
+    l.vvs.vvs_val = infos.data();
+    l.more = list->more;
+    return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -316,6 +487,36 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = std::move(*report);
       break;
     }
+    case VVM_OP_VV_CREATE: {
+      auto& c = r.body.vvm_request_body_u.vv_create;
+      out.body = VvCreateRequest{text_of(c.vv_class), c.size,           c.client_id,
+                                 text_of(c.owner),    text_of(c.group), text_of(c.perms)};
+      break;
+    }
+    case VVM_OP_VV_SHOW:
+      out.body = VvShowRequest{text_of(r.body.vvm_request_body_u.vv_show.name)};
+      break;
+    case VVM_OP_VV_FINISH:
+      out.body = VvFinishRequest{text_of(r.body.vvm_request_body_u.vv_finish.name)};
+      break;
+    case VVM_OP_VV_REMOVE: {
+      auto& rm = r.body.vvm_request_body_u.vv_remove;
+      out.body = VvRemoveRequest{text_of(rm.name), rm.force != 0};
+      break;
+    }
+    case VVM_OP_VV_LIST: {
+      auto& l = r.body.vvm_request_body_u.vv_list;
+      auto state = decode_vv_state(l.state, true, "VV list");
+      if (!state.ok()) return state.status();
+      VvListRequest list;
+      list.state = *state;
+      list.vv_class = text_of(l.vv_class);
+      if (l.has_client_id) list.client_id = l.client_id;
+      list.after = text_of(l.after);
+      list.limit = l.limit;
+      out.body = std::move(list);
+      break;
+    }
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -360,6 +561,28 @@ Result<Reply> decode_reply(std::string_view bytes) {
       break;
     }
     case VVM_OP_COPY_REPORT: out.body = CopyReportAck{}; break;
+    case VVM_OP_VV_CREATE:
+    case VVM_OP_VV_SHOW:
+    case VVM_OP_VV_FINISH:
+    case VVM_OP_VV_REMOVE: {
+      auto vv = decode_vv(vv_reply_arm(r.body, static_cast<Op>(op)));
+      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+      out.body = VvReply{static_cast<Op>(op), std::move(*vv)};
+      break;
+    }
+    case VVM_OP_VV_LIST: {
+      auto& l = r.body.vvm_reply_body_u.vv_list;
+      VvListReply list;
+      list.more = l.more != 0;
+      list.vvs.reserve(l.vvs.vvs_len);
+      for (u_int i = 0; i < l.vvs.vvs_len; ++i) {
+        auto vv = decode_vv(l.vvs.vvs_val[i]);
+        if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+        list.vvs.push_back(std::move(*vv));
+      }
+      out.body = std::move(list);
+      break;
+    }
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
   }
   return out;

@@ -8,10 +8,13 @@
 // the conversions in rpc_message.cc (the compiler points at every switch that needs it).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "status.h"
 
@@ -20,7 +23,18 @@ namespace vvm::rpc {
 inline constexpr uint32_t kProtocolMagic = 0x56564d31;  // "VVM1"
 inline constexpr uint32_t kProtocolVersion = 1;
 
-enum class Op : uint32_t { kNone = 0, kPing = 1, kArchive = 2, kStage = 3, kCopyReport = 4 };
+enum class Op : uint32_t {
+  kNone = 0,
+  kPing = 1,
+  kArchive = 2,
+  kStage = 3,
+  kCopyReport = 4,
+  kVvCreate = 5,
+  kVvShow = 6,
+  kVvList = 7,
+  kVvFinish = 8,
+  kVvRemove = 9,
+};
 std::string_view op_name(Op op);  // "ping"
 
 struct PingRequest {
@@ -81,9 +95,80 @@ struct CopyReport {
 };
 struct CopyReportAck {};
 
-using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport>;
+// The VV catalogue (vvm_proto.x: VV_CREATE, VV_SHOW, VV_LIST, VV_FINISH, VV_REMOVE).
+enum class VvState : uint32_t { kAny = 0, kHot = 1, kFinished = 2, kArchived = 3 };
+enum class CacheState : uint32_t { kCached = 1, kEvicted = 2, kStaging = 3 };
+// "hot", "finished", "archived" ("any" for kAny); "cached", "evicted", "staging": the words the
+// database and vvctl use.
+std::string_view vv_state_name(VvState s);
+std::string_view cache_state_name(CacheState s);
+std::optional<VvState> parse_vv_state(std::string_view name);  // not "any"
+std::optional<CacheState> parse_cache_state(std::string_view name);
+
+inline constexpr int kMaxVvCopies = 4;
+struct VvCopyInfo {
+  std::string vsn;  // "" when that copy does not exist yet
+  uint64_t file = 0;
+  bool operator==(const VvCopyInfo&) const = default;
+};
+// Every field of a VV's database record.
+struct VvInfo {
+  std::string name;  // "A0000000042"
+  std::string vv_class;
+  uint64_t serial = 0;
+  uint64_t client_id = 0;
+  std::string owner, group;
+  uint32_t perms = 0640;
+  uint64_t size = 0;
+  VvState state = VvState::kHot;
+  CacheState cache = CacheState::kCached;
+  uint64_t created = 0, finished = 0, accessed = 0;  // unix seconds
+  uint64_t checksum = 0;
+  std::array<VvCopyInfo, kMaxVvCopies> copies{};  // copy i on the class's i-th media type
+  bool operator==(const VvInfo&) const = default;
+};
+struct VvCreateRequest {
+  std::string vv_class;
+  uint64_t size = 0;
+  uint64_t client_id = 0;
+  std::string owner, group, perms;  // "": the requester's user, group, and 0640
+  bool operator==(const VvCreateRequest&) const = default;
+};
+struct VvShowRequest {
+  std::string name;
+};
+struct VvFinishRequest {
+  std::string name;
+};
+struct VvRemoveRequest {
+  std::string name;
+  bool force = false;
+};
+struct VvListRequest {
+  VvState state = VvState::kAny;
+  std::string vv_class;               // "": any
+  std::optional<uint64_t> client_id;  // nullopt: any
+  std::string after;                  // the last name of the previous page
+  uint32_t limit = 0;                 // 0: the daemon's page size
+  bool operator==(const VvListRequest&) const = default;
+};
+// The reply to VV_CREATE, VV_SHOW, VV_FINISH and VV_REMOVE: the VV (as it was, for remove).
+struct VvReply {
+  Op op = Op::kVvShow;  // which request this answers
+  VvInfo vv;
+  bool operator==(const VvReply&) const = default;
+};
+struct VvListReply {
+  std::vector<VvInfo> vvs;
+  bool more = false;  // ask again with after = vvs.back().name
+};
+
+using RequestBody =
+    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
+                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest>;
 // monostate: an error reply
-using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck>;
+using ReplyBody =
+    std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply, VvListReply>;
 
 Op op_of(const RequestBody& body);
 

@@ -6,12 +6,18 @@
 //   vvctl conf check [PATH]
 //   vvctl pack check [PACKTAB]
 //   vvctl pack ls [PACKTAB] [--holds DIR]
+//   vvctl create --class C --size S [--id N] [--owner U] [--group G] [--perms P]
+//   vvctl show NAME [--json]
+//   vvctl ls [--state S] [--class C] [--id N] [--json]
+//   vvctl finish NAME
+//   vvctl rm NAME [--force]
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -31,6 +37,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "json.h"
 #include "pack_lock.h"
 #include "packtab.h"
 #include "rpc_client.h"
@@ -283,6 +290,286 @@ int cmd_pack_ls(const Globals& g, const Args& args) {
   return kOk;
 }
 
+// --- the VV catalogue: create, show, ls, finish, rm ---
+
+// A connection to vvmd (its first listen address), or nullopt after printing why. `*config` is
+// set for the caller. Exit code in `*rc`.
+std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
+                                        std::optional<Config>* config, int* rc) {
+  auto loaded = read_config(g);
+  if (!loaded.ok()) {
+    *rc = kUsage;
+    return std::nullopt;
+  }
+  *config = std::move(*loaded);
+  if ((*config)->vvmd_listen.empty()) {
+    fmt::print(stderr, "vvctl: {}: [vvmd] has no listen address\n", (*config)->path);
+    *rc = kUsage;
+    return std::nullopt;
+  }
+  auto client = rpc::Client::connect((*config)->vvmd_listen.front(), (*config)->request_timeout);
+  if (!client.ok()) {
+    fmt::print(stderr, "vvctl {}: {}\n", command, client.status().message());
+    *rc = kFailed;
+    return std::nullopt;
+  }
+  return std::move(*client);
+}
+
+// Sends `request`; on an error prints "vvctl COMMAND: MESSAGE" and returns nullopt.
+std::optional<rpc::ReplyBody> call_vvmd(rpc::Client& client, const Config& config,
+                                        std::string_view command, const rpc::RequestBody& request) {
+  auto reply = client.call(request, config.request_timeout);
+  if (!reply.ok()) {
+    fmt::print(stderr, "vvctl {}: {}\n", command, reply.status().message());
+    return std::nullopt;
+  }
+  return std::move(*reply);
+}
+
+// "2026-11-23 12:05:04" in local time; "-" for 0 (not yet).
+std::string format_time(uint64_t unix_seconds) {
+  if (unix_seconds == 0) return "-";
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// The media type of copy `i` of a VV of class `cls`, as vvm.conf lists it ("" if unknown).
+std::string copy_media(const Config& config, const std::string& cls, size_t i) {
+  if (cls.size() != 1) return "";
+  auto it = config.classes.find(cls[0]);
+  if (it == config.classes.end() || i >= it->second.media.size()) return "";
+  return it->second.media[i];
+}
+
+void write_vv_json(JsonWriter& j, const Config& config, const rpc::VvInfo& v) {
+  j.begin_object();
+  j.key("name").value(v.name).key("class").value(v.vv_class).key("serial").value(v.serial);
+  j.key("client_id").value(v.client_id).key("owner").value(v.owner).key("group").value(v.group);
+  j.key("perms").value(fmt::format("{:04o}", v.perms)).key("size").value(v.size);
+  j.key("state").value(rpc::vv_state_name(v.state));
+  j.key("cache").value(rpc::cache_state_name(v.cache));
+  j.key("created").value(v.created).key("finished").value(v.finished);
+  j.key("accessed").value(v.accessed).key("checksum").value(v.checksum);
+  j.key("copies").begin_array();
+  for (size_t i = 0; i < v.copies.size(); ++i) {
+    if (v.copies[i].vsn.empty()) continue;
+    j.begin_object().key("copy").value(uint64_t{i + 1}).key("media");
+    j.value(copy_media(config, v.vv_class, i)).key("vsn").value(v.copies[i].vsn);
+    j.key("file").value(v.copies[i].file).end_object();
+  }
+  j.end_array().end_object();
+}
+
+// "L00001 file 3, M00002 file 7", or "none".
+std::string describe_copies(const rpc::VvInfo& v) {
+  std::string out;
+  for (const auto& c : v.copies) {
+    if (!c.vsn.empty()) out += fmt::format("{}{} file {}", out.empty() ? "" : ", ", c.vsn, c.file);
+  }
+  return out.empty() ? "none" : out;
+}
+
+// A name argument: required, one.
+bool parse_name(std::string_view command, const Args& args, std::string* name,
+                po::options_description extra = {}) {
+  if (!parse_with_positional(command, args, "name", name, std::move(extra))) return false;
+  if (name->empty()) {
+    usage_error(command, "a VV name is required");
+    return false;
+  }
+  return true;
+}
+
+int cmd_create(const Globals& g, const Args& args) {
+  std::string cls, size_text, owner, group, perms;
+  uint64_t id = 0;
+  po::options_description options;
+  options.add_options()("class", po::value(&cls)->required())(
+      "size", po::value(&size_text)->required())("id", po::value(&id))("owner", po::value(&owner))(
+      "group", po::value(&group))("perms", po::value(&perms));
+  po::positional_options_description none;
+  po::variables_map vm;
+  if (!parse_options("create", args, options, none, &vm)) return kUsage;
+  auto size = parse_size(size_text);
+  if (!size.ok()) return usage_error("create", "--size " + size.status().message());
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "create", &config, &rc);
+  if (!client) return rc;
+  auto reply = call_vvmd(*client, *config, "create",
+                         rpc::VvCreateRequest{cls, *size, id, owner, group, perms});
+  if (!reply) return kFailed;
+  fmt::print("{}\n", std::get<rpc::VvReply>(*reply).vv.name);
+  return kOk;
+}
+
+int cmd_show(const Globals& g, const Args& args) {
+  std::string name;
+  po::options_description options;
+  options.add_options()("json", po::bool_switch());
+  po::variables_map vm;
+  {
+    options.add_options()("name", po::value(&name));
+    po::positional_options_description positional;
+    positional.add("name", 1);
+    if (!parse_options("show", args, options, positional, &vm)) return kUsage;
+    if (name.empty()) return usage_error("show", "a VV name is required");
+  }
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "show", &config, &rc);
+  if (!client) return rc;
+  auto reply = call_vvmd(*client, *config, "show", rpc::VvShowRequest{name});
+  if (!reply) return kFailed;
+  const rpc::VvInfo& v = std::get<rpc::VvReply>(*reply).vv;
+  if (vm["json"].as<bool>()) {
+    JsonWriter j;
+    write_vv_json(j, *config, v);
+    fmt::print("{}\n", j.str());
+    return kOk;
+  }
+  fmt::print("name:      {}\n", v.name);
+  fmt::print("class:     {} (serial {})\n", v.vv_class, v.serial);
+  fmt::print("client id: {}\n", v.client_id);
+  fmt::print("size:      {} ({} bytes)\n", format_size(v.size), v.size);
+  fmt::print("state:     {}\n", rpc::vv_state_name(v.state));
+  fmt::print("cache:     {}\n", rpc::cache_state_name(v.cache));
+  fmt::print("owner:     {}:{} {:04o}\n", v.owner, v.group, v.perms);
+  fmt::print("created:   {}\n", format_time(v.created));
+  fmt::print("finished:  {}\n", format_time(v.finished));
+  fmt::print("accessed:  {}\n", format_time(v.accessed));
+  fmt::print("checksum:  {}\n", v.checksum ? fmt::format("{:016x}", v.checksum) : "-");
+  for (size_t i = 0; i < v.copies.size(); ++i) {
+    std::string media = copy_media(*config, v.vv_class, i);
+    if (media.empty() && v.copies[i].vsn.empty()) continue;
+    fmt::print("copy {}:    {}{}\n", i + 1, media.empty() ? "" : media + ": ",
+               v.copies[i].vsn.empty()
+                   ? "not yet written"
+                   : fmt::format("{} file {}", v.copies[i].vsn, v.copies[i].file));
+  }
+  return kOk;
+}
+
+int cmd_ls(const Globals& g, const Args& args) {
+  std::string state_text, cls;
+  uint64_t id = 0;
+  uint32_t page_size = 0;
+  po::options_description options;
+  options.add_options()("state", po::value(&state_text))("class", po::value(&cls))(
+      "id", po::value(&id))("json", po::bool_switch())("page-size", po::value(&page_size));
+  po::positional_options_description none;
+  po::variables_map vm;
+  if (!parse_options("ls", args, options, none, &vm)) return kUsage;
+  rpc::VvListRequest request;
+  if (!state_text.empty()) {
+    auto state = rpc::parse_vv_state(state_text);
+    if (!state) {
+      return usage_error(
+          "ls", fmt::format("--state '{}': expected hot, finished or archived", state_text));
+    }
+    request.state = *state;
+  }
+  request.vv_class = cls;
+  if (vm.count("id")) request.client_id = id;
+  request.limit = page_size;
+
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "ls", &config, &rc);
+  if (!client) return rc;
+  // Page after page until vvmd says there are no more: each reply stays under the message limit.
+  std::vector<rpc::VvInfo> vvs;
+  for (;;) {
+    auto reply = call_vvmd(*client, *config, "ls", request);
+    if (!reply) return kFailed;
+    auto& page = std::get<rpc::VvListReply>(*reply);
+    for (auto& v : page.vvs) vvs.push_back(std::move(v));
+    if (!page.more || vvs.empty()) break;
+    request.after = vvs.back().name;
+  }
+  if (vm["json"].as<bool>()) {
+    JsonWriter j;
+    j.begin_array();
+    for (const auto& v : vvs) write_vv_json(j, *config, v);
+    j.end_array();
+    fmt::print("{}\n", j.str());
+    return kOk;
+  }
+  constexpr size_t kColumns = 9;
+  std::vector<std::array<std::string, kColumns>> rows = {
+      {"NAME", "CLASS", "STATE", "CACHE", "SIZE", "OWNER", "ID", "CREATED", "COPIES"}};
+  for (const auto& v : vvs) {
+    std::string copies;
+    for (const auto& c : v.copies) {
+      if (!c.vsn.empty()) copies += (copies.empty() ? "" : ",") + c.vsn;
+    }
+    rows.push_back({v.name, v.vv_class, std::string(rpc::vv_state_name(v.state)),
+                    std::string(rpc::cache_state_name(v.cache)), format_size(v.size), v.owner,
+                    std::to_string(v.client_id), format_time(v.created),
+                    copies.empty() ? "-" : copies});
+  }
+  std::array<size_t, kColumns> width{};
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
+    }
+    fmt::print("{}\n", line);
+  }
+  return kOk;
+}
+
+int cmd_finish(const Globals& g, const Args& args) {
+  std::string name;
+  if (!parse_name("finish", args, &name)) return kUsage;
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "finish", &config, &rc);
+  if (!client) return rc;
+  auto reply = call_vvmd(*client, *config, "finish", rpc::VvFinishRequest{name});
+  if (!reply) return kFailed;
+  const auto& v = std::get<rpc::VvReply>(*reply).vv;
+  fmt::print("{}: finished at {}\n", v.name, format_time(v.finished));
+  return kOk;
+}
+
+int cmd_rm(const Globals& g, const Args& args) {
+  std::string name;
+  po::options_description options;
+  options.add_options()("force", po::bool_switch());
+  po::variables_map vm;
+  {
+    options.add_options()("name", po::value(&name));
+    po::positional_options_description positional;
+    positional.add("name", 1);
+    if (!parse_options("rm", args, options, positional, &vm)) return kUsage;
+    if (name.empty()) return usage_error("rm", "a VV name is required");
+  }
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "rm", &config, &rc);
+  if (!client) return rc;
+  auto reply =
+      call_vvmd(*client, *config, "rm", rpc::VvRemoveRequest{name, vm["force"].as<bool>()});
+  if (!reply) return kFailed;
+  const auto& v = std::get<rpc::VvReply>(*reply).vv;
+  fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file {}/{}", v.name,
+             rpc::vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
+  if (describe_copies(v) != "none") {
+    fmt::print("; its tape files stay: {}", describe_copies(v));
+  }
+  fmt::print("\n");
+  return kOk;
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
       {"ping", "ask a daemon whether it is there",
@@ -314,6 +601,40 @@ const std::vector<Command>& commands() {
        "  plugin writes (DIR; default: vvm.conf's state-dir/holds, else /run/vvm/holds) and the\n"
        "  locks on the backing. Works whether or not vvmd runs.",
        cmd_pack_ls},
+      {"create", "create a virtual volume",
+       "vvctl [--conf PATH] create --class C --size S [--id N] [--owner U] [--group G] "
+       "[--perms P]\n"
+       "  Asks vvmd for a new hot VV of storage class C and S bytes (K, M, G, T suffixes), a\n"
+       "  sparse file in the cache, and prints its name (class letter and serial,\n"
+       "  A0000000042) alone on stdout. N is your own integer id for it (default 0). Owner and\n"
+       "  group default to yours, perms (octal) to 0640; only root and vvmd's user may give a VV\n"
+       "  to another owner.",
+       cmd_create},
+      {"show", "show one virtual volume",
+       "vvctl [--conf PATH] show NAME [--json]\n"
+       "  Every field of the VV's record: class, serial, id, size, state (hot, finished,\n"
+       "  archived), cache (cached, evicted, staging), owner, times, checksum and its copies\n"
+       "  on tape. --json prints one object, times as unix seconds and sizes in bytes.",
+       cmd_show},
+      {"ls", "list virtual volumes",
+       "vvctl [--conf PATH] ls [--state S] [--class C] [--id N] [--json] [--page-size N]\n"
+       "  The VVs in name order, one a line (NAME CLASS STATE CACHE SIZE OWNER ID CREATED\n"
+       "  COPIES), those of state S (hot, finished, archived), class C and id N when given.\n"
+       "  --json prints an array of the objects that show --json prints. vvmd sends the list in\n"
+       "  pages of N VVs (default and most: 1000), which ls follows to the end.",
+       cmd_ls},
+      {"finish", "make a hot virtual volume read-only, for archiving",
+       "vvctl [--conf PATH] finish NAME\n"
+       "  Moves the VV from hot to finished: read-only from now on, and queued for its\n"
+       "  copies on tape. Only its owner, root and vvmd's user may; a VV that is not hot is\n"
+       "  refused, naming its state.",
+       cmd_finish},
+      {"rm", "remove a virtual volume",
+       "vvctl [--conf PATH] rm NAME [--force]\n"
+       "  Removes the VV's record and its cache file and says what it removed. Refused while\n"
+       "  the VV has copies on tape (the message lists them) unless --force, which leaves the\n"
+       "  tape files in place. Only its owner, root and vvmd's user may.",
+       cmd_rm},
   };
   return kCommands;
 }
@@ -321,15 +642,18 @@ const std::vector<Command>& commands() {
 void print_help() {
   fmt::print(
       "Usage: vvctl [--conf PATH] COMMAND [OPTIONS]\n"
-      "Administer vvm: talk to vvmd and the movers, check vvm.conf and pack tables, list packs\n"
-      "and who holds them.\n\n"
+      "Administer vvm: create, list, finish and remove virtual volumes, talk to vvmd and the\n"
+      "movers, check vvm.conf and pack tables, list packs and who holds them.\n\n"
       "Options:\n"
       "  -c, --conf PATH  vvm.conf to read (default: $VVM_CONF, else /etc/vvm/vvm.conf)\n"
       "  -h, --help       print this help and exit\n"
       "  --version        print the version and exit\n\n"
       "Commands:\n");
   for (const auto& c : commands()) fmt::print("  {:<12} {}\n", c.name, c.summary);
-  fmt::print("\n'vvctl help COMMAND' describes one command.\n");
+  fmt::print(
+      "\n'vvctl help COMMAND' or 'vvctl COMMAND --help' describes one command.\n"
+      "Exit codes: 0 success, 1 the operation failed (vvmd is down, refused or answered with an\n"
+      "error), 2 a usage or configuration error.\n");
 }
 
 int run(int argc, char** argv) {
@@ -402,7 +726,12 @@ int run(int argc, char** argv) {
     fmt::print(stderr, "vvctl: unknown command '{}'\nTry 'vvctl --help'.\n", rest[0]);
     return kUsage;
   }
-  return best->run(g, Args(rest.begin() + static_cast<long>(best_words), rest.end()));
+  Args command_args(rest.begin() + static_cast<long>(best_words), rest.end());
+  if (cli::wants_help(command_args)) {
+    fmt::print("Usage: {}\n", best->usage);
+    return kOk;
+  }
+  return best->run(g, command_args);
 }
 
 }  // namespace

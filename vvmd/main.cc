@@ -1,14 +1,17 @@
 // vvmd/main.cc: the Virtual Volume Manager daemon's entry point.
 //
-// At this stage vvmd reads vvm.conf, listens on [vvmd] listen (Unix and TCP), checks peers as the
-// [vvmd] allow-* keys say, and answers PING. The VV database, the cache and staging come with
-// later issues and register their operations here.
+// vvmd reads vvm.conf, opens the database ([vvmd] database-dir), listens on [vvmd] listen (Unix
+// and TCP), checks peers as the [vvmd] allow-* keys say, answers PING and serves the VV catalogue
+// (catalog.h). The archive and stage queues, the cache manager and the library view come with
+// later slices and register their operations here.
 #include <csignal>
 #include <cstdio>
 
 #include <fmt/core.h>
 
+#include "catalog.h"
 #include "daemon.h"
+#include "db_database.h"
 #include "log.h"
 
 namespace po = boost::program_options;
@@ -34,8 +37,21 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Without its database vvmd can serve nothing: a failure to open it is fatal.
+  auto db = db::Database::open(config->database_dir);
+  if (!db.ok()) {
+    log::error("database {}: {}", config->database_dir, db.status().message());
+    return 1;
+  }
+  auto catalog = vvmd::Catalog::open(db->get(), vvmd::Catalog::options_from(*config));
+  if (!catalog.ok()) {
+    log::error("{}", catalog.status().message());
+    return 1;
+  }
+
   rpc::Server server("vvmd", config->vvmd_access);
   server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
+  (*catalog)->serve(server);
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());

@@ -251,6 +251,132 @@ TEST_CASE("a copy report with an unknown state or code is refused, naming it") {
              Catch::Contains("copy report with unknown error code 77"));
 }
 
+namespace {
+VvInfo sample_vv() {
+  VvInfo v;
+  v.name = "A0000000042";
+  v.vv_class = "A";
+  v.serial = 42;
+  v.client_id = 9000000000ull;
+  v.owner = "root";
+  v.group = "root";
+  v.perms = 0640;
+  v.size = 10ull << 30;
+  v.state = VvState::kArchived;
+  v.cache = CacheState::kEvicted;
+  v.created = 1700000000;
+  v.finished = 1700000100;
+  v.accessed = 1700000200;
+  v.checksum = 0xfeedfacecafebeefull;
+  v.copies[0] = {"L00001", 3};
+  v.copies[2] = {"M00002", 77};
+  return v;
+}
+}  // namespace
+
+TEST_CASE("the VV catalogue's requests and replies survive an XDR round trip") {
+  auto round_trip = [](RequestBody body) {
+    Request req;
+    req.xid = 11;
+    req.body = std::move(body);
+    return must(decode_request(must(encode_request(req)))).body;
+  };
+  VvCreateRequest create{"B", 1ull << 40, 12345, "alice", "staff", "0600"};
+  CHECK(std::get<VvCreateRequest>(round_trip(create)) == create);
+  CHECK(std::get<VvShowRequest>(round_trip(VvShowRequest{"A0000000001"})).name == "A0000000001");
+  CHECK(std::get<VvFinishRequest>(round_trip(VvFinishRequest{"A0000000002"})).name ==
+        "A0000000002");
+  auto rm = std::get<VvRemoveRequest>(round_trip(VvRemoveRequest{"A0000000003", true}));
+  CHECK(rm.name == "A0000000003");
+  CHECK(rm.force);
+  CHECK_FALSE(std::get<VvRemoveRequest>(round_trip(VvRemoveRequest{"A0000000003", false})).force);
+
+  VvListRequest list;
+  CHECK(std::get<VvListRequest>(round_trip(list)) == list);  // no filter at all
+  list.state = VvState::kFinished;
+  list.vv_class = "A";
+  list.client_id = 0;  // id 0 is a filter too, unlike no id
+  list.after = "A0000000007";
+  list.limit = 500;
+  CHECK(std::get<VvListRequest>(round_trip(list)) == list);
+
+  for (Op op : {Op::kVvCreate, Op::kVvShow, Op::kVvFinish, Op::kVvRemove}) {
+    Reply rep;
+    rep.body = VvReply{op, sample_vv()};
+    auto r = must(decode_reply(must(encode_reply(rep))));
+    CHECK(std::get<VvReply>(r.body) == VvReply{op, sample_vv()});
+  }
+  Reply rep;
+  rep.body = VvReply{Op::kPing, sample_vv()};
+  CHECK(encode_reply(rep).status().code() == Code::kInvalidArgument);
+
+  VvListReply page;
+  for (int i = 0; i < 3; ++i) {
+    page.vvs.push_back(sample_vv());
+    page.vvs.back().serial = static_cast<uint64_t>(i);
+  }
+  page.more = true;
+  rep.body = page;
+  auto back = std::get<VvListReply>(must(decode_reply(must(encode_reply(rep)))).body);
+  CHECK(back.more);
+  REQUIRE(back.vvs.size() == 3);
+  CHECK(back.vvs[2] == page.vvs[2]);
+  rep.body = VvListReply{};
+  back = std::get<VvListReply>(must(decode_reply(must(encode_reply(rep)))).body);
+  CHECK(back.vvs.empty());
+  CHECK_FALSE(back.more);
+}
+
+TEST_CASE("a page of 1000 VVs with the longest names fits in one message") {
+  // vvmd's page size (catalog.h, kMaxPage) must stay under VVM_MAX_MESSAGE at the record's
+  // widest: 16-character owner and group, every copy present.
+  VvListReply page;
+  VvInfo v = sample_vv();
+  v.owner = v.group = std::string(16, 'x');
+  for (auto& c : v.copies) c = {"L99999", 999999};
+  page.vvs.assign(1000, v);
+  Reply rep;
+  rep.body = page;
+  CHECK(must(encode_reply(rep)).size() < kMaxMessage / 2);
+}
+
+TEST_CASE("VV states and cache states this side does not know are refused, naming them") {
+  // VV_LIST's state is the first word after the preamble (3 words) and the op.
+  Request req;
+  req.body = VvListRequest{};
+  std::string bytes = must(encode_request(req));
+  bytes[4 * 4 + 3] = 9;
+  CHECK_THAT(decode_request(bytes).status().message(),
+             Catch::Contains("VV list with unknown VV state 9"));
+
+  // In a reply: preamble (3), code, message (empty: 1), op, then the VV: name (4 + 12 bytes),
+  // class (4 + 4), serial and id (16), owner and group (2 * (4 + 4)), perms (4), size (8).
+  Reply rep;
+  rep.body = VvReply{Op::kVvShow, sample_vv()};
+  bytes = must(encode_reply(rep));
+  const size_t state_at = 4 * 6 + 16 + 8 + 16 + 16 + 4 + 8;
+  REQUIRE(bytes[state_at + 3] == static_cast<char>(VvState::kArchived));
+  std::string bad = bytes;
+  bad[state_at + 3] = 0;  // "any" is a filter, not a state a VV can be in
+  CHECK_THAT(decode_reply(bad).status().message(), Catch::Contains("VV with unknown VV state 0"));
+  bad = bytes;
+  bad[state_at + 4 + 3] = 8;
+  CHECK_THAT(decode_reply(bad).status().message(),
+             Catch::Contains("VV with unknown cache state 8"));
+}
+
+TEST_CASE("VV state names are the database's words") {
+  for (VvState s : {VvState::kHot, VvState::kFinished, VvState::kArchived}) {
+    CHECK(parse_vv_state(vv_state_name(s)) == s);
+  }
+  CHECK_FALSE(parse_vv_state("any").has_value());
+  CHECK_FALSE(parse_vv_state("Hot").has_value());
+  for (CacheState s : {CacheState::kCached, CacheState::kEvicted, CacheState::kStaging}) {
+    CHECK(parse_cache_state(cache_state_name(s)) == s);
+  }
+  CHECK(op_name(Op::kVvRemove) == "vv-remove");
+}
+
 TEST_CASE("an error reply carries the code and the message, and no body") {
   Reply rep =
       error_reply({kProtocolMagic, kProtocolVersion, 9}, Status::NotFound("VV 'A00042' not found"));

@@ -1,0 +1,83 @@
+// catalog.h: vvmd's VV catalogue: create, show, list, finish and remove virtual volumes, each a
+// record in the database's VV table and a sparse file in the cache folder (DESIGN.md, "VV
+// lifecycle").
+//
+// Create makes the cache file first (sized with ftruncate, the file and its folder fsynced) and
+// commits the record second, so a record never names a missing file; a crash between the two
+// leaves a file no record names, which the next create of that serial replaces. Remove goes the
+// other way (record first, then the file) for the same reason. Finish moves a hot VV to finished;
+// the archive queue that picks finished VVs up comes in a later slice.
+//
+// Who may do what (DESIGN.md, "Permissions"): anyone vvmd serves may create, show and list.
+// Finish and remove are for the VV's owner (the peer's uid's name), root and vvmd's own uid. A
+// TCP peer has no uid: it may create (vvmd's allow-host trusts the host) when it names the owner
+// and group, and may not finish or remove until TCP peers have an identity (TLS-PSK).
+//
+// The handlers run one at a time on the server's thread, so a look-up and the commit that follows
+// it see no other writer in between; each commit costs one fdatasync of the journal.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "config.h"
+#include "db_database.h"
+#include "rpc_message.h"
+#include "rpc_server.h"
+#include "vv_names.h"
+
+namespace vvm::vvmd {
+
+class Catalog {
+ public:
+  // The most VVs one VV_LIST reply carries: ~250 bytes each on the wire at the record's widest,
+  // so a page stays well under the 1 MiB message limit (rpc_test checks it).
+  static constexpr uint32_t kMaxPage = 1000;
+
+  struct Options {
+    std::string cache_dir;          // created if missing
+    std::set<char> classes;         // the configured storage classes
+    uid_t daemon_uid = 0;           // may finish and remove any VV, as root may
+    std::function<uint64_t()> now;  // unix seconds; the system clock when empty
+  };
+  // Scans the VV table once for the highest serial of each class.
+  static Result<std::unique_ptr<Catalog>> open(db::Database* db, Options options);
+  static Options options_from(const Config& config);
+
+  Result<rpc::VvInfo> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
+  Result<rpc::VvInfo> show(const std::string& name);
+  Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
+  Result<rpc::VvInfo> finish(const rpc::Peer& peer, const std::string& name);
+  Result<rpc::VvInfo> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
+
+  // Registers the five operations' handlers; the catalogue must outlive the server's run.
+  void serve(rpc::Server& server);
+
+  std::string cache_path(const std::string& name) const { return options_.cache_dir + "/" + name; }
+
+ private:
+  Catalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
+  // The record of VV `name` and its slot; InvalidArgument for a bad name, NotFound naming it.
+  Result<std::pair<uint64_t, db::VvRecord>> lookup(const std::string& name);
+  // Ok when `peer` may change `vv` (finish, remove: `action`), else PermissionDenied.
+  Status may_change(const rpc::Peer& peer, const db::VvRecord& vv, std::string_view action) const;
+  // The sparse cache file for a new VV, durable before its record is committed.
+  Status make_cache_file(const std::string& name, uint64_t size);
+  Status sync_cache_dir();
+  uint64_t now() const;
+
+  db::Database* db_;
+  Options options_;
+  SerialAllocator serials_;
+};
+
+// The wire form of a record (perms as bits, states as enums); Internal for a record whose state
+// words the protocol does not know.
+Result<rpc::VvInfo> to_info(const db::VvRecord& r);
+
+}  // namespace vvm::vvmd
