@@ -219,8 +219,8 @@ Status Database::write_group(const std::string& frame, const std::vector<Table::
   VVM_RETURN_IF_ERROR(vv_->table().write_images(vv_images));
   VVM_RETURN_IF_ERROR(vsn_->table().write_images(vsn_images));
   if (journal_size_ >= checkpoint_bytes_) {
-    VVM_RETURN_IF_ERROR(vv_->sync());
-    VVM_RETURN_IF_ERROR(vsn_->sync());
+    VVM_RETURN_IF_ERROR(vv_->table().sync_file());
+    VVM_RETURN_IF_ERROR(vsn_->table().sync_file());
     VVM_RETURN_IF_ERROR(reset_journal());
   }
   return Status::Ok();

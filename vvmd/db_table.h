@@ -84,6 +84,10 @@ class Table {
   using Image = std::pair<uint64_t, std::string>;  // slot, record text
   std::vector<Image> pending() const;
   Status write_images(const std::vector<Image>& images);
+  // fdatasync of the file alone, for the Database's checkpoint, which runs without its lock: it
+  // leaves the table's failed state to the Database, which sets it under the lock (sync() would
+  // set it here, racing readers that check it).
+  Status sync_file() { return file_->sync(); }
   void clear_pending() { pending_.clear(); }
   // After a failure elsewhere (the journal), the table refuses everything too.
   void mark_failed(const Status& why) { failed_ = why; }
