@@ -423,8 +423,9 @@ int cmd_write(const Args& args) {
     if (done.status().code() == Code::kNoSpace) return kFull;
     return done.status().code() == Code::kInvalidArgument ? kUsage : kFailed;
   }
-  fmt::print("VSN {} file {}: {} bytes in {} blocks, checksum {:016X}\n", done->vsn,
-             done->file_number, done->bytes, done->blocks, done->checksum);
+  fmt::print("VSN {} file {}: {} bytes in {} data block{}, checksum {:016X}\n", done->vsn,
+             done->file_number, done->bytes, done->blocks, done->blocks == 1 ? "" : "s",
+             done->checksum);
   return kOk;
 }
 

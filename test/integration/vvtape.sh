@@ -61,12 +61,12 @@ t0=$(date +%s)
 for n in 1 2 3; do
   expect 0 "write file $n" "" -- "$vvtape" write "$tape" --vsn V00001 --file "$n" --class A \
     --serial "$((n + 40))" --id "$((n * 11))" --finished "$((1700000000 + n))" "$tmpdir/f$n"
-  grep -Eq "^VSN V00001 file $n: [0-9]+ bytes in [0-9]+ blocks, checksum [0-9A-F]{16}$" \
+  grep -Eq "^VSN V00001 file $n: [0-9]+ bytes in [0-9]+ data blocks?, checksum [0-9A-F]{16}$" \
     "$tmpdir/out" || { fail "write file $n printed:"; cat "$tmpdir/out"; }
   sums[n]=$(awk '{ print $NF }' "$tmpdir/out")
 done
 t1=$(date +%s)
-grep -q "^VSN V00001 file 3: 104857600 bytes in 400 blocks," "$tmpdir/out" ||
+grep -q "^VSN V00001 file 3: 104857600 bytes in 400 data blocks," "$tmpdir/out" ||
   fail "100 MiB is not 400 blocks of 256 KiB: $(cat "$tmpdir/out")"
 
 # --- ls, field by field ---
