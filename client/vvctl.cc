@@ -75,12 +75,13 @@ struct Command {
 // Parses a command that takes at most one positional argument, called `name`, into `*value`,
 // besides the options in `extra`.
 bool parse_with_positional(std::string_view command, const Args& args, const char* name,
-                           std::string* value, po::options_description extra = {}) {
+                           std::string* value, po::options_description extra = {},
+                           po::variables_map* vm = nullptr) {
   extra.add_options()(name, po::value(value));
   po::positional_options_description positional;
   positional.add(name, 1);
-  po::variables_map vm;
-  return parse_options(command, args, extra, positional, &vm);
+  po::variables_map local;
+  return parse_options(command, args, extra, positional, vm ? vm : &local);
 }
 
 Result<Config> read_config(const Globals& g) {
@@ -327,6 +328,18 @@ std::optional<rpc::ReplyBody> call_vvmd(rpc::Client& client, const Config& confi
   return std::move(*reply);
 }
 
+// Connects to vvmd and sends `request`: its reply, or nullopt after printing why, with the exit
+// code in `*rc`. `*config` is set for the caller.
+std::optional<rpc::ReplyBody> ask_vvmd(const Globals& g, std::string_view command,
+                                       const rpc::RequestBody& request,
+                                       std::optional<Config>* config, int* rc) {
+  auto client = connect_vvmd(g, command, config, rc);
+  if (!client) return std::nullopt;
+  auto reply = call_vvmd(*client, **config, command, request);
+  if (!reply) *rc = kFailed;
+  return reply;
+}
+
 // "2026-11-23 12:05:04" in local time; "-" for 0 (not yet).
 std::string format_time(uint64_t unix_seconds) {
   if (unix_seconds == 0) return "-";
@@ -376,8 +389,8 @@ std::string describe_copies(const rpc::VvInfo& v) {
 
 // A name argument: required, one.
 bool parse_name(std::string_view command, const Args& args, std::string* name,
-                po::options_description extra = {}) {
-  if (!parse_with_positional(command, args, "name", name, std::move(extra))) return false;
+                po::options_description extra = {}, po::variables_map* vm = nullptr) {
+  if (!parse_with_positional(command, args, "name", name, std::move(extra), vm)) return false;
   if (name->empty()) {
     usage_error(command, "a VV name is required");
     return false;
@@ -399,11 +412,9 @@ int cmd_create(const Globals& g, const Args& args) {
   if (!size.ok()) return usage_error("create", "--size " + size.status().message());
   std::optional<Config> config;
   int rc = kOk;
-  auto client = connect_vvmd(g, "create", &config, &rc);
-  if (!client) return rc;
-  auto reply = call_vvmd(*client, *config, "create",
-                         rpc::VvCreateRequest{cls, *size, id, owner, group, perms});
-  if (!reply) return kFailed;
+  auto reply = ask_vvmd(g, "create", rpc::VvCreateRequest{cls, *size, id, owner, group, perms},
+                        &config, &rc);
+  if (!reply) return rc;
   fmt::print("{}\n", std::get<rpc::VvReply>(*reply).vv.name);
   return kOk;
 }
@@ -413,19 +424,11 @@ int cmd_show(const Globals& g, const Args& args) {
   po::options_description options;
   options.add_options()("json", po::bool_switch());
   po::variables_map vm;
-  {
-    options.add_options()("name", po::value(&name));
-    po::positional_options_description positional;
-    positional.add("name", 1);
-    if (!parse_options("show", args, options, positional, &vm)) return kUsage;
-    if (name.empty()) return usage_error("show", "a VV name is required");
-  }
+  if (!parse_name("show", args, &name, options, &vm)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
-  auto client = connect_vvmd(g, "show", &config, &rc);
-  if (!client) return rc;
-  auto reply = call_vvmd(*client, *config, "show", rpc::VvShowRequest{name});
-  if (!reply) return kFailed;
+  auto reply = ask_vvmd(g, "show", rpc::VvShowRequest{name}, &config, &rc);
+  if (!reply) return rc;
   const rpc::VvInfo& v = std::get<rpc::VvReply>(*reply).vv;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
@@ -532,10 +535,8 @@ int cmd_finish(const Globals& g, const Args& args) {
   if (!parse_name("finish", args, &name)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
-  auto client = connect_vvmd(g, "finish", &config, &rc);
-  if (!client) return rc;
-  auto reply = call_vvmd(*client, *config, "finish", rpc::VvFinishRequest{name});
-  if (!reply) return kFailed;
+  auto reply = ask_vvmd(g, "finish", rpc::VvFinishRequest{name}, &config, &rc);
+  if (!reply) return rc;
   const auto& v = std::get<rpc::VvReply>(*reply).vv;
   fmt::print("{}: finished at {}\n", v.name, format_time(v.finished));
   return kOk;
@@ -546,20 +547,11 @@ int cmd_rm(const Globals& g, const Args& args) {
   po::options_description options;
   options.add_options()("force", po::bool_switch());
   po::variables_map vm;
-  {
-    options.add_options()("name", po::value(&name));
-    po::positional_options_description positional;
-    positional.add("name", 1);
-    if (!parse_options("rm", args, options, positional, &vm)) return kUsage;
-    if (name.empty()) return usage_error("rm", "a VV name is required");
-  }
+  if (!parse_name("rm", args, &name, options, &vm)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
-  auto client = connect_vvmd(g, "rm", &config, &rc);
-  if (!client) return rc;
-  auto reply =
-      call_vvmd(*client, *config, "rm", rpc::VvRemoveRequest{name, vm["force"].as<bool>()});
-  if (!reply) return kFailed;
+  auto reply = ask_vvmd(g, "rm", rpc::VvRemoveRequest{name, vm["force"].as<bool>()}, &config, &rc);
+  if (!reply) return rc;
   const auto& v = std::get<rpc::VvReply>(*reply).vv;
   fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file {}/{}", v.name,
              rpc::vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
