@@ -31,8 +31,13 @@ T get(std::string_view in, size_t pos) {
   return v;
 }
 
-const Schema& schema_of(uint8_t t) { return t == 0 ? vv_schema() : vsn_schema(); }
-const char* file_of(uint8_t t) { return t == 0 ? "vv.tab" : "vsn.tab"; }
+const Schema& schema_of(uint8_t t) {
+  return t == 0 ? vv_schema() : t == 1 ? vsn_schema() : counter_schema();
+}
+std::vector<Index> indexes_of(uint8_t t) {
+  return t == 0 ? vv_indexes() : t == 1 ? vsn_indexes() : counter_indexes();
+}
+const char* file_of(uint8_t t) { return t == 0 ? "vv.tab" : t == 1 ? "vsn.tab" : "counter.tab"; }
 
 // Writes every whole frame of `journal` into the tables and syncs them. Returns how many frames.
 // The journal is reused from its start after each checkpoint, so stale frames of an earlier
@@ -43,7 +48,7 @@ Result<int> replay(const std::string& dir, File& journal) {
   if (!size.ok()) return size.status();
   std::string bytes(*size, '\0');
   if (*size > 0) VVM_RETURN_IF_ERROR(journal.read_at(0, bytes.data(), bytes.size()));
-  std::unique_ptr<File> tables[2];
+  std::unique_ptr<File> tables[kTables];
   int frames = 0;
   uint64_t epoch = 0, sequence = 0;
   for (size_t pos = 0; pos + kFrameHeader + kFrameTrailer <= bytes.size();) {
@@ -62,7 +67,7 @@ Result<int> replay(const std::string& dir, File& journal) {
       const auto t = static_cast<uint8_t>(bytes[p]);
       const auto slot = get<uint64_t>(bytes, p + 1);
       const auto n = get<uint16_t>(bytes, p + 9);
-      if (t > 1 || n != schema_of(t).record_size()) {
+      if (t >= kTables || n != schema_of(t).record_size()) {
         return Status::IoError(fmt::format("{}/journal: frame {} holds a bad image", dir, frames));
       }
       if (!tables[t]) {
@@ -92,14 +97,13 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
   db->checkpoint_bytes_ = checkpoint_bytes;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  const std::string vv_path = dir + "/vv.tab", vsn_path = dir + "/vsn.tab";
-  if (!std::filesystem::exists(vv_path)) {
-    auto t = IndexedTable::create(vv_path, vv_schema(), vv_indexes());
-    if (!t.ok()) return t.status();
-  }
-  if (!std::filesystem::exists(vsn_path)) {
-    auto t = IndexedTable::create(vsn_path, vsn_schema(), vsn_indexes());
-    if (!t.ok()) return t.status();
+  // A database made before a table existed gets it, empty, at its next open.
+  for (uint8_t t = 0; t < kTables; ++t) {
+    const std::string path = dir + "/" + file_of(t);
+    if (!std::filesystem::exists(path)) {
+      auto made = IndexedTable::create(path, schema_of(t), indexes_of(t));
+      if (!made.ok()) return made.status();
+    }
   }
   auto journal = open_posix_file(dir + "/journal", !std::filesystem::exists(dir + "/journal"));
   if (!journal.ok()) return journal.status();
@@ -108,14 +112,14 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
   if (!frames.ok()) return frames.status();
   VVM_RETURN_IF_ERROR(db->reset_journal());
 
-  auto vv = IndexedTable::open(vv_path, vv_schema(), vv_indexes());
-  if (!vv.ok()) return vv.status();
-  auto vsn = IndexedTable::open(vsn_path, vsn_schema(), vsn_indexes());
-  if (!vsn.ok()) return vsn.status();
-  db->vv_.emplace(std::move(*vv));
-  db->vsn_.emplace(std::move(*vsn));
-  db->vv_->table().set_deferred(true);
-  db->vsn_->table().set_deferred(true);
+  for (uint8_t t = 0; t < kTables; ++t) {
+    auto opened = IndexedTable::open(dir + "/" + file_of(t), schema_of(t), indexes_of(t));
+    if (!opened.ok()) return opened.status();
+    db->tables_[t].emplace(std::move(*opened));
+    db->tables_[t]->table().set_deferred(true);
+  }
+  db->vv_ = &*db->tables_[0];
+  db->vsn_ = &*db->tables_[1];
   return db;
 }
 
@@ -188,16 +192,17 @@ Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
   return failure;
 }
 
-std::string Database::make_frame(const std::vector<Table::Image>& vv_images,
-                                 const std::vector<Table::Image>& vsn_images) {
-  if (vv_images.empty() && vsn_images.empty()) return {};
+std::string Database::make_frame(const Images& images) {
+  bool empty = true;
+  for (const auto& i : images) empty = empty && i.empty();
+  if (empty) return {};
   std::string frame;
   put<uint32_t>(frame, kFrameMagic);
   put<uint32_t>(frame, 0);  // length, below
   put<uint64_t>(frame, ++sequence_);
   put<uint64_t>(frame, epoch_);
-  for (auto [t, images] : {std::pair{uint8_t{0}, &vv_images}, std::pair{uint8_t{1}, &vsn_images}}) {
-    for (const auto& [slot, rec] : *images) {
+  for (uint8_t t = 0; t < kTables; ++t) {
+    for (const auto& [slot, rec] : images[t]) {
       frame += static_cast<char>(t);
       put<uint64_t>(frame, slot);
       put<uint16_t>(frame, static_cast<uint16_t>(rec.size()));
@@ -210,17 +215,16 @@ std::string Database::make_frame(const std::vector<Table::Image>& vv_images,
   return frame;
 }
 
-Status Database::write_group(const std::string& frame, const std::vector<Table::Image>& vv_images,
-                             const std::vector<Table::Image>& vsn_images) {
+Status Database::write_group(const std::string& frame, const Images& images) {
   if (frame.empty()) return Status::Ok();
   VVM_RETURN_IF_ERROR(journal_->write_at(journal_size_, frame));
   VVM_RETURN_IF_ERROR(journal_->sync());  // the commit point
   journal_size_ += frame.size();
-  VVM_RETURN_IF_ERROR(vv_->table().write_images(vv_images));
-  VVM_RETURN_IF_ERROR(vsn_->table().write_images(vsn_images));
+  for (size_t t = 0; t < kTables; ++t) {
+    VVM_RETURN_IF_ERROR(tables_[t]->table().write_images(images[t]));
+  }
   if (journal_size_ >= checkpoint_bytes_) {
-    VVM_RETURN_IF_ERROR(vv_->table().sync_file());
-    VVM_RETURN_IF_ERROR(vsn_->table().sync_file());
+    for (auto& t : tables_) VVM_RETURN_IF_ERROR(t->table().sync_file());
     VVM_RETURN_IF_ERROR(reset_journal());
   }
   return Status::Ok();
@@ -243,20 +247,18 @@ Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
                         : apply(*g->txn);
   }
   if (!failed_) {
-    auto vv_images = vv_->table().pending();
-    auto vsn_images = vsn_->table().pending();
-    const std::string frame = make_frame(vv_images, vsn_images);
+    Images images;
+    for (size_t t = 0; t < kTables; ++t) images[t] = tables_[t]->table().pending();
+    const std::string frame = make_frame(images);
     in_flight_ = true;
     lock.unlock();  // the fdatasync is shared by this group; readers and the next group go on
-    Status written = write_group(frame, vv_images, vsn_images);
+    Status written = write_group(frame, images);
     lock.lock();
     in_flight_ = false;
-    vv_->table().clear_pending();
-    vsn_->table().clear_pending();
+    for (auto& t : tables_) t->table().clear_pending();
     if (!written.ok()) {
       failed_ = written;  // a failed journal write or fdatasync is final
-      vv_->table().mark_failed(written);
-      vsn_->table().mark_failed(written);
+      for (auto& t : tables_) t->table().mark_failed(written);
       for (Writer* g : group) g->result = written;
     }
   }
@@ -349,6 +351,26 @@ Status Database::scan_vv(std::string_view index, const std::string& lo, const st
                  [&](uint64_t slot) { return each(slot, record); });
 }
 
+Result<uint64_t> Database::counter(std::string_view name) {
+  Values v;
+  auto slot = lookup_into(TableId::kCounter, "name", KeyBuilder().text(name), &v);
+  if (slot.status().code() == Code::kNotFound) return uint64_t{0};
+  if (!slot.ok()) return slot.status();
+  return std::get<uint64_t>(v[1]);
+}
+
+Status Database::set_counter(Transaction& txn, std::string_view name, uint64_t value) {
+  Values v;
+  auto slot = lookup_into(TableId::kCounter, "name", KeyBuilder().text(name), &v);
+  if (slot.ok()) {
+    txn.update(TableId::kCounter, *slot, {std::string(name), value});
+    return Status::Ok();
+  }
+  if (slot.status().code() != Code::kNotFound) return slot.status();
+  txn.insert(TableId::kCounter, {std::string(name), value});
+  return Status::Ok();
+}
+
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
 
 Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {
@@ -365,8 +387,8 @@ uint64_t Database::live_count(TableId t) {
 Status Database::verify() {
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return !in_flight_; });
-  VVM_RETURN_IF_ERROR(vv_->verify());
-  return vsn_->verify();
+  for (auto& t : tables_) VVM_RETURN_IF_ERROR(t->verify());
+  return Status::Ok();
 }
 
 }  // namespace vvm::db

@@ -17,6 +17,7 @@
 // then fails, the database refuses everything from there on.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -33,7 +34,9 @@
 
 namespace vvm::db {
 
-enum class TableId : uint8_t { kVv = 0, kVsn = 1 };
+// The tables, numbered as the journal's images name them: never renumber.
+enum class TableId : uint8_t { kVv = 0, kVsn = 1, kCounter = 2 };
+inline constexpr size_t kTables = 3;
 
 class Transaction {
  public:
@@ -86,6 +89,11 @@ class Database {
   // The same over the VV table, typed.
   Status scan_vv(std::string_view index, const std::string& lo, const std::string& hi,
                  const std::function<bool(uint64_t slot, const VvRecord&)>& each);
+  // Counters (the counter table: a name and a number, for values that must never go back, such
+  // as the highest VV serial of a class even after that VV is removed): the value, 0 if unset.
+  Result<uint64_t> counter(std::string_view name);
+  // Adds to `txn` the change that sets counter `name` to `value` (an insert the first time).
+  Status set_counter(Transaction& txn, std::string_view name, uint64_t value);
   // The index itself, unlocked: for tests and tools that run alone.
   const Index* index(TableId t, std::string_view name);
   Status scan(TableId t, const std::function<void(uint64_t, const Values&)>& each);
@@ -100,15 +108,15 @@ class Database {
     Result<std::vector<uint64_t>> result = Status::Internal("not committed");
     bool done = false;
   };
-  IndexedTable& table(TableId t) { return t == TableId::kVv ? *vv_ : *vsn_; }
+  IndexedTable& table(TableId t) { return *tables_[static_cast<size_t>(t)]; }
   // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
   // The journal frame for everything applied so far (empty when nothing changed).
-  std::string make_frame(const std::vector<Table::Image>& vv, const std::vector<Table::Image>& vsn);
+  using Images = std::array<std::vector<Table::Image>, kTables>;  // by table
+  std::string make_frame(const Images& images);
   // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
   // the lock: only the leader of a group is here, and readers see the images in memory.
-  Status write_group(const std::string& frame, const std::vector<Table::Image>& vv,
-                     const std::vector<Table::Image>& vsn);
+  Status write_group(const std::string& frame, const Images& images);
   // scan_index and scan_vv: each record of the range decoded into `sink`, then `each(slot)`.
   Status scan_to(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
                  FieldSink& sink, const std::function<bool(uint64_t)>& each);
@@ -121,7 +129,9 @@ class Database {
   uint64_t journal_size_ = 0;
   uint64_t sequence_ = 0;
   uint64_t epoch_ = 0;
-  std::optional<IndexedTable> vv_, vsn_;
+  std::array<std::optional<IndexedTable>, kTables> tables_;
+  IndexedTable* vv_ = nullptr;   // tables_[kVv]
+  IndexedTable* vsn_ = nullptr;  // tables_[kVsn]
   std::optional<Status> failed_;
 
   std::mutex mutex_;  // the writer queue, and everything above for readers

@@ -234,6 +234,22 @@ std::vector<Index> vv_indexes() {
   };
 }
 
+const Schema& counter_schema() {
+  static const Schema s = [] {
+    auto made = Schema::make("counter", {text("name", 24), dec("value", 20)}, 64);
+    if (!made.ok()) throw std::logic_error(made.status().message());  // a bug here
+    return std::move(*made);
+  }();
+  return s;
+}
+
+std::vector<Index> counter_indexes() {
+  using Keys = std::vector<std::string>;
+  return {Index("name", true, [](const Values& v, Keys& out) {
+    out.push_back(KeyBuilder().text(std::get<std::string>(v[0])));
+  })};
+}
+
 std::vector<Index> vsn_indexes() {
   using Keys = std::vector<std::string>;
   return {

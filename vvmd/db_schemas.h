@@ -82,6 +82,10 @@ class VsnSink final : public FieldSink {
   VsnRecord& r_;
 };
 
+// The counter table: a name (up to 24 characters) and a number; 64-byte records.
+const Schema& counter_schema();
+std::vector<Index> counter_indexes();  // name (unique)
+
 const Schema& vv_schema();   // 256-byte records
 const Schema& vsn_schema();  // 128-byte records
 

@@ -310,6 +310,46 @@ TEST_CASE("typed reads give the records that Values give, field for field") {
   CHECK(db->lookup_vv("name", key("Z0000000001"), &typed).status().code() == Code::kNotFound);
 }
 
+TEST_CASE("counters: unset is 0, set with other changes atomically, kept across reopening") {
+  auto dir = must(TempDir::create());
+  {
+    auto db = must(Database::open(dir.path()));
+    CHECK(must(db->counter("serial.A")) == 0);
+    Transaction txn;
+    txn.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
+    must(db->set_counter(txn, "serial.A", 1));
+    must(db->commit(txn));
+    CHECK(must(db->counter("serial.A")) == 1);
+    Transaction next;
+    must(db->set_counter(next, "serial.A", 2));  // an update of the record now
+    must(db->commit(next));
+    // A transaction that fails sets nothing: the counter with a VV whose name is taken.
+    Transaction bad;
+    must(db->set_counter(bad, "serial.A", 3));
+    bad.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
+    CHECK(db->commit(bad).status().code() == Code::kAlreadyExists);
+    CHECK(must(db->counter("serial.A")) == 2);
+    CHECK(db->live_count(TableId::kCounter) == 1);
+  }
+  auto db = must(Database::open(dir.path()));
+  CHECK(must(db->counter("serial.A")) == 2);
+  CHECK(must(db->counter("serial.B")) == 0);
+  must(db->verify());
+}
+
+TEST_CASE("a database made before the counter table existed gets it at open") {
+  auto dir = must(TempDir::create());
+  commit_one_vv(dir.path());
+  REQUIRE(::unlink(dir.file("counter.tab").c_str()) == 0);
+  auto db = must(Database::open(dir.path()));
+  CHECK(db->live_count(TableId::kVv) == 1);
+  CHECK(must(db->counter("serial.A")) == 0);
+  Transaction txn;
+  must(db->set_counter(txn, "serial.A", 7));
+  must(db->commit(txn));
+  CHECK(must(db->counter("serial.A")) == 7);
+}
+
 TEST_CASE("an index range is scanned under the lock while writers commit") {
   auto dir = must(TempDir::create());
   auto db = must(Database::open(dir.path()));
