@@ -133,6 +133,13 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
     ++count;
   }));
   VVM_RETURN_IF_ERROR(bad);
+  // The counters hold each class's highest serial ever handed out, so that the serial of a
+  // removed VV (whose tape files keep it in their labels) never comes back.
+  for (char cls : c->options_.classes) {
+    auto highest = db->counter(serial_counter(cls));
+    if (!highest.ok()) return highest.status();
+    c->serials_.observe(cls, *highest);
+  }
   std::string highest;
   for (char cls : c->options_.classes) {
     highest += fmt::format(" {}{}", cls, c->serials_.highest(cls));
@@ -282,6 +289,11 @@ Result<rpc::VvInfo> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRe
   VVM_RETURN_IF_ERROR(make_cache_file(r.name, r.size));
   db::Transaction txn;
   txn.insert(db::TableId::kVv, r.to_values());
+  Status counted = db_->set_counter(txn, serial_counter(cls[0]), *serial);
+  if (!counted.ok()) {
+    ::unlink(cache_path(r.name).c_str());
+    return counted;
+  }
   if (auto committed = db_->commit(txn); !committed.ok()) {
     ::unlink(cache_path(r.name).c_str());
     log::error("create {} failed: {}", r.name, committed.status().message());

@@ -2,12 +2,11 @@
 // that unit tests reach them directly: VV names and serials, permission bits, and list filters.
 //
 // A VV is named by its class letter and a 10-digit serial ("A0000000042", DESIGN.md). Serials
-// count up per class from 1; vvmd learns the highest of each class from one scan of the VV table
-// at start and keeps counting in memory, so a create costs no scan. A serial is never handed out
-// twice by one process, even when its create then fails: a gap is harmless, a reuse is not.
-// Across a restart it can be: when the VV with its class's highest serial was removed, the scan
-// no longer sees that serial. Keeping a high-water mark per class in the database would close
-// that; it needs a place in the schema (db_schemas.h), which this slice leaves alone.
+// count up per class from 1 and are never handed out twice, even when a create then fails or the
+// VV is removed (its tape files keep the serial in their labels): a gap is harmless, a reuse is
+// not. vvmd learns the highest of each class at start from the counter "serial.C" in the database
+// (set in the same transaction as each create) and from a scan of the VV table (for databases
+// older than the counters), then keeps counting in memory, so a create costs no scan.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +27,9 @@ struct VvName {
   char vv_class = 'A';
   uint64_t serial = 0;
 };
+
+// The database counter holding class `vv_class`'s highest serial: "serial.A".
+inline std::string serial_counter(char vv_class) { return std::string("serial.") + vv_class; }
 
 // "A0000000042"; the serial must be at most kMaxSerial.
 std::string format_vv_name(char vv_class, uint64_t serial);

@@ -271,4 +271,9 @@ TEST_CASE("remove takes the record and the cache file; copies on tape need force
   CHECK_FALSE(std::filesystem::exists(f.dir.file("cache/A0000000002")));
   // Removing the highest serial does not hand it out again in this process.
   CHECK(f.create('A').name == "A0000000003");
+  // Nor after a restart: remove the highest again, reopen, and the serials go on from it.
+  must(f.catalog->remove(kRoot, {"A0000000003", false}));
+  f.reopen();
+  CHECK(f.create('A').name == "A0000000004");
+  CHECK(must(f.db->counter("serial.A")) == 4);
 }
