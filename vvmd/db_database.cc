@@ -2,6 +2,7 @@
 #include "db_database.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -142,6 +143,7 @@ Status Database::reset_journal() {
            static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   sequence_ = 0;
   journal_size_ = 0;
+  journal_tail_.clear();
   return Status::Ok();
 }
 
@@ -217,9 +219,26 @@ std::string Database::make_frame(const Images& images) {
 
 Status Database::write_group(const std::string& frame, const Images& images) {
   if (frame.empty()) return Status::Ok();
-  VVM_RETURN_IF_ERROR(journal_->write_at(journal_size_, frame));
-  VVM_RETURN_IF_ERROR(journal_->sync());  // the commit point
+  // Whole 4 KiB blocks, so that the file can write them durably in one direct write: the block
+  // where the journal ends starts with the bytes already there (kept in journal_tail_; rewriting
+  // them with the same bytes cannot harm a committed frame, even torn), then the frame, then
+  // zeros, which end the journal for replay as well as any stale frame would.
+  constexpr size_t kBlock = 4096;
+  const uint64_t start = journal_size_ - journal_tail_.size();
+  const size_t used = journal_tail_.size() + frame.size();
+  const size_t padded = (used + kBlock - 1) / kBlock * kBlock;
+  void* raw = nullptr;
+  if (::posix_memalign(&raw, kBlock, padded) != 0) {
+    return Status::Internal("journal: no memory for a frame's blocks");
+  }
+  std::unique_ptr<char, decltype(&std::free)> blocks(static_cast<char*>(raw), &std::free);
+  std::memcpy(blocks.get(), journal_tail_.data(), journal_tail_.size());
+  std::memcpy(blocks.get() + journal_tail_.size(), frame.data(), frame.size());
+  std::memset(blocks.get() + used, 0, padded - used);
+  VVM_RETURN_IF_ERROR(  // the commit point
+      journal_->write_durably(start, std::string_view(blocks.get(), padded)));
   journal_size_ += frame.size();
+  journal_tail_.assign(blocks.get() + used / kBlock * kBlock, used % kBlock);
   for (size_t t = 0; t < kTables; ++t) {
     VVM_RETURN_IF_ERROR(tables_[t]->table().write_images(images[t]));
   }

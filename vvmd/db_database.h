@@ -127,6 +127,7 @@ class Database {
   uint64_t checkpoint_bytes_ = 0;
   std::unique_ptr<File> journal_;
   uint64_t journal_size_ = 0;
+  std::string journal_tail_;  // the journal's bytes in its last, partly used 4 KiB block
   uint64_t sequence_ = 0;
   uint64_t epoch_ = 0;
   std::array<std::optional<IndexedTable>, kTables> tables_;

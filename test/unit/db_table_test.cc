@@ -6,6 +6,8 @@
 
 #include <boost/crc.hpp>
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
@@ -308,4 +310,22 @@ TEST_CASE("a failed fsync is final: the table refuses everything afterwards") {
   CHECK_THAT(t.insert(vv("A2", "hot", 2, 2)).status().message(),
              Catch::Contains("unusable after an earlier failure"));
   CHECK(t.read(1).status().code() == Code::kIoError);
+}
+
+TEST_CASE("durable writes: whole aligned blocks go direct, anything else is write + sync") {
+  auto dir = must(TempDir::create());
+  auto file = must(open_posix_file(dir.file("journal"), true));
+  void* raw = nullptr;
+  REQUIRE(::posix_memalign(&raw, 4096, 8192) == 0);
+  std::unique_ptr<char, decltype(&std::free)> block(static_cast<char*>(raw), &std::free);
+  std::memset(block.get(), 'j', 8192);
+  must(file->write_durably(4096, std::string_view(block.get(), 8192)));  // direct
+  must(file->write_durably(10, "abc"));                                  // buffered + sync
+  must(file->write_durably(4096 + 5, "xyz"));  // buffered, over what went direct
+  std::string all = file_text(dir.file("journal"));
+  REQUIRE(all.size() == 4096 + 8192);
+  CHECK(all.substr(10, 3) == "abc");
+  CHECK(all.substr(4096, 5) == "jjjjj");
+  CHECK(all.substr(4096 + 5, 3) == "xyz");
+  CHECK(all.substr(4096 + 8, 8184) == std::string(8184, 'j'));
 }
