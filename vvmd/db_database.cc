@@ -119,8 +119,6 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
     db->tables_[t].emplace(std::move(*opened));
     db->tables_[t]->table().set_deferred(true);
   }
-  db->vv_ = &*db->tables_[0];
-  db->vsn_ = &*db->tables_[1];
   return db;
 }
 
@@ -300,15 +298,26 @@ Result<std::pair<uint64_t, Values>> Database::lookup(TableId t, std::string_view
   return table(t).lookup(index, key);
 }
 
-Status Database::read_into(TableId t, uint64_t slot, Values* out) {
+Status Database::read_to(TableId t, uint64_t slot, FieldSink& sink) {
   const std::lock_guard lock(mutex_);
-  return table(t).table().read_into(slot, out);
+  return table(t).table().read_to(slot, sink);
+}
+
+Result<uint64_t> Database::lookup_to(TableId t, std::string_view index, const std::string& key,
+                                     FieldSink& sink) {
+  const std::lock_guard lock(mutex_);
+  return table(t).lookup_to(index, key, sink);
+}
+
+Status Database::read_into(TableId t, uint64_t slot, Values* out) {
+  ValuesSink sink(*out, table(t).schema().fields().size());
+  return read_to(t, slot, sink);
 }
 
 Result<uint64_t> Database::lookup_into(TableId t, std::string_view index, const std::string& key,
                                        Values* out) {
-  const std::lock_guard lock(mutex_);
-  return table(t).lookup_into(index, key, out);
+  ValuesSink sink(*out, table(t).schema().fields().size());
+  return lookup_to(t, index, key, sink);
 }
 
 Status Database::scan_to(TableId t, std::string_view index, const std::string& lo,
@@ -338,28 +347,24 @@ Status Database::scan_index(TableId t, std::string_view index, const std::string
 
 Status Database::read_vv(uint64_t slot, VvRecord* out) {
   VvSink sink(out);
-  const std::lock_guard lock(mutex_);
-  return vv_->table().read_to(slot, sink);
+  return read_to(TableId::kVv, slot, sink);
 }
 
 Result<uint64_t> Database::lookup_vv(std::string_view index, const std::string& key,
                                      VvRecord* out) {
   VvSink sink(out);
-  const std::lock_guard lock(mutex_);
-  return vv_->lookup_to(index, key, sink);
+  return lookup_to(TableId::kVv, index, key, sink);
 }
 
 Status Database::read_vsn(uint64_t slot, VsnRecord* out) {
   VsnSink sink(out);
-  const std::lock_guard lock(mutex_);
-  return vsn_->table().read_to(slot, sink);
+  return read_to(TableId::kVsn, slot, sink);
 }
 
 Result<uint64_t> Database::lookup_vsn(std::string_view index, const std::string& key,
                                       VsnRecord* out) {
   VsnSink sink(out);
-  const std::lock_guard lock(mutex_);
-  return vsn_->lookup_to(index, key, sink);
+  return lookup_to(TableId::kVsn, index, key, sink);
 }
 
 Status Database::scan_vv(std::string_view index, const std::string& lo, const std::string& hi,

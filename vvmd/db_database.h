@@ -117,6 +117,11 @@ class Database {
   // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
   // the lock: only the leader of a group is here, and readers see the images in memory.
   Status write_group(const std::string& frame, const Images& images);
+  // The reads behind read_into/read_vv/... and lookup_into/lookup_vv/...: under the lock, into
+  // `sink`.
+  Status read_to(TableId t, uint64_t slot, FieldSink& sink);
+  Result<uint64_t> lookup_to(TableId t, std::string_view index, const std::string& key,
+                             FieldSink& sink);
   // scan_index and scan_vv: each record of the range decoded into `sink`, then `each(slot)`.
   Status scan_to(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
                  FieldSink& sink, const std::function<bool(uint64_t)>& each);
@@ -131,8 +136,6 @@ class Database {
   uint64_t sequence_ = 0;
   uint64_t epoch_ = 0;
   std::array<std::optional<IndexedTable>, kTables> tables_;
-  IndexedTable* vv_ = nullptr;   // tables_[kVv]
-  IndexedTable* vsn_ = nullptr;  // tables_[kVsn]
   std::optional<Status> failed_;
 
   std::mutex mutex_;  // the writer queue, and everything above for readers
