@@ -35,6 +35,10 @@ static_assert(static_cast<uint32_t>(Op::kVvRemove) == VVM_OP_VV_REMOVE);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);
 static_assert(static_cast<uint32_t>(CacheState::kStaging) == VVM_CACHE_STAGING);
 static_assert(kMaxVvCopies == VVM_MAX_COPIES);
+static_assert(static_cast<uint32_t>(Op::kVsnAdd) == VVM_OP_VSN_ADD);
+static_assert(static_cast<uint32_t>(Op::kVsnList) == VVM_OP_VSN_LIST);
+static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
+static_assert(static_cast<uint32_t>(VsnState::kRetired) == VVM_VSN_RETIRED);
 
 namespace {
 
@@ -266,6 +270,44 @@ Result<VvInfo> decode_vv(const vvm_vv_info& a) {
   return v;
 }
 
+// A VSN's record; the strings are borrowed from `v`.
+Status encode_vsn(const VsnInfo& v, vvm_vsn_info* out) {
+  VVM_RETURN_IF_ERROR(check_length("vsn name", v.name, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("vsn media", v.media, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("vsn class", v.vsn_class, VVM_MAX_NAME));
+  VVM_RETURN_IF_ERROR(check_length("vsn location", v.location, VVM_MAX_NAME));
+  out->name = borrow(v.name);
+  out->media = borrow(v.media);
+  out->vsn_class = borrow(v.vsn_class);
+  out->state = static_cast<vvm_vsn_state>(v.state);
+  out->location = borrow(v.location);
+  out->next_file = v.next_file;
+  out->bytes_used = v.bytes_used;
+  out->capacity = v.capacity;
+  out->errors = v.errors;
+  out->last_mount = v.last_mount;
+  return Status::Ok();
+}
+
+Result<VsnInfo> decode_vsn(const vvm_vsn_info& a) {
+  const uint32_t state = wire_value(a.state);
+  if (state < VVM_VSN_BLANK || state > VVM_VSN_RETIRED) {
+    return Status::InvalidArgument(fmt::format("VSN with unknown VSN state {}", state));
+  }
+  VsnInfo v;
+  v.name = text_of(a.name);
+  v.media = text_of(a.media);
+  v.vsn_class = text_of(a.vsn_class);
+  v.state = static_cast<VsnState>(state);
+  v.location = text_of(a.location);
+  v.next_file = a.next_file;
+  v.bytes_used = a.bytes_used;
+  v.capacity = a.capacity;
+  v.errors = a.errors;
+  v.last_mount = a.last_mount;
+  return v;
+}
+
 vvm_vv_info& vv_reply_arm(vvm_reply_body& body, Op op) {
   switch (op) {
     case Op::kVvCreate: return body.vvm_reply_body_u.vv_created;
@@ -310,6 +352,23 @@ std::optional<CacheState> parse_cache_state(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view vsn_state_name(VsnState s) {
+  switch (s) {
+    case VsnState::kBlank: return "blank";
+    case VsnState::kHot: return "hot";
+    case VsnState::kFull: return "full";
+    case VsnState::kRetired: return "retired";
+  }
+  return "unknown";
+}
+
+std::optional<VsnState> parse_vsn_state(std::string_view name) {
+  for (VsnState s : {VsnState::kBlank, VsnState::kHot, VsnState::kFull, VsnState::kRetired}) {
+    if (vsn_state_name(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
 std::string_view op_name(Op op) {
   switch (op) {
     case Op::kNone: return "none";
@@ -322,6 +381,8 @@ std::string_view op_name(Op op) {
     case Op::kVvList: return "vv-list";
     case Op::kVvFinish: return "vv-finish";
     case Op::kVvRemove: return "vv-remove";
+    case Op::kVsnAdd: return "vsn-add";
+    case Op::kVsnList: return "vsn-list";
   }
   return "unknown";
 }
@@ -337,6 +398,8 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VvListRequest&) const { return Op::kVvList; }
     Op operator()(const VvFinishRequest&) const { return Op::kVvFinish; }
     Op operator()(const VvRemoveRequest&) const { return Op::kVvRemove; }
+    Op operator()(const VsnAddRequest&) const { return Op::kVsnAdd; }
+    Op operator()(const VsnListRequest&) const { return Op::kVsnList; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -384,6 +447,15 @@ Result<std::string> encode_request(const Request& request) {
     l.client_id = list->client_id.value_or(0);
     l.after = borrow(list->after);
     l.limit = list->limit;
+  } else if (auto* add = std::get_if<VsnAddRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vsn name", add->vsn, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("vsn media", add->media, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("vsn class", add->vsn_class, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vsn_add = {borrow(add->vsn), borrow(add->media),
+                                         borrow(add->vsn_class)};
+  } else if (auto* vsn_list = std::get_if<VsnListRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("list after", vsn_list->after, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vsn_list = {borrow(vsn_list->after), vsn_list->limit};
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
@@ -440,6 +512,20 @@ Result<std::string> encode_reply(const Reply& reply) {
     l.vvs.vvs_len = static_cast<u_int>(infos.size());
     l.vvs.vvs_val = infos.data();
     l.more = list->more;
+    return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* vsn = std::get_if<VsnReply>(&reply.body); vsn && reply.status.ok()) {
+    r.body.op = VVM_OP_VSN_ADD;
+    VVM_RETURN_IF_ERROR(encode_vsn(vsn->vsn, &r.body.vvm_reply_body_u.vsn_added));
+  } else if (auto* vsns = std::get_if<VsnListReply>(&reply.body); vsns && reply.status.ok()) {
+    r.body.op = VVM_OP_VSN_LIST;
+    std::vector<vvm_vsn_info> infos(vsns->vsns.size());  // lives until the encoding below
+    for (size_t i = 0; i < infos.size(); ++i) {
+      VVM_RETURN_IF_ERROR(encode_vsn(vsns->vsns[i], &infos[i]));
+    }
+    auto& l = r.body.vvm_reply_body_u.vsn_list;
+    l.vsns.vsns_len = static_cast<u_int>(infos.size());
+    l.vsns.vsns_val = infos.data();
+    l.more = vsns->more;
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
@@ -517,6 +603,16 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = std::move(list);
       break;
     }
+    case VVM_OP_VSN_ADD: {
+      auto& a = r.body.vvm_request_body_u.vsn_add;
+      out.body = VsnAddRequest{text_of(a.vsn), text_of(a.media), text_of(a.vsn_class)};
+      break;
+    }
+    case VVM_OP_VSN_LIST: {
+      auto& l = r.body.vvm_request_body_u.vsn_list;
+      out.body = VsnListRequest{text_of(l.after), l.limit};
+      break;
+    }
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -579,6 +675,25 @@ Result<Reply> decode_reply(std::string_view bytes) {
         auto vv = decode_vv(l.vvs.vvs_val[i]);
         if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
         list.vvs.push_back(std::move(*vv));
+      }
+      out.body = std::move(list);
+      break;
+    }
+    case VVM_OP_VSN_ADD: {
+      auto vsn = decode_vsn(r.body.vvm_reply_body_u.vsn_added);
+      if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
+      out.body = VsnReply{std::move(*vsn)};
+      break;
+    }
+    case VVM_OP_VSN_LIST: {
+      auto& l = r.body.vvm_reply_body_u.vsn_list;
+      VsnListReply list;
+      list.more = l.more != 0;
+      list.vsns.reserve(l.vsns.vsns_len);
+      for (u_int i = 0; i < l.vsns.vsns_len; ++i) {
+        auto vsn = decode_vsn(l.vsns.vsns_val[i]);
+        if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
+        list.vsns.push_back(std::move(*vsn));
       }
       out.body = std::move(list);
       break;

@@ -34,6 +34,8 @@ enum class Op : uint32_t {
   kVvList = 7,
   kVvFinish = 8,
   kVvRemove = 9,
+  kVsnAdd = 12,
+  kVsnList = 13,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -163,12 +165,52 @@ struct VvListReply {
   bool more = false;  // ask again with after = vvs.back().name
 };
 
-using RequestBody =
-    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
-                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest>;
+// The VSN catalogue (vvm_proto.x: VSN_ADD, VSN_LIST).
+enum class VsnState : uint32_t { kBlank = 1, kHot = 2, kFull = 3, kRetired = 4 };
+// "blank", "hot", "full", "retired": the words the database and vvctl use.
+std::string_view vsn_state_name(VsnState s);
+std::optional<VsnState> parse_vsn_state(std::string_view name);
+// Every field of a VSN's database record.
+struct VsnInfo {
+  std::string name;       // "L00042"
+  std::string media;      // "LTO9"
+  std::string vsn_class;  // "A"; "": any class that lists its media
+  VsnState state = VsnState::kBlank;
+  std::string location;  // "slot", "drive:d0"; "" when out of the library
+  uint64_t next_file = 1;
+  uint64_t bytes_used = 0;
+  uint64_t capacity = 0;
+  uint64_t errors = 0;
+  uint64_t last_mount = 0;  // unix seconds; 0: never
+  bool operator==(const VsnInfo&) const = default;
+};
+struct VsnAddRequest {
+  std::string vsn;
+  std::string media;
+  std::string vsn_class;  // "": any class of which the media is a type
+  bool operator==(const VsnAddRequest&) const = default;
+};
+struct VsnListRequest {
+  std::string after;   // the last name of the previous page
+  uint32_t limit = 0;  // 0: the daemon's page size
+  bool operator==(const VsnListRequest&) const = default;
+};
+// The reply to VSN_ADD: the VSN as it was recorded.
+struct VsnReply {
+  VsnInfo vsn;
+  bool operator==(const VsnReply&) const = default;
+};
+struct VsnListReply {
+  std::vector<VsnInfo> vsns;
+  bool more = false;  // ask again with after = vsns.back().name
+};
+
+using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
+                                 VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
+                                 VvRemoveRequest, VsnAddRequest, VsnListRequest>;
 // monostate: an error reply
-using ReplyBody =
-    std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply, VvListReply>;
+using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
+                               VvListReply, VsnReply, VsnListReply>;
 
 Op op_of(const RequestBody& body);
 

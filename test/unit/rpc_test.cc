@@ -13,6 +13,8 @@
 #include <fstream>
 #include <thread>
 
+#include <fmt/core.h>
+
 #include "process.h"
 #include "rpc_client.h"
 #include "rpc_frame.h"
@@ -375,6 +377,86 @@ TEST_CASE("VV state names are the database's words") {
     CHECK(parse_cache_state(cache_state_name(s)) == s);
   }
   CHECK(op_name(Op::kVvRemove) == "vv-remove");
+}
+
+TEST_CASE("the VSN catalogue's requests and replies survive an XDR round trip") {
+  auto round_trip = [](RequestBody body) {
+    Request req;
+    req.xid = 12;
+    req.body = std::move(body);
+    return must(decode_request(must(encode_request(req)))).body;
+  };
+  VsnAddRequest add{"L00042", "LTO9", "A"};
+  CHECK(std::get<VsnAddRequest>(round_trip(add)) == add);
+  VsnAddRequest any{"L00043", "LTO8", ""};
+  CHECK(std::get<VsnAddRequest>(round_trip(any)) == any);
+  VsnListRequest list{"L00007", 500};
+  CHECK(std::get<VsnListRequest>(round_trip(list)) == list);
+  CHECK(std::get<VsnListRequest>(round_trip(VsnListRequest{})) == VsnListRequest{});
+
+  VsnInfo v;  // every field other than its default
+  v.name = "L00042";
+  v.media = "LTO9";
+  v.vsn_class = "A";
+  v.state = VsnState::kFull;
+  v.location = "drive:d0";
+  v.next_file = 17;
+  v.bytes_used = 5ull << 40;
+  v.capacity = 18ull << 40;
+  v.errors = 3;
+  v.last_mount = 1700000123;
+  Reply rep;
+  rep.body = VsnReply{v};
+  CHECK(std::get<VsnReply>(must(decode_reply(must(encode_reply(rep)))).body).vsn == v);
+
+  VsnListReply page;
+  for (int i = 0; i < 3; ++i) {
+    page.vsns.push_back(v);
+    page.vsns.back().next_file = static_cast<uint64_t>(i);
+  }
+  page.more = true;
+  rep.body = page;
+  auto back = std::get<VsnListReply>(must(decode_reply(must(encode_reply(rep)))).body);
+  CHECK(back.more);
+  REQUIRE(back.vsns.size() == 3);
+  CHECK(back.vsns[2] == page.vsns[2]);
+  rep.body = VsnListReply{};
+  back = std::get<VsnListReply>(must(decode_reply(must(encode_reply(rep)))).body);
+  CHECK(back.vsns.empty());
+  CHECK_FALSE(back.more);
+  CHECK(op_name(Op::kVsnAdd) == "vsn-add");
+  CHECK(op_name(Op::kVsnList) == "vsn-list");
+}
+
+TEST_CASE("a page of 1000 VSNs at the record's widest fits in one message") {
+  // vvmd's page size (vsn_catalog.h, kMaxPage): the database's fields at their widest.
+  VsnListReply page;
+  VsnInfo v{"L99999",   "LTO99999", "A",    VsnState::kRetired, std::string(12, 'x'), 999999,
+            UINT64_MAX, UINT64_MAX, 999999, UINT64_MAX};
+  page.vsns.assign(1000, v);
+  Reply rep;
+  rep.body = page;
+  CHECK(must(encode_reply(rep)).size() < kMaxMessage / 2);
+}
+
+TEST_CASE("VSN states this side does not know are refused, naming them") {
+  for (VsnState s : {VsnState::kBlank, VsnState::kHot, VsnState::kFull, VsnState::kRetired}) {
+    CHECK(parse_vsn_state(vsn_state_name(s)) == s);
+  }
+  CHECK_FALSE(parse_vsn_state("Blank").has_value());
+  // In a reply: preamble (3), code, message (empty: 1), op, then the VSN: name (4 + 8 bytes),
+  // media (4 + 4), class (4 + 4), then the state.
+  Reply rep;
+  rep.body = VsnReply{VsnInfo{"L00042", "LTO9", "A", VsnState::kHot, "slot"}};
+  std::string bytes = must(encode_reply(rep));
+  const size_t state_at = 4 * 6 + 12 + 8 + 8;
+  REQUIRE(bytes[state_at + 3] == static_cast<char>(VsnState::kHot));
+  for (char bad : {0, 5}) {
+    std::string changed = bytes;
+    changed[state_at + 3] = bad;
+    CHECK_THAT(decode_reply(changed).status().message(),
+               Catch::Contains(fmt::format("VSN with unknown VSN state {}", int{bad})));
+  }
 }
 
 TEST_CASE("an error reply carries the code and the message, and no body") {
