@@ -2,8 +2,8 @@
 //
 // vvmd reads vvm.conf, opens the database ([vvmd] database-dir), listens on [vvmd] listen (Unix
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING and serves the VV catalogue
-// (catalog.h). The archive and stage queues, the cache manager and the library view come with
-// later slices and register their operations here.
+// (catalog.h) and the VSN catalogue (vsn_catalog.h). The archive and stage queues, the cache
+// manager and the library view come with later slices and register their operations here.
 #include <csignal>
 #include <cstdio>
 
@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "db_database.h"
 #include "log.h"
+#include "vsn_catalog.h"
 
 namespace po = boost::program_options;
 
@@ -49,9 +50,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  auto vsns = vvmd::VsnCatalog::open(db->get(), vvmd::VsnCatalog::options_from(*config));
+  if (!vsns.ok()) {
+    log::error("{}", vsns.status().message());
+    return 1;
+  }
+
   rpc::Server server("vvmd", config->vvmd_access);
   server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
   (*catalog)->serve(server);
+  (*vsns)->serve(server);
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());
