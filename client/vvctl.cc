@@ -11,6 +11,8 @@
 //   vvctl ls [--state S] [--class C] [--id N] [--json]
 //   vvctl finish NAME
 //   vvctl rm NAME [--force]
+//   vvctl vsn add VSN --media M [--class C]
+//   vvctl vsn ls [--json] [--page-size N]
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
@@ -562,6 +564,107 @@ int cmd_rm(const Globals& g, const Args& args) {
   return kOk;
 }
 
+// --- the VSN catalogue: vsn add, vsn ls ---
+
+// "18T" when a binary unit divides the size exactly (as format_size), else one decimal in the
+// largest unit below it ("1.5G"); bytes below 1K as they are.
+std::string human_size(uint64_t bytes) {
+  std::string exact = format_size(bytes);
+  if (bytes < 1024 || exact.back() < '0' || exact.back() > '9') return exact;
+  static constexpr std::array<char, 4> kUnits = {'K', 'M', 'G', 'T'};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < kUnits.size()) {
+    v /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.1f}{}", v, kUnits[unit]);
+}
+
+void write_vsn_json(JsonWriter& j, const rpc::VsnInfo& v) {
+  j.begin_object();
+  j.key("name").value(v.name).key("media").value(v.media).key("class").value(v.vsn_class);
+  j.key("state").value(rpc::vsn_state_name(v.state)).key("location").value(v.location);
+  j.key("next_file").value(v.next_file).key("bytes_used").value(v.bytes_used);
+  j.key("capacity").value(v.capacity).key("errors").value(v.errors);
+  j.key("last_mount").value(v.last_mount);
+  j.end_object();
+}
+
+int cmd_vsn_add(const Globals& g, const Args& args) {
+  std::string vsn, media, cls;
+  po::options_description options;
+  options.add_options()("media", po::value(&media)->required())("class", po::value(&cls));
+  if (!parse_with_positional("vsn add", args, "vsn", &vsn, options)) return kUsage;
+  if (vsn.empty()) return usage_error("vsn add", "a VSN is required");
+  std::optional<Config> config;
+  int rc = kOk;
+  auto reply = ask_vvmd(g, "vsn add", rpc::VsnAddRequest{vsn, media, cls}, &config, &rc);
+  if (!reply) return rc;
+  const rpc::VsnInfo& v = std::get<rpc::VsnReply>(*reply).vsn;
+  fmt::print("added VSN {}: media {}, class {}, {}, next file {}, capacity {}", v.name, v.media,
+             v.vsn_class.empty() ? "any" : v.vsn_class, rpc::vsn_state_name(v.state), v.next_file,
+             human_size(v.capacity));
+  if (config->library_kind == "emulated") {
+    fmt::print("; tape image {}/{}.tap", config->library_path, v.name);
+  }
+  fmt::print("\n");
+  return kOk;
+}
+
+int cmd_vsn_ls(const Globals& g, const Args& args) {
+  uint32_t page_size = 0;
+  po::options_description options;
+  options.add_options()("json", po::bool_switch())("page-size", po::value(&page_size));
+  po::positional_options_description none;
+  po::variables_map vm;
+  if (!parse_options("vsn ls", args, options, none, &vm)) return kUsage;
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "vsn ls", &config, &rc);
+  if (!client) return rc;
+  rpc::VsnListRequest request{"", page_size};
+  std::vector<rpc::VsnInfo> vsns;
+  for (;;) {
+    auto reply = call_vvmd(*client, *config, "vsn ls", request);
+    if (!reply) return kFailed;
+    auto& page = std::get<rpc::VsnListReply>(*reply);
+    for (auto& v : page.vsns) vsns.push_back(std::move(v));
+    if (!page.more || vsns.empty()) break;
+    request.after = vsns.back().name;
+  }
+  if (vm["json"].as<bool>()) {
+    JsonWriter j;
+    j.begin_array();
+    for (const auto& v : vsns) write_vsn_json(j, v);
+    j.end_array();
+    fmt::print("{}\n", j.str());
+    return kOk;
+  }
+  constexpr size_t kColumns = 9;
+  std::vector<std::array<std::string, kColumns>> rows = {
+      {"VSN", "MEDIA", "CLASS", "STATE", "LOCATION", "FILES", "USED", "CAPACITY", "ERRORS"}};
+  for (const auto& v : vsns) {
+    rows.push_back({v.name, v.media, v.vsn_class.empty() ? "any" : v.vsn_class,
+                    std::string(rpc::vsn_state_name(v.state)),
+                    v.location.empty() ? "-" : v.location,
+                    std::to_string(v.next_file > 0 ? v.next_file - 1 : 0), human_size(v.bytes_used),
+                    human_size(v.capacity), std::to_string(v.errors)});
+  }
+  std::array<size_t, kColumns> width{};
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
+    }
+    fmt::print("{}\n", line);
+  }
+  return kOk;
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
       {"ping", "ask a daemon whether it is there",
@@ -627,6 +730,28 @@ const std::vector<Command>& commands() {
        "  the VV has copies on tape (the message lists them) unless --force, which leaves the\n"
        "  tape files in place. Only its owner, root and vvmd's user may.",
        cmd_rm},
+      {"vsn add", "add a tape volume (VSN) to the catalogue",
+       "vvctl [--conf PATH] vsn add VSN --media M [--class C]\n"
+       "  Adds tape volume VSN (1 to 6 uppercase letters or digits) of media type M to vvmd's\n"
+       "  catalogue, for class C's copies (C must list M), or for any class that lists M when\n"
+       "  --class is not given. With an emulated library ([library] kind = emulated) vvmd\n"
+       "  creates the tape image LIBRARY/VSN.tap with M's capacity and writes its VOL label; an\n"
+       "  image already there is registered if its VOL label names VSN and M (its next file\n"
+       "  found on it), refused otherwise, saying what it holds. With a real library (kind =\n"
+       "  mtx) only the record is made: label the tape on a drive first with\n"
+       "  'vvtape label /dev/nstN --vsn VSN --media M'. Only root and vvmd's user may add.\n"
+       "  Refused (exit 1), naming why: a bad VSN, an unknown media type or class, a class\n"
+       "  that does not list M, a VSN already in the catalogue.",
+       cmd_vsn_add},
+      {"vsn ls", "list tape volumes (VSNs)",
+       "vvctl [--conf PATH] vsn ls [--json] [--page-size N]\n"
+       "  The VSNs in name order, one a line (VSN MEDIA CLASS STATE LOCATION FILES USED\n"
+       "  CAPACITY ERRORS): state blank, hot, full or retired; FILES the tape files written,\n"
+       "  USED the bytes of VV data on it. --json prints an array of objects with every field\n"
+       "  of the record (name, media, class, state, location, next_file, bytes_used, capacity,\n"
+       "  errors, last_mount), sizes in bytes. vvmd sends the list in pages of N VSNs (default\n"
+       "  and most: 1000), which ls follows to the end.",
+       cmd_vsn_ls},
   };
   return kCommands;
 }
@@ -634,8 +759,9 @@ const std::vector<Command>& commands() {
 void print_help() {
   fmt::print(
       "Usage: vvctl [--conf PATH] COMMAND [OPTIONS]\n"
-      "Administer vvm: create, list, finish and remove virtual volumes, talk to vvmd and the\n"
-      "movers, check vvm.conf and pack tables, list packs and who holds them.\n\n"
+      "Administer vvm: create, list, finish and remove virtual volumes, add and list tape\n"
+      "volumes, talk to vvmd and the movers, check vvm.conf and pack tables, list packs and who\n"
+      "holds them.\n\n"
       "Options:\n"
       "  -c, --conf PATH  vvm.conf to read (default: $VVM_CONF, else /etc/vvm/vvm.conf)\n"
       "  -h, --help       print this help and exit\n"
