@@ -156,7 +156,10 @@ const std::vector<KindSpec>& kind_specs() {
         {"allow-group", true},
         {"database-dir", false},
         {"idle-finish", false},
-        {"request-timeout", false}}},
+        {"request-timeout", false},
+        {"archive-batch-size", false},
+        {"archive-batch-files", false},
+        {"archive-max-wait", false}}},
       {"cache",
        Kind::kCache,
        false,
@@ -511,6 +514,20 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto d = parse_positive_duration(value);
         if (!d.ok()) return d.status();
         (key == "idle-finish" ? c.idle_finish : c.request_timeout) = *d;
+      } else if (key == "archive-batch-size") {
+        auto size = parse_size(value);
+        if (!size.ok()) return size.status();
+        c.archive_batch_bytes = *size;
+      } else if (key == "archive-batch-files") {
+        if (!all_digits(value) || value.size() > 9 || std::stoul(value) == 0) {
+          return Status::InvalidArgument(
+              fmt::format("'{}' is not a number of files (1 or more)", value));
+        }
+        c.archive_batch_files = static_cast<uint32_t>(std::stoul(value));
+      } else if (key == "archive-max-wait") {
+        auto d = parse_duration(value);
+        if (!d.ok()) return d.status();
+        c.archive_max_wait = *d;
       }
       return Status::Ok();
 

@@ -113,6 +113,12 @@ struct Config {
   std::string database_dir;  // default: state_dir/db
   std::chrono::seconds idle_finish{3600};
   std::chrono::seconds request_timeout{30};  // control-protocol replies
+  // When the VVs queued for one class and media type are worth a mount: this many bytes or
+  // files, or the oldest has waited this long. A VSN of that type already in a free drive is
+  // written at once.
+  uint64_t archive_batch_bytes = 10ull << 30;
+  uint32_t archive_batch_files = 100;
+  std::chrono::seconds archive_max_wait{600};
 
   // [cache]
   std::string cache_dir;    // default: state_dir/cache

@@ -102,6 +102,14 @@ struct Server::Impl {
   std::vector<std::unique_ptr<local::acceptor>> unix_acceptors;
   std::vector<std::string> unix_paths;  // removed when run() returns
   bool stopped = false;
+  struct Periodic {
+    std::chrono::milliseconds period;
+    std::function<void()> task;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+  std::vector<Periodic> periodic;
+
+  void arm(Periodic& p);
 
   Reply dispatch(const Peer& peer, const std::string& bytes, bool* keep_open);
   template <class Socket>
@@ -288,8 +296,20 @@ void Server::Impl::accept_unix(local::acceptor& acceptor) {
   });
 }
 
+void Server::Impl::arm(Periodic& p) {
+  p.timer->expires_after(p.period);
+  p.timer->async_wait([this, &p](boost::system::error_code ec) {
+    if (ec || stopped) return;
+    p.task();
+    arm(p);
+  });
+}
+
 void Server::Impl::close_all() {
   boost::system::error_code ec;
+  for (auto& p : periodic) {
+    if (p.timer) p.timer->cancel();
+  }
   for (auto& a : tcp_acceptors) a->close(ec);
   for (auto& a : unix_acceptors) a->close(ec);
   for (const auto& path : unix_paths) ::unlink(path.c_str());
@@ -367,6 +387,10 @@ Status Server::run(std::initializer_list<int> stop_signals) {
     }
     for (auto& a : impl_->tcp_acceptors) impl_->accept_tcp(*a);
     for (auto& a : impl_->unix_acceptors) impl_->accept_unix(*a);
+    for (auto& p : impl_->periodic) {
+      p.timer = std::make_unique<asio::steady_timer>(impl_->io);
+      impl_->arm(p);
+    }
     impl_->io.run();
     impl_->close_all();
     return Status::Ok();
@@ -382,6 +406,16 @@ void Server::stop() {
     impl->close_all();
     impl->io.stop();
   });
+}
+
+void Server::post(std::function<void()> task) {
+  asio::post(impl_->io, [impl = impl_.get(), task = std::move(task)] {
+    if (!impl->stopped) task();
+  });
+}
+
+void Server::every(std::chrono::milliseconds period, std::function<void()> task) {
+  impl_->periodic.push_back({period, std::move(task), nullptr});
 }
 
 }  // namespace vvm::rpc

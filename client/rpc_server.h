@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -64,6 +65,14 @@ class Server {
   Status run(std::initializer_list<int> stop_signals = {});
   // Safe from any thread, and before run() (run then returns at once).
   void stop();
+
+  // Runs `task` on the server's thread, where handlers run, so that work finished elsewhere (a
+  // reply from another daemon) can change the handlers' state without locks. Safe from any
+  // thread; a task posted after the server stopped never runs.
+  void post(std::function<void()> task);
+  // Runs `task` on the server's thread every `period` while run() runs (the first time one
+  // period after run() starts). Call before run().
+  void every(std::chrono::milliseconds period, std::function<void()> task);
 
   struct Impl;  // rpc_server.cc: the Asio state its connections share
 

@@ -9,7 +9,7 @@
 //   vvctl create --class C --size S [--id N] [--owner U] [--group G] [--perms P]
 //   vvctl show NAME [--json]
 //   vvctl ls [--state S] [--class C] [--id N] [--json]
-//   vvctl finish NAME
+//   vvctl finish NAME [--wait [--timeout SECONDS]]
 //   vvctl rm NAME [--force]
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
@@ -532,16 +532,75 @@ int cmd_ls(const Globals& g, const Args& args) {
   return kOk;
 }
 
+// finish --wait: polls the VV until every copy of its class exists, printing each copy as it
+// appears. kFailed on a timeout or when the VV goes away.
+int wait_archived(rpc::Client& client, const Config& config, const std::string& name,
+                  std::optional<std::chrono::seconds> timeout) {
+  const auto start = std::chrono::steady_clock::now();
+  std::set<std::string> told;
+  for (;;) {
+    auto reply = call_vvmd(client, config, "finish", rpc::VvShowRequest{name});
+    if (!reply) return kFailed;
+    const auto& v = std::get<rpc::VvReply>(*reply).vv;
+    for (size_t i = 0; i < v.copies.size(); ++i) {
+      const auto& c = v.copies[i];
+      if (c.vsn.empty() || !told.insert(c.vsn).second) continue;
+      fmt::print("{}: copy {} on {} file {}\n", v.name, i + 1, c.vsn, c.file);
+      std::fflush(stdout);
+    }
+    if (v.state == rpc::VvState::kArchived) {
+      fmt::print("{}: archived\n", v.name);
+      return kOk;
+    }
+    if (timeout && std::chrono::steady_clock::now() - start >= *timeout) {
+      size_t want = 0;
+      if (auto cls = config.classes.find(v.vv_class.empty() ? '?' : v.vv_class[0]);
+          cls != config.classes.end()) {
+        want = cls->second.media.size();
+      }
+      fmt::print(stderr,
+                 "vvctl finish: {} is not archived after {} s: {} of {} copies written ('vvctl "
+                 "status' shows the queues)\n",
+                 v.name, timeout->count(), told.size(), want);
+      return kFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 int cmd_finish(const Globals& g, const Args& args) {
   std::string name;
-  if (!parse_name("finish", args, &name)) return kUsage;
+  unsigned timeout_s = 0;
+  po::options_description options;
+  options.add_options()("wait", po::bool_switch())("timeout", po::value(&timeout_s));
+  po::variables_map vm;
+  if (!parse_name("finish", args, &name, options, &vm)) return kUsage;
+  const bool wait = vm["wait"].as<bool>();
+  if (vm.count("timeout") && !wait) return usage_error("finish", "--timeout goes with --wait");
   std::optional<Config> config;
   int rc = kOk;
-  auto reply = ask_vvmd(g, "finish", rpc::VvFinishRequest{name}, &config, &rc);
-  if (!reply) return rc;
-  const auto& v = std::get<rpc::VvReply>(*reply).vv;
-  fmt::print("{}: finished at {}\n", v.name, format_time(v.finished));
-  return kOk;
+  auto client = connect_vvmd(g, "finish", &config, &rc);
+  if (!client) return rc;
+  auto reply = client->call(rpc::VvFinishRequest{name}, config->request_timeout);
+  if (reply.ok()) {
+    const auto& v = std::get<rpc::VvReply>(*reply).vv;
+    fmt::print("{}: finished at {}\n", v.name, format_time(v.finished));
+  } else {
+    // With --wait, a VV finished earlier is what we wait for, not an error.
+    auto shown = wait && reply.status().code() == Code::kInvalidArgument
+                     ? client->call(rpc::VvShowRequest{name}, config->request_timeout)
+                     : Result<rpc::ReplyBody>(reply.status());
+    const bool already =
+        shown.ok() && std::get<rpc::VvReply>(*shown).vv.state != rpc::VvState::kHot;
+    if (!already) {
+      fmt::print(stderr, "vvctl finish: {}\n", reply.status().message());
+      return kFailed;
+    }
+  }
+  if (!wait) return kOk;
+  std::optional<std::chrono::seconds> timeout;
+  if (vm.count("timeout")) timeout = std::chrono::seconds(timeout_s);
+  return wait_archived(*client, *config, name, timeout);
 }
 
 int cmd_rm(const Globals& g, const Args& args) {
@@ -719,10 +778,13 @@ const std::vector<Command>& commands() {
        "  pages of N VVs (default and most: 1000), which ls follows to the end.",
        cmd_ls},
       {"finish", "make a hot virtual volume read-only, for archiving",
-       "vvctl [--conf PATH] finish NAME\n"
+       "vvctl [--conf PATH] finish NAME [--wait [--timeout SECONDS]]\n"
        "  Moves the VV from hot to finished: read-only from now on, and queued for its\n"
-       "  copies on tape. Only its owner, root and vvmd's user may; a VV that is not hot is\n"
-       "  refused, naming its state.",
+       "  copies on tape, one on a VSN of each media type of its class. Only its owner, root\n"
+       "  and vvmd's user may; a VV that is not hot is refused, naming its state. --wait then\n"
+       "  waits until the VV is archived, printing each copy (VSN and file) as it is written\n"
+       "  (a VV finished earlier is waited for too); with --timeout it gives up after SECONDS\n"
+       "  (exit 1), saying how many copies exist.",
        cmd_finish},
       {"rm", "remove a virtual volume",
        "vvctl [--conf PATH] rm NAME [--force]\n"

@@ -384,6 +384,7 @@ Result<rpc::VvInfo> Catalog::finish(const rpc::Peer& peer, const std::string& na
   txn.update(db::TableId::kVv, slot, r.to_values());
   if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
   log::info("finished VV {} for {}", r.name, peer.to_string());
+  if (on_finished_) on_finished_(r);
   return info;
 }
 

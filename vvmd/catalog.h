@@ -5,8 +5,8 @@
 // Create makes the cache file first (sized with ftruncate, the file and its folder fsynced) and
 // commits the record second, so a record never names a missing file; a crash between the two
 // leaves a file no record names, which the next create of that serial replaces. Remove goes the
-// other way (record first, then the file) for the same reason. Finish moves a hot VV to finished;
-// the archive queue that picks finished VVs up comes in a later slice.
+// other way (record first, then the file) for the same reason. Finish moves a hot VV to finished
+// and hands it to the scheduler (scheduler.h), which archives it.
 //
 // Who may do what (DESIGN.md, "Permissions"): anyone vvmd serves may create, show and list.
 // Finish and remove are for the VV's owner (the peer's uid's name), root and vvmd's own uid. A
@@ -55,6 +55,12 @@ class Catalog {
   Result<rpc::VvInfo> finish(const rpc::Peer& peer, const std::string& name);
   Result<rpc::VvInfo> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
 
+  // Called after each finish is committed, with the finished record (the scheduler queues its
+  // copies).
+  void on_finished(std::function<void(const db::VvRecord&)> hook) {
+    on_finished_ = std::move(hook);
+  }
+
   // Registers the five operations' handlers; the catalogue must outlive the server's run.
   void serve(rpc::Server& server);
 
@@ -74,6 +80,7 @@ class Catalog {
   db::Database* db_;
   Options options_;
   SerialAllocator serials_;
+  std::function<void(const db::VvRecord&)> on_finished_;
 };
 
 // The wire form of a record (perms as bits, states as enums); Internal for a record whose state

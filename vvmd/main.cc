@@ -1,9 +1,12 @@
 // vvmd/main.cc: the Virtual Volume Manager daemon's entry point.
 //
 // vvmd reads vvm.conf, opens the database ([vvmd] database-dir), listens on [vvmd] listen (Unix
-// and TCP), checks peers as the [vvmd] allow-* keys say, answers PING and serves the VV catalogue
-// (catalog.h) and the VSN catalogue (vsn_catalog.h). The archive and stage queues, the cache
-// manager and the library view come with later slices and register their operations here.
+// and TCP), checks peers as the [vvmd] allow-* keys say, answers PING, serves the VV catalogue
+// (catalog.h) and the VSN catalogue (vsn_catalog.h), and runs the tape scheduler (scheduler.h),
+// which hands finished VVs to the movers and records their copies. The stage queue and the cache
+// manager come with later slices.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -13,6 +16,8 @@
 #include "daemon.h"
 #include "db_database.h"
 #include "log.h"
+#include "mover_link.h"
+#include "scheduler.h"
 #include "vsn_catalog.h"
 
 namespace po = boost::program_options;
@@ -60,6 +65,20 @@ int main(int argc, char** argv) {
   server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
   (*catalog)->serve(server);
   (*vsns)->serve(server);
+
+  vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },
+                         config->request_timeout);
+  vvmd::Scheduler::Options scheduling;
+  scheduling.reply_to = config->vvmd_listen.front().to_string();
+  scheduling.cache_path = [c = catalog->get()](const std::string& vv) { return c->cache_path(vv); };
+  scheduling.daemon_uid = ::getuid();
+  vvmd::Scheduler scheduler(db->get(), *config, scheduling, &movers);
+  if (Status s = scheduler.recover(); !s.ok()) {
+    log::error("recovery: {}", s.message());
+    return 1;
+  }
+  (*catalog)->on_finished([&scheduler](const db::VvRecord& vv) { scheduler.finished(vv); });
+  scheduler.serve(server);
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());
@@ -72,6 +91,7 @@ int main(int argc, char** argv) {
     log::error("{}", s.message());
     return 1;
   }
+  movers.stop();
   log::info("vvmd stopped");
   return 0;
 }

@@ -219,6 +219,9 @@ TEST_CASE("an empty file gives the documented defaults") {
   CHECK(c.log_level == vvm::log::Level::kInfo);
   CHECK(c.log_target == vvm::log::Target::kStderr);
   CHECK(c.idle_finish == std::chrono::seconds(3600));
+  CHECK(c.archive_batch_bytes == 10ull << 30);
+  CHECK(c.archive_batch_files == 100);
+  CHECK(c.archive_max_wait == std::chrono::minutes(10));
   CHECK(c.request_timeout == std::chrono::seconds(30));
   CHECK(c.stage_timeout == std::chrono::seconds(600));
   CHECK(c.high_watermark == 90);
@@ -248,6 +251,9 @@ allow-group = root,777
 database-dir = /srv/db
 idle-finish = 2h
 request-timeout = 45
+archive-batch-size = 2G
+archive-batch-files = 7
+archive-max-wait = 0
 
 [cache]
 dir = ../cache
@@ -314,6 +320,9 @@ emulated-rate = 40M
   CHECK(c.database_dir == "/srv/db");
   CHECK(c.idle_finish == std::chrono::hours(2));
   CHECK(c.request_timeout == std::chrono::seconds(45));
+  CHECK(c.archive_batch_bytes == 2ull << 30);
+  CHECK(c.archive_batch_files == 7);
+  CHECK(c.archive_max_wait == std::chrono::seconds(0));
   CHECK(c.cache_dir == "/etc/cache");
   CHECK(c.high_watermark == 95);
   CHECK(c.low_watermark == 80);
@@ -328,7 +337,7 @@ emulated-rate = 40M
   CHECK(c.media["LTO9"].block_size == 1u << 20);
   CHECK(c.media["DLT7"].capacity == 35ULL << 30);
   CHECK(c.media["DLT7"].block_size == 256u * 1024);
-  CHECK(c.media["LTO9"].line == 32);
+  CHECK(c.media["LTO9"].line == 35);
 
   REQUIRE(c.classes.size() == 2);
   CHECK(c.classes['A'].letter == 'A');
@@ -414,6 +423,10 @@ TEST_CASE("values: numbers, sizes, durations, endpoints, host patterns, names") 
                 "test.conf:2: global.log-target: ", {"'file'", "stderr or syslog"});
   require_error("[vvmd]\nidle-finish = 1w\n",
                 "test.conf:2: vvmd.idle-finish: ", {"'1w'", "unknown unit"});
+  require_error("[vvmd]\narchive-batch-files = 0\n",
+                "test.conf:2: vvmd.archive-batch-files: ", {"'0' is not a number of files"});
+  require_error("[vvmd]\narchive-batch-size = lots\n",
+                "test.conf:2: vvmd.archive-batch-size: ", {"'lots'"});
   require_error("[vvmd]\nrequest-timeout = 0\n",
                 "test.conf:2: vvmd.request-timeout: ", {"at least 1s"});
   require_error("[plugin]\nstage-timeout = soon\n",

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <fmt/core.h>
@@ -741,4 +742,47 @@ TEST_CASE("connecting to nothing is Unavailable, naming the endpoint") {
   auto r = Client::connect(unix_endpoint(dir, "nobody.sock"), 1s);
   CHECK(r.status().code() == Code::kUnavailable);
   CHECK_THAT(r.status().message(), Catch::Contains("nobody.sock"));
+}
+
+TEST_CASE("posted tasks and periodic tasks run on the server's thread, where handlers run") {
+  auto dir = must(TempDir::create());
+  RunningServer rs("testd", AccessPolicy{});
+  std::atomic<int> ticks{0};
+  std::atomic<bool> posted_ran{false};
+  std::thread::id handler_thread, tick_thread, posted_thread;
+  std::mutex mu;
+  rs.server().handle(Op::kPing, [&](const Peer& p, const RequestBody& b) {
+    const std::lock_guard lock(mu);
+    handler_thread = std::this_thread::get_id();
+    return echo_ping()(p, b);
+  });
+  rs.server().every(20ms, [&] {
+    const std::lock_guard lock(mu);
+    tick_thread = std::this_thread::get_id();
+    ++ticks;
+  });
+  auto ep = unix_endpoint(dir);
+  must(rs.server().listen(ep));
+  rs.start();
+  auto client = must(Client::connect(ep, 5s));
+  must(client.call(PingRequest{"x"}, 5s));
+  // From another thread, as MoverLink hands back a mover's answer.
+  std::thread([&] {
+    rs.server().post([&] {
+      const std::lock_guard lock(mu);
+      posted_thread = std::this_thread::get_id();
+      posted_ran = true;
+    });
+  }).join();
+  for (int i = 0; i < 500 && (ticks < 3 || !posted_ran); ++i) std::this_thread::sleep_for(10ms);
+  CHECK(ticks >= 3);
+  CHECK(posted_ran);
+  CHECK(rs.stop().ok());
+  const std::lock_guard lock(mu);
+  CHECK(tick_thread == handler_thread);
+  CHECK(posted_thread == handler_thread);
+  // After the stop, a posted task never runs and ticks stop.
+  const int stopped_at = ticks;
+  std::this_thread::sleep_for(60ms);
+  CHECK(ticks == stopped_at);
 }

@@ -1,0 +1,135 @@
+// scheduler.h: vvmd's tape scheduler: it hands the copies of finished VVs to the movers' drives
+// and records what they report (DESIGN.md, "VV lifecycle", steps 3 and 4).
+//
+// Finishing a VV queues one copy per media type of its class (archive_queue.h). On every tick,
+// and after every event, each queue in turn (oldest copy first) gets a drive: at once when a VSN
+// of its class and media type that can take more files is already in a free drive; otherwise,
+// once the queue is due, a free drive of that type gets a VSN mounted (a hot VSN of the class,
+// else a blank one). The mover accepts the copy and reports its end to vvmd (COPY_REPORT); a
+// done copy is recorded in one transaction with the VSN's next file and bytes, so a crash can
+// never leave a VV pointing at a file its VSN does not account for. When every copy exists the
+// VV is archived.
+//
+// Nothing is lost on failure: a VSN that fills up (NoSpace) is marked full and the copy goes
+// first in line for another VSN; a VSN that holds something unexpected (Mismatch) is marked full
+// too, since writing past what vvmd does not know would be worse; any other failure (I/O error,
+// stalled or dead copy, mover down) is logged, counted on the VSN and retried after a pause that
+// grows with each attempt. The movers running copies are pinged every few seconds: when one is
+// gone (two pings unanswered) or has restarted (its uptime is shorter than a copy's age), its
+// copies died with it (a copy process dies with its mover) and go first in line again. A copy
+// whose mover never reports is given up on after the mover's stall timeout plus a margin. On start
+// (recover()), the VVs the database holds as finished get their missing copies queued again, and
+// VSNs the database holds as in a drive go back to their slots: vvmd's view of the drives starts
+// empty, as the movers' does.
+//
+// Runs on the server's thread: handlers, ticks and the movers' answers (posted by MoverLink) never
+// run at once, so the state needs no lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "archive_queue.h"
+#include "config.h"
+#include "db_database.h"
+#include "library_view.h"
+#include "mover_link.h"
+#include "rpc_message.h"
+#include "rpc_server.h"
+
+namespace vvm::vvmd {
+
+class Scheduler {
+ public:
+  struct Options {
+    std::string reply_to;  // where movers send COPY_REPORT: vvmd's first listen endpoint
+    std::function<std::string(const std::string& vv)> cache_path;
+    uid_t daemon_uid = 0;           // besides root, the uid whose reports are believed
+    std::function<uint64_t()> now;  // unix seconds, for records; the system clock when empty
+  };
+  Scheduler(db::Database* db, const Config& config, Options options, MoverLink* link);
+
+  // At start: VSNs back to their slots, finished VVs' missing copies queued again.
+  Status recover();
+  // A VV has just been finished: queue its copies.
+  void finished(const db::VvRecord& vv);
+  // Hands out what can go now, and gives up on copies that stopped reporting.
+  void tick();
+  // A mover's COPY_REPORT.
+  Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
+
+  // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
+  void serve(rpc::Server& server, std::chrono::milliseconds period = std::chrono::seconds(1));
+
+  // For status and tests.
+  struct Copying {
+    uint64_t request_id = 0;
+    std::string vv, vsn, drive, mover;
+    uint64_t file = 0, bytes_done = 0, bytes_total = 0;
+  };
+  std::vector<Copying> copying() const;
+  const ArchiveQueue& archive_queue() const { return queue_; }
+  const LibraryView& library() const { return view_; }
+
+  // A copy's pause before retry number `attempts` (1, 2, ...): 2 s doubling, at most 5 minutes.
+  static std::chrono::seconds retry_delay(uint32_t attempts);
+
+ private:
+  struct InFlight {
+    ArchiveItem item;
+    QueueKey key;
+    std::string vsn, drive, mover;
+    uint64_t file = 0;
+    uint64_t job = 0;
+    uint64_t bytes_done = 0;
+    Clock::time_point deadline;
+    Clock::time_point started;
+    std::chrono::seconds stall_margin{0};
+  };
+
+  // Dispatches at most one copy of `key`; true if one went.
+  bool dispatch(const QueueKey& key, Clock::time_point now);
+  // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
+  // (fewest errors first), then blank ones; none that is in a busy drive or copying.
+  std::vector<db::VsnRecord> writable_vsns(char cls, const std::string& media);
+  // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
+  bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive,
+                  const db::VsnRecord& vsn, Clock::time_point now);
+  void accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer);
+  void copy_done(InFlight f, const rpc::CopyReport& report);
+  void copy_failed(InFlight f, const Status& why);
+  // Puts a failed copy back in line, after its pause.
+  void retry(InFlight& f, bool front);
+  // Adds 1 to the VSN's errors and sets its state (if not ""), in one commit.
+  void mark_vsn(const std::string& vsn, const std::string& state, bool count_error);
+  // Pings the movers that run copies; lose_copies() those of a mover that is gone or restarted.
+  void check_movers();
+  // The copies on `mover` started before `before` died with it: queued again, first in line.
+  void lose_copies(const std::string& mover, Clock::time_point before, const Status& why);
+  void wake();  // a tick soon, on the server thread
+  uint64_t now_unix() const;
+  size_t copies_of(char cls) const;
+
+  db::Database* db_;
+  const Config& config_;
+  Options options_;
+  MoverLink* link_;
+  rpc::Server* server_ = nullptr;
+  bool wake_pending_ = false;
+  ArchiveQueue queue_;
+  LibraryView view_;
+  std::map<uint64_t, InFlight> in_flight_;  // by request id
+  uint64_t next_request_id_;
+  std::set<QueueKey> starved_;
+  Clock::time_point last_mover_check_{};
+  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover  // queues told
+                                             // "no VSN": logged once until that changes
+};
+
+}  // namespace vvm::vvmd
