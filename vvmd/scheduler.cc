@@ -15,9 +15,10 @@ namespace {
 
 // A VSN that failed this many copies is not chosen for writing until someone looks at it.
 constexpr uint64_t kMaxVsnErrors = 3;
-// How long a drive is set aside after its mover said Busy (someone else's copy runs there), and
-// after its mover did not answer at all.
-constexpr std::chrono::seconds kBusyPause{10};
+// How long a drive is set aside after its mover said Busy, and after its mover did not answer at
+// all. Busy is mostly a race: a copy reports its end a moment before its mover reaps it and frees
+// the drive, so the pause is short.
+constexpr std::chrono::seconds kBusyPause{1};
 constexpr std::chrono::seconds kDownPause{30};
 // Beyond the mover's stall timeout, the time vvmd waits for a report before it gives up on a
 // copy: the mover itself reports a stalled copy as failed after its stall timeout.
@@ -132,7 +133,9 @@ void Scheduler::finished(const db::VvRecord& vv) {
   wake();
 }
 
-std::vector<db::VsnRecord> Scheduler::writable_vsns(char cls, const std::string& media) {
+std::vector<db::VsnRecord> Scheduler::writable_vsns(char cls, const std::string& media,
+                                                    bool* any_busy) {
+  *any_busy = false;
   std::vector<db::VsnRecord> out;
   std::set<std::string> copying;
   for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
@@ -243,9 +246,11 @@ void Scheduler::lose_copies(const std::string& mover, Clock::time_point before, 
 bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   if (!queue_.ready(key, now)) return false;
   const bool due = queue_.due(key, now);
-  std::vector<db::VsnRecord> vsns = writable_vsns(key.vv_class, key.media);
+  bool any_busy = false;
+  std::vector<db::VsnRecord> vsns = writable_vsns(key.vv_class, key.media, &any_busy);
   if (vsns.empty()) {
-    if (starved_.insert(key).second) {
+    // All of them being written is no reason to tell anyone; having none at all is.
+    if (!any_busy && starved_.insert(key).second) {
       log::warning(
           "no VSN can take class {}'s copies on {} ({} waiting): add one with "
           "'vvctl vsn add VSN --media {} --class {}'",

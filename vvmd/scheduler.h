@@ -96,8 +96,9 @@ class Scheduler {
   // Dispatches at most one copy of `key`; true if one went.
   bool dispatch(const QueueKey& key, Clock::time_point now);
   // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
-  // (fewest errors first), then blank ones; none that is in a busy drive or copying.
-  std::vector<db::VsnRecord> writable_vsns(char cls, const std::string& media);
+  // (fewest errors first), then blank ones; none that is in a busy drive or copying (then
+  // `*any_busy` is set).
+  std::vector<db::VsnRecord> writable_vsns(char cls, const std::string& media, bool* any_busy);
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
   bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive,
                   const db::VsnRecord& vsn, Clock::time_point now);

@@ -130,7 +130,7 @@ check_copies "$third" 3 3
 [[ $(mounts "$tmpdir/vvmd1.log") == 2 ]] ||
   die "3 VVs on 2 tapes took $(mounts "$tmpdir/vvmd1.log") mounts, wanted 2"
 echo "ok: 3 VVs, 2 mounts"
-ctl vsn ls --json | jq -e '[.[] | select(.vsn == "L90001")][0] | .next_file == 4 and .state == "hot"' \
+ctl vsn ls --json | jq -e '[.[] | select(.name == "L90001")][0] | .next_file == 4 and .state == "hot"' \
   >/dev/null || die "vsn ls after 3 files: $(ctl vsn ls --json)"
 echo "ok: L90001's next file is 4"
 
