@@ -32,9 +32,12 @@ static_assert(static_cast<uint32_t>(Op::kVvShow) == VVM_OP_VV_SHOW);
 static_assert(static_cast<uint32_t>(Op::kVvList) == VVM_OP_VV_LIST);
 static_assert(static_cast<uint32_t>(Op::kVvFinish) == VVM_OP_VV_FINISH);
 static_assert(static_cast<uint32_t>(Op::kVvRemove) == VVM_OP_VV_REMOVE);
+static_assert(static_cast<uint32_t>(Op::kVvOpen) == VVM_OP_VV_OPEN);
+static_assert(static_cast<uint32_t>(Op::kVvClose) == VVM_OP_VV_CLOSE);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);
 static_assert(static_cast<uint32_t>(CacheState::kStaging) == VVM_CACHE_STAGING);
 static_assert(kMaxVvCopies == VVM_MAX_COPIES);
+static_assert(kMaxGroups == VVM_MAX_GROUPS);
 
 namespace {
 
@@ -271,6 +274,7 @@ vvm_vv_info& vv_reply_arm(vvm_reply_body& body, Op op) {
     case Op::kVvCreate: return body.vvm_reply_body_u.vv_created;
     case Op::kVvFinish: return body.vvm_reply_body_u.vv_finished;
     case Op::kVvRemove: return body.vvm_reply_body_u.vv_removed;
+    case Op::kVvClose: return body.vvm_reply_body_u.vv_closed;
     default: return body.vvm_reply_body_u.vv_shown;
   }
 }
@@ -322,6 +326,8 @@ std::string_view op_name(Op op) {
     case Op::kVvList: return "vv-list";
     case Op::kVvFinish: return "vv-finish";
     case Op::kVvRemove: return "vv-remove";
+    case Op::kVvOpen: return "vv-open";
+    case Op::kVvClose: return "vv-close";
   }
   return "unknown";
 }
@@ -337,6 +343,8 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VvListRequest&) const { return Op::kVvList; }
     Op operator()(const VvFinishRequest&) const { return Op::kVvFinish; }
     Op operator()(const VvRemoveRequest&) const { return Op::kVvRemove; }
+    Op operator()(const VvOpenRequest&) const { return Op::kVvOpen; }
+    Op operator()(const VvCloseRequest&) const { return Op::kVvClose; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -384,6 +392,26 @@ Result<std::string> encode_request(const Request& request) {
     l.client_id = list->client_id.value_or(0);
     l.after = borrow(list->after);
     l.limit = list->limit;
+  } else if (auto* open = std::get_if<VvOpenRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", open->name, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("open host", open->host, VVM_MAX_NAME));
+    if (open->groups.size() > kMaxGroups) {
+      return Status::InvalidArgument(
+          fmt::format("{} groups; the protocol allows {}", open->groups.size(), kMaxGroups));
+    }
+    static_assert(sizeof(u_int) == sizeof(uint32_t));
+    auto& o = r.body.vvm_request_body_u.vv_open;
+    o.name = borrow(open->name);
+    o.writable = open->writable;
+    o.use = open->use;
+    o.tcp = open->tcp;
+    o.uid = open->uid;
+    o.gid = open->gid;
+    o.groups.groups_len = static_cast<u_int>(open->groups.size());
+    o.groups.groups_val = const_cast<u_int*>(open->groups.data());
+    o.host = borrow(open->host);
+  } else if (auto* close = std::get_if<VvCloseRequest>(&request.body)) {
+    r.body.vvm_request_body_u.vv_close = {close->open_id, close->written};
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
@@ -425,8 +453,9 @@ Result<std::string> encode_reply(const Reply& reply) {
     r.body.op = VVM_OP_COPY_REPORT;
   } else if (auto* vv = std::get_if<VvReply>(&reply.body); vv && reply.status.ok()) {
     if (vv->op != Op::kVvCreate && vv->op != Op::kVvShow && vv->op != Op::kVvFinish &&
-        vv->op != Op::kVvRemove) {
-      return Status::InvalidArgument("a VV reply answers only create, show, finish or remove");
+        vv->op != Op::kVvRemove && vv->op != Op::kVvClose) {
+      return Status::InvalidArgument(
+          "a VV reply answers only create, show, finish, remove or close");
     }
     r.body.op = static_cast<vvm_op>(vv->op);
     VVM_RETURN_IF_ERROR(encode_vv(vv->vv, &vv_reply_arm(r.body, vv->op)));
@@ -441,6 +470,17 @@ Result<std::string> encode_reply(const Reply& reply) {
     l.vvs.vvs_val = infos.data();
     l.more = list->more;
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* open = std::get_if<VvOpenReply>(&reply.body); open && reply.status.ok()) {
+    VVM_RETURN_IF_ERROR(check_length("open cache path", open->cache_path, VVM_MAX_TEXT));
+    VVM_RETURN_IF_ERROR(check_length("open not-ready", open->not_ready, VVM_MAX_TEXT));
+    r.body.op = VVM_OP_VV_OPEN;
+    auto& o = r.body.vvm_reply_body_u.vv_open;
+    VVM_RETURN_IF_ERROR(encode_vv(open->vv, &o.vv));
+    o.cache_path = borrow(open->cache_path);
+    o.writable = open->writable;
+    o.ready = open->ready;
+    o.not_ready = borrow(open->not_ready);
+    o.open_id = open->open_id;
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -517,6 +557,25 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = std::move(list);
       break;
     }
+    case VVM_OP_VV_OPEN: {
+      auto& o = r.body.vvm_request_body_u.vv_open;
+      VvOpenRequest open;
+      open.name = text_of(o.name);
+      open.writable = o.writable != 0;
+      open.use = o.use != 0;
+      open.tcp = o.tcp != 0;
+      open.uid = o.uid;
+      open.gid = o.gid;
+      open.groups.assign(o.groups.groups_val, o.groups.groups_val + o.groups.groups_len);
+      open.host = text_of(o.host);
+      out.body = std::move(open);
+      break;
+    }
+    case VVM_OP_VV_CLOSE: {
+      auto& c = r.body.vvm_request_body_u.vv_close;
+      out.body = VvCloseRequest{c.open_id, c.written != 0};
+      break;
+    }
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -564,7 +623,8 @@ Result<Reply> decode_reply(std::string_view bytes) {
     case VVM_OP_VV_CREATE:
     case VVM_OP_VV_SHOW:
     case VVM_OP_VV_FINISH:
-    case VVM_OP_VV_REMOVE: {
+    case VVM_OP_VV_REMOVE:
+    case VVM_OP_VV_CLOSE: {
       auto vv = decode_vv(vv_reply_arm(r.body, static_cast<Op>(op)));
       if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
       out.body = VvReply{static_cast<Op>(op), std::move(*vv)};
@@ -581,6 +641,14 @@ Result<Reply> decode_reply(std::string_view bytes) {
         list.vvs.push_back(std::move(*vv));
       }
       out.body = std::move(list);
+      break;
+    }
+    case VVM_OP_VV_OPEN: {
+      auto& o = r.body.vvm_reply_body_u.vv_open;
+      auto vv = decode_vv(o.vv);
+      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+      out.body = VvOpenReply{std::move(*vv), text_of(o.cache_path), o.writable != 0,
+                             o.ready != 0,   text_of(o.not_ready),  o.open_id};
       break;
     }
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
