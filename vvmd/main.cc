@@ -2,10 +2,13 @@
 //
 // vvmd reads vvm.conf, opens the database ([vvmd] database-dir), listens on [vvmd] listen (Unix
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING and serves the VV catalogue
-// (catalog.h). The archive and stage queues, the cache manager and the library view come with
-// later slices and register their operations here.
+// (catalog.h) and the nbdkit plugin's opens of vv/NAME exports (vv_opens.h). The archive and
+// stage queues, the cache manager and the library view come with later slices and register their
+// operations here.
 #include <csignal>
 #include <cstdio>
+
+#include <unistd.h>
 
 #include <fmt/core.h>
 
@@ -13,6 +16,7 @@
 #include "daemon.h"
 #include "db_database.h"
 #include "log.h"
+#include "vv_opens.h"
 
 namespace po = boost::program_options;
 
@@ -52,6 +56,9 @@ int main(int argc, char** argv) {
   rpc::Server server("vvmd", config->vvmd_access);
   server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
   (*catalog)->serve(server);
+  // Gone before the server, which calls no hook once its run has ended.
+  vvmd::VvOpens opens(catalog->get(), ::getuid());
+  opens.serve(server);
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());
