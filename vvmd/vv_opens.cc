@@ -45,7 +45,6 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
     }
     may = local_access(owner.ok() ? *owner : static_cast<uid_t>(-1),
                        group.ok() ? *group : static_cast<gid_t>(-1), vv->perms, local);
-    if (!owner.ok() && req.uid != 0) may = other_access(vv->perms);
   }
   const std::string who = describe_requester(req);
   if (!may.read) {
