@@ -32,9 +32,12 @@ static_assert(static_cast<uint32_t>(Op::kVvShow) == VVM_OP_VV_SHOW);
 static_assert(static_cast<uint32_t>(Op::kVvList) == VVM_OP_VV_LIST);
 static_assert(static_cast<uint32_t>(Op::kVvFinish) == VVM_OP_VV_FINISH);
 static_assert(static_cast<uint32_t>(Op::kVvRemove) == VVM_OP_VV_REMOVE);
+static_assert(static_cast<uint32_t>(Op::kVvOpen) == VVM_OP_VV_OPEN);
+static_assert(static_cast<uint32_t>(Op::kVvClose) == VVM_OP_VV_CLOSE);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);
 static_assert(static_cast<uint32_t>(CacheState::kStaging) == VVM_CACHE_STAGING);
 static_assert(kMaxVvCopies == VVM_MAX_COPIES);
+static_assert(kMaxGroups == VVM_MAX_GROUPS);
 static_assert(static_cast<uint32_t>(Op::kVsnAdd) == VVM_OP_VSN_ADD);
 static_assert(static_cast<uint32_t>(Op::kVsnList) == VVM_OP_VSN_LIST);
 static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
@@ -313,6 +316,7 @@ vvm_vv_info& vv_reply_arm(vvm_reply_body& body, Op op) {
     case Op::kVvCreate: return body.vvm_reply_body_u.vv_created;
     case Op::kVvFinish: return body.vvm_reply_body_u.vv_finished;
     case Op::kVvRemove: return body.vvm_reply_body_u.vv_removed;
+    case Op::kVvClose: return body.vvm_reply_body_u.vv_closed;
     default: return body.vvm_reply_body_u.vv_shown;
   }
 }
@@ -381,6 +385,8 @@ std::string_view op_name(Op op) {
     case Op::kVvList: return "vv-list";
     case Op::kVvFinish: return "vv-finish";
     case Op::kVvRemove: return "vv-remove";
+    case Op::kVvOpen: return "vv-open";
+    case Op::kVvClose: return "vv-close";
     case Op::kVsnAdd: return "vsn-add";
     case Op::kVsnList: return "vsn-list";
   }
@@ -398,6 +404,8 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VvListRequest&) const { return Op::kVvList; }
     Op operator()(const VvFinishRequest&) const { return Op::kVvFinish; }
     Op operator()(const VvRemoveRequest&) const { return Op::kVvRemove; }
+    Op operator()(const VvOpenRequest&) const { return Op::kVvOpen; }
+    Op operator()(const VvCloseRequest&) const { return Op::kVvClose; }
     Op operator()(const VsnAddRequest&) const { return Op::kVsnAdd; }
     Op operator()(const VsnListRequest&) const { return Op::kVsnList; }
   };
@@ -447,6 +455,26 @@ Result<std::string> encode_request(const Request& request) {
     l.client_id = list->client_id.value_or(0);
     l.after = borrow(list->after);
     l.limit = list->limit;
+  } else if (auto* open = std::get_if<VvOpenRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", open->name, VVM_MAX_NAME));
+    VVM_RETURN_IF_ERROR(check_length("open host", open->host, VVM_MAX_NAME));
+    if (open->groups.size() > kMaxGroups) {
+      return Status::InvalidArgument(
+          fmt::format("{} groups; the protocol allows {}", open->groups.size(), kMaxGroups));
+    }
+    static_assert(sizeof(u_int) == sizeof(uint32_t));
+    auto& o = r.body.vvm_request_body_u.vv_open;
+    o.name = borrow(open->name);
+    o.writable = open->writable;
+    o.use = open->use;
+    o.tcp = open->tcp;
+    o.uid = open->uid;
+    o.gid = open->gid;
+    o.groups.groups_len = static_cast<u_int>(open->groups.size());
+    o.groups.groups_val = const_cast<u_int*>(open->groups.data());
+    o.host = borrow(open->host);
+  } else if (auto* close = std::get_if<VvCloseRequest>(&request.body)) {
+    r.body.vvm_request_body_u.vv_close = {close->open_id, close->written};
   } else if (auto* add = std::get_if<VsnAddRequest>(&request.body)) {
     VVM_RETURN_IF_ERROR(check_length("vsn name", add->vsn, VVM_MAX_NAME));
     VVM_RETURN_IF_ERROR(check_length("vsn media", add->media, VVM_MAX_NAME));
@@ -497,8 +525,9 @@ Result<std::string> encode_reply(const Reply& reply) {
     r.body.op = VVM_OP_COPY_REPORT;
   } else if (auto* vv = std::get_if<VvReply>(&reply.body); vv && reply.status.ok()) {
     if (vv->op != Op::kVvCreate && vv->op != Op::kVvShow && vv->op != Op::kVvFinish &&
-        vv->op != Op::kVvRemove) {
-      return Status::InvalidArgument("a VV reply answers only create, show, finish or remove");
+        vv->op != Op::kVvRemove && vv->op != Op::kVvClose) {
+      return Status::InvalidArgument(
+          "a VV reply answers only create, show, finish, remove or close");
     }
     r.body.op = static_cast<vvm_op>(vv->op);
     VVM_RETURN_IF_ERROR(encode_vv(vv->vv, &vv_reply_arm(r.body, vv->op)));
@@ -513,6 +542,17 @@ Result<std::string> encode_reply(const Reply& reply) {
     l.vvs.vvs_val = infos.data();
     l.more = list->more;
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* open = std::get_if<VvOpenReply>(&reply.body); open && reply.status.ok()) {
+    VVM_RETURN_IF_ERROR(check_length("open cache path", open->cache_path, VVM_MAX_TEXT));
+    VVM_RETURN_IF_ERROR(check_length("open not-ready", open->not_ready, VVM_MAX_TEXT));
+    r.body.op = VVM_OP_VV_OPEN;
+    auto& o = r.body.vvm_reply_body_u.vv_open;
+    VVM_RETURN_IF_ERROR(encode_vv(open->vv, &o.vv));
+    o.cache_path = borrow(open->cache_path);
+    o.writable = open->writable;
+    o.ready = open->ready;
+    o.not_ready = borrow(open->not_ready);
+    o.open_id = open->open_id;
   } else if (auto* vsn = std::get_if<VsnReply>(&reply.body); vsn && reply.status.ok()) {
     r.body.op = VVM_OP_VSN_ADD;
     VVM_RETURN_IF_ERROR(encode_vsn(vsn->vsn, &r.body.vvm_reply_body_u.vsn_added));
@@ -603,111 +643,136 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = std::move(list);
       break;
     }
-    case VVM_OP_VSN_ADD: {
-      auto& a = r.body.vvm_request_body_u.vsn_add;
-      out.body = VsnAddRequest{text_of(a.vsn), text_of(a.media), text_of(a.vsn_class)};
+    case VVM_OP_VV_OPEN: {
+      auto& o = r.body.vvm_request_body_u.vv_open;
+      VvOpenRequest open;
+      open.name = text_of(o.name);
+      open.writable = o.writable != 0;
+      open.use = o.use != 0;
+      open.tcp = o.tcp != 0;
+      open.uid = o.uid;
+      open.gid = o.gid;
+      open.groups.assign(o.groups.groups_val, o.groups.groups_val + o.groups.groups_len);
+      open.host = text_of(o.host);
+      out.body = std::move(open);
       break;
     }
-    case VVM_OP_VSN_LIST: {
-      auto& l = r.body.vvm_request_body_u.vsn_list;
-      out.body = VsnListRequest{text_of(l.after), l.limit};
-      break;
+    case VVM_OP_VV_CLOSE: {
+      auto& c = r.body.vvm_request_body_u.vv_close;
+      out.body = VvCloseRequest{c.open_id, c.written != 0};
+      case VVM_OP_VSN_ADD: {
+        auto& a = r.body.vvm_request_body_u.vsn_add;
+        out.body = VsnAddRequest{text_of(a.vsn), text_of(a.media), text_of(a.vsn_class)};
+        break;
+      }
+      case VVM_OP_VSN_LIST: {
+        auto& l = r.body.vvm_request_body_u.vsn_list;
+        out.body = VsnListRequest{text_of(l.after), l.limit};
+        break;
+      }
+      default:
+        // Checked before the left-over bytes: those are the arguments of an operation from a newer
+        // peer, which deserves a clearer answer than "malformed".
+        return Status::InvalidArgument(fmt::format("unknown operation {}", op));
     }
-    default:
-      // Checked before the left-over bytes: those are the arguments of an operation from a newer
-      // peer, which deserves a clearer answer than "malformed".
-      return Status::InvalidArgument(fmt::format("unknown operation {}", op));
+      VVM_RETURN_IF_ERROR(check_used("request", *used, bytes.size()));
+      return out;
   }
-  VVM_RETURN_IF_ERROR(check_used("request", *used, bytes.size()));
-  return out;
-}
 
-Result<Reply> decode_reply(std::string_view bytes) {
-  auto preamble = decode_preamble(bytes);
-  if (!preamble.ok()) return preamble.status();
-  vvm_reply r{};
-  XdrFreer<vvm_reply> freer{reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r};
-  auto used = xdr_decode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), bytes, &r, "reply");
-  if (!used.ok()) return used.status();
-  VVM_RETURN_IF_ERROR(check_used("reply", *used, bytes.size()));
-  Reply out;
-  out.version = r.preamble.proto_version;
-  out.xid = r.preamble.xid;
-  uint32_t code = wire_value(r.code);
-  if (code > static_cast<uint32_t>(kLastCode)) {
-    return Status::ProtocolError(fmt::format("reply carries unknown error code {}", code));
-  }
-  if (code != VVM_OK) {
-    out.status = Status(static_cast<Code>(code), text_of(r.message));
-    return out;
-  }
-  switch (uint32_t op = wire_value(r.body.op)) {
-    case VVM_OP_NONE: break;
-    case VVM_OP_PING: {
-      auto& p = r.body.vvm_reply_body_u.ping;
-      out.body = PingReply{text_of(p.daemon), text_of(p.name), text_of(p.software), p.uptime_ms,
-                           bytes_of(p.payload.payload_len, p.payload.payload_val)};
-      break;
+  Result<Reply> decode_reply(std::string_view bytes) {
+    auto preamble = decode_preamble(bytes);
+    if (!preamble.ok()) return preamble.status();
+    vvm_reply r{};
+    XdrFreer<vvm_reply> freer{reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r};
+    auto used = xdr_decode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), bytes, &r, "reply");
+    if (!used.ok()) return used.status();
+    VVM_RETURN_IF_ERROR(check_used("reply", *used, bytes.size()));
+    Reply out;
+    out.version = r.preamble.proto_version;
+    out.xid = r.preamble.xid;
+    uint32_t code = wire_value(r.code);
+    if (code > static_cast<uint32_t>(kLastCode)) {
+      return Status::ProtocolError(fmt::format("reply carries unknown error code {}", code));
     }
-    case VVM_OP_ARCHIVE:
-    case VVM_OP_STAGE: {
-      auto& a =
-          op == VVM_OP_ARCHIVE ? r.body.vvm_reply_body_u.archive : r.body.vvm_reply_body_u.stage;
-      out.body = CopyAccepted{static_cast<Op>(op), a.job, text_of(a.drive)};
-      break;
+    if (code != VVM_OK) {
+      out.status = Status(static_cast<Code>(code), text_of(r.message));
+      return out;
     }
-    case VVM_OP_COPY_REPORT: out.body = CopyReportAck{}; break;
-    case VVM_OP_VV_CREATE:
-    case VVM_OP_VV_SHOW:
-    case VVM_OP_VV_FINISH:
-    case VVM_OP_VV_REMOVE: {
-      auto vv = decode_vv(vv_reply_arm(r.body, static_cast<Op>(op)));
-      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
-      out.body = VvReply{static_cast<Op>(op), std::move(*vv)};
-      break;
-    }
-    case VVM_OP_VV_LIST: {
-      auto& l = r.body.vvm_reply_body_u.vv_list;
-      VvListReply list;
-      list.more = l.more != 0;
-      list.vvs.reserve(l.vvs.vvs_len);
-      for (u_int i = 0; i < l.vvs.vvs_len; ++i) {
-        auto vv = decode_vv(l.vvs.vvs_val[i]);
+    switch (uint32_t op = wire_value(r.body.op)) {
+      case VVM_OP_NONE: break;
+      case VVM_OP_PING: {
+        auto& p = r.body.vvm_reply_body_u.ping;
+        out.body = PingReply{text_of(p.daemon), text_of(p.name), text_of(p.software), p.uptime_ms,
+                             bytes_of(p.payload.payload_len, p.payload.payload_val)};
+        break;
+      }
+      case VVM_OP_ARCHIVE:
+      case VVM_OP_STAGE: {
+        auto& a =
+            op == VVM_OP_ARCHIVE ? r.body.vvm_reply_body_u.archive : r.body.vvm_reply_body_u.stage;
+        out.body = CopyAccepted{static_cast<Op>(op), a.job, text_of(a.drive)};
+        break;
+      }
+      case VVM_OP_COPY_REPORT: out.body = CopyReportAck{}; break;
+      case VVM_OP_VV_CREATE:
+      case VVM_OP_VV_SHOW:
+      case VVM_OP_VV_FINISH:
+      case VVM_OP_VV_REMOVE:
+      case VVM_OP_VV_CLOSE: {
+        auto vv = decode_vv(vv_reply_arm(r.body, static_cast<Op>(op)));
         if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
-        list.vvs.push_back(std::move(*vv));
+        out.body = VvReply{static_cast<Op>(op), std::move(*vv)};
+        break;
       }
-      out.body = std::move(list);
-      break;
-    }
-    case VVM_OP_VSN_ADD: {
-      auto vsn = decode_vsn(r.body.vvm_reply_body_u.vsn_added);
-      if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
-      out.body = VsnReply{std::move(*vsn)};
-      break;
-    }
-    case VVM_OP_VSN_LIST: {
-      auto& l = r.body.vvm_reply_body_u.vsn_list;
-      VsnListReply list;
-      list.more = l.more != 0;
-      list.vsns.reserve(l.vsns.vsns_len);
-      for (u_int i = 0; i < l.vsns.vsns_len; ++i) {
-        auto vsn = decode_vsn(l.vsns.vsns_val[i]);
-        if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
-        list.vsns.push_back(std::move(*vsn));
+      case VVM_OP_VV_LIST: {
+        auto& l = r.body.vvm_reply_body_u.vv_list;
+        VvListReply list;
+        list.more = l.more != 0;
+        list.vvs.reserve(l.vvs.vvs_len);
+        for (u_int i = 0; i < l.vvs.vvs_len; ++i) {
+          auto vv = decode_vv(l.vvs.vvs_val[i]);
+          if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+          list.vvs.push_back(std::move(*vv));
+        }
+        out.body = std::move(list);
+        break;
       }
-      out.body = std::move(list);
-      break;
+      case VVM_OP_VV_OPEN: {
+        auto& o = r.body.vvm_reply_body_u.vv_open;
+        auto vv = decode_vv(o.vv);
+        if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+        out.body = VvOpenReply{std::move(*vv), text_of(o.cache_path), o.writable != 0,
+                               o.ready != 0,   text_of(o.not_ready),  o.open_id};
+        case VVM_OP_VSN_ADD: {
+          auto vsn = decode_vsn(r.body.vvm_reply_body_u.vsn_added);
+          if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
+          out.body = VsnReply{std::move(*vsn)};
+          break;
+        }
+        case VVM_OP_VSN_LIST: {
+          auto& l = r.body.vvm_reply_body_u.vsn_list;
+          VsnListReply list;
+          list.more = l.more != 0;
+          list.vsns.reserve(l.vsns.vsns_len);
+          for (u_int i = 0; i < l.vsns.vsns_len; ++i) {
+            auto vsn = decode_vsn(l.vsns.vsns_val[i]);
+            if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
+            list.vsns.push_back(std::move(*vsn));
+          }
+          out.body = std::move(list);
+          break;
+        }
+        default:
+          return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
+      }
+        return out;
     }
-    default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
-  }
-  return out;
-}
 
-Reply error_reply(const Preamble& preamble, Status status) {
-  Reply r;
-  r.xid = preamble.xid;
-  r.status = std::move(status);
-  return r;
-}
+    Reply error_reply(const Preamble& preamble, Status status) {
+      Reply r;
+      r.xid = preamble.xid;
+      r.status = std::move(status);
+      return r;
+    }
 
-}  // namespace vvm::rpc
+  }  // namespace vvm::rpc

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +35,8 @@ enum class Op : uint32_t {
   kVvList = 7,
   kVvFinish = 8,
   kVvRemove = 9,
+  kVvOpen = 10,
+  kVvClose = 11,
   kVsnAdd = 12,
   kVsnList = 13,
 };
@@ -154,7 +157,35 @@ struct VvListRequest {
   uint32_t limit = 0;                 // 0: the daemon's page size
   bool operator==(const VvListRequest&) const = default;
 };
-// The reply to VV_CREATE, VV_SHOW, VV_FINISH and VV_REMOVE: the VV (as it was, for remove).
+// VV_OPEN and VV_CLOSE (vvm_proto.x says what a probe and a use are).
+inline constexpr size_t kMaxGroups = 1024;  // supplementary groups an open may carry
+struct VvOpenRequest {
+  std::string name;
+  bool writable = false;  // the export would be served read-write
+  bool use = false;       // false: a probe that changes nothing
+  bool tcp = false;       // the NBD peer's identity is `host`; else uid, gid and groups
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;  // supplementary
+  std::string host;              // TCP: the peer's address; Unix: the plugin's host name
+  bool operator==(const VvOpenRequest&) const = default;
+};
+struct VvOpenReply {
+  VvInfo vv;
+  std::string cache_path;
+  bool writable = false;  // for this peer
+  bool ready = false;
+  std::string not_ready;  // why not, when !ready
+  uint64_t open_id = 0;   // use and ready: the id VV_CLOSE takes
+  bool operator==(const VvOpenReply&) const = default;
+};
+struct VvCloseRequest {
+  uint64_t open_id = 0;
+  bool written = false;
+  bool operator==(const VvCloseRequest&) const = default;
+};
+
+// The reply to VV_CREATE, VV_SHOW, VV_FINISH, VV_REMOVE and VV_CLOSE: the VV (as it was, for
+// remove).
 struct VvReply {
   Op op = Op::kVvShow;  // which request this answers
   VvInfo vv;
@@ -165,6 +196,12 @@ struct VvListReply {
   bool more = false;  // ask again with after = vvs.back().name
 };
 
+using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
+                                 VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
+                                 VvRemoveRequest, VvOpenRequest, VvCloseRequest>;
+// monostate: an error reply
+using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
+                               VvListReply, VvOpenReply>;
 // The VSN catalogue (vvm_proto.x: VSN_ADD, VSN_LIST).
 enum class VsnState : uint32_t { kBlank = 1, kHot = 2, kFull = 3, kRetired = 4 };
 // "blank", "hot", "full", "retired": the words the database and vvctl use.

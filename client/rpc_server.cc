@@ -97,6 +97,10 @@ struct Server::Impl {
   std::string daemon;
   AccessPolicy policy;
   std::map<Op, Handler> handlers;
+  std::function<void(uint64_t)> disconnect_hook;
+  uint64_t last_session = 0;
+  // Set by stop() and the destructor; before `io`, whose end destroys the last sessions.
+  bool stopped = false;
   asio::io_context io;
   std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
   std::vector<std::unique_ptr<local::acceptor>> unix_acceptors;
@@ -117,6 +121,7 @@ struct Server::Impl {
   void accept_tcp(tcp::acceptor& acceptor);
   void accept_unix(local::acceptor& acceptor);
   void close_all();
+  void session_ended(uint64_t session);
 };
 
 namespace {
@@ -131,6 +136,9 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         socket_(std::move(socket)),
         peer_(std::move(peer)),
         access_(std::move(access)) {}
+
+  // The last pending operation has let go: the connection is over.
+  ~Session() { server_->session_ended(peer_.session); }
 
   void start() { read_mark(); }
 
@@ -250,8 +258,19 @@ Reply Server::Impl::dispatch(const Peer& peer, const std::string& bytes, bool* k
   return reply;
 }
 
+void Server::Impl::session_ended(uint64_t session) {
+  // After stop() the daemon is going away, and what the hook would tidy with it.
+  if (stopped || !disconnect_hook) return;
+  try {
+    disconnect_hook(session);
+  } catch (const std::exception& e) {
+    log::error("{}: the end of session {}: {}", daemon, session, e.what());
+  }
+}
+
 template <class Socket>
 void Server::Impl::start_session(Socket socket, Peer peer, Status access) {
+  peer.session = ++last_session;
   if (!access.ok()) {
     log::warning("{}: refused {}: {}", daemon, peer.to_string(), access.message());
   } else {
@@ -321,9 +340,16 @@ Server::Server(std::string daemon, AccessPolicy policy) : impl_(std::make_unique
   impl_->policy = std::move(policy);
 }
 
-Server::~Server() { impl_->close_all(); }
+Server::~Server() {
+  impl_->stopped = true;  // no disconnect hook from the sessions destroyed with the io_context
+  impl_->close_all();
+}
 
 void Server::handle(Op op, Handler handler) { impl_->handlers[op] = std::move(handler); }
+
+void Server::on_disconnect(std::function<void(uint64_t session)> hook) {
+  impl_->disconnect_hook = std::move(hook);
+}
 
 Status Server::listen(const Endpoint& endpoint) {
   std::string where = endpoint.to_string();

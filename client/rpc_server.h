@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -39,6 +40,9 @@ struct Peer {
   uid_t uid = static_cast<uid_t>(-1);  // Unix: from SO_PEERCRED
   gid_t gid = static_cast<gid_t>(-1);
   pid_t pid = 0;
+  // This connection's number, unique for the server's life (from 1): what a daemon ties
+  // per-connection state to, so that on_disconnect can drop it.
+  uint64_t session = 0;
   std::string to_string() const;  // the address, or "uid 1000 gid 1000 pid 4242"
 };
 
@@ -53,6 +57,9 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   void handle(Op op, Handler handler);
+  // Called on the server's thread when a connection ends (the peer hung up or was refused, or
+  // the framing was lost), with its Peer::session; not for the connections that stop() closes.
+  void on_disconnect(std::function<void(uint64_t session)> hook);
 
   // Binds and listens now, so that a daemon fails at start-up on an endpoint it cannot use. A
   // Unix socket's folder is created if missing; a stale socket file (nobody listening) is

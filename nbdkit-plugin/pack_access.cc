@@ -1,7 +1,6 @@
 // pack_access.cc: pack permissions and the TCP allow-list; see pack_access.h.
 #include "pack_access.h"
 
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -9,27 +8,9 @@
 
 namespace vvm::plugin {
 
-std::string mode_string(mode_t perms) {
-  std::string s(9, '-');
-  const char letters[] = "rwx";
-  for (int i = 0; i < 9; ++i) {
-    if (perms & (0400 >> i)) s[static_cast<size_t>(i)] = letters[i % 3];
-  }
-  return s;
-}
-
 Status check_local_access(const PackEntry& pack, bool writable, const LocalPeer& peer) {
-  if (peer.uid == 0) return Status::Ok();
-  mode_t bits;
-  if (peer.uid == pack.owner) {
-    bits = (pack.perms >> 6) & 7;
-  } else if (peer.gid == pack.group ||
-             std::find(peer.groups.begin(), peer.groups.end(), pack.group) != peer.groups.end()) {
-    bits = (pack.perms >> 3) & 7;
-  } else {
-    bits = pack.perms & 7;
-  }
-  const bool can_read = bits & 4, can_write = bits & 2;
+  const ModeAccess may = local_access(pack.owner, pack.group, pack.perms, peer);
+  const bool can_read = may.read, can_write = may.write;
   if (can_read && (can_write || !writable)) return Status::Ok();
   return Status::PermissionDenied(
       fmt::format("pack '{}': uid {} (gid {}) may not open it {}: its mode is {} for {}:{}{}",

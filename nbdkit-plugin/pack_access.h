@@ -13,17 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "access.h"
 #include "config.h"
 #include "packtab.h"
 #include "status.h"
 
 namespace vvm::plugin {
 
-struct LocalPeer {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary groups, when known
-};
+// The mode-bit rules live in client/access.h, shared with vvmd's VV checks.
+using vvm::LocalPeer;
+using vvm::mode_string;
 
 // Ok, or PermissionDenied: "pack 'c': uid 1000 (gid 1000) may not open it read-write: its mode
 // is rw-r----- for root:disk".
@@ -35,8 +34,5 @@ Status check_host_access(const AccessPolicy& policy, const sockaddr* addr,
 
 // The supplementary groups of a running process, from /proc/PID/status; empty if unreadable.
 std::vector<gid_t> process_groups(pid_t pid);
-
-// "rw-r-----"
-std::string mode_string(mode_t perms);
 
 }  // namespace vvm::plugin

@@ -1,10 +1,14 @@
 // vvm_plugin.cc: the nbdkit plugin's C boundary (nbdkit plugin API v2).
 //
-// Turns nbdkit callbacks into calls on the pack catalog (pack_catalog.h) and the per-connection
-// data path (pack_export.h). No exception leaves a callback: each is caught, reported with
-// nbdkit_error and returned to nbdkit as -1 (or NULL) with an errno set.
+// Turns nbdkit callbacks into calls on the pack catalog (pack_catalog.h), vvmd for the virtual
+// volumes (vv_client.h, vv_export.h) and the per-connection data path (pack_export.h). No
+// exception leaves a callback: each is caught, reported with nbdkit_error and returned to nbdkit
+// as -1 (or NULL) with an errno set.
 //
 //   nbdkit vvm packtab=/etc/vvm/packtab      or      nbdkit vvm conf=/etc/vvm/vvm.conf
+//
+// With conf= the plugin also serves vv/NAME, every VV that vvmd (vvm.conf's first [vvmd] listen)
+// knows.
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
@@ -21,6 +25,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "catalog_source.h"
 #include "config.h"
@@ -30,6 +35,8 @@
 #include "pack_export.h"
 #include "pack_holds.h"
 #include "status.h"
+#include "vv_client.h"
+#include "vv_export.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -47,35 +54,57 @@ std::optional<AccessPolicy> g_tcp_policy;
 // Built by .config_complete. The pointer never changes afterwards; the catalog it hands out is
 // swapped under its own lock when the packtab changes, so the parallel callbacks share it.
 std::unique_ptr<CatalogSource> g_catalog;
+// vvmd, for the vv/NAME exports; conf= only, and only when vvm.conf gives vvmd a listen address.
+std::unique_ptr<VvmdLink> g_vvmd;
+std::chrono::milliseconds g_stage_timeout{600'000};
+std::string g_host_name;  // where a Unix-socket client is, for vvmd's one-writer-host rule
+
+// What an NBD connection's handle holds: a pack connection or a VV connection.
+struct Handle {
+  std::unique_ptr<Connection> pack;
+  std::unique_ptr<VvConnection> vv;
+};
+
+// Tells vvmd that a VV connection is done with it; a failure is only logged.
+void close_vv(Handle& h) {
+  if (!h.vv) return;
+  if (Status s = h.vv->close(); !s.ok()) nbdkit_error("%s", s.message().c_str());
+}
 
 // The handles of open connections. nbdkit 1.32 skips .close for connections still open when it
 // quits (free_connection in server/connections.c), but calls .unload once every connection
 // thread has ended: owning the handles here lets .unload release them.
 class OpenHandles {
  public:
-  Connection* add(std::unique_ptr<Connection> conn) {
-    Connection* raw = conn.get();
+  Handle* add(std::unique_ptr<Handle> handle) {
+    Handle* raw = handle.get();
     const std::lock_guard lock(mutex_);
-    handles_.emplace(raw, std::move(conn));
+    handles_.emplace(raw, std::move(handle));
     return raw;
   }
-  void close(Connection* conn) {
-    std::unique_ptr<Connection> closing;  // destroyed (hold ended, fd closed) outside the lock
-    const std::lock_guard lock(mutex_);
-    if (auto it = handles_.find(conn); it != handles_.end()) {
-      closing = std::move(it->second);
-      handles_.erase(it);
+  void close(Handle* handle) {
+    std::unique_ptr<Handle> closing;  // closed (hold ended, VV_CLOSE sent) outside the lock
+    {
+      const std::lock_guard lock(mutex_);
+      if (auto it = handles_.find(handle); it != handles_.end()) {
+        closing = std::move(it->second);
+        handles_.erase(it);
+      }
     }
+    if (closing) close_vv(*closing);
   }
   void close_all() {
-    std::unordered_map<Connection*, std::unique_ptr<Connection>> closing;
-    const std::lock_guard lock(mutex_);
-    closing.swap(handles_);
+    std::unordered_map<Handle*, std::unique_ptr<Handle>> closing;
+    {
+      const std::lock_guard lock(mutex_);
+      closing.swap(handles_);
+    }
+    for (auto& [raw, handle] : closing) close_vv(*handle);
   }
 
  private:
   std::mutex mutex_;
-  std::unordered_map<Connection*, std::unique_ptr<Connection>> handles_;
+  std::unordered_map<Handle*, std::unique_ptr<Handle>> handles_;
 };
 OpenHandles g_handles;
 
@@ -119,8 +148,7 @@ int io_result(const IoStatus& status) {
   return -1;
 }
 
-Connection* as_conn(void* handle) { return static_cast<Connection*>(handle); }
-PackExport* as_pack(void* handle) { return &as_conn(handle)->pack(); }
+Handle* as_handle(void* handle) { return static_cast<Handle*>(handle); }
 
 // Checks that the client may open `entry` as `writable` says, and returns who it is, for holds:
 // "uid N" on a Unix socket, "host ADDRESS" over TCP.
@@ -149,6 +177,47 @@ Result<std::string> admit_peer(const PackEntry& entry, bool writable) {
     VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), h));
   }
   return "host " + h;
+}
+
+// The NBD peer as vvmd needs it for VV_OPEN: a Unix peer's uid, gid and groups (on this host),
+// or a TCP peer's address once it has passed vvm.conf's allow-host.
+Result<rpc::VvOpenRequest> vv_peer(const std::string& vv, bool writable) {
+  rpc::VvOpenRequest r;
+  r.name = vv;
+  r.writable = writable;
+  r.host = g_host_name;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == -1) {
+    // nbdkit -s: the client is whoever started nbdkit.
+    r.uid = ::getuid();
+    r.gid = ::getgid();
+    return r;
+  }
+  if (ss.ss_family == AF_UNIX) {
+    const int64_t uid = nbdkit_peer_uid(), gid = nbdkit_peer_gid(), pid = nbdkit_peer_pid();
+    if (uid < 0 || gid < 0) return Status::PermissionDenied("cannot tell who the client is");
+    r.uid = static_cast<uint32_t>(uid);
+    r.gid = static_cast<uint32_t>(gid);
+    if (pid > 0) {
+      for (gid_t g : process_groups(static_cast<pid_t>(pid))) r.groups.push_back(g);
+      if (r.groups.size() > rpc::kMaxGroups) r.groups.resize(rpc::kMaxGroups);
+    }
+    return r;
+  }
+  char host[NI_MAXHOST] = {};
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
+                    NI_NUMERICHOST) != 0) {
+    return Status::PermissionDenied("cannot tell the client's address");
+  }
+  std::string h = host;
+  if (h.starts_with("::ffff:") && h.find('.') != std::string::npos) h = h.substr(7);
+  if (g_tcp_policy) {
+    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), h));
+  }
+  r.tcp = true;
+  r.host = h;
+  return r;
 }
 
 // --- configuration ---
@@ -198,6 +267,15 @@ int vvm_config_complete() {
       }
       packtab = config->packtab;  // "" when the site has no packs
       g_tcp_policy = config->vvmd_access;
+      if (!config->vvmd_listen.empty()) {
+        g_vvmd = std::make_unique<VvmdLink>(config->vvmd_listen.front(),
+                                            std::chrono::milliseconds(config->request_timeout));
+        g_stage_timeout = std::chrono::milliseconds(config->stage_timeout);
+        g_host_name = local_host_name();
+        nbdkit_debug("virtual volumes from vvmd at %s, stage timeout %llds",
+                     g_vvmd->endpoint().to_string().c_str(),
+                     static_cast<long long>(config->stage_timeout.count()));
+      }
       if (g_holds_dir.empty()) g_holds_dir = config->state_dir + "/holds";
     }
     Result<std::unique_ptr<CatalogSource>> catalog = CatalogSource::open(packtab);
@@ -230,6 +308,7 @@ void vvm_unload() {
   g_handles.close_all();  // ends their holds, so before the registry goes
   g_holds.reset();
   g_catalog.reset();
+  g_vvmd.reset();
 }
 
 // --- exports ---
@@ -239,6 +318,17 @@ int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* ex
     for (const ExportInfo& e : current_catalog()->exports()) {
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
     }
+    if (!g_vvmd) return 0;
+    // The packs are worth listing even when vvmd is down: say why the VVs are missing.
+    Result<std::vector<rpc::VvInfo>> vvs = g_vvmd->list_all();
+    if (!vvs.ok()) {
+      nbdkit_error("listing the virtual volumes: %s", vvs.status().message().c_str());
+      return 0;
+    }
+    for (const rpc::VvInfo& vv : *vvs) {
+      const std::string name = std::string(kVvPrefix) + vv.name;
+      if (nbdkit_add_export(exports, name.c_str(), vv_description(vv).c_str()) == -1) return -1;
+    }
     return 0;
   });
 }
@@ -246,9 +336,47 @@ int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* ex
 // There is no default export: a client must name the pack it wants.
 const char* vvm_default_export(int /*readonly*/, int /*is_tls*/) { return nullptr; }
 
+// .open of vv/NAME: vvmd's probe decides (it registers nothing: listings open every export);
+// the real open waits for the first data command (vv_export.h).
+void* open_vv(std::string_view vv, bool readonly) {
+  if (!g_vvmd) {
+    fail(ENOENT, "unknown export 'vv/" + std::string(vv) +
+                     "': virtual volumes are served only with conf= and a [vvmd] listen address");
+    return nullptr;
+  }
+  Result<rpc::VvOpenRequest> peer = vv_peer(std::string(vv), !readonly);
+  if (!peer.ok()) {
+    fail(peer.status());
+    return nullptr;
+  }
+  Result<rpc::VvOpenReply> probe = g_vvmd->probe(*peer);
+  if (!probe.ok()) {
+    fail(Status(probe.status().code(), "vv/" + std::string(vv) + ": " + probe.status().message()));
+    return nullptr;
+  }
+  VvConnection::Waiting waiting;
+  waiting.timeout = g_stage_timeout;
+  waiting.sleep = [](std::chrono::milliseconds nap) {
+    // Returns at once (-1) when nbdkit is shutting down or the client went away.
+    return nbdkit_nanosleep(static_cast<unsigned>(nap.count() / 1000),
+                            static_cast<unsigned>(nap.count() % 1000 * 1'000'000)) == 0;
+  };
+  waiting.note = [](const std::string& what) { nbdkit_error("%s", what.c_str()); };
+  const std::string who = peer->tcp ? "host " + peer->host : "uid " + std::to_string(peer->uid);
+  auto handle = std::make_unique<Handle>();
+  handle->vv = std::make_unique<VvConnection>(g_vvmd.get(), std::move(*peer), std::move(*probe),
+                                              std::move(waiting));
+  nbdkit_debug("open %s (%s) for %s", handle->vv->export_name().c_str(),
+               handle->vv->writable() ? "read-write" : "read-only", who.c_str());
+  return g_handles.add(std::move(handle));
+}
+
 void* vvm_open(int readonly) {
   return guarded<void*>("open", nullptr, [&]() -> void* {
     const char* name = nbdkit_export_name();
+    if (name != nullptr && std::string_view(name).starts_with(kVvPrefix)) {
+      return open_vv(std::string_view(name).substr(kVvPrefix.size()), readonly != 0);
+    }
     std::shared_ptr<const PackCatalog> catalog = current_catalog();
     Result<const ExportInfo*> info = catalog->find(name != nullptr ? name : "");
     if (!info.ok()) {
@@ -265,102 +393,137 @@ void* vvm_open(int readonly) {
       fail(identity.status());
       return nullptr;
     }
-    auto conn = std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get());
+    auto handle = std::make_unique<Handle>();
+    handle->pack = std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get());
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
-                 conn->pack().writable() ? "read-write" : "read-only", conn->identity().c_str());
-    return g_handles.add(std::move(conn));
+                 handle->pack->pack().writable() ? "read-write" : "read-only",
+                 handle->pack->identity().c_str());
+    return g_handles.add(std::move(handle));
   });
 }
 
 void vvm_close(void* handle) {
   guarded("close", 0, [&] {
-    g_handles.close(as_conn(handle));
+    g_handles.close(as_handle(handle));
     return 0;
   });
 }
 
+// What nbdkit asks before any data command. A VV's cache file is not open yet (vv_export.h): its
+// answers come from vvmd's probe, and a cache file is a regular file.
 const char* vvm_export_description(void* handle) {
   // The string lives in the handle, which outlives every use nbdkit makes of it.
-  return as_pack(handle)->info().description.c_str();
+  Handle* h = as_handle(handle);
+  return h->vv ? h->vv->description().c_str() : h->pack->pack().info().description.c_str();
 }
 
-int64_t vvm_get_size(void* handle) { return static_cast<int64_t>(as_pack(handle)->size()); }
+int64_t vvm_get_size(void* handle) {
+  Handle* h = as_handle(handle);
+  return static_cast<int64_t>(h->vv ? h->vv->size() : h->pack->pack().size());
+}
+
+bool writable(void* handle) {
+  Handle* h = as_handle(handle);
+  return h->vv ? h->vv->writable() : h->pack->pack().writable();
+}
+
+bool block_device(void* handle) {
+  Handle* h = as_handle(handle);
+  return h->pack && h->pack->pack().block_device();
+}
 
 int vvm_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
-  *minimum = as_pack(handle)->minimum_block();     // 1 on a file, the sector size on a device
+  Handle* h = as_handle(handle);
+  *minimum = h->pack ? h->pack->pack().minimum_block() : 1;  // the sector size on a device
   *preferred = *minimum > 4096 ? *minimum : 4096;  // no read-modify-write of a page or sector
   *maximum = 32 * 1024 * 1024;                     // nbdkit's own limit for a single request
   return 0;
 }
 
-int vvm_can_write(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+int vvm_can_write(void* handle) { return writable(handle) ? 1 : 0; }
 int vvm_can_flush(void* /*handle*/) { return 1; }
 int vvm_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
 // One fd per connection, flushed with fdatasync, which covers every fd of the file.
 int vvm_can_multi_conn(void* /*handle*/) { return 1; }
-int vvm_can_trim(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
-int vvm_can_zero(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+int vvm_can_trim(void* handle) { return writable(handle) ? 1 : 0; }
+int vvm_can_zero(void* handle) { return writable(handle) ? 1 : 0; }
 // Honest: a fast zero is refused at once (EOPNOTSUPP) when only writing zeroes would do, by us or
 // by the kernel (see PackExport::zero).
-int vvm_can_fast_zero(void* handle) { return as_pack(handle)->writable() ? 1 : 0; }
+int vvm_can_fast_zero(void* handle) { return writable(handle) ? 1 : 0; }
 // SEEK_DATA/SEEK_HOLE on files; a block device is all data, which nbdkit reports by itself.
-int vvm_can_extents(void* handle) { return as_pack(handle)->block_device() ? 0 : 1; }
+int vvm_can_extents(void* handle) { return block_device(handle) ? 0 : 1; }
 int vvm_can_cache(void* /*handle*/) { return NBDKIT_CACHE_NATIVE; }
 
 // --- data ---
 
-// Called first in every data callback: a connection takes its hold on the pack at its first data
-// command (holds are lazy: NBD_OPT_INFO opens and closes every export and must not take one).
-// Returns 0, or -1 with EPERM when the pack's mode says no (NBD has no EBUSY; nbdkit would send
-// EINVAL for it); the reason, naming the pack and its holder, goes to the log once a connection.
-int begin_io(void* handle) {
+// Called first in every data callback, and returns the data path, or nullptr with errno set. A
+// pack connection takes its hold at its first data command, a VV connection opens the VV with
+// vvmd then (both lazy: NBD_OPT_INFO opens and closes every export and must not take a hold,
+// count an access or wait for a stage). A refusal is EPERM (NBD has no EBUSY or EACCES; nbdkit
+// would send EINVAL for them), anything else (vvmd down, a stage that timed out) EIO; the reason,
+// naming the export and any holder, goes to the log once a connection.
+PackExport* begin_io(void* handle) {
+  Handle* h = as_handle(handle);
   bool newly_refused = false;
-  const Status& hold = as_conn(handle)->ensure_hold(&newly_refused);
-  if (hold.ok()) return 0;
+  const Status& ready =
+      h->vv ? h->vv->ensure_open(&newly_refused) : h->pack->ensure_hold(&newly_refused);
+  if (ready.ok()) return h->vv ? &h->vv->pack() : &h->pack->pack();
   if (newly_refused) {
-    nbdkit_error("%s", hold.message().c_str());
+    nbdkit_error("%s", ready.message().c_str());
   } else {
-    nbdkit_debug("%s", hold.message().c_str());
+    nbdkit_debug("%s", ready.message().c_str());
   }
-  nbdkit_set_error(EPERM);
-  errno = EPERM;
-  return -1;
+  const bool refused = ready.code() == Code::kBusy || ready.code() == Code::kPermissionDenied;
+  const int err = h->pack || refused ? EPERM : EIO;
+  nbdkit_set_error(err);
+  errno = err;
+  return nullptr;
+}
+
+// After a write, trim or zero: a VV records that it was written, for VV_CLOSE.
+int wrote(void* handle, int result) {
+  if (result == 0 && as_handle(handle)->vv) as_handle(handle)->vv->note_written();
+  return result;
 }
 
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
-    return io_result(as_pack(handle)->read(buf, count, offset));
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
+    return io_result(io->read(buf, count, offset));
   });
 }
 
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("pwrite", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
-    return io_result(as_pack(handle)->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
+    return wrote(handle, io_result(io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
   });
 }
 
 int vvm_flush(void* handle, uint32_t /*flags*/) {
   return guarded("flush", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
-    return io_result(as_pack(handle)->flush());
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
+    return io_result(io->flush());
   });
 }
 
 int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("trim", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
-    return io_result(as_pack(handle)->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
+    return wrote(handle, io_result(io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
   });
 }
 
 int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("zero", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
-    IoStatus done =
-        as_pack(handle)->zero(count, offset, (flags & NBDKIT_FLAG_MAY_TRIM) != 0,
-                              (flags & NBDKIT_FLAG_FAST_ZERO) != 0, (flags & NBDKIT_FLAG_FUA) != 0);
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
+    IoStatus done = io->zero(count, offset, (flags & NBDKIT_FLAG_MAY_TRIM) != 0,
+                             (flags & NBDKIT_FLAG_FAST_ZERO) != 0, (flags & NBDKIT_FLAG_FUA) != 0);
     if (done.err() == EOPNOTSUPP) {
       // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
       nbdkit_debug("%s", done.status().message().c_str());
@@ -368,16 +531,17 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
       errno = EOPNOTSUPP;
       return -1;
     }
-    return io_result(done);
+    return wrote(handle, io_result(done));
   });
 }
 
 int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_extents* extents) {
   return guarded("extents", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
     bool added_all = true;
-    IoStatus done = as_pack(handle)->extents(
+    IoStatus done = io->extents(
         count, offset, (flags & NBDKIT_FLAG_REQ_ONE) != 0, [&](const PackExport::Extent& e) {
           const uint32_t type = e.hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
           added_all = nbdkit_add_extent(extents, e.offset, e.length, type) == 0;
@@ -390,27 +554,35 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
 
 int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("cache", -1, [&] {
-    if (begin_io(handle) == -1) return -1;
-    return io_result(as_pack(handle)->cache(count, offset));
+    PackExport* io = begin_io(handle);
+    if (io == nullptr) return -1;
+    return io_result(io->cache(count, offset));
   });
 }
 
 constexpr const char kConfigHelp[] =
     "packtab=PATH   The pack table to serve: one pack a line,\n"
     "               NAME BACKING OFFSET SIZE MODE OWNER GROUP PERMS.\n"
-    "conf=PATH      vvm.conf; its [plugin] packtab names the pack table.\n"
+    "conf=PATH      vvm.conf; its [plugin] packtab names the pack table, and\n"
+    "               the virtual volumes come from vvmd at its first [vvmd]\n"
+    "               listen address.\n"
     "holds=DIR      Where holders of packs are recorded, for messages and\n"
     "               vvctl pack ls (default: STATE_DIR/holds with conf=, else\n"
     "               /run/vvm/holds).\n"
-    "Give exactly one of them. Exports: pack/NAME (the table's mode) and\n"
-    "pack/NAME@ro (read-only); there is no default export.";
+    "Give packtab= or conf=, not both. Exports: pack/NAME (the table's mode),\n"
+    "pack/NAME@ro (read-only) and, with conf=, vv/NAME (a virtual volume:\n"
+    "writable while hot, by one client host at a time, read-only once\n"
+    "finished; an evicted one is waited for up to [plugin] stage-timeout at\n"
+    "the first read or write). There is no default export.";
 
 nbdkit_plugin make_plugin() {
   nbdkit_plugin p{};  // every callback not set here is absent
   p.name = "vvm";
-  p.longname = "vvm virtual disks (packs)";
+  p.longname = "vvm virtual disks (packs and virtual volumes)";
   p.version = VVM_VERSION;
-  p.description = "Serves the packs of a vvm pack table, each as NBD exports pack/NAME[@ro].";
+  p.description =
+      "Serves the packs of a vvm pack table as NBD exports pack/NAME[@ro], and with conf= the "
+      "virtual volumes of vvmd as vv/NAME.";
   p.unload = vvm_unload;
   p.config = vvm_config;
   p.config_complete = vvm_config_complete;

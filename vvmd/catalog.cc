@@ -419,6 +419,19 @@ Result<rpc::VvInfo> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRe
   return info;
 }
 
+Result<rpc::VvInfo> Catalog::record_access(const std::string& name) {
+  auto found = lookup(name);
+  if (!found.ok()) return found.status();
+  auto& [slot, r] = *found;
+  r.accessed = now();
+  auto info = to_info(r);
+  if (!info.ok()) return info.status();
+  db::Transaction txn;
+  txn.update(db::TableId::kVv, slot, r.to_values());
+  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  return info;
+}
+
 void Catalog::serve(rpc::Server& server) {
   auto vv_reply = [](rpc::Op op, Result<rpc::VvInfo> r) -> Result<rpc::ReplyBody> {
     if (!r.ok()) return r.status();

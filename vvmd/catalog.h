@@ -54,6 +54,8 @@ class Catalog {
   Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
   Result<rpc::VvInfo> finish(const rpc::Peer& peer, const std::string& name);
   Result<rpc::VvInfo> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
+  // Sets the VV's last access to now (one commit): an NBD connection used it (vv_opens.h).
+  Result<rpc::VvInfo> record_access(const std::string& name);
 
   // Called after each finish is committed, with the finished record (the scheduler queues its
   // copies).

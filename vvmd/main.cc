@@ -2,9 +2,9 @@
 //
 // vvmd reads vvm.conf, opens the database ([vvmd] database-dir), listens on [vvmd] listen (Unix
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING, serves the VV catalogue
-// (catalog.h) and the VSN catalogue (vsn_catalog.h), and runs the tape scheduler (scheduler.h),
-// which hands finished VVs to the movers and records their copies. The stage queue and the cache
-// manager come with later slices.
+// (catalog.h), the nbdkit plugin's opens of vv/NAME exports (vv_opens.h) and the VSN catalogue
+// (vsn_catalog.h), and runs the tape scheduler (scheduler.h), which hands finished VVs to the
+// movers and records their copies. The stage queue and the cache manager come with later slices.
 #include <unistd.h>
 
 #include <csignal>
@@ -19,6 +19,7 @@
 #include "mover_link.h"
 #include "scheduler.h"
 #include "vsn_catalog.h"
+#include "vv_opens.h"
 
 namespace po = boost::program_options;
 
@@ -64,6 +65,9 @@ int main(int argc, char** argv) {
   rpc::Server server("vvmd", config->vvmd_access);
   server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
   (*catalog)->serve(server);
+  // Gone before the server, which calls no hook once its run has ended.
+  vvmd::VvOpens opens(catalog->get(), ::getuid());
+  opens.serve(server);
   (*vsns)->serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },

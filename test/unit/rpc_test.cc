@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -330,6 +331,38 @@ TEST_CASE("the VV catalogue's requests and replies survive an XDR round trip") {
   CHECK_FALSE(back.more);
 }
 
+TEST_CASE("VV_OPEN and VV_CLOSE survive an XDR round trip") {
+  auto round_trip = [](RequestBody body) {
+    Request req;
+    req.body = std::move(body);
+    return must(decode_request(must(encode_request(req)))).body;
+  };
+  VvOpenRequest open{"A0000000042", true, true, false, 1000, 100, {4, 27, 1000}, "storage1"};
+  CHECK(std::get<VvOpenRequest>(round_trip(open)) == open);
+  VvOpenRequest probe{"B0000000001", false, false, true, 0, 0, {}, "10.1.2.3"};
+  CHECK(std::get<VvOpenRequest>(round_trip(probe)) == probe);
+  open.groups.assign(kMaxGroups + 1, 7);
+  Request too_many;
+  too_many.body = open;
+  CHECK(encode_request(too_many).status().code() == Code::kInvalidArgument);
+  VvCloseRequest close{(1ull << 40) + 3, true};
+  CHECK(std::get<VvCloseRequest>(round_trip(close)) == close);
+  CHECK_FALSE(std::get<VvCloseRequest>(round_trip(VvCloseRequest{1, false})).written);
+
+  Reply rep;
+  VvOpenReply answer{sample_vv(), "/var/lib/vvm/cache/A0000000042", true, true, "", 77};
+  rep.body = answer;
+  CHECK(std::get<VvOpenReply>(must(decode_reply(must(encode_reply(rep)))).body) == answer);
+  answer = {sample_vv(), "/c/A1", false, false, "VV A1 is evicted and vvmd cannot stage yet", 0};
+  rep.body = answer;
+  CHECK(std::get<VvOpenReply>(must(decode_reply(must(encode_reply(rep)))).body) == answer);
+  rep.body = VvReply{Op::kVvClose, sample_vv()};
+  CHECK(std::get<VvReply>(must(decode_reply(must(encode_reply(rep)))).body) ==
+        VvReply{Op::kVvClose, sample_vv()});
+  CHECK(op_name(Op::kVvOpen) == "vv-open");
+  CHECK(op_name(Op::kVvClose) == "vv-close");
+}
+
 TEST_CASE("a page of 1000 VVs with the longest names fits in one message") {
   // vvmd's page size (catalog.h, kMaxPage) must stay under VVM_MAX_MESSAGE at the record's
   // widest: 16-character owner and group, every copy present.
@@ -597,6 +630,67 @@ TEST_CASE("a server answers pings over a Unix socket and over TCP") {
   auto after = Client::connect(unix_ep, 1s);
   CHECK(after.status().code() == Code::kUnavailable);
   CHECK_THAT(after.status().message(), Catch::Contains(unix_ep.to_string()));
+}
+
+TEST_CASE("each connection is its own session, and its end is reported with its number") {
+  auto dir = must(TempDir::create());
+  RunningServer rs("testd", AccessPolicy{});
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<uint64_t> ended;
+  // The session a request came on, sent back as the payload.
+  rs.server().handle(Op::kPing, [](const Peer& peer, const RequestBody&) -> Result<ReplyBody> {
+    PingReply r;
+    r.payload = std::to_string(peer.session);
+    return ReplyBody(r);
+  });
+  rs.server().on_disconnect([&](uint64_t session) {
+    const std::lock_guard lock(mutex);
+    ended.push_back(session);
+    changed.notify_all();
+  });
+  auto ep = unix_endpoint(dir);
+  must(rs.server().listen(ep));
+  rs.start();
+  auto session_of = [](Client& c) {
+    return std::stoull(std::get<PingReply>(must(c.call(PingRequest{}, 5s))).payload);
+  };
+  auto wait_ended = [&](size_t n) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, 5s, [&] { return ended.size() >= n; });
+  };
+
+  auto a = must(Client::connect(ep, 5s));
+  const uint64_t sa = session_of(a);
+  CHECK(sa > 0);
+  CHECK(session_of(a) == sa);  // the same connection, the same session
+  uint64_t sb = 0;
+  {
+    auto b = must(Client::connect(ep, 5s));
+    sb = session_of(b);
+    CHECK(sb != sa);
+    std::lock_guard lock(mutex);
+    CHECK(ended.empty());  // nobody has gone yet
+  }                        // b hangs up
+  REQUIRE(wait_ended(1));
+  {
+    std::lock_guard lock(mutex);
+    CHECK(ended == std::vector<uint64_t>{sb});
+  }
+  CHECK(session_of(a) == sa);  // a is untouched by b's end
+  { auto gone = std::move(a); }
+  REQUIRE(wait_ended(2));
+  {
+    std::lock_guard lock(mutex);
+    CHECK(ended == std::vector<uint64_t>{sb, sa});
+  }
+  // A connection that stop() closes is not reported: the daemon is going away.
+  auto c = must(Client::connect(ep, 5s));
+  const uint64_t sc = session_of(c);
+  CHECK(sc > sb);
+  CHECK(rs.stop().ok());
+  std::lock_guard lock(mutex);
+  CHECK(ended.size() == 2);
 }
 
 TEST_CASE("a TCP peer not in allow-host gets one refusal that says why") {

@@ -1,0 +1,127 @@
+// vv_export.cc: a connection's lazy open of a VV and its close; see vv_export.h.
+#include "vv_export.h"
+
+#include <fmt/core.h>
+
+namespace vvm::plugin {
+
+using Clock = std::chrono::steady_clock;
+
+VvConnection::VvConnection(VvmdLink* vvmd, rpc::VvOpenRequest request, rpc::VvOpenReply probe,
+                           Waiting waiting)
+    : vvmd_(vvmd),
+      request_(std::move(request)),
+      probe_(std::move(probe)),
+      waiting_(std::move(waiting)),
+      export_name_(std::string(kVvPrefix) + request_.name),
+      description_(vv_description(probe_.vv)) {
+  // What the probe allowed is what nbdkit was told (can_write): ask for no more at the use.
+  request_.writable = probe_.writable;
+}
+
+VvConnection::~VvConnection() = default;
+
+const Status& VvConnection::ensure_open(bool* newly_refused) {
+  *newly_refused = false;
+  if (decided_.load(std::memory_order_acquire)) return opened_;
+  const std::lock_guard lock(mutex_);
+  if (!decided_.load(std::memory_order_relaxed)) {
+    opened_ = open_now();
+    *newly_refused = !opened_.ok();
+    decided_.store(true, std::memory_order_release);
+  }
+  return opened_;
+}
+
+Status VvConnection::open_now() {
+  auto client = vvmd_->connect();
+  if (!client.ok()) {
+    return Status(client.status().code(), fmt::format("{}: cannot reach vvmd: {}", export_name_,
+                                                      client.status().message()));
+  }
+  client_.emplace(std::move(*client));
+  rpc::VvOpenRequest use = request_;
+  use.use = true;
+  const auto started = Clock::now();
+  bool said_waiting = false;
+  rpc::VvOpenReply reply;
+  for (;;) {
+    auto answer = client_->call(use, vvmd_->timeout());
+    if (!answer.ok()) {
+      if (said_waiting && waiting_.note) {
+        waiting_.note(fmt::format("{}: vvmd refused it after the wait: {}", export_name_,
+                                  answer.status().message()));
+      }
+      return Status(answer.status().code(),
+                    fmt::format("{}: {}", export_name_, answer.status().message()));
+    }
+    auto* open = std::get_if<rpc::VvOpenReply>(&*answer);
+    if (open == nullptr) {
+      return Status::ProtocolError(export_name_ + ": vvmd answered VV_OPEN with something else");
+    }
+    if (open->ready) {
+      reply = std::move(*open);
+      break;
+    }
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    if (waited >= waiting_.timeout) {
+      const std::string why = fmt::format("{}: not ready after {} s: {}", export_name_,
+                                          waiting_.timeout.count() / 1000, open->not_ready);
+      if (waiting_.note) waiting_.note(why);
+      return Status::Timeout(why);
+    }
+    if (!said_waiting && waiting_.note) {
+      waiting_.note(fmt::format("{}: waiting up to {} s: {}", export_name_,
+                                waiting_.timeout.count() / 1000, open->not_ready));
+    }
+    said_waiting = true;
+    const auto nap = std::min(waiting_.poll, waiting_.timeout - waited);
+    if (waiting_.sleep && !waiting_.sleep(nap)) {
+      return Status::Unavailable(export_name_ + ": the wait for vvmd was cut short (shutdown)");
+    }
+  }
+  open_id_ = reply.open_id;
+  if (said_waiting && waiting_.note) {
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started);
+    waiting_.note(fmt::format("{}: ready after {} s", export_name_, waited.count()));
+  }
+  // vvmd may have changed its mind since the probe (finished meanwhile): the use decides, but
+  // never more than nbdkit was told at .open.
+  const bool writable = reply.writable && probe_.writable;
+  ExportInfo info;
+  info.name = export_name_;
+  info.description = description_;
+  info.pack.name = reply.vv.name;
+  info.pack.backing = reply.cache_path;
+  info.pack.offset = 0;
+  info.pack.size = probe_.vv.size;
+  info.read_only = !writable;
+  auto pack = PackExport::open(info, false);
+  if (!pack.ok()) {
+    Status failed = pack.status();
+    (void)close();  // vvmd must not keep an open that will never be used
+    return failed;
+  }
+  pack_ = std::move(*pack);
+  return Status::Ok();
+}
+
+Status VvConnection::close() {
+  if (!client_) return Status::Ok();
+  Status result;
+  if (open_id_ != 0) {
+    const bool written = written_.load(std::memory_order_relaxed);
+    auto reply = client_->call(rpc::VvCloseRequest{open_id_, written}, vvmd_->timeout());
+    if (!reply.ok()) {
+      result = Status(reply.status().code(),
+                      fmt::format("{}: VV_CLOSE (open {}, {}): {}", export_name_, open_id_,
+                                  written ? "written" : "not written", reply.status().message()));
+    }
+    open_id_ = 0;
+  }
+  client_.reset();  // vvmd forgets whatever this connection still held
+  return result;
+}
+
+}  // namespace vvm::plugin

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# vv-export.sh: the vv/NAME exports with the real vvmd, nbdkit and clients. nbdinfo --list shows
+# each VV with its size, state and residency beside the packs, and neither registers an open nor
+# counts an access; qemu-io writes a pattern and reads it back, qemu-img compare checks it, and
+# .accessed moves; a user without permission is refused at connect time, one with it is served;
+# one writer host at a time (a TCP client is refused while a Unix-socket client of this host
+# writes), and nbdkit killed with SIGKILL while it has the VV open makes vvmd forget the open (the
+# other host may then write); once finished the VV is read-only: writes fail, reads work; with
+# vvmd down the packs are still listed.
+set -euo pipefail
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+
+vvmd=$VVM_BUILD_DIR/vvmd/vvmd
+vvctl=$VVM_BUILD_DIR/client/vvctl
+make_tmpdir
+chmod 755 "$tmpdir" # the unprivileged user below must reach the sockets and vvm.conf
+nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
+M=$((1024 * 1024))
+truncate -s $((8 * M)) "$tmpdir/disk.img"
+echo "p0 disk.img 0 4M ro root root 0644" >"$tmpdir/packtab"
+
+cat >"$tmpdir/vvm.conf" <<CONF
+[global]
+state-dir = $tmpdir/state
+[vvmd]
+listen = unix:$tmpdir/run/vvmd.sock
+allow-uid = 65534
+allow-host = 127.0.0.1
+request-timeout = 10s
+[plugin]
+packtab = $tmpdir/packtab
+stage-timeout = 5s
+[media LTO9]
+capacity = 18T
+[class A]
+media = LTO9
+CONF
+conf=$tmpdir/vvm.conf
+cache=$tmpdir/state/cache
+ctl() { "$vvctl" --conf "$conf" "$@"; }
+uri() { echo "nbd+unix:///$1?socket=$tmpdir/${2:-nbd}.sock"; }
+# check JQ_FILTER EXPECTED JSON: jq -r JQ_FILTER on JSON prints EXPECTED.
+check() {
+  local got
+  got=$(jq -r "$1" <<<"$3") || die "jq '$1' failed on: $3"
+  [[ $got == "$2" ]] || die "jq '$1' gave '$got', wanted '$2'"
+}
+accessed() { ctl show "$1" --json | jq -r .accessed; }
+opens_logged() { grep -c " open [0-9]* read-" "$tmpdir/vvmd.log" || true; }
+# io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
+io() {
+  local uri=$1 out status=0
+  shift
+  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status == 0)) && ! grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri: $out"
+}
+# io_fails URI QEMU_IO_ARGS...: qemu-io fails (to open, or a command); its output in $out.
+io_fails() {
+  local uri=$1 status=0
+  shift
+  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status != 0)) || grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri succeeded: $out"
+}
+kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
+# wait_log FILE PATTERN: FILE gets a line matching PATTERN within 10 s.
+wait_log() {
+  for ((i = 0; i < 100; i++)); do
+    grep -Eq -- "$2" "$1" && return 0
+    sleep 0.1
+  done
+  die "no /$2/ in $1 after 10 s"
+}
+
+start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
+vvmd_pid=$daemon_pid
+start_nbdkit "$tmpdir/nbd.sock" "$VVM_PLUGIN" conf="$conf"
+log=$nbdkit_log
+chmod 777 "$tmpdir/nbd.sock"
+
+a1=$(ctl create --class A --size 64M)
+a2=$("${nobody[@]}" "$vvctl" --conf "$conf" create --class A --size 1M)
+created=$(accessed "$a1")
+sleep 1.1 # .accessed counts seconds: let one pass, so that a change shows
+
+# --- listing: every VV with its state and size, and nothing opened or counted ---
+list=$(nbdinfo --list --json "$(uri "")")
+check '[.exports[]["export-name"]] | join(" ")' "pack/p0 pack/p0@ro vv/$a1 vv/$a2" "$list"
+check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .description" \
+  "virtual volume, 64M, hot, cached" "$list"
+check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"export-size\"" $((64 * M)) "$list"
+check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"is_read_only\"" false "$list"
+[[ $(accessed "$a1") == "$created" ]] || die "the listing changed .accessed of $a1"
+(($(opens_logged) == 0)) || die "the listing registered opens: $(grep ' open ' "$tmpdir/vvmd.log")"
+echo "ok: nbdinfo --list shows the VVs and opens nothing"
+
+# --- data: a pattern written, read back and compared; the access recorded ---
+io "$(uri "vv/$a1")" -c 'write -P 0xab 0 1M' -c 'write -P 0xcd 63M 1M'
+io "$(uri "vv/$a1")" -r -c 'read -P 0xab 0 1M' -c 'read -P 0 1M 62M' -c 'read -P 0xcd 63M 1M'
+qemu-img create -q -f raw "$tmpdir/pattern" 64M
+qemu-io -f raw -c 'write -P 0xab 0 1M' -c 'write -P 0xcd 63M 1M' "$tmpdir/pattern" >/dev/null
+qemu-img compare -f raw -F raw "$tmpdir/pattern" "$(uri "vv/$a1")" >/dev/null ||
+  die "qemu-img compare: vv/$a1 differs from the pattern"
+cmp "$tmpdir/pattern" "$cache/$a1" || die "the cache file differs from the pattern"
+now=$(accessed "$a1")
+((now > created)) || die ".accessed of $a1 did not move after a real use ($created, $now)"
+wait_log "$tmpdir/vvmd.log" "VV $a1 open [0-9]+ closed by .*\(written;"
+echo "ok: qemu-io wrote, read back and compared; .accessed $created -> $now"
+
+# --- permissions: root's 0640 VV refuses nobody at connect time; nobody's own VV serves it ---
+out=$("${nobody[@]}" qemu-io -f raw -r -c 'read 0 4k' "$(uri "vv/$a1")" 2>&1) &&
+  ! grep -qi fail <<<"$out" && die "nobody read root's VV: $out"
+grep -q "may not open VV $a1: its mode is rw-r----- for root:root" "$log" ||
+  die "the refusal does not say why: $(tail -n 5 "$log")"
+"${nobody[@]}" qemu-io -f raw -c 'write -P 0x11 0 64k' -c 'read -P 0x11 0 64k' \
+  "$(uri "vv/$a2")" >/dev/null || die "nobody could not use its own VV"
+out=$(nbdinfo "$(uri vv/A0000000099)" 2>&1) && die "an unknown VV was served: $out"
+grep -q "no VV A0000000099" "$log" || die "the unknown VV is not named in the log"
+echo "ok: permissions"
+
+# --- one writer host; a killed nbdkit's opens are forgotten ---
+# Everyone may write a3: a TCP client is its host, and gets the other bits.
+a3=$(ctl create --class A --size 16M --perms 666)
+# nbdkit that will be killed: started by hand, since start_nbdkit counts a SIGKILL as a crash.
+env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} nbdkit -f -v --exit-with-parent \
+  -P "$tmpdir/doomed.pid" -U "$tmpdir/doomed.sock" "$VVM_PLUGIN" conf="$conf" \
+  </dev/null >"$tmpdir/doomed.log" 2>&1 &
+doomed=$!
+_vvm_logs+=("nbdkit-doomed=$tmpdir/doomed.log")
+cleanup_fn kill_quietly "$doomed"
+_vvm_wait_ready nbdkit-doomed "$doomed" test -s "$tmpdir/doomed.pid"
+port=$(pick_unused_port)
+start_nbdkit - -i 127.0.0.1 -p "$port" "$VVM_PLUGIN" conf="$conf"
+tcp_log=$nbdkit_log
+tcp_uri="nbd://127.0.0.1:$port/vv/$a3"
+
+connect_client writer "$(uri "vv/$a3" doomed)" # this host, through the Unix socket
+wait_log "$tmpdir/vvmd.log" "VV $a3 open [0-9]+ read-write"
+io "$(uri "vv/$a3")" -c 'write -P 0xab 0 4k' # a second connection of the writing host
+io_fails "$tcp_uri" -c 'write -P 0x22 0 4k'
+grep -q "Operation not permitted" <<<"$out" || die "the second host's write: $out"
+grep -q "VV $a3 is open for writing from $(hostname): one writer host at a time" "$tcp_log" ||
+  die "the refusal does not name the VV and the holder: $(tail -n 5 "$tcp_log")"
+echo "ok: a second writer host is refused, naming the holder"
+
+kill -KILL "$doomed"
+wait "$doomed" 2>/dev/null || true
+wait_log "$tmpdir/vvmd.log" "VV $a3 open [0-9]+ for .* forgotten: its control connection ended"
+io "$tcp_uri" -c 'write -P 0x33 8M 4k' -c 'read -P 0x33 8M 4k'
+disconnect_client writer
+echo "ok: the opens of a killed nbdkit are forgotten"
+
+# --- finished: read-only; reads still work ---
+ctl finish "$a1" >/dev/null
+list=$(nbdinfo --list --json "$(uri "")")
+check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .description" \
+  "virtual volume, 64M, finished, cached" "$list"
+check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"is_read_only\"" true "$list"
+before=$(md5sum <"$cache/$a1")
+io_fails "$(uri "vv/$a1")" -c 'write -P 0x44 0 4k'
+out=$(nbdsh -u "$(uri "vv/$a1")" -c 'print(h.is_read_only())' 2>&1)
+[[ $out == True ]] || die "vv/$a1 is not read-only once finished: $out"
+[[ $(md5sum <"$cache/$a1") == "$before" ]] || die "the finished VV's cache file changed"
+io "$(uri "vv/$a1")" -r -c 'read -P 0xab 0 1M'
+io "$tcp_uri" -r -c 'read -P 0x33 8M 4k'
+echo "ok: a finished VV is read-only"
+
+# --- vvmd down: the packs are still listed, and the log says why the VVs are not ---
+kill -TERM "$vvmd_pid"
+for ((i = 0; i < 50; i++)); do
+  ctl ping --timeout 1 >/dev/null 2>&1 || break
+  sleep 0.1
+done
+list=$(nbdinfo --list --json "$(uri "")")
+check '[.exports[]["export-name"]] | join(" ")' "pack/p0 pack/p0@ro" "$list"
+grep -q "listing the virtual volumes: " "$log" || die "the log does not say why VVs are missing"
+echo "ok: with vvmd down the packs are listed"
+echo "vv-export: all checks passed"
