@@ -660,119 +660,122 @@ Result<Request> decode_request(std::string_view bytes) {
     case VVM_OP_VV_CLOSE: {
       auto& c = r.body.vvm_request_body_u.vv_close;
       out.body = VvCloseRequest{c.open_id, c.written != 0};
-      case VVM_OP_VSN_ADD: {
-        auto& a = r.body.vvm_request_body_u.vsn_add;
-        out.body = VsnAddRequest{text_of(a.vsn), text_of(a.media), text_of(a.vsn_class)};
-        break;
-      }
-      case VVM_OP_VSN_LIST: {
-        auto& l = r.body.vvm_request_body_u.vsn_list;
-        out.body = VsnListRequest{text_of(l.after), l.limit};
-        break;
-      }
-      default:
-        // Checked before the left-over bytes: those are the arguments of an operation from a newer
-        // peer, which deserves a clearer answer than "malformed".
-        return Status::InvalidArgument(fmt::format("unknown operation {}", op));
+      break;
     }
-      VVM_RETURN_IF_ERROR(check_used("request", *used, bytes.size()));
-      return out;
+    case VVM_OP_VSN_ADD: {
+      auto& a = r.body.vvm_request_body_u.vsn_add;
+      out.body = VsnAddRequest{text_of(a.vsn), text_of(a.media), text_of(a.vsn_class)};
+      break;
+    }
+    case VVM_OP_VSN_LIST: {
+      auto& l = r.body.vvm_request_body_u.vsn_list;
+      out.body = VsnListRequest{text_of(l.after), l.limit};
+      break;
+    }
+    default:
+      // Checked before the left-over bytes: those are the arguments of an operation from a newer
+      // peer, which deserves a clearer answer than "malformed".
+      return Status::InvalidArgument(fmt::format("unknown operation {}", op));
   }
+  VVM_RETURN_IF_ERROR(check_used("request", *used, bytes.size()));
+  return out;
+}
 
-  Result<Reply> decode_reply(std::string_view bytes) {
-    auto preamble = decode_preamble(bytes);
-    if (!preamble.ok()) return preamble.status();
-    vvm_reply r{};
-    XdrFreer<vvm_reply> freer{reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r};
-    auto used = xdr_decode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), bytes, &r, "reply");
-    if (!used.ok()) return used.status();
-    VVM_RETURN_IF_ERROR(check_used("reply", *used, bytes.size()));
-    Reply out;
-    out.version = r.preamble.proto_version;
-    out.xid = r.preamble.xid;
-    uint32_t code = wire_value(r.code);
-    if (code > static_cast<uint32_t>(kLastCode)) {
-      return Status::ProtocolError(fmt::format("reply carries unknown error code {}", code));
+Result<Reply> decode_reply(std::string_view bytes) {
+  auto preamble = decode_preamble(bytes);
+  if (!preamble.ok()) return preamble.status();
+  vvm_reply r{};
+  XdrFreer<vvm_reply> freer{reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r};
+  auto used = xdr_decode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), bytes, &r, "reply");
+  if (!used.ok()) return used.status();
+  VVM_RETURN_IF_ERROR(check_used("reply", *used, bytes.size()));
+  Reply out;
+  out.version = r.preamble.proto_version;
+  out.xid = r.preamble.xid;
+  uint32_t code = wire_value(r.code);
+  if (code > static_cast<uint32_t>(kLastCode)) {
+    return Status::ProtocolError(fmt::format("reply carries unknown error code {}", code));
+  }
+  if (code != VVM_OK) {
+    out.status = Status(static_cast<Code>(code), text_of(r.message));
+    return out;
+  }
+  switch (uint32_t op = wire_value(r.body.op)) {
+    case VVM_OP_NONE: break;
+    case VVM_OP_PING: {
+      auto& p = r.body.vvm_reply_body_u.ping;
+      out.body = PingReply{text_of(p.daemon), text_of(p.name), text_of(p.software), p.uptime_ms,
+                           bytes_of(p.payload.payload_len, p.payload.payload_val)};
+      break;
     }
-    if (code != VVM_OK) {
-      out.status = Status(static_cast<Code>(code), text_of(r.message));
-      return out;
+    case VVM_OP_ARCHIVE:
+    case VVM_OP_STAGE: {
+      auto& a =
+          op == VVM_OP_ARCHIVE ? r.body.vvm_reply_body_u.archive : r.body.vvm_reply_body_u.stage;
+      out.body = CopyAccepted{static_cast<Op>(op), a.job, text_of(a.drive)};
+      break;
     }
-    switch (uint32_t op = wire_value(r.body.op)) {
-      case VVM_OP_NONE: break;
-      case VVM_OP_PING: {
-        auto& p = r.body.vvm_reply_body_u.ping;
-        out.body = PingReply{text_of(p.daemon), text_of(p.name), text_of(p.software), p.uptime_ms,
-                             bytes_of(p.payload.payload_len, p.payload.payload_val)};
-        break;
-      }
-      case VVM_OP_ARCHIVE:
-      case VVM_OP_STAGE: {
-        auto& a =
-            op == VVM_OP_ARCHIVE ? r.body.vvm_reply_body_u.archive : r.body.vvm_reply_body_u.stage;
-        out.body = CopyAccepted{static_cast<Op>(op), a.job, text_of(a.drive)};
-        break;
-      }
-      case VVM_OP_COPY_REPORT: out.body = CopyReportAck{}; break;
-      case VVM_OP_VV_CREATE:
-      case VVM_OP_VV_SHOW:
-      case VVM_OP_VV_FINISH:
-      case VVM_OP_VV_REMOVE:
-      case VVM_OP_VV_CLOSE: {
-        auto vv = decode_vv(vv_reply_arm(r.body, static_cast<Op>(op)));
+    case VVM_OP_COPY_REPORT: out.body = CopyReportAck{}; break;
+    case VVM_OP_VV_CREATE:
+    case VVM_OP_VV_SHOW:
+    case VVM_OP_VV_FINISH:
+    case VVM_OP_VV_REMOVE:
+    case VVM_OP_VV_CLOSE: {
+      auto vv = decode_vv(vv_reply_arm(r.body, static_cast<Op>(op)));
+      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+      out.body = VvReply{static_cast<Op>(op), std::move(*vv)};
+      break;
+    }
+    case VVM_OP_VV_LIST: {
+      auto& l = r.body.vvm_reply_body_u.vv_list;
+      VvListReply list;
+      list.more = l.more != 0;
+      list.vvs.reserve(l.vvs.vvs_len);
+      for (u_int i = 0; i < l.vvs.vvs_len; ++i) {
+        auto vv = decode_vv(l.vvs.vvs_val[i]);
         if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
-        out.body = VvReply{static_cast<Op>(op), std::move(*vv)};
-        break;
+        list.vvs.push_back(std::move(*vv));
       }
-      case VVM_OP_VV_LIST: {
-        auto& l = r.body.vvm_reply_body_u.vv_list;
-        VvListReply list;
-        list.more = l.more != 0;
-        list.vvs.reserve(l.vvs.vvs_len);
-        for (u_int i = 0; i < l.vvs.vvs_len; ++i) {
-          auto vv = decode_vv(l.vvs.vvs_val[i]);
-          if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
-          list.vvs.push_back(std::move(*vv));
-        }
-        out.body = std::move(list);
-        break;
-      }
-      case VVM_OP_VV_OPEN: {
-        auto& o = r.body.vvm_reply_body_u.vv_open;
-        auto vv = decode_vv(o.vv);
-        if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
-        out.body = VvOpenReply{std::move(*vv), text_of(o.cache_path), o.writable != 0,
-                               o.ready != 0,   text_of(o.not_ready),  o.open_id};
-        case VVM_OP_VSN_ADD: {
-          auto vsn = decode_vsn(r.body.vvm_reply_body_u.vsn_added);
-          if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
-          out.body = VsnReply{std::move(*vsn)};
-          break;
-        }
-        case VVM_OP_VSN_LIST: {
-          auto& l = r.body.vvm_reply_body_u.vsn_list;
-          VsnListReply list;
-          list.more = l.more != 0;
-          list.vsns.reserve(l.vsns.vsns_len);
-          for (u_int i = 0; i < l.vsns.vsns_len; ++i) {
-            auto vsn = decode_vsn(l.vsns.vsns_val[i]);
-            if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
-            list.vsns.push_back(std::move(*vsn));
-          }
-          out.body = std::move(list);
-          break;
-        }
-        default:
-          return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
-      }
-        return out;
+      out.body = std::move(list);
+      break;
     }
-
-    Reply error_reply(const Preamble& preamble, Status status) {
-      Reply r;
-      r.xid = preamble.xid;
-      r.status = std::move(status);
-      return r;
+    case VVM_OP_VV_OPEN: {
+      auto& o = r.body.vvm_reply_body_u.vv_open;
+      auto vv = decode_vv(o.vv);
+      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+      out.body = VvOpenReply{std::move(*vv), text_of(o.cache_path), o.writable != 0,
+                             o.ready != 0,   text_of(o.not_ready),  o.open_id};
+      break;
     }
+    case VVM_OP_VSN_ADD: {
+      auto vsn = decode_vsn(r.body.vvm_reply_body_u.vsn_added);
+      if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
+      out.body = VsnReply{std::move(*vsn)};
+      break;
+    }
+    case VVM_OP_VSN_LIST: {
+      auto& l = r.body.vvm_reply_body_u.vsn_list;
+      VsnListReply list;
+      list.more = l.more != 0;
+      list.vsns.reserve(l.vsns.vsns_len);
+      for (u_int i = 0; i < l.vsns.vsns_len; ++i) {
+        auto vsn = decode_vsn(l.vsns.vsns_val[i]);
+        if (!vsn.ok()) return Status::ProtocolError("reply: " + vsn.status().message());
+        list.vsns.push_back(std::move(*vsn));
+      }
+      out.body = std::move(list);
+      break;
+    }
+    default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));
+  }
+  return out;
+}
 
-  }  // namespace vvm::rpc
+Reply error_reply(const Preamble& preamble, Status status) {
+  Reply r;
+  r.xid = preamble.xid;
+  r.status = std::move(status);
+  return r;
+}
+
+}  // namespace vvm::rpc

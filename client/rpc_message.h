@@ -196,12 +196,6 @@ struct VvListReply {
   bool more = false;  // ask again with after = vvs.back().name
 };
 
-using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
-                                 VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
-                                 VvRemoveRequest, VvOpenRequest, VvCloseRequest>;
-// monostate: an error reply
-using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
-                               VvListReply, VvOpenReply>;
 // The VSN catalogue (vvm_proto.x: VSN_ADD, VSN_LIST).
 enum class VsnState : uint32_t { kBlank = 1, kHot = 2, kFull = 3, kRetired = 4 };
 // "blank", "hot", "full", "retired": the words the database and vvctl use.
@@ -242,12 +236,13 @@ struct VsnListReply {
   bool more = false;  // ask again with after = vsns.back().name
 };
 
-using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
-                                 VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
-                                 VvRemoveRequest, VsnAddRequest, VsnListRequest>;
+using RequestBody =
+    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
+                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
+                 VvCloseRequest, VsnAddRequest, VsnListRequest>;
 // monostate: an error reply
 using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
-                               VvListReply, VsnReply, VsnListReply>;
+                               VvListReply, VvOpenReply, VsnReply, VsnListReply>;
 
 Op op_of(const RequestBody& body);
 

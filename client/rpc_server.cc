@@ -105,7 +105,6 @@ struct Server::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
   std::vector<std::unique_ptr<local::acceptor>> unix_acceptors;
   std::vector<std::string> unix_paths;  // removed when run() returns
-  bool stopped = false;
   struct Periodic {
     std::chrono::milliseconds period;
     std::function<void()> task;
