@@ -1,72 +1,186 @@
 #!/usr/bin/env bash
-# run-command.sh: the README's run command starts the whole system, serves the sample packs that
-# nbdinfo --list and qemu-img info see, and Ctrl-C (SIGINT to its process group, as a terminal
-# sends it) stops every process it started.
+# run-command.sh: the README's run command starts the whole system: vvmd, the mover m1 with two
+# emulated drives, a library of two tapes, nbdkit on TCP and on a Unix socket, and a sample VV.
+# nbdinfo --list sees the packs and the VV; qemu-io writes and reads back a pattern on the VV
+# through nbd://; `vvctl finish --wait` archives it onto both tapes (checked with show --json and
+# vvtape); Ctrl-C (SIGINT to its process group, as a terminal sends it) stops every process it
+# started and leaves no socket; a second run reuses the configuration, the tapes and the VV, and
+# SIGTERM stops it as cleanly.
 set -euo pipefail
 set -m # job control: the run command gets its own process group, like a terminal's foreground job
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-src=${VVM_SOURCE_DIR:?run me from meson test}
-build=${VVM_BUILD_DIR:?run me from meson test}
-export PATH=/usr/bin:$PATH
+src=$VVM_SOURCE_DIR
+build=$VVM_BUILD_DIR
+vvctl=$build/client/vvctl
+vvtape=$build/mover/vvtape
+make_tmpdir
+var=$tmpdir/var
+conf=$var/vvm.conf
+ctl() { "$vvctl" --conf "$conf" "$@"; }
 
-tmp=$(mktemp -d)
-run_pid=
-cleanup() {
-  [[ -n $run_pid ]] && kill -KILL -- "-$run_pid" 2>/dev/null || true
-  pkill -KILL -f -- "$tmp" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# A free port: bind to 0 and read back what the kernel chose.
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-
-"$src/vvm-dev" run --no-install --no-build --build-dir "$build" --var "$tmp/var" --port "$port" \
-  >"$tmp/run.out" 2>&1 &
-run_pid=$!
-
+# Free ports: nbdkit's, and vvmd's (the default 7370 may be taken by another test run).
+port=$(pick_unused_port)
+vvmd_port=$(pick_unused_port)
 uri=nbd://127.0.0.1:$port
-for ((i = 0; i < 300; i++)); do
-  grep -q 'Ctrl-C stops everything' "$tmp/run.out" && break
-  kill -0 "$run_pid" 2>/dev/null || { cat "$tmp/run.out"; echo "FAIL: the run command exited"; exit 1; }
-  sleep 0.1
-done
-grep -q 'Ctrl-C stops everything' "$tmp/run.out" || { cat "$tmp/run.out"; echo "FAIL: not ready"; exit 1; }
+sock=$var/run/nbd.sock
+
+run_pid=
+kill_run() {
+  [[ -n $run_pid ]] && kill -KILL -- "-$run_pid" 2>/dev/null || true
+  pkill -KILL -f -- "$tmpdir" 2>/dev/null || true
+}
+cleanup_fn kill_run
+
+# start_run N ARGS...: ./vvm-dev run in the background, output in $tmpdir/run-N.out; returns
+# once it says it is ready.
+start_run() {
+  local out=$tmpdir/run-$1.out i
+  shift
+  "$src/vvm-dev" run --no-install --no-build --build-dir "$build" --var "$var" --port "$port" \
+    "$@" </dev/null >"$out" 2>&1 &
+  run_pid=$!
+  _vvm_logs+=("run=$out" "vvmd=$var/log/vvmd.log" "vvmover-m1=$var/log/vvmover-m1.log"
+    "nbdkit-unix=$var/log/nbdkit-unix.log" "nbdkit-tcp=$var/log/nbdkit-tcp.log")
+  for ((i = 0; i < 1200; i++)); do
+    grep -q 'Ctrl-C stops everything' "$out" && break
+    kill -0 "$run_pid" 2>/dev/null || die "the run command exited: $(cat "$out")"
+    sleep 0.1
+  done
+  grep -q 'Ctrl-C stops everything' "$out" || die "the run command is not ready after 120 s"
+  run_out=$out
+}
+
+# stop_run ctrl-c|sigterm: SIGINT to the run command's process group, as Ctrl-C on a terminal
+# sends it, or SIGTERM to the run command alone, as kill or a service manager sends it; then none
+# of the processes it started is left, nor their sockets and ports, and no sanitizer complained
+# in their logs.
+stop_run() {
+  local how=$1 started i p
+  started=$(grep -Eo '^  [a-z0-9-]+ +pid [0-9]+$' "$run_out" | awk '{ print $3 }')
+  (($(wc -w <<<"$started") == 4)) || die "the run command did not list 4 processes: $started"
+  case $how in
+    ctrl-c) kill -INT -- "-$run_pid" ;;
+    sigterm) kill -TERM "$run_pid" ;;
+  esac
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$run_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$run_pid" 2>/dev/null && die "the run command ignored $how for 30 s"
+  wait "$run_pid" || true
+  run_pid=
+  for p in $started; do
+    kill -0 "$p" 2>/dev/null && die "pid $p ($(tr '\0' ' ' </proc/"$p"/cmdline)) outlived the run command"
+  done
+  if pgrep -f -- "$tmpdir" >/dev/null; then
+    die "processes left running after Ctrl-C: $(pgrep -af -- "$tmpdir")"
+  fi
+  for s in "$var/run/vvmd.sock" "$var/run/mover-m1.sock" "$sock"; do
+    [[ ! -e $s ]] || die "$s is left behind"
+  done
+  for p in "$port" "$vvmd_port"; do
+    /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
+      "$p" 2>/dev/null || die "port $p is still bound"
+  done
+  if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$var"/log/*.log; then
+    die "a sanitizer complained in the logs above"
+  fi
+  grep -q 'stopped; state kept in' "$run_out" || die "the run command did not say it stopped"
+  echo "ok: $how stopped the $(wc -w <<<"$started") processes; no socket or port left"
+}
+
+# io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
+io() {
+  local uri=$1 out status=0
+  shift
+  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status == 0)) && ! grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri: $out"
+}
+
+# ---------------------------------------------------------------- first run
+start_run 1 --vvmd-port "$vvmd_port"
+[[ -s $var/sample-vv ]] || die "the run command did not record its sample VV"
+vv=$(<"$var/sample-vv")
+[[ $vv =~ ^A[0-9]{10}$ ]] || die "the sample VV's name is '$vv'"
 
 # It prints the URIs and the commands to try.
-for want in "$uri/pack/" "nbdinfo --list $uri" "qemu-img info $uri/pack/" "nbd-client -l 127.0.0.1 $port"; do
-  grep -qF -- "$want" "$tmp/run.out" || { cat "$tmp/run.out"; echo "FAIL: output lacks '$want'"; exit 1; }
+for want in "$uri/pack/" "nbdinfo --list $uri" "qemu-img info $uri/pack/" \
+  "nbd-client -l 127.0.0.1 $port" "$uri/vv/$vv" "nbd+unix:///vv/$vv?socket=$sock" \
+  "qemu-img info $uri/vv/$vv" "$vvctl --conf $conf ls" "$vvctl --conf $conf finish --wait $vv" \
+  "$vvtape ls $var/library/L90001.tap" "$vvtape ls $var/library/L80001.tap" \
+  "created the sample VV $vv" "added tape L90001 (LTO9)" "added tape L80001 (LTO8)"; do
+  grep -qF -- "$want" "$run_out" || die "the run command's output lacks '$want'"
 done
+echo "ok: the run command prints the URIs of the packs and of $vv, and the commands to try"
 
-# Every pack of the sample table is listed, and qemu-img sees the first one's size.
-list=$(nbdinfo --list --json "$uri")
-packs=$(awk '/^[ \t]*(#|$)/ { next } { print $1 }' "$tmp/var/packtab")
-[[ -n $packs ]] || { echo "FAIL: the sample packtab has no packs"; exit 1; }
-for p in $packs; do
-  jq -e --arg n "pack/$p" '.exports | map(.["export-name"]) | index($n) != null' <<<"$list" >/dev/null ||
-    { echo "$list"; echo "FAIL: pack/$p is not listed"; exit 1; }
+# Every pack of the sample table and the sample VV are listed, over TCP and the Unix socket.
+packs=$(awk '/^[ \t]*(#|$)/ { next } { print $1 }' "$var/packtab")
+[[ -n $packs ]] || die "the sample packtab has no packs"
+for list_uri in "$uri" "nbd+unix:///?socket=$sock"; do
+  list=$(nbdinfo --list --json "$list_uri")
+  for e in $(sed 's#^#pack/#' <<<"$packs") "vv/$vv"; do
+    jq -e --arg n "$e" '.exports | map(.["export-name"]) | index($n) != null' <<<"$list" >/dev/null ||
+      die "$e is not listed at $list_uri: $list"
+  done
 done
+jq -e --arg n "vv/$vv" '.exports[] | select(.["export-name"] == $n)
+  | .description == "virtual volume, 64M, hot, cached" and .["export-size"] == 67108864' \
+  <<<"$list" >/dev/null || die "vv/$vv is not listed as a hot 64M VV: $list"
 first=$(head -n1 <<<"$packs")
 want_size=$(jq -r --arg n "pack/$first" '.exports[] | select(.["export-name"] == $n) | .["export-size"]' <<<"$list")
 got_size=$(qemu-img info --output=json "$uri/pack/$first" | jq -r '.["virtual-size"]')
 [[ $got_size == "$want_size" && $got_size -gt 0 ]] ||
-  { echo "FAIL: qemu-img info says $got_size bytes, nbdinfo $want_size"; exit 1; }
-echo "ok: $(wc -w <<<"$packs") packs listed, qemu-img info sees pack/$first ($got_size bytes)"
+  die "qemu-img info says $got_size bytes, nbdinfo $want_size"
+echo "ok: $(wc -w <<<"$packs") packs and vv/$vv listed; qemu-img info sees pack/$first ($got_size bytes)"
 
-# Ctrl-C: SIGINT to the whole process group, then everything it started is gone.
-kill -INT -- "-$run_pid"
-for ((i = 0; i < 100; i++)); do
-  kill -0 "$run_pid" 2>/dev/null || break
-  sleep 0.1
+# A pattern written and read back through nbd://, and the same bytes through the Unix socket.
+io "$uri/vv/$vv" -c 'write -P 0x5a 0 1M' -c 'write -P 0xa5 63M 1M'
+io "$uri/vv/$vv" -r -c 'read -P 0x5a 0 1M' -c 'read -P 0 1M 62M' -c 'read -P 0xa5 63M 1M'
+qemu-img create -q -f raw "$tmpdir/pattern" 64M
+io "$tmpdir/pattern" -c 'write -P 0x5a 0 1M' -c 'write -P 0xa5 63M 1M'
+qemu-img compare -q -f raw -F raw "$tmpdir/pattern" "nbd+unix:///vv/$vv?socket=$sock" ||
+  die "vv/$vv through the Unix socket differs from the pattern"
+echo "ok: qemu-io wrote and read back a pattern on vv/$vv; the Unix socket serves the same bytes"
+
+# finish --wait archives it onto both tapes; the tape files hold the pattern.
+out=$(ctl finish --wait --timeout 60 "$vv" 2>&1) || die "finish --wait $vv: $out"
+grep -q "^$vv: archived$" <<<"$out" || die "finish --wait $vv printed: $out"
+json=$(ctl show "$vv" --json)
+jq -e '.state == "archived" and (.copies | length) == 2
+  and ([.copies[].vsn] | sort) == ["L80001", "L90001"]' <<<"$json" >/dev/null ||
+  die "show $vv after finish --wait: $json"
+serial=$((10#${vv#A}))
+for t in L90001 L80001; do
+  f=$(jq --arg t "$t" '.copies[] | select(.vsn == $t) | .file' <<<"$json")
+  "$vvtape" ls "$var/library/$t.tap" --json | jq -e --argjson f "$f" --argjson s "$serial" \
+    '.files[] | select(.file == $f) | .state == "ok" and .hdr.serial == $s
+      and .hdr.class == "A" and .hdr.size == 67108864 and .eof.serial == $s' >/dev/null || die "vvtape ls $t: file $f is not $vv's"
+  "$vvtape" cat "$var/library/$t.tap" "$f" | cmp -s - "$tmpdir/pattern" ||
+    die "$t file $f differs from the pattern"
 done
-if kill -0 "$run_pid" 2>/dev/null; then echo "FAIL: the run command ignored SIGINT"; exit 1; fi
-wait "$run_pid" || true
-run_pid=
-sleep 0.2
-if pgrep -f -- "$tmp" >/dev/null; then
-  pgrep -af -- "$tmp"
-  echo "FAIL: processes left running after Ctrl-C"
-  exit 1
-fi
-[[ ! -e $tmp/var/run/vvmd.sock ]] || { echo "FAIL: vvmd left its socket"; exit 1; }
-echo "ok: Ctrl-C stopped every process"
+echo "ok: finish --wait archived $vv onto L90001 and L80001; both tape files hold the pattern"
+
+stop_run ctrl-c
+
+# ---------------------------------------------------------------- second run: all reused
+start_run 2
+for want in "using $conf as it is" "tape L90001 (LTO9) is in the catalogue already" \
+  "tape L80001 (LTO8) is in the catalogue already" "the sample VV is $vv" \
+  "now archived:" "$uri/vv/$vv"; do
+  grep -qF -- "$want" "$run_out" || die "the second run's output lacks '$want'"
+done
+! grep -Ei 'error|fail|created the sample|added tape' "$run_out" || die "the second run said the above"
+[[ $(<"$var/sample-vv") == "$vv" ]] || die "the second run recorded another sample VV"
+ctl ls --json | jq -e --arg v "$vv" 'map(.name) == [$v]' >/dev/null ||
+  die "VVs after the second run: $(ctl ls)"
+ctl vsn ls --json | jq -e 'map(.name) == ["L80001", "L90001"]' >/dev/null ||
+  die "VSNs after the second run: $(ctl vsn ls)"
+list=$(nbdinfo --list --json "$uri")
+jq -e --arg n "vv/$vv" '.exports[] | select(.["export-name"] == $n) | .is_read_only' \
+  <<<"$list" >/dev/null || die "the archived vv/$vv is not listed read-only: $list"
+qemu-img compare -q -f raw -F raw "$tmpdir/pattern" "$uri/vv/$vv" ||
+  die "vv/$vv differs from the pattern after a restart"
+echo "ok: the second run reused the configuration, both tapes and $vv (archived, same bytes)"
+
+stop_run sigterm
