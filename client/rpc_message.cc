@@ -40,6 +40,7 @@ static_assert(kMaxVvCopies == VVM_MAX_COPIES);
 static_assert(kMaxGroups == VVM_MAX_GROUPS);
 static_assert(static_cast<uint32_t>(Op::kVsnAdd) == VVM_OP_VSN_ADD);
 static_assert(static_cast<uint32_t>(Op::kVsnList) == VVM_OP_VSN_LIST);
+static_assert(static_cast<uint32_t>(Op::kVvStage) == VVM_OP_VV_STAGE);
 static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
 static_assert(static_cast<uint32_t>(VsnState::kRetired) == VVM_VSN_RETIRED);
 
@@ -389,6 +390,7 @@ std::string_view op_name(Op op) {
     case Op::kVvClose: return "vv-close";
     case Op::kVsnAdd: return "vsn-add";
     case Op::kVsnList: return "vsn-list";
+    case Op::kVvStage: return "vv-stage";
   }
   return "unknown";
 }
@@ -408,6 +410,7 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VvCloseRequest&) const { return Op::kVvClose; }
     Op operator()(const VsnAddRequest&) const { return Op::kVsnAdd; }
     Op operator()(const VsnListRequest&) const { return Op::kVsnList; }
+    Op operator()(const VvStageRequest&) const { return Op::kVvStage; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -484,6 +487,9 @@ Result<std::string> encode_request(const Request& request) {
   } else if (auto* vsn_list = std::get_if<VsnListRequest>(&request.body)) {
     VVM_RETURN_IF_ERROR(check_length("list after", vsn_list->after, VVM_MAX_NAME));
     r.body.vvm_request_body_u.vsn_list = {borrow(vsn_list->after), vsn_list->limit};
+  } else if (auto* stage = std::get_if<VvStageRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", stage->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_stage = {borrow(stage->name), stage->wait};
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
@@ -567,6 +573,12 @@ Result<std::string> encode_reply(const Reply& reply) {
     l.vsns.vsns_val = infos.data();
     l.more = vsns->more;
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* stage = std::get_if<VvStageReply>(&reply.body); stage && reply.status.ok()) {
+    VVM_RETURN_IF_ERROR(check_length("stage vsn", stage->vsn, VVM_MAX_NAME));
+    r.body.op = VVM_OP_VV_STAGE;
+    r.body.vvm_reply_body_u.vv_stage = {stage->cached, stage->copying,    borrow(stage->vsn),
+                                        stage->file,   stage->bytes_done, stage->bytes_total,
+                                        stage->queued};
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -672,6 +684,11 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = VsnListRequest{text_of(l.after), l.limit};
       break;
     }
+    case VVM_OP_VV_STAGE: {
+      auto& a = r.body.vvm_request_body_u.vv_stage;
+      out.body = VvStageRequest{text_of(a.name), a.wait != 0};
+      break;
+    }
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -764,6 +781,12 @@ Result<Reply> decode_reply(std::string_view bytes) {
         list.vsns.push_back(std::move(*vsn));
       }
       out.body = std::move(list);
+      break;
+    }
+    case VVM_OP_VV_STAGE: {
+      auto& a = r.body.vvm_reply_body_u.vv_stage;
+      out.body = VvStageReply{a.cached != 0, a.copying != 0, text_of(a.vsn), a.file,
+                              a.bytes_done,  a.bytes_total,  a.queued};
       break;
     }
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));

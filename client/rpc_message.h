@@ -39,6 +39,7 @@ enum class Op : uint32_t {
   kVvClose = 11,
   kVsnAdd = 12,
   kVsnList = 13,
+  kVvStage = 14,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -236,13 +237,29 @@ struct VsnListReply {
   bool more = false;  // ask again with after = vsns.back().name
 };
 
+// VV_STAGE (vvm_proto.x).
+struct VvStageRequest {
+  std::string name;
+  bool wait = false;  // a client waits for it
+  bool operator==(const VvStageRequest&) const = default;
+};
+struct VvStageReply {
+  bool cached = false;   // done
+  bool copying = false;  // a mover reads it now
+  std::string vsn;       // the copy being read, or queued to be
+  uint64_t file = 0;
+  uint64_t bytes_done = 0, bytes_total = 0;
+  uint64_t queued = 0;  // stage requests waiting in all
+  bool operator==(const VvStageReply&) const = default;
+};
+
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
                  VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
-                 VvCloseRequest, VsnAddRequest, VsnListRequest>;
+                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest>;
 // monostate: an error reply
 using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
-                               VvListReply, VvOpenReply, VsnReply, VsnListReply>;
+                               VvListReply, VvOpenReply, VsnReply, VsnListReply, VvStageReply>;
 
 Op op_of(const RequestBody& body);
 

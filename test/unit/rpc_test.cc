@@ -880,3 +880,19 @@ TEST_CASE("posted tasks and periodic tasks run on the server's thread, where han
   std::this_thread::sleep_for(60ms);
   CHECK(ticks == stopped_at);
 }
+
+TEST_CASE("VV_STAGE survives an XDR round trip") {
+  Request req;
+  req.body = VvStageRequest{"A0000000042", true};
+  auto back = must(decode_request(must(encode_request(req))));
+  CHECK(std::get<VvStageRequest>(back.body) == VvStageRequest{"A0000000042", true});
+  CHECK(op_of(back.body) == Op::kVvStage);
+  CHECK(op_name(Op::kVvStage) == "vv-stage");
+
+  Reply rep;
+  VvStageReply progress{false, true, "L90001", 7, 1 << 20, 3 << 20, 12};
+  rep.body = progress;
+  CHECK(std::get<VvStageReply>(must(decode_reply(must(encode_reply(rep)))).body) == progress);
+  rep.body = VvStageReply{true, false, "", 0, 0, 0, 0};
+  CHECK(std::get<VvStageReply>(must(decode_reply(must(encode_reply(rep)))).body).cached);
+}
