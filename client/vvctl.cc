@@ -10,6 +10,7 @@
 //   vvctl show NAME [--json]
 //   vvctl ls [--state S] [--class C] [--id N] [--json]
 //   vvctl finish NAME [--wait [--timeout SECONDS]]
+//   vvctl stage NAME... [--wait [--timeout SECONDS]]
 //   vvctl rm NAME [--force]
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
@@ -20,6 +21,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -36,6 +38,7 @@
 #include <vector>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "cli.h"
 #include "config.h"
@@ -603,6 +606,90 @@ int cmd_finish(const Globals& g, const Args& args) {
   return wait_archived(*client, *config, name, timeout);
 }
 
+// "[#########...........]  45%  12M of 26M from L90001 file 3"
+std::string progress_bar(const rpc::VvStageReply& r) {
+  constexpr int kWidth = 24;
+  const double done =
+      r.bytes_total ? static_cast<double>(r.bytes_done) / static_cast<double>(r.bytes_total) : 0;
+  const int filled = static_cast<int>(done * kWidth);
+  return fmt::format("[{}{}] {:3d}%  {} of {} from {} file {}", std::string(filled, '#'),
+                     std::string(kWidth - filled, '.'), static_cast<int>(done * 100),
+                     format_size(r.bytes_done), format_size(r.bytes_total), r.vsn, r.file);
+}
+
+int cmd_stage(const Globals& g, const Args& args) {
+  std::vector<std::string> names;
+  unsigned timeout_s = 0;
+  po::options_description options;
+  options.add_options()("name", po::value(&names))("wait", po::bool_switch())(
+      "timeout", po::value(&timeout_s));
+  po::positional_options_description positional;
+  positional.add("name", -1);
+  po::variables_map vm;
+  if (!parse_options("stage", args, options, positional, &vm)) return kUsage;
+  if (names.empty()) return usage_error("stage", "a VV name is required");
+  const bool wait = vm["wait"].as<bool>();
+  if (vm.count("timeout") && !wait) return usage_error("stage", "--timeout goes with --wait");
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "stage", &config, &rc);
+  if (!client) return rc;
+
+  // One request a VV first, so that vvmd sees them all together and groups them by tape.
+  std::vector<std::string> pending;
+  for (const auto& name : names) {
+    auto reply = call_vvmd(*client, *config, "stage", rpc::VvStageRequest{name, wait});
+    if (!reply) {
+      rc = kFailed;
+      continue;
+    }
+    const auto& r = std::get<rpc::VvStageReply>(*reply);
+    if (r.cached) {
+      fmt::print("{}: in the cache\n", name);
+      continue;
+    }
+    fmt::print("{}: {} from {} file {}\n", name, r.copying ? "staging" : "queued", r.vsn, r.file);
+    pending.push_back(name);
+  }
+  std::fflush(stdout);
+  if (!wait) return rc;
+
+  const bool bar = ::isatty(STDERR_FILENO) != 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (!pending.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::vector<std::string> still;
+    for (const auto& name : pending) {
+      auto reply = call_vvmd(*client, *config, "stage", rpc::VvStageRequest{name, true});
+      if (bar) fmt::print(stderr, "\r\033[K");
+      if (!reply) {
+        rc = kFailed;
+        continue;
+      }
+      const auto& r = std::get<rpc::VvStageReply>(*reply);
+      if (r.cached) {
+        fmt::print("{}: staged\n", name);
+        std::fflush(stdout);
+        continue;
+      }
+      still.push_back(name);
+      if (bar && still.size() == 1) {
+        fmt::print(stderr, "{} {}{}", name, r.copying ? progress_bar(r) : "queued",
+                   pending.size() > 1 ? fmt::format(" ({} more)", pending.size() - 1) : "");
+      }
+    }
+    pending = std::move(still);
+    if (!pending.empty() && vm.count("timeout") &&
+        std::chrono::steady_clock::now() - start >= std::chrono::seconds(timeout_s)) {
+      if (bar) fmt::print(stderr, "\r\033[K");
+      fmt::print(stderr, "vvctl stage: not in the cache after {} s: {}\n", timeout_s,
+                 fmt::join(pending, " "));
+      return kFailed;
+    }
+  }
+  return rc;
+}
+
 int cmd_rm(const Globals& g, const Args& args) {
   std::string name;
   po::options_description options;
@@ -786,6 +873,15 @@ const std::vector<Command>& commands() {
        "  (a VV finished earlier is waited for too); with --timeout it gives up after SECONDS\n"
        "  (exit 1), saying how many copies exist.",
        cmd_finish},
+      {"stage", "bring evicted virtual volumes back from tape",
+       "vvctl [--conf PATH] stage NAME... [--wait [--timeout SECONDS]]\n"
+       "  Asks vvmd to read each evicted VV back into the cache from its best copy (one on a\n"
+       "  tape already in a drive first; stages of VVs on one tape share one mount and are read\n"
+       "  in file order) and prints where each stands. A cached VV needs nothing. --wait then\n"
+       "  waits until all are in the cache, with a progress bar on a terminal, and puts them\n"
+       "  before archive writes; --timeout gives up after SECONDS (exit 1). Opening an evicted\n"
+       "  VV through its vv/NAME export stages it too, without this command.",
+       cmd_stage},
       {"rm", "remove a virtual volume",
        "vvctl [--conf PATH] rm NAME [--force]\n"
        "  Removes the VV's record and its cache file and says what it removed. Refused while\n"

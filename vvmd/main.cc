@@ -4,7 +4,7 @@
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING, serves the VV catalogue
 // (catalog.h), the nbdkit plugin's opens of vv/NAME exports (vv_opens.h) and the VSN catalogue
 // (vsn_catalog.h), and runs the tape scheduler (scheduler.h), which hands finished VVs to the
-// movers and records their copies. The stage queue and the cache manager come with later slices.
+// movers, records their copies and stages evicted VVs back. The cache manager comes later.
 #include <unistd.h>
 
 #include <csignal>
@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   vvmd::Scheduler::Options scheduling;
   scheduling.reply_to = config->vvmd_listen.front().to_string();
   scheduling.cache_path = [c = catalog->get()](const std::string& vv) { return c->cache_path(vv); };
+  scheduling.cache_dir = config->cache_dir;
   scheduling.daemon_uid = ::getuid();
   vvmd::Scheduler scheduler(db->get(), *config, scheduling, &movers);
   if (Status s = scheduler.recover(); !s.ok()) {
@@ -83,6 +84,12 @@ int main(int argc, char** argv) {
   }
   (*catalog)->on_finished([&scheduler](const db::VvRecord& vv) { scheduler.finished(vv); });
   scheduler.serve(server);
+  scheduler.serve_stage(server);
+  opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
+    auto p = scheduler.stage(vv, true);
+    if (!p.ok()) return p.status();
+    return p->describe(vv);
+  });
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());

@@ -57,9 +57,15 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
   reply.cache_path = catalog_->cache_path(vv->name);
   reply.writable = req.writable && may.write && vv->state == rpc::VvState::kHot;
   if (vv->cache != rpc::CacheState::kCached) {
-    // The stage queue comes with a later slice; until then an evicted VV stays evicted.
-    reply.not_ready = fmt::format("VV {} is {} and vvmd cannot stage yet", vv->name,
-                                  rpc::cache_state_name(vv->cache));
+    if (!req.use || !stage_) {
+      // A probe (a listing, nbdkit's .open) never starts a stage.
+      reply.not_ready = fmt::format("VV {} is {}: its first read or write stages it", vv->name,
+                                    rpc::cache_state_name(vv->cache));
+    } else {
+      auto staging = stage_(vv->name);
+      if (!staging.ok()) return staging.status();
+      reply.not_ready = *staging;
+    }
     reply.vv = std::move(*vv);
     return reply;
   }
