@@ -7,6 +7,8 @@
 // movers, records their copies and stages evicted VVs back. The cache manager comes later.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
@@ -68,6 +70,18 @@ int main(int argc, char** argv) {
   // Gone before the server, which calls no hook once its run has ended.
   vvmd::VvOpens opens(catalog->get(), ::getuid());
   opens.serve(server);
+  (*catalog)->in_use_check([&opens](const std::string& vv, bool for_write) {
+    return opens.check_in_use(vv, for_write);
+  });
+  // Hot VVs nobody has used for idle-finish are finished, checked a few times per period.
+  const auto idle = config->idle_finish;
+  server.every(std::clamp<std::chrono::milliseconds>(idle / 4, std::chrono::seconds(1),
+                                                     std::chrono::seconds(60)),
+               [c = catalog->get(), idle] {
+                 const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch());
+                 c->finish_idle(static_cast<uint64_t>((now - idle).count()));
+               });
   (*vsns)->serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },

@@ -149,4 +149,13 @@ void VvOpens::serve(rpc::Server& server) {
   server.on_disconnect([this](uint64_t session) { drop_session(session); });
 }
 
+Status VvOpens::check_in_use(const std::string& name, bool for_write) const {
+  for (const auto& [id, o] : opens_) {
+    if (o.vv != name || (for_write && !o.writer)) continue;
+    return Status::Busy(fmt::format("VV {} is open{} by {}: close it first", name,
+                                    o.writer ? " for writing" : "", o.who));
+  }
+  return Status::Ok();
+}
+
 }  // namespace vvm::vvmd

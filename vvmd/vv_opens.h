@@ -62,6 +62,9 @@ class VvOpens {
   bool is_open(const std::string& name) const;
   // The host that has `name` open for writing, if any.
   std::optional<std::string> writer_host(const std::string& name) const;
+  // Busy, naming who has VV `name` open (for writing, with `for_write`), else Ok: the
+  // catalogue's in-use check before a finish or a remove.
+  Status check_in_use(const std::string& name, bool for_write) const;
   // Opens registered now, for vvctl status.
   size_t count() const { return opens_.size(); }
 
