@@ -99,6 +99,18 @@ int main(int argc, char** argv) {
   (*catalog)->on_finished([&scheduler](const db::VvRecord& vv) { scheduler.finished(vv); });
   scheduler.serve(server);
   scheduler.serve_stage(server);
+  server.handle(
+      rpc::Op::kStatus, [&](const rpc::Peer&, const rpc::RequestBody&) -> Result<rpc::ReplyBody> {
+        rpc::StatusReply st;
+        st.uptime_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count());
+        scheduler.fill_status(&st);
+        st.opens = opens.count();
+        st.high_watermark = static_cast<uint32_t>(config->high_watermark);
+        st.low_watermark = static_cast<uint32_t>(config->low_watermark);
+        return rpc::ReplyBody(std::move(st));
+      });
   opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
     auto p = scheduler.stage(vv, true);
     if (!p.ok()) return p.status();

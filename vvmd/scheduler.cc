@@ -605,6 +605,42 @@ void Scheduler::mark_vsn(const std::string& name, const std::string& state, bool
   }
 }
 
+void Scheduler::fill_status(rpc::StatusReply* out) const {
+  const auto now = Clock::now();
+  auto age = [now](Clock::time_point t) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
+  };
+  for (const DriveState& d : view_.drives()) {
+    rpc::StatusDrive s;
+    s.name = d.name;
+    s.mover = d.mover;
+    s.media = d.media;
+    s.vsn = d.vsn;
+    s.mounts = d.mounts;
+    s.usable = d.unusable_until <= now;
+    for (const auto& [id, f] : in_flight_) {
+      if (f.drive != d.name) continue;
+      s.copying = f.staged ? fmt::format("stage {} from {} file {}", f.item.vv, f.vsn, f.file)
+                           : fmt::format("archive {} to {} file {}", f.item.vv, f.vsn, f.file);
+      s.bytes_done = f.bytes_done;
+      s.bytes_total = f.item.bytes;
+    }
+    out->drives.push_back(std::move(s));
+  }
+  out->mounts = view_.mounts();
+  for (const auto& q : queue_.summary()) {
+    out->queues.push_back({"archive", fmt::format("{} {}", q.key.vv_class, q.key.media), q.files,
+                           q.bytes, age(q.oldest), false});
+  }
+  for (const std::string& vsn : stages_.vsns_by_priority(Clock::time_point::max())) {
+    rpc::StatusQueue s{"stage", vsn, stages_.files(vsn), 0, 0, false};
+    if (auto oldest = stages_.oldest(vsn)) s.oldest_s = age(*oldest);
+    s.waiting = stages_.waiting(vsn);
+    s.bytes = stages_.bytes(vsn);
+    out->queues.push_back(std::move(s));
+  }
+}
+
 std::vector<Scheduler::Copying> Scheduler::copying() const {
   std::vector<Copying> out;
   for (const auto& [id, f] : in_flight_) {

@@ -96,6 +96,9 @@ class Scheduler {
   // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
   void serve(rpc::Server& server, std::chrono::milliseconds period = std::chrono::seconds(1));
 
+  // The drives, mounts and queues of a STATUS reply.
+  void fill_status(rpc::StatusReply* out) const;
+
   // For status and tests.
   struct Copying {
     uint64_t request_id = 0;

@@ -91,6 +91,21 @@ size_t StageQueue::files(const std::string& vsn) const {
   return it == groups_.end() ? 0 : it->second.size();
 }
 
+uint64_t StageQueue::bytes(const std::string& vsn) const {
+  uint64_t n = 0;
+  if (auto it = groups_.find(vsn); it != groups_.end()) {
+    for (const auto& [key, item] : it->second) n += item.bytes;
+  }
+  return n;
+}
+
+bool StageQueue::waiting(const std::string& vsn) const {
+  auto it = groups_.find(vsn);
+  if (it == groups_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [](const auto& entry) { return entry.second.waiting; });
+}
+
 std::string StageQueue::media_of(const std::string& vsn) const {
   auto it = groups_.find(vsn);
   if (it == groups_.end() || it->second.empty()) return "";

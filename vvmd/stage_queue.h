@@ -55,6 +55,8 @@ class StageQueue {
 
   size_t size() const { return where_.size(); }
   size_t files(const std::string& vsn) const;
+  uint64_t bytes(const std::string& vsn) const;
+  bool waiting(const std::string& vsn) const;  // a client waits for one of its requests
   std::string media_of(const std::string& vsn) const;
 
  private:
