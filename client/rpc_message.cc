@@ -40,6 +40,8 @@ static_assert(kMaxVvCopies == VVM_MAX_COPIES);
 static_assert(kMaxGroups == VVM_MAX_GROUPS);
 static_assert(static_cast<uint32_t>(Op::kVsnAdd) == VVM_OP_VSN_ADD);
 static_assert(static_cast<uint32_t>(Op::kVsnList) == VVM_OP_VSN_LIST);
+static_assert(static_cast<uint32_t>(Op::kVvStage) == VVM_OP_VV_STAGE);
+static_assert(static_cast<uint32_t>(Op::kStatus) == VVM_OP_STATUS);
 static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
 static_assert(static_cast<uint32_t>(VsnState::kRetired) == VVM_VSN_RETIRED);
 
@@ -389,6 +391,8 @@ std::string_view op_name(Op op) {
     case Op::kVvClose: return "vv-close";
     case Op::kVsnAdd: return "vsn-add";
     case Op::kVsnList: return "vsn-list";
+    case Op::kVvStage: return "vv-stage";
+    case Op::kStatus: return "status";
   }
   return "unknown";
 }
@@ -408,6 +412,8 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VvCloseRequest&) const { return Op::kVvClose; }
     Op operator()(const VsnAddRequest&) const { return Op::kVsnAdd; }
     Op operator()(const VsnListRequest&) const { return Op::kVsnList; }
+    Op operator()(const VvStageRequest&) const { return Op::kVvStage; }
+    Op operator()(const StatusRequest&) const { return Op::kStatus; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -484,7 +490,10 @@ Result<std::string> encode_request(const Request& request) {
   } else if (auto* vsn_list = std::get_if<VsnListRequest>(&request.body)) {
     VVM_RETURN_IF_ERROR(check_length("list after", vsn_list->after, VVM_MAX_NAME));
     r.body.vvm_request_body_u.vsn_list = {borrow(vsn_list->after), vsn_list->limit};
-  }
+  } else if (auto* stage = std::get_if<VvStageRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", stage->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_stage = {borrow(stage->name), stage->wait};
+  }  // StatusRequest: the op alone
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
 
@@ -567,6 +576,38 @@ Result<std::string> encode_reply(const Reply& reply) {
     l.vsns.vsns_val = infos.data();
     l.more = vsns->more;
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* st = std::get_if<StatusReply>(&reply.body); st && reply.status.ok()) {
+    r.body.op = VVM_OP_STATUS;
+    auto& o = r.body.vvm_reply_body_u.status;
+    std::vector<vvm_status_drive> drives(st->drives.size());  // live until the encoding below
+    for (size_t i = 0; i < drives.size(); ++i) {
+      const auto& d = st->drives[i];
+      VVM_RETURN_IF_ERROR(check_length("drive copying", d.copying, VVM_MAX_TEXT));
+      drives[i] = {borrow(d.name), borrow(d.mover),   borrow(d.media),
+                   borrow(d.vsn),  borrow(d.copying), d.bytes_done,
+                   d.bytes_total,  d.mounts,          d.usable};
+    }
+    std::vector<vvm_status_queue> queues(st->queues.size());
+    for (size_t i = 0; i < queues.size(); ++i) {
+      const auto& q = st->queues[i];
+      queues[i] = {borrow(q.kind), borrow(q.key), q.files, q.bytes, q.oldest_s, q.waiting};
+    }
+    o.uptime_s = st->uptime_s;
+    o.drives = {static_cast<u_int>(drives.size()), drives.data()};
+    o.queues = {static_cast<u_int>(queues.size()), queues.data()};
+    o.mounts = st->mounts;
+    o.opens = st->opens;
+    o.cache_used = st->cache_used;
+    o.cache_size = st->cache_size;
+    o.high_watermark = st->high_watermark;
+    o.low_watermark = st->low_watermark;
+    return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* stage = std::get_if<VvStageReply>(&reply.body); stage && reply.status.ok()) {
+    VVM_RETURN_IF_ERROR(check_length("stage vsn", stage->vsn, VVM_MAX_NAME));
+    r.body.op = VVM_OP_VV_STAGE;
+    r.body.vvm_reply_body_u.vv_stage = {stage->cached, stage->copying,    borrow(stage->vsn),
+                                        stage->file,   stage->bytes_done, stage->bytes_total,
+                                        stage->queued};
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -672,6 +713,12 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = VsnListRequest{text_of(l.after), l.limit};
       break;
     }
+    case VVM_OP_STATUS: out.body = StatusRequest{}; break;
+    case VVM_OP_VV_STAGE: {
+      auto& a = r.body.vvm_request_body_u.vv_stage;
+      out.body = VvStageRequest{text_of(a.name), a.wait != 0};
+      break;
+    }
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -764,6 +811,36 @@ Result<Reply> decode_reply(std::string_view bytes) {
         list.vsns.push_back(std::move(*vsn));
       }
       out.body = std::move(list);
+      break;
+    }
+    case VVM_OP_STATUS: {
+      auto& o = r.body.vvm_reply_body_u.status;
+      StatusReply st;
+      st.uptime_s = o.uptime_s;
+      for (u_int i = 0; i < o.drives.drives_len; ++i) {
+        const auto& d = o.drives.drives_val[i];
+        st.drives.push_back({text_of(d.name), text_of(d.mover), text_of(d.media), text_of(d.vsn),
+                             text_of(d.copying), d.bytes_done, d.bytes_total, d.mounts,
+                             d.usable != 0});
+      }
+      for (u_int i = 0; i < o.queues.queues_len; ++i) {
+        const auto& q = o.queues.queues_val[i];
+        st.queues.push_back(
+            {text_of(q.kind), text_of(q.key), q.files, q.bytes, q.oldest_s, q.waiting != 0});
+      }
+      st.mounts = o.mounts;
+      st.opens = o.opens;
+      st.cache_used = o.cache_used;
+      st.cache_size = o.cache_size;
+      st.high_watermark = o.high_watermark;
+      st.low_watermark = o.low_watermark;
+      out.body = std::move(st);
+      break;
+    }
+    case VVM_OP_VV_STAGE: {
+      auto& a = r.body.vvm_reply_body_u.vv_stage;
+      out.body = VvStageReply{a.cached != 0, a.copying != 0, text_of(a.vsn), a.file,
+                              a.bytes_done,  a.bytes_total,  a.queued};
       break;
     }
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));

@@ -39,6 +39,8 @@ enum class Op : uint32_t {
   kVvClose = 11,
   kVsnAdd = 12,
   kVsnList = 13,
+  kVvStage = 14,
+  kStatus = 16,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -236,13 +238,58 @@ struct VsnListReply {
   bool more = false;  // ask again with after = vsns.back().name
 };
 
+// VV_STAGE (vvm_proto.x).
+struct VvStageRequest {
+  std::string name;
+  bool wait = false;  // a client waits for it
+  bool operator==(const VvStageRequest&) const = default;
+};
+struct VvStageReply {
+  bool cached = false;   // done
+  bool copying = false;  // a mover reads it now
+  std::string vsn;       // the copy being read, or queued to be
+  uint64_t file = 0;
+  uint64_t bytes_done = 0, bytes_total = 0;
+  uint64_t queued = 0;  // stage requests waiting in all
+  bool operator==(const VvStageReply&) const = default;
+};
+
+// STATUS (vvm_proto.x).
+struct StatusRequest {
+  bool operator==(const StatusRequest&) const = default;
+};
+struct StatusDrive {
+  std::string name, mover, media, vsn;
+  std::string copying;  // "" when idle
+  uint64_t bytes_done = 0, bytes_total = 0, mounts = 0;
+  bool usable = true;
+  bool operator==(const StatusDrive&) const = default;
+};
+struct StatusQueue {
+  std::string kind;  // "archive", "stage"
+  std::string key;   // "A LTO9", or the VSN
+  uint64_t files = 0, bytes = 0, oldest_s = 0;
+  bool waiting = false;
+  bool operator==(const StatusQueue&) const = default;
+};
+struct StatusReply {
+  uint64_t uptime_s = 0;
+  std::vector<StatusDrive> drives;
+  std::vector<StatusQueue> queues;
+  uint64_t mounts = 0, opens = 0;
+  uint64_t cache_used = 0, cache_size = 0;
+  uint32_t high_watermark = 0, low_watermark = 0;
+  bool operator==(const StatusReply&) const = default;
+};
+
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
                  VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
-                 VvCloseRequest, VsnAddRequest, VsnListRequest>;
+                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest>;
 // monostate: an error reply
-using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
-                               VvListReply, VvOpenReply, VsnReply, VsnListReply>;
+using ReplyBody =
+    std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply, VvListReply,
+                 VvOpenReply, VsnReply, VsnListReply, VvStageReply, StatusReply>;
 
 Op op_of(const RequestBody& body);
 

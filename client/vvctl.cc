@@ -10,6 +10,8 @@
 //   vvctl show NAME [--json]
 //   vvctl ls [--state S] [--class C] [--id N] [--json]
 //   vvctl finish NAME [--wait [--timeout SECONDS]]
+//   vvctl stage NAME... [--wait [--timeout SECONDS]]
+//   vvctl status [--json]
 //   vvctl rm NAME [--force]
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
@@ -20,6 +22,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -36,6 +39,7 @@
 #include <vector>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "cli.h"
 #include "config.h"
@@ -603,6 +607,190 @@ int cmd_finish(const Globals& g, const Args& args) {
   return wait_archived(*client, *config, name, timeout);
 }
 
+// "[#########...........]  45%  12M of 26M from L90001 file 3"
+std::string progress_bar(const rpc::VvStageReply& r) {
+  constexpr int kWidth = 24;
+  const double done =
+      r.bytes_total ? static_cast<double>(r.bytes_done) / static_cast<double>(r.bytes_total) : 0;
+  const int filled = static_cast<int>(done * kWidth);
+  return fmt::format("[{}{}] {:3d}%  {} of {} from {} file {}", std::string(filled, '#'),
+                     std::string(kWidth - filled, '.'), static_cast<int>(done * 100),
+                     format_size(r.bytes_done), format_size(r.bytes_total), r.vsn, r.file);
+}
+
+int cmd_stage(const Globals& g, const Args& args) {
+  std::vector<std::string> names;
+  unsigned timeout_s = 0;
+  po::options_description options;
+  options.add_options()("name", po::value(&names))("wait", po::bool_switch())(
+      "timeout", po::value(&timeout_s));
+  po::positional_options_description positional;
+  positional.add("name", -1);
+  po::variables_map vm;
+  if (!parse_options("stage", args, options, positional, &vm)) return kUsage;
+  if (names.empty()) return usage_error("stage", "a VV name is required");
+  const bool wait = vm["wait"].as<bool>();
+  if (vm.count("timeout") && !wait) return usage_error("stage", "--timeout goes with --wait");
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "stage", &config, &rc);
+  if (!client) return rc;
+
+  // One request a VV first, so that vvmd sees them all together and groups them by tape.
+  std::vector<std::string> pending;
+  for (const auto& name : names) {
+    auto reply = call_vvmd(*client, *config, "stage", rpc::VvStageRequest{name, wait});
+    if (!reply) {
+      rc = kFailed;
+      continue;
+    }
+    const auto& r = std::get<rpc::VvStageReply>(*reply);
+    if (r.cached) {
+      fmt::print("{}: in the cache\n", name);
+      continue;
+    }
+    fmt::print("{}: {} from {} file {}\n", name, r.copying ? "staging" : "queued", r.vsn, r.file);
+    pending.push_back(name);
+  }
+  std::fflush(stdout);
+  if (!wait) return rc;
+
+  const bool bar = ::isatty(STDERR_FILENO) != 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (!pending.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::vector<std::string> still;
+    for (const auto& name : pending) {
+      auto reply = call_vvmd(*client, *config, "stage", rpc::VvStageRequest{name, true});
+      if (bar) fmt::print(stderr, "\r\033[K");
+      if (!reply) {
+        rc = kFailed;
+        continue;
+      }
+      const auto& r = std::get<rpc::VvStageReply>(*reply);
+      if (r.cached) {
+        fmt::print("{}: staged\n", name);
+        std::fflush(stdout);
+        continue;
+      }
+      still.push_back(name);
+      if (bar && still.size() == 1) {
+        fmt::print(stderr, "{} {}{}", name, r.copying ? progress_bar(r) : "queued",
+                   pending.size() > 1 ? fmt::format(" ({} more)", pending.size() - 1) : "");
+      }
+    }
+    pending = std::move(still);
+    if (!pending.empty() && vm.count("timeout") &&
+        std::chrono::steady_clock::now() - start >= std::chrono::seconds(timeout_s)) {
+      if (bar) fmt::print(stderr, "\r\033[K");
+      fmt::print(stderr, "vvctl stage: not in the cache after {} s: {}\n", timeout_s,
+                 fmt::join(pending, " "));
+      return kFailed;
+    }
+  }
+  return rc;
+}
+
+// "1h02m", "45s"
+std::string format_age(uint64_t s) {
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+}
+
+// Prints `rows` (the first is the header) as aligned columns.
+template <size_t N>
+void print_table(const std::vector<std::array<std::string, N>>& rows) {
+  std::array<size_t, N> width{};
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < N; ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < N; ++i) {
+      line += i + 1 < N ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+int cmd_status(const Globals& g, const Args& args) {
+  po::options_description options;
+  options.add_options()("json", po::bool_switch());
+  po::positional_options_description none;
+  po::variables_map vm;
+  if (!parse_options("status", args, options, none, &vm)) return kUsage;
+  std::optional<Config> config;
+  int rc = kOk;
+  auto reply = ask_vvmd(g, "status", rpc::StatusRequest{}, &config, &rc);
+  if (!reply) return rc;
+  const auto& st = std::get<rpc::StatusReply>(*reply);
+  if (vm["json"].as<bool>()) {
+    JsonWriter j;
+    j.begin_object();
+    j.key("uptime_s").value(st.uptime_s).key("mounts").value(st.mounts);
+    j.key("opens").value(st.opens);
+    j.key("cache").begin_object();
+    j.key("used").value(st.cache_used).key("size").value(st.cache_size);
+    j.key("high_watermark").value(uint64_t{st.high_watermark});
+    j.key("low_watermark").value(uint64_t{st.low_watermark});
+    j.end_object();
+    j.key("drives").begin_array();
+    for (const auto& d : st.drives) {
+      j.begin_object();
+      j.key("name").value(d.name).key("mover").value(d.mover).key("media").value(d.media);
+      j.key("vsn").value(d.vsn).key("mounts").value(d.mounts).key("usable").value(d.usable);
+      j.key("copying").value(d.copying).key("bytes_done").value(d.bytes_done);
+      j.key("bytes_total").value(d.bytes_total);
+      j.end_object();
+    }
+    j.end_array();
+    j.key("queues").begin_array();
+    for (const auto& q : st.queues) {
+      j.begin_object();
+      j.key("kind").value(q.kind).key("key").value(q.key).key("files").value(q.files);
+      j.key("bytes").value(q.bytes).key("oldest_s").value(q.oldest_s);
+      j.key("waiting").value(q.waiting);
+      j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+    fmt::print("{}\n", j.str());
+    return kOk;
+  }
+  fmt::print("vvmd: up {}, {} mount{} since, {} VV open{} through NBD\n", format_age(st.uptime_s),
+             st.mounts, st.mounts == 1 ? "" : "s", st.opens, st.opens == 1 ? "" : "s");
+  if (st.cache_size > 0) {
+    fmt::print("cache: {} of {} used ({}%), evicting above {}% down to {}%\n",
+               format_size(st.cache_used), format_size(st.cache_size),
+               st.cache_used * 100 / st.cache_size, st.high_watermark, st.low_watermark);
+  }
+  std::vector<std::array<std::string, 6>> drives = {
+      {"DRIVE", "MOVER", "MEDIA", "VSN", "MOUNTS", "NOW"}};
+  for (const auto& d : st.drives) {
+    std::string now = d.copying.empty()
+                          ? (d.usable ? "idle" : "set aside (mover failed)")
+                          : fmt::format("{} ({} of {})", d.copying, format_size(d.bytes_done),
+                                        format_size(d.bytes_total));
+    drives.push_back(
+        {d.name, d.mover, d.media, d.vsn.empty() ? "-" : d.vsn, std::to_string(d.mounts), now});
+  }
+  print_table(drives);
+  if (st.queues.empty()) {
+    fmt::print("queues: empty\n");
+    return kOk;
+  }
+  std::vector<std::array<std::string, 6>> queues = {
+      {"QUEUE", "FOR", "FILES", "BYTES", "OLDEST", "WAITED-FOR"}};
+  for (const auto& q : st.queues) {
+    queues.push_back({q.kind, q.key, std::to_string(q.files), format_size(q.bytes),
+                      format_age(q.oldest_s),
+                      q.kind == "stage" ? (q.waiting ? "yes" : "no") : "-"});
+  }
+  print_table(queues);
+  return kOk;
+}
+
 int cmd_rm(const Globals& g, const Args& args) {
   std::string name;
   po::options_description options;
@@ -786,6 +974,23 @@ const std::vector<Command>& commands() {
        "  (a VV finished earlier is waited for too); with --timeout it gives up after SECONDS\n"
        "  (exit 1), saying how many copies exist.",
        cmd_finish},
+      {"stage", "bring evicted virtual volumes back from tape",
+       "vvctl [--conf PATH] stage NAME... [--wait [--timeout SECONDS]]\n"
+       "  Asks vvmd to read each evicted VV back into the cache from its best copy (one on a\n"
+       "  tape already in a drive first; stages of VVs on one tape share one mount and are read\n"
+       "  in file order) and prints where each stands. A cached VV needs nothing. --wait then\n"
+       "  waits until all are in the cache, with a progress bar on a terminal, and puts them\n"
+       "  before archive writes; --timeout gives up after SECONDS (exit 1). Opening an evicted\n"
+       "  VV through its vv/NAME export stages it too, without this command.",
+       cmd_stage},
+      {"status", "what vvmd is doing: drives, mounts, queues, cache",
+       "vvctl [--conf PATH] status [--json]\n"
+       "  vvmd's uptime, mounts since it started and VVs open through NBD; the cache's use\n"
+       "  and watermarks; each drive (its mover, media type, the VSN vvmd last mounted there,\n"
+       "  its mounts and the copy running now, with its progress); and the queues: archive\n"
+       "  writes by class and media type, stages by VSN (files, bytes, the oldest request's\n"
+       "  age, whether a client waits). --json prints all of it as one object.",
+       cmd_status},
       {"rm", "remove a virtual volume",
        "vvctl [--conf PATH] rm NAME [--force]\n"
        "  Removes the VV's record and its cache file and says what it removed. Refused while\n"

@@ -367,6 +367,16 @@ Result<rpc::VvListReply> Catalog::list(const rpc::VvListRequest& req) {
   return reply;
 }
 
+Status Catalog::commit_finish(uint64_t slot, db::VvRecord& r) {
+  r.state = "finished";
+  r.finished = now();
+  db::Transaction txn;
+  txn.update(db::TableId::kVv, slot, r.to_values());
+  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  if (on_finished_) on_finished_(r);
+  return Status::Ok();
+}
+
 Result<rpc::VvInfo> Catalog::finish(const rpc::Peer& peer, const std::string& name) {
   auto found = lookup(name);
   if (!found.ok()) return found.status();
@@ -376,16 +386,36 @@ Result<rpc::VvInfo> Catalog::finish(const rpc::Peer& peer, const std::string& na
     return Status::InvalidArgument(
         fmt::format("VV {} is already {}: only a hot VV can be finished", r.name, r.state));
   }
-  r.state = "finished";
-  r.finished = now();
-  auto info = to_info(r);
-  if (!info.ok()) return info.status();
-  db::Transaction txn;
-  txn.update(db::TableId::kVv, slot, r.to_values());
-  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  // A writer still attached could change what goes to tape after the copy is taken.
+  if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, true));
+  VVM_RETURN_IF_ERROR(commit_finish(slot, r));
   log::info("finished VV {} for {}", r.name, peer.to_string());
-  if (on_finished_) on_finished_(r);
-  return info;
+  return to_info(r);
+}
+
+size_t Catalog::finish_idle(uint64_t idle_before) {
+  std::vector<std::pair<uint64_t, db::VvRecord>> idle;
+  const std::string lo = db::KeyBuilder().text(""), hi(1, '\x02');
+  Status s = db_->scan_vv("hot", lo, hi, [&](uint64_t slot, const db::VvRecord& r) {
+    if (r.accessed < idle_before) idle.emplace_back(slot, r);
+    return true;
+  });
+  if (!s.ok()) {
+    log::error("idle finish: cannot read the hot VVs: {}", s.message());
+    return 0;
+  }
+  size_t done = 0;
+  for (auto& [slot, r] : idle) {
+    if (in_use_ && !in_use_(r.name, true).ok()) continue;  // a writer is attached: not idle
+    const uint64_t last = r.accessed;
+    if (Status c = commit_finish(slot, r); !c.ok()) {
+      log::error("idle finish of VV {}: {}", r.name, c.message());
+      continue;
+    }
+    log::info("finished VV {}: idle since {} (idle-finish)", r.name, last);
+    ++done;
+  }
+  return done;
 }
 
 Result<rpc::VvInfo> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& req) {
@@ -393,6 +423,7 @@ Result<rpc::VvInfo> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRe
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
   VVM_RETURN_IF_ERROR(may_change(peer, r, "remove"));
+  if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, false));
   const int copies = count_copies(r);
   if (copies > 0 && !req.force) {
     return Status::InvalidArgument(

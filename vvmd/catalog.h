@@ -62,6 +62,14 @@ class Catalog {
   void on_finished(std::function<void(const db::VvRecord&)> hook) {
     on_finished_ = std::move(hook);
   }
+  // Asked before a finish (`for_write`: is it open for writing?) and a remove (is it open at
+  // all?): Busy naming who has it open, else Ok. Without it nothing is in use.
+  void in_use_check(std::function<Status(const std::string& vv, bool for_write)> check) {
+    in_use_ = std::move(check);
+  }
+  // Finishes the hot VVs that nobody has open for writing and nobody has used since
+  // `idle_before` (unix seconds): vvm.conf's idle-finish. Returns how many.
+  size_t finish_idle(uint64_t idle_before);
 
   // Registers the five operations' handlers; the catalogue must outlive the server's run.
   void serve(rpc::Server& server);
@@ -83,6 +91,9 @@ class Catalog {
   Options options_;
   SerialAllocator serials_;
   std::function<void(const db::VvRecord&)> on_finished_;
+  std::function<Status(const std::string&, bool)> in_use_;
+  // The commit of a finish, shared by finish() and finish_idle().
+  Status commit_finish(uint64_t slot, db::VvRecord& r);
 };
 
 // The wire form of a record (perms as bits, states as enums); Internal for a record whose state

@@ -45,6 +45,7 @@ bool LibraryView::load(DriveState& drive, const std::string& vsn) {
   if (drive.vsn == vsn) return false;
   if (DriveState* other = holding(vsn)) other->vsn.clear();
   drive.vsn = vsn;
+  drive.reads_since_mount = 0;
   ++drive.mounts;
   ++mounts_;
   return true;

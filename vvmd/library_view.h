@@ -29,6 +29,7 @@ struct DriveState {
   bool busy = false;                   // a copy is running there, or being handed to its mover
   Clock::time_point unusable_until{};  // set aside after a failure of its mover
   uint64_t mounts = 0;
+  uint64_t reads_since_mount = 0;  // stages read from the tape mounted now
 };
 
 class LibraryView {

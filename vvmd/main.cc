@@ -4,9 +4,11 @@
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING, serves the VV catalogue
 // (catalog.h), the nbdkit plugin's opens of vv/NAME exports (vv_opens.h) and the VSN catalogue
 // (vsn_catalog.h), and runs the tape scheduler (scheduler.h), which hands finished VVs to the
-// movers and records their copies. The stage queue and the cache manager come with later slices.
+// movers, records their copies and stages evicted VVs back. The cache manager comes later.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
@@ -68,6 +70,18 @@ int main(int argc, char** argv) {
   // Gone before the server, which calls no hook once its run has ended.
   vvmd::VvOpens opens(catalog->get(), ::getuid());
   opens.serve(server);
+  (*catalog)->in_use_check([&opens](const std::string& vv, bool for_write) {
+    return opens.check_in_use(vv, for_write);
+  });
+  // Hot VVs nobody has used for idle-finish are finished, checked a few times per period.
+  const auto idle = config->idle_finish;
+  server.every(std::clamp<std::chrono::milliseconds>(idle / 4, std::chrono::seconds(1),
+                                                     std::chrono::seconds(60)),
+               [c = catalog->get(), idle] {
+                 const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch());
+                 c->finish_idle(static_cast<uint64_t>((now - idle).count()));
+               });
   (*vsns)->serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },
@@ -75,6 +89,7 @@ int main(int argc, char** argv) {
   vvmd::Scheduler::Options scheduling;
   scheduling.reply_to = config->vvmd_listen.front().to_string();
   scheduling.cache_path = [c = catalog->get()](const std::string& vv) { return c->cache_path(vv); };
+  scheduling.cache_dir = config->cache_dir;
   scheduling.daemon_uid = ::getuid();
   vvmd::Scheduler scheduler(db->get(), *config, scheduling, &movers);
   if (Status s = scheduler.recover(); !s.ok()) {
@@ -83,6 +98,24 @@ int main(int argc, char** argv) {
   }
   (*catalog)->on_finished([&scheduler](const db::VvRecord& vv) { scheduler.finished(vv); });
   scheduler.serve(server);
+  scheduler.serve_stage(server);
+  server.handle(
+      rpc::Op::kStatus, [&](const rpc::Peer&, const rpc::RequestBody&) -> Result<rpc::ReplyBody> {
+        rpc::StatusReply st;
+        st.uptime_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count());
+        scheduler.fill_status(&st);
+        st.opens = opens.count();
+        st.high_watermark = static_cast<uint32_t>(config->high_watermark);
+        st.low_watermark = static_cast<uint32_t>(config->low_watermark);
+        return rpc::ReplyBody(std::move(st));
+      });
+  opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
+    auto p = scheduler.stage(vv, true);
+    if (!p.ok()) return p.status();
+    return p->describe(vv);
+  });
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());

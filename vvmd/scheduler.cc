@@ -2,6 +2,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 
 #include <fmt/core.h>
@@ -26,6 +27,17 @@ constexpr std::chrono::seconds kReportMargin{60};
 // How often the movers running vvmd's copies are asked whether they are still there (and the
 // same process): a mover that died took its copies with it, and they must be sent again.
 constexpr std::chrono::seconds kMoverCheck{3};
+// How long a stage waits before its tape is mounted, so that requests arriving together (a
+// program opening many VVs) share one mount and are read in file order.
+constexpr std::chrono::milliseconds kStageGather{1000};
+// Reads of one tape in a row, while other tapes of its media type wait, before the drive may
+// take another tape: a tape with a steady stream of requests does not keep the others waiting.
+constexpr uint64_t kMountBudget = 64;
+// Failed reads of one copy before the next copy is tried: checks (Mismatch), anything else.
+constexpr uint32_t kBadCopyAttempts = 2;
+constexpr uint32_t kFailedCopyAttempts = 3;
+// How long a stage that failed on every copy is answered with its failure, not tried again.
+constexpr std::chrono::seconds kFailedStageMemory{60};
 
 std::string all_text_keys_lo() { return db::KeyBuilder().text(""); }
 const std::string kAllTextKeysHi(1, '\x02');
@@ -99,6 +111,32 @@ Status Scheduler::recover() {
     log::info("recovery: {} VSN{} back in their slots: {}", moved.size(),
               moved.size() == 1 ? "" : "s", fmt::join(moved, ", "));
   }
+
+  // Stages cut short: the movers' temporary files go, and the VVs are queued again.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.cache_dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (!file.starts_with(".stage.")) continue;
+    std::filesystem::remove(entry.path(), ec);
+    log::info("recovery: removed {}, a stage cut short", entry.path().string());
+  }
+  std::vector<db::VvRecord> staging;
+  VVM_RETURN_IF_ERROR(db_->scan_vv("name", all_text_keys_lo(), kAllTextKeysHi,
+                                   [&](uint64_t, const db::VvRecord& r) {
+                                     if (r.cache == "staging") staging.push_back(r);
+                                     return true;
+                                   }));
+  for (const auto& r : staging) {
+    StageItem item;
+    item.vv = r.name;
+    item.bytes = r.size;
+    item.queued = item.not_before = Clock::now();
+    if (Status s = queue_stage(r, std::move(item)); !s.ok()) {
+      log::error("recovery: VV {} was being staged and cannot be: {}", r.name, s.message());
+      (void)set_cache(r.name, "evicted", false);
+    }
+  }
+  if (!staging.empty()) log::info("recovery: {} stage(s) queued again", staging.size());
 
   std::vector<db::VvRecord> unwritten;
   VVM_RETURN_IF_ERROR(db_->scan_vv("unwritten", all_text_keys_lo(), kAllTextKeysHi,
@@ -189,7 +227,11 @@ void Scheduler::tick() {
     last_mover_check_ = now;
     check_movers();
   }
+  while (dispatch_stage(now)) {
+  }
   for (const QueueKey& key : queue_.keys_oldest_first()) {
+    // Stages go first: their media type's drives are theirs until the stage queue lets go.
+    if (stages_.wants_media(key.media)) continue;
     while (dispatch(key, now)) {
     }
   }
@@ -299,17 +341,7 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
   if (vv.state != "finished" || !vv.copies[item.copy].vsn.empty()) return true;
 
   if (view_.load(drive, vsn.name)) {
-    // Recorded before the copy starts, so that the VSN's location is known if vvmd restarts.
-    Status recorded = [&] {
-      db::VsnRecord moved;
-      auto vsn_slot = db_->lookup_vsn("name", db::KeyBuilder().text(vsn.name), &moved);
-      if (!vsn_slot.ok()) return vsn_slot.status();
-      moved.location = "drive:" + drive.name;
-      moved.last_mount = now_unix();
-      db::Transaction txn;
-      txn.update(db::TableId::kVsn, *vsn_slot, moved.to_values());
-      return db_->commit(txn).status();
-    }();
+    Status recorded = record_mount(drive, vsn.name);
     if (!recorded.ok()) {
       log::error("cannot record VSN {} in drive {}: {}", vsn.name, drive.name, recorded.message());
       view_.unload(drive);
@@ -440,6 +472,7 @@ Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
 }
 
 void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
+  if (f.staged) return stage_done(std::move(f), r);
   if (r.vsn != f.vsn || r.file_number != f.file) {
     log::warning("mover {} wrote VV {} to {} file {}, asked for {} file {}: recording where it is",
                  f.mover, f.item.vv, r.vsn, r.file_number, f.vsn, f.file);
@@ -507,6 +540,7 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
 }
 
 void Scheduler::copy_failed(InFlight f, const Status& why) {
+  if (f.staged) return stage_failed(std::move(f), why);
   DriveState* drive = view_.find(f.drive);
   switch (why.code()) {
     case Code::kNoSpace:
@@ -540,6 +574,12 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
 }
 
 void Scheduler::retry(InFlight& f, bool front) {
+  if (f.staged) {
+    f.staged->not_before =
+        Clock::now() + (front ? std::chrono::seconds(0) : retry_delay(f.staged->attempts));
+    stages_.push(std::move(*f.staged));
+    return;
+  }
   f.item.not_before =
       Clock::now() + (front ? std::chrono::seconds(0) : retry_delay(f.item.attempts));
   if (front) {
@@ -565,6 +605,42 @@ void Scheduler::mark_vsn(const std::string& name, const std::string& state, bool
   }
 }
 
+void Scheduler::fill_status(rpc::StatusReply* out) const {
+  const auto now = Clock::now();
+  auto age = [now](Clock::time_point t) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
+  };
+  for (const DriveState& d : view_.drives()) {
+    rpc::StatusDrive s;
+    s.name = d.name;
+    s.mover = d.mover;
+    s.media = d.media;
+    s.vsn = d.vsn;
+    s.mounts = d.mounts;
+    s.usable = d.unusable_until <= now;
+    for (const auto& [id, f] : in_flight_) {
+      if (f.drive != d.name) continue;
+      s.copying = f.staged ? fmt::format("stage {} from {} file {}", f.item.vv, f.vsn, f.file)
+                           : fmt::format("archive {} to {} file {}", f.item.vv, f.vsn, f.file);
+      s.bytes_done = f.bytes_done;
+      s.bytes_total = f.item.bytes;
+    }
+    out->drives.push_back(std::move(s));
+  }
+  out->mounts = view_.mounts();
+  for (const auto& q : queue_.summary()) {
+    out->queues.push_back({"archive", fmt::format("{} {}", q.key.vv_class, q.key.media), q.files,
+                           q.bytes, age(q.oldest), false});
+  }
+  for (const std::string& vsn : stages_.vsns_by_priority(Clock::time_point::max())) {
+    rpc::StatusQueue s{"stage", vsn, stages_.files(vsn), 0, 0, false};
+    if (auto oldest = stages_.oldest(vsn)) s.oldest_s = age(*oldest);
+    s.waiting = stages_.waiting(vsn);
+    s.bytes = stages_.bytes(vsn);
+    out->queues.push_back(std::move(s));
+  }
+}
+
 std::vector<Scheduler::Copying> Scheduler::copying() const {
   std::vector<Copying> out;
   for (const auto& [id, f] : in_flight_) {
@@ -583,6 +659,307 @@ void Scheduler::serve(rpc::Server& server, std::chrono::milliseconds period) {
         return rpc::ReplyBody(rpc::CopyReportAck{});
       });
   server.every(period, [this] { tick(); });
+}
+
+// --- stages ---
+
+std::string Scheduler::StageProgress::describe(const std::string& vv) const {
+  if (cached) return fmt::format("VV {} is in the cache", vv);
+  if (copying) {
+    return fmt::format("VV {} is being staged from {} file {} ({} of {} bytes)", vv, vsn, file,
+                       bytes_done, bytes_total);
+  }
+  return fmt::format("VV {} is queued to be staged from {} file {} ({} stage request{} queued)", vv,
+                     vsn, file, queued, queued == 1 ? "" : "s");
+}
+
+Status Scheduler::set_cache(const std::string& name, const std::string& cache, bool touch) {
+  db::VvRecord vv;
+  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(name), &vv);
+  if (!slot.ok()) return slot.status();
+  vv.cache = cache;
+  if (touch) vv.accessed = now_unix();
+  db::Transaction txn;
+  txn.update(db::TableId::kVv, *slot, vv.to_values());
+  return db_->commit(txn).status();
+}
+
+Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
+  db::VsnRecord vsn;
+  auto slot = db_->lookup_vsn("name", db::KeyBuilder().text(name), &vsn);
+  if (!slot.ok()) return slot.status();
+  vsn.location = "drive:" + drive.name;
+  vsn.last_mount = now_unix();
+  db::Transaction txn;
+  txn.update(db::TableId::kVsn, *slot, vsn.to_values());
+  return db_->commit(txn).status();
+}
+
+Status Scheduler::queue_stage(const db::VvRecord& vv, StageItem item) {
+  // The best copy: one whose VSN is in a drive already, else the first that has not failed.
+  std::optional<size_t> best;
+  for (size_t i = 0; i < vv.copies.size(); ++i) {
+    if (vv.copies[i].vsn.empty() || item.bad_copies.contains(i)) continue;
+    if (!best) best = i;
+    if (view_.holding(vv.copies[i].vsn) != nullptr) {
+      best = i;
+      break;
+    }
+  }
+  if (!best) {
+    return Status::Unavailable(
+        fmt::format("VV {} has no copy left to stage from ({} of its copies failed their reads)",
+                    vv.name, item.bad_copies.size()));
+  }
+  db::VsnRecord vsn;
+  auto slot = db_->lookup_vsn("name", db::KeyBuilder().text(vv.copies[*best].vsn), &vsn);
+  if (!slot.ok()) {
+    log::error("VV {}: copy {} is on {}, which vvmd cannot find: {}", vv.name, *best + 1,
+               vv.copies[*best].vsn, slot.status().message());
+    item.bad_copies.insert(*best);
+    return queue_stage(vv, std::move(item));
+  }
+  if (item.copy != *best) item.attempts = 0;
+  item.copy = *best;
+  item.vsn = vsn.name;
+  item.media = vsn.media;
+  item.file = vv.copies[*best].file;
+  item.bytes = vv.size;
+  stages_.push(std::move(item));
+  wake();
+  return Status::Ok();
+}
+
+Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool waiting) {
+  db::VvRecord vv;
+  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(name), &vv);
+  if (!slot.ok()) {
+    if (slot.status().code() == Code::kNotFound) {
+      return Status::NotFound(fmt::format("no VV {}", name));
+    }
+    return slot.status();
+  }
+  if (auto failed = failed_stages_.find(name); failed != failed_stages_.end()) {
+    // Fresh news of a stage that failed goes to whoever asks, rather than a new try at once.
+    if (Clock::now() - failed->second.first < kFailedStageMemory) {
+      return Status::Unavailable(failed->second.second);
+    }
+    failed_stages_.erase(failed);
+  }
+  StageProgress p;
+  if (vv.cache == "cached") {
+    p.cached = true;
+    return p;
+  }
+  for (const auto& [id, f] : in_flight_) {
+    if (f.staged && f.staged->vv == name) {
+      p.copying = true;
+      p.vsn = f.vsn;
+      p.file = f.file;
+      p.bytes_done = f.bytes_done;
+      p.bytes_total = f.item.bytes;
+      p.queued = stages_.size();
+      return p;
+    }
+  }
+  if (!stages_.contains(name)) {
+    StageItem item;
+    item.vv = name;
+    item.waiting = waiting;
+    item.queued = item.not_before = Clock::now();
+    if (vv.cache != "staging") {
+      // Marked before the queue takes it: a restart finds it and queues it again.
+      VVM_RETURN_IF_ERROR(set_cache(name, "staging", false));
+    }
+    if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
+      (void)set_cache(name, "evicted", false);
+      return s;
+    }
+    const StageItem* queued = stages_.find(name);
+    log::info("stage VV {} ({} bytes) from {} file {}{}", name, vv.size, queued->vsn, queued->file,
+              waiting ? ", a client waits" : "");
+  } else if (waiting) {
+    StageItem raise;
+    raise.vv = name;
+    raise.waiting = true;
+    stages_.push(std::move(raise));  // only raises `waiting`
+  }
+  const StageItem* queued = stages_.find(name);
+  p.vsn = queued->vsn;
+  p.file = queued->file;
+  p.bytes_total = queued->bytes;
+  p.queued = stages_.size();
+  return p;
+}
+
+bool Scheduler::dispatch_stage(Clock::time_point now) {
+  std::set<std::string> writing;  // VSNs an archive write has now
+  for (const auto& [id, f] : in_flight_) {
+    if (!f.staged) writing.insert(f.vsn);
+  }
+  const std::vector<std::string> order = stages_.vsns_by_priority(now);
+  // First a tape that is in a free drive already: no mount, unless it has had its turn while
+  // others of its media type wait.
+  for (const std::string& vsn : order) {
+    DriveState* d = view_.holding(vsn);
+    if (d == nullptr || d->busy || d->unusable_until > now || writing.contains(vsn)) continue;
+    const bool others_wait = std::any_of(order.begin(), order.end(), [&](const std::string& v) {
+      return v != vsn && stages_.media_of(v) == d->media;
+    });
+    if (others_wait && d->reads_since_mount >= kMountBudget) continue;
+    auto item = stages_.pop(vsn, now);
+    if (item) return start_stage(std::move(*item), *d, now);
+  }
+  // Then a mount, for the first tape in line whose requests have gathered.
+  for (const std::string& vsn : order) {
+    if (writing.contains(vsn)) continue;
+    auto oldest = stages_.oldest(vsn);
+    if (!oldest || now - *oldest < kStageGather) continue;
+    DriveState* chosen = nullptr;
+    for (DriveState* d : view_.free_drives(stages_.media_of(vsn), now)) {
+      // A drive whose tape has stage requests of its own keeps it, unless its turn is over.
+      if (!d->vsn.empty() && stages_.files(d->vsn) > 0 && d->reads_since_mount < kMountBudget) {
+        continue;
+      }
+      chosen = d;
+      break;
+    }
+    if (chosen == nullptr) continue;
+    auto item = stages_.pop(vsn, now);
+    if (item) return start_stage(std::move(*item), *chosen, now);
+  }
+  return false;
+}
+
+bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point now) {
+  db::VvRecord vv;
+  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok() || vv.cache != "staging") {
+    log::info("VV {} is no longer waiting to be staged ({}): dropped from the stage queue", item.vv,
+              slot.ok() ? vv.cache : slot.status().message());
+    return true;
+  }
+  if (view_.load(drive, item.vsn)) {
+    if (Status s = record_mount(drive, item.vsn); !s.ok()) {
+      log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
+      view_.unload(drive);
+      stages_.push(std::move(item));
+      return false;
+    }
+    log::info("mount {} ({}) in drive {} of mover {} to stage {} file(s)", item.vsn, item.media,
+              drive.name, drive.mover, stages_.files(item.vsn) + 1);
+  }
+  ++drive.reads_since_mount;
+
+  rpc::CopyArgs args;
+  args.drive = drive.name;
+  args.vsn = item.vsn;
+  args.file_number = item.file;
+  args.cache_path = options_.cache_path(vv.name);
+  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  args.checksum = vv.checksum;
+  args.reply_to = options_.reply_to;
+  args.request_id = next_request_id_++;
+
+  InFlight f;
+  f.item.vv = item.vv;
+  f.item.copy = item.copy;
+  f.item.bytes = vv.size;
+  f.key = {vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
+  f.vsn = item.vsn;
+  f.drive = drive.name;
+  f.mover = drive.mover;
+  f.file = item.file;
+  auto mover = config_.movers.find(drive.mover);
+  f.stall_margin =
+      (mover != config_.movers.end() ? mover->second.stall_timeout : std::chrono::seconds(300)) +
+      kReportMargin;
+  f.deadline = now + f.stall_margin;
+  f.started = now;
+  f.staged = std::move(item);
+  drive.busy = true;
+  log::info("stage VV {} from {} file {} (copy {}) in drive {} (request {})", vv.name, f.vsn,
+            f.file, f.item.copy + 1, drive.name, args.request_id);
+  const uint64_t id = args.request_id;
+  in_flight_.emplace(id, std::move(f));
+  link_->call(drive.mover_endpoint, rpc::StageRequest{std::move(args)},
+              [this, id](Result<rpc::ReplyBody> answer) {
+                if (answer.ok() && !std::holds_alternative<rpc::CopyAccepted>(*answer)) {
+                  answer = Status::ProtocolError("the mover answered STAGE with another reply");
+                }
+                if (!answer.ok()) return accepted(id, answer.status());
+                accepted(id, std::get<rpc::CopyAccepted>(*answer));
+              });
+  return true;
+}
+
+void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
+  if (Status s = set_cache(f.item.vv, "cached", true); !s.ok()) {
+    // The file is in place; the record says staging, and a restart stages it again.
+    log::error("VV {} staged from {} file {}, but the database did not take it: {}", f.item.vv,
+               f.vsn, f.file, s.message());
+    return;
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - f.started);
+  log::info("staged VV {} from {} file {} ({} bytes in {:.1f} s)", f.item.vv, f.vsn, f.file,
+            r.bytes_total, took.count() / 1000.0);
+}
+
+void Scheduler::stage_failed(InFlight f, const Status& why) {
+  StageItem& item = *f.staged;
+  ++item.attempts;
+  const bool bad = why.code() == Code::kMismatch;
+  if (bad) {
+    log::error("VV {}: copy {} on {} file {} failed its checks: {}", item.vv, item.copy + 1, f.vsn,
+               f.file, why.message());
+    mark_vsn(f.vsn, "", true);
+  } else {
+    log::warning("stage of VV {} from {} file {} (drive {}) failed, attempt {}: {}", item.vv, f.vsn,
+                 f.file, f.drive, item.attempts, why.message());
+    mark_vsn(f.vsn, "", true);
+    if (DriveState* d = view_.find(f.drive)) view_.unload(*d);
+  }
+  if (item.attempts < (bad ? kBadCopyAttempts : kFailedCopyAttempts)) {
+    retry(f, false);
+    return;
+  }
+  // This copy has had its chances: the next one.
+  item.bad_copies.insert(item.copy);
+  db::VvRecord vv;
+  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok()) return;
+  const std::string vv_name = item.vv;
+  const size_t copy = item.copy;
+  StageItem next = std::move(item);
+  next.not_before = Clock::now();
+  if (Status s = queue_stage(vv, std::move(next)); !s.ok()) {
+    log::error("cannot stage VV {}: {}; it stays evicted", vv_name, s.message());
+    failed_stages_[vv_name] = {Clock::now(),
+                               fmt::format("the stage of VV {} failed: {}", vv_name, s.message())};
+    (void)set_cache(vv_name, "evicted", false);
+    return;
+  }
+  const StageItem* queued = stages_.find(vv_name);
+  log::notice("VV {}: copy {} set aside; staging from copy {} on {} file {}", vv_name, copy + 1,
+              queued->copy + 1, queued->vsn, queued->file);
+}
+
+void Scheduler::serve_stage(rpc::Server& server) {
+  server.handle(rpc::Op::kVvStage,
+                [this](const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
+                  const auto& req = std::get<rpc::VvStageRequest>(body);
+                  auto p = stage(req.name, req.wait);
+                  if (!p.ok()) return p.status();
+                  rpc::VvStageReply reply;
+                  reply.cached = p->cached;
+                  reply.copying = p->copying;
+                  reply.vsn = p->vsn;
+                  reply.file = p->file;
+                  reply.bytes_done = p->bytes_done;
+                  reply.bytes_total = p->bytes_total;
+                  reply.queued = p->queued;
+                  return rpc::ReplyBody(std::move(reply));
+                });
 }
 
 }  // namespace vvm::vvmd

@@ -22,6 +22,15 @@
 // VSNs the database holds as in a drive go back to their slots: vvmd's view of the drives starts
 // empty, as the movers' does.
 //
+// Stages (stage(): an NBD open of an evicted VV, `vvctl stage`) go before archive writes: a drive
+// of a media type some stage needs takes no archive write. A VSN already in a free drive is read
+// at once; a mount for a stage waits a moment (kStageGather) so that requests arriving together
+// share it and are read in file order. A stage whose copy fails its checks (Mismatch: label,
+// size, checksum) is retried once, then that copy is set aside (logged as bad, counted on its
+// VSN) and the next copy's VSN is queued; other failures are retried three times before the next
+// copy. With no copy left the VV goes back to evicted and the failure is logged. On start, VVs
+// left staging are queued again and the movers' leftover temporary files (.stage.*) removed.
+//
 // Runs on the server's thread: handlers, ticks and the movers' answers (posted by MoverLink) never
 // run at once, so the state needs no lock.
 #pragma once
@@ -31,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,6 +52,7 @@
 #include "mover_link.h"
 #include "rpc_message.h"
 #include "rpc_server.h"
+#include "stage_queue.h"
 
 namespace vvm::vvmd {
 
@@ -50,6 +61,7 @@ class Scheduler {
   struct Options {
     std::string reply_to;  // where movers send COPY_REPORT: vvmd's first listen endpoint
     std::function<std::string(const std::string& vv)> cache_path;
+    std::string cache_dir;          // where the movers leave .stage.* files of stages cut short
     uid_t daemon_uid = 0;           // besides root, the uid whose reports are believed
     std::function<uint64_t()> now;  // unix seconds, for records; the system clock when empty
   };
@@ -61,11 +73,31 @@ class Scheduler {
   void finished(const db::VvRecord& vv);
   // Hands out what can go now, and gives up on copies that stopped reporting.
   void tick();
+  // Where a stage stands, for VV_STAGE's reply and the plugin's wait.
+  struct StageProgress {
+    bool cached = false;   // done: the VV is in the cache
+    bool copying = false;  // a mover reads it now
+    std::string vsn;       // the copy being read, or queued to be
+    uint64_t file = 0;
+    uint64_t bytes_done = 0, bytes_total = 0;
+    size_t queued = 0;                                  // stage requests waiting in all
+    std::string describe(const std::string& vv) const;  // "staging from L90001 file 3, ..."
+  };
+  // Asks for VV `name` back in the cache (`waiting`: a client waits for it): queues a read of
+  // its best copy (one on a VSN already in a drive first) unless one is queued or running.
+  // Unavailable when no copy is left to read (each failed its checks), NotFound for no such VV.
+  Result<StageProgress> stage(const std::string& name, bool waiting);
+  // Registers VV_STAGE.
+  void serve_stage(rpc::Server& server);
+
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
 
   // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
   void serve(rpc::Server& server, std::chrono::milliseconds period = std::chrono::seconds(1));
+
+  // The drives, mounts and queues of a STATUS reply.
+  void fill_status(rpc::StatusReply* out) const;
 
   // For status and tests.
   struct Copying {
@@ -75,6 +107,7 @@ class Scheduler {
   };
   std::vector<Copying> copying() const;
   const ArchiveQueue& archive_queue() const { return queue_; }
+  const StageQueue& stage_queue() const { return stages_; }
   const LibraryView& library() const { return view_; }
 
   // A copy's pause before retry number `attempts` (1, 2, ...): 2 s doubling, at most 5 minutes.
@@ -82,7 +115,8 @@ class Scheduler {
 
  private:
   struct InFlight {
-    ArchiveItem item;
+    ArchiveItem item;                 // for a stage: the VV and the copy, for messages
+    std::optional<StageItem> staged;  // set for a stage
     QueueKey key;
     std::string vsn, drive, mover;
     uint64_t file = 0;
@@ -92,6 +126,19 @@ class Scheduler {
     Clock::time_point started;
     std::chrono::seconds stall_margin{0};
   };
+
+  // Starts at most one stage; true if one went.
+  bool dispatch_stage(Clock::time_point now);
+  bool start_stage(StageItem item, DriveState& drive, Clock::time_point now);
+  void stage_done(InFlight f, const rpc::CopyReport& report);
+  void stage_failed(InFlight f, const Status& why);
+  // Queues `item` on the best copy of `vv` not in item.bad_copies (item.copy, vsn, file and media
+  // set); Unavailable naming the bad copies when none is left.
+  Status queue_stage(const db::VvRecord& vv, StageItem item);
+  // Sets the VV's cache state, in one commit.
+  Status set_cache(const std::string& vv, const std::string& cache, bool touch);
+  // Records that `vsn` went into `drive` (its location and last mount).
+  Status record_mount(const DriveState& drive, const std::string& vsn);
 
   // Dispatches at most one copy of `key`; true if one went.
   bool dispatch(const QueueKey& key, Clock::time_point now);
@@ -124,6 +171,8 @@ class Scheduler {
   rpc::Server* server_ = nullptr;
   bool wake_pending_ = false;
   ArchiveQueue queue_;
+  StageQueue stages_;
+  std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;  // vv -> why
   LibraryView view_;
   std::map<uint64_t, InFlight> in_flight_;  // by request id
   uint64_t next_request_id_;

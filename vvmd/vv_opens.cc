@@ -57,9 +57,15 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
   reply.cache_path = catalog_->cache_path(vv->name);
   reply.writable = req.writable && may.write && vv->state == rpc::VvState::kHot;
   if (vv->cache != rpc::CacheState::kCached) {
-    // The stage queue comes with a later slice; until then an evicted VV stays evicted.
-    reply.not_ready = fmt::format("VV {} is {} and vvmd cannot stage yet", vv->name,
-                                  rpc::cache_state_name(vv->cache));
+    if (!req.use || !stage_) {
+      // A probe (a listing, nbdkit's .open) never starts a stage.
+      reply.not_ready = fmt::format("VV {} is {}: its first read or write stages it", vv->name,
+                                    rpc::cache_state_name(vv->cache));
+    } else {
+      auto staging = stage_(vv->name);
+      if (!staging.ok()) return staging.status();
+      reply.not_ready = *staging;
+    }
     reply.vv = std::move(*vv);
     return reply;
   }
@@ -141,6 +147,15 @@ void VvOpens::serve(rpc::Server& server) {
         return rpc::ReplyBody(rpc::VvReply{rpc::Op::kVvClose, std::move(*r)});
       });
   server.on_disconnect([this](uint64_t session) { drop_session(session); });
+}
+
+Status VvOpens::check_in_use(const std::string& name, bool for_write) const {
+  for (const auto& [id, o] : opens_) {
+    if (o.vv != name || (for_write && !o.writer)) continue;
+    return Status::Busy(fmt::format("VV {} is open{} by {}: close it first", name,
+                                    o.writer ? " for writing" : "", o.who));
+  }
+  return Status::Ok();
 }
 
 }  // namespace vvm::vvmd

@@ -13,7 +13,8 @@
 //  - A hot VV has one writer host at a time: a write open from another host is refused with
 //    Busy, naming the VV and the holder. The same host may open it many times (multi-conn).
 //  - An evicted or staging VV is not ready: the reply says why, nothing is registered, and the
-//    plugin asks again.
+//    plugin asks again. A use (never a probe) asks the stage hook to bring it back: a stage a
+//    client waits for.
 //  - Every open belongs to the control connection (rpc::Peer::session) it was made on: when that
 //    connection ends, say because nbdkit was killed, its opens are forgotten.
 //  - A control peer speaks for another user only if vvmd trusts it: root or vvmd's user on the
@@ -25,6 +26,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -60,8 +62,17 @@ class VvOpens {
   bool is_open(const std::string& name) const;
   // The host that has `name` open for writing, if any.
   std::optional<std::string> writer_host(const std::string& name) const;
+  // Busy, naming who has VV `name` open (for writing, with `for_write`), else Ok: the
+  // catalogue's in-use check before a finish or a remove.
+  Status check_in_use(const std::string& name, bool for_write) const;
   // Opens registered now, for vvctl status.
   size_t count() const { return opens_.size(); }
+
+  // Called by a use of a VV that is not in the cache: queues its stage (or finds it queued) and
+  // says where it stands, or why it cannot be staged.
+  void on_not_cached(std::function<Result<std::string>(const std::string& vv)> stage) {
+    stage_ = std::move(stage);
+  }
 
   // Registers VV_OPEN and VV_CLOSE and the server's disconnect hook; this must outlive the
   // server's run.
@@ -74,6 +85,7 @@ class VvOpens {
   uid_t daemon_uid_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, Open> opens_;
+  std::function<Result<std::string>(const std::string& vv)> stage_;
 };
 
 // "uid 1000 (gid 100) on storage1" or "host 10.0.0.7": the NBD peer an open speaks for.

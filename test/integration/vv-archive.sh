@@ -130,6 +130,13 @@ check_copies "$third" 3 3
 [[ $(mounts "$tmpdir/vvmd1.log") == 2 ]] ||
   die "3 VVs on 2 tapes took $(mounts "$tmpdir/vvmd1.log") mounts, wanted 2"
 echo "ok: 3 VVs, 2 mounts"
+status=$(ctl status --json)
+jq -e '.mounts == 2 and (.queues | length) == 0 and
+  ([.drives[] | select(.name == "d0")][0] | .vsn == "L90001" and .media == "LTO9" and .copying == "")
+  and ([.drives[] | select(.name == "d1")][0] | .vsn == "L80001" and .mounts == 1)' <<<"$status" \
+  >/dev/null || die "status --json: $status"
+ctl status | grep -Eq '^d0 +m1 +LTO9 +L90001 +1 +idle$' || die "status: $(ctl status)"
+echo "ok: status shows both tapes in their drives and no queue"
 ctl vsn ls --json | jq -e '[.[] | select(.name == "L90001")][0] | .next_file == 4 and .state == "hot"' \
   >/dev/null || die "vsn ls after 3 files: $(ctl vsn ls --json)"
 echo "ok: L90001's next file is 4"
@@ -168,6 +175,9 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.1
 done
 sleep 1
+ctl status --json | jq -e --arg vv "$slow" '[.drives[].copying] | any(startswith("archive " + $vv))' \
+  >/dev/null || die "status does not show $slow being archived: $(ctl status)"
+echo "ok: status shows the copy running"
 kill -KILL "$mover_pid"
 echo "ok: mover killed while it writes $slow"
 sleep 2

@@ -277,3 +277,37 @@ TEST_CASE("remove takes the record and the cache file; copies on tape need force
   CHECK(f.create('A').name == "A0000000004");
   CHECK(must(f.db->counter("serial.A")) == 4);
 }
+
+TEST_CASE("a VV in use is not finished or removed, and idle hot VVs are finished") {
+  Fixture f;
+  f.create('A', 4096);  // A0000000001, used at clock
+  f.create('A', 4096);  // A0000000002
+  f.create('A', 4096);  // A0000000003
+  std::set<std::string> writing = {"A0000000001"}, reading = {"A0000000002"};
+  f.catalog->in_use_check([&](const std::string& vv, bool for_write) {
+    if (writing.contains(vv) || (!for_write && reading.contains(vv))) {
+      return Status::Busy("VV " + vv + " is open by someone");
+    }
+    return Status::Ok();
+  });
+  std::vector<std::string> handed_on;
+  f.catalog->on_finished([&](const db::VvRecord& r) { handed_on.push_back(r.name); });
+
+  auto refused = f.catalog->finish(kRoot, "A0000000001");
+  CHECK(refused.status().code() == Code::kBusy);
+  CHECK_THAT(refused.status().message(), Catch::Contains("open by someone"));
+  CHECK(f.catalog->remove(kRoot, {"A0000000002", false}).status().code() == Code::kBusy);
+  CHECK(handed_on.empty());
+
+  // Idle: used before the cut-off, hot, and no writer. A reader does not keep a VV hot.
+  const uint64_t used = f.clock;
+  CHECK(f.catalog->finish_idle(used) == 0);  // nobody idle before then
+  CHECK(f.catalog->finish_idle(used + 1) == 2);
+  CHECK(must(f.catalog->show("A0000000001")).state == rpc::VvState::kHot);  // a writer
+  CHECK(must(f.catalog->show("A0000000002")).state == rpc::VvState::kFinished);
+  CHECK(must(f.catalog->show("A0000000003")).state == rpc::VvState::kFinished);
+  CHECK(handed_on == std::vector<std::string>{"A0000000002", "A0000000003"});
+  CHECK(f.catalog->finish_idle(used + 1) == 0);  // finished once
+  writing.clear();
+  CHECK(must(f.catalog->finish(kRoot, "A0000000001")).state == rpc::VvState::kFinished);
+}

@@ -880,3 +880,41 @@ TEST_CASE("posted tasks and periodic tasks run on the server's thread, where han
   std::this_thread::sleep_for(60ms);
   CHECK(ticks == stopped_at);
 }
+
+TEST_CASE("VV_STAGE survives an XDR round trip") {
+  Request req;
+  req.body = VvStageRequest{"A0000000042", true};
+  auto back = must(decode_request(must(encode_request(req))));
+  CHECK(std::get<VvStageRequest>(back.body) == VvStageRequest{"A0000000042", true});
+  CHECK(op_of(back.body) == Op::kVvStage);
+  CHECK(op_name(Op::kVvStage) == "vv-stage");
+
+  Reply rep;
+  VvStageReply progress{false, true, "L90001", 7, 1 << 20, 3 << 20, 12};
+  rep.body = progress;
+  CHECK(std::get<VvStageReply>(must(decode_reply(must(encode_reply(rep)))).body) == progress);
+  rep.body = VvStageReply{true, false, "", 0, 0, 0, 0};
+  CHECK(std::get<VvStageReply>(must(decode_reply(must(encode_reply(rep)))).body).cached);
+}
+
+TEST_CASE("STATUS survives an XDR round trip") {
+  Request req;
+  req.body = StatusRequest{};
+  CHECK(op_of(must(decode_request(must(encode_request(req)))).body) == Op::kStatus);
+  StatusReply st;
+  st.uptime_s = 3600;
+  st.drives.push_back(
+      {"d0", "m1", "LTO9", "L90001", "archive A0000000001 to L90001 file 3", 5, 10, 2, true});
+  st.drives.push_back({"d1", "m1", "LTO8", "", "", 0, 0, 0, false});
+  st.queues.push_back({"archive", "A LTO9", 3, 3 << 20, 12, false});
+  st.queues.push_back({"stage", "L90002", 1, 1 << 20, 1, true});
+  st.mounts = 7;
+  st.opens = 2;
+  st.cache_used = 1 << 30;
+  st.cache_size = 10ull << 30;
+  st.high_watermark = 90;
+  st.low_watermark = 70;
+  Reply rep;
+  rep.body = st;
+  CHECK(std::get<StatusReply>(must(decode_reply(must(encode_reply(rep)))).body) == st);
+}

@@ -111,6 +111,12 @@ TEST_CASE("a probe answers and changes nothing; a use registers and counts as an
   CHECK(f.opens->count() == 1);
   CHECK(f.opens->is_open(a));
   CHECK(f.opens->writer_host(a) == "nbd1");
+  // The catalogue's in-use check: busy for a finish (a writer) and for a remove.
+  auto busy = f.opens->check_in_use(a, true);
+  CHECK(busy.code() == Code::kBusy);
+  CHECK_THAT(busy.message(), Catch::Contains("open for writing by"));
+  CHECK(f.opens->check_in_use(a, false).code() == Code::kBusy);
+  CHECK(f.opens->check_in_use("A0000000099", false).ok());
 
   // Only the connection that made the open may close it.
   f.clock += 50;
@@ -121,6 +127,7 @@ TEST_CASE("a probe answers and changes nothing; a use registers and counts as an
   CHECK(f.accessed(a) == created + 150);
   CHECK(f.opens->count() == 0);
   CHECK_FALSE(f.opens->is_open(a));
+  CHECK(f.opens->check_in_use(a, false).ok());
   CHECK(f.opens->close(plugin(1), {used.open_id, true}).status().code() == Code::kNotFound);
 }
 
@@ -243,14 +250,30 @@ TEST_CASE("a finished VV is read-only, and an evicted one is not ready") {
   f.set_cache(a, "evicted");
   const uint64_t before = f.accessed(a);
   f.clock += 10;
-  for (bool use : {false, true}) {
-    auto evicted = must(f.opens->open(plugin(1), local(a, 0, 0, false, use)));
-    CHECK_FALSE(evicted.ready);
-    CHECK(evicted.open_id == 0);
-    CHECK(evicted.not_ready == "VV " + a + " is evicted and vvmd cannot stage yet");
-  }
+  // A probe never stages; a use asks the stage hook (the scheduler) and passes on its answer.
+  std::vector<std::string> asked;
+  f.opens->on_not_cached([&](const std::string& vv) -> Result<std::string> {
+    asked.push_back(vv);
+    return std::string("queued behind 2");
+  });
+  auto probed = must(f.opens->open(plugin(1), local(a, 0, 0, false, false)));
+  CHECK_FALSE(probed.ready);
+  CHECK(probed.not_ready == "VV " + a + " is evicted: its first read or write stages it");
+  CHECK(asked.empty());
+  auto used = must(f.opens->open(plugin(1), local(a, 0, 0, false, true)));
+  CHECK_FALSE(used.ready);
+  CHECK(used.open_id == 0);
+  CHECK(used.not_ready == "queued behind 2");
+  CHECK(asked == std::vector<std::string>{a});
   CHECK(f.opens->count() == 0);
   CHECK(f.accessed(a) == before);
+  // A stage that cannot be done fails the open, with the scheduler's reason.
+  f.opens->on_not_cached([](const std::string&) -> Result<std::string> {
+    return Status::Unavailable("no copy left");
+  });
+  auto failed = f.opens->open(plugin(1), local(a, 0, 0, false, true));
+  CHECK(failed.status().code() == Code::kUnavailable);
+  f.opens->on_not_cached({});
   f.set_cache(a, "staging");
   CHECK_THAT(must(f.opens->open(plugin(1), local(a, 0, 0, false, true))).not_ready,
              Catch::Contains("is staging"));
