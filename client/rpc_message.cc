@@ -42,6 +42,7 @@ static_assert(static_cast<uint32_t>(Op::kVsnAdd) == VVM_OP_VSN_ADD);
 static_assert(static_cast<uint32_t>(Op::kVsnList) == VVM_OP_VSN_LIST);
 static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
 static_assert(static_cast<uint32_t>(VsnState::kRetired) == VVM_VSN_RETIRED);
+static_assert(static_cast<uint32_t>(Op::kVvEvict) == VVM_OP_VV_EVICT);
 
 namespace {
 
@@ -389,6 +390,7 @@ std::string_view op_name(Op op) {
     case Op::kVvClose: return "vv-close";
     case Op::kVsnAdd: return "vsn-add";
     case Op::kVsnList: return "vsn-list";
+    case Op::kVvEvict: return "vv-evict";
   }
   return "unknown";
 }
@@ -408,6 +410,7 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VvCloseRequest&) const { return Op::kVvClose; }
     Op operator()(const VsnAddRequest&) const { return Op::kVsnAdd; }
     Op operator()(const VsnListRequest&) const { return Op::kVsnList; }
+    Op operator()(const VvEvictRequest&) const { return Op::kVvEvict; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -484,6 +487,9 @@ Result<std::string> encode_request(const Request& request) {
   } else if (auto* vsn_list = std::get_if<VsnListRequest>(&request.body)) {
     VVM_RETURN_IF_ERROR(check_length("list after", vsn_list->after, VVM_MAX_NAME));
     r.body.vvm_request_body_u.vsn_list = {borrow(vsn_list->after), vsn_list->limit};
+  } else if (auto* evict = std::get_if<VvEvictRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", evict->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_evict.name = borrow(evict->name);
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
@@ -567,6 +573,12 @@ Result<std::string> encode_reply(const Reply& reply) {
     l.vsns.vsns_val = infos.data();
     l.more = vsns->more;
     return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
+  } else if (auto* evict = std::get_if<VvEvictReply>(&reply.body); evict && reply.status.ok()) {
+    r.body.op = VVM_OP_VV_EVICT;
+    auto& e = r.body.vvm_reply_body_u.vv_evict;
+    VVM_RETURN_IF_ERROR(encode_vv(evict->vv, &e.vv));
+    e.already = evict->already;
+    e.freed = evict->freed;
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -672,6 +684,9 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = VsnListRequest{text_of(l.after), l.limit};
       break;
     }
+    case VVM_OP_VV_EVICT:
+      out.body = VvEvictRequest{text_of(r.body.vvm_request_body_u.vv_evict.name)};
+      break;
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -764,6 +779,13 @@ Result<Reply> decode_reply(std::string_view bytes) {
         list.vsns.push_back(std::move(*vsn));
       }
       out.body = std::move(list);
+      break;
+    }
+    case VVM_OP_VV_EVICT: {
+      auto& e = r.body.vvm_reply_body_u.vv_evict;
+      auto vv = decode_vv(e.vv);
+      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+      out.body = VvEvictReply{std::move(*vv), e.already != 0, e.freed};
       break;
     }
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));

@@ -39,6 +39,7 @@ enum class Op : uint32_t {
   kVvClose = 11,
   kVsnAdd = 12,
   kVsnList = 13,
+  kVvEvict = 15,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -236,13 +237,25 @@ struct VsnListReply {
   bool more = false;  // ask again with after = vsns.back().name
 };
 
+// VV_EVICT (vvm_proto.x): drop an archived VV's cache file now.
+struct VvEvictRequest {
+  std::string name;
+  bool operator==(const VvEvictRequest&) const = default;
+};
+struct VvEvictReply {
+  VvInfo vv;             // as recorded after the eviction
+  bool already = false;  // it was evicted before: nothing changed
+  uint64_t freed = 0;    // bytes of cache space its file held
+  bool operator==(const VvEvictReply&) const = default;
+};
+
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
                  VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
-                 VvCloseRequest, VsnAddRequest, VsnListRequest>;
+                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvEvictRequest>;
 // monostate: an error reply
 using ReplyBody = std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply,
-                               VvListReply, VvOpenReply, VsnReply, VsnListReply>;
+                               VvListReply, VvOpenReply, VsnReply, VsnListReply, VvEvictReply>;
 
 Op op_of(const RequestBody& body);
 
