@@ -4,7 +4,8 @@
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING, serves the VV catalogue
 // (catalog.h), the nbdkit plugin's opens of vv/NAME exports (vv_opens.h) and the VSN catalogue
 // (vsn_catalog.h), and runs the tape scheduler (scheduler.h), which hands finished VVs to the
-// movers and records their copies. The stage queue and the cache manager come with later slices.
+// movers and records their copies, and the cache manager (cache_manager.h), which evicts archived
+// VVs when the cache passes its high watermark and on VV_EVICT. The stage queue comes later.
 #include <unistd.h>
 
 #include <csignal>
@@ -12,6 +13,7 @@
 
 #include <fmt/core.h>
 
+#include "cache_manager.h"
 #include "catalog.h"
 #include "daemon.h"
 #include "db_database.h"
@@ -69,6 +71,9 @@ int main(int argc, char** argv) {
   vvmd::VvOpens opens(catalog->get(), ::getuid());
   opens.serve(server);
   (*vsns)->serve(server);
+  vvmd::CacheManager cache(db->get(), catalog->get(), &opens,
+                           vvmd::CacheManager::options_from(*config));
+  cache.serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },
                          config->request_timeout);

@@ -28,6 +28,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "catalog.h"
 #include "rpc_message.h"
@@ -60,6 +61,8 @@ class VvOpens {
   bool is_open(const std::string& name) const;
   // The host that has `name` open for writing, if any.
   std::optional<std::string> writer_host(const std::string& name) const;
+  // Who has `name` open, one entry an open ("uid 1000 (gid 100) on storage1"), for messages.
+  std::vector<std::string> holders(const std::string& name) const;
   // Opens registered now, for vvctl status.
   size_t count() const { return opens_.size(); }
 
