@@ -218,6 +218,7 @@ Result<CacheManager::Pass> CacheManager::check() {
   pass.stuck = next == candidates.size() && pass.after.percent >= options_.low_watermark;
   if (pass.stuck && !warned_stuck_) {
     warned_stuck_ = true;
+    pass.warned = true;
     log::warning(
         "cache at {:.1f}% ({} of {} bytes) stays above its low watermark ({}%): nothing left may "
         "be evicted; it holds {} hot VV(s) ({} bytes), {} finished VV(s) not yet archived ({} "

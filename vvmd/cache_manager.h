@@ -58,7 +58,8 @@ class CacheManager {
     Use before, after;
     std::vector<std::string> evicted;  // in the order they went
     uint64_t freed = 0;                // bytes
-    bool stuck = false;  // above the low watermark with nothing left that may be evicted
+    bool stuck = false;   // above the low watermark with nothing left that may be evicted
+    bool warned = false;  // this pass logged that (once until the use is fine again)
   };
 
   // `catalog` and `opens` outlive this.
