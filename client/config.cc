@@ -163,7 +163,7 @@ const std::vector<KindSpec>& kind_specs() {
       {"cache",
        Kind::kCache,
        false,
-       {{"dir", false}, {"high-watermark", false}, {"low-watermark", false}}},
+       {{"dir", false}, {"high-watermark", false}, {"low-watermark", false}, {"size", false}}},
       {"plugin", Kind::kPlugin, false, {{"packtab", false}, {"stage-timeout", false}}},
       {"library", Kind::kLibrary, false, {{"kind", false}, {"path", false}}},
       {"media",
@@ -534,6 +534,12 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
     case Kind::kCache:
       if (key == "dir") {
         c.cache_dir = path(value);
+      } else if (key == "size") {
+        auto size = parse_size(value);
+        if (!size.ok()) return size.status();
+        // A zero size would make every byte in the cache an infinite percentage.
+        if (*size == 0) return Status::InvalidArgument("'0' is not a cache size (1 or more bytes)");
+        c.cache_size = *size;
       } else {
         auto percent = parse_percent(value);
         if (!percent.ok()) return percent.status();

@@ -122,8 +122,11 @@ struct Config {
 
   // [cache]
   std::string cache_dir;    // default: state_dir/cache
-  int high_watermark = 90;  // percent of the cache filesystem
+  int high_watermark = 90;  // percent of the cache filesystem, or of cache_size
   int low_watermark = 70;   // below high_watermark
+  // [cache] size: when given, the cache's use is the bytes its files occupy (allocated blocks,
+  // so a sparse file counts what it holds) over this; when not, the use of its filesystem.
+  std::optional<uint64_t> cache_size;
 
   // [plugin]
   std::string packtab;  // "" when the site has no packs

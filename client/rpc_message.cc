@@ -44,6 +44,7 @@ static_assert(static_cast<uint32_t>(Op::kVvStage) == VVM_OP_VV_STAGE);
 static_assert(static_cast<uint32_t>(Op::kStatus) == VVM_OP_STATUS);
 static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
 static_assert(static_cast<uint32_t>(VsnState::kRetired) == VVM_VSN_RETIRED);
+static_assert(static_cast<uint32_t>(Op::kVvEvict) == VVM_OP_VV_EVICT);
 
 namespace {
 
@@ -393,6 +394,7 @@ std::string_view op_name(Op op) {
     case Op::kVsnList: return "vsn-list";
     case Op::kVvStage: return "vv-stage";
     case Op::kStatus: return "status";
+    case Op::kVvEvict: return "vv-evict";
   }
   return "unknown";
 }
@@ -414,6 +416,7 @@ Op op_of(const RequestBody& body) {
     Op operator()(const VsnListRequest&) const { return Op::kVsnList; }
     Op operator()(const VvStageRequest&) const { return Op::kVvStage; }
     Op operator()(const StatusRequest&) const { return Op::kStatus; }
+    Op operator()(const VvEvictRequest&) const { return Op::kVvEvict; }
   };
   return std::visit(Visitor{}, body);
 }
@@ -493,7 +496,10 @@ Result<std::string> encode_request(const Request& request) {
   } else if (auto* stage = std::get_if<VvStageRequest>(&request.body)) {
     VVM_RETURN_IF_ERROR(check_length("vv name", stage->name, VVM_MAX_NAME));
     r.body.vvm_request_body_u.vv_stage = {borrow(stage->name), stage->wait};
-  }  // StatusRequest: the op alone
+  } else if (auto* evict = std::get_if<VvEvictRequest>(&request.body)) {
+    VVM_RETURN_IF_ERROR(check_length("vv name", evict->name, VVM_MAX_NAME));
+    r.body.vvm_request_body_u.vv_evict.name = borrow(evict->name);
+  }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_request), &r);
 }
 
@@ -608,6 +614,12 @@ Result<std::string> encode_reply(const Reply& reply) {
     r.body.vvm_reply_body_u.vv_stage = {stage->cached, stage->copying,    borrow(stage->vsn),
                                         stage->file,   stage->bytes_done, stage->bytes_total,
                                         stage->queued};
+  } else if (auto* evict = std::get_if<VvEvictReply>(&reply.body); evict && reply.status.ok()) {
+    r.body.op = VVM_OP_VV_EVICT;
+    auto& e = r.body.vvm_reply_body_u.vv_evict;
+    VVM_RETURN_IF_ERROR(encode_vv(evict->vv, &e.vv));
+    e.already = evict->already;
+    e.freed = evict->freed;
   }
   return xdr_encode(reinterpret_cast<xdrproc_t>(xdr_vvm_reply), &r);
 }
@@ -719,6 +731,9 @@ Result<Request> decode_request(std::string_view bytes) {
       out.body = VvStageRequest{text_of(a.name), a.wait != 0};
       break;
     }
+    case VVM_OP_VV_EVICT:
+      out.body = VvEvictRequest{text_of(r.body.vvm_request_body_u.vv_evict.name)};
+      break;
     default:
       // Checked before the left-over bytes: those are the arguments of an operation from a newer
       // peer, which deserves a clearer answer than "malformed".
@@ -841,6 +856,13 @@ Result<Reply> decode_reply(std::string_view bytes) {
       auto& a = r.body.vvm_reply_body_u.vv_stage;
       out.body = VvStageReply{a.cached != 0, a.copying != 0, text_of(a.vsn), a.file,
                               a.bytes_done,  a.bytes_total,  a.queued};
+      break;
+    }
+    case VVM_OP_VV_EVICT: {
+      auto& e = r.body.vvm_reply_body_u.vv_evict;
+      auto vv = decode_vv(e.vv);
+      if (!vv.ok()) return Status::ProtocolError("reply: " + vv.status().message());
+      out.body = VvEvictReply{std::move(*vv), e.already != 0, e.freed};
       break;
     }
     default: return Status::ProtocolError(fmt::format("reply carries unknown operation {}", op));

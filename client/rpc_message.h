@@ -40,6 +40,7 @@ enum class Op : uint32_t {
   kVsnAdd = 12,
   kVsnList = 13,
   kVvStage = 14,
+  kVvEvict = 15,
   kStatus = 16,
 };
 std::string_view op_name(Op op);  // "ping"
@@ -282,14 +283,26 @@ struct StatusReply {
   bool operator==(const StatusReply&) const = default;
 };
 
-using RequestBody =
-    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
-                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
-                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest>;
+// VV_EVICT (vvm_proto.x): drop an archived VV's cache file now.
+struct VvEvictRequest {
+  std::string name;
+  bool operator==(const VvEvictRequest&) const = default;
+};
+struct VvEvictReply {
+  VvInfo vv;             // as recorded after the eviction
+  bool already = false;  // it was evicted before: nothing changed
+  uint64_t freed = 0;    // bytes of cache space its file held
+  bool operator==(const VvEvictReply&) const = default;
+};
+
+using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
+                                 VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
+                                 VvRemoveRequest, VvOpenRequest, VvCloseRequest, VsnAddRequest,
+                                 VsnListRequest, VvStageRequest, StatusRequest, VvEvictRequest>;
 // monostate: an error reply
 using ReplyBody =
     std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply, VvListReply,
-                 VvOpenReply, VsnReply, VsnListReply, VvStageReply, StatusReply>;
+                 VvOpenReply, VsnReply, VsnListReply, VvStageReply, StatusReply, VvEvictReply>;
 
 Op op_of(const RequestBody& body);
 

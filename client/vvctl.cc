@@ -13,6 +13,7 @@
 //   vvctl stage NAME... [--wait [--timeout SECONDS]]
 //   vvctl status [--json]
 //   vvctl rm NAME [--force]
+//   vvctl evict NAME
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
 //
@@ -811,6 +812,22 @@ int cmd_rm(const Globals& g, const Args& args) {
   return kOk;
 }
 
+int cmd_evict(const Globals& g, const Args& args) {
+  std::string name;
+  if (!parse_name("evict", args, &name)) return kUsage;
+  std::optional<Config> config;
+  int rc = kOk;
+  auto reply = ask_vvmd(g, "evict", rpc::VvEvictRequest{name}, &config, &rc);
+  if (!reply) return rc;
+  const auto& e = std::get<rpc::VvEvictReply>(*reply);
+  if (e.already) {
+    fmt::print("{}: already evicted\n", e.vv.name);
+  } else {
+    fmt::print("{}: evicted ({} bytes freed)\n", e.vv.name, e.freed);
+  }
+  return kOk;
+}
+
 // --- the VSN catalogue: vsn add, vsn ls ---
 
 // "18T" when a binary unit divides the size exactly (as format_size), else one decimal in the
@@ -997,6 +1014,15 @@ const std::vector<Command>& commands() {
        "  the VV has copies on tape (the message lists them) unless --force, which leaves the\n"
        "  tape files in place. Only its owner, root and vvmd's user may.",
        cmd_rm},
+      {"evict", "drop an archived virtual volume from the disk cache now",
+       "vvctl [--conf PATH] evict NAME\n"
+       "  Removes the VV's cache file now, whatever the cache's watermarks, and prints\n"
+       "  \"NAME: evicted (N bytes freed)\", or \"NAME: already evicted\" (exit 0, nothing\n"
+       "  changed). Its copies on tape stay; opening it later stages it back. Only an archived\n"
+       "  VV can be evicted: a hot or finished one is refused, naming its state, and one that\n"
+       "  is open or being staged is refused, naming who has it open (exit 1). Only its owner,\n"
+       "  root and vvmd's user may.",
+       cmd_evict},
       {"vsn add", "add a tape volume (VSN) to the catalogue",
        "vvctl [--conf PATH] vsn add VSN --media M [--class C]\n"
        "  Adds tape volume VSN (1 to 6 uppercase letters or digits) of media type M to vvmd's\n"
@@ -1026,7 +1052,7 @@ const std::vector<Command>& commands() {
 void print_help() {
   fmt::print(
       "Usage: vvctl [--conf PATH] COMMAND [OPTIONS]\n"
-      "Administer vvm: create, list, finish and remove virtual volumes, add and list tape\n"
+      "Administer vvm: create, list, finish, evict and remove virtual volumes, add and list tape\n"
       "volumes, talk to vvmd and the movers, check vvm.conf and pack tables, list packs and who\n"
       "holds them.\n\n"
       "Options:\n"

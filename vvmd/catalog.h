@@ -75,16 +75,20 @@ class Catalog {
   void serve(rpc::Server& server);
 
   std::string cache_path(const std::string& name) const { return options_.cache_dir + "/" + name; }
+  const std::string& cache_dir() const { return options_.cache_dir; }
+
+  // Public for the cache manager (cache_manager.h), which evicts by the same rules and means.
+  // The record of VV `name` and its slot; InvalidArgument for a bad name, NotFound naming it.
+  Result<std::pair<uint64_t, db::VvRecord>> lookup(const std::string& name);
+  // Ok when `peer` may change `vv` (finish, remove, evict: `action`), else PermissionDenied.
+  Status may_change(const rpc::Peer& peer, const db::VvRecord& vv, std::string_view action) const;
+  // fsyncs the cache folder, so that a file's creation or removal is durable.
+  Status sync_cache_dir();
 
  private:
   Catalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
-  // The record of VV `name` and its slot; InvalidArgument for a bad name, NotFound naming it.
-  Result<std::pair<uint64_t, db::VvRecord>> lookup(const std::string& name);
-  // Ok when `peer` may change `vv` (finish, remove: `action`), else PermissionDenied.
-  Status may_change(const rpc::Peer& peer, const db::VvRecord& vv, std::string_view action) const;
   // The sparse cache file for a new VV, durable before its record is committed.
   Status make_cache_file(const std::string& name, uint64_t size);
-  Status sync_cache_dir();
   uint64_t now() const;
 
   db::Database* db_;

@@ -4,7 +4,9 @@
 // and TCP), checks peers as the [vvmd] allow-* keys say, answers PING, serves the VV catalogue
 // (catalog.h), the nbdkit plugin's opens of vv/NAME exports (vv_opens.h) and the VSN catalogue
 // (vsn_catalog.h), and runs the tape scheduler (scheduler.h), which hands finished VVs to the
-// movers, records their copies and stages evicted VVs back. The cache manager comes later.
+// movers, records their copies and stages evicted VVs back, and the cache manager
+// (cache_manager.h), which evicts archived VVs when the cache passes its high watermark and on
+// VV_EVICT.
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 
 #include <fmt/core.h>
 
+#include "cache_manager.h"
 #include "catalog.h"
 #include "daemon.h"
 #include "db_database.h"
@@ -83,6 +86,9 @@ int main(int argc, char** argv) {
                  c->finish_idle(static_cast<uint64_t>((now - idle).count()));
                });
   (*vsns)->serve(server);
+  vvmd::CacheManager cache(db->get(), catalog->get(), &opens,
+                           vvmd::CacheManager::options_from(*config));
+  cache.serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },
                          config->request_timeout);

@@ -131,6 +131,14 @@ std::optional<std::string> VvOpens::writer_host(const std::string& name) const {
   return std::nullopt;
 }
 
+std::vector<std::string> VvOpens::holders(const std::string& name) const {
+  std::vector<std::string> who;
+  for (const auto& [id, open] : opens_) {
+    if (open.vv == name) who.push_back(open.who);
+  }
+  return who;
+}
+
 void VvOpens::serve(rpc::Server& server) {
   server.handle(
       rpc::Op::kVvOpen,

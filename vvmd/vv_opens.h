@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "catalog.h"
 #include "rpc_message.h"
@@ -65,6 +66,8 @@ class VvOpens {
   // Busy, naming who has VV `name` open (for writing, with `for_write`), else Ok: the
   // catalogue's in-use check before a finish or a remove.
   Status check_in_use(const std::string& name, bool for_write) const;
+  // Who has `name` open, one entry an open ("uid 1000 (gid 100) on storage1"), for messages.
+  std::vector<std::string> holders(const std::string& name) const;
   // Opens registered now, for vvctl status.
   size_t count() const { return opens_.size(); }
 

@@ -226,6 +226,7 @@ TEST_CASE("an empty file gives the documented defaults") {
   CHECK(c.stage_timeout == std::chrono::seconds(600));
   CHECK(c.high_watermark == 90);
   CHECK(c.low_watermark == 70);
+  CHECK_FALSE(c.cache_size.has_value());
   CHECK(c.packtab.empty());
   CHECK(c.vvmd_listen.empty());
   CHECK(c.vvmd_access.allowed_hosts.empty());
@@ -480,6 +481,14 @@ TEST_CASE("watermarks: 0 to 100, with or without %, low below high") {
   CHECK(parse_ok("[cache]\nhigh-watermark = 100\nlow-watermark = 0\n").high_watermark == 100);
 }
 
+TEST_CASE("cache size: a size with a suffix, more than zero") {
+  CHECK(parse_ok("[cache]\nsize = 10G\n").cache_size == std::optional<uint64_t>(10ull << 30));
+  CHECK(parse_ok("[cache]\nsize = 4096\n").cache_size == std::optional<uint64_t>(4096));
+  require_error("[cache]\nsize = 0\n", "test.conf:2: cache.size: ", {"'0' is not a cache size"});
+  require_error("[cache]\nsize = 12Q\n", "test.conf:2: cache.size: ", {"'12Q'", "suffix"});
+  require_error("[cache]\nsize = -1G\n", "test.conf:2: cache.size: ", {"'-1G'"});
+}
+
 TEST_CASE("media types, classes, movers and drives: names and references") {
   require_error("[media LTO9ABCDE]\ncapacity = 1T\n",
                 "test.conf:1: [media LTO9ABCDE]: ", {"longer than 8"});
@@ -578,6 +587,7 @@ TEST_CASE("the example conf/vvm.conf loads and says what the brief says") {
   CHECK(matches(c->vvmd_access.allowed_hosts[0].text, v4("127.0.0.1")));
   CHECK(matches(c->vvmd_access.allowed_hosts[1].text, v6("::1")));
   CHECK(c->library_kind == "emulated");
+  CHECK_FALSE(c->cache_size.has_value());  // the filesystem's use unless the site says
   CHECK(c->media.at("LTO9").capacity == 18ULL << 40);
   CHECK(c->media.at("LTO8").capacity == 12ULL << 40);
   CHECK(c->classes.at('A').media == std::vector<std::string>{"LTO9", "LTO8"});

@@ -462,6 +462,28 @@ TEST_CASE("the VSN catalogue's requests and replies survive an XDR round trip") 
   CHECK(op_name(Op::kVsnList) == "vsn-list");
 }
 
+TEST_CASE("VV_EVICT survives an XDR round trip, with its number 15") {
+  Request req;
+  req.xid = 15;
+  req.body = VvEvictRequest{"A0000000042"};
+  auto bytes = must(encode_request(req));
+  CHECK(std::get<VvEvictRequest>(must(decode_request(bytes)).body).name == "A0000000042");
+  CHECK(static_cast<uint32_t>(Op::kVvEvict) == 15);
+  CHECK(op_name(Op::kVvEvict) == "vv-evict");
+
+  VvInfo v = sample_vv();
+  v.cache = CacheState::kEvicted;
+  Reply rep;
+  rep.body = VvEvictReply{v, false, (3ull << 30) + 512};
+  CHECK(std::get<VvEvictReply>(must(decode_reply(must(encode_reply(rep)))).body) ==
+        VvEvictReply{v, false, (3ull << 30) + 512});
+  rep.body = VvEvictReply{v, true, 0};
+  auto back = std::get<VvEvictReply>(must(decode_reply(must(encode_reply(rep)))).body);
+  CHECK(back.already);
+  CHECK(back.freed == 0);
+  CHECK(back.vv == v);
+}
+
 TEST_CASE("a page of 1000 VSNs at the record's widest fits in one message") {
   // vvmd's page size (vsn_catalog.h, kMaxPage): the database's fields at their widest.
   VsnListReply page;
