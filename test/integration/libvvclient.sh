@@ -5,7 +5,8 @@
 # offsets, across the end and past it, and checks the errors (EBADF, ENOSPC, EROFS once finished);
 # nbdcopy then reads what it wrote. A user without permission is refused with a message; an
 # unknown VV is named. A program that reaches vvmd and nbdkit only over TCP, with no vvm.conf
-# (VVM_VVMD, VVM_NBD_URI), reads a VV the same way.
+# (VVM_VVMD, VVM_NBD_URI), reads a VV the same way, and is refused at vv_openread (EPERM) while
+# this host holds a hot VV (one writer host).
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -109,4 +110,14 @@ env -u VVM_CONF VVM_VVMD="127.0.0.1:$vvmd_port" VVM_NBD_URI="nbd://127.0.0.1:$nb
   "$vvcopy" --read "$remote" "$tmpdir/remote.out"
 cmp "$tmpdir/remote.want" "$tmpdir/remote.out" || die "the read over TCP gave other bytes"
 echo "ok: a program with only TCP endpoints reads a VV"
+
+# --- one writer host: while this host holds a hot VV, the open from "another" (TCP) fails ---
+busy=$(ctl create --class A --size 1M --perms 666)
+connect_client writer "$(uri "vv/$busy")"
+fails env -u VVM_CONF VVM_VVMD="127.0.0.1:$vvmd_port" VVM_NBD_URI="nbd://127.0.0.1:$nbd_port" \
+  "$vvcopy" --read "$busy" /dev/null
+grep -q "vvcopy: $busy: vv_openread: vv/$busy: the first read .*refused: .*(Operation not permitted)" \
+  <<<"$out" || die "the second host's open: $out"
+disconnect_client writer
+echo "ok: a refusal at the plugin's real open is the open's error"
 echo "libvvclient: all checks passed"
