@@ -15,12 +15,26 @@ plugindir=$(pkg-config --variable=plugindir nbdkit)
 failures=0
 for f in "$prefix/bin/vvctl" "$prefix/bin/vvtape" "$prefix/sbin/vvmd" "$prefix/sbin/vvmover" \
   "$plugindir/nbdkit-vvm-plugin.so" "$prefix/include/vvm/config.h" "$prefix/include/vvm/status.h" \
+  "$prefix/include/vvm/vvclient.h" "$prefix/include/vvm/vvclient_c.h" \
+  "$prefix/share/doc/vvm/examples/vvcopy.c" \
   "$prefix/share/doc/vvm/examples/vvm.conf" "$prefix/share/doc/vvm/examples/packtab"; do
   if [[ -e $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f is not installed"; failures=$((failures + 1)); fi
 done
 ls "$tmp/root$prefix"/lib*/ -R 2>/dev/null | grep -q 'libvvclient\.so' ||
   { echo "FAIL libvvclient.so is not installed"; failures=$((failures + 1)); }
+ls "$tmp/root$prefix"/lib*/ -R 2>/dev/null | grep -q 'vvclient\.pc' ||
+  { echo "FAIL vvclient.pc (pkg-config) is not installed"; failures=$((failures + 1)); }
 
+# The installed header and pkg-config file are enough to compile the example, as C.
+pc=$(find "$tmp/root" -name vvclient.pc | head -n 1)
+if [[ -n $pc ]] && cflags=$(PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH=$(dirname "$pc") \
+  pkg-config --cflags vvclient) && cc -Wall -Werror $cflags -c -o "$tmp/vvcopy.o" \
+  "$tmp/root$prefix/share/doc/vvm/examples/vvcopy.c" 2>"$tmp/cc.log"; then
+  echo "ok   vvcopy.c compiles with pkg-config --cflags vvclient ($cflags)"
+else
+  cat "$tmp/cc.log" 2>/dev/null || true
+  echo "FAIL vvcopy.c does not compile against the installed header"; failures=$((failures + 1))
+fi
 # nbdkit loads the installed plugin and reports the API and thread model we built for.
 dump=$(env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} nbdkit --dump-plugin "$tmp/root$plugindir/nbdkit-vvm-plugin.so")
 for want in api_version=2 thread_model=parallel has_list_exports=1; do
