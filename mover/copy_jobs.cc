@@ -217,8 +217,9 @@ Result<rpc::ReplyBody> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args) {
     }
     if (op == rpc::Op::kStage && job->op == rpc::Op::kStage &&
         job->args.cache_path == args.cache_path) {
-      return Status::AlreadyExists(
-          fmt::format("stage: job {} is staging {} already", id, args.cache_path));
+      // Busy, not an error: the job may be one whose end the requester has just been told of,
+      // not yet reaped here.
+      return Status::Busy(fmt::format("stage: job {} is staging {} already", id, args.cache_path));
     }
   }
   auto drive = pick_drive(args, *media);

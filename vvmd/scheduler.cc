@@ -1,6 +1,8 @@
 // scheduler.cc: see scheduler.h.
 #include "scheduler.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <random>
@@ -429,7 +431,7 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
   } else {
     log::error("mover {} refused copy {} of VV {} to {}: {}", f.mover, f.item.copy + 1, f.item.vv,
                f.vsn, why.message());
-    ++f.item.attempts;
+    ++(f.staged ? f.staged->attempts : f.item.attempts);
     retry(f, false);
   }
   wake();
@@ -837,6 +839,19 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
   if (!slot.ok() || vv.cache != "staging") {
     log::info("VV {} is no longer waiting to be staged ({}): dropped from the stage queue", item.vv,
               slot.ok() ? vv.cache : slot.status().message());
+    return true;
+  }
+  // A stage that ended while vvmd was away (the mover renames the file into place only once it
+  // is whole and checked) left the VV in the cache already.
+  struct stat st {};
+  if (::stat(options_.cache_path(vv.name).c_str(), &st) == 0 &&
+      static_cast<uint64_t>(st.st_size) == vv.size) {
+    if (Status s = set_cache(vv.name, "cached", true); !s.ok()) {
+      log::error("VV {}: {}", vv.name, s.message());
+      stages_.push(std::move(item));
+      return false;
+    }
+    log::info("VV {} is in the cache already (staged while vvmd was away)", vv.name);
     return true;
   }
   if (view_.load(drive, item.vsn)) {

@@ -80,7 +80,8 @@ stop_run() {
     [[ ! -e $s ]] || die "$s is left behind"
   done
   for p in "$port" "$vvmd_port"; do
-    /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
+    # SO_REUSEADDR, as every server sets it: a connection in TIME_WAIT is not a listener left.
+    /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' \
       "$p" 2>/dev/null || die "port $p is still bound"
   done
   if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$var"/log/*.log; then

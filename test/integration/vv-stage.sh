@@ -88,6 +88,7 @@ start_daemon mover "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 --
   "$vvmover" --conf "$conf" --name m1
 for t in L90001 L90002 L90003 L90004; do ctl vsn add "$t" --media LTO9 >/dev/null; done
 ctl vsn add L80001 --media LTO8 >/dev/null
+ctl vsn add L80002 --media LTO8 --class C >/dev/null
 
 # --- 20 VVs over 3 tapes, evicted, staged back: 3 mounts, file order ---
 names=()
