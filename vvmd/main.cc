@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
     log::error("{}", s.message());
     return 1;
   }
+  if (auto running = scheduler.copying(); !running.empty()) {
+    // Their reports will find nobody: recovery on the next start queues them again.
+    log::notice("stopping with {} cop{} running on the movers; they are redone after a restart",
+                running.size(), running.size() == 1 ? "y" : "ies");
+  }
   movers.stop();
   log::info("vvmd stopped");
   return 0;
