@@ -266,6 +266,37 @@ std::string holders_of(const PackEntry& pack, const HoldsDir& holds) {
   return locks.ok() && !locks->empty() ? "locked by a process that left no record" : "-";
 }
 
+// "18T" when a binary unit divides the size exactly (as format_size), else one decimal in the
+// largest unit below it ("1.5G"); bytes below 1K as they are.
+std::string human_size(uint64_t bytes) {
+  std::string exact = format_size(bytes);
+  if (bytes < 1024 || exact.back() < '0' || exact.back() > '9') return exact;
+  static constexpr std::array<char, 4> kUnits = {'K', 'M', 'G', 'T'};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < kUnits.size()) {
+    v /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.1f}{}", v, kUnits[unit]);
+}
+
+// Prints `rows` (the first is the header) as aligned columns.
+template <size_t N>
+void print_table(const std::vector<std::array<std::string, N>>& rows) {
+  std::array<size_t, N> width{};
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < N; ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < N; ++i) {
+      line += i + 1 < N ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
 int cmd_pack_ls(const Globals& g, const Args& args) {
   std::string arg, holds;
   po::options_description options;
@@ -284,17 +315,7 @@ int cmd_pack_ls(const Globals& g, const Args& args) {
                     fmt::format("{}:{} {:04o}", user_name(p.owner), group_name(p.group), p.perms),
                     holders_of(p, holds_dir)});
   }
-  std::array<size_t, 6> width{};
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
-    }
-    fmt::print("{}\n", line);
-  }
+  print_table(rows);
   return kOk;
 }
 
@@ -523,17 +544,7 @@ int cmd_ls(const Globals& g, const Args& args) {
                     std::to_string(v.client_id), format_time(v.created),
                     copies.empty() ? "-" : copies});
   }
-  std::array<size_t, kColumns> width{};
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
-    }
-    fmt::print("{}\n", line);
-  }
+  print_table(rows);
   return kOk;
 }
 
@@ -616,7 +627,7 @@ std::string progress_bar(const rpc::VvStageReply& r) {
   const int filled = static_cast<int>(done * kWidth);
   return fmt::format("[{}{}] {:3d}%  {} of {} from {} file {}", std::string(filled, '#'),
                      std::string(kWidth - filled, '.'), static_cast<int>(done * 100),
-                     format_size(r.bytes_done), format_size(r.bytes_total), r.vsn, r.file);
+                     human_size(r.bytes_done), human_size(r.bytes_total), r.vsn, r.file);
 }
 
 int cmd_stage(const Globals& g, const Args& args) {
@@ -699,22 +710,6 @@ std::string format_age(uint64_t s) {
   return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
 }
 
-// Prints `rows` (the first is the header) as aligned columns.
-template <size_t N>
-void print_table(const std::vector<std::array<std::string, N>>& rows) {
-  std::array<size_t, N> width{};
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < N; ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < N; ++i) {
-      line += i + 1 < N ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
-    }
-    fmt::print("{}\n", line);
-  }
-}
-
 int cmd_status(const Globals& g, const Args& args) {
   po::options_description options;
   options.add_options()("json", po::bool_switch());
@@ -763,7 +758,7 @@ int cmd_status(const Globals& g, const Args& args) {
              st.mounts, st.mounts == 1 ? "" : "s", st.opens, st.opens == 1 ? "" : "s");
   if (st.cache_size > 0) {
     fmt::print("cache: {} of {} used ({}%), evicting above {}% down to {}%\n",
-               format_size(st.cache_used), format_size(st.cache_size),
+               human_size(st.cache_used), human_size(st.cache_size),
                st.cache_used * 100 / st.cache_size, st.high_watermark, st.low_watermark);
   }
   std::vector<std::array<std::string, 6>> drives = {
@@ -771,8 +766,8 @@ int cmd_status(const Globals& g, const Args& args) {
   for (const auto& d : st.drives) {
     std::string now = d.copying.empty()
                           ? (d.usable ? "idle" : "set aside (mover failed)")
-                          : fmt::format("{} ({} of {})", d.copying, format_size(d.bytes_done),
-                                        format_size(d.bytes_total));
+                          : fmt::format("{} ({} of {})", d.copying, human_size(d.bytes_done),
+                                        human_size(d.bytes_total));
     drives.push_back(
         {d.name, d.mover, d.media, d.vsn.empty() ? "-" : d.vsn, std::to_string(d.mounts), now});
   }
@@ -784,7 +779,7 @@ int cmd_status(const Globals& g, const Args& args) {
   std::vector<std::array<std::string, 6>> queues = {
       {"QUEUE", "FOR", "FILES", "BYTES", "OLDEST", "WAITED-FOR"}};
   for (const auto& q : st.queues) {
-    queues.push_back({q.kind, q.key, std::to_string(q.files), format_size(q.bytes),
+    queues.push_back({q.kind, q.key, std::to_string(q.files), human_size(q.bytes),
                       format_age(q.oldest_s),
                       q.kind == "stage" ? (q.waiting ? "yes" : "no") : "-"});
   }
@@ -829,21 +824,6 @@ int cmd_evict(const Globals& g, const Args& args) {
 }
 
 // --- the VSN catalogue: vsn add, vsn ls ---
-
-// "18T" when a binary unit divides the size exactly (as format_size), else one decimal in the
-// largest unit below it ("1.5G"); bytes below 1K as they are.
-std::string human_size(uint64_t bytes) {
-  std::string exact = format_size(bytes);
-  if (bytes < 1024 || exact.back() < '0' || exact.back() > '9') return exact;
-  static constexpr std::array<char, 4> kUnits = {'K', 'M', 'G', 'T'};
-  double v = static_cast<double>(bytes) / 1024;
-  size_t unit = 0;
-  while (v >= 1024 && unit + 1 < kUnits.size()) {
-    v /= 1024;
-    ++unit;
-  }
-  return fmt::format("{:.1f}{}", v, kUnits[unit]);
-}
 
 void write_vsn_json(JsonWriter& j, const rpc::VsnInfo& v) {
   j.begin_object();
@@ -915,17 +895,7 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
                     std::to_string(v.next_file > 0 ? v.next_file - 1 : 0), human_size(v.bytes_used),
                     human_size(v.capacity), std::to_string(v.errors)});
   }
-  std::array<size_t, kColumns> width{};
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
-    }
-    fmt::print("{}\n", line);
-  }
+  print_table(rows);
   return kOk;
 }
 

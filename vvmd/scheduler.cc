@@ -370,27 +370,34 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
   f.drive = drive.name;
   f.mover = drive.mover;
   f.file = vsn.next_file;
+  drive.busy = true;
+  log::info("archive copy {} of VV {} ({} bytes) to {} file {} in drive {} (request {})",
+            f.item.copy + 1, vv.name, vv.size, vsn.name, vsn.next_file, drive.name,
+            args.request_id);
+  send(drive, std::move(f), rpc::Op::kArchive, std::move(args), now);
+  return true;
+}
+
+void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,
+                     Clock::time_point now) {
   auto mover = config_.movers.find(drive.mover);
   f.stall_margin =
       (mover != config_.movers.end() ? mover->second.stall_timeout : std::chrono::seconds(300)) +
       kReportMargin;
   f.deadline = now + f.stall_margin;
   f.started = now;
-  drive.busy = true;
-  log::info("archive copy {} of VV {} ({} bytes) to {} file {} in drive {} (request {})",
-            f.item.copy + 1, vv.name, vv.size, vsn.name, vsn.next_file, drive.name,
-            args.request_id);
   const uint64_t id = args.request_id;
   in_flight_.emplace(id, std::move(f));
-  link_->call(drive.mover_endpoint, rpc::ArchiveRequest{std::move(args)},
-              [this, id](Result<rpc::ReplyBody> answer) {
-                if (answer.ok() && !std::holds_alternative<rpc::CopyAccepted>(*answer)) {
-                  answer = Status::ProtocolError("the mover answered ARCHIVE with another reply");
-                }
-                if (!answer.ok()) return accepted(id, answer.status());
-                accepted(id, std::get<rpc::CopyAccepted>(*answer));
-              });
-  return true;
+  rpc::RequestBody body = op == rpc::Op::kArchive ? rpc::RequestBody(rpc::ArchiveRequest{args})
+                                                  : rpc::RequestBody(rpc::StageRequest{args});
+  link_->call(drive.mover_endpoint, std::move(body), [this, id, op](Result<rpc::ReplyBody> answer) {
+    if (answer.ok() && !std::holds_alternative<rpc::CopyAccepted>(*answer)) {
+      answer = Status::ProtocolError(
+          fmt::format("the mover answered {} with another reply", rpc::op_name(op)));
+    }
+    if (!answer.ok()) return accepted(id, answer.status());
+    accepted(id, std::get<rpc::CopyAccepted>(*answer));
+  });
 }
 
 void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) {
@@ -885,26 +892,11 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
   f.drive = drive.name;
   f.mover = drive.mover;
   f.file = item.file;
-  auto mover = config_.movers.find(drive.mover);
-  f.stall_margin =
-      (mover != config_.movers.end() ? mover->second.stall_timeout : std::chrono::seconds(300)) +
-      kReportMargin;
-  f.deadline = now + f.stall_margin;
-  f.started = now;
   f.staged = std::move(item);
   drive.busy = true;
   log::info("stage VV {} from {} file {} (copy {}) in drive {} (request {})", vv.name, f.vsn,
             f.file, f.item.copy + 1, drive.name, args.request_id);
-  const uint64_t id = args.request_id;
-  in_flight_.emplace(id, std::move(f));
-  link_->call(drive.mover_endpoint, rpc::StageRequest{std::move(args)},
-              [this, id](Result<rpc::ReplyBody> answer) {
-                if (answer.ok() && !std::holds_alternative<rpc::CopyAccepted>(*answer)) {
-                  answer = Status::ProtocolError("the mover answered STAGE with another reply");
-                }
-                if (!answer.ok()) return accepted(id, answer.status());
-                accepted(id, std::get<rpc::CopyAccepted>(*answer));
-              });
+  send(drive, std::move(f), rpc::Op::kStage, std::move(args), now);
   return true;
 }
 

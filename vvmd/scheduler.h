@@ -149,6 +149,10 @@ class Scheduler {
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
   bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive,
                   const db::VsnRecord& vsn, Clock::time_point now);
+  // Registers `f` (its deadline from the mover's stall timeout) and sends `args` as `op` to the
+  // drive's mover; the answer comes back to accepted().
+  void send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,
+            Clock::time_point now);
   void accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer);
   void copy_done(InFlight f, const rpc::CopyReport& report);
   void copy_failed(InFlight f, const Status& why);
