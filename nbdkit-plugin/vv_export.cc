@@ -44,6 +44,7 @@ Status VvConnection::open_now() {
   use.use = true;
   const auto started = Clock::now();
   bool said_waiting = false;
+  std::chrono::milliseconds next_nap{10};
   rpc::VvOpenReply reply;
   for (;;) {
     auto answer = client_->call(use, vvmd_->timeout());
@@ -76,7 +77,10 @@ Status VvConnection::open_now() {
                                 waiting_.timeout.count() / 1000, open->not_ready));
     }
     said_waiting = true;
-    const auto nap = std::min(waiting_.poll, waiting_.timeout - waited);
+    // Quick at first (a stage from a tape already in a drive takes a fraction of a second),
+    // then every `poll`.
+    next_nap = std::min(next_nap * 2, waiting_.poll);
+    const auto nap = std::min(next_nap, waiting_.timeout - waited);
     if (waiting_.sleep && !waiting_.sleep(nap)) {
       return Status::Unavailable(export_name_ + ": the wait for vvmd was cut short (shutdown)");
     }

@@ -21,7 +21,7 @@ constexpr uint64_t kMaxVsnErrors = 3;
 // How long a drive is set aside after its mover said Busy, and after its mover did not answer at
 // all. Busy is mostly a race: a copy reports its end a moment before its mover reaps it and frees
 // the drive, so the pause is short.
-constexpr std::chrono::seconds kBusyPause{1};
+constexpr std::chrono::milliseconds kBusyPause{100};
 constexpr std::chrono::seconds kDownPause{30};
 // Beyond the mover's stall timeout, the time vvmd waits for a report before it gives up on a
 // copy: the mover itself reports a stalled copy as failed after its stall timeout.

@@ -94,7 +94,8 @@ class Scheduler {
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
 
   // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
-  void serve(rpc::Server& server, std::chrono::milliseconds period = std::chrono::seconds(1));
+  void serve(rpc::Server& server,
+             std::chrono::milliseconds period = std::chrono::milliseconds(200));
 
   // The drives, mounts and queues of a STATUS reply.
   void fill_status(rpc::StatusReply* out) const;
