@@ -88,7 +88,7 @@ finish_up() {
   local status=$? i
   set +e
   trap '' INT TERM HUP
-  if ((status != 0)); then
+  if ((status != 0 && status != 129 && status != 130 && status != 143)); then  # not on Ctrl-C
     for i in "${!logs[@]}"; do
       echo "--- ${names[i]}: last 30 lines of ${logs[i]} ---" >&2
       tail -n 30 "${logs[i]}" >&2
