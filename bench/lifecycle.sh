@@ -54,6 +54,7 @@ rate=${VVM_BENCH_RATE:-100M}
 [[ $size_mib =~ ^[1-9][0-9]*$ && $count =~ ^[1-9][0-9]*$ && $repeat =~ ^[1-9][0-9]*$ ]] || usage
 [[ $rate == none || $rate =~ ^[1-9][0-9]*[KMG]?$ ]] ||
   { echo "bench/lifecycle.sh: VVM_BENCH_RATE='$rate': a size (100M) or none" >&2; exit 2; }
+[[ -d $build ]] || { echo "bench/lifecycle.sh: no build folder $build" >&2; exit 2; }
 build=$(cd "$build" && pwd)
 vvmd=$build/vvmd/vvmd vvmover=$build/mover/vvmover vvctl=$build/client/vvctl
 vvtape=$build/mover/vvtape plugin=$build/nbdkit-plugin/nbdkit-vvm-plugin.so
@@ -220,7 +221,8 @@ for ((i = 1; i <= count; i++)); do head -c "$bytes" /dev/urandom >"$tmp/src/$i";
 
 # --- archive: one mover, then two ---
 declare -A secs busy
-printf '\narchive: drives stream at %s bytes/s (VVM_BENCH_RATE); timed from the first `vvctl finish` until\n' "$rate"
+if [[ $rate == none ]]; then rate_note="unthrottled (disk speed)"; else rate_note="at $rate bytes/s"; fi
+printf '\narchive: drives stream %s (VVM_BENCH_RATE); timed from the first `vvctl finish` until\n' "$rate_note"
 printf '`vvctl ls --state archived --json` lists all %s\n' "$count"
 for movers in 1 2; do
   setup "archive$movers" "$movers" "$rate"
