@@ -153,7 +153,11 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     if (Status s = reader_.add_mark(decode_mark(mark_.data())); !s.ok()) {
       log::warning("{}: closing the connection from {}: {}", server_->daemon, peer_.to_string(),
                    s.message());
-      return;  // the framing is lost: nothing more can be read from this peer
+      // The framing is lost: nothing more can be read from this peer, but it can still be told
+      // why (no xid is known: 0) before the connection closes.
+      return send(
+          error_reply({}, Status(s.code(), fmt::format("{}: {}", server_->daemon, s.message()))),
+          false);
     }
     auto self = this->shared_from_this();
     asio::async_read(socket_, asio::buffer(reader_.tail(), reader_.pending()),
@@ -178,6 +182,11 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     } else {
       reply = server_->dispatch(peer_, bytes, &keep_open);
     }
+    send(std::move(reply), keep_open);
+  }
+
+  // Writes `reply`, then reads the next request if `keep_open`, else lets the connection end.
+  void send(Reply reply, bool keep_open) {
     auto encoded = encode_reply(reply);
     if (!encoded.ok()) {
       log::error("{}: cannot encode the reply to {}: {}", server_->daemon, peer_.to_string(),

@@ -279,9 +279,11 @@ Result<LabelRead> last_block_of(TapeDevice& tape, uint64_t k) {
   return read_label_block(tape);
 }
 
-// Checks the VOL label and finds where file n goes: the last complete file must be n-1, and the
-// tape is left at the start of file n.
-Status find_append_point(TapeDevice& tape, const std::string& vsn, uint64_t n) {
+// Checks the VOL label and finds where file n goes: the last complete file must be n-1, or n
+// holding this very copy (`hdr`, written by an earlier attempt whose report was lost: `*again`
+// is then set), and the tape is left at the start of file n.
+Status find_append_point(TapeDevice& tape, const std::string& vsn, uint64_t n, const FileLabel& hdr,
+                         bool* again) {
   VVM_RETURN_IF_ERROR(check_volume(tape, vsn));
   auto marks = count_marks(tape);
   if (!marks.ok()) return with_context(marks.status(), fmt::format("VSN {}", vsn));
@@ -314,7 +316,14 @@ Status find_append_point(TapeDevice& tape, const std::string& vsn, uint64_t n) {
         fmt::format("{}: EOF label field file number: expected {:010}, found {:010}",
                     where(vsn, last), last, eof->file_number));
   }
-  if (last + 1 != n) {
+  // The requester names n as the next file only while its records use none from n on. A
+  // complete file n with this same VV (class, serial, id, size, time finished) is this copy
+  // already written once, its report lost (the requester was killed before it came, or gave up
+  // on it): writing it again over itself loses nothing, while refusing would take a good tape
+  // out of service after every crash. Anything else there is not ours to overwrite.
+  *again = last == n && eof && eof->vv_class == hdr.vv_class && eof->vv_serial == hdr.vv_serial &&
+           eof->id == hdr.id && eof->size == hdr.size && eof->time_finished == hdr.time_finished;
+  if (last + 1 != n && !*again) {
     return Status::Mismatch(fmt::format(
         "VSN {}: the last complete file on the tape is {}, but the request expects to write "
         "file {} (after file {})",
@@ -417,7 +426,8 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
   });
   Joiner joiner(pipe, reader);
 
-  VVM_RETURN_IF_ERROR(find_append_point(tape, request.vsn, n));
+  bool again = false;
+  VVM_RETURN_IF_ERROR(find_append_point(tape, request.vsn, n, hdr, &again));
 
   uint64_t written = 0, blocks = 0;
   // Any write failure: ENOSPC means the VSN is full; the rest are the drive's.
@@ -459,7 +469,7 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
   if (TapeResult r = tape.write_tape_marks(1, true); !r.ok()) {
     return failed(r, "writing the tape mark");
   }
-  return ArchiveDone{request.vsn, n, written, checksum, hdr.time_written, blocks};
+  return ArchiveDone{request.vsn, n, written, checksum, hdr.time_written, blocks, again};
 }
 
 // --- reading ---

@@ -78,6 +78,8 @@ struct ArchiveDone {
   uint64_t checksum = 0;  // XXH3-64 of the data
   uint64_t time_written = 0;
   uint64_t blocks = 0;  // data blocks
+  // File n held this same copy already, from an attempt whose report was lost: written again.
+  bool rewritten = false;
 };
 
 struct StageRequest {

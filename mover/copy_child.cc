@@ -140,6 +140,12 @@ Result<Outcome> copy(const ChildArgs& a, const rpc::CopyArgs& args,
     request.block_size = a.block_size;
     auto done = tape::archive(**tape, request, args.cache_path, progress);
     if (!done.ok()) return done.status();
+    if (done->rewritten) {
+      log::notice(
+          "VSN {} file {} already held this copy of VV {}{:010} (an earlier attempt whose "
+          "report was lost): written again over it",
+          args.vsn, args.file_number, args.file.vv_class, args.file.serial);
+    }
     return Outcome{done->bytes, done->checksum};
   }
   tape::StageRequest request;

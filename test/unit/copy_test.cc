@@ -263,12 +263,37 @@ TEST_CASE("an archive whose file number is not the next one is refused, naming b
           "file 2 (after file 1)");
   must(f.archive_data(1, "x"));
   must(f.archive_data(2, "yy"));
-  auto again = f.archive_data(2, "zz");
+  auto again = f.archive_data(2, "zzz");  // not the same copy again: another size
   REQUIRE(again.status().code() == Code::kMismatch);
   REQUIRE_THAT(again.status().message(),
                Catch::Contains("last complete file on the tape is 2, but the request expects to "
                                "write file 2"));
   f.require_stages(2, "yy");
+}
+
+TEST_CASE("the same copy again at the same file, its first report lost, is written over itself") {
+  // vvmd killed while the copy ran: the tape has file 2, vvmd's database still says 2 is next.
+  Fixture f;
+  must(f.archive_data(1, "x"));
+  std::string first = random_bytes(kBlock + 3, 5);
+  must(f.archive_data(2, first));
+  auto again = must(f.archive_data(2, first));
+  CHECK(again.rewritten);
+  CHECK(again.file_number == 2);
+  f.require_stages(2, first);
+  // Written over, not after: the next file is 3, and file 1 is untouched.
+  must(f.archive_data(3, "zzz"));
+  f.require_stages(1, "x");
+  f.require_stages(3, "zzz");
+  // Another VV at a file the tape already holds is still refused (serial 42 is not 43's).
+  std::string src = f.cache + "/other";
+  put_file(src, "x");
+  auto other =
+      archive(*f.tape, ArchiveRequest{"V00001", 3, vv_for(3 - 1, 1), 1700000100, kBlock}, src);
+  REQUIRE(other.status().code() == Code::kMismatch);
+  CHECK_THAT(other.status().message(), Catch::Contains("last complete file on the tape is 3"));
+  // And a first write is no rewrite.
+  CHECK_FALSE(must(f.archive_data(4, "w")).rewritten);
 }
 
 TEST_CASE("the cache file must have the VV's size") {

@@ -791,10 +791,24 @@ TEST_CASE("a server survives garbage and oversized records") {
     CHECK(read_record(fd).empty());
     ::close(fd);
   }
-  SECTION("a record over the limit: the connection is closed unread") {
+  SECTION("a record over the limit: one ProtocolError reply, unread, then the server hangs up") {
     int fd = raw_connect(ep.path);
     auto mark = encode_mark({static_cast<uint32_t>(kMaxMessage + 1), true});
     send_all(fd, std::string(mark.data(), mark.size()));
+    auto reply = must(decode_reply(read_record(fd)));
+    CHECK(reply.xid == 0);  // the request was never read: its xid is unknown
+    CHECK(reply.status.code() == Code::kProtocolError);
+    CHECK_THAT(reply.status.message(), Catch::Contains("testd: ") && Catch::Contains("limit"));
+    CHECK(read_record(fd).empty());
+    ::close(fd);
+  }
+  SECTION("fragments adding up to more than the limit: refused at the mark that passes it") {
+    int fd = raw_connect(ep.path);
+    auto m1 = encode_mark({static_cast<uint32_t>(kMaxMessage / 2 + 8), false});
+    send_all(fd, std::string(m1.data(), 4) + std::string(kMaxMessage / 2 + 8, 'x'));
+    send_all(fd, std::string(m1.data(), 4));
+    auto reply = must(decode_reply(read_record(fd)));
+    CHECK(reply.status.code() == Code::kProtocolError);
     CHECK(read_record(fd).empty());
     ::close(fd);
   }
