@@ -255,3 +255,18 @@ disconnect_client() {
   wait "${_vvm_client_pid[$name]}" 2>/dev/null || true
   unset "_vvm_client_fd[$name]"
 }
+
+# expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output (stdout and stderr)
+# matches the extended regular expression PATTERN; else the test dies saying what came instead.
+expect() {
+  local want=$1 pattern=$2 status=0 out
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  [[ $status == "$want" ]] || die "'$*' exited $status, wanted $want: $out"
+  grep -Eq -- "$pattern" <<<"$out" || die "'$*' printed '$out', which lacks /$pattern/"
+  echo "ok: $* -> $status: $(head -n1 <<<"$out")"
+}
+
+# kill_quietly PID: SIGKILL, whether or not PID is still there (a cleanup_fn for daemons a test
+# kills on purpose, which start_daemon's stop would count as crashed).
+kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }

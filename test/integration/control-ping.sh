@@ -36,15 +36,6 @@ media = LTO9
 CONF
 conf=$tmpdir/vvm.conf
 
-# expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output matches PATTERN.
-expect() {
-  local want=$1 pattern=$2 status=0 out
-  shift 3
-  out=$("$@" 2>&1) || status=$?
-  [[ $status == "$want" ]] || die "'$*' exited $status, wanted $want: $out"
-  grep -Eq -- "$pattern" <<<"$out" || die "'$*' printed '$out', which lacks /$pattern/"
-  echo "ok: $* -> $status: $(head -n1 <<<"$out")"
-}
 
 # Nothing is running yet: a clear failure, exit 1.
 expect 1 "cannot connect to unix:$tmpdir/run/vvmd.sock" -- "$vvctl" --conf "$conf" ping --timeout 2

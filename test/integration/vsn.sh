@@ -38,15 +38,6 @@ conf=$tmpdir/vvm.conf
 lib=$tmpdir/library
 ctl() { "$vvctl" --conf "$conf" "$@"; }
 
-# expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output matches PATTERN.
-expect() {
-  local want=$1 pattern=$2 status=0 out
-  shift 3
-  out=$("$@" 2>&1) || status=$?
-  [[ $status == "$want" ]] || die "'$*' exited $status, wanted $want: $out"
-  grep -Eq -- "$pattern" <<<"$out" || die "'$*' printed '$out', which lacks /$pattern/"
-  echo "ok: $* -> $status: $(head -n1 <<<"$out")"
-}
 # check JQ_FILTER EXPECTED JSON: jq -r JQ_FILTER on JSON prints EXPECTED.
 check() {
   local got
@@ -66,7 +57,6 @@ start_vvmd_to_kill() {
   cleanup_fn kill_quietly "$vvmd_pid"
   _vvm_wait_ready vvmd "$vvmd_pid" "$vvctl" --conf "$conf" ping --timeout 1
 }
-kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
 stop_vvmd() {
   kill -TERM "$vvmd_pid"
   wait "$vvmd_pid" || die "vvmd exited with status $? on SIGTERM"

@@ -50,15 +50,6 @@ write_conf 0 100 2G
 conf=$tmpdir/vvm.conf
 ctl() { "$vvctl" --conf "$conf" "$@"; }
 
-# expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output matches PATTERN.
-expect() {
-  local want=$1 pattern=$2 status=0 out
-  shift 3
-  out=$("$@" 2>&1) || status=$?
-  [[ $status == "$want" ]] || die "'$*' exited $status, wanted $want: $out"
-  grep -Eq -- "$pattern" <<<"$out" || die "'$*' printed '$out', which lacks /$pattern/"
-  echo "ok: $* -> $status: $(tail -n1 <<<"$out")"
-}
 start_vvmd() {
   start_daemon "vvmd$1" "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
   vvmd_pid=$daemon_pid
@@ -96,7 +87,6 @@ start_mover_to_kill() {
   cleanup_fn kill_quietly "$mover_pid"
   _vvm_wait_ready mover "$mover_pid" "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1
 }
-kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
 mounts() { grep -c 'mount L' "$1" || true; }
 
 start_vvmd 1

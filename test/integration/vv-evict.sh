@@ -58,15 +58,6 @@ conf=$tmpdir/vvm.conf
 ctl() { "$vvctl" --conf "$conf" "$@"; }
 uri() { echo "nbd+unix:///vv/$1?socket=$tmpdir/nbd.sock"; }
 
-# expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output matches PATTERN.
-expect() {
-  local want=$1 pattern=$2 status=0 out
-  shift 3
-  out=$("$@" 2>&1) || status=$?
-  [[ $status == "$want" ]] || die "'$*' exited $status, wanted $want: $out"
-  grep -Eq -- "$pattern" <<<"$out" || die "'$*' printed '$out', which lacks /$pattern/"
-  echo "ok: $* -> $status: $(tail -n1 <<<"$out")"
-}
 # fill VV FROM_MIB MIB: MIB MiB of random data into VV's cache file at FROM_MIB MiB, on disk.
 fill() {
   dd if=/dev/urandom of="$cache/$1" bs=1M seek="$2" count="$3" conv=notrunc,fsync status=none

@@ -61,7 +61,6 @@ io_fails() {
   out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
   ((status != 0)) || grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri succeeded: $out"
 }
-kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
 # wait_log FILE PATTERN: FILE gets a line matching PATTERN within 10 s.
 wait_log() {
   for ((i = 0; i < 100; i++)); do

@@ -68,7 +68,6 @@ start_vvmd_to_kill() {
   cleanup_fn kill_quietly "$vvmd_pid"
   _vvm_wait_ready vvmd "$vvmd_pid" "$vvctl" --conf "$conf" ping --timeout 1
 }
-kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
 stop_vvmd() {
   kill -TERM "$vvmd_pid"
   wait "$vvmd_pid" || die "vvmd exited with status $? on SIGTERM"

@@ -66,7 +66,6 @@ emulated-rate = 2M
 CONF
 conf=$tmpdir/vvm.conf
 ctl() { "$vvctl" --conf "$conf" "$@"; }
-kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
 
 vvmd_runs=0
 # start_vvmd_to_kill: a vvmd that will be killed with SIGKILL (start_daemon's stop at exit would
