@@ -330,25 +330,14 @@ Result<rpc::VvListReply> Catalog::list(const rpc::VvListRequest& req) {
   };
   if (req.client_id) {
     // The id index holds each id's VVs together (in slot order): gather them, then order by name.
-    const std::string lo = db::KeyBuilder().number(*req.client_id);
-    const std::string hi = *req.client_id == UINT64_MAX
-                               ? std::string(1, '\x03')  // above every number key
-                               : db::KeyBuilder().number(*req.client_id + 1).key();
-    VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVv, "id", lo, hi, take));
+    const db::KeyRange id = db::number_prefix(*req.client_id);
+    VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVv, "id", id.lo, id.hi, take));
     std::sort(found.begin(), found.end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });
   } else {
     // Names are keyed in name order; one class is the range of names that start with its letter.
-    std::string lo = db::KeyBuilder().text(""), hi = std::string(1, '\x02');  // every text key
-    if (!req.vv_class.empty()) {
-      lo = std::string(1, '\x01') + req.vv_class;
-      hi = std::string(1, '\x01') + req.vv_class;
-      hi.back() = static_cast<char>(hi.back() + 1);
-    }
-    if (!req.after.empty()) {
-      // Just past the key of `after`: every longer key that starts with it sorts after it.
-      lo = std::max(lo, db::KeyBuilder().text(req.after).key() + '\x00');
-    }
+    auto [lo, hi] = db::text_prefix(req.vv_class);
+    if (!req.after.empty()) lo = std::max(lo, db::past_text(req.after));
     auto bounded = [&](uint64_t slot, const db::Values& v) {
       return take(slot, v) && found.size() <= limit;  // one past the page says there is more
     };
@@ -395,8 +384,8 @@ Result<rpc::VvInfo> Catalog::finish(const rpc::Peer& peer, const std::string& na
 
 size_t Catalog::finish_idle(uint64_t idle_before) {
   std::vector<std::pair<uint64_t, db::VvRecord>> idle;
-  const std::string lo = db::KeyBuilder().text(""), hi(1, '\x02');
-  Status s = db_->scan_vv("hot", lo, hi, [&](uint64_t slot, const db::VvRecord& r) {
+  const db::KeyRange hot = db::every_text_key();  // the hot index: class, then client id
+  Status s = db_->scan_vv("hot", hot.lo, hot.hi, [&](uint64_t slot, const db::VvRecord& r) {
     if (r.accessed < idle_before) idle.emplace_back(slot, r);
     return true;
   });

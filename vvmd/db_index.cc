@@ -34,6 +34,29 @@ constexpr char kTextEnd = '\x00';    // below every text byte, so "ab" < "abc"
 constexpr char kNumberTag = '\x02';  // 8 big-endian bytes follow
 }  // namespace
 
+KeyRange every_text_key() {
+  return {std::string(1, kTextTag), std::string(1, static_cast<char>(kTextTag + 1))};
+}
+
+KeyRange text_prefix(std::string_view prefix) {
+  if (prefix.empty()) return every_text_key();
+  KeyRange r{kTextTag + std::string(prefix), kTextTag + std::string(prefix)};
+  r.hi.back() = static_cast<char>(r.hi.back() + 1);  // past every key that starts with prefix
+  return r;
+}
+
+KeyRange number_prefix(uint64_t n) {
+  if (n == UINT64_MAX)
+    return {KeyBuilder().number(n), std::string(1, static_cast<char>(kNumberTag + 1))};
+  return {KeyBuilder().number(n), KeyBuilder().number(n + 1)};
+}
+
+std::string past_text(std::string_view text) {
+  // Every longer key that starts with text's key sorts after it, so one zero byte is the least
+  // key above it.
+  return KeyBuilder().text(text).key() + '\x00';
+}
+
 KeyBuilder& KeyBuilder::text(std::string_view s) {
   key_ += kTextTag;
   key_ += s;

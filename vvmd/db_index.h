@@ -58,6 +58,19 @@ class KeyBuilder {
   std::string key_;
 };
 
+// A range [lo, hi) of keys, as scan_index takes them, built without knowing how keys are coded.
+struct KeyRange {
+  std::string lo, hi;
+};
+// Every key whose first part is text: the whole of a name index.
+KeyRange every_text_key();
+// The keys whose first part is text starting with `prefix` ("A": the names of class A's VVs).
+KeyRange text_prefix(std::string_view prefix);
+// The keys whose first part is the number `n` (a client id's VVs).
+KeyRange number_prefix(uint64_t n);
+// The lowest key above the one of `text` alone: a page's start after its last name.
+std::string past_text(std::string_view text);
+
 class Index {
  public:
   // The keys one record has in this index: none (the record is not in it, say a VV that is not

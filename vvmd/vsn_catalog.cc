@@ -301,8 +301,8 @@ Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
   Status bad;
   // Every text key of the name index; just past `after`'s key when given (every longer key that
   // starts with it sorts after it).
-  std::string lo = db::KeyBuilder().text(""), hi = std::string(1, '\x02');
-  if (!req.after.empty()) lo = std::max(lo, db::KeyBuilder().text(req.after).key() + '\x00');
+  auto [lo, hi] = db::every_text_key();
+  if (!req.after.empty()) lo = std::max(lo, db::past_text(req.after));
   VVM_RETURN_IF_ERROR(
       db_->scan_index(db::TableId::kVsn, "name", lo, hi, [&](uint64_t, const db::Values& v) {
         auto r = db::VsnRecord::from_values(v);

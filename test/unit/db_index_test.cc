@@ -298,3 +298,32 @@ TEST_CASE("with several workers, the first bad record in slot order is the one n
   auto early = IndexedTable::open(path, vv_schema(), vv_indexes());
   CHECK_THAT(early.status().message(), Catch::Contains("vv.tab: record 3: checksum"));
 }
+
+TEST_CASE("key ranges: every text key, a text prefix, a number, past a text") {
+  using vvm::db::KeyBuilder;
+  auto in = [](const vvm::db::KeyRange& r, const std::string& k) { return r.lo <= k && k < r.hi; };
+  const auto all = vvm::db::every_text_key();
+  CHECK(in(all, KeyBuilder().text("")));
+  CHECK(in(all, KeyBuilder().text("\xff\xff").number(UINT64_MAX)));
+  CHECK_FALSE(in(all, KeyBuilder().number(0)));
+
+  const auto a = vvm::db::text_prefix("A");
+  CHECK(in(a, KeyBuilder().text("A")));
+  CHECK(in(a, KeyBuilder().text("A0000000042")));
+  CHECK_FALSE(in(a, KeyBuilder().text("B0000000001")));
+  CHECK_FALSE(in(a, KeyBuilder().text("")));
+  CHECK(vvm::db::text_prefix("").lo == all.lo);
+
+  for (uint64_t n : {uint64_t{0}, uint64_t{7}, UINT64_MAX}) {
+    const auto r = vvm::db::number_prefix(n);
+    CHECK(in(r, KeyBuilder().number(n)));
+    CHECK(in(r, KeyBuilder().number(n).text("x")));
+    if (n > 0) CHECK_FALSE(in(r, KeyBuilder().number(n - 1)));
+    if (n < UINT64_MAX) CHECK_FALSE(in(r, KeyBuilder().number(n + 1)));
+  }
+
+  const std::string past = vvm::db::past_text("A1");
+  CHECK(KeyBuilder().text("A1").key() < past);
+  CHECK(past < KeyBuilder().text("A10").key());
+  CHECK(past < KeyBuilder().text("A2").key());
+}
