@@ -41,8 +41,7 @@ constexpr uint32_t kFailedCopyAttempts = 3;
 // How long a stage that failed on every copy is answered with its failure, not tried again.
 constexpr std::chrono::seconds kFailedStageMemory{60};
 
-std::string all_text_keys_lo() { return db::KeyBuilder().text(""); }
-const std::string kAllTextKeysHi(1, '\x02');
+const db::KeyRange kEveryName = db::every_text_key();
 
 }  // namespace
 
@@ -91,7 +90,7 @@ Status Scheduler::recover() {
   db::Transaction back;
   std::vector<std::string> moved;
   Status bad;
-  VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVsn, "name", all_text_keys_lo(), kAllTextKeysHi,
+  VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVsn, "name", kEveryName.lo, kEveryName.hi,
                                       [&](uint64_t slot, const db::Values& v) {
                                         auto r = db::VsnRecord::from_values(v);
                                         if (!r.ok()) {
@@ -123,11 +122,11 @@ Status Scheduler::recover() {
     log::info("recovery: removed {}, a stage cut short", entry.path().string());
   }
   std::vector<db::VvRecord> staging;
-  VVM_RETURN_IF_ERROR(db_->scan_vv("name", all_text_keys_lo(), kAllTextKeysHi,
-                                   [&](uint64_t, const db::VvRecord& r) {
-                                     if (r.cache == "staging") staging.push_back(r);
-                                     return true;
-                                   }));
+  VVM_RETURN_IF_ERROR(
+      db_->scan_vv("name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::VvRecord& r) {
+        if (r.cache == "staging") staging.push_back(r);
+        return true;
+      }));
   for (const auto& r : staging) {
     StageItem item;
     item.vv = r.name;
@@ -141,11 +140,11 @@ Status Scheduler::recover() {
   if (!staging.empty()) log::info("recovery: {} stage(s) queued again", staging.size());
 
   std::vector<db::VvRecord> unwritten;
-  VVM_RETURN_IF_ERROR(db_->scan_vv("unwritten", all_text_keys_lo(), kAllTextKeysHi,
-                                   [&](uint64_t, const db::VvRecord& r) {
-                                     unwritten.push_back(r);
-                                     return true;
-                                   }));
+  VVM_RETURN_IF_ERROR(
+      db_->scan_vv("unwritten", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::VvRecord& r) {
+        unwritten.push_back(r);
+        return true;
+      }));
   for (const auto& r : unwritten) finished(r);
   if (!unwritten.empty()) {
     log::info("recovery: {} finished VV{} not yet on every VSN, queued again ({} copies)",
@@ -181,24 +180,24 @@ std::vector<db::VsnRecord> Scheduler::writable_vsns(char cls, const std::string&
   for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
   const std::string cls_text(1, cls);
   Status bad;
-  Status s = db_->scan_index(db::TableId::kVsn, "name", all_text_keys_lo(), kAllTextKeysHi,
-                             [&](uint64_t, const db::Values& v) {
-                               auto r = db::VsnRecord::from_values(v);
-                               if (!r.ok()) {
-                                 bad = r.status();
-                                 return false;
-                               }
-                               if (r->media != media || copying.contains(r->name)) return true;
-                               if (r->errors >= kMaxVsnErrors) return true;
-                               const bool hot = r->state == "hot" && r->vsn_class == cls_text;
-                               const bool blank = r->state == "blank" && (r->vsn_class.empty() ||
-                                                                          r->vsn_class == cls_text);
-                               if (!hot && !blank) return true;
-                               const DriveState* d = view_.holding(r->name);
-                               if (d != nullptr && d->busy) return true;
-                               out.push_back(std::move(*r));
-                               return true;
-                             });
+  Status s = db_->scan_index(
+      db::TableId::kVsn, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
+        auto r = db::VsnRecord::from_values(v);
+        if (!r.ok()) {
+          bad = r.status();
+          return false;
+        }
+        if (r->media != media || copying.contains(r->name)) return true;
+        if (r->errors >= kMaxVsnErrors) return true;
+        const bool hot = r->state == "hot" && r->vsn_class == cls_text;
+        const bool blank =
+            r->state == "blank" && (r->vsn_class.empty() || r->vsn_class == cls_text);
+        if (!hot && !blank) return true;
+        const DriveState* d = view_.holding(r->name);
+        if (d != nullptr && d->busy) return true;
+        out.push_back(std::move(*r));
+        return true;
+      });
   if (!s.ok() || !bad.ok()) {
     log::error("scheduler: cannot read the VSN table: {}", (!s.ok() ? s : bad).message());
     return {};
@@ -598,20 +597,23 @@ void Scheduler::retry(InFlight& f, bool front) {
   }
 }
 
-void Scheduler::mark_vsn(const std::string& name, const std::string& state, bool count_error) {
+Status Scheduler::update_vsn(const std::string& name,
+                             const std::function<void(db::VsnRecord&)>& change) {
   db::VsnRecord vsn;
   auto slot = db_->lookup_vsn("name", db::KeyBuilder().text(name), &vsn);
-  if (!slot.ok()) {
-    log::error("cannot mark VSN {}: {}", name, slot.status().message());
-    return;
-  }
-  if (!state.empty()) vsn.state = state;
-  if (count_error) ++vsn.errors;
+  if (!slot.ok()) return slot.status();
+  change(vsn);
   db::Transaction txn;
   txn.update(db::TableId::kVsn, *slot, vsn.to_values());
-  if (auto committed = db_->commit(txn); !committed.ok()) {
-    log::error("cannot mark VSN {}: {}", name, committed.status().message());
-  }
+  return db_->commit(txn).status();
+}
+
+void Scheduler::mark_vsn(const std::string& name, const std::string& state, bool count_error) {
+  Status s = update_vsn(name, [&](db::VsnRecord& vsn) {
+    if (!state.empty()) vsn.state = state;
+    if (count_error) ++vsn.errors;
+  });
+  if (!s.ok()) log::error("cannot mark VSN {}: {}", name, s.message());
 }
 
 void Scheduler::fill_status(rpc::StatusReply* out) const {
@@ -694,14 +696,10 @@ Status Scheduler::set_cache(const std::string& name, const std::string& cache, b
 }
 
 Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
-  db::VsnRecord vsn;
-  auto slot = db_->lookup_vsn("name", db::KeyBuilder().text(name), &vsn);
-  if (!slot.ok()) return slot.status();
-  vsn.location = "drive:" + drive.name;
-  vsn.last_mount = now_unix();
-  db::Transaction txn;
-  txn.update(db::TableId::kVsn, *slot, vsn.to_values());
-  return db_->commit(txn).status();
+  return update_vsn(name, [&](db::VsnRecord& vsn) {
+    vsn.location = "drive:" + drive.name;
+    vsn.last_mount = now_unix();
+  });
 }
 
 Status Scheduler::queue_stage(const db::VvRecord& vv, StageItem item) {

@@ -159,6 +159,8 @@ class Scheduler {
   void copy_failed(InFlight f, const Status& why);
   // Puts a failed copy back in line, after its pause.
   void retry(InFlight& f, bool front);
+  // Looks VSN `name` up, lets `change` edit it and commits it.
+  Status update_vsn(const std::string& name, const std::function<void(db::VsnRecord&)>& change);
   // Adds 1 to the VSN's errors and sets its state (if not ""), in one commit.
   void mark_vsn(const std::string& vsn, const std::string& state, bool count_error);
   // Pings the movers that run copies; lose_copies() those of a mover that is gone or restarted.
