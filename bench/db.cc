@@ -23,7 +23,7 @@
 
 #include <fmt/core.h>
 
-#include "db_database.h"
+#include "db/database.h"
 
 using namespace vvm::db;
 using Clock = std::chrono::steady_clock;

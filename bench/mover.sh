@@ -19,7 +19,7 @@
 #   bench/mover.sh [BUILD_DIR] [SIZE_MIB] [REPEAT]     default: build/run (or the first build
 #                                                      folder with mover/vvtape) 1024 3
 #
-# vvtape uses vvmover's own archive() and read_file() (mover/copy.cc): a reader thread and a
+# vvtape uses vvmover's own archive() and read_file() (mover/copy/copy.cc): a reader thread and a
 # writer overlapped through 8 buffers of 256 KiB, XXH3-64 computed on the stream. vvmover's
 # stage() also writes a temporary file and renames it (one rename and one folder fsync more).
 set -euo pipefail

@@ -2,18 +2,18 @@
 //
 // A mover reads vvm.conf, finds its [mover NAME] section, listens where that says, admits the
 // peers vvmd admits ([vvmd] allow-*), answers PING, and takes ARCHIVE and STAGE requests, each
-// copied by a child process of its own (copy_jobs.h). Started as "vvmover --copy-job ...", the
-// program is that child (copy_child.h).
+// copied by a child process of its own (copy/jobs.h). Started as "vvmover --copy-job ...", the
+// program is that child (copy/child.h).
 #include <csignal>
 #include <cstdio>
 #include <string_view>
 
 #include <fmt/core.h>
 
-#include "copy_child.h"
-#include "copy_jobs.h"
-#include "daemon.h"
-#include "log.h"
+#include "common/log.h"
+#include "copy/child.h"
+#include "copy/jobs.h"
+#include "proto/daemon.h"
 
 namespace po = boost::program_options;
 

@@ -18,8 +18,8 @@
 #include <optional>
 #include <string>
 
+#include "common/status.h"
 #include "pack_catalog.h"
-#include "status.h"
 
 namespace vvm::plugin {
 

@@ -8,9 +8,9 @@
 #include <mutex>
 #include <string>
 
+#include "common/status.h"
 #include "pack_export.h"
 #include "pack_holds.h"
-#include "status.h"
 
 namespace vvm::plugin {
 

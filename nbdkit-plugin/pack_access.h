@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "access.h"
-#include "config.h"
-#include "packtab.h"
-#include "status.h"
+#include "common/access.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "pack/packtab.h"
 
 namespace vvm::plugin {
 
-// The mode-bit rules live in client/access.h, shared with vvmd's VV checks.
+// The mode-bit rules live in client/common/access.h, shared with vvmd's VV checks.
 using vvm::LocalPeer;
 using vvm::mode_string;
 

@@ -9,8 +9,8 @@
 
 #include <fmt/core.h>
 
+#include "common/size.h"
 #include "pack_export.h"
-#include "size.h"
 
 namespace vvm::plugin {
 namespace {

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "packtab.h"
-#include "status.h"
+#include "common/status.h"
+#include "pack/packtab.h"
 
 namespace vvm::plugin {
 

@@ -18,7 +18,7 @@
 
 #include <fmt/core.h>
 
-#include "size.h"
+#include "common/size.h"
 
 namespace vvm::plugin {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
 #include "pack_catalog.h"
-#include "status.h"
 
 namespace vvm::plugin {
 

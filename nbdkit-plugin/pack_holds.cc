@@ -7,7 +7,7 @@
 
 #include <fmt/core.h>
 
-#include "config.h"
+#include "common/config.h"
 
 namespace vvm::plugin {
 

@@ -17,9 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "pack_lock.h"
-#include "packtab.h"
-#include "status.h"
+#include "common/status.h"
+#include "pack/pack_lock.h"
+#include "pack/packtab.h"
 
 namespace vvm::plugin {
 

@@ -3,7 +3,7 @@
 
 #include <fmt/core.h>
 
-#include "size.h"
+#include "common/size.h"
 
 namespace vvm::plugin {
 

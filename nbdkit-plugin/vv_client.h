@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
-#include "config.h"
-#include "rpc_client.h"
-#include "rpc_message.h"
-#include "status.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "proto/client.h"
+#include "proto/messages.h"
 
 namespace vvm::plugin {
 

@@ -18,10 +18,10 @@
 #include <optional>
 #include <string>
 
+#include "common/status.h"
 #include "pack_export.h"
-#include "rpc_client.h"
-#include "rpc_message.h"
-#include "status.h"
+#include "proto/client.h"
+#include "proto/messages.h"
 #include "vv_client.h"
 
 namespace vvm::plugin {

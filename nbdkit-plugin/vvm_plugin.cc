@@ -28,13 +28,13 @@
 #include <unistd.h>
 
 #include "catalog_source.h"
-#include "config.h"
+#include "common/config.h"
+#include "common/status.h"
 #include "connection.h"
 #include "pack_access.h"
 #include "pack_catalog.h"
 #include "pack_export.h"
 #include "pack_holds.h"
-#include "status.h"
 #include "vv_client.h"
 #include "vv_export.h"
 

@@ -16,15 +16,15 @@
 
 #include <fmt/core.h>
 
-#include "cache_manager.h"
-#include "catalog.h"
-#include "daemon.h"
-#include "db_database.h"
-#include "log.h"
-#include "mover_link.h"
-#include "scheduler.h"
-#include "vsn_catalog.h"
-#include "vv_opens.h"
+#include "cache/cache_manager.h"
+#include "catalog/catalog.h"
+#include "catalog/vsn_catalog.h"
+#include "catalog/vv_opens.h"
+#include "common/log.h"
+#include "db/database.h"
+#include "proto/daemon.h"
+#include "sched/mover_link.h"
+#include "sched/scheduler.h"
 
 namespace po = boost::program_options;
 

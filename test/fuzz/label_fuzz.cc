@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "tape_label.h"
+#include "tape/label.h"
 
 namespace {
 

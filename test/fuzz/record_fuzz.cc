@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "db_record.h"
-#include "db_schemas.h"
+#include "db/record.h"
+#include "db/schemas.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vvm::db;

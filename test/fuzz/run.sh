@@ -9,11 +9,11 @@ src=${VVM_SOURCE_DIR:?run me from meson test}
 out=${VVM_BUILD_DIR:?run me from meson test}/test/fuzz
 cxx=$(command -v clang++-14 || command -v clang++) || { echo "no clang++: install clang"; exit 1; }
 mkdir -p "$out"
-db_sources=("$src/client/status.cc")
-for f in db_record.cc db_table.cc db_file.cc db_schemas.cc db_index.cc; do
+db_sources=("$src/client/common/status.cc")
+for f in db/record.cc db/table.cc db/file.cc db/schemas.cc db/index.cc; do
   db_sources+=("$src/vvmd/$f")
 done
-label_sources=("$src/client/status.cc" "$src/mover/tape_label.cc")
+label_sources=("$src/client/common/status.cc" "$src/mover/tape/label.cc")
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
   -I"$src/client" -I"$src/vvmd" -I"$src/mover" $(pkg-config --cflags fmt absl_btree absl_flat_hash_map))
 link=($(pkg-config --libs fmt absl_btree absl_flat_hash_map))
@@ -24,7 +24,7 @@ for target in record_fuzz table_open_fuzz label_fuzz; do
     sources=("${db_sources[@]}") code="$src/vvmd" seconds=${VVM_FUZZ_SECONDS:-30}
   fi
   if [[ ! -x $out/$target || $src/test/fuzz/$target.cc -nt $out/$target ]] ||
-    find "$code" "$src/client/status.cc" "$src/client/status.h" -newer "$out/$target" |
+    find "$code" "$src/client/common/status.cc" "$src/client/common/status.h" -newer "$out/$target" |
     grep -q .; then
     echo "building $target"
     "$cxx" "${flags[@]}" -o "$out/$target" "$src/test/fuzz/$target.cc" "${sources[@]}" "${link[@]}"

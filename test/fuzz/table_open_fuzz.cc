@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "db_file.h"
-#include "db_schemas.h"
-#include "db_table.h"
+#include "db/file.h"
+#include "db/schemas.h"
+#include "db/table.h"
 
 namespace {
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "status.h"
+#include "common/status.h"
 
 namespace vvm::test {
 

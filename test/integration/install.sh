@@ -14,7 +14,7 @@ prefix=$(meson introspect "$build" --buildoptions | jq -r '.[] | select(.name ==
 plugindir=$(pkg-config --variable=plugindir nbdkit)
 failures=0
 for f in "$prefix/bin/vvctl" "$prefix/bin/vvtape" "$prefix/sbin/vvmd" "$prefix/sbin/vvmover" \
-  "$plugindir/nbdkit-vvm-plugin.so" "$prefix/include/vvm/config.h" "$prefix/include/vvm/status.h" \
+  "$plugindir/nbdkit-vvm-plugin.so" "$prefix/include/vvm/common/status.h" \
   "$prefix/include/vvm/vvclient.h" "$prefix/include/vvm/vvclient_c.h" \
   "$prefix/share/doc/vvm/examples/vvcopy.c" \
   "$prefix/share/doc/vvm/examples/vvm.conf" "$prefix/share/doc/vvm/examples/packtab"; do
@@ -40,4 +40,15 @@ dump=$(env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} nbdkit --dump-p
 for want in api_version=2 thread_model=parallel has_list_exports=1; do
   grep -qx "$want" <<<"$dump" || { echo "$dump"; echo "FAIL --dump-plugin lacks $want"; failures=$((failures + 1)); }
 done
+
+# A build folder outside the source tree (as distributions build) configures and builds the
+# control protocol's generated code and libvvclient.
+src=${VVM_SOURCE_DIR:?run me from meson test}
+if meson setup "$tmp/elsewhere" "$src" -Dtests=false >"$tmp/oot.log" 2>&1 &&
+  ninja -C "$tmp/elsewhere" client/libvvclient.so >>"$tmp/oot.log" 2>&1; then
+  echo "ok   builds out of tree: meson setup $tmp/elsewhere $src && ninja client/libvvclient.so"
+else
+  tail -n 30 "$tmp/oot.log"
+  echo "FAIL an out-of-tree build folder does not build"; failures=$((failures + 1))
+fi
 ((failures == 0))

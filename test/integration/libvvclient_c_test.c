@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vvclient_c.h"
+#include "lib/vvclient_c.h"
 
 /* Past 64 MiB (the most libnbd and nbdkit take in one request; the plugin says 32 MiB) by more
  * than the small writes, so that the big write must be split; not a multiple of anything. */

@@ -26,11 +26,11 @@
 #include <fmt/core.h>
 #include <catch2/catch.hpp>
 
-#include "copy.h"
+#include "copy/copy.h"
 #include "process.h"
-#include "rpc_client.h"
-#include "rpc_server.h"
-#include "tape_library.h"
+#include "proto/client.h"
+#include "proto/server.h"
+#include "tape/library.h"
 
 namespace vvm::test {
 namespace {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vvmd-bad-input.sh: the real vvmd fed bad bytes on its control sockets, Unix and TCP, by a raw
-# client (/usr/bin/python3, plain sockets, the record marking and XDR of client/vvm_proto.x
+# client (/usr/bin/python3, plain sockets, the record marking and XDR of client/proto/vvm_proto.x
 # written by hand): random bytes, a record cut short, records over the 1 MiB limit (in one
 # fragment and in several), a wrong magic, a header too short, an empty record, protocol version
 # 2, an unknown operation, a VV_CREATE cut short or with a string length of 4 GiB, left-over bytes,
@@ -203,7 +203,7 @@ case_expect() {
 start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
 vvmd_pid=$daemon_pid
 
-# vvm_code values (client/vvm_proto.x).
+# vvm_code values (client/proto/vvm_proto.x).
 INVALID=1 PERMISSION=4 PROTOCOL=7 VERSION=8
 # An error reply and the hang-up: the framing or the header is lost.
 refused_and_closed() { echo "(.reply.code == $1) and (.reply.op == 0) and .hung_up"; }

@@ -1,12 +1,12 @@
-// archive_queue_test.cc: the archive queues and the batch rule (vvmd/archive_queue.h), and the
-// library view's drive choice and mount count (vvmd/library_view.h).
-#include "archive_queue.h"
+// archive_queue_test.cc: the archive queues and the batch rule (vvmd/sched/archive_queue.h), and
+// the library view's drive choice and mount count (vvmd/sched/library_view.h).
+#include "sched/archive_queue.h"
 
 #include <catch2/catch.hpp>
 
-#include "config.h"
-#include "library_view.h"
-#include "scheduler.h"
+#include "common/config.h"
+#include "sched/library_view.h"
+#include "sched/scheduler.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "cache_manager.h"
-#include "catalog.h"
-#include "db_database.h"
+#include "cache/cache_manager.h"
+#include "catalog/catalog.h"
+#include "catalog/vv_opens.h"
+#include "db/database.h"
 #include "process.h"
-#include "vv_opens.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;

@@ -8,7 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "catalog.h"
+#include "catalog/catalog.h"
 #include "process.h"
 
 using namespace vvm;

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "packtab.h"
+#include "common/config.h"
+#include "pack/packtab.h"
 #include "parse_checks.h"
 #include "process.h"
 

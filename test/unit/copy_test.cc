@@ -20,10 +20,10 @@
 #include <fstream>
 #include <random>
 
-#include "copy.h"
-#include "emulated_tape.h"
+#include "copy/copy.h"
 #include "process.h"
-#include "tape_library.h"
+#include "tape/emulated_tape.h"
+#include "tape/library.h"
 
 using namespace vvm;
 using namespace vvm::tape;

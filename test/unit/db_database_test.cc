@@ -19,7 +19,7 @@
 
 #include <fmt/core.h>
 
-#include "db_database.h"
+#include "db/database.h"
 #include "process.h"
 
 using namespace vvm;

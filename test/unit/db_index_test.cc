@@ -7,8 +7,8 @@
 
 #include <fmt/core.h>
 
-#include "db_indexed_table.h"
-#include "db_schemas.h"
+#include "db/indexed_table.h"
+#include "db/schemas.h"
 #include "process.h"
 
 using namespace vvm;

@@ -14,7 +14,7 @@
 
 #include <fmt/core.h>
 
-#include "db_table.h"
+#include "db/table.h"
 #include "process.h"
 
 using namespace vvm;

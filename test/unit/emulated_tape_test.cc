@@ -8,9 +8,9 @@
 #include <chrono>
 #include <fstream>
 
-#include "emulated_tape.h"
 #include "process.h"
-#include "tape_label.h"
+#include "tape/emulated_tape.h"
+#include "tape/label.h"
 
 using namespace vvm;
 using namespace vvm::tape;

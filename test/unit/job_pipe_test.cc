@@ -1,5 +1,5 @@
-// job_pipe_test.cc: the lines a copy child writes to its parent mover (mover/job_pipe.h).
-#include "job_pipe.h"
+// job_pipe_test.cc: the lines a copy child writes to its parent mover (mover/copy/job_pipe.h).
+#include "copy/job_pipe.h"
 
 #include <catch2/catch.hpp>
 

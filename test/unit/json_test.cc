@@ -1,7 +1,7 @@
-// json_test.cc: the JSON writer behind vvctl's --json (client/json.h).
+// json_test.cc: the JSON writer behind vvctl's --json (client/common/json.h).
 #include <catch2/catch.hpp>
 
-#include "json.h"
+#include "common/json.h"
 
 using namespace vvm;
 

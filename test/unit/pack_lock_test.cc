@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "config.h"
-#include "pack_lock.h"
+#include "common/config.h"
+#include "pack/pack_lock.h"
 #include "process.h"
 
 using namespace vvm;

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "packtab.h"
+#include "pack/packtab.h"
 #include "parse_checks.h"
 #include "process.h"
 

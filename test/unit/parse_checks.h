@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <string>
 
-#include "status.h"
+#include "common/status.h"
 
 namespace vvm::test {
 

@@ -18,10 +18,10 @@
 #include <fmt/core.h>
 
 #include "process.h"
-#include "rpc_client.h"
-#include "rpc_frame.h"
-#include "rpc_message.h"
-#include "rpc_server.h"
+#include "proto/client.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+#include "proto/server.h"
 
 using namespace vvm;
 using namespace vvm::rpc;

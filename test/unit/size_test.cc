@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "size.h"
+#include "common/size.h"
 
 using Catch::Contains;
 using Catch::StartsWith;

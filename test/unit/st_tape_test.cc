@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "process.h"
-#include "st_tape.h"
+#include "tape/st_tape.h"
 
 using namespace vvm;
 using namespace vvm::tape;

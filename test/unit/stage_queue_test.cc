@@ -1,6 +1,6 @@
-// stage_queue_test.cc: the stage queue (vvmd/stage_queue.h): requests grouped by VSN and read in
-// file order, the order in which tapes are mounted, and retries that wait their turn.
-#include "stage_queue.h"
+// stage_queue_test.cc: the stage queue (vvmd/sched/stage_queue.h): requests grouped by VSN and read
+// in file order, the order in which tapes are mounted, and retries that wait their turn.
+#include "sched/stage_queue.h"
 
 #include <catch2/catch.hpp>
 

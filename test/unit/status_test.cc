@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "status.h"
+#include "common/status.h"
 
 using Catch::Contains;
 using vvm::Code;

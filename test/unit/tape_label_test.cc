@@ -5,7 +5,7 @@
 #include <random>
 
 #include "process.h"
-#include "tape_label.h"
+#include "tape/label.h"
 
 using namespace vvm;
 using namespace vvm::tape;

@@ -5,7 +5,7 @@
 #include <cerrno>
 
 #include "process.h"
-#include "tape_library.h"
+#include "tape/library.h"
 
 using namespace vvm;
 using namespace vvm::tape;

@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "copy.h"
-#include "emulated_tape.h"
+#include "catalog/vsn_catalog.h"
+#include "copy/copy.h"
 #include "process.h"
-#include "tape_library.h"
-#include "vsn_catalog.h"
+#include "tape/emulated_tape.h"
+#include "tape/library.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;

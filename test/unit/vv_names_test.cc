@@ -1,7 +1,8 @@
-// vv_names_test.cc: VV names and serials, permission bits and list filters (vvmd/vv_names.h).
+// vv_names_test.cc: VV names and serials, permission bits and list filters
+// (vvmd/catalog/vv_names.h).
 #include <catch2/catch.hpp>
 
-#include "vv_names.h"
+#include "catalog/vv_names.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;

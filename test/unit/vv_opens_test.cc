@@ -5,10 +5,10 @@
 // clients: test/integration/vv-export.sh.
 #include <catch2/catch.hpp>
 
-#include "catalog.h"
-#include "db_database.h"
+#include "catalog/catalog.h"
+#include "catalog/vv_opens.h"
+#include "db/database.h"
 #include "process.h"
-#include "vv_opens.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;

@@ -8,8 +8,8 @@
 #include <string>
 #include <thread>
 
-#include "vvclient.h"
-#include "vvclient_c.h"
+#include "lib/vvclient.h"
+#include "lib/vvclient_c.h"
 
 using vvm::Code;
 using vvm::client::error_errno;

@@ -1,0 +1,170 @@
+// config.h: vvm.conf, the configuration every vvm process reads, as typed structs.
+//
+// vvm.conf is an INI file read with Boost.Program_options. Fixed sections are [global], [vvmd],
+// [cache] and [plugin]; named sections describe the media types, storage classes, movers and
+// drives: "[media LTO9]", "[class A]", "[mover m1]", "[drive d0]". A key may be given more than
+// once where it is a list (listen, allow-host, allow-uid, allow-group). conf/vvm.conf is the
+// commented example and documents every key.
+//
+// Relative paths are resolved against the folder that holds vvm.conf. Every error names the
+// file, the line, the key and the reason:
+//   "/etc/vvm/vvm.conf:12: cache.high-watermark: '120%' is not between 0% and 100%"
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+
+namespace vvm {
+
+// Where a daemon listens or a client connects: "unix:/run/vvm/vvmd.sock", "127.0.0.1:7370",
+// "[::1]:7370" or "host.example:7370".
+struct Endpoint {
+  enum class Kind { kUnix, kTcp };
+  Kind kind = Kind::kUnix;
+  std::string path;   // kUnix
+  std::string host;   // kTcp: an address or a name
+  uint16_t port = 0;  // kTcp
+
+  static Result<Endpoint> parse(std::string_view text);
+  std::string to_string() const;  // the form parse() reads
+  bool operator==(const Endpoint&) const = default;
+};
+
+// A TCP peer that may connect: an address or a network in CIDR form ("10.0.0.0/8", "::1",
+// "127.0.0.1"). IPv4-mapped IPv6 peers (::ffff:a.b.c.d) match IPv4 entries.
+struct HostPattern {
+  std::string text;             // as written, for messages
+  int family = 0;               // AF_INET or AF_INET6
+  unsigned char addr[16] = {};  // network byte order; the first 4 bytes for AF_INET
+  int prefix_len = 0;           // 32 or 128 for a single host
+
+  static Result<HostPattern> parse(std::string_view text);
+  // `sa` is a struct sockaddr_in or sockaddr_in6.
+  bool matches(const struct sockaddr* sa) const;
+};
+
+// Who may talk to a daemon over the control protocol (DESIGN.md, Permissions). Over TCP a peer's
+// address must match allowed_hosts (empty: nobody). Over a Unix socket root and the daemon's own
+// uid are always allowed, then any uid in allowed_uids or any peer whose gid is in allowed_gids.
+struct AccessPolicy {
+  std::vector<HostPattern> allowed_hosts;
+  std::vector<uid_t> allowed_uids;
+  std::vector<gid_t> allowed_gids;
+};
+
+struct MediaType {
+  std::string name;  // "LTO9"; at most 8 characters (the VOL label field)
+  uint64_t capacity = 0;
+  uint32_t block_size = 256 * 1024;
+  int line = 0;
+};
+
+struct StorageClass {
+  char letter =
+      'A';  // the class is named by one uppercase letter or digit (VV names start with it)
+  std::vector<std::string> media;  // one copy on a VSN of each; every name is in Config::media
+  std::string description;
+  int line = 0;
+};
+
+struct DriveConfig {
+  std::string name;
+  std::string mover;   // the [mover NAME] that owns it
+  std::string media;   // the media type it takes
+  std::string device;  // "/dev/nst0" for a real drive; empty for an emulated one
+  // A test knob for emulated drives: the bytes a second the drive streams, with loads, locates
+  // and rewinds free, so that tests can make a copy slow (or stall) on purpose. 0: no delays.
+  uint64_t emulated_rate = 0;
+  bool emulated() const { return device.empty(); }
+  int line = 0;
+};
+
+struct MoverConfig {
+  std::string name;
+  Endpoint listen;
+  std::vector<std::string> drives;  // names of its [drive ...] sections, in file order
+  // A copy that reports no progress for this long is killed and reported failed (Timeout).
+  std::chrono::seconds stall_timeout{300};
+  int line = 0;
+};
+
+struct Config {
+  std::string path;  // absolute path of the file read; "" for the built-in defaults
+
+  // [global]
+  std::string state_dir = "/var/lib/vvm";
+  log::Level log_level = log::Level::kInfo;
+  log::Target log_target = log::Target::kStderr;
+
+  // [vvmd]
+  std::vector<Endpoint> vvmd_listen;  // the first one is where local clients connect
+  AccessPolicy vvmd_access;
+  std::string database_dir;  // default: state_dir/db
+  std::chrono::seconds idle_finish{3600};
+  std::chrono::seconds request_timeout{30};  // control-protocol replies
+  // When the VVs queued for one class and media type are worth a mount: this many bytes or
+  // files, or the oldest has waited this long. A VSN of that type already in a free drive is
+  // written at once.
+  uint64_t archive_batch_bytes = 10ull << 30;
+  uint32_t archive_batch_files = 100;
+  std::chrono::seconds archive_max_wait{600};
+
+  // [cache]
+  std::string cache_dir;    // default: state_dir/cache
+  int high_watermark = 90;  // percent of the cache filesystem, or of cache_size
+  int low_watermark = 70;   // below high_watermark
+  // [cache] size: when given, the cache's use is the bytes its files occupy (allocated blocks,
+  // so a sparse file counts what it holds) over this; when not, the use of its filesystem.
+  std::optional<uint64_t> cache_size;
+
+  // [plugin]
+  std::string packtab;  // "" when the site has no packs
+  std::chrono::seconds stage_timeout{600};
+
+  // [library]
+  std::string library_kind = "emulated";  // "emulated" (a folder of VSN.tap files) or "mtx"
+  std::string library_path;  // the folder, or the changer device; default: state_dir/library
+
+  std::map<std::string, MediaType> media;
+  std::map<char, StorageClass> classes;
+  std::map<std::string, MoverConfig> movers;
+  std::map<std::string, DriveConfig> drives;
+};
+
+// Reads, checks and resolves vvm.conf. Checked: unknown sections and keys, missing values, bad
+// numbers, sizes, durations, endpoints, host patterns, user and group names, low >= high
+// watermark, a class naming an unknown media type, a drive naming an unknown mover or media type,
+// duplicate names. The first error stops the load.
+Result<Config> load_config(const std::string& path);
+
+// The same from text; `origin` names it in messages and `base_dir` resolves relative paths.
+Result<Config> parse_config(std::string_view text, std::string_view origin,
+                            std::string_view base_dir);
+
+// Where to find vvm.conf when no --conf is given: $VVM_CONF, else /etc/vvm/vvm.conf.
+std::string default_config_path();
+
+// Helpers that vvm.conf and packtab share. A user or group by name or number ("alice", "1000");
+// an unknown name is an error ("no such user 'bob'").
+Result<uid_t> resolve_user(std::string_view name_or_id);
+Result<gid_t> resolve_group(std::string_view name_or_id);
+// The other way round, for messages and listings: the name, else the number ("1000").
+std::string user_name(uid_t uid);
+std::string group_name(gid_t gid);
+// This machine's host name ("localhost" if it cannot be had).
+std::string local_host_name();
+// The whole of a text file; an error reads "PATH: cannot read: REASON".
+Result<std::string> read_text_file(const std::string& path);
+
+}  // namespace vvm

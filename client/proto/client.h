@@ -1,0 +1,50 @@
+// proto/client.h: the synchronous side of vvm's control protocol, for vvctl, libvvclient and the
+// nbdkit plugin: connect to a daemon, send a request, wait for its reply, each with a deadline.
+//
+//   auto client = rpc::Client::connect(endpoint, 2s);
+//   auto reply = client->call(rpc::PingRequest{}, 2s);   // Result<rpc::ReplyBody>
+//
+// Errors name the endpoint and the reason: Unavailable when nothing answers at the endpoint or
+// the daemon hangs up, Timeout when the deadline passes, ProtocolError for a reply that makes no
+// sense, and otherwise the code and message the daemon sent. After a transport error the
+// connection is closed; later calls fail with Unavailable.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "proto/messages.h"
+
+namespace vvm::rpc {
+
+class Client {
+ public:
+  static Result<Client> connect(const Endpoint& endpoint, std::chrono::milliseconds timeout);
+  Client(Client&& other) noexcept;
+  Client& operator=(Client&& other) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  // Sends `body` and returns the daemon's result, or its error as a Status.
+  Result<ReplyBody> call(const RequestBody& body, std::chrono::milliseconds timeout);
+  // The same with the whole request and reply, for callers (and tests) that set the version or
+  // the xid themselves. An error reply is a Reply, not a failed Result.
+  Result<Reply> exchange(const Request& request, std::chrono::milliseconds timeout);
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  Client(int fd, Endpoint endpoint) : fd_(fd), endpoint_(std::move(endpoint)) {}
+  void close_fd();
+  Status fail(Status status);  // closes the connection and returns `status`
+
+  int fd_ = -1;
+  Endpoint endpoint_;
+  uint32_t next_xid_ = 1;
+};
+
+}  // namespace vvm::rpc

@@ -1,0 +1,82 @@
+// daemon.cc: start-up shared by vvmd and vvmover, see daemon.h.
+#include "proto/daemon.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/core.h>
+
+namespace vvm::daemon {
+
+namespace po = boost::program_options;
+
+std::optional<int> parse_command_line(int argc, char** argv, std::string_view program,
+                                      std::string_view about, const po::options_description& own,
+                                      CommandLine* out) {
+  po::options_description common("Options");
+  std::string level;
+  common.add_options()("conf,c", po::value<std::string>(&out->conf_path),
+                       "vvm.conf to read (default: $VVM_CONF, else /etc/vvm/vvm.conf)")(
+      "log-level", po::value<std::string>(&level),
+      "debug, info, notice, warning or error (default: vvm.conf's [global] log-level)")(
+      "help,h", "print this help and exit")("version", "print the version and exit");
+  po::options_description all;
+  all.add(common).add(own);
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).run(), out->vm);
+    po::notify(out->vm);
+  } catch (const po::error& e) {
+    fmt::print(stderr, "{}: {}\nTry '{} --help'.\n", program, e.what(), program);
+    return 2;
+  }
+  if (out->vm.count("help")) {
+    std::cout << about << "\n" << all << "\n";
+    return 0;
+  }
+  if (out->vm.count("version")) {
+    fmt::print("{} (vvm) {}\n", program, VVM_VERSION);
+    return 0;
+  }
+  if (!level.empty()) {
+    out->log_level = log::parse_level(level);
+    if (!out->log_level) {
+      fmt::print(stderr,
+                 "{}: --log-level: '{}' is not one of debug, info, notice, warning, error\n",
+                 program, level);
+      return 2;
+    }
+  }
+  if (out->conf_path.empty()) out->conf_path = default_config_path();
+  return std::nullopt;
+}
+
+Result<Config> load_config_and_log(std::string_view program, const CommandLine& cmd) {
+  log::init(program, log::Target::kStderr, cmd.log_level.value_or(log::Level::kInfo));
+  auto config = load_config(cmd.conf_path);
+  if (!config.ok()) {
+    fmt::print(stderr, "{}: {}\n", program, config.status().message());
+    return config.status();
+  }
+  log::init(program, config->log_target, cmd.log_level.value_or(config->log_level));
+  return config;
+}
+
+rpc::Handler ping_handler(std::string daemon, std::string name,
+                          std::chrono::steady_clock::time_point started) {
+  return [daemon = std::move(daemon), name = std::move(name), started](
+             const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
+    rpc::PingReply reply;
+    reply.daemon = daemon;
+    reply.name = name;
+    reply.software = fmt::format("vvm {}", VVM_VERSION);
+    reply.uptime_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count());
+    reply.payload = std::get<rpc::PingRequest>(body).payload;
+    return rpc::ReplyBody(std::move(reply));
+  };
+}
+
+}  // namespace vvm::daemon

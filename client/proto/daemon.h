@@ -1,0 +1,41 @@
+// daemon.h: the start-up that vvmd and vvmover share: the common command-line options, reading
+// vvm.conf, setting up logging, and the PING handler every daemon answers.
+//
+// Exit codes follow the rest of vvm: 0 on a clean stop, 1 when the daemon fails while running,
+// 2 for a usage or configuration error (the message names the file, line and reason).
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/config.h"
+#include "proto/server.h"
+
+namespace vvm::daemon {
+
+struct CommandLine {
+  std::string conf_path;
+  std::optional<log::Level> log_level;       // --log-level overrides vvm.conf
+  boost::program_options::variables_map vm;  // for the daemon's own options
+};
+
+// Parses --conf, --log-level, --help, --version and the daemon's `own` options. On --help or
+// --version it prints and returns 0; on a usage error it prints the reason and returns 2; nullopt
+// means "go on". `about` is the first lines of --help.
+std::optional<int> parse_command_line(int argc, char** argv, std::string_view program,
+                                      std::string_view about,
+                                      const boost::program_options::options_description& own,
+                                      CommandLine* out);
+
+// Reads vvm.conf and sets up logging as it says (stderr or syslog, the level), with --log-level
+// taking precedence. Errors are printed to stderr; the caller exits 2.
+Result<Config> load_config_and_log(std::string_view program, const CommandLine& cmd);
+
+// Answers PING: the daemon, its name, the software version, uptime since `started`, the payload.
+rpc::Handler ping_handler(std::string daemon, std::string name,
+                          std::chrono::steady_clock::time_point started);
+
+}  // namespace vvm::daemon

@@ -1,0 +1,455 @@
+// proto/server.cc: the control-protocol server on Boost.Asio: acceptors for TCP and Unix
+// endpoints, one Session per connection reading record-marked requests and writing replies,
+// and the peer check done once per connection.
+#include "proto/server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio.hpp>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "common/log.h"
+#include "proto/client.h"
+#include "proto/frame.h"
+
+namespace vvm::rpc {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using local = asio::local::stream_protocol;
+
+std::string Peer::to_string() const {
+  if (kind == Endpoint::Kind::kTcp) return address;
+  return fmt::format("uid {} gid {} pid {}", uid, gid, pid);
+}
+
+Status check_access(const AccessPolicy& policy, const Peer& peer, const sockaddr* tcp_addr,
+                    const std::vector<gid_t>& groups) {
+  if (peer.kind == Endpoint::Kind::kTcp) {
+    for (const auto& pattern : policy.allowed_hosts) {
+      if (tcp_addr && pattern.matches(tcp_addr)) return Status::Ok();
+    }
+    return Status::PermissionDenied("the host is not in the allow-host list");
+  }
+  if (peer.uid == 0 || peer.uid == ::geteuid()) return Status::Ok();
+  const auto& uids = policy.allowed_uids;
+  if (std::find(uids.begin(), uids.end(), peer.uid) != uids.end()) return Status::Ok();
+  for (gid_t g : groups) {
+    const auto& gids = policy.allowed_gids;
+    if (std::find(gids.begin(), gids.end(), g) != gids.end()) return Status::Ok();
+  }
+  return Status::PermissionDenied(
+      "not root, not the daemon's user, and neither the uid nor a group is in allow-uid or "
+      "allow-group");
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The peer's credentials and groups from a connected Unix socket.
+Peer unix_peer(int fd, std::vector<gid_t>* groups) {
+  Peer peer;
+  peer.kind = Endpoint::Kind::kUnix;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    peer.uid = cred.uid;
+    peer.gid = cred.gid;
+    peer.pid = cred.pid;
+    groups->push_back(cred.gid);
+  }
+#ifdef SO_PEERGROUPS
+  // Supplementary groups (Linux 4.13+), so that allow-group works for a user's other groups.
+  std::vector<gid_t> extra(64);
+  len = static_cast<socklen_t>(extra.size() * sizeof(gid_t));
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, extra.data(), &len) < 0 && errno == ERANGE) {
+    extra.resize(len / sizeof(gid_t));
+    len = static_cast<socklen_t>(extra.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, extra.data(), &len) < 0) len = 0;
+  } else if (errno == ENOPROTOOPT) {
+    len = 0;
+  }
+  extra.resize(len / sizeof(gid_t));
+  groups->insert(groups->end(), extra.begin(), extra.end());
+#endif
+  return peer;
+}
+
+std::string tcp_address(const tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+}  // namespace
+
+struct Server::Impl {
+  std::string daemon;
+  AccessPolicy policy;
+  std::map<Op, Handler> handlers;
+  std::function<void(uint64_t)> disconnect_hook;
+  uint64_t last_session = 0;
+  // Set by stop() and the destructor; before `io`, whose end destroys the last sessions.
+  bool stopped = false;
+  asio::io_context io;
+  std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
+  std::vector<std::unique_ptr<local::acceptor>> unix_acceptors;
+  std::vector<std::string> unix_paths;  // removed when run() returns
+  struct Periodic {
+    std::chrono::milliseconds period;
+    std::function<void()> task;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+  std::vector<Periodic> periodic;
+
+  void arm(Periodic& p);
+
+  Reply dispatch(const Peer& peer, const std::string& bytes, bool* keep_open);
+  template <class Socket>
+  void start_session(Socket socket, Peer peer, Status access);
+  void accept_tcp(tcp::acceptor& acceptor);
+  void accept_unix(local::acceptor& acceptor);
+  void close_all();
+  void session_ended(uint64_t session);
+};
+
+namespace {
+
+// One connection: read a record, answer it, repeat. Owned by the shared_ptr its pending
+// operations hold, so it lives as long as it has work.
+template <class Socket>
+class Session : public std::enable_shared_from_this<Session<Socket>> {
+ public:
+  Session(Server::Impl* server, Socket socket, Peer peer, Status access)
+      : server_(server),
+        socket_(std::move(socket)),
+        peer_(std::move(peer)),
+        access_(std::move(access)) {}
+
+  // The last pending operation has let go: the connection is over.
+  ~Session() { server_->session_ended(peer_.session); }
+
+  void start() { read_mark(); }
+
+ private:
+  void read_mark() {
+    auto self = this->shared_from_this();
+    asio::async_read(socket_, asio::buffer(mark_),
+                     [self](boost::system::error_code ec, size_t) { self->on_mark(ec); });
+  }
+
+  void on_mark(boost::system::error_code ec) {
+    if (ec) return closed(ec);
+    if (Status s = reader_.add_mark(decode_mark(mark_.data())); !s.ok()) {
+      log::warning("{}: closing the connection from {}: {}", server_->daemon, peer_.to_string(),
+                   s.message());
+      // The framing is lost: nothing more can be read from this peer, but it can still be told
+      // why (no xid is known: 0) before the connection closes.
+      return send(
+          error_reply({}, Status(s.code(), fmt::format("{}: {}", server_->daemon, s.message()))),
+          false);
+    }
+    auto self = this->shared_from_this();
+    asio::async_read(socket_, asio::buffer(reader_.tail(), reader_.pending()),
+                     [self](boost::system::error_code ec2, size_t n) { self->on_body(ec2, n); });
+  }
+
+  void on_body(boost::system::error_code ec, size_t n) {
+    if (ec) return closed(ec);
+    reader_.advance(n);
+    if (!reader_.complete()) return read_mark();
+    std::string bytes = reader_.take();
+    bool keep_open = true;
+    Reply reply;
+    if (!access_.ok()) {
+      // Answer the first request, so the peer learns why, then hang up.
+      auto preamble = decode_preamble(bytes);
+      reply =
+          error_reply(preamble.ok() ? *preamble : Preamble{},
+                      Status::PermissionDenied(fmt::format("{} refuses {}: {}", server_->daemon,
+                                                           peer_.to_string(), access_.message())));
+      keep_open = false;
+    } else {
+      reply = server_->dispatch(peer_, bytes, &keep_open);
+    }
+    send(std::move(reply), keep_open);
+  }
+
+  // Writes `reply`, then reads the next request if `keep_open`, else lets the connection end.
+  void send(Reply reply, bool keep_open) {
+    auto encoded = encode_reply(reply);
+    if (!encoded.ok()) {
+      log::error("{}: cannot encode the reply to {}: {}", server_->daemon, peer_.to_string(),
+                 encoded.status().message());
+      reply = error_reply(
+          {kProtocolMagic, kProtocolVersion, reply.xid},
+          Status::Internal("the reply could not be encoded: " + encoded.status().message()));
+      encoded = encode_reply(reply);
+      if (!encoded.ok()) return;
+    }
+    out_ = frame_record(*encoded);
+    auto self = this->shared_from_this();
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self, keep_open](boost::system::error_code ec2, size_t) {
+                        if (ec2) return self->closed(ec2);
+                        if (keep_open) self->read_mark();
+                      });
+  }
+
+  void closed(boost::system::error_code ec) {
+    if (ec == asio::error::eof || ec == asio::error::operation_aborted) {
+      log::debug("{}: {} disconnected", server_->daemon, peer_.to_string());
+    } else {
+      log::debug("{}: connection from {} ended: {}", server_->daemon, peer_.to_string(),
+                 ec.message());
+    }
+  }
+
+  Server::Impl* server_;
+  Socket socket_;
+  Peer peer_;
+  Status access_;
+  std::array<char, kMarkSize> mark_{};
+  RecordReader reader_;
+  std::string out_;
+};
+
+}  // namespace
+
+Reply Server::Impl::dispatch(const Peer& peer, const std::string& bytes, bool* keep_open) {
+  auto preamble = decode_preamble(bytes);
+  if (!preamble.ok()) {
+    // Not our protocol at all: say so once, then stop listening to this peer.
+    log::warning("{}: {} sent {}", daemon, peer.to_string(), preamble.status().message());
+    *keep_open = false;
+    return error_reply({}, preamble.status());
+  }
+  auto request = decode_request(bytes);
+  if (!request.ok()) {
+    log::warning("{}: request {} from {}: {}", daemon, preamble->xid, peer.to_string(),
+                 request.status().message());
+    return error_reply(
+        *preamble,
+        Status(request.status().code(), fmt::format("{}: {}", daemon, request.status().message())));
+  }
+  Op op = op_of(request->body);
+  auto it = handlers.find(op);
+  if (it == handlers.end()) {
+    return error_reply(*preamble, Status::InvalidArgument(
+                                      fmt::format("{} does not handle {}", daemon, op_name(op))));
+  }
+  log::debug("{}: {} request {} from {}", daemon, op_name(op), request->xid, peer.to_string());
+  Reply reply;
+  reply.xid = request->xid;
+  try {
+    auto result = it->second(peer, request->body);
+    if (result.ok()) {
+      reply.body = std::move(result).value();
+    } else {
+      reply.status = result.status();
+    }
+  } catch (const std::exception& e) {
+    log::error("{}: {} from {} failed: {}", daemon, op_name(op), peer.to_string(), e.what());
+    reply.status =
+        Status::Internal(fmt::format("{}: {} failed: {}", daemon, op_name(op), e.what()));
+  }
+  return reply;
+}
+
+void Server::Impl::session_ended(uint64_t session) {
+  // After stop() the daemon is going away, and what the hook would tidy with it.
+  if (stopped || !disconnect_hook) return;
+  try {
+    disconnect_hook(session);
+  } catch (const std::exception& e) {
+    log::error("{}: the end of session {}: {}", daemon, session, e.what());
+  }
+}
+
+template <class Socket>
+void Server::Impl::start_session(Socket socket, Peer peer, Status access) {
+  peer.session = ++last_session;
+  if (!access.ok()) {
+    log::warning("{}: refused {}: {}", daemon, peer.to_string(), access.message());
+  } else {
+    log::debug("{}: connection from {}", daemon, peer.to_string());
+  }
+  std::make_shared<Session<Socket>>(this, std::move(socket), std::move(peer), std::move(access))
+      ->start();
+}
+
+void Server::Impl::accept_tcp(tcp::acceptor& acceptor) {
+  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || stopped) return;
+    if (!ec) {
+      Peer peer;
+      peer.kind = Endpoint::Kind::kTcp;
+      boost::system::error_code ec2;
+      auto remote = socket.remote_endpoint(ec2);
+      if (!ec2) {
+        peer.address = tcp_address(remote);
+        Status access = check_access(policy, peer, remote.data(), {});
+        start_session(std::move(socket), std::move(peer), std::move(access));
+      }
+    } else {
+      log::warning("{}: accept failed: {}", daemon, ec.message());
+    }
+    accept_tcp(acceptor);
+  });
+}
+
+void Server::Impl::accept_unix(local::acceptor& acceptor) {
+  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, local::socket socket) {
+    if (ec == asio::error::operation_aborted || stopped) return;
+    if (!ec) {
+      std::vector<gid_t> groups;
+      Peer peer = unix_peer(socket.native_handle(), &groups);
+      Status access = check_access(policy, peer, nullptr, groups);
+      start_session(std::move(socket), std::move(peer), std::move(access));
+    } else {
+      log::warning("{}: accept failed: {}", daemon, ec.message());
+    }
+    accept_unix(acceptor);
+  });
+}
+
+void Server::Impl::arm(Periodic& p) {
+  p.timer->expires_after(p.period);
+  p.timer->async_wait([this, &p](boost::system::error_code ec) {
+    if (ec || stopped) return;
+    p.task();
+    arm(p);
+  });
+}
+
+void Server::Impl::close_all() {
+  boost::system::error_code ec;
+  for (auto& p : periodic) {
+    if (p.timer) p.timer->cancel();
+  }
+  for (auto& a : tcp_acceptors) a->close(ec);
+  for (auto& a : unix_acceptors) a->close(ec);
+  for (const auto& path : unix_paths) ::unlink(path.c_str());
+  unix_paths.clear();
+}
+
+Server::Server(std::string daemon, AccessPolicy policy) : impl_(std::make_unique<Impl>()) {
+  impl_->daemon = std::move(daemon);
+  impl_->policy = std::move(policy);
+}
+
+Server::~Server() {
+  impl_->stopped = true;  // no disconnect hook from the sessions destroyed with the io_context
+  impl_->close_all();
+}
+
+void Server::handle(Op op, Handler handler) { impl_->handlers[op] = std::move(handler); }
+
+void Server::on_disconnect(std::function<void(uint64_t session)> hook) {
+  impl_->disconnect_hook = std::move(hook);
+}
+
+Status Server::listen(const Endpoint& endpoint) {
+  std::string where = endpoint.to_string();
+  try {
+    if (endpoint.kind == Endpoint::Kind::kTcp) {
+      tcp::resolver resolver(impl_->io);
+      auto results =
+          resolver.resolve(endpoint.host, std::to_string(endpoint.port), tcp::resolver::passive);
+      for (const auto& entry : results) {
+        auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+        acceptor->open(entry.endpoint().protocol());
+        acceptor->set_option(tcp::acceptor::reuse_address(true));
+        acceptor->bind(entry.endpoint());
+        acceptor->listen();
+        impl_->tcp_acceptors.push_back(std::move(acceptor));
+        break;  // the first address the name resolves to, as a client's connect would try
+      }
+      return Status::Ok();
+    }
+
+    namespace fs = std::filesystem;
+    fs::path path(endpoint.path);
+    std::error_code fec;
+    if (path.has_parent_path()) fs::create_directories(path.parent_path(), fec);
+    struct stat st {};
+    if (::lstat(endpoint.path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) {
+        return Status::AlreadyExists(
+            fmt::format("cannot listen on {}: the path exists and is not a socket", where));
+      }
+      // Is someone listening? Only a dead daemon's socket may be replaced.
+      if (Client::connect(endpoint, std::chrono::seconds(2)).ok()) {
+        return Status::AlreadyExists(
+            fmt::format("cannot listen on {}: another daemon is listening there", where));
+      }
+      ::unlink(endpoint.path.c_str());
+    }
+    auto acceptor = std::make_unique<local::acceptor>(impl_->io);
+    acceptor->open(local());
+    acceptor->bind(local::endpoint(endpoint.path));
+    acceptor->listen();
+    impl_->unix_paths.push_back(endpoint.path);
+    ::chmod(endpoint.path.c_str(), 0666);
+    impl_->unix_acceptors.push_back(std::move(acceptor));
+    return Status::Ok();
+  } catch (const boost::system::system_error& e) {
+    return Status::IoError(fmt::format("cannot listen on {}: {}", where, e.code().message()));
+  }
+}
+
+Status Server::run(std::initializer_list<int> stop_signals) {
+  try {
+    asio::signal_set signals(impl_->io);
+    for (int sig : stop_signals) signals.add(sig);
+    if (stop_signals.size() > 0) {
+      signals.async_wait([this](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        log::info("{}: signal {} received, stopping", impl_->daemon, sig);
+        stop();
+      });
+    }
+    for (auto& a : impl_->tcp_acceptors) impl_->accept_tcp(*a);
+    for (auto& a : impl_->unix_acceptors) impl_->accept_unix(*a);
+    for (auto& p : impl_->periodic) {
+      p.timer = std::make_unique<asio::steady_timer>(impl_->io);
+      impl_->arm(p);
+    }
+    impl_->io.run();
+    impl_->close_all();
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    impl_->close_all();
+    return Status::Internal(fmt::format("{}: server loop failed: {}", impl_->daemon, e.what()));
+  }
+}
+
+void Server::stop() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    impl->stopped = true;
+    impl->close_all();
+    impl->io.stop();
+  });
+}
+
+void Server::post(std::function<void()> task) {
+  asio::post(impl_->io, [impl = impl_.get(), task = std::move(task)] {
+    if (!impl->stopped) task();
+  });
+}
+
+void Server::every(std::chrono::milliseconds period, std::function<void()> task) {
+  impl_->periodic.push_back({period, std::move(task), nullptr});
+}
+
+}  // namespace vvm::rpc

@@ -1,0 +1,726 @@
+// copy.cc: archive and stage (copy.h), the pipeline that overlaps file and tape I/O, and the
+// label scans vvtape uses.
+#include "copy/copy.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include <fmt/core.h>
+
+#include "tape/library.h"
+
+namespace vvm::tape {
+
+namespace {
+
+// The largest block a SIMH image (and so EmulatedTape) holds.
+constexpr size_t kMaxWriteBlock = 0xFFFFFF;
+// Labels are read into a buffer this big, so that a data block where a label should be is read
+// whole and recognised as "not a label" instead of failing with ENOMEM.
+constexpr size_t kLabelBuffer = 64 * 1024;
+// Buffers are aligned for direct I/O (st's bounce buffer is skipped with aligned user buffers).
+constexpr size_t kAlign = 4096;
+
+// A bounded queue of aligned buffers between one producer and one consumer thread. The producer
+// takes a free buffer, fills it and puts it; the consumer gets it, uses it and gives it back.
+// Either side can abort: the other then sees no more buffers.
+class Pipe {
+ public:
+  Pipe(size_t count, size_t size) : size_((size + kAlign - 1) / kAlign * kAlign) {
+    for (size_t i = 0; i < std::max<size_t>(count, 1); ++i) {
+      void* p = std::aligned_alloc(kAlign, size_);
+      if (!p) break;  // fewer buffers: slower, still correct
+      owned_.push_back(static_cast<char*>(p));
+      free_.push_back(static_cast<char*>(p));
+    }
+  }
+  ~Pipe() {
+    for (char* p : owned_) std::free(p);
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+
+  bool ok() const { return !owned_.empty(); }
+  size_t buffer_size() const { return size_; }
+
+  // Producer: a free buffer, or nullptr once the consumer aborted.
+  char* take() {
+    std::unique_lock lock(mu_);
+    free_cv_.wait(lock, [&] { return !free_.empty() || aborted_; });
+    if (aborted_) return nullptr;
+    char* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  void put(char* buffer, size_t length) {
+    std::lock_guard lock(mu_);
+    full_.push_back({buffer, length});
+    full_cv_.notify_one();
+  }
+  // Producer: nothing more comes.
+  void finish() {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    full_cv_.notify_one();
+  }
+  // Consumer: the next full buffer; false at the end or once the producer aborted.
+  bool get(char** buffer, size_t* length) {
+    std::unique_lock lock(mu_);
+    full_cv_.wait(lock, [&] { return !full_.empty() || finished_ || aborted_; });
+    if (aborted_ || full_.empty()) return false;
+    *buffer = full_.front().first;
+    *length = full_.front().second;
+    full_.pop_front();
+    return true;
+  }
+  void give(char* buffer) {
+    std::lock_guard lock(mu_);
+    free_.push_back(buffer);
+    free_cv_.notify_one();
+  }
+  // Either side: stop the other.
+  void abort() {
+    std::lock_guard lock(mu_);
+    aborted_ = true;
+    free_cv_.notify_all();
+    full_cv_.notify_all();
+  }
+
+ private:
+  size_t size_;
+  std::vector<char*> owned_;
+  std::mutex mu_;
+  std::condition_variable free_cv_, full_cv_;
+  std::vector<char*> free_;
+  std::deque<std::pair<char*, size_t>> full_;
+  bool finished_ = false;
+  bool aborted_ = false;
+};
+
+// Aborts the pipe and joins the thread on every way out of a scope.
+class Joiner {
+ public:
+  Joiner(Pipe& pipe, std::thread& thread) : pipe_(pipe), thread_(thread) {}
+  ~Joiner() { join(/*abort=*/true); }
+  void join(bool abort = false) {
+    if (!thread_.joinable()) return;
+    if (abort) pipe_.abort();
+    thread_.join();
+  }
+
+ private:
+  Pipe& pipe_;
+  std::thread& thread_;
+};
+
+class Hasher {
+ public:
+  Hasher() : state_(XXH3_createState()) { XXH3_64bits_reset(state_); }
+  ~Hasher() { XXH3_freeState(state_); }
+  Hasher(const Hasher&) = delete;
+  Hasher& operator=(const Hasher&) = delete;
+  void update(const char* data, size_t n) { XXH3_64bits_update(state_, data, n); }
+  uint64_t digest() const { return XXH3_64bits_digest(state_); }
+
+ private:
+  XXH3_state_t* state_;
+};
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+std::string hex16(uint64_t v) { return fmt::format("{:016X}", v); }
+
+// Reads up to n bytes, retrying short reads; the count read (less than n only at end of file).
+Result<size_t> read_full(int fd, char* buf, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::read(fd, buf + done, n - done);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "read");
+    }
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
+  }
+  return done;
+}
+
+Status write_full(int fd, const char* buf, size_t n) {
+  while (n > 0) {
+    ssize_t put = ::write(fd, buf, n);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write");
+    }
+    buf += put;
+    n -= static_cast<size_t>(put);
+  }
+  return Status::Ok();
+}
+
+// How messages name a tape file: "VSN V00001 file 3".
+std::string where(const std::string& vsn, uint64_t n) {
+  return fmt::format("VSN {} file {}", vsn, n);
+}
+
+Status with_context(const Status& s, std::string_view context) {
+  return Status(s.code(), fmt::format("{}: {}", context, s.message()));
+}
+
+// Reads the VOL label and checks it names `vsn`.
+Status check_volume(TapeDevice& tape, const std::string& vsn) {
+  auto vol = read_volume_label(tape);
+  if (!vol.ok()) {
+    if (vol.status().code() == Code::kIoError) return vol.status();
+    return Status::Mismatch(
+        fmt::format("wrong tape in {}: expected VSN {}, found no VOL label ({})", tape.name(), vsn,
+                    vol.status().message()));
+  }
+  if (vol->vsn != vsn) {
+    return Status::Mismatch(
+        fmt::format("wrong tape in {}: expected VSN {}, found VSN {}", tape.name(), vsn, vol->vsn));
+  }
+  return Status::Ok();
+}
+
+// The number of tape marks on the tape (so files 0 .. marks-1 end with one), leaving the tape at
+// end of data. st may not know the file number after a fast MTEOM: then count by spacing.
+Result<uint64_t> count_marks(TapeDevice& tape) {
+  if (TapeResult r = tape.position_to_end_of_data(); !r.ok()) return r.status;
+  StateResult st = tape.status();
+  if (st.ok() && st.state.file_number >= 0) return static_cast<uint64_t>(st.state.file_number);
+  if (TapeResult r = tape.rewind(); !r.ok()) return r.status;
+  uint64_t marks = 0;
+  while (tape.space_forward(1).ok()) ++marks;
+  return marks;
+}
+
+// One block read into a label-sized buffer: a label, or why it is not one.
+struct LabelRead {
+  BlockKind kind = BlockKind::kData;
+  std::optional<FileLabel> label;
+  std::string not_label;  // why the block is not a HDR/EOF label (kData only)
+  bool damaged = false;   // an 80-byte block that does not decode: not_label names the field
+
+  // Why this is not the `want` label that should be here: "HDR label: missing (a data block of
+  // 262144 bytes)", or the decoder's message, which names the label and the field.
+  std::string why_not(std::string_view want) const {
+    if (damaged) return not_label;
+    if (label) {
+      return fmt::format("{} label: missing (found a {} label)", want,
+                         label_kind_name(label->kind));
+    }
+    return fmt::format("{} label: missing (found {})", want, not_label);
+  }
+};
+
+Result<LabelRead> read_label_block(TapeDevice& tape) {
+  std::string buf(kLabelBuffer, '\0');
+  ReadResult r = tape.read_block(buf);
+  LabelRead out;
+  if (!r.ok()) {
+    if (r.err != ENOMEM) return r.status;
+    out.not_label = fmt::format("a data block of more than {} bytes", kLabelBuffer);
+    return out;
+  }
+  out.kind = r.kind;
+  if (r.kind != BlockKind::kData) return out;
+  auto label = FileLabel::decode(std::string_view(buf.data(), r.size));
+  if (label.ok()) {
+    out.label = *label;
+  } else {
+    out.damaged = r.size == kLabelSize;
+    out.not_label =
+        out.damaged ? label.status().message() : fmt::format("a data block of {} bytes", r.size);
+  }
+  return out;
+}
+
+// The last block of terminated file k (k >= 1, tape mark k+1 exists), read by spacing back
+// from the tape mark after it. kTapeMark when the file is empty.
+Result<LabelRead> last_block_of(TapeDevice& tape, uint64_t k) {
+  if (TapeResult r = tape.position_to_file(k + 1); !r.ok()) return r.status;
+  if (TapeResult r = tape.space_back(1); !r.ok()) return r.status;
+  if (TapeResult r = tape.space_back_blocks(1); !r.ok()) {
+    // A tape mark right before: the file is empty (st reports that as EIO too).
+    StateResult st = tape.status();
+    if (st.ok() && st.state.file_number >= 0 && static_cast<uint64_t>(st.state.file_number) == k) {
+      return r.status;  // still inside file k: a real failure
+    }
+    LabelRead empty;
+    empty.kind = BlockKind::kTapeMark;
+    return empty;
+  }
+  return read_label_block(tape);
+}
+
+// Checks the VOL label and finds where file n goes: the last complete file must be n-1, or n
+// holding this very copy (`hdr`, written by an earlier attempt whose report was lost: `*again`
+// is then set), and the tape is left at the start of file n.
+Status find_append_point(TapeDevice& tape, const std::string& vsn, uint64_t n, const FileLabel& hdr,
+                         bool* again) {
+  VVM_RETURN_IF_ERROR(check_volume(tape, vsn));
+  auto marks = count_marks(tape);
+  if (!marks.ok()) return with_context(marks.status(), fmt::format("VSN {}", vsn));
+  if (*marks == 0) {
+    return Status::Mismatch(fmt::format(
+        "VSN {}: file 0 has no tape mark after its VOL label (label the tape again)", vsn));
+  }
+  // Files 0 .. marks-1 end with a tape mark; blocks after the last mark are a partial file. The
+  // last terminated file is complete, or it is the partial one (st closed it with a tape mark)
+  // and the one before it is complete; anything else is damage, not an interrupted archive.
+  uint64_t last = 0;
+  std::optional<FileLabel> eof;
+  for (uint64_t k = *marks - 1; k >= 1 && k + 2 >= *marks; --k) {
+    auto b = last_block_of(tape, k);
+    if (!b.ok()) return with_context(b.status(), where(vsn, k));
+    if (b->kind == BlockKind::kData && b->label && b->label->kind == LabelKind::kEof) {
+      last = k;
+      eof = b->label;
+      break;
+    }
+    if (k + 2 == *marks) {
+      return Status::Mismatch(fmt::format(
+          "VSN {}: neither file {} nor file {} ends with an EOF label: the tape is damaged, not "
+          "appending to it",
+          vsn, k + 1, k));
+    }
+  }
+  if (eof && eof->file_number != last) {
+    return Status::Mismatch(
+        fmt::format("{}: EOF label field file number: expected {:010}, found {:010}",
+                    where(vsn, last), last, eof->file_number));
+  }
+  // The requester names n as the next file only while its records use none from n on. A
+  // complete file n with this same VV (class, serial, id, size, time finished) is this copy
+  // already written once, its report lost (the requester was killed before it came, or gave up
+  // on it): writing it again over itself loses nothing, while refusing would take a good tape
+  // out of service after every crash. Anything else there is not ours to overwrite.
+  *again = last == n && eof && eof->vv_class == hdr.vv_class && eof->vv_serial == hdr.vv_serial &&
+           eof->id == hdr.id && eof->size == hdr.size && eof->time_finished == hdr.time_finished;
+  if (last + 1 != n && !*again) {
+    return Status::Mismatch(fmt::format(
+        "VSN {}: the last complete file on the tape is {}, but the request expects to write "
+        "file {} (after file {})",
+        vsn, last, n, n - 1));
+  }
+  if (TapeResult r = tape.position_to_file(n); !r.ok()) {
+    return with_context(r.status, where(vsn, n));
+  }
+  return Status::Ok();
+}
+
+// After end of medium or a failed cache-file read: back to the start of file n, and a tape mark
+// there, so that the tape ends after file n-1 and the partial data is gone. Returns "" or what
+// failed, for the caller's message.
+std::string abandon(TapeDevice& tape, uint64_t n) {
+  if (TapeResult r = tape.position_to_file(n); !r.ok()) {
+    return fmt::format("; going back to the start of file {} failed: {}", n, r.status.message());
+  }
+  if (TapeResult r = tape.write_tape_marks(1, true); !r.ok()) {
+    return fmt::format("; cutting the partial file off failed: {}", r.status.message());
+  }
+  return {};
+}
+
+// The HDR label of file `n` holding `vv` (time written left to the caller).
+FileLabel hdr_label(const VvFields& vv, uint64_t n) {
+  FileLabel hdr;
+  hdr.kind = LabelKind::kHdr;
+  hdr.vv_class = vv.vv_class;
+  hdr.vv_serial = vv.vv_serial;
+  hdr.id = vv.id;
+  hdr.file_number = n;
+  hdr.size = vv.size;
+  hdr.time_finished = vv.time_finished;
+  return hdr;
+}
+
+}  // namespace
+
+uint64_t checksum_of(std::span<const char> data) { return XXH3_64bits(data.data(), data.size()); }
+
+// --- archive ---
+
+Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
+                            const std::string& cache_file, const Progress& progress) {
+  const uint64_t n = request.file_number;
+  if (n == 0) return Status::InvalidArgument("archive: file number 0 is the VOL label's");
+  if (request.block_size == 0 || request.block_size > kMaxWriteBlock) {
+    return Status::InvalidArgument(fmt::format("archive: block size {}: not between 1 and {}",
+                                               request.block_size, kMaxWriteBlock));
+  }
+  FileLabel hdr = hdr_label(request.vv, n);
+  hdr.time_written =
+      request.time_written ? request.time_written : static_cast<uint64_t>(std::time(nullptr));
+  FileLabel eof = hdr;
+  eof.kind = LabelKind::kEof;
+  auto hdr_bytes = hdr.encode();
+  if (!hdr_bytes.ok()) return with_context(hdr_bytes.status(), "archive: HDR label");
+  auto eof_bytes = eof.encode();
+  if (!eof_bytes.ok()) return with_context(eof_bytes.status(), "archive: EOF label");
+
+  Fd fd(::open(cache_file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::FromErrno(errno, cache_file);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, cache_file);
+  if (static_cast<uint64_t>(st.st_size) != request.vv.size) {
+    return Status::InvalidArgument(fmt::format("{}: {} bytes, but the request says the VV has {}",
+                                               cache_file, st.st_size, request.vv.size));
+  }
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  // The reader starts at once: while the tape positions, the first buffers fill.
+  Pipe pipe(request.buffers, request.block_size);
+  if (!pipe.ok()) return Status::Internal("archive: no memory for the copy buffers");
+  Status reader_status;
+  uint64_t checksum = 0;
+  std::thread reader([&] {
+    Hasher hash;
+    uint64_t left = request.vv.size;
+    while (left > 0) {
+      char* b = pipe.take();
+      if (!b) return;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(request.block_size, left));
+      auto got = read_full(fd.get(), b, want);
+      if (!got.ok() || *got != want) {
+        reader_status =
+            got.ok()
+                ? Status::IoError(fmt::format("{}: ended after {} bytes; the VV has {}", cache_file,
+                                              request.vv.size - left + *got, request.vv.size))
+                : with_context(got.status(), cache_file);
+        pipe.abort();
+        return;
+      }
+      hash.update(b, want);
+      pipe.put(b, want);
+      left -= want;
+    }
+    checksum = hash.digest();
+    pipe.finish();
+  });
+  Joiner joiner(pipe, reader);
+
+  bool again = false;
+  VVM_RETURN_IF_ERROR(find_append_point(tape, request.vsn, n, hdr, &again));
+
+  uint64_t written = 0, blocks = 0;
+  // Any write failure: ENOSPC means the VSN is full; the rest are the drive's.
+  auto failed = [&](const TapeResult& r, std::string_view what) -> Status {
+    joiner.join(/*abort=*/true);
+    if (r.err == ENOSPC) {
+      std::string cleanup = abandon(tape, n);
+      return Status::NoSpace(fmt::format(
+          "VSN {} is full: file {} (VV {}{}, {} bytes) did not fit: {} after {} data bytes "
+          "failed: {}{}",
+          request.vsn, n, hdr.vv_class, hdr.vv_serial, hdr.size, what, written, r.status.message(),
+          cleanup));
+    }
+    return with_context(r.status, fmt::format("{}: {}", where(request.vsn, n), what));
+  };
+
+  if (TapeResult r = tape.write_block(*hdr_bytes); !r.ok()) return failed(r, "writing the HDR");
+  char* b;
+  size_t len;
+  while (pipe.get(&b, &len)) {
+    TapeResult r = tape.write_block(std::span<const char>(b, len));
+    pipe.give(b);
+    if (!r.ok()) return failed(r, "writing a data block");
+    written += len;
+    ++blocks;
+    if (progress) progress(written);
+  }
+  joiner.join();
+  if (!reader_status.ok()) {
+    std::string cleanup = abandon(tape, n);
+    return Status(reader_status.code(),
+                  fmt::format("{}: {}{}", where(request.vsn, n), reader_status.message(), cleanup));
+  }
+  if (written != request.vv.size) {
+    return Status::Internal(
+        fmt::format("{}: wrote {} bytes of {}", where(request.vsn, n), written, request.vv.size));
+  }
+  if (TapeResult r = tape.write_block(*eof_bytes); !r.ok()) return failed(r, "writing the EOF");
+  if (TapeResult r = tape.write_tape_marks(1, true); !r.ok()) {
+    return failed(r, "writing the tape mark");
+  }
+  return ArchiveDone{request.vsn, n, written, checksum, hdr.time_written, blocks, again};
+}
+
+// --- reading ---
+
+Result<FileContents> read_file(TapeDevice& tape, const std::string& vsn_or_empty, uint64_t n,
+                               const Sink& sink, const FileLabel* expected, unsigned fields,
+                               size_t max_block_size, size_t buffers, const Progress& progress) {
+  const std::string vsn = vsn_or_empty.empty() ? tape.name() : vsn_or_empty;
+  const std::string at = where(vsn, n);
+  if (n == 0) return Status::InvalidArgument(fmt::format("{}: file 0 is the VOL label's", at));
+  if (TapeResult r = tape.position_to_file(n); !r.ok()) {
+    StateResult st = tape.status();
+    if (st.ok() && st.state.eod) {
+      return Status::Mismatch(fmt::format("{}: no such file (the last file on the tape is {})", at,
+                                          st.state.file_number - 1));
+    }
+    return with_context(r.status, at);
+  }
+  auto first = read_label_block(tape);
+  if (!first.ok()) return with_context(first.status(), at);
+  if (first->kind == BlockKind::kTapeMark) {
+    return Status::Mismatch(fmt::format("{}: empty (a tape mark where the HDR should be)", at));
+  }
+  if (first->kind == BlockKind::kEndOfData) {
+    return Status::Mismatch(fmt::format("{}: no such file (end of data)", at));
+  }
+  if (!first->label || first->label->kind != LabelKind::kHdr) {
+    return Status::Mismatch(fmt::format("{}: {}", at, first->why_not("HDR")));
+  }
+  FileContents out;
+  out.hdr = *first->label;
+  if (out.hdr.file_number != n) {
+    return Status::Mismatch(
+        fmt::format("{}: HDR label field file number: expected {:010}, found "
+                    "{:010}",
+                    at, n, out.hdr.file_number));
+  }
+  if (expected) {
+    if (Status s = check_label(*expected, out.hdr, fields); !s.ok()) {
+      return Status::Mismatch(fmt::format("{}: HDR label: {}", at, s.message()));
+    }
+  }
+
+  Pipe pipe(buffers, max_block_size);
+  if (!pipe.ok()) return Status::Internal("read: no memory for the copy buffers");
+  Status writer_status;
+  uint64_t checksum = 0;
+  std::thread writer([&] {
+    Hasher hash;
+    char* b;
+    size_t len;
+    while (pipe.get(&b, &len)) {
+      hash.update(b, len);
+      Status s = sink ? sink(std::span<const char>(b, len)) : Status::Ok();
+      pipe.give(b);
+      if (!s.ok()) {
+        writer_status = s;
+        pipe.abort();
+        return;
+      }
+    }
+    checksum = hash.digest();
+  });
+  Joiner joiner(pipe, writer);
+
+  uint64_t left = out.hdr.size;
+  while (left > 0) {
+    char* b = pipe.take();
+    if (!b) break;  // the sink failed
+    ReadResult r = tape.read_block(std::span<char>(b, pipe.buffer_size()));
+    const uint64_t done = out.hdr.size - left;
+    if (!r.ok()) {
+      pipe.give(b);
+      if (r.err == ENOMEM) {
+        return Status::Mismatch(fmt::format("{}: a data block larger than {} bytes, after {} bytes",
+                                            at, pipe.buffer_size(), done));
+      }
+      return with_context(r.status, fmt::format("{}: after {} data bytes", at, done));
+    }
+    if (r.kind != BlockKind::kData) {
+      pipe.give(b);
+      return Status::Mismatch(
+          fmt::format("{}: field size: expected {:016X}, found {:016X} (a {} "
+                      "ends the data)",
+                      at, out.hdr.size, done,
+                      r.kind == BlockKind::kTapeMark ? "tape mark" : "the end of data"));
+    }
+    if (r.size > left) {
+      bool label = r.size == kLabelSize && FileLabel::decode(std::string_view(b, r.size)).ok();
+      pipe.give(b);
+      if (label) {
+        return Status::Mismatch(
+            fmt::format("{}: field size: expected {:016X}, found {:016X} (a label ends the data)",
+                        at, out.hdr.size, done));
+      }
+      return Status::Mismatch(
+          fmt::format("{}: field size: expected {:016X}, found more (a block "
+                      "of {} bytes after {})",
+                      at, out.hdr.size, r.size, done));
+    }
+    pipe.put(b, r.size);
+    left -= r.size;
+    if (progress) progress(out.hdr.size - left);
+  }
+  pipe.finish();
+  joiner.join();
+  if (!writer_status.ok()) return with_context(writer_status, at);
+  out.bytes = out.hdr.size;
+  out.checksum = checksum;
+
+  auto last = read_label_block(tape);
+  if (!last.ok()) return with_context(last.status(), fmt::format("{}: EOF label", at));
+  if (last->kind != BlockKind::kData) {
+    return Status::Mismatch(
+        fmt::format("{}: EOF label: missing (a {} after the data)", at,
+                    last->kind == BlockKind::kTapeMark ? "tape mark" : "end of data"));
+  }
+  if (!last->label || last->label->kind != LabelKind::kEof) {
+    // More data where the EOF should be: the HDR's size is smaller than what was written.
+    return Status::Mismatch(fmt::format("{}: {}", at, last->why_not("EOF")));
+  }
+  out.eof = *last->label;
+  if (Status s = check_eof(out.hdr, out.eof); !s.ok()) {
+    return Status::Mismatch(fmt::format("{}: EOF label: {}", at, s.message()));
+  }
+  auto mark = read_label_block(tape);
+  if (!mark.ok()) return with_context(mark.status(), fmt::format("{}: after the EOF label", at));
+  if (mark->kind != BlockKind::kTapeMark) {
+    return Status::Mismatch(fmt::format("{}: no tape mark after the EOF label", at));
+  }
+  return out;
+}
+
+// --- stage ---
+
+Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std::string& cache_dir,
+                        const std::string& final_path, const Progress& progress) {
+  const uint64_t n = request.file_number;
+  const std::string at = where(request.vsn, n);
+  if (n == 0) return Status::InvalidArgument("stage: file number 0 is the VOL label's");
+  VVM_RETURN_IF_ERROR(check_volume(tape, request.vsn));
+
+  const FileLabel expected = hdr_label(request.vv, n);
+
+  std::string name = final_path.substr(final_path.find_last_of('/') + 1);
+  std::string temp = fmt::format("{}/.stage.{}.XXXXXX", cache_dir, name);
+  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  if (fd.get() < 0) return Status::FromErrno(errno, temp);
+  struct Remove {
+    std::string path;
+    bool keep = false;
+    ~Remove() {
+      if (!keep) ::unlink(path.c_str());
+    }
+  } remove{temp};
+
+  auto contents = read_file(
+      tape, request.vsn, n,
+      [&](std::span<const char> data) {
+        Status s = write_full(fd.get(), data.data(), data.size());
+        return s.ok() ? s : with_context(s, temp);
+      },
+      &expected, kAllFields & ~kFieldTimeWritten, request.max_block_size, request.buffers,
+      progress);
+  if (!contents.ok()) return contents.status();
+  if (contents->checksum != request.checksum) {
+    return Status::Mismatch(fmt::format("{}: field checksum: expected {}, found {}", at,
+                                        hex16(request.checksum), hex16(contents->checksum)));
+  }
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, temp);
+  if (::close(fd.release()) != 0) return Status::FromErrno(errno, temp);
+  if (::rename(temp.c_str(), final_path.c_str()) != 0) {
+    return Status::FromErrno(errno, fmt::format("rename {} to {}", temp, final_path));
+  }
+  remove.keep = true;
+  // The rename is durable once the folder is.
+  std::string dir = final_path.find('/') == std::string::npos
+                        ? "."
+                        : final_path.substr(0, std::max<size_t>(final_path.find_last_of('/'), 1));
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return Status::FromErrno(errno, dir);
+  return StageDone{contents->bytes, contents->checksum};
+}
+
+// --- labels only ---
+
+Result<std::vector<FileSummary>> list_files(TapeDevice& tape) {
+  auto vol = read_volume_label(tape);
+  if (!vol.ok()) return vol.status();
+  auto marks = count_marks(tape);
+  if (!marks.ok()) return marks.status();
+  // Blocks after the last tape mark: a file st never closed (the writer was killed).
+  bool open_tail = false;
+  if (*marks > 0) {
+    if (TapeResult r = tape.position_to_file(*marks); !r.ok()) return r.status;
+    auto b = read_label_block(tape);
+    if (!b.ok()) return b.status();
+    open_tail = b->kind == BlockKind::kData;
+  }
+  const uint64_t files = *marks + (open_tail ? 1 : 0);
+  std::vector<FileSummary> out;
+  for (uint64_t k = 1; k < files; ++k) {
+    FileSummary f;
+    f.number = k;
+    if (TapeResult r = tape.position_to_file(k); !r.ok()) return r.status;
+    auto first = read_label_block(tape);
+    if (!first.ok()) return with_context(first.status(), fmt::format("file {}", k));
+    if (first->kind != BlockKind::kData) {
+      f.empty = true;
+      if (k + 1 != files) f.problems.push_back("empty: a tape mark only");
+      out.push_back(std::move(f));
+      continue;
+    }
+    if (!first->label || first->label->kind != LabelKind::kHdr) {
+      f.problems.push_back(first->why_not("HDR"));
+    } else {
+      f.hdr = first->label;
+      if (f.hdr->file_number != k) {
+        f.problems.push_back(fmt::format(
+            "HDR label field file number: expected {:010}, found {:010}", k, f.hdr->file_number));
+      }
+    }
+    Result<LabelRead> last = LabelRead{};
+    if (k < *marks) {
+      last = last_block_of(tape, k);
+    } else {
+      // The open tail: its last block is the last before end of data.
+      TapeResult r = tape.position_to_end_of_data();
+      if (r.ok()) r = tape.space_back_blocks(1);
+      last = r.ok() ? read_label_block(tape) : Result<LabelRead>(r.status);
+    }
+    if (!last.ok()) return with_context(last.status(), fmt::format("file {}", k));
+    if (last->kind == BlockKind::kData && last->label && last->label->kind == LabelKind::kEof) {
+      f.eof = last->label;
+      if (f.hdr) {
+        if (Status s = check_eof(*f.hdr, *f.eof); !s.ok()) {
+          f.problems.push_back(fmt::format("EOF label disagrees with the HDR: {}", s.message()));
+        }
+      } else if (f.eof->file_number != k) {
+        f.problems.push_back(fmt::format(
+            "EOF label field file number: expected {:010}, found {:010}", k, f.eof->file_number));
+      }
+    } else {
+      f.partial = true;
+      if (last->damaged) f.problems.push_back(last->not_label);
+      if (k + 1 != files) f.problems.push_back("no EOF label, and more files follow");
+    }
+    if (k >= *marks) f.problems.push_back("no tape mark at the end");
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace vvm::tape

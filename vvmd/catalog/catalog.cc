@@ -1,0 +1,483 @@
+// catalog.cc: vvmd's VV catalogue; see catalog.h.
+#include "catalog/catalog.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "common/log.h"
+
+namespace vvm::vvmd {
+
+namespace {
+
+// The record's owner and group fields are 16 characters wide (db/schemas.cc).
+constexpr size_t kMaxIdentity = 16;
+// The size field is 16 decimal digits wide.
+constexpr uint64_t kMaxSize = 9'999'999'999'999'999ull;
+
+bool is_unix(const rpc::Peer& peer) { return peer.kind == Endpoint::Kind::kUnix; }
+
+bool privileged(const rpc::Peer& peer, uid_t daemon_uid) {
+  return is_unix(peer) && (peer.uid == 0 || peer.uid == daemon_uid);
+}
+
+// Whether user `uid` is in group `gid`, as its primary group or a supplementary one.
+bool in_group(uid_t uid, gid_t primary, gid_t gid) {
+  if (gid == primary) return true;
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) return false;
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  if (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) {
+    groups.resize(static_cast<size_t>(n));
+    if (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) return false;
+  }
+  groups.resize(static_cast<size_t>(n));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
+Status check_identity(std::string_view what, const std::string& name) {
+  if (name.size() > kMaxIdentity) {
+    return Status::InvalidArgument(fmt::format(
+        "{} '{}' is longer than the {} characters a VV record holds", what, name, kMaxIdentity));
+  }
+  return Status::Ok();
+}
+
+// "2 copies (L00001 file 3, M00002 file 7)"
+std::string describe_copies(const db::VvRecord& r) {
+  std::string where;
+  int n = 0;
+  for (const auto& c : r.copies) {
+    if (c.vsn.empty()) continue;
+    where += fmt::format("{}{} file {}", n ? ", " : "", c.vsn, c.file);
+    ++n;
+  }
+  return fmt::format("{} cop{} ({})", n, n == 1 ? "y" : "ies", where);
+}
+
+int count_copies(const db::VvRecord& r) {
+  return static_cast<int>(std::count_if(r.copies.begin(), r.copies.end(),
+                                        [](const auto& c) { return !c.vsn.empty(); }));
+}
+
+}  // namespace
+
+Result<rpc::VvInfo> to_info(const db::VvRecord& r) {
+  auto state = rpc::parse_vv_state(r.state);
+  auto cache = rpc::parse_cache_state(r.cache);
+  auto perms = parse_perms(r.perms);
+  if (!state || !cache || !perms.ok()) {
+    return Status::Internal(
+        fmt::format("VV {}: the record holds state '{}', cache '{}', perms "
+                    "'{}', which vvmd does not know",
+                    r.name, r.state, r.cache, r.perms));
+  }
+  rpc::VvInfo v;
+  v.name = r.name;
+  v.vv_class = r.vv_class;
+  v.serial = r.serial;
+  v.client_id = r.client_id;
+  v.owner = r.owner;
+  v.group = r.group;
+  v.perms = *perms;
+  v.size = r.size;
+  v.state = *state;
+  v.cache = *cache;
+  v.created = r.created;
+  v.finished = r.finished;
+  v.accessed = r.accessed;
+  v.checksum = r.checksum;
+  static_assert(db::kMaxCopies == rpc::kMaxVvCopies);
+  for (size_t i = 0; i < r.copies.size(); ++i) v.copies[i] = {r.copies[i].vsn, r.copies[i].file};
+  return v;
+}
+
+Catalog::Options Catalog::options_from(const Config& config) {
+  Options o;
+  o.cache_dir = config.cache_dir;
+  for (const auto& [letter, cls] : config.classes) o.classes.insert(letter);
+  o.daemon_uid = ::getuid();
+  return o;
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.cache_dir, ec);
+  if (ec) {
+    return Status::IoError(
+        fmt::format("cache folder {}: cannot create: {}", options.cache_dir, ec.message()));
+  }
+  std::unique_ptr<Catalog> c(new Catalog(db, std::move(options)));
+  Status bad;
+  uint64_t count = 0;
+  VVM_RETURN_IF_ERROR(db->scan(db::TableId::kVv, [&](uint64_t, const db::Values& v) {
+    auto r = db::VvRecord::from_values(v);
+    if (!r.ok()) {
+      if (bad.ok()) bad = r.status();
+      return;
+    }
+    if (!r->vv_class.empty()) c->serials_.observe(r->vv_class[0], r->serial);
+    ++count;
+  }));
+  VVM_RETURN_IF_ERROR(bad);
+  // The counters hold each class's highest serial ever handed out, so that the serial of a
+  // removed VV (whose tape files keep it in their labels) never comes back.
+  for (char cls : c->options_.classes) {
+    auto highest = db->counter(serial_counter(cls));
+    if (!highest.ok()) return highest.status();
+    c->serials_.observe(cls, *highest);
+  }
+  std::string highest;
+  for (char cls : c->options_.classes) {
+    highest += fmt::format(" {}{}", cls, c->serials_.highest(cls));
+  }
+  log::info("VV catalogue: {} VV(s) in the database; highest serials:{}", count, highest);
+  return c;
+}
+
+uint64_t Catalog::now() const {
+  if (options_.now) return options_.now();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+Result<std::pair<uint64_t, db::VvRecord>> Catalog::lookup(const std::string& name) {
+  auto parsed = parse_vv_name(name);
+  if (!parsed.ok()) return parsed.status();
+  db::Values values;
+  auto slot = db_->lookup_into(db::TableId::kVv, "name", db::KeyBuilder().text(name), &values);
+  if (!slot.ok()) {
+    if (slot.status().code() == Code::kNotFound) {
+      return Status::NotFound(fmt::format("no VV {}", name));
+    }
+    return slot.status();
+  }
+  auto r = db::VvRecord::from_values(values);
+  if (!r.ok()) return r.status();
+  return std::make_pair(*slot, std::move(*r));
+}
+
+Status Catalog::may_change(const rpc::Peer& peer, const db::VvRecord& vv,
+                           std::string_view action) const {
+  if (!is_unix(peer)) {
+    return Status::PermissionDenied(
+        fmt::format("cannot {} VV {} (owner {}) for a TCP peer ({}): over TCP vvmd cannot tell "
+                    "who you are; use vvmd's Unix socket",
+                    action, vv.name, vv.owner, peer.address));
+  }
+  if (privileged(peer, options_.daemon_uid) || user_name(peer.uid) == vv.owner) {
+    return Status::Ok();
+  }
+  return Status::PermissionDenied(
+      fmt::format("{} may not {} VV {}: it belongs to {} (only its owner, root or vvmd's user may)",
+                  user_name(peer.uid), action, vv.name, vv.owner));
+}
+
+Status Catalog::sync_cache_dir() {
+  int dir = ::open(options_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return Status::FromErrno(errno, "cache folder " + options_.cache_dir);
+  // The folder's entry makes the file findable after a crash, so it is synced like the file.
+  int rc = ::fsync(dir);
+  int err = errno;
+  ::close(dir);
+  if (rc != 0) return Status::FromErrno(err, "fsync of cache folder " + options_.cache_dir);
+  return Status::Ok();
+}
+
+Status Catalog::make_cache_file(const std::string& name, uint64_t size) {
+  const std::string path = cache_path(name);
+  // Only vvm's own processes touch cache files: who may use a VV is the record's business.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    // No record names this serial (it is past the highest one in the table): the file is left
+    // from a create that crashed before its commit, and holds nothing anyone was promised.
+    log::warning("{}: removing a cache file that no record names (a create cut short)", path);
+    if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "cannot remove " + path);
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return Status::FromErrno(errno, "cannot create cache file " + path);
+  Status s;
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    s = Status::FromErrno(errno, fmt::format("cannot size cache file {} to {} bytes", path, size));
+  } else if (::fsync(fd) != 0) {
+    s = Status::FromErrno(errno, "fsync of cache file " + path);
+  }
+  ::close(fd);
+  if (s.ok()) s = sync_cache_dir();
+  if (!s.ok()) ::unlink(path.c_str());
+  return s;
+}
+
+Result<rpc::VvInfo> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& req) {
+  const std::string& cls = req.vv_class;
+  if (cls.size() != 1 || !options_.classes.contains(cls[0])) {
+    std::string known;
+    for (char c : options_.classes) known += fmt::format("{}{}", known.empty() ? "" : ", ", c);
+    return Status::InvalidArgument(
+        fmt::format("no storage class '{}' (classes: {})", cls, known.empty() ? "none" : known));
+  }
+  if (req.size == 0) return Status::InvalidArgument("a VV's size must be more than 0 bytes");
+  if (req.size > kMaxSize) {
+    return Status::InvalidArgument(
+        fmt::format("size {} bytes is more than a VV may have ({} bytes)", req.size, kMaxSize));
+  }
+  auto perms = parse_perms(req.perms);
+  if (!perms.ok()) return perms.status();
+
+  // Owner and group: the requester's unless named; only root and vvmd's user give VVs away.
+  db::VvRecord r;
+  const bool trusted = privileged(peer, options_.daemon_uid) || !is_unix(peer);
+  if (!is_unix(peer) && (req.owner.empty() || req.group.empty())) {
+    return Status::InvalidArgument(fmt::format(
+        "a create over TCP ({}) must name the owner and the group: vvmd cannot tell who you are",
+        peer.address));
+  }
+  if (req.owner.empty()) {
+    r.owner = user_name(peer.uid);
+  } else {
+    auto uid = resolve_user(req.owner);
+    if (!uid.ok()) return uid.status();
+    if (!trusted && *uid != peer.uid) {
+      return Status::PermissionDenied(
+          fmt::format("{} may not create a VV owned by {} (only root or vvmd's user may)",
+                      user_name(peer.uid), req.owner));
+    }
+    r.owner = user_name(*uid);
+  }
+  if (req.group.empty()) {
+    r.group = group_name(peer.gid);
+  } else {
+    auto gid = resolve_group(req.group);
+    if (!gid.ok()) return gid.status();
+    if (!trusted && !in_group(peer.uid, peer.gid, *gid)) {
+      return Status::PermissionDenied(fmt::format(
+          "{} may not create a VV of group {}: not a member", user_name(peer.uid), req.group));
+    }
+    r.group = group_name(*gid);
+  }
+  VVM_RETURN_IF_ERROR(check_identity("owner", r.owner));
+  VVM_RETURN_IF_ERROR(check_identity("group", r.group));
+
+  auto serial = serials_.next(cls[0]);
+  if (!serial.ok()) return serial.status();
+  r.name = format_vv_name(cls[0], *serial);
+  r.vv_class = cls;
+  r.serial = *serial;
+  r.client_id = req.client_id;
+  r.perms = format_perms(*perms);
+  r.size = req.size;
+  r.state = "hot";
+  r.cache = "cached";
+  r.created = r.accessed = now();
+  auto info = to_info(r);
+  if (!info.ok()) return info.status();
+
+  VVM_RETURN_IF_ERROR(make_cache_file(r.name, r.size));
+  db::Transaction txn;
+  txn.insert(db::TableId::kVv, r.to_values());
+  Status counted = db_->set_counter(txn, serial_counter(cls[0]), *serial);
+  if (!counted.ok()) {
+    ::unlink(cache_path(r.name).c_str());
+    return counted;
+  }
+  if (auto committed = db_->commit(txn); !committed.ok()) {
+    ::unlink(cache_path(r.name).c_str());
+    log::error("create {} failed: {}", r.name, committed.status().message());
+    return committed.status();
+  }
+  log::info("created VV {} (class {}, {} bytes, {}:{} {}, id {}) for {}", r.name, r.vv_class,
+            r.size, r.owner, r.group, r.perms, r.client_id, peer.to_string());
+  return info;
+}
+
+Result<rpc::VvInfo> Catalog::show(const std::string& name) {
+  auto found = lookup(name);
+  if (!found.ok()) return found.status();
+  return to_info(found->second);
+}
+
+Result<rpc::VvListReply> Catalog::list(const rpc::VvListRequest& req) {
+  if (req.vv_class.size() > 1) {
+    return Status::InvalidArgument(
+        fmt::format("no storage class '{}': a class is one letter or digit", req.vv_class));
+  }
+  const uint32_t limit = req.limit == 0 ? kMaxPage : std::min(req.limit, kMaxPage);
+  const VvFilter filter{req.state, req.vv_class, req.client_id};
+  std::vector<db::VvRecord> found;
+  Status bad;
+  auto take = [&](uint64_t, const db::Values& v) {
+    auto r = db::VvRecord::from_values(v);
+    if (!r.ok()) {
+      bad = r.status();
+      return false;
+    }
+    if (filter.matches(*r) && r->name > req.after) found.push_back(std::move(*r));
+    return true;
+  };
+  if (req.client_id) {
+    // The id index holds each id's VVs together (in slot order): gather them, then order by name.
+    const db::KeyRange id = db::number_prefix(*req.client_id);
+    VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVv, "id", id.lo, id.hi, take));
+    std::sort(found.begin(), found.end(),
+              [](const auto& a, const auto& b) { return a.name < b.name; });
+  } else {
+    // Names are keyed in name order; one class is the range of names that start with its letter.
+    auto [lo, hi] = db::text_prefix(req.vv_class);
+    if (!req.after.empty()) lo = std::max(lo, db::past_text(req.after));
+    auto bounded = [&](uint64_t slot, const db::Values& v) {
+      return take(slot, v) && found.size() <= limit;  // one past the page says there is more
+    };
+    if (lo < hi) VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVv, "name", lo, hi, bounded));
+  }
+  VVM_RETURN_IF_ERROR(bad);
+  rpc::VvListReply reply;
+  reply.more = found.size() > limit;
+  if (reply.more) found.resize(limit);
+  reply.vvs.reserve(found.size());
+  for (const auto& r : found) {
+    auto info = to_info(r);
+    if (!info.ok()) return info.status();
+    reply.vvs.push_back(std::move(*info));
+  }
+  return reply;
+}
+
+Status Catalog::commit_finish(uint64_t slot, db::VvRecord& r) {
+  r.state = "finished";
+  r.finished = now();
+  db::Transaction txn;
+  txn.update(db::TableId::kVv, slot, r.to_values());
+  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  if (on_finished_) on_finished_(r);
+  return Status::Ok();
+}
+
+Result<rpc::VvInfo> Catalog::finish(const rpc::Peer& peer, const std::string& name) {
+  auto found = lookup(name);
+  if (!found.ok()) return found.status();
+  auto& [slot, r] = *found;
+  VVM_RETURN_IF_ERROR(may_change(peer, r, "finish"));
+  if (r.state != "hot") {
+    return Status::InvalidArgument(
+        fmt::format("VV {} is already {}: only a hot VV can be finished", r.name, r.state));
+  }
+  // A writer still attached could change what goes to tape after the copy is taken.
+  if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, true));
+  VVM_RETURN_IF_ERROR(commit_finish(slot, r));
+  log::info("finished VV {} for {}", r.name, peer.to_string());
+  return to_info(r);
+}
+
+size_t Catalog::finish_idle(uint64_t idle_before) {
+  std::vector<std::pair<uint64_t, db::VvRecord>> idle;
+  const db::KeyRange hot = db::every_text_key();  // the hot index: class, then client id
+  Status s = db_->scan_vv("hot", hot.lo, hot.hi, [&](uint64_t slot, const db::VvRecord& r) {
+    if (r.accessed < idle_before) idle.emplace_back(slot, r);
+    return true;
+  });
+  if (!s.ok()) {
+    log::error("idle finish: cannot read the hot VVs: {}", s.message());
+    return 0;
+  }
+  size_t done = 0;
+  for (auto& [slot, r] : idle) {
+    if (in_use_ && !in_use_(r.name, true).ok()) continue;  // a writer is attached: not idle
+    const uint64_t last = r.accessed;
+    if (Status c = commit_finish(slot, r); !c.ok()) {
+      log::error("idle finish of VV {}: {}", r.name, c.message());
+      continue;
+    }
+    log::info("finished VV {}: idle since {} (idle-finish)", r.name, last);
+    ++done;
+  }
+  return done;
+}
+
+Result<rpc::VvInfo> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& req) {
+  auto found = lookup(req.name);
+  if (!found.ok()) return found.status();
+  auto& [slot, r] = *found;
+  VVM_RETURN_IF_ERROR(may_change(peer, r, "remove"));
+  if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, false));
+  const int copies = count_copies(r);
+  if (copies > 0 && !req.force) {
+    return Status::InvalidArgument(
+        fmt::format("VV {} has {} on tape: rm --force removes its record and cache file, and "
+                    "leaves the tape files",
+                    r.name, describe_copies(r)));
+  }
+  auto info = to_info(r);
+  if (!info.ok()) return info.status();
+  db::Transaction txn;
+  txn.erase(db::TableId::kVv, slot);
+  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  // After the commit: a crash in between leaves a file no record names, not a record without
+  // its file.
+  const std::string path = cache_path(r.name);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    log::warning("removed VV {}, but not its cache file: {}", r.name,
+                 Status::FromErrno(errno, path).message());
+  } else if (Status s = sync_cache_dir(); !s.ok()) {
+    log::warning("removed VV {}: {}", r.name, s.message());
+  }
+  log::info("removed VV {} ({}, {} bytes, {}{}) for {}", r.name, r.state, r.size, r.cache,
+            copies ? ", leaving " + describe_copies(r) + " on tape" : "", peer.to_string());
+  return info;
+}
+
+Result<rpc::VvInfo> Catalog::record_access(const std::string& name) {
+  auto found = lookup(name);
+  if (!found.ok()) return found.status();
+  auto& [slot, r] = *found;
+  r.accessed = now();
+  auto info = to_info(r);
+  if (!info.ok()) return info.status();
+  db::Transaction txn;
+  txn.update(db::TableId::kVv, slot, r.to_values());
+  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  return info;
+}
+
+void Catalog::serve(rpc::Server& server) {
+  auto vv_reply = [](rpc::Op op, Result<rpc::VvInfo> r) -> Result<rpc::ReplyBody> {
+    if (!r.ok()) return r.status();
+    return rpc::ReplyBody(rpc::VvReply{op, std::move(*r)});
+  };
+  server.handle(
+      rpc::Op::kVvCreate, [this, vv_reply](const rpc::Peer& peer, const rpc::RequestBody& body) {
+        return vv_reply(rpc::Op::kVvCreate, create(peer, std::get<rpc::VvCreateRequest>(body)));
+      });
+  server.handle(rpc::Op::kVvShow, [this, vv_reply](const rpc::Peer&, const rpc::RequestBody& body) {
+    return vv_reply(rpc::Op::kVvShow, show(std::get<rpc::VvShowRequest>(body).name));
+  });
+  server.handle(rpc::Op::kVvFinish, [this, vv_reply](const rpc::Peer& peer,
+                                                     const rpc::RequestBody& body) {
+    return vv_reply(rpc::Op::kVvFinish, finish(peer, std::get<rpc::VvFinishRequest>(body).name));
+  });
+  server.handle(
+      rpc::Op::kVvRemove, [this, vv_reply](const rpc::Peer& peer, const rpc::RequestBody& body) {
+        return vv_reply(rpc::Op::kVvRemove, remove(peer, std::get<rpc::VvRemoveRequest>(body)));
+      });
+  server.handle(rpc::Op::kVvList,
+                [this](const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
+                  auto r = list(std::get<rpc::VvListRequest>(body));
+                  if (!r.ok()) return r.status();
+                  return rpc::ReplyBody(std::move(*r));
+                });
+}
+
+}  // namespace vvm::vvmd

@@ -1,0 +1,107 @@
+// catalog.h: vvmd's VV catalogue: create, show, list, finish and remove virtual volumes, each a
+// record in the database's VV table and a sparse file in the cache folder (DESIGN.md, "VV
+// lifecycle").
+//
+// Create makes the cache file first (sized with ftruncate, the file and its folder fsynced) and
+// commits the record second, so a record never names a missing file; a crash between the two
+// leaves a file no record names, which the next create of that serial replaces. Remove goes the
+// other way (record first, then the file) for the same reason. Finish moves a hot VV to finished
+// and hands it to the scheduler (scheduler.h), which archives it.
+//
+// Who may do what (DESIGN.md, "Permissions"): anyone vvmd serves may create, show and list.
+// Finish and remove are for the VV's owner (the peer's uid's name), root and vvmd's own uid. A
+// TCP peer has no uid: it may create (vvmd's allow-host trusts the host) when it names the owner
+// and group, and may not finish or remove until TCP peers have an identity (TLS-PSK).
+//
+// The handlers run one at a time on the server's thread, so a look-up and the commit that follows
+// it see no other writer in between; each commit costs one fdatasync of the journal.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "catalog/vv_names.h"
+#include "common/config.h"
+#include "db/database.h"
+#include "proto/messages.h"
+#include "proto/server.h"
+
+namespace vvm::vvmd {
+
+class Catalog {
+ public:
+  // The most VVs one VV_LIST reply carries: ~250 bytes each on the wire at the record's widest,
+  // so a page stays well under the 1 MiB message limit (rpc_test checks it).
+  static constexpr uint32_t kMaxPage = 1000;
+
+  struct Options {
+    std::string cache_dir;          // created if missing
+    std::set<char> classes;         // the configured storage classes
+    uid_t daemon_uid = 0;           // may finish and remove any VV, as root may
+    std::function<uint64_t()> now;  // unix seconds; the system clock when empty
+  };
+  // Scans the VV table once for the highest serial of each class.
+  static Result<std::unique_ptr<Catalog>> open(db::Database* db, Options options);
+  static Options options_from(const Config& config);
+
+  Result<rpc::VvInfo> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
+  Result<rpc::VvInfo> show(const std::string& name);
+  Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
+  Result<rpc::VvInfo> finish(const rpc::Peer& peer, const std::string& name);
+  Result<rpc::VvInfo> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
+  // Sets the VV's last access to now (one commit): an NBD connection used it (vv_opens.h).
+  Result<rpc::VvInfo> record_access(const std::string& name);
+
+  // Called after each finish is committed, with the finished record (the scheduler queues its
+  // copies).
+  void on_finished(std::function<void(const db::VvRecord&)> hook) {
+    on_finished_ = std::move(hook);
+  }
+  // Asked before a finish (`for_write`: is it open for writing?) and a remove (is it open at
+  // all?): Busy naming who has it open, else Ok. Without it nothing is in use.
+  void in_use_check(std::function<Status(const std::string& vv, bool for_write)> check) {
+    in_use_ = std::move(check);
+  }
+  // Finishes the hot VVs that nobody has open for writing and nobody has used since
+  // `idle_before` (unix seconds): vvm.conf's idle-finish. Returns how many.
+  size_t finish_idle(uint64_t idle_before);
+
+  // Registers the five operations' handlers; the catalogue must outlive the server's run.
+  void serve(rpc::Server& server);
+
+  std::string cache_path(const std::string& name) const { return options_.cache_dir + "/" + name; }
+  const std::string& cache_dir() const { return options_.cache_dir; }
+
+  // Public for the cache manager (cache_manager.h), which evicts by the same rules and means.
+  // The record of VV `name` and its slot; InvalidArgument for a bad name, NotFound naming it.
+  Result<std::pair<uint64_t, db::VvRecord>> lookup(const std::string& name);
+  // Ok when `peer` may change `vv` (finish, remove, evict: `action`), else PermissionDenied.
+  Status may_change(const rpc::Peer& peer, const db::VvRecord& vv, std::string_view action) const;
+  // fsyncs the cache folder, so that a file's creation or removal is durable.
+  Status sync_cache_dir();
+
+ private:
+  Catalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
+  // The sparse cache file for a new VV, durable before its record is committed.
+  Status make_cache_file(const std::string& name, uint64_t size);
+  uint64_t now() const;
+
+  db::Database* db_;
+  Options options_;
+  SerialAllocator serials_;
+  std::function<void(const db::VvRecord&)> on_finished_;
+  std::function<Status(const std::string&, bool)> in_use_;
+  // The commit of a finish, shared by finish() and finish_idle().
+  Status commit_finish(uint64_t slot, db::VvRecord& r);
+};
+
+// The wire form of a record (perms as bits, states as enums); Internal for a record whose state
+// words the protocol does not know.
+Result<rpc::VvInfo> to_info(const db::VvRecord& r);
+
+}  // namespace vvm::vvmd

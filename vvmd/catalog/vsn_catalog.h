@@ -1,0 +1,88 @@
+// vsn_catalog.h: vvmd's VSN catalogue: add tape volumes (VSNs) to the database's VSN table and
+// list them (DESIGN.md, "Tape" and "Database").
+//
+// Add checks the VSN's name against the VOL label's rules (tape/label.h), that its media type is
+// configured, that its class (if given) is configured and lists the media, and that no record
+// has the name. Then, for an emulated library ([library] kind = emulated), the tape comes first
+// and the record second, as catalog.cc does with cache files, so that a record never names a
+// missing tape:
+//   - no image LIBRARY/VSN.tap: it is made (tape/library.h: TapeLibrary::create), with the
+//     media's capacity in its sidecar and a VOL label for the VSN and the media, the image, the
+//     sidecar and the folder fsynced; then the record is committed: state blank, location
+//     "slot", next file 1, the media's capacity. If the commit fails, the image is removed.
+//   - an image that is there already: registered if its VOL label names this VSN and this media
+//     and its files read cleanly (list_files, copy.h); the next file is the one after the last
+//     complete file (a partial or empty file after it is what the next archive overwrites), the
+//     bytes used the data of the complete files, the state blank (no file), hot (files, room
+//     for more) or full (it ends with an empty file: an archive ran out of space). A sidecar
+//     that disagrees with the media's capacity is refused; a missing one is written. A blank
+//     image, one labelled for another VSN or media, or one with damaged files is refused,
+//     naming the image and what it holds. A crash between the image and the commit leaves a
+//     labelled image no record names, which the next add of that VSN registers.
+// For a real library (kind = mtx) add only records the VSN: the tape is labelled on a drive with
+// `vvtape label`.
+//
+// Only privileged peers may add: root and vvmd's own uid over the Unix socket (a TCP peer has no
+// identity until TLS-PSK). Anyone vvmd serves may list.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/config.h"
+#include "db/database.h"
+#include "proto/messages.h"
+#include "proto/server.h"
+
+namespace vvm::vvmd {
+
+class VsnCatalog {
+ public:
+  // The most VSNs one VSN_LIST reply carries: ~100 bytes each on the wire at the record's widest
+  // (rpc_test checks that a page stays well under the message limit).
+  static constexpr uint32_t kMaxPage = 1000;
+
+  struct Options {
+    std::map<std::string, MediaType> media;  // the configured media types, by name
+    std::map<char, StorageClass> classes;    // the configured storage classes
+    std::string library_kind = "emulated";   // "emulated" or "mtx"
+    std::string library_path;  // emulated: the folder of VSN.tap images (created if missing)
+    uid_t daemon_uid = 0;      // may add VSNs, as root may
+  };
+  static Options options_from(const Config& config);
+  static Result<std::unique_ptr<VsnCatalog>> open(db::Database* db, Options options);
+
+  Result<rpc::VsnInfo> add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
+  Result<rpc::VsnListReply> list(const rpc::VsnListRequest& request);
+
+  // Registers VSN_ADD's and VSN_LIST's handlers; the catalogue must outlive the server's run.
+  void serve(rpc::Server& server);
+
+  bool emulated() const { return options_.library_kind == "emulated"; }
+  std::string image_path(const std::string& vsn) const {
+    return options_.library_path + "/" + vsn + ".tap";
+  }
+
+ private:
+  VsnCatalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
+  // The checks that need no tape: name, media, class, privilege, duplicate.
+  Status check_add(const rpc::Peer& peer, const rpc::VsnAddRequest& request) const;
+  // A new labelled image for `r` (durable before its record is committed).
+  Status make_image(const db::VsnRecord& r);
+  // Fills `r` (next file, bytes used, state) from the image already at `image`, or says why it
+  // cannot be registered.
+  Status register_image(const std::string& image, db::VsnRecord* r);
+  Status sync_library_dir();
+
+  db::Database* db_;
+  Options options_;
+};
+
+// The wire form of a record; Internal for a record whose state word the protocol does not know.
+Result<rpc::VsnInfo> to_vsn_info(const db::VsnRecord& r);
+
+}  // namespace vvm::vvmd

@@ -1,0 +1,169 @@
+// vv_opens.cc: VV_OPEN and VV_CLOSE, and the open VVs; see vv_opens.h.
+#include "catalog/vv_opens.h"
+
+#include <algorithm>
+
+#include <fmt/core.h>
+
+#include "common/access.h"
+#include "common/config.h"
+#include "common/log.h"
+
+namespace vvm::vvmd {
+
+std::string describe_requester(const rpc::VvOpenRequest& r) {
+  if (r.tcp) return "host " + r.host;
+  return fmt::format("{} (gid {}) on {}", user_name(r.uid), r.gid, r.host);
+}
+
+Status VvOpens::check_requester(const rpc::Peer& peer, const rpc::VvOpenRequest& r) const {
+  if (peer.kind == Endpoint::Kind::kTcp) return Status::Ok();  // vvmd's allow-host trusts it
+  if (peer.uid == 0 || peer.uid == daemon_uid_) return Status::Ok();
+  if (!r.tcp && r.uid == peer.uid && r.gid == peer.gid) return Status::Ok();
+  return Status::PermissionDenied(
+      fmt::format("{} may open VVs only as itself, not for {} (only root and vvmd's user may "
+                  "speak for others)",
+                  user_name(peer.uid), describe_requester(r)));
+}
+
+Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenRequest& req) {
+  VVM_RETURN_IF_ERROR(check_requester(peer, req));
+  auto vv = catalog_->show(req.name);
+  if (!vv.ok()) return vv.status();
+
+  ModeAccess may;
+  if (req.tcp) {
+    may = other_access(vv->perms);
+  } else {
+    // A name that no longer resolves matches nobody: only root, and the other bits, apply.
+    auto owner = resolve_user(vv->owner);
+    auto group = resolve_group(vv->group);
+    LocalPeer local{req.uid, req.gid, {}};
+    // A requester speaking for itself has no say in its groups: the system's list decides.
+    if (peer.kind == Endpoint::Kind::kTcp || peer.uid == 0 || peer.uid == daemon_uid_) {
+      local.groups.assign(req.groups.begin(), req.groups.end());
+    }
+    may = local_access(owner.ok() ? *owner : static_cast<uid_t>(-1),
+                       group.ok() ? *group : static_cast<gid_t>(-1), vv->perms, local);
+  }
+  const std::string who = describe_requester(req);
+  if (!may.read) {
+    return Status::PermissionDenied(fmt::format("{} may not open VV {}: its mode is {} for {}:{}",
+                                                who, vv->name, mode_string(vv->perms), vv->owner,
+                                                vv->group));
+  }
+
+  rpc::VvOpenReply reply;
+  reply.cache_path = catalog_->cache_path(vv->name);
+  reply.writable = req.writable && may.write && vv->state == rpc::VvState::kHot;
+  if (vv->cache != rpc::CacheState::kCached) {
+    if (!req.use || !stage_) {
+      // A probe (a listing, nbdkit's .open) never starts a stage.
+      reply.not_ready = fmt::format("VV {} is {}: its first read or write stages it", vv->name,
+                                    rpc::cache_state_name(vv->cache));
+    } else {
+      auto staging = stage_(vv->name);
+      if (!staging.ok()) return staging.status();
+      reply.not_ready = *staging;
+    }
+    reply.vv = std::move(*vv);
+    return reply;
+  }
+  reply.ready = true;
+  if (!req.use) {
+    reply.vv = std::move(*vv);
+    return reply;
+  }
+  if (reply.writable) {
+    if (auto holder = writer_host(vv->name); holder && *holder != req.host) {
+      return Status::Busy(
+          fmt::format("VV {} is open for writing from {}: one writer host at a time (refused {})",
+                      vv->name, *holder, who));
+    }
+  }
+  auto accessed = catalog_->record_access(vv->name);
+  if (!accessed.ok()) return accessed.status();
+  reply.vv = std::move(*accessed);
+  reply.open_id = next_id_++;
+  opens_[reply.open_id] =
+      Open{reply.open_id, vv->name, peer.session, reply.writable, req.host, who};
+  log::info("VV {} open {} {} for {} ({} open now)", vv->name, reply.open_id,
+            reply.writable ? "read-write" : "read-only", who, opens_.size());
+  return reply;
+}
+
+Result<rpc::VvInfo> VvOpens::close(const rpc::Peer& peer, const rpc::VvCloseRequest& req) {
+  auto it = opens_.find(req.open_id);
+  if (it == opens_.end() || it->second.session != peer.session) {
+    return Status::NotFound(fmt::format("no VV open {} on this connection", req.open_id));
+  }
+  const Open open = std::move(it->second);
+  opens_.erase(it);
+  log::info("VV {} open {} closed by {} ({}; {} open now)", open.vv, open.id, open.who,
+            req.written ? "written" : "not written", opens_.size());
+  return catalog_->record_access(open.vv);
+}
+
+size_t VvOpens::drop_session(uint64_t session) {
+  size_t dropped = 0;
+  for (auto it = opens_.begin(); it != opens_.end();) {
+    if (it->second.session != session) {
+      ++it;
+      continue;
+    }
+    log::warning("VV {} open {} for {} forgotten: its control connection ended without closing it",
+                 it->second.vv, it->first, it->second.who);
+    it = opens_.erase(it);
+    ++dropped;
+  }
+  return dropped;
+}
+
+bool VvOpens::is_open(const std::string& name) const {
+  return std::any_of(opens_.begin(), opens_.end(),
+                     [&](const auto& entry) { return entry.second.vv == name; });
+}
+
+std::optional<std::string> VvOpens::writer_host(const std::string& name) const {
+  for (const auto& [id, open] : opens_) {
+    if (open.writer && open.vv == name) return open.host;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> VvOpens::holders(const std::string& name) const {
+  std::vector<std::string> who;
+  for (const auto& [id, open] : opens_) {
+    if (open.vv == name) who.push_back(open.who);
+  }
+  return who;
+}
+
+void VvOpens::serve(rpc::Server& server) {
+  server.handle(
+      rpc::Op::kVvOpen,
+      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
+        auto r = open(peer, std::get<rpc::VvOpenRequest>(body));
+        if (!r.ok()) return r.status();
+        return rpc::ReplyBody(std::move(*r));
+      });
+  server.handle(
+      rpc::Op::kVvClose,
+      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
+        auto r = close(peer, std::get<rpc::VvCloseRequest>(body));
+        if (!r.ok()) return r.status();
+        return rpc::ReplyBody(rpc::VvReply{rpc::Op::kVvClose, std::move(*r)});
+      });
+  server.on_disconnect([this](uint64_t session) { drop_session(session); });
+}
+
+Status VvOpens::check_in_use(const std::string& name, bool for_write) const {
+  for (const auto& [id, o] : opens_) {
+    if (o.vv != name || (for_write && !o.writer)) continue;
+    return Status::Busy(fmt::format("VV {} is open{} by {}: close it first", name,
+                                    o.writer ? " for writing" : "", o.who));
+  }
+  return Status::Ok();
+}
+
+}  // namespace vvm::vvmd

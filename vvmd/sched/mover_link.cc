@@ -1,0 +1,75 @@
+// mover_link.cc: see mover_link.h.
+#include "sched/mover_link.h"
+
+#include <optional>
+
+#include "proto/client.h"
+
+namespace vvm::vvmd {
+
+MoverLink::MoverLink(Post post, std::chrono::milliseconds timeout)
+    : post_(std::move(post)), timeout_(timeout) {}
+
+MoverLink::~MoverLink() { stop(); }
+
+void MoverLink::call(const Endpoint& endpoint, rpc::RequestBody request, Done done) {
+  const std::lock_guard lock(mu_);
+  if (stopping_) return;
+  auto& w = workers_[endpoint.to_string()];
+  if (!w) {
+    w = std::make_unique<Worker>();
+    w->endpoint = endpoint;
+    w->thread = std::thread([this, raw = w.get()] { work(raw); });
+  }
+  w->jobs.push_back({std::move(request), std::move(done)});
+  cv_.notify_all();
+}
+
+void MoverLink::stop() {
+  {
+    const std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  for (auto& [name, w] : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+void MoverLink::work(Worker* w) {
+  std::optional<rpc::Client> client;
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !w->jobs.empty(); });
+      if (stopping_) return;
+      job = std::move(w->jobs.front());
+      w->jobs.pop_front();
+    }
+    Result<rpc::ReplyBody> answer = Status::Internal("not sent");
+    if (!client) {
+      auto c = rpc::Client::connect(w->endpoint, timeout_);
+      if (c.ok()) {
+        client.emplace(std::move(*c));
+      } else {
+        answer = c.status();
+      }
+    }
+    if (client) {
+      answer = client->call(job.request, timeout_);
+      // A transport failure closed the connection; a refusal (Busy, ...) leaves it usable.
+      if (!answer.ok() && (answer.status().code() == Code::kUnavailable ||
+                           answer.status().code() == Code::kTimeout ||
+                           answer.status().code() == Code::kProtocolError)) {
+        client.reset();
+      }
+    }
+    post_([done = std::move(job.done), answer = std::move(answer)]() mutable {
+      done(std::move(answer));
+    });
+  }
+}
+
+}  // namespace vvm::vvmd

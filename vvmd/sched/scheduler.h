@@ -1,0 +1,192 @@
+// scheduler.h: vvmd's tape scheduler: it hands the copies of finished VVs to the movers' drives
+// and records what they report (DESIGN.md, "VV lifecycle", steps 3 and 4).
+//
+// Finishing a VV queues one copy per media type of its class (archive_queue.h). On every tick,
+// and after every event, each queue in turn (oldest copy first) gets a drive: at once when a VSN
+// of its class and media type that can take more files is already in a free drive; otherwise,
+// once the queue is due, a free drive of that type gets a VSN mounted (a hot VSN of the class,
+// else a blank one). The mover accepts the copy and reports its end to vvmd (COPY_REPORT); a
+// done copy is recorded in one transaction with the VSN's next file and bytes, so a crash can
+// never leave a VV pointing at a file its VSN does not account for. When every copy exists the
+// VV is archived.
+//
+// Nothing is lost on failure: a VSN that fills up (NoSpace) is marked full and the copy goes
+// first in line for another VSN; a VSN that holds something unexpected (Mismatch) is marked full
+// too, since writing past what vvmd does not know would be worse; any other failure (I/O error,
+// stalled or dead copy, mover down) is logged, counted on the VSN and retried after a pause that
+// grows with each attempt. The movers running copies are pinged every few seconds: when one is
+// gone (two pings unanswered) or has restarted (its uptime is shorter than a copy's age), its
+// copies died with it (a copy process dies with its mover) and go first in line again. A copy
+// whose mover never reports is given up on after the mover's stall timeout plus a margin. On start
+// (recover()), the VVs the database holds as finished get their missing copies queued again, and
+// VSNs the database holds as in a drive go back to their slots: vvmd's view of the drives starts
+// empty, as the movers' does.
+//
+// Stages (stage(): an NBD open of an evicted VV, `vvctl stage`) go before archive writes: a drive
+// of a media type some stage needs takes no archive write. A VSN already in a free drive is read
+// at once; a mount for a stage waits a moment (kStageGather) so that requests arriving together
+// share it and are read in file order. A stage whose copy fails its checks (Mismatch: label,
+// size, checksum) is retried once, then that copy is set aside (logged as bad, counted on its
+// VSN) and the next copy's VSN is queued; other failures are retried three times before the next
+// copy. With no copy left the VV goes back to evicted and the failure is logged. On start, VVs
+// left staging are queued again and the movers' leftover temporary files (.stage.*) removed.
+//
+// Runs on the server's thread: handlers, ticks and the movers' answers (posted by MoverLink) never
+// run at once, so the state needs no lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "db/database.h"
+#include "proto/messages.h"
+#include "proto/server.h"
+#include "sched/archive_queue.h"
+#include "sched/library_view.h"
+#include "sched/mover_link.h"
+#include "sched/stage_queue.h"
+
+namespace vvm::vvmd {
+
+class Scheduler {
+ public:
+  struct Options {
+    std::string reply_to;  // where movers send COPY_REPORT: vvmd's first listen endpoint
+    std::function<std::string(const std::string& vv)> cache_path;
+    std::string cache_dir;          // where the movers leave .stage.* files of stages cut short
+    uid_t daemon_uid = 0;           // besides root, the uid whose reports are believed
+    std::function<uint64_t()> now;  // unix seconds, for records; the system clock when empty
+  };
+  Scheduler(db::Database* db, const Config& config, Options options, MoverLink* link);
+
+  // At start: VSNs back to their slots, finished VVs' missing copies queued again.
+  Status recover();
+  // A VV has just been finished: queue its copies.
+  void finished(const db::VvRecord& vv);
+  // Hands out what can go now, and gives up on copies that stopped reporting.
+  void tick();
+  // Where a stage stands, for VV_STAGE's reply and the plugin's wait.
+  struct StageProgress {
+    bool cached = false;   // done: the VV is in the cache
+    bool copying = false;  // a mover reads it now
+    std::string vsn;       // the copy being read, or queued to be
+    uint64_t file = 0;
+    uint64_t bytes_done = 0, bytes_total = 0;
+    size_t queued = 0;                                  // stage requests waiting in all
+    std::string describe(const std::string& vv) const;  // "staging from L90001 file 3, ..."
+  };
+  // Asks for VV `name` back in the cache (`waiting`: a client waits for it): queues a read of
+  // its best copy (one on a VSN already in a drive first) unless one is queued or running.
+  // Unavailable when no copy is left to read (each failed its checks), NotFound for no such VV.
+  Result<StageProgress> stage(const std::string& name, bool waiting);
+  // Registers VV_STAGE.
+  void serve_stage(rpc::Server& server);
+
+  // A mover's COPY_REPORT.
+  Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
+
+  // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
+  void serve(rpc::Server& server,
+             std::chrono::milliseconds period = std::chrono::milliseconds(200));
+
+  // The drives, mounts and queues of a STATUS reply.
+  void fill_status(rpc::StatusReply* out) const;
+
+  // For status and tests.
+  struct Copying {
+    uint64_t request_id = 0;
+    std::string vv, vsn, drive, mover;
+    uint64_t file = 0, bytes_done = 0, bytes_total = 0;
+  };
+  std::vector<Copying> copying() const;
+  const ArchiveQueue& archive_queue() const { return queue_; }
+  const StageQueue& stage_queue() const { return stages_; }
+  const LibraryView& library() const { return view_; }
+
+  // A copy's pause before retry number `attempts` (1, 2, ...): 2 s doubling, at most 5 minutes.
+  static std::chrono::seconds retry_delay(uint32_t attempts);
+
+ private:
+  struct InFlight {
+    ArchiveItem item;                 // for a stage: the VV and the copy, for messages
+    std::optional<StageItem> staged;  // set for a stage
+    QueueKey key;
+    std::string vsn, drive, mover;
+    uint64_t file = 0;
+    uint64_t job = 0;
+    uint64_t bytes_done = 0;
+    Clock::time_point deadline;
+    Clock::time_point started;
+    std::chrono::seconds stall_margin{0};
+  };
+
+  // Starts at most one stage; true if one went.
+  bool dispatch_stage(Clock::time_point now);
+  bool start_stage(StageItem item, DriveState& drive, Clock::time_point now);
+  void stage_done(InFlight f, const rpc::CopyReport& report);
+  void stage_failed(InFlight f, const Status& why);
+  // Queues `item` on the best copy of `vv` not in item.bad_copies (item.copy, vsn, file and media
+  // set); Unavailable naming the bad copies when none is left.
+  Status queue_stage(const db::VvRecord& vv, StageItem item);
+  // Sets the VV's cache state, in one commit.
+  Status set_cache(const std::string& vv, const std::string& cache, bool touch);
+  // Records that `vsn` went into `drive` (its location and last mount).
+  Status record_mount(const DriveState& drive, const std::string& vsn);
+
+  // Dispatches at most one copy of `key`; true if one went.
+  bool dispatch(const QueueKey& key, Clock::time_point now);
+  // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
+  // (fewest errors first), then blank ones; none that is in a busy drive or copying (then
+  // `*any_busy` is set).
+  std::vector<db::VsnRecord> writable_vsns(char cls, const std::string& media, bool* any_busy);
+  // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
+  bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive,
+                  const db::VsnRecord& vsn, Clock::time_point now);
+  // Registers `f` (its deadline from the mover's stall timeout) and sends `args` as `op` to the
+  // drive's mover; the answer comes back to accepted().
+  void send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,
+            Clock::time_point now);
+  void accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer);
+  void copy_done(InFlight f, const rpc::CopyReport& report);
+  void copy_failed(InFlight f, const Status& why);
+  // Puts a failed copy back in line, after its pause.
+  void retry(InFlight& f, bool front);
+  // Looks VSN `name` up, lets `change` edit it and commits it.
+  Status update_vsn(const std::string& name, const std::function<void(db::VsnRecord&)>& change);
+  // Adds 1 to the VSN's errors and sets its state (if not ""), in one commit.
+  void mark_vsn(const std::string& vsn, const std::string& state, bool count_error);
+  // Pings the movers that run copies; lose_copies() those of a mover that is gone or restarted.
+  void check_movers();
+  // The copies on `mover` started before `before` died with it: queued again, first in line.
+  void lose_copies(const std::string& mover, Clock::time_point before, const Status& why);
+  void wake();  // a tick soon, on the server thread
+  uint64_t now_unix() const;
+  size_t copies_of(char cls) const;
+
+  db::Database* db_;
+  const Config& config_;
+  Options options_;
+  MoverLink* link_;
+  rpc::Server* server_ = nullptr;
+  bool wake_pending_ = false;
+  ArchiveQueue queue_;
+  StageQueue stages_;
+  std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;  // vv -> why
+  LibraryView view_;
+  std::map<uint64_t, InFlight> in_flight_;  // by request id
+  uint64_t next_request_id_;
+  std::set<QueueKey> starved_;
+  Clock::time_point last_mover_check_{};
+  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover  // queues told
+                                             // "no VSN": logged once until that changes
+};
+
+}  // namespace vvm::vvmd
