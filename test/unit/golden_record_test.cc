@@ -1,0 +1,416 @@
+// golden_record_test.cc: vvmd's database formats on disk, pinned: the exact text of a VV, a VSN
+// and a counter record and of each table's header record, and the bytes of a journal frame,
+// compared with literals recorded from the code as it was when these tests were written. A
+// failure here means that the disk format moved: a vvmd built from this tree could no longer
+// open the databases that earlier ones wrote (test/data/db-v1 and golden_db_test.cc check that
+// too). Never "fix" a literal here to make a test pass.
+//
+// A record is one line of ASCII (db_record.h): its state (A live, D deleted, H header), its
+// CRC-32C in hex, the fields padded to their widths with single blanks between, blanks up to the
+// record size, a newline. The literals give one field a line.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+#include "db_database.h"
+#include "db_schemas.h"
+#include "process.h"
+
+using namespace vvm;
+using namespace vvm::db;
+using vvm::test::must;
+using vvm::test::TempDir;
+
+namespace {
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::string from_hex(std::string_view golden) {
+  std::string hex;
+  for (char c : golden) {
+    if (c != ' ') hex += c;
+  }
+  REQUIRE(hex.size() % 2 == 0);
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+// A record with its newline shown, for the message of a failed check.
+std::string shown(std::string_view record) {
+  std::string out(record);
+  if (!out.empty() && out.back() == '\n') out.replace(out.size() - 1, 1, "\\n");
+  return "[" + out + "]";
+}
+
+void check_record(std::string_view name, std::string_view got, std::string_view golden) {
+  INFO(name << " as written now: " << shown(got));
+  INFO(name << " golden:         " << shown(golden));
+  CHECK(got.size() == golden.size());
+  CHECK(got == golden);
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every field set, each wide as its schema allows where that shows padding and cutting.
+VvRecord full_vv() {
+  VvRecord r;
+  r.name = "A0000000042";
+  r.vv_class = "A";
+  r.serial = 42;
+  r.client_id = 12345678901234567890u;
+  r.owner = "alice";
+  r.group = "staff";
+  r.perms = "0750";
+  r.size = 1099511627776;  // 1 TiB
+  r.state = "archived";
+  r.cache = "evicted";
+  r.created = 0x0065a0b1c2;
+  r.finished = 0x0065a0b1d3;
+  r.accessed = 0x0065a0b1e4;
+  r.checksum = 0x0123456789abcdef;
+  r.copies = {VvCopy{"L00001", 17}, VvCopy{"M00002", 3}, VvCopy{"N00003", 999999},
+              VvCopy{"P00004", 1}};
+  return r;
+}
+
+VsnRecord full_vsn() {
+  VsnRecord r;
+  r.name = "L00001";
+  r.media = "LTO9";
+  r.vsn_class = "A";
+  r.state = "full";
+  r.location = "drive:d0";
+  r.next_file = 18;
+  r.bytes_used = 17592186044416;  // 16 TiB
+  r.capacity = 18000000000000;
+  r.errors = 2;
+  r.last_mount = 0x0065a0b1f5;
+  return r;
+}
+
+// A VV with no copies yet and nothing but its creation recorded: "-" for the empty texts.
+VvRecord hot_vv() {
+  VvRecord r;
+  r.name = "B0000000001";
+  r.vv_class = "B";
+  r.serial = 1;
+  r.client_id = 0;
+  r.owner = "bob";
+  r.group = "wheel";
+  r.size = 4096;
+  r.created = r.accessed = 0x0065000000;
+  return r;
+}
+
+// --- the literals ---
+
+constexpr std::string_view kVvRecord =
+    "A "                     // state: live
+    "51c5614f "              // CRC-32C of the record but these 8 characters
+    "A0000000042 "           // name (11)
+    "A "                     // class (1)
+    "0000000042 "            // serial (10)
+    "12345678901234567890 "  // client_id (20)
+    "alice            "      // owner (16)
+    "staff            "      // group (16)
+    "0750 "                  // perms (4)
+    "0001099511627776 "      // size (16)
+    "archived  "             // state (9)
+    "evicted  "              // cache (8)
+    "0065a0b1c2 "            // created (10)
+    "0065a0b1d3 "            // finished (10)
+    "0065a0b1e4 "            // accessed (10)
+    "0123456789abcdef "      // checksum (16)
+    "L00001 "                // copy1_vsn (6)
+    "000017 "                // copy1_file (6)
+    "M00002 "                // copy2_vsn (6)
+    "000003 "                // copy2_file (6)
+    "N00003 "                // copy3_vsn (6)
+    "999999 "                // copy3_file (6)
+    "P00004 "                // copy4_vsn (6)
+    "000001 "                // copy4_file (6)
+    "                 \n";   // padding (17 blanks), newline
+constexpr std::string_view kDeletedVvRecord =
+    "D "                     // state: deleted
+    "047d0933 "              // CRC-32C of the record but these 8 characters
+    "A0000000042 "           // name (11)
+    "A "                     // class (1)
+    "0000000042 "            // serial (10)
+    "12345678901234567890 "  // client_id (20)
+    "alice            "      // owner (16)
+    "staff            "      // group (16)
+    "0750 "                  // perms (4)
+    "0001099511627776 "      // size (16)
+    "archived  "             // state (9)
+    "evicted  "              // cache (8)
+    "0065a0b1c2 "            // created (10)
+    "0065a0b1d3 "            // finished (10)
+    "0065a0b1e4 "            // accessed (10)
+    "0123456789abcdef "      // checksum (16)
+    "L00001 "                // copy1_vsn (6)
+    "000017 "                // copy1_file (6)
+    "M00002 "                // copy2_vsn (6)
+    "000003 "                // copy2_file (6)
+    "N00003 "                // copy3_vsn (6)
+    "999999 "                // copy3_file (6)
+    "P00004 "                // copy4_vsn (6)
+    "000001 "                // copy4_file (6)
+    "                 \n";   // padding (17 blanks), newline
+constexpr std::string_view kHotVvRecord =
+    "A "                     // state: live
+    "e99c7a78 "              // CRC-32C of the record but these 8 characters
+    "B0000000001 "           // name (11)
+    "B "                     // class (1)
+    "0000000001 "            // serial (10)
+    "00000000000000000000 "  // client_id (20)
+    "bob              "      // owner (16)
+    "wheel            "      // group (16)
+    "0640 "                  // perms (4)
+    "0000000000004096 "      // size (16)
+    "hot       "             // state (9)
+    "cached   "              // cache (8)
+    "0065000000 "            // created (10)
+    "0000000000 "            // finished (10)
+    "0065000000 "            // accessed (10)
+    "0000000000000000 "      // checksum (16)
+    "-      "                // copy1_vsn (6)
+    "000000 "                // copy1_file (6)
+    "-      "                // copy2_vsn (6)
+    "000000 "                // copy2_file (6)
+    "-      "                // copy3_vsn (6)
+    "000000 "                // copy3_file (6)
+    "-      "                // copy4_vsn (6)
+    "000000 "                // copy4_file (6)
+    "                 \n";   // padding (17 blanks), newline
+constexpr std::string_view kVsnRecord =
+    "A "                    // state: live
+    "88c19d20 "             // CRC-32C of the record but these 8 characters
+    "L00001 "               // name (6)
+    "LTO9     "             // media (8)
+    "A "                    // class (1)
+    "full     "             // state (8)
+    "drive:d0     "         // location (12)
+    "000018 "               // next_file (6)
+    "0017592186044416 "     // bytes_used (16)
+    "0018000000000000 "     // capacity (16)
+    "000002 "               // errors (6)
+    "0065a0b1f5 "           // last_mount (10)
+    "                 \n";  // padding (17 blanks), newline
+constexpr std::string_view kCounterRecord =
+    "A "                         // state: live
+    "3cbd5695 "                  // CRC-32C of the record but these 8 characters
+    "serial.A                 "  // name (24)
+    "12345678901234567890 "      // value (20)
+    "      \n";                  // padding (6 blanks), newline
+constexpr std::string_view kVvHeader =
+    "H "                                        // state: header
+    "932ed2ff "                                 // CRC-32C of the record but these 8 characters
+    "vvm-table 1 vv 256 22 41a64df4"            // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "              \n";                         // padding (14 blanks), newline
+constexpr std::string_view kVsnHeader =
+    "H "                                        // state: header
+    "8a31c464 "                                 // CRC-32C of the record but these 8 characters
+    "vvm-table 1 vsn 128 10 6536d1eb"           // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "     \n";                                  // padding (5 blanks), newline
+constexpr std::string_view kCounterHeader =
+    "H "                                 // state: header
+    "5c784de6 "                          // CRC-32C of the record but these 8 characters
+    "vvm-table 1 counter 64 2 0bc32076"  // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                   \n";             // padding (19 blanks), newline
+
+}  // namespace
+
+TEST_CASE("golden record: CRC-32C", "[golden]") {
+  // The check value of CRC-32C (Castagnoli), as every implementation gives it.
+  CHECK(crc32c("123456789") == 0xe3069283);
+  CHECK(crc32c("") == 0);
+}
+
+TEST_CASE("golden record: record sizes", "[golden]") {
+  CHECK(vv_schema().record_size() == 256);
+  CHECK(vsn_schema().record_size() == 128);
+  CHECK(counter_schema().record_size() == 64);
+}
+
+TEST_CASE("golden record: a VV record", "[golden]") {
+  const VvRecord r = full_vv();
+  check_record("vv", must(vv_schema().encode(kLive, r.to_values())), kVvRecord);
+  CHECK(checksum_ok(kVvRecord));
+  CHECK(must(VvRecord::from_values(must(vv_schema().decode(kVvRecord, "golden")))) == r);
+  VvRecord typed;
+  VvSink sink(&typed);
+  REQUIRE(vv_schema().decode_to(kVvRecord, "golden", 1, sink).ok());
+  CHECK(typed == r);
+}
+
+TEST_CASE("golden record: a deleted VV record", "[golden]") {
+  const VvRecord r = full_vv();
+  check_record("deleted vv", must(vv_schema().encode(kDeleted, r.to_values())), kDeletedVvRecord);
+  CHECK(checksum_ok(kDeletedVvRecord));
+  CHECK(must(VvRecord::from_values(must(vv_schema().decode(kDeletedVvRecord, "golden")))) == r);
+}
+
+TEST_CASE("golden record: a hot VV record, empty copies", "[golden]") {
+  const VvRecord r = hot_vv();
+  check_record("hot vv", must(vv_schema().encode(kLive, r.to_values())), kHotVvRecord);
+  CHECK(checksum_ok(kHotVvRecord));
+  CHECK(must(VvRecord::from_values(must(vv_schema().decode(kHotVvRecord, "golden")))) == r);
+}
+
+TEST_CASE("golden record: a VSN record", "[golden]") {
+  const VsnRecord r = full_vsn();
+  check_record("vsn", must(vsn_schema().encode(kLive, r.to_values())), kVsnRecord);
+  CHECK(checksum_ok(kVsnRecord));
+  CHECK(must(VsnRecord::from_values(must(vsn_schema().decode(kVsnRecord, "golden")))) == r);
+  VsnRecord typed;
+  VsnSink sink(&typed);
+  REQUIRE(vsn_schema().decode_to(kVsnRecord, "golden", 1, sink).ok());
+  CHECK(typed == r);
+}
+
+TEST_CASE("golden record: a counter record", "[golden]") {
+  const Values v = {std::string("serial.A"), uint64_t{12345678901234567890u}};
+  check_record("counter", must(counter_schema().encode(kLive, v)), kCounterRecord);
+  CHECK(checksum_ok(kCounterRecord));
+  CHECK(must(counter_schema().decode(kCounterRecord, "golden")) == v);
+}
+
+TEST_CASE("golden record: the header records of the three tables", "[golden]") {
+  auto dir = must(TempDir::create());
+  // As vvmd makes them: Database::open creates the missing tables.
+  { auto db = must(Database::open(dir.path())); }
+  const std::string vv = file_bytes(dir.file("vv.tab"));
+  const std::string vsn = file_bytes(dir.file("vsn.tab"));
+  const std::string counter = file_bytes(dir.file("counter.tab"));
+  // A new table is its header alone.
+  check_record("vv.tab header", vv, kVvHeader);
+  check_record("vsn.tab header", vsn, kVsnHeader);
+  check_record("counter.tab header", counter, kCounterHeader);
+  CHECK(checksum_ok(kVvHeader));
+  CHECK(checksum_ok(kVsnHeader));
+  CHECK(checksum_ok(kCounterHeader));
+}
+
+// The journal frame (db_database.h), all integers little-endian:
+//   magic "VVMJ" (u32 0x4a4d5656), payload length (u32), sequence (u64, 1 for the first frame
+//   after open), epoch (u64), then each image: table (u8: 0 vv, 1 vsn, 2 counter), slot (u64),
+//   record size (u16), the record text; then CRC-32C (u32) of everything before it.
+// The epoch is random at each open (std::random_device and the clock): its 8 bytes are masked
+// here, and so the CRC, which covers them, is checked by recomputing it, not against a literal.
+// "golden record: a journal frame is replayed" pins a whole frame with a fixed epoch instead.
+TEST_CASE("golden record: a journal frame", "[golden]") {
+  auto dir = must(TempDir::create());
+  auto db = must(Database::open(dir.path()));
+  Transaction txn;
+  txn.insert(TableId::kVv, full_vv().to_values());
+  txn.insert(TableId::kVsn, full_vsn().to_values());
+  REQUIRE(db->set_counter(txn, "serial.A", 12345678901234567890u).ok());
+  CHECK(must(db->commit(txn)) == std::vector<uint64_t>{1, 1, 1});
+  const std::string journal = file_bytes(dir.file("journal"));
+  // Made as big as a checkpoint's worth (4 MiB) and 1 MiB more, and overwritten in place.
+  CHECK(journal.size() == (5u << 20));
+
+  const size_t images = (11 + 256) + (11 + 128) + (11 + 64);
+  const size_t frame_size = 24 + images + 4;
+  REQUIRE(journal.size() >= 4096);
+  const std::string_view j(journal);
+  // magic, payload length, sequence
+  CHECK(to_hex(j.substr(0, 16)) ==
+        "56564d4a"
+        "e1010000"
+        "0100000000000000");
+  // j.substr(16, 8): the epoch, masked.
+  size_t pos = 24;
+  CHECK(to_hex(j.substr(pos, 11)) ==
+        "00"
+        "0100000000000000"
+        "0001");  // vv, slot 1, 256 bytes
+  pos += 11;
+  check_record("journal vv image", j.substr(pos, 256), kVvRecord);
+  pos += 256;
+  CHECK(to_hex(j.substr(pos, 11)) ==
+        "01"
+        "0100000000000000"
+        "8000");  // vsn, slot 1, 128 bytes
+  pos += 11;
+  check_record("journal vsn image", j.substr(pos, 128), kVsnRecord);
+  pos += 128;
+  CHECK(to_hex(j.substr(pos, 11)) ==
+        "02"
+        "0100000000000000"
+        "4000");  // counter, slot 1, 64
+  pos += 11;
+  check_record("journal counter image", j.substr(pos, 64), kCounterRecord);
+  pos += 64;
+  REQUIRE(pos + 4 == frame_size);
+  uint32_t crc;
+  std::memcpy(&crc, j.data() + pos, 4);
+  CHECK(crc == crc32c(j.substr(0, pos)));
+  // Then zeros to the end of the 4 KiB block the frame was written in (and to the end of the
+  // journal, in a new one).
+  CHECK(j.substr(frame_size).find_first_not_of('\0') == std::string_view::npos);
+}
+
+// A frame as today's code wrote it, with epoch 0x0807060504030201: a database whose journal
+// holds it gets its records at open.
+TEST_CASE("golden record: a journal frame is replayed", "[golden]") {
+  const std::string frame = from_hex("56564d4a e1010000 0100000000000000 0102030405060708") +
+                            from_hex("00 0100000000000000 0001") + std::string(kVvRecord) +
+                            from_hex("01 0100000000000000 8000") + std::string(kVsnRecord) +
+                            from_hex("02 0100000000000000 4000") + std::string(kCounterRecord) +
+                            from_hex("8a84f800");  // CRC-32C 0x00f8848a
+  {
+    // The literal CRC is the one today's crc32c gives.
+    const std::string_view body = std::string_view(frame).substr(0, frame.size() - 4);
+    uint32_t crc;
+    std::memcpy(&crc, frame.data() + body.size(), 4);
+    CHECK(crc == crc32c(body));
+  }
+  auto dir = must(TempDir::create());
+  { auto db = must(Database::open(dir.path())); }  // the empty tables and journal
+  {
+    std::fstream out(dir.file("journal"), std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(out);
+    out.write(frame.data(), static_cast<std::streamsize>(frame.size()));
+    REQUIRE(out);
+  }
+  auto db = must(Database::open(dir.path()));
+  CHECK(db->live_count(TableId::kVv) == 1);
+  CHECK(db->live_count(TableId::kVsn) == 1);
+  VvRecord vv;
+  REQUIRE(db->read_vv(1, &vv).ok());
+  CHECK(vv == full_vv());
+  VsnRecord vsn;
+  REQUIRE(db->read_vsn(1, &vsn).ok());
+  CHECK(vsn == full_vsn());
+  CHECK(must(db->counter("serial.A")) == 12345678901234567890u);
+  // Replayed into the table files themselves.
+  const std::string vv_tab = file_bytes(dir.file("vv.tab"));
+  REQUIRE(vv_tab.size() == 512);
+  CHECK(vv_tab.substr(256) == kVvRecord);
+}
