@@ -7,9 +7,9 @@
 
 namespace vvm::plugin {
 
-std::string vv_description(const rpc::VvInfo& vv) {
-  return fmt::format("virtual volume, {}, {}, {}", format_size(vv.size),
-                     rpc::vv_state_name(vv.state), rpc::cache_state_name(vv.cache));
+std::string vv_description(const Vv& vv) {
+  return fmt::format("virtual volume, {}, {}, {}", format_size(vv.size), vv_state_name(vv.state),
+                     cache_state_name(vv.cache));
 }
 
 Result<rpc::Client> VvmdLink::connect() const { return rpc::Client::connect(vvmd_, timeout_); }
@@ -30,8 +30,8 @@ Result<rpc::ReplyBody> VvmdLink::call(const rpc::RequestBody& body) {
   }
 }
 
-Result<std::vector<rpc::VvInfo>> VvmdLink::list_all() {
-  std::vector<rpc::VvInfo> all;
+Result<std::vector<Vv>> VvmdLink::list_all() {
+  std::vector<Vv> all;
   rpc::VvListRequest page;
   for (;;) {
     auto reply = call(page);

@@ -25,7 +25,7 @@ namespace vvm::plugin {
 inline constexpr std::string_view kVvPrefix = "vv/";
 
 // "virtual volume, 10G, hot, cached": the export's description in listings and NBD_INFO.
-std::string vv_description(const rpc::VvInfo& vv);
+std::string vv_description(const Vv& vv);
 
 class VvmdLink {
  public:
@@ -37,7 +37,7 @@ class VvmdLink {
   std::chrono::milliseconds timeout() const { return timeout_; }
 
   // Every VV, following VV_LIST's pages to the end.
-  Result<std::vector<rpc::VvInfo>> list_all();
+  Result<std::vector<Vv>> list_all();
   // VV_OPEN with use = false: what vvmd would answer; changes nothing.
   Result<rpc::VvOpenReply> probe(rpc::VvOpenRequest request);
   // A new control connection, for one NBD connection's open and close.

@@ -320,12 +320,12 @@ int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* ex
     }
     if (!g_vvmd) return 0;
     // The packs are worth listing even when vvmd is down: say why the VVs are missing.
-    Result<std::vector<rpc::VvInfo>> vvs = g_vvmd->list_all();
+    Result<std::vector<Vv>> vvs = g_vvmd->list_all();
     if (!vvs.ok()) {
       nbdkit_error("listing the virtual volumes: %s", vvs.status().message().c_str());
       return 0;
     }
-    for (const rpc::VvInfo& vv : *vvs) {
+    for (const Vv& vv : *vvs) {
       const std::string name = std::string(kVvPrefix) + vv.name;
       if (nbdkit_add_export(exports, name.c_str(), vv_description(vv).c_str()) == -1) return -1;
     }

@@ -104,7 +104,7 @@ Result<rpc::ReplyBody> ask_vvmd(const Options& options, const rpc::RequestBody& 
 }
 
 // A reply that must be a VvReply.
-Result<rpc::VvInfo> vv_of(Result<rpc::ReplyBody> reply, std::string_view op) {
+Result<Vv> vv_of(Result<rpc::ReplyBody> reply, std::string_view op) {
   if (!reply.ok()) return reply.status();
   auto* vv = std::get_if<rpc::VvReply>(&*reply);
   if (vv == nullptr) {
@@ -237,7 +237,7 @@ Result<std::string> create_vv(const Options& options, std::string_view vv_class,
   return std::move(vv->name);
 }
 
-Result<rpc::VvInfo> show_vv(const Options& options, std::string_view name, int* err) {
+Result<Vv> show_vv(const Options& options, std::string_view name, int* err) {
   if (Status ok = check_vv_name(name); !ok.ok()) {
     if (err != nullptr) *err = EINVAL;
     return ok;
@@ -271,10 +271,10 @@ Result<Volume> Volume::open(const Options& options, std::string_view name, Mode 
   int show_err = 0;
   auto info = show_vv(options, name, &show_err);
   if (!info.ok()) return failed(show_err, info.status());
-  if (mode == Mode::kWrite && info->state != rpc::VvState::kHot) {
+  if (mode == Mode::kWrite && info->state != VvState::kHot) {
     return failed(EROFS, Status::PermissionDenied(fmt::format(
                              "VV {} is {}: read-only (only a hot VV can be opened for writing)",
-                             info->name, rpc::vv_state_name(info->state))));
+                             info->name, vv_state_name(info->state))));
   }
 
   Volume v;
@@ -329,9 +329,9 @@ Result<Volume> Volume::open(const Options& options, std::string_view name, Mode 
       if (nbd_get_errno() == EPERM) {
         what += "; refused: nbdkit's log says why (permissions, or another host writes the VV)";
       } else if (auto again = show_vv(options, name);
-                 again.ok() && again->cache != rpc::CacheState::kCached) {
+                 again.ok() && again->cache != CacheState::kCached) {
         what += fmt::format("; the VV is {}: not staged within the plugin's stage-timeout",
-                            rpc::cache_state_name(again->cache));
+                            cache_state_name(again->cache));
       }
       return nbd_failed(what);
     }

@@ -79,7 +79,7 @@ int error_errno(Code code);
 Result<std::string> create_vv(const Options& options, std::string_view vv_class, uint64_t size,
                               uint64_t id, int* err = nullptr);
 // Everything vvmd knows of the VV: size, state, cache residency, owner, copies.
-Result<rpc::VvInfo> show_vv(const Options& options, std::string_view name, int* err = nullptr);
+Result<Vv> show_vv(const Options& options, std::string_view name, int* err = nullptr);
 // Makes a hot VV finished: read-only, queued for archiving. Close every writer first: vvmd does
 // not wait for them, and a connection already open may go on writing (and what a writer has not
 // flushed may be lost). Only the owner (or root) may; InvalidArgument (EINVAL) for

@@ -212,7 +212,7 @@ Result<CopyReport> decode_report(const vvm_copy_report_args& a) {
 }
 
 // A VV's record; the strings are borrowed from `v`.
-Status encode_vv(const VvInfo& v, vvm_vv_info* out) {
+Status encode_vv(const Vv& v, vvm_vv_info* out) {
   VVM_RETURN_IF_ERROR(check_length("vv name", v.name, VVM_MAX_NAME));
   VVM_RETURN_IF_ERROR(check_length("vv class", v.vv_class, VVM_MAX_NAME));
   VVM_RETURN_IF_ERROR(check_length("vv owner", v.owner, VVM_MAX_NAME));
@@ -248,14 +248,14 @@ Result<VvState> decode_vv_state(const vvm_vv_state& field, bool any, std::string
   return static_cast<VvState>(v);
 }
 
-Result<VvInfo> decode_vv(const vvm_vv_info& a) {
+Result<Vv> decode_vv(const vvm_vv_info& a) {
   auto state = decode_vv_state(a.state, false, "VV");
   if (!state.ok()) return state.status();
   const uint32_t cache = wire_value(a.cache);
   if (cache < VVM_CACHE_CACHED || cache > VVM_CACHE_STAGING) {
     return Status::InvalidArgument(fmt::format("VV with unknown cache state {}", cache));
   }
-  VvInfo v;
+  Vv v;
   v.name = text_of(a.name);
   v.vv_class = text_of(a.vv_class);
   v.serial = a.serial;
@@ -277,7 +277,7 @@ Result<VvInfo> decode_vv(const vvm_vv_info& a) {
 }
 
 // A VSN's record; the strings are borrowed from `v`.
-Status encode_vsn(const VsnInfo& v, vvm_vsn_info* out) {
+Status encode_vsn(const Vsn& v, vvm_vsn_info* out) {
   VVM_RETURN_IF_ERROR(check_length("vsn name", v.name, VVM_MAX_NAME));
   VVM_RETURN_IF_ERROR(check_length("vsn media", v.media, VVM_MAX_NAME));
   VVM_RETURN_IF_ERROR(check_length("vsn class", v.vsn_class, VVM_MAX_NAME));
@@ -295,12 +295,12 @@ Status encode_vsn(const VsnInfo& v, vvm_vsn_info* out) {
   return Status::Ok();
 }
 
-Result<VsnInfo> decode_vsn(const vvm_vsn_info& a) {
+Result<Vsn> decode_vsn(const vvm_vsn_info& a) {
   const uint32_t state = wire_value(a.state);
   if (state < VVM_VSN_BLANK || state > VVM_VSN_RETIRED) {
     return Status::InvalidArgument(fmt::format("VSN with unknown VSN state {}", state));
   }
-  VsnInfo v;
+  Vsn v;
   v.name = text_of(a.name);
   v.media = text_of(a.media);
   v.vsn_class = text_of(a.vsn_class);
@@ -325,56 +325,6 @@ vvm_vv_info& vv_reply_arm(vvm_reply_body& body, Op op) {
 }
 
 }  // namespace
-
-std::string_view vv_state_name(VvState s) {
-  switch (s) {
-    case VvState::kAny: return "any";
-    case VvState::kHot: return "hot";
-    case VvState::kFinished: return "finished";
-    case VvState::kArchived: return "archived";
-  }
-  return "unknown";
-}
-
-std::string_view cache_state_name(CacheState s) {
-  switch (s) {
-    case CacheState::kCached: return "cached";
-    case CacheState::kEvicted: return "evicted";
-    case CacheState::kStaging: return "staging";
-  }
-  return "unknown";
-}
-
-std::optional<VvState> parse_vv_state(std::string_view name) {
-  for (VvState s : {VvState::kHot, VvState::kFinished, VvState::kArchived}) {
-    if (vv_state_name(s) == name) return s;
-  }
-  return std::nullopt;
-}
-
-std::optional<CacheState> parse_cache_state(std::string_view name) {
-  for (CacheState s : {CacheState::kCached, CacheState::kEvicted, CacheState::kStaging}) {
-    if (cache_state_name(s) == name) return s;
-  }
-  return std::nullopt;
-}
-
-std::string_view vsn_state_name(VsnState s) {
-  switch (s) {
-    case VsnState::kBlank: return "blank";
-    case VsnState::kHot: return "hot";
-    case VsnState::kFull: return "full";
-    case VsnState::kRetired: return "retired";
-  }
-  return "unknown";
-}
-
-std::optional<VsnState> parse_vsn_state(std::string_view name) {
-  for (VsnState s : {VsnState::kBlank, VsnState::kHot, VsnState::kFull, VsnState::kRetired}) {
-    if (vsn_state_name(s) == name) return s;
-  }
-  return std::nullopt;
-}
 
 std::string_view op_name(Op op) {
   switch (op) {

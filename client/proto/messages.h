@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/vsn.h"
+#include "common/vv.h"
 
 namespace vvm::rpc {
 
@@ -103,38 +105,8 @@ struct CopyReport {
 };
 struct CopyReportAck {};
 
-// The VV catalogue (vvm_proto.x: VV_CREATE, VV_SHOW, VV_LIST, VV_FINISH, VV_REMOVE).
-enum class VvState : uint32_t { kAny = 0, kHot = 1, kFinished = 2, kArchived = 3 };
-enum class CacheState : uint32_t { kCached = 1, kEvicted = 2, kStaging = 3 };
-// "hot", "finished", "archived" ("any" for kAny); "cached", "evicted", "staging": the words the
-// database and vvctl use.
-std::string_view vv_state_name(VvState s);
-std::string_view cache_state_name(CacheState s);
-std::optional<VvState> parse_vv_state(std::string_view name);  // not "any"
-std::optional<CacheState> parse_cache_state(std::string_view name);
-
-inline constexpr int kMaxVvCopies = 4;
-struct VvCopyInfo {
-  std::string vsn;  // "" when that copy does not exist yet
-  uint64_t file = 0;
-  bool operator==(const VvCopyInfo&) const = default;
-};
-// Every field of a VV's database record.
-struct VvInfo {
-  std::string name;  // "A0000000042"
-  std::string vv_class;
-  uint64_t serial = 0;
-  uint64_t client_id = 0;
-  std::string owner, group;
-  uint32_t perms = 0640;
-  uint64_t size = 0;
-  VvState state = VvState::kHot;
-  CacheState cache = CacheState::kCached;
-  uint64_t created = 0, finished = 0, accessed = 0;  // unix seconds
-  uint64_t checksum = 0;
-  std::array<VvCopyInfo, kMaxVvCopies> copies{};  // copy i on the class's i-th media type
-  bool operator==(const VvInfo&) const = default;
-};
+// The VV catalogue (vvm_proto.x: VV_CREATE, VV_SHOW, VV_LIST, VV_FINISH, VV_REMOVE); a VV is
+// common/vv.h's Vv.
 struct VvCreateRequest {
   std::string vv_class;
   uint64_t size = 0;
@@ -173,7 +145,7 @@ struct VvOpenRequest {
   bool operator==(const VvOpenRequest&) const = default;
 };
 struct VvOpenReply {
-  VvInfo vv;
+  Vv vv;
   std::string cache_path;
   bool writable = false;  // for this peer
   bool ready = false;
@@ -191,33 +163,15 @@ struct VvCloseRequest {
 // remove).
 struct VvReply {
   Op op = Op::kVvShow;  // which request this answers
-  VvInfo vv;
+  Vv vv;
   bool operator==(const VvReply&) const = default;
 };
 struct VvListReply {
-  std::vector<VvInfo> vvs;
+  std::vector<Vv> vvs;
   bool more = false;  // ask again with after = vvs.back().name
 };
 
-// The VSN catalogue (vvm_proto.x: VSN_ADD, VSN_LIST).
-enum class VsnState : uint32_t { kBlank = 1, kHot = 2, kFull = 3, kRetired = 4 };
-// "blank", "hot", "full", "retired": the words the database and vvctl use.
-std::string_view vsn_state_name(VsnState s);
-std::optional<VsnState> parse_vsn_state(std::string_view name);
-// Every field of a VSN's database record.
-struct VsnInfo {
-  std::string name;       // "L00042"
-  std::string media;      // "LTO9"
-  std::string vsn_class;  // "A"; "": any class that lists its media
-  VsnState state = VsnState::kBlank;
-  std::string location;  // "slot", "drive:d0"; "" when out of the library
-  uint64_t next_file = 1;
-  uint64_t bytes_used = 0;
-  uint64_t capacity = 0;
-  uint64_t errors = 0;
-  uint64_t last_mount = 0;  // unix seconds; 0: never
-  bool operator==(const VsnInfo&) const = default;
-};
+// The VSN catalogue (vvm_proto.x: VSN_ADD, VSN_LIST); a VSN is common/vsn.h's Vsn.
 struct VsnAddRequest {
   std::string vsn;
   std::string media;
@@ -231,11 +185,11 @@ struct VsnListRequest {
 };
 // The reply to VSN_ADD: the VSN as it was recorded.
 struct VsnReply {
-  VsnInfo vsn;
+  Vsn vsn;
   bool operator==(const VsnReply&) const = default;
 };
 struct VsnListReply {
-  std::vector<VsnInfo> vsns;
+  std::vector<Vsn> vsns;
   bool more = false;  // ask again with after = vsns.back().name
 };
 
@@ -289,7 +243,7 @@ struct VvEvictRequest {
   bool operator==(const VvEvictRequest&) const = default;
 };
 struct VvEvictReply {
-  VvInfo vv;             // as recorded after the eviction
+  Vv vv;                 // as recorded after the eviction
   bool already = false;  // it was evicted before: nothing changed
   uint64_t freed = 0;    // bytes of cache space its file held
   bool operator==(const VvEvictReply&) const = default;

@@ -387,13 +387,13 @@ std::string copy_media(const Config& config, const std::string& cls, size_t i) {
   return it->second.media[i];
 }
 
-void write_vv_json(JsonWriter& j, const Config& config, const rpc::VvInfo& v) {
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v) {
   j.begin_object();
   j.key("name").value(v.name).key("class").value(v.vv_class).key("serial").value(v.serial);
   j.key("client_id").value(v.client_id).key("owner").value(v.owner).key("group").value(v.group);
   j.key("perms").value(fmt::format("{:04o}", v.perms)).key("size").value(v.size);
-  j.key("state").value(rpc::vv_state_name(v.state));
-  j.key("cache").value(rpc::cache_state_name(v.cache));
+  j.key("state").value(vv_state_name(v.state));
+  j.key("cache").value(cache_state_name(v.cache));
   j.key("created").value(v.created).key("finished").value(v.finished);
   j.key("accessed").value(v.accessed).key("checksum").value(v.checksum);
   j.key("copies").begin_array();
@@ -407,7 +407,7 @@ void write_vv_json(JsonWriter& j, const Config& config, const rpc::VvInfo& v) {
 }
 
 // "L00001 file 3, M00002 file 7", or "none".
-std::string describe_copies(const rpc::VvInfo& v) {
+std::string describe_copies(const Vv& v) {
   std::string out;
   for (const auto& c : v.copies) {
     if (!c.vsn.empty()) out += fmt::format("{}{} file {}", out.empty() ? "" : ", ", c.vsn, c.file);
@@ -457,7 +457,7 @@ int cmd_show(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "show", rpc::VvShowRequest{name}, &config, &rc);
   if (!reply) return rc;
-  const rpc::VvInfo& v = std::get<rpc::VvReply>(*reply).vv;
+  const Vv& v = std::get<rpc::VvReply>(*reply).vv;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
     write_vv_json(j, *config, v);
@@ -468,8 +468,8 @@ int cmd_show(const Globals& g, const Args& args) {
   fmt::print("class:     {} (serial {})\n", v.vv_class, v.serial);
   fmt::print("client id: {}\n", v.client_id);
   fmt::print("size:      {} ({} bytes)\n", format_size(v.size), v.size);
-  fmt::print("state:     {}\n", rpc::vv_state_name(v.state));
-  fmt::print("cache:     {}\n", rpc::cache_state_name(v.cache));
+  fmt::print("state:     {}\n", vv_state_name(v.state));
+  fmt::print("cache:     {}\n", cache_state_name(v.cache));
   fmt::print("owner:     {}:{} {:04o}\n", v.owner, v.group, v.perms);
   fmt::print("created:   {}\n", format_time(v.created));
   fmt::print("finished:  {}\n", format_time(v.finished));
@@ -498,7 +498,7 @@ int cmd_ls(const Globals& g, const Args& args) {
   if (!parse_options("ls", args, options, none, &vm)) return kUsage;
   rpc::VvListRequest request;
   if (!state_text.empty()) {
-    auto state = rpc::parse_vv_state(state_text);
+    auto state = parse_vv_state(state_text);
     if (!state) {
       return usage_error(
           "ls", fmt::format("--state '{}': expected hot, finished or archived", state_text));
@@ -514,7 +514,7 @@ int cmd_ls(const Globals& g, const Args& args) {
   auto client = connect_vvmd(g, "ls", &config, &rc);
   if (!client) return rc;
   // Page after page until vvmd says there are no more: each reply stays under the message limit.
-  std::vector<rpc::VvInfo> vvs;
+  std::vector<Vv> vvs;
   for (;;) {
     auto reply = call_vvmd(*client, *config, "ls", request);
     if (!reply) return kFailed;
@@ -539,8 +539,8 @@ int cmd_ls(const Globals& g, const Args& args) {
     for (const auto& c : v.copies) {
       if (!c.vsn.empty()) copies += (copies.empty() ? "" : ",") + c.vsn;
     }
-    rows.push_back({v.name, v.vv_class, std::string(rpc::vv_state_name(v.state)),
-                    std::string(rpc::cache_state_name(v.cache)), format_size(v.size), v.owner,
+    rows.push_back({v.name, v.vv_class, std::string(vv_state_name(v.state)),
+                    std::string(cache_state_name(v.cache)), format_size(v.size), v.owner,
                     std::to_string(v.client_id), format_time(v.created),
                     copies.empty() ? "-" : copies});
   }
@@ -564,7 +564,7 @@ int wait_archived(rpc::Client& client, const Config& config, const std::string& 
       fmt::print("{}: copy {} on {} file {}\n", v.name, i + 1, c.vsn, c.file);
       std::fflush(stdout);
     }
-    if (v.state == rpc::VvState::kArchived) {
+    if (v.state == VvState::kArchived) {
       fmt::print("{}: archived\n", v.name);
       return kOk;
     }
@@ -606,8 +606,7 @@ int cmd_finish(const Globals& g, const Args& args) {
     auto shown = wait && reply.status().code() == Code::kInvalidArgument
                      ? client->call(rpc::VvShowRequest{name}, config->request_timeout)
                      : Result<rpc::ReplyBody>(reply.status());
-    const bool already =
-        shown.ok() && std::get<rpc::VvReply>(*shown).vv.state != rpc::VvState::kHot;
+    const bool already = shown.ok() && std::get<rpc::VvReply>(*shown).vv.state != VvState::kHot;
     if (!already) {
       fmt::print(stderr, "vvctl finish: {}\n", reply.status().message());
       return kFailed;
@@ -799,7 +798,7 @@ int cmd_rm(const Globals& g, const Args& args) {
   if (!reply) return rc;
   const auto& v = std::get<rpc::VvReply>(*reply).vv;
   fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file {}/{}", v.name,
-             rpc::vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
+             vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
   if (describe_copies(v) != "none") {
     fmt::print("; its tape files stay: {}", describe_copies(v));
   }
@@ -825,10 +824,10 @@ int cmd_evict(const Globals& g, const Args& args) {
 
 // --- the VSN catalogue: vsn add, vsn ls ---
 
-void write_vsn_json(JsonWriter& j, const rpc::VsnInfo& v) {
+void write_vsn_json(JsonWriter& j, const Vsn& v) {
   j.begin_object();
   j.key("name").value(v.name).key("media").value(v.media).key("class").value(v.vsn_class);
-  j.key("state").value(rpc::vsn_state_name(v.state)).key("location").value(v.location);
+  j.key("state").value(vsn_state_name(v.state)).key("location").value(v.location);
   j.key("next_file").value(v.next_file).key("bytes_used").value(v.bytes_used);
   j.key("capacity").value(v.capacity).key("errors").value(v.errors);
   j.key("last_mount").value(v.last_mount);
@@ -845,9 +844,9 @@ int cmd_vsn_add(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "vsn add", rpc::VsnAddRequest{vsn, media, cls}, &config, &rc);
   if (!reply) return rc;
-  const rpc::VsnInfo& v = std::get<rpc::VsnReply>(*reply).vsn;
+  const Vsn& v = std::get<rpc::VsnReply>(*reply).vsn;
   fmt::print("added VSN {}: media {}, class {}, {}, next file {}, capacity {}", v.name, v.media,
-             v.vsn_class.empty() ? "any" : v.vsn_class, rpc::vsn_state_name(v.state), v.next_file,
+             v.vsn_class.empty() ? "any" : v.vsn_class, vsn_state_name(v.state), v.next_file,
              human_size(v.capacity));
   if (config->library_kind == "emulated") {
     fmt::print("; tape image {}/{}.tap", config->library_path, v.name);
@@ -868,7 +867,7 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
   auto client = connect_vvmd(g, "vsn ls", &config, &rc);
   if (!client) return rc;
   rpc::VsnListRequest request{"", page_size};
-  std::vector<rpc::VsnInfo> vsns;
+  std::vector<Vsn> vsns;
   for (;;) {
     auto reply = call_vvmd(*client, *config, "vsn ls", request);
     if (!reply) return kFailed;
@@ -890,8 +889,7 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
       {"VSN", "MEDIA", "CLASS", "STATE", "LOCATION", "FILES", "USED", "CAPACITY", "ERRORS"}};
   for (const auto& v : vsns) {
     rows.push_back({v.name, v.media, v.vsn_class.empty() ? "any" : v.vsn_class,
-                    std::string(rpc::vsn_state_name(v.state)),
-                    v.location.empty() ? "-" : v.location,
+                    std::string(vsn_state_name(v.state)), v.location.empty() ? "-" : v.location,
                     std::to_string(v.next_file > 0 ? v.next_file - 1 : 0), human_size(v.bytes_used),
                     human_size(v.capacity), std::to_string(v.errors)});
   }

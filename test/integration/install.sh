@@ -45,8 +45,8 @@ done
 # control protocol's generated code and libvvclient.
 src=${VVM_SOURCE_DIR:?run me from meson test}
 if meson setup "$tmp/elsewhere" "$src" -Dtests=false >"$tmp/oot.log" 2>&1 &&
-  ninja -C "$tmp/elsewhere" client/libvvclient.so >>"$tmp/oot.log" 2>&1; then
-  echo "ok   builds out of tree: meson setup $tmp/elsewhere $src && ninja client/libvvclient.so"
+  ninja -C "$tmp/elsewhere" client/libvvclient.so.0.1.0 >>"$tmp/oot.log" 2>&1; then
+  echo "ok   builds out of tree: meson setup $tmp/elsewhere $src && ninja client/libvvclient.so.0.1.0"
 else
   tail -n 30 "$tmp/oot.log"
   echo "FAIL an out-of-tree build folder does not build"; failures=$((failures + 1))

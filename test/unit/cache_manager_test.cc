@@ -100,7 +100,7 @@ struct Fixture {
     return ::access(catalog->cache_path(name).c_str(), F_OK) == 0;
   }
   std::string residency(const std::string& name) {
-    return std::string(rpc::cache_state_name(must(catalog->show(name)).cache));
+    return std::string(cache_state_name(must(catalog->show(name)).cache));
   }
 };
 
@@ -316,12 +316,12 @@ TEST_CASE("VV_EVICT: archived VVs go whatever the watermarks; others are refused
   CHECK_FALSE(done.already);
   CHECK(done.freed == 2 * kMiB);
   CHECK(done.vv.name == archived);
-  CHECK(done.vv.cache == rpc::CacheState::kEvicted);
+  CHECK(done.vv.cache == CacheState::kEvicted);
   CHECK(f.residency(archived) == "evicted");
   CHECK_FALSE(f.has_file(archived));
   // Again: nothing to do, and no error.
   auto again = must(f.cache->evict(unix_peer(0), archived));
   CHECK(again.already);
   CHECK(again.freed == 0);
-  CHECK(again.vv.cache == rpc::CacheState::kEvicted);
+  CHECK(again.vv.cache == CacheState::kEvicted);
 }

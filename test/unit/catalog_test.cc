@@ -47,8 +47,7 @@ struct Fixture {
     o.now = [this] { return clock; };
     catalog = must(Catalog::open(db.get(), o));
   }
-  rpc::VvInfo create(char cls, uint64_t size = 1 << 20, uint64_t id = 0,
-                     const rpc::Peer& peer = kRoot) {
+  Vv create(char cls, uint64_t size = 1 << 20, uint64_t id = 0, const rpc::Peer& peer = kRoot) {
     return must(catalog->create(peer, {std::string(1, cls), size, id, "", "", ""}));
   }
   std::vector<std::string> names(rpc::VvListRequest req) {
@@ -70,8 +69,8 @@ TEST_CASE("create names VVs by class and serial and makes a sparse cache file") 
   CHECK(a1.serial == 1);
   CHECK(a1.client_id == 7);
   CHECK(a1.size == 10ull << 30);
-  CHECK(a1.state == rpc::VvState::kHot);
-  CHECK(a1.cache == rpc::CacheState::kCached);
+  CHECK(a1.state == VvState::kHot);
+  CHECK(a1.cache == CacheState::kCached);
   CHECK(a1.created == f.clock);
   CHECK(a1.finished == 0);
   CHECK(a1.owner == "root");
@@ -155,10 +154,10 @@ TEST_CASE("list filters by state, class and client id, in name order, page by pa
   req.vv_class = "B";
   CHECK(f.names(req) == std::vector<std::string>{"B0000000001", "B0000000002", "B0000000003",
                                                  "B0000000004", "B0000000005"});
-  req.state = rpc::VvState::kFinished;
+  req.state = VvState::kFinished;
   CHECK(f.names(req) == std::vector<std::string>{"B0000000004"});
   req = {};
-  req.state = rpc::VvState::kFinished;
+  req.state = VvState::kFinished;
   CHECK(f.names(req) == std::vector<std::string>{"A0000000002", "B0000000004"});
   req = {};
   req.client_id = 1;
@@ -166,7 +165,7 @@ TEST_CASE("list filters by state, class and client id, in name order, page by pa
                                                  "A0000000004", "A0000000005", "B0000000002",
                                                  "B0000000004"});
   req.vv_class = "B";
-  req.state = rpc::VvState::kHot;
+  req.state = VvState::kHot;
   CHECK(f.names(req) == std::vector<std::string>{"B0000000002"});
   req = {};
   req.client_id = 99;
@@ -176,8 +175,8 @@ TEST_CASE("list filters by state, class and client id, in name order, page by pa
   CHECK(f.names(req).empty());
 
   SECTION("pages of 3 walk the whole list once, with or without filters") {
-    for (auto base : {rpc::VvListRequest{}, rpc::VvListRequest{rpc::VvState::kAny, "", 1, "", 0},
-                      rpc::VvListRequest{rpc::VvState::kHot, "A", {}, "", 0}}) {
+    for (auto base : {rpc::VvListRequest{}, rpc::VvListRequest{VvState::kAny, "", 1, "", 0},
+                      rpc::VvListRequest{VvState::kHot, "A", {}, "", 0}}) {
       std::vector<std::string> walked;
       rpc::VvListRequest page = base;
       page.limit = 3;
@@ -209,7 +208,7 @@ TEST_CASE("finish makes a hot VV finished, once") {
   f.create('A');
   f.clock += 60;
   auto done = must(f.catalog->finish(kRoot, "A0000000001"));
-  CHECK(done.state == rpc::VvState::kFinished);
+  CHECK(done.state == VvState::kFinished);
   CHECK(done.finished == f.clock);
   CHECK(must(f.catalog->show("A0000000001")) == done);
   auto again = f.catalog->finish(kRoot, "A0000000001");
@@ -218,7 +217,7 @@ TEST_CASE("finish makes a hot VV finished, once") {
   CHECK(f.catalog->show("A0000000009").status().message() == "no VV A0000000009");
   CHECK(f.catalog->show("nonsense").status().code() == Code::kInvalidArgument);
   f.reopen();
-  CHECK(must(f.catalog->show("A0000000001")).state == rpc::VvState::kFinished);
+  CHECK(must(f.catalog->show("A0000000001")).state == VvState::kFinished);
 }
 
 TEST_CASE("only the owner, root and vvmd's user may finish or remove a VV") {
@@ -231,7 +230,7 @@ TEST_CASE("only the owner, root and vvmd's user may finish or remove a VV") {
              Catch::Contains("may not finish VV A0000000001: it belongs to root"));
   CHECK(f.catalog->remove(kNobody, {"A0000000001", true}).status().code() ==
         Code::kPermissionDenied);
-  CHECK(must(f.catalog->finish(kNobody, "A0000000002")).state == rpc::VvState::kFinished);
+  CHECK(must(f.catalog->finish(kNobody, "A0000000002")).state == VvState::kFinished);
   CHECK(must(f.catalog->remove(unix_peer(4242, 4242), {"A0000000001", false})).name ==
         "A0000000001");
   rpc::Peer tcp;
@@ -267,7 +266,7 @@ TEST_CASE("remove takes the record and the cache file; copies on tape need force
              Catch::Contains("VV A0000000002 has 2 copies (L00001 file 3, M00002 file 7) on tape"));
   CHECK(std::filesystem::exists(f.dir.file("cache/A0000000002")));
   auto forced = must(f.catalog->remove(kRoot, {"A0000000002", true}));
-  CHECK(forced.copies[1] == rpc::VvCopyInfo{"M00002", 7});
+  CHECK(forced.copies[1] == VvCopy{"M00002", 7});
   CHECK_FALSE(std::filesystem::exists(f.dir.file("cache/A0000000002")));
   // Removing the highest serial does not hand it out again in this process.
   CHECK(f.create('A').name == "A0000000003");
@@ -303,11 +302,11 @@ TEST_CASE("a VV in use is not finished or removed, and idle hot VVs are finished
   const uint64_t used = f.clock;
   CHECK(f.catalog->finish_idle(used) == 0);  // nobody idle before then
   CHECK(f.catalog->finish_idle(used + 1) == 2);
-  CHECK(must(f.catalog->show("A0000000001")).state == rpc::VvState::kHot);  // a writer
-  CHECK(must(f.catalog->show("A0000000002")).state == rpc::VvState::kFinished);
-  CHECK(must(f.catalog->show("A0000000003")).state == rpc::VvState::kFinished);
+  CHECK(must(f.catalog->show("A0000000001")).state == VvState::kHot);  // a writer
+  CHECK(must(f.catalog->show("A0000000002")).state == VvState::kFinished);
+  CHECK(must(f.catalog->show("A0000000003")).state == VvState::kFinished);
   CHECK(handed_on == std::vector<std::string>{"A0000000002", "A0000000003"});
   CHECK(f.catalog->finish_idle(used + 1) == 0);  // finished once
   writing.clear();
-  CHECK(must(f.catalog->finish(kRoot, "A0000000001")).state == rpc::VvState::kFinished);
+  CHECK(must(f.catalog->finish(kRoot, "A0000000001")).state == VvState::kFinished);
 }

@@ -16,8 +16,8 @@
 #include <map>
 #include <string>
 
-#include "db_database.h"
-#include "db_schemas.h"
+#include "db/database.h"
+#include "db/schemas.h"
 #include "process.h"
 
 using namespace vvm;

@@ -15,8 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "db_database.h"
-#include "db_schemas.h"
+#include "db/database.h"
+#include "db/schemas.h"
 #include "process.h"
 
 using namespace vvm;

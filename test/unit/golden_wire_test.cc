@@ -16,8 +16,8 @@
 #include <string_view>
 
 #include "process.h"
-#include "rpc_frame.h"
-#include "rpc_message.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
 
 using namespace vvm;
 using namespace vvm::rpc;
@@ -126,8 +126,8 @@ CopyArgs full_copy() {
   return c;
 }
 
-VvInfo full_vv() {
-  VvInfo v;
+Vv full_vv() {
+  Vv v;
   v.name = "A0000000042";
   v.vv_class = "A";
   v.serial = 0x0102030405060708;
@@ -142,14 +142,14 @@ VvInfo full_vv() {
   v.finished = 0x4142434445464748;
   v.accessed = 0x5152535455565758;
   v.checksum = 0x6162636465666768;
-  v.copies = {VvCopyInfo{"L00001", 0x7172737475767778}, VvCopyInfo{"L00002", 0x8182838485868788},
-              VvCopyInfo{"M00003", 0x9192939495969798}, VvCopyInfo{"M00004", 0xa1a2a3a4a5a6a7a8}};
+  v.copies = {VvCopy{"L00001", 0x7172737475767778}, VvCopy{"L00002", 0x8182838485868788},
+              VvCopy{"M00003", 0x9192939495969798}, VvCopy{"M00004", 0xa1a2a3a4a5a6a7a8}};
   return v;
 }
 
 // A second VV for the list: other states, a copy missing (an empty VSN).
-VvInfo other_vv() {
-  VvInfo v;
+Vv other_vv() {
+  Vv v;
   v.name = "B0000000007";
   v.vv_class = "B";
   v.serial = 7;
@@ -164,12 +164,12 @@ VvInfo other_vv() {
   v.finished = 0x65000002;
   v.accessed = 0x65000003;
   v.checksum = 0xfedcba9876543210;
-  v.copies = {VvCopyInfo{"L00009", 3}, VvCopyInfo{}, VvCopyInfo{}, VvCopyInfo{}};
+  v.copies = {VvCopy{"L00009", 3}, VvCopy{}, VvCopy{}, VvCopy{}};
   return v;
 }
 
-VsnInfo full_vsn() {
-  VsnInfo v;
+Vsn full_vsn() {
+  Vsn v;
   v.name = "L00001";
   v.media = "LTO9";
   v.vsn_class = "A";
@@ -183,8 +183,8 @@ VsnInfo full_vsn() {
   return v;
 }
 
-VsnInfo other_vsn() {
-  VsnInfo v;
+Vsn other_vsn() {
+  Vsn v;
   v.name = "M00002";
   v.media = "LTO8";
   v.vsn_class = "";

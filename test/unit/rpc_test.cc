@@ -256,8 +256,8 @@ TEST_CASE("a copy report with an unknown state or code is refused, naming it") {
 }
 
 namespace {
-VvInfo sample_vv() {
-  VvInfo v;
+Vv sample_vv() {
+  Vv v;
   v.name = "A0000000042";
   v.vv_class = "A";
   v.serial = 42;
@@ -367,7 +367,7 @@ TEST_CASE("a page of 1000 VVs with the longest names fits in one message") {
   // vvmd's page size (catalog.h, kMaxPage) must stay under VVM_MAX_MESSAGE at the record's
   // widest: 16-character owner and group, every copy present.
   VvListReply page;
-  VvInfo v = sample_vv();
+  Vv v = sample_vv();
   v.owner = v.group = std::string(16, 'x');
   for (auto& c : v.copies) c = {"L99999", 999999};
   page.vvs.assign(1000, v);
@@ -428,7 +428,7 @@ TEST_CASE("the VSN catalogue's requests and replies survive an XDR round trip") 
   CHECK(std::get<VsnListRequest>(round_trip(list)) == list);
   CHECK(std::get<VsnListRequest>(round_trip(VsnListRequest{})) == VsnListRequest{});
 
-  VsnInfo v;  // every field other than its default
+  Vsn v;  // every field other than its default
   v.name = "L00042";
   v.media = "LTO9";
   v.vsn_class = "A";
@@ -471,7 +471,7 @@ TEST_CASE("VV_EVICT survives an XDR round trip, with its number 15") {
   CHECK(static_cast<uint32_t>(Op::kVvEvict) == 15);
   CHECK(op_name(Op::kVvEvict) == "vv-evict");
 
-  VvInfo v = sample_vv();
+  Vv v = sample_vv();
   v.cache = CacheState::kEvicted;
   Reply rep;
   rep.body = VvEvictReply{v, false, (3ull << 30) + 512};
@@ -487,8 +487,8 @@ TEST_CASE("VV_EVICT survives an XDR round trip, with its number 15") {
 TEST_CASE("a page of 1000 VSNs at the record's widest fits in one message") {
   // vvmd's page size (vsn_catalog.h, kMaxPage): the database's fields at their widest.
   VsnListReply page;
-  VsnInfo v{"L99999",   "LTO99999", "A",    VsnState::kRetired, std::string(12, 'x'), 999999,
-            UINT64_MAX, UINT64_MAX, 999999, UINT64_MAX};
+  Vsn v{"L99999",   "LTO99999", "A",    VsnState::kRetired, std::string(12, 'x'), 999999,
+        UINT64_MAX, UINT64_MAX, 999999, UINT64_MAX};
   page.vsns.assign(1000, v);
   Reply rep;
   rep.body = page;
@@ -503,7 +503,7 @@ TEST_CASE("VSN states this side does not know are refused, naming them") {
   // In a reply: preamble (3), code, message (empty: 1), op, then the VSN: name (4 + 8 bytes),
   // media (4 + 4), class (4 + 4), then the state.
   Reply rep;
-  rep.body = VsnReply{VsnInfo{"L00042", "LTO9", "A", VsnState::kHot, "slot"}};
+  rep.body = VsnReply{Vsn{"L00042", "LTO9", "A", VsnState::kHot, "slot"}};
   std::string bytes = must(encode_reply(rep));
   const size_t state_at = 4 * 6 + 12 + 8 + 8;
   REQUIRE(bytes[state_at + 3] == static_cast<char>(VsnState::kHot));

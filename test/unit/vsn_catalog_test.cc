@@ -58,8 +58,8 @@ struct Fixture {
     vsns = must(VsnCatalog::open(db.get(), o));
   }
   std::string image(const std::string& vsn) const { return dir.file("library/" + vsn + ".tap"); }
-  rpc::VsnInfo add(const std::string& vsn, const std::string& media, const std::string& cls = "",
-                   const rpc::Peer& peer = kRoot) {
+  Vsn add(const std::string& vsn, const std::string& media, const std::string& cls = "",
+          const rpc::Peer& peer = kRoot) {
     return must(vsns->add(peer, {vsn, media, cls}));
   }
   Status refused(const std::string& vsn, const std::string& media, const std::string& cls = "",
@@ -110,7 +110,7 @@ TEST_CASE("add creates an emulated tape, labels it, and records it blank in its 
   CHECK(v.name == "L90001");
   CHECK(v.media == "LTO9");
   CHECK(v.vsn_class == "A");
-  CHECK(v.state == rpc::VsnState::kBlank);
+  CHECK(v.state == VsnState::kBlank);
   CHECK(v.location == "slot");
   CHECK(v.next_file == 1);
   CHECK(v.bytes_used == 0);
@@ -194,7 +194,7 @@ TEST_CASE("an image already in the library is registered when its label says thi
     auto v = f.add("L90005", "LTO9", "A");
     CHECK(v.next_file == 3);
     CHECK(v.bytes_used == 301000);
-    CHECK(v.state == rpc::VsnState::kHot);
+    CHECK(v.state == VsnState::kHot);
     CHECK(v.capacity == kLto9);
     // The sidecar was missing: it now says the media's capacity. The files are untouched.
     CHECK(must(tape::read_capacity(f.image("L90005"))) == kLto9);
@@ -205,7 +205,7 @@ TEST_CASE("an image already in the library is registered when its label says thi
     must(tape::write_capacity(f.image("L90006"), kLto9));
     auto v = f.add("L90006", "LTO9");
     CHECK(v.next_file == 1);
-    CHECK(v.state == rpc::VsnState::kBlank);
+    CHECK(v.state == VsnState::kBlank);
   }
   SECTION("a tape that ran out of space (it ends with an empty file): full") {
     label_image(f.image("L90007"), "L90007", "LTO9");
@@ -217,7 +217,7 @@ TEST_CASE("an image already in the library is registered when its label says thi
     }
     auto v = f.add("L90007", "LTO9");
     CHECK(v.next_file == 2);
-    CHECK(v.state == rpc::VsnState::kFull);
+    CHECK(v.state == VsnState::kFull);
     CHECK(v.bytes_used == 5000);
   }
 }
@@ -265,7 +265,7 @@ TEST_CASE("a real library (mtx): add records the VSN and makes no image") {
   f.kind = "mtx";
   f.reopen();
   auto v = f.add("L90001", "LTO9", "A");
-  CHECK(v.state == rpc::VsnState::kBlank);
+  CHECK(v.state == VsnState::kBlank);
   CHECK(v.next_file == 1);
   CHECK(v.capacity == kLto9);
   CHECK(f.library_files() == 0);  // the folder the fixture's first, emulated, open made

@@ -61,12 +61,12 @@ TEST_CASE("a list filter passes the VVs that match every field it sets") {
   r.client_id = 7;
   r.state = "finished";
   CHECK(VvFilter{}.matches(r));
-  CHECK(VvFilter{rpc::VvState::kFinished, "", {}}.matches(r));
-  CHECK_FALSE(VvFilter{rpc::VvState::kHot, "", {}}.matches(r));
-  CHECK(VvFilter{rpc::VvState::kAny, "A", {}}.matches(r));
-  CHECK_FALSE(VvFilter{rpc::VvState::kAny, "B", {}}.matches(r));
-  CHECK(VvFilter{rpc::VvState::kAny, "", 7}.matches(r));
-  CHECK_FALSE(VvFilter{rpc::VvState::kAny, "", 0}.matches(r));  // id 0 is a filter too
-  CHECK(VvFilter{rpc::VvState::kFinished, "A", 7}.matches(r));
-  CHECK_FALSE(VvFilter{rpc::VvState::kFinished, "A", 8}.matches(r));
+  CHECK(VvFilter{VvState::kFinished, "", {}}.matches(r));
+  CHECK_FALSE(VvFilter{VvState::kHot, "", {}}.matches(r));
+  CHECK(VvFilter{VvState::kAny, "A", {}}.matches(r));
+  CHECK_FALSE(VvFilter{VvState::kAny, "B", {}}.matches(r));
+  CHECK(VvFilter{VvState::kAny, "", 7}.matches(r));
+  CHECK_FALSE(VvFilter{VvState::kAny, "", 0}.matches(r));  // id 0 is a filter too
+  CHECK(VvFilter{VvState::kFinished, "A", 7}.matches(r));
+  CHECK_FALSE(VvFilter{VvState::kFinished, "A", 8}.matches(r));
 }

@@ -243,7 +243,7 @@ TEST_CASE("a finished VV is read-only, and an evicted one is not ready") {
   auto r = must(f.opens->open(plugin(1), local(a, 0, 0, true, true)));
   CHECK(r.ready);
   CHECK_FALSE(r.writable);
-  CHECK(r.vv.state == rpc::VvState::kFinished);
+  CHECK(r.vv.state == VvState::kFinished);
   CHECK_FALSE(f.opens->writer_host(a));
   must(f.opens->close(plugin(1), {r.open_id, false}));
 

@@ -75,9 +75,9 @@ int count_copies(const db::VvRecord& r) {
 
 }  // namespace
 
-Result<rpc::VvInfo> to_info(const db::VvRecord& r) {
-  auto state = rpc::parse_vv_state(r.state);
-  auto cache = rpc::parse_cache_state(r.cache);
+Result<Vv> to_info(const db::VvRecord& r) {
+  auto state = parse_vv_state(r.state);
+  auto cache = parse_cache_state(r.cache);
   auto perms = parse_perms(r.perms);
   if (!state || !cache || !perms.ok()) {
     return Status::Internal(
@@ -85,7 +85,7 @@ Result<rpc::VvInfo> to_info(const db::VvRecord& r) {
                     "'{}', which vvmd does not know",
                     r.name, r.state, r.cache, r.perms));
   }
-  rpc::VvInfo v;
+  Vv v;
   v.name = r.name;
   v.vv_class = r.vv_class;
   v.serial = r.serial;
@@ -100,7 +100,7 @@ Result<rpc::VvInfo> to_info(const db::VvRecord& r) {
   v.finished = r.finished;
   v.accessed = r.accessed;
   v.checksum = r.checksum;
-  static_assert(db::kMaxCopies == rpc::kMaxVvCopies);
+  static_assert(db::kMaxCopies == kMaxVvCopies);
   for (size_t i = 0; i < r.copies.size(); ++i) v.copies[i] = {r.copies[i].vsn, r.copies[i].file};
   return v;
 }
@@ -222,7 +222,7 @@ Status Catalog::make_cache_file(const std::string& name, uint64_t size) {
   return s;
 }
 
-Result<rpc::VvInfo> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& req) {
+Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& req) {
   const std::string& cls = req.vv_class;
   if (cls.size() != 1 || !options_.classes.contains(cls[0])) {
     std::string known;
@@ -304,7 +304,7 @@ Result<rpc::VvInfo> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRe
   return info;
 }
 
-Result<rpc::VvInfo> Catalog::show(const std::string& name) {
+Result<Vv> Catalog::show(const std::string& name) {
   auto found = lookup(name);
   if (!found.ok()) return found.status();
   return to_info(found->second);
@@ -366,7 +366,7 @@ Status Catalog::commit_finish(uint64_t slot, db::VvRecord& r) {
   return Status::Ok();
 }
 
-Result<rpc::VvInfo> Catalog::finish(const rpc::Peer& peer, const std::string& name) {
+Result<Vv> Catalog::finish(const rpc::Peer& peer, const std::string& name) {
   auto found = lookup(name);
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
@@ -407,7 +407,7 @@ size_t Catalog::finish_idle(uint64_t idle_before) {
   return done;
 }
 
-Result<rpc::VvInfo> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& req) {
+Result<Vv> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& req) {
   auto found = lookup(req.name);
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
@@ -439,7 +439,7 @@ Result<rpc::VvInfo> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRe
   return info;
 }
 
-Result<rpc::VvInfo> Catalog::record_access(const std::string& name) {
+Result<Vv> Catalog::record_access(const std::string& name) {
   auto found = lookup(name);
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
@@ -453,7 +453,7 @@ Result<rpc::VvInfo> Catalog::record_access(const std::string& name) {
 }
 
 void Catalog::serve(rpc::Server& server) {
-  auto vv_reply = [](rpc::Op op, Result<rpc::VvInfo> r) -> Result<rpc::ReplyBody> {
+  auto vv_reply = [](rpc::Op op, Result<Vv> r) -> Result<rpc::ReplyBody> {
     if (!r.ok()) return r.status();
     return rpc::ReplyBody(rpc::VvReply{op, std::move(*r)});
   };

@@ -49,13 +49,13 @@ class Catalog {
   static Result<std::unique_ptr<Catalog>> open(db::Database* db, Options options);
   static Options options_from(const Config& config);
 
-  Result<rpc::VvInfo> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
-  Result<rpc::VvInfo> show(const std::string& name);
+  Result<Vv> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
+  Result<Vv> show(const std::string& name);
   Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
-  Result<rpc::VvInfo> finish(const rpc::Peer& peer, const std::string& name);
-  Result<rpc::VvInfo> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
+  Result<Vv> finish(const rpc::Peer& peer, const std::string& name);
+  Result<Vv> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
   // Sets the VV's last access to now (one commit): an NBD connection used it (vv_opens.h).
-  Result<rpc::VvInfo> record_access(const std::string& name);
+  Result<Vv> record_access(const std::string& name);
 
   // Called after each finish is committed, with the finished record (the scheduler queues its
   // copies).
@@ -102,6 +102,6 @@ class Catalog {
 
 // The wire form of a record (perms as bits, states as enums); Internal for a record whose state
 // words the protocol does not know.
-Result<rpc::VvInfo> to_info(const db::VvRecord& r);
+Result<Vv> to_info(const db::VvRecord& r);
 
 }  // namespace vvm::vvmd

@@ -44,13 +44,13 @@ Status fsync_path(const std::string& path, int flags) {
 
 }  // namespace
 
-Result<rpc::VsnInfo> to_vsn_info(const db::VsnRecord& r) {
-  auto state = rpc::parse_vsn_state(r.state);
+Result<Vsn> to_vsn_info(const db::VsnRecord& r) {
+  auto state = parse_vsn_state(r.state);
   if (!state) {
     return Status::Internal(fmt::format(
         "VSN {}: the record holds state '{}', which vvmd does not know", r.name, r.state));
   }
-  rpc::VsnInfo v;
+  Vsn v;
   v.name = r.name;
   v.media = r.media;
   v.vsn_class = r.vsn_class;
@@ -249,7 +249,7 @@ Status VsnCatalog::register_image(const std::string& image, db::VsnRecord* r) {
   return Status::Ok();
 }
 
-Result<rpc::VsnInfo> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req) {
+Result<Vsn> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req) {
   VVM_RETURN_IF_ERROR(check_add(peer, req));
   db::VsnRecord r;
   r.name = req.vsn;

@@ -56,7 +56,7 @@ class VsnCatalog {
   static Options options_from(const Config& config);
   static Result<std::unique_ptr<VsnCatalog>> open(db::Database* db, Options options);
 
-  Result<rpc::VsnInfo> add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
+  Result<Vsn> add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
   Result<rpc::VsnListReply> list(const rpc::VsnListRequest& request);
 
   // Registers VSN_ADD's and VSN_LIST's handlers; the catalogue must outlive the server's run.
@@ -83,6 +83,6 @@ class VsnCatalog {
 };
 
 // The wire form of a record; Internal for a record whose state word the protocol does not know.
-Result<rpc::VsnInfo> to_vsn_info(const db::VsnRecord& r);
+Result<Vsn> to_vsn_info(const db::VsnRecord& r);
 
 }  // namespace vvm::vvmd

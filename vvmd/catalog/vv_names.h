@@ -55,7 +55,7 @@ std::string format_perms(uint32_t perms);  // "0640", as the record holds it
 
 // What VV_LIST asks for, apart from paging.
 struct VvFilter {
-  rpc::VvState state = rpc::VvState::kAny;
+  VvState state = VvState::kAny;
   std::string vv_class;               // "": any
   std::optional<uint64_t> client_id;  // nullopt: any
   bool matches(const db::VvRecord& r) const;

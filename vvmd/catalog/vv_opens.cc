@@ -55,12 +55,12 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
 
   rpc::VvOpenReply reply;
   reply.cache_path = catalog_->cache_path(vv->name);
-  reply.writable = req.writable && may.write && vv->state == rpc::VvState::kHot;
-  if (vv->cache != rpc::CacheState::kCached) {
+  reply.writable = req.writable && may.write && vv->state == VvState::kHot;
+  if (vv->cache != CacheState::kCached) {
     if (!req.use || !stage_) {
       // A probe (a listing, nbdkit's .open) never starts a stage.
       reply.not_ready = fmt::format("VV {} is {}: its first read or write stages it", vv->name,
-                                    rpc::cache_state_name(vv->cache));
+                                    cache_state_name(vv->cache));
     } else {
       auto staging = stage_(vv->name);
       if (!staging.ok()) return staging.status();
@@ -92,7 +92,7 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
   return reply;
 }
 
-Result<rpc::VvInfo> VvOpens::close(const rpc::Peer& peer, const rpc::VvCloseRequest& req) {
+Result<Vv> VvOpens::close(const rpc::Peer& peer, const rpc::VvCloseRequest& req) {
   auto it = opens_.find(req.open_id);
   if (it == opens_.end() || it->second.session != peer.session) {
     return Status::NotFound(fmt::format("no VV open {} on this connection", req.open_id));

@@ -55,7 +55,7 @@ class VvOpens {
 
   Result<rpc::VvOpenReply> open(const rpc::Peer& peer, const rpc::VvOpenRequest& request);
   // NotFound unless `request.open_id` was opened on the peer's own session.
-  Result<rpc::VvInfo> close(const rpc::Peer& peer, const rpc::VvCloseRequest& request);
+  Result<Vv> close(const rpc::Peer& peer, const rpc::VvCloseRequest& request);
   // Forgets the opens of a control connection that ended; returns how many there were.
   size_t drop_session(uint64_t session);
 

@@ -1,0 +1,32 @@
+// common/vsn.h: a tape volume (VSN) as every vvm process knows it: its state and every field of
+// its database record. vvmd's VSN table, the control protocol and vvctl all use this one type.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vvm {
+
+// The numbers are the control protocol's (vvm_proto.x: vvm_vsn_state).
+enum class VsnState : uint32_t { kBlank = 1, kHot = 2, kFull = 3, kRetired = 4 };
+// "blank", "hot", "full", "retired": the words the database and vvctl use.
+std::string_view vsn_state_name(VsnState s);
+std::optional<VsnState> parse_vsn_state(std::string_view name);
+
+struct Vsn {
+  std::string name;       // "L00042"
+  std::string media;      // "LTO9"
+  std::string vsn_class;  // "A"; "": any class that lists its media
+  VsnState state = VsnState::kBlank;
+  std::string location;  // "slot", "drive:d0"; "" when out of the library
+  uint64_t next_file = 1;
+  uint64_t bytes_used = 0;
+  uint64_t capacity = 0;
+  uint64_t errors = 0;
+  uint64_t last_mount = 0;  // unix seconds; 0: never
+  bool operator==(const Vsn&) const = default;
+};
+
+}  // namespace vvm
