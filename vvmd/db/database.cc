@@ -254,9 +254,10 @@ Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
   cv_.wait(lock, [&] { return w.done || writers_.front() == &w; });
   if (w.done) return std::move(w.result);
 
-  // This writer leads: it applies every transaction waiting now and writes them as one frame.
-  // The lock is kept: the work is in memory and one write + one fdatasync; followers queue up
-  // behind it and form the next group.
+  // This writer leads: it applies every transaction waiting now, under the lock (that work is in
+  // memory), and then writes them as one frame with the lock released: readers go on meanwhile,
+  // seeing the applied images from memory, and writers arriving now queue up behind this group
+  // (they cannot lead until it is done and popped) to form the next one.
   std::vector<Writer*> group(writers_.begin(), writers_.end());
   for (Writer* g : group) {
     g->result = failed_ ? Result<std::vector<uint64_t>>(
