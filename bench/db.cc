@@ -5,8 +5,8 @@
 // with NORMAL. It prints one table with the ratios vvm/SQLite (above 1.0: vvm is better, except
 // for open time, where lower is better). Not a test: the machine is noisy; compare ratios.
 //
-// Lookups and scans produce VvRecords on both sides (SQLite reads every column), as the daemon
-// would use them.
+// Lookups and scans produce a vvm::Vv on both sides (SQLite reads every column and parses the
+// state words as vvm's sink does), as the daemon would use them.
 //
 //   build/run/bench/bench_db [RECORDS] [SECONDS_PER_CASE] [vvm]   default 1000000 3; "vvm":
 //                                                                  vvm alone, for profiling
@@ -23,9 +23,12 @@
 
 #include <fmt/core.h>
 
+#include "catalog/tables.h"
 #include "db/database.h"
 
 using namespace vvm::db;
+using namespace vvm::vvmd;
+using vvm::Vv;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -36,8 +39,8 @@ double seconds_since(Clock::time_point t0) {
 
 std::string name_of(uint64_t i) { return fmt::format("{}{:010d}", "ABCD"[i % 4], i); }
 
-VvRecord vv_of(uint64_t i) {
-  VvRecord r;
+Vv vv_of(uint64_t i) {
+  Vv r;
   r.name = name_of(i);
   r.vv_class = r.name.substr(0, 1);
   r.serial = i;
@@ -88,7 +91,7 @@ sqlite3* sqlite_open(const std::string& path, const char* sync) {
 
 const char* kSchema =
     "CREATE TABLE vv(name TEXT PRIMARY KEY, class TEXT, serial INT, client_id INT, owner TEXT,"
-    " grp TEXT, perms TEXT, size INT, state TEXT, cache TEXT, created INT, finished INT,"
+    " grp TEXT, perms INT, size INT, state TEXT, cache TEXT, created INT, finished INT,"
     " accessed INT, checksum INT, c1 TEXT, f1 INT, c2 TEXT, f2 INT, c3 TEXT, f3 INT, c4 TEXT,"
     " f4 INT) WITHOUT ROWID;"
     "CREATE INDEX vv_hot ON vv(class, client_id) WHERE state = 'hot';"
@@ -97,21 +100,22 @@ const char* kSchema =
     "CREATE INDEX vv_vsn3 ON vv(c3, f3); CREATE INDEX vv_vsn4 ON vv(c4, f4);"
     "CREATE INDEX vv_id ON vv(client_id);";
 
-void sqlite_bind_vv(sqlite3_stmt* st, const VvRecord& r) {
+void sqlite_bind_vv(sqlite3_stmt* st, const Vv& r) {
   int i = 1;
-  auto text = [&](const std::string& s) {
-    sqlite3_bind_text(st, i++, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  auto text = [&](std::string_view s) {
+    sqlite3_bind_text(st, i++, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
   };
   auto num = [&](uint64_t n) { sqlite3_bind_int64(st, i++, static_cast<sqlite3_int64>(n)); };
   text(r.name), text(r.vv_class), num(r.serial), num(r.client_id), text(r.owner), text(r.group);
-  text(r.perms), num(r.size), text(r.state), text(r.cache), num(r.created), num(r.finished);
+  num(r.perms), num(r.size), text(vvm::vv_state_name(r.state));
+  text(vvm::cache_state_name(r.cache)), num(r.created), num(r.finished);
   num(r.accessed), num(r.checksum);
   for (const auto& c : r.copies) text(c.vsn), num(c.file);
 }
 
 // The record of a row, as the daemon would take it: every column, into `r` (reused, as vvm's
 // side reuses its record: strings keep their room).
-void sqlite_row_vv(sqlite3_stmt* st, VvRecord& r) {
+void sqlite_row_vv(sqlite3_stmt* st, Vv& r) {
   int i = 0;
   auto text = [&](std::string& out) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
@@ -119,8 +123,19 @@ void sqlite_row_vv(sqlite3_stmt* st, VvRecord& r) {
     out.assign(p ? p : "", static_cast<size_t>(len));
   };
   auto num = [&](uint64_t& out) { out = static_cast<uint64_t>(sqlite3_column_int64(st, i++)); };
+  // The state words as the record holds them, parsed as vvm's side parses them.
+  auto word = [&] {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+    int len = sqlite3_column_bytes(st, i++);
+    return std::string_view(p ? p : "", static_cast<size_t>(len));
+  };
   text(r.name), text(r.vv_class), num(r.serial), num(r.client_id), text(r.owner);
-  text(r.group), text(r.perms), num(r.size), text(r.state), text(r.cache), num(r.created);
+  text(r.group);
+  r.perms = static_cast<uint32_t>(sqlite3_column_int64(st, i++));
+  num(r.size);
+  r.state = vvm::parse_vv_state(word()).value_or(vvm::VvState::kHot);
+  r.cache = vvm::parse_cache_state(word()).value_or(vvm::CacheState::kCached);
+  num(r.created);
   num(r.finished), num(r.accessed), num(r.checksum);
   for (auto& c : r.copies) text(c.vsn), num(c.file);
 }
@@ -160,7 +175,7 @@ Sqlite run_sqlite(const std::string& dir, const char* sync, uint64_t n, double s
 
   std::mt19937_64 rng(1);
   sqlite3_stmt* get = nullptr;
-  VvRecord row;  // reused, as vvm's side reuses its record
+  Vv row;  // reused, as vvm's side reuses its record
   sqlite3_prepare_v2(db, "SELECT * FROM vv WHERE name = ?", -1, &get, nullptr);
   t0 = Clock::now();
   uint64_t done = 0;
@@ -249,12 +264,12 @@ int main(int argc, char** argv) {
   double load, open, lookups, scans;
   std::vector<double> writers;
   {
-    auto db = must(Database::open((base / "vvm").string()));
+    auto db = must(open_database((base / "vvm").string()));
     auto t0 = Clock::now();
     for (uint64_t i = 0; i < n; i += 1000) {
       Transaction txn;
       for (uint64_t j = i; j < std::min(n, i + 1000); ++j) {
-        txn.insert(TableId::kVv, vv_of(j).to_values());
+        txn.insert(kVvTable, vv_values(vv_of(j)));
       }
       must(db->commit(txn));
     }
@@ -262,16 +277,16 @@ int main(int argc, char** argv) {
   }
   {
     auto t0 = Clock::now();
-    auto db = must(Database::open((base / "vvm").string()));
+    auto db = must(open_database((base / "vvm").string()));
     open = seconds_since(t0);
     std::mt19937_64 rng(1);
-    VvRecord record;  // reused, as the daemon's loops would
+    Vv record;  // reused, as the daemon's loops would
     t0 = Clock::now();
     uint64_t done = 0;
     while (seconds_since(t0) < secs) {
       for (int k = 0; k < 1000; ++k, ++done) {
         const std::string name = name_of(rng() % n);
-        must(db->lookup_vv("name", KeyBuilder().text(name), &record));
+        must(lookup_vv(*db, "name", KeyBuilder().text(name), &record));
         if (record.name != name) die("lookup: wrong record");
       }
     }
@@ -281,11 +296,11 @@ int main(int argc, char** argv) {
     while (seconds_since(t0) < secs) {
       for (int k = 0; k < 100; ++k, ++done) {
         uint64_t lo = rng() % 990;
-        must(db->scan_vv("hot", KeyBuilder().text("A").number(lo),
-                         KeyBuilder().text("A").number(lo + 2), [&](uint64_t, const VvRecord& r) {
-                           if (r.vv_class != "A") die("scan found the wrong record");
-                           return true;
-                         }));
+        must(scan_vv(*db, "hot", KeyBuilder().text("A").number(lo),
+                     KeyBuilder().text("A").number(lo + 2), [&](uint64_t, const Vv& r) {
+                       if (r.vv_class != "A") die("scan found the wrong record");
+                       return true;
+                     }));
       }
     }
     scans = static_cast<double>(done) / seconds_since(t0);
@@ -297,13 +312,13 @@ int main(int argc, char** argv) {
         threads.emplace_back([&, w] {
           std::mt19937_64 r(static_cast<uint64_t>(w) + 7);
           while (seconds_since(w0) < secs) {
-            VvRecord v = vv_of(r() % n);
-            auto found = db->lookup(TableId::kVv, "name", KeyBuilder().text(v.name));
+            Vv v = vv_of(r() % n);
+            auto found = db->lookup(kVvTable, "name", KeyBuilder().text(v.name));
             if (!found.ok()) continue;
             v.size = r() % 1000000;
             v.accessed = 12345;
             Transaction txn;
-            txn.update(TableId::kVv, found->first, v.to_values());
+            txn.update(kVvTable, found->first, vv_values(v));
             if (db->commit(txn).ok()) ++commits;
           }
         });

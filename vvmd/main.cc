@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   }
 
   // Without its database vvmd can serve nothing: a failure to open it is fatal.
-  auto db = db::Database::open(config->database_dir);
+  auto db = vvmd::open_database(config->database_dir);
   if (!db.ok()) {
     log::error("database {}: {}", config->database_dir, db.status().message());
     return 1;
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     log::error("recovery: {}", s.message());
     return 1;
   }
-  (*catalog)->on_finished([&scheduler](const db::VvRecord& vv) { scheduler.finished(vv); });
+  (*catalog)->on_finished([&scheduler](const Vv& vv) { scheduler.finished(vv); });
   scheduler.serve(server);
   scheduler.serve_stage(server);
   server.handle(

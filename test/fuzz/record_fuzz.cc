@@ -6,12 +6,12 @@
 #include <cstdlib>
 #include <string>
 
+#include "catalog/records.h"
 #include "db/record.h"
-#include "db/schemas.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vvm::db;
-  const Schema& schema = size % 2 ? vsn_schema() : vv_schema();
+  const Schema& schema = size % 2 ? vvm::vvmd::vsn_schema() : vvm::vvmd::vv_schema();
   std::string rec(reinterpret_cast<const char*>(data), size);
   rec.resize(schema.record_size(), ' ');
   (void)checksum_ok(rec);

@@ -9,8 +9,8 @@ src=${VVM_SOURCE_DIR:?run me from meson test}
 out=${VVM_BUILD_DIR:?run me from meson test}/test/fuzz
 cxx=$(command -v clang++-14 || command -v clang++) || { echo "no clang++: install clang"; exit 1; }
 mkdir -p "$out"
-db_sources=("$src/client/common/status.cc")
-for f in db/record.cc db/table.cc db/file.cc db/schemas.cc db/index.cc; do
+db_sources=("$src/client/common/status.cc" "$src/client/common/log.cc" "$src/client/common/vv.cc")
+for f in db/record.cc db/table.cc db/file.cc db/index.cc catalog/records.cc; do
   db_sources+=("$src/vvmd/$f")
 done
 label_sources=("$src/client/common/status.cc" "$src/mover/tape/label.cc")

@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "catalog/records.h"
 #include "db/file.h"
-#include "db/schemas.h"
 #include "db/table.h"
 
 namespace {
@@ -45,9 +45,9 @@ const std::string& valid_header() {
   static const std::string header = [] {
     auto mem = std::make_unique<MemFile>("");
     MemFile* raw = mem.get();
-    auto table = vvm::db::Table::create_file(std::move(mem), vvm::db::vsn_schema());
+    auto table = vvm::db::Table::create_file(std::move(mem), vvm::vvmd::vsn_schema());
     if (!table.ok()) std::abort();
-    std::string h(vvm::db::vsn_schema().record_size(), '\0');
+    std::string h(vvm::vvmd::vsn_schema().record_size(), '\0');
     if (!raw->read_at(0, h.data(), h.size()).ok()) std::abort();
     return h;
   }();
@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string bytes(reinterpret_cast<const char*>(data), size);
   if (size > 0 && data[0] % 8 != 0) bytes = valid_header() + bytes.substr(1);
   uint64_t seen = 0;
-  auto table = Table::open_file(std::make_unique<MemFile>(bytes), vsn_schema(),
+  auto table = Table::open_file(std::make_unique<MemFile>(bytes), vvm::vvmd::vsn_schema(),
                                 [&](uint64_t, const Values&) { ++seen; });
   if (!table.ok()) {
     if (table.status().message().empty()) std::abort();  // a refusal always says why

@@ -39,7 +39,7 @@ rpc::Peer unix_peer(uid_t uid, uint64_t session = 1) {
 
 struct Fixture {
   TempDir dir = must(TempDir::create());
-  std::unique_ptr<db::Database> db = must(db::Database::open(dir.file("db")));
+  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
   uint64_t clock = 1'700'000'000;
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<VvOpens> opens;
@@ -72,16 +72,14 @@ struct Fixture {
     const std::string name =
         must(catalog->create(unix_peer(0), {"A", 64 * kMiB, 0, "", "", "0640"})).name;
     write_data(name, mib);
-    db::Values values;
-    uint64_t slot =
-        must(db->lookup_into(db::TableId::kVv, "name", db::KeyBuilder().text(name), &values));
-    auto r = must(db::VvRecord::from_values(values));
-    r.state = state;
-    r.cache = residency;
+    Vv r;
+    uint64_t slot = must(lookup_vv(*db, "name", db::KeyBuilder().text(name), &r));
+    r.state = parse_vv_state(state).value();
+    r.cache = parse_cache_state(residency).value();
     r.accessed = accessed;
     if (state == "archived") r.copies[0] = {"L00001", r.serial};
     db::Transaction txn;
-    txn.update(db::TableId::kVv, slot, r.to_values());
+    txn.update(kVvTable, slot, vv_values(r));
     must(db->commit(txn));
     return name;
   }

@@ -39,7 +39,7 @@ struct Fixture {
   void reopen() {
     catalog.reset();
     db.reset();
-    db = must(db::Database::open(dir.file("db")));
+    db = must(open_database(dir.file("db")));
     Catalog::Options o;
     o.cache_dir = dir.file("cache");
     o.classes = {'A', 'B'};
@@ -250,15 +250,13 @@ TEST_CASE("remove takes the record and the cache file; copies on tape need force
   CHECK(f.catalog->remove(kRoot, {"A0000000001", false}).status().code() == Code::kNotFound);
 
   // Give A2 two copies, as the archiver will.
-  db::Values values;
-  uint64_t slot = must(
-      f.db->lookup_into(db::TableId::kVv, "name", db::KeyBuilder().text("A0000000002"), &values));
-  auto rec = must(db::VvRecord::from_values(values));
-  rec.state = "archived";
+  Vv rec;
+  uint64_t slot = must(lookup_vv(*f.db, "name", db::KeyBuilder().text("A0000000002"), &rec));
+  rec.state = VvState::kArchived;
   rec.copies[0] = {"L00001", 3};
   rec.copies[1] = {"M00002", 7};
   db::Transaction txn;
-  txn.update(db::TableId::kVv, slot, rec.to_values());
+  txn.update(kVvTable, slot, vv_values(rec));
   must(f.db->commit(txn));
 
   auto refused = f.catalog->remove(kRoot, {"A0000000002", false});
@@ -274,7 +272,7 @@ TEST_CASE("remove takes the record and the cache file; copies on tape need force
   must(f.catalog->remove(kRoot, {"A0000000003", false}));
   f.reopen();
   CHECK(f.create('A').name == "A0000000004");
-  CHECK(must(f.db->counter("serial.A")) == 4);
+  CHECK(must(counter(*f.db, "serial.A")) == 4);
 }
 
 TEST_CASE("a VV in use is not finished or removed, and idle hot VVs are finished") {
@@ -290,7 +288,7 @@ TEST_CASE("a VV in use is not finished or removed, and idle hot VVs are finished
     return Status::Ok();
   });
   std::vector<std::string> handed_on;
-  f.catalog->on_finished([&](const db::VvRecord& r) { handed_on.push_back(r.name); });
+  f.catalog->on_finished([&](const Vv& r) { handed_on.push_back(r.name); });
 
   auto refused = f.catalog->finish(kRoot, "A0000000001");
   CHECK(refused.status().code() == Code::kBusy);

@@ -19,18 +19,20 @@
 
 #include <fmt/core.h>
 
+#include "catalog/tables.h"
 #include "db/database.h"
 #include "process.h"
 
 using namespace vvm;
 using namespace vvm::db;
+using namespace vvm::vvmd;
 using vvm::test::must;
 using vvm::test::TempDir;
 
 namespace {
 
-VvRecord make_vv(const std::string& name, uint64_t client) {
-  VvRecord r;
+Vv make_vv(const std::string& name, uint64_t client) {
+  Vv r;
   r.name = name;
   r.vv_class = name.substr(0, 1);
   r.client_id = client;
@@ -39,8 +41,8 @@ VvRecord make_vv(const std::string& name, uint64_t client) {
   return r;
 }
 
-VsnRecord make_vsn(const std::string& name) {
-  return {name, "LTO9", "A", "hot", "slot:1", 1, 0, 18000000000000ull, 0, 0};
+Vsn make_vsn(const std::string& name) {
+  return {name, "LTO9", "A", VsnState::kHot, "slot:1", 1, 0, 18000000000000ull, 0, 0};
 }
 
 std::string key(const std::string& name) { return KeyBuilder().text(name); }
@@ -51,11 +53,11 @@ uint64_t slot_of(Database& db, TableId t, const std::string& name) {
 
 // --- the crash test's workload: transaction i, decided by i and the state so far ---
 
-using Model = std::map<std::string, VvRecord>;  // VVs by name
+using Model = std::map<std::string, Vv>;  // VVs by name
 
 struct Step {
   enum { kInsert, kUpdate, kErase } op;
-  VvRecord rec;
+  Vv rec;
 };
 
 std::vector<Step> steps_for(uint64_t i, const Model& m) {
@@ -73,11 +75,11 @@ std::vector<Step> steps_for(uint64_t i, const Model& m) {
     }
     const std::string& name = names[rng() % names.size()];
     if (!touched.insert(name).second) continue;  // one change a record a transaction
-    VvRecord r = m.at(name);
+    Vv r = m.at(name);
     if (op < 8) {
-      r.state = rng() % 2 ? "finished" : "archived";
+      r.state = rng() % 2 ? VvState::kFinished : VvState::kArchived;
       r.size = rng() % 1000000;
-      r.copies[rng() % kMaxCopies] = {fmt::format("L{:05d}", rng() % 5), rng() % 50};
+      r.copies[rng() % kMaxVvCopies] = {fmt::format("L{:05d}", rng() % 5), rng() % 50};
       steps.push_back({Step::kUpdate, r});
     } else {
       steps.push_back({Step::kErase, r});
@@ -102,35 +104,35 @@ Status run_transaction(Database& db, uint64_t i, const Model& m) {
   Transaction txn;
   for (const Step& s : steps_for(i, m)) {
     if (s.op == Step::kInsert) {
-      txn.insert(TableId::kVv, s.rec.to_values());
+      txn.insert(kVvTable, vv_values(s.rec));
     } else {
-      uint64_t slot = slot_of(db, TableId::kVv, s.rec.name);
+      uint64_t slot = slot_of(db, kVvTable, s.rec.name);
       if (s.op == Step::kUpdate) {
-        txn.update(TableId::kVv, slot, s.rec.to_values());
+        txn.update(kVvTable, slot, vv_values(s.rec));
       } else {
-        txn.erase(TableId::kVv, slot);
+        txn.erase(kVvTable, slot);
       }
     }
   }
-  auto vsn = must(db.lookup(TableId::kVsn, "name", key("L00001")));
-  VsnRecord v = must(VsnRecord::from_values(vsn.second));
+  auto vsn = must(db.lookup(kVsnTable, "name", key("L00001")));
+  Vsn v = must(vsn_from_values(vsn.second));
   v.bytes_used += i;
-  txn.update(TableId::kVsn, vsn.first, v.to_values());
+  txn.update(kVsnTable, vsn.first, vsn_values(v));
   return db.commit(txn).status();
 }
 
 // A database in `dir` holding VV A0000000001, committed and closed.
 void commit_one_vv(const std::string& dir) {
-  auto db = must(Database::open(dir));
+  auto db = must(open_database(dir));
   Transaction txn;
-  txn.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
+  txn.insert(kVvTable, vv_values(make_vv("A0000000001", 1)));
   must(db->commit(txn));
 }
 
 Model read_model(Database& db) {
   Model m;
-  must(db.scan(TableId::kVv, [&](uint64_t, const Values& v) {
-    VvRecord r = must(VvRecord::from_values(v));
+  must(db.scan(kVvTable, [&](uint64_t, const Values& v) {
+    Vv r = must(vv_from_values(v));
     m[r.name] = r;
   }));
   return m;
@@ -141,60 +143,60 @@ Model read_model(Database& db) {
 TEST_CASE("a transaction over both tables commits durably, and is seen after reopening") {
   auto dir = must(TempDir::create());
   {
-    auto db = must(Database::open(dir.path()));
+    auto db = must(open_database(dir.path()));
     Transaction txn;
-    txn.insert(TableId::kVsn, make_vsn("L00001").to_values());
-    txn.insert(TableId::kVv, make_vv("A0000000001", 5).to_values());
+    txn.insert(kVsnTable, vsn_values(make_vsn("L00001")));
+    txn.insert(kVvTable, vv_values(make_vv("A0000000001", 5)));
     auto slots = must(db->commit(txn));
     CHECK(slots == std::vector<uint64_t>{1, 1});
-    VvRecord vv = make_vv("A0000000001", 5);
-    vv.state = "archived";
+    Vv vv = make_vv("A0000000001", 5);
+    vv.state = VvState::kArchived;
     vv.copies[0] = {"L00001", 1};
-    VsnRecord vsn = make_vsn("L00001");
+    Vsn vsn = make_vsn("L00001");
     vsn.next_file = 2;
     Transaction written;
-    written.update(TableId::kVv, 1, vv.to_values());
-    written.update(TableId::kVsn, 1, vsn.to_values());
+    written.update(kVvTable, 1, vv_values(vv));
+    written.update(kVsnTable, 1, vsn_values(vsn));
     must(db->commit(written));
-    CHECK(db->index(TableId::kVv, "vsn")->size() == 1);
+    CHECK(db->index(kVvTable, "vsn")->size() == 1);
     must(db->verify());
   }
-  auto db = must(Database::open(dir.path()));
-  CHECK(must(VvRecord::from_values(must(db->read(TableId::kVv, 1)))).state == "archived");
-  CHECK(must(VsnRecord::from_values(must(db->read(TableId::kVsn, 1)))).next_file == 2);
+  auto db = must(open_database(dir.path()));
+  CHECK(must(vv_from_values(must(db->read(kVvTable, 1)))).state == VvState::kArchived);
+  CHECK(must(vsn_from_values(must(db->read(kVsnTable, 1)))).next_file == 2);
   must(db->verify());
 }
 
 TEST_CASE("a transaction that fails anywhere leaves nothing behind") {
   auto dir = must(TempDir::create());
-  auto db = must(Database::open(dir.path()));
+  auto db = must(open_database(dir.path()));
   Transaction setup;
-  setup.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
-  setup.insert(TableId::kVv, make_vv("A0000000002", 2).to_values());
+  setup.insert(kVvTable, vv_values(make_vv("A0000000001", 1)));
+  setup.insert(kVvTable, vv_values(make_vv("A0000000002", 2)));
   must(db->commit(setup));
 
   Transaction bad;
-  VvRecord changed = make_vv("A0000000001", 99);
-  bad.update(TableId::kVv, 1, changed.to_values());
-  bad.erase(TableId::kVv, 2);
-  bad.insert(TableId::kVv, make_vv("A0000000003", 3).to_values());
-  bad.insert(TableId::kVv, make_vv("A0000000001", 4).to_values());  // a second A0000000001
+  Vv changed = make_vv("A0000000001", 99);
+  bad.update(kVvTable, 1, vv_values(changed));
+  bad.erase(kVvTable, 2);
+  bad.insert(kVvTable, vv_values(make_vv("A0000000003", 3)));
+  bad.insert(kVvTable, vv_values(make_vv("A0000000001", 4)));  // a second A0000000001
   auto r = db->commit(bad);
   CHECK(r.status().code() == Code::kAlreadyExists);
-  CHECK(db->live_count(TableId::kVv) == 2);
-  CHECK(must(VvRecord::from_values(must(db->read(TableId::kVv, 1)))).client_id == 1);
-  CHECK(db->lookup(TableId::kVv, "name", key("A0000000003")).status().code() == Code::kNotFound);
+  CHECK(db->live_count(kVvTable) == 2);
+  CHECK(must(vv_from_values(must(db->read(kVvTable, 1)))).client_id == 1);
+  CHECK(db->lookup(kVvTable, "name", key("A0000000003")).status().code() == Code::kNotFound);
   must(db->verify());
   Transaction missing;
-  missing.erase(TableId::kVv, 77);
+  missing.erase(kVvTable, 77);
   CHECK(db->commit(missing).status().code() == Code::kNotFound);
   // Still usable, and the failed attempts left no trace after reopening either.
   Transaction ok;
-  ok.insert(TableId::kVv, make_vv("A0000000003", 3).to_values());
+  ok.insert(kVvTable, vv_values(make_vv("A0000000003", 3)));
   must(db->commit(ok));
   db.reset();
-  db = must(Database::open(dir.path()));
-  CHECK(db->live_count(TableId::kVv) == 3);
+  db = must(open_database(dir.path()));
+  CHECK(db->live_count(kVvTable) == 3);
   must(db->verify());
 }
 
@@ -226,114 +228,114 @@ TEST_CASE("the journal repairs a record damaged after its commit; a torn journal
           static_cast<ssize_t>(torn.size()));
   ::close(fd);
   // The journal still holds the committed image (no checkpoint yet): the open rewrites it.
-  auto db = must(Database::open(dir.path()));
-  CHECK(must(VvRecord::from_values(must(db->read(TableId::kVv, 1)))).name == "A0000000001");
+  auto db = must(open_database(dir.path()));
+  CHECK(must(vv_from_values(must(db->read(kVvTable, 1)))).name == "A0000000001");
   must(db->verify());
 }
 
 TEST_CASE("without the journal, a damaged record stops the open and is named") {
   auto dir = must(TempDir::create());
   commit_one_vv(dir.path());
-  must(Database::open(dir.path()));  // replays, then empties the journal
+  must(open_database(dir.path()));  // replays, then empties the journal
   int fd = ::open(dir.file("vv.tab").c_str(), O_WRONLY);
   REQUIRE(::pwrite(fd, "XXXXXXXX", 8, 256 + 100) == 8);
   ::close(fd);
-  auto db = Database::open(dir.path());
+  auto db = open_database(dir.path());
   CHECK_THAT(db.status().message(), Catch::Contains("vv.tab: record 1: checksum") &&
                                         Catch::Contains("torn or half-written"));
 }
 
 TEST_CASE("commits from many threads share fsyncs and all land") {
   auto dir = must(TempDir::create());
-  auto db = must(Database::open(dir.path()));
+  auto db = must(open_database(dir.path()));
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 100; ++i) {
         Transaction txn;
-        txn.insert(TableId::kVv, make_vv(fmt::format("B{:04d}{:06d}", t, i), t).to_values());
+        txn.insert(kVvTable, vv_values(make_vv(fmt::format("B{:04d}{:06d}", t, i), t)));
         if (!db->commit(txn).ok()) ++failures;
       }
     });
   }
   for (auto& th : threads) th.join();
   CHECK(failures == 0);
-  CHECK(db->live_count(TableId::kVv) == 800);
+  CHECK(db->live_count(kVvTable) == 800);
   must(db->verify());
 }
 
 TEST_CASE("typed reads give the records that Values give, field for field") {
   auto dir = must(TempDir::create());
-  auto db = must(Database::open(dir.path()));
+  auto db = must(open_database(dir.path()));
   std::mt19937_64 rng(8);
   Transaction txn;
-  std::vector<VvRecord> vvs;
+  std::vector<Vv> vvs;
   for (int i = 0; i < 50; ++i) {
-    VvRecord r = make_vv(fmt::format("C{:010d}", i), rng() % 1000);
+    Vv r = make_vv(fmt::format("C{:010d}", i), rng() % 1000);
     r.serial = i;
     r.size = rng() % (1ull << 50);
-    r.state = i % 3 ? "archived" : "hot";
-    r.perms = "0600";
+    r.state = i % 3 ? VvState::kArchived : VvState::kHot;
+    r.perms = 0600;
     r.created = rng() % (1ull << 40), r.finished = rng() % (1ull << 40);
     r.accessed = rng() % (1ull << 40), r.checksum = rng();
-    for (int c = 0; c < kMaxCopies; ++c) {
+    for (int c = 0; c < kMaxVvCopies; ++c) {
       if (rng() % 2) r.copies[c] = {fmt::format("L{:05d}", rng() % 100000), rng() % 1000000};
     }
     vvs.push_back(r);
-    txn.insert(TableId::kVv, r.to_values());
+    txn.insert(kVvTable, vv_values(r));
   }
-  VsnRecord vsn = make_vsn("L00001");
+  Vsn vsn = make_vsn("L00001");
   vsn.bytes_used = 12345, vsn.errors = 3, vsn.last_mount = 0xabcdef;
-  txn.insert(TableId::kVsn, vsn.to_values());
+  txn.insert(kVsnTable, vsn_values(vsn));
   auto slots = must(db->commit(txn));
-  VvRecord typed;  // reused: every field must be overwritten
+  Vv typed;  // reused: every field must be overwritten
   for (size_t i = 0; i < vvs.size(); ++i) {
-    must(db->read_vv(slots[i], &typed));
+    must(read_vv(*db, slots[i], &typed));
     CHECK(typed == vvs[i]);
-    CHECK(typed == must(VvRecord::from_values(must(db->read(TableId::kVv, slots[i])))));
-    VvRecord by_name;
-    CHECK(must(db->lookup_vv("name", key(vvs[i].name), &by_name)) == slots[i]);
+    CHECK(typed == must(vv_from_values(must(db->read(kVvTable, slots[i])))));
+    Vv by_name;
+    CHECK(must(lookup_vv(*db, "name", key(vvs[i].name), &by_name)) == slots[i]);
     CHECK(by_name == vvs[i]);
   }
   // A typed scan by name sees them all, in name order (they were made in name order).
-  std::vector<VvRecord> scanned;
-  must(db->scan_vv("name", KeyBuilder().text("C"), KeyBuilder().text("D"),
-                   [&](uint64_t, const VvRecord& r) {
-                     scanned.push_back(r);
-                     return true;
-                   }));
+  std::vector<Vv> scanned;
+  must(scan_vv(*db, "name", KeyBuilder().text("C"), KeyBuilder().text("D"),
+               [&](uint64_t, const Vv& r) {
+                 scanned.push_back(r);
+                 return true;
+               }));
   CHECK(scanned == vvs);
-  VsnRecord typed_vsn;
-  must(db->read_vsn(slots.back(), &typed_vsn));
+  Vsn typed_vsn;
+  must(read_vsn(*db, slots.back(), &typed_vsn));
   CHECK(typed_vsn == vsn);
-  CHECK(db->lookup_vv("name", key("Z0000000001"), &typed).status().code() == Code::kNotFound);
+  CHECK(lookup_vv(*db, "name", key("Z0000000001"), &typed).status().code() == Code::kNotFound);
 }
 
 TEST_CASE("counters: unset is 0, set with other changes atomically, kept across reopening") {
   auto dir = must(TempDir::create());
   {
-    auto db = must(Database::open(dir.path()));
-    CHECK(must(db->counter("serial.A")) == 0);
+    auto db = must(open_database(dir.path()));
+    CHECK(must(counter(*db, "serial.A")) == 0);
     Transaction txn;
-    txn.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
-    must(db->set_counter(txn, "serial.A", 1));
+    txn.insert(kVvTable, vv_values(make_vv("A0000000001", 1)));
+    must(set_counter(*db, txn, "serial.A", 1));
     must(db->commit(txn));
-    CHECK(must(db->counter("serial.A")) == 1);
+    CHECK(must(counter(*db, "serial.A")) == 1);
     Transaction next;
-    must(db->set_counter(next, "serial.A", 2));  // an update of the record now
+    must(set_counter(*db, next, "serial.A", 2));  // an update of the record now
     must(db->commit(next));
     // A transaction that fails sets nothing: the counter with a VV whose name is taken.
     Transaction bad;
-    must(db->set_counter(bad, "serial.A", 3));
-    bad.insert(TableId::kVv, make_vv("A0000000001", 1).to_values());
+    must(set_counter(*db, bad, "serial.A", 3));
+    bad.insert(kVvTable, vv_values(make_vv("A0000000001", 1)));
     CHECK(db->commit(bad).status().code() == Code::kAlreadyExists);
-    CHECK(must(db->counter("serial.A")) == 2);
-    CHECK(db->live_count(TableId::kCounter) == 1);
+    CHECK(must(counter(*db, "serial.A")) == 2);
+    CHECK(db->live_count(kCounterTable) == 1);
   }
-  auto db = must(Database::open(dir.path()));
-  CHECK(must(db->counter("serial.A")) == 2);
-  CHECK(must(db->counter("serial.B")) == 0);
+  auto db = must(open_database(dir.path()));
+  CHECK(must(counter(*db, "serial.A")) == 2);
+  CHECK(must(counter(*db, "serial.B")) == 0);
   must(db->verify());
 }
 
@@ -341,37 +343,37 @@ TEST_CASE("a database made before the counter table existed gets it at open") {
   auto dir = must(TempDir::create());
   commit_one_vv(dir.path());
   REQUIRE(::unlink(dir.file("counter.tab").c_str()) == 0);
-  auto db = must(Database::open(dir.path()));
-  CHECK(db->live_count(TableId::kVv) == 1);
-  CHECK(must(db->counter("serial.A")) == 0);
+  auto db = must(open_database(dir.path()));
+  CHECK(db->live_count(kVvTable) == 1);
+  CHECK(must(counter(*db, "serial.A")) == 0);
   Transaction txn;
-  must(db->set_counter(txn, "serial.A", 7));
+  must(set_counter(*db, txn, "serial.A", 7));
   must(db->commit(txn));
-  CHECK(must(db->counter("serial.A")) == 7);
+  CHECK(must(counter(*db, "serial.A")) == 7);
 }
 
 TEST_CASE("an index range is scanned under the lock while writers commit") {
   auto dir = must(TempDir::create());
-  auto db = must(Database::open(dir.path()));
+  auto db = must(open_database(dir.path()));
   Transaction setup;
   for (int i = 0; i < 100; ++i) {
-    setup.insert(TableId::kVv, make_vv(fmt::format("A{:010d}", i), i % 10).to_values());
+    setup.insert(kVvTable, vv_values(make_vv(fmt::format("A{:010d}", i), i % 10)));
   }
   must(db->commit(setup));
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (int i = 100; !stop; ++i) {
       Transaction txn;
-      txn.insert(TableId::kVv, make_vv(fmt::format("B{:010d}", i), 3).to_values());
+      txn.insert(kVvTable, vv_values(make_vv(fmt::format("B{:010d}", i), 3)));
       must(db->commit(txn));
     }
   });
   for (int round = 0; round < 200; ++round) {
     std::vector<uint64_t> ids;
     // Hot VVs of class A with client ids 3 and 4: ten each, whatever class B adds meanwhile.
-    must(db->scan_index(TableId::kVv, "hot", KeyBuilder().text("A").number(3),
+    must(db->scan_index(kVvTable, "hot", KeyBuilder().text("A").number(3),
                         KeyBuilder().text("A").number(5), [&](uint64_t, const Values& v) {
-                          ids.push_back(must(VvRecord::from_values(v)).client_id);
+                          ids.push_back(must(vv_from_values(v)).client_id);
                           return true;
                         }));
     REQUIRE(ids.size() == 20);
@@ -380,10 +382,10 @@ TEST_CASE("an index range is scanned under the lock while writers commit") {
   stop = true;
   writer.join();
   int seen = 0;
-  must(db->scan_index(TableId::kVv, "hot", KeyBuilder().text("A"), KeyBuilder().text("B"),
+  must(db->scan_index(kVvTable, "hot", KeyBuilder().text("A"), KeyBuilder().text("B"),
                       [&](uint64_t, const Values&) { return ++seen < 5; }));
   CHECK(seen == 5);  // each's false stops the scan
-  CHECK(db->scan_index(TableId::kVv, "nope", "", "", [](uint64_t, const Values&) {
+  CHECK(db->scan_index(kVvTable, "nope", "", "", [](uint64_t, const Values&) {
             return true;
           }).code() == Code::kInvalidArgument);
 }
@@ -402,10 +404,10 @@ TEST_CASE("crash test: SIGKILL at random instants loses no acknowledged commit")
     REQUIRE(child >= 0);
     if (child == 0) {
       ::close(ack[0]);
-      auto db = Database::open(dir.path(), 16 << 10);  // small: checkpoints happen too
+      auto db = open_database(dir.path(), 16 << 10);  // small: checkpoints happen too
       if (!db.ok()) _exit(3);
       Transaction first;
-      first.insert(TableId::kVsn, make_vsn("L00001").to_values());
+      first.insert(kVsnTable, vsn_values(make_vsn("L00001")));
       if (!(*db)->commit(first).ok()) _exit(4);
       Model m;
       for (uint64_t i = 1;; ++i) {
@@ -424,15 +426,15 @@ TEST_CASE("crash test: SIGKILL at random instants loses no acknowledged commit")
     while (::read(ack[0], &v, sizeof v) == sizeof v) acked = v;
     ::close(ack[0]);
 
-    auto db = Database::open(dir.path());
+    auto db = open_database(dir.path());
     INFO("run " << runs << ", " << acked << " acknowledged");
     INFO(db.status().message());
     REQUIRE(db.ok());  // a torn record would stop the open
     must((*db)->verify());
-    if ((*db)->live_count(TableId::kVsn) == 0) {
+    if ((*db)->live_count(kVsnTable) == 0) {
       CHECK(acked == 0);  // killed before the first commit
     } else {
-      VsnRecord vsn = must(VsnRecord::from_values(must((*db)->read(TableId::kVsn, 1))));
+      Vsn vsn = must(vsn_from_values(must((*db)->read(kVsnTable, 1))));
       uint64_t k = 0;
       while (k * (k + 1) / 2 < vsn.bytes_used) ++k;
       REQUIRE(k * (k + 1) / 2 == vsn.bytes_used);  // whole transactions only

@@ -7,19 +7,20 @@
 
 #include <fmt/core.h>
 
+#include "catalog/records.h"
 #include "db/indexed_table.h"
-#include "db/schemas.h"
 #include "process.h"
 
 using namespace vvm;
 using namespace vvm::db;
+using namespace vvm::vvmd;
 using vvm::test::must;
 using vvm::test::TempDir;
 
 namespace {
 
-VvRecord make_vv(uint64_t serial, std::string vv_class = "A", uint64_t client = 7) {
-  VvRecord r;
+Vv make_vv(uint64_t serial, std::string vv_class = "A", uint64_t client = 7) {
+  Vv r;
   r.name = fmt::format("{}{:010d}", vv_class, serial);
   r.vv_class = vv_class;
   r.serial = serial;
@@ -34,7 +35,7 @@ VvRecord make_vv(uint64_t serial, std::string vv_class = "A", uint64_t client = 
 std::vector<std::string> names_in(const Index& idx, const std::string& prefix, IndexedTable& t) {
   std::vector<std::string> out;
   idx.scan_prefix(prefix, [&](const std::string&, uint64_t slot) {
-    out.push_back(must(VvRecord::from_values(must(t.read(slot)))).name);
+    out.push_back(must(vv_from_values(must(t.read(slot)))).name);
     return true;
   });
   return out;
@@ -92,30 +93,30 @@ TEST_CASE("an index: unique checks, erase of one slot, prefix and range scans") 
 }
 
 TEST_CASE("VV and VSN records round-trip through their schemas") {
-  VvRecord vv = make_vv(42);
-  vv.state = "archived";
+  Vv vv = make_vv(42);
+  vv.state = VvState::kArchived;
   vv.checksum = 0xfedcba9876543210ull;
   vv.copies[0] = {"L00001", 17};
   vv.copies[1] = {"M00002", 3};
-  std::string rec = must(vv_schema().encode(kLive, vv.to_values()));
+  std::string rec = must(vv_schema().encode(kLive, vv_values(vv)));
   CHECK(rec.size() == 256);
   CHECK(rec.substr(11, 12) == "A0000000042 ");
-  CHECK(must(VvRecord::from_values(must(vv_schema().decode(rec, "w")))) == vv);
+  CHECK(must(vv_from_values(must(vv_schema().decode(rec, "w")))) == vv);
 
-  VsnRecord vsn{"L00001",          "LTO9", "A",        "hot", "slot:42", 18, 1u << 30,
-                18000000000000ull, 0,      0x65f0a1b2c};
-  std::string vrec = must(vsn_schema().encode(kLive, vsn.to_values()));
+  Vsn vsn{"L00001",          "LTO9", "A",        VsnState::kHot, "slot:42", 18, 1u << 30,
+          18000000000000ull, 0,      0x65f0a1b2c};
+  std::string vrec = must(vsn_schema().encode(kLive, vsn_values(vsn)));
   CHECK(vrec.size() == 128);
-  CHECK(must(VsnRecord::from_values(must(vsn_schema().decode(vrec, "w")))) == vsn);
+  CHECK(must(vsn_from_values(must(vsn_schema().decode(vrec, "w")))) == vsn);
 }
 
 TEST_CASE("the seven indexes follow every change, and unique keys are never doubled") {
   auto dir = must(TempDir::create());
   const std::string path = dir.file("vv.tab");
   IndexedTable t = must(IndexedTable::create(path, vv_schema(), vv_indexes()));
-  uint64_t a1 = must(t.insert(make_vv(1, "A", 7).to_values()));
-  must(t.insert(make_vv(2, "A", 8).to_values()));
-  must(t.insert(make_vv(3, "B", 7).to_values()));
+  uint64_t a1 = must(t.insert(vv_values(make_vv(1, "A", 7))));
+  must(t.insert(vv_values(make_vv(2, "A", 8))));
+  must(t.insert(vv_values(make_vv(3, "B", 7))));
 
   CHECK(must(t.lookup("name", KeyBuilder().text("A0000000002"))).first == 2);
   CHECK(t.lookup("name", KeyBuilder().text("Z0000000009")).status().code() == Code::kNotFound);
@@ -126,34 +127,34 @@ TEST_CASE("the seven indexes follow every change, and unique keys are never doub
   CHECK(names_in(*t.index("id"), KeyBuilder().number(7), t).size() == 2);
 
   // Finish A1: out of "hot", into "unwritten". Then two copies: "vsn" in file order.
-  VvRecord r = make_vv(1, "A", 7);
-  r.state = "finished";
-  must(t.update(a1, r.to_values()));
+  Vv r = make_vv(1, "A", 7);
+  r.state = VvState::kFinished;
+  must(t.update(a1, vv_values(r)));
   CHECK(names_in(*t.index("hot"), KeyBuilder().text("A"), t).size() == 1);
   CHECK(t.index("unwritten")->find(KeyBuilder().text("A0000000001")) == a1);
-  r.state = "archived";
+  r.state = VvState::kArchived;
   r.copies[0] = {"L00001", 5};
   r.copies[1] = {"M00002", 1};
-  must(t.update(a1, r.to_values()));
+  must(t.update(a1, vv_values(r)));
   CHECK(t.index("unwritten")->size() == 0);
-  VvRecord other = make_vv(2, "A", 8);
-  other.state = "archived";
+  Vv other = make_vv(2, "A", 8);
+  other.state = VvState::kArchived;
   other.copies[0] = {"L00001", 2};
-  must(t.update(2, other.to_values()));
+  must(t.update(2, vv_values(other)));
   CHECK(names_in(*t.index("vsn"), KeyBuilder().text("L00001"), t) ==
         std::vector<std::string>{"A0000000002", "A0000000001"});  // file 2, then file 5
   must(t.verify());
 
   // A second A0000000002 is refused, by insert or by update, and nothing is written.
   uint64_t before = t.live_count();
-  auto dup = t.insert(make_vv(2, "A", 9).to_values());
+  auto dup = t.insert(vv_values(make_vv(2, "A", 9)));
   CHECK(dup.status().code() == Code::kAlreadyExists);
   CHECK_THAT(dup.status().message(), Catch::Contains("index name: key 'A0000000002'"));
   CHECK(t.live_count() == before);
-  VvRecord renamed = make_vv(3, "B", 7);
+  Vv renamed = make_vv(3, "B", 7);
   renamed.name = "A0000000002";
-  CHECK(t.update(3, renamed.to_values()).code() == Code::kAlreadyExists);
-  CHECK(must(VvRecord::from_values(must(t.read(3)))).name == "B0000000003");  // unchanged
+  CHECK(t.update(3, vv_values(renamed)).code() == Code::kAlreadyExists);
+  CHECK(must(vv_from_values(must(t.read(3)))).name == "B0000000003");  // unchanged
   must(t.verify());
 
   must(t.erase(a1));
@@ -175,10 +176,10 @@ TEST_CASE("a table holding one unique key twice is refused on open, naming the r
   {
     // Written through the bare table, as only a bug or a hand edit could.
     Table raw = must(Table::create(path, vsn_schema()));
-    VsnRecord v{"L00001", "LTO9", "A", "hot", "slot:1", 1, 0, 100, 0, 0};
-    must(raw.insert(v.to_values()));
+    Vsn v{"L00001", "LTO9", "A", VsnState::kHot, "slot:1", 1, 0, 100, 0, 0};
+    must(raw.insert(vsn_values(v)));
     v.location = "slot:2";
-    must(raw.insert(v.to_values()));
+    must(raw.insert(vsn_values(v)));
     must(raw.sync());
   }
   auto r = IndexedTable::open(path, vsn_schema(), vsn_indexes());
@@ -192,13 +193,13 @@ TEST_CASE("a random workload keeps every index equal to a full scan and to a mod
   const std::string path = dir.file("vv.tab");
   IndexedTable t = must(IndexedTable::create(path, vv_schema(), vv_indexes()));
   std::mt19937_64 rng(12345);
-  std::map<uint64_t, VvRecord> model;  // slot -> record
-  const char* states[] = {"hot", "finished", "archived"};
+  std::map<uint64_t, Vv> model;  // slot -> record
+  const VvState states[] = {VvState::kHot, VvState::kFinished, VvState::kArchived};
   for (int step = 0; step < 3000; ++step) {
     int op = static_cast<int>(rng() % 10);
     if (model.empty() || op < 4) {
-      VvRecord r = make_vv(rng() % 500, rng() % 2 ? "A" : "B", rng() % 20);
-      auto slot = t.insert(r.to_values());
+      Vv r = make_vv(rng() % 500, rng() % 2 ? "A" : "B", rng() % 20);
+      auto slot = t.insert(vv_values(r));
       bool taken = false;
       for (auto& [s, m] : model) taken |= m.name == r.name;
       CHECK(slot.ok() == !taken);
@@ -206,12 +207,12 @@ TEST_CASE("a random workload keeps every index equal to a full scan and to a mod
     } else {
       auto it = std::next(model.begin(), static_cast<long>(rng() % model.size()));
       if (op < 8) {
-        VvRecord r = it->second;
+        Vv r = it->second;
         r.state = states[rng() % 3];
         r.client_id = rng() % 20;
         std::string vsn = rng() % 3 ? fmt::format("L{:05d}", rng() % 9) : std::string();
-        r.copies[rng() % kMaxCopies] = VvCopy{vsn, rng() % 100};
-        must(t.update(it->first, r.to_values()));
+        r.copies[rng() % kMaxVvCopies] = VvCopy{vsn, rng() % 100};
+        must(t.update(it->first, vv_values(r)));
         it->second = r;
       } else {
         must(t.erase(it->first));
@@ -226,7 +227,7 @@ TEST_CASE("a random workload keeps every index equal to a full scan and to a mod
   must(again.verify());
   CHECK(again.live_count() == model.size());
   for (const auto& [slot, r] : model) {
-    CHECK(must(VvRecord::from_values(must(again.read(slot)))) == r);
+    CHECK(must(vv_from_values(must(again.read(slot)))) == r);
   }
 }
 
@@ -234,14 +235,14 @@ TEST_CASE("a table of many MiB opens with several workers to the indexes one wou
   // 20,000 records of 256 bytes: 5 MiB, cut into parts that workers decode at once.
   auto dir = must(TempDir::create());
   const std::string path = dir.file("vv.tab");
-  std::map<uint64_t, VvRecord> model;
+  std::map<uint64_t, Vv> model;
   {
     Table raw = must(Table::create(path, vv_schema()));
     for (uint64_t i = 0; i < 20000; ++i) {
-      VvRecord r = make_vv(i, i % 2 ? "A" : "B", i % 97);
-      if (i % 3 == 0) r.state = "finished";
+      Vv r = make_vv(i, i % 2 ? "A" : "B", i % 97);
+      if (i % 3 == 0) r.state = VvState::kFinished;
       if (i % 5 == 0) r.copies[0] = {fmt::format("L{:05d}", i % 11), i};
-      uint64_t slot = must(raw.insert(r.to_values()));
+      uint64_t slot = must(raw.insert(vv_values(r)));
       model[slot] = r;
     }
     for (uint64_t slot = 7; slot < 20000; slot += 1000) {  // free slots in every part
@@ -263,7 +264,7 @@ TEST_CASE("a table of many MiB opens with several workers to the indexes one wou
   CHECK(t.index("name")->size() == model.size());
   size_t finished = 0, copies = 0;
   for (const auto& [slot, r] : model) {
-    finished += r.state == "finished";
+    finished += r.state == VvState::kFinished;
     copies += !r.copies[0].vsn.empty();
     auto found = must(t.lookup("name", KeyBuilder().text(r.name)));
     REQUIRE(found.first == slot);
@@ -272,7 +273,7 @@ TEST_CASE("a table of many MiB opens with several workers to the indexes one wou
   CHECK(t.index("vsn")->size() == copies);
   CHECK(t.index("hot")->size() == model.size() - finished);
   // Freed slots are reused lowest first, wherever the worker that found them was.
-  CHECK(must(t.insert(make_vv(99999).to_values())) == 7);
+  CHECK(must(t.insert(vv_values(make_vv(99999)))) == 7);
 }
 
 TEST_CASE("with several workers, the first bad record in slot order is the one named") {
@@ -280,7 +281,7 @@ TEST_CASE("with several workers, the first bad record in slot order is the one n
   const std::string path = dir.file("vv.tab");
   {
     Table raw = must(Table::create(path, vv_schema()));
-    for (uint64_t i = 0; i < 20000; ++i) must(raw.insert(make_vv(i).to_values()));
+    for (uint64_t i = 0; i < 20000; ++i) must(raw.insert(vv_values(make_vv(i))));
     must(raw.sync());
   }
   // Damage a record in the last part, then one in the first: the first one is reported.

@@ -111,7 +111,9 @@ TEST_CASE("a record is one fixed-size line anyone can read") {
   CHECK(rec.back() == '\n');
   CHECK(rec.find('\n') == 127);
   CHECK(rec.substr(0, 2) == "A ");
-  CHECK(rec.substr(11, 47) == "A0000000042 hot      00010737418240 065f0a1b2c ");
+  // Single blanks between the fields (numbers keep their width), padding only at the end.
+  CHECK(rec.substr(11, 42) == "A0000000042 hot 00010737418240 065f0a1b2c ");
+  CHECK(rec.find_first_not_of(' ', 53) == 127);
   CHECK(checksum_ok(rec));
   Values back = must(s.decode(rec, "vv: record 1"));
   CHECK(std::get<std::string>(back[0]) == "A0000000042");
@@ -147,23 +149,27 @@ TEST_CASE("decode names the record, the field and the text it found") {
   Schema s = test_schema();
   std::string rec = must(s.encode(kLive, vv("A1", "hot", 5, 6)));
   std::string bad = rec;
-  bad.replace(32, 14, "0000000000x005");  // the size field
+  bad.replace(18, 14, "0000000000x005");  // the size field
   auto r = s.decode(bad, "vv.tab: record 7");
   CHECK(r.status().message() ==
         "vv.tab: record 7: field 'size': '0000000000x005' is not a decimal number");
   bad = rec;
-  bad.replace(23, 8, "ho t    ");
+  bad.replace(14, 3, "h t");  // a blank splits a field in two: the next one gets "t"
   CHECK_THAT(s.decode(bad, "w").status().message(),
-             Catch::Contains("field 'state': 'ho t    ' is not one word"));
+             Catch::Contains("field 'size': 't' is not a decimal number"));
   bad = rec;
   bad[0] = 'Q';
   CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("state 'Q'"));
   bad = rec;
-  bad.replace(23, 8, "h\x01t     ");  // not printable
-  CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("is not one word"));
-  for (const char* text : {"-0000000000005", "+0000000000005", "00000000000 05"}) {
+  bad.replace(14, 3, "h\x01t");  // not printable
+  CHECK_THAT(s.decode(bad, "w").status().message(),
+             Catch::Contains("field 'state': 'h\x01t' has a character that is not printable"));
+  bad = rec;
+  bad.replace(42, 3, "0 x");  // something after the last field
+  CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("'x' after the last field"));
+  for (const char* text : {"-0000000000005", "+0000000000005", "0000000000005x"}) {
     bad = rec;
-    bad.replace(32, 14, text);
+    bad.replace(18, 14, text);
     INFO(text);
     CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("is not a decimal number"));
   }
@@ -214,7 +220,7 @@ TEST_CASE("insert, update, erase, slot reuse, scan and reopen") {
   CHECK(text.substr(11, 9) == "vvm-table");
   CHECK(text[128] == 'A');
   CHECK(text[3 * 128] == 'D');
-  CHECK(text.find("A3          hot") != std::string::npos);  // a deleted record keeps its text
+  CHECK(text.find("A3 hot") != std::string::npos);  // a deleted record keeps its text
 
   std::map<uint64_t, std::string> seen;
   Table t = must(Table::open(
@@ -263,12 +269,12 @@ TEST_CASE("damage is reported on open, never read as data") {
   }
   SECTION("a hand-edited record with a correct checksum but a bad field") {
     std::string rec = good.substr(2 * 128, 128);
-    rec.replace(32, 14, "twelve        ");
+    rec.replace(18, 14, "twelve00000000");
     rec.replace(2, 8, fmt::format("{:08x}", record_checksum(rec)));
     poke(path, 2 * 128, rec);
     auto r = Table::open(path, s);
     CHECK(r.status().message() ==
-          "vv.tab: record 2: field 'size': 'twelve        ' is not a decimal number");
+          "vv.tab: record 2: field 'size': 'twelve00000000' is not a decimal number");
   }
   SECTION("a file cut inside a record") {
     REQUIRE(::truncate(path.c_str(), 5 * 128 + 50) == 0);
@@ -278,7 +284,7 @@ TEST_CASE("damage is reported on open, never read as data") {
   SECTION("another layout of fields") {
     Schema other = must(Schema::make("vv", {{"name", FieldKind::kText, 12}}, 128));
     CHECK_THAT(Table::open(path, other).status().message(),
-               Catch::Contains("header 'vvm-table 1 vv 128 4 ") &&
+               Catch::Contains("header 'vvm-table 2 vv 128 4 ") &&
                    Catch::Contains("is not the one this vvmd writes"));
   }
   SECTION("not a table at all") {
@@ -328,4 +334,67 @@ TEST_CASE("durable writes: whole aligned blocks go direct, anything else is writ
   CHECK(all.substr(4096, 5) == "jjjjj");
   CHECK(all.substr(4096 + 5, 3) == "xyz");
   CHECK(all.substr(4096 + 8, 8184) == std::string(8184, 'j'));
+}
+
+// Adding a field: the schema gets it at its end, with the value older records take (its fill);
+// Table::open rewrites a table written before, slot for slot, and only once.
+TEST_CASE("a field appended to the schema: older tables are upgraded to it at open") {
+  auto dir = must(TempDir::create());
+  const std::string path = dir.file("vv.tab");
+  const Schema old_schema = test_schema();
+  {
+    Table t = must(Table::create(path, old_schema));
+    must(t.insert(vv("A1", "hot", 1, 1)));
+    must(t.insert(vv("A2", "finished", 2, 2)));
+    must(t.erase(1));  // a deleted record is rewritten too, and stays deleted
+    must(t.sync());
+  }
+  std::vector<Field> fields = old_schema.fields();
+  fields.push_back({"tier", FieldKind::kText, 4, Value(std::string("disk"))});
+  fields.push_back({"copies", FieldKind::kDecimal, 2, {}});  // no fill: 0
+  const Schema new_schema = must(Schema::make("vv", fields, 128));
+
+  CHECK(must(Table::upgrade(path, new_schema)));
+  CHECK_FALSE(must(Table::upgrade(path, new_schema)));  // done once: nothing left to do
+  std::map<uint64_t, Values> seen;
+  Table t =
+      must(Table::open(path, new_schema, [&](uint64_t slot, const Values& v) { seen[slot] = v; }));
+  CHECK(t.live_count() == 1);
+  CHECK(t.slot_count() == 3);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[2] == Values{std::string("A2"), std::string("finished"), uint64_t{2}, uint64_t{2},
+                          std::string("disk"), uint64_t{0}});
+  const std::string text = file_text(path);
+  CHECK(text.substr(11, 14) == "vvm-table 2 vv");
+  CHECK(text.find(fmt::format("vvm-table 2 vv 128 6 {:08x}", new_schema.fingerprint())) == 11);
+  CHECK(text[128] == 'D');
+  CHECK(text.find("A1 hot 00000000000001 0000000001 disk 00 ") == 128 + 11);
+  CHECK(text.find("A2 finished 00000000000002 0000000002 disk 00 ") == 256 + 11);
+  // The old vvmd cannot open the table any more: it has fields that vvmd does not know.
+  CHECK_THAT(Table::open(path, old_schema).status().message(),
+             Catch::Contains("is not the one this vvmd writes"));
+  // Nor is a schema that changed a field before the new ones an upgrade: refused.
+  std::vector<Field> changed = fields;
+  changed[1].width = 9;
+  CHECK_THAT(Table::open(path, must(Schema::make("vv", changed, 128))).status().message(),
+             Catch::Contains("is not the one this vvmd writes"));
+}
+
+TEST_CASE("an upgrade stops at a torn record and leaves the table as it was") {
+  auto dir = must(TempDir::create());
+  const std::string path = dir.file("vv.tab");
+  {
+    Table t = must(Table::create(path, test_schema()));
+    must(t.insert(vv("A1", "hot", 1, 1)));
+    must(t.insert(vv("A2", "hot", 2, 2)));
+    must(t.sync());
+  }
+  poke(path, 2 * 128 + 20, "zz");
+  const std::string before = file_text(path);
+  std::vector<Field> fields = test_schema().fields();
+  fields.push_back({"tier", FieldKind::kText, 4, {}});
+  auto r = Table::open(path, must(Schema::make("vv", fields, 128)));
+  CHECK_THAT(r.status().message(), Catch::Contains("vv.tab: record 2: checksum") &&
+                                       Catch::Contains("the table was not upgraded"));
+  CHECK(file_text(path) == before);
 }

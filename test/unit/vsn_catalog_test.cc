@@ -46,7 +46,7 @@ struct Fixture {
   void reopen() {
     vsns.reset();
     db.reset();
-    db = must(db::Database::open(dir.file("db")));
+    db = must(open_database(dir.file("db")));
     VsnCatalog::Options o;
     o.media["LTO9"] = MediaType{"LTO9", kLto9, 256 * 1024, 0};
     o.media["LTO8"] = MediaType{"LTO8", kLto8, 256 * 1024, 0};

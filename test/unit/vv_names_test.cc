@@ -55,11 +55,11 @@ TEST_CASE("perms are octal mode bits") {
 }
 
 TEST_CASE("a list filter passes the VVs that match every field it sets") {
-  db::VvRecord r;
+  Vv r;
   r.name = "A0000000001";
   r.vv_class = "A";
   r.client_id = 7;
-  r.state = "finished";
+  r.state = VvState::kFinished;
   CHECK(VvFilter{}.matches(r));
   CHECK(VvFilter{VvState::kFinished, "", {}}.matches(r));
   CHECK_FALSE(VvFilter{VvState::kHot, "", {}}.matches(r));

@@ -52,7 +52,7 @@ rpc::VvOpenRequest tcp(const std::string& name, const std::string& host, bool wr
 
 struct Fixture {
   TempDir dir = must(TempDir::create());
-  std::unique_ptr<db::Database> db = must(db::Database::open(dir.file("db")));
+  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
   uint64_t clock = 1'700'000'000;
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<VvOpens> opens;
@@ -73,13 +73,11 @@ struct Fixture {
   uint64_t accessed(const std::string& name) { return must(catalog->show(name)).accessed; }
   // What a later slice's cache manager does: mark the VV evicted.
   void set_cache(const std::string& name, const std::string& cache) {
-    db::Values values;
-    uint64_t slot =
-        must(db->lookup_into(db::TableId::kVv, "name", db::KeyBuilder().text(name), &values));
-    auto r = must(db::VvRecord::from_values(values));
-    r.cache = cache;
+    Vv r;
+    uint64_t slot = must(lookup_vv(*db, "name", db::KeyBuilder().text(name), &r));
+    r.cache = parse_cache_state(cache).value();
     db::Transaction txn;
-    txn.update(db::TableId::kVv, slot, r.to_values());
+    txn.update(kVvTable, slot, vv_values(r));
     must(db->commit(txn));
   }
 };

@@ -37,7 +37,7 @@ double percent_of(uint64_t used, uint64_t capacity) {
   return capacity == 0 ? 0.0 : static_cast<double>(used) * 100.0 / static_cast<double>(capacity);
 }
 
-int count_copies(const db::VvRecord& r) {
+int count_copies(const Vv& r) {
   return static_cast<int>(std::count_if(r.copies.begin(), r.copies.end(),
                                         [](const auto& c) { return !c.vsn.empty(); }));
 }
@@ -45,7 +45,7 @@ int count_copies(const db::VvRecord& r) {
 // A VV that the cache holds, as one check sees it.
 struct Held {
   uint64_t slot = 0;
-  db::VvRecord record;
+  Vv record;
   uint64_t bytes = 0;
 };
 
@@ -108,11 +108,10 @@ Result<CacheManager::Use> CacheManager::use() const {
   return u;
 }
 
-Status CacheManager::evict_record(uint64_t slot, db::VvRecord r, uint64_t bytes,
-                                  std::string_view why) {
-  r.cache = "evicted";
+Status CacheManager::evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string_view why) {
+  r.cache = CacheState::kEvicted;
   db::Transaction txn;
-  txn.update(db::TableId::kVv, slot, r.to_values());
+  txn.update(kVvTable, slot, vv_values(r));
   if (auto committed = db_->commit(txn); !committed.ok()) {
     return Status(committed.status().code(),
                   fmt::format("evict VV {}: {}", r.name, committed.status().message()));
@@ -149,34 +148,34 @@ Result<CacheManager::Pass> CacheManager::check() {
   // a scan costs little next to the tape stages that follow an eviction.
   std::vector<Held> cached;
   Status bad;
-  VVM_RETURN_IF_ERROR(db_->scan(db::TableId::kVv, [&](uint64_t slot, const db::Values& v) {
-    auto r = db::VvRecord::from_values(v);
+  VVM_RETURN_IF_ERROR(db_->scan(kVvTable, [&](uint64_t slot, const db::Values& v) {
+    auto r = vv_from_values(v);
     if (!r.ok()) {
       if (bad.ok()) bad = r.status();
       return;
     }
-    if (r->cache != "evicted") cached.push_back(Held{slot, std::move(*r), 0});
+    if (r->cache != CacheState::kEvicted) cached.push_back(Held{slot, std::move(*r), 0});
   }));
   VVM_RETURN_IF_ERROR(bad);
   // The files are looked at after the scan, which holds the database's lock.
   std::vector<Held> candidates;
   Holders holders;
   for (Held& h : cached) {
-    const db::VvRecord& r = h.record;
+    const Vv& r = h.record;
     h.bytes = allocated(r.name);
-    if (r.cache == "staging") {
+    if (r.cache == CacheState::kStaging) {
       ++holders.staging;
       holders.staging_bytes += h.bytes;
-    } else if (r.state == "hot") {
+    } else if (r.state == VvState::kHot) {
       ++holders.hot;
       holders.hot_bytes += h.bytes;
-    } else if (r.state != "archived") {
+    } else if (r.state != VvState::kArchived) {
       ++holders.finished;
       holders.finished_bytes += h.bytes;
     } else if (opens_ && opens_->is_open(r.name)) {
       ++holders.open;
       holders.open_bytes += h.bytes;
-    } else if (r.cache == "cached") {
+    } else if (r.cache == CacheState::kCached) {
       candidates.push_back(std::move(h));
     }
   }
@@ -241,30 +240,28 @@ Result<rpc::VvEvictReply> CacheManager::evict(const rpc::Peer& peer, const std::
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
   VVM_RETURN_IF_ERROR(catalog_->may_change(peer, r, "evict"));
-  if (r.state == "hot") {
+  if (r.state == VvState::kHot) {
     return Status::InvalidArgument(
         fmt::format("VV {} is hot: only an archived VV can be evicted (the cache holds a hot "
                     "VV's only copy; finish it, and evict it once it is archived)",
                     r.name));
   }
-  if (r.state != "archived") {
+  if (r.state != VvState::kArchived) {
     return Status::InvalidArgument(
         fmt::format("VV {} is {} but not yet archived ({} on tape so far): only an archived VV "
                     "can be evicted",
-                    r.name, r.state,
+                    r.name, vv_state_name(r.state),
                     count_copies(r) == 1 ? "1 copy" : fmt::format("{} copies", count_copies(r))));
   }
   rpc::VvEvictReply reply;
-  if (r.cache == "evicted") {
-    auto info = to_info(r);
-    if (!info.ok()) return info.status();
-    reply.vv = std::move(*info);
+  if (r.cache == CacheState::kEvicted) {
+    reply.vv = r;
     reply.already = true;
     return reply;
   }
-  if (r.cache != "cached") {
-    return Status::Busy(
-        fmt::format("VV {} is {}: it can be evicted once it is cached again", r.name, r.cache));
+  if (r.cache != CacheState::kCached) {
+    return Status::Busy(fmt::format("VV {} is {}: it can be evicted once it is cached again",
+                                    r.name, cache_state_name(r.cache)));
   }
   if (opens_) {
     if (auto who = opens_->holders(r.name); !who.empty()) {
@@ -277,12 +274,10 @@ Result<rpc::VvEvictReply> CacheManager::evict(const rpc::Peer& peer, const std::
     }
   }
   const uint64_t bytes = allocated(r.name);
-  db::VvRecord evicted = r;
-  evicted.cache = "evicted";
-  auto info = to_info(evicted);
-  if (!info.ok()) return info.status();
+  Vv evicted = r;
+  evicted.cache = CacheState::kEvicted;
   VVM_RETURN_IF_ERROR(evict_record(slot, std::move(r), bytes, "for " + peer.to_string()));
-  reply.vv = std::move(*info);
+  reply.vv = std::move(evicted);
   reply.freed = bytes;
   return reply;
 }

@@ -83,7 +83,7 @@ class CacheManager {
   uint64_t allocated(const std::string& name) const;
   // Marks the record at `slot` evicted (one commit), then removes its cache file. `why` ends
   // the log line ("to make room", "for uid 0 ...").
-  Status evict_record(uint64_t slot, db::VvRecord r, uint64_t bytes, std::string_view why);
+  Status evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string_view why);
 
   db::Database* db_;
   Catalog* catalog_;

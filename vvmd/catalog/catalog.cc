@@ -20,7 +20,7 @@ namespace vvm::vvmd {
 
 namespace {
 
-// The record's owner and group fields are 16 characters wide (db/schemas.cc).
+// The record's owner and group fields are 16 characters wide (catalog/records.cc).
 constexpr size_t kMaxIdentity = 16;
 // The size field is 16 decimal digits wide.
 constexpr uint64_t kMaxSize = 9'999'999'999'999'999ull;
@@ -57,7 +57,7 @@ Status check_identity(std::string_view what, const std::string& name) {
 }
 
 // "2 copies (L00001 file 3, M00002 file 7)"
-std::string describe_copies(const db::VvRecord& r) {
+std::string describe_copies(const Vv& r) {
   std::string where;
   int n = 0;
   for (const auto& c : r.copies) {
@@ -68,42 +68,12 @@ std::string describe_copies(const db::VvRecord& r) {
   return fmt::format("{} cop{} ({})", n, n == 1 ? "y" : "ies", where);
 }
 
-int count_copies(const db::VvRecord& r) {
+int count_copies(const Vv& r) {
   return static_cast<int>(std::count_if(r.copies.begin(), r.copies.end(),
                                         [](const auto& c) { return !c.vsn.empty(); }));
 }
 
 }  // namespace
-
-Result<Vv> to_info(const db::VvRecord& r) {
-  auto state = parse_vv_state(r.state);
-  auto cache = parse_cache_state(r.cache);
-  auto perms = parse_perms(r.perms);
-  if (!state || !cache || !perms.ok()) {
-    return Status::Internal(
-        fmt::format("VV {}: the record holds state '{}', cache '{}', perms "
-                    "'{}', which vvmd does not know",
-                    r.name, r.state, r.cache, r.perms));
-  }
-  Vv v;
-  v.name = r.name;
-  v.vv_class = r.vv_class;
-  v.serial = r.serial;
-  v.client_id = r.client_id;
-  v.owner = r.owner;
-  v.group = r.group;
-  v.perms = *perms;
-  v.size = r.size;
-  v.state = *state;
-  v.cache = *cache;
-  v.created = r.created;
-  v.finished = r.finished;
-  v.accessed = r.accessed;
-  v.checksum = r.checksum;
-  static_assert(db::kMaxCopies == kMaxVvCopies);
-  for (size_t i = 0; i < r.copies.size(); ++i) v.copies[i] = {r.copies[i].vsn, r.copies[i].file};
-  return v;
-}
 
 Catalog::Options Catalog::options_from(const Config& config) {
   Options o;
@@ -123,8 +93,8 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
   std::unique_ptr<Catalog> c(new Catalog(db, std::move(options)));
   Status bad;
   uint64_t count = 0;
-  VVM_RETURN_IF_ERROR(db->scan(db::TableId::kVv, [&](uint64_t, const db::Values& v) {
-    auto r = db::VvRecord::from_values(v);
+  VVM_RETURN_IF_ERROR(db->scan(kVvTable, [&](uint64_t, const db::Values& v) {
+    auto r = vv_from_values(v);
     if (!r.ok()) {
       if (bad.ok()) bad = r.status();
       return;
@@ -136,7 +106,7 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
   // The counters hold each class's highest serial ever handed out, so that the serial of a
   // removed VV (whose tape files keep it in their labels) never comes back.
   for (char cls : c->options_.classes) {
-    auto highest = db->counter(serial_counter(cls));
+    auto highest = counter(*db, serial_counter(cls));
     if (!highest.ok()) return highest.status();
     c->serials_.observe(cls, *highest);
   }
@@ -155,24 +125,21 @@ uint64_t Catalog::now() const {
                                    .count());
 }
 
-Result<std::pair<uint64_t, db::VvRecord>> Catalog::lookup(const std::string& name) {
+Result<std::pair<uint64_t, Vv>> Catalog::lookup(const std::string& name) {
   auto parsed = parse_vv_name(name);
   if (!parsed.ok()) return parsed.status();
-  db::Values values;
-  auto slot = db_->lookup_into(db::TableId::kVv, "name", db::KeyBuilder().text(name), &values);
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
   if (!slot.ok()) {
     if (slot.status().code() == Code::kNotFound) {
       return Status::NotFound(fmt::format("no VV {}", name));
     }
     return slot.status();
   }
-  auto r = db::VvRecord::from_values(values);
-  if (!r.ok()) return r.status();
-  return std::make_pair(*slot, std::move(*r));
+  return std::make_pair(*slot, std::move(vv));
 }
 
-Status Catalog::may_change(const rpc::Peer& peer, const db::VvRecord& vv,
-                           std::string_view action) const {
+Status Catalog::may_change(const rpc::Peer& peer, const Vv& vv, std::string_view action) const {
   if (!is_unix(peer)) {
     return Status::PermissionDenied(
         fmt::format("cannot {} VV {} (owner {}) for a TCP peer ({}): over TCP vvmd cannot tell "
@@ -239,7 +206,7 @@ Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& re
   if (!perms.ok()) return perms.status();
 
   // Owner and group: the requester's unless named; only root and vvmd's user give VVs away.
-  db::VvRecord r;
+  Vv r;
   const bool trusted = privileged(peer, options_.daemon_uid) || !is_unix(peer);
   if (!is_unix(peer) && (req.owner.empty() || req.group.empty())) {
     return Status::InvalidArgument(fmt::format(
@@ -278,18 +245,16 @@ Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& re
   r.vv_class = cls;
   r.serial = *serial;
   r.client_id = req.client_id;
-  r.perms = format_perms(*perms);
+  r.perms = *perms;
   r.size = req.size;
-  r.state = "hot";
-  r.cache = "cached";
+  r.state = VvState::kHot;
+  r.cache = CacheState::kCached;
   r.created = r.accessed = now();
-  auto info = to_info(r);
-  if (!info.ok()) return info.status();
 
   VVM_RETURN_IF_ERROR(make_cache_file(r.name, r.size));
   db::Transaction txn;
-  txn.insert(db::TableId::kVv, r.to_values());
-  Status counted = db_->set_counter(txn, serial_counter(cls[0]), *serial);
+  txn.insert(kVvTable, vv_values(r));
+  Status counted = set_counter(*db_, txn, serial_counter(cls[0]), *serial);
   if (!counted.ok()) {
     ::unlink(cache_path(r.name).c_str());
     return counted;
@@ -300,14 +265,14 @@ Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& re
     return committed.status();
   }
   log::info("created VV {} (class {}, {} bytes, {}:{} {}, id {}) for {}", r.name, r.vv_class,
-            r.size, r.owner, r.group, r.perms, r.client_id, peer.to_string());
-  return info;
+            r.size, r.owner, r.group, format_perms(r.perms), r.client_id, peer.to_string());
+  return r;
 }
 
 Result<Vv> Catalog::show(const std::string& name) {
   auto found = lookup(name);
   if (!found.ok()) return found.status();
-  return to_info(found->second);
+  return std::move(found->second);
 }
 
 Result<rpc::VvListReply> Catalog::list(const rpc::VvListRequest& req) {
@@ -317,50 +282,38 @@ Result<rpc::VvListReply> Catalog::list(const rpc::VvListRequest& req) {
   }
   const uint32_t limit = req.limit == 0 ? kMaxPage : std::min(req.limit, kMaxPage);
   const VvFilter filter{req.state, req.vv_class, req.client_id};
-  std::vector<db::VvRecord> found;
-  Status bad;
-  auto take = [&](uint64_t, const db::Values& v) {
-    auto r = db::VvRecord::from_values(v);
-    if (!r.ok()) {
-      bad = r.status();
-      return false;
-    }
-    if (filter.matches(*r) && r->name > req.after) found.push_back(std::move(*r));
+  std::vector<Vv> found;
+  auto take = [&](uint64_t, const Vv& r) {
+    if (filter.matches(r) && r.name > req.after) found.push_back(r);
     return true;
   };
   if (req.client_id) {
     // The id index holds each id's VVs together (in slot order): gather them, then order by name.
     const db::KeyRange id = db::number_prefix(*req.client_id);
-    VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVv, "id", id.lo, id.hi, take));
+    VVM_RETURN_IF_ERROR(scan_vv(*db_, "id", id.lo, id.hi, take));
     std::sort(found.begin(), found.end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });
   } else {
     // Names are keyed in name order; one class is the range of names that start with its letter.
     auto [lo, hi] = db::text_prefix(req.vv_class);
     if (!req.after.empty()) lo = std::max(lo, db::past_text(req.after));
-    auto bounded = [&](uint64_t slot, const db::Values& v) {
+    auto bounded = [&](uint64_t slot, const Vv& v) {
       return take(slot, v) && found.size() <= limit;  // one past the page says there is more
     };
-    if (lo < hi) VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVv, "name", lo, hi, bounded));
+    if (lo < hi) VVM_RETURN_IF_ERROR(scan_vv(*db_, "name", lo, hi, bounded));
   }
-  VVM_RETURN_IF_ERROR(bad);
   rpc::VvListReply reply;
   reply.more = found.size() > limit;
   if (reply.more) found.resize(limit);
-  reply.vvs.reserve(found.size());
-  for (const auto& r : found) {
-    auto info = to_info(r);
-    if (!info.ok()) return info.status();
-    reply.vvs.push_back(std::move(*info));
-  }
+  reply.vvs = std::move(found);
   return reply;
 }
 
-Status Catalog::commit_finish(uint64_t slot, db::VvRecord& r) {
-  r.state = "finished";
+Status Catalog::commit_finish(uint64_t slot, Vv& r) {
+  r.state = VvState::kFinished;
   r.finished = now();
   db::Transaction txn;
-  txn.update(db::TableId::kVv, slot, r.to_values());
+  txn.update(kVvTable, slot, vv_values(r));
   if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
   if (on_finished_) on_finished_(r);
   return Status::Ok();
@@ -371,21 +324,21 @@ Result<Vv> Catalog::finish(const rpc::Peer& peer, const std::string& name) {
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
   VVM_RETURN_IF_ERROR(may_change(peer, r, "finish"));
-  if (r.state != "hot") {
-    return Status::InvalidArgument(
-        fmt::format("VV {} is already {}: only a hot VV can be finished", r.name, r.state));
+  if (r.state != VvState::kHot) {
+    return Status::InvalidArgument(fmt::format("VV {} is already {}: only a hot VV can be finished",
+                                               r.name, vv_state_name(r.state)));
   }
   // A writer still attached could change what goes to tape after the copy is taken.
   if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, true));
   VVM_RETURN_IF_ERROR(commit_finish(slot, r));
   log::info("finished VV {} for {}", r.name, peer.to_string());
-  return to_info(r);
+  return r;
 }
 
 size_t Catalog::finish_idle(uint64_t idle_before) {
-  std::vector<std::pair<uint64_t, db::VvRecord>> idle;
+  std::vector<std::pair<uint64_t, Vv>> idle;
   const db::KeyRange hot = db::every_text_key();  // the hot index: class, then client id
-  Status s = db_->scan_vv("hot", hot.lo, hot.hi, [&](uint64_t slot, const db::VvRecord& r) {
+  Status s = scan_vv(*db_, "hot", hot.lo, hot.hi, [&](uint64_t slot, const Vv& r) {
     if (r.accessed < idle_before) idle.emplace_back(slot, r);
     return true;
   });
@@ -420,10 +373,8 @@ Result<Vv> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& re
                     "leaves the tape files",
                     r.name, describe_copies(r)));
   }
-  auto info = to_info(r);
-  if (!info.ok()) return info.status();
   db::Transaction txn;
-  txn.erase(db::TableId::kVv, slot);
+  txn.erase(kVvTable, slot);
   if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
   // After the commit: a crash in between leaves a file no record names, not a record without
   // its file.
@@ -434,9 +385,10 @@ Result<Vv> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& re
   } else if (Status s = sync_cache_dir(); !s.ok()) {
     log::warning("removed VV {}: {}", r.name, s.message());
   }
-  log::info("removed VV {} ({}, {} bytes, {}{}) for {}", r.name, r.state, r.size, r.cache,
-            copies ? ", leaving " + describe_copies(r) + " on tape" : "", peer.to_string());
-  return info;
+  log::info("removed VV {} ({}, {} bytes, {}{}) for {}", r.name, vv_state_name(r.state), r.size,
+            cache_state_name(r.cache), copies ? ", leaving " + describe_copies(r) + " on tape" : "",
+            peer.to_string());
+  return r;
 }
 
 Result<Vv> Catalog::record_access(const std::string& name) {
@@ -444,12 +396,10 @@ Result<Vv> Catalog::record_access(const std::string& name) {
   if (!found.ok()) return found.status();
   auto& [slot, r] = *found;
   r.accessed = now();
-  auto info = to_info(r);
-  if (!info.ok()) return info.status();
   db::Transaction txn;
-  txn.update(db::TableId::kVv, slot, r.to_values());
+  txn.update(kVvTable, slot, vv_values(r));
   if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
-  return info;
+  return r;
 }
 
 void Catalog::serve(rpc::Server& server) {

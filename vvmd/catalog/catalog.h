@@ -25,8 +25,10 @@
 #include <set>
 #include <string>
 
+#include "catalog/tables.h"
 #include "catalog/vv_names.h"
 #include "common/config.h"
+#include "common/vv.h"
 #include "db/database.h"
 #include "proto/messages.h"
 #include "proto/server.h"
@@ -59,9 +61,7 @@ class Catalog {
 
   // Called after each finish is committed, with the finished record (the scheduler queues its
   // copies).
-  void on_finished(std::function<void(const db::VvRecord&)> hook) {
-    on_finished_ = std::move(hook);
-  }
+  void on_finished(std::function<void(const Vv&)> hook) { on_finished_ = std::move(hook); }
   // Asked before a finish (`for_write`: is it open for writing?) and a remove (is it open at
   // all?): Busy naming who has it open, else Ok. Without it nothing is in use.
   void in_use_check(std::function<Status(const std::string& vv, bool for_write)> check) {
@@ -79,9 +79,9 @@ class Catalog {
 
   // Public for the cache manager (cache_manager.h), which evicts by the same rules and means.
   // The record of VV `name` and its slot; InvalidArgument for a bad name, NotFound naming it.
-  Result<std::pair<uint64_t, db::VvRecord>> lookup(const std::string& name);
+  Result<std::pair<uint64_t, Vv>> lookup(const std::string& name);
   // Ok when `peer` may change `vv` (finish, remove, evict: `action`), else PermissionDenied.
-  Status may_change(const rpc::Peer& peer, const db::VvRecord& vv, std::string_view action) const;
+  Status may_change(const rpc::Peer& peer, const Vv& vv, std::string_view action) const;
   // fsyncs the cache folder, so that a file's creation or removal is durable.
   Status sync_cache_dir();
 
@@ -94,14 +94,10 @@ class Catalog {
   db::Database* db_;
   Options options_;
   SerialAllocator serials_;
-  std::function<void(const db::VvRecord&)> on_finished_;
+  std::function<void(const Vv&)> on_finished_;
   std::function<Status(const std::string&, bool)> in_use_;
   // The commit of a finish, shared by finish() and finish_idle().
-  Status commit_finish(uint64_t slot, db::VvRecord& r);
+  Status commit_finish(uint64_t slot, Vv& r);
 };
-
-// The wire form of a record (perms as bits, states as enums); Internal for a record whose state
-// words the protocol does not know.
-Result<Vv> to_info(const db::VvRecord& r);
 
 }  // namespace vvm::vvmd

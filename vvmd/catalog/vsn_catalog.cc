@@ -44,26 +44,6 @@ Status fsync_path(const std::string& path, int flags) {
 
 }  // namespace
 
-Result<Vsn> to_vsn_info(const db::VsnRecord& r) {
-  auto state = parse_vsn_state(r.state);
-  if (!state) {
-    return Status::Internal(fmt::format(
-        "VSN {}: the record holds state '{}', which vvmd does not know", r.name, r.state));
-  }
-  Vsn v;
-  v.name = r.name;
-  v.media = r.media;
-  v.vsn_class = r.vsn_class;
-  v.state = *state;
-  v.location = r.location;
-  v.next_file = r.next_file;
-  v.bytes_used = r.bytes_used;
-  v.capacity = r.capacity;
-  v.errors = r.errors;
-  v.last_mount = r.last_mount;
-  return v;
-}
-
 VsnCatalog::Options VsnCatalog::options_from(const Config& config) {
   Options o;
   o.media = config.media;
@@ -88,8 +68,8 @@ Result<std::unique_ptr<VsnCatalog>> VsnCatalog::open(db::Database* db, Options o
     }
   }
   std::unique_ptr<VsnCatalog> c(new VsnCatalog(db, std::move(options)));
-  log::info("VSN catalogue: {} VSN(s) in the database; {} library {}",
-            db->live_count(db::TableId::kVsn), c->options_.library_kind, c->options_.library_path);
+  log::info("VSN catalogue: {} VSN(s) in the database; {} library {}", db->live_count(kVsnTable),
+            c->options_.library_kind, c->options_.library_path);
   return c;
 }
 
@@ -142,12 +122,12 @@ Status VsnCatalog::check_add(const rpc::Peer& peer, const rpc::VsnAddRequest& re
                       req.media, req.vsn_class, req.vsn_class, listed));
     }
   }
-  db::VsnRecord old;
-  auto found = db_->lookup_vsn("name", db::KeyBuilder().text(req.vsn), &old);
+  Vsn old;
+  auto found = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &old);
   if (found.ok()) {
-    return Status::AlreadyExists(
-        fmt::format("VSN {} is already in the catalogue (media {}, class {}, {})", old.name,
-                    old.media, old.vsn_class.empty() ? "any" : old.vsn_class, old.state));
+    return Status::AlreadyExists(fmt::format(
+        "VSN {} is already in the catalogue (media {}, class {}, {})", old.name, old.media,
+        old.vsn_class.empty() ? "any" : old.vsn_class, vsn_state_name(old.state)));
   }
   if (found.status().code() != Code::kNotFound) return found.status();
   return Status::Ok();
@@ -158,7 +138,7 @@ Status VsnCatalog::sync_library_dir() {
   return fsync_path(options_.library_path, O_RDONLY | O_DIRECTORY);
 }
 
-Status VsnCatalog::make_image(const db::VsnRecord& r) {
+Status VsnCatalog::make_image(const Vsn& r) {
   const std::string image = image_path(r.name);
   VVM_RETURN_IF_ERROR(tape::EmulatedTape::create_image(image));
   // From here on a failure removes what was made: the image is new, nobody else's.
@@ -179,7 +159,7 @@ Status VsnCatalog::make_image(const db::VsnRecord& r) {
   return made;
 }
 
-Status VsnCatalog::register_image(const std::string& image, db::VsnRecord* r) {
+Status VsnCatalog::register_image(const std::string& image, Vsn* r) {
   auto refuse = [&](std::string_view holds) {
     return Status::AlreadyExists(fmt::format(
         "cannot add VSN {}: the library already has {}, which {}", r->name, image, holds));
@@ -245,17 +225,17 @@ Status VsnCatalog::register_image(const std::string& image, db::VsnRecord* r) {
   }
   r->next_file = last + 1;
   r->bytes_used = bytes;
-  r->state = ran_out ? "full" : last > 0 ? "hot" : "blank";
+  r->state = ran_out ? VsnState::kFull : last > 0 ? VsnState::kHot : VsnState::kBlank;
   return Status::Ok();
 }
 
 Result<Vsn> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req) {
   VVM_RETURN_IF_ERROR(check_add(peer, req));
-  db::VsnRecord r;
+  Vsn r;
   r.name = req.vsn;
   r.media = req.media;
   r.vsn_class = req.vsn_class;
-  r.state = "blank";
+  r.state = VsnState::kBlank;
   r.location = "slot";
   r.next_file = 1;
   r.capacity = options_.media.at(req.media).capacity;
@@ -277,10 +257,8 @@ Result<Vsn> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req
       what = fmt::format("created and labelled {}", image);
     }
   }
-  auto info = to_vsn_info(r);
-  if (!info.ok()) return info.status();
   db::Transaction txn;
-  txn.insert(db::TableId::kVsn, r.to_values());
+  txn.insert(kVsnTable, vsn_values(r));
   if (auto committed = db_->commit(txn); !committed.ok()) {
     if (made) {
       // The record never happened: neither does the tape.
@@ -291,38 +269,26 @@ Result<Vsn> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req
     return committed.status();
   }
   log::info("added VSN {} (media {}, class {}, {}, {} bytes): {}; for {}", r.name, r.media,
-            r.vsn_class.empty() ? "any" : r.vsn_class, r.state, r.capacity, what, peer.to_string());
-  return info;
+            r.vsn_class.empty() ? "any" : r.vsn_class, vsn_state_name(r.state), r.capacity, what,
+            peer.to_string());
+  return r;
 }
 
 Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
   const uint32_t limit = req.limit == 0 ? kMaxPage : std::min(req.limit, kMaxPage);
-  std::vector<db::VsnRecord> found;
-  Status bad;
+  std::vector<Vsn> found;
   // Every text key of the name index; just past `after`'s key when given (every longer key that
   // starts with it sorts after it).
   auto [lo, hi] = db::every_text_key();
   if (!req.after.empty()) lo = std::max(lo, db::past_text(req.after));
-  VVM_RETURN_IF_ERROR(
-      db_->scan_index(db::TableId::kVsn, "name", lo, hi, [&](uint64_t, const db::Values& v) {
-        auto r = db::VsnRecord::from_values(v);
-        if (!r.ok()) {
-          bad = r.status();
-          return false;
-        }
-        found.push_back(std::move(*r));
-        return found.size() <= limit;  // one past the page says there is more
-      }));
-  VVM_RETURN_IF_ERROR(bad);
+  VVM_RETURN_IF_ERROR(scan_vsn(*db_, "name", lo, hi, [&](uint64_t, const Vsn& r) {
+    found.push_back(r);
+    return found.size() <= limit;  // one past the page says there is more
+  }));
   rpc::VsnListReply reply;
   reply.more = found.size() > limit;
   if (reply.more) found.resize(limit);
-  reply.vsns.reserve(found.size());
-  for (const auto& r : found) {
-    auto info = to_vsn_info(r);
-    if (!info.ok()) return info.status();
-    reply.vsns.push_back(std::move(*info));
-  }
+  reply.vsns = std::move(found);
   return reply;
 }
 

@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 
+#include "catalog/tables.h"
 #include "common/config.h"
 #include "db/database.h"
 #include "proto/messages.h"
@@ -72,17 +73,14 @@ class VsnCatalog {
   // The checks that need no tape: name, media, class, privilege, duplicate.
   Status check_add(const rpc::Peer& peer, const rpc::VsnAddRequest& request) const;
   // A new labelled image for `r` (durable before its record is committed).
-  Status make_image(const db::VsnRecord& r);
+  Status make_image(const Vsn& r);
   // Fills `r` (next file, bytes used, state) from the image already at `image`, or says why it
   // cannot be registered.
-  Status register_image(const std::string& image, db::VsnRecord* r);
+  Status register_image(const std::string& image, Vsn* r);
   Status sync_library_dir();
 
   db::Database* db_;
   Options options_;
 };
-
-// The wire form of a record; Internal for a record whose state word the protocol does not know.
-Result<Vsn> to_vsn_info(const db::VsnRecord& r);
 
 }  // namespace vvm::vvmd

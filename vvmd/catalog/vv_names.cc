@@ -66,8 +66,8 @@ Result<uint32_t> parse_perms(std::string_view text) {
 
 std::string format_perms(uint32_t perms) { return fmt::format("{:04o}", perms); }
 
-bool VvFilter::matches(const db::VvRecord& r) const {
-  if (state != VvState::kAny && r.state != vv_state_name(state)) return false;
+bool VvFilter::matches(const Vv& r) const {
+  if (state != VvState::kAny && r.state != state) return false;
   if (!vv_class.empty() && r.vv_class != vv_class) return false;
   if (client_id && r.client_id != *client_id) return false;
   return true;

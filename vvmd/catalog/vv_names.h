@@ -16,7 +16,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "db/schemas.h"
+#include "common/vv.h"
 #include "proto/messages.h"
 
 namespace vvm::vvmd {
@@ -51,14 +51,14 @@ class SerialAllocator {
 
 // "0640", "640", "600": octal, at most 07777; "" is the default 0640.
 Result<uint32_t> parse_perms(std::string_view text);
-std::string format_perms(uint32_t perms);  // "0640", as the record holds it
+std::string format_perms(uint32_t perms);  // "0640", as the record and the log show it
 
 // What VV_LIST asks for, apart from paging.
 struct VvFilter {
   VvState state = VvState::kAny;
   std::string vv_class;               // "": any
   std::optional<uint64_t> client_id;  // nullopt: any
-  bool matches(const db::VvRecord& r) const;
+  bool matches(const Vv& r) const;
 };
 
 }  // namespace vvm::vvmd

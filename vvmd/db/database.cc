@@ -1,7 +1,10 @@
 // db/database.cc: journal, group commit and recovery; see db/database.h.
 #include "db/database.h"
 
+#include "db/journal_format.h"
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -14,73 +17,57 @@ namespace vvm::db {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr uint32_t kFrameMagic = 0x4a4d5656;  // "VVMJ", little-endian
-constexpr size_t kFrameHeader = 24;           // magic, payload length, sequence, epoch
-constexpr size_t kFrameTrailer = 4;           // CRC-32C of header and payload
-
-template <class T>
-void put(std::string& out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof v);
-  out.append(b, sizeof b);
-}
-
-template <class T>
-T get(std::string_view in, size_t pos) {
-  T v;
-  std::memcpy(&v, in.data() + pos, sizeof v);
-  return v;
-}
-
-const Schema& schema_of(uint8_t t) {
-  return t == 0 ? vv_schema() : t == 1 ? vsn_schema() : counter_schema();
-}
-std::vector<Index> indexes_of(uint8_t t) {
-  return t == 0 ? vv_indexes() : t == 1 ? vsn_indexes() : counter_indexes();
-}
-const char* file_of(uint8_t t) { return t == 0 ? "vv.tab" : t == 1 ? "vsn.tab" : "counter.tab"; }
+using journal::get;
+using journal::put;
 
 // Writes every whole frame of `journal` into the tables and syncs them. Returns how many frames.
 // The journal is reused from its start after each checkpoint, so stale frames of an earlier
 // round follow the current ones: a frame counts only with the first frame's epoch and the next
 // sequence number.
-Result<int> replay(const std::string& dir, File& journal) {
-  auto size = journal.size();
+Result<int> replay(const std::string& dir, const std::vector<TableSpec>& specs, File& file) {
+  using namespace journal;
+  auto size = file.size();
   if (!size.ok()) return size.status();
   std::string bytes(*size, '\0');
-  if (*size > 0) VVM_RETURN_IF_ERROR(journal.read_at(0, bytes.data(), bytes.size()));
-  std::unique_ptr<File> tables[kTables];
+  if (*size > 0) VVM_RETURN_IF_ERROR(file.read_at(0, bytes.data(), bytes.size()));
+  std::vector<std::unique_ptr<File>> tables(specs.size());
   int frames = 0;
   uint64_t epoch = 0, sequence = 0;
-  for (size_t pos = 0; pos + kFrameHeader + kFrameTrailer <= bytes.size();) {
-    if (get<uint32_t>(bytes, pos) != kFrameMagic) break;
-    if (frames > 0 && (get<uint64_t>(bytes, pos + 16) != epoch ||
-                       get<uint64_t>(bytes, pos + 8) != sequence + 1)) {
+  for (size_t pos = 0; pos + kHeaderSize + kTrailerSize <= bytes.size();) {
+    if (get<uint32_t>(bytes, pos + kMagicAt) != kMagic) break;
+    if (frames > 0 && (get<uint64_t>(bytes, pos + kEpochAt) != epoch ||
+                       get<uint64_t>(bytes, pos + kSequenceAt) != sequence + 1)) {
       break;
     }
-    const auto len = get<uint32_t>(bytes, pos + 4);
-    if (pos + kFrameHeader + len + kFrameTrailer > bytes.size()) break;  // cut short: dropped
-    std::string_view frame(bytes.data() + pos, kFrameHeader + len);
-    if (crc32c(frame) != get<uint32_t>(bytes, pos + kFrameHeader + len)) break;
-    epoch = get<uint64_t>(bytes, pos + 16);
-    sequence = get<uint64_t>(bytes, pos + 8);
-    for (size_t p = pos + kFrameHeader; p < pos + kFrameHeader + len;) {
-      const auto t = static_cast<uint8_t>(bytes[p]);
-      const auto slot = get<uint64_t>(bytes, p + 1);
-      const auto n = get<uint16_t>(bytes, p + 9);
-      if (t >= kTables || n != schema_of(t).record_size()) {
+    const auto len = get<uint32_t>(bytes, pos + kLengthAt);
+    if (pos + kHeaderSize + len + kTrailerSize > bytes.size()) break;  // cut short: dropped
+    std::string_view frame(bytes.data() + pos, kHeaderSize + len);
+    if (crc32c(frame) != get<uint32_t>(bytes, pos + kHeaderSize + len)) break;
+    epoch = get<uint64_t>(bytes, pos + kEpochAt);
+    sequence = get<uint64_t>(bytes, pos + kSequenceAt);
+    const size_t images_end = pos + kHeaderSize + len;
+    for (size_t p = pos + kHeaderSize; p < images_end;) {
+      auto bad = [&] {
         return Status::IoError(fmt::format("{}/journal: frame {} holds a bad image", dir, frames));
+      };
+      if (p + kImageHeaderSize > images_end) return bad();
+      const auto t = static_cast<uint8_t>(bytes[p + kImageTableAt]);
+      const auto slot = get<uint64_t>(bytes, p + kImageSlotAt);
+      const auto n = get<uint16_t>(bytes, p + kImageSizeAt);
+      if (t >= specs.size() || n != specs[t].schema->record_size() ||
+          p + kImageHeaderSize + n > images_end) {
+        return bad();
       }
       if (!tables[t]) {
-        auto f = open_posix_file(dir + "/" + file_of(t), false);
+        auto f = open_posix_file(dir + "/" + specs[t].file, false);
         if (!f.ok()) return f.status();
         tables[t] = std::move(*f);
       }
       VVM_RETURN_IF_ERROR(
-          tables[t]->write_at(slot * n, std::string_view(bytes.data() + p + 11, n)));
-      p += 11 + n;
+          tables[t]->write_at(slot * n, std::string_view(bytes.data() + p + kImageHeaderSize, n)));
+      p += kImageHeaderSize + n;
     }
-    pos += kFrameHeader + len + kFrameTrailer;
+    pos += kHeaderSize + len + kTrailerSize;
     ++frames;
   }
   for (auto& f : tables) {
@@ -92,34 +79,52 @@ Result<int> replay(const std::string& dir, File& journal) {
 }  // namespace
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
+                                                 std::vector<TableSpec> specs,
                                                  uint64_t checkpoint_bytes) {
+  if (specs.empty() || specs.size() > 256) {
+    return Status::InvalidArgument(
+        fmt::format("{}: a database has 1 to 256 tables, not {}", dir, specs.size()));
+  }
   std::unique_ptr<Database> db(new Database);
   db->dir_ = dir;
   db->checkpoint_bytes_ = checkpoint_bytes;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   // A database made before a table existed gets it, empty, at its next open.
-  for (uint8_t t = 0; t < kTables; ++t) {
-    const std::string path = dir + "/" + file_of(t);
+  for (const TableSpec& spec : specs) {
+    const std::string path = dir + "/" + spec.file;
     if (!std::filesystem::exists(path)) {
-      auto made = IndexedTable::create(path, schema_of(t), indexes_of(t));
+      auto made = IndexedTable::create(path, *spec.schema, spec.indexes);
       if (!made.ok()) return made.status();
     }
   }
   auto journal = open_posix_file(dir + "/journal", !std::filesystem::exists(dir + "/journal"));
   if (!journal.ok()) return journal.status();
   db->journal_ = std::move(*journal);
-  auto frames = replay(dir, *db->journal_);
+  // The journal goes into the tables before they are opened (and upgraded, which reads them
+  // whole and may rewrite them): its images are of the tables as they are on disk.
+  auto frames = replay(dir, specs, *db->journal_);
   if (!frames.ok()) return frames.status();
   VVM_RETURN_IF_ERROR(db->reset_journal());
 
-  for (uint8_t t = 0; t < kTables; ++t) {
-    auto opened = IndexedTable::open(dir + "/" + file_of(t), schema_of(t), indexes_of(t));
+  db->tables_.resize(specs.size());
+  for (size_t t = 0; t < specs.size(); ++t) {
+    auto opened = IndexedTable::open(dir + "/" + specs[t].file, *specs[t].schema,
+                                     std::move(specs[t].indexes));
     if (!opened.ok()) return opened.status();
     db->tables_[t].emplace(std::move(*opened));
     db->tables_[t]->table().set_deferred(true);
   }
   return db;
+}
+
+IndexedTable& Database::table(TableId t) {
+  const auto i = static_cast<size_t>(t);
+  if (i >= tables_.size() || !tables_[i]) {
+    std::fprintf(stderr, "db: no table %zu in %s\n", i, dir_.c_str());
+    std::abort();
+  }
+  return *tables_[i];
 }
 
 Database::~Database() = default;
@@ -135,7 +140,7 @@ Status Database::reset_journal() {
   }
   // Spoil the first frame: the journal is empty until the next frame is written there. A new
   // epoch tells the frames of this round from the stale ones of earlier rounds further on.
-  VVM_RETURN_IF_ERROR(journal_->write_at(0, std::string(kFrameHeader, '\0')));
+  VVM_RETURN_IF_ERROR(journal_->write_at(0, std::string(journal::kHeaderSize, '\0')));
   VVM_RETURN_IF_ERROR(journal_->sync());
   epoch_ = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32) ^
            static_cast<uint64_t>(Clock::now().time_since_epoch().count());
@@ -193,24 +198,24 @@ Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
 }
 
 std::string Database::make_frame(const Images& images) {
+  using namespace journal;
   bool empty = true;
   for (const auto& i : images) empty = empty && i.empty();
   if (empty) return {};
   std::string frame;
-  put<uint32_t>(frame, kFrameMagic);
-  put<uint32_t>(frame, 0);  // length, below
+  put<uint32_t>(frame, kMagic);
+  put<uint32_t>(frame, 0);  // the length, once known
   put<uint64_t>(frame, ++sequence_);
   put<uint64_t>(frame, epoch_);
-  for (uint8_t t = 0; t < kTables; ++t) {
+  for (size_t t = 0; t < images.size(); ++t) {
     for (const auto& [slot, rec] : images[t]) {
-      frame += static_cast<char>(t);
+      put<uint8_t>(frame, static_cast<uint8_t>(t));
       put<uint64_t>(frame, slot);
       put<uint16_t>(frame, static_cast<uint16_t>(rec.size()));
       frame += rec;
     }
   }
-  const auto len = static_cast<uint32_t>(frame.size() - kFrameHeader);
-  std::memcpy(frame.data() + 4, &len, sizeof len);
+  put_at<uint32_t>(frame, kLengthAt, static_cast<uint32_t>(frame.size() - kHeaderSize));
   put<uint32_t>(frame, crc32c(frame));
   return frame;
 }
@@ -221,7 +226,7 @@ Status Database::write_group(const std::string& frame, const Images& images) {
   // where the journal ends starts with the bytes already there (kept in journal_tail_; rewriting
   // them with the same bytes cannot harm a committed frame, even torn), then the frame, then
   // zeros, which end the journal for replay as well as any stale frame would.
-  constexpr size_t kBlock = 4096;
+  using journal::kBlock;
   const uint64_t start = journal_size_ - journal_tail_.size();
   const size_t used = journal_tail_.size() + frame.size();
   const size_t padded = (used + kBlock - 1) / kBlock * kBlock;
@@ -237,7 +242,7 @@ Status Database::write_group(const std::string& frame, const Images& images) {
       journal_->write_durably(start, std::string_view(blocks.get(), padded)));
   journal_size_ += frame.size();
   journal_tail_.assign(blocks.get() + used / kBlock * kBlock, used % kBlock);
-  for (size_t t = 0; t < kTables; ++t) {
+  for (size_t t = 0; t < tables_.size(); ++t) {
     VVM_RETURN_IF_ERROR(tables_[t]->table().write_images(images[t]));
   }
   if (journal_size_ >= checkpoint_bytes_) {
@@ -265,8 +270,8 @@ Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
                         : apply(*g->txn);
   }
   if (!failed_) {
-    Images images;
-    for (size_t t = 0; t < kTables; ++t) images[t] = tables_[t]->table().pending();
+    Images images(tables_.size());
+    for (size_t t = 0; t < tables_.size(); ++t) images[t] = tables_[t]->table().pending();
     const std::string frame = make_frame(images);
     in_flight_ = true;
     lock.unlock();  // the fdatasync is shared by this group; readers and the next group go on
@@ -344,56 +349,6 @@ Status Database::scan_index(TableId t, std::string_view index, const std::string
   Values values;
   ValuesSink sink(values, table(t).schema().fields().size());
   return scan_to(t, index, lo, hi, sink, [&](uint64_t slot) { return each(slot, values); });
-}
-
-Status Database::read_vv(uint64_t slot, VvRecord* out) {
-  VvSink sink(out);
-  return read_to(TableId::kVv, slot, sink);
-}
-
-Result<uint64_t> Database::lookup_vv(std::string_view index, const std::string& key,
-                                     VvRecord* out) {
-  VvSink sink(out);
-  return lookup_to(TableId::kVv, index, key, sink);
-}
-
-Status Database::read_vsn(uint64_t slot, VsnRecord* out) {
-  VsnSink sink(out);
-  return read_to(TableId::kVsn, slot, sink);
-}
-
-Result<uint64_t> Database::lookup_vsn(std::string_view index, const std::string& key,
-                                      VsnRecord* out) {
-  VsnSink sink(out);
-  return lookup_to(TableId::kVsn, index, key, sink);
-}
-
-Status Database::scan_vv(std::string_view index, const std::string& lo, const std::string& hi,
-                         const std::function<bool(uint64_t, const VvRecord&)>& each) {
-  VvRecord record;
-  VvSink sink(&record);
-  return scan_to(TableId::kVv, index, lo, hi, sink,
-                 [&](uint64_t slot) { return each(slot, record); });
-}
-
-Result<uint64_t> Database::counter(std::string_view name) {
-  Values v;
-  auto slot = lookup_into(TableId::kCounter, "name", KeyBuilder().text(name), &v);
-  if (slot.status().code() == Code::kNotFound) return uint64_t{0};
-  if (!slot.ok()) return slot.status();
-  return std::get<uint64_t>(v[1]);
-}
-
-Status Database::set_counter(Transaction& txn, std::string_view name, uint64_t value) {
-  Values v;
-  auto slot = lookup_into(TableId::kCounter, "name", KeyBuilder().text(name), &v);
-  if (slot.ok()) {
-    txn.update(TableId::kCounter, *slot, {std::string(name), value});
-    return Status::Ok();
-  }
-  if (slot.status().code() != Code::kNotFound) return slot.status();
-  txn.insert(TableId::kCounter, {std::string(name), value});
-  return Status::Ok();
 }
 
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }

@@ -1,15 +1,17 @@
-// db/database.h: vvmd's database: the VV and VSN tables, their indexes, and the journal that
-// makes a change to several records atomic and durable.
+// db/database.h: a database of several tables (db/indexed_table.h), each with its indexes, and
+// the journal that makes a change to several records atomic and durable. It knows nothing of what
+// the tables hold: the caller names them, with their schemas and indexes, at open (vvmd's are in
+// catalog/tables.h).
 //
 // A commit appends the new images of every record it changes to the journal as one frame
 // (length, sequence, images, CRC-32C), makes the journal durable with one fdatasync, and only
 // then writes the records into the tables. Commits arriving while one is being written wait and
 // go together in the next frame, so many writers share one fdatasync (group commit). On open,
-// every whole frame of the journal is written into the tables again (the images are final
-// values, so this is safe to repeat) before the tables are read; a frame cut short by a crash
-// was never acknowledged and is dropped. When the journal passes a few MiB, the tables are
-// synced and the journal emptied (a checkpoint). The journal keeps its size and is rewritten from
-// its start, each round of frames with an epoch of its own.
+// every whole frame of the journal (db/journal_format.h) is written into the tables again (the
+// images are final values, so this is safe to repeat) before the tables are read; a frame cut short
+// by a crash was never acknowledged and is dropped. When the journal passes a few MiB, the tables
+// are synced and the journal emptied (a checkpoint). The journal keeps its size and is rewritten
+// from its start, each round of frames with an epoch of its own.
 //
 // Reads go through the Database too; a record cannot be changed except by commit(), which keeps
 // every index in step. Readers are not held up by a group's fdatasync: they see its records
@@ -30,13 +32,19 @@
 #include "common/status.h"
 #include "db/file.h"
 #include "db/indexed_table.h"
-#include "db/schemas.h"
 
 namespace vvm::db {
 
-// The tables, numbered as the journal's images name them: never renumber.
-enum class TableId : uint8_t { kVv = 0, kVsn = 1, kCounter = 2 };
-inline constexpr size_t kTables = 3;
+// A table of the database: its place in the list given to Database::open, which is also its
+// number in the journal's images (so a caller never reorders that list, only appends to it).
+enum class TableId : uint8_t {};
+
+// One table as Database::open takes it.
+struct TableSpec {
+  std::string file;  // "vv.tab", in the database's folder
+  const Schema* schema = nullptr;
+  std::vector<Index> indexes;  // empty, to be filled from the records at open
+};
 
 class Transaction {
  public:
@@ -59,8 +67,10 @@ class Transaction {
 
 class Database {
  public:
-  // Opens (creating when missing) vv.tab, vsn.tab and journal in `dir`, replaying the journal.
+  // Opens (creating when missing) the tables of `tables` and the journal in `dir`, replaying the
+  // journal, then opening (and upgrading, db/table.h) each table. At most 256 tables.
   static Result<std::unique_ptr<Database>> open(const std::string& dir,
+                                                std::vector<TableSpec> tables,
                                                 uint64_t checkpoint_bytes = 4 << 20);
   ~Database();
 
@@ -76,24 +86,18 @@ class Database {
   Status read_into(TableId t, uint64_t slot, Values* out);
   Result<uint64_t> lookup_into(TableId t, std::string_view index, const std::string& key,
                                Values* out);
-  // Typed: the record straight into the struct (VvSink, VsnSink), the slot for lookups.
-  Status read_vv(uint64_t slot, VvRecord* out);
-  Result<uint64_t> lookup_vv(std::string_view index, const std::string& key, VvRecord* out);
-  Status read_vsn(uint64_t slot, VsnRecord* out);
-  Result<uint64_t> lookup_vsn(std::string_view index, const std::string& key, VsnRecord* out);
+  // The same two into `sink` (a typed record, say), with no Values in between.
+  Status read_to(TableId t, uint64_t slot, FieldSink& sink);
+  Result<uint64_t> lookup_to(TableId t, std::string_view index, const std::string& key,
+                             FieldSink& sink);
   // Every record whose key in `index` lies in [lo, hi), in key order, read under the lock
   // (commits wait meanwhile: keep `each` short); `each` returns false to stop. InvalidArgument
   // for an unknown index.
   Status scan_index(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
                     const std::function<bool(uint64_t slot, const Values&)>& each);
-  // The same over the VV table, typed.
-  Status scan_vv(std::string_view index, const std::string& lo, const std::string& hi,
-                 const std::function<bool(uint64_t slot, const VvRecord&)>& each);
-  // Counters (the counter table: a name and a number, for values that must never go back, such
-  // as the highest VV serial of a class even after that VV is removed): the value, 0 if unset.
-  Result<uint64_t> counter(std::string_view name);
-  // Adds to `txn` the change that sets counter `name` to `value` (an insert the first time).
-  Status set_counter(Transaction& txn, std::string_view name, uint64_t value);
+  // The same, each record of the range decoded into `sink`, then `each(slot)`.
+  Status scan_to(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
+                 FieldSink& sink, const std::function<bool(uint64_t slot)>& each);
   // The index itself, unlocked: for tests and tools that run alone.
   const Index* index(TableId t, std::string_view name);
   Status scan(TableId t, const std::function<void(uint64_t, const Values&)>& each);
@@ -108,23 +112,16 @@ class Database {
     Result<std::vector<uint64_t>> result = Status::Internal("not committed");
     bool done = false;
   };
-  IndexedTable& table(TableId t) { return *tables_[static_cast<size_t>(t)]; }
+  // The table numbered `t`; a caller's bug (abort) when there is none.
+  IndexedTable& table(TableId t);
   // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
   // The journal frame for everything applied so far (empty when nothing changed).
-  using Images = std::array<std::vector<Table::Image>, kTables>;  // by table
+  using Images = std::vector<std::vector<Table::Image>>;  // by table
   std::string make_frame(const Images& images);
   // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
   // the lock: only the leader of a group is here, and readers see the images in memory.
   Status write_group(const std::string& frame, const Images& images);
-  // The reads behind read_into/read_vv/... and lookup_into/lookup_vv/...: under the lock, into
-  // `sink`.
-  Status read_to(TableId t, uint64_t slot, FieldSink& sink);
-  Result<uint64_t> lookup_to(TableId t, std::string_view index, const std::string& key,
-                             FieldSink& sink);
-  // scan_index and scan_vv: each record of the range decoded into `sink`, then `each(slot)`.
-  Status scan_to(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
-                 FieldSink& sink, const std::function<bool(uint64_t)>& each);
   // Empties the journal after a replay or a checkpoint (the tables being synced).
   Status reset_journal();
 
@@ -135,7 +132,7 @@ class Database {
   std::string journal_tail_;  // the journal's bytes in its last, partly used 4 KiB block
   uint64_t sequence_ = 0;
   uint64_t epoch_ = 0;
-  std::array<std::optional<IndexedTable>, kTables> tables_;
+  std::vector<std::optional<IndexedTable>> tables_;
   std::optional<Status> failed_;
 
   std::mutex mutex_;  // the writer queue, and everything above for readers

@@ -146,8 +146,11 @@ Result<Schema> Schema::make(std::string table, std::vector<Field> fields, size_t
       return Status::InvalidArgument(fmt::format(
           "table {}: field '{}': a number is at most 20 characters wide", s.table_, f.name));
     }
-    s.offsets_.push_back(pos);
-    pos += static_cast<size_t>(f.width) + 1;  // the field and the blank after it
+    if (f.fill && std::holds_alternative<std::string>(*f.fill) != (f.kind == FieldKind::kText)) {
+      return Status::InvalidArgument(
+          fmt::format("table {}: field '{}': a fill of the wrong kind", s.table_, f.name));
+    }
+    pos += static_cast<size_t>(f.width) + 1;  // the field at its widest and the blank after it
   }
   if (pos > record_size) {  // the last blank becomes the newline at worst
     return Status::InvalidArgument(
@@ -155,6 +158,15 @@ Result<Schema> Schema::make(std::string table, std::vector<Field> fields, size_t
   }
   s.fields_ = std::move(fields);
   return s;
+}
+
+Result<Schema> Schema::first_fields(size_t fields) const {
+  if (fields == 0 || fields > fields_.size()) {
+    return Status::InvalidArgument(
+        fmt::format("table {}: {} fields of {}", table_, fields, fields_.size()));
+  }
+  return make(table_, {fields_.begin(), fields_.begin() + static_cast<ptrdiff_t>(fields)},
+              record_size_);
 }
 
 int Schema::index_of(std::string_view name) const {
@@ -180,28 +192,32 @@ Result<std::string> Schema::encode(char state, const Values& values) const {
   }
   std::string rec(record_size_, ' ');
   rec[0] = state;
+  size_t pos = kPrefix;
   for (size_t i = 0; i < fields_.size(); ++i) {
     const Field& f = fields_[i];
     const auto w = static_cast<size_t>(f.width);
-    std::string text;
     if (f.kind == FieldKind::kText) {
       const auto* s = std::get_if<std::string>(&values[i]);
       if (!s)
         return Status::InvalidArgument(
             fmt::format("{}.{}: a number where text belongs", table_, f.name));
-      if (s->empty()) {
-        text = "-";
-      } else if (!printable_text(*s)) {
+      std::string_view text = *s;
+      if (text.empty()) {
+        text = kEmptyText;
+      } else if (text == kEmptyText) {
         return Status::InvalidArgument(
-            fmt::format("{}.{}: '{}' has blanks or unprintable characters", table_, f.name, *s));
-      } else {
-        text = *s;
+            fmt::format("{}.{}: '{}' stands for an empty text and is no value of its own", table_,
+                        f.name, kEmptyText));
+      } else if (!printable_text(text)) {
+        return Status::InvalidArgument(
+            fmt::format("{}.{}: '{}' has blanks or unprintable characters", table_, f.name, text));
       }
       if (text.size() > w) {
         return Status::InvalidArgument(
             fmt::format("{}.{}: '{}' is longer than {} characters", table_, f.name, text, w));
       }
-      text.resize(w, ' ');
+      rec.replace(pos, text.size(), text);
+      pos += text.size() + 1;
     } else {
       const auto* n = std::get_if<uint64_t>(&values[i]);
       if (!n)
@@ -212,9 +228,15 @@ Result<std::string> Schema::encode(char state, const Values& values) const {
         return Status::InvalidArgument(
             fmt::format("{}.{}: {} does not fit {} digits", table_, f.name, *n, w));
       }
-      text = hex ? fmt::format("{:0{}x}", *n, w) : fmt::format("{:0{}d}", *n, w);
+      // Written into the record in place: the encoder runs at every commit.
+      char* out = rec.data() + pos;
+      if (hex) {
+        fmt::format_to(out, "{:0{}x}", *n, w);
+      } else {
+        fmt::format_to(out, "{:0{}d}", *n, w);
+      }
+      pos += w + 1;
     }
-    rec.replace(offsets_[i], w, text);
   }
   rec.back() = '\n';
   std::string crc = fmt::format("{:08x}", record_checksum(rec));
@@ -222,12 +244,13 @@ Result<std::string> Schema::encode(char state, const Values& values) const {
   return rec;
 }
 
-void ValuesSink::text(size_t i, std::string_view value) {
+bool ValuesSink::text(size_t i, std::string_view value) {
   if (auto* s = std::get_if<std::string>(&out_[i])) {
     s->assign(value);
   } else {
     out_[i].emplace<std::string>(value);
   }
+  return true;
 }
 
 Result<Values> Schema::decode(std::string_view rec, std::string_view where) const {
@@ -264,33 +287,56 @@ Status Schema::decode_with(std::string_view rec, const Where& where, FieldSink& 
     return Status::InvalidArgument(fmt::format("{}: not a record: '{}'", where(),
                                                rec.substr(0, std::min<size_t>(rec.size(), 60))));
   }
+  // Field by field from the left: a field ends at the first blank, and the next one starts
+  // after the blanks that follow (one in the current layout, the padding too in format 1).
+  const size_t end = rec.size() - 1;  // the newline
+  size_t pos = kPrefix;
   for (size_t i = 0; i < fields_.size(); ++i) {
     const Field& f = fields_[i];
-    std::string_view text = rec.substr(offsets_[i], static_cast<size_t>(f.width));
+    const auto w = static_cast<size_t>(f.width);
+    if (i > 0) {
+      if (pos >= end || rec[pos] != ' ') {
+        return Status::InvalidArgument(fmt::format("{}: field '{}' runs into field '{}': '{}'",
+                                                   where(), fields_[i - 1].name, f.name,
+                                                   rec.substr(kPrefix, 60)));
+      }
+      while (pos < end && rec[pos] == ' ') ++pos;
+    }
+    size_t len = 0;
+    while (pos + len < end && rec[pos + len] > ' ' && rec[pos + len] <= '~') ++len;
+    std::string_view text = rec.substr(pos, len);
     auto bad = [&](std::string_view why) {
       return Status::InvalidArgument(
           fmt::format("{}: field '{}': '{}' {}", where(), f.name, text, why));
     };
-    if (offsets_[i] + static_cast<size_t>(f.width) < rec.size() - 1 &&
-        rec[offsets_[i] + static_cast<size_t>(f.width)] != ' ') {
-      return bad("runs into the next field");
+    if (pos + len < end && rec[pos + len] != ' ') {
+      // Up to the next blank, for the message.
+      while (pos + len < end && rec[pos + len] != ' ') ++len;
+      text = rec.substr(pos, len);
+      return bad("has a character that is not printable ASCII");
     }
+    if (len == 0) {
+      return Status::InvalidArgument(fmt::format("{}: field '{}' is missing", where(), f.name));
+    }
+    if (len > w) return bad(fmt::format("is longer than {} characters", w));
     if (f.kind == FieldKind::kText) {
-      // One pass: printable characters, then only blanks.
-      size_t len = 0;
-      while (len < text.size() && text[len] > ' ' && text[len] <= '~') ++len;
-      size_t rest = len;
-      while (rest < text.size() && text[rest] == ' ') ++rest;
-      if (len == 0 || rest != text.size()) return bad("is not one word padded with blanks");
-      std::string_view value = text.substr(0, len);
-      if (value == "-") value = {};
-      sink.text(i, value);
+      std::string_view value = text == kEmptyText ? std::string_view() : text;
+      if (!sink.text(i, value)) return bad("is not a value this field takes");
     } else {
       auto n = parse_number(text, f.kind == FieldKind::kHex);
       if (!n) {
         return bad(f.kind == FieldKind::kHex ? "is not a hex number" : "is not a decimal number");
       }
-      sink.number(i, *n);
+      if (!sink.number(i, *n)) return bad("is not a value this field takes");
+    }
+    pos += len;
+  }
+  for (; pos < end; ++pos) {
+    if (rec[pos] != ' ') {
+      size_t len = 0;
+      while (pos + len < end && rec[pos + len] != ' ') ++len;
+      return Status::InvalidArgument(
+          fmt::format("{}: '{}' after the last field", where(), rec.substr(pos, len)));
     }
   }
   return Status::Ok();

@@ -4,29 +4,76 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <thread>
 
 #include <fmt/core.h>
 
+#include "common/log.h"
+
 namespace vvm::db {
 
 namespace {
 
-std::string header_text(const Schema& s) {
-  return fmt::format("vvm-table {} {} {} {} {:08x}", kFormatVersion, s.table(), s.record_size(),
+std::string header_text(const Schema& s, int version = kFormatVersion) {
+  return fmt::format("vvm-table {} {} {} {} {:08x}", version, s.table(), s.record_size(),
                      s.fields().size(), s.fingerprint());
 }
 
 // The header record: like a data record (state, checksum), with the header text as its body.
-std::string header_record(const Schema& s) {
+std::string header_record(const Schema& s, int version = kFormatVersion) {
   std::string rec(s.record_size(), ' ');
   rec[0] = kHeader;
-  std::string text = header_text(s);
+  std::string text = header_text(s, version);
   rec.replace(kPrefix, text.size(), text);
   rec.back() = '\n';
   rec.replace(2, 8, fmt::format("{:08x}", record_checksum(rec)));
   return rec;
+}
+
+// The layout a header record names, when it is one of `schema`'s that open() upgrades: the
+// schema of its fields and its format version. nullopt for the current header and for anything
+// that is not an older header of this table.
+struct OldLayout {
+  Schema schema;
+  int version;
+};
+std::optional<OldLayout> old_layout(std::string_view header, const Schema& schema) {
+  if (header.size() != schema.record_size() || header[0] != kHeader || !checksum_ok(header)) {
+    return std::nullopt;
+  }
+  // "vvm-table VERSION NAME SIZE FIELDS FINGERPRINT"
+  std::vector<std::string_view> words;
+  std::string_view body = header.substr(kPrefix);
+  while (!body.empty()) {
+    const size_t start = body.find_first_not_of(" \n");
+    if (start == std::string_view::npos) break;
+    const size_t end = std::min(body.find_first_of(" \n", start), body.size());
+    words.push_back(body.substr(start, end - start));
+    body.remove_prefix(end);
+  }
+  auto number = [](std::string_view w, int base) -> std::optional<uint64_t> {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), n, base);
+    if (ec != std::errc() || end != w.data() + w.size()) return std::nullopt;
+    return n;
+  };
+  if (words.size() != 6 || words[0] != "vvm-table" || words[2] != schema.table()) {
+    return std::nullopt;
+  }
+  auto version = number(words[1], 10), size = number(words[3], 10), fields = number(words[4], 10),
+       fingerprint = number(words[5], 16);
+  if (!version || !size || !fields || !fingerprint || *version < kFormatPadded ||
+      *version > kFormatVersion || *size != schema.record_size() || *fields == 0 ||
+      *fields > schema.fields().size()) {
+    return std::nullopt;
+  }
+  if (*version == kFormatVersion && *fields == schema.fields().size()) return std::nullopt;
+  auto old = schema.first_fields(*fields);
+  if (!old.ok() || old->fingerprint() != *fingerprint) return std::nullopt;
+  if (header != header_record(*old, static_cast<int>(*version))) return std::nullopt;
+  return OldLayout{std::move(*old), static_cast<int>(*version)};
 }
 
 std::string table_name(const std::string& path) {
@@ -85,6 +132,8 @@ Result<Table> Table::open(const std::string& path, const Schema& schema,
 
 Result<Table> Table::open(const std::string& path, const Schema& schema, const EachLive& each,
                           int workers) {
+  auto upgraded = upgrade(path, schema);
+  if (!upgraded.ok()) return upgraded.status();
   auto file = open_posix_file(path, false);
   if (!file.ok()) return file.status();
   return open_file(std::move(*file), schema, each, workers);
@@ -124,6 +173,83 @@ Result<Table> Table::open_file(std::unique_ptr<File> file, const Schema& schema,
   t.slots_ = *size / rs;
   VVM_RETURN_IF_ERROR(t.read_all(each, std::max(workers, 1), true));
   return t;
+}
+
+Result<bool> Table::upgrade(const std::string& path, const Schema& schema) {
+  const size_t rs = schema.record_size();
+  std::optional<OldLayout> old;
+  uint64_t slots = 0;
+  std::unique_ptr<File> in;
+  {
+    auto file = open_posix_file(path, false);
+    if (!file.ok()) return file.status();
+    in = std::move(*file);
+    auto size = in->size();
+    if (!size.ok()) return size.status();
+    if (*size < rs || *size % rs != 0) return false;  // open_file says what is wrong
+    std::string header(rs, '\0');
+    VVM_RETURN_IF_ERROR(in->read_at(0, header.data(), rs));
+    old = old_layout(header, schema);
+    if (!old) return false;
+    slots = *size / rs;
+  }
+  const std::string name = table_name(path);
+  const std::string tmp = path + ".upgrade";
+  ::unlink(tmp.c_str());  // left by an upgrade cut short
+  auto made = open_posix_file(tmp, true);
+  if (!made.ok()) return made.status();
+  std::unique_ptr<File> out = std::move(*made);
+  VVM_RETURN_IF_ERROR(out->write_at(0, header_record(schema)));
+  // Slot for slot, so that the journal's images and every index still name the same records:
+  // deleted records stay deleted (with their values), never-written slots stay zeros.
+  const size_t old_fields = old->schema.fields().size();
+  constexpr uint64_t kChunk = 1 << 20;
+  const uint64_t per_chunk = kChunk / rs;
+  std::string buf, next;
+  Values values;
+  uint64_t live = 0, deleted = 0;
+  for (uint64_t first = 1; first < slots; first += per_chunk) {
+    const uint64_t count = std::min(per_chunk, slots - first);
+    buf.resize(count * rs);
+    VVM_RETURN_IF_ERROR(in->read_at(first * rs, buf.data(), buf.size()));
+    next.assign(buf.size(), '\0');
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t slot = first + i;
+      std::string_view rec(buf.data() + i * rs, rs);
+      if (is_blank(rec)) continue;
+      uint32_t expected = 0;
+      if (!checksum_ok(rec, &expected)) {
+        return Status::IoError(fmt::format(
+            "{}: record {}: checksum '{}' is not {:08x}: the record is torn or half-written, and "
+            "the table was not upgraded: '{}'",
+            name, slot, rec.substr(2, 8), expected, rec.substr(0, std::min<size_t>(rs - 1, 80))));
+      }
+      VVM_RETURN_IF_ERROR(old->schema.decode_into(rec, name, slot, &values));
+      for (size_t f = old_fields; f < schema.fields().size(); ++f) {
+        const Field& field = schema.fields()[f];
+        values.push_back(field.fill                       ? *field.fill
+                         : field.kind == FieldKind::kText ? Value(std::string())
+                                                          : Value(uint64_t{0}));
+      }
+      auto text = schema.encode(rec[0], values);
+      if (!text.ok()) {
+        return Status(text.status().code(),
+                      fmt::format("{}: record {}: {}", name, slot, text.status().message()));
+      }
+      next.replace(i * rs, rs, *text);
+      (rec[0] == kLive ? live : deleted) += 1;
+    }
+    VVM_RETURN_IF_ERROR(out->write_at(first * rs, next));
+  }
+  VVM_RETURN_IF_ERROR(out->sync());
+  out.reset();
+  in.reset();
+  VVM_RETURN_IF_ERROR(rename_durably(tmp, path));
+  log::info(
+      "{}: upgraded from format {} with {} fields to format {} with {}: {} live and {} "
+      "deleted records rewritten",
+      path, old->version, old_fields, kFormatVersion, schema.fields().size(), live, deleted);
+  return true;
 }
 
 struct Table::Part {

@@ -1,11 +1,21 @@
 // db/table.h: one table file of fixed-size records (db/record.h): create, open (checking every
-// record), insert into a free slot, update in place, delete, scan, sync.
+// record, upgrading an older format), insert into a free slot, update in place, delete, scan,
+// sync.
 //
-// Slot 0 holds the header record: "vvm-table 1 NAME SIZE FIELDS FINGERPRINT". Record i lives at
-// i * record_size. Every change is one aligned write of one record; nothing is durable until
-// sync(). A failed sync is final: the kernel may have dropped the dirty pages, so retrying could
-// "succeed" with data lost. The table then refuses everything, and the daemon must stop and
+// Slot 0 holds the header record: "vvm-table VERSION NAME SIZE FIELDS FINGERPRINT", VERSION being
+// the record layout (kFormatVersion) and FINGERPRINT the digest of the schema's fields. Record i
+// lives at i * record_size. Every change is one aligned write of one record; nothing is durable
+// until sync(). A failed sync is final: the kernel may have dropped the dirty pages, so retrying
+// could "succeed" with data lost. The table then refuses everything, and the daemon must stop and
 // recover from what is on disk.
+//
+// Upgrades: open() takes a table of an older layout (version 1: fields padded inside the record)
+// or one written before the schema's last fields were appended (its header names fewer fields,
+// and its fingerprint is that of the schema's first ones); it rewrites every record, slot for
+// slot, in the current layout with the new fields set to their fill (db/record.h), into
+// PATH.upgrade beside the table, syncs it and renames it over the table. A crash before the
+// rename leaves the old table whole (and the leftover file is replaced at the next open); after
+// it, the new one. Anything else in the header is refused.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +34,10 @@
 
 namespace vvm::db {
 
-inline constexpr int kFormatVersion = 1;
+// The record layouts, as table headers name them: 1, fields padded to their widths; 2, fields
+// separated by single blanks, padding only before the newline.
+inline constexpr int kFormatPadded = 1;
+inline constexpr int kFormatVersion = 2;
 
 class Table {
  public:
@@ -42,12 +55,17 @@ class Table {
   using EachLive = std::function<void(int worker, uint64_t slot, const Values&)>;
   static Result<Table> open(const std::string& path, const Schema& schema, const EachLive& each,
                             int workers);
-  // The same on a File the caller made (tests use files that fail or crash).
+  // The same on a File the caller made (tests use files that fail or crash). No upgrade here:
+  // a table of an older layout is refused.
   static Result<Table> open_file(std::unique_ptr<File> file, const Schema& schema,
                                  const std::function<void(uint64_t, const Values&)>& each = {});
   static Result<Table> open_file(std::unique_ptr<File> file, const Schema& schema,
                                  const EachLive& each, int workers);
   static Result<Table> create_file(std::unique_ptr<File> file, const Schema& schema);
+  // What open() does first: when the table at `path` has an older layout or fewer fields than
+  // `schema` (see the header comment), rewrites it in the current one and says so in the log.
+  // True when it did. Refusals are left to open_file, which names what it found.
+  static Result<bool> upgrade(const std::string& path, const Schema& schema);
 
   Table(Table&&) noexcept = default;
   Table& operator=(Table&&) noexcept = default;

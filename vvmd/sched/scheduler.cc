@@ -90,21 +90,20 @@ Status Scheduler::recover() {
   db::Transaction back;
   std::vector<std::string> moved;
   Status bad;
-  VVM_RETURN_IF_ERROR(db_->scan_index(db::TableId::kVsn, "name", kEveryName.lo, kEveryName.hi,
-                                      [&](uint64_t slot, const db::Values& v) {
-                                        auto r = db::VsnRecord::from_values(v);
-                                        if (!r.ok()) {
-                                          bad = r.status();
-                                          return false;
-                                        }
-                                        if (r->location.starts_with("drive:")) {
-                                          moved.push_back(
-                                              fmt::format("{} ({})", r->name, r->location));
-                                          r->location = "slot";
-                                          back.update(db::TableId::kVsn, slot, r->to_values());
-                                        }
-                                        return true;
-                                      }));
+  VVM_RETURN_IF_ERROR(db_->scan_index(
+      kVsnTable, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t slot, const db::Values& v) {
+        auto r = vsn_from_values(v);
+        if (!r.ok()) {
+          bad = r.status();
+          return false;
+        }
+        if (r->location.starts_with("drive:")) {
+          moved.push_back(fmt::format("{} ({})", r->name, r->location));
+          r->location = "slot";
+          back.update(kVsnTable, slot, vsn_values(*r));
+        }
+        return true;
+      }));
   VVM_RETURN_IF_ERROR(bad);
   if (!back.changes().empty()) {
     auto committed = db_->commit(back);
@@ -121,10 +120,10 @@ Status Scheduler::recover() {
     std::filesystem::remove(entry.path(), ec);
     log::info("recovery: removed {}, a stage cut short", entry.path().string());
   }
-  std::vector<db::VvRecord> staging;
+  std::vector<Vv> staging;
   VVM_RETURN_IF_ERROR(
-      db_->scan_vv("name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::VvRecord& r) {
-        if (r.cache == "staging") staging.push_back(r);
+      scan_vv(*db_, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const Vv& r) {
+        if (r.cache == CacheState::kStaging) staging.push_back(r);
         return true;
       }));
   for (const auto& r : staging) {
@@ -134,14 +133,14 @@ Status Scheduler::recover() {
     item.queued = item.not_before = Clock::now();
     if (Status s = queue_stage(r, std::move(item)); !s.ok()) {
       log::error("recovery: VV {} was being staged and cannot be: {}", r.name, s.message());
-      (void)set_cache(r.name, "evicted", false);
+      (void)set_cache(r.name, CacheState::kEvicted, false);
     }
   }
   if (!staging.empty()) log::info("recovery: {} stage(s) queued again", staging.size());
 
-  std::vector<db::VvRecord> unwritten;
+  std::vector<Vv> unwritten;
   VVM_RETURN_IF_ERROR(
-      db_->scan_vv("unwritten", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::VvRecord& r) {
+      scan_vv(*db_, "unwritten", kEveryName.lo, kEveryName.hi, [&](uint64_t, const Vv& r) {
         unwritten.push_back(r);
         return true;
       }));
@@ -153,7 +152,7 @@ Status Scheduler::recover() {
   return Status::Ok();
 }
 
-void Scheduler::finished(const db::VvRecord& vv) {
+void Scheduler::finished(const Vv& vv) {
   if (vv.vv_class.size() != 1) return;
   auto cls = config_.classes.find(vv.vv_class[0]);
   if (cls == config_.classes.end()) {
@@ -172,26 +171,25 @@ void Scheduler::finished(const db::VvRecord& vv) {
   wake();
 }
 
-std::vector<db::VsnRecord> Scheduler::writable_vsns(char cls, const std::string& media,
-                                                    bool* any_busy) {
+std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy) {
   *any_busy = false;
-  std::vector<db::VsnRecord> out;
+  std::vector<Vsn> out;
   std::set<std::string> copying;
   for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
   const std::string cls_text(1, cls);
   Status bad;
   Status s = db_->scan_index(
-      db::TableId::kVsn, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
-        auto r = db::VsnRecord::from_values(v);
+      kVsnTable, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
+        auto r = vsn_from_values(v);
         if (!r.ok()) {
           bad = r.status();
           return false;
         }
         if (r->media != media || copying.contains(r->name)) return true;
         if (r->errors >= kMaxVsnErrors) return true;
-        const bool hot = r->state == "hot" && r->vsn_class == cls_text;
+        const bool hot = r->state == VsnState::kHot && r->vsn_class == cls_text;
         const bool blank =
-            r->state == "blank" && (r->vsn_class.empty() || r->vsn_class == cls_text);
+            r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
         if (!hot && !blank) return true;
         const DriveState* d = view_.holding(r->name);
         if (d != nullptr && d->busy) return true;
@@ -204,7 +202,8 @@ std::vector<db::VsnRecord> Scheduler::writable_vsns(char cls, const std::string&
   }
   std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     // Fill hot tapes before starting blank ones; among them, the ones that failed least.
-    if ((a.state == "hot") != (b.state == "hot")) return a.state == "hot";
+    if ((a.state == VsnState::kHot) != (b.state == VsnState::kHot))
+      return a.state == VsnState::kHot;
     return a.errors < b.errors;
   });
   return out;
@@ -290,7 +289,7 @@ bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   if (!queue_.ready(key, now)) return false;
   const bool due = queue_.due(key, now);
   bool any_busy = false;
-  std::vector<db::VsnRecord> vsns = writable_vsns(key.vv_class, key.media, &any_busy);
+  std::vector<Vsn> vsns = writable_vsns(key.vv_class, key.media, &any_busy);
   if (vsns.empty()) {
     // All of them being written is no reason to tell anyone; having none at all is.
     if (!any_busy && starved_.insert(key).second) {
@@ -304,7 +303,7 @@ bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   starved_.erase(key);
   // A tape of the right kind already in a free drive: write now, whatever the batch rule says.
   DriveState* drive = nullptr;
-  const db::VsnRecord* vsn = nullptr;
+  const Vsn* vsn = nullptr;
   for (const auto& v : vsns) {
     DriveState* d = view_.holding(v.name);
     if (d != nullptr && !d->busy && d->unusable_until <= now) {
@@ -325,10 +324,10 @@ bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   return start_copy(key, std::move(*item), *drive, *vsn, now);
 }
 
-bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive,
-                           const db::VsnRecord& vsn, Clock::time_point now) {
-  db::VvRecord vv;
-  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(item.vv), &vv);
+bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
+                           Clock::time_point now) {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
   if (!slot.ok()) {
     if (slot.status().code() != Code::kNotFound) {
       log::error("scheduler: VV {}: {}", item.vv, slot.status().message());
@@ -339,7 +338,7 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     log::info("VV {} was removed: its copy {} is not written", item.vv, item.copy + 1);
     return true;  // the queue moved on
   }
-  if (vv.state != "finished" || !vv.copies[item.copy].vsn.empty()) return true;
+  if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) return true;
 
   if (view_.load(drive, vsn.name)) {
     Status recorded = record_mount(drive, vsn.name);
@@ -350,7 +349,7 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
       return false;
     }
     log::info("mount {} ({}, {}) in drive {} of mover {} for class {}'s copies", vsn.name,
-              vsn.media, vsn.state, drive.name, drive.mover, key.vv_class);
+              vsn.media, vsn_state_name(vsn.state), drive.name, drive.mover, key.vv_class);
   }
 
   rpc::CopyArgs args;
@@ -486,8 +485,8 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
                  f.mover, f.item.vv, r.vsn, r.file_number, f.vsn, f.file);
   }
   db::Transaction txn;
-  db::VsnRecord vsn;
-  auto vsn_slot = db_->lookup_vsn("name", db::KeyBuilder().text(r.vsn), &vsn);
+  Vsn vsn;
+  auto vsn_slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(r.vsn), &vsn);
   if (!vsn_slot.ok()) {
     log::error("VV {} written to {} file {}, but: {}", f.item.vv, r.vsn, r.file_number,
                vsn_slot.status().message());
@@ -497,14 +496,14 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   }
   vsn.next_file = std::max(vsn.next_file, r.file_number + 1);
   vsn.bytes_used += r.bytes_total;
-  if (vsn.state == "blank") vsn.state = "hot";
+  if (vsn.state == VsnState::kBlank) vsn.state = VsnState::kHot;
   if (vsn.vsn_class.empty()) vsn.vsn_class = std::string(1, f.key.vv_class);
-  txn.update(db::TableId::kVsn, *vsn_slot, vsn.to_values());
+  txn.update(kVsnTable, *vsn_slot, vsn_values(vsn));
 
-  db::VvRecord vv;
-  auto vv_slot = db_->lookup_vv("name", db::KeyBuilder().text(f.item.vv), &vv);
+  Vv vv;
+  auto vv_slot = lookup_vv(*db_, "name", db::KeyBuilder().text(f.item.vv), &vv);
   bool recorded = false, archived = false;
-  if (vv_slot.ok() && vv.state == "finished" && vv.copies[f.item.copy].vsn.empty()) {
+  if (vv_slot.ok() && vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
     if (vv.checksum != 0 && vv.checksum != r.checksum) {
       log::error(
           "VV {}: copy {} on {} file {} has checksum {:016x}, its other copies {:016x}: not "
@@ -517,10 +516,10 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
       size_t have = 0;
       for (size_t i = 0; i < want && i < vv.copies.size(); ++i) have += !vv.copies[i].vsn.empty();
       if (have == want) {
-        vv.state = "archived";
+        vv.state = VvState::kArchived;
         archived = true;
       }
-      txn.update(db::TableId::kVv, *vv_slot, vv.to_values());
+      txn.update(kVvTable, *vv_slot, vv_values(vv));
       recorded = true;
     }
   }
@@ -537,7 +536,7 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
     return;
   }
   if (!recorded) {
-    if (vv.state == "finished" && vv.copies[f.item.copy].vsn.empty()) {
+    if (vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
       ++f.item.attempts;
       retry(f, false);
     }
@@ -554,7 +553,7 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
     case Code::kNoSpace:
       log::notice("VSN {} is full ({}): copy {} of VV {} goes to another VSN", f.vsn, why.message(),
                   f.item.copy + 1, f.item.vv);
-      mark_vsn(f.vsn, "full", false);
+      mark_vsn(f.vsn, VsnState::kFull, false);
       retry(f, true);
       return;
     case Code::kMismatch:
@@ -563,7 +562,7 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
           "VSN {} is not as vvmd's database says ({}): no more writes to it (marked "
           "full); check it with 'vvtape ls'. Copy {} of VV {} goes to another VSN",
           f.vsn, why.message(), f.item.copy + 1, f.item.vv);
-      mark_vsn(f.vsn, "full", true);
+      mark_vsn(f.vsn, VsnState::kFull, true);
       if (drive != nullptr) view_.unload(*drive);
       retry(f, true);
       return;
@@ -574,7 +573,7 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
           "retrying in {} s",
           f.item.copy + 1, f.item.vv, f.vsn, f.file, f.drive, f.mover, f.item.attempts,
           why.message(), retry_delay(f.item.attempts).count());
-      mark_vsn(f.vsn, "", true);
+      mark_vsn(f.vsn, std::nullopt, true);
       if (drive != nullptr) view_.unload(*drive);
       retry(f, false);
       return;
@@ -597,20 +596,19 @@ void Scheduler::retry(InFlight& f, bool front) {
   }
 }
 
-Status Scheduler::update_vsn(const std::string& name,
-                             const std::function<void(db::VsnRecord&)>& change) {
-  db::VsnRecord vsn;
-  auto slot = db_->lookup_vsn("name", db::KeyBuilder().text(name), &vsn);
+Status Scheduler::update_vsn(const std::string& name, const std::function<void(Vsn&)>& change) {
+  Vsn vsn;
+  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(name), &vsn);
   if (!slot.ok()) return slot.status();
   change(vsn);
   db::Transaction txn;
-  txn.update(db::TableId::kVsn, *slot, vsn.to_values());
+  txn.update(kVsnTable, *slot, vsn_values(vsn));
   return db_->commit(txn).status();
 }
 
-void Scheduler::mark_vsn(const std::string& name, const std::string& state, bool count_error) {
-  Status s = update_vsn(name, [&](db::VsnRecord& vsn) {
-    if (!state.empty()) vsn.state = state;
+void Scheduler::mark_vsn(const std::string& name, std::optional<VsnState> state, bool count_error) {
+  Status s = update_vsn(name, [&](Vsn& vsn) {
+    if (state) vsn.state = *state;
     if (count_error) ++vsn.errors;
   });
   if (!s.ok()) log::error("cannot mark VSN {}: {}", name, s.message());
@@ -684,25 +682,25 @@ std::string Scheduler::StageProgress::describe(const std::string& vv) const {
                      vsn, file, queued, queued == 1 ? "" : "s");
 }
 
-Status Scheduler::set_cache(const std::string& name, const std::string& cache, bool touch) {
-  db::VvRecord vv;
-  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(name), &vv);
+Status Scheduler::set_cache(const std::string& name, CacheState cache, bool touch) {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
   if (!slot.ok()) return slot.status();
   vv.cache = cache;
   if (touch) vv.accessed = now_unix();
   db::Transaction txn;
-  txn.update(db::TableId::kVv, *slot, vv.to_values());
+  txn.update(kVvTable, *slot, vv_values(vv));
   return db_->commit(txn).status();
 }
 
 Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
-  return update_vsn(name, [&](db::VsnRecord& vsn) {
+  return update_vsn(name, [&](Vsn& vsn) {
     vsn.location = "drive:" + drive.name;
     vsn.last_mount = now_unix();
   });
 }
 
-Status Scheduler::queue_stage(const db::VvRecord& vv, StageItem item) {
+Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
   // The best copy: one whose VSN is in a drive already, else the first that has not failed.
   std::optional<size_t> best;
   for (size_t i = 0; i < vv.copies.size(); ++i) {
@@ -718,8 +716,8 @@ Status Scheduler::queue_stage(const db::VvRecord& vv, StageItem item) {
         fmt::format("VV {} has no copy left to stage from ({} of its copies failed their reads)",
                     vv.name, item.bad_copies.size()));
   }
-  db::VsnRecord vsn;
-  auto slot = db_->lookup_vsn("name", db::KeyBuilder().text(vv.copies[*best].vsn), &vsn);
+  Vsn vsn;
+  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[*best].vsn), &vsn);
   if (!slot.ok()) {
     log::error("VV {}: copy {} is on {}, which vvmd cannot find: {}", vv.name, *best + 1,
                vv.copies[*best].vsn, slot.status().message());
@@ -738,8 +736,8 @@ Status Scheduler::queue_stage(const db::VvRecord& vv, StageItem item) {
 }
 
 Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool waiting) {
-  db::VvRecord vv;
-  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(name), &vv);
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
   if (!slot.ok()) {
     if (slot.status().code() == Code::kNotFound) {
       return Status::NotFound(fmt::format("no VV {}", name));
@@ -754,7 +752,7 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
     failed_stages_.erase(failed);
   }
   StageProgress p;
-  if (vv.cache == "cached") {
+  if (vv.cache == CacheState::kCached) {
     p.cached = true;
     return p;
   }
@@ -774,12 +772,12 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
     item.vv = name;
     item.waiting = waiting;
     item.queued = item.not_before = Clock::now();
-    if (vv.cache != "staging") {
+    if (vv.cache != CacheState::kStaging) {
       // Marked before the queue takes it: a restart finds it and queues it again.
-      VVM_RETURN_IF_ERROR(set_cache(name, "staging", false));
+      VVM_RETURN_IF_ERROR(set_cache(name, CacheState::kStaging, false));
     }
     if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
-      (void)set_cache(name, "evicted", false);
+      (void)set_cache(name, CacheState::kEvicted, false);
       return s;
     }
     const StageItem* queued = stages_.find(name);
@@ -839,11 +837,11 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
 }
 
 bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point now) {
-  db::VvRecord vv;
-  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(item.vv), &vv);
-  if (!slot.ok() || vv.cache != "staging") {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok() || vv.cache != CacheState::kStaging) {
     log::info("VV {} is no longer waiting to be staged ({}): dropped from the stage queue", item.vv,
-              slot.ok() ? vv.cache : slot.status().message());
+              slot.ok() ? std::string(cache_state_name(vv.cache)) : slot.status().message());
     return true;
   }
   // A stage that ended while vvmd was away (the mover renames the file into place only once it
@@ -851,7 +849,7 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
   struct stat st {};
   if (::stat(options_.cache_path(vv.name).c_str(), &st) == 0 &&
       static_cast<uint64_t>(st.st_size) == vv.size) {
-    if (Status s = set_cache(vv.name, "cached", true); !s.ok()) {
+    if (Status s = set_cache(vv.name, CacheState::kCached, true); !s.ok()) {
       log::error("VV {}: {}", vv.name, s.message());
       stages_.push(std::move(item));
       return false;
@@ -899,7 +897,7 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
 }
 
 void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
-  if (Status s = set_cache(f.item.vv, "cached", true); !s.ok()) {
+  if (Status s = set_cache(f.item.vv, CacheState::kCached, true); !s.ok()) {
     // The file is in place; the record says staging, and a restart stages it again.
     log::error("VV {} staged from {} file {}, but the database did not take it: {}", f.item.vv,
                f.vsn, f.file, s.message());
@@ -917,11 +915,11 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
   if (bad) {
     log::error("VV {}: copy {} on {} file {} failed its checks: {}", item.vv, item.copy + 1, f.vsn,
                f.file, why.message());
-    mark_vsn(f.vsn, "", true);
+    mark_vsn(f.vsn, std::nullopt, true);
   } else {
     log::warning("stage of VV {} from {} file {} (drive {}) failed, attempt {}: {}", item.vv, f.vsn,
                  f.file, f.drive, item.attempts, why.message());
-    mark_vsn(f.vsn, "", true);
+    mark_vsn(f.vsn, std::nullopt, true);
     if (DriveState* d = view_.find(f.drive)) view_.unload(*d);
   }
   if (item.attempts < (bad ? kBadCopyAttempts : kFailedCopyAttempts)) {
@@ -930,8 +928,8 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
   }
   // This copy has had its chances: the next one.
   item.bad_copies.insert(item.copy);
-  db::VvRecord vv;
-  auto slot = db_->lookup_vv("name", db::KeyBuilder().text(item.vv), &vv);
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
   if (!slot.ok()) return;
   const std::string vv_name = item.vv;
   const size_t copy = item.copy;
@@ -941,7 +939,7 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
     log::error("cannot stage VV {}: {}; it stays evicted", vv_name, s.message());
     failed_stages_[vv_name] = {Clock::now(),
                                fmt::format("the stage of VV {} failed: {}", vv_name, s.message())};
-    (void)set_cache(vv_name, "evicted", false);
+    (void)set_cache(vv_name, CacheState::kEvicted, false);
     return;
   }
   const StageItem* queued = stages_.find(vv_name);

@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/tables.h"
 #include "common/config.h"
 #include "db/database.h"
 #include "proto/messages.h"
@@ -70,7 +71,7 @@ class Scheduler {
   // At start: VSNs back to their slots, finished VVs' missing copies queued again.
   Status recover();
   // A VV has just been finished: queue its copies.
-  void finished(const db::VvRecord& vv);
+  void finished(const Vv& vv);
   // Hands out what can go now, and gives up on copies that stopped reporting.
   void tick();
   // Where a stage stands, for VV_STAGE's reply and the plugin's wait.
@@ -135,9 +136,9 @@ class Scheduler {
   void stage_failed(InFlight f, const Status& why);
   // Queues `item` on the best copy of `vv` not in item.bad_copies (item.copy, vsn, file and media
   // set); Unavailable naming the bad copies when none is left.
-  Status queue_stage(const db::VvRecord& vv, StageItem item);
+  Status queue_stage(const Vv& vv, StageItem item);
   // Sets the VV's cache state, in one commit.
-  Status set_cache(const std::string& vv, const std::string& cache, bool touch);
+  Status set_cache(const std::string& vv, CacheState cache, bool touch);
   // Records that `vsn` went into `drive` (its location and last mount).
   Status record_mount(const DriveState& drive, const std::string& vsn);
 
@@ -146,10 +147,10 @@ class Scheduler {
   // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
   // (fewest errors first), then blank ones; none that is in a busy drive or copying (then
   // `*any_busy` is set).
-  std::vector<db::VsnRecord> writable_vsns(char cls, const std::string& media, bool* any_busy);
+  std::vector<Vsn> writable_vsns(char cls, const std::string& media, bool* any_busy);
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
-  bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive,
-                  const db::VsnRecord& vsn, Clock::time_point now);
+  bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
+                  Clock::time_point now);
   // Registers `f` (its deadline from the mover's stall timeout) and sends `args` as `op` to the
   // drive's mover; the answer comes back to accepted().
   void send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,
@@ -160,9 +161,9 @@ class Scheduler {
   // Puts a failed copy back in line, after its pause.
   void retry(InFlight& f, bool front);
   // Looks VSN `name` up, lets `change` edit it and commits it.
-  Status update_vsn(const std::string& name, const std::function<void(db::VsnRecord&)>& change);
-  // Adds 1 to the VSN's errors and sets its state (if not ""), in one commit.
-  void mark_vsn(const std::string& vsn, const std::string& state, bool count_error);
+  Status update_vsn(const std::string& name, const std::function<void(Vsn&)>& change);
+  // Adds 1 to the VSN's errors and sets its state (if given), in one commit.
+  void mark_vsn(const std::string& vsn, std::optional<VsnState> state, bool count_error);
   // Pings the movers that run copies; lose_copies() those of a mover that is gone or restarted.
   void check_movers();
   // The copies on `mover` started before `before` died with it: queued again, first in line.

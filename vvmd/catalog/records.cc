@@ -1,0 +1,314 @@
+// catalog/records.cc: the VV, VSN and counter tables' schemas, indexes and conversions; see
+// catalog/records.h.
+#include "catalog/records.h"
+
+#include <stdexcept>
+
+#include <fmt/core.h>
+
+#include "db/index.h"
+
+namespace vvm::vvmd {
+
+namespace {
+
+using db::Field;
+using db::FieldKind;
+using db::KeyBuilder;
+using db::Values;
+
+Field text(const char* name, int width) { return {name, FieldKind::kText, width, {}}; }
+Field dec(const char* name, int width) { return {name, FieldKind::kDecimal, width, {}}; }
+Field hex(const char* name, int width) { return {name, FieldKind::kHex, width, {}}; }
+
+db::Schema made(Result<db::Schema> s) {
+  if (!s.ok()) throw std::logic_error(s.status().message());  // a bug in the lists below
+  return std::move(*s);
+}
+
+// The fields' positions, in schema order: never reorder, only append (at the end of the list,
+// before kVvFields).
+enum VvField : size_t {
+  kName,
+  kClass,
+  kSerial,
+  kClientId,
+  kOwner,
+  kGroup,
+  kPerms,
+  kSize,
+  kState,
+  kCache,
+  kCreated,
+  kFinished,
+  kAccessed,
+  kChecksum,
+  kCopies,  // copy1_vsn, copy1_file, ... copy4_file
+};
+enum VsnField : size_t {
+  kVsnName,
+  kMedia,
+  kVsnClass,
+  kVsnState,
+  kLocation,
+  kNextFile,
+  kBytesUsed,
+  kCapacity,
+  kErrors,
+  kLastMount,
+};
+
+db::Schema make_vv_schema() {
+  std::vector<Field> f = {text("name", 11),     text("class", 1),   dec("serial", 10),
+                          dec("client_id", 20), text("owner", 16),  text("group", 16),
+                          text("perms", 4),     dec("size", 16),    text("state", 9),
+                          text("cache", 8),     hex("created", 10), hex("finished", 10),
+                          hex("accessed", 10),  hex("checksum", 16)};
+  for (int i = 1; i <= kMaxVvCopies; ++i) {
+    f.push_back({fmt::format("copy{}_vsn", i), FieldKind::kText, 6, {}});
+    f.push_back({fmt::format("copy{}_file", i), FieldKind::kDecimal, 6, {}});
+  }
+  return made(db::Schema::make("vv", std::move(f), 256));
+}
+
+db::Schema make_vsn_schema() {
+  return made(
+      db::Schema::make("vsn",
+                       {text("name", 6), text("media", 8), text("class", 1), text("state", 8),
+                        text("location", 12), dec("next_file", 6), dec("bytes_used", 16),
+                        dec("capacity", 16), dec("errors", 6), hex("last_mount", 10)},
+                       128));
+}
+
+const std::string& str(const Values& v, size_t i) { return std::get<std::string>(v[i]); }
+uint64_t num(const Values& v, size_t i) { return std::get<uint64_t>(v[i]); }
+
+// Checks that `v` has the schema's kinds, so that the sinks can take them as they are.
+Status check_kinds(const Values& v, const db::Schema& s) {
+  if (v.size() != s.fields().size()) {
+    return Status::InvalidArgument(
+        fmt::format("{}: {} values for {} fields", s.table(), v.size(), s.fields().size()));
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    bool is_text = std::holds_alternative<std::string>(v[i]);
+    if (is_text != (s.fields()[i].kind == FieldKind::kText)) {
+      return Status::InvalidArgument(
+          fmt::format("{}.{}: wrong kind of value", s.table(), s.fields()[i].name));
+    }
+  }
+  return Status::Ok();
+}
+
+// Feeds `v` to `sink` field by field; InvalidArgument naming the field that it refuses.
+Status feed(const Values& v, const db::Schema& s, db::FieldSink& sink) {
+  VVM_RETURN_IF_ERROR(check_kinds(v, s));
+  for (size_t i = 0; i < v.size(); ++i) {
+    const bool ok = std::holds_alternative<std::string>(v[i]) ? sink.text(i, str(v, i))
+                                                              : sink.number(i, num(v, i));
+    if (!ok) {
+      const std::string shown =
+          std::holds_alternative<std::string>(v[i]) ? str(v, i) : std::to_string(num(v, i));
+      return Status::InvalidArgument(fmt::format("{}.{}: '{}' is not a value this field takes",
+                                                 s.table(), s.fields()[i].name, shown));
+    }
+  }
+  return Status::Ok();
+}
+
+// "0640" (at most 4 octal digits, as the record holds them) as mode bits.
+bool parse_octal(std::string_view text, uint32_t* out) {
+  if (text.empty() || text.size() > 4) return false;
+  uint32_t v = 0;
+  for (char d : text) {
+    if (d < '0' || d > '7') return false;
+    v = v * 8 + static_cast<uint32_t>(d - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+const db::Schema& vv_schema() {
+  static const db::Schema s = make_vv_schema();
+  return s;
+}
+
+const db::Schema& vsn_schema() {
+  static const db::Schema s = make_vsn_schema();
+  return s;
+}
+
+const db::Schema& counter_schema() {
+  static const db::Schema s =
+      made(db::Schema::make("counter", {text("name", 24), dec("value", 20)}, 64));
+  return s;
+}
+
+Values vv_values(const Vv& r) {
+  Values v = {r.name,
+              r.vv_class,
+              r.serial,
+              r.client_id,
+              r.owner,
+              r.group,
+              fmt::format("{:04o}", r.perms),
+              r.size,
+              std::string(vv_state_name(r.state)),
+              std::string(cache_state_name(r.cache)),
+              r.created,
+              r.finished,
+              r.accessed,
+              r.checksum};
+  for (const VvCopy& c : r.copies) {
+    v.emplace_back(c.vsn);
+    v.emplace_back(c.file);
+  }
+  return v;
+}
+
+Result<Vv> vv_from_values(const Values& v) {
+  Vv r;
+  VvSink sink(&r);
+  VVM_RETURN_IF_ERROR(feed(v, vv_schema(), sink));
+  return r;
+}
+
+Values vsn_values(const Vsn& r) {
+  return {r.name,     r.media,     r.vsn_class,  std::string(vsn_state_name(r.state)),
+          r.location, r.next_file, r.bytes_used, r.capacity,
+          r.errors,   r.last_mount};
+}
+
+Result<Vsn> vsn_from_values(const Values& v) {
+  Vsn r;
+  VsnSink sink(&r);
+  VVM_RETURN_IF_ERROR(feed(v, vsn_schema(), sink));
+  return r;
+}
+
+// Field positions as in make_vv_schema / make_vsn_schema; the unit test checks that a record
+// read through a sink equals the one written.
+bool VvSink::text(size_t i, std::string_view v) {
+  switch (i) {
+    case kName: vv_.name.assign(v); return true;
+    case kClass: vv_.vv_class.assign(v); return true;
+    case kOwner: vv_.owner.assign(v); return true;
+    case kGroup: vv_.group.assign(v); return true;
+    case kPerms: return parse_octal(v, &vv_.perms);
+    case kState: {
+      auto s = parse_vv_state(v);
+      if (s) vv_.state = *s;
+      return s.has_value();
+    }
+    case kCache: {
+      auto c = parse_cache_state(v);
+      if (c) vv_.cache = *c;
+      return c.has_value();
+    }
+    default:
+      if (i >= kCopies && (i - kCopies) % 2 == 0 && i < kCopies + 2 * kMaxVvCopies) {
+        vv_.copies[(i - kCopies) / 2].vsn.assign(v);
+      }
+      return true;
+  }
+}
+
+bool VvSink::number(size_t i, uint64_t v) {
+  switch (i) {
+    case kSerial: vv_.serial = v; break;
+    case kClientId: vv_.client_id = v; break;
+    case kSize: vv_.size = v; break;
+    case kCreated: vv_.created = v; break;
+    case kFinished: vv_.finished = v; break;
+    case kAccessed: vv_.accessed = v; break;
+    case kChecksum: vv_.checksum = v; break;
+    default:
+      if (i > kCopies && (i - kCopies) % 2 == 1 && i < kCopies + 2 * kMaxVvCopies) {
+        vv_.copies[(i - kCopies) / 2].file = v;
+      }
+  }
+  return true;
+}
+
+bool VsnSink::text(size_t i, std::string_view v) {
+  switch (i) {
+    case kVsnName: vsn_.name.assign(v); return true;
+    case kMedia: vsn_.media.assign(v); return true;
+    case kVsnClass: vsn_.vsn_class.assign(v); return true;
+    case kVsnState: {
+      auto s = parse_vsn_state(v);
+      if (s) vsn_.state = *s;
+      return s.has_value();
+    }
+    case kLocation: vsn_.location.assign(v); return true;
+    default: return true;
+  }
+}
+
+bool VsnSink::number(size_t i, uint64_t v) {
+  switch (i) {
+    case kNextFile: vsn_.next_file = v; break;
+    case kBytesUsed: vsn_.bytes_used = v; break;
+    case kCapacity: vsn_.capacity = v; break;
+    case kErrors: vsn_.errors = v; break;
+    case kLastMount: vsn_.last_mount = v; break;
+    default: break;
+  }
+  return true;
+}
+
+std::vector<db::Index> vv_indexes() {
+  using Keys = std::vector<std::string>;
+  return {
+      db::Index(
+          "name", true,
+          [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kName))); }),
+      db::Index("hot", false,
+                [](const Values& v, Keys& out) {
+                  if (str(v, kState) != vv_state_name(VvState::kHot)) return;
+                  out.push_back(KeyBuilder().text(str(v, kClass)).number(num(v, kClientId)));
+                }),
+      db::Index("unwritten", true,
+                [](const Values& v, Keys& out) {
+                  if (str(v, kState) != vv_state_name(VvState::kFinished)) return;
+                  out.push_back(KeyBuilder().text(str(v, kName)));
+                }),
+      db::Index("vsn", false,
+                [](const Values& v, Keys& out) {
+                  for (size_t i = 0; i < kMaxVvCopies; ++i) {
+                    const std::string& vsn = str(v, kCopies + 2 * i);
+                    if (!vsn.empty()) {
+                      out.push_back(KeyBuilder().text(vsn).number(num(v, kCopies + 2 * i + 1)));
+                    }
+                  }
+                }),
+      db::Index("id", false,
+                [](const Values& v, Keys& out) {
+                  out.push_back(KeyBuilder().number(num(v, kClientId)));
+                }),
+  };
+}
+
+std::vector<db::Index> vsn_indexes() {
+  using Keys = std::vector<std::string>;
+  return {
+      db::Index(
+          "name", true,
+          [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kVsnName))); }),
+      db::Index("hot", false,
+                [](const Values& v, Keys& out) {
+                  if (str(v, kVsnState) != vsn_state_name(VsnState::kHot)) return;
+                  out.push_back(KeyBuilder().text(str(v, kVsnClass)).text(str(v, kLocation)));
+                }),
+  };
+}
+
+std::vector<db::Index> counter_indexes() {
+  using Keys = std::vector<std::string>;
+  return {db::Index("name", true, [](const Values& v, Keys& out) {
+    out.push_back(KeyBuilder().text(str(v, 0)));
+  })};
+}
+
+}  // namespace vvm::vvmd

@@ -1,0 +1,70 @@
+// catalog/records.h: vvmd's three tables as the database engine (db/) sees them: the VV, VSN and
+// counter schemas (fields, widths, record sizes), the indexes of DESIGN.md, and the conversions
+// between their records and the daemon's one type for each (vvm::Vv, vvm::Vsn, common/vv.h and
+// common/vsn.h).
+//
+// The record text (db/record.h) keeps the words of the states ("hot", "archived", "blank"), the
+// permission bits in octal ("0640") and "-" for an empty text, so that a table reads well with
+// cat, awk and sort; the types hold enums and numbers. A VV's copies are in slots
+// 1..kMaxVvCopies, copy i on the i-th media type its class lists; an empty VSN means that copy
+// does not exist yet. Times are unix seconds, written as 40-bit hex (10 digits), as in the tape
+// labels.
+//
+// To add a field, append it to the end of its schema in records.cc with the fill that older
+// records get, and to the conversions and the sink below (README.md, "Adding a field to the VV
+// record"): Table::open upgrades the tables written before it.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/vsn.h"
+#include "common/vv.h"
+#include "db/index.h"
+#include "db/record.h"
+
+namespace vvm::vvmd {
+
+const db::Schema& vv_schema();       // 256-byte records
+const db::Schema& vsn_schema();      // 128-byte records
+const db::Schema& counter_schema();  // 64-byte records: a name (up to 24 characters), a number
+
+// VV: name (unique), hot (class + client id, hot VVs), unwritten (unique name, finished VVs not
+// yet archived: recovery requeues them), vsn (VSN + file number, one key a copy), id (client id).
+std::vector<db::Index> vv_indexes();
+// VSN: name (unique), hot (class + location, hot VSNs).
+std::vector<db::Index> vsn_indexes();
+// Counter: name (unique).
+std::vector<db::Index> counter_indexes();
+
+// The record's values, in schema order.
+db::Values vv_values(const Vv& vv);
+db::Values vsn_values(const Vsn& vsn);
+// The type from a record's values; InvalidArgument naming the field for values of the wrong
+// kind, or a state word or permission text the type cannot hold.
+Result<Vv> vv_from_values(const db::Values& values);
+Result<Vsn> vsn_from_values(const db::Values& values);
+
+// Typed reads: a record decoded straight into the type, with no Values in between (a lookup
+// then costs a third less). A state word the type does not know fails the decode.
+class VvSink final : public db::FieldSink {
+ public:
+  explicit VvSink(Vv* out) : vv_(*out) {}
+  bool text(size_t field, std::string_view value) override;
+  bool number(size_t field, uint64_t value) override;
+
+ private:
+  Vv& vv_;
+};
+class VsnSink final : public db::FieldSink {
+ public:
+  explicit VsnSink(Vsn* out) : vsn_(*out) {}
+  bool text(size_t field, std::string_view value) override;
+  bool number(size_t field, uint64_t value) override;
+
+ private:
+  Vsn& vsn_;
+};
+
+}  // namespace vvm::vvmd

@@ -1,0 +1,49 @@
+// catalog/tables.h: vvmd's database: its three tables over the engine (db/database.h), their
+// numbers, and reads that give the daemon's types (vvm::Vv, vvm::Vsn) and counters.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "catalog/records.h"
+#include "common/status.h"
+#include "db/database.h"
+
+namespace vvm::vvmd {
+
+// The tables in the order Database::open gets them, which numbers them in the journal: never
+// reorder, only append.
+inline constexpr db::TableId kVvTable{0};
+inline constexpr db::TableId kVsnTable{1};
+inline constexpr db::TableId kCounterTable{2};
+
+// vv.tab, vsn.tab, counter.tab and the journal in `dir`, created when missing, older tables
+// upgraded (db/table.h).
+Result<std::unique_ptr<db::Database>> open_database(const std::string& dir,
+                                                    uint64_t checkpoint_bytes = 4 << 20);
+// The three tables as Database::open takes them (for tests that open the engine themselves).
+std::vector<db::TableSpec> table_specs();
+
+// The VV in `slot`, or the one with `key` in `index` (then its slot).
+Status read_vv(db::Database& db, uint64_t slot, Vv* out);
+Result<uint64_t> lookup_vv(db::Database& db, std::string_view index, const std::string& key,
+                           Vv* out);
+Status read_vsn(db::Database& db, uint64_t slot, Vsn* out);
+Result<uint64_t> lookup_vsn(db::Database& db, std::string_view index, const std::string& key,
+                            Vsn* out);
+// Every VV whose key in `index` lies in [lo, hi), in key order (Database::scan_index).
+Status scan_vv(db::Database& db, std::string_view index, const std::string& lo,
+               const std::string& hi, const std::function<bool(uint64_t slot, const Vv&)>& each);
+Status scan_vsn(db::Database& db, std::string_view index, const std::string& lo,
+                const std::string& hi, const std::function<bool(uint64_t slot, const Vsn&)>& each);
+
+// Counters (a name and a number, for values that must never go back, such as the highest VV
+// serial of a class even after that VV is removed): the value, 0 if unset.
+Result<uint64_t> counter(db::Database& db, std::string_view name);
+// Adds to `txn` the change that sets counter `name` to `value` (an insert the first time).
+Status set_counter(db::Database& db, db::Transaction& txn, std::string_view name, uint64_t value);
+
+}  // namespace vvm::vvmd
