@@ -26,8 +26,8 @@ db::Schema made(Result<db::Schema> s) {
   return std::move(*s);
 }
 
-// The fields' positions, in schema order: never reorder, only append (at the end of the list,
-// before kVvFields).
+// The fields' positions, in schema order: never reorder, only append (a VV field after the
+// copies is at kCopies + 2 * kMaxVvCopies).
 enum VvField : size_t {
   kName,
   kClass,
