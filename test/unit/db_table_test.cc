@@ -165,6 +165,9 @@ TEST_CASE("decode names the record, the field and the text it found") {
   CHECK_THAT(s.decode(bad, "w").status().message(),
              Catch::Contains("field 'state': 'h\x01t' has a character that is not printable"));
   bad = rec;
+  bad.replace(32, 11, std::string(11, ' '));  // the last field gone
+  CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("field 'created' is missing"));
+  bad = rec;
   bad.replace(42, 3, "0 x");  // something after the last field
   CHECK_THAT(s.decode(bad, "w").status().message(), Catch::Contains("'x' after the last field"));
   for (const char* text : {"-0000000000005", "+0000000000005", "0000000000005x"}) {

@@ -230,7 +230,7 @@ TEST_CASE("golden db: the database of db-v1 opens and reads back", "[golden]") {
     CHECK(v == vsn_full());
     REQUIRE(db->verify().ok());
 
-    // The deleted record keeps the removed VV's fields (db_table.cc's erase).
+    // The deleted record keeps the removed VV's fields (db/table.cc's erase).
     const std::string_view slot4 = std::string_view(vv_tab).substr(4 * 256, 256);
     CHECK(slot4[0] == kDeleted);
     CHECK(must(vv_from_values(must(vv_schema().decode(slot4, "vv.tab: record 4")))) ==

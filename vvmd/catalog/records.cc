@@ -127,6 +127,29 @@ bool parse_octal(std::string_view text, uint32_t* out) {
   return true;
 }
 
+// The state words, parsed here rather than by parse_vv_state and its kin: a lookup decodes three
+// of them, and these are inlined.
+template <class E, size_t N>
+bool parse_word(std::string_view text, const std::pair<std::string_view, E> (&words)[N], E* out) {
+  for (const auto& [word, value] : words) {
+    if (text == word) {
+      *out = value;
+      return true;
+    }
+  }
+  return false;
+}
+constexpr std::pair<std::string_view, VvState> kVvStates[] = {
+    {"hot", VvState::kHot}, {"finished", VvState::kFinished}, {"archived", VvState::kArchived}};
+constexpr std::pair<std::string_view, CacheState> kCacheStates[] = {
+    {"cached", CacheState::kCached},
+    {"evicted", CacheState::kEvicted},
+    {"staging", CacheState::kStaging}};
+constexpr std::pair<std::string_view, VsnState> kVsnStates[] = {{"blank", VsnState::kBlank},
+                                                                {"hot", VsnState::kHot},
+                                                                {"full", VsnState::kFull},
+                                                                {"retired", VsnState::kRetired}};
+
 }  // namespace
 
 const db::Schema& vv_schema() {
@@ -196,16 +219,8 @@ bool VvSink::text(size_t i, std::string_view v) {
     case kOwner: vv_.owner.assign(v); return true;
     case kGroup: vv_.group.assign(v); return true;
     case kPerms: return parse_octal(v, &vv_.perms);
-    case kState: {
-      auto s = parse_vv_state(v);
-      if (s) vv_.state = *s;
-      return s.has_value();
-    }
-    case kCache: {
-      auto c = parse_cache_state(v);
-      if (c) vv_.cache = *c;
-      return c.has_value();
-    }
+    case kState: return parse_word(v, kVvStates, &vv_.state);
+    case kCache: return parse_word(v, kCacheStates, &vv_.cache);
     default:
       if (i >= kCopies && (i - kCopies) % 2 == 0 && i < kCopies + 2 * kMaxVvCopies) {
         vv_.copies[(i - kCopies) / 2].vsn.assign(v);
@@ -236,11 +251,7 @@ bool VsnSink::text(size_t i, std::string_view v) {
     case kVsnName: vsn_.name.assign(v); return true;
     case kMedia: vsn_.media.assign(v); return true;
     case kVsnClass: vsn_.vsn_class.assign(v); return true;
-    case kVsnState: {
-      auto s = parse_vsn_state(v);
-      if (s) vsn_.state = *s;
-      return s.has_value();
-    }
+    case kVsnState: return parse_word(v, kVsnStates, &vsn_.state);
     case kLocation: vsn_.location.assign(v); return true;
     default: return true;
   }

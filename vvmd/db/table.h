@@ -87,7 +87,7 @@ class Table {
   // The same into `out`, reusing its room (LevelDB's Get(key, std::string*) habit): a daemon
   // reading records in a loop allocates nothing.
   Status read_into(uint64_t slot, Values* out);
-  // The same, field by field into `sink` (a typed record, db/schemas.h).
+  // The same, field by field into `sink` (a typed record, say).
   Status read_to(uint64_t slot, FieldSink& sink);
   // Every live record, in slot order, read from the file.
   Status scan(const std::function<void(uint64_t, const Values&)>& each);
