@@ -1,82 +1,13 @@
-// db/database.cc: journal, group commit and recovery; see db/database.h.
+// db/database.cc: group commit and recovery over the journal (db/journal.h); see db/database.h.
 #include "db/database.h"
 
-#include "db/journal_format.h"
-
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <random>
 
 #include <fmt/core.h>
 
 namespace vvm::db {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using journal::get;
-using journal::put;
-
-// Writes every whole frame of `journal` into the tables and syncs them. Returns how many frames.
-// The journal is reused from its start after each checkpoint, so stale frames of an earlier
-// round follow the current ones: a frame counts only with the first frame's epoch and the next
-// sequence number.
-Result<int> replay(const std::string& dir, const std::vector<TableSpec>& specs, File& file) {
-  using namespace journal;
-  auto size = file.size();
-  if (!size.ok()) return size.status();
-  std::string bytes(*size, '\0');
-  if (*size > 0) VVM_RETURN_IF_ERROR(file.read_at(0, bytes.data(), bytes.size()));
-  std::vector<std::unique_ptr<File>> tables(specs.size());
-  int frames = 0;
-  uint64_t epoch = 0, sequence = 0;
-  for (size_t pos = 0; pos + kHeaderSize + kTrailerSize <= bytes.size();) {
-    if (get<uint32_t>(bytes, pos + kMagicAt) != kMagic) break;
-    if (frames > 0 && (get<uint64_t>(bytes, pos + kEpochAt) != epoch ||
-                       get<uint64_t>(bytes, pos + kSequenceAt) != sequence + 1)) {
-      break;
-    }
-    const auto len = get<uint32_t>(bytes, pos + kLengthAt);
-    if (pos + kHeaderSize + len + kTrailerSize > bytes.size()) break;  // cut short: dropped
-    std::string_view frame(bytes.data() + pos, kHeaderSize + len);
-    if (crc32c(frame) != get<uint32_t>(bytes, pos + kHeaderSize + len)) break;
-    epoch = get<uint64_t>(bytes, pos + kEpochAt);
-    sequence = get<uint64_t>(bytes, pos + kSequenceAt);
-    const size_t images_end = pos + kHeaderSize + len;
-    for (size_t p = pos + kHeaderSize; p < images_end;) {
-      auto bad = [&] {
-        return Status::IoError(fmt::format("{}/journal: frame {} holds a bad image", dir, frames));
-      };
-      if (p + kImageHeaderSize > images_end) return bad();
-      const auto t = static_cast<uint8_t>(bytes[p + kImageTableAt]);
-      const auto slot = get<uint64_t>(bytes, p + kImageSlotAt);
-      const auto n = get<uint16_t>(bytes, p + kImageSizeAt);
-      if (t >= specs.size() || n != specs[t].schema->record_size() ||
-          p + kImageHeaderSize + n > images_end) {
-        return bad();
-      }
-      if (!tables[t]) {
-        auto f = open_posix_file(dir + "/" + specs[t].file, false);
-        if (!f.ok()) return f.status();
-        tables[t] = std::move(*f);
-      }
-      VVM_RETURN_IF_ERROR(
-          tables[t]->write_at(slot * n, std::string_view(bytes.data() + p + kImageHeaderSize, n)));
-      p += kImageHeaderSize + n;
-    }
-    pos += kHeaderSize + len + kTrailerSize;
-    ++frames;
-  }
-  for (auto& f : tables) {
-    if (f) VVM_RETURN_IF_ERROR(f->sync());
-  }
-  return frames;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
                                                  std::vector<TableSpec> specs,
@@ -100,11 +31,26 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
   }
   auto journal = open_posix_file(dir + "/journal", !std::filesystem::exists(dir + "/journal"));
   if (!journal.ok()) return journal.status();
-  db->journal_ = std::move(*journal);
+  db->journal_ = std::make_unique<Journal>(std::move(*journal));
   // The journal goes into the tables before they are opened (and upgraded, which reads them
-  // whole and may rewrite them): its images are of the tables as they are on disk.
-  auto frames = replay(dir, specs, *db->journal_);
+  // whole and may rewrite them): its images are of the tables as they are on disk, and final
+  // values, so writing them again is safe however often a crash repeats this.
+  std::vector<std::unique_ptr<File>> files(specs.size());
+  auto frames = db->journal_->replay([&](uint8_t t, uint64_t slot, std::string_view record) {
+    if (t >= specs.size() || record.size() != specs[t].schema->record_size()) {
+      return Status::IoError("holds a bad image");
+    }
+    if (!files[t]) {
+      auto f = open_posix_file(dir + "/" + specs[t].file, false);
+      if (!f.ok()) return f.status();
+      files[t] = std::move(*f);
+    }
+    return files[t]->write_at(slot * record.size(), record);
+  });
   if (!frames.ok()) return frames.status();
+  for (auto& f : files) {
+    if (f) VVM_RETURN_IF_ERROR(f->sync());
+  }
   VVM_RETURN_IF_ERROR(db->reset_journal());
 
   db->tables_.resize(specs.size());
@@ -129,26 +75,7 @@ IndexedTable& Database::table(TableId t) {
 
 Database::~Database() = default;
 
-Status Database::reset_journal() {
-  // Overwritten in place rather than truncated: appending to a file that does not grow lets
-  // fdatasync write the data alone, without the inode, about twice as fast here.
-  auto size = journal_->size();
-  if (!size.ok()) return size.status();
-  const uint64_t want = checkpoint_bytes_ + (1 << 20);
-  if (*size < want) {
-    VVM_RETURN_IF_ERROR(journal_->write_at(*size, std::string(want - *size, '\0')));
-  }
-  // Spoil the first frame: the journal is empty until the next frame is written there. A new
-  // epoch tells the frames of this round from the stale ones of earlier rounds further on.
-  VVM_RETURN_IF_ERROR(journal_->write_at(0, std::string(journal::kHeaderSize, '\0')));
-  VVM_RETURN_IF_ERROR(journal_->sync());
-  epoch_ = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32) ^
-           static_cast<uint64_t>(Clock::now().time_since_epoch().count());
-  sequence_ = 0;
-  journal_size_ = 0;
-  journal_tail_.clear();
-  return Status::Ok();
-}
+Status Database::reset_journal() { return journal_->reset(checkpoint_bytes_ + (1 << 20)); }
 
 Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
   struct Undo {
@@ -197,55 +124,13 @@ Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
   return failure;
 }
 
-std::string Database::make_frame(const Images& images) {
-  using namespace journal;
-  bool empty = true;
-  for (const auto& i : images) empty = empty && i.empty();
-  if (empty) return {};
-  std::string frame;
-  put<uint32_t>(frame, kMagic);
-  put<uint32_t>(frame, 0);  // the length, once known
-  put<uint64_t>(frame, ++sequence_);
-  put<uint64_t>(frame, epoch_);
-  for (size_t t = 0; t < images.size(); ++t) {
-    for (const auto& [slot, rec] : images[t]) {
-      put<uint8_t>(frame, static_cast<uint8_t>(t));
-      put<uint64_t>(frame, slot);
-      put<uint16_t>(frame, static_cast<uint16_t>(rec.size()));
-      frame += rec;
-    }
-  }
-  put_at<uint32_t>(frame, kLengthAt, static_cast<uint32_t>(frame.size() - kHeaderSize));
-  put<uint32_t>(frame, crc32c(frame));
-  return frame;
-}
-
 Status Database::write_group(const std::string& frame, const Images& images) {
   if (frame.empty()) return Status::Ok();
-  // Whole 4 KiB blocks, so that the file can write them durably in one direct write: the block
-  // where the journal ends starts with the bytes already there (kept in journal_tail_; rewriting
-  // them with the same bytes cannot harm a committed frame, even torn), then the frame, then
-  // zeros, which end the journal for replay as well as any stale frame would.
-  using journal::kBlock;
-  const uint64_t start = journal_size_ - journal_tail_.size();
-  const size_t used = journal_tail_.size() + frame.size();
-  const size_t padded = (used + kBlock - 1) / kBlock * kBlock;
-  void* raw = nullptr;
-  if (::posix_memalign(&raw, kBlock, padded) != 0) {
-    return Status::Internal("journal: no memory for a frame's blocks");
-  }
-  std::unique_ptr<char, decltype(&std::free)> blocks(static_cast<char*>(raw), &std::free);
-  std::memcpy(blocks.get(), journal_tail_.data(), journal_tail_.size());
-  std::memcpy(blocks.get() + journal_tail_.size(), frame.data(), frame.size());
-  std::memset(blocks.get() + used, 0, padded - used);
-  VVM_RETURN_IF_ERROR(  // the commit point
-      journal_->write_durably(start, std::string_view(blocks.get(), padded)));
-  journal_size_ += frame.size();
-  journal_tail_.assign(blocks.get() + used / kBlock * kBlock, used % kBlock);
+  VVM_RETURN_IF_ERROR(journal_->append(frame));  // the commit point
   for (size_t t = 0; t < tables_.size(); ++t) {
     VVM_RETURN_IF_ERROR(tables_[t]->table().write_images(images[t]));
   }
-  if (journal_size_ >= checkpoint_bytes_) {
+  if (journal_->size() >= checkpoint_bytes_) {
     for (auto& t : tables_) VVM_RETURN_IF_ERROR(t->table().sync_file());
     VVM_RETURN_IF_ERROR(reset_journal());
   }
@@ -272,7 +157,7 @@ Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
   if (!failed_) {
     Images images(tables_.size());
     for (size_t t = 0; t < tables_.size(); ++t) images[t] = tables_[t]->table().pending();
-    const std::string frame = make_frame(images);
+    const std::string frame = journal_->make_frame(images);
     in_flight_ = true;
     lock.unlock();  // the fdatasync is shared by this group; readers and the next group go on
     Status written = write_group(frame, images);

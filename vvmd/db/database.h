@@ -7,7 +7,7 @@
 // (length, sequence, images, CRC-32C), makes the journal durable with one fdatasync, and only
 // then writes the records into the tables. Commits arriving while one is being written wait and
 // go together in the next frame, so many writers share one fdatasync (group commit). On open,
-// every whole frame of the journal (db/journal_format.h) is written into the tables again (the
+// every whole frame of the journal (db/journal.h) is written into the tables again (the
 // images are final values, so this is safe to repeat) before the tables are read; a frame cut short
 // by a crash was never acknowledged and is dropped. When the journal passes a few MiB, the tables
 // are synced and the journal emptied (a checkpoint). The journal keeps its size and is rewritten
@@ -32,6 +32,7 @@
 #include "common/status.h"
 #include "db/file.h"
 #include "db/indexed_table.h"
+#include "db/journal.h"
 
 namespace vvm::db {
 
@@ -116,9 +117,7 @@ class Database {
   IndexedTable& table(TableId t);
   // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
-  // The journal frame for everything applied so far (empty when nothing changed).
   using Images = std::vector<std::vector<Table::Image>>;  // by table
-  std::string make_frame(const Images& images);
   // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
   // the lock: only the leader of a group is here, and readers see the images in memory.
   Status write_group(const std::string& frame, const Images& images);
@@ -127,11 +126,7 @@ class Database {
 
   std::string dir_;
   uint64_t checkpoint_bytes_ = 0;
-  std::unique_ptr<File> journal_;
-  uint64_t journal_size_ = 0;
-  std::string journal_tail_;  // the journal's bytes in its last, partly used 4 KiB block
-  uint64_t sequence_ = 0;
-  uint64_t epoch_ = 0;
+  std::unique_ptr<Journal> journal_;
   std::vector<std::optional<IndexedTable>> tables_;
   std::optional<Status> failed_;
 
