@@ -2,8 +2,8 @@
 // file becomes the next tape file of a VSN) and stage (tape file N of a VSN becomes a cache file).
 // vvtape uses the same reading code for cat, ls and verify.
 //
-// Layout on tape (DESIGN.md, "Tape"; it overrides the CTA-like layout of notes §2, which puts a
-// tape mark between each label and the data). Every VV is exactly one tape file, so tape file
+// Layout on tape (DESIGN.md, "Tape"; unlike CTA's and ANSI's layouts there is no tape mark
+// between a label and the data). Every VV is exactly one tape file, so tape file
 // number, label file number and the number of tape marks before the file are all the same N:
 //
 //   file 0:  VOL | TM

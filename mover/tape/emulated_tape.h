@@ -30,7 +30,8 @@
 
 namespace vvm::tape {
 
-// Seconds a drive takes, LTO-9 half-height figures by default (notes/tape-and-hsm.md §4). Locate
+// Seconds a drive takes, LTO-9 half-height figures by default (IBM's published
+// LTO-9 load, locate and rewind times). Locate
 // and rewind costs are averages over positions uniform on the tape: a move of distance d on a tape
 // of length L costs seconds × (0.2 + 1.6 d / L), from 0.2× for a short hop to 1.8× end to end.
 struct TimeModel {
