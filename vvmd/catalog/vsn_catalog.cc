@@ -13,10 +13,10 @@
 #include <fmt/core.h>
 
 #include "common/log.h"
-#include "copy/copy.h"
 #include "tape/emulated_tape.h"
 #include "tape/label.h"
 #include "tape/library.h"
+#include "tape/scan.h"
 
 namespace vvm::vvmd {
 
