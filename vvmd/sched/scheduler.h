@@ -31,8 +31,8 @@
 // copy. With no copy left the VV goes back to evicted and the failure is logged. On start, VVs
 // left staging are queued again and the movers' leftover temporary files (.stage.*) removed.
 //
-// Runs on the server's thread: handlers, ticks and the movers' answers (posted by MoverLink) never
-// run at once, so the state needs no lock.
+// Runs on the server's thread: handlers, ticks and the movers' answers (which the MoverPort hands
+// back on that thread) never run at once, so the state needs no lock.
 #pragma once
 
 #include <chrono>
@@ -51,7 +51,7 @@
 #include "proto/server.h"
 #include "sched/archive_queue.h"
 #include "sched/library_view.h"
-#include "sched/mover_link.h"
+#include "sched/mover_port.h"
 #include "sched/stage_queue.h"
 
 namespace vvm::vvmd {
@@ -64,8 +64,11 @@ class Scheduler {
     std::string cache_dir;          // where the movers leave .stage.* files of stages cut short
     uid_t daemon_uid = 0;           // besides root, the uid whose reports are believed
     std::function<uint64_t()> now;  // unix seconds, for records; the system clock when empty
+    // Monotonic time, for the queues, pauses and deadlines; Clock::now when empty.
+    std::function<Clock::time_point()> clock;
   };
-  Scheduler(db::Database* db, const Config& config, Options options, MoverLink* link);
+  // `movers` carries the requests to every mover; it must outlive the scheduler.
+  Scheduler(db::Database* db, const Config& config, Options options, MoverPort* movers);
 
   // At start: VSNs back to their slots, finished VVs' missing copies queued again.
   Status recover();
@@ -169,12 +172,13 @@ class Scheduler {
   void lose_copies(const std::string& mover, Clock::time_point before, const Status& why);
   void wake();  // a tick soon, on the server thread
   uint64_t now_unix() const;
+  Clock::time_point steady_now() const;
   size_t copies_of(char cls) const;
 
   db::Database* db_;
   const Config& config_;
   Options options_;
-  MoverLink* link_;
+  MoverPort* movers_;
   rpc::Server* server_ = nullptr;
   bool wake_pending_ = false;
   ArchiveQueue queue_;
