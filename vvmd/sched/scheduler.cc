@@ -817,6 +817,9 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
   // Then a mount, for the first tape in line whose requests have gathered.
   for (const std::string& vsn : order) {
     if (writing.contains(vsn)) continue;
+    // A tape in a drive is read there (above) or waits for that drive: choosing a drive for it
+    // here would hand the drive back to a tape whose turn is over.
+    if (view_.holding(vsn) != nullptr) continue;
     auto oldest = stages_.oldest(vsn);
     if (!oldest || now - *oldest < kStageGather) continue;
     DriveState* chosen = nullptr;
