@@ -191,14 +191,17 @@ std::vector<db::VsnRecord> Scheduler::writable_vsns(char cls, const std::string&
           bad = r.status();
           return false;
         }
-        if (r->media != media || copying.contains(r->name)) return true;
+        if (r->media != media) return true;
         if (r->errors >= kMaxVsnErrors) return true;
         const bool hot = r->state == "hot" && r->vsn_class == cls_text;
         const bool blank =
             r->state == "blank" && (r->vsn_class.empty() || r->vsn_class == cls_text);
         if (!hot && !blank) return true;
         const DriveState* d = view_.holding(r->name);
-        if (d != nullptr && d->busy) return true;
+        if (copying.contains(r->name) || (d != nullptr && d->busy)) {
+          *any_busy = true;  // it will take copies again once this one ends
+          return true;
+        }
         out.push_back(std::move(*r));
         return true;
       });
