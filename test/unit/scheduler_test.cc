@@ -7,12 +7,17 @@
 // sent again; a Busy drive is tried again after its pause. No thread, no sleep: the test moves
 // time and answers for the movers. With the real daemons: test/integration/vv-archive.sh,
 // vv-stage.sh.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +49,26 @@ rpc::Peer root_peer() {
   p.uid = 0;
   p.gid = 0;
   return p;
+}
+
+// Runs `body` with stderr (where the log goes) sent to a file, and returns what it wrote.
+template <typename F>
+std::string capture_log(const TempDir& dir, F body) {
+  const std::string path = dir.file("stderr");
+  std::FILE* out = std::fopen(path.c_str(), "w");
+  REQUIRE(out != nullptr);
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  REQUIRE(::dup2(::fileno(out), STDERR_FILENO) >= 0);
+  body();
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::fclose(out);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 // Movers that answer nothing by themselves: each request waits in `pending` until the test
@@ -521,4 +546,26 @@ TEST_CASE("a copy a drive was Busy for goes to another free drive at once") {
   CHECK(again.args.drive == "d1");
   CHECK(again.mover == "unix:/nonexistent/m2.sock");
   CHECK(again.args.vsn == "L00001");
+}
+
+TEST_CASE("a queue whose VSNs are all being written waits quietly; one with no VSN says so") {
+  Fixture f;
+  const std::string none = capture_log(f.dir, [&] {
+    f.make_vv();
+    f.sched->tick();
+  });
+  CHECK_THAT(none, Catch::Contains("no VSN can take class A's copies on LTO9 (1 waiting)"));
+  f.add_vsn("L00001");
+  f.sched->tick();
+  auto first = f.movers.take("archive");  // L00001 is being written
+  f.accept(first, rpc::Op::kArchive);
+  const std::string busy = capture_log(f.dir, [&] {
+    f.make_vv();
+    f.sched->tick();
+  });
+  CHECK(f.movers.pending.empty());
+  CHECK_THAT(busy, !Catch::Contains("no VSN can take"));
+  f.report_done(first);
+  f.sched->tick();
+  CHECK(f.movers.take("archive").args.vsn == "L00001");
 }
