@@ -4,9 +4,9 @@
 // (Mismatch) are not written again and the copy goes first to another; N stages on M tapes take M
 // mounts, each tape read in file order; stages go before archive writes; a tape read many times
 // in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
-// sent again; a Busy drive is tried again after its pause. No thread, no sleep: the test moves
-// time and answers for the movers. With the real daemons: test/integration/vv-archive.sh,
-// vv-stage.sh.
+// sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
+// is none, not while the VSNs are busy. No thread, no sleep: the test moves time and answers for
+// the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
