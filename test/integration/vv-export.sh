@@ -5,8 +5,9 @@
 # .accessed moves; a user without permission is refused at connect time, one with it is served;
 # one writer host at a time (a TCP client is refused while a Unix-socket client of this host
 # writes), and nbdkit killed with SIGKILL while it has the VV open makes vvmd forget the open (the
-# other host may then write); once finished the VV is read-only: writes fail, reads work; with
-# vvmd down the packs are still listed.
+# other host may then write); once finished the VV is read-only: writes fail, reads work, and
+# nbdkit's log tells a writer why and how to read it (as it does for a VV whose mode refuses
+# writing); with vvmd down the packs are still listed.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -139,6 +140,8 @@ io_fails "$tcp_uri" -c 'write -P 0x22 0 4k'
 grep -q "Operation not permitted" <<<"$out" || die "the second host's write: $out"
 grep -q "VV $a3 is open for writing from $(hostname): one writer host at a time" "$tcp_log" ||
   die "the refusal does not name the VV and the holder: $(tail -n 5 "$tcp_log")"
+grep -q "VV $a3 is open for writing from .*; use it from $(hostname), or once its writers" \
+  "$tcp_log" || die "the refusal does not say what to do: $(tail -n 5 "$tcp_log")"
 echo "ok: a second writer host is refused, naming the holder"
 
 kill -KILL "$doomed"
@@ -156,12 +159,42 @@ check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .description" \
 check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"is_read_only\"" true "$list"
 before=$(md5sum <"$cache/$a1")
 io_fails "$(uri "vv/$a1")" -c 'write -P 0x44 0 4k'
+# qemu-io can say only "Permission denied": nbdkit's log names the VV, its state and the way out,
+# and the listing above (which looks at every export) did not.
+notes() { grep -c "vv/$1: served read-only, and the client went away without a request" "$log" || true; }
+wait_log "$log" "vv/$a1: served read-only, .*: VV $a1 is finished, and only a hot VV can be written"
+grep -q "vv/$a1: served read-only, .*open it read-only (qemu-io -r" "$log" ||
+  die "the log does not say how to read a finished VV: $(tail -n 5 "$log")"
+(($(notes "$a1") == 1)) || die "vv/$a1's read-only note is logged $(notes "$a1") times, not once"
 out=$(nbdsh -u "$(uri "vv/$a1")" -c 'print(h.is_read_only())' 2>&1)
 [[ $out == True ]] || die "vv/$a1 is not read-only once finished: $out"
 [[ $(md5sum <"$cache/$a1") == "$before" ]] || die "the finished VV's cache file changed"
+# nbdsh asked no more than whether the export is read-only: a second note, at its close.
+for ((i = 0; i < 100; i++)); do
+  (($(notes "$a1") == 2)) && break
+  sleep 0.1
+done
+(($(notes "$a1") == 2)) || die "vv/$a1: $(notes "$a1") read-only notes after nbdsh, not 2"
+closes() { grep -c "VV $a1 open [0-9]* closed by" "$tmpdir/vvmd.log" || true; }
+closed=$(closes)
 io "$(uri "vv/$a1")" -r -c 'read -P 0xab 0 1M'
 io "$tcp_uri" -r -c 'read -P 0x33 8M 4k'
-echo "ok: a finished VV is read-only"
+for ((i = 0; i < 100; i++)); do
+  (($(closes) > closed)) && break # nbdkit's .close of the reader, which would have said it
+  sleep 0.1
+done
+(($(closes) > closed)) || die "the reader's open of vv/$a1 was not closed"
+(($(notes "$a1") == 2)) || die "a reader of vv/$a1 was told how to read it"
+echo "ok: a finished VV is read-only, and the log says why to a writer"
+
+# --- a mode that lets a user read but not write: served read-only, and the log says why ---
+a4=$(ctl create --class A --size 1M --perms 644)
+out=$("${nobody[@]}" qemu-io -f raw -c 'write -P 0x55 0 4k' "$(uri "vv/$a4")" 2>&1) &&
+  ! grep -qi fail <<<"$out" && die "nobody wrote root's 0644 VV: $out"
+wait_log "$log" "vv/$a4: served read-only, .*: VV $a4 is hot, but its mode rw-r--r-- for root:root lets uid 65534 read it, not write it"
+"${nobody[@]}" qemu-io -f raw -r -c 'read -P 0 0 4k' "$(uri "vv/$a4")" >/dev/null ||
+  die "nobody could not read root's 0644 VV"
+echo "ok: a VV whose mode refuses writing is read-only, and the log says why"
 
 # --- vvmd down: the packs are still listed, and the log says why the VVs are not ---
 kill -TERM "$vvmd_pid"

@@ -77,8 +77,10 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
   if (reply.writable) {
     if (auto holder = writer_host(vv->name); holder && *holder != req.host) {
       return Status::Busy(
-          fmt::format("VV {} is open for writing from {}: one writer host at a time (refused {})",
-                      vv->name, *holder, who));
+          fmt::format("VV {} is open for writing from {}: one writer host at a time (refused {}); "
+                      "use it from {}, or once its writers there have closed it (a finished VV "
+                      "may be read from any host)",
+                      vv->name, *holder, who, *holder));
     }
   }
   auto accessed = catalog_->record_access(vv->name);
