@@ -80,6 +80,8 @@ nbd_port=$(pick_unused_port)
 start_plugin "tcp:$nbd_port"
 remote=$(ctl create --class A --size 3M --perms 644) # a TCP peer gets the other bits
 qemu-io -f raw -c 'write -P 0x5c 0 1M' -c 'write -P 0xc5 2M 1M' "$(uri "vv/$remote")" >/dev/null
+# nbdkit tells vvmd of the close after qemu-io has gone: a finish before that is refused.
+wait_log "$vvmd_log" "VV $remote open [0-9]+ closed by "
 ctl finish "$remote" >/dev/null
 qemu-img create -q -f raw "$tmpdir/remote.want" 3M
 qemu-io -f raw -c 'write -P 0x5c 0 1M' -c 'write -P 0xc5 2M 1M' "$tmpdir/remote.want" >/dev/null
