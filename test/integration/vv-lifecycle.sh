@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# vv-lifecycle.sh: a VV's whole life with every real process, as issue 6 words it: vvmd, one
-# vvmover with two emulated drives (LTO9 and LTO8) and nbdkit with the plugin on a Unix socket
-# and on TCP. Two VVs of class A are created with vvctl; qemu-io writes patterns into one through
-# nbd+unix:// and into the other through nbd://127.0.0.1; `vvctl finish --wait` returns once both
-# copies of each exist, and `vvtape ls --json` on both tape images shows each VV's tape file
-# (file number, serial, size) where `vvctl show` records it; `vvctl evict` drops the cache files;
-# `qemu-img compare` of each export against a pattern file with the same bytes stages the VV back
-# transparently, and `vvctl show --json` says cached again.
+# vv-lifecycle.sh: a VV's whole life with every real process: vvmd, one vvmover with two emulated
+# drives (LTO9 and LTO8) and nbdkit with the plugin on a Unix socket and on TCP. Two VVs of class A
+# are created with vvctl; qemu-io writes patterns into one through nbd+unix:// and into the other
+# through nbd://127.0.0.1; `vvctl finish --wait` returns once both copies of each exist, and `vvtape
+# ls --json` on both tape images shows each VV's tape file (file number, serial, size) where `vvctl
+# show` records it; `vvctl evict` drops the cache files; `qemu-img compare` of each export against a
+# pattern file with the same bytes stages the VV back transparently, and `vvctl show --json` says
+# cached again.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
