@@ -161,7 +161,7 @@ int cmd_ping(const Globals& g, const Args& args) {
       fmt::print(stderr, "vvctl ping: {}\n", reply.status().message());
       return kFailed;
     }
-    const auto& pong = std::get<rpc::PingReply>(*reply);
+    const auto& pong = *reply;
     if (pong.payload != request.payload) {
       fmt::print(stderr, "vvctl ping: {} echoed '{}' instead of '{}'\n", endpoint.to_string(),
                  pong.payload, request.payload);
@@ -346,8 +346,9 @@ std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view comma
 }
 
 // Sends `request`; on an error prints "vvctl COMMAND: MESSAGE" and returns nullopt.
-std::optional<rpc::ReplyBody> call_vvmd(rpc::Client& client, const Config& config,
-                                        std::string_view command, const rpc::RequestBody& request) {
+template <class R>
+std::optional<typename R::Reply> call_vvmd(rpc::Client& client, const Config& config,
+                                           std::string_view command, const R& request) {
   auto reply = client.call(request, config.request_timeout);
   if (!reply.ok()) {
     fmt::print(stderr, "vvctl {}: {}\n", command, reply.status().message());
@@ -358,9 +359,10 @@ std::optional<rpc::ReplyBody> call_vvmd(rpc::Client& client, const Config& confi
 
 // Connects to vvmd and sends `request`: its reply, or nullopt after printing why, with the exit
 // code in `*rc`. `*config` is set for the caller.
-std::optional<rpc::ReplyBody> ask_vvmd(const Globals& g, std::string_view command,
-                                       const rpc::RequestBody& request,
-                                       std::optional<Config>* config, int* rc) {
+template <class R>
+std::optional<typename R::Reply> ask_vvmd(const Globals& g, std::string_view command,
+                                          const R& request, std::optional<Config>* config,
+                                          int* rc) {
   auto client = connect_vvmd(g, command, config, rc);
   if (!client) return std::nullopt;
   auto reply = call_vvmd(*client, **config, command, request);
@@ -443,7 +445,7 @@ int cmd_create(const Globals& g, const Args& args) {
   auto reply = ask_vvmd(g, "create", rpc::VvCreateRequest{cls, *size, id, owner, group, perms},
                         &config, &rc);
   if (!reply) return rc;
-  fmt::print("{}\n", std::get<rpc::VvReply>(*reply).vv.name);
+  fmt::print("{}\n", reply->vv.name);
   return kOk;
 }
 
@@ -457,7 +459,7 @@ int cmd_show(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "show", rpc::VvShowRequest{name}, &config, &rc);
   if (!reply) return rc;
-  const Vv& v = std::get<rpc::VvReply>(*reply).vv;
+  const Vv& v = reply->vv;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
     write_vv_json(j, *config, v);
@@ -518,7 +520,7 @@ int cmd_ls(const Globals& g, const Args& args) {
   for (;;) {
     auto reply = call_vvmd(*client, *config, "ls", request);
     if (!reply) return kFailed;
-    auto& page = std::get<rpc::VvListReply>(*reply);
+    auto& page = *reply;
     for (auto& v : page.vvs) vvs.push_back(std::move(v));
     if (!page.more || vvs.empty()) break;
     request.after = vvs.back().name;
@@ -557,7 +559,7 @@ int wait_archived(rpc::Client& client, const Config& config, const std::string& 
   for (;;) {
     auto reply = call_vvmd(client, config, "finish", rpc::VvShowRequest{name});
     if (!reply) return kFailed;
-    const auto& v = std::get<rpc::VvReply>(*reply).vv;
+    const auto& v = reply->vv;
     for (size_t i = 0; i < v.copies.size(); ++i) {
       const auto& c = v.copies[i];
       if (c.vsn.empty() || !told.insert(c.vsn).second) continue;
@@ -599,14 +601,14 @@ int cmd_finish(const Globals& g, const Args& args) {
   if (!client) return rc;
   auto reply = client->call(rpc::VvFinishRequest{name}, config->request_timeout);
   if (reply.ok()) {
-    const auto& v = std::get<rpc::VvReply>(*reply).vv;
+    const auto& v = reply->vv;
     fmt::print("{}: finished at {}\n", v.name, format_time(v.finished));
   } else {
     // With --wait, a VV finished earlier is what we wait for, not an error.
     auto shown = wait && reply.status().code() == Code::kInvalidArgument
                      ? client->call(rpc::VvShowRequest{name}, config->request_timeout)
-                     : Result<rpc::ReplyBody>(reply.status());
-    const bool already = shown.ok() && std::get<rpc::VvReply>(*shown).vv.state != VvState::kHot;
+                     : Result<rpc::VvReply>(reply.status());
+    const bool already = shown.ok() && shown->vv.state != VvState::kHot;
     if (!already) {
       fmt::print(stderr, "vvctl finish: {}\n", reply.status().message());
       return kFailed;
@@ -655,7 +657,7 @@ int cmd_stage(const Globals& g, const Args& args) {
       rc = kFailed;
       continue;
     }
-    const auto& r = std::get<rpc::VvStageReply>(*reply);
+    const auto& r = *reply;
     if (r.cached) {
       fmt::print("{}: in the cache\n", name);
       continue;
@@ -678,7 +680,7 @@ int cmd_stage(const Globals& g, const Args& args) {
         rc = kFailed;
         continue;
       }
-      const auto& r = std::get<rpc::VvStageReply>(*reply);
+      const auto& r = *reply;
       if (r.cached) {
         fmt::print("{}: staged\n", name);
         std::fflush(stdout);
@@ -719,7 +721,7 @@ int cmd_status(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "status", rpc::StatusRequest{}, &config, &rc);
   if (!reply) return rc;
-  const auto& st = std::get<rpc::StatusReply>(*reply);
+  const auto& st = *reply;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
     j.begin_object();
@@ -796,7 +798,7 @@ int cmd_rm(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "rm", rpc::VvRemoveRequest{name, vm["force"].as<bool>()}, &config, &rc);
   if (!reply) return rc;
-  const auto& v = std::get<rpc::VvReply>(*reply).vv;
+  const auto& v = reply->vv;
   fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file {}/{}", v.name,
              vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
   if (describe_copies(v) != "none") {
@@ -813,7 +815,7 @@ int cmd_evict(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "evict", rpc::VvEvictRequest{name}, &config, &rc);
   if (!reply) return rc;
-  const auto& e = std::get<rpc::VvEvictReply>(*reply);
+  const auto& e = *reply;
   if (e.already) {
     fmt::print("{}: already evicted\n", e.vv.name);
   } else {
@@ -844,7 +846,7 @@ int cmd_vsn_add(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "vsn add", rpc::VsnAddRequest{vsn, media, cls}, &config, &rc);
   if (!reply) return rc;
-  const Vsn& v = std::get<rpc::VsnReply>(*reply).vsn;
+  const Vsn& v = reply->vsn;
   fmt::print("added VSN {}: media {}, class {}, {}, next file {}, capacity {}", v.name, v.media,
              v.vsn_class.empty() ? "any" : v.vsn_class, vsn_state_name(v.state), v.next_file,
              human_size(v.capacity));
@@ -871,7 +873,7 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
   for (;;) {
     auto reply = call_vvmd(*client, *config, "vsn ls", request);
     if (!reply) return kFailed;
-    auto& page = std::get<rpc::VsnListReply>(*reply);
+    auto& page = *reply;
     for (auto& v : page.vsns) vsns.push_back(std::move(v));
     if (!page.more || vsns.empty()) break;
     request.after = vsns.back().name;
