@@ -978,7 +978,7 @@ TEST_CASE("a message needs its op, its reply and its fields; Served proves each 
   static_assert(!Message<NoFields>);
   static_assert(!Message<NoOp>);
   static_assert(std::is_same_v<VvShowRequest::Reply, VvReply>);
-  static_assert(kOpsAnswered<VvReply>.size() == 5);
+  static_assert(kOpsAnswered<VvReply>.size() > 1 && kOpsAnswered<VvReply>[1] == Op::kVvShow);
   static_assert(kOpsAnswered<VvStageReply>.size() == 1 &&
                 kOpsAnswered<VvStageReply>[0] == Op::kVvStage);
   // The same requests in another order convert; a request listed without its handler does not,
