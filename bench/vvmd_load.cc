@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include <fmt/core.h>
@@ -44,9 +43,7 @@ std::string create_one(vvm::rpc::Client& c) {
   req.size = 1 << 20;
   auto r = c.call(req, 30s);
   if (!r.ok()) die("create: " + r.status().message());
-  const auto* vv = std::get_if<vvm::rpc::VvReply>(&*r);
-  if (vv == nullptr) die("create: not a VV reply");
-  return vv->vv.name;
+  return r->vv.name;
 }
 
 double percentile(std::vector<double>& v, double p) {

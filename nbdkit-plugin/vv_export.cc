@@ -79,25 +79,21 @@ Status VvConnection::open_now() {
       return Status(answer.status().code(),
                     fmt::format("{}: {}", export_name_, answer.status().message()));
     }
-    auto* open = std::get_if<rpc::VvOpenReply>(&*answer);
-    if (open == nullptr) {
-      return Status::ProtocolError(export_name_ + ": vvmd answered VV_OPEN with something else");
-    }
-    if (open->ready) {
-      reply = std::move(*open);
+    if (answer->ready) {
+      reply = std::move(*answer);
       break;
     }
     const auto waited =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
     if (waited >= waiting_.timeout) {
       const std::string why = fmt::format("{}: not ready after {} s: {}", export_name_,
-                                          waiting_.timeout.count() / 1000, open->not_ready);
+                                          waiting_.timeout.count() / 1000, answer->not_ready);
       if (waiting_.note) waiting_.note(why);
       return Status::Timeout(why);
     }
     if (!said_waiting && waiting_.note) {
       waiting_.note(fmt::format("{}: waiting up to {} s: {}", export_name_,
-                                waiting_.timeout.count() / 1000, open->not_ready));
+                                waiting_.timeout.count() / 1000, answer->not_ready));
     }
     said_waiting = true;
     // Quick at first (a stage from a tape already in a drive takes a fraction of a second),

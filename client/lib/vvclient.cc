@@ -98,7 +98,8 @@ Result<Control> resolve_control(const Options& options) {
 }
 
 // One request to vvmd on a connection of its own.
-Result<rpc::ReplyBody> ask_vvmd(const Options& options, const rpc::RequestBody& request) {
+template <class R>
+Result<typename R::Reply> ask_vvmd(const Options& options, const R& request) {
   auto control = resolve_control(options);
   if (!control.ok()) return control.status();
   auto client = rpc::Client::connect(control->vvmd, control->timeout);
@@ -106,14 +107,10 @@ Result<rpc::ReplyBody> ask_vvmd(const Options& options, const rpc::RequestBody& 
   return client->call(request, control->timeout);
 }
 
-// A reply that must be a VvReply.
-Result<Vv> vv_of(Result<rpc::ReplyBody> reply, std::string_view op) {
+// The VV of a VvReply.
+Result<Vv> vv_of(Result<rpc::VvReply> reply) {
   if (!reply.ok()) return reply.status();
-  auto* vv = std::get_if<rpc::VvReply>(&*reply);
-  if (vv == nullptr) {
-    return Status::ProtocolError(fmt::format("vvmd answered {} with something else", op));
-  }
-  return std::move(vv->vv);
+  return std::move(reply->vv);
 }
 
 template <class T>
@@ -147,8 +144,7 @@ Result<Vv> show_record(const Options& options, std::string_view name, int* err) 
     if (err != nullptr) *err = EINVAL;
     return ok;
   }
-  return with_errno(vv_of(ask_vvmd(options, rpc::VvShowRequest{std::string(name)}), "VV_SHOW"),
-                    err);
+  return with_errno(vv_of(ask_vvmd(options, rpc::VvShowRequest{std::string(name)})), err);
 }
 
 VolumeState volume_state(VvState state) {
@@ -300,7 +296,7 @@ Result<std::string> create_vv(const Options& options, std::string_view vv_class,
   request.vv_class = std::string(vv_class);
   request.size = size;
   request.client_id = id;
-  auto vv = with_errno(vv_of(ask_vvmd(options, request), "VV_CREATE"), err);
+  auto vv = with_errno(vv_of(ask_vvmd(options, request)), err);
   if (!vv.ok()) return vv.status();
   return std::move(vv->name);
 }
@@ -316,8 +312,7 @@ Status finish_vv(const Options& options, std::string_view name, int* err) {
     if (err != nullptr) *err = EINVAL;
     return ok;
   }
-  return with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)}), "VV_FINISH"),
-                    err)
+  return with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)})), err)
       .status();
 }
 

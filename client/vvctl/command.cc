@@ -58,24 +58,8 @@ std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view comma
   return std::move(*client);
 }
 
-std::optional<rpc::ReplyBody> call_vvmd(rpc::Client& client, const Config& config,
-                                        std::string_view command, const rpc::RequestBody& request) {
-  auto reply = client.call(request, config.request_timeout);
-  if (!reply.ok()) {
-    fmt::print(stderr, "vvctl {}: {}\n", command, reply.status().message());
-    return std::nullopt;
-  }
-  return std::move(*reply);
-}
-
-std::optional<rpc::ReplyBody> ask_vvmd(const Globals& g, std::string_view command,
-                                       const rpc::RequestBody& request,
-                                       std::optional<Config>* config, int* rc) {
-  auto client = connect_vvmd(g, command, config, rc);
-  if (!client) return std::nullopt;
-  auto reply = call_vvmd(*client, **config, command, request);
-  if (!reply) *rc = kFailed;
-  return reply;
+void print_failure(std::string_view command, const Status& status) {
+  fmt::print(stderr, "vvctl {}: {}\n", command, status.message());
 }
 
 }  // namespace vvm::vvctl

@@ -49,19 +49,37 @@ bool parse_with_positional(std::string_view command, const Args& args, const cha
 // vvm.conf (--conf, else the default path); prints the error when it cannot be read.
 Result<Config> read_config(const Globals& g);
 
+// Prints "vvctl COMMAND: MESSAGE" on stderr.
+void print_failure(std::string_view command, const Status& status);
+
 // A connection to vvmd (its first listen address), or nullopt after printing why. `*config` is
 // set for the caller. Exit code in `*rc`.
 std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
                                         std::optional<Config>* config, int* rc);
 
 // Sends `request`; on an error prints "vvctl COMMAND: MESSAGE" and returns nullopt.
-std::optional<rpc::ReplyBody> call_vvmd(rpc::Client& client, const Config& config,
-                                        std::string_view command, const rpc::RequestBody& request);
+template <class R>
+std::optional<typename R::Reply> call_vvmd(rpc::Client& client, const Config& config,
+                                           std::string_view command, const R& request) {
+  auto reply = client.call(request, config.request_timeout);
+  if (!reply.ok()) {
+    print_failure(command, reply.status());
+    return std::nullopt;
+  }
+  return std::move(*reply);
+}
 
 // Connects to vvmd and sends `request`: its reply, or nullopt after printing why, with the exit
 // code in `*rc`. `*config` is set for the caller.
-std::optional<rpc::ReplyBody> ask_vvmd(const Globals& g, std::string_view command,
-                                       const rpc::RequestBody& request,
-                                       std::optional<Config>* config, int* rc);
+template <class R>
+std::optional<typename R::Reply> ask_vvmd(const Globals& g, std::string_view command,
+                                          const R& request, std::optional<Config>* config,
+                                          int* rc) {
+  auto client = connect_vvmd(g, command, config, rc);
+  if (!client) return std::nullopt;
+  auto reply = call_vvmd(*client, **config, command, request);
+  if (!reply) *rc = kFailed;
+  return reply;
+}
 
 }  // namespace vvm::vvctl

@@ -27,7 +27,7 @@ int cmd_status(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "status", rpc::StatusRequest{}, &config, &rc);
   if (!reply) return rc;
-  const auto& st = std::get<rpc::StatusReply>(*reply);
+  const auto& st = *reply;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
     j.begin_object();
@@ -155,7 +155,7 @@ int cmd_ping(const Globals& g, const Args& args) {
       fmt::print(stderr, "vvctl ping: {}\n", reply.status().message());
       return kFailed;
     }
-    const auto& pong = std::get<rpc::PingReply>(*reply);
+    const auto& pong = *reply;
     if (pong.payload != request.payload) {
       fmt::print(stderr, "vvctl ping: {} echoed '{}' instead of '{}'\n", endpoint.to_string(),
                  pong.payload, request.payload);

@@ -24,7 +24,7 @@ int cmd_vsn_add(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "vsn add", rpc::VsnAddRequest{vsn, media, cls}, &config, &rc);
   if (!reply) return rc;
-  const Vsn& v = std::get<rpc::VsnReply>(*reply).vsn;
+  const Vsn& v = reply->vsn;
   fmt::print("added VSN {}: media {}, class {}, {}, next file {}, capacity {}", v.name, v.media,
              v.vsn_class.empty() ? "any" : v.vsn_class, vsn_state_name(v.state), v.next_file,
              human_size(v.capacity));
@@ -51,7 +51,7 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
   for (;;) {
     auto reply = call_vvmd(*client, *config, "vsn ls", request);
     if (!reply) return kFailed;
-    auto& page = std::get<rpc::VsnListReply>(*reply);
+    auto& page = *reply;
     for (auto& v : page.vsns) vsns.push_back(std::move(v));
     if (!page.more || vsns.empty()) break;
     request.after = vsns.back().name;

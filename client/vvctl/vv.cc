@@ -45,7 +45,7 @@ int wait_archived(rpc::Client& client, const Config& config, const std::string& 
   for (;;) {
     auto reply = call_vvmd(client, config, "finish", rpc::VvShowRequest{name});
     if (!reply) return kFailed;
-    const auto& v = std::get<rpc::VvReply>(*reply).vv;
+    const auto& v = reply->vv;
     for (size_t i = 0; i < v.copies.size(); ++i) {
       const auto& c = v.copies[i];
       if (c.vsn.empty() || !told.insert(c.vsn).second) continue;
@@ -102,7 +102,7 @@ int cmd_create(const Globals& g, const Args& args) {
   auto reply = ask_vvmd(g, "create", rpc::VvCreateRequest{cls, *size, id, owner, group, perms},
                         &config, &rc);
   if (!reply) return rc;
-  fmt::print("{}\n", std::get<rpc::VvReply>(*reply).vv.name);
+  fmt::print("{}\n", reply->vv.name);
   return kOk;
 }
 
@@ -116,7 +116,7 @@ int cmd_show(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "show", rpc::VvShowRequest{name}, &config, &rc);
   if (!reply) return rc;
-  const Vv& v = std::get<rpc::VvReply>(*reply).vv;
+  const Vv& v = reply->vv;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
     write_vv_json(j, *config, v);
@@ -177,7 +177,7 @@ int cmd_ls(const Globals& g, const Args& args) {
   for (;;) {
     auto reply = call_vvmd(*client, *config, "ls", request);
     if (!reply) return kFailed;
-    auto& page = std::get<rpc::VvListReply>(*reply);
+    auto& page = *reply;
     for (auto& v : page.vvs) vvs.push_back(std::move(v));
     if (!page.more || vvs.empty()) break;
     request.after = vvs.back().name;
@@ -222,14 +222,14 @@ int cmd_finish(const Globals& g, const Args& args) {
   if (!client) return rc;
   auto reply = client->call(rpc::VvFinishRequest{name}, config->request_timeout);
   if (reply.ok()) {
-    const auto& v = std::get<rpc::VvReply>(*reply).vv;
+    const auto& v = reply->vv;
     fmt::print("{}: finished at {}\n", v.name, format_time(v.finished));
   } else {
     // With --wait, a VV finished earlier is what we wait for, not an error.
     auto shown = wait && reply.status().code() == Code::kInvalidArgument
                      ? client->call(rpc::VvShowRequest{name}, config->request_timeout)
-                     : Result<rpc::ReplyBody>(reply.status());
-    const bool already = shown.ok() && std::get<rpc::VvReply>(*shown).vv.state != VvState::kHot;
+                     : Result<rpc::VvReply>(reply.status());
+    const bool already = shown.ok() && shown->vv.state != VvState::kHot;
     if (!already) {
       fmt::print(stderr, "vvctl finish: {}\n", reply.status().message());
       return kFailed;
@@ -267,7 +267,7 @@ int cmd_stage(const Globals& g, const Args& args) {
       rc = kFailed;
       continue;
     }
-    const auto& r = std::get<rpc::VvStageReply>(*reply);
+    const auto& r = *reply;
     if (r.cached) {
       fmt::print("{}: in the cache\n", name);
       continue;
@@ -290,7 +290,7 @@ int cmd_stage(const Globals& g, const Args& args) {
         rc = kFailed;
         continue;
       }
-      const auto& r = std::get<rpc::VvStageReply>(*reply);
+      const auto& r = *reply;
       if (r.cached) {
         fmt::print("{}: staged\n", name);
         std::fflush(stdout);
@@ -324,7 +324,7 @@ int cmd_rm(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "rm", rpc::VvRemoveRequest{name, vm["force"].as<bool>()}, &config, &rc);
   if (!reply) return rc;
-  const auto& v = std::get<rpc::VvReply>(*reply).vv;
+  const auto& v = reply->vv;
   fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file {}/{}", v.name,
              vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
   if (describe_copies(v) != "none") {
@@ -341,7 +341,7 @@ int cmd_evict(const Globals& g, const Args& args) {
   int rc = kOk;
   auto reply = ask_vvmd(g, "evict", rpc::VvEvictRequest{name}, &config, &rc);
   if (!reply) return rc;
-  const auto& e = std::get<rpc::VvEvictReply>(*reply);
+  const auto& e = *reply;
   if (e.already) {
     fmt::print("{}: already evicted\n", e.vv.name);
   } else {

@@ -316,7 +316,7 @@ TEST_CASE("golden record: the header records of the three tables", "[golden]") {
   CHECK(checksum_ok(kCounterHeader));
 }
 
-// The journal frame (db_database.h), all integers little-endian:
+// The journal frame (db/database.h), all integers little-endian:
 //   magic "VVMJ" (u32 0x4a4d5656), payload length (u32), sequence (u64, 1 for the first frame
 //   after open), epoch (u64), then each image: table (u8: 0 vv, 1 vsn, 2 counter), slot (u64),
 //   record size (u16), the record text; then CRC-32C (u32) of everything before it.

@@ -141,22 +141,16 @@ std::vector<std::string> VvOpens::holders(const std::string& name) const {
   return who;
 }
 
-void VvOpens::serve(rpc::Server& server) {
-  server.handle(
-      rpc::Op::kVvOpen,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        auto r = open(peer, std::get<rpc::VvOpenRequest>(body));
-        if (!r.ok()) return r.status();
-        return rpc::ReplyBody(std::move(*r));
-      });
-  server.handle(
-      rpc::Op::kVvClose,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        auto r = close(peer, std::get<rpc::VvCloseRequest>(body));
-        if (!r.ok()) return r.status();
-        return rpc::ReplyBody(rpc::VvReply{rpc::Op::kVvClose, std::move(*r)});
-      });
+VvOpens::Serves VvOpens::serve(rpc::Server& server) {
   server.on_disconnect([this](uint64_t session) { drop_session(session); });
+  return server.handle<rpc::VvOpenRequest>(
+             [this](const rpc::VvOpenRequest& r, const rpc::Peer& peer) { return open(peer, r); }) +
+         server.handle<rpc::VvCloseRequest>(
+             [this](const rpc::VvCloseRequest& r, const rpc::Peer& peer) -> Result<rpc::VvReply> {
+               auto closed = close(peer, r);
+               if (!closed.ok()) return closed.status();
+               return rpc::VvReply{.vv = std::move(*closed)};
+             });
 }
 
 Status VvOpens::check_in_use(const std::string& name, bool for_write) const {

@@ -660,16 +660,16 @@ std::vector<Scheduler::Copying> Scheduler::copying() const {
   return out;
 }
 
-void Scheduler::serve(rpc::Server& server, std::chrono::milliseconds period) {
+rpc::Served<rpc::CopyReport> Scheduler::serve(rpc::Server& server,
+                                              std::chrono::milliseconds period) {
   server_ = &server;
-  server.handle(
-      rpc::Op::kCopyReport,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        Status s = report(peer, std::get<rpc::CopyReport>(body));
-        if (!s.ok()) return s;
-        return rpc::ReplyBody(rpc::CopyReportAck{});
-      });
   server.every(period, [this] { tick(); });
+  return server.handle<rpc::CopyReport>(
+      [this](const rpc::CopyReport& r, const rpc::Peer& peer) -> Result<rpc::CopyReportAck> {
+        Status s = report(peer, r);
+        if (!s.ok()) return s;
+        return rpc::CopyReportAck{};
+      });
 }
 
 // --- stages ---
@@ -952,22 +952,21 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
               queued->copy + 1, queued->vsn, queued->file);
 }
 
-void Scheduler::serve_stage(rpc::Server& server) {
-  server.handle(rpc::Op::kVvStage,
-                [this](const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-                  const auto& req = std::get<rpc::VvStageRequest>(body);
-                  auto p = stage(req.name, req.wait);
-                  if (!p.ok()) return p.status();
-                  rpc::VvStageReply reply;
-                  reply.cached = p->cached;
-                  reply.copying = p->copying;
-                  reply.vsn = p->vsn;
-                  reply.file = p->file;
-                  reply.bytes_done = p->bytes_done;
-                  reply.bytes_total = p->bytes_total;
-                  reply.queued = p->queued;
-                  return rpc::ReplyBody(std::move(reply));
-                });
+rpc::Served<rpc::VvStageRequest> Scheduler::serve_stage(rpc::Server& server) {
+  return server.handle<rpc::VvStageRequest>(
+      [this](const rpc::VvStageRequest& req, const rpc::Peer&) -> Result<rpc::VvStageReply> {
+        auto p = stage(req.name, req.wait);
+        if (!p.ok()) return p.status();
+        rpc::VvStageReply reply;
+        reply.cached = p->cached;
+        reply.copying = p->copying;
+        reply.vsn = p->vsn;
+        reply.file = p->file;
+        reply.bytes_done = p->bytes_done;
+        reply.bytes_total = p->bytes_total;
+        reply.queued = p->queued;
+        return reply;
+      });
 }
 
 }  // namespace vvm::vvmd

@@ -97,14 +97,14 @@ class Scheduler {
   // Unavailable when no copy is left to read (each failed its checks), NotFound for no such VV.
   Result<StageProgress> stage(const std::string& name, bool waiting);
   // Registers VV_STAGE.
-  void serve_stage(rpc::Server& server);
+  rpc::Served<rpc::VvStageRequest> serve_stage(rpc::Server& server);
 
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
 
   // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
-  void serve(rpc::Server& server,
-             std::chrono::milliseconds period = std::chrono::milliseconds(200));
+  rpc::Served<rpc::CopyReport> serve(
+      rpc::Server& server, std::chrono::milliseconds period = std::chrono::milliseconds(200));
 
   // The drives, mounts and queues of a STATUS reply.
   void fill_status(rpc::StatusReply* out) const;
