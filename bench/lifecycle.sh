@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/lifecycle.sh: the VV lifecycle end to end with the real vvmd, vvmover(s) and nbdkit plugin,
-# in one run (issue 6, deliverable 7):
+# in one run:
 #
 #   archive  COUNT VVs of class A (two copies: one on LTO9, one on LTO8) of SIZE_MIB random bytes,
 #            written straight into their cache files (not timed), are finished one after the

@@ -12,7 +12,7 @@
 # warm-up round (repeat 0: one archive each, printed, not counted) comes first: the first 1 GiB
 # written after the source file is created runs at half speed here, whoever writes it. Prints
 # every figure, the median MB/s (10^6 bytes) of each side with its range, the ratio vvm/dd of
-# the medians per direction and whether the target (issue 5: at least 0.9x dd) is met. These
+# the medians per direction and whether the target (at least 0.9x dd) is met. These
 # machines are noisy (run with dd on both sides, this script gave archive figures from 280 to
 # 900 MB/s): compare ratios over several runs.
 #

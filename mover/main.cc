@@ -57,18 +57,24 @@ int main(int argc, char** argv) {
 
   std::string ident = "vvmover " + name;
   rpc::Server server(ident, config->vvmd_access);
-  server.handle(rpc::Op::kPing, daemon::ping_handler("vvmover", name, started));
+  const auto ping = daemon::serve_ping(server, "vvmover", name, started);
   mover::CopyJobs jobs(*config, name);
   if (Status s = jobs.start(); !s.ok()) {
     log::error("{}", s.message());
     return 1;
   }
-  server.handle(rpc::Op::kArchive, [&](const rpc::Peer&, const rpc::RequestBody& body) {
-    return jobs.submit(rpc::Op::kArchive, std::get<rpc::ArchiveRequest>(body).copy);
-  });
-  server.handle(rpc::Op::kStage, [&](const rpc::Peer&, const rpc::RequestBody& body) {
-    return jobs.submit(rpc::Op::kStage, std::get<rpc::StageRequest>(body).copy);
-  });
+  const auto archive =
+      server.handle<rpc::ArchiveRequest>([&](const rpc::ArchiveRequest& r, const rpc::Peer&) {
+        return jobs.submit(rpc::Op::kArchive, r.copy);
+      });
+  const auto stage =
+      server.handle<rpc::StageRequest>([&](const rpc::StageRequest& r, const rpc::Peer&) {
+        return jobs.submit(rpc::Op::kStage, r.copy);
+      });
+  // Every request a mover serves; this does not compile while one of them has no handler.
+  const rpc::Served<rpc::PingRequest, rpc::ArchiveRequest, rpc::StageRequest> served =
+      ping + archive + stage;
+  (void)served;
   if (Status s = server.listen(mover.listen); !s.ok()) {
     log::error("{}", s.message());
     return 1;

@@ -46,7 +46,22 @@ class VvmdLink {
  private:
   // One call on the shared connection, connecting first if needed and once more if the
   // connection turns out to be dead.
-  Result<rpc::ReplyBody> call(const rpc::RequestBody& body);
+  template <class R>
+  Result<typename R::Reply> call(const R& request) {
+    const std::lock_guard lock(mutex_);
+    for (int attempt = 0;; ++attempt) {
+      if (!shared_) {
+        auto client = connect();
+        if (!client.ok()) return client.status();
+        shared_.emplace(std::move(*client));
+      }
+      auto reply = shared_->call(request, timeout_);
+      // Unavailable: the connection died (vvmd restarted since the last call): one fresh try.
+      if (reply.ok() || reply.status().code() != Code::kUnavailable) return reply;
+      shared_.reset();
+      if (attempt == 1) return reply;
+    }
+  }
 
   Endpoint vvmd_;
   std::chrono::milliseconds timeout_;

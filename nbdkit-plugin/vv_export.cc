@@ -3,18 +3,41 @@
 
 #include <fmt/core.h>
 
+#include "common/access.h"
+
 namespace vvm::plugin {
 
 using Clock = std::chrono::steady_clock;
 
+std::string read_only_reason(const rpc::VvOpenRequest& request, const rpc::VvOpenReply& probe,
+                             const std::string& who) {
+  if (!request.writable || probe.writable) return "";
+  const Vv& vv = probe.vv;
+  if (vv.state != VvState::kHot) {
+    return fmt::format("VV {} is {}, and only a hot VV can be written", vv.name,
+                       vv_state_name(vv.state));
+  }
+  return fmt::format("VV {} is hot, but its mode {} for {}:{} lets {} read it, not write it",
+                     vv.name, mode_string(vv.perms), vv.owner, vv.group, who);
+}
+
+std::string read_only_note(const std::string& export_name, const std::string& reason) {
+  return fmt::format(
+      "{}: served read-only, and the client went away without a request, as a writer does when "
+      "it finds the export read-only: {}; to read it, open it read-only (qemu-io -r, nbd-client "
+      "-readonly)",
+      export_name, reason);
+}
+
 VvConnection::VvConnection(VvmdLink* vvmd, rpc::VvOpenRequest request, rpc::VvOpenReply probe,
-                           Waiting waiting)
+                           const std::string& who, Waiting waiting)
     : vvmd_(vvmd),
       request_(std::move(request)),
       probe_(std::move(probe)),
       waiting_(std::move(waiting)),
       export_name_(std::string(kVvPrefix) + request_.name),
-      description_(vv_description(probe_.vv)) {
+      description_(vv_description(probe_.vv)),
+      read_only_reason_(plugin::read_only_reason(request_, probe_, who)) {
   // What the probe allowed is what nbdkit was told (can_write): ask for no more at the use.
   request_.writable = probe_.writable;
 }
@@ -56,25 +79,21 @@ Status VvConnection::open_now() {
       return Status(answer.status().code(),
                     fmt::format("{}: {}", export_name_, answer.status().message()));
     }
-    auto* open = std::get_if<rpc::VvOpenReply>(&*answer);
-    if (open == nullptr) {
-      return Status::ProtocolError(export_name_ + ": vvmd answered VV_OPEN with something else");
-    }
-    if (open->ready) {
-      reply = std::move(*open);
+    if (answer->ready) {
+      reply = std::move(*answer);
       break;
     }
     const auto waited =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
     if (waited >= waiting_.timeout) {
       const std::string why = fmt::format("{}: not ready after {} s: {}", export_name_,
-                                          waiting_.timeout.count() / 1000, open->not_ready);
+                                          waiting_.timeout.count() / 1000, answer->not_ready);
       if (waiting_.note) waiting_.note(why);
       return Status::Timeout(why);
     }
     if (!said_waiting && waiting_.note) {
       waiting_.note(fmt::format("{}: waiting up to {} s: {}", export_name_,
-                                waiting_.timeout.count() / 1000, open->not_ready));
+                                waiting_.timeout.count() / 1000, answer->not_ready));
     }
     said_waiting = true;
     // Quick at first (a stage from a tape already in a drive takes a fraction of a second),

@@ -26,6 +26,19 @@
 
 namespace vvm::plugin {
 
+// Why vvmd's probe serves the VV read-only although the connection asked to write (`request`
+// is the probe, `probe` its answer, `who` the peer: "host 10.0.0.7", "uid 1000"): "VV A0000000042
+// is finished, and only a hot VV can be written", or that its mode lets `who` read it, not write
+// it. "" when the export is served as asked.
+std::string read_only_reason(const rpc::VvOpenRequest& request, const rpc::VvOpenReply& probe,
+                             const std::string& who);
+
+// What the plugin logs when a connection served read-only for `reason` ends without a single
+// request, as a client that wants to write does when it finds the export read-only (qemu-io
+// without -r: "Permission denied"; NBD gives the server no way to tell it more): the export,
+// the reason and the way out, opening it read-only.
+std::string read_only_note(const std::string& export_name, const std::string& reason);
+
 class VvConnection {
  public:
   struct Waiting {
@@ -37,8 +50,10 @@ class VvConnection {
     std::function<void(const std::string&)> note;
   };
 
-  // `request` names the VV and the NBD peer; `probe` is vvmd's answer to it at .open.
-  VvConnection(VvmdLink* vvmd, rpc::VvOpenRequest request, rpc::VvOpenReply probe, Waiting waiting);
+  // `request` names the VV and the NBD peer; `probe` is vvmd's answer to it at .open; `who` is
+  // the peer as messages name it.
+  VvConnection(VvmdLink* vvmd, rpc::VvOpenRequest request, rpc::VvOpenReply probe,
+               const std::string& who, Waiting waiting);
   ~VvConnection();  // ends the control connection; close() first to tell vvmd
   VvConnection(const VvConnection&) = delete;
   VvConnection& operator=(const VvConnection&) = delete;
@@ -47,6 +62,10 @@ class VvConnection {
   const std::string& description() const { return description_; }
   uint64_t size() const { return probe_.vv.size; }
   bool writable() const { return probe_.writable; }
+  // Why the connection is read-only although it asked to write; "" when it is served as asked.
+  const std::string& read_only_reason() const { return read_only_reason_; }
+  // Whether a data command came (and ensure_open ran).
+  bool used() const { return decided_.load(std::memory_order_acquire); }
 
   // At the first data command: opens the VV with vvmd and its cache file, waiting while it is not
   // ready. Every later call, from any thread, returns the same answer. `*newly_refused` is set
@@ -69,6 +88,7 @@ class VvConnection {
   Waiting waiting_;
   std::string export_name_;
   std::string description_;
+  std::string read_only_reason_;
 
   std::atomic<bool> decided_{false};
   std::mutex mutex_;

@@ -63,12 +63,28 @@ std::string g_host_name;  // where a Unix-socket client is, for vvmd's one-write
 struct Handle {
   std::unique_ptr<Connection> pack;
   std::unique_ptr<VvConnection> vv;
+  bool listing = false;  // opened after NBD_OPT_LIST on its connection: a listing's look
 };
+
+// Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
+// (.list_exports, .open, and .close at the end) on a thread of the connection's own, so a
+// thread-local flag is the connection's.
+thread_local bool t_listed_exports = false;
 
 // Tells vvmd that a VV connection is done with it; a failure is only logged.
 void close_vv(Handle& h) {
   if (!h.vv) return;
   if (Status s = h.vv->close(); !s.ok()) nbdkit_error("%s", s.message().c_str());
+}
+
+// A client that finds a VV read-only when it wants to write it (qemu-io without -r) says only
+// "Permission denied" and goes away without a request: NBD has no way for the server to say why,
+// and a write it sends anyway is refused by nbdkit before the plugin sees it. The log says why
+// instead, when the connection ends without a request; a listing's look at each export is not
+// such a client, and neither is a reader, whose first read opens the VV.
+void explain_read_only(const Handle& h) {
+  if (!h.vv || h.listing || h.vv->used() || h.vv->read_only_reason().empty()) return;
+  nbdkit_error("%s", read_only_note(h.vv->export_name(), h.vv->read_only_reason()).c_str());
 }
 
 // The handles of open connections. nbdkit 1.32 skips .close for connections still open when it
@@ -91,7 +107,10 @@ class OpenHandles {
         handles_.erase(it);
       }
     }
-    if (closing) close_vv(*closing);
+    if (closing) {
+      explain_read_only(*closing);
+      close_vv(*closing);
+    }
   }
   void close_all() {
     std::unordered_map<Handle*, std::unique_ptr<Handle>> closing;
@@ -315,6 +334,7 @@ void vvm_unload() {
 
 int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
   return guarded("list_exports", -1, [&] {
+    t_listed_exports = true;
     for (const ExportInfo& e : current_catalog()->exports()) {
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
     }
@@ -364,8 +384,9 @@ void* open_vv(std::string_view vv, bool readonly) {
   waiting.note = [](const std::string& what) { nbdkit_error("%s", what.c_str()); };
   const std::string who = peer->tcp ? "host " + peer->host : "uid " + std::to_string(peer->uid);
   auto handle = std::make_unique<Handle>();
+  handle->listing = t_listed_exports;
   handle->vv = std::make_unique<VvConnection>(g_vvmd.get(), std::move(*peer), std::move(*probe),
-                                              std::move(waiting));
+                                              who, std::move(waiting));
   nbdkit_debug("open %s (%s) for %s", handle->vv->export_name().c_str(),
                handle->vv->writable() ? "read-write" : "read-only", who.c_str());
   return g_handles.add(std::move(handle));

@@ -28,6 +28,17 @@
 
 namespace po = boost::program_options;
 
+namespace {
+// What vvmd serves, all of it: main() joins what each part registered into this, which does not
+// compile while a request listed here has no handler or one is registered that is not listed.
+using VvmdServes =
+    vvm::rpc::Served<vvm::rpc::PingRequest, vvm::rpc::VvCreateRequest, vvm::rpc::VvShowRequest,
+                     vvm::rpc::VvListRequest, vvm::rpc::VvFinishRequest, vvm::rpc::VvRemoveRequest,
+                     vvm::rpc::VvOpenRequest, vvm::rpc::VvCloseRequest, vvm::rpc::VsnAddRequest,
+                     vvm::rpc::VsnListRequest, vvm::rpc::VvStageRequest, vvm::rpc::VvEvictRequest,
+                     vvm::rpc::StatusRequest, vvm::rpc::CopyReport>;
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace vvm;
   auto started = std::chrono::steady_clock::now();
@@ -68,11 +79,11 @@ int main(int argc, char** argv) {
   }
 
   rpc::Server server("vvmd", config->vvmd_access);
-  server.handle(rpc::Op::kPing, daemon::ping_handler("vvmd", local_host_name(), started));
-  (*catalog)->serve(server);
+  const auto ping = daemon::serve_ping(server, "vvmd", local_host_name(), started);
+  const auto catalog_ops = (*catalog)->serve(server);
   // Gone before the server, which calls no hook once its run has ended.
   vvmd::VvOpens opens(catalog->get(), ::getuid());
-  opens.serve(server);
+  const auto open_ops = opens.serve(server);
   (*catalog)->in_use_check([&opens](const std::string& vv, bool for_write) {
     return opens.check_in_use(vv, for_write);
   });
@@ -85,10 +96,10 @@ int main(int argc, char** argv) {
                      std::chrono::system_clock::now().time_since_epoch());
                  c->finish_idle(static_cast<uint64_t>((now - idle).count()));
                });
-  (*vsns)->serve(server);
+  const auto vsn_ops = (*vsns)->serve(server);
   vvmd::CacheManager cache(db->get(), catalog->get(), &opens,
                            vvmd::CacheManager::options_from(*config));
-  cache.serve(server);
+  const auto cache_ops = cache.serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },
                          config->request_timeout);
@@ -103,10 +114,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*catalog)->on_finished([&scheduler](const Vv& vv) { scheduler.finished(vv); });
-  scheduler.serve(server);
-  scheduler.serve_stage(server);
-  server.handle(
-      rpc::Op::kStatus, [&](const rpc::Peer&, const rpc::RequestBody&) -> Result<rpc::ReplyBody> {
+  const auto copy_ops = scheduler.serve(server);
+  const auto stage_ops = scheduler.serve_stage(server);
+  const auto status_op = server.handle<rpc::StatusRequest>(
+      [&](const rpc::StatusRequest&, const rpc::Peer&) -> Result<rpc::StatusReply> {
         rpc::StatusReply st;
         st.uptime_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                                 std::chrono::steady_clock::now() - started)
@@ -115,8 +126,12 @@ int main(int argc, char** argv) {
         st.opens = opens.count();
         st.high_watermark = static_cast<uint32_t>(config->high_watermark);
         st.low_watermark = static_cast<uint32_t>(config->low_watermark);
-        return rpc::ReplyBody(std::move(st));
+        return st;
       });
+  // Every request vvmd serves; this does not compile while one of them has no handler above.
+  const VvmdServes served =
+      ping + catalog_ops + open_ops + vsn_ops + cache_ops + copy_ops + stage_ops + status_op;
+  (void)served;
   opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
     auto p = scheduler.stage(vv, true);
     if (!p.ok()) return p.status();

@@ -1,5 +1,7 @@
 // common/vsn.h: a tape volume (VSN) as every vvm process knows it: its state and every field of
 // its database record. vvmd's VSN table, the control protocol and vvctl all use this one type.
+// `fields` is its wire form, vvm_proto.x's vvm_vsn_info, in the vocabulary proto/messages.h
+// describes.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,19 @@ struct Vsn {
   uint64_t errors = 0;
   uint64_t last_mount = 0;  // unix seconds; 0: never
   bool operator==(const Vsn&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vsn name");
+    f.short_string(m.media, "vsn media");
+    f.short_string(m.vsn_class, "vsn class");
+    f.enumeration(m.state, VsnState::kBlank, VsnState::kRetired, "VSN", "VSN state");
+    f.short_string(m.location, "vsn location");
+    f.u64(m.next_file);
+    f.u64(m.bytes_used);
+    f.u64(m.capacity);
+    f.u64(m.errors);
+    f.u64(m.last_mount);
+  }
 };
 
 }  // namespace vvm

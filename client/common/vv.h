@@ -1,6 +1,7 @@
 // common/vv.h: a virtual volume as every vvm process knows it: its states, its copies on tape and
 // every field of its database record. vvmd's VV table, the control protocol and vvctl all use
-// this one type (DESIGN.md, "VV lifecycle").
+// this one type (DESIGN.md, "VV lifecycle"). `fields` is its wire form, vvm_proto.x's
+// vvm_vv_info, in the vocabulary proto/messages.h describes.
 #pragma once
 
 #include <array>
@@ -26,6 +27,11 @@ struct VvCopy {
   std::string vsn;  // "" when that copy does not exist yet
   uint64_t file = 0;
   bool operator==(const VvCopy&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vv copy vsn");
+    f.u64(m.file);
+  }
 };
 
 struct Vv {
@@ -42,6 +48,24 @@ struct Vv {
   uint64_t checksum = 0;
   std::array<VvCopy, kMaxVvCopies> copies{};  // copy i on the class's i-th media type
   bool operator==(const Vv&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+    f.short_string(m.vv_class, "vv class");
+    f.u64(m.serial);
+    f.u64(m.client_id);
+    f.short_string(m.owner, "vv owner");
+    f.short_string(m.group, "vv group");
+    f.u32(m.perms);
+    f.u64(m.size);
+    f.enumeration(m.state, VvState::kHot, VvState::kArchived, "VV", "VV state");
+    f.enumeration(m.cache, CacheState::kCached, CacheState::kStaging, "VV", "cache state");
+    f.u64(m.created);
+    f.u64(m.finished);
+    f.u64(m.accessed);
+    f.u64(m.checksum);
+    f.array(m.copies);
+  }
 };
 
 }  // namespace vvm

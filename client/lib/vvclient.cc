@@ -1,5 +1,6 @@
 // vvclient.cc: libvvclient's C++ API (vvclient.h): control requests to vvmd, VV data over NBD
-// through libnbd.
+// through libnbd. The protocol's messages and the VV record (vvm::Vv) are used here only: what a
+// caller gets is VolumeInfo, so that the library's ABI does not move with the wire or the record.
 #include "lib/vvclient.h"
 
 #include <libnbd.h>
@@ -16,7 +17,9 @@
 #include <fmt/core.h>
 
 #include "common/config.h"
+#include "common/vv.h"
 #include "proto/client.h"
+#include "proto/messages.h"
 
 namespace vvm::client {
 
@@ -95,7 +98,8 @@ Result<Control> resolve_control(const Options& options) {
 }
 
 // One request to vvmd on a connection of its own.
-Result<rpc::ReplyBody> ask_vvmd(const Options& options, const rpc::RequestBody& request) {
+template <class R>
+Result<typename R::Reply> ask_vvmd(const Options& options, const R& request) {
   auto control = resolve_control(options);
   if (!control.ok()) return control.status();
   auto client = rpc::Client::connect(control->vvmd, control->timeout);
@@ -103,14 +107,10 @@ Result<rpc::ReplyBody> ask_vvmd(const Options& options, const rpc::RequestBody& 
   return client->call(request, control->timeout);
 }
 
-// A reply that must be a VvReply.
-Result<Vv> vv_of(Result<rpc::ReplyBody> reply, std::string_view op) {
+// The VV of a VvReply.
+Result<Vv> vv_of(Result<rpc::VvReply> reply) {
   if (!reply.ok()) return reply.status();
-  auto* vv = std::get_if<rpc::VvReply>(&*reply);
-  if (vv == nullptr) {
-    return Status::ProtocolError(fmt::format("vvmd answered {} with something else", op));
-  }
-  return std::move(vv->vv);
+  return std::move(reply->vv);
 }
 
 template <class T>
@@ -138,7 +138,71 @@ Code code_of_errno(int err) {
   }
 }
 
+// One request to vvmd for the VV's record (VV_SHOW); the name is checked first.
+Result<Vv> show_record(const Options& options, std::string_view name, int* err) {
+  if (Status ok = check_vv_name(name); !ok.ok()) {
+    if (err != nullptr) *err = EINVAL;
+    return ok;
+  }
+  return with_errno(vv_of(ask_vvmd(options, rpc::VvShowRequest{std::string(name)})), err);
+}
+
+VolumeState volume_state(VvState state) {
+  switch (state) {
+    case VvState::kFinished: return VolumeState::kFinished;
+    case VvState::kArchived: return VolumeState::kArchived;
+    case VvState::kAny:
+    case VvState::kHot: break;
+  }
+  return VolumeState::kHot;
+}
+
+Residency residency(CacheState cache) {
+  switch (cache) {
+    case CacheState::kEvicted: return Residency::kEvicted;
+    case CacheState::kStaging: return Residency::kStaging;
+    case CacheState::kCached: break;
+  }
+  return Residency::kCached;
+}
+
+VolumeInfo volume_info(const Vv& vv) {
+  VolumeInfo info;
+  info.name = vv.name;
+  info.vv_class = vv.vv_class;
+  info.client_id = vv.client_id;
+  info.size = vv.size;
+  info.state = volume_state(vv.state);
+  info.residency = residency(vv.cache);
+  info.owner = vv.owner;
+  info.group = vv.group;
+  info.perms = vv.perms;
+  info.created = vv.created;
+  info.finished = vv.finished;
+  info.accessed = vv.accessed;
+  for (const VvCopy& copy : vv.copies) info.copies += copy.vsn.empty() ? 0 : 1;
+  return info;
+}
+
 }  // namespace
+
+std::string_view state_name(VolumeState state) {
+  switch (state) {
+    case VolumeState::kHot: return "hot";
+    case VolumeState::kFinished: return "finished";
+    case VolumeState::kArchived: return "archived";
+  }
+  return "unknown";
+}
+
+std::string_view residency_name(Residency r) {
+  switch (r) {
+    case Residency::kCached: return "cached";
+    case Residency::kEvicted: return "evicted";
+    case Residency::kStaging: return "staging";
+  }
+  return "unknown";
+}
 
 Status check_vv_name(std::string_view vv_name) {
   if (vv_name.empty()) return Status::InvalidArgument("a VV name is needed");
@@ -232,18 +296,15 @@ Result<std::string> create_vv(const Options& options, std::string_view vv_class,
   request.vv_class = std::string(vv_class);
   request.size = size;
   request.client_id = id;
-  auto vv = with_errno(vv_of(ask_vvmd(options, request), "VV_CREATE"), err);
+  auto vv = with_errno(vv_of(ask_vvmd(options, request)), err);
   if (!vv.ok()) return vv.status();
   return std::move(vv->name);
 }
 
-Result<Vv> show_vv(const Options& options, std::string_view name, int* err) {
-  if (Status ok = check_vv_name(name); !ok.ok()) {
-    if (err != nullptr) *err = EINVAL;
-    return ok;
-  }
-  return with_errno(vv_of(ask_vvmd(options, rpc::VvShowRequest{std::string(name)}), "VV_SHOW"),
-                    err);
+Result<VolumeInfo> show_vv(const Options& options, std::string_view name, int* err) {
+  auto vv = show_record(options, name, err);
+  if (!vv.ok()) return vv.status();
+  return volume_info(*vv);
 }
 
 Status finish_vv(const Options& options, std::string_view name, int* err) {
@@ -251,8 +312,7 @@ Status finish_vv(const Options& options, std::string_view name, int* err) {
     if (err != nullptr) *err = EINVAL;
     return ok;
   }
-  return with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)}), "VV_FINISH"),
-                    err)
+  return with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)})), err)
       .status();
 }
 
@@ -269,7 +329,7 @@ Result<Volume> Volume::open(const Options& options, std::string_view name, Mode 
   auto uri = export_uri(base, name);
   if (!uri.ok()) return failed(EINVAL, uri.status());
   int show_err = 0;
-  auto info = show_vv(options, name, &show_err);
+  auto info = show_record(options, name, &show_err);
   if (!info.ok()) return failed(show_err, info.status());
   if (mode == Mode::kWrite && info->state != VvState::kHot) {
     return failed(EROFS, Status::PermissionDenied(fmt::format(
@@ -328,7 +388,7 @@ Result<Volume> Volume::open(const Options& options, std::string_view name, Mode 
       std::string what = "the first read (the server opens the VV then)";
       if (nbd_get_errno() == EPERM) {
         what += "; refused: nbdkit's log says why (permissions, or another host writes the VV)";
-      } else if (auto again = show_vv(options, name);
+      } else if (auto again = show_record(options, name, nullptr);
                  again.ok() && again->cache != CacheState::kCached) {
         what += fmt::format("; the VV is {}: not staged within the plugin's stage-timeout",
                             cache_state_name(again->cache));

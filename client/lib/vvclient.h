@@ -10,9 +10,10 @@
 //   Status closed = vv->close();                      // flushes, then disconnects
 //   Status finished = finish_vv(options, *name);      // read-only from now on
 //
-// Control (create, show, finish) goes to vvmd over the control protocol (proto/client.h). Data goes
-// over NBD through libnbd to the nbdkit plugin's export vv/NAME, so a program on another host
-// works the same as one beside vvmd: only Options (or the environment) differ.
+// Control (create, show, finish) goes to vvmd over vvm's control protocol, which stays inside the
+// library: what a call answers comes back in the types below (VolumeInfo). Data goes over NBD
+// through libnbd to the nbdkit plugin's export vv/NAME, so a program on another host works the same
+// as one beside vvmd: only Options (or the environment) differ.
 //
 // Errors: every call that can fail returns a Status or a Result<T> whose message names the VV
 // and the reason. The POSIX errno the C API reports for it is given too (Volume::last_errno(), or
@@ -33,9 +34,15 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "proto/messages.h"
 
 struct nbd_handle;  // libnbd's
+
+// What libvvclient exports: the library is built with every other symbol hidden, so that its
+// ABI is this header, vvclient_c.h and the Status of common/status.h, and nothing of the control
+// protocol or the configuration it uses inside.
+#ifndef VVCLIENT_API
+#define VVCLIENT_API __attribute__((visibility("default")))
+#endif
 
 namespace vvm::client {
 
@@ -62,35 +69,58 @@ inline constexpr std::string_view kDefaultNbdUri = "nbd+unix:///?socket=/run/vvm
 // nbds:// and nbds+unix:// (TLS) and nbd+vsock:// work the same. InvalidArgument for a base that
 // is not an NBD URI or already names an export, and for a VV name that is not 1 to 64 letters and
 // digits.
-Result<std::string> export_uri(std::string_view base, std::string_view vv_name);
+VVCLIENT_API Result<std::string> export_uri(std::string_view base, std::string_view vv_name);
 
 // Checks a VV name as export_uri() does ("A0000000042"): InvalidArgument naming what is wrong.
-Status check_vv_name(std::string_view vv_name);
+VVCLIENT_API Status check_vv_name(std::string_view vv_name);
 
 // The errno the C API reports for a Status of this code (kNotFound -> ENOENT, kPermissionDenied
 // -> EACCES, kUnavailable -> ECONNREFUSED, kTimeout -> ETIMEDOUT, ...).
-int error_errno(Code code);
+VVCLIENT_API int error_errno(Code code);
+
+// --- what vvmd says of a VV ---
+
+// The numbers are libvvclient's own, fixed: they do not follow vvmd's.
+enum class VolumeState { kHot = 1, kFinished = 2, kArchived = 3 };  // writable; read-only; on tape
+enum class Residency { kCached = 1, kEvicted = 2, kStaging = 3 };   // in vvmd's disk cache or not
+// "hot", "finished", "archived"; "cached", "evicted", "staging": the words vvctl prints.
+VVCLIENT_API std::string_view state_name(VolumeState state);
+VVCLIENT_API std::string_view residency_name(Residency residency);
+
+struct VolumeInfo {
+  std::string name;      // "A0000000042"
+  std::string vv_class;  // "A"
+  uint64_t client_id = 0;
+  uint64_t size = 0;  // bytes
+  VolumeState state = VolumeState::kHot;
+  Residency residency = Residency::kCached;          // an evicted VV is staged when it is opened
+  std::string owner, group;                          // user and group names
+  uint32_t perms = 0640;                             // mode bits for owner, group and others
+  uint64_t created = 0, finished = 0, accessed = 0;  // unix seconds; 0: not yet
+  unsigned copies = 0;                               // copies on tape so far
+};
 
 // --- control: one request to vvmd each, on a connection of its own ---
 
 // Creates a hot VV of class `vv_class` (one letter), `size` bytes, with the client id `id` (any
 // number the program chooses, for finding its VVs again: `vvctl ls --id`). The VV belongs to the
 // caller (its uid over vvmd's Unix socket). Returns the new name ("A0000000042").
-Result<std::string> create_vv(const Options& options, std::string_view vv_class, uint64_t size,
-                              uint64_t id, int* err = nullptr);
-// Everything vvmd knows of the VV: size, state, cache residency, owner, copies.
-Result<Vv> show_vv(const Options& options, std::string_view name, int* err = nullptr);
+VVCLIENT_API Result<std::string> create_vv(const Options& options, std::string_view vv_class,
+                                           uint64_t size, uint64_t id, int* err = nullptr);
+// What vvmd knows of the VV: size, state, cache residency, owner, copies.
+VVCLIENT_API Result<VolumeInfo> show_vv(const Options& options, std::string_view name,
+                                        int* err = nullptr);
 // Makes a hot VV finished: read-only, queued for archiving. Close every writer first: vvmd does
 // not wait for them, and a connection already open may go on writing (and what a writer has not
 // flushed may be lost). Only the owner (or root) may; InvalidArgument (EINVAL) for
 // a VV that is not hot.
-Status finish_vv(const Options& options, std::string_view name, int* err = nullptr);
+VVCLIENT_API Status finish_vv(const Options& options, std::string_view name, int* err = nullptr);
 
 // --- data: a VV opened over NBD, with a current offset, like a file descriptor ---
 
 enum class Mode { kRead, kWrite };
 
-class Volume {
+class VVCLIENT_API Volume {
  public:
   // Opens the VV: asks vvmd for it (NotFound, and EROFS for kWrite on a VV that is not hot),
   // connects to its export, and reads its first byte, so that the plugin's checks (permissions,

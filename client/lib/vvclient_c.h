@@ -44,6 +44,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* What libvvclient exports; every other symbol of the library is hidden. */
+#ifndef VVCLIENT_C_API
+#if defined(__GNUC__)
+#define VVCLIENT_C_API __attribute__((visibility("default")))
+#else
+#define VVCLIENT_C_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -57,46 +66,47 @@ typedef struct vv_handle VV;
 /* Sets where vvmd and the NBD server are for every later call of this process: vvm.conf's path,
  * vvmd's endpoint, the NBD server's URI. NULL (or "") leaves a setting to the environment, as
  * above. Returns 0; -1 with EINVAL for an NBD URI that export names cannot be put into. */
-int vv_configure(const char* conf_path, const char* vvmd, const char* nbd_uri);
+VVCLIENT_C_API int vv_configure(const char* conf_path, const char* vvmd, const char* nbd_uri);
 
 /* Creates a hot VV of class `vv_class` (a one-letter string), `size` bytes, with the client id
  * `id` (any number, to find the program's VVs again with `vvctl ls --id`), owned by the caller.
  * Its name, NUL-terminated, goes into `name` (`name_size` bytes; VV_NAME_MAX is enough). 0 on
  * success. */
-int vv_create(const char* vv_class, uint64_t size, uint64_t id, char* name, size_t name_size);
+VVCLIENT_C_API int vv_create(const char* vv_class, uint64_t size, uint64_t id, char* name,
+                             size_t name_size);
 
 /* Opens the VV `name` to read, or to read and write (a hot VV only: EROFS once finished). The
  * offset starts at 0. An evicted VV is staged from tape first: the call waits, up to the
  * plugin's stage timeout. NULL on failure. */
-VV* vv_openread(const char* name);
-VV* vv_openwrite(const char* name);
+VVCLIENT_C_API VV* vv_openread(const char* name);
+VVCLIENT_C_API VV* vv_openwrite(const char* name);
 
 /* Moves the offset as lseek(2) does (SEEK_SET, SEEK_CUR, SEEK_END) and returns it. It may go past
  * the end of the VV; a negative result is EINVAL. */
-off_t vv_lseek(VV* vv, off_t offset, int whence);
+VVCLIENT_C_API off_t vv_lseek(VV* vv, off_t offset, int whence);
 
 /* Reads up to `count` bytes at the offset into `buf` and advances the offset: returns how many,
  * fewer at the end of the VV, 0 at or past it, -1 on failure. Any size and alignment. */
-ssize_t vv_read(VV* vv, void* buf, size_t count);
+VVCLIENT_C_API ssize_t vv_read(VV* vv, void* buf, size_t count);
 
 /* Writes up to `count` bytes from `buf` at the offset and advances it: returns how many, fewer
  * when the VV ends first; -1 with ENOSPC when the offset is at or past the end, EBADF on a handle
  * from vv_openread. Data reaches the server at once; vv_close makes it durable. */
-ssize_t vv_write(VV* vv, const void* buf, size_t count);
+VVCLIENT_C_API ssize_t vv_write(VV* vv, const void* buf, size_t count);
 
 /* Flushes a writer (the data is then durable), disconnects and frees the handle, which must not
  * be used again, even when this fails (-1: the flush failed, and data may be lost). */
-int vv_close(VV* vv);
+VVCLIENT_C_API int vv_close(VV* vv);
 
 /* Makes the hot VV `name` finished: read-only, and queued for archiving to tape. Close its
  * writers first: vvmd does not wait for them, and a connection already open may go on writing.
  * Only its owner (or root) may; EINVAL if it is not hot. 0 on success. */
-int vv_finish(const char* name);
+VVCLIENT_C_API int vv_finish(const char* name);
 
 /* The message of this thread's last failed vv_* call ("vv_openwrite A0000000042: VV A0000000042
  * is finished: read-only"); "" if none failed yet. A call that succeeds leaves it as it was (as
  * errno); the pointer is valid until this thread's next failing vv_* call. */
-const char* vv_last_error(void);
+VVCLIENT_C_API const char* vv_last_error(void);
 
 #ifdef __cplusplus
 }

@@ -149,6 +149,11 @@ Result<ReplyBody> Client::call(const RequestBody& body, std::chrono::millisecond
   return std::move(reply->body);
 }
 
+Status Client::wrong_reply(Op op) {
+  return fail(Status::ProtocolError(fmt::format("{} answered {} with another operation's reply",
+                                                endpoint_.to_string(), op_name(op))));
+}
+
 Result<Reply> Client::exchange(const Request& request, std::chrono::milliseconds timeout) {
   std::string where = endpoint_.to_string();
   if (fd_ < 0) {

@@ -2,7 +2,7 @@
 // nbdkit plugin: connect to a daemon, send a request, wait for its reply, each with a deadline.
 //
 //   auto client = rpc::Client::connect(endpoint, 2s);
-//   auto reply = client->call(rpc::PingRequest{}, 2s);   // Result<rpc::ReplyBody>
+//   auto reply = client->call(rpc::PingRequest{}, 2s);   // Result<rpc::PingReply>
 //
 // Errors name the endpoint and the reason: Unavailable when nothing answers at the endpoint or
 // the daemon hangs up, Timeout when the deadline passes, ProtocolError for a reply that makes no
@@ -29,7 +29,18 @@ class Client {
   Client& operator=(const Client&) = delete;
   ~Client();
 
-  // Sends `body` and returns the daemon's result, or its error as a Status.
+  // Sends `request` and returns the daemon's result, of the request's Reply type, or its error as
+  // a Status; a reply of another type is a ProtocolError.
+  template <class R>
+  requires kIsRequest<R> Result<typename R::Reply> call(const R& request,
+                                                        std::chrono::milliseconds timeout) {
+    auto reply = call(RequestBody(request), timeout);
+    if (!reply.ok()) return reply.status();
+    auto* answer = std::get_if<typename R::Reply>(&*reply);
+    if (answer == nullptr) return wrong_reply(R::kOp);
+    return std::move(*answer);
+  }
+  // The same for a request whose type is known only at run time.
   Result<ReplyBody> call(const RequestBody& body, std::chrono::milliseconds timeout);
   // The same with the whole request and reply, for callers (and tests) that set the version or
   // the xid themselves. An error reply is a Reply, not a failed Result.
@@ -41,6 +52,7 @@ class Client {
   Client(int fd, Endpoint endpoint) : fd_(fd), endpoint_(std::move(endpoint)) {}
   void close_fd();
   Status fail(Status status);  // closes the connection and returns `status`
+  Status wrong_reply(Op op);   // a ProtocolError: the reply to `op` is of another type
 
   int fd_ = -1;
   Endpoint endpoint_;

@@ -63,10 +63,11 @@ Result<Config> load_config_and_log(std::string_view program, const CommandLine& 
   return config;
 }
 
-rpc::Handler ping_handler(std::string daemon, std::string name,
-                          std::chrono::steady_clock::time_point started) {
-  return [daemon = std::move(daemon), name = std::move(name), started](
-             const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
+rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon, std::string name,
+                                         std::chrono::steady_clock::time_point started) {
+  return server.handle<rpc::PingRequest>([daemon = std::move(daemon), name = std::move(name),
+                                          started](const rpc::PingRequest& request,
+                                                   const rpc::Peer&) -> Result<rpc::PingReply> {
     rpc::PingReply reply;
     reply.daemon = daemon;
     reply.name = name;
@@ -74,9 +75,9 @@ rpc::Handler ping_handler(std::string daemon, std::string name,
     reply.uptime_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::steady_clock::now() - started)
                                                 .count());
-    reply.payload = std::get<rpc::PingRequest>(body).payload;
-    return rpc::ReplyBody(std::move(reply));
-  };
+    reply.payload = request.payload;
+    return reply;
+  });
 }
 
 }  // namespace vvm::daemon

@@ -35,7 +35,7 @@ std::optional<int> parse_command_line(int argc, char** argv, std::string_view pr
 Result<Config> load_config_and_log(std::string_view program, const CommandLine& cmd);
 
 // Answers PING: the daemon, its name, the software version, uptime since `started`, the payload.
-rpc::Handler ping_handler(std::string daemon, std::string name,
-                          std::chrono::steady_clock::time_point started);
+rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon, std::string name,
+                                         std::chrono::steady_clock::time_point started);
 
 }  // namespace vvm::daemon

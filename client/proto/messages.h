@@ -1,14 +1,47 @@
 // proto/messages.h: the control protocol's messages as C++ values, and their XDR encoding.
 //
-// vvm_proto.x defines the wire format; rpcgen turns it into C structs and libtirpc's xdr_*
-// routines, which only proto/messages.cc sees. Everyone else works with these types: a Request
-// holds one operation's arguments, a Reply either a Status error or that operation's result.
+// vvm_proto.x is the wire format's specification; this file declares each of its messages once,
+// as a C++ struct that says everything the codec (proto/messages.cc) needs:
 //
-// Adding an operation: its arguments and result here, an arm in RequestBody and ReplyBody, and
-// the conversions in proto/messages.cc (the compiler points at every switch that needs it).
+//   struct VvShowRequest {
+//     static constexpr Op kOp = Op::kVvShow;          // its vvm_op, the union's discriminant
+//     static constexpr std::string_view kName = "vv-show";  // op_name(), for logs and errors
+//     using Reply = VvReply;                          // what a daemon answers it with
+//     std::string name;
+//     template <class F, class M>                     // M: VvShowRequest or const VvShowRequest
+//     static void fields(F& f, M& m) { f.short_string(m.name, "vv name"); }
+//   };
+//
+// `fields` lists the struct's XDR fields in the order vvm_proto.x gives them, and drives both
+// the encoding and the decoding. What `f` offers, and the XDR each call stands for:
+//
+//   f.u32(v)  f.u64(v)  f.flag(v)     unsigned int, unsigned hyper, bool
+//   f.short_string(s, "label")        string<VVM_MAX_NAME>; "label" names it in a length error
+//   f.long_string(s, "label")         string<VVM_MAX_TEXT>
+//   f.opaque(s, "label")              opaque<VVM_MAX_TEXT>
+//   f.enumeration(e, first, last, "VV", "VV state")
+//                                     an enum; a value outside [first, last] is refused on
+//                                     decode as "VV with unknown VV state 9"
+//   f.nested(x)                       a struct with its own `fields`
+//   f.array(a)                        a fixed array (std::array) of such structs
+//   f.list(v)                         a variable array (std::vector) of such structs, vvs<>
+//   f.list(v, max, "label")           a variable array of unsigned ints, groups<max>
+//   f.optional(o)                     bool present, then the unsigned hyper (0 when absent)
+//   f.failure(status, failed, "what") a vvm_code and string<VVM_MAX_TEXT> message; the Status
+//                                     is set on decode only when `failed`
+//
+// RequestBody lists every request; ReplyBody is derived from their Reply types. Both are checked
+// when this header compiles: a request without kOp, kName, Reply or fields, a reply without
+// fields, or two requests with one op do not compile. A reply type that answers more than one
+// request (VvReply, CopyAccepted) carries `Op op` to say which; the codec puts it on the wire as
+// the discriminant and refuses an op whose request has another Reply.
+//
+// Everyone works with these types: a Request holds one operation's arguments, a Reply either a
+// Status error or that operation's result.
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -20,11 +53,14 @@
 #include "common/status.h"
 #include "common/vsn.h"
 #include "common/vv.h"
+#include "proto/meta.h"
 
 namespace vvm::rpc {
 
 inline constexpr uint32_t kProtocolMagic = 0x56564d31;  // "VVM1"
 inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kMaxText = 4096;  // VVM_MAX_TEXT: string<> and opaque<> of text
+inline constexpr size_t kMaxName = 256;   // VVM_MAX_NAME: names
 
 enum class Op : uint32_t {
   kNone = 0,
@@ -47,8 +83,28 @@ enum class Op : uint32_t {
 };
 std::string_view op_name(Op op);  // "ping"
 
+// Forward declarations, so that a request can name its Reply before the reply is defined.
+struct PingReply;
+struct CopyAccepted;
+struct CopyReportAck;
+struct VvReply;
+struct VvListReply;
+struct VvOpenReply;
+struct VsnReply;
+struct VsnListReply;
+struct VvStageReply;
+struct StatusReply;
+struct VvEvictReply;
+
 struct PingRequest {
+  static constexpr Op kOp = Op::kPing;
+  static constexpr std::string_view kName = "ping";
+  using Reply = PingReply;
   std::string payload;  // echoed back
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.opaque(m.payload, "ping payload");
+  }
 };
 struct PingReply {
   std::string daemon;    // "vvmd", "vvmover"
@@ -56,6 +112,14 @@ struct PingReply {
   std::string software;  // "vvm 0.1.0"
   uint64_t uptime_ms = 0;
   std::string payload;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.daemon, "ping daemon");
+    f.short_string(m.name, "ping name");
+    f.short_string(m.software, "ping software");
+    f.u64(m.uptime_ms);
+    f.opaque(m.payload, "ping payload");
+  }
 };
 
 // ARCHIVE and STAGE (vvm_proto.x says how a copy is answered and reported).
@@ -66,6 +130,14 @@ struct TapeFile {  // what the HDR and EOF labels of a VV's tape file hold
   uint64_t size = 0;
   uint64_t time_finished = 0;
   bool operator==(const TapeFile&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vv_class, "copy class");
+    f.u64(m.serial);
+    f.u64(m.client_id);
+    f.u64(m.size);
+    f.u64(m.time_finished);
+  }
 };
 struct CopyArgs {
   std::string drive;  // "" for any free drive
@@ -77,22 +149,55 @@ struct CopyArgs {
   std::string reply_to;   // an endpoint
   uint64_t request_id = 0;
   bool operator==(const CopyArgs&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.drive, "copy drive");
+    f.short_string(m.vsn, "copy vsn");
+    f.u64(m.file_number);
+    f.long_string(m.cache_path, "copy cache path");
+    f.nested(m.file);
+    f.u64(m.checksum);
+    f.long_string(m.reply_to, "copy reply-to");
+    f.u64(m.request_id);
+  }
 };
 struct ArchiveRequest {
+  static constexpr Op kOp = Op::kArchive;
+  static constexpr std::string_view kName = "archive";
+  using Reply = CopyAccepted;
   CopyArgs copy;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.copy);
+  }
 };
 struct StageRequest {
+  static constexpr Op kOp = Op::kStage;
+  static constexpr std::string_view kName = "stage";
+  using Reply = CopyAccepted;
   CopyArgs copy;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.copy);
+  }
 };
 struct CopyAccepted {
   Op op = Op::kArchive;  // which request this answers
   uint64_t job = 0;
   std::string drive;
   bool operator==(const CopyAccepted&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.u64(m.job);
+    f.short_string(m.drive, "accepted drive");
+  }
 };
 
 enum class CopyState : uint32_t { kRunning = 0, kDone = 1, kFailed = 2 };
 struct CopyReport {
+  static constexpr Op kOp = Op::kCopyReport;
+  static constexpr std::string_view kName = "copy-report";
+  using Reply = CopyReportAck;
   uint64_t request_id = 0;
   std::string mover;
   uint64_t job = 0;
@@ -102,39 +207,103 @@ struct CopyReport {
   uint64_t file_number = 0;
   uint64_t checksum = 0;
   Status failure;  // failed; NoSpace: the VSN is full, try another
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.u64(m.request_id);
+    f.short_string(m.mover, "report mover");
+    f.u64(m.job);
+    f.enumeration(m.state, CopyState::kRunning, CopyState::kFailed, "copy report", "state");
+    f.u64(m.bytes_done);
+    f.u64(m.bytes_total);
+    f.short_string(m.vsn, "report vsn");
+    f.u64(m.file_number);
+    f.u64(m.checksum);
+    f.failure(m.failure, m.state == CopyState::kFailed, "copy report");
+  }
 };
-struct CopyReportAck {};
+struct CopyReportAck {
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
 
 // The VV catalogue (vvm_proto.x: VV_CREATE, VV_SHOW, VV_LIST, VV_FINISH, VV_REMOVE); a VV is
 // common/vv.h's Vv.
 struct VvCreateRequest {
+  static constexpr Op kOp = Op::kVvCreate;
+  static constexpr std::string_view kName = "vv-create";
+  using Reply = VvReply;
   std::string vv_class;
   uint64_t size = 0;
   uint64_t client_id = 0;
   std::string owner, group, perms;  // "": the requester's user, group, and 0640
   bool operator==(const VvCreateRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vv_class, "create class");
+    f.u64(m.size);
+    f.u64(m.client_id);
+    f.short_string(m.owner, "create owner");
+    f.short_string(m.group, "create group");
+    f.short_string(m.perms, "create perms");
+  }
 };
 struct VvShowRequest {
+  static constexpr Op kOp = Op::kVvShow;
+  static constexpr std::string_view kName = "vv-show";
+  using Reply = VvReply;
   std::string name;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+  }
 };
 struct VvFinishRequest {
+  static constexpr Op kOp = Op::kVvFinish;
+  static constexpr std::string_view kName = "vv-finish";
+  using Reply = VvReply;
   std::string name;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+  }
 };
 struct VvRemoveRequest {
+  static constexpr Op kOp = Op::kVvRemove;
+  static constexpr std::string_view kName = "vv-remove";
+  using Reply = VvReply;
   std::string name;
   bool force = false;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+    f.flag(m.force);
+  }
 };
 struct VvListRequest {
+  static constexpr Op kOp = Op::kVvList;
+  static constexpr std::string_view kName = "vv-list";
+  using Reply = VvListReply;
   VvState state = VvState::kAny;
   std::string vv_class;               // "": any
   std::optional<uint64_t> client_id;  // nullopt: any
   std::string after;                  // the last name of the previous page
   uint32_t limit = 0;                 // 0: the daemon's page size
   bool operator==(const VvListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.enumeration(m.state, VvState::kAny, VvState::kArchived, "VV list", "VV state");
+    f.short_string(m.vv_class, "list class");
+    f.optional(m.client_id);
+    f.short_string(m.after, "list after");
+    f.u32(m.limit);
+  }
 };
 // VV_OPEN and VV_CLOSE (vvm_proto.x says what a probe and a use are).
 inline constexpr size_t kMaxGroups = 1024;  // supplementary groups an open may carry
 struct VvOpenRequest {
+  static constexpr Op kOp = Op::kVvOpen;
+  static constexpr std::string_view kName = "vv-open";
+  using Reply = VvOpenReply;
   std::string name;
   bool writable = false;  // the export would be served read-write
   bool use = false;       // false: a probe that changes nothing
@@ -143,6 +312,17 @@ struct VvOpenRequest {
   std::vector<uint32_t> groups;  // supplementary
   std::string host;              // TCP: the peer's address; Unix: the plugin's host name
   bool operator==(const VvOpenRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+    f.flag(m.writable);
+    f.flag(m.use);
+    f.flag(m.tcp);
+    f.u32(m.uid);
+    f.u32(m.gid);
+    f.list(m.groups, kMaxGroups, "groups");
+    f.short_string(m.host, "open host");
+  }
 };
 struct VvOpenReply {
   Vv vv;
@@ -152,11 +332,28 @@ struct VvOpenReply {
   std::string not_ready;  // why not, when !ready
   uint64_t open_id = 0;   // use and ready: the id VV_CLOSE takes
   bool operator==(const VvOpenReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.vv);
+    f.long_string(m.cache_path, "open cache path");
+    f.flag(m.writable);
+    f.flag(m.ready);
+    f.long_string(m.not_ready, "open not-ready");
+    f.u64(m.open_id);
+  }
 };
 struct VvCloseRequest {
+  static constexpr Op kOp = Op::kVvClose;
+  static constexpr std::string_view kName = "vv-close";
+  using Reply = VvReply;
   uint64_t open_id = 0;
   bool written = false;
   bool operator==(const VvCloseRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.u64(m.open_id);
+    f.flag(m.written);
+  }
 };
 
 // The reply to VV_CREATE, VV_SHOW, VV_FINISH, VV_REMOVE and VV_CLOSE: the VV (as it was, for
@@ -165,39 +362,82 @@ struct VvReply {
   Op op = Op::kVvShow;  // which request this answers
   Vv vv;
   bool operator==(const VvReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.vv);
+  }
 };
 struct VvListReply {
   std::vector<Vv> vvs;
   bool more = false;  // ask again with after = vvs.back().name
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.vvs);
+    f.flag(m.more);
+  }
 };
 
 // The VSN catalogue (vvm_proto.x: VSN_ADD, VSN_LIST); a VSN is common/vsn.h's Vsn.
 struct VsnAddRequest {
+  static constexpr Op kOp = Op::kVsnAdd;
+  static constexpr std::string_view kName = "vsn-add";
+  using Reply = VsnReply;
   std::string vsn;
   std::string media;
   std::string vsn_class;  // "": any class of which the media is a type
   bool operator==(const VsnAddRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+    f.short_string(m.media, "vsn media");
+    f.short_string(m.vsn_class, "vsn class");
+  }
 };
 struct VsnListRequest {
+  static constexpr Op kOp = Op::kVsnList;
+  static constexpr std::string_view kName = "vsn-list";
+  using Reply = VsnListReply;
   std::string after;   // the last name of the previous page
   uint32_t limit = 0;  // 0: the daemon's page size
   bool operator==(const VsnListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.after, "list after");
+    f.u32(m.limit);
+  }
 };
 // The reply to VSN_ADD: the VSN as it was recorded.
 struct VsnReply {
   Vsn vsn;
   bool operator==(const VsnReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.vsn);
+  }
 };
 struct VsnListReply {
   std::vector<Vsn> vsns;
   bool more = false;  // ask again with after = vsns.back().name
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.vsns);
+    f.flag(m.more);
+  }
 };
 
 // VV_STAGE (vvm_proto.x).
 struct VvStageRequest {
+  static constexpr Op kOp = Op::kVvStage;
+  static constexpr std::string_view kName = "vv-stage";
+  using Reply = VvStageReply;
   std::string name;
   bool wait = false;  // a client waits for it
   bool operator==(const VvStageRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+    f.flag(m.wait);
+  }
 };
 struct VvStageReply {
   bool cached = false;   // done
@@ -207,11 +447,26 @@ struct VvStageReply {
   uint64_t bytes_done = 0, bytes_total = 0;
   uint64_t queued = 0;  // stage requests waiting in all
   bool operator==(const VvStageReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.flag(m.cached);
+    f.flag(m.copying);
+    f.short_string(m.vsn, "stage vsn");
+    f.u64(m.file);
+    f.u64(m.bytes_done);
+    f.u64(m.bytes_total);
+    f.u64(m.queued);
+  }
 };
 
 // STATUS (vvm_proto.x).
 struct StatusRequest {
+  static constexpr Op kOp = Op::kStatus;
+  static constexpr std::string_view kName = "status";
+  using Reply = StatusReply;
   bool operator==(const StatusRequest&) const = default;
+  template <class F, class M>
+  static void fields(F&, M&) {}
 };
 struct StatusDrive {
   std::string name, mover, media, vsn;
@@ -219,6 +474,18 @@ struct StatusDrive {
   uint64_t bytes_done = 0, bytes_total = 0, mounts = 0;
   bool usable = true;
   bool operator==(const StatusDrive&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "drive name");
+    f.short_string(m.mover, "drive mover");
+    f.short_string(m.media, "drive media");
+    f.short_string(m.vsn, "drive vsn");
+    f.long_string(m.copying, "drive copying");
+    f.u64(m.bytes_done);
+    f.u64(m.bytes_total);
+    f.u64(m.mounts);
+    f.flag(m.usable);
+  }
 };
 struct StatusQueue {
   std::string kind;  // "archive", "stage"
@@ -226,6 +493,15 @@ struct StatusQueue {
   uint64_t files = 0, bytes = 0, oldest_s = 0;
   bool waiting = false;
   bool operator==(const StatusQueue&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.kind, "queue kind");
+    f.short_string(m.key, "queue key");
+    f.u64(m.files);
+    f.u64(m.bytes);
+    f.u64(m.oldest_s);
+    f.flag(m.waiting);
+  }
 };
 struct StatusReply {
   uint64_t uptime_s = 0;
@@ -235,28 +511,152 @@ struct StatusReply {
   uint64_t cache_used = 0, cache_size = 0;
   uint32_t high_watermark = 0, low_watermark = 0;
   bool operator==(const StatusReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.u64(m.uptime_s);
+    f.list(m.drives);
+    f.list(m.queues);
+    f.u64(m.mounts);
+    f.u64(m.opens);
+    f.u64(m.cache_used);
+    f.u64(m.cache_size);
+    f.u32(m.high_watermark);
+    f.u32(m.low_watermark);
+  }
 };
 
 // VV_EVICT (vvm_proto.x): drop an archived VV's cache file now.
 struct VvEvictRequest {
+  static constexpr Op kOp = Op::kVvEvict;
+  static constexpr std::string_view kName = "vv-evict";
+  using Reply = VvEvictReply;
   std::string name;
   bool operator==(const VvEvictRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+  }
 };
 struct VvEvictReply {
   Vv vv;                 // as recorded after the eviction
   bool already = false;  // it was evicted before: nothing changed
   uint64_t freed = 0;    // bytes of cache space its file held
   bool operator==(const VvEvictReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.vv);
+    f.flag(m.already);
+    f.u64(m.freed);
+  }
 };
 
+// Every request of the protocol, the one list the codec, the server and the client work from.
 using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
                                  VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
                                  VvRemoveRequest, VvOpenRequest, VvCloseRequest, VsnAddRequest,
                                  VsnListRequest, VvStageRequest, StatusRequest, VvEvictRequest>;
-// monostate: an error reply
-using ReplyBody =
-    std::variant<std::monostate, PingReply, CopyAccepted, CopyReportAck, VvReply, VvListReply,
-                 VvOpenReply, VsnReply, VsnListReply, VvStageReply, StatusReply, VvEvictReply>;
+
+// --- what makes a message, checked at compile time ---
+
+// Accepts every call `fields` may make, doing nothing: what the concepts below test against.
+struct FieldProbe {
+  void u32(auto&) {}
+  void u64(auto&) {}
+  void flag(auto&) {}
+  void short_string(auto&, std::string_view) {}
+  void long_string(auto&, std::string_view) {}
+  void opaque(auto&, std::string_view) {}
+  template <class E>
+  void enumeration(E&, E, E, std::string_view, std::string_view) {}
+  void nested(auto&) {}
+  void array(auto&) {}
+  void list(auto&) {}
+  void list(auto&, size_t, std::string_view) {}
+  void optional(auto&) {}
+  void failure(auto&, bool, std::string_view) {}
+};
+
+// A struct that describes its XDR fields, for decoding (T&) and for encoding (const T&).
+template <class T>
+concept Described = requires(FieldProbe& f, T& m, const T& c) {
+  T::fields(f, m);
+  T::fields(f, c);
+};
+
+// A request: its op, its name, its reply type, and fields for both.
+template <class R>
+concept Message = Described<R> && Described<typename R::Reply> && requires {
+  { R::kOp } -> std::convertible_to<Op>;
+  { R::kName } -> std::convertible_to<std::string_view>;
+};
+
+// A reply type that answers several requests carries the op it answers.
+template <class T>
+concept CarriesOp = requires(T& t) {
+  { t.op } -> std::same_as<Op&>;
+};
+
+namespace detail {
+template <class V>
+struct Checked;
+template <class... R>
+struct Checked<std::variant<R...>> {
+  static_assert((Message<R> && ...),
+                "every request needs kOp, kName, a Reply and fields() for both: see the top of "
+                "proto/messages.h");
+  static constexpr bool kUniqueOps = [] {
+    const Op ops[] = {R::kOp...};
+    for (size_t i = 0; i < sizeof...(R); ++i) {
+      if (ops[i] == Op::kNone) return false;
+      for (size_t j = 0; j < i; ++j) {
+        if (ops[i] == ops[j]) return false;
+      }
+    }
+    return true;
+  }();
+  static_assert(kUniqueOps, "two requests share an op, or one has Op::kNone");
+  // Empty replies: std::monostate, then each request's Reply once, in the requests' order.
+  using Replies = meta::UniqueVariant<std::monostate, typename R::Reply...>;
+};
+}  // namespace detail
+
+// Whether T is one of the protocol's requests.
+template <class T>
+inline constexpr bool kIsRequest = meta::kIsAlternative<T, RequestBody>;
+
+// monostate: an error reply. Then every request's Reply type, each once, in RequestBody's order.
+using ReplyBody = detail::Checked<RequestBody>::Replies;
+
+namespace detail {
+template <class T, class... R>
+constexpr auto ops_answered(std::variant<R...>*) {
+  std::array<Op, (size_t{std::is_same_v<typename R::Reply, T>} + ... + 0)> out{};
+  size_t i = 0;
+  ((std::is_same_v<typename R::Reply, T> ? (void)(out[i++] = R::kOp) : void()), ...);
+  return out;
+}
+}  // namespace detail
+
+// The ops of the requests that reply type T answers: VvReply answers five of them.
+template <class T>
+inline constexpr auto kOpsAnswered = detail::ops_answered<T>(static_cast<RequestBody*>(nullptr));
+
+namespace detail {
+template <class T>
+constexpr bool answers_one_or_carries_op() {
+  return CarriesOp<T> || kOpsAnswered<T>.size() == 1;
+}
+template <class V>
+struct CheckedReplies;
+template <class... T>
+struct CheckedReplies<std::variant<std::monostate, T...>> {
+  static_assert((Described<T> && ...));
+  static_assert((answers_one_or_carries_op<T>() && ...),
+                "a reply type that answers several requests must carry `Op op`");
+  static constexpr bool kOk = true;
+};
+static_assert(CheckedReplies<ReplyBody>::kOk);
+}  // namespace detail
 
 Op op_of(const RequestBody& body);
 
@@ -280,7 +680,8 @@ struct Preamble {
   uint32_t xid = 0;
 };
 
-// Encoding fails only when a field is longer than vvm_proto.x allows (InvalidArgument).
+// Encoding fails only when a field is longer than vvm_proto.x allows (InvalidArgument), or a
+// reply's op is not one its type answers.
 Result<std::string> encode_request(const Request& request);
 Result<std::string> encode_reply(const Reply& reply);
 

@@ -1,6 +1,6 @@
 // proto/server.cc: the control-protocol server on Boost.Asio: acceptors for TCP and Unix
 // endpoints, one Session per connection reading record-marked requests and writing replies,
-// and the peer check done once per connection.
+// the peer check done once per connection, and the ReplySink through which a handler answers.
 #include "proto/server.h"
 
 #include <sys/socket.h>
@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <cerrno>
 #include <chrono>
@@ -114,7 +115,11 @@ struct Server::Impl {
 
   void arm(Periodic& p);
 
-  Reply dispatch(const Peer& peer, const std::string& bytes, bool* keep_open);
+  // Where a session's reply goes: written, and the connection read again if `keep_open`.
+  using Answer = std::function<void(Reply reply, bool keep_open)>;
+  // Decodes `bytes` and has the handler of its type answer through `answer`, now or later; an
+  // error (bad bytes, no handler) is answered at once.
+  void dispatch(const Peer& peer, const std::string& bytes, Answer answer);
   template <class Socket>
   void start_session(Socket socket, Peer peer, Status access);
   void accept_tcp(tcp::acceptor& acceptor);
@@ -169,20 +174,19 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     reader_.advance(n);
     if (!reader_.complete()) return read_mark();
     std::string bytes = reader_.take();
-    bool keep_open = true;
-    Reply reply;
     if (!access_.ok()) {
       // Answer the first request, so the peer learns why, then hang up.
       auto preamble = decode_preamble(bytes);
-      reply =
+      return send(
           error_reply(preamble.ok() ? *preamble : Preamble{},
                       Status::PermissionDenied(fmt::format("{} refuses {}: {}", server_->daemon,
-                                                           peer_.to_string(), access_.message())));
-      keep_open = false;
-    } else {
-      reply = server_->dispatch(peer_, bytes, &keep_open);
+                                                           peer_.to_string(), access_.message()))),
+          false);
     }
-    send(std::move(reply), keep_open);
+    auto self = this->shared_from_this();
+    server_->dispatch(peer_, bytes, [self](Reply reply, bool keep_open) {
+      self->send(std::move(reply), keep_open);
+    });
   }
 
   // Writes `reply`, then reads the next request if `keep_open`, else lets the connection end.
@@ -226,44 +230,82 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 
 }  // namespace
 
-Reply Server::Impl::dispatch(const Peer& peer, const std::string& bytes, bool* keep_open) {
-  auto preamble = decode_preamble(bytes);
-  if (!preamble.ok()) {
-    // Not our protocol at all: say so once, then stop listening to this peer.
-    log::warning("{}: {} sent {}", daemon, peer.to_string(), preamble.status().message());
-    *keep_open = false;
-    return error_reply({}, preamble.status());
+namespace {
+
+// The answer to one request: sent once, on the server's thread, to the session it came from.
+class SessionSink : public ReplySink {
+ public:
+  SessionSink(Server::Impl* server, Server::Impl::Answer answer, uint32_t xid, Op op)
+      : server_(server), answer_(std::move(answer)), xid_(xid), op_(op) {}
+
+  // A handler that let go of its Responder without answering: the client must not wait for ever.
+  ~SessionSink() override {
+    if (!sent_.load()) {
+      send(Status::Internal(
+          fmt::format("{}: {} was dropped without a reply", server_->daemon, op_name(op_))));
+    }
   }
-  auto request = decode_request(bytes);
-  if (!request.ok()) {
-    log::warning("{}: request {} from {}: {}", daemon, preamble->xid, peer.to_string(),
-                 request.status().message());
-    return error_reply(
-        *preamble,
-        Status(request.status().code(), fmt::format("{}: {}", daemon, request.status().message())));
-  }
-  Op op = op_of(request->body);
-  auto it = handlers.find(op);
-  if (it == handlers.end()) {
-    return error_reply(*preamble, Status::InvalidArgument(
-                                      fmt::format("{} does not handle {}", daemon, op_name(op))));
-  }
-  log::debug("{}: {} request {} from {}", daemon, op_name(op), request->xid, peer.to_string());
-  Reply reply;
-  reply.xid = request->xid;
-  try {
-    auto result = it->second(peer, request->body);
+
+  void send(Result<ReplyBody> result) override {
+    if (sent_.exchange(true)) return;
+    Reply reply;
+    reply.xid = xid_;
     if (result.ok()) {
       reply.body = std::move(result).value();
     } else {
       reply.status = result.status();
     }
+    if (server_->io.get_executor().running_in_this_thread()) {
+      return answer_(std::move(reply), true);
+    }
+    // From another thread: the session is the server thread's to touch.
+    asio::post(server_->io,
+               [server = server_, answer = answer_, reply = std::move(reply)]() mutable {
+                 if (!server->stopped) answer(std::move(reply), true);
+               });
+  }
+
+ private:
+  Server::Impl* server_;
+  Server::Impl::Answer answer_;
+  uint32_t xid_;
+  Op op_;
+  std::atomic<bool> sent_{false};
+};
+
+}  // namespace
+
+void Server::Impl::dispatch(const Peer& peer, const std::string& bytes, Answer answer) {
+  auto preamble = decode_preamble(bytes);
+  if (!preamble.ok()) {
+    // Not our protocol at all: say so once, then stop listening to this peer.
+    log::warning("{}: {} sent {}", daemon, peer.to_string(), preamble.status().message());
+    return answer(error_reply({}, preamble.status()), false);
+  }
+  auto request = decode_request(bytes);
+  if (!request.ok()) {
+    log::warning("{}: request {} from {}: {}", daemon, preamble->xid, peer.to_string(),
+                 request.status().message());
+    return answer(
+        error_reply(*preamble, Status(request.status().code(),
+                                      fmt::format("{}: {}", daemon, request.status().message()))),
+        true);
+  }
+  Op op = op_of(request->body);
+  auto it = handlers.find(op);
+  if (it == handlers.end()) {
+    return answer(error_reply(*preamble, Status::InvalidArgument(fmt::format(
+                                             "{} does not handle {}", daemon, op_name(op)))),
+                  true);
+  }
+  log::debug("{}: {} request {} from {}", daemon, op_name(op), request->xid, peer.to_string());
+  auto sink = std::make_shared<SessionSink>(this, std::move(answer), request->xid, op);
+  try {
+    it->second(request->body, peer, sink);
   } catch (const std::exception& e) {
     log::error("{}: {} from {} failed: {}", daemon, op_name(op), peer.to_string(), e.what());
-    reply.status =
-        Status::Internal(fmt::format("{}: {} failed: {}", daemon, op_name(op), e.what()));
+    sink->send(Status::Internal(fmt::format("{}: {} failed: {}", daemon, op_name(op), e.what())));
   }
-  return reply;
 }
 
 void Server::Impl::session_ended(uint64_t session) {
@@ -353,7 +395,7 @@ Server::~Server() {
   impl_->close_all();
 }
 
-void Server::handle(Op op, Handler handler) { impl_->handlers[op] = std::move(handler); }
+void Server::add_handler(Op op, Handler handler) { impl_->handlers[op] = std::move(handler); }
 
 void Server::on_disconnect(std::function<void(uint64_t session)> hook) {
   impl_->disconnect_hook = std::move(hook);

@@ -3,16 +3,35 @@
 // A Server listens on any number of TCP and Unix endpoints, checks each peer against an
 // AccessPolicy when it connects (TCP: the peer's address against allow-host; Unix: SO_PEERCRED's
 // uid and the peer's groups against root, the daemon's own uid, allow-uid and allow-group), then
-// reads requests and answers each with the handler registered for its operation. A refused peer
+// reads requests and answers each with the handler registered for its type. A refused peer
 // gets one PermissionDenied reply that says why, and the connection is closed. A request the
 // server cannot use (another protocol version, an unknown operation, bad XDR) gets an error reply
 // and the connection stays usable, since record marking keeps the framing intact; a record over
 // the size limit closes the connection.
 //
 //   rpc::Server server("vvmd", config.vvmd_access);
-//   server.handle(rpc::Op::kPing, [&](const rpc::Peer&, const rpc::RequestBody& r) {...});
+//   server.handle<rpc::VvShowRequest>(
+//       [&](const rpc::VvShowRequest& r, const rpc::Peer&) -> Result<rpc::VvReply> {...});
 //   VVM_RETURN_IF_ERROR(server.listen(endpoint));
 //   server.run({SIGTERM, SIGINT});   // returns once a signal arrives or stop() is called
+//
+// The op a handler serves is its request type's (VvShowRequest::kOp), and what it returns must be
+// that request's Reply: anything else does not compile. A handler that cannot answer at once
+// takes a Responder as well and answers through it later, from any thread:
+//
+//   server.handle<rpc::VvCreateRequest>(
+//       [&](const rpc::VvCreateRequest& r, const rpc::Peer& peer,
+//           rpc::Responder<rpc::VvCreateRequest> answer) { commits.add(r, std::move(answer)); });
+//
+// Until then that connection reads no more requests (its client waits for this reply anyway);
+// the others are served meanwhile. A Responder dropped without an answer sends an Internal
+// error, so that no client waits for ever.
+//
+// handle<R>() returns a Served<R>, which nothing else makes: a module's serve() returns the
+// Served<...> of what it registered, and a daemon that declares the whole of what it serves
+//   using Serves = rpc::Served<rpc::PingRequest, rpc::VvCreateRequest, ...>;
+//   const Serves served = ping + catalog.serve(server) + ...;
+// does not compile while one of those requests has no handler, or one is served twice.
 //
 // Handlers run one at a time on the server's thread: they must not block for long.
 #pragma once
@@ -26,6 +45,8 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "common/config.h"
 #include "common/status.h"
@@ -46,7 +67,66 @@ struct Peer {
   std::string to_string() const;  // the address, or "uid 1000 gid 1000 pid 4242"
 };
 
-using Handler = std::function<Result<ReplyBody>(const Peer& peer, const RequestBody& request)>;
+// Where the answer to one request goes: to the connection it came on, once. Made by the Server;
+// handlers see it through a Responder.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  // The first call sends; later ones are ignored. Safe from any thread.
+  virtual void send(Result<ReplyBody> result) = 0;
+};
+
+// Answers request R, now or later, from any thread, once. Copies share the one answer. It must
+// not outlive the Server whose handler received it.
+template <class R>
+class Responder {
+ public:
+  explicit Responder(std::shared_ptr<ReplySink> sink) : sink_(std::move(sink)) {}
+
+  void reply(Result<typename R::Reply> result) const {
+    if (!result.ok()) return sink_->send(result.status());
+    typename R::Reply answer = std::move(result).value();
+    if constexpr (CarriesOp<typename R::Reply>) answer.op = R::kOp;  // the op is the request's
+    sink_->send(ReplyBody(std::move(answer)));
+  }
+
+ private:
+  std::shared_ptr<ReplySink> sink_;
+};
+
+// Proof that handlers for the requests R... were registered: Server::handle makes a Served<R>,
+// `+` joins them, and a Served converts only to the Served of the same requests in any order.
+template <class... R>
+class Served {
+  static_assert((kIsRequest<R> && ...), "Served lists requests of proto/messages.h");
+  static_assert(meta::kDistinct<R...>, "a request is served twice");
+
+ public:
+  // Only from the same requests: a request listed here and not in S... has no handler, one in
+  // S... and not here is served without being listed, and neither converts.
+  template <class... S>
+  requires(meta::kSubset<meta::List<R...>, meta::List<S...>>&&
+               meta::kSubset<meta::List<S...>, meta::List<R...>>) Served(const Served<S...>&) {
+  }  // NOLINT: implicit, so that a serve() can return a join
+
+ private:
+  Served() = default;
+  friend class Server;
+  template <class...>
+  friend class Served;
+  template <class... A, class... B>
+  friend Served<A..., B...> operator+(const Served<A...>&, const Served<B...>&);
+};
+
+template <class... A, class... B>
+Served<A..., B...> operator+(const Served<A...>&, const Served<B...>&) {
+  return {};
+}
+
+// How the server calls a handler, whatever its kind: the request, who sent it, where the answer
+// goes.
+using Handler =
+    std::function<void(const RequestBody& request, const Peer& peer, std::shared_ptr<ReplySink>)>;
 
 class Server {
  public:
@@ -56,7 +136,29 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  void handle(Op op, Handler handler);
+  // Serves R with `handler`, which is either
+  //   (const R&, const Peer&) -> Result<R::Reply>          answers at once, or
+  //   (const R&, const Peer&, Responder<R>) -> void         answers through the Responder.
+  // A later handle<R> replaces an earlier one.
+  template <class R, class F>
+  Served<R> handle(F handler) {
+    static_assert(kIsRequest<R>, "handle<R>: R is not a request of proto/messages.h");
+    if constexpr (std::is_invocable_v<F&, const R&, const Peer&, Responder<R>>) {
+      add_handler(R::kOp, [h = std::move(handler)](const RequestBody& body, const Peer& peer,
+                                                   std::shared_ptr<ReplySink> sink) mutable {
+        h(std::get<R>(body), peer, Responder<R>(std::move(sink)));
+      });
+    } else {
+      static_assert(std::is_invocable_r_v<Result<typename R::Reply>, F&, const R&, const Peer&>,
+                    "a handler of R takes (const R&, const Peer&) and returns "
+                    "Result<R::Reply>, or takes a Responder<R> as well and returns nothing");
+      add_handler(R::kOp, [h = std::move(handler)](const RequestBody& body, const Peer& peer,
+                                                   std::shared_ptr<ReplySink> sink) mutable {
+        Responder<R>(std::move(sink)).reply(h(std::get<R>(body), peer));
+      });
+    }
+    return Served<R>();
+  }
   // Called on the server's thread when a connection ends (the peer hung up or was refused, or
   // the framing was lost), with its Peer::session; not for the connections that stop() closes.
   void on_disconnect(std::function<void(uint64_t session)> hook);
@@ -84,6 +186,8 @@ class Server {
   struct Impl;  // proto/server.cc: the Asio state its connections share
 
  private:
+  void add_handler(Op op, Handler handler);
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,5 +1,5 @@
-// copy.cc: archive and stage (copy.h), the pipeline that overlaps file and tape I/O, and the
-// label scans vvtape uses.
+// copy/copy.cc: archive and stage (copy/copy.h), the pipeline that overlaps file and tape I/O,
+// and the whole-file read vvtape uses; the label scans are tape/scan.cc's.
 #include "copy/copy.h"
 
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 #include <fmt/core.h>
 
 #include "tape/library.h"
+#include "tape/scan.h"
 
 namespace vvm::tape {
 
@@ -27,9 +28,6 @@ namespace {
 
 // The largest block a SIMH image (and so EmulatedTape) holds.
 constexpr size_t kMaxWriteBlock = 0xFFFFFF;
-// Labels are read into a buffer this big, so that a data block where a label should be is read
-// whole and recognised as "not a label" instead of failing with ENOMEM.
-constexpr size_t kLabelBuffer = 64 * 1024;
 // Buffers are aligned for direct I/O (st's bounce buffer is skipped with aligned user buffers).
 constexpr size_t kAlign = 4096;
 
@@ -181,102 +179,6 @@ Status write_full(int fd, const char* buf, size_t n) {
     n -= static_cast<size_t>(put);
   }
   return Status::Ok();
-}
-
-// How messages name a tape file: "VSN V00001 file 3".
-std::string where(const std::string& vsn, uint64_t n) {
-  return fmt::format("VSN {} file {}", vsn, n);
-}
-
-Status with_context(const Status& s, std::string_view context) {
-  return Status(s.code(), fmt::format("{}: {}", context, s.message()));
-}
-
-// Reads the VOL label and checks it names `vsn`.
-Status check_volume(TapeDevice& tape, const std::string& vsn) {
-  auto vol = read_volume_label(tape);
-  if (!vol.ok()) {
-    if (vol.status().code() == Code::kIoError) return vol.status();
-    return Status::Mismatch(
-        fmt::format("wrong tape in {}: expected VSN {}, found no VOL label ({})", tape.name(), vsn,
-                    vol.status().message()));
-  }
-  if (vol->vsn != vsn) {
-    return Status::Mismatch(
-        fmt::format("wrong tape in {}: expected VSN {}, found VSN {}", tape.name(), vsn, vol->vsn));
-  }
-  return Status::Ok();
-}
-
-// The number of tape marks on the tape (so files 0 .. marks-1 end with one), leaving the tape at
-// end of data. st may not know the file number after a fast MTEOM: then count by spacing.
-Result<uint64_t> count_marks(TapeDevice& tape) {
-  if (TapeResult r = tape.position_to_end_of_data(); !r.ok()) return r.status;
-  StateResult st = tape.status();
-  if (st.ok() && st.state.file_number >= 0) return static_cast<uint64_t>(st.state.file_number);
-  if (TapeResult r = tape.rewind(); !r.ok()) return r.status;
-  uint64_t marks = 0;
-  while (tape.space_forward(1).ok()) ++marks;
-  return marks;
-}
-
-// One block read into a label-sized buffer: a label, or why it is not one.
-struct LabelRead {
-  BlockKind kind = BlockKind::kData;
-  std::optional<FileLabel> label;
-  std::string not_label;  // why the block is not a HDR/EOF label (kData only)
-  bool damaged = false;   // an 80-byte block that does not decode: not_label names the field
-
-  // Why this is not the `want` label that should be here: "HDR label: missing (a data block of
-  // 262144 bytes)", or the decoder's message, which names the label and the field.
-  std::string why_not(std::string_view want) const {
-    if (damaged) return not_label;
-    if (label) {
-      return fmt::format("{} label: missing (found a {} label)", want,
-                         label_kind_name(label->kind));
-    }
-    return fmt::format("{} label: missing (found {})", want, not_label);
-  }
-};
-
-Result<LabelRead> read_label_block(TapeDevice& tape) {
-  std::string buf(kLabelBuffer, '\0');
-  ReadResult r = tape.read_block(buf);
-  LabelRead out;
-  if (!r.ok()) {
-    if (r.err != ENOMEM) return r.status;
-    out.not_label = fmt::format("a data block of more than {} bytes", kLabelBuffer);
-    return out;
-  }
-  out.kind = r.kind;
-  if (r.kind != BlockKind::kData) return out;
-  auto label = FileLabel::decode(std::string_view(buf.data(), r.size));
-  if (label.ok()) {
-    out.label = *label;
-  } else {
-    out.damaged = r.size == kLabelSize;
-    out.not_label =
-        out.damaged ? label.status().message() : fmt::format("a data block of {} bytes", r.size);
-  }
-  return out;
-}
-
-// The last block of terminated file k (k >= 1, tape mark k+1 exists), read by spacing back
-// from the tape mark after it. kTapeMark when the file is empty.
-Result<LabelRead> last_block_of(TapeDevice& tape, uint64_t k) {
-  if (TapeResult r = tape.position_to_file(k + 1); !r.ok()) return r.status;
-  if (TapeResult r = tape.space_back(1); !r.ok()) return r.status;
-  if (TapeResult r = tape.space_back_blocks(1); !r.ok()) {
-    // A tape mark right before: the file is empty (st reports that as EIO too).
-    StateResult st = tape.status();
-    if (st.ok() && st.state.file_number >= 0 && static_cast<uint64_t>(st.state.file_number) == k) {
-      return r.status;  // still inside file k: a real failure
-    }
-    LabelRead empty;
-    empty.kind = BlockKind::kTapeMark;
-    return empty;
-  }
-  return read_label_block(tape);
 }
 
 // Checks the VOL label and finds where file n goes: the last complete file must be n-1, or n
@@ -652,75 +554,6 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
   Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return Status::FromErrno(errno, dir);
   return StageDone{contents->bytes, contents->checksum};
-}
-
-// --- labels only ---
-
-Result<std::vector<FileSummary>> list_files(TapeDevice& tape) {
-  auto vol = read_volume_label(tape);
-  if (!vol.ok()) return vol.status();
-  auto marks = count_marks(tape);
-  if (!marks.ok()) return marks.status();
-  // Blocks after the last tape mark: a file st never closed (the writer was killed).
-  bool open_tail = false;
-  if (*marks > 0) {
-    if (TapeResult r = tape.position_to_file(*marks); !r.ok()) return r.status;
-    auto b = read_label_block(tape);
-    if (!b.ok()) return b.status();
-    open_tail = b->kind == BlockKind::kData;
-  }
-  const uint64_t files = *marks + (open_tail ? 1 : 0);
-  std::vector<FileSummary> out;
-  for (uint64_t k = 1; k < files; ++k) {
-    FileSummary f;
-    f.number = k;
-    if (TapeResult r = tape.position_to_file(k); !r.ok()) return r.status;
-    auto first = read_label_block(tape);
-    if (!first.ok()) return with_context(first.status(), fmt::format("file {}", k));
-    if (first->kind != BlockKind::kData) {
-      f.empty = true;
-      if (k + 1 != files) f.problems.push_back("empty: a tape mark only");
-      out.push_back(std::move(f));
-      continue;
-    }
-    if (!first->label || first->label->kind != LabelKind::kHdr) {
-      f.problems.push_back(first->why_not("HDR"));
-    } else {
-      f.hdr = first->label;
-      if (f.hdr->file_number != k) {
-        f.problems.push_back(fmt::format(
-            "HDR label field file number: expected {:010}, found {:010}", k, f.hdr->file_number));
-      }
-    }
-    Result<LabelRead> last = LabelRead{};
-    if (k < *marks) {
-      last = last_block_of(tape, k);
-    } else {
-      // The open tail: its last block is the last before end of data.
-      TapeResult r = tape.position_to_end_of_data();
-      if (r.ok()) r = tape.space_back_blocks(1);
-      last = r.ok() ? read_label_block(tape) : Result<LabelRead>(r.status);
-    }
-    if (!last.ok()) return with_context(last.status(), fmt::format("file {}", k));
-    if (last->kind == BlockKind::kData && last->label && last->label->kind == LabelKind::kEof) {
-      f.eof = last->label;
-      if (f.hdr) {
-        if (Status s = check_eof(*f.hdr, *f.eof); !s.ok()) {
-          f.problems.push_back(fmt::format("EOF label disagrees with the HDR: {}", s.message()));
-        }
-      } else if (f.eof->file_number != k) {
-        f.problems.push_back(fmt::format(
-            "EOF label field file number: expected {:010}, found {:010}", k, f.eof->file_number));
-      }
-    } else {
-      f.partial = true;
-      if (last->damaged) f.problems.push_back(last->not_label);
-      if (k + 1 != files) f.problems.push_back("no EOF label, and more files follow");
-    }
-    if (k >= *marks) f.problems.push_back("no tape mark at the end");
-    out.push_back(std::move(f));
-  }
-  return out;
 }
 
 }  // namespace vvm::tape

@@ -2,8 +2,8 @@
 // file becomes the next tape file of a VSN) and stage (tape file N of a VSN becomes a cache file).
 // vvtape uses the same reading code for cat, ls and verify.
 //
-// Layout on tape (DESIGN.md, "Tape"; it overrides the CTA-like layout of notes §2, which puts a
-// tape mark between each label and the data). Every VV is exactly one tape file, so tape file
+// Layout on tape (DESIGN.md, "Tape"; unlike CTA's and ANSI's layouts there is no tape mark
+// between a label and the data). Every VV is exactly one tape file, so tape file
 // number, label file number and the number of tape marks before the file are all the same N:
 //
 //   file 0:  VOL | TM
@@ -45,6 +45,7 @@
 #include "common/status.h"
 #include "tape/device.h"
 #include "tape/label.h"
+#include "tape/scan.h"
 
 namespace vvm::tape {
 
@@ -149,19 +150,6 @@ Result<FileContents> read_file(TapeDevice& tape, const std::string& vsn, uint64_
                                unsigned fields = kAllFields,
                                size_t max_block_size = kDefaultMaxBlockSize, size_t buffers = 8,
                                const Progress& progress = {});
-
-// What the labels of one tape file say, found by spacing (no data is read).
-struct FileSummary {
-  uint64_t number = 0;
-  std::optional<FileLabel> hdr;
-  std::optional<FileLabel> eof;
-  bool partial = false;  // no EOF label: an interrupted archive (harmless if it is the last file)
-  bool empty = false;    // just a tape mark (the end of a tape that ran out of space)
-  std::vector<std::string> problems;  // every way the labels are wrong, one sentence each
-};
-
-// Every file after file 0, in order.
-Result<std::vector<FileSummary>> list_files(TapeDevice& tape);
 
 // The checksum archive() and stage() compute, for tests and tools.
 uint64_t checksum_of(std::span<const char> data);

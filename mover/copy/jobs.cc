@@ -165,7 +165,7 @@ Result<std::string> CopyJobs::pick_drive(const rpc::CopyArgs& args,
   return Status::Busy(fmt::format("mover {}: every {} drive is busy", mover_, media));
 }
 
-Result<rpc::ReplyBody> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args) {
+Result<rpc::CopyAccepted> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args) {
   const char* what = op == rpc::Op::kArchive ? "archive" : "stage";
   if (config_.library_kind != "emulated") {
     return Status::Unavailable(
@@ -237,7 +237,7 @@ Result<rpc::ReplyBody> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args) {
   drive_jobs_[*drive] = job->id;
   jobs_[job->id] = std::move(job);
   [[maybe_unused]] ssize_t n = ::write(wake_[1], "x", 1);  // poll the new pipe too
-  return rpc::ReplyBody(accepted);
+  return accepted;
 }
 
 Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) {

@@ -47,7 +47,7 @@ class CopyJobs {
   // Finds the program to run as the copy child (this executable) and starts the supervisor.
   Status start();
   // The ARCHIVE or STAGE handler's work: CopyAccepted, or the error reply.
-  Result<rpc::ReplyBody> submit(rpc::Op op, const rpc::CopyArgs& args);
+  Result<rpc::CopyAccepted> submit(rpc::Op op, const rpc::CopyArgs& args);
   // Kills the running copies, reports them failed, waits for the supervisor. Idempotent.
   void stop();
 

@@ -7,7 +7,9 @@
 #
 # Everything started here is stopped when the script exits, whether it passes, fails or is
 # interrupted, and the temporary folder is removed. When the script fails, the logs of what it
-# started are printed.
+# started are printed. cluster.sh, sourced at the end, adds a whole vvm system: vvm.conf from a
+# few parameters (vvm_conf), vvmd, the movers and nbdkit with the plugin (start_vvmd,
+# start_mover, start_plugin).
 
 [[ -n ${_vvm_functions_loaded:-} ]] && return 0
 _vvm_functions_loaded=1
@@ -18,6 +20,8 @@ VVM_PLUGIN=$VVM_BUILD_DIR/nbdkit-plugin/nbdkit-vvm-plugin.so
 export PATH=/usr/bin:$PATH:/usr/sbin:/sbin  # nbd-client lives in /usr/sbin
 # How long anything started may take to become ready, in seconds.
 : "${VVM_READY_TIMEOUT:=60}"
+# A mebibyte, for the sizes and offsets the tests write.
+M=$((1024 * 1024))
 
 # --- failure and skipping ---
 
@@ -85,11 +89,17 @@ _vvm_need_tmpdir() {
 
 # --- processes ---
 
+declare -A _vvm_killed # pid -> 1 for a process the test killed on purpose (kill_daemon)
+
 # _vvm_stop NAME PID LOG: SIGTERM to PID and its children, up to 10 s to exit, then SIGKILL.
 # Ending with any status but 0 or SIGTERM's (a sanitizer report, a crash, a hang) fails the test
-# and prints the end of LOG.
+# and prints the end of LOG; a process the test killed with kill_daemon is only waited for.
 _vvm_stop() {
   local name=$1 pid=$2 log=$3 i status=0
+  if [[ -n ${_vvm_killed[$pid]:-} ]]; then
+    wait "$pid" 2>/dev/null || true
+    return 0
+  fi
   if kill -0 "$pid" 2>/dev/null; then
     pkill -TERM -P "$pid" 2>/dev/null
     kill -TERM "$pid" 2>/dev/null
@@ -124,9 +134,20 @@ _vvm_wait_ready() {
   die "$name not ready after ${VVM_READY_TIMEOUT}s ('$*' kept failing)"
 }
 
+# _vvm_new_log NAME: print a log path for NAME that no earlier process used: $tmpdir/NAME.log,
+# else NAME-2.log, NAME-3.log ...
+_vvm_new_log() {
+  local log=$tmpdir/$1.log n=1
+  while [[ -e $log ]]; do
+    n=$((n + 1))
+    log=$tmpdir/$1-$n.log
+  done
+  echo "$log"
+}
+
 # start_daemon NAME READY_CMD... -- CMD...: start CMD in the background, its output in
-# $tmpdir/NAME.log, and wait until READY_CMD succeeds. It is stopped at exit; $daemon_pid is its
-# pid.
+# $tmpdir/NAME.log (NAME-2.log ... when NAME was started before), and wait until READY_CMD
+# succeeds. It is stopped at exit; $daemon_pid is its pid, $daemon_log its log.
 start_daemon() {
   local name=$1 ready=() log
   shift
@@ -137,12 +158,32 @@ start_daemon() {
   (($# > 1)) || die "start_daemon $name: usage: start_daemon NAME READY_CMD... -- CMD..."
   shift
   _vvm_need_tmpdir
-  log=$tmpdir/$name.log
+  log=$(_vvm_new_log "$name")
   "$@" </dev/null >"$log" 2>&1 &
   daemon_pid=$!
+  daemon_log=$log
+  unset "_vvm_killed[$daemon_pid]"
+  name=$(basename "$log" .log)
   _vvm_logs+=("$name=$log")
   cleanup_fn _vvm_stop "$name" "$daemon_pid" "$log"
   _vvm_wait_ready "$name" "$daemon_pid" "${ready[@]}"
+}
+
+# stop_daemon PID NAME: SIGTERM to PID (a daemon started here) and wait for it; fails the test,
+# naming NAME, unless it exits with status 0.
+stop_daemon() {
+  local status=0
+  kill -TERM "$1"
+  wait "$1" || status=$?
+  ((status == 0)) || die "$2 exited with status $status on SIGTERM"
+}
+
+# kill_daemon PID: SIGKILL to PID (a daemon started here, killed on purpose) and wait for it; the
+# stop at exit does not count the kill as a crash.
+kill_daemon() {
+  _vvm_killed[$1]=1
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 _vvm_nbdkit_count=0
@@ -188,6 +229,7 @@ start_nbdkit() {
   env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} \
     nbdkit -f -v --exit-with-parent -P "$pidfile" "${listen[@]}" "$@" </dev/null >"$nbdkit_log" 2>&1 &
   nbdkit_pid=$!
+  unset "_vvm_killed[$nbdkit_pid]"
   _vvm_logs+=("nbdkit$_vvm_nbdkit_count=$nbdkit_log")
   cleanup_fn _vvm_stop_nbdkit "nbdkit$_vvm_nbdkit_count" "$nbdkit_pid" "$nbdkit_log"
   _vvm_wait_ready "nbdkit$_vvm_nbdkit_count" "$nbdkit_pid" test -s "$pidfile"
@@ -267,6 +309,62 @@ expect() {
   echo "ok: $* -> $status: $(head -n1 <<<"$out")"
 }
 
-# kill_quietly PID: SIGKILL, whether or not PID is still there (a cleanup_fn for daemons a test
-# kills on purpose, which start_daemon's stop would count as crashed).
+# kill_quietly PID: SIGKILL, whether or not PID is still there (a cleanup_fn for a background
+# job of the test's own).
 kill_quietly() { kill -KILL "$1" 2>/dev/null || true; }
+
+# check JQ_FILTER EXPECTED JSON: jq -r JQ_FILTER on JSON prints EXPECTED; else the test dies.
+check() {
+  local got
+  got=$(jq -r "$1" <<<"$3") || die "jq '$1' failed on: $3"
+  [[ $got == "$2" ]] || die "jq '$1' gave '$got', wanted '$2'"
+}
+
+# aligned TABLE COLUMN...: in TABLE (a header line, then rows, as vvctl prints them) each COLUMN
+# of the header starts at the same offset on every row; else the test dies.
+aligned() {
+  local table=$1 header col prefix line word
+  shift
+  header=$(head -n1 <<<"$table")
+  for col in "$@"; do
+    prefix=${header%%"$col"*}
+    while read -r line; do
+      word=$(awk -v n="$(wc -w <<<"$prefix")" '{print $(n + 1)}' <<<"$line")
+      [[ ${line:${#prefix}:${#word}} == "$word" ]] || die "column $col is not aligned in: $line"
+    done < <(tail -n +2 <<<"$table")
+  done
+}
+
+# wait_log FILE PATTERN [SECONDS]: FILE gets a line matching the extended regular expression
+# PATTERN within SECONDS (10); else the test dies.
+wait_log() {
+  local i
+  for ((i = 0; i < ${3:-10} * 10; i++)); do
+    grep -Eq -- "$2" "$1" && return 0
+    sleep 0.1
+  done
+  die "no /$2/ in $1 after ${3:-10} s"
+}
+
+# io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
+io() {
+  local uri=$1 out status=0
+  shift
+  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status == 0)) && ! grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri: $out"
+}
+
+# io_fails URI QEMU_IO_ARGS...: qemu-io fails (to open, or a command); its output in $out.
+io_fails() {
+  local uri=$1 status=0
+  shift
+  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status != 0)) || grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri succeeded: $out"
+}
+
+# The unprivileged user that tests run clients as, and its name. A test that uses it makes
+# $tmpdir reachable (chmod 755) and lets uid 65534 in (vvm_conf vvmd.allow-uid=65534).
+nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
+nobody_name=$(id -un 65534)
+
+source "$VVM_SOURCE_DIR/test/harness/cluster.sh"

@@ -6,47 +6,22 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvmover=$VVM_BUILD_DIR/mover/vvmover
-vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
 chmod 755 "$tmpdir" # the socket must be reachable by the unprivileged user below
 port=$(pick_unused_port)
 mport=$(pick_unused_port)
 nobody_uid=$(id -u nobody)
-
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-listen = 127.0.0.1:$port
-allow-host = 127.0.0.1
-[media LTO9]
-capacity = 18T
-[class A]
-media = LTO9
-[mover m1]
-listen = 127.0.0.1:$mport
-[mover m2]
-listen = unix:$tmpdir/run/m2.sock
-[drive d0]
-mover = m1
-media = LTO9
-CONF
-conf=$tmpdir/vvm.conf
-
+# m1 on TCP with the drive, m2 on a Unix socket with none.
+vvm_conf vvmd.listen+="127.0.0.1:$port" vvmd.allow-host=127.0.0.1 movers="m1 m2" \
+  mover.m1.listen="127.0.0.1:$mport" drives=LTO9
 
 # Nothing is running yet: a clear failure, exit 1.
 expect 1 "cannot connect to unix:$tmpdir/run/vvmd.sock" -- "$vvctl" --conf "$conf" ping --timeout 2
 
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf" --log-level debug
-vvmd_pid=$daemon_pid
-start_daemon m1 "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
-  "$vvmover" --conf "$conf" --name m1
-start_daemon m2 "$vvctl" --conf "$conf" ping --target mover:m2 --timeout 1 -- \
-  "$vvmover" --conf "$conf" --name m2
-m2_pid=$daemon_pid
+start_vvmd --log-level debug
+start_mover m1
+start_mover m2
+m2_pid=$mover_pid m2_log=$mover_log
 
 expect 0 "^vvmd $(hostname) at unix:$tmpdir/run/vvmd.sock: vvm [0-9.]+, up" -- \
   "$vvctl" --conf "$conf" ping
@@ -60,7 +35,7 @@ VVM_CONF=$conf "$vvctl" ping >/dev/null || die "vvctl did not read \$VVM_CONF"
 # Another uid on the Unix socket: refused, with the reason, and logged by vvmd.
 expect 1 "vvmd refuses uid $nobody_uid .*allow-uid or allow-group" -- \
   setpriv --reuid=nobody --regid=nogroup --clear-groups "$vvctl" --conf "$conf" ping
-grep -q "refused uid $nobody_uid" "$tmpdir/vvmd.log" || die "vvmd did not log the refusal"
+grep -q "refused uid $nobody_uid" "$vvmd_log" || die "vvmd did not log the refusal"
 
 # A second vvmd on the same socket stops at once and leaves the first one serving.
 expect 1 "another daemon is listening" -- "$vvmd" --conf "$conf"
@@ -79,15 +54,13 @@ expect 0 "--conf" -- "$vvmd" --help
 expect 0 "^vvmd \(vvm\) [0-9]" -- "$vvmd" --version
 
 # SIGTERM: exit 0, socket removed, "stopped" logged.
-kill -TERM "$m2_pid"
-wait "$m2_pid" || die "vvmover m2 exited with status $? on SIGTERM"
+stop_daemon "$m2_pid" "vvmover m2"
 [[ ! -e $tmpdir/run/m2.sock ]] || die "vvmover m2 left its socket behind"
-grep -q "vvmover m2 stopped" "$tmpdir/m2.log" || die "vvmover m2 did not log its stop"
+grep -q "vvmover m2 stopped" "$m2_log" || die "vvmover m2 did not log its stop"
 expect 1 "cannot connect to unix:$tmpdir/run/m2.sock" -- \
   "$vvctl" --conf "$conf" ping --target mover:m2 --timeout 2
 
-kill -TERM "$vvmd_pid"
-wait "$vvmd_pid" || die "vvmd exited with status $? on SIGTERM"
+stop_vvmd
 [[ ! -e $tmpdir/run/vvmd.sock ]] || die "vvmd left its socket behind"
-grep -q "vvmd stopped" "$tmpdir/vvmd.log" || die "vvmd did not log its stop"
+grep -q "vvmd stopped" "$vvmd_log" || die "vvmd did not log its stop"
 echo "control-ping: all checks passed"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # install.sh: `meson install` puts the programs, the plugin (in nbdkit's plugin folder), the
 # headers, the library and the example configuration where a distribution would, and the
-# installed plugin is one nbdkit can load.
+# installed plugin is one nbdkit can load. libvvclient installs its public headers and nothing
+# more, a C++ program compiles and links against them with pkg-config, and the library exports
+# only its API (the C vv_* functions, vvm::client, vvm::Status), none of vvm's inside.
 set -euo pipefail
 build=${VVM_BUILD_DIR:?run me from meson test}
 tmp=$(mktemp -d)
@@ -14,8 +16,7 @@ prefix=$(meson introspect "$build" --buildoptions | jq -r '.[] | select(.name ==
 plugindir=$(pkg-config --variable=plugindir nbdkit)
 failures=0
 for f in "$prefix/bin/vvctl" "$prefix/bin/vvtape" "$prefix/sbin/vvmd" "$prefix/sbin/vvmover" \
-  "$plugindir/nbdkit-vvm-plugin.so" "$prefix/include/vvm/common/status.h" \
-  "$prefix/include/vvm/vvclient.h" "$prefix/include/vvm/vvclient_c.h" \
+  "$plugindir/nbdkit-vvm-plugin.so" \
   "$prefix/share/doc/vvm/examples/vvcopy.c" \
   "$prefix/share/doc/vvm/examples/vvm.conf" "$prefix/share/doc/vvm/examples/packtab"; do
   if [[ -e $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f is not installed"; failures=$((failures + 1)); fi
@@ -35,6 +36,74 @@ else
   cat "$tmp/cc.log" 2>/dev/null || true
   echo "FAIL vvcopy.c does not compile against the installed header"; failures=$((failures + 1))
 fi
+# Exactly libvvclient's public headers are installed: its two and the Status they return.
+want_headers="$prefix/include/vvm/common/status.h
+$prefix/include/vvm/vvclient.h
+$prefix/include/vvm/vvclient_c.h"
+got_headers=$(cd "$tmp/root" && find ".$prefix/include" -type f | sed 's/^\.//' | sort)
+if [[ $got_headers == "$want_headers" ]]; then
+  echo "ok   the headers installed are vvclient.h, vvclient_c.h and common/status.h"
+else
+  echo "FAIL installed headers: $(tr '\n' ' ' <<<"$got_headers"), wanted: $(tr '\n' ' ' <<<"$want_headers")"
+  failures=$((failures + 1))
+fi
+for internal in config.h packtab.h messages.h client.h; do
+  if [[ -n $(find "$tmp/root$prefix/include" -name "$internal") ]]; then
+    echo "FAIL $internal is installed: it is not part of libvvclient's API"; failures=$((failures + 1))
+  fi
+done
+
+# A C++ program using vvclient.h compiles and links against the installed library with
+# pkg-config, and runs with it.
+cat >"$tmp/use_vvclient.cc" <<'CXX'
+#include <vvclient.h>
+
+#include <cstdio>
+
+int main() {
+  auto uri = vvm::client::export_uri("nbd://host:10809", "A0000000042");
+  if (!uri.ok()) return 1;
+  vvm::client::VolumeInfo info;
+  std::printf("%s %s\n", uri->c_str(), std::string(vvm::client::state_name(info.state)).c_str());
+  vvm::Status bad = vvm::client::check_vv_name("A/1");
+  return bad.ok() || bad.to_string().empty() ? 1 : 0;
+}
+CXX
+libdir=$(dirname "$(find "$tmp/root" -name 'libvvclient.so' | head -n 1)")
+if [[ -n $pc ]] && flags=$(PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH=$(dirname "$pc") \
+  pkg-config --cflags --libs vvclient) && c++ -std=c++20 -Wall -Werror -o "$tmp/use_vvclient" \
+  "$tmp/use_vvclient.cc" $flags 2>"$tmp/cxx.log" &&
+  out=$(LD_LIBRARY_PATH=$libdir "$tmp/use_vvclient") &&
+  [[ $out == "nbd://host:10809/vv/A0000000042 hot" ]]; then
+  echo "ok   a C++ program compiles, links and runs with pkg-config --cflags --libs vvclient"
+else
+  cat "$tmp/cxx.log" 2>/dev/null || true
+  echo "FAIL a C++ program does not build against the installed vvclient.h and library (${out:-})"
+  failures=$((failures + 1))
+fi
+
+# The library exports its API and nothing of vvm's inside (the control protocol, the
+# configuration, vvcommon's helpers) nor the templates it instantiates.
+lib=$(find "$tmp/root" -name 'libvvclient.so.*.*.*' | head -n 1)
+exported=$(nm -D --defined-only -C "$lib" | awk '{ $1 = ""; $2 = ""; sub(/^  /, ""); print }')
+api='^(vv_[a-z_]+|vvm::client::[a-z_]+(\[abi:cxx11\])?\(.*|vvm::client::Volume::.*|vvm::Status::.*'
+api+='|vvm::code_name\(vvm::Code\))$'
+unexpected=$(grep -Ev "$api" \
+  <<<"$exported" || true)
+if [[ -z $unexpected ]] && grep -qx 'vv_openread' <<<"$exported" &&
+  grep -q '^vvm::client::Volume::open(' <<<"$exported"; then
+  echo "ok   libvvclient exports $(wc -l <<<"$exported") symbols, all of its API"
+else
+  echo "FAIL libvvclient exports what is not its API: $(head -n 20 <<<"$unexpected")"
+  failures=$((failures + 1))
+fi
+for inside in 'vvm::rpc::' 'vvm::config' 'vvm::load_config' 'xdr_' 'vvm::Endpoint' 'boost::' 'fmt::'; do
+  if grep -q -- "$inside" <<<"$exported"; then
+    echo "FAIL libvvclient exports $inside symbols: $(grep -- "$inside" <<<"$exported" | head -n 3)"
+    failures=$((failures + 1))
+  fi
+done
+
 # nbdkit loads the installed plugin and reports the API and thread model we built for.
 dump=$(env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} nbdkit --dump-plugin "$tmp/root$plugindir/nbdkit-vvm-plugin.so")
 for want in api_version=2 thread_model=parallel has_list_exports=1; do

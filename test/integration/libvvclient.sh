@@ -10,35 +10,12 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvctl=$VVM_BUILD_DIR/client/vvctl
-vvcopy=$VVM_BUILD_DIR/client/vvcopy
 ctest=$VVM_BUILD_DIR/test/libvvclient_c_test
 make_tmpdir
 chmod 755 "$tmpdir" # the unprivileged user below must reach the sockets and vvm.conf
-nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
-M=$((1024 * 1024))
 vvmd_port=$(pick_unused_port)
-
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-listen = 127.0.0.1:$vvmd_port
-allow-uid = 65534
-allow-host = 127.0.0.1
-request-timeout = 10s
-[plugin]
-stage-timeout = 5s
-[media LTO9]
-capacity = 18T
-[class A]
-media = LTO9
-CONF
-conf=$tmpdir/vvm.conf
-cache=$tmpdir/state/cache
-ctl() { "$vvctl" --conf "$conf" "$@"; }
+vvm_conf vvmd.listen+="127.0.0.1:$vvmd_port" vvmd.allow-uid=65534 vvmd.allow-host=127.0.0.1 \
+  vvmd.request-timeout=10s plugin.stage-timeout=5s
 uri() { echo "nbd+unix:///$1?socket=$tmpdir/nbd.sock"; }
 state() { ctl show "$1" --json | jq -r .state; }
 # fails CMD...: CMD exits with status 1; its output in $out.
@@ -48,8 +25,8 @@ fails() {
   ((status == 1)) || die "$* exited with $status, wanted 1: $out"
 }
 
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-start_nbdkit "$tmpdir/nbd.sock" "$VVM_PLUGIN" conf="$conf"
+start_vvmd
+start_plugin "$tmpdir/nbd.sock"
 chmod 777 "$tmpdir/nbd.sock"
 export VVM_CONF=$conf
 export VVM_NBD_URI="nbd+unix:///?socket=$tmpdir/nbd.sock"
@@ -70,7 +47,7 @@ nbdcopy "$(uri "vv/$name")" "$tmpdir/nbdcopy.out"
 cmp "$tmpdir/in" "$tmpdir/nbdcopy.out" || die "nbdcopy read other bytes than vvcopy wrote"
 qemu-img compare -f raw -F raw "$tmpdir/in" "$(uri "vv/$name")" >/dev/null ||
   die "qemu-img compare: vv/$name differs from the input"
-grep -Eq "VV $name open [0-9]+ closed by .*\(written;" "$tmpdir/vvmd.log" ||
+grep -Eq "VV $name open [0-9]+ closed by .*\(written;" "$vvmd_log" ||
   die "vvmd did not record vvcopy's write and close of $name"
 "$vvcopy" --no-finish --id 78 "$tmpdir/in" A >"$tmpdir/hot.name"
 [[ $(state "$(cat "$tmpdir/hot.name")") == hot ]] || die "vvcopy --no-finish finished the VV"
@@ -100,9 +77,11 @@ echo "ok: an unknown VV, a refused user and a usage error"
 
 # --- from another host: vvmd and nbdkit over TCP only, and no vvm.conf ---
 nbd_port=$(pick_unused_port)
-start_nbdkit - -i 127.0.0.1 -p "$nbd_port" "$VVM_PLUGIN" conf="$conf"
+start_plugin "tcp:$nbd_port"
 remote=$(ctl create --class A --size 3M --perms 644) # a TCP peer gets the other bits
 qemu-io -f raw -c 'write -P 0x5c 0 1M' -c 'write -P 0xc5 2M 1M' "$(uri "vv/$remote")" >/dev/null
+# nbdkit tells vvmd of the close after qemu-io has gone: a finish before that is refused.
+wait_log "$vvmd_log" "VV $remote open [0-9]+ closed by "
 ctl finish "$remote" >/dev/null
 qemu-img create -q -f raw "$tmpdir/remote.want" 3M
 qemu-io -f raw -c 'write -P 0x5c 0 1M' -c 'write -P 0xc5 2M 1M' "$tmpdir/remote.want" >/dev/null

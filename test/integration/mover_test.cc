@@ -60,11 +60,11 @@ class Collector {
  public:
   explicit Collector(const std::string& socket) : server_("test", AccessPolicy{}) {
     endpoint_ = "unix:" + socket;
-    server_.handle(rpc::Op::kCopyReport, [this](const rpc::Peer&, const rpc::RequestBody& body) {
+    server_.handle<rpc::CopyReport>([this](const rpc::CopyReport& report, const rpc::Peer&) {
       std::lock_guard lock(mu_);
-      reports_.push_back(std::get<rpc::CopyReport>(body));
+      reports_.push_back(report);
       cv_.notify_all();
-      return Result<rpc::ReplyBody>(rpc::CopyReportAck{});
+      return Result<rpc::CopyReportAck>(rpc::CopyReportAck{});
     });
     must(server_.listen(must(Endpoint::parse(endpoint_))));
     thread_ = std::thread([this] { (void)server_.run(); });
@@ -191,7 +191,7 @@ emulated-rate = 1K
   }
 
   // The mover's answer, as it is.
-  Result<rpc::ReplyBody> call(rpc::Op op, const rpc::CopyArgs& a) {
+  Result<rpc::CopyAccepted> call(rpc::Op op, const rpc::CopyArgs& a) {
     auto client = rpc::Client::connect(must(Endpoint::parse("unix:" + socket_)), 5s);
     if (!client.ok()) return client.status();
     if (op == rpc::Op::kArchive) return client->call(rpc::ArchiveRequest{a}, 5s);
@@ -203,7 +203,7 @@ emulated-rate = 1K
     auto deadline = std::chrono::steady_clock::now() + 10s;
     for (;;) {
       auto reply = call(op, a);
-      if (reply.ok()) return std::get<rpc::CopyAccepted>(*reply);
+      if (reply.ok()) return *reply;
       if (reply.status().code() != Code::kBusy || std::chrono::steady_clock::now() > deadline) {
         throw std::runtime_error(reply.status().to_string());
       }

@@ -9,7 +9,6 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 requires losetup --version
 
 make_tmpdir
-M=$((1024 * 1024))
 truncate -s $((32 * M)) "$tmpdir/dev.img"
 dev=$(losetup -f --show "$tmpdir/dev.img" 2>"$tmpdir/losetup.err") ||
   { echo "$0: SKIP: no loop device here: $(cat "$tmpdir/losetup.err")"; exit 77; }

@@ -12,7 +12,6 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 make_tmpdir
 disk=$tmpdir/disk.img
 sock=$tmpdir/nbd.sock
-M=$((1024 * 1024))
 uri() { echo "nbd+unix:///$1?socket=$sock"; }
 quiet() { "$@" >"$tmpdir/out" 2>&1 || { cat "$tmpdir/out" >&2; die "'$*' failed"; }; }
 no_mismatch() { ! grep -q 'Pattern verification failed' "$tmpdir/out" || die "$1: $(cat "$tmpdir/out")"; }

@@ -11,7 +11,6 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
 make_tmpdir
 chmod 755 "$tmpdir" # the unprivileged uid below must reach the sockets
-M=$((1024 * 1024))
 truncate -s $((32 * M)) "$tmpdir/disk.img"
 printf '%s\n' \
   "a disk.img 0   8M shared    root root 0666" \

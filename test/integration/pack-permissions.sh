@@ -8,7 +8,6 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
 make_tmpdir
 chmod 755 "$tmpdir"
-M=$((1024 * 1024))
 truncate -s $((16 * M)) "$tmpdir/disk.img"
 printf '%s\n' \
   "rootonly disk.img 0  1M shared root   root    0600" \
@@ -56,11 +55,7 @@ can setpriv --reuid=nobody --regid=nogroup --groups="$(getent group disk | cut -
 
 # TCP with conf=: the allow-host list decides.
 port=$(pick_unused_port)
-conf() {
-  printf '%s\n' "[global]" "state-dir = $tmpdir/state" "[vvmd]" "listen = unix:$tmpdir/vvmd.sock" \
-    "allow-host = $1" "[plugin]" "packtab = $tmpdir/packtab"
-}
-conf 127.0.0.2 >"$tmpdir/deny.conf"
+vvm_conf file="$tmpdir/deny.conf" vvmd.allow-host=127.0.0.2 plugin.packtab="$tmpdir/packtab"
 start_nbdkit - -i 127.0.0.1 -p "$port" "$VVM_PLUGIN" conf="$tmpdir/deny.conf"
 if out=$(qemu-io -f raw -r -c 'read 0 512' "nbd://127.0.0.1:$port/pack/open" 2>&1); then
   die "a host not in allow-host read a pack: $out"
@@ -69,7 +64,7 @@ grep -q "host 127.0.0.1 is not in vvm.conf's \[vvmd\] allow-host list" "$nbdkit_
   die "the TCP refusal does not name the host"
 echo "ok: 127.0.0.1 refused by allow-host = 127.0.0.2"
 port2=$(pick_unused_port)
-conf 127.0.0.0/8 >"$tmpdir/allow.conf"
+vvm_conf file="$tmpdir/allow.conf" vvmd.allow-host=127.0.0.0/8 plugin.packtab="$tmpdir/packtab"
 start_nbdkit - -i 127.0.0.1 -p "$port2" "$VVM_PLUGIN" conf="$tmpdir/allow.conf"
 qemu-io -f raw -c 'write -P 3 0 512' "nbd://127.0.0.1:$port2/pack/open" >/dev/null ||
   die "a host in allow-host was refused"

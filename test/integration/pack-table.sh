@@ -9,7 +9,6 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
 vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
-M=$((1024 * 1024))
 truncate -s $((32 * M)) "$tmpdir/disk.img"
 tab=$tmpdir/packtab
 holds=$tmpdir/holds

@@ -12,12 +12,9 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
 src=$VVM_SOURCE_DIR
 build=$VVM_BUILD_DIR
-vvctl=$build/client/vvctl
-vvtape=$build/mover/vvtape
 make_tmpdir
 var=$tmpdir/var
-conf=$var/vvm.conf
-ctl() { "$vvctl" --conf "$conf" "$@"; }
+conf=$var/vvm.conf # written by the run command
 
 # Free ports: nbdkit's, and vvmd's (the default 7370 may be taken by another test run).
 port=$(pick_unused_port)
@@ -89,14 +86,6 @@ stop_run() {
   fi
   grep -q 'stopped; state kept in' "$run_out" || die "the run command did not say it stopped"
   echo "ok: $how stopped the $(wc -w <<<"$started") processes; no socket or port left"
-}
-
-# io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
-io() {
-  local uri=$1 out status=0
-  shift
-  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
-  ((status == 0)) && ! grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri: $out"
 }
 
 # ---------------------------------------------------------------- first run

@@ -9,7 +9,6 @@ source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 make_tmpdir
 disk=$tmpdir/disk.img
 sock=$tmpdir/nbd.sock
-M=$((1024 * 1024))
 
 # slice FILE OFFSET LENGTH: the bytes of FILE in [OFFSET, OFFSET + LENGTH) on stdout.
 slice() {

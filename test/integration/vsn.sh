@@ -8,59 +8,13 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvctl=$VVM_BUILD_DIR/client/vvctl
-vvtape=$VVM_BUILD_DIR/mover/vvtape
 make_tmpdir
 chmod 755 "$tmpdir" # the socket and vvm.conf must be reachable by the unprivileged user below
-nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
-nobody_name=$(id -un 65534)
-
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-allow-uid = 65534
-[library]
-kind = emulated
-path = $tmpdir/library
-[media LTO9]
-capacity = 64M
-[media LTO8]
-capacity = 32M
-[class A]
-media = LTO9 LTO8
-[class B]
-media = LTO9
-CONF
-conf=$tmpdir/vvm.conf
 lib=$tmpdir/library
-ctl() { "$vvctl" --conf "$conf" "$@"; }
-
-# check JQ_FILTER EXPECTED JSON: jq -r JQ_FILTER on JSON prints EXPECTED.
-check() {
-  local got
-  got=$(jq -r "$1" <<<"$3") || die "jq '$1' failed on: $3"
-  [[ $got == "$2" ]] || die "jq '$1' gave '$got', wanted '$2'"
-}
-start_vvmd() {
-  start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-  vvmd_pid=$daemon_pid
-}
-# The same, for a vvmd that will be killed with SIGKILL: start_daemon's stop at exit would count
-# that kill as a crash of vvmd.
-start_vvmd_to_kill() {
-  "$vvmd" --conf "$conf" </dev/null >"$tmpdir/vvmd-killed.log" 2>&1 &
-  vvmd_pid=$!
-  _vvm_logs+=("vvmd-killed=$tmpdir/vvmd-killed.log")
-  cleanup_fn kill_quietly "$vvmd_pid"
-  _vvm_wait_ready vvmd "$vvmd_pid" "$vvctl" --conf "$conf" ping --timeout 1
-}
-stop_vvmd() {
-  kill -TERM "$vvmd_pid"
-  wait "$vvmd_pid" || die "vvmd exited with status $? on SIGTERM"
-}
+# The same catalogue set-up for the emulated library here and for an mtx one at the end.
+catalogue=(vvmd.allow-uid=65534 media.LTO9.capacity=64M media.LTO8.capacity=32M
+  class.A.media="LTO9 LTO8" class.B.media=LTO9)
+vvm_conf "${catalogue[@]}" library.kind=emulated library.path="$lib"
 
 start_vvmd
 [[ -d $lib ]] || die "vvmd did not make the library folder $lib"
@@ -133,14 +87,7 @@ head -n1 <<<"$table" | grep -Eq '^VSN +MEDIA +CLASS +STATE +LOCATION +FILES +USE
 grep -Eq '^L80001 +LTO8 +any +blank +slot +0 +0 +32M +0$' <<<"$table" || die "vsn ls row of L80001: $table"
 grep -Eq '^L90001 +LTO9 +A +blank +slot +0 +0 +64M +0$' <<<"$table" || die "vsn ls row of L90001: $table"
 grep -Eq '^L90003 +LTO9 +A +hot +slot +2 +195\.3K +64M +0$' <<<"$table" || die "vsn ls row of L90003: $table"
-header=$(head -n1 <<<"$table")
-for col in CLASS LOCATION USED ERRORS; do
-  prefix=${header%%"$col"*}
-  while read -r line; do
-    word=$(awk -v n="$(wc -w <<<"$prefix")" '{print $(n + 1)}' <<<"$line")
-    [[ ${line:${#prefix}:${#word}} == "$word" ]] || die "column $col is not aligned in: $line"
-  done < <(tail -n +2 <<<"$table")
-done
+aligned "$table" CLASS LOCATION USED ERRORS
 echo "ok: vsn ls is aligned"
 
 # --- vsn ls --json: every field ---
@@ -159,11 +106,10 @@ echo "ok: vsn ls --json"
 
 # --- the records survive a SIGTERM and a SIGKILL of vvmd ---
 stop_vvmd
-start_vvmd_to_kill
+start_vvmd
 [[ $(ctl vsn ls --json) == "$json" ]] || die "after a restart vsn ls --json says: $(ctl vsn ls --json)"
 expect 0 "^added VSN L90010: media LTO9, class any" -- ctl vsn add L90010 --media LTO9
-kill -KILL "$vvmd_pid"
-wait "$vvmd_pid" 2>/dev/null || true
+kill_vvmd
 start_vvmd
 check '[.[].name] | join(" ")' "L80001 L90001 L90002 L90003 L90010" "$(ctl vsn ls --json)"
 expect 0 "VSN L90010, media LTO9, 0 file" -- "$vvtape" ls "$lib/L90010.tap"
@@ -172,8 +118,8 @@ stop_vvmd
 echo "ok: the VSN records survive SIGTERM and SIGKILL"
 
 # --- an mtx library: add records the VSN, and no image is made ---
-sed -e "s|^kind = emulated\$|kind = mtx|" -e "s|^path = $lib\$|path = /dev/null|" \
-  -e "s|$tmpdir/state|$tmpdir/state-mtx|" -e "s|$tmpdir/run/|$tmpdir/run-mtx/|" "$conf" >"$tmpdir/mtx.conf"
+vvm_conf file="$tmpdir/mtx.conf" "${catalogue[@]}" library.kind=mtx library.path=/dev/null \
+  global.state-dir="$tmpdir/state-mtx" vvmd.listen="unix:$tmpdir/run-mtx/vvmd.sock"
 conf=$tmpdir/mtx.conf
 start_vvmd
 expect 0 "^added VSN M00001: media LTO8, class A, blank, next file 1, capacity 32M$" -- \

@@ -8,57 +8,14 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvmover=$VVM_BUILD_DIR/mover/vvmover
-vvctl=$VVM_BUILD_DIR/client/vvctl
-vvtape=$VVM_BUILD_DIR/mover/vvtape
 make_tmpdir
-library=$tmpdir/state/library
-cache=$tmpdir/state/cache
 
 # write_conf MAX_WAIT BATCH_FILES RATE: vvm.conf with those archive batch settings and drive rate.
 write_conf() {
-  cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-archive-max-wait = $1
-archive-batch-files = $2
-[media LTO9]
-capacity = 1G
-block-size = 64K
-[media LTO8]
-capacity = 1G
-block-size = 64K
-[class A]
-media = LTO9 LTO8
-[mover m1]
-listen = unix:$tmpdir/run/m1.sock
-stall-timeout = 20s
-[drive d0]
-mover = m1
-media = LTO9
-emulated-rate = $3
-[drive d1]
-mover = m1
-media = LTO8
-emulated-rate = $3
-CONF
+  vvm_conf drives="LTO9 LTO8" vvmd.archive-max-wait="$1" vvmd.archive-batch-files="$2" rate="$3"
 }
 write_conf 0 100 2G
-conf=$tmpdir/vvm.conf
-ctl() { "$vvctl" --conf "$conf" "$@"; }
 
-start_vvmd() {
-  start_daemon "vvmd$1" "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-  vvmd_pid=$daemon_pid
-}
-start_mover() {
-  start_daemon "mover$1" "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
-    "$vvmover" --conf "$conf" --name m1
-  mover_pid=$daemon_pid
-}
 # new_vv MIB: a new VV of class A filled with MIB MiB of random data through its cache file; its
 # name in $vv.
 new_vv() {
@@ -78,19 +35,10 @@ check_copies() {
   "$vvtape" cat "$library/L80001.tap" "$3" | cmp -s - "$cache/$1" || die "$1: L80001 file $3 differs"
   echo "ok: $1 on L90001 file $2 and L80001 file $3, both the same as the cache file"
 }
-# The same for a mover that will be killed with SIGKILL: start_daemon's stop at exit would count
-# that kill as a crash.
-start_mover_to_kill() {
-  "$vvmover" --conf "$conf" --name m1 </dev/null >"$tmpdir/mover-killed.log" 2>&1 &
-  mover_pid=$!
-  _vvm_logs+=("mover-killed=$tmpdir/mover-killed.log")
-  cleanup_fn kill_quietly "$mover_pid"
-  _vvm_wait_ready mover "$mover_pid" "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1
-}
 mounts() { grep -c 'mount L' "$1" || true; }
 
-start_vvmd 1
-start_mover 1
+start_vvmd
+start_mover m1
 expect 0 "L90001" -- ctl vsn add L90001 --media LTO9 --class A
 expect 0 "L80001" -- ctl vsn add L80001 --media LTO8 --class A
 
@@ -117,8 +65,8 @@ expect 0 "^$third: archived$" -- ctl finish "$third" --wait --timeout 60
 expect 0 "^$second: archived$" -- ctl finish "$second" --wait --timeout 60
 check_copies "$second" 2 2
 check_copies "$third" 3 3
-[[ $(mounts "$tmpdir/vvmd1.log") == 2 ]] ||
-  die "3 VVs on 2 tapes took $(mounts "$tmpdir/vvmd1.log") mounts, wanted 2"
+[[ $(mounts "$vvmd_log") == 2 ]] ||
+  die "3 VVs on 2 tapes took $(mounts "$vvmd_log") mounts, wanted 2"
 echo "ok: 3 VVs, 2 mounts"
 status=$(ctl status --json)
 jq -e '.mounts == 2 and (.queues | length) == 0 and
@@ -132,10 +80,9 @@ ctl vsn ls --json | jq -e '[.[] | select(.name == "L90001")][0] | .next_file == 
 echo "ok: L90001's next file is 4"
 
 # --- the batch rule: with a 1 h wait and batches of 2 files, one VV waits for a second ---
-kill -TERM "$vvmd_pid"
-wait "$vvmd_pid" 2>/dev/null || true
+stop_vvmd
 write_conf 1h 2 2G
-start_vvmd 2
+start_vvmd
 new_vv 1
 lone=$vv
 ctl finish "$lone" >/dev/null
@@ -150,30 +97,28 @@ check_copies "$lone" 4 4
 check_copies "$vv" 5 5
 
 # --- the mover killed while it writes: the VV is archived anyway ---
-kill -TERM "$vvmd_pid"
-wait "$vvmd_pid" 2>/dev/null || true
+stop_vvmd
 write_conf 0 100 4M
-start_vvmd 3
-kill -TERM "$mover_pid"
-wait "$mover_pid" 2>/dev/null || true
-start_mover_to_kill
+start_vvmd
+stop_daemon "$mover_pid" mover
+start_mover m1
 new_vv 16 # 4 s a copy at 4 MiB/s
 slow=$vv
 ctl finish "$slow" >/dev/null
 for ((i = 0; i < 100; i++)); do
-  grep -q "archive copy .* of VV $slow" "$tmpdir/vvmd3.log" && break
+  grep -q "archive copy .* of VV $slow" "$vvmd_log" && break
   sleep 0.1
 done
 sleep 1
 ctl status --json | jq -e --arg vv "$slow" '[.drives[].copying] | any(startswith("archive " + $vv))' \
   >/dev/null || die "status does not show $slow being archived: $(ctl status)"
 echo "ok: status shows the copy running"
-kill -KILL "$mover_pid"
+kill_daemon "$mover_pid"
 echo "ok: mover killed while it writes $slow"
 sleep 2
-start_mover 2
+start_mover m1
 expect 0 "^$slow: archived$" -- ctl finish "$slow" --wait --timeout 90
-grep -Eq "copy . of VV $slow .* is lost: mover m1 (restarted|does not answer)" "$tmpdir/vvmd3.log" ||
+grep -Eq "copy . of VV $slow .* is lost: mover m1 (restarted|does not answer)" "$vvmd_log" ||
   die "vvmd did not say the copy was lost"
 json=$(ctl show "$slow" --json)
 f9=$(jq '.copies[0].file' <<<"$json")

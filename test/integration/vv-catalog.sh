@@ -6,55 +6,11 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
 chmod 755 "$tmpdir" # the socket and vvm.conf must be reachable by the unprivileged user below
-nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
-nobody_name=$(id -un 65534)
-
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-allow-uid = 65534
-[media LTO9]
-capacity = 18T
-[media LTO8]
-capacity = 12T
-[class A]
-media = LTO9 LTO8
-[class B]
-media = LTO9
-CONF
-conf=$tmpdir/vvm.conf
-cache=$tmpdir/state/cache
-ctl() { "$vvctl" --conf "$conf" "$@"; }
-
-# check JQ_FILTER EXPECTED JSON: jq -r JQ_FILTER on JSON prints EXPECTED.
-check() {
-  local got
-  got=$(jq -r "$1" <<<"$3") || die "jq '$1' failed on: $3"
-  [[ $got == "$2" ]] || die "jq '$1' gave '$got', wanted '$2'"
-}
-start_vvmd() {
-  start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-  vvmd_pid=$daemon_pid
-}
-# The same, for a vvmd that will be killed with SIGKILL: start_daemon's stop at exit would count
-# that kill as a crash of vvmd.
-start_vvmd_to_kill() {
-  "$vvmd" --conf "$conf" </dev/null >"$tmpdir/vvmd-killed.log" 2>&1 &
-  vvmd_pid=$!
-  _vvm_logs+=("vvmd-killed=$tmpdir/vvmd-killed.log")
-  cleanup_fn kill_quietly "$vvmd_pid"
-  _vvm_wait_ready vvmd "$vvmd_pid" "$vvctl" --conf "$conf" ping --timeout 1
-}
-stop_vvmd() {
-  kill -TERM "$vvmd_pid"
-  wait "$vvmd_pid" || die "vvmd exited with status $? on SIGTERM"
-}
+catalogue=(vvmd.allow-uid=65534 media.LTO9.capacity=18T media.LTO8.capacity=12T
+  class.A.media="LTO9 LTO8" class.B.media=LTO9)
+vvm_conf "${catalogue[@]}"
 
 start_vvmd
 
@@ -85,14 +41,7 @@ head -n1 <<<"$table" | grep -Eq '^NAME +CLASS +STATE +CACHE +SIZE +OWNER +ID +CR
 grep -Eq "^$a1 +A +hot +cached +10G +root +7 +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +-$" <<<"$table" ||
   die "ls row of $a1: $table"
 # Aligned: each column starts at the same offset on every line.
-header=$(head -n1 <<<"$table")
-for col in STATE SIZE CREATED; do
-  prefix=${header%%"$col"*}
-  while read -r line; do
-    word=$(awk -v n="$(wc -w <<<"$prefix")" '{print $(n + 1)}' <<<"$line")
-    [[ ${line:${#prefix}:${#word}} == "$word" ]] || die "column $col is not aligned in: $line"
-  done < <(tail -n +2 <<<"$table")
-done
+aligned "$table" STATE SIZE CREATED
 echo "ok: ls is aligned"
 
 # --- ls --json, field by field ---
@@ -164,8 +113,8 @@ expect 1 "no VV $a1" -- ctl rm "$a1"
 
 # --- SIGTERM and a restart: everything is there, serials go on ---
 stop_vvmd
-grep -q "vvmd stopped" "$tmpdir/vvmd.log" || die "vvmd did not log its stop"
-start_vvmd_to_kill
+grep -q "vvmd stopped" "$vvmd_log" || die "vvmd did not log its stop"
+start_vvmd
 check '[.[].name] | join(" ")' "$a2 $a3 $b1" "$(ctl ls --json)"
 check '.state' finished "$(ctl show "$a2" --json)"
 a4=$(ctl create --class A --size 1M)
@@ -174,8 +123,7 @@ a4=$(ctl create --class A --size 1M)
 
 # --- SIGKILL right after a create: the VV is there after a restart ---
 a5=$(ctl create --class A --size 2M --id 55)
-kill -KILL "$vvmd_pid"
-wait "$vvmd_pid" 2>/dev/null || true
+kill_vvmd
 start_vvmd
 check '.name + " " + (.client_id | tostring) + " " + .state' "$a5 55 hot" "$(ctl show "$a5" --json)"
 [[ $(stat -c %s "$cache/$a5") == 2097152 ]] || die "$cache/$a5 lost its size"
@@ -187,7 +135,7 @@ check 'length' 7 "$(ctl ls --json)"
 stop_vvmd
 
 # --- a database vvmd cannot open: exit 1 with the reason ---
-sed "s|^\[vvmd\]\$|&\ndatabase-dir = $tmpdir/not-a-folder|" "$conf" >"$tmpdir/bad.conf"
+vvm_conf file="$tmpdir/bad.conf" "${catalogue[@]}" vvmd.database-dir="$tmpdir/not-a-folder"
 touch "$tmpdir/not-a-folder"
 status=0
 "$vvmd" --conf "$tmpdir/bad.conf" >"$tmpdir/bad.log" 2>&1 || status=$?

@@ -11,51 +11,12 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvmover=$VVM_BUILD_DIR/mover/vvmover
-vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
 chmod 755 "$tmpdir" # the unprivileged user below must reach the socket and vvm.conf
-nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
-nobody_name=$(id -un 65534)
-cache=$tmpdir/state/cache
+# Class B's media type has no VSN: its VVs are never archived.
+vvm_conf drives="LTO9 LTO8" vvmd.allow-uid=65534 cache.size=100M cache.high-watermark=60% \
+  cache.low-watermark=50% plugin.stage-timeout=5s class.B.media=LTO7
 
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-allow-uid = 65534
-archive-max-wait = 0
-[cache]
-size = 100M
-high-watermark = 60%
-low-watermark = 50%
-[plugin]
-stage-timeout = 5s
-[media LTO9]
-capacity = 1G
-block-size = 64K
-[media LTO8]
-capacity = 1G
-block-size = 64K
-[media LTO7]
-capacity = 1G
-[class A]
-media = LTO9 LTO8
-[class B]
-media = LTO7
-[mover m1]
-listen = unix:$tmpdir/run/m1.sock
-[drive d0]
-mover = m1
-media = LTO9
-[drive d1]
-mover = m1
-media = LTO8
-CONF
-conf=$tmpdir/vvm.conf
-ctl() { "$vvctl" --conf "$conf" "$@"; }
 uri() { echo "nbd+unix:///vv/$1?socket=$tmpdir/nbd.sock"; }
 
 # fill VV FROM_MIB MIB: MIB MiB of random data into VV's cache file at FROM_MIB MiB, on disk.
@@ -75,21 +36,11 @@ residency() {
   fi
   echo "ok: $1 $2"
 }
-# wait_log PATTERN SECONDS: vvmd's log gets a line matching PATTERN in time.
-wait_log() {
-  for ((i = 0; i < $2 * 10; i++)); do
-    grep -Eq -- "$1" "$tmpdir/vvmd.log" && return 0
-    sleep 0.1
-  done
-  die "no /$1/ in vvmd's log after $2 s"
-}
-
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-start_daemon mover "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
-  "$vvmover" --conf "$conf" --name m1
-start_nbdkit "$tmpdir/nbd.sock" "$VVM_PLUGIN" conf="$conf"
+start_vvmd
+start_mover m1
+start_plugin "$tmpdir/nbd.sock"
 grep -q "cache $cache: 0.0% used (0 of 104857600 bytes, \[cache\] size); evicts above 60%, down" \
-  "$tmpdir/vvmd.log" || die "vvmd did not log the cache's use at start"
+  "$vvmd_log" || die "vvmd did not log the cache's use at start"
 expect 0 "L90001" -- ctl vsn add L90001 --media LTO9 --class A
 expect 0 "L80001" -- ctl vsn add L80001 --media LTO8 --class A
 
@@ -118,7 +69,7 @@ echo "ok: $unarchived stays finished: class B's media has no VSN"
 # 52 MiB of 100: below the high watermark, nothing goes.
 sleep 6
 for vv in "$hot" "$unarchived" "${archived[@]}"; do residency "$vv" cached; done
-! grep -q "evicted VV" "$tmpdir/vvmd.log" || die "vvmd evicted below the high watermark"
+! grep -q "evicted VV" "$vvmd_log" || die "vvmd evicted below the high watermark"
 
 # --- a1, the oldest, is read through NBD and so used most recently; a4 is held open ---
 before=$(field "$a1" accessed)
@@ -130,9 +81,10 @@ echo "ok: $a1 read through NBD (last access $before -> $after), $a4 held open"
 
 # --- the hot VV grows to 20 MiB: 62%, over the high watermark ---
 fill "$hot" 10 10
-wait_log "cache: from 62.0% to 46.0% of 104857600 bytes: evicted 2 VV\(s\), 16777216 bytes" 20
+wait_log "$vvmd_log" \
+  "cache: from 62.0% to 46.0% of 104857600 bytes: evicted 2 VV\(s\), 16777216 bytes" 20
 order=$(grep -o "evicted VV A[0-9]* (8388608 bytes, 2 copies on tape, last access [^)]*) to make" \
-  "$tmpdir/vvmd.log" | awk '{print $3}' | paste -sd' ')
+  "$vvmd_log" | awk '{print $3}' | paste -sd' ')
 [[ $order == "$a2 $a3" ]] ||
   die "vvmd evicted '$order', wanted '$a2 $a3' (least recently used first)"
 echo "ok: evicted $order, least recently used first"
@@ -161,14 +113,15 @@ ctl evict --help | grep -q "Only an archived" || die "vvctl evict --help says no
 # --- past what may be evicted: a4 closed and evicted, then a warning, once ---
 disconnect_client holder
 fill "$hot" 20 30 # hot 50 MiB + unarchived 10 + a4 8: 68%
-wait_log "cache: from 68.0% to 60.0% of 104857600 bytes: evicted 1 VV\(s\), 8388608 bytes" 20
+wait_log "$vvmd_log" \
+  "cache: from 68.0% to 60.0% of 104857600 bytes: evicted 1 VV\(s\), 8388608 bytes" 20
 residency "$a4" evicted
 stuck="cache at 60.0% .* stays above its low watermark \(50%\): nothing left may be evicted; "
 stuck+="it holds 1 hot VV\(s\) \(52[0-9]{6} bytes\), 1 finished VV\(s\) not yet archived "
 stuck+="\(10485760 bytes\), 0 open VV\(s\)" # the hot VV's extent tree takes a block or so
-wait_log "$stuck" 5
+wait_log "$vvmd_log" "$stuck" 5
 sleep 11 # two more checks
-warnings=$(grep -c "stays above its low watermark" "$tmpdir/vvmd.log")
+warnings=$(grep -c "stays above its low watermark" "$vvmd_log")
 ((warnings == 1)) || die "vvmd warned $warnings times, wanted once"
 echo "ok: one warning while nothing more may go"
 residency "$hot" cached

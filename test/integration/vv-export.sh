@@ -5,74 +5,25 @@
 # .accessed moves; a user without permission is refused at connect time, one with it is served;
 # one writer host at a time (a TCP client is refused while a Unix-socket client of this host
 # writes), and nbdkit killed with SIGKILL while it has the VV open makes vvmd forget the open (the
-# other host may then write); once finished the VV is read-only: writes fail, reads work; with
-# vvmd down the packs are still listed.
+# other host may then write); once finished the VV is read-only: writes fail, reads work, and
+# nbdkit's log tells a writer why and how to read it (as it does for a VV whose mode refuses
+# writing); with vvmd down the packs are still listed.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
 chmod 755 "$tmpdir" # the unprivileged user below must reach the sockets and vvm.conf
-nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
-M=$((1024 * 1024))
 truncate -s $((8 * M)) "$tmpdir/disk.img"
 echo "p0 disk.img 0 4M ro root root 0644" >"$tmpdir/packtab"
+vvm_conf vvmd.allow-uid=65534 vvmd.allow-host=127.0.0.1 vvmd.request-timeout=10s \
+  plugin.packtab="$tmpdir/packtab" plugin.stage-timeout=5s
 
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-allow-uid = 65534
-allow-host = 127.0.0.1
-request-timeout = 10s
-[plugin]
-packtab = $tmpdir/packtab
-stage-timeout = 5s
-[media LTO9]
-capacity = 18T
-[class A]
-media = LTO9
-CONF
-conf=$tmpdir/vvm.conf
-cache=$tmpdir/state/cache
-ctl() { "$vvctl" --conf "$conf" "$@"; }
 uri() { echo "nbd+unix:///$1?socket=$tmpdir/${2:-nbd}.sock"; }
-# check JQ_FILTER EXPECTED JSON: jq -r JQ_FILTER on JSON prints EXPECTED.
-check() {
-  local got
-  got=$(jq -r "$1" <<<"$3") || die "jq '$1' failed on: $3"
-  [[ $got == "$2" ]] || die "jq '$1' gave '$got', wanted '$2'"
-}
 accessed() { ctl show "$1" --json | jq -r .accessed; }
-opens_logged() { grep -c " open [0-9]* read-" "$tmpdir/vvmd.log" || true; }
-# io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
-io() {
-  local uri=$1 out status=0
-  shift
-  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
-  ((status == 0)) && ! grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri: $out"
-}
-# io_fails URI QEMU_IO_ARGS...: qemu-io fails (to open, or a command); its output in $out.
-io_fails() {
-  local uri=$1 status=0
-  shift
-  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
-  ((status != 0)) || grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri succeeded: $out"
-}
-# wait_log FILE PATTERN: FILE gets a line matching PATTERN within 10 s.
-wait_log() {
-  for ((i = 0; i < 100; i++)); do
-    grep -Eq -- "$2" "$1" && return 0
-    sleep 0.1
-  done
-  die "no /$2/ in $1 after 10 s"
-}
+opens_logged() { grep -c " open [0-9]* read-" "$vvmd_log" || true; }
 
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-vvmd_pid=$daemon_pid
-start_nbdkit "$tmpdir/nbd.sock" "$VVM_PLUGIN" conf="$conf"
+start_vvmd
+start_plugin "$tmpdir/nbd.sock"
 log=$nbdkit_log
 chmod 777 "$tmpdir/nbd.sock"
 
@@ -89,7 +40,7 @@ check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .description" \
 check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"export-size\"" $((64 * M)) "$list"
 check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"is_read_only\"" false "$list"
 [[ $(accessed "$a1") == "$created" ]] || die "the listing changed .accessed of $a1"
-(($(opens_logged) == 0)) || die "the listing registered opens: $(grep ' open ' "$tmpdir/vvmd.log")"
+(($(opens_logged) == 0)) || die "the listing registered opens: $(grep ' open ' "$vvmd_log")"
 echo "ok: nbdinfo --list shows the VVs and opens nothing"
 
 # --- data: a pattern written, read back and compared; the access recorded ---
@@ -102,7 +53,7 @@ qemu-img compare -f raw -F raw "$tmpdir/pattern" "$(uri "vv/$a1")" >/dev/null ||
 cmp "$tmpdir/pattern" "$cache/$a1" || die "the cache file differs from the pattern"
 now=$(accessed "$a1")
 ((now > created)) || die ".accessed of $a1 did not move after a real use ($created, $now)"
-wait_log "$tmpdir/vvmd.log" "VV $a1 open [0-9]+ closed by .*\(written;"
+wait_log "$vvmd_log" "VV $a1 open [0-9]+ closed by .*\(written;"
 echo "ok: qemu-io wrote, read back and compared; .accessed $created -> $now"
 
 # --- permissions: root's 0640 VV refuses nobody at connect time; nobody's own VV serves it ---
@@ -119,31 +70,26 @@ echo "ok: permissions"
 # --- one writer host; a killed nbdkit's opens are forgotten ---
 # Everyone may write a3: a TCP client is its host, and gets the other bits.
 a3=$(ctl create --class A --size 16M --perms 666)
-# nbdkit that will be killed: started by hand, since start_nbdkit counts a SIGKILL as a crash.
-env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} nbdkit -f -v --exit-with-parent \
-  -P "$tmpdir/doomed.pid" -U "$tmpdir/doomed.sock" "$VVM_PLUGIN" conf="$conf" \
-  </dev/null >"$tmpdir/doomed.log" 2>&1 &
-doomed=$!
-_vvm_logs+=("nbdkit-doomed=$tmpdir/doomed.log")
-cleanup_fn kill_quietly "$doomed"
-_vvm_wait_ready nbdkit-doomed "$doomed" test -s "$tmpdir/doomed.pid"
+start_plugin "$tmpdir/doomed.sock" # killed below
+doomed=$nbdkit_pid
 port=$(pick_unused_port)
-start_nbdkit - -i 127.0.0.1 -p "$port" "$VVM_PLUGIN" conf="$conf"
+start_plugin "tcp:$port"
 tcp_log=$nbdkit_log
 tcp_uri="nbd://127.0.0.1:$port/vv/$a3"
 
 connect_client writer "$(uri "vv/$a3" doomed)" # this host, through the Unix socket
-wait_log "$tmpdir/vvmd.log" "VV $a3 open [0-9]+ read-write"
+wait_log "$vvmd_log" "VV $a3 open [0-9]+ read-write"
 io "$(uri "vv/$a3")" -c 'write -P 0xab 0 4k' # a second connection of the writing host
 io_fails "$tcp_uri" -c 'write -P 0x22 0 4k'
 grep -q "Operation not permitted" <<<"$out" || die "the second host's write: $out"
 grep -q "VV $a3 is open for writing from $(hostname): one writer host at a time" "$tcp_log" ||
   die "the refusal does not name the VV and the holder: $(tail -n 5 "$tcp_log")"
+grep -q "VV $a3 is open for writing from .*; use it from $(hostname), or once its writers" \
+  "$tcp_log" || die "the refusal does not say what to do: $(tail -n 5 "$tcp_log")"
 echo "ok: a second writer host is refused, naming the holder"
 
-kill -KILL "$doomed"
-wait "$doomed" 2>/dev/null || true
-wait_log "$tmpdir/vvmd.log" "VV $a3 open [0-9]+ for .* forgotten: its control connection ended"
+kill_daemon "$doomed"
+wait_log "$vvmd_log" "VV $a3 open [0-9]+ for .* forgotten: its control connection ended"
 io "$tcp_uri" -c 'write -P 0x33 8M 4k' -c 'read -P 0x33 8M 4k'
 disconnect_client writer
 echo "ok: the opens of a killed nbdkit are forgotten"
@@ -156,12 +102,42 @@ check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .description" \
 check ".exports[] | select(.[\"export-name\"] == \"vv/$a1\") | .\"is_read_only\"" true "$list"
 before=$(md5sum <"$cache/$a1")
 io_fails "$(uri "vv/$a1")" -c 'write -P 0x44 0 4k'
+# qemu-io can say only "Permission denied": nbdkit's log names the VV, its state and the way out,
+# and the listing above (which looks at every export) did not.
+notes() { grep -c "vv/$1: served read-only, and the client went away without a request" "$log" || true; }
+wait_log "$log" "vv/$a1: served read-only, .*: VV $a1 is finished, and only a hot VV can be written"
+grep -q "vv/$a1: served read-only, .*open it read-only (qemu-io -r" "$log" ||
+  die "the log does not say how to read a finished VV: $(tail -n 5 "$log")"
+(($(notes "$a1") == 1)) || die "vv/$a1's read-only note is logged $(notes "$a1") times, not once"
 out=$(nbdsh -u "$(uri "vv/$a1")" -c 'print(h.is_read_only())' 2>&1)
 [[ $out == True ]] || die "vv/$a1 is not read-only once finished: $out"
 [[ $(md5sum <"$cache/$a1") == "$before" ]] || die "the finished VV's cache file changed"
+# nbdsh asked no more than whether the export is read-only: a second note, at its close.
+for ((i = 0; i < 100; i++)); do
+  (($(notes "$a1") == 2)) && break
+  sleep 0.1
+done
+(($(notes "$a1") == 2)) || die "vv/$a1: $(notes "$a1") read-only notes after nbdsh, not 2"
+closes() { grep -c "VV $a1 open [0-9]* closed by" "$tmpdir/vvmd.log" || true; }
+closed=$(closes)
 io "$(uri "vv/$a1")" -r -c 'read -P 0xab 0 1M'
 io "$tcp_uri" -r -c 'read -P 0x33 8M 4k'
-echo "ok: a finished VV is read-only"
+for ((i = 0; i < 100; i++)); do
+  (($(closes) > closed)) && break # nbdkit's .close of the reader, which would have said it
+  sleep 0.1
+done
+(($(closes) > closed)) || die "the reader's open of vv/$a1 was not closed"
+(($(notes "$a1") == 2)) || die "a reader of vv/$a1 was told how to read it"
+echo "ok: a finished VV is read-only, and the log says why to a writer"
+
+# --- a mode that lets a user read but not write: served read-only, and the log says why ---
+a4=$(ctl create --class A --size 1M --perms 644)
+out=$("${nobody[@]}" qemu-io -f raw -c 'write -P 0x55 0 4k' "$(uri "vv/$a4")" 2>&1) &&
+  ! grep -qi fail <<<"$out" && die "nobody wrote root's 0644 VV: $out"
+wait_log "$log" "vv/$a4: served read-only, .*: VV $a4 is hot, but its mode rw-r--r-- for root:root lets uid 65534 read it, not write it"
+"${nobody[@]}" qemu-io -f raw -r -c 'read -P 0 0 4k' "$(uri "vv/$a4")" >/dev/null ||
+  die "nobody could not read root's 0644 VV"
+echo "ok: a VV whose mode refuses writing is read-only, and the log says why"
 
 # --- vvmd down: the packs are still listed, and the log says why the VVs are not ---
 kill -TERM "$vvmd_pid"

@@ -11,67 +11,15 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvmover=$VVM_BUILD_DIR/mover/vvmover
-vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
-library=$tmpdir/state/library
-cache=$tmpdir/state/cache
 keep=$tmpdir/originals
 mkdir -p "$keep"
 
 # Tapes of class B hold 7 VVs of 1 MiB (with 64 KiB blocks and the labels) before they fill.
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-archive-max-wait = 0
-[plugin]
-stage-timeout = 2m
-[media LTO9]
-capacity = 7500K
-block-size = 64K
-[media LTO8]
-capacity = 1G
-block-size = 64K
-[class A]
-media = LTO9 LTO8
-[class B]
-media = LTO9
-[class C]
-media = LTO8
-[mover m1]
-listen = unix:$tmpdir/run/m1.sock
-stall-timeout = 20s
-[drive d0]
-mover = m1
-media = LTO9
-[drive d1]
-mover = m1
-media = LTO8
-# Slow, so that a stage of 8 MiB takes 4 s: time to kill vvmd in the middle of one.
-emulated-rate = 2M
-CONF
-conf=$tmpdir/vvm.conf
-ctl() { "$vvctl" --conf "$conf" "$@"; }
+# d1 is slow, so that a stage of 8 MiB takes 4 s: time to kill vvmd in the middle of one.
+vvm_conf drives="LTO9 LTO8" plugin.stage-timeout=2m media.LTO9.capacity=7500K \
+  class.B.media=LTO9 class.C.media=LTO8 drive.d1.emulated-rate=2M
 
-start_vvmd() {
-  start_daemon "vvmd$1" "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-  vvmd_pid=$daemon_pid
-}
-# A vvmd that will be killed with SIGKILL: start_daemon's stop at exit would count that as a crash.
-start_vvmd_to_kill() {
-  "$vvmd" --conf "$conf" </dev/null >"$tmpdir/vvmd-killed.log" 2>&1 &
-  vvmd_pid=$!
-  _vvm_logs+=("vvmd-killed=$tmpdir/vvmd-killed.log")
-  cleanup_fn kill_quietly "$vvmd_pid"
-  _vvm_wait_ready vvmd "$vvmd_pid" "$vvctl" --conf "$conf" ping --timeout 1
-}
-stop_vvmd() {
-  kill -TERM "$vvmd_pid"
-  wait "$vvmd_pid" || die "vvmd exited with status $? on SIGTERM"
-}
 # new_vv CLASS KIB: a VV of random data written through its cache file, kept in $keep; its name
 # in $vv.
 new_vv() {
@@ -82,9 +30,8 @@ new_vv() {
 same() { cmp -s "$cache/$1" "$keep/$1" || die "$1 came back different"; }
 cache_state() { ctl show "$1" --json | jq -r .cache; }
 
-start_vvmd 1
-start_daemon mover "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
-  "$vvmover" --conf "$conf" --name m1
+start_vvmd
+start_mover m1
 for t in L90001 L90002 L90003 L90004; do ctl vsn add "$t" --media LTO9 >/dev/null; done
 ctl vsn add L80001 --media LTO8 >/dev/null
 ctl vsn add L80002 --media LTO8 --class C >/dev/null
@@ -107,7 +54,7 @@ done
 echo "ok: 20 VVs evicted"
 # A fresh vvmd: the drives start empty, so every tape needs a mount.
 stop_vvmd
-start_vvmd 2
+start_vvmd
 mapfile -t shuffled < <(printf '%s\n' "${names[@]}" | shuf)
 ctl stage "${shuffled[@]}" --wait --timeout 120 >"$tmpdir/stage.out" ||
   die "stage --wait failed: $(cat "$tmpdir/stage.out")"
@@ -117,17 +64,17 @@ for v in "${names[@]}"; do
   same "$v"
 done
 echo "ok: 20 VVs staged back, each the same bytes"
-mounts=$(grep -c ' mount L9' "$tmpdir/vvmd2.log" || true)
-((mounts == 3)) || die "20 stages on 3 tapes took $mounts mounts: $(grep ' mount ' "$tmpdir/vvmd2.log")"
+mounts=$(grep -c ' mount L9' "$vvmd_log" || true)
+((mounts == 3)) || die "20 stages on 3 tapes took $mounts mounts: $(grep ' mount ' "$vvmd_log")"
 echo "ok: 3 mounts"
 for t in $tapes; do
-  files=$(grep -o "stage started: drive d0, VSN $t, file [0-9]*" "$tmpdir/mover.log" | awk '{ print $NF }')
+  files=$(grep -o "stage started: drive d0, VSN $t, file [0-9]*" "$mover_log" | awk '{ print $NF }')
   [[ $files == "$(sort -n <<<"$files")" && -n $files ]] || die "$t was read in this order: $(echo $files)"
 done
 echo "ok: each tape read in file order"
 
 # --- an evicted VV read through NBD: the open stages it ---
-start_nbdkit "$tmpdir/nbd.sock" "$VVM_PLUGIN" conf="$conf"
+start_plugin "$tmpdir/nbd.sock"
 new_vv A 3072
 two=$vv
 ctl finish "$two" --wait --timeout 60 >/dev/null
@@ -138,7 +85,7 @@ nbdinfo --list "nbd+unix:///?socket=$tmpdir/nbd.sock" >/dev/null
 qemu-img compare -f raw -F raw "$keep/$two" "nbd+unix:///vv/$two?socket=$tmpdir/nbd.sock" ||
   die "qemu-img compare of the staged $two failed"
 [[ $(cache_state "$two") == cached ]] || die "$two is $(cache_state "$two") after the read"
-grep -q "stage VV $two .*a client waits" "$tmpdir/vvmd2.log" || die "vvmd did not log the stage"
+grep -q "stage VV $two .*a client waits" "$vvmd_log" || die "vvmd did not log the stage"
 echo "ok: reading the evicted $two through NBD staged it transparently"
 
 # --- one copy corrupted on tape: the other is used, the bad one reported ---
@@ -156,12 +103,12 @@ with open(sys.argv[1], 'r+b') as f:
     f.write(bytes([image[at + 7] ^ 0xFF]))
 PY
 stop_vvmd # the drives forget their tapes: copy 1 is the first choice again
-start_vvmd 3
+start_vvmd
 ctl stage "$two" --wait --timeout 60 >/dev/null || die "stage of $two with a bad copy 1 failed"
 same "$two"
-grep -q "VV $two: copy 1 on $copy1 file .* failed its checks" "$tmpdir/vvmd3.log" ||
+grep -q "VV $two: copy 1 on $copy1 file .* failed its checks" "$vvmd_log" ||
   die "vvmd did not report the bad copy on $copy1"
-grep -q "VV $two: copy 1 set aside; staging from copy 2 on L80001" "$tmpdir/vvmd3.log" ||
+grep -q "VV $two: copy 1 set aside; staging from copy 2 on L80001" "$vvmd_log" ||
   die "vvmd did not go on to copy 2"
 ctl vsn ls --json | jq -e --arg t "$copy1" '.[] | select(.name == $t) | .errors >= 1' >/dev/null ||
   die "the failure was not counted on $copy1"
@@ -173,19 +120,18 @@ slow=$vv
 ctl finish "$slow" --wait --timeout 60 >/dev/null
 ctl evict "$slow" >/dev/null
 stop_vvmd
-start_vvmd_to_kill
+start_vvmd
 ctl stage "$slow" >/dev/null
 for ((i = 0; i < 100; i++)); do
   compgen -G "$cache/.stage.$slow.*" >/dev/null && break
   sleep 0.1
 done
 compgen -G "$cache/.stage.$slow.*" >/dev/null || die "no stage of $slow under way"
-kill -KILL "$vvmd_pid"
-wait "$vvmd_pid" 2>/dev/null || true
+kill_vvmd
 echo "ok: vvmd killed while $slow was being staged"
 sleep 5 # the orphaned copy ends; its report finds nobody
-start_vvmd 4
-grep -q "recovery: 1 stage(s) queued again" "$tmpdir/vvmd4.log" || die "vvmd did not requeue the stage"
+start_vvmd
+grep -q "recovery: 1 stage(s) queued again" "$vvmd_log" || die "vvmd did not requeue the stage"
 for ((i = 0; i < 300; i++)); do
   [[ $(cache_state "$slow") == cached ]] && break
   sleep 0.1

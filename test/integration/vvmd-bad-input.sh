@@ -17,35 +17,16 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvctl=$VVM_BUILD_DIR/client/vvctl
 make_tmpdir
 port=$(pick_unused_port)
 nport=$(pick_unused_port)
-
-write_conf() { # write_conf PATH FIRST_LISTEN: vvctl talks to the first listen address
-  local second=unix:$tmpdir/run/vvmd.sock
-  [[ $2 == "$second" ]] && second=127.0.0.1:$port
-  cat >"$1" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = $2
-listen = $second
-allow-host = 127.0.0.2
-[plugin]
-stage-timeout = 5s
-[media LTO9]
-capacity = 18T
-[class A]
-media = LTO9
-CONF
-}
-conf=$tmpdir/vvm.conf
-write_conf "$conf" "unix:$tmpdir/run/vvmd.sock"
-tcp_conf=$tmpdir/tcp.conf # the same vvmd, reached over TCP from 127.0.0.1
-write_conf "$tcp_conf" "127.0.0.1:$port"
-ctl() { "$vvctl" --conf "$conf" "$@"; }
+# vvctl talks to the first listen address: the Unix socket in $conf, TCP from 127.0.0.1 in
+# $tcp_conf, for the same vvmd.
+common=(vvmd.allow-host=127.0.0.2 plugin.stage-timeout=5s)
+vvm_conf "${common[@]}" vvmd.listen+="127.0.0.1:$port"
+tcp_conf=$tmpdir/tcp.conf
+vvm_conf file="$tcp_conf" "${common[@]}" vvmd.listen="127.0.0.1:$port" \
+  vvmd.listen+="unix:$tmpdir/run/vvmd.sock"
 
 # The raw client. `raw.py TARGET CASE` sends CASE's bytes to TARGET (unix:PATH or HOST:PORT,
 # from source address 127.0.0.2) and prints one JSON line: the reply (xid, code, message, the
@@ -200,8 +181,7 @@ case_expect() {
   echo "ok: $2 on $1: $(jq -c '[.reply.code, .reply.message, .hung_up]' <<<"$out")"
 }
 
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-vvmd_pid=$daemon_pid
+start_vvmd
 
 # vvm_code values (client/proto/vvm_proto.x).
 INVALID=1 PERMISSION=4 PROTOCOL=7 VERSION=8
@@ -259,8 +239,8 @@ wait "$holder" "$cut"
 echo "ok: a peer holding half a record does not hold vvmd up"
 [[ $(ctl ls --json | jq '[.[] | select(.class == "A" and .client_id == 7)] | length') == 2 ]] ||
   die "the raw client's two good creates are not both listed: $(ctl ls)"
-grep -q "limit is 1048576 bytes" "$tmpdir/vvmd.log" || die "vvmd did not log the record over the limit"
-grep -q "not a vvm control message" "$tmpdir/vvmd.log" || die "vvmd did not log the bad magic"
+grep -q "limit is 1048576 bytes" "$vvmd_log" || die "vvmd did not log the record over the limit"
+grep -q "not a vvm control message" "$vvmd_log" || die "vvmd did not log the bad magic"
 echo "ok: vvmd logged what it refused"
 
 # --- the allow-list: 127.0.0.1 is not allowed ---
@@ -277,13 +257,13 @@ for cmd in ping ls; do
     die "vvctl $cmd from 127.0.0.1 printed: $out"
   echo "ok: vvctl $cmd over TCP from 127.0.0.1: $out"
 done
-grep -Eq "refused 127\.0\.0\.1:[0-9]+: the host is not in the allow-host list" "$tmpdir/vvmd.log" ||
+grep -Eq "refused 127\.0\.0\.1:[0-9]+: the host is not in the allow-host list" "$vvmd_log" ||
   die "vvmd did not log the refusal"
 alive "the refusals"
 
 # The nbdkit plugin applies the same list to NBD clients over TCP.
 vv=$(ctl ls --json | jq -r '.[0].name')
-start_nbdkit - -i 127.0.0.1 -p "$nport" "$VVM_PLUGIN" conf="$conf"
+start_plugin "tcp:$nport"
 status=0
 out=$(nbdinfo "nbd://127.0.0.1:$nport/vv/$vv" 2>&1) || status=$?
 ((status != 0)) || die "nbdinfo from 127.0.0.1 was served: $out"

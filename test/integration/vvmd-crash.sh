@@ -17,13 +17,7 @@
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
-vvmd=$VVM_BUILD_DIR/vvmd/vvmd
-vvmover=$VVM_BUILD_DIR/mover/vvmover
-vvctl=$VVM_BUILD_DIR/client/vvctl
-vvtape=$VVM_BUILD_DIR/mover/vvtape
 make_tmpdir
-library=$tmpdir/state/library
-cache=$tmpdir/state/cache
 data=$tmpdir/data # what the workload wrote into each VV
 work=$tmpdir/work # the workload's record: what vvctl told it
 mkdir -p "$data" "$work"
@@ -31,54 +25,10 @@ touch "$work/created" "$work/finished" "$work/written"
 kills=(6 12 18) # kill vvmd once this many creates have succeeded
 total=24        # the workload stops after this many creates
 
-cat >"$tmpdir/vvm.conf" <<CONF
-[global]
-state-dir = $tmpdir/state
-[vvmd]
-listen = unix:$tmpdir/run/vvmd.sock
-archive-max-wait = 0
-request-timeout = 10s
-[cache]
-size = 1G
-[plugin]
-stage-timeout = 30s
-[media LTO9]
-capacity = 1G
-block-size = 64K
-[media LTO8]
-capacity = 1G
-block-size = 64K
-[class A]
-media = LTO9 LTO8
-[mover m1]
-listen = unix:$tmpdir/run/m1.sock
-stall-timeout = 20s
-# Slow: a VV of 4 MiB takes 2 s a copy, more than the workload takes to finish the next one, so
-# that a backlog builds up and copies are in flight when vvmd is killed.
-[drive d0]
-mover = m1
-media = LTO9
-emulated-rate = 2M
-[drive d1]
-mover = m1
-media = LTO8
-emulated-rate = 2M
-CONF
-conf=$tmpdir/vvm.conf
-ctl() { "$vvctl" --conf "$conf" "$@"; }
-
-vvmd_runs=0
-# start_vvmd_to_kill: a vvmd that will be killed with SIGKILL (start_daemon's stop at exit would
-# count that kill as a crash); its log is vvmd-N.log.
-start_vvmd_to_kill() {
-  vvmd_runs=$((vvmd_runs + 1))
-  local log=$tmpdir/vvmd-$vvmd_runs.log
-  "$vvmd" --conf "$conf" </dev/null >"$log" 2>&1 &
-  vvmd_pid=$!
-  _vvm_logs+=("vvmd-$vvmd_runs=$log")
-  cleanup_fn kill_quietly "$vvmd_pid"
-  _vvm_wait_ready vvmd "$vvmd_pid" "$vvctl" --conf "$conf" ping --timeout 1
-}
+# Slow drives: a VV of 4 MiB takes 2 s a copy, more than the workload takes to finish the next
+# one, so that a backlog builds up and copies are in flight when vvmd is killed.
+vvm_conf drives="LTO9 LTO8" rate=2M vvmd.request-timeout=10s cache.size=1G \
+  plugin.stage-timeout=30s
 
 # The workload, in the background: it only records what vvctl and the clients told it.
 workload() {
@@ -116,14 +66,13 @@ workload() {
   echo "workload done: $n creates in $i tries"
 }
 
-start_vvmd_to_kill
-start_daemon mover "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
-  "$vvmover" --conf "$conf" --name m1
+start_vvmd
+start_mover m1
 # One worker thread a connection: nbdkit 1.32.4-1.32.5 aborts ("raw_send_socket: Assertion
 # `sock >= 0' failed") when a client with several requests in flight hangs up on the first error
 # reply, as nbdcopy does when vvmd dies under its writes; fixed upstream in nbdkit 1.33.10
 # (commit 9d82aa4f), and avoided with --threads=1, as its message says.
-start_nbdkit "$tmpdir/nbd.sock" --threads=1 "$VVM_PLUGIN" conf="$conf"
+start_plugin "$tmpdir/nbd.sock" --threads=1
 ctl vsn add L90001 --media LTO9 --class A >/dev/null
 ctl vsn add L80001 --media LTO8 --class A >/dev/null
 
@@ -147,19 +96,12 @@ for k in "${kills[@]}"; do
     [[ -n $copying ]] && break
     sleep 0.1
   done
-  kill -KILL "$vvmd_pid"
-  wait "$vvmd_pid" 2>/dev/null || true
+  kill_vvmd
   echo "ok: vvmd killed after $(wc -l <"$work/created") creates, copying: ${copying:-nothing}"
   [[ -n $copying ]] && in_flight=$((${in_flight:-0} + 1))
   sleep 0.$((RANDOM % 10)) # the workload meets a dead vvmd for a moment
-  if ((k == kills[-1])); then
-    vvmd_runs=$((vvmd_runs + 1))
-    start_daemon "vvmd-$vvmd_runs" "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
-    vvmd_pid=$daemon_pid
-  else
-    start_vvmd_to_kill
-  fi
-  grep -q "vvmd ready" "$tmpdir/vvmd-$vvmd_runs.log" || die "vvmd $vvmd_runs did not start"
+  start_vvmd
+  grep -q "vvmd ready" "$vvmd_log" || die "vvmd $vvmd_log did not start"
 done
 ((${in_flight:-0} >= 2)) || die "only ${in_flight:-0} of the 3 kills came while a copy ran"
 wait "$workload_pid" || die "the workload failed"
@@ -193,9 +135,9 @@ done
 echo "ok: all ${#finished[@]} finished VVs are archived"
 # A copy cut off from its report by a kill is written again over itself on the same tape file,
 # which stays in service (before, the mover refused and vvmd marked the tape full).
-grep -q "(an earlier attempt whose report was lost): written again over it" "$tmpdir/mover.log" ||
+grep -q "(an earlier attempt whose report was lost): written again over it" "$mover_log" ||
   die "no copy was written again over its earlier attempt"
-grep -q "is not as vvmd's database says" "$tmpdir"/vvmd-*.log && die "a tape was taken out of service"
+grep -q "is not as vvmd's database says" "$tmpdir"/vvmd*.log && die "a tape was taken out of service"
 echo "ok: copies whose reports the kills lost were written again over themselves"
 
 # --- the copies: each a tape file with the VV's serial, size and bytes ---
@@ -237,10 +179,7 @@ done
 echo "ok: no name, serial or tape file used twice; the next files are beyond every copy"
 # vvmd's VV table (a record a line: A for live, its CRC, name, class, serial...) agrees with
 # vvctl ls.
-stop_ok=0
-kill -TERM "$vvmd_pid"
-wait "$vvmd_pid" && stop_ok=1
-((stop_ok)) || die "vvmd did not stop cleanly on SIGTERM"
+stop_vvmd
 table_names=$(awk '$1 == "A" { print $3 }' "$tmpdir/state/db/vv.tab" | sort)
 [[ $table_names == "$(jq -r '.[].name' <<<"$all" | sort)" ]] ||
   die "vv.tab's live records are not the VVs vvctl ls lists: $table_names"
@@ -249,7 +188,7 @@ table_names=$(awk '$1 == "A" { print $3 }' "$tmpdir/state/db/vv.tab" | sort)
 echo "ok: vv.tab, read with awk, lists the same VVs, each serial once"
 
 # --- a create after the restarts gets a serial above every one ever used ---
-start_daemon vvmd-last "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
+start_vvmd
 top=$(jq '[.[].serial] | max' <<<"$all")
 vv=$(ctl create --class A --size 1M)
 serial=$(ctl show "$vv" --json | jq .serial)

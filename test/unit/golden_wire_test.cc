@@ -1,5 +1,5 @@
 // golden_wire_test.cc: the control protocol's exact bytes, pinned. Every request and every reply
-// of rpc_message.h, with every field set to a value of its own, is encoded and compared with hex
+// of proto/messages.h, with every field set to a value of its own, is encoded and compared with hex
 // recorded from the code as it was when these tests were written; the recorded bytes are then
 // decoded and compared with the value they came from. A failure here means that the wire format
 // moved: old peers (vvctl, libvvclient, the plugin, vvmover) would no longer understand new ones.

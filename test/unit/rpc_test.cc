@@ -10,8 +10,10 @@
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -59,13 +61,13 @@ class RunningServer {
   Status status_;
 };
 
-Handler echo_ping() {
-  return [](const Peer&, const RequestBody& body) -> Result<ReplyBody> {
+std::function<Result<PingReply>(const PingRequest&, const Peer&)> echo_ping() {
+  return [](const PingRequest& request, const Peer&) -> Result<PingReply> {
     PingReply r;
     r.daemon = "testd";
     r.name = "here";
-    r.payload = std::get<PingRequest>(body).payload;
-    return ReplyBody(r);
+    r.payload = request.payload;
+    return r;
   };
 }
 
@@ -626,7 +628,7 @@ TEST_CASE("a server answers pings over a Unix socket and over TCP") {
   AccessPolicy policy;
   policy.allowed_hosts.push_back(must(HostPattern::parse("127.0.0.1")));
   RunningServer rs("testd", policy);
-  rs.server().handle(Op::kPing, echo_ping());
+  rs.server().handle<PingRequest>(echo_ping());
   auto unix_ep = unix_endpoint(dir);
   must(rs.server().listen(unix_ep));
   // The first free port of a range: Server does not report the port the kernel would pick.
@@ -640,7 +642,7 @@ TEST_CASE("a server answers pings over a Unix socket and over TCP") {
   for (const auto& ep : {unix_ep, tcp_ep}) {
     auto client = must(Client::connect(ep, 5s));
     for (int i = 0; i < 3; ++i) {
-      auto body = must(client.call(PingRequest{"n" + std::to_string(i)}, 5s));
+      auto body = must(client.call(RequestBody(PingRequest{"n" + std::to_string(i)}), 5s));
       auto& pong = std::get<PingReply>(body);
       CHECK(pong.daemon == "testd");
       CHECK(pong.payload == "n" + std::to_string(i));
@@ -661,10 +663,10 @@ TEST_CASE("each connection is its own session, and its end is reported with its 
   std::condition_variable changed;
   std::vector<uint64_t> ended;
   // The session a request came on, sent back as the payload.
-  rs.server().handle(Op::kPing, [](const Peer& peer, const RequestBody&) -> Result<ReplyBody> {
+  rs.server().handle<PingRequest>([](const PingRequest&, const Peer& peer) -> Result<PingReply> {
     PingReply r;
     r.payload = std::to_string(peer.session);
-    return ReplyBody(r);
+    return r;
   });
   rs.server().on_disconnect([&](uint64_t session) {
     const std::lock_guard lock(mutex);
@@ -675,7 +677,7 @@ TEST_CASE("each connection is its own session, and its end is reported with its 
   must(rs.server().listen(ep));
   rs.start();
   auto session_of = [](Client& c) {
-    return std::stoull(std::get<PingReply>(must(c.call(PingRequest{}, 5s))).payload);
+    return std::stoull(std::get<PingReply>(must(c.call(RequestBody(PingRequest{}), 5s))).payload);
   };
   auto wait_ended = [&](size_t n) {
     std::unique_lock lock(mutex);
@@ -717,7 +719,7 @@ TEST_CASE("each connection is its own session, and its end is reported with its 
 
 TEST_CASE("a TCP peer not in allow-host gets one refusal that says why") {
   RunningServer rs("testd", AccessPolicy{});  // nobody over TCP
-  rs.server().handle(Op::kPing, echo_ping());
+  rs.server().handle<PingRequest>(echo_ping());
   Endpoint ep;
   for (uint16_t port = 47470; port < 47570; ++port) {
     ep = must(Endpoint::parse("127.0.0.1:" + std::to_string(port)));
@@ -738,11 +740,11 @@ TEST_CASE("handler errors, exceptions and wrong versions reach the client as sta
   auto dir = must(TempDir::create());
   RunningServer rs("testd", AccessPolicy{});
   std::atomic<int> mode{0};
-  rs.server().handle(Op::kPing, [&](const Peer&, const RequestBody&) -> Result<ReplyBody> {
+  rs.server().handle<PingRequest>([&](const PingRequest&, const Peer&) -> Result<PingReply> {
     if (mode == 1) return Status::Busy("drive d0 is busy");
     if (mode == 2) throw std::runtime_error("boom");
     if (mode == 3) std::this_thread::sleep_for(800ms);
-    return ReplyBody(PingReply{"testd", "", "", 0, ""});
+    return PingReply{"testd", "", "", 0, ""};
   });
   auto ep = unix_endpoint(dir);
   must(rs.server().listen(ep));
@@ -764,7 +766,7 @@ TEST_CASE("handler errors, exceptions and wrong versions reach the client as sta
   auto other = must(client.exchange(Request{kProtocolVersion + 1, 4242, PingRequest{}}, 5s));
   CHECK(other.xid == 4242);
   CHECK(other.status.code() == Code::kVersionMismatch);
-  CHECK(must(client.call(PingRequest{}, 5s)).index() == 1);
+  CHECK(must(client.call(RequestBody(PingRequest{}), 5s)).index() == 1);
 
   // A slow reply: Timeout, naming the endpoint; the connection is then closed.
   mode = 3;
@@ -778,7 +780,7 @@ TEST_CASE("handler errors, exceptions and wrong versions reach the client as sta
 TEST_CASE("a server survives garbage and oversized records") {
   auto dir = must(TempDir::create());
   RunningServer rs("testd", AccessPolicy{});
-  rs.server().handle(Op::kPing, echo_ping());
+  rs.server().handle<PingRequest>(echo_ping());
   auto ep = unix_endpoint(dir);
   must(rs.server().listen(ep));
   rs.start();
@@ -826,7 +828,7 @@ TEST_CASE("a server survives garbage and oversized records") {
   }
   // Whatever came before, the server still serves a well-behaved client.
   auto client = must(Client::connect(ep, 5s));
-  CHECK(must(client.call(PingRequest{"ok"}, 5s)).index() == 1);
+  CHECK(must(client.call(RequestBody(PingRequest{"ok"}), 5s)).index() == 1);
 }
 
 TEST_CASE("listen replaces a stale socket and refuses a live one or a plain file") {
@@ -852,10 +854,10 @@ TEST_CASE("listen replaces a stale socket and refuses a live one or a plain file
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0);
     ::close(fd);
     RunningServer rs("testd", AccessPolicy{});
-    rs.server().handle(Op::kPing, echo_ping());
+    rs.server().handle<PingRequest>(echo_ping());
     must(rs.server().listen(ep));
     rs.start();
-    CHECK(must(must(Client::connect(ep, 5s)).call(PingRequest{}, 5s)).index() == 1);
+    CHECK(must(must(Client::connect(ep, 5s)).call(RequestBody(PingRequest{}), 5s)).index() == 1);
   }
   {
     std::ofstream(ep.path) << "not a socket\n";
@@ -881,10 +883,10 @@ TEST_CASE("posted tasks and periodic tasks run on the server's thread, where han
   std::atomic<bool> posted_ran{false};
   std::thread::id handler_thread, tick_thread, posted_thread;
   std::mutex mu;
-  rs.server().handle(Op::kPing, [&](const Peer& p, const RequestBody& b) {
+  rs.server().handle<PingRequest>([&](const PingRequest& b, const Peer& p) {
     const std::lock_guard lock(mu);
     handler_thread = std::this_thread::get_id();
-    return echo_ping()(p, b);
+    return echo_ping()(b, p);
   });
   rs.server().every(20ms, [&] {
     const std::lock_guard lock(mu);
@@ -953,4 +955,163 @@ TEST_CASE("STATUS survives an XDR round trip") {
   Reply rep;
   rep.body = st;
   CHECK(std::get<StatusReply>(must(decode_reply(must(encode_reply(rep)))).body) == st);
+}
+
+// --- messages declared once, handlers by type ---
+
+namespace {
+struct NoFields {  // a would-be request that forgot its field description
+  static constexpr Op kOp = Op::kPing;
+  static constexpr std::string_view kName = "no-fields";
+  using Reply = PingReply;
+};
+struct NoOp {  // and one that forgot its op
+  static constexpr std::string_view kName = "no-op";
+  using Reply = PingReply;
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
+}  // namespace
+
+TEST_CASE("a message needs its op, its reply and its fields; Served proves each handler") {
+  static_assert(Message<VvShowRequest>);
+  static_assert(!Message<NoFields>);
+  static_assert(!Message<NoOp>);
+  static_assert(std::is_same_v<VvShowRequest::Reply, VvReply>);
+  static_assert(kOpsAnswered<VvReply>.size() > 1 && kOpsAnswered<VvReply>[1] == Op::kVvShow);
+  static_assert(kOpsAnswered<VvStageReply>.size() == 1 &&
+                kOpsAnswered<VvStageReply>[0] == Op::kVvStage);
+  // The same requests in another order convert; a request listed without its handler does not,
+  // nor one handled without being listed.
+  static_assert(std::is_convertible_v<Served<PingRequest, VvShowRequest>,
+                                      Served<VvShowRequest, PingRequest>>);
+  static_assert(!std::is_convertible_v<Served<PingRequest>, Served<PingRequest, VvShowRequest>>);
+  static_assert(!std::is_convertible_v<Served<PingRequest, VvShowRequest>, Served<PingRequest>>);
+  // The op is the one declared with the message, and its name too.
+  CHECK(op_of(RequestBody(VvShowRequest{"A1"})) == Op::kVvShow);
+  CHECK(op_name(VvShowRequest::kOp) == "vv-show");
+  CHECK(op_name(static_cast<Op>(999)) == "unknown");
+}
+
+TEST_CASE("a field over its limit is refused on encode, naming the field") {
+  auto r = encode_request(Request{kProtocolVersion, 1, VvShowRequest{std::string(300, 'a')}});
+  CHECK(r.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(r.status().message(),
+             Catch::Contains("vv name is 300 bytes long") && Catch::Contains("allows 256"));
+  Reply rep;
+  StatusReply st;
+  st.queues.push_back({std::string(257, 'k'), "A LTO9", 0, 0, 0, false});
+  rep.body = st;
+  CHECK_THAT(encode_reply(rep).status().message(), Catch::Contains("queue kind is 257 bytes"));
+}
+
+TEST_CASE("a handler registered by type answers with its request's reply, op included") {
+  auto dir = must(TempDir::create());
+  RunningServer rs("testd", AccessPolicy{});
+  // The handler leaves the op at its default (kVvShow): the server sets the request's.
+  rs.server().handle<VvFinishRequest>([](const VvFinishRequest& r, const Peer&) -> Result<VvReply> {
+    VvReply reply;
+    reply.vv.name = r.name;
+    return reply;
+  });
+  auto ep = unix_endpoint(dir);
+  must(rs.server().listen(ep));
+  rs.start();
+  auto client = must(Client::connect(ep, 5s));
+  VvReply got = must(client.call(VvFinishRequest{"A0000000009"}, 5s));
+  CHECK(got.op == Op::kVvFinish);
+  CHECK(got.vv.name == "A0000000009");
+  // A request without a handler is refused by name, and the connection stays usable.
+  auto none = client.call(VvShowRequest{"A1"}, 5s);
+  CHECK(none.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(none.status().message(), Catch::Contains("testd does not handle vv-show"));
+  CHECK(must(client.call(VvFinishRequest{"A2"}, 5s)).vv.name == "A2");
+}
+
+TEST_CASE("a handler can answer later, from another thread, while other connections are served") {
+  auto dir = must(TempDir::create());
+  RunningServer rs("testd", AccessPolicy{});
+  std::mutex mu;
+  std::condition_variable held_cv;
+  std::vector<Responder<VvShowRequest>> held;
+  rs.server().handle<VvShowRequest>(
+      [&](const VvShowRequest&, const Peer&, Responder<VvShowRequest> answer) {
+        const std::lock_guard lock(mu);
+        held.push_back(std::move(answer));
+        held_cv.notify_all();
+      });
+  rs.server().handle<PingRequest>(echo_ping());
+  auto ep = unix_endpoint(dir);
+  must(rs.server().listen(ep));
+  rs.start();
+
+  // Catch2 checks on this thread only: the waiter keeps what it got.
+  Result<VvReply> shown = Status::Internal("not asked");
+  Result<VvReply> dropped = Status::Internal("not asked");
+  std::thread waiter([&] {
+    auto client = Client::connect(ep, 5s);
+    if (!client.ok()) return;
+    shown = client->call(VvShowRequest{"A0000000001"}, 5s);
+    dropped = client->call(VvShowRequest{"A0000000002"}, 5s);
+  });
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(held_cv.wait_for(lock, 5s, [&] { return held.size() == 1; }));
+  }
+  // The show waits; a ping on another connection does not.
+  auto other = must(Client::connect(ep, 5s));
+  CHECK(must(other.call(PingRequest{"meanwhile"}, 5s)).payload == "meanwhile");
+  std::thread([&] {
+    const std::lock_guard lock(mu);
+    Vv vv;
+    vv.name = "A0000000001";
+    held[0].reply(VvReply{Op::kVvShow, vv});
+    held[0].reply(Status::Busy("a second answer is ignored"));
+  }).join();
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(held_cv.wait_for(lock, 5s, [&] { return held.size() == 2; }));
+    held.clear();  // both dropped: the first was answered, the second never is
+  }
+  waiter.join();
+  REQUIRE(shown.ok());
+  CHECK(shown->vv.name == "A0000000001");
+  CHECK(shown->op == Op::kVvShow);
+  // A Responder dropped without an answer: an Internal error, not a client waiting for ever.
+  CHECK(dropped.status().code() == Code::kInternal);
+  CHECK_THAT(dropped.status().message(), Catch::Contains("vv-show was dropped without a reply"));
+}
+
+namespace {
+template <class... R>
+std::map<uint32_t, std::string_view> request_ops(std::variant<R...>*) {
+  return {{static_cast<uint32_t>(R::kOp), R::kName}...};
+}
+}  // namespace
+
+TEST_CASE("every request's op is vvm_proto.x's, by number and by name") {
+  const char* src = std::getenv("VVM_SOURCE_DIR");
+  REQUIRE(src != nullptr);
+  std::ifstream in(std::string(src) + "/client/proto/vvm_proto.x");
+  REQUIRE(in);
+  // "  VVM_OP_VV_SHOW = 6," -> 6: "vv-show"
+  std::map<uint32_t, std::string> spec;
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find("VVM_OP_");
+    const auto eq = line.find(" = ");
+    if (at == std::string::npos || eq == std::string::npos || at > eq) continue;
+    std::string name = line.substr(at + 7, eq - at - 7);
+    for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(c));
+    spec[static_cast<uint32_t>(std::stoul(line.substr(eq + 3)))] = name;
+  }
+  REQUIRE(spec.size() > 10);
+  CHECK(spec.at(0) == "none");
+  const auto ops = request_ops(static_cast<RequestBody*>(nullptr));
+  CHECK(ops.size() + 1 == spec.size());  // every op of the .x has its request, but NONE
+  for (const auto& [number, name] : ops) {
+    INFO("op " << number);
+    REQUIRE(spec.count(number) == 1);
+    CHECK(spec.at(number) == name);
+    CHECK(op_name(static_cast<Op>(number)) == name);
+  }
 }

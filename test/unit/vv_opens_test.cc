@@ -204,6 +204,8 @@ TEST_CASE("a hot VV has one writer host at a time; readers and the same host sha
   CHECK(refused.status().code() == Code::kBusy);
   CHECK_THAT(refused.status().message(),
              Catch::Contains("VV " + a) && Catch::Contains("nbd1") && Catch::Contains("10.0.0.7"));
+  // And what to do about it.
+  CHECK_THAT(refused.status().message(), Catch::Contains("use it from nbd1"));
   // A probe does not take the writer's place, so it is not refused.
   CHECK(f.opens->open(plugin(3), tcp(a, "10.0.0.7", true, false)).ok());
   // Reading from another host is fine.

@@ -88,6 +88,17 @@ TEST_CASE("error_errno gives POSIX's errno for each code") {
   CHECK(error_errno(Code::kVersionMismatch) == EPROTO);
 }
 
+TEST_CASE("VolumeInfo's states and residencies have vvctl's words") {
+  using vvm::client::Residency;
+  using vvm::client::VolumeState;
+  CHECK(vvm::client::state_name(VolumeState::kHot) == "hot");
+  CHECK(vvm::client::state_name(VolumeState::kFinished) == "finished");
+  CHECK(vvm::client::state_name(VolumeState::kArchived) == "archived");
+  CHECK(vvm::client::residency_name(Residency::kCached) == "cached");
+  CHECK(vvm::client::residency_name(Residency::kEvicted) == "evicted");
+  CHECK(vvm::client::residency_name(Residency::kStaging) == "staging");
+}
+
 TEST_CASE("the C++ API checks its arguments before it connects") {
   int err = 0;
   auto bad_name = Volume::open(nowhere(), "A1/x", Mode::kRead, &err);

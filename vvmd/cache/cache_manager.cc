@@ -282,7 +282,7 @@ Result<rpc::VvEvictReply> CacheManager::evict(const rpc::Peer& peer, const std::
   return reply;
 }
 
-void CacheManager::serve(rpc::Server& server) {
+rpc::Served<rpc::VvEvictRequest> CacheManager::serve(rpc::Server& server) {
   if (auto u = use(); u.ok()) {
     log::info("cache {}: {:.1f}% used ({} of {} bytes, {}); evicts above {}%, down below {}%",
               options_.cache_dir, u->percent, u->used, u->capacity,
@@ -291,13 +291,8 @@ void CacheManager::serve(rpc::Server& server) {
   } else {
     log::warning("cache: {}", u.status().message());
   }
-  server.handle(
-      rpc::Op::kVvEvict,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        auto r = evict(peer, std::get<rpc::VvEvictRequest>(body).name);
-        if (!r.ok()) return r.status();
-        return rpc::ReplyBody(std::move(*r));
-      });
+  auto served = server.handle<rpc::VvEvictRequest>(
+      [this](const rpc::VvEvictRequest& r, const rpc::Peer& peer) { return evict(peer, r.name); });
   server.every(options_.period, [this] {
     auto pass = check();
     if (!pass.ok()) {
@@ -310,6 +305,7 @@ void CacheManager::serve(rpc::Server& server) {
     }
     last_error_.clear();
   });
+  return served;
 }
 
 }  // namespace vvm::vvmd

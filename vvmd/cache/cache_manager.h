@@ -76,7 +76,7 @@ class CacheManager {
   Result<rpc::VvEvictReply> evict(const rpc::Peer& peer, const std::string& name);
 
   // Registers VV_EVICT and the periodic check; this must outlive the server's run.
-  void serve(rpc::Server& server);
+  rpc::Served<rpc::VvEvictRequest> serve(rpc::Server& server);
 
  private:
   // Bytes the cache file of `name` occupies on disk; 0 when there is none.

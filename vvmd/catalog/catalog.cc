@@ -402,32 +402,30 @@ Result<Vv> Catalog::record_access(const std::string& name) {
   return r;
 }
 
-void Catalog::serve(rpc::Server& server) {
-  auto vv_reply = [](rpc::Op op, Result<Vv> r) -> Result<rpc::ReplyBody> {
+Catalog::Serves Catalog::serve(rpc::Server& server) {
+  // The server sets the reply's op from the request's type.
+  auto vv_reply = [](Result<Vv> r) -> Result<rpc::VvReply> {
     if (!r.ok()) return r.status();
-    return rpc::ReplyBody(rpc::VvReply{op, std::move(*r)});
+    return rpc::VvReply{.vv = std::move(*r)};
   };
-  server.handle(
-      rpc::Op::kVvCreate, [this, vv_reply](const rpc::Peer& peer, const rpc::RequestBody& body) {
-        return vv_reply(rpc::Op::kVvCreate, create(peer, std::get<rpc::VvCreateRequest>(body)));
-      });
-  server.handle(rpc::Op::kVvShow, [this, vv_reply](const rpc::Peer&, const rpc::RequestBody& body) {
-    return vv_reply(rpc::Op::kVvShow, show(std::get<rpc::VvShowRequest>(body).name));
-  });
-  server.handle(rpc::Op::kVvFinish, [this, vv_reply](const rpc::Peer& peer,
-                                                     const rpc::RequestBody& body) {
-    return vv_reply(rpc::Op::kVvFinish, finish(peer, std::get<rpc::VvFinishRequest>(body).name));
-  });
-  server.handle(
-      rpc::Op::kVvRemove, [this, vv_reply](const rpc::Peer& peer, const rpc::RequestBody& body) {
-        return vv_reply(rpc::Op::kVvRemove, remove(peer, std::get<rpc::VvRemoveRequest>(body)));
-      });
-  server.handle(rpc::Op::kVvList,
-                [this](const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-                  auto r = list(std::get<rpc::VvListRequest>(body));
-                  if (!r.ok()) return r.status();
-                  return rpc::ReplyBody(std::move(*r));
-                });
+  return server.handle<rpc::VvCreateRequest>(
+             [this, vv_reply](const rpc::VvCreateRequest& r, const rpc::Peer& peer) {
+               return vv_reply(create(peer, r));
+             }) +
+         server.handle<rpc::VvShowRequest>(
+             [this, vv_reply](const rpc::VvShowRequest& r, const rpc::Peer&) {
+               return vv_reply(show(r.name));
+             }) +
+         server.handle<rpc::VvFinishRequest>(
+             [this, vv_reply](const rpc::VvFinishRequest& r, const rpc::Peer& peer) {
+               return vv_reply(finish(peer, r.name));
+             }) +
+         server.handle<rpc::VvRemoveRequest>(
+             [this, vv_reply](const rpc::VvRemoveRequest& r, const rpc::Peer& peer) {
+               return vv_reply(remove(peer, r));
+             }) +
+         server.handle<rpc::VvListRequest>(
+             [this](const rpc::VvListRequest& r, const rpc::Peer&) { return list(r); });
 }
 
 }  // namespace vvm::vvmd

@@ -72,7 +72,9 @@ class Catalog {
   size_t finish_idle(uint64_t idle_before);
 
   // Registers the five operations' handlers; the catalogue must outlive the server's run.
-  void serve(rpc::Server& server);
+  using Serves = rpc::Served<rpc::VvCreateRequest, rpc::VvShowRequest, rpc::VvFinishRequest,
+                             rpc::VvRemoveRequest, rpc::VvListRequest>;
+  Serves serve(rpc::Server& server);
 
   std::string cache_path(const std::string& name) const { return options_.cache_dir + "/" + name; }
   const std::string& cache_dir() const { return options_.cache_dir; }

@@ -13,10 +13,10 @@
 #include <fmt/core.h>
 
 #include "common/log.h"
-#include "copy/copy.h"
 #include "tape/emulated_tape.h"
 #include "tape/label.h"
 #include "tape/library.h"
+#include "tape/scan.h"
 
 namespace vvm::vvmd {
 
@@ -292,20 +292,15 @@ Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
   return reply;
 }
 
-void VsnCatalog::serve(rpc::Server& server) {
-  server.handle(
-      rpc::Op::kVsnAdd,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        auto r = add(peer, std::get<rpc::VsnAddRequest>(body));
-        if (!r.ok()) return r.status();
-        return rpc::ReplyBody(rpc::VsnReply{std::move(*r)});
-      });
-  server.handle(rpc::Op::kVsnList,
-                [this](const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-                  auto r = list(std::get<rpc::VsnListRequest>(body));
-                  if (!r.ok()) return r.status();
-                  return rpc::ReplyBody(std::move(*r));
-                });
+VsnCatalog::Serves VsnCatalog::serve(rpc::Server& server) {
+  return server.handle<rpc::VsnAddRequest>([this](const rpc::VsnAddRequest& r,
+                                                  const rpc::Peer& peer) -> Result<rpc::VsnReply> {
+    auto added = add(peer, r);
+    if (!added.ok()) return added.status();
+    return rpc::VsnReply{std::move(*added)};
+  }) + server.handle<rpc::VsnListRequest>([this](const rpc::VsnListRequest& r, const rpc::Peer&) {
+    return list(r);
+  });
 }
 
 }  // namespace vvm::vvmd

@@ -61,7 +61,8 @@ class VsnCatalog {
   Result<rpc::VsnListReply> list(const rpc::VsnListRequest& request);
 
   // Registers VSN_ADD's and VSN_LIST's handlers; the catalogue must outlive the server's run.
-  void serve(rpc::Server& server);
+  using Serves = rpc::Served<rpc::VsnAddRequest, rpc::VsnListRequest>;
+  Serves serve(rpc::Server& server);
 
   bool emulated() const { return options_.library_kind == "emulated"; }
   std::string image_path(const std::string& vsn) const {

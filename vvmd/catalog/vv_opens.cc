@@ -77,8 +77,10 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
   if (reply.writable) {
     if (auto holder = writer_host(vv->name); holder && *holder != req.host) {
       return Status::Busy(
-          fmt::format("VV {} is open for writing from {}: one writer host at a time (refused {})",
-                      vv->name, *holder, who));
+          fmt::format("VV {} is open for writing from {}: one writer host at a time (refused {}); "
+                      "use it from {}, or once its writers there have closed it (a finished VV "
+                      "may be read from any host)",
+                      vv->name, *holder, who, *holder));
     }
   }
   auto accessed = catalog_->record_access(vv->name);
@@ -139,22 +141,16 @@ std::vector<std::string> VvOpens::holders(const std::string& name) const {
   return who;
 }
 
-void VvOpens::serve(rpc::Server& server) {
-  server.handle(
-      rpc::Op::kVvOpen,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        auto r = open(peer, std::get<rpc::VvOpenRequest>(body));
-        if (!r.ok()) return r.status();
-        return rpc::ReplyBody(std::move(*r));
-      });
-  server.handle(
-      rpc::Op::kVvClose,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        auto r = close(peer, std::get<rpc::VvCloseRequest>(body));
-        if (!r.ok()) return r.status();
-        return rpc::ReplyBody(rpc::VvReply{rpc::Op::kVvClose, std::move(*r)});
-      });
+VvOpens::Serves VvOpens::serve(rpc::Server& server) {
   server.on_disconnect([this](uint64_t session) { drop_session(session); });
+  return server.handle<rpc::VvOpenRequest>(
+             [this](const rpc::VvOpenRequest& r, const rpc::Peer& peer) { return open(peer, r); }) +
+         server.handle<rpc::VvCloseRequest>(
+             [this](const rpc::VvCloseRequest& r, const rpc::Peer& peer) -> Result<rpc::VvReply> {
+               auto closed = close(peer, r);
+               if (!closed.ok()) return closed.status();
+               return rpc::VvReply{.vv = std::move(*closed)};
+             });
 }
 
 Status VvOpens::check_in_use(const std::string& name, bool for_write) const {

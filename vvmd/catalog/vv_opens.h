@@ -79,7 +79,8 @@ class VvOpens {
 
   // Registers VV_OPEN and VV_CLOSE and the server's disconnect hook; this must outlive the
   // server's run.
-  void serve(rpc::Server& server);
+  using Serves = rpc::Served<rpc::VvOpenRequest, rpc::VvCloseRequest>;
+  Serves serve(rpc::Server& server);
 
  private:
   Status check_requester(const rpc::Peer& peer, const rpc::VvOpenRequest& request) const;

@@ -3,6 +3,8 @@
 
 #include <optional>
 
+#include <fmt/core.h>
+
 #include "proto/client.h"
 
 namespace vvm::vvmd {
@@ -23,6 +25,33 @@ void MoverLink::call(const Endpoint& endpoint, rpc::RequestBody request, Done do
   }
   w->jobs.push_back({std::move(request), std::move(done)});
   cv_.notify_all();
+}
+
+namespace {
+
+// `done` for a request whose only good answer is a `Reply`: any other reply is a protocol error.
+template <typename Reply>
+MoverLink::Done expect(std::function<void(Result<Reply>)> done, rpc::Op op) {
+  return [done = std::move(done), op](Result<rpc::ReplyBody> answer) {
+    if (!answer.ok()) return done(answer.status());
+    if (auto* reply = std::get_if<Reply>(&*answer)) return done(std::move(*reply));
+    done(Status::ProtocolError(
+        fmt::format("the mover answered {} with another reply", rpc::op_name(op))));
+  };
+}
+
+}  // namespace
+
+void MoverLink::archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) {
+  call(mover, rpc::ArchiveRequest{args}, expect(std::move(done), rpc::Op::kArchive));
+}
+
+void MoverLink::stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) {
+  call(mover, rpc::StageRequest{args}, expect(std::move(done), rpc::Op::kStage));
+}
+
+void MoverLink::ping(const Endpoint& mover, PingDone done) {
+  call(mover, rpc::PingRequest{}, expect(std::move(done), rpc::Op::kPing));
 }
 
 void MoverLink::stop() {

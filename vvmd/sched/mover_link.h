@@ -1,5 +1,5 @@
-// mover_link.h: how vvmd hands copy requests (ARCHIVE, STAGE) to the movers without blocking its
-// event loop.
+// mover_link.h: how vvmd hands copy requests (ARCHIVE, STAGE) and pings to the movers without
+// blocking its event loop: the MoverPort (mover_port.h) the scheduler uses in the daemon.
 //
 // A mover answers a copy request (and a PING) at once (accepted, or why not), but "at once" is a
 // network round trip, and a mover that is down costs a connect timeout: so each mover gets a worker
@@ -21,22 +21,28 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "proto/messages.h"
+#include "sched/mover_port.h"
 
 namespace vvm::vvmd {
 
-class MoverLink {
+class MoverLink : public MoverPort {
  public:
   using Post = std::function<void(std::function<void()>)>;
   using Done = std::function<void(Result<rpc::ReplyBody>)>;
 
   MoverLink(Post post, std::chrono::milliseconds timeout);
-  ~MoverLink();  // stop()s
+  ~MoverLink() override;  // stop()s
   MoverLink(const MoverLink&) = delete;
   MoverLink& operator=(const MoverLink&) = delete;
 
   // Sends `request` (ARCHIVE, STAGE, PING) to the mover at `endpoint`; `done` gets the mover's
   // answer (or the transport's error: Unavailable, Timeout), run through `post`.
   void call(const Endpoint& endpoint, rpc::RequestBody request, Done done);
+
+  // MoverPort: call() with the request, the answer checked to be the reply it expects.
+  void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
+  void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
+  void ping(const Endpoint& mover, PingDone done) override;
 
   // Ends the workers; requests not yet sent are dropped without their `done`. Idempotent.
   void stop();

@@ -51,11 +51,11 @@ std::chrono::seconds Scheduler::retry_delay(uint32_t attempts) {
   return std::min(std::chrono::seconds(2u << shift), std::chrono::seconds(300));
 }
 
-Scheduler::Scheduler(db::Database* db, const Config& config, Options options, MoverLink* link)
+Scheduler::Scheduler(db::Database* db, const Config& config, Options options, MoverPort* movers)
     : db_(db),
       config_(config),
       options_(std::move(options)),
-      link_(link),
+      movers_(movers),
       queue_(BatchPolicy{config.archive_batch_bytes, config.archive_batch_files,
                          config.archive_max_wait}),
       view_(config) {
@@ -69,6 +69,10 @@ uint64_t Scheduler::now_unix() const {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
+}
+
+Clock::time_point Scheduler::steady_now() const {
+  return options_.clock ? options_.clock() : Clock::now();
 }
 
 size_t Scheduler::copies_of(char cls) const {
@@ -130,7 +134,7 @@ Status Scheduler::recover() {
     StageItem item;
     item.vv = r.name;
     item.bytes = r.size;
-    item.queued = item.not_before = Clock::now();
+    item.queued = item.not_before = steady_now();
     if (Status s = queue_stage(r, std::move(item)); !s.ok()) {
       log::error("recovery: VV {} was being staged and cannot be: {}", r.name, s.message());
       (void)set_cache(r.name, CacheState::kEvicted, false);
@@ -159,7 +163,7 @@ void Scheduler::finished(const Vv& vv) {
     log::error("VV {}: class {} is not in vvm.conf: it cannot be archived", vv.name, vv.vv_class);
     return;
   }
-  const auto now = Clock::now();
+  const auto now = steady_now();
   for (size_t i = 0; i < cls->second.media.size() && i < vv.copies.size(); ++i) {
     if (!vv.copies[i].vsn.empty()) continue;
     const bool copying = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& f) {
@@ -185,14 +189,17 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
           bad = r.status();
           return false;
         }
-        if (r->media != media || copying.contains(r->name)) return true;
+        if (r->media != media) return true;
         if (r->errors >= kMaxVsnErrors) return true;
         const bool hot = r->state == VsnState::kHot && r->vsn_class == cls_text;
         const bool blank =
             r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
         if (!hot && !blank) return true;
         const DriveState* d = view_.holding(r->name);
-        if (d != nullptr && d->busy) return true;
+        if (copying.contains(r->name) || (d != nullptr && d->busy)) {
+          *any_busy = true;  // it will take copies again once this one ends
+          return true;
+        }
         out.push_back(std::move(*r));
         return true;
       });
@@ -210,7 +217,7 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
 }
 
 void Scheduler::tick() {
-  const auto now = Clock::now();
+  const auto now = steady_now();
   std::vector<uint64_t> lost;
   for (const auto& [id, f] : in_flight_) {
     if (f.deadline <= now) lost.push_back(id);
@@ -243,25 +250,22 @@ void Scheduler::check_movers() {
   for (const std::string& name : movers) {
     auto m = config_.movers.find(name);
     if (m == config_.movers.end()) continue;
-    const auto asked = Clock::now();
-    link_->call(
-        m->second.listen, rpc::PingRequest{}, [this, name, asked](Result<rpc::ReplyBody> answer) {
-          const rpc::PingReply* ping =
-              answer.ok() ? std::get_if<rpc::PingReply>(&*answer) : nullptr;
-          if (ping == nullptr) {
-            // Once may be a hiccup; twice running, the mover and its copies are gone.
-            if (++mover_misses_[name] < 2) return;
-            lose_copies(name, asked,
-                        Status::Unavailable(fmt::format("mover {} does not answer: {}", name,
-                                                        answer.ok() ? "a reply that is not a ping"
-                                                                    : answer.status().message())));
-            return;
-          }
-          mover_misses_[name] = 0;
-          // Copies sent before the mover (re)started died with its old self.
-          const auto up_since = asked - std::chrono::milliseconds(ping->uptime_ms);
-          lose_copies(name, up_since, Status::Unavailable(fmt::format("mover {} restarted", name)));
-        });
+    const auto asked = steady_now();
+    movers_->ping(m->second.listen, [this, name, asked](Result<rpc::PingReply> answer) {
+      const rpc::PingReply* ping = answer.ok() ? &*answer : nullptr;
+      if (ping == nullptr) {
+        // Once may be a hiccup; twice running, the mover and its copies are gone.
+        if (++mover_misses_[name] < 2) return;
+        lose_copies(name, asked,
+                    Status::Unavailable(fmt::format("mover {} does not answer: {}", name,
+                                                    answer.status().message())));
+        return;
+      }
+      mover_misses_[name] = 0;
+      // Copies sent before the mover (re)started died with its old self.
+      const auto up_since = asked - std::chrono::milliseconds(ping->uptime_ms);
+      lose_copies(name, up_since, Status::Unavailable(fmt::format("mover {} restarted", name)));
+    });
   }
 }
 
@@ -386,16 +390,12 @@ void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyA
   f.started = now;
   const uint64_t id = args.request_id;
   in_flight_.emplace(id, std::move(f));
-  rpc::RequestBody body = op == rpc::Op::kArchive ? rpc::RequestBody(rpc::ArchiveRequest{args})
-                                                  : rpc::RequestBody(rpc::StageRequest{args});
-  link_->call(drive.mover_endpoint, std::move(body), [this, id, op](Result<rpc::ReplyBody> answer) {
-    if (answer.ok() && !std::holds_alternative<rpc::CopyAccepted>(*answer)) {
-      answer = Status::ProtocolError(
-          fmt::format("the mover answered {} with another reply", rpc::op_name(op)));
-    }
-    if (!answer.ok()) return accepted(id, answer.status());
-    accepted(id, std::get<rpc::CopyAccepted>(*answer));
-  });
+  auto done = [this, id](Result<rpc::CopyAccepted> answer) { accepted(id, std::move(answer)); };
+  if (op == rpc::Op::kArchive) {
+    movers_->archive(drive.mover_endpoint, args, std::move(done));
+  } else {
+    movers_->stage(drive.mover_endpoint, args, std::move(done));
+  }
 }
 
 void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) {
@@ -410,7 +410,7 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
   InFlight f = std::move(it->second);
   in_flight_.erase(it);
   DriveState* drive = view_.find(f.drive);
-  const auto now = Clock::now();
+  const auto now = steady_now();
   const Status& why = answer.status();
   if (drive != nullptr) {
     drive->busy = false;
@@ -462,7 +462,7 @@ Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
   InFlight& f = it->second;
   if (r.state == rpc::CopyState::kRunning) {
     f.bytes_done = r.bytes_done;
-    f.deadline = Clock::now() + f.stall_margin;
+    f.deadline = steady_now() + f.stall_margin;
     return Status::Ok();
   }
   InFlight done = std::move(f);
@@ -583,12 +583,12 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
 void Scheduler::retry(InFlight& f, bool front) {
   if (f.staged) {
     f.staged->not_before =
-        Clock::now() + (front ? std::chrono::seconds(0) : retry_delay(f.staged->attempts));
+        steady_now() + (front ? std::chrono::seconds(0) : retry_delay(f.staged->attempts));
     stages_.push(std::move(*f.staged));
     return;
   }
   f.item.not_before =
-      Clock::now() + (front ? std::chrono::seconds(0) : retry_delay(f.item.attempts));
+      steady_now() + (front ? std::chrono::seconds(0) : retry_delay(f.item.attempts));
   if (front) {
     queue_.push_front(f.key, std::move(f.item));
   } else {
@@ -615,7 +615,7 @@ void Scheduler::mark_vsn(const std::string& name, std::optional<VsnState> state,
 }
 
 void Scheduler::fill_status(rpc::StatusReply* out) const {
-  const auto now = Clock::now();
+  const auto now = steady_now();
   auto age = [now](Clock::time_point t) {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
   };
@@ -658,16 +658,16 @@ std::vector<Scheduler::Copying> Scheduler::copying() const {
   return out;
 }
 
-void Scheduler::serve(rpc::Server& server, std::chrono::milliseconds period) {
+rpc::Served<rpc::CopyReport> Scheduler::serve(rpc::Server& server,
+                                              std::chrono::milliseconds period) {
   server_ = &server;
-  server.handle(
-      rpc::Op::kCopyReport,
-      [this](const rpc::Peer& peer, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-        Status s = report(peer, std::get<rpc::CopyReport>(body));
-        if (!s.ok()) return s;
-        return rpc::ReplyBody(rpc::CopyReportAck{});
-      });
   server.every(period, [this] { tick(); });
+  return server.handle<rpc::CopyReport>(
+      [this](const rpc::CopyReport& r, const rpc::Peer& peer) -> Result<rpc::CopyReportAck> {
+        Status s = report(peer, r);
+        if (!s.ok()) return s;
+        return rpc::CopyReportAck{};
+      });
 }
 
 // --- stages ---
@@ -746,7 +746,7 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
   }
   if (auto failed = failed_stages_.find(name); failed != failed_stages_.end()) {
     // Fresh news of a stage that failed goes to whoever asks, rather than a new try at once.
-    if (Clock::now() - failed->second.first < kFailedStageMemory) {
+    if (steady_now() - failed->second.first < kFailedStageMemory) {
       return Status::Unavailable(failed->second.second);
     }
     failed_stages_.erase(failed);
@@ -771,7 +771,7 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
     StageItem item;
     item.vv = name;
     item.waiting = waiting;
-    item.queued = item.not_before = Clock::now();
+    item.queued = item.not_before = steady_now();
     if (vv.cache != CacheState::kStaging) {
       // Marked before the queue takes it: a restart finds it and queues it again.
       VVM_RETURN_IF_ERROR(set_cache(name, CacheState::kStaging, false));
@@ -818,6 +818,9 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
   // Then a mount, for the first tape in line whose requests have gathered.
   for (const std::string& vsn : order) {
     if (writing.contains(vsn)) continue;
+    // A tape in a drive is read there (above) or waits for that drive: choosing a drive for it
+    // here would hand the drive back to a tape whose turn is over.
+    if (view_.holding(vsn) != nullptr) continue;
     auto oldest = stages_.oldest(vsn);
     if (!oldest || now - *oldest < kStageGather) continue;
     DriveState* chosen = nullptr;
@@ -903,7 +906,7 @@ void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
                f.vsn, f.file, s.message());
     return;
   }
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - f.started);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - f.started);
   log::info("staged VV {} from {} file {} ({} bytes in {:.1f} s)", f.item.vv, f.vsn, f.file,
             r.bytes_total, took.count() / 1000.0);
 }
@@ -934,10 +937,10 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
   const std::string vv_name = item.vv;
   const size_t copy = item.copy;
   StageItem next = std::move(item);
-  next.not_before = Clock::now();
+  next.not_before = steady_now();
   if (Status s = queue_stage(vv, std::move(next)); !s.ok()) {
     log::error("cannot stage VV {}: {}; it stays evicted", vv_name, s.message());
-    failed_stages_[vv_name] = {Clock::now(),
+    failed_stages_[vv_name] = {steady_now(),
                                fmt::format("the stage of VV {} failed: {}", vv_name, s.message())};
     (void)set_cache(vv_name, CacheState::kEvicted, false);
     return;
@@ -947,22 +950,21 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
               queued->copy + 1, queued->vsn, queued->file);
 }
 
-void Scheduler::serve_stage(rpc::Server& server) {
-  server.handle(rpc::Op::kVvStage,
-                [this](const rpc::Peer&, const rpc::RequestBody& body) -> Result<rpc::ReplyBody> {
-                  const auto& req = std::get<rpc::VvStageRequest>(body);
-                  auto p = stage(req.name, req.wait);
-                  if (!p.ok()) return p.status();
-                  rpc::VvStageReply reply;
-                  reply.cached = p->cached;
-                  reply.copying = p->copying;
-                  reply.vsn = p->vsn;
-                  reply.file = p->file;
-                  reply.bytes_done = p->bytes_done;
-                  reply.bytes_total = p->bytes_total;
-                  reply.queued = p->queued;
-                  return rpc::ReplyBody(std::move(reply));
-                });
+rpc::Served<rpc::VvStageRequest> Scheduler::serve_stage(rpc::Server& server) {
+  return server.handle<rpc::VvStageRequest>(
+      [this](const rpc::VvStageRequest& req, const rpc::Peer&) -> Result<rpc::VvStageReply> {
+        auto p = stage(req.name, req.wait);
+        if (!p.ok()) return p.status();
+        rpc::VvStageReply reply;
+        reply.cached = p->cached;
+        reply.copying = p->copying;
+        reply.vsn = p->vsn;
+        reply.file = p->file;
+        reply.bytes_done = p->bytes_done;
+        reply.bytes_total = p->bytes_total;
+        reply.queued = p->queued;
+        return reply;
+      });
 }
 
 }  // namespace vvm::vvmd

@@ -12,27 +12,33 @@
 //
 // Nothing is lost on failure: a VSN that fills up (NoSpace) is marked full and the copy goes
 // first in line for another VSN; a VSN that holds something unexpected (Mismatch) is marked full
-// too, since writing past what vvmd does not know would be worse; any other failure (I/O error,
-// stalled or dead copy, mover down) is logged, counted on the VSN and retried after a pause that
-// grows with each attempt. The movers running copies are pinged every few seconds: when one is
-// gone (two pings unanswered) or has restarted (its uptime is shorter than a copy's age), its
-// copies died with it (a copy process dies with its mover) and go first in line again. A copy
-// whose mover never reports is given up on after the mover's stall timeout plus a margin. On start
-// (recover()), the VVs the database holds as finished get their missing copies queued again, and
-// VSNs the database holds as in a drive go back to their slots: vvmd's view of the drives starts
-// empty, as the movers' does.
+// too, with an error counted on it, since writing past what vvmd does not know would be worse. A
+// mover that answers a copy request Busy (its drive is in use) or cannot be reached did not fail
+// the copy: the copy keeps its place and another drive may take it, while that drive (for a mover
+// that is down, each of its drives) is set aside a moment. Any other failure of a copy (I/O error,
+// stalled copy, no report) is logged, counted on the VSN and retried after a pause that grows with
+// each attempt; a copy the mover refuses is retried the same way, without counting on the VSN.
+// The movers running copies are pinged every few seconds: when one is gone (two pings unanswered)
+// or has restarted (its uptime is shorter than a copy's age), its copies died with it (a copy
+// process dies with its mover) and go first in line again. A copy whose mover never reports is
+// given up on after the mover's stall timeout plus a margin. On start (recover()), the VVs the
+// database holds as finished get their missing copies queued again, and VSNs the database holds
+// as in a drive go back to their slots: vvmd's view of the drives starts empty, as the movers'
+// does.
 //
 // Stages (stage(): an NBD open of an evicted VV, `vvctl stage`) go before archive writes: a drive
 // of a media type some stage needs takes no archive write. A VSN already in a free drive is read
 // at once; a mount for a stage waits a moment (kStageGather) so that requests arriving together
-// share it and are read in file order. A stage whose copy fails its checks (Mismatch: label,
+// share it and are read in file order; a tape read kMountBudget times in a row leaves its drive to
+// another tape of its media type that waits. A stage whose copy fails its checks (Mismatch: label,
 // size, checksum) is retried once, then that copy is set aside (logged as bad, counted on its
-// VSN) and the next copy's VSN is queued; other failures are retried three times before the next
-// copy. With no copy left the VV goes back to evicted and the failure is logged. On start, VVs
-// left staging are queued again and the movers' leftover temporary files (.stage.*) removed.
+// VSN) and the next copy's VSN is queued; on other failures a copy is tried three times before
+// the next one. With no copy left the VV goes back to evicted and the failure is logged. On
+// start, VVs left staging are queued again and the movers' leftover temporary files (.stage.*)
+// removed.
 //
-// Runs on the server's thread: handlers, ticks and the movers' answers (posted by MoverLink) never
-// run at once, so the state needs no lock.
+// Runs on the server's thread: handlers, ticks and the movers' answers (which the MoverPort hands
+// back on that thread) never run at once, so the state needs no lock.
 #pragma once
 
 #include <chrono>
@@ -52,7 +58,7 @@
 #include "proto/server.h"
 #include "sched/archive_queue.h"
 #include "sched/library_view.h"
-#include "sched/mover_link.h"
+#include "sched/mover_port.h"
 #include "sched/stage_queue.h"
 
 namespace vvm::vvmd {
@@ -65,8 +71,11 @@ class Scheduler {
     std::string cache_dir;          // where the movers leave .stage.* files of stages cut short
     uid_t daemon_uid = 0;           // besides root, the uid whose reports are believed
     std::function<uint64_t()> now;  // unix seconds, for records; the system clock when empty
+    // Monotonic time, for the queues, pauses and deadlines; Clock::now when empty.
+    std::function<Clock::time_point()> clock;
   };
-  Scheduler(db::Database* db, const Config& config, Options options, MoverLink* link);
+  // `movers` carries the requests to every mover; it must outlive the scheduler.
+  Scheduler(db::Database* db, const Config& config, Options options, MoverPort* movers);
 
   // At start: VSNs back to their slots, finished VVs' missing copies queued again.
   Status recover();
@@ -89,14 +98,14 @@ class Scheduler {
   // Unavailable when no copy is left to read (each failed its checks), NotFound for no such VV.
   Result<StageProgress> stage(const std::string& name, bool waiting);
   // Registers VV_STAGE.
-  void serve_stage(rpc::Server& server);
+  rpc::Served<rpc::VvStageRequest> serve_stage(rpc::Server& server);
 
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
 
   // Registers COPY_REPORT and a tick every `period`; `server` must outlive the scheduler's use.
-  void serve(rpc::Server& server,
-             std::chrono::milliseconds period = std::chrono::milliseconds(200));
+  rpc::Served<rpc::CopyReport> serve(
+      rpc::Server& server, std::chrono::milliseconds period = std::chrono::milliseconds(200));
 
   // The drives, mounts and queues of a STATUS reply.
   void fill_status(rpc::StatusReply* out) const;
@@ -129,7 +138,8 @@ class Scheduler {
     std::chrono::seconds stall_margin{0};
   };
 
-  // Starts at most one stage; true if one went.
+  // Starts at most one stage; true when the stage queue moved (one went, or a request that no
+  // longer needs a read was dropped), so that the caller tries again.
   bool dispatch_stage(Clock::time_point now);
   bool start_stage(StageItem item, DriveState& drive, Clock::time_point now);
   void stage_done(InFlight f, const rpc::CopyReport& report);
@@ -142,7 +152,8 @@ class Scheduler {
   // Records that `vsn` went into `drive` (its location and last mount).
   Status record_mount(const DriveState& drive, const std::string& vsn);
 
-  // Dispatches at most one copy of `key`; true if one went.
+  // Dispatches at most one copy of `key`; true when the queue moved (one went, or a copy that no
+  // longer needs writing was dropped), so that the caller tries again.
   bool dispatch(const QueueKey& key, Clock::time_point now);
   // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
   // (fewest errors first), then blank ones; none that is in a busy drive or copying (then
@@ -170,12 +181,13 @@ class Scheduler {
   void lose_copies(const std::string& mover, Clock::time_point before, const Status& why);
   void wake();  // a tick soon, on the server thread
   uint64_t now_unix() const;
+  Clock::time_point steady_now() const;
   size_t copies_of(char cls) const;
 
   db::Database* db_;
   const Config& config_;
   Options options_;
-  MoverLink* link_;
+  MoverPort* movers_;
   rpc::Server* server_ = nullptr;
   bool wake_pending_ = false;
   ArchiveQueue queue_;
@@ -184,10 +196,9 @@ class Scheduler {
   LibraryView view_;
   std::map<uint64_t, InFlight> in_flight_;  // by request id
   uint64_t next_request_id_;
-  std::set<QueueKey> starved_;
+  std::set<QueueKey> starved_;  // queues told "no VSN": logged once until that changes
   Clock::time_point last_mover_check_{};
-  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover  // queues told
-                                             // "no VSN": logged once until that changes
+  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover
 };
 
 }  // namespace vvm::vvmd

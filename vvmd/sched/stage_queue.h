@@ -3,9 +3,10 @@
 //
 // Grouping is what makes N stages on M tapes cost M mounts: once a VSN is in a drive, every
 // request for it is read in file order (one pass down the tape) before the drive takes another
-// tape. Which VSN is mounted next: one with a request a client waits for (an NBD open, `vvctl
-// stage --wait`) before one without, then the one whose oldest request is oldest, so a busy tape
-// never keeps a quiet one waiting for ever. Plain data, no I/O: tested on its own.
+// tape, unless other tapes wait and it has had its turn (the scheduler's kMountBudget reads). Which
+// VSN is mounted next: one with a request a client waits for (an NBD open, `vvctl stage --wait`)
+// before one without, then the one whose oldest request is oldest, so a busy tape never keeps a
+// quiet one waiting for ever. Plain data, no I/O: tested on its own.
 #pragma once
 
 #include <chrono>

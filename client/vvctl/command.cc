@@ -1,0 +1,65 @@
+// vvctl/command.cc: what every vvctl command shares (command.h): option parsing, vvm.conf and
+// requests to vvmd, with their errors printed as "vvctl COMMAND: MESSAGE".
+#include "vvctl/command.h"
+
+#include <cstdio>
+#include <utility>
+
+#include <fmt/core.h>
+
+namespace vvm::vvctl {
+
+int usage_error(std::string_view command, std::string_view message) {
+  return cli::usage_error("vvctl", command, message);
+}
+
+bool parse_options(std::string_view command, const Args& args,
+                   const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map* vm) {
+  return cli::parse_options("vvctl", command, args, options, positional, vm);
+}
+
+bool parse_with_positional(std::string_view command, const Args& args, const char* name,
+                           std::string* value, po::options_description extra,
+                           po::variables_map* vm) {
+  extra.add_options()(name, po::value(value));
+  po::positional_options_description positional;
+  positional.add(name, 1);
+  po::variables_map local;
+  return parse_options(command, args, extra, positional, vm ? vm : &local);
+}
+
+Result<Config> read_config(const Globals& g) {
+  std::string path = g.conf_path.empty() ? default_config_path() : g.conf_path;
+  auto config = load_config(path);
+  if (!config.ok()) fmt::print(stderr, "vvctl: {}\n", config.status().message());
+  return config;
+}
+
+std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
+                                        std::optional<Config>* config, int* rc) {
+  auto loaded = read_config(g);
+  if (!loaded.ok()) {
+    *rc = kUsage;
+    return std::nullopt;
+  }
+  *config = std::move(*loaded);
+  if ((*config)->vvmd_listen.empty()) {
+    fmt::print(stderr, "vvctl: {}: [vvmd] has no listen address\n", (*config)->path);
+    *rc = kUsage;
+    return std::nullopt;
+  }
+  auto client = rpc::Client::connect((*config)->vvmd_listen.front(), (*config)->request_timeout);
+  if (!client.ok()) {
+    fmt::print(stderr, "vvctl {}: {}\n", command, client.status().message());
+    *rc = kFailed;
+    return std::nullopt;
+  }
+  return std::move(*client);
+}
+
+void print_failure(std::string_view command, const Status& status) {
+  fmt::print(stderr, "vvctl {}: {}\n", command, status.message());
+}
+
+}  // namespace vvm::vvctl

@@ -1,0 +1,85 @@
+// vvctl/command.h: what every vvctl command shares: its entry in the command table, the global
+// options, option parsing with vvctl's usage errors, reading vvm.conf, and requests to vvmd.
+// Each command prints its own errors and returns an exit code (cli.h: kOk, kFailed, kUsage).
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "proto/client.h"
+#include "proto/messages.h"
+
+namespace vvm::vvctl {
+
+namespace po = boost::program_options;
+using cli::Args;
+using cli::kFailed, cli::kOk, cli::kUsage;
+
+struct Globals {
+  std::string conf_path;  // --conf, or "" for the default
+};
+
+struct Command {
+  std::string_view name;  // "ping", "conf check"
+  std::string_view summary;
+  std::string_view usage;
+  std::function<int(const Globals&, const Args&)> run;
+};
+
+// "vvctl COMMAND: MESSAGE" and the hint to its help on stderr; returns kUsage.
+int usage_error(std::string_view command, std::string_view message);
+
+// Parses a command's options into `*vm`; false (after printing why) on bad usage.
+bool parse_options(std::string_view command, const Args& args,
+                   const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map* vm);
+
+// Parses a command that takes at most one positional argument, called `name`, into `*value`,
+// besides the options in `extra`.
+bool parse_with_positional(std::string_view command, const Args& args, const char* name,
+                           std::string* value, po::options_description extra = {},
+                           po::variables_map* vm = nullptr);
+
+// vvm.conf (--conf, else the default path); prints the error when it cannot be read.
+Result<Config> read_config(const Globals& g);
+
+// Prints "vvctl COMMAND: MESSAGE" on stderr.
+void print_failure(std::string_view command, const Status& status);
+
+// A connection to vvmd (its first listen address), or nullopt after printing why. `*config` is
+// set for the caller. Exit code in `*rc`.
+std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
+                                        std::optional<Config>* config, int* rc);
+
+// Sends `request`; on an error prints "vvctl COMMAND: MESSAGE" and returns nullopt.
+template <class R>
+std::optional<typename R::Reply> call_vvmd(rpc::Client& client, const Config& config,
+                                           std::string_view command, const R& request) {
+  auto reply = client.call(request, config.request_timeout);
+  if (!reply.ok()) {
+    print_failure(command, reply.status());
+    return std::nullopt;
+  }
+  return std::move(*reply);
+}
+
+// Connects to vvmd and sends `request`: its reply, or nullopt after printing why, with the exit
+// code in `*rc`. `*config` is set for the caller.
+template <class R>
+std::optional<typename R::Reply> ask_vvmd(const Globals& g, std::string_view command,
+                                          const R& request, std::optional<Config>* config,
+                                          int* rc) {
+  auto client = connect_vvmd(g, command, config, rc);
+  if (!client) return std::nullopt;
+  auto reply = call_vvmd(*client, **config, command, request);
+  if (!reply) *rc = kFailed;
+  return reply;
+}
+
+}  // namespace vvm::vvctl

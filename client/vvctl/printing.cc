@@ -1,0 +1,86 @@
+// vvctl/printing.cc: how vvctl prints sizes, times, ages and the JSON of a VV or a VSN
+// (printing.h).
+#include "vvctl/printing.h"
+
+#include <time.h>
+
+#include <ctime>
+
+#include "common/size.h"
+
+namespace vvm::vvctl {
+
+std::string human_size(uint64_t bytes) {
+  std::string exact = format_size(bytes);
+  if (bytes < 1024 || exact.back() < '0' || exact.back() > '9') return exact;
+  static constexpr std::array<char, 4> kUnits = {'K', 'M', 'G', 'T'};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < kUnits.size()) {
+    v /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.1f}{}", v, kUnits[unit]);
+}
+
+std::string format_time(uint64_t unix_seconds) {
+  if (unix_seconds == 0) return "-";
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string format_age(uint64_t s) {
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+}
+
+std::string copy_media(const Config& config, const std::string& cls, size_t i) {
+  if (cls.size() != 1) return "";
+  auto it = config.classes.find(cls[0]);
+  if (it == config.classes.end() || i >= it->second.media.size()) return "";
+  return it->second.media[i];
+}
+
+std::string describe_copies(const Vv& v) {
+  std::string out;
+  for (const auto& c : v.copies) {
+    if (!c.vsn.empty()) out += fmt::format("{}{} file {}", out.empty() ? "" : ", ", c.vsn, c.file);
+  }
+  return out.empty() ? "none" : out;
+}
+
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v) {
+  j.begin_object();
+  j.key("name").value(v.name).key("class").value(v.vv_class).key("serial").value(v.serial);
+  j.key("client_id").value(v.client_id).key("owner").value(v.owner).key("group").value(v.group);
+  j.key("perms").value(fmt::format("{:04o}", v.perms)).key("size").value(v.size);
+  j.key("state").value(vv_state_name(v.state));
+  j.key("cache").value(cache_state_name(v.cache));
+  j.key("created").value(v.created).key("finished").value(v.finished);
+  j.key("accessed").value(v.accessed).key("checksum").value(v.checksum);
+  j.key("copies").begin_array();
+  for (size_t i = 0; i < v.copies.size(); ++i) {
+    if (v.copies[i].vsn.empty()) continue;
+    j.begin_object().key("copy").value(uint64_t{i + 1}).key("media");
+    j.value(copy_media(config, v.vv_class, i)).key("vsn").value(v.copies[i].vsn);
+    j.key("file").value(v.copies[i].file).end_object();
+  }
+  j.end_array().end_object();
+}
+
+void write_vsn_json(JsonWriter& j, const Vsn& v) {
+  j.begin_object();
+  j.key("name").value(v.name).key("media").value(v.media).key("class").value(v.vsn_class);
+  j.key("state").value(vsn_state_name(v.state)).key("location").value(v.location);
+  j.key("next_file").value(v.next_file).key("bytes_used").value(v.bytes_used);
+  j.key("capacity").value(v.capacity).key("errors").value(v.errors);
+  j.key("last_mount").value(v.last_mount);
+  j.end_object();
+}
+
+}  // namespace vvm::vvctl

@@ -1,0 +1,59 @@
+// vvctl/printing.h: how vvctl prints: aligned tables, sizes, times and ages as people read them,
+// and the JSON objects of a VV and a VSN that --json prints.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "common/config.h"
+#include "common/json.h"
+#include "common/vsn.h"
+#include "common/vv.h"
+
+namespace vvm::vvctl {
+
+// "18T" when a binary unit divides the size exactly (as format_size), else one decimal in the
+// largest unit below it ("1.5G"); bytes below 1K as they are.
+std::string human_size(uint64_t bytes);
+
+// "2026-11-23 12:05:04" in local time; "-" for 0 (not yet).
+std::string format_time(uint64_t unix_seconds);
+
+// "1h02m", "45s"
+std::string format_age(uint64_t s);
+
+// Prints `rows` (the first is the header) as aligned columns.
+template <size_t N>
+void print_table(const std::vector<std::array<std::string, N>>& rows) {
+  std::array<size_t, N> width{};
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < N; ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < N; ++i) {
+      line += i + 1 < N ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+// The media type of copy `i` of a VV of class `cls`, as vvm.conf lists it ("" if unknown).
+std::string copy_media(const Config& config, const std::string& cls, size_t i);
+
+// "L00001 file 3, M00002 file 7", or "none".
+std::string describe_copies(const Vv& v);
+
+// The object `show --json` prints (and `ls --json` an array of), copies named by media type.
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v);
+
+// One VSN record as `vsn ls --json` prints it.
+void write_vsn_json(JsonWriter& j, const Vsn& v);
+
+}  // namespace vvm::vvctl

@@ -1,0 +1,571 @@
+// scheduler_test.cc: the tape scheduler's decisions, over a real database, VV catalogue and VSN
+// catalogue in a temporary folder, with fake movers (a MoverPort that holds each request until the
+// test answers it) and a fake clock: a full VSN (NoSpace) and a VSN not as the database says
+// (Mismatch) are not written again and the copy goes first to another; N stages on M tapes take M
+// mounts, each tape read in file order; stages go before archive writes; a tape read many times
+// in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
+// sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
+// is none, not while the VSNs are busy. No thread, no sleep: the test moves time and answers for
+// the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cache/cache_manager.h"
+#include "catalog/catalog.h"
+#include "catalog/vsn_catalog.h"
+#include "catalog/vv_opens.h"
+#include "common/config.h"
+#include "db/database.h"
+#include "process.h"
+#include "sched/mover_port.h"
+#include "sched/scheduler.h"
+
+using namespace vvm;
+using namespace vvm::vvmd;
+using namespace std::chrono_literals;
+using vvm::test::must;
+using vvm::test::TempDir;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kChecksum = 0x5eed;
+
+rpc::Peer root_peer() {
+  rpc::Peer p;
+  p.kind = Endpoint::Kind::kUnix;
+  p.uid = 0;
+  p.gid = 0;
+  return p;
+}
+
+// Runs `body` with stderr (where the log goes) sent to a file, and returns what it wrote.
+template <typename F>
+std::string capture_log(const TempDir& dir, F body) {
+  const std::string path = dir.file("stderr");
+  std::FILE* out = std::fopen(path.c_str(), "w");
+  REQUIRE(out != nullptr);
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  REQUIRE(::dup2(::fileno(out), STDERR_FILENO) >= 0);
+  body();
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::fclose(out);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Movers that answer nothing by themselves: each request waits in `pending` until the test
+// answers it, and every request is kept in `sent`, in order.
+class FakeMovers : public MoverPort {
+ public:
+  struct Request {
+    std::string what;   // "archive", "stage", "ping"
+    std::string mover;  // its endpoint
+    rpc::CopyArgs args;
+    CopyDone copy_done;
+    PingDone ping_done;
+  };
+
+  void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
+    add({"archive", mover.to_string(), args, std::move(done), {}});
+  }
+  void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
+    add({"stage", mover.to_string(), args, std::move(done), {}});
+  }
+  void ping(const Endpoint& mover, PingDone done) override {
+    add({"ping", mover.to_string(), {}, {}, std::move(done)});
+  }
+
+  // The oldest unanswered request, which must be a `what`; removed from `pending`.
+  Request take(const std::string& what) {
+    REQUIRE_FALSE(pending.empty());
+    Request r = std::move(pending.front());
+    pending.pop_front();
+    REQUIRE(r.what == what);
+    return r;
+  }
+
+  std::deque<Request> pending;
+  std::vector<Request> sent;  // without their `done`
+
+ private:
+  void add(Request r) {
+    sent.push_back({r.what, r.mover, r.args, {}, {}});
+    pending.push_back(std::move(r));
+  }
+};
+
+// vvm.conf for one class A of one media type LTO9, and `drives` (a [drive] section each).
+Config make_config(const std::string& drives) {
+  const std::string text = R"(
+[vvmd]
+listen = unix:/nonexistent/vvmd.sock
+archive-batch-files = 1
+
+[media LTO9]
+capacity = 64M
+
+[class A]
+media = LTO9
+
+[mover m1]
+listen = unix:/nonexistent/m1.sock
+stall-timeout = 100s
+
+[mover m2]
+listen = unix:/nonexistent/m2.sock
+)" + drives;
+  return must(parse_config(text, "scheduler_test", "/nonexistent"));
+}
+
+const std::string kOneDrive = "[drive d0]\nmover = m1\nmedia = LTO9\n";
+const std::string kTwoMovers =
+    "[drive d0]\nmover = m1\nmedia = LTO9\n[drive d1]\nmover = m2\nmedia = LTO9\n";
+
+struct Fixture {
+  TempDir dir = must(TempDir::create());
+  Config config;
+  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
+  Clock::time_point clock = Clock::time_point{} + 1000h;
+  uint64_t unix_clock = 1'700'000'000;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<VsnCatalog> vsns;
+  std::unique_ptr<VvOpens> opens;
+  std::unique_ptr<CacheManager> cache;
+  FakeMovers movers;
+  std::unique_ptr<Scheduler> sched;
+  uint64_t next_job = 1;
+
+  explicit Fixture(const std::string& drives = kOneDrive) : config(make_config(drives)) {
+    Catalog::Options c;
+    c.cache_dir = dir.file("cache");
+    c.classes = {'A'};
+    c.now = [this] { return unix_clock; };
+    catalog = must(Catalog::open(db.get(), c));
+    VsnCatalog::Options v;
+    v.media = config.media;
+    v.classes = config.classes;
+    v.library_kind = "mtx";  // records only: no tape images
+    vsns = must(VsnCatalog::open(db.get(), v));
+    opens = std::make_unique<VvOpens>(catalog.get(), 0);
+    CacheManager::Options m;
+    m.cache_dir = c.cache_dir;
+    cache = std::make_unique<CacheManager>(db.get(), catalog.get(), opens.get(), m);
+    catalog->on_finished([this](const auto& vv) { sched->finished(vv); });
+    restart();
+  }
+
+  // A new scheduler over the same database, as after vvmd restarted: it starts with empty
+  // drives and no mount counted.
+  void restart() {
+    sched.reset();
+    movers.pending.clear();
+    Scheduler::Options o;
+    o.reply_to = "unix:/nonexistent/vvmd.sock";
+    o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
+    o.cache_dir = catalog->cache_dir();
+    o.now = [this] { return unix_clock; };
+    o.clock = [this] { return clock; };
+    sched = std::make_unique<Scheduler>(db.get(), config, o, &movers);
+    must(sched->recover());
+  }
+  void advance(std::chrono::milliseconds d) {
+    clock += d;
+    unix_clock +=
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  }
+
+  void add_vsn(const std::string& name) { must(vsns->add(root_peer(), {name, "LTO9", ""})); }
+  Vsn vsn(const std::string& name) {
+    for (const Vsn& v : must(vsns->list({})).vsns) {
+      if (v.name == name) return v;
+    }
+    FAIL("no VSN " << name);
+    return {};
+  }
+  Vv vv(const std::string& name) { return must(catalog->show(name)); }
+
+  // A finished VV of class A (the scheduler queues its copy).
+  std::string make_vv() {
+    const std::string name =
+        must(catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name;
+    must(catalog->finish(root_peer(), name));
+    return name;
+  }
+
+  // The mover takes the copy: CopyAccepted.
+  void accept(FakeMovers::Request& r, rpc::Op op) {
+    r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
+  }
+  // The mover's final report of the copy: done where it was asked to go.
+  void report_done(const FakeMovers::Request& r) {
+    rpc::CopyReport rep;
+    rep.request_id = r.args.request_id;
+    rep.mover = "m1";
+    rep.state = rpc::CopyState::kDone;
+    rep.bytes_done = rep.bytes_total = kMiB;
+    rep.vsn = r.args.vsn;
+    rep.file_number = r.args.file_number;
+    rep.checksum = kChecksum;
+    must(sched->report(root_peer(), rep));
+  }
+  void report_failed(const FakeMovers::Request& r, Status why) {
+    rpc::CopyReport rep;
+    rep.request_id = r.args.request_id;
+    rep.mover = "m1";
+    rep.state = rpc::CopyState::kFailed;
+    rep.failure = std::move(why);
+    must(sched->report(root_peer(), rep));
+  }
+
+  // Ticks, and lets the archive write that goes succeed; returns where it went.
+  std::pair<std::string, uint64_t> archive_next() {
+    sched->tick();
+    auto r = movers.take("archive");
+    accept(r, rpc::Op::kArchive);
+    report_done(r);
+    return {r.args.vsn, r.args.file_number};
+  }
+  // Ticks, and has the archive write that goes find its VSN full.
+  std::string fill_next() {
+    sched->tick();
+    auto r = movers.take("archive");
+    accept(r, rpc::Op::kArchive);
+    report_failed(r, Status::NoSpace("end of tape"));
+    return r.args.vsn;
+  }
+  // Writes VV `name` (queued) onto `vsn`, the VSN being written, and evicts it from the cache.
+  void archive_and_evict(const std::string& name, const std::string& vsn) {
+    REQUIRE(archive_next().first == vsn);
+    REQUIRE(vv(name).state == VvState::kArchived);
+    must(cache->evict(root_peer(), name));
+  }
+  // VSNs added one after the other, each with `files` VVs archived on it (then evicted): a VSN
+  // is written until it is full (NoSpace), and the VV that did not fit goes first to the next
+  // one. Returns the VVs on each VSN, in file order.
+  std::map<std::string, std::vector<std::string>> fill_tapes(
+      const std::vector<std::pair<std::string, int>>& tapes) {
+    std::map<std::string, std::vector<std::string>> on;
+    std::string overflow;
+    for (size_t t = 0; t < tapes.size(); ++t) {
+      const auto& [vsn, files] = tapes[t];
+      add_vsn(vsn);
+      auto& names = on[vsn];
+      while (static_cast<int>(names.size()) < files) {
+        const std::string name = overflow.empty() ? make_vv() : std::exchange(overflow, {});
+        archive_and_evict(name, vsn);
+        names.push_back(name);
+      }
+      if (t + 1 < tapes.size()) {
+        overflow = make_vv();
+        REQUIRE(fill_next() == vsn);
+      }
+    }
+    return on;
+  }
+
+  // Lets every stage run to its end, one request at a time, `step` apart; returns the (VSN,
+  // file) each read, in order.
+  std::vector<std::pair<std::string, uint64_t>> run_stages(
+      std::chrono::milliseconds step = 100ms,
+      const std::function<void(size_t reads)>& after_read = {}) {
+    std::vector<std::pair<std::string, uint64_t>> reads;
+    for (int spins = 0; spins < 1000; ++spins) {
+      sched->tick();
+      if (movers.pending.empty()) {
+        if (sched->stage_queue().size() == 0) break;
+        advance(step);
+        continue;
+      }
+      auto r = movers.take("stage");
+      reads.emplace_back(r.args.vsn, r.args.file_number);
+      accept(r, rpc::Op::kStage);
+      report_done(r);
+      if (after_read) after_read(reads.size());
+      advance(step);
+    }
+    return reads;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("NoSpace marks the VSN full and the copy goes first to another VSN") {
+  Fixture f;
+  f.add_vsn("L00001");
+  f.add_vsn("L00002");
+  const std::string first = f.make_vv();
+  const std::string second = f.make_vv();
+  CHECK(f.sched->archive_queue().size() == 2);
+
+  CHECK(f.fill_next() == "L00001");
+  CHECK(f.vsn("L00001").state == VsnState::kFull);
+  CHECK(f.vsn("L00001").errors == 0);  // a full tape is no fault of the tape
+
+  // The copy that did not fit goes before the one that waited behind it, onto the other VSN.
+  f.sched->tick();
+  auto again = f.movers.take("archive");
+  CHECK(again.args.cache_path == f.catalog->cache_path(first));
+  CHECK(again.args.vsn == "L00002");
+  CHECK(again.args.file_number == 1);
+  f.accept(again, rpc::Op::kArchive);
+  f.report_done(again);
+  CHECK(f.vv(first).state == VvState::kArchived);
+  CHECK(f.vv(first).copies[0] == VvCopy{"L00002", 1});
+
+  auto [vsn, file] = f.archive_next();
+  CHECK(vsn == "L00002");
+  CHECK(file == 2);
+  CHECK(f.vv(second).copies[0] == VvCopy{"L00002", 2});
+}
+
+TEST_CASE("Mismatch sets the VSN aside: no write goes to it again") {
+  Fixture f;
+  f.add_vsn("L00001");
+  f.add_vsn("L00002");
+  const std::string first = f.make_vv();
+
+  f.sched->tick();
+  auto r = f.movers.take("archive");
+  REQUIRE(r.args.vsn == "L00001");
+  f.accept(r, rpc::Op::kArchive);
+  f.report_failed(r, Status::Mismatch("VOL label names L00009"));
+  CHECK(f.vsn("L00001").state == VsnState::kFull);
+  CHECK(f.vsn("L00001").errors == 1);
+
+  // The copy goes at once (first in line, no pause) to the other VSN, and so do the next ones.
+  CHECK(f.archive_next() == std::pair<std::string, uint64_t>{"L00002", 1});
+  CHECK(f.vv(first).copies[0] == VvCopy{"L00002", 1});
+  for (int i = 0; i < 3; ++i) {
+    f.make_vv();
+    CHECK(f.archive_next().first == "L00002");
+  }
+  for (const auto& sent : f.movers.sent) {
+    if (sent.args.request_id != r.args.request_id) CHECK(sent.args.vsn != "L00001");
+  }
+}
+
+TEST_CASE("N stages on M tapes take M mounts, each tape read in file order") {
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 3}, {"L00002", 3}, {"L00003", 3}});
+  f.restart();  // the drives empty, no mount counted
+  f.sched->tick();
+  REQUIRE(f.movers.pending.empty());
+
+  // Asked for out of order: the tape with the oldest request first, each tape in file order.
+  const std::vector<std::pair<std::string, int>> asks = {
+      {"L00002", 2}, {"L00001", 1}, {"L00003", 0}, {"L00002", 0}, {"L00001", 2},
+      {"L00003", 2}, {"L00001", 0}, {"L00002", 1}, {"L00003", 1}};
+  for (const auto& [vsn, i] : asks) {
+    must(f.sched->stage(on[vsn][i], false));
+    f.advance(10ms);
+  }
+  CHECK(f.sched->stage_queue().size() == 9);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());  // requests gather a moment before a mount
+
+  auto reads = f.run_stages();
+  std::vector<std::pair<std::string, uint64_t>> want;
+  for (const std::string vsn : {"L00002", "L00001", "L00003"}) {
+    uint64_t last = 0;
+    for (const std::string& name : on[vsn]) {
+      const uint64_t file = f.vv(name).copies[0].file;
+      REQUIRE(file > last);
+      last = file;
+      want.emplace_back(vsn, file);
+    }
+  }
+  CHECK(reads == want);
+  CHECK(f.sched->library().mounts() == 3);
+  for (const auto& [vsn, names] : on) {
+    for (const std::string& name : names) CHECK(f.vv(name).cache == CacheState::kCached);
+  }
+}
+
+TEST_CASE("a stage a client waits for goes before archive writes") {
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 1}});
+  const std::string old = on["L00001"][0];
+  f.restart();
+
+  must(f.sched->stage(old, true));
+  const std::string fresh = f.make_vv();  // its copy is due at once (archive-batch-files = 1)
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());  // the drive waits for the stage's mount
+  f.advance(1s);
+  f.sched->tick();
+  auto stage = f.movers.take("stage");
+  CHECK(stage.args.cache_path == f.catalog->cache_path(old));
+  CHECK(f.movers.pending.empty());
+  f.accept(stage, rpc::Op::kStage);
+  f.report_done(stage);
+  CHECK(f.vv(old).cache == CacheState::kCached);
+
+  // Then the write, onto the tape in the drive.
+  f.sched->tick();
+  auto write = f.movers.take("archive");
+  CHECK(write.args.cache_path == f.catalog->cache_path(fresh));
+  CHECK(write.args.vsn == "L00001");
+  CHECK(f.sched->library().mounts() == 1);
+}
+
+TEST_CASE("a tape read many times in a row gives way to another tape that waits") {
+  // One drive; 66 stages on L00001, then, while they are read, one on L00002. After its 64th
+  // read in a row L00001 leaves the drive to L00002, and comes back for its last two.
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 66}, {"L00002", 1}});
+  f.restart();
+  for (const std::string& name : on["L00001"]) must(f.sched->stage(name, false));
+  f.advance(1s);
+  auto reads = f.run_stages(100ms, [&](size_t n) {
+    if (n == 3) must(f.sched->stage(on["L00002"][0], false));
+  });
+  REQUIRE(reads.size() == 67);
+  for (size_t i = 0; i < 64; ++i) CHECK(reads[i].first == "L00001");
+  CHECK(reads[64].first == "L00002");
+  CHECK(reads[65] == std::pair<std::string, uint64_t>{"L00001", 65});
+  CHECK(reads[66] == std::pair<std::string, uint64_t>{"L00001", 66});
+  CHECK(f.sched->library().mounts() == 3);
+}
+
+TEST_CASE("the copies of a mover that restarted or is gone are sent again") {
+  Fixture f;
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  f.sched->tick();
+  auto first = f.movers.take("archive");
+  f.accept(first, rpc::Op::kArchive);
+  REQUIRE(f.sched->copying().size() == 1);
+
+  // The movers running copies are pinged every few seconds.
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  f.advance(3s);
+  f.sched->tick();
+  auto ping = f.movers.take("ping");
+  CHECK(ping.mover == "unix:/nonexistent/m1.sock");
+  bool lost = false;
+
+  SECTION("up for longer than the copy has run: nothing is lost") {
+    ping.ping_done(rpc::PingReply{"vvmover", "m1", "vvm", 3'600'000, ""});
+    f.sched->tick();
+    CHECK(f.movers.pending.empty());
+    CHECK(f.sched->copying().size() == 1);
+    f.report_done(first);
+    CHECK(f.vv(name).copies[0] == VvCopy{"L00001", 1});
+  }
+  SECTION("restarted since the copy went") {
+    ping.ping_done(rpc::PingReply{"vvmover", "m1", "vvm", 1000, ""});
+    lost = true;
+    CHECK(f.sched->copying().empty());
+    CHECK(f.sched->archive_queue().contains(name, 0));
+  }
+  SECTION("two pings unanswered") {
+    ping.ping_done(Status::Unavailable("connection refused"));
+    CHECK(f.sched->copying().size() == 1);  // once may be a hiccup
+    f.advance(3s);
+    f.sched->tick();
+    f.movers.take("ping").ping_done(Status::Unavailable("connection refused"));
+    lost = true;
+    CHECK(f.sched->copying().empty());
+    CHECK(f.sched->archive_queue().contains(name, 0));
+  }
+  if (lost) {
+    f.sched->tick();
+    auto again = f.movers.take("archive");
+    CHECK(again.args.cache_path == f.catalog->cache_path(name));
+    CHECK(again.args.request_id != first.args.request_id);
+    CHECK(again.args.vsn == "L00001");
+    CHECK(again.args.file_number == 1);
+    f.accept(again, rpc::Op::kArchive);
+    // A late report of the lost request is not taken for the new one.
+    f.report_done(first);
+    CHECK(f.vv(name).state == VvState::kFinished);
+    CHECK(f.sched->copying().size() == 1);
+    f.report_done(again);
+    CHECK(f.vv(name).state == VvState::kArchived);
+    CHECK(f.vv(name).copies[0] == VvCopy{"L00001", 1});
+  }
+}
+
+TEST_CASE("Busy from a mover is tried again after its pause") {
+  Fixture f;
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  f.sched->tick();
+  auto first = f.movers.take("archive");
+  first.copy_done(Status::Busy("drive d0 is in use"));
+  CHECK(f.sched->copying().empty());
+  CHECK(f.sched->archive_queue().contains(name, 0));
+
+  // The drive is set aside a moment; the copy keeps its place and its attempts.
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  f.advance(50ms);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  f.advance(60ms);
+  f.sched->tick();
+  auto again = f.movers.take("archive");
+  CHECK(again.args.cache_path == f.catalog->cache_path(name));
+  CHECK(again.args.drive == "d0");
+  CHECK(again.args.file_number == 1);
+  f.accept(again, rpc::Op::kArchive);
+  f.report_done(again);
+  CHECK(f.vv(name).copies[0] == VvCopy{"L00001", 1});
+  CHECK(f.vsn("L00001").errors == 0);
+}
+
+TEST_CASE("a copy a drive was Busy for goes to another free drive at once") {
+  Fixture f(kTwoMovers);
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  f.sched->tick();
+  auto first = f.movers.take("archive");
+  REQUIRE(first.args.drive == "d0");
+  first.copy_done(Status::Busy("drive d0 is in use"));
+  f.sched->tick();
+  auto again = f.movers.take("archive");
+  CHECK(again.args.drive == "d1");
+  CHECK(again.mover == "unix:/nonexistent/m2.sock");
+  CHECK(again.args.vsn == "L00001");
+}
+
+TEST_CASE("a queue whose VSNs are all being written waits quietly; one with no VSN says so") {
+  Fixture f;
+  const std::string none = capture_log(f.dir, [&] {
+    f.make_vv();
+    f.sched->tick();
+  });
+  CHECK_THAT(none, Catch::Contains("no VSN can take class A's copies on LTO9 (1 waiting)"));
+  f.add_vsn("L00001");
+  f.sched->tick();
+  auto first = f.movers.take("archive");  // L00001 is being written
+  f.accept(first, rpc::Op::kArchive);
+  const std::string busy = capture_log(f.dir, [&] {
+    f.make_vv();
+    f.sched->tick();
+  });
+  CHECK(f.movers.pending.empty());
+  CHECK_THAT(busy, !Catch::Contains("no VSN can take"));
+  f.report_done(first);
+  f.sched->tick();
+  CHECK(f.movers.take("archive").args.vsn == "L00001");
+}
