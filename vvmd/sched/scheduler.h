@@ -1,5 +1,5 @@
-// scheduler.h: vvmd's tape scheduler: it hands the copies of finished VVs to the movers' drives
-// and records what they report (DESIGN.md, "VV lifecycle", steps 3 and 4).
+// sched/scheduler.h: vvmd's tape scheduler: it hands the copies of finished VVs to the movers'
+// drives and records what they report (DESIGN.md, "VV lifecycle", steps 3 and 4).
 //
 // Finishing a VV queues one copy per media type of its class (archive_queue.h). On every tick,
 // and after every event, each queue in turn (oldest copy first) gets a drive: at once when a VSN
@@ -39,6 +39,11 @@
 //
 // Runs on the server's thread: handlers, ticks and the movers' answers (which the MoverPort hands
 // back on that thread) never run at once, so the state needs no lock.
+//
+// One class, four files: scheduler.cc (recovery, the tick, sending copies and taking their
+// answers and reports, VSN updates, status), archive.cc (the archive half), stage.cc (the stage
+// half) and mover_watch.cc (pings and lost movers); policy.h holds the fixed rules (kStageGather,
+// kMountBudget, the pauses and attempt counts).
 #pragma once
 
 #include <chrono>

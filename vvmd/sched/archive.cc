@@ -1,0 +1,267 @@
+// sched/archive.cc: the scheduler's archive half: a finished VV's copies queued, the VSN each
+// goes to, the batch rule, and what a copy's end changes (sched/scheduler.h).
+#include "sched/scheduler.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "sched/policy.h"
+
+namespace vvm::vvmd {
+
+using namespace policy;
+
+void Scheduler::finished(const Vv& vv) {
+  if (vv.vv_class.size() != 1) return;
+  auto cls = config_.classes.find(vv.vv_class[0]);
+  if (cls == config_.classes.end()) {
+    log::error("VV {}: class {} is not in vvm.conf: it cannot be archived", vv.name, vv.vv_class);
+    return;
+  }
+  const auto now = steady_now();
+  for (size_t i = 0; i < cls->second.media.size() && i < vv.copies.size(); ++i) {
+    if (!vv.copies[i].vsn.empty()) continue;
+    const bool copying = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& f) {
+      return f.second.item.vv == vv.name && f.second.item.copy == i;
+    });
+    if (copying) continue;
+    queue_.push({cls->first, cls->second.media[i]}, {vv.name, i, vv.size, now, now, 0});
+  }
+  wake();
+}
+
+std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy) {
+  *any_busy = false;
+  std::vector<Vsn> out;
+  std::set<std::string> copying;
+  for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
+  const std::string cls_text(1, cls);
+  Status bad;
+  Status s = db_->scan_index(
+      kVsnTable, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
+        auto r = vsn_from_values(v);
+        if (!r.ok()) {
+          bad = r.status();
+          return false;
+        }
+        if (r->media != media) return true;
+        if (r->errors >= kMaxVsnErrors) return true;
+        const bool hot = r->state == VsnState::kHot && r->vsn_class == cls_text;
+        const bool blank =
+            r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
+        if (!hot && !blank) return true;
+        const DriveState* d = view_.holding(r->name);
+        if (copying.contains(r->name) || (d != nullptr && d->busy)) {
+          *any_busy = true;  // it will take copies again once this one ends
+          return true;
+        }
+        out.push_back(std::move(*r));
+        return true;
+      });
+  if (!s.ok() || !bad.ok()) {
+    log::error("scheduler: cannot read the VSN table: {}", (!s.ok() ? s : bad).message());
+    return {};
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    // Fill hot tapes before starting blank ones; among them, the ones that failed least.
+    if ((a.state == VsnState::kHot) != (b.state == VsnState::kHot))
+      return a.state == VsnState::kHot;
+    return a.errors < b.errors;
+  });
+  return out;
+}
+
+bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
+  if (!queue_.ready(key, now)) return false;
+  const bool due = queue_.due(key, now);
+  bool any_busy = false;
+  std::vector<Vsn> vsns = writable_vsns(key.vv_class, key.media, &any_busy);
+  if (vsns.empty()) {
+    // All of them being written is no reason to tell anyone; having none at all is.
+    if (!any_busy && starved_.insert(key).second) {
+      log::warning(
+          "no VSN can take class {}'s copies on {} ({} waiting): add one with "
+          "'vvctl vsn add VSN --media {} --class {}'",
+          key.vv_class, key.media, queue_.files(key), key.media, key.vv_class);
+    }
+    return false;
+  }
+  starved_.erase(key);
+  // A tape of the right kind already in a free drive: write now, whatever the batch rule says.
+  DriveState* drive = nullptr;
+  const Vsn* vsn = nullptr;
+  for (const auto& v : vsns) {
+    DriveState* d = view_.holding(v.name);
+    if (d != nullptr && !d->busy && d->unusable_until <= now) {
+      drive = d;
+      vsn = &v;
+      break;
+    }
+  }
+  if (drive == nullptr) {
+    if (!due) return false;
+    auto free = view_.free_drives(key.media, now);
+    if (free.empty()) return false;
+    drive = free.front();
+    vsn = &vsns.front();
+  }
+  auto item = queue_.pop(key, now);
+  if (!item) return false;
+  return start_copy(key, std::move(*item), *drive, *vsn, now);
+}
+
+bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
+                           Clock::time_point now) {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok()) {
+    if (slot.status().code() != Code::kNotFound) {
+      log::error("scheduler: VV {}: {}", item.vv, slot.status().message());
+      item.not_before = now + retry_delay(++item.attempts);
+      queue_.push(key, std::move(item));
+      return false;
+    }
+    log::info("VV {} was removed: its copy {} is not written", item.vv, item.copy + 1);
+    return true;  // the queue moved on
+  }
+  if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) return true;
+
+  if (view_.load(drive, vsn.name)) {
+    Status recorded = record_mount(drive, vsn.name);
+    if (!recorded.ok()) {
+      log::error("cannot record VSN {} in drive {}: {}", vsn.name, drive.name, recorded.message());
+      view_.unload(drive);
+      queue_.push_front(key, std::move(item));
+      return false;
+    }
+    log::info("mount {} ({}, {}) in drive {} of mover {} for class {}'s copies", vsn.name,
+              vsn.media, vsn_state_name(vsn.state), drive.name, drive.mover, key.vv_class);
+  }
+
+  rpc::CopyArgs args;
+  args.drive = drive.name;
+  args.vsn = vsn.name;
+  args.file_number = vsn.next_file;
+  args.cache_path = options_.cache_path(vv.name);
+  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  args.reply_to = options_.reply_to;
+  args.request_id = next_request_id_++;
+
+  InFlight f;
+  f.item = std::move(item);
+  f.key = key;
+  f.vsn = vsn.name;
+  f.drive = drive.name;
+  f.mover = drive.mover;
+  f.file = vsn.next_file;
+  drive.busy = true;
+  log::info("archive copy {} of VV {} ({} bytes) to {} file {} in drive {} (request {})",
+            f.item.copy + 1, vv.name, vv.size, vsn.name, vsn.next_file, drive.name,
+            args.request_id);
+  send(drive, std::move(f), rpc::Op::kArchive, std::move(args), now);
+  return true;
+}
+
+void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
+  if (f.staged) return stage_done(std::move(f), r);
+  if (r.vsn != f.vsn || r.file_number != f.file) {
+    log::warning("mover {} wrote VV {} to {} file {}, asked for {} file {}: recording where it is",
+                 f.mover, f.item.vv, r.vsn, r.file_number, f.vsn, f.file);
+  }
+  db::Transaction txn;
+  Vsn vsn;
+  auto vsn_slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(r.vsn), &vsn);
+  if (!vsn_slot.ok()) {
+    log::error("VV {} written to {} file {}, but: {}", f.item.vv, r.vsn, r.file_number,
+               vsn_slot.status().message());
+    ++f.item.attempts;
+    retry(f, false);
+    return;
+  }
+  vsn.next_file = std::max(vsn.next_file, r.file_number + 1);
+  vsn.bytes_used += r.bytes_total;
+  if (vsn.state == VsnState::kBlank) vsn.state = VsnState::kHot;
+  if (vsn.vsn_class.empty()) vsn.vsn_class = std::string(1, f.key.vv_class);
+  txn.update(kVsnTable, *vsn_slot, vsn_values(vsn));
+
+  Vv vv;
+  auto vv_slot = lookup_vv(*db_, "name", db::KeyBuilder().text(f.item.vv), &vv);
+  bool recorded = false, archived = false;
+  if (vv_slot.ok() && vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
+    if (vv.checksum != 0 && vv.checksum != r.checksum) {
+      log::error(
+          "VV {}: copy {} on {} file {} has checksum {:016x}, its other copies {:016x}: not "
+          "recorded, written again",
+          vv.name, f.item.copy + 1, r.vsn, r.file_number, r.checksum, vv.checksum);
+    } else {
+      vv.checksum = r.checksum;
+      vv.copies[f.item.copy] = {r.vsn, r.file_number};
+      const size_t want = copies_of(f.key.vv_class);
+      size_t have = 0;
+      for (size_t i = 0; i < want && i < vv.copies.size(); ++i) have += !vv.copies[i].vsn.empty();
+      if (have == want) {
+        vv.state = VvState::kArchived;
+        archived = true;
+      }
+      txn.update(kVvTable, *vv_slot, vv_values(vv));
+      recorded = true;
+    }
+  }
+  if (auto committed = db_->commit(txn); !committed.ok()) {
+    log::error("VV {} written to {} file {}, but the database did not take it: {}", f.item.vv,
+               r.vsn, r.file_number, committed.status().message());
+    ++f.item.attempts;
+    retry(f, false);
+    return;
+  }
+  if (!vv_slot.ok()) {
+    log::info("VV {} was removed while its copy went to {} file {}: the file is left unused",
+              f.item.vv, r.vsn, r.file_number);
+    return;
+  }
+  if (!recorded) {
+    if (vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
+      ++f.item.attempts;
+      retry(f, false);
+    }
+    return;
+  }
+  log::info("VV {}: copy {} on {} file {} ({} bytes, checksum {:016x}){}", vv.name, f.item.copy + 1,
+            r.vsn, r.file_number, r.bytes_total, r.checksum, archived ? ": archived" : "");
+}
+
+void Scheduler::copy_failed(InFlight f, const Status& why) {
+  if (f.staged) return stage_failed(std::move(f), why);
+  DriveState* drive = view_.find(f.drive);
+  switch (why.code()) {
+    case Code::kNoSpace:
+      log::notice("VSN {} is full ({}): copy {} of VV {} goes to another VSN", f.vsn, why.message(),
+                  f.item.copy + 1, f.item.vv);
+      mark_vsn(f.vsn, VsnState::kFull, false);
+      retry(f, true);
+      return;
+    case Code::kMismatch:
+      // The tape is not what the database says: writing on would risk what it holds.
+      log::error(
+          "VSN {} is not as vvmd's database says ({}): no more writes to it (marked "
+          "full); check it with 'vvtape ls'. Copy {} of VV {} goes to another VSN",
+          f.vsn, why.message(), f.item.copy + 1, f.item.vv);
+      mark_vsn(f.vsn, VsnState::kFull, true);
+      if (drive != nullptr) view_.unload(*drive);
+      retry(f, true);
+      return;
+    default:
+      ++f.item.attempts;
+      log::warning(
+          "copy {} of VV {} to {} file {} (drive {}, mover {}) failed, attempt {}: {}; "
+          "retrying in {} s",
+          f.item.copy + 1, f.item.vv, f.vsn, f.file, f.drive, f.mover, f.item.attempts,
+          why.message(), retry_delay(f.item.attempts).count());
+      mark_vsn(f.vsn, std::nullopt, true);
+      if (drive != nullptr) view_.unload(*drive);
+      retry(f, false);
+      return;
+  }
+}
+
+}  // namespace vvm::vvmd

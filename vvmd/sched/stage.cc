@@ -1,0 +1,314 @@
+// sched/stage.cc: the scheduler's stage half: stage requests grouped by tape, mounts and the
+// turn of a tape, the cache state of a staged VV, and what a read's end changes
+// (sched/scheduler.h).
+#include "sched/scheduler.h"
+
+#include <sys/stat.h>
+#include <algorithm>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "sched/policy.h"
+
+namespace vvm::vvmd {
+
+using namespace policy;
+
+std::string Scheduler::StageProgress::describe(const std::string& vv) const {
+  if (cached) return fmt::format("VV {} is in the cache", vv);
+  if (copying) {
+    return fmt::format("VV {} is being staged from {} file {} ({} of {} bytes)", vv, vsn, file,
+                       bytes_done, bytes_total);
+  }
+  return fmt::format("VV {} is queued to be staged from {} file {} ({} stage request{} queued)", vv,
+                     vsn, file, queued, queued == 1 ? "" : "s");
+}
+
+Status Scheduler::set_cache(const std::string& name, CacheState cache, bool touch) {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
+  if (!slot.ok()) return slot.status();
+  vv.cache = cache;
+  if (touch) vv.accessed = now_unix();
+  db::Transaction txn;
+  txn.update(kVvTable, *slot, vv_values(vv));
+  return db_->commit(txn).status();
+}
+
+Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
+  return update_vsn(name, [&](Vsn& vsn) {
+    vsn.location = "drive:" + drive.name;
+    vsn.last_mount = now_unix();
+  });
+}
+
+Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
+  // The best copy: one whose VSN is in a drive already, else the first that has not failed.
+  std::optional<size_t> best;
+  for (size_t i = 0; i < vv.copies.size(); ++i) {
+    if (vv.copies[i].vsn.empty() || item.bad_copies.contains(i)) continue;
+    if (!best) best = i;
+    if (view_.holding(vv.copies[i].vsn) != nullptr) {
+      best = i;
+      break;
+    }
+  }
+  if (!best) {
+    return Status::Unavailable(
+        fmt::format("VV {} has no copy left to stage from ({} of its copies failed their reads)",
+                    vv.name, item.bad_copies.size()));
+  }
+  Vsn vsn;
+  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[*best].vsn), &vsn);
+  if (!slot.ok()) {
+    log::error("VV {}: copy {} is on {}, which vvmd cannot find: {}", vv.name, *best + 1,
+               vv.copies[*best].vsn, slot.status().message());
+    item.bad_copies.insert(*best);
+    return queue_stage(vv, std::move(item));
+  }
+  if (item.copy != *best) item.attempts = 0;
+  item.copy = *best;
+  item.vsn = vsn.name;
+  item.media = vsn.media;
+  item.file = vv.copies[*best].file;
+  item.bytes = vv.size;
+  stages_.push(std::move(item));
+  wake();
+  return Status::Ok();
+}
+
+Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool waiting) {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
+  if (!slot.ok()) {
+    if (slot.status().code() == Code::kNotFound) {
+      return Status::NotFound(fmt::format("no VV {}", name));
+    }
+    return slot.status();
+  }
+  if (auto failed = failed_stages_.find(name); failed != failed_stages_.end()) {
+    // Fresh news of a stage that failed goes to whoever asks, rather than a new try at once.
+    if (steady_now() - failed->second.first < kFailedStageMemory) {
+      return Status::Unavailable(failed->second.second);
+    }
+    failed_stages_.erase(failed);
+  }
+  StageProgress p;
+  if (vv.cache == CacheState::kCached) {
+    p.cached = true;
+    return p;
+  }
+  for (const auto& [id, f] : in_flight_) {
+    if (f.staged && f.staged->vv == name) {
+      p.copying = true;
+      p.vsn = f.vsn;
+      p.file = f.file;
+      p.bytes_done = f.bytes_done;
+      p.bytes_total = f.item.bytes;
+      p.queued = stages_.size();
+      return p;
+    }
+  }
+  if (!stages_.contains(name)) {
+    StageItem item;
+    item.vv = name;
+    item.waiting = waiting;
+    item.queued = item.not_before = steady_now();
+    if (vv.cache != CacheState::kStaging) {
+      // Marked before the queue takes it: a restart finds it and queues it again.
+      VVM_RETURN_IF_ERROR(set_cache(name, CacheState::kStaging, false));
+    }
+    if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
+      (void)set_cache(name, CacheState::kEvicted, false);
+      return s;
+    }
+    const StageItem* queued = stages_.find(name);
+    log::info("stage VV {} ({} bytes) from {} file {}{}", name, vv.size, queued->vsn, queued->file,
+              waiting ? ", a client waits" : "");
+  } else if (waiting) {
+    StageItem raise;
+    raise.vv = name;
+    raise.waiting = true;
+    stages_.push(std::move(raise));  // only raises `waiting`
+  }
+  const StageItem* queued = stages_.find(name);
+  p.vsn = queued->vsn;
+  p.file = queued->file;
+  p.bytes_total = queued->bytes;
+  p.queued = stages_.size();
+  return p;
+}
+
+bool Scheduler::dispatch_stage(Clock::time_point now) {
+  std::set<std::string> writing;  // VSNs an archive write has now
+  for (const auto& [id, f] : in_flight_) {
+    if (!f.staged) writing.insert(f.vsn);
+  }
+  const std::vector<std::string> order = stages_.vsns_by_priority(now);
+  // First a tape that is in a free drive already: no mount, unless it has had its turn while
+  // others of its media type wait.
+  for (const std::string& vsn : order) {
+    DriveState* d = view_.holding(vsn);
+    if (d == nullptr || d->busy || d->unusable_until > now || writing.contains(vsn)) continue;
+    const bool others_wait = std::any_of(order.begin(), order.end(), [&](const std::string& v) {
+      return v != vsn && stages_.media_of(v) == d->media;
+    });
+    if (others_wait && d->reads_since_mount >= kMountBudget) continue;
+    auto item = stages_.pop(vsn, now);
+    if (item) return start_stage(std::move(*item), *d, now);
+  }
+  // Then a mount, for the first tape in line whose requests have gathered.
+  for (const std::string& vsn : order) {
+    if (writing.contains(vsn)) continue;
+    // A tape in a drive is read there (above) or waits for that drive: choosing a drive for it
+    // here would hand the drive back to a tape whose turn is over.
+    if (view_.holding(vsn) != nullptr) continue;
+    auto oldest = stages_.oldest(vsn);
+    if (!oldest || now - *oldest < kStageGather) continue;
+    DriveState* chosen = nullptr;
+    for (DriveState* d : view_.free_drives(stages_.media_of(vsn), now)) {
+      // A drive whose tape has stage requests of its own keeps it, unless its turn is over.
+      if (!d->vsn.empty() && stages_.files(d->vsn) > 0 && d->reads_since_mount < kMountBudget) {
+        continue;
+      }
+      chosen = d;
+      break;
+    }
+    if (chosen == nullptr) continue;
+    auto item = stages_.pop(vsn, now);
+    if (item) return start_stage(std::move(*item), *chosen, now);
+  }
+  return false;
+}
+
+bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point now) {
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok() || vv.cache != CacheState::kStaging) {
+    log::info("VV {} is no longer waiting to be staged ({}): dropped from the stage queue", item.vv,
+              slot.ok() ? std::string(cache_state_name(vv.cache)) : slot.status().message());
+    return true;
+  }
+  // A stage that ended while vvmd was away (the mover renames the file into place only once it
+  // is whole and checked) left the VV in the cache already.
+  struct stat st {};
+  if (::stat(options_.cache_path(vv.name).c_str(), &st) == 0 &&
+      static_cast<uint64_t>(st.st_size) == vv.size) {
+    if (Status s = set_cache(vv.name, CacheState::kCached, true); !s.ok()) {
+      log::error("VV {}: {}", vv.name, s.message());
+      stages_.push(std::move(item));
+      return false;
+    }
+    log::info("VV {} is in the cache already (staged while vvmd was away)", vv.name);
+    return true;
+  }
+  if (view_.load(drive, item.vsn)) {
+    if (Status s = record_mount(drive, item.vsn); !s.ok()) {
+      log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
+      view_.unload(drive);
+      stages_.push(std::move(item));
+      return false;
+    }
+    log::info("mount {} ({}) in drive {} of mover {} to stage {} file(s)", item.vsn, item.media,
+              drive.name, drive.mover, stages_.files(item.vsn) + 1);
+  }
+  ++drive.reads_since_mount;
+
+  rpc::CopyArgs args;
+  args.drive = drive.name;
+  args.vsn = item.vsn;
+  args.file_number = item.file;
+  args.cache_path = options_.cache_path(vv.name);
+  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  args.checksum = vv.checksum;
+  args.reply_to = options_.reply_to;
+  args.request_id = next_request_id_++;
+
+  InFlight f;
+  f.item.vv = item.vv;
+  f.item.copy = item.copy;
+  f.item.bytes = vv.size;
+  f.key = {vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
+  f.vsn = item.vsn;
+  f.drive = drive.name;
+  f.mover = drive.mover;
+  f.file = item.file;
+  f.staged = std::move(item);
+  drive.busy = true;
+  log::info("stage VV {} from {} file {} (copy {}) in drive {} (request {})", vv.name, f.vsn,
+            f.file, f.item.copy + 1, drive.name, args.request_id);
+  send(drive, std::move(f), rpc::Op::kStage, std::move(args), now);
+  return true;
+}
+
+void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
+  if (Status s = set_cache(f.item.vv, CacheState::kCached, true); !s.ok()) {
+    // The file is in place; the record says staging, and a restart stages it again.
+    log::error("VV {} staged from {} file {}, but the database did not take it: {}", f.item.vv,
+               f.vsn, f.file, s.message());
+    return;
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - f.started);
+  log::info("staged VV {} from {} file {} ({} bytes in {:.1f} s)", f.item.vv, f.vsn, f.file,
+            r.bytes_total, took.count() / 1000.0);
+}
+
+void Scheduler::stage_failed(InFlight f, const Status& why) {
+  StageItem& item = *f.staged;
+  ++item.attempts;
+  const bool bad = why.code() == Code::kMismatch;
+  if (bad) {
+    log::error("VV {}: copy {} on {} file {} failed its checks: {}", item.vv, item.copy + 1, f.vsn,
+               f.file, why.message());
+    mark_vsn(f.vsn, std::nullopt, true);
+  } else {
+    log::warning("stage of VV {} from {} file {} (drive {}) failed, attempt {}: {}", item.vv, f.vsn,
+                 f.file, f.drive, item.attempts, why.message());
+    mark_vsn(f.vsn, std::nullopt, true);
+    if (DriveState* d = view_.find(f.drive)) view_.unload(*d);
+  }
+  if (item.attempts < (bad ? kBadCopyAttempts : kFailedCopyAttempts)) {
+    retry(f, false);
+    return;
+  }
+  // This copy has had its chances: the next one.
+  item.bad_copies.insert(item.copy);
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok()) return;
+  const std::string vv_name = item.vv;
+  const size_t copy = item.copy;
+  StageItem next = std::move(item);
+  next.not_before = steady_now();
+  if (Status s = queue_stage(vv, std::move(next)); !s.ok()) {
+    log::error("cannot stage VV {}: {}; it stays evicted", vv_name, s.message());
+    failed_stages_[vv_name] = {steady_now(),
+                               fmt::format("the stage of VV {} failed: {}", vv_name, s.message())};
+    (void)set_cache(vv_name, CacheState::kEvicted, false);
+    return;
+  }
+  const StageItem* queued = stages_.find(vv_name);
+  log::notice("VV {}: copy {} set aside; staging from copy {} on {} file {}", vv_name, copy + 1,
+              queued->copy + 1, queued->vsn, queued->file);
+}
+
+rpc::Served<rpc::VvStageRequest> Scheduler::serve_stage(rpc::Server& server) {
+  return server.handle<rpc::VvStageRequest>(
+      [this](const rpc::VvStageRequest& req, const rpc::Peer&) -> Result<rpc::VvStageReply> {
+        auto p = stage(req.name, req.wait);
+        if (!p.ok()) return p.status();
+        rpc::VvStageReply reply;
+        reply.cached = p->cached;
+        reply.copying = p->copying;
+        reply.vsn = p->vsn;
+        reply.file = p->file;
+        reply.bytes_done = p->bytes_done;
+        reply.bytes_total = p->bytes_total;
+        reply.queued = p->queued;
+        return reply;
+      });
+}
+
+}  // namespace vvm::vvmd
