@@ -71,7 +71,7 @@ struct Fixture {
     return must(catalog->create(plugin(0), {"A", 1 << 20, 0, "", "", perms})).name;
   }
   uint64_t accessed(const std::string& name) { return must(catalog->show(name)).accessed; }
-  // What a later slice's cache manager does: mark the VV evicted.
+  // What the cache manager does when it evicts or stages a VV: set its cache state.
   void set_cache(const std::string& name, const std::string& cache) {
     Vv r;
     uint64_t slot = must(lookup_vv(*db, "name", db::KeyBuilder().text(name), &r));
