@@ -129,13 +129,8 @@ Result<std::pair<uint64_t, Vv>> Catalog::lookup(const std::string& name) {
   auto parsed = parse_vv_name(name);
   if (!parsed.ok()) return parsed.status();
   Vv vv;
-  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return Status::NotFound(fmt::format("no VV {}", name));
-    }
-    return slot.status();
-  }
+  auto slot = find_vv(*db_, name, &vv);
+  if (!slot.ok()) return slot.status();
   return std::make_pair(*slot, std::move(vv));
 }
 

@@ -1,6 +1,8 @@
 // catalog/tables.cc: vvmd's tables over the database engine; see catalog/tables.h.
 #include "catalog/tables.h"
 
+#include <fmt/core.h>
+
 namespace vvm::vvmd {
 
 std::vector<db::TableSpec> table_specs() {
@@ -25,6 +27,14 @@ Result<uint64_t> lookup_vv(db::Database& db, std::string_view index, const std::
                            Vv* out) {
   VvSink sink(out);
   return db.lookup_to(kVvTable, index, key, sink);
+}
+
+Result<uint64_t> find_vv(db::Database& db, const std::string& name, Vv* out) {
+  auto slot = lookup_vv(db, "name", db::KeyBuilder().text(name), out);
+  if (!slot.ok() && slot.status().code() == Code::kNotFound) {
+    return Status::NotFound(fmt::format("no VV {}", name));
+  }
+  return slot;
 }
 
 Status read_vsn(db::Database& db, uint64_t slot, Vsn* out) {

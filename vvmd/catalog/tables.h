@@ -31,6 +31,8 @@ std::vector<db::TableSpec> table_specs();
 Status read_vv(db::Database& db, uint64_t slot, Vv* out);
 Result<uint64_t> lookup_vv(db::Database& db, std::string_view index, const std::string& key,
                            Vv* out);
+// The VV named `name` (by the unique name index) and its slot; NotFound says "no VV NAME".
+Result<uint64_t> find_vv(db::Database& db, const std::string& name, Vv* out);
 Status read_vsn(db::Database& db, uint64_t slot, Vsn* out);
 Result<uint64_t> lookup_vsn(db::Database& db, std::string_view index, const std::string& key,
                             Vsn* out);

@@ -81,13 +81,8 @@ Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
 
 Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool waiting) {
   Vv vv;
-  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(name), &vv);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return Status::NotFound(fmt::format("no VV {}", name));
-    }
-    return slot.status();
-  }
+  auto slot = find_vv(*db_, name, &vv);
+  if (!slot.ok()) return slot.status();
   if (auto failed = failed_stages_.find(name); failed != failed_stages_.end()) {
     // Fresh news of a stage that failed goes to whoever asks, rather than a new try at once.
     if (steady_now() - failed->second.first < kFailedStageMemory) {
