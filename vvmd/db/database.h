@@ -3,30 +3,35 @@
 // the tables hold: the caller names them, with their schemas and indexes, at open (vvmd's are in
 // catalog/tables.h).
 //
-// A commit appends the new images of every record it changes to the journal as one frame
-// (length, sequence, images, CRC-32C), makes the journal durable with one fdatasync, and only
-// then writes the records into the tables. Commits arriving while one is being written wait and
-// go together in the next frame, so many writers share one fdatasync (group commit). On open,
-// every whole frame of the journal (db/journal.h) is written into the tables again (the
-// images are final values, so this is safe to repeat) before the tables are read; a frame cut short
-// by a crash was never acknowledged and is dropped. When the journal passes a few MiB, the tables
-// are synced and the journal emptied (a checkpoint). The journal keeps its size and is rewritten
-// from its start, each round of frames with an epoch of its own.
+// A transaction is applied to the tables in memory at once, in the order transactions are
+// submitted, and is durable once the journal frame holding it is: a frame holds the new images
+// of every record changed since the previous frame (length, sequence, images, CRC-32C), and is
+// made durable with one write and one fdatasync. A flusher thread writes the frames (a commit()
+// that finds nothing else to write writes its own, saving two thread wake-ups), one at a time:
+// whatever is applied while one is written goes together in the next, so many transactions share
+// one fdatasync (group commit), whether they come from many threads or from one thread that does
+// not wait (submit()). Only after its frame is durable are a frame's records written into the
+// tables. On open, every whole frame of the journal (db/journal.h) is written into the tables
+// again (the images are final values, so this is safe to repeat) before the tables are read; a
+// frame cut short by a crash was never acknowledged and is dropped. When the journal passes a few
+// MiB, the tables are synced and the journal emptied (a checkpoint). The journal keeps its size
+// and is rewritten from its start, each round of frames with an epoch of its own.
 //
-// Reads go through the Database too; a record cannot be changed except by commit(), which keeps
-// every index in step. Readers are not held up by a group's fdatasync: they see its records
-// (from memory) as soon as they are applied, a moment before they are durable; if the journal
-// then fails, the database refuses everything from there on.
+// Reads go through the Database too; a record cannot be changed except by a transaction, which
+// keeps every index in step. Readers are not held up by a frame's fdatasync: they see a
+// transaction's records (from memory) as soon as it is applied, before it is durable; if the
+// journal then fails, the database refuses everything from there on.
 #pragma once
 
 #include <array>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -73,11 +78,34 @@ class Database {
   static Result<std::unique_ptr<Database>> open(const std::string& dir,
                                                 std::vector<TableSpec> tables,
                                                 uint64_t checkpoint_bytes = 4 << 20);
+  // The same with the journal opened by `open_journal` (path, create) instead of
+  // open_posix_file: tests put there a file that fails or holds its syncs.
+  using FileOpener =
+      std::function<Result<std::unique_ptr<File>>(const std::string& path, bool create)>;
+  static Result<std::unique_ptr<Database>> open(const std::string& dir,
+                                                std::vector<TableSpec> tables,
+                                                uint64_t checkpoint_bytes,
+                                                const FileOpener& open_journal);
+  // Waits until every submitted transaction is durable (or failed) and its on_durable has
+  // returned, then closes. No submit may start meanwhile.
   ~Database();
 
-  // Applies every change of `txn` or none, durably. The slots of its inserts, in order. A
-  // change that breaks a unique index or names a record that is not live fails the whole
-  // transaction, and nothing of it is written. Thread-safe.
+  // Applies every change of `txn` or none, in memory, at once: the slots of its inserts, in
+  // order. A change that breaks a unique index or names a record that is not live refuses the
+  // whole transaction, as does a database that has failed; then nothing of it is applied and
+  // `on_durable` is never called. Otherwise every later read (and every later transaction) sees
+  // it, transactions apply in the order their submit() calls took the lock, and `on_durable` is
+  // called exactly once, on the database's flusher thread, when the journal frame holding the
+  // transaction is durable (Ok) or could not be made so (the error; the database then refuses
+  // everything, and the transaction may or may not be there after a reopen). Calls are in
+  // submit order. `on_durable` must be short and must not call commit() (which would wait for
+  // the thread it runs on); it may call submit() and reads. An event loop hands the result back
+  // to itself: post(loop, ...) from inside `on_durable`. Thread-safe.
+  using OnDurable = std::function<void(Status)>;
+  Result<std::vector<uint64_t>> submit(const Transaction& txn, OnDurable on_durable);
+  // submit() and wait for `on_durable`: applies every change of `txn` or none, durably. The
+  // slots of its inserts, in order; the error that refused it, or the journal's failure.
+  // Thread-safe; not from inside an `on_durable` (refused: Internal).
   Result<std::vector<uint64_t>> commit(const Transaction& txn);
 
   Result<Values> read(TableId t, uint64_t slot);
@@ -108,21 +136,39 @@ class Database {
 
  private:
   Database() = default;
-  struct Writer {
-    const Transaction* txn;
-    Result<std::vector<uint64_t>> result = Status::Internal("not committed");
-    bool done = false;
-  };
+  // Opens the journal, replays it and the tables; starts nothing.
+  static Result<std::unique_ptr<Database>> open_files(const std::string& dir,
+                                                      std::vector<TableSpec> specs,
+                                                      uint64_t checkpoint_bytes,
+                                                      const FileOpener& open_journal);
   // The table numbered `t`; a caller's bug (abort) when there is none.
   IndexedTable& table(TableId t);
   // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
   using Images = std::vector<std::vector<Table::Image>>;  // by table
   // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
-  // the lock: only the leader of a group is here, and readers see the images in memory.
+  // the lock, from write_frame: one frame is written at a time, and readers see the images in
+  // memory until write_frame drops them.
   Status write_group(const std::string& frame, const Images& images);
   // Empties the journal after a replay or a checkpoint (the tables being synced).
   Status reset_journal();
+  // The flusher thread: until stopped with nothing left, takes everything applied since its
+  // last frame as one frame, writes it and calls the on_durable of every submit it holds.
+  void flush_loop();
+  // Takes every image applied since the last frame, writes them as one frame without the lock
+  // (`lock` holds mutex_ on entry and on return), then drops them from memory; a failure
+  // makes the database refuse everything. One caller at a time writes a frame (in_flight_):
+  // the flusher, or a commit() that found nothing else to write.
+  Status write_frame(std::unique_lock<std::mutex>& lock);
+  // Whether a table holds changes not yet taken into a frame (under the lock).
+  bool untaken();
+  // Whether every applied change is written to the table files (under the lock): what a scan
+  // of the files needs.
+  bool all_written() { return !in_flight_ && waiting_.empty() && !untaken(); }
+  // What a transaction gets once the database has failed for `why`.
+  static Status unusable(const Status& why) {
+    return Status(why.code(), "database unusable: " + why.message());
+  }
 
   std::string dir_;
   uint64_t checkpoint_bytes_ = 0;
@@ -130,10 +176,13 @@ class Database {
   std::vector<std::optional<IndexedTable>> tables_;
   std::optional<Status> failed_;
 
-  std::mutex mutex_;  // the writer queue, and everything above for readers
-  std::condition_variable cv_;
-  std::deque<Writer*> writers_;
-  bool in_flight_ = false;  // a group is being written, its images still in memory
+  std::mutex mutex_;                // everything above and below
+  std::condition_variable cv_;      // a frame is written: for scans that wait for all_written()
+  std::condition_variable work_;    // something to flush, or stop: for the flusher
+  std::vector<OnDurable> waiting_;  // submits applied since the last frame was taken
+  bool in_flight_ = false;          // a frame is being written, its images still in memory
+  bool stop_ = false;
+  std::thread flusher_;
 };
 
 }  // namespace vvm::db

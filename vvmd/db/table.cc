@@ -362,7 +362,12 @@ Status Table::write_slot(uint64_t slot, char state, const Values& values) {
   auto rec = schema_->encode(state, values);
   if (!rec.ok()) return rec.status();
   if (deferred_) {
-    pending_[slot] = std::move(*rec);
+    Pending& p = pending_[slot];
+    p.text = std::move(*rec);
+    if (p.take != takes_ + 1) {  // first change since the last take
+      p.take = takes_ + 1;
+      untaken_.push_back(slot);
+    }
     return Status::Ok();
   }
   Status s = file_->write_at(slot * schema_->record_size(), *rec);
@@ -396,7 +401,9 @@ Status Table::erase(uint64_t slot) {
 }
 
 Result<std::string_view> Table::record_text(uint64_t slot, std::string& buf) {
-  if (auto it = pending_.find(slot); it != pending_.end()) return std::string_view(it->second);
+  if (auto it = pending_.find(slot); it != pending_.end()) {
+    return std::string_view(it->second.text);
+  }
   const size_t rs = schema_->record_size();
   if (const char* mapped = file_->mapping(slots_ * rs)) {
     return std::string_view(mapped + slot * rs, rs);
@@ -445,7 +452,25 @@ Status Table::scan(const std::function<void(uint64_t, const Values&)>& each) {
   return read_all(one_worker(each), 1, false);
 }
 
-std::vector<Table::Image> Table::pending() const { return {pending_.begin(), pending_.end()}; }
+std::vector<Table::Image> Table::take_pending() {
+  std::sort(untaken_.begin(), untaken_.end());
+  std::vector<Image> images;
+  images.reserve(untaken_.size());
+  for (uint64_t slot : untaken_) images.emplace_back(slot, pending_.at(slot).text);
+  untaken_.clear();
+  ++takes_;
+  return images;
+}
+
+void Table::release_pending(const std::vector<Image>& taken) {
+  ++released_;
+  for (const auto& [slot, text] : taken) {
+    // An image changed after this take belongs to a later one and stays.
+    if (auto it = pending_.find(slot); it != pending_.end() && it->second.take <= released_) {
+      pending_.erase(it);
+    }
+  }
+}
 
 Status Table::write_images(const std::vector<Image>& images) {
   for (const auto& [slot, rec] : images) {

@@ -95,18 +95,26 @@ class Table {
   Status sync();
 
   // Deferred mode (the Database's): changes are kept as record images in memory, visible to
-  // read(), until the Database has journaled them (pending()), written them with
-  // write_images() (which may run without the Database's lock: it only writes the file), and
-  // dropped them with clear_pending().
+  // read(), until the Database has journaled them and written them to the file. The Database
+  // takes the images changed since its last take as one journal frame (take_pending()), writes
+  // them with write_images() (which may run without the Database's lock: it only writes the
+  // file), and then drops them (release_pending()). Changes made between a take and its release
+  // stay in memory with their newest image and go in the next take; a record changed on both
+  // sides of a take is in both frames, each with its own image.
   void set_deferred(bool deferred) { deferred_ = deferred; }
   using Image = std::pair<uint64_t, std::string>;  // slot, record text
-  std::vector<Image> pending() const;
+  // The images changed since the last take, in slot order, copied: they stay readable.
+  std::vector<Image> take_pending();
+  // Whether anything changed since the last take.
+  bool has_untaken() const { return !untaken_.empty(); }
+  // Drops the images of the oldest take not yet released (`taken`: what it returned) that have
+  // not changed since: the file now holds them. Takes are released in the order they were made.
+  void release_pending(const std::vector<Image>& taken);
   Status write_images(const std::vector<Image>& images);
   // fdatasync of the file alone, for the Database's checkpoint, which runs without its lock: it
   // leaves the table's failed state to the Database, which sets it under the lock (sync() would
   // set it here, racing readers that check it).
   Status sync_file() { return file_->sync(); }
-  void clear_pending() { pending_.clear(); }
   // After a failure elsewhere (the journal), the table refuses everything too.
   void mark_failed(const Status& why) { failed_ = why; }
   // Puts `values` live in the free slot `slot` (to undo an erase).
@@ -137,7 +145,16 @@ class Table {
   std::vector<uint8_t> live_slots_;  // 1 for a live slot, by slot (a set costs a cache miss)
   std::optional<Status> failed_;     // set by a failed write or sync: the table is unusable
   bool deferred_ = false;
-  std::map<uint64_t, std::string> pending_;  // deferred images, by slot
+  // Deferred images, by slot: the newest text and the number of the take it belongs to (the
+  // next one while it is untaken).
+  struct Pending {
+    std::string text;
+    uint64_t take = 0;
+  };
+  std::map<uint64_t, Pending> pending_;
+  std::vector<uint64_t> untaken_;  // slots changed since the last take, each once
+  uint64_t takes_ = 0;             // takes made
+  uint64_t released_ = 0;          // takes released
 };
 
 }  // namespace vvm::db
