@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -60,6 +62,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Declared before the database: a transaction still in flight when vvmd stops answers its
+  // client as the database closes, through this server.
+  rpc::Server server("vvmd", config->vvmd_access);
   // Without its database vvmd can serve nothing: a failure to open it is fatal.
   auto db = vvmd::open_database(config->database_dir);
   if (!db.ok()) {
@@ -78,9 +83,21 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  rpc::Server server("vvmd", config->vvmd_access);
   const auto ping = daemon::serve_ping(server, "vvmd", local_host_name(), started);
   const auto catalog_ops = (*catalog)->serve(server);
+  // A create's cache file (two fsyncs) is made on these threads, never on the server's, so
+  // that a slow disk stalls no other request and creates arriving together share the journal's
+  // fdatasync. Threads that mostly wait on the disk: 16 let the filesystem's journal group the
+  // fsyncs of many creates (bench/vvmd-load: 9.2k creates/s at 64 clients, 5.3k with 4).
+  // Gone before the catalogue and the server it posts to.
+  boost::asio::thread_pool file_work(16);
+  (*catalog)->run_in_background(
+      [&file_work, &server](std::function<void()> work, std::function<void()> then) {
+        boost::asio::post(file_work, [work = std::move(work), then = std::move(then), &server] {
+          work();
+          server.post(then);
+        });
+      });
   // Gone before the server, which calls no hook once its run has ended.
   vvmd::VvOpens opens(catalog->get(), ::getuid());
   const auto open_ops = opens.serve(server);

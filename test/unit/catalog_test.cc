@@ -7,8 +7,12 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
+#include <future>
+#include <vector>
 
 #include "catalog/catalog.h"
+#include "catalog/tables.h"
 #include "process.h"
 
 using namespace vvm;
@@ -97,6 +101,38 @@ TEST_CASE("create names VVs by class and serial and makes a sparse cache file") 
     CHECK(a3.name == "A0000000003");
     CHECK(std::filesystem::file_size(f.dir.file("cache/A0000000003")) == 4096);
   }
+}
+
+TEST_CASE(
+    "creates in the background: files made out of order still move the serial counter "
+    "only forward") {
+  Fixture f;
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;
+  f.catalog->run_in_background([&jobs](std::function<void()> work, std::function<void()> then) {
+    jobs.emplace_back(std::move(work), std::move(then));
+  });
+  std::promise<Result<Vv>> first, second;
+  f.catalog->create_async(kRoot, {"A", 4096, 0, "", "", ""},
+                          [&first](Result<Vv> r) { first.set_value(std::move(r)); });
+  f.catalog->create_async(kRoot, {"A", 4096, 0, "", "", ""},
+                          [&second](Result<Vv> r) { second.set_value(std::move(r)); });
+  REQUIRE(jobs.size() == 2);
+  // Nothing is recorded until a file is made and the record submitted.
+  CHECK(f.catalog->show("A0000000001").status().code() == Code::kNotFound);
+  jobs[1].first();
+  jobs[0].first();
+  jobs[1].second();  // the second create's record goes first
+  jobs[0].second();
+  CHECK(must(second.get_future().get()).name == "A0000000002");
+  CHECK(must(first.get_future().get()).name == "A0000000001");
+  CHECK(must(counter(*f.db, "serial.A")) == 2);
+  // A synchronous create would wait for itself where creates run in the background.
+  CHECK(f.catalog->create(kRoot, {"A", 1, 0, "", "", ""}).status().code() == Code::kInternal);
+
+  f.reopen();
+  CHECK(must(f.catalog->show("A0000000001")).size == 4096);
+  CHECK(must(f.catalog->show("A0000000002")).size == 4096);
+  CHECK(f.create('A').name == "A0000000003");  // the refused create took no serial
 }
 
 TEST_CASE("create refuses what it cannot make, naming why") {

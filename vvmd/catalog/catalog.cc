@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <future>
+#include <memory>
 #include <vector>
 
 #include <fmt/core.h>
@@ -149,7 +151,7 @@ Status Catalog::may_change(const rpc::Peer& peer, const Vv& vv, std::string_view
                   user_name(peer.uid), action, vv.name, vv.owner));
 }
 
-Status Catalog::sync_cache_dir() {
+Status Catalog::sync_cache_dir() const {
   int dir = ::open(options_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return Status::FromErrno(errno, "cache folder " + options_.cache_dir);
   // The folder's entry makes the file findable after a crash, so it is synced like the file.
@@ -160,7 +162,7 @@ Status Catalog::sync_cache_dir() {
   return Status::Ok();
 }
 
-Status Catalog::make_cache_file(const std::string& name, uint64_t size) {
+Status Catalog::make_cache_file(const std::string& name, uint64_t size) const {
   const std::string path = cache_path(name);
   // Only vvm's own processes touch cache files: who may use a VV is the record's business.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -184,7 +186,7 @@ Status Catalog::make_cache_file(const std::string& name, uint64_t size) {
   return s;
 }
 
-Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& req) {
+Result<Vv> Catalog::prepare_create(const rpc::Peer& peer, const rpc::VvCreateRequest& req) {
   const std::string& cls = req.vv_class;
   if (cls.size() != 1 || !options_.classes.contains(cls[0])) {
     std::string known;
@@ -245,23 +247,65 @@ Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& re
   r.state = VvState::kHot;
   r.cache = CacheState::kCached;
   r.created = r.accessed = now();
+  return r;
+}
 
-  VVM_RETURN_IF_ERROR(make_cache_file(r.name, r.size));
+void Catalog::create_async(const rpc::Peer& peer, const rpc::VvCreateRequest& req,
+                           std::function<void(Result<Vv>)> done) {
+  auto prepared = prepare_create(peer, req);
+  if (!prepared.ok()) return done(prepared.status());
+  // The file is made off this thread (it waits for two fsyncs); its record is submitted back on
+  // it, so that records go to the database in the order this thread decides.
+  auto made = std::make_shared<Status>();
+  auto work = [this, made, name = prepared->name, size = prepared->size] {
+    *made = make_cache_file(name, size);
+  };
+  auto then = [this, made, peer, r = std::move(*prepared), done = std::move(done)]() mutable {
+    if (!made->ok()) return done(*made);
+    commit_create(peer, std::move(r), std::move(done));
+  };
+  if (background_) {
+    background_(std::move(work), std::move(then));
+  } else {
+    work();
+    then();
+  }
+}
+
+void Catalog::commit_create(const rpc::Peer& peer, Vv r, std::function<void(Result<Vv>)> done) {
+  const char cls = r.vv_class[0];
   db::Transaction txn;
   txn.insert(kVvTable, vv_values(r));
-  Status counted = set_counter(*db_, txn, serial_counter(cls[0]), *serial);
+  // The highest serial handed out so far, not this VV's: creates whose files were made out of
+  // order still move the counter only forward.
+  Status counted = set_counter(*db_, txn, serial_counter(cls), serials_.highest(cls));
   if (!counted.ok()) {
     ::unlink(cache_path(r.name).c_str());
-    return counted;
+    return done(counted);
   }
-  if (auto committed = db_->commit(txn); !committed.ok()) {
+  auto submitted = db_->submit(txn, [r, done, who = peer.to_string()](Status durable) {
+    if (!durable.ok()) {
+      // The database refuses everything from now on; the file is left for the next start.
+      log::error("create {} failed: {}", r.name, durable.message());
+      return done(durable);
+    }
+    log::info("created VV {} (class {}, {} bytes, {}:{} {}, id {}) for {}", r.name, r.vv_class,
+              r.size, r.owner, r.group, format_perms(r.perms), r.client_id, who);
+    done(r);
+  });
+  if (!submitted.ok()) {
     ::unlink(cache_path(r.name).c_str());
-    log::error("create {} failed: {}", r.name, committed.status().message());
-    return committed.status();
+    log::error("create {} failed: {}", r.name, submitted.status().message());
+    done(submitted.status());
   }
-  log::info("created VV {} (class {}, {} bytes, {}:{} {}, id {}) for {}", r.name, r.vv_class,
-            r.size, r.owner, r.group, format_perms(r.perms), r.client_id, peer.to_string());
-  return r;
+}
+
+Result<Vv> Catalog::create(const rpc::Peer& peer, const rpc::VvCreateRequest& req) {
+  if (background_) return Status::Internal("create() called where creates run in the background");
+  std::promise<Result<Vv>> answer;
+  auto future = answer.get_future();
+  create_async(peer, req, [&answer](Result<Vv> r) { answer.set_value(std::move(r)); });
+  return future.get();
 }
 
 Result<Vv> Catalog::show(const std::string& name) {
@@ -404,8 +448,11 @@ Catalog::Serves Catalog::serve(rpc::Server& server) {
     return rpc::VvReply{.vv = std::move(*r)};
   };
   return server.handle<rpc::VvCreateRequest>(
-             [this, vv_reply](const rpc::VvCreateRequest& r, const rpc::Peer& peer) {
-               return vv_reply(create(peer, r));
+             [this, vv_reply](const rpc::VvCreateRequest& r, const rpc::Peer& peer,
+                              rpc::Responder<rpc::VvCreateRequest> answer) {
+               create_async(peer, r, [answer, vv_reply](Result<Vv> vv) {
+                 answer.reply(vv_reply(std::move(vv)));
+               });
              }) +
          server.handle<rpc::VvShowRequest>(
              [this, vv_reply](const rpc::VvShowRequest& r, const rpc::Peer&) {

@@ -14,7 +14,10 @@
 // and group, and may not finish or remove until TCP peers have an identity (TLS-PSK).
 //
 // The handlers run one at a time on the server's thread, so a look-up and the commit that follows
-// it see no other writer in between; each commit costs one fdatasync of the journal.
+// it see no other writer in between. A create answers later: its cache file is made off that
+// thread (run_in_background), its record is then submitted on it (applied at once, in that
+// thread's order) and the client is answered once the journal frame holding it is durable, so
+// creates arriving together share one fdatasync and no other request waits for a create's.
 #pragma once
 
 #include <sys/types.h>
@@ -51,6 +54,13 @@ class Catalog {
   static Result<std::unique_ptr<Catalog>> open(db::Database* db, Options options);
   static Options options_from(const Config& config);
 
+  // A new VV: its cache file (in the background), then its record, submitted on this thread
+  // and answered through `done` once durable. `done` runs on the database's flusher thread when
+  // the create got that far, else on this thread: it must only hand the result on.
+  void create_async(const rpc::Peer& peer, const rpc::VvCreateRequest& request,
+                    std::function<void(Result<Vv>)> done);
+  // The same, waiting for the answer; only without a background (it would wait on the thread
+  // that must run the second half).
   Result<Vv> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
   Result<Vv> show(const std::string& name);
   Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
@@ -67,6 +77,11 @@ class Catalog {
   void in_use_check(std::function<Status(const std::string& vv, bool for_write)> check) {
     in_use_ = std::move(check);
   }
+  // Where a create's blocking part (its cache file, made durable with two fsyncs) runs: `work`
+  // off the catalogue's thread, then `then` back on it. Without it both run at once, in the
+  // caller (tests, tools).
+  using Background = std::function<void(std::function<void()> work, std::function<void()> then)>;
+  void run_in_background(Background background) { background_ = std::move(background); }
   // Finishes the hot VVs that nobody has open for writing and nobody has used since
   // `idle_before` (unix seconds): vvm.conf's idle-finish. Returns how many.
   size_t finish_idle(uint64_t idle_before);
@@ -85,12 +100,17 @@ class Catalog {
   // Ok when `peer` may change `vv` (finish, remove, evict: `action`), else PermissionDenied.
   Status may_change(const rpc::Peer& peer, const Vv& vv, std::string_view action) const;
   // fsyncs the cache folder, so that a file's creation or removal is durable.
-  Status sync_cache_dir();
+  Status sync_cache_dir() const;
 
  private:
   Catalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
-  // The sparse cache file for a new VV, durable before its record is committed.
-  Status make_cache_file(const std::string& name, uint64_t size);
+  // The sparse cache file for a new VV, durable before its record is committed. Touches no
+  // state of the catalogue's: safe off its thread.
+  Status make_cache_file(const std::string& name, uint64_t size) const;
+  // A create's checks and its record, with a serial of its own (handed out now).
+  Result<Vv> prepare_create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
+  // Submits the record of a create whose cache file is made.
+  void commit_create(const rpc::Peer& peer, Vv r, std::function<void(Result<Vv>)> done);
   uint64_t now() const;
 
   db::Database* db_;
@@ -98,6 +118,7 @@ class Catalog {
   SerialAllocator serials_;
   std::function<void(const Vv&)> on_finished_;
   std::function<Status(const std::string&, bool)> in_use_;
+  Background background_;
   // The commit of a finish, shared by finish() and finish_idle().
   Status commit_finish(uint64_t slot, Vv& r);
 };
