@@ -5,8 +5,8 @@
 // The file keeps its size and is rewritten from its start after each emptying (appending to a
 // file that does not grow lets fdatasync write the data alone, without the inode, about twice as
 // fast here), each round of frames with an epoch of its own, so that the stale frames of earlier
-// rounds further on are told apart. Not thread-safe: the Database's group leader is its only
-// writer.
+// rounds further on are told apart. Not thread-safe: one writer at a time, the Database's frame in
+// progress (its flusher thread, or a commit() that found nothing else to write).
 #pragma once
 
 #include <cstdint>
