@@ -38,15 +38,8 @@ usage() {
   echo "usage: bench/lifecycle.sh [BUILD_DIR] [SIZE_MIB] [COUNT] [REPEAT]" >&2
   exit 2
 }
-if [[ $# -ge 1 && -n $1 ]]; then
-  build=$1
-else
-  build=
-  for b in "$here"/build-rel "$here"/build/run "$here"/build*/ "$here"/build/*/; do
-    [[ -x $b/vvmd/vvmd ]] && { build=${b%/}; break; }
-  done
-  [[ -n $build ]] || { echo "bench/lifecycle.sh: no build folder with vvmd/vvmd: build first" >&2; exit 2; }
-fi
+source "$here/bench/build-dir.sh"
+find_build bench/lifecycle.sh "${1:-}"
 size_mib=${2:-64}
 count=${3:-16}
 repeat=${4:-5}

@@ -14,15 +14,8 @@
 # the machine is noisy; compare the ratio, and the show latencies with and without load.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [[ $# -ge 1 && -n $1 ]]; then
-  build=$1
-else
-  build=
-  for b in "$here"/build-rel "$here"/build/run "$here"/build*/ "$here"/build/*/; do
-    [[ -x $b/vvmd/vvmd ]] && { build=${b%/}; break; }
-  done
-  [[ -n $build ]] || { echo "bench/vvmd-load.sh: no build folder with vvmd/vvmd: build first" >&2; exit 2; }
-fi
+source "$here/bench/build-dir.sh"
+find_build bench/vvmd-load.sh "${1:-}"
 secs=${2:-5}
 readers=${3:-2}
 [[ $secs =~ ^[1-9][0-9]*$ && $readers =~ ^[0-9]+$ ]] ||

@@ -1,0 +1,17 @@
+# bench/build-dir.sh: sourced by the benchmarks that run vvmd. find_build SCRIPT [BUILD_DIR]
+# sets $build: BUILD_DIR when given, else the first of build-rel, build/run and any other build
+# folder of the checkout that holds vvmd/vvmd; with none, it says so as SCRIPT and exits 2.
+find_build() {
+  local script=$1 here b
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [[ -n ${2:-} ]]; then
+    build=$2
+    return
+  fi
+  build=
+  for b in "$here"/build-rel "$here"/build/run "$here"/build*/ "$here"/build/*/; do
+    [[ -x $b/vvmd/vvmd ]] && { build=${b%/}; return; }
+  done
+  echo "$script: no build folder with vvmd/vvmd: build first" >&2
+  exit 2
+}
