@@ -46,10 +46,11 @@ std::string create_one(vvm::rpc::Client& c) {
   return r->vv.name;
 }
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+// The value below which a fraction `p` of `sorted` lies.
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  return sorted[std::min(sorted.size() - 1,
+                         static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
 }  // namespace
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
     std::vector<double> all;
     for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
     const size_t shows = all.size();
+    std::sort(all.begin(), all.end());
     const double p50 = percentile(all, 0.50), p99 = percentile(all, 0.99);
     const double mx = all.empty() ? 0 : all.back();
     fmt::print("{:>8} {:>12.1f} {:>8.2f}ms {:>8.2f}ms {:>8.2f}ms {:>8}\n", writers,
