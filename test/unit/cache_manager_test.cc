@@ -1,15 +1,21 @@
 // cache_manager_test.cc: vvmd's cache manager over a real database, catalogue and cache folder of
 // real files: the cache's use ([cache] size and the filesystem's), nothing evicted below the high
 // watermark, least recently used first down below the low watermark, never a hot, finished, open,
-// staging or evicted VV, the record committed before the file goes, the warning once when nothing
-// more may go, and VV_EVICT's rules. With the real daemons: test/integration/vv-evict.sh.
+// staging or evicted VV, the record committed before the file goes (with vvmd's loop: only once
+// durable, and not at all for a VV cached again meanwhile), the warning once when nothing more
+// may go, and VV_EVICT's rules. With the real daemons: test/integration/vv-evict.sh.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/cache_manager.h"
@@ -268,6 +274,62 @@ TEST_CASE("an eviction commits the record before it removes the file") {
   must(f.cache->evict(unix_peer(0), b));
   CHECK(seen == std::vector<std::string>{a, b});
   CHECK_FALSE(f.has_file(b));
+}
+
+TEST_CASE("with a loop, the file goes only once durable, and stays for a VV cached again") {
+  Fixture f;
+  // vvmd's loop, run by hand: what waits for durability runs only when the test says.
+  std::vector<std::function<void()>> posted;
+  std::mutex m;
+  f.cache->finish_commits_on([&](std::function<void()> task) {
+    const std::lock_guard l(m);
+    posted.push_back(std::move(task));
+  });
+  auto run_posted = [&](size_t want) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        const std::lock_guard l(m);
+        if (posted.size() >= want) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::vector<std::function<void()>> now;
+    {
+      const std::lock_guard l(m);
+      now.swap(posted);
+    }
+    REQUIRE(now.size() == want);
+    for (auto& t : now) t();
+  };
+
+  const std::string a = f.make("archived", 1, 65);
+  auto pass = must(f.cache->check());
+  CHECK(pass.evicted == std::vector<std::string>{a});
+  CHECK(f.residency(a) == "evicted");  // applied at once
+  CHECK(f.has_file(a));                // its file waits for durability
+  CHECK(pass.after.used == 0);         // but counts as gone
+  run_posted(1);
+  CHECK_FALSE(f.has_file(a));
+
+  // A VV staged back (marked cached again, its whole file found in place) before its eviction
+  // was durable keeps its file.
+  const std::string b = f.make("archived", 2, 1);
+  std::optional<Result<rpc::VvEvictReply>> answer;
+  f.cache->evict_async(unix_peer(0), b, [&](auto r) { answer = std::move(r); });
+  CHECK_FALSE(answer);  // not before it is durable
+  Vv again;
+  const uint64_t slot = must(lookup_vv(*f.db, "name", db::KeyBuilder().text(b), &again));
+  again.cache = CacheState::kCached;
+  db::Transaction txn;
+  txn.update(kVvTable, slot, vv_values(again));
+  must(f.db->commit(txn));
+  run_posted(1);
+  REQUIRE(answer);
+  CHECK(answer->ok());
+  CHECK(f.has_file(b));
+  CHECK(f.residency(b) == "cached");
+  // And the synchronous form is refused where the loop must answer.
+  CHECK(f.cache->evict(unix_peer(0), b).status().code() == Code::kInternal);
 }
 
 TEST_CASE("VV_EVICT: archived VVs go whatever the watermarks; others are refused, saying why") {

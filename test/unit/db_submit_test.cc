@@ -4,6 +4,9 @@
 // the next frame; a refused submit applies nothing; a failed journal write fails every waiting
 // and later submit; what was acknowledged is there after a crash; ~Database waits for submits in
 // flight. The journal is a file whose durable writes wait for the test's leave, one by one.
+// Then db/committer.h, which builds on it: with a loop, a commit is applied at once and its
+// follow-up runs on the loop only once durable (never on the flusher, never before); a refusal
+// answers at once; without a loop it waits and answers inline.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -16,6 +19,7 @@
 
 #include <fmt/core.h>
 
+#include "db/committer.h"
 #include "db/database.h"
 #include "process.h"
 
@@ -429,4 +433,119 @@ TEST_CASE("commits from threads and submits from another share frames and all la
   CHECK(db->live_count(kT) == 801);
   CHECK(must(value_of(*db, "serial")) == 500);
   must(db->verify());
+}
+
+namespace {
+// A loop the test runs by hand: posted tasks wait until run(), on the test's thread.
+struct HandLoop {
+  std::mutex m;
+  std::vector<std::function<void()>> tasks;
+  std::thread::id ran_on;
+
+  Committer::Post post() {
+    return [this](std::function<void()> task) {
+      const std::lock_guard l(m);
+      tasks.push_back(std::move(task));
+    };
+  }
+  size_t pending() {
+    const std::lock_guard l(m);
+    return tasks.size();
+  }
+  // Runs what was posted until `n` tasks have run, waiting up to 10 s for them to come.
+  void run(size_t n) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    size_t done = 0;
+    while (done < n) {
+      std::vector<std::function<void()>> now;
+      {
+        const std::lock_guard l(m);
+        now.swap(tasks);
+      }
+      for (auto& t : now) {
+        t();
+        ++done;
+      }
+      if (done < n) {
+        REQUIRE(std::chrono::steady_clock::now() < until);
+        std::this_thread::sleep_for(1ms);
+      }
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("Committer with a loop: applied at once, the follow-up on the loop once durable") {
+  auto dir = must(TempDir::create());
+  Gate gate;
+  auto db = open_gated(dir.path(), gate);
+  HandLoop loop;
+  Committer commits(db.get());
+  commits.run_on(loop.post());
+  gate.hold();
+
+  std::vector<Result<std::vector<uint64_t>>> answers;
+  std::thread::id answered_on;
+  commits.commit(insert_counter("a", 1), [&](Result<std::vector<uint64_t>> r) {
+    answered_on = std::this_thread::get_id();
+    answers.push_back(std::move(r));
+  });
+  // The commit returned while its frame waits at the gate: the caller did not wait for it.
+  CHECK(must(value_of(*db, "a")) == 1);
+  gate.wait_entered(1);
+  CHECK(answers.empty());
+  CHECK(loop.pending() == 0);  // not durable: nothing posted yet
+
+  // A refusal (the unique name again) answers at once, in the caller.
+  std::optional<Status> refused;
+  commits.commit(insert_counter("a", 2), [&](auto r) { refused = r.status(); });
+  REQUIRE(refused);
+  CHECK(refused->code() == Code::kAlreadyExists);
+
+  gate.release();
+  loop.run(1);
+  REQUIRE(answers.size() == 1);
+  CHECK(answered_on == std::this_thread::get_id());  // on the loop, not the flusher
+  REQUIRE(answers[0].ok());
+  CHECK(answers[0]->size() == 1);  // the insert's slot
+  CHECK(must(db->read(kT, answers[0]->at(0)))[1] == Value(uint64_t{1}));
+  // And a synchronous answer is refused where the loop would have to give it.
+  CHECK(commits.answer_now<int>("test", [](auto) {}).status().code() == Code::kInternal);
+}
+
+TEST_CASE("Committer with a loop: a journal that fails answers the follow-up with its error") {
+  auto dir = must(TempDir::create());
+  Gate gate;
+  auto db = open_gated(dir.path(), gate);
+  HandLoop loop;
+  Committer commits(db.get());
+  commits.run_on(loop.post());
+  gate.set_fail();
+  std::optional<Status> answer;
+  commits.commit(insert_counter("b", 1), [&](auto r) { answer = r.status(); });
+  loop.run(1);
+  REQUIRE(answer);
+  CHECK(answer->code() == Code::kIoError);
+  // apply() reports a refusal of the now unusable database at once.
+  CHECK(commits.apply(insert_counter("c", 1), "test").code() == Code::kIoError);
+}
+
+TEST_CASE("Committer without a loop: commit waits and answers before it returns") {
+  auto dir = must(TempDir::create());
+  auto db = open_kv(dir.path());
+  Committer commits(db.get());
+  bool answered = false;
+  commits.commit(insert_counter("d", 7), [&](auto r) {
+    answered = true;
+    CHECK(r.ok());
+  });
+  CHECK(answered);
+  auto seven = commits.answer_now<uint64_t>("value", [&](auto done) { done(value_of(*db, "d")); });
+  CHECK(must(seven) == 7);
+  // apply() does not wait, and what it applied is read at once and durable by the close.
+  must(commits.apply(insert_counter("e", 9), "test"));
+  CHECK(must(value_of(*db, "e")) == 9);
+  db.reset();
+  auto again = open_kv(dir.path());
+  CHECK(must(value_of(*again, "e")) == 9);
 }

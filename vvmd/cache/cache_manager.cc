@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include <fmt/core.h>
@@ -108,30 +109,46 @@ Result<CacheManager::Use> CacheManager::use() const {
   return u;
 }
 
-Status CacheManager::evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string_view why) {
+void CacheManager::evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string why,
+                                std::function<void(Status)> then) {
   r.cache = CacheState::kEvicted;
   db::Transaction txn;
   txn.update(kVvTable, slot, vv_values(r));
-  if (auto committed = db_->commit(txn); !committed.ok()) {
-    return Status(committed.status().code(),
-                  fmt::format("evict VV {}: {}", r.name, committed.status().message()));
-  }
-  if (options_.after_commit) options_.after_commit(r.name);
-  // After the commit: a crash from here on leaves a file no cached record claims.
-  const std::string path = catalog_->cache_path(r.name);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    Status s = Status::FromErrno(errno, path);
-    log::warning("evicted VV {}, but its cache file stays: {}", r.name, s.message());
-    return Status(s.code(), fmt::format("VV {} is evicted, but its cache file stays: {}", r.name,
-                                        s.message()));
-  }
-  if (Status s = catalog_->sync_cache_dir(); !s.ok()) {
-    log::warning("evicted VV {}: {}", r.name, s.message());
-  }
-  log::info("evicted VV {} ({} bytes, {} on tape, last access {}) {}", r.name, bytes,
-            count_copies(r) == 1 ? "1 copy" : fmt::format("{} copies", count_copies(r)),
-            format_time(r.accessed), why);
-  return Status::Ok();
+  unlinking_ += bytes;
+  commits_.commit(txn, [this, r = std::move(r), bytes, why = std::move(why),
+                        then = std::move(then)](auto committed) {
+    unlinking_ -= std::min(unlinking_, bytes);
+    if (!committed.ok()) {
+      return then(Status(committed.status().code(),
+                         fmt::format("evict VV {}: {}", r.name, committed.status().message())));
+    }
+    if (options_.after_commit) options_.after_commit(r.name);
+    // The file goes only while the record still says it has none. A stage asked for meanwhile
+    // finds the whole file still there and marks the VV cached again, without a mover
+    // (Scheduler::start_stage): then the file stays, as its record now says.
+    Vv now;
+    if (auto found = catalog_->lookup(r.name); found.ok()) now = std::move(found->second);
+    if (now.name == r.name && now.cache == CacheState::kCached) {
+      log::info("VV {} was staged back before its eviction was durable: its cache file stays",
+                r.name);
+      return then(Status::Ok());
+    }
+    // After the commit: a crash from here on leaves a file no cached record claims.
+    const std::string path = catalog_->cache_path(r.name);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      Status s = Status::FromErrno(errno, path);
+      log::warning("evicted VV {}, but its cache file stays: {}", r.name, s.message());
+      return then(Status(s.code(), fmt::format("VV {} is evicted, but its cache file stays: {}",
+                                               r.name, s.message())));
+    }
+    if (Status s = catalog_->sync_cache_dir(); !s.ok()) {
+      log::warning("evicted VV {}: {}", r.name, s.message());
+    }
+    log::info("evicted VV {} ({} bytes, {} on tape, last access {}) {}", r.name, bytes,
+              count_copies(r) == 1 ? "1 copy" : fmt::format("{} copies", count_copies(r)),
+              format_time(r.accessed), why);
+    then(Status::Ok());
+  });
 }
 
 Result<CacheManager::Pass> CacheManager::check() {
@@ -192,11 +209,16 @@ Result<CacheManager::Pass> CacheManager::check() {
   while (next < candidates.size() && percent_of(used, before->capacity) >= options_.low_watermark) {
     Held& h = candidates[next++];
     const std::string name = h.record.name;
-    Status s = evict_record(h.slot, std::move(h.record), h.bytes, "to make room");
-    if (!s.ok()) {
-      // One VV that cannot go does not keep the others in.
-      log::warning("{}", s.message());
-      if (failed.ok()) failed = s;
+    // Counted as gone once applied. A failure, at once or once durable, is logged; one that
+    // comes before evict_record returns (a refusal, or any without a loop) is this pass's too.
+    // One VV that cannot go does not keep the others in.
+    auto outcome = std::make_shared<Status>();
+    evict_record(h.slot, std::move(h.record), h.bytes, "to make room", [outcome](Status s) {
+      if (!s.ok()) log::warning("{}", s.message());
+      *outcome = std::move(s);
+    });
+    if (!outcome->ok()) {
+      if (failed.ok()) failed = *outcome;
       continue;
     }
     pass.evicted.push_back(name);
@@ -207,6 +229,9 @@ Result<CacheManager::Pass> CacheManager::check() {
   auto after = use();
   if (!after.ok()) return after.status();
   pass.after = *after;
+  // Files whose evictions are not durable yet are still there, but are as good as gone.
+  pass.after.used -= std::min(pass.after.used, unlinking_);
+  pass.after.percent = percent_of(pass.after.used, pass.after.capacity);
   if (!pass.evicted.empty()) {
     log::info(
         "cache: from {:.1f}% to {:.1f}% of {} bytes: evicted {} VV(s), {} bytes (high "
@@ -235,51 +260,60 @@ Result<CacheManager::Pass> CacheManager::check() {
   return pass;
 }
 
-Result<rpc::VvEvictReply> CacheManager::evict(const rpc::Peer& peer, const std::string& name) {
+void CacheManager::evict_async(const rpc::Peer& peer, const std::string& name, Done done) {
   auto found = catalog_->lookup(name);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) return done(found.status());
   auto& [slot, r] = *found;
-  VVM_RETURN_IF_ERROR(catalog_->may_change(peer, r, "evict"));
+  if (Status s = catalog_->may_change(peer, r, "evict"); !s.ok()) return done(s);
   if (r.state == VvState::kHot) {
-    return Status::InvalidArgument(
+    return done(Status::InvalidArgument(
         fmt::format("VV {} is hot: only an archived VV can be evicted (the cache holds a hot "
                     "VV's only copy; finish it, and evict it once it is archived)",
-                    r.name));
+                    r.name)));
   }
   if (r.state != VvState::kArchived) {
-    return Status::InvalidArgument(
+    return done(Status::InvalidArgument(
         fmt::format("VV {} is {} but not yet archived ({} on tape so far): only an archived VV "
                     "can be evicted",
                     r.name, vv_state_name(r.state),
-                    count_copies(r) == 1 ? "1 copy" : fmt::format("{} copies", count_copies(r))));
+                    count_copies(r) == 1 ? "1 copy" : fmt::format("{} copies", count_copies(r)))));
   }
-  rpc::VvEvictReply reply;
   if (r.cache == CacheState::kEvicted) {
+    rpc::VvEvictReply reply;
     reply.vv = r;
     reply.already = true;
-    return reply;
+    return done(std::move(reply));
   }
   if (r.cache != CacheState::kCached) {
-    return Status::Busy(fmt::format("VV {} is {}: it can be evicted once it is cached again",
-                                    r.name, cache_state_name(r.cache)));
+    return done(Status::Busy(fmt::format("VV {} is {}: it can be evicted once it is cached again",
+                                         r.name, cache_state_name(r.cache))));
   }
   if (opens_) {
     if (auto who = opens_->holders(r.name); !who.empty()) {
       std::string list;
       for (const auto& w : who) list += (list.empty() ? "" : ", ") + w;
-      return Status::Busy(
-          fmt::format("VV {} is open ({} open{}: {}): it can be evicted once it "
-                      "is closed",
-                      r.name, who.size(), who.size() == 1 ? "" : "s", list));
+      return done(
+          Status::Busy(fmt::format("VV {} is open ({} open{}: {}): it can be evicted once it "
+                                   "is closed",
+                                   r.name, who.size(), who.size() == 1 ? "" : "s", list)));
     }
   }
   const uint64_t bytes = allocated(r.name);
   Vv evicted = r;
   evicted.cache = CacheState::kEvicted;
-  VVM_RETURN_IF_ERROR(evict_record(slot, std::move(r), bytes, "for " + peer.to_string()));
-  reply.vv = std::move(evicted);
-  reply.freed = bytes;
-  return reply;
+  evict_record(slot, std::move(r), bytes, "for " + peer.to_string(),
+               [evicted = std::move(evicted), bytes, done = std::move(done)](Status s) mutable {
+                 if (!s.ok()) return done(s);
+                 rpc::VvEvictReply reply;
+                 reply.vv = std::move(evicted);
+                 reply.freed = bytes;
+                 done(std::move(reply));
+               });
+}
+
+Result<rpc::VvEvictReply> CacheManager::evict(const rpc::Peer& peer, const std::string& name) {
+  return commits_.answer_now<rpc::VvEvictReply>(
+      "evict()", [&](auto done) { evict_async(peer, name, std::move(done)); });
 }
 
 rpc::Served<rpc::VvEvictRequest> CacheManager::serve(rpc::Server& server) {
@@ -291,8 +325,12 @@ rpc::Served<rpc::VvEvictRequest> CacheManager::serve(rpc::Server& server) {
   } else {
     log::warning("cache: {}", u.status().message());
   }
-  auto served = server.handle<rpc::VvEvictRequest>(
-      [this](const rpc::VvEvictRequest& r, const rpc::Peer& peer) { return evict(peer, r.name); });
+  auto served =
+      server.handle<rpc::VvEvictRequest>([this](const rpc::VvEvictRequest& r, const rpc::Peer& peer,
+                                                rpc::Responder<rpc::VvEvictRequest> answer) {
+        evict_async(peer, r.name,
+                    [answer](Result<rpc::VvEvictReply> reply) { answer.reply(std::move(reply)); });
+      });
   server.every(options_.period, [this] {
     auto pass = check();
     if (!pass.ok()) {

@@ -9,11 +9,13 @@
 // Only an archived VV that is cached and that no NBD connection has open may go: a hot VV and a
 // finished one not yet on every VSN have their only copy in the cache, an open one is being
 // served, and a staging or evicted one has no whole file to drop. Evicting commits cache =
-// evicted first, then removes the file and fsyncs the folder: a crash in between leaves a file
-// that no cached record claims (space, but harmless: a stage rewrites it), never a record that
-// says cached with no file behind it.
+// evicted first, then, once that is durable, removes the file and fsyncs the folder: a crash in
+// between leaves a file that no cached record claims (space, but harmless: a stage rewrites it),
+// never a record that says cached with no file behind it.
 //
-// Runs on the server's thread, like the catalogue and the opens it consults: no locking.
+// Runs on the server's thread, like the catalogue and the opens it consults: no locking. It does
+// not wait there for the journal (db/committer.h): an eviction is applied at once, and its file
+// removed and VV_EVICT answered back on that thread once durable.
 #pragma once
 
 #include <chrono>
@@ -27,6 +29,7 @@
 #include "catalog/vv_opens.h"
 #include "common/config.h"
 #include "common/status.h"
+#include "db/committer.h"
 #include "db/database.h"
 #include "proto/messages.h"
 #include "proto/server.h"
@@ -64,7 +67,7 @@ class CacheManager {
 
   // `catalog` and `opens` outlive this.
   CacheManager(db::Database* db, Catalog* catalog, const VvOpens* opens, Options options)
-      : db_(db), catalog_(catalog), opens_(opens), options_(std::move(options)) {}
+      : db_(db), commits_(db), catalog_(catalog), opens_(opens), options_(std::move(options)) {}
 
   // The cache's use now.
   Result<Use> use() const;
@@ -72,8 +75,14 @@ class CacheManager {
   Result<Pass> check();
   // VV_EVICT: evicts `name` now, whatever the watermarks, if `peer` may (its owner, root, vvmd's
   // user) and the VV may go (InvalidArgument for a hot or finished VV, Busy for an open or
-  // staging one). An evicted VV is no error: the reply says `already`.
+  // staging one). An evicted VV is no error: the reply says `already`. Answers through `done`
+  // once durable; evict() waits, and only works without a loop (finish_commits_on).
+  using Done = std::function<void(Result<rpc::VvEvictReply>)>;
+  void evict_async(const rpc::Peer& peer, const std::string& name, Done done);
   Result<rpc::VvEvictReply> evict(const rpc::Peer& peer, const std::string& name);
+  // Where what waits for an eviction's durability runs: the server's thread (post). Without it
+  // each eviction is committed and waited for in the caller (tests).
+  void finish_commits_on(db::Committer::Post post) { commits_.run_on(std::move(post)); }
 
   // Registers VV_EVICT and the periodic check; this must outlive the server's run.
   rpc::Served<rpc::VvEvictRequest> serve(rpc::Server& server);
@@ -81,16 +90,19 @@ class CacheManager {
  private:
   // Bytes the cache file of `name` occupies on disk; 0 when there is none.
   uint64_t allocated(const std::string& name) const;
-  // Marks the record at `slot` evicted (one commit), then removes its cache file. `why` ends
-  // the log line ("to make room", "for uid 0 ...").
-  Status evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string_view why);
+  // Marks the record at `slot` evicted (applied at once), then, once durable, removes its cache
+  // file and calls `then`. `why` ends the log line ("to make room", "for uid 0 ...").
+  void evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string why,
+                    std::function<void(Status)> then);
 
   db::Database* db_;
+  db::Committer commits_;
   Catalog* catalog_;
   const VvOpens* opens_;
   Options options_;
   bool warned_stuck_ = false;  // the "nothing left to evict" warning, once until it clears
   std::string last_error_;     // a failing check is logged when its error changes
+  uint64_t unlinking_ = 0;     // bytes of evictions applied whose files are not removed yet
 };
 
 }  // namespace vvm::vvmd

@@ -229,7 +229,36 @@ Status VsnCatalog::register_image(const std::string& image, Vsn* r) {
   return Status::Ok();
 }
 
+void VsnCatalog::add_async(const rpc::Peer& peer, const rpc::VsnAddRequest& req, Done done) {
+  auto added = prepare_add(peer, req);
+  if (!added.ok()) return done(added.status());
+  auto& [r, made, what] = *added;
+  db::Transaction txn;
+  txn.insert(kVsnTable, vsn_values(r));
+  commits_.commit(txn, [this, r = std::move(r), made, what = std::move(what),
+                        who = peer.to_string(), done = std::move(done)](auto committed) {
+    if (!committed.ok()) {
+      if (made) {
+        // The record never happened: neither does the tape.
+        ::unlink(image_path(r.name).c_str());
+        ::unlink(tape::capacity_path(image_path(r.name)).c_str());
+      }
+      log::error("add VSN {} failed: {}", r.name, committed.status().message());
+      return done(committed.status());
+    }
+    log::info("added VSN {} (media {}, class {}, {}, {} bytes): {}; for {}", r.name, r.media,
+              r.vsn_class.empty() ? "any" : r.vsn_class, vsn_state_name(r.state), r.capacity, what,
+              who);
+    done(r);
+  });
+}
+
 Result<Vsn> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req) {
+  return commits_.answer_now<Vsn>("add()", [&](auto done) { add_async(peer, req, done); });
+}
+
+Result<VsnCatalog::Prepared> VsnCatalog::prepare_add(const rpc::Peer& peer,
+                                                     const rpc::VsnAddRequest& req) {
   VVM_RETURN_IF_ERROR(check_add(peer, req));
   Vsn r;
   r.name = req.vsn;
@@ -257,21 +286,7 @@ Result<Vsn> VsnCatalog::add(const rpc::Peer& peer, const rpc::VsnAddRequest& req
       what = fmt::format("created and labelled {}", image);
     }
   }
-  db::Transaction txn;
-  txn.insert(kVsnTable, vsn_values(r));
-  if (auto committed = db_->commit(txn); !committed.ok()) {
-    if (made) {
-      // The record never happened: neither does the tape.
-      ::unlink(image_path(r.name).c_str());
-      ::unlink(tape::capacity_path(image_path(r.name)).c_str());
-    }
-    log::error("add VSN {} failed: {}", r.name, committed.status().message());
-    return committed.status();
-  }
-  log::info("added VSN {} (media {}, class {}, {}, {} bytes): {}; for {}", r.name, r.media,
-            r.vsn_class.empty() ? "any" : r.vsn_class, vsn_state_name(r.state), r.capacity, what,
-            peer.to_string());
-  return r;
+  return Prepared{std::move(r), made, std::move(what)};
 }
 
 Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
@@ -294,10 +309,12 @@ Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
 
 VsnCatalog::Serves VsnCatalog::serve(rpc::Server& server) {
   return server.handle<rpc::VsnAddRequest>([this](const rpc::VsnAddRequest& r,
-                                                  const rpc::Peer& peer) -> Result<rpc::VsnReply> {
-    auto added = add(peer, r);
-    if (!added.ok()) return added.status();
-    return rpc::VsnReply{std::move(*added)};
+                                                  const rpc::Peer& peer,
+                                                  rpc::Responder<rpc::VsnAddRequest> answer) {
+    add_async(peer, r, [answer](Result<Vsn> added) {
+      if (!added.ok()) return answer.reply(added.status());
+      answer.reply(rpc::VsnReply{std::move(*added)});
+    });
   }) + server.handle<rpc::VsnListRequest>([this](const rpc::VsnListRequest& r, const rpc::Peer&) {
     return list(r);
   });

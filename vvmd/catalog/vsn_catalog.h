@@ -29,12 +29,14 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "catalog/tables.h"
 #include "common/config.h"
+#include "db/committer.h"
 #include "db/database.h"
 #include "proto/messages.h"
 #include "proto/server.h"
@@ -57,7 +59,13 @@ class VsnCatalog {
   static Options options_from(const Config& config);
   static Result<std::unique_ptr<VsnCatalog>> open(db::Database* db, Options options);
 
+  // Adds a VSN, answering through `done` once its record is durable (on the loop, when there is
+  // one: finish_commits_on). add() waits, and only works without a loop. The tape image is made
+  // on the caller's thread: adds are rare, and an image is a few writes.
+  using Done = std::function<void(Result<Vsn>)>;
+  void add_async(const rpc::Peer& peer, const rpc::VsnAddRequest& request, Done done);
   Result<Vsn> add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
+  void finish_commits_on(db::Committer::Post post) { commits_.run_on(std::move(post)); }
   Result<rpc::VsnListReply> list(const rpc::VsnListRequest& request);
 
   // Registers VSN_ADD's and VSN_LIST's handlers; the catalogue must outlive the server's run.
@@ -70,7 +78,17 @@ class VsnCatalog {
   }
 
  private:
-  VsnCatalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
+  VsnCatalog(db::Database* db, Options options)
+      : db_(db), commits_(db), options_(std::move(options)) {}
+  // What an add commits: the record, whether its image was made now (and goes if the commit
+  // fails), and what was done, for the log.
+  struct Prepared {
+    Vsn record;
+    bool made = false;
+    std::string what;
+  };
+  // An add's checks and its tape image.
+  Result<Prepared> prepare_add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
   // The checks that need no tape: name, media, class, privilege, duplicate.
   Status check_add(const rpc::Peer& peer, const rpc::VsnAddRequest& request) const;
   // A new labelled image for `r` (durable before its record is committed).
@@ -81,6 +99,7 @@ class VsnCatalog {
   Status sync_library_dir();
 
   db::Database* db_;
+  db::Committer commits_;
   Options options_;
 };
 

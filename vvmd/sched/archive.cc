@@ -207,9 +207,11 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
       recorded = true;
     }
   }
-  if (auto committed = db_->commit(txn); !committed.ok()) {
+  if (Status applied = commits_.apply(
+          txn, fmt::format("VV {}'s copy on {} file {}", f.item.vv, r.vsn, r.file_number));
+      !applied.ok()) {
     log::error("VV {} written to {} file {}, but the database did not take it: {}", f.item.vv,
-               r.vsn, r.file_number, committed.status().message());
+               r.vsn, r.file_number, applied.message());
     ++f.item.attempts;
     retry(f, false);
     return;

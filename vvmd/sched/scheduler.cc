@@ -25,6 +25,7 @@ std::chrono::seconds Scheduler::retry_delay(uint32_t attempts) {
 
 Scheduler::Scheduler(db::Database* db, const Config& config, Options options, MoverPort* movers)
     : db_(db),
+      commits_(db),
       config_(config),
       options_(std::move(options)),
       movers_(movers),
@@ -277,7 +278,7 @@ Status Scheduler::update_vsn(const std::string& name, const std::function<void(V
   change(vsn);
   db::Transaction txn;
   txn.update(kVsnTable, *slot, vsn_values(vsn));
-  return db_->commit(txn).status();
+  return commits_.apply(txn, "VSN " + name);
 }
 
 void Scheduler::mark_vsn(const std::string& name, std::optional<VsnState> state, bool count_error) {

@@ -38,7 +38,11 @@
 // removed.
 //
 // Runs on the server's thread: handlers, ticks and the movers' answers (which the MoverPort hands
-// back on that thread) never run at once, so the state needs no lock.
+// back on that thread) never run at once, so the state needs no lock. It never waits there for
+// the journal: what it records (a copy's place, a VSN's mount, state and errors, a VV's cache
+// state) is applied at once and made durable by the database's flusher (db/committer.h), since
+// nobody is promised it and recovery derives it again after a crash: a copy not recorded is
+// queued and written again, drives start empty, a VV left staging is staged again or found whole.
 //
 // One class, four files: scheduler.cc (recovery, the tick, sending copies and taking their
 // answers and reports, VSN updates, status), archive.cc (the archive half), stage.cc (the stage
@@ -58,6 +62,7 @@
 
 #include "catalog/tables.h"
 #include "common/config.h"
+#include "db/committer.h"
 #include "db/database.h"
 #include "proto/messages.h"
 #include "proto/server.h"
@@ -152,7 +157,7 @@ class Scheduler {
   // Queues `item` on the best copy of `vv` not in item.bad_copies (item.copy, vsn, file and media
   // set); Unavailable naming the bad copies when none is left.
   Status queue_stage(const Vv& vv, StageItem item);
-  // Sets the VV's cache state, in one commit.
+  // Sets the VV's cache state (applied now, durable soon).
   Status set_cache(const std::string& vv, CacheState cache, bool touch);
   // Records that `vsn` went into `drive` (its location and last mount).
   Status record_mount(const DriveState& drive, const std::string& vsn);
@@ -176,7 +181,7 @@ class Scheduler {
   void copy_failed(InFlight f, const Status& why);
   // Puts a failed copy back in line, after its pause.
   void retry(InFlight& f, bool front);
-  // Looks VSN `name` up, lets `change` edit it and commits it.
+  // Looks VSN `name` up, lets `change` edit it and applies it (durable soon).
   Status update_vsn(const std::string& name, const std::function<void(Vsn&)>& change);
   // Adds 1 to the VSN's errors and sets its state (if given), in one commit.
   void mark_vsn(const std::string& vsn, std::optional<VsnState> state, bool count_error);
@@ -190,6 +195,7 @@ class Scheduler {
   size_t copies_of(char cls) const;
 
   db::Database* db_;
+  db::Committer commits_;
   const Config& config_;
   Options options_;
   MoverPort* movers_;

@@ -34,7 +34,7 @@ Status Scheduler::set_cache(const std::string& name, CacheState cache, bool touc
   if (touch) vv.accessed = now_unix();
   db::Transaction txn;
   txn.update(kVvTable, *slot, vv_values(vv));
-  return db_->commit(txn).status();
+  return commits_.apply(txn, fmt::format("VV {} {}", name, cache_state_name(cache)));
 }
 
 Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
