@@ -83,6 +83,14 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // What waits for a commit's durability (a reply, a file's removal, a hook) runs back on the
+  // server's thread; no handler waits there for the journal's fdatasync (db/committer.h).
+  const db::Committer::Post on_loop = [&server](std::function<void()> task) {
+    server.post(std::move(task));
+  };
+  (*catalog)->finish_commits_on(on_loop);
+  (*vsns)->finish_commits_on(on_loop);
+
   const auto ping = daemon::serve_ping(server, "vvmd", local_host_name(), started);
   const auto catalog_ops = (*catalog)->serve(server);
   // A create's cache file (two fsyncs) is made on these threads, never on the server's, so
@@ -116,6 +124,7 @@ int main(int argc, char** argv) {
   const auto vsn_ops = (*vsns)->serve(server);
   vvmd::CacheManager cache(db->get(), catalog->get(), &opens,
                            vvmd::CacheManager::options_from(*config));
+  cache.finish_commits_on(on_loop);
   const auto cache_ops = cache.serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },

@@ -1,14 +1,19 @@
 // catalog_test.cc: vvmd's VV catalogue over a real database in a temporary folder: create (names,
 // serials across a reopen, the sparse cache file, owners and checks), list (filters, paging),
-// show, finish, remove (copies, force), and who may finish and remove. The daemon itself, with
-// vvctl: test/integration/vv-catalog.sh.
+// show, finish, remove (copies, force), who may finish and remove, and finish and remove with
+// vvmd's loop (their answers, hooks and file removal on it, after the change is applied). The
+// daemon itself, with vvctl: test/integration/vv-catalog.sh.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -343,4 +348,88 @@ TEST_CASE("a VV in use is not finished or removed, and idle hot VVs are finished
   CHECK(f.catalog->finish_idle(used + 1) == 0);  // finished once
   writing.clear();
   CHECK(must(f.catalog->finish(kRoot, "A0000000001")).state == VvState::kFinished);
+}
+
+TEST_CASE("with a loop, finish and remove answer on it, after their change is applied") {
+  Fixture f;
+  f.create('A');
+  f.create('A');
+  std::vector<std::function<void()>> posted;
+  std::mutex m;
+  f.catalog->finish_commits_on([&](std::function<void()> task) {
+    const std::lock_guard l(m);
+    posted.push_back(std::move(task));
+  });
+  // Runs the one task the durable commit posts, once it has come.
+  auto run_posted = [&] {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        const std::lock_guard l(m);
+        if (!posted.empty()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::vector<std::function<void()>> now;
+    {
+      const std::lock_guard l(m);
+      now.swap(posted);
+    }
+    REQUIRE(now.size() == 1);
+    now[0]();
+  };
+  std::vector<std::string> hooked;
+  f.catalog->on_finished([&](const Vv& vv) { hooked.push_back(vv.name); });
+
+  std::optional<Result<Vv>> finished;
+  f.catalog->finish_async(kRoot, "A0000000001", [&](Result<Vv> r) { finished = std::move(r); });
+  CHECK(must(f.catalog->show("A0000000001")).state == VvState::kFinished);  // applied at once
+  CHECK_FALSE(finished);  // answered, and the scheduler told, only on the loop
+  CHECK(hooked.empty());
+  // A second finish meanwhile sees the first.
+  std::optional<Result<Vv>> again;
+  f.catalog->finish_async(kRoot, "A0000000001", [&](Result<Vv> r) { again = std::move(r); });
+  REQUIRE(again);
+  CHECK(again->status().code() == Code::kInvalidArgument);
+  run_posted();
+  REQUIRE(finished);
+  CHECK(must(*finished).state == VvState::kFinished);
+  CHECK(hooked == std::vector<std::string>{"A0000000001"});
+
+  const std::string file = f.catalog->cache_path("A0000000002");
+  std::optional<Result<Vv>> removed;
+  f.catalog->remove_async(kRoot, {"A0000000002", false},
+                          [&](Result<Vv> r) { removed = std::move(r); });
+  CHECK(f.catalog->show("A0000000002").status().code() == Code::kNotFound);
+  CHECK(::access(file.c_str(), F_OK) == 0);  // the file goes once the record's end is durable
+  run_posted();
+  REQUIRE(removed);
+  CHECK(removed->ok());
+  CHECK(::access(file.c_str(), F_OK) != 0);
+  // The waiting forms cannot be answered on the thread that would wait.
+  CHECK(f.catalog->finish(kRoot, "A0000000001").status().code() == Code::kInternal);
+}
+
+TEST_CASE("open makes again the cache file a crash lost before anyone wrote it") {
+  Fixture f;
+  const Vv lost = f.create('A', 3 << 20);
+  const Vv shortened = f.create('A', 5 << 20);
+  const Vv finished = f.create('B', 1 << 20);
+  const Vv kept = f.create('B', 2 << 20);
+  must(f.catalog->finish(kRoot, finished.name));
+  // A crash before the folder or the size was durable: a file gone, one without its size.
+  REQUIRE(::unlink(f.catalog->cache_path(lost.name).c_str()) == 0);
+  REQUIRE(::truncate(f.catalog->cache_path(shortened.name).c_str(), 4096) == 0);
+  REQUIRE(::unlink(f.catalog->cache_path(finished.name).c_str()) == 0);
+  // Data that was written stays as it is.
+  REQUIRE(::truncate(f.catalog->cache_path(kept.name).c_str(), 3 << 20) == 0);
+  f.reopen();
+  auto size_of = [&](const Vv& vv) {
+    struct stat st {};
+    REQUIRE(::stat(f.catalog->cache_path(vv.name).c_str(), &st) == 0);
+    return static_cast<uint64_t>(st.st_size);
+  };
+  CHECK(size_of(lost) == 3 << 20);
+  CHECK(size_of(shortened) == 5 << 20);
+  CHECK(size_of(finished) == 1 << 20);
+  CHECK(size_of(kept) == 3 << 20);  // longer than its VV: not cut
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,6 +96,7 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
   std::unique_ptr<Catalog> c(new Catalog(db, std::move(options)));
   Status bad;
   uint64_t count = 0;
+  std::vector<Vv> unarchived;  // whose cache file holds the only copy
   VVM_RETURN_IF_ERROR(db->scan(kVvTable, [&](uint64_t, const db::Values& v) {
     auto r = vv_from_values(v);
     if (!r.ok()) {
@@ -102,9 +104,13 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
       return;
     }
     if (!r->vv_class.empty()) c->serials_.observe(r->vv_class[0], r->serial);
+    if (r->state != VvState::kArchived && r->cache == CacheState::kCached) {
+      unarchived.push_back(std::move(*r));
+    }
     ++count;
   }));
   VVM_RETURN_IF_ERROR(bad);
+  for (const Vv& r : unarchived) VVM_RETURN_IF_ERROR(c->restore_cache_file(r));
   // The counters hold each class's highest serial ever handed out, so that the serial of a
   // removed VV (whose tape files keep it in their labels) never comes back.
   for (char cls : c->options_.classes) {
@@ -162,7 +168,42 @@ Status Catalog::sync_cache_dir() const {
   return Status::Ok();
 }
 
-Status Catalog::make_cache_file(const std::string& name, uint64_t size) const {
+Status Catalog::restore_cache_file(const Vv& r) const {
+  const std::string path = cache_path(r.name);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::FromErrno(errno, "cache file of VV " + r.name);
+    // Nobody opened it for writing (that makes the folder durable first): it held only zeros.
+    log::warning(
+        "VV {} ({}) has no cache file {}: made again, empty (a create cut short by a "
+        "crash before anyone wrote it, or a file removed by hand)",
+        r.name, vv_state_name(r.state), path);
+    return make_cache_file(r.name, r.size, true);
+  }
+  if (static_cast<uint64_t>(st.st_size) >= r.size) return Status::Ok();
+  // Its size was never made durable, so nothing was flushed past the end it has.
+  log::warning(
+      "VV {} ({}): cache file {} has {} of its {} bytes: extended with zeros (a size "
+      "lost in a crash)",
+      r.name, vv_state_name(r.state), path, st.st_size, r.size);
+  if (::truncate(path.c_str(), static_cast<off_t>(r.size)) != 0) {
+    return Status::FromErrno(errno,
+                             fmt::format("cannot size cache file {} to {} bytes", path, r.size));
+  }
+  return fsync_path(path);
+}
+
+Status Catalog::fsync_path(const std::string& path) const {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::FromErrno(err, "fsync of " + path);
+  return Status::Ok();
+}
+
+Status Catalog::make_cache_file(const std::string& name, uint64_t size, bool durable) const {
   const std::string path = cache_path(name);
   // Only vvm's own processes touch cache files: who may use a VV is the record's business.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -177,11 +218,11 @@ Status Catalog::make_cache_file(const std::string& name, uint64_t size) const {
   Status s;
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     s = Status::FromErrno(errno, fmt::format("cannot size cache file {} to {} bytes", path, size));
-  } else if (::fsync(fd) != 0) {
+  } else if (durable && ::fsync(fd) != 0) {
     s = Status::FromErrno(errno, "fsync of cache file " + path);
   }
   ::close(fd);
-  if (s.ok()) s = sync_cache_dir();
+  if (s.ok() && durable) s = sync_cache_dir();
   if (!s.ok()) ::unlink(path.c_str());
   return s;
 }
@@ -258,7 +299,7 @@ void Catalog::create_async(const rpc::Peer& peer, const rpc::VvCreateRequest& re
   // it, so that records go to the database in the order this thread decides.
   auto made = std::make_shared<Status>();
   auto work = [this, made, name = prepared->name, size = prepared->size] {
-    *made = make_cache_file(name, size);
+    *made = make_cache_file(name, size, false);
   };
   auto then = [this, made, peer, r = std::move(*prepared), done = std::move(done)]() mutable {
     if (!made->ok()) return done(*made);
@@ -348,30 +389,42 @@ Result<rpc::VvListReply> Catalog::list(const rpc::VvListRequest& req) {
   return reply;
 }
 
-Status Catalog::commit_finish(uint64_t slot, Vv& r) {
+void Catalog::commit_finish(uint64_t slot, Vv r, std::function<void(Result<Vv>)> then) {
   r.state = VvState::kFinished;
   r.finished = now();
   db::Transaction txn;
   txn.update(kVvTable, slot, vv_values(r));
-  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
-  if (on_finished_) on_finished_(r);
-  return Status::Ok();
+  commits_.commit(txn, [this, r = std::move(r), then = std::move(then)](auto committed) {
+    if (!committed.ok()) return then(committed.status());
+    // Once durable: the scheduler's copies of a finish that a crash could undo would be
+    // written for a VV that is hot again.
+    if (on_finished_) on_finished_(r);
+    then(r);
+  });
+}
+
+void Catalog::finish_async(const rpc::Peer& peer, const std::string& name,
+                           std::function<void(Result<Vv>)> done) {
+  auto found = lookup(name);
+  if (!found.ok()) return done(found.status());
+  auto& [slot, r] = *found;
+  if (Status s = may_change(peer, r, "finish"); !s.ok()) return done(s);
+  if (r.state != VvState::kHot) {
+    return done(Status::InvalidArgument(fmt::format(
+        "VV {} is already {}: only a hot VV can be finished", r.name, vv_state_name(r.state))));
+  }
+  // A writer still attached could change what goes to tape after the copy is taken.
+  if (in_use_) {
+    if (Status s = in_use_(r.name, true); !s.ok()) return done(s);
+  }
+  commit_finish(slot, std::move(r), [who = peer.to_string(), done = std::move(done)](Result<Vv> f) {
+    if (f.ok()) log::info("finished VV {} for {}", f->name, who);
+    done(std::move(f));
+  });
 }
 
 Result<Vv> Catalog::finish(const rpc::Peer& peer, const std::string& name) {
-  auto found = lookup(name);
-  if (!found.ok()) return found.status();
-  auto& [slot, r] = *found;
-  VVM_RETURN_IF_ERROR(may_change(peer, r, "finish"));
-  if (r.state != VvState::kHot) {
-    return Status::InvalidArgument(fmt::format("VV {} is already {}: only a hot VV can be finished",
-                                               r.name, vv_state_name(r.state)));
-  }
-  // A writer still attached could change what goes to tape after the copy is taken.
-  if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, true));
-  VVM_RETURN_IF_ERROR(commit_finish(slot, r));
-  log::info("finished VV {} for {}", r.name, peer.to_string());
-  return r;
+  return commits_.answer_now<Vv>("finish()", [&](auto done) { finish_async(peer, name, done); });
 }
 
 size_t Catalog::finish_idle(uint64_t idle_before) {
@@ -385,49 +438,59 @@ size_t Catalog::finish_idle(uint64_t idle_before) {
     log::error("idle finish: cannot read the hot VVs: {}", s.message());
     return 0;
   }
-  size_t done = 0;
+  size_t started = 0;
   for (auto& [slot, r] : idle) {
     if (in_use_ && !in_use_(r.name, true).ok()) continue;  // a writer is attached: not idle
     const uint64_t last = r.accessed;
-    if (Status c = commit_finish(slot, r); !c.ok()) {
-      log::error("idle finish of VV {}: {}", r.name, c.message());
-      continue;
-    }
-    log::info("finished VV {}: idle since {} (idle-finish)", r.name, last);
-    ++done;
+    const std::string vv = r.name;
+    commit_finish(slot, std::move(r), [vv, last](Result<Vv> f) {
+      if (!f.ok()) return log::error("idle finish of VV {}: {}", vv, f.status().message());
+      log::info("finished VV {}: idle since {} (idle-finish)", vv, last);
+    });
+    ++started;
   }
-  return done;
+  return started;
 }
 
-Result<Vv> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& req) {
+void Catalog::remove_async(const rpc::Peer& peer, const rpc::VvRemoveRequest& req,
+                           std::function<void(Result<Vv>)> done) {
   auto found = lookup(req.name);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) return done(found.status());
   auto& [slot, r] = *found;
-  VVM_RETURN_IF_ERROR(may_change(peer, r, "remove"));
-  if (in_use_) VVM_RETURN_IF_ERROR(in_use_(r.name, false));
+  if (Status s = may_change(peer, r, "remove"); !s.ok()) return done(s);
+  if (in_use_) {
+    if (Status s = in_use_(r.name, false); !s.ok()) return done(s);
+  }
   const int copies = count_copies(r);
   if (copies > 0 && !req.force) {
-    return Status::InvalidArgument(
+    return done(Status::InvalidArgument(
         fmt::format("VV {} has {} on tape: rm --force removes its record and cache file, and "
                     "leaves the tape files",
-                    r.name, describe_copies(r)));
+                    r.name, describe_copies(r))));
   }
   db::Transaction txn;
   txn.erase(kVvTable, slot);
-  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
-  // After the commit: a crash in between leaves a file no record names, not a record without
-  // its file.
-  const std::string path = cache_path(r.name);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    log::warning("removed VV {}, but not its cache file: {}", r.name,
-                 Status::FromErrno(errno, path).message());
-  } else if (Status s = sync_cache_dir(); !s.ok()) {
-    log::warning("removed VV {}: {}", r.name, s.message());
-  }
-  log::info("removed VV {} ({}, {} bytes, {}{}) for {}", r.name, vv_state_name(r.state), r.size,
-            cache_state_name(r.cache), copies ? ", leaving " + describe_copies(r) + " on tape" : "",
-            peer.to_string());
-  return r;
+  commits_.commit(txn, [this, r = std::move(r), copies, who = peer.to_string(),
+                        done = std::move(done)](auto committed) {
+    if (!committed.ok()) return done(committed.status());
+    // Once durable: a crash before leaves a file no record names, not a record without its
+    // file.
+    const std::string path = cache_path(r.name);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      log::warning("removed VV {}, but not its cache file: {}", r.name,
+                   Status::FromErrno(errno, path).message());
+    } else if (Status s = sync_cache_dir(); !s.ok()) {
+      log::warning("removed VV {}: {}", r.name, s.message());
+    }
+    log::info("removed VV {} ({}, {} bytes, {}{}) for {}", r.name, vv_state_name(r.state), r.size,
+              cache_state_name(r.cache),
+              copies ? ", leaving " + describe_copies(r) + " on tape" : "", who);
+    done(r);
+  });
+}
+
+Result<Vv> Catalog::remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& req) {
+  return commits_.answer_now<Vv>("remove()", [&](auto done) { remove_async(peer, req, done); });
 }
 
 Result<Vv> Catalog::record_access(const std::string& name) {
@@ -437,7 +500,9 @@ Result<Vv> Catalog::record_access(const std::string& name) {
   r.accessed = now();
   db::Transaction txn;
   txn.update(kVvTable, slot, vv_values(r));
-  if (auto committed = db_->commit(txn); !committed.ok()) return committed.status();
+  // Nobody is promised an access time: a crash that loses it only makes the VV look older to
+  // the cache's least-recently-used order. Not waited for.
+  VVM_RETURN_IF_ERROR(commits_.apply(txn, "access time of VV " + r.name));
   return r;
 }
 
@@ -459,12 +524,18 @@ Catalog::Serves Catalog::serve(rpc::Server& server) {
                return vv_reply(show(r.name));
              }) +
          server.handle<rpc::VvFinishRequest>(
-             [this, vv_reply](const rpc::VvFinishRequest& r, const rpc::Peer& peer) {
-               return vv_reply(finish(peer, r.name));
+             [this, vv_reply](const rpc::VvFinishRequest& r, const rpc::Peer& peer,
+                              rpc::Responder<rpc::VvFinishRequest> answer) {
+               finish_async(peer, r.name, [answer, vv_reply](Result<Vv> vv) {
+                 answer.reply(vv_reply(std::move(vv)));
+               });
              }) +
          server.handle<rpc::VvRemoveRequest>(
-             [this, vv_reply](const rpc::VvRemoveRequest& r, const rpc::Peer& peer) {
-               return vv_reply(remove(peer, r));
+             [this, vv_reply](const rpc::VvRemoveRequest& r, const rpc::Peer& peer,
+                              rpc::Responder<rpc::VvRemoveRequest> answer) {
+               remove_async(peer, r, [answer, vv_reply](Result<Vv> vv) {
+                 answer.reply(vv_reply(std::move(vv)));
+               });
              }) +
          server.handle<rpc::VvListRequest>(
              [this](const rpc::VvListRequest& r, const rpc::Peer&) { return list(r); });

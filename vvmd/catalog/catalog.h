@@ -2,22 +2,29 @@
 // record in the database's VV table and a sparse file in the cache folder (DESIGN.md, "VV
 // lifecycle").
 //
-// Create makes the cache file first (sized with ftruncate, the file and its folder fsynced) and
-// commits the record second, so a record never names a missing file; a crash between the two
-// leaves a file no record names, which the next create of that serial replaces. Remove goes the
-// other way (record first, then the file) for the same reason. Finish moves a hot VV to finished
-// and hands it to the scheduler (scheduler.h), which archives it.
+// Create makes the cache file first (sized with ftruncate) and commits the record second; a crash
+// between the two leaves a file no record names, which the next create of that serial replaces.
+// The file is not fsynced: until someone writes it, a VV is zeros, which a sparse file made again
+// holds as well. So creates share the journal's fdatasync and nothing else, and a crash that
+// loses a new file (or its size) loses nothing anyone was promised: the nbdkit plugin makes the
+// cache folder durable before a writer's first request (and a client's flush the data and the
+// size), and open() makes again, empty, the missing cache file of a VV not yet archived and
+// extends a short one. Remove goes the other way (record first, then the file, once the record's
+// end is durable), so that a record never names a file removed. Finish moves a hot VV to
+// finished and hands it to the scheduler (scheduler.h), which archives it.
 //
 // Who may do what (DESIGN.md, "Permissions"): anyone vvmd serves may create, show and list.
 // Finish and remove are for the VV's owner (the peer's uid's name), root and vvmd's own uid. A
 // TCP peer has no uid: it may create (vvmd's allow-host trusts the host) when it names the owner
 // and group, and may not finish or remove until TCP peers have an identity (TLS-PSK).
 //
-// The handlers run one at a time on the server's thread, so a look-up and the commit that follows
-// it see no other writer in between. A create answers later: its cache file is made off that
-// thread (run_in_background), its record is then submitted on it (applied at once, in that
-// thread's order) and the client is answered once the journal frame holding it is durable, so
-// creates arriving together share one fdatasync and no other request waits for a create's.
+// The handlers run one at a time on the server's thread, so a look-up and the change that follows
+// it see no other writer in between. No handler waits there for a journal fdatasync: a change is
+// applied at once (every later request sees it) and what must wait for its durability (the reply
+// to a finish or a remove, the scheduler's copies of a finished VV, the removal of a cache file)
+// runs back on that thread once its journal frame is durable (db/committer.h). A create also
+// makes its cache file off that thread (run_in_background). Requests arriving together thus share
+// one fdatasync, and none waits for another's.
 #pragma once
 
 #include <sys/types.h>
@@ -32,6 +39,7 @@
 #include "catalog/vv_names.h"
 #include "common/config.h"
 #include "common/vv.h"
+#include "db/committer.h"
 #include "db/database.h"
 #include "proto/messages.h"
 #include "proto/server.h"
@@ -50,7 +58,8 @@ class Catalog {
     uid_t daemon_uid = 0;           // may finish and remove any VV, as root may
     std::function<uint64_t()> now;  // unix seconds; the system clock when empty
   };
-  // Scans the VV table once for the highest serial of each class.
+  // Scans the VV table once for the highest serial of each class, and makes again the cache file
+  // of a VV not yet archived that a crash lost (or cut short) before anyone wrote it.
   static Result<std::unique_ptr<Catalog>> open(db::Database* db, Options options);
   static Options options_from(const Config& config);
 
@@ -64,9 +73,16 @@ class Catalog {
   Result<Vv> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
   Result<Vv> show(const std::string& name);
   Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
+  // A finish and a remove answer through `done` once durable (on the loop, or before they
+  // return when there is none); the plain forms wait, and only work without a loop.
+  void finish_async(const rpc::Peer& peer, const std::string& name,
+                    std::function<void(Result<Vv>)> done);
   Result<Vv> finish(const rpc::Peer& peer, const std::string& name);
+  void remove_async(const rpc::Peer& peer, const rpc::VvRemoveRequest& request,
+                    std::function<void(Result<Vv>)> done);
   Result<Vv> remove(const rpc::Peer& peer, const rpc::VvRemoveRequest& request);
-  // Sets the VV's last access to now (one commit): an NBD connection used it (vv_opens.h).
+  // Sets the VV's last access to now: an NBD connection used it (vv_opens.h). Applied at once,
+  // not waited for: nobody is promised an access time.
   Result<Vv> record_access(const std::string& name);
 
   // Called after each finish is committed, with the finished record (the scheduler queues its
@@ -77,13 +93,17 @@ class Catalog {
   void in_use_check(std::function<Status(const std::string& vv, bool for_write)> check) {
     in_use_ = std::move(check);
   }
-  // Where a create's blocking part (its cache file, made durable with two fsyncs) runs: `work`
-  // off the catalogue's thread, then `then` back on it. Without it both run at once, in the
-  // caller (tests, tools).
+  // Where a create's blocking part (its cache file: quick on a local disk, not always on a shared
+  // filesystem) runs: `work` off the catalogue's thread, then `then` back on it. Without it both
+  // run at once, in the caller (tests, tools).
   using Background = std::function<void(std::function<void()> work, std::function<void()> then)>;
   void run_in_background(Background background) { background_ = std::move(background); }
+  // Where what waits for a commit's durability runs: the server's thread (post). Without it a
+  // change is committed and waited for in the caller (tests, tools).
+  void finish_commits_on(db::Committer::Post post) { commits_.run_on(std::move(post)); }
   // Finishes the hot VVs that nobody has open for writing and nobody has used since
-  // `idle_before` (unix seconds): vvm.conf's idle-finish. Returns how many.
+  // `idle_before` (unix seconds): vvm.conf's idle-finish. Returns how many it started (with a
+  // loop, each is logged once durable).
   size_t finish_idle(uint64_t idle_before);
 
   // Registers the five operations' handlers; the catalogue must outlive the server's run.
@@ -103,10 +123,14 @@ class Catalog {
   Status sync_cache_dir() const;
 
  private:
-  Catalog(db::Database* db, Options options) : db_(db), options_(std::move(options)) {}
-  // The sparse cache file for a new VV, durable before its record is committed. Touches no
-  // state of the catalogue's: safe off its thread.
-  Status make_cache_file(const std::string& name, uint64_t size) const;
+  Catalog(db::Database* db, Options options)
+      : db_(db), commits_(db), options_(std::move(options)) {}
+  // The sparse cache file for a new VV; fsynced with its folder when `durable`. Touches no state
+  // of the catalogue's: safe off its thread.
+  Status make_cache_file(const std::string& name, uint64_t size, bool durable) const;
+  // The cache file of `r` (cached, not archived) made again when missing, extended when short.
+  Status restore_cache_file(const Vv& r) const;
+  Status fsync_path(const std::string& path) const;
   // A create's checks and its record, with a serial of its own (handed out now).
   Result<Vv> prepare_create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
   // Submits the record of a create whose cache file is made.
@@ -114,13 +138,15 @@ class Catalog {
   uint64_t now() const;
 
   db::Database* db_;
+  db::Committer commits_;
   Options options_;
   SerialAllocator serials_;
   std::function<void(const Vv&)> on_finished_;
   std::function<Status(const std::string&, bool)> in_use_;
   Background background_;
-  // The commit of a finish, shared by finish() and finish_idle().
-  Status commit_finish(uint64_t slot, Vv& r);
+  // The commit of a finish, shared by finish() and finish_idle(): `then` once durable, after the
+  // on_finished hook.
+  void commit_finish(uint64_t slot, Vv r, std::function<void(Result<Vv>)> then);
 };
 
 }  // namespace vvm::vvmd
