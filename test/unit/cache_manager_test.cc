@@ -22,6 +22,7 @@
 #include "catalog/catalog.h"
 #include "catalog/vv_opens.h"
 #include "db/database.h"
+#include "hand_loop.h"
 #include "process.h"
 
 using namespace vvm;
@@ -279,28 +280,8 @@ TEST_CASE("an eviction commits the record before it removes the file") {
 TEST_CASE("with a loop, the file goes only once durable, and stays for a VV cached again") {
   Fixture f;
   // vvmd's loop, run by hand: what waits for durability runs only when the test says.
-  std::vector<std::function<void()>> posted;
-  std::mutex m;
-  f.cache->finish_commits_on([&](std::function<void()> task) {
-    const std::lock_guard l(m);
-    posted.push_back(std::move(task));
-  });
-  auto run_posted = [&](size_t want) {
-    for (int i = 0; i < 1000; ++i) {
-      {
-        const std::lock_guard l(m);
-        if (posted.size() >= want) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    std::vector<std::function<void()>> now;
-    {
-      const std::lock_guard l(m);
-      now.swap(posted);
-    }
-    REQUIRE(now.size() == want);
-    for (auto& t : now) t();
-  };
+  vvm::test::HandLoop loop;
+  f.cache->finish_commits_on(loop.post());
 
   const std::string a = f.make("archived", 1, 65);
   auto pass = must(f.cache->check());
@@ -308,7 +289,7 @@ TEST_CASE("with a loop, the file goes only once durable, and stays for a VV cach
   CHECK(f.residency(a) == "evicted");  // applied at once
   CHECK(f.has_file(a));                // its file waits for durability
   CHECK(pass.after.used == 0);         // but counts as gone
-  run_posted(1);
+  loop.run(1);
   CHECK_FALSE(f.has_file(a));
 
   // A VV staged back (marked cached again, its whole file found in place) before its eviction
@@ -323,7 +304,7 @@ TEST_CASE("with a loop, the file goes only once durable, and stays for a VV cach
   db::Transaction txn;
   txn.update(kVvTable, slot, vv_values(again));
   must(f.db->commit(txn));
-  run_posted(1);
+  loop.run(1);
   REQUIRE(answer);
   CHECK(answer->ok());
   CHECK(f.has_file(b));

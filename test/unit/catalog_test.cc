@@ -18,6 +18,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/tables.h"
+#include "hand_loop.h"
 #include "process.h"
 
 using namespace vvm;
@@ -354,29 +355,8 @@ TEST_CASE("with a loop, finish and remove answer on it, after their change is ap
   Fixture f;
   f.create('A');
   f.create('A');
-  std::vector<std::function<void()>> posted;
-  std::mutex m;
-  f.catalog->finish_commits_on([&](std::function<void()> task) {
-    const std::lock_guard l(m);
-    posted.push_back(std::move(task));
-  });
-  // Runs the one task the durable commit posts, once it has come.
-  auto run_posted = [&] {
-    for (int i = 0; i < 1000; ++i) {
-      {
-        const std::lock_guard l(m);
-        if (!posted.empty()) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    std::vector<std::function<void()>> now;
-    {
-      const std::lock_guard l(m);
-      now.swap(posted);
-    }
-    REQUIRE(now.size() == 1);
-    now[0]();
-  };
+  vvm::test::HandLoop loop;
+  f.catalog->finish_commits_on(loop.post());
   std::vector<std::string> hooked;
   f.catalog->on_finished([&](const Vv& vv) { hooked.push_back(vv.name); });
 
@@ -390,7 +370,7 @@ TEST_CASE("with a loop, finish and remove answer on it, after their change is ap
   f.catalog->finish_async(kRoot, "A0000000001", [&](Result<Vv> r) { again = std::move(r); });
   REQUIRE(again);
   CHECK(again->status().code() == Code::kInvalidArgument);
-  run_posted();
+  loop.run(1);
   REQUIRE(finished);
   CHECK(must(*finished).state == VvState::kFinished);
   CHECK(hooked == std::vector<std::string>{"A0000000001"});
@@ -401,7 +381,7 @@ TEST_CASE("with a loop, finish and remove answer on it, after their change is ap
                           [&](Result<Vv> r) { removed = std::move(r); });
   CHECK(f.catalog->show("A0000000002").status().code() == Code::kNotFound);
   CHECK(::access(file.c_str(), F_OK) == 0);  // the file goes once the record's end is durable
-  run_posted();
+  loop.run(1);
   REQUIRE(removed);
   CHECK(removed->ok());
   CHECK(::access(file.c_str(), F_OK) != 0);

@@ -15,12 +15,14 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <fmt/core.h>
 
 #include "db/committer.h"
 #include "db/database.h"
+#include "hand_loop.h"
 #include "process.h"
 
 using namespace vvm;
@@ -436,52 +438,21 @@ TEST_CASE("commits from threads and submits from another share frames and all la
 }
 
 namespace {
-// A loop the test runs by hand: posted tasks wait until run(), on the test's thread.
-struct HandLoop {
-  std::mutex m;
-  std::vector<std::function<void()>> tasks;
-  std::thread::id ran_on;
-
-  Committer::Post post() {
-    return [this](std::function<void()> task) {
-      const std::lock_guard l(m);
-      tasks.push_back(std::move(task));
-    };
-  }
-  size_t pending() {
-    const std::lock_guard l(m);
-    return tasks.size();
-  }
-  // Runs what was posted until `n` tasks have run, waiting up to 10 s for them to come.
-  void run(size_t n) {
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    size_t done = 0;
-    while (done < n) {
-      std::vector<std::function<void()>> now;
-      {
-        const std::lock_guard l(m);
-        now.swap(tasks);
-      }
-      for (auto& t : now) {
-        t();
-        ++done;
-      }
-      if (done < n) {
-        REQUIRE(std::chrono::steady_clock::now() < until);
-        std::this_thread::sleep_for(1ms);
-      }
-    }
-  }
+// A database whose journal's durable writes wait at `gate`, and a committer whose follow-ups wait
+// for the test to run `loop`.
+struct LoopFixture {
+  TempDir dir = must(TempDir::create());
+  Gate gate;
+  std::unique_ptr<Database> db = open_gated(dir.path(), gate);
+  vvm::test::HandLoop loop;
+  Committer commits{db.get()};
+  LoopFixture() { commits.run_on(loop.post()); }
 };
 }  // namespace
 
 TEST_CASE("Committer with a loop: applied at once, the follow-up on the loop once durable") {
-  auto dir = must(TempDir::create());
-  Gate gate;
-  auto db = open_gated(dir.path(), gate);
-  HandLoop loop;
-  Committer commits(db.get());
-  commits.run_on(loop.post());
+  LoopFixture f;
+  auto [gate, db, loop, commits] = std::tie(f.gate, f.db, f.loop, f.commits);
   gate.hold();
 
   std::vector<Result<std::vector<uint64_t>>> answers;
@@ -514,12 +485,8 @@ TEST_CASE("Committer with a loop: applied at once, the follow-up on the loop onc
 }
 
 TEST_CASE("Committer with a loop: a journal that fails answers the follow-up with its error") {
-  auto dir = must(TempDir::create());
-  Gate gate;
-  auto db = open_gated(dir.path(), gate);
-  HandLoop loop;
-  Committer commits(db.get());
-  commits.run_on(loop.post());
+  LoopFixture f;
+  auto [gate, loop, commits] = std::tie(f.gate, f.loop, f.commits);
   gate.set_fail();
   std::optional<Status> answer;
   commits.commit(insert_counter("b", 1), [&](auto r) { answer = r.status(); });
