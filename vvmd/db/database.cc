@@ -8,6 +8,8 @@
 
 #include <fmt/core.h>
 
+#include "common/log.h"
+
 namespace vvm::db {
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& dir,
@@ -229,8 +231,22 @@ Status Database::write_frame(std::unique_lock<std::mutex>& lock) {
   in_flight_ = false;
   for (size_t t = 0; t < tables_.size(); ++t) tables_[t]->table().release_pending(images[t]);
   if (!written.ok() && !failed_) {
-    failed_ = written;  // a failed journal write or fdatasync is final
-    for (auto& t : tables_) t->table().mark_failed(written);
+    failed_ = written;  // a failed journal write or fdatasync is final: no change is taken again
+    // Reads go on from what is durable: each table as its file holds it (every durable frame was
+    // written there, this one never was) and its indexes rebuilt from those records, so that no
+    // reader sees a change that a restart would not find. A table that cannot be read again
+    // refuses reads too.
+    for (auto& t : tables_) {
+      if (Status again = t->reload(); !again.ok()) {
+        log::error("{}: after the journal failed, cannot be read again: {}", t->table().path(),
+                   again.message());
+        t->table().mark_failed(written);
+      }
+    }
+    log::error(
+        "database {}: {}: every change is refused from now on; reads are answered from "
+        "what is durable; restart vvmd once the disk is good again",
+        dir_, written.message());
   }
   cv_.notify_all();
   // What was applied meanwhile is the flusher's next frame (woken only then: a lone committer

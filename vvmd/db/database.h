@@ -19,8 +19,10 @@
 //
 // Reads go through the Database too; a record cannot be changed except by a transaction, which
 // keeps every index in step. Readers are not held up by a frame's fdatasync: they see a
-// transaction's records (from memory) as soon as it is applied, before it is durable; if the
-// journal then fails, the database refuses everything from there on.
+// transaction's records (from memory) as soon as it is applied, before it is durable. If the
+// journal then fails, the database refuses every change from there on, and reads answer from
+// what is durable: the tables are read again from their files (every durable frame was written
+// there, the failed one never was), so no reader sees a change a restart would not find.
 #pragma once
 
 #include <array>

@@ -84,6 +84,8 @@ class Index {
 
   const std::string& name() const { return name_; }
   bool unique() const { return unique_; }
+  // The same index with no entries: what a table's records are indexed into again.
+  Index empty_copy() const { return Index(name_, unique_, keys_of_); }
   std::vector<std::string> keys_of(const Values& v) const {
     std::vector<std::string> keys;
     keys_of_(v, keys);

@@ -17,6 +17,17 @@ Result<IndexedTable> IndexedTable::create(const std::string& path, const Schema&
   return IndexedTable(std::move(*table), std::move(indexes));
 }
 
+Status IndexedTable::reload() {
+  std::vector<Index> fresh;
+  for (const Index& i : indexes_) fresh.push_back(i.empty_copy());
+  const bool deferred = table_->deferred();
+  auto again = open(table_->path(), table_->schema(), std::move(fresh));
+  if (!again.ok()) return again.status();
+  *this = std::move(*again);
+  table_->set_deferred(deferred);
+  return Status::Ok();
+}
+
 Result<IndexedTable> IndexedTable::open(const std::string& path, const Schema& schema,
                                         std::vector<Index> indexes) {
   // Each worker decodes a part of the table and collects the index entries of its records; the

@@ -48,6 +48,11 @@ class IndexedTable {
   // The table underneath, for the Database's deferred writes; never for changing records.
   Table& table() { return *table_; }
 
+  // Reads the table again from its file, and its indexes from those records: what a restart
+  // would find, dropping what was changed in memory only. The database does this when its
+  // journal fails, so that reads go on from what is durable. Unchanged on failure.
+  Status reload();
+
   // Rebuilds every index from a full scan and compares: Ok, or Internal naming the first
   // difference. For tests, the crash test and `vvctl db check`.
   Status verify();

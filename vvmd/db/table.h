@@ -102,6 +102,7 @@ class Table {
   // stay in memory with their newest image and go in the next take; a record changed on both
   // sides of a take is in both frames, each with its own image.
   void set_deferred(bool deferred) { deferred_ = deferred; }
+  bool deferred() const { return deferred_; }
   using Image = std::pair<uint64_t, std::string>;  // slot, record text
   // The images changed since the last take, in slot order, copied: they stay readable.
   std::vector<Image> take_pending();
