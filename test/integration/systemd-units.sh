@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# systemd-units.sh: the systemd units that `meson install` lays out (conf/systemd/) are valid as
+# installed, sandboxed, and their own ExecStart= command lines start daemons that work:
+#   1. `systemd-analyze verify` on every unit, inside the staged tree (--root), with the
+#      executables the units name checked there and their Documentation= man pages looked up in
+#      the staged man folder: any complaint fails; a unit naming a missing program must fail it.
+#   2. `systemd-analyze security --offline` rates every service's sandbox at most 3.0 ("OK").
+#   3. vvmd and the mover m1 started with the ExecStart= of vvmd.service and vvmover@.service as
+#      installed (%i = m1, the staged programs, vvm.conf a test one), with $NOTIFY_SOCKET: each
+#      says READY=1 only once its socket takes connections (checked the moment READY=1 arrives),
+#      then answers `vvctl ping`; SIGTERM brings STOPPING=1 and exit 0.
+#   4. nbdkit started with vvm-nbdkit.service's ExecStart= under systemd-socket-activate, which
+#      passes it the sockets of vvm-nbdkit.socket's ListenStream= lines (the Unix socket moved
+#      into the test's folder, the port onto 127.0.0.1): one nbdkit serves packs and VVs on both.
+# No systemd runs as PID 1 here (a container), so nothing is `systemctl start`ed: User=, the
+# sandbox and Restart= are checked by systemd-analyze, not exercised.
+set -euo pipefail
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+requires systemd-analyze --version
+requires systemd-socket-activate --version
+
+make_tmpdir
+root=$tmpdir/root
+meson install -C "$VVM_BUILD_DIR" --no-rebuild --quiet --destdir "$root" >"$tmpdir/install.log" 2>&1 ||
+  { cat "$tmpdir/install.log"; die "meson install --destdir failed"; }
+option() { meson introspect "$VVM_BUILD_DIR" --buildoptions | jq -r ".[] | select(.name == \"$1\") | .value"; }
+prefix=$(option prefix)
+unitdir=$(option systemdsystemunitdir)
+[[ -n $unitdir ]] || unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
+[[ $unitdir != no ]] || die "the build does not install the units (-Dsystemdsystemunitdir=no)"
+units=(vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit.socket)
+for u in "${units[@]}"; do
+  [[ -f $root$unitdir/$u ]] || die "$unitdir/$u is not installed"
+done
+
+# --- 1. systemd-analyze verify, as installed ---
+# The units are checked in a copy of the staged tree (hard links) that also holds what the host
+# provides and vvm does not install: systemd's own targets (sysinit.target, multi-user.target,
+# ...) and nbdkit, at the paths the units name.
+vroot=$tmpdir/vroot
+cp -al "$root" "$vroot"
+mkdir -p "$vroot/usr/lib/systemd/system"
+cp /lib/systemd/system/*.target "$vroot/usr/lib/systemd/system/"
+nbdkit_path=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$root$unitdir/vvm-nbdkit.service")
+[[ $nbdkit_path == /* && -x $nbdkit_path ]] || die "vvm-nbdkit.service runs '$nbdkit_path', not this host's nbdkit"
+mkdir -p "$vroot$(dirname "$nbdkit_path")"
+ln -f "$nbdkit_path" "$vroot$nbdkit_path" 2>/dev/null || cp "$nbdkit_path" "$vroot$nbdkit_path"
+mandir=$root$prefix/$(option mandir)
+
+# verify UNIT_PATH...: systemd-analyze verify in $vroot, the man pages of Documentation= looked up
+# in the staged ones and then the host's; prints its complaints, fails on any (it
+# exits 0 on an unknown key, with a warning).
+verify() {
+  local out status=0
+  out=$(MANPATH=$mandir: systemd-analyze verify --root="$vroot" "$@" 2>&1) || status=$?
+  [[ -n $out ]] && echo "$out"
+  ((status == 0)) && [[ -z $out ]]
+}
+paths=()
+for u in "${units[@]}"; do paths+=("$unitdir/$u"); done
+verify "${paths[@]}" || die "systemd-analyze verify complains about the installed units"
+echo "ok: systemd-analyze verify ${units[*]} (man pages and executables in the staged tree)"
+
+# The check can fail: the same vvmd.service naming a program that is not installed.
+mkdir -p "$vroot/etc/systemd/system"
+sed 's|^ExecStart=[^ ]*|ExecStart=/usr/sbin/vvmd-not-installed|' "$root$unitdir/vvmd.service" \
+  >"$vroot/etc/systemd/system/vvm-broken.service"
+if out=$(verify /etc/systemd/system/vvm-broken.service); then
+  die "systemd-analyze verify accepted a unit whose program is missing: $out"
+fi
+grep -q 'vvmd-not-installed is not executable' <<<"$out" || die "verify said: $out"
+echo "ok: verify fails a unit whose program is not installed"
+
+# --- 2. the sandbox, rated by systemd-analyze security ---
+for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+  out=$(systemd-analyze security --offline=true --root="$vroot" --threshold=30 \
+    "$unitdir/$u" 2>&1) || die "systemd-analyze security rates $u above 3.0: $(tail -n 40 <<<"$out")"
+  echo "ok: $(grep -o 'Overall exposure.*' <<<"$out")"
+done
+# The rating can fail: vvmd.service without its sandbox.
+sed -n '/^# Sandbox/q;p' "$root$unitdir/vvmd.service" >"$vroot/etc/systemd/system/vvm-open.service"
+echo '[Install]' >>"$vroot/etc/systemd/system/vvm-open.service"
+if out=$(systemd-analyze security --offline=true --root="$vroot" --threshold=30 \
+  /etc/systemd/system/vvm-open.service 2>&1); then
+  die "systemd-analyze security passes vvmd.service without its sandbox: $(tail -n 1 <<<"$out")"
+fi
+echo "ok: without its sandbox, vvmd.service fails: $(grep -o 'Overall exposure.*' <<<"$out")"
+
+# --- 3. vvmd and a mover, from their units' ExecStart= ---
+# exec_start UNIT INSTANCE: UNIT's ExecStart= as words, one a line: %i is INSTANCE, vvm.conf the
+# test's ($conf), and every absolute path that `meson install` staged is the staged one.
+exec_start() {
+  local line word
+  line=$(sed -n 's/^ExecStart=//p' "$root$unitdir/$1")
+  [[ -n $line ]] || die "$1 has no ExecStart="
+  line=${line//%i/$2}
+  [[ $line != *%* ]] || die "$1: ExecStart= has a specifier this test does not know: $line"
+  line=${line//\/etc\/vvm\/vvm.conf/$conf}
+  for word in $line; do
+    if [[ $word == /* && -e $root$word ]]; then word=$root$word; fi
+    if [[ $word == *=/* && -e $root/${word#*=/} ]]; then word=${word%%=*}=$root/${word#*=/}; fi
+    echo "$word"
+  done
+}
+
+stop_listener() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# notify_listener NAME PROBE_SOCKET: a datagram socket $tmpdir/NAME.notify-sock that takes what
+# the daemon sends through $NOTIFY_SOCKET, one line a message field in $tmpdir/NAME.notify; when
+# READY=1 arrives it connects at once to PROBE_SOCKET, the daemon's Unix socket, and adds
+# whether that worked. Gone after 120 s without a message, or at exit.
+notify_listener() {
+  local sock=$tmpdir/$1.notify-sock
+  /usr/bin/python3 - "$sock" "$tmpdir/$1.notify" "$2" <<'PY' &
+import socket, sys
+path, out, probe = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+s.settimeout(120)
+with open(out, "a") as f:
+    while True:
+        try:
+            data = s.recv(4096)
+        except socket.timeout:
+            break
+        for line in data.decode().splitlines():
+            if line == "READY=1":
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    c.connect(probe)
+                    line += " (connect: ok)"
+                except OSError as e:
+                    line += " (connect: %s)" % e.strerror
+                c.close()
+            f.write(line + "\n")
+            f.flush()
+PY
+  cleanup_fn stop_listener $!
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $sock ]] && return 0
+    sleep 0.1
+  done
+  die "the notify listener for $1 did not start"
+}
+
+port=$(pick_unused_port)
+nbd_port=$(pick_unused_port)
+truncate -s 64M "$tmpdir/packs.img"
+cat >"$tmpdir/packtab" <<EOF
+scratch $tmpdir/packs.img 0 32M shared root root 0666
+tools   $tmpdir/packs.img 32M 32M ro root root 0644
+EOF
+vvm_conf drives=LTO9 vvmd.listen+="127.0.0.1:$port" vvmd.allow-host=127.0.0.1 \
+  plugin.packtab="$tmpdir/packtab"
+staged_vvctl=$root$prefix/bin/vvctl
+
+mapfile -t vvmd_cmd < <(exec_start vvmd.service "")
+[[ ${vvmd_cmd[0]} == "$root$prefix/sbin/vvmd" ]] || die "vvmd.service runs ${vvmd_cmd[*]}"
+echo "vvmd.service: ${vvmd_cmd[*]}"
+notify_listener vvmd "$tmpdir/run/vvmd.sock"
+start_daemon vvmd grep -q '^READY=1' "$tmpdir/vvmd.notify" -- \
+  env NOTIFY_SOCKET="$tmpdir/vvmd.notify-sock" "${vvmd_cmd[@]}"
+vvmd_pid=$daemon_pid
+grep -qx 'READY=1 (connect: ok)' "$tmpdir/vvmd.notify" ||
+  die "vvmd said READY=1 before its socket took connections: $(cat "$tmpdir/vvmd.notify")"
+grep -q '^STATUS=serving ' "$tmpdir/vvmd.notify" || die "vvmd sent no STATUS=: $(cat "$tmpdir/vvmd.notify")"
+expect 0 "^vvmd .* at unix:$tmpdir/run/vvmd.sock: vvm [0-9.]+, up" -- \
+  "$staged_vvctl" --conf "$conf" ping --timeout 5
+expect 0 "^vvmd .* at 127.0.0.1:$port: " -- "$staged_vvctl" --conf "$conf" ping --target "127.0.0.1:$port"
+
+mapfile -t mover_cmd < <(exec_start vvmover@.service m1)
+[[ ${mover_cmd[0]} == "$root$prefix/sbin/vvmover" && " ${mover_cmd[*]} " == *" --name m1 "* ]] ||
+  die "vvmover@m1.service runs ${mover_cmd[*]}"
+echo "vvmover@m1.service: ${mover_cmd[*]}"
+notify_listener m1 "$tmpdir/run/m1.sock"
+start_daemon vvmover-m1 grep -q '^READY=1' "$tmpdir/m1.notify" -- \
+  env NOTIFY_SOCKET="$tmpdir/m1.notify-sock" "${mover_cmd[@]}"
+mover_pid=$daemon_pid
+grep -qx 'READY=1 (connect: ok)' "$tmpdir/m1.notify" ||
+  die "the mover said READY=1 before its socket took connections: $(cat "$tmpdir/m1.notify")"
+expect 0 "^vvmover m1 at unix:$tmpdir/run/m1.sock: " -- \
+  "$staged_vvctl" --conf "$conf" ping --target mover:m1 --timeout 5
+
+# --- 4. nbdkit on the socket unit's sockets, from vvm-nbdkit.service's ExecStart= ---
+listen=()
+while read -r addr; do
+  case $addr in
+    /run/vvm/*) listen+=(-l "$tmpdir/run/${addr#/run/vvm/}") ;;
+    [0-9]*) listen+=(-l "127.0.0.1:$nbd_port") ;; # a bare port: every address; here loopback
+    *) die "vvm-nbdkit.socket: ListenStream=$addr: the test does not know where to move it" ;;
+  esac
+done < <(sed -n 's/^ListenStream=//p' "$root$unitdir/vvm-nbdkit.socket")
+((${#listen[@]} == 4)) || die "vvm-nbdkit.socket should listen on a Unix socket and a port: ${listen[*]}"
+mapfile -t nbdkit_cmd < <(exec_start vvm-nbdkit.service "")
+[[ " ${nbdkit_cmd[*]} " == *" conf=$conf "* && ${nbdkit_cmd[*]} == *"$root"*nbdkit-vvm-plugin.so* ]] ||
+  die "vvm-nbdkit.service runs ${nbdkit_cmd[*]}"
+for forbidden in -p --port -U --unix -i --ipaddr; do
+  [[ " ${nbdkit_cmd[*]} " != *" $forbidden "* ]] || die "vvm-nbdkit.service passes $forbidden: nbdkit refuses it with sockets from systemd"
+done
+echo "vvm-nbdkit.service: ${nbdkit_cmd[*]} (sockets: ${listen[*]})"
+vv=$("$staged_vvctl" --conf "$conf" create --class A --size 1M --perms 0666)
+# systemd-socket-activate listens, then execs nbdkit (the same pid) at the first connection with
+# LISTEN_FDS=2, as systemd does.
+start_daemon nbdkit nbdinfo --list "nbd+unix:///?socket=$tmpdir/run/nbd.sock" -- \
+  systemd-socket-activate "${listen[@]}" ${VVM_NBDKIT_PRELOAD:+-E LD_PRELOAD=$VVM_NBDKIT_PRELOAD} \
+  -E ASAN_OPTIONS -E UBSAN_OPTIONS "${nbdkit_cmd[@]}"
+nbdkit_pid=$daemon_pid
+[[ $(readlink "/proc/$nbdkit_pid/exe") == "$(readlink -f "$nbdkit_path")" ]] ||
+  die "pid $nbdkit_pid is $(readlink "/proc/$nbdkit_pid/exe"), not nbdkit"
+for uri in "nbd+unix:///?socket=$tmpdir/run/nbd.sock" "nbd://127.0.0.1:$nbd_port"; do
+  list=$(nbdinfo --list --json "$uri") || die "nbdinfo --list $uri failed"
+  names=$(jq -r '.exports[]["export-name"]' <<<"$list" | sort | tr '\n' ' ')
+  for want in pack/scratch pack/tools "vv/$vv"; do
+    [[ " $names" == *" $want "* ]] || die "$uri lists $names, not $want"
+  done
+  echo "ok: $uri lists $names"
+done
+qemu-io -f raw -c 'write -P 0x5a 0 64k' "nbd://127.0.0.1:$nbd_port/vv/$vv" >/dev/null ||
+  die "qemu-io could not write vv/$vv over TCP"
+qemu-io -f raw -r -c 'read -P 0x5a 0 64k' "nbd+unix:///vv/$vv?socket=$tmpdir/run/nbd.sock" |
+  grep -q 'read 65536/65536' || die "vv/$vv did not read back over the Unix socket"
+echo "ok: vv/$vv written over TCP, read back over the Unix socket, by one nbdkit (pid $nbdkit_pid)"
+
+# --- SIGTERM: STOPPING=1 and a clean exit ---
+# nbdkit 1.32 does not free a connection still open when it quits (a leak ASan reports): first
+# wait until it holds no socket but its two listeners, the clients' hang-ups seen.
+for ((i = 0; i < 100; i++)); do
+  sockets=$(find "/proc/$nbdkit_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+  ((sockets <= 2)) && break
+  sleep 0.1
+done
+stop_daemon "$nbdkit_pid" nbdkit
+stop_daemon "$mover_pid" "vvmover m1"
+stop_daemon "$vvmd_pid" vvmd
+for d in m1 vvmd; do
+  for ((i = 0; i < 50; i++)); do
+    grep -qx STOPPING=1 "$tmpdir/$d.notify" && break
+    sleep 0.1
+  done
+  grep -qx STOPPING=1 "$tmpdir/$d.notify" || die "$d sent no STOPPING=1: $(cat "$tmpdir/$d.notify")"
+done
+echo "ok: vvmd and the mover said STOPPING=1 and exited 0 on SIGTERM"
