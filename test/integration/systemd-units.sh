@@ -12,12 +12,17 @@
 #   4. nbdkit started with vvm-nbdkit.service's ExecStart= under systemd-socket-activate, which
 #      passes it the sockets of vvm-nbdkit.socket's ListenStream= lines (the Unix socket moved
 #      into the test's folder, the port onto 127.0.0.1): one nbdkit serves packs and VVs on both.
+#      A VV's whole life runs through them: written over TCP, read over the Unix socket,
+#      finished and archived to tape by the mover's copy child, evicted, staged back by a read.
+#   5. The three ran under strace: every system call they (and the mover's children) made is one
+#      that the units' SystemCallFilter=@system-service allows, so the filter breaks none.
 # No systemd runs as PID 1 here (a container), so nothing is `systemctl start`ed: User=, the
-# sandbox and Restart= are checked by systemd-analyze, not exercised.
+# rest of the sandbox and Restart= are checked by systemd-analyze, not exercised.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 requires systemd-analyze --version
 requires systemd-socket-activate --version
+requires strace -f -o /dev/null true
 
 make_tmpdir
 root=$tmpdir/root
@@ -146,6 +151,27 @@ PY
   die "the notify listener for $1 did not start"
 }
 
+# Each daemon runs under strace, which counts its system calls and those of its children
+# (trace FILE CMD...); the daemon is strace's child, and strace exits with its status.
+trace=(strace -f -qq -c -o)
+# LeakSanitizer cannot work under ptrace: a sanitized build's leak check is left to the other
+# tests.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0
+# traced_pid STRACE_PID: the daemon strace runs.
+traced_pid() {
+  local pid
+  pid=$(pgrep -P "$1" | head -n 1)
+  [[ -n $pid ]] || die "strace (pid $1) runs no daemon"
+  echo "$pid"
+}
+# stop_traced STRACE_PID NAME: SIGTERM to the daemon; it and strace must exit 0.
+stop_traced() {
+  local status=0
+  kill -TERM "$(traced_pid "$1")"
+  wait "$1" || status=$?
+  ((status == 0)) || die "$2 exited with status $status on SIGTERM"
+}
+
 port=$(pick_unused_port)
 nbd_port=$(pick_unused_port)
 truncate -s 64M "$tmpdir/packs.img"
@@ -162,8 +188,8 @@ mapfile -t vvmd_cmd < <(exec_start vvmd.service "")
 echo "vvmd.service: ${vvmd_cmd[*]}"
 notify_listener vvmd "$tmpdir/run/vvmd.sock"
 start_daemon vvmd grep -q '^READY=1' "$tmpdir/vvmd.notify" -- \
-  env NOTIFY_SOCKET="$tmpdir/vvmd.notify-sock" "${vvmd_cmd[@]}"
-vvmd_pid=$daemon_pid
+  "${trace[@]}" "$tmpdir/vvmd.syscalls" env NOTIFY_SOCKET="$tmpdir/vvmd.notify-sock" "${vvmd_cmd[@]}"
+vvmd_strace=$daemon_pid
 grep -qx 'READY=1 (connect: ok)' "$tmpdir/vvmd.notify" ||
   die "vvmd said READY=1 before its socket took connections: $(cat "$tmpdir/vvmd.notify")"
 grep -q '^STATUS=serving ' "$tmpdir/vvmd.notify" || die "vvmd sent no STATUS=: $(cat "$tmpdir/vvmd.notify")"
@@ -177,8 +203,8 @@ mapfile -t mover_cmd < <(exec_start vvmover@.service m1)
 echo "vvmover@m1.service: ${mover_cmd[*]}"
 notify_listener m1 "$tmpdir/run/m1.sock"
 start_daemon vvmover-m1 grep -q '^READY=1' "$tmpdir/m1.notify" -- \
-  env NOTIFY_SOCKET="$tmpdir/m1.notify-sock" "${mover_cmd[@]}"
-mover_pid=$daemon_pid
+  "${trace[@]}" "$tmpdir/m1.syscalls" env NOTIFY_SOCKET="$tmpdir/m1.notify-sock" "${mover_cmd[@]}"
+mover_strace=$daemon_pid
 grep -qx 'READY=1 (connect: ok)' "$tmpdir/m1.notify" ||
   die "the mover said READY=1 before its socket took connections: $(cat "$tmpdir/m1.notify")"
 expect 0 "^vvmover m1 at unix:$tmpdir/run/m1.sock: " -- \
@@ -205,9 +231,11 @@ vv=$("$staged_vvctl" --conf "$conf" create --class A --size 1M --perms 0666)
 # systemd-socket-activate listens, then execs nbdkit (the same pid) at the first connection with
 # LISTEN_FDS=2, as systemd does.
 start_daemon nbdkit nbdinfo --list "nbd+unix:///?socket=$tmpdir/run/nbd.sock" -- \
+  "${trace[@]}" "$tmpdir/nbdkit.syscalls" \
   systemd-socket-activate "${listen[@]}" ${VVM_NBDKIT_PRELOAD:+-E LD_PRELOAD=$VVM_NBDKIT_PRELOAD} \
   -E ASAN_OPTIONS -E UBSAN_OPTIONS "${nbdkit_cmd[@]}"
-nbdkit_pid=$daemon_pid
+nbdkit_strace=$daemon_pid
+nbdkit_pid=$(traced_pid "$nbdkit_strace")
 [[ $(readlink "/proc/$nbdkit_pid/exe") == "$(readlink -f "$nbdkit_path")" ]] ||
   die "pid $nbdkit_pid is $(readlink "/proc/$nbdkit_pid/exe"), not nbdkit"
 for uri in "nbd+unix:///?socket=$tmpdir/run/nbd.sock" "nbd://127.0.0.1:$nbd_port"; do
@@ -224,6 +252,14 @@ qemu-io -f raw -r -c 'read -P 0x5a 0 64k' "nbd+unix:///vv/$vv?socket=$tmpdir/run
   grep -q 'read 65536/65536' || die "vv/$vv did not read back over the Unix socket"
 echo "ok: vv/$vv written over TCP, read back over the Unix socket, by one nbdkit (pid $nbdkit_pid)"
 
+# The rest of its life: archived by the mover, evicted, and staged back by a read.
+"$staged_vvctl" --conf "$conf" vsn add L90001 --media LTO9 --class A >/dev/null
+expect 0 "L90001" -- "$staged_vvctl" --conf "$conf" finish --wait --timeout 120 "$vv"
+expect 0 "evicted" -- "$staged_vvctl" --conf "$conf" evict "$vv"
+qemu-io -f raw -r -c 'read -P 0x5a 0 64k' "nbd+unix:///vv/$vv?socket=$tmpdir/run/nbd.sock" |
+  grep -q 'read 65536/65536' || die "vv/$vv did not read back once staged from tape"
+echo "ok: vv/$vv archived to L90001, evicted, and staged back by a read"
+
 # --- SIGTERM: STOPPING=1 and a clean exit ---
 # nbdkit 1.32 does not free a connection still open when it quits (a leak ASan reports): first
 # wait until it holds no socket but its two listeners, the clients' hang-ups seen.
@@ -232,9 +268,9 @@ for ((i = 0; i < 100; i++)); do
   ((sockets <= 2)) && break
   sleep 0.1
 done
-stop_daemon "$nbdkit_pid" nbdkit
-stop_daemon "$mover_pid" "vvmover m1"
-stop_daemon "$vvmd_pid" vvmd
+stop_traced "$nbdkit_strace" nbdkit
+stop_traced "$mover_strace" "vvmover m1"
+stop_traced "$vvmd_strace" vvmd
 for d in m1 vvmd; do
   for ((i = 0; i < 50; i++)); do
     grep -qx STOPPING=1 "$tmpdir/$d.notify" && break
@@ -243,3 +279,27 @@ for d in m1 vvmd; do
   grep -qx STOPPING=1 "$tmpdir/$d.notify" || die "$d sent no STOPPING=1: $(cat "$tmpdir/$d.notify")"
 done
 echo "ok: vvmd and the mover said STOPPING=1 and exited 0 on SIGTERM"
+
+# --- 5. every system call made is one that SystemCallFilter=@system-service allows ---
+# expand_filter GROUP: the system calls of a systemd-analyze syscall-filter group, its nested
+# groups expanded, one a line.
+expand_filter() {
+  systemd-analyze syscall-filter "$1" | awk 'NR > 1 && /^    [^#]/ { print $1 }' |
+    while read -r name; do
+      if [[ $name == @* ]]; then expand_filter "$name"; else echo "$name"; fi
+    done
+}
+for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+  [[ $(sed -n 's/^SystemCallFilter=//p' "$root$unitdir/$u") == @system-service ]] ||
+    die "$u: SystemCallFilter= is not @system-service, which this check assumes"
+done
+allowed=$(expand_filter @system-service | sort -u)
+(($(wc -l <<<"$allowed") > 100)) || die "systemd-analyze gave only $(wc -l <<<"$allowed") calls for @system-service"
+for d in vvmd m1 nbdkit; do
+  used=$(awk 'NR > 2 && $NF ~ /^[a-z0-9_]+$/ && $NF != "total" { print $NF }' "$tmpdir/$d.syscalls" | sort -u)
+  (($(wc -l <<<"$used") > 20)) || die "strace counted only $(wc -l <<<"$used") calls for $d: $(cat "$tmpdir/$d.syscalls")"
+  outside=$(comm -23 <(echo "$used") <(echo "$allowed"))
+  [[ -z $outside ]] ||
+    die "$d made system calls that SystemCallFilter=@system-service refuses (EPERM): $(tr '\n' ' ' <<<"$outside")"
+  echo "ok: $d made $(wc -l <<<"$used") different system calls, all in @system-service"
+done
