@@ -95,7 +95,8 @@ echo "ok: without its sandbox, vvmd.service fails: $(grep -o 'Overall exposure.*
 # exec_start UNIT INSTANCE: UNIT's ExecStart= as words, one a line: %i is INSTANCE, vvm.conf the
 # test's ($conf), and every absolute path that `meson install` staged is the staged one.
 exec_start() {
-  local line word
+  local - line word
+  set -f # the words are split, never globbed
   line=$(sed -n 's/^ExecStart=//p' "$root$unitdir/$1")
   [[ -n $line ]] || die "$1 has no ExecStart="
   line=${line//%i/$2}
