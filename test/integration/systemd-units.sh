@@ -4,6 +4,8 @@
 #   1. `systemd-analyze verify` on every unit, inside the staged tree (--root), with the
 #      executables the units name checked there and their Documentation= man pages looked up in
 #      the staged man folder: any complaint fails; a unit naming a missing program must fail it.
+#      systemd-sysusers and systemd-tmpfiles, on the staged tree, make the vvm user the units
+#      run as and give it /run/vvm and /var/lib/vvm.
 #   2. `systemd-analyze security --offline` rates every service's sandbox at most 3.0 ("OK").
 #   3. vvmd and the mover m1 started with the ExecStart= of vvmd.service and vvmover@.service as
 #      installed (%i = m1, the staged programs, vvm.conf a test one), with $NOTIFY_SOCKET: each
@@ -75,6 +77,26 @@ if out=$(verify /etc/systemd/system/vvm-broken.service); then
 fi
 grep -q 'vvmd-not-installed is not executable' <<<"$out" || die "verify said: $out"
 echo "ok: verify fails a unit whose program is not installed"
+
+# --- 1b. the vvm user and folders: systemd-sysusers and systemd-tmpfiles on the staged tree ---
+# The user the units run as is the one sysusers.d/vvm.conf makes, and tmpfiles.d/vvm.conf gives
+# it /run/vvm (0755: clients reach the sockets) and /var/lib/vvm (0750).
+mkdir -p "$vroot/etc"
+out=$(systemd-sysusers --root="$vroot" vvm.conf 2>&1) || die "systemd-sysusers vvm.conf: $out"
+vvm_ids=$(awk -F: '$1 == "vvm" { print $3 ":" $4 }' "$vroot/etc/passwd")
+[[ -n $vvm_ids ]] || die "systemd-sysusers made no vvm user: $out"
+awk -F: '$1 == "vvm" { found = 1 } END { exit !found }' "$vroot/etc/group" || die "no vvm group: $out"
+for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+  [[ $(sed -n 's/^User=//p' "$root$unitdir/$u") == vvm && $(sed -n 's/^Group=//p' "$root$unitdir/$u") == vvm ]] ||
+    die "$u does not run as User=vvm Group=vvm"
+done
+out=$(systemd-tmpfiles --root="$vroot" --create vvm.conf 2>&1) || die "systemd-tmpfiles --create vvm.conf: $out"
+for want in "/run/vvm 755" "/var/lib/vvm 750"; do
+  read -r dir mode <<<"$want"
+  got=$(stat -c '%u:%g %a' "$vroot$dir" 2>&1) || die "systemd-tmpfiles made no $dir"
+  [[ $got == "$vvm_ids $mode" ]] || die "$dir is $got, wanted $vvm_ids (vvm) $mode"
+done
+echo "ok: sysusers.d/vvm.conf makes vvm ($vvm_ids), tmpfiles.d/vvm.conf gives it /run/vvm and /var/lib/vvm"
 
 # --- 2. the sandbox, rated by systemd-analyze security ---
 for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
