@@ -8,7 +8,8 @@
 #      run as and give it /run/vvm and /var/lib/vvm.
 #   2. `systemd-analyze security --offline` rates every service's sandbox at most 3.0 ("OK").
 #   3. vvmd and the mover m1 started with the ExecStart= of vvmd.service and vvmover@.service as
-#      installed (%i = m1, the staged programs, vvm.conf a test one), with $NOTIFY_SOCKET: each
+#      installed (%i = m1, the staged programs, vvm.conf a test one), not as root (as nobody,
+#      standing for the units' User=vvm), with $NOTIFY_SOCKET: each
 #      says READY=1 only once its socket takes connections (checked the moment READY=1 arrives),
 #      then answers `vvctl ping`; SIGTERM brings STOPPING=1 and exit 0.
 #   4. nbdkit started with vvm-nbdkit.service's ExecStart= under systemd-socket-activate, which
@@ -143,10 +144,11 @@ stop_listener() {
 notify_listener() {
   local sock=$tmpdir/$1.notify-sock
   /usr/bin/python3 - "$sock" "$tmpdir/$1.notify" "$2" <<'PY' &
-import socket, sys
+import os, socket, sys
 path, out, probe = sys.argv[1:4]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
+os.chmod(path, 0o666)  # the daemons run as another user
 s.settimeout(120)
 with open(out, "a") as f:
     while True:
@@ -187,6 +189,12 @@ traced_pid() {
   [[ -n $pid ]] || die "strace (pid $1) runs no daemon"
   echo "$pid"
 }
+# check_not_root STRACE_PID NAME: the daemon strace runs has nobody's uid, not root's.
+check_not_root() {
+  local uid
+  uid=$(stat -c %u "/proc/$(traced_pid "$1")")
+  [[ $uid == "$(id -u nobody)" ]] || die "$2 runs as uid $uid, not as nobody"
+}
 # stop_traced STRACE_PID NAME: SIGTERM to the daemon; it and strace must exit 0.
 stop_traced() {
   local status=0
@@ -205,14 +213,22 @@ EOF
 vvm_conf drives=LTO9 vvmd.listen+="127.0.0.1:$port" vvmd.allow-host=127.0.0.1 \
   plugin.packtab="$tmpdir/packtab"
 staged_vvctl=$root$prefix/bin/vvctl
+# The units run the daemons as the vvm user, not root: here they run as nobody, which owns the
+# state and run folders as vvm owns /var/lib/vvm and /run/vvm (and the packs' backing, which a
+# real host gives to vvm or to the disk group). vvctl runs as root.
+chmod 755 "$tmpdir"
+mkdir -p "$tmpdir/state" "$tmpdir/run"
+chown nobody:nogroup "$tmpdir/state" "$tmpdir/run" "$tmpdir/packs.img"
+as_vvm=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 
 mapfile -t vvmd_cmd < <(exec_start vvmd.service "")
 [[ ${vvmd_cmd[0]} == "$root$prefix/sbin/vvmd" ]] || die "vvmd.service runs ${vvmd_cmd[*]}"
 echo "vvmd.service: ${vvmd_cmd[*]}"
 notify_listener vvmd "$tmpdir/run/vvmd.sock"
 start_daemon vvmd grep -q '^READY=1' "$tmpdir/vvmd.notify" -- \
-  "${trace[@]}" "$tmpdir/vvmd.syscalls" env NOTIFY_SOCKET="$tmpdir/vvmd.notify-sock" "${vvmd_cmd[@]}"
+  "${trace[@]}" "$tmpdir/vvmd.syscalls" "${as_vvm[@]}" env NOTIFY_SOCKET="$tmpdir/vvmd.notify-sock" "${vvmd_cmd[@]}"
 vvmd_strace=$daemon_pid
+check_not_root "$vvmd_strace" vvmd
 grep -qx 'READY=1 (connect: ok)' "$tmpdir/vvmd.notify" ||
   die "vvmd said READY=1 before its socket took connections: $(cat "$tmpdir/vvmd.notify")"
 grep -q '^STATUS=serving ' "$tmpdir/vvmd.notify" || die "vvmd sent no STATUS=: $(cat "$tmpdir/vvmd.notify")"
@@ -226,8 +242,9 @@ mapfile -t mover_cmd < <(exec_start vvmover@.service m1)
 echo "vvmover@m1.service: ${mover_cmd[*]}"
 notify_listener m1 "$tmpdir/run/m1.sock"
 start_daemon vvmover-m1 grep -q '^READY=1' "$tmpdir/m1.notify" -- \
-  "${trace[@]}" "$tmpdir/m1.syscalls" env NOTIFY_SOCKET="$tmpdir/m1.notify-sock" "${mover_cmd[@]}"
+  "${trace[@]}" "$tmpdir/m1.syscalls" "${as_vvm[@]}" env NOTIFY_SOCKET="$tmpdir/m1.notify-sock" "${mover_cmd[@]}"
 mover_strace=$daemon_pid
+check_not_root "$mover_strace" "vvmover m1"
 grep -qx 'READY=1 (connect: ok)' "$tmpdir/m1.notify" ||
   die "the mover said READY=1 before its socket took connections: $(cat "$tmpdir/m1.notify")"
 expect 0 "^vvmover m1 at unix:$tmpdir/run/m1.sock: " -- \
@@ -254,11 +271,12 @@ vv=$("$staged_vvctl" --conf "$conf" create --class A --size 1M --perms 0666)
 # systemd-socket-activate listens, then execs nbdkit (the same pid) at the first connection with
 # LISTEN_FDS=2, as systemd does.
 start_daemon nbdkit nbdinfo --list "nbd+unix:///?socket=$tmpdir/run/nbd.sock" -- \
-  "${trace[@]}" "$tmpdir/nbdkit.syscalls" \
+  "${trace[@]}" "$tmpdir/nbdkit.syscalls" "${as_vvm[@]}" \
   systemd-socket-activate "${listen[@]}" ${VVM_NBDKIT_PRELOAD:+-E LD_PRELOAD=$VVM_NBDKIT_PRELOAD} \
   -E ASAN_OPTIONS -E UBSAN_OPTIONS "${nbdkit_cmd[@]}"
 nbdkit_strace=$daemon_pid
 nbdkit_pid=$(traced_pid "$nbdkit_strace")
+check_not_root "$nbdkit_strace" nbdkit
 [[ $(readlink "/proc/$nbdkit_pid/exe") == "$(readlink -f "$nbdkit_path")" ]] ||
   die "pid $nbdkit_pid is $(readlink "/proc/$nbdkit_pid/exe"), not nbdkit"
 for uri in "nbd+unix:///?socket=$tmpdir/run/nbd.sock" "nbd://127.0.0.1:$nbd_port"; do
