@@ -99,6 +99,16 @@ for want in "/run/vvm 755" "/var/lib/vvm 750"; do
 done
 echo "ok: sysusers.d/vvm.conf makes vvm ($vvm_ids), tmpfiles.d/vvm.conf gives it /run/vvm and /var/lib/vvm"
 
+# Every service comes back after a crash: a signal (nbdkit 1.32's abort, SIGABRT; a sanitizer's
+# report) is a failure that Restart= acts on and RestartPreventExitStatus= does not exempt.
+for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+  restart=$(sed -n 's/^Restart=//p' "$root$unitdir/$u")
+  [[ $restart == on-failure || $restart == always ]] || die "$u: Restart=$restart does not restart after a crash"
+  prevent=$(sed -n 's/^RestartPreventExitStatus=//p' "$root$unitdir/$u")
+  [[ ! $prevent =~ SIG ]] || die "$u: RestartPreventExitStatus=$prevent keeps a crash down"
+done
+echo "ok: every service has Restart=on-failure or always, and no signal exempt from it"
+
 # --- 2. the sandbox, rated by systemd-analyze security ---
 for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
   out=$(systemd-analyze security --offline=true --root="$vroot" --threshold=30 \
