@@ -3,7 +3,8 @@
 // A mover reads vvm.conf, finds its [mover NAME] section, listens where that says, admits the
 // peers vvmd admits ([vvmd] allow-*), answers PING, and takes ARCHIVE and STAGE requests, each
 // copied by a child process of its own (copy/jobs.h). Started as "vvmover --copy-job ...", the
-// program is that child (copy/child.h).
+// program is that child (copy/child.h). Under systemd (vvmover@.service, Type=notify) it says
+// READY=1 once it listens.
 #include <csignal>
 #include <cstdio>
 #include <string_view>
@@ -82,7 +83,10 @@ int main(int argc, char** argv) {
   log::info("mover {} listening on {} with {} drive(s)", name, mover.listen.to_string(),
             mover.drives.size());
   log::info("vvmover {} ready (vvm {}, {})", name, VVM_VERSION, config->path);
+  daemon::notify_ready(fmt::format("mover {} serving {} drive(s) on {}", name, mover.drives.size(),
+                                   mover.listen.to_string()));
   Status ran = server.run({SIGTERM, SIGINT});
+  daemon::notify_stopping();
   // No more requests come in: the running copies are killed and reported failed.
   jobs.stop();
   if (!ran.ok()) {

@@ -6,7 +6,8 @@
 // (vsn_catalog.h), and runs the tape scheduler (scheduler.h), which hands finished VVs to the
 // movers, records their copies and stages evicted VVs back, and the cache manager
 // (cache_manager.h), which evicts archived VVs when the cache passes its high watermark and on
-// VV_EVICT.
+// VV_EVICT. Under systemd (vvmd.service, Type=notify) it says READY=1 once it listens on every
+// endpoint, its database open and recovered.
 #include <unistd.h>
 
 #include <algorithm>
@@ -171,8 +172,12 @@ int main(int argc, char** argv) {
     log::info("listening on {}", endpoint.to_string());
   }
   log::info("vvmd ready (vvm {}, {})", VVM_VERSION, config->path);
-  if (Status s = server.run({SIGTERM, SIGINT}); !s.ok()) {
-    log::error("{}", s.message());
+  daemon::notify_ready(
+      fmt::format("serving {} on {}", config->path, config->vvmd_listen.front().to_string()));
+  Status ran = server.run({SIGTERM, SIGINT});
+  daemon::notify_stopping();
+  if (!ran.ok()) {
+    log::error("{}", ran.message());
     return 1;
   }
   if (auto running = scheduler.copying(); !running.empty()) {

@@ -1,12 +1,16 @@
 // daemon.cc: start-up shared by vvmd and vvmover, see daemon.h.
 #include "proto/daemon.h"
 
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include <fmt/core.h>
+
+#include "common/log.h"
 
 namespace vvm::daemon {
 
@@ -79,5 +83,20 @@ rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon
     return reply;
   });
 }
+
+namespace {
+// sd_notify returns 0 when $NOTIFY_SOCKET is not set (not started by systemd), so only a
+// negative answer, a socket that would not take the datagram, is worth a word.
+void notify(const std::string& state) {
+  if (int rc = sd_notify(0, state.c_str()); rc < 0) {
+    log::warning("telling systemd '{}' through $NOTIFY_SOCKET failed: {}", state,
+                 std::strerror(-rc));
+  }
+}
+}  // namespace
+
+void notify_ready(std::string_view status) { notify(fmt::format("READY=1\nSTATUS={}", status)); }
+
+void notify_stopping() { notify("STOPPING=1\nSTATUS=stopping"); }
 
 }  // namespace vvm::daemon

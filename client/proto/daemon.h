@@ -1,5 +1,6 @@
 // daemon.h: the start-up that vvmd and vvmover share: the common command-line options, reading
-// vvm.conf, setting up logging, and the PING handler every daemon answers.
+// vvm.conf, setting up logging, the PING handler every daemon answers, and telling systemd (a
+// Type=notify unit) when the daemon is ready and when it stops.
 //
 // Exit codes follow the rest of vvm: 0 on a clean stop, 1 when the daemon fails while running,
 // 2 for a usage or configuration error (the message names the file, line and reason).
@@ -37,5 +38,12 @@ Result<Config> load_config_and_log(std::string_view program, const CommandLine& 
 // Answers PING: the daemon, its name, the software version, uptime since `started`, the payload.
 rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon, std::string name,
                                          std::chrono::steady_clock::time_point started);
+
+// Tells the service manager that the daemon is ready: it listens on every endpoint and answers
+// requests from now on. `status` is a line for `systemctl status`. Does nothing when the daemon
+// was not started by systemd (no $NOTIFY_SOCKET); a failure to notify is logged, not fatal.
+void notify_ready(std::string_view status);
+// Tells the service manager that the daemon is stopping (between SIGTERM and its exit).
+void notify_stopping();
 
 }  // namespace vvm::daemon

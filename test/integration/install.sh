@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install.sh: `meson install` puts the programs, the plugin (in nbdkit's plugin folder), the
-# headers, the library and the example configuration where a distribution would, and the
+# headers, the library, the example configuration, the systemd units (with the sysusers.d and
+# tmpfiles.d files) and the manual pages where a distribution would, and the
 # installed plugin is one nbdkit can load. libvvclient installs its public headers and nothing
 # more, a C++ program compiles and links against them with pkg-config, and the library exports
 # only its API (the C vv_* functions, vvm::client, vvm::Status), none of vvm's inside.
@@ -103,6 +104,52 @@ for inside in 'vvm::rpc::' 'vvm::config' 'vvm::load_config' 'xdr_' 'vvm::Endpoin
     failures=$((failures + 1))
   fi
 done
+
+# The systemd units, the vvm user (sysusers.d) and vvm's folders (tmpfiles.d) are where systemd
+# looks for them: systemd's own pkg-config variables (Debian bookworm: /lib/systemd/system,
+# /usr/lib/sysusers.d, /usr/lib/tmpfiles.d), unless the build's options said otherwise.
+buildoption() { meson introspect "$build" --buildoptions | jq -r ".[] | select(.name == \"$1\") | .value"; }
+systemd_dir() {
+  local dir
+  dir=$(buildoption "$1")
+  [[ -n $dir ]] || dir=$(pkg-config --variable="$1" systemd)
+  echo "$dir"
+}
+unitdir=$(systemd_dir systemdsystemunitdir)
+for f in "$unitdir/vvmd.service" "$unitdir/vvmover@.service" "$unitdir/vvm-nbdkit.service" \
+  "$unitdir/vvm-nbdkit.socket" "$(systemd_dir sysusersdir)/vvm.conf" "$(systemd_dir tmpfilesdir)/vvm.conf"; do
+  if [[ -f $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f is not installed"; failures=$((failures + 1)); fi
+done
+# The units run what was installed: no path of the build folder or the source tree in them.
+if grep -l -e "$build" -e "${VVM_SOURCE_DIR:-/nonexistent}" "$tmp/root$unitdir"/vvm* 2>/dev/null; then
+  echo "FAIL the installed units name the build or source folder"; failures=$((failures + 1))
+fi
+grep -qx "ExecStart=$prefix/sbin/vvmd --conf /etc/vvm/vvm.conf" "$tmp/root$unitdir/vvmd.service" ||
+  { echo "FAIL vvmd.service does not run $prefix/sbin/vvmd: $(grep ExecStart "$tmp/root$unitdir/vvmd.service")"; failures=$((failures + 1)); }
+
+# The manual pages, in their sections under mandir, and `man -k vvm` (apropos) lists each one
+# once mandb has indexed the staged man folder (a folder of its own: index.db lands there).
+mandir=$prefix/$(buildoption mandir)
+pages="libvvclient.3 nbdkit-vvm-plugin.1 packtab.5 vvctl.8 vvm.conf.5 vvmd.8 vvmover.8 vvtape.8"
+for page in $pages; do
+  f=$mandir/man${page##*.}/$page
+  if [[ -s $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f is not installed"; failures=$((failures + 1)); fi
+done
+if mandb -q "$tmp/root$mandir" >"$tmp/mandb.log" 2>&1; then
+  listed=$(MANPATH=$tmp/root$mandir man -k vvm 2>&1 || true)
+  for page in $pages; do
+    if grep -q "^${page%.*} (${page##*.}) " <<<"$listed"; then
+      echo "ok   man -k vvm lists ${page%.*}(${page##*.})"
+    else
+      echo "FAIL man -k vvm does not list ${page%.*}(${page##*.}): $listed"; failures=$((failures + 1))
+    fi
+  done
+  # man finds the C functions' page by their names too.
+  [[ $(MANPATH=$tmp/root$mandir man -w vv_openread 2>&1) == "$tmp/root$mandir/man3/libvvclient.3" ]] ||
+    { echo "FAIL man vv_openread does not find libvvclient(3)"; failures=$((failures + 1)); }
+else
+  cat "$tmp/mandb.log"; echo "FAIL mandb could not index $mandir"; failures=$((failures + 1))
+fi
 
 # nbdkit loads the installed plugin and reports the API and thread model we built for.
 dump=$(env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} nbdkit --dump-plugin "$tmp/root$plugindir/nbdkit-vvm-plugin.so")
