@@ -21,6 +21,7 @@
 
 #include "cache/cache_manager.h"
 #include "catalog/catalog.h"
+#include "catalog/db_admin.h"
 #include "catalog/vsn_catalog.h"
 #include "catalog/vv_opens.h"
 #include "common/log.h"
@@ -39,7 +40,8 @@ using VvmdServes =
                      vvm::rpc::VvListRequest, vvm::rpc::VvFinishRequest, vvm::rpc::VvRemoveRequest,
                      vvm::rpc::VvOpenRequest, vvm::rpc::VvCloseRequest, vvm::rpc::VsnAddRequest,
                      vvm::rpc::VsnListRequest, vvm::rpc::VvStageRequest, vvm::rpc::VvEvictRequest,
-                     vvm::rpc::StatusRequest, vvm::rpc::CopyReport>;
+                     vvm::rpc::StatusRequest, vvm::rpc::CopyReport, vvm::rpc::DbStatsRequest,
+                     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest>;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,8 +158,10 @@ int main(int argc, char** argv) {
         return st;
       });
   // Every request vvmd serves; this does not compile while one of them has no handler above.
-  const VvmdServes served =
-      ping + catalog_ops + open_ops + vsn_ops + cache_ops + copy_ops + stage_ops + status_op;
+  vvmd::DbAdmin db_admin(db->get(), ::getuid());
+  const auto db_ops = db_admin.serve(server);
+  const VvmdServes served = ping + catalog_ops + open_ops + vsn_ops + cache_ops + copy_ops +
+                            stage_ops + status_op + db_ops;
   (void)served;
   opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
     auto p = scheduler.stage(vv, true);

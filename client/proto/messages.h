@@ -80,6 +80,9 @@ enum class Op : uint32_t {
   kVvStage = 14,
   kVvEvict = 15,
   kStatus = 16,
+  kDbStats = 17,
+  kDbCheck = 18,
+  kDbBackup = 19,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -93,6 +96,9 @@ struct VvOpenReply;
 struct VsnReply;
 struct VsnListReply;
 struct VvStageReply;
+struct DbStatsReply;
+struct DbCheckReply;
+struct DbBackupReply;
 struct StatusReply;
 struct VvEvictReply;
 
@@ -550,11 +556,97 @@ struct VvEvictReply {
   }
 };
 
+// DB_STATS, DB_CHECK, DB_BACKUP (vvm_proto.x): vvmd's database, seen and copied whole.
+struct DbStatsRequest {
+  static constexpr Op kOp = Op::kDbStats;
+  static constexpr std::string_view kName = "db-stats";
+  using Reply = DbStatsReply;
+  bool operator==(const DbStatsRequest&) const = default;
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
+struct DbCheckRequest {
+  static constexpr Op kOp = Op::kDbCheck;
+  static constexpr std::string_view kName = "db-check";
+  using Reply = DbCheckReply;
+  bool operator==(const DbCheckRequest&) const = default;
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
+struct DbBackupRequest {
+  static constexpr Op kOp = Op::kDbBackup;
+  static constexpr std::string_view kName = "db-backup";
+  using Reply = DbBackupReply;
+  std::string dir;
+  bool operator==(const DbBackupRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.long_string(m.dir, "backup folder");
+  }
+};
+struct DbTable {
+  std::string name, file;
+  uint64_t records = 0, slots = 0, free_slots = 0, record_size = 0;
+  bool operator==(const DbTable&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "table name");
+    f.long_string(m.file, "table file");
+    f.u64(m.records);
+    f.u64(m.slots);
+    f.u64(m.free_slots);
+    f.u64(m.record_size);
+  }
+};
+struct DbProblem {
+  std::string what;
+  bool operator==(const DbProblem&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.long_string(m.what, "database problem");
+  }
+};
+struct DbStatsReply {
+  std::string dir;
+  std::vector<DbTable> tables;
+  uint64_t journal_bytes = 0, checkpoint_bytes = 0;
+  bool operator==(const DbStatsReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.long_string(m.dir, "database folder");
+    f.list(m.tables);
+    f.u64(m.journal_bytes);
+    f.u64(m.checkpoint_bytes);
+  }
+};
+struct DbCheckReply {
+  DbStatsReply stats;
+  std::vector<DbProblem> problems;  // none when the database is sound
+  bool operator==(const DbCheckReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.stats);
+    f.list(m.problems);
+  }
+};
+struct DbBackupReply {
+  std::string dir;
+  uint64_t files = 0, bytes = 0;
+  bool operator==(const DbBackupReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.long_string(m.dir, "backup folder");
+    f.u64(m.files);
+    f.u64(m.bytes);
+  }
+};
+
 // Every request of the protocol, the one list the codec, the server and the client work from.
-using RequestBody = std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport,
-                                 VvCreateRequest, VvShowRequest, VvListRequest, VvFinishRequest,
-                                 VvRemoveRequest, VvOpenRequest, VvCloseRequest, VsnAddRequest,
-                                 VsnListRequest, VvStageRequest, StatusRequest, VvEvictRequest>;
+using RequestBody =
+    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
+                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
+                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest,
+                 VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest>;
 
 // --- what makes a message, checked at compile time ---
 

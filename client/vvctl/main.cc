@@ -1,7 +1,7 @@
 // vvctl/main.cc: the administrator's command-line tool: its global options, its help and the
 // command table. Each command is one entry in kCommands: a name, a one-line summary, its usage,
 // and a function that parses its own options, in the file of its group (vv.cc, vsn.cc, pack.cc,
-// status.cc; printing.cc holds what they print with).
+// status.cc, db.cc; printing.cc holds what they print with).
 //
 //   vvctl [--conf PATH] COMMAND [OPTIONS]
 //   vvctl ping [--target vvmd|mover:NAME|ENDPOINT] [--timeout SECONDS] [--count N]
@@ -18,6 +18,9 @@
 //   vvctl evict NAME
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
+//   vvctl db stats [--json]
+//   vvctl db check [--json]
+//   vvctl db backup DIR
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
@@ -31,6 +34,7 @@
 
 #include "common/cli.h"
 #include "vvctl/command.h"
+#include "vvctl/db.h"
 #include "vvctl/pack.h"
 #include "vvctl/status.h"
 #include "vvctl/vsn.h"
@@ -155,6 +159,28 @@ const std::vector<Command>& commands() {
        "  errors, last_mount), sizes in bytes. vvmd sends the list in pages of N VSNs (default\n"
        "  and most: 1000), which ls follows to the end.",
        cmd_vsn_ls},
+      {"db stats", "vvmd's database: its tables and journal",
+       "vvctl [--conf PATH] db stats [--json]\n"
+       "  vvmd's database folder, how much of its journal is used (and the size past which a\n"
+       "  checkpoint empties it), and each table (vv, vsn, counter): its records, its slots\n"
+       "  (the header's included) and the free ones an insert reuses, and its file.",
+       cmd_db_stats},
+      {"db check", "check vvmd's database whole, naming each problem",
+       "vvctl [--conf PATH] db check [--json]\n"
+       "  Checks the database while vvmd runs (changes wait meanwhile): every index against a\n"
+       "  full scan of its table, every record decoded, every VV's copies against its VSNs\n"
+       "  (the VSN is in the catalogue, the file below its next file, no two copies in one tape\n"
+       "  file) and each class's serial counter against its VVs. Exit 0 and \"sound\" when all\n"
+       "  is well; else each problem on a line of its own and exit 1. --json prints the tables\n"
+       "  as db stats does, \"sound\" and the problems.",
+       cmd_db_check},
+      {"db backup", "copy vvmd's database while it runs",
+       "vvctl [--conf PATH] db backup DIR\n"
+       "  vvmd copies its tables into DIR (made if missing; refused if it holds a database\n"
+       "  already) as of one instant, once everything it has acknowledged is written, and syncs\n"
+       "  them: a vvmd whose database-dir is DIR opens the copy. Changes wait while the files\n"
+       "  are copied. Only root and vvmd's user may, over vvmd's Unix socket.",
+       cmd_db_backup},
   };
   return kCommands;
 }

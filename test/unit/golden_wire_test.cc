@@ -494,6 +494,35 @@ TEST_CASE("golden wire: vv evict request", "[golden]") {
   CHECK(decoded_request<VvEvictRequest>(kGolden) == r);
 }
 
+TEST_CASE("golden wire: db stats and db check requests", "[golden]") {
+  constexpr std::string_view kStats =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "00000011";  // op: db stats
+  check_golden("db_stats_request", encoded(DbStatsRequest{}), kStats);
+  CHECK(decoded_request<DbStatsRequest>(kStats) == DbStatsRequest{});
+  constexpr std::string_view kCheck =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "00000012";  // op: db check
+  check_golden("db_check_request", encoded(DbCheckRequest{}), kCheck);
+  CHECK(decoded_request<DbCheckRequest>(kCheck) == DbCheckRequest{});
+}
+
+TEST_CASE("golden wire: db backup request", "[golden]") {
+  DbBackupRequest r{"/var/backup"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                             // magic "VVM1"
+      "00000001 "                             // version
+      "1a2b3c4d "                             // xid
+      "00000013 "                             // op: db backup
+      "0000000b 2f766172 2f626163 6b757000";  // dir "/var/backup"
+  check_golden("db_backup_request", encoded(r), kGolden);
+  CHECK(decoded_request<DbBackupRequest>(kGolden) == r);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Replies
 // ------------------------------------------------------------------------------------------------
@@ -1027,6 +1056,59 @@ TEST_CASE("golden wire: vv evict reply", "[golden]") {
       "01020304 05060708";                    // freed
   check_golden("vv_evict_reply", encoded(r), kGolden);
   CHECK(decoded_reply<VvEvictReply>(kGolden) == r);
+}
+
+namespace {
+DbStatsReply db_stats() {
+  DbStatsReply st;
+  st.dir = "/db";
+  st.tables = {
+      DbTable{"vv", "/db/vv.tab", 0x0102030405060708, 0x1112131415161718, 0x2122232425262728, 256}};
+  st.journal_bytes = 0x3132333435363738;
+  st.checkpoint_bytes = 0x4142434445464748;
+  return st;
+}
+// The bytes of db_stats() after a reply's op.
+constexpr std::string_view kDbStatsBytes =
+    "00000003 2f646200 "                    // dir "/db"
+    "00000001 "                             // tables: 1
+    "00000002 76760000 "                    // tables[0].name "vv"
+    "0000000a 2f64622f 76762e74 61620000 "  // tables[0].file "/db/vv.tab"
+    "01020304 05060708 "                    // tables[0].records
+    "11121314 15161718 "                    // tables[0].slots
+    "21222324 25262728 "                    // tables[0].free_slots
+    "00000000 00000100 "                    // tables[0].record_size
+    "31323334 35363738 "                    // journal_bytes
+    "41424344 45464748";                    // checkpoint_bytes
+}  // namespace
+
+TEST_CASE("golden wire: db stats, db check and db backup replies", "[golden]") {
+  const std::string head =
+      "56564d31 "                                                             // magic "VVM1"
+      "00000001 "                                                             // version
+      "1a2b3c4d "                                                             // xid
+      "00000000 "                                                             // code: ok
+      "00000000 ";                                                            // message ""
+  const std::string stats = head + "00000011 " + std::string(kDbStatsBytes);  // op: db stats
+  check_golden("db_stats_reply", encoded(db_stats()), stats);
+  CHECK(decoded_reply<DbStatsReply>(stats) == db_stats());
+
+  DbCheckReply check{db_stats(), {DbProblem{"a"}, DbProblem{"bc"}}};
+  const std::string checked = head + "00000012 " + std::string(kDbStatsBytes) +  // op: db check
+                              " 00000002 "                                       // problems: 2
+                              "00000001 61000000 "                               // problems[0] "a"
+                              "00000002 62630000";                               // problems[1] "bc"
+  check_golden("db_check_reply", encoded(check), checked);
+  CHECK(decoded_reply<DbCheckReply>(checked) == check);
+
+  DbBackupReply backup{"/b", 0x0102030405060708, 0x1112131415161718};
+  const std::string backed = head +
+                             "00000013 "           // op: db backup
+                             "00000002 2f620000 "  // dir "/b"
+                             "01020304 05060708 "  // files
+                             "11121314 15161718";  // bytes
+  check_golden("db_backup_reply", encoded(backup), backed);
+  CHECK(decoded_reply<DbBackupReply>(backed) == backup);
 }
 
 TEST_CASE("golden wire: error reply", "[golden]") {

@@ -343,6 +343,58 @@ uint64_t Database::live_count(TableId t) {
   return table(t).live_count();
 }
 
+Database::Stats Database::stats() {
+  const std::lock_guard lock(mutex_);
+  Stats st;
+  st.dir = dir_;
+  for (auto& t : tables_) {
+    const Table& table = t->table();
+    st.tables.push_back({table.path(), table.live_count(), table.slot_count(), table.free_count(),
+                         table.schema().record_size()});
+  }
+  st.journal_used = journal_->size();
+  st.checkpoint_bytes = checkpoint_bytes_;
+  return st;
+}
+
+Result<Database::Copied> Database::backup(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return Status::IoError(fmt::format("backup folder {}: cannot create: {}", dir, ec.message()));
+  std::unique_lock lock(mutex_);
+  // Nothing is taken into a frame while the lock is held, so once everything applied is written
+  // the table files are whole and stay as they are until the copy ends.
+  cv_.wait(lock, [&] { return all_written() || failed_; });
+  if (failed_) return unusable(*failed_);
+  std::vector<std::string> files;
+  for (auto& t : tables_) files.push_back(t->table().path());
+  for (const std::string& name : files) {
+    const std::string to = dir + "/" + std::filesystem::path(name).filename().string();
+    if (std::filesystem::exists(to, ec) || std::filesystem::exists(dir + "/journal", ec)) {
+      return Status::AlreadyExists(
+          fmt::format("backup folder {} holds a database already ({}): give an empty or new folder",
+                      dir, std::filesystem::exists(to, ec) ? to : dir + "/journal"));
+    }
+  }
+  Copied copied;
+  for (const std::string& from : files) {
+    const std::string to = dir + "/" + std::filesystem::path(from).filename().string();
+    if (!std::filesystem::copy_file(from, to, ec)) {
+      return Status::IoError(fmt::format("backup of {} to {}: {}", from, to, ec.message()));
+    }
+    auto file = open_posix_file(to, false);
+    if (!file.ok()) return file.status();
+    VVM_RETURN_IF_ERROR((*file)->sync());
+    auto size = (*file)->size();
+    if (!size.ok()) return size.status();
+    ++copied.files;
+    copied.bytes += *size;
+  }
+  VVM_RETURN_IF_ERROR(sync_folder_of(dir + "/journal"));
+  return copied;
+}
+
 Status Database::verify() {
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return all_written(); });

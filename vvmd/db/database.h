@@ -136,6 +136,28 @@ class Database {
   // Every index against a full scan.
   Status verify();
 
+  // What `vvctl db stats` shows: each table's file and its use, and the journal's.
+  struct TableStats {
+    std::string file;  // its path
+    uint64_t records = 0, slots = 0, free_slots = 0, record_size = 0;
+  };
+  struct Stats {
+    std::string dir;
+    std::vector<TableStats> tables;  // in TableId order
+    uint64_t journal_used = 0;       // bytes of frames since the last checkpoint
+    uint64_t checkpoint_bytes = 0;   // when a checkpoint empties it
+  };
+  Stats stats();
+  // A consistent copy of the database as of one instant: every table, once every transaction
+  // applied so far is written to the files (changes wait meanwhile), copied into `dir` (made if
+  // missing; refused if it holds a table or a journal already), each file and the folder synced.
+  // A database opened on `dir` has every change made durable before the call. The files copied
+  // and their bytes. Refused once the journal has failed: the files are then not known whole.
+  struct Copied {
+    uint64_t files = 0, bytes = 0;
+  };
+  Result<Copied> backup(const std::string& dir);
+
  private:
   Database() = default;
   // Opens the journal, replays it and the tables; starts nothing.

@@ -133,18 +133,6 @@ class PosixFile : public File {
   uint64_t mapped_ = 0;
 };
 
-Status sync_folder_of(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  const std::string folder = parent.empty() ? std::string(".") : parent.string();
-  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd == -1) return Status::FromErrno(errno, fmt::format("open folder {}", folder));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc == -1) return Status::FromErrno(err, fmt::format("fsync folder {}", folder));
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool create) {
@@ -160,6 +148,18 @@ Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool crea
   std::unique_ptr<File> file = std::make_unique<PosixFile>(fd, path);
   if (create) VVM_RETURN_IF_ERROR(sync_folder_of(path));
   return file;
+}
+
+Status sync_folder_of(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string folder = parent.empty() ? std::string(".") : parent.string();
+  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd == -1) return Status::FromErrno(errno, fmt::format("open folder {}", folder));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc == -1) return Status::FromErrno(err, fmt::format("fsync folder {}", folder));
+  return Status::Ok();
 }
 
 Status rename_durably(const std::string& from, const std::string& to) {

@@ -48,5 +48,7 @@ Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool crea
 // Renames `from` to `to` and syncs the folder: after a crash the file is there whole under its
 // new name, or not at all.
 Status rename_durably(const std::string& from, const std::string& to);
+// fsyncs the folder that holds `path`, so that a file made or renamed there is durable.
+Status sync_folder_of(const std::string& path);
 
 }  // namespace vvm::db

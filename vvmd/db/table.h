@@ -75,6 +75,8 @@ class Table {
   uint64_t live_count() const { return live_; }
   // Slots in the file, header included.
   uint64_t slot_count() const { return slots_; }
+  // Slots an insert may reuse (deleted or blank).
+  uint64_t free_count() const { return free_.size(); }
 
   // Writes `values` into a free slot (the lowest freed one, else a new one at the end).
   Result<uint64_t> insert(const Values& values);
