@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -58,6 +59,24 @@ std::unique_ptr<CatalogSource> g_catalog;
 std::unique_ptr<VvmdLink> g_vvmd;
 std::chrono::milliseconds g_stage_timeout{600'000};
 std::string g_host_name;  // where a Unix-socket client is, for vvmd's one-writer-host rule
+// What a pack request answers when its backing fails: path-failure=eio (alone) or nak (another
+// server reaches the disk). Until the cluster mapping says per pack, one choice for every pack.
+PathFailure g_path_failure = PathFailure::kEio;
+
+// The packs whose path to the disk has failed: the failure is logged as an error once a pack,
+// then only in the debug log (a client retrying elsewhere would fill the log otherwise).
+class PathsDown {
+ public:
+  bool first(const std::string& pack) {
+    const std::lock_guard lock(mutex_);
+    return packs_.insert(pack).second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> packs_;
+};
+PathsDown g_paths_down;
 
 // What an NBD connection's handle holds: a pack connection or a VV connection.
 struct Handle {
@@ -163,6 +182,19 @@ T guarded(const char* callback, T failed, F&& body) noexcept {
 
 int io_result(const IoStatus& status) {
   if (status.ok()) return 0;
+  if (status.err() == ESHUTDOWN) {
+    // The NAK of a failed path (pack_export.h): an error once a pack, then debug lines.
+    const std::string& what = status.status().message();
+    const std::string pack = what.substr(0, what.find(':'));
+    if (g_paths_down.first(pack)) {
+      nbdkit_error("%s", what.c_str());
+    } else {
+      nbdkit_debug("%s", what.c_str());
+    }
+    nbdkit_set_error(ESHUTDOWN);
+    errno = ESHUTDOWN;
+    return -1;
+  }
   fail(status.err(), status.status().message());
   return -1;
 }
@@ -248,6 +280,15 @@ int vvm_config(const char* key, const char* value) {
                           : k == "conf"  ? &g_conf_path
                           : k == "holds" ? &g_holds_dir
                                          : nullptr;
+    if (k == "path-failure") {
+      const std::string_view v(value);
+      if (v != "eio" && v != "nak") {
+        fail(EINVAL, "path-failure=" + std::string(v) + ": give eio or nak");
+        return -1;
+      }
+      g_path_failure = v == "nak" ? PathFailure::kNak : PathFailure::kEio;
+      return 0;
+    }
     if (target == nullptr) {
       fail(EINVAL, std::string("unknown parameter '") + key + "' (see nbdkit vvm --help)");
       return -1;
@@ -409,6 +450,7 @@ void* vvm_open(int readonly) {
       fail(pack.status());
       return nullptr;
     }
+    (*pack)->set_path_failure(g_path_failure);
     Result<std::string> identity = admit_peer((*info)->pack, (*pack)->writable());
     if (!identity.ok()) {
       fail(identity.status());
@@ -590,6 +632,9 @@ constexpr const char kConfigHelp[] =
     "holds=DIR      Where holders of packs are recorded, for messages and\n"
     "               vvctl pack ls (default: STATE_DIR/holds with conf=, else\n"
     "               /run/vvm/holds).\n"
+    "path-failure=eio|nak  What a pack request answers when its backing\n"
+    "               fails: EIO (the default), or NBD_ESHUTDOWN, which sends a\n"
+    "               forwarding node to another server of the pack.\n"
     "Give packtab= or conf=, not both. Exports: pack/NAME (the table's mode),\n"
     "pack/NAME@ro (read-only) and, with conf=, vv/NAME (a virtual volume:\n"
     "writable while hot, by one client host at a time, read-only once\n"
