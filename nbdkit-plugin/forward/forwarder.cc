@@ -1,6 +1,7 @@
-// forwarder.cc: the forwarder's engine: libnbd connections driven by poll threads, the choice of
-// server, the retry on failure, the replay buffer of acknowledged, unflushed writes, and the gate
-// that holds requests during a failover or a reconfiguration. See forwarder.h for the rules.
+// forwarder.cc: the forwarder's engine: libnbd connections read by their waiting callers, the
+// choice of server, the retry on failure, the replay buffer of acknowledged, unflushed writes, and
+// the gate that holds requests during a failover or a reconfiguration. See forwarder.h for the
+// rules.
 #include "forward/forwarder.h"
 
 #include <libnbd.h>
@@ -26,26 +27,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// --- one libnbd connection and its poll thread ---
+// --- one libnbd connection, read by the threads waiting on it ---
 
-// What a caller sleeps on until libnbd's completion callback (run by the poll thread, or by the
-// caller itself when libnbd finishes a command while issuing it) gives the answer.
+class Connection;
+
+// One request's wait for libnbd's completion callback.
 struct Waiter {
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
+  Connection* conn = nullptr;
+  std::condition_variable cv;  // with conn's mutex
+  std::atomic<bool> done{false};
   int err = 0;
   std::vector<Extent>* extents = nullptr;  // block status: where the extent callback adds
 
-  static int on_complete(void* user, int* error) {
-    auto* w = static_cast<Waiter*>(user);
-    const std::lock_guard lock(w->m);
-    w->err = *error;
-    w->done = true;
-    // Under the lock: once the caller sees `done` it may return and destroy the Waiter.
-    w->cv.notify_one();
-    return 1;  // retire the command: nobody calls nbd_aio_command_completed
-  }
+  static int on_complete(void* user, int* error);
   static int on_extent(void* user, const char* context, uint64_t offset, uint32_t* entries,
                        size_t n, int* /*error*/) {
     auto* w = static_cast<Waiter*>(user);
@@ -61,15 +55,15 @@ struct Waiter {
     }
     return 0;
   }
-  void wait() {
-    std::unique_lock lock(m);
-    cv.wait(lock, [&] { return done; });
-  }
 };
 
+// A libnbd connection without a thread of its own: the threads waiting for its replies read them
+// (leader and followers). One waiter at a time, the leader, polls the socket and lets libnbd read
+// every reply that has arrived, which completes its own request and wakes the waiters of the
+// others; when its own is done it hands the lead to a waiter still waiting. A reply thus costs
+// one wake-up at most, not a hop through a poll thread and then another to its caller.
 class Connection {
  public:
-  // Connects (blocking) and starts the poll thread. `h` must be a fresh handle.
   static Result<std::shared_ptr<Connection>> open(const std::string& uri) {
     nbd_handle* h = nbd_create();
     if (h == nullptr) return Status::Internal(fmt::format("{}: {}", uri, nbd_get_error()));
@@ -83,14 +77,10 @@ class Connection {
     if (c->fd_ == -1 || c->wake_ == -1) {
       return Status::FromErrno(errno, fmt::format("{}: eventfd", uri));
     }
-    c->poller_ = std::thread([raw = c.get()] { raw->run(); });
     return c;
   }
 
   ~Connection() {
-    stop_.store(true);
-    wake();
-    if (poller_.joinable()) poller_.join();
     nbd_close(h_);
     if (wake_ != -1) ::close(wake_);
   }
@@ -101,18 +91,50 @@ class Connection {
   bool dead() const { return dead_.load(std::memory_order_relaxed); }
   std::atomic<uint64_t>& outstanding() { return outstanding_; }
 
-  // After a command is issued: if libnbd could not send all of it at once, the poll thread must
+  // After a command is issued: if libnbd could not send all of it at once, the leader must also
   // wait for the socket to be writable, which it only learns when woken.
   void after_issue() {
     if (nbd_aio_get_direction(h_) & LIBNBD_AIO_DIRECTION_WRITE) wake();
   }
-  // Cuts the connection: the poll thread sees the end of the stream, libnbd declares the
-  // connection dead and completes every outstanding command with an error.
+  // Cuts the connection: the leader sees the end of the stream, libnbd declares the connection
+  // dead and completes every outstanding command with an error.
   void cut() {
     if (fd_ != -1) ::shutdown(fd_, SHUT_RDWR);
+    wake();
+  }
+
+  // Returns once `w`'s command has completed (w.done), leading the reading when nobody does.
+  void wait(Waiter& w) {
+    std::unique_lock lock(m_);
+    waiters_.push_back(&w);
+    while (!w.done.load()) {
+      if (leading_) {
+        w.cv.wait(lock);
+        continue;
+      }
+      leading_ = true;
+      lock.unlock();
+      lead(w);
+      lock.lock();
+      leading_ = false;
+      // libnbd completes every command before it calls the handle dead; should one be left, its
+      // caller gets an error rather than a hang.
+      if (!w.done.load()) {
+        w.err = ENOTCONN;
+        w.done.store(true);
+      }
+      for (Waiter* other : waiters_) {
+        if (other != &w && !other->done.load()) {
+          other->cv.notify_one();  // the next leader
+          break;
+        }
+      }
+    }
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &w));
   }
 
  private:
+  friend struct Waiter;
   explicit Connection(nbd_handle* h) : h_(h) {}
 
   void wake() {
@@ -121,28 +143,34 @@ class Connection {
     [[maybe_unused]] ssize_t n = ::write(wake_, &one, sizeof one);
   }
 
-  void run() {
-    while (!stop_.load()) {
+  // Drives the connection until `w` is done or the connection is dead.
+  void lead(Waiter& w) {
+    while (!w.done.load()) {
+      if (dead()) return;
       const unsigned dir = nbd_aio_get_direction(h_);
       pollfd fds[2] = {{fd_, 0, 0}, {wake_, POLLIN, 0}};
       if (dir & LIBNBD_AIO_DIRECTION_READ) fds[0].events |= POLLIN;
       if (dir & LIBNBD_AIO_DIRECTION_WRITE) fds[0].events |= POLLOUT;
       const int n = ::poll(fds, 2, 1000);
-      if (n == -1 && errno != EINTR) break;
-      if (n <= 0) continue;
-      if (fds[1].revents & POLLIN) {
-        uint64_t v;
-        [[maybe_unused]] ssize_t r = ::read(wake_, &v, sizeof v);
+      if (n == -1 && errno != EINTR) {  // ENOMEM: try again; the command is still libnbd's
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
       }
-      const short ev = fds[0].revents;
-      if ((ev & (POLLIN | POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_READ)) {
-        nbd_aio_notify_read(h_);
-      } else if ((ev & (POLLOUT | POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_WRITE)) {
-        nbd_aio_notify_write(h_);
+      if (n > 0) {
+        if (fds[1].revents & POLLIN) {
+          uint64_t v;
+          [[maybe_unused]] ssize_t r = ::read(wake_, &v, sizeof v);
+        }
+        const short ev = fds[0].revents;
+        if ((ev & (POLLIN | POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_READ)) {
+          nbd_aio_notify_read(h_);
+        } else if ((ev & (POLLOUT | POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_WRITE)) {
+          nbd_aio_notify_write(h_);
+        }
       }
       if (nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_)) {
-        dead_.store(true);  // every command was completed with an error by now
-        break;
+        dead_.store(true);  // libnbd completed every command with an error
+        return;
       }
     }
   }
@@ -150,11 +178,22 @@ class Connection {
   nbd_handle* h_;
   int fd_ = -1;
   int wake_ = -1;
-  std::thread poller_;
-  std::atomic<bool> stop_{false};
   std::atomic<bool> dead_{false};
   std::atomic<uint64_t> outstanding_{0};
+  std::mutex m_;
+  bool leading_ = false;
+  std::vector<Waiter*> waiters_;
 };
+
+int Waiter::on_complete(void* user, int* error) {
+  auto* w = static_cast<Waiter*>(user);
+  const std::lock_guard lock(w->conn->m_);
+  w->err = *error;
+  w->done.store(true);
+  // Under the lock: once its caller sees `done` it may return and destroy the Waiter.
+  w->cv.notify_one();
+  return 1;  // retire the command: nobody calls nbd_aio_command_completed
+}
 
 }  // namespace
 
@@ -378,6 +417,7 @@ std::unique_ptr<Pending> start(const ServerPtr& server, const Op& op) {
   server->outstanding.fetch_add(1, std::memory_order_relaxed);
   p->conn->outstanding().fetch_add(1, std::memory_order_relaxed);
   if (op.extents != nullptr) op.extents->clear();
+  p->waiter.conn = p->conn.get();
   if (issue(p->conn->handle(), op, p->waiter) == -1) {
     p->err = nbd_get_errno();
     p->detail = nbd_get_error() != nullptr ? nbd_get_error() : "";
@@ -392,7 +432,7 @@ std::unique_ptr<Pending> start(const ServerPtr& server, const Op& op) {
 }
 
 void finish(Pending& p) {
-  if (p.issued) p.waiter.wait();
+  if (p.issued) p.conn->wait(p.waiter);
   if (p.conn) {
     p.server->outstanding.fetch_sub(1, std::memory_order_relaxed);
     p.conn->outstanding().fetch_sub(1, std::memory_order_relaxed);

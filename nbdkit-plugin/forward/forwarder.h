@@ -15,12 +15,13 @@
 // multi-conn promises.
 //
 // How requests travel. Each server has a pool of libnbd connections (several when it advertises
-// multi-conn, one otherwise), each driven by a poll thread of its own through libnbd's aio calls:
-// the calling thread issues the command (nbd_aio_pread...) and sleeps until the completion
-// callback wakes it, so requests from many threads overlap on every connection. A request goes to
-// the first healthy server of the list (primary, then secondary...), or, for a pool (several
-// servers reaching one shared disk), to the healthy server with the fewest requests outstanding,
-// and on that server to the connection with the fewest.
+// multi-conn, one otherwise), used through libnbd's aio calls: the calling thread issues the
+// command (nbd_aio_pread...) and waits; one of the threads waiting on a connection at a time reads
+// its replies (leader and followers: no thread of its own, so a reply costs one wake-up at most),
+// and requests from many threads overlap on every connection. A request goes to the first
+// healthy server of the list (primary, then secondary...), or, for a pool (several servers
+// reaching one shared disk), to the healthy server with the fewest requests outstanding, and on
+// that server to the connection with the fewest.
 //
 // When a request is sent again. Every request is kept (with a write's data: the caller's buffer,
 // which stays valid while it waits) until its reply. Its server is declared down, and the request
@@ -147,7 +148,7 @@ class Forwarder {
  public:
   // Connects to every server (blocking, in list order). A server that cannot be reached is marked
   // down with the reason; the open fails only when none can be, or when the servers disagree on
-  // the size. Starts the poll threads.
+  // the size.
   static Result<std::unique_ptr<Forwarder>> open(ForwardOptions options);
   ~Forwarder();  // closes every connection; no request may be outstanding
   Forwarder(const Forwarder&) = delete;

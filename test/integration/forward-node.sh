@@ -80,9 +80,12 @@ touch "$tmpdir/fault2"
 wait "$fio_pid" || die "fio through node 1 failed when the primary's path failed: $(cat "$tmpdir/fio1.out")"
 grep -q 'err= 0' "$tmpdir/fio1.out" || die "fio reported errors: $(cat "$tmpdir/fio1.out")"
 grep -q "127.0.0.2:$port/pack/a is down: answered NBD_ESHUTDOWN" "$node1_log" ||
-  die "node 1 does not say that the primary answered the NAK"
+  die "node 1 does not say that the primary answered the NAK: $(grep -v 'debug:' "$node1_log" | tail -5)"
 
-# 5. Node 2's primary is SIGKILLed in the middle of fio: node 2 goes to .4.
+# 5. Node 2's primary is SIGKILLed in the middle of fio: node 2 goes to .4. Node 2 connects to
+# its servers first (at its first client), so that the kill is a lost connection even if fio is
+# slow to start.
+quiet nbdinfo --size "$(node 2)"
 fio_verify 2
 wait_a_little
 kill -0 "$fio_pid" 2>/dev/null || die "fio ended before the kill: $(cat "$tmpdir/fio2.out")"
@@ -90,7 +93,7 @@ kill_daemon "${server_pid[3]}"
 wait "$fio_pid" || die "fio through node 2 failed when the primary died: $(cat "$tmpdir/fio2.out")"
 grep -q 'err= 0' "$tmpdir/fio2.out" || die "fio reported errors: $(cat "$tmpdir/fio2.out")"
 grep -q "127.0.0.3:$port/pack/a is down: connection lost" "$node2_log" ||
-  die "node 2 does not say that the primary's connection was lost"
+  die "node 2 does not say that the primary's connection was lost: $(grep -v 'debug:' "$node2_log" | tail -5)"
 
 # Both nodes still serve, now from their secondaries; the first 16 MiB are still the copy.
 quiet nbdcopy "$(node 2)" "$tmpdir/out-node2"
