@@ -125,6 +125,7 @@ class Servers {
     ::kill(procs_[i]->pid(), SIGKILL);
     (void)procs_[i]->wait(10s);
   }
+  void signal(int i, int sig) { ::kill(procs_[i]->pid(), sig); }
   // Makes server i's backing fail with EIO from its next request on.
   void break_path(int i) { must(write_file(trigger(i), "")); }
   std::string log(int i) const { return procs_[i]->stderr_text(); }
@@ -469,6 +470,73 @@ TEST_CASE("a reconfiguration during writes loses and reorders nothing; the pause
   CHECK(st.servers[0].uri == servers.uri(2));
   CHECK(st.servers[0].requests > 0);  // the new primary took over
   check_readback(servers, *f, w);
+}
+
+TEST_CASE("a hung primary marked down by the lease side: its requests go to the secondary") {
+  Servers servers;
+  Log log;
+  auto f = open_forwarder(servers.specs({0, 1}), false, log);
+  Writers w;
+  w.verify_each = true;
+  Clock::duration stalled{};
+  std::thread lease([&] {
+    wait_for_writes(w, 2000);
+    servers.signal(0, SIGSTOP);  // hangs: requests to it get no answer
+    const auto t0 = Clock::now();
+    std::this_thread::sleep_for(300ms);  // the lease running out
+    (void)f->mark_down(servers.uri(0), "lease expired");
+    stalled = Clock::now() - t0;
+  });
+  w.run(*f);
+  lease.join();
+  // Fenced for good: a paused node that came back would apply the writes it held late.
+  servers.kill(0);
+  INFO(log.text());
+  INFO(w.error_text());
+  CHECK(w.errors.empty());
+  const auto st = f->stats();
+  CHECK(st.servers[0].down_reason == "marked down: lease expired");
+  CHECK(st.servers[1].requests > 0);
+  CHECK(stalled < 5s);
+  check_readback(servers, *f, w);
+}
+
+TEST_CASE("a server marked down and up again takes requests again") {
+  Servers servers;
+  Log log;
+  auto f = open_forwarder(servers.specs({0, 1}), false, log);
+  std::vector<char> buf(4096, 'm'), back(4096);
+  REQUIRE(f->mark_down(servers.uri(0), "maintenance").ok());
+  REQUIRE(f->pwrite(buf.data(), 4096, 0, false).ok());
+  CHECK(requests(*f, 0) == 0);
+  CHECK(requests(*f, 1) == 1);
+  REQUIRE(f->flush().ok());
+  REQUIRE(f->mark_up(servers.uri(0)).ok());
+  CHECK(f->stats().servers[0].healthy);
+  REQUIRE(f->pread(back.data(), 4096, 0).ok());
+  CHECK(back == buf);
+  CHECK(requests(*f, 0) == 1);  // the primary again
+  // A server that is gone cannot come back.
+  servers.kill(2);
+  REQUIRE(f->reconfigure(servers.specs({0, 1, 2}), false).ok());
+  CHECK_FALSE(f->stats().servers[2].healthy);
+  CHECK(f->mark_up(servers.uri(2)).code() == Code::kUnavailable);
+}
+
+TEST_CASE("a reconfiguration to no reachable server is refused and the old list kept") {
+  Servers servers;
+  Log log;
+  auto f = open_forwarder(servers.specs({0, 1}), false, log);
+  servers.kill(2);
+  auto r = f->reconfigure(servers.specs({2}), false);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().message());
+  CHECK(r.status().message().find("no server of the new list is reachable") != std::string::npos);
+  CHECK(r.status().message().find(servers.uri(2)) != std::string::npos);
+  CHECK(f->stats().servers.size() == 2);
+  std::vector<char> buf(4096);
+  CHECK(f->pread(buf.data(), 4096, 0).ok());
+  CHECK_FALSE(f->reconfigure({}, false).ok());
 }
 
 TEST_CASE("every server down: a clear error naming each server") {
