@@ -851,14 +851,33 @@ class Forwarder::Impl {
     const Clock::time_point t0 = Clock::now();
     hold_requests("reconfigure");
     // The servers dropped by the new list flush what they acknowledged; if they cannot, their
-    // writes are replayed on the new list.
+    // writes are replayed on the new list. A server that does not answer within the drain
+    // timeout (a hung node being moved away from) has its connections cut, which ends the flush.
     const uint64_t snapshot = ack_seq_.load();
     for (const ServerPtr& s : replay_.holders()) {
       const bool kept = std::find(next.begin(), next.end(), s) != next.end();
       if (kept || !s->usable()) continue;
       std::unique_ptr<Pending> p = start(s, Op{Kind::kFlush});
+      std::mutex m;
+      std::condition_variable cv;
+      bool flushed = false;
+      std::thread watchdog([&] {
+        std::unique_lock lock(m);
+        if (!cv.wait_for(lock, opt_.drain_timeout, [&] { return flushed; })) s->cut();
+      });
       finish(*p);
-      if (p->result() == 0) replay_.flushed(s.get(), snapshot);
+      {
+        const std::lock_guard lock(m);
+        flushed = true;
+      }
+      cv.notify_one();
+      watchdog.join();
+      if (p->result() == 0) {
+        replay_.flushed(s.get(), snapshot);
+      } else {
+        log(fmt::format("reconfigure: flushing {} failed ({}); its unflushed writes are replayed",
+                        s->uri, std::strerror(p->result())));
+      }
     }
     for (const ServerPtr& s : *old_list) {
       if (std::find(next.begin(), next.end(), s) == next.end()) s->retired.store(true);

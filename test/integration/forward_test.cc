@@ -193,12 +193,14 @@ struct Log {
   }
 };
 
-std::unique_ptr<Forwarder> open_forwarder(std::vector<ServerSpec> servers, bool pool, Log& log) {
+std::unique_ptr<Forwarder> open_forwarder(std::vector<ServerSpec> servers, bool pool, Log& log,
+                                          std::chrono::milliseconds drain_timeout = 10s) {
   ForwardOptions o;
   o.name = "pack/a";
   o.servers = std::move(servers);
   o.pool = pool;
   o.log = log.sink();
+  o.drain_timeout = drain_timeout;
   return must(Forwarder::open(std::move(o)));
 }
 
@@ -537,6 +539,30 @@ TEST_CASE("a reconfiguration to no reachable server is refused and the old list 
   std::vector<char> buf(4096);
   CHECK(f->pread(buf.data(), 4096, 0).ok());
   CHECK_FALSE(f->reconfigure({}, false).ok());
+}
+
+TEST_CASE("a reconfiguration away from a hung primary replays its unflushed writes") {
+  Servers servers;
+  Log log;
+  auto f = open_forwarder(servers.specs({0, 1}), false, log, 500ms);
+  std::vector<char> buf(64 * 1024, 'h'), back(buf.size());
+  REQUIRE(f->pwrite(buf.data(), buf.size(), 3 * kMiB, false).ok());
+  CHECK(f->stats().replay_bytes == buf.size());
+  servers.signal(0, SIGSTOP);
+  auto paused = f->reconfigure(servers.specs({1}), false);
+  servers.kill(0);  // fenced
+  INFO(log.text());
+  REQUIRE(paused.ok());
+  // The flush on the hung server was given up after the drain timeout, then the writes replayed.
+  CHECK(*paused >= 500ms);
+  CHECK(*paused < 5s);
+  const auto st = f->stats();
+  REQUIRE(st.servers.size() == 1);
+  CHECK(st.servers[0].replayed > 0);
+  REQUIRE(f->flush().ok());
+  CHECK(f->stats().replay_bytes == 0);
+  REQUIRE(f->pread(back.data(), back.size(), 3 * kMiB).ok());
+  CHECK(back == buf);
 }
 
 TEST_CASE("every server down: a clear error naming each server") {
