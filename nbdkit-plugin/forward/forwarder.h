@@ -58,8 +58,9 @@
 // it could land after a newer one.
 //
 // Reconfiguration (a new epoch of the mapping): reconfigure() connects to the servers the new list
-// adds, then holds new requests, drains the outstanding ones, flushes the servers that the new list
-// drops (or replays their unflushed writes elsewhere), swaps the list and lets the held requests
+// adds, then holds new requests, drains the outstanding ones (at most `drain_timeout`), flushes the
+// servers that the new list drops (a server that does not answer within `drain_timeout` is cut)
+// or replays their unflushed writes on the new list, swaps the list and lets the held requests
 // go. It returns how long requests were held.
 #pragma once
 
