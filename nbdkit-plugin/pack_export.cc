@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <optional>
 #include <utility>
 
 #include <fmt/core.h>
@@ -21,10 +23,6 @@
 #include "common/size.h"
 
 namespace vvm::plugin {
-
-IoStatus IoStatus::FromErrno(int err, std::string_view what) {
-  return IoStatus(err, Status::FromErrno(err, what));
-}
 
 Result<std::unique_ptr<PackExport>> PackExport::open(const ExportInfo& info,
                                                      bool server_read_only) {
@@ -69,7 +67,7 @@ IoStatus PackExport::check_range(std::string_view op, uint32_t count, uint64_t o
                            info_.name, op, count, offset, format_size(size()))));
 }
 
-IoStatus PackExport::read(void* buf, uint32_t count, uint64_t offset) const {
+IoStatus PackExport::do_read(void* buf, uint32_t count, uint64_t offset) const {
   if (IoStatus range = check_range("read", count, offset, EINVAL); !range.ok()) return range;
   auto* p = static_cast<char*>(buf);
   auto pos = static_cast<off_t>(info_.pack.offset + offset);
@@ -117,7 +115,7 @@ void clear(std::atomic<bool>& b) { b.store(false, std::memory_order_relaxed); }
 
 }  // namespace
 
-IoStatus PackExport::write(const void* buf, uint32_t count, uint64_t offset, bool fua) {
+IoStatus PackExport::do_write(const void* buf, uint32_t count, uint64_t offset, bool fua) {
   if (IoStatus w = check_writable("write"); !w.ok()) return w;
   if (IoStatus range = check_range("write", count, offset, ENOSPC); !range.ok()) return range;
   const auto* p = static_cast<const char*>(buf);
@@ -147,10 +145,10 @@ IoStatus PackExport::write(const void* buf, uint32_t count, uint64_t offset, boo
     count -= static_cast<uint32_t>(n);
     pos += n;
   }
-  return flush_after ? flush() : IoStatus();
+  return flush_after ? do_flush() : IoStatus();
 }
 
-IoStatus PackExport::flush() {
+IoStatus PackExport::do_flush() {
   // One fd per connection, but fdatasync flushes the file, so every connection sees the flush
   // (what multi-conn promises).
   if (::fdatasync(fd_) == -1) {
@@ -160,7 +158,7 @@ IoStatus PackExport::flush() {
   return IoStatus();
 }
 
-IoStatus PackExport::trim(uint32_t count, uint64_t offset, bool fua) {
+IoStatus PackExport::do_trim(uint32_t count, uint64_t offset, bool fua) {
   if (IoStatus w = check_writable("trim"); !w.ok()) return w;
   if (IoStatus range = check_range("trim", count, offset, EINVAL); !range.ok()) return range;
   const uint64_t pos = info_.pack.offset + offset;
@@ -184,10 +182,10 @@ IoStatus PackExport::trim(uint32_t count, uint64_t offset, bool fua) {
       clear(can_punch_);
     }
   }
-  return fua ? flush() : IoStatus();
+  return fua ? do_flush() : IoStatus();
 }
 
-IoStatus PackExport::zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua) {
+IoStatus PackExport::do_zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua) {
   if (IoStatus w = check_writable("zero"); !w.ok()) return w;
   if (IoStatus range = check_range("zero", count, offset, ENOSPC); !range.ok()) return range;
   if (count == 0) return IoStatus();  // fallocate would refuse a length of 0
@@ -195,7 +193,7 @@ IoStatus PackExport::zero(uint32_t count, uint64_t offset, bool may_trim, bool f
   IoStatus done = block_device_ ? zero_block_device(count, pos, may_trim, fast)
                                 : zero_file(count, pos, may_trim);
   if (!done.ok() || !fua) return done;
-  return flush();
+  return do_flush();
 }
 
 IoStatus PackExport::cannot_zero(std::string_view why) const {
@@ -274,8 +272,8 @@ IoStatus PackExport::zero_block_device(uint32_t count, uint64_t pos, bool may_tr
   return cannot_zero("BLKZEROOUT is not supported");
 }
 
-IoStatus PackExport::extents(uint32_t count, uint64_t offset, bool req_one,
-                             const std::function<bool(const Extent&)>& add) const {
+IoStatus PackExport::do_extents(uint32_t count, uint64_t offset, bool req_one,
+                                const std::function<bool(const Extent&)>& add) const {
   if (IoStatus range = check_range("extents", count, offset, EINVAL); !range.ok()) return range;
   const uint64_t base = info_.pack.offset;
   const uint64_t pack_end = base + size();
@@ -306,13 +304,99 @@ IoStatus PackExport::extents(uint32_t count, uint64_t offset, bool req_one,
   return IoStatus();
 }
 
-IoStatus PackExport::cache(uint32_t count, uint64_t offset) const {
+IoStatus PackExport::do_cache(uint32_t count, uint64_t offset) const {
   if (IoStatus range = check_range("cache", count, offset, EINVAL); !range.ok()) return range;
   const uint64_t pos = info_.pack.offset + offset;
   if (int err = ::posix_fadvise(fd_, static_cast<off_t>(pos), count, POSIX_FADV_WILLNEED)) {
     return errno_status(err, "read ahead", count, pos);
   }
   return IoStatus();
+}
+
+// --- the path-failure answer and the test fault hook ---
+
+IoStatus PackExport::on_path(IoStatus status) const {
+  if (status.err() != EIO || path_failure_ != PathFailure::kNak) return status;
+  return IoStatus(ESHUTDOWN,
+                  Status::IoError(status.status().message() +
+                                  " (path failure: answering NBD_ESHUTDOWN, so that the client "
+                                  "goes to another server of the pack)"));
+}
+
+namespace {
+
+// The fault hook, for tests only: VVM_TEST_PATH_FAULT=PACK:FILE makes every request on pack PACK
+// fail with EIO, as a dead disk would, for as long as FILE exists. Read once, at the first
+// request; unset (as in production) it costs one branch a request. Chosen over a device-mapper
+// `error` target or a broken loop device because those need root and kernel modules that CI
+// machines and containers lack, and because a test can break and mend the path at a chosen moment.
+struct FaultHook {
+  std::string pack;
+  std::string trigger;
+};
+
+const FaultHook* fault_hook() {
+  static const std::optional<FaultHook> hook = []() -> std::optional<FaultHook> {
+    const char* v = std::getenv("VVM_TEST_PATH_FAULT");
+    if (v == nullptr) return std::nullopt;
+    const std::string_view text(v);
+    const size_t colon = text.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    return FaultHook{std::string(text.substr(0, colon)), std::string(text.substr(colon + 1))};
+  }();
+  return hook ? &*hook : nullptr;
+}
+
+}  // namespace
+
+bool PackExport::fault_injected() const {
+  const FaultHook* hook = fault_hook();
+  if (hook == nullptr || hook->pack != info_.pack.name) return false;
+  return ::access(hook->trigger.c_str(), F_OK) == 0;
+}
+
+IoStatus PackExport::injected(std::string_view op, uint32_t count, uint64_t offset) const {
+  return on_path(IoStatus(
+      EIO, Status::IoError(fmt::format("{}: {} {} bytes at {} of {}: Input/output error (injected "
+                                       "by VVM_TEST_PATH_FAULT)",
+                                       info_.name, op, count, info_.pack.offset + offset,
+                                       info_.pack.backing))));
+}
+
+IoStatus PackExport::read(void* buf, uint32_t count, uint64_t offset) const {
+  if (fault_injected()) return injected("read", count, offset);
+  return on_path(do_read(buf, count, offset));
+}
+
+IoStatus PackExport::write(const void* buf, uint32_t count, uint64_t offset, bool fua) {
+  if (fault_injected()) return injected("write", count, offset);
+  return on_path(do_write(buf, count, offset, fua));
+}
+
+IoStatus PackExport::flush() {
+  if (fault_injected()) return injected("flush", 0, 0);
+  return on_path(do_flush());
+}
+
+IoStatus PackExport::trim(uint32_t count, uint64_t offset, bool fua) {
+  if (fault_injected()) return injected("trim", count, offset);
+  return on_path(do_trim(count, offset, fua));
+}
+
+IoStatus PackExport::zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua) {
+  if (fault_injected()) return injected("zero", count, offset);
+  return on_path(do_zero(count, offset, may_trim, fast, fua));
+}
+
+IoStatus PackExport::extents(uint32_t count, uint64_t offset, bool req_one,
+                             const std::function<bool(const Extent&)>& add) const {
+  if (fault_injected()) return injected("extents", count, offset);
+  return on_path(do_extents(count, offset, req_one, add));
+}
+
+IoStatus PackExport::cache(uint32_t count, uint64_t offset) const {
+  if (fault_injected()) return injected("cache", count, offset);
+  return on_path(do_cache(count, offset));
 }
 
 }  // namespace vvm::plugin

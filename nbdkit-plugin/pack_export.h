@@ -14,27 +14,17 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "io_status.h"
 #include "pack_catalog.h"
 
 namespace vvm::plugin {
 
-// The outcome of one I/O request. Besides the Status for the log it keeps the errno that nbdkit
-// sends on as the NBD error: ENOSPC has to reach the client as ENOSPC (qemu pauses a guest on it
-// rather than failing the disk), not as a generic EIO.
-class [[nodiscard]] IoStatus {
- public:
-  IoStatus() = default;  // ok
-  IoStatus(int err, Status status) : err_(err), status_(std::move(status)) {}
-  // "what: strerror(err)", keeping err.
-  static IoStatus FromErrno(int err, std::string_view what);
-
-  bool ok() const { return err_ == 0; }
-  int err() const { return err_; }  // 0 when ok
-  const Status& status() const { return status_; }
-
- private:
-  int err_ = 0;
-  Status status_;
+// What a request answers when the backing itself fails (EIO: the disk or the path to it is gone).
+enum class PathFailure {
+  kEio,  // EIO: no other server can do better (single-host mode, no secondary)
+  // ESHUTDOWN, which nbdkit sends as NBD_ESHUTDOWN: the NAK that tells a forwarding node to send
+  // the request again to the secondary or another server of the pack's pool.
+  kNak,
 };
 
 class PackExport {
@@ -54,6 +44,10 @@ class PackExport {
   // The smallest I/O the backing takes without read-modify-write: 1 for a file, the logical
   // sector size (usually 512) for a block device.
   uint32_t minimum_block() const { return minimum_block_; }
+
+  // Chosen by whoever opens the pack: kNak when a secondary or a pool serves the same disk.
+  void set_path_failure(PathFailure mode) { path_failure_ = mode; }
+  PathFailure path_failure() const { return path_failure_; }
 
   // `offset` is relative to the pack. A range that leaves the pack fails (EINVAL for reads,
   // ENOSPC for writes, as nbdkit itself answers) before the backing is touched.
@@ -89,6 +83,21 @@ class PackExport {
   IoStatus cache(uint32_t count, uint64_t offset) const;
 
  private:
+  // The operations themselves; the public ones add the fault hook and the path-failure answer.
+  IoStatus do_read(void* buf, uint32_t count, uint64_t offset) const;
+  IoStatus do_write(const void* buf, uint32_t count, uint64_t offset, bool fua);
+  IoStatus do_flush();
+  IoStatus do_trim(uint32_t count, uint64_t offset, bool fua);
+  IoStatus do_zero(uint32_t count, uint64_t offset, bool may_trim, bool fast, bool fua);
+  IoStatus do_extents(uint32_t count, uint64_t offset, bool req_one,
+                      const std::function<bool(const Extent&)>& add) const;
+  IoStatus do_cache(uint32_t count, uint64_t offset) const;
+  // EIO becomes ESHUTDOWN under kNak, the message saying so.
+  IoStatus on_path(IoStatus status) const;
+  // The test-only fault hook (see pack_export.cc): an EIO, as from a dead disk, naming `op`.
+  bool fault_injected() const;
+  IoStatus injected(std::string_view op, uint32_t count, uint64_t offset) const;
+
   PackExport(ExportInfo info, int fd, bool writable)
       : info_(std::move(info)), fd_(fd), writable_(writable) {}
   IoStatus check_range(std::string_view op, uint32_t count, uint64_t offset, int err) const;
@@ -100,6 +109,7 @@ class PackExport {
   IoStatus cannot_zero(std::string_view why) const;
 
   ExportInfo info_;
+  PathFailure path_failure_ = PathFailure::kEio;
   int fd_ = -1;
   bool writable_ = false;
   bool block_device_ = false;

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +32,8 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "connection.h"
+#include "forward/forward_table.h"
+#include "forward/forwarder.h"
 #include "pack_access.h"
 #include "pack_catalog.h"
 #include "pack_export.h"
@@ -58,11 +61,36 @@ std::unique_ptr<CatalogSource> g_catalog;
 std::unique_ptr<VvmdLink> g_vvmd;
 std::chrono::milliseconds g_stage_timeout{600'000};
 std::string g_host_name;  // where a Unix-socket client is, for vvmd's one-writer-host rule
+// What a pack request answers when its backing fails: path-failure=eio (alone) or nak (another
+// server reaches the disk). Until the cluster mapping says per pack, one choice for every pack.
+PathFailure g_path_failure = PathFailure::kEio;
+
+// The packs whose path to the disk has failed: the failure is logged as an error once a pack,
+// then only in the debug log (a client retrying elsewhere would fill the log otherwise).
+class PathsDown {
+ public:
+  bool first(const std::string& pack) {
+    const std::lock_guard lock(mutex_);
+    return packs_.insert(pack).second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> packs_;
+};
+PathsDown g_paths_down;
+// The packs this node forwards to other servers (forward=, forward-pool=): test-only until the
+// cluster mapping provides them.
+forward::ForwardTable g_forward;
 
 // What an NBD connection's handle holds: a pack connection or a VV connection.
 struct Handle {
   std::unique_ptr<Connection> pack;
   std::unique_ptr<VvConnection> vv;
+  // A forwarded pack: the pack's forwarder, shared by all its connections.
+  std::shared_ptr<forward::Forwarder> fwd;
+  bool fwd_writable = false;
+  std::string fwd_description;
   bool listing = false;  // opened after NBD_OPT_LIST on its connection: a listing's look
 };
 
@@ -163,6 +191,19 @@ T guarded(const char* callback, T failed, F&& body) noexcept {
 
 int io_result(const IoStatus& status) {
   if (status.ok()) return 0;
+  if (status.err() == ESHUTDOWN) {
+    // The NAK of a failed path (pack_export.h): an error once a pack, then debug lines.
+    const std::string& what = status.status().message();
+    const std::string pack = what.substr(0, what.find(':'));
+    if (g_paths_down.first(pack)) {
+      nbdkit_error("%s", what.c_str());
+    } else {
+      nbdkit_debug("%s", what.c_str());
+    }
+    nbdkit_set_error(ESHUTDOWN);
+    errno = ESHUTDOWN;
+    return -1;
+  }
   fail(status.err(), status.status().message());
   return -1;
 }
@@ -248,6 +289,24 @@ int vvm_config(const char* key, const char* value) {
                           : k == "conf"  ? &g_conf_path
                           : k == "holds" ? &g_holds_dir
                                          : nullptr;
+    if (k == "forward" || k == "forward-pool") {
+      Result<forward::ForwardEntry> e = forward::parse_forward(value, k == "forward-pool");
+      Status added = e.ok() ? g_forward.add(std::move(*e)) : e.status();
+      if (!added.ok()) {
+        fail(added);
+        return -1;
+      }
+      return 0;
+    }
+    if (k == "path-failure") {
+      const std::string_view v(value);
+      if (v != "eio" && v != "nak") {
+        fail(EINVAL, "path-failure=" + std::string(v) + ": give eio or nak");
+        return -1;
+      }
+      g_path_failure = v == "nak" ? PathFailure::kNak : PathFailure::kEio;
+      return 0;
+    }
     if (target == nullptr) {
       fail(EINVAL, std::string("unknown parameter '") + key + "' (see nbdkit vvm --help)");
       return -1;
@@ -272,7 +331,9 @@ int vvm_config(const char* key, const char* value) {
 
 int vvm_config_complete() {
   return guarded("config_complete", -1, [] {
-    if (g_packtab_path.empty() == g_conf_path.empty()) {
+    if (g_packtab_path.empty() && g_conf_path.empty() && !g_forward.empty()) {
+      // A node that only forwards: no pack of its own.
+    } else if (g_packtab_path.empty() == g_conf_path.empty()) {
       fail(EINVAL, g_packtab_path.empty() ? "give packtab=PATH or conf=PATH"
                                           : "give packtab=PATH or conf=PATH, not both");
       return -1;
@@ -312,6 +373,20 @@ int vvm_config_complete() {
   });
 }
 
+// The forwarded pack an export name (pack/NAME or pack/NAME@ro) names, or null.
+const forward::ForwardEntry* forwarded(std::string_view name) {
+  if (!name.starts_with(kPackPrefix)) return nullptr;
+  name.remove_prefix(kPackPrefix.size());
+  if (name.ends_with(kReadOnlySuffix)) name.remove_suffix(kReadOnlySuffix.size());
+  return g_forward.find(name);
+}
+
+std::string forward_description(const forward::ForwardEntry& e) {
+  std::string d = "pack " + e.pack + ", forwarded to " + (e.pool ? "the pool " : "");
+  for (size_t i = 0; i < e.servers.size(); ++i) d += (i ? ", " : "") + e.servers[i].uri;
+  return d;
+}
+
 // The catalog to serve this connection or listing from, re-read if the packtab changed.
 std::shared_ptr<const PackCatalog> current_catalog() {
   CatalogSource::Current now = g_catalog->current();
@@ -325,6 +400,7 @@ std::shared_ptr<const PackCatalog> current_catalog() {
 
 void vvm_unload() {
   g_handles.close_all();  // ends their holds, so before the registry goes
+  g_forward.close_all();
   g_holds.reset();
   g_catalog.reset();
   g_vvmd.reset();
@@ -335,8 +411,15 @@ void vvm_unload() {
 int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
   return guarded("list_exports", -1, [&] {
     t_listed_exports = true;
-    for (const ExportInfo& e : current_catalog()->exports()) {
+    std::shared_ptr<const PackCatalog> catalog = current_catalog();
+    for (const ExportInfo& e : catalog->exports()) {
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
+    }
+    for (const forward::ForwardEntry& e : g_forward.entries()) {
+      const std::string name = std::string(kPackPrefix) + e.pack;
+      if (catalog->find(name).ok()) continue;  // served here: forwarded only when not local
+      const std::string description = forward_description(e);
+      if (nbdkit_add_export(exports, name.c_str(), description.c_str()) == -1) return -1;
     }
     if (!g_vvmd) return 0;
     // The packs are worth listing even when vvmd is down: say why the VVs are missing.
@@ -392,6 +475,24 @@ void* open_vv(std::string_view vv, bool readonly) {
   return g_handles.add(std::move(handle));
 }
 
+// .open of a pack this node does not serve itself but forwards: the pack's forwarder (connected
+// at its first open), read-only for pack/NAME@ro, for nbdkit -r, or when the servers are.
+void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
+  Result<std::shared_ptr<forward::Forwarder>> f =
+      g_forward.forwarder(entry, [](const std::string& what) { nbdkit_error("%s", what.c_str()); });
+  if (!f.ok()) {
+    fail(f.status());
+    return nullptr;
+  }
+  auto handle = std::make_unique<Handle>();
+  handle->fwd = std::move(*f);
+  handle->fwd_writable = !read_only && handle->fwd->caps().can_write;
+  handle->fwd_description = forward_description(entry);
+  nbdkit_debug("open %s%s, forwarded (%s)", (std::string(kPackPrefix) + entry.pack).c_str(),
+               read_only ? "@ro" : "", handle->fwd_writable ? "read-write" : "read-only");
+  return g_handles.add(std::move(handle));
+}
+
 void* vvm_open(int readonly) {
   return guarded<void*>("open", nullptr, [&]() -> void* {
     const char* name = nbdkit_export_name();
@@ -401,6 +502,10 @@ void* vvm_open(int readonly) {
     std::shared_ptr<const PackCatalog> catalog = current_catalog();
     Result<const ExportInfo*> info = catalog->find(name != nullptr ? name : "");
     if (!info.ok()) {
+      if (const forward::ForwardEntry* e = forwarded(name != nullptr ? name : "")) {
+        const bool ro = std::string_view(name).ends_with(kReadOnlySuffix);
+        return open_forwarded(*e, ro || readonly != 0);
+      }
       fail(info.status());
       return nullptr;
     }
@@ -409,6 +514,7 @@ void* vvm_open(int readonly) {
       fail(pack.status());
       return nullptr;
     }
+    (*pack)->set_path_failure(g_path_failure);
     Result<std::string> identity = admit_peer((*info)->pack, (*pack)->writable());
     if (!identity.ok()) {
       fail(identity.status());
@@ -435,16 +541,19 @@ void vvm_close(void* handle) {
 const char* vvm_export_description(void* handle) {
   // The string lives in the handle, which outlives every use nbdkit makes of it.
   Handle* h = as_handle(handle);
+  if (h->fwd) return h->fwd_description.c_str();
   return h->vv ? h->vv->description().c_str() : h->pack->pack().info().description.c_str();
 }
 
 int64_t vvm_get_size(void* handle) {
   Handle* h = as_handle(handle);
+  if (h->fwd) return static_cast<int64_t>(h->fwd->caps().size);
   return static_cast<int64_t>(h->vv ? h->vv->size() : h->pack->pack().size());
 }
 
 bool writable(void* handle) {
   Handle* h = as_handle(handle);
+  if (h->fwd) return h->fwd_writable;
   return h->vv ? h->vv->writable() : h->pack->pack().writable();
 }
 
@@ -455,25 +564,67 @@ bool block_device(void* handle) {
 
 int vvm_block_size(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
   Handle* h = as_handle(handle);
+  if (h->fwd) {  // what the servers advertised
+    *minimum = h->fwd->caps().block_minimum;
+    *preferred = h->fwd->caps().block_preferred;
+    *maximum = h->fwd->caps().block_maximum;
+    return 0;
+  }
   *minimum = h->pack ? h->pack->pack().minimum_block() : 1;  // the sector size on a device
   *preferred = *minimum > 4096 ? *minimum : 4096;  // no read-modify-write of a page or sector
   *maximum = 32 * 1024 * 1024;                     // nbdkit's own limit for a single request
   return 0;
 }
 
+// A forwarded pack offers what its servers offer (Forwarder::caps).
+const forward::ExportCaps* forwarded_caps(void* handle) {
+  Handle* h = as_handle(handle);
+  return h->fwd ? &h->fwd->caps() : nullptr;
+}
+
 int vvm_can_write(void* handle) { return writable(handle) ? 1 : 0; }
-int vvm_can_flush(void* /*handle*/) { return 1; }
-int vvm_can_fua(void* /*handle*/) { return NBDKIT_FUA_NATIVE; }
-// One fd per connection, flushed with fdatasync, which covers every fd of the file.
-int vvm_can_multi_conn(void* /*handle*/) { return 1; }
-int vvm_can_trim(void* handle) { return writable(handle) ? 1 : 0; }
-int vvm_can_zero(void* handle) { return writable(handle) ? 1 : 0; }
+int vvm_can_flush(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return !c || c->can_flush ? 1 : 0;
+}
+int vvm_can_fua(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  if (!c || c->can_fua) return NBDKIT_FUA_NATIVE;
+  return c->can_flush ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE;
+}
+// One fd per connection, flushed with fdatasync, which covers every fd of the file. A forwarded
+// pack: one forwarder for every connection, whose flush covers every server's writes.
+int vvm_can_multi_conn(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return !c || c->can_multi_conn ? 1 : 0;
+}
+int vvm_can_trim(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return writable(handle) && (!c || c->can_trim) ? 1 : 0;
+}
+int vvm_can_zero(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return writable(handle) && (!c || c->can_zero) ? 1 : 0;
+}
 // Honest: a fast zero is refused at once (EOPNOTSUPP) when only writing zeroes would do, by us or
 // by the kernel (see PackExport::zero).
-int vvm_can_fast_zero(void* handle) { return writable(handle) ? 1 : 0; }
+int vvm_can_fast_zero(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return writable(handle) && (!c || c->can_fast_zero) ? 1 : 0;
+}
 // SEEK_DATA/SEEK_HOLE on files; a block device is all data, which nbdkit reports by itself.
-int vvm_can_extents(void* handle) { return block_device(handle) ? 0 : 1; }
-int vvm_can_cache(void* /*handle*/) { return NBDKIT_CACHE_NATIVE; }
+int vvm_can_extents(void* handle) {
+  if (const forward::ExportCaps* c = forwarded_caps(handle)) return c->can_extents ? 1 : 0;
+  return block_device(handle) ? 0 : 1;
+}
+int vvm_can_cache(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return !c || c->can_cache ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
+}
+int vvm_is_rotational(void* handle) {
+  const forward::ExportCaps* c = forwarded_caps(handle);
+  return c && c->is_rotational ? 1 : 0;
+}
 
 // --- data ---
 
@@ -507,8 +658,12 @@ int wrote(void* handle, int result) {
   return result;
 }
 
+// The forwarder of a forwarded pack's handle, or null.
+forward::Forwarder* fwd(void* handle) { return as_handle(handle)->fwd.get(); }
+
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
+    if (auto* f = fwd(handle)) return io_result(f->pread(buf, count, offset));
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return io_result(io->read(buf, count, offset));
@@ -517,6 +672,9 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
 
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("pwrite", -1, [&] {
+    if (auto* f = fwd(handle)) {
+      return io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+    }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return wrote(handle, io_result(io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
@@ -525,6 +683,7 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
 
 int vvm_flush(void* handle, uint32_t /*flags*/) {
   return guarded("flush", -1, [&] {
+    if (auto* f = fwd(handle)) return io_result(f->flush());
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return io_result(io->flush());
@@ -533,6 +692,9 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
 
 int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("trim", -1, [&] {
+    if (auto* f = fwd(handle)) {
+      return io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+    }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return wrote(handle, io_result(io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
@@ -541,10 +703,13 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 
 int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("zero", -1, [&] {
-    PackExport* io = begin_io(handle);
-    if (io == nullptr) return -1;
-    IoStatus done = io->zero(count, offset, (flags & NBDKIT_FLAG_MAY_TRIM) != 0,
-                             (flags & NBDKIT_FLAG_FAST_ZERO) != 0, (flags & NBDKIT_FLAG_FUA) != 0);
+    const bool may_trim = (flags & NBDKIT_FLAG_MAY_TRIM) != 0;
+    const bool fast = (flags & NBDKIT_FLAG_FAST_ZERO) != 0;
+    const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
+    PackExport* io = nullptr;
+    if (!fwd(handle) && (io = begin_io(handle)) == nullptr) return -1;
+    IoStatus done = io ? io->zero(count, offset, may_trim, fast, fua)
+                       : fwd(handle)->zero(count, offset, may_trim, fast, fua);
     if (done.err() == EOPNOTSUPP) {
       // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
       nbdkit_debug("%s", done.status().message().c_str());
@@ -559,6 +724,18 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_extents* extents) {
   return guarded("extents", -1, [&] {
+    if (auto* f = fwd(handle)) {
+      std::vector<forward::Extent> got;
+      if (int r = io_result(f->extents(count, offset, (flags & NBDKIT_FLAG_REQ_ONE) != 0, &got));
+          r != 0) {
+        return r;
+      }
+      for (const forward::Extent& e : got) {
+        const uint32_t type = (e.hole ? NBDKIT_EXTENT_HOLE : 0) | (e.zero ? NBDKIT_EXTENT_ZERO : 0);
+        if (nbdkit_add_extent(extents, e.offset, e.length, type) == -1) return -1;
+      }
+      return 0;
+    }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     bool added_all = true;
@@ -575,6 +752,7 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
 
 int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("cache", -1, [&] {
+    if (auto* f = fwd(handle)) return io_result(f->cache(count, offset));
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return io_result(io->cache(count, offset));
@@ -590,7 +768,16 @@ constexpr const char kConfigHelp[] =
     "holds=DIR      Where holders of packs are recorded, for messages and\n"
     "               vvctl pack ls (default: STATE_DIR/holds with conf=, else\n"
     "               /run/vvm/holds).\n"
-    "Give packtab= or conf=, not both. Exports: pack/NAME (the table's mode),\n"
+    "path-failure=eio|nak  What a pack request answers when its backing\n"
+    "               fails: EIO (the default), or NBD_ESHUTDOWN, which sends a\n"
+    "               forwarding node to another server of the pack.\n"
+    "forward=NAME=URI[,URI...]  Serve pack/NAME by forwarding it to these NBD\n"
+    "               servers: the primary, then the secondaries (test-only until\n"
+    "               the cluster mapping provides it).\n"
+    "forward-pool=NAME=URI[,URI...]  The same for servers sharing one disk,\n"
+    "               used by load.\n"
+    "Give packtab= or conf=, not both (neither when only forwarding). Exports: pack/NAME (the "
+    "table's mode),\n"
     "pack/NAME@ro (read-only) and, with conf=, vv/NAME (a virtual volume:\n"
     "writable while hot, by one client host at a time, read-only once\n"
     "finished; an evicted one is waited for up to [plugin] stage-timeout at\n"
@@ -625,6 +812,7 @@ nbdkit_plugin make_plugin() {
   p.can_fast_zero = vvm_can_fast_zero;
   p.can_extents = vvm_can_extents;
   p.can_cache = vvm_can_cache;
+  p.is_rotational = vvm_is_rotational;
   p.pread = vvm_pread;
   p.pwrite = vvm_pwrite;
   p.flush = vvm_flush;
