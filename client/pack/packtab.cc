@@ -41,8 +41,19 @@ std::vector<std::string_view> split_fields(std::string_view line) {
   return fields;
 }
 
-// The reason a pack name is refused, or "" when it is good.
-std::string check_name(std::string_view name) {
+}  // namespace
+
+std::string_view pack_mode_name(PackMode mode) {
+  switch (mode) {
+    case PackMode::kReadOnly: return "ro";
+    case PackMode::kExclusive: return "exclusive";
+    case PackMode::kShared: return "shared";
+  }
+  return "?";
+}
+
+std::string pack_name_problem(std::string_view name) {
+  if (name.empty()) return "empty name";
   if (name.size() > kMaxNameLength) {
     return fmt::format("name is {} characters long, more than {}", name.size(), kMaxNameLength);
   }
@@ -55,7 +66,7 @@ std::string check_name(std::string_view name) {
   return "";
 }
 
-Result<PackMode> parse_mode(std::string_view text) {
+Result<PackMode> parse_pack_mode(std::string_view text) {
   if (text == "ro") return PackMode::kReadOnly;
   if (text == "exclusive") return PackMode::kExclusive;
   if (text == "shared") return PackMode::kShared;
@@ -91,6 +102,8 @@ Result<mode_t> parse_perms(std::string_view text) {
       fmt::format("bad perms '{}' (write octal, as 0640, or nine letters, as rw-r-----)", text));
 }
 
+namespace {
+
 std::string resolve_backing(std::string_view base_dir, std::string_view backing) {
   namespace fs = std::filesystem;
   fs::path p(backing);
@@ -103,15 +116,6 @@ std::string resolve_backing(std::string_view base_dir, std::string_view backing)
 }
 
 }  // namespace
-
-std::string_view pack_mode_name(PackMode mode) {
-  switch (mode) {
-    case PackMode::kReadOnly: return "ro";
-    case PackMode::kExclusive: return "exclusive";
-    case PackMode::kShared: return "shared";
-  }
-  return "?";
-}
 
 const PackEntry* PackTable::find(std::string_view name) const {
   for (const auto& p : packs) {
@@ -147,7 +151,7 @@ Result<PackTable> parse_lines(std::string_view text, std::string_view origin,
                       "GROUP PERMS)",
                       f.size()));
     }
-    if (std::string why = check_name(f[0]); !why.empty()) return fail(why);
+    if (std::string why = pack_name_problem(f[0]); !why.empty()) return fail(why);
     if (auto it = lines_by_name.find(f[0]); it != lines_by_name.end()) {
       return fail(fmt::format("name already used on line {}", it->second));
     }
@@ -166,7 +170,7 @@ Result<PackTable> parse_lines(std::string_view text, std::string_view origin,
     }
     e.offset = *offset;
     e.size = *size;
-    auto mode = parse_mode(f[4]);
+    auto mode = parse_pack_mode(f[4]);
     if (!mode.ok()) return fail(mode.status().message());
     e.mode = *mode;
     auto owner = resolve_user(f[5]);
