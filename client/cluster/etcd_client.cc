@@ -145,7 +145,9 @@ Result<std::string> EtcdClient::call(std::string_view path, const std::string& b
 
 namespace {
 
-// Runs `decode` on the JSON answer; garbage in it becomes a ProtocolError naming the call.
+// Runs `decode` on the JSON answer (it returns a T or a Result<T>); garbage in it becomes a
+// ProtocolError naming the call. The gateway's answers are etcd's own, so nlohmann-json's
+// exceptions are left for what should never happen.
 template <class T, class Decode>
 Result<T> decode_answer(const Result<std::string>& answer, std::string_view path,
                         const std::string& endpoint, Decode decode) {
@@ -156,7 +158,7 @@ Result<T> decode_answer(const Result<std::string>& answer, std::string_view path
                                              path, answer->substr(0, 200)));
   }
   try {
-    return decode(j);
+    return Result<T>(decode(j));
   } catch (const std::exception& e) {
     return Status::ProtocolError(
         fmt::format("etcd {}: {}: cannot read the answer: {}", endpoint, path, e.what()));
@@ -282,9 +284,11 @@ Result<Lease> EtcdClient::lease_grant(int64_t ttl_seconds) {
   constexpr std::string_view kPath = "/v3/lease/grant";
   Json body = {{"TTL", std::to_string(ttl_seconds)}};
   auto answer = call(kPath, body.dump());
-  auto lease = decode_answer<Lease>(answer, kPath, current_endpoint(), [&](const Json& j) -> Lease {
-    if (j.contains("error") && j["error"].is_string() && !j["error"].get<std::string>().empty()) {
-      throw std::runtime_error(j["error"].get<std::string>());
+  const std::string endpoint = current_endpoint();
+  auto lease = decode_answer<Lease>(answer, kPath, endpoint, [&](const Json& j) -> Result<Lease> {
+    if (auto e = j.find("error"); e != j.end() && e->is_string() && !e->empty()) {
+      return Status::Unavailable(
+          fmt::format("etcd {}: {}: {}", endpoint, kPath, e->get<std::string>()));
     }
     return Lease{json_int(j, "ID"), json_int(j, "TTL")};
   });
@@ -300,12 +304,14 @@ Result<int64_t> EtcdClient::lease_keepalive(int64_t id) {
   Json body = {{"ID", std::to_string(id)}};
   auto answer = call(kPath, body.dump());
   // A stream of one answer: {"result": {..., "TTL": "5"}}, no TTL once the lease is gone.
-  return decode_answer<int64_t>(answer, kPath, current_endpoint(), [](const Json& j) -> int64_t {
+  const std::string endpoint = current_endpoint();
+  return decode_answer<int64_t>(answer, kPath, endpoint, [&](const Json& j) -> Result<int64_t> {
+    // An error inside the stream (no leader, say): {"error": {"grpc_code": 14, ...}}.
     if (auto e = j.find("error"); e != j.end()) {
-      throw std::runtime_error(e->dump());
+      return Status::Unavailable(fmt::format("etcd {}: {}: {}", endpoint, kPath, e->dump()));
     }
     auto r = j.find("result");
-    return r == j.end() ? 0 : json_int(*r, "TTL");
+    return r == j.end() ? int64_t{0} : json_int(*r, "TTL");
   });
 }
 

@@ -65,11 +65,26 @@ int64_t EtcdWatch::next_revision() const {
 bool EtcdWatch::handle_line(std::string_view line, const std::string& endpoint) {
   WatchBatch batch;
   try {
-    Json j = Json::parse(line);
-    if (auto e = j.find("error"); e != j.end()) {
-      throw std::runtime_error(e->dump());
+    Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    std::string broken;
+    if (!j.is_object()) {
+      broken = "not a JSON object";
+    } else if (auto e = j.find("error"); e != j.end()) {
+      broken = e->dump();  // the stream's error, as etcd says it
+    } else if (!j.contains("result") || !j["result"].is_object()) {
+      broken = "no result";
     }
-    const Json& r = j.at("result");
+    if (!broken.empty()) {
+      Status s = Status::Unavailable(fmt::format("etcd {}: watch on {}: {}: {}", endpoint,
+                                                 spec_.key, broken, line.substr(0, 200)));
+      {
+        std::lock_guard lock(mu_);
+        last_error_ = s;
+      }
+      if (on_error_) on_error_(WatchError{s, 0});
+      return false;  // connect again, from the last revision delivered
+    }
+    const Json& r = j["result"];
     if (r.value("created", false)) {
       std::lock_guard lock(mu_);
       created_ = true;

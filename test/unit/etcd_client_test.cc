@@ -331,3 +331,21 @@ TEST_CASE("a call to a server that never answers times out, naming it") {
   CHECK_THAT(r.status().message(), Catch::Contains("timed out"));
   CHECK(took < 2s);
 }
+
+TEST_CASE("a watch delivers each change of a quiet stream as it comes") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  auto c = client_for({etcd.endpoint()});
+  Seen seen;
+  auto w = EtcdWatch::start(
+      {{etcd.endpoint()}, 3000ms}, {"/w/", prefix_end("/w/"), 0},
+      [&](const WatchBatch& b) { seen.add(b); }, [&](const WatchError& e) { seen.fail(e); });
+  REQUIRE(w.ok());
+  REQUIRE((*w)->wait_created(5s).ok());
+  for (size_t i = 1; i <= 5; ++i) {
+    std::this_thread::sleep_for(200ms);
+    REQUIRE(c->put("/w/k" + std::to_string(i), std::string(i * 100, 'x')).ok());
+    INFO("change " << i);
+    REQUIRE(seen.wait_events(i, 3s));
+  }
+}
