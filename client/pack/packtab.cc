@@ -232,7 +232,10 @@ Status check_backings(const PackTable& table) {
   };
   std::vector<Seen> seen;
   for (const PackEntry& pack : table.packs) {
-    const std::string where = fmt::format("{}:{}: pack '{}'", origin, pack.line, pack.name);
+    // A pack from no file (a cluster mapping) has no line: its origin names it.
+    const std::string where = pack.line > 0
+                                  ? fmt::format("{}:{}: pack '{}'", origin, pack.line, pack.name)
+                                  : fmt::format("{}: pack '{}'", origin, pack.name);
     const int fd = ::open(pack.backing.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
       return Status(errno == ENOENT ? Code::kNotFound : Code::kIoError,
@@ -259,13 +262,15 @@ Status check_backings(const PackTable& table) {
     }
     for (const Seen& s : seen) {
       const PackEntry& other = *s.pack;
-      if (s.dev != st.st_dev || s.ino != st.st_ino || other.backing == pack.backing) continue;
+      // Packs of one path were checked by the parse, when they come from a table; packs from no
+      // file (cluster mappings) are checked here too.
+      if (s.dev != st.st_dev || s.ino != st.st_ino) continue;
+      if (other.backing == pack.backing && other.line > 0) continue;
       if (pack.offset < other.offset + other.size && other.offset < end) {
         return Status::InvalidArgument(fmt::format(
-            "{}: bytes {}..{} of {} overlap pack '{}' (line {}), whose backing {} is the same "
-            "file",
-            where, format_size(pack.offset), format_size(end), pack.backing, other.name, other.line,
-            other.backing));
+            "{}: bytes {}..{} of {} overlap pack '{}'{}, whose backing {} is the same file", where,
+            format_size(pack.offset), format_size(end), pack.backing, other.name,
+            other.line > 0 ? fmt::format(" (line {})", other.line) : std::string(), other.backing));
       }
     }
     seen.push_back({st.st_dev, st.st_ino, &pack});

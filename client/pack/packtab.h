@@ -43,7 +43,7 @@ struct PackEntry {
   uid_t owner = 0;
   gid_t group = 0;
   mode_t perms = 0;  // the nine permission bits, 0777 at most
-  int line = 0;      // line number in the packtab, for messages
+  int line = 0;      // line number in the packtab, for messages; 0 for a pack from no file
 };
 
 struct PackTable {
