@@ -88,7 +88,9 @@ Result<std::unique_ptr<ClusterCatalog>> ClusterCatalog::start(const Config& conf
   c->etcd_ = std::move(*etcd);
 
   auto joined = cluster::Membership::join(*membership, [raw = c.get()](const Status& why) {
-    raw->log_(true, fmt::format("cluster membership lost: {}", why.message()));
+    raw->log_(true, fmt::format("cluster membership lost: {}; writes are refused from now on "
+                                "(self-fencing): restart the node to join again",
+                                why.message()));
   });
   if (!joined.ok()) return joined.status();
   c->membership_ = std::move(*joined);
@@ -112,6 +114,10 @@ ClusterCatalog::~ClusterCatalog() {
   if (thread_.joinable()) thread_.join();
   watch_.reset();
   membership_.reset();
+}
+
+bool ClusterCatalog::fenced() const {
+  return membership_->lost() || std::chrono::steady_clock::now() >= membership_->valid_until();
 }
 
 Result<int64_t> ClusterCatalog::reload() {

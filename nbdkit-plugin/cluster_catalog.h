@@ -9,8 +9,12 @@
 // the reason; the other packs are served as before. While etcd cannot be reached the node keeps
 // serving the catalog it has, and catches up when the watch is back.
 //
-// Not here yet: forwarding to the node that holds a pack, the fencing of writes once the lease is
-// lost (on_lost is only logged), cluster-wide exclusive holds.
+// Self-fencing: once the membership lease is lost, or no renewal has succeeded in time (see
+// membership.h), fenced() is true and the plugin refuses writes (ESHUTDOWN, NBD's "go to the
+// alternate") while still serving reads; another node may take the disks over after the TTL.
+// The node does not join again by itself: restart it.
+//
+// Not here yet: forwarding to the node that holds a pack, cluster-wide exclusive holds.
 #pragma once
 
 #include <condition_variable>
@@ -55,6 +59,9 @@ class ClusterCatalog {
   static Result<std::unique_ptr<ClusterCatalog>> start(const Config& config, CatalogSource* target,
                                                        Log log);
   ~ClusterCatalog();  // stops the watch, leaves the cluster (the node key goes at once)
+
+  // True once this node may no longer write: its lease is lost or past its renewal deadline.
+  bool fenced() const;
   ClusterCatalog(const ClusterCatalog&) = delete;
   ClusterCatalog& operator=(const ClusterCatalog&) = delete;
 

@@ -14,6 +14,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <exception>
@@ -561,8 +562,26 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
   });
 }
 
+// Cluster mode: a node whose membership lease is lost must not write, for another node may take
+// its disks over once the lease has expired. The write is refused with ESHUTDOWN, NBD's sign to
+// send it to the alternate; the first refusal is logged as an error, the others as debug.
+bool fenced_write(const char* what) {
+  if (!g_cluster || !g_cluster->fenced()) return false;
+  static std::atomic<bool> said{false};
+  const char* fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
+  if (!said.exchange(true)) {
+    nbdkit_error(fmt_text, what);
+  } else {
+    nbdkit_debug(fmt_text, what);
+  }
+  nbdkit_set_error(ESHUTDOWN);
+  errno = ESHUTDOWN;
+  return true;
+}
+
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("pwrite", -1, [&] {
+    if (fenced_write("write")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return wrote(handle, io_result(io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
@@ -579,6 +598,7 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
 
 int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("trim", -1, [&] {
+    if (fenced_write("trim")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return wrote(handle, io_result(io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
@@ -587,6 +607,7 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 
 int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("zero", -1, [&] {
+    if (fenced_write("zero")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     IoStatus done = io->zero(count, offset, (flags & NBDKIT_FLAG_MAY_TRIM) != 0,

@@ -8,7 +8,9 @@
 #   - a mapping naming a disk the node lacks, a backing too short, and garbage under the prefix
 #     are each named in nbdkit's log, and the other packs are served as before;
 #   - a second nbdkit with the same node name does not start, naming the key and the holder;
-#   - nbdkit killed with SIGKILL: its node drops off cluster nodes after the lease's TTL.
+#   - nbdkit killed with SIGKILL: its node drops off cluster nodes after the lease's TTL;
+#   - etcd gone: the node reports its lease lost before the TTL is out and fences itself: writes
+#     are refused (ESHUTDOWN), reads still served.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 make_tmpdir
@@ -115,3 +117,16 @@ for ((i = 0; i < 100; i++)); do
 done
 ((i < 100)) || die "n1 still listed 10 s after nbdkit was killed: $(ctl cluster nodes)"
 echo "ok: n1 dropped off $((i * 100)) ms (about) after SIGKILL (TTL ${ttl}s)"
+
+# --- etcd gone: the node fences itself, refusing writes and serving reads ---
+start_nbdkit "$tmpdir/nbd4.sock" "$VVM_PLUGIN" conf="$tmpdir/n1.conf"
+n1_log=$nbdkit_log
+uri="nbd+unix:///pack/a?socket=$tmpdir/nbd4.sock"
+io "$uri" -c "write -P 0x33 0 64K"
+kill_daemon "$etcd_pid"
+wait_log "$n1_log" "cluster membership lost: /vvm/node/n1: the lease could not be renewed before it expires.*self-fencing" $ttl
+io_fails "$uri" -c "write -P 0x44 0 64K"
+grep -q "write refused: this node's cluster membership lease is lost (self-fenced)" "$n1_log" ||
+  die "the refused write is not in nbdkit's log"
+io "$uri" -r -c "read -P 0x33 0 64K"
+echo "ok: fenced: write refused, read served"
