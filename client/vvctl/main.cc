@@ -207,7 +207,7 @@ void print_help() {
       "  -h, --help       print this help and exit\n"
       "  --version        print the version and exit\n\n"
       "Commands:\n");
-  for (const auto& c : commands()) fmt::print("  {:<14} {}\n", c.name, c.summary);
+  for (const auto& c : commands()) fmt::print("  {:<15} {}\n", c.name, c.summary);
   fmt::print(
       "\n'vvctl help COMMAND' or 'vvctl COMMAND --help' describes one command.\n"
       "Exit codes: 0 success, 1 the operation failed (vvmd or etcd is down, refused or answered\n"
