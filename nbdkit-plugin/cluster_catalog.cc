@@ -141,15 +141,25 @@ void ClusterCatalog::start_watch(int64_t from_revision) {
   cluster::EtcdOptions options = etcd_->options();
   auto watch = cluster::EtcdWatch::start(
       options, {prefix, cluster::prefix_end(prefix), from_revision},
-      [this](const cluster::WatchBatch&) {
+      [this](const cluster::WatchBatch& batch) {
         std::lock_guard lock(mu_);
+        if (batch.events.empty()) {  // the watch is in place (again)
+          if (std::exchange(watch_down_, false)) log_(false, "watching the pack mappings again");
+          return;
+        }
         reload_wanted_ = true;
         cv_.notify_all();
       },
       [this](const cluster::WatchError& e) {
-        log_(true, fmt::format("watching the pack mappings: {}", e.status.message()));
-        if (e.compact_revision == 0) return;  // the watch carries on by itself
         std::lock_guard lock(mu_);
+        // An etcd that is down fails the watch every few seconds: said once, until it is back.
+        const bool first = !std::exchange(watch_down_, true);
+        log_(first || e.compact_revision != 0,
+             fmt::format("watching the pack mappings: {}{}", e.status.message(),
+                         first && e.compact_revision == 0
+                             ? " (retrying; serving the mappings read last)"
+                             : ""));
+        if (e.compact_revision == 0) return;  // the watch carries on by itself
         restart_wanted_ = true;
         cv_.notify_all();
       });

@@ -85,6 +85,7 @@ class ClusterCatalog {
   bool stopping_ = false;
   bool reload_wanted_ = false;
   bool restart_wanted_ = false;
+  bool watch_down_ = false;  // its loss was logged: the next losses go to the debug log
   std::thread thread_;
 };
 

@@ -86,9 +86,14 @@ bool EtcdWatch::handle_line(std::string_view line, const std::string& endpoint) 
     }
     const Json& r = j["result"];
     if (r.value("created", false)) {
-      std::lock_guard lock(mu_);
-      created_ = true;
-      cv_.notify_all();
+      {
+        std::lock_guard lock(mu_);
+        created_ = true;
+        cv_.notify_all();
+      }
+      WatchBatch in_place;
+      if (auto h = r.find("header"); h != r.end()) in_place.revision = json_int(*h, "revision");
+      if (on_events_) on_events_(in_place);
     }
     if (r.value("canceled", false)) {
       WatchError err;

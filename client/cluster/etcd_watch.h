@@ -38,7 +38,8 @@ struct WatchEvent {
   KeyValue kv;  // for a delete: the key and its mod_revision (the delete's revision) only
 };
 
-// The events of one revision or a few, in revision order.
+// The events of one revision or a few, in revision order. A batch without events says that the
+// watch is in place (again): sent once etcd confirms it, at the start and after each reconnection.
 struct WatchBatch {
   int64_t revision = 0;  // the store's revision when etcd sent them
   std::vector<WatchEvent> events;

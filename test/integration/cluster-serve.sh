@@ -130,3 +130,9 @@ grep -q "write refused: this node's cluster membership lease is lost (self-fence
   die "the refused write is not in nbdkit's log"
 io "$uri" -r -c "read -P 0x33 0 64K"
 echo "ok: fenced: write refused, read served"
+# The watch fails every few seconds while etcd is down: said once, not at every try.
+sleep 1
+(($(grep -c "error: watching the pack mappings: .*(retrying; serving the mappings read last)" "$n1_log") == 1)) ||
+  die "the lost watch is not logged once: $(grep 'watching the pack mappings' "$n1_log")"
+(($(grep -c "watching the pack mappings" "$n1_log") > 1)) ||
+  die "the watch did not keep retrying: $(grep 'watching the pack mappings' "$n1_log")"

@@ -34,9 +34,11 @@ struct Seen {
   std::condition_variable cv;
   std::vector<WatchEvent> events;
   std::vector<WatchError> errors;
+  int in_place = 0;  // the batches without events: the watch (re)created
 
   void add(const WatchBatch& b) {
     std::lock_guard lock(mu);
+    if (b.events.empty()) ++in_place;
     events.insert(events.end(), b.events.begin(), b.events.end());
     cv.notify_all();
   }
@@ -281,6 +283,7 @@ TEST_CASE("a watch carries on across an etcd restart without missing a change") 
   std::lock_guard lock(seen.mu);
   CHECK(seen.events.size() == 2);
   CHECK(seen.events[1].kv.key == "/w/2");
+  CHECK(seen.in_place == 2);  // created, then created again after the restart
 }
 
 TEST_CASE("calls go on to the next endpoint, and name it when none answers") {
