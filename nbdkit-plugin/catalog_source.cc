@@ -1,6 +1,8 @@
 // catalog_source.cc: re-reading a changed packtab; see catalog_source.h.
 #include "catalog_source.h"
 
+#include <utility>
+
 namespace vvm::plugin {
 
 bool CatalogSource::Signature::operator==(const Signature& o) const {
@@ -30,9 +32,22 @@ Result<std::unique_ptr<CatalogSource>> CatalogSource::open(const std::string& pa
   return source;
 }
 
+std::unique_ptr<CatalogSource> CatalogSource::published() {
+  std::unique_ptr<CatalogSource> source(new CatalogSource);
+  source->catalog_ = std::make_shared<const PackCatalog>();
+  return source;
+}
+
+void CatalogSource::publish(std::shared_ptr<const PackCatalog> catalog) {
+  const std::lock_guard lock(mutex_);
+  catalog_ = std::move(catalog);
+  published_since_ = true;
+}
+
 CatalogSource::Current CatalogSource::current() {
   const std::lock_guard lock(mutex_);
   Current out;
+  out.reloaded = std::exchange(published_since_, false);
   if (!path_.empty()) {
     const Signature now = signature_of(path_);
     if (now != loaded_ && now != failed_) {

@@ -7,6 +7,9 @@
 // reported once per change. Replace the file by renaming a new one over it: a table caught
 // half-written is refused like any bad table, and served once it is whole.
 //
+// In cluster mode there is no file: the catalog is built from the pack mappings in etcd
+// (cluster_catalog.h), which publish() each new one; current() hands out the last published.
+//
 // Thread-safe: current() may be called from every nbdkit thread at once. The catalog is
 // immutable and handed out as a shared_ptr, so a reload never changes one a caller still uses.
 #pragma once
@@ -27,6 +30,10 @@ class CatalogSource {
  public:
   // Loads `packtab_path` now (its errors stop nbdkit at start); "" serves no packs.
   static Result<std::unique_ptr<CatalogSource>> open(const std::string& packtab_path);
+  // A source fed by publish() alone, serving no packs until the first.
+  static std::unique_ptr<CatalogSource> published();
+  // Replaces the catalog for new connections and listings (a published() source only).
+  void publish(std::shared_ptr<const PackCatalog> catalog);
 
   struct Current {
     std::shared_ptr<const PackCatalog> catalog;
@@ -53,6 +60,7 @@ class CatalogSource {
   Signature loaded_;                 // of the table being served
   std::optional<Signature> failed_;  // of the last version that did not load
   std::shared_ptr<const PackCatalog> catalog_;
+  bool published_since_ = false;  // publish() was called since the last current()
 };
 
 }  // namespace vvm::plugin

@@ -8,10 +8,13 @@
 //   nbdkit vvm packtab=/etc/vvm/packtab      or      nbdkit vvm conf=/etc/vvm/vvm.conf
 //
 // With conf= the plugin also serves vv/NAME, every VV that vvmd (vvm.conf's first [vvmd] listen)
-// knows.
+// knows. When vvm.conf has a [cluster] section naming this node, the packs come from etcd instead
+// of a packtab (cluster_catalog.h): the node joins the cluster in .after_fork (nbdkit forks when
+// it daemonizes, and threads do not survive a fork) and serves the packs mapped to it.
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <exception>
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "catalog_source.h"
+#include "cluster_catalog.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "connection.h"
@@ -57,6 +61,10 @@ std::optional<AccessPolicy> g_tcp_policy;
 // Built by .config_complete. The pointer never changes afterwards; the catalog it hands out is
 // swapped under its own lock when the packtab changes, so the parallel callbacks share it.
 std::unique_ptr<CatalogSource> g_catalog;
+// Cluster mode: vvm.conf, kept by .config_complete for .after_fork, which joins the cluster and
+// feeds g_catalog from the mappings in etcd.
+std::optional<Config> g_cluster_config;
+std::unique_ptr<ClusterCatalog> g_cluster;
 // vvmd, for the vv/NAME exports; conf= only, and only when vvm.conf gives vvmd a listen address.
 std::unique_ptr<VvmdLink> g_vvmd;
 std::chrono::milliseconds g_stage_timeout{600'000};
@@ -357,18 +365,56 @@ int vvm_config_complete() {
                      static_cast<long long>(config->stage_timeout.count()));
       }
       if (g_holds_dir.empty()) g_holds_dir = config->state_dir + "/holds";
+      if (config->cluster && !config->cluster->node.empty()) {
+        if (!packtab.empty()) {
+          fail(EINVAL, config->path +
+                           ": [plugin] packtab and [cluster] node are both given: a cluster node "
+                           "serves the packs mapped to it in etcd (seed them with 'vvctl cluster "
+                           "import PACKTAB')");
+          return -1;
+        }
+        g_cluster_config = std::move(*config);
+      }
     }
-    Result<std::unique_ptr<CatalogSource>> catalog = CatalogSource::open(packtab);
-    if (!catalog.ok()) {
-      fail(catalog.status());
-      return -1;
+    if (g_cluster_config) {
+      g_catalog = CatalogSource::published();  // filled by .after_fork
+    } else {
+      Result<std::unique_ptr<CatalogSource>> catalog = CatalogSource::open(packtab);
+      if (!catalog.ok()) {
+        fail(catalog.status());
+        return -1;
+      }
+      g_catalog = std::move(*catalog);
     }
-    g_catalog = std::move(*catalog);
     if (g_holds_dir.empty()) g_holds_dir = "/run/vvm/holds";
     g_holds = std::make_unique<HoldRegistry>(g_holds_dir);
     nbdkit_debug("holds recorded in %s", g_holds_dir.c_str());
-    nbdkit_debug("serving %zu exports from %s", g_catalog->current().catalog->exports().size(),
-                 packtab.empty() ? "(no pack table)" : packtab.c_str());
+    if (!g_cluster_config) {
+      nbdkit_debug("serving %zu exports from %s", g_catalog->current().catalog->exports().size(),
+                   packtab.empty() ? "(no pack table)" : packtab.c_str());
+    }
+    return 0;
+  });
+}
+
+// Cluster mode: join the cluster and serve the packs mapped to this node. A node that cannot
+// join (its name is held by another, etcd is down) does not start.
+int vvm_after_fork() {
+  return guarded("after_fork", -1, [] {
+    if (!g_cluster_config) return 0;
+    auto cluster = ClusterCatalog::start(*g_cluster_config, g_catalog.get(),
+                                         [](bool error, const std::string& message) {
+                                           if (error) {
+                                             nbdkit_error("%s", message.c_str());
+                                           } else {
+                                             nbdkit_debug("%s", message.c_str());
+                                           }
+                                         });
+    if (!cluster.ok()) {
+      fail(cluster.status());
+      return -1;
+    }
+    g_cluster = std::move(*cluster);
     return 0;
   });
 }
@@ -402,6 +448,7 @@ void vvm_unload() {
   g_handles.close_all();  // ends their holds, so before the registry goes
   g_forward.close_all();
   g_holds.reset();
+  g_cluster.reset();  // leaves the cluster: the node key goes at once
   g_catalog.reset();
   g_vvmd.reset();
 }
@@ -670,11 +717,29 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
   });
 }
 
+// Cluster mode: a node whose membership lease is lost must not write, for another node may take
+// its disks over once the lease has expired. The write is refused with ESHUTDOWN, NBD's sign to
+// send it to the alternate; the first refusal is logged as an error, the others as debug.
+bool fenced_write(const char* what) {
+  if (!g_cluster || !g_cluster->fenced()) return false;
+  static std::atomic<bool> said{false};
+  const char* fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
+  if (!said.exchange(true)) {
+    nbdkit_error(fmt_text, what);
+  } else {
+    nbdkit_debug(fmt_text, what);
+  }
+  nbdkit_set_error(ESHUTDOWN);
+  errno = ESHUTDOWN;
+  return true;
+}
+
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("pwrite", -1, [&] {
     if (auto* f = fwd(handle)) {
       return io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
     }
+    if (fenced_write("write")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return wrote(handle, io_result(io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
@@ -695,6 +760,7 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (auto* f = fwd(handle)) {
       return io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
     }
+    if (fenced_write("trim")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return wrote(handle, io_result(io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
@@ -707,6 +773,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     const bool fast = (flags & NBDKIT_FLAG_FAST_ZERO) != 0;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     PackExport* io = nullptr;
+    if (!fwd(handle) && fenced_write("zero")) return -1;
     if (!fwd(handle) && (io = begin_io(handle)) == nullptr) return -1;
     IoStatus done = io ? io->zero(count, offset, may_trim, fast, fua)
                        : fwd(handle)->zero(count, offset, may_trim, fast, fua);
@@ -764,7 +831,9 @@ constexpr const char kConfigHelp[] =
     "               NAME BACKING OFFSET SIZE MODE OWNER GROUP PERMS.\n"
     "conf=PATH      vvm.conf; its [plugin] packtab names the pack table, and\n"
     "               the virtual volumes come from vvmd at its first [vvmd]\n"
-    "               listen address.\n"
+    "               listen address. With a [cluster] section naming this\n"
+    "               node, the node joins the cluster in etcd and serves the\n"
+    "               packs whose mapping names it (primary or secondary).\n"
     "holds=DIR      Where holders of packs are recorded, for messages and\n"
     "               vvctl pack ls (default: STATE_DIR/holds with conf=, else\n"
     "               /run/vvm/holds).\n"
@@ -794,6 +863,7 @@ nbdkit_plugin make_plugin() {
   p.unload = vvm_unload;
   p.config = vvm_config;
   p.config_complete = vvm_config_complete;
+  p.after_fork = vvm_after_fork;
   p.config_help = kConfigHelp;
   p.magic_config_key = "packtab";
   p.list_exports = vvm_list_exports;

@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "common/size.h"
+#include "pack/packtab.h"
 
 namespace vvm {
 
@@ -115,7 +116,18 @@ Result<Id> resolve_id(std::string_view text, std::string_view what, Lookup looku
 
 // ---- the sections and keys of vvm.conf ----
 
-enum class Kind { kGlobal, kVvmd, kCache, kPlugin, kLibrary, kMedia, kClass, kMover, kDrive };
+enum class Kind {
+  kGlobal,
+  kVvmd,
+  kCache,
+  kPlugin,
+  kLibrary,
+  kCluster,
+  kMedia,
+  kClass,
+  kMover,
+  kDrive
+};
 
 struct KeySpec {
   std::string_view key;
@@ -166,6 +178,16 @@ const std::vector<KindSpec>& kind_specs() {
        {{"dir", false}, {"high-watermark", false}, {"low-watermark", false}, {"size", false}}},
       {"plugin", Kind::kPlugin, false, {{"packtab", false}, {"stage-timeout", false}}},
       {"library", Kind::kLibrary, false, {{"kind", false}, {"path", false}}},
+      {"cluster",
+       Kind::kCluster,
+       false,
+       {{"etcd", true},
+        {"etcd-timeout", false},
+        {"node", false},
+        {"advertise", false},
+        {"lease-ttl", false},
+        {"prefix", false},
+        {"disk", true}}},
       {"media",
        Kind::kMedia,
        true,
@@ -285,6 +307,7 @@ class ConfigReader {
   Status parse_options();
   Status apply(Section& section, const std::string& key, const std::string& value, int line);
   Status apply_value(Section& section, const std::string& key, const std::string& value);
+  Status apply_cluster(ClusterConfig& cluster, const std::string& key, const std::string& value);
   Status check();
   std::string path(std::string_view value) const { return resolve_path(base_dir_, value); }
 
@@ -370,8 +393,13 @@ Status ConfigReader::scan_header(int line, std::string_view inside) {
   section_by_label_[label] = sections_.size();
   sections_.push_back({spec, name, label, line, {}});
 
-  // A named section exists as soon as its header does, keys or not.
+  // A named section exists as soon as its header does, keys or not; so does [cluster], whose
+  // presence alone turns cluster mode on.
   switch (spec->kind) {
+    case Kind::kCluster:
+      config_.cluster.emplace();
+      config_.cluster->line = line;
+      break;
     case Kind::kMedia: config_.media[name] = MediaType{name, 0, 256 * 1024, line}; break;
     case Kind::kClass: {
       StorageClass c;
@@ -569,6 +597,8 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
       }
       return Status::Ok();
 
+    case Kind::kCluster: return apply_cluster(*c.cluster, key, value);
+
     case Kind::kMedia: {
       MediaType& m = c.media[section.name];
       if (key == "capacity" || key == "block-size") {
@@ -640,6 +670,71 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
   return Status::Ok();
 }
 
+Status ConfigReader::apply_cluster(ClusterConfig& cluster, const std::string& key,
+                                   const std::string& value) {
+  if (key == "etcd") {
+    for (const auto& item : split_list(value)) {
+      std::string_view ep = item;
+      if (ep.starts_with("https://")) {
+        return Status::InvalidArgument(
+            fmt::format("'{}': https is not supported yet (use http://HOST:PORT)", item));
+      }
+      if (ep.starts_with("http://")) ep.remove_prefix(7);
+      if (!ep.empty() && ep.back() == '/') ep.remove_suffix(1);
+      auto parsed = Endpoint::parse(ep);
+      if (!parsed.ok() || parsed->kind != Endpoint::Kind::kTcp) {
+        return Status::InvalidArgument(
+            fmt::format("'{}' is not an etcd endpoint (HOST:PORT or http://HOST:PORT)", item));
+      }
+      cluster.etcd.emplace_back(ep);
+    }
+  } else if (key == "etcd-timeout" || key == "lease-ttl") {
+    auto d = parse_positive_duration(value);
+    if (!d.ok()) return d.status();
+    if (key == "etcd-timeout") {
+      cluster.etcd_timeout = *d;
+    } else {
+      // etcd grants no shorter lease, and a node must renew it a few times within it.
+      if (d->count() < 2) {
+        return Status::InvalidArgument(fmt::format("'{}' is shorter than 2s", value));
+      }
+      cluster.lease_ttl = *d;
+    }
+  } else if (key == "node") {
+    if (std::string why = pack_name_problem(value); !why.empty()) {
+      return Status::InvalidArgument(fmt::format("node name '{}': {}", value, why));
+    }
+    cluster.node = value;
+  } else if (key == "advertise") {
+    auto ep = Endpoint::parse(value);
+    if (!ep.ok() || ep->kind != Endpoint::Kind::kTcp) {
+      return Status::InvalidArgument(fmt::format(
+          "'{}' is not HOST:PORT (other nodes reach this one's NBD server over TCP)", value));
+    }
+    cluster.advertise = value;
+  } else if (key == "prefix") {
+    if (value.front() != '/' || value.back() != '/') {
+      return Status::InvalidArgument(
+          fmt::format("'{}' must start and end with '/' (as /vvm/)", value));
+    }
+    cluster.prefix = value;
+  } else if (key == "disk") {
+    size_t colon = value.find(':');
+    if (colon == std::string::npos || colon + 1 == value.size()) {
+      return Status::InvalidArgument(fmt::format("'{}' is not NAME:PATH (as d0:/dev/sdb)", value));
+    }
+    std::string name = value.substr(0, colon);
+    if (std::string why = pack_name_problem(name); !why.empty()) {
+      return Status::InvalidArgument(fmt::format("disk name '{}': {}", name, why));
+    }
+    if (cluster.disks.count(name) != 0) {
+      return Status::InvalidArgument(fmt::format("disk '{}' is given twice", name));
+    }
+    cluster.disks[name] = path(value.substr(colon + 1));
+  }
+  return Status::Ok();
+}
+
 // What one key alone cannot tell: required keys, references between sections, the watermarks.
 Status ConfigReader::check() {
   Config& c = config_;
@@ -693,6 +788,26 @@ Status ConfigReader::check() {
                                   d.media, known_media()));
         }
         mover->second.drives.push_back(d.name);  // sections_ is in file order
+        break;
+      }
+      case Kind::kCluster: {
+        const ClusterConfig& cl = *c.cluster;
+        if (cl.etcd.empty()) {
+          return fail(s.line, s.label, "no etcd (add 'etcd = HOST:PORT', one line an endpoint)");
+        }
+        if (!cl.advertise.empty() && cl.node.empty()) {
+          return fail(key_line("advertise"), "cluster.advertise",
+                      "given without node (add 'node = NAME': whose address is it?)");
+        }
+        if (!cl.node.empty() && cl.advertise.empty()) {
+          return fail(key_line("node"), "cluster.node",
+                      "given without advertise (add 'advertise = HOST:PORT', where other nodes "
+                      "reach this one)");
+        }
+        if (!cl.disks.empty() && cl.node.empty()) {
+          return fail(key_line("disk"), "cluster.disk",
+                      "given without node (add 'node = NAME': whose disk is it?)");
+        }
         break;
       }
       case Kind::kCache:

@@ -1,10 +1,10 @@
 // config.h: vvm.conf, the configuration every vvm process reads, as typed structs.
 //
 // vvm.conf is an INI file read with Boost.Program_options. Fixed sections are [global], [vvmd],
-// [cache] and [plugin]; named sections describe the media types, storage classes, movers and
-// drives: "[media LTO9]", "[class A]", "[mover m1]", "[drive d0]". A key may be given more than
-// once where it is a list (listen, allow-host, allow-uid, allow-group). conf/vvm.conf is the
-// commented example and documents every key.
+// [cache], [plugin], [library] and [cluster]; named sections describe the media types, storage
+// classes, movers and drives: "[media LTO9]", "[class A]", "[mover m1]", "[drive d0]". A key may be
+// given more than once where it is a list (listen, allow-host, allow-uid, allow-group).
+// conf/vvm.conf is the commented example and documents every key.
 //
 // Relative paths are resolved against the folder that holds vvm.conf. Every error names the
 // file, the line, the key and the reason:
@@ -99,6 +99,19 @@ struct MoverConfig {
   int line = 0;
 };
 
+// [cluster]: this host is a node of a vvm cluster whose database is etcd. Without the section
+// vvm runs on one host, as the packtab says.
+struct ClusterConfig {
+  std::vector<std::string> etcd;             // the etcd endpoints, "HOST:PORT", tried in order
+  std::chrono::seconds etcd_timeout{5};      // each etcd request
+  std::string node;                          // this node's name; "" on a host that only administers
+  std::string advertise;                     // "HOST:PORT": where other nodes reach its NBD server
+  std::chrono::seconds lease_ttl{10};        // the membership lease: a node gone this long is gone
+  std::string prefix = "/vvm/";              // every key of vvm in etcd starts with it
+  std::map<std::string, std::string> disks;  // disk name -> absolute path on this node
+  int line = 0;
+};
+
 struct Config {
   std::string path;  // absolute path of the file read; "" for the built-in defaults
 
@@ -140,6 +153,8 @@ struct Config {
   std::map<char, StorageClass> classes;
   std::map<std::string, MoverConfig> movers;
   std::map<std::string, DriveConfig> drives;
+
+  std::optional<ClusterConfig> cluster;  // [cluster], when given
 };
 
 // Reads, checks and resolves vvm.conf. Checked: unknown sections and keys, missing values, bad

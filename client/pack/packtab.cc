@@ -41,8 +41,19 @@ std::vector<std::string_view> split_fields(std::string_view line) {
   return fields;
 }
 
-// The reason a pack name is refused, or "" when it is good.
-std::string check_name(std::string_view name) {
+}  // namespace
+
+std::string_view pack_mode_name(PackMode mode) {
+  switch (mode) {
+    case PackMode::kReadOnly: return "ro";
+    case PackMode::kExclusive: return "exclusive";
+    case PackMode::kShared: return "shared";
+  }
+  return "?";
+}
+
+std::string pack_name_problem(std::string_view name) {
+  if (name.empty()) return "empty name";
   if (name.size() > kMaxNameLength) {
     return fmt::format("name is {} characters long, more than {}", name.size(), kMaxNameLength);
   }
@@ -55,7 +66,7 @@ std::string check_name(std::string_view name) {
   return "";
 }
 
-Result<PackMode> parse_mode(std::string_view text) {
+Result<PackMode> parse_pack_mode(std::string_view text) {
   if (text == "ro") return PackMode::kReadOnly;
   if (text == "exclusive") return PackMode::kExclusive;
   if (text == "shared") return PackMode::kShared;
@@ -91,6 +102,8 @@ Result<mode_t> parse_perms(std::string_view text) {
       fmt::format("bad perms '{}' (write octal, as 0640, or nine letters, as rw-r-----)", text));
 }
 
+namespace {
+
 std::string resolve_backing(std::string_view base_dir, std::string_view backing) {
   namespace fs = std::filesystem;
   fs::path p(backing);
@@ -103,15 +116,6 @@ std::string resolve_backing(std::string_view base_dir, std::string_view backing)
 }
 
 }  // namespace
-
-std::string_view pack_mode_name(PackMode mode) {
-  switch (mode) {
-    case PackMode::kReadOnly: return "ro";
-    case PackMode::kExclusive: return "exclusive";
-    case PackMode::kShared: return "shared";
-  }
-  return "?";
-}
 
 const PackEntry* PackTable::find(std::string_view name) const {
   for (const auto& p : packs) {
@@ -147,7 +151,7 @@ Result<PackTable> parse_lines(std::string_view text, std::string_view origin,
                       "GROUP PERMS)",
                       f.size()));
     }
-    if (std::string why = check_name(f[0]); !why.empty()) return fail(why);
+    if (std::string why = pack_name_problem(f[0]); !why.empty()) return fail(why);
     if (auto it = lines_by_name.find(f[0]); it != lines_by_name.end()) {
       return fail(fmt::format("name already used on line {}", it->second));
     }
@@ -166,7 +170,7 @@ Result<PackTable> parse_lines(std::string_view text, std::string_view origin,
     }
     e.offset = *offset;
     e.size = *size;
-    auto mode = parse_mode(f[4]);
+    auto mode = parse_pack_mode(f[4]);
     if (!mode.ok()) return fail(mode.status().message());
     e.mode = *mode;
     auto owner = resolve_user(f[5]);
@@ -228,7 +232,10 @@ Status check_backings(const PackTable& table) {
   };
   std::vector<Seen> seen;
   for (const PackEntry& pack : table.packs) {
-    const std::string where = fmt::format("{}:{}: pack '{}'", origin, pack.line, pack.name);
+    // A pack from no file (a cluster mapping) has no line: its origin names it.
+    const std::string where = pack.line > 0
+                                  ? fmt::format("{}:{}: pack '{}'", origin, pack.line, pack.name)
+                                  : fmt::format("{}: pack '{}'", origin, pack.name);
     const int fd = ::open(pack.backing.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
       return Status(errno == ENOENT ? Code::kNotFound : Code::kIoError,
@@ -255,13 +262,15 @@ Status check_backings(const PackTable& table) {
     }
     for (const Seen& s : seen) {
       const PackEntry& other = *s.pack;
-      if (s.dev != st.st_dev || s.ino != st.st_ino || other.backing == pack.backing) continue;
+      // Packs of one path were checked by the parse, when they come from a table; packs from no
+      // file (cluster mappings) are checked here too.
+      if (s.dev != st.st_dev || s.ino != st.st_ino) continue;
+      if (other.backing == pack.backing && other.line > 0) continue;
       if (pack.offset < other.offset + other.size && other.offset < end) {
         return Status::InvalidArgument(fmt::format(
-            "{}: bytes {}..{} of {} overlap pack '{}' (line {}), whose backing {} is the same "
-            "file",
-            where, format_size(pack.offset), format_size(end), pack.backing, other.name, other.line,
-            other.backing));
+            "{}: bytes {}..{} of {} overlap pack '{}'{}, whose backing {} is the same file", where,
+            format_size(pack.offset), format_size(end), pack.backing, other.name,
+            other.line > 0 ? fmt::format(" (line {})", other.line) : std::string(), other.backing));
       }
     }
     seen.push_back({st.st_dev, st.st_ino, &pack});

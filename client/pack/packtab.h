@@ -24,6 +24,15 @@ namespace vvm {
 enum class PackMode { kReadOnly, kExclusive, kShared };
 
 std::string_view pack_mode_name(PackMode mode);  // "ro", "exclusive", "shared"
+// The other way round; an error names the text and the modes there are.
+Result<PackMode> parse_pack_mode(std::string_view text);
+
+// Why `name` cannot name a pack (empty, longer than 64, a character other than a letter, a digit,
+// '-', '_' or '.'), or "" when it can. The cluster's node and disk names follow the same rule.
+std::string pack_name_problem(std::string_view name);
+
+// Permission bits as a packtab writes them: octal ("0640", "640") or nine letters ("rw-r-----").
+Result<mode_t> parse_perms(std::string_view text);
 
 struct PackEntry {
   std::string name;     // export name is "pack/" + name
@@ -34,7 +43,7 @@ struct PackEntry {
   uid_t owner = 0;
   gid_t group = 0;
   mode_t perms = 0;  // the nine permission bits, 0777 at most
-  int line = 0;      // line number in the packtab, for messages
+  int line = 0;      // line number in the packtab, for messages; 0 for a pack from no file
 };
 
 struct PackTable {

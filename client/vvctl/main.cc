@@ -1,7 +1,7 @@
 // vvctl/main.cc: the administrator's command-line tool: its global options, its help and the
 // command table. Each command is one entry in kCommands: a name, a one-line summary, its usage,
 // and a function that parses its own options, in the file of its group (vv.cc, vsn.cc, pack.cc,
-// status.cc, db.cc; printing.cc holds what they print with).
+// status.cc, db.cc, cluster.cc; printing.cc holds what they print with).
 //
 //   vvctl [--conf PATH] COMMAND [OPTIONS]
 //   vvctl ping [--target vvmd|mover:NAME|ENDPOINT] [--timeout SECONDS] [--count N]
@@ -21,6 +21,9 @@
 //   vvctl db stats [--json]
 //   vvctl db check [--json]
 //   vvctl db backup DIR
+//   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME] [--replace]
+//   vvctl cluster nodes [--json]
+//   vvctl cluster map [--json]
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
@@ -33,6 +36,7 @@
 #include <fmt/core.h>
 
 #include "common/cli.h"
+#include "vvctl/cluster.h"
 #include "vvctl/command.h"
 #include "vvctl/db.h"
 #include "vvctl/pack.h"
@@ -181,6 +185,39 @@ const std::vector<Command>& commands() {
        "  them: a vvmd whose database-dir is DIR opens the copy. Changes wait while the files\n"
        "  are copied. Only root and vvmd's user may, over vvmd's Unix socket.",
        cmd_db_backup},
+      {"cluster import", "seed the cluster's pack mappings in etcd from a packtab",
+       "vvctl [--conf PATH] cluster import PACKTAB --primary NODE [--secondary NODE] [--disk "
+       "NAME]\n"
+       "       [--replace]\n"
+       "  Writes a mapping in etcd (PREFIX/pack/NAME, vvm.conf's [cluster] prefix) for every pack\n"
+       "  of PACKTAB: its primary node NODE and secondary node, if given; its offset, size, mode,\n"
+       "  owner, group and permissions as the packtab says; epoch 1. The disk of each node is\n"
+       "  NAME (--disk, for both nodes), else the node's disk whose path is the pack's backing,\n"
+       "  as the node registered it (so the node must be up). Backings need not exist on this\n"
+       "  host. A pack already mapped is refused, and nothing is written, unless --replace, which\n"
+       "  overwrites its mapping with the next epoch. Packs go in transactions of 100: each is\n"
+       "  refused whole if another writer changed one of its packs meanwhile. Prints how many\n"
+       "  packs it imported.",
+       cmd_cluster_import},
+      {"cluster nodes", "list the cluster's nodes",
+       "vvctl [--conf PATH] cluster nodes [--json]\n"
+       "  The nodes registered in etcd, one a line: name, advertised NBD address, disks\n"
+       "  (NAME=PATH), the seconds their membership lease has left and when they registered. A\n"
+       "  node that stops renewing its lease drops off once the lease expires. --json prints an\n"
+       "  array of the records (name, address, disks, started as unix seconds) with lease (hex)\n"
+       "  and lease_ttl_left. A key under PREFIX/node/ that is not a node record is reported on\n"
+       "  stderr, naming the key, and skipped (exit 1).",
+       cmd_cluster_nodes},
+      {"cluster map", "list the packs' mappings in etcd",
+       "vvctl [--conf PATH] cluster map [--json]\n"
+       "  One line a pack: name, primary and secondary (NODE:DISK), offset and size in the disk,\n"
+       "  mode, owner:group, permissions and the mapping's epoch. --json prints an array of the\n"
+       "  records as etcd holds them (name, primary and secondary as {node, disk}, offset and "
+       "size\n"
+       "  in bytes, mode, owner and group as numbers, perms in octal, epoch). A key under\n"
+       "  PREFIX/pack/ that is not a mapping is reported on stderr, naming the key and the\n"
+       "  reason, and skipped (exit 1).",
+       cmd_cluster_map},
   };
   return kCommands;
 }
@@ -190,17 +227,17 @@ void print_help() {
       "Usage: vvctl [--conf PATH] COMMAND [OPTIONS]\n"
       "Administer vvm: create, list, finish, evict and remove virtual volumes, add and list tape\n"
       "volumes, talk to vvmd and the movers, check vvm.conf and pack tables, list packs and who\n"
-      "holds them.\n\n"
+      "holds them, seed and list a cluster's pack mappings and nodes in etcd.\n\n"
       "Options:\n"
       "  -c, --conf PATH  vvm.conf to read (default: $VVM_CONF, else /etc/vvm/vvm.conf)\n"
       "  -h, --help       print this help and exit\n"
       "  --version        print the version and exit\n\n"
       "Commands:\n");
-  for (const auto& c : commands()) fmt::print("  {:<12} {}\n", c.name, c.summary);
+  for (const auto& c : commands()) fmt::print("  {:<15} {}\n", c.name, c.summary);
   fmt::print(
       "\n'vvctl help COMMAND' or 'vvctl COMMAND --help' describes one command.\n"
-      "Exit codes: 0 success, 1 the operation failed (vvmd is down, refused or answered with an\n"
-      "error), 2 a usage or configuration error.\n");
+      "Exit codes: 0 success, 1 the operation failed (vvmd or etcd is down, refused or answered\n"
+      "with an error), 2 a usage or configuration error.\n");
 }
 
 int run(int argc, char** argv) {

@@ -9,7 +9,7 @@
 # interrupted, and the temporary folder is removed. When the script fails, the logs of what it
 # started are printed. cluster.sh, sourced at the end, adds a whole vvm system: vvm.conf from a
 # few parameters (vvm_conf), vvmd, the movers and nbdkit with the plugin (start_vvmd,
-# start_mover, start_plugin).
+# start_mover, start_plugin); etcd.sh, a real etcd for the cluster's tests (start_etcd).
 
 [[ -n ${_vvm_functions_loaded:-} ]] && return 0
 _vvm_functions_loaded=1
@@ -368,3 +368,4 @@ nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
 nobody_name=$(id -un 65534)
 
 source "$VVM_SOURCE_DIR/test/harness/cluster.sh"
+source "$VVM_SOURCE_DIR/test/harness/etcd.sh"

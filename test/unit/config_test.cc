@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -232,6 +233,69 @@ TEST_CASE("an empty file gives the documented defaults") {
   CHECK(c.vvmd_access.allowed_hosts.empty());
   CHECK(c.media.empty());
   CHECK(c.classes.empty());
+  CHECK_FALSE(c.cluster.has_value());  // one host, as without cluster support
+}
+
+TEST_CASE("[cluster]: every key, and its defaults") {
+  Config c = parse_ok(
+      "[cluster]\n"
+      "etcd = http://10.0.0.1:2379, 10.0.0.2:2379\n"
+      "etcd = [::1]:2379\n"
+      "node = n1\n"
+      "advertise = 10.0.0.1:10809\n"
+      "disk = d0:/dev/sdb\n"
+      "disk = cache:shared/cache\n");
+  REQUIRE(c.cluster.has_value());
+  const vvm::ClusterConfig& cl = *c.cluster;
+  CHECK(cl.etcd == std::vector<std::string>{"10.0.0.1:2379", "10.0.0.2:2379", "[::1]:2379"});
+  CHECK(cl.node == "n1");
+  CHECK(cl.advertise == "10.0.0.1:10809");
+  CHECK(cl.disks ==
+        std::map<std::string, std::string>{{"d0", "/dev/sdb"}, {"cache", "/etc/vvm/shared/cache"}});
+  CHECK(cl.lease_ttl == std::chrono::seconds(10));
+  CHECK(cl.etcd_timeout == std::chrono::seconds(5));
+  CHECK(cl.prefix == "/vvm/");
+  CHECK(cl.line == 1);
+
+  c = parse_ok("[cluster]\netcd = e:1\nlease-ttl = 3s\netcd-timeout = 1m\nprefix = /site/vvm/\n");
+  CHECK(c.cluster->lease_ttl == std::chrono::seconds(3));
+  CHECK(c.cluster->etcd_timeout == std::chrono::seconds(60));
+  CHECK(c.cluster->prefix == "/site/vvm/");
+  CHECK(c.cluster->node.empty());  // a host that only administers the cluster
+}
+
+TEST_CASE("[cluster]: every mistake named with its line, key and reason") {
+  require_error("[cluster]\nnode = n1\n", "test.conf:1: cluster: ", {"no etcd"});
+  require_error("[cluster]\netcd = e:1\nnode = n1\n",
+                "test.conf:3: cluster.node: ", {"without advertise"});
+  require_error("[cluster]\netcd = e:1\nadvertise = h:1\n",
+                "test.conf:3: cluster.advertise: ", {"without node"});
+  require_error("[cluster]\netcd = e:1\ndisk = d0:/x\n",
+                "test.conf:3: cluster.disk: ", {"without node"});
+  require_error("[cluster]\netcd = e\n",
+                "test.conf:2: cluster.etcd: ", {"'e' is not an etcd endpoint"});
+  require_error("[cluster]\netcd = https://e:1\n",
+                "test.conf:2: cluster.etcd: ", {"https is not supported"});
+  require_error("[cluster]\netcd = e:1\nnode = n/1\n",
+                "test.conf:3: cluster.node: ", {"node name 'n/1'", "bad character '/'"});
+  require_error("[cluster]\netcd = e:1\nnode = n1\nadvertise = unix:/x.sock\n",
+                "test.conf:4: cluster.advertise: ", {"'unix:/x.sock' is not HOST:PORT"});
+  require_error("[cluster]\netcd = e:1\nlease-ttl = 1\n",
+                "test.conf:3: cluster.lease-ttl: ", {"shorter than 2s"});
+  require_error("[cluster]\netcd = e:1\nlease-ttl = soon\n",
+                "test.conf:3: cluster.lease-ttl: ", {"'soon'"});
+  require_error("[cluster]\netcd = e:1\nprefix = vvm\n",
+                "test.conf:3: cluster.prefix: ", {"start and end with '/'"});
+  require_error("[cluster]\netcd = e:1\nnode = n\nadvertise = h:1\ndisk = /dev/sdb\n",
+                "test.conf:5: cluster.disk: ", {"'/dev/sdb' is not NAME:PATH"});
+  require_error("[cluster]\netcd = e:1\nnode = n\nadvertise = h:1\ndisk = d 0:/x\n",
+                "test.conf:5: cluster.disk: ", {"disk name 'd 0'"});
+  require_error("[cluster]\netcd = e:1\nnode = n\nadvertise = h:1\ndisk = d0:/x\ndisk = d0:/y\n",
+                "test.conf:6: cluster.disk: ", {"disk 'd0' is given twice"});
+  require_error("[cluster]\netcd = e:1\nnode = a\nnode = b\n",
+                "test.conf:4: cluster.node: ", {"given twice (first on line 3)"});
+  require_error("[cluster]\netcd = e:1\nnodes = a\n", "test.conf:3: cluster.nodes: ",
+                {"unknown key", "etcd, etcd-timeout, node, advertise"});
 }
 
 TEST_CASE("every key is read into its field") {
@@ -602,4 +666,25 @@ TEST_CASE("the example conf/vvm.conf loads and says what the brief says") {
   auto tab = vvm::load_packtab(c->packtab);
   INFO(tab.status().message());
   CHECK(tab.ok());
+  // Its [cluster] section is commented out: one host unless the site says.
+  CHECK_FALSE(c->cluster.has_value());
+}
+
+TEST_CASE("the example [cluster] section of conf/vvm.conf, uncommented, loads") {
+  const char* src = std::getenv("VVM_SOURCE_DIR");
+  REQUIRE(src != nullptr);
+  auto text = must(vvm::read_text_file((fs::path(src) / "conf" / "vvm.conf").string()));
+  // From "#[cluster]" on, the lines "#key = value" are the example's; "# ..." lines are prose.
+  size_t at = text.find("\n#[cluster]\n");
+  REQUIRE(at != std::string::npos);
+  std::string section;
+  std::istringstream in(text.substr(at + 1));
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > 1 && line[0] == '#' && line[1] != ' ') section += line.substr(1) + "\n";
+  }
+  Config c = parse_ok(section);
+  REQUIRE(c.cluster.has_value());
+  CHECK(c.cluster->etcd.size() == 2);
+  CHECK(c.cluster->node == "node1");
+  CHECK(c.cluster->disks.size() == 2);
 }

@@ -1,0 +1,314 @@
+// cluster/etcd_http.cc: one HTTP/1.1 connection to an etcd endpoint (etcd_http.h), with
+// Boost.Beast. Each step is an asynchronous operation run to completion on the connection's own
+// io_context: that is how Beast bounds a step in time (the stream's timer closes the socket at
+// the deadline), and how another thread can end a step at once (cancel() posts a close).
+#include "cluster/etcd_http.h"
+
+#include <fmt/core.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+
+namespace vvm::cluster {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// ---- base64 (RFC 4648, with padding), as the gateway writes keys and values ----
+
+namespace {
+constexpr std::string_view kAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8) |
+                 uint8_t(bytes[i + 2]);
+    out += kAlphabet[n >> 18];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += kAlphabet[n & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    uint32_t n = uint32_t(uint8_t(bytes[i])) << 16;
+    out += kAlphabet[n >> 18];
+    out += kAlphabet[(n >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8);
+    out += kAlphabet[n >> 18];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+bool base64_decode(std::string_view text, std::string* out) {
+  static const std::array<int8_t, 256> kValue = [] {
+    std::array<int8_t, 256> v{};
+    v.fill(-1);
+    for (size_t i = 0; i < kAlphabet.size(); ++i) v[uint8_t(kAlphabet[i])] = int8_t(i);
+    return v;
+  }();
+  out->clear();
+  if (text.size() % 4 != 0) return false;
+  out->reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int pad = 0;
+    uint32_t n = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      char c = text[i + k];
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        ++pad;
+        n <<= 6;
+        continue;
+      }
+      if (pad > 0) return false;  // data after padding
+      int8_t v = kValue[uint8_t(c)];
+      if (v < 0) return false;
+      n = (n << 6) | uint32_t(v);
+    }
+    out->push_back(char(n >> 16));
+    if (pad < 2) out->push_back(char((n >> 8) & 0xff));
+    if (pad < 1) out->push_back(char(n & 0xff));
+  }
+  return true;
+}
+
+// ---- the gateway's JSON ----
+
+int64_t json_int(const Json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return 0;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    size_t used = 0;
+    long long v = std::stoll(s, &used);  // throws on garbage, as the caller expects
+    if (used != s.size()) throw std::invalid_argument(fmt::format("'{}' is not a number", s));
+    return v;
+  }
+  throw std::invalid_argument(fmt::format("field {} is not a number", key));
+}
+
+KeyValue json_kv(const Json& j) {
+  KeyValue kv;
+  auto bytes = [&](const char* key, std::string* out) {
+    auto it = j.find(key);
+    if (it == j.end()) return;
+    if (!base64_decode(it->get<std::string>(), out)) {
+      throw std::invalid_argument(fmt::format("field {} is not base64", key));
+    }
+  };
+  bytes("key", &kv.key);
+  bytes("value", &kv.value);
+  kv.create_revision = json_int(j, "create_revision");
+  kv.mod_revision = json_int(j, "mod_revision");
+  kv.version = json_int(j, "version");
+  kv.lease = json_int(j, "lease");
+  return kv;
+}
+
+// ---- the connection ----
+
+struct HttpConnection::Impl {
+  asio::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  bool connected = false;
+  std::atomic<bool> cancelled{false};
+
+  // Starts an operation with `start(handler)` and runs the io_context until it completes; its
+  // error (beast::error::timeout when the stream's deadline passed first).
+  template <class Start>
+  beast::error_code run(Start&& start) {
+    beast::error_code result = asio::error::would_block;
+    start([&result](beast::error_code ec, auto&&...) { result = ec; });
+    ioc.restart();
+    ioc.run();
+    return result;
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream.close();
+    buffer.clear();
+    connected = false;
+  }
+};
+
+HttpConnection::HttpConnection(EtcdEndpoint endpoint)
+    : endpoint_(std::move(endpoint)), impl_(std::make_unique<Impl>()) {}
+
+HttpConnection::~HttpConnection() { close(); }
+
+void HttpConnection::close() { impl_->close(); }
+
+void HttpConnection::cancel() {
+  impl_->cancelled = true;
+  asio::post(impl_->ioc, [im = impl_.get()] { im->stream.close(); });
+}
+
+namespace {
+
+std::string reason(const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return "timed out";
+  if (ec == http::error::end_of_stream || ec == asio::error::eof) return "connection closed";
+  return ec.message();
+}
+
+}  // namespace
+
+// Connects when not connected. The resolver runs synchronously: endpoints are addresses or names
+// of the local resolver, which answers at once or not at all.
+static Status connect(HttpConnection::Impl& im, const EtcdEndpoint& ep,
+                      std::chrono::steady_clock::time_point deadline) {
+  if (im.connected) return Status::Ok();
+  tcp::resolver resolver(im.ioc);
+  beast::error_code ec;
+  auto results = resolver.resolve(ep.host, ep.port, ec);
+  if (ec) {
+    return Status::Unavailable(
+        fmt::format("etcd {}: cannot resolve {}: {}", ep.text(), ep.host, ec.message()));
+  }
+  im.stream.expires_at(deadline);
+  ec = im.run([&](auto handler) { im.stream.async_connect(results, handler); });
+  if (ec) {
+    im.close();
+    return Status::Unavailable(fmt::format("etcd {}: cannot connect: {}", ep.text(), reason(ec)));
+  }
+  beast::error_code ignored;
+  im.stream.socket().set_option(tcp::no_delay(true), ignored);
+  im.stream.socket().set_option(asio::socket_base::keep_alive(true), ignored);
+  im.connected = true;
+  return Status::Ok();
+}
+
+static http::request<http::string_body> make_request(const EtcdEndpoint& ep,
+                                                     std::string_view target,
+                                                     const std::string& body) {
+  http::request<http::string_body> req{http::verb::post, std::string(target), 11};
+  req.set(http::field::host, ep.text());
+  req.set(http::field::content_type, "application/json");
+  req.keep_alive(true);
+  req.body() = body;
+  req.prepare_payload();
+  return req;
+}
+
+Result<std::string> HttpConnection::post(std::string_view target, const std::string& body,
+                                         std::chrono::steady_clock::time_point deadline,
+                                         int* http_status, Failure* failure) {
+  Impl& im = *impl_;
+  *failure = Failure::kNone;
+  const bool reused = im.connected;
+  if (Status s = connect(im, endpoint_, deadline); !s.ok()) {
+    *failure = Failure::kConnect;
+    return s;
+  }
+  auto fail = [&](const beast::error_code& ec, Failure how) -> Status {
+    im.close();
+    *failure = how;
+    return Status(ec == beast::error::timeout ? Code::kTimeout : Code::kUnavailable,
+                  fmt::format("etcd {}: {}: {}", endpoint_.text(), target, reason(ec)));
+  };
+  auto req = make_request(endpoint_, target, body);
+  im.stream.expires_at(deadline);
+  beast::error_code ec = im.run([&](auto handler) { http::async_write(im.stream, req, handler); });
+  // A kept connection that the server closed while idle fails at once, before any answer:
+  // nothing was done, so the caller may send the request again on a new connection.
+  if (ec)
+    return fail(ec, reused && ec != beast::error::timeout ? Failure::kStale : Failure::kAfterSend);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(uint64_t{256} << 20);
+  ec = im.run([&](auto handler) { http::async_read(im.stream, im.buffer, parser, handler); });
+  if (ec) {
+    bool stale = reused && ec != beast::error::timeout && !parser.got_some();
+    return fail(ec, stale ? Failure::kStale : Failure::kAfterSend);
+  }
+  auto res = parser.release();
+  *http_status = static_cast<int>(res.result_int());
+  if (!res.keep_alive()) im.close();
+  return std::move(res.body());
+}
+
+Status HttpConnection::stream(std::string_view target, const std::string& body,
+                              std::chrono::steady_clock::time_point connect_deadline,
+                              const std::function<bool(std::string_view line)>& on_line) {
+  Impl& im = *impl_;
+  if (im.cancelled) return Status::Ok();
+  VVM_RETURN_IF_ERROR(connect(im, endpoint_, connect_deadline));
+  auto fail = [&](const beast::error_code& ec) -> Status {
+    im.close();
+    if (im.cancelled) return Status::Ok();
+    return Status(ec == beast::error::timeout ? Code::kTimeout : Code::kUnavailable,
+                  fmt::format("etcd {}: {}: {}", endpoint_.text(), target, reason(ec)));
+  };
+  auto req = make_request(endpoint_, target, body);
+  im.stream.expires_at(connect_deadline);
+  beast::error_code ec = im.run([&](auto handler) { http::async_write(im.stream, req, handler); });
+  if (ec) return fail(ec);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(boost::none);
+  ec =
+      im.run([&](auto handler) { http::async_read_header(im.stream, im.buffer, parser, handler); });
+  if (ec) return fail(ec);
+  im.stream.expires_never();
+  const int status = static_cast<int>(parser.get().result_int());
+
+  std::string pending;  // a line not yet ended
+  bool stop = false;
+  auto feed = [&](std::string_view data) {
+    pending.append(data);
+    size_t start = 0;
+    for (size_t nl; !stop && (nl = pending.find('\n', start)) != std::string::npos;
+         start = nl + 1) {
+      if (nl > start && !on_line(std::string_view(pending).substr(start, nl - start))) {
+        stop = true;
+      }
+    }
+    pending.erase(0, start);
+  };
+  auto on_chunk = [&](uint64_t, beast::string_view data, beast::error_code&) -> size_t {
+    if (status == 200) feed(std::string_view(data.data(), data.size()));
+    return data.size();
+  };
+  parser.on_chunk_body(on_chunk);
+  while (!parser.is_done() && !stop && !im.cancelled) {
+    ec =
+        im.run([&](auto handler) { http::async_read_some(im.stream, im.buffer, parser, handler); });
+    if (ec) return fail(ec);
+  }
+  if (stop || im.cancelled) {
+    im.close();  // the rest of the stream is not wanted: the connection cannot be reused
+    return Status::Ok();
+  }
+  // An answer that was not streamed (an error, mostly) arrives whole in the body.
+  std::string whole = std::move(parser.get().body());
+  if (status != 200) {
+    im.close();
+    return Status::Unavailable(fmt::format("etcd {}: {}: HTTP {}: {}", endpoint_.text(), target,
+                                           status, whole.substr(0, 200)));
+  }
+  feed(whole);
+  if (!stop && !pending.empty()) on_line(pending);
+  if (!parser.get().keep_alive()) im.close();
+  return Status::Unavailable(
+      fmt::format("etcd {}: {}: the server ended the stream", endpoint_.text(), target));
+}
+
+}  // namespace vvm::cluster

@@ -1,0 +1,191 @@
+// cluster/etcd_watch.cc: the watch thread (etcd_watch.h): one streamed POST /v3/watch at a time,
+// resumed after the last delivered revision when the connection is lost.
+#include "cluster/etcd_watch.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "cluster/etcd_http.h"
+
+namespace vvm::cluster {
+
+Result<std::unique_ptr<EtcdWatch>> EtcdWatch::start(const EtcdOptions& options, WatchSpec spec,
+                                                    OnEvents on_events, OnError on_error) {
+  if (options.endpoints.empty()) return Status::InvalidArgument("no etcd endpoint given");
+  std::vector<EtcdEndpoint> endpoints;
+  for (const auto& text : options.endpoints) {
+    auto ep = EtcdEndpoint::parse(text);
+    if (!ep.ok()) return ep.status();
+    endpoints.push_back(*ep);
+  }
+  std::unique_ptr<EtcdWatch> w(new EtcdWatch(options, std::move(endpoints), std::move(spec),
+                                             std::move(on_events), std::move(on_error)));
+  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  return w;
+}
+
+EtcdWatch::EtcdWatch(EtcdOptions options, std::vector<EtcdEndpoint> endpoints, WatchSpec spec,
+                     OnEvents on_events, OnError on_error)
+    : options_(std::move(options)),
+      endpoints_(std::move(endpoints)),
+      spec_(std::move(spec)),
+      on_events_(std::move(on_events)),
+      on_error_(std::move(on_error)),
+      next_revision_(spec_.start_revision) {}
+
+EtcdWatch::~EtcdWatch() { stop(); }
+
+void EtcdWatch::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    if (active_ != nullptr) active_->cancel();
+  }
+  cv_.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+Status EtcdWatch::wait_created(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  if (cv_.wait_for(lock, timeout, [&] { return created_ || ended_ || stopping_; }) && created_) {
+    return Status::Ok();
+  }
+  std::string why = last_error_.ok() ? "no answer" : last_error_.message();
+  return Status::Timeout(fmt::format("etcd watch on {}: not in place after {} ms: {}", spec_.key,
+                                     timeout.count(), why));
+}
+
+int64_t EtcdWatch::next_revision() const {
+  std::lock_guard lock(mu_);
+  return next_revision_;
+}
+
+bool EtcdWatch::handle_line(std::string_view line, const std::string& endpoint) {
+  WatchBatch batch;
+  try {
+    Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    std::string broken;
+    if (!j.is_object()) {
+      broken = "not a JSON object";
+    } else if (auto e = j.find("error"); e != j.end()) {
+      broken = e->dump();  // the stream's error, as etcd says it
+    } else if (!j.contains("result") || !j["result"].is_object()) {
+      broken = "no result";
+    }
+    if (!broken.empty()) {
+      Status s = Status::Unavailable(fmt::format("etcd {}: watch on {}: {}: {}", endpoint,
+                                                 spec_.key, broken, line.substr(0, 200)));
+      {
+        std::lock_guard lock(mu_);
+        last_error_ = s;
+      }
+      if (on_error_) on_error_(WatchError{s, 0});
+      return false;  // connect again, from the last revision delivered
+    }
+    const Json& r = j["result"];
+    if (r.value("created", false)) {
+      {
+        std::lock_guard lock(mu_);
+        created_ = true;
+        cv_.notify_all();
+      }
+      WatchBatch in_place;
+      if (auto h = r.find("header"); h != r.end()) in_place.revision = json_int(*h, "revision");
+      if (on_events_) on_events_(in_place);
+    }
+    if (r.value("canceled", false)) {
+      WatchError err;
+      err.compact_revision = json_int(r, "compact_revision");
+      std::string why = r.value("cancel_reason", std::string());
+      err.status = Status::Unavailable(
+          err.compact_revision > 0
+              ? fmt::format("etcd {}: watch on {}: revision {} is compacted (history kept from {})",
+                            endpoint, spec_.key, next_revision(), err.compact_revision)
+              : fmt::format("etcd {}: watch on {} canceled by etcd: {}", endpoint, spec_.key,
+                            why.empty() ? "no reason given" : why));
+      {
+        std::lock_guard lock(mu_);
+        ended_ = true;
+        last_error_ = err.status;
+        cv_.notify_all();
+      }
+      if (on_error_) on_error_(err);
+      return false;
+    }
+    auto events = r.find("events");
+    if (events == r.end() || events->empty()) return true;
+    if (auto h = r.find("header"); h != r.end()) batch.revision = json_int(*h, "revision");
+    int64_t last = 0;
+    for (const auto& e : *events) {
+      WatchEvent ev;
+      ev.type = e.value("type", std::string("PUT")) == "DELETE" ? WatchEvent::Type::kDelete
+                                                                : WatchEvent::Type::kPut;
+      ev.kv = json_kv(e.at("kv"));
+      last = std::max(last, ev.kv.mod_revision);
+      batch.events.push_back(std::move(ev));
+    }
+    std::lock_guard lock(mu_);
+    next_revision_ = std::max(next_revision_, last + 1);
+  } catch (const std::exception& e) {
+    // A line that is not a watch message: the stream cannot be trusted; start again.
+    Status s =
+        Status::ProtocolError(fmt::format("etcd {}: watch on {}: cannot read '{}': {}", endpoint,
+                                          spec_.key, line.substr(0, 200), e.what()));
+    {
+      std::lock_guard lock(mu_);
+      last_error_ = s;
+    }
+    if (on_error_) on_error_(WatchError{s, 0});
+    return false;
+  }
+  if (on_events_) on_events_(batch);
+  return true;
+}
+
+void EtcdWatch::run() {
+  size_t index = 0;
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    HttpConnection connection(endpoints_[index]);
+    const std::string endpoint = endpoints_[index].text();
+    Json create = {{"key", base64_encode(spec_.key)}};
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ || ended_) return;
+      active_ = &connection;
+      if (!spec_.range_end.empty()) create["range_end"] = base64_encode(spec_.range_end);
+      if (next_revision_ > 0) create["start_revision"] = std::to_string(next_revision_);
+    }
+    Json body = {{"create_request", create}};
+    bool got_some = false, broken = false;
+    Status s = connection.stream("/v3/watch", body.dump(),
+                                 std::chrono::steady_clock::now() + options_.timeout,
+                                 [&](std::string_view line) {
+                                   got_some = true;
+                                   if (!handle_line(line, endpoint)) {
+                                     broken = true;
+                                     return false;
+                                   }
+                                   return true;
+                                 });
+    std::unique_lock lock(mu_);
+    active_ = nullptr;
+    if (stopping_ || ended_) return;
+    if (!s.ok()) {
+      last_error_ = s;
+      lock.unlock();
+      if (on_error_) on_error_(WatchError{s, 0});
+      lock.lock();
+    }
+    (void)broken;  // a garbled stream is started again, as a lost one is
+    if (got_some) backoff = std::chrono::milliseconds(100);
+    index = (index + 1) % endpoints_.size();
+    cv_.wait_for(lock, backoff, [&] { return stopping_; });
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+}  // namespace vvm::cluster

@@ -1,0 +1,91 @@
+// cluster/membership.h: a node's membership of the cluster: its key PREFIX/node/NAME written
+// under an etcd lease and kept alive from a thread, so that the key goes when the node does.
+//
+// join() grants a lease of the configured TTL and creates the key in one transaction that
+// requires it to be absent: a second node of the same name is refused, naming the key and the
+// holder's address, until the first leaves or its lease expires. A thread then renews the lease
+// every third of its TTL (sooner, after a failed renewal). When etcd says the lease is gone, or
+// no renewal has succeeded in time, on_lost is called once, *before* the lease can have expired
+// in etcd: valid_until() is the last successful renewal's send time plus the TTL etcd granted,
+// less a margin (a fifth of the TTL, at least half a second). That is the self-fencing rule: a
+// node must stop serving writes once on_lost has been called (or valid_until() has passed), for
+// another node may take its disks over after the TTL. Membership does not join again by itself;
+// its owner decides (a new join() makes a new lease).
+//
+//   auto m = Membership::join(options, [](const Status& why) { fence(why); });
+//   ...
+//   (*m)->leave();   // revokes the lease: the key goes at once (also done by the destructor)
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "cluster/etcd_client.h"
+#include "cluster/records.h"
+#include "common/config.h"
+#include "common/status.h"
+
+namespace vvm::cluster {
+
+struct MembershipOptions {
+  EtcdOptions etcd;
+  std::string prefix{kDefaultPrefix};
+  NodeRecord node;  // name, address, disks; join() sets `started`
+  std::chrono::seconds ttl{10};
+};
+
+// The options of this host's node from vvm.conf's [cluster]; an error when there is no [cluster]
+// section or it names no node.
+Result<MembershipOptions> membership_options(const Config& config);
+// The etcd options of vvm.conf's [cluster] (endpoints, timeout); an error without the section.
+Result<EtcdOptions> etcd_options(const Config& config);
+
+class Membership {
+ public:
+  using OnLost = std::function<void(const Status& why)>;
+
+  // Registers the node and starts renewing its lease. `on_lost` runs on the renewal thread, at
+  // most once; it must not call leave() (nor destroy the Membership).
+  static Result<std::unique_ptr<Membership>> join(MembershipOptions options, OnLost on_lost);
+  ~Membership();  // leave()
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // Stops renewing and revokes the lease (when it is not lost), so the key goes at once.
+  void leave();
+
+  const std::string& key() const { return key_; }
+  int64_t lease_id() const { return lease_id_; }
+  const NodeRecord& node() const { return options_.node; }
+  // True once on_lost has been called.
+  bool lost() const { return lost_; }
+  // Until when this node may serve writes, by its last successful renewal.
+  std::chrono::steady_clock::time_point valid_until() const;
+
+ private:
+  Membership(MembershipOptions options, std::unique_ptr<EtcdClient> client, std::string key,
+             Lease lease, OnLost on_lost);
+  void renew_loop();
+  std::chrono::milliseconds margin() const;
+
+  MembershipOptions options_;
+  std::unique_ptr<EtcdClient> client_;
+  std::string key_;
+  int64_t lease_id_;
+  OnLost on_lost_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::atomic<bool> lost_{false};
+  std::chrono::steady_clock::time_point valid_until_;
+  std::thread thread_;
+};
+
+}  // namespace vvm::cluster

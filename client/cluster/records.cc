@@ -1,0 +1,259 @@
+// cluster/records.cc: the JSON of the cluster's records (records.h) and its checked decoding.
+#include "cluster/records.h"
+
+#include <fmt/core.h>
+
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+
+namespace vvm::cluster {
+
+using Json = nlohmann::json;
+
+std::string node_prefix(std::string_view prefix) { return fmt::format("{}node/", prefix); }
+std::string pack_prefix(std::string_view prefix) { return fmt::format("{}pack/", prefix); }
+std::string node_key(std::string_view prefix, std::string_view name) {
+  return fmt::format("{}node/{}", prefix, name);
+}
+std::string pack_key(std::string_view prefix, std::string_view name) {
+  return fmt::format("{}pack/{}", prefix, name);
+}
+
+namespace {
+
+// The checked reading of one JSON object's fields. No exceptions: the plugin decodes records on
+// its own threads, and an exception thrown there under nbdkit's preloaded ASan aborts the
+// process. The first problem is kept in *error ("field 'size': ..."); after it every reader
+// returns an empty value, and the decoder checks *error once at the end.
+class Fields {
+ public:
+  Fields(const Json& j, std::string path, std::string* error)
+      : j_(j), path_(std::move(path)), error_(error) {}
+
+  bool failed() const { return !error_->empty(); }
+  const Json* need(const char* name) {
+    if (failed()) return nullptr;
+    auto it = j_.find(name);
+    if (it == j_.end() || it->is_null()) {
+      *error_ = fmt::format("no field '{}{}'", path_, name);
+      return nullptr;
+    }
+    return &*it;
+  }
+  bool has(const char* name) const {
+    auto it = j_.find(name);
+    return it != j_.end() && !it->is_null();
+  }
+  void bad(const char* name, const std::string& why) {
+    if (!failed()) *error_ = fmt::format("field '{}{}': {}", path_, name, why);
+  }
+  std::string text(const char* name) {
+    const Json* v = need(name);
+    if (v == nullptr) return {};
+    if (!v->is_string()) {
+      bad(name, fmt::format("{} is not a string", v->dump()));
+      return {};
+    }
+    return v->get<std::string>();
+  }
+  // A name of a pack, node or disk.
+  std::string name(const char* field) {
+    std::string n = text(field);
+    if (failed()) return {};
+    if (std::string why = pack_name_problem(n); !why.empty()) bad(field, why);
+    return n;
+  }
+  uint64_t number(const char* name, uint64_t max = std::numeric_limits<uint64_t>::max()) {
+    const Json* v = need(name);
+    if (v == nullptr) return 0;
+    if (!v->is_number_unsigned()) {
+      bad(name, fmt::format("{} is not a whole number of 0 or more", v->dump()));
+      return 0;
+    }
+    uint64_t n = v->get<uint64_t>();
+    if (n > max) bad(name, fmt::format("{} is more than {}", n, max));
+    return n;
+  }
+  // The object, or an empty one after a problem.
+  const Json& object(const char* name) {
+    static const Json kEmpty = Json::object();
+    const Json* v = need(name);
+    if (v == nullptr) return kEmpty;
+    if (!v->is_object()) {
+      bad(name, fmt::format("{} is not an object", v->dump()));
+      return kEmpty;
+    }
+    return *v;
+  }
+  const std::string& path() const { return path_; }
+  std::string* error() { return error_; }
+
+ private:
+  const Json& j_;
+  std::string path_;
+  std::string* error_;
+};
+
+void check_name_matches_key(Fields& f, std::string_view key, const std::string& name) {
+  if (f.failed()) return;
+  size_t slash = key.rfind('/');
+  std::string_view last = slash == std::string_view::npos ? key : key.substr(slash + 1);
+  if (last != name) f.bad("name", fmt::format("'{}' is not the key's name '{}'", name, last));
+}
+
+DiskRef disk_ref(Fields& f, const char* field) {
+  Fields ref(f.object(field), fmt::format("{}{}.", f.path(), field), f.error());
+  DiskRef d;
+  d.node = ref.name("node");
+  d.disk = ref.name("disk");
+  return d;
+}
+
+// Parses `value` as a JSON object and runs `fn(fields)` on it; the record, or the first problem
+// as "etcd key KEY: REASON".
+template <class T, class Decode>
+Result<T> decode(std::string_view key, std::string_view value, Decode fn) {
+  Json j = Json::parse(value, nullptr, /*allow_exceptions=*/false);
+  std::string error;
+  if (j.is_discarded()) {
+    error = fmt::format("not JSON: '{}{}'", value.substr(0, 60), value.size() > 60 ? "..." : "");
+  } else if (!j.is_object()) {
+    error = fmt::format("{} is not a JSON object", j.dump().substr(0, 60));
+  } else {
+    Fields f(j, "", &error);
+    T record = fn(f);
+    if (error.empty()) return record;
+  }
+  return Status::InvalidArgument(fmt::format("etcd key {}: {}", key, error));
+}
+
+Json disk_json(const DiskRef& d) { return {{"node", d.node}, {"disk", d.disk}}; }
+
+}  // namespace
+
+std::string encode_node(const NodeRecord& node) {
+  Json disks = Json::object();
+  for (const auto& [name, path] : node.disks) disks[name] = path;
+  Json j = {
+      {"name", node.name}, {"address", node.address}, {"disks", disks}, {"started", node.started}};
+  return j.dump();
+}
+
+Result<NodeRecord> decode_node(std::string_view key, std::string_view value) {
+  return decode<NodeRecord>(key, value, [&](Fields& f) {
+    NodeRecord n;
+    n.name = f.name("name");
+    check_name_matches_key(f, key, n.name);
+    n.address = f.text("address");
+    if (!f.failed()) {
+      auto ep = Endpoint::parse(n.address);
+      if (!ep.ok() || ep->kind != Endpoint::Kind::kTcp) {
+        f.bad("address", fmt::format("'{}' is not HOST:PORT", n.address));
+      }
+    }
+    for (const auto& [disk, path] : f.object("disks").items()) {
+      if (f.failed()) break;
+      if (std::string why = pack_name_problem(disk); !why.empty()) {
+        f.bad("disks", fmt::format("disk '{}': {}", disk, why));
+      } else if (!path.is_string() || path.get<std::string>().empty() ||
+                 path.get<std::string>().front() != '/') {
+        f.bad("disks", fmt::format("disk '{}': {} is not an absolute path", disk, path.dump()));
+      } else {
+        n.disks[disk] = path.get<std::string>();
+      }
+    }
+    n.started = f.number("started");
+    return n;
+  });
+}
+
+std::string encode_pack(const PackMapping& p) {
+  Json j = {{"name", p.name}, {"primary", disk_json(p.primary)}};
+  if (p.secondary) j["secondary"] = disk_json(*p.secondary);
+  j["offset"] = p.offset;
+  j["size"] = p.size;
+  j["mode"] = std::string(pack_mode_name(p.mode));
+  j["owner"] = static_cast<uint64_t>(p.owner);
+  j["group"] = static_cast<uint64_t>(p.group);
+  j["perms"] = fmt::format("{:04o}", p.perms);
+  j["epoch"] = p.epoch;
+  return j.dump();
+}
+
+Result<PackMapping> decode_pack(std::string_view key, std::string_view value) {
+  return decode<PackMapping>(key, value, [&](Fields& f) {
+    PackMapping p;
+    p.name = f.name("name");
+    check_name_matches_key(f, key, p.name);
+    p.primary = disk_ref(f, "primary");
+    if (f.has("secondary")) {
+      p.secondary = disk_ref(f, "secondary");
+      if (!f.failed() && *p.secondary == p.primary) {
+        f.bad("secondary",
+              fmt::format("the same as the primary ({}:{})", p.primary.node, p.primary.disk));
+      }
+    }
+    p.offset = f.number("offset");
+    p.size = f.number("size");
+    if (!f.failed() && p.size == 0) f.bad("size", "0 is not a size (1 byte or more)");
+    if (!f.failed() && p.offset > std::numeric_limits<uint64_t>::max() - p.size) {
+      f.bad("size", fmt::format("offset {} + size {} is past 2^64", p.offset, p.size));
+    }
+    std::string mode_text = f.text("mode");
+    if (!f.failed()) {
+      auto mode = parse_pack_mode(mode_text);
+      if (mode.ok()) {
+        p.mode = *mode;
+      } else {
+        f.bad("mode", mode.status().message());
+      }
+    }
+    p.owner = static_cast<uid_t>(f.number("owner", 0xfffffffe));
+    p.group = static_cast<gid_t>(f.number("group", 0xfffffffe));
+    std::string perms_text = f.text("perms");
+    if (!f.failed()) {
+      auto perms = parse_perms(perms_text);
+      if (perms.ok()) {
+        p.perms = *perms;
+      } else {
+        f.bad("perms", perms.status().message());
+      }
+    }
+    p.epoch = f.number("epoch");
+    if (!f.failed() && p.epoch == 0) f.bad("epoch", "0 is not an epoch (the first is 1)");
+    return p;
+  });
+}
+
+namespace {
+
+template <class T, class Decode>
+Result<Listing<T>> list(EtcdClient& etcd, const std::string& prefix, Decode fn) {
+  auto range = etcd.range_prefix(prefix);
+  if (!range.ok()) return range.status();
+  Listing<T> out;
+  out.revision = range->revision;
+  for (const auto& kv : range->kvs) {
+    auto record = fn(kv.key, kv.value);
+    if (!record.ok()) {
+      out.problems.push_back(record.status());
+      continue;
+    }
+    out.items.push_back({std::move(*record), kv.mod_revision, kv.lease});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Listing<NodeRecord>> list_nodes(EtcdClient& etcd, std::string_view prefix) {
+  return list<NodeRecord>(etcd, node_prefix(prefix), decode_node);
+}
+
+Result<Listing<PackMapping>> list_packs(EtcdClient& etcd, std::string_view prefix) {
+  return list<PackMapping>(etcd, pack_prefix(prefix), decode_pack);
+}
+
+}  // namespace vvm::cluster

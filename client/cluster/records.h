@@ -1,0 +1,99 @@
+// cluster/records.h: what the cluster keeps in etcd, each record declared once: a node (its
+// membership, written under its lease) and a pack's mapping (where the pack lives and who may use
+// it). Values are JSON objects; keys live under a prefix (vvm.conf's [cluster] prefix, "/vvm/" by
+// default):
+//
+//   PREFIX/node/NAME  {"name":"n1","address":"10.0.0.1:10809","disks":{"d0":"/dev/sdb"},
+//                      "started":1765090000}
+//   PREFIX/pack/NAME  {"name":"home0","primary":{"node":"n1","disk":"d0"},
+//                      "secondary":{"node":"n2","disk":"d0"},"offset":0,"size":107374182400,
+//                      "mode":"exclusive","owner":1000,"group":100,"perms":"0660","epoch":1}
+//
+// Decoding checks every field (presence, type, range, names) and that the name in the value is
+// the key's; an error names the key and the reason:
+//   "etcd key /vvm/pack/home0: field 'size': 0 is not a size (1 byte or more)"
+// Fields a reader does not know are ignored, so that a newer writer may add some. Owner and group
+// are numbers: every node must agree on them, as on a shared filesystem.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/etcd_client.h"
+#include "common/status.h"
+#include "pack/packtab.h"
+
+namespace vvm::cluster {
+
+inline constexpr std::string_view kDefaultPrefix = "/vvm/";
+
+// A node: a host running nbdkit with the vvm plugin.
+struct NodeRecord {
+  std::string name;
+  std::string address;                       // where other nodes reach its NBD server: "HOST:PORT"
+  std::map<std::string, std::string> disks;  // disk name -> path on that node
+  uint64_t started = 0;                      // unix seconds when it registered
+  bool operator==(const NodeRecord&) const = default;
+};
+
+// A disk as the cluster names it: a node's disk.
+struct DiskRef {
+  std::string node;
+  std::string disk;
+  bool operator==(const DiskRef&) const = default;
+};
+
+// Where a pack lives and who may use it. The epoch counts the mapping's changes: 1 when it is
+// first written, one more at each change.
+struct PackMapping {
+  std::string name;  // export "pack/" + name
+  DiskRef primary;
+  std::optional<DiskRef> secondary;
+  uint64_t offset = 0;  // bytes into the disk
+  uint64_t size = 0;    // bytes
+  PackMode mode = PackMode::kReadOnly;
+  uid_t owner = 0;
+  gid_t group = 0;
+  mode_t perms = 0;  // the nine permission bits
+  uint64_t epoch = 1;
+  bool operator==(const PackMapping&) const = default;
+};
+
+// The keys. `prefix` starts and ends with '/' (vvm.conf's [cluster] prefix, checked there).
+std::string node_prefix(std::string_view prefix);  // PREFIX/node/
+std::string pack_prefix(std::string_view prefix);  // PREFIX/pack/
+std::string node_key(std::string_view prefix, std::string_view name);
+std::string pack_key(std::string_view prefix, std::string_view name);
+
+// JSON values, and their checked decoding (`key` is where the value was read: the name in it must
+// be the key's last part).
+std::string encode_node(const NodeRecord& node);
+Result<NodeRecord> decode_node(std::string_view key, std::string_view value);
+std::string encode_pack(const PackMapping& pack);
+Result<PackMapping> decode_pack(std::string_view key, std::string_view value);
+
+// Everything under one record prefix, as read at one revision: the records that decode, with
+// their keys' metadata, and a problem for each key that does not (which the readers report and
+// skip: garbage under the prefix spoils nothing else).
+template <class T>
+struct Listing {
+  struct Item {
+    T record;
+    int64_t mod_revision = 0;
+    int64_t lease = 0;
+  };
+  std::vector<Item> items;
+  std::vector<Status> problems;  // one per bad key, naming it
+  int64_t revision = 0;          // a watch from revision + 1 misses nothing after this read
+};
+
+Result<Listing<NodeRecord>> list_nodes(EtcdClient& etcd, std::string_view prefix);
+Result<Listing<PackMapping>> list_packs(EtcdClient& etcd, std::string_view prefix);
+
+}  // namespace vvm::cluster

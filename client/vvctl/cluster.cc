@@ -1,0 +1,337 @@
+// vvctl/cluster.cc: `vvctl cluster import`, `vvctl cluster nodes` and `vvctl cluster map`: the
+// cluster's records in etcd (cluster/records.h), reached through vvm.conf's [cluster] section.
+// None needs vvmd or a node to run.
+#include "vvctl/cluster.h"
+
+#include <array>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "cluster/etcd_client.h"
+#include "cluster/membership.h"
+#include "cluster/records.h"
+#include "pack/packtab.h"
+#include "vvctl/printing.h"
+
+namespace vvm::vvctl {
+
+using cluster::DiskRef;
+using cluster::EtcdClient;
+using cluster::NodeRecord;
+using cluster::PackMapping;
+
+namespace {
+
+// A client of the etcd that vvm.conf's [cluster] names, and the prefix; nullptr after printing
+// why, with the exit code in `*rc`.
+std::unique_ptr<EtcdClient> connect_etcd(const Globals& g, std::string_view command,
+                                         std::string* prefix, int* rc) {
+  auto config = read_config(g);
+  if (!config.ok()) {
+    *rc = kUsage;
+    return nullptr;
+  }
+  auto options = cluster::etcd_options(*config);
+  if (!options.ok()) {
+    print_failure(command, options.status());
+    *rc = kUsage;
+    return nullptr;
+  }
+  auto client = EtcdClient::create(*options);
+  if (!client.ok()) {
+    print_failure(command, client.status());
+    *rc = kUsage;
+    return nullptr;
+  }
+  *prefix = config->cluster->prefix;
+  return std::move(*client);
+}
+
+// Each key that did not decode, on stderr; the exit code a listing with them gets.
+int report_problems(std::string_view command, const std::vector<Status>& problems) {
+  for (const auto& p : problems)
+    fmt::print(stderr, "vvctl {}: {} (skipped)\n", command, p.message());
+  return problems.empty() ? kOk : kFailed;
+}
+
+std::string disk_text(const DiskRef& d) { return d.node + ":" + d.disk; }
+
+// The disk of `node` that holds `backing`: `disk` when given, else the node's disk whose path is
+// the backing's, as the node registered it.
+Result<std::string> disk_for(const std::string& node, const std::string& disk,
+                             const PackEntry& pack,
+                             const std::map<std::string, NodeRecord>& nodes) {
+  if (!disk.empty()) return disk;
+  auto it = nodes.find(node);
+  if (it == nodes.end()) {
+    return Status::NotFound(fmt::format(
+        "pack '{}': node {} is not registered in etcd, so its disk holding {} cannot be looked "
+        "up (give --disk NAME)",
+        pack.name, node, pack.backing));
+  }
+  std::vector<std::string> have;
+  for (const auto& [name, path] : it->second.disks) {
+    if (path == pack.backing) return name;
+    have.push_back(name + "=" + path);
+  }
+  std::string list;
+  for (const auto& h : have) list += (list.empty() ? "" : ", ") + h;
+  return Status::NotFound(
+      fmt::format("pack '{}': backing {} is none of node {}'s disks ({}); "
+                  "give --disk NAME",
+                  pack.name, pack.backing, node, list.empty() ? "it has none" : list));
+}
+
+}  // namespace
+
+int cmd_cluster_import(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "cluster import";
+  std::string packtab, primary, secondary, disk;
+  po::options_description options;
+  options.add_options()("primary", po::value(&primary))("secondary", po::value(&secondary))(
+      "disk", po::value(&disk))("replace", po::bool_switch());
+  po::variables_map vm;
+  if (!parse_with_positional(kCommand, args, "packtab", &packtab, options, &vm)) return kUsage;
+  if (packtab.empty()) return usage_error(kCommand, "a PACKTAB is required");
+  if (primary.empty()) return usage_error(kCommand, "--primary NODE is required");
+  for (const auto& [what, name] :
+       {std::pair{"--primary", primary}, {"--secondary", secondary}, {"--disk", disk}}) {
+    if (name.empty()) continue;
+    if (std::string why = pack_name_problem(name); !why.empty()) {
+      return usage_error(kCommand, fmt::format("{} '{}': {}", what, name, why));
+    }
+  }
+  if (secondary == primary) {
+    return usage_error(kCommand, "--secondary must be another node than --primary");
+  }
+  const bool replace = vm["replace"].as<bool>();
+
+  auto table = load_packtab(packtab);
+  if (!table.ok()) {
+    fmt::print(stderr, "vvctl: {}\n", table.status().message());
+    return kUsage;
+  }
+  std::string prefix;
+  int rc = kOk;
+  auto etcd = connect_etcd(g, kCommand, &prefix, &rc);
+  if (!etcd) return rc;
+
+  std::map<std::string, NodeRecord> nodes;
+  if (disk.empty()) {
+    auto listed = cluster::list_nodes(*etcd, prefix);
+    if (!listed.ok()) {
+      print_failure(kCommand, listed.status());
+      return kFailed;
+    }
+    for (auto& item : listed->items) nodes[item.record.name] = std::move(item.record);
+  }
+  auto existing = cluster::list_packs(*etcd, prefix);
+  if (!existing.ok()) {
+    print_failure(kCommand, existing.status());
+    return kFailed;
+  }
+  std::map<std::string, cluster::Listing<PackMapping>::Item> old;
+  for (auto& item : existing->items) old[item.record.name] = std::move(item);
+  // A key that does not decode is there all the same: import must not pass over it silently.
+  std::map<std::string, int64_t> undecodable;  // pack name -> mod_revision
+  if (!existing->problems.empty()) {
+    auto raw = etcd->range_prefix(cluster::pack_prefix(prefix));
+    if (!raw.ok()) {
+      print_failure(kCommand, raw.status());
+      return kFailed;
+    }
+    for (const auto& kv : raw->kvs) {
+      std::string name = kv.key.substr(cluster::pack_prefix(prefix).size());
+      if (old.count(name) == 0) undecodable[name] = kv.mod_revision;
+    }
+  }
+
+  std::vector<PackMapping> mappings;
+  std::vector<cluster::Compare> guards;
+  std::vector<std::string> refused;
+  size_t replaced = 0;
+  for (const auto& p : table->packs) {
+    PackMapping m;
+    m.name = p.name;
+    auto primary_disk = disk_for(primary, disk, p, nodes);
+    if (!primary_disk.ok()) {
+      print_failure(kCommand, primary_disk.status());
+      return kFailed;
+    }
+    m.primary = {primary, *primary_disk};
+    if (!secondary.empty()) {
+      auto secondary_disk = disk_for(secondary, disk, p, nodes);
+      if (!secondary_disk.ok()) {
+        print_failure(kCommand, secondary_disk.status());
+        return kFailed;
+      }
+      m.secondary = DiskRef{secondary, *secondary_disk};
+    }
+    m.offset = p.offset;
+    m.size = p.size;
+    m.mode = p.mode;
+    m.owner = p.owner;
+    m.group = p.group;
+    m.perms = p.perms;
+    m.epoch = 1;
+    const std::string key = cluster::pack_key(prefix, p.name);
+    if (auto it = old.find(p.name); it != old.end()) {
+      if (!replace) {
+        refused.push_back(fmt::format("pack '{}' is already mapped ({}, {} epoch {})", p.name, key,
+                                      disk_text(it->second.record.primary),
+                                      it->second.record.epoch));
+        continue;
+      }
+      m.epoch = it->second.record.epoch + 1;  // a change of the mapping
+      guards.push_back(cluster::Compare::unchanged(key, it->second.mod_revision));
+      ++replaced;
+    } else if (auto bad = undecodable.find(p.name); bad != undecodable.end()) {
+      if (!replace) {
+        refused.push_back(
+            fmt::format("pack '{}': {} holds a record that does not decode", p.name, key));
+        continue;
+      }
+      guards.push_back(cluster::Compare::unchanged(key, bad->second));
+      ++replaced;
+    } else {
+      guards.push_back(cluster::Compare::absent(key));
+    }
+    mappings.push_back(std::move(m));
+  }
+  if (!refused.empty()) {
+    for (const auto& r : refused) fmt::print(stderr, "vvctl {}: {}\n", kCommand, r);
+    fmt::print(stderr,
+               "vvctl {}: nothing imported; give --replace to overwrite the mappings above\n",
+               kCommand);
+    return kFailed;
+  }
+
+  // etcd takes at most 128 operations a transaction: a large table goes in several, each one
+  // refused whole if another writer changed one of its packs since they were read.
+  constexpr size_t kPerTxn = 100;
+  size_t done = 0;
+  for (size_t start = 0; start < mappings.size(); start += kPerTxn) {
+    cluster::Txn txn;
+    for (size_t i = start; i < std::min(mappings.size(), start + kPerTxn); ++i) {
+      txn.compares.push_back(guards[i]);
+      txn.success.push_back(cluster::TxnOp::put(cluster::pack_key(prefix, mappings[i].name),
+                                                cluster::encode_pack(mappings[i])));
+    }
+    auto result = etcd->txn(txn);
+    if (!result.ok() || !result->succeeded) {
+      print_failure(kCommand, result.ok()
+                                  ? Status::Busy("another writer changed these packs' mappings "
+                                                 "while they were imported: run it again")
+                                  : result.status());
+      if (done > 0) {
+        fmt::print(stderr, "vvctl {}: the first {} packs were imported before that\n", kCommand,
+                   done);
+      }
+      return kFailed;
+    }
+    done += txn.success.size();
+  }
+  fmt::print("{}: imported {} pack{} ({} replaced): primary {}{}\n", table->path, done,
+             done == 1 ? "" : "s", replaced, primary,
+             secondary.empty() ? std::string() : ", secondary " + secondary);
+  return kOk;
+}
+
+int cmd_cluster_nodes(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "cluster nodes";
+  po::options_description options;
+  options.add_options()("json", po::bool_switch());
+  po::positional_options_description none;
+  po::variables_map vm;
+  if (!parse_options(kCommand, args, options, none, &vm)) return kUsage;
+  std::string prefix;
+  int rc = kOk;
+  auto etcd = connect_etcd(g, kCommand, &prefix, &rc);
+  if (!etcd) return rc;
+  auto listed = cluster::list_nodes(*etcd, prefix);
+  if (!listed.ok()) {
+    print_failure(kCommand, listed.status());
+    return kFailed;
+  }
+  // The seconds each node's lease has left (-1: expired, the key about to go).
+  std::vector<int64_t> left;
+  for (const auto& item : listed->items) {
+    auto ttl =
+        item.lease == 0 ? Result<int64_t>(int64_t{-1}) : etcd->lease_time_to_live(item.lease);
+    left.push_back(ttl.ok() ? *ttl : -1);
+  }
+  if (vm["json"].as<bool>()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i = 0; i < listed->items.size(); ++i) {
+      auto j = nlohmann::json::parse(cluster::encode_node(listed->items[i].record));
+      j["lease"] = fmt::format("{:x}", listed->items[i].lease);
+      j["lease_ttl_left"] = left[i];
+      out.push_back(std::move(j));
+    }
+    fmt::print("{}\n", out.dump());
+  } else {
+    std::vector<std::array<std::string, 5>> rows = {
+        {"NODE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED"}};
+    for (size_t i = 0; i < listed->items.size(); ++i) {
+      const NodeRecord& n = listed->items[i].record;
+      std::string disks;
+      for (const auto& [name, path] : n.disks) {
+        disks += (disks.empty() ? "" : ",") + name + "=" + path;
+      }
+      rows.push_back({n.name, n.address, disks.empty() ? "-" : disks,
+                      left[i] < 0 ? "expired" : fmt::format("{}s", left[i]),
+                      format_time(n.started)});
+    }
+    print_table(rows);
+  }
+  return report_problems(kCommand, listed->problems);
+}
+
+int cmd_cluster_map(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "cluster map";
+  po::options_description options;
+  options.add_options()("json", po::bool_switch());
+  po::positional_options_description none;
+  po::variables_map vm;
+  if (!parse_options(kCommand, args, options, none, &vm)) return kUsage;
+  std::string prefix;
+  int rc = kOk;
+  auto etcd = connect_etcd(g, kCommand, &prefix, &rc);
+  if (!etcd) return rc;
+  auto listed = cluster::list_packs(*etcd, prefix);
+  if (!listed.ok()) {
+    print_failure(kCommand, listed.status());
+    return kFailed;
+  }
+  if (vm["json"].as<bool>()) {
+    // The records as etcd holds them, one object a pack.
+    std::string out = "[";
+    for (size_t i = 0; i < listed->items.size(); ++i) {
+      out += (i > 0 ? "," : "") + cluster::encode_pack(listed->items[i].record);
+    }
+    fmt::print("{}]\n", out);
+  } else {
+    std::vector<std::array<std::string, 9>> rows = {{"PACK", "PRIMARY", "SECONDARY", "OFFSET",
+                                                     "SIZE", "MODE", "OWNER:GROUP", "PERMS",
+                                                     "EPOCH"}};
+    for (const auto& item : listed->items) {
+      const PackMapping& p = item.record;
+      rows.push_back({p.name, disk_text(p.primary), p.secondary ? disk_text(*p.secondary) : "-",
+                      human_size(p.offset), human_size(p.size), std::string(pack_mode_name(p.mode)),
+                      user_name(p.owner) + ":" + group_name(p.group),
+                      fmt::format("{:04o}", p.perms), std::to_string(p.epoch)});
+    }
+    print_table(rows);
+  }
+  return report_problems(kCommand, listed->problems);
+}
+
+}  // namespace vvm::vvctl

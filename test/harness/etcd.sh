@@ -1,0 +1,36 @@
+# etcd.sh: a real etcd for the shell integration tests of the cluster: Debian's etcd, a single
+# member on 127.0.0.1 with two free ports and its data in $tmpdir. functions.sh sources it.
+#
+#   start_etcd                 # $etcd_endpoint (127.0.0.1:PORT), $etcd_pid; stopped at exit
+#   etcdctl_ put /vvm/x y      # etcdctl against it
+#   kill_daemon "$etcd_pid"    # etcd down, on purpose
+#   start_etcd --again         # the same member back, on the same ports and data
+
+[[ -n ${_vvm_etcd_loaded:-} ]] && return 0
+_vvm_etcd_loaded=1
+
+# etcdctl_ ARGS...: etcdctl (API v3) against the test's etcd.
+etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints="$etcd_endpoint" --command-timeout=5s "$@"; }
+
+# start_etcd [--again]: start etcd and wait until it answers a read (it has elected itself
+# leader). --again starts the last one again, with its ports and data.
+start_etcd() {
+  _vvm_need_tmpdir
+  if [[ ${1:-} != --again ]]; then
+    _vvm_etcd_count=$((${_vvm_etcd_count:-0} + 1))
+    _vvm_etcd_client_port=$(pick_unused_port)
+    _vvm_etcd_peer_port=$(pick_unused_port)
+    while [[ $_vvm_etcd_peer_port == "$_vvm_etcd_client_port" ]]; do
+      _vvm_etcd_peer_port=$(pick_unused_port)
+    done
+    _vvm_etcd_data=$tmpdir/etcd$_vvm_etcd_count
+  fi
+  etcd_endpoint=127.0.0.1:$_vvm_etcd_client_port
+  local client=http://$etcd_endpoint peer=http://127.0.0.1:$_vvm_etcd_peer_port
+  start_daemon "etcd$_vvm_etcd_count" etcdctl_ get /ready -- \
+    etcd --name test --data-dir "$_vvm_etcd_data" \
+    --listen-client-urls "$client" --advertise-client-urls "$client" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+    --initial-cluster "test=$peer" --log-level warn --logger zap
+  etcd_pid=$daemon_pid
+}

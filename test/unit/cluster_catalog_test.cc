@@ -1,0 +1,83 @@
+// cluster_catalog_test.cc: which packs a cluster node serves from the mappings in etcd
+// (nbdkit-plugin/cluster_catalog.h, node_catalog): those whose primary or secondary is the node,
+// each on the node's disk the mapping names; the others left out with their key and reason.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "cluster/records.h"
+#include "cluster_catalog.h"
+#include "process.h"
+
+using namespace vvm;
+using namespace vvm::cluster;
+using vvm::plugin::node_catalog;
+using vvm::test::must;
+
+namespace {
+
+PackMapping mapping(const std::string& name, DiskRef primary, std::optional<DiskRef> secondary,
+                    uint64_t offset, uint64_t size) {
+  PackMapping m;
+  m.name = name;
+  m.primary = std::move(primary);
+  m.secondary = std::move(secondary);
+  m.offset = offset;
+  m.size = size;
+  m.mode = PackMode::kShared;
+  m.perms = 0660;
+  return m;
+}
+
+std::vector<std::string> export_names(const plugin::PackCatalog& c) {
+  std::vector<std::string> names;
+  for (const auto& e : c.exports()) names.push_back(e.name);
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("a node serves the packs mapped to it, primary or secondary, from its own disk") {
+  auto dir = must(test::TempDir::create());
+  const std::string disk = dir.file("disk.img");
+  must(test::write_file(disk, std::string(4 << 20, '\0')));
+  const std::map<std::string, std::string> disks = {{"d0", disk}};
+  std::vector<PackMapping> mappings = {
+      mapping("a", {"n1", "d0"}, std::nullopt, 0, 1 << 20),
+      mapping("b", {"n2", "d0"}, DiskRef{"n1", "d0"}, 1 << 20, 1 << 20),
+      mapping("z", {"n2", "d0"}, std::nullopt, 2 << 20, 1 << 20),
+  };
+  auto built = node_catalog(mappings, "n1", disks, "/vvm/");
+  CHECK(built.problems.empty());
+  CHECK(export_names(built.catalog) ==
+        std::vector<std::string>{"pack/a", "pack/a@ro", "pack/b", "pack/b@ro"});
+  auto b = built.catalog.find("pack/b");
+  REQUIRE(b.ok());
+  CHECK((*b)->pack.backing == disk);
+  CHECK((*b)->pack.offset == 1 << 20);
+  CHECK(export_names(node_catalog(mappings, "n3", disks, "/vvm/").catalog).empty());
+}
+
+TEST_CASE("a mapping the node cannot serve is left out, named, and spoils nothing else") {
+  auto dir = must(test::TempDir::create());
+  const std::string disk = dir.file("disk.img");
+  must(test::write_file(disk, std::string(4 << 20, '\0')));
+  std::vector<PackMapping> mappings = {
+      mapping("a", {"n1", "d0"}, std::nullopt, 0, 1 << 20),
+      mapping("nodisk", {"n1", "d9"}, std::nullopt, 0, 1 << 20),
+      mapping("long", {"n1", "d0"}, std::nullopt, 3 << 20, 2 << 20),
+      mapping("overlap", {"n1", "d0"}, std::nullopt, 512 << 10, 1 << 20),
+  };
+  auto built = node_catalog(mappings, "n1", {{"d0", disk}}, "/vvm/");
+  CHECK(export_names(built.catalog) == std::vector<std::string>{"pack/a", "pack/a@ro"});
+  REQUIRE(built.problems.size() == 3);
+  CHECK_THAT(built.problems[0].message(),
+             Catch::StartsWith("etcd key /vvm/pack/nodisk: disk 'd9' of node n1 is not one of "
+                               "this node's disks ([cluster] disk gives: d0)"));
+  CHECK_THAT(built.problems[1].message(),
+             Catch::StartsWith("etcd key /vvm/pack/long: pack 'long'"));
+  CHECK_THAT(built.problems[1].message(), Catch::Contains("past the end of its backing"));
+  CHECK_THAT(built.problems[2].message(),
+             Catch::StartsWith("etcd key /vvm/pack/overlap: pack 'overlap'"));
+  CHECK_THAT(built.problems[2].message(), Catch::Contains("'a'"));
+}

@@ -1,0 +1,144 @@
+// cluster_records_test.cc: the cluster's records (client/cluster/records.h): their JSON, and that
+// every bad field is refused with the key and the reason; listing a prefix with garbage in it
+// against a real etcd.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cluster/etcd_client.h"
+#include "cluster/records.h"
+#include "etcd.h"
+#include "process.h"
+
+using namespace vvm;
+using namespace vvm::cluster;
+using vvm::test::must;
+
+namespace {
+
+PackMapping sample_pack() {
+  PackMapping p;
+  p.name = "home0";
+  p.primary = {"n1", "d0"};
+  p.secondary = DiskRef{"n2", "d0"};
+  p.offset = 1 << 20;
+  p.size = uint64_t{100} << 30;
+  p.mode = PackMode::kExclusive;
+  p.owner = 1000;
+  p.group = 100;
+  p.perms = 0660;
+  p.epoch = 3;
+  return p;
+}
+
+// The sample pack's JSON with `field` set to `json` (a JSON text), or removed when it is "".
+std::string pack_with(const std::string& field, const std::string& json) {
+  auto j = nlohmann::json::parse(encode_pack(sample_pack()));
+  if (json.empty()) {
+    j.erase(field);
+  } else {
+    j[field] = nlohmann::json::parse(json);
+  }
+  return j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("keys sit under the prefix") {
+  CHECK(node_key("/vvm/", "n1") == "/vvm/node/n1");
+  CHECK(pack_key("/vvm/", "home0") == "/vvm/pack/home0");
+  CHECK(pack_prefix("/site/vvm/") == "/site/vvm/pack/");
+}
+
+TEST_CASE("a pack mapping survives its JSON, with and without a secondary") {
+  PackMapping p = sample_pack();
+  auto back = decode_pack("/vvm/pack/home0", encode_pack(p));
+  REQUIRE(back.ok());
+  CHECK(*back == p);
+  p.secondary.reset();
+  back = decode_pack("/vvm/pack/home0", encode_pack(p));
+  REQUIRE(back.ok());
+  CHECK(*back == p);
+  CHECK(encode_pack(p).find("\"perms\":\"0660\"") != std::string::npos);
+}
+
+TEST_CASE("a node record survives its JSON") {
+  NodeRecord n{"n1", "127.0.0.1:10809", {{"d0", "/dev/sdb"}, {"cache", "/srv/cache"}}, 1765090000};
+  auto back = decode_node("/vvm/node/n1", encode_node(n));
+  REQUIRE(back.ok());
+  CHECK(*back == n);
+}
+
+TEST_CASE("every bad field of a pack mapping is named with its key") {
+  const std::string key = "/vvm/pack/home0";
+  struct Case {
+    std::string field, json, reason;
+  };
+  const std::vector<Case> cases = {
+      {"size", "", "no field 'size'"},
+      {"size", "0", "field 'size': 0 is not a size"},
+      {"size", "\"10G\"", "field 'size': \"10G\" is not a whole number"},
+      {"offset", "-1", "field 'offset': -1 is not a whole number"},
+      {"offset", "18446744073709551615", "field 'size': offset 18446744073709551615 + size"},
+      {"mode", "\"rw\"", "field 'mode': bad mode 'rw'"},
+      {"perms", "\"0999\"", "field 'perms': bad perms '0999'"},
+      {"perms", "660", "field 'perms': 660 is not a string"},
+      {"owner", "4294967295", "field 'owner': 4294967295 is more than"},
+      {"epoch", "0", "field 'epoch': 0 is not an epoch"},
+      {"name", "\"other\"", "field 'name': 'other' is not the key's name 'home0'"},
+      {"name", "\"a b\"", "field 'name': bad character ' '"},
+      {"primary", "\"n1\"", "field 'primary': \"n1\" is not an object"},
+      {"primary", R"({"node":"n1"})", "no field 'primary.disk'"},
+      {"secondary", R"({"node":"n1","disk":"d/0"})", "field 'secondary.disk': bad character '/'"},
+      {"secondary", R"({"node":"n1","disk":"d0"})", "field 'secondary': the same as the primary"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.field << " = " << c.json);
+    auto r = decode_pack(key, pack_with(c.field, c.json));
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::StartsWith("etcd key /vvm/pack/home0: "));
+    CHECK_THAT(r.status().message(), Catch::Contains(c.reason));
+  }
+  for (const char* garbage : {"", "not json", "[1,2]", "42", "{\"name\":"}) {
+    INFO(garbage);
+    auto r = decode_pack(key, garbage);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::StartsWith("etcd key /vvm/pack/home0: "));
+  }
+  // A field a newer writer added is no reason to refuse the record.
+  CHECK(decode_pack(key, pack_with("paths", R"({"n1":"up"})")).ok());
+}
+
+TEST_CASE("every bad field of a node record is named with its key") {
+  const std::string key = "/vvm/node/n1";
+  auto r = decode_node(key, R"({"name":"n1","address":"nowhere","disks":{},"started":1})");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message() ==
+        "etcd key /vvm/node/n1: field 'address': 'nowhere' is not HOST:PORT");
+  r = decode_node(key, R"({"name":"n1","address":"h:1","disks":{"d0":"rel/path"},"started":1})");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.status().message(), Catch::Contains("disk 'd0': \"rel/path\" is not an absolute"));
+  r = decode_node(key, R"({"name":"n1","address":"h:1","disks":{"d 0":"/x"},"started":1})");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.status().message(), Catch::Contains("disk 'd 0': bad character ' '"));
+  r = decode_node(key, R"({"name":"n1","address":"h:1","disks":{}})");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.status().message(), Catch::Contains("no field 'started'"));
+}
+
+TEST_CASE("listing a prefix skips garbage, naming each bad key") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  auto c = must(EtcdClient::create({{etcd.endpoint()}}));
+  PackMapping good = sample_pack();
+  REQUIRE(c->put(pack_key("/vvm/", good.name), encode_pack(good)).ok());
+  REQUIRE(c->put("/vvm/pack/junk", "{{{").ok());
+  REQUIRE(c->put("/vvm/pack/zero", pack_with("size", "0")).ok());
+  auto listing = list_packs(*c, "/vvm/");
+  REQUIRE(listing.ok());
+  REQUIRE(listing->items.size() == 1);
+  CHECK(listing->items[0].record == good);
+  REQUIRE(listing->problems.size() == 2);
+  CHECK_THAT(listing->problems[0].message(), Catch::StartsWith("etcd key /vvm/pack/junk: "));
+  CHECK_THAT(listing->problems[1].message(), Catch::StartsWith("etcd key /vvm/pack/zero: "));
+  CHECK(listing->revision > 0);
+}
