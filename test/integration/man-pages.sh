@@ -126,7 +126,7 @@ while read -r kind key; do
     fail "vvm.conf.5 does not document [$kind] $key (from conf/vvm.conf)"
   fi
 done < <(awk '
-    /^\[[a-z]+( [^]]*)?\]/ { kind = substr($1, 2); sub(/\]$/, "", kind) }
+    /^#?\[[a-z]+( [^]]*)?\]/ { kind = $1; sub(/^#?\[/, "", kind); sub(/\]$/, "", kind) }
     /^#?[a-z][a-z-]* = / { key = $1; sub(/^#/, "", key); if (!seen[kind " " key]++) print kind, key }
   ' "$VVM_SOURCE_DIR/conf/vvm.conf")
 ((n >= 25)) || fail "found only $n keys in conf/vvm.conf"
