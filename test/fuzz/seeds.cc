@@ -8,7 +8,11 @@
 //   journal_fuzz      vvmd's journal after real transactions on its three tables (the target's
 //                     first byte is its mode: raw, or with CRCs fixed)
 //   export_name_fuzz  the export names the plugin serves, as clients send them
-// Other targets' seeds are files of conf/ (run.sh copies them) or none.
+//   record_fuzz       VV and VSN records as vvmd's tables hold them
+//   table_open_fuzz   a VSN table written by the database (the target's first byte is its mode:
+//                     the file whole, or the records behind a header of the target's own)
+//   label_fuzz        the VOL, HDR and EOF labels the mover writes
+// vvm.conf's and the packtab's seeds are the files of conf/ (run.sh copies them).
 #include <unistd.h>
 
 #include <array>
@@ -31,6 +35,7 @@
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "tape/emulated_tape.h"
+#include "tape/label.h"
 #include "tape/library.h"
 
 namespace {
@@ -239,6 +244,57 @@ void journal_seeds(const fs::path& dir, const fs::path& scratch) {
   write_both("three-frames", journal_now());
 }
 
+// --- record_fuzz, table_open_fuzz and label_fuzz ---
+
+Vsn seed_vsn(const std::string& name) {
+  return {name, "LTO9",    "A", VsnState::kHot, "slot:1", 3, 1 << 20, uint64_t{1} << 40,
+          0,    1700000000};
+}
+
+void record_seeds(const fs::path& dir) {
+  Vv vv = seed_vv("A0000000042", 7);
+  vv.state = VvState::kArchived;
+  vv.copies[0] = {"V00001", 3};
+  const std::string rec = must(vvmd::vv_schema().encode(db::kLive, vvmd::vv_values(vv)), "vv");
+  write_file(dir / "vv.record", rec);
+  // The target reads an input of odd length as a VSN record (cut to its size).
+  const std::string vsn =
+      must(vvmd::vsn_schema().encode(db::kLive, vvmd::vsn_values(seed_vsn("V00001"))), "vsn");
+  write_file(dir / "vsn.record", vsn + " ");
+  write_file(
+      dir / "vsn.deleted",
+      must(vvmd::vsn_schema().encode(db::kDeleted, vvmd::vsn_values(seed_vsn("V00002"))), "vsn") +
+          " ");
+}
+
+void table_seeds(const fs::path& dir, const fs::path& scratch) {
+  const fs::path db_dir = scratch / "db";
+  {
+    auto db = must(db::Database::open(db_dir.string(), vvmd::table_specs(), 1 << 20), "open");
+    db::Transaction txn;
+    for (const char* name : {"V00001", "V00002", "V00003"}) {
+      txn.insert(vvmd::kVsnTable, vvmd::vsn_values(seed_vsn(name)));
+    }
+    const auto slots = must(db->commit(txn), "commit the VSNs");
+    db::Transaction erase;
+    erase.erase(vvmd::kVsnTable, slots[1]);
+    must(db->commit(erase), "erase a VSN");
+  }
+  const std::string table = read_file(db_dir / "vsn.tab");
+  write_file(dir / "vsn.tab", std::string(1, '\0') + table);
+  // Mode 1: the target puts its own header in front of what follows the first byte.
+  write_file(dir / "vsn.records",
+             std::string(1, '\1') + table.substr(vvmd::vsn_schema().record_size()));
+}
+
+void label_seeds(const fs::path& dir) {
+  write_file(dir / "vol", must(tape::VolLabel{"V00001", "LTO9"}.encode(), "VOL label"));
+  tape::FileLabel label{tape::LabelKind::kHdr, 'A', 42, 7, 3, 1 << 20, 1700000000, 1700000100};
+  write_file(dir / "hdr", must(label.encode(), "HDR label"));
+  label.kind = tape::LabelKind::kEof;
+  write_file(dir / "eof", must(label.encode(), "EOF label"));
+}
+
 // --- export_name_fuzz: the names of the packs the target's own table serves ---
 
 void export_name_seeds(const fs::path& dir) {
@@ -267,6 +323,12 @@ int main(int argc, char** argv) {
     journal_seeds(dir, scratch);
   } else if (target == "export_name_fuzz") {
     export_name_seeds(dir);
+  } else if (target == "record_fuzz") {
+    record_seeds(dir);
+  } else if (target == "table_open_fuzz") {
+    table_seeds(dir, scratch);
+  } else if (target == "label_fuzz") {
+    label_seeds(dir);
   }
   fs::remove_all(scratch);
   return 0;
