@@ -43,6 +43,7 @@ declare -A sources=(
     mover/tape/library.cc mover/tape/st_tape.cc"
   [journal_fuzz]="${db[*]} vvmd/db/indexed_table.cc vvmd/db/journal.cc vvmd/db/database.cc
     vvmd/catalog/tables.cc"
+  [job_pipe_fuzz]="${common[*]} mover/copy/job_pipe.cc"
   [export_name_fuzz]="${config[*]} ${proto[*]} client/pack/packtab.cc
     nbdkit-plugin/pack_catalog.cc nbdkit-plugin/pack_export.cc vvmd/catalog/vv_names.cc"
 )

@@ -12,6 +12,7 @@
 //   table_open_fuzz   a VSN table written by the database (the target's first byte is its mode:
 //                     the file whole, or the records behind a header of the target's own)
 //   label_fuzz        the VOL, HDR and EOF labels the mover writes
+//   job_pipe_fuzz     a copy child's events, as it writes them to its mover
 // vvm.conf's and the packtab's seeds are the files of conf/ (run.sh copies them).
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include "catalog/tables.h"
 #include "common/status.h"
 #include "copy/copy.h"
+#include "copy/job_pipe.h"
 #include "db/database.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
@@ -295,6 +297,20 @@ void label_seeds(const fs::path& dir) {
   write_file(dir / "eof", must(label.encode(), "EOF label"));
 }
 
+// --- job_pipe_fuzz: a copy that progresses then succeeds, and one that fails ---
+
+void job_pipe_seeds(const fs::path& dir) {
+  using mover::JobEvent;
+  const std::string progress = mover::encode_event({JobEvent::Kind::kProgress, 0}) +
+                               mover::encode_event({JobEvent::Kind::kProgress, 1 << 20});
+  write_file(dir / "done", progress + mover::encode_event(
+                                          {JobEvent::Kind::kDone, 2 << 20, 0x0123456789abcdefull}));
+  write_file(
+      dir / "failed",
+      progress + mover::encode_event({JobEvent::Kind::kFailed, 0, 0,
+                                      Status::IoError("V00001: read block 7: medium error")}));
+}
+
 // --- export_name_fuzz: the names of the packs the target's own table serves ---
 
 void export_name_seeds(const fs::path& dir) {
@@ -329,6 +345,8 @@ int main(int argc, char** argv) {
     table_seeds(dir, scratch);
   } else if (target == "label_fuzz") {
     label_seeds(dir);
+  } else if (target == "job_pipe_fuzz") {
+    job_pipe_seeds(dir);
   }
   fs::remove_all(scratch);
   return 0;
