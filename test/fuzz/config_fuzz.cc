@@ -2,7 +2,7 @@
 // written to a file and loaded with load_config (common/config.h). Any file must load or be
 // refused with an error that names it, never crash or throw; a configuration that loads must keep
 // the promises config.h makes: watermarks in order, every media type a class or a drive names
-// and every drive's mover defined, and every path absolute.
+// and every drive's mover defined, every path absolute, every endpoint printable as it reads.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +20,12 @@ void require(bool ok) {
 
 bool absolute(const std::string& path) { return !path.empty() && path[0] == '/'; }
 
+// An endpoint prints in the form parse() reads, and reads back the same.
+bool round_trips(const vvm::Endpoint& e) {
+  auto back = vvm::Endpoint::parse(e.to_string());
+  return back.ok() && *back == e;
+}
+
 void check(const vvm::Config& c, const std::string& path) {
   require(c.path == path);
   require(0 <= c.low_watermark && c.low_watermark < c.high_watermark && c.high_watermark <= 100);
@@ -36,8 +42,9 @@ void check(const vvm::Config& c, const std::string& path) {
     require(name == drive.name && c.movers.count(drive.mover) == 1 &&
             c.media.count(drive.media) == 1);
   }
+  for (const vvm::Endpoint& e : c.vvmd_listen) require(round_trips(e));
   for (const auto& [name, mover] : c.movers) {
-    require(name == mover.name);
+    require(name == mover.name && round_trips(mover.listen));
     for (const auto& d : mover.drives)
       require(c.drives.count(d) == 1 && c.drives.at(d).mover == name);
   }
