@@ -40,7 +40,7 @@ declare -A sources=(
   [config_fuzz]="${config[*]}"
   [packtab_fuzz]="${config[*]} client/pack/packtab.cc"
   [tape_fuzz]="${common[*]} mover/tape/emulated_tape.cc mover/tape/label.cc mover/tape/scan.cc
-    mover/tape/library.cc mover/tape/st_tape.cc"
+    mover/tape/library.cc mover/tape/st_tape.cc mover/copy/copy.cc"
   [journal_fuzz]="${db[*]} vvmd/db/indexed_table.cc vvmd/db/journal.cc vvmd/db/database.cc
     vvmd/catalog/tables.cc"
   [job_pipe_fuzz]="${common[*]} mover/copy/job_pipe.cc"
@@ -59,7 +59,7 @@ cxx = $launcher$cxx
 cxxflags = -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(
     ) -I$src/client -I$src/vvmd -I$src/mover -I$src/nbdkit-plugin -Igen $(
     ) -DVVM_VERSION=\"fuzz\" $(pkg-config --cflags fmt absl_btree absl_flat_hash_map libtirpc)
-libs = $(pkg-config --libs fmt absl_btree absl_flat_hash_map) -lboost_program_options -lpthread
+libs = $(pkg-config --libs fmt absl_btree absl_flat_hash_map) -lboost_program_options -lxxhash -lpthread
 rule cxx
   command = \$cxx \$cxxflags -MD -MF \$out.d -c \$in -o \$out
   depfile = \$out.d

@@ -1,11 +1,12 @@
 // tape_fuzz.cc: libFuzzer target for the emulated drive's reader of SIMH .tap images
-// (tape/emulated_tape.h), with the mover's label scan on top (tape/scan.h). The input is the
-// image. Any image must load or be refused with a message, never crash, and a tape that loads must
-// behave as st does (tape/device.h):
+// (tape/emulated_tape.h), with the mover's label scan (tape/scan.h) and the copy engine's file
+// reader (copy/copy.h) on top. The input is the image. Any image must load or be refused with a
+// message, never crash, and a tape that loads must behave as st does (tape/device.h):
 // - reading from the start meets data blocks and tape marks, then end of data once, then EIO;
 // - position_to_file(n) lands at the start of file n for every file, with EIO past the last;
 // - spacing back over every tape mark returns to the beginning of the tape;
-// - list_files and read_volume_label read it or say why not;
+// - list_files, read_volume_label and the copy engine's read_file read it or say why not, and
+//   a file read whole has the size its HDR label gives and the checksum of its data;
 // - a block appended at end of data (which cuts off a torn tail) reads back after a reload.
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "copy/copy.h"
 #include "scratch.h"
 #include "tape/emulated_tape.h"
 #include "tape/library.h"
@@ -85,6 +87,20 @@ void check(const std::string& image, size_t size) {
       require(!label.status().message().empty());
     }
     if (auto files = list_files(tape); !files.ok()) require(!files.status().message().empty());
+    // The first files read whole, as vvtape cat and verify read them (stage() reads the same way).
+    for (uint64_t n = 1; n <= std::min<uint64_t>(marks, 3); ++n) {
+      std::string got;
+      auto file = read_file(tape, "V00001", n, [&](std::span<const char> d) {
+        got.append(d.data(), d.size());
+        return vvm::Status::Ok();
+      });
+      if (!file.ok()) {
+        require(!file.status().message().empty());
+        continue;
+      }
+      require(file->hdr.file_number == n && file->hdr.size == file->bytes);
+      require(got.size() == file->bytes && file->checksum == checksum_of(got));
+    }
   }
   // Then append a block at end of data and a synchronous mark, as an archive does.
   int64_t file = 0, block_in_file = 0;
