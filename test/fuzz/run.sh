@@ -107,7 +107,10 @@ EOF
 
 # The seeds: fresh each run, from the real encoders and files, and those kept in the source tree.
 work=$(mktemp -d "$out/$target.run.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# The files the target parses (scratch.h), in memory when possible, gone even after a crash.
+scratch=$(mktemp -d "$([[ -w /dev/shm ]] && echo /dev/shm || echo "$work")/vvm-fuzz.XXXXXX")
+export VVM_FUZZ_SCRATCH=$scratch
+trap 'rm -rf "$work" "$scratch"' EXIT
 mkdir -p "$work/new" "$work/seeds"
 "$build/test/fuzz_seeds" "$target" "$work/seeds"
 case $target in

@@ -1,6 +1,7 @@
-// scratch.h: what the fuzz targets that parse files need: a folder of their own (in /dev/shm when
-// there is one, so that each input written and fsynced costs no disk I/O), removed when the target
-// exits, and a whole-file write. Each run of a target makes its own, so targets run side by side.
+// scratch.h: what the fuzz targets that parse files need: a folder of their own (in
+// $VVM_FUZZ_SCRATCH, else in /dev/shm when there is one, so that each input written and fsynced
+// costs no disk I/O), removed when the target exits, and a whole-file write. Each run of a target
+// makes its own, so targets run side by side.
 #pragma once
 
 #include <fcntl.h>
@@ -17,7 +18,11 @@ namespace vvm::fuzz {
 // the folder runs after the static destructors.
 inline const std::string& scratch_dir() {
   static const std::string* const dir = [] {
-    const std::string base = ::access("/dev/shm", W_OK) == 0
+    // run.sh names a folder of its own, which it removes even after a crash (libFuzzer then
+    // leaves without running exit handlers).
+    const char* given = std::getenv("VVM_FUZZ_SCRATCH");
+    const std::string base = given != nullptr && *given != '\0' ? std::string(given)
+                             : ::access("/dev/shm", W_OK) == 0
                                  ? std::string("/dev/shm")
                                  : std::filesystem::temp_directory_path().string();
     auto* made = new std::string(base + "/vvm-fuzz.XXXXXX");
