@@ -13,8 +13,7 @@
 # them take turns at the build.
 #
 # Seeds: made at test time by fuzz_seeds (test/fuzz/seeds.cc, built by meson) from the real
-# encoders (messages, tapes, journals), the example files of conf/, and what is kept in
-# test/fuzz/corpus/TARGET/.
+# encoders (messages, tapes, journals, records, labels), and the example files of conf/.
 #
 # Environment: VVM_FUZZ_SECONDS (default 30) bounds the run; VVM_FUZZ_BUILD_ONLY=1 only builds.
 set -euo pipefail
@@ -105,7 +104,7 @@ EOF
 ) 9>"$out/build.lock"
 [[ ${VVM_FUZZ_BUILD_ONLY:-0} == 1 ]] && exit 0
 
-# The seeds: fresh each run, from the real encoders and files, and those kept in the source tree.
+# The seeds: fresh each run, from the real encoders and files.
 work=$(mktemp -d "$out/$target.run.XXXXXX")
 # The files the target parses (scratch.h), in memory when possible, gone even after a crash.
 scratch=$(mktemp -d "$([[ -w /dev/shm ]] && echo /dev/shm || echo "$work")/vvm-fuzz.XXXXXX")
@@ -123,8 +122,6 @@ case $target in
     grep -Ev '^[[:space:]]*(#|$)' "$src/conf/packtab" >"$work/seeds/packtab.bare"
     ;;
 esac
-corpora=("$work/new" "$work/seeds")
-[[ -d $src/test/fuzz/corpus/$target ]] && corpora+=("$src/test/fuzz/corpus/$target")
 
 # Every input that once crashed the target must now pass (each is run once).
 limits=(-rss_limit_mb=2048 -timeout=10 -malloc_limit_mb=2048)
@@ -138,7 +135,7 @@ fi
 
 echo "running $target for ${seconds}s from $(ls "$work/seeds" | wc -l) generated seeds"
 "./$target" "${limits[@]}" -max_total_time="$seconds" -print_final_stats=1 \
-  -artifact_prefix="$out/$target-" "${corpora[@]}" >"$target.log" 2>&1 ||
+  -artifact_prefix="$out/$target-" "$work/new" "$work/seeds" >"$target.log" 2>&1 ||
   { tail -n 60 "$target.log"; exit 1; }
 grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|Done' "$target.log" | tail -n 3
 echo "$target: no crash"
