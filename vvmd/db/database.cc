@@ -2,6 +2,7 @@
 // db/database.h.
 #include "db/database.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -56,7 +57,11 @@ Result<std::unique_ptr<Database>> Database::open_files(const std::string& dir,
   // The journal goes into the tables before they are opened (and upgraded, which reads them
   // whole and may rewrite them): its images are of the tables as they are on disk, and final
   // values, so writing them again is safe however often a crash repeats this.
+  // A table only grows, one record at a time, and its images go into frames in slot order: an
+  // image rewrites a record or appends one at the end. One past the end is a bad image (a slot
+  // of 2^40 would make a sparse table of 256 TiB that no open could read).
   std::vector<std::unique_ptr<File>> files(specs.size());
+  std::vector<uint64_t> ends(specs.size());
   auto frames = db->journal_->replay([&](uint8_t t, uint64_t slot, std::string_view record) {
     if (t >= specs.size() || record.size() != specs[t].schema->record_size()) {
       return Status::IoError("holds a bad image");
@@ -65,7 +70,15 @@ Result<std::unique_ptr<Database>> Database::open_files(const std::string& dir,
       auto f = open_posix_file(dir + "/" + specs[t].file, false);
       if (!f.ok()) return f.status();
       files[t] = std::move(*f);
+      auto size = files[t]->size();
+      if (!size.ok()) return size.status();
+      ends[t] = *size / record.size();
     }
+    if (slot > ends[t]) {
+      return Status::IoError(fmt::format("holds an image of {} record {}, past its end ({})",
+                                         specs[t].file, slot, ends[t]));
+    }
+    ends[t] = std::max(ends[t], slot + 1);
     return files[t]->write_at(slot * record.size(), record);
   });
   if (!frames.ok()) return frames.status();
