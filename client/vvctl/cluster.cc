@@ -247,11 +247,8 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
 
 int cmd_cluster_nodes(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster nodes";
-  po::options_description options;
-  options.add_options()("json", po::bool_switch());
-  po::positional_options_description none;
-  po::variables_map vm;
-  if (!parse_options(kCommand, args, options, none, &vm)) return kUsage;
+  bool json = false;
+  if (!parse_json_only(kCommand, args, &json)) return kUsage;
   std::string prefix;
   int rc = kOk;
   auto etcd = connect_etcd(g, kCommand, &prefix, &rc);
@@ -268,7 +265,7 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
         item.lease == 0 ? Result<int64_t>(int64_t{-1}) : etcd->lease_time_to_live(item.lease);
     left.push_back(ttl.ok() ? *ttl : -1);
   }
-  if (vm["json"].as<bool>()) {
+  if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (size_t i = 0; i < listed->items.size(); ++i) {
       auto j = nlohmann::json::parse(cluster::encode_node(listed->items[i].record));
@@ -297,11 +294,8 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
 
 int cmd_cluster_map(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster map";
-  po::options_description options;
-  options.add_options()("json", po::bool_switch());
-  po::positional_options_description none;
-  po::variables_map vm;
-  if (!parse_options(kCommand, args, options, none, &vm)) return kUsage;
+  bool json = false;
+  if (!parse_json_only(kCommand, args, &json)) return kUsage;
   std::string prefix;
   int rc = kOk;
   auto etcd = connect_etcd(g, kCommand, &prefix, &rc);
@@ -311,7 +305,7 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
     print_failure(kCommand, listed.status());
     return kFailed;
   }
-  if (vm["json"].as<bool>()) {
+  if (json) {
     // The records as etcd holds them, one object a pack.
     std::string out = "[";
     for (size_t i = 0; i < listed->items.size(); ++i) {

@@ -19,6 +19,14 @@ bool parse_options(std::string_view command, const Args& args,
   return cli::parse_options("vvctl", command, args, options, positional, vm);
 }
 
+bool parse_json_only(std::string_view command, const Args& args, bool* json) {
+  po::options_description options;
+  options.add_options()("json", po::bool_switch(json));
+  po::positional_options_description none;
+  po::variables_map vm;
+  return parse_options(command, args, options, none, &vm);
+}
+
 bool parse_with_positional(std::string_view command, const Args& args, const char* name,
                            std::string* value, po::options_description extra,
                            po::variables_map* vm) {

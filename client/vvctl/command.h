@@ -40,6 +40,10 @@ bool parse_options(std::string_view command, const Args& args,
                    const po::options_description& options,
                    const po::positional_options_description& positional, po::variables_map* vm);
 
+// Parses a command whose only option is --json, into `*json`; false (after printing why) on bad
+// usage.
+bool parse_json_only(std::string_view command, const Args& args, bool* json);
+
 // Parses a command that takes at most one positional argument, called `name`, into `*value`,
 // besides the options in `extra`.
 bool parse_with_positional(std::string_view command, const Args& args, const char* name,

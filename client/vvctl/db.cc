@@ -40,20 +40,11 @@ void stats_table(const rpc::DbStatsReply& st) {
   print_table(rows);
 }
 
-// Parses a command that takes only --json; false on a usage error.
-bool json_only(const char* name, const Args& args, bool* json) {
-  po::options_description options;
-  options.add_options()("json", po::bool_switch(json));
-  po::positional_options_description none;
-  po::variables_map vm;
-  return parse_options(name, args, options, none, &vm);
-}
-
 }  // namespace
 
 int cmd_db_stats(const Globals& g, const Args& args) {
   bool json = false;
-  if (!json_only("db stats", args, &json)) return kUsage;
+  if (!parse_json_only("db stats", args, &json)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
   auto reply = ask_vvmd(g, "db stats", rpc::DbStatsRequest{}, &config, &rc);
@@ -72,7 +63,7 @@ int cmd_db_stats(const Globals& g, const Args& args) {
 
 int cmd_db_check(const Globals& g, const Args& args) {
   bool json = false;
-  if (!json_only("db check", args, &json)) return kUsage;
+  if (!parse_json_only("db check", args, &json)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
   auto reply = ask_vvmd(g, "db check", rpc::DbCheckRequest{}, &config, &rc);

@@ -18,17 +18,14 @@
 namespace vvm::vvctl {
 
 int cmd_status(const Globals& g, const Args& args) {
-  po::options_description options;
-  options.add_options()("json", po::bool_switch());
-  po::positional_options_description none;
-  po::variables_map vm;
-  if (!parse_options("status", args, options, none, &vm)) return kUsage;
+  bool json = false;
+  if (!parse_json_only("status", args, &json)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
   auto reply = ask_vvmd(g, "status", rpc::StatusRequest{}, &config, &rc);
   if (!reply) return rc;
   const auto& st = *reply;
-  if (vm["json"].as<bool>()) {
+  if (json) {
     JsonWriter j;
     j.begin_object();
     j.key("uptime_s").value(st.uptime_s).key("mounts").value(st.mounts);

@@ -28,7 +28,9 @@ mkdir -p "$out"
 # What each target links, apart from its own source. Objects are shared between targets.
 common=(client/common/status.cc client/common/log.cc client/common/vv.cc)
 proto=("${common[@]}" client/proto/frame.cc client/proto/messages.cc)
-config=("${common[@]}" client/common/config.cc client/common/size.cc client/common/endpoint.cc)
+# config.cc checks pack names with packtab.cc's rules ([cluster]'s disks and mappings).
+config=("${common[@]}" client/common/config.cc client/common/size.cc client/common/endpoint.cc
+  client/pack/packtab.cc)
 db=("${common[@]}" vvmd/db/record.cc vvmd/db/table.cc vvmd/db/file.cc vvmd/db/index.cc
   vvmd/catalog/records.cc)
 declare -A sources=(
@@ -37,13 +39,13 @@ declare -A sources=(
   [label_fuzz]="client/common/status.cc mover/tape/label.cc"
   [proto_fuzz]="${proto[*]}"
   [config_fuzz]="${config[*]}"
-  [packtab_fuzz]="${config[*]} client/pack/packtab.cc"
+  [packtab_fuzz]="${config[*]}"
   [tape_fuzz]="${common[*]} mover/tape/emulated_tape.cc mover/tape/label.cc mover/tape/scan.cc
     mover/tape/library.cc mover/tape/st_tape.cc mover/copy/copy.cc"
   [journal_fuzz]="${db[*]} vvmd/db/indexed_table.cc vvmd/db/journal.cc vvmd/db/database.cc
     vvmd/catalog/tables.cc"
   [job_pipe_fuzz]="${common[*]} mover/copy/job_pipe.cc"
-  [export_name_fuzz]="${config[*]} ${proto[*]} client/pack/packtab.cc
+  [export_name_fuzz]="${config[*]} ${proto[*]}
     nbdkit-plugin/pack_catalog.cc nbdkit-plugin/pack_export.cc vvmd/catalog/vv_names.cc"
 )
 [[ -v "sources[$target]" ]] || { echo "run.sh: unknown target '$target'"; exit 1; }
