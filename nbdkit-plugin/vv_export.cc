@@ -1,11 +1,6 @@
 // vv_export.cc: a connection's lazy open of a VV and its close; see vv_export.h.
 #include "vv_export.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include <fmt/core.h>
 
 #include "common/access.h"
@@ -13,25 +8,6 @@
 namespace vvm::plugin {
 
 using Clock = std::chrono::steady_clock;
-
-namespace {
-// vvmd makes a new VV's cache file without an fsync (creates share the journal's and nothing
-// else): a writer makes its folder durable before its first request, so that what a flush
-// acknowledges stays findable after a crash. Once a connection; the flushes do the rest.
-Status sync_folder_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "."
-                          : slash == 0               ? "/"
-                                                     : path.substr(0, slash);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "cache folder " + dir);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::FromErrno(err, "fsync of cache folder " + dir);
-  return Status::Ok();
-}
-}  // namespace
 
 std::string read_only_reason(const rpc::VvOpenRequest& request, const rpc::VvOpenReply& probe,
                              const std::string& who) {
@@ -145,9 +121,6 @@ Status VvConnection::open_now() {
   info.pack.size = probe_.vv.size;
   info.read_only = !writable;
   auto pack = PackExport::open(info, false);
-  if (pack.ok() && writable) {
-    if (Status synced = sync_folder_of(reply.cache_path); !synced.ok()) pack = synced;
-  }
   if (!pack.ok()) {
     Status failed = pack.status();
     (void)close();  // vvmd must not keep an open that will never be used

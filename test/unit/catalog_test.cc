@@ -388,28 +388,3 @@ TEST_CASE("with a loop, finish and remove answer on it, after their change is ap
   // The waiting forms cannot be answered on the thread that would wait.
   CHECK(f.catalog->finish(kRoot, "A0000000001").status().code() == Code::kInternal);
 }
-
-TEST_CASE("open makes again the cache file a crash lost before anyone wrote it") {
-  Fixture f;
-  const Vv lost = f.create('A', 3 << 20);
-  const Vv shortened = f.create('A', 5 << 20);
-  const Vv finished = f.create('B', 1 << 20);
-  const Vv kept = f.create('B', 2 << 20);
-  must(f.catalog->finish(kRoot, finished.name));
-  // A crash before the folder or the size was durable: a file gone, one without its size.
-  REQUIRE(::unlink(f.catalog->cache_path(lost.name).c_str()) == 0);
-  REQUIRE(::truncate(f.catalog->cache_path(shortened.name).c_str(), 4096) == 0);
-  REQUIRE(::unlink(f.catalog->cache_path(finished.name).c_str()) == 0);
-  // Data that was written stays as it is.
-  REQUIRE(::truncate(f.catalog->cache_path(kept.name).c_str(), 3 << 20) == 0);
-  f.reopen();
-  auto size_of = [&](const Vv& vv) {
-    struct stat st {};
-    REQUIRE(::stat(f.catalog->cache_path(vv.name).c_str(), &st) == 0);
-    return static_cast<uint64_t>(st.st_size);
-  };
-  CHECK(size_of(lost) == 3 << 20);
-  CHECK(size_of(shortened) == 5 << 20);
-  CHECK(size_of(finished) == 1 << 20);
-  CHECK(size_of(kept) == 3 << 20);  // longer than its VV: not cut
-}

@@ -96,7 +96,6 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
   std::unique_ptr<Catalog> c(new Catalog(db, std::move(options)));
   Status bad;
   uint64_t count = 0;
-  std::vector<Vv> unarchived;  // whose cache file holds the only copy
   VVM_RETURN_IF_ERROR(db->scan(kVvTable, [&](uint64_t, const db::Values& v) {
     auto r = vv_from_values(v);
     if (!r.ok()) {
@@ -104,13 +103,9 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
       return;
     }
     if (!r->vv_class.empty()) c->serials_.observe(r->vv_class[0], r->serial);
-    if (r->state != VvState::kArchived && r->cache == CacheState::kCached) {
-      unarchived.push_back(std::move(*r));
-    }
     ++count;
   }));
   VVM_RETURN_IF_ERROR(bad);
-  for (const Vv& r : unarchived) VVM_RETURN_IF_ERROR(c->restore_cache_file(r));
   // The counters hold each class's highest serial ever handed out, so that the serial of a
   // removed VV (whose tape files keep it in their labels) never comes back.
   for (char cls : c->options_.classes) {
@@ -168,42 +163,7 @@ Status Catalog::sync_cache_dir() const {
   return Status::Ok();
 }
 
-Status Catalog::restore_cache_file(const Vv& r) const {
-  const std::string path = cache_path(r.name);
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT) return Status::FromErrno(errno, "cache file of VV " + r.name);
-    // Nobody opened it for writing (that makes the folder durable first): it held only zeros.
-    log::warning(
-        "VV {} ({}) has no cache file {}: made again, empty (a create cut short by a "
-        "crash before anyone wrote it, or a file removed by hand)",
-        r.name, vv_state_name(r.state), path);
-    return make_cache_file(r.name, r.size, true);
-  }
-  if (static_cast<uint64_t>(st.st_size) >= r.size) return Status::Ok();
-  // Its size was never made durable, so nothing was flushed past the end it has.
-  log::warning(
-      "VV {} ({}): cache file {} has {} of its {} bytes: extended with zeros (a size "
-      "lost in a crash)",
-      r.name, vv_state_name(r.state), path, st.st_size, r.size);
-  if (::truncate(path.c_str(), static_cast<off_t>(r.size)) != 0) {
-    return Status::FromErrno(errno,
-                             fmt::format("cannot size cache file {} to {} bytes", path, r.size));
-  }
-  return fsync_path(path);
-}
-
-Status Catalog::fsync_path(const std::string& path) const {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, path);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::FromErrno(err, "fsync of " + path);
-  return Status::Ok();
-}
-
-Status Catalog::make_cache_file(const std::string& name, uint64_t size, bool durable) const {
+Status Catalog::make_cache_file(const std::string& name, uint64_t size) const {
   const std::string path = cache_path(name);
   // Only vvm's own processes touch cache files: who may use a VV is the record's business.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -218,11 +178,11 @@ Status Catalog::make_cache_file(const std::string& name, uint64_t size, bool dur
   Status s;
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     s = Status::FromErrno(errno, fmt::format("cannot size cache file {} to {} bytes", path, size));
-  } else if (durable && ::fsync(fd) != 0) {
+  } else if (::fsync(fd) != 0) {
     s = Status::FromErrno(errno, "fsync of cache file " + path);
   }
   ::close(fd);
-  if (s.ok() && durable) s = sync_cache_dir();
+  if (s.ok()) s = sync_cache_dir();
   if (!s.ok()) ::unlink(path.c_str());
   return s;
 }
@@ -299,7 +259,7 @@ void Catalog::create_async(const rpc::Peer& peer, const rpc::VvCreateRequest& re
   // it, so that records go to the database in the order this thread decides.
   auto made = std::make_shared<Status>();
   auto work = [this, made, name = prepared->name, size = prepared->size] {
-    *made = make_cache_file(name, size, false);
+    *made = make_cache_file(name, size);
   };
   auto then = [this, made, peer, r = std::move(*prepared), done = std::move(done)]() mutable {
     if (!made->ok()) return done(*made);

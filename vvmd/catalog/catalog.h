@@ -2,16 +2,12 @@
 // record in the database's VV table and a sparse file in the cache folder (DESIGN.md, "VV
 // lifecycle").
 //
-// Create makes the cache file first (sized with ftruncate) and commits the record second; a crash
-// between the two leaves a file no record names, which the next create of that serial replaces.
-// The file is not fsynced: until someone writes it, a VV is zeros, which a sparse file made again
-// holds as well. So creates share the journal's fdatasync and nothing else, and a crash that
-// loses a new file (or its size) loses nothing anyone was promised: the nbdkit plugin makes the
-// cache folder durable before a writer's first request (and a client's flush the data and the
-// size), and open() makes again, empty, the missing cache file of a VV not yet archived and
-// extends a short one. Remove goes the other way (record first, then the file, once the record's
-// end is durable), so that a record never names a file removed. Finish moves a hot VV to
-// finished and hands it to the scheduler (scheduler.h), which archives it.
+// Create makes the cache file first (sized with ftruncate, the file and its folder fsynced) and
+// commits the record second, so a record never names a missing file; a crash between the two
+// leaves a file no record names, which the next create of that serial replaces. Remove goes the
+// other way (record first, then the file, once the record's end is durable) for the same reason.
+// Finish moves a hot VV to finished and hands it to the scheduler (scheduler.h), which archives
+// it.
 //
 // Who may do what (DESIGN.md, "Permissions"): anyone vvmd serves may create, show and list.
 // Finish and remove are for the VV's owner (the peer's uid's name), root and vvmd's own uid. A
@@ -58,8 +54,7 @@ class Catalog {
     uid_t daemon_uid = 0;           // may finish and remove any VV, as root may
     std::function<uint64_t()> now;  // unix seconds; the system clock when empty
   };
-  // Scans the VV table once for the highest serial of each class, and makes again the cache file
-  // of a VV not yet archived that a crash lost (or cut short) before anyone wrote it.
+  // Scans the VV table once for the highest serial of each class.
   static Result<std::unique_ptr<Catalog>> open(db::Database* db, Options options);
   static Options options_from(const Config& config);
 
@@ -93,8 +88,8 @@ class Catalog {
   void in_use_check(std::function<Status(const std::string& vv, bool for_write)> check) {
     in_use_ = std::move(check);
   }
-  // Where a create's blocking part (its cache file: quick on a local disk, not always on a shared
-  // filesystem) runs: `work` off the catalogue's thread, then `then` back on it. Without it both
+  // Where a create's blocking part (its cache file, made durable with two fsyncs) runs: `work`
+  // off the catalogue's thread, then `then` back on it. Without it both
   // run at once, in the caller (tests, tools).
   using Background = std::function<void(std::function<void()> work, std::function<void()> then)>;
   void run_in_background(Background background) { background_ = std::move(background); }
@@ -125,12 +120,9 @@ class Catalog {
  private:
   Catalog(db::Database* db, Options options)
       : db_(db), commits_(db), options_(std::move(options)) {}
-  // The sparse cache file for a new VV; fsynced with its folder when `durable`. Touches no state
-  // of the catalogue's: safe off its thread.
-  Status make_cache_file(const std::string& name, uint64_t size, bool durable) const;
-  // The cache file of `r` (cached, not archived) made again when missing, extended when short.
-  Status restore_cache_file(const Vv& r) const;
-  Status fsync_path(const std::string& path) const;
+  // The sparse cache file for a new VV, durable (the file and its folder fsynced) before its
+  // record is committed. Touches no state of the catalogue's: safe off its thread.
+  Status make_cache_file(const std::string& name, uint64_t size) const;
   // A create's checks and its record, with a serial of its own (handed out now).
   Result<Vv> prepare_create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
   // Submits the record of a create whose cache file is made.
