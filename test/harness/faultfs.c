@@ -81,19 +81,22 @@ int fdatasync(int fd) {
   return REAL("fdatasync", int (*)(int))(fd);
 }
 
-ssize_t pwritev2(int fd, const struct iovec* iov, int iovcnt, off_t offset, int flags) {
+/* pwritev2 and pwritev64v2 (what a program built with _FILE_OFFSET_BITS=64, as vvm is, calls):
+ * the same call under two names, each passed on to its own. */
+static ssize_t vectored_write(const char* real, int fd, const struct iovec* iov, int iovcnt,
+                              off_t offset, int flags) {
   if ((flags & RWF_DSYNC) != 0 && inject(fd, kDsync, "durable write")) return -1;
   if (inject(fd, kWrite, "write")) return -1;
-  return REAL("pwritev2", ssize_t(*)(int, const struct iovec*, int, off_t, int))(fd, iov, iovcnt,
-                                                                                 offset, flags);
+  return REAL(real, ssize_t(*)(int, const struct iovec*, int, off_t, int))(fd, iov, iovcnt, offset,
+                                                                           flags);
 }
 
-/* What a program built with _FILE_OFFSET_BITS=64 (vvm is) calls for pwritev2. */
+ssize_t pwritev2(int fd, const struct iovec* iov, int iovcnt, off_t offset, int flags) {
+  return vectored_write("pwritev2", fd, iov, iovcnt, offset, flags);
+}
+
 ssize_t pwritev64v2(int fd, const struct iovec* iov, int iovcnt, off_t offset, int flags) {
-  if ((flags & RWF_DSYNC) != 0 && inject(fd, kDsync, "durable write")) return -1;
-  if (inject(fd, kWrite, "write")) return -1;
-  return REAL("pwritev64v2", ssize_t(*)(int, const struct iovec*, int, off_t, int))(fd, iov, iovcnt,
-                                                                                    offset, flags);
+  return vectored_write("pwritev64v2", fd, iov, iovcnt, offset, flags);
 }
 
 ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) {

@@ -380,19 +380,24 @@ Result<Database::Copied> Database::backup(const std::string& dir) {
   // the table files are whole and stay as they are until the copy ends.
   cv_.wait(lock, [&] { return all_written() || failed_; });
   if (failed_) return unusable(*failed_);
-  std::vector<std::string> files;
-  for (auto& t : tables_) files.push_back(t->table().path());
-  for (const std::string& name : files) {
-    const std::string to = dir + "/" + std::filesystem::path(name).filename().string();
-    if (std::filesystem::exists(to, ec) || std::filesystem::exists(dir + "/journal", ec)) {
+  // Each table file and where its copy goes; a journal there would replay into the copies.
+  std::vector<std::pair<std::string, std::string>> copies;
+  for (auto& t : tables_) {
+    const std::string& from = t->table().path();
+    copies.emplace_back(from, dir + "/" + std::filesystem::path(from).filename().string());
+  }
+  std::vector<std::string> taken;
+  for (const auto& [from, to] : copies) taken.push_back(to);
+  taken.push_back(dir + "/journal");
+  for (const std::string& path : taken) {
+    if (std::filesystem::exists(path, ec)) {
       return Status::AlreadyExists(
           fmt::format("backup folder {} holds a database already ({}): give an empty or new folder",
-                      dir, std::filesystem::exists(to, ec) ? to : dir + "/journal"));
+                      dir, path));
     }
   }
   Copied copied;
-  for (const std::string& from : files) {
-    const std::string to = dir + "/" + std::filesystem::path(from).filename().string();
+  for (const auto& [from, to] : copies) {
     if (!std::filesystem::copy_file(from, to, ec)) {
       return Status::IoError(fmt::format("backup of {} to {}: {}", from, to, ec.message()));
     }
