@@ -23,6 +23,7 @@
 #include "catalog/vv_opens.h"
 #include "db/database.h"
 #include "hand_loop.h"
+#include "peers.h"
 #include "process.h"
 
 using namespace vvm;
@@ -30,19 +31,11 @@ using namespace vvm::vvmd;
 using Catch::Matchers::Contains;
 using vvm::test::must;
 using vvm::test::TempDir;
+using vvm::test::unix_peer;
 
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
-
-rpc::Peer unix_peer(uid_t uid, uint64_t session = 1) {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = uid;
-  p.gid = uid;
-  p.session = session;
-  return p;
-}
 
 struct Fixture {
   TempDir dir = must(TempDir::create());

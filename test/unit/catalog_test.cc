@@ -19,22 +19,16 @@
 #include "catalog/catalog.h"
 #include "catalog/tables.h"
 #include "hand_loop.h"
+#include "peers.h"
 #include "process.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;
 using vvm::test::must;
 using vvm::test::TempDir;
+using vvm::test::unix_peer;
 
 namespace {
-
-rpc::Peer unix_peer(uid_t uid, gid_t gid) {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = uid;
-  p.gid = gid;
-  return p;
-}
 
 const rpc::Peer kRoot = unix_peer(0, 0);
 const rpc::Peer kNobody = unix_peer(65534, 65534);

@@ -13,6 +13,7 @@
 #include "catalog/db_admin.h"
 #include "catalog/tables.h"
 #include "catalog/vv_names.h"
+#include "peers.h"
 #include "process.h"
 
 using namespace vvm;
@@ -20,16 +21,9 @@ using namespace vvm::vvmd;
 using Catch::Matchers::Contains;
 using vvm::test::must;
 using vvm::test::TempDir;
+using vvm::test::unix_peer;
 
 namespace {
-
-rpc::Peer unix_peer(uid_t uid) {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = uid;
-  p.gid = uid;
-  return p;
-}
 
 struct Fixture {
   TempDir dir = must(TempDir::create());

@@ -12,6 +12,7 @@
 
 #include "catalog/vsn_catalog.h"
 #include "copy/copy.h"
+#include "peers.h"
 #include "process.h"
 #include "tape/emulated_tape.h"
 #include "tape/library.h"
@@ -20,16 +21,9 @@ using namespace vvm;
 using namespace vvm::vvmd;
 using vvm::test::must;
 using vvm::test::TempDir;
+using vvm::test::unix_peer;
 
 namespace {
-
-rpc::Peer unix_peer(uid_t uid) {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = uid;
-  p.gid = uid;
-  return p;
-}
 
 const rpc::Peer kRoot = unix_peer(0);
 const rpc::Peer kNobody = unix_peer(65534);
