@@ -3,8 +3,6 @@
 
 #include <fmt/core.h>
 
-#include <exception>
-
 #include "cluster/etcd_http.h"
 
 namespace vvm::cluster {
@@ -117,10 +115,8 @@ Result<std::string> EtcdClient::call(std::string_view path, const std::string& b
       Json j = Json::parse(*answer, nullptr, false);
       if (j.is_object() && j.contains("message") && j["message"].is_string()) {
         int64_t code = 0;
-        try {
-          code = json_int(j, "code");
-        } catch (const std::exception&) {
-        }
+        std::string ignored;  // a code that does not read is an unknown one
+        (void)json_int(j, "code", &code, &ignored);
         return Status(grpc_code(code), fmt::format("etcd {}: {}: {}", endpoint, path,
                                                    j["message"].get<std::string>()));
       }
@@ -145,9 +141,9 @@ Result<std::string> EtcdClient::call(std::string_view path, const std::string& b
 
 namespace {
 
-// Runs `decode` on the JSON answer (it returns a T or a Result<T>); garbage in it becomes a
-// ProtocolError naming the call. The gateway's answers are etcd's own, so nlohmann-json's
-// exceptions are left for what should never happen.
+// Runs `decode(json, &out)` on the JSON answer. Garbage in it (decode's ProtocolError) becomes
+// an error naming the endpoint and the call; another status decode returns (an error etcd put in
+// the answer) is returned as it is.
 template <class T, class Decode>
 Result<T> decode_answer(const Result<std::string>& answer, std::string_view path,
                         const std::string& endpoint, Decode decode) {
@@ -157,25 +153,39 @@ Result<T> decode_answer(const Result<std::string>& answer, std::string_view path
     return Status::ProtocolError(fmt::format("etcd {}: {}: the answer is not JSON: {}", endpoint,
                                              path, answer->substr(0, 200)));
   }
-  try {
-    return Result<T>(decode(j));
-  } catch (const std::exception& e) {
-    return Status::ProtocolError(
-        fmt::format("etcd {}: {}: cannot read the answer: {}", endpoint, path, e.what()));
-  }
+  T out{};
+  Status s = decode(j, &out);
+  if (s.ok()) return out;
+  if (s.code() != Code::kProtocolError) return s;
+  return Status::ProtocolError(
+      fmt::format("etcd {}: {}: cannot read the answer: {}", endpoint, path, s.message()));
 }
 
-int64_t header_revision(const Json& j) {
+// A field of the answer as an int64, or a ProtocolError saying why not.
+Status read_int(const Json& j, const char* key, int64_t* out) {
+  std::string error;
+  if (!json_int(j, key, out, &error)) return Status::ProtocolError(error);
+  return Status::Ok();
+}
+
+Status header_revision(const Json& j, int64_t* out) {
+  *out = 0;
   auto h = j.find("header");
-  return h == j.end() ? 0 : json_int(*h, "revision");
+  return h == j.end() ? Status::Ok() : read_int(*h, "revision", out);
 }
 
-std::vector<KeyValue> json_kvs(const Json& j) {
-  std::vector<KeyValue> kvs;
-  if (auto it = j.find("kvs"); it != j.end()) {
-    for (const auto& kv : *it) kvs.push_back(json_kv(kv));
+Status json_kvs(const Json& j, std::vector<KeyValue>* kvs) {
+  kvs->clear();
+  auto it = j.find("kvs");
+  if (it == j.end() || it->is_null()) return Status::Ok();
+  if (!it->is_array()) return Status::ProtocolError("field 'kvs' is not an array");
+  for (const auto& item : *it) {
+    KeyValue kv;
+    std::string error;
+    if (!json_kv(item, &kv, &error)) return Status::ProtocolError(error);
+    kvs->push_back(std::move(kv));
   }
-  return kvs;
+  return Status::Ok();
 }
 
 Json range_request(const std::string& key, const std::string& range_end) {
@@ -195,9 +205,11 @@ Json put_request(const std::string& key, const std::string& value, int64_t lease
 Result<RangeResult> EtcdClient::range(const std::string& key, const std::string& range_end) {
   constexpr std::string_view kPath = "/v3/kv/range";
   auto answer = call(kPath, range_request(key, range_end).dump());
-  return decode_answer<RangeResult>(answer, kPath, current_endpoint(), [](const Json& j) {
-    return RangeResult{json_kvs(j), header_revision(j)};
-  });
+  return decode_answer<RangeResult>(answer, kPath, current_endpoint(),
+                                    [](const Json& j, RangeResult* r) {
+                                      VVM_RETURN_IF_ERROR(json_kvs(j, &r->kvs));
+                                      return header_revision(j, &r->revision);
+                                    });
 }
 
 Result<std::optional<KeyValue>> EtcdClient::get(const std::string& key) {
@@ -216,8 +228,9 @@ Result<int64_t> EtcdClient::put(const std::string& key, const std::string& value
 Result<int64_t> EtcdClient::erase(const std::string& key, const std::string& range_end) {
   constexpr std::string_view kPath = "/v3/kv/deleterange";
   auto answer = call(kPath, range_request(key, range_end).dump());
-  return decode_answer<int64_t>(answer, kPath, current_endpoint(),
-                                [](const Json& j) { return json_int(j, "deleted"); });
+  return decode_answer<int64_t>(
+      answer, kPath, current_endpoint(),
+      [](const Json& j, int64_t* deleted) { return read_int(j, "deleted", deleted); });
 }
 
 Result<TxnResult> EtcdClient::txn(const Txn& txn) {
@@ -266,18 +279,22 @@ Result<TxnResult> EtcdClient::txn(const Txn& txn) {
   };
   Json body = {{"compare", compares}, {"success", ops(txn.success)}, {"failure", ops(txn.failure)}};
   auto answer = call(kPath, body.dump());
-  return decode_answer<TxnResult>(answer, kPath, current_endpoint(), [](const Json& j) {
-    TxnResult r;
-    r.succeeded = j.value("succeeded", false);
-    r.revision = header_revision(j);
-    if (auto it = j.find("responses"); it != j.end()) {
-      for (const auto& resp : *it) {
-        auto range = resp.find("response_range");
-        r.ranges.push_back(range == resp.end() ? std::vector<KeyValue>{} : json_kvs(*range));
-      }
-    }
-    return r;
-  });
+  return decode_answer<TxnResult>(
+      answer, kPath, current_endpoint(), [](const Json& j, TxnResult* r) {
+        auto ok = j.find("succeeded");
+        r->succeeded = ok != j.end() && ok->is_boolean() && ok->get<bool>();
+        VVM_RETURN_IF_ERROR(header_revision(j, &r->revision));
+        auto it = j.find("responses");
+        if (it == j.end() || it->is_null()) return Status::Ok();
+        if (!it->is_array()) return Status::ProtocolError("field 'responses' is not an array");
+        for (const auto& resp : *it) {
+          r->ranges.emplace_back();
+          if (!resp.is_object()) return Status::ProtocolError("a response is not a JSON object");
+          auto range = resp.find("response_range");
+          if (range != resp.end()) VVM_RETURN_IF_ERROR(json_kvs(*range, &r->ranges.back()));
+        }
+        return Status::Ok();
+      });
 }
 
 Result<Lease> EtcdClient::lease_grant(int64_t ttl_seconds) {
@@ -285,12 +302,13 @@ Result<Lease> EtcdClient::lease_grant(int64_t ttl_seconds) {
   Json body = {{"TTL", std::to_string(ttl_seconds)}};
   auto answer = call(kPath, body.dump());
   const std::string endpoint = current_endpoint();
-  auto lease = decode_answer<Lease>(answer, kPath, endpoint, [&](const Json& j) -> Result<Lease> {
+  auto lease = decode_answer<Lease>(answer, kPath, endpoint, [&](const Json& j, Lease* l) {
     if (auto e = j.find("error"); e != j.end() && e->is_string() && !e->empty()) {
       return Status::Unavailable(
           fmt::format("etcd {}: {}: {}", endpoint, kPath, e->get<std::string>()));
     }
-    return Lease{json_int(j, "ID"), json_int(j, "TTL")};
+    VVM_RETURN_IF_ERROR(read_int(j, "ID", &l->id));
+    return read_int(j, "TTL", &l->ttl);
   });
   if (lease.ok() && lease->id == 0) {
     return Status::ProtocolError(
@@ -305,13 +323,13 @@ Result<int64_t> EtcdClient::lease_keepalive(int64_t id) {
   auto answer = call(kPath, body.dump());
   // A stream of one answer: {"result": {..., "TTL": "5"}}, no TTL once the lease is gone.
   const std::string endpoint = current_endpoint();
-  return decode_answer<int64_t>(answer, kPath, endpoint, [&](const Json& j) -> Result<int64_t> {
+  return decode_answer<int64_t>(answer, kPath, endpoint, [&](const Json& j, int64_t* ttl) {
     // An error inside the stream (no leader, say): {"error": {"grpc_code": 14, ...}}.
     if (auto e = j.find("error"); e != j.end()) {
       return Status::Unavailable(fmt::format("etcd {}: {}: {}", endpoint, kPath, e->dump()));
     }
     auto r = j.find("result");
-    return r == j.end() ? int64_t{0} : json_int(*r, "TTL");
+    return r == j.end() ? Status::Ok() : read_int(*r, "TTL", ttl);
   });
 }
 
@@ -319,8 +337,9 @@ Result<int64_t> EtcdClient::lease_time_to_live(int64_t id) {
   constexpr std::string_view kPath = "/v3/lease/timetolive";
   Json body = {{"ID", std::to_string(id)}};
   auto answer = call(kPath, body.dump());
-  return decode_answer<int64_t>(answer, kPath, current_endpoint(),
-                                [](const Json& j) { return json_int(j, "TTL"); });
+  return decode_answer<int64_t>(answer, kPath, current_endpoint(), [](const Json& j, int64_t* ttl) {
+    return read_int(j, "TTL", ttl);
+  });
 }
 
 Status EtcdClient::lease_revoke(int64_t id) {

@@ -14,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <charconv>
 
 namespace vvm::cluster {
 
@@ -90,36 +91,49 @@ bool base64_decode(std::string_view text, std::string* out) {
 
 // ---- the gateway's JSON ----
 
-int64_t json_int(const Json& j, const char* key) {
+bool json_int(const Json& j, const char* key, int64_t* out, std::string* error) {
+  *out = 0;
+  if (!j.is_object()) {
+    *error = fmt::format("{} is not a JSON object", j.dump().substr(0, 60));
+    return false;
+  }
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return 0;
-  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it == j.end() || it->is_null()) return true;
+  if (it->is_number_integer()) {
+    *out = it->get<int64_t>();
+    return true;
+  }
   if (it->is_string()) {
     const std::string& s = it->get_ref<const std::string&>();
-    size_t used = 0;
-    long long v = std::stoll(s, &used);  // throws on garbage, as the caller expects
-    if (used != s.size()) throw std::invalid_argument(fmt::format("'{}' is not a number", s));
-    return v;
+    const char* end = s.data() + s.size();
+    auto [ptr, ec] = std::from_chars(s.data(), end, *out);
+    if (ec == std::errc() && ptr == end && !s.empty()) return true;
+    *error = fmt::format("field '{}': '{}' is not a number", key, s.substr(0, 40));
+    return false;
   }
-  throw std::invalid_argument(fmt::format("field {} is not a number", key));
+  *error = fmt::format("field '{}': {} is not a number", key, it->dump().substr(0, 40));
+  return false;
 }
 
-KeyValue json_kv(const Json& j) {
-  KeyValue kv;
+bool json_kv(const Json& j, KeyValue* kv, std::string* error) {
+  *kv = KeyValue();
+  if (!j.is_object()) {
+    *error = fmt::format("a key-value {} is not a JSON object", j.dump().substr(0, 60));
+    return false;
+  }
   auto bytes = [&](const char* key, std::string* out) {
     auto it = j.find(key);
-    if (it == j.end()) return;
-    if (!base64_decode(it->get<std::string>(), out)) {
-      throw std::invalid_argument(fmt::format("field {} is not base64", key));
+    if (it == j.end() || it->is_null()) return true;
+    if (!it->is_string() || !base64_decode(it->get_ref<const std::string&>(), out)) {
+      *error = fmt::format("field '{}' is not base64", key);
+      return false;
     }
+    return true;
   };
-  bytes("key", &kv.key);
-  bytes("value", &kv.value);
-  kv.create_revision = json_int(j, "create_revision");
-  kv.mod_revision = json_int(j, "mod_revision");
-  kv.version = json_int(j, "version");
-  kv.lease = json_int(j, "lease");
-  return kv;
+  return bytes("key", &kv->key) && bytes("value", &kv->value) &&
+         json_int(j, "create_revision", &kv->create_revision, error) &&
+         json_int(j, "mod_revision", &kv->mod_revision, error) &&
+         json_int(j, "version", &kv->version, error) && json_int(j, "lease", &kv->lease, error);
 }
 
 // ---- the connection ----

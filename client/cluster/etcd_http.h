@@ -25,10 +25,15 @@ std::string base64_encode(std::string_view bytes);
 // False on a character outside the alphabet or a bad length.
 bool base64_decode(std::string_view text, std::string* out);
 
-// A gateway int64: "42" or 42; 0 when absent. Throws (caught by the caller) on garbage.
-int64_t json_int(const Json& j, const char* key);
+// The gateway's JSON is read without exceptions: the plugin reads it on its own threads, where an
+// exception under nbdkit's preloaded ASan aborts the process. Each reader returns false on
+// garbage and says why in *error ("field 'mod_revision': 'x' is not a number"); the caller adds
+// the endpoint and the call.
+//
+// A gateway int64: "42" or 42; 0 when absent.
+bool json_int(const Json& j, const char* key, int64_t* out, std::string* error);
 // One key-value object of the gateway's JSON.
-KeyValue json_kv(const Json& j);
+bool json_kv(const Json& j, KeyValue* kv, std::string* error);
 
 // One connection to one endpoint, kept open between requests (HTTP keep-alive).
 class HttpConnection {

@@ -75,6 +75,102 @@ TEST_CASE("base64 round-trips every byte and refuses garbage") {
   CHECK_FALSE(base64_decode("Z=9v", &out));
 }
 
+TEST_CASE("the gateway's JSON is read without exceptions, naming the field that is wrong") {
+  std::string error;
+  int64_t n = -1;
+  CHECK(json_int(Json::parse(R"({"a":"42"})"), "a", &n, &error));
+  CHECK(n == 42);
+  CHECK(json_int(Json::parse(R"({"a":-7})"), "a", &n, &error));
+  CHECK(n == -7);
+  CHECK(json_int(Json::parse(R"({})"), "a", &n, &error));
+  CHECK(n == 0);
+  CHECK_FALSE(json_int(Json::parse(R"({"a":"4x2"})"), "a", &n, &error));
+  CHECK(error == "field 'a': '4x2' is not a number");
+  CHECK_FALSE(json_int(Json::parse(R"({"a":[1]})"), "a", &n, &error));
+  CHECK(error == "field 'a': [1] is not a number");
+  CHECK_FALSE(json_int(Json::parse(R"([1])"), "a", &n, &error));
+  CHECK(error == "[1] is not a JSON object");
+  KeyValue kv;
+  CHECK(json_kv(Json::parse(R"({"key":"Zm9v","value":"YmFy","mod_revision":"9"})"), &kv, &error));
+  CHECK(kv.key == "foo");
+  CHECK(kv.value == "bar");
+  CHECK(kv.mod_revision == 9);
+  CHECK_FALSE(json_kv(Json::parse(R"({"key":12})"), &kv, &error));
+  CHECK(error == "field 'key' is not base64");
+  CHECK_FALSE(json_kv(Json::parse(R"({"key":"Zm9v","lease":{}})"), &kv, &error));
+  CHECK(error == "field 'lease': {} is not a number");
+}
+
+namespace {
+
+// A one-connection HTTP server that answers every request with `body` (200, JSON): a gateway gone
+// wrong, for the client's error path.
+class FakeGateway {
+ public:
+  explicit FakeGateway(std::string body) : body_(std::move(body)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 4) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      FAIL("cannot listen");
+    }
+    endpoint_ = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    thread_ = std::thread([this] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      std::string request;
+      // Headers, then the body the Content-Length says (the client's requests are small).
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        request.append(buf, static_cast<size_t>(n));
+      }
+      std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n" + body_;
+      (void)!::write(c, answer.data(), answer.size());
+      ::close(c);
+    });
+  }
+  ~FakeGateway() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  std::string body_;
+  int fd_ = -1;
+  std::string endpoint_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("garbage from the gateway is an error naming the endpoint and the call") {
+  for (const auto& [body, want] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"kvs":7})", "field 'kvs' is not an array"},
+           {R"({"kvs":[{"key":"!!"}]})", "field 'key' is not base64"},
+           {R"({"header":{"revision":"x"}})", "field 'revision': 'x' is not a number"},
+           {R"(not json)", "the answer is not JSON"},
+       }) {
+    FakeGateway gateway(body);
+    auto c = client_for({gateway.endpoint()}, 2000ms);
+    auto r = c->range_prefix("/t/");
+    REQUIRE_FALSE(r.ok());
+    INFO(r.status().message());
+    CHECK(r.status().code() == Code::kProtocolError);
+    CHECK_THAT(r.status().message(),
+               Catch::StartsWith("etcd " + gateway.endpoint() + ": /v3/kv/range: "));
+    CHECK_THAT(r.status().message(), Catch::Contains(want));
+  }
+}
+
 TEST_CASE("etcd endpoints are HOST:PORT or http://HOST:PORT") {
   auto ep = EtcdEndpoint::parse("http://127.0.0.1:2379");
   REQUIRE(ep.ok());
