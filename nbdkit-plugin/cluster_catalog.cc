@@ -3,7 +3,11 @@
 
 #include <fmt/core.h>
 
+#include <array>
+#include <ctime>
 #include <utility>
+
+#include "pack_export.h"
 
 namespace vvm::plugin {
 
@@ -73,30 +77,94 @@ NodeCatalog node_catalog(const std::vector<cluster::PackMapping>& mappings, cons
   return out;
 }
 
-ClusterCatalog::ClusterCatalog(const Config& config, CatalogSource* target, Log log)
-    : cluster_(*config.cluster), target_(target), log_(std::move(log)) {}
+NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const std::string& node,
+                       const std::map<std::string, cluster::NodeRecord>& known,
+                       const std::set<std::string>& present,
+                       const std::vector<cluster::PathRecord>& paths, const std::string& prefix) {
+  NodeRoutes out;
+  for (const auto& m : mappings) {
+    if (m.primary.node == node || (m.secondary && m.secondary->node == node)) continue;
+    const std::string key = cluster::pack_key(prefix, m.name);
+    Route r;
+    r.pack = m.name;
+    r.epoch = m.epoch;
+    r.entry.name = m.name;
+    r.entry.offset = m.offset;
+    r.entry.size = m.size;
+    r.entry.mode = m.mode;
+    r.entry.owner = m.owner;
+    r.entry.group = m.group;
+    r.entry.perms = m.perms;
+    std::vector<const cluster::DiskRef*> refs = {&m.primary};
+    if (m.secondary) refs.push_back(&*m.secondary);
+    for (const cluster::DiskRef* ref : refs) {
+      auto n = known.find(ref->node);
+      if (n == known.end()) {
+        out.problems.push_back(Status::NotFound(
+            fmt::format("etcd key {}: node {} is not registered (no key {}): pack '{}' is not "
+                        "forwarded to it",
+                        key, ref->node, cluster::node_key(prefix, ref->node), m.name)));
+        continue;
+      }
+      if (n->second.disks.count(ref->disk) == 0) {
+        out.problems.push_back(Status::NotFound(
+            fmt::format("etcd key {}: disk '{}' is not one of node {}'s disks: pack '{}' is not "
+                        "forwarded to it",
+                        key, ref->disk, ref->node, m.name)));
+        continue;
+      }
+      Route::Server server;
+      server.node = ref->node;
+      server.uri =
+          fmt::format("nbd://{}/{}{}{}", n->second.address, kPackPrefix, m.name, kLocalSuffix);
+      if (present.count(ref->node) == 0) {
+        server.down = fmt::format("node {} has left the cluster (its key {} is gone)", ref->node,
+                                  cluster::node_key(prefix, ref->node));
+      } else {
+        for (const auto& p : paths) {
+          if (p.pack == m.name && p.node == ref->node) {
+            server.down = fmt::format("its path to the disk is down ({}): {}",
+                                      cluster::path_key(prefix, p.pack, p.node), p.reason);
+          }
+        }
+      }
+      r.servers.push_back(std::move(server));
+    }
+    if (r.servers.empty()) {
+      out.problems.push_back(Status::NotFound(fmt::format(
+          "etcd key {}: no registered node serves pack '{}': not served here", key, m.name)));
+      continue;
+    }
+    out.routes.push_back(std::move(r));
+  }
+  return out;
+}
+
+ClusterCatalog::ClusterCatalog(const Config& config, CatalogSource* target, Hooks hooks)
+    : cluster_(*config.cluster), target_(target), hooks_(std::move(hooks)) {}
 
 Result<std::unique_ptr<ClusterCatalog>> ClusterCatalog::start(const Config& config,
-                                                              CatalogSource* target, Log log) {
+                                                              CatalogSource* target, Hooks hooks) {
   auto etcd_options = cluster::etcd_options(config);
   if (!etcd_options.ok()) return etcd_options.status();
   auto membership = cluster::membership_options(config);
   if (!membership.ok()) return membership.status();
-  std::unique_ptr<ClusterCatalog> c(new ClusterCatalog(config, target, std::move(log)));
+  std::unique_ptr<ClusterCatalog> c(new ClusterCatalog(config, target, std::move(hooks)));
+  if (!c->hooks_.log) c->hooks_.log = [](bool, const std::string&) {};
   auto etcd = cluster::EtcdClient::create(*etcd_options);
   if (!etcd.ok()) return etcd.status();
   c->etcd_ = std::move(*etcd);
 
   auto joined = cluster::Membership::join(*membership, [raw = c.get()](const Status& why) {
-    raw->log_(true, fmt::format("cluster membership lost: {}; writes are refused from now on "
-                                "(self-fencing): restart the node to join again",
-                                why.message()));
+    raw->hooks_.log(true, fmt::format("cluster membership lost: {}; writes are refused from now "
+                                      "on (self-fencing): restart the node to join again",
+                                      why.message()));
   });
   if (!joined.ok()) return joined.status();
   c->membership_ = std::move(*joined);
-  c->log_(false,
-          fmt::format("joined the cluster as {} (lease {:x}, TTL {}s)", c->membership_->key(),
-                      c->membership_->lease_id(), c->cluster_.lease_ttl.count()));
+  c->hooks_.log(false,
+                fmt::format("joined the cluster as {} (lease {:x}, TTL {}s)", c->membership_->key(),
+                            c->membership_->lease_id(), c->cluster_.lease_ttl.count()));
 
   auto revision = c->reload();
   if (!revision.ok()) return revision.status();
@@ -120,81 +188,241 @@ bool ClusterCatalog::fenced() const {
   return membership_->lost() || std::chrono::steady_clock::now() >= membership_->valid_until();
 }
 
+std::optional<Route> ClusterCatalog::route(std::string_view pack) const {
+  std::lock_guard lock(view_m_);
+  auto it = routes_.find(pack);
+  if (it == routes_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool ClusterCatalog::has_alternate(std::string_view pack) const {
+  std::lock_guard lock(view_m_);
+  return alternates_.find(pack) != alternates_.end();
+}
+
+void ClusterCatalog::path_failed(const std::string& pack, const std::string& reason) {
+  {
+    std::lock_guard lock(paths_m_);
+    auto [it, added] = paths_.try_emplace(pack);
+    if (!added) return;
+    it->second.reason = reason;
+    it->second.since = static_cast<uint64_t>(::time(nullptr));
+    it->second.next_probe = std::chrono::steady_clock::now() + it->second.interval;
+  }
+  std::lock_guard lock(mu_);
+  paths_wanted_ = true;
+  cv_.notify_all();
+}
+
 Result<int64_t> ClusterCatalog::reload() {
-  auto listed = cluster::list_packs(*etcd_, cluster_.prefix);
-  if (!listed.ok()) return listed.status();
+  auto state = cluster::read_state(*etcd_, cluster_.prefix);
+  if (!state.ok()) return state.status();
+  const Log& log = hooks_.log;
+  for (const auto& p : state->nodes.problems) log(true, p.message() + " (node ignored)");
+  for (const auto& p : state->packs.problems) log(true, p.message() + " (not served)");
+  for (const auto& p : state->paths.problems) log(true, p.message() + " (path record ignored)");
+
+  // Membership: who is here now, who has gone, who came back.
+  std::set<std::string> present;
+  for (const auto& item : state->nodes.items) {
+    present.insert(item.record.name);
+    known_[item.record.name] = item.record;
+  }
+  if (!first_read_) {
+    for (const auto& name : present_) {
+      if (present.count(name) == 0) {
+        log(true, fmt::format("node {} has left the cluster (its key {} is gone: its lease "
+                              "expired or it left); its packs are served by their other nodes",
+                              name, cluster::node_key(cluster_.prefix, name)));
+      }
+    }
+    for (const auto& name : present) {
+      if (present_.count(name) == 0) log(false, fmt::format("node {} is in the cluster", name));
+    }
+  }
+  first_read_ = false;
+  present_ = present;
+
   std::vector<cluster::PackMapping> mappings;
-  for (auto& item : listed->items) mappings.push_back(std::move(item.record));
+  for (auto& item : state->packs.items) mappings.push_back(std::move(item.record));
+  std::vector<cluster::PathRecord> paths;
+  for (auto& item : state->paths.items) paths.push_back(std::move(item.record));
+
   NodeCatalog built = node_catalog(mappings, cluster_.node, cluster_.disks, cluster_.prefix);
-  for (const auto& p : listed->problems) log_(true, p.message() + " (not served)");
-  for (const auto& p : built.problems) log_(true, p.message() + " (not served)");
+  for (const auto& p : built.problems) log(true, p.message() + " (not served)");
+  NodeRoutes routed =
+      node_routes(mappings, cluster_.node, known_, present_, paths, cluster_.prefix);
+  for (const auto& p : routed.problems) log(true, p.message());
+  {
+    std::lock_guard lock(view_m_);
+    routes_.clear();
+    for (const auto& r : routed.routes) routes_.emplace(r.pack, r);
+    alternates_.clear();
+    local_disks_.clear();
+    for (const auto& m : mappings) {
+      if (m.secondary) alternates_.insert(m.name);
+      if (m.primary.node == cluster_.node) local_disks_[m.name] = m.primary.disk;
+      if (m.secondary && m.secondary->node == cluster_.node)
+        local_disks_[m.name] = m.secondary->disk;
+    }
+  }
   const size_t packs = built.catalog.exports().size() / 2;
   target_->publish(std::make_shared<const PackCatalog>(std::move(built.catalog)));
-  log_(false, fmt::format("pack mappings read at etcd revision {}: serving {} pack{}",
-                          listed->revision, packs, packs == 1 ? "" : "s"));
-  return listed->revision;
+  if (hooks_.routes) hooks_.routes(routed.routes);
+  log(false, fmt::format("cluster state read at etcd revision {}: serving {} pack{} from this "
+                         "node's disks, forwarding {}",
+                         state->revision, packs, packs == 1 ? "" : "s", routed.routes.size()));
+  return state->revision;
 }
 
 void ClusterCatalog::start_watch(int64_t from_revision) {
-  const std::string prefix = cluster::pack_prefix(cluster_.prefix);
+  // One watch on the whole prefix; only the nodes, mappings and paths matter here.
+  const std::string prefix = cluster_.prefix;
+  const std::array<std::string, 3> watched = {
+      cluster::node_prefix(prefix), cluster::pack_prefix(prefix), cluster::path_prefix(prefix)};
   // The watch has a connection of its own, to the same endpoints.
   cluster::EtcdOptions options = etcd_->options();
   auto watch = cluster::EtcdWatch::start(
       options, {prefix, cluster::prefix_end(prefix), from_revision},
-      [this](const cluster::WatchBatch& batch) {
+      [this, watched](const cluster::WatchBatch& batch) {
         std::lock_guard lock(mu_);
         if (batch.events.empty()) {  // the watch is in place (again)
-          if (std::exchange(watch_down_, false)) log_(false, "watching the pack mappings again");
+          if (std::exchange(watch_down_, false)) {
+            hooks_.log(false, "watching the pack mappings again");
+          }
           return;
         }
-        reload_wanted_ = true;
-        cv_.notify_all();
+        for (const auto& e : batch.events) {
+          for (const auto& w : watched) {
+            if (e.kv.key.starts_with(w)) reload_wanted_ = true;
+          }
+        }
+        if (reload_wanted_) cv_.notify_all();
       },
       [this](const cluster::WatchError& e) {
         std::lock_guard lock(mu_);
         // An etcd that is down fails the watch every few seconds: said once, until it is back.
         const bool first = !std::exchange(watch_down_, true);
-        log_(first || e.compact_revision != 0,
-             fmt::format("watching the pack mappings: {}{}", e.status.message(),
-                         first && e.compact_revision == 0
-                             ? " (retrying; serving the mappings read last)"
-                             : ""));
-        if (e.compact_revision == 0) return;  // the watch carries on by itself
+        hooks_.log(first || e.compact_revision != 0,
+                   fmt::format("watching the pack mappings: {}{}", e.status.message(),
+                               first && e.compact_revision == 0
+                                   ? " (retrying; serving the mappings read last)"
+                                   : ""));
+        // The watch carries on by itself; a reload when it is back catches up with anything
+        // its resumption could not replay.
+        if (e.compact_revision == 0) return;
         restart_wanted_ = true;
         cv_.notify_all();
       });
   if (!watch.ok()) {
-    log_(true, fmt::format("cannot watch the pack mappings: {}", watch.status().message()));
+    hooks_.log(true, fmt::format("cannot watch the pack mappings: {}", watch.status().message()));
     return;
   }
   watch_ = std::move(*watch);
 }
 
-void ClusterCatalog::worker() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || reload_wanted_ || restart_wanted_; });
-    if (stopping_) return;
-    const bool restart = std::exchange(restart_wanted_, false);
-    reload_wanted_ = false;
-    lock.unlock();
-    if (restart) watch_.reset();  // it has ended: etcd compacted past its revision
-    auto revision = reload();
-    if (!revision.ok()) {
-      log_(true, fmt::format("cannot read the pack mappings (still serving the last ones): {}",
-                             revision.status().message()));
+std::chrono::steady_clock::time_point ClusterCatalog::tend_paths() {
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  auto next = now + std::chrono::seconds(1);
+  std::vector<std::pair<std::string, PathDown>> work;
+  {
+    std::lock_guard lock(paths_m_);
+    for (const auto& [pack, p] : paths_) work.emplace_back(pack, p);
+  }
+  std::shared_ptr<const PackCatalog> catalog = target_->current().catalog;
+  for (auto& [pack, p] : work) {
+    std::string disk;
+    {
+      std::lock_guard lock(view_m_);
+      if (auto it = local_disks_.find(pack); it != local_disks_.end()) disk = it->second;
     }
-    if (restart || !watch_) {
-      // Without a fresh read to start from, a watch from the old revision would fail again.
-      if (revision.ok()) {
-        start_watch(*revision + 1);
+    const std::string key = cluster::path_key(cluster_.prefix, pack, cluster_.node);
+    auto info = catalog->find(std::string(kPackPrefix) + pack);
+    if (!p.working && (!info.ok() || disk.empty())) p.working = true;  // no longer served here
+    if (!p.recorded && !p.working) {
+      cluster::PathRecord rec{pack, cluster_.node, disk, p.reason, p.since};
+      auto put = etcd_->put(key, cluster::encode_path(rec), membership_->lease_id());
+      if (put.ok()) {
+        p.recorded = true;
+        hooks_.log(true, fmt::format("pack/{}: the path to disk '{}' failed ({}): marked down in "
+                                     "etcd ({}); probing it",
+                                     pack, disk, p.reason, key));
       } else {
-        lock.lock();
-        restart_wanted_ = true;
-        cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
-        continue;
+        hooks_.log(false, fmt::format("pack/{}: cannot mark the path down in etcd yet: {}", pack,
+                                      put.status().message()));
       }
     }
+    if (!p.working && now >= p.next_probe) {
+      // A probe: the pack's first block, read through the data path (and its test fault hook).
+      auto pack_export = PackExport::open(**info, /*server_read_only=*/true);
+      bool works = false;
+      if (pack_export.ok()) {
+        std::vector<char> block(std::min<uint64_t>(4096, (*info)->pack.size));
+        works = (*pack_export)->read(block.data(), static_cast<uint32_t>(block.size()), 0).ok();
+      }
+      if (works) {
+        p.working = true;
+      } else {
+        p.interval = std::min(p.interval * 2, kMaxProbeInterval);
+        p.next_probe = now + p.interval;
+      }
+    }
+    if (p.working) {
+      auto erased = p.recorded ? etcd_->erase(key) : Result<int64_t>(int64_t{0});
+      if (erased.ok()) {
+        hooks_.log(true, fmt::format("pack/{}: the path to disk '{}' works again: marked up in "
+                                     "etcd ({} deleted)",
+                                     pack, disk, key));
+        std::lock_guard lock(paths_m_);
+        paths_.erase(pack);
+        continue;
+      }
+      hooks_.log(false, fmt::format("pack/{}: cannot mark the path up in etcd yet: {}", pack,
+                                    erased.status().message()));
+    }
+    {
+      std::lock_guard lock(paths_m_);
+      if (auto it = paths_.find(pack); it != paths_.end()) it->second = p;
+    }
+    if (!p.working) next = std::min(next, p.next_probe);
+  }
+  return next;
+}
+
+void ClusterCatalog::worker() {
+  std::unique_lock lock(mu_);
+  auto next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    cv_.wait_until(lock, next_tick,
+                   [&] { return stopping_ || reload_wanted_ || restart_wanted_ || paths_wanted_; });
+    if (stopping_) return;
+    const bool restart = std::exchange(restart_wanted_, false);
+    const bool read = std::exchange(reload_wanted_, false) || restart;
+    paths_wanted_ = false;
+    lock.unlock();
+    if (read) {
+      if (restart) watch_.reset();  // it has ended: etcd compacted past its revision
+      auto revision = reload();
+      if (!revision.ok()) {
+        hooks_.log(true, fmt::format("cannot read the cluster's state (still serving the last "
+                                     "one read): {}",
+                                     revision.status().message()));
+      }
+      if (restart || !watch_) {
+        // Without a fresh read to start from, a watch from the old revision would fail again.
+        if (revision.ok()) {
+          start_watch(*revision + 1);
+        } else {
+          lock.lock();
+          restart_wanted_ = true;
+          cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+          continue;
+        }
+      }
+    }
+    next_tick = tend_paths();
+    if (hooks_.tick) hooks_.tick();
     lock.lock();
   }
 }

@@ -1,28 +1,44 @@
 // cluster_catalog.h: the plugin in cluster mode (vvm.conf has a [cluster] section naming this
-// node): the node joins the cluster (cluster/membership.h), reads the packs' mappings from etcd,
-// and serves, from its own disks, the packs whose primary or secondary is this node. A watch on
-// the mappings publishes a new catalog into the plugin's CatalogSource at every change, so new
-// connections and listings see it at once; open connections keep the pack they opened.
+// node): the node joins the cluster (cluster/membership.h), reads the cluster's state from etcd
+// (nodes, pack mappings, paths down: cluster/records.h) and serves every mapped pack:
+//   - from its own disk when the pack's primary or secondary is this node: a watch publishes a
+//     new catalog into the plugin's CatalogSource at every change, so new connections and
+//     listings see it at once; open connections keep the pack they opened;
+//   - otherwise by forwarding (forward/forwarder.h) to the primary's advertised address, then the
+//     secondary's: the routes, handed to the plugin after every change, with each server's known
+//     state (down when its node key is gone, its lease expired, or its path to the pack's disk is
+//     marked down in etcd).
+// A node reaches another node's copy of a pack by the export name pack/NAME@local
+// (kLocalSuffix): served only from the receiving node's own disk, never forwarded again, so that
+// two nodes whose views of a mapping differ for a moment cannot forward a request in a loop.
 //
 // A mapping this node cannot serve (a disk its [cluster] section does not list, a backing that is
-// missing or too short, garbage under the prefix) is left out and reported, naming the key and
-// the reason; the other packs are served as before. While etcd cannot be reached the node keeps
-// serving the catalog it has, and catches up when the watch is back.
+// missing or too short, a node nobody registered, garbage under the prefix) is left out and
+// reported, naming the key and the reason; the other packs are served as before. While etcd
+// cannot be reached the node keeps serving and forwarding with the state it has, and catches up
+// when the watch is back.
+//
+// Path failures: when a local pack's backing fails (EIO), the plugin calls path_failed(); the node
+// records PREFIX/path/PACK/NODE in etcd under its lease and probes the path (a read of the pack's
+// first block) every second, then less often (up to kMaxProbeInterval); when a probe works it
+// deletes the key, and the other nodes send the pack's requests to it again.
 //
 // Self-fencing: once the membership lease is lost, or no renewal has succeeded in time (see
 // membership.h), fenced() is true and the plugin refuses writes (ESHUTDOWN, NBD's "go to the
 // alternate") while still serving reads; another node may take the disks over after the TTL.
 // The node does not join again by itself: restart it.
-//
-// Not here yet: forwarding to the node that holds a pack, cluster-wide exclusive holds.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -48,36 +64,115 @@ NodeCatalog node_catalog(const std::vector<cluster::PackMapping>& mappings, cons
                          const std::map<std::string, std::string>& disks,
                          const std::string& prefix);
 
+// The export-name suffix of a node-to-node connection (see the file comment).
+inline constexpr std::string_view kLocalSuffix = "@local";
+
+// A pack this node serves by forwarding: where its copies are, in order (primary, secondary).
+struct Route {
+  struct Server {
+    std::string node;
+    std::string uri;   // nbd://ADDRESS/pack/NAME@local
+    std::string down;  // why it is known down ("" when it is not): no node key, path down
+    bool operator==(const Server&) const = default;
+  };
+  std::string pack;
+  PackEntry entry;  // mode, owner, group, permissions and size, as the mapping gives them
+  uint64_t epoch = 0;
+  std::vector<Server> servers;
+  bool operator==(const Route&) const = default;
+};
+
+// The routes of the packs in `mappings` that `node` does not serve itself (neither primary nor
+// secondary), from the nodes' advertised addresses: `known` holds the last record seen of each
+// node (also of nodes whose key has gone since), `present` the nodes whose key is there now,
+// `paths` the paths marked down. A server whose node was never seen, or which does not have the
+// mapping's disk, is left out, and a problem names the pack's key; a pack left with no server is
+// not routed.
+struct NodeRoutes {
+  std::vector<Route> routes;
+  std::vector<Status> problems;
+};
+NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const std::string& node,
+                       const std::map<std::string, cluster::NodeRecord>& known,
+                       const std::set<std::string>& present,
+                       const std::vector<cluster::PathRecord>& paths, const std::string& prefix);
+
 class ClusterCatalog {
  public:
   // error: a problem (an nbdkit_error); otherwise news for the debug log.
   using Log = std::function<void(bool error, const std::string& message)>;
+  // What the plugin does with the cluster's state, on the catalog's worker thread.
+  struct Hooks {
+    Log log;
+    // The forwarded packs, after every change of the mappings, nodes or paths.
+    std::function<void(const std::vector<Route>&)> routes;
+    // About once a second: time to retry what failed (a server to connect to again).
+    std::function<void()> tick;
+  };
 
-  // Joins the cluster as `config`'s [cluster] says, publishes the first catalog into `target`
-  // and starts watching the mappings. Fails when the node cannot join (its name is held, etcd
-  // is down) or the mappings cannot be read.
+  // Joins the cluster as `config`'s [cluster] says, publishes the first catalog into `target`,
+  // hands the first routes to the hook and starts watching the prefix. Fails when the node
+  // cannot join (its name is held, etcd is down) or the state cannot be read.
   static Result<std::unique_ptr<ClusterCatalog>> start(const Config& config, CatalogSource* target,
-                                                       Log log);
+                                                       Hooks hooks);
   ~ClusterCatalog();  // stops the watch, leaves the cluster (the node key goes at once)
 
   // True once this node may no longer write: its lease is lost or past its renewal deadline.
   bool fenced() const;
+  // The route of a pack this node forwards, or nullopt.
+  std::optional<Route> route(std::string_view pack) const;
+  // Whether another node also serves `pack` (it has a secondary): its path failures answer the
+  // NAK (ESHUTDOWN), so that forwarding nodes go there, rather than EIO.
+  bool has_alternate(std::string_view pack) const;
+  // The backing of local pack `pack` failed (`reason`: the request and the error). Thread-safe
+  // and cheap after the first call for a pack: the worker records it in etcd and probes.
+  void path_failed(const std::string& pack, const std::string& reason);
+
+  // The longest wait between two probes of a failed path.
+  static constexpr std::chrono::seconds kMaxProbeInterval{8};
+
   ClusterCatalog(const ClusterCatalog&) = delete;
   ClusterCatalog& operator=(const ClusterCatalog&) = delete;
 
  private:
-  ClusterCatalog(const Config& config, CatalogSource* target, Log log);
-  // Reads every mapping and publishes the catalog; the revision read, or the error.
+  ClusterCatalog(const Config& config, CatalogSource* target, Hooks hooks);
+  // Reads the cluster's state, publishes the catalog and the routes; the revision read.
   Result<int64_t> reload();
   void start_watch(int64_t from_revision);
   void worker();
+  // The worker's upkeep of this node's failed paths: records them in etcd, probes them, and
+  // deletes their keys once they work. The next time it wants to run.
+  std::chrono::steady_clock::time_point tend_paths();
+
+  struct PathDown {
+    std::string reason;
+    uint64_t since = 0;
+    bool recorded = false;  // its key is in etcd
+    bool working = false;   // a probe found it working: its key is to be deleted
+    std::chrono::seconds interval{1};
+    std::chrono::steady_clock::time_point next_probe;
+  };
 
   ClusterConfig cluster_;
   CatalogSource* target_;
-  Log log_;
+  Hooks hooks_;
   std::unique_ptr<cluster::EtcdClient> etcd_;
   std::unique_ptr<cluster::Membership> membership_;
   std::unique_ptr<cluster::EtcdWatch> watch_;
+
+  // The worker's view: the last record seen of each node, and which are present now.
+  std::map<std::string, cluster::NodeRecord> known_;
+  std::set<std::string> present_;
+  bool first_read_ = true;
+
+  // What the plugin's threads ask about, replaced at each reload.
+  mutable std::mutex view_m_;
+  std::map<std::string, Route, std::less<>> routes_;
+  std::set<std::string, std::less<>> alternates_;
+  std::map<std::string, std::string> local_disks_;  // local pack -> the disk it is on
+
+  std::mutex paths_m_;
+  std::map<std::string, PathDown> paths_;  // this node's failed paths, by pack
 
   // The watch's callbacks only ask; the worker thread reads etcd and restarts the watch.
   std::mutex mu_;
@@ -85,6 +180,7 @@ class ClusterCatalog {
   bool stopping_ = false;
   bool reload_wanted_ = false;
   bool restart_wanted_ = false;
+  bool paths_wanted_ = false;
   bool watch_down_ = false;  // its loss was logged: the next losses go to the debug log
   std::thread thread_;
 };

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <fmt/core.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,6 +73,13 @@ std::string g_host_name;  // where a Unix-socket client is, for vvmd's one-write
 // What a pack request answers when its backing fails: path-failure=eio (alone) or nak (another
 // server reaches the disk). Until the cluster mapping says per pack, one choice for every pack.
 PathFailure g_path_failure = PathFailure::kEio;
+
+// What a local pack's request answers when its backing fails: in cluster mode, the NAK when
+// another node serves the pack too (a forwarding node then goes there), else EIO.
+PathFailure path_failure_of(const std::string& pack) {
+  if (g_cluster) return g_cluster->has_alternate(pack) ? PathFailure::kNak : PathFailure::kEio;
+  return g_path_failure;
+}
 
 // The packs whose path to the disk has failed: the failure is logged as an error once a pack,
 // then only in the debug log (a client retrying elsewhere would fill the log otherwise).
@@ -217,6 +225,17 @@ int io_result(const IoStatus& status) {
 }
 
 Handle* as_handle(void* handle) { return static_cast<Handle*>(handle); }
+
+// io_result for a request served from this node's disk. In cluster mode a failed backing (EIO,
+// or its NAK) is also a path failure for the cluster to record (cluster_catalog.h).
+int pack_result(void* handle, const IoStatus& status) {
+  if (!status.ok() && g_cluster && as_handle(handle)->pack &&
+      (status.err() == EIO || status.err() == ESHUTDOWN)) {
+    g_cluster->path_failed(as_handle(handle)->pack->pack().info().pack.name,
+                           status.status().message());
+  }
+  return io_result(status);
+}
 
 // Checks that the client may open `entry` as `writable` says, and returns who it is, for holds:
 // "uid N" on a Unix socket, "host ADDRESS" over TCP.
@@ -397,19 +416,45 @@ int vvm_config_complete() {
   });
 }
 
-// Cluster mode: join the cluster and serve the packs mapped to this node. A node that cannot
-// join (its name is held by another, etcd is down) does not start.
+// A forwarder's events (a server down, up, replayed on): once an event, as errors.
+void log_forward_event(const std::string& what) { nbdkit_error("%s", what.c_str()); }
+
+// The cluster's routes as the forward table's entries.
+std::vector<forward::ForwardEntry> forward_entries(const std::vector<Route>& routes) {
+  std::vector<forward::ForwardEntry> out;
+  for (const Route& r : routes) {
+    forward::ForwardEntry e;
+    e.pack = r.pack;
+    e.description = "pack " + r.pack + ", forwarded to ";
+    for (size_t i = 0; i < r.servers.size(); ++i) {
+      e.servers.push_back({r.servers[i].uri});
+      e.down.push_back(r.servers[i].down);
+      e.description += (i ? ", " : "") + r.servers[i].node;
+    }
+    e.description += fmt::format(" (epoch {})", r.epoch);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Cluster mode: join the cluster and serve every mapped pack, from this node's disks or by
+// forwarding. A node that cannot join (its name is held by another, etcd is down) does not start.
 int vvm_after_fork() {
   return guarded("after_fork", -1, [] {
     if (!g_cluster_config) return 0;
-    auto cluster = ClusterCatalog::start(*g_cluster_config, g_catalog.get(),
-                                         [](bool error, const std::string& message) {
-                                           if (error) {
-                                             nbdkit_error("%s", message.c_str());
-                                           } else {
-                                             nbdkit_debug("%s", message.c_str());
-                                           }
-                                         });
+    ClusterCatalog::Hooks hooks;
+    hooks.log = [](bool error, const std::string& message) {
+      if (error) {
+        nbdkit_error("%s", message.c_str());
+      } else {
+        nbdkit_debug("%s", message.c_str());
+      }
+    };
+    hooks.routes = [](const std::vector<Route>& routes) {
+      g_forward.replace(forward_entries(routes), log_forward_event);
+    };
+    hooks.tick = [] { g_forward.retry_up(log_forward_event); };
+    auto cluster = ClusterCatalog::start(*g_cluster_config, g_catalog.get(), std::move(hooks));
     if (!cluster.ok()) {
       fail(cluster.status());
       return -1;
@@ -419,15 +464,16 @@ int vvm_after_fork() {
   });
 }
 
-// The forwarded pack an export name (pack/NAME or pack/NAME@ro) names, or null.
-const forward::ForwardEntry* forwarded(std::string_view name) {
-  if (!name.starts_with(kPackPrefix)) return nullptr;
+// The forwarded pack an export name (pack/NAME or pack/NAME@ro) names, or nullopt.
+std::optional<forward::ForwardEntry> forwarded(std::string_view name) {
+  if (!name.starts_with(kPackPrefix)) return std::nullopt;
   name.remove_prefix(kPackPrefix.size());
   if (name.ends_with(kReadOnlySuffix)) name.remove_suffix(kReadOnlySuffix.size());
   return g_forward.find(name);
 }
 
 std::string forward_description(const forward::ForwardEntry& e) {
+  if (!e.description.empty()) return e.description;
   std::string d = "pack " + e.pack + ", forwarded to " + (e.pool ? "the pool " : "");
   for (size_t i = 0; i < e.servers.size(); ++i) d += (i ? ", " : "") + e.servers[i].uri;
   return d;
@@ -525,8 +571,21 @@ void* open_vv(std::string_view vv, bool readonly) {
 // .open of a pack this node does not serve itself but forwards: the pack's forwarder (connected
 // at its first open), read-only for pack/NAME@ro, for nbdkit -r, or when the servers are.
 void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
+  // Cluster mode: the mapping's owner, group and mode bits, checked here, where the client is
+  // known (the server node sees only this node).
+  if (g_cluster) {
+    std::optional<Route> route = g_cluster->route(entry.pack);
+    Result<std::string> identity = route
+                                       ? admit_peer(route->entry, !read_only)
+                                       : Result<std::string>(Status::NotFound(fmt::format(
+                                             "{}{} is no longer mapped", kPackPrefix, entry.pack)));
+    if (!identity.ok()) {
+      fail(identity.status());
+      return nullptr;
+    }
+  }
   Result<std::shared_ptr<forward::Forwarder>> f =
-      g_forward.forwarder(entry, [](const std::string& what) { nbdkit_error("%s", what.c_str()); });
+      g_forward.forwarder(entry.pack, log_forward_event);
   if (!f.ok()) {
     fail(f.status());
     return nullptr;
@@ -546,14 +605,19 @@ void* vvm_open(int readonly) {
     if (name != nullptr && std::string_view(name).starts_with(kVvPrefix)) {
       return open_vv(std::string_view(name).substr(kVvPrefix.size()), readonly != 0);
     }
+    std::string_view wanted = name != nullptr ? name : "";
+    // Another node's connection (cluster_catalog.h): this node's own disk, never forwarded.
+    const bool local_only = g_cluster && wanted.ends_with(kLocalSuffix);
+    if (local_only) wanted.remove_suffix(kLocalSuffix.size());
     std::shared_ptr<const PackCatalog> catalog = current_catalog();
-    Result<const ExportInfo*> info = catalog->find(name != nullptr ? name : "");
+    Result<const ExportInfo*> info = catalog->find(wanted);
     if (!info.ok()) {
-      if (const forward::ForwardEntry* e = forwarded(name != nullptr ? name : "")) {
-        const bool ro = std::string_view(name).ends_with(kReadOnlySuffix);
-        return open_forwarded(*e, ro || readonly != 0);
-      }
-      fail(info.status());
+      std::optional<forward::ForwardEntry> e = local_only ? std::nullopt : forwarded(wanted);
+      if (e) return open_forwarded(*e, wanted.ends_with(kReadOnlySuffix) || readonly != 0);
+      fail(local_only ? Status::NotFound(fmt::format("{}: not served from this node's disks (a "
+                                                     "node-to-node name is never forwarded)",
+                                                     name))
+                      : info.status());
       return nullptr;
     }
     Result<std::unique_ptr<PackExport>> pack = PackExport::open(**info, readonly != 0);
@@ -561,7 +625,7 @@ void* vvm_open(int readonly) {
       fail(pack.status());
       return nullptr;
     }
-    (*pack)->set_path_failure(g_path_failure);
+    (*pack)->set_path_failure(path_failure_of((*info)->pack.name));
     Result<std::string> identity = admit_peer((*info)->pack, (*pack)->writable());
     if (!identity.ok()) {
       fail(identity.status());
@@ -713,7 +777,7 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
     if (auto* f = fwd(handle)) return io_result(f->pread(buf, count, offset));
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return io_result(io->read(buf, count, offset));
+    return pack_result(handle, io->read(buf, count, offset));
   });
 }
 
@@ -742,7 +806,8 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
     if (fenced_write("write")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return wrote(handle, io_result(io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
+    return wrote(
+        handle, pack_result(handle, io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
   });
 }
 
@@ -751,7 +816,7 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
     if (auto* f = fwd(handle)) return io_result(f->flush());
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return io_result(io->flush());
+    return pack_result(handle, io->flush());
   });
 }
 
@@ -763,7 +828,8 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (fenced_write("trim")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return wrote(handle, io_result(io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
+    return wrote(handle,
+                 pack_result(handle, io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
   });
 }
 
@@ -784,7 +850,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
       errno = EOPNOTSUPP;
       return -1;
     }
-    return wrote(handle, io_result(done));
+    return wrote(handle, io ? pack_result(handle, done) : io_result(done));
   });
 }
 
@@ -813,7 +879,7 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
           return added_all;
         });
     if (!added_all) return -1;  // nbdkit_add_extent reported it
-    return io_result(done);
+    return pack_result(handle, done);
   });
 }
 
@@ -822,7 +888,7 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
     if (auto* f = fwd(handle)) return io_result(f->cache(count, offset));
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return io_result(io->cache(count, offset));
+    return pack_result(handle, io->cache(count, offset));
   });
 }
 
@@ -832,8 +898,9 @@ constexpr const char kConfigHelp[] =
     "conf=PATH      vvm.conf; its [plugin] packtab names the pack table, and\n"
     "               the virtual volumes come from vvmd at its first [vvmd]\n"
     "               listen address. With a [cluster] section naming this\n"
-    "               node, the node joins the cluster in etcd and serves the\n"
-    "               packs whose mapping names it (primary or secondary).\n"
+    "               node, the node joins the cluster in etcd and serves every\n"
+    "               mapped pack: from its own disk when the mapping names it\n"
+    "               (primary or secondary), else by forwarding to those nodes.\n"
     "holds=DIR      Where holders of packs are recorded, for messages and\n"
     "               vvctl pack ls (default: STATE_DIR/holds with conf=, else\n"
     "               /run/vvm/holds).\n"
@@ -841,8 +908,8 @@ constexpr const char kConfigHelp[] =
     "               fails: EIO (the default), or NBD_ESHUTDOWN, which sends a\n"
     "               forwarding node to another server of the pack.\n"
     "forward=NAME=URI[,URI...]  Serve pack/NAME by forwarding it to these NBD\n"
-    "               servers: the primary, then the secondaries (test-only until\n"
-    "               the cluster mapping provides it).\n"
+    "               servers: the primary, then the secondaries (for tests; in\n"
+    "               cluster mode the mappings in etcd provide them).\n"
     "forward-pool=NAME=URI[,URI...]  The same for servers sharing one disk,\n"
     "               used by load.\n"
     "Give packtab= or conf=, not both (neither when only forwarding). Exports: pack/NAME (the "

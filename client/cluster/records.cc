@@ -20,6 +20,10 @@ std::string node_key(std::string_view prefix, std::string_view name) {
 std::string pack_key(std::string_view prefix, std::string_view name) {
   return fmt::format("{}pack/{}", prefix, name);
 }
+std::string path_prefix(std::string_view prefix) { return fmt::format("{}path/", prefix); }
+std::string path_key(std::string_view prefix, std::string_view pack, std::string_view node) {
+  return fmt::format("{}path/{}/{}", prefix, pack, node);
+}
 
 namespace {
 
@@ -227,7 +231,45 @@ Result<PackMapping> decode_pack(std::string_view key, std::string_view value) {
   });
 }
 
+std::string encode_path(const PathRecord& p) {
+  Json j = {{"pack", p.pack},
+            {"node", p.node},
+            {"disk", p.disk},
+            {"reason", p.reason},
+            {"since", p.since}};
+  return j.dump();
+}
+
+Result<PathRecord> decode_path(std::string_view key, std::string_view value) {
+  return decode<PathRecord>(key, value, [&](Fields& f) {
+    PathRecord p;
+    p.pack = f.name("pack");
+    p.node = f.name("node");
+    // The key is PREFIX/path/PACK/NODE: both names must be the key's.
+    if (!f.failed()) {
+      const std::string tail = "/" + p.pack + "/" + p.node;
+      if (!std::string_view(key).ends_with(tail)) {
+        f.bad("pack", fmt::format("'{}' and node '{}' are not the key's", p.pack, p.node));
+      }
+    }
+    p.disk = f.name("disk");
+    p.reason = f.text("reason");
+    p.since = f.number("since");
+    return p;
+  });
+}
+
 namespace {
+
+template <class T, class Decode>
+void add_item(Listing<T>& out, const KeyValue& kv, Decode fn) {
+  auto record = fn(kv.key, kv.value);
+  if (!record.ok()) {
+    out.problems.push_back(record.status());
+    return;
+  }
+  out.items.push_back({std::move(*record), kv.mod_revision, kv.lease});
+}
 
 template <class T, class Decode>
 Result<Listing<T>> list(EtcdClient& etcd, const std::string& prefix, Decode fn) {
@@ -235,14 +277,7 @@ Result<Listing<T>> list(EtcdClient& etcd, const std::string& prefix, Decode fn) 
   if (!range.ok()) return range.status();
   Listing<T> out;
   out.revision = range->revision;
-  for (const auto& kv : range->kvs) {
-    auto record = fn(kv.key, kv.value);
-    if (!record.ok()) {
-      out.problems.push_back(record.status());
-      continue;
-    }
-    out.items.push_back({std::move(*record), kv.mod_revision, kv.lease});
-  }
+  for (const auto& kv : range->kvs) add_item(out, kv, fn);
   return out;
 }
 
@@ -254,6 +289,31 @@ Result<Listing<NodeRecord>> list_nodes(EtcdClient& etcd, std::string_view prefix
 
 Result<Listing<PackMapping>> list_packs(EtcdClient& etcd, std::string_view prefix) {
   return list<PackMapping>(etcd, pack_prefix(prefix), decode_pack);
+}
+
+Result<Listing<PathRecord>> list_paths(EtcdClient& etcd, std::string_view prefix) {
+  return list<PathRecord>(etcd, path_prefix(prefix), decode_path);
+}
+
+Result<ClusterState> read_state(EtcdClient& etcd, std::string_view prefix) {
+  auto range = etcd.range_prefix(std::string(prefix));
+  if (!range.ok()) return range.status();
+  ClusterState out;
+  out.revision = range->revision;
+  out.nodes.revision = out.packs.revision = out.paths.revision = range->revision;
+  const std::string nodes = node_prefix(prefix), packs = pack_prefix(prefix),
+                    paths = path_prefix(prefix);
+  // Other keys under the prefix (what other parts of vvm keep there) are not this reader's.
+  for (const auto& kv : range->kvs) {
+    if (kv.key.starts_with(nodes)) {
+      add_item(out.nodes, kv, decode_node);
+    } else if (kv.key.starts_with(packs)) {
+      add_item(out.packs, kv, decode_pack);
+    } else if (kv.key.starts_with(paths)) {
+      add_item(out.paths, kv, decode_path);
+    }
+  }
+  return out;
 }
 
 }  // namespace vvm::cluster

@@ -8,6 +8,9 @@
 //   PREFIX/pack/NAME  {"name":"home0","primary":{"node":"n1","disk":"d0"},
 //                      "secondary":{"node":"n2","disk":"d0"},"offset":0,"size":107374182400,
 //                      "mode":"exclusive","owner":1000,"group":100,"perms":"0660","epoch":1}
+//   PREFIX/path/PACK/NODE  {"pack":"home0","node":"n1","disk":"d0","reason":"...: Input/output
+//                      error","since":1765090000}  (written under NODE's lease while its path to
+//                      PACK's disk is down; deleted when a probe finds it working again)
 //
 // Decoding checks every field (presence, type, range, names) and that the name in the value is
 // the key's; an error names the key and the reason:
@@ -65,11 +68,24 @@ struct PackMapping {
   bool operator==(const PackMapping&) const = default;
 };
 
+// A node's path to a pack's disk that failed (its backing answered EIO): the node answers the NAK
+// for the pack, and other nodes send the pack's requests elsewhere until the key goes.
+struct PathRecord {
+  std::string pack;
+  std::string node;
+  std::string disk;
+  std::string reason;  // the failed request and the error, as the node logged it
+  uint64_t since = 0;  // unix seconds when it failed
+  bool operator==(const PathRecord&) const = default;
+};
+
 // The keys. `prefix` starts and ends with '/' (vvm.conf's [cluster] prefix, checked there).
 std::string node_prefix(std::string_view prefix);  // PREFIX/node/
 std::string pack_prefix(std::string_view prefix);  // PREFIX/pack/
 std::string node_key(std::string_view prefix, std::string_view name);
 std::string pack_key(std::string_view prefix, std::string_view name);
+std::string path_prefix(std::string_view prefix);  // PREFIX/path/
+std::string path_key(std::string_view prefix, std::string_view pack, std::string_view node);
 
 // JSON values, and their checked decoding (`key` is where the value was read: the name in it must
 // be the key's last part).
@@ -77,6 +93,8 @@ std::string encode_node(const NodeRecord& node);
 Result<NodeRecord> decode_node(std::string_view key, std::string_view value);
 std::string encode_pack(const PackMapping& pack);
 Result<PackMapping> decode_pack(std::string_view key, std::string_view value);
+std::string encode_path(const PathRecord& path);
+Result<PathRecord> decode_path(std::string_view key, std::string_view value);
 
 // Everything under one record prefix, as read at one revision: the records that decode, with
 // their keys' metadata, and a problem for each key that does not (which the readers report and
@@ -95,5 +113,16 @@ struct Listing {
 
 Result<Listing<NodeRecord>> list_nodes(EtcdClient& etcd, std::string_view prefix);
 Result<Listing<PackMapping>> list_packs(EtcdClient& etcd, std::string_view prefix);
+Result<Listing<PathRecord>> list_paths(EtcdClient& etcd, std::string_view prefix);
+
+// The nodes, the mappings and the paths down, read together at one revision (one range over the
+// whole prefix: a node's view of the cluster, and where its watch starts).
+struct ClusterState {
+  Listing<NodeRecord> nodes;
+  Listing<PackMapping> packs;
+  Listing<PathRecord> paths;
+  int64_t revision = 0;
+};
+Result<ClusterState> read_state(EtcdClient& etcd, std::string_view prefix);
 
 }  // namespace vvm::cluster

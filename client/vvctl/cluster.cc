@@ -305,26 +305,64 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
     print_failure(kCommand, listed.status());
     return kFailed;
   }
-  if (json) {
-    // The records as etcd holds them, one object a pack.
-    std::string out = "[";
-    for (size_t i = 0; i < listed->items.size(); ++i) {
-      out += (i > 0 ? "," : "") + cluster::encode_pack(listed->items[i].record);
+  // The paths marked down (cluster/records.h): a node's path to a pack's disk is up unless its
+  // key says otherwise.
+  auto paths = cluster::list_paths(*etcd, prefix);
+  if (!paths.ok()) {
+    print_failure(kCommand, paths.status());
+    return kFailed;
+  }
+  auto path_down = [&](const std::string& pack,
+                       const std::string& node) -> const cluster::PathRecord* {
+    for (const auto& item : paths->items) {
+      if (item.record.pack == pack && item.record.node == node) return &item.record;
     }
-    fmt::print("{}]\n", out);
+    return nullptr;
+  };
+  auto nodes_of = [](const PackMapping& p) {
+    std::vector<std::string> nodes = {p.primary.node};
+    if (p.secondary) nodes.push_back(p.secondary->node);
+    return nodes;
+  };
+  if (json) {
+    // The records as etcd holds them, one object a pack, with the state of each node's path.
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : listed->items) {
+      auto j = nlohmann::json::parse(cluster::encode_pack(item.record));
+      j["paths"] = nlohmann::json::object();
+      for (const auto& node : nodes_of(item.record)) {
+        const cluster::PathRecord* down = path_down(item.record.name, node);
+        nlohmann::json path = {{"up", down == nullptr}};
+        if (down != nullptr) {
+          path["reason"] = down->reason;
+          path["since"] = down->since;
+        }
+        j["paths"][node] = std::move(path);
+      }
+      out.push_back(std::move(j));
+    }
+    fmt::print("{}\n", out.dump());
   } else {
-    std::vector<std::array<std::string, 9>> rows = {{"PACK", "PRIMARY", "SECONDARY", "OFFSET",
-                                                     "SIZE", "MODE", "OWNER:GROUP", "PERMS",
-                                                     "EPOCH"}};
+    std::vector<std::array<std::string, 10>> rows = {{"PACK", "PRIMARY", "SECONDARY", "OFFSET",
+                                                      "SIZE", "MODE", "OWNER:GROUP", "PERMS",
+                                                      "EPOCH", "PATHS"}};
     for (const auto& item : listed->items) {
       const PackMapping& p = item.record;
+      std::string state;
+      for (const auto& node : nodes_of(p)) {
+        state += fmt::format("{}{} {}", state.empty() ? "" : ", ", node,
+                             path_down(p.name, node) != nullptr ? "down" : "up");
+      }
       rows.push_back({p.name, disk_text(p.primary), p.secondary ? disk_text(*p.secondary) : "-",
                       human_size(p.offset), human_size(p.size), std::string(pack_mode_name(p.mode)),
                       user_name(p.owner) + ":" + group_name(p.group),
-                      fmt::format("{:04o}", p.perms), std::to_string(p.epoch)});
+                      fmt::format("{:04o}", p.perms), std::to_string(p.epoch), state});
     }
     print_table(rows);
   }
+  for (const auto& p : paths->problems)
+    fmt::print(stderr, "vvctl {}: {} (skipped)\n", kCommand, p.message());
+  if (!paths->problems.empty()) return kFailed;
   return report_problems(kCommand, listed->problems);
 }
 

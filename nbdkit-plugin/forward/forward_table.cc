@@ -1,4 +1,5 @@
-// forward_table.cc: parsing forward= parameters and opening each pack's Forwarder once.
+// forward_table.cc: parsing forward= parameters, opening each pack's Forwarder once, and bringing
+// the open forwarders in line with the cluster's routes.
 #include "forward/forward_table.h"
 
 #include <fmt/core.h>
@@ -37,38 +38,156 @@ Result<ForwardEntry> parse_forward(std::string_view value, bool pool) {
 }
 
 Status ForwardTable::add(ForwardEntry entry) {
-  if (find(entry.pack) != nullptr) {
-    return Status::InvalidArgument(fmt::format("forward: pack '{}' is given twice", entry.pack));
+  const std::lock_guard lock(entries_m_);
+  for (const ForwardEntry& e : entries_) {
+    if (e.pack == entry.pack) {
+      return Status::InvalidArgument(fmt::format("forward: pack '{}' is given twice", entry.pack));
+    }
   }
   entries_.push_back(std::move(entry));
   return Status::Ok();
 }
 
-const ForwardEntry* ForwardTable::find(std::string_view pack) const {
+std::optional<ForwardEntry> ForwardTable::find(std::string_view pack) const {
+  const std::lock_guard lock(entries_m_);
   for (const ForwardEntry& e : entries_) {
-    if (e.pack == pack) return &e;
+    if (e.pack == pack) return e;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(
-    const ForwardEntry& entry, const std::function<void(const std::string&)>& log) {
-  const std::lock_guard lock(mutex_);
-  if (auto it = open_.find(entry.pack); it != open_.end()) return it->second;
+std::vector<ForwardEntry> ForwardTable::entries() const {
+  const std::lock_guard lock(entries_m_);
+  return entries_;
+}
+
+bool ForwardTable::empty() const {
+  const std::lock_guard lock(entries_m_);
+  return entries_.empty();
+}
+
+namespace {
+
+// Why `uri` is known down in `entry` ("" when it is not, or when `entry` does not list it).
+std::string down_reason(const ForwardEntry& entry, const std::string& uri) {
+  for (size_t i = 0; i < entry.servers.size() && i < entry.down.size(); ++i) {
+    if (entry.servers[i].uri == uri) return entry.down[i];
+  }
+  return {};
+}
+
+bool lists(const ForwardEntry& entry, const std::string& uri) {
+  for (const ServerSpec& s : entry.servers) {
+    if (s.uri == uri) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> uris(const ForwardEntry& e) {
+  std::vector<std::string> out;
+  for (const ServerSpec& s : e.servers) out.push_back(s.uri);
+  return out;
+}
+
+}  // namespace
+
+void ForwardTable::apply_down(Forwarder& f, const ForwardEntry& entry, const ForwardEntry* before,
+                              const Log& log) {
+  for (size_t i = 0; i < entry.servers.size() && i < entry.down.size(); ++i) {
+    const std::string& uri = entry.servers[i].uri;
+    if (entry.down[i].empty()) continue;
+    if (before != nullptr && lists(*before, uri) && !down_reason(*before, uri).empty()) continue;
+    if (Status s = f.mark_down(uri, entry.down[i]); !s.ok() && log) log(s.message());
+  }
+}
+
+Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack, const Log& log) {
+  const std::lock_guard lock(open_m_);
+  if (auto it = open_.find(pack); it != open_.end()) return it->second.forwarder;
+  std::optional<ForwardEntry> entry = find(pack);
+  if (!entry) {
+    return Status::NotFound(fmt::format("{}{} is not forwarded from here", kPackPrefix, pack));
+  }
   ForwardOptions o;
-  o.name = std::string(kPackPrefix) + entry.pack;
-  o.servers = entry.servers;
-  o.pool = entry.pool;
+  o.name = std::string(kPackPrefix) + entry->pack;
+  o.servers = entry->servers;
+  o.pool = entry->pool;
   o.log = log;
   Result<std::unique_ptr<Forwarder>> f = Forwarder::open(std::move(o));
   if (!f.ok()) return f.status();
   std::shared_ptr<Forwarder> shared = std::move(*f);
-  open_.emplace(entry.pack, shared);
+  // A server known down is not used, even if it answered the connection (a node that lost its
+  // lease may still be running, fenced).
+  apply_down(*shared, *entry, nullptr, log);
+  open_.emplace(entry->pack, Open{shared, *entry});
   return shared;
 }
 
+void ForwardTable::replace(std::vector<ForwardEntry> entries, const Log& log) {
+  {
+    const std::lock_guard lock(entries_m_);
+    entries_ = entries;
+  }
+  const std::lock_guard lock(open_m_);
+  for (auto it = open_.begin(); it != open_.end();) {
+    const ForwardEntry* next = nullptr;
+    for (const ForwardEntry& e : entries) {
+      if (e.pack == it->first) next = &e;
+    }
+    if (next == nullptr) {
+      it = open_.erase(it);  // no longer forwarded: new connections will not find it
+      continue;
+    }
+    Forwarder& f = *it->second.forwarder;
+    ForwardEntry& applied = it->second.applied;
+    // First the servers newly known down, which both lists hold: cut before a reconfiguration
+    // waits on them (a paused node would hold it up to its drain timeout).
+    for (size_t i = 0; i < next->servers.size() && i < next->down.size(); ++i) {
+      const std::string& uri = next->servers[i].uri;
+      if (next->down[i].empty() || !lists(applied, uri) || !down_reason(applied, uri).empty()) {
+        continue;
+      }
+      if (Status s = f.mark_down(uri, next->down[i]); !s.ok() && log) log(s.message());
+    }
+    if (uris(applied) != uris(*next) || applied.pool != next->pool) {
+      auto held = f.reconfigure(next->servers, next->pool);
+      if (!held.ok()) {
+        if (log) log(held.status().message());
+        ++it;  // the old list stays; the next change tries again
+        continue;
+      }
+    }
+    apply_down(f, *next, &applied, log);
+    // The servers newly known up: connected again, and used.
+    for (size_t i = 0; i < next->servers.size() && i < next->down.size(); ++i) {
+      const std::string& uri = next->servers[i].uri;
+      if (!next->down[i].empty() || !lists(applied, uri) || down_reason(applied, uri).empty()) {
+        continue;
+      }
+      if (Status s = f.mark_up(uri); !s.ok() && log) {
+        log(fmt::format("{} (tried again in a second)", s.message()));
+      }
+    }
+    applied = *next;
+    ++it;
+  }
+}
+
+void ForwardTable::retry_up(const Log& /*log*/) {
+  const std::lock_guard lock(open_m_);
+  for (auto& [pack, open] : open_) {
+    if (open.applied.down.empty()) continue;  // parameters: nothing is known of the servers
+    const ForwardStats st = open.forwarder->stats();
+    for (const ServerStats& s : st.servers) {
+      if (s.healthy || !down_reason(open.applied, s.uri).empty()) continue;
+      // Known up, yet down here. A failure is not news: the forwarder said why it went down.
+      (void)open.forwarder->mark_up(s.uri);
+    }
+  }
+}
+
 void ForwardTable::close_all() {
-  const std::lock_guard lock(mutex_);
+  const std::lock_guard lock(open_m_);
   open_.clear();
 }
 

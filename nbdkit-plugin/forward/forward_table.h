@@ -1,7 +1,15 @@
 // forward_table.h: the packs this node forwards, the servers of each, and the one Forwarder each
 // pack gets, opened at its first connection and shared by every client of the pack.
 //
-// Until the cluster mapping (etcd) fills it, the plugin's parameters do, for tests and benchmarks:
+// Two sources fill it. In cluster mode the mapping in etcd does (cluster_catalog.h's routes):
+// replace() takes the whole list after every change and brings each open forwarder in line:
+//   - a server newly known down (its node's key is gone, its path is marked down) is marked down
+//     (its connections cut, its requests and unflushed writes sent to the next server);
+//   - a new list of servers (a new epoch of the mapping) is a reconfigure();
+//   - a server newly known up again (its node is back, its path works) is marked up;
+// and retry_up() connects again, about once a second, to the servers known up that their
+// forwarder has found down itself (a NAK, a lost connection) and could not reach since.
+// Otherwise the plugin's parameters do, for tests and benchmarks:
 //   forward=NAME=URI[,URI...]        primary first, then the secondaries
 //   forward-pool=NAME=URI[,URI...]   servers that share one disk, used by load
 #pragma once
@@ -10,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +32,12 @@ struct ForwardEntry {
   std::string pack;  // NAME of pack/NAME
   std::vector<ServerSpec> servers;
   bool pool = false;
+  // Cluster mode: why each server (same order) is known to be down, "" when it is not; empty for
+  // the parameters, which know nothing of the servers' state.
+  std::vector<std::string> down;
+  // For listings: what the export is ("pack a, forwarded to n1, n2").
+  std::string description;
+  bool operator==(const ForwardEntry&) const = default;
 };
 
 // Parses "NAME=URI[,URI...]"; the error names the parameter and what is wrong with it.
@@ -30,23 +45,44 @@ Result<ForwardEntry> parse_forward(std::string_view value, bool pool);
 
 class ForwardTable {
  public:
+  using Log = std::function<void(const std::string&)>;
+
   // Refuses a pack given twice.
   Status add(ForwardEntry entry);
-  const ForwardEntry* find(std::string_view pack) const;
-  const std::vector<ForwardEntry>& entries() const { return entries_; }
-  bool empty() const { return entries_.empty(); }
+  // Copies: the cluster may replace the entries at any time.
+  std::optional<ForwardEntry> find(std::string_view pack) const;
+  std::vector<ForwardEntry> entries() const;
+  bool empty() const;
 
-  // The forwarder of `entry`, opened (connecting to its servers) at the first call; a failed
-  // open is tried again at the next call. `log` receives the forwarder's events.
-  Result<std::shared_ptr<Forwarder>> forwarder(const ForwardEntry& entry,
-                                               const std::function<void(const std::string&)>& log);
+  // The forwarder of `pack`, opened (connecting to its servers) at the first call; a failed
+  // open is tried again at the next call. `log` receives the forwarder's events. NotFound when
+  // the table has no such pack.
+  Result<std::shared_ptr<Forwarder>> forwarder(std::string_view pack, const Log& log);
+
+  // Cluster mode: the entries are now `entries` (see the file comment). A forwarder whose pack is
+  // gone is dropped from the table (its open connections keep it). Blocks while forwarders are
+  // reconfigured.
+  void replace(std::vector<ForwardEntry> entries, const Log& log);
+  // Connects again to the servers known up that their forwarder has down (see the file comment).
+  void retry_up(const Log& log);
+
   // Closes every forwarder (no request may be outstanding).
   void close_all();
 
  private:
+  struct Open {
+    std::shared_ptr<Forwarder> forwarder;
+    ForwardEntry applied;  // the entry whose servers and states the forwarder has been given
+  };
+  // Marks down, in `f`, the servers that `entry` knows down.
+  static void apply_down(Forwarder& f, const ForwardEntry& entry, const ForwardEntry* before,
+                         const Log& log);
+
+  mutable std::mutex entries_m_;
   std::vector<ForwardEntry> entries_;
-  std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<Forwarder>, std::less<>> open_;
+  // Held while a forwarder is opened or brought in line: one change at a time.
+  std::mutex open_m_;
+  std::map<std::string, Open, std::less<>> open_;
 };
 
 }  // namespace vvm::plugin::forward

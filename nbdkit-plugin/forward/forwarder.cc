@@ -64,13 +64,32 @@ struct Waiter {
 // one wake-up at most, not a hop through a poll thread and then another to its caller.
 class Connection {
  public:
-  static Result<std::shared_ptr<Connection>> open(const std::string& uri) {
+  // Connects and negotiates within `timeout`: a server that accepts the TCP connection but never
+  // answers (a paused node: the kernel accepts for it) must not hold the caller for ever.
+  static Result<std::shared_ptr<Connection>> open(const std::string& uri,
+                                                  std::chrono::milliseconds timeout) {
     nbd_handle* h = nbd_create();
     if (h == nullptr) return Status::Internal(fmt::format("{}: {}", uri, nbd_get_error()));
     auto c = std::shared_ptr<Connection>(new Connection(h));
     if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
-        nbd_connect_uri(h, uri.c_str()) == -1) {
+        nbd_aio_connect_uri(h, uri.c_str()) == -1) {
       return Status::Unavailable(fmt::format("connect: {}", nbd_get_error()));
+    }
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while (nbd_aio_is_connecting(h) == 1) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) {
+        return Status::Timeout(fmt::format("connect: no answer within {} ms", timeout.count()));
+      }
+      if (nbd_poll(h, static_cast<int>(std::min<int64_t>(left, 1000))) == -1) {
+        return Status::Unavailable(fmt::format("connect: {}", nbd_get_error()));
+      }
+    }
+    if (nbd_aio_is_ready(h) != 1) {
+      const char* why = nbd_get_error();
+      return Status::Unavailable(
+          fmt::format("connect: {}", why != nullptr ? why : "the server closed the connection"));
     }
     c->fd_ = nbd_aio_get_fd(h);
     c->wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -255,8 +274,9 @@ struct Server {
     ExportCaps caps;
     std::vector<std::shared_ptr<Connection>> conns;
   };
-  static Result<Dialed> dial(const std::string& uri, unsigned count) {
-    Result<std::shared_ptr<Connection>> first = Connection::open(uri);
+  static Result<Dialed> dial(const std::string& uri, unsigned count,
+                             std::chrono::milliseconds timeout) {
+    Result<std::shared_ptr<Connection>> first = Connection::open(uri, timeout);
     if (!first.ok()) return first.status();
     nbd_handle* h = (*first)->handle();
     ExportCaps c;
@@ -283,7 +303,7 @@ struct Server {
     // Without multi-conn a flush on one connection would not cover writes on another.
     const unsigned want = c.can_multi_conn ? std::max(count, 1u) : 1u;
     while (d.conns.size() < want) {
-      Result<std::shared_ptr<Connection>> more = Connection::open(uri);
+      Result<std::shared_ptr<Connection>> more = Connection::open(uri, timeout);
       if (!more.ok()) return more.status();
       d.conns.push_back(std::move(*more));
     }
@@ -584,7 +604,7 @@ class Forwarder::Impl {
   // A server connected, or listed down with the reason it could not be.
   ServerPtr connect_server(const ServerSpec& spec) {
     auto s = std::make_shared<Server>(spec.uri);
-    Result<Server::Dialed> d = Server::dial(spec.uri, opt_.connections);
+    Result<Server::Dialed> d = Server::dial(spec.uri, opt_.connections, opt_.connect_timeout);
     if (!d.ok()) {
       s->set_up({});
       s->set_down(d.status().message());
@@ -808,7 +828,7 @@ class Forwarder::Impl {
     ServerPtr s = find(uri);
     if (!s) return Status::NotFound(fmt::format("{}: no server {} in the list", opt_.name, uri));
     if (s->healthy.load()) return Status::Ok();
-    Result<Server::Dialed> d = Server::dial(uri, opt_.connections);
+    Result<Server::Dialed> d = Server::dial(uri, opt_.connections, opt_.connect_timeout);
     if (!d.ok())
       return Status(d.status().code(), opt_.name + ": " + uri + ": " + d.status().message());
     if (d->caps.size != caps_.size) {

@@ -93,6 +93,8 @@ struct ForwardOptions {
   uint64_t replay_limit = 256ull << 20;
   // How long a failover or a reconfiguration waits for outstanding requests before going on.
   std::chrono::milliseconds drain_timeout{10'000};
+  // How long connecting to a server (TCP and the NBD handshake) may take.
+  std::chrono::milliseconds connect_timeout{5'000};
   // Where the forwarder says what happened to a server (declared down, replayed on, back up):
   // once an event, never per request. nbdkit_error in the plugin; nothing when empty.
   std::function<void(const std::string&)> log;

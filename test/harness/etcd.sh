@@ -5,6 +5,7 @@
 #   etcdctl_ put /vvm/x y      # etcdctl against it
 #   kill_daemon "$etcd_pid"    # etcd down, on purpose
 #   start_etcd --again         # the same member back, on the same ports and data
+#   start_node 2 n1            # a cluster node (nbdkit and the plugin) on 127.0.0.2:$port
 
 [[ -n ${_vvm_etcd_loaded:-} ]] && return 0
 _vvm_etcd_loaded=1
@@ -33,4 +34,41 @@ start_etcd() {
     --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
     --initial-cluster "test=$peer" --log-level warn --logger zap
   etcd_pid=$daemon_pid
+}
+
+# --- cluster nodes: nbdkit with the plugin, each with a vvm.conf [cluster] of its own ---
+
+declare -A node_pid node_log
+
+# node_conf N NAME: $tmpdir/NAME.conf, the vvm.conf of node NAME advertised on 127.0.0.N:$port,
+# in the cluster of $etcd_endpoint, with a lease of $ttl seconds (2 unless set), reaching the disk
+# file $disk as d0, and TCP clients admitted from 127.0.0.0/8 (the other nodes and the tests).
+node_conf() {
+  mkdir -p "$tmpdir/state-$2"
+  cat >"$tmpdir/$2.conf" <<EOC
+[global]
+state-dir = $tmpdir/state-$2
+[vvmd]
+allow-host = 127.0.0.0/8
+[cluster]
+etcd = $etcd_endpoint
+node = $2
+advertise = 127.0.0.$1:$port
+lease-ttl = ${ttl:-2}s
+disk = d0:$disk
+EOC
+}
+
+# start_node N NAME [VAR=VALUE...]: nbdkit as node NAME listening on 127.0.0.N:$port (node_conf),
+# with these variables in its environment (VVM_TEST_PATH_FAULT=...); ${node_pid[NAME]},
+# ${node_log[NAME]}. Returns once it listens (it has joined the cluster by then).
+start_node() {
+  local n=$1 name=$2
+  shift 2
+  node_conf "$n" "$name"
+  (($# == 0)) || export "$@"
+  start_nbdkit - -i "127.0.0.$n" -p "$port" "$VVM_PLUGIN" conf="$tmpdir/$name.conf"
+  (($# == 0)) || unset "${@%%=*}"
+  node_pid[$name]=$nbdkit_pid
+  node_log[$name]=$nbdkit_log
 }

@@ -12,6 +12,7 @@
 using namespace vvm;
 using namespace vvm::cluster;
 using vvm::plugin::node_catalog;
+using vvm::plugin::node_routes;
 using vvm::test::must;
 
 namespace {
@@ -80,4 +81,55 @@ TEST_CASE("a mapping the node cannot serve is left out, named, and spoils nothin
   CHECK_THAT(built.problems[2].message(),
              Catch::StartsWith("etcd key /vvm/pack/overlap: pack 'overlap'"));
   CHECK_THAT(built.problems[2].message(), Catch::Contains("'a'"));
+}
+
+TEST_CASE("a node forwards the packs it does not serve to their nodes' advertised addresses") {
+  std::map<std::string, NodeRecord> known = {
+      {"n2", {"n2", "127.0.0.3:10809", {{"d0", "/x"}}, 0}},
+      {"n3", {"n3", "127.0.0.4:10809", {{"d0", "/x"}}, 0}},
+  };
+  std::vector<PackMapping> mappings = {
+      mapping("a", {"n2", "d0"}, DiskRef{"n3", "d0"}, 0, 1 << 20),
+      mapping("mine", {"n1", "d0"}, DiskRef{"n2", "d0"}, 1 << 20, 1 << 20),
+      mapping("lonely", {"n9", "d0"}, std::nullopt, 2 << 20, 1 << 20),
+      mapping("nodisk", {"n2", "d9"}, DiskRef{"n3", "d0"}, 3 << 20, 1 << 20),
+  };
+  mappings[0].epoch = 4;
+  std::vector<PathRecord> paths = {{"a", "n3", "d0", "pread: Input/output error", 1}};
+
+  SECTION("every node present") {
+    auto r = node_routes(mappings, "n1", known, {"n2", "n3"}, paths, "/vvm/");
+    REQUIRE(r.routes.size() == 2);  // a and nodisk; mine is local, lonely has no node
+    const plugin::Route& a = r.routes[0];
+    CHECK(a.pack == "a");
+    CHECK(a.epoch == 4);
+    CHECK(a.entry.size == 1 << 20);
+    REQUIRE(a.servers.size() == 2);
+    CHECK(a.servers[0].node == "n2");
+    CHECK(a.servers[0].uri == "nbd://127.0.0.3:10809/pack/a@local");
+    CHECK(a.servers[0].down.empty());
+    CHECK(a.servers[1].uri == "nbd://127.0.0.4:10809/pack/a@local");
+    CHECK(a.servers[1].down ==
+          "its path to the disk is down (/vvm/path/a/n3): pread: Input/output error");
+    const plugin::Route& nodisk = r.routes[1];
+    REQUIRE(nodisk.servers.size() == 1);  // n2 lacks d9: only n3
+    CHECK(nodisk.servers[0].node == "n3");
+    REQUIRE(r.problems.size() == 3);
+    CHECK(r.problems[0].message() ==
+          "etcd key /vvm/pack/lonely: node n9 is not registered (no key /vvm/node/n9): pack "
+          "'lonely' is not forwarded to it");
+    CHECK(r.problems[1].message() ==
+          "etcd key /vvm/pack/lonely: no registered node serves pack 'lonely': not served here");
+    CHECK(r.problems[2].message() ==
+          "etcd key /vvm/pack/nodisk: disk 'd9' is not one of node n2's disks: pack 'nodisk' is "
+          "not forwarded to it");
+  }
+  SECTION("a node whose key has gone is listed down, at its last address") {
+    auto r = node_routes(mappings, "n1", known, {"n3"}, {}, "/vvm/");
+    REQUIRE(r.routes.size() == 2);
+    CHECK(r.routes[0].servers[0].uri == "nbd://127.0.0.3:10809/pack/a@local");
+    CHECK(r.routes[0].servers[0].down ==
+          "node n2 has left the cluster (its key /vvm/node/n2 is gone)");
+    CHECK(r.routes[0].servers[1].down.empty());
+  }
 }

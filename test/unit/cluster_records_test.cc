@@ -108,6 +108,19 @@ TEST_CASE("every bad field of a pack mapping is named with its key") {
   CHECK(decode_pack(key, pack_with("paths", R"({"n1":"up"})")).ok());
 }
 
+TEST_CASE("a path record survives its JSON, and must match its key") {
+  PathRecord p{"home0", "n1", "d0", "pread: Input/output error", 1765090000};
+  CHECK(path_key("/vvm/", "home0", "n1") == "/vvm/path/home0/n1");
+  CHECK(must(decode_path("/vvm/path/home0/n1", encode_path(p))) == p);
+  auto other = decode_path("/vvm/path/home0/n2", encode_path(p));
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.status().message() ==
+        "etcd key /vvm/path/home0/n2: field 'pack': 'home0' and node 'n1' are not the key's");
+  auto garbage = decode_path("/vvm/path/x/n1", "{\"pack\":1}");
+  REQUIRE_FALSE(garbage.ok());
+  CHECK(garbage.status().message() == "etcd key /vvm/path/x/n1: field 'pack': 1 is not a string");
+}
+
 TEST_CASE("every bad field of a node record is named with its key") {
   const std::string key = "/vvm/node/n1";
   auto r = decode_node(key, R"({"name":"n1","address":"nowhere","disks":{},"started":1})");

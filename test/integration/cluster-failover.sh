@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# cluster-failover.sh: the cluster when its parts misbehave, with a real etcd, three real nodes on
+# 127.0.0.2 (n1, which forwards), .3 (n2, the primary) and .4 (n3, the secondary) sharing one disk
+# file, and real clients:
+#   - etcd killed entirely: the nodes keep serving and forwarding with the state they have, and a
+#     change is refused naming etcd; etcd back: the watches catch up (a mapping made after it is
+#     back is served through n1);
+#   - the primary SIGSTOPped past its lease in the middle of fio verify through n1: its key goes,
+#     n1 goes to the secondary, fio ends with no error; SIGCONT: the old primary serves no write
+#     (refused and logged), and still reads;
+#   - bad input under the prefix (a mapping naming an unknown node, or a disk its node lacks;
+#     garbage values for a pack, a node and a path): a clear error naming each key in nbdkit's
+#     log, nothing served wrongly, the nodes stay up and serve the rest.
+set -euo pipefail
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+make_tmpdir
+requires nbdinfo --version
+requires fio --version
+requires jq --version
+# Long enough for etcd to be down a few seconds without the nodes fencing themselves (they fence
+# at the last renewal + TTL - TTL/5, and renew every third of the TTL).
+ttl=10
+
+start_etcd
+conf=$tmpdir/admin.conf
+printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
+disk=$tmpdir/disk.img
+truncate -s 128M "$disk"
+port=$(pick_unused_port)
+echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
+ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
+start_node 3 n2
+start_node 4 n3
+start_node 2 n1
+n1=nbd://127.0.0.2:$port/pack/a
+n2=nbd://127.0.0.3:$port/pack/a
+io "$n1" -c "write -P 0x11 0 1M" -c "read -P 0x11 0 1M"
+
+# --- 1. etcd down: the nodes keep serving; back: they catch up ---
+kill_daemon "$etcd_pid"
+io "$n1" -c "write -P 0x12 1M 1M" -c "read -P 0x12 1M 1M"
+io "nbd://127.0.0.4:$port/pack/a" -r -c "read -P 0x12 1M 1M"
+echo "c disk.img 64M 16M shared root root 0666" >"$tmpdir/c.tab"
+expect 1 "etcd $etcd_endpoint: cannot connect" -- ctl cluster import "$tmpdir/c.tab" --primary n3 --disk d0
+wait_log "${node_log[n1]}" "error: watching the pack mappings: .*\(retrying; serving the mappings read last\)"
+start_etcd --again
+wait_log "${node_log[n1]}" "watching the pack mappings again" 20
+ctl cluster import "$tmpdir/c.tab" --primary n3 --disk d0 >/dev/null
+for ((i = 0; i < 50; i++)); do
+  nbdinfo --list --json "nbd://127.0.0.2:$port" 2>/dev/null |
+    jq -e '.exports[] | select(."export-name" == "pack/c")' >/dev/null && break
+  sleep 0.1
+done
+((i < 50)) || die "pack c, mapped after etcd came back, is not served by n1 5 s later"
+io "nbd://127.0.0.2:$port/pack/c" -c "write -P 0x13 0 1M" -c "read -P 0x13 0 1M"
+cmp -n $M -i $((64 * M)):0 "$disk" <(head -c $M /dev/zero | tr '\0' '\023') ||
+  die "pack c's data is not at its offset in the disk"
+! grep -q "membership lost" "${node_log[n1]}" "${node_log[n2]}" "${node_log[n3]}" ||
+  die "a node fenced itself while etcd was down for less than its lease"
+echo "ok: etcd down: nodes kept serving; back: a new mapping served through n1"
+
+# --- 2. the primary SIGSTOPped past its lease in the middle of fio through n1 ---
+fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --offset=$((32 * M)) \
+  --rw=randwrite --bs=4k --iodepth=16 --rate_iops=4000 --verify=crc32c --do_verify=1 \
+  --verify_fatal=1 >"$tmpdir/fio.out" 2>&1 &
+fio_pid=$!
+cleanup_fn kill_quietly "$fio_pid"
+sleep 0.5
+kill -0 "$fio_pid" 2>/dev/null || die "fio ended before the primary stopped: $(cat "$tmpdir/fio.out")"
+cleanup_fn kill -CONT "${node_pid[n2]}"
+kill -STOP "${node_pid[n2]}"
+stopped=$(date +%s.%N)
+wait "$fio_pid" || die "fio through n1 failed when the primary stopped: $(cat "$tmpdir/fio.out")"
+grep -q 'err= 0' "$tmpdir/fio.out" || die "fio reported errors: $(cat "$tmpdir/fio.out")"
+grep -Eq "node n2 has left the cluster \(its key /vvm/node/n2 is gone" "${node_log[n1]}" ||
+  die "n1 does not say that n2 left"
+grep -Eq "127.0.0.3:$port/pack/a@local is down: marked down: node n2 has left the cluster" "${node_log[n1]}" ||
+  die "n1 did not mark n2 down when its key went"
+echo "ok: primary stopped under fio: no client error, n1 went to n3 ($(awk -v a="$stopped" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
+kill -CONT "${node_pid[n2]}"
+io_fails "$n2" -c "write -P 0x22 0 4k"
+wait_log "${node_log[n2]}" "write refused: this node's cluster membership lease is lost \(self-fenced\)"
+io "$n2" -r -c "read -P 0x11 0 1M"
+io "$n1" -c "write -P 0x14 2M 1M" -c "read -P 0x14 2M 1M"
+echo "ok: the old primary, resumed, refuses writes and says so"
+
+# --- 3. bad input under the prefix ---
+pack_json() { # NAME NODE DISK OFFSET_MIB
+  printf '{"name":"%s","primary":{"node":"%s","disk":"%s"},"offset":%d,"size":1048576,"mode":"shared","owner":0,"group":0,"perms":"0666","epoch":1}' \
+    "$1" "$2" "$3" $(($4 * M))
+}
+etcdctl_ put /vvm/pack/ghost "$(pack_json ghost n9 d0 100)" >/dev/null
+etcdctl_ put /vvm/pack/nodisk "$(pack_json nodisk n3 d9 101)" >/dev/null
+etcdctl_ put /vvm/pack/junk 'garbage{' >/dev/null
+etcdctl_ put /vvm/node/junk '[1,2' >/dev/null
+etcdctl_ put /vvm/path/a/n3 '{"pack":"a"}' >/dev/null
+l1=${node_log[n1]}
+wait_log "$l1" "etcd key /vvm/pack/ghost: node n9 is not registered \(no key /vvm/node/n9\)"
+wait_log "$l1" "etcd key /vvm/pack/ghost: no registered node serves pack 'ghost': not served here"
+wait_log "$l1" "etcd key /vvm/pack/nodisk: disk 'd9' is not one of node n3's disks"
+wait_log "$l1" "etcd key /vvm/pack/junk: not JSON: 'garbage\{' \(not served\)"
+wait_log "$l1" "etcd key /vvm/node/junk: .* \(node ignored\)"
+wait_log "$l1" "etcd key /vvm/path/a/n3: .* \(path record ignored\)"
+wait_log "${node_log[n3]}" "etcd key /vvm/pack/nodisk: disk 'd9' of node n3 is not one of this node's disks"
+list=$(nbdinfo --list --json "nbd://127.0.0.2:$port")
+names=$(jq -r '[.exports[]."export-name"] | sort | join(" ")' <<<"$list")
+[[ $names == "pack/a pack/c" ]] || die "with bad input n1 lists '$names'"
+io_fails "nbd://127.0.0.2:$port/pack/ghost" -r -c "read 0 4k"
+kill -0 "${node_pid[n1]}" && kill -0 "${node_pid[n3]}" || die "a node died of bad input"
+io "$n1" -c "write -P 0x15 3M 1M" -c "read -P 0x15 3M 1M"
+cmp -n $M -i $((3 * M)):0 "$disk" <(head -c $M /dev/zero | tr '\0' '\025') ||
+  die "the write through n1 after the bad input is not on the disk"
+echo "ok: bad input named with its keys, nothing served wrongly, the nodes serve on"
