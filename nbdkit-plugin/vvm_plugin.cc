@@ -513,6 +513,11 @@ int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* ex
       if (catalog->find(name).ok()) continue;  // served here: forwarded only when not local
       const std::string description = forward_description(e);
       if (nbdkit_add_export(exports, name.c_str(), description.c_str()) == -1) return -1;
+      // Its read-only view too, as for the packs served here.
+      const std::string ro = name + std::string(kReadOnlySuffix);
+      if (nbdkit_add_export(exports, ro.c_str(), (description + ", read-only").c_str()) == -1) {
+        return -1;
+      }
     }
     if (!g_vvmd) return 0;
     // The packs are worth listing even when vvmd is down: say why the VVs are missing.

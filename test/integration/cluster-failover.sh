@@ -104,7 +104,7 @@ wait_log "$l1" "etcd key /vvm/path/a/n3: .* \(path record ignored\)"
 wait_log "${node_log[n3]}" "etcd key /vvm/pack/nodisk: disk 'd9' of node n3 is not one of this node's disks"
 list=$(nbdinfo --list --json "nbd://127.0.0.2:$port")
 names=$(jq -r '[.exports[]."export-name"] | sort | join(" ")' <<<"$list")
-[[ $names == "pack/a pack/c" ]] || die "with bad input n1 lists '$names'"
+[[ $names == "pack/a pack/a@ro pack/c pack/c@ro" ]] || die "with bad input n1 lists '$names'"
 io_fails "nbd://127.0.0.2:$port/pack/ghost" -r -c "read 0 4k"
 kill -0 "${node_pid[n1]}" && kill -0 "${node_pid[n3]}" || die "a node died of bad input"
 io "$n1" -c "write -P 0x15 3M 1M" -c "read -P 0x15 3M 1M"

@@ -50,7 +50,7 @@ check '."block_size_preferred"' 4096 "$e"
 check '.description' "pack a, forwarded to n2, n3 (epoch 1)" "$e"
 check '[.contexts[] | select(. == "base:allocation")] | length' 1 "$e"
 quiet nbdinfo --list --json "nbd://127.0.0.2:$port"
-check '[.exports[]."export-name"] | sort | join(" ")' "pack/a" "$(cat "$tmpdir/out")"
+check '[.exports[]."export-name"] | sort | join(" ")' "pack/a pack/a@ro" "$(cat "$tmpdir/out")"
 
 head -c $((16 * M)) /dev/urandom >"$tmpdir/in"
 quiet nbdcopy --connections=4 "$tmpdir/in" "$n1"
