@@ -9,14 +9,19 @@
 namespace vvm::plugin {
 
 Status check_local_access(const PackEntry& pack, bool writable, const LocalPeer& peer) {
+  return check_local_access(pack, writable, peer,
+                            fmt::format("uid {} (gid {})", peer.uid, peer.gid));
+}
+
+Status check_local_access(const PackEntry& pack, bool writable, const LocalPeer& peer,
+                          const std::string& who) {
   const ModeAccess may = local_access(pack.owner, pack.group, pack.perms, peer);
   const bool can_read = may.read, can_write = may.write;
   if (can_read && (can_write || !writable)) return Status::Ok();
-  return Status::PermissionDenied(
-      fmt::format("pack '{}': uid {} (gid {}) may not open it {}: its mode is {} for {}:{}{}",
-                  pack.name, peer.uid, peer.gid, writable ? "read-write" : "read-only",
-                  mode_string(pack.perms), user_name(pack.owner), group_name(pack.group),
-                  writable && can_read ? " (pack/" + pack.name + "@ro reads it)" : ""));
+  return Status::PermissionDenied(fmt::format(
+      "pack '{}': {} may not open it {}: its mode is {} for {}:{}{}", pack.name, who,
+      writable ? "read-write" : "read-only", mode_string(pack.perms), user_name(pack.owner),
+      group_name(pack.group), writable && can_read ? " (pack/" + pack.name + "@ro reads it)" : ""));
 }
 
 Status check_host_access(const AccessPolicy& policy, const sockaddr* addr,

@@ -27,6 +27,10 @@ using vvm::mode_string;
 // Ok, or PermissionDenied: "pack 'c': uid 1000 (gid 1000) may not open it read-write: its mode
 // is rw-r----- for root:disk".
 Status check_local_access(const PackEntry& pack, bool writable, const LocalPeer& peer);
+// The same for a peer that messages name as `who` (a TLS identity: "identity alice (uid 1001,
+// gid 1001)").
+Status check_local_access(const PackEntry& pack, bool writable, const LocalPeer& peer,
+                          const std::string& who);
 
 // Ok, or PermissionDenied naming the address, for a TCP peer under `policy`.
 Status check_host_access(const AccessPolicy& policy, const sockaddr* addr,

@@ -43,6 +43,7 @@
 #include "pack_catalog.h"
 #include "pack_export.h"
 #include "pack_holds.h"
+#include "tls_listener.h"
 #include "vv_client.h"
 #include "vv_export.h"
 
@@ -59,6 +60,10 @@ std::string g_holds_dir;
 std::unique_ptr<HoldRegistry> g_holds;
 // Who may connect over TCP: vvm.conf's [vvmd] allow-host, with conf= only.
 std::optional<AccessPolicy> g_tcp_policy;
+// tls-identity=NAME: every peer of this listener is vvm.conf's [identity NAME], which
+// .config_complete checks nbdkit's own TLS options for (tls_listener.h).
+std::string g_tls_identity_name;
+std::optional<TlsIdentity> g_tls_identity;
 // Built by .config_complete. The pointer never changes afterwards; the catalog it hands out is
 // swapped under its own lock when the packtab changes, so the parallel callbacks share it.
 std::unique_ptr<CatalogSource> g_catalog;
@@ -237,14 +242,58 @@ int pack_result(void* handle, const IoStatus& status) {
   return io_result(status);
 }
 
+// A TCP peer's numeric address ("127.0.0.1", an IPv4-mapped IPv6 address as IPv4).
+Result<std::string> peer_host(const sockaddr_storage& ss, socklen_t len) {
+  char host[NI_MAXHOST] = {};
+  if (::getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
+                    NI_NUMERICHOST) != 0) {
+    return Status::PermissionDenied("cannot tell the client's address");
+  }
+  std::string h = host;
+  if (h.starts_with("::ffff:") && h.find('.') != std::string::npos) h = h.substr(7);
+  return h;
+}
+
+// With tls-identity=: the connection must be TLS, which nbdkit --tls=require already makes
+// sure of, and --tls=on leaves to this check, which names the export and the reason in the log
+// (an identity taken from a plaintext peer would be a guess). Then the TCP address must pass
+// allow-host, as any TCP peer's; `*host` is set to it.
+Status admit_identity(const std::string& export_name, const sockaddr_storage* ss, socklen_t len,
+                      std::string* host) {
+  if (!nbdkit_is_tls()) {
+    return Status::PermissionDenied(
+        fmt::format("{}: refused: this listener serves [identity {}] to TLS clients only "
+                    "(tls-identity={}), and this client did not negotiate TLS",
+                    export_name, g_tls_identity->name, g_tls_identity->name));
+  }
+  if (ss == nullptr || ss->ss_family == AF_UNIX) return Status::Ok();
+  Result<std::string> h = peer_host(*ss, len);
+  if (!h.ok()) return h.status();
+  if (g_tcp_policy) {
+    VVM_RETURN_IF_ERROR(
+        check_host_access(*g_tcp_policy, reinterpret_cast<const sockaddr*>(ss), *h));
+  }
+  *host = *h;
+  return Status::Ok();
+}
+
 // Checks that the client may open `entry` as `writable` says, and returns who it is, for holds:
-// "uid N" on a Unix socket, "host ADDRESS" over TCP.
+// "uid N" on a Unix socket, "host ADDRESS" over TCP, "identity NAME" on a tls-identity= listener
+// (wherever its clients are: an identity holds a pack, not a host).
 Result<std::string> admit_peer(const PackEntry& entry, bool writable) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == -1) {
-    return std::string("unknown peer");  // nbdkit -s: the client is whoever started nbdkit
+  const bool known = nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == 0;
+  if (g_tls_identity) {
+    std::string host;
+    VVM_RETURN_IF_ERROR(
+        admit_identity(std::string(kPackPrefix) + entry.name, known ? &ss : nullptr, len, &host));
+    const TlsIdentity& id = *g_tls_identity;
+    VVM_RETURN_IF_ERROR(
+        check_local_access(entry, writable, LocalPeer{id.uid, id.gid, id.groups}, id.describe()));
+    return "identity " + id.name;
   }
+  if (!known) return std::string("unknown peer");  // nbdkit -s: whoever started nbdkit
   if (ss.ss_family == AF_UNIX) {
     const int64_t uid = nbdkit_peer_uid(), gid = nbdkit_peer_gid(), pid = nbdkit_peer_pid();
     if (uid < 0 || gid < 0) return Status::PermissionDenied("cannot tell who the client is");
@@ -253,21 +302,17 @@ Result<std::string> admit_peer(const PackEntry& entry, bool writable) {
     VVM_RETURN_IF_ERROR(check_local_access(entry, writable, peer));
     return "uid " + std::to_string(uid);
   }
-  char host[NI_MAXHOST] = {};
-  if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
-                    NI_NUMERICHOST) != 0) {
-    return Status::PermissionDenied("cannot tell the client's address");
-  }
-  std::string h = host;
-  if (h.starts_with("::ffff:") && h.find('.') != std::string::npos) h = h.substr(7);
+  Result<std::string> h = peer_host(ss, len);
+  if (!h.ok()) return h.status();
   if (g_tcp_policy) {
-    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), h));
+    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), *h));
   }
-  return "host " + h;
+  return "host " + *h;
 }
 
 // The NBD peer as vvmd needs it for VV_OPEN: a Unix peer's uid, gid and groups (on this host),
-// or a TCP peer's address once it has passed vvm.conf's allow-host.
+// a tls-identity= listener's identity (its user and groups, from the client's address), or a
+// TCP peer's address once it has passed vvm.conf's allow-host.
 Result<rpc::VvOpenRequest> vv_peer(const std::string& vv, bool writable) {
   rpc::VvOpenRequest r;
   r.name = vv;
@@ -275,7 +320,20 @@ Result<rpc::VvOpenRequest> vv_peer(const std::string& vv, bool writable) {
   r.host = g_host_name;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == -1) {
+  const bool known = nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == 0;
+  if (g_tls_identity) {
+    std::string host;
+    VVM_RETURN_IF_ERROR(
+        admit_identity(std::string(kVvPrefix) + vv, known ? &ss : nullptr, len, &host));
+    const TlsIdentity& id = *g_tls_identity;
+    r.uid = id.uid;
+    r.gid = id.gid;
+    r.groups.assign(id.groups.begin(), id.groups.end());
+    if (r.groups.size() > rpc::kMaxGroups) r.groups.resize(rpc::kMaxGroups);
+    if (!host.empty()) r.host = host;  // one writer host at a time, as for any client
+    return r;
+  }
+  if (!known) {
     // nbdkit -s: the client is whoever started nbdkit.
     r.uid = ::getuid();
     r.gid = ::getgid();
@@ -292,18 +350,13 @@ Result<rpc::VvOpenRequest> vv_peer(const std::string& vv, bool writable) {
     }
     return r;
   }
-  char host[NI_MAXHOST] = {};
-  if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
-                    NI_NUMERICHOST) != 0) {
-    return Status::PermissionDenied("cannot tell the client's address");
-  }
-  std::string h = host;
-  if (h.starts_with("::ffff:") && h.find('.') != std::string::npos) h = h.substr(7);
+  Result<std::string> h = peer_host(ss, len);
+  if (!h.ok()) return h.status();
   if (g_tcp_policy) {
-    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), h));
+    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), *h));
   }
   r.tcp = true;
-  r.host = h;
+  r.host = *h;
   return r;
 }
 
@@ -316,6 +369,18 @@ int vvm_config(const char* key, const char* value) {
                           : k == "conf"  ? &g_conf_path
                           : k == "holds" ? &g_holds_dir
                                          : nullptr;
+    if (k == "tls-identity") {
+      if (!g_tls_identity_name.empty()) {
+        fail(EINVAL, "tls-identity= given twice");
+        return -1;
+      }
+      if (*value == '\0') {
+        fail(EINVAL, "tls-identity= is empty: give the name of an [identity NAME] of vvm.conf");
+        return -1;
+      }
+      g_tls_identity_name = value;
+      return 0;
+    }
     if (k == "forward" || k == "forward-pool") {
       Result<forward::ForwardEntry> e = forward::parse_forward(value, k == "forward-pool");
       Status added = e.ok() ? g_forward.add(std::move(*e)) : e.status();
@@ -356,8 +421,34 @@ int vvm_config(const char* key, const char* value) {
   });
 }
 
+// tls-identity=NAME: vvm.conf's [identity NAME], once nbdkit's own options show that every peer
+// of this listener is that identity (tls_listener.h).
+Status tls_identity(const Config& config) {
+  auto it = config.identities.find(g_tls_identity_name);
+  if (it == config.identities.end()) {
+    std::string known;
+    for (const auto& [name, id] : config.identities) known += (known.empty() ? "" : ", ") + name;
+    return Status::InvalidArgument(
+        fmt::format("tls-identity={}: {} has no [identity {}] (it has: {})", g_tls_identity_name,
+                    config.path, g_tls_identity_name, known.empty() ? "none" : known));
+  }
+  Result<std::vector<std::string>> argv = own_command_line();
+  if (!argv.ok()) return argv.status();
+  Result<NbdkitTls> tls = parse_nbdkit_tls(*argv);
+  if (!tls.ok()) return tls.status();
+  VVM_RETURN_IF_ERROR(check_identity_listener(*tls, it->second, config));
+  g_tls_identity = it->second;
+  nbdkit_debug("every TLS peer of this listener is %s (tls-identity=%s)",
+               g_tls_identity->describe().c_str(), g_tls_identity->name.c_str());
+  return Status::Ok();
+}
+
 int vvm_config_complete() {
   return guarded("config_complete", -1, [] {
+    if (!g_tls_identity_name.empty() && g_conf_path.empty()) {
+      fail(EINVAL, "tls-identity= needs conf=PATH: the identity is an [identity NAME] of vvm.conf");
+      return -1;
+    }
     if (g_packtab_path.empty() && g_conf_path.empty() && !g_forward.empty()) {
       // A node that only forwards: no pack of its own.
     } else if (g_packtab_path.empty() == g_conf_path.empty()) {
@@ -374,6 +465,13 @@ int vvm_config_complete() {
       }
       packtab = config->packtab;  // "" when the site has no packs
       g_tcp_policy = config->vvmd_access;
+      if (!g_tls_identity_name.empty()) {
+        Status listener = tls_identity(*config);
+        if (!listener.ok()) {
+          fail(listener);
+          return -1;
+        }
+      }
       if (!config->vvmd_listen.empty()) {
         g_vvmd = std::make_unique<VvmdLink>(config->vvmd_listen.front(),
                                             std::chrono::milliseconds(config->request_timeout));
@@ -501,11 +599,39 @@ void vvm_unload() {
 
 // --- exports ---
 
-int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* exports) {
+// On a tls-identity= listener the list holds what the identity may open, and a plain TCP peer,
+// which is its host, sees the VVs whose other bits let it read: a listing (nbdinfo --list opens
+// every export it lists) then shows what the client may use rather than failing on the first
+// it may not. Elsewhere every export is listed, as before.
+bool identity_may_list(const ExportInfo& e) {
+  if (!g_tls_identity) return true;
+  const TlsIdentity& id = *g_tls_identity;
+  return check_local_access(e.pack, !e.read_only, LocalPeer{id.uid, id.gid, id.groups}).ok();
+}
+bool identity_may_list(const Vv& vv, bool tcp_host) {
+  if (!g_tls_identity) return !tcp_host || other_access(vv.perms).read;
+  const TlsIdentity& id = *g_tls_identity;
+  auto owner = resolve_user(vv.owner);
+  auto group = resolve_group(vv.group);
+  return local_access(owner.ok() ? *owner : static_cast<uid_t>(-1),
+                      group.ok() ? *group : static_cast<gid_t>(-1), vv.perms,
+                      LocalPeer{id.uid, id.gid, id.groups})
+      .read;
+}
+
+int vvm_list_exports(int /*readonly*/, int is_tls, struct nbdkit_exports* exports) {
   return guarded("list_exports", -1, [&] {
     t_listed_exports = true;
+    if (g_tls_identity && !is_tls) {  // nbdkit --tls=on: a plaintext client sees nothing
+      fail(EPERM, fmt::format("export list: refused: this listener serves [identity {}] to TLS "
+                              "clients only (tls-identity={}), and this client did not "
+                              "negotiate TLS",
+                              g_tls_identity->name, g_tls_identity->name));
+      return -1;
+    }
     std::shared_ptr<const PackCatalog> catalog = current_catalog();
     for (const ExportInfo& e : catalog->exports()) {
+      if (!identity_may_list(e)) continue;
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
     }
     for (const forward::ForwardEntry& e : g_forward.entries()) {
@@ -520,6 +646,10 @@ int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* ex
       }
     }
     if (!g_vvmd) return 0;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    const bool tcp_host =
+        nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == 0 && ss.ss_family != AF_UNIX;
     // The packs are worth listing even when vvmd is down: say why the VVs are missing.
     Result<std::vector<Vv>> vvs = g_vvmd->list_all();
     if (!vvs.ok()) {
@@ -527,6 +657,7 @@ int vvm_list_exports(int /*readonly*/, int /*is_tls*/, struct nbdkit_exports* ex
       return 0;
     }
     for (const Vv& vv : *vvs) {
+      if (!identity_may_list(vv, tcp_host)) continue;
       const std::string name = std::string(kVvPrefix) + vv.name;
       if (nbdkit_add_export(exports, name.c_str(), vv_description(vv).c_str()) == -1) return -1;
     }
@@ -563,7 +694,9 @@ void* open_vv(std::string_view vv, bool readonly) {
                             static_cast<unsigned>(nap.count() % 1000 * 1'000'000)) == 0;
   };
   waiting.note = [](const std::string& what) { nbdkit_error("%s", what.c_str()); };
-  const std::string who = peer->tcp ? "host " + peer->host : "uid " + std::to_string(peer->uid);
+  const std::string who = g_tls_identity ? g_tls_identity->describe()
+                          : peer->tcp    ? "host " + peer->host
+                                         : "uid " + std::to_string(peer->uid);
   auto handle = std::make_unique<Handle>();
   handle->listing = t_listed_exports;
   handle->vv = std::make_unique<VvConnection>(g_vvmd.get(), std::move(*peer), std::move(*probe),
@@ -576,6 +709,11 @@ void* open_vv(std::string_view vv, bool readonly) {
 // .open of a pack this node does not serve itself but forwards: the pack's forwarder (connected
 // at its first open), read-only for pack/NAME@ro, for nbdkit -r, or when the servers are.
 void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
+  if (g_tls_identity && !nbdkit_is_tls()) {
+    fail(EPERM, fmt::format("{}{}: refused: this listener serves [identity {}] to TLS clients only",
+                            kPackPrefix, entry.pack, g_tls_identity->name));
+    return nullptr;
+  }
   // Cluster mode: the mapping's owner, group and mode bits, checked here, where the client is
   // known (the server node sees only this node).
   if (g_cluster) {
@@ -917,6 +1055,11 @@ constexpr const char kConfigHelp[] =
     "               cluster mode the mappings in etcd provide them).\n"
     "forward-pool=NAME=URI[,URI...]  The same for servers sharing one disk,\n"
     "               used by load.\n"
+    "tls-identity=NAME  Every client of this nbdkit is vvm.conf's [identity\n"
+    "               NAME]: checked as its user and groups. Needs conf=, and\n"
+    "               nbdkit --tls=require with a PSK file of that identity's\n"
+    "               users only, or --tls-certificates=DIR --tls-verify-peer\n"
+    "               with DIR/ca-cert.pem the identity's client-ca.\n"
     "Give packtab= or conf=, not both (neither when only forwarding). Exports: pack/NAME (the "
     "table's mode),\n"
     "pack/NAME@ro (read-only) and, with conf=, vv/NAME (a virtual volume:\n"

@@ -126,7 +126,8 @@ enum class Kind {
   kMedia,
   kClass,
   kMover,
-  kDrive
+  kDrive,
+  kIdentity
 };
 
 struct KeySpec {
@@ -198,6 +199,15 @@ const std::vector<KindSpec>& kind_specs() {
        Kind::kDrive,
        true,
        {{"mover", false}, {"media", false}, {"device", false}, {"emulated-rate", false}}},
+      {"identity",
+       Kind::kIdentity,
+       true,
+       {{"user", false},
+        {"group", false},
+        {"groups", true},
+        {"psk-username", true},
+        {"subject", true},
+        {"client-ca", false}}},
   };
   return kSpecs;
 }
@@ -308,7 +318,9 @@ class ConfigReader {
   Status apply(Section& section, const std::string& key, const std::string& value, int line);
   Status apply_value(Section& section, const std::string& key, const std::string& value);
   Status apply_cluster(ClusterConfig& cluster, const std::string& key, const std::string& value);
+  Status apply_identity(TlsIdentity& id, const std::string& key, const std::string& value);
   Status check();
+  Status check_identity(const Section& s);
   std::string path(std::string_view value) const { return resolve_path(base_dir_, value); }
 
   std::string_view text_;
@@ -420,6 +432,13 @@ Status ConfigReader::scan_header(int line, std::string_view inside) {
       d.name = name;
       d.line = line;
       config_.drives[name] = d;
+      break;
+    }
+    case Kind::kIdentity: {
+      TlsIdentity id;
+      id.name = name;
+      id.line = line;
+      config_.identities[name] = id;
       break;
     }
     default: break;
@@ -599,6 +618,8 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
 
     case Kind::kCluster: return apply_cluster(*c.cluster, key, value);
 
+    case Kind::kIdentity: return apply_identity(c.identities[section.name], key, value);
+
     case Kind::kMedia: {
       MediaType& m = c.media[section.name];
       if (key == "capacity" || key == "block-size") {
@@ -735,6 +756,116 @@ Status ConfigReader::apply_cluster(ClusterConfig& cluster, const std::string& ke
   return Status::Ok();
 }
 
+// A PSK username as psktool writes it to a PSK file ("NAME:HEXKEY"): no ':' and no blanks.
+std::string psk_username_problem(std::string_view name) {
+  if (name.size() > 128) return "longer than 128 characters";
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+        c != '@') {
+      return "may hold only letters, digits, '-', '_', '.' and '@' (a PSK file line is NAME:KEY)";
+    }
+  }
+  return "";
+}
+
+Status ConfigReader::apply_identity(TlsIdentity& id, const std::string& key,
+                                    const std::string& value) {
+  if (key == "user") {
+    auto uid = resolve_user(value);
+    if (!uid.ok()) return uid.status();
+    id.uid = *uid;
+  } else if (key == "group") {
+    auto gid = resolve_group(value);
+    if (!gid.ok()) return gid.status();
+    id.gid = *gid;
+  } else if (key == "groups") {
+    for (const auto& item : split_list(value)) {
+      auto gid = resolve_group(item);
+      if (!gid.ok()) return gid.status();
+      id.groups.push_back(*gid);
+    }
+  } else if (key == "psk-username") {
+    for (const auto& item : split_list(value)) {
+      if (std::string why = psk_username_problem(item); !why.empty()) {
+        return Status::InvalidArgument(fmt::format("PSK username '{}' {}", item, why));
+      }
+      id.psk_usernames.push_back(item);
+    }
+  } else if (key == "subject") {
+    // One DN a line: a DN holds commas ("CN=alice,O=example").
+    if (value.find('=') == std::string::npos) {
+      return Status::InvalidArgument(fmt::format(
+          "'{}' is not a certificate subject DN (write it as certtool prints it: CN=alice,O=site)",
+          value));
+    }
+    id.subjects.push_back(value);
+  } else if (key == "client-ca") {
+    id.client_ca = path(value);
+  }
+  return Status::Ok();
+}
+
+// An identity needs a user, a group (given, or the user's own) and a way to be recognised; a
+// PSK username or a subject names one identity only.
+Status ConfigReader::check_identity(const Section& s) {
+  auto key_line = [&](std::string_view key) {
+    auto it = s.key_lines.find(key);
+    return it == s.key_lines.end() ? s.line : it->second;
+  };
+  TlsIdentity& id = config_.identities[s.name];
+  if (s.key_lines.count("user") == 0) {
+    return fail(s.line, s.label,
+                "no user (add 'user = NAME' or a uid: whose permissions does this peer get?)");
+  }
+  if (id.uid == 0) {
+    return fail(key_line("user"), s.label + ".user",
+                "a TLS identity may not be root (uid 0): root passes every permission check, "
+                "which no key or certificate on the network should buy");
+  }
+  if (s.key_lines.count("group") == 0) {
+    const passwd* pw = ::getpwuid(id.uid);
+    if (pw == nullptr) {
+      return fail(key_line("user"), s.label + ".user",
+                  fmt::format("uid {} has no passwd entry to take a group from (add 'group = "
+                              "NAME' or a gid)",
+                              id.uid));
+    }
+    id.gid = pw->pw_gid;
+  }
+  if (id.psk_usernames.empty() && id.subjects.empty() && id.client_ca.empty()) {
+    return fail(s.line, s.label,
+                "nothing names this identity (add 'psk-username = NAME', 'subject = CN=...' or "
+                "'client-ca = PATH')");
+  }
+  for (const auto& [other_name, other] : config_.identities) {
+    if (other_name == s.name || other.line > id.line) continue;
+    for (const auto& u : id.psk_usernames) {
+      if (std::find(other.psk_usernames.begin(), other.psk_usernames.end(), u) !=
+          other.psk_usernames.end()) {
+        return fail(key_line("psk-username"), s.label + ".psk-username",
+                    fmt::format("PSK username '{}' already belongs to [identity {}] (line {}): a "
+                                "username is one identity",
+                                u, other_name, other.line));
+      }
+    }
+    for (const auto& dn : id.subjects) {
+      if (std::find(other.subjects.begin(), other.subjects.end(), dn) != other.subjects.end()) {
+        return fail(key_line("subject"), s.label + ".subject",
+                    fmt::format("subject '{}' already belongs to [identity {}] (line {}): a "
+                                "subject is one identity",
+                                dn, other_name, other.line));
+      }
+    }
+    if (!id.client_ca.empty() && id.client_ca == other.client_ca) {
+      return fail(key_line("client-ca"), s.label + ".client-ca",
+                  fmt::format("'{}' is [identity {}]'s client-ca too (line {}): a CA that signs "
+                              "two identities' certificates cannot tell them apart",
+                              id.client_ca, other_name, other.line));
+    }
+  }
+  return Status::Ok();
+}
+
 // What one key alone cannot tell: required keys, references between sections, the watermarks.
 Status ConfigReader::check() {
   Config& c = config_;
@@ -810,6 +941,7 @@ Status ConfigReader::check() {
         }
         break;
       }
+      case Kind::kIdentity: VVM_RETURN_IF_ERROR(check_identity(s)); break;
       case Kind::kCache:
         if (c.low_watermark >= c.high_watermark) {
           int low_line = key_line("low-watermark");
@@ -830,6 +962,28 @@ Status ConfigReader::check() {
 }
 
 }  // namespace
+
+std::string TlsIdentity::describe() const {
+  return fmt::format("identity {} (uid {}, gid {})", name, uid, gid);
+}
+
+const TlsIdentity* identity_for_psk_username(const Config& config, std::string_view username) {
+  for (const auto& [name, id] : config.identities) {
+    for (const auto& u : id.psk_usernames) {
+      if (u == username) return &id;
+    }
+  }
+  return nullptr;
+}
+
+const TlsIdentity* identity_for_subject(const Config& config, std::string_view subject) {
+  for (const auto& [name, id] : config.identities) {
+    for (const auto& dn : id.subjects) {
+      if (dn == subject) return &id;
+    }
+  }
+  return nullptr;
+}
 
 Result<uid_t> resolve_user(std::string_view name_or_id) {
   return resolve_id<uid_t, passwd>(name_or_id, "user", getpwnam_r, &passwd::pw_uid);

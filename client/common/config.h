@@ -2,8 +2,9 @@
 //
 // vvm.conf is an INI file read with Boost.Program_options. Fixed sections are [global], [vvmd],
 // [cache], [plugin], [library] and [cluster]; named sections describe the media types, storage
-// classes, movers and drives: "[media LTO9]", "[class A]", "[mover m1]", "[drive d0]". A key may be
-// given more than once where it is a list (listen, allow-host, allow-uid, allow-group).
+// classes, movers and drives: "[media LTO9]", "[class A]", "[mover m1]", "[drive d0]", and the
+// TLS identities: "[identity alice]". A key may be given more than once where it is a list
+// (listen, allow-host, allow-uid, allow-group, groups, psk-username, subject).
 // conf/vvm.conf is the commented example and documents every key.
 //
 // Relative paths are resolved against the folder that holds vvm.conf. Every error names the
@@ -112,6 +113,28 @@ struct ClusterConfig {
   int line = 0;
 };
 
+// [identity NAME]: who a TLS peer is. A peer that proves one of `psk_usernames` (a TLS-PSK
+// username) or presents a certificate whose subject is one of `subjects`, or one signed by
+// `client_ca`, is this identity, and permission checks treat it as the local user `uid` with
+// `gid` and `groups`, as they treat a Unix-socket peer. The host allow-list applies on top.
+//
+// nbdkit 1.32 cannot tell a plugin which PSK username or certificate a client used, so an NBD
+// listener serves one identity: its PSK file holds only that identity's usernames, or its
+// certificate folder's CA (client_ca) signs only that identity's certificates, and the plugin
+// is given tls-identity=NAME. The control protocol, whose TLS is vvm's own, looks the name up.
+struct TlsIdentity {
+  std::string name;  // the section's name: what tls-identity= and messages use
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;               // supplementary
+  std::vector<std::string> psk_usernames;  // unique across identities
+  std::vector<std::string> subjects;       // certificate subject DNs, unique across identities
+  std::string client_ca;                   // a CA certificate (PEM) for this identity alone
+  int line = 0;
+  // "identity alice (uid 1001, gid 1001)": how messages name the peer.
+  std::string describe() const;
+};
+
 struct Config {
   std::string path;  // absolute path of the file read; "" for the built-in defaults
 
@@ -155,7 +178,14 @@ struct Config {
   std::map<std::string, DriveConfig> drives;
 
   std::optional<ClusterConfig> cluster;  // [cluster], when given
+
+  std::map<std::string, TlsIdentity> identities;  // [identity NAME], by name
 };
+
+// The identity a TLS-PSK username or a certificate subject DN belongs to; null when none does
+// (the peer is then nobody: never guessed).
+const TlsIdentity* identity_for_psk_username(const Config& config, std::string_view username);
+const TlsIdentity* identity_for_subject(const Config& config, std::string_view subject);
 
 // Reads, checks and resolves vvm.conf. Checked: unknown sections and keys, missing values, bad
 // numbers, sizes, durations, endpoints, host patterns, user and group names, low >= high

@@ -93,14 +93,16 @@ _vvm_conf_words() {
 #                        with stall-timeout 20s.
 #   rate=RATE            every drive's emulated-rate (by default a drive copies at disk speed).
 #   SECTION.KEY=VALUE    any other key, set or replaced: vvmd.allow-uid=65534, cache.size=100M,
-#                        library.kind=mtx. For the named sections (media, class, mover, drive) the
-#                        name comes second: media.LTO9.capacity=7500K, class.B.media=LTO9,
-#                        drive.d1.emulated-rate=2M; a new name makes a new section.
+#                        library.kind=mtx. For the named sections (media, class, mover, drive,
+#                        identity) the name comes second: media.LTO9.capacity=7500K,
+#                        class.B.media=LTO9, drive.d1.emulated-rate=2M, identity.alice.user=1001;
+#                        a new name makes a new section.
 #   SECTION[.NAME].KEY+=VALUE  one more line of a list key: vvmd.listen+=127.0.0.1:$port.
 #   SECTION[.NAME].KEY=  an empty value leaves the key out, for vvm's own default.
 # Every media type that a class or a drive names gets a [media] section with capacity 1G and
 # block-size 64K unless the parameters say otherwise. Sections are written in conf/vvm.conf's
-# order (global, vvmd, cache, plugin, library, media, class, mover, drive), a blank line apart.
+# order (global, vvmd, cache, plugin, library, media, class, mover, drive, identity), a blank
+# line apart.
 vvm_conf() {
   local file= drives=() movers=() rate= overrides=() media=() arg lhs value kind section key i m s
   _vvm_need_tmpdir
@@ -142,7 +144,7 @@ vvm_conf() {
     kind=${lhs%%.*} key=${lhs#*.}
     case $kind in
       global | vvmd | cache | plugin | library) section=$kind ;;
-      media | class | mover | drive)
+      media | class | mover | drive | identity)
         [[ $key == *.* ]] || die "vvm_conf: '$arg': a [$kind] key needs its name, $kind.NAME.KEY"
         section="$kind ${key%%.*}" key=${key#*.}
         ;;
@@ -174,7 +176,7 @@ vvm_conf() {
   [[ -n $file ]] || file=$tmpdir/vvm.conf
   {
     local first=1
-    for kind in global vvmd cache plugin library media class mover drive; do
+    for kind in global vvmd cache plugin library media class mover drive identity; do
       for s in "${_vvm_conf_sections[@]}"; do
         [[ $s == "$kind" || $s == "$kind "* ]] || continue
         ((first)) || echo

@@ -5,7 +5,9 @@
 # through nbd://; `vvctl finish --wait` archives it onto both tapes (checked with show --json and
 # vvtape); Ctrl-C (SIGINT to its process group, as a terminal sends it) stops every process it
 # started and leaves no socket; a second run reuses the configuration, the tapes and the VV, and
-# SIGTERM stops it as cleanly.
+# SIGTERM stops it as cleanly. Its TLS listeners: the CA, certificates and PSK files made once
+# under VAR/tls, alice's VV written and read back over PSK and read over X.509, bob refused it,
+# nbd-client -l over X.509; the second run reuses them.
 set -euo pipefail
 set -m # job control: the run command gets its own process group, like a terminal's foreground job
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
@@ -20,6 +22,14 @@ conf=$var/vvm.conf # written by the run command
 port=$(pick_unused_port)
 vvmd_port=$(pick_unused_port)
 uri=nbd://127.0.0.1:$port
+# The TLS listeners take three ports in a row: a free one whose next two are free too.
+free() { /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
+for ((i = 0; i < 50; i++)); do
+  tls_port=$(pick_unused_port)
+  ((tls_port < 65000)) && free $((tls_port + 1)) && free $((tls_port + 2)) && break
+done
+tls_ports=("$tls_port" $((tls_port + 1)) $((tls_port + 2)))
+tls=$var/tls
 sock=$var/run/nbd.sock
 
 run_pid=
@@ -35,10 +45,12 @@ start_run() {
   local out=$tmpdir/run-$1.out i
   shift
   "$src/vvm-dev" run --no-install --no-build --build-dir "$build" --var "$var" --port "$port" \
-    "$@" </dev/null >"$out" 2>&1 &
+    --tls-port "$tls_port" "$@" </dev/null >"$out" 2>&1 &
   run_pid=$!
   _vvm_logs+=("run=$out" "vvmd=$var/log/vvmd.log" "vvmover-m1=$var/log/vvmover-m1.log"
-    "nbdkit-unix=$var/log/nbdkit-unix.log" "nbdkit-tcp=$var/log/nbdkit-tcp.log")
+    "nbdkit-unix=$var/log/nbdkit-unix.log" "nbdkit-tcp=$var/log/nbdkit-tcp.log"
+    "nbdkit-alice-psk=$var/log/nbdkit-alice-psk.log" "nbdkit-bob-psk=$var/log/nbdkit-bob-psk.log"
+    "nbdkit-alice-x509=$var/log/nbdkit-alice-x509.log")
   for ((i = 0; i < 1200; i++)); do
     grep -q 'Ctrl-C stops everything' "$out" && break
     kill -0 "$run_pid" 2>/dev/null || die "the run command exited: $(cat "$out")"
@@ -55,7 +67,7 @@ start_run() {
 stop_run() {
   local how=$1 started i p
   started=$(grep -Eo '^  [a-z0-9-]+ +pid [0-9]+$' "$run_out" | awk '{ print $3 }')
-  (($(wc -w <<<"$started") == 4)) || die "the run command did not list 4 processes: $started"
+  (($(wc -w <<<"$started") == 7)) || die "the run command did not list 7 processes: $started"
   case $how in
     ctrl-c) kill -INT -- "-$run_pid" ;;
     sigterm) kill -TERM "$run_pid" ;;
@@ -76,7 +88,7 @@ stop_run() {
   for s in "$var/run/vvmd.sock" "$var/run/mover-m1.sock" "$sock"; do
     [[ ! -e $s ]] || die "$s is left behind"
   done
-  for p in "$port" "$vvmd_port"; do
+  for p in "$port" "$vvmd_port" "${tls_ports[@]}"; do
     # SO_REUSEADDR, as every server sets it: a connection in TIME_WAIT is not a listener left.
     /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' \
       "$p" 2>/dev/null || die "port $p is still bound"
@@ -151,6 +163,36 @@ for t in L90001 L80001; do
 done
 echo "ok: finish --wait archived $vv onto L90001 and L80001; both tape files hold the pattern"
 
+# --- TLS: alice's VV over PSK and X.509, bob refused it ---
+[[ -s $var/alice-vv ]] || die "the run command did not record alice's VV"
+avv=$(<"$var/alice-vv")
+for f in ca-cert.pem server-cert.pem alice/alice.psk alice/keys.psk alice/client/client-cert.pem \
+  alice/nbdkit/ca-cert.pem bob/bob.psk; do
+  [[ -s $tls/$f ]] || die "the run command made no $tls/$f"
+done
+for want in "nbds://alice@127.0.0.1:$tls_port/" "nbds://bob@127.0.0.1:$((tls_port + 1))/" \
+  "nbds://127.0.0.1:$((tls_port + 2))/" "tls-creds-psk,id=tls0,dir=$tls/alice,username=alice" \
+  "nbd-client -l 127.0.0.1 $((tls_port + 2)) -cacertfile $tls/alice/client/ca-cert.pem" \
+  "created alice's VV $avv"; do
+  grep -qF -- "$want" "$run_out" || die "the run command's output lacks '$want'"
+done
+psk_object="tls-creds-psk,id=tls0,dir=$tls/alice,username=alice,endpoint=client"
+qemu-io --object "$psk_object" --image-opts \
+  "driver=nbd,host=127.0.0.1,port=$tls_port,export=vv/$avv,tls-creds=tls0" \
+  -c 'write -P 0xa1 0 1M' -c 'read -P 0xa1 0 1M' >/dev/null || die "alice could not write her VV over PSK"
+nbdcopy "nbds://127.0.0.1:$((tls_port + 2))/vv/$avv?tls-certificates=$tls/alice/client" "$tmpdir/alice.img"
+qemu-img create -q -f raw "$tmpdir/a1" 1M
+io "$tmpdir/a1" -c 'write -P 0xa1 0 1M'
+cmp -n $((1024 * 1024)) "$tmpdir/alice.img" "$tmpdir/a1" ||
+  die "alice's VV read over X.509 differs from what she wrote over PSK"
+nbd-client -l 127.0.0.1 $((tls_port + 2)) -cacertfile "$tls/alice/client/ca-cert.pem" \
+  -certfile "$tls/alice/client/client-cert.pem" -keyfile "$tls/alice/client/client-key.pem" |
+  grep -q "^vv/$avv" || die "nbd-client -l over X.509 does not list alice's VV"
+nbdinfo "nbds://bob@127.0.0.1:$((tls_port + 1))/vv/$avv?tls-psk-file=$tls/bob/bob.psk" >/dev/null 2>&1 &&
+  die "bob read alice's VV"
+grep -q "may not open VV $avv" "$var/log/nbdkit-bob-psk.log" || die "bob's refusal is not in his listener's log"
+echo "ok: over TLS alice wrote her VV (PSK), read it back (X.509), nbd-client listed it; bob was refused"
+
 stop_run ctrl-c
 
 # ---------------------------------------------------------------- second run: all reused
@@ -160,9 +202,10 @@ for want in "using $conf as it is" "tape L90001 (LTO9) is in the catalogue alrea
   "now archived:" "$uri/vv/$vv"; do
   grep -qF -- "$want" "$run_out" || die "the second run's output lacks '$want'"
 done
-! grep -Ei 'error|fail|created the sample|added tape' "$run_out" || die "the second run said the above"
+! grep -Ei "error|fail|created the sample|created alice's|added tape|added \[identity" "$run_out" ||
+  die "the second run said the above"
 [[ $(<"$var/sample-vv") == "$vv" ]] || die "the second run recorded another sample VV"
-ctl ls --json | jq -e --arg v "$vv" 'map(.name) == [$v]' >/dev/null ||
+ctl ls --json | jq -e --arg v "$vv" --arg a "$avv" 'map(.name) == [$v, $a]' >/dev/null ||
   die "VVs after the second run: $(ctl ls)"
 ctl vsn ls --json | jq -e 'map(.name) == ["L80001", "L90001"]' >/dev/null ||
   die "VSNs after the second run: $(ctl vsn ls)"
@@ -171,6 +214,9 @@ jq -e --arg n "vv/$vv" '.exports[] | select(.["export-name"] == $n) | .is_read_o
   <<<"$list" >/dev/null || die "the archived vv/$vv is not listed read-only: $list"
 qemu-img compare -q -f raw -F raw "$tmpdir/pattern" "$uri/vv/$vv" ||
   die "vv/$vv differs from the pattern after a restart"
-echo "ok: the second run reused the configuration, both tapes and $vv (archived, same bytes)"
+qemu-io --object "$psk_object" --image-opts \
+  "driver=nbd,host=127.0.0.1,port=$tls_port,export=vv/$avv,tls-creds=tls0" -r \
+  -c 'read -P 0xa1 0 1M' >/dev/null || die "alice's VV over PSK after the restart"
+echo "ok: the second run reused the configuration, both tapes, $vv (archived, same bytes), the TLS files and alice's VV"
 
 stop_run sigterm

@@ -688,3 +688,82 @@ TEST_CASE("the example [cluster] section of conf/vvm.conf, uncommented, loads") 
   CHECK(c.cluster->node == "node1");
   CHECK(c.cluster->disks.size() == 2);
 }
+
+TEST_CASE("[identity NAME]: every key, defaults, and the lookups by PSK username and subject") {
+  Config c = parse_ok(
+      "[identity alice]\n"
+      "user = 1001\n"
+      "group = 1001\n"
+      "groups = 2001, nogroup\n"
+      "groups = 2002\n"
+      "psk-username = alice, alice.laptop\n"
+      "subject = CN=alice,O=vvm test\n"
+      "client-ca = tls/alice-ca.pem\n"
+      "[identity daemon-tls]\n"
+      "user = daemon\n"  // a known user: the group is the user's own
+      "psk-username = svc@site\n");
+  REQUIRE(c.identities.size() == 2);
+  const vvm::TlsIdentity& a = c.identities.at("alice");
+  CHECK(a.name == "alice");
+  CHECK(a.uid == 1001);
+  CHECK(a.gid == 1001);
+  CHECK(a.groups == std::vector<gid_t>{2001, must(vvm::resolve_group("nogroup")), 2002});
+  CHECK(a.psk_usernames == std::vector<std::string>{"alice", "alice.laptop"});
+  CHECK(a.subjects == std::vector<std::string>{"CN=alice,O=vvm test"});
+  CHECK(a.client_ca == "/etc/vvm/tls/alice-ca.pem");
+  CHECK(a.line == 1);
+  CHECK(a.describe() == "identity alice (uid 1001, gid 1001)");
+  const vvm::TlsIdentity& d = c.identities.at("daemon-tls");
+  CHECK(d.uid == must(vvm::resolve_user("daemon")));
+  CHECK(d.gid == must(vvm::resolve_group("daemon")));
+  CHECK(d.groups.empty());
+
+  CHECK(vvm::identity_for_psk_username(c, "alice.laptop") == &a);
+  CHECK(vvm::identity_for_psk_username(c, "svc@site") == &d);
+  CHECK(vvm::identity_for_psk_username(c, "bob") == nullptr);  // never guessed
+  CHECK(vvm::identity_for_psk_username(c, "Alice") == nullptr);
+  CHECK(vvm::identity_for_subject(c, "CN=alice,O=vvm test") == &a);
+  CHECK(vvm::identity_for_subject(c, "CN=alice") == nullptr);
+}
+
+TEST_CASE("[identity NAME]: every mistake named with its line, key and reason") {
+  require_error("[identity alice]\npsk-username = alice\n",
+                "test.conf:1: identity alice: ", {"no user"});
+  require_error("[identity alice]\nuser = 1001\n", "test.conf:2: identity alice.user: ",
+                {"uid 1001 has no passwd entry", "add 'group = NAME'"});
+  require_error("[identity alice]\nuser = 1001\ngroup = 1001\n",
+                "test.conf:1: identity alice: ", {"nothing names this identity", "psk-username"});
+  require_error("[identity alice]\nuser = root\ngroup = 0\npsk-username = a\n",
+                "test.conf:2: identity alice.user: ", {"may not be root"});
+  require_error("[identity alice]\nuser = vvm-no-such-user-x\n",
+                "test.conf:2: identity alice.user: ", {"no such user 'vvm-no-such-user-x'"});
+  require_error("[identity alice]\nuser = 1001\ngroup = vvm-no-such-group-x\n",
+                "test.conf:3: identity alice.group: ", {"no such group 'vvm-no-such-group-x'"});
+  require_error("[identity alice]\nuser = 1001\ngroups = 1, vvm-no-such-group-x\n",
+                "test.conf:3: identity alice.groups: ", {"no such group"});
+  require_error(
+      "[identity alice]\nuser = 1001\ngroup = 1\npsk-username = al:ice\n",
+      "test.conf:4: identity alice.psk-username: ", {"PSK username 'al:ice'", "NAME:KEY"});
+  require_error("[identity alice]\nuser = 1001\ngroup = 1\nsubject = alice\n",
+                "test.conf:4: identity alice.subject: ", {"not a certificate subject DN"});
+  require_error("[identity alice]\nuser = 1001\nuser = 1002\n",
+                "test.conf:3: identity alice.user: ", {"given twice (first on line 2)"});
+  require_error("[identity alice]\nuser = 1001\nhost = x\n", "test.conf:3: identity alice.host: ",
+                {"unknown key", "user, group, groups, psk-username, subject, client-ca"});
+  require_error("[identity al/ice]\n",
+                "test.conf:1: [identity al/ice]: ", {"may hold only letters"});
+  require_error("[identity]\n", "test.conf:1: [identity]: ", {"needs a name"});
+  // A username, a subject or a client CA names one identity: the later one is refused.
+  const std::string alice =
+      "[identity alice]\nuser = 1001\ngroup = 1001\npsk-username = alice\n"
+      "subject = CN=alice\nclient-ca = /ca.pem\n";
+  require_error(alice + "[identity bob]\nuser = 1002\ngroup = 1002\npsk-username = bob, alice\n",
+                "test.conf:10: identity bob.psk-username: ",
+                {"'alice' already belongs to [identity alice] (line 1)"});
+  require_error(
+      alice + "[identity bob]\nuser = 1002\ngroup = 1002\nsubject = CN=alice\n",
+      "test.conf:10: identity bob.subject: ", {"'CN=alice' already belongs to [identity alice]"});
+  require_error(alice + "[identity bob]\nuser = 1002\ngroup = 1002\nclient-ca = /ca.pem\n",
+                "test.conf:10: identity bob.client-ca: ",
+                {"[identity alice]'s client-ca too", "cannot tell them apart"});
+}
