@@ -121,6 +121,7 @@ bool ClusterCatalog::fenced() const {
 }
 
 Result<int64_t> ClusterCatalog::reload() {
+  const std::lock_guard serial(reload_mu_);
   auto listed = cluster::list_packs(*etcd_, cluster_.prefix);
   if (!listed.ok()) return listed.status();
   std::vector<cluster::PackMapping> mappings;

@@ -62,6 +62,10 @@ class ClusterCatalog {
 
   // True once this node may no longer write: its lease is lost or past its renewal deadline.
   bool fenced() const;
+  // Reads the mappings and serves them now (a reconfiguration's resume, reconf_gate.h).
+  Status reload_now() { return reload().status(); }
+  // The membership lease, which cluster-wide holds are bound to (cluster_holds.h).
+  int64_t lease_id() const { return membership_->lease_id(); }
   ClusterCatalog(const ClusterCatalog&) = delete;
   ClusterCatalog& operator=(const ClusterCatalog&) = delete;
 
@@ -86,6 +90,9 @@ class ClusterCatalog {
   bool reload_wanted_ = false;
   bool restart_wanted_ = false;
   bool watch_down_ = false;  // its loss was logged: the next losses go to the debug log
+  // One reload at a time (the worker's and a reconfiguration's): catalogs are published in the
+  // order they were read, so an older one never replaces a newer.
+  std::mutex reload_mu_;
   std::thread thread_;
 };
 
