@@ -215,6 +215,7 @@ void ClusterCatalog::path_failed(const std::string& pack, const std::string& rea
 }
 
 Result<int64_t> ClusterCatalog::reload() {
+  const std::lock_guard serial(reload_mu_);
   auto state = cluster::read_state(*etcd_, cluster_.prefix);
   if (!state.ok()) return state.status();
   const Log& log = hooks_.log;

@@ -131,6 +131,10 @@ class ClusterCatalog {
   // The longest wait between two probes of a failed path.
   static constexpr std::chrono::seconds kMaxProbeInterval{8};
 
+  // Reads the mappings and serves them now (a reconfiguration's resume, reconf_gate.h).
+  Status reload_now() { return reload().status(); }
+  // The membership lease, which cluster-wide holds are bound to (cluster_holds.h).
+  int64_t lease_id() const { return membership_->lease_id(); }
   ClusterCatalog(const ClusterCatalog&) = delete;
   ClusterCatalog& operator=(const ClusterCatalog&) = delete;
 
@@ -182,6 +186,9 @@ class ClusterCatalog {
   bool restart_wanted_ = false;
   bool paths_wanted_ = false;
   bool watch_down_ = false;  // its loss was logged: the next losses go to the debug log
+  // One reload at a time (the worker's and a reconfiguration's): catalogs are published in the
+  // order they were read, so an older one never replaces a newer.
+  std::mutex reload_mu_;
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <fmt/core.h>
 
+#include "cluster_holds.h"
 #include "common/config.h"
 
 namespace vvm::plugin {
@@ -104,6 +105,16 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
     if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
     return out;
   }
+  if (cluster_ != nullptr) {
+    if (Status s = cluster_->acquire(pack.name, kind, identity); !s.ok()) {
+      if (state.holders.empty()) {
+        packs_.erase({pack.backing, pack.offset});
+      } else {
+        (void)state.lock->change(lock_set(state.holders));
+      }
+      return s;
+    }
+  }
   state.holders = std::move(wanted);
   write_records(state);
   return Status::Ok();
@@ -122,6 +133,7 @@ void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::stri
     return;
   }
   state.holders.erase(h);
+  if (cluster_ != nullptr) cluster_->release(pack.name, kind, identity);
   if (state.holders.empty()) {
     (void)holds_.write(state.pack.name, {});
     packs_.erase(it);  // closing the lock descriptor drops the locks

@@ -7,6 +7,8 @@
 // kept by PackLock's OFD locks, and the holds folder says who the other process's holders are,
 // so that a refusal names them.
 //
+// In cluster mode, exclusive holds are also cluster-wide (cluster_holds.h): set_cluster().
+//
 // Thread-safe: nbdkit runs the plugin with the parallel thread model.
 #pragma once
 
@@ -23,6 +25,8 @@
 
 namespace vvm::plugin {
 
+class ClusterHolds;
+
 class HoldRegistry {
  public:
   explicit HoldRegistry(std::string holds_dir);
@@ -35,6 +39,10 @@ class HoldRegistry {
   Status acquire(const PackEntry& pack, HoldKind kind, const std::string& identity);
   // Removes one connection added by acquire().
   void release(const PackEntry& pack, HoldKind kind, const std::string& identity);
+
+  // Cluster mode: every new holder is also checked (and an exclusive one recorded) in etcd.
+  // Set once, before the first acquire().
+  void set_cluster(ClusterHolds* cluster) { cluster_ = cluster; }
 
   // The holders in this process, for tests and logs.
   std::vector<HoldRecord> holders() const;
@@ -59,6 +67,7 @@ class HoldRegistry {
   std::string other_holders(const PackEntry& pack) const;
   void write_records(const PackState& state) const;
 
+  ClusterHolds* cluster_ = nullptr;
   HoldsDir holds_;
   std::string host_;
   mutable std::mutex mutex_;

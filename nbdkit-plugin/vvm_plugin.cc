@@ -34,6 +34,7 @@
 
 #include "catalog_source.h"
 #include "cluster_catalog.h"
+#include "cluster_holds.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "connection.h"
@@ -43,6 +44,7 @@
 #include "pack_catalog.h"
 #include "pack_export.h"
 #include "pack_holds.h"
+#include "reconf_gate.h"
 #include "tls_listener.h"
 #include "vv_client.h"
 #include "vv_export.h"
@@ -71,6 +73,10 @@ std::unique_ptr<CatalogSource> g_catalog;
 // feeds g_catalog from the mappings in etcd.
 std::optional<Config> g_cluster_config;
 std::unique_ptr<ClusterCatalog> g_cluster;
+// Cluster mode: the gate of reconfigurations (every pack request passes it) and the exclusive
+// holds kept in etcd.
+std::unique_ptr<ReconfGate> g_gate;
+std::unique_ptr<ClusterHolds> g_cluster_holds;
 // vvmd, for the vv/NAME exports; conf= only, and only when vvm.conf gives vvmd a listen address.
 std::unique_ptr<VvmdLink> g_vvmd;
 std::chrono::milliseconds g_stage_timeout{600'000};
@@ -113,6 +119,9 @@ struct Handle {
   bool fwd_writable = false;
   std::string fwd_description;
   bool listing = false;  // opened after NBD_OPT_LIST on its connection: a listing's look
+  // Cluster mode: the pack, and the gate's generation of it when the connection opened.
+  std::string gate_pack;
+  uint64_t gate_generation = 0;
 };
 
 // Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
@@ -558,6 +567,38 @@ int vvm_after_fork() {
       return -1;
     }
     g_cluster = std::move(*cluster);
+    const ClusterConfig& c = *g_cluster_config->cluster;
+    auto etcd = cluster::etcd_options(*g_cluster_config);
+    if (!etcd.ok()) {
+      fail(etcd.status());
+      return -1;
+    }
+    auto holds = ClusterHolds::create({*etcd, c.prefix, c.node, g_cluster->lease_id()});
+    if (!holds.ok()) {
+      fail(holds.status());
+      return -1;
+    }
+    g_cluster_holds = std::move(*holds);
+    g_holds->set_cluster(g_cluster_holds.get());
+    ReconfGate::Options gate;
+    gate.etcd = *etcd;
+    gate.prefix = c.prefix;
+    gate.node = c.node;
+    gate.catalog = g_catalog.get();
+    gate.reload = [] { return g_cluster->reload_now(); };
+    gate.log = [](bool error, const std::string& message) {
+      if (error) {
+        nbdkit_error("%s", message.c_str());
+      } else {
+        nbdkit_debug("%s", message.c_str());
+      }
+    };
+    auto started = ReconfGate::start(std::move(gate));
+    if (!started.ok()) {
+      fail(started.status());
+      return -1;
+    }
+    g_gate = std::move(*started);
     return 0;
   });
 }
@@ -592,6 +633,8 @@ void vvm_unload() {
   g_handles.close_all();  // ends their holds, so before the registry goes
   g_forward.close_all();
   g_holds.reset();
+  g_cluster_holds.reset();
+  g_gate.reset();
   g_cluster.reset();  // leaves the cluster: the node key goes at once
   g_catalog.reset();
   g_vvmd.reset();
@@ -737,6 +780,8 @@ void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
   handle->fwd = std::move(*f);
   handle->fwd_writable = !read_only && handle->fwd->caps().can_write;
   handle->fwd_description = forward_description(entry);
+  handle->gate_pack = entry.pack;
+  if (g_gate) handle->gate_generation = g_gate->generation(entry.pack);
   nbdkit_debug("open %s%s, forwarded (%s)", (std::string(kPackPrefix) + entry.pack).c_str(),
                read_only ? "@ro" : "", handle->fwd_writable ? "read-write" : "read-only");
   return g_handles.add(std::move(handle));
@@ -775,6 +820,8 @@ void* vvm_open(int readonly) {
       return nullptr;
     }
     auto handle = std::make_unique<Handle>();
+    handle->gate_pack = (*info)->pack.name;
+    if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
     handle->pack = std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get());
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
                  handle->pack->pack().writable() ? "read-write" : "read-only",
@@ -915,8 +962,25 @@ int wrote(void* handle, int result) {
 // The forwarder of a forwarded pack's handle, or null.
 forward::Forwarder* fwd(void* handle) { return as_handle(handle)->fwd.get(); }
 
+// Cluster mode: every pack request passes the reconfiguration gate (reconf_gate.h), which holds
+// it while a reconfiguration of its pack is under way and counts it, when served here, for the
+// drain. False, with ESHUTDOWN (NBD's "go to the alternate"), when the connection's pack has
+// moved off this node since it opened.
+bool pass_gate(void* handle, std::optional<ReconfGate::Pass>* pass) {
+  Handle* h = as_handle(handle);
+  if (!g_gate || h->gate_pack.empty()) return true;
+  pass->emplace(g_gate->enter(h->gate_pack, h->gate_generation, !h->fwd));
+  if ((*pass)->status().ok()) return true;
+  nbdkit_debug("%s", (*pass)->status().message().c_str());
+  nbdkit_set_error(ESHUTDOWN);
+  errno = ESHUTDOWN;
+  return false;
+}
+
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     if (auto* f = fwd(handle)) return io_result(f->pread(buf, count, offset));
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
@@ -943,6 +1007,8 @@ bool fenced_write(const char* what) {
 
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("pwrite", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     if (auto* f = fwd(handle)) {
       return io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
     }
@@ -956,6 +1022,8 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
 
 int vvm_flush(void* handle, uint32_t /*flags*/) {
   return guarded("flush", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     if (auto* f = fwd(handle)) return io_result(f->flush());
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
@@ -965,6 +1033,8 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
 
 int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("trim", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     if (auto* f = fwd(handle)) {
       return io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
     }
@@ -978,6 +1048,8 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 
 int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("zero", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     const bool may_trim = (flags & NBDKIT_FLAG_MAY_TRIM) != 0;
     const bool fast = (flags & NBDKIT_FLAG_FAST_ZERO) != 0;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
@@ -1000,6 +1072,8 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_extents* extents) {
   return guarded("extents", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     if (auto* f = fwd(handle)) {
       std::vector<forward::Extent> got;
       if (int r = io_result(f->extents(count, offset, (flags & NBDKIT_FLAG_REQ_ONE) != 0, &got));
@@ -1028,6 +1102,8 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
 
 int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("cache", -1, [&] {
+    std::optional<ReconfGate::Pass> pass;
+    if (!pass_gate(handle, &pass)) return -1;
     if (auto* f = fwd(handle)) return io_result(f->cache(count, offset));
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;

@@ -5,6 +5,7 @@
 
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/config.h"
 
@@ -23,6 +24,25 @@ std::string pack_key(std::string_view prefix, std::string_view name) {
 std::string path_prefix(std::string_view prefix) { return fmt::format("{}path/", prefix); }
 std::string path_key(std::string_view prefix, std::string_view pack, std::string_view node) {
   return fmt::format("{}path/{}/{}", prefix, pack, node);
+}
+
+std::string reconf_prefix(std::string_view prefix) { return fmt::format("{}reconf/", prefix); }
+std::string reconf_key(std::string_view prefix, std::string_view id) {
+  return fmt::format("{}reconf/{}", prefix, id);
+}
+std::string ack_prefix(std::string_view prefix, std::string_view id) {
+  return fmt::format("{}ack/{}/", prefix, id);
+}
+std::string ack_key(std::string_view prefix, std::string_view id, std::string_view node) {
+  return fmt::format("{}ack/{}/{}", prefix, id, node);
+}
+std::string hold_prefix(std::string_view prefix) { return fmt::format("{}hold/", prefix); }
+std::string hold_key(std::string_view prefix, std::string_view pack) {
+  return fmt::format("{}hold/{}", prefix, pack);
+}
+std::string drained_prefix(std::string_view prefix) { return fmt::format("{}drained/", prefix); }
+std::string drained_key(std::string_view prefix, std::string_view node) {
+  return fmt::format("{}drained/{}", prefix, node);
 }
 
 namespace {
@@ -259,6 +279,103 @@ Result<PathRecord> decode_path(std::string_view key, std::string_view value) {
   });
 }
 
+std::string encode_intent(const ReconfIntent& intent) {
+  Json mappings = Json::array();
+  for (const auto& m : intent.mappings) mappings.push_back(Json::parse(encode_pack(m)));
+  Json j = {{"id", intent.id},
+            {"packs", intent.packs},
+            {"mappings", mappings},
+            {"by", intent.by},
+            {"deadline_ms", intent.deadline_ms}};
+  return j.dump();
+}
+
+Result<ReconfIntent> decode_intent(std::string_view key, std::string_view value) {
+  std::optional<Status> nested;  // a mapping's own problem, named by decode_pack
+  auto decoded = decode<ReconfIntent>(key, value, [&](Fields& f) {
+    ReconfIntent r;
+    r.id = f.name("id");
+    check_name_matches_key(f, key, r.id);
+    const Json* packs = f.need("packs");
+    if (packs != nullptr && !packs->is_array()) f.bad("packs", "not an array");
+    for (size_t i = 0; packs != nullptr && !f.failed() && i < packs->size(); ++i) {
+      const Json& p = (*packs)[i];
+      if (!p.is_string() || !pack_name_problem(p.get<std::string>()).empty()) {
+        f.bad("packs", fmt::format("{} is not a pack name", p.dump()));
+      } else {
+        r.packs.push_back(p.get<std::string>());
+      }
+    }
+    if (!f.failed() && r.packs.empty()) f.bad("packs", "names no pack");
+    const Json* mappings = f.need("mappings");
+    if (mappings != nullptr && !mappings->is_array()) f.bad("mappings", "not an array");
+    for (size_t i = 0; mappings != nullptr && !f.failed() && i < mappings->size(); ++i) {
+      const Json& m = (*mappings)[i];
+      const auto name = m.is_object() && m.contains("name") && m["name"].is_string()
+                            ? m["name"].get<std::string>()
+                            : std::string("?");
+      auto mapping = decode_pack(fmt::format("{} mappings/{}", key, name), m.dump());
+      if (!mapping.ok()) {
+        nested = mapping.status();
+        f.bad("mappings", "");
+      } else {
+        r.mappings.push_back(std::move(*mapping));
+      }
+    }
+    r.by = f.text("by");
+    r.deadline_ms = f.number("deadline_ms");
+    return r;
+  });
+  if (nested) return *nested;
+  return decoded;
+}
+
+std::string encode_ack(const ReconfAck& ack) {
+  return Json{{"node", ack.node}, {"drained_us", ack.drained_us}}.dump();
+}
+
+Result<ReconfAck> decode_ack(std::string_view key, std::string_view value) {
+  return decode<ReconfAck>(key, value, [&](Fields& f) {
+    ReconfAck a;
+    a.node = f.name("node");
+    check_name_matches_key(f, key, a.node);
+    a.drained_us = f.number("drained_us");
+    return a;
+  });
+}
+
+std::string encode_hold(const ClusterHold& hold) {
+  return Json{
+      {"pack", hold.pack}, {"node", hold.node}, {"client", hold.client}, {"since", hold.started}}
+      .dump();
+}
+
+Result<ClusterHold> decode_hold(std::string_view key, std::string_view value) {
+  return decode<ClusterHold>(key, value, [&](Fields& f) {
+    ClusterHold h;
+    h.pack = f.name("pack");
+    check_name_matches_key(f, key, h.pack);
+    h.node = f.name("node");
+    h.client = f.text("client");
+    h.started = f.number("since");
+    return h;
+  });
+}
+
+std::string encode_drain(const DrainMark& mark) {
+  return Json{{"node", mark.node}, {"since", mark.since}}.dump();
+}
+
+Result<DrainMark> decode_drain(std::string_view key, std::string_view value) {
+  return decode<DrainMark>(key, value, [&](Fields& f) {
+    DrainMark d;
+    d.node = f.name("node");
+    check_name_matches_key(f, key, d.node);
+    d.since = f.number("since");
+    return d;
+  });
+}
+
 namespace {
 
 template <class T, class Decode>
@@ -314,6 +431,10 @@ Result<ClusterState> read_state(EtcdClient& etcd, std::string_view prefix) {
     }
   }
   return out;
+}
+
+Result<Listing<DrainMark>> list_drained(EtcdClient& etcd, std::string_view prefix) {
+  return list<DrainMark>(etcd, drained_prefix(prefix), decode_drain);
 }
 
 }  // namespace vvm::cluster

@@ -12,6 +12,20 @@
 //                      error","since":1765090000}  (written under NODE's lease while its path to
 //                      PACK's disk is down; deleted when a probe finds it working again)
 //
+//
+// A reconfiguration (cluster/reconfig.h) and the cluster-wide holds add:
+//
+//   PREFIX/reconf/ID       {"id":"...","packs":["home0"],"mappings":[{...a pack mapping...}],
+//                           "by":"vvctl on host1 pid 42","deadline_ms":1765090010000}
+//                          the intent: written under the command's lease, so that it goes when
+//                          the command does; every live node suspends the packs it names
+//   PREFIX/ack/ID/NODE     {"node":"n1","drained_us":250}
+//                          a node has drained the packs of intent ID (under the intent's lease)
+//   PREFIX/hold/PACK       {"pack":"home0","node":"n1","client":"uid 1000","since":1765090000}
+//                          an exclusive hold, under the holding node's lease
+//   PREFIX/drained/NODE    {"node":"n2","since":1765090000}
+//                          a node in maintenance: nothing new is mapped to it
+//
 // Decoding checks every field (presence, type, range, names) and that the name in the value is
 // the key's; an error names the key and the reason:
 //   "etcd key /vvm/pack/home0: field 'size': 0 is not a size (1 byte or more)"
@@ -79,6 +93,42 @@ struct PathRecord {
   bool operator==(const PathRecord&) const = default;
 };
 
+// A reconfiguration's intent: the packs it changes and their new mappings (each with the epoch it
+// will have: one more than the mapping read). Nodes resume by themselves at `deadline_ms` (unix
+// milliseconds) if they have not seen the intent go by then.
+struct ReconfIntent {
+  std::string id;
+  std::vector<std::string> packs;
+  std::vector<PackMapping> mappings;
+  std::string by;  // who asked, for messages
+  uint64_t deadline_ms = 0;
+  bool operator==(const ReconfIntent&) const = default;
+};
+
+// A node's acknowledgement of an intent: it holds new requests of the intent's packs and has
+// drained (and flushed) the ones it had.
+struct ReconfAck {
+  std::string node;
+  uint64_t drained_us = 0;  // how long the drain took
+  bool operator==(const ReconfAck&) const = default;
+};
+
+// An exclusive hold on a pack, cluster-wide: which node's client holds it.
+struct ClusterHold {
+  std::string pack;
+  std::string node;
+  std::string client;    // "uid 1000", "host 10.0.0.5"
+  uint64_t started = 0;  // unix seconds ("since")
+  bool operator==(const ClusterHold&) const = default;
+};
+
+// A node in maintenance (vvctl cluster drain): no pack is mapped to it until it is undrained.
+struct DrainMark {
+  std::string node;
+  uint64_t since = 0;  // unix seconds
+  bool operator==(const DrainMark&) const = default;
+};
+
 // The keys. `prefix` starts and ends with '/' (vvm.conf's [cluster] prefix, checked there).
 std::string node_prefix(std::string_view prefix);  // PREFIX/node/
 std::string pack_prefix(std::string_view prefix);  // PREFIX/pack/
@@ -86,6 +136,14 @@ std::string node_key(std::string_view prefix, std::string_view name);
 std::string pack_key(std::string_view prefix, std::string_view name);
 std::string path_prefix(std::string_view prefix);  // PREFIX/path/
 std::string path_key(std::string_view prefix, std::string_view pack, std::string_view node);
+std::string reconf_prefix(std::string_view prefix);  // PREFIX/reconf/
+std::string reconf_key(std::string_view prefix, std::string_view id);
+std::string ack_prefix(std::string_view prefix, std::string_view id);  // PREFIX/ack/ID/
+std::string ack_key(std::string_view prefix, std::string_view id, std::string_view node);
+std::string hold_prefix(std::string_view prefix);  // PREFIX/hold/
+std::string hold_key(std::string_view prefix, std::string_view pack);
+std::string drained_prefix(std::string_view prefix);  // PREFIX/drained/
+std::string drained_key(std::string_view prefix, std::string_view node);
 
 // JSON values, and their checked decoding (`key` is where the value was read: the name in it must
 // be the key's last part).
@@ -95,6 +153,14 @@ std::string encode_pack(const PackMapping& pack);
 Result<PackMapping> decode_pack(std::string_view key, std::string_view value);
 std::string encode_path(const PathRecord& path);
 Result<PathRecord> decode_path(std::string_view key, std::string_view value);
+std::string encode_intent(const ReconfIntent& intent);
+Result<ReconfIntent> decode_intent(std::string_view key, std::string_view value);
+std::string encode_ack(const ReconfAck& ack);
+Result<ReconfAck> decode_ack(std::string_view key, std::string_view value);
+std::string encode_hold(const ClusterHold& hold);
+Result<ClusterHold> decode_hold(std::string_view key, std::string_view value);
+std::string encode_drain(const DrainMark& mark);
+Result<DrainMark> decode_drain(std::string_view key, std::string_view value);
 
 // Everything under one record prefix, as read at one revision: the records that decode, with
 // their keys' metadata, and a problem for each key that does not (which the readers report and
@@ -124,5 +190,6 @@ struct ClusterState {
   int64_t revision = 0;
 };
 Result<ClusterState> read_state(EtcdClient& etcd, std::string_view prefix);
+Result<Listing<DrainMark>> list_drained(EtcdClient& etcd, std::string_view prefix);
 
 }  // namespace vvm::cluster

@@ -28,10 +28,6 @@ using cluster::EtcdClient;
 using cluster::NodeRecord;
 using cluster::PackMapping;
 
-namespace {
-
-// A client of the etcd that vvm.conf's [cluster] names, and the prefix; nullptr after printing
-// why, with the exit code in `*rc`.
 std::unique_ptr<EtcdClient> connect_etcd(const Globals& g, std::string_view command,
                                          std::string* prefix, int* rc) {
   auto config = read_config(g);
@@ -54,6 +50,8 @@ std::unique_ptr<EtcdClient> connect_etcd(const Globals& g, std::string_view comm
   *prefix = config->cluster->prefix;
   return std::move(*client);
 }
+
+namespace {
 
 // Each key that did not decode, on stderr; the exit code a listing with them gets.
 int report_problems(std::string_view command, const std::vector<Status>& problems) {

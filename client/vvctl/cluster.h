@@ -2,9 +2,19 @@
 // etcd), cluster nodes (the members) and cluster map (the packs' mappings).
 #pragma once
 
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cluster/etcd_client.h"
 #include "vvctl/command.h"
 
 namespace vvm::vvctl {
+
+// A client of the etcd that vvm.conf's [cluster] names, and the prefix; nullptr after printing
+// why, with the exit code in `*rc`.
+std::unique_ptr<cluster::EtcdClient> connect_etcd(const Globals& g, std::string_view command,
+                                                  std::string* prefix, int* rc);
 
 int cmd_cluster_import(const Globals& g, const Args& args);
 int cmd_cluster_nodes(const Globals& g, const Args& args);

@@ -24,6 +24,10 @@
 //   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME] [--replace]
 //   vvctl cluster nodes [--json]
 //   vvctl cluster map [--json]
+//   vvctl pack move NAME --primary NODE [--disk DISK] [--timeout S] [--json]
+//   vvctl pack set-secondary NAME NODE[:DISK] | --none [--timeout S] [--json]
+//   vvctl pack chmod NAME MODE, vvctl pack chown NAME USER[:GROUP] [--timeout S] [--json]
+//   vvctl cluster drain NODE [--undo] [--timeout S] [--json], vvctl cluster undrain NODE
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
@@ -40,6 +44,7 @@
 #include "vvctl/command.h"
 #include "vvctl/db.h"
 #include "vvctl/pack.h"
+#include "vvctl/reconfig.h"
 #include "vvctl/status.h"
 #include "vvctl/vsn.h"
 #include "vvctl/vv.h"
@@ -218,6 +223,47 @@ const std::vector<Command>& commands() {
        "  PREFIX/pack/ that is not a mapping is reported on stderr, naming the key and the\n"
        "  reason, and skipped (exit 1).",
        cmd_cluster_map},
+      {"pack move", "make another node a pack's primary, while nodes serve it",
+       "vvctl [--conf PATH] pack move NAME --primary NODE [--disk DISK] [--timeout SECONDS]\n"
+       "       [--json]\n"
+       "  Cluster mode. NODE becomes the primary of pack NAME: when NODE is its secondary the two\n"
+       "  swap, otherwise NODE's DISK (by default the primary's disk name) replaces the primary.\n"
+       "  NODE must be a live member, not drained, with that disk. The change goes through the\n"
+       "  reconfiguration barrier: every live node holds new requests of the pack, drains the\n"
+       "  ones it serves and acknowledges in etcd; the mapping is then written with the next\n"
+       "  epoch and the nodes resume. A node that does not acknowledge within --timeout (10 s)\n"
+       "  is named and nothing changes. Prints the new mapping and how long requests were held;\n"
+       "  --json prints it as an object (id, packs, acked, barrier_us, total_us, revision).",
+       cmd_pack_move},
+      {"pack set-secondary", "give a pack another secondary, or none",
+       "vvctl [--conf PATH] pack set-secondary NAME NODE[:DISK] | --none [--timeout SECONDS]\n"
+       "       [--json]\n"
+       "  Cluster mode. NODE's DISK (by default the primary's disk name) becomes the secondary of\n"
+       "  pack NAME, or --none removes it; through the barrier, as pack move.",
+       cmd_pack_set_secondary},
+      {"pack chmod", "change a pack's permissions on every node",
+       "vvctl [--conf PATH] pack chmod NAME MODE [--timeout SECONDS] [--json]\n"
+       "  Cluster mode. MODE (octal, 0660) becomes the permissions of pack NAME in its mapping;\n"
+       "  every node checks new connections against it once the command returns (barrier, as\n"
+       "  pack move). Connections already open go on.",
+       cmd_pack_chmod},
+      {"pack chown", "change a pack's owner and group on every node",
+       "vvctl [--conf PATH] pack chown NAME USER[:GROUP] [--timeout SECONDS] [--json]\n"
+       "  Cluster mode. USER (and GROUP), by name or number, become the owner (and group) of\n"
+       "  pack NAME in its mapping, as numbers, applied by every node as pack chmod.",
+       cmd_pack_chown},
+      {"cluster drain", "move every pack off a node as primary, for maintenance",
+       "vvctl [--conf PATH] cluster drain NODE [--undo] [--timeout SECONDS] [--json]\n"
+       "  Every pack whose primary is NODE swaps with its secondary (which must be live and not\n"
+       "  drained; a pack without one is named and nothing changes), in one reconfiguration, and\n"
+       "  NODE is marked drained (PREFIX/drained/NODE): pack move and pack set-secondary refuse\n"
+       "  it until cluster undrain NODE (or --undo).",
+       cmd_cluster_drain},
+      {"cluster undrain", "end a node's maintenance",
+       "vvctl [--conf PATH] cluster undrain NODE\n"
+       "  Removes NODE's drained mark; packs may be mapped to it again (moving them back is up\n"
+       "  to pack move).",
+       cmd_cluster_undrain},
   };
   return kCommands;
 }
@@ -233,7 +279,7 @@ void print_help() {
       "  -h, --help       print this help and exit\n"
       "  --version        print the version and exit\n\n"
       "Commands:\n");
-  for (const auto& c : commands()) fmt::print("  {:<15} {}\n", c.name, c.summary);
+  for (const auto& c : commands()) fmt::print("  {:<18} {}\n", c.name, c.summary);
   fmt::print(
       "\n'vvctl help COMMAND' or 'vvctl COMMAND --help' describes one command.\n"
       "Exit codes: 0 success, 1 the operation failed (vvmd or etcd is down, refused or answered\n"

@@ -155,3 +155,50 @@ TEST_CASE("listing a prefix skips garbage, naming each bad key") {
   CHECK_THAT(listing->problems[1].message(), Catch::StartsWith("etcd key /vvm/pack/zero: "));
   CHECK(listing->revision > 0);
 }
+
+// The JSON of the reconfiguration and hold records, as etcd keeps them: any change to these
+// bytes is a change of what nodes of different versions read.
+TEST_CASE("the reconfiguration, ack, hold and drain records' golden JSON") {
+  ReconfIntent intent{
+      "18c2f-0000002a", {"home0"}, {sample_pack()}, "vvctl on h1, pid 42", 1765090010000};
+  const std::string intent_json =
+      R"({"by":"vvctl on h1, pid 42","deadline_ms":1765090010000,"id":"18c2f-0000002a",)"
+      R"("mappings":[{"epoch":3,"group":100,"mode":"exclusive","name":"home0","offset":1048576,)"
+      R"("owner":1000,"perms":"0660","primary":{"disk":"d0","node":"n1"},)"
+      R"("secondary":{"disk":"d0","node":"n2"},"size":107374182400}],"packs":["home0"]})";
+  CHECK(encode_intent(intent) == intent_json);
+  CHECK(must(decode_intent("/vvm/reconf/18c2f-0000002a", intent_json)) == intent);
+  CHECK(reconf_key("/vvm/", "x1") == "/vvm/reconf/x1");
+  CHECK(ack_key("/vvm/", "x1", "n2") == "/vvm/ack/x1/n2");
+  CHECK(hold_key("/vvm/", "home0") == "/vvm/hold/home0");
+  CHECK(drained_key("/vvm/", "n2") == "/vvm/drained/n2");
+
+  const std::string ack_json = R"({"drained_us":250,"node":"n1"})";
+  CHECK(encode_ack({"n1", 250}) == ack_json);
+  CHECK(must(decode_ack("/vvm/ack/x1/n1", ack_json)) == ReconfAck{"n1", 250});
+
+  const std::string hold_json =
+      R"({"client":"uid 1000","node":"n1","pack":"home0","since":1765090000})";
+  ClusterHold hold{"home0", "n1", "uid 1000", 1765090000};
+  CHECK(encode_hold(hold) == hold_json);
+  CHECK(must(decode_hold("/vvm/hold/home0", hold_json)) == hold);
+
+  const std::string drain_json = R"({"node":"n2","since":1765090000})";
+  CHECK(encode_drain({"n2", 1765090000}) == drain_json);
+  CHECK(must(decode_drain("/vvm/drained/n2", drain_json)) == DrainMark{"n2", 1765090000});
+}
+
+TEST_CASE("a bad intent is refused naming its key, or its mapping's") {
+  auto j =
+      nlohmann::json::parse(encode_intent({"i1", {"home0"}, {sample_pack()}, "me", 1765090010000}));
+  j["packs"] = nlohmann::json::array();
+  CHECK_THAT(decode_intent("/vvm/reconf/i1", j.dump()).status().message(),
+             Catch::Contains("etcd key /vvm/reconf/i1: field 'packs': names no pack"));
+  j["packs"] = {"home0"};
+  j["mappings"][0]["size"] = 0;
+  CHECK_THAT(decode_intent("/vvm/reconf/i1", j.dump()).status().message(),
+             Catch::Contains("etcd key /vvm/reconf/i1 mappings/home0: field 'size'"));
+  CHECK_THAT(
+      decode_intent("/vvm/reconf/i2", encode_intent({"i1", {"a"}, {}, "me", 1})).status().message(),
+      Catch::Contains("'i1' is not the key's name 'i2'"));
+}

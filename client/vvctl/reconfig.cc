@@ -1,0 +1,320 @@
+// vvctl/reconfig.cc: the commands that change pack mappings while nodes serve them, each through
+// the reconfiguration barrier (cluster/reconfig.h): pack move, pack set-secondary, pack chmod,
+// pack chown, cluster drain and cluster undrain. They need etcd, not vvmd; in a site without a
+// [cluster] section they are refused, naming the file (packs are changed in the packtab there).
+#include "vvctl/reconfig.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "cluster/reconfig.h"
+#include "cluster/records.h"
+#include "pack/packtab.h"
+#include "vvctl/cluster.h"
+#include "vvctl/printing.h"
+
+namespace vvm::vvctl {
+
+using cluster::Change;
+using cluster::ClusterView;
+
+namespace {
+
+struct Parsed {
+  std::vector<std::string> words;  // the positional arguments
+  bool json = false;
+  std::chrono::milliseconds timeout{10'000};
+  po::variables_map vm;
+};
+
+// Parses the positional arguments `names` (all required), then `optional` if given, and --json,
+// --timeout SECONDS, and `extra`.
+bool parse(std::string_view command, const Args& args, const std::vector<const char*>& names,
+           po::options_description extra, Parsed* out, const char* optional = nullptr,
+           std::string* optional_value = nullptr) {
+  std::vector<std::string> values(names.size());
+  double seconds = 10;
+  extra.add_options()("json", po::bool_switch(&out->json))("timeout", po::value(&seconds));
+  po::positional_options_description positional;
+  for (size_t i = 0; i < names.size(); ++i) {
+    extra.add_options()(names[i], po::value(&values[i]));
+    positional.add(names[i], 1);
+  }
+  if (optional != nullptr) {
+    extra.add_options()(optional, po::value(optional_value));
+    positional.add(optional, 1);
+  }
+  if (!parse_options(command, args, extra, positional, &out->vm)) return false;
+  if (!(seconds > 0 && seconds <= 3600)) {
+    usage_error(command,
+                fmt::format("--timeout {}: give seconds, more than 0, at most 3600", seconds));
+    return false;
+  }
+  out->timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (values[i].empty()) {
+      usage_error(command, fmt::format("{} is required", names[i]));
+      return false;
+    }
+    out->words.push_back(values[i]);
+  }
+  return true;
+}
+
+// A name given on the command line (pack, node, disk), checked as the records check them.
+bool check_name(std::string_view command, std::string_view what, const std::string& name) {
+  if (std::string why = pack_name_problem(name); !why.empty()) {
+    usage_error(command, fmt::format("{} '{}': {}", what, name, why));
+    return false;
+  }
+  return true;
+}
+
+std::string disk_text(const cluster::DiskRef& d) { return d.node + ":" + d.disk; }
+
+std::string who() { return fmt::format("vvctl on {}, pid {}", local_host_name(), ::getpid()); }
+
+// Runs the barrier for `changes` (with `also` in its commit) and prints the result; the exit
+// code.
+int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& prefix,
+        const Parsed& p, const std::vector<Change>& changes,
+        const std::vector<cluster::TxnOp>& also = {}) {
+  cluster::ReconfigOptions options;
+  options.prefix = prefix;
+  options.timeout = p.timeout;
+  options.by = who();
+  options.progress = [&](const std::string& what) {
+    fmt::print(stderr, "vvctl {}: {}\n", command, what);
+  };
+  auto done = cluster::reconfigure(etcd, options, changes, also);
+  if (!done.ok()) {
+    print_failure(command, done.status());
+    return kFailed;
+  }
+  if (p.json) {
+    nlohmann::json out;
+    out["id"] = done->id;
+    out["packs"] = nlohmann::json::array();
+    for (const auto& c : changes)
+      out["packs"].push_back(nlohmann::json::parse(encode_pack(c.mapping)));
+    out["acked"] = done->acked;
+    out["barrier_us"] = done->barrier.count();
+    out["total_us"] = done->total.count();
+    out["revision"] = done->revision;
+    fmt::print("{}\n", out.dump());
+    return kOk;
+  }
+  std::vector<std::array<std::string, 6>> rows = {
+      {"PACK", "PRIMARY", "SECONDARY", "OWNER:GROUP", "PERMS", "EPOCH"}};
+  for (const auto& c : changes) {
+    const auto& m = c.mapping;
+    rows.push_back({m.name, disk_text(m.primary), m.secondary ? disk_text(*m.secondary) : "-",
+                    user_name(m.owner) + ":" + group_name(m.group), fmt::format("{:04o}", m.perms),
+                    std::to_string(m.epoch)});
+  }
+  print_table(rows);
+  std::string nodes;
+  for (const auto& n : done->acked) nodes += (nodes.empty() ? "" : ", ") + n;
+  fmt::print("committed: {} node{} acknowledged ({}); requests held {:.1f} ms\n",
+             done->acked.size(), done->acked.size() == 1 ? "" : "s",
+             nodes.empty() ? "none live" : nodes, done->total.count() / 1000.0);
+  return kOk;
+}
+
+// etcd and the view of the cluster, or nullopt after printing why (exit code in `*rc`).
+struct Session {
+  std::unique_ptr<cluster::EtcdClient> etcd;
+  std::string prefix;
+  ClusterView view;
+};
+std::optional<Session> open_session(const Globals& g, std::string_view command, int* rc) {
+  Session s;
+  s.etcd = connect_etcd(g, command, &s.prefix, rc);
+  if (!s.etcd) return std::nullopt;
+  auto view = cluster::read_view(*s.etcd, s.prefix);
+  if (!view.ok()) {
+    print_failure(command, view.status());
+    *rc = kFailed;
+    return std::nullopt;
+  }
+  s.view = std::move(*view);
+  return s;
+}
+
+// Plans one change and runs it.
+int one_change(std::string_view command, Session& s, const Parsed& p,
+               const Result<Change>& change) {
+  if (!change.ok()) {
+    print_failure(command, change.status());
+    return kFailed;
+  }
+  return run(command, *s.etcd, s.prefix, p, {*change});
+}
+
+}  // namespace
+
+int cmd_pack_move(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "pack move";
+  std::string primary, disk;
+  po::options_description extra;
+  extra.add_options()("primary", po::value(&primary))("disk", po::value(&disk));
+  Parsed p;
+  if (!parse(kCommand, args, {"pack"}, extra, &p)) return kUsage;
+  if (primary.empty()) return usage_error(kCommand, "--primary NODE is required");
+  if (!check_name(kCommand, "pack", p.words[0]) || !check_name(kCommand, "--primary", primary) ||
+      (!disk.empty() && !check_name(kCommand, "--disk", disk))) {
+    return kUsage;
+  }
+  int rc = kOk;
+  auto s = open_session(g, kCommand, &rc);
+  if (!s) return rc;
+  return one_change(kCommand, *s, p, cluster::plan_move(s->view, p.words[0], primary, disk));
+}
+
+int cmd_pack_set_secondary(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "pack set-secondary";
+  bool none = false;
+  std::string target;
+  po::options_description extra;
+  extra.add_options()("none", po::bool_switch(&none));
+  Parsed p;
+  if (!parse(kCommand, args, {"pack"}, extra, &p, "target", &target)) return kUsage;
+  if (target.empty() && !none) {
+    return usage_error(kCommand, "give NODE[:DISK], or --none to remove the secondary");
+  }
+  if (!target.empty() && none) return usage_error(kCommand, "give NODE[:DISK] or --none, not both");
+  std::string node = target, disk;
+  if (auto colon = target.find(':'); colon != std::string::npos) {
+    node = target.substr(0, colon);
+    disk = target.substr(colon + 1);
+    if (!check_name(kCommand, "disk", disk)) return kUsage;
+  }
+  if (!check_name(kCommand, "pack", p.words[0]) || (!none && !check_name(kCommand, "node", node))) {
+    return kUsage;
+  }
+  int rc = kOk;
+  auto s = open_session(g, kCommand, &rc);
+  if (!s) return rc;
+  return one_change(kCommand, *s, p, cluster::plan_secondary(s->view, p.words[0], node, disk));
+}
+
+int cmd_pack_chmod(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "pack chmod";
+  Parsed p;
+  if (!parse(kCommand, args, {"pack", "mode"}, {}, &p)) return kUsage;
+  if (!check_name(kCommand, "pack", p.words[0])) return kUsage;
+  auto perms = parse_perms(p.words[1]);
+  if (!perms.ok()) return usage_error(kCommand, perms.status().message());
+  int rc = kOk;
+  auto s = open_session(g, kCommand, &rc);
+  if (!s) return rc;
+  return one_change(kCommand, *s, p, cluster::plan_chmod(s->view, p.words[0], *perms));
+}
+
+int cmd_pack_chown(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "pack chown";
+  Parsed p;
+  if (!parse(kCommand, args, {"pack", "owner"}, {}, &p)) return kUsage;
+  if (!check_name(kCommand, "pack", p.words[0])) return kUsage;
+  const std::string& spec = p.words[1];
+  const auto colon = spec.find(':');
+  auto owner = resolve_user(spec.substr(0, colon));
+  if (!owner.ok()) return usage_error(kCommand, owner.status().message());
+  std::optional<gid_t> group;
+  if (colon != std::string::npos) {
+    auto gid = resolve_group(spec.substr(colon + 1));
+    if (!gid.ok()) return usage_error(kCommand, gid.status().message());
+    group = *gid;
+  }
+  int rc = kOk;
+  auto s = open_session(g, kCommand, &rc);
+  if (!s) return rc;
+  return one_change(kCommand, *s, p, cluster::plan_chown(s->view, p.words[0], *owner, group));
+}
+
+namespace {
+
+int undrain(std::string_view command, const Globals& g, const std::string& node) {
+  std::string prefix;
+  int rc = kOk;
+  auto etcd = connect_etcd(g, command, &prefix, &rc);
+  if (!etcd) return rc;
+  auto gone = etcd->erase(cluster::drained_key(prefix, node));
+  if (!gone.ok()) {
+    print_failure(command, gone.status());
+    return kFailed;
+  }
+  if (*gone == 0) {
+    print_failure(command, Status::NotFound(fmt::format("node {} is not drained", node)));
+    return kFailed;
+  }
+  fmt::print("node {}: undrained: packs may be mapped to it again\n", node);
+  return kOk;
+}
+
+}  // namespace
+
+int cmd_cluster_drain(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "cluster drain";
+  bool undo = false;
+  po::options_description extra;
+  extra.add_options()("undo", po::bool_switch(&undo));
+  Parsed p;
+  if (!parse(kCommand, args, {"node"}, extra, &p)) return kUsage;
+  const std::string& node = p.words[0];
+  if (!check_name(kCommand, "node", node)) return kUsage;
+  if (undo) return undrain(kCommand, g, node);
+  int rc = kOk;
+  auto s = open_session(g, kCommand, &rc);
+  if (!s) return rc;
+  bool named = s->view.nodes.count(node) > 0;
+  for (const auto& [name, item] : s->view.packs) {
+    named |= item.record.primary.node == node ||
+             (item.record.secondary && item.record.secondary->node == node);
+  }
+  if (!named) {
+    print_failure(kCommand, Status::NotFound(fmt::format(
+                                "node {} is neither a live member nor named by a mapping", node)));
+    return kFailed;
+  }
+  auto changes = cluster::plan_drain(s->view, node);
+  if (!changes.ok()) {
+    print_failure(kCommand, changes.status());
+    return kFailed;
+  }
+  const cluster::DrainMark mark{node, static_cast<uint64_t>(std::time(nullptr))};
+  const auto put =
+      cluster::TxnOp::put(cluster::drained_key(s->prefix, node), cluster::encode_drain(mark));
+  if (changes->empty()) {
+    cluster::Txn txn;
+    txn.success.push_back(put);
+    auto done = s->etcd->txn(txn);
+    if (!done.ok()) {
+      print_failure(kCommand, done.status());
+      return kFailed;
+    }
+    fmt::print("node {}: drained (it was the primary of no pack)\n", node);
+    return kOk;
+  }
+  rc = run(kCommand, *s->etcd, s->prefix, p, *changes, {put});
+  if (rc == kOk && !p.json) fmt::print("node {}: drained\n", node);
+  return rc;
+}
+
+int cmd_cluster_undrain(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "cluster undrain";
+  Parsed p;
+  if (!parse(kCommand, args, {"node"}, {}, &p)) return kUsage;
+  if (!check_name(kCommand, "node", p.words[0])) return kUsage;
+  return undrain(kCommand, g, p.words[0]);
+}
+
+}  // namespace vvm::vvctl

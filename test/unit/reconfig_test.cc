@@ -1,0 +1,342 @@
+// reconfig_test.cc: the reconfiguration barrier (client/cluster/reconfig.h, the command's side;
+// nbdkit-plugin/reconf_gate.h, a node's) and cluster-wide exclusive holds (cluster_holds.h)
+// against a real etcd: nodes are real memberships with real gates; requests are Passes through
+// the gates, from threads of the test.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "catalog_source.h"
+#include "cluster/etcd_client.h"
+#include "cluster/membership.h"
+#include "cluster/reconfig.h"
+#include "cluster/records.h"
+#include "cluster_catalog.h"
+#include "cluster_holds.h"
+#include "etcd.h"
+#include "process.h"
+#include "reconf_gate.h"
+
+using namespace vvm;
+using namespace vvm::cluster;
+using vvm::plugin::ReconfGate;
+using vvm::test::must;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+PackMapping mapping_a() {
+  PackMapping m;
+  m.name = "a";
+  m.primary = {"n1", "d0"};
+  m.secondary = DiskRef{"n2", "d0"};
+  m.size = kMiB;
+  m.mode = PackMode::kExclusive;
+  m.perms = 0660;
+  return m;
+}
+
+// A node as the plugin makes one: a membership, the catalog it serves and its gate.
+struct Node {
+  std::unique_ptr<Membership> membership;
+  std::unique_ptr<plugin::CatalogSource> catalog = plugin::CatalogSource::published();
+  std::unique_ptr<ReconfGate> gate;
+  std::atomic<int> reloads{0};
+};
+
+std::unique_ptr<Node> start_node(const std::string& endpoint, const std::string& name,
+                                 const std::string& disk, bool with_gate = true) {
+  auto n = std::make_unique<Node>();
+  MembershipOptions m;
+  m.etcd = {{endpoint}, 2000ms};
+  m.node = {name, "127.0.0.1:10809", {{"d0", disk}}, 0};
+  m.ttl = 3s;
+  n->membership = must(Membership::join(m, [](const Status&) {}));
+  if (!with_gate) return n;
+  ReconfGate::Options o;
+  o.etcd = {{endpoint}, 2000ms};
+  o.node = name;
+  o.catalog = n->catalog.get();
+  Node* raw = n.get();
+  o.reload = [raw, endpoint, name, disk]() -> Status {
+    auto etcd = EtcdClient::create({{endpoint}, 2000ms});
+    if (!etcd.ok()) return etcd.status();
+    auto listed = list_packs(**etcd, "/vvm/");
+    if (!listed.ok()) return listed.status();
+    std::vector<PackMapping> ms;
+    for (auto& i : listed->items) ms.push_back(i.record);
+    auto built = plugin::node_catalog(ms, name, {{"d0", disk}}, "/vvm/");
+    raw->catalog->publish(std::make_shared<const plugin::PackCatalog>(std::move(built.catalog)));
+    ++raw->reloads;
+    return Status::Ok();
+  };
+  o.log = [](bool, const std::string&) {};
+  REQUIRE(o.reload().ok());
+  n->gate = must(ReconfGate::start(std::move(o)));
+  return n;
+}
+
+// Waits (at most `limit`) until `done` holds.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+struct Fixture {
+  test::TempDir dir = must(test::TempDir::create());
+  test::EtcdServer etcd = must(test::EtcdServer::start(dir));
+  std::unique_ptr<EtcdClient> client = must(EtcdClient::create({{etcd.endpoint()}, 2000ms}));
+  std::string disk = dir.file("disk.img");
+
+  Fixture() {
+    std::ofstream(disk).close();
+    REQUIRE(::truncate(disk.c_str(), 4 * kMiB) == 0);
+    must(client->put(pack_key("/vvm/", "a"), encode_pack(mapping_a())));
+  }
+  PackMapping mapping() {
+    auto kv = must(client->get(pack_key("/vvm/", "a")));
+    REQUIRE(kv);
+    return must(decode_pack(kv->key, kv->value));
+  }
+  ReconfigOptions options(std::chrono::milliseconds timeout = 5000ms) {
+    ReconfigOptions o;
+    o.timeout = timeout;
+    o.by = "reconfig_test";
+    return o;
+  }
+  size_t keys_under(const std::string& prefix) {
+    return must(client->range_prefix(prefix)).kvs.size();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a move waits for every live node, commits the next epoch and leaves no intent") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk);
+  auto view = must(read_view(*f.client, "/vvm/"));
+  auto change = must(plan_move(view, "a", "n2", ""));
+  auto report = must(reconfigure(*f.client, f.options(), {change}));
+  CHECK(report.acked == std::vector<std::string>{"n1", "n2"});
+  PackMapping now = f.mapping();
+  CHECK(now.primary == DiskRef{"n2", "d0"});
+  CHECK(now.secondary == DiskRef{"n1", "d0"});
+  CHECK(now.epoch == 2);
+  CHECK(f.keys_under(reconf_prefix("/vvm/")) == 0);
+  CHECK(f.keys_under("/vvm/ack/") == 0);
+  CHECK(eventually([&] { return n1->gate->held_packs() == 0 && n2->gate->held_packs() == 0; }));
+  INFO("barrier " << report.barrier.count() << " us, total " << report.total.count() << " us");
+  CHECK(report.total < 2s);
+}
+
+TEST_CASE(
+    "a request in flight delays the ack; a request arriving meanwhile waits for the new "
+    "mapping") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  const uint64_t gen = n1->gate->generation("a");
+  auto running = std::make_optional(n1->gate->enter("a", gen, true));
+  REQUIRE(running->status().ok());
+  auto view = must(read_view(*f.client, "/vvm/"));
+  auto change = must(plan_chmod(view, "a", 0600));
+  auto command =
+      std::async(std::launch::async, [&] { return reconfigure(*f.client, f.options(), {change}); });
+  // The intent is there and the pack held; no ack while the request runs.
+  REQUIRE(eventually([&] { return n1->gate->held_packs() == 1; }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(f.keys_under("/vvm/ack/") == 0);
+  CHECK(command.wait_for(0s) == std::future_status::timeout);
+  // A new request waits at the gate until the commit, and then sees the new mapping served.
+  const int reloads_before = n1->reloads;
+  auto later = std::async(std::launch::async, [&] {
+    auto pass = n1->gate->enter("a", gen, true);
+    return std::make_pair(pass.status().ok(), n1->reloads.load());
+  });
+  std::this_thread::sleep_for(100ms);
+  CHECK(later.wait_for(0s) == std::future_status::timeout);
+  running.reset();  // the request ends: the drain is done
+  auto report = command.get();
+  REQUIRE(report.ok());
+  auto [ok, reloads_seen] = later.get();
+  CHECK(ok);
+  CHECK(reloads_seen > reloads_before);  // resumed only once the new mapping was served
+  CHECK(f.mapping().perms == 0600);
+  CHECK(f.mapping().epoch == 2);
+}
+
+TEST_CASE("a node that never acknowledges times the command out, naming it; nothing changes") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  auto n3 = start_node(f.etcd.endpoint(), "n3", f.disk, /*with_gate=*/false);
+  auto view = must(read_view(*f.client, "/vvm/"));
+  auto bad = plan_move(view, "a", "n2", "");  // n2 is not a member
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.status().message(),
+             Catch::Contains("node n2") && Catch::Contains("not a live member"));
+  auto chmod = must(plan_chmod(view, "a", 0644));
+  const auto start = std::chrono::steady_clock::now();
+  auto r = reconfigure(*f.client, f.options(1500ms), {chmod});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Code::kTimeout);
+  CHECK_THAT(r.status().message(),
+             Catch::Contains("node n3 did not acknowledge") && Catch::Contains("pack a"));
+  CHECK(std::chrono::steady_clock::now() - start < 4s);
+  CHECK(f.mapping().epoch == 1);
+  CHECK(f.mapping().perms == 0660);
+  CHECK(f.keys_under(reconf_prefix("/vvm/")) == 0);
+  // n1 resumes at once: the intent went with the command's lease.
+  CHECK(eventually([&] { return n1->gate->held_packs() == 0; }, 1000ms));
+}
+
+TEST_CASE("a node whose lease goes stops counting") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  auto n3 = start_node(f.etcd.endpoint(), "n3", f.disk, /*with_gate=*/false);
+  auto view = must(read_view(*f.client, "/vvm/"));
+  auto chmod = must(plan_chmod(view, "a", 0644));
+  auto command = std::async(std::launch::async,
+                            [&] { return reconfigure(*f.client, f.options(8000ms), {chmod}); });
+  std::this_thread::sleep_for(500ms);
+  CHECK(command.wait_for(0s) == std::future_status::timeout);
+  n3->membership->leave();  // its key goes
+  REQUIRE(command.wait_for(3s) == std::future_status::ready);
+  auto report = command.get();
+  REQUIRE(report.ok());
+  CHECK(report->acked == std::vector<std::string>{"n1"});
+  CHECK(f.mapping().perms == 0644);
+}
+
+TEST_CASE("a mapping changed during the barrier fails the commit, naming the pack") {
+  Fixture f;
+  // n3 acknowledges by hand, after changing the mapping behind the command's back.
+  auto n3 = start_node(f.etcd.endpoint(), "n3", f.disk, /*with_gate=*/false);
+  auto view = must(read_view(*f.client, "/vvm/"));
+  auto chmod = must(plan_chmod(view, "a", 0644));
+  auto command = std::async(std::launch::async,
+                            [&] { return reconfigure(*f.client, f.options(5000ms), {chmod}); });
+  std::string intent_key;
+  int64_t lease = 0;
+  REQUIRE(eventually([&] {
+    auto r = must(f.client->range_prefix(reconf_prefix("/vvm/")));
+    if (r.kvs.empty()) return false;
+    intent_key = r.kvs[0].key;
+    lease = r.kvs[0].lease;
+    return true;
+  }));
+  PackMapping other = mapping_a();
+  other.perms = 0600;
+  other.epoch = 7;
+  must(f.client->put(pack_key("/vvm/", "a"), encode_pack(other)));
+  auto intent = must(decode_intent(intent_key, must(f.client->get(intent_key))->value));
+  must(f.client->put(ack_key("/vvm/", intent.id, "n3"), encode_ack({"n3", 1}), lease));
+  auto r = command.get();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Code::kBusy);
+  CHECK_THAT(r.status().message(), Catch::Contains("pack 'a': its mapping changed"));
+  CHECK(f.mapping().epoch == 7);
+  CHECK(f.keys_under(reconf_prefix("/vvm/")) == 0);
+}
+
+TEST_CASE("an intent whose command died goes with its lease, and the nodes resume") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  auto lease = must(f.client->lease_grant(1));
+  ReconfIntent intent;
+  intent.id = "dead-command";
+  intent.packs = {"a"};
+  intent.mappings = {mapping_a()};
+  intent.by = "a command that died";
+  intent.deadline_ms = static_cast<uint64_t>(std::time(nullptr) + 60) * 1000;
+  must(f.client->put(reconf_key("/vvm/", intent.id), encode_intent(intent), lease.id));
+  REQUIRE(eventually([&] { return n1->gate->held_packs() == 1; }));
+  CHECK(eventually([&] { return f.keys_under("/vvm/ack/") == 1; }));  // n1 drained and acked
+  // The lease ends (about a second), the intent and the ack go, n1 resumes.
+  CHECK(eventually([&] { return n1->gate->held_packs() == 0; }, 5000ms));
+  CHECK(f.keys_under("/vvm/ack/") == 0);
+  auto pass = n1->gate->enter("a", n1->gate->generation("a"), true);
+  CHECK(pass.status().ok());
+}
+
+TEST_CASE("a connection whose pack moved off its node is refused after the resume") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk);
+  auto n3 = start_node(f.etcd.endpoint(), "n3", f.disk);
+  const uint64_t opened = n2->gate->generation("a");
+  CHECK(n2->gate->enter("a", opened, true).status().ok());
+  // n2, the secondary, is replaced by n3: n2 serves the pack no more.
+  auto view = must(read_view(*f.client, "/vvm/"));
+  must(reconfigure(*f.client, f.options(), {must(plan_secondary(view, "a", "n3", ""))}));
+  REQUIRE(eventually([&] { return n2->gate->generation("a") != opened; }));
+  auto refused = n2->gate->enter("a", opened, true);
+  CHECK(refused.status().code() == Code::kUnavailable);
+  CHECK_THAT(refused.status().message(), Catch::Contains("moved it off this node"));
+  // n1, still the primary, goes on.
+  CHECK(n1->gate->enter("a", n1->gate->generation("a"), true).status().ok());
+}
+
+TEST_CASE("plans refuse bad targets, naming the pack, the node and the reason") {
+  ClusterView view;
+  view.nodes["n1"] = {"n1", "127.0.0.1:1", {{"d0", "/x"}}, 0};
+  view.nodes["n2"] = {"n2", "127.0.0.1:2", {{"d0", "/x"}}, 0};
+  view.nodes["n3"] = {"n3", "127.0.0.1:3", {{"d1", "/y"}}, 0};
+  view.packs["a"] = {mapping_a(), 5, 0};
+  auto unknown = plan_move(view, "zz", "n2", "");
+  CHECK_THAT(unknown.status().message(), Catch::Contains("pack 'zz' is not mapped"));
+  auto no_disk = plan_move(view, "a", "n3", "");
+  CHECK_THAT(no_disk.status().message(),
+             Catch::Contains("node n3 cannot be its primary: it has no disk 'd0'"));
+  auto swap = must(plan_move(view, "a", "n2", ""));
+  CHECK(swap.mapping.primary == DiskRef{"n2", "d0"});
+  CHECK(swap.mapping.secondary == DiskRef{"n1", "d0"});
+  CHECK(swap.mod_revision == 5);
+  CHECK(swap.mapping.epoch == 2);
+  auto replace = must(plan_move(view, "a", "n3", "d1"));
+  CHECK(replace.mapping.primary == DiskRef{"n3", "d1"});
+  CHECK(replace.mapping.secondary == DiskRef{"n2", "d0"});
+  view.drained.insert("n2");
+  CHECK_THAT(plan_move(view, "a", "n2", "").status().message(), Catch::Contains("drained"));
+  CHECK_THAT(plan_secondary(view, "a", "n1", "").status().message(),
+             Catch::Contains("node n1 is its primary"));
+  CHECK_FALSE(must(plan_secondary(view, "a", "", "")).mapping.secondary);
+  view.drained.clear();
+  auto drain = must(plan_drain(view, "n1"));
+  REQUIRE(drain.size() == 1);
+  CHECK(drain[0].mapping.primary == DiskRef{"n2", "d0"});
+  view.packs["a"].record.secondary.reset();
+  CHECK_THAT(plan_drain(view, "n1").status().message(),
+             Catch::Contains("pack 'a': its primary is n1 and it has no secondary"));
+}
+
+TEST_CASE("an exclusive hold on one node refuses another node's client, naming the holder") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk, false);
+  auto h1 = must(plugin::ClusterHolds::create(
+      {{{f.etcd.endpoint()}, 2000ms}, "/vvm/", "n1", n1->membership->lease_id()}));
+  auto h2 = must(plugin::ClusterHolds::create(
+      {{{f.etcd.endpoint()}, 2000ms}, "/vvm/", "n2", n2->membership->lease_id()}));
+  REQUIRE(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
+  Status refused = h2->acquire("a", HoldKind::kExclusive, "uid 1001");
+  CHECK(refused.code() == Code::kBusy);
+  CHECK_THAT(refused.message(), Catch::Contains("held exclusive by uid 1000 on node n1") &&
+                                    Catch::Contains("uid 1001 on node n2"));
+  CHECK(h2->acquire("a", HoldKind::kRead, "uid 1001").code() == Code::kBusy);
+  h1->release("a", HoldKind::kExclusive, "uid 1000");
+  CHECK(h2->acquire("a", HoldKind::kExclusive, "uid 1001").ok());
+  // The holder's lease goes: so does its hold.
+  n2->membership->leave();
+  CHECK(eventually([&] { return f.keys_under(hold_prefix("/vvm/")) == 0; }));
+  CHECK(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
+}
