@@ -558,12 +558,12 @@ void vvm_unload() {
 // which is its host, sees the VVs whose other bits let it read: a listing (nbdinfo --list opens
 // every export it lists) then shows what the client may use rather than failing on the first
 // it may not. Elsewhere every export is listed, as before.
-bool identity_may_list(const ExportInfo& e) {
+bool may_list(const ExportInfo& e) {
   if (!g_tls_identity) return true;
   const TlsIdentity& id = *g_tls_identity;
   return check_local_access(e.pack, !e.read_only, LocalPeer{id.uid, id.gid, id.groups}).ok();
 }
-bool identity_may_list(const Vv& vv, bool tcp_host) {
+bool may_list(const Vv& vv, bool tcp_host) {
   if (!g_tls_identity) return !tcp_host || other_access(vv.perms).read;
   const TlsIdentity& id = *g_tls_identity;
   auto owner = resolve_user(vv.owner);
@@ -586,7 +586,7 @@ int vvm_list_exports(int /*readonly*/, int is_tls, struct nbdkit_exports* export
     }
     std::shared_ptr<const PackCatalog> catalog = current_catalog();
     for (const ExportInfo& e : catalog->exports()) {
-      if (!identity_may_list(e)) continue;
+      if (!may_list(e)) continue;
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
     }
     for (const forward::ForwardEntry& e : g_forward.entries()) {
@@ -607,7 +607,7 @@ int vvm_list_exports(int /*readonly*/, int is_tls, struct nbdkit_exports* export
       return 0;
     }
     for (const Vv& vv : *vvs) {
-      if (!identity_may_list(vv, tcp_host)) continue;
+      if (!may_list(vv, tcp_host)) continue;
       const std::string name = std::string(kVvPrefix) + vv.name;
       if (nbdkit_add_export(exports, name.c_str(), vv_description(vv).c_str()) == -1) return -1;
     }
