@@ -4,6 +4,9 @@
 #   plain   no TLS (the reference: ratios are to it)
 #   psk     --tls=require --tls-psk, tls-identity=alice
 #   x509    --tls=require --tls-certificates --tls-verify-peer, tls-identity=alice
+#   psk-aes the psk listener with CHACHA20-POLY1305 disabled in GnuTLS for nbdkit
+#           (GNUTLS_SYSTEM_PRIORITY_FILE, [overrides] tls-disabled-cipher), so that PSK
+#           connections take AES-GCM as X.509 ones do
 # and, as the reference for what TLS costs nbdkit and libnbd themselves, nbdkit's file plugin on
 # the same file, plain (file) and with the same PSK (file-psk).
 # Cases: nbdcopy reading the whole pack to null: (sequential, MiB/s, 4 connections) and fio's nbd
@@ -55,7 +58,8 @@ client-ca = $tmp/pki/alice/client-ca-cert.pem
 EOF
 free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 declare -A port
-for l in plain psk x509 file file-psk; do port[$l]=$(free_port); done
+for l in plain psk x509 psk-aes file file-psk; do port[$l]=$(free_port); done
+
 serve() { # serve LISTENER NBDKIT_OPTIONS...
   local l=$1
   shift
@@ -67,6 +71,8 @@ serve() { # serve LISTENER NBDKIT_OPTIONS...
 serve plain
 serve psk --tls=require --tls-psk="$tmp/pki/alice/alice.psk"
 serve x509 --tls=require --tls-certificates="$tmp/pki/alice/nbdkit" --tls-verify-peer
+GNUTLS_SYSTEM_PRIORITY_FILE=$tmp/pki/gnutls-aes.conf serve psk-aes --tls=require \
+  --tls-psk="$tmp/pki/alice/alice.psk"
 nbdkit -f -i 127.0.0.1 -p "${port[file]}" -r file "$tmp/disk.img" 2>"$tmp/file.log" &
 pids+=($!)
 nbdkit -f -i 127.0.0.1 -p "${port[file-psk]}" -r --tls=require --tls-psk="$tmp/pki/alice/alice.psk" \
@@ -76,10 +82,11 @@ declare -A uri=(
   [plain]="nbd://127.0.0.1:${port[plain]}/pack/p@ro"
   [psk]="nbds://alice@127.0.0.1:${port[psk]}/pack/p@ro?tls-psk-file=$tmp/pki/alice/alice.psk"
   [x509]="nbds://127.0.0.1:${port[x509]}/pack/p@ro?tls-certificates=$tmp/pki/alice/client"
+  [psk-aes]="nbds://alice@127.0.0.1:${port[psk-aes]}/pack/p@ro?tls-psk-file=$tmp/pki/alice/alice.psk"
   [file]="nbd://127.0.0.1:${port[file]}/"
   [file-psk]="nbds://alice@127.0.0.1:${port[file-psk]}/?tls-psk-file=$tmp/pki/alice/alice.psk")
-listeners=(plain psk x509 file file-psk)
-declare -A twin=([plain]=plain [psk]=plain [x509]=plain [file]=file [file-psk]=file)
+listeners=(plain psk x509 psk-aes file file-psk)
+declare -A twin=([plain]=plain [psk]=plain [x509]=plain [psk-aes]=plain [file]=file [file-psk]=file)
 for l in "${listeners[@]}"; do
   for ((i = 0; i < 100; i++)); do nbdinfo --size "${uri[$l]}" >/dev/null 2>&1 && break; sleep 0.1; done
   nbdinfo --size "${uri[$l]}" >/dev/null || { echo "bench/tls.sh: $l did not start: $(cat "$tmp/$l.log")" >&2; exit 1; }
