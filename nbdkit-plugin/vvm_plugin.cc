@@ -552,6 +552,26 @@ void vvm_unload() {
   g_vvmd.reset();
 }
 
+// .preconnect, on a tls-identity= listener: a debug line naming the client's address and port.
+// nbdkit refuses some clients before the plugin hears of them (a failed TLS handshake, a
+// plaintext client under --tls=require), and its line says only the connection's number
+// ("vvm[7]: error: gnutls_handshake: ..."); this line, under the same number, says who it was.
+int vvm_preconnect(int /*readonly*/) {
+  return guarded("preconnect", -1, [] {
+    if (!g_tls_identity) return 0;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    char host[NI_MAXHOST] = {}, port[NI_MAXSERV] = {};
+    if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == 0 && ss.ss_family != AF_UNIX &&
+        ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, port, sizeof port,
+                      NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+      nbdkit_debug("client %s port %s on the TLS listener of [identity %s]", host, port,
+                   g_tls_identity->name.c_str());
+    }
+    return 0;
+  });
+}
+
 // --- exports ---
 
 // On a tls-identity= listener the list holds what the identity may open, and a plain TCP peer,
@@ -1008,6 +1028,7 @@ nbdkit_plugin make_plugin() {
   p.config = vvm_config;
   p.config_complete = vvm_config_complete;
   p.after_fork = vvm_after_fork;
+  p.preconnect = vvm_preconnect;
   p.config_help = kConfigHelp;
   p.magic_config_key = "packtab";
   p.list_exports = vvm_list_exports;
