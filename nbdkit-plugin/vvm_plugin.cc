@@ -640,18 +640,38 @@ void vvm_unload() {
   g_vvmd.reset();
 }
 
+// .preconnect, on a tls-identity= listener: a debug line naming the client's address and port.
+// nbdkit refuses some clients before the plugin hears of them (a failed TLS handshake, a
+// plaintext client under --tls=require), and its line says only the connection's number
+// ("vvm[7]: error: gnutls_handshake: ..."); this line, under the same number, says who it was.
+int vvm_preconnect(int /*readonly*/) {
+  return guarded("preconnect", -1, [] {
+    if (!g_tls_identity) return 0;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    char host[NI_MAXHOST] = {}, port[NI_MAXSERV] = {};
+    if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) == 0 && ss.ss_family != AF_UNIX &&
+        ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, port, sizeof port,
+                      NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+      nbdkit_debug("client %s port %s on the TLS listener of [identity %s]", host, port,
+                   g_tls_identity->name.c_str());
+    }
+    return 0;
+  });
+}
+
 // --- exports ---
 
 // On a tls-identity= listener the list holds what the identity may open, and a plain TCP peer,
 // which is its host, sees the VVs whose other bits let it read: a listing (nbdinfo --list opens
 // every export it lists) then shows what the client may use rather than failing on the first
 // it may not. Elsewhere every export is listed, as before.
-bool identity_may_list(const ExportInfo& e) {
+bool may_list(const ExportInfo& e) {
   if (!g_tls_identity) return true;
   const TlsIdentity& id = *g_tls_identity;
   return check_local_access(e.pack, !e.read_only, LocalPeer{id.uid, id.gid, id.groups}).ok();
 }
-bool identity_may_list(const Vv& vv, bool tcp_host) {
+bool may_list(const Vv& vv, bool tcp_host) {
   if (!g_tls_identity) return !tcp_host || other_access(vv.perms).read;
   const TlsIdentity& id = *g_tls_identity;
   auto owner = resolve_user(vv.owner);
@@ -674,7 +694,7 @@ int vvm_list_exports(int /*readonly*/, int is_tls, struct nbdkit_exports* export
     }
     std::shared_ptr<const PackCatalog> catalog = current_catalog();
     for (const ExportInfo& e : catalog->exports()) {
-      if (!identity_may_list(e)) continue;
+      if (!may_list(e)) continue;
       if (nbdkit_add_export(exports, e.name.c_str(), e.description.c_str()) == -1) return -1;
     }
     for (const forward::ForwardEntry& e : g_forward.entries()) {
@@ -700,7 +720,7 @@ int vvm_list_exports(int /*readonly*/, int is_tls, struct nbdkit_exports* export
       return 0;
     }
     for (const Vv& vv : *vvs) {
-      if (!identity_may_list(vv, tcp_host)) continue;
+      if (!may_list(vv, tcp_host)) continue;
       const std::string name = std::string(kVvPrefix) + vv.name;
       if (nbdkit_add_export(exports, name.c_str(), vv_description(vv).c_str()) == -1) return -1;
     }
@@ -1155,6 +1175,7 @@ nbdkit_plugin make_plugin() {
   p.config = vvm_config;
   p.config_complete = vvm_config_complete;
   p.after_fork = vvm_after_fork;
+  p.preconnect = vvm_preconnect;
   p.config_help = kConfigHelp;
   p.magic_config_key = "packtab";
   p.list_exports = vvm_list_exports;

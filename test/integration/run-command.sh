@@ -192,6 +192,13 @@ nbdinfo "nbds://bob@127.0.0.1:$((tls_port + 1))/vv/$avv?tls-psk-file=$tls/bob/bo
   die "bob read alice's VV"
 grep -q "may not open VV $avv" "$var/log/nbdkit-bob-psk.log" || die "bob's refusal is not in his listener's log"
 echo "ok: over TLS alice wrote her VV (PSK), read it back (X.509), nbd-client listed it; bob was refused"
+# With AES-NI the PSK listeners run with CHACHA20-POLY1305 disabled: PSK connections take AES-GCM.
+if grep -qw aes /proc/cpuinfo; then
+  out=$(LIBNBD_DEBUG=1 nbdinfo --size "nbds://alice@127.0.0.1:$tls_port/vv/$avv?tls-psk-file=$tls/alice/alice.psk" 2>&1)
+  grep -q "using TLS: cipher AES-[0-9]*-GCM" <<<"$out" ||
+    die "alice's PSK connection does not use AES-GCM: $(grep 'using TLS' <<<"$out")"
+  echo "ok: PSK connections use AES-GCM ($(grep -o 'cipher [^ ]*' <<<"$out"))"
+fi
 
 stop_run ctrl-c
 

@@ -251,6 +251,10 @@ expect 1 "gnutls_handshake|connection is closed|TLS" -- \
   nbdinfo "$(psk alice pack/alice alice-psk "$tmpdir/wrong.psk")"
 wait_log "${log[alice-psk]}" "error: gnutls_handshake: "
 (($(handshake_errors alice-psk) > n)) || die "no handshake error logged for a wrong PSK"
+# nbdkit's line names only the connection's number; the plugin's, under that number, the client.
+conn=$(grep "error: gnutls_handshake" "${log[alice-psk]}" | tail -n1 | grep -o 'vvm\[[0-9]*\]')
+grep -qF "$conn: debug: client 127.0.0.1 port " "${log[alice-psk]}" ||
+  die "no line says who connection $conn, refused by its handshake, was"
 still_serving "a wrong PSK"
 
 printf 'mallory:%s\n' 00112233445566778899aabbccddeeff >"$tmpdir/mallory.psk"

@@ -1,6 +1,6 @@
 // pack_access_test.cc: who may open a pack: the owner, group or other bits (exactly one class
 // applies, as in Unix), supplementary groups, root, read-only against read-write opens, the
-// messages of a refusal, and the TCP allow-list.
+// messages of a refusal (a TLS identity's named as such), and the TCP allow-list.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -63,6 +63,17 @@ TEST_CASE("a refusal says who, how and why, and points a reader at @ro") {
   CHECK(s.code() == Code::kPermissionDenied);
   CHECK_THAT(s.message(),
              Catch::Contains("may not open it read-only") && !Catch::Contains("@ro reads it"));
+}
+
+TEST_CASE("a TLS identity is checked by its user and groups, and named in the refusal") {
+  const LocalPeer alice{1001, 1001, {100}};  // in the pack's group through a supplementary one
+  const std::string who = "identity alice (uid 1001, gid 1001)";
+  CHECK(check_local_access(pack(0640, 0, 100), false, alice, who).ok());
+  Status s = check_local_access(pack(0640, 0, 100), true, alice, who);
+  CHECK(s.code() == Code::kPermissionDenied);
+  CHECK_THAT(s.message(), Catch::StartsWith("pack 'p': identity alice (uid 1001, gid 1001) may "
+                                            "not open it read-write: its mode is rw-r-----"));
+  CHECK(check_local_access(pack(0600, 1001, 5), true, alice, who).ok());  // the owner's bits
 }
 
 TEST_CASE("mode_string") {
