@@ -13,6 +13,7 @@
 // it daemonizes, and threads do not survive a fork) and serves the packs mapped to it.
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
+#include <nbdkit-version.h>
 
 #include <atomic>
 #include <cerrno>
@@ -91,6 +92,18 @@ PathFailure path_failure_of(const std::string& pack) {
   if (g_cluster) return g_cluster->has_alternate(pack) ? PathFailure::kNak : PathFailure::kEio;
   return g_path_failure;
 }
+
+// nbdkit 1.32.4 to 1.33.9 abort ("raw_send_socket: Assertion `sock >= 0' failed") when a client
+// hangs up while two worker threads of its connection hold replies: the first send fails and
+// closes the socket, the second asserts. Every other client loses its disk with it. Handling
+// each connection's requests one after another (NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS, which
+// nbdkit serves with no worker threads) leaves no second reply; connections still run in
+// parallel. parallel=auto, the default, does so when built against such an nbdkit. (Not
+// "serialize=": nbdkit's noparallel filter takes that key before the plugin would see it.)
+constexpr bool kNbdkitAbortsOnHangup =
+    NBDKIT_VERSION_MAJOR == 1 && ((NBDKIT_VERSION_MINOR == 32 && NBDKIT_VERSION_MICRO >= 4) ||
+                                  (NBDKIT_VERSION_MINOR == 33 && NBDKIT_VERSION_MICRO < 10));
+bool g_serialize = kNbdkitAbortsOnHangup;  // parallel=no
 
 // The packs whose path to the disk has failed: the failure is logged as an error once a pack,
 // then only in the debug log (a client retrying elsewhere would fill the log otherwise).
@@ -406,6 +419,15 @@ int vvm_config(const char* key, const char* value) {
         return -1;
       }
       g_path_failure = v == "nak" ? PathFailure::kNak : PathFailure::kEio;
+      return 0;
+    }
+    if (k == "parallel") {
+      const std::string_view v(value);
+      if (v != "auto" && v != "yes" && v != "no") {
+        fail(EINVAL, "parallel=" + std::string(v) + ": give auto, yes or no");
+        return -1;
+      }
+      g_serialize = v == "auto" ? kNbdkitAbortsOnHangup : v == "no";
       return 0;
     }
     if (target == nullptr) {
@@ -1131,6 +1153,14 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
   });
 }
 
+// Called by nbdkit after .config_complete; it may only lower the model THREAD_MODEL declares.
+int vvm_thread_model() {
+  if (g_serialize)
+    nbdkit_debug("parallel=no: each connection's requests are handled one at a time (nbdkit %s)",
+                 NBDKIT_VERSION_STRING);
+  return g_serialize ? NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS : NBDKIT_THREAD_MODEL_PARALLEL;
+}
+
 constexpr const char kConfigHelp[] =
     "packtab=PATH   The pack table to serve: one pack a line,\n"
     "               NAME BACKING OFFSET SIZE MODE OWNER GROUP PERMS.\n"
@@ -1146,6 +1176,11 @@ constexpr const char kConfigHelp[] =
     "path-failure=eio|nak  What a pack request answers when its backing\n"
     "               fails: EIO (the default), or NBD_ESHUTDOWN, which sends a\n"
     "               forwarding node to another server of the pack.\n"
+    "parallel=auto|yes|no  no: each connection's requests one at a time\n"
+    "               (connections still in parallel), so that a client hanging\n"
+    "               up with requests in flight cannot make nbdkit 1.32.4 to\n"
+    "               1.33.9 abort; yes: nbdkit's worker threads; auto (the\n"
+    "               default): no with those nbdkits, else yes.\n"
     "forward=NAME=URI[,URI...]  Serve pack/NAME by forwarding it to these NBD\n"
     "               servers: the primary, then the secondaries (for tests; in\n"
     "               cluster mode the mappings in etcd provide them).\n"
@@ -1176,6 +1211,7 @@ nbdkit_plugin make_plugin() {
   p.config_complete = vvm_config_complete;
   p.after_fork = vvm_after_fork;
   p.preconnect = vvm_preconnect;
+  p.thread_model = vvm_thread_model;
   p.config_help = kConfigHelp;
   p.magic_config_key = "packtab";
   p.list_exports = vvm_list_exports;

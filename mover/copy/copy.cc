@@ -11,9 +11,11 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -168,12 +170,18 @@ Result<size_t> read_full(int fd, char* buf, size_t n) {
   return done;
 }
 
+// A full filesystem is NoSpace, not IoError: on stage it is the cache's doing, not the tape's.
+Status write_error(int err, std::string_view what) {
+  if (err == ENOSPC) return Status::NoSpace(fmt::format("{}: {}", what, std::strerror(err)));
+  return Status::FromErrno(err, what);
+}
+
 Status write_full(int fd, const char* buf, size_t n) {
   while (n > 0) {
     ssize_t put = ::write(fd, buf, n);
     if (put < 0) {
       if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "write");
+      return write_error(errno, "write");
     }
     buf += put;
     n -= static_cast<size_t>(put);
@@ -541,8 +549,8 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
     return Status::Mismatch(fmt::format("{}: field checksum: expected {}, found {}", at,
                                         hex16(request.checksum), hex16(contents->checksum)));
   }
-  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, temp);
-  if (::close(fd.release()) != 0) return Status::FromErrno(errno, temp);
+  if (::fsync(fd.get()) != 0) return write_error(errno, temp + ": fsync");
+  if (::close(fd.release()) != 0) return write_error(errno, temp + ": close");
   if (::rename(temp.c_str(), final_path.c_str()) != 0) {
     return Status::FromErrno(errno, fmt::format("rename {} to {}", temp, final_path));
   }

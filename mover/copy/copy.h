@@ -25,7 +25,9 @@
 // package (libxxhash-dev).
 //
 // Error codes (Status::code()), so that vvmd can act without parsing messages:
-//   NoSpace   the VSN is full (end of medium): archive the VV to another VSN.
+//   NoSpace   on archive, the VSN is full (end of medium): archive the VV to another VSN. On
+//             stage, the cache filesystem is full (ENOSPC writing the temporary file): no copy
+//             is to blame, and another would fill it too.
 //   Mismatch  the tape is not what the request says: wrong VSN in the drive (or a blank tape),
 //             a last complete file other than the one expected, a label field, the data length,
 //             the checksum. The message names the VSN, the file number, the field, the expected

@@ -11,8 +11,9 @@
  *   VVM_FAULT_ERRNO  EIO (default) or ENOSPC
  *
  * Each injected fault is said once per call kind on stderr ("faultfs: fdatasync of PATH: EIO"),
- * so the test's log shows what was done to the daemon. The failing call does nothing at all, as
- * a device that refuses the write would leave it. */
+ * so the test's log shows what was done to the daemon (that message's own write goes to stderr,
+ * which is not a faulted path). Children inherit LD_PRELOAD, so a mover's copy children fail too.
+ * The failing call does nothing at all, as a device that refuses the write would leave it. */
 #define _GNU_SOURCE
 /* Both pwrite and pwrite64 are defined here, as their own names. */
 #undef _FILE_OFFSET_BITS
@@ -97,6 +98,11 @@ ssize_t pwritev2(int fd, const struct iovec* iov, int iovcnt, off_t offset, int 
 
 ssize_t pwritev64v2(int fd, const struct iovec* iov, int iovcnt, off_t offset, int flags) {
   return vectored_write("pwritev64v2", fd, iov, iovcnt, offset, flags);
+}
+
+ssize_t write(int fd, const void* buf, size_t count) {
+  if (inject(fd, kWrite, "write")) return -1;
+  return REAL("write", ssize_t(*)(int, const void*, size_t))(fd, buf, count);
 }
 
 ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) {

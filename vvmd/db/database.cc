@@ -166,9 +166,10 @@ Result<std::vector<uint64_t>> Database::apply(const Transaction& txn) {
   return failure;
 }
 
-Status Database::write_group(const std::string& frame, const Images& images) {
+Status Database::write_group(const std::string& frame, const Images& images, bool* journaled) {
   if (frame.empty()) return Status::Ok();
   VVM_RETURN_IF_ERROR(journal_->append(frame));  // the commit point
+  *journaled = true;
   for (size_t t = 0; t < tables_.size(); ++t) {
     VVM_RETURN_IF_ERROR(tables_[t]->table().write_images(images[t]));
   }
@@ -238,19 +239,44 @@ Status Database::write_frame(std::unique_lock<std::mutex>& lock) {
   for (size_t t = 0; t < tables_.size(); ++t) images[t] = tables_[t]->table().take_pending();
   std::optional<Status> failed = failed_;
   in_flight_ = true;
-  lock.unlock();  // submits and readers go on while the frame is written
-  Status written = failed ? unusable(*failed) : write_group(journal_->make_frame(images), images);
+  lock.unlock();           // submits and readers go on while the frame is written
+  bool journaled = false;  // the frame is durable, whatever failed after
+  Status written =
+      failed ? unusable(*failed) : write_group(journal_->make_frame(images), images, &journaled);
   lock.lock();
   in_flight_ = false;
   for (size_t t = 0; t < tables_.size(); ++t) tables_[t]->table().release_pending(images[t]);
   if (!written.ok() && !failed_) {
-    failed_ = written;  // a failed journal write or fdatasync is final: no change is taken again
-    // Reads go on from what is durable: each table as its file holds it (every durable frame was
-    // written there, this one never was) and its indexes rebuilt from those records, so that no
-    // reader sees a change that a restart would not find. A table that cannot be read again
-    // refuses reads too.
-    for (auto& t : tables_) {
-      if (Status again = t->reload(); !again.ok()) {
+    // A failed journal write or fdatasync, or a failed table write or checkpoint, is final: no
+    // change is taken again (the kernel may have dropped what it could not write).
+    failed_ = written;
+    // Reads go on from what is durable, what a restart would find: each table as its file holds
+    // it and its indexes rebuilt from those records. When the journal failed, every durable frame
+    // was written to the files and this one never was. When the frame is durable and a table
+    // write after it failed, the journal's frames (this one with them) are put over the files'
+    // records in memory, as a restart's replay would write them. A table that cannot be read
+    // again refuses reads too.
+    std::vector<std::vector<Table::Image>> replayed(tables_.size());
+    if (journaled) {
+      auto frames = journal_->replay([&](uint8_t t, uint64_t slot, std::string_view record) {
+        if (t >= replayed.size()) {
+          return Status::IoError(fmt::format("{}: an image of table {}, which is not there", dir_,
+                                             static_cast<int>(t)));
+        }
+        replayed[t].emplace_back(slot, std::string(record));
+        return Status::Ok();
+      });
+      if (!frames.ok()) {
+        log::error("database {}: after a table write failed, cannot read the journal back: {}",
+                   dir_, frames.status().message());
+        for (auto& t : tables_) t->table().mark_failed(frames.status());
+        replayed.clear();
+      }
+    }
+    for (size_t i = 0; i < tables_.size() && (!journaled || !replayed.empty()); ++i) {
+      auto& t = tables_[i];
+      if (Status again = t->reload(journaled ? replayed[i] : std::vector<Table::Image>{});
+          !again.ok()) {
         log::error("{}: after the journal failed, cannot be read again: {}", t->table().path(),
                    again.message());
         t->table().mark_failed(written);
@@ -265,7 +291,8 @@ Status Database::write_frame(std::unique_lock<std::mutex>& lock) {
   // What was applied meanwhile is the flusher's next frame (woken only then: a lone committer
   // would otherwise wake it for nothing after every frame).
   if (!waiting_.empty() || untaken() || stop_) work_.notify_one();
-  return written;
+  // A durable frame's transactions are done, even if nothing after them will be.
+  return journaled ? Status::Ok() : written;
 }
 
 void Database::flush_loop() {

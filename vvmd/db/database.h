@@ -22,7 +22,10 @@
 // transaction's records (from memory) as soon as it is applied, before it is durable. If the
 // journal then fails, the database refuses every change from there on, and reads answer from
 // what is durable: the tables are read again from their files (every durable frame was written
-// there, the failed one never was), so no reader sees a change a restart would not find.
+// there, the failed one never was), so no reader sees a change a restart would not find. When a
+// table write (or a checkpoint) fails after its frame is durable, that frame's transactions are
+// done (on_durable gets Ok), every later change is refused, and reads answer from the files with
+// the journal's frames put over them in memory: what a restart's replay writes.
 #pragma once
 
 #include <array>
@@ -170,10 +173,10 @@ class Database {
   // Applies `txn` to the tables in memory (deferred), undoing it all on the first failure.
   Result<std::vector<uint64_t>> apply(const Transaction& txn);
   using Images = std::vector<std::vector<Table::Image>>;  // by table
-  // Journals `frame` (the commit point), writes the images, checkpoints when due. Runs without
-  // the lock, from write_frame: one frame is written at a time, and readers see the images in
-  // memory until write_frame drops them.
-  Status write_group(const std::string& frame, const Images& images);
+  // Journals `frame` (the commit point; then sets `journaled`), writes the images, checkpoints
+  // when due. Runs without the lock, from write_frame: one frame is written at a time, and
+  // readers see the images in memory until write_frame drops them.
+  Status write_group(const std::string& frame, const Images& images, bool* journaled);
   // Empties the journal after a replay or a checkpoint (the tables being synced).
   Status reset_journal();
   // The flusher thread: until stopped with nothing left, takes everything applied since its

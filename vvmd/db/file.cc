@@ -135,6 +135,49 @@ class PosixFile : public File {
 
 }  // namespace
 
+namespace {
+
+class MemoryFile : public File {
+ public:
+  MemoryFile(std::string path, std::string bytes)
+      : path_(std::move(path)), bytes_(std::move(bytes)) {}
+  Status read_at(uint64_t offset, char* buf, size_t n) override {
+    if (offset + n > bytes_.size()) {
+      return Status::IoError(fmt::format("{}: ends at {}, inside a record", path_, bytes_.size()));
+    }
+    bytes_.copy(buf, n, offset);
+    return Status::Ok();
+  }
+  Status write_at(uint64_t offset, std::string_view data) override {
+    if (offset + data.size() > bytes_.size()) bytes_.resize(offset + data.size(), '\0');
+    bytes_.replace(offset, data.size(), data);
+    return Status::Ok();
+  }
+  Status sync() override { return Status::Ok(); }
+  Result<uint64_t> size() override { return uint64_t{bytes_.size()}; }
+  Status truncate(uint64_t size) override {
+    bytes_.resize(size, '\0');
+    return Status::Ok();
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  std::string bytes_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<File>> open_memory_copy(const std::string& path) {
+  auto file = open_posix_file(path, false);
+  if (!file.ok()) return file.status();
+  auto size = (*file)->size();
+  if (!size.ok()) return size.status();
+  std::string bytes(*size, '\0');
+  if (*size > 0) VVM_RETURN_IF_ERROR((*file)->read_at(0, bytes.data(), bytes.size()));
+  return std::unique_ptr<File>(std::make_unique<MemoryFile>(path, std::move(bytes)));
+}
+
 Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool create) {
   int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
   int fd = ::open(path.c_str(), flags, 0644);

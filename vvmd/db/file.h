@@ -45,6 +45,11 @@ class File {
 // synced so that the name survives a crash.
 Result<std::unique_ptr<File>> open_posix_file(const std::string& path, bool create);
 
+// The bytes of the file at `path`, copied into memory: writes change the copy alone, sync does
+// nothing. For reading a table as it would be with images that cannot be written to it (the
+// database after a table write failed, db/database.h). Messages name `path`.
+Result<std::unique_ptr<File>> open_memory_copy(const std::string& path);
+
 // Renames `from` to `to` and syncs the folder: after a crash the file is there whole under its
 // new name, or not at all.
 Status rename_durably(const std::string& from, const std::string& to);

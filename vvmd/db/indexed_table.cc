@@ -17,11 +17,28 @@ Result<IndexedTable> IndexedTable::create(const std::string& path, const Schema&
   return IndexedTable(std::move(*table), std::move(indexes));
 }
 
-Status IndexedTable::reload() {
+Status IndexedTable::reload(const std::vector<Table::Image>& journaled) {
   std::vector<Index> fresh;
   for (const Index& i : indexes_) fresh.push_back(i.empty_copy());
   const bool deferred = table_->deferred();
-  auto again = open(table_->path(), table_->schema(), std::move(fresh));
+  const std::string path = table_->path();
+  const Schema& schema = table_->schema();
+  Result<IndexedTable> again = Status::Internal("not opened");
+  if (journaled.empty()) {
+    again = open(path, schema, std::move(fresh));
+  } else {
+    auto copy = open_memory_copy(path);
+    if (!copy.ok()) return copy.status();
+    for (const auto& [slot, text] : journaled) {
+      VVM_RETURN_IF_ERROR((*copy)->write_at(slot * schema.record_size(), text));
+    }
+    again = build(
+        path,
+        [&](const Table::EachLive& each, int workers) {
+          return Table::open_file(std::move(*copy), schema, each, workers);
+        },
+        std::move(fresh));
+  }
   if (!again.ok()) return again.status();
   *this = std::move(*again);
   table_->set_deferred(deferred);
@@ -30,6 +47,16 @@ Status IndexedTable::reload() {
 
 Result<IndexedTable> IndexedTable::open(const std::string& path, const Schema& schema,
                                         std::vector<Index> indexes) {
+  return build(
+      path,
+      [&](const Table::EachLive& each, int workers) {
+        return Table::open(path, schema, each, workers);
+      },
+      std::move(indexes));
+}
+
+Result<IndexedTable> IndexedTable::build(const std::string& path, const TableOpener& open_table,
+                                         std::vector<Index> indexes) {
   // Each worker decodes a part of the table and collects the index entries of its records; the
   // indexes are then built from the sorted entries, one index a worker. On two cores a 1M-record
   // table opens in well under half the time of one thread inserting into every index.
@@ -37,8 +64,7 @@ Result<IndexedTable> IndexedTable::open(const std::string& path, const Schema& s
   using Entries = std::vector<Index::Entry>;
   std::vector<std::vector<Entries>> collected(workers, std::vector<Entries>(indexes.size()));
   std::vector<std::vector<std::string>> scratch(workers);
-  auto table = Table::open(
-      path, schema,
+  auto table = open_table(
       [&](int worker, uint64_t slot, const Values& v) {
         std::vector<std::string>& keys = scratch[worker];
         for (size_t i = 0; i < indexes.size(); ++i) {

@@ -3,6 +3,7 @@
 // would break a unique index is refused before anything is written.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,14 +51,23 @@ class IndexedTable {
 
   // Reads the table again from its file, and its indexes from those records: what a restart
   // would find, dropping what was changed in memory only. The database does this when its
-  // journal fails, so that reads go on from what is durable. Unchanged on failure.
-  Status reload();
+  // journal fails, so that reads go on from what is durable. With `journaled` (images of
+  // journal frames that a restart writes into the file before reading it), the file is read
+  // into memory and they are put there first, since they could not be written to the file
+  // itself. Unchanged on failure.
+  Status reload(const std::vector<Table::Image>& journaled = {});
 
   // Rebuilds every index from a full scan and compares: Ok, or Internal naming the first
   // difference. For tests, the crash test and `vvctl db check`.
   Status verify();
 
  private:
+  // open() on the table that `open_table` opens, given the per-record callback and how many
+  // workers call it.
+  using TableOpener = std::function<Result<Table>(const Table::EachLive&, int workers)>;
+  static Result<IndexedTable> build(const std::string& path, const TableOpener& open_table,
+                                    std::vector<Index> indexes);
+
   IndexedTable(Table table, std::vector<Index> indexes)
       : table_(std::make_unique<Table>(std::move(table))), indexes_(std::move(indexes)) {}
   Status check_unique(const Values& values, uint64_t slot) const;

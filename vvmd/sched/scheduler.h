@@ -203,7 +203,8 @@ class Scheduler {
   bool wake_pending_ = false;
   ArchiveQueue queue_;
   StageQueue stages_;
-  std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;  // vv -> why
+  // vv -> until when a stage request is answered with this failure, and the failure
+  std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;
   LibraryView view_;
   std::map<uint64_t, InFlight> in_flight_;  // by request id
   uint64_t next_request_id_;

@@ -85,7 +85,7 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
   if (!slot.ok()) return slot.status();
   if (auto failed = failed_stages_.find(name); failed != failed_stages_.end()) {
     // Fresh news of a stage that failed goes to whoever asks, rather than a new try at once.
-    if (steady_now() - failed->second.first < kFailedStageMemory) {
+    if (steady_now() < failed->second.first) {
       return Status::Unavailable(failed->second.second);
     }
     failed_stages_.erase(failed);
@@ -252,6 +252,19 @@ void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
 
 void Scheduler::stage_failed(InFlight f, const Status& why) {
   StageItem& item = *f.staged;
+  if (why.code() == Code::kNoSpace) {
+    // The cache filled while the mover wrote the VV into it (it removed its partial file): no
+    // copy is to blame (nothing counted on the VSN, the drive keeps its tape) and another copy
+    // would fill it too. The VV stays evicted; the clients waiting hear why, and a stage asked
+    // for once the cache has room starts again.
+    log::error("stage of VV {} from {} file {} failed: the cache is full: {}", item.vv, f.vsn,
+               f.file, why.message());
+    failed_stages_[item.vv] = {
+        steady_now() + kFullCacheStageMemory,
+        fmt::format("the stage of VV {} failed: the cache is full: {}", item.vv, why.message())};
+    (void)set_cache(item.vv, CacheState::kEvicted, false);
+    return;
+  }
   ++item.attempts;
   const bool bad = why.code() == Code::kMismatch;
   if (bad) {
@@ -279,7 +292,7 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
   next.not_before = steady_now();
   if (Status s = queue_stage(vv, std::move(next)); !s.ok()) {
     log::error("cannot stage VV {}: {}; it stays evicted", vv_name, s.message());
-    failed_stages_[vv_name] = {steady_now(),
+    failed_stages_[vv_name] = {steady_now() + kFailedStageMemory,
                                fmt::format("the stage of VV {} failed: {}", vv_name, s.message())};
     (void)set_cache(vv_name, CacheState::kEvicted, false);
     return;
