@@ -159,6 +159,12 @@ scrape mover6 "$mover_metrics"
 expect_more mover6 'vvm_control_requests_total{code="not_found",op="archive"}' 1
 expect_value mover6 'vvm_mover_copies_total{drive="d1",op="archive",result="done"}' 0
 
+# --- the example alert rules use metrics that vvmd serves, by these names ---
+for name in $(grep -o 'vvm_[a-z_]*' "$VVM_SOURCE_DIR/conf/prometheus/vvm-alerts.yml" | sort -u); do
+  grep -q "^$name[{ ]" "$tmpdir/vvmd6.prom" || die "conf/prometheus/vvm-alerts.yml uses $name, which vvmd does not serve"
+done
+echo "ok: every metric of conf/prometheus/vvm-alerts.yml is served by vvmd"
+
 # --- configuration errors: a malformed address, an address taken ---
 # start_fails NAME WANT CMD...: CMD exits 2, printing a line that matches WANT.
 start_fails() {
