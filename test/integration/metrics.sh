@@ -104,9 +104,10 @@ expect_value vvmd2 'vvm_control_requests_total{code="ok",op="vv-evict"}' 1
 expect_value vvmd2 'vvm_drives{state="loaded"}' 1
 expect_value vvmd2 'vvm_open_vvs' 0
 
-# Reading the evicted VV through NBD stages it back.
+# Reading the evicted VV through NBD stages it back. vvmd counts the stage when the copy's final
+# report arrives, which may be a moment after the client has its data.
 io "$uri" -r -c 'read -P 0xab 0 8M'
-scrape vvmd3 "$vvmd_metrics"
+scrape_until vvmd3 "$vvmd_metrics" 'vvm_staged_files_total{media="LTO9"}' 1
 # The mover counts a copy once its child has exited, a moment after the child's report to vvmd.
 scrape_until mover3 "$mover_metrics" 'vvm_mover_copies_total{drive="d0",op="stage",result="done"}' 1
 expect_value vvmd3 'vvm_staged_files_total{media="LTO9"}' 1
