@@ -65,8 +65,9 @@ expect_more() {
 # --- before any work ---
 scrape vvmd0 "$vvmd_metrics"
 scrape mover0 "$mover_metrics"
-expect_value vvmd0 "vvm_build_info{daemon=\"vvmd\",name=\"$(hostname)\",version=\"0.1.0\"}" 1
-expect_value mover0 'vvm_build_info{daemon="vvmover",name="m1",version="0.1.0"}' 1
+version=$("$vvmd" --version | awk '{ print $NF }')
+expect_value vvmd0 "vvm_build_info{daemon=\"vvmd\",name=\"$(hostname)\",version=\"$version\"}" 1
+expect_value mover0 "vvm_build_info{daemon=\"vvmover\",name=\"m1\",version=\"$version\"}" 1
 expect_value vvmd0 'vvm_archive_queue_files{class="A",media="LTO9"}' 0
 expect_value vvmd0 'vvm_drives{state="empty"}' 2
 expect_value vvmd0 'vvm_cache_capacity_bytes' $((100 * M))
