@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "copy/child.h"
 #include "copy/jobs.h"
+#include "metrics/metrics.h"
 #include "proto/daemon.h"
 
 namespace po = boost::program_options;
@@ -58,8 +59,22 @@ int main(int argc, char** argv) {
 
   std::string ident = "vvmover " + name;
   rpc::Server server(ident, config->vvmd_access);
+  // The metrics endpoint first, so that a bad address stops the mover before it starts anything.
+  std::unique_ptr<metrics::Exporter> exporter;
+  if (mover.metrics) {
+    auto started_metrics = daemon::start_metrics(server, *mover.metrics, *config,
+                                                 "mover " + name + ".metrics", "vvmover", name);
+    if (!started_metrics.ok()) return 2;
+    exporter = std::move(*started_metrics);
+  }
+  mover::MoverMetrics counters =
+      exporter ? mover::MoverMetrics(exporter->registry()) : mover::MoverMetrics();
   const auto ping = daemon::serve_ping(server, "vvmover", name, started);
   mover::CopyJobs jobs(*config, name);
+  jobs.count_with(&counters);
+  // CopyJobs keeps its drives under its own lock: a scrape reads them from the HTTP thread.
+  if (exporter)
+    exporter->collect([&jobs](metrics::Families& out) { out.append(mover::state_families(jobs)); });
   if (Status s = jobs.start(); !s.ok()) {
     log::error("{}", s.message());
     return 1;
@@ -87,6 +102,7 @@ int main(int argc, char** argv) {
                                    mover.listen.to_string()));
   Status ran = server.run({SIGTERM, SIGINT});
   daemon::notify_stopping();
+  exporter.reset();  // no scrape reads the jobs from here on
   // No more requests come in: the running copies are killed and reported failed.
   jobs.stop();
   if (!ran.ok()) {

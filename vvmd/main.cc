@@ -26,6 +26,7 @@
 #include "catalog/vv_opens.h"
 #include "common/log.h"
 #include "db/database.h"
+#include "metrics/metrics.h"
 #include "proto/daemon.h"
 #include "sched/mover_link.h"
 #include "sched/scheduler.h"
@@ -68,12 +69,25 @@ int main(int argc, char** argv) {
   // Declared before the database: a transaction still in flight when vvmd stops answers its
   // client as the database closes, through this server.
   rpc::Server server("vvmd", config->vvmd_access);
+  // The metrics endpoint comes first, so that a bad address stops vvmd before it opens anything;
+  // its HTTP threads read the daemon's state only through the server's loop (state_families).
+  std::unique_ptr<metrics::Exporter> exporter;
+  if (config->vvmd_metrics) {
+    auto started_metrics = daemon::start_metrics(server, *config->vvmd_metrics, *config,
+                                                 "vvmd.metrics", "vvmd", local_host_name());
+    if (!started_metrics.ok()) return 2;
+    exporter = std::move(*started_metrics);
+  }
+  vvmd::Metrics counters = exporter ? vvmd::Metrics(exporter->registry()) : vvmd::Metrics();
   // Without its database vvmd can serve nothing: a failure to open it is fatal.
   auto db = vvmd::open_database(config->database_dir);
   if (!db.ok()) {
     log::error("database {}: {}", config->database_dir, db.status().message());
     return 1;
   }
+  (*db)->observe_frames([&counters](std::chrono::duration<double> took, size_t transactions) {
+    counters.db_frame(took, transactions);
+  });
   auto catalog = vvmd::Catalog::open(db->get(), vvmd::Catalog::options_from(*config));
   if (!catalog.ok()) {
     log::error("{}", catalog.status().message());
@@ -125,8 +139,9 @@ int main(int argc, char** argv) {
                  c->finish_idle(static_cast<uint64_t>((now - idle).count()));
                });
   const auto vsn_ops = (*vsns)->serve(server);
-  vvmd::CacheManager cache(db->get(), catalog->get(), &opens,
-                           vvmd::CacheManager::options_from(*config));
+  auto cache_options = vvmd::CacheManager::options_from(*config);
+  cache_options.metrics = &counters;
+  vvmd::CacheManager cache(db->get(), catalog->get(), &opens, std::move(cache_options));
   cache.finish_commits_on(on_loop);
   const auto cache_ops = cache.serve(server);
 
@@ -137,6 +152,7 @@ int main(int argc, char** argv) {
   scheduling.cache_path = [c = catalog->get()](const std::string& vv) { return c->cache_path(vv); };
   scheduling.cache_dir = config->cache_dir;
   scheduling.daemon_uid = ::getuid();
+  scheduling.metrics = &counters;
   vvmd::Scheduler scheduler(db->get(), *config, scheduling, &movers);
   if (Status s = scheduler.recover(); !s.ok()) {
     log::error("recovery: {}", s.message());
@@ -168,6 +184,17 @@ int main(int argc, char** argv) {
     if (!p.ok()) return p.status();
     return p->describe(vv);
   });
+  if (exporter) {
+    // At each scrape: the state's gauges, read on the server's thread, where it changes. A loop
+    // that does not answer within 5 s (stopping, or stuck) leaves them out of that scrape.
+    exporter->collect([&](metrics::Families& out) {
+      auto state = metrics::read_on_loop(
+          [&server](std::function<void()> task) { server.post(std::move(task)); },
+          [&] { return vvmd::state_families(*config, scheduler, opens, cache, db->get()); },
+          std::chrono::seconds(5));
+      if (state) out.append(std::move(*state));
+    });
+  }
   for (const auto& endpoint : config->vvmd_listen) {
     if (Status s = server.listen(endpoint); !s.ok()) {
       log::error("{}", s.message());
@@ -180,6 +207,7 @@ int main(int argc, char** argv) {
       fmt::format("serving {} on {}", config->path, config->vvmd_listen.front().to_string()));
   Status ran = server.run({SIGTERM, SIGINT});
   daemon::notify_stopping();
+  exporter.reset();  // no scrape waits on a loop that no longer runs
   if (!ran.ok()) {
     log::error("{}", ran.message());
     return 1;

@@ -172,7 +172,8 @@ const std::vector<KindSpec>& kind_specs() {
         {"request-timeout", false},
         {"archive-batch-size", false},
         {"archive-batch-files", false},
-        {"archive-max-wait", false}}},
+        {"archive-max-wait", false},
+        {"metrics", false}}},
       {"cache",
        Kind::kCache,
        false,
@@ -194,7 +195,10 @@ const std::vector<KindSpec>& kind_specs() {
        true,
        {{"capacity", false}, {"block-size", false}, {"description", false}}},
       {"class", Kind::kClass, true, {{"media", false}, {"description", false}}},
-      {"mover", Kind::kMover, true, {{"listen", false}, {"stall-timeout", false}}},
+      {"mover",
+       Kind::kMover,
+       true,
+       {{"listen", false}, {"stall-timeout", false}, {"metrics", false}}},
       {"drive",
        Kind::kDrive,
        true,
@@ -502,6 +506,10 @@ Status ConfigReader::apply(Section& section, const std::string& key, const std::
   if (value.empty()) return fail(line, where, "empty value");
   Status st = apply_value(section, key, value);
   if (!st.ok()) return fail(line, where, st.message());
+  if (key == "metrics") {  // a daemon that cannot listen there names this line
+    if (section.spec->kind == Kind::kVvmd) config_.vvmd_metrics->line = line;
+    if (section.spec->kind == Kind::kMover) config_.movers[section.name].metrics->line = line;
+  }
   return Status::Ok();
 }
 
@@ -575,6 +583,10 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto d = parse_duration(value);
         if (!d.ok()) return d.status();
         c.archive_max_wait = *d;
+      } else if (key == "metrics") {
+        auto m = MetricsListen::parse(value);
+        if (!m.ok()) return m.status();
+        c.vvmd_metrics = *m;
       }
       return Status::Ok();
 
@@ -667,6 +679,10 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto d = parse_positive_duration(value);
         if (!d.ok()) return d.status();
         c.movers[section.name].stall_timeout = *d;
+      } else if (key == "metrics") {
+        auto m = MetricsListen::parse(value);
+        if (!m.ok()) return m.status();
+        c.movers[section.name].metrics = *m;
       }
       return Status::Ok();
 

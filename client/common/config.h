@@ -64,6 +64,15 @@ struct AccessPolicy {
   std::vector<gid_t> allowed_gids;
 };
 
+// Where a daemon serves Prometheus metrics over HTTP: a numeric address and a port
+// ("127.0.0.1:9370", "[::1]:9370"), and the vvm.conf line that gave it, so that a daemon that
+// cannot listen there names the line as for any other configuration error.
+struct MetricsListen {
+  Endpoint at;  // kTcp, its host an IPv4 or IPv6 address
+  int line = 0;
+  static Result<MetricsListen> parse(std::string_view text);  // `line` left 0
+};
+
 struct MediaType {
   std::string name;  // "LTO9"; at most 8 characters (the VOL label field)
   uint64_t capacity = 0;
@@ -97,6 +106,8 @@ struct MoverConfig {
   std::vector<std::string> drives;  // names of its [drive ...] sections, in file order
   // A copy that reports no progress for this long is killed and reported failed (Timeout).
   std::chrono::seconds stall_timeout{300};
+  // Where it serves its Prometheus metrics over HTTP ([mover NAME] metrics); none: it does not.
+  std::optional<MetricsListen> metrics;
   int line = 0;
 };
 
@@ -155,6 +166,7 @@ struct Config {
   uint64_t archive_batch_bytes = 10ull << 30;
   uint32_t archive_batch_files = 100;
   std::chrono::seconds archive_max_wait{600};
+  std::optional<MetricsListen> vvmd_metrics;  // [vvmd] metrics; none: no metrics endpoint
 
   // [cache]
   std::string cache_dir;    // default: state_dir/cache

@@ -120,6 +120,22 @@ std::string Endpoint::to_string() const {
   return fmt::format("{}:{}", host, port);
 }
 
+Result<MetricsListen> MetricsListen::parse(std::string_view text) {
+  auto ep = Endpoint::parse(text);
+  if (!ep.ok()) return ep.status();
+  // The HTTP server (civetweb) binds numeric addresses only, and serves no Unix socket.
+  in_addr a4;
+  in6_addr a6;
+  if (ep->kind != Endpoint::Kind::kTcp || (inet_pton(AF_INET, ep->host.c_str(), &a4) != 1 &&
+                                           inet_pton(AF_INET6, ep->host.c_str(), &a6) != 1)) {
+    return Status::InvalidArgument(
+        fmt::format("'{}': metrics are served over HTTP on an address and a port "
+                    "(write 127.0.0.1:9370 or [::1]:9370)",
+                    text));
+  }
+  return MetricsListen{*ep, 0};
+}
+
 Result<HostPattern> HostPattern::parse(std::string_view text) {
   auto fail = [&](std::string_view reason) {
     return Status::InvalidArgument(fmt::format("'{}': {}", text, reason));

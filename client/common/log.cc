@@ -1,12 +1,14 @@
 // log.cc: the stderr and syslog sinks behind log.h.
 #include "common/log.h"
 
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <string>
@@ -18,6 +20,7 @@ std::mutex g_mutex;  // one line at a time, whole
 std::string g_ident = "vvm";
 Target g_target = Target::kStderr;
 std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
+bool g_journal = false;  // stderr is the journal: no time or pid of our own, <N> prefixes
 
 int syslog_priority(Level level) {
   switch (level) {
@@ -43,6 +46,17 @@ std::string utc_timestamp() {
 }
 
 }  // namespace
+
+bool journal_stream() {
+  const char* env = std::getenv("JOURNAL_STREAM");
+  if (env == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
 
 std::optional<Level> parse_level(std::string_view text) {
   if (text == "debug") return Level::kDebug;
@@ -70,6 +84,7 @@ void init(std::string_view ident, Target target, Level min_level) {
   g_ident = ident;
   g_target = target;
   g_min_level = static_cast<int>(min_level);
+  g_journal = journal_stream();
   // openlog keeps the pointer, and g_ident lives as long as the program.
   if (target == Target::kSyslog) openlog(g_ident.c_str(), LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -82,8 +97,10 @@ void write(Level level, std::string_view message) {
     syslog(syslog_priority(level), "%.*s", static_cast<int>(message.size()), message.data());
     return;
   }
-  std::string line = fmt::format("{} {}[{}] {}: {}\n", utc_timestamp(), g_ident, getpid(),
-                                 level_name(level), message);
+  std::string line =
+      g_journal ? fmt::format("<{}>{}: {}\n", syslog_priority(level), level_name(level), message)
+                : fmt::format("{} {}[{}] {}: {}\n", utc_timestamp(), g_ident, getpid(),
+                              level_name(level), message);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

@@ -22,10 +22,17 @@ std::optional<Level> parse_level(std::string_view text);
 std::string_view level_name(Level level);
 
 // Sets the program name, where messages go and the lowest level written. Safe to call again (a
-// daemon calls it once with defaults, then again when its configuration is read).
+// daemon calls it once with defaults, then again when its configuration is read). It also looks
+// whether stderr is the journal (journal_stream()), which changes the stderr line.
 void init(std::string_view ident, Target target, Level min_level);
+// Whether stderr is connected to systemd's journal: $JOURNAL_STREAM names the device and inode
+// of stderr ("DEV:INODE", systemd.exec(5)), as under a unit with the default StandardError=.
+bool journal_stream();
 bool enabled(Level level);
-// Writes one message. On stderr: "2026-11-23T03:10:00.123Z vvmd[42] info: message".
+// Writes one message. On stderr: "2026-11-23T03:10:00.123Z vvmd[42] info: message"; on a
+// stderr that is the journal, which stamps the time and the process itself, "<6>info: message":
+// the <N> prefix of sd-daemon(3) sets the entry's priority (what journalctl -p filters and
+// colours), the level word stays for those who grep.
 void write(Level level, std::string_view message);
 
 template <class... Args>

@@ -8,6 +8,11 @@
 #include <cstring>
 #include <iostream>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <fmt/core.h>
 
 #include "common/log.h"
@@ -96,6 +101,41 @@ void notify(const std::string& state) {
 }  // namespace
 
 void notify_ready(std::string_view status) { notify(fmt::format("READY=1\nSTATUS={}", status)); }
+
+Result<std::unique_ptr<metrics::Exporter>> start_metrics(rpc::Server& server,
+                                                         const MetricsListen& at,
+                                                         const Config& config, std::string_view key,
+                                                         std::string_view program,
+                                                         std::string_view name) {
+  auto exporter = metrics::Exporter::start(at, config.path, key, program, name);
+  if (!exporter.ok()) {
+    fmt::print(stderr, "{}: {}\n", program, exporter.status().message());
+    return exporter.status();
+  }
+  auto registry = (*exporter)->registry();
+  auto& requests = prometheus::BuildCounter()
+                       .Name("vvm_control_requests_total")
+                       .Help("Control requests answered, by operation and answer code")
+                       .Register(*registry);
+  auto& latency = prometheus::BuildHistogram()
+                      .Name("vvm_control_request_duration_seconds")
+                      .Help("Time from a control request's arrival to its answer, by operation")
+                      .Register(*registry);
+  // Family::Add finds an existing series under its own lock: the hook may run on any thread.
+  server.on_answered([registry, &requests, &latency](
+                         rpc::Op op, std::chrono::steady_clock::duration took, Code code) {
+    std::string op_label(rpc::op_name(op));
+    std::string code_label(code == Code::kOk ? "ok" : code_name(code));
+    for (char& c : code_label) {
+      if (c == ' ') c = '_';
+    }
+    requests.Add({{"op", op_label}, {"code", code_label}}).Increment();
+    latency.Add({{"op", op_label}}, metrics::latency_buckets())
+        .Observe(std::chrono::duration<double>(took).count());
+  });
+  log::info("metrics on http://{}/metrics", at.at.to_string());
+  return exporter;
+}
 
 void notify_stopping() { notify("STOPPING=1\nSTATUS=stopping"); }
 

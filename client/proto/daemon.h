@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "common/config.h"
+#include "common/metrics.h"
 #include "proto/server.h"
 
 namespace vvm::daemon {
@@ -43,6 +44,16 @@ rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon
 // requests from now on. `status` is a line for `systemctl status`. Does nothing when the daemon
 // was not started by systemd (no $NOTIFY_SOCKET); a failure to notify is logged, not fatal.
 void notify_ready(std::string_view status);
+// Starts the daemon's metrics endpoint at `at` (vvm.conf's `key`, "vvmd.metrics"), with
+// vvm_build_info, and counts the requests `server` answers: vvm_control_requests_total{op,code}
+// and vvm_control_request_duration_seconds{op}. An address that cannot be had is printed to
+// stderr naming vvm.conf's line; the caller exits 2, as for any configuration error.
+Result<std::unique_ptr<metrics::Exporter>> start_metrics(rpc::Server& server,
+                                                         const MetricsListen& at,
+                                                         const Config& config, std::string_view key,
+                                                         std::string_view program,
+                                                         std::string_view name);
+
 // Tells the service manager that the daemon is stopping (between SIGTERM and its exit).
 void notify_stopping();
 

@@ -99,6 +99,7 @@ struct Server::Impl {
   AccessPolicy policy;
   std::map<Op, Handler> handlers;
   std::function<void(uint64_t)> disconnect_hook;
+  Server::AnsweredHook answered_hook;
   uint64_t last_session = 0;
   // Set by stop() and the destructor; before `io`, whose end destroys the last sessions.
   bool stopped = false;
@@ -236,7 +237,11 @@ namespace {
 class SessionSink : public ReplySink {
  public:
   SessionSink(Server::Impl* server, Server::Impl::Answer answer, uint32_t xid, Op op)
-      : server_(server), answer_(std::move(answer)), xid_(xid), op_(op) {}
+      : server_(server),
+        answer_(std::move(answer)),
+        xid_(xid),
+        op_(op),
+        arrived_(std::chrono::steady_clock::now()) {}
 
   // A handler that let go of its Responder without answering: the client must not wait for ever.
   ~SessionSink() override {
@@ -248,6 +253,10 @@ class SessionSink : public ReplySink {
 
   void send(Result<ReplyBody> result) override {
     if (sent_.exchange(true)) return;
+    if (server_->answered_hook) {
+      server_->answered_hook(op_, std::chrono::steady_clock::now() - arrived_,
+                             result.ok() ? Code::kOk : result.status().code());
+    }
     Reply reply;
     reply.xid = xid_;
     if (result.ok()) {
@@ -270,6 +279,7 @@ class SessionSink : public ReplySink {
   Server::Impl::Answer answer_;
   uint32_t xid_;
   Op op_;
+  std::chrono::steady_clock::time_point arrived_;
   std::atomic<bool> sent_{false};
 };
 
@@ -394,6 +404,8 @@ Server::~Server() {
   impl_->stopped = true;  // no disconnect hook from the sessions destroyed with the io_context
   impl_->close_all();
 }
+
+void Server::on_answered(AnsweredHook hook) { impl_->answered_hook = std::move(hook); }
 
 void Server::add_handler(Op op, Handler handler) { impl_->handlers[op] = std::move(handler); }
 

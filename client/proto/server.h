@@ -162,6 +162,12 @@ class Server {
   // Called on the server's thread when a connection ends (the peer hung up or was refused, or
   // the framing was lost), with its Peer::session; not for the connections that stop() closes.
   void on_disconnect(std::function<void(uint64_t session)> hook);
+  // Called once for every request answered (a decoded request of a known op), with the time
+  // from its arrival to its answer and the answer's code (kOk for a reply): what the daemons'
+  // metrics count. Runs on whatever thread answers, so it must be thread-safe. Call before run().
+  using AnsweredHook =
+      std::function<void(Op op, std::chrono::steady_clock::duration took, Code code)>;
+  void on_answered(AnsweredHook hook);
 
   // Binds and listens now, so that a daemon fails at start-up on an endpoint it cannot use. A
   // Unix socket's folder is created if missing; a stale socket file (nobody listening) is

@@ -40,20 +40,26 @@ std::string encode_event(const JobEvent& event) {
     case JobEvent::Kind::kFailed:
       return fmt::format("failed {} {}\n", static_cast<int>(event.failure.code()),
                          one_line(event.failure.message()));
+    case JobEvent::Kind::kMounted: return fmt::format("mounted {}\n", event.micros);
   }
   return "";
 }
 
 Result<JobEvent> parse_event(std::string_view line) {
   auto bad = [&] {
-    return Status::ProtocolError(
-        fmt::format("copy child sent '{}', not a progress, done or failed line", one_line(line)));
+    return Status::ProtocolError(fmt::format(
+        "copy child sent '{}', not a progress, mounted, done or failed line", one_line(line)));
   };
   std::string_view rest = line;
   std::string_view word = next_word(&rest);
   JobEvent event;
   if (word == "progress") {
     if (!parse_number(rest, &event.bytes)) return bad();
+    return event;
+  }
+  if (word == "mounted") {
+    event.kind = JobEvent::Kind::kMounted;
+    if (!parse_number(rest, &event.micros)) return bad();
     return event;
   }
   if (word == "done") {

@@ -2,6 +2,7 @@
 // parent hands it as fd 4 (the "heartbeat" pipe):
 //
 //   progress BYTES            at the start (BYTES 0), then as the copy moves (at most 5 a second)
+//   mounted MICROSECONDS      the VSN is mounted and its VOL label checked, in that time
 //   done BYTES CHECKSUM       the copy succeeded; CHECKSUM in hex
 //   failed CODE MESSAGE       the copy failed; CODE is Status's number, MESSAGE one line
 //
@@ -30,11 +31,12 @@ inline constexpr int kExitUndelivered = 3;
 inline constexpr int kExitUsage = 2;
 
 struct JobEvent {
-  enum class Kind { kProgress, kDone, kFailed };
+  enum class Kind { kProgress, kDone, kFailed, kMounted };
   Kind kind = Kind::kProgress;
   uint64_t bytes = 0;
   uint64_t checksum = 0;  // done
   Status failure;         // failed
+  uint64_t micros = 0;    // mounted: how long the mount took
 };
 
 // The line for `event`, with its '\n'.

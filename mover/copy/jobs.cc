@@ -240,6 +240,19 @@ Result<rpc::CopyAccepted> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args
   return accepted;
 }
 
+std::vector<CopyJobs::DriveUse> CopyJobs::drives() {
+  const std::lock_guard lock(mu_);
+  std::vector<DriveUse> out;
+  for (const std::string& name : config_.movers.at(mover_).drives) {
+    DriveUse d{name, config_.drives.at(name).media, std::nullopt};
+    if (auto it = drive_jobs_.find(name); it != drive_jobs_.end()) {
+      if (auto job = jobs_.find(it->second); job != jobs_.end()) d.op = job->second->op;
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) {
   rpc::Request request;
   if (job.op == rpc::Op::kArchive) {
@@ -346,6 +359,8 @@ void CopyJobs::drain(Job& job) {
       }
       if (event->kind == JobEvent::Kind::kProgress) {
         job.bytes = event->bytes;
+      } else if (event->kind == JobEvent::Kind::kMounted) {
+        if (metrics_) metrics_->mounted(job.args.drive, std::chrono::microseconds(event->micros));
       } else {
         job.result = *event;
       }
@@ -383,6 +398,7 @@ void CopyJobs::finish(Job& job, int wstatus) {
 
   double seconds = std::chrono::duration<double>(Clock::now() - job.started).count();
   uint64_t bytes = done ? job.result->bytes : job.bytes;
+  if (metrics_) metrics_->copy_ended(job.op, job.args.drive, done, bytes);
   log::info("job {} {} ended: drive {}, VSN {}, file {}, {} bytes in {:.1f} s ({:.1f} MB/s): {}",
             job.id, job.op == rpc::Op::kArchive ? "archive" : "stage", job.args.drive, job.args.vsn,
             job.args.file_number, bytes, seconds,

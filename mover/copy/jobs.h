@@ -32,6 +32,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "copy/job_pipe.h"
+#include "metrics/metrics.h"
 #include "proto/messages.h"
 
 namespace vvm::mover {
@@ -50,6 +51,15 @@ class CopyJobs {
   Result<rpc::CopyAccepted> submit(rpc::Op op, const rpc::CopyArgs& args);
   // Kills the running copies, reports them failed, waits for the supervisor. Idempotent.
   void stop();
+  // From now on copies are counted there (mounts, ends, bytes); call before start().
+  void count_with(MoverMetrics* metrics) { metrics_ = metrics; }
+  // Each drive of the mover, in vvm.conf's order, and the operation running there if any: for
+  // the metrics, from any thread.
+  struct DriveUse {
+    std::string drive, media;
+    std::optional<rpc::Op> op;
+  };
+  std::vector<DriveUse> drives();
 
  private:
   struct Job {
@@ -95,6 +105,7 @@ class CopyJobs {
     std::shared_ptr<std::atomic<bool>> finished;
   };
   std::vector<Sender> senders_;  // the supervisor's alone
+  MoverMetrics* metrics_ = nullptr;
 };
 
 }  // namespace vvm::mover

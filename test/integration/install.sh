@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # install.sh: `meson install` puts the programs, the plugin (in nbdkit's plugin folder), the
-# headers, the library, the example configuration, the systemd units (with the sysusers.d and
-# tmpfiles.d files) and the manual pages where a distribution would, and the
-# installed plugin is one nbdkit can load. libvvclient installs its public headers and nothing
+# headers, the library, the example configuration (in the doc folder, with the Prometheus
+# examples and the admin guide, and in sysconfdir/vvm unless already there), the systemd units
+# (with the sysusers.d and tmpfiles.d files) and the manual pages where a distribution would, and
+# the installed plugin is one nbdkit can load. libvvclient installs its public headers and nothing
 # more, a C++ program compiles and links against them with pkg-config, and the library exports
 # only its API (the C vv_* functions, vvm::client, vvm::Status), none of vvm's inside.
 set -euo pipefail
@@ -127,6 +128,48 @@ fi
 grep -qx "ExecStart=$prefix/sbin/vvmd --conf /etc/vvm/vvm.conf" "$tmp/root$unitdir/vvmd.service" ||
   { echo "FAIL vvmd.service does not run $prefix/sbin/vvmd: $(grep ExecStart "$tmp/root$unitdir/vvmd.service")"; failures=$((failures + 1)); }
 
+# The configuration in sysconfdir/vvm (/etc/vvm with --prefix=/usr, as Debian has it), where the
+# programs and the units look: conf/'s example vvm.conf and packtab, which vvctl conf check
+# accepts as installed. Installing again keeps a site's edited file.
+sysconfdir=$(buildoption sysconfdir)
+[[ $sysconfdir == /* ]] || sysconfdir=$prefix/$sysconfdir
+for f in vvm.conf packtab; do
+  if cmp -s "$tmp/root$sysconfdir/vvm/$f" "$VVM_SOURCE_DIR/conf/$f"; then
+    echo "ok   $sysconfdir/vvm/$f (conf/$f)"
+  else
+    echo "FAIL $sysconfdir/vvm/$f is not conf/$f"; failures=$((failures + 1))
+  fi
+done
+# The packs' backing that doc/admin.md has the site make ("truncate -s 640M
+# /var/lib/vvm/packs.img"), made here in the test's folder: the copy of the installed packtab
+# names it there, and nothing else changes.
+truncate -s 640M "$tmp/packs.img"
+mkdir -p "$tmp/etc"
+cp "$tmp/root$sysconfdir/vvm/vvm.conf" "$tmp/etc/vvm.conf"
+sed "s|/var/lib/vvm/packs.img|$tmp/packs.img|" "$tmp/root$sysconfdir/vvm/packtab" >"$tmp/etc/packtab"
+if out=$("$build/client/vvctl" conf check "$tmp/etc/vvm.conf" 2>&1); then
+  echo "ok   vvctl conf check $sysconfdir/vvm/vvm.conf: $(head -n 1 <<<"$out")"
+else
+  echo "$out"; echo "FAIL vvctl conf check refuses the installed vvm.conf"; failures=$((failures + 1))
+fi
+echo "# the site's own line" >>"$tmp/root$sysconfdir/vvm/vvm.conf"
+meson install -C "$build" --no-rebuild --quiet --destdir "$tmp/root" >"$tmp/install2.log" 2>&1 ||
+  { cat "$tmp/install2.log"; echo "FAIL: meson install, again"; failures=$((failures + 1)); }
+if grep -qx "# the site's own line" "$tmp/root$sysconfdir/vvm/vvm.conf"; then
+  echo "ok   installing again keeps $sysconfdir/vvm/vvm.conf as the site edited it"
+else
+  echo "FAIL installing again overwrote $sysconfdir/vvm/vvm.conf"; failures=$((failures + 1))
+fi
+# The admin guide, and every file under the doc folder or /etc/vvm that it names (it was written
+# for --prefix=/usr).
+docdir=$prefix/share/doc/vvm
+named=$(grep -oE '/(usr/share/doc/vvm|etc/vvm)/[A-Za-z0-9_./-]*[A-Za-z0-9]' "$VVM_SOURCE_DIR/doc/admin.md" | sort -u)
+for f in "$docdir/admin.md" $named; do
+  f=${f/#\/usr\/share\/doc\/vvm/$docdir}
+  f=${f/#\/etc\/vvm/$sysconfdir/vvm}
+  if [[ -e $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f (doc/admin.md) is not installed"; failures=$((failures + 1)); fi
+done
+
 # The manual pages, in their sections under mandir, and `man -k vvm` (apropos) lists each one
 # once mandb has indexed the staged man folder (a folder of its own: index.db lands there).
 mandir=$prefix/$(buildoption mandir)
@@ -161,11 +204,20 @@ done
 # A build folder outside the source tree (as distributions build) configures and builds the
 # control protocol's generated code and libvvclient.
 src=${VVM_SOURCE_DIR:?run me from meson test}
-if meson setup "$tmp/elsewhere" "$src" -Dtests=false >"$tmp/oot.log" 2>&1 &&
+if meson setup "$tmp/elsewhere" "$src" -Dtests=false --prefix=/usr >"$tmp/oot.log" 2>&1 &&
   ninja -C "$tmp/elsewhere" client/libvvclient.so.0.1.0 >>"$tmp/oot.log" 2>&1; then
   echo "ok   builds out of tree: meson setup $tmp/elsewhere $src && ninja client/libvvclient.so.0.1.0"
 else
   tail -n 30 "$tmp/oot.log"
   echo "FAIL an out-of-tree build folder does not build"; failures=$((failures + 1))
+fi
+# With --prefix=/usr (as Debian builds) the configuration goes to /etc/vvm, where the units and
+# the programs look for it.
+etc=$(meson introspect "$tmp/elsewhere" --buildoptions 2>/dev/null |
+  jq -r '.[] | select(.name == "sysconfdir") | .value')
+if [[ $etc == /etc ]]; then
+  echo "ok   with --prefix=/usr, vvm.conf is installed in /etc/vvm"
+else
+  echo "FAIL with --prefix=/usr, sysconfdir is '$etc', not /etc"; failures=$((failures + 1))
 fi
 ((failures == 0))

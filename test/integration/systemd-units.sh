@@ -17,8 +17,9 @@
 #      into the test's folder, the port onto 127.0.0.1): one nbdkit serves packs and VVs on both.
 #      A VV's whole life runs through them: written over TCP, read over the Unix socket,
 #      finished and archived to tape by the mover's copy child, evicted, staged back by a read.
-#   5. The three ran under strace: every system call they (and the mover's children) made is one
-#      that the units' SystemCallFilter=@system-service allows, so the filter breaks none.
+#   5. The three ran under strace, vvmd's and the mover's metrics endpoints scraped meanwhile:
+#      every system call they (and the mover's children, and the HTTP threads) made is one that
+#      the units' SystemCallFilter=@system-service allows, so the filter breaks none.
 # No systemd runs as PID 1 here (a container), so nothing is `systemctl start`ed: User=, the
 # rest of the sandbox and Restart= are checked by systemd-analyze, not exercised.
 set -euo pipefail
@@ -220,8 +221,11 @@ cat >"$tmpdir/packtab" <<EOF
 scratch $tmpdir/packs.img 0 32M shared root root 0666
 tools   $tmpdir/packs.img 32M 32M ro root root 0644
 EOF
+# The metrics endpoints are on too: their HTTP threads' system calls must pass the filter as well.
+vvmd_metrics=127.0.0.1:$(pick_unused_port)
+mover_metrics=127.0.0.1:$(pick_unused_port)
 vvm_conf drives=LTO9 vvmd.listen+="127.0.0.1:$port" vvmd.allow-host=127.0.0.1 \
-  plugin.packtab="$tmpdir/packtab"
+  plugin.packtab="$tmpdir/packtab" vvmd.metrics="$vvmd_metrics" mover.m1.metrics="$mover_metrics"
 staged_vvctl=$root$prefix/bin/vvctl
 # The units run the daemons as the vvm user, not root: here they run as nobody, which owns the
 # state and run folders as vvm owns /var/lib/vvm and /run/vvm (and the packs' backing, which a
@@ -310,6 +314,14 @@ expect 0 "evicted" -- "$staged_vvctl" --conf "$conf" evict "$vv"
 qemu-io -f raw -r -c 'read -P 0x5a 0 64k' "nbd+unix:///vv/$vv?socket=$tmpdir/run/nbd.sock" |
   grep -q 'read 65536/65536' || die "vv/$vv did not read back once staged from tape"
 echo "ok: vv/$vv archived to L90001, evicted, and staged back by a read"
+scraped=$(curl -fsS --max-time 10 "http://$vvmd_metrics/metrics") ||
+  die "cannot scrape vvmd's metrics at $vvmd_metrics"
+grep -qx 'vvm_archived_files_total{class="A",media="LTO9"} 1' <<<"$scraped" ||
+  die "vvmd's metrics at $vvmd_metrics do not count the archive: $(grep '^vvm_' <<<"$scraped")"
+curl -fsS --max-time 10 "http://$mover_metrics/metrics" |
+  grep -qx 'vvm_mover_copies_total{drive="d0",op="archive",result="done"} 1' ||
+  die "the mover's metrics at $mover_metrics do not count the archive"
+echo "ok: vvmd's and the mover's metrics scraped (their HTTP threads under strace too)"
 
 # --- SIGTERM: STOPPING=1 and a clean exit ---
 # nbdkit 1.32 does not free a connection still open when it quits (a leak ASan reports): first

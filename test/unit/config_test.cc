@@ -529,6 +529,30 @@ TEST_CASE("values: numbers, sizes, durations, endpoints, host patterns, names") 
                 "test.conf:8: drive d9.emulated-rate: ", {"zero"});
 }
 
+TEST_CASE("metrics: an address and a port for vvmd and each mover, with the line; off by default") {
+  Config none = parse_ok(kMediaAndMover);
+  CHECK_FALSE(none.vvmd_metrics.has_value());
+  CHECK_FALSE(none.movers.at("m1").metrics.has_value());
+  Config c = parse_ok("[vvmd]\nmetrics = 127.0.0.1:9370\n" + kMediaAndMover +
+                      "[mover m2]\nlisten = unix:/m2.sock\nmetrics = [::1]:9371\n");
+  REQUIRE(c.vvmd_metrics.has_value());
+  CHECK(c.vvmd_metrics->at.to_string() == "127.0.0.1:9370");
+  CHECK(c.vvmd_metrics->line == 2);
+  REQUIRE(c.movers.at("m2").metrics.has_value());
+  CHECK(c.movers.at("m2").metrics->at.host == "::1");
+  CHECK(c.movers.at("m2").metrics->at.port == 9371);
+  CHECK(c.movers.at("m2").metrics->line == 9);
+  require_error("[vvmd]\nmetrics = localhost:9370\n",
+                "test.conf:2: vvmd.metrics: ", {"'localhost:9370'", "127.0.0.1:9370"});
+  require_error("[vvmd]\nmetrics = unix:/run/vvm/metrics.sock\n",
+                "test.conf:2: vvmd.metrics: ", {"address and a port"});
+  require_error("[vvmd]\nmetrics = 127.0.0.1\n", "test.conf:2: vvmd.metrics: ", {"no port"});
+  require_error("[vvmd]\nmetrics = 127.0.0.1:0\n",
+                "test.conf:2: vvmd.metrics: ", {"between 1 and 65535"});
+  require_error(kMediaAndMover + "[mover m2]\nlisten = unix:/m2.sock\nmetrics = m2:9371\n",
+                "test.conf:7: mover m2.metrics: ", {"'m2:9371'"});
+}
+
 TEST_CASE("watermarks: 0 to 100, with or without %, low below high") {
   require_error("[cache]\nhigh-watermark = 120%\n",
                 "test.conf:2: cache.high-watermark: ", {"'120%' is not between 0% and 100%"});

@@ -28,11 +28,19 @@ TEST_CASE("events encode as one line each and parse back") {
   CHECK(f->kind == JobEvent::Kind::kFailed);
   CHECK(f->failure.code() == Code::kMismatch);
   CHECK(f->failure.message() == "file 3 of T1: HDR serial: expected 1, found 2");
+
+  JobEvent mounted{JobEvent::Kind::kMounted, 0, 0, {}, 1250000};
+  CHECK(encode_event(mounted) == "mounted 1250000\n");
+  auto m = parse_event("mounted 1250000");
+  REQUIRE(m.ok());
+  CHECK(m->kind == JobEvent::Kind::kMounted);
+  CHECK(m->micros == 1250000);
 }
 
 TEST_CASE("anything else is a protocol error naming the line") {
   for (const char* line : {"", "progress", "progress x", "progress 1 2", "done 1", "done 1 xyz",
-                           "failed 0 ok is no failure", "failed 99 unknown code", "hello 1"}) {
+                           "failed 0 ok is no failure", "failed 99 unknown code", "hello 1",
+                           "mounted", "mounted -1", "mounted 1.5"}) {
     INFO(line);
     auto e = parse_event(line);
     REQUIRE_FALSE(e.ok());

@@ -1,5 +1,6 @@
 // log_test.cc: levels filter, the stderr line format, and level names round-trip.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -66,6 +67,39 @@ TEST_CASE("messages below the level are dropped, the rest are written whole") {
   CHECK(enabled(Level::kError));
   CHECK_FALSE(enabled(Level::kInfo));
   init("logtest", Target::kStderr, Level::kInfo);
+}
+
+TEST_CASE("on a stderr that is the journal, lines have a <N> priority and no time of their own") {
+  using namespace vvm::log;
+  // JOURNAL_STREAM names stderr's device and inode (systemd.exec(5)): set it from the very file
+  // stderr goes to, as systemd does for its stream.
+  auto journal_line = [] {
+    struct stat st {};
+    REQUIRE(fstat(STDERR_FILENO, &st) == 0);
+    setenv("JOURNAL_STREAM", fmt::format("{}:{}", st.st_dev, st.st_ino).c_str(), 1);
+    init("logtest", Target::kStderr, Level::kDebug);
+    CHECK(journal_stream());
+    debug("a debug line");
+    info("an info line");
+    warning("VSN {} is full", "L90001");
+    error("an error line");
+  };
+  CHECK(capture_stderr(journal_line) ==
+        "<7>debug: a debug line\n<6>info: an info line\n<4>warning: VSN L90001 is full\n"
+        "<3>error: an error line\n");
+  // Another file's inode (stderr redirected elsewhere in a unit): today's lines.
+  std::string out = capture_stderr([] {
+    setenv("JOURNAL_STREAM", "1:2", 1);
+    init("logtest", Target::kStderr, Level::kInfo);
+    CHECK_FALSE(journal_stream());
+    info("an info line");
+  });
+  CHECK_THAT(out,
+             Catch::Contains("logtest[" + std::to_string(getpid()) + "] info: an info line\n"));
+  CHECK(out[23] == 'Z');
+  unsetenv("JOURNAL_STREAM");
+  init("logtest", Target::kStderr, Level::kInfo);
+  CHECK_FALSE(journal_stream());
 }
 
 TEST_CASE("level names parse back and unknown names are refused") {

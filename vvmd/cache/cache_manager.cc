@@ -144,6 +144,7 @@ void CacheManager::evict_record(uint64_t slot, Vv r, uint64_t bytes, std::string
     if (Status s = catalog_->sync_cache_dir(); !s.ok()) {
       log::warning("evicted VV {}: {}", r.name, s.message());
     }
+    if (options_.metrics) options_.metrics->evicted(bytes);
     log::info("evicted VV {} ({} bytes, {} on tape, last access {}) {}", r.name, bytes,
               count_copies(r) == 1 ? "1 copy" : fmt::format("{} copies", count_copies(r)),
               format_time(r.accessed), why);

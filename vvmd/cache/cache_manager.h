@@ -31,6 +31,7 @@
 #include "common/status.h"
 #include "db/committer.h"
 #include "db/database.h"
+#include "metrics/metrics.h"
 #include "proto/messages.h"
 #include "proto/server.h"
 
@@ -46,6 +47,8 @@ class CacheManager {
     std::chrono::milliseconds period{5000};  // between checks, while the server runs
     // Tests: called between an eviction's commit and the removal of its file.
     std::function<void(const std::string& vv)> after_commit;
+    // What counts evictions (metrics/metrics.h); none: nothing is counted.
+    Metrics* metrics = nullptr;
   };
   static Options options_from(const Config& config);
 

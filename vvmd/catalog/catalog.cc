@@ -286,7 +286,7 @@ void Catalog::commit_create(const rpc::Peer& peer, Vv r, std::function<void(Resu
   auto submitted = db_->submit(txn, [r, done, who = peer.to_string()](Status durable) {
     if (!durable.ok()) {
       // The database refuses everything from now on; the file is left for the next start.
-      log::error("create {} failed: {}", r.name, durable.message());
+      log::error("create VV {} failed: {}", r.name, durable.message());
       return done(durable);
     }
     log::info("created VV {} (class {}, {} bytes, {}:{} {}, id {}) for {}", r.name, r.vv_class,
@@ -295,7 +295,7 @@ void Catalog::commit_create(const rpc::Peer& peer, Vv r, std::function<void(Resu
   });
   if (!submitted.ok()) {
     ::unlink(cache_path(r.name).c_str());
-    log::error("create {} failed: {}", r.name, submitted.status().message());
+    log::error("create VV {} failed: {}", r.name, submitted.status().message());
     done(submitted.status());
   }
 }

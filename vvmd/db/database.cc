@@ -207,7 +207,7 @@ Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
         if (untaken()) work_.notify_one();
         return result;
       }
-      Status written = write_frame(lock);
+      Status written = write_frame(lock, 1);
       if (!written.ok()) return written;
       return result;
     }
@@ -234,16 +234,19 @@ bool Database::untaken() {
   return false;
 }
 
-Status Database::write_frame(std::unique_lock<std::mutex>& lock) {
+Status Database::write_frame(std::unique_lock<std::mutex>& lock, size_t transactions) {
   Images images(tables_.size());
   for (size_t t = 0; t < tables_.size(); ++t) images[t] = tables_[t]->table().take_pending();
   std::optional<Status> failed = failed_;
   in_flight_ = true;
   lock.unlock();           // submits and readers go on while the frame is written
   bool journaled = false;  // the frame is durable, whatever failed after
+  const auto began = std::chrono::steady_clock::now();
   Status written =
       failed ? unusable(*failed) : write_group(journal_->make_frame(images), images, &journaled);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
   lock.lock();
+  if (frame_observer_ && written.ok() && transactions > 0) frame_observer_(took, transactions);
   in_flight_ = false;
   for (size_t t = 0; t < tables_.size(); ++t) tables_[t]->table().release_pending(images[t]);
   if (!written.ok() && !failed_) {
@@ -303,7 +306,7 @@ void Database::flush_loop() {
     // Everything applied since the last frame, as one frame: its submits and its images.
     std::vector<OnDurable> group;
     group.swap(waiting_);
-    Status written = write_frame(lock);
+    Status written = write_frame(lock, group.size());
     lock.unlock();  // on_durable may read, or submit
     for (OnDurable& f : group) {
       if (f) f(written);
@@ -381,6 +384,18 @@ Status Database::scan(TableId t, const std::function<void(uint64_t, const Values
 uint64_t Database::live_count(TableId t) {
   const std::lock_guard lock(mutex_);
   return table(t).live_count();
+}
+
+Result<uint64_t> Database::index_size(TableId t, std::string_view index) {
+  const std::lock_guard lock(mutex_);
+  const Index* i = table(t).index(index);
+  if (i == nullptr) return Status::InvalidArgument(fmt::format("no index '{}'", index));
+  return static_cast<uint64_t>(i->size());
+}
+
+void Database::observe_frames(FrameObserver observer) {
+  const std::lock_guard lock(mutex_);
+  frame_observer_ = std::move(observer);
 }
 
 Database::Stats Database::stats() {

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -136,6 +137,15 @@ class Database {
   const Index* index(TableId t, std::string_view name);
   Status scan(TableId t, const std::function<void(uint64_t, const Values&)>& each);
   uint64_t live_count(TableId t);
+  // The keys index `index` holds now: how many records a conditional index (VVs in a state,
+  // say) covers, without a scan. InvalidArgument for an unknown index.
+  Result<uint64_t> index_size(TableId t, std::string_view index);
+  // Called after every journal frame, on the thread that wrote it, with the time its write and
+  // sync took and the transactions it made durable: what the daemon's metrics observe. Set it
+  // before the database is shared; it must be short and thread-safe.
+  using FrameObserver =
+      std::function<void(std::chrono::duration<double> took, size_t transactions)>;
+  void observe_frames(FrameObserver observer);
   // Every index against a full scan.
   Status verify();
 
@@ -186,7 +196,7 @@ class Database {
   // (`lock` holds mutex_ on entry and on return), then drops them from memory; a failure
   // makes the database refuse everything. One caller at a time writes a frame (in_flight_):
   // the flusher, or a commit() that found nothing else to write.
-  Status write_frame(std::unique_lock<std::mutex>& lock);
+  Status write_frame(std::unique_lock<std::mutex>& lock, size_t transactions);
   // Whether a table holds changes not yet taken into a frame (under the lock).
   bool untaken();
   // Whether every applied change is written to the table files (under the lock): what a scan
@@ -210,6 +220,7 @@ class Database {
   bool in_flight_ = false;          // a frame is being written, its images still in memory
   bool stop_ = false;
   std::thread flusher_;
+  FrameObserver frame_observer_;  // under mutex_
 };
 
 }  // namespace vvm::db

@@ -228,11 +228,13 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
     }
     return;
   }
+  metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
   log::info("VV {}: copy {} on {} file {} ({} bytes, checksum {:016x}){}", vv.name, f.item.copy + 1,
             r.vsn, r.file_number, r.bytes_total, r.checksum, archived ? ": archived" : "");
 }
 
 void Scheduler::copy_failed(InFlight f, const Status& why) {
+  metrics().copy_failed(f.staged ? "stage" : "archive", f.vsn, f.drive);
   if (f.staged) return stage_failed(std::move(f), why);
   DriveState* drive = view_.find(f.drive);
   switch (why.code()) {

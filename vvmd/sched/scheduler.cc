@@ -211,6 +211,8 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
                  f.item.vv, f.drive, why.message());
     retry(f, true);
   } else {
+    // A failed attempt on that VSN and drive for the metrics, though not an error of the VSN.
+    metrics().copy_failed(f.staged ? "stage" : "archive", f.vsn, f.drive);
     log::error("mover {} refused copy {} of VV {} to {}: {}", f.mover, f.item.copy + 1, f.item.vv,
                f.vsn, why.message());
     ++(f.staged ? f.staged->attempts : f.item.attempts);

@@ -64,6 +64,7 @@
 #include "common/config.h"
 #include "db/committer.h"
 #include "db/database.h"
+#include "metrics/metrics.h"
 #include "proto/messages.h"
 #include "proto/server.h"
 #include "sched/archive_queue.h"
@@ -83,6 +84,8 @@ class Scheduler {
     std::function<uint64_t()> now;  // unix seconds, for records; the system clock when empty
     // Monotonic time, for the queues, pauses and deadlines; Clock::now when empty.
     std::function<Clock::time_point()> clock;
+    // What counts copies done and failed (metrics/metrics.h); none: nothing is counted.
+    Metrics* metrics = nullptr;
   };
   // `movers` carries the requests to every mover; it must outlive the scheduler.
   Scheduler(db::Database* db, const Config& config, Options options, MoverPort* movers);
@@ -190,6 +193,7 @@ class Scheduler {
   // The copies on `mover` started before `before` died with it: queued again, first in line.
   void lose_copies(const std::string& mover, Clock::time_point before, const Status& why);
   void wake();  // a tick soon, on the server thread
+  Metrics& metrics() const { return options_.metrics ? *options_.metrics : Metrics::none(); }
   uint64_t now_unix() const;
   Clock::time_point steady_now() const;
   size_t copies_of(char cls) const;

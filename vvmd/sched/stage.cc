@@ -245,6 +245,7 @@ void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
                f.vsn, f.file, s.message());
     return;
   }
+  metrics().staged(f.staged->media, r.bytes_total);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - f.started);
   log::info("staged VV {} from {} file {} ({} bytes in {:.1f} s)", f.item.vv, f.vsn, f.file,
             r.bytes_total, took.count() / 1000.0);
