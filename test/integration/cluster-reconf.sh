@@ -111,6 +111,36 @@ echo "ok: timed out after $elapsed ms naming n3; the writer's longest request $m
 out=$(ctl pack move a --primary n2 --json) || die "move after SIGCONT: $out"
 [[ $(jq -r '.acked | join(",")' <<<"$out") == "n1,n2,n3" ]] || die "n3 not back: $out"
 
+# --- no request served under an old mapping: n1 (the secondary) replaced by n3 ---
+/usr/bin/python3 - "nbd://127.0.0.2:$port_n1/pack/a" "$tmpdir/go" >"$tmpdir/old.out" 2>&1 <<'EOF' &
+import os, sys, time
+import nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pread(4096, 0)
+print("read before", flush=True)
+for _ in range(300):  # 30 s at most
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.1)
+try:
+    h.pread(4096, 0)
+    print("read after: served")
+except nbd.Error as e:
+    print("read after: refused:", e.string)
+EOF
+old_pid=$!
+cleanup_fn kill_quietly "$old_pid"
+wait_log "$tmpdir/old.out" "read before"
+expect 0 "committed: 3 nodes acknowledged" -- ctl pack set-secondary a n3
+touch "$tmpdir/go"
+wait "$old_pid" || true
+grep -q "read after: refused: .*Cannot send after transport endpoint shutdown" "$tmpdir/old.out" ||
+  die "n1 served a connection opened under the old mapping: $(cat "$tmpdir/old.out")"
+wait_log "$log_n1" "pack 'a': a reconfiguration moved it off this node's disk since this connection opened \(node n1\)"
+expect 0 "committed: 3 nodes acknowledged" -- ctl pack set-secondary a n1
+echo "ok: n1's connection from before its removal refused with ESHUTDOWN"
+
 # --- drain ---
 out=$(ctl cluster drain n2) || die "cluster drain n2: $out"
 grep -q "node n2: drained" <<<"$out" || die "drain said: $out"
