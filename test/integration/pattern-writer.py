@@ -50,8 +50,8 @@ def write(uri, seconds, blocks):
         "p99_ms": lat[len(lat) * 99 // 100] * 1000,
         "max_ms": worst[1] * 1000,
         "max_at": worst[0],
-        # requests slower than 20 ms, to see each pause: [start (monotonic), ms]
-        "slow": [[t, d * 1000] for t, d in latencies if d > 0.02],
+        # requests slower than 5 ms, to see each pause: [start (monotonic), ms]
+        "slow": [[t, d * 1000] for t, d in latencies if d > 0.005],
     }, sys.stdout)
     print()
 
