@@ -148,6 +148,9 @@ grep -q "node n2: drained" <<<"$out" || die "drain said: $out"
 [[ $(primary a) == n1 ]] || die "pack a still on n2 after the drain: $(ctl cluster map)"
 [[ $(primary b) == n1 ]] || die "pack b still on n2 after the drain: $(ctl cluster map)"
 expect 1 "pack 'a': node n2 cannot be its primary: it is drained" -- ctl pack move a --primary n2
+echo "c /x 40M 1M shared root root 0666" >"$tmpdir/c.tab"
+expect 1 "node n2 is drained \(vvctl cluster undrain n2\); nothing imported" -- \
+  ctl cluster import "$tmpdir/c.tab" --primary n1 --secondary n2 --disk d0
 expect 0 "node n2: undrained" -- ctl cluster undrain n2
 expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
 
