@@ -5,6 +5,8 @@
 // and the client that hold the pack, and the hold goes with its node's lease if the node dies.
 // A reader or a shared writer on another node is refused the same way while the key is there.
 // The key is deleted (if it is still the one written) when the holder's last connection closes.
+// Readers and shared writers are not recorded: an exclusive hold taken while another node's
+// clients read or share the pack is not refused here (the OFD locks refuse it on one host).
 //
 // While etcd cannot be reached an exclusive hold is refused (it could not be made
 // cluster-wide); a reader or a shared writer is let through on the node's own rules.

@@ -87,12 +87,24 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
     write_records(state);
     return Status::Ok();
   }
+  // Cluster mode: etcd first, whose refusal names the holder's node and client (another node on
+  // this host would only show as another process's lock).
+  if (cluster_ != nullptr) {
+    if (Status s = cluster_->acquire(pack.name, kind, identity); !s.ok()) {
+      if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+      return s;
+    }
+  }
+  auto undo_cluster = [&] {
+    if (cluster_ != nullptr) cluster_->release(pack.name, kind, identity);
+  };
   std::vector<Holder> wanted = state.holders;
   wanted.push_back({kind, identity, 1, utc_now()});
   if (!state.lock) {
     auto opened = PackLock::open(pack.backing, pack.offset);
     if (!opened.ok()) {
       if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+      undo_cluster();
       return Status(opened.status().code(),
                     fmt::format("pack '{}': {}", pack.name, opened.status().message()));
     }
@@ -103,17 +115,8 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
                      ? refuse(other_holders(pack))
                      : Status(s.code(), "pack '" + pack.name + "': " + s.message());
     if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+    undo_cluster();
     return out;
-  }
-  if (cluster_ != nullptr) {
-    if (Status s = cluster_->acquire(pack.name, kind, identity); !s.ok()) {
-      if (state.holders.empty()) {
-        packs_.erase({pack.backing, pack.offset});
-      } else {
-        (void)state.lock->change(lock_set(state.holders));
-      }
-      return s;
-    }
   }
   state.holders = std::move(wanted);
   write_records(state);

@@ -99,12 +99,15 @@ void ReconfGate::start_watch(int64_t from_revision) {
   watch_ = std::move(*watch);
 }
 
+std::string ReconfGate::placement_of(const PackEntry& e) {
+  return fmt::format("{} {} {}", e.backing, e.offset, e.size);
+}
+
 ReconfGate::Placement ReconfGate::placement(const std::string& pack) const {
   auto catalog = options_.catalog->current().catalog;
   auto info = catalog->find(std::string(kPackPrefix) + pack);
   if (!info.ok()) return "";
-  const PackEntry& e = (*info)->pack;
-  return fmt::format("{} {} {}", e.backing, e.offset, e.size);
+  return placement_of((*info)->pack);
 }
 
 uint64_t ReconfGate::generation(const std::string& pack) const {
@@ -113,7 +116,8 @@ uint64_t ReconfGate::generation(const std::string& pack) const {
   return it == packs_.end() ? 0 : it->second.generation;
 }
 
-ReconfGate::Pass ReconfGate::enter(const std::string& pack, uint64_t generation, bool counted) {
+ReconfGate::Pass ReconfGate::enter(const std::string& pack, uint64_t generation,
+                                   const std::string& where, bool counted) {
   std::unique_lock lock(mu_);
   auto it = packs_.find(pack);
   if (it != packs_.end() && it->second.holds > 0) {
@@ -127,7 +131,9 @@ ReconfGate::Pass ReconfGate::enter(const std::string& pack, uint64_t generation,
     }
   }
   const uint64_t now = it == packs_.end() ? 0 : it->second.generation;
-  if (now != generation) {
+  // A connection opened around a move may have the new placement already: only a different one
+  // is refused.
+  if (counted && now != generation && placement(pack) != where) {
     return Pass(nullptr, pack,
                 Status::Unavailable(fmt::format(
                     "pack '{}': a reconfiguration moved it off this node's disk since this "

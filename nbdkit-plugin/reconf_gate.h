@@ -86,12 +86,17 @@ class ReconfGate {
     Status status_;
   };
 
-  // What a connection to `pack` notes when it opens, for enter().
+  // What a connection to `pack` notes when it opens, for enter(): the generation, and where it
+  // serves the pack from (placement_of its entry; "" for a forwarded pack).
   uint64_t generation(const std::string& pack) const;
+  static std::string placement_of(const PackEntry& pack);
   // Waits while a reconfiguration holds `pack` (at most to the intent's deadline), then lets the
   // request through. `counted`: a request this node serves from its own disk, which a
-  // reconfiguration drains. A connection whose pack moved since `generation` is refused.
-  Pass enter(const std::string& pack, uint64_t generation, bool counted);
+  // reconfiguration drains. A counted connection is refused when a reconfiguration since
+  // `generation` moved the pack and the node serves it now from elsewhere than `placement` (or
+  // not at all): only a reconfiguration makes the gate look, so the check costs nothing else.
+  Pass enter(const std::string& pack, uint64_t generation, const std::string& placement,
+             bool counted);
 
   // Requests held now, for tests: the packs held and the requests waiting.
   size_t held_packs() const;

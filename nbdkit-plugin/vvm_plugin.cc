@@ -135,6 +135,7 @@ struct Handle {
   // Cluster mode: the pack, and the gate's generation of it when the connection opened.
   std::string gate_pack;
   uint64_t gate_generation = 0;
+  std::string gate_placement;  // where this node serves it from ("" when forwarded)
 };
 
 // Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
@@ -864,6 +865,7 @@ void* vvm_open(int readonly) {
     auto handle = std::make_unique<Handle>();
     handle->gate_pack = (*info)->pack.name;
     if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
+    handle->gate_placement = ReconfGate::placement_of((*info)->pack);
     handle->pack = std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get());
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
                  handle->pack->pack().writable() ? "read-write" : "read-only",
@@ -1011,7 +1013,7 @@ forward::Forwarder* fwd(void* handle) { return as_handle(handle)->fwd.get(); }
 bool pass_gate(void* handle, std::optional<ReconfGate::Pass>* pass) {
   Handle* h = as_handle(handle);
   if (!g_gate || h->gate_pack.empty()) return true;
-  pass->emplace(g_gate->enter(h->gate_pack, h->gate_generation, !h->fwd));
+  pass->emplace(g_gate->enter(h->gate_pack, h->gate_generation, h->gate_placement, !h->fwd));
   if ((*pass)->status().ok()) return true;
   nbdkit_debug("%s", (*pass)->status().message().c_str());
   nbdkit_set_error(ESHUTDOWN);

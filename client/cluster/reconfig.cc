@@ -90,6 +90,21 @@ Result<ReconfigReport> reconfigure(EtcdClient& etcd, const ReconfigOptions& opti
   const std::string acks = ack_prefix(options.prefix, report.id);
   const std::string nodes = node_prefix(options.prefix);
 
+  // Watches, not polling: an ack, or a node that comes or goes, wakes the command up. They are
+  // in place before the intent is written, so that connecting them is not part of the pause.
+  auto wake = std::make_shared<Wakeup>();
+  auto on_events = [wake](const WatchBatch&) { wake->poke(); };
+  auto on_error = [wake](const WatchError&) { wake->poke(); };
+  auto ack_watch =
+      EtcdWatch::start(etcd.options(), {acks, prefix_end(acks), 0}, on_events, on_error);
+  if (!ack_watch.ok()) return give_up(ack_watch.status());
+  auto node_watch =
+      EtcdWatch::start(etcd.options(), {nodes, prefix_end(nodes), 0}, on_events, on_error);
+  if (!node_watch.ok()) return give_up(node_watch.status());
+  for (auto* w : {ack_watch->get(), node_watch->get()}) {
+    if (Status s = w->wait_created(options.timeout); !s.ok()) return give_up(s);
+  }
+
   const auto start = Clock::now();
   const auto give_up_at = start + options.timeout;
   Txn write;
@@ -99,17 +114,6 @@ Result<ReconfigReport> reconfigure(EtcdClient& etcd, const ReconfigOptions& opti
   if (!written.ok()) return give_up(written.status());
   if (!written->succeeded) return give_up(Status::Busy("etcd key " + key + " exists already"));
   const int64_t intent_revision = written->revision;
-
-  // Watches, not polling: an ack, or a node that comes or goes, wakes the command up.
-  auto wake = std::make_shared<Wakeup>();
-  auto on_events = [wake](const WatchBatch&) { wake->poke(); };
-  auto on_error = [wake](const WatchError&) { wake->poke(); };
-  auto ack_watch = EtcdWatch::start(etcd.options(), {acks, prefix_end(acks), intent_revision + 1},
-                                    on_events, on_error);
-  if (!ack_watch.ok()) return give_up(ack_watch.status());
-  auto node_watch = EtcdWatch::start(
-      etcd.options(), {nodes, prefix_end(nodes), intent_revision + 1}, on_events, on_error);
-  if (!node_watch.ok()) return give_up(node_watch.status());
 
   std::vector<std::string> missing;
   auto last_progress = start;

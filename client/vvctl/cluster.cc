@@ -131,6 +131,20 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     }
     for (auto& item : listed->items) nodes[item.record.name] = std::move(item.record);
   }
+  // A drained node (vvctl cluster drain) takes nothing new.
+  auto drained = cluster::list_drained(*etcd, prefix);
+  if (!drained.ok()) {
+    print_failure(kCommand, drained.status());
+    return kFailed;
+  }
+  for (const auto& item : drained->items) {
+    if (item.record.node == primary || item.record.node == secondary) {
+      print_failure(kCommand, Status::Busy(fmt::format(
+                                  "node {} is drained (vvctl cluster undrain {}); nothing imported",
+                                  item.record.node, item.record.node)));
+      return kFailed;
+    }
+  }
   auto existing = cluster::list_packs(*etcd, prefix);
   if (!existing.ok()) {
     print_failure(kCommand, existing.status());

@@ -244,8 +244,8 @@ const std::vector<Command>& commands() {
       {"pack chmod", "change a pack's permissions on every node",
        "vvctl [--conf PATH] pack chmod NAME MODE [--timeout SECONDS] [--json]\n"
        "  Cluster mode. MODE (octal, 0660) becomes the permissions of pack NAME in its mapping;\n"
-       "  every node checks new connections against it once the command returns (barrier, as\n"
-       "  pack move). Connections already open go on.",
+       "  every node checks new connections against it as it resumes from the barrier (as pack\n"
+       "  move), moments after the command returns. Connections already open go on.",
        cmd_pack_chmod},
       {"pack chown", "change a pack's owner and group on every node",
        "vvctl [--conf PATH] pack chown NAME USER[:GROUP] [--timeout SECONDS] [--json]\n"

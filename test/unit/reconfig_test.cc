@@ -81,6 +81,12 @@ std::unique_ptr<Node> start_node(const std::string& endpoint, const std::string&
   return n;
 }
 
+// Where `node` serves pack a from now, as a connection notes it at open.
+std::string where(Node& node) {
+  auto info = node.catalog->current().catalog->find("pack/a");
+  return info.ok() ? ReconfGate::placement_of((*info)->pack) : "";
+}
+
 // Waits (at most `limit`) until `done` holds.
 template <class F>
 bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
@@ -146,7 +152,7 @@ TEST_CASE(
   Fixture f;
   auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
   const uint64_t gen = n1->gate->generation("a");
-  auto running = std::make_optional(n1->gate->enter("a", gen, true));
+  auto running = std::make_optional(n1->gate->enter("a", gen, where(*n1), true));
   REQUIRE(running->status().ok());
   auto view = must(read_view(*f.client, "/vvm/"));
   auto change = must(plan_chmod(view, "a", 0600));
@@ -160,7 +166,7 @@ TEST_CASE(
   // A new request waits at the gate until the commit, and then sees the new mapping served.
   const int reloads_before = n1->reloads;
   auto later = std::async(std::launch::async, [&] {
-    auto pass = n1->gate->enter("a", gen, true);
+    auto pass = n1->gate->enter("a", gen, where(*n1), true);
     return std::make_pair(pass.status().ok(), n1->reloads.load());
   });
   std::this_thread::sleep_for(100ms);
@@ -264,7 +270,7 @@ TEST_CASE("an intent whose command died goes with its lease, and the nodes resum
   // The lease ends (about a second), the intent and the ack go, n1 resumes.
   CHECK(eventually([&] { return n1->gate->held_packs() == 0; }, 5000ms));
   CHECK(f.keys_under("/vvm/ack/") == 0);
-  auto pass = n1->gate->enter("a", n1->gate->generation("a"), true);
+  auto pass = n1->gate->enter("a", n1->gate->generation("a"), where(*n1), true);
   CHECK(pass.status().ok());
 }
 
@@ -274,16 +280,17 @@ TEST_CASE("a connection whose pack moved off its node is refused after the resum
   auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk);
   auto n3 = start_node(f.etcd.endpoint(), "n3", f.disk);
   const uint64_t opened = n2->gate->generation("a");
-  CHECK(n2->gate->enter("a", opened, true).status().ok());
+  const std::string opened_at = where(*n2);
+  CHECK(n2->gate->enter("a", opened, opened_at, true).status().ok());
   // n2, the secondary, is replaced by n3: n2 serves the pack no more.
   auto view = must(read_view(*f.client, "/vvm/"));
   must(reconfigure(*f.client, f.options(), {must(plan_secondary(view, "a", "n3", ""))}));
   REQUIRE(eventually([&] { return n2->gate->generation("a") != opened; }));
-  auto refused = n2->gate->enter("a", opened, true);
+  auto refused = n2->gate->enter("a", opened, opened_at, true);
   CHECK(refused.status().code() == Code::kUnavailable);
   CHECK_THAT(refused.status().message(), Catch::Contains("moved it off this node"));
   // n1, still the primary, goes on.
-  CHECK(n1->gate->enter("a", n1->gate->generation("a"), true).status().ok());
+  CHECK(n1->gate->enter("a", n1->gate->generation("a"), where(*n1), true).status().ok());
 }
 
 TEST_CASE("plans refuse bad targets, naming the pack, the node and the reason") {
