@@ -41,7 +41,8 @@ using VvmdServes =
                      vvm::rpc::VvOpenRequest, vvm::rpc::VvCloseRequest, vvm::rpc::VsnAddRequest,
                      vvm::rpc::VsnListRequest, vvm::rpc::VvStageRequest, vvm::rpc::VvEvictRequest,
                      vvm::rpc::StatusRequest, vvm::rpc::CopyReport, vvm::rpc::DbStatsRequest,
-                     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest>;
+                     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest,
+                     vvm::rpc::CopyListRequest>;
 }  // namespace
 
 int main(int argc, char** argv) {

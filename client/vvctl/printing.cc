@@ -54,7 +54,8 @@ std::string describe_copies(const Vv& v) {
   return out.empty() ? "none" : out;
 }
 
-void write_vv_json(JsonWriter& j, const Config& config, const Vv& v) {
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
+                   const std::vector<CopyMark>* marks) {
   j.begin_object();
   j.key("name").value(v.name).key("class").value(v.vv_class).key("serial").value(v.serial);
   j.key("client_id").value(v.client_id).key("owner").value(v.owner).key("group").value(v.group);
@@ -68,7 +69,19 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v) {
     if (v.copies[i].vsn.empty()) continue;
     j.begin_object().key("copy").value(uint64_t{i + 1}).key("media");
     j.value(copy_media(config, v.vv_class, i)).key("vsn").value(v.copies[i].vsn);
-    j.key("file").value(v.copies[i].file).end_object();
+    j.key("file").value(v.copies[i].file);
+    if (marks != nullptr) j.key("state").value("good");
+    j.end_object();
+  }
+  if (marks != nullptr) {
+    for (const CopyMark& m : *marks) {
+      if (m.state != CopyMarkState::kBad) continue;
+      j.begin_object().key("copy").value(uint64_t{m.copy}).key("media");
+      j.value(copy_media(config, v.vv_class, m.copy - 1)).key("vsn").value(m.vsn);
+      j.key("file").value(m.file).key("state").value(copy_mark_state_name(m.state));
+      j.key("since").value(m.since).key("by").value(m.by).key("why").value(m.why);
+      j.end_object();
+    }
   }
   j.end_array().end_object();
 }

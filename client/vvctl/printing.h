@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 
 #include "common/config.h"
+#include "common/copy_mark.h"
 #include "common/json.h"
 #include "common/vsn.h"
 #include "common/vv.h"
@@ -51,7 +52,10 @@ std::string copy_media(const Config& config, const std::string& cls, size_t i);
 std::string describe_copies(const Vv& v);
 
 // The object `show --json` prints (and `ls --json` an array of), copies named by media type.
-void write_vv_json(JsonWriter& j, const Config& config, const Vv& v);
+// With `marks` (show): each copy says "state": "good", and the VV's bad copies follow in the
+// same list with "state": "bad", when and why.
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
+                   const std::vector<CopyMark>* marks = nullptr);
 
 // One VSN record as `vsn ls --json` prints it.
 void write_vsn_json(JsonWriter& j, const Vsn& v);

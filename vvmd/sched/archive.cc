@@ -18,6 +18,16 @@ void Scheduler::finished(const Vv& vv) {
     log::error("VV {}: class {} is not in vvm.conf: it cannot be archived", vv.name, vv.vv_class);
     return;
   }
+  if (vv.cache != CacheState::kCached) {
+    // A copy is written from the cache file: a VV that lost a copy while evicted (it was found
+    // bad) comes back first, and stage_done queues the copy; one being staged waits for that.
+    if (vv.cache == CacheState::kEvicted) {
+      auto staged = stage(vv.name, false);
+      log::info("VV {} lacks a copy and is not in the cache: {}", vv.name,
+                staged.ok() ? "staged first, then copied" : staged.status().message());
+    }
+    return;
+  }
   const auto now = steady_now();
   for (size_t i = 0; i < cls->second.media.size() && i < vv.copies.size(); ++i) {
     if (!vv.copies[i].vsn.empty()) continue;
@@ -125,6 +135,11 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     return true;  // the queue moved on
   }
   if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) return true;
+  if (vv.cache != CacheState::kCached) {
+    log::info("VV {} is {}: its copy {} waits until it is in the cache again", vv.name,
+              cache_state_name(vv.cache), item.copy + 1);
+    return true;  // stage_done queues it again
+  }
 
   if (view_.load(drive, vsn.name)) {
     Status recorded = record_mount(drive, vsn.name);

@@ -166,6 +166,7 @@ void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyA
   f.deadline = now + f.stall_margin;
   f.started = now;
   const uint64_t id = args.request_id;
+  f.job_id = id;
   in_flight_.emplace(id, std::move(f));
   auto done = [this, id](Result<rpc::CopyAccepted> answer) { accepted(id, std::move(answer)); };
   if (op == rpc::Op::kArchive) {

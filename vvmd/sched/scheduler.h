@@ -101,6 +101,7 @@ class Scheduler {
     uint64_t file = 0;
     uint64_t bytes_done = 0, bytes_total = 0;
     size_t queued = 0;                                  // stage requests waiting in all
+    uint64_t job = 0;                                   // copying: the request that reads it
     std::string describe(const std::string& vv) const;  // "staging from L90001 file 3, ..."
   };
   // Asks for VV `name` back in the cache (`waiting`: a client waits for it): queues a read of
@@ -141,7 +142,8 @@ class Scheduler {
     QueueKey key;
     std::string vsn, drive, mover;
     uint64_t file = 0;
-    uint64_t job = 0;
+    uint64_t job = 0;     // the mover's
+    uint64_t job_id = 0;  // vvmd's: the request id, which logs and messages name
     uint64_t bytes_done = 0;
     Clock::time_point deadline;
     Clock::time_point started;
@@ -154,6 +156,9 @@ class Scheduler {
   bool start_stage(StageItem item, DriveState& drive, Clock::time_point now);
   void stage_done(InFlight f, const rpc::CopyReport& report);
   void stage_failed(InFlight f, const Status& why);
+  // Records the copy `f` read as bad (copy.tab: when, why) and takes it out of the VV's copies,
+  // leaving the VV finished; false when the VV no longer has that copy or the commit failed.
+  bool mark_bad_copy(const InFlight& f, const Status& why);
   // Queues `item` on the best copy of `vv` not in item.bad_copies (item.copy, vsn, file and media
   // set); Unavailable naming the bad copies when none is left.
   Status queue_stage(const Vv& vv, StageItem item);
@@ -206,6 +211,7 @@ class Scheduler {
   std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;  // vv -> why
   LibraryView view_;
   std::map<uint64_t, InFlight> in_flight_;  // by request id
+  std::set<uint64_t> joined_;               // stage jobs someone else joined: logged once
   uint64_t next_request_id_;
   std::set<QueueKey> starved_;  // queues told "no VSN": logged once until that changes
   Clock::time_point last_mover_check_{};
