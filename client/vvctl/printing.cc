@@ -86,13 +86,27 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
   j.end_array().end_object();
 }
 
-void write_vsn_json(JsonWriter& j, const Vsn& v) {
+void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d) {
   j.begin_object();
   j.key("name").value(v.name).key("media").value(v.media).key("class").value(v.vsn_class);
   j.key("state").value(vsn_state_name(v.state)).key("location").value(v.location);
   j.key("next_file").value(v.next_file).key("bytes_used").value(v.bytes_used);
   j.key("capacity").value(v.capacity).key("errors").value(v.errors);
   j.key("last_mount").value(v.last_mount);
+  j.key("bad_files").value(d.bad_files).key("errors_in_row").value(d.errors_in_row);
+  j.key("live_files").value(d.live_files).key("live_bytes").value(d.live_bytes);
+  j.key("dead_files").value(d.dead_files).key("dead_bytes").value(d.dead_bytes);
+  j.key("class_since").value(d.class_since).key("class_how").value(d.class_how);
+  j.key("state_since").value(d.state_since).key("state_by").value(d.state_by);
+  j.key("state_reason").value(d.state_reason);
+  j.end_object();
+}
+
+void write_drive_json(JsonWriter& j, const rpc::DriveDetail& d) {
+  j.begin_object();
+  j.key("name").value(d.name).key("mover").value(d.mover).key("media").value(d.media);
+  j.key("state").value(d.up ? "up" : "down").key("since").value(d.since).key("by").value(d.by);
+  j.key("reason").value(d.reason).key("errors_in_row").value(d.errors_in_row);
   j.end_object();
 }
 

@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/vsn.h"
 #include "common/vv.h"
+#include "proto/messages.h"
 
 namespace vvm::vvctl {
 
@@ -57,7 +58,10 @@ std::string describe_copies(const Vv& v);
 void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
                    const std::vector<CopyMark>* marks = nullptr);
 
-// One VSN record as `vsn ls --json` prints it.
-void write_vsn_json(JsonWriter& j, const Vsn& v);
+// One VSN as `vsn ls --json` prints it: every field of its record, then its detail (the state's
+// note, the class's age, its live, dead and bad files).
+void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d);
+// One drive as `drive ls --json` and `status --json` print its state.
+void write_drive_json(JsonWriter& j, const rpc::DriveDetail& d);
 
 }  // namespace vvm::vvctl

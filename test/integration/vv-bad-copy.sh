@@ -68,7 +68,10 @@ check_bad_shown() {
     die "show does not mark the bad copy: $(ctl show "$vv")"
 }
 check_bad_shown
-echo "ok: vvctl show and show --json list the copy as bad"
+ctl vsn ls | grep -q "^$bad_vsn .* 1 bad, 0 failed$" || die "vsn ls ERRORS: $(ctl vsn ls)"
+[[ $(ctl vsn ls --json | jq --arg t "$bad_vsn" '.[] | select(.name == $t) | .bad_files') == 1 ]] ||
+  die "vsn ls --json does not count the bad file on $bad_vsn"
+echo "ok: vvctl show and show --json list the copy as bad, vsn ls counts a bad file"
 
 # --- the copy is made again from the cache ---
 for ((i = 0; i < 300; i++)); do

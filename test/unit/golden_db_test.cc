@@ -262,9 +262,10 @@ TEST_CASE("golden db: the database of db-v1 opens and reads back", "[golden]") {
   REQUIRE(db->verify().ok());
 }
 
-// A database made before the copy table existed (db-v1 has vv.tab, vsn.tab and counter.tab)
-// gets an empty copy.tab at its next open, and takes marks like any other.
-TEST_CASE("golden db: db-v1 gains an empty copy table", "[golden]") {
+// A database made before the copy and state tables existed (db-v1 has vv.tab, vsn.tab and
+// counter.tab) gets an empty copy.tab and state.tab at its next open, and takes marks like any
+// other.
+TEST_CASE("golden db: db-v1 gains an empty copy table and state table", "[golden]") {
   auto dir = must(TempDir::create());
   const std::string db_dir = dir.file("db");
   fs::copy(golden_dir(), db_dir, fs::copy_options::recursive);
@@ -273,6 +274,8 @@ TEST_CASE("golden db: db-v1 gains an empty copy table", "[golden]") {
     auto db = must(open_database(db_dir));
     CHECK(db->live_count(kCopyTable) == 0);
     CHECK(fs::file_size(db_dir + "/copy.tab") == 256);
+    CHECK(db->live_count(kStateTable) == 0);
+    CHECK(fs::file_size(db_dir + "/state.tab") == 256);
     Vv r;
     REQUIRE(read_vv(*db, 3, &r).ok());
     CopyMark bad{

@@ -415,6 +415,32 @@ constexpr std::string_view kCopyHeaderV2 =
     "                                        "  // padding (40 blanks)
     "             \n";                          // padding (13 blanks), newline
 
+// The state table (state.tab): a VSN made read-only by an operator, the reason with blanks.
+constexpr std::string_view kStateRecordV2 =
+    "A "                                        // state: live
+    "a30e27da "                                 // CRC-32C of the record but these 8 characters
+    "vsn "                                      // kind (text, at most 5)
+    "L00001 "                                   // name (text, at most 12)
+    "read-only "                                // state (text, at most 9)
+    "0065a0b1f5 "                               // since (10 hex digits)
+    "root "                                     // by (text, at most 16)
+    "robot_arm_jam"                             // reason (text, at most 180)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                  \n";     // padding (34 blanks), newline
+constexpr std::string_view kStateHeaderV2 =
+    "H "                                        // state: header
+    "fd07a54f "                                 // CRC-32C of the record but these 8 characters
+    "vvm-table 2 state 256 6 b6bfaea8"          // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "            \n";                           // padding (12 blanks), newline
+
 }  // namespace
 
 TEST_CASE("golden record: CRC-32C", "[golden]") {
@@ -428,6 +454,14 @@ TEST_CASE("golden record: record sizes", "[golden]") {
   CHECK(vsn_schema().record_size() == 128);
   CHECK(counter_schema().record_size() == 64);
   CHECK(copy_schema().record_size() == 256);
+}
+
+TEST_CASE("golden record: a state record", "[golden]") {
+  const StateNote r{"vsn", "L00001", "read-only", 0x65a0b1f5, "root", "robot arm jam"};
+  check_record("state", must(state_schema().encode(kLive, state_values(r))), kStateRecordV2);
+  CHECK(checksum_ok(kStateRecordV2));
+  CHECK(must(state_from_values(must(state_schema().decode(kStateRecordV2, "golden")))) == r);
+  CHECK(state_schema().record_size() == 256);
 }
 
 TEST_CASE("golden record: a copy record", "[golden]") {
@@ -547,7 +581,7 @@ TEST_CASE("golden record: format 2 fields are the words of the line", "[golden]"
              Catch::Contains("vv.owner: '-' stands for an empty text"));
 }
 
-TEST_CASE("golden record: the header records of the three tables", "[golden]") {
+TEST_CASE("golden record: the header records of the tables", "[golden]") {
   auto dir = must(TempDir::create());
   // As vvmd makes them: Database::open creates the missing tables.
   { auto db = must(open_database(dir.path())); }
@@ -557,6 +591,8 @@ TEST_CASE("golden record: the header records of the three tables", "[golden]") {
   const std::string copy = file_bytes(dir.file("copy.tab"));
   // A new table is its header alone.
   check_record("copy.tab header", copy, kCopyHeaderV2);
+  check_record("state.tab header", file_bytes(dir.file("state.tab")), kStateHeaderV2);
+  CHECK(checksum_ok(kStateHeaderV2));
   CHECK(checksum_ok(kCopyHeaderV2));
   check_record("vv.tab header", vv, kVvHeaderV2);
   check_record("vsn.tab header", vsn, kVsnHeaderV2);

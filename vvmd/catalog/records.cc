@@ -92,6 +92,13 @@ db::Schema make_vsn_schema() {
                        128));
 }
 
+db::Schema make_state_schema() {
+  return made(db::Schema::make("state",
+                               {text("kind", 5), text("name", 12), text("state", 9),
+                                hex("since", 10), text("by", 16), text("reason", 180)},
+                               256));
+}
+
 db::Schema make_copy_schema() {
   return made(db::Schema::make(
       "copy",
@@ -193,6 +200,21 @@ const db::Schema& counter_schema() {
   static const db::Schema s =
       made(db::Schema::make("counter", {text("name", 24), dec("value", 20)}, 64));
   return s;
+}
+
+const db::Schema& state_schema() {
+  static const db::Schema s = make_state_schema();
+  return s;
+}
+
+Values state_values(const StateNote& r) {
+  return {r.kind, r.name, r.state, r.since, db_text(r.by, 16), db_text(r.reason, 180)};
+}
+
+Result<StateNote> state_from_values(const Values& v) {
+  VVM_RETURN_IF_ERROR(check_kinds(v, state_schema()));
+  return StateNote{
+      str(v, 0), str(v, 1), str(v, 2), num(v, 3), db_text_read(str(v, 4)), db_text_read(str(v, 5))};
 }
 
 const db::Schema& copy_schema() {
@@ -439,6 +461,13 @@ std::vector<db::Index> copy_indexes() {
           "vv", false,
           [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kCopyVv))); }),
   };
+}
+
+std::vector<db::Index> state_indexes() {
+  using Keys = std::vector<std::string>;
+  return {db::Index("name", true, [](const Values& v, Keys& out) {
+    out.push_back(KeyBuilder().text(str(v, 0)).text(str(v, 1)));
+  })};
 }
 
 std::vector<db::Index> counter_indexes() {

@@ -31,6 +31,7 @@ const db::Schema& vv_schema();       // 256-byte records
 const db::Schema& vsn_schema();      // 128-byte records
 const db::Schema& counter_schema();  // 64-byte records: a name (up to 24 characters), a number
 const db::Schema& copy_schema();     // 256-byte records: a bad or dead tape file
+const db::Schema& state_schema();    // 256-byte records: who set a VSN's or drive's state
 
 // VV: name (unique), hot (class + client id, hot VVs), unwritten (unique name, finished VVs not
 // yet archived: recovery requeues them), vsn (VSN + file number, one key a copy), id (client id).
@@ -41,6 +42,26 @@ std::vector<db::Index> vsn_indexes();
 std::vector<db::Index> counter_indexes();
 // Copy: place (unique: VSN + file number), vv (the VV it was a copy of).
 std::vector<db::Index> copy_indexes();
+// State: name (unique: kind + name).
+std::vector<db::Index> state_indexes();
+
+// Who set the state of a VSN or a drive, when and why: an operator (vvctl vsn set, drive down,
+// drive up) or vvmd itself (errors in a row); and since when a VSN has its class. A VSN's state
+// and class themselves are its record's; a drive's state is here alone (a drive with no note is
+// up).
+struct StateNote {
+  std::string kind;   // "vsn", "drive", "class" (a VSN's class)
+  std::string name;   // "L00001", "d0"
+  std::string state;  // a VSN's state word as vvctl says it, "up", "down", or the class
+  uint64_t since = 0;
+  std::string by;      // a user name, or "vvmd"
+  std::string reason;  // as given, cut to what the record holds; a class: "vsn add --class" or
+                       // kFirstArchive
+  bool operator==(const StateNote&) const = default;
+};
+inline constexpr std::string_view kFirstArchive = "first archive";
+db::Values state_values(const StateNote& note);
+Result<StateNote> state_from_values(const db::Values& values);
 
 // The record's values, in schema order.
 db::Values vv_values(const Vv& vv);

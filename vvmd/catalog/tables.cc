@@ -11,6 +11,7 @@ std::vector<db::TableSpec> table_specs() {
   specs.push_back({"vsn.tab", &vsn_schema(), vsn_indexes()});
   specs.push_back({"counter.tab", &counter_schema(), counter_indexes()});
   specs.push_back({"copy.tab", &copy_schema(), copy_indexes()});
+  specs.push_back({"state.tab", &state_schema(), state_indexes()});
   return specs;
 }
 
@@ -95,6 +96,45 @@ Result<uint64_t> find_copy_mark(db::Database& db, const std::string& vsn, uint64
                                 CopyMark* out) {
   CopySink sink(out);
   return db.lookup_to(kCopyTable, "place", db::KeyBuilder().text(vsn).number(file), sink);
+}
+
+Result<uint64_t> find_state_note(db::Database& db, const std::string& kind, const std::string& name,
+                                 StateNote* out) {
+  db::Values v;
+  auto slot = db.lookup_into(kStateTable, "name", db::KeyBuilder().text(kind).text(name), &v);
+  if (!slot.ok()) return slot.status();
+  auto note = state_from_values(v);
+  if (!note.ok()) return note.status();
+  *out = std::move(*note);
+  return *slot;
+}
+
+Status set_state_note(db::Database& db, db::Transaction& txn, const StateNote& note) {
+  StateNote old;
+  auto slot = find_state_note(db, note.kind, note.name, &old);
+  if (slot.ok()) {
+    txn.update(kStateTable, *slot, state_values(note));
+    return Status::Ok();
+  }
+  if (slot.status().code() != Code::kNotFound) return slot.status();
+  txn.insert(kStateTable, state_values(note));
+  return Status::Ok();
+}
+
+Status scan_state_notes(db::Database& db, const std::string& kind,
+                        const std::function<bool(const StateNote&)>& each) {
+  const db::KeyRange r = keys_after_text(kind);
+  Status bad;
+  Status s = db.scan_index(kStateTable, "name", r.lo, r.hi, [&](uint64_t, const db::Values& v) {
+    auto note = state_from_values(v);
+    if (!note.ok()) {
+      bad = note.status();
+      return false;
+    }
+    return each(*note);
+  });
+  VVM_RETURN_IF_ERROR(s);
+  return bad;
 }
 
 Result<uint64_t> counter(db::Database& db, std::string_view name) {

@@ -56,7 +56,9 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
         }
         if (r->media != media) return true;
         if (r->errors >= kMaxVsnErrors) return true;
-        const bool hot = r->state == VsnState::kHot && r->vsn_class == cls_text;
+        // A VSN set hot by hand before its first file may have no class yet: any class's.
+        const bool hot = r->state == VsnState::kHot &&
+                         (r->vsn_class == cls_text || (r->vsn_class.empty() && r->next_file == 1));
         const bool blank =
             r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
         if (!hot && !blank) return true;
@@ -196,7 +198,19 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   vsn.next_file = std::max(vsn.next_file, r.file_number + 1);
   vsn.bytes_used += r.bytes_total;
   if (vsn.state == VsnState::kBlank) vsn.state = VsnState::kHot;
-  if (vsn.vsn_class.empty()) vsn.vsn_class = std::string(1, f.key.vv_class);
+  if (vsn.vsn_class.empty()) {
+    // A VSN added for any class takes the class of its first archive: recorded, with when.
+    vsn.vsn_class = std::string(1, f.key.vv_class);
+    if (Status s = set_state_note(
+            *db_, txn,
+            {"class", vsn.name, vsn.vsn_class, now_unix(), "vvmd", std::string(kFirstArchive)});
+        !s.ok()) {
+      log::error("VSN {}: cannot note since when it has class {}: {}", vsn.name, vsn.vsn_class,
+                 s.message());
+    }
+    log::notice("VSN {} takes class {}: its first archive (VV {})", vsn.name, vsn.vsn_class,
+                f.item.vv);
+  }
   txn.update(kVsnTable, *vsn_slot, vsn_values(vsn));
 
   Vv vv;
@@ -243,6 +257,7 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
     }
     return;
   }
+  copy_ok(f.drive, r.vsn);
   log::info("VV {}: copy {} on {} file {} ({} bytes, checksum {:016x}){}", vv.name, f.item.copy + 1,
             r.vsn, r.file_number, r.bytes_total, r.checksum, archived ? ": archived" : "");
 }
@@ -275,6 +290,7 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
           f.item.copy + 1, f.item.vv, f.vsn, f.file, f.drive, f.mover, f.item.attempts,
           why.message(), retry_delay(f.item.attempts).count());
       mark_vsn(f.vsn, std::nullopt, true);
+      copy_error(f.drive, f.vsn, false, why);
       if (drive != nullptr) view_.unload(*drive);
       retry(f, false);
       return;

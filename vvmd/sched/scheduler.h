@@ -111,6 +111,15 @@ class Scheduler {
   // Registers VV_STAGE.
   rpc::Served<rpc::VvStageRequest> serve_stage(rpc::Server& server);
 
+  // An operator takes a drive down (nothing more is sent to it; a copy running there ends) or
+  // brings it up, with a reason (needed to go down); root and vvmd's user only. Kept in the
+  // database's state table, so that a restart keeps the drive down. NotFound naming the drives
+  // for an unknown one.
+  Result<rpc::DriveDetail> set_drive(const rpc::Peer& peer, const rpc::DriveSetRequest& request);
+  rpc::DriveListReply drives() const;
+  // Registers DRIVE_SET and DRIVE_LIST.
+  rpc::Served<rpc::DriveSetRequest, rpc::DriveListRequest> serve_drives(rpc::Server& server);
+
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
 
@@ -188,8 +197,17 @@ class Scheduler {
   void retry(InFlight& f, bool front);
   // Looks VSN `name` up, lets `change` edit it and applies it (durable soon).
   Status update_vsn(const std::string& name, const std::function<void(Vsn&)>& change);
-  // Adds 1 to the VSN's errors and sets its state (if given), in one commit.
+  // Adds 1 to the VSN's errors (failed reads and writes; a bad copy is counted in the copy
+  // table instead) and sets its state (if given), in one commit.
   void mark_vsn(const std::string& vsn, std::optional<VsnState> state, bool count_error);
+  // A copy failed on `drive` and `vsn` (`in_row_vsn`: the VSN's fault too): after errors in a
+  // row the drive goes down and a writable VSN read-only, each noted as vvmd's doing, and
+  // logged. A copy that went well ends a row.
+  void copy_error(const std::string& drive, const std::string& vsn, bool vsn_fault,
+                  const Status& why);
+  void copy_ok(const std::string& drive, const std::string& vsn);
+  // Takes `drive` down or up and notes who and why (state.tab), applied now, durable soon.
+  Status note_drive(DriveState& drive, bool up, const std::string& by, const std::string& reason);
   // Pings the movers that run copies; lose_copies() those of a mover that is gone or restarted.
   void check_movers();
   // The copies on `mover` started before `before` died with it: queued again, first in line.
@@ -215,7 +233,8 @@ class Scheduler {
   uint64_t next_request_id_;
   std::set<QueueKey> starved_;  // queues told "no VSN": logged once until that changes
   Clock::time_point last_mover_check_{};
-  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover
+  std::map<std::string, int> mover_misses_;            // pings unanswered in a row, by mover
+  std::map<std::string, uint32_t> vsn_errors_in_row_;  // by VSN
 };
 
 }  // namespace vvm::vvmd

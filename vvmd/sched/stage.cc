@@ -47,13 +47,24 @@ Status Scheduler::record_mount(const DriveState& drive, const std::string& name)
 Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
   // The best copy: one whose VSN is in a drive already, else the first that has not failed. A
   // copy found bad is no longer among the VV's copies (mark_bad_copy): it is never read again.
+  // A disabled VSN is never mounted, and one set bad is read only when no other copy is left.
   std::optional<size_t> best;
+  std::pair<int, int> best_rank{2, 2};  // (on a bad VSN, not in a drive): lower is better
+  std::string disabled;
   for (size_t i = 0; i < vv.copies.size(); ++i) {
     if (vv.copies[i].vsn.empty() || item.bad_copies.contains(i)) continue;
-    if (!best) best = i;
-    if (view_.holding(vv.copies[i].vsn) != nullptr) {
+    Vsn state;
+    if (lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[i].vsn), &state).ok()) {
+      if (state.state == VsnState::kDisabled) {
+        disabled += fmt::format("{}{}", disabled.empty() ? "" : ", ", state.name);
+        continue;
+      }
+    }
+    const std::pair<int, int> rank{state.state == VsnState::kBad ? 1 : 0,
+                                   view_.holding(vv.copies[i].vsn) != nullptr ? 0 : 1};
+    if (!best || rank < best_rank) {
       best = i;
-      break;
+      best_rank = rank;
     }
   }
   if (!best) {
@@ -65,8 +76,12 @@ Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
       return true;
     });
     return Status::Unavailable(fmt::format(
-        "VV {} has no copy left to stage from ({} failed their reads now; marked bad: {})", vv.name,
-        item.bad_copies.size(), bad.empty() ? "none" : bad));
+        "VV {} has no copy left to stage from ({} failed their reads now; marked bad: {}{})",
+        vv.name, item.bad_copies.size(), bad.empty() ? "none" : bad,
+        disabled.empty() ? ""
+                         : fmt::format("; on disabled VSNs, never mounted: {} ('vvctl vsn set "
+                                       "VSN read-only --reason TEXT' allows reading)",
+                                       disabled)));
   }
   Vsn vsn;
   auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[*best].vsn), &vsn);
@@ -260,6 +275,7 @@ void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
                f.vsn, f.file, s.message());
     return;
   }
+  copy_ok(f.drive, f.vsn);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - f.started);
   log::info("staged VV {} from {} file {} ({} bytes in {:.1f} s)", f.item.vv, f.vsn, f.file,
             r.bytes_total, took.count() / 1000.0);
@@ -319,13 +335,15 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
   if (bad) {
     log::error("VV {}: copy {} on {} file {} failed its checks: {}", item.vv, item.copy + 1, f.vsn,
                f.file, why.message());
-    mark_vsn(f.vsn, std::nullopt, true);
+    // The tape's fault, not the drive's: counted as a bad file (copy.tab), in the VSN's row.
+    copy_error("", f.vsn, true, why);
     // Remembered at once: no second read of a copy whose checks failed.
     if (mark_bad_copy(f, why)) item.attempts = kBadCopyAttempts;
   } else {
     log::warning("stage of VV {} from {} file {} (drive {}) failed, attempt {}: {}", item.vv, f.vsn,
                  f.file, f.drive, item.attempts, why.message());
     mark_vsn(f.vsn, std::nullopt, true);
+    copy_error(f.drive, f.vsn, false, why);
     if (DriveState* d = view_.find(f.drive)) view_.unload(*d);
   }
   if (item.attempts < (bad ? kBadCopyAttempts : kFailedCopyAttempts)) {
