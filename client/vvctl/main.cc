@@ -204,8 +204,8 @@ const std::vector<Command>& commands() {
       {"db stats", "vvmd's database: its tables and journal",
        "vvctl [--conf PATH] db stats [--json]\n"
        "  vvmd's database folder, how much of its journal is used (and the size past which a\n"
-       "  checkpoint empties it), and each table (vv, vsn, counter): its records, its slots\n"
-       "  (the header's included) and the free ones an insert reuses, and its file.",
+       "  checkpoint empties it), and each table (vv, vsn, counter, copy, state): its records,\n"
+       "  its slots (the header's included) and the free ones an insert reuses, and its file.",
        cmd_db_stats},
       {"db check", "check vvmd's database whole, naming each problem",
        "vvctl [--conf PATH] db check [--json]\n"
