@@ -42,7 +42,9 @@ using VvmdServes =
                      vvm::rpc::VvOpenRequest, vvm::rpc::VvCloseRequest, vvm::rpc::VsnAddRequest,
                      vvm::rpc::VsnListRequest, vvm::rpc::VvStageRequest, vvm::rpc::VvEvictRequest,
                      vvm::rpc::StatusRequest, vvm::rpc::CopyReport, vvm::rpc::DbStatsRequest,
-                     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest>;
+                     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest, vvm::rpc::CopyListRequest,
+                     vvm::rpc::VsnSetRequest, vvm::rpc::VsnDetailsRequest,
+                     vvm::rpc::DriveSetRequest, vvm::rpc::DriveListRequest>;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,6 +163,7 @@ int main(int argc, char** argv) {
   (*catalog)->on_finished([&scheduler](const Vv& vv) { scheduler.finished(vv); });
   const auto copy_ops = scheduler.serve(server);
   const auto stage_ops = scheduler.serve_stage(server);
+  const auto drive_ops = scheduler.serve_drives(server);
   const auto status_op = server.handle<rpc::StatusRequest>(
       [&](const rpc::StatusRequest&, const rpc::Peer&) -> Result<rpc::StatusReply> {
         rpc::StatusReply st;
@@ -177,7 +180,7 @@ int main(int argc, char** argv) {
   vvmd::DbAdmin db_admin(db->get(), ::getuid());
   const auto db_ops = db_admin.serve(server);
   const VvmdServes served = ping + catalog_ops + open_ops + vsn_ops + cache_ops + copy_ops +
-                            stage_ops + status_op + db_ops;
+                            stage_ops + drive_ops + status_op + db_ops;
   (void)served;
   opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
     auto p = scheduler.stage(vv, true);

@@ -12,8 +12,21 @@
 namespace vvm {
 
 // The numbers are the control protocol's (vvm_proto.x: vvm_vsn_state).
-enum class VsnState : uint32_t { kBlank = 1, kHot = 2, kFull = 3, kRetired = 4 };
-// "blank", "hot", "full", "retired": the words the database and vvctl use.
+// blank, hot and full follow the tape's use; an operator (vvctl vsn set) or vvmd (errors in a
+// row: read-only) sets the others. Only blank and hot tapes are written; disabled ones are never
+// mounted; bad ones are read only for a copy that is nowhere else.
+enum class VsnState : uint32_t {
+  kBlank = 1,
+  kHot = 2,
+  kFull = 3,
+  kRetired = 4,
+  kReadOnly = 5,
+  kDisabled = 6,
+  kReclaim = 7,
+  kBad = 8,
+};
+// "blank", "hot", "full", "retired", "read-only", "disabled", "reclaim", "bad": the words vvctl
+// uses (the database writes read-only as "readonly", its field being 8 wide).
 std::string_view vsn_state_name(VsnState s);
 std::optional<VsnState> parse_vsn_state(std::string_view name);
 
@@ -34,7 +47,7 @@ struct Vsn {
     f.short_string(m.name, "vsn name");
     f.short_string(m.media, "vsn media");
     f.short_string(m.vsn_class, "vsn class");
-    f.enumeration(m.state, VsnState::kBlank, VsnState::kRetired, "VSN", "VSN state");
+    f.enumeration(m.state, VsnState::kBlank, VsnState::kBad, "VSN", "VSN state");
     f.short_string(m.location, "vsn location");
     f.u64(m.next_file);
     f.u64(m.bytes_used);

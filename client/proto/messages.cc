@@ -45,6 +45,11 @@ static_assert(static_cast<uint32_t>(Op::kVvEvict) == VVM_OP_VV_EVICT);
 static_assert(static_cast<uint32_t>(Op::kDbStats) == VVM_OP_DB_STATS);
 static_assert(static_cast<uint32_t>(Op::kDbCheck) == VVM_OP_DB_CHECK);
 static_assert(static_cast<uint32_t>(Op::kDbBackup) == VVM_OP_DB_BACKUP);
+static_assert(static_cast<uint32_t>(Op::kCopyList) == VVM_OP_COPY_LIST);
+static_assert(static_cast<uint32_t>(Op::kVsnSet) == VVM_OP_VSN_SET);
+static_assert(static_cast<uint32_t>(Op::kVsnDetails) == VVM_OP_VSN_DETAILS);
+static_assert(static_cast<uint32_t>(Op::kDriveSet) == VVM_OP_DRIVE_SET);
+static_assert(static_cast<uint32_t>(Op::kDriveList) == VVM_OP_DRIVE_LIST);
 static_assert(static_cast<uint32_t>(CopyState::kFailed) == VVM_COPY_FAILED);
 static_assert(static_cast<uint32_t>(VvState::kAny) == VVM_VV_ANY);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);
@@ -52,6 +57,10 @@ static_assert(static_cast<uint32_t>(CacheState::kCached) == VVM_CACHE_CACHED);
 static_assert(static_cast<uint32_t>(CacheState::kStaging) == VVM_CACHE_STAGING);
 static_assert(static_cast<uint32_t>(VsnState::kBlank) == VVM_VSN_BLANK);
 static_assert(static_cast<uint32_t>(VsnState::kRetired) == VVM_VSN_RETIRED);
+static_assert(static_cast<uint32_t>(VsnState::kBad) == VVM_VSN_BAD);
+static_assert(static_cast<uint32_t>(VsnState::kReadOnly) == VVM_VSN_READ_ONLY);
+static_assert(static_cast<uint32_t>(CopyMarkState::kBad) == VVM_MARK_BAD);
+static_assert(static_cast<uint32_t>(CopyMarkState::kDead) == VVM_MARK_DEAD);
 
 namespace {
 

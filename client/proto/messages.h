@@ -50,6 +50,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/copy_mark.h"
 #include "common/status.h"
 #include "common/vsn.h"
 #include "common/vv.h"
@@ -83,6 +84,11 @@ enum class Op : uint32_t {
   kDbStats = 17,
   kDbCheck = 18,
   kDbBackup = 19,
+  kCopyList = 20,
+  kVsnSet = 21,
+  kVsnDetails = 22,
+  kDriveSet = 23,
+  kDriveList = 24,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -98,6 +104,11 @@ struct VsnListReply;
 struct VvStageReply;
 struct DbStatsReply;
 struct DbCheckReply;
+struct CopyListReply;
+struct VsnSetReply;
+struct VsnDetailsReply;
+struct DriveDetail;
+struct DriveListReply;
 struct DbBackupReply;
 struct StatusReply;
 struct VvEvictReply;
@@ -641,12 +652,165 @@ struct DbBackupReply {
   }
 };
 
+// COPY_LIST (vvm_proto.x): the bad and dead tape files of VV `vv`, or of those on VSN `vsn`.
+struct CopyListRequest {
+  static constexpr Op kOp = Op::kCopyList;
+  static constexpr std::string_view kName = "copy-list";
+  using Reply = CopyListReply;
+  std::string vv;
+  std::string vsn;
+  bool operator==(const CopyListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vv, "vv name");
+    f.short_string(m.vsn, "vsn name");
+  }
+};
+struct CopyListReply {
+  std::vector<CopyMark> marks;
+  bool operator==(const CopyListReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.marks);
+  }
+};
+
+// VSN_SET, VSN_DETAILS (vvm_proto.x): a VSN's state set by hand; what vsn ls shows beside the
+// record (who set the state when, the class's age, live, dead and bad tape files).
+struct VsnDetail {
+  std::string name;
+  uint64_t state_since = 0;
+  std::string state_by, state_reason;
+  uint64_t class_since = 0;
+  std::string class_how;  // "added", "first archive"
+  uint64_t live_files = 0, live_bytes = 0, dead_files = 0, dead_bytes = 0, bad_files = 0;
+  uint64_t errors_in_row = 0;
+  bool operator==(const VsnDetail&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vsn name");
+    f.u64(m.state_since);
+    f.short_string(m.state_by, "vsn state by");
+    f.long_string(m.state_reason, "vsn state reason");
+    f.u64(m.class_since);
+    f.short_string(m.class_how, "vsn class how");
+    f.u64(m.live_files);
+    f.u64(m.live_bytes);
+    f.u64(m.dead_files);
+    f.u64(m.dead_bytes);
+    f.u64(m.bad_files);
+    f.u64(m.errors_in_row);
+  }
+};
+struct VsnSetRequest {
+  static constexpr Op kOp = Op::kVsnSet;
+  static constexpr std::string_view kName = "vsn-set";
+  using Reply = VsnSetReply;
+  std::string vsn;
+  VsnState state = VsnState::kHot;
+  std::string reason;
+  bool operator==(const VsnSetRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+    f.enumeration(m.state, VsnState::kBlank, VsnState::kBad, "VSN", "VSN state");
+    f.long_string(m.reason, "vsn state reason");
+  }
+};
+struct VsnSetReply {
+  Vsn vsn;
+  VsnDetail detail;
+  bool operator==(const VsnSetReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.vsn);
+    f.nested(m.detail);
+  }
+};
+struct VsnDetailsRequest {
+  static constexpr Op kOp = Op::kVsnDetails;
+  static constexpr std::string_view kName = "vsn-details";
+  using Reply = VsnDetailsReply;
+  std::string after;   // the last name of the previous page
+  uint32_t limit = 0;  // 0: the daemon's page size
+  bool operator==(const VsnDetailsRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.after, "list after");
+    f.u32(m.limit);
+  }
+};
+struct VsnDetailsReply {
+  std::vector<VsnDetail> details;
+  bool more = false;
+  bool operator==(const VsnDetailsReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.details);
+    f.flag(m.more);
+  }
+};
+
+// DRIVE_SET, DRIVE_LIST (vvm_proto.x): drives taken down (by hand, or by vvmd after errors in a
+// row) and brought up.
+struct DriveDetail {
+  std::string name, mover, media;
+  bool up = true;
+  uint64_t since = 0;
+  std::string by, reason;
+  uint64_t errors_in_row = 0;
+  bool operator==(const DriveDetail&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "drive name");
+    f.short_string(m.mover, "drive mover");
+    f.short_string(m.media, "drive media");
+    f.flag(m.up);
+    f.u64(m.since);
+    f.short_string(m.by, "drive by");
+    f.long_string(m.reason, "drive reason");
+    f.u64(m.errors_in_row);
+  }
+};
+struct DriveSetRequest {
+  static constexpr Op kOp = Op::kDriveSet;
+  static constexpr std::string_view kName = "drive-set";
+  using Reply = DriveDetail;
+  std::string drive;
+  bool up = true;
+  std::string reason;
+  bool operator==(const DriveSetRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.drive, "drive name");
+    f.flag(m.up);
+    f.long_string(m.reason, "drive reason");
+  }
+};
+struct DriveListRequest {
+  static constexpr Op kOp = Op::kDriveList;
+  static constexpr std::string_view kName = "drive-list";
+  using Reply = DriveListReply;
+  bool operator==(const DriveListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
+struct DriveListReply {
+  std::vector<DriveDetail> drives;
+  bool operator==(const DriveListReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.drives);
+  }
+};
+
 // Every request of the protocol, the one list the codec, the server and the client work from.
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
                  VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
                  VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest,
-                 VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest>;
+                 VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest, CopyListRequest,
+                 VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest>;
 
 // --- what makes a message, checked at compile time ---
 

@@ -18,6 +18,10 @@
 //   vvctl evict NAME
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
+//   vvctl vsn set VSN STATE --reason TEXT
+//   vvctl drive down NAME --reason TEXT
+//   vvctl drive up NAME [--reason TEXT]
+//   vvctl drive ls [--json]
 //   vvctl db stats [--json]
 //   vvctl db check [--json]
 //   vvctl db backup DIR
@@ -127,7 +131,8 @@ const std::vector<Command>& commands() {
        "vvctl [--conf PATH] status [--json]\n"
        "  vvmd's uptime, mounts since it started and VVs open through NBD; the cache's use\n"
        "  and watermarks; each drive (its mover, media type, the VSN vvmd last mounted there,\n"
-       "  its mounts and the copy running now, with its progress); and the queues: archive\n"
+       "  its mounts and the copy running now, with its progress, or DOWN since when, by whom\n"
+       "  and why); and the queues: archive\n"
        "  writes by class and media type, stages by VSN (files, bytes, the oldest request's\n"
        "  age, whether a client waits). --json prints all of it as one object.",
        cmd_status},
@@ -161,18 +166,51 @@ const std::vector<Command>& commands() {
        cmd_vsn_add},
       {"vsn ls", "list tape volumes (VSNs)",
        "vvctl [--conf PATH] vsn ls [--json] [--page-size N]\n"
-       "  The VSNs in name order, one a line (VSN MEDIA CLASS STATE LOCATION FILES USED\n"
-       "  CAPACITY ERRORS): state blank, hot, full or retired; FILES the tape files written,\n"
-       "  USED the bytes of VV data on it. --json prints an array of objects with every field\n"
-       "  of the record (name, media, class, state, location, next_file, bytes_used, capacity,\n"
-       "  errors, last_mount), sizes in bytes. vvmd sends the list in pages of N VSNs (default\n"
-       "  and most: 1000), which ls follows to the end.",
+       "  The VSNs in name order, one a line (VSN MEDIA CLASS STATE LOCATION FILES LIVE DEAD\n"
+       "  USED CAPACITY ERRORS): state blank, hot, full, read-only, disabled, reclaim, bad or\n"
+       "  retired; FILES the tape files written, LIVE those that are VVs' copies, DEAD those no\n"
+       "  VV needs (removed VVs', bad ones), each as files/bytes; USED the bytes written on it;\n"
+       "  ERRORS its bad files (failed their checks) and its failed reads and writes. Then a\n"
+       "  line for each VSN's class (since when, and whether it took the class of its first\n"
+       "  archive) and state set by hand or by vvmd (since when, by whom, why). --json prints\n"
+       "  an array of objects with every field of the record (name, media, class, state,\n"
+       "  location, next_file, bytes_used, capacity, errors, last_mount) and bad_files,\n"
+       "  errors_in_row, live_files, live_bytes, dead_files, dead_bytes, class_since,\n"
+       "  class_how, state_since, state_by, state_reason, sizes in bytes. vvmd sends the list\n"
+       "  in pages of N VSNs (default and most: 1000), which ls follows to the end.",
        cmd_vsn_ls},
+      {"vsn set", "set a tape volume's state",
+       "vvctl [--conf PATH] vsn set VSN STATE --reason TEXT\n"
+       "  Sets VSN's state, recording who, when and why (vsn ls shows them): hot (written),\n"
+       "  full, read-only (read, never written), disabled (never mounted), reclaim (being\n"
+       "  emptied: read, never written), bad (never written; read only for a copy found\n"
+       "  nowhere else) or retired. vvmd itself sets a VSN read-only after 3 failed copies in\n"
+       "  a row. Only root and vvmd's user may. Refused (nothing changes), naming why: an\n"
+       "  unknown VSN or state, no reason.",
+       cmd_vsn_set},
+      {"drive down", "take a tape drive out of use",
+       "vvctl [--conf PATH] drive down NAME --reason TEXT\n"
+       "  vvmd sends nothing more to drive NAME (a copy running there ends) until 'drive up';\n"
+       "  a tape in it counts as in no drive. vvmd takes a drive down by itself after 3 failed\n"
+       "  copies in a row, and says so in its log, 'vvctl status' and 'drive ls'. It stays\n"
+       "  down across restarts. Only root and vvmd's user may. Refused for an unknown drive,\n"
+       "  naming vvm.conf's drives.",
+       cmd_drive_down},
+      {"drive up", "put a tape drive back in use",
+       "vvctl [--conf PATH] drive up NAME [--reason TEXT]\n"
+       "  Brings drive NAME back into use, recording who and when.",
+       cmd_drive_up},
+      {"drive ls", "list the tape drives and their states",
+       "vvctl [--conf PATH] drive ls [--json]\n"
+       "  Each drive of vvm.conf, its mover and media type, up or down, since when, by whom\n"
+       "  and why. --json prints an array of objects (name, mover, media, state, since, by,\n"
+       "  reason, errors_in_row).",
+       cmd_drive_ls},
       {"db stats", "vvmd's database: its tables and journal",
        "vvctl [--conf PATH] db stats [--json]\n"
        "  vvmd's database folder, how much of its journal is used (and the size past which a\n"
-       "  checkpoint empties it), and each table (vv, vsn, counter): its records, its slots\n"
-       "  (the header's included) and the free ones an insert reuses, and its file.",
+       "  checkpoint empties it), and each table (vv, vsn, counter, copy, state): its records,\n"
+       "  its slots (the header's included) and the free ones an insert reuses, and its file.",
        cmd_db_stats},
       {"db check", "check vvmd's database whole, naming each problem",
        "vvctl [--conf PATH] db check [--json]\n"

@@ -54,7 +54,8 @@ std::string describe_copies(const Vv& v) {
   return out.empty() ? "none" : out;
 }
 
-void write_vv_json(JsonWriter& j, const Config& config, const Vv& v) {
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
+                   const std::vector<CopyMark>* marks) {
   j.begin_object();
   j.key("name").value(v.name).key("class").value(v.vv_class).key("serial").value(v.serial);
   j.key("client_id").value(v.client_id).key("owner").value(v.owner).key("group").value(v.group);
@@ -68,18 +69,44 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v) {
     if (v.copies[i].vsn.empty()) continue;
     j.begin_object().key("copy").value(uint64_t{i + 1}).key("media");
     j.value(copy_media(config, v.vv_class, i)).key("vsn").value(v.copies[i].vsn);
-    j.key("file").value(v.copies[i].file).end_object();
+    j.key("file").value(v.copies[i].file);
+    if (marks != nullptr) j.key("state").value("good");
+    j.end_object();
+  }
+  if (marks != nullptr) {
+    for (const CopyMark& m : *marks) {
+      if (m.state != CopyMarkState::kBad) continue;
+      j.begin_object().key("copy").value(uint64_t{m.copy}).key("media");
+      j.value(copy_media(config, v.vv_class, m.copy - 1)).key("vsn").value(m.vsn);
+      j.key("file").value(m.file).key("state").value(copy_mark_state_name(m.state));
+      j.key("since").value(m.since).key("by").value(m.by).key("why").value(m.why);
+      j.end_object();
+    }
   }
   j.end_array().end_object();
 }
 
-void write_vsn_json(JsonWriter& j, const Vsn& v) {
+void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d) {
   j.begin_object();
   j.key("name").value(v.name).key("media").value(v.media).key("class").value(v.vsn_class);
   j.key("state").value(vsn_state_name(v.state)).key("location").value(v.location);
   j.key("next_file").value(v.next_file).key("bytes_used").value(v.bytes_used);
   j.key("capacity").value(v.capacity).key("errors").value(v.errors);
   j.key("last_mount").value(v.last_mount);
+  j.key("bad_files").value(d.bad_files).key("errors_in_row").value(d.errors_in_row);
+  j.key("live_files").value(d.live_files).key("live_bytes").value(d.live_bytes);
+  j.key("dead_files").value(d.dead_files).key("dead_bytes").value(d.dead_bytes);
+  j.key("class_since").value(d.class_since).key("class_how").value(d.class_how);
+  j.key("state_since").value(d.state_since).key("state_by").value(d.state_by);
+  j.key("state_reason").value(d.state_reason);
+  j.end_object();
+}
+
+void write_drive_json(JsonWriter& j, const rpc::DriveDetail& d) {
+  j.begin_object();
+  j.key("name").value(d.name).key("mover").value(d.mover).key("media").value(d.media);
+  j.key("state").value(d.up ? "up" : "down").key("since").value(d.since).key("by").value(d.by);
+  j.key("reason").value(d.reason).key("errors_in_row").value(d.errors_in_row);
   j.end_object();
 }
 

@@ -12,9 +12,11 @@
 #include <fmt/core.h>
 
 #include "common/config.h"
+#include "common/copy_mark.h"
 #include "common/json.h"
 #include "common/vsn.h"
 #include "common/vv.h"
+#include "proto/messages.h"
 
 namespace vvm::vvctl {
 
@@ -51,9 +53,15 @@ std::string copy_media(const Config& config, const std::string& cls, size_t i);
 std::string describe_copies(const Vv& v);
 
 // The object `show --json` prints (and `ls --json` an array of), copies named by media type.
-void write_vv_json(JsonWriter& j, const Config& config, const Vv& v);
+// With `marks` (show): each copy says "state": "good", and the VV's bad copies follow in the
+// same list with "state": "bad", when and why.
+void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
+                   const std::vector<CopyMark>* marks = nullptr);
 
-// One VSN record as `vsn ls --json` prints it.
-void write_vsn_json(JsonWriter& j, const Vsn& v);
+// One VSN as `vsn ls --json` prints it: every field of its record, then its detail (the state's
+// note, the class's age, its live, dead and bad files).
+void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d);
+// One drive as `drive ls --json` and `status --json` print its state.
+void write_drive_json(JsonWriter& j, const rpc::DriveDetail& d);
 
 }  // namespace vvm::vvctl

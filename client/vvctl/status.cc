@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,9 +23,16 @@ int cmd_status(const Globals& g, const Args& args) {
   if (!parse_json_only("status", args, &json)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
-  auto reply = ask_vvmd(g, "status", rpc::StatusRequest{}, &config, &rc);
-  if (!reply) return rc;
+  auto client = connect_vvmd(g, "status", &config, &rc);
+  if (!client) return rc;
+  auto reply = call_vvmd(*client, *config, "status", rpc::StatusRequest{});
+  if (!reply) return kFailed;
   const auto& st = *reply;
+  // The drives' states: which are down, since when, by whom and why.
+  auto states = call_vvmd(*client, *config, "status", rpc::DriveListRequest{});
+  if (!states) return kFailed;
+  std::map<std::string, rpc::DriveDetail> state;
+  for (const auto& d : states->drives) state[d.name] = d;
   if (json) {
     JsonWriter j;
     j.begin_object();
@@ -42,6 +50,10 @@ int cmd_status(const Globals& g, const Args& args) {
       j.key("vsn").value(d.vsn).key("mounts").value(d.mounts).key("usable").value(d.usable);
       j.key("copying").value(d.copying).key("bytes_done").value(d.bytes_done);
       j.key("bytes_total").value(d.bytes_total);
+      if (auto it = state.find(d.name); it != state.end()) {
+        j.key("state");
+        write_drive_json(j, it->second);
+      }
       j.end_object();
     }
     j.end_array();
@@ -72,6 +84,10 @@ int cmd_status(const Globals& g, const Args& args) {
                           ? (d.usable ? "idle" : "set aside (mover failed)")
                           : fmt::format("{} ({} of {})", d.copying, human_size(d.bytes_done),
                                         human_size(d.bytes_total));
+    if (auto it = state.find(d.name); it != state.end() && !it->second.up) {
+      now = fmt::format("DOWN since {} by {}: {}{}", format_time(it->second.since), it->second.by,
+                        it->second.reason, d.copying.empty() ? "" : "; still " + now);
+    }
     drives.push_back(
         {d.name, d.mover, d.media, d.vsn.empty() ? "-" : d.vsn, std::to_string(d.mounts), now});
   }

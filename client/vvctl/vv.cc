@@ -114,12 +114,17 @@ int cmd_show(const Globals& g, const Args& args) {
   if (!parse_name("show", args, &name, options, &vm)) return kUsage;
   std::optional<Config> config;
   int rc = kOk;
-  auto reply = ask_vvmd(g, "show", rpc::VvShowRequest{name}, &config, &rc);
-  if (!reply) return rc;
+  auto client = connect_vvmd(g, "show", &config, &rc);
+  if (!client) return rc;
+  auto reply = call_vvmd(*client, *config, "show", rpc::VvShowRequest{name});
+  if (!reply) return kFailed;
   const Vv& v = reply->vv;
+  // The copies found bad, which are no longer among the VV's copies.
+  auto marks = call_vvmd(*client, *config, "show", rpc::CopyListRequest{v.name, ""});
+  if (!marks) return kFailed;
   if (vm["json"].as<bool>()) {
     JsonWriter j;
-    write_vv_json(j, *config, v);
+    write_vv_json(j, *config, v, &marks->marks);
     fmt::print("{}\n", j.str());
     return kOk;
   }
@@ -141,6 +146,12 @@ int cmd_show(const Globals& g, const Args& args) {
                v.copies[i].vsn.empty()
                    ? "not yet written"
                    : fmt::format("{} file {}", v.copies[i].vsn, v.copies[i].file));
+  }
+  for (const CopyMark& m : marks->marks) {
+    if (m.state != CopyMarkState::kBad) continue;
+    std::string media = copy_media(*config, v.vv_class, m.copy - 1);
+    fmt::print("copy {}:    {}{} file {}: bad since {} ({}: {})\n", m.copy,
+               media.empty() ? "" : media + ": ", m.vsn, m.file, format_time(m.since), m.by, m.why);
   }
   return kOk;
 }

@@ -76,17 +76,25 @@ expect 1 "$nobody_name may not add VSN L90008: only root and vvmd's user" -- \
 [[ ! -e $lib/L90008.tap ]] || die "a refused add made $lib/L90008.tap"
 expect 0 "^VSN +MEDIA" -- "${nobody[@]}" "$vvctl" --conf "$conf" vsn ls
 
-# --- vsn ls: an aligned table in name order ---
+# --- vsn ls: an aligned table in name order, then a line for each VSN's class ---
 table=$(ctl vsn ls)
 echo "$table"
-[[ $(wc -l <<<"$table") == 5 ]] || die "vsn ls printed $(wc -l <<<"$table") lines: $table"
-head -n1 <<<"$table" | grep -Eq '^VSN +MEDIA +CLASS +STATE +LOCATION +FILES +USED +CAPACITY +ERRORS$' ||
+notes=$(grep -E '^[A-Z0-9]+: ' <<<"$table" || true)
+table=$(grep -vE '^[A-Z0-9]+: ' <<<"$table")
+[[ $(wc -l <<<"$table") == 5 ]] || die "vsn ls printed $(wc -l <<<"$table") rows: $table"
+head -n1 <<<"$table" |
+  grep -Eq '^VSN +MEDIA +CLASS +STATE +LOCATION +FILES +LIVE +DEAD +USED +CAPACITY +ERRORS$' ||
   die "vsn ls header: $(head -n1 <<<"$table")"
 [[ $(tail -n +2 <<<"$table" | awk '{print $1}' | paste -sd' ') == "L80001 L90001 L90002 L90003" ]] ||
   die "vsn ls is not in name order: $table"
-grep -Eq '^L80001 +LTO8 +any +blank +slot +0 +0 +32M +0$' <<<"$table" || die "vsn ls row of L80001: $table"
-grep -Eq '^L90001 +LTO9 +A +blank +slot +0 +0 +64M +0$' <<<"$table" || die "vsn ls row of L90001: $table"
-grep -Eq '^L90003 +LTO9 +A +hot +slot +2 +195\.3K +64M +0$' <<<"$table" || die "vsn ls row of L90003: $table"
+grep -Eq '^L80001 +LTO8 +any +blank +slot +0 +0/0 +0/0 +0 +32M +0 bad, 0 failed$' <<<"$table" ||
+  die "vsn ls row of L80001: $table"
+grep -Eq '^L90001 +LTO9 +A +blank +slot +0 +0/0 +0/0 +0 +64M +0 bad, 0 failed$' <<<"$table" ||
+  die "vsn ls row of L90001: $table"
+grep -Eq '^L90003 +LTO9 +A +hot +slot +2 +0/0 +0/0 +195\.3K +64M +0 bad, 0 failed$' <<<"$table" ||
+  die "vsn ls row of L90003: $table"
+grep -q '^L90001: class A since ' <<<"$notes" && ! grep -q '^L80001:' <<<"$notes" ||
+  die "vsn ls's class lines: $notes"
 aligned "$table" CLASS LOCATION USED ERRORS
 echo "ok: vsn ls is aligned"
 
@@ -94,7 +102,7 @@ echo "ok: vsn ls is aligned"
 json=$(ctl vsn ls --json)
 check 'length' 4 "$json"
 check '[.[].name] | join(" ")' "L80001 L90001 L90002 L90003" "$json"
-check '.[0] | keys | join(" ")' "bytes_used capacity class errors last_mount location media name next_file state" "$json"
+check '.[0] | keys | join(" ")' "bad_files bytes_used capacity class class_how class_since dead_bytes dead_files errors errors_in_row last_mount live_bytes live_files location media name next_file state state_by state_reason state_since" "$json"
 check '.[0].class' "" "$json"
 check '.[1] | [.name, .media, .class, .state, .location] | join(" ")' "L90001 LTO9 A blank slot" "$json"
 check '.[1] | [.next_file, .bytes_used, .capacity, .errors, .last_mount] | map(tostring) | join(" ")' \

@@ -110,7 +110,7 @@ grep -q "VV $two: copy 1 on $copy1 file .* failed its checks" "$vvmd_log" ||
   die "vvmd did not report the bad copy on $copy1"
 grep -q "VV $two: copy 1 set aside; staging from copy 2 on L80001" "$vvmd_log" ||
   die "vvmd did not go on to copy 2"
-ctl vsn ls --json | jq -e --arg t "$copy1" '.[] | select(.name == $t) | .errors >= 1' >/dev/null ||
+ctl vsn ls --json | jq -e --arg t "$copy1" '.[] | select(.name == $t) | .bad_files >= 1' >/dev/null ||
   die "the failure was not counted on $copy1"
 echo "ok: a corrupted copy is reported and the other copy staged"
 

@@ -58,6 +58,12 @@ struct Fixture {
     must(set_counter(*db, txn, serial_counter('A'), counter_value));
     must(db->commit(txn));
   }
+  // A bad or dead tape file `file` of `vsn`, once a copy of VV `vv`.
+  void mark(const std::string& vsn, uint64_t file, const std::string& vv, CopyMarkState state) {
+    db::Transaction txn;
+    txn.insert(kCopyTable, copy_values({vsn, file, vv, 1, 1 << 20, state, 1, "vvmd", "test"}));
+    must(db->commit(txn));
+  }
   std::vector<std::string> problems() {
     std::vector<std::string> out;
     for (const auto& p : admin.check().problems) out.push_back(p.what);
@@ -74,7 +80,7 @@ TEST_CASE("db stats counts each table's records and slots") {
   f.vv(2, {}, 2);
   auto st = f.admin.stats();
   CHECK(st.dir == f.dir.file("db"));
-  REQUIRE(st.tables.size() == 3);
+  REQUIRE(st.tables.size() == 5);
   CHECK(st.tables[0].name == "vv");
   CHECK(st.tables[0].records == 2);
   CHECK(st.tables[0].record_size == 256);
@@ -82,6 +88,9 @@ TEST_CASE("db stats counts each table's records and slots") {
   CHECK(st.tables[1].records == 1);
   CHECK(st.tables[2].name == "counter");
   CHECK(st.tables[2].records == 1);
+  CHECK(st.tables[3].name == "copy");
+  CHECK(st.tables[3].records == 0);
+  CHECK(st.tables[4].name == "state");
   CHECK(st.tables[0].slots > st.tables[0].records);  // the header is a slot too
 }
 
@@ -107,6 +116,27 @@ TEST_CASE("db check: a sound database, then each kind of problem named") {
   CHECK_THAT(found[3], Contains("counter serial.A is 6, below the serial of a VV of class A (9)"));
 }
 
+TEST_CASE("db check: marked tape files lie on their VSNs and no VV holds them") {
+  Fixture f;
+  f.vsn("L00001", 4);
+  f.vv(1, {{"L00001", 1}}, 1);
+  f.mark("L00001", 2, "A0000000002", CopyMarkState::kDead);
+  f.mark("L00001", 3, "A0000000001", CopyMarkState::kBad);
+  CHECK(f.problems().empty());
+
+  f.mark("Z99999", 1, "A0000000003", CopyMarkState::kBad);   // no such VSN
+  f.mark("L00001", 9, "A0000000004", CopyMarkState::kDead);  // past the VSN's files
+  f.mark("L00001", 1, "A0000000005", CopyMarkState::kDead);  // A0000000001's copy
+  auto found = f.problems();
+  REQUIRE(found.size() == 3);  // in the copy table's slot order
+  CHECK_THAT(found[0], Contains("bad copy of VV A0000000003 is on VSN Z99999, which the VSN table "
+                                "does not hold"));
+  CHECK_THAT(found[1], Contains("dead copy of VV A0000000004 is file 9 of VSN L00001, whose files "
+                                "end before 4"));
+  CHECK_THAT(found[2], Contains("file 1 of VSN L00001 is marked dead (VV A0000000005), yet VV "
+                                "A0000000001 holds it as a copy"));
+}
+
 TEST_CASE("db backup: a copy a database opens, whole; refusals say why") {
   Fixture f;
   f.vsn("L00001", 11);
@@ -114,7 +144,7 @@ TEST_CASE("db backup: a copy a database opens, whole; refusals say why") {
     f.vv(s, s % 2 ? std::vector<VvCopy>{} : std::vector<VvCopy>{{"L00001", s / 2}}, s);
   const std::string to = f.dir.file("backup");
   auto copied = must(f.admin.backup(unix_peer(0), to));
-  CHECK(copied.files == 3);
+  CHECK(copied.files == 5);
   CHECK(copied.bytes > 0);
   // A change after the copy is not in it.
   f.vv(21, {}, 21);

@@ -262,6 +262,55 @@ TEST_CASE("golden db: the database of db-v1 opens and reads back", "[golden]") {
   REQUIRE(db->verify().ok());
 }
 
+// A database made before the copy and state tables existed (db-v1 has vv.tab, vsn.tab and
+// counter.tab) gets an empty copy.tab and state.tab at its next open, and takes marks like any
+// other.
+TEST_CASE("golden db: db-v1 gains an empty copy table and state table", "[golden]") {
+  auto dir = must(TempDir::create());
+  const std::string db_dir = dir.file("db");
+  fs::copy(golden_dir(), db_dir, fs::copy_options::recursive);
+  REQUIRE(!fs::exists(db_dir + "/copy.tab"));
+  {
+    auto db = must(open_database(db_dir));
+    CHECK(db->live_count(kCopyTable) == 0);
+    CHECK(fs::file_size(db_dir + "/copy.tab") == 256);
+    CHECK(db->live_count(kStateTable) == 0);
+    CHECK(fs::file_size(db_dir + "/state.tab") == 256);
+    Vv r;
+    REQUIRE(read_vv(*db, 3, &r).ok());
+    CopyMark bad{
+        r.copies[0].vsn, r.copies[0].file,   r.name, 1, r.size, CopyMarkState::kBad, 0x65b00301,
+        "vvmd",          "checksum mismatch"};
+    r.copies[0] = {};
+    r.state = VvState::kFinished;
+    Transaction txn;
+    txn.update(kVvTable, 3, vv_values(r));
+    txn.insert(kCopyTable, copy_values(bad));
+    REQUIRE(db->commit(txn).ok());
+  }
+  auto db = must(open_database(db_dir));
+  CopyMark got;
+  REQUIRE(find_copy_mark(*db, "L00001", 2, &got).ok());
+  CHECK(got.vv == "A0000000003");
+  CHECK(got.why == "checksum mismatch");
+  std::vector<CopyMark> of_vv;
+  REQUIRE(scan_copy_marks_of_vv(*db, "A0000000003", [&](uint64_t, const CopyMark& m) {
+            of_vv.push_back(m);
+            return true;
+          }).ok());
+  REQUIRE(of_vv.size() == 1);
+  CHECK(of_vv[0] == got);
+  size_t on_prefix = 0;
+  REQUIRE(scan_copy_marks_on_vsn(*db, "L0000", [&](uint64_t, const CopyMark&) {
+            ++on_prefix;  // L0000 holds no marked file: a prefix is not a VSN
+            return true;
+          }).ok());
+  CHECK(on_prefix == 0);
+  Vv unwritten;
+  CHECK(must(lookup_vv(*db, "unwritten", KeyBuilder().text("A0000000003"), &unwritten)) == 3);
+  REQUIRE(db->verify().ok());
+}
+
 TEST_CASE("golden db: db-v1's tables are upgraded once, to format 2", "[golden]") {
   auto dir = must(TempDir::create());
   const std::string db_dir = dir.file("db");

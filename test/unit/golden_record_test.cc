@@ -381,6 +381,66 @@ constexpr std::string_view kCounterHeaderV2 =
     "vvm-table 2 counter 64 2 0bc32076"  // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
     "                   \n";             // padding (19 blanks), newline
 
+// The copy table (copy.tab), new in format 2: a bad copy whose reason holds a blank, a '_', a '%'
+// and a tab, escaped as db_text writes them.
+CopyMark bad_copy() {
+  return {"L00001",   3,       "A0000000042",
+          2,          3145728, CopyMarkState::kBad,
+          0x65a0b1f5, "vvmd",  "checksum 1_2% is not\t2"};
+}
+constexpr std::string_view kCopyRecordV2 =
+    "A "                                        // state: live
+    "c7d375ea "                                 // CRC-32C of the record but these 8 characters
+    "L00001 "                                   // vsn (text, at most 6)
+    "000003 "                                   // file (6 digits)
+    "A0000000042 "                              // vv (text, at most 11)
+    "2 "                                        // copy (1 digit)
+    "0000000003145728 "                         // size (16 digits)
+    "bad "                                      // state (text, at most 4)
+    "0065a0b1f5 "                               // since (10 hex digits)
+    "vvmd "                                     // by (text, at most 16)
+    "checksum_1%5F2%25_is_not%092"              // why (text, at most 150)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                               \n";        // padding (31 blanks), newline
+constexpr std::string_view kCopyHeaderV2 =
+    "H "                                        // state: header
+    "499490bc "                                 // CRC-32C of the record but these 8 characters
+    "vvm-table 2 copy 256 9 333de86c"           // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "             \n";                          // padding (13 blanks), newline
+
+// The state table (state.tab): a VSN made read-only by an operator, the reason with blanks.
+constexpr std::string_view kStateRecordV2 =
+    "A "                                        // state: live
+    "a30e27da "                                 // CRC-32C of the record but these 8 characters
+    "vsn "                                      // kind (text, at most 5)
+    "L00001 "                                   // name (text, at most 12)
+    "read-only "                                // state (text, at most 9)
+    "0065a0b1f5 "                               // since (10 hex digits)
+    "root "                                     // by (text, at most 16)
+    "robot_arm_jam"                             // reason (text, at most 180)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                  \n";     // padding (34 blanks), newline
+constexpr std::string_view kStateHeaderV2 =
+    "H "                                        // state: header
+    "fd07a54f "                                 // CRC-32C of the record but these 8 characters
+    "vvm-table 2 state 256 6 b6bfaea8"          // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "            \n";                           // padding (12 blanks), newline
+
 }  // namespace
 
 TEST_CASE("golden record: CRC-32C", "[golden]") {
@@ -393,6 +453,38 @@ TEST_CASE("golden record: record sizes", "[golden]") {
   CHECK(vv_schema().record_size() == 256);
   CHECK(vsn_schema().record_size() == 128);
   CHECK(counter_schema().record_size() == 64);
+  CHECK(copy_schema().record_size() == 256);
+}
+
+TEST_CASE("golden record: a state record", "[golden]") {
+  const StateNote r{"vsn", "L00001", "read-only", 0x65a0b1f5, "root", "robot arm jam"};
+  check_record("state", must(state_schema().encode(kLive, state_values(r))), kStateRecordV2);
+  CHECK(checksum_ok(kStateRecordV2));
+  CHECK(must(state_from_values(must(state_schema().decode(kStateRecordV2, "golden")))) == r);
+  CHECK(state_schema().record_size() == 256);
+}
+
+TEST_CASE("golden record: a copy record", "[golden]") {
+  const CopyMark r = bad_copy();
+  check_record("copy", must(copy_schema().encode(kLive, copy_values(r))), kCopyRecordV2);
+  CHECK(checksum_ok(kCopyRecordV2));
+  CHECK(must(copy_from_values(must(copy_schema().decode(kCopyRecordV2, "golden")))) == r);
+  CopyMark typed;
+  CopySink sink(&typed);
+  REQUIRE(copy_schema().decode_to(kCopyRecordV2, "golden", 1, sink).ok());
+  CHECK(typed == r);
+  // A dead copy with no reason: "-", the empty text.
+  CopyMark dead = r;
+  dead.state = CopyMarkState::kDead;
+  dead.why = "";
+  CHECK(must(copy_from_values(must(copy_schema().decode(
+            must(copy_schema().encode(kLive, copy_values(dead))), "golden")))) == dead);
+  // A reason longer than the field is cut, never split inside an escape; "-" alone is escaped.
+  CHECK(db_text(std::string(200, 'x'), 150) == std::string(150, 'x'));
+  CHECK(db_text(std::string(149, 'x') + "%", 150) == std::string(149, 'x'));
+  CHECK(db_text("-", 150) == "%2D");
+  CHECK(db_text_read("%2D") == "-");
+  CHECK(db_text_read("a_b%5Fc%25") == "a b_c%");
 }
 
 // Each record: the current encoder writes the format 2 literal, which decodes to the values
@@ -489,14 +581,19 @@ TEST_CASE("golden record: format 2 fields are the words of the line", "[golden]"
              Catch::Contains("vv.owner: '-' stands for an empty text"));
 }
 
-TEST_CASE("golden record: the header records of the three tables", "[golden]") {
+TEST_CASE("golden record: the header records of the tables", "[golden]") {
   auto dir = must(TempDir::create());
   // As vvmd makes them: Database::open creates the missing tables.
   { auto db = must(open_database(dir.path())); }
   const std::string vv = file_bytes(dir.file("vv.tab"));
   const std::string vsn = file_bytes(dir.file("vsn.tab"));
   const std::string counter = file_bytes(dir.file("counter.tab"));
+  const std::string copy = file_bytes(dir.file("copy.tab"));
   // A new table is its header alone.
+  check_record("copy.tab header", copy, kCopyHeaderV2);
+  check_record("state.tab header", file_bytes(dir.file("state.tab")), kStateHeaderV2);
+  CHECK(checksum_ok(kStateHeaderV2));
+  CHECK(checksum_ok(kCopyHeaderV2));
   check_record("vv.tab header", vv, kVvHeaderV2);
   check_record("vsn.tab header", vsn, kVsnHeaderV2);
   check_record("counter.tab header", counter, kCounterHeaderV2);

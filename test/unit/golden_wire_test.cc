@@ -198,6 +198,43 @@ Vsn other_vsn() {
   return v;
 }
 
+CopyMark bad_mark() {
+  return {"L00001",
+          0x0102030405060708,
+          "A0000000042",
+          2,
+          0x1112131415161718,
+          CopyMarkState::kBad,
+          0x2122232425262728,
+          "vvmd",
+          "checksum 1 is not 2"};
+}
+
+CopyMark dead_mark() {
+  return {"M00002", 5, "B0000000007", 1, 0xa0, CopyMarkState::kDead, 0x65432100, "alice", ""};
+}
+
+VsnDetail vsn_detail() {
+  VsnDetail d;
+  d.name = "L00001";
+  d.state_since = 0x0102030405060708;
+  d.state_by = "root";
+  d.state_reason = "cleaning";
+  d.class_since = 0x1112131415161718;
+  d.class_how = "added";
+  d.live_files = 0x2122232425262728;
+  d.live_bytes = 0x3132333435363738;
+  d.dead_files = 0x4142434445464748;
+  d.dead_bytes = 0x5152535455565758;
+  d.bad_files = 0x6162636465666768;
+  d.errors_in_row = 0x7172737475767778;
+  return d;
+}
+
+DriveDetail drive_down() {
+  return {"d0", "m1", "LTO9", false, 0x0102030405060708, "root", "cleaning", 3};
+}
+
 void check_copy(const CopyArgs& got) { CHECK(got == full_copy()); }
 
 }  // namespace
@@ -1109,6 +1146,209 @@ TEST_CASE("golden wire: db stats, db check and db backup replies", "[golden]") {
                              "11121314 15161718";  // bytes
   check_golden("db_backup_reply", encoded(backup), backed);
   CHECK(decoded_reply<DbBackupReply>(backed) == backup);
+}
+
+TEST_CASE("golden wire: copy list request", "[golden]") {
+  CopyListRequest r{"A0000000042", "L00001"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                             // magic "VVM1"
+      "00000001 "                             // version
+      "1a2b3c4d "                             // xid
+      "00000014 "                             // op: copy list
+      "0000000b 41303030 30303030 30343200 "  // vv "A0000000042"
+      "00000006 4c303030 30310000";           // vsn "L00001"
+  check_golden("copy_list_request", encoded(r), kGolden);
+  CHECK(decoded_request<CopyListRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: copy list reply", "[golden]") {
+  CopyListReply r{{bad_mark(), dead_mark()}};
+  constexpr std::string_view kGolden =
+      "56564d31 "                                               // magic "VVM1"
+      "00000001 "                                               // version
+      "1a2b3c4d "                                               // xid
+      "00000000 "                                               // code: ok
+      "00000000 "                                               // message ""
+      "00000014 "                                               // op: copy list
+      "00000002 "                                               // marks: count
+      "00000006 4c303030 30310000 "                             // marks[0].vsn "L00001"
+      "01020304 05060708 "                                      // marks[0].file
+      "0000000b 41303030 30303030 30343200 "                    // marks[0].vv "A0000000042"
+      "00000002 "                                               // marks[0].copy
+      "11121314 15161718 "                                      // marks[0].size
+      "00000001 "                                               // marks[0].state: bad
+      "21222324 25262728 "                                      // marks[0].since
+      "00000004 76766d64 "                                      // marks[0].by "vvmd"
+      "00000013 63686563 6b73756d 20312069 73206e6f 74203200 "  // marks[0].why "checksum 1 is not
+                                                                // 2"
+      "00000006 4d303030 30320000 "                             // marks[1].vsn "M00002"
+      "00000000 00000005 "                                      // marks[1].file
+      "0000000b 42303030 30303030 30303700 "                    // marks[1].vv "B0000000007"
+      "00000001 "                                               // marks[1].copy
+      "00000000 000000a0 "                                      // marks[1].size
+      "00000002 "                                               // marks[1].state: dead
+      "00000000 65432100 "                                      // marks[1].since
+      "00000005 616c6963 65000000 "                             // marks[1].by "alice"
+      "00000000";                                               // marks[1].why ""
+  check_golden("copy_list_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<CopyListReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn set request", "[golden]") {
+  VsnSetRequest r{"L00001", VsnState::kReadOnly, "errors"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000015 "                    // op: vsn set
+      "00000006 4c303030 30310000 "  // vsn "L00001"
+      "00000005 "                    // state: read-only
+      "00000006 6572726f 72730000";  // reason "errors"
+  check_golden("vsn_set_request", encoded(r), kGolden);
+  CHECK(decoded_request<VsnSetRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn set reply", "[golden]") {
+  VsnSetReply r{full_vsn(), vsn_detail()};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "00000015 "                    // op: vsn set
+      "00000006 4c303030 30310000 "  // vsn.name "L00001"
+      "00000004 4c544f39 "           // vsn.media "LTO9"
+      "00000001 41000000 "           // vsn.vsn_class "A"
+      "00000003 "                    // vsn.state: full
+      "00000007 736c6f74 3a313200 "  // vsn.location "slot:12"
+      "01020304 05060708 "           // vsn.next_file
+      "11121314 15161718 "           // vsn.bytes_used
+      "21222324 25262728 "           // vsn.capacity
+      "31323334 35363738 "           // vsn.errors
+      "41424344 45464748 "           // vsn.last_mount
+      "00000006 4c303030 30310000 "  // detail.name "L00001"
+      "01020304 05060708 "           // detail.state_since
+      "00000004 726f6f74 "           // detail.state_by "root"
+      "00000008 636c6561 6e696e67 "  // detail.state_reason "cleaning"
+      "11121314 15161718 "           // detail.class_since
+      "00000005 61646465 64000000 "  // detail.class_how "added"
+      "21222324 25262728 "           // detail.live_files
+      "31323334 35363738 "           // detail.live_bytes
+      "41424344 45464748 "           // detail.dead_files
+      "51525354 55565758 "           // detail.dead_bytes
+      "61626364 65666768 "           // detail.bad_files
+      "71727374 75767778";           // detail.errors_in_row
+  check_golden("vsn_set_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<VsnSetReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn details request", "[golden]") {
+  VsnDetailsRequest r{"L00001", 0x0a0b0c0d};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000016 "                    // op: vsn details
+      "00000006 4c303030 30310000 "  // after "L00001"
+      "0a0b0c0d";                    // limit
+  check_golden("vsn_details_request", encoded(r), kGolden);
+  CHECK(decoded_request<VsnDetailsRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn details reply", "[golden]") {
+  VsnDetailsReply r{{vsn_detail()}, true};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "00000016 "                    // op: vsn details
+      "00000001 "                    // details: count
+      "00000006 4c303030 30310000 "  // details[0].name "L00001"
+      "01020304 05060708 "           // details[0].state_since
+      "00000004 726f6f74 "           // details[0].state_by "root"
+      "00000008 636c6561 6e696e67 "  // details[0].state_reason "cleaning"
+      "11121314 15161718 "           // details[0].class_since
+      "00000005 61646465 64000000 "  // details[0].class_how "added"
+      "21222324 25262728 "           // details[0].live_files
+      "31323334 35363738 "           // details[0].live_bytes
+      "41424344 45464748 "           // details[0].dead_files
+      "51525354 55565758 "           // details[0].dead_bytes
+      "61626364 65666768 "           // details[0].bad_files
+      "71727374 75767778 "           // details[0].errors_in_row
+      "00000001";                    // more: true
+  check_golden("vsn_details_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<VsnDetailsReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: drive set request", "[golden]") {
+  DriveSetRequest r{"d0", false, "cleaning"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000017 "                    // op: drive set
+      "00000002 64300000 "           // drive "d0"
+      "00000000 "                    // up: false
+      "00000008 636c6561 6e696e67";  // reason "cleaning"
+  check_golden("drive_set_request", encoded(r), kGolden);
+  CHECK(decoded_request<DriveSetRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: drive set reply", "[golden]") {
+  DriveDetail r = drive_down();
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "00000017 "                    // op: drive set
+      "00000002 64300000 "           // name "d0"
+      "00000002 6d310000 "           // mover "m1"
+      "00000004 4c544f39 "           // media "LTO9"
+      "00000000 "                    // up: false
+      "01020304 05060708 "           // since
+      "00000004 726f6f74 "           // by "root"
+      "00000008 636c6561 6e696e67 "  // reason "cleaning"
+      "00000000 00000003";           // errors_in_row
+  check_golden("drive_set_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<DriveDetail>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: drive list request", "[golden]") {
+  DriveListRequest r;
+  constexpr std::string_view kGolden =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "00000018";  // op: drive list
+  check_golden("drive_list_request", encoded(r), kGolden);
+  CHECK(decoded_request<DriveListRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: drive list reply", "[golden]") {
+  DriveListReply r{{drive_down()}};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "00000018 "                    // op: drive list
+      "00000001 "                    // drives: count
+      "00000002 64300000 "           // drives[0].name "d0"
+      "00000002 6d310000 "           // drives[0].mover "m1"
+      "00000004 4c544f39 "           // drives[0].media "LTO9"
+      "00000000 "                    // drives[0].up: false
+      "01020304 05060708 "           // drives[0].since
+      "00000004 726f6f74 "           // drives[0].by "root"
+      "00000008 636c6561 6e696e67 "  // drives[0].reason "cleaning"
+      "00000000 00000003";           // drives[0].errors_in_row
+  check_golden("drive_list_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<DriveListReply>(kGolden) == r);
 }
 
 TEST_CASE("golden wire: error reply", "[golden]") {

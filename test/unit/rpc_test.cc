@@ -498,9 +498,12 @@ TEST_CASE("a page of 1000 VSNs at the record's widest fits in one message") {
 }
 
 TEST_CASE("VSN states this side does not know are refused, naming them") {
-  for (VsnState s : {VsnState::kBlank, VsnState::kHot, VsnState::kFull, VsnState::kRetired}) {
+  for (VsnState s :
+       {VsnState::kBlank, VsnState::kHot, VsnState::kFull, VsnState::kRetired, VsnState::kReadOnly,
+        VsnState::kDisabled, VsnState::kReclaim, VsnState::kBad}) {
     CHECK(parse_vsn_state(vsn_state_name(s)) == s);
   }
+  CHECK(vsn_state_name(VsnState::kReadOnly) == "read-only");
   CHECK_FALSE(parse_vsn_state("Blank").has_value());
   // In a reply: preamble (3), code, message (empty: 1), op, then the VSN: name (4 + 8 bytes),
   // media (4 + 4), class (4 + 4), then the state.
@@ -509,7 +512,7 @@ TEST_CASE("VSN states this side does not know are refused, naming them") {
   std::string bytes = must(encode_reply(rep));
   const size_t state_at = 4 * 6 + 12 + 8 + 8;
   REQUIRE(bytes[state_at + 3] == static_cast<char>(VsnState::kHot));
-  for (char bad : {0, 5}) {
+  for (char bad : {0, 9}) {
     std::string changed = bytes;
     changed[state_at + 3] = bad;
     CHECK_THAT(decode_reply(changed).status().message(),

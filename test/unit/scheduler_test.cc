@@ -5,7 +5,8 @@
 // mounts, each tape read in file order; stages go before archive writes; a tape read many times
 // in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
 // sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
-// is none, not while the VSNs are busy. No thread, no sleep: the test moves time and answers for
+// is none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
+// read-only. No thread, no sleep: the test moves time and answers for
 // the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
@@ -360,6 +361,54 @@ TEST_CASE("Mismatch sets the VSN aside: no write goes to it again") {
   for (const auto& sent : f.movers.sent) {
     if (sent.args.request_id != r.args.request_id) CHECK(sent.args.vsn != "L00001");
   }
+}
+
+TEST_CASE("failed copies in a row take the drive down and make the VSN read-only, by vvmd") {
+  Fixture f;
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  for (int i = 0; i < 3; ++i) {
+    f.sched->tick();
+    auto r = f.movers.take("archive");
+    CHECK(r.args.drive == "d0");
+    CHECK(r.args.vsn == "L00001");
+    f.accept(r, rpc::Op::kArchive);
+    f.report_failed(r, Status::IoError("write: Input/output error"));
+    f.advance(10min);  // past the retry pause
+  }
+  const rpc::DriveDetail d0 = f.sched->drives().drives.at(0);
+  CHECK_FALSE(d0.up);
+  CHECK(d0.by == "vvmd");
+  CHECK_THAT(d0.reason, Catch::Contains("3 failed copies in a row, the last on L00001: write"));
+  CHECK(f.vsn("L00001").state == VsnState::kReadOnly);
+  CHECK(f.vsn("L00001").errors == 3);
+  const rpc::VsnDetail detail = f.vsns->detail_of(f.vsn("L00001"));
+  CHECK(detail.state_by == "vvmd");
+  CHECK_THAT(detail.state_reason, Catch::Contains("3 failed copies in a row"));
+  rpc::StatusReply st;
+  f.sched->fill_status(&st);
+  CHECK_FALSE(st.drives.at(0).usable);
+
+  // Nothing goes to the down drive, nor to the read-only VSN once the drive is up again.
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  CHECK(f.sched->set_drive(root_peer(), {"d0", true, ""}).ok());
+  CHECK(f.sched->drives().drives.at(0).up);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  // An operator makes it hot again (vvctl vsn set): the copy goes, and the rows start over.
+  f.vsns->set_state_async(root_peer(), {"L00001", VsnState::kHot, "checked"},
+                          [](Result<rpc::VsnSetReply> r) { REQUIRE(r.ok()); });
+  CHECK(f.archive_next().first == "L00001");
+  CHECK(f.vv(name).state == VvState::kArchived);
+  CHECK(f.sched->drives().drives.at(0).errors_in_row == 0);
+  // Refusals: an unknown drive names the drives; going down needs a reason.
+  auto unknown = f.sched->set_drive(root_peer(), {"d9", false, "x"});
+  CHECK(unknown.status().code() == Code::kNotFound);
+  CHECK_THAT(unknown.status().message(), Catch::Contains("no drive d9 (vvm.conf's drives: d0)"));
+  CHECK(f.sched->set_drive(root_peer(), {"d0", false, ""}).status().code() ==
+        Code::kInvalidArgument);
+  CHECK(f.sched->drives().drives.at(0).up);
 }
 
 TEST_CASE("N stages on M tapes take M mounts, each tape read in file order") {

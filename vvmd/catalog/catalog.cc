@@ -429,6 +429,29 @@ void Catalog::remove_async(const rpc::Peer& peer, const rpc::VvRemoveRequest& re
   }
   db::Transaction txn;
   txn.erase(kVvTable, slot);
+  // Its tape files stay as they are (nothing on tape is overwritten in place) and are counted
+  // dead on their VSNs, in the same commit, so that repack knows what is left worth moving.
+  const std::string by = peer.kind == Endpoint::Kind::kUnix ? user_name(peer.uid) : peer.address;
+  for (size_t i = 0; i < r.copies.size(); ++i) {
+    const VvCopy& c = r.copies[i];
+    if (c.vsn.empty()) continue;
+    CopyMark dead{c.vsn,
+                  c.file,
+                  r.name,
+                  static_cast<uint32_t>(i + 1),
+                  r.size,
+                  CopyMarkState::kDead,
+                  now(),
+                  by,
+                  "its VV was removed"};
+    CopyMark old;
+    auto marked = find_copy_mark(*db_, c.vsn, c.file, &old);
+    if (marked.ok()) {
+      txn.update(kCopyTable, *marked, copy_values(dead));
+    } else {
+      txn.insert(kCopyTable, copy_values(dead));
+    }
+  }
   commits_.commit(txn, [this, r = std::move(r), copies, who = peer.to_string(),
                         done = std::move(done)](auto committed) {
     if (!committed.ok()) return done(committed.status());
@@ -497,7 +520,23 @@ Catalog::Serves Catalog::serve(rpc::Server& server) {
                });
              }) +
          server.handle<rpc::VvListRequest>(
-             [this](const rpc::VvListRequest& r, const rpc::Peer&) { return list(r); });
+             [this](const rpc::VvListRequest& r, const rpc::Peer&) { return list(r); }) +
+         server.handle<rpc::CopyListRequest>(
+             [this](const rpc::CopyListRequest& r, const rpc::Peer&) { return copy_marks(r); });
+}
+
+Result<rpc::CopyListReply> Catalog::copy_marks(const rpc::CopyListRequest& req) {
+  if (req.vv.empty() == req.vsn.empty()) {
+    return Status::InvalidArgument("copy list: name a VV or a VSN, one of the two");
+  }
+  rpc::CopyListReply reply;
+  auto each = [&](uint64_t, const CopyMark& m) {
+    reply.marks.push_back(m);
+    return reply.marks.size() < kMaxPage;
+  };
+  VVM_RETURN_IF_ERROR(req.vv.empty() ? scan_copy_marks_on_vsn(*db_, req.vsn, each)
+                                     : scan_copy_marks_of_vv(*db_, req.vv, each));
+  return reply;
 }
 
 }  // namespace vvm::vvmd

@@ -5,7 +5,8 @@
 // Create makes the cache file first (sized with ftruncate, the file and its folder fsynced) and
 // commits the record second, so a record never names a missing file; a crash between the two
 // leaves a file no record names, which the next create of that serial replaces. Remove goes the
-// other way (record first, then the file, once the record's end is durable) for the same reason.
+// other way (record first, then the file, once the record's end is durable) for the same reason;
+// its tape files are marked dead in the copy table in the same commit (common/copy_mark.h).
 // Finish moves a hot VV to finished and hands it to the scheduler (scheduler.h), which archives
 // it.
 //
@@ -101,9 +102,13 @@ class Catalog {
   // loop, each is logged once durable).
   size_t finish_idle(uint64_t idle_before);
 
-  // Registers the five operations' handlers; the catalogue must outlive the server's run.
+  // The bad and dead tape files (copy.tab) of a VV or on a VSN: what `vvctl show` marks bad.
+  // At most kMaxPage of them.
+  Result<rpc::CopyListReply> copy_marks(const rpc::CopyListRequest& request);
+
+  // Registers the six operations' handlers; the catalogue must outlive the server's run.
   using Serves = rpc::Served<rpc::VvCreateRequest, rpc::VvShowRequest, rpc::VvFinishRequest,
-                             rpc::VvRemoveRequest, rpc::VvListRequest>;
+                             rpc::VvRemoveRequest, rpc::VvListRequest, rpc::CopyListRequest>;
   Serves serve(rpc::Server& server);
 
   std::string cache_path(const std::string& name) const { return options_.cache_dir + "/" + name; }

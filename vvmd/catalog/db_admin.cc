@@ -102,6 +102,27 @@ rpc::DbCheckReply DbAdmin::check() {
   });
   if (!scanned.ok()) problems.add("VV table: {}", scanned.message());
 
+  // The marked tape files (bad, dead) lie on known VSNs, inside their files, and are no VV's
+  // copy any more: a VV never points at a file found bad or given back.
+  scanned = db_->scan(kCopyTable, [&](uint64_t slot, const db::Values& v) {
+    auto m = copy_from_values(v);
+    if (!m.ok()) return problems.add("copy table slot {}: {}", slot, m.status().message());
+    auto vsn = vsns.find(m->vsn);
+    if (vsn == vsns.end()) {
+      return problems.add("{} copy of VV {} is on VSN {}, which the VSN table does not hold",
+                          copy_mark_state_name(m->state), m->vv, m->vsn);
+    }
+    if (m->file == 0 || m->file >= vsn->second.next_file) {
+      problems.add("{} copy of VV {} is file {} of VSN {}, whose files end before {}",
+                   copy_mark_state_name(m->state), m->vv, m->file, m->vsn, vsn->second.next_file);
+    }
+    if (auto held = files.find({m->vsn, m->file}); held != files.end()) {
+      problems.add("file {} of VSN {} is marked {} (VV {}), yet VV {} holds it as a copy", m->file,
+                   m->vsn, copy_mark_state_name(m->state), m->vv, held->second);
+    }
+  });
+  if (!scanned.ok()) problems.add("copy table: {}", scanned.message());
+
   // A serial handed out is never handed out again: each class's counter is at least its VVs'.
   for (const auto& [cls, serial] : highest) {
     auto count = counter(*db_, serial_counter(cls));

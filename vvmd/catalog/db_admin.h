@@ -1,8 +1,8 @@
 // db_admin.h: vvmd's database as an administrator sees it (vvctl db stats, db check, db backup):
 // the use of its tables and journal; a check of the whole (every index against a full scan,
-// every record decoded, every VV's copies against its VSNs, the serial counters against the VVs),
-// each problem named; and a consistent copy, made while vvmd runs, that a vvmd opens as its
-// database-dir.
+// every record decoded, every VV's copies against its VSNs, the marked (bad, dead) tape files
+// against the VSNs and the VVs' copies, the serial counters against the VVs), each problem named;
+// and a consistent copy, made while vvmd runs, that a vvmd opens as its database-dir.
 //
 // The check and the copy hold the database's lock while they read (changes wait meanwhile, for
 // as long as a full scan or a copy of the table files takes); they run on the server's thread,

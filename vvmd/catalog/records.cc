@@ -2,6 +2,7 @@
 // catalog/records.h.
 #include "catalog/records.h"
 
+#include <charconv>
 #include <stdexcept>
 
 #include <fmt/core.h>
@@ -45,6 +46,17 @@ enum VvField : size_t {
   kChecksum,
   kCopies,  // copy1_vsn, copy1_file, ... copy4_file
 };
+enum CopyField : size_t {
+  kCopyVsn,
+  kCopyFile,
+  kCopyVv,
+  kCopyNumber,
+  kCopySize,
+  kCopyState,
+  kCopySince,
+  kCopyBy,
+  kCopyWhy,
+};
 enum VsnField : size_t {
   kVsnName,
   kMedia,
@@ -78,6 +90,21 @@ db::Schema make_vsn_schema() {
                         text("location", 12), dec("next_file", 6), dec("bytes_used", 16),
                         dec("capacity", 16), dec("errors", 6), hex("last_mount", 10)},
                        128));
+}
+
+db::Schema make_state_schema() {
+  return made(db::Schema::make("state",
+                               {text("kind", 5), text("name", 12), text("state", 9),
+                                hex("since", 10), text("by", 16), text("reason", 180)},
+                               256));
+}
+
+db::Schema make_copy_schema() {
+  return made(db::Schema::make(
+      "copy",
+      {text("vsn", 6), dec("file", 6), text("vv", 11), dec("copy", 1), dec("size", 16),
+       text("state", 4), hex("since", 10), text("by", 16), text("why", 150)},
+      256));
 }
 
 const std::string& str(const Values& v, size_t i) { return std::get<std::string>(v[i]); }
@@ -145,10 +172,17 @@ constexpr std::pair<std::string_view, CacheState> kCacheStates[] = {
     {"cached", CacheState::kCached},
     {"evicted", CacheState::kEvicted},
     {"staging", CacheState::kStaging}};
-constexpr std::pair<std::string_view, VsnState> kVsnStates[] = {{"blank", VsnState::kBlank},
-                                                                {"hot", VsnState::kHot},
-                                                                {"full", VsnState::kFull},
-                                                                {"retired", VsnState::kRetired}};
+constexpr std::pair<std::string_view, CopyMarkState> kCopyStates[] = {
+    {"bad", CopyMarkState::kBad}, {"dead", CopyMarkState::kDead}};
+constexpr std::pair<std::string_view, VsnState> kVsnStates[] = {
+    {"blank", VsnState::kBlank},       {"hot", VsnState::kHot},
+    {"full", VsnState::kFull},         {"retired", VsnState::kRetired},
+    {"readonly", VsnState::kReadOnly}, {"disabled", VsnState::kDisabled},
+    {"reclaim", VsnState::kReclaim},   {"bad", VsnState::kBad}};
+// The word the VSN record holds for `s`: vvctl's, but for read-only, one letter too wide.
+std::string vsn_state_word(VsnState s) {
+  return s == VsnState::kReadOnly ? "readonly" : std::string(vsn_state_name(s));
+}
 
 }  // namespace
 
@@ -166,6 +200,107 @@ const db::Schema& counter_schema() {
   static const db::Schema s =
       made(db::Schema::make("counter", {text("name", 24), dec("value", 20)}, 64));
   return s;
+}
+
+const db::Schema& state_schema() {
+  static const db::Schema s = make_state_schema();
+  return s;
+}
+
+Values state_values(const StateNote& r) {
+  return {r.kind, r.name, r.state, r.since, db_text(r.by, 16), db_text(r.reason, 180)};
+}
+
+Result<StateNote> state_from_values(const Values& v) {
+  VVM_RETURN_IF_ERROR(check_kinds(v, state_schema()));
+  return StateNote{
+      str(v, 0), str(v, 1), str(v, 2), num(v, 3), db_text_read(str(v, 4)), db_text_read(str(v, 5))};
+}
+
+const db::Schema& copy_schema() {
+  static const db::Schema s = make_copy_schema();
+  return s;
+}
+
+std::string db_text(std::string_view text, size_t width) {
+  std::string out;
+  for (unsigned char c : text) {
+    std::string one;
+    if (c == ' ') {
+      one = "_";
+    } else if (c == '_' || c == '%' || c < 0x21 || c > 0x7e) {
+      one = fmt::format("%{:02X}", c);
+    } else {
+      one.assign(1, static_cast<char>(c));
+    }
+    if (out.size() + one.size() > width) break;
+    out += one;
+  }
+  if (out == db::kEmptyText) out = "%2D";  // "-" alone stands for the empty text
+  return out;
+}
+
+std::string db_text_read(std::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    const char c = field[i];
+    if (c == '_') {
+      out += ' ';
+    } else if (c == '%' && i + 2 < field.size()) {
+      unsigned v = 0;
+      auto [end, ec] = std::from_chars(field.data() + i + 1, field.data() + i + 3, v, 16);
+      if (ec != std::errc() || end != field.data() + i + 3) {
+        out += c;
+        continue;
+      }
+      out += static_cast<char>(v);
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Values copy_values(const CopyMark& r) {
+  return {r.vsn,
+          r.file,
+          r.vv,
+          uint64_t{r.copy},
+          r.size,
+          std::string(copy_mark_state_name(r.state)),
+          r.since,
+          db_text(r.by, 16),
+          db_text(r.why, 150)};
+}
+
+Result<CopyMark> copy_from_values(const Values& v) {
+  CopyMark r;
+  CopySink sink(&r);
+  VVM_RETURN_IF_ERROR(feed(v, copy_schema(), sink));
+  return r;
+}
+
+bool CopySink::text(size_t i, std::string_view v) {
+  switch (i) {
+    case kCopyVsn: mark_.vsn.assign(v); return true;
+    case kCopyVv: mark_.vv.assign(v); return true;
+    case kCopyState: return parse_word(v, kCopyStates, &mark_.state);
+    case kCopyBy: mark_.by = db_text_read(v); return true;
+    case kCopyWhy: mark_.why = db_text_read(v); return true;
+    default: return true;
+  }
+}
+
+bool CopySink::number(size_t i, uint64_t v) {
+  switch (i) {
+    case kCopyFile: mark_.file = v; break;
+    case kCopyNumber: mark_.copy = static_cast<uint32_t>(v); break;
+    case kCopySize: mark_.size = v; break;
+    case kCopySince: mark_.since = v; break;
+    default: break;
+  }
+  return true;
 }
 
 Values vv_values(const Vv& r) {
@@ -198,7 +333,7 @@ Result<Vv> vv_from_values(const Values& v) {
 }
 
 Values vsn_values(const Vsn& r) {
-  return {r.name,     r.media,     r.vsn_class,  std::string(vsn_state_name(r.state)),
+  return {r.name,     r.media,     r.vsn_class,  vsn_state_word(r.state),
           r.location, r.next_file, r.bytes_used, r.capacity,
           r.errors,   r.last_mount};
 }
@@ -313,6 +448,26 @@ std::vector<db::Index> vsn_indexes() {
                   out.push_back(KeyBuilder().text(str(v, kVsnClass)).text(str(v, kLocation)));
                 }),
   };
+}
+
+std::vector<db::Index> copy_indexes() {
+  using Keys = std::vector<std::string>;
+  return {
+      db::Index("place", true,
+                [](const Values& v, Keys& out) {
+                  out.push_back(KeyBuilder().text(str(v, kCopyVsn)).number(num(v, kCopyFile)));
+                }),
+      db::Index(
+          "vv", false,
+          [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kCopyVv))); }),
+  };
+}
+
+std::vector<db::Index> state_indexes() {
+  using Keys = std::vector<std::string>;
+  return {db::Index("name", true, [](const Values& v, Keys& out) {
+    out.push_back(KeyBuilder().text(str(v, 0)).text(str(v, 1)));
+  })};
 }
 
 std::vector<db::Index> counter_indexes() {

@@ -1,7 +1,7 @@
-// catalog/records.h: vvmd's three tables as the database engine (db/) sees them: the VV, VSN and
-// counter schemas (fields, widths, record sizes), the indexes of DESIGN.md, and the conversions
-// between their records and the daemon's one type for each (vvm::Vv, vvm::Vsn, common/vv.h and
-// common/vsn.h).
+// catalog/records.h: vvmd's tables as the database engine (db/) sees them: the VV, VSN, counter
+// and copy schemas (fields, widths, record sizes), the indexes of DESIGN.md, and the conversions
+// between their records and the daemon's one type for each (vvm::Vv, vvm::Vsn, vvm::CopyMark:
+// common/vv.h, common/vsn.h, common/copy_mark.h).
 //
 // The record text (db/record.h) keeps the words of the states ("hot", "archived", "blank"), the
 // permission bits in octal ("0640") and "-" for an empty text, so that a table reads well with
@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/copy_mark.h"
 #include "common/status.h"
 #include "common/vsn.h"
 #include "common/vv.h"
@@ -29,6 +30,8 @@ namespace vvm::vvmd {
 const db::Schema& vv_schema();       // 256-byte records
 const db::Schema& vsn_schema();      // 128-byte records
 const db::Schema& counter_schema();  // 64-byte records: a name (up to 24 characters), a number
+const db::Schema& copy_schema();     // 256-byte records: a bad or dead tape file
+const db::Schema& state_schema();    // 256-byte records: who set a VSN's or drive's state
 
 // VV: name (unique), hot (class + client id, hot VVs), unwritten (unique name, finished VVs not
 // yet archived: recovery requeues them), vsn (VSN + file number, one key a copy), id (client id).
@@ -37,6 +40,28 @@ std::vector<db::Index> vv_indexes();
 std::vector<db::Index> vsn_indexes();
 // Counter: name (unique).
 std::vector<db::Index> counter_indexes();
+// Copy: place (unique: VSN + file number), vv (the VV it was a copy of).
+std::vector<db::Index> copy_indexes();
+// State: name (unique: kind + name).
+std::vector<db::Index> state_indexes();
+
+// Who set the state of a VSN or a drive, when and why: an operator (vvctl vsn set, drive down,
+// drive up) or vvmd itself (errors in a row); and since when a VSN has its class. A VSN's state
+// and class themselves are its record's; a drive's state is here alone (a drive with no note is
+// up).
+struct StateNote {
+  std::string kind;   // "vsn", "drive", "class" (a VSN's class)
+  std::string name;   // "L00001", "d0"
+  std::string state;  // a VSN's state word as vvctl says it, "up", "down", or the class
+  uint64_t since = 0;
+  std::string by;      // a user name, or "vvmd"
+  std::string reason;  // as given, cut to what the record holds; a class: "vsn add --class" or
+                       // kFirstArchive
+  bool operator==(const StateNote&) const = default;
+};
+inline constexpr std::string_view kFirstArchive = "first archive";
+db::Values state_values(const StateNote& note);
+Result<StateNote> state_from_values(const db::Values& values);
 
 // The record's values, in schema order.
 db::Values vv_values(const Vv& vv);
@@ -45,6 +70,14 @@ db::Values vsn_values(const Vsn& vsn);
 // kind, or a state word or permission text the type cannot hold.
 Result<Vv> vv_from_values(const db::Values& values);
 Result<Vsn> vsn_from_values(const db::Values& values);
+db::Values copy_values(const CopyMark& mark);
+Result<CopyMark> copy_from_values(const db::Values& values);
+
+// A copy mark's free text (its reason) as a record field holds it: a record's text has no blanks,
+// so a blank is written '_', and '_', '%' and anything unprintable as %XX; cut to `width`
+// without splitting an escape. db_text_read undoes it.
+std::string db_text(std::string_view text, size_t width);
+std::string db_text_read(std::string_view field);
 
 // Typed reads: a record decoded straight into the type, with no Values in between (a lookup
 // then costs a third less). A state word the type does not know fails the decode.
@@ -65,6 +98,16 @@ class VsnSink final : public db::FieldSink {
 
  private:
   Vsn& vsn_;
+};
+
+class CopySink final : public db::FieldSink {
+ public:
+  explicit CopySink(CopyMark* out) : mark_(*out) {}
+  bool text(size_t field, std::string_view value) override;
+  bool number(size_t field, uint64_t value) override;
+
+ private:
+  CopyMark& mark_;
 };
 
 }  // namespace vvm::vvmd

@@ -10,6 +10,8 @@ std::vector<db::TableSpec> table_specs() {
   specs.push_back({"vv.tab", &vv_schema(), vv_indexes()});
   specs.push_back({"vsn.tab", &vsn_schema(), vsn_indexes()});
   specs.push_back({"counter.tab", &counter_schema(), counter_indexes()});
+  specs.push_back({"copy.tab", &copy_schema(), copy_indexes()});
+  specs.push_back({"state.tab", &state_schema(), state_indexes()});
   return specs;
 }
 
@@ -60,6 +62,79 @@ Status scan_vsn(db::Database& db, std::string_view index, const std::string& lo,
   Vsn vsn;
   VsnSink sink(&vsn);
   return db.scan_to(kVsnTable, index, lo, hi, sink, [&](uint64_t slot) { return each(slot, vsn); });
+}
+
+namespace {
+// Every key that starts with the key of `text` alone (a text part ends with a byte below 0x02,
+// so raising that byte passes them all).
+db::KeyRange keys_after_text(std::string_view text) {
+  db::KeyRange r{db::KeyBuilder().text(text), db::KeyBuilder().text(text)};
+  r.hi.back() = static_cast<char>(r.hi.back() + 1);
+  return r;
+}
+}  // namespace
+
+Status scan_copy_marks_of_vv(db::Database& db, const std::string& vv,
+                             const std::function<bool(uint64_t, const CopyMark&)>& each) {
+  CopyMark mark;
+  CopySink sink(&mark);
+  const db::KeyRange r = keys_after_text(vv);
+  return db.scan_to(kCopyTable, "vv", r.lo, r.hi, sink,
+                    [&](uint64_t slot) { return each(slot, mark); });
+}
+
+Status scan_copy_marks_on_vsn(db::Database& db, const std::string& vsn,
+                              const std::function<bool(uint64_t, const CopyMark&)>& each) {
+  CopyMark mark;
+  CopySink sink(&mark);
+  const db::KeyRange r = keys_after_text(vsn);
+  return db.scan_to(kCopyTable, "place", r.lo, r.hi, sink,
+                    [&](uint64_t slot) { return each(slot, mark); });
+}
+
+Result<uint64_t> find_copy_mark(db::Database& db, const std::string& vsn, uint64_t file,
+                                CopyMark* out) {
+  CopySink sink(out);
+  return db.lookup_to(kCopyTable, "place", db::KeyBuilder().text(vsn).number(file), sink);
+}
+
+Result<uint64_t> find_state_note(db::Database& db, const std::string& kind, const std::string& name,
+                                 StateNote* out) {
+  db::Values v;
+  auto slot = db.lookup_into(kStateTable, "name", db::KeyBuilder().text(kind).text(name), &v);
+  if (!slot.ok()) return slot.status();
+  auto note = state_from_values(v);
+  if (!note.ok()) return note.status();
+  *out = std::move(*note);
+  return *slot;
+}
+
+Status set_state_note(db::Database& db, db::Transaction& txn, const StateNote& note) {
+  StateNote old;
+  auto slot = find_state_note(db, note.kind, note.name, &old);
+  if (slot.ok()) {
+    txn.update(kStateTable, *slot, state_values(note));
+    return Status::Ok();
+  }
+  if (slot.status().code() != Code::kNotFound) return slot.status();
+  txn.insert(kStateTable, state_values(note));
+  return Status::Ok();
+}
+
+Status scan_state_notes(db::Database& db, const std::string& kind,
+                        const std::function<bool(const StateNote&)>& each) {
+  const db::KeyRange r = keys_after_text(kind);
+  Status bad;
+  Status s = db.scan_index(kStateTable, "name", r.lo, r.hi, [&](uint64_t, const db::Values& v) {
+    auto note = state_from_values(v);
+    if (!note.ok()) {
+      bad = note.status();
+      return false;
+    }
+    return each(*note);
+  });
+  VVM_RETURN_IF_ERROR(s);
+  return bad;
 }
 
 Result<uint64_t> counter(db::Database& db, std::string_view name) {

@@ -1,5 +1,5 @@
-// catalog/tables.h: vvmd's database: its three tables over the engine (db/database.h), their
-// numbers, and reads that give the daemon's types (vvm::Vv, vvm::Vsn) and counters.
+// catalog/tables.h: vvmd's database: its tables over the engine (db/database.h), their numbers,
+// and reads that give the daemon's types (vvm::Vv, vvm::Vsn, vvm::CopyMark) and counters.
 #pragma once
 
 #include <cstdint>
@@ -19,12 +19,15 @@ namespace vvm::vvmd {
 inline constexpr db::TableId kVvTable{0};
 inline constexpr db::TableId kVsnTable{1};
 inline constexpr db::TableId kCounterTable{2};
+inline constexpr db::TableId kCopyTable{3};   // bad and dead tape files (common/copy_mark.h)
+inline constexpr db::TableId kStateTable{4};  // who set a VSN's or drive's state (StateNote)
 
-// vv.tab, vsn.tab, counter.tab and the journal in `dir`, created when missing, older tables
+// vv.tab, vsn.tab, counter.tab, copy.tab, state.tab and the journal in `dir`, created when
+// missing (a database made before copy.tab or state.tab gets an empty one), older tables
 // upgraded (db/table.h).
 Result<std::unique_ptr<db::Database>> open_database(const std::string& dir,
                                                     uint64_t checkpoint_bytes = 4 << 20);
-// The three tables as Database::open takes them (for tests that open the engine themselves).
+// The tables as Database::open takes them (for tests that open the engine themselves).
 std::vector<db::TableSpec> table_specs();
 
 // The VV in `slot`, or the one with `key` in `index` (then its slot).
@@ -41,6 +44,25 @@ Status scan_vv(db::Database& db, std::string_view index, const std::string& lo,
                const std::string& hi, const std::function<bool(uint64_t slot, const Vv&)>& each);
 Status scan_vsn(db::Database& db, std::string_view index, const std::string& lo,
                 const std::string& hi, const std::function<bool(uint64_t slot, const Vsn&)>& each);
+
+// The copy marks of VV `vv` (index "vv"), or of the tape files on `vsn` (index "place"), in key
+// order.
+Status scan_copy_marks_of_vv(db::Database& db, const std::string& vv,
+                             const std::function<bool(uint64_t slot, const CopyMark&)>& each);
+Status scan_copy_marks_on_vsn(db::Database& db, const std::string& vsn,
+                              const std::function<bool(uint64_t slot, const CopyMark&)>& each);
+// The mark of tape file `file` on `vsn`, and its slot; NotFound when it is unmarked.
+Result<uint64_t> find_copy_mark(db::Database& db, const std::string& vsn, uint64_t file,
+                                CopyMark* out);
+
+// The note of `kind` `name` ("vsn", "L00001"), and its slot; NotFound when there is none.
+Result<uint64_t> find_state_note(db::Database& db, const std::string& kind, const std::string& name,
+                                 StateNote* out);
+// Adds to `txn` the change that makes `note` the note of its kind and name.
+Status set_state_note(db::Database& db, db::Transaction& txn, const StateNote& note);
+// Every note of `kind`, in name order.
+Status scan_state_notes(db::Database& db, const std::string& kind,
+                        const std::function<bool(const StateNote&)>& each);
 
 // Counters (a name and a number, for values that must never go back, such as the highest VV
 // serial of a class even after that VV is removed): the value, 0 if unset.

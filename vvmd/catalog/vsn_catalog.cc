@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <filesystem>
 #include <vector>
 
@@ -71,6 +72,10 @@ Result<std::unique_ptr<VsnCatalog>> VsnCatalog::open(db::Database* db, Options o
   log::info("VSN catalogue: {} VSN(s) in the database; {} library {}", db->live_count(kVsnTable),
             c->options_.library_kind, c->options_.library_path);
   return c;
+}
+
+uint64_t VsnCatalog::now() const {
+  return options_.now ? options_.now() : static_cast<uint64_t>(::time(nullptr));
 }
 
 Status VsnCatalog::check_add(const rpc::Peer& peer, const rpc::VsnAddRequest& req) const {
@@ -235,6 +240,14 @@ void VsnCatalog::add_async(const rpc::Peer& peer, const rpc::VsnAddRequest& req,
   auto& [r, made, what] = *added;
   db::Transaction txn;
   txn.insert(kVsnTable, vsn_values(r));
+  if (!r.vsn_class.empty()) {
+    if (Status s = set_state_note(
+            *db_, txn,
+            {"class", r.name, r.vsn_class, now(), user_name(peer.uid), "vsn add --class"});
+        !s.ok()) {
+      return done(s);
+    }
+  }
   commits_.commit(txn, [this, r = std::move(r), made, what = std::move(what),
                         who = peer.to_string(), done = std::move(done)](auto committed) {
     if (!committed.ok()) {
@@ -307,6 +320,102 @@ Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
   return reply;
 }
 
+void VsnCatalog::set_state_async(const rpc::Peer& peer, const rpc::VsnSetRequest& req,
+                                 std::function<void(Result<rpc::VsnSetReply>)> done) {
+  if (!is_unix(peer)) {
+    return done(Status::PermissionDenied(
+        fmt::format("cannot set VSN {}'s state for a TCP peer ({}): over TCP vvmd cannot tell "
+                    "who you are; use vvmd's Unix socket",
+                    req.vsn, peer.address)));
+  }
+  if (peer.uid != 0 && peer.uid != options_.daemon_uid) {
+    return done(Status::PermissionDenied(
+        fmt::format("{} may not set VSN {}'s state: only root and vvmd's user ({}) may",
+                    user_name(peer.uid), req.vsn, user_name(options_.daemon_uid))));
+  }
+  if (req.state == VsnState::kBlank) {
+    return done(Status::InvalidArgument(fmt::format(
+        "VSN {}: blank is not set by hand (a tape is blank until its first file); set hot, "
+        "full, read-only, disabled, reclaim, bad or retired",
+        req.vsn)));
+  }
+  if (req.reason.empty()) {
+    return done(Status::InvalidArgument(
+        fmt::format("VSN {}: say why its state changes (--reason TEXT)", req.vsn)));
+  }
+  Vsn r;
+  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &r);
+  if (!slot.ok()) {
+    if (slot.status().code() == Code::kNotFound) {
+      return done(Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn)));
+    }
+    return done(slot.status());
+  }
+  const VsnState was = r.state;
+  r.state = req.state;
+  // Set hot, someone has looked at it: the failures counted so far no longer keep archives away
+  // (the scheduler writes no VSN with kMaxVsnErrors of them).
+  if (req.state == VsnState::kHot) r.errors = 0;
+  StateNote note{
+      "vsn",     r.name, std::string(vsn_state_name(req.state)), now(), user_name(peer.uid),
+      req.reason};
+  db::Transaction txn;
+  txn.update(kVsnTable, *slot, vsn_values(r));
+  if (Status s = set_state_note(*db_, txn, note); !s.ok()) return done(s);
+  commits_.commit(txn, [this, r, was, note, done = std::move(done)](auto committed) {
+    if (!committed.ok()) return done(committed.status());
+    log::notice("VSN {}: {} -> {} by {}: {}", r.name, vsn_state_name(was), vsn_state_name(r.state),
+                note.by, note.reason);
+    done(rpc::VsnSetReply{r, detail_of(r)});
+  });
+}
+
+rpc::VsnDetail VsnCatalog::detail_of(const Vsn& v) {
+  rpc::VsnDetail d;
+  d.name = v.name;
+  StateNote note;
+  if (find_state_note(*db_, "class", v.name, &note).ok() && note.state == v.vsn_class) {
+    d.class_since = note.since;
+    d.class_how = note.reason == kFirstArchive ? "first" : "added";
+  }
+  if (find_state_note(*db_, "vsn", v.name, &note).ok()) {
+    d.state_since = note.since;
+    d.state_by = note.by;
+    d.state_reason = note.reason;
+  }
+  // Live: the files the VVs' copies name (the VV index by VSN and file).
+  Vv vv;
+  VvSink sink(&vv);
+  const std::string lo = db::KeyBuilder().text(v.name);
+  std::string hi = lo;
+  hi.back() = static_cast<char>(hi.back() + 1);  // past every key of this VSN's text
+  (void)db_->scan_to(kVvTable, "vsn", lo, hi, sink, [&](uint64_t) {
+    for (const VvCopy& c : vv.copies) {
+      if (c.vsn == v.name) {
+        ++d.live_files;
+        d.live_bytes += vv.size;
+      }
+    }
+    return true;
+  });
+  (void)scan_copy_marks_on_vsn(*db_, v.name, [&](uint64_t, const CopyMark& m) {
+    ++d.dead_files;
+    d.dead_bytes += m.size;
+    if (m.state == CopyMarkState::kBad) ++d.bad_files;
+    return true;
+  });
+  return d;
+}
+
+Result<rpc::VsnDetailsReply> VsnCatalog::details(const rpc::VsnDetailsRequest& req) {
+  auto page = list(rpc::VsnListRequest{req.after, req.limit});
+  if (!page.ok()) return page.status();
+  rpc::VsnDetailsReply reply;
+  reply.more = page->more;
+  for (const Vsn& v : page->vsns) reply.details.push_back(detail_of(v));
+  return reply;
+}
+
 VsnCatalog::Serves VsnCatalog::serve(rpc::Server& server) {
   return server.handle<rpc::VsnAddRequest>([this](const rpc::VsnAddRequest& r,
                                                   const rpc::Peer& peer,
@@ -317,7 +426,14 @@ VsnCatalog::Serves VsnCatalog::serve(rpc::Server& server) {
     });
   }) + server.handle<rpc::VsnListRequest>([this](const rpc::VsnListRequest& r, const rpc::Peer&) {
     return list(r);
-  });
+  }) +
+         server.handle<rpc::VsnSetRequest>([this](const rpc::VsnSetRequest& r,
+                                                  const rpc::Peer& peer,
+                                                  rpc::Responder<rpc::VsnSetRequest> answer) {
+           set_state_async(peer, r, [answer](Result<rpc::VsnSetReply> set) { answer.reply(set); });
+         }) +
+         server.handle<rpc::VsnDetailsRequest>(
+             [this](const rpc::VsnDetailsRequest& r, const rpc::Peer&) { return details(r); });
 }
 
 }  // namespace vvm::vvmd

@@ -53,8 +53,9 @@ class VsnCatalog {
     std::map<std::string, MediaType> media;  // the configured media types, by name
     std::map<char, StorageClass> classes;    // the configured storage classes
     std::string library_kind = "emulated";   // "emulated" or "mtx"
-    std::string library_path;  // emulated: the folder of VSN.tap images (created if missing)
-    uid_t daemon_uid = 0;      // may add VSNs, as root may
+    std::string library_path;       // emulated: the folder of VSN.tap images (created if missing)
+    uid_t daemon_uid = 0;           // may add VSNs, as root may
+    std::function<uint64_t()> now;  // unix seconds; the system clock when empty
   };
   static Options options_from(const Config& config);
   static Result<std::unique_ptr<VsnCatalog>> open(db::Database* db, Options options);
@@ -67,9 +68,23 @@ class VsnCatalog {
   Result<Vsn> add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
   void finish_commits_on(db::Committer::Post post) { commits_.run_on(std::move(post)); }
   Result<rpc::VsnListReply> list(const rpc::VsnListRequest& request);
+  // An operator sets a VSN's state (vvctl vsn set): hot, full, read-only, disabled, reclaim, bad
+  // or retired, never blank (that follows the tape), with a reason; root and vvmd's user only.
+  // The state and its note (who, when, why: state.tab) change in one commit, answered once
+  // durable; set hot, its count of failed copies starts again from 0. NotFound for no such VSN,
+  // InvalidArgument for a state that cannot be set or no reason: nothing changes then.
+  void set_state_async(const rpc::Peer& peer, const rpc::VsnSetRequest& request,
+                       std::function<void(Result<rpc::VsnSetReply>)> done);
+  // What vsn ls shows beside each record, page by page as list(): the state's note, the class's
+  // age, and the VSN's tape files counted: live (a VV's copy), dead (no VV needs it: its VV was
+  // removed, or it was found bad) and, among the dead, bad.
+  Result<rpc::VsnDetailsReply> details(const rpc::VsnDetailsRequest& request);
+  rpc::VsnDetail detail_of(const Vsn& vsn);
 
-  // Registers VSN_ADD's and VSN_LIST's handlers; the catalogue must outlive the server's run.
-  using Serves = rpc::Served<rpc::VsnAddRequest, rpc::VsnListRequest>;
+  // Registers VSN_ADD's, VSN_LIST's, VSN_SET's and VSN_DETAILS' handlers; the catalogue must
+  // outlive the server's run.
+  using Serves = rpc::Served<rpc::VsnAddRequest, rpc::VsnListRequest, rpc::VsnSetRequest,
+                             rpc::VsnDetailsRequest>;
   Serves serve(rpc::Server& server);
 
   bool emulated() const { return options_.library_kind == "emulated"; }
@@ -97,6 +112,7 @@ class VsnCatalog {
   // cannot be registered.
   Status register_image(const std::string& image, Vsn* r);
   Status sync_library_dir();
+  uint64_t now() const;
 
   db::Database* db_;
   db::Committer commits_;

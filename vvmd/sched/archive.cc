@@ -18,6 +18,16 @@ void Scheduler::finished(const Vv& vv) {
     log::error("VV {}: class {} is not in vvm.conf: it cannot be archived", vv.name, vv.vv_class);
     return;
   }
+  if (vv.cache != CacheState::kCached) {
+    // A copy is written from the cache file: a VV that lost a copy while evicted (it was found
+    // bad) comes back first, and stage_done queues the copy; one being staged waits for that.
+    if (vv.cache == CacheState::kEvicted) {
+      auto staged = stage(vv.name, false);
+      log::info("VV {} lacks a copy and is not in the cache: {}", vv.name,
+                staged.ok() ? "staged first, then copied" : staged.status().message());
+    }
+    return;
+  }
   const auto now = steady_now();
   for (size_t i = 0; i < cls->second.media.size() && i < vv.copies.size(); ++i) {
     if (!vv.copies[i].vsn.empty()) continue;
@@ -46,7 +56,9 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
         }
         if (r->media != media) return true;
         if (r->errors >= kMaxVsnErrors) return true;
-        const bool hot = r->state == VsnState::kHot && r->vsn_class == cls_text;
+        // A VSN set hot by hand before its first file may have no class yet: any class's.
+        const bool hot = r->state == VsnState::kHot &&
+                         (r->vsn_class == cls_text || (r->vsn_class.empty() && r->next_file == 1));
         const bool blank =
             r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
         if (!hot && !blank) return true;
@@ -125,6 +137,11 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     return true;  // the queue moved on
   }
   if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) return true;
+  if (vv.cache != CacheState::kCached) {
+    log::info("VV {} is {}: its copy {} waits until it is in the cache again", vv.name,
+              cache_state_name(vv.cache), item.copy + 1);
+    return true;  // stage_done queues it again
+  }
 
   if (view_.load(drive, vsn.name)) {
     Status recorded = record_mount(drive, vsn.name);
@@ -181,7 +198,19 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   vsn.next_file = std::max(vsn.next_file, r.file_number + 1);
   vsn.bytes_used += r.bytes_total;
   if (vsn.state == VsnState::kBlank) vsn.state = VsnState::kHot;
-  if (vsn.vsn_class.empty()) vsn.vsn_class = std::string(1, f.key.vv_class);
+  if (vsn.vsn_class.empty()) {
+    // A VSN added for any class takes the class of its first archive: recorded, with when.
+    vsn.vsn_class = std::string(1, f.key.vv_class);
+    if (Status s = set_state_note(
+            *db_, txn,
+            {"class", vsn.name, vsn.vsn_class, now_unix(), "vvmd", std::string(kFirstArchive)});
+        !s.ok()) {
+      log::error("VSN {}: cannot note since when it has class {}: {}", vsn.name, vsn.vsn_class,
+                 s.message());
+    }
+    log::notice("VSN {} takes class {}: its first archive (VV {})", vsn.name, vsn.vsn_class,
+                f.item.vv);
+  }
   txn.update(kVsnTable, *vsn_slot, vsn_values(vsn));
 
   Vv vv;
@@ -229,6 +258,8 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
     return;
   }
   metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
+
+  copy_ok(f.drive, r.vsn);
   log::info("VV {}: copy {} on {} file {} ({} bytes, checksum {:016x}){}", vv.name, f.item.copy + 1,
             r.vsn, r.file_number, r.bytes_total, r.checksum, archived ? ": archived" : "");
 }
@@ -262,6 +293,7 @@ void Scheduler::copy_failed(InFlight f, const Status& why) {
           f.item.copy + 1, f.item.vv, f.vsn, f.file, f.drive, f.mover, f.item.attempts,
           why.message(), retry_delay(f.item.attempts).count());
       mark_vsn(f.vsn, std::nullopt, true);
+      copy_error(f.drive, f.vsn, false, why);
       if (drive != nullptr) view_.unload(*drive);
       retry(f, false);
       return;

@@ -27,7 +27,7 @@ DriveState* LibraryView::find(const std::string& drive) {
 
 DriveState* LibraryView::holding(const std::string& vsn) {
   for (auto& d : drives_) {
-    if (d.vsn == vsn) return &d;
+    if (d.vsn == vsn && !d.down) return &d;
   }
   return nullptr;
 }
@@ -35,7 +35,7 @@ DriveState* LibraryView::holding(const std::string& vsn) {
 std::vector<DriveState*> LibraryView::free_drives(const std::string& media, Clock::time_point now) {
   std::vector<DriveState*> out;
   for (auto& d : drives_) {
-    if (d.media == media && !d.busy && d.unusable_until <= now) out.push_back(&d);
+    if (d.media == media && !d.down && !d.busy && d.unusable_until <= now) out.push_back(&d);
   }
   std::stable_partition(out.begin(), out.end(), [](const DriveState* d) { return d->vsn.empty(); });
   return out;
@@ -43,7 +43,9 @@ std::vector<DriveState*> LibraryView::free_drives(const std::string& media, Cloc
 
 bool LibraryView::load(DriveState& drive, const std::string& vsn) {
   if (drive.vsn == vsn) return false;
-  if (DriveState* other = holding(vsn)) other->vsn.clear();
+  for (auto& other : drives_) {
+    if (&other != &drive && other.vsn == vsn) other.vsn.clear();  // a down drive's too
+  }
   drive.vsn = vsn;
   drive.reads_since_mount = 0;
   ++drive.mounts;

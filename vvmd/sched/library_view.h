@@ -30,6 +30,10 @@ struct DriveState {
   Clock::time_point unusable_until{};  // set aside after a failure of its mover
   uint64_t mounts = 0;
   uint64_t reads_since_mount = 0;  // stages read from the tape mounted now
+  // Down (vvctl drive down, or vvmd after errors in a row): nothing is sent to it, and a tape
+  // in it counts as in no drive.
+  bool down = false;
+  uint32_t errors_in_row = 0;  // failed copies since its last good one
 };
 
 class LibraryView {
@@ -38,10 +42,10 @@ class LibraryView {
   explicit LibraryView(const Config& config);
 
   DriveState* find(const std::string& drive);
-  // The drive vvmd last mounted `vsn` in, or nullptr.
+  // The drive vvmd last mounted `vsn` in, or nullptr (also when that drive is down).
   DriveState* holding(const std::string& vsn);
-  // Drives of `media` that are neither busy nor set aside at `now`: empty drives first (a mount
-  // there unloads nothing), then the others in name order.
+  // Drives of `media` that are neither down, busy nor set aside at `now`: empty drives first (a
+  // mount there unloads nothing), then the others in name order.
   std::vector<DriveState*> free_drives(const std::string& media, Clock::time_point now);
 
   // Records that `vsn` is in `drive` for the next copy; it leaves any other drive. Returns true

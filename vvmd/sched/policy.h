@@ -11,6 +11,10 @@ namespace vvm::vvmd::policy {
 
 // A VSN that failed this many copies is not chosen for writing until someone looks at it.
 inline constexpr uint64_t kMaxVsnErrors = 3;
+// Failed copies in a row after which vvmd takes a drive down (an operator brings it up again
+// with vvctl drive up), and after which it makes a writable VSN read-only.
+inline constexpr uint32_t kDriveErrorsInRow = 3;
+inline constexpr uint32_t kVsnErrorsInRow = 3;
 // How long a drive is set aside after its mover said Busy, and after its mover did not answer at
 // all. Busy is mostly a race: a copy reports its end a moment before its mover reaps it and frees
 // the drive, so the pause is short.

@@ -89,6 +89,17 @@ Status Scheduler::recover() {
               moved.size() == 1 ? "" : "s", fmt::join(moved, ", "));
   }
 
+  // Drives an operator (or vvmd) took down stay down.
+  VVM_RETURN_IF_ERROR(scan_state_notes(*db_, "drive", [&](const StateNote& note) {
+    DriveState* d = view_.find(note.name);
+    if (d != nullptr && note.state == "down") {
+      d->down = true;
+      log::warning("drive {} is down since {} ({} : {}): 'vvctl drive up {}' brings it back",
+                   d->name, note.since, note.by, note.reason, d->name);
+    }
+    return true;
+  }));
+
   // Stages cut short: the movers' temporary files go, and the VVs are queued again.
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.cache_dir, ec)) {
@@ -166,6 +177,7 @@ void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyA
   f.deadline = now + f.stall_margin;
   f.started = now;
   const uint64_t id = args.request_id;
+  f.job_id = id;
   in_flight_.emplace(id, std::move(f));
   auto done = [this, id](Result<rpc::CopyAccepted> answer) { accepted(id, std::move(answer)); };
   if (op == rpc::Op::kArchive) {
@@ -283,6 +295,129 @@ Status Scheduler::update_vsn(const std::string& name, const std::function<void(V
   return commits_.apply(txn, "VSN " + name);
 }
 
+void Scheduler::copy_error(const std::string& drive_name, const std::string& vsn, bool vsn_fault,
+                           const Status& why) {
+  if (DriveState* d = view_.find(drive_name); d != nullptr && !vsn_fault) {
+    if (++d->errors_in_row >= kDriveErrorsInRow && !d->down) {
+      const std::string reason = fmt::format("{} failed copies in a row, the last on {}: {}",
+                                             d->errors_in_row, vsn, why.message());
+      if (Status s = note_drive(*d, false, "vvmd", reason); !s.ok()) {
+        log::error("drive {}: cannot record it down: {}", d->name, s.message());
+      }
+      log::error("drive {} (mover {}) taken down: {}; check it, then 'vvctl drive up {}'", d->name,
+                 d->mover, reason, d->name);
+    }
+  }
+  if (vsn.empty()) return;
+  uint32_t& row = vsn_errors_in_row_[vsn];
+  if (++row < kVsnErrorsInRow) return;
+  Vsn v;
+  if (!lookup_vsn(*db_, "name", db::KeyBuilder().text(vsn), &v).ok()) return;
+  if (v.state != VsnState::kBlank && v.state != VsnState::kHot && v.state != VsnState::kFull) {
+    return;  // an operator's state stays
+  }
+  const std::string reason =
+      fmt::format("{} failed copies in a row, the last: {}", row, why.message());
+  Status s = update_vsn(vsn, [](Vsn& r) { r.state = VsnState::kReadOnly; });
+  db::Transaction txn;
+  if (s.ok()) {
+    s = set_state_note(
+        *db_, txn,
+        {"vsn", vsn, std::string(vsn_state_name(VsnState::kReadOnly)), now_unix(), "vvmd", reason});
+  }
+  if (s.ok()) s = commits_.apply(txn, "VSN " + vsn + "'s state note");
+  if (!s.ok()) return log::error("VSN {}: cannot make it read-only: {}", vsn, s.message());
+  log::error("VSN {} set read-only: {}; 'vvctl vsn set {} hot --reason TEXT' to write it again",
+             vsn, reason, vsn);
+}
+
+void Scheduler::copy_ok(const std::string& drive_name, const std::string& vsn) {
+  if (DriveState* d = view_.find(drive_name)) d->errors_in_row = 0;
+  vsn_errors_in_row_.erase(vsn);
+}
+
+Status Scheduler::note_drive(DriveState& d, bool up, const std::string& by,
+                             const std::string& reason) {
+  db::Transaction txn;
+  VVM_RETURN_IF_ERROR(
+      set_state_note(*db_, txn, {"drive", d.name, up ? "up" : "down", now_unix(), by, reason}));
+  VVM_RETURN_IF_ERROR(commits_.apply(txn, "drive " + d.name + "'s state"));
+  d.down = !up;
+  d.errors_in_row = 0;
+  if (!up && !d.busy && !d.vsn.empty()) {
+    // Its tape counts as in no drive: a stage of it mounts it elsewhere.
+    const std::string vsn = d.vsn;
+    view_.unload(d);
+    (void)update_vsn(vsn, [](Vsn& r) { r.location = "slot"; });
+  }
+  wake();
+  return Status::Ok();
+}
+
+Result<rpc::DriveDetail> Scheduler::set_drive(const rpc::Peer& peer,
+                                              const rpc::DriveSetRequest& req) {
+  const char* what = req.up ? "bring up" : "take down";
+  if (peer.kind != Endpoint::Kind::kUnix) {
+    return Status::PermissionDenied(
+        fmt::format("cannot {} drive {} for a TCP peer ({}): over TCP vvmd cannot tell who you "
+                    "are; use vvmd's Unix socket",
+                    what, req.drive, peer.address));
+  }
+  if (peer.uid != 0 && peer.uid != options_.daemon_uid) {
+    return Status::PermissionDenied(
+        fmt::format("{} may not {} drive {}: only root and vvmd's user ({}) may",
+                    user_name(peer.uid), what, req.drive, user_name(options_.daemon_uid)));
+  }
+  DriveState* d = view_.find(req.drive);
+  if (d == nullptr) {
+    std::string names;
+    for (const DriveState& x : view_.drives()) names += (names.empty() ? "" : ", ") + x.name;
+    return Status::NotFound(fmt::format("no drive {} (vvm.conf's drives: {})", req.drive,
+                                        names.empty() ? "none" : names));
+  }
+  if (!req.up && req.reason.empty()) {
+    return Status::InvalidArgument(
+        fmt::format("drive {}: say why it goes down (--reason TEXT)", req.drive));
+  }
+  const bool was_down = d->down;
+  VVM_RETURN_IF_ERROR(note_drive(*d, req.up, user_name(peer.uid), req.reason));
+  log::notice("drive {} {} by {}{}{}", d->name,
+              req.up ? (was_down ? "brought up" : "up (it was)")
+                     : (was_down ? "down (it was)" : "taken down"),
+              user_name(peer.uid), req.reason.empty() ? "" : ": ", req.reason);
+  for (const auto& detail : drives().drives) {
+    if (detail.name == d->name) return detail;
+  }
+  return Status::Internal("drive " + d->name + " vanished");
+}
+
+rpc::DriveListReply Scheduler::drives() const {
+  rpc::DriveListReply reply;
+  for (const DriveState& d : view_.drives()) {
+    rpc::DriveDetail out{d.name, d.mover, d.media, !d.down, 0, "", "", d.errors_in_row};
+    StateNote note;
+    if (find_state_note(*db_, "drive", d.name, &note).ok()) {
+      out.since = note.since;
+      out.by = note.by;
+      out.reason = note.reason;
+    }
+    reply.drives.push_back(std::move(out));
+  }
+  return reply;
+}
+
+rpc::Served<rpc::DriveSetRequest, rpc::DriveListRequest> Scheduler::serve_drives(
+    rpc::Server& server) {
+  return server.handle<rpc::DriveSetRequest>(
+             [this](const rpc::DriveSetRequest& r, const rpc::Peer& peer) {
+               return set_drive(peer, r);
+             }) +
+         server.handle<rpc::DriveListRequest>(
+             [this](const rpc::DriveListRequest&, const rpc::Peer&) -> Result<rpc::DriveListReply> {
+               return drives();
+             });
+}
+
 void Scheduler::mark_vsn(const std::string& name, std::optional<VsnState> state, bool count_error) {
   Status s = update_vsn(name, [&](Vsn& vsn) {
     if (state) vsn.state = *state;
@@ -303,7 +438,7 @@ void Scheduler::fill_status(rpc::StatusReply* out) const {
     s.media = d.media;
     s.vsn = d.vsn;
     s.mounts = d.mounts;
-    s.usable = d.unusable_until <= now;
+    s.usable = d.unusable_until <= now && !d.down;
     for (const auto& [id, f] : in_flight_) {
       if (f.drive != d.name) continue;
       s.copying = f.staged ? fmt::format("stage {} from {} file {}", f.item.vv, f.vsn, f.file)

@@ -104,6 +104,7 @@ class Scheduler {
     uint64_t file = 0;
     uint64_t bytes_done = 0, bytes_total = 0;
     size_t queued = 0;                                  // stage requests waiting in all
+    uint64_t job = 0;                                   // copying: the request that reads it
     std::string describe(const std::string& vv) const;  // "staging from L90001 file 3, ..."
   };
   // Asks for VV `name` back in the cache (`waiting`: a client waits for it): queues a read of
@@ -112,6 +113,15 @@ class Scheduler {
   Result<StageProgress> stage(const std::string& name, bool waiting);
   // Registers VV_STAGE.
   rpc::Served<rpc::VvStageRequest> serve_stage(rpc::Server& server);
+
+  // An operator takes a drive down (nothing more is sent to it; a copy running there ends) or
+  // brings it up, with a reason (needed to go down); root and vvmd's user only. Kept in the
+  // database's state table, so that a restart keeps the drive down. NotFound naming the drives
+  // for an unknown one.
+  Result<rpc::DriveDetail> set_drive(const rpc::Peer& peer, const rpc::DriveSetRequest& request);
+  rpc::DriveListReply drives() const;
+  // Registers DRIVE_SET and DRIVE_LIST.
+  rpc::Served<rpc::DriveSetRequest, rpc::DriveListRequest> serve_drives(rpc::Server& server);
 
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
@@ -144,7 +154,8 @@ class Scheduler {
     QueueKey key;
     std::string vsn, drive, mover;
     uint64_t file = 0;
-    uint64_t job = 0;
+    uint64_t job = 0;     // the mover's
+    uint64_t job_id = 0;  // vvmd's: the request id, which logs and messages name
     uint64_t bytes_done = 0;
     Clock::time_point deadline;
     Clock::time_point started;
@@ -157,6 +168,9 @@ class Scheduler {
   bool start_stage(StageItem item, DriveState& drive, Clock::time_point now);
   void stage_done(InFlight f, const rpc::CopyReport& report);
   void stage_failed(InFlight f, const Status& why);
+  // Records the copy `f` read as bad (copy.tab: when, why) and takes it out of the VV's copies,
+  // leaving the VV finished; false when the VV no longer has that copy or the commit failed.
+  bool mark_bad_copy(const InFlight& f, const Status& why);
   // Queues `item` on the best copy of `vv` not in item.bad_copies (item.copy, vsn, file and media
   // set); Unavailable naming the bad copies when none is left.
   Status queue_stage(const Vv& vv, StageItem item);
@@ -186,8 +200,17 @@ class Scheduler {
   void retry(InFlight& f, bool front);
   // Looks VSN `name` up, lets `change` edit it and applies it (durable soon).
   Status update_vsn(const std::string& name, const std::function<void(Vsn&)>& change);
-  // Adds 1 to the VSN's errors and sets its state (if given), in one commit.
+  // Adds 1 to the VSN's errors (failed reads and writes; a bad copy is counted in the copy
+  // table instead) and sets its state (if given), in one commit.
   void mark_vsn(const std::string& vsn, std::optional<VsnState> state, bool count_error);
+  // A copy failed on `drive` and `vsn` (`in_row_vsn`: the VSN's fault too): after errors in a
+  // row the drive goes down and a writable VSN read-only, each noted as vvmd's doing, and
+  // logged. A copy that went well ends a row.
+  void copy_error(const std::string& drive, const std::string& vsn, bool vsn_fault,
+                  const Status& why);
+  void copy_ok(const std::string& drive, const std::string& vsn);
+  // Takes `drive` down or up and notes who and why (state.tab), applied now, durable soon.
+  Status note_drive(DriveState& drive, bool up, const std::string& by, const std::string& reason);
   // Pings the movers that run copies; lose_copies() those of a mover that is gone or restarted.
   void check_movers();
   // The copies on `mover` started before `before` died with it: queued again, first in line.
@@ -211,10 +234,12 @@ class Scheduler {
   std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;
   LibraryView view_;
   std::map<uint64_t, InFlight> in_flight_;  // by request id
+  std::set<uint64_t> joined_;               // stage jobs someone else joined: logged once
   uint64_t next_request_id_;
   std::set<QueueKey> starved_;  // queues told "no VSN": logged once until that changes
   Clock::time_point last_mover_check_{};
-  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover
+  std::map<std::string, int> mover_misses_;            // pings unanswered in a row, by mover
+  std::map<std::string, uint32_t> vsn_errors_in_row_;  // by VSN
 };
 
 }  // namespace vvm::vvmd

@@ -19,8 +19,8 @@ using namespace policy;
 std::string Scheduler::StageProgress::describe(const std::string& vv) const {
   if (cached) return fmt::format("VV {} is in the cache", vv);
   if (copying) {
-    return fmt::format("VV {} is being staged from {} file {} ({} of {} bytes)", vv, vsn, file,
-                       bytes_done, bytes_total);
+    return fmt::format("job {} is staging VV {} from {} file {} already ({} of {} bytes)", job, vv,
+                       vsn, file, bytes_done, bytes_total);
   }
   return fmt::format("VV {} is queued to be staged from {} file {} ({} stage request{} queued)", vv,
                      vsn, file, queued, queued == 1 ? "" : "s");
@@ -45,20 +45,43 @@ Status Scheduler::record_mount(const DriveState& drive, const std::string& name)
 }
 
 Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
-  // The best copy: one whose VSN is in a drive already, else the first that has not failed.
+  // The best copy: one whose VSN is in a drive already, else the first that has not failed. A
+  // copy found bad is no longer among the VV's copies (mark_bad_copy): it is never read again.
+  // A disabled VSN is never mounted, and one set bad is read only when no other copy is left.
   std::optional<size_t> best;
+  std::pair<int, int> best_rank{2, 2};  // (on a bad VSN, not in a drive): lower is better
+  std::string disabled;
   for (size_t i = 0; i < vv.copies.size(); ++i) {
     if (vv.copies[i].vsn.empty() || item.bad_copies.contains(i)) continue;
-    if (!best) best = i;
-    if (view_.holding(vv.copies[i].vsn) != nullptr) {
+    Vsn state;
+    if (lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[i].vsn), &state).ok()) {
+      if (state.state == VsnState::kDisabled) {
+        disabled += fmt::format("{}{}", disabled.empty() ? "" : ", ", state.name);
+        continue;
+      }
+    }
+    const std::pair<int, int> rank{state.state == VsnState::kBad ? 1 : 0,
+                                   view_.holding(vv.copies[i].vsn) != nullptr ? 0 : 1};
+    if (!best || rank < best_rank) {
       best = i;
-      break;
+      best_rank = rank;
     }
   }
   if (!best) {
-    return Status::Unavailable(
-        fmt::format("VV {} has no copy left to stage from ({} of its copies failed their reads)",
-                    vv.name, item.bad_copies.size()));
+    std::string bad;
+    (void)scan_copy_marks_of_vv(*db_, vv.name, [&](uint64_t, const CopyMark& m) {
+      if (m.state == CopyMarkState::kBad) {
+        bad += fmt::format("{}{} file {} ({})", bad.empty() ? "" : ", ", m.vsn, m.file, m.why);
+      }
+      return true;
+    });
+    return Status::Unavailable(fmt::format(
+        "VV {} has no copy left to stage from ({} failed their reads now; marked bad: {}{})",
+        vv.name, item.bad_copies.size(), bad.empty() ? "none" : bad,
+        disabled.empty() ? ""
+                         : fmt::format("; on disabled VSNs, never mounted: {} ('vvctl vsn set "
+                                       "VSN read-only --reason TEXT' allows reading)",
+                                       disabled)));
   }
   Vsn vsn;
   auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[*best].vsn), &vsn);
@@ -97,6 +120,12 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
   }
   for (const auto& [id, f] : in_flight_) {
     if (f.staged && f.staged->vv == name) {
+      // One job a VV: whoever asks again (a second open, vvctl stage) waits for this one.
+      if (joined_.insert(id).second) {
+        log::info("stage VV {}: job {} is staging it from {} file {} already; joined", name, id,
+                  f.vsn, f.file);
+      }
+      p.job = id;
       p.copying = true;
       p.vsn = f.vsn;
       p.file = f.file;
@@ -239,6 +268,7 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
 }
 
 void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
+  joined_.erase(f.job_id);
   if (Status s = set_cache(f.item.vv, CacheState::kCached, true); !s.ok()) {
     // The file is in place; the record says staging, and a restart stages it again.
     log::error("VV {} staged from {} file {}, but the database did not take it: {}", f.item.vv,
@@ -246,12 +276,60 @@ void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {
     return;
   }
   metrics().staged(f.staged->media, r.bytes_total);
+  copy_ok(f.drive, f.vsn);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now() - f.started);
   log::info("staged VV {} from {} file {} ({} bytes in {:.1f} s)", f.item.vv, f.vsn, f.file,
             r.bytes_total, took.count() / 1000.0);
+  // A copy found bad on the way left the VV finished, one copy short: now that the cache holds
+  // it again, that copy is made anew from there.
+  Vv vv;
+  if (lookup_vv(*db_, "name", db::KeyBuilder().text(f.item.vv), &vv).ok() &&
+      vv.state == VvState::kFinished) {
+    finished(vv);
+  }
+}
+
+bool Scheduler::mark_bad_copy(const InFlight& f, const Status& why) {
+  const StageItem& item = *f.staged;
+  Vv vv;
+  auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(item.vv), &vv);
+  if (!slot.ok()) return false;
+  VvCopy& copy = vv.copies[item.copy];
+  if (copy.vsn != f.vsn || copy.file != f.file) return false;  // changed meanwhile
+  db::Transaction txn;
+  CopyMark mark{f.vsn,        f.file,
+                vv.name,      static_cast<uint32_t>(item.copy + 1),
+                vv.size,      CopyMarkState::kBad,
+                now_unix(),   "vvmd",
+                why.message()};
+  CopyMark old;
+  auto marked = find_copy_mark(*db_, f.vsn, f.file, &old);
+  if (marked.ok()) {
+    txn.update(kCopyTable, *marked, copy_values(mark));
+  } else {
+    txn.insert(kCopyTable, copy_values(mark));
+  }
+  // The VV leaves archived for finished, that copy missing: the scheduler makes it again once
+  // the VV is in the cache (stage_done), and a restart finds it among the unwritten VVs.
+  copy = {};
+  if (vv.state == VvState::kArchived) vv.state = VvState::kFinished;
+  txn.update(kVvTable, *slot, vv_values(vv));
+  if (Status s = commits_.apply(
+          txn, fmt::format("VV {}'s bad copy on {} file {}", vv.name, f.vsn, f.file));
+      !s.ok()) {
+    log::error("VV {}: cannot mark copy {} on {} file {} bad: {}", vv.name, item.copy + 1, f.vsn,
+               f.file, s.message());
+    return false;
+  }
+  log::notice(
+      "VV {}: copy {} on {} file {} marked bad ({}); it is made again once the VV is in "
+      "the cache",
+      vv.name, item.copy + 1, f.vsn, f.file, why.message());
+  return true;
 }
 
 void Scheduler::stage_failed(InFlight f, const Status& why) {
+  joined_.erase(f.job_id);
   StageItem& item = *f.staged;
   if (why.code() == Code::kNoSpace) {
     // The cache filled while the mover wrote the VV into it (it removed its partial file): no
@@ -271,11 +349,15 @@ void Scheduler::stage_failed(InFlight f, const Status& why) {
   if (bad) {
     log::error("VV {}: copy {} on {} file {} failed its checks: {}", item.vv, item.copy + 1, f.vsn,
                f.file, why.message());
-    mark_vsn(f.vsn, std::nullopt, true);
+    // The tape's fault, not the drive's: counted as a bad file (copy.tab), in the VSN's row.
+    copy_error("", f.vsn, true, why);
+    // Remembered at once: no second read of a copy whose checks failed.
+    if (mark_bad_copy(f, why)) item.attempts = kBadCopyAttempts;
   } else {
     log::warning("stage of VV {} from {} file {} (drive {}) failed, attempt {}: {}", item.vv, f.vsn,
                  f.file, f.drive, item.attempts, why.message());
     mark_vsn(f.vsn, std::nullopt, true);
+    copy_error(f.drive, f.vsn, false, why);
     if (DriveState* d = view_.find(f.drive)) view_.unload(*d);
   }
   if (item.attempts < (bad ? kBadCopyAttempts : kFailedCopyAttempts)) {
