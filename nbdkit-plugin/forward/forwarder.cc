@@ -604,6 +604,12 @@ class Forwarder::Impl {
   // A server connected, or listed down with the reason it could not be.
   ServerPtr connect_server(const ServerSpec& spec) {
     auto s = std::make_shared<Server>(spec.uri);
+    if (!spec.down.empty()) {
+      s->set_up({});
+      s->set_down(spec.down);
+      log(fmt::format("server {} is down: {}", spec.uri, spec.down));
+      return s;
+    }
     Result<Server::Dialed> d = Server::dial(spec.uri, opt_.connections, opt_.connect_timeout);
     if (!d.ok()) {
       s->set_up({});
