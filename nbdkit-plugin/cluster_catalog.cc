@@ -331,6 +331,7 @@ std::chrono::steady_clock::time_point ClusterCatalog::tend_paths() {
     std::lock_guard lock(paths_m_);
     for (const auto& [pack, p] : paths_) work.emplace_back(pack, p);
   }
+  if (work.empty()) return next;
   std::shared_ptr<const PackCatalog> catalog = target_->current().catalog;
   for (auto& [pack, p] : work) {
     std::string disk;

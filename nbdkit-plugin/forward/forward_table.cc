@@ -83,6 +83,13 @@ bool lists(const ForwardEntry& entry, const std::string& uri) {
   return false;
 }
 
+// The entry's servers, each with why it is known down, for the forwarder not to connect to them.
+std::vector<ServerSpec> with_down(const ForwardEntry& e) {
+  std::vector<ServerSpec> out = e.servers;
+  for (size_t i = 0; i < out.size() && i < e.down.size(); ++i) out[i].down = e.down[i];
+  return out;
+}
+
 std::vector<std::string> uris(const ForwardEntry& e) {
   std::vector<std::string> out;
   for (const ServerSpec& s : e.servers) out.push_back(s.uri);
@@ -110,7 +117,7 @@ Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack
   }
   ForwardOptions o;
   o.name = std::string(kPackPrefix) + entry->pack;
-  o.servers = entry->servers;
+  o.servers = with_down(*entry);
   o.pool = entry->pool;
   o.log = log;
   Result<std::unique_ptr<Forwarder>> f = Forwarder::open(std::move(o));
@@ -150,7 +157,7 @@ void ForwardTable::replace(std::vector<ForwardEntry> entries, const Log& log) {
       if (Status s = f.mark_down(uri, next->down[i]); !s.ok() && log) log(s.message());
     }
     if (uris(applied) != uris(*next) || applied.pool != next->pool) {
-      auto held = f.reconfigure(next->servers, next->pool);
+      auto held = f.reconfigure(with_down(*next), next->pool);
       if (!held.ok()) {
         if (log) log(held.status().message());
         ++it;  // the old list stays; the next change tries again

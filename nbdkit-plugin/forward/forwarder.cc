@@ -27,6 +27,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How many replayed writes are in flight at once during a failover.
+constexpr size_t kReplayWindow = 64;
+
 // --- one libnbd connection, read by the threads waiting on it ---
 
 class Connection;
@@ -532,20 +535,37 @@ class ReplayBuffer {
     return n;
   }
 
-  // Calls `send(start, piece)` for every piece held by an unusable server, in offset order; a
-  // piece sent (send returns true) is retagged to `to`. Stops at the first piece that fails.
-  // Returns the bytes moved. Runs with requests held, so nothing changes the pieces meanwhile.
-  uint64_t move_orphans(const ServerPtr& to, uint64_t seq,
-                        const std::function<bool(uint64_t, const Piece&)>& send) {
+  // Hands the pieces held by an unusable server, in offset order, to `send`, up to `window` at a
+  // time (it writes them all at once and says which were written), and retags each piece written
+  // to `to`. Stops after a window with a failure. Returns the bytes moved. Runs with requests
+  // held, so nothing changes the pieces meanwhile.
+  using Batch = std::vector<std::pair<uint64_t, const Piece*>>;
+  uint64_t move_orphans(const ServerPtr& to, uint64_t seq, size_t window,
+                        const std::function<std::vector<bool>(const Batch&)>& send) {
     const std::lock_guard lock(m_);
     uint64_t moved = 0;
+    std::vector<std::pair<uint64_t, Piece*>> batch;
+    auto send_batch = [&] {
+      const std::vector<bool> ok = send(Batch(batch.begin(), batch.end()));
+      bool all = true;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (i >= ok.size() || !ok[i]) {
+          all = false;
+          continue;
+        }
+        batch[i].second->server = to;
+        batch[i].second->seq = seq;
+        moved += batch[i].second->end - batch[i].first;
+      }
+      batch.clear();
+      return all;
+    };
     for (auto& [start, p] : pieces_) {
       if (p.server->usable()) continue;
-      if (!send(start, p)) break;
-      p.server = to;
-      p.seq = seq;
-      moved += p.end - start;
+      batch.emplace_back(start, &p);
+      if (batch.size() == window && !send_batch()) return moved;
     }
+    if (!batch.empty()) send_batch();
     return moved;
   }
 
@@ -604,6 +624,12 @@ class Forwarder::Impl {
   // A server connected, or listed down with the reason it could not be.
   ServerPtr connect_server(const ServerSpec& spec) {
     auto s = std::make_shared<Server>(spec.uri);
+    if (!spec.down.empty()) {
+      s->set_up({});
+      s->set_down(spec.down);
+      log(fmt::format("server {} is down: {}", spec.uri, spec.down));
+      return s;
+    }
     Result<Server::Dialed> d = Server::dial(spec.uri, opt_.connections, opt_.connect_timeout);
     if (!d.ok()) {
       s->set_up({});
@@ -790,19 +816,32 @@ class Forwarder::Impl {
       const uint64_t seq = ack_seq_.fetch_add(1) + 1;
       int failed_err = 0;
       std::string failed_detail;
+      // The pieces go a window at a time, all in flight at once: one round trip a window, not
+      // one a piece, so that a failover does not hold requests for thousands of round trips.
       const uint64_t moved =
-          replay_.move_orphans(to, seq, [&](uint64_t start_at, const ReplayBuffer::Piece& p) {
-            Op op{p.kind};
-            op.offset = start_at;
-            op.count = static_cast<uint32_t>(p.end - start_at);
-            op.flags = p.flags;
-            if (p.kind == Kind::kWrite) op.wbuf = p.data->data() + p.data_offset;
-            std::unique_ptr<Pending> pend = ::vvm::plugin::forward::start(to, op);
-            finish(*pend);
-            failed_err = pend->result();
-            failed_detail = pend->detail;
-            if (failed_err == 0) to->replayed.fetch_add(1, std::memory_order_relaxed);
-            return failed_err == 0;
+          replay_.move_orphans(to, seq, kReplayWindow, [&](const ReplayBuffer::Batch& pieces) {
+            std::vector<std::unique_ptr<Pending>> pending;
+            for (const auto& [start_at, p] : pieces) {
+              Op op{p->kind};
+              op.offset = start_at;
+              op.count = static_cast<uint32_t>(p->end - start_at);
+              op.flags = p->flags;
+              if (p->kind == Kind::kWrite) op.wbuf = p->data->data() + p->data_offset;
+              pending.push_back(::vvm::plugin::forward::start(to, op));
+            }
+            std::vector<bool> ok;
+            for (auto& pend : pending) {
+              finish(*pend);
+              const int err = pend->result();
+              ok.push_back(err == 0);
+              if (err == 0) {
+                to->replayed.fetch_add(1, std::memory_order_relaxed);
+              } else if (failed_err == 0) {
+                failed_err = err;
+                failed_detail = pend->detail;
+              }
+            }
+            return ok;
           });
       if (moved > 0) log(fmt::format("replayed {} unflushed bytes on {}", moved, to->uri));
       if (failed_err != 0) {

@@ -81,6 +81,10 @@ namespace vvm::plugin::forward {
 // in messages and statistics.
 struct ServerSpec {
   std::string uri;
+  // Known down (its node's lease expired, its path failed): listed down with this reason and not
+  // connected to, since a paused node would hold the connect until its timeout; mark_up()
+  // connects. "" for a server to connect to.
+  std::string down;
 };
 
 struct ForwardOptions {

@@ -525,6 +525,41 @@ TEST_CASE("a server marked down and up again takes requests again") {
   CHECK(f->mark_up(servers.uri(2)).code() == Code::kUnavailable);
 }
 
+TEST_CASE("a paused server: connecting gives up after the timeout; known down, it is not tried") {
+  Servers servers;
+  servers.signal(0, SIGSTOP);  // the kernel still accepts its connections; nobody answers
+  Log log;
+  ForwardOptions o;
+  o.name = "pack/a";
+  o.servers = servers.specs({0, 1});
+  o.log = log.sink();
+  o.connect_timeout = 500ms;
+  auto t0 = Clock::now();
+  auto f = must(Forwarder::open(std::move(o)));
+  CHECK(Clock::now() - t0 < 5s);
+  INFO(log.text());
+  CHECK_FALSE(f->stats().servers[0].healthy);
+  CHECK_THAT(f->stats().servers[0].down_reason, Catch::Contains("no answer within 500 ms"));
+
+  // Known down (its lease expired): listed down with the reason, at once, without a connect.
+  o = ForwardOptions();
+  o.name = "pack/a";
+  o.servers = servers.specs({0, 1});
+  o.servers[0].down = "node n2 has left the cluster";
+  o.log = log.sink();
+  t0 = Clock::now();
+  auto g = must(Forwarder::open(std::move(o)));
+  CHECK(Clock::now() - t0 < 400ms);
+  CHECK(g->stats().servers[0].down_reason == "node n2 has left the cluster");
+  std::vector<char> buf(4096, 'k');
+  REQUIRE(g->pwrite(buf.data(), 4096, 0, true).ok());
+  CHECK(requests(*g, 1) == 1);
+  servers.signal(0, SIGCONT);
+  // Back (its node came back): mark_up connects it.
+  REQUIRE(g->mark_up(servers.uri(0)).ok());
+  CHECK(g->stats().servers[0].healthy);
+}
+
 TEST_CASE("a reconfiguration to no reachable server is refused and the old list kept") {
   Servers servers;
   Log log;
