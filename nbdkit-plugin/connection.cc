@@ -10,7 +10,7 @@ HoldKind hold_kind_for(const PackExport& pack) {
 
 Connection::~Connection() {
   if (decided_.load(std::memory_order_acquire) && hold_.ok()) {
-    registry_->release(pack_->info().pack, kind_, identity_);
+    registry_->release(pack_->info().pack, kind_, identity_, cluster_wide_);
   }
 }
 
@@ -19,7 +19,7 @@ const Status& Connection::ensure_hold(bool* newly_refused) {
   if (decided_.load(std::memory_order_acquire)) return hold_;
   const std::lock_guard lock(mutex_);
   if (!decided_.load(std::memory_order_relaxed)) {
-    hold_ = registry_->acquire(pack_->info().pack, kind_, identity_);
+    hold_ = registry_->acquire(pack_->info().pack, kind_, identity_, cluster_wide_);
     *newly_refused = !hold_.ok();
     decided_.store(true, std::memory_order_release);
   }

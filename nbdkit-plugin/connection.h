@@ -19,11 +19,14 @@ HoldKind hold_kind_for(const PackExport& pack);
 
 class Connection {
  public:
-  Connection(std::unique_ptr<PackExport> pack, std::string identity, HoldRegistry* registry)
+  // `cluster_wide` false for another node's connection (HoldRegistry::acquire says why).
+  Connection(std::unique_ptr<PackExport> pack, std::string identity, HoldRegistry* registry,
+             bool cluster_wide = true)
       : pack_(std::move(pack)),
         identity_(std::move(identity)),
         kind_(hold_kind_for(*pack_)),
-        registry_(registry) {}
+        registry_(registry),
+        cluster_wide_(cluster_wide) {}
   ~Connection();  // ends the hold, if it was granted
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -43,6 +46,7 @@ class Connection {
   std::string identity_;
   HoldKind kind_;
   HoldRegistry* registry_;
+  bool cluster_wide_;
   std::atomic<bool> decided_{false};
   std::mutex mutex_;
   Status hold_;  // ok once granted, else why not

@@ -66,7 +66,8 @@ std::string HoldRegistry::other_holders(const PackEntry& pack) const {
   return out.empty() ? "another process (no record in " + holds_.path() + ")" : out;
 }
 
-Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity) {
+Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity,
+                             bool cluster_wide) {
   const std::lock_guard lock(mutex_);
   PackState& state = packs_[{pack.backing, pack.offset}];
   if (state.holders.empty()) state.pack = pack;
@@ -89,14 +90,14 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
   }
   // Cluster mode: etcd first, whose refusal names the holder's node and client (another node on
   // this host would only show as another process's lock).
-  if (cluster_ != nullptr) {
+  if (cluster_ != nullptr && cluster_wide) {
     if (Status s = cluster_->acquire(pack.name, kind, identity); !s.ok()) {
       if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
       return s;
     }
   }
   auto undo_cluster = [&] {
-    if (cluster_ != nullptr) cluster_->release(pack.name, kind, identity);
+    if (cluster_ != nullptr && cluster_wide) cluster_->release(pack.name, kind, identity);
   };
   std::vector<Holder> wanted = state.holders;
   wanted.push_back({kind, identity, 1, utc_now()});
@@ -123,7 +124,8 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
   return Status::Ok();
 }
 
-void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity) {
+void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity,
+                           bool cluster_wide) {
   const std::lock_guard lock(mutex_);
   auto it = packs_.find({pack.backing, pack.offset});
   if (it == packs_.end()) return;
@@ -136,7 +138,7 @@ void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::stri
     return;
   }
   state.holders.erase(h);
-  if (cluster_ != nullptr) cluster_->release(pack.name, kind, identity);
+  if (cluster_ != nullptr && cluster_wide) cluster_->release(pack.name, kind, identity);
   if (state.holders.empty()) {
     (void)holds_.write(state.pack.name, {});
     packs_.erase(it);  // closing the lock descriptor drops the locks

@@ -866,7 +866,8 @@ void* vvm_open(int readonly) {
     handle->gate_pack = (*info)->pack.name;
     if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
     handle->gate_placement = ReconfGate::placement_of((*info)->pack);
-    handle->pack = std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get());
+    handle->pack =
+        std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get(), !local_only);
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
                  handle->pack->pack().writable() ? "read-write" : "read-only",
                  handle->pack->identity().c_str());
