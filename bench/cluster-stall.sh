@@ -28,18 +28,7 @@ make_tmpdir
 
 # cluster: etcd and the three nodes, pack a on n2 then n3; $n1 is the client's URI.
 cluster() {
-  start_etcd
-  conf=$tmpdir/admin.conf
-  printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
-  disk=$tmpdir/disk.img
-  truncate -s 128M "$disk"
-  port=$(pick_unused_port)
-  echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
-  ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
-  start_node 3 n2 VVM_TEST_PATH_FAULT="a:$tmpdir/fault"
-  start_node 4 n3
-  start_node 2 n1
-  n1=nbd://127.0.0.2:$port/pack/a
+  start_three_nodes VVM_TEST_PATH_FAULT="a:$tmpdir/fault"
 }
 
 # measure CASE ACTION: the client's writes through n1, ACTION run 1 s in; prints the slowest.

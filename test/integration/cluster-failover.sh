@@ -21,18 +21,7 @@ requires jq --version
 # at the last renewal + TTL - TTL/5, and renew every third of the TTL).
 ttl=10
 
-start_etcd
-conf=$tmpdir/admin.conf
-printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
-disk=$tmpdir/disk.img
-truncate -s 128M "$disk"
-port=$(pick_unused_port)
-echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
-ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
-start_node 3 n2
-start_node 4 n3
-start_node 2 n1
-n1=nbd://127.0.0.2:$port/pack/a
+start_three_nodes
 n2=nbd://127.0.0.3:$port/pack/a
 io "$n1" -c "write -P 0x11 0 1M" -c "read -P 0x11 0 1M"
 

@@ -22,19 +22,7 @@ requires jq --version
 ttl=3
 quiet() { "$@" >"$tmpdir/out" 2>&1 || { cat "$tmpdir/out" >&2; die "'$*' failed"; }; }
 
-start_etcd
-conf=$tmpdir/admin.conf
-printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
-disk=$tmpdir/disk.img
-truncate -s 128M "$disk"
-port=$(pick_unused_port)
-
-echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
-ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
-start_node 3 n2 VVM_TEST_PATH_FAULT="a:$tmpdir/fault-n2"
-start_node 4 n3
-start_node 2 n1
-n1="nbd://127.0.0.2:$port/pack/a"
+start_three_nodes VVM_TEST_PATH_FAULT="a:$tmpdir/fault-n2"
 wait_log "${node_log[n1]}" "cluster state read at etcd revision [0-9]+: serving 0 packs from this node's disks, forwarding 1"
 
 # --- 1. what n1 advertises, and every NBD feature through it ---
