@@ -318,9 +318,16 @@ scraped=$(curl -fsS --max-time 10 "http://$vvmd_metrics/metrics") ||
   die "cannot scrape vvmd's metrics at $vvmd_metrics"
 grep -qx 'vvm_archived_files_total{class="A",media="LTO9"} 1' <<<"$scraped" ||
   die "vvmd's metrics at $vvmd_metrics do not count the archive: $(grep '^vvm_' <<<"$scraped")"
-curl -fsS --max-time 10 "http://$mover_metrics/metrics" |
-  grep -qx 'vvm_mover_copies_total{drive="d0",op="archive",result="done"} 1' ||
-  die "the mover's metrics at $mover_metrics do not count the archive"
+# The mover counts a copy when it reaps the copy's process, which may be a moment after the copy
+# reported to vvmd: scraped for up to 10 s. (Into a variable, not piped into grep -q, whose early
+# exit would fail curl under pipefail.)
+for ((i = 0; i < 50; i++)); do
+  scraped=$(curl -fsS --max-time 10 "http://$mover_metrics/metrics") ||
+    die "cannot scrape the mover's metrics at $mover_metrics"
+  grep -qx 'vvm_mover_copies_total{drive="d0",op="archive",result="done"} 1' <<<"$scraped" && break
+  sleep 0.2
+done
+((i < 50)) || die "the mover's metrics at $mover_metrics do not count the archive: $(grep '^vvm_mover' <<<"$scraped")"
 echo "ok: vvmd's and the mover's metrics scraped (their HTTP threads under strace too)"
 
 # --- SIGTERM: STOPPING=1 and a clean exit ---
