@@ -346,6 +346,30 @@ wait_log() {
   die "no /$2/ in $1 after ${3:-10} s"
 }
 
+# wait_listed URI EXPORT: URI's export list (nbdinfo --list) holds EXPORT within 5 s; else
+# returns 1, for the caller to say what it means.
+wait_listed() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    nbdinfo --list --json "$1" 2>/dev/null |
+      jq -e --arg name "$2" '.exports[] | select(."export-name" == $name)' >/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# wait_run_ready OUT PID: the run command (./vvm-dev run, PID) printed to OUT that it is ready,
+# within 120 s; else the test dies, with OUT.
+wait_run_ready() {
+  local i
+  for ((i = 0; i < 1200; i++)); do
+    grep -q 'Ctrl-C stops everything' "$1" && return 0
+    kill -0 "$2" 2>/dev/null || die "the run command exited: $(cat "$1")"
+    sleep 0.1
+  done
+  die "the run command is not ready after 120 s"
+}
+
 # io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
 io() {
   local uri=$1 out status=0

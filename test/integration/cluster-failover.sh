@@ -35,12 +35,8 @@ wait_log "${node_log[n1]}" "error: watching the pack mappings: .*\(retrying; ser
 start_etcd --again
 wait_log "${node_log[n1]}" "watching the pack mappings again" 20
 ctl cluster import "$tmpdir/c.tab" --primary n3 --disk d0 >/dev/null
-for ((i = 0; i < 50; i++)); do
-  nbdinfo --list --json "nbd://127.0.0.2:$port" 2>/dev/null |
-    jq -e '.exports[] | select(."export-name" == "pack/c")' >/dev/null && break
-  sleep 0.1
-done
-((i < 50)) || die "pack c, mapped after etcd came back, is not served by n1 5 s later"
+wait_listed "nbd://127.0.0.2:$port" pack/c ||
+  die "pack c, mapped after etcd came back, is not served by n1 5 s later"
 io "nbd://127.0.0.2:$port/pack/c" -c "write -P 0x13 0 1M" -c "read -P 0x13 0 1M"
 cmp -n $M -i $((64 * M)):0 "$disk" <(head -c $M /dev/zero | tr '\0' '\023') ||
   die "pack c's data is not at its offset in the disk"

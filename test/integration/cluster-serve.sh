@@ -75,12 +75,8 @@ io "nbd+unix:///pack/b?socket=$tmpdir/nbd.sock" -r -c "read -P 0x42 0 512"
 # --- a mapping imported while it runs is served at once ---
 echo "c /x 48M 8M shared root root 0666" >"$tmpdir/c.tab"
 ctl cluster import "$tmpdir/c.tab" --primary n1 --disk d0 >/dev/null
-for ((i = 0; i < 50; i++)); do
-  nbdinfo --list --json "nbd+unix://?socket=$tmpdir/nbd.sock" 2>/dev/null |
-    jq -e '.exports[] | select(."export-name" == "pack/c")' >/dev/null && break
-  sleep 0.1
-done
-((i < 50)) || die "pack c not served 5 s after its import"
+wait_listed "nbd+unix://?socket=$tmpdir/nbd.sock" pack/c ||
+  die "pack c not served 5 s after its import"
 io "nbd+unix:///pack/c?socket=$tmpdir/nbd.sock" -c "write -P 0x11 0 64K" -c "read -P 0x11 0 64K"
 
 # --- what n1 cannot serve is named, the rest served as before ---

@@ -42,7 +42,7 @@ cleanup_fn kill_run
 # start_run N ARGS...: ./vvm-dev run in the background, output in $tmpdir/run-N.out; returns
 # once it says it is ready.
 start_run() {
-  local out=$tmpdir/run-$1.out i
+  local out=$tmpdir/run-$1.out
   shift
   "$src/vvm-dev" run --no-install --no-build --build-dir "$build" --var "$var" --port "$port" \
     --tls-port "$tls_port" "$@" </dev/null >"$out" 2>&1 &
@@ -51,12 +51,7 @@ start_run() {
     "nbdkit-unix=$var/log/nbdkit-unix.log" "nbdkit-tcp=$var/log/nbdkit-tcp.log"
     "nbdkit-alice-psk=$var/log/nbdkit-alice-psk.log" "nbdkit-bob-psk=$var/log/nbdkit-bob-psk.log"
     "nbdkit-alice-x509=$var/log/nbdkit-alice-x509.log")
-  for ((i = 0; i < 1200; i++)); do
-    grep -q 'Ctrl-C stops everything' "$out" && break
-    kill -0 "$run_pid" 2>/dev/null || die "the run command exited: $(cat "$out")"
-    sleep 0.1
-  done
-  grep -q 'Ctrl-C stops everything' "$out" || die "the run command is not ready after 120 s"
+  wait_run_ready "$out" "$run_pid"
   run_out=$out
 }
 

@@ -28,18 +28,13 @@ cleanup_fn kill_run
 # start_run N: ./vvm-dev run --nodes 3 in the background, output in $tmpdir/run-N.out; returns
 # once it says it is ready.
 start_run() {
-  local out=$tmpdir/run-$1.out i
+  local out=$tmpdir/run-$1.out
   "$VVM_SOURCE_DIR/vvm-dev" run --nodes 3 --no-install --no-build --build-dir "$VVM_BUILD_DIR" \
     --var "$var" --port "$port" --etcd-port "$etcd_port" </dev/null >"$out" 2>&1 &
   run_pid=$!
   _vvm_logs+=("run=$out" "n1=$var/log/node-n1.log" "n2=$var/log/node-n2.log"
     "n3=$var/log/node-n3.log" "etcd=$var/log/etcd.log")
-  for ((i = 0; i < 1200; i++)); do
-    grep -q 'Ctrl-C stops everything' "$out" && break
-    kill -0 "$run_pid" 2>/dev/null || die "the run command exited: $(cat "$out")"
-    sleep 0.1
-  done
-  grep -q 'Ctrl-C stops everything' "$out" || die "the run command is not ready after 120 s"
+  wait_run_ready "$out" "$run_pid"
   run_out=$out
 }
 
