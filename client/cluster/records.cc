@@ -157,13 +157,14 @@ Json disk_json(const DiskRef& d) { return {{"node", d.node}, {"disk", d.disk}}; 
 
 }  // namespace
 
-std::string encode_node(const NodeRecord& node) {
+Json node_json(const NodeRecord& node) {
   Json disks = Json::object();
   for (const auto& [name, path] : node.disks) disks[name] = path;
-  Json j = {
+  return {
       {"name", node.name}, {"address", node.address}, {"disks", disks}, {"started", node.started}};
-  return j.dump();
 }
+
+std::string encode_node(const NodeRecord& node) { return node_json(node).dump(); }
 
 Result<NodeRecord> decode_node(std::string_view key, std::string_view value) {
   return decode<NodeRecord>(key, value, [&](Fields& f) {
@@ -193,7 +194,7 @@ Result<NodeRecord> decode_node(std::string_view key, std::string_view value) {
   });
 }
 
-std::string encode_pack(const PackMapping& p) {
+Json pack_json(const PackMapping& p) {
   Json j = {{"name", p.name}, {"primary", disk_json(p.primary)}};
   if (p.secondary) j["secondary"] = disk_json(*p.secondary);
   j["offset"] = p.offset;
@@ -203,8 +204,10 @@ std::string encode_pack(const PackMapping& p) {
   j["group"] = static_cast<uint64_t>(p.group);
   j["perms"] = fmt::format("{:04o}", p.perms);
   j["epoch"] = p.epoch;
-  return j.dump();
+  return j;
 }
+
+std::string encode_pack(const PackMapping& p) { return pack_json(p).dump(); }
 
 Result<PackMapping> decode_pack(std::string_view key, std::string_view value) {
   return decode<PackMapping>(key, value, [&](Fields& f) {
@@ -281,7 +284,7 @@ Result<PathRecord> decode_path(std::string_view key, std::string_view value) {
 
 std::string encode_intent(const ReconfIntent& intent) {
   Json mappings = Json::array();
-  for (const auto& m : intent.mappings) mappings.push_back(Json::parse(encode_pack(m)));
+  for (const auto& m : intent.mappings) mappings.push_back(pack_json(m));
   Json j = {{"id", intent.id},
             {"packs", intent.packs},
             {"mappings", mappings},

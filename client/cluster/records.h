@@ -42,6 +42,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "cluster/etcd_client.h"
 #include "common/status.h"
 #include "pack/packtab.h"
@@ -150,6 +152,10 @@ std::string drained_key(std::string_view prefix, std::string_view node);
 std::string encode_node(const NodeRecord& node);
 Result<NodeRecord> decode_node(std::string_view key, std::string_view value);
 std::string encode_pack(const PackMapping& pack);
+// The same values as JSON objects, for a record nested in another value (an intent's mappings,
+// vvctl's --json) without a round trip through text.
+nlohmann::json node_json(const NodeRecord& node);
+nlohmann::json pack_json(const PackMapping& pack);
 Result<PackMapping> decode_pack(std::string_view key, std::string_view value);
 std::string encode_path(const PathRecord& path);
 Result<PathRecord> decode_path(std::string_view key, std::string_view value);

@@ -280,7 +280,7 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (size_t i = 0; i < listed->items.size(); ++i) {
-      auto j = nlohmann::json::parse(cluster::encode_node(listed->items[i].record));
+      auto j = cluster::node_json(listed->items[i].record);
       j["lease"] = fmt::format("{:x}", listed->items[i].lease);
       j["lease_ttl_left"] = left[i];
       out.push_back(std::move(j));
@@ -340,7 +340,7 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
     // The records as etcd holds them, one object a pack, with the state of each node's path.
     nlohmann::json out = nlohmann::json::array();
     for (const auto& item : listed->items) {
-      auto j = nlohmann::json::parse(cluster::encode_pack(item.record));
+      auto j = cluster::pack_json(item.record);
       j["paths"] = nlohmann::json::object();
       for (const auto& node : nodes_of(item.record)) {
         const cluster::PathRecord* down = path_down(item.record.name, node);

@@ -103,8 +103,7 @@ int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& 
     nlohmann::json out;
     out["id"] = done->id;
     out["packs"] = nlohmann::json::array();
-    for (const auto& c : changes)
-      out["packs"].push_back(nlohmann::json::parse(encode_pack(c.mapping)));
+    for (const auto& c : changes) out["packs"].push_back(pack_json(c.mapping));
     out["acked"] = done->acked;
     out["barrier_us"] = done->barrier.count();
     out["total_us"] = done->total.count();
