@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "pack/packtab.h"
 #include "pack_export.h"
 #include "pack_holds.h"
 
@@ -16,22 +17,21 @@ namespace vvm::plugin {
 
 // The hold a connection needs: read for a read-only export, else what the pack's mode says.
 HoldKind hold_kind_for(const PackExport& pack);
+HoldKind hold_kind_for(const PackEntry& pack, bool writable);
 
-class Connection {
+// A connection's hold on a pack, taken at the first call of ensure() and ended with the object.
+// Used by a connection served from this node's disk (Connection) and by one this node forwards,
+// whose pack has no backing here: the registry then keeps its rules and its cluster-wide record
+// without locking a file (pack_holds.h).
+class LazyHold {
  public:
-  // `cluster_wide` false for another node's connection (HoldRegistry::acquire says why).
-  Connection(std::unique_ptr<PackExport> pack, std::string identity, HoldRegistry* registry,
-             bool cluster_wide = true)
-      : pack_(std::move(pack)),
-        identity_(std::move(identity)),
-        kind_(hold_kind_for(*pack_)),
-        registry_(registry),
-        cluster_wide_(cluster_wide) {}
-  ~Connection();  // ends the hold, if it was granted
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
+  // `registry` null: no hold (another node's connection: see Connection).
+  LazyHold(PackEntry pack, HoldKind kind, std::string identity, HoldRegistry* registry)
+      : pack_(std::move(pack)), identity_(std::move(identity)), kind_(kind), registry_(registry) {}
+  ~LazyHold();  // ends the hold, if it was granted
+  LazyHold(const LazyHold&) = delete;
+  LazyHold& operator=(const LazyHold&) = delete;
 
-  PackExport& pack() { return *pack_; }
   const std::string& identity() const { return identity_; }
   HoldKind kind() const { return kind_; }
 
@@ -39,17 +39,40 @@ class Connection {
   // thread. `*newly_refused` is set when this call is the one that found the refusal, so that
   // it is logged once, not on every command. A reference: this runs before every read and
   // write, and the answer never changes once given.
-  const Status& ensure_hold(bool* newly_refused);
+  const Status& ensure(bool* newly_refused);
 
  private:
-  std::unique_ptr<PackExport> pack_;
+  PackEntry pack_;
   std::string identity_;
   HoldKind kind_;
   HoldRegistry* registry_;
-  bool cluster_wide_;
   std::atomic<bool> decided_{false};
   std::mutex mutex_;
   Status hold_;  // ok once granted, else why not
+};
+
+class Connection {
+ public:
+  // `registry` null for another node's connection (pack/NAME@local), which takes no hold: that
+  // node holds the pack for its own clients, here and cluster-wide, and keeps its connections
+  // open while it has no client at all, so a hold of the connection would outlast every client
+  // behind it and refuse this node's clients.
+  Connection(std::unique_ptr<PackExport> pack, std::string identity, HoldRegistry* registry)
+      : pack_(std::move(pack)),
+        hold_(pack_->info().pack, hold_kind_for(*pack_), std::move(identity), registry) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  PackExport& pack() { return *pack_; }
+  const std::string& identity() const { return hold_.identity(); }
+  HoldKind kind() const { return hold_.kind(); }
+
+  // LazyHold::ensure.
+  const Status& ensure_hold(bool* newly_refused) { return hold_.ensure(newly_refused); }
+
+ private:
+  std::unique_ptr<PackExport> pack_;
+  LazyHold hold_;  // declared after pack_: released before the pack closes
 };
 
 }  // namespace vvm::plugin

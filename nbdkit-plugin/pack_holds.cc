@@ -66,20 +66,24 @@ std::string HoldRegistry::other_holders(const PackEntry& pack) const {
   return out.empty() ? "another process (no record in " + holds_.path() + ")" : out;
 }
 
-Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity,
-                             bool cluster_wide) {
+HoldRegistry::Key HoldRegistry::key_of(const PackEntry& pack) {
+  // A forwarded pack has no backing here: its name keys it (a backing path is absolute).
+  if (pack.backing.empty()) return {"forwarded " + pack.name, 0};
+  return {pack.backing, pack.offset};
+}
+
+Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity) {
   const std::lock_guard lock(mutex_);
-  PackState& state = packs_[{pack.backing, pack.offset}];
+  const Key key = key_of(pack);
+  PackState& state = packs_[key];
   if (state.holders.empty()) state.pack = pack;
+  auto forget_if_unused = [&] {
+    if (state.holders.empty()) packs_.erase(key);
+  };
   auto refuse = [&](const std::string& held) {
     return Status::Busy(fmt::format("pack '{}' is held {}: {} cannot have it {}", pack.name, held,
                                     identity, hold_kind_name(kind)));
   };
-  for (const Holder& h : state.holders) {
-    if (h.identity != identity && !compatible(h.kind, kind)) {
-      return refuse(describe_hold(record(state, h)));
-    }
-  }
   auto same = std::find_if(state.holders.begin(), state.holders.end(), [&](const Holder& h) {
     return h.identity == identity && h.kind == kind;
   });
@@ -90,44 +94,51 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
   }
   // Cluster mode: etcd first, whose refusal names the holder's node and client (another node on
   // this host would only show as another process's lock).
-  if (cluster_ != nullptr && cluster_wide) {
+  if (cluster_ != nullptr) {
     if (Status s = cluster_->acquire(pack.name, kind, identity); !s.ok()) {
-      if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+      forget_if_unused();
       return s;
     }
   }
   auto undo_cluster = [&] {
-    if (cluster_ != nullptr && cluster_wide) cluster_->release(pack.name, kind, identity);
+    if (cluster_ != nullptr) cluster_->release(pack.name, kind, identity);
   };
+  for (const Holder& h : state.holders) {
+    if (h.identity != identity && !compatible(h.kind, kind)) {
+      undo_cluster();
+      return refuse(describe_hold(record(state, h)));
+    }
+  }
   std::vector<Holder> wanted = state.holders;
   wanted.push_back({kind, identity, 1, utc_now()});
-  if (!state.lock) {
+  if (!state.lock && !pack.backing.empty()) {
     auto opened = PackLock::open(pack.backing, pack.offset);
     if (!opened.ok()) {
-      if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
+      forget_if_unused();
       undo_cluster();
       return Status(opened.status().code(),
                     fmt::format("pack '{}': {}", pack.name, opened.status().message()));
     }
     state.lock.emplace(std::move(*opened));
   }
-  if (Status s = state.lock->change(lock_set(wanted)); !s.ok()) {
-    Status out = s.code() == Code::kBusy
-                     ? refuse(other_holders(pack))
-                     : Status(s.code(), "pack '" + pack.name + "': " + s.message());
-    if (state.holders.empty()) packs_.erase({pack.backing, pack.offset});
-    undo_cluster();
-    return out;
+  if (state.lock) {
+    if (Status s = state.lock->change(lock_set(wanted)); !s.ok()) {
+      Status out = s.code() == Code::kBusy
+                       ? refuse(other_holders(pack))
+                       : Status(s.code(), "pack '" + pack.name + "': " + s.message());
+      forget_if_unused();
+      undo_cluster();
+      return out;
+    }
   }
   state.holders = std::move(wanted);
   write_records(state);
   return Status::Ok();
 }
 
-void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity,
-                           bool cluster_wide) {
+void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity) {
   const std::lock_guard lock(mutex_);
-  auto it = packs_.find({pack.backing, pack.offset});
+  auto it = packs_.find(key_of(pack));
   if (it == packs_.end()) return;
   PackState& state = it->second;
   auto h = std::find_if(state.holders.begin(), state.holders.end(),
@@ -138,13 +149,14 @@ void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::stri
     return;
   }
   state.holders.erase(h);
-  if (cluster_ != nullptr && cluster_wide) cluster_->release(pack.name, kind, identity);
+  if (cluster_ != nullptr) cluster_->release(pack.name, kind, identity);
   if (state.holders.empty()) {
     (void)holds_.write(state.pack.name, {});
     packs_.erase(it);  // closing the lock descriptor drops the locks
     return;
   }
-  (void)state.lock->change(lock_set(state.holders));  // giving up locks does not conflict
+  // Giving up locks does not conflict.
+  if (state.lock) (void)state.lock->change(lock_set(state.holders));
   write_records(state);
 }
 

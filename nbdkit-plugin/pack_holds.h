@@ -35,15 +35,12 @@ class HoldRegistry {
   HoldRegistry& operator=(const HoldRegistry&) = delete;
 
   // Adds one connection of `identity` to the holders of `pack`. Busy, naming the pack, the
-  // holder in the way and its hold, when the rules say no. `cluster_wide` false: the node's own
-  // rules only, for another node's connection (pack/NAME@local), which forwards its clients'
-  // requests: a cluster-wide hold is its clients', not this node's, and one kept by the node a
-  // forwarding node used before (its lease not yet expired) must not refuse the failover.
-  Status acquire(const PackEntry& pack, HoldKind kind, const std::string& identity,
-                 bool cluster_wide = true);
-  // Removes one connection added by acquire() (the same `cluster_wide`).
-  void release(const PackEntry& pack, HoldKind kind, const std::string& identity,
-               bool cluster_wide = true);
+  // holder in the way and its hold, when the rules say no. A pack with no backing is one this
+  // node forwards: the same rules between its clients, and the cluster-wide record, with no lock
+  // on a file (the serving node has the backing).
+  Status acquire(const PackEntry& pack, HoldKind kind, const std::string& identity);
+  // Removes one connection added by acquire().
+  void release(const PackEntry& pack, HoldKind kind, const std::string& identity);
 
   // Cluster mode: every new holder is also checked (and an exclusive one recorded) in etcd.
   // Set once, before the first acquire().
@@ -65,6 +62,7 @@ class HoldRegistry {
     std::vector<Holder> holders;
   };
   using Key = std::pair<std::string, uint64_t>;  // backing, offset
+  static Key key_of(const PackEntry& pack);
 
   static LockSet lock_set(const std::vector<Holder>& holders);
   HoldRecord record(const PackState& state, const Holder& holder) const;

@@ -131,6 +131,9 @@ struct Handle {
   std::shared_ptr<forward::Forwarder> fwd;
   bool fwd_writable = false;
   std::string fwd_description;
+  // Cluster mode: a forwarded pack's client holds it here, and cluster-wide for an exclusive
+  // pack, as a client of the serving node would (the serving node sees only this node).
+  std::unique_ptr<LazyHold> fwd_hold;
   bool listing = false;  // opened after NBD_OPT_LIST on its connection: a listing's look
   // Cluster mode: the pack, and the gate's generation of it when the connection opened.
   std::string gate_pack;
@@ -795,6 +798,7 @@ void* open_vv(std::string_view vv, bool readonly) {
 // .open of a pack this node does not serve itself but forwards: the pack's forwarder (connected
 // at its first open), read-only for pack/NAME@ro, for nbdkit -r, or when the servers are.
 void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
+  std::optional<std::pair<PackEntry, std::string>> hold;  // the mapping's pack, the client
   if (g_tls_identity && !nbdkit_is_tls()) {
     fail(EPERM, fmt::format("{}{}: refused: this listener serves [identity {}] to TLS clients only",
                             kPackPrefix, entry.pack, g_tls_identity->name));
@@ -812,6 +816,7 @@ void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
       fail(identity.status());
       return nullptr;
     }
+    hold.emplace(route->entry, *identity);
   }
   Result<std::shared_ptr<forward::Forwarder>> f =
       g_forward.forwarder(entry.pack, log_forward_event);
@@ -823,6 +828,10 @@ void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
   handle->fwd = std::move(*f);
   handle->fwd_writable = !read_only && handle->fwd->caps().can_write;
   handle->fwd_description = forward_description(entry);
+  if (hold) {
+    handle->fwd_hold = std::make_unique<LazyHold>(
+        hold->first, hold_kind_for(hold->first, handle->fwd_writable), hold->second, g_holds.get());
+  }
   handle->gate_pack = entry.pack;
   if (g_gate) handle->gate_generation = g_gate->generation(entry.pack);
   nbdkit_debug("open %s%s, forwarded (%s)", (std::string(kPackPrefix) + entry.pack).c_str(),
@@ -866,8 +875,8 @@ void* vvm_open(int readonly) {
     handle->gate_pack = (*info)->pack.name;
     if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
     handle->gate_placement = ReconfGate::placement_of((*info)->pack);
-    handle->pack =
-        std::make_unique<Connection>(std::move(*pack), *identity, g_holds.get(), !local_only);
+    handle->pack = std::make_unique<Connection>(std::move(*pack), *identity,
+                                                local_only ? nullptr : g_holds.get());
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
                  handle->pack->pack().writable() ? "read-write" : "read-only",
                  handle->pack->identity().c_str());
@@ -1007,6 +1016,25 @@ int wrote(void* handle, int result) {
 // The forwarder of a forwarded pack's handle, or null.
 forward::Forwarder* fwd(void* handle) { return as_handle(handle)->fwd.get(); }
 
+// The forwarder of a forwarded pack's handle once its client holds the pack (cluster mode: the
+// hold is taken at the first data command, as begin_io's), or null with EPERM, the reason in
+// the log once a connection.
+forward::Forwarder* begin_forward(void* handle) {
+  Handle* h = as_handle(handle);
+  if (!h->fwd_hold) return h->fwd.get();
+  bool newly_refused = false;
+  const Status& ready = h->fwd_hold->ensure(&newly_refused);
+  if (ready.ok()) return h->fwd.get();
+  if (newly_refused) {
+    nbdkit_error("%s", ready.message().c_str());
+  } else {
+    nbdkit_debug("%s", ready.message().c_str());
+  }
+  nbdkit_set_error(EPERM);
+  errno = EPERM;
+  return nullptr;
+}
+
 // Cluster mode: every pack request passes the reconfiguration gate (reconf_gate.h), which holds
 // it while a reconfiguration of its pack is under way and counts it, when served here, for the
 // drain. False, with ESHUTDOWN (NBD's "go to the alternate"), when the connection's pack has
@@ -1026,7 +1054,10 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
   return guarded("pread", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
-    if (auto* f = fwd(handle)) return io_result(f->pread(buf, count, offset));
+    if (fwd(handle)) {
+      auto* f = begin_forward(handle);
+      return f ? io_result(f->pread(buf, count, offset)) : -1;
+    }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return pack_result(handle, io->read(buf, count, offset));
@@ -1054,8 +1085,9 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
   return guarded("pwrite", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
-    if (auto* f = fwd(handle)) {
-      return io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+    if (fwd(handle)) {
+      auto* f = begin_forward(handle);
+      return f ? io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)) : -1;
     }
     if (fenced_write("write")) return -1;
     PackExport* io = begin_io(handle);
@@ -1069,7 +1101,10 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
   return guarded("flush", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
-    if (auto* f = fwd(handle)) return io_result(f->flush());
+    if (fwd(handle)) {
+      auto* f = begin_forward(handle);
+      return f ? io_result(f->flush()) : -1;
+    }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return pack_result(handle, io->flush());
@@ -1080,8 +1115,9 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return guarded("trim", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
-    if (auto* f = fwd(handle)) {
-      return io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0));
+    if (fwd(handle)) {
+      auto* f = begin_forward(handle);
+      return f ? io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)) : -1;
     }
     if (fenced_write("trim")) return -1;
     PackExport* io = begin_io(handle);
@@ -1099,6 +1135,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     const bool fast = (flags & NBDKIT_FLAG_FAST_ZERO) != 0;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     PackExport* io = nullptr;
+    if (fwd(handle) && begin_forward(handle) == nullptr) return -1;
     if (!fwd(handle) && fenced_write("zero")) return -1;
     if (!fwd(handle) && (io = begin_io(handle)) == nullptr) return -1;
     IoStatus done = io ? io->zero(count, offset, may_trim, fast, fua)
@@ -1119,7 +1156,9 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
   return guarded("extents", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
-    if (auto* f = fwd(handle)) {
+    if (fwd(handle)) {
+      auto* f = begin_forward(handle);
+      if (f == nullptr) return -1;
       std::vector<forward::Extent> got;
       if (int r = io_result(f->extents(count, offset, (flags & NBDKIT_FLAG_REQ_ONE) != 0, &got));
           r != 0) {
@@ -1149,7 +1188,10 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
   return guarded("cache", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
-    if (auto* f = fwd(handle)) return io_result(f->cache(count, offset));
+    if (fwd(handle)) {
+      auto* f = begin_forward(handle);
+      return f ? io_result(f->cache(count, offset)) : -1;
+    }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return pack_result(handle, io->cache(count, offset));
