@@ -440,4 +440,8 @@ Result<Listing<DrainMark>> list_drained(EtcdClient& etcd, std::string_view prefi
   return list<DrainMark>(etcd, drained_prefix(prefix), decode_drain);
 }
 
+Result<Listing<ClusterHold>> list_holds(EtcdClient& etcd, std::string_view prefix) {
+  return list<ClusterHold>(etcd, hold_prefix(prefix), decode_hold);
+}
+
 }  // namespace vvm::cluster

@@ -197,5 +197,7 @@ struct ClusterState {
 };
 Result<ClusterState> read_state(EtcdClient& etcd, std::string_view prefix);
 Result<Listing<DrainMark>> list_drained(EtcdClient& etcd, std::string_view prefix);
+// The cluster-wide exclusive holds (PREFIX/hold/PACK), one a pack at most.
+Result<Listing<ClusterHold>> list_holds(EtcdClient& etcd, std::string_view prefix);
 
 }  // namespace vvm::cluster

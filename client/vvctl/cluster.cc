@@ -62,6 +62,12 @@ int report_problems(std::string_view command, const std::vector<Status>& problem
 
 std::string disk_text(const DiskRef& d) { return d.node + ":" + d.disk; }
 
+// "uid 1000 on n1 since 2026-12-07 13:00:00", or "-" for a pack nobody holds exclusively.
+std::string holder_text(const cluster::ClusterHold* hold) {
+  if (hold == nullptr) return "-";
+  return fmt::format("{} on {} since {}", hold->client, hold->node, format_time(hold->started));
+}
+
 // The disk of `node` that holds `backing`: `disk` when given, else the node's disk whose path is
 // the backing's, as the node registered it.
 Result<std::string> disk_for(const std::string& node, const std::string& disk,
@@ -331,6 +337,19 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
     }
     return nullptr;
   };
+  // Who holds each pack exclusively, cluster-wide (PREFIX/hold/PACK, under the holder's node's
+  // lease): the pack is free unless its key is there.
+  auto holds = cluster::list_holds(*etcd, prefix);
+  if (!holds.ok()) {
+    print_failure(kCommand, holds.status());
+    return kFailed;
+  }
+  auto holder_of = [&](const std::string& pack) -> const cluster::ClusterHold* {
+    for (const auto& item : holds->items) {
+      if (item.record.pack == pack) return &item.record;
+    }
+    return nullptr;
+  };
   auto nodes_of = [](const PackMapping& p) {
     std::vector<std::string> nodes = {p.primary.node};
     if (p.secondary) nodes.push_back(p.secondary->node);
@@ -351,13 +370,18 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
         }
         j["paths"][node] = std::move(path);
       }
+      const cluster::ClusterHold* hold = holder_of(item.record.name);
+      j["holder"] = hold == nullptr ? nlohmann::json(nullptr)
+                                    : nlohmann::json{{"node", hold->node},
+                                                     {"client", hold->client},
+                                                     {"since", hold->started}};
       out.push_back(std::move(j));
     }
     fmt::print("{}\n", out.dump());
   } else {
-    std::vector<std::array<std::string, 10>> rows = {{"PACK", "PRIMARY", "SECONDARY", "OFFSET",
+    std::vector<std::array<std::string, 11>> rows = {{"PACK", "PRIMARY", "SECONDARY", "OFFSET",
                                                       "SIZE", "MODE", "OWNER:GROUP", "PERMS",
-                                                      "EPOCH", "PATHS"}};
+                                                      "EPOCH", "PATHS", "HOLDER"}};
     for (const auto& item : listed->items) {
       const PackMapping& p = item.record;
       std::string state;
@@ -368,13 +392,16 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
       rows.push_back({p.name, disk_text(p.primary), p.secondary ? disk_text(*p.secondary) : "-",
                       human_size(p.offset), human_size(p.size), std::string(pack_mode_name(p.mode)),
                       user_name(p.owner) + ":" + group_name(p.group),
-                      fmt::format("{:04o}", p.perms), std::to_string(p.epoch), state});
+                      fmt::format("{:04o}", p.perms), std::to_string(p.epoch), state,
+                      holder_text(holder_of(p.name))});
     }
     print_table(rows);
   }
-  for (const auto& p : paths->problems)
-    fmt::print(stderr, "vvctl {}: {} (skipped)\n", kCommand, p.message());
-  if (!paths->problems.empty()) return kFailed;
+  for (const auto* problems : {&paths->problems, &holds->problems}) {
+    for (const auto& p : *problems)
+      fmt::print(stderr, "vvctl {}: {} (skipped)\n", kCommand, p.message());
+  }
+  if (!paths->problems.empty() || !holds->problems.empty()) return kFailed;
   return report_problems(kCommand, listed->problems);
 }
 

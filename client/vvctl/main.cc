@@ -254,12 +254,13 @@ const std::vector<Command>& commands() {
       {"cluster map", "list the packs' mappings in etcd",
        "vvctl [--conf PATH] cluster map [--json]\n"
        "  One line a pack: name, primary and secondary (NODE:DISK), offset and size in the disk,\n"
-       "  mode, owner:group, permissions and the mapping's epoch. --json prints an array of the\n"
-       "  records as etcd holds them (name, primary and secondary as {node, disk}, offset and "
-       "size\n"
-       "  in bytes, mode, owner and group as numbers, perms in octal, epoch). A key under\n"
-       "  PREFIX/pack/ that is not a mapping is reported on stderr, naming the key and the\n"
-       "  reason, and skipped (exit 1).",
+       "  mode, owner:group, permissions, the mapping's epoch, each node's path up or down, and\n"
+       "  the exclusive holder (CLIENT on NODE since TIME, from PREFIX/hold/PACK; - for none).\n"
+       "  --json prints an array of the records as etcd holds them (name, primary and secondary\n"
+       "  as {node, disk}, offset and size in bytes, mode, owner and group as numbers, perms in\n"
+       "  octal, epoch), with paths and holder (null or {node, client, since}). A key under\n"
+       "  PREFIX/pack/ or PREFIX/hold/ that does not decode is reported on stderr, naming the key\n"
+       "  and the reason, and skipped (exit 1).",
        cmd_cluster_map},
       {"pack move", "make another node a pack's primary, while nodes serve it",
        "vvctl [--conf PATH] pack move NAME --primary NODE [--disk DISK] [--timeout SECONDS]\n"

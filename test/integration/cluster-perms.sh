@@ -6,7 +6,7 @@
 #     client refused there is let in, and the other way round;
 #   - an exclusive hold taken by a client of n1 refuses a client of n2, naming the holder (node
 #     and client), until the holder closes; a holder whose node is killed loses its hold when
-#     the node's lease ends.
+#     the node's lease ends; vvctl cluster map shows the holder while it holds.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 make_tmpdir
@@ -98,6 +98,23 @@ echo "ok: chmod and chown made with n1's configuration apply on n2"
 connect_client holder "$(uri x n1)" "${nobody[@]}"
 [[ $(etcdctl_ get /vvm/hold/x --print-value-only | jq -r .node) == n1 ]] ||
   die "no hold in etcd: $(etcdctl_ get --prefix /vvm/hold/)"
+# vvctl cluster map names the holder, as a column and in --json; pack p has none.
+map=$(ctl cluster map --json)
+check '.[] | select(.name == "x") | .holder.node' n1 "$map"
+check '.[] | select(.name == "x") | .holder.client' "uid 65534" "$map"
+since=$(jq -r '.[] | select(.name == "x") | .holder.since' <<<"$map")
+(($(date +%s) - since < 60)) || die "the hold's since is $since"
+check '.[] | select(.name == "p") | .holder' null "$map"
+table=$(ctl cluster map)
+grep -Eq "^x .* uid 65534 on n1 since [0-9-]+ [0-9:]+$" <<<"$table" || die "no holder in: $table"
+grep -Eq "^p .* -$" <<<"$table" || die "pack p shows a holder: $table"
+aligned "$table" PACK EPOCH PATHS
+# HOLDER (after PATHS, whose values have blanks) starts at its header's column on every row.
+col=$(head -n1 <<<"$table")
+col=${col%%HOLDER*}
+while read -r line; do
+  [[ ${line:${#col}} =~ ^(-|uid\ 65534\ on\ n1\ since\ .*)$ ]] || die "HOLDER not aligned: $line"
+done < <(tail -n +2 <<<"$table")
 io_fails "$(uri x n2)" -r -c 'read 0 512'
 wait_log "$log_n2" "pack 'x' is held exclusive by uid 65534 on node n1 \(etcd key /vvm/hold/x, since [0-9]+\): uid 0 on node n2 cannot have it"
 client_read holder # the holder goes on
@@ -107,6 +124,7 @@ for ((i = 0; i < 50; i++)); do
   sleep 0.1
 done
 ((i < 50)) || die "the hold is still in etcd after its client closed"
+check '.[] | select(.name == "x") | .holder' null "$(ctl cluster map --json)"
 io "$(uri x n2)" -c 'write -P 0x21 0 4K'
 echo "ok: n1's hold refused n2's client, naming it, until it closed"
 
