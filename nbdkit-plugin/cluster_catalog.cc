@@ -2,6 +2,8 @@
 #include "cluster_catalog.h"
 
 #include <fmt/core.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <ctime>
@@ -200,6 +202,59 @@ bool ClusterCatalog::has_alternate(std::string_view pack) const {
   return alternates_.find(pack) != alternates_.end();
 }
 
+std::string ClusterCatalog::advertised_host(const std::string& address) {
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
+namespace {
+
+// The numeric addresses `address`'s host stands for (one, for a numeric host).
+std::vector<std::string> numeric_hosts(const std::string& address) {
+  std::vector<std::string> out;
+  const std::string host = ClusterCatalog::advertised_host(address);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return out;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[NI_MAXHOST] = {};
+    if (::getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) ==
+        0) {
+      out.emplace_back(text);
+    }
+  }
+  ::freeaddrinfo(found);
+  return out;
+}
+
+std::map<std::string, std::string> hosts_of(const std::vector<cluster::NodeRecord>& nodes) {
+  std::map<std::string, std::string> out;
+  for (const auto& n : nodes) {
+    for (const auto& h : numeric_hosts(n.address)) out[h] = n.name;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ClusterCatalog::node_at(const std::string& host) {
+  {
+    std::lock_guard lock(view_m_);
+    if (auto it = node_hosts_.find(host); it != node_hosts_.end()) return it->second;
+  }
+  auto nodes = cluster::list_nodes(*etcd_, cluster_.prefix);
+  if (!nodes.ok()) return {};
+  std::vector<cluster::NodeRecord> live;
+  for (const auto& item : nodes->items) live.push_back(item.record);
+  auto hosts = hosts_of(live);
+  auto it = hosts.find(host);
+  return it == hosts.end() ? std::string() : it->second;
+}
+
 void ClusterCatalog::path_failed(const std::string& pack, const std::string& reason) {
   {
     std::lock_guard lock(paths_m_);
@@ -249,6 +304,10 @@ Result<int64_t> ClusterCatalog::reload() {
   std::vector<cluster::PathRecord> paths;
   for (auto& item : state->paths.items) paths.push_back(std::move(item.record));
 
+  std::vector<cluster::NodeRecord> live;
+  for (const auto& item : state->nodes.items) live.push_back(item.record);
+  std::map<std::string, std::string> node_hosts = hosts_of(live);
+
   NodeCatalog built = node_catalog(mappings, cluster_.node, cluster_.disks, cluster_.prefix);
   for (const auto& p : built.problems) log(true, p.message() + " (not served)");
   NodeRoutes routed =
@@ -260,6 +319,7 @@ Result<int64_t> ClusterCatalog::reload() {
     for (const auto& r : routed.routes) routes_.emplace(r.pack, r);
     alternates_.clear();
     local_disks_.clear();
+    node_hosts_ = std::move(node_hosts);
     for (const auto& m : mappings) {
       if (m.secondary) alternates_.insert(m.name);
       if (m.primary.node == cluster_.node) local_disks_[m.name] = m.primary.disk;

@@ -124,6 +124,14 @@ class ClusterCatalog {
   // Whether another node also serves `pack` (it has a secondary): its path failures answer the
   // NAK (ESHUTDOWN), so that forwarding nodes go there, rather than EIO.
   bool has_alternate(std::string_view pack) const;
+  // The live node (its key is there) whose advertised host is `host`, a peer's numeric address
+  // ("127.0.0.2"), or "" when none is. Asks etcd when the view knows none: a node that has just
+  // joined may connect before the watch has told this one. Nodes, and only they, open the
+  // node-to-node name pack/NAME@local (kLocalSuffix).
+  std::string node_at(const std::string& host);
+  // The host part of an advertised address "HOST:PORT" ("[::1]:10809" -> "::1").
+  static std::string advertised_host(const std::string& address);
+
   // The backing of local pack `pack` failed (`reason`: the request and the error). Thread-safe
   // and cheap after the first call for a pack: the worker records it in etcd and probes.
   void path_failed(const std::string& pack, const std::string& reason);
@@ -174,6 +182,7 @@ class ClusterCatalog {
   std::map<std::string, Route, std::less<>> routes_;
   std::set<std::string, std::less<>> alternates_;
   std::map<std::string, std::string> local_disks_;  // local pack -> the disk it is on
+  std::map<std::string, std::string> node_hosts_;   // a live node's numeric address -> its name
 
   std::mutex paths_m_;
   std::map<std::string, PathDown> paths_;  // this node's failed paths, by pack

@@ -336,6 +336,43 @@ Result<std::string> admit_peer(const PackEntry& entry, bool writable) {
   return "host " + *h;
 }
 
+// Cluster mode, pack/NAME@local: the peer must be a node, for the name bypasses the mapping's
+// permissions and the cluster-wide holds, which the node the client is attached to has checked
+// (a node's forwarder connects from its advertised host: forward/forwarder.h). A node is known by
+// its address: the advertised host of a live member (its key in etcd); it must also pass
+// allow-host, as any TCP peer. Returns who it is for this node's own holds, "node NAME (host
+// ADDRESS)", for the log. Anyone able to
+// send from a node's address passes: on a host of several nodes or of untrusted users, a private
+// network between the nodes, or TLS, is what keeps them out.
+Result<std::string> admit_node(const char* export_name) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  auto refused = [&](const std::string& why) {
+    return Status::PermissionDenied(
+        fmt::format("{}: refused: {}; this name is for the cluster's nodes only (a client opens "
+                    "{})",
+                    export_name, why,
+                    std::string_view(export_name)
+                        .substr(0, std::string_view(export_name).size() - kLocalSuffix.size())));
+  };
+  if (nbdkit_peer_name(reinterpret_cast<sockaddr*>(&ss), &len) != 0 || ss.ss_family == AF_UNIX) {
+    return refused("the client is not on TCP, and nodes reach each other over TCP");
+  }
+  Result<std::string> h = peer_host(ss, len);
+  if (!h.ok()) return h.status();
+  if (g_tcp_policy) {
+    VVM_RETURN_IF_ERROR(check_host_access(*g_tcp_policy, reinterpret_cast<sockaddr*>(&ss), *h));
+  }
+  const std::string node = g_cluster->node_at(*h);
+  if (node.empty()) {
+    return refused(
+        fmt::format("{} is not the advertised address of any live node (no key under "
+                    "{} advertises it)",
+                    *h, cluster::node_prefix(g_cluster_config->cluster->prefix)));
+  }
+  return fmt::format("node {} (host {})", node, *h);
+}
+
 // The NBD peer as vvmd needs it for VV_OPEN: a Unix peer's uid, gid and groups (on this host),
 // a tls-identity= listener's identity (its user and groups, from the client's address), or a
 // TCP peer's address once it has passed vvm.conf's allow-host.
@@ -587,6 +624,8 @@ int vvm_after_fork() {
       g_forward.replace(forward_entries(routes), log_forward_event);
     };
     hooks.tick = [] { g_forward.retry_up(log_forward_event); };
+    // Other nodes know this one by its address (admit_node): connect from it.
+    g_forward.set_source(ClusterCatalog::advertised_host(g_cluster_config->cluster->advertise));
     auto cluster = ClusterCatalog::start(*g_cluster_config, g_catalog.get(), std::move(hooks));
     if (!cluster.ok()) {
       fail(cluster.status());
@@ -866,7 +905,8 @@ void* vvm_open(int readonly) {
       return nullptr;
     }
     (*pack)->set_path_failure(path_failure_of((*info)->pack.name));
-    Result<std::string> identity = admit_peer((*info)->pack, (*pack)->writable());
+    Result<std::string> identity =
+        local_only ? admit_node(name) : admit_peer((*info)->pack, (*pack)->writable());
     if (!identity.ok()) {
       fail(identity.status());
       return nullptr;

@@ -119,6 +119,7 @@ Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack
   o.name = std::string(kPackPrefix) + entry->pack;
   o.servers = with_down(*entry);
   o.pool = entry->pool;
+  o.source = source_;
   o.log = log;
   Result<std::unique_ptr<Forwarder>> f = Forwarder::open(std::move(o));
   if (!f.ok()) return f.status();

@@ -69,6 +69,10 @@ class ForwardTable {
   // Closes every forwarder (no request may be outstanding).
   void close_all();
 
+  // Cluster mode: forwarders opened from now on connect from this local address (the node's
+  // advertised host: ForwardOptions::source). Set before the first forwarder opens.
+  void set_source(std::string host) { source_ = std::move(host); }
+
  private:
   struct Open {
     std::shared_ptr<Forwarder> forwarder;
@@ -78,6 +82,7 @@ class ForwardTable {
   static void apply_down(Forwarder& f, const ForwardEntry& entry, const ForwardEntry* before,
                          const Log& log);
 
+  std::string source_;
   mutable std::mutex entries_m_;
   std::vector<ForwardEntry> entries_;
   // Held while a forwarder is opened or brought in line: one change at a time.

@@ -5,6 +5,7 @@
 #include "forward/forwarder.h"
 
 #include <libnbd.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -65,20 +66,89 @@ struct Waiter {
 // every reply that has arrived, which completes its own request and wakes the waiters of the
 // others; when its own is done it hands the lead to a waiter still waiting. A reply thus costs
 // one wake-up at most, not a hop through a poll thread and then another to its caller.
+// A TCP connection to nbd://HOST:PORT/... (HOST a name, an IPv4 address or [IPv6]) from the
+// local address `source`, made by `deadline`: the connected socket.
+Result<int> connect_from(const std::string& uri, const std::string& source,
+                         Clock::time_point deadline) {
+  const size_t begin = 6;  // after "nbd://"
+  const size_t slash = uri.find('/', begin);
+  const std::string authority = uri.substr(begin, slash - begin);
+  const size_t colon = authority.rfind(':');
+  if (colon == std::string::npos || slash == std::string::npos) {
+    return Status::InvalidArgument(fmt::format("connect: '{}' has no HOST:PORT/EXPORT", uri));
+  }
+  std::string host = authority.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = authority.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* to = nullptr;
+  if (int e = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &to); e != 0) {
+    return Status::Unavailable(fmt::format("connect: {}: {}", authority, ::gai_strerror(e)));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> to_owner(to, ::freeaddrinfo);
+  hints.ai_family = to->ai_family;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* from = nullptr;
+  if (int e = ::getaddrinfo(source.c_str(), nullptr, &hints, &from); e != 0) {
+    return Status::Unavailable(
+        fmt::format("connect: the source address {}: {}", source, ::gai_strerror(e)));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> from_owner(from, ::freeaddrinfo);
+  const int fd = ::socket(to->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1) return Status::FromErrno(errno, "connect: socket");
+  auto failed = [&](int err, const std::string& what) {
+    ::close(fd);
+    return Status::FromErrno(err, fmt::format("connect: {}", what));
+  };
+  if (::bind(fd, from->ai_addr, from->ai_addrlen) == -1) {
+    return failed(errno, fmt::format("bind to the source address {}", source));
+  }
+  if (::connect(fd, to->ai_addr, to->ai_addrlen) == -1) {
+    if (errno != EINPROGRESS) return failed(errno, authority);
+    pollfd p{fd, POLLOUT, 0};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 0)));
+    if (n == 0) return failed(ETIMEDOUT, authority);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (n == -1) err = errno;
+    if (n > 0 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) err = errno;
+    if (err != 0) return failed(err, authority);
+  }
+  return fd;
+}
+
 class Connection {
  public:
   // Connects and negotiates within `timeout`: a server that accepts the TCP connection but never
   // answers (a paused node: the kernel accepts for it) must not hold the caller for ever.
+  // `source`: the local address to connect from (ForwardOptions::source), "" for the kernel's.
   static Result<std::shared_ptr<Connection>> open(const std::string& uri,
-                                                  std::chrono::milliseconds timeout) {
+                                                  std::chrono::milliseconds timeout,
+                                                  const std::string& source) {
     nbd_handle* h = nbd_create();
     if (h == nullptr) return Status::Internal(fmt::format("{}: {}", uri, nbd_get_error()));
     auto c = std::shared_ptr<Connection>(new Connection(h));
-    if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
-        nbd_aio_connect_uri(h, uri.c_str()) == -1) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1) {
       return Status::Unavailable(fmt::format("connect: {}", nbd_get_error()));
     }
-    const Clock::time_point deadline = Clock::now() + timeout;
+    if (!source.empty() && uri.starts_with("nbd://")) {
+      Result<int> fd = connect_from(uri, source, deadline);
+      if (!fd.ok()) return fd.status();
+      // The handshake as nbd_aio_connect_uri would do it: the URI's export, on this socket.
+      const std::string name = uri.substr(uri.find('/', 6) + 1);
+      if (nbd_set_export_name(h, name.c_str()) == -1 || nbd_aio_connect_socket(h, *fd) == -1) {
+        ::close(*fd);
+        return Status::Unavailable(fmt::format("connect: {}", nbd_get_error()));
+      }
+    } else if (nbd_aio_connect_uri(h, uri.c_str()) == -1) {
+      return Status::Unavailable(fmt::format("connect: {}", nbd_get_error()));
+    }
     while (nbd_aio_is_connecting(h) == 1) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -278,8 +348,8 @@ struct Server {
     std::vector<std::shared_ptr<Connection>> conns;
   };
   static Result<Dialed> dial(const std::string& uri, unsigned count,
-                             std::chrono::milliseconds timeout) {
-    Result<std::shared_ptr<Connection>> first = Connection::open(uri, timeout);
+                             std::chrono::milliseconds timeout, const std::string& source) {
+    Result<std::shared_ptr<Connection>> first = Connection::open(uri, timeout, source);
     if (!first.ok()) return first.status();
     nbd_handle* h = (*first)->handle();
     ExportCaps c;
@@ -306,7 +376,7 @@ struct Server {
     // Without multi-conn a flush on one connection would not cover writes on another.
     const unsigned want = c.can_multi_conn ? std::max(count, 1u) : 1u;
     while (d.conns.size() < want) {
-      Result<std::shared_ptr<Connection>> more = Connection::open(uri, timeout);
+      Result<std::shared_ptr<Connection>> more = Connection::open(uri, timeout, source);
       if (!more.ok()) return more.status();
       d.conns.push_back(std::move(*more));
     }
@@ -630,7 +700,8 @@ class Forwarder::Impl {
       log(fmt::format("server {} is down: {}", spec.uri, spec.down));
       return s;
     }
-    Result<Server::Dialed> d = Server::dial(spec.uri, opt_.connections, opt_.connect_timeout);
+    Result<Server::Dialed> d =
+        Server::dial(spec.uri, opt_.connections, opt_.connect_timeout, opt_.source);
     if (!d.ok()) {
       s->set_up({});
       s->set_down(d.status().message());
@@ -867,7 +938,8 @@ class Forwarder::Impl {
     ServerPtr s = find(uri);
     if (!s) return Status::NotFound(fmt::format("{}: no server {} in the list", opt_.name, uri));
     if (s->healthy.load()) return Status::Ok();
-    Result<Server::Dialed> d = Server::dial(uri, opt_.connections, opt_.connect_timeout);
+    Result<Server::Dialed> d =
+        Server::dial(uri, opt_.connections, opt_.connect_timeout, opt_.source);
     if (!d.ok())
       return Status(d.status().code(), opt_.name + ": " + uri + ": " + d.status().message());
     if (d->caps.size != caps_.size) {

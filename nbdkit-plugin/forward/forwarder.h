@@ -99,6 +99,9 @@ struct ForwardOptions {
   std::chrono::milliseconds drain_timeout{10'000};
   // How long connecting to a server (TCP and the NBD handshake) may take.
   std::chrono::milliseconds connect_timeout{5'000};
+  // The local address to connect to nbd:// servers from ("" for the kernel's choice): a cluster
+  // node's advertised host, by which the servers know it is a node (pack/NAME@local).
+  std::string source;
   // Where the forwarder says what happened to a server (declared down, replayed on, back up):
   // once an event, never per request. nbdkit_error in the plugin; nothing when empty.
   std::function<void(const std::string&)> log;

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# cluster-holds.sh: cluster-wide exclusive holds through a forwarding node, with a real etcd, three
-# real nodes on 127.0.0.2-4 sharing one disk file and real clients (nbdsh, qemu-io). Pack x is
-# exclusive, mapped to n2 (primary) and n3 (secondary); n1 forwards it:
+# cluster-holds.sh: cluster-wide exclusive holds through a forwarding node, and the node-to-node
+# name kept to nodes, with a real etcd, three real nodes on 127.0.0.2-4 sharing one disk file and
+# real clients (nbdsh, qemu-io). Pack x is exclusive, mapped to n2 (primary) and n3 (secondary);
+# n1 forwards it:
+#   - a client opening pack/x@local on n2 (the nodes' name, which skips the holds) is refused,
+#     n2's log naming the export and why; n1's connections, from its advertised address, are
+#     let in as node n1;
 #   - a client attached to n1 holds x cluster-wide (PREFIX/hold/x names n1 and the client): a
 #     writer of n2 (the serving node) and a reader of n3 are refused, naming the holder on n1, while
 #     the holder goes on; once it closes, the key goes and n2's client writes;
@@ -20,8 +24,14 @@ wait_listed "nbd://127.0.0.2:$port" pack/x || die "n1 does not forward the impor
 x() { echo "nbd://127.0.0.$1:$port/pack/x"; }
 hold_of() { etcdctl_ get /vvm/hold/x --print-value-only; }
 
+# --- pack/x@local is for nodes only ---
+io_fails "$(x 3)@local" -r -c 'read 0 4K'
+wait_log "${node_log[n2]}" "error: pack/x@local: refused: 127.0.0.1 is not the advertised address of any live node \(no key under /vvm/node/ advertises it\); this name is for the cluster's nodes only \(a client opens pack/x\)"
+echo "ok: a client is refused pack/x@local, naming the export and why"
+
 # --- a client through the forwarding node n1 holds x across the cluster ---
 connect_client holder "$(x 2)"
+wait_log "${node_log[n2]}" "open pack/x \(read-write\) for node n1 \(host 127.0.0.2\)"
 h=$(hold_of)
 [[ -n $h ]] || die "no hold in etcd for n1's client: $(etcdctl_ get --prefix /vvm/hold/)"
 check .node n1 "$h"
