@@ -157,11 +157,20 @@ Result<std::unique_ptr<ClusterCatalog>> ClusterCatalog::start(const Config& conf
   if (!etcd.ok()) return etcd.status();
   c->etcd_ = std::move(*etcd);
 
-  auto joined = cluster::Membership::join(*membership, [raw = c.get()](const Status& why) {
-    raw->hooks_.log(true, fmt::format("cluster membership lost: {}; writes are refused from now "
-                                      "on (self-fencing): restart the node to join again",
-                                      why.message()));
-  });
+  auto joined = cluster::Membership::join(
+      *membership,
+      [raw = c.get()](const Status& why) {
+        raw->hooks_.log(true, fmt::format("cluster membership lost: {}; writes are refused from "
+                                          "now on (self-fencing), until a renewal finds the "
+                                          "lease still in etcd (if etcd dropped it, restart the "
+                                          "node to join again)",
+                                          why.message()));
+      },
+      [raw = c.get()] {
+        raw->hooks_.log(true,
+                        "cluster membership back: etcd still had this node's lease; "
+                        "writes are served again");
+      });
   if (!joined.ok()) return joined.status();
   c->membership_ = std::move(*joined);
   c->hooks_.log(false,

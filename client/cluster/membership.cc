@@ -41,7 +41,8 @@ Result<MembershipOptions> membership_options(const Config& config) {
   return o;
 }
 
-Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, OnLost on_lost) {
+Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, OnLost on_lost,
+                                                     OnBack on_back) {
   if (options.ttl.count() < 2) {
     return Status::InvalidArgument(
         fmt::format("lease TTL {}s is shorter than 2s", options.ttl.count()));
@@ -89,8 +90,8 @@ Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, 
         "wait until its lease expires)",
         key, holder, options.node.name));
   }
-  std::unique_ptr<Membership> m(
-      new Membership(std::move(options), std::move(*client), key, *lease, std::move(on_lost)));
+  std::unique_ptr<Membership> m(new Membership(std::move(options), std::move(*client), key, *lease,
+                                               std::move(on_lost), std::move(on_back)));
   {
     std::lock_guard lock(m->mu_);
     m->valid_until_ = sent + std::chrono::seconds(lease->ttl) - m->margin();
@@ -100,12 +101,13 @@ Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, 
 }
 
 Membership::Membership(MembershipOptions options, std::unique_ptr<EtcdClient> client,
-                       std::string key, Lease lease, OnLost on_lost)
+                       std::string key, Lease lease, OnLost on_lost, OnBack on_back)
     : options_(std::move(options)),
       client_(std::move(client)),
       key_(std::move(key)),
       lease_id_(lease.id),
-      on_lost_(std::move(on_lost)) {}
+      on_lost_(std::move(on_lost)),
+      on_back_(std::move(on_back)) {}
 
 Membership::~Membership() { leave(); }
 
@@ -139,41 +141,63 @@ void Membership::renew_loop() {
   const auto retry = std::min(interval, std::chrono::milliseconds(500));
   auto next = clock::now() + interval;
   Status last_error;
+  bool fenced = false;  // on_lost called for a lease not renewed in time, on_back not yet
   std::unique_lock lock(mu_);
+  // Calls `fn` without the lock (it may look at valid_until()).
+  auto unlocked = [&](auto&& fn) {
+    lock.unlock();
+    fn();
+    lock.lock();
+  };
   for (;;) {
     // Wake for the next renewal, or at the fencing deadline if that comes first.
-    cv_.wait_until(lock, std::min(next, valid_until_), [&] { return stopping_; });
+    cv_.wait_until(lock, fenced ? next : std::min(next, valid_until_), [&] { return stopping_; });
     if (stopping_) return;
-    Status lost;
-    if (clock::now() >= valid_until_) {
-      lost = Status::Unavailable(
+    if (!fenced && clock::now() >= valid_until_) {
+      fenced = true;
+      Status why = Status::Unavailable(
           fmt::format("{}: the lease could not be renewed before it expires: {}", key_,
                       last_error.ok() ? std::string("no answer") : last_error.message()));
-    } else if (clock::now() >= next) {
-      lock.unlock();
-      const auto sent = clock::now();
-      auto ttl = client_->lease_keepalive(lease_id_);
-      lock.lock();
+      unlocked([&] {
+        log::error("{}", why.message());
+        if (on_lost_) on_lost_(why);
+      });
       if (stopping_) return;
-      if (ttl.ok() && *ttl > 0) {
-        valid_until_ = sent + std::chrono::seconds(*ttl) - margin();
-        next = sent + interval;
-        last_error = Status::Ok();
-      } else if (ttl.ok()) {
-        lost =
-            Status::Unavailable(fmt::format("{}: etcd says lease {} has expired", key_, lease_id_));
-      } else {
-        last_error = ttl.status();
-        log::warning("{}: lease renewal failed (will retry): {}", key_, last_error.message());
-        next = clock::now() + retry;
-      }
     }
-    if (!lost.ok()) {
+    if (clock::now() < next) continue;
+    lock.unlock();
+    const auto sent = clock::now();
+    auto ttl = client_->lease_keepalive(lease_id_);
+    lock.lock();
+    if (stopping_) return;
+    if (ttl.ok() && *ttl > 0) {
+      valid_until_ = sent + std::chrono::seconds(*ttl) - margin();
+      next = sent + interval;
+      last_error = Status::Ok();
+      if (fenced) {
+        fenced = false;
+        unlocked([&] {
+          log::info("{}: lease {:x} renewed again: etcd still has it (TTL {}s)", key_, lease_id_,
+                    *ttl);
+          if (on_back_) on_back_();
+        });
+        if (stopping_) return;
+      }
+    } else if (ttl.ok()) {
       lost_ = true;
-      lock.unlock();
-      log::error("{}", lost.message());
-      if (on_lost_) on_lost_(lost);
+      Status why =
+          Status::Unavailable(fmt::format("{}: etcd says lease {} has expired", key_, lease_id_));
+      unlocked([&] {
+        log::error("{}", why.message());
+        if (on_lost_ && !fenced) on_lost_(why);  // a fenced node is told once
+      });
       return;
+    } else {
+      if (!fenced || last_error.ok()) {
+        log::warning("{}: lease renewal failed (will retry): {}", key_, ttl.status().message());
+      }
+      last_error = ttl.status();
+      next = clock::now() + retry;
     }
   }
 }

@@ -4,15 +4,21 @@
 // join() grants a lease of the configured TTL and creates the key in one transaction that
 // requires it to be absent: a second node of the same name is refused, naming the key and the
 // holder's address, until the first leaves or its lease expires. A thread then renews the lease
-// every third of its TTL (sooner, after a failed renewal). When etcd says the lease is gone, or
-// no renewal has succeeded in time, on_lost is called once, *before* the lease can have expired
-// in etcd: valid_until() is the last successful renewal's send time plus the TTL etcd granted,
-// less a margin (a fifth of the TTL, at least half a second). That is the self-fencing rule: a
-// node must stop serving writes once on_lost has been called (or valid_until() has passed), for
-// another node may take its disks over after the TTL. Membership does not join again by itself;
-// its owner decides (a new join() makes a new lease).
+// every third of its TTL (sooner, after a failed renewal). When no renewal has succeeded in
+// time, on_lost is called *before* the lease can have expired in etcd: valid_until() is the last
+// successful renewal's send time plus the TTL etcd granted, less a margin (a fifth of the TTL, at
+// least half a second). That is the self-fencing rule: a node must stop serving writes once
+// valid_until() has passed, for another node may take its disks over after the TTL.
 //
-//   auto m = Membership::join(options, [](const Status& why) { fence(why); });
+// Renewals go on after that. One that reaches etcd and finds the lease alive (etcd was down or
+// out of reach, and a restarted etcd extends every lease) moves valid_until() on and calls
+// on_back: the key never went, so no other node can have taken anything over, and the node may
+// write again. When etcd says the lease is gone, lost() becomes true for good (on_lost is called
+// if it was not already): Membership does not join again by itself; its owner decides (a new
+// join() makes a new lease, and a new key).
+//
+//   auto m = Membership::join(options, [](const Status& why) { fence(why); },
+//                             [] { unfence(); });
 //   ...
 //   (*m)->leave();   // revokes the lease: the key goes at once (also done by the destructor)
 #pragma once
@@ -49,10 +55,13 @@ Result<EtcdOptions> etcd_options(const Config& config);
 class Membership {
  public:
   using OnLost = std::function<void(const Status& why)>;
+  using OnBack = std::function<void()>;
 
-  // Registers the node and starts renewing its lease. `on_lost` runs on the renewal thread, at
-  // most once; it must not call leave() (nor destroy the Membership).
-  static Result<std::unique_ptr<Membership>> join(MembershipOptions options, OnLost on_lost);
+  // Registers the node and starts renewing its lease. `on_lost` and `on_back` run on the renewal
+  // thread, in turn (on_lost first, at most once more than on_back); they must not call leave()
+  // (nor destroy the Membership).
+  static Result<std::unique_ptr<Membership>> join(MembershipOptions options, OnLost on_lost,
+                                                  OnBack on_back = {});
   ~Membership();  // leave()
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
@@ -63,14 +72,14 @@ class Membership {
   const std::string& key() const { return key_; }
   int64_t lease_id() const { return lease_id_; }
   const NodeRecord& node() const { return options_.node; }
-  // True once on_lost has been called.
+  // True once etcd has said the lease is gone: for good.
   bool lost() const { return lost_; }
   // Until when this node may serve writes, by its last successful renewal.
   std::chrono::steady_clock::time_point valid_until() const;
 
  private:
   Membership(MembershipOptions options, std::unique_ptr<EtcdClient> client, std::string key,
-             Lease lease, OnLost on_lost);
+             Lease lease, OnLost on_lost, OnBack on_back);
   void renew_loop();
   std::chrono::milliseconds margin() const;
 
@@ -79,6 +88,7 @@ class Membership {
   std::string key_;
   int64_t lease_id_;
   OnLost on_lost_;
+  OnBack on_back_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

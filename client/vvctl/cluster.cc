@@ -1,9 +1,12 @@
 // vvctl/cluster.cc: `vvctl cluster import`, `vvctl cluster nodes` and `vvctl cluster map`: the
 // cluster's records in etcd (cluster/records.h), reached through vvm.conf's [cluster] section.
-// None needs vvmd or a node to run.
+// None needs vvmd or a node to run; import --replace goes through the reconfiguration barrier
+// (vvctl/reconfig.h) when nodes are there.
 #include "vvctl/cluster.h"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -20,6 +23,7 @@
 #include "cluster/records.h"
 #include "pack/packtab.h"
 #include "vvctl/printing.h"
+#include "vvctl/reconfig.h"
 
 namespace vvm::vvctl {
 
@@ -99,9 +103,10 @@ Result<std::string> disk_for(const std::string& node, const std::string& disk,
 int cmd_cluster_import(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster import";
   std::string packtab, primary, secondary, disk;
+  double timeout_s = 10;
   po::options_description options;
   options.add_options()("primary", po::value(&primary))("secondary", po::value(&secondary))(
-      "disk", po::value(&disk))("replace", po::bool_switch());
+      "disk", po::value(&disk))("replace", po::bool_switch())("timeout", po::value(&timeout_s));
   po::variables_map vm;
   if (!parse_with_positional(kCommand, args, "packtab", &packtab, options, &vm)) return kUsage;
   if (packtab.empty()) return usage_error(kCommand, "a PACKTAB is required");
@@ -117,6 +122,11 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     return usage_error(kCommand, "--secondary must be another node than --primary");
   }
   const bool replace = vm["replace"].as<bool>();
+  if (!(timeout_s > 0 && timeout_s <= 3600)) {
+    return usage_error(
+        kCommand, fmt::format("--timeout {}: give seconds, more than 0, at most 3600", timeout_s));
+  }
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
 
   auto table = load_packtab(packtab);
   if (!table.ok()) {
@@ -172,8 +182,12 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     }
   }
 
+  // New packs (and keys that held garbage, which no node serves) are simply written; a mapping
+  // that nodes may be serving is replaced through the reconfiguration barrier, as pack move
+  // does, so that no request is served under the old mapping once the new one is there.
   std::vector<PackMapping> mappings;
   std::vector<cluster::Compare> guards;
+  std::vector<cluster::Change> changes;
   std::vector<std::string> refused;
   size_t replaced = 0;
   for (const auto& p : table->packs) {
@@ -209,8 +223,9 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
         continue;
       }
       m.epoch = it->second.record.epoch + 1;  // a change of the mapping
-      guards.push_back(cluster::Compare::unchanged(key, it->second.mod_revision));
+      changes.push_back({std::move(m), it->second.mod_revision});
       ++replaced;
+      continue;
     } else if (auto bad = undecodable.find(p.name); bad != undecodable.end()) {
       if (!replace) {
         refused.push_back(
@@ -233,9 +248,24 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   }
 
   // etcd takes at most 128 operations a transaction: a large table goes in several, each one
-  // refused whole if another writer changed one of its packs since they were read.
+  // refused whole if another writer changed one of its packs since they were read. The
+  // replacements go first, so that a node that does not acknowledge leaves everything as it was.
   constexpr size_t kPerTxn = 100;
   size_t done = 0;
+  for (size_t start = 0; start < changes.size(); start += kPerTxn) {
+    std::vector<cluster::Change> some(
+        changes.begin() + static_cast<ptrdiff_t>(start),
+        changes.begin() + static_cast<ptrdiff_t>(std::min(changes.size(), start + kPerTxn)));
+    rc = run_reconfiguration(kCommand, *etcd, prefix, timeout, false, some);
+    if (rc != kOk) {
+      if (done > 0) {
+        fmt::print(stderr, "vvctl {}: the first {} packs were replaced before that\n", kCommand,
+                   done);
+      }
+      return rc;
+    }
+    done += some.size();
+  }
   for (size_t start = 0; start < mappings.size(); start += kPerTxn) {
     cluster::Txn txn;
     for (size_t i = start; i < std::min(mappings.size(), start + kPerTxn); ++i) {

@@ -26,6 +26,7 @@
 //   vvctl db check [--json]
 //   vvctl db backup DIR
 //   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME] [--replace]
+//       [--timeout SECONDS]
 //   vvctl cluster nodes [--json]
 //   vvctl cluster map [--json]
 //   vvctl pack move NAME --primary NODE [--disk DISK] [--timeout S] [--json]
@@ -231,14 +232,16 @@ const std::vector<Command>& commands() {
       {"cluster import", "seed the cluster's pack mappings in etcd from a packtab",
        "vvctl [--conf PATH] cluster import PACKTAB --primary NODE [--secondary NODE] [--disk "
        "NAME]\n"
-       "       [--replace]\n"
+       "       [--replace [--timeout SECONDS]]\n"
        "  Writes a mapping in etcd (PREFIX/pack/NAME, vvm.conf's [cluster] prefix) for every pack\n"
        "  of PACKTAB: its primary node NODE and secondary node, if given; its offset, size, mode,\n"
        "  owner, group and permissions as the packtab says; epoch 1. The disk of each node is\n"
        "  NAME (--disk, for both nodes), else the node's disk whose path is the pack's backing,\n"
        "  as the node registered it (so the node must be up). Backings need not exist on this\n"
        "  host. A pack already mapped is refused, and nothing is written, unless --replace, which\n"
-       "  overwrites its mapping with the next epoch. Packs go in transactions of 100: each is\n"
+       "  overwrites its mapping with the next epoch through the reconfiguration barrier, as\n"
+       "  pack move does (every live node acknowledges within --timeout, 10 s, or nothing\n"
+       "  changes); new packs are simply written. Packs go in transactions of 100: each is\n"
        "  refused whole if another writer changed one of its packs meanwhile. Prints how many\n"
        "  packs it imported.",
        cmd_cluster_import},

@@ -82,14 +82,15 @@ std::string disk_text(const cluster::DiskRef& d) { return d.node + ":" + d.disk;
 
 std::string who() { return fmt::format("vvctl on {}, pid {}", local_host_name(), ::getpid()); }
 
-// Runs the barrier for `changes` (with `also` in its commit) and prints the result; the exit
-// code.
-int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& prefix,
-        const Parsed& p, const std::vector<Change>& changes,
-        const std::vector<cluster::TxnOp>& also = {}) {
+}  // namespace
+
+int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
+                        const std::string& prefix, std::chrono::milliseconds timeout, bool json,
+                        const std::vector<Change>& changes,
+                        const std::vector<cluster::TxnOp>& also) {
   cluster::ReconfigOptions options;
   options.prefix = prefix;
-  options.timeout = p.timeout;
+  options.timeout = timeout;
   options.by = who();
   options.progress = [&](const std::string& what) {
     fmt::print(stderr, "vvctl {}: {}\n", command, what);
@@ -99,7 +100,7 @@ int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& 
     print_failure(command, done.status());
     return kFailed;
   }
-  if (p.json) {
+  if (json) {
     nlohmann::json out;
     out["id"] = done->id;
     out["packs"] = nlohmann::json::array();
@@ -126,6 +127,16 @@ int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& 
              done->acked.size(), done->acked.size() == 1 ? "" : "s",
              nodes.empty() ? "none live" : nodes, done->total.count() / 1000.0);
   return kOk;
+}
+
+namespace {
+
+// Runs the barrier for the command's `changes` (with `also` in its commit) and prints the
+// result; the exit code.
+int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& prefix,
+        const Parsed& p, const std::vector<Change>& changes,
+        const std::vector<cluster::TxnOp>& also = {}) {
+  return run_reconfiguration(command, etcd, prefix, p.timeout, p.json, changes, also);
 }
 
 // etcd and the view of the cluster, or nullopt after printing why (exit code in `*rc`).

@@ -3,9 +3,24 @@
 // chmod, pack chown, cluster drain and cluster undrain.
 #pragma once
 
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/etcd_client.h"
+#include "cluster/reconfig.h"
 #include "vvctl/command.h"
 
 namespace vvm::vvctl {
+
+// Runs the barrier for `changes`, with `also` in its commit (cluster::reconfigure), and prints the
+// new mappings and how long requests were held, or with `json` one object (id, packs, acked,
+// barrier_us, total_us, revision); the exit code. Also for cluster import --replace.
+int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
+                        const std::string& prefix, std::chrono::milliseconds timeout, bool json,
+                        const std::vector<cluster::Change>& changes,
+                        const std::vector<cluster::TxnOp>& also = {});
 
 int cmd_pack_move(const Globals& g, const Args& args);
 int cmd_pack_set_secondary(const Globals& g, const Args& args);

@@ -1,6 +1,9 @@
 // cluster_node.cc: a stand-in for a cluster node in the shell tests, until the plugin registers
 // itself: it joins the cluster as vvm.conf's [cluster] section says (cluster/membership.h), holds
-// its membership until SIGTERM or SIGINT, then leaves (the node key goes at once).
+// its membership until SIGTERM or SIGINT, then leaves (the node key goes at once). It serves
+// nothing, so it acknowledges every reconfiguration intent at once (PREFIX/ack/ID/NODE, under the
+// intent's lease, as a node does once drained): commands that take the barrier do not wait for
+// it.
 //
 //   cluster-node --conf FILE
 //
@@ -16,7 +19,10 @@
 
 #include <fmt/core.h>
 
+#include "cluster/etcd_client.h"
+#include "cluster/etcd_watch.h"
 #include "cluster/membership.h"
+#include "cluster/records.h"
 #include "common/config.h"
 
 namespace {
@@ -56,6 +62,30 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "cluster-node: {}\n", member.status().message());
     return 1;
   }
+  // Acknowledges each intent written from now on.
+  auto etcd = vvm::cluster::EtcdClient::create(options->etcd);
+  if (!etcd.ok()) {
+    fmt::print(stderr, "cluster-node: {}\n", etcd.status().message());
+    return 2;
+  }
+  const std::string intents = vvm::cluster::reconf_prefix(options->prefix);
+  auto acker = vvm::cluster::EtcdWatch::start(
+      options->etcd, {intents, vvm::cluster::prefix_end(intents), 0},
+      [&](const vvm::cluster::WatchBatch& batch) {
+        for (const auto& ev : batch.events) {
+          if (ev.type != vvm::cluster::WatchEvent::Type::kPut) continue;
+          const std::string id = ev.kv.key.substr(intents.size());
+          auto put = (*etcd)->put(vvm::cluster::ack_key(options->prefix, id, options->node.name),
+                                  vvm::cluster::encode_ack({options->node.name, 0}), ev.kv.lease);
+          if (!put.ok())
+            fmt::print(stderr, "cluster-node: ack {}: {}\n", id, put.status().message());
+        }
+      },
+      {});
+  if (!acker.ok() || !(*acker)->wait_created(std::chrono::seconds(5)).ok()) {
+    fmt::print(stderr, "cluster-node: cannot watch {}\n", intents);
+    return 1;
+  }
   fmt::print("joined {} lease {:x}\n", (*member)->key(), (*member)->lease_id());
   std::fflush(stdout);
   std::thread waiter([&signals] {
@@ -68,6 +98,7 @@ int main(int argc, char** argv) {
   char why = 0;
   while (::read(self_pipe[0], &why, 1) != 1) {
   }
+  (*acker)->stop();
   if (why == 'L') return 3;
   (*member)->leave();
   fmt::print("left {}\n", (*member)->key());

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <mutex>
 #include <thread>
 
@@ -403,6 +404,36 @@ TEST_CASE("calls go on to the next endpoint, and name it when none answers") {
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.status().code() == Code::kInvalidArgument);
   CHECK_THAT(bad.status().message(), Catch::Contains("/v3/kv/put"));
+}
+
+TEST_CASE("a call goes on to the next endpoint when the member it was connected to is killed") {
+  // Two single-member etcds stand for two members of one cluster: what is tested is the client's
+  // choice of endpoint, on a kept connection whose server dies (SIGKILL: no goodbye).
+  auto dir = must(test::TempDir::create());
+  auto first = must(test::EtcdServer::start(dir));
+  auto second = must(test::EtcdServer::start(dir));
+  REQUIRE(client_for({second.endpoint()})->put("/t/k", "second").ok());
+
+  auto c = client_for({first.endpoint(), second.endpoint()});
+  REQUIRE(c->put("/t/k", "first").ok());
+  REQUIRE(c->current_endpoint() == first.endpoint());
+  REQUIRE(::kill(first.process().pid(), SIGKILL) == 0);
+  REQUIRE(first.process().wait(5s).ok());
+
+  auto start = std::chrono::steady_clock::now();
+  auto r = c->get("/t/k");
+  auto took = std::chrono::steady_clock::now() - start;
+  INFO((r.ok() ? std::string("ok") : r.status().message()));
+  REQUIRE(r.ok());
+  REQUIRE(r->has_value());
+  CHECK((*r)->value == "second");
+  CHECK(c->current_endpoint() == second.endpoint());
+  CHECK(took < 1s);  // refused at once: no time spent waiting on the dead member
+  // Every later call stays there, leases included.
+  auto lease = c->lease_grant(5);
+  REQUIRE(lease.ok());
+  CHECK(c->lease_keepalive(lease->id).ok());
+  CHECK(c->current_endpoint() == second.endpoint());
 }
 
 TEST_CASE("a call to a server that never answers times out, naming it") {

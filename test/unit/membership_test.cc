@@ -1,6 +1,7 @@
 // membership_test.cc: a node's lease-bound membership (client/cluster/membership.h) against a
 // real etcd: the key and its lease, one name held by one node, leaving, and the loss of the lease
-// reported before it can have expired.
+// reported before it can have expired, and a node fenced while etcd was away taken back when its
+// lease is still there.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -144,4 +145,55 @@ TEST_CASE("with etcd gone, the loss is reported before the lease could expire") 
   CHECK(lost.when >= (*m)->valid_until());
   CHECK_THAT(lost.why->message(), Catch::Contains("could not be renewed before it expires"));
   CHECK_THAT(lost.why->message(), Catch::Contains(etcd.endpoint()));
+}
+
+TEST_CASE("etcd back while the lease lives: the node renews it and may write again") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  LostFlag lost;
+  std::mutex mu;
+  std::condition_variable cv;
+  int back = 0;
+  auto m = Membership::join(options_for(etcd.endpoint(), "n1", "127.0.0.1:10809", 3s),
+                            lost.callback(), [&] {
+                              std::lock_guard lock(mu);
+                              ++back;
+                              cv.notify_all();
+                            });
+  REQUIRE(m.ok());
+  (void)etcd.stop(0ms);
+  REQUIRE(lost.wait(5s));  // fenced: past valid_until()
+  CHECK(std::chrono::steady_clock::now() >= (*m)->valid_until());
+  CHECK_FALSE((*m)->lost());
+  // A restarted etcd extends every lease: the next renewal finds it, and the node is back.
+  REQUIRE(etcd.restart().ok());
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return back == 1; }));
+  }
+  CHECK(std::chrono::steady_clock::now() < (*m)->valid_until());
+  CHECK_FALSE((*m)->lost());
+  auto c = must(EtcdClient::create({{etcd.endpoint()}, 2000ms}));
+  auto kv = c->get(node_key(kDefaultPrefix, "n1"));
+  REQUIRE(kv.ok());
+  REQUIRE(kv->has_value());
+  CHECK((*kv)->lease == (*m)->lease_id());
+}
+
+TEST_CASE("a fenced node whose lease etcd dropped meanwhile is lost for good") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  LostFlag lost;
+  auto m =
+      Membership::join(options_for(etcd.endpoint(), "n1", "127.0.0.1:10809", 3s), lost.callback());
+  REQUIRE(m.ok());
+  // Fenced while etcd is down; etcd back, the lease is revoked before (or soon after) the node
+  // renews it: the node finds it gone and stays fenced.
+  auto c = must(EtcdClient::create({{etcd.endpoint()}, 2000ms}));
+  (void)etcd.stop(0ms);
+  REQUIRE(lost.wait(5s));
+  REQUIRE(etcd.restart().ok());
+  REQUIRE(c->lease_revoke((*m)->lease_id()).ok());
+  for (int i = 0; i < 100 && !(*m)->lost(); ++i) std::this_thread::sleep_for(100ms);
+  CHECK((*m)->lost());  // the plugin's fenced() is true for good
 }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# cluster-etcd3.sh: the cluster on a real three-member etcd (Debian's etcd 3.4, members m1, m2, m3
+# on 127.0.0.11, .12 and .13) and three real nodes (start_three_nodes: pack a on n2, secondary
+# n3, forwarded by n1), each configured with all three endpoints:
+#   - one member SIGKILLed, the leader and the first endpoint of every node and of vvctl, while
+#     a client writes through n1 with flushes: the client sees no error, no node fences itself,
+#     a pack move succeeds (every node acknowledges), and failover still works (the new primary
+#     SIGKILLed: the client carries on); no acknowledged write is lost;
+#   - etcd entirely down: the nodes go on serving reads and writes with the mappings they have,
+#     and a change is refused naming etcd; down past their leases, they fence themselves
+#     (writes refused, reads served);
+#   - etcd back: the nodes find their leases still there and serve writes again, and a change
+#     made then is applied (every live node acknowledges, the new mapping is served).
+set -euo pipefail
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+make_tmpdir
+requires jq --version
+requires qemu-io --version
+requires etcdctl version
+writer=$VVM_SOURCE_DIR/test/integration/pattern-writer.py
+ttl=8 # writes go on for several seconds with etcd entirely down
+
+start_etcd_cluster
+etcd_make_leader m1
+start_three_nodes
+grep -qx "etcd = 127.0.0.11:[0-9]*,127.0.0.12:[0-9]*,127.0.0.13:[0-9]*" "$tmpdir/n1.conf" ||
+  die "the nodes are not given the three endpoints: $(cat "$tmpdir/n1.conf")"
+members() { ctl cluster nodes --json | jq -r '[.[].name] | join(",")'; }
+for ((i = 0; i < 50; i++)); do
+  [[ $(members) == n1,n2,n3 ]] && break
+  sleep 0.1
+done
+((i < 50)) || die "three nodes not registered: $(ctl cluster nodes)"
+map() { ctl cluster map --json | jq -c '.[] | select(.name == "a")'; }
+
+# --- one member killed: the leader, every node's first endpoint ---
+/usr/bin/python3 "$writer" write "$n1" 10 256 >"$tmpdir/w1.json" &
+writer_pid=$!
+cleanup_fn kill_quietly "$writer_pid"
+sleep 1
+kill_daemon "${etcd_member_pid[m1]}"
+start=$(date +%s%N)
+for ((i = 0; i < 100; i++)); do
+  leader=$(etcd_leader)
+  [[ -n $leader ]] && break
+  sleep 0.1
+done
+[[ -n $leader ]] || die "no new etcd leader 10 s after m1 was killed"
+echo "etcd: $leader leads $((($(date +%s%N) - start) / 1000000)) ms after m1 (the leader) was killed"
+out=$(ctl pack move a --primary n3 --json) || die "pack move with m1 down: $out"
+check '.acked | join(",")' n1,n2,n3 "$out"
+check .primary.node n3 "$(map)"
+echo "ok: pack move with m1 down: $(jq -r '"requests held \(.total_us / 1000) ms"' <<<"$out")"
+sleep 1
+kill_daemon "${node_pid[n3]}" # the new primary: n1 sends pack a's requests to n2
+wait "$writer_pid" || die "the writer failed with m1 down and n3 killed: $(cat "$tmpdir/w1.json")"
+/usr/bin/python3 "$writer" check "nbd://127.0.0.3:$port/pack/a" "$tmpdir/w1.json" ||
+  die "acknowledged writes lost"
+! grep -q "membership lost" "${node_log[n1]}" "${node_log[n2]}" ||
+  die "a node fenced itself with two etcd members up: $(grep -h 'membership lost' "${node_log[@]}")"
+jq -r '"ok: \(.writes) writes through n1 with m1 killed and then n3: no error, none lost; slowest request \(.max_ms) ms"' \
+  "$tmpdir/w1.json"
+# n3's lease ends (it is not waited for once etcd is back).
+for ((i = 0; i < 2 * ttl * 10; i++)); do
+  [[ $(members) == n1,n2 ]] && break
+  sleep 0.1
+done
+[[ $(members) == n1,n2 ]] || die "n3 still a member long after it was killed: $(ctl cluster nodes)"
+
+# --- etcd entirely down: the nodes serve with the mappings they have; changes are refused ---
+before=$(map)
+kill_daemon "${etcd_member_pid[m2]}"
+kill_daemon "${etcd_member_pid[m3]}"
+down=$(date +%s%N)
+/usr/bin/python3 "$writer" write "$n1" 2 64 >"$tmpdir/w2.json" ||
+  die "writes through n1 failed with etcd down: $(cat "$tmpdir/w2.json")"
+/usr/bin/python3 "$writer" check "nbd://127.0.0.3:$port/pack/a" "$tmpdir/w2.json" ||
+  die "acknowledged writes lost with etcd down"
+elapsed=$((($(date +%s%N) - down) / 1000000))
+echo "ok: $(jq -r .writes "$tmpdir/w2.json") writes and their check through n1 and n2 with etcd down ($elapsed ms)"
+expect 1 "vvctl pack move: (no etcd endpoint answered: )?etcd 127\.0\.0\.1[123]:[0-9]+: .*(refused|connect)" -- \
+  ctl pack move a --primary n1
+# Past their leases, the nodes fence themselves: writes refused, reads served.
+for n in n1 n2; do
+  wait_log "${node_log[$n]}" "cluster membership lost: /vvm/node/$n: the lease could not be renewed before it expires.*self-fencing" $ttl
+done
+io_fails "nbd://127.0.0.3:$port/pack/a" -c 'write -P 0x44 0 4K'
+io "nbd://127.0.0.3:$port/pack/a" -r -c 'read 0 4K'
+echo "ok: fenced with etcd down past the lease: write refused, read served"
+
+# --- etcd back: the leases are still there; the nodes write again and follow changes ---
+start_etcd_member m1 m2 m3
+wait_log "${node_log[n1]}" "cluster membership back" 10
+wait_log "${node_log[n2]}" "cluster membership back" 10
+[[ $(members) == n1,n2 ]] || die "the nodes are not members once etcd is back: $(ctl cluster nodes)"
+[[ $(map) == "$before" ]] || die "the mapping changed while etcd was down: $(map)"
+# n1's forwarder tries n2 again within a second of its last refusal.
+for ((i = 0; i < 50; i++)); do
+  qemu-io -f raw -c 'write -P 0x55 0 64K' "$n1" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+((i < 50)) || die "n1 takes no write 5 s after its lease was found again"
+out=$(ctl pack move a --primary n2 --json) || die "pack move once etcd is back: $out"
+check '.acked | join(",")' n1,n2 "$out"
+io "nbd://127.0.0.3:$port/pack/a" -c 'read -P 0x55 0 64K' -c 'write -P 0x66 0 4K'
+io "$n1" -c 'read -P 0x66 0 4K'
+grep -Eq "reconfiguration /vvm/reconf/.*: a held, drained in [0-9]+ us, acknowledged" "${node_log[n1]}" ||
+  die "n1 did not acknowledge the move made once etcd was back"
+echo "ok: etcd back: leases found, writes served, a move acknowledged by n1 and n2"
