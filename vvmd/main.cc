@@ -28,6 +28,7 @@
 #include "db/database.h"
 #include "metrics/metrics.h"
 #include "proto/daemon.h"
+#include "proto/tls.h"
 #include "sched/mover_link.h"
 #include "sched/scheduler.h"
 
@@ -71,6 +72,21 @@ int main(int argc, char** argv) {
   // Declared before the database: a transaction still in flight when vvmd stops answers its
   // client as the database closes, through this server.
   rpc::Server server("vvmd", config->vvmd_access);
+  // TLS credentials are read before anything opens, so that a bad key or PSK file stops vvmd
+  // at once, named with its vvm.conf line.
+  if (std::any_of(config->vvmd_listen.begin(), config->vvmd_listen.end(),
+                  [](const Endpoint& e) { return e.kind == Endpoint::Kind::kTls; })) {
+    auto tls = rpc::TlsServerCredentials::load(*config, config->vvmd_tls, "vvmd");
+    if (!tls.ok()) {
+      log::error("{}", tls.status().message());
+      return 2;
+    }
+    for (const auto& user : (*tls)->unmapped_psk_users()) {
+      log::warning("{}: PSK username '{}' is in no [identity]: its clients will be refused",
+                   config->vvmd_tls.psk_file, user);
+    }
+    server.set_tls(*tls);
+  }
   // The metrics endpoint comes first, so that a bad address stops vvmd before it opens anything;
   // its HTTP threads read the daemon's state only through the server's loop (state_families).
   std::unique_ptr<metrics::Exporter> exporter;

@@ -173,7 +173,10 @@ const std::vector<KindSpec>& kind_specs() {
         {"archive-batch-size", false},
         {"archive-batch-files", false},
         {"archive-max-wait", false},
-        {"metrics", false}}},
+        {"metrics", false},
+        {"tls-psk-file", false},
+        {"tls-certificates", false},
+        {"tls-verify-peer", false}}},
       {"cache",
        Kind::kCache,
        false,
@@ -506,6 +509,10 @@ Status ConfigReader::apply(Section& section, const std::string& key, const std::
   if (value.empty()) return fail(line, where, "empty value");
   Status st = apply_value(section, key, value);
   if (!st.ok()) return fail(line, where, st.message());
+  if (section.spec->kind == Kind::kVvmd) {  // the TLS files are read at start: name this line
+    if (key == "tls-psk-file") config_.vvmd_tls.psk_file_line = line;
+    if (key == "tls-certificates") config_.vvmd_tls.certificates_line = line;
+  }
   if (key == "metrics") {  // a daemon that cannot listen there names this line
     if (section.spec->kind == Kind::kVvmd) config_.vvmd_metrics->line = line;
     if (section.spec->kind == Kind::kMover) config_.movers[section.name].metrics->line = line;
@@ -587,6 +594,15 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto m = MetricsListen::parse(value);
         if (!m.ok()) return m.status();
         c.vvmd_metrics = *m;
+      } else if (key == "tls-psk-file") {
+        c.vvmd_tls.psk_file = path(value);
+      } else if (key == "tls-certificates") {
+        c.vvmd_tls.certificates = path(value);
+      } else if (key == "tls-verify-peer") {
+        if (value != "true" && value != "false") {
+          return Status::InvalidArgument(fmt::format("'{}' is not true or false", value));
+        }
+        c.vvmd_tls.verify_peer = value == "true";
       }
       return Status::Ok();
 

@@ -29,13 +29,14 @@
 namespace vvm {
 
 // Where a daemon listens or a client connects: "unix:/run/vvm/vvmd.sock", "127.0.0.1:7370",
-// "[::1]:7370" or "host.example:7370".
+// "[::1]:7370" or "host.example:7370"; "tls:127.0.0.1:7371" for the control protocol over TLS
+// (the daemon's TLS settings, TlsServerConfig, and the client's, proto/tls.h, say with what).
 struct Endpoint {
-  enum class Kind { kUnix, kTcp };
+  enum class Kind { kUnix, kTcp, kTls };
   Kind kind = Kind::kUnix;
   std::string path;   // kUnix
-  std::string host;   // kTcp: an address or a name
-  uint16_t port = 0;  // kTcp
+  std::string host;   // kTcp, kTls: an address or a name
+  uint16_t port = 0;  // kTcp, kTls
 
   static Result<Endpoint> parse(std::string_view text);
   std::string to_string() const;  // the form parse() reads
@@ -124,6 +125,21 @@ struct ClusterConfig {
   int line = 0;
 };
 
+// A daemon's TLS for its "tls:ADDR:PORT" control listeners ([vvmd] tls-psk-file,
+// tls-certificates, tls-verify-peer): PSK, X.509 or both. A peer is then the [identity] its PSK
+// username or its certificate names (proto/tls.h). The files are read when the daemon starts;
+// each `*_line` is the vvm.conf line that named it, for its errors (0: not given).
+struct TlsServerConfig {
+  std::string psk_file;      // "USERNAME:HEXKEY" lines, as psktool writes them
+  std::string certificates;  // a folder: ca-cert.pem, server-cert.pem, server-key.pem
+  // A client certificate is required and must verify against ca-cert.pem or an identity's
+  // client-ca; false: a peer without one is served as its host alone (allow-host, other bits).
+  bool verify_peer = true;
+  int psk_file_line = 0;
+  int certificates_line = 0;
+  bool enabled() const { return !psk_file.empty() || !certificates.empty(); }
+};
+
 // [identity NAME]: who a TLS peer is. A peer that proves one of `psk_usernames` (a TLS-PSK
 // username) or presents a certificate whose subject is one of `subjects`, or one signed by
 // `client_ca`, is this identity, and permission checks treat it as the local user `uid` with
@@ -167,6 +183,7 @@ struct Config {
   uint32_t archive_batch_files = 100;
   std::chrono::seconds archive_max_wait{600};
   std::optional<MetricsListen> vvmd_metrics;  // [vvmd] metrics; none: no metrics endpoint
+  TlsServerConfig vvmd_tls;                   // for the tls: endpoints of vvmd_listen
 
   // [cache]
   std::string cache_dir;    // default: state_dir/cache

@@ -16,6 +16,8 @@ namespace vvm {
 namespace {
 
 constexpr std::string_view kUnixPrefix = "unix:";
+// vvm's control protocol over TLS: "tls:" and a TCP endpoint.
+constexpr std::string_view kTlsPrefix = "tls:";
 // sun_path holds the path and its terminating NUL.
 constexpr size_t kMaxUnixPath = sizeof(sockaddr_un::sun_path) - 1;
 
@@ -67,6 +69,15 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     ep.path = std::string(path);
     return ep;
   }
+  if (text.substr(0, kTlsPrefix.size()) == kTlsPrefix) {
+    auto tcp = parse(text.substr(kTlsPrefix.size()));
+    if (!tcp.ok()) {
+      return Status::InvalidArgument(fmt::format("'{}': {}", text, tcp.status().message()));
+    }
+    if (tcp->kind != Kind::kTcp) return fail("TLS runs over TCP: write tls:HOST:PORT");
+    tcp->kind = Kind::kTls;
+    return tcp;
+  }
 
   std::string_view host;
   std::string_view port;
@@ -116,8 +127,9 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
 
 std::string Endpoint::to_string() const {
   if (kind == Kind::kUnix) return fmt::format("unix:{}", path);
-  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
-  return fmt::format("{}:{}", host, port);
+  std::string_view prefix = kind == Kind::kTls ? kTlsPrefix : "";
+  if (host.find(':') != std::string::npos) return fmt::format("{}[{}]:{}", prefix, host, port);
+  return fmt::format("{}{}:{}", prefix, host, port);
 }
 
 Result<MetricsListen> MetricsListen::parse(std::string_view text) {

@@ -70,9 +70,42 @@ Result<int> connect_addr(const sockaddr* addr, socklen_t len, int family,
   return fd;
 }
 
+// Shakes hands on the connected socket `fd` of `client` before `deadline`.
+Status start_tls(int fd, const Endpoint& endpoint, const TlsClientSettings& settings,
+                 Clock::time_point deadline, std::chrono::milliseconds timeout,
+                 std::unique_ptr<TlsSession>* out) {
+  std::string where = endpoint.to_string();
+  auto creds = TlsClientCredentials::load(settings);
+  if (!creds.ok()) {
+    return Status(creds.status().code(),
+                  fmt::format("cannot connect to {}: {}", where, creds.status().message()));
+  }
+  auto session = TlsSession::client(fd, *creds, endpoint.host);
+  if (!session.ok()) return session.status();
+  for (;;) {
+    auto wait = session->handshake();
+    if (!wait.ok()) {
+      return Status::Unavailable(fmt::format(
+          "cannot connect to {} as {}: {} (is it a TLS port of vvm, and are the credentials "
+          "the daemon's?)",
+          where, (*creds)->describe(), wait.status().message()));
+    }
+    if (*wait == TlsWait::kNone) break;
+    auto ready = wait_fd(fd, *wait == TlsWait::kRead ? POLLIN : POLLOUT, deadline);
+    if (!ready.ok()) return ready.status();
+    if (!*ready) {
+      return Status::Timeout(fmt::format("cannot connect to {}: no TLS handshake within {}", where,
+                                         describe(timeout)));
+    }
+  }
+  *out = std::make_unique<TlsSession>(std::move(*session));
+  return Status::Ok();
+}
+
 }  // namespace
 
-Result<Client> Client::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+Result<Client> Client::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout,
+                               const TlsClientSettings& tls) {
   auto deadline = Clock::now() + timeout;
   std::string where = endpoint.to_string();
   if (endpoint.kind == Endpoint::Kind::kUnix) {
@@ -102,8 +135,15 @@ Result<Client> Client::connect(const Endpoint& endpoint, std::chrono::millisecon
   Status last = Status::Unavailable(fmt::format("cannot connect to {}: no address", where));
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     auto fd = connect_addr(ai->ai_addr, ai->ai_addrlen, ai->ai_family, deadline, where, timeout);
-    if (fd.ok()) return Client(*fd, endpoint);
-    last = fd.status();
+    if (!fd.ok()) {
+      last = fd.status();
+      continue;
+    }
+    Client client(*fd, endpoint);
+    if (endpoint.kind == Endpoint::Kind::kTls) {
+      VVM_RETURN_IF_ERROR(start_tls(*fd, endpoint, tls, deadline, timeout, &client.tls_));
+    }
+    return client;
   }
   return last;
 }
@@ -111,6 +151,7 @@ Result<Client> Client::connect(const Endpoint& endpoint, std::chrono::millisecon
 Client::Client(Client&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       endpoint_(std::move(other.endpoint_)),
+      tls_(std::move(other.tls_)),
       next_xid_(other.next_xid_) {}
 
 Client& Client::operator=(Client&& other) noexcept {
@@ -118,6 +159,7 @@ Client& Client::operator=(Client&& other) noexcept {
     close_fd();
     fd_ = std::exchange(other.fd_, -1);
     endpoint_ = std::move(other.endpoint_);
+    tls_ = std::move(other.tls_);
     next_xid_ = other.next_xid_;
   }
   return *this;
@@ -126,8 +168,26 @@ Client& Client::operator=(Client&& other) noexcept {
 Client::~Client() { close_fd(); }
 
 void Client::close_fd() {
+  if (tls_) tls_->bye();
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+Result<size_t> Client::io(bool sending, char* data, size_t n, TlsWait* wait) {
+  if (tls_) return sending ? tls_->send(data, n, wait) : tls_->recv(data, n, wait);
+  *wait = TlsWait::kNone;
+  for (;;) {
+    ssize_t got = sending ? ::send(fd_, data, n, MSG_NOSIGNAL) : ::recv(fd_, data, n, 0);
+    if (got >= 0) return static_cast<size_t>(got);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      *wait = sending ? TlsWait::kWrite : TlsWait::kRead;
+      return size_t{0};
+    }
+    return Status::Unavailable(fmt::format("cannot {} {}: {}", sending ? "send to" : "read from",
+                                           endpoint_.to_string(), std::strerror(errno)));
+  }
 }
 
 Status Client::fail(Status status) {
@@ -170,17 +230,12 @@ Result<Reply> Client::exchange(const Request& request, std::chrono::milliseconds
   if (!bytes.ok()) return bytes.status();
   std::string out = frame_record(*bytes);
   for (size_t sent = 0; sent < out.size();) {
-    ssize_t n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-    if (n >= 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) {
-      return fail(
-          Status::Unavailable(fmt::format("cannot send to {}: {}", where, std::strerror(errno))));
-    }
-    auto ready = wait_fd(fd_, POLLOUT, deadline);
+    TlsWait wait = TlsWait::kNone;
+    auto n = io(true, out.data() + sent, out.size() - sent, &wait);
+    if (!n.ok()) return fail(n.status());
+    sent += *n;
+    if (wait == TlsWait::kNone) continue;
+    auto ready = wait_fd(fd_, wait == TlsWait::kRead ? POLLIN : POLLOUT, deadline);
     if (!ready.ok()) return fail(ready.status());
     if (!*ready) return fail(timeout_status());
   }
@@ -188,20 +243,17 @@ Result<Reply> Client::exchange(const Request& request, std::chrono::milliseconds
   // Reads exactly `len` bytes into `buf`.
   auto read_exact = [&](char* buf, size_t len) -> Status {
     for (size_t got = 0; got < len;) {
-      ssize_t n = ::recv(fd_, buf + got, len - got, 0);
-      if (n > 0) {
-        got += static_cast<size_t>(n);
+      TlsWait wait = TlsWait::kNone;
+      auto n = io(false, buf + got, len - got, &wait);
+      if (!n.ok()) return n.status();
+      if (*n > 0) {
+        got += *n;
         continue;
       }
-      if (n == 0) {
+      if (wait == TlsWait::kNone) {
         return Status::Unavailable(fmt::format("{} closed the connection", where));
       }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) {
-        return Status::Unavailable(
-            fmt::format("cannot read from {}: {}", where, std::strerror(errno)));
-      }
-      auto ready = wait_fd(fd_, POLLIN, deadline);
+      auto ready = wait_fd(fd_, wait == TlsWait::kRead ? POLLIN : POLLOUT, deadline);
       if (!ready.ok()) return ready.status();
       if (!*ready) return timeout_status();
     }

@@ -1,6 +1,8 @@
 // proto/server.cc: the control-protocol server on Boost.Asio: acceptors for TCP and Unix
 // endpoints, one Session per connection reading record-marked requests and writing replies,
 // the peer check done once per connection, and the ReplySink through which a handler answers.
+// A TLS connection is a TlsStream (a socket and its proto/tls.h session, read and written as
+// Asio streams are) after a TlsHandshake.
 #include "proto/server.h"
 
 #include <sys/socket.h>
@@ -13,8 +15,10 @@
 #include <boost/asio.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include <fmt/core.h>
@@ -22,6 +26,7 @@
 #include "common/log.h"
 #include "proto/client.h"
 #include "proto/frame.h"
+#include "proto/tls.h"
 
 namespace vvm::rpc {
 
@@ -31,12 +36,15 @@ using local = asio::local::stream_protocol;
 
 std::string Peer::to_string() const {
   if (kind == Endpoint::Kind::kTcp) return address;
+  if (kind == Endpoint::Kind::kTls) {
+    return fmt::format("identity {} (uid {}, {}) at {}", identity, uid, credential, address);
+  }
   return fmt::format("uid {} gid {} pid {}", uid, gid, pid);
 }
 
 Status check_access(const AccessPolicy& policy, const Peer& peer, const sockaddr* tcp_addr,
                     const std::vector<gid_t>& groups) {
-  if (peer.kind == Endpoint::Kind::kTcp) {
+  if (peer.kind != Endpoint::Kind::kUnix) {  // TLS: the host too, then the identity
     for (const auto& pattern : policy.allowed_hosts) {
       if (tcp_addr && pattern.matches(tcp_addr)) return Status::Ok();
     }
@@ -94,9 +102,81 @@ std::string tcp_address(const tcp::endpoint& ep) {
 
 }  // namespace
 
+namespace {
+
+// A TLS connection as Asio's composed reads and writes (async_read, async_write) use a stream:
+// each async_*_some tries the session, waits for the socket when it must, and completes
+// through the socket's executor, never inline.
+class TlsStream {
+ public:
+  using executor_type = tcp::socket::executor_type;
+  TlsStream(tcp::socket socket, TlsSession session)
+      : socket_(std::move(socket)), session_(std::move(session)) {}
+  TlsStream(TlsStream&&) = default;
+  ~TlsStream() {
+    if (socket_.is_open()) session_.bye();
+  }
+
+  executor_type get_executor() { return socket_.get_executor(); }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    asio::mutable_buffer b = first(buffers);
+    step(false, static_cast<char*>(b.data()), b.size(), std::forward<Handler>(handler));
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    asio::const_buffer b = first(buffers);
+    step(true, static_cast<char*>(const_cast<void*>(b.data())), b.size(),
+         std::forward<Handler>(handler));
+  }
+
+ private:
+  template <class Buffers>
+  static auto first(const Buffers& buffers) {
+    auto it = asio::buffer_sequence_begin(buffers);
+    auto end = asio::buffer_sequence_end(buffers);
+    for (; it != end; ++it) {
+      if (asio::buffer_size(*it) > 0) return *it;
+    }
+    return decltype(*it)(*asio::buffer_sequence_begin(buffers));
+  }
+
+  template <class Handler>
+  void step(bool writing, char* data, size_t size, Handler handler) {
+    if (size == 0) return complete(std::move(handler), {}, 0);
+    TlsWait wait = TlsWait::kNone;
+    auto n = writing ? session_.send(data, size, &wait) : session_.recv(data, size, &wait);
+    if (!n.ok()) {
+      log::debug("TLS connection: {}", n.status().message());
+      return complete(std::move(handler), asio::error::connection_aborted, 0);
+    }
+    if (*n > 0) return complete(std::move(handler), {}, *n);
+    if (wait == TlsWait::kNone) return complete(std::move(handler), asio::error::eof, 0);
+    socket_.async_wait(
+        wait == TlsWait::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+        [this, writing, data, size, h = std::move(handler)](boost::system::error_code ec) mutable {
+          if (ec) return complete(std::move(h), ec, 0);
+          step(writing, data, size, std::move(h));
+        });
+  }
+
+  template <class Handler>
+  void complete(Handler handler, boost::system::error_code ec, size_t n) {
+    asio::post(socket_.get_executor(), [h = std::move(handler), ec, n]() mutable { h(ec, n); });
+  }
+
+  tcp::socket socket_;
+  TlsSession session_;
+};
+
+}  // namespace
+
 struct Server::Impl {
   std::string daemon;
   AccessPolicy policy;
+  std::shared_ptr<const TlsServerCredentials> tls;
+  std::vector<std::unique_ptr<tcp::acceptor>> tls_acceptors;
   std::map<Op, Handler> handlers;
   std::function<void(uint64_t)> disconnect_hook;
   Server::AnsweredHook answered_hook;
@@ -124,6 +204,7 @@ struct Server::Impl {
   template <class Socket>
   void start_session(Socket socket, Peer peer, Status access);
   void accept_tcp(tcp::acceptor& acceptor);
+  void accept_tls(tcp::acceptor& acceptor);
   void accept_unix(local::acceptor& acceptor);
   void close_all();
   void session_ended(uint64_t session);
@@ -157,8 +238,11 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   void on_mark(boost::system::error_code ec) {
     if (ec) return closed(ec);
     if (Status s = reader_.add_mark(decode_mark(mark_.data())); !s.ok()) {
-      log::warning("{}: closing the connection from {}: {}", server_->daemon, peer_.to_string(),
-                   s.message());
+      // A TLS ClientHello (a handshake record, version 3.x) read as a record mark.
+      const bool tls_hello = mark_[0] == 22 && mark_[1] == 3;
+      log::warning(
+          "{}: closing the connection from {}: {}", server_->daemon, peer_.to_string(),
+          tls_hello ? "a TLS client on a plaintext port (its endpoint is not tls:)" : s.message());
       // The framing is lost: nothing more can be read from this peer, but it can still be told
       // why (no xid is known: 0) before the connection closes.
       return send(
@@ -360,6 +444,136 @@ void Server::Impl::accept_tcp(tcp::acceptor& acceptor) {
   });
 }
 
+namespace {
+
+// How long a TLS client has to finish its handshake: a peer that connects and says nothing
+// must not hold a connection for ever.
+constexpr std::chrono::seconds kHandshakeTimeout{10};
+
+// A TLS connection until its handshake is done: it peeks at the first byte (a plaintext
+// client's request is answered, in plaintext, that this port is TLS), shakes hands, asks the
+// credentials who the peer is, and hands the connection to a Session; a failure is logged
+// with its reason and the connection closed.
+class TlsHandshake : public std::enable_shared_from_this<TlsHandshake> {
+ public:
+  TlsHandshake(Server::Impl* server, tcp::socket socket, Peer peer)
+      : server_(server), socket_(std::move(socket)), timer_(server->io), peer_(std::move(peer)) {}
+
+  void start() {
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    auto self = shared_from_this();
+    timer_.expires_after(kHandshakeTimeout);
+    timer_.async_wait([self](boost::system::error_code tec) {
+      if (tec || self->done_) return;
+      self->fail(fmt::format("no TLS handshake within {}s", kHandshakeTimeout.count()));
+    });
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self](boost::system::error_code wec) { self->first_byte(wec); });
+  }
+
+ private:
+  void first_byte(boost::system::error_code ec) {
+    if (done_) return;
+    if (ec) return fail(ec.message());
+    unsigned char b = 0;
+    ssize_t n = ::recv(socket_.native_handle(), &b, 1, MSG_PEEK);
+    if (n <= 0) return fail(n == 0 ? "closed before its TLS handshake" : std::strerror(errno));
+    // A TLS connection starts with a handshake record (content type 22); vvm's plaintext
+    // requests with a record mark, whose high bit is set.
+    if (b != 22) {
+      done_ = true;
+      timer_.cancel();
+      Peer plain = peer_;
+      plain.kind = Endpoint::Kind::kTcp;
+      return server_->start_session(
+          std::move(socket_), std::move(plain),
+          Status::PermissionDenied(
+              "this is a TLS port and the client spoke plaintext (connect to tls:HOST:PORT)"));
+    }
+    auto session = TlsSession::server(socket_.native_handle(), server_->tls);
+    if (!session.ok()) return fail(session.status().message());
+    session_.emplace(std::move(*session));
+    shake();
+  }
+
+  void shake() {
+    if (done_) return;
+    auto wait = session_->handshake();
+    if (!wait.ok()) return fail(server_->tls->explain_failure(*session_, wait.status()));
+    if (*wait != TlsWait::kNone) {
+      auto self = shared_from_this();
+      socket_.async_wait(*wait == TlsWait::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+                         [self](boost::system::error_code ec) {
+                           if (ec) return self->fail(ec.message());
+                           self->shake();
+                         });
+      return;
+    }
+    done_ = true;
+    timer_.cancel();
+    Status access = Status::Ok();
+    auto who = server_->tls->identify(*session_);
+    if (!who.ok()) {
+      access = who.status();
+    } else if (who->identity != nullptr) {
+      peer_.kind = Endpoint::Kind::kTls;
+      peer_.identity = who->identity->name;
+      peer_.credential = who->credential;
+      peer_.uid = who->identity->uid;
+      peer_.gid = who->identity->gid;
+      peer_.groups = who->identity->groups;
+    } else {
+      peer_.kind = Endpoint::Kind::kTcp;  // encrypted, but its host alone
+    }
+    if (access.ok()) {
+      boost::system::error_code ec;
+      auto remote = socket_.remote_endpoint(ec);
+      access = check_access(server_->policy, peer_, ec ? nullptr : remote.data(), {});
+    }
+    if (!access.ok()) peer_.kind = Endpoint::Kind::kTcp;  // nobody: named by its address
+    server_->start_session(TlsStream(std::move(socket_), std::move(*session_)), std::move(peer_),
+                           std::move(access));
+  }
+
+  void fail(const std::string& why) {
+    if (done_) return;
+    done_ = true;
+    timer_.cancel();
+    log::warning("{}: refused TLS client {}: {}", server_->daemon, peer_.address, why);
+    boost::system::error_code ec;
+    socket_.close(ec);
+  }
+
+  Server::Impl* server_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  Peer peer_;
+  std::optional<TlsSession> session_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void Server::Impl::accept_tls(tcp::acceptor& acceptor) {
+  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || stopped) return;
+    if (!ec) {
+      Peer peer;
+      peer.kind = Endpoint::Kind::kTcp;
+      boost::system::error_code ec2;
+      auto remote = socket.remote_endpoint(ec2);
+      if (!ec2) {
+        peer.address = tcp_address(remote);
+        std::make_shared<TlsHandshake>(this, std::move(socket), std::move(peer))->start();
+      }
+    } else {
+      log::warning("{}: accept failed: {}", daemon, ec.message());
+    }
+    accept_tls(acceptor);
+  });
+}
+
 void Server::Impl::accept_unix(local::acceptor& acceptor) {
   acceptor.async_accept([this, &acceptor](boost::system::error_code ec, local::socket socket) {
     if (ec == asio::error::operation_aborted || stopped) return;
@@ -390,6 +604,7 @@ void Server::Impl::close_all() {
     if (p.timer) p.timer->cancel();
   }
   for (auto& a : tcp_acceptors) a->close(ec);
+  for (auto& a : tls_acceptors) a->close(ec);
   for (auto& a : unix_acceptors) a->close(ec);
   for (const auto& path : unix_paths) ::unlink(path.c_str());
   unix_paths.clear();
@@ -405,6 +620,10 @@ Server::~Server() {
   impl_->close_all();
 }
 
+void Server::set_tls(std::shared_ptr<const TlsServerCredentials> credentials) {
+  impl_->tls = std::move(credentials);
+}
+
 void Server::on_answered(AnsweredHook hook) { impl_->answered_hook = std::move(hook); }
 
 void Server::add_handler(Op op, Handler handler) { impl_->handlers[op] = std::move(handler); }
@@ -416,7 +635,13 @@ void Server::on_disconnect(std::function<void(uint64_t session)> hook) {
 Status Server::listen(const Endpoint& endpoint) {
   std::string where = endpoint.to_string();
   try {
-    if (endpoint.kind == Endpoint::Kind::kTcp) {
+    if (endpoint.kind == Endpoint::Kind::kTls && !impl_->tls) {
+      return Status::InvalidArgument(fmt::format(
+          "cannot listen on {}: no TLS credentials (tls-psk-file or tls-certificates)", where));
+    }
+    if (endpoint.kind != Endpoint::Kind::kUnix) {
+      auto& acceptors =
+          endpoint.kind == Endpoint::Kind::kTls ? impl_->tls_acceptors : impl_->tcp_acceptors;
       tcp::resolver resolver(impl_->io);
       auto results =
           resolver.resolve(endpoint.host, std::to_string(endpoint.port), tcp::resolver::passive);
@@ -426,7 +651,7 @@ Status Server::listen(const Endpoint& endpoint) {
         acceptor->set_option(tcp::acceptor::reuse_address(true));
         acceptor->bind(entry.endpoint());
         acceptor->listen();
-        impl_->tcp_acceptors.push_back(std::move(acceptor));
+        acceptors.push_back(std::move(acceptor));
         break;  // the first address the name resolves to, as a client's connect would try
       }
       return Status::Ok();
@@ -474,6 +699,7 @@ Status Server::run(std::initializer_list<int> stop_signals) {
       });
     }
     for (auto& a : impl_->tcp_acceptors) impl_->accept_tcp(*a);
+    for (auto& a : impl_->tls_acceptors) impl_->accept_tls(*a);
     for (auto& a : impl_->unix_acceptors) impl_->accept_unix(*a);
     for (auto& p : impl_->periodic) {
       p.timer = std::make_unique<asio::steady_timer>(impl_->io);

@@ -1,8 +1,9 @@
 // proto/server.h: the daemon side of vvm's control protocol (vvmd, vvmover), on Boost.Asio.
 //
-// A Server listens on any number of TCP and Unix endpoints, checks each peer against an
+// A Server listens on any number of TCP, TLS and Unix endpoints, checks each peer against an
 // AccessPolicy when it connects (TCP: the peer's address against allow-host; Unix: SO_PEERCRED's
-// uid and the peer's groups against root, the daemon's own uid, allow-uid and allow-group), then
+// uid and the peer's groups against root, the daemon's own uid, allow-uid and allow-group; TLS:
+// allow-host, and the peer must be an [identity] of vvm.conf, proto/tls.h), then
 // reads requests and answers each with the handler registered for its type. A refused peer
 // gets one PermissionDenied reply that says why, and the connection is closed. A request the
 // server cannot use (another protocol version, an unknown operation, bad XDR) gets an error reply
@@ -47,6 +48,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "common/config.h"
 #include "common/status.h"
@@ -54,17 +56,28 @@
 
 namespace vvm::rpc {
 
-// Who is on the other end of a connection.
+class TlsServerCredentials;
+
+// Who is on the other end of a connection. A TLS peer (kTls) is a local user as a Unix peer
+// is, its uid and gid its [identity]'s; a TLS peer without an identity (a certificate-less
+// client under tls-verify-peer = false) is kTcp: its host alone.
 struct Peer {
   Endpoint::Kind kind = Endpoint::Kind::kUnix;
-  std::string address;                 // TCP: "127.0.0.1:40512", "[::1]:40512"
-  uid_t uid = static_cast<uid_t>(-1);  // Unix: from SO_PEERCRED
+  std::string address;                 // TCP, TLS: "127.0.0.1:40512", "[::1]:40512"
+  uid_t uid = static_cast<uid_t>(-1);  // Unix: from SO_PEERCRED; TLS: the identity's
   gid_t gid = static_cast<gid_t>(-1);
   pid_t pid = 0;
+  std::vector<gid_t> groups;  // TLS: the identity's supplementary groups
+  std::string identity;       // TLS: the [identity] name
+  std::string credential;     // TLS: "PSK username 'alice'", "certificate 'CN=...' (issuer ...)"
+  // Whether the peer is a known local user (Unix socket or TLS identity), whose uid the
+  // permission checks use; a TCP peer is its host only.
+  bool has_user() const { return kind != Endpoint::Kind::kTcp; }
   // This connection's number, unique for the server's life (from 1): what a daemon ties
   // per-connection state to, so that on_disconnect can drop it.
   uint64_t session = 0;
-  std::string to_string() const;  // the address, or "uid 1000 gid 1000 pid 4242"
+  // The address, "uid 1000 gid 1000 pid 4242", or "identity alice (uid 1001) at 127.0.0.1:40512"
+  std::string to_string() const;
 };
 
 // Where the answer to one request goes: to the connection it came on, once. Made by the Server;
@@ -168,6 +181,9 @@ class Server {
   using AnsweredHook =
       std::function<void(Op op, std::chrono::steady_clock::duration took, Code code)>;
   void on_answered(AnsweredHook hook);
+
+  // The credentials of the tls: endpoints; before listen() on one.
+  void set_tls(std::shared_ptr<const TlsServerCredentials> credentials);
 
   // Binds and listens now, so that a daemon fails at start-up on an endpoint it cannot use. A
   // Unix socket's folder is created if missing; a stale socket file (nobody listening) is

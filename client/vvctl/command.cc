@@ -3,6 +3,7 @@
 #include "vvctl/command.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 #include <fmt/core.h>
@@ -44,20 +45,53 @@ Result<Config> read_config(const Globals& g) {
   return config;
 }
 
+namespace {
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+}  // namespace
+
+Result<Endpoint> vvmd_endpoint(const Globals& g, const Config& config) {
+  std::string text = !g.vvmd.empty() ? g.vvmd : env("VVM_VVMD");
+  if (text.empty()) {
+    if (config.vvmd_listen.empty()) {
+      return Status::InvalidArgument(config.path + ": [vvmd] has no listen address");
+    }
+    return config.vvmd_listen.front();
+  }
+  auto endpoint = Endpoint::parse(text);
+  if (!endpoint.ok()) {
+    return Status::InvalidArgument(fmt::format(
+        "{} '{}': {}", g.vvmd.empty() ? "$VVM_VVMD" : "--vvmd", text, endpoint.status().message()));
+  }
+  return endpoint;
+}
+
 std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
                                         std::optional<Config>* config, int* rc) {
-  auto loaded = read_config(g);
-  if (!loaded.ok()) {
+  // With vvmd named (--vvmd, $VVM_VVMD), vvm.conf is needed only if it was named too: a client
+  // on another host may have none, and then takes the defaults.
+  const bool vvmd_named = !g.vvmd.empty() || !env("VVM_VVMD").empty();
+  const bool conf_named = !g.conf_path.empty() || !env("VVM_CONF").empty();
+  if (vvmd_named && !conf_named) {
+    auto loaded = load_config(default_config_path());
+    *config = loaded.ok() ? std::move(*loaded) : Config{};
+  } else {
+    auto loaded = read_config(g);
+    if (!loaded.ok()) {
+      *rc = kUsage;
+      return std::nullopt;
+    }
+    *config = std::move(*loaded);
+  }
+  auto endpoint = vvmd_endpoint(g, **config);
+  if (!endpoint.ok()) {
+    fmt::print(stderr, "vvctl: {}\n", endpoint.status().message());
     *rc = kUsage;
     return std::nullopt;
   }
-  *config = std::move(*loaded);
-  if ((*config)->vvmd_listen.empty()) {
-    fmt::print(stderr, "vvctl: {}: [vvmd] has no listen address\n", (*config)->path);
-    *rc = kUsage;
-    return std::nullopt;
-  }
-  auto client = rpc::Client::connect((*config)->vvmd_listen.front(), (*config)->request_timeout);
+  auto client = rpc::Client::connect(*endpoint, (*config)->request_timeout, g.tls);
   if (!client.ok()) {
     fmt::print(stderr, "vvctl {}: {}\n", command, client.status().message());
     *rc = kFailed;

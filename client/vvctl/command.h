@@ -23,7 +23,15 @@ using cli::kFailed, cli::kOk, cli::kUsage;
 
 struct Globals {
   std::string conf_path;  // --conf, or "" for the default
+  // --vvmd ENDPOINT (else $VVM_VVMD): vvmd elsewhere than vvm.conf's first [vvmd] listen,
+  // "tls:HOST:PORT" over TLS; vvm.conf is then optional.
+  std::string vvmd;
+  // --tls-psk-file, --tls-username, --tls-certificates, each else its $VVM_TLS_... variable.
+  rpc::TlsClientSettings tls;
 };
+
+// Where vvmd is: --vvmd, $VVM_VVMD, else `config`'s first [vvmd] listen address.
+Result<Endpoint> vvmd_endpoint(const Globals& g, const Config& config);
 
 struct Command {
   std::string_view name;  // "ping", "conf check"
@@ -56,7 +64,8 @@ Result<Config> read_config(const Globals& g);
 // Prints "vvctl COMMAND: MESSAGE" on stderr.
 void print_failure(std::string_view command, const Status& status);
 
-// A connection to vvmd (its first listen address), or nullopt after printing why. `*config` is
+// A connection to vvmd (vvmd_endpoint(), with g.tls for a tls: one), or nullopt after printing
+// why. `*config` is
 // set for the caller. Exit code in `*rc`.
 std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
                                         std::optional<Config>* config, int* rc);

@@ -3,7 +3,8 @@
 // and a function that parses its own options, in the file of its group (vv.cc, vsn.cc, pack.cc,
 // status.cc, db.cc, cluster.cc; printing.cc holds what they print with).
 //
-//   vvctl [--conf PATH] COMMAND [OPTIONS]
+//   vvctl [--conf PATH] [--vvmd ENDPOINT] [--tls-psk-file F [--tls-username U]]
+//         [--tls-certificates DIR] COMMAND [OPTIONS]
 //   vvctl ping [--target vvmd|mover:NAME|ENDPOINT] [--timeout SECONDS] [--count N]
 //   vvctl conf check [PATH]
 //   vvctl pack check [PACKTAB]
@@ -312,12 +313,21 @@ const std::vector<Command>& commands() {
 
 void print_help() {
   fmt::print(
-      "Usage: vvctl [--conf PATH] COMMAND [OPTIONS]\n"
+      "Usage: vvctl [--conf PATH] [--vvmd ENDPOINT] [TLS OPTIONS] COMMAND [OPTIONS]\n"
       "Administer vvm: create, list, finish, evict and remove virtual volumes, add and list tape\n"
       "volumes, talk to vvmd and the movers, check vvm.conf and pack tables, list packs and who\n"
       "holds them, seed and list a cluster's pack mappings and nodes in etcd.\n\n"
       "Options:\n"
       "  -c, --conf PATH  vvm.conf to read (default: $VVM_CONF, else /etc/vvm/vvm.conf)\n"
+      "  --vvmd ENDPOINT  where vvmd is (default: $VVM_VVMD, else vvm.conf's first [vvmd]\n"
+      "                   listen): unix:/PATH, HOST:PORT, or tls:HOST:PORT over TLS; vvm.conf\n"
+      "                   is then read only if it is there or named\n"
+      "  --tls-psk-file FILE     TLS-PSK key file, USERNAME:HEXKEY lines (psktool) (default:\n"
+      "                          $VVM_TLS_PSK_FILE)\n"
+      "  --tls-username NAME     which user of that file, if it holds several\n"
+      "                          (default: $VVM_TLS_USERNAME)\n"
+      "  --tls-certificates DIR  X.509 instead: ca-cert.pem, client-cert.pem, client-key.pem\n"
+      "                          (default: $VVM_TLS_CERTIFICATES)\n"
       "  -h, --help       print this help and exit\n"
       "  --version        print the version and exit\n\n"
       "Commands:\n");
@@ -330,6 +340,7 @@ void print_help() {
 
 int run(int argc, char** argv) {
   Globals g;
+  g.tls = rpc::TlsClientSettings::from_env();  // the options below override it
   Args rest;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -349,6 +360,16 @@ int run(int argc, char** argv) {
       g.conf_path = argv[i];
     } else if (a.starts_with("--conf=")) {
       g.conf_path = std::string(a.substr(7));
+    } else if (auto* field = a == "--vvmd"               ? &g.vvmd
+                             : a == "--tls-psk-file"     ? &g.tls.psk_file
+                             : a == "--tls-username"     ? &g.tls.username
+                             : a == "--tls-certificates" ? &g.tls.certificates
+                                                         : nullptr) {
+      if (++i == argc) {
+        fmt::print(stderr, "vvctl: {} needs a value\n", a);
+        return kUsage;
+      }
+      *field = argv[i];
     } else if (a.starts_with("-")) {
       fmt::print(stderr, "vvctl: unknown option '{}'\nTry 'vvctl --help'.\n", a);
       return kUsage;

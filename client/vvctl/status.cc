@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <thread>
@@ -125,15 +126,23 @@ int cmd_ping(const Globals& g, const Args& args) {
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
 
   Endpoint endpoint;
-  if (target == "vvmd" || target.starts_with("mover:")) {
+  if (target == "vvmd" && (!g.vvmd.empty() || std::getenv("VVM_VVMD") != nullptr)) {
+    auto where = vvmd_endpoint(g, Config{});
+    if (!where.ok()) {
+      fmt::print(stderr, "vvctl: {}\n", where.status().message());
+      return kUsage;
+    }
+    endpoint = *where;
+  } else if (target == "vvmd" || target.starts_with("mover:")) {
     auto config = read_config(g);
     if (!config.ok()) return kUsage;
     if (target == "vvmd") {
-      if (config->vvmd_listen.empty()) {
-        fmt::print(stderr, "vvctl: {}: [vvmd] has no listen address\n", config->path);
+      auto where = vvmd_endpoint(g, *config);
+      if (!where.ok()) {
+        fmt::print(stderr, "vvctl: {}\n", where.status().message());
         return kUsage;
       }
-      endpoint = config->vvmd_listen.front();
+      endpoint = *where;
     } else {
       std::string name = target.substr(6);
       auto it = config->movers.find(name);
@@ -153,7 +162,7 @@ int cmd_ping(const Globals& g, const Args& args) {
     endpoint = *parsed;
   }
 
-  auto client = rpc::Client::connect(endpoint, timeout);
+  auto client = rpc::Client::connect(endpoint, timeout, g.tls);
   if (!client.ok()) {
     fmt::print(stderr, "vvctl ping: {}\n", client.status().message());
     return kFailed;

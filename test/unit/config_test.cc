@@ -92,6 +92,9 @@ TEST_CASE("endpoints: the four forms parse and print back") {
       {"[::1]:7370", Endpoint::Kind::kTcp, "::1", 7370},
       {"[fd00::12:1]:1", Endpoint::Kind::kTcp, "fd00::12:1", 1},
       {"tape-host.example:65535", Endpoint::Kind::kTcp, "tape-host.example", 65535},
+      {"tls:127.0.0.1:7371", Endpoint::Kind::kTls, "127.0.0.1", 7371},
+      {"tls:[::1]:7371", Endpoint::Kind::kTls, "::1", 7371},
+      {"tls:vvm.example:7371", Endpoint::Kind::kTls, "vvm.example", 7371},
   };
   for (const Case& c : cases) {
     INFO(c.text);
@@ -128,6 +131,9 @@ TEST_CASE("endpoints: bad ones are refused with the text and the reason") {
       {"[nothost]:7370", "not an IPv6 address"},
       {"1.2.3.999:7370", "not an IPv4 address"},
       {"bad_host!:7370", "not a host name"},
+      {"tls:unix:/run/vvmd.sock", "TLS runs over TCP"},
+      {"tls:127.0.0.1", "no port"},
+      {"tls:", "no port"},
   };
   for (const Case& c : cases) {
     INFO(c.text);
@@ -551,6 +557,28 @@ TEST_CASE("metrics: an address and a port for vvmd and each mover, with the line
                 "test.conf:2: vvmd.metrics: ", {"between 1 and 65535"});
   require_error(kMediaAndMover + "[mover m2]\nlisten = unix:/m2.sock\nmetrics = m2:9371\n",
                 "test.conf:7: mover m2.metrics: ", {"'m2:9371'"});
+}
+
+TEST_CASE("[vvmd] TLS: its files with their lines, verify-peer on by default; mistakes named") {
+  Config none = parse_ok(kMediaAndMover);
+  CHECK_FALSE(none.vvmd_tls.enabled());
+  CHECK(none.vvmd_tls.verify_peer);
+  Config c = parse_ok(
+      "[vvmd]\nlisten = tls:0.0.0.0:7371\ntls-psk-file = tls/vvmd.psk\n"
+      "tls-certificates = /etc/vvm/tls\ntls-verify-peer = false\n" +
+      kMediaAndMover);
+  REQUIRE(c.vvmd_listen.size() == 1);
+  CHECK(c.vvmd_listen[0].kind == Endpoint::Kind::kTls);
+  CHECK(c.vvmd_tls.enabled());
+  CHECK(c.vvmd_tls.psk_file == "/etc/vvm/tls/vvmd.psk");
+  CHECK(c.vvmd_tls.psk_file_line == 3);
+  CHECK(c.vvmd_tls.certificates == "/etc/vvm/tls");
+  CHECK(c.vvmd_tls.certificates_line == 4);
+  CHECK_FALSE(c.vvmd_tls.verify_peer);
+  require_error("[vvmd]\ntls-verify-peer = yes\n",
+                "test.conf:2: vvmd.tls-verify-peer: ", {"'yes' is not true or false"});
+  require_error("[vvmd]\nlisten = tls:/run/vvmd.sock\n",
+                "test.conf:2: vvmd.listen: ", {"'tls:/run/vvmd.sock'"});
 }
 
 TEST_CASE("watermarks: 0 to 100, with or without %, low below high") {

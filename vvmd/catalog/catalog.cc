@@ -27,10 +27,10 @@ constexpr size_t kMaxIdentity = 16;
 // The size field is 16 decimal digits wide.
 constexpr uint64_t kMaxSize = 9'999'999'999'999'999ull;
 
-bool is_unix(const rpc::Peer& peer) { return peer.kind == Endpoint::Kind::kUnix; }
-
+// Root or vvmd's user on vvmd's own host. A TLS identity is never root (vvm.conf refuses it),
+// and one that maps to vvmd's user is that user: its uid decides, as a Unix peer's does.
 bool privileged(const rpc::Peer& peer, uid_t daemon_uid) {
-  return is_unix(peer) && (peer.uid == 0 || peer.uid == daemon_uid);
+  return peer.has_user() && (peer.uid == 0 || peer.uid == daemon_uid);
 }
 
 // Whether user `uid` is in group `gid`, as its primary group or a supplementary one.
@@ -137,10 +137,10 @@ Result<std::pair<uint64_t, Vv>> Catalog::lookup(const std::string& name) {
 }
 
 Status Catalog::may_change(const rpc::Peer& peer, const Vv& vv, std::string_view action) const {
-  if (!is_unix(peer)) {
+  if (!peer.has_user()) {
     return Status::PermissionDenied(
         fmt::format("cannot {} VV {} (owner {}) for a TCP peer ({}): over TCP vvmd cannot tell "
-                    "who you are; use vvmd's Unix socket",
+                    "who you are; use vvmd's Unix socket or a TLS identity",
                     action, vv.name, vv.owner, peer.address));
   }
   if (privileged(peer, options_.daemon_uid) || user_name(peer.uid) == vv.owner) {
@@ -204,8 +204,9 @@ Result<Vv> Catalog::prepare_create(const rpc::Peer& peer, const rpc::VvCreateReq
 
   // Owner and group: the requester's unless named; only root and vvmd's user give VVs away.
   Vv r;
-  const bool trusted = privileged(peer, options_.daemon_uid) || !is_unix(peer);
-  if (!is_unix(peer) && (req.owner.empty() || req.group.empty())) {
+  // A TCP peer is an allowed host, trusted to speak for its users; a TLS peer is its identity.
+  const bool trusted = privileged(peer, options_.daemon_uid) || !peer.has_user();
+  if (!peer.has_user() && (req.owner.empty() || req.group.empty())) {
     return Status::InvalidArgument(fmt::format(
         "a create over TCP ({}) must name the owner and the group: vvmd cannot tell who you are",
         peer.address));
@@ -227,7 +228,9 @@ Result<Vv> Catalog::prepare_create(const rpc::Peer& peer, const rpc::VvCreateReq
   } else {
     auto gid = resolve_group(req.group);
     if (!gid.ok()) return gid.status();
-    if (!trusted && !in_group(peer.uid, peer.gid, *gid)) {
+    const bool identity_group =
+        std::find(peer.groups.begin(), peer.groups.end(), *gid) != peer.groups.end();
+    if (!trusted && !identity_group && !in_group(peer.uid, peer.gid, *gid)) {
       return Status::PermissionDenied(fmt::format(
           "{} may not create a VV of group {}: not a member", user_name(peer.uid), req.group));
     }
@@ -431,7 +434,7 @@ void Catalog::remove_async(const rpc::Peer& peer, const rpc::VvRemoveRequest& re
   txn.erase(kVvTable, slot);
   // Its tape files stay as they are (nothing on tape is overwritten in place) and are counted
   // dead on their VSNs, in the same commit, so that repack knows what is left worth moving.
-  const std::string by = peer.kind == Endpoint::Kind::kUnix ? user_name(peer.uid) : peer.address;
+  const std::string by = peer.has_user() ? user_name(peer.uid) : peer.address;
   for (size_t i = 0; i < r.copies.size(); ++i) {
     const VvCopy& c = r.copies[i];
     if (c.vsn.empty()) continue;

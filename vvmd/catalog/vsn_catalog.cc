@@ -23,8 +23,6 @@ namespace vvm::vvmd {
 
 namespace {
 
-bool is_unix(const rpc::Peer& peer) { return peer.kind == Endpoint::Kind::kUnix; }
-
 // "A, B", or "none".
 template <class Map, class Name>
 std::string names_of(const Map& map, Name name) {
@@ -79,7 +77,7 @@ uint64_t VsnCatalog::now() const {
 }
 
 Status VsnCatalog::check_add(const rpc::Peer& peer, const rpc::VsnAddRequest& req) const {
-  if (!is_unix(peer)) {
+  if (!peer.has_user()) {
     return Status::PermissionDenied(
         fmt::format("cannot add VSN {} for a TCP peer ({}): over TCP vvmd cannot tell who you "
                     "are; use vvmd's Unix socket",
@@ -322,7 +320,7 @@ Result<rpc::VsnListReply> VsnCatalog::list(const rpc::VsnListRequest& req) {
 
 void VsnCatalog::set_state_async(const rpc::Peer& peer, const rpc::VsnSetRequest& req,
                                  std::function<void(Result<rpc::VsnSetReply>)> done) {
-  if (!is_unix(peer)) {
+  if (!peer.has_user()) {
     return done(Status::PermissionDenied(
         fmt::format("cannot set VSN {}'s state for a TCP peer ({}): over TCP vvmd cannot tell "
                     "who you are; use vvmd's Unix socket",

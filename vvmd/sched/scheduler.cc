@@ -234,7 +234,7 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
 }
 
 Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
-  if (peer.kind == Endpoint::Kind::kUnix && peer.uid != 0 && peer.uid != options_.daemon_uid) {
+  if (peer.has_user() && peer.uid != 0 && peer.uid != options_.daemon_uid) {
     return Status::PermissionDenied(fmt::format(
         "copy reports come from movers, which run as root or as vvmd's user; not from {}",
         peer.to_string()));
@@ -357,7 +357,7 @@ Status Scheduler::note_drive(DriveState& d, bool up, const std::string& by,
 Result<rpc::DriveDetail> Scheduler::set_drive(const rpc::Peer& peer,
                                               const rpc::DriveSetRequest& req) {
   const char* what = req.up ? "bring up" : "take down";
-  if (peer.kind != Endpoint::Kind::kUnix) {
+  if (!peer.has_user()) {
     return Status::PermissionDenied(
         fmt::format("cannot {} drive {} for a TCP peer ({}): over TCP vvmd cannot tell who you "
                     "are; use vvmd's Unix socket",
