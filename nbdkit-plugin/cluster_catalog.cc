@@ -85,7 +85,7 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
                        const std::vector<cluster::PathRecord>& paths, const std::string& prefix) {
   NodeRoutes out;
   for (const auto& m : mappings) {
-    if (m.primary.node == node || (m.secondary && m.secondary->node == node)) continue;
+    const bool mine = m.primary.node == node || (m.secondary && m.secondary->node == node);
     const std::string key = cluster::pack_key(prefix, m.name);
     Route r;
     r.pack = m.name;
@@ -100,6 +100,7 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
     std::vector<const cluster::DiskRef*> refs = {&m.primary};
     if (m.secondary) refs.push_back(&*m.secondary);
     for (const cluster::DiskRef* ref : refs) {
+      if (ref->node == node) continue;  // this node's own copy: not a server to forward to
       auto n = known.find(ref->node);
       if (n == known.end()) {
         out.problems.push_back(Status::NotFound(
@@ -131,6 +132,10 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
         }
       }
       r.servers.push_back(std::move(server));
+    }
+    if (mine) {
+      if (!r.servers.empty()) out.fallbacks.push_back(std::move(r));
+      continue;
     }
     if (r.servers.empty()) {
       out.problems.push_back(Status::NotFound(fmt::format(
@@ -255,11 +260,19 @@ std::string ClusterCatalog::node_at(const std::string& host) {
   return it == hosts.end() ? std::string() : it->second;
 }
 
+bool ClusterCatalog::path_down(std::string_view pack) {
+  if (paths_count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard lock(paths_m_);
+  auto it = paths_.find(std::string(pack));
+  return it != paths_.end() && !it->second.working;
+}
+
 void ClusterCatalog::path_failed(const std::string& pack, const std::string& reason) {
   {
     std::lock_guard lock(paths_m_);
     auto [it, added] = paths_.try_emplace(pack);
     if (!added) return;
+    paths_count_.fetch_add(1);
     it->second.reason = reason;
     it->second.since = static_cast<uint64_t>(::time(nullptr));
     it->second.next_probe = std::chrono::steady_clock::now() + it->second.interval;
@@ -330,6 +343,7 @@ Result<int64_t> ClusterCatalog::reload() {
   const size_t packs = built.catalog.exports().size() / 2;
   target_->publish(std::make_shared<const PackCatalog>(std::move(built.catalog)));
   if (hooks_.routes) hooks_.routes(routed.routes);
+  if (hooks_.fallbacks) hooks_.fallbacks(routed.fallbacks);
   log(false, fmt::format("cluster state read at etcd revision {}: serving {} pack{} from this "
                          "node's disks, forwarding {}",
                          state->revision, packs, packs == 1 ? "" : "s", routed.routes.size()));
@@ -437,7 +451,7 @@ std::chrono::steady_clock::time_point ClusterCatalog::tend_paths() {
                                      "etcd ({} deleted)",
                                      pack, disk, key));
         std::lock_guard lock(paths_m_);
-        paths_.erase(pack);
+        if (paths_.erase(pack) != 0) paths_count_.fetch_sub(1);
         continue;
       }
       hooks_.log(false, fmt::format("pack/{}: cannot mark the path up in etcd yet: {}", pack,

@@ -123,6 +123,12 @@ TEST_CASE("a node forwards the packs it does not serve to their nodes' advertise
     CHECK(r.problems[2].message() ==
           "etcd key /vvm/pack/nodisk: disk 'd9' is not one of node n2's disks: pack 'nodisk' is "
           "not forwarded to it");
+    // mine is served here, and by n2: where n1's own clients go when n1's path fails.
+    REQUIRE(r.fallbacks.size() == 1);
+    CHECK(r.fallbacks[0].pack == "mine");
+    REQUIRE(r.fallbacks[0].servers.size() == 1);
+    CHECK(r.fallbacks[0].servers[0].node == "n2");
+    CHECK(r.fallbacks[0].servers[0].uri == "nbd://127.0.0.3:10809/pack/mine@local");
   }
   SECTION("a node whose key has gone is listed down, at its last address") {
     auto r = node_routes(mappings, "n1", known, {"n3"}, {}, "/vvm/");
