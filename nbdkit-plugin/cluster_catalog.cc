@@ -13,6 +13,15 @@
 
 namespace vvm::plugin {
 
+const cluster::DiskRef* own_copy(const cluster::PackMapping& m, std::string_view node) {
+  if (m.primary.node == node) return &m.primary;
+  if (m.secondary && m.secondary->node == node) return &*m.secondary;
+  for (const cluster::DiskRef& d : m.pool) {
+    if (d.node == node) return &d;
+  }
+  return nullptr;
+}
+
 NodeCatalog node_catalog(const std::vector<cluster::PackMapping>& mappings, const std::string& node,
                          const std::map<std::string, std::string>& disks,
                          const std::string& prefix) {
@@ -23,9 +32,7 @@ NodeCatalog node_catalog(const std::vector<cluster::PackMapping>& mappings, cons
   };
   std::vector<Candidate> candidates;
   for (const auto& m : mappings) {
-    const cluster::DiskRef* mine = m.primary.node == node                     ? &m.primary
-                                   : m.secondary && m.secondary->node == node ? &*m.secondary
-                                                                              : nullptr;
+    const cluster::DiskRef* mine = own_copy(m, node);
     if (mine == nullptr) continue;
     const std::string key = cluster::pack_key(prefix, m.name);
     auto disk = disks.find(mine->disk);
@@ -85,7 +92,7 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
                        const std::vector<cluster::PathRecord>& paths, const std::string& prefix) {
   NodeRoutes out;
   for (const auto& m : mappings) {
-    const bool mine = m.primary.node == node || (m.secondary && m.secondary->node == node);
+    const bool mine = own_copy(m, node) != nullptr;
     const std::string key = cluster::pack_key(prefix, m.name);
     Route r;
     r.pack = m.name;
@@ -97,8 +104,10 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
     r.entry.owner = m.owner;
     r.entry.group = m.group;
     r.entry.perms = m.perms;
+    r.pool = !m.pool.empty();
     std::vector<const cluster::DiskRef*> refs = {&m.primary};
     if (m.secondary) refs.push_back(&*m.secondary);
+    for (const cluster::DiskRef& d : m.pool) refs.push_back(&d);
     for (const cluster::DiskRef* ref : refs) {
       if (ref->node == node) continue;  // this node's own copy: not a server to forward to
       auto n = known.find(ref->node);
@@ -334,10 +343,8 @@ Result<int64_t> ClusterCatalog::reload() {
     local_disks_.clear();
     node_hosts_ = std::move(node_hosts);
     for (const auto& m : mappings) {
-      if (m.secondary) alternates_.insert(m.name);
-      if (m.primary.node == cluster_.node) local_disks_[m.name] = m.primary.disk;
-      if (m.secondary && m.secondary->node == cluster_.node)
-        local_disks_[m.name] = m.secondary->disk;
+      if (m.secondary || !m.pool.empty()) alternates_.insert(m.name);
+      if (const cluster::DiskRef* d = own_copy(m, cluster_.node)) local_disks_[m.name] = d->disk;
     }
   }
   const size_t packs = built.catalog.exports().size() / 2;

@@ -54,9 +54,13 @@
 
 namespace vvm::plugin {
 
-// The catalog of the packs `node` serves among `mappings` (those whose primary or secondary is
-// `node`), each on the disk of `disks` (name -> path) its mapping names; a problem, naming the
-// pack's key, for each one left out. `prefix` makes the keys for messages.
+// Where `node` has a copy of pack `m`: the primary, the secondary or a disk of the pool naming
+// it, or null.
+const cluster::DiskRef* own_copy(const cluster::PackMapping& m, std::string_view node);
+
+// The catalog of the packs `node` serves among `mappings` (those whose primary, secondary or pool
+// names `node`), each on the disk of `disks` (name -> path) its mapping names; a problem, naming
+// the pack's key, for each one left out. `prefix` makes the keys for messages.
 struct NodeCatalog {
   PackCatalog catalog;
   std::vector<Status> problems;
@@ -80,6 +84,7 @@ struct Route {
   PackEntry entry;  // mode, owner, group, permissions and size, as the mapping gives them
   uint64_t epoch = 0;
   std::vector<Server> servers;
+  bool pool = false;  // the mapping has a pool: the servers are used by load, not in order
   bool operator==(const Route&) const = default;
 };
 

@@ -626,7 +626,8 @@ std::vector<forward::ForwardEntry> forward_entries(const std::vector<Route>& rou
   for (const Route& r : routes) {
     forward::ForwardEntry e;
     e.pack = r.pack;
-    e.description = "pack " + r.pack + ", forwarded to ";
+    e.pool = r.pool;
+    e.description = "pack " + r.pack + ", forwarded to " + (r.pool ? "the pool " : "");
     for (size_t i = 0; i < r.servers.size(); ++i) {
       e.servers.push_back({r.servers[i].uri});
       e.down.push_back(r.servers[i].down);
