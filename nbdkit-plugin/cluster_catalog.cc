@@ -13,6 +13,15 @@
 
 namespace vvm::plugin {
 
+const cluster::DiskRef* own_copy(const cluster::PackMapping& m, std::string_view node) {
+  if (m.primary.node == node) return &m.primary;
+  if (m.secondary && m.secondary->node == node) return &*m.secondary;
+  for (const cluster::DiskRef& d : m.pool) {
+    if (d.node == node) return &d;
+  }
+  return nullptr;
+}
+
 NodeCatalog node_catalog(const std::vector<cluster::PackMapping>& mappings, const std::string& node,
                          const std::map<std::string, std::string>& disks,
                          const std::string& prefix) {
@@ -23,9 +32,7 @@ NodeCatalog node_catalog(const std::vector<cluster::PackMapping>& mappings, cons
   };
   std::vector<Candidate> candidates;
   for (const auto& m : mappings) {
-    const cluster::DiskRef* mine = m.primary.node == node                     ? &m.primary
-                                   : m.secondary && m.secondary->node == node ? &*m.secondary
-                                                                              : nullptr;
+    const cluster::DiskRef* mine = own_copy(m, node);
     if (mine == nullptr) continue;
     const std::string key = cluster::pack_key(prefix, m.name);
     auto disk = disks.find(mine->disk);
@@ -85,7 +92,7 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
                        const std::vector<cluster::PathRecord>& paths, const std::string& prefix) {
   NodeRoutes out;
   for (const auto& m : mappings) {
-    if (m.primary.node == node || (m.secondary && m.secondary->node == node)) continue;
+    const bool mine = own_copy(m, node) != nullptr;
     const std::string key = cluster::pack_key(prefix, m.name);
     Route r;
     r.pack = m.name;
@@ -97,9 +104,12 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
     r.entry.owner = m.owner;
     r.entry.group = m.group;
     r.entry.perms = m.perms;
+    r.pool = !m.pool.empty();
     std::vector<const cluster::DiskRef*> refs = {&m.primary};
     if (m.secondary) refs.push_back(&*m.secondary);
+    for (const cluster::DiskRef& d : m.pool) refs.push_back(&d);
     for (const cluster::DiskRef* ref : refs) {
+      if (ref->node == node) continue;  // this node's own copy: not a server to forward to
       auto n = known.find(ref->node);
       if (n == known.end()) {
         out.problems.push_back(Status::NotFound(
@@ -131,6 +141,10 @@ NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const 
         }
       }
       r.servers.push_back(std::move(server));
+    }
+    if (mine) {
+      if (!r.servers.empty()) out.fallbacks.push_back(std::move(r));
+      continue;
     }
     if (r.servers.empty()) {
       out.problems.push_back(Status::NotFound(fmt::format(
@@ -264,11 +278,19 @@ std::string ClusterCatalog::node_at(const std::string& host) {
   return it == hosts.end() ? std::string() : it->second;
 }
 
+bool ClusterCatalog::path_down(std::string_view pack) {
+  if (paths_count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard lock(paths_m_);
+  auto it = paths_.find(std::string(pack));
+  return it != paths_.end() && !it->second.working;
+}
+
 void ClusterCatalog::path_failed(const std::string& pack, const std::string& reason) {
   {
     std::lock_guard lock(paths_m_);
     auto [it, added] = paths_.try_emplace(pack);
     if (!added) return;
+    paths_count_.fetch_add(1);
     it->second.reason = reason;
     it->second.since = static_cast<uint64_t>(::time(nullptr));
     it->second.next_probe = std::chrono::steady_clock::now() + it->second.interval;
@@ -330,15 +352,14 @@ Result<int64_t> ClusterCatalog::reload() {
     local_disks_.clear();
     node_hosts_ = std::move(node_hosts);
     for (const auto& m : mappings) {
-      if (m.secondary) alternates_.insert(m.name);
-      if (m.primary.node == cluster_.node) local_disks_[m.name] = m.primary.disk;
-      if (m.secondary && m.secondary->node == cluster_.node)
-        local_disks_[m.name] = m.secondary->disk;
+      if (m.secondary || !m.pool.empty()) alternates_.insert(m.name);
+      if (const cluster::DiskRef* d = own_copy(m, cluster_.node)) local_disks_[m.name] = d->disk;
     }
   }
   const size_t packs = built.catalog.exports().size() / 2;
   target_->publish(std::make_shared<const PackCatalog>(std::move(built.catalog)));
   if (hooks_.routes) hooks_.routes(routed.routes);
+  if (hooks_.fallbacks) hooks_.fallbacks(routed.fallbacks);
   log(false, fmt::format("cluster state read at etcd revision {}: serving {} pack{} from this "
                          "node's disks, forwarding {}",
                          state->revision, packs, packs == 1 ? "" : "s", routed.routes.size()));
@@ -446,7 +467,7 @@ std::chrono::steady_clock::time_point ClusterCatalog::tend_paths() {
                                      "etcd ({} deleted)",
                                      pack, disk, key));
         std::lock_guard lock(paths_m_);
-        paths_.erase(pack);
+        if (paths_.erase(pack) != 0) paths_count_.fetch_sub(1);
         continue;
       }
       hooks_.log(false, fmt::format("pack/{}: cannot mark the path up in etcd yet: {}", pack,

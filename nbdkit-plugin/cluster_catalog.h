@@ -29,6 +29,7 @@
 // The node does not join again by itself: restart it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -53,9 +54,13 @@
 
 namespace vvm::plugin {
 
-// The catalog of the packs `node` serves among `mappings` (those whose primary or secondary is
-// `node`), each on the disk of `disks` (name -> path) its mapping names; a problem, naming the
-// pack's key, for each one left out. `prefix` makes the keys for messages.
+// Where `node` has a copy of pack `m`: the primary, the secondary or a disk of the pool naming
+// it, or null.
+const cluster::DiskRef* own_copy(const cluster::PackMapping& m, std::string_view node);
+
+// The catalog of the packs `node` serves among `mappings` (those whose primary, secondary or pool
+// names `node`), each on the disk of `disks` (name -> path) its mapping names; a problem, naming
+// the pack's key, for each one left out. `prefix` makes the keys for messages.
 struct NodeCatalog {
   PackCatalog catalog;
   std::vector<Status> problems;
@@ -79,6 +84,7 @@ struct Route {
   PackEntry entry;  // mode, owner, group, permissions and size, as the mapping gives them
   uint64_t epoch = 0;
   std::vector<Server> servers;
+  bool pool = false;  // the mapping has a pool: the servers are used by load, not in order
   bool operator==(const Route&) const = default;
 };
 
@@ -90,6 +96,9 @@ struct Route {
 // not routed.
 struct NodeRoutes {
   std::vector<Route> routes;
+  // The packs `node` serves itself that another node serves too: that node (the pack's other
+  // copy), where this node's own clients go while its path to the disk is down.
+  std::vector<Route> fallbacks;
   std::vector<Status> problems;
 };
 NodeRoutes node_routes(const std::vector<cluster::PackMapping>& mappings, const std::string& node,
@@ -106,6 +115,8 @@ class ClusterCatalog {
     Log log;
     // The forwarded packs, after every change of the mappings, nodes or paths.
     std::function<void(const std::vector<Route>&)> routes;
+    // The other servers of the packs served here (NodeRoutes::fallbacks), at the same times.
+    std::function<void(const std::vector<Route>&)> fallbacks;
     // About once a second: time to retry what failed (a server to connect to again).
     std::function<void()> tick;
   };
@@ -132,6 +143,9 @@ class ClusterCatalog {
   // The host part of an advertised address "HOST:PORT" ("[::1]:10809" -> "::1").
   static std::string advertised_host(const std::string& address);
 
+  // Whether this node's path to local pack `pack` is down (it failed, and no probe has found it
+  // working since). Cheap when no path is down.
+  bool path_down(std::string_view pack);
   // The backing of local pack `pack` failed (`reason`: the request and the error). Thread-safe
   // and cheap after the first call for a pack: the worker records it in etcd and probes.
   void path_failed(const std::string& pack, const std::string& reason);
@@ -186,6 +200,7 @@ class ClusterCatalog {
 
   std::mutex paths_m_;
   std::map<std::string, PathDown> paths_;  // this node's failed paths, by pack
+  std::atomic<size_t> paths_count_{0};     // paths_.size(), read without the lock
 
   // The watch's callbacks only ask; the worker thread reads etcd and restarts the watch.
   std::mutex mu_;

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,7 @@
 #include "connection.h"
 #include "forward/forward_table.h"
 #include "forward/forwarder.h"
+#include "local_failover.h"
 #include "pack_access.h"
 #include "pack_catalog.h"
 #include "pack_export.h"
@@ -123,6 +125,29 @@ PathsDown g_paths_down;
 // cluster mapping provides them.
 forward::ForwardTable g_forward;
 
+// Cluster mode: the other node of each pack served from this node's disk, where this node's own
+// clients' requests go while its path to the disk is down (cluster_catalog.h's fallbacks).
+forward::ForwardTable g_fallback;
+
+// Cluster mode: the durability bookkeeping of each pack served from this node's disk, shared by
+// its connections (local_failover.h).
+class LocalFailovers {
+ public:
+  std::shared_ptr<LocalFailover> of(const std::string& pack) {
+    const std::lock_guard lock(mutex_);
+    std::shared_ptr<LocalFailover>& f = packs_[pack];
+    if (!f) f = std::make_shared<LocalFailover>();
+    return f;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<LocalFailover>> packs_;
+};
+LocalFailovers g_local_failovers;
+// The packs whose clients have gone to their other node: said once a pack.
+PathsDown g_failed_over;
+
 // What an NBD connection's handle holds: a pack connection or a VV connection.
 struct Handle {
   std::unique_ptr<Connection> pack;
@@ -139,6 +164,9 @@ struct Handle {
   std::string gate_pack;
   uint64_t gate_generation = 0;
   std::string gate_placement;  // where this node serves it from ("" when forwarded)
+  // Cluster mode, a pack served from this node's disk to a client of this node (not another
+  // node's connection): its bookkeeping for sending requests to the pack's other node.
+  std::shared_ptr<LocalFailover> failover;
 };
 
 // Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
@@ -586,6 +614,9 @@ int vvm_config_complete() {
   });
 }
 
+// How long a forwarder with no client and no request keeps its connections to its servers.
+constexpr std::chrono::milliseconds kIdlePeerConnections{2'000};
+
 // A forwarder's events (a server down, up, replayed on): once an event, as errors.
 void log_forward_event(const std::string& what) { nbdkit_error("%s", what.c_str()); }
 
@@ -595,7 +626,8 @@ std::vector<forward::ForwardEntry> forward_entries(const std::vector<Route>& rou
   for (const Route& r : routes) {
     forward::ForwardEntry e;
     e.pack = r.pack;
-    e.description = "pack " + r.pack + ", forwarded to ";
+    e.pool = r.pool;
+    e.description = "pack " + r.pack + ", forwarded to " + (r.pool ? "the pool " : "");
     for (size_t i = 0; i < r.servers.size(); ++i) {
       e.servers.push_back({r.servers[i].uri});
       e.down.push_back(r.servers[i].down);
@@ -623,9 +655,20 @@ int vvm_after_fork() {
     hooks.routes = [](const std::vector<Route>& routes) {
       g_forward.replace(forward_entries(routes), log_forward_event);
     };
-    hooks.tick = [] { g_forward.retry_up(log_forward_event); };
+    hooks.fallbacks = [](const std::vector<Route>& routes) {
+      g_fallback.replace(forward_entries(routes), log_forward_event);
+    };
+    hooks.tick = [] {
+      g_forward.retry_up(log_forward_event);
+      g_fallback.retry_up(log_forward_event);
+      // No idle connection kept to a peer, which would keep it from stopping (close_idle).
+      auto debug = [](const std::string& what) { nbdkit_debug("%s", what.c_str()); };
+      g_forward.close_idle(kIdlePeerConnections, debug);
+      g_fallback.close_idle(kIdlePeerConnections, debug);
+    };
     // Other nodes know this one by its address (admit_node): connect from it.
     g_forward.set_source(ClusterCatalog::advertised_host(g_cluster_config->cluster->advertise));
+    g_fallback.set_source(ClusterCatalog::advertised_host(g_cluster_config->cluster->advertise));
     auto cluster = ClusterCatalog::start(*g_cluster_config, g_catalog.get(), std::move(hooks));
     if (!cluster.ok()) {
       fail(cluster.status());
@@ -697,6 +740,7 @@ std::shared_ptr<const PackCatalog> current_catalog() {
 void vvm_unload() {
   g_handles.close_all();  // ends their holds, so before the registry goes
   g_forward.close_all();
+  g_fallback.close_all();
   g_holds.reset();
   g_cluster_holds.reset();
   g_gate.reset();
@@ -917,6 +961,8 @@ void* vvm_open(int readonly) {
     handle->gate_placement = ReconfGate::placement_of((*info)->pack);
     handle->pack = std::make_unique<Connection>(std::move(*pack), *identity,
                                                 local_only ? nullptr : g_holds.get());
+    // Another node's connection is never sent on: its node goes to the other copy itself.
+    if (g_cluster && !local_only) handle->failover = g_local_failovers.of((*info)->pack.name);
     nbdkit_debug("open %s (%s) for %s", (*info)->name.c_str(),
                  handle->pack->pack().writable() ? "read-write" : "read-only",
                  handle->pack->identity().c_str());
@@ -1090,6 +1136,60 @@ bool pass_gate(void* handle, std::optional<ReconfGate::Pass>* pass) {
   return false;
 }
 
+// The fallback forwarder of local pack `pack` (its other node), or null when it has none.
+std::shared_ptr<forward::Forwarder> fallback_of(const std::string& pack) {
+  if (!g_fallback.find(pack)) return nullptr;
+  Result<std::shared_ptr<forward::Forwarder>> f = g_fallback.forwarder(pack, log_forward_event);
+  if (!f.ok()) {
+    nbdkit_debug("%s", f.status().message().c_str());
+    return nullptr;
+  }
+  return *f;
+}
+
+// What a request changes, for the flush rule of local_failover.h.
+enum class Changes { kNothing, kData, kDataFua };
+
+// A request on a pack served from this node's disk. `local` serves it here (an IoStatus);
+// `other(Forwarder&)` sends it to the pack's other node. In cluster mode, for a client of this
+// node, the request goes to the other node instead while this node's path to the pack's disk is
+// down, or when `local` fails as a path failure does (EIO, or the NAK), so that the client sees
+// no error; the path failure is recorded as before (cluster_catalog.h). Without another node, for
+// another node's connection, or when `*answered` says that `local` has already answered part of
+// the request, the failure is answered as before.
+template <class Local, class Other>
+int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
+                const bool* answered = nullptr) {
+  Handle* h = as_handle(handle);
+  if (!h->failover) return pack_result(handle, local());
+  const std::string& pack = h->pack->pack().info().pack.name;
+  std::optional<IoStatus> failed;
+  if (!g_cluster->path_down(pack)) {
+    IoStatus done = local();
+    if (done.ok()) {
+      if (changes != Changes::kNothing) h->failover->acknowledged(changes == Changes::kDataFua);
+      return 0;
+    }
+    if ((done.err() != EIO && done.err() != ESHUTDOWN) || (answered && *answered)) {
+      return pack_result(handle, done);
+    }
+    g_cluster->path_failed(pack, done.status().message());
+    failed = std::move(done);
+  }
+  std::shared_ptr<forward::Forwarder> f = fallback_of(pack);
+  if (!f) return pack_result(handle, failed ? *failed : local());
+  if (g_failed_over.first(pack)) {
+    std::optional<forward::ForwardEntry> e = g_fallback.find(pack);
+    nbdkit_error("%s", fmt::format("pack/{}: this node's path to its disk is down{}: its own "
+                                   "clients' requests go to the other node ({})",
+                                   pack, failed ? " (" + failed->status().message() + ")" : "",
+                                   e ? forward_description(*e) : f->name())
+                           .c_str());
+  }
+  h->failover->failing_over();
+  return io_result(other(*f));
+}
+
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
@@ -1100,7 +1200,9 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
     }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return pack_result(handle, io->read(buf, count, offset));
+    return serve_local(
+        handle, [&] { return io->read(buf, count, offset); },
+        [&](forward::Forwarder& f) { return f.pread(buf, count, offset); }, Changes::kNothing);
   });
 }
 
@@ -1132,8 +1234,12 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
     if (fenced_write("write")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return wrote(
-        handle, pack_result(handle, io->write(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
+    const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
+    return wrote(handle,
+                 serve_local(
+                     handle, [&] { return io->write(buf, count, offset, fua); },
+                     [&](forward::Forwarder& f) { return f.pwrite(buf, count, offset, fua); },
+                     fua ? Changes::kDataFua : Changes::kData));
   });
 }
 
@@ -1147,7 +1253,32 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
     }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return pack_result(handle, io->flush());
+    Handle* h = as_handle(handle);
+    auto lost = [&] {
+      return IoStatus(EIO, Status::IoError(fmt::format(
+                               "{}: flush: writes acknowledged from this node's disk before "
+                               "its path failed were never flushed there, and may be lost",
+                               h->pack->pack().info().name)));
+    };
+    auto local = [&] {
+      if (!h->failover) return io->flush();
+      const uint64_t ticket = h->failover->flush_starting();
+      IoStatus done = io->flush();
+      if (!done.ok()) return done;
+      h->failover->flushed(ticket);
+      // Requests went to the other node for a while: what it acknowledged is flushed there.
+      if (h->failover->used_other()) {
+        if (auto f = fallback_of(h->pack->pack().info().pack.name)) return f->flush();
+      }
+      return done;
+    };
+    auto other = [&](forward::Forwarder& f) {
+      return h->failover->take_lost() ? lost() : f.flush();
+    };
+    // Marked lost by an earlier request's failover (the path may be back since: the writes
+    // may not be): answered before the flush goes anywhere, and not as a path failure.
+    if (h->failover && h->failover->take_lost()) return io_result(lost());
+    return serve_local(handle, local, other, Changes::kNothing);
   });
 }
 
@@ -1162,8 +1293,11 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (fenced_write("trim")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return wrote(handle,
-                 pack_result(handle, io->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)));
+    const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
+    return wrote(handle, serve_local(
+                             handle, [&] { return io->trim(count, offset, fua); },
+                             [&](forward::Forwarder& f) { return f.trim(count, offset, fua); },
+                             fua ? Changes::kDataFua : Changes::kData));
   });
 }
 
@@ -1178,16 +1312,29 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (fwd(handle) && begin_forward(handle) == nullptr) return -1;
     if (!fwd(handle) && fenced_write("zero")) return -1;
     if (!fwd(handle) && (io = begin_io(handle)) == nullptr) return -1;
-    IoStatus done = io ? io->zero(count, offset, may_trim, fast, fua)
-                       : fwd(handle)->zero(count, offset, may_trim, fast, fua);
-    if (done.err() == EOPNOTSUPP) {
-      // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
+    // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
+    auto not_supported = [](const IoStatus& done) {
       nbdkit_debug("%s", done.status().message().c_str());
       nbdkit_set_error(EOPNOTSUPP);
       errno = EOPNOTSUPP;
       return -1;
+    };
+    if (io == nullptr) {
+      IoStatus done = fwd(handle)->zero(count, offset, may_trim, fast, fua);
+      return done.err() == EOPNOTSUPP ? not_supported(done) : io_result(done);
     }
-    return wrote(handle, io ? pack_result(handle, done) : io_result(done));
+    std::optional<IoStatus> unsupported;
+    auto checked = [&](IoStatus done) {
+      if (done.err() != EOPNOTSUPP) return done;
+      unsupported = done;
+      return IoStatus();  // answered below, not as a failure of the path or of the request
+    };
+    const int r = serve_local(
+        handle, [&] { return checked(io->zero(count, offset, may_trim, fast, fua)); },
+        [&](forward::Forwarder& f) { return checked(f.zero(count, offset, may_trim, fast, fua)); },
+        fua ? Changes::kDataFua : Changes::kData);
+    if (unsupported) return not_supported(*unsupported);
+    return wrote(handle, r);
   });
 }
 
@@ -1212,15 +1359,32 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
     }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    bool added_all = true;
-    IoStatus done = io->extents(
-        count, offset, (flags & NBDKIT_FLAG_REQ_ONE) != 0, [&](const PackExport::Extent& e) {
-          const uint32_t type = e.hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
-          added_all = nbdkit_add_extent(extents, e.offset, e.length, type) == 0;
-          return added_all;
-        });
+    const bool req_one = (flags & NBDKIT_FLAG_REQ_ONE) != 0;
+    bool added_all = true, added_any = false;
+    auto local = [&] {
+      IoStatus done = io->extents(count, offset, req_one, [&](const PackExport::Extent& e) {
+        const uint32_t type = e.hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+        added_all = nbdkit_add_extent(extents, e.offset, e.length, type) == 0;
+        added_any = true;
+        return added_all;
+      });
+      return done;
+    };
+    auto other = [&](forward::Forwarder& f) {
+      std::vector<forward::Extent> got;
+      IoStatus done = f.extents(count, offset, req_one, &got);
+      for (const forward::Extent& e : got) {
+        const uint32_t type = (e.hole ? NBDKIT_EXTENT_HOLE : 0) | (e.zero ? NBDKIT_EXTENT_ZERO : 0);
+        if (done.ok() && nbdkit_add_extent(extents, e.offset, e.length, type) == -1) {
+          added_all = false;
+        }
+      }
+      return done;
+    };
+    // Extents already given to nbdkit cannot be taken back: after some, a failure is answered.
+    const int r = serve_local(handle, local, other, Changes::kNothing, &added_any);
     if (!added_all) return -1;  // nbdkit_add_extent reported it
-    return pack_result(handle, done);
+    return r;
   });
 }
 
@@ -1234,7 +1398,9 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
     }
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
-    return pack_result(handle, io->cache(count, offset));
+    return serve_local(
+        handle, [&] { return io->cache(count, offset); },
+        [&](forward::Forwarder& f) { return f.cache(count, offset); }, Changes::kNothing);
   });
 }
 

@@ -275,6 +275,7 @@ Result<Change> plan_move(const ClusterView& view, const std::string& pack, const
   VVM_RETURN_IF_ERROR(check_target(view, pack, node, target.disk, "primary"));
   if (m.secondary && m.secondary->node == node) m.secondary.reset();  // another disk of it
   m.primary = target;
+  std::erase(m.pool, target);  // a pool's disk made primary is one server, not two
   return c;
 }
 
@@ -301,6 +302,7 @@ Result<Change> plan_secondary(const ClusterView& view, const std::string& pack,
   }
   VVM_RETURN_IF_ERROR(check_target(view, pack, node, target.disk, "secondary"));
   m.secondary = target;
+  std::erase(m.pool, target);  // a pool's disk made secondary is one server, not two
   return c;
 }
 

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -197,6 +198,11 @@ Result<NodeRecord> decode_node(std::string_view key, std::string_view value) {
 Json pack_json(const PackMapping& p) {
   Json j = {{"name", p.name}, {"primary", disk_json(p.primary)}};
   if (p.secondary) j["secondary"] = disk_json(*p.secondary);
+  if (!p.pool.empty()) {  // absent, not empty, when none: a record as older writers wrote it
+    Json pool = Json::array();
+    for (const DiskRef& d : p.pool) pool.push_back(disk_json(d));
+    j["pool"] = pool;
+  }
   j["offset"] = p.offset;
   j["size"] = p.size;
   j["mode"] = std::string(pack_mode_name(p.mode));
@@ -220,6 +226,30 @@ Result<PackMapping> decode_pack(std::string_view key, std::string_view value) {
       if (!f.failed() && *p.secondary == p.primary) {
         f.bad("secondary",
               fmt::format("the same as the primary ({}:{})", p.primary.node, p.primary.disk));
+      }
+    }
+    if (f.has("pool")) {
+      const Json* pool = f.need("pool");
+      if (pool != nullptr && !pool->is_array()) {
+        f.bad("pool", fmt::format("{} is not a list of disks", pool->dump().substr(0, 60)));
+      }
+      for (size_t i = 0; pool != nullptr && pool->is_array() && i < pool->size(); ++i) {
+        if (f.failed()) break;
+        if (!(*pool)[i].is_object()) {
+          f.bad("pool", fmt::format("entry {}: {} is not a disk", i, (*pool)[i].dump()));
+          break;
+        }
+        Fields entry((*pool)[i], fmt::format("{}pool[{}].", f.path(), i), f.error());
+        DiskRef d{entry.name("node"), entry.name("disk")};
+        if (f.failed()) break;
+        const bool again = d == p.primary || (p.secondary && d == *p.secondary) ||
+                           std::find(p.pool.begin(), p.pool.end(), d) != p.pool.end();
+        if (again) {
+          f.bad("pool", fmt::format("{}:{} is listed twice (primary, secondary and pool are "
+                                    "each one server)",
+                                    d.node, d.disk));
+        }
+        p.pool.push_back(std::move(d));
       }
     }
     p.offset = f.number("offset");

@@ -8,6 +8,8 @@
 //   PREFIX/pack/NAME  {"name":"home0","primary":{"node":"n1","disk":"d0"},
 //                      "secondary":{"node":"n2","disk":"d0"},"offset":0,"size":107374182400,
 //                      "mode":"exclusive","owner":1000,"group":100,"perms":"0660","epoch":1}
+//                     (and "pool":[{"node":"n3","disk":"d0"},...] for a pack whose disk more
+//                     nodes reach: PackMapping::pool)
 //   PREFIX/path/PACK/NODE  {"pack":"home0","node":"n1","disk":"d0","reason":"...: Input/output
 //                      error","since":1765090000}  (written under NODE's lease while its path to
 //                      PACK's disk is down; deleted when a probe finds it working again)
@@ -74,6 +76,10 @@ struct PackMapping {
   std::string name;  // export "pack/" + name
   DiskRef primary;
   std::optional<DiskRef> secondary;
+  // More servers of the same disk (a device every one of them reaches, such as a shared block
+  // device): with the primary and the secondary, a request pool, which forwarding nodes use by
+  // load rather than in order. Empty for most packs; absent from the JSON then.
+  std::vector<DiskRef> pool;
   uint64_t offset = 0;  // bytes into the disk
   uint64_t size = 0;    // bytes
   PackMode mode = PackMode::kReadOnly;

@@ -194,6 +194,34 @@ void ForwardTable::retry_up(const Log& /*log*/) {
   }
 }
 
+void ForwardTable::close_idle(std::chrono::milliseconds idle, const Log& log) {
+  const auto now = std::chrono::steady_clock::now();
+  const std::lock_guard lock(open_m_);
+  for (auto it = open_.begin(); it != open_.end();) {
+    Open& o = it->second;
+    uint64_t requests = 0;
+    for (const ServerStats& s : o.forwarder->stats().servers) requests += s.requests;
+    // Held by a client connection, or by a request under way (the table's is the only other).
+    if (requests != o.requests_seen || o.forwarder.use_count() > 1) {
+      o.requests_seen = requests;
+      o.idle_since = now;
+      ++it;
+      continue;
+    }
+    if (now - o.idle_since < idle) {
+      ++it;
+      continue;
+    }
+    if (log) {
+      log(
+          fmt::format("{}: no client and no request for {} ms: its connections to its servers "
+                      "are closed",
+                      o.forwarder->name(), idle.count()));
+    }
+    it = open_.erase(it);
+  }
+}
+
 void ForwardTable::close_all() {
   const std::lock_guard lock(open_m_);
   open_.clear();

@@ -14,6 +14,7 @@
 //   forward-pool=NAME=URI[,URI...]   servers that share one disk, used by load
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,6 +70,12 @@ class ForwardTable {
   // Closes every forwarder (no request may be outstanding).
   void close_all();
 
+  // Closes the forwarders that no client connection holds and that have sent no request for
+  // `idle` (checked at each call): a node keeps no idle connection to a server, for nbdkit 1.32
+  // told to stop waits for its open connections, and a node whose peers kept theirs would never
+  // stop. The next connection or request opens the forwarder again. `log` hears each one closed.
+  void close_idle(std::chrono::milliseconds idle, const Log& log);
+
   // Cluster mode: forwarders opened from now on connect from this local address (the node's
   // advertised host: ForwardOptions::source). Set before the first forwarder opens.
   void set_source(std::string host) { source_ = std::move(host); }
@@ -77,6 +84,9 @@ class ForwardTable {
   struct Open {
     std::shared_ptr<Forwarder> forwarder;
     ForwardEntry applied;  // the entry whose servers and states the forwarder has been given
+    // For close_idle(): the requests counted at its last call, and since when none came.
+    uint64_t requests_seen = 0;
+    std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
   };
   // Marks down, in `f`, the servers that `entry` knows down.
   static void apply_down(Forwarder& f, const ForwardEntry& entry, const ForwardEntry* before,

@@ -713,16 +713,19 @@ class Forwarder::Impl {
     return s;
   }
 
-  // The server a request goes to: the first usable one, or in a pool the least loaded.
+  // The server a request goes to: the first usable one, or in a pool the least loaded: the
+  // fewest requests outstanding, and among equals the fewest sent so far, so that a light load
+  // (a client whose requests come one at a time) is spread too, rather than all on the first.
   static ServerPtr pick(const ServerList& list, bool pool) {
     ServerPtr best;
+    auto load = [](const ServerPtr& s) {
+      return std::pair(s->outstanding.load(std::memory_order_relaxed),
+                       s->requests.load(std::memory_order_relaxed));
+    };
     for (const auto& s : list) {
       if (!s->usable()) continue;
       if (!pool) return s;
-      if (!best || s->outstanding.load(std::memory_order_relaxed) <
-                       best->outstanding.load(std::memory_order_relaxed)) {
-        best = s;
-      }
+      if (!best || load(s) < load(best)) best = s;
     }
     return best;
   }

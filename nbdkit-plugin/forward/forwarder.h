@@ -20,8 +20,8 @@
 // its replies (leader and followers: no thread of its own, so a reply costs one wake-up at most),
 // and requests from many threads overlap on every connection. A request goes to the first
 // healthy server of the list (primary, then secondary...), or, for a pool (several servers
-// reaching one shared disk), to the healthy server with the fewest requests outstanding, and on
-// that server to the connection with the fewest.
+// reaching one shared disk), to the healthy server with the fewest requests outstanding (among
+// equals, the fewest sent so far), and on that server to the connection with the fewest.
 //
 // When a request is sent again. Every request is kept (with a write's data: the caller's buffer,
 // which stays valid while it waits) until its reply. Its server is declared down, and the request

@@ -8,6 +8,7 @@
 #   start_etcd --again         # the same member back, on the same ports and data
 #   start_node 2 n1            # a cluster node (nbdkit and the plugin) on 127.0.0.2:$port
 #   start_etcd_cluster         # three members on 127.0.0.11-13 instead; $etcd_endpoint lists them
+#   stop_node n1 10            # SIGTERM, and it must have exited within 10 s
 
 [[ -n ${_vvm_etcd_loaded:-} ]] && return 0
 _vvm_etcd_loaded=1
@@ -143,6 +144,22 @@ start_node() {
   (($# == 0)) || unset "${@%%=*}"
   node_pid[$name]=$nbdkit_pid
   node_log[$name]=$nbdkit_log
+}
+
+# stop_node NAME SECONDS: SIGTERM to node NAME, which must exit, with status 0, within SECONDS;
+# else the test dies. How long it took in $stopped_in (seconds, one decimal).
+stop_node() {
+  local pid=${node_pid[$1]} i status=0
+  kill -TERM "$pid"
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && die "node $1 (pid $pid) still runs $2 s after SIGTERM"
+  _vvm_killed[$pid]=1 # stopped here: the cleanup only waits for it
+  wait "$pid" || status=$?
+  ((status == 0)) || die "node $1 exited with status $status on SIGTERM"
+  stopped_in=$((i / 10)).$((i % 10))
 }
 
 # start_three_nodes [VAR=VALUE...]: the cluster most tests need: etcd, an admin vvm.conf ($conf)

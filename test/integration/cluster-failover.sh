@@ -45,6 +45,9 @@ cmp -n $M -i $((64 * M)):0 "$disk" <(head -c $M /dev/zero | tr '\0' '\023') ||
 echo "ok: etcd down: nodes kept serving; back: a new mapping served through n1"
 
 # --- 2. the primary SIGSTOPped past its lease in the middle of fio through n1 ---
+# A client connected first: n1's forwarder is then connected to n2 before it stops (n1 closes
+# a forwarder left with no client, and a new one would find n2 stopped while connecting).
+connect_client keeper "$n1"
 fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --offset=$((32 * M)) \
   --rw=randwrite --bs=4k --iodepth=16 --rate_iops=4000 --verify=crc32c --do_verify=1 \
   --verify_fatal=1 >"$tmpdir/fio.out" 2>&1 &
@@ -61,6 +64,7 @@ grep -Eq "node n2 has left the cluster \(its key /vvm/node/n2 is gone" "${node_l
   die "n1 does not say that n2 left"
 grep -Eq "127.0.0.3:$port/pack/a@local is down: marked down: node n2 has left the cluster" "${node_log[n1]}" ||
   die "n1 did not mark n2 down when its key went"
+disconnect_client keeper
 echo "ok: primary stopped under fio: no client error, n1 went to n3 ($(awk -v a="$stopped" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
 kill -CONT "${node_pid[n2]}"
 io_fails "$n2" -c "write -P 0x22 0 4k"

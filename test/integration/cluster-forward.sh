@@ -94,6 +94,9 @@ fio_verify() {
 }
 
 # --- 2. the primary's path fails in the middle of fio, and is mended ---
+# A client stays connected throughout: n1 closes the connections of a forwarder with no client
+# after a while, and this part watches one forwarder go to n3 and come back.
+connect_client keeper "$n1"
 fio_verify 1
 sleep 0.5
 kill -0 "$fio_pid" 2>/dev/null || die "fio ended before the path failed: $(cat "$tmpdir/fio1.out")"
@@ -114,6 +117,7 @@ wait_log "${node_log[n2]}" "pack/a: the path to disk 'd0' works again: marked up
 check '.[0].paths.n2.up' true "$(ctl cluster map --json)"
 grep -Eq '^a +n2:d0 +n3:d0 .*n2 up, n3 up' <<<"$(ctl cluster map)" || die "cluster map: $(ctl cluster map)"
 wait_log "${node_log[n1]}" "127.0.0.3:$port/pack/a@local is up again"
+disconnect_client keeper
 echo "ok: path mended: marked up, n1 back on n2"
 
 # --- 3. the primary SIGKILLed in the middle of fio verify through n1 ---

@@ -123,6 +123,12 @@ TEST_CASE("a node forwards the packs it does not serve to their nodes' advertise
     CHECK(r.problems[2].message() ==
           "etcd key /vvm/pack/nodisk: disk 'd9' is not one of node n2's disks: pack 'nodisk' is "
           "not forwarded to it");
+    // mine is served here, and by n2: where n1's own clients go when n1's path fails.
+    REQUIRE(r.fallbacks.size() == 1);
+    CHECK(r.fallbacks[0].pack == "mine");
+    REQUIRE(r.fallbacks[0].servers.size() == 1);
+    CHECK(r.fallbacks[0].servers[0].node == "n2");
+    CHECK(r.fallbacks[0].servers[0].uri == "nbd://127.0.0.3:10809/pack/mine@local");
   }
   SECTION("a node whose key has gone is listed down, at its last address") {
     auto r = node_routes(mappings, "n1", known, {"n3"}, {}, "/vvm/");
@@ -132,4 +138,31 @@ TEST_CASE("a node forwards the packs it does not serve to their nodes' advertise
           "node n2 has left the cluster (its key /vvm/node/n2 is gone)");
     CHECK(r.routes[0].servers[1].down.empty());
   }
+}
+
+TEST_CASE("a pack with a pool: every node of it serves it, the others forward to all by load") {
+  std::map<std::string, NodeRecord> known = {
+      {"n2", {"n2", "127.0.0.3:10809", {{"d0", "/x"}}, 0}},
+      {"n3", {"n3", "127.0.0.4:10809", {{"d0", "/x"}}, 0}},
+      {"n4", {"n4", "127.0.0.5:10809", {{"d0", "/x"}}, 0}},
+  };
+  std::vector<PackMapping> mappings = {mapping("p", {"n2", "d0"}, DiskRef{"n3", "d0"}, 0, 1 << 20)};
+  mappings[0].pool = {{"n4", "d0"}};
+
+  auto r = node_routes(mappings, "n1", known, {"n2", "n3", "n4"}, {}, "/vvm/");
+  REQUIRE(r.routes.size() == 1);
+  CHECK(r.routes[0].pool);
+  REQUIRE(r.routes[0].servers.size() == 3);
+  CHECK(r.routes[0].servers[2].uri == "nbd://127.0.0.5:10809/pack/p@local");
+
+  // n4, in the pool, serves p from its own disk; its fallback is the two others, by load.
+  auto mine = node_routes(mappings, "n4", known, {"n2", "n3", "n4"}, {}, "/vvm/");
+  CHECK(mine.routes.empty());
+  REQUIRE(mine.fallbacks.size() == 1);
+  CHECK(mine.fallbacks[0].pool);
+  REQUIRE(mine.fallbacks[0].servers.size() == 2);
+  CHECK(mine.fallbacks[0].servers[0].node == "n2");
+  CHECK(mine.fallbacks[0].servers[1].node == "n3");
+  CHECK(vvm::plugin::own_copy(mappings[0], "n4") == &mappings[0].pool[0]);
+  CHECK(vvm::plugin::own_copy(mappings[0], "n1") == nullptr);
 }

@@ -61,6 +61,40 @@ TEST_CASE("a pack mapping survives its JSON, with and without a secondary") {
   CHECK(encode_pack(p).find("\"perms\":\"0660\"") != std::string::npos);
 }
 
+TEST_CASE("a pack mapping's pool: golden JSON, and a mapping without one as before") {
+  PackMapping p = sample_pack();
+  p.pool = {{"n3", "d0"}, {"n4", "d1"}};
+  const std::string json =
+      R"({"epoch":3,"group":100,"mode":"exclusive","name":"home0","offset":1048576,)"
+      R"("owner":1000,"perms":"0660","pool":[{"disk":"d0","node":"n3"},{"disk":"d1","node":"n4"}],)"
+      R"("primary":{"disk":"d0","node":"n1"},"secondary":{"disk":"d0","node":"n2"},)"
+      R"("size":107374182400})";
+  CHECK(encode_pack(p) == json);
+  CHECK(must(decode_pack("/vvm/pack/home0", json)) == p);
+  // A record written before pools existed (no field) still reads, with no pool.
+  const std::string old_json =
+      R"({"epoch":3,"group":100,"mode":"exclusive","name":"home0","offset":1048576,)"
+      R"("owner":1000,"perms":"0660","primary":{"disk":"d0","node":"n1"},)"
+      R"("secondary":{"disk":"d0","node":"n2"},"size":107374182400})";
+  CHECK(encode_pack(sample_pack()) == old_json);
+  CHECK(must(decode_pack("/vvm/pack/home0", old_json)).pool.empty());
+
+  auto bad = [](const std::string& pool_json) {
+    auto r = decode_pack("/vvm/pack/home0", pack_with("pool", pool_json));
+    REQUIRE_FALSE(r.ok());
+    return r.status().message();
+  };
+  CHECK(bad(R"({"node":"n3"})") ==
+        R"(etcd key /vvm/pack/home0: field 'pool': {"node":"n3"} is not a list of disks)");
+  CHECK(bad(R"([{"node":"n3"}])") == "etcd key /vvm/pack/home0: no field 'pool[0].disk'");
+  CHECK(bad(R"([7])") == "etcd key /vvm/pack/home0: field 'pool': entry 0: 7 is not a disk");
+  CHECK(bad(R"([{"node":"n2","disk":"d0"}])") ==
+        "etcd key /vvm/pack/home0: field 'pool': n2:d0 is listed twice (primary, secondary and "
+        "pool are each one server)");
+  CHECK(bad(R"([{"node":"n/3","disk":"d0"}])")
+            .starts_with("etcd key /vvm/pack/home0: field 'pool[0].node'"));
+}
+
 TEST_CASE("a node record survives its JSON") {
   NodeRecord n{"n1", "127.0.0.1:10809", {{"d0", "/dev/sdb"}, {"cache", "/srv/cache"}}, 1765090000};
   auto back = decode_node("/vvm/node/n1", encode_node(n));

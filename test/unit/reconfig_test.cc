@@ -312,6 +312,15 @@ TEST_CASE("plans refuse bad targets, naming the pack, the node and the reason") 
   auto replace = must(plan_move(view, "a", "n3", "d1"));
   CHECK(replace.mapping.primary == DiskRef{"n3", "d1"});
   CHECK(replace.mapping.secondary == DiskRef{"n2", "d0"});
+  // A disk of the pack's pool made primary or secondary leaves the pool: a mapping lists each
+  // server once (records.h refuses one listed twice).
+  view.packs["a"].record.pool = {{"n3", "d1"}};
+  auto from_pool = must(plan_move(view, "a", "n3", "d1"));
+  CHECK(from_pool.mapping.primary == DiskRef{"n3", "d1"});
+  CHECK(from_pool.mapping.pool.empty());
+  CHECK(must(decode_pack("/vvm/pack/a", encode_pack(from_pool.mapping))) == from_pool.mapping);
+  CHECK(must(plan_secondary(view, "a", "n3", "d1")).mapping.pool.empty());
+  view.packs["a"].record.pool.clear();
   view.drained.insert("n2");
   CHECK_THAT(plan_move(view, "a", "n2", "").status().message(), Catch::Contains("drained"));
   CHECK_THAT(plan_secondary(view, "a", "n1", "").status().message(),
