@@ -77,7 +77,7 @@ std::string capture_log(const TempDir& dir, F body) {
 class FakeMovers : public MoverPort {
  public:
   struct Request {
-    std::string what;   // "archive", "stage", "ping"
+    std::string what;   // "archive", "stage", "verify", "ping"
     std::string mover;  // its endpoint
     rpc::CopyArgs args;
     CopyDone copy_done;
@@ -89,6 +89,9 @@ class FakeMovers : public MoverPort {
   }
   void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
     add({"stage", mover.to_string(), args, std::move(done), {}});
+  }
+  void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
+    add({"verify", mover.to_string(), args, std::move(done), {}});
   }
   void ping(const Endpoint& mover, PingDone done) override {
     add({"ping", mover.to_string(), {}, {}, std::move(done)});
