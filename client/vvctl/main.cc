@@ -137,7 +137,8 @@ const std::vector<Command>& commands() {
        "  its mounts and the copy running now, with its progress, or DOWN since when, by whom\n"
        "  and why); and the queues: archive\n"
        "  writes by class and media type, stages by VSN (files, bytes, the oldest request's\n"
-       "  age, whether a client waits). --json prints all of it as one object.",
+       "  age, whether a client waits), verify reads by VSN; a line for each repack running\n"
+       "  (how far it has come). --json prints all of it as one object (repacks: an array).",
        cmd_status},
       {"rm", "remove a virtual volume",
        "vvctl [--conf PATH] rm NAME [--force]\n"
@@ -179,7 +180,9 @@ const std::vector<Command>& commands() {
        "  an array of objects with every field of the record (name, media, class, state,\n"
        "  location, next_file, bytes_used, capacity, errors, last_mount) and bad_files,\n"
        "  errors_in_row, live_files, live_bytes, dead_files, dead_bytes, class_since,\n"
-       "  class_how, state_since, state_by, state_reason, sizes in bytes. vvmd sends the list\n"
+       "  class_how, state_since, state_by, state_reason, and for a repacked tape a repack\n"
+       "  object (state running, done or reclaimed; files and bytes left and moved), sizes in\n"
+       "  bytes; a line below the table shows a repack running. vvmd sends the list\n"
        "  in pages of N VSNs (default and most: 1000), which ls follows to the end.",
        cmd_vsn_ls},
       {"vsn set", "set a tape volume's state",
