@@ -87,9 +87,13 @@ int main(int argc, char** argv) {
       server.handle<rpc::StageRequest>([&](const rpc::StageRequest& r, const rpc::Peer&) {
         return jobs.submit(rpc::Op::kStage, r.copy);
       });
+  const auto verify =
+      server.handle<rpc::VerifyRequest>([&](const rpc::VerifyRequest& r, const rpc::Peer&) {
+        return jobs.submit(rpc::Op::kVerify, r.copy);
+      });
   // Every request a mover serves; this does not compile while one of them has no handler.
-  const rpc::Served<rpc::PingRequest, rpc::ArchiveRequest, rpc::StageRequest> served =
-      ping + archive + stage;
+  const rpc::Served<rpc::PingRequest, rpc::ArchiveRequest, rpc::StageRequest, rpc::VerifyRequest>
+      served = ping + archive + stage + verify;
   (void)served;
   if (Status s = server.listen(mover.listen); !s.ok()) {
     log::error("{}", s.message());

@@ -37,15 +37,16 @@ namespace po = boost::program_options;
 namespace {
 // What vvmd serves, all of it: main() joins what each part registered into this, which does not
 // compile while a request listed here has no handler or one is registered that is not listed.
-using VvmdServes =
-    vvm::rpc::Served<vvm::rpc::PingRequest, vvm::rpc::VvCreateRequest, vvm::rpc::VvShowRequest,
-                     vvm::rpc::VvListRequest, vvm::rpc::VvFinishRequest, vvm::rpc::VvRemoveRequest,
-                     vvm::rpc::VvOpenRequest, vvm::rpc::VvCloseRequest, vvm::rpc::VsnAddRequest,
-                     vvm::rpc::VsnListRequest, vvm::rpc::VvStageRequest, vvm::rpc::VvEvictRequest,
-                     vvm::rpc::StatusRequest, vvm::rpc::CopyReport, vvm::rpc::DbStatsRequest,
-                     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest, vvm::rpc::CopyListRequest,
-                     vvm::rpc::VsnSetRequest, vvm::rpc::VsnDetailsRequest,
-                     vvm::rpc::DriveSetRequest, vvm::rpc::DriveListRequest>;
+using VvmdServes = vvm::rpc::Served<
+    vvm::rpc::PingRequest, vvm::rpc::VvCreateRequest, vvm::rpc::VvShowRequest,
+    vvm::rpc::VvListRequest, vvm::rpc::VvFinishRequest, vvm::rpc::VvRemoveRequest,
+    vvm::rpc::VvOpenRequest, vvm::rpc::VvCloseRequest, vvm::rpc::VsnAddRequest,
+    vvm::rpc::VsnListRequest, vvm::rpc::VvStageRequest, vvm::rpc::VvEvictRequest,
+    vvm::rpc::StatusRequest, vvm::rpc::CopyReport, vvm::rpc::DbStatsRequest,
+    vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest, vvm::rpc::CopyListRequest,
+    vvm::rpc::VsnSetRequest, vvm::rpc::VsnDetailsRequest, vvm::rpc::DriveSetRequest,
+    vvm::rpc::DriveListRequest, vvm::rpc::VsnRepackRequest, vvm::rpc::VsnReclaimRequest,
+    vvm::rpc::RepackListRequest, vvm::rpc::VsnVerifyRequest, vvm::rpc::VerifyListRequest>;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,7 +172,9 @@ int main(int argc, char** argv) {
   scheduling.cache_dir = config->cache_dir;
   scheduling.daemon_uid = ::getuid();
   scheduling.metrics = &counters;
+  scheduling.relabel = [v = vsns->get()](const Vsn& vsn) { return v->relabel(vsn); };
   vvmd::Scheduler scheduler(db->get(), *config, scheduling, &movers);
+  scheduler.finish_commits_on(on_loop);
   if (Status s = scheduler.recover(); !s.ok()) {
     log::error("recovery: {}", s.message());
     return 1;
@@ -180,6 +183,8 @@ int main(int argc, char** argv) {
   const auto copy_ops = scheduler.serve(server);
   const auto stage_ops = scheduler.serve_stage(server);
   const auto drive_ops = scheduler.serve_drives(server);
+  const auto repack_ops = scheduler.serve_repack(server);
+  const auto verify_ops = scheduler.serve_verify(server);
   const auto status_op = server.handle<rpc::StatusRequest>(
       [&](const rpc::StatusRequest&, const rpc::Peer&) -> Result<rpc::StatusReply> {
         rpc::StatusReply st;
@@ -196,7 +201,7 @@ int main(int argc, char** argv) {
   vvmd::DbAdmin db_admin(db->get(), ::getuid());
   const auto db_ops = db_admin.serve(server);
   const VvmdServes served = ping + catalog_ops + open_ops + vsn_ops + cache_ops + copy_ops +
-                            stage_ops + drive_ops + status_op + db_ops;
+                            stage_ops + drive_ops + repack_ops + verify_ops + status_op + db_ops;
   (void)served;
   opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
     auto p = scheduler.stage(vv, true);

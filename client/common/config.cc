@@ -173,6 +173,7 @@ const std::vector<KindSpec>& kind_specs() {
         {"archive-batch-size", false},
         {"archive-batch-files", false},
         {"archive-max-wait", false},
+        {"scrub-interval", false},
         {"metrics", false},
         {"tls-psk-file", false},
         {"tls-certificates", false},
@@ -590,6 +591,10 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto d = parse_duration(value);
         if (!d.ok()) return d.status();
         c.archive_max_wait = *d;
+      } else if (key == "scrub-interval") {
+        auto d = parse_duration(value);
+        if (!d.ok()) return d.status();
+        c.scrub_interval = *d;
       } else if (key == "metrics") {
         auto m = MetricsListen::parse(value);
         if (!m.ok()) return m.status();

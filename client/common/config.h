@@ -182,6 +182,9 @@ struct Config {
   uint64_t archive_batch_bytes = 10ull << 30;
   uint32_t archive_batch_files = 100;
   std::chrono::seconds archive_max_wait{600};
+  // The background scrub: each tape's live copies are read back (as vvctl vsn verify does) once
+  // this long has passed since its least recently verified copy was; 0: no scrub.
+  std::chrono::seconds scrub_interval{0};
   std::optional<MetricsListen> vvmd_metrics;  // [vvmd] metrics; none: no metrics endpoint
   TlsServerConfig vvmd_tls;                   // for the tls: endpoints of vvmd_listen
 

@@ -44,4 +44,30 @@ struct CopyMark {
   }
 };
 
+// When and how a copy was last read back and checked whole (vvctl vsn verify, the scrub), and
+// with what result. vvmd keeps the last one of each tape file in its verify table (verify.tab).
+// `fields` is its wire form, vvm_proto.x's vvm_verify_mark.
+struct VerifyMark {
+  std::string vsn;  // where the tape file is: "L00042" file 3
+  uint64_t file = 0;
+  std::string vv;     // the VV it is a copy of
+  uint32_t copy = 0;  // which copy (1: the class's first media type)
+  uint64_t when = 0;  // unix seconds
+  std::string how;    // "verify", "scrub"
+  bool good = true;
+  std::string why;  // not good: what the checks found
+  bool operator==(const VerifyMark&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "verify vsn");
+    f.u64(m.file);
+    f.short_string(m.vv, "verify vv");
+    f.u32(m.copy);
+    f.u64(m.when);
+    f.short_string(m.how, "verify how");
+    f.flag(m.good);
+    f.long_string(m.why, "verify why");
+  }
+};
+
 }  // namespace vvm

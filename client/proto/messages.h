@@ -89,6 +89,12 @@ enum class Op : uint32_t {
   kVsnDetails = 22,
   kDriveSet = 23,
   kDriveList = 24,
+  kVsnRepack = 25,
+  kVsnReclaim = 26,
+  kRepackList = 27,
+  kVerify = 28,
+  kVsnVerify = 29,
+  kVerifyList = 30,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -109,6 +115,11 @@ struct VsnSetReply;
 struct VsnDetailsReply;
 struct DriveDetail;
 struct DriveListReply;
+struct RepackInfo;
+struct VsnReclaimReply;
+struct RepackListReply;
+struct VsnVerifyReply;
+struct VerifyListReply;
 struct DbBackupReply;
 struct StatusReply;
 struct VvEvictReply;
@@ -191,6 +202,17 @@ struct ArchiveRequest {
 struct StageRequest {
   static constexpr Op kOp = Op::kStage;
   static constexpr std::string_view kName = "stage";
+  using Reply = CopyAccepted;
+  CopyArgs copy;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.copy);
+  }
+};
+// VERIFY (vvm_proto.x): a tape file read back and checked, nothing written.
+struct VerifyRequest {
+  static constexpr Op kOp = Op::kVerify;
+  static constexpr std::string_view kName = "verify";
   using Reply = CopyAccepted;
   CopyArgs copy;
   template <class F, class M>
@@ -804,13 +826,135 @@ struct DriveListReply {
   }
 };
 
+// VSN_REPACK, VSN_RECLAIM, REPACK_LIST (vvm_proto.x): a VSN's live copies moved to other VSNs
+// of its media type, and an emptied VSN made writable again from file 1.
+struct VsnRepackRequest {
+  static constexpr Op kOp = Op::kVsnRepack;
+  static constexpr std::string_view kName = "vsn-repack";
+  using Reply = RepackInfo;
+  std::string vsn;
+  bool operator==(const VsnRepackRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+  }
+};
+struct RepackInfo {
+  std::string vsn, media;
+  std::string state;  // "running", "done"
+  uint64_t since = 0;
+  std::string by;
+  uint64_t files_left = 0, bytes_left = 0, files_moved = 0, bytes_moved = 0;
+  uint64_t files_moving = 0;
+  bool operator==(const RepackInfo&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+    f.short_string(m.media, "vsn media");
+    f.short_string(m.state, "repack state");
+    f.u64(m.since);
+    f.short_string(m.by, "repack by");
+    f.u64(m.files_left);
+    f.u64(m.bytes_left);
+    f.u64(m.files_moved);
+    f.u64(m.bytes_moved);
+    f.u64(m.files_moving);
+  }
+};
+struct VsnReclaimRequest {
+  static constexpr Op kOp = Op::kVsnReclaim;
+  static constexpr std::string_view kName = "vsn-reclaim";
+  using Reply = VsnReclaimReply;
+  std::string vsn;
+  bool operator==(const VsnReclaimRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+  }
+};
+struct VsnReclaimReply {
+  Vsn vsn;
+  uint64_t dead_files = 0, dead_bytes = 0;
+  bool operator==(const VsnReclaimReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.vsn);
+    f.u64(m.dead_files);
+    f.u64(m.dead_bytes);
+  }
+};
+struct RepackListRequest {
+  static constexpr Op kOp = Op::kRepackList;
+  static constexpr std::string_view kName = "repack-list";
+  using Reply = RepackListReply;
+  bool operator==(const RepackListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
+struct RepackListReply {
+  std::vector<RepackInfo> repacks;
+  bool operator==(const RepackListReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.repacks);
+  }
+};
+
+// VSN_VERIFY, VERIFY_LIST (vvm_proto.x): a VSN's live copies read back and checked, and when and
+// how each was last.
+struct VsnVerifyRequest {
+  static constexpr Op kOp = Op::kVsnVerify;
+  static constexpr std::string_view kName = "vsn-verify";
+  using Reply = VsnVerifyReply;
+  std::string vsn;
+  bool operator==(const VsnVerifyRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+  }
+};
+struct VsnVerifyReply {
+  std::string vsn;
+  uint64_t files = 0, bytes = 0;
+  bool operator==(const VsnVerifyReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+    f.u64(m.files);
+    f.u64(m.bytes);
+  }
+};
+struct VerifyListRequest {
+  static constexpr Op kOp = Op::kVerifyList;
+  static constexpr std::string_view kName = "verify-list";
+  using Reply = VerifyListReply;
+  std::string vsn;
+  bool operator==(const VerifyListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+  }
+};
+struct VerifyListReply {
+  std::vector<VerifyMark> marks;
+  uint64_t queued = 0;
+  bool operator==(const VerifyListReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.marks);
+    f.u64(m.queued);
+  }
+};
+
 // Every request of the protocol, the one list the codec, the server and the client work from.
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
                  VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
                  VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest,
                  VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest, CopyListRequest,
-                 VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest>;
+                 VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest,
+                 VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
+                 VsnVerifyRequest, VerifyListRequest>;
 
 // --- what makes a message, checked at compile time ---
 

@@ -20,6 +20,9 @@
 //   vvctl vsn add VSN --media M [--class C]
 //   vvctl vsn ls [--json] [--page-size N]
 //   vvctl vsn set VSN STATE --reason TEXT
+//   vvctl vsn repack VSN [--wait [--timeout SECONDS]]
+//   vvctl vsn reclaim VSN
+//   vvctl vsn verify VSN [--wait [--timeout SECONDS] | --list] [--json]
 //   vvctl drive down NAME --reason TEXT
 //   vvctl drive up NAME [--reason TEXT]
 //   vvctl drive ls [--json]
@@ -136,7 +139,8 @@ const std::vector<Command>& commands() {
        "  its mounts and the copy running now, with its progress, or DOWN since when, by whom\n"
        "  and why); and the queues: archive\n"
        "  writes by class and media type, stages by VSN (files, bytes, the oldest request's\n"
-       "  age, whether a client waits). --json prints all of it as one object.",
+       "  age, whether a client waits), verify reads by VSN; a line for each repack running\n"
+       "  (how far it has come). --json prints all of it as one object (repacks: an array).",
        cmd_status},
       {"rm", "remove a virtual volume",
        "vvctl [--conf PATH] rm NAME [--force]\n"
@@ -178,7 +182,9 @@ const std::vector<Command>& commands() {
        "  an array of objects with every field of the record (name, media, class, state,\n"
        "  location, next_file, bytes_used, capacity, errors, last_mount) and bad_files,\n"
        "  errors_in_row, live_files, live_bytes, dead_files, dead_bytes, class_since,\n"
-       "  class_how, state_since, state_by, state_reason, sizes in bytes. vvmd sends the list\n"
+       "  class_how, state_since, state_by, state_reason, and for a repacked tape a repack\n"
+       "  object (state running, done or reclaimed; files and bytes left and moved), sizes in\n"
+       "  bytes; a line below the table shows a repack running. vvmd sends the list\n"
        "  in pages of N VSNs (default and most: 1000), which ls follows to the end.",
        cmd_vsn_ls},
       {"vsn set", "set a tape volume's state",
@@ -190,6 +196,41 @@ const std::vector<Command>& commands() {
        "  a row. Only root and vvmd's user may. Refused (nothing changes), naming why: an\n"
        "  unknown VSN or state, no reason.",
        cmd_vsn_set},
+      {"vsn repack", "move a tape volume's live copies to other tapes",
+       "vvctl [--conf PATH] vsn repack VSN [--wait [--timeout SECONDS]]\n"
+       "  vvmd moves every live copy on VSN to other tapes of its media type: each VV is\n"
+       "  staged into the cache if it is not there (the movers copy between a tape and the\n"
+       "  cache, not tape to tape), then written to another tape; each move (the copy's new\n"
+       "  place, the old tape file dead) is one commit. Nothing more is written to VSN. Once\n"
+       "  nothing live is left VSN is set reclaim. The repack is recorded in vvmd's database\n"
+       "  and goes on after a restart of vvmd or a mover; 'vvctl status' and 'vsn ls' show\n"
+       "  how far it has come. --wait: until it is done (exit 1 after --timeout). Only root\n"
+       "  and vvmd's user may. Refused (exit 1, nothing changes), naming why: an unknown VSN,\n"
+       "  one being repacked already, a disabled one, one whose copies no other tape of its\n"
+       "  media type can take (blank, or hot of the class).",
+       cmd_vsn_repack},
+      {"vsn reclaim", "write an emptied tape volume again from file 1",
+       "vvctl [--conf PATH] vsn reclaim VSN\n"
+       "  VSN, in state reclaim (after 'vsn repack') with no live file, gets a fresh VOL\n"
+       "  label (an emulated tape: what followed the label is cut off; nothing else on the\n"
+       "  tape is overwritten; with a real library label the tape with 'vvtape label' first),\n"
+       "  its dead files are forgotten, and it is hot from file 1. Only root and vvmd's user\n"
+       "  may. Refused (exit 1, nothing changes), naming why: an unknown VSN, one in another\n"
+       "  state, being repacked or copied, or still holding live files.",
+       cmd_vsn_reclaim},
+      {"vsn verify", "read a tape volume's copies back and check them",
+       "vvctl [--conf PATH] vsn verify VSN [--wait [--timeout SECONDS] | --list] [--json]\n"
+       "  vvmd has every live copy on VSN read back whole on drives no stage or archive\n"
+       "  wants (a stage asked for meanwhile goes first), its VOL, HDR and EOF labels, size\n"
+       "  and checksum checked against the database, and records for each copy when and how\n"
+       "  it was verified and the result (the verify table). A copy that fails is marked bad\n"
+       "  (vvctl show lists it so) and made again from a good copy. --wait: until every read\n"
+       "  is done, then one line a copy and a count; exit 1 if one was bad (or after\n"
+       "  --timeout); --json: the copies read as an array of objects (vsn, file, vv, copy,\n"
+       "  when, how, good, why). --list reads nothing: it prints each copy's last verify\n"
+       "  (anyone may). Only root and vvmd's user may verify. Refused (exit 1), naming why:\n"
+       "  an unknown VSN, a disabled one.",
+       cmd_vsn_verify},
       {"drive down", "take a tape drive out of use",
        "vvctl [--conf PATH] drive down NAME --reason TEXT\n"
        "  vvmd sends nothing more to drive NAME (a copy running there ends) until 'drive up';\n"
@@ -211,8 +252,9 @@ const std::vector<Command>& commands() {
       {"db stats", "vvmd's database: its tables and journal",
        "vvctl [--conf PATH] db stats [--json]\n"
        "  vvmd's database folder, how much of its journal is used (and the size past which a\n"
-       "  checkpoint empties it), and each table (vv, vsn, counter, copy, state): its records,\n"
-       "  its slots (the header's included) and the free ones an insert reuses, and its file.",
+       "  checkpoint empties it), and each table (vv, vsn, counter, copy, state, verify): its\n"
+       "  records, its slots (the header's included) and the free ones an insert reuses, and\n"
+       "  its file.",
        cmd_db_stats},
       {"db check", "check vvmd's database whole, naming each problem",
        "vvctl [--conf PATH] db check [--json]\n"

@@ -86,7 +86,28 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
   j.end_array().end_object();
 }
 
-void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d) {
+void write_repack_json(JsonWriter& j, const rpc::RepackInfo& r) {
+  j.begin_object();
+  j.key("vsn").value(r.vsn).key("media").value(r.media).key("state").value(r.state);
+  j.key("since").value(r.since).key("by").value(r.by);
+  j.key("files_left").value(r.files_left).key("bytes_left").value(r.bytes_left);
+  j.key("files_moved").value(r.files_moved).key("bytes_moved").value(r.bytes_moved);
+  j.key("files_moving").value(r.files_moving);
+  j.end_object();
+}
+
+std::string repack_progress(const rpc::RepackInfo& r) {
+  const uint64_t files = r.files_moved + r.files_left;
+  const uint64_t bytes = r.bytes_moved + r.bytes_left;
+  std::string out = fmt::format("repack {} since {} by {}: {} of {} file(s) moved ({} of {})",
+                                r.state, format_time(r.since), r.by, r.files_moved, files,
+                                human_size(r.bytes_moved), human_size(bytes));
+  if (r.files_moving > 0) out += fmt::format(", {} on the way", r.files_moving);
+  return out;
+}
+
+void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d,
+                    const rpc::RepackInfo* repack) {
   j.begin_object();
   j.key("name").value(v.name).key("media").value(v.media).key("class").value(v.vsn_class);
   j.key("state").value(vsn_state_name(v.state)).key("location").value(v.location);
@@ -99,6 +120,10 @@ void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d) {
   j.key("class_since").value(d.class_since).key("class_how").value(d.class_how);
   j.key("state_since").value(d.state_since).key("state_by").value(d.state_by);
   j.key("state_reason").value(d.state_reason);
+  if (repack != nullptr) {
+    j.key("repack");
+    write_repack_json(j, *repack);
+  }
   j.end_object();
 }
 

@@ -59,8 +59,13 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
                    const std::vector<CopyMark>* marks = nullptr);
 
 // One VSN as `vsn ls --json` prints it: every field of its record, then its detail (the state's
-// note, the class's age, its live, dead and bad files).
-void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d);
+// note, the class's age, its live, dead and bad files), and its repack if it has one.
+void write_vsn_json(JsonWriter& j, const Vsn& v, const rpc::VsnDetail& d,
+                    const rpc::RepackInfo* repack = nullptr);
+// A repack as `vsn ls --json`, `vsn repack` and `status --json` print it.
+void write_repack_json(JsonWriter& j, const rpc::RepackInfo& r);
+// "repack running since ... by root: 3 of 5 files moved (12M of 20M), 1 moving" (vsn ls, status).
+std::string repack_progress(const rpc::RepackInfo& r);
 // One drive as `drive ls --json` and `status --json` print its state.
 void write_drive_json(JsonWriter& j, const rpc::DriveDetail& d);
 

@@ -34,6 +34,13 @@ int cmd_status(const Globals& g, const Args& args) {
   if (!states) return kFailed;
   std::map<std::string, rpc::DriveDetail> state;
   for (const auto& d : states->drives) state[d.name] = d;
+  // The repacks running, with how far each has come.
+  auto repack_list = call_vvmd(*client, *config, "status", rpc::RepackListRequest{});
+  if (!repack_list) return kFailed;
+  std::vector<rpc::RepackInfo> repacks;
+  for (auto& r : repack_list->repacks) {
+    if (r.state == "running") repacks.push_back(std::move(r));
+  }
   if (json) {
     JsonWriter j;
     j.begin_object();
@@ -67,6 +74,9 @@ int cmd_status(const Globals& g, const Args& args) {
       j.end_object();
     }
     j.end_array();
+    j.key("repacks").begin_array();
+    for (const auto& r : repacks) write_repack_json(j, r);
+    j.end_array();
     j.end_object();
     fmt::print("{}\n", j.str());
     return kOk;
@@ -93,6 +103,7 @@ int cmd_status(const Globals& g, const Args& args) {
         {d.name, d.mover, d.media, d.vsn.empty() ? "-" : d.vsn, std::to_string(d.mounts), now});
   }
   print_table(drives);
+  for (const auto& r : repacks) fmt::print("{}: {}\n", r.vsn, repack_progress(r));
   if (st.queues.empty()) {
     fmt::print("queues: empty\n");
     return kOk;

@@ -1,11 +1,16 @@
 // vvctl/vsn.cc: `vvctl vsn add` (a tape volume into vvmd's catalogue, and its image for an
 // emulated library), `vvctl vsn ls` (the catalogue, page after page, with each VSN's live, dead
-// and bad files), `vvctl vsn set` (a VSN's state, by hand), and `vvctl drive down/up/ls`.
+// and bad files, and its repack), `vvctl vsn set` (a VSN's state, by hand), `vvctl vsn repack` and
+// `vsn reclaim` (a VSN's live copies moved off it, and the emptied VSN written again), `vvctl vsn
+// verify` (a VSN's copies read back and checked), and `vvctl drive down/up/ls`.
 #include "vvctl/vsn.h"
 
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -72,10 +77,19 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
     auto it = details.find(v.name);
     return it == details.end() ? rpc::VsnDetail{.name = v.name} : it->second;
   };
+  // The repacks, running and done, with how far each has come.
+  auto repack_list = call_vvmd(*client, *config, "vsn ls", rpc::RepackListRequest{});
+  if (!repack_list) return kFailed;
+  std::map<std::string, rpc::RepackInfo> repacks;
+  for (auto& r : repack_list->repacks) repacks[r.vsn] = std::move(r);
+  auto repack_of = [&](const Vsn& v) -> const rpc::RepackInfo* {
+    auto it = repacks.find(v.name);
+    return it == repacks.end() ? nullptr : &it->second;
+  };
   if (vm["json"].as<bool>()) {
     JsonWriter j;
     j.begin_array();
-    for (const auto& v : vsns) write_vsn_json(j, v, detail(v));
+    for (const auto& v : vsns) write_vsn_json(j, v, detail(v), repack_of(v));
     j.end_array();
     fmt::print("{}\n", j.str());
     return kOk;
@@ -102,6 +116,9 @@ int cmd_vsn_ls(const Globals& g, const Args& args) {
     if (d.state_since != 0) {
       notes.push_back(fmt::format("{}: {} since {} by {}: {}", v.name, vsn_state_name(v.state),
                                   format_time(d.state_since), d.state_by, d.state_reason));
+    }
+    if (const rpc::RepackInfo* r = repack_of(v); r != nullptr && r->state == "running") {
+      notes.push_back(fmt::format("{}: {}", v.name, repack_progress(*r)));
     }
   }
   print_table(rows);
@@ -144,6 +161,155 @@ int cmd_vsn_set(const Globals& g, const Args& args) {
              format_time(reply->detail.state_since), reply->detail.state_by,
              reply->detail.state_reason);
   return kOk;
+}
+
+int cmd_vsn_repack(const Globals& g, const Args& args) {
+  std::string vsn;
+  unsigned timeout_s = 0;
+  po::options_description options;
+  options.add_options()("wait", po::bool_switch())("timeout", po::value(&timeout_s));
+  po::variables_map vm;
+  if (!parse_with_positional("vsn repack", args, "vsn", &vsn, options, &vm)) return kUsage;
+  if (vsn.empty()) return usage_error("vsn repack", "name a VSN: vsn repack VSN");
+  const bool wait = vm["wait"].as<bool>();
+  if (vm.count("timeout") && !wait) return usage_error("vsn repack", "--timeout goes with --wait");
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "vsn repack", &config, &rc);
+  if (!client) return rc;
+  auto started = call_vvmd(*client, *config, "vsn repack", rpc::VsnRepackRequest{vsn});
+  if (!started) return kFailed;
+  fmt::print(
+      "VSN {}: repack started: {} live file(s) ({}) to move to other {} tapes; 'vvctl "
+      "status' and 'vvctl vsn ls' show how far\n",
+      started->vsn, started->files_left, human_size(started->bytes_left), started->media);
+  if (!wait) return kOk;
+  std::fflush(stdout);
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    auto list = call_vvmd(*client, *config, "vsn repack", rpc::RepackListRequest{});
+    if (!list) return kFailed;
+    const rpc::RepackInfo* now = nullptr;
+    for (const auto& r : list->repacks) {
+      if (r.vsn == vsn) now = &r;
+    }
+    if (now == nullptr) {
+      fmt::print(stderr, "vvctl vsn repack: vvmd no longer lists the repack of {}\n", vsn);
+      return kFailed;
+    }
+    if (now->state != "running") {
+      fmt::print("VSN {}: {}; it is reclaim now ('vvctl vsn reclaim {}' writes it again)\n", vsn,
+                 repack_progress(*now), vsn);
+      return kOk;
+    }
+    if (vm.count("timeout") &&
+        std::chrono::steady_clock::now() - start >= std::chrono::seconds(timeout_s)) {
+      fmt::print(stderr, "vvctl vsn repack: not done after {} s: {}\n", timeout_s,
+                 repack_progress(*now));
+      return kFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int cmd_vsn_reclaim(const Globals& g, const Args& args) {
+  std::string vsn;
+  if (!parse_with_positional("vsn reclaim", args, "vsn", &vsn)) return kUsage;
+  if (vsn.empty()) return usage_error("vsn reclaim", "name a VSN: vsn reclaim VSN");
+  std::optional<Config> config;
+  int rc = kOk;
+  auto reply = ask_vvmd(g, "vsn reclaim", rpc::VsnReclaimRequest{vsn}, &config, &rc);
+  if (!reply) return rc;
+  fmt::print("VSN {}: reclaimed: {} from file {}; {} dead file(s) ({}) forgotten\n",
+             reply->vsn.name, vsn_state_name(reply->vsn.state), reply->vsn.next_file,
+             reply->dead_files, human_size(reply->dead_bytes));
+  return kOk;
+}
+
+int cmd_vsn_verify(const Globals& g, const Args& args) {
+  std::string vsn;
+  unsigned timeout_s = 0;
+  po::options_description options;
+  options.add_options()("wait", po::bool_switch())("timeout", po::value(&timeout_s))(
+      "json", po::bool_switch())("list", po::bool_switch());
+  po::variables_map vm;
+  if (!parse_with_positional("vsn verify", args, "vsn", &vsn, options, &vm)) return kUsage;
+  if (vsn.empty()) return usage_error("vsn verify", "name a VSN: vsn verify VSN");
+  const bool wait = vm["wait"].as<bool>();
+  const bool list = vm["list"].as<bool>();
+  if (vm.count("timeout") && !wait) return usage_error("vsn verify", "--timeout goes with --wait");
+  if (list && wait) return usage_error("vsn verify", "--list reads nothing back: no --wait");
+  std::optional<Config> config;
+  int rc = kOk;
+  auto client = connect_vvmd(g, "vsn verify", &config, &rc);
+  if (!client) return rc;
+  // What is recorded before this verify: the marks it leaves are the ones newer than these.
+  auto before = call_vvmd(*client, *config, "vsn verify", rpc::VerifyListRequest{vsn});
+  if (!before) return kFailed;
+  auto print_marks = [&](const std::vector<VerifyMark>& marks) {
+    if (vm["json"].as<bool>()) {
+      JsonWriter j;
+      j.begin_array();
+      for (const auto& m : marks) {
+        j.begin_object();
+        j.key("vsn").value(m.vsn).key("file").value(m.file).key("vv").value(m.vv);
+        j.key("copy").value(uint64_t{m.copy}).key("when").value(m.when).key("how").value(m.how);
+        j.key("good").value(m.good).key("why").value(m.why);
+        j.end_object();
+      }
+      j.end_array();
+      fmt::print("{}\n", j.str());
+      return;
+    }
+    for (const auto& m : marks) {
+      fmt::print("{} file {}: VV {} copy {}: {} by {} at {}{}\n", m.vsn, m.file, m.vv, m.copy,
+                 m.good ? "good" : "BAD", m.how, format_time(m.when), m.good ? "" : ": " + m.why);
+    }
+  };
+  if (list) {
+    print_marks(before->marks);
+    if (!vm["json"].as<bool>() && before->queued > 0) {
+      fmt::print("VSN {}: {} read(s) still to do\n", vsn, before->queued);
+    }
+    return kOk;
+  }
+  auto queued = call_vvmd(*client, *config, "vsn verify", rpc::VsnVerifyRequest{vsn});
+  if (!queued) return kFailed;
+  if (!vm["json"].as<bool>()) {
+    fmt::print("VSN {}: {} cop{} ({}) queued to be read back\n", queued->vsn, queued->files,
+               queued->files == 1 ? "y" : "ies", human_size(queued->bytes));
+  }
+  if (!wait) return kOk;
+  std::fflush(stdout);
+  std::map<uint64_t, VerifyMark> old;
+  for (const auto& m : before->marks) old[m.file] = m;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    auto now = call_vvmd(*client, *config, "vsn verify", rpc::VerifyListRequest{vsn});
+    if (!now) return kFailed;
+    if (now->queued == 0) {
+      std::vector<VerifyMark> fresh;
+      for (const auto& m : now->marks) {
+        if (auto it = old.find(m.file); it == old.end() || !(it->second == m)) fresh.push_back(m);
+      }
+      size_t bad = 0;
+      for (const auto& m : fresh) bad += !m.good;
+      print_marks(fresh);
+      if (!vm["json"].as<bool>()) {
+        fmt::print("VSN {}: {} cop{} read back: {} good, {} bad{}\n", vsn, fresh.size(),
+                   fresh.size() == 1 ? "y" : "ies", fresh.size() - bad, bad,
+                   bad ? " (marked bad, made again from a good copy)" : "");
+      }
+      return bad ? kFailed : kOk;
+    }
+    if (vm.count("timeout") &&
+        std::chrono::steady_clock::now() - start >= std::chrono::seconds(timeout_s)) {
+      fmt::print(stderr, "vvctl vsn verify: {} read(s) of {} still to do after {} s\n", now->queued,
+                 vsn, timeout_s);
+      return kFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 namespace {

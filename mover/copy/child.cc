@@ -66,10 +66,12 @@ Result<ChildArgs> parse_args(int argc, char** argv) {
   VVM_RETURN_IF_ERROR(number("rate", &a.rate));
   if (values["log-target"] == "syslog") a.log_target = log::Target::kSyslog;
   if (auto level = log::parse_level(values["log-level"])) a.log_level = *level;
-  if (a.mover.empty() || a.drive.empty() || a.job == 0 || (a.op != "archive" && a.op != "stage") ||
+  if (a.mover.empty() || a.drive.empty() || a.job == 0 ||
+      (a.op != "archive" && a.op != "stage" && a.op != "verify") ||
       a.library.empty() == a.device.empty() || a.block_size == 0) {
     return Status::InvalidArgument(
-        "copy job: needs --mover, --job, --drive, --op archive|stage and --library or --device "
+        "copy job: needs --mover, --job, --drive, --op archive|stage|verify and --library or "
+        "--device "
         "(vvmover starts copy jobs itself)");
   }
   return a;
@@ -90,6 +92,8 @@ Result<rpc::CopyArgs> read_request(const std::string& op) {
   if (!request.ok()) return request.status();
   if (op == "archive") {
     if (auto* a = std::get_if<rpc::ArchiveRequest>(&request->body)) return a->copy;
+  } else if (op == "verify") {
+    if (auto* v = std::get_if<rpc::VerifyRequest>(&request->body)) return v->copy;
   } else if (auto* s = std::get_if<rpc::StageRequest>(&request->body)) {
     return s->copy;
   }
@@ -162,6 +166,11 @@ Result<Outcome> copy(const ChildArgs& a, const rpc::CopyArgs& args,
   request.file_number = args.file_number;
   request.vv = vv_fields(args.file);
   request.checksum = args.checksum;
+  if (a.op == "verify") {
+    auto done = tape::verify(**tape, request, progress);
+    if (!done.ok()) return done.status();
+    return Outcome{done->bytes, done->checksum};
+  }
   std::string dir = std::filesystem::path(args.cache_path).parent_path().string();
   auto done = tape::stage(**tape, request, dir, args.cache_path, progress);
   if (!done.ok()) return done.status();

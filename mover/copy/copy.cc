@@ -564,4 +564,21 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
   return StageDone{contents->bytes, contents->checksum};
 }
 
+Result<StageDone> verify(TapeDevice& tape, const StageRequest& request, const Progress& progress) {
+  const uint64_t n = request.file_number;
+  if (n == 0) return Status::InvalidArgument("verify: file number 0 is the VOL label's");
+  VVM_RETURN_IF_ERROR(check_volume(tape, request.vsn));
+  const FileLabel expected = hdr_label(request.vv, n);
+  auto contents = read_file(
+      tape, request.vsn, n, [](std::span<const char>) { return Status::Ok(); }, &expected,
+      kAllFields & ~kFieldTimeWritten, request.max_block_size, request.buffers, progress);
+  if (!contents.ok()) return contents.status();
+  if (contents->checksum != request.checksum) {
+    return Status::Mismatch(fmt::format("{}: field checksum: expected {}, found {}",
+                                        where(request.vsn, n), hex16(request.checksum),
+                                        hex16(contents->checksum)));
+  }
+  return StageDone{contents->bytes, contents->checksum};
+}
+
 }  // namespace vvm::tape

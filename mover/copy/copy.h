@@ -130,6 +130,13 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
 Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std::string& cache_dir,
                         const std::string& final_path, const Progress& progress = {});
 
+// Reads tape file request.file_number back and checks it as stage() does (the VOL label, the HDR
+// against the request, exactly `size` data bytes, the EOF label, the tape mark after it, the
+// checksum), writing nothing: what a verify or a scrub of a copy runs. The data's bytes and
+// checksum, or the first check that failed (Mismatch, naming the field).
+Result<StageDone> verify(TapeDevice& tape, const StageRequest& request,
+                         const Progress& progress = {});
+
 // --- reading tapes for vvtape ---
 
 // Receives the data of a file in order, on a worker thread; a failure stops the read.

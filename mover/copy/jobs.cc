@@ -29,6 +29,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The operation as logs and the copy child's --op name it.
+const char* op_word(rpc::Op op) {
+  switch (op) {
+    case rpc::Op::kArchive: return "archive";
+    case rpc::Op::kVerify: return "verify";
+    default: return "stage";
+  }
+}
+
 // The media type in VSN.tap's VOL label, read straight from the SIMH image's first record (a
 // 4-byte little-endian length, then the block): loading the image as a tape would scan it whole,
 // and a child may be writing it.
@@ -166,7 +175,7 @@ Result<std::string> CopyJobs::pick_drive(const rpc::CopyArgs& args,
 }
 
 Result<rpc::CopyAccepted> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args) {
-  const char* what = op == rpc::Op::kArchive ? "archive" : "stage";
+  const char* what = op_word(op);
   if (config_.library_kind != "emulated") {
     return Status::Unavailable(
         fmt::format("mover {}: {} libraries are not supported yet", mover_, config_.library_kind));
@@ -257,6 +266,8 @@ Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) 
   rpc::Request request;
   if (job.op == rpc::Op::kArchive) {
     request.body = rpc::ArchiveRequest{job.args};
+  } else if (job.op == rpc::Op::kVerify) {
+    request.body = rpc::VerifyRequest{job.args};
   } else {
     request.body = rpc::StageRequest{job.args};
   }
@@ -280,7 +291,7 @@ Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) 
       "--mover",      mover_,
       "--job",        std::to_string(job.id),
       "--drive",      drive.name,
-      "--op",         job.op == rpc::Op::kArchive ? "archive" : "stage",
+      "--op",         op_word(job.op),
       "--block-size", std::to_string(block_size),
       "--log-target", config_.log_target == log::Target::kSyslog ? "syslog" : "stderr",
       "--log-level",  std::string(log::level_name(config_.log_level))};
@@ -400,9 +411,8 @@ void CopyJobs::finish(Job& job, int wstatus) {
   uint64_t bytes = done ? job.result->bytes : job.bytes;
   if (metrics_) metrics_->copy_ended(job.op, job.args.drive, done, bytes);
   log::info("job {} {} ended: drive {}, VSN {}, file {}, {} bytes in {:.1f} s ({:.1f} MB/s): {}",
-            job.id, job.op == rpc::Op::kArchive ? "archive" : "stage", job.args.drive, job.args.vsn,
-            job.args.file_number, bytes, seconds,
-            seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0,
+            job.id, op_word(job.op), job.args.drive, job.args.vsn, job.args.file_number, bytes,
+            seconds, seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0,
             done ? "done" : failure.to_string());
   if (!report) return;
   // On a thread of its own: a requester that does not answer (connect and call time out after

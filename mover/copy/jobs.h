@@ -1,5 +1,6 @@
-// copy/jobs.h: the mover's side of ARCHIVE and STAGE: checking a request, starting the copy child
-// (copy/child.h) that does it, and supervising those children.
+// copy/jobs.h: the mover's side of ARCHIVE, STAGE and VERIFY (a stage that writes nothing):
+// checking a request, starting the copy child (copy/child.h) that does it, and supervising those
+// children.
 //
 // submit() checks the request against the configuration, the library and the jobs running, and
 // answers at once: CopyAccepted{job, drive}, or the reason it cannot be done (Busy when no drive

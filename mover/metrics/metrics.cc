@@ -14,7 +14,10 @@
 namespace vvm::mover {
 namespace {
 
-std::string op_label(rpc::Op op) { return op == rpc::Op::kArchive ? "archive" : "stage"; }
+std::string op_label(rpc::Op op) {
+  if (op == rpc::Op::kArchive) return "archive";
+  return op == rpc::Op::kVerify ? "verify" : "stage";
+}
 
 }  // namespace
 

@@ -24,7 +24,7 @@ stats=$(ctl db stats --json)
 check '.tables[] | select(.name == "vv") | .records' 4 "$stats"
 check '.tables[] | select(.name == "vsn") | .records' 1 "$stats"
 expect 0 'vv .*4 ' -- ctl db stats
-expect 0 'sound \(7 records in 5 tables' -- ctl db check
+expect 0 'sound \(7 records in 6 tables' -- ctl db check
 check '.sound' true "$(ctl db check --json)"
 
 # A client creating VVs all along, bounded in count and time.
@@ -36,7 +36,7 @@ creator=$!
 cleanup_fn kill_quietly "$creator"
 sleep 0.5
 ctl ls --json | jq -r '.[].name' | sort >"$tmpdir/acknowledged"
-expect 0 "database copied to $tmpdir/backup: 5 files" -- ctl db backup "$tmpdir/backup"
+expect 0 "database copied to $tmpdir/backup: 6 files" -- ctl db backup "$tmpdir/backup"
 ctl ls --json | jq -r '.[].name' | sort >"$tmpdir/after"
 wait "$creator"
 expect 1 'holds a database already' -- ctl db backup "$tmpdir/backup"

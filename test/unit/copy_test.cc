@@ -387,6 +387,33 @@ TEST_CASE("stage catches a flipped data byte with the checksum") {
   f.require_no_stage_leftovers();
 }
 
+TEST_CASE("verify reads a file back whole, writes nothing, and catches a flipped byte") {
+  Fixture f;
+  std::string data = random_bytes(kBlock * 3 + 17, 5);
+  must(f.archive_data(1, "first"));
+  must(f.archive_data(2, data));
+  auto good = verify(*f.tape, f.stage_request(2, data));
+  REQUIRE(good.ok());
+  CHECK(good->bytes == data.size());
+  CHECK(good->checksum == checksum_of(data));
+  f.require_no_stage_leftovers();
+
+  std::string image = file_bytes(f.image);
+  size_t at = image.find(data.substr(2 * kBlock + 5, 64));
+  REQUIRE(at != std::string::npos);
+  f.tape.reset();
+  flip(f.image, at);
+  f.reload();
+  auto bad = verify(*f.tape, f.stage_request(2, data));
+  REQUIRE(bad.status().code() == Code::kMismatch);
+  REQUIRE_THAT(bad.status().message(),
+               Catch::StartsWith("VSN V00001 file 2: field checksum: expected " +
+                                 fmt::format("{:016X}", checksum_of(data)) + ", found "));
+  // The other file, and the wrong file number, as a stage would find them.
+  REQUIRE(verify(*f.tape, f.stage_request(1, "first")).ok());
+  CHECK(verify(*f.tape, f.stage_request(1, data)).status().code() == Code::kMismatch);
+}
+
 TEST_CASE("an interrupted archive is overwritten by the next one") {
   Fixture f;
   std::string one = random_bytes(kBlock + 1, 5), two = random_bytes(kBlock * 2 + 7, 6);

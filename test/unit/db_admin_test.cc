@@ -80,7 +80,7 @@ TEST_CASE("db stats counts each table's records and slots") {
   f.vv(2, {}, 2);
   auto st = f.admin.stats();
   CHECK(st.dir == f.dir.file("db"));
-  REQUIRE(st.tables.size() == 5);
+  REQUIRE(st.tables.size() == 6);
   CHECK(st.tables[0].name == "vv");
   CHECK(st.tables[0].records == 2);
   CHECK(st.tables[0].record_size == 256);
@@ -91,6 +91,7 @@ TEST_CASE("db stats counts each table's records and slots") {
   CHECK(st.tables[3].name == "copy");
   CHECK(st.tables[3].records == 0);
   CHECK(st.tables[4].name == "state");
+  CHECK(st.tables[5].name == "verify");
   CHECK(st.tables[0].slots > st.tables[0].records);  // the header is a slot too
 }
 
@@ -144,7 +145,7 @@ TEST_CASE("db backup: a copy a database opens, whole; refusals say why") {
     f.vv(s, s % 2 ? std::vector<VvCopy>{} : std::vector<VvCopy>{{"L00001", s / 2}}, s);
   const std::string to = f.dir.file("backup");
   auto copied = must(f.admin.backup(unix_peer(0), to));
-  CHECK(copied.files == 5);
+  CHECK(copied.files == 6);
   CHECK(copied.bytes > 0);
   // A change after the copy is not in it.
   f.vv(21, {}, 21);

@@ -311,6 +311,44 @@ TEST_CASE("golden db: db-v1 gains an empty copy table and state table", "[golden
   REQUIRE(db->verify().ok());
 }
 
+// db-v1, made before the verify table, gets an empty verify.tab at its next open, which keeps a
+// copy's last verify across opens.
+TEST_CASE("golden db: db-v1 gains an empty verify table", "[golden]") {
+  auto dir = must(TempDir::create());
+  const std::string db_dir = dir.file("db");
+  fs::copy(golden_dir(), db_dir, fs::copy_options::recursive);
+  REQUIRE(!fs::exists(db_dir + "/verify.tab"));
+  const VerifyMark mark{"L00001", 2, "A0000000003", 1, 0x65b00301, "verify", true, ""};
+  {
+    auto db = must(open_database(db_dir));
+    CHECK(db->live_count(kVerifyTable) == 0);
+    CHECK(fs::file_size(db_dir + "/verify.tab") == 256);
+    Transaction txn;
+    REQUIRE(set_verify_mark(*db, txn, mark).ok());
+    REQUIRE(db->commit(txn).ok());
+  }
+  auto db = must(open_database(db_dir));
+  VerifyMark got;
+  REQUIRE(find_verify_mark(*db, "L00001", 2, &got).ok());
+  CHECK(got == mark);
+  // Verified again: the same record, updated.
+  VerifyMark again = mark;
+  again.when = 0x65b00401;
+  again.how = "scrub";
+  Transaction txn;
+  REQUIRE(set_verify_mark(*db, txn, again).ok());
+  REQUIRE(db->commit(txn).ok());
+  std::vector<VerifyMark> on;
+  REQUIRE(scan_verify_marks_on_vsn(*db, "L00001", [&](uint64_t, const VerifyMark& m) {
+            on.push_back(m);
+            return true;
+          }).ok());
+  REQUIRE(on.size() == 1);
+  CHECK(on[0] == again);
+  CHECK(db->live_count(kVerifyTable) == 1);
+  REQUIRE(db->verify().ok());
+}
+
 TEST_CASE("golden db: db-v1's tables are upgraded once, to format 2", "[golden]") {
   auto dir = must(TempDir::create());
   const std::string db_dir = dir.file("db");

@@ -441,6 +441,34 @@ constexpr std::string_view kStateHeaderV2 =
     "                                        "  // padding (40 blanks)
     "            \n";                           // padding (12 blanks), newline
 
+// The verify table (verify.tab): a copy found bad by a verify, the reason with blanks.
+constexpr std::string_view kVerifyRecordV2 =
+    "A "                                        // state: live
+    "1f57e8ae "                                 // CRC-32C of the record but these 8 characters
+    "L00001 "                                   // vsn (text, at most 6)
+    "000003 "                                   // file (decimal, 6 digits)
+    "A0000000042 "                              // vv (text, at most 11)
+    "1 "                                        // copy (decimal, 1 digit)
+    "0065a0b1f5 "                               // when (10 hex digits)
+    "verify "                                   // how (text, at most 8)
+    "bad "                                      // result: good or bad (text, at most 4)
+    "checksum_mismatch"                         // why (text, at most 160)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                 \n";                      // padding (17 blanks), newline
+constexpr std::string_view kVerifyHeaderV2 =
+    "H "                                        // state: header
+    "46b40f83 "                                 // CRC-32C of the record but these 8 characters
+    "vvm-table 2 verify 256 8 ab2d6434"         // vvm-table VERSION TABLE SIZE FIELDS FINGERPRINT
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "                                        "  // padding (40 blanks)
+    "           \n";                            // padding (11 blanks), newline
+
 }  // namespace
 
 TEST_CASE("golden record: CRC-32C", "[golden]") {
@@ -462,6 +490,20 @@ TEST_CASE("golden record: a state record", "[golden]") {
   CHECK(checksum_ok(kStateRecordV2));
   CHECK(must(state_from_values(must(state_schema().decode(kStateRecordV2, "golden")))) == r);
   CHECK(state_schema().record_size() == 256);
+}
+
+TEST_CASE("golden record: a verify record", "[golden]") {
+  const VerifyMark r{"L00001",   3,        "A0000000042", 1,
+                     0x65a0b1f5, "verify", false,         "checksum mismatch"};
+  check_record("verify", must(verify_schema().encode(kLive, verify_values(r))), kVerifyRecordV2);
+  CHECK(checksum_ok(kVerifyRecordV2));
+  CHECK(must(verify_from_values(must(verify_schema().decode(kVerifyRecordV2, "golden")))) == r);
+  CHECK(verify_schema().record_size() == 256);
+  // A result other than good or bad is refused.
+  auto values = verify_values(r);
+  values[6] = std::string("meh");
+  CHECK_THAT(verify_from_values(values).status().message(),
+             Catch::Contains("verify.result: 'meh' is not good or bad"));
 }
 
 TEST_CASE("golden record: a copy record", "[golden]") {
@@ -593,6 +635,8 @@ TEST_CASE("golden record: the header records of the tables", "[golden]") {
   check_record("copy.tab header", copy, kCopyHeaderV2);
   check_record("state.tab header", file_bytes(dir.file("state.tab")), kStateHeaderV2);
   CHECK(checksum_ok(kStateHeaderV2));
+  check_record("verify.tab header", file_bytes(dir.file("verify.tab")), kVerifyHeaderV2);
+  CHECK(checksum_ok(kVerifyHeaderV2));
   CHECK(checksum_ok(kCopyHeaderV2));
   check_record("vv.tab header", vv, kVvHeaderV2);
   check_record("vsn.tab header", vsn, kVsnHeaderV2);

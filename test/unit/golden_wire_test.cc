@@ -235,6 +235,12 @@ DriveDetail drive_down() {
   return {"d0", "m1", "LTO9", false, 0x0102030405060708, "root", "cleaning", 3};
 }
 
+RepackInfo repack_running() {
+  return {
+      "L00001",           "LTO9", "running", 0x0102030405060708, "root", 2, 0x1112131415161718, 3,
+      0x2122232425262728, 1};
+}
+
 void check_copy(const CopyArgs& got) { CHECK(got == full_copy()); }
 
 }  // namespace
@@ -614,6 +620,43 @@ TEST_CASE("golden wire: copy accepted, stage", "[golden]") {
       "11121314 15161718 "  // job
       "00000002 64310000";  // drive "d1"
   check_golden("stage_accepted_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<CopyAccepted>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: verify request", "[golden]") {
+  constexpr std::string_view kGolden =
+      "56564d31 "                             // magic "VVM1"
+      "00000001 "                             // version
+      "1a2b3c4d "                             // xid
+      "0000001c "                             // op: verify
+      "00000002 64300000 "                    // drive "d0"
+      "00000006 4c303030 30310000 "           // vsn "L00001"
+      "01020304 05060708 "                    // file_number
+      "00000006 2f632f41 30310000 "           // cache_path "/c/A01"
+      "00000001 41000000 "                    // file.vv_class "A"
+      "11121314 15161718 "                    // file.serial
+      "21222324 25262728 "                    // file.client_id
+      "31323334 35363738 "                    // file.size
+      "41424344 45464748 "                    // file.time_finished
+      "51525354 55565758 "                    // checksum
+      "0000000c 756e6978 3a2f722e 736f636b "  // reply_to "unix:/r.sock"
+      "61626364 65666768";                    // request_id
+  check_golden("verify_request", encoded(VerifyRequest{full_copy()}), kGolden);
+  check_copy(decoded_request<VerifyRequest>(kGolden).copy);
+}
+
+TEST_CASE("golden wire: copy accepted, verify", "[golden]") {
+  CopyAccepted r{Op::kVerify, 0x2122232425262728, "d2"};
+  constexpr std::string_view kGolden =
+      "56564d31 "           // magic "VVM1"
+      "00000001 "           // version
+      "1a2b3c4d "           // xid
+      "00000000 "           // code: ok
+      "00000000 "           // message ""
+      "0000001c "           // op: verify
+      "21222324 25262728 "  // job
+      "00000002 64320000";  // drive "d2"
+  check_golden("verify_accepted_reply", encoded(r), kGolden);
   CHECK(decoded_reply<CopyAccepted>(kGolden) == r);
 }
 
@@ -1349,6 +1392,177 @@ TEST_CASE("golden wire: drive list reply", "[golden]") {
       "00000000 00000003";           // drives[0].errors_in_row
   check_golden("drive_list_reply", encoded(r), kGolden);
   CHECK(decoded_reply<DriveListReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn repack request", "[golden]") {
+  VsnRepackRequest r{"L00001"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000019 "                    // op: vsn repack
+      "00000006 4c303030 30310000";  // vsn "L00001"
+  check_golden("vsn_repack_request", encoded(r), kGolden);
+  CHECK(decoded_request<VsnRepackRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn repack reply", "[golden]") {
+  RepackInfo r = repack_running();
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "00000019 "                    // op: vsn repack
+      "00000006 4c303030 30310000 "  // vsn "L00001"
+      "00000004 4c544f39 "           // media "LTO9"
+      "00000007 72756e6e 696e6700 "  // state "running"
+      "01020304 05060708 "           // since
+      "00000004 726f6f74 "           // by "root"
+      "00000000 00000002 "           // files_left
+      "11121314 15161718 "           // bytes_left
+      "00000000 00000003 "           // files_moved
+      "21222324 25262728 "           // bytes_moved
+      "00000000 00000001";           // files_moving
+  check_golden("vsn_repack_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<RepackInfo>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn reclaim request", "[golden]") {
+  VsnReclaimRequest r{"L00001"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "0000001a "                    // op: vsn reclaim
+      "00000006 4c303030 30310000";  // vsn "L00001"
+  check_golden("vsn_reclaim_request", encoded(r), kGolden);
+  CHECK(decoded_request<VsnReclaimRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn reclaim reply", "[golden]") {
+  VsnReclaimReply r{full_vsn(), 7, 0x5152535455565758};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "0000001a "                    // op: vsn reclaim
+      "00000006 4c303030 30310000 "  // vsn.name "L00001"
+      "00000004 4c544f39 "           // vsn.media "LTO9"
+      "00000001 41000000 "           // vsn.vsn_class "A"
+      "00000003 "                    // vsn.state: full
+      "00000007 736c6f74 3a313200 "  // vsn.location "slot:12"
+      "01020304 05060708 "           // vsn.next_file
+      "11121314 15161718 "           // vsn.bytes_used
+      "21222324 25262728 "           // vsn.capacity
+      "31323334 35363738 "           // vsn.errors
+      "41424344 45464748 "           // vsn.last_mount
+      "00000000 00000007 "           // dead_files
+      "51525354 55565758";           // dead_bytes
+  check_golden("vsn_reclaim_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<VsnReclaimReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: repack list request", "[golden]") {
+  RepackListRequest r;
+  constexpr std::string_view kGolden =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "0000001b";  // op: repack list
+  check_golden("repack_list_request", encoded(r), kGolden);
+  CHECK(decoded_request<RepackListRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: repack list reply", "[golden]") {
+  RepackListReply r{{repack_running()}};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "0000001b "                    // op: repack list
+      "00000001 "                    // repacks: count
+      "00000006 4c303030 30310000 "  // repacks[0].vsn "L00001"
+      "00000004 4c544f39 "           // repacks[0].media "LTO9"
+      "00000007 72756e6e 696e6700 "  // repacks[0].state "running"
+      "01020304 05060708 "           // repacks[0].since
+      "00000004 726f6f74 "           // repacks[0].by "root"
+      "00000000 00000002 "           // repacks[0].files_left
+      "11121314 15161718 "           // repacks[0].bytes_left
+      "00000000 00000003 "           // repacks[0].files_moved
+      "21222324 25262728 "           // repacks[0].bytes_moved
+      "00000000 00000001";           // repacks[0].files_moving
+  check_golden("repack_list_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<RepackListReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn verify request", "[golden]") {
+  VsnVerifyRequest r{"L00001"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "0000001d "                    // op: vsn verify
+      "00000006 4c303030 30310000";  // vsn "L00001"
+  check_golden("vsn_verify_request", encoded(r), kGolden);
+  CHECK(decoded_request<VsnVerifyRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vsn verify reply", "[golden]") {
+  VsnVerifyReply r{"L00001", 5, 0x0102030405060708};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "0000001d "                    // op: vsn verify
+      "00000006 4c303030 30310000 "  // vsn "L00001"
+      "00000000 00000005 "           // files
+      "01020304 05060708";           // bytes
+  check_golden("vsn_verify_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<VsnVerifyReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: verify list request", "[golden]") {
+  VerifyListRequest r{"L00001"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "0000001e "                    // op: verify list
+      "00000006 4c303030 30310000";  // vsn "L00001"
+  check_golden("verify_list_request", encoded(r), kGolden);
+  CHECK(decoded_request<VerifyListRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: verify list reply", "[golden]") {
+  VerifyListReply r{
+      {{"L00001", 3, "A0000000042", 1, 0x0102030405060708, "verify", false, "checksum"}}, 2};
+  constexpr std::string_view kGolden =
+      "56564d31 "                             // magic "VVM1"
+      "00000001 "                             // version
+      "1a2b3c4d "                             // xid
+      "00000000 "                             // code: ok
+      "00000000 "                             // message ""
+      "0000001e "                             // op: verify list
+      "00000001 "                             // marks: count
+      "00000006 4c303030 30310000 "           // marks[0].vsn "L00001"
+      "00000000 00000003 "                    // marks[0].file
+      "0000000b 41303030 30303030 30343200 "  // marks[0].vv "A0000000042"
+      "00000001 "                             // marks[0].copy
+      "01020304 05060708 "                    // marks[0].when
+      "00000006 76657269 66790000 "           // marks[0].how "verify"
+      "00000000 "                             // marks[0].good: false
+      "00000008 63686563 6b73756d "           // marks[0].why "checksum"
+      "00000000 00000002";                    // queued
+  check_golden("verify_list_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<VerifyListReply>(kGolden) == r);
 }
 
 TEST_CASE("golden wire: error reply", "[golden]") {

@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -77,7 +78,7 @@ std::string capture_log(const TempDir& dir, F body) {
 class FakeMovers : public MoverPort {
  public:
   struct Request {
-    std::string what;   // "archive", "stage", "ping"
+    std::string what;   // "archive", "stage", "verify", "ping"
     std::string mover;  // its endpoint
     rpc::CopyArgs args;
     CopyDone copy_done;
@@ -89,6 +90,9 @@ class FakeMovers : public MoverPort {
   }
   void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
     add({"stage", mover.to_string(), args, std::move(done), {}});
+  }
+  void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
+    add({"verify", mover.to_string(), args, std::move(done), {}});
   }
   void ping(const Endpoint& mover, PingDone done) override {
     add({"ping", mover.to_string(), {}, {}, std::move(done)});
@@ -617,4 +621,76 @@ TEST_CASE("a queue whose VSNs are all being written waits quietly; one with no V
   f.report_done(first);
   f.sched->tick();
   CHECK(f.movers.take("archive").args.vsn == "L00001");
+}
+
+TEST_CASE("repack: refused without another tape; each move one commit; resumed; reclaimed") {
+  Fixture f;
+  f.add_vsn("L00001");
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 3; ++i) {
+    vvs.push_back(f.make_vv());
+    REQUIRE(f.archive_next() == std::pair<std::string, uint64_t>("L00001", i + 1));
+  }
+  auto repack = [&](const std::string& vsn) {
+    std::optional<Result<rpc::RepackInfo>> got;
+    f.sched->repack(root_peer(), {vsn}, [&](Result<rpc::RepackInfo> r) { got = std::move(r); });
+    REQUIRE(got);
+    return *got;
+  };
+  CHECK(repack("NOPE").status().code() == Code::kNotFound);
+  auto none = repack("L00001");
+  CHECK(none.status().code() == Code::kUnavailable);
+  CHECK_THAT(none.status().message(),
+             Catch::Contains("no other LTO9 tape can take its 3 live file(s) of class A"));
+  CHECK(must(f.sched->repacks()).repacks.empty());
+
+  f.add_vsn("L00002");
+  auto started = repack("L00001");
+  REQUIRE(started.ok());
+  CHECK(started->files_left == 3);
+  CHECK(started->state == "running");
+  CHECK(repack("L00001").status().code() == Code::kBusy);
+
+  // The first move: the copy's new place and the old file dead, together.
+  REQUIRE(f.archive_next() == std::pair<std::string, uint64_t>("L00002", 1));
+  CHECK(f.vv(vvs[0]).copies[0] == VvCopy{"L00002", 1});
+  CopyMark mark;
+  REQUIRE(find_copy_mark(*f.db, "L00001", 1, &mark).ok());
+  CHECK(mark.state == CopyMarkState::kDead);
+  CHECK(mark.vv == vvs[0]);
+  CHECK(mark.why == "repacked to L00002 file 1");
+  // A restart: the repack goes on with what is left, and nothing new goes to L00001.
+  f.restart();
+  REQUIRE(must(f.sched->repacks()).repacks.size() == 1);
+  CHECK(must(f.sched->repacks()).repacks[0].files_moved == 1);
+  CHECK(must(f.sched->repacks()).repacks[0].files_left == 2);
+  REQUIRE(f.archive_next() == std::pair<std::string, uint64_t>("L00002", 2));
+  REQUIRE(f.archive_next() == std::pair<std::string, uint64_t>("L00002", 3));
+  f.sched->tick();
+  CHECK(f.vsn("L00001").state == VsnState::kReclaim);
+  auto done = must(f.sched->repacks()).repacks.at(0);
+  CHECK(done.state == "done");
+  CHECK(done.files_moved == 3);
+  CHECK(done.files_left == 0);
+  for (size_t i = 0; i < vvs.size(); ++i) {
+    CHECK(f.vv(vvs[i]).copies[0] == VvCopy{"L00002", i + 1});
+  }
+
+  // Reclaim: only a reclaim tape, then hot from file 1 with its dead files forgotten.
+  auto reclaim = [&](const std::string& vsn) {
+    std::optional<Result<rpc::VsnReclaimReply>> got;
+    f.sched->reclaim(root_peer(), {vsn},
+                     [&](Result<rpc::VsnReclaimReply> r) { got = std::move(r); });
+    REQUIRE(got);
+    return *got;
+  };
+  CHECK(reclaim("L00002").status().code() == Code::kInvalidArgument);
+  auto reclaimed = reclaim("L00001");
+  REQUIRE(reclaimed.ok());
+  CHECK(reclaimed->dead_files == 3);
+  CHECK(f.vsn("L00001").state == VsnState::kHot);
+  CHECK(f.vsn("L00001").next_file == 1);
+  CHECK(f.vsn("L00001").bytes_used == 0);
+  CHECK(find_copy_mark(*f.db, "L00001", 1, &mark).status().code() == Code::kNotFound);
+  CHECK(must(f.sched->repacks()).repacks.at(0).state == "reclaimed");
 }

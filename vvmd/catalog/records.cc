@@ -99,6 +99,14 @@ db::Schema make_state_schema() {
                                256));
 }
 
+db::Schema make_verify_schema() {
+  return made(
+      db::Schema::make("verify",
+                       {text("vsn", 6), dec("file", 6), text("vv", 11), dec("copy", 1),
+                        hex("when", 10), text("how", 8), text("result", 4), text("why", 160)},
+                       256));
+}
+
 db::Schema make_copy_schema() {
   return made(db::Schema::make(
       "copy",
@@ -215,6 +223,32 @@ Result<StateNote> state_from_values(const Values& v) {
   VVM_RETURN_IF_ERROR(check_kinds(v, state_schema()));
   return StateNote{
       str(v, 0), str(v, 1), str(v, 2), num(v, 3), db_text_read(str(v, 4)), db_text_read(str(v, 5))};
+}
+
+const db::Schema& verify_schema() {
+  static const db::Schema s = make_verify_schema();
+  return s;
+}
+
+Values verify_values(const VerifyMark& r) {
+  return {r.vsn,
+          r.file,
+          r.vv,
+          uint64_t{r.copy},
+          r.when,
+          r.how,
+          std::string(r.good ? "good" : "bad"),
+          db_text(r.why, 160)};
+}
+
+Result<VerifyMark> verify_from_values(const Values& v) {
+  VVM_RETURN_IF_ERROR(check_kinds(v, verify_schema()));
+  const std::string& result = str(v, 6);
+  if (result != "good" && result != "bad") {
+    return Status::InvalidArgument(fmt::format("verify.result: '{}' is not good or bad", result));
+  }
+  return VerifyMark{str(v, 0), num(v, 1), str(v, 2),        static_cast<uint32_t>(num(v, 3)),
+                    num(v, 4), str(v, 5), result == "good", db_text_read(str(v, 7))};
 }
 
 const db::Schema& copy_schema() {
@@ -461,6 +495,13 @@ std::vector<db::Index> copy_indexes() {
           "vv", false,
           [](const Values& v, Keys& out) { out.push_back(KeyBuilder().text(str(v, kCopyVv))); }),
   };
+}
+
+std::vector<db::Index> verify_indexes() {
+  using Keys = std::vector<std::string>;
+  return {db::Index("place", true, [](const Values& v, Keys& out) {
+    out.push_back(KeyBuilder().text(str(v, 0)).number(num(v, 1)));
+  })};
 }
 
 std::vector<db::Index> state_indexes() {

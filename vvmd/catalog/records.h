@@ -1,7 +1,7 @@
-// catalog/records.h: vvmd's tables as the database engine (db/) sees them: the VV, VSN, counter
-// and copy schemas (fields, widths, record sizes), the indexes of DESIGN.md, and the conversions
-// between their records and the daemon's one type for each (vvm::Vv, vvm::Vsn, vvm::CopyMark:
-// common/vv.h, common/vsn.h, common/copy_mark.h).
+// catalog/records.h: vvmd's tables as the database engine (db/) sees them: the VV, VSN, counter,
+// copy, state and verify schemas (fields, widths, record sizes), the indexes of DESIGN.md, and the
+// conversions between their records and the daemon's one type for each (vvm::Vv, vvm::Vsn,
+// vvm::CopyMark: common/vv.h, common/vsn.h, common/copy_mark.h).
 //
 // The record text (db/record.h) keeps the words of the states ("hot", "archived", "blank"), the
 // permission bits in octal ("0640") and "-" for an empty text, so that a table reads well with
@@ -32,6 +32,7 @@ const db::Schema& vsn_schema();      // 128-byte records
 const db::Schema& counter_schema();  // 64-byte records: a name (up to 24 characters), a number
 const db::Schema& copy_schema();     // 256-byte records: a bad or dead tape file
 const db::Schema& state_schema();    // 256-byte records: who set a VSN's or drive's state
+const db::Schema& verify_schema();   // 256-byte records: a tape file's last verify (VerifyMark)
 
 // VV: name (unique), hot (class + client id, hot VVs), unwritten (unique name, finished VVs not
 // yet archived: recovery requeues them), vsn (VSN + file number, one key a copy), id (client id).
@@ -44,13 +45,15 @@ std::vector<db::Index> counter_indexes();
 std::vector<db::Index> copy_indexes();
 // State: name (unique: kind + name).
 std::vector<db::Index> state_indexes();
+// Verify: place (unique: VSN + file number).
+std::vector<db::Index> verify_indexes();
 
 // Who set the state of a VSN or a drive, when and why: an operator (vvctl vsn set, drive down,
 // drive up) or vvmd itself (errors in a row); and since when a VSN has its class. A VSN's state
 // and class themselves are its record's; a drive's state is here alone (a drive with no note is
 // up).
 struct StateNote {
-  std::string kind;   // "vsn", "drive", "class" (a VSN's class)
+  std::string kind;   // "vsn", "drive", "class" (a VSN's class), kRepackNote (a VSN's repack)
   std::string name;   // "L00001", "d0"
   std::string state;  // a VSN's state word as vvctl says it, "up", "down", or the class
   uint64_t since = 0;
@@ -60,6 +63,11 @@ struct StateNote {
   bool operator==(const StateNote&) const = default;
 };
 inline constexpr std::string_view kFirstArchive = "first archive";
+// The kind of a VSN's repack note (sched/repack.cc), its state "running", "done" or "reclaimed":
+// "repack" is one letter too long for the field.
+inline constexpr char kRepackNote[] = "move";
+// How the dead mark of a copy a repack moved begins its why: "repacked to L90002 file 3".
+inline constexpr std::string_view kRepackedTo = "repacked to ";
 db::Values state_values(const StateNote& note);
 Result<StateNote> state_from_values(const db::Values& values);
 
@@ -71,6 +79,8 @@ db::Values vsn_values(const Vsn& vsn);
 Result<Vv> vv_from_values(const db::Values& values);
 Result<Vsn> vsn_from_values(const db::Values& values);
 db::Values copy_values(const CopyMark& mark);
+db::Values verify_values(const VerifyMark& mark);
+Result<VerifyMark> verify_from_values(const db::Values& values);
 Result<CopyMark> copy_from_values(const db::Values& values);
 
 // A copy mark's free text (its reason) as a record field holds it: a record's text has no blanks,

@@ -12,6 +12,7 @@ std::vector<db::TableSpec> table_specs() {
   specs.push_back({"counter.tab", &counter_schema(), counter_indexes()});
   specs.push_back({"copy.tab", &copy_schema(), copy_indexes()});
   specs.push_back({"state.tab", &state_schema(), state_indexes()});
+  specs.push_back({"verify.tab", &verify_schema(), verify_indexes()});
   return specs;
 }
 
@@ -133,6 +134,46 @@ Status scan_state_notes(db::Database& db, const std::string& kind,
     }
     return each(*note);
   });
+  VVM_RETURN_IF_ERROR(s);
+  return bad;
+}
+
+Result<uint64_t> find_verify_mark(db::Database& db, const std::string& vsn, uint64_t file,
+                                  VerifyMark* out) {
+  db::Values v;
+  auto slot = db.lookup_into(kVerifyTable, "place", db::KeyBuilder().text(vsn).number(file), &v);
+  if (!slot.ok()) return slot.status();
+  auto mark = verify_from_values(v);
+  if (!mark.ok()) return mark.status();
+  *out = std::move(*mark);
+  return *slot;
+}
+
+Status set_verify_mark(db::Database& db, db::Transaction& txn, const VerifyMark& mark) {
+  VerifyMark old;
+  auto slot = find_verify_mark(db, mark.vsn, mark.file, &old);
+  if (slot.ok()) {
+    txn.update(kVerifyTable, *slot, verify_values(mark));
+    return Status::Ok();
+  }
+  if (slot.status().code() != Code::kNotFound) return slot.status();
+  txn.insert(kVerifyTable, verify_values(mark));
+  return Status::Ok();
+}
+
+Status scan_verify_marks_on_vsn(db::Database& db, const std::string& vsn,
+                                const std::function<bool(uint64_t, const VerifyMark&)>& each) {
+  const db::KeyRange r = keys_after_text(vsn);
+  Status bad;
+  Status s =
+      db.scan_index(kVerifyTable, "place", r.lo, r.hi, [&](uint64_t slot, const db::Values& v) {
+        auto mark = verify_from_values(v);
+        if (!mark.ok()) {
+          bad = mark.status();
+          return false;
+        }
+        return each(slot, *mark);
+      });
   VVM_RETURN_IF_ERROR(s);
   return bad;
 }

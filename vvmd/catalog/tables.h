@@ -19,12 +19,13 @@ namespace vvm::vvmd {
 inline constexpr db::TableId kVvTable{0};
 inline constexpr db::TableId kVsnTable{1};
 inline constexpr db::TableId kCounterTable{2};
-inline constexpr db::TableId kCopyTable{3};   // bad and dead tape files (common/copy_mark.h)
-inline constexpr db::TableId kStateTable{4};  // who set a VSN's or drive's state (StateNote)
+inline constexpr db::TableId kCopyTable{3};    // bad and dead tape files (common/copy_mark.h)
+inline constexpr db::TableId kStateTable{4};   // who set a VSN's or drive's state (StateNote)
+inline constexpr db::TableId kVerifyTable{5};  // a tape file's last verify (common/copy_mark.h)
 
-// vv.tab, vsn.tab, counter.tab, copy.tab, state.tab and the journal in `dir`, created when
-// missing (a database made before copy.tab or state.tab gets an empty one), older tables
-// upgraded (db/table.h).
+// vv.tab, vsn.tab, counter.tab, copy.tab, state.tab, verify.tab and the journal in `dir`,
+// created when missing (a database made before copy.tab, state.tab or verify.tab gets an empty
+// one), older tables upgraded (db/table.h).
 Result<std::unique_ptr<db::Database>> open_database(const std::string& dir,
                                                     uint64_t checkpoint_bytes = 4 << 20);
 // The tables as Database::open takes them (for tests that open the engine themselves).
@@ -63,6 +64,15 @@ Status set_state_note(db::Database& db, db::Transaction& txn, const StateNote& n
 // Every note of `kind`, in name order.
 Status scan_state_notes(db::Database& db, const std::string& kind,
                         const std::function<bool(const StateNote&)>& each);
+
+// The last verify of tape file `file` on `vsn`, and its slot; NotFound when it was never verified.
+Result<uint64_t> find_verify_mark(db::Database& db, const std::string& vsn, uint64_t file,
+                                  VerifyMark* out);
+// Adds to `txn` the change that makes `mark` the last verify of its tape file.
+Status set_verify_mark(db::Database& db, db::Transaction& txn, const VerifyMark& mark);
+// The verifies of the tape files on `vsn`, in file order.
+Status scan_verify_marks_on_vsn(db::Database& db, const std::string& vsn,
+                                const std::function<bool(uint64_t slot, const VerifyMark&)>& each);
 
 // Counters (a name and a number, for values that must never go back, such as the highest VV
 // serial of a class even after that VV is removed): the value, 0 if unset.

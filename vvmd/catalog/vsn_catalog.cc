@@ -162,6 +162,16 @@ Status VsnCatalog::make_image(const Vsn& r) {
   return made;
 }
 
+Status VsnCatalog::relabel(const Vsn& r) {
+  if (!emulated()) return Status::Ok();
+  auto tape = tape::open_tape(image_path(r.name));
+  if (!tape.ok()) return tape.status();
+  // Ends with a synchronous tape mark: the label is on the medium (fdatasynced) when it returns.
+  VVM_RETURN_IF_ERROR(tape::write_volume_label(**tape, tape::VolLabel{r.name, r.media}));
+  if (tape::TapeResult u = (*tape)->unload(); !u.ok()) return u.status;
+  return Status::Ok();
+}
+
 Status VsnCatalog::register_image(const std::string& image, Vsn* r) {
   auto refuse = [&](std::string_view holds) {
     return Status::AlreadyExists(fmt::format(

@@ -87,6 +87,11 @@ class VsnCatalog {
                              rpc::VsnDetailsRequest>;
   Serves serve(rpc::Server& server);
 
+  // A fresh VOL label on VSN `vsn`'s tape, for a reclaim: an emulated image is written from its
+  // start, so what followed the label is cut off (nothing else is overwritten) and the image
+  // synced; with a real library (mtx) the operator labels the tape with vvtape: nothing to do.
+  Status relabel(const Vsn& vsn);
+
   bool emulated() const { return options_.library_kind == "emulated"; }
   std::string image_path(const std::string& vsn) const {
     return options_.library_path + "/" + vsn + ".tap";

@@ -40,36 +40,39 @@ void Scheduler::finished(const Vv& vv) {
   wake();
 }
 
+bool Scheduler::can_take(const Vsn& r, char cls, const std::string& media) const {
+  if (r.media != media || r.errors >= kMaxVsnErrors || repacks_.contains(r.name)) return false;
+  const std::string cls_text(1, cls);
+  // A VSN set hot by hand before its first file may have no class yet: any class's.
+  const bool hot = r.state == VsnState::kHot &&
+                   (r.vsn_class == cls_text || (r.vsn_class.empty() && r.next_file == 1));
+  const bool blank =
+      r.state == VsnState::kBlank && (r.vsn_class.empty() || r.vsn_class == cls_text);
+  return hot || blank;
+}
+
 std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy) {
   *any_busy = false;
   std::vector<Vsn> out;
   std::set<std::string> copying;
   for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
-  const std::string cls_text(1, cls);
   Status bad;
-  Status s = db_->scan_index(
-      kVsnTable, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
-        auto r = vsn_from_values(v);
-        if (!r.ok()) {
-          bad = r.status();
-          return false;
-        }
-        if (r->media != media) return true;
-        if (r->errors >= kMaxVsnErrors) return true;
-        // A VSN set hot by hand before its first file may have no class yet: any class's.
-        const bool hot = r->state == VsnState::kHot &&
-                         (r->vsn_class == cls_text || (r->vsn_class.empty() && r->next_file == 1));
-        const bool blank =
-            r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
-        if (!hot && !blank) return true;
-        const DriveState* d = view_.holding(r->name);
-        if (copying.contains(r->name) || (d != nullptr && d->busy)) {
-          *any_busy = true;  // it will take copies again once this one ends
-          return true;
-        }
-        out.push_back(std::move(*r));
-        return true;
-      });
+  Status s = db_->scan_index(kVsnTable, "name", kEveryName.lo, kEveryName.hi,
+                             [&](uint64_t, const db::Values& v) {
+                               auto r = vsn_from_values(v);
+                               if (!r.ok()) {
+                                 bad = r.status();
+                                 return false;
+                               }
+                               if (!can_take(*r, cls, media)) return true;
+                               const DriveState* d = view_.holding(r->name);
+                               if (copying.contains(r->name) || (d != nullptr && d->busy)) {
+                                 *any_busy = true;  // it will take copies again once this one ends
+                                 return true;
+                               }
+                               out.push_back(std::move(*r));
+                               return true;
+                             });
   if (!s.ok() || !bad.ok()) {
     log::error("scheduler: cannot read the VSN table: {}", (!s.ok() ? s : bad).message());
     return {};
@@ -136,7 +139,16 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     log::info("VV {} was removed: its copy {} is not written", item.vv, item.copy + 1);
     return true;  // the queue moved on
   }
-  if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) return true;
+  const bool move = !item.from_vsn.empty();
+  if (move) {
+    // A repack's move: the copy must still be where the repack found it.
+    const VvCopy& from = vv.copies[item.copy];
+    if (vv.state == VvState::kHot || from.vsn != item.from_vsn || from.file != item.from_file) {
+      return true;
+    }
+  } else if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) {
+    return true;
+  }
   if (vv.cache != CacheState::kCached) {
     log::info("VV {} is {}: its copy {} waits until it is in the cache again", vv.name,
               cache_state_name(vv.cache), item.copy + 1);
@@ -172,14 +184,23 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
   f.mover = drive.mover;
   f.file = vsn.next_file;
   drive.busy = true;
-  log::info("archive copy {} of VV {} ({} bytes) to {} file {} in drive {} (request {})",
-            f.item.copy + 1, vv.name, vv.size, vsn.name, vsn.next_file, drive.name,
-            args.request_id);
+  if (move) {
+    log::info(
+        "repack: copy {} of VV {} ({} bytes) from {} file {} to {} file {} in drive {} "
+        "(request {})",
+        f.item.copy + 1, vv.name, vv.size, f.item.from_vsn, f.item.from_file, vsn.name,
+        vsn.next_file, drive.name, args.request_id);
+  } else {
+    log::info("archive copy {} of VV {} ({} bytes) to {} file {} in drive {} (request {})",
+              f.item.copy + 1, vv.name, vv.size, vsn.name, vsn.next_file, drive.name,
+              args.request_id);
+  }
   send(drive, std::move(f), rpc::Op::kArchive, std::move(args), now);
   return true;
 }
 
 void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
+  if (is_verify(f)) return verify_done(std::move(f), r);
   if (f.staged) return stage_done(std::move(f), r);
   if (r.vsn != f.vsn || r.file_number != f.file) {
     log::warning("mover {} wrote VV {} to {} file {}, asked for {} file {}: recording where it is",
@@ -216,7 +237,37 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   Vv vv;
   auto vv_slot = lookup_vv(*db_, "name", db::KeyBuilder().text(f.item.vv), &vv);
   bool recorded = false, archived = false;
-  if (vv_slot.ok() && vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
+  const bool move = !f.item.from_vsn.empty();
+  if (move && vv_slot.ok() && vv.copies[f.item.copy].vsn == f.item.from_vsn &&
+      vv.copies[f.item.copy].file == f.item.from_file) {
+    // A repack's move: the copy's new place and its old tape file dead, in this one commit.
+    if (vv.checksum != r.checksum) {
+      log::error(
+          "VV {}: copy {} moved to {} file {} has checksum {:016x}, the VV {:016x}: not "
+          "recorded, moved again",
+          vv.name, f.item.copy + 1, r.vsn, r.file_number, r.checksum, vv.checksum);
+    } else {
+      vv.copies[f.item.copy] = {r.vsn, r.file_number};
+      txn.update(kVvTable, *vv_slot, vv_values(vv));
+      CopyMark dead{f.item.from_vsn,
+                    f.item.from_file,
+                    vv.name,
+                    static_cast<uint32_t>(f.item.copy + 1),
+                    vv.size,
+                    CopyMarkState::kDead,
+                    now_unix(),
+                    "vvmd",
+                    fmt::format("{}{} file {}", kRepackedTo, r.vsn, r.file_number)};
+      CopyMark old;
+      if (auto marked = find_copy_mark(*db_, dead.vsn, dead.file, &old); marked.ok()) {
+        txn.update(kCopyTable, *marked, copy_values(dead));
+      } else {
+        txn.insert(kCopyTable, copy_values(dead));
+      }
+      recorded = true;
+    }
+  } else if (!move && vv_slot.ok() && vv.state == VvState::kFinished &&
+             vv.copies[f.item.copy].vsn.empty()) {
     if (vv.checksum != 0 && vv.checksum != r.checksum) {
       log::error(
           "VV {}: copy {} on {} file {} has checksum {:016x}, its other copies {:016x}: not "
@@ -251,10 +302,25 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
     return;
   }
   if (!recorded) {
-    if (vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
+    if (move) {
+      // Still where the repack found it: moved again; moved meanwhile: the repack looks again.
+      if (vv.copies[f.item.copy].vsn == f.item.from_vsn &&
+          vv.copies[f.item.copy].file == f.item.from_file) {
+        ++f.item.attempts;
+        retry(f, false);
+      }
+    } else if (vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
       ++f.item.attempts;
       retry(f, false);
     }
+    return;
+  }
+  if (move) {
+    metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
+    copy_ok(f.drive, r.vsn);
+    log::info("repack: VV {}: copy {} moved from {} file {} to {} file {} ({} bytes)", vv.name,
+              f.item.copy + 1, f.item.from_vsn, f.item.from_file, r.vsn, r.file_number,
+              r.bytes_total);
     return;
   }
   metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
@@ -265,7 +331,8 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
 }
 
 void Scheduler::copy_failed(InFlight f, const Status& why) {
-  metrics().copy_failed(f.staged ? "stage" : "archive", f.vsn, f.drive);
+  metrics().copy_failed(is_verify(f) ? "verify" : f.staged ? "stage" : "archive", f.vsn, f.drive);
+  if (is_verify(f)) return verify_failed(std::move(f), why);
   if (f.staged) return stage_failed(std::move(f), why);
   DriveState* drive = view_.find(f.drive);
   switch (why.code()) {

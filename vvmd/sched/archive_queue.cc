@@ -41,7 +41,7 @@ bool ArchiveQueue::due(const QueueKey& key, Clock::time_point now) const {
     if (i.not_before > now) continue;
     bytes += i.bytes;
     ++files;
-    if (now - i.queued >= policy_.max_wait) return true;
+    if (now - i.queued >= policy_.max_wait || !i.from_vsn.empty()) return true;
   }
   return files > 0 && (bytes >= policy_.bytes || files >= policy_.files);
 }

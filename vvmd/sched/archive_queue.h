@@ -28,6 +28,10 @@ struct ArchiveItem {
   Clock::time_point queued{};      // when it was first queued: its age for the batch rule
   Clock::time_point not_before{};  // after a failure: not retried before this
   uint32_t attempts = 0;           // failed writes so far
+  // A repack's move (sched/repack.cc): the copy exists at this place, which the new one
+  // replaces; empty for a copy that does not exist yet. Due at once, whatever the batch rule.
+  std::string from_vsn;
+  uint64_t from_file = 0;
 };
 
 struct QueueKey {
@@ -53,7 +57,8 @@ class ArchiveQueue {
   bool push_front(const QueueKey& key, ArchiveItem item);
 
   // Worth a mount at `now`: the copies ready to go reach the byte or file threshold, or the
-  // oldest of them has waited max_wait.
+  // oldest of them has waited max_wait, or one is a repack's move (its source tape is read for
+  // it now, and the cache holds what it read until it is written).
   bool due(const QueueKey& key, Clock::time_point now) const;
   // Whether a copy is ready to go at `now` (its not_before has passed).
   bool ready(const QueueKey& key, Clock::time_point now) const;

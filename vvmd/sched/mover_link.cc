@@ -50,6 +50,10 @@ void MoverLink::stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone
   call(mover, rpc::StageRequest{args}, expect(std::move(done), rpc::Op::kStage));
 }
 
+void MoverLink::verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) {
+  call(mover, rpc::VerifyRequest{args}, expect(std::move(done), rpc::Op::kVerify));
+}
+
 void MoverLink::ping(const Endpoint& mover, PingDone done) {
   call(mover, rpc::PingRequest{}, expect(std::move(done), rpc::Op::kPing));
 }

@@ -42,6 +42,7 @@ class MoverLink : public MoverPort {
   // MoverPort: call() with the request, the answer checked to be the reply it expects.
   void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
   void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
+  void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
   void ping(const Endpoint& mover, PingDone done) override;
 
   // Ends the workers; requests not yet sent are dropped without their `done`. Idempotent.

@@ -34,6 +34,8 @@ class MoverPort {
   virtual void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) = 0;
   // Asks it to read args.vsn's file args.file_number into args.cache_path (STAGE).
   virtual void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) = 0;
+  // Asks it to read args.vsn's file args.file_number back and check it, writing nothing (VERIFY).
+  virtual void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) = 0;
   // Asks it whether it is there (PING).
   virtual void ping(const Endpoint& mover, PingDone done) = 0;
 };

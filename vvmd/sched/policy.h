@@ -41,6 +41,14 @@ inline constexpr std::chrono::seconds kFailedStageMemory{60};
 // makes room within seconds, and long enough for the clients that wait on it to hear.
 inline constexpr std::chrono::seconds kFullCacheStageMemory{5};
 
+// Copies of one repack on their way at once (staged, or being written): the cache holds no more
+// VVs than this for it, and while one is written the next is read.
+inline constexpr size_t kRepackWindow = 2;
+
+// How often the scrub looks for a tape due for reading back, when none is being read: the look
+// reads every tape's live copies and verify records, too much to do at every tick.
+inline constexpr std::chrono::seconds kScrubCheck{60};
+
 inline const db::KeyRange kEveryName = db::every_text_key();
 
 }  // namespace vvm::vvmd::policy

@@ -100,6 +100,20 @@ Status Scheduler::recover() {
     return true;
   }));
 
+  // Repacks go on where they were: what is left is what the VV table still places there.
+  std::vector<StateNote> running;  // read first: a scan in progress allows no other read
+  VVM_RETURN_IF_ERROR(scan_state_notes(*db_, kRepackNote, [&](const StateNote& note) {
+    if (note.state == "running") running.push_back(note);
+    return true;
+  }));
+  for (const StateNote& note : running) {
+    Vsn vsn;
+    if (!lookup_vsn(*db_, "name", db::KeyBuilder().text(note.name), &vsn).ok()) continue;
+    repacks_[note.name] = vsn.media;
+    log::info("recovery: the repack of {} (since {}, by {}) goes on", note.name, note.since,
+              note.by);
+  }
+
   // Stages cut short: the movers' temporary files go, and the VVs are queued again.
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.cache_dir, ec)) {
@@ -158,6 +172,7 @@ void Scheduler::tick() {
     last_mover_check_ = now;
     check_movers();
   }
+  drive_repacks(now);
   while (dispatch_stage(now)) {
   }
   for (const QueueKey& key : queue_.keys_oldest_first()) {
@@ -165,6 +180,10 @@ void Scheduler::tick() {
     if (stages_.wants_media(key.media)) continue;
     while (dispatch(key, now)) {
     }
+  }
+  // Verifies last: they take the drives nothing else wanted.
+  scrub(now);
+  while (dispatch_verify(now)) {
   }
 }
 
@@ -182,6 +201,8 @@ void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyA
   auto done = [this, id](Result<rpc::CopyAccepted> answer) { accepted(id, std::move(answer)); };
   if (op == rpc::Op::kArchive) {
     movers_->archive(drive.mover_endpoint, args, std::move(done));
+  } else if (op == rpc::Op::kVerify) {
+    movers_->verify(drive.mover_endpoint, args, std::move(done));
   } else {
     movers_->stage(drive.mover_endpoint, args, std::move(done));
   }
@@ -224,7 +245,7 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
     retry(f, true);
   } else {
     // A failed attempt on that VSN and drive for the metrics, though not an error of the VSN.
-    metrics().copy_failed(f.staged ? "stage" : "archive", f.vsn, f.drive);
+    metrics().copy_failed(is_verify(f) ? "verify" : f.staged ? "stage" : "archive", f.vsn, f.drive);
     log::error("mover {} refused copy {} of VV {} to {}: {}", f.mover, f.item.copy + 1, f.item.vv,
                f.vsn, why.message());
     ++(f.staged ? f.staged->attempts : f.item.attempts);
@@ -273,7 +294,7 @@ void Scheduler::retry(InFlight& f, bool front) {
   if (f.staged) {
     f.staged->not_before =
         steady_now() + (front ? std::chrono::seconds(0) : retry_delay(f.staged->attempts));
-    stages_.push(std::move(*f.staged));
+    (is_verify(f) ? verifies_ : stages_).push(std::move(*f.staged));
     return;
   }
   f.item.not_before =
@@ -441,8 +462,18 @@ void Scheduler::fill_status(rpc::StatusReply* out) const {
     s.usable = d.unusable_until <= now && !d.down;
     for (const auto& [id, f] : in_flight_) {
       if (f.drive != d.name) continue;
-      s.copying = f.staged ? fmt::format("stage {} from {} file {}", f.item.vv, f.vsn, f.file)
-                           : fmt::format("archive {} to {} file {}", f.item.vv, f.vsn, f.file);
+      if (is_verify(f)) {
+        s.copying = fmt::format("{} {} on {} file {}", f.staged->how, f.item.vv, f.vsn, f.file);
+      } else if (f.staged) {
+        s.copying =
+            fmt::format("{} {} from {} file {}", f.staged->background ? "repack: stage" : "stage",
+                        f.item.vv, f.vsn, f.file);
+      } else if (!f.item.from_vsn.empty()) {
+        s.copying = fmt::format("repack: move {} from {} file {} to {} file {}", f.item.vv,
+                                f.item.from_vsn, f.item.from_file, f.vsn, f.file);
+      } else {
+        s.copying = fmt::format("archive {} to {} file {}", f.item.vv, f.vsn, f.file);
+      }
       s.bytes_done = f.bytes_done;
       s.bytes_total = f.item.bytes;
     }
@@ -452,6 +483,11 @@ void Scheduler::fill_status(rpc::StatusReply* out) const {
   for (const auto& q : queue_.summary()) {
     out->queues.push_back({"archive", fmt::format("{} {}", q.key.vv_class, q.key.media), q.files,
                            q.bytes, age(q.oldest), false});
+  }
+  for (const std::string& vsn : verifies_.vsns_by_priority(Clock::time_point::max())) {
+    rpc::StatusQueue s{"verify", vsn, verifies_.files(vsn), verifies_.bytes(vsn), 0, false};
+    if (auto oldest = verifies_.oldest(vsn)) s.oldest_s = age(*oldest);
+    out->queues.push_back(std::move(s));
   }
   for (const std::string& vsn : stages_.vsns_by_priority(Clock::time_point::max())) {
     rpc::StatusQueue s{"stage", vsn, stages_.files(vsn), 0, 0, false};

@@ -44,9 +44,18 @@
 // nobody is promised it and recovery derives it again after a crash: a copy not recorded is
 // queued and written again, drives start empty, a VV left staging is staged again or found whole.
 //
-// One class, four files: scheduler.cc (recovery, the tick, sending copies and taking their
+// Verifies (verify(): `vvctl vsn verify`) read every live copy on a VSN back on drives nothing
+// else needs, and record when and how each was read and whether it was good (verify.tab); a copy
+// that fails its checks is marked bad and made again, as after a stage (sched/verify.cc).
+//
+// Repacks (repack(): `vvctl vsn repack`) move every live copy off a VSN to other VSNs of its
+// media type, through the cache (a stage, then an archive write), and reclaim() makes an emptied
+// VSN writable again from file 1; sched/repack.cc says how.
+//
+// One class, six files: scheduler.cc (recovery, the tick, sending copies and taking their
 // answers and reports, VSN updates, status), archive.cc (the archive half), stage.cc (the stage
-// half) and mover_watch.cc (pings and lost movers); policy.h holds the fixed rules (kStageGather,
+// half), repack.cc (repack and reclaim), verify.cc (verify) and mover_watch.cc (pings and lost
+// movers); policy.h holds the fixed rules (kStageGather,
 // kMountBudget, the pauses and attempt counts).
 #pragma once
 
@@ -86,6 +95,9 @@ class Scheduler {
     std::function<Clock::time_point()> clock;
     // What counts copies done and failed (metrics/metrics.h); none: nothing is counted.
     Metrics* metrics = nullptr;
+    // Writes a fresh VOL label on a VSN being reclaimed (an emulated tape: cutting off what
+    // followed it); none: the operator labels the tape (vvtape label) before the reclaim.
+    std::function<Status(const Vsn&)> relabel;
   };
   // `movers` carries the requests to every mover; it must outlive the scheduler.
   Scheduler(db::Database* db, const Config& config, Options options, MoverPort* movers);
@@ -122,6 +134,37 @@ class Scheduler {
   rpc::DriveListReply drives() const;
   // Registers DRIVE_SET and DRIVE_LIST.
   rpc::Served<rpc::DriveSetRequest, rpc::DriveListRequest> serve_drives(rpc::Server& server);
+
+  // An operator repacks a VSN: its live copies are moved to other VSNs of its media type, and
+  // once none is left it is set reclaim (sched/repack.cc); root and vvmd's user only. The
+  // repack is committed (state.tab) before `done` hears of it. NotFound for no such VSN, Busy
+  // for one being repacked, InvalidArgument for a disabled one, Unavailable when no other VSN
+  // can take its copies: nothing changes then.
+  void repack(const rpc::Peer& peer, const rpc::VsnRepackRequest& request,
+              std::function<void(Result<rpc::RepackInfo>)> done);
+  // Makes a VSN in state reclaim with no live file writable again: a fresh VOL label (the
+  // relabel option), next file 1, nothing used, its dead files forgotten, hot; answered once
+  // durable. Refused (nothing changed) for a VSN in another state, being repacked or copied, or
+  // still holding live files.
+  void reclaim(const rpc::Peer& peer, const rpc::VsnReclaimRequest& request,
+               std::function<void(Result<rpc::VsnReclaimReply>)> done);
+  // The repacks running and done (state.tab's notes), with how far each has come.
+  Result<rpc::RepackListReply> repacks() const;
+  // Registers VSN_REPACK, VSN_RECLAIM and REPACK_LIST.
+  rpc::Served<rpc::VsnRepackRequest, rpc::VsnReclaimRequest, rpc::RepackListRequest> serve_repack(
+      rpc::Server& server);
+  // From now on what waits for a commit's durability (the repack's and reclaim's answers) runs
+  // through `post`, on the server's thread (db/committer.h).
+  void finish_commits_on(db::Committer::Post post) { commits_.run_on(std::move(post)); }
+
+  // An operator has every live copy on a VSN read back and checked (sched/verify.cc); root and
+  // vvmd's user only. The reads are queued (the reply says how many) and run on drives no stage
+  // or archive needs. NotFound for no such VSN, InvalidArgument for a disabled one.
+  Result<rpc::VsnVerifyReply> verify(const rpc::Peer& peer, const rpc::VsnVerifyRequest& request);
+  // The last verify of each tape file on a VSN, and the reads of it still queued or running.
+  Result<rpc::VerifyListReply> verifies(const rpc::VerifyListRequest& request) const;
+  // Registers VSN_VERIFY and VERIFY_LIST.
+  rpc::Served<rpc::VsnVerifyRequest, rpc::VerifyListRequest> serve_verify(rpc::Server& server);
 
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
@@ -179,6 +222,47 @@ class Scheduler {
   // Records that `vsn` went into `drive` (its location and last mount).
   Status record_mount(const DriveState& drive, const std::string& vsn);
 
+  // A VV's copy that lives on a VSN being repacked (live_copies()).
+  struct LiveCopy {
+    std::string vv;
+    char vv_class = 'A';
+    size_t copy = 0;
+    uint64_t file = 0, bytes = 0;
+    CacheState cache = CacheState::kCached;
+  };
+  // The live copies on `vsn`, in file order.
+  Result<std::vector<LiveCopy>> live_copies(const std::string& vsn) const;
+  // Each running repack a step on: its next copies staged or queued to be written, up to
+  // policy::kRepackWindow on their way; an empty VSN set reclaim.
+  void drive_repacks(Clock::time_point now);
+  // A repack that has nothing left on its VSN: the VSN set reclaim, its note done.
+  void end_repack(const std::string& vsn, uint64_t moved);
+  // How far the repack of `note` has come.
+  rpc::RepackInfo repack_info(const StateNote& note) const;
+  // Root and vvmd's user over the Unix socket may `what`; PermissionDenied for anyone else.
+  Status privileged(const rpc::Peer& peer, const std::string& what) const;
+  // Whether `vsn` may take class `cls`'s next copy: its media's tape, blank or hot of the class,
+  // not failing, not being repacked.
+  bool can_take(const Vsn& vsn, char cls, const std::string& media) const;
+  // Queues a read of `vv` for a repack (a background stage), unless one is queued or running.
+  Status stage_for_repack(const std::string& vv);
+
+  // Whether `f` is a verify's read (staged, with a `how`).
+  static bool is_verify(const InFlight& f) { return f.staged && !f.staged->how.empty(); }
+  // Queues a read back of every live copy on `vsn`, as `how`; the copies and bytes queued.
+  Result<std::pair<uint64_t, uint64_t>> queue_verifies(const Vsn& vsn, const std::string& how);
+  // Starts at most one verify's read on a drive that no stage or archive wants; true when the
+  // verify queue moved.
+  bool dispatch_verify(Clock::time_point now);
+  bool start_verify(StageItem item, DriveState& drive, Clock::time_point now);
+  void verify_done(InFlight f, const rpc::CopyReport& report);
+  void verify_failed(InFlight f, const Status& why);
+  // Records the verify of `f`'s copy (verify.tab): good, or not and why.
+  void record_verify(const InFlight& f, bool good, const std::string& why);
+  // The background scrub ([vvmd] scrub-interval): when no verify is queued, the live copies of
+  // the tape verified least recently, once the interval has passed since then.
+  void scrub(Clock::time_point now);
+
   // Dispatches at most one copy of `key`; true when the queue moved (one went, or a copy that no
   // longer needs writing was dropped), so that the caller tries again.
   bool dispatch(const QueueKey& key, Clock::time_point now);
@@ -230,6 +314,8 @@ class Scheduler {
   bool wake_pending_ = false;
   ArchiveQueue queue_;
   StageQueue stages_;
+  StageQueue verifies_;  // verifies' reads (StageItem::how set)
+  Clock::time_point last_scrub_check_{};
   // vv -> until when a stage request is answered with this failure, and the failure
   std::map<std::string, std::pair<Clock::time_point, std::string>> failed_stages_;
   LibraryView view_;
@@ -240,6 +326,7 @@ class Scheduler {
   Clock::time_point last_mover_check_{};
   std::map<std::string, int> mover_misses_;            // pings unanswered in a row, by mover
   std::map<std::string, uint32_t> vsn_errors_in_row_;  // by VSN
+  std::map<std::string, std::string> repacks_;         // VSN being repacked -> its media
 };
 
 }  // namespace vvm::vvmd

@@ -119,7 +119,7 @@ Result<Scheduler::StageProgress> Scheduler::stage(const std::string& name, bool 
     return p;
   }
   for (const auto& [id, f] : in_flight_) {
-    if (f.staged && f.staged->vv == name) {
+    if (f.staged && f.staged->how.empty() && f.staged->vv == name) {
       // One job a VV: whoever asks again (a second open, vvctl stage) waits for this one.
       if (joined_.insert(id).second) {
         log::info("stage VV {}: job {} is staging it from {} file {} already; joined", name, id,

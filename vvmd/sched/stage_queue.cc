@@ -8,10 +8,10 @@ namespace vvm::vvmd {
 
 bool StageQueue::push(StageItem item) {
   if (auto it = where_.find(item.vv); it != where_.end()) {
-    if (item.waiting) {
-      for (auto& [key, queued] : groups_[it->second]) {
-        if (queued.vv == item.vv) queued.waiting = true;
-      }
+    for (auto& [key, queued] : groups_[it->second]) {
+      if (queued.vv != item.vv) continue;
+      if (item.waiting) queued.waiting = true;
+      if (!item.background) queued.background = false;  // someone else wants it too
     }
     return false;
   }
@@ -58,7 +58,9 @@ std::vector<std::string> StageQueue::vsns_by_priority(Clock::time_point now) con
 
 bool StageQueue::wants_media(const std::string& media) const {
   return std::any_of(groups_.begin(), groups_.end(), [&](const auto& g) {
-    return !g.second.empty() && g.second.begin()->second.media == media;
+    return !g.second.empty() && g.second.begin()->second.media == media &&
+           std::any_of(g.second.begin(), g.second.end(),
+                       [](const auto& i) { return !i.second.background; });
   });
 }
 

@@ -28,7 +28,13 @@ struct StageItem {
   std::string media;  // the VSN's media type: which drives can read it
   uint64_t file = 0;
   uint64_t bytes = 0;
-  bool waiting = false;            // a client waits for it
+  bool waiting = false;  // a client waits for it
+  // A repack's read (sched/repack.cc): it leaves the drives of its media type to archive writes,
+  // which write what the repack read, so that reading and writing go on side by side.
+  bool background = false;
+  // A verify's read ("verify", "scrub": sched/verify.cc): the copy is read back and checked,
+  // nothing written; such items wait in a queue of their own. Empty for a stage.
+  std::string how;
   Clock::time_point queued{};      // when it was asked for
   Clock::time_point not_before{};  // after a failure
   uint32_t attempts = 0;           // failed reads of this copy
@@ -46,8 +52,8 @@ class StageQueue {
   // The VSNs with a request ready at `now`, the next to mount first: waited-for before not,
   // then oldest request first.
   std::vector<std::string> vsns_by_priority(Clock::time_point now) const;
-  // Whether any request (ready or not) needs a drive of `media`: archive writes then leave
-  // those drives to the stages.
+  // Whether any request (ready or not) other than a repack's needs a drive of `media`: archive
+  // writes then leave those drives to the stages.
   bool wants_media(const std::string& media) const;
   // The oldest request for `vsn` (queued time), or nullopt when none.
   std::optional<Clock::time_point> oldest(const std::string& vsn) const;

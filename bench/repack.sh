@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# bench/repack.sh: `vvctl vsn repack` against dd of the same bytes, tape image to tape image, side
+# by side in one run, with the real vvmd and one vvmover driving two unthrottled emulated LTO9
+# drives:
+#
+#   repack  COUNT VVs of SIZE_MIB random bytes, archived on one tape and evicted, are moved to
+#           the other tape by `vvctl vsn repack SRC --wait`: each VV is staged from SRC into the
+#           cache (the movers copy between a tape and the cache, not tape to tape), then written
+#           to DST, one move committed at a time; the clock runs from the request to the end of
+#           the wait (polled every 0.5 s). The next round reclaims the emptied tape, evicts the
+#           VVs again and repacks the other way.
+#   dd      dd if=SRC.tap of=copy.tap bs=256K conv=fsync: the same tape image's bytes copied once
+#           (labels and tape marks included), durable at the end.
+#
+# Both sides count the VVs' data bytes (COUNT x SIZE_MIB MiB), in MB/s (10^6 bytes). The page
+# cache is dropped before each side when that works (root on a real kernel); else the source
+# image is read once first, so both read from the page cache (the output says which). The sides
+# take turns going first. Prints every figure, the medians, repack/dd and whether the target (at
+# least 0.8x dd) is met; every VV is checked against its source at the end.
+#
+#   bench/repack.sh [BUILD_DIR] [SIZE_MIB] [COUNT] [REPEAT]
+#       default: build/rel (meson setup build/rel . -Dbuildtype=release), else build-rel, else
+#       build/run, else the first build folder with vvmd; 32, 16, 3
+#
+# Needs jq. Files go to a folder under ${TMPDIR:-/var/tmp} (tmpfs refused); everything started is
+# stopped, and the folder removed, at exit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+usage() {
+  echo "usage: bench/repack.sh [BUILD_DIR] [SIZE_MIB] [COUNT] [REPEAT]" >&2
+  exit 2
+}
+source "$here/bench/build-dir.sh"
+if [[ -z ${1:-} && -x $here/build/rel/vvmd/vvmd ]]; then
+  build=$here/build/rel
+else
+  find_build bench/repack.sh "${1:-}"
+fi
+size_mib=${2:-32}
+count=${3:-16}
+repeat=${4:-3}
+[[ $size_mib =~ ^[1-9][0-9]*$ && $count =~ ^[1-9][0-9]*$ && $repeat =~ ^[1-9][0-9]*$ ]] || usage
+build=$(cd "$build" && pwd)
+vvmd=$build/vvmd/vvmd vvmover=$build/mover/vvmover vvctl=$build/client/vvctl
+vvtape=$build/mover/vvtape
+for f in "$vvmd" "$vvmover" "$vvctl" "$vvtape"; do
+  [[ -x $f ]] || { echo "bench/repack.sh: $f not found: build first" >&2; exit 2; }
+done
+command -v jq >/dev/null || { echo "bench/repack.sh: needs jq" >&2; exit 2; }
+
+tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vvm-bench-repack.XXXXXX")
+pids=() names=() logs=()
+stop_all() {
+  local i k pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
+    kill -TERM "$pid" 2>/dev/null || continue
+    for ((k = 0; k < 100; k++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=() names=() logs=()
+}
+finish_up() {
+  local status=$? i
+  set +e
+  trap '' INT TERM HUP
+  if ((status != 0 && status != 129 && status != 130 && status != 143)); then
+    for i in "${!logs[@]}"; do
+      echo "--- ${names[i]}: last 30 lines of ${logs[i]} ---" >&2
+      tail -n 30 "${logs[i]}" >&2
+    done
+  fi
+  stop_all
+  if [[ -n ${VVM_BENCH_KEEP:-} ]]; then
+    echo "bench/repack.sh: kept $tmp (VVM_BENCH_KEEP)" >&2
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$status"
+}
+trap finish_up EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+die() {
+  echo "bench/repack.sh: $*" >&2
+  exit 1
+}
+
+read -r fstype fsdev fsmount < <(findmnt -no FSTYPE,SOURCE,TARGET -T "$tmp")
+if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
+  die "$tmp is on $fstype: set TMPDIR to a folder on a disk"
+fi
+bytes=$((size_mib * 1024 * 1024 * count))
+
+drop() { sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; }
+if drop; then
+  cache_note="dropped before each side (echo 3 > /proc/sys/vm/drop_caches)"
+  can_drop=1
+else
+  cache_note="NOT dropped (not root, or not a real kernel): the source image read once first, both sides read it from the page cache"
+  can_drop=0
+fi
+before() {
+  if ((can_drop)); then drop; else sync && cat "$@" >/dev/null; fi
+}
+now() { date +%s.%N; }
+mbs() { awk "BEGIN { printf \"%.1f\", $bytes / 1e6 / ($2 - $1) }"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }'; }
+
+dir=$tmp/vvm
+conf=$dir/vvm.conf
+mkdir -p "$dir"
+cat >"$conf" <<CONF
+[global]
+state-dir = $dir/state
+[vvmd]
+listen = unix:$dir/vvmd.sock
+archive-max-wait = 0
+[cache]
+size = 1T
+high-watermark = 99%
+low-watermark = 98%
+[media LTO9]
+capacity = 1T
+block-size = 256K
+[class A]
+media = LTO9
+[mover m1]
+listen = unix:$dir/m1.sock
+stall-timeout = 60s
+[drive d0]
+mover = m1
+media = LTO9
+[drive d1]
+mover = m1
+media = LTO9
+CONF
+start() {
+  local name=$1 ready=() i
+  shift
+  while [[ $1 != -- ]]; do
+    ready+=("$1")
+    shift
+  done
+  shift
+  "$@" </dev/null >"$dir/$name.log" 2>&1 &
+  pids+=($!) names+=("$name") logs+=("$dir/$name.log")
+  for ((i = 0; i < 300; i++)); do
+    "${ready[@]}" </dev/null >/dev/null 2>&1 && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || die "$name exited before it was ready"
+    sleep 0.1
+  done
+  die "$name not ready after 30 s"
+}
+ctl() { "$vvctl" --conf "$conf" "$@"; }
+start vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
+start mover-m1 "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
+  "$vvmover" --conf "$conf" --name m1
+ctl vsn add L90001 --media LTO9 --class A >/dev/null
+cache=$dir/state/cache library=$dir/state/library
+
+printf 'bench/repack.sh: %s VVs of %s MiB (%s MB), %s repeats, %s CPUs, %s, %s\n' "$count" \
+  "$size_mib" "$((bytes / 1000000))" "$repeat" "$(nproc)" "$(uname -r)" "$(date -u +%FT%TZ)"
+buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
+  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
+printf 'build:      %s (buildtype %s)\n' "$build" "$buildtype"
+printf 'filesystem: %s on %s mounted at %s; files in %s\n' "$fstype" "$fsdev" "$fsmount" "$tmp"
+printf 'page cache: %s\n' "$cache_note"
+printf 'drives:     two LTO9 (d0, d1) of one mover, unthrottled; block size 256K\n'
+
+# The VVs, archived on L90001 (the only tape yet), then L90002 added for the first repack.
+mkdir -p "$tmp/src"
+vvs=()
+for ((i = 1; i <= count; i++)); do
+  vv=$(ctl create --class A --size "${size_mib}M")
+  head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$tmp/src/$i"
+  cp "$tmp/src/$i" "$cache/$vv"
+  ctl finish "$vv" >/dev/null
+  vvs+=("$vv")
+done
+for vv in "${vvs[@]}"; do ctl finish "$vv" --wait --timeout 600 >/dev/null || die "$vv not archived"; done
+ctl vsn add L90002 --media LTO9 --class A >/dev/null
+
+repack_mbs=() dd_mbs=()
+src=L90001 dst=L90002
+for ((r = 1; r <= repeat; r++)); do
+  for vv in "${vvs[@]}"; do
+    [[ $(ctl show "$vv" --json | jq -r .cache) == evicted ]] || ctl evict "$vv" >/dev/null
+  done
+  order=(repack dd)
+  ((r % 2)) || order=(dd repack)
+  for side in "${order[@]}"; do
+    before "$library/$src.tap"
+    if [[ $side == dd ]]; then
+      t0=$(now)
+      dd if="$library/$src.tap" of="$tmp/copy.tap" bs=256K conv=fsync status=none
+      t1=$(now)
+      rm -f "$tmp/copy.tap"
+      dd_mbs+=("$(mbs "$t0" "$t1")")
+    else
+      t0=$(now)
+      ctl vsn repack "$src" --wait --timeout 3600 >/dev/null || die "the repack of $src failed"
+      t1=$(now)
+      repack_mbs+=("$(mbs "$t0" "$t1")")
+    fi
+  done
+  printf 'round %d: %s -> %s  repack %s MB/s   dd %s MB/s\n' "$r" "$src" "$dst" "${repack_mbs[-1]}" \
+    "${dd_mbs[-1]}"
+  ctl vsn reclaim "$src" >/dev/null || die "the reclaim of $src failed"
+  tmp_vsn=$src src=$dst dst=$tmp_vsn
+done
+
+# Every VV, on the tape the last repack wrote, is its source.
+for i in "${!vvs[@]}"; do
+  json=$(ctl show "${vvs[i]}" --json)
+  "$vvtape" cat "$library/$(jq -r '.copies[0].vsn' <<<"$json").tap" "$(jq -r '.copies[0].file' <<<"$json")" \
+    >"$tmp/check"
+  cmp -s "$tmp/check" "$tmp/src/$((i + 1))" || die "${vvs[i]} differs from its source after the repacks"
+done
+
+rm=$(median "${repack_mbs[@]}") dm=$(median "${dd_mbs[@]}")
+ratio=$(awk "BEGIN { printf \"%.2f\", $rm / $dm }")
+printf '\nrepack: median %s MB/s (%s)\n' "$rm" "$(range "${repack_mbs[@]}")"
+printf 'dd:     median %s MB/s (%s)\n' "$dm" "$(range "${dd_mbs[@]}")"
+printf 'repack/dd: %sx (target at least 0.8x: %s); every VV checked against its source\n' "$ratio" \
+  "$(awk "BEGIN { print ($ratio >= 0.8) ? \"met\" : \"NOT met\" }")"
