@@ -163,7 +163,8 @@ stop_node() {
 }
 
 # start_three_nodes [VAR=VALUE...]: the cluster most tests need: etcd, an admin vvm.conf ($conf)
-# naming it, one shared disk file ($disk, 128M), pack a (64M, shared, 0666) mapped to n2
+# naming it, one shared disk file ($disk, 128M), pack a (64M, shared, 0666; $pack_mib MiB and a
+# disk twice that when set) mapped to n2
 # (primary, 127.0.0.3, with these variables in its environment) and n3 (secondary, .4) on disk
 # d0, and n1 (.2), which forwards it; all on $port. $n1 is pack a's URI through n1. An etcd
 # started before (start_etcd_cluster) is used instead of a new one.
@@ -172,9 +173,9 @@ start_three_nodes() {
   conf=$tmpdir/admin.conf
   printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
   disk=$tmpdir/disk.img
-  truncate -s 128M "$disk"
+  truncate -s $((2 * ${pack_mib:-64}))M "$disk"
   port=$(pick_unused_port)
-  echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
+  echo "a disk.img 0 ${pack_mib:-64}M shared root root 0666" >"$tmpdir/a.tab"
   ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
   start_node 3 n2 "$@"
   start_node 4 n3

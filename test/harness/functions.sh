@@ -216,7 +216,8 @@ _vvm_stop_nbdkit() {
 # start_nbdkit SOCKET ARGS...: start nbdkit (-f -v --exit-with-parent, a pidfile) listening on the
 # Unix socket SOCKET, or, when SOCKET is "-", where ARGS say (-p PORT -i ADDR). ARGS are nbdkit
 # options, the plugin and its keys. LD_PRELOAD=$VVM_NBDKIT_PRELOAD when set (a sanitized plugin
-# needs the ASan runtime that nbdkit does not load). Returns once nbdkit has written its pidfile,
+# needs the ASan runtime that nbdkit does not load); without nbdkit's line for every request when
+# VVM_NBDKIT_QUIET_DATAPATH is set (the benchmarks). Returns once nbdkit has written its pidfile,
 # which it does when it listens. Sets $nbdkit_pid and $nbdkit_log; it is stopped at exit.
 start_nbdkit() {
   local socket=$1 pidfile listen=()
@@ -227,7 +228,8 @@ start_nbdkit() {
   nbdkit_log=$tmpdir/nbdkit$_vvm_nbdkit_count.log
   [[ $socket == - ]] || listen=(-U "$socket")
   env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} \
-    nbdkit -f -v --exit-with-parent -P "$pidfile" "${listen[@]}" "$@" </dev/null >"$nbdkit_log" 2>&1 &
+    nbdkit -f -v ${VVM_NBDKIT_QUIET_DATAPATH:+-D nbdkit.backend.datapath=0} --exit-with-parent \
+    -P "$pidfile" "${listen[@]}" "$@" </dev/null >"$nbdkit_log" 2>&1 &
   nbdkit_pid=$!
   unset "_vvm_killed[$nbdkit_pid]"
   _vvm_logs+=("nbdkit$_vvm_nbdkit_count=$nbdkit_log")
