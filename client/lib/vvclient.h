@@ -52,9 +52,12 @@ namespace vvm::client {
 //   conf:    this field, $VVM_CONF, /etc/vvm/vvm.conf (read only when vvmd or timeout need it);
 //   nbd_uri: this field, $VVM_NBD_URI, kDefaultNbdUri;
 //   timeout: this field, vvm.conf's [vvmd] request-timeout, 30 s.
+// Over TLS (vvmd "tls:host:7371", nbd_uri "nbds://host:10810/") the identity of both legs comes
+// from the environment: $VVM_TLS_PSK_FILE and $VVM_TLS_USERNAME (default: the file's only
+// user), or $VVM_TLS_CERTIFICATES (a folder: ca-cert.pem, client-cert.pem, client-key.pem).
 struct Options {
   std::string conf;     // a vvm.conf path
-  std::string vvmd;     // an endpoint: "unix:/run/vvm/vvmd.sock", "host:7370"
+  std::string vvmd;     // an endpoint: "unix:/run/vvm/vvmd.sock", "host:7370", "tls:host:7371"
   std::string nbd_uri;  // the NBD server without an export name; see export_uri()
   std::chrono::milliseconds timeout{0};
 };
