@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include <fmt/core.h>
@@ -313,8 +314,15 @@ Status finish_vv(const Options& options, std::string_view name, int* err) {
     if (err != nullptr) *err = EINVAL;
     return ok;
   }
-  return with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)})), err)
-      .status();
+  // A writer that the caller has just closed is closed at vvmd a moment later (nbdkit tells the
+  // plugin, which tells vvmd), so vvmd may still answer Busy: asked again for up to 2 s.
+  for (int attempt = 1;; ++attempt) {
+    if (err != nullptr) *err = 0;
+    Status done =
+        with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)})), err).status();
+    if (done.code() != Code::kBusy || attempt == 20) return done;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 // --- Volume ---

@@ -114,9 +114,9 @@ VVCLIENT_API Result<std::string> create_vv(const Options& options, std::string_v
 VVCLIENT_API Result<VolumeInfo> show_vv(const Options& options, std::string_view name,
                                         int* err = nullptr);
 // Makes a hot VV finished: read-only, queued for archiving. Close every writer first: vvmd does
-// not wait for them, and a connection already open may go on writing (and what a writer has not
-// flushed may be lost). Only the owner (or root) may; InvalidArgument (EINVAL) for
-// a VV that is not hot.
+// not wait for them, and refuses while one is open (Busy, EBUSY), after asking again for up to
+// 2 s (a writer just closed is closed at vvmd a moment later). Only the owner (or root) may;
+// InvalidArgument (EINVAL) for a VV that is not hot.
 VVCLIENT_API Status finish_vv(const Options& options, std::string_view name, int* err = nullptr);
 
 // --- data: a VV opened over NBD, with a current offset, like a file descriptor ---
