@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include <fmt/core.h>
@@ -20,6 +21,7 @@
 #include "common/vv.h"
 #include "proto/client.h"
 #include "proto/messages.h"
+#include "proto/tls.h"
 
 namespace vvm::client {
 
@@ -312,8 +314,15 @@ Status finish_vv(const Options& options, std::string_view name, int* err) {
     if (err != nullptr) *err = EINVAL;
     return ok;
   }
-  return with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)})), err)
-      .status();
+  // A writer that the caller has just closed is closed at vvmd a moment later (nbdkit tells the
+  // plugin, which tells vvmd), so vvmd may still answer Busy: asked again for up to 2 s.
+  for (int attempt = 1;; ++attempt) {
+    if (err != nullptr) *err = 0;
+    Status done =
+        with_errno(vv_of(ask_vvmd(options, rpc::VvFinishRequest{std::string(name)})), err).status();
+    if (done.code() != Code::kBusy || attempt == 20) return done;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 // --- Volume ---
@@ -354,6 +363,26 @@ Result<Volume> Volume::open(const Options& options, std::string_view name, Mode 
     v.nbd_ = nullptr;
     return failed(v.last_errno_, std::move(status));
   };
+  // The TLS identity of the environment is the NBD leg's too: an nbds:// URI needs no
+  // tls-psk-file= of its own (one in the URI still wins). The program chose the URI, so it may
+  // name local files (tls-psk-file=, tls-certificates=), which libnbd refuses by default.
+  const auto tls = rpc::TlsClientSettings::from_env();
+  if (!tls.psk_file.empty()) {
+    auto user = tls.psk_user();
+    if (!user.ok()) {
+      nbd_close(v.nbd_);
+      v.nbd_ = nullptr;
+      return failed(EINVAL, user.status());
+    }
+    if (nbd_set_tls_psk_file(v.nbd_, tls.psk_file.c_str()) == -1 ||
+        nbd_set_tls_username(v.nbd_, user->c_str()) == -1) {
+      return nbd_failed("TLS PSK file " + tls.psk_file);
+    }
+  } else if (!tls.certificates.empty() &&
+             nbd_set_tls_certificates(v.nbd_, tls.certificates.c_str()) == -1) {
+    return nbd_failed("TLS certificates " + tls.certificates);
+  }
+  if (nbd_set_uri_allow_local_file(v.nbd_, true) == -1) return nbd_failed("URI settings");
   if (nbd_connect_uri(v.nbd_, v.uri_.c_str()) == -1) {
     if (nbd_get_errno() != ENOENT) return nbd_failed("connect to " + v.uri_);
     // vvmd knows the VV, so "no such export" is the plugin's refusal: NBD's handshake carries no

@@ -52,9 +52,12 @@ namespace vvm::client {
 //   conf:    this field, $VVM_CONF, /etc/vvm/vvm.conf (read only when vvmd or timeout need it);
 //   nbd_uri: this field, $VVM_NBD_URI, kDefaultNbdUri;
 //   timeout: this field, vvm.conf's [vvmd] request-timeout, 30 s.
+// Over TLS (vvmd "tls:host:7371", nbd_uri "nbds://host:10810/") the identity of both legs comes
+// from the environment: $VVM_TLS_PSK_FILE and $VVM_TLS_USERNAME (default: the file's only
+// user), or $VVM_TLS_CERTIFICATES (a folder: ca-cert.pem, client-cert.pem, client-key.pem).
 struct Options {
   std::string conf;     // a vvm.conf path
-  std::string vvmd;     // an endpoint: "unix:/run/vvm/vvmd.sock", "host:7370"
+  std::string vvmd;     // an endpoint: "unix:/run/vvm/vvmd.sock", "host:7370", "tls:host:7371"
   std::string nbd_uri;  // the NBD server without an export name; see export_uri()
   std::chrono::milliseconds timeout{0};
 };
@@ -111,9 +114,9 @@ VVCLIENT_API Result<std::string> create_vv(const Options& options, std::string_v
 VVCLIENT_API Result<VolumeInfo> show_vv(const Options& options, std::string_view name,
                                         int* err = nullptr);
 // Makes a hot VV finished: read-only, queued for archiving. Close every writer first: vvmd does
-// not wait for them, and a connection already open may go on writing (and what a writer has not
-// flushed may be lost). Only the owner (or root) may; InvalidArgument (EINVAL) for
-// a VV that is not hot.
+// not wait for them, and refuses while one is open (Busy, EBUSY), after asking again for up to
+// 2 s (a writer just closed is closed at vvmd a moment later). Only the owner (or root) may;
+// InvalidArgument (EINVAL) for a VV that is not hot.
 VVCLIENT_API Status finish_vv(const Options& options, std::string_view name, int* err = nullptr);
 
 // --- data: a VV opened over NBD, with a current offset, like a file descriptor ---

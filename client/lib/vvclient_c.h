@@ -19,7 +19,10 @@
  *   VVM_CONF     the vvm.conf to read (default /etc/vvm/vvm.conf), for that address and for
  *                the control requests' timeout ([vvmd] request-timeout);
  *   VVM_NBD_URI  the NBD server, without an export name: "nbd://host:10809",
- *                "nbd+unix:///?socket=/run/vvm/nbd.sock" (the default), or a socket's path.
+ *                "nbd+unix:///?socket=/run/vvm/nbd.sock" (the default), or a socket's path;
+ *                "nbds://host:10810/" over TLS;
+ *   VVM_TLS_PSK_FILE and VVM_TLS_USERNAME, or VVM_TLS_CERTIFICATES: the TLS identity of both
+ *                legs, for VVM_VVMD "tls:host:7371" and an nbds:// VVM_NBD_URI.
  *
  * Errors: a call that fails returns -1 (NULL for the opens), sets errno, and keeps a message
  * naming the VV and the reason that vv_last_error() returns. The errno values are POSIX's:

@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -80,6 +82,9 @@ Status start_tls(int fd, const Endpoint& endpoint, const TlsClientSettings& sett
     return Status(creds.status().code(),
                   fmt::format("cannot connect to {}: {}", where, creds.status().message()));
   }
+  // The handshake's small writes must not wait for delayed ACKs (Nagle's algorithm).
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   auto session = TlsSession::client(fd, *creds, endpoint.host);
   if (!session.ok()) return session.status();
   for (;;) {

@@ -462,6 +462,9 @@ class TlsHandshake : public std::enable_shared_from_this<TlsHandshake> {
   void start() {
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);
+    // A handshake is several small writes in a row: without this, Nagle's algorithm holds each
+    // back for the peer's delayed ACK (40 ms a round).
+    socket_.set_option(tcp::no_delay(true), ec);
     auto self = shared_from_this();
     timer_.expires_after(kHandshakeTimeout);
     timer_.async_wait([self](boost::system::error_code tec) {

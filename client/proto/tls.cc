@@ -127,28 +127,33 @@ TlsClientSettings TlsClientSettings::from_env() {
   return {env("VVM_TLS_PSK_FILE"), env("VVM_TLS_USERNAME"), env("VVM_TLS_CERTIFICATES")};
 }
 
+Result<std::string> TlsClientSettings::psk_user() const {
+  if (!username.empty()) return username;
+  auto lines = read_psk_file(psk_file);
+  if (!lines.ok()) return lines.status();
+  if (lines->size() > 1) {
+    return Status::InvalidArgument(
+        fmt::format("{}: holds {} users: say which (VVM_TLS_USERNAME, vvctl --tls-username)",
+                    psk_file, lines->size()));
+  }
+  return lines->front().user;
+}
+
 Result<std::shared_ptr<TlsClientCredentials>> TlsClientCredentials::load(
     const TlsClientSettings& settings) {
   std::shared_ptr<TlsClientCredentials> c(new TlsClientCredentials());
   if (!settings.psk_file.empty()) {
     auto lines = read_psk_file(settings.psk_file);
     if (!lines.ok()) return lines.status();
+    auto user = settings.psk_user();
+    if (!user.ok()) return user.status();
     const PskLine* use = nullptr;
-    if (settings.username.empty()) {
-      if (lines->size() > 1) {
-        return Status::InvalidArgument(
-            fmt::format("{}: holds {} users: say which (VVM_TLS_USERNAME, vvctl --tls-username)",
-                        settings.psk_file, lines->size()));
-      }
-      use = &lines->front();
-    } else {
-      for (const auto& l : *lines) {
-        if (l.user == settings.username) use = &l;
-      }
-      if (use == nullptr) {
-        return Status::InvalidArgument(fmt::format("{}: has no key for PSK username '{}'",
-                                                   settings.psk_file, settings.username));
-      }
+    for (const auto& l : *lines) {
+      if (l.user == *user) use = &l;
+    }
+    if (use == nullptr) {
+      return Status::InvalidArgument(
+          fmt::format("{}: has no key for PSK username '{}'", settings.psk_file, *user));
     }
     if (int rc = gnutls_psk_allocate_client_credentials(&c->psk_); rc < 0) {
       return Status::Internal("gnutls_psk_allocate_client_credentials: " + gnutls_says(rc));

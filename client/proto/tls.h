@@ -35,6 +35,8 @@ struct TlsClientSettings {
   // $VVM_TLS_PSK_FILE, $VVM_TLS_USERNAME, $VVM_TLS_CERTIFICATES.
   static TlsClientSettings from_env();
   bool empty() const { return psk_file.empty() && certificates.empty(); }
+  // The PSK username these settings use: `username`, else the PSK file's only user.
+  Result<std::string> psk_user() const;
 };
 
 // What a TLS session asks for before its call can go on.

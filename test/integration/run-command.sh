@@ -22,13 +22,15 @@ conf=$var/vvm.conf # written by the run command
 port=$(pick_unused_port)
 vvmd_port=$(pick_unused_port)
 uri=nbd://127.0.0.1:$port
-# The TLS listeners take three ports in a row: a free one whose next two are free too.
+# The TLS listeners take four ports in a row (nbdkit's three, vvmd's control): a free one whose
+# next three are free too.
 free() { /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
 for ((i = 0; i < 50; i++)); do
   tls_port=$(pick_unused_port)
-  ((tls_port < 65000)) && free $((tls_port + 1)) && free $((tls_port + 2)) && break
+  ((tls_port < 65000)) && free $((tls_port + 1)) && free $((tls_port + 2)) &&
+    free $((tls_port + 3)) && break
 done
-tls_ports=("$tls_port" $((tls_port + 1)) $((tls_port + 2)))
+tls_ports=("$tls_port" $((tls_port + 1)) $((tls_port + 2)) $((tls_port + 3)))
 tls=$var/tls
 sock=$var/run/nbd.sock
 
@@ -187,6 +189,19 @@ nbdinfo "nbds://bob@127.0.0.1:$((tls_port + 1))/vv/$avv?tls-psk-file=$tls/bob/bo
   die "bob read alice's VV"
 grep -q "may not open VV $avv" "$var/log/nbdkit-bob-psk.log" || die "bob's refusal is not in his listener's log"
 echo "ok: over TLS alice wrote her VV (PSK), read it back (X.509), nbd-client listed it; bob was refused"
+# Control over TLS, as the run command prints it: bob may not finish alice's VV, alice may.
+ctl_tls=tls:127.0.0.1:$((tls_port + 3))
+for want in "vvctl --vvmd $ctl_tls --tls-psk-file $tls/bob/bob.psk finish $avv" \
+  "vvctl --vvmd $ctl_tls --tls-certificates $tls/alice/client finish $avv"; do
+  grep -qF -- "$want" "$run_out" || die "the run command does not print '$want'"
+done
+expect 1 "1002 may not finish VV $avv" -- env -u VVM_CONF "$vvctl" --vvmd "$ctl_tls" \
+  --tls-psk-file "$tls/bob/bob.psk" finish "$avv"
+expect 0 "$avv: finished" -- env -u VVM_CONF "$vvctl" --vvmd "$ctl_tls" \
+  --tls-certificates "$tls/alice/client" finish "$avv"
+grep -q "finished VV $avv for identity alice (uid 1001, certificate 'CN=alice,O=vvm'" \
+  "$var/log/vvmd.log" || die "vvmd's log does not say that alice finished $avv over TLS"
+echo "ok: over TLS bob was refused finishing alice's VV, and alice finished it"
 # With AES-NI the PSK listeners run with CHACHA20-POLY1305 disabled: PSK connections take AES-GCM.
 if grep -qw aes /proc/cpuinfo; then
   out=$(LIBNBD_DEBUG=1 nbdinfo --size "nbds://alice@127.0.0.1:$tls_port/vv/$avv?tls-psk-file=$tls/alice/alice.psk" 2>&1)

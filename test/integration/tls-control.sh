@@ -11,7 +11,10 @@
 # - refused, each with its reason in vvmd's log, while vvmd goes on serving alice: a wrong PSK,
 #   a PSK username vvmd does not know, one in the PSK file but in no [identity], a certificate of
 #   another CA with alice's name, an expired certificate, plaintext to the TLS port (the client
-#   told so), TLS to a plaintext port.
+#   told so), TLS to a plaintext port;
+# - libvvclient's vvcopy, run as uid 1001 with only VVM_VVMD, VVM_TLS_PSK_FILE and VVM_NBD_URI,
+#   creates, writes, finishes and reads back a VV over TLS on both legs (control to vvmd, NBD to
+#   alice's nbdkit); bob, through his, is refused it.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -169,6 +172,47 @@ refused_with "a TLS client on a plaintext port" \
 exec {idle}<>/dev/tcp/127.0.0.1/$tls_port
 as alice ping >/dev/null || die "a silent TLS client holds vvmd up"
 exec {idle}>&-
+
+# --- libvvclient and vvcopy over TLS on both legs, as uid 1001 and 1002 (not root) ---
+# Control over TLS to vvmd, NBD over TLS to the identity's own nbdkit; the identity comes from
+# VVM_TLS_PSK_FILE alone, and the URI names no key file.
+chmod 755 "$tmpdir"
+for who in alice:1001 bob:1002; do
+  user=${who%:*} uid=${who#*:}
+  mkdir -p "$tmpdir/$user-home"
+  cp "$pki/$user/$user.psk" "$tmpdir/$user-home/"
+  chown -R "$uid:$uid" "$tmpdir/$user-home"
+  p=$(pick_unused_port)
+  start_nbdkit - -i 127.0.0.1 -p "$p" --tls=require --tls-psk="$pki/$user/$user.psk" \
+    "$VVM_PLUGIN" conf="$conf" tls-identity="$user"
+  declare "nbd_$user=$p" "nbdlog_$user=$nbdkit_log"
+done
+# client USER UID NBD_PORT CMD...: CMD as UID, its environment only vvm's TLS settings.
+client() {
+  local user=$1 uid=$2 p=$3
+  shift 3
+  setpriv --reuid "$uid" --regid "$uid" --clear-groups env -i PATH=/usr/bin:/bin \
+    HOME="$tmpdir/$user-home" VVM_VVMD="tls:127.0.0.1:$tls_port" \
+    VVM_TLS_PSK_FILE="$tmpdir/$user-home/$user.psk" VVM_NBD_URI="nbds://127.0.0.1:$p/" "$@"
+}
+head -c $((3 * M)) /dev/urandom >"$tmpdir/alice-home/in.img"
+chown 1001:1001 "$tmpdir/alice-home/in.img"
+copied=$(client alice 1001 "$nbd_alice" "$vvcopy" "$tmpdir/alice-home/in.img" A) ||
+  die "vvcopy as alice over TLS failed: $copied"
+[[ $(ctl show "$copied" --json | jq -r '.owner + " " + .state') == "1001 finished" ]] ||
+  die "alice's vvcopy left $copied $(ctl show "$copied" --json | jq -c '{owner, state}')"
+grep -q "created VV $copied .* for identity alice (uid 1001, PSK username 'alice')" "$vvmd_log" ||
+  die "vvmd does not say that identity alice created $copied"
+grep -q "finished VV $copied for identity alice" "$vvmd_log" ||
+  die "vvmd does not say that identity alice finished $copied"
+client alice 1001 "$nbd_alice" "$vvcopy" --read "$copied" "$tmpdir/alice-home/out.img" ||
+  die "vvcopy --read as alice over TLS failed"
+cmp "$tmpdir/alice-home/in.img" "$tmpdir/alice-home/out.img" || die "alice read back other bytes"
+# bob, through his own listener, may not read alice's VV (0640, group 1001).
+expect 1 "vv/$copied: .*refused" -- \
+  client bob 1002 "$nbd_bob" "$vvcopy" --read "$copied" "$tmpdir/bob-home/out.img"
+grep -q "1002 (gid 1002) .* may not open VV $copied" "$nbdlog_bob" ||
+  die "bob's nbdkit does not say why it refused $copied"
 
 # --- the host allow-list still applies on top of the identity ---
 deny_port=$(pick_unused_port)

@@ -275,6 +275,28 @@ TEST_CASE("only the owner, root and vvmd's user may finish or remove a VV") {
   CHECK(must(f.catalog->remove(kRoot, {"A0000000002", false})).owner == "nobody");
 }
 
+TEST_CASE("a TLS peer is its identity's user: its own VVs only, never a trusted host") {
+  Fixture f;
+  f.create('A');                 // root's
+  f.create('A', 1, 0, kNobody);  // nobody's
+  rpc::Peer tls;
+  tls.kind = Endpoint::Kind::kTls;
+  tls.address = "127.0.0.1:5000";
+  tls.uid = 65534;
+  tls.gid = 65534;
+  tls.identity = "nob";
+  CHECK_THAT(f.catalog->finish(tls, "A0000000001").status().message(),
+             Catch::Contains("may not finish VV A0000000001: it belongs to root"));
+  CHECK(f.catalog->remove(tls, {"A0000000001", true}).status().code() == Code::kPermissionDenied);
+  CHECK(must(f.catalog->finish(tls, "A0000000002")).state == VvState::kFinished);
+  // Its creates are its own; unlike a TCP host it may not name another owner.
+  auto own = must(f.catalog->create(tls, {"A", 1, 0, "", "", ""}));
+  CHECK(own.owner == user_name(65534));
+  CHECK(f.catalog->create(tls, {"A", 1, 0, "root", "", ""}).status().code() ==
+        Code::kPermissionDenied);
+  CHECK(must(f.catalog->remove(tls, {own.name, false})).name == own.name);
+}
+
 TEST_CASE("remove takes the record and the cache file; copies on tape need force") {
   Fixture f;
   auto a1 = f.create('A');

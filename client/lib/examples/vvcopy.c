@@ -6,7 +6,8 @@
  *   vvcopy --read NAME OUT                     the VV NAME copied into the file OUT ("-": stdout)
  *
  * Where vvmd and the NBD server are comes from the environment (VVM_CONF, VVM_VVMD, VVM_NBD_URI;
- * see vvclient_c.h). Build: cc vvcopy.c $(pkg-config --cflags --libs vvclient).
+ * see vvclient_c.h), and over TLS who the caller is (VVM_TLS_PSK_FILE, VVM_TLS_CERTIFICATES).
+ * Build: cc vvcopy.c $(pkg-config --cflags --libs vvclient).
  * Exit codes: 0 success, 1 failure, 2 usage.
  */
 #include <errno.h>
