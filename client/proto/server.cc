@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -677,12 +678,25 @@ Status Server::listen(const Endpoint& endpoint) {
       }
       ::unlink(endpoint.path.c_str());
     }
+    // Bound under a temporary name and renamed once listening, so that the path appears only
+    // when a connect to it succeeds: whoever waits for the path (a test, a unit's
+    // ExecStartPost) never meets a socket that refuses. A path too long for the suffix is bound
+    // as it is.
+    const bool room = endpoint.path.size() + 4 < sizeof(sockaddr_un{}.sun_path);
+    const std::string bound = room ? endpoint.path + ".new" : endpoint.path;
+    if (room) ::unlink(bound.c_str());
     auto acceptor = std::make_unique<local::acceptor>(impl_->io);
     acceptor->open(local());
-    acceptor->bind(local::endpoint(endpoint.path));
+    acceptor->bind(local::endpoint(bound));
     acceptor->listen();
+    ::chmod(bound.c_str(), 0666);
+    if (room && ::rename(bound.c_str(), endpoint.path.c_str()) != 0) {
+      const int err = errno;
+      ::unlink(bound.c_str());
+      return Status::IoError(
+          fmt::format("cannot listen on {}: rename from {}: {}", where, bound, std::strerror(err)));
+    }
     impl_->unix_paths.push_back(endpoint.path);
-    ::chmod(endpoint.path.c_str(), 0666);
     impl_->unix_acceptors.push_back(std::move(acceptor));
     return Status::Ok();
   } catch (const boost::system::system_error& e) {

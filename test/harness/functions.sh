@@ -238,9 +238,28 @@ start_nbdkit() {
   _vvm_idle_sockets[$nbdkit_pid]=$(_vvm_count_sockets "$nbdkit_pid")
 }
 
-# pick_unused_port: print a free TCP port on 127.0.0.1 (the kernel's choice for port 0).
+# pick_unused_port: print a TCP port free on every address, chosen at random below the kernel's
+# ephemeral range: a port from that range (the kernel's choice for port 0) can be taken a moment
+# later as the source port of some outgoing connection, which a node's forwarder binds to its own
+# 127.0.0.N, and a daemon started on it then fails with "Address already in use".
 pick_unused_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  /usr/bin/python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(10000, low)
+    s = socket.socket()
+    try:
+        s.bind(("0.0.0.0", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free TCP port below " + str(low))
+'
 }
 
 # --- clients that stay connected ---
