@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <fmt/ranges.h>
+
 #include "common/log.h"
 #include "sched/policy.h"
 
@@ -40,7 +42,8 @@ void Scheduler::finished(const Vv& vv) {
   wake();
 }
 
-std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy) {
+std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy,
+                                          std::vector<std::string>* failing) {
   *any_busy = false;
   std::vector<Vsn> out;
   std::set<std::string> copying;
@@ -55,13 +58,18 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
           return false;
         }
         if (r->media != media) return true;
-        if (r->errors >= kMaxVsnErrors) return true;
         // A VSN set hot by hand before its first file may have no class yet: any class's.
         const bool hot = r->state == VsnState::kHot &&
                          (r->vsn_class == cls_text || (r->vsn_class.empty() && r->next_file == 1));
         const bool blank =
             r->state == VsnState::kBlank && (r->vsn_class.empty() || r->vsn_class == cls_text);
         if (!hot && !blank) return true;
+        if (r->errors >= kMaxVsnErrors) {
+          // Its state still says it takes archives: whoever is told there is no tape must hear
+          // of this one.
+          if (failing != nullptr) failing->push_back(r->name);
+          return true;
+        }
         const DriveState* d = view_.holding(r->name);
         if (copying.contains(r->name) || (d != nullptr && d->busy)) {
           *any_busy = true;  // it will take copies again once this one ends
@@ -87,14 +95,24 @@ bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   if (!queue_.ready(key, now)) return false;
   const bool due = queue_.due(key, now);
   bool any_busy = false;
-  std::vector<Vsn> vsns = writable_vsns(key.vv_class, key.media, &any_busy);
+  std::vector<std::string> failing;
+  std::vector<Vsn> vsns = writable_vsns(key.vv_class, key.media, &any_busy, &failing);
   if (vsns.empty()) {
-    // All of them being written is no reason to tell anyone; having none at all is.
+    // All of them being written is no reason to tell anyone; having none at all is. Tapes that
+    // vsn ls shows hot or blank but that failed too often are named, with how to use them again.
     if (!any_busy && starved_.insert(key).second) {
+      std::string kept_away;
+      if (!failing.empty()) {
+        kept_away = fmt::format(
+            "; {} {} {} failed copies and {} not written until set hot again ('vvctl vsn set "
+            "VSN hot --reason TEXT' once checked)",
+            fmt::join(failing, ", "), failing.size() == 1 ? "has" : "have", kMaxVsnErrors,
+            failing.size() == 1 ? "is" : "are");
+      }
       log::warning(
           "no VSN can take class {}'s copies on {} ({} waiting): add one with "
-          "'vvctl vsn add VSN --media {} --class {}'",
-          key.vv_class, key.media, queue_.files(key), key.media, key.vv_class);
+          "'vvctl vsn add VSN --media {} --class {}'{}",
+          key.vv_class, key.media, queue_.files(key), key.media, key.vv_class, kept_away);
     }
     return false;
   }

@@ -184,8 +184,9 @@ class Scheduler {
   bool dispatch(const QueueKey& key, Clock::time_point now);
   // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
   // (fewest errors first), then blank ones; none that is in a busy drive or copying (then
-  // `*any_busy` is set).
-  std::vector<Vsn> writable_vsns(char cls, const std::string& media, bool* any_busy);
+  // `*any_busy` is set), nor one that failed kMaxVsnErrors copies (named in `*failing`).
+  std::vector<Vsn> writable_vsns(char cls, const std::string& media, bool* any_busy,
+                                 std::vector<std::string>* failing = nullptr);
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
   bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
                   Clock::time_point now);
