@@ -1,9 +1,11 @@
 // daemon.cc: start-up shared by vvmd and vvmover, see daemon.h.
 #include "proto/daemon.h"
 
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -69,7 +71,25 @@ Result<Config> load_config_and_log(std::string_view program, const CommandLine& 
     return config.status();
   }
   log::init(program, config->log_target, cmd.log_level.value_or(config->log_level));
+  raise_fd_limit();
   return config;
+}
+
+void raise_fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t was = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      log::warning("cannot raise the file descriptor limit from {} to {}: {}",
+                   static_cast<uint64_t>(was), static_cast<uint64_t>(limit.rlim_max),
+                   std::strerror(errno));
+      limit.rlim_cur = was;
+    }
+  }
+  log::info("up to {} file descriptors (each control connection takes one)",
+            static_cast<uint64_t>(limit.rlim_cur));
 }
 
 rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon, std::string name,

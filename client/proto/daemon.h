@@ -33,8 +33,15 @@ std::optional<int> parse_command_line(int argc, char** argv, std::string_view pr
                                       CommandLine* out);
 
 // Reads vvm.conf and sets up logging as it says (stderr or syslog, the level), with --log-level
-// taking precedence. Errors are printed to stderr; the caller exits 2.
+// taking precedence, and raises the file descriptor limit (raise_fd_limit). Errors are printed to
+// stderr; the caller exits 2.
 Result<Config> load_config_and_log(std::string_view program, const CommandLine& cmd);
+
+// Raises the soft limit on file descriptors to the hard one (systemd's default soft limit,
+// 1024, is below what a thousand control connections take; its hard limit is far above), and
+// logs the limit. The daemons use epoll, never select(), so descriptors above 1024 are fine.
+// load_config_and_log calls it.
+void raise_fd_limit();
 
 // Answers PING: the daemon, its name, the software version, uptime since `started`, the payload.
 rpc::Served<rpc::PingRequest> serve_ping(rpc::Server& server, std::string daemon, std::string name,

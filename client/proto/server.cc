@@ -5,6 +5,7 @@
 // Asio streams are) after a TlsHandshake.
 #include "proto/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/core.h>
@@ -182,6 +184,8 @@ struct Server::Impl {
   std::function<void(uint64_t)> disconnect_hook;
   Server::AnsweredHook answered_hook;
   uint64_t last_session = 0;
+  uint64_t open_sessions = 0;  // connections open now, for the out-of-descriptors warning
+  bool out_of_fds = false;     // said once until an accept works again
   // Set by stop() and the destructor; before `io`, whose end destroys the last sessions.
   bool stopped = false;
   asio::io_context io;
@@ -207,6 +211,11 @@ struct Server::Impl {
   void accept_tcp(tcp::acceptor& acceptor);
   void accept_tls(tcp::acceptor& acceptor);
   void accept_unix(local::acceptor& acceptor);
+  // After a failed accept: accept again later, not at once. Out of file descriptors (EMFILE,
+  // ENFILE) the listen queue keeps the peer and every retry fails at once, so retrying without
+  // a pause spins a core and floods the log; the pause lets connections end and free theirs.
+  template <class Acceptor>
+  void accept_later(Acceptor& acceptor, const boost::system::error_code& ec);
   void close_all();
   void session_ended(uint64_t session);
 };
@@ -404,6 +413,7 @@ void Server::Impl::dispatch(const Peer& peer, const std::string& bytes, Answer a
 }
 
 void Server::Impl::session_ended(uint64_t session) {
+  --open_sessions;
   // After stop() the daemon is going away, and what the hook would tidy with it.
   if (stopped || !disconnect_hook) return;
   try {
@@ -416,6 +426,11 @@ void Server::Impl::session_ended(uint64_t session) {
 template <class Socket>
 void Server::Impl::start_session(Socket socket, Peer peer, Status access) {
   peer.session = ++last_session;
+  ++open_sessions;
+  if (out_of_fds) {
+    out_of_fds = false;
+    log::notice("{}: accepting connections again ({} open)", daemon, open_sessions);
+  }
   if (!access.ok()) {
     log::warning("{}: refused {}: {}", daemon, peer.to_string(), access.message());
   } else {
@@ -438,10 +453,36 @@ void Server::Impl::accept_tcp(tcp::acceptor& acceptor) {
         Status access = check_access(policy, peer, remote.data(), {});
         start_session(std::move(socket), std::move(peer), std::move(access));
       }
+      accept_tcp(acceptor);
     } else {
-      log::warning("{}: accept failed: {}", daemon, ec.message());
+      accept_later(acceptor, ec);
     }
-    accept_tcp(acceptor);
+  });
+}
+
+template <class Acceptor>
+void Server::Impl::accept_later(Acceptor& acceptor, const boost::system::error_code& ec) {
+  const bool fds =
+      ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
+  if (!fds) {
+    log::warning("{}: accept failed: {}", daemon, ec.message());
+  } else if (!out_of_fds) {
+    out_of_fds = true;
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    log::warning(
+        "{}: out of file descriptors ({}; {} connections open, limit {}): new connections wait "
+        "until some end",
+        daemon, ec.message(), open_sessions, static_cast<uint64_t>(limit.rlim_cur));
+  }
+  auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(fds ? 100 : 10));
+  timer->async_wait([this, &acceptor, timer](boost::system::error_code wait_ec) {
+    if (wait_ec || stopped) return;
+    if constexpr (std::is_same_v<Acceptor, tcp::acceptor>) {
+      accept_tcp(acceptor);
+    } else {
+      accept_unix(acceptor);
+    }
   });
 }
 
@@ -586,10 +627,10 @@ void Server::Impl::accept_unix(local::acceptor& acceptor) {
       Peer peer = unix_peer(socket.native_handle(), &groups);
       Status access = check_access(policy, peer, nullptr, groups);
       start_session(std::move(socket), std::move(peer), std::move(access));
+      accept_unix(acceptor);
     } else {
-      log::warning("{}: accept failed: {}", daemon, ec.message());
+      accept_later(acceptor, ec);
     }
-    accept_unix(acceptor);
   });
 }
 

@@ -179,6 +179,11 @@ Result<Outcome> copy(const ChildArgs& a, const rpc::CopyArgs& args,
 
 }  // namespace
 
+// How long the child waits for the requester to take a report, and how long it sends no
+// progress after one failed.
+constexpr std::chrono::milliseconds kReportTimeout{1500};
+constexpr std::chrono::seconds kProgressQuiet{10};
+
 int run_copy_child(int argc, char** argv) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::signal(SIGTERM, SIG_IGN);
@@ -204,13 +209,19 @@ int run_copy_child(int argc, char** argv) {
   base.bytes_total = args->file.size;
   base.vsn = args->vsn;
   base.file_number = args->file_number;
-  ReportSender sender(args->reply_to);
+  // The requester is told with short timeouts: one slow to answer (busy, stopped, or gone with
+  // its socket left behind) must hold up neither the copy nor the heartbeat to the parent, which
+  // would kill the copy as stalled, nor the drive once the copy is over. Progress is news: after
+  // one report fails, none is sent for a while. The final report the parent sends again, from a
+  // thread of its own and with the full timeout, when this one fails (kExitUndelivered).
+  ReportSender sender(args->reply_to, kReportTimeout);
 
   // Progress: the parent hears of every step (at most 5 a second), which is its heartbeat; the
   // requester at most once a second, and at the start.
   uint64_t bytes_done = 0;  // for the failed report: how far the copy got
   auto last_report = Clock::now();
   auto last_beat = Clock::time_point();
+  auto quiet_until = Clock::time_point();
   auto report_progress = [&](uint64_t bytes, bool force) {
     bytes_done = bytes;
     auto now = Clock::now();
@@ -218,11 +229,13 @@ int run_copy_child(int argc, char** argv) {
       tell_parent({JobEvent::Kind::kProgress, bytes, 0, {}});
       last_beat = now;
     }
-    if (force || now - last_report >= std::chrono::seconds(1)) {
+    if ((force || now - last_report >= std::chrono::seconds(1)) && now >= quiet_until) {
       rpc::CopyReport r = base;
       r.bytes_done = bytes;
       if (Status s = sender.send(r); !s.ok()) {
-        log::warning("copy job {}: progress report to {}: {}", a->job, args->reply_to, s.message());
+        log::warning("copy job {}: progress report to {}: {}; no more for {} s", a->job,
+                     args->reply_to, s.message(), kProgressQuiet.count());
+        quiet_until = Clock::now() + kProgressQuiet;
       }
       last_report = now;
     }

@@ -455,6 +455,46 @@ TEST_CASE("a copy that makes no progress is killed at the stall timeout and repo
   CHECK(next.ok());
 }
 
+TEST_CASE(
+    "a reply_to that never answers holds up neither the mover, its other copies, nor the drive") {
+  Site site;
+  // A requester that takes connections (the listen queue does) and never answers, as a stopped
+  // or hung vvmd: each report's call can only time out.
+  const std::string hole = site.dir.file("hole.sock");
+  auto listener = must(Process::start(
+      {"/usr/bin/python3", "-c",
+       "import socket, sys, time\n"
+       "s = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(64)\ntime.sleep(120)\n",
+       hole},
+      site.dir.path()));
+  must(wait_for_path(hole, 10s));
+  std::string in1 = site.cache + "/in1", in2 = site.cache + "/in2";
+  write_random(in1, 4 * kMiB, 21);
+  write_random(in2, 4 * kMiB, 22);
+  auto stuck = site.args("T00001", 1, in1, 4 * kMiB, 1);
+  stuck.reply_to = "unix:" + hole;
+  stuck.drive = "d0";
+  const auto start = std::chrono::steady_clock::now();
+  auto accepted = site.submit(rpc::Op::kArchive, stuck);
+  // The other drive copies for a requester that answers, as if nothing were wrong.
+  auto good = site.args("T00002", 1, in2, 4 * kMiB, 2);
+  good.drive = "d1";
+  CHECK(site.run(rpc::Op::kArchive, good).state == rpc::CopyState::kDone);
+  // The mover answers at once.
+  auto client = must(rpc::Client::connect(must(Endpoint::parse("unix:" + site.socket_)), 2s));
+  CHECK(client.call(rpc::PingRequest{"still there?"}, 2s).ok());
+  // The copy for the silent requester ends and frees its drive within seconds: its reports wait
+  // 1.5 s each (before, 10 s for each try, progress and final, with the drive held meanwhile).
+  must(wait_until([&] { return children_of(site.mover->pid()).empty(); }, 8s,
+                  "the end of the copy whose requester does not answer"));
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  CHECK_THAT(site.mover->stderr_text(),
+             Catch::Contains(fmt::format("job {} archive ended: drive d0", accepted.job)));
+  auto next = site.call(rpc::Op::kArchive, site.args("T00001", 2, in2, 4 * kMiB, 3));
+  CHECK(next.ok());
+  (void)listener.stop();
+}
+
 TEST_CASE("a wrong VSN for the file and a full VSN come back as Mismatch and NoSpace") {
   Site site;
   std::string in1 = site.cache + "/in1", in2 = site.cache + "/in2", out = site.cache + "/out";

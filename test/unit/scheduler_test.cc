@@ -693,4 +693,28 @@ TEST_CASE("repack: refused without another tape; each move one commit; resumed; 
   CHECK(f.vsn("L00001").bytes_used == 0);
   CHECK(find_copy_mark(*f.db, "L00001", 1, &mark).status().code() == Code::kNotFound);
   CHECK(must(f.sched->repacks()).repacks.at(0).state == "reclaimed");
+TEST_CASE("a queue whose only VSN failed too many copies, not in a row, names it") {
+  // vsn ls shows such a VSN hot, and the scheduler writes it no more: the warning must not only
+  // tell the operator to add a tape, but name this one and how to write it again.
+  Fixture f;
+  f.add_vsn("L00001");
+  for (int i = 0; i < 3; ++i) {
+    f.make_vv();
+    f.sched->tick();
+    auto r = f.movers.take("archive");
+    f.accept(r, rpc::Op::kArchive);
+    f.report_failed(r, Status::IoError("write block 2: Input/output error"));
+    f.advance(60s);
+    if (i < 2) REQUIRE(f.archive_next().first == "L00001");  // a good copy between failures
+  }
+  REQUIRE(f.vsn("L00001").errors == 3);
+  REQUIRE(f.vsn("L00001").state == VsnState::kHot);  // never 3 failures in a row
+  const std::string log = capture_log(f.dir, [&] {
+    f.advance(60s);
+    f.sched->tick();
+  });
+  CHECK(f.movers.pending.empty());
+  CHECK_THAT(log, Catch::Contains("no VSN can take class A's copies on LTO9 (1 waiting)"));
+  CHECK_THAT(log, Catch::Contains("L00001 has 3 failed copies and is not written until set hot "
+                                  "again ('vvctl vsn set VSN hot --reason TEXT' once checked)"));
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <fmt/ranges.h>
+
 #include "common/log.h"
 #include "sched/policy.h"
 
@@ -41,7 +43,12 @@ void Scheduler::finished(const Vv& vv) {
 }
 
 bool Scheduler::can_take(const Vsn& r, char cls, const std::string& media) const {
-  if (r.media != media || r.errors >= kMaxVsnErrors || repacks_.contains(r.name)) return false;
+  if (r.errors >= kMaxVsnErrors) return false;
+  return takes_class(r, cls, media);
+}
+
+bool Scheduler::takes_class(const Vsn& r, char cls, const std::string& media) const {
+  if (r.media != media || repacks_.contains(r.name)) return false;
   const std::string cls_text(1, cls);
   // A VSN set hot by hand before its first file may have no class yet: any class's.
   const bool hot = r.state == VsnState::kHot &&
@@ -51,28 +58,35 @@ bool Scheduler::can_take(const Vsn& r, char cls, const std::string& media) const
   return hot || blank;
 }
 
-std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy) {
+std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bool* any_busy,
+                                          std::vector<std::string>* failing) {
   *any_busy = false;
   std::vector<Vsn> out;
   std::set<std::string> copying;
   for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
   Status bad;
-  Status s = db_->scan_index(kVsnTable, "name", kEveryName.lo, kEveryName.hi,
-                             [&](uint64_t, const db::Values& v) {
-                               auto r = vsn_from_values(v);
-                               if (!r.ok()) {
-                                 bad = r.status();
-                                 return false;
-                               }
-                               if (!can_take(*r, cls, media)) return true;
-                               const DriveState* d = view_.holding(r->name);
-                               if (copying.contains(r->name) || (d != nullptr && d->busy)) {
-                                 *any_busy = true;  // it will take copies again once this one ends
-                                 return true;
-                               }
-                               out.push_back(std::move(*r));
-                               return true;
-                             });
+  Status s = db_->scan_index(
+      kVsnTable, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
+        auto r = vsn_from_values(v);
+        if (!r.ok()) {
+          bad = r.status();
+          return false;
+        }
+        if (!takes_class(*r, cls, media)) return true;
+        if (r->errors >= kMaxVsnErrors) {
+          // Its state still says it takes archives: whoever is told there is no tape must hear
+          // of this one.
+          if (failing != nullptr) failing->push_back(r->name);
+          return true;
+        }
+        const DriveState* d = view_.holding(r->name);
+        if (copying.contains(r->name) || (d != nullptr && d->busy)) {
+          *any_busy = true;  // it will take copies again once this one ends
+          return true;
+        }
+        out.push_back(std::move(*r));
+        return true;
+      });
   if (!s.ok() || !bad.ok()) {
     log::error("scheduler: cannot read the VSN table: {}", (!s.ok() ? s : bad).message());
     return {};
@@ -90,14 +104,24 @@ bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   if (!queue_.ready(key, now)) return false;
   const bool due = queue_.due(key, now);
   bool any_busy = false;
-  std::vector<Vsn> vsns = writable_vsns(key.vv_class, key.media, &any_busy);
+  std::vector<std::string> failing;
+  std::vector<Vsn> vsns = writable_vsns(key.vv_class, key.media, &any_busy, &failing);
   if (vsns.empty()) {
-    // All of them being written is no reason to tell anyone; having none at all is.
+    // All of them being written is no reason to tell anyone; having none at all is. Tapes that
+    // vsn ls shows hot or blank but that failed too often are named, with how to use them again.
     if (!any_busy && starved_.insert(key).second) {
+      std::string kept_away;
+      if (!failing.empty()) {
+        kept_away = fmt::format(
+            "; {} {} {} failed copies and {} not written until set hot again ('vvctl vsn set "
+            "VSN hot --reason TEXT' once checked)",
+            fmt::join(failing, ", "), failing.size() == 1 ? "has" : "have", kMaxVsnErrors,
+            failing.size() == 1 ? "is" : "are");
+      }
       log::warning(
           "no VSN can take class {}'s copies on {} ({} waiting): add one with "
-          "'vvctl vsn add VSN --media {} --class {}'",
-          key.vv_class, key.media, queue_.files(key), key.media, key.vv_class);
+          "'vvctl vsn add VSN --media {} --class {}'{}",
+          key.vv_class, key.media, queue_.files(key), key.media, key.vv_class, kept_away);
     }
     return false;
   }

@@ -244,6 +244,8 @@ class Scheduler {
   // Whether `vsn` may take class `cls`'s next copy: its media's tape, blank or hot of the class,
   // not failing, not being repacked.
   bool can_take(const Vsn& vsn, char cls, const std::string& media) const;
+  // can_take, failing or not: its state, class and media say it takes `cls`'s copies.
+  bool takes_class(const Vsn& vsn, char cls, const std::string& media) const;
   // Queues a read of `vv` for a repack (a background stage), unless one is queued or running.
   Status stage_for_repack(const std::string& vv);
 
@@ -268,8 +270,9 @@ class Scheduler {
   bool dispatch(const QueueKey& key, Clock::time_point now);
   // The VSNs of `media` that may take `cls`'s next copy, best first: hot ones of the class
   // (fewest errors first), then blank ones; none that is in a busy drive or copying (then
-  // `*any_busy` is set).
-  std::vector<Vsn> writable_vsns(char cls, const std::string& media, bool* any_busy);
+  // `*any_busy` is set), nor one that failed kMaxVsnErrors copies (named in `*failing`).
+  std::vector<Vsn> writable_vsns(char cls, const std::string& media, bool* any_busy,
+                                 std::vector<std::string>* failing = nullptr);
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
   bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
                   Clock::time_point now);
