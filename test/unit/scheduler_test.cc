@@ -6,7 +6,9 @@
 // in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
 // sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
 // is none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
-// read-only. No thread, no sleep: the test moves time and answers for
+// read-only; two classes share the drives by their read-max-drives and write-max-drives (a
+// drive freed going to the class using least of its share), and archive-min-wait holds a mount
+// back. No thread, no sleep: the test moves time and answers for
 // the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
@@ -822,4 +824,25 @@ TEST_CASE(
   auto next = f.movers.take("archive");
   CHECK(next.args.vsn == "L00001");
   CHECK(f.sched->library().mounts() == 1);
+}
+
+TEST_CASE("a class at its read limit leaves the other drive to another class's stages") {
+  // Two drives; A may read on one. A's stages on two tapes are older than B's: without the
+  // limit they would take both drives and B would wait.
+  Fixture f(std::string("[class B]\nmedia = LTO9\n") + kTwoMovers, "read-max-drives = 1\n");
+  auto on = f.fill_tapes({{"L00001", 2}, {"L00002", 2}});
+  f.add_vsn("L00003");
+  const std::string b = f.make_vv("B");
+  REQUIRE(f.archive_next().first == "L00003");
+  must(f.cache->evict(root_peer(), b));
+  f.restart();
+  for (const auto& [vsn, names] : on) {
+    for (const std::string& name : names) must(f.sched->stage(name, false));
+    f.advance(10ms);
+  }
+  must(f.sched->stage(b, false));
+  f.advance(2s);
+  f.sched->tick();
+  CHECK(pending_of(f.movers, "stage", "A") == 1);
+  CHECK(pending_of(f.movers, "stage", "B") == 1);
 }

@@ -112,8 +112,13 @@ bool Scheduler::dispatch_verify(Clock::time_point now) {
     if (!may_take_drive(verifies_.class_of(vsn), true)) continue;
     bool archive_waits = false;
     for (const QueueKey& key : queue_.keys_oldest_first()) {
-      archive_waits = archive_waits || (key.media == media && queue_.due(key, now) &&
-                                        may_take_drive(key.vv_class, false));
+      // Only a write that would mount now: its class below its limit, past its minimum wait.
+      auto cls = config_.classes.find(key.vv_class);
+      const auto min_wait =
+          cls == config_.classes.end() ? std::chrono::seconds(0) : cls->second.archive_min_wait;
+      archive_waits =
+          archive_waits || (key.media == media && queue_.due(key, now) &&
+                            may_take_drive(key.vv_class, false) && queue_.aged(key, now, min_wait));
     }
     if (archive_waits) continue;
     DriveState* drive = view_.holding(vsn);
