@@ -31,10 +31,10 @@ for i in 1 2 3 4; do new_vv A; done
 for i in 1 2 3 4; do new_vv B; done
 for vv in "${vvs[@]}"; do ctl finish "$vv" >/dev/null; done # A's backlog first
 
-# Watch the drives until no copy runs or waits (at most 60 s): how many of each class's copies
-# run at once.
-most_a=0 most_b=0 together=0 idle=0
-for ((i = 0; i < 600; i++)); do
+# Watch the drives until no copy runs or waits (at most 600 looks and 120 s): how many of each
+# class's copies run at once.
+most_a=0 most_b=0 together=0 idle=0 deadline=$((SECONDS + 120))
+for ((i = 0; i < 600 && SECONDS < deadline; i++)); do
   status=$(ctl status --json)
   a=$(jq '[.drives[].copying | select(startswith("archive A"))] | length' <<<"$status")
   b=$(jq '[.drives[].copying | select(startswith("archive B"))] | length' <<<"$status")
@@ -49,7 +49,7 @@ for ((i = 0; i < 600; i++)); do
   fi
   sleep 0.1
 done
-((idle)) || die "copies still running or queued after 60 s: $(ctl status)"
+((idle)) || die "copies still running or queued after $i looks: $(ctl status)"
 for vv in "${vvs[@]}"; do
   ctl show "$vv" --json | jq -e '.state == "archived"' >/dev/null ||
     die "$vv is not archived: $(ctl show "$vv")"
