@@ -198,7 +198,14 @@ const std::vector<KindSpec>& kind_specs() {
        Kind::kMedia,
        true,
        {{"capacity", false}, {"block-size", false}, {"description", false}}},
-      {"class", Kind::kClass, true, {{"media", false}, {"description", false}}},
+      {"class",
+       Kind::kClass,
+       true,
+       {{"media", false},
+        {"description", false},
+        {"read-max-drives", false},
+        {"write-max-drives", false},
+        {"archive-min-wait", false}}},
       {"mover",
        Kind::kMover,
        true,
@@ -687,6 +694,17 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         }
       } else if (key == "description") {
         sc.description = value;
+      } else if (key == "read-max-drives" || key == "write-max-drives") {
+        if (!all_digits(value) || value.size() > 9 || std::stoul(value) == 0) {
+          return Status::InvalidArgument(fmt::format(
+              "'{}' is not a number of drives (1 or more; leave the key out for no limit)", value));
+        }
+        (key == "read-max-drives" ? sc.read_max_drives : sc.write_max_drives) =
+            static_cast<uint32_t>(std::stoul(value));
+      } else if (key == "archive-min-wait") {
+        auto d = parse_duration(value);
+        if (!d.ok()) return d.status();
+        sc.archive_min_wait = *d;
       }
       return Status::Ok();
     }

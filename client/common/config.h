@@ -86,6 +86,14 @@ struct StorageClass {
       'A';  // the class is named by one uppercase letter or digit (VV names start with it)
   std::vector<std::string> media;  // one copy on a VSN of each; every name is in Config::media
   std::string description;
+  // The most drives the class's copies may hold at once for reading (stages, verifies) and for
+  // writing (archives, repack moves), so that one class's backlog cannot starve the others; 0:
+  // no limit.
+  uint32_t read_max_drives = 0;
+  uint32_t write_max_drives = 0;
+  // How old the oldest archive copy of the class must be before it causes a mount (a tape of
+  // the right kind already in a free drive is written at once); 0: no minimum.
+  std::chrono::seconds archive_min_wait{0};
   int line = 0;
 };
 

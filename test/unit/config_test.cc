@@ -635,6 +635,31 @@ TEST_CASE("media types, classes, movers and drives: names and references") {
                 "test.conf:5: drive d0: ", {"no media"});
 }
 
+TEST_CASE("[class X]: drive limits and the archive minimum wait, defaults and mistakes") {
+  Config c = parse_ok(kMediaAndMover +
+                      "[class A]\nmedia = LTO9\nread-max-drives = 2\nwrite-max-drives = 1\n"
+                      "archive-min-wait = 15m\n[class B]\nmedia = LTO9\n");
+  CHECK(c.classes['A'].read_max_drives == 2);
+  CHECK(c.classes['A'].write_max_drives == 1);
+  CHECK(c.classes['A'].archive_min_wait == std::chrono::minutes(15));
+  CHECK(c.classes['B'].read_max_drives == 0);  // no limit
+  CHECK(c.classes['B'].write_max_drives == 0);
+  CHECK(c.classes['B'].archive_min_wait == std::chrono::seconds(0));
+
+  for (const std::string key : {"read-max-drives", "write-max-drives"}) {
+    for (const std::string value : {"two", "0", "-1", "1.5"}) {
+      require_error(kMediaAndMover + "[class A]\nmedia = LTO9\n" + key + " = " + value + "\n",
+                    "test.conf:7: class A." + key + ": ",
+                    {"'" + value + "' is not a number of drives (1 or more"});
+    }
+  }
+  require_error(kMediaAndMover + "[class A]\nmedia = LTO9\narchive-min-wait = soon\n",
+                "test.conf:7: class A.archive-min-wait: ", {"'soon'"});
+  require_error(kMediaAndMover + "[class A]\nmedia = LTO9\nread-max-drive = 1\n",
+                "test.conf:7: class A.read-max-drive: ",
+                {"unknown key", "read-max-drives, write-max-drives, archive-min-wait"});
+}
+
 // ---- files ----
 
 TEST_CASE("load_config reads a file, names it in errors, and resolves paths from its folder") {

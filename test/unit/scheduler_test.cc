@@ -6,7 +6,9 @@
 // in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
 // sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
 // is none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
-// read-only. No thread, no sleep: the test moves time and answers for
+// read-only; two classes share the drives by their read-max-drives and write-max-drives (a
+// drive freed going to the class using least of its share), and archive-min-wait holds a mount
+// back. No thread, no sleep: the test moves time and answers for
 // the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
@@ -117,8 +119,9 @@ class FakeMovers : public MoverPort {
   }
 };
 
-// vvm.conf for one class A of one media type LTO9, and `drives` (a [drive] section each).
-Config make_config(const std::string& drives) {
+// vvm.conf for one class A of one media type LTO9 (with `class_a`'s keys), and `drives` (a
+// [drive] section each, and any other section).
+Config make_config(const std::string& drives, const std::string& class_a = "") {
   const std::string text = R"(
 [vvmd]
 listen = unix:/nonexistent/vvmd.sock
@@ -129,7 +132,7 @@ capacity = 64M
 
 [class A]
 media = LTO9
-
+)" + class_a + R"(
 [mover m1]
 listen = unix:/nonexistent/m1.sock
 stall-timeout = 100s
@@ -158,10 +161,11 @@ struct Fixture {
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
 
-  explicit Fixture(const std::string& drives = kOneDrive) : config(make_config(drives)) {
+  explicit Fixture(const std::string& drives = kOneDrive, const std::string& class_a = "")
+      : config(make_config(drives, class_a)) {
     Catalog::Options c;
     c.cache_dir = dir.file("cache");
-    c.classes = {'A'};
+    for (const auto& [letter, cls] : config.classes) c.classes.insert(letter);
     c.now = [this] { return unix_clock; };
     catalog = must(Catalog::open(db.get(), c));
     VsnCatalog::Options v;
@@ -207,10 +211,10 @@ struct Fixture {
   }
   Vv vv(const std::string& name) { return must(catalog->show(name)); }
 
-  // A finished VV of class A (the scheduler queues its copy).
-  std::string make_vv() {
+  // A finished VV of class `cls` (the scheduler queues its copy).
+  std::string make_vv(const std::string& cls = "A") {
     const std::string name =
-        must(catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name;
+        must(catalog->create(root_peer(), {cls, kMiB, 0, "", "", "0640"})).name;
     must(catalog->finish(root_peer(), name));
     return name;
   }
@@ -717,4 +721,152 @@ TEST_CASE("a queue whose only VSN failed too many copies, not in a row, names it
   CHECK_THAT(log, Catch::Contains("no VSN can take class A's copies on LTO9 (1 waiting)"));
   CHECK_THAT(log, Catch::Contains("L00001 has 3 failed copies and is not written until set hot "
                                   "again ('vvctl vsn set VSN hot --reason TEXT' once checked)"));
+}
+
+namespace {
+
+const std::string kThreeDrives = kTwoMovers + "[drive d2]\nmover = m1\nmedia = LTO9\n";
+
+// The requests waiting for the movers' answers whose VV is of class `cls`, of kind `what`.
+size_t pending_of(const FakeMovers& movers, const std::string& what, const std::string& cls) {
+  size_t n = 0;
+  for (const auto& r : movers.pending) n += r.what == what && r.args.file.vv_class == cls;
+  return n;
+}
+
+// Ticks, then ends the oldest request (accepted, done), `steps` times or until nothing goes;
+// `check` sees the requests running before each end. Returns the steps taken.
+int run_copies(Fixture& f, const std::string& what, int steps, const std::function<void()>& check) {
+  int step = 0;
+  for (; step < steps; ++step) {
+    f.sched->tick();
+    if (f.movers.pending.empty()) break;
+    check();
+    auto r = f.movers.take(what);
+    f.accept(r, what == "stage" ? rpc::Op::kStage : rpc::Op::kArchive);
+    f.report_done(r);
+  }
+  return step;
+}
+
+}  // namespace
+
+TEST_CASE("two classes' archive backlogs share the drives by their write limits") {
+  // Three drives; A may write on one, B on two. A's backlog is the older: without the limits it
+  // would take all three drives until it is done.
+  Fixture f(std::string("[class B]\nmedia = LTO9\nwrite-max-drives = 2\n") + kThreeDrives,
+            "write-max-drives = 1\n");
+  for (int i = 1; i <= 8; ++i) f.add_vsn("L0000" + std::to_string(i));
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 6; ++i) vvs.push_back(f.make_vv("A"));
+  f.advance(1ms);
+  for (int i = 0; i < 6; ++i) vvs.push_back(f.make_vv("B"));
+
+  size_t most_a = 0, most_b = 0;
+  bool together = true;
+  const int steps = run_copies(f, "archive", 100, [&] {
+    const size_t a = pending_of(f.movers, "archive", "A"), b = pending_of(f.movers, "archive", "B");
+    CHECK(a <= 1);
+    CHECK(b <= 2);
+    most_a = std::max(most_a, a);
+    most_b = std::max(most_b, b);
+    // While both have copies left, both write.
+    if (f.sched->archive_queue().files({'A', "LTO9"}) > 0 &&
+        f.sched->archive_queue().files({'B', "LTO9"}) > 0) {
+      together = together && a == 1 && b == 2;
+    }
+  });
+  CHECK(steps == 12);
+  CHECK(most_a == 1);
+  CHECK(most_b == 2);
+  CHECK(together);
+  for (const std::string& name : vvs) CHECK(f.vv(name).state == VvState::kArchived);
+}
+
+TEST_CASE("without limits a drive freed goes to the class using the fewest") {
+  // Two drives, two classes without limits, A's backlog the older: one drive each, not both A's.
+  Fixture f(std::string("[class B]\nmedia = LTO9\n") + kTwoMovers);
+  for (int i = 1; i <= 4; ++i) f.add_vsn("L0000" + std::to_string(i));
+  for (int i = 0; i < 4; ++i) f.make_vv("A");
+  f.advance(1ms);
+  for (int i = 0; i < 4; ++i) f.make_vv("B");
+  const int steps = run_copies(f, "archive", 100, [&] {
+    if (f.sched->archive_queue().files({'A', "LTO9"}) > 0 &&
+        f.sched->archive_queue().files({'B', "LTO9"}) > 0) {
+      CHECK(pending_of(f.movers, "archive", "A") == 1);
+      CHECK(pending_of(f.movers, "archive", "B") == 1);
+    }
+  });
+  CHECK(steps == 8);
+}
+
+TEST_CASE("a class's read limit of one drive is never exceeded, and without it two read") {
+  for (const bool limited : {true, false}) {
+    CAPTURE(limited);
+    Fixture f(kTwoMovers, limited ? "read-max-drives = 1\n" : "");
+    auto on = f.fill_tapes({{"L00001", 3}, {"L00002", 3}});
+    f.restart();  // the drives empty
+    for (const auto& [vsn, names] : on) {
+      for (const std::string& name : names) must(f.sched->stage(name, false));
+    }
+    f.advance(2s);  // past the gathering of requests
+    size_t most = 0;
+    const int steps = run_copies(f, "stage", 100, [&] {
+      const size_t n = pending_of(f.movers, "stage", "A");
+      if (limited) CHECK(n <= 1);
+      most = std::max(most, n);
+    });
+    CHECK(steps == 6);
+    CHECK(most == (limited ? 1u : 2u));
+    for (const auto& [vsn, names] : on) {
+      for (const std::string& name : names) CHECK(f.vv(name).cache == CacheState::kCached);
+    }
+  }
+}
+
+TEST_CASE(
+    "archive-min-wait: no mount before the oldest copy has waited, but a mounted tape takes it") {
+  Fixture f(kOneDrive, "archive-min-wait = 10m\n");
+  f.add_vsn("L00001");
+  const std::string first = f.make_vv();
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());  // due by the batch rule, too young for a mount
+  f.advance(9min);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  f.advance(1min);
+  f.sched->tick();
+  auto r = f.movers.take("archive");
+  CHECK(r.args.file.serial == f.vv(first).serial);
+  f.accept(r, rpc::Op::kArchive);
+  f.report_done(r);
+  CHECK(f.vv(first).state == VvState::kArchived);
+
+  // L00001 is in the free drive now: the next copy goes at once.
+  const std::string second = f.make_vv();
+  f.sched->tick();
+  auto next = f.movers.take("archive");
+  CHECK(next.args.vsn == "L00001");
+  CHECK(f.sched->library().mounts() == 1);
+}
+
+TEST_CASE("a class at its read limit leaves the other drive to another class's stages") {
+  // Two drives; A may read on one. A's stages on two tapes are older than B's: without the
+  // limit they would take both drives and B would wait.
+  Fixture f(std::string("[class B]\nmedia = LTO9\n") + kTwoMovers, "read-max-drives = 1\n");
+  auto on = f.fill_tapes({{"L00001", 2}, {"L00002", 2}});
+  f.add_vsn("L00003");
+  const std::string b = f.make_vv("B");
+  REQUIRE(f.archive_next().first == "L00003");
+  must(f.cache->evict(root_peer(), b));
+  f.restart();
+  for (const auto& [vsn, names] : on) {
+    for (const std::string& name : names) must(f.sched->stage(name, false));
+    f.advance(10ms);
+  }
+  must(f.sched->stage(b, false));
+  f.advance(2s);
+  f.sched->tick();
+  CHECK(pending_of(f.movers, "stage", "A") == 1);
+  CHECK(pending_of(f.movers, "stage", "B") == 1);
 }

@@ -101,7 +101,7 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
 }
 
 bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
-  if (!queue_.ready(key, now)) return false;
+  if (!queue_.ready(key, now) || !may_take_drive(key.vv_class, false)) return false;
   const bool due = queue_.due(key, now);
   bool any_busy = false;
   std::vector<std::string> failing;
@@ -139,6 +139,10 @@ bool Scheduler::dispatch(const QueueKey& key, Clock::time_point now) {
   }
   if (drive == nullptr) {
     if (!due) return false;
+    auto cls = config_.classes.find(key.vv_class);
+    if (cls != config_.classes.end() && !queue_.aged(key, now, cls->second.archive_min_wait)) {
+      return false;  // low-priority work: no mount for it before its oldest copy has waited
+    }
     auto free = view_.free_drives(key.media, now);
     if (free.empty()) return false;
     drive = free.front();

@@ -46,6 +46,15 @@ bool ArchiveQueue::due(const QueueKey& key, Clock::time_point now) const {
   return files > 0 && (bytes >= policy_.bytes || files >= policy_.files);
 }
 
+bool ArchiveQueue::aged(const QueueKey& key, Clock::time_point now,
+                        std::chrono::seconds min_age) const {
+  auto it = queues_.find(key);
+  if (it == queues_.end()) return false;
+  return std::any_of(it->second.items.begin(), it->second.items.end(), [&](const ArchiveItem& i) {
+    return i.not_before <= now && (now - i.queued >= min_age || !i.from_vsn.empty());
+  });
+}
+
 std::optional<ArchiveItem> ArchiveQueue::pop(const QueueKey& key, Clock::time_point now) {
   auto it = queues_.find(key);
   if (it == queues_.end()) return std::nullopt;

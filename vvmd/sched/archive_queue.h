@@ -60,6 +60,9 @@ class ArchiveQueue {
   // oldest of them has waited max_wait, or one is a repack's move (its source tape is read for
   // it now, and the cache holds what it read until it is written).
   bool due(const QueueKey& key, Clock::time_point now) const;
+  // Whether the oldest copy ready at `now` has waited `min_age` (its class's archive-min-wait),
+  // or one is a repack's move: only then is the queue worth a mount.
+  bool aged(const QueueKey& key, Clock::time_point now, std::chrono::seconds min_age) const;
   // Whether a copy is ready to go at `now` (its not_before has passed).
   bool ready(const QueueKey& key, Clock::time_point now) const;
   // Removes and returns the first copy ready at `now`, in queue order.

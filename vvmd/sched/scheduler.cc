@@ -53,6 +53,33 @@ size_t Scheduler::copies_of(char cls) const {
   return it == config_.classes.end() ? 0 : it->second.media.size();
 }
 
+uint32_t Scheduler::drives_held(char cls, bool reading) const {
+  uint32_t n = 0;
+  for (const auto& [id, f] : in_flight_)
+    n += f.key.vv_class == cls && f.staged.has_value() == reading;
+  return n;
+}
+
+bool Scheduler::may_take_drive(char cls, bool reading) const {
+  auto it = config_.classes.find(cls);
+  if (it == config_.classes.end()) return true;
+  const uint32_t limit = reading ? it->second.read_max_drives : it->second.write_max_drives;
+  return limit == 0 || drives_held(cls, reading) < limit;
+}
+
+double Scheduler::drive_share(char cls, bool reading) const {
+  auto it = config_.classes.find(cls);
+  uint32_t limit = it == config_.classes.end()
+                       ? 0
+                       : (reading ? it->second.read_max_drives : it->second.write_max_drives);
+  if (limit == 0) limit = static_cast<uint32_t>(std::max<size_t>(view_.drives().size(), 1));
+  return static_cast<double>(drives_held(cls, reading)) / limit;
+}
+
+bool Scheduler::stages_want(const std::string& media) const {
+  return stages_.wants_media(media, [this](char cls) { return may_take_drive(cls, true); });
+}
+
 void Scheduler::wake() {
   if (server_ == nullptr || wake_pending_) return;
   wake_pending_ = true;
@@ -175,10 +202,21 @@ void Scheduler::tick() {
   drive_repacks(now);
   while (dispatch_stage(now)) {
   }
-  for (const QueueKey& key : queue_.keys_oldest_first()) {
-    // Stages go first: their media type's drives are theirs until the stage queue lets go.
-    if (stages_.wants_media(key.media)) continue;
-    while (dispatch(key, now)) {
+  // One copy at a time, to the queue whose class uses least of its share of drives for writing
+  // (the oldest copy first among equals), so that one class's backlog cannot take every drive.
+  for (bool moved = true; moved;) {
+    moved = false;
+    std::vector<QueueKey> keys = queue_.keys_oldest_first();
+    std::stable_sort(keys.begin(), keys.end(), [this](const QueueKey& a, const QueueKey& b) {
+      return drive_share(a.vv_class, false) < drive_share(b.vv_class, false);
+    });
+    for (const QueueKey& key : keys) {
+      // Stages go first: their media type's drives are theirs until the stage queue lets go.
+      if (stages_want(key.media)) continue;
+      if (dispatch(key, now)) {
+        moved = true;
+        break;
+      }
     }
   }
   // Verifies last: they take the drives nothing else wanted.

@@ -44,6 +44,12 @@
 // nobody is promised it and recovery derives it again after a crash: a copy not recorded is
 // queued and written again, drives start empty, a VV left staging is staged again or found whole.
 //
+// Fair use of drives: a class holds at most [class] read-max-drives drives for reading (stages,
+// verifies) and write-max-drives for writing (archives, repack moves) at once, so that one
+// class's backlog cannot starve the others; a drive freed goes to the class that uses the least
+// of its share (drive_share()). Its archive copies cause no mount before the oldest has waited
+// archive-min-wait (a tape of the right kind already in a free drive is written at once).
+//
 // Verifies (verify(): `vvctl vsn verify`) read every live copy on a VSN back on drives nothing
 // else needs, and record when and how each was read and whether it was good (verify.tab); a copy
 // that fails its checks is marked bad and made again, as after a stage (sched/verify.cc).
@@ -307,6 +313,16 @@ class Scheduler {
   uint64_t now_unix() const;
   Clock::time_point steady_now() const;
   size_t copies_of(char cls) const;
+  // Drives class `cls`'s copies hold now: for reading (stages, verifies) or for writing.
+  uint32_t drives_held(char cls, bool reading) const;
+  // Whether class `cls` may take one more drive to read or to write: it holds fewer than its
+  // [class] read-max-drives or write-max-drives (no limit when unset).
+  bool may_take_drive(char cls, bool reading) const;
+  // How much of its share class `cls` uses: the drives it holds over its limit (over every
+  // drive when it has none). A drive freed goes to the class that uses least.
+  double drive_share(char cls, bool reading) const;
+  // Whether a stage (not a repack's) of a class that may take a drive to read needs `media`.
+  bool stages_want(const std::string& media) const;
 
   db::Database* db_;
   db::Committer commits_;

@@ -93,6 +93,7 @@ Status Scheduler::queue_stage(const Vv& vv, StageItem item) {
   }
   if (item.copy != *best) item.attempts = 0;
   item.copy = *best;
+  item.vv_class = vv.vv_class.empty() ? 0 : vv.vv_class[0];
   item.vsn = vsn.name;
   item.media = vsn.media;
   item.file = vv.copies[*best].file;
@@ -170,7 +171,17 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
   for (const auto& [id, f] : in_flight_) {
     if (!f.staged) writing.insert(f.vsn);
   }
-  const std::vector<std::string> order = stages_.vsns_by_priority(now);
+  std::vector<std::string> order = stages_.vsns_by_priority(now);
+  // Among requests a client waits for, and among the others, the class that uses least of its
+  // share of drives for reading goes first; a class at its limit waits for one of its reads to end.
+  std::stable_sort(order.begin(), order.end(), [this](const std::string& a, const std::string& b) {
+    const bool wa = stages_.waiting(a), wb = stages_.waiting(b);
+    if (wa != wb) return wa;
+    return drive_share(stages_.class_of(a), true) < drive_share(stages_.class_of(b), true);
+  });
+  std::erase_if(order, [this](const std::string& vsn) {
+    return !may_take_drive(stages_.class_of(vsn), true);
+  });
   // First a tape that is in a free drive already: no mount, unless it has had its turn while
   // others of its media type wait.
   for (const std::string& vsn : order) {
@@ -194,7 +205,8 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
     DriveState* chosen = nullptr;
     for (DriveState* d : view_.free_drives(stages_.media_of(vsn), now)) {
       // A drive whose tape has stage requests of its own keeps it, unless its turn is over.
-      if (!d->vsn.empty() && stages_.files(d->vsn) > 0 && d->reads_since_mount < kMountBudget) {
+      if (!d->vsn.empty() && stages_.files(d->vsn) > 0 && d->reads_since_mount < kMountBudget &&
+          may_take_drive(stages_.class_of(d->vsn), true)) {
         continue;
       }
       chosen = d;

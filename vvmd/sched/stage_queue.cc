@@ -56,9 +56,10 @@ std::vector<std::string> StageQueue::vsns_by_priority(Clock::time_point now) con
   return out;
 }
 
-bool StageQueue::wants_media(const std::string& media) const {
+bool StageQueue::wants_media(const std::string& media, const std::function<bool(char)>& may) const {
   return std::any_of(groups_.begin(), groups_.end(), [&](const auto& g) {
     return !g.second.empty() && g.second.begin()->second.media == media &&
+           (!may || may(g.second.begin()->second.vv_class)) &&
            std::any_of(g.second.begin(), g.second.end(),
                        [](const auto& i) { return !i.second.background; });
   });
@@ -106,6 +107,12 @@ bool StageQueue::waiting(const std::string& vsn) const {
   if (it == groups_.end()) return false;
   return std::any_of(it->second.begin(), it->second.end(),
                      [](const auto& entry) { return entry.second.waiting; });
+}
+
+char StageQueue::class_of(const std::string& vsn) const {
+  auto it = groups_.find(vsn);
+  if (it == groups_.end() || it->second.empty()) return 0;
+  return it->second.begin()->second.vv_class;
 }
 
 std::string StageQueue::media_of(const std::string& vsn) const {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -23,6 +24,7 @@ namespace vvm::vvmd {
 
 struct StageItem {
   std::string vv;     // "A0000000042"
+  char vv_class = 0;  // the VV's storage class: whose drives for reading its read counts on
   size_t copy = 0;    // the copy being read: its position in the VV's copies
   std::string vsn;    // that copy's VSN, and its tape file
   std::string media;  // the VSN's media type: which drives can read it
@@ -53,8 +55,11 @@ class StageQueue {
   // then oldest request first.
   std::vector<std::string> vsns_by_priority(Clock::time_point now) const;
   // Whether any request (ready or not) other than a repack's needs a drive of `media`: archive
-  // writes then leave those drives to the stages.
-  bool wants_media(const std::string& media) const;
+  // writes then leave those drives to the stages. With `may`, only requests of a class for which
+  // it says yes (one not at its limit of drives) count.
+  bool wants_media(const std::string& media, const std::function<bool(char)>& may = {}) const;
+  // The storage class of `vsn`'s requests (a VSN holds one class's copies); 0 when none.
+  char class_of(const std::string& vsn) const;
   // The oldest request for `vsn` (queued time), or nullopt when none.
   std::optional<Clock::time_point> oldest(const std::string& vsn) const;
   // Removes and returns `vsn`'s ready request with the lowest file number.

@@ -43,6 +43,7 @@ Result<std::pair<uint64_t, uint64_t>> Scheduler::queue_verifies(const Vsn& vsn,
   for (const LiveCopy& c : *live) {
     StageItem item;
     item.vv = c.vv;
+    item.vv_class = c.vv_class;
     item.copy = c.copy;
     item.vsn = vsn.name;
     item.media = vsn.media;
@@ -107,10 +108,17 @@ bool Scheduler::dispatch_verify(Clock::time_point now) {
     const std::string media = verifies_.media_of(vsn);
     // A stage that waits for a drive of this media type goes first, and so does a ready archive
     // write: a verify never takes a drive they want.
-    if (stages_.wants_media(media) || busy.contains(vsn)) continue;
+    if (stages_want(media) || busy.contains(vsn)) continue;
+    if (!may_take_drive(verifies_.class_of(vsn), true)) continue;
     bool archive_waits = false;
     for (const QueueKey& key : queue_.keys_oldest_first()) {
-      archive_waits = archive_waits || (key.media == media && queue_.due(key, now));
+      // Only a write that would mount now: its class below its limit, past its minimum wait.
+      auto cls = config_.classes.find(key.vv_class);
+      const auto min_wait =
+          cls == config_.classes.end() ? std::chrono::seconds(0) : cls->second.archive_min_wait;
+      archive_waits =
+          archive_waits || (key.media == media && queue_.due(key, now) &&
+                            may_take_drive(key.vv_class, false) && queue_.aged(key, now, min_wait));
     }
     if (archive_waits) continue;
     DriveState* drive = view_.holding(vsn);
