@@ -697,6 +697,8 @@ TEST_CASE("repack: refused without another tape; each move one commit; resumed; 
   CHECK(f.vsn("L00001").bytes_used == 0);
   CHECK(find_copy_mark(*f.db, "L00001", 1, &mark).status().code() == Code::kNotFound);
   CHECK(must(f.sched->repacks()).repacks.at(0).state == "reclaimed");
+}
+
 TEST_CASE("a queue whose only VSN failed too many copies, not in a row, names it") {
   // vsn ls shows such a VSN hot, and the scheduler writes it no more: the warning must not only
   // tell the operator to add a tape, but name this one and how to write it again.

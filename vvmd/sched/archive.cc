@@ -65,28 +65,28 @@ std::vector<Vsn> Scheduler::writable_vsns(char cls, const std::string& media, bo
   std::set<std::string> copying;
   for (const auto& [id, f] : in_flight_) copying.insert(f.vsn);
   Status bad;
-  Status s = db_->scan_index(
-      kVsnTable, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const db::Values& v) {
-        auto r = vsn_from_values(v);
-        if (!r.ok()) {
-          bad = r.status();
-          return false;
-        }
-        if (!takes_class(*r, cls, media)) return true;
-        if (r->errors >= kMaxVsnErrors) {
-          // Its state still says it takes archives: whoever is told there is no tape must hear
-          // of this one.
-          if (failing != nullptr) failing->push_back(r->name);
-          return true;
-        }
-        const DriveState* d = view_.holding(r->name);
-        if (copying.contains(r->name) || (d != nullptr && d->busy)) {
-          *any_busy = true;  // it will take copies again once this one ends
-          return true;
-        }
-        out.push_back(std::move(*r));
-        return true;
-      });
+  Status s = db_->scan_index(kVsnTable, "name", kEveryName.lo, kEveryName.hi,
+                             [&](uint64_t, const db::Values& v) {
+                               auto r = vsn_from_values(v);
+                               if (!r.ok()) {
+                                 bad = r.status();
+                                 return false;
+                               }
+                               if (!takes_class(*r, cls, media)) return true;
+                               if (r->errors >= kMaxVsnErrors) {
+                                 // Its state still says it takes archives: whoever is told there is
+                                 // no tape must hear of this one.
+                                 if (failing != nullptr) failing->push_back(r->name);
+                                 return true;
+                               }
+                               const DriveState* d = view_.holding(r->name);
+                               if (copying.contains(r->name) || (d != nullptr && d->busy)) {
+                                 *any_busy = true;  // it will take copies again once this one ends
+                                 return true;
+                               }
+                               out.push_back(std::move(*r));
+                               return true;
+                             });
   if (!s.ok() || !bad.ok()) {
     log::error("scheduler: cannot read the VSN table: {}", (!s.ok() ? s : bad).message());
     return {};
