@@ -6,6 +6,8 @@
 
 #include <string_view>
 
+#include "common/psk_file.h"
+
 namespace vvm::plugin {
 
 Result<NbdkitTls> parse_nbdkit_tls(const std::vector<std::string>& argv) {
@@ -60,40 +62,19 @@ namespace {
 // Every username of the PSK file (GnuTLS's format, as psktool writes it: "USERNAME:HEXKEY" a
 // line) must be one of the identity's.
 Status check_psk_file(const std::string& file, const TlsIdentity& identity, const Config& config) {
-  auto text = read_text_file(file);
-  if (!text.ok()) return text.status();
-  int line = 0, users = 0;
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t end = text->find('\n', pos);
-    if (end == std::string::npos) end = text->size();
-    std::string_view entry = std::string_view(*text).substr(pos, end - pos);
-    pos = end + 1;
-    ++line;
-    if (!entry.empty() && entry.back() == '\r') entry.remove_suffix(1);
-    if (entry.empty()) continue;
-    size_t colon = entry.find(':');
-    if (colon == std::string_view::npos) {
-      return Status::InvalidArgument(fmt::format(
-          "{}:{}: not USERNAME:HEXKEY (as psktool writes it), so who it admits is unknown", file,
-          line));
-    }
-    std::string_view user = entry.substr(0, colon);
-    const TlsIdentity* owner = identity_for_psk_username(config, user);
+  auto lines = read_psk_file(file);
+  if (!lines.ok()) return lines.status();
+  for (const PskLine& entry : *lines) {
+    const TlsIdentity* owner = identity_for_psk_username(config, entry.user);
     if (owner != &identity) {
       return Status::PermissionDenied(fmt::format(
           "{}:{}: PSK username '{}' is {}, not one of [identity {}]'s psk-username in {}: nbdkit "
           "1.32 cannot tell the plugin which user connected, so the PSK file of a listener with "
           "tls-identity={} must hold only that identity's users",
-          file, line, user,
+          file, entry.line, entry.user,
           owner ? fmt::format("[identity {}]'s", owner->name) : std::string("in no [identity]"),
           identity.name, config.path, identity.name));
     }
-    ++users;
-  }
-  if (users == 0) {
-    return Status::InvalidArgument(
-        fmt::format("{}: holds no PSK user: nobody could connect", file));
   }
   return Status::Ok();
 }

@@ -14,6 +14,8 @@
 
 #include <fmt/core.h>
 
+#include "common/psk_file.h"
+
 namespace vvm::rpc {
 
 namespace {
@@ -32,54 +34,6 @@ ssize_t push(gnutls_transport_ptr_t fd, const void* data, size_t n) {
 std::string unreadable(const std::string& path) {
   if (::access(path.c_str(), R_OK) == 0) return "";
   return fmt::format("cannot read: {}", std::strerror(errno));
-}
-
-bool is_hex(std::string_view s) {
-  if (s.empty() || s.size() % 2 != 0) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  });
-}
-
-struct PskLine {
-  std::string user;
-  std::string key;  // hex
-};
-
-// GnuTLS's PSK file ("USERNAME:HEXKEY" a line, as psktool writes it). GnuTLS reads it itself on
-// the server; this reads it whole first, so that a bad line is named when the file is loaded and
-// not at some client's handshake.
-Result<std::vector<PskLine>> read_psk_file(const std::string& file) {
-  auto text = read_text_file(file);
-  if (!text.ok()) return text.status();
-  std::vector<PskLine> lines;
-  int line = 0;
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t end = text->find('\n', pos);
-    if (end == std::string::npos) end = text->size();
-    std::string_view entry = std::string_view(*text).substr(pos, end - pos);
-    pos = end + 1;
-    ++line;
-    if (!entry.empty() && entry.back() == '\r') entry.remove_suffix(1);
-    if (entry.empty()) continue;
-    size_t colon = entry.find(':');
-    if (colon == std::string_view::npos || colon == 0) {
-      return Status::InvalidArgument(
-          fmt::format("{}:{}: not USERNAME:HEXKEY (as psktool writes it)", file, line));
-    }
-    std::string_view key = entry.substr(colon + 1);
-    if (!is_hex(key)) {
-      return Status::InvalidArgument(
-          fmt::format("{}:{}: the key of '{}' is not an even number of hex digits", file, line,
-                      entry.substr(0, colon)));
-    }
-    lines.push_back({std::string(entry.substr(0, colon)), std::string(key)});
-  }
-  if (lines.empty()) {
-    return Status::InvalidArgument(fmt::format("{}: holds no PSK user", file));
-  }
-  return lines;
 }
 
 // Every certificate of a PEM file.
