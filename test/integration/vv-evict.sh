@@ -83,6 +83,8 @@ echo "ok: $a1 read through NBD (last access $before -> $after), $a4 held open"
 fill "$hot" 10 10
 wait_log "$vvmd_log" \
   "cache: from 62.0% to 46.0% of 104857600 bytes: evicted 2 VV\(s\), 16777216 bytes" 20
+# Each VV's own line comes once its eviction is durable, which can be after that summary.
+for vv in "$a2" "$a3"; do wait_log "$vvmd_log" "evicted VV $vv \(" 10; done
 order=$(grep -o "evicted VV A[0-9]* (8388608 bytes, 2 copies on tape, last access [^)]*) to make" \
   "$vvmd_log" | awk '{print $3}' | paste -sd' ')
 [[ $order == "$a2 $a3" ]] ||
