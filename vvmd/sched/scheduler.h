@@ -215,6 +215,9 @@ class Scheduler {
   // longer needs a read was dropped), so that the caller tries again.
   bool dispatch_stage(Clock::time_point now);
   bool start_stage(StageItem item, DriveState& drive, Clock::time_point now);
+  // The mover's arguments and the in-flight record for reading `item` (a copy of `vv`) on `drive`,
+  // which is marked busy: a stage and a verify's read differ only in their op and log line.
+  std::pair<rpc::CopyArgs, InFlight> read_request(const Vv& vv, StageItem item, DriveState& drive);
   void stage_done(InFlight f, const rpc::CopyReport& report);
   void stage_failed(InFlight f, const Status& why);
   // Records the copy `f` read as bad (copy.tab: when, why) and takes it out of the VV's copies,

@@ -252,10 +252,20 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
   }
   ++drive.reads_since_mount;
 
+  auto [args, f] = read_request(vv, std::move(item), drive);
+  log::info("stage VV {} from {} file {} (copy {}) in drive {} (request {})", vv.name, f.vsn,
+            f.file, f.item.copy + 1, drive.name, args.request_id);
+  send(drive, std::move(f), rpc::Op::kStage, std::move(args), now);
+  return true;
+}
+
+std::pair<rpc::CopyArgs, Scheduler::InFlight> Scheduler::read_request(const Vv& vv, StageItem item,
+                                                                      DriveState& drive) {
   rpc::CopyArgs args;
   args.drive = drive.name;
   args.vsn = item.vsn;
   args.file_number = item.file;
+  // A verify writes nothing there: the path names the VV in the mover's log.
   args.cache_path = options_.cache_path(vv.name);
   args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
   args.checksum = vv.checksum;
@@ -273,10 +283,7 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
   f.file = item.file;
   f.staged = std::move(item);
   drive.busy = true;
-  log::info("stage VV {} from {} file {} (copy {}) in drive {} (request {})", vv.name, f.vsn,
-            f.file, f.item.copy + 1, drive.name, args.request_id);
-  send(drive, std::move(f), rpc::Op::kStage, std::move(args), now);
-  return true;
+  return {std::move(args), std::move(f)};
 }
 
 void Scheduler::stage_done(InFlight f, const rpc::CopyReport& r) {

@@ -154,27 +154,7 @@ bool Scheduler::start_verify(StageItem item, DriveState& drive, Clock::time_poin
     log::info("mount {} ({}) in drive {} of mover {} to {} {} file(s)", item.vsn, item.media,
               drive.name, drive.mover, item.how, verifies_.files(item.vsn) + 1);
   }
-  rpc::CopyArgs args;
-  args.drive = drive.name;
-  args.vsn = item.vsn;
-  args.file_number = item.file;
-  args.cache_path = options_.cache_path(vv.name);  // not written: names the VV in the mover's log
-  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
-  args.checksum = vv.checksum;
-  args.reply_to = options_.reply_to;
-  args.request_id = next_request_id_++;
-
-  InFlight f;
-  f.item.vv = item.vv;
-  f.item.copy = item.copy;
-  f.item.bytes = vv.size;
-  f.key = {vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
-  f.vsn = item.vsn;
-  f.drive = drive.name;
-  f.mover = drive.mover;
-  f.file = item.file;
-  f.staged = std::move(item);
-  drive.busy = true;
+  auto [args, f] = read_request(vv, std::move(item), drive);
   log::info("{} VV {}'s copy {} on {} file {} in drive {} (request {})", f.staged->how, vv.name,
             f.item.copy + 1, f.vsn, f.file, drive.name, args.request_id);
   send(drive, std::move(f), rpc::Op::kVerify, std::move(args), now);
