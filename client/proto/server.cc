@@ -208,14 +208,14 @@ struct Server::Impl {
   void dispatch(const Peer& peer, const std::string& bytes, Answer answer);
   template <class Socket>
   void start_session(Socket socket, Peer peer, Status access);
-  void accept_tcp(tcp::acceptor& acceptor);
-  void accept_tls(tcp::acceptor& acceptor);
+  // Accepts the listener's connections, handing each on: a plaintext one to its session at
+  // once, a TLS one (`with_tls`) to its handshake first.
+  void accept_tcp(tcp::acceptor& acceptor, bool with_tls);
   void accept_unix(local::acceptor& acceptor);
-  // After a failed accept: accept again later, not at once. Out of file descriptors (EMFILE,
+  // After a failed accept: `accept_again` later, not at once. Out of file descriptors (EMFILE,
   // ENFILE) the listen queue keeps the peer and every retry fails at once, so retrying without
   // a pause spins a core and floods the log; the pause lets connections end and free theirs.
-  template <class Acceptor>
-  void accept_later(Acceptor& acceptor, const boost::system::error_code& ec);
+  void accept_later(const boost::system::error_code& ec, std::function<void()> accept_again);
   void close_all();
   void session_ended(uint64_t session);
 };
@@ -440,28 +440,8 @@ void Server::Impl::start_session(Socket socket, Peer peer, Status access) {
       ->start();
 }
 
-void Server::Impl::accept_tcp(tcp::acceptor& acceptor) {
-  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || stopped) return;
-    if (!ec) {
-      Peer peer;
-      peer.kind = Endpoint::Kind::kTcp;
-      boost::system::error_code ec2;
-      auto remote = socket.remote_endpoint(ec2);
-      if (!ec2) {
-        peer.address = tcp_address(remote);
-        Status access = check_access(policy, peer, remote.data(), {});
-        start_session(std::move(socket), std::move(peer), std::move(access));
-      }
-      accept_tcp(acceptor);
-    } else {
-      accept_later(acceptor, ec);
-    }
-  });
-}
-
-template <class Acceptor>
-void Server::Impl::accept_later(Acceptor& acceptor, const boost::system::error_code& ec) {
+void Server::Impl::accept_later(const boost::system::error_code& ec,
+                                std::function<void()> accept_again) {
   const bool fds =
       ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
   if (!fds) {
@@ -476,14 +456,11 @@ void Server::Impl::accept_later(Acceptor& acceptor, const boost::system::error_c
         daemon, ec.message(), open_sessions, static_cast<uint64_t>(limit.rlim_cur));
   }
   auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(fds ? 100 : 10));
-  timer->async_wait([this, &acceptor, timer](boost::system::error_code wait_ec) {
-    if (wait_ec || stopped) return;
-    if constexpr (std::is_same_v<Acceptor, tcp::acceptor>) {
-      accept_tcp(acceptor);
-    } else {
-      accept_unix(acceptor);
-    }
-  });
+  timer->async_wait(
+      [this, timer, again = std::move(accept_again)](boost::system::error_code wait_ec) {
+        if (wait_ec || stopped) return;
+        again();
+      });
 }
 
 namespace {
@@ -600,23 +577,29 @@ class TlsHandshake : public std::enable_shared_from_this<TlsHandshake> {
 
 }  // namespace
 
-void Server::Impl::accept_tls(tcp::acceptor& acceptor) {
-  acceptor.async_accept([this, &acceptor](boost::system::error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || stopped) return;
-    if (!ec) {
-      Peer peer;
-      peer.kind = Endpoint::Kind::kTcp;
-      boost::system::error_code ec2;
-      auto remote = socket.remote_endpoint(ec2);
-      if (!ec2) {
-        peer.address = tcp_address(remote);
-        std::make_shared<TlsHandshake>(this, std::move(socket), std::move(peer))->start();
-      }
-    } else {
-      log::warning("{}: accept failed: {}", daemon, ec.message());
-    }
-    accept_tls(acceptor);
-  });
+void Server::Impl::accept_tcp(tcp::acceptor& acceptor, bool with_tls) {
+  acceptor.async_accept(
+      [this, &acceptor, with_tls](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || stopped) return;
+        if (ec) {
+          accept_later(ec, [this, &acceptor, with_tls] { accept_tcp(acceptor, with_tls); });
+          return;
+        }
+        Peer peer;
+        peer.kind = Endpoint::Kind::kTcp;
+        boost::system::error_code ec2;
+        auto remote = socket.remote_endpoint(ec2);
+        if (!ec2) {  // else the peer is gone already
+          peer.address = tcp_address(remote);
+          if (with_tls) {
+            std::make_shared<TlsHandshake>(this, std::move(socket), std::move(peer))->start();
+          } else {
+            Status access = check_access(policy, peer, remote.data(), {});
+            start_session(std::move(socket), std::move(peer), std::move(access));
+          }
+        }
+        accept_tcp(acceptor, with_tls);
+      });
 }
 
 void Server::Impl::accept_unix(local::acceptor& acceptor) {
@@ -629,7 +612,7 @@ void Server::Impl::accept_unix(local::acceptor& acceptor) {
       start_session(std::move(socket), std::move(peer), std::move(access));
       accept_unix(acceptor);
     } else {
-      accept_later(acceptor, ec);
+      accept_later(ec, [this, &acceptor] { accept_unix(acceptor); });
     }
   });
 }
@@ -756,8 +739,8 @@ Status Server::run(std::initializer_list<int> stop_signals) {
         stop();
       });
     }
-    for (auto& a : impl_->tcp_acceptors) impl_->accept_tcp(*a);
-    for (auto& a : impl_->tls_acceptors) impl_->accept_tls(*a);
+    for (auto& a : impl_->tcp_acceptors) impl_->accept_tcp(*a, false);
+    for (auto& a : impl_->tls_acceptors) impl_->accept_tcp(*a, true);
     for (auto& a : impl_->unix_acceptors) impl_->accept_unix(*a);
     for (auto& p : impl_->periodic) {
       p.timer = std::make_unique<asio::steady_timer>(impl_->io);

@@ -9,6 +9,8 @@
 #    once (not a warning for every failed accept), spends little CPU meanwhile (before, it retried
 #    the accept at once, forever: a core spinning and a log line each time), and once the
 #    connections close it answers ping again and says that it accepts again.
+#  - The same on its TLS listener: 1,000 TCP connections to a "tls:" endpoint with a hard limit
+#    of 256 (the TLS acceptor used to retry at once, as the others did before).
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -16,19 +18,22 @@ make_tmpdir
 vvm_conf
 sock=$tmpdir/run/vvmd.sock
 
-# hold N SECONDS: a process holding N connections to vvmd's socket for SECONDS (or until killed);
-# it prints "open N" once all are connected. Its pid in $holder.
+# hold N SECONDS [PORT]: a process holding N connections to vvmd's socket (or to 127.0.0.1:PORT)
+# for SECONDS (or until killed); it prints "open N" once all are connected. Its pid in $holder.
 hold() {
   /usr/bin/python3 -c '
 import socket, sys, time
 socks = []
 for i in range(int(sys.argv[2])):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sys.argv[1])
+    if sys.argv[4]:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[4])))
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
     socks.append(s)
 print("open", len(socks), flush=True)
 time.sleep(float(sys.argv[3]))
-' "$sock" "$1" "$2" >"$tmpdir/hold.out" 2>&1 &
+' "$sock" "$1" "$2" "${3:-}" >"$tmpdir/hold.out" 2>&1 &
   holder=$!
   cleanup_fn kill_quietly "$holder"
   for ((i = 0; i < 300; i++)); do
@@ -88,5 +93,27 @@ kill_quietly "$holder"
 wait "$holder" 2>/dev/null || true
 expect 0 'vvmd' -- ctl ping --timeout 5
 wait_log "$log" "accepting connections again"
+stop_daemon "$pid" vvmd
+
+# --- the same on a TLS listener ---
+tls_port=$(pick_unused_port)
+psktool -u alice -p "$tmpdir/vvmd.psk" >/dev/null
+vvm_conf vvmd.listen+="tls:127.0.0.1:$tls_port" vvmd.tls-psk-file="$tmpdir/vvmd.psk" \
+  identity.alice.user=1001 identity.alice.group=1001 identity.alice.psk-username=alice
+start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- \
+  prlimit --nofile=256:256 "$vvmd" --conf "$conf"
+pid=$daemon_pid log=$daemon_log
+hold 1000 120 "$tls_port"
+wait_log "$log" "out of file descriptors .* connections open, limit 256"
+before=$(cpu_ticks "$pid")
+sleep 3
+spent=$(($(cpu_ticks "$pid") - before))
+warnings=$(grep -c "out of file descriptors\|accept failed" "$log")
+echo "TLS listener out of descriptors for 3 s: $spent ticks of CPU, $warnings warnings"
+((spent < 50)) || die "vvmd spent $spent ticks (1/100 s) of CPU in 3 s out of descriptors (TLS)"
+((warnings == 1)) || die "vvmd logged $warnings warnings out of descriptors (TLS): $(grep -m3 'accept failed' "$log")"
+kill_quietly "$holder"
+wait "$holder" 2>/dev/null || true
+expect 0 'vvmd' -- ctl ping --timeout 5
 stop_daemon "$pid" vvmd
 echo "PASS"
