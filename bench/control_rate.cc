@@ -16,34 +16,19 @@
 
 #include <fmt/core.h>
 
-#include "common/config.h"
-#include "proto/client.h"
+#include "control_bench.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using vvm::bench::connect;
+using vvm::bench::die;
+using vvm::bench::percentile;
 
 namespace {
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_control_rate: %s\n", what.c_str());
-  std::exit(1);
-}
-
-vvm::rpc::Client connect(const vvm::Endpoint& endpoint) {
-  auto c = vvm::rpc::Client::connect(endpoint, 5s);
-  if (!c.ok()) die(c.status().message());
-  return std::move(*c);
-}
 
 void ping(vvm::rpc::Client& c) {
   auto r = c.call(vvm::rpc::PingRequest{"bench"}, 5s);
   if (!r.ok()) die("ping: " + r.status().message());
-}
-
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  return sorted[std::min(sorted.size() - 1,
-                         static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
 }  // namespace

@@ -61,93 +61,11 @@ for tool in nbdkit jq; do
 done
 python3 -c 'import nbd' 2>/dev/null || { echo "bench/lifecycle.sh: needs python3-libnbd" >&2; exit 2; }
 
-tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vvm-bench-lifecycle.XXXXXX")
-pids=() names=() logs=()
-# stop_all: SIGTERM to everything started (last first), up to 10 s each, then SIGKILL.
-stop_all() {
-  local i k pid
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    pid=${pids[i]}
-    kill -TERM "$pid" 2>/dev/null || continue
-    for ((k = 0; k < 100; k++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  pids=() names=() logs=()
-}
-finish_up() {
-  local status=$? i
-  set +e
-  trap '' INT TERM HUP
-  if ((status != 0 && status != 129 && status != 130 && status != 143)); then  # not on Ctrl-C
-    for i in "${!logs[@]}"; do
-      echo "--- ${names[i]}: last 30 lines of ${logs[i]} ---" >&2
-      tail -n 30 "${logs[i]}" >&2
-    done
-  fi
-  stop_all
-  if [[ -n ${VVM_BENCH_KEEP:-} ]]; then
-    echo "bench/lifecycle.sh: kept $tmp (VVM_BENCH_KEEP)" >&2
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$status"
-}
-trap finish_up EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-die() {
-  echo "bench/lifecycle.sh: $*" >&2
-  exit 1
-}
-
-read -r fstype fsdev fsmount < <(findmnt -no FSTYPE,SOURCE,TARGET -T "$tmp")
-if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
-  die "$tmp is on $fstype: set TMPDIR to a folder on a disk"
-fi
+source "$here/bench/run-dir.sh"
+bench_dir bench/lifecycle.sh lifecycle --disk
 bytes=$((size_mib * 1024 * 1024))
-
-# drop: empties the page cache (after writing back what is dirty); false if it cannot.
-drop() { sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; }
-if drop; then
-  cache_note="dropped before each timed part (echo 3 > /proc/sys/vm/drop_caches)"
-  can_drop=1
-else
-  cache_note="NOT dropped (not root, or not a real kernel): inputs read once first, all from the page cache"
-  can_drop=0
-fi
-# before FILE...: what runs just before a timed part that reads FILEs.
-before() {
-  if ((can_drop)); then drop; else sync && cat "$@" >/dev/null; fi
-}
-now() { date +%s.%N; }
+drop_note
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'; }
-
-# start NAME READY_CMD... -- CMD...: CMD in the background, logging to $dir/NAME.log, until
-# READY_CMD succeeds (30 s at most).
-start() {
-  local name=$1 ready=() i
-  shift
-  while [[ $1 != -- ]]; do
-    ready+=("$1")
-    shift
-  done
-  shift
-  "$@" </dev/null >"$dir/$name.log" 2>&1 &
-  pids+=($!) names+=("$name") logs+=("$dir/$name.log")
-  for ((i = 0; i < 300; i++)); do
-    "${ready[@]}" </dev/null >/dev/null 2>&1 && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || die "$name exited before it was ready"
-    sleep 0.1
-  done
-  die "$name not ready after 30 s"
-}
 
 # setup NAME MOVERS RATE: a fresh state folder $dir=$tmp/NAME with vvm.conf ($conf) for MOVERS
 # movers of two drives each (LTO9, LTO8) streaming at RATE (none: unthrottled); starts vvmd and

@@ -24,13 +24,8 @@ for f in "$vvmd" "$vvctl" "$rate"; do
   [[ -x $f ]] || { echo "bench/tls-control.sh: $f not found: build first" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vvm-bench-tls-control.XXXXXX")
-vvmd_pid=
-cleanup() {
-  [[ -n $vvmd_pid ]] && kill -TERM "$vvmd_pid" 2>/dev/null && wait "$vvmd_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$here/bench/run-dir.sh"
+bench_dir bench/tls-control.sh tls-control
 
 "$here/test/harness/make-tls.sh" "$tmp/tls" alice >/dev/null
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -55,13 +50,7 @@ group = 1001
 psk-username = alice
 client-ca = $tmp/tls/alice/client-ca-cert.pem
 CONF
-"$vvmd" --conf "$tmp/vvm.conf" >"$tmp/vvmd.log" 2>&1 &
-vvmd_pid=$!
-for ((i = 0; i < 100; i++)); do
-  "$vvctl" --conf "$tmp/vvm.conf" ping --timeout 1 >/dev/null 2>&1 && break
-  kill -0 "$vvmd_pid" 2>/dev/null || { cat "$tmp/vvmd.log"; exit 1; }
-  sleep 0.1
-done
+start vvmd "$vvctl" --conf "$tmp/vvm.conf" ping --timeout 1 -- "$vvmd" --conf "$tmp/vvm.conf"
 
 echo "bench/tls-control.sh: $build, $secs s a case, $(nproc) CPUs, GnuTLS $(certtool --version | head -n1 | awk '{print $NF}')"
 out=$(

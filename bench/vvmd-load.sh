@@ -27,15 +27,8 @@ for f in "$vvmd" "$vvctl" "$load" "$bench_db"; do
   [[ -x $f ]] || { echo "bench/vvmd-load.sh: $f not found: build first (bench_db needs libsqlite3-dev)" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vvm-bench-load.XXXXXX")
-vvmd_pid=
-cleanup() {
-  [[ -n $vvmd_pid ]] && kill -TERM "$vvmd_pid" 2>/dev/null && wait "$vvmd_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fs=$(stat -f -c %T "$tmp")
-[[ $fs != tmpfs ]] || { echo "bench/vvmd-load.sh: $tmp is on tmpfs: set TMPDIR to a real disk" >&2; exit 2; }
+source "$here/bench/run-dir.sh"
+bench_dir bench/vvmd-load.sh load --disk
 
 cat >"$tmp/vvm.conf" <<CONF
 [global]
@@ -47,21 +40,13 @@ capacity = 18T
 [class A]
 media = LTO9
 CONF
-"$vvmd" --conf "$tmp/vvm.conf" >"$tmp/vvmd.log" 2>&1 &
-vvmd_pid=$!
-for ((i = 0; i < 100; i++)); do
-  "$vvctl" --conf "$tmp/vvm.conf" ping --timeout 1 >/dev/null 2>&1 && break
-  kill -0 "$vvmd_pid" 2>/dev/null || { cat "$tmp/vvmd.log"; exit 1; }
-  sleep 0.1
-done
+start vvmd "$vvctl" --conf "$tmp/vvm.conf" ping --timeout 1 -- "$vvmd" --conf "$tmp/vvm.conf"
 
-echo "bench/vvmd-load.sh: $build, $secs s a case, $readers show clients, $(nproc) CPUs, $fs at $tmp"
+echo "bench/vvmd-load.sh: $build, $secs s a case, $readers show clients, $(nproc) CPUs, $fstype at $tmp"
 echo "== vvmd: $load unix:$tmp/vvmd.sock $secs $readers 1 8 64"
 out=$("$load" "unix:$tmp/vvmd.sock" "$secs" "$readers" 1 8 64)
 echo "$out"
-kill -TERM "$vvmd_pid"
-wait "$vvmd_pid" || true
-vvmd_pid=
+stop_all
 
 echo "== the engine alone: $bench_db 100000 $secs vvm (in $tmp/engine)"
 mkdir -p "$tmp/engine"

@@ -18,24 +18,15 @@
 
 #include <fmt/core.h>
 
-#include "common/config.h"
-#include "proto/client.h"
+#include "control_bench.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using vvm::bench::connect;
+using vvm::bench::die;
+using vvm::bench::percentile;
 
 namespace {
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_vvmd_load: %s\n", what.c_str());
-  std::exit(1);
-}
-
-vvm::rpc::Client connect(const vvm::Endpoint& endpoint) {
-  auto c = vvm::rpc::Client::connect(endpoint, 5s);
-  if (!c.ok()) die(c.status().message());
-  return std::move(*c);
-}
 
 std::string create_one(vvm::rpc::Client& c) {
   vvm::rpc::VvCreateRequest req;
@@ -44,13 +35,6 @@ std::string create_one(vvm::rpc::Client& c) {
   auto r = c.call(req, 30s);
   if (!r.ok()) die("create: " + r.status().message());
   return r->vv.name;
-}
-
-// The value below which a fraction `p` of `sorted` lies.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  return sorted[std::min(sorted.size() - 1,
-                         static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
 }  // namespace
