@@ -68,13 +68,14 @@ Result<Endpoint> vvmd_endpoint(const Globals& g, const Config& config) {
   return endpoint;
 }
 
+bool vvmd_named(const Globals& g) { return !g.vvmd.empty() || !env("VVM_VVMD").empty(); }
+
 std::optional<rpc::Client> connect_vvmd(const Globals& g, std::string_view command,
                                         std::optional<Config>* config, int* rc) {
   // With vvmd named (--vvmd, $VVM_VVMD), vvm.conf is needed only if it was named too: a client
   // on another host may have none, and then takes the defaults.
-  const bool vvmd_named = !g.vvmd.empty() || !env("VVM_VVMD").empty();
   const bool conf_named = !g.conf_path.empty() || !env("VVM_CONF").empty();
-  if (vvmd_named && !conf_named) {
+  if (vvmd_named(g) && !conf_named) {
     auto loaded = load_config(default_config_path());
     *config = loaded.ok() ? std::move(*loaded) : Config{};
   } else {

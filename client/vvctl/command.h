@@ -32,6 +32,9 @@ struct Globals {
 
 // Where vvmd is: --vvmd, $VVM_VVMD, else `config`'s first [vvmd] listen address.
 Result<Endpoint> vvmd_endpoint(const Globals& g, const Config& config);
+// Whether vvmd was named (--vvmd, $VVM_VVMD): it may then run on another host, and the local
+// vvm.conf says nothing of its folders.
+bool vvmd_named(const Globals& g);
 
 struct Command {
   std::string_view name;  // "ping", "conf check"

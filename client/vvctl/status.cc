@@ -137,7 +137,7 @@ int cmd_ping(const Globals& g, const Args& args) {
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
 
   Endpoint endpoint;
-  if (target == "vvmd" && (!g.vvmd.empty() || std::getenv("VVM_VVMD") != nullptr)) {
+  if (target == "vvmd" && vvmd_named(g)) {
     auto where = vvmd_endpoint(g, Config{});
     if (!where.ok()) {
       fmt::print(stderr, "vvctl: {}\n", where.status().message());

@@ -336,8 +336,10 @@ int cmd_rm(const Globals& g, const Args& args) {
   auto reply = ask_vvmd(g, "rm", rpc::VvRemoveRequest{name, vm["force"].as<bool>()}, &config, &rc);
   if (!reply) return rc;
   const auto& v = reply->vv;
-  fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file {}/{}", v.name,
-             vv_state_name(v.state), format_size(v.size), v.owner, config->cache_dir, v.name);
+  fmt::print("removed {}: its record ({}, {}, owner {}) and its cache file", v.name,
+             vv_state_name(v.state), format_size(v.size), v.owner);
+  // vvm.conf names vvmd's cache folder only when it also named vvmd.
+  if (!vvmd_named(g)) fmt::print(" {}/{}", config->cache_dir, v.name);
   if (describe_copies(v) != "none") {
     fmt::print("; its tape files stay: {}", describe_copies(v));
   }
