@@ -392,6 +392,37 @@ TEST_CASE("an index range is scanned under the lock while writers commit") {
           }).code() == Code::kInvalidArgument);
 }
 
+TEST_CASE("a read, scan or commit from inside a scan's callback is refused, not a deadlock") {
+  auto dir = must(TempDir::create());
+  auto db = must(open_database(dir.path()));
+  Transaction setup;
+  setup.insert(kVvTable, vv_values(make_vv("A0000000001", 1)));
+  setup.insert(kVvTable, vv_values(make_vv("A0000000002", 2)));
+  must(db->commit(setup));
+  std::vector<Status> inner;
+  must(db->scan_index(kVvTable, "hot", KeyBuilder().text("A"), KeyBuilder().text("B"),
+                      [&](uint64_t slot, const Values& v) {
+                        inner.push_back(db->read(kVvTable, slot).status());
+                        inner.push_back(db->lookup(kVvTable, "name", key("A0000000001")).status());
+                        inner.push_back(db->scan_index(
+                            kVvTable, "hot", "", "", [](uint64_t, const Values&) { return true; }));
+                        Transaction txn;
+                        txn.update(kVvTable, slot, v);
+                        inner.push_back(db->commit(txn).status());
+                        return true;
+                      }));
+  REQUIRE(inner.size() == 8);
+  for (const Status& s : inner) {
+    CHECK(s.code() == Code::kInternal);
+    CHECK_THAT(s.message(), Catch::Contains("from inside a scan's callback"));
+  }
+  // After the scan, the same calls work: the mark is the scan's only.
+  CHECK(db->read(kVvTable, slot_of(*db, kVvTable, "A0000000002")).ok());
+  Transaction txn;
+  txn.insert(kVvTable, vv_values(make_vv("A0000000003", 3)));
+  CHECK(db->commit(txn).ok());
+}
+
 TEST_CASE("crash test: SIGKILL at random instants loses no acknowledged commit") {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::seconds(20);

@@ -180,7 +180,41 @@ Status Database::write_group(const std::string& frame, const Images& images, boo
   return Status::Ok();
 }
 
+namespace {
+// The database whose lock this thread holds for a scan's callback, if any: a read, scan or
+// commit of that database from inside the callback would wait for the lock for ever.
+thread_local const Database* t_scanning = nullptr;
+
+// Marks the thread as inside a scan of `db` for its lifetime.
+class ScanMark {
+ public:
+  explicit ScanMark(const Database* db) : previous_(t_scanning) { t_scanning = db; }
+  ~ScanMark() { t_scanning = previous_; }
+  ScanMark(const ScanMark&) = delete;
+  ScanMark& operator=(const ScanMark&) = delete;
+
+ private:
+  const Database* previous_;
+};
+}  // namespace
+
+Status Database::not_in_scan(std::string_view what) const {
+  if (t_scanning != this) return Status::Ok();
+  return Status::Internal(fmt::format(
+      "database {}: {} from inside a scan's callback, which holds the database's lock (it would "
+      "wait for ever): collect what the scan finds, then {}",
+      dir_, what, what));
+}
+
+void Database::die_if_in_scan(std::string_view what) const {
+  Status s = not_in_scan(what);
+  if (s.ok()) return;
+  std::fprintf(stderr, "%s\n", s.message().c_str());
+  std::abort();
+}
+
 Result<std::vector<uint64_t>> Database::submit(const Transaction& txn, OnDurable on_durable) {
+  VVM_RETURN_IF_ERROR(not_in_scan("submit"));
   std::unique_lock lock(mutex_);
   if (failed_) return unusable(*failed_);
   auto result = apply(txn);
@@ -192,6 +226,7 @@ Result<std::vector<uint64_t>> Database::submit(const Transaction& txn, OnDurable
 }
 
 Result<std::vector<uint64_t>> Database::commit(const Transaction& txn) {
+  VVM_RETURN_IF_ERROR(not_in_scan("commit"));
   if (std::this_thread::get_id() == flusher_.get_id()) {
     return Status::Internal("commit() from inside on_durable would wait for itself");
   }
@@ -316,23 +351,27 @@ void Database::flush_loop() {
 }
 
 Result<Values> Database::read(TableId t, uint64_t slot) {
+  VVM_RETURN_IF_ERROR(not_in_scan("read"));
   const std::lock_guard lock(mutex_);
   return table(t).read(slot);
 }
 
 Result<std::pair<uint64_t, Values>> Database::lookup(TableId t, std::string_view index,
                                                      const std::string& key) {
+  VVM_RETURN_IF_ERROR(not_in_scan("lookup"));
   const std::lock_guard lock(mutex_);
   return table(t).lookup(index, key);
 }
 
 Status Database::read_to(TableId t, uint64_t slot, FieldSink& sink) {
+  VVM_RETURN_IF_ERROR(not_in_scan("read"));
   const std::lock_guard lock(mutex_);
   return table(t).table().read_to(slot, sink);
 }
 
 Result<uint64_t> Database::lookup_to(TableId t, std::string_view index, const std::string& key,
                                      FieldSink& sink) {
+  VVM_RETURN_IF_ERROR(not_in_scan("lookup"));
   const std::lock_guard lock(mutex_);
   return table(t).lookup_to(index, key, sink);
 }
@@ -351,6 +390,7 @@ Result<uint64_t> Database::lookup_into(TableId t, std::string_view index, const 
 Status Database::scan_to(TableId t, std::string_view index, const std::string& lo,
                          const std::string& hi, FieldSink& sink,
                          const std::function<bool(uint64_t)>& each) {
+  VVM_RETURN_IF_ERROR(not_in_scan("scan"));
   const std::lock_guard lock(mutex_);
   const Index* idx = table(t).index(index);
   if (!idx) {
@@ -358,6 +398,7 @@ Status Database::scan_to(TableId t, std::string_view index, const std::string& l
         fmt::format("{}: no index '{}'", table(t).schema().table(), index));
   }
   Status status;
+  const ScanMark mark(this);
   idx->scan_range(lo, hi, [&](const std::string&, uint64_t slot) {
     status = table(t).table().read_to(slot, sink);
     return status.ok() && each(slot);
@@ -376,17 +417,21 @@ Status Database::scan_index(TableId t, std::string_view index, const std::string
 const Index* Database::index(TableId t, std::string_view name) { return table(t).index(name); }
 
 Status Database::scan(TableId t, const std::function<void(uint64_t, const Values&)>& each) {
+  VVM_RETURN_IF_ERROR(not_in_scan("scan"));
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return all_written(); });  // a scan reads the files
+  const ScanMark mark(this);
   return table(t).scan(each);
 }
 
 uint64_t Database::live_count(TableId t) {
+  die_if_in_scan("live_count");
   const std::lock_guard lock(mutex_);
   return table(t).live_count();
 }
 
 Result<uint64_t> Database::index_size(TableId t, std::string_view index) {
+  VVM_RETURN_IF_ERROR(not_in_scan("index_size"));
   const std::lock_guard lock(mutex_);
   const Index* i = table(t).index(index);
   if (i == nullptr) return Status::InvalidArgument(fmt::format("no index '{}'", index));
@@ -399,6 +444,7 @@ void Database::observe_frames(FrameObserver observer) {
 }
 
 Database::Stats Database::stats() {
+  die_if_in_scan("stats");
   const std::lock_guard lock(mutex_);
   Stats st;
   st.dir = dir_;
@@ -456,6 +502,7 @@ Result<Database::Copied> Database::backup(const std::string& dir) {
 }
 
 Status Database::verify() {
+  VVM_RETURN_IF_ERROR(not_in_scan("verify"));
   std::unique_lock lock(mutex_);
   cv_.wait(lock, [&] { return all_written(); });
   for (auto& t : tables_) VVM_RETURN_IF_ERROR(t->verify());

@@ -127,7 +127,8 @@ class Database {
                              FieldSink& sink);
   // Every record whose key in `index` lies in [lo, hi), in key order, read under the lock
   // (commits wait meanwhile: keep `each` short); `each` returns false to stop. InvalidArgument
-  // for an unknown index.
+  // for an unknown index. `each` may not call this database (read, scan, submit...): the call
+  // returns Internal instead of waiting for the lock for ever.
   Status scan_index(TableId t, std::string_view index, const std::string& lo, const std::string& hi,
                     const std::function<bool(uint64_t slot, const Values&)>& each);
   // The same, each record of the range decoded into `sink`, then `each(slot)`.
@@ -197,6 +198,11 @@ class Database {
   // makes the database refuse everything. One caller at a time writes a frame (in_flight_):
   // the flusher, or a commit() that found nothing else to write.
   Status write_frame(std::unique_lock<std::mutex>& lock, size_t transactions);
+  // Internal naming `what` when this thread is inside a scan's callback of this database (which
+  // holds the lock, so `what` would deadlock), else Ok; die_if_in_scan aborts saying so, for
+  // the calls that return no status.
+  Status not_in_scan(std::string_view what) const;
+  void die_if_in_scan(std::string_view what) const;
   // Whether a table holds changes not yet taken into a frame (under the lock).
   bool untaken();
   // Whether every applied change is written to the table files (under the lock): what a scan
