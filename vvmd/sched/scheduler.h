@@ -58,10 +58,15 @@
 // media type, through the cache (a stage, then an archive write), and reclaim() makes an emptied
 // VSN writable again from file 1; sched/repack.cc says how.
 //
-// One class, six files: scheduler.cc (recovery, the tick, sending copies and taking their
+// Storage classes change while vvmd runs (a reload): a class that gains a media type has the copy
+// each archived VV lacks made in the background, one that loses a type keeps those copies, extra,
+// until prune() releases them; which copies a VV lacks is derived from the catalogue, never
+// stored (sched/classes.cc, sched/class_copies.h).
+//
+// One class, seven files: scheduler.cc (recovery, the tick, sending copies and taking their
 // answers and reports, VSN updates, status), archive.cc (the archive half), stage.cc (the stage
-// half), repack.cc (repack and reclaim), verify.cc (verify) and mover_watch.cc (pings and lost
-// movers); policy.h holds the fixed rules (kStageGather,
+// half), repack.cc (repack and reclaim), verify.cc (verify), classes.cc (classes that change) and
+// mover_watch.cc (pings and lost movers); policy.h holds the fixed rules (kStageGather,
 // kMountBudget, the pauses and attempt counts).
 #pragma once
 
