@@ -144,8 +144,23 @@ void Scheduler::drive_class_copies(Clock::time_point now) {
     }
     auto cls = config_.classes.find(vv.vv_class[0]);
     // Finished again (a copy found bad): finished() and stage_done() see to it from now on.
-    if (cls == config_.classes.end() || vv.state != VvState::kArchived ||
-        lacking_copies(vv, cls->second).empty()) {
+    if (cls == config_.classes.end() || vv.state != VvState::kArchived) {
+      done.push_back(entry);
+      continue;
+    }
+    const auto lacking = lacking_copies(vv, cls->second);
+    if (lacking.empty()) {
+      done.push_back(entry);
+      continue;
+    }
+    if (std::all_of(lacking.begin(), lacking.end(),
+                    [](const ClassCopies::Lacking& l) { return l.slot >= kMaxVvCopies; })) {
+      // Every slot holds a copy: nothing to stage or write until extra ones are pruned (a
+      // reload or a restart looks again).
+      log::warning(
+          "class {}: VV {} lacks its {} copy but holds {} copies already: 'vvctl class prune {}' "
+          "releases the extra ones",
+          cls->first, name, lacking.front().media, kMaxVvCopies, cls->first);
       done.push_back(entry);
       continue;
     }
