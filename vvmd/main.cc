@@ -16,6 +16,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <set>
 
 #include <fmt/core.h>
 
@@ -25,6 +26,7 @@
 #include "catalog/vsn_catalog.h"
 #include "catalog/vv_opens.h"
 #include "common/log.h"
+#include "conf/reload.h"
 #include "db/database.h"
 #include "metrics/metrics.h"
 #include "proto/daemon.h"
@@ -46,7 +48,8 @@ using VvmdServes = vvm::rpc::Served<
     vvm::rpc::DbCheckRequest, vvm::rpc::DbBackupRequest, vvm::rpc::CopyListRequest,
     vvm::rpc::VsnSetRequest, vvm::rpc::VsnDetailsRequest, vvm::rpc::DriveSetRequest,
     vvm::rpc::DriveListRequest, vvm::rpc::VsnRepackRequest, vvm::rpc::VsnReclaimRequest,
-    vvm::rpc::RepackListRequest, vvm::rpc::VsnVerifyRequest, vvm::rpc::VerifyListRequest>;
+    vvm::rpc::RepackListRequest, vvm::rpc::VsnVerifyRequest, vvm::rpc::VerifyListRequest,
+    vvm::rpc::ReloadRequest, vvm::rpc::ClassListRequest, vvm::rpc::ClassPruneRequest>;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
           "Usage: vvmd [--conf PATH] [--log-level LEVEL]\n"
           "The vvm Virtual Volume Manager daemon: listens where vvm.conf's [vvmd] listen says and\n"
           "serves vvctl, the nbdkit plugin and the movers. Runs in the foreground; SIGTERM or\n"
-          "SIGINT stop it cleanly.",
+          "SIGINT stop it cleanly; SIGHUP reads vvm.conf again (its storage classes change live).",
           own, &cmd)) {
     return *rc;
   }
@@ -185,6 +188,25 @@ int main(int argc, char** argv) {
   const auto drive_ops = scheduler.serve_drives(server);
   const auto repack_ops = scheduler.serve_repack(server);
   const auto verify_ops = scheduler.serve_verify(server);
+  const auto class_ops = scheduler.serve_classes(server);
+  // vvm.conf read again on SIGHUP and `vvctl reload`: the classes change live (conf/reload.h).
+  vvmd::Reloader reloader(
+      &*config,
+      {[&scheduler](char cls, const std::string& media) {
+         return scheduler.has_tape_for(cls, media);
+       },
+       [&scheduler](char cls) { return scheduler.vvs_of_class(cls); }},
+      [&](const Config& live) {
+        std::set<char> letters;
+        for (const auto& [letter, cls] : live.classes) letters.insert(letter);
+        if (Status s = (*catalog)->set_classes(letters); !s.ok()) {
+          log::error("reload: the VV catalogue did not take the classes: {}", s.message());
+        }
+        (*vsns)->set_classes(live.media, live.classes);
+        scheduler.classes_changed();
+      },
+      ::getuid());
+  const auto reload_op = reloader.serve(server);
   const auto status_op = server.handle<rpc::StatusRequest>(
       [&](const rpc::StatusRequest&, const rpc::Peer&) -> Result<rpc::StatusReply> {
         rpc::StatusReply st;
@@ -201,7 +223,8 @@ int main(int argc, char** argv) {
   vvmd::DbAdmin db_admin(db->get(), ::getuid());
   const auto db_ops = db_admin.serve(server);
   const VvmdServes served = ping + catalog_ops + open_ops + vsn_ops + cache_ops + copy_ops +
-                            stage_ops + drive_ops + repack_ops + verify_ops + status_op + db_ops;
+                            stage_ops + drive_ops + repack_ops + verify_ops + status_op + db_ops +
+                            class_ops + reload_op;
   (void)served;
   opens.on_not_cached([&scheduler](const std::string& vv) -> Result<std::string> {
     auto p = scheduler.stage(vv, true);

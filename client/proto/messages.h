@@ -95,6 +95,9 @@ enum class Op : uint32_t {
   kVerify = 28,
   kVsnVerify = 29,
   kVerifyList = 30,
+  kReload = 36,
+  kClassList = 37,
+  kClassPrune = 38,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -123,6 +126,9 @@ struct VerifyListReply;
 struct DbBackupReply;
 struct StatusReply;
 struct VvEvictReply;
+struct ReloadReply;
+struct ClassListReply;
+struct ClassPruneReply;
 
 struct PingRequest {
   static constexpr Op kOp = Op::kPing;
@@ -946,15 +952,126 @@ struct VerifyListReply {
   }
 };
 
+// RELOAD, CLASS_LIST, CLASS_PRUNE (vvm_proto.x): vvm.conf read again while vvmd runs, and the
+// storage classes with the copies they lack and the extra ones they hold.
+struct ReloadRequest {
+  static constexpr Op kOp = Op::kReload;
+  static constexpr std::string_view kName = "reload";
+  using Reply = ReloadReply;
+  bool operator==(const ReloadRequest&) const = default;
+  template <class F, class M>
+  static void fields(F&, M&) {}
+};
+struct TextLine {
+  std::string text;
+  bool operator==(const TextLine&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.long_string(m.text, "text line");
+  }
+};
+struct ReloadReply {
+  std::string path;
+  std::vector<TextLine> applied;  // what changed live
+  std::vector<TextLine> restart;  // what waits for a restart
+  bool operator==(const ReloadReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.long_string(m.path, "reload path");
+    f.list(m.applied);
+    f.list(m.restart);
+  }
+};
+struct ClassListRequest {
+  static constexpr Op kOp = Op::kClassList;
+  static constexpr std::string_view kName = "class-list";
+  using Reply = ClassListReply;
+  bool counts = true;  // scan every VV for the copies lacking and extra
+  bool operator==(const ClassListRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.flag(m.counts);
+  }
+};
+struct ClassMedia {
+  std::string media;
+  bool listed = true;  // in the class's media; false: its copies are extra
+  uint64_t copies = 0, bytes = 0, lacking = 0, lacking_bytes = 0, on_way = 0;
+  bool operator==(const ClassMedia&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.media, "class media");
+    f.flag(m.listed);
+    f.u64(m.copies);
+    f.u64(m.bytes);
+    f.u64(m.lacking);
+    f.u64(m.lacking_bytes);
+    f.u64(m.on_way);
+  }
+};
+struct ClassInfo {
+  std::string name;  // "A"
+  std::string description;
+  std::vector<ClassMedia> media;  // vvm.conf's, then the media only extra copies are on
+  uint32_t read_max_drives = 0, write_max_drives = 0;  // 0: no limit
+  uint32_t reading = 0, writing = 0;                   // drives held now
+  uint64_t vvs = 0;
+  bool operator==(const ClassInfo&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "class name");
+    f.long_string(m.description, "class description");
+    f.list(m.media);
+    f.u32(m.read_max_drives);
+    f.u32(m.write_max_drives);
+    f.u32(m.reading);
+    f.u32(m.writing);
+    f.u64(m.vvs);
+  }
+};
+struct ClassListReply {
+  std::vector<ClassInfo> classes;
+  bool counted = false;
+  bool operator==(const ClassListReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.classes);
+    f.flag(m.counted);
+  }
+};
+struct ClassPruneRequest {
+  static constexpr Op kOp = Op::kClassPrune;
+  static constexpr std::string_view kName = "class-prune";
+  using Reply = ClassPruneReply;
+  std::string name;
+  bool operator==(const ClassPruneRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "class name");
+  }
+};
+struct ClassPruneReply {
+  std::string name;
+  uint64_t files = 0, bytes = 0;  // extra copies released
+  uint64_t kept = 0;              // extra copies kept: their VV lacks one of the class's
+  bool operator==(const ClassPruneReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "class name");
+    f.u64(m.files);
+    f.u64(m.bytes);
+    f.u64(m.kept);
+  }
+};
+
 // Every request of the protocol, the one list the codec, the server and the client work from.
-using RequestBody =
-    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
-                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
-                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest,
-                 VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest, CopyListRequest,
-                 VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest,
-                 VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
-                 VsnVerifyRequest, VerifyListRequest>;
+using RequestBody = std::variant<
+    PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest, VvShowRequest,
+    VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest, VvCloseRequest, VsnAddRequest,
+    VsnListRequest, VvStageRequest, StatusRequest, VvEvictRequest, DbStatsRequest, DbCheckRequest,
+    DbBackupRequest, CopyListRequest, VsnSetRequest, VsnDetailsRequest, DriveSetRequest,
+    DriveListRequest, VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
+    VsnVerifyRequest, VerifyListRequest, ReloadRequest, ClassListRequest, ClassPruneRequest>;
 
 // --- what makes a message, checked at compile time ---
 

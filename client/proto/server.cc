@@ -198,6 +198,7 @@ struct Server::Impl {
     std::unique_ptr<asio::steady_timer> timer;
   };
   std::vector<Periodic> periodic;
+  std::vector<std::pair<int, std::function<void()>>> signal_tasks;  // on_signal()
 
   void arm(Periodic& p);
 
@@ -739,6 +740,19 @@ Status Server::run(std::initializer_list<int> stop_signals) {
         stop();
       });
     }
+    // Signals that ask for work, not a stop: each arrival runs its task, then waits again.
+    asio::signal_set asked(impl_->io);
+    for (const auto& [sig, task] : impl_->signal_tasks) asked.add(sig);
+    std::function<void()> wait_asked = [&] {
+      asked.async_wait([this, &wait_asked](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        for (const auto& [s, task] : impl_->signal_tasks) {
+          if (s == sig) task();
+        }
+        wait_asked();
+      });
+    };
+    if (!impl_->signal_tasks.empty()) wait_asked();
     for (auto& a : impl_->tcp_acceptors) impl_->accept_tcp(*a, false);
     for (auto& a : impl_->tls_acceptors) impl_->accept_tcp(*a, true);
     for (auto& a : impl_->unix_acceptors) impl_->accept_unix(*a);
@@ -767,6 +781,10 @@ void Server::post(std::function<void()> task) {
   asio::post(impl_->io, [impl = impl_.get(), task = std::move(task)] {
     if (!impl->stopped) task();
   });
+}
+
+void Server::on_signal(int sig, std::function<void()> task) {
+  impl_->signal_tasks.emplace_back(sig, std::move(task));
 }
 
 void Server::every(std::chrono::milliseconds period, std::function<void()> task) {

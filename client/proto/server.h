@@ -201,6 +201,9 @@ class Server {
   // reply from another daemon) can change the handlers' state without locks. Safe from any
   // thread; a task posted after the server stopped never runs.
   void post(std::function<void()> task);
+  // Runs `task` on the server's thread each time signal `sig` arrives while run() runs (vvmd's
+  // SIGHUP: read vvm.conf again). Call before run().
+  void on_signal(int sig, std::function<void()> task);
   // Runs `task` on the server's thread every `period` while run() runs (the first time one
   // period after run() starts). Call before run().
   void every(std::chrono::milliseconds period, std::function<void()> task);

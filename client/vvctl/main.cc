@@ -26,6 +26,9 @@
 //   vvctl drive down NAME --reason TEXT
 //   vvctl drive up NAME [--reason TEXT]
 //   vvctl drive ls [--json]
+//   vvctl reload [--json]
+//   vvctl class ls [--json]
+//   vvctl class prune CLASS
 //   vvctl db stats [--json]
 //   vvctl db check [--json]
 //   vvctl db backup DIR
@@ -49,6 +52,7 @@
 #include <fmt/core.h>
 
 #include "common/cli.h"
+#include "vvctl/classes.h"
 #include "vvctl/cluster.h"
 #include "vvctl/command.h"
 #include "vvctl/db.h"
@@ -249,6 +253,39 @@ const std::vector<Command>& commands() {
        "  and why. --json prints an array of objects (name, mover, media, state, since, by,\n"
        "  reason, errors_in_row).",
        cmd_drive_ls},
+      {"reload", "make vvmd read vvm.conf again",
+       "vvctl [--conf PATH] reload [--json]\n"
+       "  vvmd reads its vvm.conf again (as on SIGHUP) and applies what may change while it\n"
+       "  runs: storage classes (media types, read-max-drives, write-max-drives,\n"
+       "  archive-min-wait, description; new classes; a class with no VVs dropped) and new\n"
+       "  media types. Prints each change applied and what else changed in the file that waits\n"
+       "  for a restart (listen, folders, movers, drives...). Refused, the running configuration\n"
+       "  kept (exit 1), for a file that does not load or a class change vvmd cannot honour: a\n"
+       "  media type no drive of vvmd's takes, or that no tape may take the class's copies of\n"
+       "  (add a blank one first), more media types than a VV has copies (4), a class dropped\n"
+       "  while VVs of it exist. A class that gains a media type has its archived VVs' copies\n"
+       "  made in the background ('vvctl class ls' counts them). Only root and vvmd's user may.\n"
+       "  --json: an object (path, applied, restart).",
+       cmd_reload},
+      {"class ls", "list the storage classes, the copies they lack and the extra ones",
+       "vvctl [--conf PATH] class ls [--json]\n"
+       "  Each storage class vvmd runs with: its media types, its VVs, the copies on each\n"
+       "  type, how many VVs lack a copy on a type (a type added to the class; with how many of\n"
+       "  those copies are on their way: queued, staged or written now), the extra copies\n"
+       "  (on types the class no longer lists, kept until 'vvctl class prune') and the drives\n"
+       "  it holds for reading and writing of its read-max-drives/write-max-drives ('-': no\n"
+       "  limit). Reads every VV's record. --json prints an array of objects (class,\n"
+       "  description, vvs, read_max_drives, write_max_drives, reading, writing, media: an\n"
+       "  array of objects: media, listed, copies, bytes, lacking, lacking_bytes, on_way).",
+       cmd_class_ls},
+      {"class prune", "release a storage class's extra copies",
+       "vvctl [--conf PATH] class prune CLASS\n"
+       "  The copies of CLASS's VVs on media types the class no longer lists are released:\n"
+       "  their tape files are marked dead (counted in 'vsn ls' DEAD, as after 'rm'; nothing\n"
+       "  on tape is overwritten) and taken out of their VVs. A VV that still lacks one of the\n"
+       "  class's copies keeps its extra ones (counted as kept). Only root and vvmd's user may.\n"
+       "  Refused for an unknown class, naming the classes.",
+       cmd_class_prune},
       {"db stats", "vvmd's database: its tables and journal",
        "vvctl [--conf PATH] db stats [--json]\n"
        "  vvmd's database folder, how much of its journal is used (and the size past which a\n"

@@ -41,6 +41,9 @@ int cmd_status(const Globals& g, const Args& args) {
   for (auto& r : repack_list->repacks) {
     if (r.state == "running") repacks.push_back(std::move(r));
   }
+  // Each class's drive limits and the drives it holds now (no scan of the VVs).
+  auto class_list = call_vvmd(*client, *config, "status", rpc::ClassListRequest{false});
+  if (!class_list) return kFailed;
   if (json) {
     JsonWriter j;
     j.begin_object();
@@ -77,6 +80,15 @@ int cmd_status(const Globals& g, const Args& args) {
     j.key("repacks").begin_array();
     for (const auto& r : repacks) write_repack_json(j, r);
     j.end_array();
+    j.key("classes").begin_array();
+    for (const auto& c : class_list->classes) {
+      j.begin_object().key("class").value(c.name);
+      j.key("read_max_drives").value(uint64_t{c.read_max_drives});
+      j.key("write_max_drives").value(uint64_t{c.write_max_drives});
+      j.key("reading").value(uint64_t{c.reading}).key("writing").value(uint64_t{c.writing});
+      j.end_object();
+    }
+    j.end_array();
     j.end_object();
     fmt::print("{}\n", j.str());
     return kOk;
@@ -103,6 +115,16 @@ int cmd_status(const Globals& g, const Args& args) {
         {d.name, d.mover, d.media, d.vsn.empty() ? "-" : d.vsn, std::to_string(d.mounts), now});
   }
   print_table(drives);
+  // Per class: the drives it holds for reading and writing, of its limits ("-": no limit).
+  std::vector<std::array<std::string, 3>> classes = {{"CLASS", "READING", "WRITING"}};
+  auto of = [](uint32_t held, uint32_t max) {
+    return fmt::format("{} of {}", held, max == 0 ? std::string("-") : std::to_string(max));
+  };
+  for (const auto& c : class_list->classes) {
+    classes.push_back(
+        {c.name, of(c.reading, c.read_max_drives), of(c.writing, c.write_max_drives)});
+  }
+  if (classes.size() > 1) print_table(classes);
   for (const auto& r : repacks) fmt::print("{}: {}\n", r.vsn, repack_progress(r));
   if (st.queues.empty()) {
     fmt::print("queues: empty\n");

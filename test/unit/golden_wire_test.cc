@@ -1565,6 +1565,122 @@ TEST_CASE("golden wire: verify list reply", "[golden]") {
   CHECK(decoded_reply<VerifyListReply>(kGolden) == r);
 }
 
+TEST_CASE("golden wire: reload request", "[golden]") {
+  ReloadRequest r;
+  constexpr std::string_view kGolden =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "00000024";  // op: reload
+  check_golden("reload_request", encoded(r), kGolden);
+  CHECK(decoded_request<ReloadRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: reload reply", "[golden]") {
+  ReloadReply r{"/etc/vvm.conf", {{"class A"}}, {{"drive d2"}}};
+  constexpr std::string_view kGolden =
+      "56564d31 "                                      // magic "VVM1"
+      "00000001 "                                      // version
+      "1a2b3c4d "                                      // xid
+      "00000000 "                                      // code: ok
+      "00000000 "                                      // message ""
+      "00000024 "                                      // op: reload
+      "0000000d 2f657463 2f76766d 2e636f6e 66000000 "  // path "/etc/vvm.conf"
+      "00000001 "                                      // applied: count
+      "00000007 636c6173 73204100 "                    // applied[0].text "class A"
+      "00000001 "                                      // restart: count
+      "00000008 64726976 65206432";                    // restart[0].text "drive d2"
+  check_golden("reload_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<ReloadReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: class list request", "[golden]") {
+  ClassListRequest r{true};
+  constexpr std::string_view kGolden =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "00000025 "  // op: class list
+      "00000001";  // counts: true
+  check_golden("class_list_request", encoded(r), kGolden);
+  CHECK(decoded_request<ClassListRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: class list reply", "[golden]") {
+  ClassListReply r{{{"A",
+                     "two",
+                     {{"LTO9", true, 1, 0x0102030405060708, 3, 0x1112131415161718, 5},
+                      {"LTO8", false, 6, 0x2122232425262728, 0, 0, 0}},
+                     2,
+                     1,
+                     1,
+                     0,
+                     9}},
+                   true};
+  constexpr std::string_view kGolden =
+      "56564d31 "           // magic "VVM1"
+      "00000001 "           // version
+      "1a2b3c4d "           // xid
+      "00000000 "           // code: ok
+      "00000000 "           // message ""
+      "00000025 "           // op: class list
+      "00000001 "           // classes: count
+      "00000001 41000000 "  // classes[0].name "A"
+      "00000003 74776f00 "  // classes[0].description "two"
+      "00000002 "           // classes[0].media: count
+      "00000004 4c544f39 "  // media[0].media "LTO9"
+      "00000001 "           // media[0].listed: true
+      "00000000 00000001 "  // media[0].copies
+      "01020304 05060708 "  // media[0].bytes
+      "00000000 00000003 "  // media[0].lacking
+      "11121314 15161718 "  // media[0].lacking_bytes
+      "00000000 00000005 "  // media[0].on_way
+      "00000004 4c544f38 "  // media[1].media "LTO8"
+      "00000000 "           // media[1].listed: false
+      "00000000 00000006 "  // media[1].copies
+      "21222324 25262728 "  // media[1].bytes
+      "00000000 00000000 "  // media[1].lacking
+      "00000000 00000000 "  // media[1].lacking_bytes
+      "00000000 00000000 "  // media[1].on_way
+      "00000002 "           // classes[0].read_max_drives
+      "00000001 "           // classes[0].write_max_drives
+      "00000001 "           // classes[0].reading
+      "00000000 "           // classes[0].writing
+      "00000000 00000009 "  // classes[0].vvs
+      "00000001";           // counted: true
+  check_golden("class_list_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<ClassListReply>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: class prune request", "[golden]") {
+  ClassPruneRequest r{"A"};
+  constexpr std::string_view kGolden =
+      "56564d31 "           // magic "VVM1"
+      "00000001 "           // version
+      "1a2b3c4d "           // xid
+      "00000026 "           // op: class prune
+      "00000001 41000000";  // name "A"
+  check_golden("class_prune_request", encoded(r), kGolden);
+  CHECK(decoded_request<ClassPruneRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: class prune reply", "[golden]") {
+  ClassPruneReply r{"A", 3, 0x0102030405060708, 1};
+  constexpr std::string_view kGolden =
+      "56564d31 "           // magic "VVM1"
+      "00000001 "           // version
+      "1a2b3c4d "           // xid
+      "00000000 "           // code: ok
+      "00000000 "           // message ""
+      "00000026 "           // op: class prune
+      "00000001 41000000 "  // name "A"
+      "00000000 00000003 "  // files
+      "01020304 05060708 "  // bytes
+      "00000000 00000001";  // kept
+  check_golden("class_prune_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<ClassPruneReply>(kGolden) == r);
+}
+
 TEST_CASE("golden wire: error reply", "[golden]") {
   Reply r;
   r.xid = kXid;

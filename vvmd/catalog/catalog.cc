@@ -120,6 +120,17 @@ Result<std::unique_ptr<Catalog>> Catalog::open(db::Database* db, Options options
   return c;
 }
 
+Status Catalog::set_classes(const std::set<char>& classes) {
+  for (char cls : classes) {
+    if (options_.classes.contains(cls)) continue;
+    auto highest = counter(*db_, serial_counter(cls));
+    if (!highest.ok()) return highest.status();
+    serials_.observe(cls, *highest);
+  }
+  options_.classes = classes;
+  return Status::Ok();
+}
+
 uint64_t Catalog::now() const {
   if (options_.now) return options_.now();
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(

@@ -68,6 +68,9 @@ class Catalog {
   // that must run the second half).
   Result<Vv> create(const rpc::Peer& peer, const rpc::VvCreateRequest& request);
   Result<Vv> show(const std::string& name);
+  // A reload changed vvm.conf's classes: VVs may be created in `classes` from now on (a new
+  // class's serials continue from its counter, as at start).
+  Status set_classes(const std::set<char>& classes);
   Result<rpc::VvListReply> list(const rpc::VvListRequest& request);
   // A finish and a remove answer through `done` once durable (on the loop, or before they
   // return when there is none); the plain forms wait, and only work without a loop.

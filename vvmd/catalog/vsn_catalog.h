@@ -68,6 +68,12 @@ class VsnCatalog {
   Result<Vsn> add(const rpc::Peer& peer, const rpc::VsnAddRequest& request);
   void finish_commits_on(db::Committer::Post post) { commits_.run_on(std::move(post)); }
   Result<rpc::VsnListReply> list(const rpc::VsnListRequest& request);
+  // A reload changed vvm.conf's media types and classes: VSNs are added by these from now on.
+  void set_classes(const std::map<std::string, MediaType>& media,
+                   const std::map<char, StorageClass>& classes) {
+    options_.media = media;
+    options_.classes = classes;
+  }
   // An operator sets a VSN's state (vvctl vsn set): hot, full, read-only, disabled, reclaim, bad
   // or retired, never blank (that follows the tape), with a reason; root and vvmd's user only.
   // The state and its note (who, when, why: state.tab) change in one commit, answered once

@@ -30,16 +30,41 @@ void Scheduler::finished(const Vv& vv) {
     }
     return;
   }
-  const auto now = steady_now();
-  for (size_t i = 0; i < cls->second.media.size() && i < vv.copies.size(); ++i) {
-    if (!vv.copies[i].vsn.empty()) continue;
-    const bool copying = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& f) {
-      return f.second.item.vv == vv.name && f.second.item.copy == i;
-    });
-    if (copying) continue;
-    queue_.push({cls->first, cls->second.media[i]}, {vv.name, i, vv.size, now, now, 0});
-  }
+  queue_lacking(vv, cls->second);
   wake();
+}
+
+size_t Scheduler::queue_lacking(const Vv& vv, const StorageClass& cls) {
+  const auto now = steady_now();
+  size_t queued = 0;
+  // Which copies are lacking follows from the class's media types and the VSNs the VV's copies
+  // are on (sched/class_copies.h): a class that gained a type lacks it in every VV.
+  for (const ClassCopies::Lacking& l : lacking_copies(vv, cls)) {
+    if (l.slot >= vv.copies.size()) {
+      log::warning(
+          "VV {}: no free copy slot for its {} copy (at most {} copies; 'vvctl class prune {}' "
+          "releases extra ones)",
+          vv.name, l.media, kMaxVvCopies, cls.letter);
+      continue;
+    }
+    const bool copying = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& f) {
+      return f.second.item.vv == vv.name && f.second.item.copy == l.slot && !f.second.staged;
+    });
+    if (copying || queue_.contains(vv.name, l.slot)) continue;
+    queued += queue_.push({cls.letter, l.media}, {vv.name, l.slot, vv.size, now, now, 0});
+  }
+  return queued;
+}
+
+std::string Scheduler::vsn_media(const std::string& name) const {
+  Vsn vsn;
+  if (!lookup_vsn(*db_, "name", db::KeyBuilder().text(name), &vsn).ok()) return "";
+  return vsn.media;
+}
+
+std::vector<ClassCopies::Lacking> Scheduler::lacking_copies(const Vv& vv,
+                                                            const StorageClass& cls) const {
+  return class_copies(vv, cls.media, [this](const std::string& v) { return vsn_media(v); }).lacking;
 }
 
 bool Scheduler::can_take(const Vsn& r, char cls, const std::string& media) const {
@@ -174,7 +199,9 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     if (vv.state == VvState::kHot || from.vsn != item.from_vsn || from.file != item.from_file) {
       return true;
     }
-  } else if (vv.state != VvState::kFinished || !vv.copies[item.copy].vsn.empty()) {
+  } else if (vv.state == VvState::kHot || !vv.copies[item.copy].vsn.empty() ||
+             !still_lacking(vv, key, item.copy)) {
+    // Written meanwhile, or no longer wanted: its class dropped the media type on a reload.
     return true;
   }
   if (vv.cache != CacheState::kCached) {
@@ -294,8 +321,10 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
       }
       recorded = true;
     }
-  } else if (!move && vv_slot.ok() && vv.state == VvState::kFinished &&
+  } else if (!move && vv_slot.ok() && vv.state != VvState::kHot &&
              vv.copies[f.item.copy].vsn.empty()) {
+    // A finished VV's copy, or the copy an archived one lacks since its class gained a media
+    // type (it stays archived meanwhile: every copy it was archived with is there).
     if (vv.checksum != 0 && vv.checksum != r.checksum) {
       log::error(
           "VV {}: copy {} on {} file {} has checksum {:016x}, its other copies {:016x}: not "
@@ -304,10 +333,12 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
     } else {
       vv.checksum = r.checksum;
       vv.copies[f.item.copy] = {r.vsn, r.file_number};
-      const size_t want = copies_of(f.key.vv_class);
-      size_t have = 0;
-      for (size_t i = 0; i < want && i < vv.copies.size(); ++i) have += !vv.copies[i].vsn.empty();
-      if (have == want) {
+      auto cls = config_.classes.find(f.key.vv_class);
+      const bool complete = cls == config_.classes.end() ||
+                            class_copies(vv, cls->second.media, [&](const std::string& v) {
+                              return v == vsn.name ? vsn.media : vsn_media(v);
+                            }).complete();
+      if (complete && vv.state == VvState::kFinished) {
         vv.state = VvState::kArchived;
         archived = true;
       }
@@ -337,7 +368,7 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
         ++f.item.attempts;
         retry(f, false);
       }
-    } else if (vv.state == VvState::kFinished && vv.copies[f.item.copy].vsn.empty()) {
+    } else if (vv.state != VvState::kHot && vv.copies[f.item.copy].vsn.empty()) {
       ++f.item.attempts;
       retry(f, false);
     }

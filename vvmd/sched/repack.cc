@@ -127,12 +127,9 @@ void Scheduler::drive_repacks(Clock::time_point now) {
     for (const LiveCopy& c : *live) {
       if (on_way >= kRepackWindow) break;
       if (moving(c) || c.cache == CacheState::kStaging) continue;
-      auto cls = config_.classes.find(c.vv_class);
-      if (cls == config_.classes.end() || c.copy >= cls->second.media.size() ||
-          cls->second.media[c.copy] != media) {
-        // vvm.conf no longer puts this copy on this media type: not the repack's to move.
-        continue;
-      }
+      // A copy's media type is its tape's, wherever its slot (sched/class_copies.h): moved to
+      // another tape of that type, an extra one included, for as long as vvm.conf has its class.
+      if (!config_.classes.contains(c.vv_class)) continue;
       if (c.cache == CacheState::kCached) {
         ArchiveItem item{c.vv, c.copy, c.bytes, now, now, 0, vsn, c.file};
         queue_.push({c.vv_class, media}, std::move(item));

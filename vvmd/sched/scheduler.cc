@@ -178,7 +178,8 @@ Status Scheduler::recover() {
     log::info("recovery: {} finished VV{} not yet on every VSN, queued again ({} copies)",
               unwritten.size(), unwritten.size() == 1 ? "" : "s", queue_.size());
   }
-  return Status::Ok();
+  // Archived VVs whose class gained a media type since: derived from the catalogue.
+  return find_lacking();
 }
 
 void Scheduler::tick() {
@@ -200,6 +201,7 @@ void Scheduler::tick() {
     check_movers();
   }
   drive_repacks(now);
+  drive_class_copies(now);
   while (dispatch_stage(now)) {
   }
   // One copy at a time, to the queue whose class uses least of its share of drives for writing

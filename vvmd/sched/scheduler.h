@@ -58,10 +58,15 @@
 // media type, through the cache (a stage, then an archive write), and reclaim() makes an emptied
 // VSN writable again from file 1; sched/repack.cc says how.
 //
-// One class, six files: scheduler.cc (recovery, the tick, sending copies and taking their
+// Storage classes change while vvmd runs (a reload): a class that gains a media type has the copy
+// each archived VV lacks made in the background, one that loses a type keeps those copies, extra,
+// until prune() releases them; which copies a VV lacks is derived from the catalogue, never
+// stored (sched/classes.cc, sched/class_copies.h).
+//
+// One class, seven files: scheduler.cc (recovery, the tick, sending copies and taking their
 // answers and reports, VSN updates, status), archive.cc (the archive half), stage.cc (the stage
-// half), repack.cc (repack and reclaim), verify.cc (verify) and mover_watch.cc (pings and lost
-// movers); policy.h holds the fixed rules (kStageGather,
+// half), repack.cc (repack and reclaim), verify.cc (verify), classes.cc (classes that change) and
+// mover_watch.cc (pings and lost movers); policy.h holds the fixed rules (kStageGather,
 // kMountBudget, the pauses and attempt counts).
 #pragma once
 
@@ -73,6 +78,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "catalog/tables.h"
@@ -83,6 +89,7 @@
 #include "proto/messages.h"
 #include "proto/server.h"
 #include "sched/archive_queue.h"
+#include "sched/class_copies.h"
 #include "sched/library_view.h"
 #include "sched/mover_port.h"
 #include "sched/stage_queue.h"
@@ -172,6 +179,27 @@ class Scheduler {
   // Registers VSN_VERIFY and VERIFY_LIST.
   rpc::Served<rpc::VsnVerifyRequest, rpc::VerifyListRequest> serve_verify(rpc::Server& server);
 
+  // Storage classes that change while vvmd runs (sched/classes.cc). After a reload changed the
+  // classes: the archived VVs that lack a copy are looked for again (as at start), and their
+  // copies made in the background.
+  void classes_changed();
+  // Whether a VSN of `media` may take class `cls`'s copies (blank, or hot of the class): a
+  // reload refuses a class a media type without one.
+  bool has_tape_for(char cls, const std::string& media) const;
+  // The VVs of class `cls` in the catalogue (a reload refuses to drop a class that has some).
+  Result<uint64_t> vvs_of_class(char cls) const;
+  // Each class, its media types, its drive limits and the drives it holds; with `counts`, the
+  // copies its VVs lack and the extra ones they hold (a scan of every VV).
+  Result<rpc::ClassListReply> classes(bool counts) const;
+  // An operator releases class `name`'s extra copies (on media types it no longer lists): their
+  // tape files are marked dead (copy.tab) and the copies taken out of their VVs, answered once
+  // durable; a copy whose VV still lacks one of the class's copies is kept. Root and vvmd's user
+  // only; NotFound naming the classes for an unknown one.
+  void prune(const rpc::Peer& peer, const rpc::ClassPruneRequest& request,
+             std::function<void(Result<rpc::ClassPruneReply>)> done);
+  // Registers CLASS_LIST and CLASS_PRUNE.
+  rpc::Served<rpc::ClassListRequest, rpc::ClassPruneRequest> serve_classes(rpc::Server& server);
+
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
 
@@ -257,6 +285,24 @@ class Scheduler {
   bool takes_class(const Vsn& vsn, char cls, const std::string& media) const;
   // Queues a read of `vv` for a repack (a background stage), unless one is queued or running.
   Status stage_for_repack(const std::string& vv);
+
+  // The copies `vv` lacks for its class `cls` (sched/class_copies.h), each with its free slot.
+  std::vector<ClassCopies::Lacking> lacking_copies(const Vv& vv, const StorageClass& cls) const;
+  // Queues the copies `vv` lacks (unless queued or being written); how many were queued.
+  size_t queue_lacking(const Vv& vv, const StorageClass& cls);
+  // Whether `vv` still lacks a copy on `key`'s media type, to be written into `slot`.
+  bool still_lacking(const Vv& vv, const QueueKey& key, size_t slot) const;
+  // The media type of VSN `name`; "" when there is no such VSN.
+  std::string vsn_media(const std::string& name) const;
+  // Every VSN's media type, read at once (for what scans the VV table, which allows no other read
+  // while it runs).
+  Result<std::map<std::string, std::string>> media_of_vsns() const;
+  // Finds the archived VVs that lack a copy of their class (vvm.conf's media types against the
+  // copies' VSNs): at start and after a reload. Nothing is stored: the catalogue says it again.
+  Status find_lacking();
+  // The lacking copies a step on: those of VVs in the cache queued as archive writes; evicted
+  // ones staged in the background, at most kClassCopyWindow at once, in file order per tape.
+  void drive_class_copies(Clock::time_point now);
 
   // Whether `f` is a verify's read (staged, with a `how`).
   static bool is_verify(const InFlight& f) { return f.staged && !f.staged->how.empty(); }
@@ -349,6 +395,10 @@ class Scheduler {
   std::map<std::string, int> mover_misses_;            // pings unanswered in a row, by mover
   std::map<std::string, uint32_t> vsn_errors_in_row_;  // by VSN
   std::map<std::string, std::string> repacks_;         // VSN being repacked -> its media
+  // Archived VVs that lack a copy since their class gained a media type, by the place of the
+  // copy a stage reads (VSN, file, VV): staged in file order per tape (drive_class_copies()).
+  std::set<std::tuple<std::string, uint64_t, std::string>> lacking_;
+  Clock::time_point last_lacking_step_{};
 };
 
 }  // namespace vvm::vvmd

@@ -1,0 +1,429 @@
+// classes_test.cc: storage classes that change while VVs of them are on tape. Which copies a VV
+// lacks and which are extra (sched/class_copies.h); what a reload of vvm.conf applies, what it
+// leaves for a restart and what it refuses (conf/reload.h); and the scheduler over a real
+// database with fake movers and a fake clock: a class that gains a media type has every archived
+// VV's copy made (from the cache, or staged first), found again after a restart, counted by
+// classes(); one that loses a type keeps those copies, extra, until prune() marks their tape files
+// dead, and a stage then reads the copy that is left. With the real daemons:
+// test/integration/vv-class-change.sh.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/cache_manager.h"
+#include "catalog/catalog.h"
+#include "catalog/vsn_catalog.h"
+#include "catalog/vv_opens.h"
+#include "common/config.h"
+#include "conf/reload.h"
+#include "db/database.h"
+#include "process.h"
+#include "sched/class_copies.h"
+#include "sched/mover_port.h"
+#include "sched/scheduler.h"
+
+using namespace vvm;
+using namespace vvm::vvmd;
+using namespace std::chrono_literals;
+using vvm::test::must;
+using vvm::test::TempDir;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kChecksum = 0x5eed;
+
+rpc::Peer root_peer() {
+  rpc::Peer p;
+  p.kind = Endpoint::Kind::kUnix;
+  p.uid = 0;
+  p.gid = 0;
+  return p;
+}
+
+Vv vv_with(std::vector<std::string> vsns) {
+  Vv vv;
+  vv.name = "A0000000001";
+  vv.vv_class = "A";
+  for (size_t i = 0; i < vsns.size(); ++i) vv.copies[i] = {vsns[i], i + 1};
+  return vv;
+}
+
+// L* tapes are LTO9, M* LTO8, N* LTO7.
+std::string media_of(const std::string& vsn) {
+  if (vsn.starts_with("L")) return "LTO9";
+  if (vsn.starts_with("M")) return "LTO8";
+  if (vsn.starts_with("N")) return "LTO7";
+  return "";
+}
+
+const std::string kConf = R"(
+[vvmd]
+listen = unix:/nonexistent/vvmd.sock
+archive-batch-files = 1
+
+[media LTO9]
+capacity = 64M
+
+[media LTO8]
+capacity = 64M
+
+[class A]
+media = LTO9
+)";
+const std::string kMovers = R"(
+[mover m1]
+listen = unix:/nonexistent/m1.sock
+
+[drive d0]
+mover = m1
+media = LTO9
+
+[drive d1]
+mover = m1
+media = LTO8
+)";
+
+Config conf(const std::string& text) {
+  return must(parse_config(text, "vvm.conf", "/nonexistent"));
+}
+
+}  // namespace
+
+TEST_CASE("class copies: what a VV lacks and what it holds in excess") {
+  SECTION("a new VV's copies go to the slots of their media types' positions") {
+    ClassCopies c = class_copies(vv_with({}), {"LTO9", "LTO8"}, media_of);
+    REQUIRE(c.lacking.size() == 2);
+    CHECK(c.lacking[0].media == "LTO9");
+    CHECK(c.lacking[0].slot == 0);
+    CHECK(c.lacking[1].media == "LTO8");
+    CHECK(c.lacking[1].slot == 1);
+    CHECK(c.extra.empty());
+  }
+  SECTION("a media type added: its copy lacking, in the next free slot") {
+    ClassCopies c = class_copies(vv_with({"L00001"}), {"LTO9", "LTO8"}, media_of);
+    REQUIRE(c.lacking.size() == 1);
+    CHECK(c.lacking[0].media == "LTO8");
+    CHECK(c.lacking[0].slot == 1);
+    CHECK_FALSE(c.complete());
+  }
+  SECTION("a media type removed: its copy extra, the rest complete, whatever the order") {
+    ClassCopies c = class_copies(vv_with({"L00001", "M00001"}), {"LTO8"}, media_of);
+    CHECK(c.complete());
+    REQUIRE(c.extra.size() == 1);
+    CHECK(c.extra[0] == 0);
+    CHECK(c.extra_media[0] == "LTO9");
+  }
+  SECTION("a type added into a slot freed by another's removal") {
+    Vv vv = vv_with({"", "M00001"});
+    ClassCopies c = class_copies(vv, {"LTO8", "LTO7"}, media_of);
+    REQUIRE(c.lacking.size() == 1);
+    CHECK(c.lacking[0].media == "LTO7");
+    CHECK(c.lacking[0].slot == 0);  // its position (1) is taken by the LTO8 copy
+  }
+  SECTION("a second copy on one media type is extra") {
+    ClassCopies c = class_copies(vv_with({"L00001", "L00002"}), {"LTO9"}, media_of);
+    CHECK(c.complete());
+    REQUIRE(c.extra.size() == 1);
+    CHECK(c.extra[0] == 1);
+  }
+  SECTION("no free slot left") {
+    ClassCopies c =
+        class_copies(vv_with({"L00001", "L00002", "L00003", "L00004"}), {"LTO9", "LTO8"}, media_of);
+    REQUIRE(c.lacking.size() == 1);
+    CHECK(c.lacking[0].slot == kMaxVvCopies);
+  }
+}
+
+TEST_CASE(
+    "reload: the classes change live, the rest waits for a restart, the impossible is refused") {
+  const Config live = conf(kConf + kMovers);
+  bool tape = true;
+  uint64_t vvs = 0;
+  ReloadFacts facts{[&](char, const std::string&) { return tape; },
+                    [&](char) -> Result<uint64_t> { return vvs; }};
+
+  SECTION("a media type added to a class, a limit, a new class") {
+    std::string text = kConf + kMovers + "[class B]\nmedia = LTO8\n";
+    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO8\nwrite-max-drives = 1\n");
+    auto plan = must(plan_reload(live, conf(text), facts));
+    CHECK(plan.classes_changed);
+    REQUIRE(plan.applied.size() == 3);
+    CHECK(plan.applied[0] == "class A: media LTO9 LTO8 (was LTO9)");
+    CHECK(plan.applied[1] ==
+          "class A: read-max-drives 0, write-max-drives 1 (was 0, 0; 0: no limit)");
+    CHECK(plan.applied[2] == "class B: new, media LTO8");
+    CHECK(plan.restart.empty());
+    CHECK(plan.classes.at('A').media == std::vector<std::string>{"LTO9", "LTO8"});
+  }
+  SECTION("what cannot change live is named and left as it runs") {
+    std::string text = kConf + kMovers + "[drive d2]\nmover = m1\nmedia = LTO9\n";
+    text.replace(text.find("archive-batch-files = 1"), 23, "archive-batch-files = 5");
+    auto plan = must(plan_reload(live, conf(text), facts));
+    CHECK_FALSE(plan.classes_changed);
+    CHECK(plan.applied.empty());
+    CHECK(plan.restart == std::vector<std::string>{
+                              "[vvmd] archive-batch-size, archive-batch-files, archive-max-wait",
+                              "mover m1", "drive d2 (new)"});
+  }
+  SECTION("a media type no running drive takes") {
+    std::string text = kConf + kMovers +
+                       "[media LTO7]\ncapacity = 64M\n[drive d3]\nmover = m1\n"
+                       "media = LTO7\n";
+    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO7\n");
+    auto plan = plan_reload(live, conf(text), facts);
+    REQUIRE_FALSE(plan.ok());
+    CHECK_THAT(plan.status().message(),
+               Catch::Contains("class A: no drive of vvmd's movers takes media LTO7 (drive d3 in "
+                               "the file takes it: drives change only with a restart)"));
+  }
+  SECTION("no tape of the media type") {
+    tape = false;
+    std::string text = kConf + kMovers;
+    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO8\n");
+    auto plan = plan_reload(live, conf(text), facts);
+    REQUIRE_FALSE(plan.ok());
+    CHECK_THAT(plan.status().message(),
+               Catch::Contains("class A: no tape of media LTO8 may take its copies (add a blank "
+                               "one first: 'vvctl vsn add VSN --media LTO8')"));
+  }
+  SECTION("a class dropped while it has VVs") {
+    vvs = 3;
+    std::string text = kConf + kMovers;
+    text.replace(text.find("[class A]\nmedia = LTO9\n"), 23, "[class B]\nmedia = LTO9\n");
+    auto plan = plan_reload(live, conf(text), facts);
+    REQUIRE_FALSE(plan.ok());
+    CHECK_THAT(plan.status().message(),
+               Catch::Contains("class A is gone from the file, but 3 VV(s) of it exist"));
+    vvs = 0;
+    auto ok = must(plan_reload(live, conf(text), facts));
+    CHECK(ok.applied ==
+          std::vector<std::string>{"class B: new, media LTO9", "class A: removed (it had no VVs)"});
+  }
+}
+
+namespace {
+
+// Movers that answer nothing by themselves: each request waits until the test answers it.
+class FakeMovers : public MoverPort {
+ public:
+  struct Request {
+    std::string what;
+    rpc::CopyArgs args;
+    CopyDone done;
+  };
+  void archive(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
+    pending.push_back({"archive", args, std::move(done)});
+  }
+  void stage(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
+    pending.push_back({"stage", args, std::move(done)});
+  }
+  void verify(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
+    pending.push_back({"verify", args, std::move(done)});
+  }
+  void ping(const Endpoint&, PingDone done) override {
+    done(rpc::PingReply{"vvmover", "m1", "vvm", uint64_t{1} << 40, {}});  // never restarted
+  }
+  Request take(const std::string& what) {
+    REQUIRE_FALSE(pending.empty());
+    Request r = std::move(pending.front());
+    pending.pop_front();
+    REQUIRE(r.what == what);
+    return r;
+  }
+  std::deque<Request> pending;
+};
+
+struct Fixture {
+  TempDir dir = must(TempDir::create());
+  Config config = conf(kConf + kMovers);
+  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
+  Clock::time_point clock = Clock::time_point{} + 1000h;
+  uint64_t unix_clock = 1'700'000'000;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<VsnCatalog> vsns;
+  std::unique_ptr<VvOpens> opens;
+  std::unique_ptr<CacheManager> cache;
+  FakeMovers movers;
+  std::unique_ptr<Scheduler> sched;
+  uint64_t next_job = 1;
+
+  Fixture() {
+    Catalog::Options c;
+    c.cache_dir = dir.file("cache");
+    c.classes = {'A'};
+    c.now = [this] { return unix_clock; };
+    catalog = must(Catalog::open(db.get(), c));
+    VsnCatalog::Options v;
+    v.media = config.media;
+    v.classes = config.classes;
+    v.library_kind = "mtx";
+    vsns = must(VsnCatalog::open(db.get(), v));
+    opens = std::make_unique<VvOpens>(catalog.get(), 0);
+    CacheManager::Options m;
+    m.cache_dir = c.cache_dir;
+    cache = std::make_unique<CacheManager>(db.get(), catalog.get(), opens.get(), m);
+    catalog->on_finished([this](const auto& vv) { sched->finished(vv); });
+    restart();
+  }
+  void restart() {
+    sched.reset();
+    movers.pending.clear();
+    Scheduler::Options o;
+    o.reply_to = "unix:/nonexistent/vvmd.sock";
+    o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
+    o.cache_dir = catalog->cache_dir();
+    o.now = [this] { return unix_clock; };
+    o.clock = [this] { return clock; };
+    sched = std::make_unique<Scheduler>(db.get(), config, o, &movers);
+    must(sched->recover());
+  }
+  void advance(std::chrono::milliseconds d) {
+    clock += d;
+    unix_clock +=
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  }
+  Vv vv(const std::string& name) { return must(catalog->show(name)); }
+  // Ticks until the movers hold a request (at most 5 s of fake time).
+  FakeMovers::Request next(const std::string& what) {
+    for (int i = 0; i < 50 && movers.pending.empty(); ++i) {
+      sched->tick();
+      if (movers.pending.empty()) advance(100ms);
+    }
+    return movers.take(what);
+  }
+  void done(FakeMovers::Request& r, rpc::Op op) {
+    r.done(rpc::CopyAccepted{op, next_job++, r.args.drive});
+    rpc::CopyReport rep;
+    rep.request_id = r.args.request_id;
+    rep.mover = "m1";
+    rep.state = rpc::CopyState::kDone;
+    rep.bytes_done = rep.bytes_total = kMiB;
+    rep.vsn = r.args.vsn;
+    rep.file_number = r.args.file_number;
+    rep.checksum = kChecksum;
+    must(sched->report(root_peer(), rep));
+  }
+  // Class A's line for media `type` in classes(); none when it has no copy and is not listed.
+  std::optional<rpc::ClassMedia> media(const std::string& type) {
+    auto list = must(sched->classes(true));
+    for (const auto& m : list.classes.at(0).media) {
+      if (m.media == type) return m;
+    }
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a class that gains a media type has every archived VV's copy made; one that loses it "
+    "keeps the copies until pruned") {
+  Fixture f;
+  must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
+  must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
+  std::vector<std::string> names;
+  for (int i = 0; i < 2; ++i) {
+    names.push_back(must(f.catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name);
+    must(f.catalog->finish(root_peer(), names.back()));
+    auto r = f.next("archive");
+    CHECK(r.args.vsn == "L00001");
+    f.done(r, rpc::Op::kArchive);
+    REQUIRE(f.vv(names.back()).state == VvState::kArchived);
+  }
+  must(f.cache->evict(root_peer(), names[0]));  // the first must be staged for its new copy
+
+  // The class gains LTO8 (as a reload does), then vvmd restarts: what lacks is derived again.
+  f.config.classes['A'].media = {"LTO9", "LTO8"};
+  f.sched->classes_changed();
+  {
+    auto lto8 = f.media("LTO8");
+    REQUIRE(lto8);
+    CHECK(lto8->listed);
+    CHECK(lto8->lacking == 2);
+    CHECK(lto8->copies == 0);
+  }
+  f.restart();
+
+  // The cached VV is written from the cache at once; the evicted one is staged (from L00001)
+  // in the background, then written.
+  auto write = f.next("archive");
+  CHECK(write.args.vsn == "M00001");
+  CHECK(write.args.cache_path == f.catalog->cache_path(names[1]));
+  f.done(write, rpc::Op::kArchive);
+  CHECK(f.vv(names[1]).state == VvState::kArchived);
+  CHECK(f.vv(names[1]).copies[1] == VvCopy{"M00001", 1});
+  CHECK(f.vv(names[0]).cache == CacheState::kStaging);
+  auto read = f.next("stage");
+  CHECK(read.args.vsn == "L00001");
+  CHECK(read.args.file_number == 1);
+  f.done(read, rpc::Op::kStage);
+  f.advance(1s);
+  auto second = f.next("archive");
+  CHECK(second.args.vsn == "M00001");
+  CHECK(second.args.file_number == 2);
+  f.done(second, rpc::Op::kArchive);
+  CHECK(f.vv(names[0]).copies[1] == VvCopy{"M00001", 2});
+  CHECK(f.vv(names[0]).state == VvState::kArchived);
+  {
+    auto lto8 = f.media("LTO8");
+    CHECK(lto8->lacking == 0);
+    CHECK(lto8->copies == 2);
+  }
+  // Nothing more to write, after a restart too.
+  f.restart();
+  for (int i = 0; i < 30; ++i) {
+    f.sched->tick();
+    f.advance(100ms);
+  }
+  CHECK(f.movers.pending.empty());
+
+  // LTO9 leaves the class: its copies are extra, listed, until pruned.
+  f.config.classes['A'].media = {"LTO8"};
+  f.sched->classes_changed();
+  {
+    auto lto9 = f.media("LTO9");
+    REQUIRE(lto9);
+    CHECK_FALSE(lto9->listed);
+    CHECK(lto9->copies == 2);
+    CHECK(lto9->bytes == 2 * kMiB);
+  }
+  rpc::Peer nobody = root_peer();
+  nobody.uid = 4242;
+  f.sched->prune(nobody, {"A"}, [](Result<rpc::ClassPruneReply> r) {
+    CHECK(r.status().code() == Code::kPermissionDenied);
+  });
+  f.sched->prune(root_peer(), {"Z"}, [](Result<rpc::ClassPruneReply> r) {
+    CHECK_THAT(r.status().message(), Catch::Contains("no storage class 'Z' (classes: A)"));
+  });
+  std::optional<rpc::ClassPruneReply> pruned;
+  f.sched->prune(root_peer(), {"A"}, [&](Result<rpc::ClassPruneReply> r) { pruned = must(r); });
+  REQUIRE(pruned);
+  CHECK(pruned->files == 2);
+  CHECK(pruned->bytes == 2 * kMiB);
+  CHECK(pruned->kept == 0);
+  size_t dead = 0;
+  must(scan_copy_marks_on_vsn(*f.db, "L00001", [&](uint64_t, const CopyMark& m) {
+    dead +=
+        m.state == CopyMarkState::kDead && m.why == "pruned: LTO9 is not a media type of class A";
+    return true;
+  }));
+  CHECK(dead == 2);
+  CHECK(f.vv(names[0]).copies[0].vsn.empty());
+  {
+    auto lto9 = f.media("LTO9");
+    CHECK_FALSE(lto9.has_value());  // no copy left on it
+  }
+
+  // Staging reads the copy that is left.
+  must(f.cache->evict(root_peer(), names[1]));
+  must(f.sched->stage(names[1], true));
+  auto back = f.next("stage");
+  CHECK(back.args.vsn == "M00001");
+  CHECK(back.args.file_number == 1);
+}
