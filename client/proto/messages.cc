@@ -56,6 +56,8 @@ static_assert(static_cast<uint32_t>(Op::kRepackList) == VVM_OP_REPACK_LIST);
 static_assert(static_cast<uint32_t>(Op::kVerify) == VVM_OP_VERIFY);
 static_assert(static_cast<uint32_t>(Op::kVsnVerify) == VVM_OP_VSN_VERIFY);
 static_assert(static_cast<uint32_t>(Op::kVerifyList) == VVM_OP_VERIFY_LIST);
+static_assert(static_cast<uint32_t>(Op::kTapeCopy) == VVM_OP_TAPE_COPY);
+static_assert(static_cast<uint32_t>(Op::kCancel) == VVM_OP_CANCEL);
 static_assert(static_cast<uint32_t>(CopyState::kFailed) == VVM_COPY_FAILED);
 static_assert(static_cast<uint32_t>(VvState::kAny) == VVM_VV_ANY);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);
