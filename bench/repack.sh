@@ -198,6 +198,7 @@ for ((r = 1; r <= repeat; r++)); do
   done
   order=(repack dd)
   ((r % 2)) || order=(dd repack)
+  log_from=$(($(wc -l <"$dir/vvmd.log") + 1))
   for side in "${order[@]}"; do
     before "$library/$src.tap"
     if [[ $side == dd ]]; then
@@ -214,10 +215,10 @@ for ((r = 1; r <= repeat; r++)); do
     fi
   done
   # Which way the moves of this round went, from vvmd's log.
-  tape_moves=$(grep -c "moved from $src file [0-9]* to $dst file [0-9]* ([0-9]* bytes, tape to tape)" \
-    "$dir/vvmd.log" || true)
-  cache_moves=$(grep -c "moved from $src file [0-9]* to $dst file [0-9]* ([0-9]* bytes, through the cache)" \
-    "$dir/vvmd.log" || true)
+  tape_moves=$(tail -n "+$log_from" "$dir/vvmd.log" |
+    grep -c "moved from $src file [0-9]* to $dst file [0-9]* ([0-9]* bytes, tape to tape)" || true)
+  cache_moves=$(tail -n "+$log_from" "$dir/vvmd.log" |
+    grep -c "moved from $src file [0-9]* to $dst file [0-9]* ([0-9]* bytes, through the cache)" || true)
   tape_total=$((tape_total + tape_moves)) cache_total=$((cache_total + cache_moves))
   printf 'round %d: %s -> %s  repack %s MB/s   dd %s MB/s   (moves: %s tape to tape, %s through the cache)\n' \
     "$r" "$src" "$dst" "${repack_mbs[-1]}" "${dd_mbs[-1]}" "$tape_moves" "$cache_moves"
