@@ -4,11 +4,13 @@
 # drives:
 #
 #   repack  COUNT VVs of SIZE_MIB random bytes, archived on one tape and evicted, are moved to
-#           the other tape by `vvctl vsn repack SRC --wait`: each VV is staged from SRC into the
-#           cache (the movers copy between a tape and the cache, not tape to tape), then written
-#           to DST, one move committed at a time; the clock runs from the request to the end of
-#           the wait (polled every 0.5 s). The next round reclaims the emptied tape, evicts the
-#           VVs again and repacks the other way.
+#           the other tape by `vvctl vsn repack SRC --wait`: the one mover holds both drives, so
+#           each VV is copied tape to tape (one copy process reads SRC in one drive and writes
+#           DST in the other), one move committed at a time; the clock runs from the request to
+#           the end of the wait (polled every 0.1 s). The next round reclaims the emptied tape,
+#           evicts the VVs again and repacks the other way. vvmd's log says which way each move
+#           went (tape to tape, or through the cache: a stage, then an archive write); the
+#           counts are printed a round.
 #   dd      dd if=SRC.tap of=copy.tap bs=256K conv=fsync: the same tape image's bytes copied once
 #           (labels and tape marks included), durable at the end.
 #
@@ -188,6 +190,7 @@ for vv in "${vvs[@]}"; do ctl finish "$vv" --wait --timeout 600 >/dev/null || di
 ctl vsn add L90002 --media LTO9 --class A >/dev/null
 
 repack_mbs=() dd_mbs=()
+tape_total=0 cache_total=0
 src=L90001 dst=L90002
 for ((r = 1; r <= repeat; r++)); do
   for vv in "${vvs[@]}"; do
@@ -195,6 +198,7 @@ for ((r = 1; r <= repeat; r++)); do
   done
   order=(repack dd)
   ((r % 2)) || order=(dd repack)
+  log_from=$(($(wc -l <"$dir/vvmd.log") + 1))
   for side in "${order[@]}"; do
     before "$library/$src.tap"
     if [[ $side == dd ]]; then
@@ -210,8 +214,14 @@ for ((r = 1; r <= repeat; r++)); do
       repack_mbs+=("$(mbs "$t0" "$t1")")
     fi
   done
-  printf 'round %d: %s -> %s  repack %s MB/s   dd %s MB/s\n' "$r" "$src" "$dst" "${repack_mbs[-1]}" \
-    "${dd_mbs[-1]}"
+  # Which way the moves of this round went, from vvmd's log.
+  tape_moves=$(tail -n "+$log_from" "$dir/vvmd.log" |
+    grep -c "moved from $src file [0-9]* to $dst file [0-9]* ([0-9]* bytes, tape to tape)" || true)
+  cache_moves=$(tail -n "+$log_from" "$dir/vvmd.log" |
+    grep -c "moved from $src file [0-9]* to $dst file [0-9]* ([0-9]* bytes, through the cache)" || true)
+  tape_total=$((tape_total + tape_moves)) cache_total=$((cache_total + cache_moves))
+  printf 'round %d: %s -> %s  repack %s MB/s   dd %s MB/s   (moves: %s tape to tape, %s through the cache)\n' \
+    "$r" "$src" "$dst" "${repack_mbs[-1]}" "${dd_mbs[-1]}" "$tape_moves" "$cache_moves"
   ctl vsn reclaim "$src" >/dev/null || die "the reclaim of $src failed"
   tmp_vsn=$src src=$dst dst=$tmp_vsn
 done
@@ -228,5 +238,7 @@ rm=$(median "${repack_mbs[@]}") dm=$(median "${dd_mbs[@]}")
 ratio=$(awk "BEGIN { printf \"%.2f\", $rm / $dm }")
 printf '\nrepack: median %s MB/s (%s)\n' "$rm" "$(range "${repack_mbs[@]}")"
 printf 'dd:     median %s MB/s (%s)\n' "$dm" "$(range "${dd_mbs[@]}")"
+printf 'repack path: %s move(s) tape to tape, %s through the cache (stage, then archive)\n' \
+  "$tape_total" "$cache_total"
 printf 'repack/dd: %sx (target at least 0.8x: %s); every VV checked against its source\n' "$ratio" \
   "$(awk "BEGIN { print ($ratio >= 0.8) ? \"met\" : \"NOT met\" }")"

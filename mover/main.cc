@@ -1,10 +1,11 @@
 // mover/main.cc: vvmover's entry point, the daemon that owns one host's tape drives.
 //
 // A mover reads vvm.conf, finds its [mover NAME] section, listens where that says, admits the
-// peers vvmd admits ([vvmd] allow-*), answers PING, and takes ARCHIVE and STAGE requests, each
-// copied by a child process of its own (copy/jobs.h). Started as "vvmover --copy-job ...", the
-// program is that child (copy/child.h). Under systemd (vvmover@.service, Type=notify) it says
-// READY=1 once it listens.
+// peers vvmd admits ([vvmd] allow-*), answers PING, and takes ARCHIVE, STAGE, VERIFY and
+// TAPE_COPY requests, each copied by a child process of its own (copy/jobs.h), and CANCEL of a
+// running verify. Started as "vvmover
+// --copy-job ...", the program is that child (copy/child.h). Under systemd (vvmover@.service,
+// Type=notify) it says READY=1 once it listens.
 #include <csignal>
 #include <cstdio>
 #include <string_view>
@@ -91,9 +92,14 @@ int main(int argc, char** argv) {
       server.handle<rpc::VerifyRequest>([&](const rpc::VerifyRequest& r, const rpc::Peer&) {
         return jobs.submit(rpc::Op::kVerify, r.copy);
       });
+  const auto tape_copy = server.handle<rpc::TapeCopyRequest>(
+      [&](const rpc::TapeCopyRequest& r, const rpc::Peer&) { return jobs.submit_tape_copy(r); });
+  const auto cancel = server.handle<rpc::CancelRequest>(
+      [&](const rpc::CancelRequest& r, const rpc::Peer&) { return jobs.cancel(r); });
   // Every request a mover serves; this does not compile while one of them has no handler.
-  const rpc::Served<rpc::PingRequest, rpc::ArchiveRequest, rpc::StageRequest, rpc::VerifyRequest>
-      served = ping + archive + stage + verify;
+  const rpc::Served<rpc::PingRequest, rpc::ArchiveRequest, rpc::StageRequest, rpc::VerifyRequest,
+                    rpc::TapeCopyRequest, rpc::CancelRequest>
+      served = ping + archive + stage + verify + tape_copy + cancel;
   (void)served;
   if (Status s = server.listen(mover.listen); !s.ok()) {
     log::error("{}", s.message());

@@ -95,9 +95,11 @@ enum class Op : uint32_t {
   kVerify = 28,
   kVsnVerify = 29,
   kVerifyList = 30,
+  kTapeCopy = 31,
   kReload = 36,
   kClassList = 37,
   kClassPrune = 38,
+  kCancel = 40,
 };
 std::string_view op_name(Op op);  // "ping"
 
@@ -105,6 +107,7 @@ std::string_view op_name(Op op);  // "ping"
 struct PingReply;
 struct CopyAccepted;
 struct CopyReportAck;
+struct CancelReply;
 struct VvReply;
 struct VvListReply;
 struct VvOpenReply;
@@ -225,6 +228,44 @@ struct VerifyRequest {
   static void fields(F& f, M& m) {
     f.nested(m.copy);
   }
+};
+// TAPE_COPY (vvm_proto.x): a tape file copied to another tape by one mover's two drives.
+struct TapeCopyRequest {
+  static constexpr Op kOp = Op::kTapeCopy;
+  static constexpr std::string_view kName = "tape-copy";
+  using Reply = CopyAccepted;
+  CopyArgs to;  // the destination; its file, checksum and reply_to are the copy's
+  std::string from_drive;
+  std::string from_vsn;
+  uint64_t from_file = 0;
+  bool operator==(const TapeCopyRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.nested(m.to);
+    f.short_string(m.from_drive, "tape copy source drive");
+    f.short_string(m.from_vsn, "tape copy source vsn");
+    f.u64(m.from_file);
+  }
+};
+// CANCEL (vvm_proto.x): a running verify ended now, for a stage that needs its drive.
+struct CancelRequest {
+  static constexpr Op kOp = Op::kCancel;
+  static constexpr std::string_view kName = "cancel";
+  using Reply = CancelReply;
+  uint64_t job = 0;
+  uint64_t request_id = 0;
+  std::string reason;
+  bool operator==(const CancelRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.u64(m.job);
+    f.u64(m.request_id);
+    f.long_string(m.reason, "cancel reason");
+  }
+};
+struct CancelReply {
+  template <class F, class M>
+  static void fields(F&, M&) {}
 };
 struct CopyAccepted {
   Op op = Op::kArchive;  // which request this answers
@@ -1072,6 +1113,14 @@ using RequestBody = std::variant<
     DbBackupRequest, CopyListRequest, VsnSetRequest, VsnDetailsRequest, DriveSetRequest,
     DriveListRequest, VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
     VsnVerifyRequest, VerifyListRequest, ReloadRequest, ClassListRequest, ClassPruneRequest>;
+using RequestBody =
+    std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
+                 VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
+                 VvCloseRequest, VsnAddRequest, VsnListRequest, VvStageRequest, StatusRequest,
+                 VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest, CopyListRequest,
+                 VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest,
+                 VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
+                 VsnVerifyRequest, VerifyListRequest, TapeCopyRequest, CancelRequest>;
 
 // --- what makes a message, checked at compile time ---
 

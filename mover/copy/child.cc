@@ -1,4 +1,5 @@
-// copy/child.cc: the copy child (copy/child.h): one archive or stage, reported to its requester.
+// copy/child.cc: the copy child (copy/child.h): one archive, stage, verify or tape copy, reported
+// to its requester.
 #include "copy/child.h"
 
 #include <sys/prctl.h>
@@ -28,9 +29,10 @@ using Clock = std::chrono::steady_clock;
 
 struct ChildArgs {
   std::string mover, drive, op, library, device;
+  std::string from_drive, from_device;  // a tape copy's source
   uint64_t job = 0;
   uint64_t block_size = tape::kDefaultBlockSize;
-  uint64_t rate = 0;
+  uint64_t rate = 0, from_rate = 0;
   log::Target log_target = log::Target::kStderr;
   log::Level log_level = log::Level::kInfo;
 };
@@ -61,23 +63,36 @@ Result<ChildArgs> parse_args(int argc, char** argv) {
   a.op = values["op"];
   a.library = values["library"];
   a.device = values["device"];
+  a.from_drive = values["from-drive"];
+  a.from_device = values["from-device"];
+  VVM_RETURN_IF_ERROR(number("from-rate", &a.from_rate));
   VVM_RETURN_IF_ERROR(number("job", &a.job));
   VVM_RETURN_IF_ERROR(number("block-size", &a.block_size));
   VVM_RETURN_IF_ERROR(number("rate", &a.rate));
   if (values["log-target"] == "syslog") a.log_target = log::Target::kSyslog;
   if (auto level = log::parse_level(values["log-level"])) a.log_level = *level;
   if (a.mover.empty() || a.drive.empty() || a.job == 0 ||
-      (a.op != "archive" && a.op != "stage" && a.op != "verify") ||
-      a.library.empty() == a.device.empty() || a.block_size == 0) {
+      (a.op != "archive" && a.op != "stage" && a.op != "verify" && a.op != "tape-copy") ||
+      a.library.empty() == a.device.empty() || a.block_size == 0 ||
+      (a.op == "tape-copy") != !a.from_drive.empty() ||
+      (a.op == "tape-copy" && a.library.empty() == a.from_device.empty())) {
     return Status::InvalidArgument(
-        "copy job: needs --mover, --job, --drive, --op archive|stage|verify and --library or "
-        "--device "
-        "(vvmover starts copy jobs itself)");
+        "copy job: needs --mover, --job, --drive, --op archive|stage|verify|tape-copy and "
+        "--library or --device, and for a tape copy --from-drive and --library or "
+        "--from-device (vvmover starts copy jobs itself)");
   }
   return a;
 }
 
-Result<rpc::CopyArgs> read_request(const std::string& op) {
+// The request as the child needs it: the copy (a tape copy's destination) and a tape copy's
+// source.
+struct JobRequest {
+  rpc::CopyArgs copy;
+  std::string from_vsn;
+  uint64_t from_file = 0;
+};
+
+Result<JobRequest> read_request(const std::string& op) {
   std::string bytes;
   char buf[8192];
   for (;;) {
@@ -91,11 +106,15 @@ Result<rpc::CopyArgs> read_request(const std::string& op) {
   auto request = rpc::decode_request(bytes);
   if (!request.ok()) return request.status();
   if (op == "archive") {
-    if (auto* a = std::get_if<rpc::ArchiveRequest>(&request->body)) return a->copy;
+    if (auto* a = std::get_if<rpc::ArchiveRequest>(&request->body)) return JobRequest{a->copy};
   } else if (op == "verify") {
-    if (auto* v = std::get_if<rpc::VerifyRequest>(&request->body)) return v->copy;
+    if (auto* v = std::get_if<rpc::VerifyRequest>(&request->body)) return JobRequest{v->copy};
+  } else if (op == "tape-copy") {
+    if (auto* t = std::get_if<rpc::TapeCopyRequest>(&request->body)) {
+      return JobRequest{t->to, t->from_vsn, t->from_file};
+    }
   } else if (auto* s = std::get_if<rpc::StageRequest>(&request->body)) {
-    return s->copy;
+    return JobRequest{s->copy};
   }
   return Status::InvalidArgument(fmt::format("copy job: fd 3 holds no {} request", op));
 }
@@ -125,14 +144,73 @@ struct Outcome {
   uint64_t checksum = 0;
 };
 
-Result<Outcome> copy(const ChildArgs& a, const rpc::CopyArgs& args,
-                     const tape::Progress& progress) {
+// The drive's time model: the test knob (vvm.conf, [drive] emulated-rate) charges only streaming.
+tape::TimeModel time_model(uint64_t rate) {
   tape::TimeModel time;
-  if (a.rate > 0) {  // the test knob (vvm.conf, [drive] emulated-rate): only streaming costs
+  if (rate > 0) {
     time.scale = 1;
     time.load_seconds = time.locate_seconds = time.rewind_seconds = time.unload_seconds = 0;
-    time.bytes_per_second = static_cast<double>(a.rate);
+    time.bytes_per_second = static_cast<double>(rate);
   }
+  return time;
+}
+
+// A tape copy: both tapes mounted, then tape_copy(). `*blame` names the tape a failure is to
+// blame, when one is.
+Result<Outcome> copy_tape_to_tape(const ChildArgs& a, const JobRequest& job,
+                                  const tape::Progress& progress, tape::VvFields vv,
+                                  std::string* blame) {
+  const rpc::CopyArgs& to = job.copy;
+  auto path = [&](const std::string& device, const std::string& vsn) {
+    return device.empty() ? a.library + "/" + vsn + ".tap" : device;
+  };
+  const auto mount_began = Clock::now();
+  auto from = tape::open_tape(path(a.from_device, job.from_vsn), true, time_model(a.from_rate));
+  if (!from.ok()) {
+    *blame = job.from_vsn;
+    return from.status();
+  }
+  auto dest = tape::open_tape(path(a.device, to.vsn), false, time_model(a.rate));
+  if (!dest.ok()) {
+    *blame = to.vsn;
+    return dest.status();
+  }
+  tell_parent({JobEvent::Kind::kMounted,
+               0,
+               0,
+               {},
+               static_cast<uint64_t>(
+                   std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - mount_began)
+                       .count())});
+  tape::TapeCopyRequest request;
+  request.from_vsn = job.from_vsn;
+  request.from_file = job.from_file;
+  request.to_vsn = to.vsn;
+  request.to_file = to.file_number;
+  request.vv = vv;
+  request.checksum = to.checksum;
+  request.block_size = a.block_size;
+  tape::CopySide side = tape::CopySide::kNone;
+  auto done = tape::tape_copy(**from, **dest, request, progress, &side);
+  if (!done.ok()) {
+    if (side == tape::CopySide::kSource) *blame = job.from_vsn;
+    if (side == tape::CopySide::kDestination) *blame = to.vsn;
+    return done.status();
+  }
+  if (done->rewritten) {
+    log::notice(
+        "VSN {} file {} already held this copy of VV {}{:010} (an earlier attempt whose "
+        "report was lost): written again over it",
+        to.vsn, to.file_number, to.file.vv_class, to.file.serial);
+  }
+  return Outcome{done->bytes, done->checksum};
+}
+
+Result<Outcome> copy(const ChildArgs& a, const JobRequest& job, const tape::Progress& progress,
+                     std::string* blame) {
+  const rpc::CopyArgs& args = job.copy;
+  if (a.op == "tape-copy") return copy_tape_to_tape(a, job, progress, vv_fields(args.file), blame);
+  tape::TimeModel time = time_model(a.rate);
   std::string path = a.device.empty() ? a.library + "/" + args.vsn + ".tap" : a.device;
   const auto mount_began = Clock::now();
   auto tape = tape::open_tape(path, false, time);
@@ -195,12 +273,13 @@ int run_copy_child(int argc, char** argv) {
     return kExitUsage;
   }
   log::init("vvmover", a->log_target, a->log_level);
-  auto args = read_request(a->op);
-  if (!args.ok()) {
-    log::error("copy job {}: {}", a->job, args.status().message());
-    tell_parent({JobEvent::Kind::kFailed, 0, 0, args.status()});
+  auto job = read_request(a->op);
+  if (!job.ok()) {
+    log::error("copy job {}: {}", a->job, job.status().message());
+    tell_parent({JobEvent::Kind::kFailed, 0, 0, job.status()});
     return kExitUndelivered;  // no reply_to to send to: the parent reports what it can
   }
+  const rpc::CopyArgs* args = &job->copy;
 
   rpc::CopyReport base;
   base.request_id = args->request_id;
@@ -242,12 +321,21 @@ int run_copy_child(int argc, char** argv) {
   };
   report_progress(0, true);
 
-  auto outcome = copy(*a, *args, [&](uint64_t bytes) { report_progress(bytes, false); });
+  std::string blame;
+  auto outcome = copy(
+      *a, *job, [&](uint64_t bytes) { report_progress(bytes, false); }, &blame);
   rpc::CopyReport last;
   if (outcome.ok()) {
     tell_parent({JobEvent::Kind::kDone, outcome->bytes, outcome->checksum, {}});
     last = done_report(base, outcome->bytes, outcome->checksum);
   } else {
+    if (a->op == "tape-copy") {
+      // The tape to blame, for vvmd; before the failed line, which the parent acts on.
+      JobEvent blamed{JobEvent::Kind::kBlame};
+      blamed.vsn = blame;
+      tell_parent(blamed);
+      base.vsn = blame;
+    }
     tell_parent({JobEvent::Kind::kFailed, 0, 0, outcome.status()});
     base.bytes_done = bytes_done;
     last = failed_report(base, outcome.status());

@@ -1,5 +1,5 @@
-// copy/copy.cc: archive and stage (copy/copy.h), the pipeline that overlaps file and tape I/O,
-// and the whole-file read vvtape uses; the label scans are tape/scan.cc's.
+// copy/copy.cc: archive, stage and tape copy (copy/copy.h), the pipeline that overlaps file and
+// tape I/O, and the whole-file read vvtape uses; the label scans are tape/scan.cc's.
 #include "copy/copy.h"
 
 #include <fcntl.h>
@@ -562,6 +562,140 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
   Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return Status::FromErrno(errno, dir);
   return StageDone{contents->bytes, contents->checksum};
+}
+
+// --- tape copy ---
+
+Result<ArchiveDone> tape_copy(TapeDevice& from, TapeDevice& to, const TapeCopyRequest& request,
+                              const Progress& progress, CopySide* side) {
+  CopySide ignored;
+  CopySide& blame = side ? *side : ignored;
+  blame = CopySide::kNone;
+  const uint64_t n = request.to_file;
+  if (request.from_file == 0 || n == 0) {
+    return Status::InvalidArgument("tape copy: file number 0 is the VOL label's");
+  }
+  if (request.from_vsn == request.to_vsn) {
+    return Status::InvalidArgument(
+        fmt::format("tape copy: {} to itself: the source and the destination must be two tapes",
+                    request.from_vsn));
+  }
+  if (request.block_size == 0 || request.block_size > kMaxWriteBlock) {
+    return Status::InvalidArgument(fmt::format("tape copy: block size {}: not between 1 and {}",
+                                               request.block_size, kMaxWriteBlock));
+  }
+  FileLabel hdr = hdr_label(request.vv, n);
+  hdr.time_written =
+      request.time_written ? request.time_written : static_cast<uint64_t>(std::time(nullptr));
+  FileLabel eof = hdr;
+  eof.kind = LabelKind::kEof;
+  auto hdr_bytes = hdr.encode();
+  if (!hdr_bytes.ok()) return with_context(hdr_bytes.status(), "tape copy: HDR label");
+  auto eof_bytes = eof.encode();
+  if (!eof_bytes.ok()) return with_context(eof_bytes.status(), "tape copy: EOF label");
+
+  blame = CopySide::kSource;
+  VVM_RETURN_IF_ERROR(check_volume(from, request.from_vsn));
+  blame = CopySide::kDestination;
+  bool again = false;
+  VVM_RETURN_IF_ERROR(find_append_point(to, request.to_vsn, n, hdr, &again));
+
+  // The destination's side, run by read_file's worker thread: the HDR before the first data,
+  // then the data cut into block_size blocks (a block read whole goes straight through).
+  const std::string to_at = where(request.to_vsn, n);
+  bool started = false;  // something was written to the destination
+  uint64_t written = 0, blocks = 0;
+  TapeResult write_failure;
+  std::string write_what;
+  std::vector<char> partial;
+  partial.reserve(request.block_size);
+  auto write = [&](std::span<const char> block, const char* what) -> Status {
+    started = true;
+    TapeResult r = to.write_block(block);
+    if (!r.ok()) {
+      write_failure = r;
+      write_what = what;
+      return Status::IoError("the destination failed");  // replaced by the caller
+    }
+    return Status::Ok();
+  };
+  auto write_data = [&](std::span<const char> block) -> Status {
+    VVM_RETURN_IF_ERROR(write(block, "writing a data block"));
+    written += block.size();
+    ++blocks;
+    return Status::Ok();
+  };
+  auto sink = [&](std::span<const char> data) -> Status {
+    if (!started) VVM_RETURN_IF_ERROR(write(*hdr_bytes, "writing the HDR"));
+    while (!data.empty()) {
+      if (partial.empty() && data.size() >= request.block_size) {
+        VVM_RETURN_IF_ERROR(write_data(data.first(request.block_size)));
+        data = data.subspan(request.block_size);
+        continue;
+      }
+      const size_t take = std::min(request.block_size - partial.size(), data.size());
+      partial.insert(partial.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(take));
+      data = data.subspan(take);
+      if (partial.size() == request.block_size) {
+        VVM_RETURN_IF_ERROR(write_data(partial));
+        partial.clear();
+      }
+    }
+    return Status::Ok();
+  };
+  // A destination write failed: end of medium is NoSpace, the partial file cut off; anything
+  // else is the drive's, its partial file left for the next write to go over.
+  auto write_failed = [&]() -> Status {
+    blame = CopySide::kDestination;
+    if (write_failure.err == ENOSPC) {
+      std::string cleanup = abandon(to, n);
+      return Status::NoSpace(fmt::format(
+          "VSN {} is full: file {} (VV {}{}, {} bytes) did not fit: {} after {} data bytes "
+          "failed: {}{}",
+          request.to_vsn, n, hdr.vv_class, hdr.vv_serial, hdr.size, write_what, written,
+          write_failure.status.message(), cleanup));
+    }
+    return with_context(write_failure.status, fmt::format("{}: {}", to_at, write_what));
+  };
+  // The source failed: the destination keeps no part of the file.
+  auto read_failed = [&](const Status& why) -> Status {
+    blame = CopySide::kSource;
+    if (!started) return why;
+    const std::string cleanup = abandon(to, n);
+    return Status(why.code(), fmt::format("{} (its partial copy on {} cut off{})", why.message(),
+                                          to_at, cleanup));
+  };
+
+  const FileLabel expected = hdr_label(request.vv, request.from_file);
+  auto contents =
+      read_file(from, request.from_vsn, request.from_file, sink, &expected,
+                kAllFields & ~kFieldTimeWritten, request.max_block_size, request.buffers, progress);
+  if (!write_failure.ok()) return write_failed();
+  if (!contents.ok()) return read_failed(contents.status());
+  if (contents->checksum != request.checksum) {
+    return read_failed(Status::Mismatch(fmt::format(
+        "{}: field checksum: expected {}, found {}", where(request.from_vsn, request.from_file),
+        hex16(request.checksum), hex16(contents->checksum))));
+  }
+  if (!started && !sink({}).ok()) return write_failed();  // a VV of size 0: its HDR
+  if (!partial.empty()) {
+    if (!write_data(partial).ok()) return write_failed();
+    partial.clear();
+  }
+  if (written != request.vv.size) {
+    blame = CopySide::kNone;
+    return Status::Internal(
+        fmt::format("{}: wrote {} bytes of {}", to_at, written, request.vv.size));
+  }
+  if (!write(*eof_bytes, "writing the EOF").ok()) return write_failed();
+  if (TapeResult r = to.write_tape_marks(1, true); !r.ok()) {
+    write_failure = r;
+    write_what = "writing the tape mark";
+    return write_failed();
+  }
+  blame = CopySide::kNone;
+  return ArchiveDone{request.to_vsn,   n,      written, contents->checksum,
+                     hdr.time_written, blocks, again};
 }
 
 Result<StageDone> verify(TapeDevice& tape, const StageRequest& request, const Progress& progress) {

@@ -1,5 +1,6 @@
 // copy.h: the copy engine, what a mover's child process runs for one request: archive (a cache
-// file becomes the next tape file of a VSN) and stage (tape file N of a VSN becomes a cache file).
+// file becomes the next tape file of a VSN), stage (tape file N of a VSN becomes a cache file)
+// and tape copy (tape file N of one VSN becomes the next tape file of another, drive to drive).
 // vvtape uses the same reading code for cat, ls and verify.
 //
 // Layout on tape (DESIGN.md, "Tape"; unlike CTA's and ANSI's layouts there is no tape mark
@@ -136,6 +137,41 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
 // checksum, or the first check that failed (Mismatch, naming the field).
 Result<StageDone> verify(TapeDevice& tape, const StageRequest& request,
                          const Progress& progress = {});
+
+struct TapeCopyRequest {
+  std::string from_vsn;  // the tape read, in the first drive
+  uint64_t from_file = 0;
+  std::string to_vsn;     // the tape written, in the second drive
+  uint64_t to_file = 0;   // 1 + the last complete file on it
+  VvFields vv;            // checked against the source's HDR (not time written), as a stage does
+  uint64_t checksum = 0;  // the data's, what archive() returned: checked on what is read
+  uint64_t time_written = 0;              // the destination's labels; 0: now
+  size_t block_size = kDefaultBlockSize;  // the destination's data blocks
+  size_t max_block_size = kDefaultMaxBlockSize;
+  size_t buffers = 8;
+};
+
+// Which tape a failed tape_copy() is to blame: the one read, the one written, or neither (the
+// request itself).
+enum class CopySide { kNone, kSource, kDestination };
+
+// Copies tape file request.from_file of `from` to file request.to_file of `to`, one pass:
+// 1. Checks `from`'s VOL label, and `to`'s VOL label and append point as archive() does (the last
+//    complete file must be to_file - 1, or to_file holding this very copy: `rewritten`).
+// 2. Reads the source as stage() does (the HDR against request.vv, exactly `size` data bytes),
+//    and writes the destination as archive() does (a HDR for to_file, written once the source's
+//    HDR passed, the data in block_size blocks, whatever the source's block size was), the
+//    calling thread reading while a worker thread checksums and writes.
+// 3. Only once the source's EOF label, its tape mark and the checksum have passed: the EOF label
+//    and a synchronous tape mark on the destination. The file counts as written once that
+//    returned, as an archive's.
+// A source that fails (a read error, a label, the size, the checksum) leaves no complete file on
+// the destination: its partial file is cut off as after a failed cache-file read in archive().
+// End of medium on the destination gives NoSpace, the partial file cut off; another failure of
+// the destination drive leaves its partial file (the next write goes over it). `*side`, when
+// given, says which tape a failure is to blame.
+Result<ArchiveDone> tape_copy(TapeDevice& from, TapeDevice& to, const TapeCopyRequest& request,
+                              const Progress& progress = {}, CopySide* side = nullptr);
 
 // --- reading tapes for vvtape ---
 

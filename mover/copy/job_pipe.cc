@@ -41,14 +41,16 @@ std::string encode_event(const JobEvent& event) {
       return fmt::format("failed {} {}\n", static_cast<int>(event.failure.code()),
                          one_line(event.failure.message()));
     case JobEvent::Kind::kMounted: return fmt::format("mounted {}\n", event.micros);
+    case JobEvent::Kind::kBlame: return fmt::format("blame {}\n", one_line(event.vsn));
   }
   return "";
 }
 
 Result<JobEvent> parse_event(std::string_view line) {
   auto bad = [&] {
-    return Status::ProtocolError(fmt::format(
-        "copy child sent '{}', not a progress, mounted, done or failed line", one_line(line)));
+    return Status::ProtocolError(
+        fmt::format("copy child sent '{}', not a progress, mounted, done, failed or blame line",
+                    one_line(line)));
   };
   std::string_view rest = line;
   std::string_view word = next_word(&rest);
@@ -67,6 +69,11 @@ Result<JobEvent> parse_event(std::string_view line) {
     if (!parse_number(next_word(&rest), &event.bytes) || !parse_number(rest, &event.checksum, 16)) {
       return bad();
     }
+    return event;
+  }
+  if (word == "blame") {
+    event.kind = JobEvent::Kind::kBlame;
+    event.vsn = std::string(rest);
     return event;
   }
   if (word == "failed") {

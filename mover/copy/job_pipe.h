@@ -5,6 +5,8 @@
 //   mounted MICROSECONDS      the VSN is mounted and its VOL label checked, in that time
 //   done BYTES CHECKSUM       the copy succeeded; CHECKSUM in hex
 //   failed CODE MESSAGE       the copy failed; CODE is Status's number, MESSAGE one line
+//   blame VSN                 before a tape copy's failed line: the tape to blame (the one read
+//                             or the one written)
 //
 // The child writes its result line before it sends the final COPY_REPORT, so that a parent whose
 // child could not deliver that report (or died right after the copy) can send it instead. Each
@@ -31,12 +33,13 @@ inline constexpr int kExitUndelivered = 3;
 inline constexpr int kExitUsage = 2;
 
 struct JobEvent {
-  enum class Kind { kProgress, kDone, kFailed, kMounted };
+  enum class Kind { kProgress, kDone, kFailed, kMounted, kBlame };
   Kind kind = Kind::kProgress;
   uint64_t bytes = 0;
   uint64_t checksum = 0;  // done
   Status failure;         // failed
   uint64_t micros = 0;    // mounted: how long the mount took
+  std::string vsn;        // blame
 };
 
 // The line for `event`, with its '\n'.

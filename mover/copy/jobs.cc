@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ const char* op_word(rpc::Op op) {
   switch (op) {
     case rpc::Op::kArchive: return "archive";
     case rpc::Op::kVerify: return "verify";
+    case rpc::Op::kTapeCopy: return "tape-copy";
     default: return "stage";
   }
 }
@@ -134,13 +136,17 @@ void CopyJobs::stop() {
   if (supervisor_.joinable()) supervisor_.join();
 }
 
-Result<std::string> CopyJobs::pick_drive(const rpc::CopyArgs& args,
-                                         const std::string& media) const {
+Result<std::string> CopyJobs::pick_drive(const rpc::CopyArgs& args, const std::string& media,
+                                         const std::string& other) const {
   const MoverConfig& mover = config_.movers.at(mover_);
   auto busy = [&](const std::string& drive) {
     auto it = drive_jobs_.find(drive);
     return it == drive_jobs_.end() ? 0 : it->second;
   };
+  if (!other.empty() && args.drive == other) {
+    return Status::InvalidArgument(
+        fmt::format("mover {}: drive {} cannot hold both tapes of a tape copy", mover_, other));
+  }
   if (!args.drive.empty()) {
     auto it = config_.drives.find(args.drive);
     if (it == config_.drives.end()) {
@@ -163,7 +169,7 @@ Result<std::string> CopyJobs::pick_drive(const rpc::CopyArgs& args,
   }
   bool any = false;
   for (const auto& name : mover.drives) {
-    if (config_.drives.at(name).media != media) continue;
+    if (config_.drives.at(name).media != media || name == other) continue;
     any = true;
     if (busy(name) == 0) return name;
   }
@@ -172,6 +178,90 @@ Result<std::string> CopyJobs::pick_drive(const rpc::CopyArgs& args,
         fmt::format("mover {}: no drive takes {} (the media type of {})", mover_, media, args.vsn));
   }
   return Status::Busy(fmt::format("mover {}: every {} drive is busy", mover_, media));
+}
+
+Result<std::string> CopyJobs::check_tape(const char* what, const std::string& vsn) const {
+  std::string image = config_.library_path + "/" + vsn + ".tap";
+  if (!valid_vsn(vsn) || ::access(image.c_str(), F_OK) != 0) {
+    return Status::NotFound(
+        fmt::format("{}: no tape {} in the library ({})", what, vsn, config_.library_path));
+  }
+  auto media = read_media(image, vsn);
+  if (!media.ok()) return media.status();
+  if (!config_.media.contains(*media)) {
+    return Status::InvalidArgument(
+        fmt::format("{}: tape {} is {}, a media type vvm.conf does not know", what, vsn, *media));
+  }
+  return *media;
+}
+
+Result<rpc::CopyAccepted> CopyJobs::submit_tape_copy(const rpc::TapeCopyRequest& request) {
+  const char* what = "tape copy";
+  const rpc::CopyArgs& to = request.to;
+  if (config_.library_kind != "emulated") {
+    return Status::Unavailable(
+        fmt::format("mover {}: {} libraries are not supported yet", mover_, config_.library_kind));
+  }
+  if (auto ep = Endpoint::parse(to.reply_to); !ep.ok()) {
+    return Status::InvalidArgument(
+        fmt::format("{}: reply_to '{}': {}", what, to.reply_to, ep.status().message()));
+  }
+  if (to.file_number == 0 || request.from_file == 0) {
+    return Status::InvalidArgument(fmt::format("{}: file number 0 is the VOL label", what));
+  }
+  if (to.file.vv_class.size() != 1) {
+    return Status::InvalidArgument(
+        fmt::format("{}: VV class '{}' is not one letter or digit", what, to.file.vv_class));
+  }
+  if (request.from_vsn == to.vsn) {
+    return Status::InvalidArgument(
+        fmt::format("{}: from {} to {}: the source and the destination must be two tapes", what,
+                    request.from_vsn, to.vsn));
+  }
+  auto from_media = check_tape(what, request.from_vsn);
+  if (!from_media.ok()) return from_media.status();
+  auto to_media = check_tape(what, to.vsn);
+  if (!to_media.ok()) return to_media.status();
+
+  std::unique_lock lock(mu_);
+  if (stopping_) return Status::Unavailable(fmt::format("mover {} is stopping", mover_));
+  await_ending(lock);
+  for (const auto& [id, job] : jobs_) {
+    for (const std::string* vsn : {&request.from_vsn, &to.vsn}) {
+      if (job->args.vsn == *vsn || job->from_vsn == *vsn) {
+        return Status::Busy(fmt::format("{}: tape {} is in a drive for job {}", what, *vsn, id));
+      }
+    }
+  }
+  rpc::CopyArgs from_args;
+  from_args.drive = request.from_drive;
+  from_args.vsn = request.from_vsn;
+  auto from_drive = pick_drive(from_args, *from_media, to.drive);
+  if (!from_drive.ok()) return from_drive.status();
+  auto to_drive = pick_drive(to, *to_media, *from_drive);
+  if (!to_drive.ok()) return to_drive.status();
+
+  auto job = std::make_unique<Job>();
+  job->id = next_id_++;
+  job->op = rpc::Op::kTapeCopy;
+  job->args = to;
+  job->args.drive = *to_drive;
+  job->from_drive = *from_drive;
+  job->from_vsn = request.from_vsn;
+  job->from_file = request.from_file;
+  VVM_RETURN_IF_ERROR(
+      spawn(*job, config_.drives.at(*to_drive), config_.media.at(*to_media).block_size));
+  log::info(
+      "job {} tape copy started: VSN {} file {} in drive {} to VSN {} file {} in drive {}, "
+      "VV {}{:010} ({} bytes), pid {}",
+      job->id, job->from_vsn, job->from_file, *from_drive, to.vsn, to.file_number, *to_drive,
+      to.file.vv_class, to.file.serial, to.file.size, job->pid);
+  rpc::CopyAccepted accepted{rpc::Op::kTapeCopy, job->id, *to_drive};
+  drive_jobs_[*from_drive] = job->id;
+  drive_jobs_[*to_drive] = job->id;
+  jobs_[job->id] = std::move(job);
+  [[maybe_unused]] ssize_t n = ::write(wake_[1], "x", 1);  // poll the new pipe too
+  return accepted;
 }
 
 Result<rpc::CopyAccepted> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args) {
@@ -204,25 +294,21 @@ Result<rpc::CopyAccepted> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args
     return Status::AlreadyExists(
         fmt::format("stage: {} exists already (a stage never replaces a file)", args.cache_path));
   }
-  std::string image = config_.library_path + "/" + args.vsn + ".tap";
-  if (!valid_vsn(args.vsn) || ::access(image.c_str(), F_OK) != 0) {
-    return Status::NotFound(
-        fmt::format("{}: no tape {} in the library ({})", what, args.vsn, config_.library_path));
-  }
-  auto media = read_media(image, args.vsn);
+  auto media = check_tape(what, args.vsn);
   if (!media.ok()) return media.status();
   auto type = config_.media.find(*media);
-  if (type == config_.media.end()) {
-    return Status::InvalidArgument(fmt::format(
-        "{}: tape {} is {}, a media type vvm.conf does not know", what, args.vsn, *media));
-  }
 
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (stopping_) return Status::Unavailable(fmt::format("mover {} is stopping", mover_));
+  await_ending(lock);
   for (const auto& [id, job] : jobs_) {
     if (job->args.vsn == args.vsn) {
       return Status::Busy(fmt::format("{}: tape {} is in drive {} for job {}", what, args.vsn,
                                       job->args.drive, id));
+    }
+    if (job->from_vsn == args.vsn) {
+      return Status::Busy(fmt::format("{}: tape {} is in drive {} for job {}", what, args.vsn,
+                                      job->from_drive, id));
     }
     if (op == rpc::Op::kStage && job->op == rpc::Op::kStage &&
         job->args.cache_path == args.cache_path) {
@@ -249,11 +335,49 @@ Result<rpc::CopyAccepted> CopyJobs::submit(rpc::Op op, const rpc::CopyArgs& args
   return accepted;
 }
 
+Result<rpc::CancelReply> CopyJobs::cancel(const rpc::CancelRequest& request) {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(request.job);
+  if (it == jobs_.end() || it->second->args.request_id != request.request_id) {
+    return Status::NotFound(fmt::format("mover {}: no job {} of request {} is running", mover_,
+                                        request.job, request.request_id));
+  }
+  Job& job = *it->second;
+  if (job.op != rpc::Op::kVerify) {
+    return Status::InvalidArgument(fmt::format(
+        "mover {}: job {} is a {}: only a verify is cancelled", mover_, job.id, op_word(job.op)));
+  }
+  if (!job.killed && !job.result) {
+    // Killed now; the supervisor reaps it and sends the failed report with this reason.
+    job.killed = Status::Unavailable(
+        fmt::format("job {} (verify of VSN {} file {} in drive {}) cancelled: {}", job.id,
+                    job.args.vsn, job.args.file_number, job.args.drive, request.reason));
+    log::info("{}", job.killed->message());
+    ::kill(job.pid, SIGKILL);
+  }
+  return rpc::CancelReply{};
+}
+
+void CopyJobs::await_ending(std::unique_lock<std::mutex>& lock) {
+  const auto deadline = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    bool ending = false;
+    for (auto& [id, job] : jobs_) {
+      drain(*job);
+      ending = ending || job->result.has_value();
+    }
+    if (!ending || stopping_) return;
+    [[maybe_unused]] ssize_t n = ::write(wake_[1], "x", 1);  // reap now, not at the next poll
+    if (reaped_.wait_until(lock, deadline) == std::cv_status::timeout) return;
+  }
+}
+
 std::vector<CopyJobs::DriveUse> CopyJobs::drives() {
   const std::lock_guard lock(mu_);
   std::vector<DriveUse> out;
   for (const std::string& name : config_.movers.at(mover_).drives) {
     DriveUse d{name, config_.drives.at(name).media, std::nullopt};
+    // A tape copy's two drives both map to its job.
     if (auto it = drive_jobs_.find(name); it != drive_jobs_.end()) {
       if (auto job = jobs_.find(it->second); job != jobs_.end()) d.op = job->second->op;
     }
@@ -266,6 +390,9 @@ Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) 
   rpc::Request request;
   if (job.op == rpc::Op::kArchive) {
     request.body = rpc::ArchiveRequest{job.args};
+  } else if (job.op == rpc::Op::kTapeCopy) {
+    rpc::CopyArgs to = job.args;
+    request.body = rpc::TapeCopyRequest{to, job.from_drive, job.from_vsn, job.from_file};
   } else if (job.op == rpc::Op::kVerify) {
     request.body = rpc::VerifyRequest{job.args};
   } else {
@@ -302,6 +429,14 @@ Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) 
   }
   if (drive.emulated_rate > 0) {
     argv.insert(argv.end(), {"--rate", std::to_string(drive.emulated_rate)});
+  }
+  if (!job.from_drive.empty()) {
+    const DriveConfig& from = config_.drives.at(job.from_drive);
+    argv.insert(argv.end(), {"--from-drive", from.name});
+    if (!from.emulated()) argv.insert(argv.end(), {"--from-device", from.device});
+    if (from.emulated_rate > 0) {
+      argv.insert(argv.end(), {"--from-rate", std::to_string(from.emulated_rate)});
+    }
   }
   std::vector<char*> cargv;
   for (auto& s : argv) cargv.push_back(s.data());
@@ -346,6 +481,9 @@ Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) 
   ::close(req[1]);
   ::fcntl(events[0], F_SETFL, O_NONBLOCK);
   job.pid = pid;
+  // -1 on kernels without pidfds: the poll's timeout reaps instead.
+  job.pid_fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (job.pid_fd >= 0) job.pid_fd = high_fd(job.pid_fd);
   job.event_fd = events[0];
   job.started = job.last_event = Clock::now();
   return Status::Ok();
@@ -370,6 +508,8 @@ void CopyJobs::drain(Job& job) {
       }
       if (event->kind == JobEvent::Kind::kProgress) {
         job.bytes = event->bytes;
+      } else if (event->kind == JobEvent::Kind::kBlame) {
+        job.blame = event->vsn;
       } else if (event->kind == JobEvent::Kind::kMounted) {
         if (metrics_) metrics_->mounted(job.args.drive, std::chrono::microseconds(event->micros));
       } else {
@@ -393,6 +533,9 @@ void CopyJobs::finish(Job& job, int wstatus) {
   base.vsn = job.args.vsn;
   base.file_number = job.args.file_number;
   bool done = job.result && job.result->kind == JobEvent::Kind::kDone;
+  // A tape copy's failed report names the tape to blame: the child's own line says (in its
+  // report), a copy killed or dead cannot tell.
+  if (job.op == rpc::Op::kTapeCopy && !done) base.vsn = job.result ? job.blame : "";
   Status failure;
   if (job.result && done) {
     if (!delivered) report = done_report(base, job.result->bytes, job.result->checksum);
@@ -445,6 +588,7 @@ void CopyJobs::supervise() {
       std::lock_guard lock(mu_);
       for (const auto& [id, job] : jobs_) {
         if (job->event_fd >= 0) fds.push_back({job->event_fd, POLLIN, 0});
+        if (job->pid_fd >= 0) fds.push_back({job->pid_fd, POLLIN, 0});
       }
     }
     ::poll(fds.data(), fds.size(), 200);
@@ -481,11 +625,14 @@ void CopyJobs::supervise() {
           drain(job);  // what it wrote before it exited
           if (job.event_fd >= 0) ::close(job.event_fd);
           job.event_fd = -1;
+          if (job.pid_fd >= 0) ::close(job.pid_fd);
+          job.pid_fd = -1;
           // Before the drive (and the final path) can go to another job, which could be a new
           // stage of the same file making a temporary of the same form.
           bool done = job.result && job.result->kind == JobEvent::Kind::kDone;
           if (!done && job.op == rpc::Op::kStage) remove_stage_temporaries(job.args.cache_path);
           drive_jobs_.erase(job.args.drive);
+          if (!job.from_drive.empty()) drive_jobs_.erase(job.from_drive);
           ended.emplace_back(std::move(it->second), wstatus);
           it = jobs_.erase(it);
         } else {
@@ -493,6 +640,7 @@ void CopyJobs::supervise() {
         }
       }
     }
+    if (!ended.empty()) reaped_.notify_all();
     // Reports go out with the lock released, on threads of their own (finish()).
     for (auto& [job, wstatus] : ended) finish(*job, wstatus);
     join_senders(false);

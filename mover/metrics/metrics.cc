@@ -16,6 +16,7 @@ namespace {
 
 std::string op_label(rpc::Op op) {
   if (op == rpc::Op::kArchive) return "archive";
+  if (op == rpc::Op::kTapeCopy) return "tape-copy";
   return op == rpc::Op::kVerify ? "verify" : "stage";
 }
 

@@ -6,6 +6,8 @@
 #  - a half-dead tape (8 VVs archived on it, 4 removed) is repacked onto another tape while
 #    vvmd is killed (SIGKILL) in the middle of a move, and the mover killed in the middle of
 #    another; both restarted, the repack goes on and ends, and the tape is set reclaim;
+#  - the VV in the cache is written from there, the evicted ones copied tape to tape (the one
+#    mover has both drives);
 #  - vsn ls and status show the repack while it runs; every VV is then on the new tape, is read
 #    back from there (evicted, staged, compared with its bytes), both tapes pass vvtape verify,
 #    and vvtape ls finds each VV's new copy at the file vvmd recorded;
@@ -124,6 +126,15 @@ out=$(ctl vsn ls)
 grep -q "^L90001: reclaim since .* by $(id -un): repacked: 4 file(s) moved off it" <<<"$out" ||
   die "vsn ls does not say why L90001 is reclaim: $out"
 echo "ok: the repack ended, L90001 is reclaim, its 4 live files are on L90002"
+grep -hq "repack: VV ${live[0]}: copy 1 moved from L90001 file 1 to L90002 file [0-9]* (2097152 bytes, through the cache)" "$tmpdir"/vvmd*.log ||
+  die "${live[0]}, in the cache, was not written from there: $(grep -h "${live[0]}" "$tmpdir"/vvmd*.log)"
+for vv in "${live[@]:1}"; do
+  grep -hq "repack: VV $vv: copy 1 moved from L90001 file [0-9]* to L90002 file [0-9]* (2097152 bytes, tape to tape)" "$tmpdir"/vvmd*.log ||
+    die "$vv was not copied tape to tape: $(grep -h "$vv" "$tmpdir"/vvmd*.log)"
+done
+grep -hq "tape to tape in drives d[01] and d[01] of mover m1" "$tmpdir"/vvmd*.log ||
+  die "vvmd did not log the drives of a tape copy"
+echo "ok: the VV in the cache written from there, the evicted ones copied tape to tape"
 
 # --- every VV readable from its new copy; the tapes as vvmd says ---
 "$vvtape" verify "$library/L90001.tap" >/dev/null || die "vvtape verify L90001 failed"

@@ -5,7 +5,9 @@
 // interrupted archive (with or without the tape mark st adds on close) is overwritten by the
 // next; end of medium gives NoSpace and leaves every earlier file readable; stage spaces over
 // earlier files rather than reading them; a cache file that cannot be written stops a stage
-// cleanly.
+// cleanly. A tape copy (tape to tape, two drives) writes labels of its own file number, reblocks,
+// stages back byte for byte, and on a bad source (a flipped byte, a medium error), the wrong
+// tape or a full destination fails naming the tape to blame, leaving no complete file behind.
 #include <dirent.h>
 #include <fmt/core.h>
 #include <sys/resource.h>
@@ -550,4 +552,228 @@ TEST_CASE("a cache file that cannot be written stops the stage and is removed") 
   REQUIRE_THAT(s.status().message(), Catch::Contains("File too large"));
   f.require_no_stage_leftovers();
   f.require_stages(1, data);
+}
+
+// --- tape copy ---
+
+namespace {
+
+// A second tape, V00002, the destination of tape copies from the fixture's V00001.
+struct Destination {
+  std::string image;
+  std::unique_ptr<EmulatedTape> tape;
+
+  Destination(Fixture& f, EmulatedTapeOptions options = {}) : image(f.dir.file("V00002.tap")) {
+    must(EmulatedTape::create_image(image));
+    tape = std::make_unique<EmulatedTape>(options);
+    REQUIRE(tape->load(image).ok());
+    must(write_volume_label(*tape, VolLabel{"V00002", "LTO9"}));
+  }
+
+  // Tape file `from` of V00001 (VV vv_for(from)) holding `data`, copied to file `to`.
+  Result<ArchiveDone> copy(Fixture& f, uint64_t from, uint64_t to, std::string_view data,
+                           CopySide* side = nullptr, size_t block = kBlock) {
+    TapeCopyRequest req{"V00001",          from,       "V00002", to, vv_for(from, data.size()),
+                        checksum_of(data), 1700000200, block};
+    return tape_copy(*f.tape, *tape, req, {}, side);
+  }
+
+  // File `to` of V00002 stages back as `data`, the VV of V00001's file `from`.
+  void require_stages(Fixture& f, uint64_t from, uint64_t to, std::string_view data) {
+    StageRequest req{"V00002", to, vv_for(from, data.size()), checksum_of(data)};
+    std::string out = f.cache + "/copy" + std::to_string(to);
+    auto done = stage(*tape, req, f.cache, out);
+    INFO("V00002 file " << to << ": " << done.status().message());
+    REQUIRE(done.ok());
+    REQUIRE(file_bytes(out) == data);
+    ::unlink(out.c_str());
+  }
+
+  std::vector<FileSummary> files() {
+    REQUIRE(tape->rewind().ok());
+    return must(list_files(*tape));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tape copy: every size round trips, with labels of the new file") {
+  Fixture f;
+  Destination d(f);
+  const std::vector<size_t> sizes = {0, 1, kBlock - 1, kBlock, kBlock + 1, 3 * 1024 * 1024 + 17};
+  std::vector<std::string> datas;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    datas.push_back(random_bytes(sizes[i], 20 + i));
+    must(f.archive_data(i + 1, datas[i]));
+  }
+  // Backwards, so that no file lands at its own number: file i+1 of V00001 becomes file
+  // sizes.size()-i of V00002.
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    const size_t i = sizes.size() - 1 - k;
+    std::vector<uint64_t> seen;
+    TapeCopyRequest req{
+        "V00001",  i + 1, "V00002", k + 1, vv_for(i + 1, sizes[i]), checksum_of(datas[i]),
+        1700000200};
+    CopySide side = CopySide::kSource;
+    auto done = tape_copy(
+        *f.tape, *d.tape, req, [&](uint64_t b) { seen.push_back(b); }, &side);
+    INFO("size " << sizes[i] << ": " << done.status().message());
+    REQUIRE(done.ok());
+    REQUIRE(side == CopySide::kNone);
+    REQUIRE(done->vsn == "V00002");
+    REQUIRE(done->file_number == k + 1);
+    REQUIRE(done->bytes == sizes[i]);
+    REQUIRE(done->checksum == checksum_of(datas[i]));
+    REQUIRE(done->blocks == (sizes[i] + kBlock - 1) / kBlock);
+    REQUIRE(!done->rewritten);
+    if (!seen.empty()) REQUIRE(seen.back() == sizes[i]);
+  }
+  // The destination's labels: the VV's fields, its own file number and time written.
+  auto files = d.files();
+  REQUIRE(files.size() == sizes.size());
+  for (size_t k = 0; k < files.size(); ++k) {
+    const size_t i = sizes.size() - 1 - k;
+    INFO("V00002 file " << k + 1);
+    REQUIRE(files[k].problems.empty());
+    REQUIRE(files[k].hdr);
+    REQUIRE(files[k].eof);
+    REQUIRE(*files[k].hdr ==
+            FileLabel{LabelKind::kHdr, 'A', 41 + i, 7, k + 1, sizes[i], 1700000000, 1700000200});
+    REQUIRE(files[k].eof->kind == LabelKind::kEof);
+    REQUIRE(files[k].eof->file_number == k + 1);
+  }
+  // Synced: nothing is lost in a power loss.
+  REQUIRE(d.tape->synced_bytes() == std::filesystem::file_size(d.image));
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    const size_t i = sizes.size() - 1 - k;
+    d.require_stages(f, i + 1, k + 1, datas[i]);
+  }
+  // The source is untouched.
+  for (size_t i = 0; i < sizes.size(); ++i) f.require_stages(i + 1, datas[i]);
+}
+
+TEST_CASE("tape copy: the destination's blocks are its own block size") {
+  Fixture f;
+  Destination d(f);
+  std::string data = random_bytes(2 * 1024 * 1024 + 3, 30);
+  must(f.archive_data(1, data, 4096));
+  auto done = must(d.copy(f, 1, 1, data, nullptr, 1024 * 1024));
+  REQUIRE(done.blocks == 3);
+  d.require_stages(f, 1, 1, data);
+  must(f.archive_data(2, data, 1024 * 1024));
+  done = must(d.copy(f, 2, 2, data, nullptr, 4096));
+  REQUIRE(done.blocks == (data.size() + 4095) / 4096);
+  d.require_stages(f, 2, 2, data);
+}
+
+TEST_CASE("tape copy: a flipped byte in the source leaves no file on the destination") {
+  Fixture f;
+  Destination d(f);
+  std::string data = random_bytes(3 * kBlock + 10, 31);
+  must(f.archive_data(1, data));
+  // A data byte of file 1: past the VOL label, its mark, the HDR and some data.
+  f.tape.reset();
+  flip(f.image, 2 * kBlock);
+  f.reload();
+  CopySide side = CopySide::kNone;
+  auto bad = d.copy(f, 1, 1, data, &side);
+  REQUIRE(bad.status().code() == Code::kMismatch);
+  REQUIRE(side == CopySide::kSource);
+  REQUIRE_THAT(bad.status().message(), Catch::StartsWith("VSN V00001 file 1: field checksum"));
+  REQUIRE_THAT(bad.status().message(),
+               Catch::Contains("(its partial copy on VSN V00002 file 1 cut off)"));
+  // Nothing of it on V00002: file 1 is empty, and the next copy goes there.
+  auto files = d.files();
+  REQUIRE(files.size() <= 1);
+  if (!files.empty()) REQUIRE(files[0].empty);
+  std::string good = random_bytes(5000, 32);
+  must(f.archive_data(2, good));
+  must(d.copy(f, 2, 1, good));
+  d.require_stages(f, 2, 1, good);
+}
+
+TEST_CASE("tape copy: a medium error reading the source fails it, the source to blame") {
+  Fixture f;
+  Destination d(f);
+  std::string data = random_bytes(4 * kBlock, 33);
+  must(f.archive_data(1, data));
+  // Blocks: VOL 0, mark 1, then file 1: HDR 2, data 3, 4, 5, 6.
+  f.tape->faults().medium_error_block = 5;
+  CopySide side = CopySide::kNone;
+  auto bad = d.copy(f, 1, 1, data, &side);
+  REQUIRE(bad.status().code() == Code::kIoError);
+  REQUIRE(side == CopySide::kSource);
+  REQUIRE_THAT(bad.status().message(), Catch::StartsWith("VSN V00001 file 1: after 524288 data"));
+  auto files = d.files();
+  REQUIRE(files.size() <= 1);
+  if (!files.empty()) REQUIRE(files[0].empty);
+  f.tape->faults().medium_error_block = -1;
+  must(d.copy(f, 1, 1, data));
+  d.require_stages(f, 1, 1, data);
+}
+
+TEST_CASE("tape copy: the wrong tapes and file numbers are refused, naming the tape") {
+  Fixture f;
+  Destination d(f);
+  std::string data = random_bytes(1000, 34);
+  must(f.archive_data(1, data));
+  CopySide side = CopySide::kNone;
+  TapeCopyRequest req{"V00009", 1, "V00002", 1, vv_for(1, data.size()), checksum_of(data)};
+  auto r = tape_copy(*f.tape, *d.tape, req, {}, &side);
+  REQUIRE(r.status().code() == Code::kMismatch);
+  REQUIRE(side == CopySide::kSource);
+  req = {"V00001", 1, "V00008", 1, vv_for(1, data.size()), checksum_of(data)};
+  r = tape_copy(*f.tape, *d.tape, req, {}, &side);
+  REQUIRE(r.status().code() == Code::kMismatch);
+  REQUIRE(side == CopySide::kDestination);
+  // File 2 on an empty V00002: not the next file.
+  r = d.copy(f, 1, 2, data, &side);
+  REQUIRE(r.status().code() == Code::kMismatch);
+  REQUIRE(side == CopySide::kDestination);
+  REQUIRE_THAT(r.status().message(), Catch::Contains("the last complete file on the tape is 0"));
+  // A file the source does not have, and a HDR that is another VV's.
+  r = d.copy(f, 2, 1, data, &side);
+  REQUIRE(r.status().code() == Code::kMismatch);
+  REQUIRE(side == CopySide::kSource);
+  req = {"V00001", 1, "V00002", 1, vv_for(5, data.size()), checksum_of(data)};
+  r = tape_copy(*f.tape, *d.tape, req, {}, &side);
+  REQUIRE(r.status().code() == Code::kMismatch);
+  REQUIRE(side == CopySide::kSource);
+  REQUIRE_THAT(r.status().message(), Catch::StartsWith("VSN V00001 file 1: HDR label"));
+  // A tape onto itself.
+  req = {"V00001", 1, "V00001", 2, vv_for(1, data.size()), checksum_of(data)};
+  REQUIRE(tape_copy(*f.tape, *f.tape, req).status().code() == Code::kInvalidArgument);
+  REQUIRE(d.files().empty());
+  must(d.copy(f, 1, 1, data));
+}
+
+TEST_CASE("tape copy: the same copy again over itself, its first report lost") {
+  Fixture f;
+  Destination d(f);
+  std::string data = random_bytes(kBlock + 1, 35);
+  must(f.archive_data(1, data));
+  REQUIRE(!must(d.copy(f, 1, 1, data)).rewritten);
+  REQUIRE(must(d.copy(f, 1, 1, data)).rewritten);
+  REQUIRE(d.files().size() == 1);
+  d.require_stages(f, 1, 1, data);
+}
+
+TEST_CASE("tape copy: a full destination is NoSpace, the destination to blame") {
+  Fixture f;
+  EmulatedTapeOptions small;
+  small.capacity = 2 * 1024 * 1024;
+  Destination d(f, small);
+  std::string one = random_bytes(600 * 1024, 36), big = random_bytes(3 * 1024 * 1024, 37);
+  must(f.archive_data(1, one));
+  must(f.archive_data(2, big));
+  must(d.copy(f, 1, 1, one));
+  CopySide side = CopySide::kNone;
+  auto full = d.copy(f, 2, 2, big, &side);
+  REQUIRE(full.status().code() == Code::kNoSpace);
+  REQUIRE(side == CopySide::kDestination);
+  REQUIRE_THAT(full.status().message(), Catch::StartsWith("VSN V00002 is full: file 2"));
+  auto files = d.files();
+  REQUIRE(files.size() == 2);
+  REQUIRE(files[1].empty);
+  d.require_stages(f, 1, 1, one);
 }

@@ -660,6 +660,73 @@ TEST_CASE("golden wire: copy accepted, verify", "[golden]") {
   CHECK(decoded_reply<CopyAccepted>(kGolden) == r);
 }
 
+TEST_CASE("golden wire: tape copy request", "[golden]") {
+  TapeCopyRequest r{full_copy(), "d1", "L00002", 0x7172737475767778};
+  constexpr std::string_view kGolden =
+      "56564d31 "                             // magic "VVM1"
+      "00000001 "                             // version
+      "1a2b3c4d "                             // xid
+      "0000001f "                             // op: tape copy
+      "00000002 64300000 "                    // to.drive "d0"
+      "00000006 4c303030 30310000 "           // to.vsn "L00001"
+      "01020304 05060708 "                    // to.file_number
+      "00000006 2f632f41 30310000 "           // to.cache_path "/c/A01"
+      "00000001 41000000 "                    // to.file.vv_class "A"
+      "11121314 15161718 "                    // to.file.serial
+      "21222324 25262728 "                    // to.file.client_id
+      "31323334 35363738 "                    // to.file.size
+      "41424344 45464748 "                    // to.file.time_finished
+      "51525354 55565758 "                    // to.checksum
+      "0000000c 756e6978 3a2f722e 736f636b "  // to.reply_to "unix:/r.sock"
+      "61626364 65666768 "                    // to.request_id
+      "00000002 64310000 "                    // from_drive "d1"
+      "00000006 4c303030 30320000 "           // from_vsn "L00002"
+      "71727374 75767778";                    // from_file
+  check_golden("tape_copy_request", encoded(r), kGolden);
+  CHECK(decoded_request<TapeCopyRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: copy accepted, tape copy", "[golden]") {
+  CopyAccepted r{Op::kTapeCopy, 0x3132333435363738, "d3"};
+  constexpr std::string_view kGolden =
+      "56564d31 "           // magic "VVM1"
+      "00000001 "           // version
+      "1a2b3c4d "           // xid
+      "00000000 "           // code: ok
+      "00000000 "           // message ""
+      "0000001f "           // op: tape copy
+      "31323334 35363738 "  // job
+      "00000002 64330000";  // drive "d3"
+  check_golden("tape_copy_accepted_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<CopyAccepted>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: cancel request", "[golden]") {
+  CancelRequest r{0x0102030405060708, 0x1112131415161718, "stage"};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000028 "                    // op: cancel
+      "01020304 05060708 "           // job
+      "11121314 15161718 "           // request_id
+      "00000005 73746167 65000000";  // reason "stage"
+  check_golden("cancel_request", encoded(r), kGolden);
+  CHECK(decoded_request<CancelRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: cancel reply", "[golden]") {
+  constexpr std::string_view kGolden =
+      "56564d31 "  // magic "VVM1"
+      "00000001 "  // version
+      "1a2b3c4d "  // xid
+      "00000000 "  // code: ok
+      "00000000 "  // message ""
+      "00000028";  // op: cancel
+  check_golden("cancel_reply", encoded(CancelReply{}), kGolden);
+  (void)decoded_reply<CancelReply>(kGolden);
+}
+
 TEST_CASE("golden wire: copy report ack", "[golden]") {
   constexpr std::string_view kGolden =
       "56564d31 "  // magic "VVM1"

@@ -35,6 +35,20 @@ TEST_CASE("events encode as one line each and parse back") {
   REQUIRE(m.ok());
   CHECK(m->kind == JobEvent::Kind::kMounted);
   CHECK(m->micros == 1250000);
+
+  // A failed tape copy's tape to blame, and none ("").
+  JobEvent blame{JobEvent::Kind::kBlame};
+  blame.vsn = "L90001";
+  CHECK(encode_event(blame) == "blame L90001\n");
+  auto b = parse_event("blame L90001");
+  REQUIRE(b.ok());
+  CHECK(b->kind == JobEvent::Kind::kBlame);
+  CHECK(b->vsn == "L90001");
+  blame.vsn.clear();
+  b = parse_event(encode_event(blame).substr(0, encode_event(blame).size() - 1));
+  REQUIRE(b.ok());
+  CHECK(b->kind == JobEvent::Kind::kBlame);
+  CHECK(b->vsn.empty());
 }
 
 TEST_CASE("anything else is a protocol error naming the line") {

@@ -80,11 +80,13 @@ std::string capture_log(const TempDir& dir, F body) {
 class FakeMovers : public MoverPort {
  public:
   struct Request {
-    std::string what;   // "archive", "stage", "verify", "ping"
-    std::string mover;  // its endpoint
-    rpc::CopyArgs args;
+    std::string what;    // "archive", "stage", "verify", "tape-copy", "ping"
+    std::string mover;   // its endpoint
+    rpc::CopyArgs args;  // a tape copy's destination
     CopyDone copy_done;
     PingDone ping_done;
+    std::string from_drive, from_vsn;  // a tape copy's source
+    uint64_t from_file = 0;
   };
 
   void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
@@ -95,6 +97,21 @@ class FakeMovers : public MoverPort {
   }
   void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
     add({"verify", mover.to_string(), args, std::move(done), {}});
+  }
+  void tape_copy(const Endpoint& mover, const rpc::TapeCopyRequest& request,
+                 CopyDone done) override {
+    add({"tape-copy",
+         mover.to_string(),
+         request.to,
+         std::move(done),
+         {},
+         request.from_drive,
+         request.from_vsn,
+         request.from_file});
+  }
+  void cancel(const Endpoint& mover, const rpc::CancelRequest& request, CancelDone done) override {
+    cancels.push_back({mover.to_string(), request});
+    cancel_done.push_back(std::move(done));
   }
   void ping(const Endpoint& mover, PingDone done) override {
     add({"ping", mover.to_string(), {}, {}, std::move(done)});
@@ -111,10 +128,13 @@ class FakeMovers : public MoverPort {
 
   std::deque<Request> pending;
   std::vector<Request> sent;  // without their `done`
+  // CANCELs asked for (the mover's endpoint, the request), and their answers to give.
+  std::vector<std::pair<std::string, rpc::CancelRequest>> cancels;
+  std::vector<CancelDone> cancel_done;
 
  private:
   void add(Request r) {
-    sent.push_back({r.what, r.mover, r.args, {}, {}});
+    sent.push_back({r.what, r.mover, r.args, {}, {}, r.from_drive, r.from_vsn, r.from_file});
     pending.push_back(std::move(r));
   }
 };
@@ -697,6 +717,168 @@ TEST_CASE("repack: refused without another tape; each move one commit; resumed; 
   CHECK(f.vsn("L00001").bytes_used == 0);
   CHECK(find_copy_mark(*f.db, "L00001", 1, &mark).status().code() == Code::kNotFound);
   CHECK(must(f.sched->repacks()).repacks.at(0).state == "reclaimed");
+}
+
+namespace {
+const std::string kTwoDrivesOneMover =
+    "[drive d0]\nmover = m1\nmedia = LTO9\n[drive d1]\nmover = m1\nmedia = LTO9\n";
+
+// Starts a repack of `vsn` and returns its answer.
+Result<rpc::RepackInfo> start_repack(Fixture& f, const std::string& vsn) {
+  std::optional<Result<rpc::RepackInfo>> got;
+  f.sched->repack(root_peer(), {vsn}, [&](Result<rpc::RepackInfo> r) { got = std::move(r); });
+  REQUIRE(got);
+  return *got;
+}
+}  // namespace
+
+TEST_CASE(
+    "repack: evicted copies move tape to tape; a failed read of the old one goes through the "
+    "cache") {
+  Fixture f(kTwoDrivesOneMover);
+  f.add_vsn("L00001");
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 2; ++i) {
+    vvs.push_back(f.make_vv());
+    f.archive_and_evict(vvs.back(), "L00001");
+  }
+  f.add_vsn("L00002");
+  REQUIRE(start_repack(f, "L00001").ok());
+
+  // One request to the one mover, both its drives: the old file in one, the new tape in the other.
+  std::string log = capture_log(f.dir, [&] { f.sched->tick(); });
+  auto r = f.movers.take("tape-copy");
+  CHECK(f.movers.pending.empty());  // no stage, and the second move waits for the drives
+  CHECK(r.mover == "unix:/nonexistent/m1.sock");
+  CHECK(r.from_vsn == "L00001");
+  CHECK(r.from_file == 1);
+  CHECK(r.args.vsn == "L00002");
+  CHECK(r.args.file_number == 1);
+  CHECK(r.args.checksum == kChecksum);
+  CHECK(r.args.file.serial == f.vv(vvs[0]).serial);
+  CHECK(((r.from_drive == "d0" && r.args.drive == "d1") ||
+         (r.from_drive == "d1" && r.args.drive == "d0")));
+  CHECK_THAT(log, Catch::Contains("from L00001 file 1 to L00002 file 1, tape to tape in drives"));
+  rpc::StatusReply status;
+  f.sched->fill_status(&status);
+  for (const auto& d : status.drives) {
+    CHECK_THAT(d.copying, Catch::StartsWith("repack: tape copy " + vvs[0] + " from L00001 file 1"));
+  }
+  f.accept(r, rpc::Op::kTapeCopy);
+  f.report_done(r);
+  // The copy's new place and the old file dead, in one commit; the VV never entered the cache.
+  CHECK(f.vv(vvs[0]).copies[0] == VvCopy{"L00002", 1});
+  CHECK(f.vv(vvs[0]).cache == CacheState::kEvicted);
+  CopyMark mark;
+  REQUIRE(find_copy_mark(*f.db, "L00001", 1, &mark).ok());
+  CHECK(mark.state == CopyMarkState::kDead);
+  CHECK(mark.why == "repacked to L00002 file 1");
+  CHECK(f.vsn("L00002").next_file == 2);
+
+  // The second: its read fails (the mover blames L00001). The copy stays where it was, live.
+  f.sched->tick();
+  r = f.movers.take("tape-copy");
+  CHECK(r.from_file == 2);
+  CHECK(r.args.file_number == 2);
+  f.accept(r, rpc::Op::kTapeCopy);
+  rpc::CopyReport failed;
+  failed.request_id = r.args.request_id;
+  failed.mover = "m1";
+  failed.state = rpc::CopyState::kFailed;
+  failed.vsn = "L00001";
+  failed.file_number = 2;
+  failed.failure = Status::IoError("VSN L00001 file 2: after 0 data bytes: medium error");
+  log = capture_log(f.dir, [&] { must(f.sched->report(root_peer(), failed)); });
+  CHECK_THAT(log, Catch::Contains("failed reading L00001"));
+  CHECK(f.vv(vvs[1]).copies[0] == VvCopy{"L00001", 2});
+  CHECK(f.vv(vvs[1]).state == VvState::kArchived);
+  CHECK(find_copy_mark(*f.db, "L00001", 2, &mark).status().code() == Code::kNotFound);
+  CHECK(f.vsn("L00001").errors == 1);
+  CHECK(f.vsn("L00002").errors == 0);
+  CHECK(f.vsn("L00002").next_file == 2);
+  // After its pause the move goes through the cache: a stage of the old copy, saying why.
+  log = capture_log(f.dir, [&] {
+    for (int i = 0; i < 10 && f.movers.pending.empty(); ++i) {
+      f.advance(1s);
+      f.sched->tick();
+    }
+  });
+  CHECK_THAT(log, Catch::Contains("repack: VV " + vvs[1] +
+                                  " (L00001 file 2) is moved through the cache (a stage, then an "
+                                  "archive write), not tape to tape: its tape copy failed reading "
+                                  "L00001 file 2"));
+  auto stage = f.movers.take("stage");
+  CHECK(stage.args.vsn == "L00001");
+  CHECK(stage.args.file_number == 2);
+}
+
+TEST_CASE("repack: with no mover holding two drives of the media, moves go through the cache") {
+  Fixture f(kTwoMovers);
+  f.add_vsn("L00001");
+  const std::string vv = f.make_vv();
+  f.archive_and_evict(vv, "L00001");
+  f.add_vsn("L00002");
+  REQUIRE(start_repack(f, "L00001").ok());
+  const std::string log = capture_log(f.dir, [&] {
+    for (int i = 0; i < 10 && f.movers.pending.empty(); ++i) {
+      f.advance(1s);
+      f.sched->tick();
+    }
+  });
+  CHECK_THAT(log, Catch::Contains("repack: VV " + vv +
+                                  " (L00001 file 1) is moved through the cache (a stage, then an "
+                                  "archive write), not tape to tape: no mover has two LTO9 drives "
+                                  "up, one for each tape"));
+  CHECK(f.movers.take("stage").args.vsn == "L00001");
+}
+
+TEST_CASE("a verify read running on the drive a client's stage needs is cancelled, read later") {
+  Fixture f;  // one drive
+  f.add_vsn("L00001");
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 2; ++i) {
+    vvs.push_back(f.make_vv());
+    f.archive_and_evict(vvs.back(), "L00001");
+  }
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 2);
+  f.sched->tick();
+  auto read = f.movers.take("verify");
+  CHECK(read.args.file_number == 1);
+  // Not yet accepted: there is no job to cancel.
+  must(f.sched->stage(vvs[1], true));
+  f.sched->tick();
+  CHECK(f.movers.cancels.empty());
+  f.accept(read, rpc::Op::kVerify);
+  const std::string log = capture_log(f.dir, [&] { f.sched->tick(); });
+  REQUIRE(f.movers.cancels.size() == 1);
+  CHECK(f.movers.cancels[0].first == "unix:/nonexistent/m1.sock");
+  CHECK(f.movers.cancels[0].second.request_id == read.args.request_id);
+  CHECK(f.movers.cancels[0].second.job == f.next_job - 1);
+  CHECK_THAT(log, Catch::Contains("cancelled: a client waits for a stage from a LTO9 tape"));
+  f.sched->tick();
+  CHECK(f.movers.cancels.size() == 1);  // asked once
+  CHECK(f.movers.pending.empty());      // the drive is the verify's until it has ended
+  f.movers.cancel_done[0](rpc::CancelReply{});
+  // The mover's report of the killed read: no fault of the tape or the drive.
+  f.report_failed(read, Status::Unavailable("job 1 (verify of VSN L00001 file 1) cancelled"));
+  CHECK(f.vsn("L00001").errors == 0);
+  f.sched->tick();
+  auto stage = f.movers.take("stage");
+  CHECK(stage.args.file_number == 2);
+  f.accept(stage, rpc::Op::kStage);
+  f.report_done(stage);
+  // Then the verify reads go on, the cancelled one again.
+  std::vector<uint64_t> files;
+  for (int i = 0; i < 5 && files.size() < 2; ++i) {
+    f.advance(1s);
+    f.sched->tick();
+    if (f.movers.pending.empty()) continue;
+    auto r = f.movers.take("verify");
+    files.push_back(r.args.file_number);
+    f.accept(r, rpc::Op::kVerify);
+    f.report_done(r);
+  }
+  CHECK(files == std::vector<uint64_t>{1, 2});
 }
 
 TEST_CASE("a queue whose only VSN failed too many copies, not in a row, names it") {

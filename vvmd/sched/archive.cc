@@ -377,9 +377,11 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   if (move) {
     metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
     copy_ok(f.drive, r.vsn);
-    log::info("repack: VV {}: copy {} moved from {} file {} to {} file {} ({} bytes)", vv.name,
+    if (is_tape_copy(f)) copy_ok(f.from_drive, f.item.from_vsn);
+    move_setbacks_.erase(vv.name);
+    log::info("repack: VV {}: copy {} moved from {} file {} to {} file {} ({} bytes, {})", vv.name,
               f.item.copy + 1, f.item.from_vsn, f.item.from_file, r.vsn, r.file_number,
-              r.bytes_total);
+              r.bytes_total, is_tape_copy(f) ? "tape to tape" : "through the cache");
     return;
   }
   metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
@@ -390,7 +392,12 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
 }
 
 void Scheduler::copy_failed(InFlight f, const Status& why) {
-  metrics().copy_failed(is_verify(f) ? "verify" : f.staged ? "stage" : "archive", f.vsn, f.drive);
+  metrics().copy_failed(is_verify(f)      ? "verify"
+                        : f.staged        ? "stage"
+                        : is_tape_copy(f) ? "tape-copy"
+                                          : "archive",
+                        f.vsn, f.drive);
+  if (is_tape_copy(f)) return tape_copy_failed(std::move(f), why);
   if (is_verify(f)) return verify_failed(std::move(f), why);
   if (f.staged) return stage_failed(std::move(f), why);
   DriveState* drive = view_.find(f.drive);

@@ -54,6 +54,15 @@ void MoverLink::verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDon
   call(mover, rpc::VerifyRequest{args}, expect(std::move(done), rpc::Op::kVerify));
 }
 
+void MoverLink::tape_copy(const Endpoint& mover, const rpc::TapeCopyRequest& request,
+                          CopyDone done) {
+  call(mover, request, expect(std::move(done), rpc::Op::kTapeCopy));
+}
+
+void MoverLink::cancel(const Endpoint& mover, const rpc::CancelRequest& request, CancelDone done) {
+  call(mover, request, expect(std::move(done), rpc::Op::kCancel));
+}
+
 void MoverLink::ping(const Endpoint& mover, PingDone done) {
   call(mover, rpc::PingRequest{}, expect(std::move(done), rpc::Op::kPing));
 }

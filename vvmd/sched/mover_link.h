@@ -43,6 +43,9 @@ class MoverLink : public MoverPort {
   void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
   void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
   void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override;
+  void tape_copy(const Endpoint& mover, const rpc::TapeCopyRequest& request,
+                 CopyDone done) override;
+  void cancel(const Endpoint& mover, const rpc::CancelRequest& request, CancelDone done) override;
   void ping(const Endpoint& mover, PingDone done) override;
 
   // Ends the workers; requests not yet sent are dropped without their `done`. Idempotent.

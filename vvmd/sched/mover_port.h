@@ -1,6 +1,7 @@
 // mover_port.h: what the scheduler asks of the movers, and how their answers come back: hand a
-// copy (ARCHIVE: a VV's cache file onto a tape file; STAGE: a tape file back into the cache) to a
-// mover's drive, and ping a mover to learn whether it is there and since when.
+// copy (ARCHIVE: a VV's cache file onto a tape file; STAGE: a tape file back into the cache;
+// TAPE_COPY: a tape file onto another tape, two drives of one mover) to a mover's drive, and ping a
+// mover to learn whether it is there and since when.
 //
 // Each request gets one answer, through its `done`: the mover's reply (the copy accepted, with
 // the mover's job number; the ping's reply, with the mover's uptime), or why not: Busy (the drive
@@ -36,6 +37,15 @@ class MoverPort {
   virtual void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) = 0;
   // Asks it to read args.vsn's file args.file_number back and check it, writing nothing (VERIFY).
   virtual void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) = 0;
+  // Asks it to copy tape file request.from_file of request.from_vsn onto request.to.vsn at
+  // request.to.file_number, two of its drives (TAPE_COPY).
+  virtual void tape_copy(const Endpoint& mover, const rpc::TapeCopyRequest& request,
+                         CopyDone done) = 0;
+  // Asks it to end running job request.job (a VERIFY) at once (CANCEL); the verify's failed
+  // report follows.
+  using CancelDone = std::function<void(Result<rpc::CancelReply>)>;
+  virtual void cancel(const Endpoint& mover, const rpc::CancelRequest& request,
+                      CancelDone done) = 0;
   // Asks it whether it is there (PING).
   virtual void ping(const Endpoint& mover, PingDone done) = 0;
 };

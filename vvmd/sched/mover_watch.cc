@@ -42,10 +42,7 @@ void Scheduler::lose_copies(const std::string& mover, Clock::time_point before, 
   for (uint64_t id : lost) {
     InFlight f = std::move(in_flight_.at(id));
     in_flight_.erase(id);
-    if (DriveState* d = view_.find(f.drive)) {
-      d->busy = false;
-      view_.unload(*d);
-    }
+    release_drives(f, /*unload=*/true);
     log::warning("copy {} of VV {} to {} (request {}) is lost: {}", f.item.copy + 1, f.item.vv,
                  f.vsn, id, why.message());
     // Not the copy's fault, nor the VSN's: it goes first in line again.

@@ -1,16 +1,21 @@
 // sched/repack.cc: the scheduler's repack half: a VSN's live copies moved to other VSNs of its
 // media type, and an emptied VSN made writable again (sched/scheduler.h).
 //
-// A mover copies between one tape and the cache, one drive a copy: it has no tape-to-tape copy.
-// So a move is a stage and an archive write. A copy whose VV is not in the cache is staged first,
-// as a background stage (stage_queue.h) that leaves the drives of its media type to archive
-// writes, so that the repack reads its tape in one drive while it writes another; a VV in the
-// cache is written from there at once. The write is an archive copy that names the place it
+// A VV in the cache is written from there at once: an archive copy that names the place it
 // replaces (ArchiveItem::from_vsn), due at once, to any VSN that may take the class's copies but
-// the one being repacked; copy_done() commits the VV's copy at its new place and the old tape
-// file dead ("repacked to VSN file N", copy.tab) in one transaction. At most kRepackWindow copies
-// of a repack are on their way at once, taken in file order: the cache holds no more VVs than
-// that for it, and the source tape is read front to back.
+// the one being repacked. A VV not in the cache is copied tape to tape (TAPE_COPY: one copy
+// process of one mover holds a drive for each tape, reads the old file, checks it as a stage
+// does and writes the new one as an archive does, so every byte moves once) when a mover has two
+// drives of the media type up (try_tape_copy()); while their drives, the tapes or the class's
+// share of drives are busy, it waits for them. Otherwise (no mover with two such drives, a mover
+// that refused the tape copy, or a tape copy that failed reading the old copy) the move goes
+// through the cache, logged once with why: a background stage (stage_queue.h, which checks the
+// copy, marks it bad if it is, and reads another copy if there is one) that leaves the drives of
+// its media type to archive writes, then the archive write. Either way copy_done() commits the
+// VV's copy at its new place and the old tape file dead ("repacked to VSN file N", copy.tab) in
+// one transaction; a move that fails leaves the old copy live. At most kRepackWindow copies of a
+// repack are on their way at once, taken in file order: the cache holds no more VVs than that
+// for it, and the source tape is read front to back.
 //
 // A repack is a note in the state table (kind "move", kRepackNote; the VSN; "running"), committed
 // before the request is answered: a vvmd that restarts finds it and goes on, since what is left to
@@ -99,6 +104,186 @@ Status Scheduler::stage_for_repack(const std::string& name) {
   return Status::Ok();
 }
 
+Scheduler::TapeCopyStart Scheduler::try_tape_copy(const LiveCopy& c, const std::string& vsn,
+                                                  const std::string& media, Clock::time_point now,
+                                                  std::string* why) {
+  if (auto back = move_setbacks_.find(c.vv); back != move_setbacks_.end()) {
+    // A move that failed waits for its pause either way.
+    if (back->second.not_before > now) return TapeCopyStart::kWait;
+    if (!back->second.through_cache.empty()) {
+      *why = back->second.through_cache;
+      return TapeCopyStart::kThroughCache;
+    }
+  }
+  // A mover with a drive up for each tape; the drives' being busy now is no reason to go
+  // through the cache, which would need them too.
+  std::map<std::string, size_t> up;
+  for (const DriveState& d : view_.drives()) up[d.mover] += d.media == media && !d.down;
+  if (std::none_of(up.begin(), up.end(), [](const auto& m) { return m.second >= 2; })) {
+    *why = fmt::format("no mover has two {} drives up, one for each tape", media);
+    return TapeCopyStart::kThroughCache;
+  }
+  // Client stages first, and the class within its share of drives for reading and for writing.
+  if (stages_want(media) || !may_take_drive(c.vv_class, true) ||
+      !may_take_drive(c.vv_class, false)) {
+    return TapeCopyStart::kWait;
+  }
+  for (const auto& [id, f] : in_flight_) {
+    if ((f.staged && f.vsn == vsn) || (is_tape_copy(f) && f.item.from_vsn == vsn)) {
+      return TapeCopyStart::kWait;  // the old tape is being read
+    }
+  }
+  bool any_busy = false;
+  std::vector<Vsn> targets = writable_vsns(c.vv_class, media, &any_busy);
+  if (targets.empty()) {
+    if (any_busy) return TapeCopyStart::kWait;
+    // The archive queue says why no tape takes it, and waits for one.
+    *why = fmt::format("no other {} tape can take class {}'s copies now", media, c.vv_class);
+    return TapeCopyStart::kThroughCache;
+  }
+  std::vector<DriveState*> free = view_.free_drives(media, now);
+  for (const auto& [mover, drives_up] : up) {
+    if (drives_up < 2) continue;
+    std::vector<DriveState*> mine;
+    for (DriveState* d : free) {
+      if (d->mover == mover) mine.push_back(d);
+    }
+    if (mine.size() < 2) continue;
+    auto on_mover = [&](const DriveState* d) {
+      return d != nullptr && std::find(mine.begin(), mine.end(), d) != mine.end();
+    };
+    // Tapes already in these drives stay there: no mount.
+    DriveState* from = on_mover(view_.holding(vsn)) ? view_.holding(vsn) : nullptr;
+    DriveState* to = nullptr;
+    const Vsn* target = &targets.front();
+    for (const Vsn& t : targets) {
+      DriveState* d = view_.holding(t.name);
+      if (on_mover(d) && d != from) {
+        to = d;
+        target = &t;
+        break;
+      }
+    }
+    for (DriveState* d : mine) {
+      if (from == nullptr && d != to) from = d;
+      if (to == nullptr && d != from) to = d;
+    }
+    if (from == nullptr || to == nullptr) continue;
+
+    Vv vv;
+    auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(c.vv), &vv);
+    if (!slot.ok() || vv.copies[c.copy].vsn != vsn || vv.copies[c.copy].file != c.file ||
+        vv.cache != CacheState::kEvicted) {
+      return TapeCopyStart::kWait;  // changed meanwhile: the next look sees how
+    }
+    for (DriveState* d : {from, to}) {
+      const std::string& tape = d == from ? vsn : target->name;
+      if (!view_.load(*d, tape)) continue;
+      if (Status s = record_mount(*d, tape); !s.ok()) {
+        log::error("cannot record VSN {} in drive {}: {}", tape, d->name, s.message());
+        view_.unload(*d);
+        return TapeCopyStart::kWait;
+      }
+      log::info("mount {} ({}) in drive {} of mover {} for the repack of {}", tape, media, d->name,
+                d->mover, vsn);
+    }
+    rpc::CopyArgs args;
+    args.drive = to->name;
+    args.vsn = target->name;
+    args.file_number = target->next_file;
+    args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+    args.checksum = vv.checksum;
+    args.reply_to = options_.reply_to;
+    args.request_id = next_request_id_++;
+
+    InFlight f;
+    f.item = ArchiveItem{c.vv, c.copy, vv.size, now, now, 0, vsn, c.file};
+    if (auto back = move_setbacks_.find(c.vv); back != move_setbacks_.end()) {
+      f.item.attempts = back->second.attempts;
+    }
+    f.key = {c.vv_class, media};
+    f.vsn = target->name;
+    f.drive = to->name;
+    f.mover = to->mover;
+    f.file = target->next_file;
+    f.from_drive = from->name;
+    from->busy = to->busy = true;
+    log::info(
+        "repack: copy {} of VV {} ({} bytes) from {} file {} to {} file {}, tape to tape in "
+        "drives {} and {} of mover {} (request {})",
+        c.copy + 1, c.vv, vv.size, vsn, c.file, target->name, target->next_file, from->name,
+        to->name, to->mover, args.request_id);
+    send(*to, std::move(f), rpc::Op::kTapeCopy, std::move(args), now);
+    return TapeCopyStart::kStarted;
+  }
+  return TapeCopyStart::kWait;
+}
+
+void Scheduler::tape_copy_failed(InFlight f, const Status& why) {
+  const std::string& from = f.item.from_vsn;
+  ++f.item.attempts;
+  if (!f.failed_vsn.empty() && f.failed_vsn == from) {
+    // The old copy's read: it stays where it is, live, and its move goes through the cache,
+    // whose stage checks it (a copy that fails its checks there is marked bad and another read).
+    log::error(
+        "repack: tape copy of VV {} from {} file {} (drive {}) to {} failed reading {}: {}; the "
+        "copy stays live on {}, and its move goes through the cache (a stage, then an archive "
+        "write)",
+        f.item.vv, from, f.item.from_file, f.from_drive, f.vsn, from, why.message(), from);
+    if (why.code() == Code::kMismatch) {
+      copy_error("", from, true, why);
+    } else {
+      mark_vsn(from, std::nullopt, true);
+      copy_error(f.from_drive, from, false, why);
+      if (DriveState* d = view_.find(f.from_drive)) view_.unload(*d);
+    }
+    MoveSetback& back = move_setbacks_[f.item.vv];
+    back.through_cache = fmt::format("its tape copy failed reading {} file {}: {}", from,
+                                     f.item.from_file, why.message());
+    retry(f, false);
+    return;
+  }
+  if (!f.failed_vsn.empty() && f.failed_vsn == f.vsn) {
+    // The new tape's write: as for an archive write, and tape to tape again.
+    DriveState* drive = view_.find(f.drive);
+    switch (why.code()) {
+      case Code::kNoSpace:
+        log::notice("VSN {} is full ({}): the move of VV {} goes to another VSN", f.vsn,
+                    why.message(), f.item.vv);
+        mark_vsn(f.vsn, VsnState::kFull, false);
+        --f.item.attempts;
+        retry(f, true);
+        return;
+      case Code::kMismatch:
+        log::error(
+            "VSN {} is not as vvmd's database says ({}): no more writes to it (marked full); "
+            "check it with 'vvtape ls'. The move of VV {} goes to another VSN",
+            f.vsn, why.message(), f.item.vv);
+        mark_vsn(f.vsn, VsnState::kFull, true);
+        if (drive != nullptr) view_.unload(*drive);
+        retry(f, true);
+        return;
+      default: break;
+    }
+    mark_vsn(f.vsn, std::nullopt, true);
+    copy_error(f.drive, f.vsn, false, why);
+    if (drive != nullptr) view_.unload(*drive);
+  } else {
+    // Killed, stalled, or no report: neither tape is known to be at fault.
+    release_drives(f, /*unload=*/true);
+  }
+  if (f.item.attempts >= kFailedCopyAttempts) {
+    move_setbacks_[f.item.vv].through_cache =
+        fmt::format("its tape copy failed {} times, the last: {}", f.item.attempts, why.message());
+  }
+  log::warning(
+      "repack: tape copy of VV {} from {} file {} to {} file {} (drives {} and {}, mover {}) "
+      "failed, attempt {}: {}; retrying in {} s",
+      f.item.vv, from, f.item.from_file, f.vsn, f.file, f.from_drive, f.drive, f.mover,
+      f.item.attempts, why.message(), retry_delay(f.item.attempts).count());
+  retry(f, false);
+}
+
 void Scheduler::drive_repacks(Clock::time_point now) {
   std::vector<std::string> ended;
   for (const auto& [vsn, media] : repacks_) {
@@ -135,6 +320,20 @@ void Scheduler::drive_repacks(Clock::time_point now) {
         queue_.push({c.vv_class, media}, std::move(item));
         ++on_way;
       } else if (c.cache == CacheState::kEvicted) {
+        std::string why;
+        const TapeCopyStart tape = try_tape_copy(c, vsn, media, now, &why);
+        if (tape == TapeCopyStart::kStarted) {
+          ++on_way;
+          continue;
+        }
+        if (tape == TapeCopyStart::kWait) continue;
+        if (MoveSetback& back = move_setbacks_[c.vv]; !back.logged) {
+          back.logged = true;
+          log::info(
+              "repack: VV {} ({} file {}) is moved through the cache (a stage, then an "
+              "archive write), not tape to tape: {}",
+              c.vv, vsn, c.file, why);
+        }
         if (Status s = stage_for_repack(c.vv); !s.ok()) {
           log::warning("repack of {}: VV {} cannot be read now: {}", vsn, c.vv, s.message());
           continue;

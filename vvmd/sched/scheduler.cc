@@ -55,8 +55,10 @@ size_t Scheduler::copies_of(char cls) const {
 
 uint32_t Scheduler::drives_held(char cls, bool reading) const {
   uint32_t n = 0;
-  for (const auto& [id, f] : in_flight_)
-    n += f.key.vv_class == cls && f.staged.has_value() == reading;
+  for (const auto& [id, f] : in_flight_) {
+    // A tape copy holds a drive to read and one to write.
+    n += f.key.vv_class == cls && (f.staged.has_value() == reading || is_tape_copy(f));
+  }
   return n;
 }
 
@@ -191,7 +193,7 @@ void Scheduler::tick() {
   for (uint64_t id : lost) {
     InFlight f = std::move(in_flight_.at(id));
     in_flight_.erase(id);
-    if (DriveState* d = view_.find(f.drive)) d->busy = false;
+    release_drives(f);
     Status why = Status::Timeout(
         fmt::format("no report from mover {} for {} s", f.mover, f.stall_margin.count()));
     copy_failed(std::move(f), why);
@@ -204,6 +206,7 @@ void Scheduler::tick() {
   drive_class_copies(now);
   while (dispatch_stage(now)) {
   }
+  cancel_verifies_for_stages(now);
   // One copy at a time, to the queue whose class uses least of its share of drives for writing
   // (the oldest copy first among equals), so that one class's backlog cannot take every drive.
   for (bool moved = true; moved;) {
@@ -237,10 +240,14 @@ void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyA
   f.started = now;
   const uint64_t id = args.request_id;
   f.job_id = id;
+  rpc::TapeCopyRequest tape_copy{{}, f.from_drive, f.item.from_vsn, f.item.from_file};
   in_flight_.emplace(id, std::move(f));
   auto done = [this, id](Result<rpc::CopyAccepted> answer) { accepted(id, std::move(answer)); };
   if (op == rpc::Op::kArchive) {
     movers_->archive(drive.mover_endpoint, args, std::move(done));
+  } else if (op == rpc::Op::kTapeCopy) {
+    tape_copy.to = std::move(args);
+    movers_->tape_copy(drive.mover_endpoint, tape_copy, std::move(done));
   } else if (op == rpc::Op::kVerify) {
     movers_->verify(drive.mover_endpoint, args, std::move(done));
   } else {
@@ -262,10 +269,11 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
   DriveState* drive = view_.find(f.drive);
   const auto now = steady_now();
   const Status& why = answer.status();
+  release_drives(f);
   if (drive != nullptr) {
-    drive->busy = false;
     if (why.code() == Code::kBusy) {
       drive->unusable_until = now + kBusyPause;
+      if (DriveState* from = view_.find(f.from_drive)) from->unusable_until = now + kBusyPause;
     } else if (why.code() == Code::kUnavailable || why.code() == Code::kTimeout) {
       // The mover is down: all its drives are.
       for (const auto& d : view_.drives()) {
@@ -288,6 +296,12 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
     metrics().copy_failed(is_verify(f) ? "verify" : f.staged ? "stage" : "archive", f.vsn, f.drive);
     log::error("mover {} refused copy {} of VV {} to {}: {}", f.mover, f.item.copy + 1, f.item.vv,
                f.vsn, why.message());
+    if (is_tape_copy(f)) {
+      // A mover that cannot copy tape to tape (an older one, say): the move goes through the
+      // cache.
+      move_setbacks_[f.item.vv].through_cache =
+          fmt::format("mover {} refused the tape copy: {}", f.mover, why.message());
+    }
     ++(f.staged ? f.staged->attempts : f.item.attempts);
     retry(f, false);
   }
@@ -319,7 +333,8 @@ Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
   }
   InFlight done = std::move(f);
   in_flight_.erase(it);
-  if (DriveState* d = view_.find(done.drive)) d->busy = false;
+  release_drives(done);
+  done.failed_vsn = r.vsn;
   if (r.state == rpc::CopyState::kDone) {
     copy_done(std::move(done), r);
   } else {
@@ -330,7 +345,24 @@ Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
   return Status::Ok();
 }
 
+void Scheduler::release_drives(const InFlight& f, bool unload) {
+  for (const std::string* name : {&f.drive, &f.from_drive}) {
+    if (DriveState* d = view_.find(*name)) {
+      d->busy = false;
+      if (unload) view_.unload(*d);
+    }
+  }
+}
+
 void Scheduler::retry(InFlight& f, bool front) {
+  if (is_tape_copy(f)) {
+    // Never queued: the repack starts the move again once its pause is over (drive_repacks).
+    MoveSetback& back = move_setbacks_[f.item.vv];
+    back.attempts = f.item.attempts;
+    back.not_before =
+        steady_now() + (front ? std::chrono::seconds(0) : retry_delay(f.item.attempts));
+    return;
+  }
   if (f.staged) {
     f.staged->not_before =
         steady_now() + (front ? std::chrono::seconds(0) : retry_delay(f.staged->attempts));
@@ -501,8 +533,12 @@ void Scheduler::fill_status(rpc::StatusReply* out) const {
     s.mounts = d.mounts;
     s.usable = d.unusable_until <= now && !d.down;
     for (const auto& [id, f] : in_flight_) {
-      if (f.drive != d.name) continue;
-      if (is_verify(f)) {
+      if (f.drive != d.name && f.from_drive != d.name) continue;
+      if (is_tape_copy(f)) {
+        s.copying =
+            fmt::format("repack: tape copy {} from {} file {} ({}) to {} file {} ({})", f.item.vv,
+                        f.item.from_vsn, f.item.from_file, f.from_drive, f.vsn, f.file, f.drive);
+      } else if (is_verify(f)) {
         s.copying = fmt::format("{} {} on {} file {}", f.staged->how, f.item.vv, f.vsn, f.file);
       } else if (f.staged) {
         s.copying =

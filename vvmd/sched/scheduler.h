@@ -55,8 +55,9 @@
 // that fails its checks is marked bad and made again, as after a stage (sched/verify.cc).
 //
 // Repacks (repack(): `vvctl vsn repack`) move every live copy off a VSN to other VSNs of its
-// media type, through the cache (a stage, then an archive write), and reclaim() makes an emptied
-// VSN writable again from file 1; sched/repack.cc says how.
+// media type, tape to tape where one mover has a drive for each tape, else through the cache (a
+// stage, then an archive write), and reclaim() makes an emptied VSN writable again from file 1;
+// sched/repack.cc says how.
 //
 // Storage classes change while vvmd runs (a reload): a class that gains a media type has the copy
 // each archived VV lacks made in the background, one that loses a type keeps those copies, extra,
@@ -237,6 +238,11 @@ class Scheduler {
     Clock::time_point deadline;
     Clock::time_point started;
     std::chrono::seconds stall_margin{0};
+    // A repack's tape copy (item.from_vsn read in this drive, written to `vsn` in `drive`, both
+    // of `mover`); empty for any other copy.
+    std::string from_drive;
+    // A failed tape copy: the tape its mover blamed (the report's VSN), "" when it could not tell.
+    std::string failed_vsn;
   };
 
   // Starts at most one stage; true when the stage queue moved (one went, or a request that no
@@ -285,6 +291,19 @@ class Scheduler {
   bool takes_class(const Vsn& vsn, char cls, const std::string& media) const;
   // Queues a read of `vv` for a repack (a background stage), unless one is queued or running.
   Status stage_for_repack(const std::string& vv);
+  // What became of an attempt to move a copy tape to tape (try_tape_copy()).
+  enum class TapeCopyStart { kStarted, kWait, kThroughCache };
+  // Starts the move of evicted copy `c` off `vsn` as a tape copy when one mover has a free drive
+  // for each tape; kWait when one could but its drives, the tapes or the class's share are busy
+  // now; kThroughCache (`*why` says why) when no mover can, or a tape copy of it failed reading.
+  TapeCopyStart try_tape_copy(const LiveCopy& c, const std::string& vsn, const std::string& media,
+                              Clock::time_point now, std::string* why);
+  // A tape copy that failed: the tape its mover blamed counted, the move tried again (through
+  // the cache after a failed read of the source).
+  void tape_copy_failed(InFlight f, const Status& why);
+  // Frees the drives `f` holds (both of a tape copy's); `unload`: their tapes in doubt.
+  void release_drives(const InFlight& f, bool unload = false);
+  static bool is_tape_copy(const InFlight& f) { return !f.from_drive.empty(); }
 
   // The copies `vv` lacks for its class `cls` (sched/class_copies.h), each with its free slot.
   std::vector<ClassCopies::Lacking> lacking_copies(const Vv& vv, const StorageClass& cls) const;
@@ -314,6 +333,10 @@ class Scheduler {
   bool start_verify(StageItem item, DriveState& drive, Clock::time_point now);
   void verify_done(InFlight f, const rpc::CopyReport& report);
   void verify_failed(InFlight f, const Status& why);
+  // A client stage waits for a drive of a media type whose drives are all busy: a verify's read
+  // on one of them is cancelled (CANCEL to its mover), at most one at a time a media type, and
+  // read again later; its failed report then counts against nothing.
+  void cancel_verifies_for_stages(Clock::time_point now);
   // Records the verify of `f`'s copy (verify.tab): good, or not and why.
   void record_verify(const InFlight& f, bool good, const std::string& why);
   // The background scrub ([vvmd] scrub-interval): when no verify is queued, the live copies of
@@ -399,6 +422,17 @@ class Scheduler {
   // copy a stage reads (VSN, file, VV): staged in file order per tape (drive_class_copies()).
   std::set<std::tuple<std::string, uint64_t, std::string>> lacking_;
   Clock::time_point last_lacking_step_{};
+  // Repack moves set back (by VV): not started again before `not_before`; `through_cache` says
+  // why the move no longer goes tape to tape (logged once), empty while it may.
+  struct MoveSetback {
+    Clock::time_point not_before{};
+    uint32_t attempts = 0;
+    std::string through_cache;
+    bool logged = false;
+  };
+  std::map<std::string, MoveSetback> move_setbacks_;
+  // Verify reads whose cancel was asked for (by request id), and why.
+  std::map<uint64_t, std::string> cancelling_;
 };
 
 }  // namespace vvm::vvmd

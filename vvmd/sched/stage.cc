@@ -170,6 +170,7 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
   std::set<std::string> writing;  // VSNs an archive write has now
   for (const auto& [id, f] : in_flight_) {
     if (!f.staged) writing.insert(f.vsn);
+    if (is_tape_copy(f)) writing.insert(f.item.from_vsn);  // read by a tape copy: not free
   }
   std::vector<std::string> order = stages_.vsns_by_priority(now);
   // Among requests a client waits for, and among the others, the class that uses least of its

@@ -14,6 +14,11 @@
 // fails otherwise (the drive, the mover) is tried again, and after kFailedCopyAttempts recorded
 // as not good, the copy left as it is: the tape may be fine and the drive not.
 //
+// A verify's read gives way to a client stage at once: when a stage a client waits for needs a
+// drive of a media type whose drives are all busy, a verify read on one of them is cancelled
+// (CANCEL to its mover, which kills its copy process), the read queued again at the front, and
+// the drive goes to the stage. A cancelled read counts against nothing.
+//
 // The scrub ([vvmd] scrub-interval) is the same reads, recorded as "scrub", of one tape at a
 // time: when no verify read is queued, the tape whose least recently verified live copy is the
 // oldest (never verified counts as oldest), once the interval has passed since then. Disabled
@@ -103,7 +108,10 @@ Result<rpc::VerifyListReply> Scheduler::verifies(const rpc::VerifyListRequest& r
 
 bool Scheduler::dispatch_verify(Clock::time_point now) {
   std::set<std::string> busy;  // VSNs a copy reads or writes now
-  for (const auto& [id, f] : in_flight_) busy.insert(f.vsn);
+  for (const auto& [id, f] : in_flight_) {
+    busy.insert(f.vsn);
+    if (is_tape_copy(f)) busy.insert(f.item.from_vsn);
+  }
   for (const std::string& vsn : verifies_.vsns_by_priority(now)) {
     const std::string media = verifies_.media_of(vsn);
     // A stage that waits for a drive of this media type goes first, and so does a ready archive
@@ -179,8 +187,48 @@ void Scheduler::verify_done(InFlight f, const rpc::CopyReport& r) {
             f.item.vv, f.item.copy + 1, f.vsn, f.file, r.bytes_total, r.checksum);
 }
 
+void Scheduler::cancel_verifies_for_stages(Clock::time_point now) {
+  std::set<std::string> media;  // of the stages a client waits for that found no drive
+  for (const std::string& vsn : stages_.vsns_by_priority(now)) {
+    if (stages_.waiting(vsn) && may_take_drive(stages_.class_of(vsn), true)) {
+      media.insert(stages_.media_of(vsn));
+    }
+  }
+  for (const std::string& m : media) {
+    if (!view_.free_drives(m, now).empty()) continue;  // the stage gets that one
+    const bool asked = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& e) {
+      return cancelling_.contains(e.first) && e.second.key.media == m;
+    });
+    if (asked) continue;  // one at a time: its drive is free in a moment
+    for (auto& [id, f] : in_flight_) {
+      const DriveState* d = view_.find(f.drive);
+      if (!is_verify(f) || f.job == 0 || d == nullptr || d->media != m) continue;
+      const std::string why = fmt::format("a client waits for a stage from a {} tape", m);
+      cancelling_[id] = why;
+      log::info("{} of VV {}'s copy on {} file {} (drive {}, request {}) cancelled: {}",
+                f.staged->how, f.item.vv, f.vsn, f.file, f.drive, id, why);
+      movers_->cancel(d->mover_endpoint, rpc::CancelRequest{f.job, id, why},
+                      [this, id](Result<rpc::CancelReply> answer) {
+                        // A verify that ended meanwhile (NotFound) reports as it ended.
+                        if (!answer.ok() && cancelling_.erase(id) > 0) {
+                          log::info("cancel of request {}: {}", id, answer.status().message());
+                        }
+                      });
+      break;
+    }
+  }
+}
+
 void Scheduler::verify_failed(InFlight f, const Status& why) {
   StageItem& item = *f.staged;
+  if (auto cancelled = cancelling_.find(f.job_id); cancelled != cancelling_.end()) {
+    // Cancelled for a stage: no fault of the tape or the drive; read again, first in line.
+    log::info("{} of VV {}'s copy on {} file {} gave its drive {} to a stage; read again later",
+              item.how, item.vv, f.vsn, f.file, f.drive);
+    cancelling_.erase(cancelled);
+    retry(f, true);
+    return;
+  }
   if (why.code() == Code::kMismatch) {
     log::error("{}: VV {}'s copy {} on {} file {} failed its checks: {}", item.how, item.vv,
                item.copy + 1, f.vsn, f.file, why.message());
