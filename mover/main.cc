@@ -16,6 +16,7 @@
 #include "copy/jobs.h"
 #include "metrics/metrics.h"
 #include "proto/daemon.h"
+#include "proto/tls.h"
 
 namespace po = boost::program_options;
 
@@ -58,7 +59,30 @@ int main(int argc, char** argv) {
   const MoverConfig& mover = it->second;
 
   std::string ident = "vvmover " + name;
-  rpc::Server server(ident, config->vvmd_access);
+  // Over TLS a mover serves vvmd alone: identities of role vvmd. A user's identity, whatever its
+  // uid, has no business starting copies, which write tapes and the cache as the mover.
+  AccessPolicy policy = config->vvmd_access;
+  policy.tls_role = "vvmd";
+  rpc::Server server(ident, policy);
+  // TLS credentials are read before anything starts, so that a bad file stops the mover at once,
+  // named with its vvm.conf line.
+  const std::string section = "mover " + name;
+  if (mover.listen.kind == Endpoint::Kind::kTls) {
+    auto tls = rpc::TlsServerCredentials::load(*config, mover.tls, section);
+    if (!tls.ok()) {
+      log::error("{}", tls.status().message());
+      return 2;
+    }
+    for (const auto& user : (*tls)->unmapped_psk_users()) {
+      log::warning("{}: PSK username '{}' is in no [identity]: its clients will be refused",
+                   mover.tls.psk_file, user);
+    }
+    server.set_tls(*tls);
+  }
+  if (Status s = rpc::check_tls_client(*config, mover.tls_client, section); !s.ok()) {
+    log::error("{}", s.message());
+    return 2;
+  }
   // The metrics endpoint first, so that a bad address stops the mover before it starts anything.
   std::unique_ptr<metrics::Exporter> exporter;
   if (mover.metrics) {

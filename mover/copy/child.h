@@ -6,6 +6,8 @@
 //   argv    --mover NAME --job N --drive NAME --op archive|stage --block-size BYTES
 //           [--library DIR | --device /dev/nstN] [--rate BYTES_PER_S]
 //           [--log-target stderr|syslog] [--log-level LEVEL]
+//           [--tls-psk-file FILE --tls-username NAME | --tls-certificates DIR] (its mover's
+//           tls-client-*, for a tls: reply_to)
 //   fd 3    the ARCHIVE or STAGE request, XDR-encoded as on the wire (proto/messages.h), to EOF
 //   fd 4    where it writes its events (job_pipe.h): progress as a heartbeat, then its result
 // It mounts the VSN (an emulated library: loads DIR/VSN.tap; a real drive: opens the device,

@@ -161,7 +161,7 @@ bool Scheduler::start_verify(StageItem item, DriveState& drive, Clock::time_poin
   args.cache_path = options_.cache_path(vv.name);  // not written: names the VV in the mover's log
   args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
   args.checksum = vv.checksum;
-  args.reply_to = options_.reply_to;
+  args.reply_to = reply_to(drive.mover);
   args.request_id = next_request_id_++;
 
   InFlight f;
