@@ -77,6 +77,17 @@ int main(int argc, char** argv) {
       log::warning("{}: PSK username '{}' is in no [identity]: its clients will be refused",
                    mover.tls.psk_file, user);
     }
+    // A key the mover holds for a user's identity is most likely a copy of vvmd's PSK file.
+    for (const auto& [id_name, id] : config->identities) {
+      if (id.role == "vvmd") continue;
+      for (const auto& user : id.psk_usernames) {
+        if ((*tls)->psk_key(user) == nullptr) continue;
+        log::warning(
+            "{}: PSK username '{}' is [identity {}], of {}: the mover will refuse it (it serves "
+            "identities of role vvmd only)",
+            mover.tls.psk_file, user, id_name, id.role.empty() ? "no role" : "role " + id.role);
+      }
+    }
     server.set_tls(*tls);
   }
   if (Status s = rpc::check_tls_client(*config, mover.tls_client, section); !s.ok()) {

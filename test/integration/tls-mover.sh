@@ -9,7 +9,8 @@
 #   from the mover's identity over TLS;
 # - the mover serves only identities of role vvmd: a user's identity (PSK or certificate), the
 #   mover's own identity, and a certificate of an unknown CA are each refused with the reason in
-#   the mover's log, and the mover then still archives for vvmd;
+#   the mover's log, and the mover then still archives for vvmd; it warns at start of the keys
+#   its PSK file holds for identities it will refuse;
 # - configuration mistakes are named by vvm.conf's line: a mover's tls: listener without TLS
 #   files, with tls-verify-peer false, without [vvmd] tls-client-*, an unreadable client PSK file.
 set -euo pipefail
@@ -124,6 +125,11 @@ conf_tls PSK
 expect 0 "^$conf: ok" -- ctl conf check
 start_vvmd --log-level debug
 start_tls_mover PSK
+grep -q "m1-listen.psk: PSK username 'alice' is \[identity alice\], of no role: the mover will refuse it" \
+  "$mover_log" || die "the mover did not warn of alice's key in its PSK file"
+grep -q "PSK username 'm1' is \[identity m1\], of role mover: the mover will refuse it" \
+  "$mover_log" || die "the mover did not warn of its own key in its PSK file"
+! grep -q "PSK username 'vvmd' is" "$mover_log" || die "the mover warned of vvmd's key"
 expect 0 "L90001" -- ctl vsn add L90001 --media LTO9 --class A
 expect 0 "L80001" -- ctl vsn add L80001 --media LTO8 --class A
 archive_and_stage 1
