@@ -17,6 +17,7 @@
 #include "copy/jobs.h"
 #include "metrics/metrics.h"
 #include "proto/daemon.h"
+#include "proto/tls.h"
 
 namespace po = boost::program_options;
 
@@ -59,7 +60,41 @@ int main(int argc, char** argv) {
   const MoverConfig& mover = it->second;
 
   std::string ident = "vvmover " + name;
-  rpc::Server server(ident, config->vvmd_access);
+  // Over TLS a mover serves vvmd alone: identities of role vvmd. A user's identity, whatever its
+  // uid, has no business starting copies, which write tapes and the cache as the mover.
+  AccessPolicy policy = config->vvmd_access;
+  policy.tls_role = "vvmd";
+  rpc::Server server(ident, policy);
+  // TLS credentials are read before anything starts, so that a bad file stops the mover at once,
+  // named with its vvm.conf line.
+  const std::string section = "mover " + name;
+  if (mover.listen.kind == Endpoint::Kind::kTls) {
+    auto tls = rpc::TlsServerCredentials::load(*config, mover.tls, section);
+    if (!tls.ok()) {
+      log::error("{}", tls.status().message());
+      return 2;
+    }
+    for (const auto& user : (*tls)->unmapped_psk_users()) {
+      log::warning("{}: PSK username '{}' is in no [identity]: its clients will be refused",
+                   mover.tls.psk_file, user);
+    }
+    // A key the mover holds for a user's identity is most likely a copy of vvmd's PSK file.
+    for (const auto& [id_name, id] : config->identities) {
+      if (id.role == "vvmd") continue;
+      for (const auto& user : id.psk_usernames) {
+        if ((*tls)->psk_key(user) == nullptr) continue;
+        log::warning(
+            "{}: PSK username '{}' is [identity {}], of {}: the mover will refuse it (it serves "
+            "identities of role vvmd only)",
+            mover.tls.psk_file, user, id_name, id.role.empty() ? "no role" : "role " + id.role);
+      }
+    }
+    server.set_tls(*tls);
+  }
+  if (Status s = rpc::check_tls_client(*config, mover.tls_client, section); !s.ok()) {
+    log::error("{}", s.message());
+    return 2;
+  }
   // The metrics endpoint first, so that a bad address stops the mover before it starts anything.
   std::unique_ptr<metrics::Exporter> exporter;
   if (mover.metrics) {

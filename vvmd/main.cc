@@ -91,6 +91,11 @@ int main(int argc, char** argv) {
     }
     server.set_tls(*tls);
   }
+  // How vvmd proves itself to the movers' tls: endpoints, checked now for the same reason.
+  if (Status s = rpc::check_tls_client(*config, config->vvmd_tls_client, "vvmd"); !s.ok()) {
+    log::error("{}", s.message());
+    return 2;
+  }
   // The metrics endpoint comes first, so that a bad address stops vvmd before it opens anything;
   // its HTTP threads read the daemon's state only through the server's loop (state_families).
   std::unique_ptr<metrics::Exporter> exporter;
@@ -168,9 +173,15 @@ int main(int argc, char** argv) {
   const auto cache_ops = cache.serve(server);
 
   vvmd::MoverLink movers([&server](std::function<void()> task) { server.post(std::move(task)); },
-                         config->request_timeout);
+                         config->request_timeout,
+                         rpc::TlsClientSettings::from_config(config->vvmd_tls_client));
   vvmd::Scheduler::Options scheduling;
   scheduling.reply_to = config->vvmd_listen.front().to_string();
+  for (const auto& [name, mover] : config->movers) {
+    if (const Endpoint* to = report_endpoint(*config, mover)) {
+      scheduling.mover_reply_to[name] = to->to_string();
+    }
+  }
   scheduling.cache_path = [c = catalog->get()](const std::string& vv) { return c->cache_path(vv); };
   scheduling.cache_dir = config->cache_dir;
   scheduling.daemon_uid = ::getuid();

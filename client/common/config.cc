@@ -177,7 +177,10 @@ const std::vector<KindSpec>& kind_specs() {
         {"metrics", false},
         {"tls-psk-file", false},
         {"tls-certificates", false},
-        {"tls-verify-peer", false}}},
+        {"tls-verify-peer", false},
+        {"tls-client-psk-file", false},
+        {"tls-client-username", false},
+        {"tls-client-certificates", false}}},
       {"cache",
        Kind::kCache,
        false,
@@ -209,7 +212,15 @@ const std::vector<KindSpec>& kind_specs() {
       {"mover",
        Kind::kMover,
        true,
-       {{"listen", false}, {"stall-timeout", false}, {"metrics", false}}},
+       {{"listen", false},
+        {"stall-timeout", false},
+        {"metrics", false},
+        {"tls-psk-file", false},
+        {"tls-certificates", false},
+        {"tls-verify-peer", false},
+        {"tls-client-psk-file", false},
+        {"tls-client-username", false},
+        {"tls-client-certificates", false}}},
       {"drive",
        Kind::kDrive,
        true,
@@ -222,7 +233,8 @@ const std::vector<KindSpec>& kind_specs() {
         {"groups", true},
         {"psk-username", true},
         {"subject", true},
-        {"client-ca", false}}},
+        {"client-ca", false},
+        {"role", false}}},
   };
   return kSpecs;
 }
@@ -334,6 +346,10 @@ class ConfigReader {
   Status apply_value(Section& section, const std::string& key, const std::string& value);
   Status apply_cluster(ClusterConfig& cluster, const std::string& key, const std::string& value);
   Status apply_identity(TlsIdentity& id, const std::string& key, const std::string& value);
+  Status apply_tls(TlsServerConfig& tls, TlsClientConfig& client, const std::string& key,
+                   const std::string& value);
+  Status check_mover_tls(const Section& s);
+  Status check_tls_client(const TlsClientConfig& client, const Section& s);
   Status check();
   Status check_identity(const Section& s);
   std::string path(std::string_view value) const { return resolve_path(base_dir_, value); }
@@ -517,9 +533,16 @@ Status ConfigReader::apply(Section& section, const std::string& key, const std::
   if (value.empty()) return fail(line, where, "empty value");
   Status st = apply_value(section, key, value);
   if (!st.ok()) return fail(line, where, st.message());
-  if (section.spec->kind == Kind::kVvmd) {  // the TLS files are read at start: name this line
-    if (key == "tls-psk-file") config_.vvmd_tls.psk_file_line = line;
-    if (key == "tls-certificates") config_.vvmd_tls.certificates_line = line;
+  // The TLS files are read at start: name this line.
+  if (section.spec->kind == Kind::kVvmd || section.spec->kind == Kind::kMover) {
+    const bool vvmd = section.spec->kind == Kind::kVvmd;
+    TlsServerConfig& tls = vvmd ? config_.vvmd_tls : config_.movers[section.name].tls;
+    TlsClientConfig& client =
+        vvmd ? config_.vvmd_tls_client : config_.movers[section.name].tls_client;
+    if (key == "tls-psk-file") tls.psk_file_line = line;
+    if (key == "tls-certificates") tls.certificates_line = line;
+    if (key == "tls-verify-peer") tls.verify_peer_line = line;
+    if (key.starts_with("tls-client-") && client.line == 0) client.line = line;
   }
   if (key == "metrics") {  // a daemon that cannot listen there names this line
     if (section.spec->kind == Kind::kVvmd) config_.vvmd_metrics->line = line;
@@ -606,15 +629,8 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto m = MetricsListen::parse(value);
         if (!m.ok()) return m.status();
         c.vvmd_metrics = *m;
-      } else if (key == "tls-psk-file") {
-        c.vvmd_tls.psk_file = path(value);
-      } else if (key == "tls-certificates") {
-        c.vvmd_tls.certificates = path(value);
-      } else if (key == "tls-verify-peer") {
-        if (value != "true" && value != "false") {
-          return Status::InvalidArgument(fmt::format("'{}' is not true or false", value));
-        }
-        c.vvmd_tls.verify_peer = value == "true";
+      } else if (key.starts_with("tls-")) {
+        return apply_tls(c.vvmd_tls, c.vvmd_tls_client, key, value);
       }
       return Status::Ok();
 
@@ -722,6 +738,9 @@ Status ConfigReader::apply_value(Section& section, const std::string& key,
         auto m = MetricsListen::parse(value);
         if (!m.ok()) return m.status();
         c.movers[section.name].metrics = *m;
+      } else if (key.starts_with("tls-")) {
+        MoverConfig& m = c.movers[section.name];
+        return apply_tls(m.tls, m.tls_client, key, value);
       }
       return Status::Ok();
 
@@ -856,6 +875,89 @@ Status ConfigReader::apply_identity(TlsIdentity& id, const std::string& key,
     id.subjects.push_back(value);
   } else if (key == "client-ca") {
     id.client_ca = path(value);
+  } else if (key == "role") {
+    if (value != "vvmd" && value != "mover") {
+      return Status::InvalidArgument(fmt::format(
+          "'{}' is not a role (vvmd: may send copy requests to the movers; mover: may send "
+          "copy reports to vvmd)",
+          value));
+    }
+    id.role = value;
+  }
+  return Status::Ok();
+}
+
+// The tls-* keys that [vvmd] and [mover NAME] share: their listener's, and how they connect to
+// the other daemon (tls-client-*).
+Status ConfigReader::apply_tls(TlsServerConfig& tls, TlsClientConfig& client,
+                               const std::string& key, const std::string& value) {
+  if (key == "tls-psk-file") {
+    tls.psk_file = path(value);
+  } else if (key == "tls-certificates") {
+    tls.certificates = path(value);
+  } else if (key == "tls-verify-peer") {
+    if (value != "true" && value != "false") {
+      return Status::InvalidArgument(fmt::format("'{}' is not true or false", value));
+    }
+    tls.verify_peer = value == "true";
+  } else if (key == "tls-client-psk-file") {
+    client.psk_file = path(value);
+  } else if (key == "tls-client-username") {
+    client.username = value;
+  } else if (key == "tls-client-certificates") {
+    client.certificates = path(value);
+  }
+  return Status::Ok();
+}
+
+// What tls-client-* must hold together: a username says which user of a PSK file.
+Status ConfigReader::check_tls_client(const TlsClientConfig& client, const Section& s) {
+  auto it = s.key_lines.find("tls-client-username");
+  if (it != s.key_lines.end() && client.psk_file.empty()) {
+    return fail(it->second, s.label + ".tls-client-username",
+                "given without tls-client-psk-file (whose key is it?)");
+  }
+  return Status::Ok();
+}
+
+// A mover's TLS, against vvmd's: whoever listens on tls: needs credentials, and each side must
+// have a way to reach the other.
+Status ConfigReader::check_mover_tls(const Section& s) {
+  const Config& c = config_;
+  const MoverConfig& m = c.movers.at(s.name);
+  auto key_line = [&](std::string_view key) {
+    auto it = s.key_lines.find(key);
+    return it == s.key_lines.end() ? s.line : it->second;
+  };
+  VVM_RETURN_IF_ERROR(check_tls_client(m.tls_client, s));
+  if (!m.tls.verify_peer) {
+    return fail(m.tls.verify_peer_line, s.label + ".tls-verify-peer",
+                "a mover serves only vvmd's identities (role = vvmd), which prove themselves: a "
+                "peer without a certificate cannot be one");
+  }
+  if (m.listen.kind == Endpoint::Kind::kTls) {
+    if (!m.tls.enabled()) {
+      return fail(key_line("listen"), s.label + ".listen",
+                  "a tls: endpoint without tls-psk-file or tls-certificates in [" + s.label + "]");
+    }
+    if (!c.vvmd_tls_client.enabled()) {
+      return fail(key_line("listen"), s.label + ".listen",
+                  "a tls: endpoint, but [vvmd] has no tls-client-psk-file or "
+                  "tls-client-certificates to connect to it with");
+    }
+  } else if (m.tls.enabled()) {
+    return fail(m.tls.psk_file_line ? m.tls.psk_file_line : m.tls.certificates_line,
+                s.label + (m.tls.psk_file_line ? ".tls-psk-file" : ".tls-certificates"),
+                fmt::format("given, but the mover listens on {}, not on a tls: endpoint",
+                            m.listen.to_string()));
+  }
+  if (!c.vvmd_listen.empty() && report_endpoint(c, m) == nullptr) {
+    return m.tls_client.enabled()
+               ? fail(m.tls_client.line, s.label + ".tls-client-*",
+                      "given, but [vvmd] listens on no tls: endpoint to report to")
+               : fail(s.line, s.label,
+                      "its copy reports cannot reach vvmd, which listens on tls: endpoints only "
+                      "(add tls-client-psk-file or tls-client-certificates)");
   }
   return Status::Ok();
 }
@@ -958,6 +1060,7 @@ Status ConfigReader::check() {
         if (key_line("listen") == 0) {
           return fail(s.line, s.label, "no listen (add 'listen = unix:/PATH' or HOST:PORT)");
         }
+        VVM_RETURN_IF_ERROR(check_mover_tls(s));
         break;
       case Kind::kDrive: {
         DriveConfig& d = c.drives[s.name];
@@ -997,6 +1100,7 @@ Status ConfigReader::check() {
         break;
       }
       case Kind::kIdentity: VVM_RETURN_IF_ERROR(check_identity(s)); break;
+      case Kind::kVvmd: VVM_RETURN_IF_ERROR(check_tls_client(c.vvmd_tls_client, s)); break;
       case Kind::kCache:
         if (c.low_watermark >= c.high_watermark) {
           int low_line = key_line("low-watermark");
@@ -1020,6 +1124,14 @@ Status ConfigReader::check() {
 
 std::string TlsIdentity::describe() const {
   return fmt::format("identity {} (uid {}, gid {})", name, uid, gid);
+}
+
+const Endpoint* report_endpoint(const Config& config, const MoverConfig& mover) {
+  const bool tls = mover.tls_client.enabled();
+  for (const auto& e : config.vvmd_listen) {
+    if ((e.kind == Endpoint::Kind::kTls) == tls) return &e;
+  }
+  return nullptr;
 }
 
 const TlsIdentity* identity_for_psk_username(const Config& config, std::string_view username) {

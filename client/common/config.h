@@ -63,6 +63,8 @@ struct AccessPolicy {
   std::vector<HostPattern> allowed_hosts;
   std::vector<uid_t> allowed_uids;
   std::vector<gid_t> allowed_gids;
+  // Over TLS, only identities of this role ([identity] role): a mover's "vvmd". "": any.
+  std::string tls_role;
 };
 
 // Where a daemon serves Prometheus metrics over HTTP: a numeric address and a port
@@ -109,9 +111,43 @@ struct DriveConfig {
   int line = 0;
 };
 
+// A daemon's TLS for its "tls:ADDR:PORT" control listeners ([vvmd] tls-psk-file,
+// tls-certificates, tls-verify-peer, and the same keys of [mover NAME]): PSK, X.509 or both. A
+// peer is then the [identity] its PSK username or its certificate names (proto/tls.h). The files
+// are read when the daemon starts; each `*_line` is the vvm.conf line that named it, for its
+// errors (0: not given).
+struct TlsServerConfig {
+  std::string psk_file;      // "USERNAME:HEXKEY" lines, as psktool writes them
+  std::string certificates;  // a folder: ca-cert.pem, server-cert.pem, server-key.pem
+  // A client certificate is required and must verify against ca-cert.pem or an identity's
+  // client-ca; false: a peer without one is served as its host alone (allow-host, other bits).
+  bool verify_peer = true;
+  int psk_file_line = 0;
+  int certificates_line = 0;
+  int verify_peer_line = 0;
+  bool enabled() const { return !psk_file.empty() || !certificates.empty(); }
+};
+
+// How one daemon proves itself to another over TLS: vvmd to the movers' tls: listeners ([vvmd]
+// tls-client-psk-file, tls-client-username, tls-client-certificates), a mover to vvmd's tls:
+// listener for its copy reports (the same keys of [mover NAME]). What a client's
+// TlsClientSettings (proto/tls.h) holds, from vvm.conf.
+struct TlsClientConfig {
+  std::string psk_file;      // a PSK file holding this daemon's key
+  std::string username;      // which of its users; "" when the file holds one
+  std::string certificates;  // a folder: ca-cert.pem, client-cert.pem, client-key.pem
+  int line = 0;              // the first tls-client-* line, for errors
+  bool enabled() const { return !psk_file.empty() || !certificates.empty(); }
+};
+
 struct MoverConfig {
   std::string name;
   Endpoint listen;
+  // Its tls: listener (listen = tls:ADDR:PORT); it serves only identities of role vvmd there.
+  TlsServerConfig tls;
+  // How its copies' reports reach vvmd over TLS; none: they go to vvmd's first listen endpoint
+  // that is not tls: (report_endpoint()).
+  TlsClientConfig tls_client;
   std::vector<std::string> drives;  // names of its [drive ...] sections, in file order
   // A copy that reports no progress for this long is killed and reported failed (Timeout).
   std::chrono::seconds stall_timeout{300};
@@ -133,21 +169,6 @@ struct ClusterConfig {
   int line = 0;
 };
 
-// A daemon's TLS for its "tls:ADDR:PORT" control listeners ([vvmd] tls-psk-file,
-// tls-certificates, tls-verify-peer): PSK, X.509 or both. A peer is then the [identity] its PSK
-// username or its certificate names (proto/tls.h). The files are read when the daemon starts;
-// each `*_line` is the vvm.conf line that named it, for its errors (0: not given).
-struct TlsServerConfig {
-  std::string psk_file;      // "USERNAME:HEXKEY" lines, as psktool writes them
-  std::string certificates;  // a folder: ca-cert.pem, server-cert.pem, server-key.pem
-  // A client certificate is required and must verify against ca-cert.pem or an identity's
-  // client-ca; false: a peer without one is served as its host alone (allow-host, other bits).
-  bool verify_peer = true;
-  int psk_file_line = 0;
-  int certificates_line = 0;
-  bool enabled() const { return !psk_file.empty() || !certificates.empty(); }
-};
-
 // [identity NAME]: who a TLS peer is. A peer that proves one of `psk_usernames` (a TLS-PSK
 // username) or presents a certificate whose subject is one of `subjects`, or one signed by
 // `client_ca`, is this identity, and permission checks treat it as the local user `uid` with
@@ -165,6 +186,9 @@ struct TlsIdentity {
   std::vector<std::string> psk_usernames;  // unique across identities
   std::vector<std::string> subjects;       // certificate subject DNs, unique across identities
   std::string client_ca;                   // a CA certificate (PEM) for this identity alone
+  // What daemon this identity is, if one: "vvmd" (a mover's tls: listener serves only these) or
+  // "mover" (vvmd takes copy reports over TLS only from these); "" for a user.
+  std::string role;
   int line = 0;
   // "identity alice (uid 1001, gid 1001)": how messages name the peer.
   std::string describe() const;
@@ -195,6 +219,7 @@ struct Config {
   std::chrono::seconds scrub_interval{0};
   std::optional<MetricsListen> vvmd_metrics;  // [vvmd] metrics; none: no metrics endpoint
   TlsServerConfig vvmd_tls;                   // for the tls: endpoints of vvmd_listen
+  TlsClientConfig vvmd_tls_client;            // how vvmd connects to movers' tls: listeners
 
   // [cache]
   std::string cache_dir;    // default: state_dir/cache
@@ -226,6 +251,11 @@ struct Config {
 // (the peer is then nobody: never guessed).
 const TlsIdentity* identity_for_psk_username(const Config& config, std::string_view username);
 const TlsIdentity* identity_for_subject(const Config& config, std::string_view subject);
+
+// Where `mover`'s copies report to vvmd (the requests' reply_to): vvmd's first tls: listen
+// endpoint when the mover has TLS client settings, else its first that is not tls:; null when
+// vvmd has no such endpoint (load_config refuses that when vvmd listens at all).
+const Endpoint* report_endpoint(const Config& config, const MoverConfig& mover);
 
 // Reads, checks and resolves vvm.conf. Checked: unknown sections and keys, missing values, bad
 // numbers, sizes, durations, endpoints, host patterns, user and group names, low >= high

@@ -546,8 +546,17 @@ class TlsHandshake : public std::enable_shared_from_this<TlsHandshake> {
       peer_.uid = who->identity->uid;
       peer_.gid = who->identity->gid;
       peer_.groups = who->identity->groups;
+      peer_.role = who->identity->role;
     } else {
       peer_.kind = Endpoint::Kind::kTcp;  // encrypted, but its host alone
+    }
+    const std::string& role = server_->policy.tls_role;
+    if (access.ok() && !role.empty() && peer_.role != role) {
+      access = Status::PermissionDenied(fmt::format(
+          "{} serves only identities of role {} over TLS; {} is {}", server_->daemon, role,
+          who->identity ? "identity " + who->identity->name : who->credential,
+          who->identity && !who->identity->role.empty() ? "of role " + who->identity->role
+                                                        : "of none"));
     }
     if (access.ok()) {
       boost::system::error_code ec;

@@ -70,6 +70,7 @@ struct Peer {
   std::vector<gid_t> groups;  // TLS: the identity's supplementary groups
   std::string identity;       // TLS: the [identity] name
   std::string credential;     // TLS: "PSK username 'alice'", "certificate 'CN=...' (issuer ...)"
+  std::string role;           // TLS: the identity's role ("vvmd", "mover"), "" for a user
   // Whether the peer is a known local user (Unix socket or TLS identity), whose uid the
   // permission checks use; a TCP peer is its host only.
   bool has_user() const { return kind != Endpoint::Kind::kTcp; }

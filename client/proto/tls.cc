@@ -81,6 +81,10 @@ TlsClientSettings TlsClientSettings::from_env() {
   return {env("VVM_TLS_PSK_FILE"), env("VVM_TLS_USERNAME"), env("VVM_TLS_CERTIFICATES")};
 }
 
+TlsClientSettings TlsClientSettings::from_config(const TlsClientConfig& config) {
+  return {config.psk_file, config.username, config.certificates};
+}
+
 Result<std::string> TlsClientSettings::psk_user() const {
   if (!username.empty()) return username;
   auto lines = read_psk_file(psk_file);
@@ -206,6 +210,17 @@ Result<std::shared_ptr<TlsServerCredentials>> TlsServerCredentials::load(const C
         fmt::format("{}: [{}] listens on a tls: endpoint without tls-psk-file or tls-certificates",
                     config.path, section));
   }
+  // Every identity's CA is read, whatever this listener uses, so that a broken one is named at
+  // start rather than when a listener that uses it (an nbdkit's) meets a client.
+  for (const auto& [name, id] : c->config_.identities) {
+    if (id.client_ca.empty()) continue;
+    auto certs = read_certificates(id.client_ca);
+    if (!certs.ok()) {
+      return Status::InvalidArgument(fmt::format("{}:{}: identity {}.client-ca: {}", config.path,
+                                                 id.line, name, certs.status().message()));
+    }
+    c->client_cas_.push_back({&id, *certs});
+  }
   if (!tls.psk_file.empty()) {
     auto lines = read_psk_file(tls.psk_file);
     if (!lines.ok()) return fail(tls.psk_file_line, "tls-psk-file", lines.status().message());
@@ -251,20 +266,13 @@ Result<std::shared_ptr<TlsServerCredentials>> TlsServerCredentials::load(const C
                   fmt::format("{}: {}", ca, n < 0 ? gnutls_says(n) : "no CA certificate in it"));
     }
     // Each identity's own CA is trusted too, and a certificate it signed is that identity's.
-    for (const auto& [name, id] : c->config_.identities) {
-      if (id.client_ca.empty()) continue;
-      auto certs = read_certificates(id.client_ca);
-      if (!certs.ok()) {
-        return Status::InvalidArgument(fmt::format("{}:{}: identity {}.client-ca: {}", config.path,
-                                                   id.line, name, certs.status().message()));
-      }
-      c->client_cas_.push_back({&id, *certs});
-      n = gnutls_certificate_set_x509_trust(c->x509_, certs->data(),
-                                            static_cast<int>(certs->size()));
+    for (auto& own : c->client_cas_) {
+      n = gnutls_certificate_set_x509_trust(c->x509_, own.certs.data(),
+                                            static_cast<int>(own.certs.size()));
       if (n < 0) {
-        return Status::InvalidArgument(fmt::format("{}:{}: identity {}.client-ca: {}: {}",
-                                                   config.path, id.line, name, id.client_ca,
-                                                   gnutls_says(n)));
+        return Status::InvalidArgument(
+            fmt::format("{}:{}: identity {}.client-ca: {}: {}", config.path, own.identity->line,
+                        own.identity->name, own.identity->client_ca, gnutls_says(n)));
       }
     }
   }
@@ -371,6 +379,53 @@ std::string TlsServerCredentials::explain_failure(const TlsSession& session,
   }
   return fmt::format("{}: PSK username '{}' is in {}, with another key than the client's", why,
                      user, psk_file_);
+}
+
+// ---- checks of vvm.conf's files ----
+
+Status check_tls_client(const Config& config, const TlsClientConfig& tls,
+                        std::string_view section) {
+  if (!tls.enabled()) return Status::Ok();
+  auto loaded = TlsClientCredentials::load(TlsClientSettings::from_config(tls));
+  if (loaded.ok()) return Status::Ok();
+  return Status::InvalidArgument(fmt::format("{}:{}: {}.tls-client-*: {}", config.path, tls.line,
+                                             section, loaded.status().message()));
+}
+
+Status check_tls_files(const Config& config, std::vector<std::string>* warnings) {
+  // The identities' CAs first: a listener's load reads them only with tls-certificates.
+  for (const auto& [name, id] : config.identities) {
+    if (id.client_ca.empty()) continue;
+    auto certs = read_certificates(id.client_ca);
+    if (!certs.ok()) {
+      return Status::InvalidArgument(fmt::format("{}:{}: identity {}.client-ca: {}", config.path,
+                                                 id.line, name, certs.status().message()));
+    }
+    for (auto crt : *certs) gnutls_x509_crt_deinit(crt);
+  }
+  auto server = [&](const TlsServerConfig& tls, bool listens, const std::string& section) {
+    if (!listens && !tls.enabled()) return Status::Ok();
+    auto loaded = TlsServerCredentials::load(config, tls, section);
+    if (!loaded.ok()) return loaded.status();
+    for (const auto& user : (*loaded)->unmapped_psk_users()) {
+      warnings->push_back(fmt::format(
+          "{}:{}: {}.tls-psk-file: PSK username '{}' of {} is in no [identity]: its clients "
+          "will be refused",
+          config.path, tls.psk_file_line, section, user, tls.psk_file));
+    }
+    return Status::Ok();
+  };
+  const bool vvmd_tls =
+      std::any_of(config.vvmd_listen.begin(), config.vvmd_listen.end(),
+                  [](const Endpoint& e) { return e.kind == Endpoint::Kind::kTls; });
+  VVM_RETURN_IF_ERROR(server(config.vvmd_tls, vvmd_tls, "vvmd"));
+  VVM_RETURN_IF_ERROR(check_tls_client(config, config.vvmd_tls_client, "vvmd"));
+  for (const auto& [name, m] : config.movers) {
+    const std::string section = "mover " + name;
+    VVM_RETURN_IF_ERROR(server(m.tls, m.listen.kind == Endpoint::Kind::kTls, section));
+    VVM_RETURN_IF_ERROR(check_tls_client(config, m.tls_client, section));
+  }
+  return Status::Ok();
 }
 
 // ---- sessions ----

@@ -34,10 +34,26 @@ struct TlsClientSettings {
   std::string certificates;  // a folder: ca-cert.pem, client-cert.pem, client-key.pem
   // $VVM_TLS_PSK_FILE, $VVM_TLS_USERNAME, $VVM_TLS_CERTIFICATES.
   static TlsClientSettings from_env();
+  // A daemon's, from vvm.conf ([vvmd] or [mover NAME] tls-client-*).
+  static TlsClientSettings from_config(const TlsClientConfig& config);
   bool empty() const { return psk_file.empty() && certificates.empty(); }
   // The PSK username these settings use: `username`, else the PSK file's only user.
   Result<std::string> psk_user() const;
 };
+
+// A daemon's TLS client settings (`section`: "vvmd", "mover m1"), loaded as a connection would
+// load them, so that a file that cannot be used is named with vvm.conf's line at start (and by
+// vvctl conf check), not at the first connection:
+//   "vvm.conf:20: vvmd.tls-client-*: /etc/vvm/vvmd.psk: cannot read: Permission denied".
+// Not enabled: Ok, nothing loaded.
+Status check_tls_client(const Config& config, const TlsClientConfig& tls, std::string_view section);
+
+// Every TLS file vvm.conf names, as the daemons will read them: vvmd's and each tls: mover's
+// listener (TlsServerCredentials::load), vvmd's and the movers' tls-client-*, and every
+// [identity]'s client-ca (a readable PEM file of certificates). The first mistake, named by
+// vvm.conf's line, the file and the reason. `warnings` gets what is not a mistake but does not
+// work either (a PSK username in no [identity]).
+Status check_tls_files(const Config& config, std::vector<std::string>* warnings);
 
 // What a TLS session asks for before its call can go on.
 enum class TlsWait { kNone, kRead, kWrite };
@@ -72,7 +88,7 @@ class TlsSession;
 
 class TlsServerCredentials {
  public:
-  // From `config.vvmd_tls` (or a mover's): the PSK file's every line (USERNAME:HEXKEY), the
+  // From `config.vvmd_tls` (or a mover's `tls`): the PSK file's every line (USERNAME:HEXKEY), the
   // certificate folder's key, certificate and CA, every identity's client-ca. Errors read
   // "vvm.conf:14: vvmd.tls-certificates: DIR/server-key.pem: cannot read: Permission denied".
   // The identities are the config's, copied.

@@ -14,6 +14,7 @@
 #include <fmt/core.h>
 
 #include "common/json.h"
+#include "proto/tls.h"
 #include "vvctl/pack.h"
 #include "vvctl/printing.h"
 
@@ -231,6 +232,13 @@ int cmd_conf_check(const Globals& g, const Args& args) {
   if (!path.empty()) use.conf_path = path;
   auto config = read_config(use);
   if (!config.ok()) return kUsage;
+  // The TLS files too, as vvmd and the movers will read them when they start.
+  std::vector<std::string> warnings;
+  if (Status s = rpc::check_tls_files(*config, &warnings); !s.ok()) {
+    fmt::print(stderr, "vvctl: {}\n", s.message());
+    return kUsage;
+  }
+  for (const auto& w : warnings) fmt::print(stderr, "vvctl: warning: {}\n", w);
   size_t packs = 0;
   if (!config->packtab.empty()) {
     auto table = checked_packtab(config->packtab);

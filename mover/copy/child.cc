@@ -35,6 +35,7 @@ struct ChildArgs {
   uint64_t rate = 0, from_rate = 0;
   log::Target log_target = log::Target::kStderr;
   log::Level log_level = log::Level::kInfo;
+  rpc::TlsClientSettings tls;  // how it proves itself to a tls: reply_to
 };
 
 Result<ChildArgs> parse_args(int argc, char** argv) {
@@ -66,6 +67,7 @@ Result<ChildArgs> parse_args(int argc, char** argv) {
   a.from_drive = values["from-drive"];
   a.from_device = values["from-device"];
   VVM_RETURN_IF_ERROR(number("from-rate", &a.from_rate));
+  a.tls = {values["tls-psk-file"], values["tls-username"], values["tls-certificates"]};
   VVM_RETURN_IF_ERROR(number("job", &a.job));
   VVM_RETURN_IF_ERROR(number("block-size", &a.block_size));
   VVM_RETURN_IF_ERROR(number("rate", &a.rate));
@@ -293,7 +295,7 @@ int run_copy_child(int argc, char** argv) {
   // would kill the copy as stalled, nor the drive once the copy is over. Progress is news: after
   // one report fails, none is sent for a while. The final report the parent sends again, from a
   // thread of its own and with the full timeout, when this one fails (kExitUndelivered).
-  ReportSender sender(args->reply_to, kReportTimeout);
+  ReportSender sender(args->reply_to, a->tls, kReportTimeout);
 
   // Progress: the parent hears of every step (at most 5 a second), which is its heartbeat; the
   // requester at most once a second, and at the start.

@@ -8,6 +8,8 @@
 //           --block-size BYTES [--library DIR | --device /dev/nstN] [--rate BYTES_PER_S]
 //           [--from-drive NAME [--from-device /dev/nstN] [--from-rate BYTES_PER_S]]
 //           [--log-target stderr|syslog] [--log-level LEVEL]
+//           [--tls-psk-file FILE --tls-username NAME | --tls-certificates DIR] (its mover's
+//           tls-client-*, for a tls: reply_to)
 //           (a tape copy writes in --drive and reads in --from-drive; block size: the written
 //           tape's)
 //   fd 3    the request, XDR-encoded as on the wire (proto/messages.h), to EOF

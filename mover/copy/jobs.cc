@@ -438,6 +438,12 @@ Status CopyJobs::spawn(Job& job, const DriveConfig& drive, uint32_t block_size) 
       argv.insert(argv.end(), {"--from-rate", std::to_string(from.emulated_rate)});
     }
   }
+  const TlsClientConfig& tls = config_.movers.at(mover_).tls_client;
+  for (const auto& [flag, value] :
+       {std::pair{"--tls-psk-file", &tls.psk_file}, std::pair{"--tls-username", &tls.username},
+        std::pair{"--tls-certificates", &tls.certificates}}) {
+    if (!value->empty()) argv.insert(argv.end(), {flag, *value});
+  }
   std::vector<char*> cargv;
   for (auto& s : argv) cargv.push_back(s.data());
   cargv.push_back(nullptr);
@@ -561,8 +567,10 @@ void CopyJobs::finish(Job& job, int wstatus) {
   // On a thread of its own: a requester that does not answer (connect and call time out after
   // 10 s, tried twice) must not hold up the watch over the other copies.
   auto finished = std::make_shared<std::atomic<bool>>(false);
-  std::thread sender([id = job.id, reply_to = job.args.reply_to, r = *report, finished] {
-    if (Status s = ReportSender(reply_to).send(r); !s.ok()) {
+  std::thread sender([id = job.id, reply_to = job.args.reply_to, r = *report, finished,
+                      tls = rpc::TlsClientSettings::from_config(
+                          config_.movers.at(mover_).tls_client)] {
+    if (Status s = ReportSender(reply_to, tls).send(r); !s.ok()) {
       log::error("job {}: could not send its final report to {}: {}", id, reply_to, s.message());
     }
     *finished = true;

@@ -12,7 +12,7 @@ Status ReportSender::send_once(const rpc::CopyReport& report) {
       return Status::InvalidArgument(
           fmt::format("reply_to '{}': {}", reply_to_, endpoint.status().message()));
     }
-    auto client = rpc::Client::connect(*endpoint, timeout_);
+    auto client = rpc::Client::connect(*endpoint, timeout_, tls_);
     if (!client.ok()) return client.status();
     client_.emplace(std::move(*client));
   }

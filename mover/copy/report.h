@@ -19,9 +19,10 @@ namespace vvm::mover {
 
 class ReportSender {
  public:
-  explicit ReportSender(std::string reply_to,
+  // `tls`: how the mover proves itself to a tls: reply_to ([mover NAME] tls-client-*).
+  explicit ReportSender(std::string reply_to, rpc::TlsClientSettings tls = {},
                         std::chrono::milliseconds timeout = std::chrono::seconds(10))
-      : reply_to_(std::move(reply_to)), timeout_(timeout) {}
+      : reply_to_(std::move(reply_to)), tls_(std::move(tls)), timeout_(timeout) {}
 
   // Delivers `report`: Ok once the requester acknowledged it. Errors name the endpoint.
   Status send(const rpc::CopyReport& report);
@@ -30,6 +31,7 @@ class ReportSender {
   Status send_once(const rpc::CopyReport& report);
 
   std::string reply_to_;
+  rpc::TlsClientSettings tls_;
   std::chrono::milliseconds timeout_;
   std::optional<rpc::Client> client_;
 };

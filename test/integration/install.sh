@@ -118,7 +118,8 @@ systemd_dir() {
 }
 unitdir=$(systemd_dir systemdsystemunitdir)
 for f in "$unitdir/vvmd.service" "$unitdir/vvmover@.service" "$unitdir/vvm-nbdkit.service" \
-  "$unitdir/vvm-nbdkit.socket" "$(systemd_dir sysusersdir)/vvm.conf" "$(systemd_dir tmpfilesdir)/vvm.conf"; do
+  "$unitdir/vvm-nbdkit.socket" "$unitdir/vvm-nbdkit-tls@.service" "$(systemd_dir sysusersdir)/vvm.conf" \
+  "$(systemd_dir tmpfilesdir)/vvm.conf"; do
   if [[ -f $tmp/root$f ]]; then echo "ok   $f"; else echo "FAIL $f is not installed"; failures=$((failures + 1)); fi
 done
 # The units run what was installed: no path of the build folder or the source tree in them.

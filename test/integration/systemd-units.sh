@@ -17,6 +17,9 @@
 #      into the test's folder, the port onto 127.0.0.1): one nbdkit serves packs and VVs on both.
 #      A VV's whole life runs through them: written over TCP, read over the Unix socket,
 #      finished and archived to tape by the mover's copy child, evicted, staged back by a read.
+#   4b. a tenant's nbdkit from vvm-nbdkit-tls@.service's Environment=, EnvironmentFile= and
+#      ExecStart= (%i = alice, /etc/vvm/tls the test's), as nobody: over TLS-PSK alice lists,
+#      writes and reads her VV; a plaintext client and bob's key are refused.
 #   5. The three ran under strace, vvmd's and the mover's metrics endpoints scraped meanwhile:
 #      every system call they (and the mover's children, and the HTTP threads) made is one that
 #      the units' SystemCallFilter=@system-service allows, so the filter breaks none.
@@ -37,7 +40,7 @@ prefix=$(option prefix)
 unitdir=$(option systemdsystemunitdir)
 [[ -n $unitdir ]] || unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
 [[ $unitdir != no ]] || die "the build does not install the units (-Dsystemdsystemunitdir=no)"
-units=(vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit.socket)
+units=(vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit.socket vvm-nbdkit-tls@.service)
 for u in "${units[@]}"; do
   [[ -f $root$unitdir/$u ]] || die "$unitdir/$u is not installed"
 done
@@ -88,7 +91,7 @@ out=$(systemd-sysusers --root="$vroot" vvm.conf 2>&1) || die "systemd-sysusers v
 vvm_ids=$(awk -F: '$1 == "vvm" { print $3 ":" $4 }' "$vroot/etc/passwd")
 [[ -n $vvm_ids ]] || die "systemd-sysusers made no vvm user: $out"
 awk -F: '$1 == "vvm" { found = 1 } END { exit !found }' "$vroot/etc/group" || die "no vvm group: $out"
-for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+for u in vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit-tls@.service; do
   [[ $(sed -n 's/^User=//p' "$root$unitdir/$u") == vvm && $(sed -n 's/^Group=//p' "$root$unitdir/$u") == vvm ]] ||
     die "$u does not run as User=vvm Group=vvm"
 done
@@ -102,7 +105,7 @@ echo "ok: sysusers.d/vvm.conf makes vvm ($vvm_ids), tmpfiles.d/vvm.conf gives it
 
 # Every service comes back after a crash: a signal (nbdkit 1.32's abort, SIGABRT; a sanitizer's
 # report) is a failure that Restart= acts on and RestartPreventExitStatus= does not exempt.
-for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+for u in vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit-tls@.service; do
   restart=$(sed -n 's/^Restart=//p' "$root$unitdir/$u")
   [[ $restart == on-failure || $restart == always ]] || die "$u: Restart=$restart does not restart after a crash"
   prevent=$(sed -n 's/^RestartPreventExitStatus=//p' "$root$unitdir/$u")
@@ -111,7 +114,7 @@ done
 echo "ok: every service has Restart=on-failure or always, and no signal exempt from it"
 
 # --- 2. the sandbox, rated by systemd-analyze security ---
-for u in vvmd.service vvmover@.service vvm-nbdkit.service; do
+for u in vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit-tls@.service; do
   out=$(systemd-analyze security --offline=true --root="$vroot" --threshold=30 \
     "$unitdir/$u" 2>&1) || die "systemd-analyze security rates $u above 3.0: $(tail -n 40 <<<"$out")"
   echo "ok: $(grep -o 'Overall exposure.*' <<<"$out")"
@@ -225,7 +228,8 @@ EOF
 vvmd_metrics=127.0.0.1:$(pick_unused_port)
 mover_metrics=127.0.0.1:$(pick_unused_port)
 vvm_conf drives=LTO9 vvmd.listen+="127.0.0.1:$port" vvmd.allow-host=127.0.0.1 \
-  plugin.packtab="$tmpdir/packtab" vvmd.metrics="$vvmd_metrics" mover.m1.metrics="$mover_metrics"
+  plugin.packtab="$tmpdir/packtab" vvmd.metrics="$vvmd_metrics" mover.m1.metrics="$mover_metrics" \
+  identity.alice.user=1001 identity.alice.group=1001 identity.alice.psk-username=alice
 staged_vvctl=$root$prefix/bin/vvctl
 # The units run the daemons as the vvm user, not root: here they run as nobody, which owns the
 # state and run folders as vvm owns /var/lib/vvm and /run/vvm (and the packs' backing, which a
@@ -306,6 +310,53 @@ qemu-io -f raw -c 'write -P 0x5a 0 64k' "nbd://127.0.0.1:$nbd_port/vv/$vv" >/dev
 qemu-io -f raw -r -c 'read -P 0x5a 0 64k' "nbd+unix:///vv/$vv?socket=$tmpdir/run/nbd.sock" |
   grep -q 'read 65536/65536' || die "vv/$vv did not read back over the Unix socket"
 echo "ok: vv/$vv written over TCP, read back over the Unix socket, by one nbdkit (pid $nbdkit_pid)"
+
+# --- 4b. a tenant's nbdkit, from vvm-nbdkit-tls@.service (%i = alice) ---
+# Its Environment= and EnvironmentFile= as systemd would apply them (the file's over the
+# defaults), /etc/vvm/tls the test's folder of PSK files, then ${VAR}s of ExecStart= expanded.
+"$VVM_SOURCE_DIR/test/harness/make-tls.sh" "$tmpdir/tls" alice bob
+tls_port=$(pick_unused_port)
+printf 'VVM_NBD_PORT=%s\nVVM_NBD_ADDRESS=127.0.0.1\n' "$tls_port" >"$tmpdir/tls/alice/nbdkit.env"
+chmod 755 "$tmpdir/tls"
+chown -R nobody:nogroup "$tmpdir/tls/alice"
+tenant=$root$unitdir/vvm-nbdkit-tls@.service
+declare -A unit_env
+while read -r assignment; do
+  assignment=${assignment//%i/alice}
+  unit_env[${assignment%%=*}]=${assignment#*=}
+done < <(sed -n 's/^Environment=//p' "$tenant" | sed 's|/etc/vvm/tls|'"$tmpdir/tls"'|g')
+env_file=$(sed -n 's/^EnvironmentFile=//p' "$tenant")
+env_file=${env_file//%i/alice}
+[[ $env_file == /etc/vvm/tls/alice/nbdkit.env ]] || die "vvm-nbdkit-tls@.service reads $env_file"
+while IFS== read -r key value; do unit_env[$key]=$value; done <"$tmpdir/tls/alice/nbdkit.env"
+tenant_cmd=()
+while read -r word; do
+  word=${word//\/etc\/vvm\/tls/$tmpdir/tls}
+  for key in "${!unit_env[@]}"; do word=${word//\$\{$key\}/${unit_env[$key]}}; done
+  [[ $word != *'${'* ]] || die "vvm-nbdkit-tls@.service: ExecStart= names an unset variable: $word"
+  tenant_cmd+=("$word")
+done < <(exec_start vvm-nbdkit-tls@.service alice)
+[[ " ${tenant_cmd[*]} " == *" -p $tls_port "* && " ${tenant_cmd[*]} " == *" --tls=require "* &&
+  " ${tenant_cmd[*]} " == *" tls-identity=alice "* ]] || die "vvm-nbdkit-tls@alice.service runs ${tenant_cmd[*]}"
+echo "vvm-nbdkit-tls@alice.service: ${tenant_cmd[*]}"
+tenv=()
+for key in "${!unit_env[@]}"; do tenv+=("$key=${unit_env[$key]}"); done
+alice_vv=$("$staged_vvctl" --conf "$conf" create --class A --size 1M --owner 1001 --group 1001 --perms 0600)
+alice_uri="nbds://alice@127.0.0.1:$tls_port/vv/$alice_vv?tls-psk-file=$tmpdir/tls/alice/alice.psk"
+start_daemon nbdkit-alice nbdinfo --list "nbds://alice@127.0.0.1:$tls_port/?tls-psk-file=$tmpdir/tls/alice/alice.psk" -- \
+  "${as_vvm[@]}" env ${VVM_NBDKIT_PRELOAD:+LD_PRELOAD=$VVM_NBDKIT_PRELOAD} "${tenv[@]}" "${tenant_cmd[@]}"
+tenant_pid=$daemon_pid
+nbdinfo --list "nbds://alice@127.0.0.1:$tls_port/?tls-psk-file=$tmpdir/tls/alice/alice.psk" |
+  grep -q "vv/$alice_vv" || die "alice's nbdkit does not list her vv/$alice_vv"
+qemu-io --object "tls-creds-psk,id=tls0,dir=$tmpdir/tls/alice,username=alice,endpoint=client" \
+  --image-opts "driver=nbd,host=127.0.0.1,port=$tls_port,export=vv/$alice_vv,tls-creds=tls0" \
+  -c 'write -P 0x3c 0 64k' -c 'read -P 0x3c 0 64k' | grep -q 'read 65536/65536' ||
+  die "qemu-io could not write and read vv/$alice_vv over TLS"
+! nbdinfo --list "nbd://127.0.0.1:$tls_port" >/dev/null 2>&1 || die "alice's nbdkit served a plaintext client"
+! nbdinfo --size "nbds://bob@127.0.0.1:$tls_port/vv/$alice_vv?tls-psk-file=$tmpdir/tls/bob/bob.psk" \
+  >/dev/null 2>&1 || die "alice's nbdkit served bob"
+stop_daemon "$tenant_pid" nbdkit-alice
+echo "ok: vvm-nbdkit-tls@alice serves alice over TLS-PSK, and refuses plaintext and bob"
 
 # The rest of its life: archived by the mover, evicted, and staged back by a read.
 "$staged_vvctl" --conf "$conf" vsn add L90001 --media LTO9 --class A >/dev/null

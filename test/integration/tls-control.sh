@@ -4,7 +4,8 @@
 #
 # - vvmd refuses to start on a TLS setting it cannot use, naming vvm.conf's line, the file and
 #   the reason: a bad PSK file line, a key file it cannot read, a certificate that does not match
-#   its key;
+#   its key, a CA it cannot read, an identity's client-ca it cannot read; `vvctl conf check`
+#   names each of them the same way;
 # - permissions by identity: over TLS alice finishes, evicts and removes her own VVs, bob is
 #   refused on hers (and may on his own), over PSK and over X.509; the host allow-list applies
 #   on top;
@@ -36,7 +37,8 @@ identities=(
 tls_keys=(vvmd.tls-psk-file="$tmpdir/vvmd.psk" vvmd.tls-certificates="$pki")
 
 # --- TLS settings vvmd cannot use stop it at once, with vvm.conf's line and the reason ---
-# refused_start PATTERN VVM_CONF_ARGS...: vvmd with that configuration exits 2 saying PATTERN.
+# refused_start PATTERN VVM_CONF_ARGS...: vvmd with that configuration exits 2 saying PATTERN,
+# and so does vvctl conf check.
 refused_start() {
   local pattern=$1
   shift
@@ -44,6 +46,7 @@ refused_start() {
     vvmd.listen="unix:$tmpdir/run/bad.sock" vvmd.listen+="tls:127.0.0.1:$tls_port" \
     "${identities[@]}" "$@"
   expect 2 "$pattern" -- "$vvmd" --conf "$tmpdir/bad.conf"
+  expect 2 "$pattern" -- "$vvctl" conf check "$tmpdir/bad.conf"
 }
 printf 'alice:%s\nbob\n' "$(cut -d: -f2 "$pki/alice/alice.psk")" >"$tmpdir/badline.psk"
 refused_start "bad.conf:[0-9]+: vvmd.tls-psk-file: $tmpdir/badline.psk:2: not USERNAME:HEXKEY" \
@@ -62,6 +65,15 @@ cp "$tmpdir/other/server-key.pem" "$tmpdir/mismatch/"
 refused_start "vvmd.tls-certificates: .*server-cert.pem and .*server-key.pem: The certificate and the given key do not match" \
   vvmd.tls-certificates="$tmpdir/mismatch"
 refused_start "listens on a tls: endpoint without tls-psk-file or tls-certificates"
+mkdir -p "$tmpdir/noca"
+cp "$pki/server-cert.pem" "$pki/server-key.pem" "$tmpdir/noca/"
+refused_start "bad.conf:[0-9]+: vvmd.tls-certificates: $tmpdir/noca/ca-cert.pem: cannot read: No such file" \
+  vvmd.tls-certificates="$tmpdir/noca"
+refused_start "bad.conf:[0-9]+: identity alice.client-ca: $tmpdir/nope-ca.pem: cannot read: No such file" \
+  vvmd.tls-certificates="$pki" identity.alice.client-ca="$tmpdir/nope-ca.pem"
+echo 'not a certificate' >"$tmpdir/garbage-ca.pem"
+refused_start "bad.conf:[0-9]+: identity alice.client-ca: $tmpdir/garbage-ca.pem: no PEM certificate in it" \
+  vvmd.tls-psk-file="$pki/alice/alice.psk" identity.alice.client-ca="$tmpdir/garbage-ca.pem"
 
 # --- vvmd with a Unix socket, a TLS port and a plaintext TCP port ---
 vvm_conf vvmd.listen+="tls:127.0.0.1:$tls_port" vvmd.listen+="127.0.0.1:$plain_port" \

@@ -565,9 +565,10 @@ TEST_CASE("[vvmd] TLS: its files with their lines, verify-peer on by default; mi
   CHECK(none.vvmd_tls.verify_peer);
   Config c = parse_ok(
       "[vvmd]\nlisten = tls:0.0.0.0:7371\ntls-psk-file = tls/vvmd.psk\n"
-      "tls-certificates = /etc/vvm/tls\ntls-verify-peer = false\n" +
+      "tls-certificates = /etc/vvm/tls\ntls-verify-peer = false\n"
+      "listen = unix:/run/vvm/vvmd.sock\n" +  // where m1, without tls-client-*, reports
       kMediaAndMover);
-  REQUIRE(c.vvmd_listen.size() == 1);
+  REQUIRE(c.vvmd_listen.size() == 2);
   CHECK(c.vvmd_listen[0].kind == Endpoint::Kind::kTls);
   CHECK(c.vvmd_tls.enabled());
   CHECK(c.vvmd_tls.psk_file == "/etc/vvm/tls/vvmd.psk");
@@ -579,6 +580,60 @@ TEST_CASE("[vvmd] TLS: its files with their lines, verify-peer on by default; mi
                 "test.conf:2: vvmd.tls-verify-peer: ", {"'yes' is not true or false"});
   require_error("[vvmd]\nlisten = tls:/run/vvmd.sock\n",
                 "test.conf:2: vvmd.listen: ", {"'tls:/run/vvmd.sock'"});
+}
+
+TEST_CASE("[mover NAME] TLS and roles: listener, client settings, where reports go; mistakes") {
+  const std::string vvmd =
+      "[vvmd]\n"                                                                           // 1
+      "listen = unix:/run/vvm/vvmd.sock\n"                                                 // 2
+      "listen = tls:127.0.0.1:7371\n"                                                      // 3
+      "tls-psk-file = /etc/vvm/tls/vvmd.psk\n"                                             // 4
+      "tls-client-psk-file = /etc/vvm/tls/own.psk\n"                                       // 5
+      "tls-client-username = vvmd\n"                                                       // 6
+      "[media LTO9]\ncapacity = 18T\n"                                                     // 7, 8
+      "[identity vvmd]\nuser = 65534\ngroup = 65534\npsk-username = vvmd\nrole = vvmd\n";  // 9-13
+  const std::string mover =
+      "[mover m1]\n"                                  // 14
+      "listen = tls:127.0.0.1:7380\n"                 // 15
+      "tls-certificates = /etc/vvm/tls\n"             // 16
+      "tls-client-certificates = /etc/vvm/tls/m1\n";  // 17
+  Config c = parse_ok(vvmd + mover);
+  CHECK(c.vvmd_tls_client.psk_file == "/etc/vvm/tls/own.psk");
+  CHECK(c.vvmd_tls_client.username == "vvmd");
+  CHECK(c.vvmd_tls_client.line == 5);
+  CHECK(c.identities.at("vvmd").role == "vvmd");
+  const vvm::MoverConfig& m = c.movers.at("m1");
+  CHECK(m.tls.certificates == "/etc/vvm/tls");
+  CHECK(m.tls.certificates_line == 16);
+  CHECK(m.tls_client.certificates == "/etc/vvm/tls/m1");
+  CHECK(m.tls_client.line == 17);
+  // With tls-client-* a mover reports to vvmd's first tls: endpoint, without to its first other.
+  REQUIRE(vvm::report_endpoint(c, m) != nullptr);
+  CHECK(vvm::report_endpoint(c, m)->to_string() == "tls:127.0.0.1:7371");
+  Config plain = parse_ok(vvmd + "[mover m2]\nlisten = unix:/run/vvm/m2.sock\n");
+  CHECK(vvm::report_endpoint(plain, plain.movers.at("m2"))->to_string() ==
+        "unix:/run/vvm/vvmd.sock");
+
+  require_error(vvmd + "[mover m1]\nlisten = tls:127.0.0.1:7380\n",
+                "test.conf:15: mover m1.listen: ", {"without tls-psk-file or tls-certificates"});
+  require_error(vvmd + mover + "tls-verify-peer = false\n",
+                "test.conf:18: mover m1.tls-verify-peer: ", {"a mover serves only vvmd's"});
+  require_error(vvmd + "[mover m1]\nlisten = unix:/m1.sock\ntls-psk-file = /x.psk\n",
+                "test.conf:16: mover m1.tls-psk-file: ", {"not on a tls: endpoint"});
+  require_error("[vvmd]\nlisten = unix:/v.sock\n" + mover,
+                "test.conf:4: mover m1.listen: ", {"[vvmd] has no tls-client-psk-file"});
+  require_error(
+      "[vvmd]\nlisten = tls:127.0.0.1:1\ntls-client-psk-file = /o.psk\n[mover m1]\n"
+      "listen = tls:127.0.0.1:2\ntls-psk-file = /m.psk\n",
+      "test.conf:4: mover m1: ", {"listens on tls: endpoints only"});
+  require_error(
+      "[vvmd]\nlisten = unix:/v.sock\n[mover m1]\nlisten = unix:/m.sock\n"
+      "tls-client-psk-file = /m.psk\n",
+      "test.conf:5: mover m1.tls-client-*: ", {"listens on no tls: endpoint"});
+  require_error("[vvmd]\ntls-client-username = vvmd\n",
+                "test.conf:2: vvmd.tls-client-username: ", {"without tls-client-psk-file"});
+  require_error("[identity x]\nuser = 65534\npsk-username = x\nrole = root\n",
+                "test.conf:4: identity x.role: ", {"'root' is not a role"});
 }
 
 TEST_CASE("watermarks: 0 to 100, with or without %, low below high") {

@@ -180,6 +180,7 @@ struct Fixture {
   FakeMovers movers;
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
+  std::map<std::string, std::string> mover_reply_to;  // Options::mover_reply_to at restart()
 
   explicit Fixture(const std::string& drives = kOneDrive, const std::string& class_a = "")
       : config(make_config(drives, class_a)) {
@@ -208,6 +209,7 @@ struct Fixture {
     movers.pending.clear();
     Scheduler::Options o;
     o.reply_to = "unix:/nonexistent/vvmd.sock";
+    o.mover_reply_to = mover_reply_to;
     o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
     o.cache_dir = catalog->cache_dir();
     o.now = [this] { return unix_clock; };
@@ -335,6 +337,46 @@ struct Fixture {
 };
 
 }  // namespace
+
+TEST_CASE("copy reports over TLS come only from an identity of role mover; a mover's reply_to") {
+  Fixture f;
+  f.mover_reply_to["m1"] = "tls:127.0.0.1:7371";
+  f.restart();
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  f.sched->tick();
+  auto r = f.movers.take("archive");
+  CHECK(r.args.reply_to == "tls:127.0.0.1:7371");
+  f.accept(r, rpc::Op::kArchive);
+  rpc::CopyReport rep;
+  rep.request_id = r.args.request_id;
+  rep.mover = "m1";
+  rep.state = rpc::CopyState::kDone;
+  rep.bytes_done = rep.bytes_total = kMiB;
+  rep.vsn = r.args.vsn;
+  rep.file_number = r.args.file_number;
+  rep.checksum = kChecksum;
+
+  // A user's identity, even one with vvmd's uid, is not a mover.
+  rpc::Peer user;
+  user.kind = Endpoint::Kind::kTls;
+  user.uid = 0;
+  user.identity = "alice";
+  Status refused = f.sched->report(user, rep);
+  CHECK(refused.code() == Code::kPermissionDenied);
+  CHECK(refused.message().find("identities of role mover") != std::string::npos);
+  CHECK(f.vv(name).state == VvState::kFinished);
+  user.role = "vvmd";
+  CHECK(f.sched->report(user, rep).code() == Code::kPermissionDenied);
+  CHECK(f.vv(name).state == VvState::kFinished);
+
+  rpc::Peer mover = user;
+  mover.identity = "m1";
+  mover.uid = 65534;
+  mover.role = "mover";
+  must(f.sched->report(mover, rep));
+  CHECK(f.vv(name).state == VvState::kArchived);
+}
 
 TEST_CASE("NoSpace marks the VSN full and the copy goes first to another VSN") {
   Fixture f;

@@ -228,7 +228,7 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
   args.file_number = vsn.next_file;
   args.cache_path = options_.cache_path(vv.name);
   args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
-  args.reply_to = options_.reply_to;
+  args.reply_to = reply_to(drive.mover);
   args.request_id = next_request_id_++;
 
   InFlight f;

@@ -9,8 +9,8 @@
 
 namespace vvm::vvmd {
 
-MoverLink::MoverLink(Post post, std::chrono::milliseconds timeout)
-    : post_(std::move(post)), timeout_(timeout) {}
+MoverLink::MoverLink(Post post, std::chrono::milliseconds timeout, rpc::TlsClientSettings tls)
+    : post_(std::move(post)), timeout_(timeout), tls_(std::move(tls)) {}
 
 MoverLink::~MoverLink() { stop(); }
 
@@ -92,7 +92,7 @@ void MoverLink::work(Worker* w) {
     }
     Result<rpc::ReplyBody> answer = Status::Internal("not sent");
     if (!client) {
-      auto c = rpc::Client::connect(w->endpoint, timeout_);
+      auto c = rpc::Client::connect(w->endpoint, timeout_, tls_);
       if (c.ok()) {
         client.emplace(std::move(*c));
       } else {

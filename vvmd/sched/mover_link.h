@@ -6,6 +6,8 @@
 // thread that sends its requests in order over one kept connection (reconnecting after a failure),
 // and the answer is handed back to the server thread through `post`, where the scheduler's state
 // lives. The copy's progress and end come later as COPY_REPORT requests to vvmd itself.
+// A mover's tls: endpoint is reached with vvmd's own client credentials ([vvmd] tls-client-*),
+// never the environment's, so that who vvmd is to a mover is vvm.conf's to say.
 #pragma once
 
 #include <chrono>
@@ -21,6 +23,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "proto/messages.h"
+#include "proto/tls.h"
 #include "sched/mover_port.h"
 
 namespace vvm::vvmd {
@@ -30,7 +33,8 @@ class MoverLink : public MoverPort {
   using Post = std::function<void(std::function<void()>)>;
   using Done = std::function<void(Result<rpc::ReplyBody>)>;
 
-  MoverLink(Post post, std::chrono::milliseconds timeout);
+  // `tls`: how vvmd proves itself to a mover's tls: endpoint.
+  MoverLink(Post post, std::chrono::milliseconds timeout, rpc::TlsClientSettings tls = {});
   ~MoverLink() override;  // stop()s
   MoverLink(const MoverLink&) = delete;
   MoverLink& operator=(const MoverLink&) = delete;
@@ -65,6 +69,7 @@ class MoverLink : public MoverPort {
 
   Post post_;
   std::chrono::milliseconds timeout_;
+  rpc::TlsClientSettings tls_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -193,7 +193,7 @@ Scheduler::TapeCopyStart Scheduler::try_tape_copy(const LiveCopy& c, const std::
     args.file_number = target->next_file;
     args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
     args.checksum = vv.checksum;
-    args.reply_to = options_.reply_to;
+    args.reply_to = reply_to(to->mover);
     args.request_id = next_request_id_++;
 
     InFlight f;

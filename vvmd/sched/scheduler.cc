@@ -309,7 +309,14 @@ void Scheduler::accepted(uint64_t request_id, Result<rpc::CopyAccepted> answer) 
 }
 
 Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
-  if (peer.has_user() && peer.uid != 0 && peer.uid != options_.daemon_uid) {
+  // Over TLS the identity's role says it is a mover; its uid, never root, says nothing of that.
+  if (peer.kind == Endpoint::Kind::kTls) {
+    if (peer.role != "mover") {
+      return Status::PermissionDenied(
+          fmt::format("copy reports over TLS come from identities of role mover; not from {}",
+                      peer.to_string()));
+    }
+  } else if (peer.has_user() && peer.uid != 0 && peer.uid != options_.daemon_uid) {
     return Status::PermissionDenied(fmt::format(
         "copy reports come from movers, which run as root or as vvmd's user; not from {}",
         peer.to_string()));

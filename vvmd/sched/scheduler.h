@@ -101,6 +101,8 @@ class Scheduler {
  public:
   struct Options {
     std::string reply_to;  // where movers send COPY_REPORT: vvmd's first listen endpoint
+    // A mover's own reply_to, where it differs (report_endpoint(): over TLS), by mover name.
+    std::map<std::string, std::string> mover_reply_to;
     std::function<std::string(const std::string& vv)> cache_path;
     std::string cache_dir;          // where the movers leave .stage.* files of stages cut short
     uid_t daemon_uid = 0;           // besides root, the uid whose reports are believed
@@ -224,6 +226,12 @@ class Scheduler {
 
   // A copy's pause before retry number `attempts` (1, 2, ...): 2 s doubling, at most 5 minutes.
   static std::chrono::seconds retry_delay(uint32_t attempts);
+
+  // Where `mover` sends its reports (Options::mover_reply_to, else reply_to).
+  const std::string& reply_to(const std::string& mover) const {
+    auto it = options_.mover_reply_to.find(mover);
+    return it == options_.mover_reply_to.end() ? options_.reply_to : it->second;
+  }
 
  private:
   struct InFlight {

@@ -270,7 +270,7 @@ std::pair<rpc::CopyArgs, Scheduler::InFlight> Scheduler::read_request(const Vv& 
   args.cache_path = options_.cache_path(vv.name);
   args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
   args.checksum = vv.checksum;
-  args.reply_to = options_.reply_to;
+  args.reply_to = reply_to(drive.mover);
   args.request_id = next_request_id_++;
 
   InFlight f;
