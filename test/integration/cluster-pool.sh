@@ -7,6 +7,9 @@
 #     (an unknown node, a disk the node lacks, an entry twice, a node twice, a node that is the
 #     primary or the secondary already); set-pool gives pack a its pool through the barrier, and
 #     cluster map shows it (POOL column, pool in --json, the pool node's path);
+#   - a client of n2 (itself in the pool: fio, eight connections at queue depth 32, verify) has its
+#     requests spread over n2, n3 and n4 by load (n2 counting its own outstanding requests as
+#     one server's), each counted taking writes, with no error;
 #   - n1 offers pack a as forwarded to the pool of the three;
 #   - under fio verify through n1 every server gets writes (counted in each server's log: nbdkit
 #     -v logs every request), since n1 sends each request to the server with the fewest
@@ -44,6 +47,11 @@ start_node 3 n2
 start_node 4 n3
 start_node 5 n4
 start_node 2 n1
+for ((i = 0; i < 50; i++)); do # a node listens before it has joined
+  [[ $(ctl cluster nodes --json | jq length) == 4 ]] && break
+  sleep 0.1
+done
+((i < 50)) || die "four nodes not registered: $(ctl cluster nodes)"
 expect 1 "pack 'a': node n9 cannot be its pool server: it is not a live member of the cluster \(live: n1, n2, n3, n4\)" -- \
   ctl pack set-pool a n9:d0
 expect 1 "pack 'a': node n4 cannot be its pool server: it has no disk 'd9' \(its disks: d0\)" -- \
@@ -84,6 +92,27 @@ nbdinfo --json "$n1" >"$tmpdir/info" || die "nbdinfo $n1: $(cat "$tmpdir/info")"
 check '.exports[0].description' "pack a, forwarded to the pool n2, n3, n4 (epoch 2)" "$(cat "$tmpdir/info")"
 
 writes() { grep -c "vvm: pwrite count=" "${node_log[$1]}" || true; }
+
+# --- a client of a pool node: its requests spread over itself and the others by load ---
+# Eight connections (nbdkit 1.32 serves each connection's requests one at a time, parallel=no),
+# queue depth 32 each, every block verified; n2 sends a request to n3 or n4 only when one of
+# them has fewer outstanding than n2 has serving its own clients. Its first requests are all
+# served on n2 while n2 connects to the others, in the background.
+before=(n3 "$(writes n3)" n4 "$(writes n4)")
+n2=nbd://127.0.0.3:$port/pack/a
+fio --name=local --ioengine=nbd --uri="$n2" --numjobs=8 --size=$((8 * M)) \
+  --offset_increment=$((8 * M)) --rw=randwrite --bs=4k --iodepth=32 --verify=crc32c \
+  --do_verify=1 --verify_fatal=1 --group_reporting >"$tmpdir/fio-local.out" 2>&1 ||
+  die "fio through n2 failed: $(cat "$tmpdir/fio-local.out")"
+grep -q 'err= 0' "$tmpdir/fio-local.out" || die "fio reported errors: $(cat "$tmpdir/fio-local.out")"
+spread=(n3 $(($(writes n3) - before[1])) n4 $(($(writes n4) - before[3])))
+# n2's log counts every write of its clients, those it sent on included.
+spread=(n2 $(($(writes n2) - spread[1] - spread[3])) "${spread[@]}")
+echo "writes of n2's own clients (16384) served by: ${spread[*]}"
+((spread[3] > 0 && spread[5] > 0)) ||
+  die "n2 served its own clients alone: n3 took ${spread[3]}, n4 ${spread[5]} of fio's writes"
+((spread[1] > 0)) || die "n2 served none of its own clients' writes itself"
+echo "ok: a pool node's own client was spread over n2, n3 and n4; fio verified every block"
 fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --rw=randwrite --bs=4k \
   --iodepth=32 --rate_iops=4000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
   >"$tmpdir/fio.out" 2>&1 &
