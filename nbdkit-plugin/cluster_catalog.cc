@@ -482,16 +482,26 @@ std::chrono::steady_clock::time_point ClusterCatalog::tend_paths() {
   return next;
 }
 
+void ClusterCatalog::tick_soon() {
+  {
+    const std::lock_guard lock(mu_);
+    tick_wanted_ = true;
+  }
+  cv_.notify_all();
+}
+
 void ClusterCatalog::worker() {
   std::unique_lock lock(mu_);
   auto next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   for (;;) {
-    cv_.wait_until(lock, next_tick,
-                   [&] { return stopping_ || reload_wanted_ || restart_wanted_ || paths_wanted_; });
+    cv_.wait_until(lock, next_tick, [&] {
+      return stopping_ || reload_wanted_ || restart_wanted_ || paths_wanted_ || tick_wanted_;
+    });
     if (stopping_) return;
     const bool restart = std::exchange(restart_wanted_, false);
     const bool read = std::exchange(reload_wanted_, false) || restart;
     paths_wanted_ = false;
+    tick_wanted_ = false;
     lock.unlock();
     if (read) {
       if (restart) watch_.reset();  // it has ended: etcd compacted past its revision

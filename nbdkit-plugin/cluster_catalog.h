@@ -153,6 +153,10 @@ class ClusterCatalog {
   // The longest wait between two probes of a failed path.
   static constexpr std::chrono::seconds kMaxProbeInterval{8};
 
+  // Runs the tick hook now rather than within the second (a forwarder a request wants opened,
+  // which the request itself must not wait for). Cheap; thread-safe.
+  void tick_soon();
+
   // Reads the mappings and serves them now (a reconfiguration's resume, reconf_gate.h).
   Status reload_now() { return reload().status(); }
   // The membership lease, which cluster-wide holds are bound to (cluster_holds.h).
@@ -209,6 +213,7 @@ class ClusterCatalog {
   bool reload_wanted_ = false;
   bool restart_wanted_ = false;
   bool paths_wanted_ = false;
+  bool tick_wanted_ = false;
   bool watch_down_ = false;  // its loss was logged: the next losses go to the debug log
   // One reload at a time (the worker's and a reconfiguration's): catalogs are published in the
   // order they were read, so an older one never replaces a newer.

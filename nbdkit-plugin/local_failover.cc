@@ -37,9 +37,18 @@ bool LocalFailover::take_lost() {
   return was;
 }
 
+void LocalFailover::sent_by_load() {
+  const std::lock_guard lock(m_);
+  used_other_ = true;
+}
+
 bool LocalFailover::used_other() const {
   const std::lock_guard lock(m_);
   return used_other_;
+}
+
+bool other_less_loaded(uint64_t here, std::optional<uint64_t> least_other) {
+  return least_other && *least_other < here;
 }
 
 }  // namespace vvm::plugin

@@ -11,11 +11,18 @@
 //     than claiming them durable (as a Linux fsync reports a lost write-back once);
 //   - once requests have gone to the other node, a flush served here again (the path mended)
 //     must also flush the other node, which acknowledged writes too.
+// A pack with a request pool (more nodes reach the same disk) also sends requests to the others
+// while the path here works: this node is one server of the pool, its load the requests of its
+// own clients being served from its disk (serving()), and a request goes to another server only
+// when one has fewer outstanding (other_less_loaded). Nothing is lost that way (the disk here
+// still has every write acknowledged here), but a flush here must flush the others too.
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
 namespace vvm::plugin {
 
@@ -33,8 +40,26 @@ class LocalFailover {
   // For a flush through the other node: true once after writes were marked lost (the flush must
   // fail, saying so), then false until it happens again.
   bool take_lost();
+  // A request goes to another server of the pool by load, this node's path working: a later
+  // flush here must flush the others too (used_other()); nothing is marked lost.
+  void sent_by_load();
   // Whether requests have gone to the other node since this object was made.
   bool used_other() const;
+
+  // Counts one request of this node's own clients served from its disk, while it lives.
+  class Serving {
+   public:
+    explicit Serving(std::atomic<uint64_t>& n) : n_(&n) { n_->fetch_add(1); }
+    ~Serving() { n_->fetch_sub(1); }
+    Serving(const Serving&) = delete;
+    Serving& operator=(const Serving&) = delete;
+
+   private:
+    std::atomic<uint64_t>* n_;
+  };
+  Serving serving() { return Serving(serving_); }
+  // The requests being served here now: this node's load as a server of the pool.
+  uint64_t outstanding() const { return serving_.load(std::memory_order_relaxed); }
 
  private:
   mutable std::mutex m_;
@@ -42,6 +67,13 @@ class LocalFailover {
   uint64_t durable_ = 0;  // acked_ as of the start of the last flush that succeeded here
   bool lost_ = false;
   bool used_other_ = false;
+  std::atomic<uint64_t> serving_{0};
 };
+
+// Whether a request goes to another server of the pool rather than being served here: when the
+// least loaded of the others (`least_other`: its requests outstanding; nullopt when none is
+// healthy) has fewer than this node (`here`). Ties stay here: no network hop, and a client whose
+// requests come one at a time is served here alone.
+bool other_less_loaded(uint64_t here, std::optional<uint64_t> least_other);
 
 }  // namespace vvm::plugin

@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include <fmt/core.h>
 #include <netdb.h>
@@ -126,8 +127,30 @@ PathsDown g_paths_down;
 forward::ForwardTable g_forward;
 
 // Cluster mode: the other node of each pack served from this node's disk, where this node's own
-// clients' requests go while its path to the disk is down (cluster_catalog.h's fallbacks).
+// clients' requests go while its path to the disk is down (cluster_catalog.h's fallbacks), and,
+// for a pack with a pool, whenever another server of the pool is less loaded than this node.
 forward::ForwardTable g_fallback;
+
+// The pool packs whose forwarder to the other servers a client's request would have weighed
+// had it been open: the catalog's tick opens them, asked to run at once (tick_soon), on its own
+// thread, for connecting may take seconds (a paused peer) and a request must never wait for it.
+class PoolOpens {
+ public:
+  // True when `pack` was not wanted yet (the tick is to be asked for).
+  bool want(const std::string& pack) {
+    const std::lock_guard lock(mutex_);
+    return packs_.insert(pack).second;
+  }
+  std::set<std::string> take() {
+    const std::lock_guard lock(mutex_);
+    return std::exchange(packs_, {});
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> packs_;
+};
+PoolOpens g_pool_opens;
 
 // Cluster mode: the durability bookkeeping of each pack served from this node's disk, shared by
 // its connections (local_failover.h).
@@ -167,6 +190,12 @@ struct Handle {
   // Cluster mode, a pack served from this node's disk to a client of this node (not another
   // node's connection): its bookkeeping for sending requests to the pack's other node.
   std::shared_ptr<LocalFailover> failover;
+  // A pool's pack: the forwarder to the pack's other servers once a request of this connection
+  // went there by load, held while the connection lasts, as a forwarded pack's connection holds
+  // its own: its unflushed writes stay in its replay buffer for the client's flush, rather than
+  // going with the idle forwarder (ForwardTable::close_idle).
+  std::mutex peers_m;
+  std::shared_ptr<forward::Forwarder> peers;
 };
 
 // Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
@@ -661,6 +690,16 @@ int vvm_after_fork() {
     hooks.tick = [] {
       g_forward.retry_up(log_forward_event);
       g_fallback.retry_up(log_forward_event);
+      // The pool packs whose own clients' requests want the other servers (less_loaded_peers).
+      for (const std::string& pack : g_pool_opens.take()) {
+        auto f = g_fallback.forwarder(pack, log_forward_event);
+        if (f.ok()) {
+          nbdkit_debug("pack/%s: its pool's other servers are connected, for requests by load",
+                       pack.c_str());
+        } else {
+          nbdkit_debug("%s", f.status().message().c_str());
+        }
+      }
       // No idle connection kept to a peer, which would keep it from stopping (close_idle).
       auto debug = [](const std::string& what) { nbdkit_debug("%s", what.c_str()); };
       g_forward.close_idle(kIdlePeerConnections, debug);
@@ -1149,6 +1188,24 @@ std::shared_ptr<forward::Forwarder> fallback_of(const std::string& pack) {
 
 // What a request changes, for the flush rule of local_failover.h.
 enum class Changes { kNothing, kData, kDataFua };
+// Whether a request of a pool's pack may go to another server of the pool by load (a flush
+// may not: it is served here, and flushes the others that took writes).
+enum class Spread { kByLoad, kHere };
+
+// The forwarder to the other servers of pool pack `pack` when one of them has fewer requests
+// outstanding than this node's `here` (local_failover.h's other_less_loaded), or null: the pack
+// has no pool, none is less loaded, or its forwarder is not open (then the request is served
+// here, and the tick opens it).
+std::shared_ptr<forward::Forwarder> less_loaded_peers(const std::string& pack, uint64_t here) {
+  if (here == 0) return nullptr;  // nobody can have fewer: spares the look-ups of a light load
+  std::shared_ptr<forward::Forwarder> f = g_fallback.opened(pack);
+  if (!f) {
+    if (g_fallback.pool(pack) && g_pool_opens.want(pack)) g_cluster->tick_soon();
+    return nullptr;
+  }
+  if (!f->pool() || !other_less_loaded(here, f->least_outstanding())) return nullptr;
+  return f;
+}
 
 // A request on a pack served from this node's disk. `local` serves it here (an IoStatus);
 // `other(Forwarder&)` sends it to the pack's other node. In cluster mode, for a client of this
@@ -1156,15 +1213,31 @@ enum class Changes { kNothing, kData, kDataFua };
 // down, or when `local` fails as a path failure does (EIO, or the NAK), so that the client sees
 // no error; the path failure is recorded as before (cluster_catalog.h). Without another node, for
 // another node's connection, or when `*answered` says that `local` has already answered part of
-// the request, the failure is answered as before.
+// the request, the failure is answered as before. For a pack with a pool, the request (unless
+// `spread` is kHere) goes to another server of the pool when one is less loaded than this node
+// (less_loaded_peers), and is served here after all if every other server fails it.
 template <class Local, class Other>
 int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
-                const bool* answered = nullptr) {
+                Spread spread = Spread::kByLoad, const bool* answered = nullptr) {
   Handle* h = as_handle(handle);
   if (!h->failover) return pack_result(handle, local());
   const std::string& pack = h->pack->pack().info().pack.name;
   std::optional<IoStatus> failed;
   if (!g_cluster->path_down(pack)) {
+    if (spread == Spread::kByLoad) {
+      if (auto f = less_loaded_peers(pack, h->failover->outstanding())) {
+        h->failover->sent_by_load();
+        {
+          const std::lock_guard lock(h->peers_m);
+          if (h->peers != f) h->peers = f;
+        }
+        IoStatus done = other(*f);
+        // Any answer but a path failure of every other server is the request's answer.
+        if (done.ok() || (done.err() != EIO && done.err() != ESHUTDOWN)) return io_result(done);
+        nbdkit_debug("%s: served here instead", done.status().message().c_str());
+      }
+    }
+    const LocalFailover::Serving counted = h->failover->serving();
     IoStatus done = local();
     if (done.ok()) {
       if (changes != Changes::kNothing) h->failover->acknowledged(changes == Changes::kDataFua);
@@ -1278,7 +1351,7 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
     // Marked lost by an earlier request's failover (the path may be back since: the writes
     // may not be): answered before the flush goes anywhere, and not as a path failure.
     if (h->failover && h->failover->take_lost()) return io_result(lost());
-    return serve_local(handle, local, other, Changes::kNothing);
+    return serve_local(handle, local, other, Changes::kNothing, Spread::kHere);
   });
 }
 
@@ -1382,7 +1455,7 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
       return done;
     };
     // Extents already given to nbdkit cannot be taken back: after some, a failure is answered.
-    const int r = serve_local(handle, local, other, Changes::kNothing, &added_any);
+    const int r = serve_local(handle, local, other, Changes::kNothing, Spread::kByLoad, &added_any);
     if (!added_all) return -1;  // nbdkit_add_extent reported it
     return r;
   });

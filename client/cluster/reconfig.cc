@@ -275,7 +275,8 @@ Result<Change> plan_move(const ClusterView& view, const std::string& pack, const
   VVM_RETURN_IF_ERROR(check_target(view, pack, node, target.disk, "primary"));
   if (m.secondary && m.secondary->node == node) m.secondary.reset();  // another disk of it
   m.primary = target;
-  std::erase(m.pool, target);  // a pool's disk made primary is one server, not two
+  // A node of the pool made primary leaves the pool: it serves the pack from one disk.
+  std::erase_if(m.pool, [&](const DiskRef& d) { return d.node == node; });
   return c;
 }
 
@@ -302,7 +303,61 @@ Result<Change> plan_secondary(const ClusterView& view, const std::string& pack,
   }
   VVM_RETURN_IF_ERROR(check_target(view, pack, node, target.disk, "secondary"));
   m.secondary = target;
-  std::erase(m.pool, target);  // a pool's disk made secondary is one server, not two
+  // A node of the pool made secondary leaves the pool: it serves the pack from one disk.
+  std::erase_if(m.pool, [&](const DiskRef& d) { return d.node == node; });
+  return c;
+}
+
+Status check_pool(const PackMapping& m) {
+  // Each server once: by disk, and by node, for a node serves a pack from one disk only.
+  std::vector<std::pair<DiskRef, std::string>> seen = {{m.primary, "primary"}};
+  if (m.secondary) seen.push_back({*m.secondary, "secondary"});
+  for (const DiskRef& d : m.pool) {
+    for (const auto& [other, role] : seen) {
+      if (other == d) {
+        return Status::InvalidArgument(
+            fmt::format("pack '{}': pool entry {}:{} is listed twice (it is the pack's {} "
+                        "already)",
+                        m.name, d.node, d.disk, role));
+      }
+      if (other.node == d.node) {
+        return Status::InvalidArgument(fmt::format(
+            "pack '{}': pool entry {}:{}: node {} is named twice (it is the pack's {} on disk "
+            "{}); a node serves a pack from one disk",
+            m.name, d.node, d.disk, d.node, role, other.disk));
+      }
+    }
+    seen.push_back({d, "pool entry " + d.node + ":" + d.disk});
+  }
+  return Status::Ok();
+}
+
+Result<Change> plan_pool(const ClusterView& view, const std::string& pack,
+                         std::vector<DiskRef> pool) {
+  auto c = change_of(view, pack);
+  if (!c.ok()) return c.status();
+  PackMapping& m = c->mapping;
+  if (pool.empty()) {
+    if (m.pool.empty()) {
+      return Status::AlreadyExists(fmt::format("pack '{}' has no pool already", pack));
+    }
+    m.pool.clear();
+    return c;
+  }
+  for (DiskRef& d : pool) {
+    if (d.disk.empty()) d.disk = m.primary.disk;
+  }
+  m.pool = std::move(pool);
+  VVM_RETURN_IF_ERROR(check_pool(m));
+  for (const DiskRef& d : m.pool) {
+    VVM_RETURN_IF_ERROR(check_target(view, pack, d.node, d.disk, "pool server"));
+  }
+  if (m.pool == view.packs.at(pack).record.pool) {
+    std::vector<std::string> names;
+    for (const DiskRef& d : m.pool) names.push_back(d.node + ":" + d.disk);
+    return Status::AlreadyExists(
+        fmt::format("pack '{}': its pool is {} already", pack, join(names)));
+  }
   return c;
 }
 

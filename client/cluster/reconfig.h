@@ -1,6 +1,6 @@
 // cluster/reconfig.h: changing pack mappings while nodes serve them: the barrier in etcd (the
-// command's side), and the plans of vvctl's pack move, pack set-secondary, cluster drain, pack
-// chmod and pack chown.
+// command's side), and the plans of vvctl's pack move, pack set-secondary, pack set-pool,
+// cluster drain, pack chmod and pack chown.
 //
 // The barrier (the node's side is the plugin's reconf_gate.h):
 //   1. The command grants a lease a little longer than its timeout and writes the intent,
@@ -86,6 +86,15 @@ Result<Change> plan_move(const ClusterView& view, const std::string& pack, const
 // removed. DISK defaults to the primary's disk name.
 Result<Change> plan_secondary(const ClusterView& view, const std::string& pack,
                               const std::string& node, const std::string& disk);
+// `vvctl pack set-pool NAME NODE[:DISK],...`, or `--none` (`pool` empty): the pool replaced or
+// removed. An entry's empty DISK is the primary's disk name. Each entry's node must be live, not
+// drained, and have the disk; check_pool's rules hold for the result.
+Result<Change> plan_pool(const ClusterView& view, const std::string& pack,
+                         std::vector<DiskRef> pool);
+// Why `m`'s pool cannot serve it, naming the pack and the entry: a disk listed twice (in the pool,
+// or as the primary or secondary), or a node named twice (a node serves a pack from one disk:
+// the primary's, the secondary's or one pool entry's). Ok for a pool without either.
+Status check_pool(const PackMapping& m);
 // `vvctl cluster drain NODE`: every pack whose primary is NODE swaps with its secondary, which
 // must be live and not drained; a pack without one is refused, naming it.
 Result<std::vector<Change>> plan_drain(const ClusterView& view, const std::string& node);

@@ -244,10 +244,18 @@ Result<PackMapping> decode_pack(std::string_view key, std::string_view value) {
         if (f.failed()) break;
         const bool again = d == p.primary || (p.secondary && d == *p.secondary) ||
                            std::find(p.pool.begin(), p.pool.end(), d) != p.pool.end();
+        // A node serves a pack from one disk (the first the mapping names for it): another
+        // disk of the same node would be a server nobody uses.
+        const auto same_node = [&](const DiskRef& o) { return o.node == d.node; };
         if (again) {
           f.bad("pool", fmt::format("{}:{} is listed twice (primary, secondary and pool are "
                                     "each one server)",
                                     d.node, d.disk));
+        } else if (same_node(p.primary) || (p.secondary && same_node(*p.secondary)) ||
+                   std::any_of(p.pool.begin(), p.pool.end(), same_node)) {
+          f.bad("pool", fmt::format("{}:{}: node {} is named twice (a node serves a pack from "
+                                    "one disk)",
+                                    d.node, d.disk, d.node));
         }
         p.pool.push_back(std::move(d));
       }

@@ -20,6 +20,7 @@
 
 #include "cluster/etcd_client.h"
 #include "cluster/membership.h"
+#include "cluster/reconfig.h"
 #include "cluster/records.h"
 #include "pack/packtab.h"
 #include "vvctl/printing.h"
@@ -55,6 +56,14 @@ std::unique_ptr<EtcdClient> connect_etcd(const Globals& g, std::string_view comm
   return std::move(*client);
 }
 
+std::string disk_text(const DiskRef& d) { return d.node + ":" + d.disk; }
+
+std::string pool_text(const PackMapping& m) {
+  std::string out;
+  for (const DiskRef& d : m.pool) out += (out.empty() ? "" : ",") + disk_text(d);
+  return out.empty() ? "-" : out;
+}
+
 namespace {
 
 // Each key that did not decode, on stderr; the exit code a listing with them gets.
@@ -63,8 +72,6 @@ int report_problems(std::string_view command, const std::vector<Status>& problem
     fmt::print(stderr, "vvctl {}: {} (skipped)\n", command, p.message());
   return problems.empty() ? kOk : kFailed;
 }
-
-std::string disk_text(const DiskRef& d) { return d.node + ":" + d.disk; }
 
 // "uid 1000 on n1 since 2026-12-07 13:00:00", or "-" for a pack nobody holds exclusively.
 std::string holder_text(const cluster::ClusterHold* hold) {
@@ -102,11 +109,12 @@ Result<std::string> disk_for(const std::string& node, const std::string& disk,
 
 int cmd_cluster_import(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster import";
-  std::string packtab, primary, secondary, disk;
+  std::string packtab, primary, secondary, disk, pool_list;
   double timeout_s = 10;
   po::options_description options;
   options.add_options()("primary", po::value(&primary))("secondary", po::value(&secondary))(
-      "disk", po::value(&disk))("replace", po::bool_switch())("timeout", po::value(&timeout_s));
+      "disk", po::value(&disk))("pool", po::value(&pool_list))("replace", po::bool_switch())(
+      "timeout", po::value(&timeout_s));
   po::variables_map vm;
   if (!parse_with_positional(kCommand, args, "packtab", &packtab, options, &vm)) return kUsage;
   if (packtab.empty()) return usage_error(kCommand, "a PACKTAB is required");
@@ -121,6 +129,9 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   if (secondary == primary) {
     return usage_error(kCommand, "--secondary must be another node than --primary");
   }
+  // Each pool entry's disk: its own, else --disk, else the node's disk holding the backing.
+  std::vector<DiskRef> pool;
+  if (vm.count("pool") && !parse_disk_list(kCommand, "--pool", pool_list, &pool)) return kUsage;
   const bool replace = vm["replace"].as<bool>();
   if (!(timeout_s > 0 && timeout_s <= 3600)) {
     return usage_error(
@@ -139,7 +150,7 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   if (!etcd) return rc;
 
   std::map<std::string, NodeRecord> nodes;
-  if (disk.empty()) {
+  if (disk.empty() || !pool.empty()) {
     auto listed = cluster::list_nodes(*etcd, prefix);
     if (!listed.ok()) {
       print_failure(kCommand, listed.status());
@@ -154,7 +165,9 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     return kFailed;
   }
   for (const auto& item : drained->items) {
-    if (item.record.node == primary || item.record.node == secondary) {
+    const bool in_pool = std::any_of(pool.begin(), pool.end(),
+                                     [&](const DiskRef& d) { return d.node == item.record.node; });
+    if (item.record.node == primary || item.record.node == secondary || in_pool) {
       print_failure(kCommand, Status::Busy(fmt::format(
                                   "node {} is drained (vvctl cluster undrain {}); nothing imported",
                                   item.record.node, item.record.node)));
@@ -206,6 +219,30 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
         return kFailed;
       }
       m.secondary = DiskRef{secondary, *secondary_disk};
+    }
+    for (const DiskRef& entry : pool) {
+      auto pool_disk = disk_for(entry.node, entry.disk.empty() ? disk : entry.disk, p, nodes);
+      if (!pool_disk.ok()) {
+        print_failure(kCommand, pool_disk.status());
+        return kFailed;
+      }
+      // A registered node must list the disk; one not registered yet is taken at its word, as
+      // the primary with --disk is (mappings may be seeded before the nodes start).
+      if (auto n = nodes.find(entry.node); n != nodes.end() && !n->second.disks.count(*pool_disk)) {
+        std::string have;
+        for (const auto& [name, path] : n->second.disks) have += (have.empty() ? "" : ", ") + name;
+        print_failure(
+            kCommand,
+            Status::NotFound(fmt::format(
+                "pack '{}': --pool entry {}:{}: node {} has no disk '{}' (its disks: {})", p.name,
+                entry.node, *pool_disk, entry.node, *pool_disk, have.empty() ? "none" : have)));
+        return kFailed;
+      }
+      m.pool.push_back({entry.node, *pool_disk});
+    }
+    if (Status ok = cluster::check_pool(m); !ok.ok()) {
+      print_failure(kCommand, ok);
+      return kFailed;
     }
     m.offset = p.offset;
     m.size = p.size;
@@ -287,9 +324,12 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     }
     done += txn.success.size();
   }
-  fmt::print("{}: imported {} pack{} ({} replaced): primary {}{}\n", table->path, done,
+  std::string pool_nodes;
+  for (const DiskRef& d : pool) pool_nodes += (pool_nodes.empty() ? "" : ", ") + d.node;
+  fmt::print("{}: imported {} pack{} ({} replaced): primary {}{}{}\n", table->path, done,
              done == 1 ? "" : "s", replaced, primary,
-             secondary.empty() ? std::string() : ", secondary " + secondary);
+             secondary.empty() ? std::string() : ", secondary " + secondary,
+             pool.empty() ? std::string() : ", pool " + pool_nodes);
   return kOk;
 }
 
@@ -383,6 +423,7 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
   auto nodes_of = [](const PackMapping& p) {
     std::vector<std::string> nodes = {p.primary.node};
     if (p.secondary) nodes.push_back(p.secondary->node);
+    for (const DiskRef& d : p.pool) nodes.push_back(d.node);
     return nodes;
   };
   if (json) {
@@ -409,9 +450,9 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
     }
     fmt::print("{}\n", out.dump());
   } else {
-    std::vector<std::array<std::string, 11>> rows = {{"PACK", "PRIMARY", "SECONDARY", "OFFSET",
-                                                      "SIZE", "MODE", "OWNER:GROUP", "PERMS",
-                                                      "EPOCH", "PATHS", "HOLDER"}};
+    std::vector<std::array<std::string, 12>> rows = {{"PACK", "PRIMARY", "SECONDARY", "POOL",
+                                                      "OFFSET", "SIZE", "MODE", "OWNER:GROUP",
+                                                      "PERMS", "EPOCH", "PATHS", "HOLDER"}};
     for (const auto& item : listed->items) {
       const PackMapping& p = item.record;
       std::string state;
@@ -419,11 +460,11 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
         state += fmt::format("{}{} {}", state.empty() ? "" : ", ", node,
                              path_down(p.name, node) != nullptr ? "down" : "up");
       }
-      rows.push_back({p.name, disk_text(p.primary), p.secondary ? disk_text(*p.secondary) : "-",
-                      human_size(p.offset), human_size(p.size), std::string(pack_mode_name(p.mode)),
-                      user_name(p.owner) + ":" + group_name(p.group),
-                      fmt::format("{:04o}", p.perms), std::to_string(p.epoch), state,
-                      holder_text(holder_of(p.name))});
+      rows.push_back(
+          {p.name, disk_text(p.primary), p.secondary ? disk_text(*p.secondary) : "-", pool_text(p),
+           human_size(p.offset), human_size(p.size), std::string(pack_mode_name(p.mode)),
+           user_name(p.owner) + ":" + group_name(p.group), fmt::format("{:04o}", p.perms),
+           std::to_string(p.epoch), state, holder_text(holder_of(p.name))});
     }
     print_table(rows);
   }

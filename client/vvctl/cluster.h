@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "cluster/etcd_client.h"
+#include "cluster/records.h"
 #include "vvctl/command.h"
 
 namespace vvm::vvctl {
@@ -15,6 +16,11 @@ namespace vvm::vvctl {
 // why, with the exit code in `*rc`.
 std::unique_ptr<cluster::EtcdClient> connect_etcd(const Globals& g, std::string_view command,
                                                   std::string* prefix, int* rc);
+
+// How tables show a mapping's servers: "n1:d0", and a pool as "n3:d0,n4:d0" (one word, so that
+// columns stay aligned), "-" for none.
+std::string disk_text(const cluster::DiskRef& d);
+std::string pool_text(const cluster::PackMapping& m);
 
 int cmd_cluster_import(const Globals& g, const Args& args);
 int cmd_cluster_nodes(const Globals& g, const Args& args);

@@ -32,12 +32,13 @@
 //   vvctl db stats [--json]
 //   vvctl db check [--json]
 //   vvctl db backup DIR
-//   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME] [--replace]
-//       [--timeout SECONDS]
+//   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME]
+//       [--pool NODE[:DISK],...] [--replace] [--timeout SECONDS]
 //   vvctl cluster nodes [--json]
 //   vvctl cluster map [--json]
 //   vvctl pack move NAME --primary NODE [--disk DISK] [--timeout S] [--json]
 //   vvctl pack set-secondary NAME NODE[:DISK] | --none [--timeout S] [--json]
+//   vvctl pack set-pool NAME NODE[:DISK][,NODE[:DISK]...] | --none [--timeout S] [--json]
 //   vvctl pack chmod NAME MODE, vvctl pack chown NAME USER[:GROUP] [--timeout S] [--json]
 //   vvctl cluster drain NODE [--undo] [--timeout S] [--json], vvctl cluster undrain NODE
 //
@@ -312,12 +313,14 @@ const std::vector<Command>& commands() {
       {"cluster import", "seed the cluster's pack mappings in etcd from a packtab",
        "vvctl [--conf PATH] cluster import PACKTAB --primary NODE [--secondary NODE] [--disk "
        "NAME]\n"
-       "       [--replace [--timeout SECONDS]]\n"
+       "       [--pool NODE[:DISK][,NODE[:DISK]...]] [--replace [--timeout SECONDS]]\n"
        "  Writes a mapping in etcd (PREFIX/pack/NAME, vvm.conf's [cluster] prefix) for every pack\n"
        "  of PACKTAB: its primary node NODE and secondary node, if given; its offset, size, mode,\n"
        "  owner, group and permissions as the packtab says; epoch 1. The disk of each node is\n"
        "  NAME (--disk, for both nodes), else the node's disk whose path is the pack's backing,\n"
-       "  as the node registered it (so the node must be up). Backings need not exist on this\n"
+       "  as the node registered it (so the node must be up). --pool gives every pack a request\n"
+       "  pool: more nodes reaching the same disk (an entry's DISK, else as for the nodes above),\n"
+       "  each node once, none the primary or secondary. Backings need not exist on this\n"
        "  host. A pack already mapped is refused, and nothing is written, unless --replace, which\n"
        "  overwrites its mapping with the next epoch through the reconfiguration barrier, as\n"
        "  pack move does (every live node acknowledges within --timeout, 10 s, or nothing\n"
@@ -336,14 +339,15 @@ const std::vector<Command>& commands() {
        cmd_cluster_nodes},
       {"cluster map", "list the packs' mappings in etcd",
        "vvctl [--conf PATH] cluster map [--json]\n"
-       "  One line a pack: name, primary and secondary (NODE:DISK), offset and size in the disk,\n"
-       "  mode, owner:group, permissions, the mapping's epoch, each node's path up or down, and\n"
-       "  the exclusive holder (CLIENT on NODE since TIME, from PREFIX/hold/PACK; - for none).\n"
-       "  --json prints an array of the records as etcd holds them (name, primary and secondary\n"
-       "  as {node, disk}, offset and size in bytes, mode, owner and group as numbers, perms in\n"
-       "  octal, epoch), with paths and holder (null or {node, client, since}). A key under\n"
-       "  PREFIX/pack/ or PREFIX/hold/ that does not decode is reported on stderr, naming the key\n"
-       "  and the reason, and skipped (exit 1).",
+       "  One line a pack: name, primary and secondary (NODE:DISK), its pool (NODE:DISK,...;\n"
+       "  - for none), offset and size in the disk, mode, owner:group, permissions, the\n"
+       "  mapping's epoch, each node's path up or down (the pool's too), and the exclusive\n"
+       "  holder (CLIENT on NODE since TIME, from PREFIX/hold/PACK; - for none). --json prints\n"
+       "  an array of the records as etcd holds them (name, primary and secondary as {node,\n"
+       "  disk}, pool as a list of them when there is one, offset and size in bytes, mode, owner\n"
+       "  and group as numbers, perms in octal, epoch), with paths and holder (null or {node,\n"
+       "  client, since}). A key under PREFIX/pack/ or PREFIX/hold/ that does not decode is\n"
+       "  reported on stderr, naming the key and the reason, and skipped (exit 1).",
        cmd_cluster_map},
       {"pack move", "make another node a pack's primary, while nodes serve it",
        "vvctl [--conf PATH] pack move NAME --primary NODE [--disk DISK] [--timeout SECONDS]\n"
@@ -363,6 +367,15 @@ const std::vector<Command>& commands() {
        "  Cluster mode. NODE's DISK (by default the primary's disk name) becomes the secondary of\n"
        "  pack NAME, or --none removes it; through the barrier, as pack move.",
        cmd_pack_set_secondary},
+      {"pack set-pool", "give a pack a request pool of more servers, or none",
+       "vvctl [--conf PATH] pack set-pool NAME NODE[:DISK][,NODE[:DISK]...] | --none\n"
+       "       [--timeout SECONDS] [--json]\n"
+       "  Cluster mode. The disks listed (DISK by default the primary's disk name) become the\n"
+       "  pool of pack NAME: nodes that reach the pack's disk too and serve it beside the primary\n"
+       "  and the secondary, other nodes spreading its requests over all of them by load; --none\n"
+       "  removes it. Each node must be a live member, not drained, with that disk, and be named\n"
+       "  once (not the primary or secondary). Through the barrier, as pack move.",
+       cmd_pack_set_pool},
       {"pack chmod", "change a pack's permissions on every node",
        "vvctl [--conf PATH] pack chmod NAME MODE [--timeout SECONDS] [--json]\n"
        "  Cluster mode. MODE (octal, 0660) becomes the permissions of pack NAME in its mapping;\n"

@@ -1,11 +1,13 @@
 // vvctl/reconfig.cc: the commands that change pack mappings while nodes serve them, each through
-// the reconfiguration barrier (cluster/reconfig.h): pack move, pack set-secondary, pack chmod,
-// pack chown, cluster drain and cluster undrain. They need etcd, not vvmd; in a site without a
-// [cluster] section they are refused, naming the file (packs are changed in the packtab there).
+// the reconfiguration barrier (cluster/reconfig.h): pack move, pack set-secondary, pack set-pool,
+// pack chmod, pack chown, cluster drain and cluster undrain. They need etcd, not vvmd; in a site
+// without a [cluster] section they are refused, naming the file (packs are changed in the packtab
+// there).
 #include "vvctl/reconfig.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -78,11 +80,35 @@ bool check_name(std::string_view command, std::string_view what, const std::stri
   return true;
 }
 
-std::string disk_text(const cluster::DiskRef& d) { return d.node + ":" + d.disk; }
-
 std::string who() { return fmt::format("vvctl on {}, pid {}", local_host_name(), ::getpid()); }
 
 }  // namespace
+
+bool parse_disk_list(std::string_view command, std::string_view what, const std::string& text,
+                     std::vector<cluster::DiskRef>* out) {
+  size_t start = 0;
+  for (int n = 1;; ++n) {
+    const size_t comma = text.find(',', start);
+    const std::string entry =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (entry.empty()) {
+      usage_error(command, fmt::format("{} '{}': entry {} is empty (give NODE[:DISK], separated "
+                                       "by commas)",
+                                       what, text, n));
+      return false;
+    }
+    cluster::DiskRef d{entry, ""};
+    if (auto colon = entry.find(':'); colon != std::string::npos) {
+      d.node = entry.substr(0, colon);
+      d.disk = entry.substr(colon + 1);
+      if (!check_name(command, fmt::format("{} entry {}: disk", what, n), d.disk)) return false;
+    }
+    if (!check_name(command, fmt::format("{} entry {}: node", what, n), d.node)) return false;
+    out->push_back(std::move(d));
+    if (comma == std::string::npos) return true;
+    start = comma + 1;
+  }
+}
 
 int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
                         const std::string& prefix, std::chrono::milliseconds timeout, bool json,
@@ -112,13 +138,13 @@ int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
     fmt::print("{}\n", out.dump());
     return kOk;
   }
-  std::vector<std::array<std::string, 6>> rows = {
-      {"PACK", "PRIMARY", "SECONDARY", "OWNER:GROUP", "PERMS", "EPOCH"}};
+  std::vector<std::array<std::string, 7>> rows = {
+      {"PACK", "PRIMARY", "SECONDARY", "POOL", "OWNER:GROUP", "PERMS", "EPOCH"}};
   for (const auto& c : changes) {
     const auto& m = c.mapping;
     rows.push_back({m.name, disk_text(m.primary), m.secondary ? disk_text(*m.secondary) : "-",
-                    user_name(m.owner) + ":" + group_name(m.group), fmt::format("{:04o}", m.perms),
-                    std::to_string(m.epoch)});
+                    pool_text(m), user_name(m.owner) + ":" + group_name(m.group),
+                    fmt::format("{:04o}", m.perms), std::to_string(m.epoch)});
   }
   print_table(rows);
   std::string nodes;
@@ -216,6 +242,29 @@ int cmd_pack_set_secondary(const Globals& g, const Args& args) {
   return one_change(kCommand, *s, p, cluster::plan_secondary(s->view, p.words[0], node, disk));
 }
 
+int cmd_pack_set_pool(const Globals& g, const Args& args) {
+  constexpr std::string_view kCommand = "pack set-pool";
+  bool none = false;
+  std::string list;
+  po::options_description extra;
+  extra.add_options()("none", po::bool_switch(&none));
+  Parsed p;
+  if (!parse(kCommand, args, {"pack"}, extra, &p, "pool", &list)) return kUsage;
+  if (list.empty() && !none) {
+    return usage_error(kCommand, "give NODE[:DISK][,NODE[:DISK]...], or --none to remove the pool");
+  }
+  if (!list.empty() && none) {
+    return usage_error(kCommand, "give NODE[:DISK][,...] or --none, not both");
+  }
+  if (!check_name(kCommand, "pack", p.words[0])) return kUsage;
+  std::vector<cluster::DiskRef> pool;
+  if (!none && !parse_disk_list(kCommand, "pool", list, &pool)) return kUsage;
+  int rc = kOk;
+  auto s = open_session(g, kCommand, &rc);
+  if (!s) return rc;
+  return one_change(kCommand, *s, p, cluster::plan_pool(s->view, p.words[0], std::move(pool)));
+}
+
 int cmd_pack_chmod(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "pack chmod";
   Parsed p;
@@ -288,7 +337,9 @@ int cmd_cluster_drain(const Globals& g, const Args& args) {
   bool named = s->view.nodes.count(node) > 0;
   for (const auto& [name, item] : s->view.packs) {
     named |= item.record.primary.node == node ||
-             (item.record.secondary && item.record.secondary->node == node);
+             (item.record.secondary && item.record.secondary->node == node) ||
+             std::any_of(item.record.pool.begin(), item.record.pool.end(),
+                         [&](const cluster::DiskRef& d) { return d.node == node; });
   }
   if (!named) {
     print_failure(kCommand, Status::NotFound(fmt::format(

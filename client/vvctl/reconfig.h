@@ -1,6 +1,6 @@
 // vvctl/reconfig.h: vvctl's commands that change pack mappings while the nodes serve them,
 // through the reconfiguration barrier (cluster/reconfig.h): pack move, pack set-secondary, pack
-// chmod, pack chown, cluster drain and cluster undrain.
+// set-pool, pack chmod, pack chown, cluster drain and cluster undrain.
 #pragma once
 
 #include <chrono>
@@ -22,8 +22,15 @@ int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
                         const std::vector<cluster::Change>& changes,
                         const std::vector<cluster::TxnOp>& also = {});
 
+// Parses a pool as the command line gives it, "NODE[:DISK][,NODE[:DISK]...]" (an entry's disk
+// "" when not given), into `*out`; false after a usage error naming `what` (the option) and the
+// entry.
+bool parse_disk_list(std::string_view command, std::string_view what, const std::string& text,
+                     std::vector<cluster::DiskRef>* out);
+
 int cmd_pack_move(const Globals& g, const Args& args);
 int cmd_pack_set_secondary(const Globals& g, const Args& args);
+int cmd_pack_set_pool(const Globals& g, const Args& args);
 int cmd_pack_chmod(const Globals& g, const Args& args);
 int cmd_pack_chown(const Globals& g, const Args& args);
 int cmd_cluster_drain(const Globals& g, const Args& args);

@@ -56,6 +56,14 @@ std::optional<ForwardEntry> ForwardTable::find(std::string_view pack) const {
   return std::nullopt;
 }
 
+bool ForwardTable::pool(std::string_view pack) const {
+  const std::lock_guard lock(entries_m_);
+  for (const ForwardEntry& e : entries_) {
+    if (e.pack == pack) return e.pool;
+  }
+  return false;
+}
+
 std::vector<ForwardEntry> ForwardTable::entries() const {
   const std::lock_guard lock(entries_m_);
   return entries_;
@@ -106,6 +114,13 @@ void ForwardTable::apply_down(Forwarder& f, const ForwardEntry& entry, const For
     if (before != nullptr && lists(*before, uri) && !down_reason(*before, uri).empty()) continue;
     if (Status s = f.mark_down(uri, entry.down[i]); !s.ok() && log) log(s.message());
   }
+}
+
+std::shared_ptr<Forwarder> ForwardTable::opened(std::string_view pack) {
+  const std::unique_lock lock(open_m_, std::try_to_lock);
+  if (!lock.owns_lock()) return nullptr;
+  auto it = open_.find(pack);
+  return it == open_.end() ? nullptr : it->second.forwarder;
 }
 
 Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack, const Log& log) {

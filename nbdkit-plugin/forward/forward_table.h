@@ -52,6 +52,8 @@ class ForwardTable {
   Status add(ForwardEntry entry);
   // Copies: the cluster may replace the entries at any time.
   std::optional<ForwardEntry> find(std::string_view pack) const;
+  // Whether `pack` is listed with a pool of servers (find's, without the copy).
+  bool pool(std::string_view pack) const;
   std::vector<ForwardEntry> entries() const;
   bool empty() const;
 
@@ -59,6 +61,10 @@ class ForwardTable {
   // open is tried again at the next call. `log` receives the forwarder's events. NotFound when
   // the table has no such pack.
   Result<std::shared_ptr<Forwarder>> forwarder(std::string_view pack, const Log& log);
+  // The forwarder of `pack` if it is open, else null, without waiting: null also while another
+  // thread opens or brings in line a forwarder (a pool node weighing its load against the other
+  // servers' must never wait for a connection).
+  std::shared_ptr<Forwarder> opened(std::string_view pack);
 
   // Cluster mode: the entries are now `entries` (see the file comment). A forwarder whose pack is
   // gone is dropped from the table (its open connections keep it). Blocks while forwarders are

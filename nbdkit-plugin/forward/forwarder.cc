@@ -1032,6 +1032,19 @@ class Forwarder::Impl {
     return nullptr;
   }
 
+  bool pool() const { return current().second; }
+
+  std::optional<uint64_t> least_outstanding() const {
+    std::optional<uint64_t> least;
+    const auto [list, pool] = current();
+    for (const ServerPtr& s : *list) {
+      if (!s->usable()) continue;
+      const uint64_t n = s->outstanding.load(std::memory_order_relaxed);
+      if (!least || n < *least) least = n;
+    }
+    return least;
+  }
+
   ForwardStats stats() const {
     ForwardStats st;
     const auto [list, pool] = current();
@@ -1179,5 +1192,7 @@ Result<std::chrono::microseconds> Forwarder::reconfigure(std::vector<ServerSpec>
 }
 
 ForwardStats Forwarder::stats() const { return impl_->stats(); }
+std::optional<uint64_t> Forwarder::least_outstanding() const { return impl_->least_outstanding(); }
+bool Forwarder::pool() const { return impl_->pool(); }
 
 }  // namespace vvm::plugin::forward

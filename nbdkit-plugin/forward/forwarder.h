@@ -68,6 +68,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -195,6 +196,12 @@ class Forwarder {
   Result<std::chrono::microseconds> reconfigure(std::vector<ServerSpec> servers, bool pool);
 
   ForwardStats stats() const;
+  // The requests outstanding on the least loaded healthy server, or nullopt when none is healthy:
+  // cheap, for a node that weighs its own load against the servers' (a pool node, whose clients'
+  // requests go to the least loaded of itself and the others).
+  std::optional<uint64_t> least_outstanding() const;
+  // Whether the servers are a pool (used by load), as opened or last reconfigured.
+  bool pool() const;
 
   class Impl;
 

@@ -3,6 +3,13 @@
 # clients. Pack a's disk (a shared file on this host standing in for a shared block device) is
 # reached by n2 (primary), n3 (secondary) and n4 (its mapping's pool); n1 reaches none and
 # forwards:
+#   - vvctl cluster import --pool and vvctl pack set-pool refuse a bad pool, naming the mistake
+#     (an unknown node, a disk the node lacks, an entry twice, a node twice, a node that is the
+#     primary or the secondary already); set-pool gives pack a its pool through the barrier, and
+#     cluster map shows it (POOL column, pool in --json, the pool node's path);
+#   - a client of n2 (itself in the pool: fio, eight connections at queue depth 32, verify) has its
+#     requests spread over n2, n3 and n4 by load (n2 counting its own outstanding requests as
+#     one server's), each counted taking writes, with no error;
 #   - n1 offers pack a as forwarded to the pool of the three;
 #   - under fio verify through n1 every server gets writes (counted in each server's log: nbdkit
 #     -v logs every request), since n1 sends each request to the server with the fewest
@@ -23,21 +30,89 @@ disk=$tmpdir/disk.img
 truncate -s 128M "$disk"
 port=$(pick_unused_port)
 echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
-ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
-# vvctl writes no pool yet: the mapping's record, with n4's disk d0 added as its pool.
-etcdctl_ put /vvm/pack/a "$(etcdctl_ get /vvm/pack/a --print-value-only |
-  jq -c '.pool = [{"node": "n4", "disk": "d0"}]')" >/dev/null
-check '.[0].name' a "$(ctl cluster map --json)" # the record with a pool still reads
+# --- the pool's mistakes, named; nothing written ---
+tab=$tmpdir/a.tab
+expect 1 "pack 'a': pool entry n2:d0 is listed twice \(it is the pack's primary already\)" -- \
+  ctl cluster import "$tab" --primary n2 --secondary n3 --disk d0 --pool n2
+expect 1 "pool entry n4:d0 is listed twice \(it is the pack's pool entry n4:d0 already\)" -- \
+  ctl cluster import "$tab" --primary n2 --disk d0 --pool n4,n4:d0
+expect 1 "pool entry n3:d1: node n3 is named twice \(it is the pack's secondary on disk d0\)" -- \
+  ctl cluster import "$tab" --primary n2 --secondary n3 --disk d0 --pool n3:d1
+expect 2 "vvctl cluster import: --pool 'n4,': entry 2 is empty" -- \
+  ctl cluster import "$tab" --primary n2 --disk d0 --pool n4,
+expect 2 "--pool entry 1: node 'n/4'" -- ctl cluster import "$tab" --primary n2 --disk d0 --pool n/4
+[[ -z $(etcdctl_ get --prefix /vvm/pack/ --keys-only) ]] || die "a refused import wrote a mapping"
+ctl cluster import "$tab" --primary n2 --secondary n3 --disk d0 >/dev/null
 start_node 3 n2
 start_node 4 n3
 start_node 5 n4
 start_node 2 n1
+for ((i = 0; i < 50; i++)); do # a node listens before it has joined
+  [[ $(ctl cluster nodes --json | jq length) == 4 ]] && break
+  sleep 0.1
+done
+((i < 50)) || die "four nodes not registered: $(ctl cluster nodes)"
+expect 1 "pack 'a': node n9 cannot be its pool server: it is not a live member of the cluster \(live: n1, n2, n3, n4\)" -- \
+  ctl pack set-pool a n9:d0
+expect 1 "pack 'a': node n4 cannot be its pool server: it has no disk 'd9' \(its disks: d0\)" -- \
+  ctl pack set-pool a n4:d9
+expect 1 "pack 'a': pool entry n4:d0 is listed twice \(it is the pack's pool entry n4:d0 already\)" -- \
+  ctl pack set-pool a n4:d0,n4
+expect 1 "pack 'a': pool entry n4:d1: node n4 is named twice \(it is the pack's pool entry n4:d0 on disk d0\)" -- \
+  ctl pack set-pool a n4,n4:d1
+expect 1 "pack 'a': pool entry n3:d0 is listed twice \(it is the pack's secondary already\)" -- \
+  ctl pack set-pool a n3
+expect 1 "pack 'a' has no pool already" -- ctl pack set-pool a --none
+expect 2 "give NODE\[:DISK\]\[,NODE\[:DISK\]...\], or --none" -- ctl pack set-pool a
+check '.[0].epoch' 1 "$(ctl cluster map --json)" # nothing changed
+out=$(ctl pack set-pool a n4) || die "pack set-pool a n4: $out"
+grep -q "committed: 4 nodes acknowledged (n1, n2, n3, n4)" <<<"$out" || die "set-pool: $out"
+grep -Eq '^a +n2:d0 +n3:d0 +n4:d0 ' <<<"$out" || die "set-pool did not print the pool: $out"
+expect 1 "pack 'a': its pool is n4:d0 already" -- ctl pack set-pool a n4:d0
+map=$(ctl cluster map)
+grep -Eq '^PACK +PRIMARY +SECONDARY +POOL +OFFSET ' <<<"$map" || die "cluster map header: $map"
+grep -Eq '^a +n2:d0 +n3:d0 +n4:d0 +0 +64M .* 2 +n2 up, n3 up, n4 up +-$' <<<"$map" ||
+  die "cluster map does not show the pool: $map"
+json=$(ctl cluster map --json)
+check '.[0].pool | map(.node + ":" + .disk) | join(",")' n4:d0 "$json"
+check '.[0].paths.n4.up' true "$json"
+check '.[0].epoch' 2 "$json"
+echo "ok: the pool's mistakes named, the pool set through the barrier and shown"
 n1=nbd://127.0.0.2:$port/pack/a
 wait_log "${node_log[n4]}" "serving 1 pack from this node's disks"
+# A pool seeded by import, and removed.
+echo "b disk.img 64M 16M shared root root 0666" >"$tmpdir/b.tab"
+expect 0 "imported 1 pack \(0 replaced\): primary n3, pool n2, n4$" -- \
+  ctl cluster import "$tmpdir/b.tab" --primary n3 --pool n2,n4 --disk d0
+check '.[] | select(.name == "b") | .pool | map(.node + ":" + .disk) | join(",")' n2:d0,n4:d0 \
+  "$(ctl cluster map --json)"
+expect 0 "^b +n3:d0 +- +- +root:root +0666 +2$" -- ctl pack set-pool b --none
+check '.[] | select(.name == "b") | has("pool")' false "$(ctl cluster map --json)"
 nbdinfo --json "$n1" >"$tmpdir/info" || die "nbdinfo $n1: $(cat "$tmpdir/info")"
-check '.exports[0].description' "pack a, forwarded to the pool n2, n3, n4 (epoch 1)" "$(cat "$tmpdir/info")"
+check '.exports[0].description' "pack a, forwarded to the pool n2, n3, n4 (epoch 2)" "$(cat "$tmpdir/info")"
 
 writes() { grep -c "vvm: pwrite count=" "${node_log[$1]}" || true; }
+
+# --- a client of a pool node: its requests spread over itself and the others by load ---
+# Eight connections (nbdkit 1.32 serves each connection's requests one at a time, parallel=no),
+# queue depth 32 each, every block verified; n2 sends a request to n3 or n4 only when one of
+# them has fewer outstanding than n2 has serving its own clients. Its first requests are all
+# served on n2 while n2 connects to the others, in the background.
+before=(n3 "$(writes n3)" n4 "$(writes n4)")
+n2=nbd://127.0.0.3:$port/pack/a
+fio --name=local --ioengine=nbd --uri="$n2" --numjobs=8 --size=$((8 * M)) \
+  --offset_increment=$((8 * M)) --rw=randwrite --bs=4k --iodepth=32 --verify=crc32c \
+  --do_verify=1 --verify_fatal=1 --group_reporting >"$tmpdir/fio-local.out" 2>&1 ||
+  die "fio through n2 failed: $(cat "$tmpdir/fio-local.out")"
+grep -q 'err= 0' "$tmpdir/fio-local.out" || die "fio reported errors: $(cat "$tmpdir/fio-local.out")"
+spread=(n3 $(($(writes n3) - before[1])) n4 $(($(writes n4) - before[3])))
+# n2's log counts every write of its clients, those it sent on included.
+spread=(n2 $(($(writes n2) - spread[1] - spread[3])) "${spread[@]}")
+echo "writes of n2's own clients (16384) served by: ${spread[*]}"
+((spread[3] > 0 && spread[5] > 0)) ||
+  die "n2 served its own clients alone: n3 took ${spread[3]}, n4 ${spread[5]} of fio's writes"
+((spread[1] > 0)) || die "n2 served none of its own clients' writes itself"
+echo "ok: a pool node's own client was spread over n2, n3 and n4; fio verified every block"
 fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --rw=randwrite --bs=4k \
   --iodepth=32 --rate_iops=4000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
   >"$tmpdir/fio.out" 2>&1 &

@@ -606,9 +606,11 @@ TEST_CASE("every server down: a clear error naming each server") {
   auto f = open_forwarder(servers.specs({0, 1}), false, log);
   std::vector<char> buf(4096, 'q');
   REQUIRE(f->pwrite(buf.data(), 4096, 0, false).ok());
+  CHECK(f->least_outstanding() == uint64_t{0});  // both healthy, nothing under way
   servers.kill(0);
   REQUIRE(f->mark_down(servers.uri(1), "lease lost").ok());
   IoStatus s = f->pwrite(buf.data(), 4096, 0, false);
+  CHECK_FALSE(f->least_outstanding());  // no healthy server: no load to weigh
   CHECK(s.err() == EIO);
   const std::string& m = s.status().message();
   INFO(m);

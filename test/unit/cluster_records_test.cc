@@ -91,6 +91,12 @@ TEST_CASE("a pack mapping's pool: golden JSON, and a mapping without one as befo
   CHECK(bad(R"([{"node":"n2","disk":"d0"}])") ==
         "etcd key /vvm/pack/home0: field 'pool': n2:d0 is listed twice (primary, secondary and "
         "pool are each one server)");
+  CHECK(bad(R"([{"node":"n2","disk":"d1"}])") ==
+        "etcd key /vvm/pack/home0: field 'pool': n2:d1: node n2 is named twice (a node serves a "
+        "pack from one disk)");
+  CHECK(bad(R"([{"node":"n3","disk":"d0"},{"node":"n3","disk":"d1"}])") ==
+        "etcd key /vvm/pack/home0: field 'pool': n3:d1: node n3 is named twice (a node serves a "
+        "pack from one disk)");
   CHECK(bad(R"([{"node":"n/3","disk":"d0"}])")
             .starts_with("etcd key /vvm/pack/home0: field 'pool[0].node'"));
 }

@@ -43,7 +43,11 @@ TEST_CASE("a pack forwarded twice is refused") {
   CHECK(twice.message() == "forward: pack 'a' is given twice");
   REQUIRE(t.find("a").has_value());
   CHECK(t.find("a")->servers[0].uri == "nbd://h/pack/a");
+  CHECK_FALSE(t.pool("a"));  // the first, not the pool refused
   CHECK_FALSE(t.find("b").has_value());
+  REQUIRE(t.add(*parse_forward("p=nbd://h/pack/p,nbd://g/pack/p", true)).ok());
+  CHECK(t.pool("p"));
+  CHECK_FALSE(t.pool("zz"));
 }
 
 TEST_CASE("a forwarder whose servers are all unreachable is not opened, and says why") {
@@ -54,6 +58,8 @@ TEST_CASE("a forwarder whose servers are all unreachable is not opened, and says
   INFO(f.status().message());
   CHECK(f.status().message().find("pack/a: no server can be reached: "
                                   "nbd+unix:///pack/a?socket=/nonexistent/sock: connect:") == 0);
+  CHECK(t.opened("a") == nullptr);  // never opened: opened() does not try
+  CHECK(t.opened("zz") == nullptr);
 }
 
 }  // namespace

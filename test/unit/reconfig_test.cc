@@ -321,6 +321,43 @@ TEST_CASE("plans refuse bad targets, naming the pack, the node and the reason") 
   CHECK(must(decode_pack("/vvm/pack/a", encode_pack(from_pool.mapping))) == from_pool.mapping);
   CHECK(must(plan_secondary(view, "a", "n3", "d1")).mapping.pool.empty());
   view.packs["a"].record.pool.clear();
+  // A pool: each entry a live, undrained node with the disk, each node once.
+  view.nodes["n4"] = {"n4", "127.0.0.1:4", {{"d0", "/x"}}, 0};
+  auto pooled = must(plan_pool(view, "a", {{"n3", "d1"}, {"n4", ""}}));
+  CHECK(pooled.mapping.pool == std::vector<DiskRef>{{"n3", "d1"}, {"n4", "d0"}});
+  CHECK(pooled.mapping.epoch == 2);
+  CHECK(must(decode_pack("/vvm/pack/a", encode_pack(pooled.mapping))) == pooled.mapping);
+  CHECK_THAT(plan_pool(view, "a", {{"n9", "d0"}}).status().message(),
+             Catch::Contains("pack 'a': node n9 cannot be its pool server: it is not a live "
+                             "member of the cluster (live: n1, n2, n3, n4)"));
+  CHECK_THAT(plan_pool(view, "a", {{"n3", "d0"}}).status().message(),
+             Catch::Contains("node n3 cannot be its pool server: it has no disk 'd0' (its "
+                             "disks: d1)"));
+  CHECK_THAT(plan_pool(view, "a", {{"n4", "d0"}, {"n4", ""}}).status().message(),
+             Catch::Contains("pack 'a': pool entry n4:d0 is listed twice (it is the pack's pool "
+                             "entry n4:d0 already)"));
+  CHECK_THAT(plan_pool(view, "a", {{"n3", "d1"}, {"n3", "d2"}}).status().message(),
+             Catch::Contains("pool entry n3:d2: node n3 is named twice (it is the pack's pool "
+                             "entry n3:d1 on disk d1)"));
+  CHECK_THAT(plan_pool(view, "a", {{"n2", "d1"}}).status().message(),
+             Catch::Contains("node n2 is named twice (it is the pack's secondary on disk d0)"));
+  CHECK_THAT(plan_pool(view, "a", {{"n1", "d0"}}).status().message(),
+             Catch::Contains("pool entry n1:d0 is listed twice (it is the pack's primary"));
+  CHECK_THAT(plan_pool(view, "a", {}).status().message(),
+             Catch::Contains("pack 'a' has no pool already"));
+  view.packs["a"].record.pool = pooled.mapping.pool;
+  CHECK_THAT(plan_pool(view, "a", {{"n3", "d1"}, {"n4", "d0"}}).status().message(),
+             Catch::Contains("pack 'a': its pool is n3:d1, n4:d0 already"));
+  CHECK(must(plan_pool(view, "a", {})).mapping.pool.empty());
+  // A node of the pool made primary leaves the pool, whichever disk it is given.
+  auto moved = must(plan_move(view, "a", "n4", ""));
+  CHECK(moved.mapping.pool == std::vector<DiskRef>{{"n3", "d1"}});
+  view.drained.insert("n4");
+  CHECK_THAT(plan_pool(view, "a", {{"n4", "d0"}}).status().message(),
+             Catch::Contains("node n4 cannot be its pool server: it is drained"));
+  view.drained.clear();
+  view.nodes.erase("n4");
+  view.packs["a"].record.pool.clear();
   view.drained.insert("n2");
   CHECK_THAT(plan_move(view, "a", "n2", "").status().message(), Catch::Contains("drained"));
   CHECK_THAT(plan_secondary(view, "a", "n1", "").status().message(),
