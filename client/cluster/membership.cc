@@ -63,9 +63,12 @@ Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, 
                   fmt::format("{}: cannot grant a lease: {}", key, lease.status().message()));
   }
   options.node.started = static_cast<uint64_t>(std::time(nullptr));
+  // The key is bound to the lease just granted: only this node's leaving or that lease's end
+  // deletes it, so a resend after a lost answer cannot create it twice.
   auto txn = c.txn({{Compare::absent(key)},
                     {TxnOp::put(key, encode_node(options.node), lease->id)},
-                    {TxnOp::range(key)}});
+                    {TxnOp::range(key)}},
+                   TxnKeys::kOwn);
   if (!txn.ok() || !txn->succeeded) {
     (void)c.lease_revoke(lease->id);  // best effort: it would expire anyway
     if (!txn.ok()) {
