@@ -171,25 +171,14 @@ Result<std::unique_ptr<ClusterCatalog>> ClusterCatalog::start(const Config& conf
   if (!etcd.ok()) return etcd.status();
   c->etcd_ = std::move(*etcd);
 
-  auto joined = cluster::Membership::join(
-      *membership,
-      [raw = c.get()](const Status& why) {
-        raw->hooks_.log(true, fmt::format("cluster membership lost: {}; writes are refused from "
-                                          "now on (self-fencing), until a renewal finds the "
-                                          "lease still in etcd (if etcd dropped it, restart the "
-                                          "node to join again)",
-                                          why.message()));
-      },
-      [raw = c.get()] {
-        raw->hooks_.log(true,
-                        "cluster membership back: etcd still had this node's lease; "
-                        "writes are served again");
-      });
+  c->membership_options_ = *membership;
+  auto joined = c->join();
   if (!joined.ok()) return joined.status();
-  c->membership_ = std::move(*joined);
+  c->memberships_.push_back(std::move(*joined));
+  c->member_.store(c->memberships_.back().get(), std::memory_order_release);
   c->hooks_.log(false,
-                fmt::format("joined the cluster as {} (lease {:x}, TTL {}s)", c->membership_->key(),
-                            c->membership_->lease_id(), c->cluster_.lease_ttl.count()));
+                fmt::format("joined the cluster as {} (lease {:x}, TTL {}s)", c->member().key(),
+                            c->member().lease_id(), c->cluster_.lease_ttl.count()));
 
   auto revision = c->reload();
   if (!revision.ok()) return revision.status();
@@ -206,11 +195,75 @@ ClusterCatalog::~ClusterCatalog() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   watch_.reset();
-  membership_.reset();
+  memberships_.clear();  // the current one leaves: its key goes at once
+}
+
+Result<std::unique_ptr<cluster::Membership>> ClusterCatalog::join() {
+  return cluster::Membership::join(
+      membership_options_,
+      [this](const Status& why) {
+        hooks_.log(true, fmt::format("cluster membership lost: {}; writes are refused from now "
+                                     "on (self-fencing), until a renewal finds the lease still "
+                                     "in etcd, or the node has joined again if etcd dropped it",
+                                     why.message()));
+      },
+      [this] {
+        hooks_.log(true,
+                   "cluster membership back: etcd still had this node's lease; "
+                   "writes are served again");
+      },
+      [this] {
+        std::lock_guard lock(mu_);
+        rejoin_wanted_ = true;
+        cv_.notify_all();
+      });
+}
+
+bool ClusterCatalog::rejoin() {
+  const cluster::Membership& old = member();
+  hooks_.log(true, fmt::format("rejoining the cluster: etcd dropped lease {:x} of {}; joining "
+                               "with a new lease (writes stay refused until the mapping is "
+                               "read anew)",
+                               old.lease_id(), old.key()));
+  auto joined = join();
+  if (!joined.ok()) {
+    hooks_.log(true, fmt::format("rejoining the cluster: cannot join yet (trying again in a "
+                                 "second): {}",
+                                 joined.status().message()));
+    return false;
+  }
+  const cluster::Membership& m = **joined;
+  hooks_.log(false, fmt::format("rejoining the cluster: {} registered again (lease {:x}) at etcd "
+                                "revision {}; reading the cluster's state",
+                                m.key(), m.lease_id(), m.revision()));
+  // The fence: the mapping served from now on is one read at the new key's revision or later,
+  // so it holds every change the other nodes made while this one was away (the secondary's
+  // takeover, a move). Until it is published, writes stay refused.
+  auto revision = reload();
+  if (!revision.ok() || *revision < m.revision()) {
+    hooks_.log(true, fmt::format("rejoining the cluster: cannot read the cluster's state {} "
+                                 "(trying again in a second): {}",
+                                 revision.ok() ? "past the new key" : "",
+                                 revision.ok() ? fmt::format("read at revision {} < {}", *revision,
+                                                             m.revision())
+                                               : revision.status().message()));
+    return false;  // the new membership leaves (its key goes) and the next try makes another
+  }
+  // Connections opened before now were opened under the old mapping: no write from them.
+  incarnation_.fetch_add(1, std::memory_order_acq_rel);
+  memberships_.push_back(std::move(*joined));
+  member_.store(memberships_.back().get(), std::memory_order_release);
+  if (hooks_.rejoined) hooks_.rejoined(member().lease_id());
+  hooks_.log(true, fmt::format("rejoined the cluster as {} (lease {:x}): serving the mapping of "
+                               "etcd revision {}; writes are served again (not to connections "
+                               "opened before)",
+                               member().key(), member().lease_id(), *revision));
+  return true;
 }
 
 bool ClusterCatalog::fenced() const {
-  return membership_->lost() || std::chrono::steady_clock::now() >= membership_->valid_until();
+  const cluster::Membership& m = member();
+  return m.lost() || std::chrono::steady_clock::now() >= m.valid_until();
 }
 
 std::optional<Route> ClusterCatalog::route(std::string_view pack) const {
@@ -434,7 +487,7 @@ std::chrono::steady_clock::time_point ClusterCatalog::tend_paths() {
     if (!p.working && (!info.ok() || disk.empty())) p.working = true;  // no longer served here
     if (!p.recorded && !p.working) {
       cluster::PathRecord rec{pack, cluster_.node, disk, p.reason, p.since};
-      auto put = etcd_->put(key, cluster::encode_path(rec), membership_->lease_id());
+      auto put = etcd_->put(key, cluster::encode_path(rec), lease_id());
       if (put.ok()) {
         p.recorded = true;
         hooks_.log(true, fmt::format("pack/{}: the path to disk '{}' failed ({}): marked down in "
@@ -495,9 +548,22 @@ void ClusterCatalog::worker() {
   auto next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   for (;;) {
     cv_.wait_until(lock, next_tick, [&] {
-      return stopping_ || reload_wanted_ || restart_wanted_ || paths_wanted_ || tick_wanted_;
+      return stopping_ || reload_wanted_ || restart_wanted_ || paths_wanted_ || tick_wanted_ ||
+             rejoin_wanted_;
     });
     if (stopping_) return;
+    if (rejoin_wanted_) {
+      lock.unlock();
+      const bool done = rejoin();
+      lock.lock();
+      if (done) {
+        rejoin_wanted_ = false;
+      } else {
+        // The paths and the tick wait too: the node is fenced meanwhile.
+        cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+        continue;
+      }
+    }
     const bool restart = std::exchange(restart_wanted_, false);
     const bool read = std::exchange(reload_wanted_, false) || restart;
     paths_wanted_ = false;

@@ -26,7 +26,14 @@
 // Self-fencing: once the membership lease is lost, or no renewal has succeeded in time (see
 // membership.h), fenced() is true and the plugin refuses writes (ESHUTDOWN, NBD's "go to the
 // alternate") while still serving reads; another node may take the disks over after the TTL.
-// The node does not join again by itself: restart it.
+//
+// Rejoining: when etcd says the lease is gone (the node was stopped or cut off past its TTL, and
+// the other nodes have served its packs meanwhile, maybe under a new mapping), the worker joins
+// again: a new lease and node key (retried every second while etcd or the name refuses), then
+// the whole state read anew, at a revision no older than the new key's, and published; only then
+// is the node unfenced. Connections opened before that keep being refused writes
+// (incarnation()): they were opened under the old mapping; their clients connect again and get
+// the new one. Each step is logged.
 #pragma once
 
 #include <atomic>
@@ -119,6 +126,9 @@ class ClusterCatalog {
     std::function<void(const std::vector<Route>&)> fallbacks;
     // About once a second: time to retry what failed (a server to connect to again).
     std::function<void()> tick;
+    // The node rejoined the cluster with this new membership lease (cluster-wide holds are
+    // bound to it).
+    std::function<void(int64_t lease)> rejoined;
   };
 
   // Joins the cluster as `config`'s [cluster] says, publishes the first catalog into `target`,
@@ -128,8 +138,12 @@ class ClusterCatalog {
                                                        Hooks hooks);
   ~ClusterCatalog();  // stops the watch, leaves the cluster (the node key goes at once)
 
-  // True once this node may no longer write: its lease is lost or past its renewal deadline.
+  // True once this node may no longer write: its lease is lost or past its renewal deadline,
+  // until it has rejoined.
   bool fenced() const;
+  // One more each time the node rejoins the cluster: a connection that opened under an older
+  // one may not write.
+  uint64_t incarnation() const { return incarnation_.load(std::memory_order_acquire); }
   // The route of a pack this node forwards, or nullopt.
   std::optional<Route> route(std::string_view pack) const;
   // Whether another node also serves `pack` (it has a secondary): its path failures answer the
@@ -160,12 +174,17 @@ class ClusterCatalog {
   // Reads the mappings and serves them now (a reconfiguration's resume, reconf_gate.h).
   Status reload_now() { return reload().status(); }
   // The membership lease, which cluster-wide holds are bound to (cluster_holds.h).
-  int64_t lease_id() const { return membership_->lease_id(); }
+  int64_t lease_id() const { return member().lease_id(); }
   ClusterCatalog(const ClusterCatalog&) = delete;
   ClusterCatalog& operator=(const ClusterCatalog&) = delete;
 
  private:
   ClusterCatalog(const Config& config, CatalogSource* target, Hooks hooks);
+  const cluster::Membership& member() const { return *member_.load(std::memory_order_acquire); }
+  // Registers the node (a new lease and key), calling back into this catalog.
+  Result<std::unique_ptr<cluster::Membership>> join();
+  // Joins again after etcd dropped the lease (the file comment); false to try again later.
+  bool rejoin();
   // Reads the cluster's state, publishes the catalog and the routes; the revision read.
   Result<int64_t> reload();
   void start_watch(int64_t from_revision);
@@ -187,7 +206,12 @@ class ClusterCatalog {
   CatalogSource* target_;
   Hooks hooks_;
   std::unique_ptr<cluster::EtcdClient> etcd_;
-  std::unique_ptr<cluster::Membership> membership_;
+  cluster::MembershipOptions membership_options_;
+  // Every membership this node has had, the current one last (kept: the plugin's threads may
+  // still be looking at an older one), and the current one for them to read.
+  std::vector<std::unique_ptr<cluster::Membership>> memberships_;
+  std::atomic<cluster::Membership*> member_{nullptr};
+  std::atomic<uint64_t> incarnation_{0};
   std::unique_ptr<cluster::EtcdWatch> watch_;
 
   // The worker's view: the last record seen of each node, and which are present now.
@@ -214,7 +238,8 @@ class ClusterCatalog {
   bool restart_wanted_ = false;
   bool paths_wanted_ = false;
   bool tick_wanted_ = false;
-  bool watch_down_ = false;  // its loss was logged: the next losses go to the debug log
+  bool rejoin_wanted_ = false;  // etcd dropped the lease
+  bool watch_down_ = false;     // its loss was logged: the next losses go to the debug log
   // One reload at a time (the worker's and a reconfiguration's): catalogs are published in the
   // order they were read, so an older one never replaces a newer.
   std::mutex reload_mu_;

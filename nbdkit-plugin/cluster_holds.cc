@@ -82,4 +82,10 @@ void ClusterHolds::release(const std::string& pack, HoldKind kind,
   mine_.erase(it);
 }
 
+void ClusterHolds::set_lease(int64_t lease) {
+  const std::lock_guard lock(mu_);
+  options_.lease = lease;
+  mine_.clear();
+}
+
 }  // namespace vvm::plugin

@@ -196,6 +196,9 @@ struct Handle {
   // going with the idle forwarder (ForwardTable::close_idle).
   std::mutex peers_m;
   std::shared_ptr<forward::Forwarder> peers;
+  // Cluster mode: the node's incarnation when the connection opened (ClusterCatalog): one
+  // opened before the node last rejoined the cluster was opened under an old mapping.
+  uint64_t incarnation = 0;
 };
 
 // Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
@@ -687,6 +690,9 @@ int vvm_after_fork() {
     hooks.fallbacks = [](const std::vector<Route>& routes) {
       g_fallback.replace(forward_entries(routes), log_forward_event);
     };
+    hooks.rejoined = [](int64_t lease) {
+      if (g_cluster_holds) g_cluster_holds->set_lease(lease);
+    };
     hooks.tick = [] {
       g_forward.retry_up(log_forward_event);
       g_fallback.retry_up(log_forward_event);
@@ -968,6 +974,8 @@ void* vvm_open(int readonly) {
       return open_vv(std::string_view(name).substr(kVvPrefix.size()), readonly != 0);
     }
     std::string_view wanted = name != nullptr ? name : "";
+    // Before the catalog is taken: a rejoin publishes the new catalog, then counts one more.
+    const uint64_t incarnation = g_cluster ? g_cluster->incarnation() : 0;
     // Another node's connection (cluster_catalog.h): this node's own disk, never forwarded.
     const bool local_only = g_cluster && wanted.ends_with(kLocalSuffix);
     if (local_only) wanted.remove_suffix(kLocalSuffix.size());
@@ -995,6 +1003,7 @@ void* vvm_open(int readonly) {
       return nullptr;
     }
     auto handle = std::make_unique<Handle>();
+    handle->incarnation = incarnation;
     handle->gate_pack = (*info)->pack.name;
     if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
     handle->gate_placement = ReconfGate::placement_of((*info)->pack);
@@ -1280,13 +1289,28 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
 }
 
 // Cluster mode: a node whose membership lease is lost must not write, for another node may take
-// its disks over once the lease has expired. The write is refused with ESHUTDOWN, NBD's sign to
-// send it to the alternate; the first refusal is logged as an error, the others as debug.
-bool fenced_write(const char* what) {
-  if (!g_cluster || !g_cluster->fenced()) return false;
-  static std::atomic<bool> said{false};
-  const char* fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
-  if (!said.exchange(true)) {
+// its disks over once the lease has expired; nor may a connection opened before the node last
+// rejoined the cluster, under a mapping that may have changed since. The write is refused with
+// ESHUTDOWN, NBD's sign to send it to the alternate; the first refusal of each kind is logged as
+// an error, the others as debug.
+bool fenced_write(void* handle, const char* what) {
+  if (!g_cluster) return false;
+  static std::atomic<bool> said_fenced{false}, said_old{false};
+  const char* fmt_text;
+  std::atomic<bool>* said;
+  if (g_cluster->fenced()) {
+    fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
+    said = &said_fenced;
+  } else if (as_handle(handle)->pack &&
+             as_handle(handle)->incarnation != g_cluster->incarnation()) {
+    fmt_text =
+        "%s refused: the connection was opened before this node rejoined the cluster, under "
+        "the mapping of then (connect again)";
+    said = &said_old;
+  } else {
+    return false;
+  }
+  if (!said->exchange(true)) {
     nbdkit_error(fmt_text, what);
   } else {
     nbdkit_debug(fmt_text, what);
@@ -1304,7 +1328,7 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
       auto* f = begin_forward(handle);
       return f ? io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)) : -1;
     }
-    if (fenced_write("write")) return -1;
+    if (fenced_write(handle, "write")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
@@ -1363,7 +1387,7 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
       auto* f = begin_forward(handle);
       return f ? io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)) : -1;
     }
-    if (fenced_write("trim")) return -1;
+    if (fenced_write(handle, "trim")) return -1;
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
@@ -1383,7 +1407,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     PackExport* io = nullptr;
     if (fwd(handle) && begin_forward(handle) == nullptr) return -1;
-    if (!fwd(handle) && fenced_write("zero")) return -1;
+    if (!fwd(handle) && fenced_write(handle, "zero")) return -1;
     if (!fwd(handle) && (io = begin_io(handle)) == nullptr) return -1;
     // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
     auto not_supported = [](const IoStatus& done) {

@@ -3,7 +3,12 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <map>
+#include <thread>
+
 #include "cluster/etcd_http.h"
+#include "common/log.h"
 
 namespace vvm::cluster {
 
@@ -70,7 +75,9 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdOptions options) {
 }
 
 EtcdClient::EtcdClient(EtcdOptions options, std::vector<EtcdEndpoint> endpoints)
-    : options_(std::move(options)), endpoints_(std::move(endpoints)) {}
+    : options_(std::move(options)),
+      endpoints_(std::move(endpoints)),
+      failing_(endpoints_.size(), false) {}
 
 EtcdClient::~EtcdClient() = default;
 
@@ -99,44 +106,104 @@ Code grpc_code(int64_t code) {
 }  // namespace
 
 Result<std::string> EtcdClient::call(std::string_view path, const std::string& body) {
+  return call(path, body, Repeat::kNo, Clock::now() + options_.timeout, nullptr);
+}
+
+void EtcdClient::failed_over(const Status& why) {
+  connection_.reset();
+  const size_t next = (current_ + 1) % endpoints_.size();
+  // With one endpoint the error returned says it all; with several, the log says which member
+  // failed while another answered, once until it answers again.
+  if (endpoints_.size() > 1 && !failing_[current_]) {
+    // The message names the endpoint and, once connected, the call.
+    log::warning("{}; trying etcd {}", why.message(), endpoints_[next].text());
+  }
+  failing_[current_] = true;
+  current_ = next;
+}
+
+Result<std::string> EtcdClient::call(std::string_view path, const std::string& body, Repeat repeat,
+                                     Clock::time_point deadline, bool* unknown) {
   std::lock_guard lock(mu_);
-  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
-  std::string refused;  // why each endpoint could not be reached
-  bool stale_retried = false;
-  for (size_t tried = 0; tried < endpoints_.size();) {
+  if (unknown != nullptr) *unknown = false;
+  const bool several = endpoints_.size() > 1;
+  std::map<size_t, std::string> failures;  // the last failure of each endpoint, for the error
+  Status last;
+  size_t refused_in_row = 0;  // endpoints in a row that could not be connected to
+  auto pause = std::chrono::milliseconds(50);
+  for (size_t attempt = 0;; ++attempt) {
+    auto now = Clock::now();
+    if (attempt > 0 && now >= deadline) break;
     if (!connection_) connection_ = std::make_unique<HttpConnection>(endpoints_[current_]);
+    const size_t index = current_;
     const std::string endpoint = connection_->endpoint().text();
+    const auto attempt_deadline =
+        several ? std::min(deadline, now + options_.attempt_timeout) : deadline;
+    const auto connect_deadline =
+        several ? std::min(attempt_deadline, now + options_.connect_timeout) : deadline;
     int http_status = 0;
     HttpConnection::Failure failure = HttpConnection::Failure::kNone;
-    auto answer = connection_->post(path, body, deadline, &http_status, &failure);
+    auto answer =
+        connection_->post(path, body, connect_deadline, attempt_deadline, &http_status, &failure);
+    Status why;
+    bool maybe_applied = false;  // sent whole, and not known to have been refused
     if (answer.ok()) {
-      if (http_status == 200) return answer;
+      if (http_status == 200) {
+        if (failing_[index] && several) log::info("etcd {} answers again ({})", endpoint, path);
+        failing_[index] = false;
+        return answer;
+      }
       // The gateway's error: {"error": "...", "message": "...", "code": N}.
       Json j = Json::parse(*answer, nullptr, false);
-      if (j.is_object() && j.contains("message") && j["message"].is_string()) {
-        int64_t code = 0;
-        std::string ignored;  // a code that does not read is an unknown one
-        (void)json_int(j, "code", &code, &ignored);
-        return Status(grpc_code(code), fmt::format("etcd {}: {}: {}", endpoint, path,
-                                                   j["message"].get<std::string>()));
+      if (!j.is_object() || !j.contains("message") || !j["message"].is_string()) {
+        return Status::ProtocolError(fmt::format("etcd {}: {}: HTTP {}: {}", endpoint, path,
+                                                 http_status, answer->substr(0, 200)));
       }
-      return Status::ProtocolError(fmt::format("etcd {}: {}: HTTP {}: {}", endpoint, path,
-                                               http_status, answer->substr(0, 200)));
+      int64_t code = 0;
+      std::string ignored;  // a code that does not read is an unknown one
+      (void)json_int(j, "code", &code, &ignored);
+      Status refusal(grpc_code(code), fmt::format("etcd {}: {}: {}", endpoint, path,
+                                                  j["message"].get<std::string>()));
+      // An answer: etcd refused the request. Only UNAVAILABLE means "not now" (no leader, the
+      // leader changed, the request timed out inside etcd), which another member, or this one
+      // after an election, may not say; and raft's "proposal dropped" (no leader to propose
+      // to). The others would be said again anywhere.
+      const std::string& message = j["message"].get_ref<const std::string&>();
+      const bool not_acted_on = message.find("no leader") != std::string::npos ||
+                                message.find("leader changed") != std::string::npos ||
+                                message.find("proposal dropped") != std::string::npos;
+      if (code != 14 && !not_acted_on) return refusal;
+      why = refusal;
+      // Those say that etcd did not act on the request (it had no leader to propose it to, or it
+      // was a read); "request timed out" and the like say that a write was proposed and may yet
+      // be applied.
+      maybe_applied = !not_acted_on;
+      refused_in_row = 0;
+    } else {
+      why = answer.status();
+      refused_in_row = failure == HttpConnection::Failure::kConnect ? refused_in_row + 1 : 0;
+      maybe_applied = failure == HttpConnection::Failure::kAfterSend;
     }
-    if (failure == HttpConnection::Failure::kStale && !stale_retried) {
-      stale_retried = true;  // the server closed the kept connection: once more, on a new one
-      continue;
+    failures[index] = why.message();
+    last = why;
+    failed_over(why);
+    if (maybe_applied && repeat == Repeat::kNo) {
+      if (unknown != nullptr) *unknown = true;
+      return why;
     }
-    // The next call (or the next try) goes to the next endpoint.
-    connection_.reset();
-    current_ = (current_ + 1) % endpoints_.size();
-    ++tried;
-    if (failure != HttpConnection::Failure::kConnect) return answer.status();
-    refused += (refused.empty() ? "" : "; ") + answer.status().message();
-    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (refused_in_row >= endpoints_.size()) break;  // nothing listens anywhere: etcd is down
+    // After each round of the endpoints, a pause: an election takes a few hundred milliseconds.
+    if ((attempt + 1) % endpoints_.size() == 0) {
+      now = Clock::now();
+      if (now >= deadline) break;
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
+      pause = std::min(pause * 2, std::chrono::milliseconds(500));
+    }
   }
-  if (endpoints_.size() == 1) return Status::Unavailable(refused);
-  return Status::Unavailable(fmt::format("no etcd endpoint answered: {}", refused));
+  if (failures.size() <= 1) return last;
+  std::string text;
+  for (const auto& [index, message] : failures) text += (text.empty() ? "" : "; ") + message;
+  return Status::Unavailable(fmt::format("no etcd endpoint answered: {}", text));
 }
 
 namespace {
@@ -204,7 +271,7 @@ Json put_request(const std::string& key, const std::string& value, int64_t lease
 
 Result<RangeResult> EtcdClient::range(const std::string& key, const std::string& range_end) {
   constexpr std::string_view kPath = "/v3/kv/range";
-  auto answer = call(kPath, range_request(key, range_end).dump());
+  auto answer = repeatable(kPath, range_request(key, range_end).dump());
   return decode_answer<RangeResult>(answer, kPath, current_endpoint(),
                                     [](const Json& j, RangeResult* r) {
                                       VVM_RETURN_IF_ERROR(json_kvs(j, &r->kvs));
@@ -219,21 +286,24 @@ Result<std::optional<KeyValue>> EtcdClient::get(const std::string& key) {
   return std::optional<KeyValue>(std::move(r->kvs.front()));
 }
 
+// A put or a delete sent again leaves etcd as the first one did: the same value (or no key) is
+// there, written last by this client, which is what an unconditional write asks for.
 Result<int64_t> EtcdClient::put(const std::string& key, const std::string& value, int64_t lease) {
   constexpr std::string_view kPath = "/v3/kv/put";
-  auto answer = call(kPath, put_request(key, value, lease).dump());
+  auto answer = repeatable(kPath, put_request(key, value, lease).dump());
   return decode_answer<int64_t>(answer, kPath, current_endpoint(), header_revision);
 }
 
 Result<int64_t> EtcdClient::erase(const std::string& key, const std::string& range_end) {
   constexpr std::string_view kPath = "/v3/kv/deleterange";
-  auto answer = call(kPath, range_request(key, range_end).dump());
+  auto answer = repeatable(kPath, range_request(key, range_end).dump());
   return decode_answer<int64_t>(
       answer, kPath, current_endpoint(),
       [](const Json& j, int64_t* deleted) { return read_int(j, "deleted", deleted); });
 }
 
-Result<TxnResult> EtcdClient::txn(const Txn& txn) {
+Result<TxnResult> EtcdClient::txn_call(const Txn& txn, Repeat repeat, Clock::time_point deadline,
+                                       bool* unknown) {
   constexpr std::string_view kPath = "/v3/kv/txn";
   Json compares = Json::array();
   for (const auto& c : txn.compares) {
@@ -278,7 +348,7 @@ Result<TxnResult> EtcdClient::txn(const Txn& txn) {
     return out;
   };
   Json body = {{"compare", compares}, {"success", ops(txn.success)}, {"failure", ops(txn.failure)}};
-  auto answer = call(kPath, body.dump());
+  auto answer = call(kPath, body.dump(), repeat, deadline, unknown);
   return decode_answer<TxnResult>(
       answer, kPath, current_endpoint(), [](const Json& j, TxnResult* r) {
         auto ok = j.find("succeeded");
@@ -297,10 +367,154 @@ Result<TxnResult> EtcdClient::txn(const Txn& txn) {
       });
 }
 
+namespace {
+
+// Whether key `key` is in the range [op.key, op.range_end) of a delete (or is its one key).
+bool deletes(const TxnOp& op, const std::string& key) {
+  if (op.kind != TxnOp::Kind::kDelete) return false;
+  if (op.range_end.empty()) return op.key == key;
+  if (op.range_end == std::string(1, '\0')) return key >= op.key;
+  return key >= op.key && key < op.range_end;
+}
+
+bool writes(const TxnOp& op, const std::string& key) {
+  return (op.kind == TxnOp::Kind::kPut && op.key == key) || deletes(op, key);
+}
+
+// A read of what `op` wrote: its key, or its range.
+TxnOp read_back(const TxnOp& op) { return TxnOp::range(op.key, op.range_end); }
+
+}  // namespace
+
+bool txn_at_most_once(const Txn& txn, TxnKeys keys) {
+  for (const TxnOp& op : txn.success) {
+    if (op.kind == TxnOp::Kind::kRange) return false;
+  }
+  for (const Compare& c : txn.compares) {
+    if (c.op != Compare::Op::kEqual) continue;
+    if (c.number == 0 && c.target == Compare::Target::kCreateRevision && keys == TxnKeys::kOwn) {
+      for (const TxnOp& op : txn.success) {
+        if (op.kind == TxnOp::Kind::kPut && op.key == c.key) return true;
+      }
+    }
+    if (c.number <= 0) continue;
+    for (const TxnOp& op : txn.success) {
+      if (c.target == Compare::Target::kModRevision && writes(op, c.key)) return true;
+      if (c.target == Compare::Target::kCreateRevision && deletes(op, c.key)) return true;
+    }
+  }
+  return false;
+}
+
+bool txn_effect_seen(const Txn& txn, const std::vector<std::vector<KeyValue>>& read,
+                     int64_t read_revision, int64_t* revision) {
+  if (read.size() != txn.success.size()) return false;
+  int64_t at = 0;
+  bool puts = false;
+  for (size_t i = 0; i < txn.success.size(); ++i) {
+    const TxnOp& op = txn.success[i];
+    if (op.kind != TxnOp::Kind::kPut) continue;
+    puts = true;
+    if (read[i].size() != 1) return false;
+    const KeyValue& kv = read[i][0];
+    if (kv.key != op.key || kv.value != op.value || kv.lease != op.lease) return false;
+    if (at != 0 && kv.mod_revision != at) return false;
+    at = kv.mod_revision;
+  }
+  if (puts) {
+    // Every value of the branch, written at one revision: that write was this transaction (or
+    // one that wrote the very same bytes, which leaves what this one would). Its deletes are not
+    // looked at: a deleted key may have been written again since.
+    *revision = at;
+    return true;
+  }
+  for (size_t i = 0; i < txn.success.size(); ++i) {
+    if (txn.success[i].kind == TxnOp::Kind::kDelete && !read[i].empty()) return false;
+  }
+  *revision = read_revision;
+  return true;
+}
+
+// A transaction whose request went out whole and got no answer (or etcd's "request timed out")
+// may have been applied or not, and may even be applied later (etcd still had it in hand).
+// Sending it blindly again could apply it twice: a compare that held for the first may hold
+// again for the second (a key deleted and created again by someone else in between). So:
+//   - a transaction without compares is an unconditional write: sent again, as put() is;
+//   - one that can take effect at most once (txn_at_most_once: a compare of it fails for good
+//     once it has run, whoever else writes; or, for the caller's own keys, whatever the caller
+//     does not do itself) is sent again, with reads of the keys it writes added to its failure
+//     branch. If the resend succeeds, the first was never applied, and now cannot be: applied
+//     once. If it fails, the reads, made at the revision its compares failed at, say whether the
+//     first was applied (txn_effect_seen): then the answer is that it succeeded, at the revision
+//     it did; else it failed as any transaction whose compares no longer hold (someone else
+//     changed its keys), and the first cannot be applied later either;
+//   - any other is not sent again: its keys are read back, and it succeeded if they show its
+//     effect; if not, the error says that the outcome is unknown (etcd may still apply it).
+Result<TxnResult> EtcdClient::txn(const Txn& txn, TxnKeys keys) {
+  const auto deadline = Clock::now() + options_.timeout;
+  bool unknown = false;
+  auto first = txn_call(txn, txn.compares.empty() ? Repeat::kYes : Repeat::kNo, deadline, &unknown);
+  if (first.ok() || !unknown) return first;
+  const std::string failed = first.status().message();
+  auto seen = [&](const TxnResult& r, size_t from, int64_t revision) -> std::optional<TxnResult> {
+    std::vector<std::vector<KeyValue>> read(r.ranges.begin() + static_cast<ptrdiff_t>(from),
+                                            r.ranges.end());
+    int64_t at = 0;
+    if (!txn_effect_seen(txn, read, revision, &at)) return std::nullopt;
+    log::warning("{}: the transaction was applied, at revision {} (read back): not applied again",
+                 failed, at);
+    TxnResult done;
+    done.succeeded = true;
+    done.revision = at;
+    done.ranges.resize(txn.success.size());  // what its reads read is gone: none has any
+    return done;
+  };
+  if (txn_at_most_once(txn, keys)) {
+    log::warning(
+        "{}: the outcome of the transaction is unknown: sending it again (it can take "
+        "effect only once) with a read of its keys",
+        failed);
+    Txn again = txn;
+    const size_t base = txn.failure.size();
+    for (const TxnOp& op : txn.success) again.failure.push_back(read_back(op));
+    for (;;) {
+      bool again_unknown = false;
+      auto r = txn_call(again, Repeat::kNo, deadline, &again_unknown);
+      if (r.ok()) {
+        if (r->succeeded) return r;  // the first was not applied, and now cannot be
+        if (auto done = seen(*r, base, r->revision)) return *done;
+        r->ranges.resize(base);  // the caller's own failure reads
+        return r;
+      }
+      if (!again_unknown || Clock::now() >= deadline) {
+        return Status(r.status().code(),
+                      fmt::format("{}; its outcome is unknown, and sending it again failed: {}",
+                                  failed, r.status().message()));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  Txn read;
+  for (const TxnOp& op : txn.success) read.success.push_back(read_back(op));
+  auto r = txn_call(read, Repeat::kYes, deadline, nullptr);
+  if (!r.ok()) {
+    return Status(first.status().code(),
+                  fmt::format("{}; its outcome is unknown, and its keys cannot be read back: {}",
+                              failed, r.status().message()));
+  }
+  if (auto done = seen(*r, 0, r->revision)) return *done;
+  return Status::Unavailable(
+      fmt::format("{}; its outcome is unknown: its keys read back at revision {} do not show it "
+                  "applied, and it is not sent again (it could apply twice; etcd may still apply "
+                  "it)",
+                  failed, r->revision));
+}
+
 Result<Lease> EtcdClient::lease_grant(int64_t ttl_seconds) {
   constexpr std::string_view kPath = "/v3/lease/grant";
   Json body = {{"TTL", std::to_string(ttl_seconds)}};
-  auto answer = call(kPath, body.dump());
+  // Granted twice, the first lease has no key bound to it and expires by itself.
+  auto answer = repeatable(kPath, body.dump());
   const std::string endpoint = current_endpoint();
   auto lease = decode_answer<Lease>(answer, kPath, endpoint, [&](const Json& j, Lease* l) {
     if (auto e = j.find("error"); e != j.end() && e->is_string() && !e->empty()) {
@@ -320,7 +534,7 @@ Result<Lease> EtcdClient::lease_grant(int64_t ttl_seconds) {
 Result<int64_t> EtcdClient::lease_keepalive(int64_t id) {
   constexpr std::string_view kPath = "/v3/lease/keepalive";
   Json body = {{"ID", std::to_string(id)}};
-  auto answer = call(kPath, body.dump());
+  auto answer = repeatable(kPath, body.dump());
   // A stream of one answer: {"result": {..., "TTL": "5"}}, no TTL once the lease is gone.
   const std::string endpoint = current_endpoint();
   return decode_answer<int64_t>(answer, kPath, endpoint, [&](const Json& j, int64_t* ttl) {
@@ -336,7 +550,7 @@ Result<int64_t> EtcdClient::lease_keepalive(int64_t id) {
 Result<int64_t> EtcdClient::lease_time_to_live(int64_t id) {
   constexpr std::string_view kPath = "/v3/lease/timetolive";
   Json body = {{"ID", std::to_string(id)}};
-  auto answer = call(kPath, body.dump());
+  auto answer = repeatable(kPath, body.dump());
   return decode_answer<int64_t>(answer, kPath, current_endpoint(), [](const Json& j, int64_t* ttl) {
     return read_int(j, "TTL", ttl);
   });
@@ -345,7 +559,9 @@ Result<int64_t> EtcdClient::lease_time_to_live(int64_t id) {
 Status EtcdClient::lease_revoke(int64_t id) {
   constexpr std::string_view kPath = "/v3/lease/revoke";
   Json body = {{"ID", std::to_string(id)}};
-  return call(kPath, body.dump()).status();
+  // Sent again after a first revocation that was applied, it finds no lease: gone either way.
+  Status s = repeatable(kPath, body.dump()).status();
+  return s.code() == Code::kNotFound ? Status::Ok() : s;
 }
 
 }  // namespace vvm::cluster

@@ -6,10 +6,20 @@
 // "Cluster" section gives the reasons and the latencies measured.
 //
 // One EtcdClient holds one keep-alive connection, used by one call at a time (calls from several
-// threads are serialized). Every call has a deadline (EtcdOptions::timeout). When an endpoint
-// cannot be reached, the call goes on to the next one; once a request has been sent, a failure is
-// returned rather than sent again (a transaction might have been applied) and the next call
-// starts at the next endpoint. Errors name the endpoint, the call and the reason:
+// threads are serialized). Every call has a deadline (EtcdOptions::timeout), and with several
+// endpoints each attempt on one of them has a shorter one (attempt_timeout, connecting within
+// connect_timeout): a member that died, stopped (SIGSTOP: the kernel still accepts connections,
+// nothing answers) or lost its leader costs one attempt, and the call goes on to the next
+// endpoint. What may be sent again after a failure depends on what the request does:
+//   - reads (range, a lease's time to live), lease renewals, and requests whose repetition
+//     leaves etcd as one would (put, delete, lease grant and revoke, a transaction without
+//     compares): sent again, to the next endpoint, until one answers or the deadline passes;
+//   - a transaction with compares, sent whole but not answered (the member died with it, or
+//     etcd answered "request timed out"): its outcome is unknown, and it is checked rather than
+//     sent blindly again (txn() says how, txn_at_most_once() and txn_effect_seen() decide).
+// Each endpoint that fails is logged once (until it answers again), naming it and the reason;
+// the next call starts at the endpoint that answered last. Errors name the endpoint, the call and
+// the reason:
 //   "etcd 127.0.0.1:2379: /v3/kv/put: connection refused"
 //
 // Keys and values are bytes (std::string); the base64 of the gateway's JSON stays inside.
@@ -38,6 +48,12 @@ struct EtcdOptions {
   // "HOST:PORT" or "http://HOST:PORT", tried in order; at least one.
   std::vector<std::string> endpoints;
   std::chrono::milliseconds timeout{5000};  // each call, connecting included
+  // With several endpoints: one attempt on one endpoint, and its connecting. A healthy etcd
+  // answers in milliseconds; one that lost its leader takes an election (about a second with
+  // etcd's defaults) to answer again, and that is better spent asking another member. With one
+  // endpoint an attempt may take the whole timeout: there is nowhere else to go.
+  std::chrono::milliseconds attempt_timeout{1000};
+  std::chrono::milliseconds connect_timeout{500};
 };
 
 // An endpoint as the client uses it: "127.0.0.1:2379" from "http://127.0.0.1:2379". An https://
@@ -123,6 +139,33 @@ struct TxnResult {
   std::vector<std::vector<KeyValue>> ranges;
 };
 
+// Whether the keys a transaction creates are its caller's alone (txn()): kOwn when every key it
+// requires absent and puts is one that nobody else deletes while the caller waits for the answer
+// (a name made of a random id, a key bound to the caller's own new lease). Then, once created,
+// such a key cannot be absent again, and the compare fails for good, as a revision's does.
+enum class TxnKeys { kShared, kOwn };
+
+// The rules that make a transaction safe to check after an unknown outcome (txn()):
+//
+// True when `txn` can take effect at most once however often it is sent: a compare of it fails
+// for good once its success branch has run. That is a compare of a key's mod_revision with a
+// revision R > 0, for a key the success branch writes (puts or deletes): once written at
+// revision M > R, the key's mod_revision is M or later (or 0 once deleted) and never R again. Or
+// a compare of a key's create_revision with C > 0, for a key the success branch deletes: from
+// then on the key is absent (0) or created anew (later than C). A compare that a key is absent
+// (create_revision 0), a version or a value can hold again after someone else's change, so it
+// does not count; nor does a transaction whose success branch reads (what it read at the
+// revision it ran at cannot be read again). With kOwn keys, a compare that a key is absent
+// (create_revision 0) for a key the success branch puts counts too.
+bool txn_at_most_once(const Txn& txn, TxnKeys keys = TxnKeys::kShared);
+// Whether `read`, etcd's keys read back after `txn` was sent (for each op of the success branch,
+// in order, the keys of its key or range: empty for a range op), show its success branch's
+// effect: every put's key holds its value, bound to its lease, all of them at one mod_revision,
+// and every deleted key or range is empty. When they do, *revision is that mod_revision (or
+// `read_revision` for a branch that only deletes).
+bool txn_effect_seen(const Txn& txn, const std::vector<std::vector<KeyValue>>& read,
+                     int64_t read_revision, int64_t* revision);
+
 struct Lease {
   int64_t id = 0;
   int64_t ttl = 0;  // seconds, as etcd granted it
@@ -152,7 +195,9 @@ class EtcdClient {
   Result<int64_t> put(const std::string& key, const std::string& value, int64_t lease = 0);
   // Deletes the key, or the keys up to `range_end`; how many there were.
   Result<int64_t> erase(const std::string& key, const std::string& range_end = {});
-  Result<TxnResult> txn(const Txn& txn);
+  // A transaction whose request was sent but not answered is checked, not sent blindly again
+  // (etcd_client.cc, above txn(), says how and why that is safe).
+  Result<TxnResult> txn(const Txn& txn, TxnKeys keys = TxnKeys::kShared);
 
   // Leases: a key bound to one is deleted when the lease expires or is revoked.
   Result<Lease> lease_grant(int64_t ttl_seconds);
@@ -167,17 +212,35 @@ class EtcdClient {
   std::string current_endpoint() const;
 
   // The raw gateway call that the methods above make: POST `path` with the JSON `body`, the JSON
-  // answer. For the benchmark and the tests.
+  // answer; not sent again once sent whole. For the benchmark and the tests.
   Result<std::string> call(std::string_view path, const std::string& body);
 
  private:
+  using Clock = std::chrono::steady_clock;
+  // Whether a request sent whole but not answered may be sent again (the file comment).
+  enum class Repeat { kNo, kYes };
   EtcdClient(EtcdOptions options, std::vector<EtcdEndpoint> endpoints);
+  // POSTs until an endpoint answers, as `repeat` allows, by `deadline`. *unknown (when given)
+  // is set when the request was sent whole and not answered, or etcd said that it timed out:
+  // it may or may not have been applied.
+  Result<std::string> call(std::string_view path, const std::string& body, Repeat repeat,
+                           Clock::time_point deadline, bool* unknown);
+  // An endpoint failed: logged when it had worked until then; the next attempt goes to the next.
+  void failed_over(const Status& why);
+  // POSTs a request that may be sent again, by the call's timeout.
+  Result<std::string> repeatable(std::string_view path, const std::string& body) {
+    return call(path, body, Repeat::kYes, Clock::now() + options_.timeout, nullptr);
+  }
+  // A transaction's answer, whole.
+  Result<TxnResult> txn_call(const Txn& txn, Repeat repeat, Clock::time_point deadline,
+                             bool* unknown);
 
   EtcdOptions options_;
   std::vector<EtcdEndpoint> endpoints_;
   mutable std::mutex mu_;  // one call at a time on the connection
   size_t current_ = 0;     // index in endpoints_
   std::unique_ptr<HttpConnection> connection_;
+  std::vector<bool> failing_;  // by endpoint: failed last time (logged), not answered since
 };
 
 }  // namespace vvm::cluster

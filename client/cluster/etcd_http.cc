@@ -5,7 +5,9 @@
 #include "cluster/etcd_http.h"
 
 #include <fmt/core.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -177,6 +179,10 @@ void HttpConnection::cancel() {
   asio::post(impl_->ioc, [im = impl_.get()] { im->stream.close(); });
 }
 
+void HttpConnection::abort() {
+  asio::post(impl_->ioc, [im = impl_.get()] { im->stream.close(); });
+}
+
 namespace {
 
 std::string reason(const beast::error_code& ec) {
@@ -191,7 +197,13 @@ std::string reason(const beast::error_code& ec) {
 // of the local resolver, which answers at once or not at all.
 static Status connect(HttpConnection::Impl& im, const EtcdEndpoint& ep,
                       std::chrono::steady_clock::time_point deadline) {
-  if (im.connected) return Status::Ok();
+  if (im.connected) {
+    // A kept connection the server closed while it was idle is readable (its end): found out
+    // now, before a request is sent on it, rather than after, when its fate would be unknown.
+    pollfd p{im.stream.socket().native_handle(), POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) == 0) return Status::Ok();
+    im.close();
+  }
   tcp::resolver resolver(im.ioc);
   beast::error_code ec;
   auto results = resolver.resolve(ep.host, ep.port, ec);
@@ -225,12 +237,12 @@ static http::request<http::string_body> make_request(const EtcdEndpoint& ep,
 }
 
 Result<std::string> HttpConnection::post(std::string_view target, const std::string& body,
+                                         std::chrono::steady_clock::time_point connect_deadline,
                                          std::chrono::steady_clock::time_point deadline,
                                          int* http_status, Failure* failure) {
   Impl& im = *impl_;
   *failure = Failure::kNone;
-  const bool reused = im.connected;
-  if (Status s = connect(im, endpoint_, deadline); !s.ok()) {
+  if (Status s = connect(im, endpoint_, std::min(connect_deadline, deadline)); !s.ok()) {
     *failure = Failure::kConnect;
     return s;
   }
@@ -243,17 +255,15 @@ Result<std::string> HttpConnection::post(std::string_view target, const std::str
   auto req = make_request(endpoint_, target, body);
   im.stream.expires_at(deadline);
   beast::error_code ec = im.run([&](auto handler) { http::async_write(im.stream, req, handler); });
-  // A kept connection that the server closed while idle fails at once, before any answer:
-  // nothing was done, so the caller may send the request again on a new connection.
-  if (ec)
-    return fail(ec, reused && ec != beast::error::timeout ? Failure::kStale : Failure::kAfterSend);
+  // etcd acts on a request once it has read it whole (its Content-Length): one that could not be
+  // written whole was not acted on, and may be sent anywhere again.
+  if (ec) return fail(ec, Failure::kNotSent);
   http::response_parser<http::string_body> parser;
   parser.body_limit(uint64_t{256} << 20);
   ec = im.run([&](auto handler) { http::async_read(im.stream, im.buffer, parser, handler); });
-  if (ec) {
-    bool stale = reused && ec != beast::error::timeout && !parser.got_some();
-    return fail(ec, stale ? Failure::kStale : Failure::kAfterSend);
-  }
+  // Sent, and no answer: a kept connection that the server had closed while idle, or a member
+  // that died or stopped with the request, look the same from here. The caller decides.
+  if (ec) return fail(ec, Failure::kAfterSend);
   auto res = parser.release();
   *http_status = static_cast<int>(res.result_int());
   if (!res.keep_alive()) im.close();

@@ -48,14 +48,16 @@ class HttpConnection {
   // What went wrong in a request, for the caller's choice of retrying elsewhere.
   enum class Failure {
     kNone,
-    kConnect,  // nothing was sent: another endpoint may be tried
-    kStale,    // a kept connection was found closed before any answer: may be sent again
-    kAfterSend,
+    kConnect,    // no connection: nothing was sent
+    kNotSent,    // the request could not be written whole: etcd cannot have acted on it
+    kAfterSend,  // sent whole, no (whole) answer: etcd may or may not have acted on it
   };
 
   // POSTs `body` (JSON) to `target` and returns the body of the answer, whatever its HTTP status
-  // (in *http_status). Connects first when not connected; everything within `deadline`.
+  // (in *http_status). Connects first when not connected, by `connect_deadline`; everything by
+  // `deadline`.
   Result<std::string> post(std::string_view target, const std::string& body,
+                           std::chrono::steady_clock::time_point connect_deadline,
                            std::chrono::steady_clock::time_point deadline, int* http_status,
                            Failure* failure);
 
@@ -67,8 +69,11 @@ class HttpConnection {
   Status stream(std::string_view target, const std::string& body,
                 std::chrono::steady_clock::time_point connect_deadline,
                 const std::function<bool(std::string_view line)>& on_line);
-  // Thread-safe: ends stream() (or a post) now.
+  // Thread-safe: ends stream() (or a post) now, for good: stream() returns OK.
   void cancel();
+  // Thread-safe: breaks the connection under stream() (or a post) now, which then fails as on a
+  // lost connection; the connection may be used again.
+  void abort();
 
   void close();
 

@@ -22,6 +22,7 @@ Result<std::unique_ptr<EtcdWatch>> EtcdWatch::start(const EtcdOptions& options, 
   std::unique_ptr<EtcdWatch> w(new EtcdWatch(options, std::move(endpoints), std::move(spec),
                                              std::move(on_events), std::move(on_error)));
   w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  if (w->endpoints_.size() > 1) w->checker_ = std::thread([raw = w.get()] { raw->check_loop(); });
   return w;
 }
 
@@ -41,9 +42,11 @@ void EtcdWatch::stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     if (active_ != nullptr) active_->cancel();
+    if (probing_ != nullptr) probing_->cancel();
   }
   cv_.notify_all();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (checker_.joinable()) checker_.join();
 }
 
 Status EtcdWatch::wait_created(std::chrono::milliseconds timeout) {
@@ -152,9 +155,49 @@ bool EtcdWatch::handle_line(std::string_view line, const std::string& endpoint) 
   return true;
 }
 
+void EtcdWatch::check_loop() {
+  std::unique_ptr<HttpConnection> probe;
+  const Json read = {{"key", base64_encode(spec_.key)}, {"limit", 1}, {"keys_only", true}};
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait_for(lock, kCheckInterval, [&] { return stopping_ || ended_; });
+    if (stopping_ || ended_) return;
+    if (active_ == nullptr) continue;
+    const size_t index = active_index_;
+    const uint64_t stream = streams_;
+    if (!probe || probe->endpoint().text() != endpoints_[index].text()) {
+      probe = std::make_unique<HttpConnection>(endpoints_[index]);
+    }
+    probing_ = probe.get();
+    lock.unlock();
+    // A linearizable read: a member cut off from its leader cannot answer it either, and its
+    // stream would bring nothing new.
+    const auto deadline = std::chrono::steady_clock::now() + options_.attempt_timeout;
+    int http_status = 0;
+    HttpConnection::Failure failure = HttpConnection::Failure::kNone;
+    auto answer =
+        probe->post("/v3/kv/range", read.dump(), deadline, deadline, &http_status, &failure);
+    lock.lock();
+    probing_ = nullptr;
+    if (answer.ok() && http_status == 200) continue;
+    if (stopping_ || ended_ || active_ == nullptr || streams_ != stream) continue;
+    dropped_ = Status::Unavailable(fmt::format(
+        "etcd {}: watch on {}: the member does not answer a read ({}): watching through the next "
+        "endpoint",
+        endpoints_[index].text(), spec_.key,
+        answer.ok() ? fmt::format("HTTP {}: {}", http_status, answer->substr(0, 120))
+                    : answer.status().message()));
+    active_->abort();
+  }
+}
+
 void EtcdWatch::run() {
   size_t index = 0;
   auto backoff = std::chrono::milliseconds(100);
+  // With several endpoints, a member that does not answer is left after one attempt's time.
+  const auto connect_timeout = endpoints_.size() > 1
+                                   ? std::min(options_.timeout, options_.attempt_timeout)
+                                   : options_.timeout;
   for (;;) {
     HttpConnection connection(endpoints_[index]);
     const std::string endpoint = endpoints_[index].text();
@@ -163,13 +206,16 @@ void EtcdWatch::run() {
       std::lock_guard lock(mu_);
       if (stopping_ || ended_) return;
       active_ = &connection;
+      active_index_ = index;
+      ++streams_;
+      dropped_ = Status::Ok();
       if (!spec_.range_end.empty()) create["range_end"] = base64_encode(spec_.range_end);
       if (next_revision_ > 0) create["start_revision"] = std::to_string(next_revision_);
     }
     Json body = {{"create_request", create}};
     bool got_some = false, broken = false;
     Status s = connection.stream("/v3/watch", body.dump(),
-                                 std::chrono::steady_clock::now() + options_.timeout,
+                                 std::chrono::steady_clock::now() + connect_timeout,
                                  [&](std::string_view line) {
                                    got_some = true;
                                    if (!handle_line(line, endpoint)) {
@@ -181,6 +227,7 @@ void EtcdWatch::run() {
     std::unique_lock lock(mu_);
     active_ = nullptr;
     if (stopping_ || ended_) return;
+    if (!dropped_.ok()) s = dropped_;
     if (!s.ok()) {
       last_error_ = s;
       lock.unlock();

@@ -5,9 +5,13 @@
 // The watch runs on a thread of its own, with its own connection. When the connection is lost it
 // connects again (to the next endpoint) and resumes after the last revision it delivered, so no
 // change is missed and none is delivered twice; each loss is reported to on_error and the watch
-// carries on. If the revision to resume from has been compacted away, etcd cannot replay the
-// changes: on_error gets a WatchError with compact_revision set and the watch ends; its owner
-// reads the range again and starts a new watch from that read's revision + 1.
+// carries on. A stream that is merely quiet cannot be told from one whose member has stopped
+// (SIGSTOP, a hung host: the connection stays up and nothing comes): with several endpoints, a
+// second thread reads a key from the watch's member every second (kCheckInterval), and when that
+// read gets no answer within the attempt timeout (EtcdOptions::attempt_timeout), the watch drops
+// the member and resumes on the next. If the revision to resume from has been compacted away, etcd
+// cannot replay the changes: on_error gets a WatchError with compact_revision set and the watch
+// ends; its owner reads the range again and starts a new watch from that read's revision + 1.
 //
 //   auto w = EtcdWatch::start(options, {.key = "/vvm/pack/", .range_end = prefix_end("/vvm/pack/"),
 //                                       .start_revision = read.revision + 1},
@@ -78,10 +82,15 @@ class EtcdWatch {
   // The revision the watch would resume from (the last delivered + 1).
   int64_t next_revision() const;
 
+  // How often the member a watch streams from is checked, with several endpoints.
+  static constexpr std::chrono::milliseconds kCheckInterval{1000};
+
  private:
   EtcdWatch(EtcdOptions options, std::vector<EtcdEndpoint> endpoints, WatchSpec spec,
             OnEvents on_events, OnError on_error);
   void run();
+  // The second thread: checks that the member of the stream answers (the file comment).
+  void check_loop();
   // Handles one line of the stream; false when the watch must end (compaction, cancel).
   bool handle_line(std::string_view line, const std::string& endpoint);
 
@@ -98,9 +107,14 @@ class EtcdWatch {
   bool ended_ = false;  // compacted or canceled by etcd: the thread has stopped trying
   Status last_error_;
   int64_t next_revision_ = 0;
-  HttpConnection* active_ = nullptr;  // the connection being read, for stop() to cancel
+  HttpConnection* active_ = nullptr;   // the connection being read, for stop() to cancel
+  size_t active_index_ = 0;            // its endpoint
+  uint64_t streams_ = 0;               // streams started: which one a check was about
+  Status dropped_;                     // why check_loop() broke the current stream
+  HttpConnection* probing_ = nullptr;  // check_loop()'s read under way, for stop() to cancel
 
   std::thread thread_;
+  std::thread checker_;
 };
 
 }  // namespace vvm::cluster

@@ -42,7 +42,7 @@ Result<MembershipOptions> membership_options(const Config& config) {
 }
 
 Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, OnLost on_lost,
-                                                     OnBack on_back) {
+                                                     OnBack on_back, OnBack on_gone) {
   if (options.ttl.count() < 2) {
     return Status::InvalidArgument(
         fmt::format("lease TTL {}s is shorter than 2s", options.ttl.count()));
@@ -63,9 +63,12 @@ Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, 
                   fmt::format("{}: cannot grant a lease: {}", key, lease.status().message()));
   }
   options.node.started = static_cast<uint64_t>(std::time(nullptr));
+  // The key is bound to the lease just granted: only this node's leaving or that lease's end
+  // deletes it, so a resend after a lost answer cannot create it twice.
   auto txn = c.txn({{Compare::absent(key)},
                     {TxnOp::put(key, encode_node(options.node), lease->id)},
-                    {TxnOp::range(key)}});
+                    {TxnOp::range(key)}},
+                   TxnKeys::kOwn);
   if (!txn.ok() || !txn->succeeded) {
     (void)c.lease_revoke(lease->id);  // best effort: it would expire anyway
     if (!txn.ok()) {
@@ -91,7 +94,8 @@ Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, 
         key, holder, options.node.name));
   }
   std::unique_ptr<Membership> m(new Membership(std::move(options), std::move(*client), key, *lease,
-                                               std::move(on_lost), std::move(on_back)));
+                                               txn->revision, std::move(on_lost),
+                                               std::move(on_back), std::move(on_gone)));
   {
     std::lock_guard lock(m->mu_);
     m->valid_until_ = sent + std::chrono::seconds(lease->ttl) - m->margin();
@@ -101,13 +105,16 @@ Result<std::unique_ptr<Membership>> Membership::join(MembershipOptions options, 
 }
 
 Membership::Membership(MembershipOptions options, std::unique_ptr<EtcdClient> client,
-                       std::string key, Lease lease, OnLost on_lost, OnBack on_back)
+                       std::string key, Lease lease, int64_t revision, OnLost on_lost,
+                       OnBack on_back, OnBack on_gone)
     : options_(std::move(options)),
       client_(std::move(client)),
       key_(std::move(key)),
       lease_id_(lease.id),
+      revision_(revision),
       on_lost_(std::move(on_lost)),
-      on_back_(std::move(on_back)) {}
+      on_back_(std::move(on_back)),
+      on_gone_(std::move(on_gone)) {}
 
 Membership::~Membership() { leave(); }
 
@@ -190,6 +197,7 @@ void Membership::renew_loop() {
       unlocked([&] {
         log::error("{}", why.message());
         if (on_lost_ && !fenced) on_lost_(why);  // a fenced node is told once
+        if (on_gone_) on_gone_();
       });
       return;
     } else {

@@ -14,8 +14,8 @@
 // out of reach, and a restarted etcd extends every lease) moves valid_until() on and calls
 // on_back: the key never went, so no other node can have taken anything over, and the node may
 // write again. When etcd says the lease is gone, lost() becomes true for good (on_lost is called
-// if it was not already): Membership does not join again by itself; its owner decides (a new
-// join() makes a new lease, and a new key).
+// if it was not already, then on_gone): Membership does not join again by itself; its owner
+// decides (a new join() makes a new lease, and a new key; the plugin's ClusterCatalog rejoins).
 //
 //   auto m = Membership::join(options, [](const Status& why) { fence(why); },
 //                             [] { unfence(); });
@@ -58,10 +58,10 @@ class Membership {
   using OnBack = std::function<void()>;
 
   // Registers the node and starts renewing its lease. `on_lost` and `on_back` run on the renewal
-  // thread, in turn (on_lost first, at most once more than on_back); they must not call leave()
-  // (nor destroy the Membership).
+  // thread, in turn (on_lost first, at most once more than on_back), and `on_gone` last, once,
+  // when etcd says the lease is gone; they must not call leave() (nor destroy the Membership).
   static Result<std::unique_ptr<Membership>> join(MembershipOptions options, OnLost on_lost,
-                                                  OnBack on_back = {});
+                                                  OnBack on_back = {}, OnBack on_gone = {});
   ~Membership();  // leave()
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
@@ -71,6 +71,9 @@ class Membership {
 
   const std::string& key() const { return key_; }
   int64_t lease_id() const { return lease_id_; }
+  // The etcd revision that created the node's key: everything etcd holds from it on was written
+  // while this membership was there.
+  int64_t revision() const { return revision_; }
   const NodeRecord& node() const { return options_.node; }
   // True once etcd has said the lease is gone: for good.
   bool lost() const { return lost_; }
@@ -79,7 +82,7 @@ class Membership {
 
  private:
   Membership(MembershipOptions options, std::unique_ptr<EtcdClient> client, std::string key,
-             Lease lease, OnLost on_lost, OnBack on_back);
+             Lease lease, int64_t revision, OnLost on_lost, OnBack on_back, OnBack on_gone);
   void renew_loop();
   std::chrono::milliseconds margin() const;
 
@@ -87,8 +90,10 @@ class Membership {
   std::unique_ptr<EtcdClient> client_;
   std::string key_;
   int64_t lease_id_;
+  int64_t revision_;
   OnLost on_lost_;
   OnBack on_back_;
+  OnBack on_gone_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -110,7 +110,9 @@ Result<ReconfigReport> reconfigure(EtcdClient& etcd, const ReconfigOptions& opti
   Txn write;
   write.compares.push_back(Compare::absent(key));
   write.success.push_back(TxnOp::put(key, encode_intent(intent), lease->id));
-  auto written = etcd.txn(write);
+  // The intent's key is named by a random id and bound to this command's lease: nobody else
+  // deletes it, so a resend after a lost answer cannot create it twice.
+  auto written = etcd.txn(write, TxnKeys::kOwn);
   if (!written.ok()) return give_up(written.status());
   if (!written->succeeded) return give_up(Status::Busy("etcd key " + key + " exists already"));
   const int64_t intent_revision = written->revision;

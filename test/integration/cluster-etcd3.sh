@@ -2,8 +2,13 @@
 # cluster-etcd3.sh: the cluster on a real three-member etcd (Debian's etcd 3.4, members m1, m2, m3
 # on 127.0.0.11, .12 and .13) and three real nodes (start_three_nodes: pack a on n2, secondary
 # n3, forwarded by n1), each configured with all three endpoints:
+#   - the leader, every node's and vvctl's first endpoint, SIGSTOPped (its connections hang:
+#     nothing is refused, nothing answers): a read by vvctl answers within 2 s, a pack move is
+#     acknowledged by every node (their watches leave the stopped member) within 5 s, and the
+#     nodes say which endpoint failed; no node fences itself;
 #   - one member SIGKILLed, the leader and the first endpoint of every node and of vvctl, while
-#     a client writes through n1 with flushes: the client sees no error, no node fences itself,
+#     a client writes through n1 with flushes: a read by vvctl answers within 2 s, the client
+#     sees no error, no node fences itself,
 #     a pack move succeeds (every node acknowledges), and failover still works (the new primary
 #     SIGKILLed: the client carries on); no acknowledged write is lost;
 #   - etcd entirely down: the nodes go on serving reads and writes with the mappings they have,
@@ -32,6 +37,38 @@ for ((i = 0; i < 50; i++)); do
 done
 ((i < 50)) || die "three nodes not registered: $(ctl cluster nodes)"
 map() { ctl cluster map --json | jq -c '.[] | select(.name == "a")'; }
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# --- the leader stopped: reads and changes go to the other members ---
+cleanup_fn kill -CONT "${etcd_member_pid[m1]}"
+kill -STOP "${etcd_member_pid[m1]}"
+t0=$(date +%s%N)
+out=$(ctl cluster map --json) || die "vvctl cluster map with the leader stopped: $out"
+read_ms=$(ms_since "$t0")
+[[ $(jq -r '.[] | select(.name == "a") | .primary.node' <<<"$out") == n2 ]] ||
+  die "vvctl cluster map with the leader stopped: $out"
+((read_ms < 2000)) || die "vvctl cluster map took $read_ms ms with the leader stopped (bound 2000)"
+t0=$(date +%s%N)
+out=$(ctl pack move a --primary n3 --json) || die "pack move with the leader stopped: $out"
+move_ms=$(ms_since "$t0")
+check '.acked | join(",")' n1,n2,n3 "$out"
+check .primary.node n3 "$(map)"
+((move_ms < 5000)) || die "pack move took $move_ms ms with the leader stopped (bound 5000)"
+for n in n1 n2 n3; do
+  wait_log "${node_log[$n]}" "etcd 127\.0\.0\.11:[0-9]+: watch on /vvm/: the member does not answer a read" 5
+done
+io "$n1" -c 'write -P 0x33 0 64K' -c 'read -P 0x33 0 64K'
+kill -CONT "${etcd_member_pid[m1]}"
+echo "ok: leader stopped: vvctl read in $read_ms ms, pack move acknowledged by n1,n2,n3 in $move_ms ms"
+out=$(ctl pack move a --primary n2 --json) || die "pack move back once m1 is resumed: $out"
+for ((i = 0; i < 50; i++)); do # m1 catches up with the others before it can lead again
+  [[ $(etcd_leader) == m1 ]] && break
+  id=$(etcdctl_ member list | awk -F', ' '$3 == "m1" {print $1}')
+  ETCDCTL_API=3 etcdctl --endpoints="$etcd_endpoint" --dial-timeout=300ms --command-timeout=1s \
+    move-leader "$id" >/dev/null 2>&1 || true
+  sleep 0.2
+done
+[[ $(etcd_leader) == m1 ]] || die "m1 does not lead again once resumed (the leader: $(etcd_leader))"
 
 # --- one member killed: the leader, every node's first endpoint ---
 /usr/bin/python3 "$writer" write "$n1" 10 256 >"$tmpdir/w1.json" &
@@ -40,6 +77,10 @@ cleanup_fn kill_quietly "$writer_pid"
 sleep 1
 kill_daemon "${etcd_member_pid[m1]}"
 start=$(date +%s%N)
+out=$(ctl cluster map --json) || die "vvctl cluster map with the leader killed: $out"
+read_ms=$(ms_since "$start")
+((read_ms < 2000)) || die "vvctl cluster map took $read_ms ms with the leader killed (bound 2000)"
+echo "ok: leader killed: vvctl read in $read_ms ms"
 for ((i = 0; i < 100; i++)); do
   leader=$(etcd_leader)
   [[ -n $leader ]] && break

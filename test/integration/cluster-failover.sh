@@ -6,8 +6,12 @@
 #     change is refused naming etcd; etcd back: the watches catch up (a mapping made after it is
 #     back is served through n1);
 #   - the primary SIGSTOPped past its lease in the middle of fio verify through n1: its key goes,
-#     n1 goes to the secondary, fio ends with no error; SIGCONT: the old primary serves no write
-#     (refused and logged), and still reads;
+#     n1 goes to the secondary, fio ends with no error; the mapping changes while it is away;
+#     SIGCONT: the old primary joins again by itself (a new lease; it is in vvctl cluster nodes
+#     within 5 s), with the mapping read after its new key; a connection opened to it before the
+#     stop is refused writes (and it says so); it takes part in a pack move, forwards the pack
+#     once the move has taken it off the pack, and a client through it reads every byte written
+#     while it was away (fio --verify_only, patterns);
 #   - bad input under the prefix (a mapping naming an unknown node, or a disk its node lacks;
 #     garbage values for a pack, a node and a path): a clear error naming each key in nbdkit's
 #     log, nothing served wrongly, the nodes stay up and serve the rest.
@@ -48,9 +52,30 @@ echo "ok: etcd down: nodes kept serving; back: a new mapping served through n1"
 # A client connected first: n1's forwarder is then connected to n2 before it stops (n1 closes
 # a forwarder left with no client, and a new one would find n2 stopped while connecting).
 connect_client keeper "$n1"
-fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --offset=$((32 * M)) \
-  --rw=randwrite --bs=4k --iodepth=16 --rate_iops=4000 --verify=crc32c --do_verify=1 \
-  --verify_fatal=1 >"$tmpdir/fio.out" 2>&1 &
+# A client of n2 connected before it stops: it writes once for each line it is sent (without the
+# keeper's pipe, which would keep the keeper from seeing its end).
+mkfifo "$tmpdir/old.fifo"
+nbdsh -u "$n2" -c '
+import sys
+for line in sys.stdin:
+    try:
+        h.pwrite(b"\x77" * 4096, 5 * 1024 * 1024)
+        print("wrote", flush=True)
+    except nbd.Error as e:
+        print("refused:", e, flush=True)
+' <"$tmpdir/old.fifo" >"$tmpdir/old.out" 2>&1 {_vvm_client_fd[keeper]}>&- &
+old_pid=$!
+cleanup_fn kill_quietly "$old_pid"
+exec {old_fd}>"$tmpdir/old.fifo"
+echo >&"$old_fd"
+for ((i = 0; i < 50; i++)); do
+  grep -q '^wrote' "$tmpdir/old.out" && break
+  sleep 0.1
+done
+grep -q '^wrote' "$tmpdir/old.out" || die "a client of n2 cannot write before n2 stops: $(cat "$tmpdir/old.out")"
+fio_job=(--name=verify --ioengine=nbd --size=$((32 * M)) --offset=$((32 * M)) --rw=randwrite
+  --bs=4k --iodepth=16 --verify=crc32c --verify_fatal=1)
+fio "${fio_job[@]}" --uri="$n1" --rate_iops=4000 --do_verify=1 >"$tmpdir/fio.out" 2>&1 &
 fio_pid=$!
 cleanup_fn kill_quietly "$fio_pid"
 sleep 0.5
@@ -66,12 +91,49 @@ grep -Eq "127.0.0.3:$port/pack/a@local is down: marked down: node n2 has left th
   die "n1 did not mark n2 down when its key went"
 disconnect_client keeper
 echo "ok: primary stopped under fio: no client error, n1 went to n3 ($(awk -v a="$stopped" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
+# While n2 is away: a change of the mapping (its secondary), and a write through n1.
+ctl pack set-secondary a n1 >/dev/null || die "set-secondary with n2 away failed"
+changed=$(etcdctl_ get /vvm/pack/a -w json | jq -r '.kvs[0].mod_revision')
+io "$n1" -c "write -P 0x16 4M 1M"
 kill -CONT "${node_pid[n2]}"
-io_fails "$n2" -c "write -P 0x22 0 4k"
-wait_log "${node_log[n2]}" "write refused: this node's cluster membership lease is lost \(self-fenced\)"
+resumed=$(date +%s%N)
+for ((i = 0; i < 50; i++)); do
+  ctl cluster nodes --json | jq -e '.[] | select(.name == "n2")' >/dev/null && break
+  sleep 0.1
+done
+((i < 50)) || die "n2 is not a member again 5 s after SIGCONT: $(ctl cluster nodes)"
+rejoin_ms=$((($(date +%s%N) - resumed) / 1000000))
+wait_log "${node_log[n2]}" "error: cluster membership lost: /vvm/node/n2: "
+wait_log "${node_log[n2]}" "rejoining the cluster: etcd dropped lease [0-9a-f]+ of /vvm/node/n2"
+wait_log "${node_log[n2]}" "rejoined the cluster as /vvm/node/n2 \(lease [0-9a-f]+\): serving the mapping of etcd revision [0-9]+"
+served=$(grep -Eo "rejoined the cluster as .* serving the mapping of etcd revision [0-9]+" "${node_log[n2]}" | grep -Eo '[0-9]+$')
+((served >= changed)) || die "n2 serves the mapping of revision $served, older than the change at $changed"
+# The connection opened before: refused, and the refusal named.
+echo >&"$old_fd"
+for ((i = 0; i < 50; i++)); do
+  [[ $(grep -c . "$tmpdir/old.out") -ge 2 ]] && break
+  sleep 0.1
+done
+tail -1 "$tmpdir/old.out" | grep -q '^refused:' ||
+  die "a connection opened to n2 before it stopped wrote after it rejoined: $(cat "$tmpdir/old.out")"
+wait_log "${node_log[n2]}" "write refused: the connection was opened before this node rejoined the cluster"
+exec {old_fd}>&-
+cmp -n 4096 -i $((5 * M)):0 "$disk" <(head -c 4096 /dev/zero | tr '\0' '\167') ||
+  die "the write of n2's client from before the stop is not on the disk"
 io "$n2" -r -c "read -P 0x11 0 1M"
 io "$n1" -c "write -P 0x14 2M 1M" -c "read -P 0x14 2M 1M"
-echo "ok: the old primary, resumed, refuses writes and says so"
+echo "ok: the old primary, resumed, rejoined by itself (a member again in $rejoin_ms ms), with the mapping of revision $served (changed at $changed); a connection from before is refused writes"
+# It takes part in a move again; moved off the pack, it forwards it; its clients read every byte
+# written while it was away.
+out=$(ctl pack move a --primary n3 --json) || die "pack move after n2 rejoined: $out"
+check '.acked | join(",")' n1,n2,n3 "$out"
+wait_log "${node_log[n2]}" "cluster state read at etcd revision [0-9]+: serving 0 packs from this node's disks, forwarding [1-9]"
+fio "${fio_job[@]}" --uri="$n2" --verify_only >"$tmpdir/fio2.out" 2>&1 ||
+  die "fio --verify_only through n2 failed: $(cat "$tmpdir/fio2.out")"
+grep -q 'err= 0' "$tmpdir/fio2.out" || die "fio --verify_only reported errors: $(cat "$tmpdir/fio2.out")"
+io "$n2" -c "read -P 0x16 4M 1M" -c "read -P 0x14 2M 1M" -c "write -P 0x17 6M 1M"
+io "nbd://127.0.0.4:$port/pack/a" -r -c "read -P 0x17 6M 1M"
+echo "ok: n2 acknowledged a move, forwards pack a to n3, and reads back what was written while it was away"
 
 # --- 3. bad input under the prefix ---
 pack_json() { # NAME NODE DISK OFFSET_MIB

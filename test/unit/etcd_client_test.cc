@@ -1,8 +1,14 @@
 // etcd_client_test.cc: the etcd client and its watches (client/cluster/) against a real etcd
-// started for each test case (harness/etcd.h), and the parts that need none (base64, endpoints).
+// started for each test case (harness/etcd.h), and the parts that need none (base64, endpoints,
+// the rules that decide whether a transaction may be sent again). Members that fail are stood
+// for by sockets that never answer (a stopped member) and by a proxy that drops etcd's answers
+// (a member that died just after applying a request).
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -57,6 +63,106 @@ struct Seen {
     return cv.wait_for(lock, timeout, [&] { return errors.size() >= n; });
   }
 };
+
+// A listening socket on 127.0.0.1 that nobody accepts on: connections are made (the backlog
+// takes them), requests are sent, and no answer ever comes, as from a SIGSTOPped etcd.
+struct SilentServer {
+  int fd = -1;
+  std::string endpoint;
+  SilentServer() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  }
+  ~SilentServer() { ::close(fd); }
+};
+
+// A proxy in front of a real etcd that hands each request on whole, waits for etcd's answer, and
+// then closes the client's connection without it: etcd has acted on the request, the client
+// cannot know (a member that died right after applying it).
+class AnswerDropper {
+ public:
+  explicit AnswerDropper(uint16_t etcd_port) : etcd_port_(etcd_port) {
+    SilentServer listener;  // bound and listening; taken over here
+    std::swap(fd_, listener.fd);
+    endpoint_ = listener.endpoint;
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~AnswerDropper() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  int dropped() const { return dropped_; }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      relay(client);
+      ::close(client);
+    }
+  }
+  // One request: headers, then Content-Length bytes of body.
+  void relay(int client) {
+    std::string request;
+    char buf[4096];
+    size_t body_at = std::string::npos, length = 0;
+    while (body_at == std::string::npos || request.size() < body_at + length) {
+      ssize_t n = ::recv(client, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      request.append(buf, static_cast<size_t>(n));
+      if (body_at == std::string::npos &&
+          (body_at = request.find("\r\n\r\n")) != std::string::npos) {
+        body_at += 4;
+        auto at = request.find("Content-Length: ");
+        if (at != std::string::npos) length = std::stoul(request.substr(at + 16));
+      }
+    }
+    int up = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(etcd_port_);
+    if (::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::send(up, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()) &&
+        ::recv(up, buf, sizeof buf, 0) > 0) {
+      ++dropped_;  // etcd answered: it has acted on the request
+    }
+    ::close(up);
+  }
+
+  uint16_t etcd_port_;
+  int fd_ = -1;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> dropped_{0};
+  std::thread thread_;
+};
+
+uint16_t port_of(const std::string& endpoint) {
+  return static_cast<uint16_t>(std::stoul(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+// A client of these endpoints whose attempts on one of them are short, as in a test of failover.
+std::unique_ptr<EtcdClient> failover_client(const std::vector<std::string>& endpoints) {
+  EtcdOptions o{endpoints, 4000ms};
+  o.attempt_timeout = 400ms;
+  o.connect_timeout = 200ms;
+  return must(EtcdClient::create(o));
+}
 
 }  // namespace
 
@@ -478,4 +584,210 @@ TEST_CASE("a watch delivers each change of a quiet stream as it comes") {
     INFO("change " << i);
     REQUIRE(seen.wait_events(i, 3s));
   }
+}
+
+TEST_CASE("which transactions may be sent again after an unknown outcome") {
+  // Compare-and-set on a key it writes: fails for good once applied.
+  CHECK(txn_at_most_once({{Compare::unchanged("/k", 5)}, {TxnOp::put("/k", "v")}, {}}));
+  CHECK(txn_at_most_once({{Compare::unchanged("/k", 5)}, {TxnOp::erase("/k")}, {}}));
+  CHECK(txn_at_most_once({{Compare::absent("/a"), Compare::unchanged("/k", 5)},
+                          {TxnOp::put("/a", "x"), TxnOp::put("/k", "v")},
+                          {}}));
+  // ... also when the key is in a range the branch deletes.
+  CHECK(txn_at_most_once(
+      {{Compare::unchanged("/p/b", 5)}, {TxnOp::erase("/p/", prefix_end("/p/"))}, {}}));
+  // A reconfiguration's commit: its intent, created at C, deleted by it.
+  CHECK(txn_at_most_once({{{"/i", Compare::Target::kCreateRevision, Compare::Op::kEqual, 9, {}}},
+                          {TxnOp::put("/k", "v"), TxnOp::erase("/i")},
+                          {}}));
+  // Absent: someone may delete the key after it ran, and it would run again.
+  CHECK_FALSE(txn_at_most_once({{Compare::absent("/k")}, {TxnOp::put("/k", "v")}, {}}));
+  // A revision compared on a key it does not write holds for as long as nobody writes that key.
+  CHECK_FALSE(txn_at_most_once({{Compare::unchanged("/o", 5)}, {TxnOp::put("/k", "v")}, {}}));
+  CHECK_FALSE(txn_at_most_once(
+      {{Compare::unchanged("/p/b", 5)}, {TxnOp::erase("/p/a", "/p/b")}, {}}));  // end excluded
+  // A create_revision compare on a key it only puts: a put leaves create_revision as it is.
+  CHECK_FALSE(
+      txn_at_most_once({{{"/k", Compare::Target::kCreateRevision, Compare::Op::kEqual, 9, {}}},
+                        {TxnOp::put("/k", "v")},
+                        {}}));
+  // Versions, values, inequalities, revision 0 (absent): may hold again.
+  CHECK_FALSE(txn_at_most_once({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}}},
+                                {TxnOp::put("/k", "v")},
+                                {}}));
+  CHECK_FALSE(txn_at_most_once({{{"/k", Compare::Target::kModRevision, Compare::Op::kLess, 9, {}}},
+                                {TxnOp::put("/k", "v")},
+                                {}}));
+  CHECK_FALSE(txn_at_most_once({{Compare::unchanged("/k", 0)}, {TxnOp::put("/k", "v")}, {}}));
+  // What a read in its success branch read cannot be had again.
+  CHECK_FALSE(txn_at_most_once(
+      {{Compare::unchanged("/k", 5)}, {TxnOp::put("/k", "v"), TxnOp::range("/o")}, {}}));
+}
+
+TEST_CASE("a transaction's effect is seen in its keys read back") {
+  const Txn t{{Compare::unchanged("/k", 5)},
+              {TxnOp::put("/k", "v", 7), TxnOp::put("/l", "w"), TxnOp::erase("/d")},
+              {}};
+  auto kv = [](std::string key, std::string value, int64_t rev, int64_t lease) {
+    KeyValue k;
+    k.key = std::move(key);
+    k.value = std::move(value);
+    k.mod_revision = rev;
+    k.lease = lease;
+    return k;
+  };
+  int64_t at = 0;
+  CHECK(txn_effect_seen(t, {{kv("/k", "v", 12, 7)}, {kv("/l", "w", 12, 0)}, {}}, 20, &at));
+  CHECK(at == 12);
+  // A deleted key written again since does not hide the puts.
+  CHECK(txn_effect_seen(t, {{kv("/k", "v", 12, 7)}, {kv("/l", "w", 12, 0)}, {kv("/d", "x", 15, 0)}},
+                        20, &at));
+  // Not one write: two revisions, another value, another lease, a key missing.
+  CHECK_FALSE(txn_effect_seen(t, {{kv("/k", "v", 12, 7)}, {kv("/l", "w", 13, 0)}, {}}, 20, &at));
+  CHECK_FALSE(txn_effect_seen(t, {{kv("/k", "x", 12, 7)}, {kv("/l", "w", 12, 0)}, {}}, 20, &at));
+  CHECK_FALSE(txn_effect_seen(t, {{kv("/k", "v", 12, 8)}, {kv("/l", "w", 12, 0)}, {}}, 20, &at));
+  CHECK_FALSE(txn_effect_seen(t, {{}, {kv("/l", "w", 12, 0)}, {}}, 20, &at));
+  CHECK_FALSE(txn_effect_seen(t, {{kv("/k", "v", 12, 7)}}, 20, &at));  // reads missing
+  // A branch of deletes only: its keys gone, as of the read.
+  const Txn d{{Compare::unchanged("/k", 5)}, {TxnOp::erase("/k"), TxnOp::erase("/p/", "/p0")}, {}};
+  CHECK(txn_effect_seen(d, {{}, {}}, 20, &at));
+  CHECK(at == 20);
+  CHECK_FALSE(txn_effect_seen(d, {{}, {kv("/p/x", "1", 3, 0)}}, 20, &at));
+}
+
+TEST_CASE("a read goes on to the next endpoint when a member never answers (a stopped one)") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  REQUIRE(client_for({etcd.endpoint()})->put("/t/k", "v").ok());
+  SilentServer stopped;
+  auto c = failover_client({stopped.endpoint, etcd.endpoint()});
+  auto start = std::chrono::steady_clock::now();
+  auto r = c->get("/t/k");
+  auto took = std::chrono::steady_clock::now() - start;
+  INFO((r.ok() ? std::string("ok") : r.status().message()));
+  REQUIRE(r.ok());
+  REQUIRE(r->has_value());
+  CHECK((*r)->value == "v");
+  CHECK(took >= 400ms);  // one attempt on the silent one...
+  CHECK(took < 1500ms);  // ... and not the call's whole timeout
+  CHECK(c->current_endpoint() == etcd.endpoint());
+  // A lease renewal and a plain put go on too, and a read-only transaction.
+  auto lease = c->lease_grant(5);
+  REQUIRE(lease.ok());
+  auto first = failover_client({stopped.endpoint, etcd.endpoint()});
+  CHECK(*first->lease_keepalive(lease->id) == 5);
+  first = failover_client({stopped.endpoint, etcd.endpoint()});
+  CHECK(first->put("/t/k", "w").ok());
+  first = failover_client({stopped.endpoint, etcd.endpoint()});
+  auto read = first->txn({{}, {TxnOp::range("/t/k")}, {}});
+  REQUIRE(read.ok());
+  REQUIRE(read->ranges.size() == 1);
+  CHECK(read->ranges[0].at(0).value == "w");
+}
+
+TEST_CASE("a compare-and-set whose answer is lost is applied once, and said to have succeeded") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  auto direct = client_for({etcd.endpoint()});
+  const int64_t created = *direct->put("/t/k", "old");
+
+  SECTION("applied by the member that died: found applied, not applied again") {
+    AnswerDropper died(port_of(etcd.endpoint()));
+    auto c = failover_client({died.endpoint(), etcd.endpoint()});
+    auto r = c->txn({{Compare::unchanged("/t/k", created)}, {TxnOp::put("/t/k", "new")}, {}});
+    INFO((r.ok() ? std::string("ok") : r.status().message()));
+    REQUIRE(r.ok());
+    CHECK(r->succeeded);
+    CHECK(died.dropped() == 1);
+    auto kv = direct->get("/t/k")->value();
+    CHECK(kv.value == "new");
+    CHECK(kv.version == 2);  // created, then written once
+    CHECK(r->revision == kv.mod_revision);
+  }
+  SECTION("never seen by the stopped member: sent again and applied there, once") {
+    SilentServer stopped;
+    auto c = failover_client({stopped.endpoint, etcd.endpoint()});
+    auto r = c->txn({{Compare::unchanged("/t/k", created)}, {TxnOp::put("/t/k", "new")}, {}});
+    INFO((r.ok() ? std::string("ok") : r.status().message()));
+    REQUIRE(r.ok());
+    CHECK(r->succeeded);
+    auto kv = direct->get("/t/k")->value();
+    CHECK(kv.version == 2);
+    CHECK(r->revision == kv.mod_revision);
+  }
+  SECTION("changed by someone else meanwhile: not succeeded, the caller's reads kept") {
+    SilentServer stopped;
+    REQUIRE(direct->put("/t/k", "theirs").ok());
+    auto c = failover_client({stopped.endpoint, etcd.endpoint()});
+    auto r = c->txn({{Compare::unchanged("/t/k", created)},
+                     {TxnOp::put("/t/k", "new")},
+                     {TxnOp::range("/t/k")}});
+    REQUIRE(r.ok());
+    CHECK_FALSE(r->succeeded);
+    REQUIRE(r->ranges.size() == 1);
+    CHECK(r->ranges[0].at(0).value == "theirs");
+    CHECK(direct->get("/t/k")->value().value == "theirs");
+  }
+}
+
+TEST_CASE("a create-if-absent whose answer is lost is read back, never sent again") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  auto direct = client_for({etcd.endpoint()});
+  const Txn create{{Compare::absent("/t/n")}, {TxnOp::put("/t/n", "mine")}, {}};
+
+  SECTION("applied: found in its keys") {
+    AnswerDropper died(port_of(etcd.endpoint()));
+    auto c = failover_client({died.endpoint(), etcd.endpoint()});
+    auto r = c->txn(create);
+    INFO((r.ok() ? std::string("ok") : r.status().message()));
+    REQUIRE(r.ok());
+    CHECK(r->succeeded);
+    CHECK(r->revision == direct->get("/t/n")->value().mod_revision);
+  }
+  SECTION("not applied: an error that says the outcome is unknown, and nothing written") {
+    SilentServer stopped;
+    auto c = failover_client({stopped.endpoint, etcd.endpoint()});
+    auto r = c->txn(create);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::Contains("etcd " + stopped.endpoint));
+    CHECK_THAT(r.status().message(), Catch::Contains("outcome is unknown"));
+    CHECK_FALSE(direct->get("/t/n")->has_value());
+  }
+}
+
+TEST_CASE("a watch leaves a member that stops answering and resumes on the next") {
+  auto dir = must(test::TempDir::create());
+  auto first = must(test::EtcdServer::start(dir));
+  auto second = must(test::EtcdServer::start(dir));
+  Seen seen;
+  EtcdOptions o{{first.endpoint(), second.endpoint()}, 3000ms};
+  o.attempt_timeout = 400ms;
+  auto w = EtcdWatch::start(
+      o, {"/w/", prefix_end("/w/"), 0}, [&](const WatchBatch& b) { seen.add(b); },
+      [&](const WatchError& e) { seen.fail(e); });
+  REQUIRE(w.ok());
+  REQUIRE((*w)->wait_created(5s).ok());
+  REQUIRE(::kill(first.process().pid(), SIGSTOP) == 0);
+  auto start = std::chrono::steady_clock::now();
+  const bool left = seen.wait_errors(1, 5s);
+  auto took = std::chrono::steady_clock::now() - start;
+  ::kill(first.process().pid(), SIGCONT);
+  REQUIRE(left);
+  CHECK(took < EtcdWatch::kCheckInterval + 1s);
+  {
+    std::lock_guard lock(seen.mu);
+    CHECK_THAT(seen.errors[0].status.message(), Catch::Contains("etcd " + first.endpoint()));
+    CHECK_THAT(seen.errors[0].status.message(), Catch::Contains("does not answer a read"));
+  }
+  // In place again on the second: its changes come.
+  REQUIRE(test::wait_until(
+              [&] {
+                std::lock_guard lock(seen.mu);
+                return seen.in_place >= 2;
+              },
+              5s, "the watch on the second member")
+              .ok());
+  REQUIRE(client_for({second.endpoint()})->put("/w/x", "1").ok());
+  CHECK(seen.wait_events(1, 3s));
 }

@@ -2,6 +2,7 @@
 // real etcd: the key and its lease, one name held by one node, leaving, and the loss of the lease
 // reported before it can have expired, and a node fenced while etcd was away taken back when its
 // lease is still there.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -184,11 +185,14 @@ TEST_CASE("a fenced node whose lease etcd dropped meanwhile is lost for good") {
   auto dir = must(test::TempDir::create());
   auto etcd = must(test::EtcdServer::start(dir));
   LostFlag lost;
-  auto m =
-      Membership::join(options_for(etcd.endpoint(), "n1", "127.0.0.1:10809", 3s), lost.callback());
+  std::atomic<int> gone{0};
+  auto m = Membership::join(options_for(etcd.endpoint(), "n1", "127.0.0.1:10809", 3s),
+                            lost.callback(), {}, [&] { ++gone; });
   REQUIRE(m.ok());
+  CHECK((*m)->revision() > 0);
   // Fenced while etcd is down; etcd back, the lease is revoked before (or soon after) the node
-  // renews it: the node finds it gone and stays fenced.
+  // renews it: the node finds it gone and stays fenced, and its owner is told, once, to join
+  // again.
   auto c = must(EtcdClient::create({{etcd.endpoint()}, 2000ms}));
   (void)etcd.stop(0ms);
   REQUIRE(lost.wait(5s));
@@ -196,4 +200,12 @@ TEST_CASE("a fenced node whose lease etcd dropped meanwhile is lost for good") {
   REQUIRE(c->lease_revoke((*m)->lease_id()).ok());
   for (int i = 0; i < 100 && !(*m)->lost(); ++i) std::this_thread::sleep_for(100ms);
   CHECK((*m)->lost());  // the plugin's fenced() is true for good
+  for (int i = 0; i < 20 && gone == 0; ++i) std::this_thread::sleep_for(50ms);
+  CHECK(gone == 1);
+  // A new join makes a new lease and key, created after the old one.
+  auto again = Membership::join(options_for(etcd.endpoint(), "n1", "127.0.0.1:10809", 3s), {});
+  REQUIRE(again.ok());
+  CHECK((*again)->lease_id() != (*m)->lease_id());
+  CHECK((*again)->revision() > (*m)->revision());
+  CHECK(c->get(node_key(kDefaultPrefix, "n1"))->value().lease == (*again)->lease_id());
 }
