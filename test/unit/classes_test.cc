@@ -226,6 +226,12 @@ class FakeMovers : public MoverPort {
   void verify(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
     pending.push_back({"verify", args, std::move(done)});
   }
+  void tape_copy(const Endpoint&, const rpc::TapeCopyRequest& request, CopyDone done) override {
+    pending.push_back({"tape-copy", request.to, std::move(done)});
+  }
+  void cancel(const Endpoint&, const rpc::CancelRequest&, CancelDone done) override {
+    done(Status::Unavailable("the fake movers cancel nothing"));
+  }
   void ping(const Endpoint&, PingDone done) override {
     done(rpc::PingReply{"vvmover", "m1", "vvm", uint64_t{1} << 40, {}});  // never restarted
   }
