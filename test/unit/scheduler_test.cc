@@ -562,6 +562,29 @@ TEST_CASE("the copies of a mover that restarted or is gone are sent again") {
   }
 }
 
+TEST_CASE("a mover that does not answer its ping gets no other until it does") {
+  Fixture f;
+  f.add_vsn("L00001");
+  f.make_vv();
+  f.sched->tick();
+  auto archive = f.movers.take("archive");
+  f.accept(archive, rpc::Op::kArchive);
+  f.advance(3s);
+  f.sched->tick();
+  auto ping = f.movers.take("ping");
+  // A mover that accepts and never reads: each ping waits the request timeout, and more sent
+  // meanwhile would queue behind it, then behind each other, ever later.
+  for (int i = 0; i < 5; ++i) {
+    f.advance(3s);
+    f.sched->tick();
+  }
+  CHECK(f.movers.pending.empty());
+  ping.ping_done(rpc::PingReply{"vvmover", "m1", "vvm", 3'600'000, ""});
+  f.advance(3s);
+  f.sched->tick();
+  CHECK(f.movers.take("ping").mover == "unix:/nonexistent/m1.sock");
+}
+
 TEST_CASE("Busy from a mover is tried again after its pause") {
   Fixture f;
   f.add_vsn("L00001");
