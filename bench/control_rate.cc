@@ -16,34 +16,20 @@
 
 #include <fmt/core.h>
 
+#include "bench_common.h"
 #include "common/config.h"
 #include "proto/client.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using vvm::bench::die;
+using vvm::bench::percentile;
 
 namespace {
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_control_rate: %s\n", what.c_str());
-  std::exit(1);
-}
-
-vvm::rpc::Client connect(const vvm::Endpoint& endpoint) {
-  auto c = vvm::rpc::Client::connect(endpoint, 5s);
-  if (!c.ok()) die(c.status().message());
-  return std::move(*c);
-}
 
 void ping(vvm::rpc::Client& c) {
   auto r = c.call(vvm::rpc::PingRequest{"bench"}, 5s);
   if (!r.ok()) die("ping: " + r.status().message());
-}
-
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  return sorted[std::min(sorted.size() - 1,
-                         static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
 }  // namespace
@@ -59,7 +45,7 @@ int main(int argc, char** argv) {
   if (span.count() <= 0 || span.count() > 600) die("SECONDS: between 0 and 600");
 
   // One connection, one request in flight.
-  auto c = connect(*endpoint);
+  auto c = vvm::bench::connect_or_die(*endpoint);
   std::vector<double> rtt_us;
   auto start = Clock::now();
   while (Clock::now() - start < span && rtt_us.size() < 10'000'000) {
@@ -75,7 +61,7 @@ int main(int argc, char** argv) {
   size_t conns = 0;
   start = Clock::now();
   while (Clock::now() - start < span && conns < 10'000'000) {
-    auto one = connect(*endpoint);
+    auto one = vvm::bench::connect_or_die(*endpoint);
     ping(one);
     ++conns;
   }

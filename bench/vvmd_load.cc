@@ -18,24 +18,16 @@
 
 #include <fmt/core.h>
 
+#include "bench_common.h"
 #include "common/config.h"
 #include "proto/client.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using vvm::bench::die;
+using vvm::bench::percentile;
 
 namespace {
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_vvmd_load: %s\n", what.c_str());
-  std::exit(1);
-}
-
-vvm::rpc::Client connect(const vvm::Endpoint& endpoint) {
-  auto c = vvm::rpc::Client::connect(endpoint, 5s);
-  if (!c.ok()) die(c.status().message());
-  return std::move(*c);
-}
 
 std::string create_one(vvm::rpc::Client& c) {
   vvm::rpc::VvCreateRequest req;
@@ -44,13 +36,6 @@ std::string create_one(vvm::rpc::Client& c) {
   auto r = c.call(req, 30s);
   if (!r.ok()) die("create: " + r.status().message());
   return r->vv.name;
-}
-
-// The value below which a fraction `p` of `sorted` lies.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  return sorted[std::min(sorted.size() - 1,
-                         static_cast<size_t>(p * static_cast<double>(sorted.size())))];
 }
 
 }  // namespace
@@ -69,15 +54,15 @@ int main(int argc, char** argv) {
 
   std::string shown;
   {
-    auto c = connect(*endpoint);
+    auto c = vvm::bench::connect_or_die(*endpoint);
     shown = create_one(c);
   }
   fmt::print("{:>8} {:>12} {:>10} {:>10} {:>10} {:>8}\n", "writers", "creates/s", "show p50",
              "show p99", "show max", "shows");
   for (int writers : writer_counts) {
     std::vector<vvm::rpc::Client> wc, rc;
-    for (int i = 0; i < writers; ++i) wc.push_back(connect(*endpoint));
-    for (int i = 0; i < readers; ++i) rc.push_back(connect(*endpoint));
+    for (int i = 0; i < writers; ++i) wc.push_back(vvm::bench::connect_or_die(*endpoint));
+    for (int i = 0; i < readers; ++i) rc.push_back(vvm::bench::connect_or_die(*endpoint));
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> creates{0};
     std::vector<std::vector<double>> lat(readers);
