@@ -16,11 +16,12 @@
 
 #include <fmt/core.h>
 
-#include "control_bench.h"
+#include "bench_common.h"
+#include "common/config.h"
+#include "proto/client.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using vvm::bench::connect;
 using vvm::bench::die;
 using vvm::bench::percentile;
 
@@ -44,7 +45,7 @@ int main(int argc, char** argv) {
   if (span.count() <= 0 || span.count() > 600) die("SECONDS: between 0 and 600");
 
   // One connection, one request in flight.
-  auto c = connect(*endpoint);
+  auto c = vvm::bench::connect_or_die(*endpoint);
   std::vector<double> rtt_us;
   auto start = Clock::now();
   while (Clock::now() - start < span && rtt_us.size() < 10'000'000) {
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
   size_t conns = 0;
   start = Clock::now();
   while (Clock::now() - start < span && conns < 10'000'000) {
-    auto one = connect(*endpoint);
+    auto one = vvm::bench::connect_or_die(*endpoint);
     ping(one);
     ++conns;
   }

@@ -18,11 +18,12 @@
 
 #include <fmt/core.h>
 
-#include "control_bench.h"
+#include "bench_common.h"
+#include "common/config.h"
+#include "proto/client.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using vvm::bench::connect;
 using vvm::bench::die;
 using vvm::bench::percentile;
 
@@ -53,15 +54,15 @@ int main(int argc, char** argv) {
 
   std::string shown;
   {
-    auto c = connect(*endpoint);
+    auto c = vvm::bench::connect_or_die(*endpoint);
     shown = create_one(c);
   }
   fmt::print("{:>8} {:>12} {:>10} {:>10} {:>10} {:>8}\n", "writers", "creates/s", "show p50",
              "show p99", "show max", "shows");
   for (int writers : writer_counts) {
     std::vector<vvm::rpc::Client> wc, rc;
-    for (int i = 0; i < writers; ++i) wc.push_back(connect(*endpoint));
-    for (int i = 0; i < readers; ++i) rc.push_back(connect(*endpoint));
+    for (int i = 0; i < writers; ++i) wc.push_back(vvm::bench::connect_or_die(*endpoint));
+    for (int i = 0; i < readers; ++i) rc.push_back(vvm::bench::connect_or_die(*endpoint));
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> creates{0};
     std::vector<std::vector<double>> lat(readers);

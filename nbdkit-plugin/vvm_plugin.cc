@@ -41,6 +41,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "connection.h"
+#include "fd_budget.h"
 #include "forward/forward_table.h"
 #include "forward/forwarder.h"
 #include "local_failover.h"
@@ -83,6 +84,8 @@ std::unique_ptr<ReconfGate> g_gate;
 std::unique_ptr<ClusterHolds> g_cluster_holds;
 // vvmd, for the vv/NAME exports; conf= only, and only when vvm.conf gives vvmd a listen address.
 std::unique_ptr<VvmdLink> g_vvmd;
+// New connections are refused while nbdkit is near its descriptor limit (fd_budget.h).
+std::unique_ptr<FdBudget> g_fd_budget;
 std::chrono::milliseconds g_stage_timeout{600'000};
 std::string g_host_name;  // where a Unix-socket client is, for vvmd's one-writer-host rule
 // What a pack request answers when its backing fails: path-failure=eio (alone) or nak (another
@@ -637,6 +640,10 @@ int vvm_config_complete() {
     }
     if (g_holds_dir.empty()) g_holds_dir = "/run/vvm/holds";
     g_holds = std::make_unique<HoldRegistry>(g_holds_dir);
+    raise_fd_limit_quietly();
+    g_fd_budget = std::make_unique<FdBudget>();
+    nbdkit_debug("up to %zu file descriptors; new connections refused with fewer than %zu free",
+                 g_fd_budget->limit(), g_fd_budget->reserve());
     nbdkit_debug("holds recorded in %s", g_holds_dir.c_str());
     if (!g_cluster_config) {
       nbdkit_debug("serving %zu exports from %s", g_catalog->current().catalog->exports().size(),
@@ -969,6 +976,10 @@ void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
 
 void* vvm_open(int readonly) {
   return guarded<void*>("open", nullptr, [&]() -> void* {
+    if (Status room = g_fd_budget->admit(); !room.ok()) {
+      fail(room);
+      return nullptr;
+    }
     const char* name = nbdkit_export_name();
     if (name != nullptr && std::string_view(name).starts_with(kVvPrefix)) {
       return open_vv(std::string_view(name).substr(kVvPrefix.size()), readonly != 0);

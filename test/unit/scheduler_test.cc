@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -622,6 +623,47 @@ TEST_CASE("the copies of a mover that restarted or is gone are sent again") {
     CHECK(f.vv(name).state == VvState::kArchived);
     CHECK(f.vv(name).copies[0] == VvCopy{"L00001", 1});
   }
+}
+
+TEST_CASE("recovery removes the file of an evicted VV, an eviction cut short") {
+  Fixture f;
+  f.add_vsn("L00001");
+  const std::string gone = f.make_vv(), kept = f.make_vv();
+  f.archive_and_evict(gone, "L00001");
+  REQUIRE(f.archive_next().first == "L00001");
+  // vvmd stopped after the eviction's record was durable and before its file went.
+  const std::string path = f.catalog->cache_path(gone);
+  { std::ofstream(path) << "left behind"; }
+  REQUIRE(std::filesystem::exists(path));
+  f.restart();
+  CHECK_FALSE(std::filesystem::exists(path));
+  CHECK(f.vv(gone).cache == CacheState::kEvicted);
+  // A cached VV's file stays.
+  CHECK(f.vv(kept).cache == CacheState::kCached);
+  CHECK(std::filesystem::exists(f.catalog->cache_path(kept)));
+}
+
+TEST_CASE("a mover that does not answer its ping gets no other until it does") {
+  Fixture f;
+  f.add_vsn("L00001");
+  f.make_vv();
+  f.sched->tick();
+  auto archive = f.movers.take("archive");
+  f.accept(archive, rpc::Op::kArchive);
+  f.advance(3s);
+  f.sched->tick();
+  auto ping = f.movers.take("ping");
+  // A mover that accepts and never reads: each ping waits the request timeout, and more sent
+  // meanwhile would queue behind it, then behind each other, ever later.
+  for (int i = 0; i < 5; ++i) {
+    f.advance(3s);
+    f.sched->tick();
+  }
+  CHECK(f.movers.pending.empty());
+  ping.ping_done(rpc::PingReply{"vvmover", "m1", "vvm", 3'600'000, ""});
+  f.advance(3s);
+  f.sched->tick();
+  CHECK(f.movers.take("ping").mover == "unix:/nonexistent/m1.sock");
 }
 
 TEST_CASE("Busy from a mover is tried again after its pause") {

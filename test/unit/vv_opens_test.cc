@@ -4,6 +4,7 @@
 // evicted, and the opens of a control connection forgotten when it ends. With the real plugin and
 // clients: test/integration/vv-export.sh.
 #include <catch2/catch.hpp>
+#include <map>
 
 #include "catalog/catalog.h"
 #include "catalog/vv_opens.h"
@@ -234,6 +235,48 @@ TEST_CASE("the opens of a control connection that ends are forgotten") {
   CHECK_FALSE(f.opens->is_open(a));
   CHECK(f.opens->is_open(b));
   CHECK(must(f.opens->open(plugin(3), local(a, 0, 0, true, true, "nbd3"))).writable);
+}
+
+TEST_CASE("many opens of many VVs on many connections: each VV's and each connection's own") {
+  Fixture f;
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 20; ++i) vvs.push_back(f.create("0666"));
+  // 20 VVs, each open on 5 control connections (sessions 1-5), read-only but on session 1.
+  std::map<std::pair<int, uint64_t>, uint64_t> ids;  // (VV, session) -> open id
+  for (int i = 0; i < 20; ++i) {
+    for (uint64_t session = 1; session <= 5; ++session) {
+      const bool write = session == 1;
+      ids[{i, session}] =
+          must(f.opens->open(plugin(session), local(vvs[i], 0, 0, write, true, "nbd1"))).open_id;
+    }
+  }
+  CHECK(f.opens->count() == 100);
+  CHECK(f.opens->holders(vvs[7]).size() == 5);
+  CHECK(f.opens->writer_host(vvs[7]) == "nbd1");
+  // Session 1's end takes the writers with it; the readers stay.
+  CHECK(f.opens->drop_session(1) == 20);
+  CHECK(f.opens->count() == 80);
+  CHECK_FALSE(f.opens->writer_host(vvs[7]).has_value());
+  CHECK(f.opens->check_in_use(vvs[7], true).ok());
+  CHECK(f.opens->check_in_use(vvs[7], false).code() == Code::kBusy);
+  // Closes of VV 3 on every session but 5, then session 5 ends: VV 3 is open nowhere, the others
+  // still are (sessions 2-4).
+  for (uint64_t session = 2; session <= 4; ++session) {
+    must(f.opens->close(plugin(session), {ids[{3, session}], false}));
+  }
+  CHECK(f.opens->holders(vvs[3]).size() == 1);
+  // A close on the wrong connection is not one.
+  CHECK(f.opens->close(plugin(2), {ids[{3, 5}], false}).status().code() == Code::kNotFound);
+  CHECK(f.opens->drop_session(5) == 20);
+  CHECK_FALSE(f.opens->is_open(vvs[3]));
+  CHECK(f.opens->holders(vvs[3]).empty());
+  for (int i = 0; i < 20; ++i) {
+    if (i != 3) CHECK(f.opens->holders(vvs[i]).size() == 3);
+  }
+  CHECK(f.opens->count() == 57);
+  for (uint64_t session = 2; session <= 4; ++session) f.opens->drop_session(session);
+  CHECK(f.opens->count() == 0);
+  for (const auto& vv : vvs) CHECK_FALSE(f.opens->is_open(vv));
 }
 
 TEST_CASE("a finished VV is read-only, and an evicted one is not ready") {

@@ -89,6 +89,8 @@ Result<rpc::VvOpenReply> VvOpens::open(const rpc::Peer& peer, const rpc::VvOpenR
   reply.open_id = next_id_++;
   opens_[reply.open_id] =
       Open{reply.open_id, vv->name, peer.session, reply.writable, req.host, who};
+  by_vv_.emplace(vv->name, reply.open_id);
+  by_session_.emplace(peer.session, reply.open_id);
   log::info("VV {} open {} {} for {} ({} open now)", vv->name, reply.open_id,
             reply.writable ? "read-write" : "read-only", who, opens_.size());
   return reply;
@@ -99,44 +101,57 @@ Result<Vv> VvOpens::close(const rpc::Peer& peer, const rpc::VvCloseRequest& req)
   if (it == opens_.end() || it->second.session != peer.session) {
     return Status::NotFound(fmt::format("no VV open {} on this connection", req.open_id));
   }
-  const Open open = std::move(it->second);
-  opens_.erase(it);
+  const Open open = it->second;
+  forget(open.id);
   log::info("VV {} open {} closed by {} ({}; {} open now)", open.vv, open.id, open.who,
             req.written ? "written" : "not written", opens_.size());
   return catalog_->record_access(open.vv);
 }
 
-size_t VvOpens::drop_session(uint64_t session) {
-  size_t dropped = 0;
-  for (auto it = opens_.begin(); it != opens_.end();) {
-    if (it->second.session != session) {
-      ++it;
-      continue;
+void VvOpens::forget(uint64_t id) {
+  auto it = opens_.find(id);
+  if (it == opens_.end()) return;
+  for (auto [v, end] = by_vv_.equal_range(it->second.vv); v != end; ++v) {
+    if (v->second == id) {
+      by_vv_.erase(v);
+      break;
     }
-    log::warning("VV {} open {} for {} forgotten: its control connection ended without closing it",
-                 it->second.vv, it->first, it->second.who);
-    it = opens_.erase(it);
-    ++dropped;
   }
-  return dropped;
+  for (auto [c, end] = by_session_.equal_range(it->second.session); c != end; ++c) {
+    if (c->second == id) {
+      by_session_.erase(c);
+      break;
+    }
+  }
+  opens_.erase(it);
 }
 
-bool VvOpens::is_open(const std::string& name) const {
-  return std::any_of(opens_.begin(), opens_.end(),
-                     [&](const auto& entry) { return entry.second.vv == name; });
+size_t VvOpens::drop_session(uint64_t session) {
+  std::vector<uint64_t> ids;
+  for (auto [c, end] = by_session_.equal_range(session); c != end; ++c) ids.push_back(c->second);
+  for (uint64_t id : ids) {
+    const Open& o = opens_.at(id);
+    log::warning("VV {} open {} for {} forgotten: its control connection ended without closing it",
+                 o.vv, id, o.who);
+    forget(id);
+  }
+  return ids.size();
 }
+
+bool VvOpens::is_open(const std::string& name) const { return by_vv_.count(name) > 0; }
 
 std::optional<std::string> VvOpens::writer_host(const std::string& name) const {
-  for (const auto& [id, open] : opens_) {
-    if (open.writer && open.vv == name) return open.host;
+  for (auto [v, end] = by_vv_.equal_range(name); v != end; ++v) {
+    const Open& o = opens_.at(v->second);
+    if (o.writer) return o.host;
   }
   return std::nullopt;
 }
 
 std::vector<std::string> VvOpens::holders(const std::string& name) const {
   std::vector<std::string> who;
-  for (const auto& [id, open] : opens_) {
-    if (open.vv == name) who.push_back(open.who);
+  for (auto [v, end] = by_vv_.equal_range(name); v != end; ++v) {
+    who.push_back(opens_.at(v->second).who);
   }
   return who;
 }
@@ -154,8 +169,9 @@ VvOpens::Serves VvOpens::serve(rpc::Server& server) {
 }
 
 Status VvOpens::check_in_use(const std::string& name, bool for_write) const {
-  for (const auto& [id, o] : opens_) {
-    if (o.vv != name || (for_write && !o.writer)) continue;
+  for (auto [v, end] = by_vv_.equal_range(name); v != end; ++v) {
+    const Open& o = opens_.at(v->second);
+    if (for_write && !o.writer) continue;
     return Status::Busy(fmt::format("VV {} is open{} by {}: close it first", name,
                                     o.writer ? " for writing" : "", o.who));
   }

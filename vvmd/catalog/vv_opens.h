@@ -84,11 +84,17 @@ class VvOpens {
 
  private:
   Status check_requester(const rpc::Peer& peer, const rpc::VvOpenRequest& request) const;
+  void forget(uint64_t id);  // an open closed or dropped, out of every index
 
   Catalog* catalog_;
   uid_t daemon_uid_;
   uint64_t next_id_ = 1;
-  std::map<uint64_t, Open> opens_;
+  std::map<uint64_t, Open> opens_;  // by open id
+  // The same opens by VV and by control connection: with thousands of VVs open, the cache
+  // manager's pass asks is_open of every cached VV and the end of every control connection asks
+  // for its opens; a scan of all the opens for each made those passes opens x VVs.
+  std::multimap<std::string, uint64_t> by_vv_;
+  std::multimap<uint64_t, uint64_t> by_session_;
   std::function<Result<std::string>(const std::string& vv)> stage_;
 };
 

@@ -10,21 +10,26 @@
 namespace vvm::vvmd {
 
 MoverLink::MoverLink(Post post, std::chrono::milliseconds timeout, rpc::TlsClientSettings tls)
-    : post_(std::move(post)), timeout_(timeout), tls_(std::move(tls)) {}
+    : core_(std::make_shared<Core>()) {
+  core_->post = std::move(post);
+  core_->timeout = timeout;
+  core_->tls = std::move(tls);
+}
 
 MoverLink::~MoverLink() { stop(); }
 
 void MoverLink::call(const Endpoint& endpoint, rpc::RequestBody request, Done done) {
-  const std::lock_guard lock(mu_);
-  if (stopping_) return;
+  const std::lock_guard lock(core_->mu);
+  if (core_->stopping) return;
   auto& w = workers_[endpoint.to_string()];
   if (!w) {
-    w = std::make_unique<Worker>();
+    w = std::make_shared<Worker>();
     w->endpoint = endpoint;
-    w->thread = std::thread([this, raw = w.get()] { work(raw); });
+    ++core_->running;
+    w->thread = std::thread(work, core_, w);
   }
   w->jobs.push_back({std::move(request), std::move(done)});
-  cv_.notify_all();
+  core_->cv.notify_all();
 }
 
 namespace {
@@ -67,32 +72,36 @@ void MoverLink::ping(const Endpoint& mover, PingDone done) {
   call(mover, rpc::PingRequest{}, expect(std::move(done), rpc::Op::kPing));
 }
 
-void MoverLink::stop() {
-  {
-    const std::lock_guard lock(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-    cv_.notify_all();
-  }
+void MoverLink::stop(std::chrono::milliseconds grace) {
+  std::unique_lock lock(core_->mu);
+  if (core_->stopping) return;
+  core_->stopping = true;
+  core_->cv.notify_all();
+  core_->stopped.wait_for(lock, grace, [&] { return core_->running == 0; });
   for (auto& [name, w] : workers_) {
-    if (w->thread.joinable()) w->thread.join();
+    if (!w->thread.joinable()) continue;
+    if (w->ended) {
+      w->thread.join();
+    } else {
+      // In a call to a mover that does not answer: it ends once the call times out, and then
+      // touches only what it shares (core_, w), posting nothing.
+      w->thread.detach();
+    }
   }
 }
 
-void MoverLink::work(Worker* w) {
+void MoverLink::work(std::shared_ptr<Core> core, std::shared_ptr<Worker> w) {
   std::optional<rpc::Client> client;
+  std::unique_lock lock(core->mu);
   for (;;) {
-    Job job;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !w->jobs.empty(); });
-      if (stopping_) return;
-      job = std::move(w->jobs.front());
-      w->jobs.pop_front();
-    }
+    core->cv.wait(lock, [&] { return core->stopping || !w->jobs.empty(); });
+    if (core->stopping) break;
+    Job job = std::move(w->jobs.front());
+    w->jobs.pop_front();
+    lock.unlock();
     Result<rpc::ReplyBody> answer = Status::Internal("not sent");
     if (!client) {
-      auto c = rpc::Client::connect(w->endpoint, timeout_, tls_);
+      auto c = rpc::Client::connect(w->endpoint, core->timeout, core->tls);
       if (c.ok()) {
         client.emplace(std::move(*c));
       } else {
@@ -100,7 +109,7 @@ void MoverLink::work(Worker* w) {
       }
     }
     if (client) {
-      answer = client->call(job.request, timeout_);
+      answer = client->call(job.request, core->timeout);
       // A transport failure closed the connection; a refusal (Busy, ...) leaves it usable.
       if (!answer.ok() && (answer.status().code() == Code::kUnavailable ||
                            answer.status().code() == Code::kTimeout ||
@@ -108,10 +117,16 @@ void MoverLink::work(Worker* w) {
         client.reset();
       }
     }
-    post_([done = std::move(job.done), answer = std::move(answer)]() mutable {
+    lock.lock();
+    // Posted under the lock: once stop() has returned, the loop that `post` feeds may be gone.
+    if (core->stopping) break;
+    core->post([done = std::move(job.done), answer = std::move(answer)]() mutable {
       done(std::move(answer));
     });
   }
+  w->ended = true;
+  --core->running;
+  core->stopped.notify_all();
 }
 
 }  // namespace vvm::vvmd

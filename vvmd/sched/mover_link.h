@@ -8,6 +8,11 @@
 // lives. The copy's progress and end come later as COPY_REPORT requests to vvmd itself.
 // A mover's tls: endpoint is reached with vvmd's own client credentials ([vvmd] tls-client-*),
 // never the environment's, so that who vvmd is to a mover is vvm.conf's to say.
+//
+// A mover that accepts and never answers, or an address that drops connection attempts, holds
+// its worker in a call for the request timeout; stop() does not wait for that (vvmd would take
+// as long to stop): it leaves such a worker to end by itself, which then posts nothing. So a
+// worker's state is shared with its thread, not owned by the MoverLink alone.
 #pragma once
 
 #include <chrono>
@@ -52,28 +57,37 @@ class MoverLink : public MoverPort {
   void cancel(const Endpoint& mover, const rpc::CancelRequest& request, CancelDone done) override;
   void ping(const Endpoint& mover, PingDone done) override;
 
-  // Ends the workers; requests not yet sent are dropped without their `done`. Idempotent.
-  void stop();
+  // Ends the workers; requests not yet sent are dropped without their `done`, and so is the
+  // answer to one under way. Waits up to `grace` for the workers, then leaves those still in a
+  // call to end by themselves, posting nothing. Idempotent.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(1));
 
  private:
   struct Job {
     rpc::RequestBody request;
     Done done;
   };
+  // What the workers share with the MoverLink, kept alive by whichever ends last.
+  struct Core {
+    Post post;
+    std::chrono::milliseconds timeout;
+    rpc::TlsClientSettings tls;
+    std::mutex mu;
+    std::condition_variable cv;       // a job queued, or stopping
+    std::condition_variable stopped;  // a worker ended
+    bool stopping = false;
+    size_t running = 0;  // workers not yet ended
+  };
   struct Worker {
     Endpoint endpoint;
     std::deque<Job> jobs;
+    bool ended = false;
     std::thread thread;
   };
-  void work(Worker* w);
+  static void work(std::shared_ptr<Core> core, std::shared_ptr<Worker> w);
 
-  Post post_;
-  std::chrono::milliseconds timeout_;
-  rpc::TlsClientSettings tls_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::map<std::string, std::unique_ptr<Worker>> workers_;  // by endpoint
+  std::shared_ptr<Core> core_;
+  std::map<std::string, std::shared_ptr<Worker>> workers_;  // by endpoint, under core_->mu
 };
 
 }  // namespace vvm::vvmd

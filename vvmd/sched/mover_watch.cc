@@ -14,9 +14,10 @@ void Scheduler::check_movers() {
   for (const auto& [id, f] : in_flight_) movers.insert(f.mover);
   for (const std::string& name : movers) {
     auto m = config_.movers.find(name);
-    if (m == config_.movers.end()) continue;
+    if (m == config_.movers.end() || !pinging_.insert(name).second) continue;
     const auto asked = steady_now();
     movers_->ping(m->second.listen, [this, name, asked](Result<rpc::PingReply> answer) {
+      pinging_.erase(name);
       const rpc::PingReply* ping = answer.ok() ? &*answer : nullptr;
       if (ping == nullptr) {
         // Once may be a hiccup; twice running, the mover and its copies are gone.

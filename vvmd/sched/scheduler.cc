@@ -152,11 +152,23 @@ Status Scheduler::recover() {
     log::info("recovery: removed {}, a stage cut short", entry.path().string());
   }
   std::vector<Vv> staging;
+  std::vector<std::string> evicted_files;
   VVM_RETURN_IF_ERROR(
       scan_vv(*db_, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const Vv& r) {
         if (r.cache == CacheState::kStaging) staging.push_back(r);
+        if (r.cache == CacheState::kEvicted && options_.cache_path) {
+          std::string path = options_.cache_path(r.name);
+          if (std::filesystem::exists(path, ec)) evicted_files.push_back(std::move(path));
+        }
         return true;
       }));
+  // Evictions cut short: the cache manager removes a VV's file once its eviction is durable, and
+  // a vvmd stopped in between leaves the file, which nothing would ever remove (it counts in the
+  // cache's use, and an evicted VV is never evicted again).
+  for (const auto& path : evicted_files) {
+    std::filesystem::remove(path, ec);
+    log::info("recovery: removed {}, the file of an evicted VV (an eviction cut short)", path);
+  }
   for (const auto& r : staging) {
     StageItem item;
     item.vv = r.name;

@@ -423,7 +423,10 @@ class Scheduler {
   uint64_t next_request_id_;
   std::set<QueueKey> starved_;  // queues told "no VSN": logged once until that changes
   Clock::time_point last_mover_check_{};
-  std::map<std::string, int> mover_misses_;            // pings unanswered in a row, by mover
+  std::map<std::string, int> mover_misses_;  // pings unanswered in a row, by mover
+  // Movers with a ping under way: one at a time, or pings to a mover that does not answer (each
+  // waiting the request timeout) would pile up behind each other and the copies sent after them.
+  std::set<std::string> pinging_;
   std::map<std::string, uint32_t> vsn_errors_in_row_;  // by VSN
   std::map<std::string, std::string> repacks_;         // VSN being repacked -> its media
   // Archived VVs that lack a copy since their class gained a media type, by the place of the
