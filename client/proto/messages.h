@@ -1106,13 +1106,6 @@ struct ClassPruneReply {
 };
 
 // Every request of the protocol, the one list the codec, the server and the client work from.
-using RequestBody = std::variant<
-    PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest, VvShowRequest,
-    VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest, VvCloseRequest, VsnAddRequest,
-    VsnListRequest, VvStageRequest, StatusRequest, VvEvictRequest, DbStatsRequest, DbCheckRequest,
-    DbBackupRequest, CopyListRequest, VsnSetRequest, VsnDetailsRequest, DriveSetRequest,
-    DriveListRequest, VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
-    VsnVerifyRequest, VerifyListRequest, ReloadRequest, ClassListRequest, ClassPruneRequest>;
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
                  VvShowRequest, VvListRequest, VvFinishRequest, VvRemoveRequest, VvOpenRequest,
@@ -1120,7 +1113,8 @@ using RequestBody =
                  VvEvictRequest, DbStatsRequest, DbCheckRequest, DbBackupRequest, CopyListRequest,
                  VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest,
                  VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
-                 VsnVerifyRequest, VerifyListRequest, TapeCopyRequest, CancelRequest>;
+                 VsnVerifyRequest, VerifyListRequest, TapeCopyRequest, ReloadRequest,
+                 ClassListRequest, ClassPruneRequest, CancelRequest>;
 
 // --- what makes a message, checked at compile time ---
 
