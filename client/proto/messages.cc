@@ -59,6 +59,7 @@ static_assert(static_cast<uint32_t>(Op::kVerifyList) == VVM_OP_VERIFY_LIST);
 static_assert(static_cast<uint32_t>(Op::kReload) == VVM_OP_RELOAD);
 static_assert(static_cast<uint32_t>(Op::kClassList) == VVM_OP_CLASS_LIST);
 static_assert(static_cast<uint32_t>(Op::kClassPrune) == VVM_OP_CLASS_PRUNE);
+static_assert(static_cast<uint32_t>(Op::kVvCopies) == VVM_OP_VV_COPIES);
 static_assert(static_cast<uint32_t>(CopyState::kFailed) == VVM_COPY_FAILED);
 static_assert(static_cast<uint32_t>(VvState::kAny) == VVM_VV_ANY);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);

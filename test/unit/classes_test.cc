@@ -4,8 +4,8 @@
 // database with fake movers and a fake clock: a class that gains a media type has every archived
 // VV's copy made (from the cache, or staged first), found again after a restart, counted by
 // classes(); one that loses a type keeps those copies, extra, until prune() marks their tape files
-// dead, and a stage then reads the copy that is left. With the real daemons:
-// test/integration/vv-class-change.sh.
+// dead, and a stage then reads the copy that is left; what vv_copies() tells vvctl show of each
+// copy's media. With the real daemons: test/integration/vv-class-change.sh.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <deque>
@@ -348,6 +348,14 @@ TEST_CASE(
     CHECK(lto8->lacking == 2);
     CHECK(lto8->copies == 0);
   }
+  {
+    // What vvctl show prints: the copy lacking and the slot it will be written to.
+    auto c = must(f.sched->vv_copies({{{names[1]}}}));
+    REQUIRE(c.vvs.size() == 1);
+    CHECK(c.vvs[0].vsns == std::vector<rpc::VsnMedia>{{"L00001", "LTO9"}});
+    CHECK(c.vvs[0].lacking == std::vector<rpc::LackingCopy>{{"LTO8", 2}});
+    CHECK(c.vvs[0].extra.empty());
+  }
   f.restart();
 
   // The cached VV is written from the cache at once; the evicted one is staged (from L00001)
@@ -393,6 +401,16 @@ TEST_CASE(
     CHECK(lto9->copies == 2);
     CHECK(lto9->bytes == 2 * kMiB);
   }
+  {
+    // Each copy's media is its tape's, whatever its slot (the LTO8 copy is copy 2 of a class
+    // that lists LTO8 alone); an unknown name is left out.
+    auto c = must(f.sched->vv_copies({{{names[0]}, {"A0000009999"}}}));
+    REQUIRE(c.vvs.size() == 1);
+    CHECK(c.vvs[0].name == names[0]);
+    CHECK(c.vvs[0].vsns == std::vector<rpc::VsnMedia>{{"L00001", "LTO9"}, {"M00001", "LTO8"}});
+    CHECK(c.vvs[0].extra == std::vector<uint32_t>{1});
+    CHECK(c.vvs[0].lacking.empty());
+  }
   rpc::Peer nobody = root_peer();
   nobody.uid = 4242;
   f.sched->prune(nobody, {"A"}, [](Result<rpc::ClassPruneReply> r) {
@@ -418,6 +436,11 @@ TEST_CASE(
   {
     auto lto9 = f.media("LTO9");
     CHECK_FALSE(lto9.has_value());  // no copy left on it
+    auto c = must(f.sched->vv_copies({{{names[0]}}}));
+    REQUIRE(c.vvs.size() == 1);
+    CHECK(c.vvs[0].vsns == std::vector<rpc::VsnMedia>{{"M00001", "LTO8"}});
+    CHECK(c.vvs[0].extra.empty());
+    CHECK(c.vvs[0].lacking.empty());
   }
 
   // Staging reads the copy that is left.
