@@ -49,7 +49,8 @@ using VvmdServes = vvm::rpc::Served<
     vvm::rpc::VsnSetRequest, vvm::rpc::VsnDetailsRequest, vvm::rpc::DriveSetRequest,
     vvm::rpc::DriveListRequest, vvm::rpc::VsnRepackRequest, vvm::rpc::VsnReclaimRequest,
     vvm::rpc::RepackListRequest, vvm::rpc::VsnVerifyRequest, vvm::rpc::VerifyListRequest,
-    vvm::rpc::ReloadRequest, vvm::rpc::ClassListRequest, vvm::rpc::ClassPruneRequest>;
+    vvm::rpc::ReloadRequest, vvm::rpc::ClassListRequest, vvm::rpc::ClassPruneRequest,
+    vvm::rpc::VvCopiesRequest>;
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -46,7 +46,7 @@ struct Vv {
   CacheState cache = CacheState::kCached;
   uint64_t created = 0, finished = 0, accessed = 0;  // unix seconds
   uint64_t checksum = 0;
-  std::array<VvCopy, kMaxVvCopies> copies{};  // copy i on the class's i-th media type
+  std::array<VvCopy, kMaxVvCopies> copies{};  // slots; a copy's media type is its VSN's
   bool operator==(const Vv&) const = default;
   template <class F, class M>
   static void fields(F& f, M& m) {

@@ -61,6 +61,7 @@ static_assert(static_cast<uint32_t>(Op::kClassList) == VVM_OP_CLASS_LIST);
 static_assert(static_cast<uint32_t>(Op::kClassPrune) == VVM_OP_CLASS_PRUNE);
 static_assert(static_cast<uint32_t>(Op::kTapeCopy) == VVM_OP_TAPE_COPY);
 static_assert(static_cast<uint32_t>(Op::kCancel) == VVM_OP_CANCEL);
+static_assert(static_cast<uint32_t>(Op::kVvCopies) == VVM_OP_VV_COPIES);
 static_assert(static_cast<uint32_t>(CopyState::kFailed) == VVM_COPY_FAILED);
 static_assert(static_cast<uint32_t>(VvState::kAny) == VVM_VV_ANY);
 static_assert(static_cast<uint32_t>(VvState::kArchived) == VVM_VV_ARCHIVED);

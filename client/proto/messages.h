@@ -99,6 +99,7 @@ enum class Op : uint32_t {
   kReload = 36,
   kClassList = 37,
   kClassPrune = 38,
+  kVvCopies = 39,
   kCancel = 40,
 };
 std::string_view op_name(Op op);  // "ping"
@@ -132,6 +133,7 @@ struct VvEvictReply;
 struct ReloadReply;
 struct ClassListReply;
 struct ClassPruneReply;
+struct VvCopiesReply;
 
 struct PingRequest {
   static constexpr Op kOp = Op::kPing;
@@ -1105,6 +1107,73 @@ struct ClassPruneReply {
   }
 };
 
+// VV_COPIES (vvm_proto.x): what vvmd knows of each copy of some VVs: the media type of each tape
+// a copy (or a copy found bad) is on, the copies their class no longer wants, and the copies it
+// lacks, against the classes vvmd runs with. A copy's media type is its tape's, not its slot's.
+// VVs one VV_COPIES may name: its reply stays well under the message limit.
+inline constexpr uint32_t kMaxVvCopiesNames = 256;
+struct VvName {
+  std::string name;
+  bool operator==(const VvName&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+  }
+};
+struct VvCopiesRequest {
+  static constexpr Op kOp = Op::kVvCopies;
+  static constexpr std::string_view kName = "vv-copies";
+  using Reply = VvCopiesReply;
+  std::vector<VvName> vvs;  // at most kMaxVvCopiesNames
+  bool operator==(const VvCopiesRequest&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.vvs);
+  }
+};
+struct VsnMedia {
+  std::string vsn;
+  std::string media;  // "": no such VSN in the catalogue
+  bool operator==(const VsnMedia&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.vsn, "vsn name");
+    f.short_string(m.media, "vsn media");
+  }
+};
+struct LackingCopy {
+  std::string media;  // a media type of the class that no copy is on
+  uint32_t copy = 0;  // the copy number (slot + 1) it will be written as; 0: no free slot
+  bool operator==(const LackingCopy&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.media, "lacking media");
+    f.u32(m.copy);
+  }
+};
+struct VvCopies {
+  std::string name;
+  std::vector<VsnMedia> vsns;        // each VSN a copy or a bad copy of the VV is on
+  std::vector<uint32_t> extra;       // copy numbers the class no longer wants (prune releases)
+  std::vector<LackingCopy> lacking;  // in the class's order
+  bool operator==(const VvCopies&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.short_string(m.name, "vv name");
+    f.list(m.vsns);
+    f.list(m.extra, kMaxVvCopies, "extra copies");
+    f.list(m.lacking);
+  }
+};
+struct VvCopiesReply {
+  std::vector<VvCopies> vvs;  // those of the request found, in its order
+  bool operator==(const VvCopiesReply&) const = default;
+  template <class F, class M>
+  static void fields(F& f, M& m) {
+    f.list(m.vvs);
+  }
+};
+
 // Every request of the protocol, the one list the codec, the server and the client work from.
 using RequestBody =
     std::variant<PingRequest, ArchiveRequest, StageRequest, CopyReport, VvCreateRequest,
@@ -1114,7 +1183,7 @@ using RequestBody =
                  VsnSetRequest, VsnDetailsRequest, DriveSetRequest, DriveListRequest,
                  VsnRepackRequest, VsnReclaimRequest, RepackListRequest, VerifyRequest,
                  VsnVerifyRequest, VerifyListRequest, TapeCopyRequest, ReloadRequest,
-                 ClassListRequest, ClassPruneRequest, CancelRequest>;
+                 ClassListRequest, ClassPruneRequest, CancelRequest, VvCopiesRequest>;
 
 // --- what makes a message, checked at compile time ---
 

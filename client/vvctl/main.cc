@@ -110,7 +110,9 @@ const std::vector<Command>& commands() {
        "vvctl [--conf PATH] show NAME [--json]\n"
        "  Every field of the VV's record: class, serial, id, size, state (hot, finished,\n"
        "  archived), cache (cached, evicted, staging), owner, times, checksum and its copies\n"
-       "  on tape. --json prints one object, times as unix seconds and sizes in bytes.",
+       "  on tape, each named by its tape's media type as vvmd knows it (extra: a type the\n"
+       "  class no longer lists), then the class's types not yet written. --json prints one\n"
+       "  object, times as unix seconds and sizes in bytes.",
        cmd_show},
       {"ls", "list virtual volumes",
        "vvctl [--conf PATH] ls [--state S] [--class C] [--id N] [--json] [--page-size N]\n"

@@ -39,11 +39,17 @@ std::string format_age(uint64_t s) {
   return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
 }
 
-std::string copy_media(const Config& config, const std::string& cls, size_t i) {
-  if (cls.size() != 1) return "";
-  auto it = config.classes.find(cls[0]);
-  if (it == config.classes.end() || i >= it->second.media.size()) return "";
-  return it->second.media[i];
+std::string copy_media(const rpc::VvCopies* copies, const std::string& vsn) {
+  if (copies == nullptr) return "";
+  for (const rpc::VsnMedia& m : copies->vsns) {
+    if (m.vsn == vsn) return m.media;
+  }
+  return "";
+}
+
+bool is_extra(const rpc::VvCopies* copies, uint32_t copy) {
+  return copies != nullptr &&
+         std::find(copies->extra.begin(), copies->extra.end(), copy) != copies->extra.end();
 }
 
 std::string describe_copies(const Vv& v) {
@@ -54,7 +60,7 @@ std::string describe_copies(const Vv& v) {
   return out.empty() ? "none" : out;
 }
 
-void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
+void write_vv_json(JsonWriter& j, const Vv& v, const rpc::VvCopies* copies,
                    const std::vector<CopyMark>* marks) {
   j.begin_object();
   j.key("name").value(v.name).key("class").value(v.vv_class).key("serial").value(v.serial);
@@ -68,8 +74,9 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
   for (size_t i = 0; i < v.copies.size(); ++i) {
     if (v.copies[i].vsn.empty()) continue;
     j.begin_object().key("copy").value(uint64_t{i + 1}).key("media");
-    j.value(copy_media(config, v.vv_class, i)).key("vsn").value(v.copies[i].vsn);
+    j.value(copy_media(copies, v.copies[i].vsn)).key("vsn").value(v.copies[i].vsn);
     j.key("file").value(v.copies[i].file);
+    j.key("extra").value(is_extra(copies, static_cast<uint32_t>(i + 1)));
     if (marks != nullptr) j.key("state").value("good");
     j.end_object();
   }
@@ -77,9 +84,17 @@ void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
     for (const CopyMark& m : *marks) {
       if (m.state != CopyMarkState::kBad) continue;
       j.begin_object().key("copy").value(uint64_t{m.copy}).key("media");
-      j.value(copy_media(config, v.vv_class, m.copy - 1)).key("vsn").value(m.vsn);
+      j.value(copy_media(copies, m.vsn)).key("vsn").value(m.vsn);
       j.key("file").value(m.file).key("state").value(copy_mark_state_name(m.state));
       j.key("since").value(m.since).key("by").value(m.by).key("why").value(m.why);
+      j.end_object();
+    }
+  }
+  j.end_array();
+  j.key("lacking").begin_array();
+  if (copies != nullptr) {
+    for (const rpc::LackingCopy& l : copies->lacking) {
+      j.begin_object().key("media").value(l.media).key("copy").value(uint64_t{l.copy});
       j.end_object();
     }
   }

@@ -46,16 +46,21 @@ void print_table(const std::vector<std::array<std::string, N>>& rows) {
   }
 }
 
-// The media type of copy `i` of a VV of class `cls`, as vvm.conf lists it ("" if unknown).
-std::string copy_media(const Config& config, const std::string& cls, size_t i);
+// The media type of the tape `vsn` as vvmd said in VV_COPIES ("" if it did not say): a copy's
+// media type is its tape's, never guessed from a slot's position and the local vvm.conf.
+std::string copy_media(const rpc::VvCopies* copies, const std::string& vsn);
+// Whether copy `copy` (1-based) is one the VV's class no longer wants, as vvmd said.
+bool is_extra(const rpc::VvCopies* copies, uint32_t copy);
 
 // "L00001 file 3, M00002 file 7", or "none".
 std::string describe_copies(const Vv& v);
 
-// The object `show --json` prints (and `ls --json` an array of), copies named by media type.
-// With `marks` (show): each copy says "state": "good", and the VV's bad copies follow in the
-// same list with "state": "bad", when and why.
-void write_vv_json(JsonWriter& j, const Config& config, const Vv& v,
+// The object `show --json` prints (and `ls --json` an array of), copies named by the media type
+// of their tape (`copies`, from vvmd: "" without), with "extra": true for those the class no
+// longer wants, then "lacking": the class's media types no copy is on yet. With `marks` (show):
+// each copy says "state": "good", and the VV's bad copies follow in the same list with
+// "state": "bad", when and why.
+void write_vv_json(JsonWriter& j, const Vv& v, const rpc::VvCopies* copies,
                    const std::vector<CopyMark>* marks = nullptr);
 
 // One VSN as `vsn ls --json` prints it: every field of its record, then its detail (the state's

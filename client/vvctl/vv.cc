@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -122,9 +124,13 @@ int cmd_show(const Globals& g, const Args& args) {
   // The copies found bad, which are no longer among the VV's copies.
   auto marks = call_vvmd(*client, *config, "show", rpc::CopyListRequest{v.name, ""});
   if (!marks) return kFailed;
+  // Each copy's media type (its tape's), the extra copies and the lacking ones, from vvmd.
+  auto media = call_vvmd(*client, *config, "show", rpc::VvCopiesRequest{{{v.name}}});
+  if (!media) return kFailed;
+  const rpc::VvCopies* copies = media->vvs.empty() ? nullptr : &media->vvs.front();
   if (vm["json"].as<bool>()) {
     JsonWriter j;
-    write_vv_json(j, *config, v, &marks->marks);
+    write_vv_json(j, v, copies, &marks->marks);
     fmt::print("{}\n", j.str());
     return kOk;
   }
@@ -139,19 +145,28 @@ int cmd_show(const Globals& g, const Args& args) {
   fmt::print("finished:  {}\n", format_time(v.finished));
   fmt::print("accessed:  {}\n", format_time(v.accessed));
   fmt::print("checksum:  {}\n", v.checksum ? fmt::format("{:016x}", v.checksum) : "-");
+  auto labelled = [](const std::string& m) { return m.empty() ? "" : m + ": "; };
   for (size_t i = 0; i < v.copies.size(); ++i) {
-    std::string media = copy_media(*config, v.vv_class, i);
-    if (media.empty() && v.copies[i].vsn.empty()) continue;
-    fmt::print("copy {}:    {}{}\n", i + 1, media.empty() ? "" : media + ": ",
-               v.copies[i].vsn.empty()
-                   ? "not yet written"
-                   : fmt::format("{} file {}", v.copies[i].vsn, v.copies[i].file));
+    const VvCopy& c = v.copies[i];
+    if (c.vsn.empty()) continue;
+    const bool extra = is_extra(copies, static_cast<uint32_t>(i + 1));
+    fmt::print("copy {}:    {}{} file {}{}\n", i + 1, labelled(copy_media(copies, c.vsn)), c.vsn,
+               c.file, extra ? fmt::format(" (extra: not wanted by class {})", v.vv_class) : "");
+  }
+  if (copies != nullptr) {
+    for (const rpc::LackingCopy& l : copies->lacking) {
+      if (l.copy == 0) {
+        fmt::print("lacking:   {}: not yet written (no free copy slot)\n", l.media);
+      } else {
+        fmt::print("copy {}:    {}: not yet written\n", l.copy, l.media);
+      }
+    }
   }
   for (const CopyMark& m : marks->marks) {
     if (m.state != CopyMarkState::kBad) continue;
-    std::string media = copy_media(*config, v.vv_class, m.copy - 1);
     fmt::print("copy {}:    {}{} file {}: bad since {} ({}: {})\n", m.copy,
-               media.empty() ? "" : media + ": ", m.vsn, m.file, format_time(m.since), m.by, m.why);
+               labelled(copy_media(copies, m.vsn)), m.vsn, m.file, format_time(m.since), m.by,
+               m.why);
   }
   return kOk;
 }
@@ -194,9 +209,23 @@ int cmd_ls(const Globals& g, const Args& args) {
     request.after = vvs.back().name;
   }
   if (vm["json"].as<bool>()) {
+    // Each copy's media type is its tape's, which vvmd knows: asked a page of VVs at a time.
+    std::map<std::string, rpc::VvCopies> copies;
+    for (size_t at = 0; at < vvs.size(); at += rpc::kMaxVvCopiesNames) {
+      rpc::VvCopiesRequest ask;
+      for (size_t i = at; i < std::min(vvs.size(), at + rpc::kMaxVvCopiesNames); ++i) {
+        ask.vvs.push_back({vvs[i].name});
+      }
+      auto media = call_vvmd(*client, *config, "ls", ask);
+      if (!media) return kFailed;
+      for (auto& c : media->vvs) copies[c.name] = std::move(c);
+    }
     JsonWriter j;
     j.begin_array();
-    for (const auto& v : vvs) write_vv_json(j, *config, v);
+    for (const auto& v : vvs) {
+      auto c = copies.find(v.name);
+      write_vv_json(j, v, c == copies.end() ? nullptr : &c->second);
+    }
     j.end_array();
     fmt::print("{}\n", j.str());
     return kOk;

@@ -2,8 +2,9 @@
 # systemd-units.sh: the systemd units that `meson install` lays out (conf/systemd/) are valid as
 # installed, sandboxed, and their own ExecStart= command lines start daemons that work:
 #   1. `systemd-analyze verify` on every unit, inside the staged tree (--root), with the
-#      executables the units name checked there and their Documentation= man pages looked up in
-#      the staged man folder: any complaint fails; a unit naming a missing program must fail it.
+#      executables the units name (vvmd.service's ExecReload= kill too) checked there and their
+#      Documentation= man pages looked up in the staged man folder: any complaint fails; a unit
+#      naming a missing program must fail it.
 #      systemd-sysusers and systemd-tmpfiles, on the staged tree, make the vvm user the units
 #      run as and give it /run/vvm and /var/lib/vvm.
 #   2. `systemd-analyze security --offline` rates every service's sandbox at most 3.0 ("OK").
@@ -11,7 +12,9 @@
 #      installed (%i = m1, the staged programs, vvm.conf a test one), not as root (as nobody,
 #      standing for the units' User=vvm), with $NOTIFY_SOCKET: each
 #      says READY=1 only once its socket takes connections (checked the moment READY=1 arrives),
-#      then answers `vvctl ping`; SIGTERM brings STOPPING=1 and exit 0.
+#      then answers `vvctl ping`; vvmd.service's ExecReload= (systemctl reload), run as installed
+#      with $MAINPID vvmd's pid, makes vvmd read vvm.conf again; SIGTERM brings STOPPING=1 and
+#      exit 0.
 #   4. nbdkit started with vvm-nbdkit.service's ExecStart= under systemd-socket-activate, which
 #      passes it the sockets of vvm-nbdkit.socket's ListenStream= lines (the Unix socket moved
 #      into the test's folder, the port onto 127.0.0.1): one nbdkit serves packs and VVs on both.
@@ -57,6 +60,11 @@ nbdkit_path=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$root$unitdir/vvm-nbdkit.
 [[ $nbdkit_path == /* && -x $nbdkit_path ]] || die "vvm-nbdkit.service runs '$nbdkit_path', not this host's nbdkit"
 mkdir -p "$vroot$(dirname "$nbdkit_path")"
 ln -f "$nbdkit_path" "$vroot$nbdkit_path" 2>/dev/null || cp "$nbdkit_path" "$vroot$nbdkit_path"
+# vvmd.service's ExecReload= runs the host's kill, which vvm does not install either.
+reload_path=$(sed -n 's/^ExecReload=\([^ ]*\) .*/\1/p' "$root$unitdir/vvmd.service")
+[[ $reload_path == /* && -x $reload_path ]] || die "vvmd.service reloads with '$reload_path', not a program of this host"
+mkdir -p "$vroot$(dirname "$reload_path")"
+cp "$reload_path" "$vroot$reload_path"
 mandir=$root$prefix/$(option mandir)
 
 # verify UNIT_PATH...: systemd-analyze verify in $vroot, the man pages of Documentation= looked up
@@ -246,6 +254,7 @@ notify_listener vvmd "$tmpdir/run/vvmd.sock"
 start_daemon vvmd grep -q '^READY=1' "$tmpdir/vvmd.notify" -- \
   "${trace[@]}" "$tmpdir/vvmd.syscalls" "${as_vvm[@]}" env NOTIFY_SOCKET="$tmpdir/vvmd.notify-sock" "${vvmd_cmd[@]}"
 vvmd_strace=$daemon_pid
+vvmd_log=$daemon_log
 check_not_root "$vvmd_strace" vvmd
 grep -qx 'READY=1 (connect: ok)' "$tmpdir/vvmd.notify" ||
   die "vvmd said READY=1 before its socket took connections: $(cat "$tmpdir/vvmd.notify")"
@@ -253,6 +262,16 @@ grep -q '^STATUS=serving ' "$tmpdir/vvmd.notify" || die "vvmd sent no STATUS=: $
 expect 0 "^vvmd .* at unix:$tmpdir/run/vvmd.sock: vvm [0-9.]+, up" -- \
   "$staged_vvctl" --conf "$conf" ping --timeout 5
 expect 0 "^vvmd .* at 127.0.0.1:$port: " -- "$staged_vvctl" --conf "$conf" ping --target "127.0.0.1:$port"
+# systemctl reload: vvmd.service's ExecReload= as installed, $MAINPID vvmd's pid.
+reload_cmd=$(sed -n 's/^ExecReload=//p' "$root$unitdir/vvmd.service")
+[[ $reload_cmd == *'$MAINPID'* ]] || die "vvmd.service: ExecReload=$reload_cmd does not signal \$MAINPID"
+reload_cmd=${reload_cmd//\$MAINPID/$(traced_pid "$vvmd_strace")}
+(
+  set -f
+  $reload_cmd
+) || die "vvmd.service's ExecReload= ($reload_cmd) failed"
+wait_log "$vvmd_log" "reload of $conf \(SIGHUP\): applied"
+echo "ok: vvmd.service's ExecReload= ($reload_cmd) makes vvmd read vvm.conf again"
 
 mapfile -t mover_cmd < <(exec_start vvmover@.service m1)
 [[ ${mover_cmd[0]} == "$root$prefix/sbin/vvmover" && " ${mover_cmd[*]} " == *" --name m1 "* ]] ||

@@ -8,8 +8,10 @@
 #    restart; class ls counts the VVs lacking their LTO8 copy, and each gets it (the cached ones
 #    from the cache, the evicted ones staged first) until the count is 0; both tapes pass vvtape
 #    verify, and vvtape ls finds every VV on the LTO8 tape at the file vvmd recorded;
-#  - class A loses LTO9 (SIGHUP): class ls lists the LTO9 copies as extra; class prune releases
-#    them, and vsn ls counts L00001's files dead; every VV is still staged back, the bytes it
+#  - class A loses LTO9 (SIGHUP): class ls lists the LTO9 copies as extra, and show names each
+#    copy by its tape's media (LTO9 extra in copy 1, LTO8 in copy 2), never by the slot's position
+#    in vvctl's vvm.conf, before and after the prune; class prune releases them, and vsn ls counts
+#    L00001's files dead; every VV is still staged back, the bytes it
 #    had, from its LTO8 copy; status shows the class's drive limits; db check stays clean.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
@@ -111,6 +113,26 @@ wait_log "$vvmd_log" "reload of $conf \(SIGHUP\): applied: class A: media LTO8 \
   die "class ls does not list the extra LTO9 copies: $(ctl class ls --json)"
 grep -q "^class A: 4 extra copies on LTO9 (8M), kept until 'vvctl class prune A'" \
   <<<"$(ctl class ls)" || die "class ls: $(ctl class ls)"
+# shows_media VV VSN MEDIA: show and show --json name VV's copy on VSN as on MEDIA, and show says
+# nothing is lacking.
+shows_media() {
+  local out json
+  out=$(ctl show "$1")
+  grep -Eq "^copy [0-9]: +$3: $2 file [0-9]+" <<<"$out" || die "show $1 does not put $2 on $3: $out"
+  ! grep -q "not yet written" <<<"$out" || die "show $1 says a copy is lacking: $out"
+  json=$(ctl show "$1" --json)
+  [[ $(jq -r --arg v "$2" '[.copies[] | select(.vsn == $v)][0].media' <<<"$json") == "$3" ]] ||
+    die "show --json $1 does not put $2 on $3: $json"
+  [[ $(jq -r '.lacking | length' <<<"$json") == 0 ]] || die "show --json $1 lacks: $json"
+}
+for vv in "${vvs[@]}"; do
+  shows_media "$vv" L00001 LTO9
+  shows_media "$vv" M00001 LTO8
+  grep -Eq "^copy 1: +LTO9: L00001 file [0-9]+ \(extra: not wanted by class A\)$" \
+    <<<"$(ctl show "$vv")" || die "show $vv does not call its LTO9 copy extra: $(ctl show "$vv")"
+  [[ $(ctl show "$vv" --json | jq -r '[.copies[] | select(.extra)] | map(.vsn) | join(" ")') == L00001 ]] ||
+    die "show --json $vv: $(ctl show "$vv" --json)"
+done
 vsn_dead() { ctl vsn ls --json | jq -r --arg t "$1" ".[] | select(.name == \$t) | .dead_bytes"; }
 [[ $(vsn_dead L00001) == 0 ]] || die "L00001 has dead bytes before the prune: $(ctl vsn ls)"
 out=$(ctl class prune A)
@@ -118,7 +140,11 @@ grep -q "^class A: 4 extra copies released (8M), their tape files dead" <<<"$out
   die "class prune said: $out"
 [[ $(vsn_dead L00001) == $((8 * M)) ]] || die "L00001's dead bytes did not rise: $(ctl vsn ls)"
 [[ $(media_field LTO9 copies) == null ]] || die "class ls still lists LTO9: $(ctl class ls)"
-echo "ok: LTO9 dropped by SIGHUP, its copies extra until pruned; L00001's files are dead"
+for vv in "${vvs[@]}"; do
+  shows_media "$vv" M00001 LTO8
+  ! grep -q L00001 <<<"$(ctl show "$vv")" || die "show $vv still lists L00001: $(ctl show "$vv")"
+done
+echo "ok: LTO9 dropped by SIGHUP, its copies extra until pruned, show names each by its tape's media"
 
 for vv in "${vvs[@]}"; do
   [[ $(ctl show "$vv" --json | jq -r .cache) == evicted ]] || ctl evict "$vv" >/dev/null

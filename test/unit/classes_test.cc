@@ -4,8 +4,10 @@
 // database with fake movers and a fake clock: a class that gains a media type has every archived
 // VV's copy made (from the cache, or staged first), found again after a restart, counted by
 // classes(); one that loses a type keeps those copies, extra, until prune() marks their tape files
-// dead, and a stage then reads the copy that is left. With the real daemons:
-// test/integration/vv-class-change.sh.
+// dead, and a stage then reads the copy that is left; what vv_copies() tells vvctl show of each
+// copy's media; and the copies made as background work, after a stage a client waits for. With
+// the real daemons: test/integration/vv-class-change.sh.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <deque>
@@ -14,6 +16,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include "cache/cache_manager.h"
 #include "catalog/catalog.h"
@@ -354,6 +358,14 @@ TEST_CASE(
     CHECK(lto8->lacking == 2);
     CHECK(lto8->copies == 0);
   }
+  {
+    // What vvctl show prints: the copy lacking and the slot it will be written to.
+    auto c = must(f.sched->vv_copies({{{names[1]}}}));
+    REQUIRE(c.vvs.size() == 1);
+    CHECK(c.vvs[0].vsns == std::vector<rpc::VsnMedia>{{"L00001", "LTO9"}});
+    CHECK(c.vvs[0].lacking == std::vector<rpc::LackingCopy>{{"LTO8", 2}});
+    CHECK(c.vvs[0].extra.empty());
+  }
   f.restart();
 
   // The cached VV is written from the cache at once; the evicted one is staged (from L00001)
@@ -399,6 +411,16 @@ TEST_CASE(
     CHECK(lto9->copies == 2);
     CHECK(lto9->bytes == 2 * kMiB);
   }
+  {
+    // Each copy's media is its tape's, whatever its slot (the LTO8 copy is copy 2 of a class
+    // that lists LTO8 alone); an unknown name is left out.
+    auto c = must(f.sched->vv_copies({{{names[0]}, {"A0000009999"}}}));
+    REQUIRE(c.vvs.size() == 1);
+    CHECK(c.vvs[0].name == names[0]);
+    CHECK(c.vvs[0].vsns == std::vector<rpc::VsnMedia>{{"L00001", "LTO9"}, {"M00001", "LTO8"}});
+    CHECK(c.vvs[0].extra == std::vector<uint32_t>{1});
+    CHECK(c.vvs[0].lacking.empty());
+  }
   rpc::Peer nobody = root_peer();
   nobody.uid = 4242;
   f.sched->prune(nobody, {"A"}, [](Result<rpc::ClassPruneReply> r) {
@@ -424,6 +446,11 @@ TEST_CASE(
   {
     auto lto9 = f.media("LTO9");
     CHECK_FALSE(lto9.has_value());  // no copy left on it
+    auto c = must(f.sched->vv_copies({{{names[0]}}}));
+    REQUIRE(c.vvs.size() == 1);
+    CHECK(c.vvs[0].vsns == std::vector<rpc::VsnMedia>{{"M00001", "LTO8"}});
+    CHECK(c.vvs[0].extra.empty());
+    CHECK(c.vvs[0].lacking.empty());
   }
 
   // Staging reads the copy that is left.
@@ -432,4 +459,85 @@ TEST_CASE(
   auto back = f.next("stage");
   CHECK(back.args.vsn == "M00001");
   CHECK(back.args.file_number == 1);
+}
+
+TEST_CASE(
+    "a class's new copies are background work: a stage a client waits for goes first, and the "
+    "copies are all made after it, in file order per tape") {
+  Fixture f;
+  must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
+  must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
+  auto archived = [&](const std::string& vsn) {
+    std::string name = must(f.catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name;
+    must(f.catalog->finish(root_peer(), name));
+    auto r = f.next("archive");
+    CHECK(r.args.vsn == vsn);
+    f.done(r, rpc::Op::kArchive);
+    REQUIRE(f.vv(name).state == VvState::kArchived);
+    return name;
+  };
+  std::vector<std::string> names = {archived("L00001"), archived("L00001")};
+  // The third goes to a second LTO9 tape, L00001 read-only by then: the client's stage and the
+  // background ones then want the one LTO9 drive for two different tapes.
+  bool set = false;
+  f.vsns->set_state_async(root_peer(), {"L00001", VsnState::kReadOnly, "test"},
+                          [&](Result<rpc::VsnSetReply> r) { set = r.ok(); });
+  REQUIRE(set);
+  must(f.vsns->add(root_peer(), {"L00002", "LTO9", ""}));
+  names.push_back(archived("L00002"));
+  for (const std::string& n : names) must(f.cache->evict(root_peer(), n));
+
+  // The class gains LTO8: the first two (L00001 files 1 and 2) are queued to be staged in the
+  // background, before any client asks for anything.
+  f.config.classes['A'].media = {"LTO9", "LTO8"};
+  f.sched->classes_changed();
+  f.sched->tick();
+  CHECK(f.vv(names[0]).cache == CacheState::kStaging);
+  CHECK(f.vv(names[1]).cache == CacheState::kStaging);
+  CHECK(f.movers.pending.empty());  // their requests gather a moment before a mount
+  f.advance(500ms);
+  // Then a client waits for the third: its tape is mounted first, though it asked later.
+  must(f.sched->stage(names[2], true));
+  auto first = f.next("stage");
+  CHECK(first.args.vsn == "L00002");
+  CHECK(first.args.file_number == 1);
+  for (int i = 0; i < 20; ++i) {  // the background reads wait for the drive meanwhile
+    f.sched->tick();
+    f.advance(100ms);
+  }
+  CHECK(f.movers.pending.empty());
+  f.done(first, rpc::Op::kStage);
+  CHECK(f.vv(names[2]).cache == CacheState::kCached);
+
+  // Then the background work goes on to the end: each VV read and its LTO8 copy written.
+  auto all_copied = [&] {
+    return std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+      Vv vv = f.vv(n);
+      return vv.state == VvState::kArchived && vv.copies[1].vsn == "M00001";
+    });
+  };
+  std::vector<std::string> reads;
+  for (int i = 0; i < 300 && !all_copied(); ++i) {
+    f.sched->tick();
+    if (f.movers.pending.empty()) {
+      f.advance(100ms);
+      continue;
+    }
+    FakeMovers::Request r = std::move(f.movers.pending.front());
+    f.movers.pending.pop_front();
+    if (r.what == "stage") {
+      reads.push_back(fmt::format("{} file {}", r.args.vsn, r.args.file_number));
+      f.done(r, rpc::Op::kStage);
+    } else {
+      REQUIRE(r.what == "archive");
+      CHECK(r.args.vsn == "M00001");
+      f.done(r, rpc::Op::kArchive);
+    }
+  }
+  CHECK(all_copied());
+  CHECK(reads == std::vector<std::string>{"L00001 file 1", "L00001 file 2"});
+  auto lto8 = f.media("LTO8");
+  REQUIRE(lto8);
+  CHECK(lto8->lacking == 0);
+  CHECK(lto8->copies == 3);
 }

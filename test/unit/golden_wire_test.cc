@@ -1748,6 +1748,43 @@ TEST_CASE("golden wire: class prune reply", "[golden]") {
   CHECK(decoded_reply<ClassPruneReply>(kGolden) == r);
 }
 
+TEST_CASE("golden wire: vv copies request", "[golden]") {
+  VvCopiesRequest r{{{"A1"}}};
+  constexpr std::string_view kGolden =
+      "56564d31 "           // magic "VVM1"
+      "00000001 "           // version
+      "1a2b3c4d "           // xid
+      "00000027 "           // op: vv copies
+      "00000001 "           // vvs: count
+      "00000002 41310000";  // vvs[0].name "A1"
+  check_golden("vv_copies_request", encoded(r), kGolden);
+  CHECK(decoded_request<VvCopiesRequest>(kGolden) == r);
+}
+
+TEST_CASE("golden wire: vv copies reply", "[golden]") {
+  VvCopiesReply r{{{"A1", {{"L80001", "LTO8"}, {"L90001", "LTO9"}}, {1}, {{"LTO7", 3}}}}};
+  constexpr std::string_view kGolden =
+      "56564d31 "                    // magic "VVM1"
+      "00000001 "                    // version
+      "1a2b3c4d "                    // xid
+      "00000000 "                    // code: ok
+      "00000000 "                    // message ""
+      "00000027 "                    // op: vv copies
+      "00000001 "                    // vvs: count
+      "00000002 41310000 "           // vvs[0].name "A1"
+      "00000002 "                    // vvs[0].vsns: count
+      "00000006 4c383030 30310000 "  // vsns[0].vsn "L80001"
+      "00000004 4c544f38 "           // vsns[0].media "LTO8"
+      "00000006 4c393030 30310000 "  // vsns[1].vsn "L90001"
+      "00000004 4c544f39 "           // vsns[1].media "LTO9"
+      "00000001 00000001 "           // vvs[0].extra: copy 1
+      "00000001 "                    // vvs[0].lacking: count
+      "00000004 4c544f37 "           // lacking[0].media "LTO7"
+      "00000003";                    // lacking[0].copy
+  check_golden("vv_copies_reply", encoded(r), kGolden);
+  CHECK(decoded_reply<VvCopiesReply>(kGolden) == r);
+}
+
 TEST_CASE("golden wire: error reply", "[golden]") {
   Reply r;
   r.xid = kXid;

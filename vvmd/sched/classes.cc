@@ -386,8 +386,54 @@ void Scheduler::prune(const rpc::Peer& peer, const rpc::ClassPruneRequest& req,
   }
 }
 
-rpc::Served<rpc::ClassListRequest, rpc::ClassPruneRequest> Scheduler::serve_classes(
-    rpc::Server& server) {
+Result<rpc::VvCopiesReply> Scheduler::vv_copies(const rpc::VvCopiesRequest& req) const {
+  if (req.vvs.size() > rpc::kMaxVvCopiesNames) {
+    return Status::InvalidArgument(fmt::format("vv copies: {} VVs named; at most {} at once",
+                                               req.vvs.size(), rpc::kMaxVvCopiesNames));
+  }
+  rpc::VvCopiesReply reply;
+  for (const rpc::VvName& n : req.vvs) {
+    Vv vv;
+    if (auto found = find_vv(*db_, n.name, &vv); !found.ok()) {
+      if (found.status().code() == Code::kNotFound) continue;  // removed since it was listed
+      return found.status();
+    }
+    rpc::VvCopies out;
+    out.name = vv.name;
+    std::map<std::string, std::string> media;  // each VSN looked up once
+    auto media_of = [&](const std::string& vsn) {
+      auto [at, added] = media.try_emplace(vsn);
+      if (added) at->second = vsn_media(vsn);
+      return at->second;
+    };
+    for (const VvCopy& c : vv.copies) {
+      if (!c.vsn.empty()) media_of(c.vsn);
+    }
+    // Read first, looked up after: a scan in progress allows no other read.
+    std::vector<std::string> bad;
+    VVM_RETURN_IF_ERROR(scan_copy_marks_of_vv(*db_, vv.name, [&](uint64_t, const CopyMark& m) {
+      if (m.state == CopyMarkState::kBad) bad.push_back(m.vsn);
+      return true;
+    }));
+    for (const std::string& vsn : bad) media_of(vsn);
+    for (const auto& [vsn, m] : media) out.vsns.push_back({vsn, m});
+    auto cls =
+        vv.vv_class.size() == 1 ? config_.classes.find(vv.vv_class[0]) : config_.classes.end();
+    if (cls != config_.classes.end()) {
+      const ClassCopies cc = class_copies(vv, cls->second.media, media_of);
+      for (size_t slot : cc.extra) out.extra.push_back(static_cast<uint32_t>(slot + 1));
+      for (const auto& l : cc.lacking) {
+        out.lacking.push_back(
+            {l.media, l.slot < kMaxVvCopies ? static_cast<uint32_t>(l.slot + 1) : 0});
+      }
+    }
+    reply.vvs.push_back(std::move(out));
+  }
+  return reply;
+}
+
+rpc::Served<rpc::ClassListRequest, rpc::ClassPruneRequest, rpc::VvCopiesRequest>
+Scheduler::serve_classes(rpc::Server& server) {
   return server.handle<rpc::ClassListRequest>(
              [this](const rpc::ClassListRequest& r,
                     const rpc::Peer&) -> Result<rpc::ClassListReply> {
@@ -399,6 +445,10 @@ rpc::Served<rpc::ClassListRequest, rpc::ClassPruneRequest> Scheduler::serve_clas
                prune(peer, r, [responder](Result<rpc::ClassPruneReply> answer) mutable {
                  responder.reply(std::move(answer));
                });
+             }) +
+         server.handle<rpc::VvCopiesRequest>(
+             [this](const rpc::VvCopiesRequest& r, const rpc::Peer&) -> Result<rpc::VvCopiesReply> {
+               return vv_copies(r);
              });
 }
 

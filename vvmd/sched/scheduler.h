@@ -200,8 +200,13 @@ class Scheduler {
   // only; NotFound naming the classes for an unknown one.
   void prune(const rpc::Peer& peer, const rpc::ClassPruneRequest& request,
              std::function<void(Result<rpc::ClassPruneReply>)> done);
-  // Registers CLASS_LIST and CLASS_PRUNE.
-  rpc::Served<rpc::ClassListRequest, rpc::ClassPruneRequest> serve_classes(rpc::Server& server);
+  // VV_COPIES: for each VV named, the media of the VSNs its copies and bad copies are on, its
+  // extra copies and those it lacks, against the running classes (what vvctl show prints, so
+  // that no client guesses a copy's media from its own vvm.conf). Unknown names are left out.
+  Result<rpc::VvCopiesReply> vv_copies(const rpc::VvCopiesRequest& request) const;
+  // Registers CLASS_LIST, CLASS_PRUNE and VV_COPIES.
+  rpc::Served<rpc::ClassListRequest, rpc::ClassPruneRequest, rpc::VvCopiesRequest> serve_classes(
+      rpc::Server& server);
 
   // A mover's COPY_REPORT.
   Status report(const rpc::Peer& peer, const rpc::CopyReport& report);
