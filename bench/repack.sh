@@ -50,70 +50,11 @@ for f in "$vvmd" "$vvmover" "$vvctl" "$vvtape"; do
 done
 command -v jq >/dev/null || { echo "bench/repack.sh: needs jq" >&2; exit 2; }
 
-tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vvm-bench-repack.XXXXXX")
-pids=() names=() logs=()
-stop_all() {
-  local i k pid
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    pid=${pids[i]}
-    kill -TERM "$pid" 2>/dev/null || continue
-    for ((k = 0; k < 100; k++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  pids=() names=() logs=()
-}
-finish_up() {
-  local status=$? i
-  set +e
-  trap '' INT TERM HUP
-  if ((status != 0 && status != 129 && status != 130 && status != 143)); then
-    for i in "${!logs[@]}"; do
-      echo "--- ${names[i]}: last 30 lines of ${logs[i]} ---" >&2
-      tail -n 30 "${logs[i]}" >&2
-    done
-  fi
-  stop_all
-  if [[ -n ${VVM_BENCH_KEEP:-} ]]; then
-    echo "bench/repack.sh: kept $tmp (VVM_BENCH_KEEP)" >&2
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$status"
-}
-trap finish_up EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-die() {
-  echo "bench/repack.sh: $*" >&2
-  exit 1
-}
-
-read -r fstype fsdev fsmount < <(findmnt -no FSTYPE,SOURCE,TARGET -T "$tmp")
-if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
-  die "$tmp is on $fstype: set TMPDIR to a folder on a disk"
-fi
+source "$here/bench/run-dir.sh"
+bench_dir bench/repack.sh repack --disk
 bytes=$((size_mib * 1024 * 1024 * count))
-
-drop() { sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; }
-if drop; then
-  cache_note="dropped before each side (echo 3 > /proc/sys/vm/drop_caches)"
-  can_drop=1
-else
-  cache_note="NOT dropped (not root, or not a real kernel): the source image read once first, both sides read it from the page cache"
-  can_drop=0
-fi
-before() {
-  if ((can_drop)); then drop; else sync && cat "$@" >/dev/null; fi
-}
-now() { date +%s.%N; }
+drop_note
 mbs() { awk "BEGIN { printf \"%.1f\", $bytes / 1e6 / ($2 - $1) }"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f-%.0f", lo, hi }'; }
 
 dir=$tmp/vvm
 conf=$dir/vvm.conf
@@ -143,23 +84,6 @@ media = LTO9
 mover = m1
 media = LTO9
 CONF
-start() {
-  local name=$1 ready=() i
-  shift
-  while [[ $1 != -- ]]; do
-    ready+=("$1")
-    shift
-  done
-  shift
-  "$@" </dev/null >"$dir/$name.log" 2>&1 &
-  pids+=($!) names+=("$name") logs+=("$dir/$name.log")
-  for ((i = 0; i < 300; i++)); do
-    "${ready[@]}" </dev/null >/dev/null 2>&1 && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || die "$name exited before it was ready"
-    sleep 0.1
-  done
-  die "$name not ready after 30 s"
-}
 ctl() { "$vvctl" --conf "$conf" "$@"; }
 start vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
 start mover-m1 "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \
@@ -234,7 +158,7 @@ for i in "${!vvs[@]}"; do
   cmp -s "$tmp/check" "$tmp/src/$((i + 1))" || die "${vvs[i]} differs from its source after the repacks"
 done
 
-rm=$(median "${repack_mbs[@]}") dm=$(median "${dd_mbs[@]}")
+rm=$(printf %.1f "$(median "${repack_mbs[@]}")") dm=$(printf %.1f "$(median "${dd_mbs[@]}")")
 ratio=$(awk "BEGIN { printf \"%.2f\", $rm / $dm }")
 printf '\nrepack: median %s MB/s (%s)\n' "$rm" "$(range "${repack_mbs[@]}")"
 printf 'dd:     median %s MB/s (%s)\n' "$dm" "$(range "${dd_mbs[@]}")"
