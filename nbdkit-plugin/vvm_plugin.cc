@@ -202,6 +202,8 @@ struct Handle {
   // Cluster mode: the node's incarnation when the connection opened (ClusterCatalog): one
   // opened before the node last rejoined the cluster was opened under an old mapping.
   uint64_t incarnation = 0;
+  // A write, trim or zero of this connection succeeded (wrote()).
+  std::atomic<bool> wrote_any{false};
 };
 
 // Whether this NBD connection asked for the list of exports. nbdkit negotiates each connection
@@ -1029,8 +1031,39 @@ void* vvm_open(int readonly) {
   });
 }
 
+// A connection that wrote through a forwarder flushes it as it closes, before its hold ends. The
+// forwarder keeps the writes its servers acknowledged without a flush, to write them again on
+// another server if theirs dies; kept after their client has gone, they would be written again
+// over newer data that another node's client wrote once this one's hold was released (a stale
+// replay). NBD promises nothing of unflushed writes, so flushing them here costs one flush a
+// writing connection and changes no promise.
+std::shared_ptr<forward::Forwarder> fallback_of(const std::string& pack);
+
+void flush_forwarded_writes(Handle& h) {
+  if (!h.wrote_any.load(std::memory_order_relaxed)) return;
+  std::vector<std::shared_ptr<forward::Forwarder>> used;
+  if (h.fwd) used.push_back(h.fwd);
+  {
+    const std::lock_guard lock(h.peers_m);
+    if (h.peers) used.push_back(h.peers);
+  }
+  if (h.failover && h.failover->used_other() && h.pack) {
+    if (auto f = fallback_of(h.pack->pack().info().pack.name)) used.push_back(std::move(f));
+  }
+  for (auto& f : used) {
+    IoStatus flushed = f->flush();
+    if (!flushed.ok()) {
+      nbdkit_error(
+          "closing a connection that wrote: its forwarded writes could not be flushed "
+          "(they may be lost): %s",
+          flushed.status().message().c_str());
+    }
+  }
+}
+
 void vvm_close(void* handle) {
   guarded("close", 0, [&] {
+    flush_forwarded_writes(*as_handle(handle));
     g_handles.close(as_handle(handle));
     return 0;
   });
@@ -1154,7 +1187,10 @@ PackExport* begin_io(void* handle) {
 
 // After a write, trim or zero: a VV records that it was written, for VV_CLOSE.
 int wrote(void* handle, int result) {
-  if (result == 0 && as_handle(handle)->vv) as_handle(handle)->vv->note_written();
+  if (result != 0) return result;
+  Handle* h = as_handle(handle);
+  h->wrote_any.store(true, std::memory_order_relaxed);
+  if (h->vv) h->vv->note_written();
   return result;
 }
 
@@ -1337,7 +1373,9 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
     if (!pass_gate(handle, &pass)) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
-      return f ? io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)) : -1;
+      return f ? wrote(handle,
+                       io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)))
+               : -1;
     }
     if (fenced_write(handle, "write")) return -1;
     PackExport* io = begin_io(handle);
@@ -1396,7 +1434,8 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (!pass_gate(handle, &pass)) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
-      return f ? io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)) : -1;
+      return f ? wrote(handle, io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)))
+               : -1;
     }
     if (fenced_write(handle, "trim")) return -1;
     PackExport* io = begin_io(handle);
@@ -1429,7 +1468,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     };
     if (io == nullptr) {
       IoStatus done = fwd(handle)->zero(count, offset, may_trim, fast, fua);
-      return done.err() == EOPNOTSUPP ? not_supported(done) : io_result(done);
+      return done.err() == EOPNOTSUPP ? not_supported(done) : wrote(handle, io_result(done));
     }
     std::optional<IoStatus> unsupported;
     auto checked = [&](IoStatus done) {
