@@ -249,11 +249,13 @@ bool ClusterCatalog::rejoin() {
                                                : revision.status().message()));
     return false;  // the new membership leaves (its key goes) and the next try makes another
   }
+  // Before the connections count as new: a hold the hook forgets is one of a connection that
+  // may no longer write, and one taken after it is bound to the new lease.
+  if (hooks_.rejoined) hooks_.rejoined(m.lease_id());
   // Connections opened before now were opened under the old mapping: no write from them.
   incarnation_.fetch_add(1, std::memory_order_acq_rel);
   memberships_.push_back(std::move(*joined));
   member_.store(memberships_.back().get(), std::memory_order_release);
-  if (hooks_.rejoined) hooks_.rejoined(member().lease_id());
   hooks_.log(true, fmt::format("rejoined the cluster as {} (lease {:x}): serving the mapping of "
                                "etcd revision {}; writes are served again (not to connections "
                                "opened before)",

@@ -32,8 +32,10 @@
 // again: a new lease and node key (retried every second while etcd or the name refuses), then
 // the whole state read anew, at a revision no older than the new key's, and published; only then
 // is the node unfenced. Connections opened before that keep being refused writes
-// (incarnation()): they were opened under the old mapping; their clients connect again and get
-// the new one. Each step is logged.
+// (incarnation()), those it forwards too: they were opened under the old mapping, and their
+// cluster-wide holds went with the old lease (pack_holds.h, HoldRegistry::rejoined); their
+// clients connect again and get the new mapping, and the hold again if no other node's client
+// took it meanwhile. Each step is logged.
 #pragma once
 
 #include <atomic>
@@ -127,7 +129,8 @@ class ClusterCatalog {
     // About once a second: time to retry what failed (a server to connect to again).
     std::function<void()> tick;
     // The node rejoined the cluster with this new membership lease (cluster-wide holds are
-    // bound to it).
+    // bound to it); called before incarnation() counts one more, so that connections opened
+    // before the call are the ones refused writes.
     std::function<void(int64_t lease)> rejoined;
   };
 

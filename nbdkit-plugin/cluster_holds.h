@@ -41,8 +41,8 @@ class ClusterHolds {
   // Called when that holder's last connection has closed.
   void release(const std::string& pack, HoldKind kind, const std::string& identity);
   // The node rejoined the cluster with a new lease: the holds bound to the old one went with it
-  // (what its clients hold here is still counted by the node's own registry); new ones are bound
-  // to the new lease.
+  // (the registry forgets them too: HoldRegistry::rejoined, which calls this); new ones are
+  // bound to the new lease.
   void set_lease(int64_t lease);
 
  private:

@@ -14,7 +14,7 @@ HoldKind hold_kind_for(const PackExport& pack) {
 
 LazyHold::~LazyHold() {
   if (registry_ != nullptr && decided_.load(std::memory_order_acquire) && hold_.ok()) {
-    registry_->release(pack_, kind_, identity_);
+    registry_->release(pack_, kind_, identity_, generation_);
   }
 }
 
@@ -23,7 +23,8 @@ const Status& LazyHold::ensure(bool* newly_refused) {
   if (decided_.load(std::memory_order_acquire)) return hold_;
   const std::lock_guard lock(mutex_);
   if (!decided_.load(std::memory_order_relaxed)) {
-    hold_ = registry_ == nullptr ? Status::Ok() : registry_->acquire(pack_, kind_, identity_);
+    hold_ = registry_ == nullptr ? Status::Ok()
+                                 : registry_->acquire(pack_, kind_, identity_, &generation_);
     *newly_refused = !hold_.ok();
     decided_.store(true, std::memory_order_release);
   }

@@ -48,7 +48,8 @@ class LazyHold {
   HoldRegistry* registry_;
   std::atomic<bool> decided_{false};
   std::mutex mutex_;
-  Status hold_;  // ok once granted, else why not
+  Status hold_;              // ok once granted, else why not
+  uint64_t generation_ = 0;  // the registry's, when granted (HoldRegistry::rejoined)
 };
 
 class Connection {

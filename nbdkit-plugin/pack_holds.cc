@@ -72,8 +72,10 @@ HoldRegistry::Key HoldRegistry::key_of(const PackEntry& pack) {
   return {pack.backing, pack.offset};
 }
 
-Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity) {
+Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::string& identity,
+                             uint64_t* generation) {
   const std::lock_guard lock(mutex_);
+  if (generation != nullptr) *generation = generation_;
   const Key key = key_of(pack);
   PackState& state = packs_[key];
   if (state.holders.empty()) state.pack = pack;
@@ -136,8 +138,10 @@ Status HoldRegistry::acquire(const PackEntry& pack, HoldKind kind, const std::st
   return Status::Ok();
 }
 
-void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity) {
+void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::string& identity,
+                           std::optional<uint64_t> generation) {
   const std::lock_guard lock(mutex_);
+  if (generation && *generation != generation_) return;  // forgotten at a rejoin
   auto it = packs_.find(key_of(pack));
   if (it == packs_.end()) return;
   PackState& state = it->second;
@@ -158,6 +162,17 @@ void HoldRegistry::release(const PackEntry& pack, HoldKind kind, const std::stri
   // Giving up locks does not conflict.
   if (state.lock) (void)state.lock->change(lock_set(state.holders));
   write_records(state);
+}
+
+void HoldRegistry::rejoined(int64_t lease) {
+  const std::lock_guard lock(mutex_);
+  ++generation_;
+  // The old lease took the cluster-wide records; closing the lock descriptors drops the locks.
+  for (const auto& [key, state] : packs_) (void)holds_.write(state.pack.name, {});
+  packs_.clear();
+  // Under the registry's lock, as acquire() calls the cluster's: no hold is recorded under the
+  // old lease after this, nor counted in the old generation.
+  if (cluster_ != nullptr) cluster_->set_lease(lease);
 }
 
 std::vector<HoldRecord> HoldRegistry::holders() const {

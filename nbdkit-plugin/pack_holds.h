@@ -7,11 +7,14 @@
 // kept by PackLock's OFD locks, and the holds folder says who the other process's holders are,
 // so that a refusal names them.
 //
-// In cluster mode, exclusive holds are also cluster-wide (cluster_holds.h): set_cluster().
+// In cluster mode, exclusive holds are also cluster-wide (cluster_holds.h): set_cluster(). When
+// the node rejoins the cluster under a new lease, the holds counted before are forgotten
+// (rejoined()): see there for why.
 //
 // Thread-safe: nbdkit runs the plugin with the parallel thread model.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -37,10 +40,26 @@ class HoldRegistry {
   // Adds one connection of `identity` to the holders of `pack`. Busy, naming the pack, the
   // holder in the way and its hold, when the rules say no. A pack with no backing is one this
   // node forwards: the same rules between its clients, and the cluster-wide record, with no lock
-  // on a file (the serving node has the backing).
-  Status acquire(const PackEntry& pack, HoldKind kind, const std::string& identity);
-  // Removes one connection added by acquire().
-  void release(const PackEntry& pack, HoldKind kind, const std::string& identity);
+  // on a file (the serving node has the backing). `*generation`, when given, is set to the
+  // registry's generation the hold belongs to (see rejoined()).
+  Status acquire(const PackEntry& pack, HoldKind kind, const std::string& identity,
+                 uint64_t* generation = nullptr);
+  // Removes one connection added by acquire(); nothing when `generation` is given and the hold
+  // belonged to an older one (it was forgotten by rejoined()).
+  void release(const PackEntry& pack, HoldKind kind, const std::string& identity,
+               std::optional<uint64_t> generation = std::nullopt);
+
+  // Cluster mode: the node rejoined the cluster under the membership lease `lease`, after etcd
+  // dropped the old one and with it every cluster-wide hold of this node's clients; meanwhile
+  // another node's client may have taken those packs. The rule: every hold counted here is
+  // forgotten (its records and file locks too), for the connections that took them were opened
+  // before the rejoin and may no longer write (the plugin refuses their writes), and their later
+  // releases are ignored (a new generation). A hold still wanted is taken again by the next
+  // connection, from etcd under the new lease, by compare-and-set: refused, naming the holder,
+  // if another node's client took the pack meanwhile. (Re-recording the old holds instead would
+  // keep other nodes' clients off packs that only connections refused writes still hold, and
+  // could not be honest where another node took the pack meanwhile.)
+  void rejoined(int64_t lease);
 
   // Cluster mode: every new holder is also checked (and an exclusive one recorded) in etcd.
   // Set once, before the first acquire().
@@ -71,6 +90,7 @@ class HoldRegistry {
   void write_records(const PackState& state) const;
 
   ClusterHolds* cluster_ = nullptr;
+  uint64_t generation_ = 0;  // one more at each rejoined()
   HoldsDir holds_;
   std::string host_;
   mutable std::mutex mutex_;

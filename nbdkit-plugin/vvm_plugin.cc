@@ -700,7 +700,7 @@ int vvm_after_fork() {
       g_fallback.replace(forward_entries(routes), log_forward_event);
     };
     hooks.rejoined = [](int64_t lease) {
-      if (g_cluster_holds) g_cluster_holds->set_lease(lease);
+      if (g_holds) g_holds->rejoined(lease);
     };
     hooks.tick = [] {
       g_forward.retry_up(log_forward_event);
@@ -934,7 +934,8 @@ void* open_vv(std::string_view vv, bool readonly) {
 
 // .open of a pack this node does not serve itself but forwards: the pack's forwarder (connected
 // at its first open), read-only for pack/NAME@ro, for nbdkit -r, or when the servers are.
-void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
+// `incarnation`: the node's when the connection opened (fenced_write).
+void* open_forwarded(const forward::ForwardEntry& entry, bool read_only, uint64_t incarnation) {
   std::optional<std::pair<PackEntry, std::string>> hold;  // the mapping's pack, the client
   if (g_tls_identity && !nbdkit_is_tls()) {
     fail(EPERM, fmt::format("{}{}: refused: this listener serves [identity {}] to TLS clients only",
@@ -965,6 +966,7 @@ void* open_forwarded(const forward::ForwardEntry& entry, bool read_only) {
   handle->fwd = std::move(*f);
   handle->fwd_writable = !read_only && handle->fwd->caps().can_write;
   handle->fwd_description = forward_description(entry);
+  handle->incarnation = incarnation;
   if (hold) {
     handle->fwd_hold = std::make_unique<LazyHold>(
         hold->first, hold_kind_for(hold->first, handle->fwd_writable), hold->second, g_holds.get());
@@ -996,7 +998,9 @@ void* vvm_open(int readonly) {
     Result<const ExportInfo*> info = catalog->find(wanted);
     if (!info.ok()) {
       std::optional<forward::ForwardEntry> e = local_only ? std::nullopt : forwarded(wanted);
-      if (e) return open_forwarded(*e, wanted.ends_with(kReadOnlySuffix) || readonly != 0);
+      if (e) {
+        return open_forwarded(*e, wanted.ends_with(kReadOnlySuffix) || readonly != 0, incarnation);
+      }
       fail(local_only ? Status::NotFound(fmt::format("{}: not served from this node's disks (a "
                                                      "node-to-node name is never forwarded)",
                                                      name))
@@ -1335,24 +1339,26 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
   });
 }
 
-// Cluster mode: a node whose membership lease is lost must not write, for another node may take
-// its disks over once the lease has expired; nor may a connection opened before the node last
-// rejoined the cluster, under a mapping that may have changed since. The write is refused with
-// ESHUTDOWN, NBD's sign to send it to the alternate; the first refusal of each kind is logged as
-// an error, the others as debug.
+// Cluster mode: a node whose membership lease is lost must not write to its disks, for another
+// node may take them over once the lease has expired (a pack it forwards is written by its
+// serving node, which fences itself); nor may a connection opened before the node last rejoined
+// the cluster, served here or forwarded: it was opened under a mapping that may have changed
+// since, and its cluster-wide hold went with the old lease (HoldRegistry::rejoined), so another
+// node's client may hold the pack now. The write is refused with ESHUTDOWN, NBD's sign to send it
+// to the alternate; the first refusal of each kind is logged as an error, the others as debug.
 bool fenced_write(void* handle, const char* what) {
   if (!g_cluster) return false;
   static std::atomic<bool> said_fenced{false}, said_old{false};
+  const Handle* h = as_handle(handle);
   const char* fmt_text;
   std::atomic<bool>* said;
-  if (g_cluster->fenced()) {
+  if (!h->fwd && g_cluster->fenced()) {
     fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
     said = &said_fenced;
-  } else if (as_handle(handle)->pack &&
-             as_handle(handle)->incarnation != g_cluster->incarnation()) {
+  } else if ((h->pack || h->fwd) && h->incarnation != g_cluster->incarnation()) {
     fmt_text =
         "%s refused: the connection was opened before this node rejoined the cluster, under "
-        "the mapping of then (connect again)";
+        "the mapping of then; its hold was given up with the old lease (connect again)";
     said = &said_old;
   } else {
     return false;
@@ -1372,6 +1378,7 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
     if (fwd(handle)) {
+      if (fenced_write(handle, "write")) return -1;
       auto* f = begin_forward(handle);
       return f ? wrote(handle,
                        io_result(f->pwrite(buf, count, offset, (flags & NBDKIT_FLAG_FUA) != 0)))
@@ -1433,6 +1440,7 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
     if (fwd(handle)) {
+      if (fenced_write(handle, "trim")) return -1;
       auto* f = begin_forward(handle);
       return f ? wrote(handle, io_result(f->trim(count, offset, (flags & NBDKIT_FLAG_FUA) != 0)))
                : -1;
@@ -1456,8 +1464,8 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     const bool fast = (flags & NBDKIT_FLAG_FAST_ZERO) != 0;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     PackExport* io = nullptr;
+    if (fenced_write(handle, "zero")) return -1;
     if (fwd(handle) && begin_forward(handle) == nullptr) return -1;
-    if (!fwd(handle) && fenced_write(handle, "zero")) return -1;
     if (!fwd(handle) && (io = begin_io(handle)) == nullptr) return -1;
     // Not an error to log: nbdkit writes zeroes itself, or tells a fast-zero client no.
     auto not_supported = [](const IoStatus& done) {

@@ -1,7 +1,8 @@
 // pack_holds_test.cc: the per-process hold registry: one hold per identity shared by its
 // connections and ended by the last, the rules between kinds and identities, refusals that name
 // the pack, the holder and its mode, the holds records, and a second process (a forked child
-// with its own registry) that is refused through the OFD locks and named from its records.
+// with its own registry) that is refused through the OFD locks and named from its records, and a
+// rejoin of the cluster, which forgets the holds from before.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,4 +169,28 @@ TEST_CASE("connections of one identity come and go from many threads at once") {
   CHECK(reg.holders().empty());
   CHECK(f.record_files() == 0);
   CHECK(must(probe_locks(f.c.backing, f.c.offset)).empty());
+}
+
+TEST_CASE("a rejoin forgets the holds from before; their connections' releases are ignored") {
+  Fixture f;
+  HoldRegistry reg(f.holds);
+  uint64_t old_generation = 99;
+  REQUIRE(reg.acquire(f.c, HoldKind::kExclusive, "uid 0", &old_generation).ok());
+  REQUIRE(reg.acquire(f.d, HoldKind::kShared, "uid 1").ok());
+  reg.rejoined(0x1234);  // no cluster set: only the node's own count and locks
+  CHECK(reg.holders().empty());
+  CHECK(f.record_files() == 0);
+  CHECK(must(probe_locks(f.c.backing, f.c.offset)).empty());
+  // The same client, connecting again, is a new holder of the new generation.
+  uint64_t generation = old_generation;
+  REQUIRE(reg.acquire(f.c, HoldKind::kExclusive, "uid 0", &generation).ok());
+  CHECK(generation == old_generation + 1);
+  // The old connection's release, at its close, leaves the new hold alone.
+  reg.release(f.c, HoldKind::kExclusive, "uid 0", old_generation);
+  REQUIRE(reg.holders().size() == 1);
+  CHECK(reg.holders()[0].connections == 1);
+  CHECK(reg.acquire(f.c, HoldKind::kExclusive, "uid 1000").code() == Code::kBusy);
+  reg.release(f.c, HoldKind::kExclusive, "uid 0", generation);
+  CHECK(reg.holders().empty());
+  CHECK(reg.acquire(f.c, HoldKind::kExclusive, "uid 1000").ok());
 }
