@@ -271,6 +271,28 @@ FileLabel hdr_label(const VvFields& vv, uint64_t n) {
   return hdr;
 }
 
+// A file about to be written as file `n`: its HDR label (time written: `time_written`, else now)
+// and the encoded HDR and EOF labels around its data. `what` names the operation in errors.
+struct WrittenLabels {
+  FileLabel hdr;
+  std::string hdr_bytes, eof_bytes;
+};
+Result<WrittenLabels> written_labels(const VvFields& vv, uint64_t n, uint64_t time_written,
+                                     std::string_view what) {
+  WrittenLabels w;
+  w.hdr = hdr_label(vv, n);
+  w.hdr.time_written = time_written ? time_written : static_cast<uint64_t>(std::time(nullptr));
+  FileLabel eof = w.hdr;
+  eof.kind = LabelKind::kEof;
+  auto hdr_bytes = w.hdr.encode();
+  if (!hdr_bytes.ok()) return with_context(hdr_bytes.status(), fmt::format("{}: HDR label", what));
+  auto eof_bytes = eof.encode();
+  if (!eof_bytes.ok()) return with_context(eof_bytes.status(), fmt::format("{}: EOF label", what));
+  w.hdr_bytes = std::move(*hdr_bytes);
+  w.eof_bytes = std::move(*eof_bytes);
+  return w;
+}
+
 }  // namespace
 
 uint64_t checksum_of(std::span<const char> data) { return XXH3_64bits(data.data(), data.size()); }
@@ -285,15 +307,11 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
     return Status::InvalidArgument(fmt::format("archive: block size {}: not between 1 and {}",
                                                request.block_size, kMaxWriteBlock));
   }
-  FileLabel hdr = hdr_label(request.vv, n);
-  hdr.time_written =
-      request.time_written ? request.time_written : static_cast<uint64_t>(std::time(nullptr));
-  FileLabel eof = hdr;
-  eof.kind = LabelKind::kEof;
-  auto hdr_bytes = hdr.encode();
-  if (!hdr_bytes.ok()) return with_context(hdr_bytes.status(), "archive: HDR label");
-  auto eof_bytes = eof.encode();
-  if (!eof_bytes.ok()) return with_context(eof_bytes.status(), "archive: EOF label");
+  auto labels = written_labels(request.vv, n, request.time_written, "archive");
+  if (!labels.ok()) return labels.status();
+  const FileLabel& hdr = labels->hdr;
+  const std::string& hdr_bytes = labels->hdr_bytes;
+  const std::string& eof_bytes = labels->eof_bytes;
 
   Fd fd(::open(cache_file.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, cache_file);
@@ -354,7 +372,7 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
     return with_context(r.status, fmt::format("{}: {}", where(request.vsn, n), what));
   };
 
-  if (TapeResult r = tape.write_block(*hdr_bytes); !r.ok()) return failed(r, "writing the HDR");
+  if (TapeResult r = tape.write_block(hdr_bytes); !r.ok()) return failed(r, "writing the HDR");
   char* b;
   size_t len;
   while (pipe.get(&b, &len)) {
@@ -375,7 +393,7 @@ Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
     return Status::Internal(
         fmt::format("{}: wrote {} bytes of {}", where(request.vsn, n), written, request.vv.size));
   }
-  if (TapeResult r = tape.write_block(*eof_bytes); !r.ok()) return failed(r, "writing the EOF");
+  if (TapeResult r = tape.write_block(eof_bytes); !r.ok()) return failed(r, "writing the EOF");
   if (TapeResult r = tape.write_tape_marks(1, true); !r.ok()) {
     return failed(r, "writing the tape mark");
   }
@@ -584,15 +602,11 @@ Result<ArchiveDone> tape_copy(TapeDevice& from, TapeDevice& to, const TapeCopyRe
     return Status::InvalidArgument(fmt::format("tape copy: block size {}: not between 1 and {}",
                                                request.block_size, kMaxWriteBlock));
   }
-  FileLabel hdr = hdr_label(request.vv, n);
-  hdr.time_written =
-      request.time_written ? request.time_written : static_cast<uint64_t>(std::time(nullptr));
-  FileLabel eof = hdr;
-  eof.kind = LabelKind::kEof;
-  auto hdr_bytes = hdr.encode();
-  if (!hdr_bytes.ok()) return with_context(hdr_bytes.status(), "tape copy: HDR label");
-  auto eof_bytes = eof.encode();
-  if (!eof_bytes.ok()) return with_context(eof_bytes.status(), "tape copy: EOF label");
+  auto labels = written_labels(request.vv, n, request.time_written, "tape copy");
+  if (!labels.ok()) return labels.status();
+  const FileLabel& hdr = labels->hdr;
+  const std::string& hdr_bytes = labels->hdr_bytes;
+  const std::string& eof_bytes = labels->eof_bytes;
 
   blame = CopySide::kSource;
   VVM_RETURN_IF_ERROR(check_volume(from, request.from_vsn));
@@ -626,7 +640,7 @@ Result<ArchiveDone> tape_copy(TapeDevice& from, TapeDevice& to, const TapeCopyRe
     return Status::Ok();
   };
   auto sink = [&](std::span<const char> data) -> Status {
-    if (!started) VVM_RETURN_IF_ERROR(write(*hdr_bytes, "writing the HDR"));
+    if (!started) VVM_RETURN_IF_ERROR(write(hdr_bytes, "writing the HDR"));
     while (!data.empty()) {
       if (partial.empty() && data.size() >= request.block_size) {
         VVM_RETURN_IF_ERROR(write_data(data.first(request.block_size)));
@@ -687,7 +701,7 @@ Result<ArchiveDone> tape_copy(TapeDevice& from, TapeDevice& to, const TapeCopyRe
     return Status::Internal(
         fmt::format("{}: wrote {} bytes of {}", to_at, written, request.vv.size));
   }
-  if (!write(*eof_bytes, "writing the EOF").ok()) return write_failed();
+  if (!write(eof_bytes, "writing the EOF").ok()) return write_failed();
   if (TapeResult r = to.write_tape_marks(1, true); !r.ok()) {
     write_failure = r;
     write_what = "writing the tape mark";
