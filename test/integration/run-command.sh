@@ -7,7 +7,9 @@
 # started and leaves no socket; a second run reuses the configuration, the tapes and the VV, and
 # SIGTERM stops it as cleanly. Its TLS listeners: the CA, certificates and PSK files made once
 # under VAR/tls, alice's VV written and read back over PSK and read over X.509, bob refused it,
-# nbd-client -l over X.509; the second run reuses them.
+# nbd-client -l over X.509; the second run reuses them. Its TLS mover m2: vvmd reaches it over
+# TLS alone, a VV of class T is archived through it onto L70001 (its reports reach vvmd's tls:
+# port), and it refuses alice's identity.
 set -euo pipefail
 set -m # job control: the run command gets its own process group, like a terminal's foreground job
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
@@ -22,15 +24,15 @@ conf=$var/vvm.conf # written by the run command
 port=$(pick_unused_port)
 vvmd_port=$(pick_unused_port)
 uri=nbd://127.0.0.1:$port
-# The TLS listeners take four ports in a row (nbdkit's three, vvmd's control): a free one whose
-# next three are free too.
+# The TLS listeners take five ports in a row (nbdkit's three, vvmd's control, the mover m2's): a
+# free one whose next four are free too.
 free() { /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
 for ((i = 0; i < 50; i++)); do
   tls_port=$(pick_unused_port)
   ((tls_port < 65000)) && free $((tls_port + 1)) && free $((tls_port + 2)) &&
-    free $((tls_port + 3)) && break
+    free $((tls_port + 3)) && free $((tls_port + 4)) && break
 done
-tls_ports=("$tls_port" $((tls_port + 1)) $((tls_port + 2)) $((tls_port + 3)))
+tls_ports=("$tls_port" $((tls_port + 1)) $((tls_port + 2)) $((tls_port + 3)) $((tls_port + 4)))
 tls=$var/tls
 sock=$var/run/nbd.sock
 
@@ -50,6 +52,7 @@ start_run() {
     --tls-port "$tls_port" "$@" </dev/null >"$out" 2>&1 &
   run_pid=$!
   _vvm_logs+=("run=$out" "vvmd=$var/log/vvmd.log" "vvmover-m1=$var/log/vvmover-m1.log"
+    "vvmover-m2=$var/log/vvmover-m2.log"
     "nbdkit-unix=$var/log/nbdkit-unix.log" "nbdkit-tcp=$var/log/nbdkit-tcp.log"
     "nbdkit-alice-psk=$var/log/nbdkit-alice-psk.log" "nbdkit-bob-psk=$var/log/nbdkit-bob-psk.log"
     "nbdkit-alice-x509=$var/log/nbdkit-alice-x509.log")
@@ -64,7 +67,7 @@ start_run() {
 stop_run() {
   local how=$1 started i p
   started=$(grep -Eo '^  [a-z0-9-]+ +pid [0-9]+$' "$run_out" | awk '{ print $3 }')
-  (($(wc -w <<<"$started") == 7)) || die "the run command did not list 7 processes: $started"
+  (($(wc -w <<<"$started") == 8)) || die "the run command did not list 8 processes: $started"
   case $how in
     ctrl-c) kill -INT -- "-$run_pid" ;;
     sigterm) kill -TERM "$run_pid" ;;
@@ -108,7 +111,8 @@ for want in "$uri/pack/" "nbdinfo --list $uri" "qemu-img info $uri/pack/" \
   "nbd-client -l 127.0.0.1 $port" "$uri/vv/$vv" "nbd+unix:///vv/$vv?socket=$sock" \
   "qemu-img info $uri/vv/$vv" "$vvctl --conf $conf ls" "$vvctl --conf $conf finish --wait $vv" \
   "$vvtape ls $var/library/L90001.tap" "$vvtape ls $var/library/L80001.tap" \
-  "created the sample VV $vv" "added tape L90001 (LTO9)" "added tape L80001 (LTO8)"; do
+  "created the sample VV $vv" "added tape L90001 (LTO9)" "added tape L80001 (LTO8)" \
+  "added tape L70001 (LTO7)"; do
   grep -qF -- "$want" "$run_out" || die "the run command's output lacks '$want'"
 done
 echo "ok: the run command prints the URIs of the packs and of $vv, and the commands to try"
@@ -210,6 +214,43 @@ if grep -qw aes /proc/cpuinfo; then
   echo "ok: PSK connections use AES-GCM ($(grep -o 'cipher [^ ]*' <<<"$out"))"
 fi
 
+# --- the TLS mover m2: vvmd reaches it over TLS alone; a VV of class T is archived through it ---
+m2_port=$((tls_port + 4))
+m2_log=$var/log/vvmover-m2.log
+for want in "vvmover m2 on tls:127.0.0.1:$m2_port, drives d2 (LTO7)" \
+  "vvmover m1 on unix:$var/run/mover-m1.sock, drives d0 (LTO9) d1 (LTO8)" \
+  "$vvctl --conf $conf --tls-psk-file $tls/vvmd/vvmd.psk ping --target mover:m2" \
+  "$vvctl --conf $conf create --class T --size 16M --perms 0666" \
+  "$vvctl --conf $conf finish --wait \$VT"; do
+  grep -qF -- "$want" "$run_out" || die "the run command's output lacks '$want'"
+done
+grep -q "mover m2 listening on tls:127.0.0.1:$m2_port" "$m2_log" ||
+  die "m2 does not listen on tls:127.0.0.1:$m2_port alone"
+# The printed commands: a VV of class T written over NBD, finished, archived by m2 onto L70001.
+tvv=$(ctl create --class T --size 16M --perms 0666)
+[[ $tvv =~ ^T[0-9]{10}$ ]] || die "create --class T made '$tvv'"
+io "$uri/vv/$tvv" -c 'write -P 0x7e 0 1M'
+qemu-img create -q -f raw "$tmpdir/t-pattern" 16M
+io "$tmpdir/t-pattern" -c 'write -P 0x7e 0 1M'
+expect 0 "^$tvv: archived\$" -- ctl finish --wait --timeout 60 "$tvv"
+json=$(ctl show "$tvv" --json)
+jq -e '.state == "archived" and ([.copies[].vsn]) == ["L70001"]' <<<"$json" >/dev/null ||
+  die "show $tvv after finish --wait: $json"
+f=$(jq '.copies[0].file' <<<"$json")
+"$vvtape" cat "$var/library/L70001.tap" "$f" | cmp -s - "$tmpdir/t-pattern" ||
+  die "L70001 file $f is not $tvv's bytes"
+grep -Eq "job [0-9]+ archive ended: drive d2, VSN L70001, file $f, .*: done" "$m2_log" ||
+  die "m2's log does not show it archived $tvv"
+# m2 admits vvmd's key alone: alice's is refused, with the reason in its log.
+status=0
+env -u VVM_CONF "$vvctl" --conf "$conf" --tls-psk-file "$tls/alice/alice.psk" \
+  ping --target mover:m2 --timeout 5 >/dev/null 2>&1 || status=$?
+((status != 0)) || die "m2 served alice's identity"
+grep -q "vvmover m2: refused TLS client 127.0.0.1:[0-9]*: .*PSK username 'alice' is not in $tls/vvmd/vvmd.psk" \
+  "$m2_log" || die "m2's log does not say why it refused alice"
+expect 0 "" -- "$vvctl" --conf "$conf" --tls-psk-file "$tls/vvmd/vvmd.psk" ping --target mover:m2
+echo "ok: the TLS mover m2 archived $tvv onto L70001 over TLS, refused alice and still serves vvmd"
+
 stop_run ctrl-c
 
 # ---------------------------------------------------------------- second run: all reused
@@ -219,12 +260,12 @@ for want in "using $conf as it is" "tape L90001 (LTO9) is in the catalogue alrea
   "now archived:" "$uri/vv/$vv"; do
   grep -qF -- "$want" "$run_out" || die "the second run's output lacks '$want'"
 done
-! grep -Ei "error|fail|created the sample|created alice's|added tape|added \[identity" "$run_out" ||
+! grep -Ei "error|fail|created the sample|created alice's|added tape|added \[identity|added the TLS mover" "$run_out" ||
   die "the second run said the above"
 [[ $(<"$var/sample-vv") == "$vv" ]] || die "the second run recorded another sample VV"
-ctl ls --json | jq -e --arg v "$vv" --arg a "$avv" 'map(.name) == [$v, $a]' >/dev/null ||
+ctl ls --json | jq -e --arg v "$vv" --arg a "$avv" --arg t "$tvv" 'map(.name) == [$v, $a, $t]' >/dev/null ||
   die "VVs after the second run: $(ctl ls)"
-ctl vsn ls --json | jq -e 'map(.name) == ["L80001", "L90001"]' >/dev/null ||
+ctl vsn ls --json | jq -e 'map(.name) == ["L70001", "L80001", "L90001"]' >/dev/null ||
   die "VSNs after the second run: $(ctl vsn ls)"
 list=$(nbdinfo --list --json "$uri")
 jq -e --arg n "vv/$vv" '.exports[] | select(.["export-name"] == $n) | .is_read_only' \
