@@ -15,7 +15,7 @@
 #   told so), TLS to a plaintext port;
 # - libvvclient's vvcopy, run as uid 1001 with only VVM_VVMD, VVM_TLS_PSK_FILE and VVM_NBD_URI,
 #   creates, writes, finishes and reads back a VV over TLS on both legs (control to vvmd, NBD to
-#   alice's nbdkit); bob, through his, is refused it.
+#   alice's nbdkit); bob, through his, is refused it; the same with VVM_TLS_CERTIFICATES, X.509.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -226,6 +226,32 @@ expect 1 "vv/$copied: .*refused" -- \
   client bob 1002 "$nbd_bob" "$vvcopy" --read "$copied" "$tmpdir/bob-home/out.img"
 grep -q "1002 (gid 1002) .* may not open VV $copied" "$nbdlog_bob" ||
   die "bob's nbdkit does not say why it refused $copied"
+echo "ok: vvcopy as uid 1001 over TLS-PSK on both legs; bob refused through his listener"
+
+# The same over X.509: alice's certificate folder alone (VVM_TLS_CERTIFICATES) proves her to vvmd
+# and to her X.509 listener.
+cp -r "$pki/alice/client" "$tmpdir/alice-home/client"
+chown -R 1001:1001 "$tmpdir/alice-home/client"
+x509_port=$(pick_unused_port)
+start_nbdkit - -i 127.0.0.1 -p "$x509_port" --tls=require --tls-certificates="$pki/alice/nbdkit" \
+  --tls-verify-peer "$VVM_PLUGIN" conf="$conf" tls-identity=alice
+# client_x509 CMD...: CMD as uid 1001, its environment only vvm's TLS settings, X.509.
+client_x509() {
+  setpriv --reuid 1001 --regid 1001 --clear-groups env -i PATH=/usr/bin:/bin \
+    HOME="$tmpdir/alice-home" VVM_VVMD="tls:127.0.0.1:$tls_port" \
+    VVM_TLS_CERTIFICATES="$tmpdir/alice-home/client" VVM_NBD_URI="nbds://127.0.0.1:$x509_port/" "$@"
+}
+copied=$(client_x509 "$vvcopy" "$tmpdir/alice-home/in.img" A) ||
+  die "vvcopy as alice over X.509 failed: $copied"
+[[ $(ctl show "$copied" --json | jq -r '.owner + " " + .state') == "1001 finished" ]] ||
+  die "alice's vvcopy over X.509 left $copied $(ctl show "$copied" --json | jq -c '{owner, state}')"
+grep -q "finished VV $copied for identity alice (uid 1001, certificate 'CN=alice,O=vvm'" "$vvmd_log" ||
+  die "vvmd does not say that identity alice finished $copied with her certificate"
+client_x509 "$vvcopy" --read "$copied" "$tmpdir/alice-home/out-x509.img" ||
+  die "vvcopy --read as alice over X.509 failed"
+cmp "$tmpdir/alice-home/in.img" "$tmpdir/alice-home/out-x509.img" ||
+  die "alice read back other bytes over X.509"
+echo "ok: vvcopy as uid 1001 over X.509 on both legs"
 
 # --- the host allow-list still applies on top of the identity ---
 deny_port=$(pick_unused_port)

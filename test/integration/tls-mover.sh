@@ -8,9 +8,10 @@
 #   evicted and staged back from tape (the same bytes again); vvmd's log shows the reports came
 #   from the mover's identity over TLS;
 # - the mover serves only identities of role vvmd: a user's identity (PSK or certificate), the
-#   mover's own identity, and a certificate of an unknown CA are each refused with the reason in
-#   the mover's log, and the mover then still archives for vvmd; it warns at start of the keys
-#   its PSK file holds for identities it will refuse;
+#   mover's own identity, a wrong key, an unknown PSK user, plaintext to its TLS port, a
+#   certificate of an unknown CA and an expired one are each refused with the reason in the
+#   mover's log, and the mover then still archives for vvmd; it warns at start of the keys its
+#   PSK file holds for identities it will refuse;
 # - configuration mistakes are named by vvm.conf's line: a mover's tls: listener without TLS
 #   files, with tls-verify-peer false, without [vvmd] tls-client-*, an unreadable client PSK file.
 set -euo pipefail
@@ -141,8 +142,17 @@ refused_by_mover "refused 127.0.0.1:[0-9]+: vvmover m1 serves only identities of
 psktool -u vvmd -p "$tmpdir/wrong.psk" >/dev/null
 refused_by_mover "refused TLS client 127.0.0.1:[0-9]+: .*PSK username 'vvmd' is in .*m1-listen.psk, with another key" \
   --tls-psk-file "$tmpdir/wrong.psk"
+psktool -u dave -p "$tmpdir/dave.psk" >/dev/null
+refused_by_mover "refused TLS client 127.0.0.1:[0-9]+: .*PSK username 'dave' is not in .*m1-listen.psk" \
+  --tls-psk-file "$tmpdir/dave.psk"
+# Plaintext to the mover's TLS port: refused, and the client told so.
+n=$(grep -c "this is a TLS port and the client spoke plaintext" "$mover_log" || true)
+expect 1 "this is a TLS port and the client spoke plaintext" -- \
+  env -u VVM_CONF "$vvctl" --conf "$conf" ping --target "127.0.0.1:$mover_port" --timeout 5
+(($(grep -c "refused 127.0.0.1:[0-9]*: this is a TLS port and the client spoke plaintext" "$mover_log" || true) > n)) ||
+  die "the mover did not log its refusal of a plaintext client"
 archive_and_stage 2
-echo "ok: over PSK the mover refused alice, itself and a wrong key, and still served vvmd"
+echo "ok: over PSK the mover refused alice, itself, a wrong key, an unknown user and plaintext, and still served vvmd"
 
 # --- X.509 ---
 stop_daemon "$mover_pid" mover-m1
@@ -160,6 +170,18 @@ cp "$pki/vvmd/client/ca-cert.pem" "$tmpdir/rogue/"
 cp "$tmpdir/other/vvmd/client/client-"*.pem "$tmpdir/rogue/"
 refused_by_mover "refused 127.0.0.1:[0-9]+: certificate 'CN=vvmd,O=vvm' .*(issuer is unknown|NOT trusted)" \
   --tls-certificates "$tmpdir/rogue"
+# vvmd's own certificate, signed by its own CA, but expired.
+mkdir -p "$tmpdir/expired"
+cp "$pki/vvmd/client/ca-cert.pem" "$tmpdir/expired/"
+certtool --generate-privkey --key-type=ecdsa --outfile "$tmpdir/expired/client-key.pem" 2>/dev/null
+printf '%s\n' 'cn = "vvmd"' 'organization = "vvm"' 'tls_www_client' 'signing_key' \
+  'activation_date = "2020-01-01 00:00:00"' 'expiration_date = "2020-06-01 00:00:00"' \
+  >"$tmpdir/expired.template"
+certtool --generate-certificate --load-privkey "$tmpdir/expired/client-key.pem" \
+  --load-ca-certificate "$pki/vvmd/client-ca-cert.pem" --load-ca-privkey "$pki/vvmd/client-ca-key.pem" \
+  --template "$tmpdir/expired.template" --outfile "$tmpdir/expired/client-cert.pem" 2>/dev/null
+refused_by_mover "refused 127.0.0.1:[0-9]+: certificate 'CN=vvmd,O=vvm' .*expired" \
+  --tls-certificates "$tmpdir/expired"
 archive_and_stage 4
-echo "ok: over X.509 the mover refused alice and a certificate of another CA, and still served vvmd"
+echo "ok: over X.509 the mover refused alice, a certificate of another CA and an expired one, and still served vvmd"
 echo "tls-mover: all checks passed"
