@@ -9,8 +9,9 @@
 #    once (not a warning for every failed accept), spends little CPU meanwhile (before, it retried
 #    the accept at once, forever: a core spinning and a log line each time), and once the
 #    connections close it answers ping again and says that it accepts again.
-#  - The same on its TLS listener: 1,000 TCP connections to a "tls:" endpoint with a hard limit
-#    of 256 (the TLS acceptor used to retry at once, as the others did before).
+#  - The same on its TLS listener (one function, out_of_descriptors, takes either endpoint): 1,000
+#    TCP connections to a "tls:" endpoint with a hard limit of 256 (the TLS acceptor used to
+#    retry at once, as the others did before).
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -76,44 +77,39 @@ kill_quietly "$holder"
 wait "$holder" 2>/dev/null || true
 stop_daemon "$pid" vvmd
 
+# out_of_descriptors WHAT [PORT]: vvmd with a hard limit below 1,000 and 1,000 connections held
+# to its Unix socket (or to its listener on 127.0.0.1:PORT): out of descriptors, it says so once,
+# waits quietly, and once they close answers ping again and says that it accepts again. vvmd is
+# started on $conf and stopped again.
+out_of_descriptors() {
+  local what=$1 port=${2:-} pid log before spent warnings
+  start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- \
+    prlimit --nofile=256:256 "$vvmd" --conf "$conf"
+  pid=$daemon_pid log=$daemon_log
+  hold 1000 120 ${port:+"$port"}
+  wait_log "$log" "out of file descriptors .* connections open, limit 256"
+  before=$(cpu_ticks "$pid")
+  sleep 3
+  spent=$(($(cpu_ticks "$pid") - before))
+  warnings=$(grep -c "out of file descriptors\|accept failed" "$log")
+  echo "$what out of descriptors for 3 s: $spent ticks of CPU, $warnings warnings"
+  ((spent < 50)) || die "vvmd spent $spent ticks (1/100 s) of CPU in 3 s out of descriptors ($what)"
+  ((warnings == 1)) ||
+    die "vvmd logged $warnings warnings out of descriptors ($what): $(grep -m3 'accept failed' "$log")"
+  kill_quietly "$holder"
+  wait "$holder" 2>/dev/null || true
+  expect 0 'vvmd' -- ctl ping --timeout 5
+  wait_log "$log" "accepting connections again"
+  stop_daemon "$pid" vvmd
+}
+
 # --- a hard limit below 1,000: out of descriptors, waits quietly, then recovers ---
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- \
-  prlimit --nofile=256:256 "$vvmd" --conf "$conf"
-pid=$daemon_pid log=$daemon_log
-hold 1000 120
-wait_log "$log" "out of file descriptors .* connections open, limit 256"
-before=$(cpu_ticks "$pid")
-sleep 3
-spent=$(($(cpu_ticks "$pid") - before))
-warnings=$(grep -c "out of file descriptors\|accept failed" "$log")
-echo "out of descriptors for 3 s: $spent ticks of CPU, $warnings warnings"
-((spent < 50)) || die "vvmd spent $spent ticks (1/100 s) of CPU in 3 s out of descriptors"
-((warnings == 1)) || die "vvmd logged $warnings warnings out of descriptors: $(grep -m3 'accept failed' "$log")"
-kill_quietly "$holder"
-wait "$holder" 2>/dev/null || true
-expect 0 'vvmd' -- ctl ping --timeout 5
-wait_log "$log" "accepting connections again"
-stop_daemon "$pid" vvmd
+out_of_descriptors "the Unix socket"
 
 # --- the same on a TLS listener ---
 tls_port=$(pick_unused_port)
 psktool -u alice -p "$tmpdir/vvmd.psk" >/dev/null
 vvm_conf vvmd.listen+="tls:127.0.0.1:$tls_port" vvmd.tls-psk-file="$tmpdir/vvmd.psk" \
   identity.alice.user=1001 identity.alice.group=1001 identity.alice.psk-username=alice
-start_daemon vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- \
-  prlimit --nofile=256:256 "$vvmd" --conf "$conf"
-pid=$daemon_pid log=$daemon_log
-hold 1000 120 "$tls_port"
-wait_log "$log" "out of file descriptors .* connections open, limit 256"
-before=$(cpu_ticks "$pid")
-sleep 3
-spent=$(($(cpu_ticks "$pid") - before))
-warnings=$(grep -c "out of file descriptors\|accept failed" "$log")
-echo "TLS listener out of descriptors for 3 s: $spent ticks of CPU, $warnings warnings"
-((spent < 50)) || die "vvmd spent $spent ticks (1/100 s) of CPU in 3 s out of descriptors (TLS)"
-((warnings == 1)) || die "vvmd logged $warnings warnings out of descriptors (TLS): $(grep -m3 'accept failed' "$log")"
-kill_quietly "$holder"
-wait "$holder" 2>/dev/null || true
-expect 0 'vvmd' -- ctl ping --timeout 5
-stop_daemon "$pid" vvmd
+out_of_descriptors "the TLS listener" "$tls_port"
 echo "PASS"
