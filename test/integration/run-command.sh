@@ -6,10 +6,12 @@
 # vvtape); Ctrl-C (SIGINT to its process group, as a terminal sends it) stops every process it
 # started and leaves no socket; a second run reuses the configuration, the tapes and the VV, and
 # SIGTERM stops it as cleanly. Its TLS listeners: the CA, certificates and PSK files made once
-# under VAR/tls, alice's VV written and read back over PSK and read over X.509, bob refused it,
-# nbd-client -l over X.509; the second run reuses them. Its TLS mover m2: vvmd reaches it over
-# TLS alone, a VV of class T is archived through it onto L70001 (its reports reach vvmd's tls:
-# port), and it refuses alice's identity.
+# under VAR/tls; every TLS command it prints, run as printed (alice's VV listed, written over PSK,
+# read over X.509, nbd-client -l; bob refused it; over vvmd's TLS port alice shows it, bob may not
+# finish it, alice does, vvcopy); the README's walk as uids 1001 and 1002 with only the files root
+# hands them; the second run reuses them. Its TLS mover m2: vvmd reaches it over TLS alone, a VV
+# of class T is archived through it onto L70001 (its reports reach vvmd's tls: port), as printed,
+# and it refuses alice's key.
 set -euo pipefail
 set -m # job control: the run command gets its own process group, like a terminal's foreground job
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
@@ -164,7 +166,28 @@ for t in L90001 L80001; do
 done
 echo "ok: finish --wait archived $vv onto L90001 and L80001; both tape files hold the pattern"
 
-# --- TLS: alice's VV over PSK and X.509, bob refused it ---
+# printed TEXT: the first command of the run command's output that contains TEXT, its
+# continuation lines joined, as a user pastes it into a shell.
+printed() {
+  awk -v t="$1" '
+    { l = $0; sub(/^[ \t]+/, "", l) }
+    c { cmd = cmd " " l }
+    !c { cmd = l }
+    { c = sub(/[ \t]*\\$/, "", cmd) }
+    !c && index(cmd, t) { print cmd; f = 1; exit }
+    END { exit !f }' "$run_out"
+}
+# run_printed WANT TEXT [FROM TO]: runs the printed command with TEXT as printed (FROM replaced
+# by TO), in $tmpdir; it must exit WANT. Its output in $out.
+run_printed() {
+  local want=$1 cmd status=0
+  cmd=$(printed "$2") || die "the run command printed no command with '$2'"
+  [[ -z ${3:-} ]] || cmd=${cmd//"$3"/"$4"}
+  out=$(cd "$tmpdir" && eval "$cmd" 2>&1) || status=$?
+  ((status == want)) || die "'$cmd', as printed, exited $status, wanted $want: $out"
+}
+
+# --- TLS: the commands printed for alice's VV over PSK and X.509, run as printed ---
 [[ -s $var/alice-vv ]] || die "the run command did not record alice's VV"
 avv=$(<"$var/alice-vv")
 for f in ca-cert.pem server-cert.pem alice/alice.psk alice/keys.psk alice/client/client-cert.pem \
@@ -172,40 +195,42 @@ for f in ca-cert.pem server-cert.pem alice/alice.psk alice/keys.psk alice/client
   [[ -s $tls/$f ]] || die "the run command made no $tls/$f"
 done
 for want in "nbds://alice@127.0.0.1:$tls_port/" "nbds://bob@127.0.0.1:$((tls_port + 1))/" \
-  "nbds://127.0.0.1:$((tls_port + 2))/" "tls-creds-psk,id=tls0,dir=$tls/alice,username=alice" \
-  "nbd-client -l 127.0.0.1 $((tls_port + 2)) -cacertfile $tls/alice/client/ca-cert.pem" \
-  "created alice's VV $avv"; do
+  "nbds://127.0.0.1:$((tls_port + 2))/" "created alice's VV $avv"; do
   grep -qF -- "$want" "$run_out" || die "the run command's output lacks '$want'"
 done
+run_printed 0 "nbdinfo --list 'nbds://alice@127.0.0.1:$tls_port/"
+grep -q "vv/$avv" <<<"$out" || die "alice's listing lacks vv/$avv: $out"
 psk_object="tls-creds-psk,id=tls0,dir=$tls/alice,username=alice,endpoint=client"
-qemu-io --object "$psk_object" --image-opts \
-  "driver=nbd,host=127.0.0.1,port=$tls_port,export=vv/$avv,tls-creds=tls0" \
-  -c 'write -P 0xa1 0 1M' -c 'read -P 0xa1 0 1M' >/dev/null || die "alice could not write her VV over PSK"
-nbdcopy "nbds://127.0.0.1:$((tls_port + 2))/vv/$avv?tls-certificates=$tls/alice/client" "$tmpdir/alice.img"
+run_printed 0 "qemu-io --object $psk_object"
+grep -qi 'fail' <<<"$out" && die "qemu-io over PSK: $out"
+run_printed 0 "nbdcopy 'nbds://127.0.0.1:$((tls_port + 2))/vv/$avv?tls-certificates=$tls/alice/client'"
 qemu-img create -q -f raw "$tmpdir/a1" 1M
 io "$tmpdir/a1" -c 'write -P 0xa1 0 1M'
 cmp -n $((1024 * 1024)) "$tmpdir/alice.img" "$tmpdir/a1" ||
   die "alice's VV read over X.509 differs from what she wrote over PSK"
-nbd-client -l 127.0.0.1 $((tls_port + 2)) -cacertfile "$tls/alice/client/ca-cert.pem" \
-  -certfile "$tls/alice/client/client-cert.pem" -keyfile "$tls/alice/client/client-key.pem" |
-  grep -q "^vv/$avv" || die "nbd-client -l over X.509 does not list alice's VV"
-nbdinfo "nbds://bob@127.0.0.1:$((tls_port + 1))/vv/$avv?tls-psk-file=$tls/bob/bob.psk" >/dev/null 2>&1 &&
-  die "bob read alice's VV"
+run_printed 0 "qemu-img info --object tls-creds-x509,id=tls0,dir=$tls/alice/client"
+grep -q "virtual size: 64 MiB" <<<"$out" || die "qemu-img info over X.509: $out"
+run_printed 0 "nbd-client -l 127.0.0.1 $((tls_port + 2)) -cacertfile $tls/alice/client/ca-cert.pem"
+grep -q "^vv/$avv" <<<"$out" || die "nbd-client -l over X.509 does not list alice's VV: $out"
+run_printed 1 "nbdinfo 'nbds://bob@127.0.0.1:$((tls_port + 1))/vv/$avv"
 grep -q "may not open VV $avv" "$var/log/nbdkit-bob-psk.log" || die "bob's refusal is not in his listener's log"
-echo "ok: over TLS alice wrote her VV (PSK), read it back (X.509), nbd-client listed it; bob was refused"
-# Control over TLS, as the run command prints it: bob may not finish alice's VV, alice may.
+echo "ok: as printed, over TLS alice listed and wrote her VV (PSK), read it (X.509), nbd-client listed it; bob was refused"
+# Control over TLS, as printed: alice shows her VV, bob may not finish it, alice does (X.509).
 ctl_tls=tls:127.0.0.1:$((tls_port + 3))
-for want in "vvctl --vvmd $ctl_tls --tls-psk-file $tls/bob/bob.psk finish $avv" \
-  "vvctl --vvmd $ctl_tls --tls-certificates $tls/alice/client finish $avv"; do
-  grep -qF -- "$want" "$run_out" || die "the run command does not print '$want'"
-done
-expect 1 "1002 may not finish VV $avv" -- env -u VVM_CONF "$vvctl" --vvmd "$ctl_tls" \
-  --tls-psk-file "$tls/bob/bob.psk" finish "$avv"
-expect 0 "$avv: finished" -- env -u VVM_CONF "$vvctl" --vvmd "$ctl_tls" \
-  --tls-certificates "$tls/alice/client" finish "$avv"
+run_printed 0 "vvctl --vvmd $ctl_tls --tls-psk-file $tls/alice/alice.psk show $avv"
+grep -q "owner: *1001:1001 0600" <<<"$out" || die "alice's show over TLS: $out"
+run_printed 1 "vvctl --vvmd $ctl_tls --tls-psk-file $tls/bob/bob.psk finish $avv"
+grep -q "1002 may not finish VV $avv" <<<"$out" || die "bob's refused finish said: $out"
+run_printed 0 "vvctl --vvmd $ctl_tls --tls-certificates $tls/alice/client finish $avv"
+grep -q "^$avv: finished" <<<"$out" || die "alice's finish over X.509 said: $out"
 grep -q "finished VV $avv for identity alice (uid 1001, certificate 'CN=alice,O=vvm'" \
   "$var/log/vvmd.log" || die "vvmd's log does not say that alice finished $avv over TLS"
-echo "ok: over TLS bob was refused finishing alice's VV, and alice finished it"
+head -c $((2 * 1024 * 1024)) /dev/urandom >"$tmpdir/vvcopy.in"
+run_printed 0 "VVM_VVMD=$ctl_tls VVM_TLS_PSK_FILE=$tls/alice/alice.psk" " FILE " " $tmpdir/vvcopy.in "
+[[ $out =~ ^A[0-9]{10}$ ]] || die "vvcopy, as printed, said: $out"
+[[ $(ctl show "$out" --json | jq -r '.owner + " " + .state') == "1001 finished" ]] ||
+  die "vvcopy as printed left $out $(ctl show "$out" --json | jq -c '{owner, state}')"
+echo "ok: as printed, over TLS alice showed her VV, bob was refused finishing it, alice finished it; vvcopy made $out hers"
 # With AES-NI the PSK listeners run with CHACHA20-POLY1305 disabled: PSK connections take AES-GCM.
 if grep -qw aes /proc/cpuinfo; then
   out=$(LIBNBD_DEBUG=1 nbdinfo --size "nbds://alice@127.0.0.1:$tls_port/vv/$avv?tls-psk-file=$tls/alice/alice.psk" 2>&1)
@@ -213,6 +238,41 @@ if grep -qw aes /proc/cpuinfo; then
     die "alice's PSK connection does not use AES-GCM: $(grep 'using TLS' <<<"$out")"
   echo "ok: PSK connections use AES-GCM ($(grep -o 'cipher [^ ]*' <<<"$out"))"
 fi
+
+# --- the README's walk as non-root users: root hands alice and bob their own TLS files, then
+# uid 1001 attaches a VV of hers, writes and finishes it, and uid 1002 is refused it ---
+wvv=$(ctl create --class A --size 64M --owner 1001 --group 1001 --perms 0600)
+chmod 755 "$tmpdir"
+install -d -o 1001 -g 1001 -m 700 "$tmpdir/alice" && install -d -o 1002 -g 1002 -m 700 "$tmpdir/bob"
+cp -r "$tls/alice/alice.psk" "$tls/alice/keys.psk" "$tls/alice/client" "$tmpdir/alice/"
+cp "$tls/bob/bob.psk" "$tmpdir/bob/"
+chown -R 1001:1001 "$tmpdir/alice" && chown -R 1002:1002 "$tmpdir/bob"
+# as UID DIR CMD: CMD in a shell as UID in DIR, with no vvm.conf and nothing of root's.
+as() {
+  setpriv --reuid "$1" --regid "$1" --clear-groups env -i PATH=/usr/bin:/bin HOME="$2" \
+    B="$build/client" VV="$wvv" ${ASAN_OPTIONS:+ASAN_OPTIONS=$ASAN_OPTIONS} \
+    ${UBSAN_OPTIONS:+UBSAN_OPTIONS=$UBSAN_OPTIONS} bash -c "cd '$2' && $3"
+}
+vvctl_tls="\$B/vvctl --vvmd $ctl_tls"
+expect 0 "owner: *1001:1001 0600" -- as 1001 "$tmpdir/alice" "$vvctl_tls --tls-psk-file alice.psk show \$VV"
+as 1001 "$tmpdir/alice" "head -c 1M /dev/urandom >disk.img" || die "alice cannot write her folder"
+as 1001 "$tmpdir/alice" \
+  "nbdcopy disk.img \"nbds://alice@127.0.0.1:$tls_port/vv/\$VV?tls-psk-file=alice.psk\"" ||
+  die "uid 1001 could not write her VV over TLS-PSK"
+expect 1 "1002 may not finish VV $wvv: it belongs to 1001" -- \
+  as 1002 "$tmpdir/bob" "$vvctl_tls --tls-psk-file bob.psk finish \$VV"
+expect 1 "" -- as 1002 "$tmpdir/bob" "nbdinfo \"nbds://bob@127.0.0.1:$((tls_port + 1))/vv/\$VV?tls-psk-file=bob.psk\""
+grep -q "1002 (gid 1002) on 127.0.0.1 may not open VV $wvv" "$var/log/nbdkit-bob-psk.log" ||
+  die "bob's listener does not say why it refused $wvv"
+expect 0 "^$wvv: finished at" -- as 1001 "$tmpdir/alice" "$vvctl_tls --tls-psk-file alice.psk finish \$VV"
+nbdcopy "nbd+unix:///vv/$wvv?socket=$sock" "$tmpdir/wvv.out"
+cmp -n $((1024 * 1024)) "$tmpdir/wvv.out" "$tmpdir/alice/disk.img" ||
+  die "$wvv does not hold what uid 1001 wrote"
+copied=$(as 1001 "$tmpdir/alice" "VVM_VVMD=$ctl_tls VVM_TLS_PSK_FILE=alice.psk \
+  VVM_NBD_URI=nbds://127.0.0.1:$tls_port/ \$B/vvcopy disk.img A") || die "vvcopy as uid 1001: $copied"
+[[ $(ctl show "$copied" --json | jq -r '.owner + " " + .state') == "1001 finished" ]] ||
+  die "vvcopy as uid 1001 left $copied $(ctl show "$copied" --json | jq -c '{owner, state}')"
+echo "ok: as uid 1001 alice attached $wvv over TLS, wrote and finished it, vvcopy made $copied; uid 1002 was refused it"
 
 # --- the TLS mover m2: vvmd reaches it over TLS alone; a VV of class T is archived through it ---
 m2_port=$((tls_port + 4))
@@ -226,21 +286,28 @@ for want in "vvmover m2 on tls:127.0.0.1:$m2_port, drives d2 (LTO7)" \
 done
 grep -q "mover m2 listening on tls:127.0.0.1:$m2_port" "$m2_log" ||
   die "m2 does not listen on tls:127.0.0.1:$m2_port alone"
-# The printed commands: a VV of class T written over NBD, finished, archived by m2 onto L70001.
-tvv=$(ctl create --class T --size 16M --perms 0666)
+# The printed commands, as printed: m2 answers vvmd's key; a VV of class T written over NBD,
+# finished, archived by m2 onto L70001.
+run_printed 0 "ping --target mover:m2"
+grep -q "vvmover m2 at tls:127.0.0.1:$m2_port" <<<"$out" || die "m2's ping said: $out"
+VT=
+eval "$(printed "create --class T")" || die "the printed create --class T failed"
+tvv=$VT
 [[ $tvv =~ ^T[0-9]{10}$ ]] || die "create --class T made '$tvv'"
-io "$uri/vv/$tvv" -c 'write -P 0x7e 0 1M'
+run_printed 0 "qemu-io -f raw -c 'write -P 0x7e 0 1M'"
 qemu-img create -q -f raw "$tmpdir/t-pattern" 16M
 io "$tmpdir/t-pattern" -c 'write -P 0x7e 0 1M'
-expect 0 "^$tvv: archived\$" -- ctl finish --wait --timeout 60 "$tvv"
+run_printed 0 "finish --wait \$VT"
+grep -q "^$tvv: archived$" <<<"$out" || die "finish --wait $tvv, as printed, said: $out"
 json=$(ctl show "$tvv" --json)
 jq -e '.state == "archived" and ([.copies[].vsn]) == ["L70001"]' <<<"$json" >/dev/null ||
   die "show $tvv after finish --wait: $json"
 f=$(jq '.copies[0].file' <<<"$json")
 "$vvtape" cat "$var/library/L70001.tap" "$f" | cmp -s - "$tmpdir/t-pattern" ||
   die "L70001 file $f is not $tvv's bytes"
-grep -Eq "job [0-9]+ archive ended: drive d2, VSN L70001, file $f, .*: done" "$m2_log" ||
-  die "m2's log does not show it archived $tvv"
+run_printed 0 'grep " VSN L70001"'
+grep -Eq "job [0-9]+ archive ended: drive d2, VSN L70001, file $f, .*: done" <<<"$out" ||
+  die "m2's log does not show it archived $tvv: $out"
 # m2 admits vvmd's key alone: alice's is refused, with the reason in its log.
 status=0
 env -u VVM_CONF "$vvctl" --conf "$conf" --tls-psk-file "$tls/alice/alice.psk" \
@@ -248,9 +315,10 @@ env -u VVM_CONF "$vvctl" --conf "$conf" --tls-psk-file "$tls/alice/alice.psk" \
 ((status != 0)) || die "m2 served alice's identity"
 grep -q "vvmover m2: refused TLS client 127.0.0.1:[0-9]*: .*PSK username 'alice' is not in $tls/vvmd/vvmd.psk" \
   "$m2_log" || die "m2's log does not say why it refused alice"
-expect 0 "" -- "$vvctl" --conf "$conf" --tls-psk-file "$tls/vvmd/vvmd.psk" ping --target mover:m2
+run_printed 0 "ping --target mover:m2"
 echo "ok: the TLS mover m2 archived $tvv onto L70001 over TLS, refused alice and still serves vvmd"
 
+vvs_before=$(ctl ls --json | jq -c 'map(.name)')
 stop_run ctrl-c
 
 # ---------------------------------------------------------------- second run: all reused
@@ -263,7 +331,7 @@ done
 ! grep -Ei "error|fail|created the sample|created alice's|added tape|added \[identity|added the TLS mover" "$run_out" ||
   die "the second run said the above"
 [[ $(<"$var/sample-vv") == "$vv" ]] || die "the second run recorded another sample VV"
-ctl ls --json | jq -e --arg v "$vv" --arg a "$avv" --arg t "$tvv" 'map(.name) == [$v, $a, $t]' >/dev/null ||
+[[ $(ctl ls --json | jq -c 'map(.name)') == "$vvs_before" ]] ||
   die "VVs after the second run: $(ctl ls)"
 ctl vsn ls --json | jq -e 'map(.name) == ["L70001", "L80001", "L90001"]' >/dev/null ||
   die "VSNs after the second run: $(ctl vsn ls)"
