@@ -95,18 +95,20 @@ between=$(sed -n "$((asked + 1)),$((began - 1))p" "$vvmd_log" | grep -Ec "$t2t|c
 ((between == 0)) || die "a background copy started while the client's stage waited: $(sed -n "${asked},${began}p" "$vvmd_log")"
 echo "ok: the client's stage of $client asked at $(when "$asked"), started at $(when "$began"), done in $took s; no background copy started meanwhile"
 
+# Meanwhile vvctl status shows a tape copy on its drives (asked without a pause until it has).
 seen_status=
 for ((i = 0; i < 600; i++)); do
   [[ $(media_field LTO7 lacking) == 0 ]] && break
-  if [[ -z $seen_status ]] && ctl status | grep -Eq "class A: tape copy A[0-9]+ from M00001 file [0-9]+ \(d3\) to N00001"; then
-    seen_status=1
+  if [[ -z $seen_status ]]; then
+    ctl status | grep -Eq "class A: tape copy A[0-9]+ from M00001 file [0-9]+ \(d3\) to N00001 file [0-9]+ \(d2\)" &&
+      seen_status=1
+    continue
   fi
   sleep 0.2
 done
 [[ $(media_field LTO7 lacking) == 0 && $(media_field LTO7 copies) == 8 ]] ||
   die "the LTO7 copies were not all made: $(ctl class ls)"
-[[ -n $seen_status ]] || grep -Eq "$t2t" <(tail -n +"$began" "$vvmd_log") >/dev/null ||
-  die "vvctl status never showed a tape copy"
+[[ -n $seen_status ]] || die "vvctl status never showed a tape copy"
 echo "ok: every VV got its LTO7 copy (class ls down to 0)"
 # The copies before it in file order, waiting when the client asked, were made after its stage.
 after=$(tail -n +"$began" "$vvmd_log" | grep -Ec "$t2t" || true)
