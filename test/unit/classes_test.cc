@@ -710,3 +710,34 @@ TEST_CASE(
   must(lookup_vsn(*f.db, "name", db::KeyBuilder().text("M00001"), &m));
   CHECK(m.next_file == 6);
 }
+
+TEST_CASE("a class's tape copy cut short by a vvmd restart is sent again, to the same tape file") {
+  Fixture f;
+  must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
+  must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
+  const std::string name =
+      must(f.catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name;
+  must(f.catalog->finish(root_peer(), name));
+  auto r = f.next("archive");
+  f.done(r, rpc::Op::kArchive);
+  must(f.cache->evict(root_peer(), name));
+  f.config.classes['A'].media = {"LTO9", "LTO8"};
+  f.sched->classes_changed();
+
+  auto first = f.next("tape-copy");
+  CHECK(first.tape.from_vsn == "L00001");
+  CHECK(first.tape.from_file == 1);
+  CHECK(first.args.vsn == "M00001");
+  CHECK(first.args.file_number == 1);
+  f.restart();  // vvmd gone before the report: nothing was recorded
+  CHECK(f.vv(name).copies[1].vsn.empty());
+  auto again = f.next("tape-copy");
+  CHECK(again.tape.from_vsn == "L00001");
+  CHECK(again.args.vsn == "M00001");
+  CHECK(again.args.file_number == 1);  // the mover writes over what the first left there
+  CHECK(again.args.request_id != first.args.request_id);
+  f.done(again, rpc::Op::kTapeCopy);
+  CHECK(f.vv(name).copies[1] == VvCopy{"M00001", 1});
+  CHECK(f.vv(name).cache == CacheState::kEvicted);
+  CHECK(f.vv(name).state == VvState::kArchived);
+}
