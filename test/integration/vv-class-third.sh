@@ -16,7 +16,8 @@
 #    vvtape verify passes on every tape; and the tapes parsed independently of vvm's tape code
 #    (test/harness/tapeimage.py: SIMH records, VOL, HDR, data, EOF, tape mark, XXH3-64) hold
 #    every copy `vvctl show --json` names, with the VV's class, serial, size and checksum; each
-#    tape-to-tape copy reads back (vvtape cat) as the VV's bytes; db check is clean.
+#    tape-to-tape copy reads back (vvtape cat) as the VV's bytes; db check is clean; and a byte
+#    flipped on the LTO7 tape makes that independent check fail, naming the copy.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -181,3 +182,24 @@ echo "ok: vvtape verifies the 3 tapes; parsed independently they hold all 24 cop
 
 ctl db check >/dev/null || die "db check: $(ctl db check)"
 echo "ok: db check is clean"
+
+# The independent check can fail: one byte flipped in N00001 file 1's data (after the VOL label,
+# its tape mark and the HDR: record 4 + 80 + 4 bytes each, the mark 4) is a checksum failure.
+first=$(jq -r 'select(.copies[2].file == 1) | .name' "$tmpdir/shows.json")
+[[ $first =~ ^A[0-9]+$ ]] || die "no VV at N00001 file 1"
+/usr/bin/python3 - "$library/N00001.tap" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(184 + 1000)
+    b = f.read(1)
+    f.seek(184 + 1000)
+    f.write(bytes([b[0] ^ 0x01]))
+PY
+rc=0
+/usr/bin/python3 "$VVM_SOURCE_DIR/test/harness/tapeimage.py" check "$library" "$tmpdir/shows.json" \
+  >"$tmpdir/check.out" || rc=$?
+((rc == 1)) || die "tapeimage.py check exited $rc on a flipped byte: $(tail -n 3 "$tmpdir/check.out")"
+grep -q "^FAIL copies checksum: copy's checksum: $first copy 3 on N00001 file 1: data XXH3" "$tmpdir/check.out" ||
+  die "tapeimage.py did not name $first's copy: $(grep FAIL "$tmpdir/check.out")"
+[[ $(grep -c '^FAIL' "$tmpdir/check.out") == 1 ]] || die "tapeimage.py: $(grep FAIL "$tmpdir/check.out")"
+echo "ok: a byte flipped on N00001 file 1 is caught by the independent check ($first's copy)"
