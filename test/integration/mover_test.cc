@@ -1,8 +1,9 @@
 // mover_test.cc: a real vvmover archiving and staging on an emulated library, its copies reported
 // to a test-side control-protocol server.
 //
-// The site: a library of two tapes (and a small third one that fills up), mover m1 with two
-// emulated drives slowed to 50 MB/s (emulated-rate) so that copies can be caught running, and,
+// The site: a library of two LTO9 tapes (and a small third one that fills up) and an LTO8 one,
+// mover m1 with two emulated LTO9 drives slowed to 50 MB/s (emulated-rate) so that copies can be
+// caught running and an LTO8 drive (128 KiB blocks, for tape copies across media types), and,
 // for the stall test, mover m2 with a 1 s stall timeout and a drive too slow to finish a block in
 // that time. The test's rpc::Server on a Unix socket is every request's reply_to and keeps every
 // COPY_REPORT it gets.
@@ -132,6 +133,7 @@ struct Site {
     must(lib->create("T00001", "LTO9", 0));
     must(lib->create("T00002", "LTO9", 0));
     must(lib->create("FULL01", "LTO9", 2 * kMiB));  // fills up after about 2 MiB
+    must(lib->create("U00001", "LTO8", 0));
     must(write_file(conf, fmt::format(R"([global]
 state-dir = {0}/state
 log-level = debug
@@ -141,6 +143,9 @@ path = {0}/library
 dir = {0}/cache
 [media LTO9]
 capacity = 18T
+[media LTO8]
+capacity = 12T
+block-size = 128K
 [mover m1]
 listen = unix:{0}/m1.sock
 stall-timeout = 30s
@@ -151,6 +156,10 @@ emulated-rate = 50M
 [drive d1]
 mover = m1
 media = LTO9
+emulated-rate = 50M
+[drive d2]
+mover = m1
+media = LTO8
 emulated-rate = 50M
 [mover m2]
 listen = unix:{0}/m2.sock
@@ -196,6 +205,11 @@ emulated-rate = 1K
     if (!client.ok()) return client.status();
     if (op == rpc::Op::kArchive) return client->call(rpc::ArchiveRequest{a}, 5s);
     return client->call(rpc::StageRequest{a}, 5s);
+  }
+  Result<rpc::CopyAccepted> tape_copy(const rpc::TapeCopyRequest& request) {
+    auto client = rpc::Client::connect(must(Endpoint::parse("unix:" + socket_)), 5s);
+    if (!client.ok()) return client.status();
+    return client->call(request, 5s);
   }
   // Accepted, waiting while the drive or tape is still taken by a copy that has just reported
   // (its child is reaped a moment after its final report).
@@ -347,6 +361,80 @@ TEST_CASE("requests the mover cannot take are refused at once, saying why") {
   expect(rpc::Op::kArchive, a, Code::kInvalidArgument, "not absolute");
   a = site.args("T00001", 1, in, 1000, 1);  // stage onto a file that exists
   expect(rpc::Op::kStage, a, Code::kAlreadyExists, "exists already");
+}
+
+// The length of the first data record of file 1 of a SIMH image: after the VOL label (4 + 80 + 4
+// bytes), its tape mark (4) and file 1's HDR label (4 + 80 + 4).
+uint32_t first_block(const std::string& image) {
+  const std::string data = read_all(image);
+  REQUIRE(data.size() >= 184);
+  uint32_t n = 0;
+  std::memcpy(&n, data.data() + 180, 4);  // little-endian, as this machine
+  return n;
+}
+
+TEST_CASE(
+    "a tape copy reads one media type in one drive and writes another in a second, in the "
+    "destination's blocks; drives of the wrong type are refused") {
+  Site site;
+  const uint64_t size = 3 * kMiB + 5;
+  std::string in = site.cache + "/in", out = site.cache + "/out";
+  write_random(in, size, 77);
+  auto a = site.args("T00001", 1, in, size, 42);
+  a.drive = "d0";
+  rpc::CopyReport archived = site.run(rpc::Op::kArchive, a);
+  INFO(archived.failure.to_string());
+  REQUIRE(archived.state == rpc::CopyState::kDone);
+
+  rpc::TapeCopyRequest t;
+  t.to = site.args("U00001", 1, "", size, 42);
+  t.to.checksum = archived.checksum;
+  t.from_vsn = "T00001";
+  t.from_file = 1;
+  t.from_drive = "d2";  // LTO8: cannot read the LTO9 tape
+  auto refused = site.tape_copy(t);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(refused.status().message(),
+             Catch::Contains("drive d2 takes LTO8, and T00001 is LTO9"));
+  t.from_drive = "d0";
+  t.to.drive = "d1";  // LTO9: cannot write the LTO8 tape
+  refused = site.tape_copy(t);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.status().message(),
+             Catch::Contains("drive d1 takes LTO9, and U00001 is LTO8"));
+
+  t.to.drive = "";  // the mover picks d2, the one LTO8 drive
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  Result<rpc::CopyAccepted> accepted = site.tape_copy(t);
+  while (!accepted.ok() && accepted.status().code() == Code::kBusy &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);  // the archive's child is reaped a moment after its report
+    accepted = site.tape_copy(t);
+  }
+  INFO(accepted.status().to_string());
+  REQUIRE(accepted.ok());
+  CHECK(accepted->drive == "d2");
+  rpc::CopyReport copied = site.collector->final_of(t.to.request_id);
+  INFO(copied.failure.to_string());
+  REQUIRE(copied.state == rpc::CopyState::kDone);
+  CHECK(copied.vsn == "U00001");
+  CHECK(copied.file_number == 1);
+  CHECK(copied.bytes_done == size);
+  CHECK(copied.checksum == archived.checksum);
+  CHECK(first_block(site.library + "/T00001.tap") == 256 * kKiB);
+  CHECK(first_block(site.library + "/U00001.tap") == 128 * kKiB);
+  CHECK_THAT(site.mover->stderr_text(),
+             Catch::Contains("tape copy started: VSN T00001 file 1 in drive d0 to VSN U00001 file "
+                             "1 in drive d2"));
+
+  // The new copy reads back, the bytes archived.
+  auto s = site.args("U00001", 1, out, size, 42);
+  s.checksum = archived.checksum;
+  rpc::CopyReport staged = site.run(rpc::Op::kStage, s);
+  INFO(staged.failure.to_string());
+  REQUIRE(staged.state == rpc::CopyState::kDone);
+  CHECK(read_all(out) == read_all(in));
 }
 
 TEST_CASE("a copy child killed mid-stage gives one FAILED report and leaves no file") {

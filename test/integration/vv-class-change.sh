@@ -6,8 +6,9 @@
 #    drive takes, a media type with no tape;
 #  - class A gains LTO8 (vvctl reload): the reply says what was applied and what waits for a
 #    restart; class ls counts the VVs lacking their LTO8 copy, and each gets it (the cached ones
-#    from the cache, the evicted ones staged first) until the count is 0; both tapes pass vvtape
-#    verify, and vvtape ls finds every VV on the LTO8 tape at the file vvmd recorded;
+#    from the cache, the evicted ones tape to tape: m1 has a drive of each type) until the count
+#    is 0; both tapes pass vvtape verify, and vvtape ls finds every VV on the LTO8 tape at the
+#    file vvmd recorded;
 #  - class A loses LTO9 (SIGHUP): class ls lists the LTO9 copies as extra, and show names each
 #    copy by its tape's media (LTO9 extra in copy 1, LTO8 in copy 2), never by the slot's position
 #    in vvctl's vvm.conf, before and after the prune; class prune releases them, and vsn ls counts
@@ -88,8 +89,10 @@ for ((i = 0; i < 1200; i++)); do
 done
 [[ $(media_field LTO8 lacking) == 0 && $(media_field LTO8 copies) == 4 ]] ||
   die "the LTO8 copies were not all made: $(ctl class ls)"
-grep -q "class A: stage VV ${vvs[0]} .* from L00001 file 1 for the copy it lacks" "$vvmd_log" ||
-  die "the evicted ${vvs[0]} was not staged for its copy"
+grep -Eq "class A: copy 2 of VV ${vvs[0]} \(2097152 bytes\) from L00001 file 1 to M00001 file [0-9]+, tape to tape in drives d0 and d1 of mover m1" "$vvmd_log" ||
+  die "the evicted ${vvs[0]} was not copied tape to tape: $(grep "VV ${vvs[0]}" "$vvmd_log")"
+[[ $(ctl show "${vvs[0]}" --json | jq -r .cache) == evicted ]] ||
+  die "${vvs[0]} was copied tape to tape, yet is in the cache"
 "$vvtape" verify "$library/L00001.tap" >/dev/null || die "vvtape verify L00001 failed"
 "$vvtape" verify "$library/M00001.tap" >/dev/null || die "vvtape verify M00001 failed"
 "$vvtape" ls "$library/M00001.tap" --json >"$tmpdir/ls.json"

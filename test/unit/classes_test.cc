@@ -5,8 +5,9 @@
 // VV's copy made (from the cache, or staged first), found again after a restart, counted by
 // classes(); one that loses a type keeps those copies, extra, until prune() marks their tape files
 // dead, and a stage then reads the copy that is left; what vv_copies() tells vvctl show of each
-// copy's media; and the copies made as background work, after a stage a client waits for. With
-// the real daemons: test/integration/vv-class-change.sh.
+// copy's media; and the copies made as background work, after a stage a client waits for: tape to
+// tape where one mover has a drive of each media type (copy_route()), else through the cache.
+// With the real daemons: test/integration/vv-class-change.sh and vv-class-third.sh.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -14,10 +15,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "cache/cache_manager.h"
 #include "catalog/catalog.h"
@@ -92,6 +95,22 @@ media = LTO9
 mover = m1
 media = LTO8
 )";
+// The LTO8 drive on a mover of its own: no mover can copy LTO9 to LTO8 tape to tape.
+const std::string kMoversApart = R"(
+[mover m1]
+listen = unix:/nonexistent/m1.sock
+
+[mover m2]
+listen = unix:/nonexistent/m2.sock
+
+[drive d0]
+mover = m1
+media = LTO9
+
+[drive d1]
+mover = m2
+media = LTO8
+)";
 
 Config conf(const std::string& text) {
   return must(parse_config(text, "vvm.conf", "/nonexistent"));
@@ -141,6 +160,49 @@ TEST_CASE("class copies: what a VV lacks and what it holds in excess") {
         class_copies(vv_with({"L00001", "L00002", "L00003", "L00004"}), {"LTO9", "LTO8"}, media_of);
     REQUIRE(c.lacking.size() == 1);
     CHECK(c.lacking[0].slot == kMaxVvCopies);
+  }
+}
+
+TEST_CASE("class copies: the route of a lacking copy: the cache, tape to tape, or a stage first") {
+  const Config config = conf(kConf + kMovers +
+                             "[media LTO7]\ncapacity = 64M\n[mover m2]\nlisten = "
+                             "unix:/nonexistent/m2.sock\n[drive d2]\nmover = m2\nmedia = LTO7\n"
+                             "[drive d3]\nmover = m2\nmedia = LTO9\n");
+  LibraryView view(config);
+  const std::vector<CopySource> lto9 = {{0, "L00001", 3, "LTO9"}};
+  SECTION("a VV in the cache is written from there") {
+    CHECK(copy_route(true, lto9, "LTO8", view.drives()).kind == CopyRoute::Kind::kFromCache);
+  }
+  SECTION("tape to tape on the mover with a drive for each media type") {
+    CopyRoute r = copy_route(false, lto9, "LTO8", view.drives());
+    CHECK(r.kind == CopyRoute::Kind::kTapeToTape);
+    CHECK(r.mover == "m1");
+    CHECK(r.source.vsn == "L00001");
+    CHECK(r.source.file == 3);
+    r = copy_route(false, lto9, "LTO7", view.drives());
+    CHECK(r.kind == CopyRoute::Kind::kTapeToTape);
+    CHECK(r.mover == "m2");
+  }
+  SECTION("the first source a mover can read: an LTO8 copy read for LTO7 only through m2's LTO9") {
+    const std::vector<CopySource> two = {{1, "M00001", 1, "LTO8"}, {0, "L00001", 3, "LTO9"}};
+    CopyRoute r = copy_route(false, two, "LTO7", view.drives());
+    CHECK(r.kind == CopyRoute::Kind::kTapeToTape);
+    CHECK(r.source.vsn == "L00001");
+    CHECK(r.mover == "m2");
+  }
+  SECTION("a drive down: staged first, saying why") {
+    view.find("d1")->down = true;
+    CopyRoute r = copy_route(false, lto9, "LTO8", view.drives());
+    CHECK(r.kind == CopyRoute::Kind::kStageFirst);
+    CHECK(r.why == "no mover has a drive up for LTO9 (L00001) and one for LTO8");
+    view.find("d1")->down = false;
+    view.find("d1")->busy = true;  // busy is waited for, not a reason to use the cache
+    CHECK(copy_route(false, lto9, "LTO8", view.drives()).kind == CopyRoute::Kind::kTapeToTape);
+  }
+  SECTION("no copy to read") {
+    CopyRoute r = copy_route(false, {}, "LTO8", view.drives());
+    CHECK(r.kind == CopyRoute::Kind::kStageFirst);
+    CHECK(r.why == "it has no copy on a tape that may be read");
   }
 }
 
@@ -220,6 +282,7 @@ class FakeMovers : public MoverPort {
     std::string what;
     rpc::CopyArgs args;
     CopyDone done;
+    rpc::TapeCopyRequest tape;  // a tape copy's whole request
   };
   void archive(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
     pending.push_back({"archive", args, std::move(done)});
@@ -231,7 +294,7 @@ class FakeMovers : public MoverPort {
     pending.push_back({"verify", args, std::move(done)});
   }
   void tape_copy(const Endpoint&, const rpc::TapeCopyRequest& request, CopyDone done) override {
-    pending.push_back({"tape-copy", request.to, std::move(done)});
+    pending.push_back({"tape-copy", request.to, std::move(done), request});
   }
   void cancel(const Endpoint&, const rpc::CancelRequest&, CancelDone done) override {
     done(Status::Unavailable("the fake movers cancel nothing"));
@@ -250,8 +313,10 @@ class FakeMovers : public MoverPort {
 };
 
 struct Fixture {
+  // `drives`: the [mover] and [drive] sections.
+  explicit Fixture(const std::string& drives = kMovers) : config(conf(kConf + drives)) { start(); }
   TempDir dir = must(TempDir::create());
-  Config config = conf(kConf + kMovers);
+  Config config;
   std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
   Clock::time_point clock = Clock::time_point{} + 1000h;
   uint64_t unix_clock = 1'700'000'000;
@@ -263,7 +328,7 @@ struct Fixture {
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
 
-  Fixture() {
+  void start() {
     Catalog::Options c;
     c.cache_dir = dir.file("cache");
     c.classes = {'A'};
@@ -334,7 +399,7 @@ struct Fixture {
 TEST_CASE(
     "a class that gains a media type has every archived VV's copy made; one that loses it "
     "keeps the copies until pruned") {
-  Fixture f;
+  Fixture f(kMoversApart);  // no tape-to-tape copy: an evicted VV is staged first
   must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
   must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
   std::vector<std::string> names;
@@ -464,7 +529,7 @@ TEST_CASE(
 TEST_CASE(
     "a class's new copies are background work: a stage a client waits for goes first, and the "
     "copies are all made after it, in file order per tape") {
-  Fixture f;
+  Fixture f(kMoversApart);  // through the cache
   must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
   must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
   auto archived = [&](const std::string& vsn) {
@@ -540,4 +605,139 @@ TEST_CASE(
   REQUIRE(lto8);
   CHECK(lto8->lacking == 0);
   CHECK(lto8->copies == 3);
+}
+
+TEST_CASE(
+    "a class's new copies of evicted VVs go tape to tape on the mover that has both drives, after "
+    "a stage a client waits for, in file order; a failed read of the source goes through the "
+    "cache") {
+  Fixture f;  // m1: d0 LTO9, d1 LTO8
+  must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
+  must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) {
+    names.push_back(must(f.catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name);
+    must(f.catalog->finish(root_peer(), names.back()));
+    auto r = f.next("archive");
+    f.done(r, rpc::Op::kArchive);
+    REQUIRE(f.vv(names.back()).copies[0] == VvCopy{"L00001", static_cast<uint64_t>(i + 1)});
+  }
+  // names[2] stays in the cache; names[4] is the one a client asks for.
+  for (int i : {0, 1, 3, 4}) must(f.cache->evict(root_peer(), names[i]));
+  f.config.classes['A'].media = {"LTO9", "LTO8"};
+  f.sched->classes_changed();
+  must(f.sched->stage(names[4], true));
+
+  std::vector<std::string> seen;  // "stage L00001 4", "tape-copy L00001 1 M00001", ...
+  bool failed_once = false;
+  auto all_copied = [&] {
+    return std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+      Vv vv = f.vv(n);
+      return vv.state == VvState::kArchived && vv.copies[1].vsn == "M00001";
+    });
+  };
+  for (int i = 0; i < 600 && !all_copied(); ++i) {
+    f.sched->tick();
+    if (f.movers.pending.empty()) {
+      f.advance(100ms);
+      continue;
+    }
+    FakeMovers::Request r = std::move(f.movers.pending.front());
+    f.movers.pending.pop_front();
+    if (r.what == "tape-copy") {
+      seen.push_back(
+          fmt::format("tape-copy {} {} {}", r.tape.from_vsn, r.tape.from_file, r.args.vsn));
+      CHECK(r.tape.from_drive == "d0");
+      CHECK(r.args.drive == "d1");
+      CHECK(r.args.checksum == kChecksum);
+      // Nothing of a tape copy goes through the cache.
+      CHECK(f.vv(names[r.tape.from_file - 1]).cache == CacheState::kEvicted);
+      const auto& on_way = f.media("LTO8");
+      REQUIRE(on_way);
+      CHECK(on_way->on_way >= 1);
+      if (r.tape.from_file == 2 && !failed_once) {
+        // The source's read fails: the copy stays, and the new one goes through the cache.
+        failed_once = true;
+        r.done(rpc::CopyAccepted{rpc::Op::kTapeCopy, f.next_job++, "d1"});
+        rpc::CopyReport rep;
+        rep.request_id = r.args.request_id;
+        rep.mover = "m1";
+        rep.state = rpc::CopyState::kFailed;
+        rep.vsn = "L00001";
+        rep.file_number = r.args.file_number;
+        rep.failure = Status::IoError("L00001 file 2: reading a data block: Input/output error");
+        must(f.sched->report(root_peer(), rep));
+        CHECK(f.vv(names[1]).copies[0] == VvCopy{"L00001", 2});
+        continue;
+      }
+      f.done(r, rpc::Op::kTapeCopy);
+    } else {
+      seen.push_back(fmt::format("{} {} {}", r.what, r.args.vsn, r.args.file_number));
+      f.done(r, r.what == "stage" ? rpc::Op::kStage : rpc::Op::kArchive);
+    }
+  }
+  REQUIRE(all_copied());
+  INFO(fmt::format("{}", fmt::join(seen, ", ")));
+  // The client's stage went first of the reads of L00001, before any tape copy.
+  auto at = [&](const std::string& what) {
+    return std::find(seen.begin(), seen.end(), what) - seen.begin();
+  };
+  const auto client = at("stage L00001 5");
+  REQUIRE(client < static_cast<ptrdiff_t>(seen.size()));
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (seen[i].starts_with("tape-copy")) CHECK(static_cast<ptrdiff_t>(i) > client);
+  }
+  // In file order: file 1 tape to tape, file 2 tried, then through the cache (a stage of it,
+  // then its archive from the cache), file 4 tape to tape; files 3 and 5 (in the cache by then)
+  // from the cache.
+  CHECK(at("tape-copy L00001 1 M00001") < at("tape-copy L00001 2 M00001"));
+  CHECK(at("tape-copy L00001 2 M00001") < at("tape-copy L00001 4 M00001"));
+  CHECK(at("stage L00001 2") < static_cast<ptrdiff_t>(seen.size()));
+  CHECK(std::count_if(seen.begin(), seen.end(),
+                      [](const std::string& s) { return s.starts_with("tape-copy"); }) == 3);
+  CHECK(f.vv(names[0]).cache == CacheState::kEvicted);
+  CHECK(f.vv(names[3]).cache == CacheState::kEvicted);
+  CHECK(f.vv(names[1]).cache == CacheState::kCached);
+  auto lto8 = f.media("LTO8");
+  REQUIRE(lto8);
+  CHECK(lto8->lacking == 0);
+  CHECK(lto8->copies == 5);
+  // Every new copy a file of its own on M00001, the VSN's next file past them.
+  std::set<uint64_t> files;
+  for (const std::string& n : names) files.insert(f.vv(n).copies[1].file);
+  CHECK(files == std::set<uint64_t>{1, 2, 3, 4, 5});
+  Vsn m;
+  must(lookup_vsn(*f.db, "name", db::KeyBuilder().text("M00001"), &m));
+  CHECK(m.next_file == 6);
+}
+
+TEST_CASE("a class's tape copy cut short by a vvmd restart is sent again, to the same tape file") {
+  Fixture f;
+  must(f.vsns->add(root_peer(), {"L00001", "LTO9", ""}));
+  must(f.vsns->add(root_peer(), {"M00001", "LTO8", ""}));
+  const std::string name =
+      must(f.catalog->create(root_peer(), {"A", kMiB, 0, "", "", "0640"})).name;
+  must(f.catalog->finish(root_peer(), name));
+  auto r = f.next("archive");
+  f.done(r, rpc::Op::kArchive);
+  must(f.cache->evict(root_peer(), name));
+  f.config.classes['A'].media = {"LTO9", "LTO8"};
+  f.sched->classes_changed();
+
+  auto first = f.next("tape-copy");
+  CHECK(first.tape.from_vsn == "L00001");
+  CHECK(first.tape.from_file == 1);
+  CHECK(first.args.vsn == "M00001");
+  CHECK(first.args.file_number == 1);
+  f.restart();  // vvmd gone before the report: nothing was recorded
+  CHECK(f.vv(name).copies[1].vsn.empty());
+  auto again = f.next("tape-copy");
+  CHECK(again.tape.from_vsn == "L00001");
+  CHECK(again.args.vsn == "M00001");
+  CHECK(again.args.file_number == 1);  // the mover writes over what the first left there
+  CHECK(again.args.request_id != first.args.request_id);
+  f.done(again, rpc::Op::kTapeCopy);
+  CHECK(f.vv(name).copies[1] == VvCopy{"M00001", 1});
+  CHECK(f.vv(name).cache == CacheState::kEvicted);
+  CHECK(f.vv(name).state == VvState::kArchived);
 }

@@ -292,7 +292,8 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   Vv vv;
   auto vv_slot = lookup_vv(*db_, "name", db::KeyBuilder().text(f.item.vv), &vv);
   bool recorded = false, archived = false;
-  const bool move = !f.item.from_vsn.empty();
+  // A class's new copy made tape to tape read item.from_vsn too, and leaves that copy where it is.
+  const bool move = !f.item.from_vsn.empty() && !f.class_copy;
   if (move && vv_slot.ok() && vv.copies[f.item.copy].vsn == f.item.from_vsn &&
       vv.copies[f.item.copy].file == f.item.from_file) {
     // A repack's move: the copy's new place and its old tape file dead, in this one commit.
@@ -387,8 +388,16 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
   metrics().archived(f.key.vv_class, f.key.media, r.bytes_total);
 
   copy_ok(f.drive, r.vsn);
-  log::info("VV {}: copy {} on {} file {} ({} bytes, checksum {:016x}){}", vv.name, f.item.copy + 1,
-            r.vsn, r.file_number, r.bytes_total, r.checksum, archived ? ": archived" : "");
+  if (is_tape_copy(f)) {
+    copy_ok(f.from_drive, f.item.from_vsn);
+    move_setbacks_.erase(vv.name);
+  }
+  log::info("VV {}: copy {} on {} file {} ({} bytes, checksum {:016x}){}{}", vv.name,
+            f.item.copy + 1, r.vsn, r.file_number, r.bytes_total, r.checksum,
+            is_tape_copy(f)
+                ? fmt::format(", tape to tape from {} file {}", f.item.from_vsn, f.item.from_file)
+                : "",
+            archived ? ": archived" : "");
 }
 
 void Scheduler::copy_failed(InFlight f, const Status& why) {

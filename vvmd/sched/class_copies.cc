@@ -2,7 +2,11 @@
 #include "sched/class_copies.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
 
 namespace vvm::vvmd {
 
@@ -41,6 +45,49 @@ ClassCopies class_copies(const Vv& vv, const std::vector<std::string>& class_med
     out.lacking.push_back({class_media[k], slot});
   }
   return out;
+}
+
+CopyRoute copy_route(bool cached, const std::vector<CopySource>& sources, const std::string& media,
+                     const std::vector<DriveState>& drives) {
+  CopyRoute route;
+  if (cached) {
+    route.kind = CopyRoute::Kind::kFromCache;
+    return route;
+  }
+  if (sources.empty()) {
+    route.why = "it has no copy on a tape that may be read";
+    return route;
+  }
+  // Drives up, by mover and media type.
+  std::map<std::string, std::map<std::string, size_t>> up;
+  for (const DriveState& d : drives) {
+    if (!d.down) ++up[d.mover][d.media];
+  }
+  for (const CopySource& s : sources) {
+    for (const auto& [mover, by_media] : up) {
+      auto count = [&](const std::string& m) {
+        auto it = by_media.find(m);
+        return it == by_media.end() ? size_t{0} : it->second;
+      };
+      // One drive reads, another writes: two of one type when both tapes are of it.
+      const bool both =
+          s.media == media ? count(media) >= 2 : count(s.media) >= 1 && count(media) >= 1;
+      if (both) {
+        route.kind = CopyRoute::Kind::kTapeToTape;
+        route.source = s;
+        route.mover = mover;
+        return route;
+      }
+    }
+  }
+  std::vector<std::string> read;
+  for (const CopySource& s : sources) {
+    std::string m = fmt::format("{} ({})", s.media.empty() ? "?" : s.media, s.vsn);
+    if (std::find(read.begin(), read.end(), m) == read.end()) read.push_back(m);
+  }
+  route.why =
+      fmt::format("no mover has a drive up for {} and one for {}", fmt::join(read, " or "), media);
+  return route;
 }
 
 }  // namespace vvm::vvmd

@@ -9,7 +9,12 @@
 // (or a second copy on a type of L). A new VV's copy i goes to slot i, as it always did.
 //
 // Derived, never stored: vvm.conf says what a class should have and the catalogue what each VV
-// has, so there is nothing to keep in step and a restart derives the same. Plain data, no I/O.
+// has, so there is nothing to keep in step and a restart derives the same.
+//
+// A lacking copy is made from an existing one (copy_route()): the cache file when the VV is
+// there; else tape to tape, when one mover has a drive up that reads one of the VV's copies and
+// one of the lacking media type (one copy process holds both, so each byte moves once, and the
+// cache is not used); else the VV is staged into the cache first. Plain data, no I/O.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +23,7 @@
 #include <vector>
 
 #include "common/vv.h"
+#include "sched/library_view.h"
 
 namespace vvm::vvmd {
 
@@ -36,5 +42,29 @@ struct ClassCopies {
 // as on the media its slot's position gives, if any, so that a lost VSN record makes no copy).
 ClassCopies class_copies(const Vv& vv, const std::vector<std::string>& class_media,
                          const std::function<std::string(const std::string& vsn)>& media_of);
+
+// A copy a lacking one may be read from.
+struct CopySource {
+  size_t copy = 0;  // its slot in the VV's copies
+  std::string vsn;
+  uint64_t file = 0;
+  std::string media;  // its VSN's media type: which drives read it
+};
+
+// How a lacking copy is made.
+struct CopyRoute {
+  enum class Kind { kFromCache, kTapeToTape, kStageFirst };
+  Kind kind = Kind::kStageFirst;
+  CopySource source;  // kTapeToTape: the copy read
+  std::string mover;  // kTapeToTape: the mover whose drives read it and write the new one
+  std::string why;    // kStageFirst: why not tape to tape
+};
+
+// The route for a copy on `media` of a VV that is `cached` or not, read from the first of
+// `sources` (best first) that a mover can copy tape to tape: a drive of the source's media type
+// and another of `media`, both up (busy or not: a busy drive is waited for, not a reason to go
+// through the cache). Movers are tried in name order.
+CopyRoute copy_route(bool cached, const std::vector<CopySource>& sources, const std::string& media,
+                     const std::vector<DriveState>& drives);
 
 }  // namespace vvm::vvmd

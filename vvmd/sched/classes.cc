@@ -9,10 +9,18 @@
 // in step (and to get wrong after a crash between a copy's commit and its own).
 //
 // The copies are archive work like any other (the class's queue for the new media type, its batch
-// rule and drive limits; below client stages). A VV in the cache is written from there; an
-// evicted one is first staged in the background (stage_queue.h: after every stage a client waits
-// for, in file order per tape), at most kClassCopyWindow at once, so that the cache holds few of
-// them; the VV stays archived meanwhile, since every copy it was archived with is still there.
+// rule and drive limits; below client stages). A VV in the cache is written from there. An
+// evicted one is copied tape to tape when one mover has a drive up that reads one of its copies
+// and a drive of the new media type (copy_route(), class_copies.h): one copy process holds both
+// drives, reads the old copy (checked as a stage checks it) and writes the new one as an archive
+// does, and the new copy's place is committed with the VSN's next file in one transaction, as any
+// archive's; no cache room is used. It waits while a stage a client waits for wants a drive of
+// either media type, and takes its source tapes in file order. Otherwise (no such mover, or a
+// tape copy that failed reading its source) the VV is first staged in the background
+// (stage_queue.h: after every stage a client waits for, in file order per tape), and vvmd logs
+// why once. At most kClassCopyWindow VVs are copied or staged at once, so that the cache holds few
+// of them and archive writes get drives between them; the VV stays archived meanwhile, since every
+// copy it was archived with is still there.
 //
 // A class that loses a media type keeps those copies, now extra (class_copies.h): they are read
 // like any other copy and counted by `vvctl class ls`, until prune() releases them: each tape
@@ -38,15 +46,6 @@ namespace {
 // a transaction stays well within what the journal takes.
 constexpr size_t kPruneBatch = 128;
 
-// How a lacking copy is made. Today every copy goes through the cache: a mover copies between one
-// tape and the cache. A mover with a drive of the source's media type and one of the target's
-// could copy tape to tape without the cache (the mover's tape-to-tape op); copy_route() is where
-// that choice would be made, and drive_class_copies() where its request would be sent instead of
-// the stage.
-enum class CopyRoute { kFromCache, kStageFirst };
-CopyRoute copy_route(const Vv& vv) {
-  return vv.cache == CacheState::kCached ? CopyRoute::kFromCache : CopyRoute::kStageFirst;
-}
 }  // namespace
 
 bool Scheduler::still_lacking(const Vv& vv, const QueueKey& key, size_t slot) const {
@@ -103,11 +102,22 @@ Status Scheduler::find_lacking() {
         if (vv.state != VvState::kArchived || vv.vv_class.size() != 1) return true;
         auto cls = config_.classes.find(vv.vv_class[0]);
         if (cls == config_.classes.end()) return true;
-        if (class_copies(vv, cls->second.media, media_of).complete()) return true;
-        auto source = std::find_if(vv.copies.begin(), vv.copies.end(),
-                                   [](const VvCopy& c) { return !c.vsn.empty(); });
-        if (source == vv.copies.end()) return true;
-        found.insert({source->vsn, source->file, vv.name});
+        const ClassCopies cc = class_copies(vv, cls->second.media, media_of);
+        if (cc.complete()) return true;
+        // Kept in the order of the tape the copy will be read from: the one a tape copy reads,
+        // when a mover can, else the first.
+        std::vector<CopySource> sources;
+        for (size_t i = 0; i < vv.copies.size(); ++i) {
+          if (!vv.copies[i].vsn.empty()) {
+            sources.push_back({i, vv.copies[i].vsn, vv.copies[i].file, media_of(vv.copies[i].vsn)});
+          }
+        }
+        if (sources.empty()) return true;
+        const CopyRoute route =
+            copy_route(false, sources, cc.lacking.front().media, view_.drives());
+        const CopySource& source =
+            route.kind == CopyRoute::Kind::kTapeToTape ? route.source : sources.front();
+        found.insert({source.vsn, source.file, vv.name});
         auto& [count, bytes] = per_class[cls->first];
         ++count;
         bytes += vv.size;
@@ -133,7 +143,9 @@ void Scheduler::drive_class_copies(Clock::time_point now) {
   if (lacking_.empty() || now - last_lacking_step_ < kClassCopyStep) return;
   last_lacking_step_ = now;
   std::vector<std::tuple<std::string, uint64_t, std::string>> done;
-  size_t staging = 0, looked = 0;
+  // VVs on their way: staged (in the cache's room) or copied tape to tape.
+  size_t on_way = 0, looked = 0;
+  for (const auto& [id, f] : in_flight_) on_way += f.class_copy;
   for (const auto& entry : lacking_) {
     if (++looked > kClassCopyLook) break;
     const std::string& name = std::get<2>(entry);
@@ -153,8 +165,10 @@ void Scheduler::drive_class_copies(Clock::time_point now) {
       done.push_back(entry);
       continue;
     }
-    if (std::all_of(lacking.begin(), lacking.end(),
-                    [](const ClassCopies::Lacking& l) { return l.slot >= kMaxVvCopies; })) {
+    auto free_slot =
+        std::find_if(lacking.begin(), lacking.end(),
+                     [](const ClassCopies::Lacking& l) { return l.slot < kMaxVvCopies; });
+    if (free_slot == lacking.end()) {
       // Every slot holds a copy: nothing to stage or write until extra ones are pruned (a
       // reload or a restart looks again).
       log::warning(
@@ -165,45 +179,125 @@ void Scheduler::drive_class_copies(Clock::time_point now) {
       continue;
     }
     if (vv.cache == CacheState::kStaging) {
-      ++staging;
+      ++on_way;
       continue;
     }
-    switch (copy_route(vv)) {
-      case CopyRoute::kFromCache:
-        // Written from the cache file like any archive copy; while it waits in the queue the VV
-        // may be evicted, and is then staged again here.
-        queue_lacking(vv, cls->second);
-        break;
-      case CopyRoute::kStageFirst: {
-        if (staging >= kClassCopyWindow || stages_.contains(name)) break;
-        if (auto failed = failed_stages_.find(name);
-            failed != failed_stages_.end() && now < failed->second.first) {
-          break;
-        }
-        if (Status s = set_cache(name, CacheState::kStaging, false); !s.ok()) {
-          log::error("class {}: VV {} cannot be staged for its new copy: {}", cls->first, name,
-                     s.message());
-          break;
-        }
-        StageItem item;
-        item.vv = name;
-        item.background = true;
-        item.queued = item.not_before = now;
-        if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
-          (void)set_cache(name, CacheState::kEvicted, false);
-          log::warning("class {}: VV {} cannot be staged for its new copy: {}", cls->first, name,
-                       s.message());
-          break;
-        }
-        ++staging;
-        const StageItem* queued = stages_.find(name);
-        log::info("class {}: stage VV {} ({} bytes) from {} file {} for the copy it lacks",
-                  cls->first, name, vv.size, queued->vsn, queued->file);
-        break;
-      }
+    const bool tape_copying = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& f) {
+      return f.second.class_copy && f.second.item.vv == name;
+    });
+    if (tape_copying) continue;  // counted above
+    CopyRoute route = copy_route(vv.cache == CacheState::kCached, copy_sources(vv),
+                                 free_slot->media, view_.drives());
+    if (route.kind == CopyRoute::Kind::kFromCache) {
+      // Written from the cache file like any archive copy; while it waits in the queue the VV
+      // may be evicted, and is then copied again from here.
+      queue_lacking(vv, cls->second);
+      continue;
     }
+    if (on_way >= kClassCopyWindow || stages_.contains(name)) continue;
+    MoveSetback* back = nullptr;
+    if (auto it = move_setbacks_.find(name); it != move_setbacks_.end()) back = &it->second;
+    if (back != nullptr && back->not_before > now) continue;  // a copy that failed waits
+    if (route.kind == CopyRoute::Kind::kTapeToTape && back != nullptr &&
+        !back->through_cache.empty()) {
+      route.kind = CopyRoute::Kind::kStageFirst;
+      route.why = back->through_cache;
+    }
+    if (route.kind == CopyRoute::Kind::kTapeToTape) {
+      const TapeCopyStart started = start_class_copy(vv, *free_slot, route, now, &route.why);
+      if (started == TapeCopyStart::kStarted) ++on_way;
+      if (started != TapeCopyStart::kThroughCache) continue;
+    }
+    if (back == nullptr) back = &move_setbacks_[name];
+    if (!back->logged) {
+      back->logged = true;
+      log::info(
+          "class {}: VV {}'s {} copy is made through the cache (a stage, then an archive write), "
+          "not tape to tape: {}",
+          cls->first, name, free_slot->media, route.why);
+    }
+    if (auto failed = failed_stages_.find(name);
+        failed != failed_stages_.end() && now < failed->second.first) {
+      continue;
+    }
+    if (Status s = set_cache(name, CacheState::kStaging, false); !s.ok()) {
+      log::error("class {}: VV {} cannot be staged for its new copy: {}", cls->first, name,
+                 s.message());
+      continue;
+    }
+    StageItem item;
+    item.vv = name;
+    item.background = true;
+    item.queued = item.not_before = now;
+    if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
+      (void)set_cache(name, CacheState::kEvicted, false);
+      log::warning("class {}: VV {} cannot be staged for its new copy: {}", cls->first, name,
+                   s.message());
+      continue;
+    }
+    ++on_way;
+    const StageItem* queued = stages_.find(name);
+    log::info("class {}: stage VV {} ({} bytes) from {} file {} for the copy it lacks", cls->first,
+              name, vv.size, queued->vsn, queued->file);
   }
-  for (const auto& entry : done) lacking_.erase(entry);
+  for (const auto& entry : done) {
+    lacking_.erase(entry);
+    const std::string& name = std::get<2>(entry);
+    const bool moving = std::any_of(in_flight_.begin(), in_flight_.end(),
+                                    [&](const auto& f) { return f.second.item.vv == name; });
+    if (!moving) move_setbacks_.erase(name);
+  }
+}
+
+std::vector<CopySource> Scheduler::copy_sources(const Vv& vv) const {
+  std::vector<CopySource> good, bad;
+  for (size_t i = 0; i < vv.copies.size(); ++i) {
+    if (vv.copies[i].vsn.empty()) continue;
+    Vsn vsn;
+    if (!lookup_vsn(*db_, "name", db::KeyBuilder().text(vv.copies[i].vsn), &vsn).ok()) continue;
+    if (vsn.state == VsnState::kDisabled) continue;
+    (vsn.state == VsnState::kBad ? bad : good)
+        .push_back({i, vsn.name, vv.copies[i].file, vsn.media});
+  }
+  good.insert(good.end(), bad.begin(), bad.end());
+  return good;
+}
+
+Scheduler::TapeCopyStart Scheduler::start_class_copy(const Vv& vv, const ClassCopies::Lacking& l,
+                                                     const CopyRoute& route, Clock::time_point now,
+                                                     std::string* why) {
+  const char cls = vv.vv_class[0];
+  const CopySource& src = route.source;
+  // Client stages first (of either tape's media type), and the class within its share of drives
+  // for reading and for writing.
+  if (stages_want(src.media) || stages_want(l.media) || !may_take_drive(cls, true) ||
+      !may_take_drive(cls, false)) {
+    return TapeCopyStart::kWait;
+  }
+  for (const auto& [id, f] : in_flight_) {
+    if (f.vsn == src.vsn || f.item.from_vsn == src.vsn) return TapeCopyStart::kWait;
+  }
+  bool any_busy = false;
+  std::vector<Vsn> targets = writable_vsns(cls, l.media, &any_busy);
+  if (targets.empty()) {
+    if (any_busy) return TapeCopyStart::kWait;
+    // The archive queue says why no tape takes it, and waits for one.
+    *why = fmt::format("no {} tape can take class {}'s copies now", l.media, cls);
+    return TapeCopyStart::kThroughCache;
+  }
+  DriveState *from = nullptr, *to = nullptr;
+  const Vsn* target = nullptr;
+  if (!pick_tape_copy_drives(route.mover, src.vsn, src.media, l.media, targets, now, &from, &to,
+                             &target)) {
+    return TapeCopyStart::kWait;
+  }
+  ArchiveItem item{vv.name, l.slot, vv.size, now, now, 0, src.vsn, src.file};
+  if (auto back = move_setbacks_.find(vv.name); back != move_setbacks_.end()) {
+    item.attempts = back->second.attempts;
+  }
+  const bool sent =
+      send_tape_copy(vv, std::move(item), {cls, l.media}, *from, *to, *target, true, now);
+  return sent ? TapeCopyStart::kStarted : TapeCopyStart::kWait;
 }
 
 Result<rpc::ClassListReply> Scheduler::classes(bool counts) const {

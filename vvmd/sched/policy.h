@@ -45,9 +45,10 @@ inline constexpr std::chrono::seconds kFullCacheStageMemory{5};
 // VVs than this for it, and while one is written the next is read.
 inline constexpr size_t kRepackWindow = 2;
 
-// Evicted VVs staged at once for the copies their class gained (sched/classes.cc): the cache
-// holds no more of them than this, and the source tapes are read in file order. How often that
-// work is looked at, and how many of its VVs a look reads at most.
+// Evicted VVs staged or copied tape to tape at once for the copies their class gained
+// (sched/classes.cc): the cache holds no more of them than this, archive writes get drives
+// between them, and the source tapes are read in file order. How often that work is looked at,
+// and how many of its VVs a look reads at most.
 inline constexpr size_t kClassCopyWindow = 2;
 inline constexpr std::chrono::milliseconds kClassCopyStep{1000};
 inline constexpr size_t kClassCopyLook = 64;

@@ -141,95 +141,121 @@ Scheduler::TapeCopyStart Scheduler::try_tape_copy(const LiveCopy& c, const std::
     *why = fmt::format("no other {} tape can take class {}'s copies now", media, c.vv_class);
     return TapeCopyStart::kThroughCache;
   }
-  std::vector<DriveState*> free = view_.free_drives(media, now);
   for (const auto& [mover, drives_up] : up) {
     if (drives_up < 2) continue;
-    std::vector<DriveState*> mine;
-    for (DriveState* d : free) {
-      if (d->mover == mover) mine.push_back(d);
+    DriveState *from = nullptr, *to = nullptr;
+    const Vsn* target = nullptr;
+    if (!pick_tape_copy_drives(mover, vsn, media, media, targets, now, &from, &to, &target)) {
+      continue;
     }
-    if (mine.size() < 2) continue;
-    auto on_mover = [&](const DriveState* d) {
-      return d != nullptr && std::find(mine.begin(), mine.end(), d) != mine.end();
-    };
-    // Tapes already in these drives stay there: no mount.
-    DriveState* from = on_mover(view_.holding(vsn)) ? view_.holding(vsn) : nullptr;
-    DriveState* to = nullptr;
-    const Vsn* target = &targets.front();
-    for (const Vsn& t : targets) {
-      DriveState* d = view_.holding(t.name);
-      if (on_mover(d) && d != from) {
-        to = d;
-        target = &t;
-        break;
-      }
-    }
-    for (DriveState* d : mine) {
-      if (from == nullptr && d != to) from = d;
-      if (to == nullptr && d != from) to = d;
-    }
-    if (from == nullptr || to == nullptr) continue;
-
     Vv vv;
     auto slot = lookup_vv(*db_, "name", db::KeyBuilder().text(c.vv), &vv);
     if (!slot.ok() || vv.copies[c.copy].vsn != vsn || vv.copies[c.copy].file != c.file ||
         vv.cache != CacheState::kEvicted) {
       return TapeCopyStart::kWait;  // changed meanwhile: the next look sees how
     }
-    for (DriveState* d : {from, to}) {
-      const std::string& tape = d == from ? vsn : target->name;
-      if (!view_.load(*d, tape)) continue;
-      if (Status s = record_mount(*d, tape); !s.ok()) {
-        log::error("cannot record VSN {} in drive {}: {}", tape, d->name, s.message());
-        view_.unload(*d);
-        return TapeCopyStart::kWait;
-      }
-      log::info("mount {} ({}) in drive {} of mover {} for the repack of {}", tape, media, d->name,
-                d->mover, vsn);
-    }
-    rpc::CopyArgs args;
-    args.drive = to->name;
-    args.vsn = target->name;
-    args.file_number = target->next_file;
-    args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
-    args.checksum = vv.checksum;
-    args.reply_to = reply_to(to->mover);
-    args.request_id = next_request_id_++;
-
-    InFlight f;
-    f.item = ArchiveItem{c.vv, c.copy, vv.size, now, now, 0, vsn, c.file};
+    ArchiveItem item{c.vv, c.copy, vv.size, now, now, 0, vsn, c.file};
     if (auto back = move_setbacks_.find(c.vv); back != move_setbacks_.end()) {
-      f.item.attempts = back->second.attempts;
+      item.attempts = back->second.attempts;
     }
-    f.key = {c.vv_class, media};
-    f.vsn = target->name;
-    f.drive = to->name;
-    f.mover = to->mover;
-    f.file = target->next_file;
-    f.from_drive = from->name;
-    from->busy = to->busy = true;
-    log::info(
-        "repack: copy {} of VV {} ({} bytes) from {} file {} to {} file {}, tape to tape in "
-        "drives {} and {} of mover {} (request {})",
-        c.copy + 1, c.vv, vv.size, vsn, c.file, target->name, target->next_file, from->name,
-        to->name, to->mover, args.request_id);
-    send(*to, std::move(f), rpc::Op::kTapeCopy, std::move(args), now);
-    return TapeCopyStart::kStarted;
+    const bool sent =
+        send_tape_copy(vv, std::move(item), {c.vv_class, media}, *from, *to, *target, false, now);
+    return sent ? TapeCopyStart::kStarted : TapeCopyStart::kWait;
   }
   return TapeCopyStart::kWait;
 }
 
+bool Scheduler::pick_tape_copy_drives(const std::string& mover, const std::string& from_vsn,
+                                      const std::string& from_media, const std::string& to_media,
+                                      const std::vector<Vsn>& targets, Clock::time_point now,
+                                      DriveState** from, DriveState** to, const Vsn** target) {
+  *from = *to = nullptr;
+  *target = targets.empty() ? nullptr : &targets.front();
+  if (*target == nullptr) return false;
+  auto usable = [&](const DriveState* d, const std::string& media) {
+    return d != nullptr && d->mover == mover && d->media == media && !d->down && !d->busy &&
+           d->unusable_until <= now;
+  };
+  // Tapes already in these drives stay there: no mount.
+  if (DriveState* d = view_.holding(from_vsn); usable(d, from_media)) *from = d;
+  for (const Vsn& t : targets) {
+    DriveState* d = view_.holding(t.name);
+    if (usable(d, to_media) && d != *from) {
+      *to = d;
+      *target = &t;
+      break;
+    }
+  }
+  for (DriveState* d : view_.free_drives(from_media, now)) {
+    if (*from != nullptr) break;
+    if (d->mover == mover && d != *to) *from = d;
+  }
+  for (DriveState* d : view_.free_drives(to_media, now)) {
+    if (*to != nullptr) break;
+    if (d->mover == mover && d != *from) *to = d;
+  }
+  return *from != nullptr && *to != nullptr;
+}
+
+bool Scheduler::send_tape_copy(const Vv& vv, ArchiveItem item, const QueueKey& key,
+                               DriveState& from, DriveState& to, const Vsn& target, bool class_copy,
+                               Clock::time_point now) {
+  const std::string what = class_copy
+                               ? fmt::format("class {}'s new {} copies", key.vv_class, key.media)
+                               : "the repack of " + item.from_vsn;
+  for (DriveState* d : {&from, &to}) {
+    const std::string& tape = d == &from ? item.from_vsn : target.name;
+    if (!view_.load(*d, tape)) continue;
+    if (Status s = record_mount(*d, tape); !s.ok()) {
+      log::error("cannot record VSN {} in drive {}: {}", tape, d->name, s.message());
+      view_.unload(*d);
+      return false;
+    }
+    log::info("mount {} ({}) in drive {} of mover {} for {}", tape, d->media, d->name, d->mover,
+              what);
+  }
+  rpc::CopyArgs args;
+  args.drive = to.name;
+  args.vsn = target.name;
+  args.file_number = target.next_file;
+  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  args.checksum = vv.checksum;
+  args.reply_to = reply_to(to.mover);
+  args.request_id = next_request_id_++;
+
+  InFlight f;
+  f.item = std::move(item);
+  f.key = key;
+  f.vsn = target.name;
+  f.drive = to.name;
+  f.mover = to.mover;
+  f.file = target.next_file;
+  f.from_drive = from.name;
+  f.class_copy = class_copy;
+  from.busy = to.busy = true;
+  log::info(
+      "{}: copy {} of VV {} ({} bytes) from {} file {} to {} file {}, tape to tape in drives {} "
+      "and {} of mover {} (request {})",
+      class_copy ? fmt::format("class {}", key.vv_class) : "repack", f.item.copy + 1, vv.name,
+      vv.size, f.item.from_vsn, f.item.from_file, target.name, target.next_file, from.name, to.name,
+      to.mover, args.request_id);
+  send(to, std::move(f), rpc::Op::kTapeCopy, std::move(args), now);
+  return true;
+}
+
 void Scheduler::tape_copy_failed(InFlight f, const Status& why) {
   const std::string& from = f.item.from_vsn;
+  const std::string who = f.class_copy ? fmt::format("class {}", f.key.vv_class) : "repack";
   ++f.item.attempts;
   if (!f.failed_vsn.empty() && f.failed_vsn == from) {
-    // The old copy's read: it stays where it is, live, and its move goes through the cache,
+    // The old copy's read: it stays where it is, live, and the copy goes through the cache,
     // whose stage checks it (a copy that fails its checks there is marked bad and another read).
     log::error(
-        "repack: tape copy of VV {} from {} file {} (drive {}) to {} failed reading {}: {}; the "
-        "copy stays live on {}, and its move goes through the cache (a stage, then an archive "
+        "{}: tape copy of VV {} from {} file {} (drive {}) to {} failed reading {}: {}; the "
+        "copy stays live on {}, and the {} goes through the cache (a stage, then an archive "
         "write)",
-        f.item.vv, from, f.item.from_file, f.from_drive, f.vsn, from, why.message(), from);
+        who, f.item.vv, from, f.item.from_file, f.from_drive, f.vsn, from, why.message(), from,
+        f.class_copy ? "new copy" : "move");
     if (why.code() == Code::kMismatch) {
       copy_error("", from, true, why);
     } else {
@@ -248,8 +274,8 @@ void Scheduler::tape_copy_failed(InFlight f, const Status& why) {
     DriveState* drive = view_.find(f.drive);
     switch (why.code()) {
       case Code::kNoSpace:
-        log::notice("VSN {} is full ({}): the move of VV {} goes to another VSN", f.vsn,
-                    why.message(), f.item.vv);
+        log::notice("VSN {} is full ({}): the {} of VV {} goes to another VSN", f.vsn,
+                    why.message(), f.class_copy ? "new copy" : "move", f.item.vv);
         mark_vsn(f.vsn, VsnState::kFull, false);
         --f.item.attempts;
         retry(f, true);
@@ -257,8 +283,8 @@ void Scheduler::tape_copy_failed(InFlight f, const Status& why) {
       case Code::kMismatch:
         log::error(
             "VSN {} is not as vvmd's database says ({}): no more writes to it (marked full); "
-            "check it with 'vvtape ls'. The move of VV {} goes to another VSN",
-            f.vsn, why.message(), f.item.vv);
+            "check it with 'vvtape ls'. The {} of VV {} goes to another VSN",
+            f.vsn, why.message(), f.class_copy ? "new copy" : "move", f.item.vv);
         mark_vsn(f.vsn, VsnState::kFull, true);
         if (drive != nullptr) view_.unload(*drive);
         retry(f, true);
@@ -277,9 +303,9 @@ void Scheduler::tape_copy_failed(InFlight f, const Status& why) {
         fmt::format("its tape copy failed {} times, the last: {}", f.item.attempts, why.message());
   }
   log::warning(
-      "repack: tape copy of VV {} from {} file {} to {} file {} (drives {} and {}, mover {}) "
+      "{}: tape copy of VV {} from {} file {} to {} file {} (drives {} and {}, mover {}) "
       "failed, attempt {}: {}; retrying in {} s",
-      f.item.vv, from, f.item.from_file, f.vsn, f.file, f.from_drive, f.drive, f.mover,
+      who, f.item.vv, from, f.item.from_file, f.vsn, f.file, f.from_drive, f.drive, f.mover,
       f.item.attempts, why.message(), retry_delay(f.item.attempts).count());
   retry(f, false);
 }

@@ -554,9 +554,10 @@ void Scheduler::fill_status(rpc::StatusReply* out) const {
     for (const auto& [id, f] : in_flight_) {
       if (f.drive != d.name && f.from_drive != d.name) continue;
       if (is_tape_copy(f)) {
-        s.copying =
-            fmt::format("repack: tape copy {} from {} file {} ({}) to {} file {} ({})", f.item.vv,
-                        f.item.from_vsn, f.item.from_file, f.from_drive, f.vsn, f.file, f.drive);
+        s.copying = fmt::format("{}: tape copy {} from {} file {} ({}) to {} file {} ({})",
+                                f.class_copy ? fmt::format("class {}", f.key.vv_class) : "repack",
+                                f.item.vv, f.item.from_vsn, f.item.from_file, f.from_drive, f.vsn,
+                                f.file, f.drive);
       } else if (is_verify(f)) {
         s.copying = fmt::format("{} {} on {} file {}", f.staged->how, f.item.vv, f.vsn, f.file);
       } else if (f.staged) {

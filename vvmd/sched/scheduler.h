@@ -251,9 +251,12 @@ class Scheduler {
     Clock::time_point deadline;
     Clock::time_point started;
     std::chrono::seconds stall_margin{0};
-    // A repack's tape copy (item.from_vsn read in this drive, written to `vsn` in `drive`, both
-    // of `mover`); empty for any other copy.
+    // A tape copy (item.from_vsn read in this drive, written to `vsn` in `drive`, both of
+    // `mover`); empty for any other copy.
     std::string from_drive;
+    // A tape copy that makes a class's new copy (into slot item.copy; the copy read stays), not
+    // a repack's move (item.from_vsn's copy replaced).
+    bool class_copy = false;
     // A failed tape copy: the tape its mover blamed (the report's VSN), "" when it could not tell.
     std::string failed_vsn;
   };
@@ -311,7 +314,19 @@ class Scheduler {
   // now; kThroughCache (`*why` says why) when no mover can, or a tape copy of it failed reading.
   TapeCopyStart try_tape_copy(const LiveCopy& c, const std::string& vsn, const std::string& media,
                               Clock::time_point now, std::string* why);
-  // A tape copy that failed: the tape its mover blamed counted, the move tried again (through
+  // Two free drives of `mover` for a tape copy: `*from` for `from_media` (the one holding
+  // `from_vsn` when it is in one), `*to` for `to_media` (one holding a tape of `targets`, which
+  // is then `*target`; else targets.front()); false when the mover has not both free now.
+  bool pick_tape_copy_drives(const std::string& mover, const std::string& from_vsn,
+                             const std::string& from_media, const std::string& to_media,
+                             const std::vector<Vsn>& targets, Clock::time_point now,
+                             DriveState** from, DriveState** to, const Vsn** target);
+  // Records the mounts of item.from_vsn in `from` and `target` in `to` and sends the tape copy
+  // of `vv` (`class_copy`: the class's new copy into slot item.copy; else a repack's move of
+  // that copy); false, nothing sent, when a mount cannot be recorded.
+  bool send_tape_copy(const Vv& vv, ArchiveItem item, const QueueKey& key, DriveState& from,
+                      DriveState& to, const Vsn& target, bool class_copy, Clock::time_point now);
+  // A tape copy that failed: the tape its mover blamed counted, the copy tried again (through
   // the cache after a failed read of the source).
   void tape_copy_failed(InFlight f, const Status& why);
   // Frees the drives `f` holds (both of a tape copy's); `unload`: their tapes in doubt.
@@ -333,8 +348,17 @@ class Scheduler {
   // copies' VSNs): at start and after a reload. Nothing is stored: the catalogue says it again.
   Status find_lacking();
   // The lacking copies a step on: those of VVs in the cache queued as archive writes; evicted
-  // ones staged in the background, at most kClassCopyWindow at once, in file order per tape.
+  // ones copied tape to tape where a mover can (copy_route()), else staged in the background;
+  // at most kClassCopyWindow of either at once, in file order per tape.
   void drive_class_copies(Clock::time_point now);
+  // The copies of `vv` a lacking one may be read from, best first: not on a disabled VSN (never
+  // mounted), one on a VSN set bad last.
+  std::vector<CopySource> copy_sources(const Vv& vv) const;
+  // Starts the tape copy `route` says makes `vv`'s lacking copy `l`; kWait while the drives,
+  // the source tape or the class's share of drives are busy, or a client's stage wants a drive
+  // of either media type; kThroughCache (`*why` says why) when no tape takes the copy now.
+  TapeCopyStart start_class_copy(const Vv& vv, const ClassCopies::Lacking& l,
+                                 const CopyRoute& route, Clock::time_point now, std::string* why);
 
   // Whether `f` is a verify's read (staged, with a `how`).
   static bool is_verify(const InFlight& f) { return f.staged && !f.staged->how.empty(); }
@@ -438,8 +462,9 @@ class Scheduler {
   // copy a stage reads (VSN, file, VV): staged in file order per tape (drive_class_copies()).
   std::set<std::tuple<std::string, uint64_t, std::string>> lacking_;
   Clock::time_point last_lacking_step_{};
-  // Repack moves set back (by VV): not started again before `not_before`; `through_cache` says
-  // why the move no longer goes tape to tape (logged once), empty while it may.
+  // Tape copies set back (by VV: a repack's move, or a class's new copy): not started again
+  // before `not_before`; `through_cache` says why the copy no longer goes tape to tape (logged
+  // once), empty while it may.
   struct MoveSetback {
     Clock::time_point not_before{};
     uint32_t attempts = 0;
