@@ -10,6 +10,8 @@
 #   - a client of n2 (itself in the pool: fio, eight connections at queue depth 32, verify) has its
 #     requests spread over n2, n3 and n4 by load (n2 counting its own outstanding requests as
 #     one server's), each counted taking writes, with no error;
+#   - cluster drain n3 (the secondary) under fio through n1: a keeps its pool without n3, cluster
+#     map shows it, and n3 takes no more requests; fio ends with no error;
 #   - n1 offers pack a as forwarded to the pool of the three;
 #   - under fio verify through n1 every server gets writes (counted in each server's log: nbdkit
 #     -v logs every request), since n1 sends each request to the server with the fewest
@@ -115,6 +117,45 @@ echo "writes of n2's own clients (16384) served by: ${spread[*]}"
   die "n2 served its own clients alone: n3 took ${spread[3]}, n4 ${spread[5]} of fio's writes"
 ((spread[1] > 0)) || die "n2 served none of its own clients' writes itself"
 echo "ok: a pool node's own client was spread over n2, n3 and n4; fio verified every block"
+
+# --- a drained node leaves the pool, through the barrier, under a client's writes ---
+# fio writes through n1 (spread over n2, n3, n4); n3, the secondary, is drained in the middle: a
+# keeps its pool (n2, n4) without n3, which cluster map shows, and n3 takes no more of n1's
+# requests while fio goes on; pack b (primary n3, no pool) swaps with its secondary n2 and keeps
+# n3 as its secondary. Then n3 is undrained and made a's secondary again.
+ctl pack set-secondary b n2 >/dev/null || die "pack set-secondary b n2 failed"
+fio --name=drain --ioengine=nbd --uri="$n1" --size=$((8 * M)) --offset=$((40 * M)) --rw=randwrite \
+  --bs=4k --iodepth=8 --rate_iops=1500 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  >"$tmpdir/fio-drain.out" 2>&1 &
+fio_pid=$!
+cleanup_fn kill_quietly "$fio_pid"
+n3_before=$(writes n3)
+for ((i = 0; i < 50; i++)); do
+  (($(writes n3) >= n3_before + 50)) && break
+  sleep 0.1
+done
+((i < 50)) || die "n3 took fewer than 50 of fio's writes through n1 in 5 s"
+out=$(ctl cluster drain n3) || die "cluster drain n3: $out"
+grep -q "committed: 4 nodes acknowledged (n1, n2, n3, n4)" <<<"$out" || die "drain: $out"
+grep -Eq '^a +n2:d0 +- +n4:d0 ' <<<"$out" || die "drain did not print a without n3: $out"
+grep -Eq '^b +n2:d0 +n3:d0 +- ' <<<"$out" || die "drain did not swap b's primary: $out"
+grep -Eq '^a +n2:d0 +- +n4:d0 +0 +64M .* 3 +n2 up, n4 up +-$' <<<"$(ctl cluster map)" ||
+  die "cluster map still shows n3 serving a: $(ctl cluster map)"
+check '.[0] | [.primary.node, (.pool | map(.node) | join(","))] | join(" ")' "n2 n4" \
+  "$(ctl cluster map --json)"
+sleep 0.5 # requests that n3 held during the barrier are answered (refused) by now
+n3_drained=$(writes n3)
+kill -0 "$fio_pid" 2>/dev/null || die "fio ended before n3 was drained: $(cat "$tmpdir/fio-drain.out")"
+wait "$fio_pid" || die "fio through n1 failed across the drain: $(cat "$tmpdir/fio-drain.out")"
+grep -q 'err= 0' "$tmpdir/fio-drain.out" || die "fio reported errors: $(cat "$tmpdir/fio-drain.out")"
+(($(writes n3) == n3_drained)) ||
+  die "n3 took $(($(writes n3) - n3_drained)) writes through n1 after it was drained"
+echo "ok: n3 drained under fio through n1: out of a's pool (cluster map: n2, n4), no request since, no client error"
+expect 0 "node n3: undrained" -- ctl cluster undrain n3
+ctl pack set-secondary a n3 >/dev/null || die "pack set-secondary a n3 after the undrain failed"
+grep -Eq '^a +n2:d0 +n3:d0 +n4:d0 ' <<<"$(ctl cluster map)" ||
+  die "a is not n2, n3, n4 again: $(ctl cluster map)"
+
 fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --rw=randwrite --bs=4k \
   --iodepth=32 --rate_iops=4000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
   >"$tmpdir/fio.out" 2>&1 &
