@@ -193,12 +193,18 @@ struct Handle {
   // Cluster mode, a pack served from this node's disk to a client of this node (not another
   // node's connection): its bookkeeping for sending requests to the pack's other node.
   std::shared_ptr<LocalFailover> failover;
-  // A pool's pack: the forwarder to the pack's other servers once a request of this connection
-  // went there by load, held while the connection lasts, as a forwarded pack's connection holds
-  // its own: its unflushed writes stay in its replay buffer for the client's flush, rather than
-  // going with the idle forwarder (ForwardTable::close_idle).
+  // A local pack's forwarders to its other servers (the pool's, by load, or the other node's
+  // while the path here is down) that requests of this connection went through, held while the
+  // connection lasts, as a forwarded pack's connection holds its own: their replay buffers keep
+  // its unflushed writes, server by server, for the client's flush (which flushes only the
+  // servers holding some), rather than losing them with an idle forwarder
+  // (ForwardTable::close_idle). Usually one; another when the table opened a new one.
   std::mutex peers_m;
-  std::shared_ptr<forward::Forwarder> peers;
+  std::vector<std::shared_ptr<forward::Forwarder>> peers;
+  void hold_peer(const std::shared_ptr<forward::Forwarder>& f) {
+    const std::lock_guard lock(peers_m);
+    if (std::find(peers.begin(), peers.end(), f) == peers.end()) peers.push_back(f);
+  }
   // Cluster mode: the node's incarnation when the connection opened (ClusterCatalog): one
   // opened before the node last rejoined the cluster was opened under an old mapping.
   uint64_t incarnation = 0;
@@ -1039,23 +1045,18 @@ void* vvm_open(int readonly) {
 // forwarder keeps the writes its servers acknowledged without a flush, to write them again on
 // another server if theirs dies; kept after their client has gone, they would be written again
 // over newer data that another node's client wrote once this one's hold was released (a stale
-// replay). NBD promises nothing of unflushed writes, so flushing them here costs one flush a
-// writing connection and changes no promise.
-std::shared_ptr<forward::Forwarder> fallback_of(const std::string& pack);
-
+// replay). NBD promises nothing of unflushed writes, so flushing them here costs a flush of each
+// server still holding some, and changes no promise.
 void flush_forwarded_writes(Handle& h) {
   if (!h.wrote_any.load(std::memory_order_relaxed)) return;
   std::vector<std::shared_ptr<forward::Forwarder>> used;
   if (h.fwd) used.push_back(h.fwd);
   {
     const std::lock_guard lock(h.peers_m);
-    if (h.peers) used.push_back(h.peers);
-  }
-  if (h.failover && h.failover->used_other() && h.pack) {
-    if (auto f = fallback_of(h.pack->pack().info().pack.name)) used.push_back(std::move(f));
+    used.insert(used.end(), h.peers.begin(), h.peers.end());
   }
   for (auto& f : used) {
-    IoStatus flushed = f->flush();
+    IoStatus flushed = f->flush();  // asks only the servers holding unflushed writes
     if (!flushed.ok()) {
       nbdkit_error(
           "closing a connection that wrote: its forwarded writes could not be flushed "
@@ -1287,10 +1288,7 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
     if (spread == Spread::kByLoad) {
       if (auto f = less_loaded_peers(pack, h->failover->outstanding())) {
         h->failover->sent_by_load();
-        {
-          const std::lock_guard lock(h->peers_m);
-          if (h->peers != f) h->peers = f;
-        }
+        h->hold_peer(f);
         IoStatus done = other(*f);
         // Any answer but a path failure of every other server is the request's answer.
         if (done.ok() || (done.err() != EIO && done.err() != ESHUTDOWN)) return io_result(done);
@@ -1320,6 +1318,7 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
                            .c_str());
   }
   h->failover->failing_over();
+  h->hold_peer(f);
   return io_result(other(*f));
 }
 
@@ -1396,6 +1395,30 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
   });
 }
 
+// A local pack's flush, after its backing's: flushes each forwarder to the pack's other servers
+// that holds acknowledged, unflushed writes (Handle::peers, and the table's open one once any
+// request of the pack went to another server), and nothing else. A forwarder with none is not
+// asked, so that a connection whose writes some other server once took does not flush that
+// server at every later flush.
+IoStatus flush_peers(Handle& h) {
+  std::vector<std::shared_ptr<forward::Forwarder>> peers;
+  {
+    const std::lock_guard lock(h.peers_m);
+    peers = h.peers;
+  }
+  if (h.failover->used_other()) {
+    if (auto f = g_fallback.open_forwarder(h.pack->pack().info().pack.name);
+        f && std::find(peers.begin(), peers.end(), f) == peers.end()) {
+      peers.push_back(std::move(f));
+    }
+  }
+  for (const auto& f : peers) {
+    if (!f->unflushed()) continue;
+    if (IoStatus done = f->flush(); !done.ok()) return done;
+  }
+  return IoStatus();
+}
+
 int vvm_flush(void* handle, uint32_t /*flags*/) {
   return guarded("flush", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
@@ -1419,11 +1442,12 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
       IoStatus done = io->flush();
       if (!done.ok()) return done;
       h->failover->flushed(ticket);
-      // Requests went to the other node for a while: what it acknowledged is flushed there.
-      if (h->failover->used_other()) {
-        if (auto f = fallback_of(h->pack->pack().info().pack.name)) return f->flush();
-      }
-      return done;
+      // Requests went to other servers (the pool's by load, the other node's while the path was
+      // down): what they acknowledged and have not flushed since is flushed there, and only
+      // there (Forwarder::flush asks the servers holding such writes, one flush each). The
+      // connection's forwarders, and the table's (other connections' writes: a flush covers
+      // every connection's, as multi-conn promises).
+      return flush_peers(*h);
     };
     auto other = [&](forward::Forwarder& f) {
       return h->failover->take_lost() ? lost() : f.flush();

@@ -10,6 +10,8 @@
 #   - a client of n2 (itself in the pool: fio, eight connections at queue depth 32, verify) has its
 #     requests spread over n2, n3 and n4 by load (n2 counting its own outstanding requests as
 #     one server's), each counted taking writes, with no error;
+#   - a flush through n2 goes to n3 and n4 while they hold unflushed writes of n2's clients, and
+#     not once they have flushed them (counted in their logs);
 #   - cluster drain n3 (the secondary) under fio through n1: a keeps its pool without n3, cluster
 #     map shows it, and n3 takes no more requests; fio ends with no error;
 #   - n1 offers pack a as forwarded to the pool of the three;
@@ -118,14 +120,69 @@ echo "writes of n2's own clients (16384) served by: ${spread[*]}"
 ((spread[1] > 0)) || die "n2 served none of its own clients' writes itself"
 echo "ok: a pool node's own client was spread over n2, n3 and n4; fio verified every block"
 
+# --- a flush of a pool node's client goes to the servers holding unflushed writes, only ---
+# Eight connections to n2 write at once (n2 spreads them by load) until n3 and n4 have each taken
+# some; a flush on one connection then reaches both (it covers every connection's writes, as
+# multi-conn promises); a second flush, and a flush on another connection, with no write since,
+# reach neither (n2 used to flush a server of the pool at every flush once one had taken a write).
+# nbdkit -v logs every request a node serves: "vvm: flush" counts its flushes.
+/usr/bin/python3 - "$n2" "${node_log[n3]}" "${node_log[n4]}" >"$tmpdir/flush.out" 2>&1 <<'PY' ||
+import sys, threading, nbd
+uri, log3, log4 = sys.argv[1:4]
+def count(what):
+    out = []
+    for path in (log3, log4):
+        with open(path, errors="replace") as f:
+            out.append(f.read().count(what))
+    return out
+hs = []
+for i in range(8):
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    hs.append(h)
+base = count("vvm: pwrite count=")
+block = b"\x5a" * 4096
+def writer(i, r):
+    for k in range(64):
+        hs[i].pwrite(block, (48 << 20) + ((r * 8 + i) * 64 + k) * 4096 % (16 << 20))
+for r in range(40):
+    ts = [threading.Thread(target=writer, args=(i, r)) for i in range(8)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    took = [a - b for a, b in zip(count("vvm: pwrite count="), base)]
+    if min(took) > 0:
+        break
+else:
+    sys.exit(f"n3 and n4 took {took} of the writes of 8 connections to n2 in 40 rounds")
+print("writes taken by n3, n4:", took)
+f0 = count("vvm: flush")
+hs[0].flush()
+f1 = count("vvm: flush")
+print("flushes on n3, n4 before:", f0, "after the first:", f1)
+if not all(b > a for a, b in zip(f0, f1)):
+    sys.exit(f"the flush did not reach every server holding unflushed writes: {f0} -> {f1}")
+hs[0].flush()
+hs[3].flush()
+f2 = count("vvm: flush")
+print("after two more, no write between:", f2)
+if f2 != f1:
+    sys.exit(f"flushes with no write since went to the pool's other servers: {f1} -> {f2}")
+for h in hs:
+    h.shutdown()
+PY
+  die "$(cat "$tmpdir/flush.out")"
+cat "$tmpdir/flush.out"
+echo "ok: a flush through n2 went to n3 and n4 while they held its writes, and not after"
+
 # --- a drained node leaves the pool, through the barrier, under a client's writes ---
-# fio writes through n1 (spread over n2, n3, n4); n3, the secondary, is drained in the middle: a
-# keeps its pool (n2, n4) without n3, which cluster map shows, and n3 takes no more of n1's
-# requests while fio goes on; pack b (primary n3, no pool) swaps with its secondary n2 and keeps
-# n3 as its secondary. Then n3 is undrained and made a's secondary again.
+# fio writes through n1 (spread over n2, n3, n4; 4 s of writes, then their check); n3, the
+# secondary, is drained in the middle: a keeps its pool (n2, n4) without n3, which cluster map
+# shows, and n3 takes no more of n1's requests while fio goes on; pack b (primary n3, no pool)
+# swaps with its secondary n2 and keeps n3 as its secondary. Then n3 is undrained and made a's
+# secondary again.
 ctl pack set-secondary b n2 >/dev/null || die "pack set-secondary b n2 failed"
-fio --name=drain --ioengine=nbd --uri="$n1" --size=$((8 * M)) --offset=$((40 * M)) --rw=randwrite \
-  --bs=4k --iodepth=8 --rate_iops=1500 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+fio --name=drain --ioengine=nbd --uri="$n1" --size=$((16 * M)) --offset=$((40 * M)) \
+  --rw=randwrite --bs=4k --iodepth=8 --rate_iops=1000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
   >"$tmpdir/fio-drain.out" 2>&1 &
 fio_pid=$!
 cleanup_fn kill_quietly "$fio_pid"
