@@ -1322,10 +1322,73 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
   return io_result(other(*f));
 }
 
+// Cluster mode: whether the connection (a pack's, served here or forwarded) was opened before
+// this node last rejoined the cluster: under a mapping that may have changed while the node was
+// away, its cluster-wide hold given up with the old lease (HoldRegistry::rejoined).
+bool opened_before_rejoin(const Handle& h) {
+  return g_cluster && (h.pack || h.fwd) && h.incarnation != g_cluster->incarnation();
+}
+
+// Refuses a request with ESHUTDOWN, NBD's sign to send it to the alternate (a client connects
+// again): the first refusal of each kind (`said`) is logged as an error, the others as debug.
+bool refuse_shutdown(std::atomic<bool>& said, const char* fmt_text, const char* what) {
+  if (!said.exchange(true)) {
+    nbdkit_error(fmt_text, what);
+  } else {
+    nbdkit_debug(fmt_text, what);
+  }
+  nbdkit_set_error(ESHUTDOWN);
+  errno = ESHUTDOWN;
+  return true;
+}
+
+// Cluster mode: a node whose membership lease is lost must not write to its disks, for another
+// node may take them over once the lease has expired (a pack it forwards is written by its
+// serving node, which fences itself); nor may a connection opened before the node last rejoined
+// the cluster, served here or forwarded (opened_before_rejoin): another node's client may hold
+// the pack now. The write is refused with ESHUTDOWN.
+bool fenced_write(void* handle, const char* what) {
+  if (!g_cluster) return false;
+  static std::atomic<bool> said_fenced{false}, said_old{false};
+  const Handle* h = as_handle(handle);
+  if (!h->fwd && g_cluster->fenced()) {
+    return refuse_shutdown(said_fenced,
+                           "%s refused: this node's cluster membership lease is lost (self-fenced)",
+                           what);
+  }
+  if (opened_before_rejoin(*h)) {
+    return refuse_shutdown(
+        said_old,
+        "%s refused: the connection was opened before this node rejoined the cluster, under "
+        "the mapping of then; its hold was given up with the old lease (connect again)",
+        what);
+  }
+  return false;
+}
+
+// Cluster mode: reads (and block status, cache) of a connection opened before the node last
+// rejoined the cluster are refused with ESHUTDOWN too, so that its client connects again under
+// the current mapping: while the node was away the pack may have been moved, written elsewhere
+// and moved back, or held exclusive by another node's client, and a read under the old mapping
+// could return what is no longer the pack's data or break that hold. Reads of a fenced node
+// that has not rejoined are still served (its mapping is the last it had; see
+// cluster_catalog.h). A flush is still served: it only makes durable what the connection wrote
+// before, and refusing it would not unwrite that.
+bool stale_read(void* handle, const char* what) {
+  static std::atomic<bool> said{false};
+  if (!opened_before_rejoin(*as_handle(handle))) return false;
+  return refuse_shutdown(said,
+                         "%s refused: the connection was opened before this node rejoined the "
+                         "cluster, under the mapping of then, which may have changed while it "
+                         "was away (connect again)",
+                         what);
+}
+
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
+    if (stale_read(handle, "read")) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
       return f ? io_result(f->pread(buf, count, offset)) : -1;
@@ -1336,40 +1399,6 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
         handle, [&] { return io->read(buf, count, offset); },
         [&](forward::Forwarder& f) { return f.pread(buf, count, offset); }, Changes::kNothing);
   });
-}
-
-// Cluster mode: a node whose membership lease is lost must not write to its disks, for another
-// node may take them over once the lease has expired (a pack it forwards is written by its
-// serving node, which fences itself); nor may a connection opened before the node last rejoined
-// the cluster, served here or forwarded: it was opened under a mapping that may have changed
-// since, and its cluster-wide hold went with the old lease (HoldRegistry::rejoined), so another
-// node's client may hold the pack now. The write is refused with ESHUTDOWN, NBD's sign to send it
-// to the alternate; the first refusal of each kind is logged as an error, the others as debug.
-bool fenced_write(void* handle, const char* what) {
-  if (!g_cluster) return false;
-  static std::atomic<bool> said_fenced{false}, said_old{false};
-  const Handle* h = as_handle(handle);
-  const char* fmt_text;
-  std::atomic<bool>* said;
-  if (!h->fwd && g_cluster->fenced()) {
-    fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
-    said = &said_fenced;
-  } else if ((h->pack || h->fwd) && h->incarnation != g_cluster->incarnation()) {
-    fmt_text =
-        "%s refused: the connection was opened before this node rejoined the cluster, under "
-        "the mapping of then; its hold was given up with the old lease (connect again)";
-    said = &said_old;
-  } else {
-    return false;
-  }
-  if (!said->exchange(true)) {
-    nbdkit_error(fmt_text, what);
-  } else {
-    nbdkit_debug(fmt_text, what);
-  }
-  nbdkit_set_error(ESHUTDOWN);
-  errno = ESHUTDOWN;
-  return true;
 }
 
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
@@ -1522,6 +1551,7 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
   return guarded("extents", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
+    if (stale_read(handle, "block status")) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
       if (f == nullptr) return -1;
@@ -1571,6 +1601,7 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
   return guarded("cache", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
+    if (stale_read(handle, "cache")) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
       return f ? io_result(f->cache(count, offset)) : -1;
