@@ -14,6 +14,8 @@
 #     not once they have flushed them (counted in their logs);
 #   - cluster drain n3 (the secondary) under fio through n1: a keeps its pool without n3, cluster
 #     map shows it, and n3 takes no more requests; fio ends with no error;
+#   - n4 SIGSTOPped past its lease under fio through n1: once its key is gone n1 neither sends it
+#     requests nor connects to it until it has rejoined; fio ends with no error;
 #   - n1 offers pack a as forwarded to the pool of the three;
 #   - under fio verify through n1 every server gets writes (counted in each server's log: nbdkit
 #     -v logs every request), since n1 sends each request to the server with the fewest
@@ -212,6 +214,41 @@ expect 0 "node n3: undrained" -- ctl cluster undrain n3
 ctl pack set-secondary a n3 >/dev/null || die "pack set-secondary a n3 after the undrain failed"
 grep -Eq '^a +n2:d0 +n3:d0 +n4:d0 ' <<<"$(ctl cluster map)" ||
   die "a is not n2, n3, n4 again: $(ctl cluster map)"
+
+# --- a pool server whose lease is lost is not chosen while it is gone ---
+# fio writes through n1; n4 is SIGSTOPped past its lease: once its key is gone n1 marks it down
+# and sends it nothing (a request sent to a stopped node would hang fio), nor connects to it
+# again, until n4, resumed, has rejoined; fio ends with no error.
+fio --name=gone --ioengine=nbd --uri="$n1" --size=$((24 * M)) --offset=$((40 * M)) \
+  --rw=randwrite --bs=4k --iodepth=8 --rate_iops=1000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  >"$tmpdir/fio-gone.out" 2>&1 &
+fio_pid=$!
+cleanup_fn kill_quietly "$fio_pid"
+n4_before=$(writes n4)
+for ((i = 0; i < 50; i++)); do
+  (($(writes n4) >= n4_before + 50)) && break
+  sleep 0.1
+done
+((i < 50)) || die "n4 took fewer than 50 of fio's writes through n1 in 5 s"
+cleanup_fn kill -CONT "${node_pid[n4]}"
+kill -STOP "${node_pid[n4]}"
+for ((i = 0; i < 100; i++)); do
+  [[ -z $(etcdctl_ get /vvm/node/n4 --print-value-only) ]] && break
+  sleep 0.1
+done
+((i < 100)) || die "n4's key is still in etcd 10 s after it stopped"
+n4_uri="nbd://127.0.0.5:$port/pack/a@local"
+wait_log "${node_log[n1]}" "pack/a: server $n4_uri is down: marked down: node n4 has left the cluster"
+sleep 1 # n4 gone a while: n1 must neither send it requests nor connect to it
+kill -0 "$fio_pid" 2>/dev/null || die "fio ended before n4 came back: $(cat "$tmpdir/fio-gone.out")"
+! grep -q "pack/a: server $n4_uri is up again" "${node_log[n1]}" ||
+  die "n1 connected to n4 again while its key was gone"
+kill -CONT "${node_pid[n4]}"
+wait_log "${node_log[n4]}" "rejoined the cluster as /vvm/node/n4"
+wait_log "${node_log[n1]}" "pack/a: server $n4_uri is up again"
+wait "$fio_pid" || die "fio through n1 failed while n4 was gone: $(cat "$tmpdir/fio-gone.out")"
+grep -q 'err= 0' "$tmpdir/fio-gone.out" || die "fio reported errors: $(cat "$tmpdir/fio-gone.out")"
+echo "ok: n4 stopped past its lease under fio through n1: marked down once its key went, not used until it rejoined"
 
 fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --rw=randwrite --bs=4k \
   --iodepth=32 --rate_iops=4000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
