@@ -208,6 +208,8 @@ struct Handle {
   // Cluster mode: the node's incarnation when the connection opened (ClusterCatalog): one
   // opened before the node last rejoined the cluster was opened under an old mapping.
   uint64_t incarnation = 0;
+  // Cluster mode: another node's connection (pack/NAME@local), carrying its clients' requests.
+  bool from_node = false;
   // A write, trim or zero of this connection succeeded (wrote()).
   std::atomic<bool> wrote_any{false};
 };
@@ -1027,6 +1029,7 @@ void* vvm_open(int readonly) {
     }
     auto handle = std::make_unique<Handle>();
     handle->incarnation = incarnation;
+    handle->from_node = local_only;
     handle->gate_pack = (*info)->pack.name;
     if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
     handle->gate_placement = ReconfGate::placement_of((*info)->pack);
@@ -1366,17 +1369,21 @@ bool fenced_write(void* handle, const char* what) {
   return false;
 }
 
-// Cluster mode: reads (and block status, cache) of a connection opened before the node last
-// rejoined the cluster are refused with ESHUTDOWN too, so that its client connects again under
-// the current mapping: while the node was away the pack may have been moved, written elsewhere
-// and moved back, or held exclusive by another node's client, and a read under the old mapping
-// could return what is no longer the pack's data or break that hold. Reads of a fenced node
-// that has not rejoined are still served (its mapping is the last it had; see
-// cluster_catalog.h). A flush is still served: it only makes durable what the connection wrote
-// before, and refusing it would not unwrite that.
+// Cluster mode: reads (and block status, cache) of a client's connection opened before the node
+// last rejoined the cluster are refused with ESHUTDOWN too, so that its client connects again
+// under the current mapping: while the node was away the pack may have been moved, written
+// elsewhere and moved back, or held exclusive by another node's client (its hold went with the
+// old lease), and a read under the old mapping could return what is no longer the pack's data
+// or break that hold. Another node's connection (pack/NAME@local) is not refused: that node
+// admitted the request under its own view, and the gate (reconf_gate.h) still refuses a
+// connection whose pack has moved off this disk, so its reads come from where a new one's
+// would. Reads of a fenced node that has not rejoined are still served (its mapping is the last
+// it had; see cluster_catalog.h). A flush is still served: it only makes durable what the
+// connection wrote before, and refusing it would not unwrite that.
 bool stale_read(void* handle, const char* what) {
   static std::atomic<bool> said{false};
-  if (!opened_before_rejoin(*as_handle(handle))) return false;
+  const Handle* h = as_handle(handle);
+  if (h->from_node || !opened_before_rejoin(*h)) return false;
   return refuse_shutdown(said,
                          "%s refused: the connection was opened before this node rejoined the "
                          "cluster, under the mapping of then, which may have changed while it "
