@@ -10,12 +10,14 @@
 //     be lost: the next flush (through the other node) fails with EIO, saying so, once, rather
 //     than claiming them durable (as a Linux fsync reports a lost write-back once);
 //   - once requests have gone to the other node, a flush served here again (the path mended)
-//     must also flush the other node, which acknowledged writes too.
+//     must also flush the other node while it holds writes it acknowledged and has not flushed
+//     (its forwarder's replay buffer knows: Forwarder::unflushed).
 // A pack with a request pool (more nodes reach the same disk) also sends requests to the others
 // while the path here works: this node is one server of the pool, its load the requests of its
 // own clients being served from its disk (serving()), and a request goes to another server only
 // when one has fewer outstanding (other_less_loaded). Nothing is lost that way (the disk here
-// still has every write acknowledged here), but a flush here must flush the others too.
+// still has every write acknowledged here), but a flush here must flush those of the others
+// holding writes not flushed yet, and only those.
 // Thread-safe.
 #pragma once
 
@@ -40,10 +42,11 @@ class LocalFailover {
   // For a flush through the other node: true once after writes were marked lost (the flush must
   // fail, saying so), then false until it happens again.
   bool take_lost();
-  // A request goes to another server of the pool by load, this node's path working: a later
-  // flush here must flush the others too (used_other()); nothing is marked lost.
+  // A request goes to another server of the pool by load, this node's path working: later
+  // flushes here must look at the others (used_other()); nothing is marked lost.
   void sent_by_load();
-  // Whether requests have gone to the other node since this object was made.
+  // Whether requests have gone to the other node since this object was made: whether a flush
+  // here must ask its forwarder whether the others hold unflushed writes.
   bool used_other() const;
 
   // Counts one request of this node's own clients served from its disk, while it lives.

@@ -193,15 +193,23 @@ struct Handle {
   // Cluster mode, a pack served from this node's disk to a client of this node (not another
   // node's connection): its bookkeeping for sending requests to the pack's other node.
   std::shared_ptr<LocalFailover> failover;
-  // A pool's pack: the forwarder to the pack's other servers once a request of this connection
-  // went there by load, held while the connection lasts, as a forwarded pack's connection holds
-  // its own: its unflushed writes stay in its replay buffer for the client's flush, rather than
-  // going with the idle forwarder (ForwardTable::close_idle).
+  // A local pack's forwarders to its other servers (the pool's, by load, or the other node's
+  // while the path here is down) that requests of this connection went through, held while the
+  // connection lasts, as a forwarded pack's connection holds its own: their replay buffers keep
+  // its unflushed writes, server by server, for the client's flush (which flushes only the
+  // servers holding some), rather than losing them with an idle forwarder
+  // (ForwardTable::close_idle). Usually one; another when the table opened a new one.
   std::mutex peers_m;
-  std::shared_ptr<forward::Forwarder> peers;
+  std::vector<std::shared_ptr<forward::Forwarder>> peers;
+  void hold_peer(const std::shared_ptr<forward::Forwarder>& f) {
+    const std::lock_guard lock(peers_m);
+    if (std::find(peers.begin(), peers.end(), f) == peers.end()) peers.push_back(f);
+  }
   // Cluster mode: the node's incarnation when the connection opened (ClusterCatalog): one
   // opened before the node last rejoined the cluster was opened under an old mapping.
   uint64_t incarnation = 0;
+  // Cluster mode: another node's connection (pack/NAME@local), carrying its clients' requests.
+  bool from_node = false;
   // A write, trim or zero of this connection succeeded (wrote()).
   std::atomic<bool> wrote_any{false};
 };
@@ -1021,6 +1029,7 @@ void* vvm_open(int readonly) {
     }
     auto handle = std::make_unique<Handle>();
     handle->incarnation = incarnation;
+    handle->from_node = local_only;
     handle->gate_pack = (*info)->pack.name;
     if (g_gate) handle->gate_generation = g_gate->generation(handle->gate_pack);
     handle->gate_placement = ReconfGate::placement_of((*info)->pack);
@@ -1039,23 +1048,18 @@ void* vvm_open(int readonly) {
 // forwarder keeps the writes its servers acknowledged without a flush, to write them again on
 // another server if theirs dies; kept after their client has gone, they would be written again
 // over newer data that another node's client wrote once this one's hold was released (a stale
-// replay). NBD promises nothing of unflushed writes, so flushing them here costs one flush a
-// writing connection and changes no promise.
-std::shared_ptr<forward::Forwarder> fallback_of(const std::string& pack);
-
+// replay). NBD promises nothing of unflushed writes, so flushing them here costs a flush of each
+// server still holding some, and changes no promise.
 void flush_forwarded_writes(Handle& h) {
   if (!h.wrote_any.load(std::memory_order_relaxed)) return;
   std::vector<std::shared_ptr<forward::Forwarder>> used;
   if (h.fwd) used.push_back(h.fwd);
   {
     const std::lock_guard lock(h.peers_m);
-    if (h.peers) used.push_back(h.peers);
-  }
-  if (h.failover && h.failover->used_other() && h.pack) {
-    if (auto f = fallback_of(h.pack->pack().info().pack.name)) used.push_back(std::move(f));
+    used.insert(used.end(), h.peers.begin(), h.peers.end());
   }
   for (auto& f : used) {
-    IoStatus flushed = f->flush();
+    IoStatus flushed = f->flush();  // asks only the servers holding unflushed writes
     if (!flushed.ok()) {
       nbdkit_error(
           "closing a connection that wrote: its forwarded writes could not be flushed "
@@ -1287,10 +1291,7 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
     if (spread == Spread::kByLoad) {
       if (auto f = less_loaded_peers(pack, h->failover->outstanding())) {
         h->failover->sent_by_load();
-        {
-          const std::lock_guard lock(h->peers_m);
-          if (h->peers != f) h->peers = f;
-        }
+        h->hold_peer(f);
         IoStatus done = other(*f);
         // Any answer but a path failure of every other server is the request's answer.
         if (done.ok() || (done.err() != EIO && done.err() != ESHUTDOWN)) return io_result(done);
@@ -1320,13 +1321,81 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
                            .c_str());
   }
   h->failover->failing_over();
+  h->hold_peer(f);
   return io_result(other(*f));
+}
+
+// Cluster mode: whether the connection (a pack's, served here or forwarded) was opened before
+// this node last rejoined the cluster: under a mapping that may have changed while the node was
+// away, its cluster-wide hold given up with the old lease (HoldRegistry::rejoined).
+bool opened_before_rejoin(const Handle& h) {
+  return g_cluster && (h.pack || h.fwd) && h.incarnation != g_cluster->incarnation();
+}
+
+// Refuses a request with ESHUTDOWN, NBD's sign to send it to the alternate (a client connects
+// again): the first refusal of each kind (`said`) is logged as an error, the others as debug.
+bool refuse_shutdown(std::atomic<bool>& said, const char* fmt_text, const char* what) {
+  if (!said.exchange(true)) {
+    nbdkit_error(fmt_text, what);
+  } else {
+    nbdkit_debug(fmt_text, what);
+  }
+  nbdkit_set_error(ESHUTDOWN);
+  errno = ESHUTDOWN;
+  return true;
+}
+
+// Cluster mode: a node whose membership lease is lost must not write to its disks, for another
+// node may take them over once the lease has expired (a pack it forwards is written by its
+// serving node, which fences itself); nor may a connection opened before the node last rejoined
+// the cluster, served here or forwarded (opened_before_rejoin): another node's client may hold
+// the pack now. The write is refused with ESHUTDOWN.
+bool fenced_write(void* handle, const char* what) {
+  if (!g_cluster) return false;
+  static std::atomic<bool> said_fenced{false}, said_old{false};
+  const Handle* h = as_handle(handle);
+  if (!h->fwd && g_cluster->fenced()) {
+    return refuse_shutdown(said_fenced,
+                           "%s refused: this node's cluster membership lease is lost (self-fenced)",
+                           what);
+  }
+  if (opened_before_rejoin(*h)) {
+    return refuse_shutdown(
+        said_old,
+        "%s refused: the connection was opened before this node rejoined the cluster, under "
+        "the mapping of then; its hold was given up with the old lease (connect again)",
+        what);
+  }
+  return false;
+}
+
+// Cluster mode: reads (and block status, cache) of a client's connection opened before the node
+// last rejoined the cluster are refused with ESHUTDOWN too, so that its client connects again
+// under the current mapping: while the node was away the pack may have been moved, written
+// elsewhere and moved back, or held exclusive by another node's client (its hold went with the
+// old lease), and a read under the old mapping could return what is no longer the pack's data
+// or break that hold. Another node's connection (pack/NAME@local) is not refused: that node
+// admitted the request under its own view, and the gate (reconf_gate.h) still refuses a
+// connection whose pack has moved off this disk, so its reads come from where a new one's
+// would. Reads of a fenced node that has not rejoined are still served (its mapping is the last
+// it had; see cluster_catalog.h). A flush is still served: it only makes durable what the
+// connection wrote before, and refusing it would not unwrite that.
+bool stale_read(void* handle, const char* what) {
+  static std::atomic<bool> said{false};
+  const Handle* h = as_handle(handle);
+  if (h->from_node || !opened_before_rejoin(*h)) return false;
+  return refuse_shutdown(said,
+                         "%s refused: the connection was opened before this node rejoined the "
+                         "cluster, under the mapping of then, which may have changed while it "
+                         "was away (connect again)",
+                         what);
 }
 
 int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t /*flags*/) {
   return guarded("pread", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
+    if (stale_read(handle, "read")) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
       return f ? io_result(f->pread(buf, count, offset)) : -1;
@@ -1337,40 +1406,6 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
         handle, [&] { return io->read(buf, count, offset); },
         [&](forward::Forwarder& f) { return f.pread(buf, count, offset); }, Changes::kNothing);
   });
-}
-
-// Cluster mode: a node whose membership lease is lost must not write to its disks, for another
-// node may take them over once the lease has expired (a pack it forwards is written by its
-// serving node, which fences itself); nor may a connection opened before the node last rejoined
-// the cluster, served here or forwarded: it was opened under a mapping that may have changed
-// since, and its cluster-wide hold went with the old lease (HoldRegistry::rejoined), so another
-// node's client may hold the pack now. The write is refused with ESHUTDOWN, NBD's sign to send it
-// to the alternate; the first refusal of each kind is logged as an error, the others as debug.
-bool fenced_write(void* handle, const char* what) {
-  if (!g_cluster) return false;
-  static std::atomic<bool> said_fenced{false}, said_old{false};
-  const Handle* h = as_handle(handle);
-  const char* fmt_text;
-  std::atomic<bool>* said;
-  if (!h->fwd && g_cluster->fenced()) {
-    fmt_text = "%s refused: this node's cluster membership lease is lost (self-fenced)";
-    said = &said_fenced;
-  } else if ((h->pack || h->fwd) && h->incarnation != g_cluster->incarnation()) {
-    fmt_text =
-        "%s refused: the connection was opened before this node rejoined the cluster, under "
-        "the mapping of then; its hold was given up with the old lease (connect again)";
-    said = &said_old;
-  } else {
-    return false;
-  }
-  if (!said->exchange(true)) {
-    nbdkit_error(fmt_text, what);
-  } else {
-    nbdkit_debug(fmt_text, what);
-  }
-  nbdkit_set_error(ESHUTDOWN);
-  errno = ESHUTDOWN;
-  return true;
 }
 
 int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
@@ -1396,6 +1431,30 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
   });
 }
 
+// A local pack's flush, after its backing's: flushes each forwarder to the pack's other servers
+// that holds acknowledged, unflushed writes (Handle::peers, and the table's open one once any
+// request of the pack went to another server), and nothing else. A forwarder with none is not
+// asked, so that a connection whose writes some other server once took does not flush that
+// server at every later flush.
+IoStatus flush_peers(Handle& h) {
+  std::vector<std::shared_ptr<forward::Forwarder>> peers;
+  {
+    const std::lock_guard lock(h.peers_m);
+    peers = h.peers;
+  }
+  if (h.failover->used_other()) {
+    if (auto f = g_fallback.open_forwarder(h.pack->pack().info().pack.name);
+        f && std::find(peers.begin(), peers.end(), f) == peers.end()) {
+      peers.push_back(std::move(f));
+    }
+  }
+  for (const auto& f : peers) {
+    if (!f->unflushed()) continue;
+    if (IoStatus done = f->flush(); !done.ok()) return done;
+  }
+  return IoStatus();
+}
+
 int vvm_flush(void* handle, uint32_t /*flags*/) {
   return guarded("flush", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
@@ -1419,11 +1478,12 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
       IoStatus done = io->flush();
       if (!done.ok()) return done;
       h->failover->flushed(ticket);
-      // Requests went to the other node for a while: what it acknowledged is flushed there.
-      if (h->failover->used_other()) {
-        if (auto f = fallback_of(h->pack->pack().info().pack.name)) return f->flush();
-      }
-      return done;
+      // Requests went to other servers (the pool's by load, the other node's while the path was
+      // down): what they acknowledged and have not flushed since is flushed there, and only
+      // there (Forwarder::flush asks the servers holding such writes, one flush each). The
+      // connection's forwarders, and the table's (other connections' writes: a flush covers
+      // every connection's, as multi-conn promises).
+      return flush_peers(*h);
     };
     auto other = [&](forward::Forwarder& f) {
       return h->failover->take_lost() ? lost() : f.flush();
@@ -1498,6 +1558,7 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
   return guarded("extents", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
+    if (stale_read(handle, "block status")) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
       if (f == nullptr) return -1;
@@ -1547,6 +1608,7 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
   return guarded("cache", -1, [&] {
     std::optional<ReconfGate::Pass> pass;
     if (!pass_gate(handle, &pass)) return -1;
+    if (stale_read(handle, "cache")) return -1;
     if (fwd(handle)) {
       auto* f = begin_forward(handle);
       return f ? io_result(f->cache(count, offset)) : -1;

@@ -366,17 +366,43 @@ Result<Change> plan_pool(const ClusterView& view, const std::string& pack,
 Result<std::vector<Change>> plan_drain(const ClusterView& view, const std::string& node) {
   std::vector<Change> out;
   for (const auto& [name, item] : view.packs) {
-    if (item.record.primary.node != node) continue;
-    if (!item.record.secondary) {
-      return Status::Busy(fmt::format(
-          "pack '{}': its primary is {} and it has no secondary to move to (give it one with "
-          "vvctl pack set-secondary, or move it with vvctl pack move); nothing changed",
-          name, node));
+    const PackMapping& was = item.record;
+    const bool pooled = !was.pool.empty();
+    const bool in_pool = std::any_of(was.pool.begin(), was.pool.end(),
+                                     [&](const DiskRef& d) { return d.node == node; });
+    const bool secondary = was.secondary && was.secondary->node == node;
+    // A pack without a pool keeps a drained secondary (it takes requests only when the primary
+    // fails); in a pool every server takes requests by load, so the node leaves every role.
+    if (was.primary.node != node && !in_pool && !(pooled && secondary)) continue;
+    auto c = change_of(view, name);
+    if (!c.ok()) return c.status();
+    PackMapping& m = c->mapping;
+    std::erase_if(m.pool, [&](const DiskRef& d) { return d.node == node; });
+    if (m.primary.node == node) {
+      if (m.secondary) {
+        if (Status s = check_target(view, name, m.secondary->node, m.secondary->disk, "primary");
+            !s.ok()) {
+          return Status(s.code(), s.message() + "; nothing changed");
+        }
+        std::swap(m.primary, *m.secondary);
+      } else {
+        // A pool without a secondary: its first entry able to take the pack becomes primary.
+        auto next = std::find_if(m.pool.begin(), m.pool.end(), [&](const DiskRef& d) {
+          return check_target(view, name, d.node, d.disk, "primary").ok();
+        });
+        if (next == m.pool.end()) {
+          return Status::Busy(fmt::format(
+              "pack '{}': its primary is {} and it has no secondary{} to move to (give it one "
+              "with vvctl pack set-secondary, or move it with vvctl pack move); nothing changed",
+              name, node, pooled ? " and no live, undrained pool server" : ""));
+        }
+        m.primary = *next;
+        m.pool.erase(next);
+      }
     }
-    auto c = plan_move(view, name, item.record.secondary->node, item.record.secondary->disk);
-    if (!c.ok()) {
-      return Status(c.status().code(), c.status().message() + "; nothing changed");
-    }
+    // Left as the secondary of a pack that still has a pool: it would still take requests by
+    // load. The pool's servers are the pack's other copies (and its alternates) without it.
+    if (m.secondary && m.secondary->node == node && !m.pool.empty()) m.secondary.reset();
     out.push_back(std::move(*c));
   }
   return out;

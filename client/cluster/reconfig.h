@@ -96,7 +96,12 @@ Result<Change> plan_pool(const ClusterView& view, const std::string& pack,
 // the primary's, the secondary's or one pool entry's). Ok for a pool without either.
 Status check_pool(const PackMapping& m);
 // `vvctl cluster drain NODE`: every pack whose primary is NODE swaps with its secondary, which
-// must be live and not drained; a pack without one is refused, naming it.
+// must be live and not drained (a pack with a pool and no secondary takes its first live,
+// undrained pool server as primary instead); a pack with neither is refused, naming it. NODE
+// also leaves every pool: its pool entries go, and so does its place as the secondary of a pack
+// that still has a pool (every server of a pool takes requests by load; the pool's servers are
+// the pack's alternates). The secondary of a pack without a pool stays: it takes requests only
+// when the primary fails.
 Result<std::vector<Change>> plan_drain(const ClusterView& view, const std::string& node);
 // `vvctl pack chmod NAME MODE` and `vvctl pack chown NAME USER[:GROUP]`.
 Result<Change> plan_chmod(const ClusterView& view, const std::string& pack, mode_t perms);

@@ -389,12 +389,14 @@ const std::vector<Command>& commands() {
        "  Cluster mode. USER (and GROUP), by name or number, become the owner (and group) of\n"
        "  pack NAME in its mapping, as numbers, applied by every node as pack chmod.",
        cmd_pack_chown},
-      {"cluster drain", "move every pack off a node as primary, for maintenance",
+      {"cluster drain", "move every pack off a node as primary, and the node out of every pool",
        "vvctl [--conf PATH] cluster drain NODE [--undo] [--timeout SECONDS] [--json]\n"
        "  Every pack whose primary is NODE swaps with its secondary (which must be live and not\n"
-       "  drained; a pack without one is named and nothing changes), in one reconfiguration, and\n"
-       "  NODE is marked drained (PREFIX/drained/NODE): pack move and pack set-secondary refuse\n"
-       "  it until cluster undrain NODE (or --undo).",
+       "  drained; a pack with a pool and no secondary takes its first live pool server; a pack\n"
+       "  with neither is named and nothing changes), and NODE leaves every request pool (its\n"
+       "  pool entries, and its place as the secondary of a pack that keeps a pool), in one\n"
+       "  reconfiguration; NODE is marked drained (PREFIX/drained/NODE): pack move, pack\n"
+       "  set-secondary and pack set-pool refuse it until cluster undrain NODE (or --undo).",
        cmd_cluster_drain},
       {"cluster undrain", "end a node's maintenance",
        "vvctl [--conf PATH] cluster undrain NODE\n"

@@ -362,7 +362,7 @@ int cmd_cluster_drain(const Globals& g, const Args& args) {
       print_failure(kCommand, done.status());
       return kFailed;
     }
-    fmt::print("node {}: drained (it was the primary of no pack)\n", node);
+    fmt::print("node {}: drained (no mapping had it as a primary or in a pool)\n", node);
     return kOk;
   }
   rc = run(kCommand, *s->etcd, s->prefix, p, *changes, {put});

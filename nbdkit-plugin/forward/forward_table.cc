@@ -123,6 +123,12 @@ std::shared_ptr<Forwarder> ForwardTable::opened(std::string_view pack) {
   return it == open_.end() ? nullptr : it->second.forwarder;
 }
 
+std::shared_ptr<Forwarder> ForwardTable::open_forwarder(std::string_view pack) {
+  const std::lock_guard lock(open_m_);
+  auto it = open_.find(pack);
+  return it == open_.end() ? nullptr : it->second.forwarder;
+}
+
 Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack, const Log& log) {
   const std::lock_guard lock(open_m_);
   if (auto it = open_.find(pack); it != open_.end()) return it->second.forwarder;

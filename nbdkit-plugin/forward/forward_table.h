@@ -65,6 +65,9 @@ class ForwardTable {
   // thread opens or brings in line a forwarder (a pool node weighing its load against the other
   // servers' must never wait for a connection).
   std::shared_ptr<Forwarder> opened(std::string_view pack);
+  // The forwarder of `pack` if it is open, else null (never opening one); waits while another
+  // thread opens or brings one in line, unlike opened().
+  std::shared_ptr<Forwarder> open_forwarder(std::string_view pack);
 
   // Cluster mode: the entries are now `entries` (see the file comment). A forwarder whose pack is
   // gone is dropped from the table (its open connections keep it). Blocks while forwarders are

@@ -643,6 +643,11 @@ class ReplayBuffer {
     const std::lock_guard lock(m_);
     return bytes_;
   }
+  // No acknowledged write, zero or trim is waiting for a flush.
+  bool empty() const {
+    const std::lock_guard lock(m_);
+    return pieces_.empty();
+  }
 
  private:
   static uint64_t held(uint64_t start, const Piece& p) {
@@ -815,10 +820,16 @@ class Forwarder::Impl {
       for (const ServerPtr& s : replay_.holders()) {
         if (s->usable()) targets.push_back(s);
       }
-      if (ServerPtr s = pick(*list, pool); s && targets.empty()) targets.push_back(s);
       if (targets.empty()) {
         gate_.leave();
-        return all_failed(*list, "flush");
+        // Every acknowledged write was flushed, or written with FUA: NBD's flush promises
+        // nothing more, so no server is asked. A holder that went down meanwhile left orphans,
+        // replayed at the next attempt.
+        if (replay_.empty()) {
+          flushes_answered_.fetch_add(1, std::memory_order_relaxed);
+          return IoStatus();
+        }
+        continue;
       }
       const uint64_t snapshot = ack_seq_.load();
       std::vector<std::unique_ptr<Pending>> pending;
@@ -1034,6 +1045,8 @@ class Forwarder::Impl {
 
   bool pool() const { return current().second; }
 
+  bool unflushed() const { return !replay_.empty(); }
+
   std::optional<uint64_t> least_outstanding() const {
     std::optional<uint64_t> least;
     const auto [list, pool] = current();
@@ -1063,6 +1076,7 @@ class Forwarder::Impl {
     st.failovers = failovers_.load();
     st.retries = retries_.load();
     st.replay_bytes = replay_.bytes();
+    st.flushes_answered = flushes_answered_.load();
     return st;
   }
 
@@ -1074,7 +1088,7 @@ class Forwarder::Impl {
   std::mutex change_m_;  // one failover or reconfiguration at a time
   ReplayBuffer replay_;
   std::atomic<uint64_t> ack_seq_{0};
-  std::atomic<uint64_t> failovers_{0}, retries_{0};
+  std::atomic<uint64_t> failovers_{0}, retries_{0}, flushes_answered_{0};
 };
 
 Forwarder::Forwarder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1194,5 +1208,6 @@ Result<std::chrono::microseconds> Forwarder::reconfigure(std::vector<ServerSpec>
 ForwardStats Forwarder::stats() const { return impl_->stats(); }
 std::optional<uint64_t> Forwarder::least_outstanding() const { return impl_->least_outstanding(); }
 bool Forwarder::pool() const { return impl_->pool(); }
+bool Forwarder::unflushed() const { return impl_->unflushed(); }
 
 }  // namespace vvm::plugin::forward

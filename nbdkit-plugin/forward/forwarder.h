@@ -46,10 +46,12 @@
 // are drained, and the dead server's bytes in the buffer are written again (replayed) to the next
 // healthy server, before any request is let through: a write that the client sent after seeing an
 // acknowledgement is thus never overtaken by an older replayed one. A flush goes to every healthy
-// server that holds unflushed writes in the buffer (at least one server), so it claims durability
-// only for what a server has really flushed. A flush fails (EIO) if acknowledged writes could not
-// be replayed anywhere: then they may be lost, and the flush says so rather than lying. The buffer
-// is bounded (`replay_limit`): a write that takes it over the limit flushes first.
+// server that holds unflushed writes in the buffer, and only to them, so it claims durability
+// only for what a server has really flushed; with nothing in the buffer (every acknowledged
+// write flushed, or written with FUA) it is answered at once, asking no server. A flush fails (EIO)
+// if acknowledged writes could not be replayed anywhere: then they may be lost, and the flush says
+// so rather than lying. The buffer is bounded (`replay_limit`): a write that takes it over the
+// limit flushes first.
 //
 // A pool assumes the servers' caches are coherent (one host's page cache, a cluster filesystem
 // with coherent caching, or direct I/O): a read on one server must see a write acknowledged by
@@ -153,6 +155,7 @@ struct ForwardStats {
   uint64_t failovers = 0;            // servers declared down
   uint64_t retries = 0;              // requests sent again after a failure
   uint64_t replay_bytes = 0;         // acknowledged, unflushed bytes kept now
+  uint64_t flushes_answered = 0;     // flushes answered with nothing to flush, asking no server
 };
 
 class Forwarder {
@@ -202,6 +205,9 @@ class Forwarder {
   std::optional<uint64_t> least_outstanding() const;
   // Whether the servers are a pool (used by load), as opened or last reconfigured.
   bool pool() const;
+  // Whether some server holds acknowledged writes (or zeroes, trims) not flushed yet: whether
+  // a flush() has anything to do.
+  bool unflushed() const;
 
   class Impl;
 

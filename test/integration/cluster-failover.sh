@@ -9,9 +9,9 @@
 #     n1 goes to the secondary, fio ends with no error; the mapping changes while it is away;
 #     SIGCONT: the old primary joins again by itself (a new lease; it is in vvctl cluster nodes
 #     within 5 s), with the mapping read after its new key; a connection opened to it before the
-#     stop is refused writes (and it says so); it takes part in a pack move, forwards the pack
-#     once the move has taken it off the pack, and a client through it reads every byte written
-#     while it was away (fio --verify_only, patterns);
+#     stop is refused writes and reads (and it says so); it takes part in a pack move, forwards
+#     the pack once the move has taken it off the pack, and a client through it reads every byte
+#     written while it was away (fio --verify_only, patterns);
 #   - bad input under the prefix (a mapping naming an unknown node, or a disk its node lacks;
 #     garbage values for a pack, a node and a path): a clear error naming each key in nbdkit's
 #     log, nothing served wrongly, the nodes stay up and serve the rest.
@@ -52,27 +52,41 @@ echo "ok: etcd down: nodes kept serving; back: a new mapping served through n1"
 # A client connected first: n1's forwarder is then connected to n2 before it stops (n1 closes
 # a forwarder left with no client, and a new one would find n2 stopped while connecting).
 connect_client keeper "$n1"
-# A client of n2 connected before it stops: it writes once for each line it is sent (without the
-# keeper's pipe, which would keep the keeper from seeing its end).
+# A client of n2 connected before it stops: for each line it is sent it writes ("w") or reads
+# ("r") a block, and says how that went (without the keeper's pipe, which would keep the keeper
+# from seeing its end).
 mkfifo "$tmpdir/old.fifo"
 nbdsh -u "$n2" -c '
 import sys
 for line in sys.stdin:
     try:
-        h.pwrite(b"\x77" * 4096, 5 * 1024 * 1024)
-        print("wrote", flush=True)
+        if line.startswith("r"):
+            h.pread(4096, 5 * 1024 * 1024)
+            print("read", flush=True)
+        else:
+            h.pwrite(b"\x77" * 4096, 5 * 1024 * 1024)
+            print("wrote", flush=True)
     except nbd.Error as e:
         print("refused:", e, flush=True)
 ' <"$tmpdir/old.fifo" >"$tmpdir/old.out" 2>&1 {_vvm_client_fd[keeper]}>&- &
 old_pid=$!
 cleanup_fn kill_quietly "$old_pid"
 exec {old_fd}>"$tmpdir/old.fifo"
-echo >&"$old_fd"
-for ((i = 0; i < 50; i++)); do
-  grep -q '^wrote' "$tmpdir/old.out" && break
-  sleep 0.1
-done
-grep -q '^wrote' "$tmpdir/old.out" || die "a client of n2 cannot write before n2 stops: $(cat "$tmpdir/old.out")"
+old_answers=0
+old_client() { # w or r: the old client's answer in $answer
+  local i
+  old_answers=$((old_answers + 1))
+  echo "$1" >&"$old_fd"
+  for ((i = 0; i < 50; i++)); do
+    (($(grep -c . "$tmpdir/old.out" || true) >= old_answers)) && break
+    sleep 0.1
+  done
+  answer=$(sed -n "${old_answers}p" "$tmpdir/old.out")
+}
+old_client w
+[[ $answer == wrote ]] || die "a client of n2 cannot write before n2 stops: $(cat "$tmpdir/old.out")"
+old_client r
+[[ $answer == read ]] || die "a client of n2 cannot read before n2 stops: $(cat "$tmpdir/old.out")"
 fio_job=(--name=verify --ioengine=nbd --size=$((32 * M)) --offset=$((32 * M)) --rw=randwrite
   --bs=4k --iodepth=16 --verify=crc32c --verify_fatal=1)
 fio "${fio_job[@]}" --uri="$n1" --rate_iops=4000 --do_verify=1 >"$tmpdir/fio.out" 2>&1 &
@@ -108,21 +122,22 @@ wait_log "${node_log[n2]}" "rejoining the cluster: etcd dropped lease [0-9a-f]+ 
 wait_log "${node_log[n2]}" "rejoined the cluster as /vvm/node/n2 \(lease [0-9a-f]+\): serving the mapping of etcd revision [0-9]+"
 served=$(grep -Eo "rejoined the cluster as .* serving the mapping of etcd revision [0-9]+" "${node_log[n2]}" | grep -Eo '[0-9]+$')
 ((served >= changed)) || die "n2 serves the mapping of revision $served, older than the change at $changed"
-# The connection opened before: refused, and the refusal named.
-echo >&"$old_fd"
-for ((i = 0; i < 50; i++)); do
-  [[ $(grep -c . "$tmpdir/old.out") -ge 2 ]] && break
-  sleep 0.1
-done
-tail -1 "$tmpdir/old.out" | grep -q '^refused:' ||
+# The connection opened before: refused writes and reads (under the mapping of then, which
+# changed while n2 was away), each refusal named; its client is to connect again.
+old_client w
+[[ $answer == refused:* ]] ||
   die "a connection opened to n2 before it stopped wrote after it rejoined: $(cat "$tmpdir/old.out")"
 wait_log "${node_log[n2]}" "write refused: the connection was opened before this node rejoined the cluster"
+old_client r
+[[ $answer == refused:* ]] ||
+  die "a connection opened to n2 before it stopped read after it rejoined: $(cat "$tmpdir/old.out")"
+wait_log "${node_log[n2]}" "read refused: the connection was opened before this node rejoined the cluster, under the mapping of then, which may have changed while it was away \(connect again\)"
 exec {old_fd}>&-
 cmp -n 4096 -i $((5 * M)):0 "$disk" <(head -c 4096 /dev/zero | tr '\0' '\167') ||
   die "the write of n2's client from before the stop is not on the disk"
 io "$n2" -r -c "read -P 0x11 0 1M"
 io "$n1" -c "write -P 0x14 2M 1M" -c "read -P 0x14 2M 1M"
-echo "ok: the old primary, resumed, rejoined by itself (a member again in $rejoin_ms ms), with the mapping of revision $served (changed at $changed); a connection from before is refused writes"
+echo "ok: the old primary, resumed, rejoined by itself (a member again in $rejoin_ms ms), with the mapping of revision $served (changed at $changed); a connection from before is refused writes and reads"
 # It takes part in a move again; moved off the pack, it forwards it; its clients read every byte
 # written while it was away.
 out=$(ctl pack move a --primary n3 --json) || die "pack move after n2 rejoined: $out"

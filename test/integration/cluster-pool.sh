@@ -10,6 +10,12 @@
 #   - a client of n2 (itself in the pool: fio, eight connections at queue depth 32, verify) has its
 #     requests spread over n2, n3 and n4 by load (n2 counting its own outstanding requests as
 #     one server's), each counted taking writes, with no error;
+#   - a flush through n2 goes to n3 and n4 while they hold unflushed writes of n2's clients, and
+#     not once they have flushed them (counted in their logs);
+#   - cluster drain n3 (the secondary) under fio through n1: a keeps its pool without n3, cluster
+#     map shows it, and n3 takes no more requests; fio ends with no error;
+#   - n4 SIGSTOPped past its lease under fio through n1: once its key is gone n1 neither sends it
+#     requests nor connects to it until it has rejoined; fio ends with no error;
 #   - n1 offers pack a as forwarded to the pool of the three;
 #   - under fio verify through n1 every server gets writes (counted in each server's log: nbdkit
 #     -v logs every request), since n1 sends each request to the server with the fewest
@@ -115,6 +121,135 @@ echo "writes of n2's own clients (16384) served by: ${spread[*]}"
   die "n2 served its own clients alone: n3 took ${spread[3]}, n4 ${spread[5]} of fio's writes"
 ((spread[1] > 0)) || die "n2 served none of its own clients' writes itself"
 echo "ok: a pool node's own client was spread over n2, n3 and n4; fio verified every block"
+
+# --- a flush of a pool node's client goes to the servers holding unflushed writes, only ---
+# Eight connections to n2 write at once (n2 spreads them by load) until n3 and n4 have each taken
+# some; a flush on one connection then reaches both (it covers every connection's writes, as
+# multi-conn promises); a second flush, and a flush on another connection, with no write since,
+# reach neither (n2 used to flush a server of the pool at every flush once one had taken a write).
+# nbdkit -v logs every request a node serves: "vvm: flush" counts its flushes.
+/usr/bin/python3 - "$n2" "${node_log[n3]}" "${node_log[n4]}" >"$tmpdir/flush.out" 2>&1 <<'PY' ||
+import sys, threading, nbd
+uri, log3, log4 = sys.argv[1:4]
+def count(what):
+    out = []
+    for path in (log3, log4):
+        with open(path, errors="replace") as f:
+            out.append(f.read().count(what))
+    return out
+hs = []
+for i in range(8):
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    hs.append(h)
+base = count("vvm: pwrite count=")
+block = b"\x5a" * 4096
+def writer(i, r):
+    for k in range(64):
+        hs[i].pwrite(block, (48 << 20) + ((r * 8 + i) * 64 + k) * 4096 % (16 << 20))
+for r in range(40):
+    ts = [threading.Thread(target=writer, args=(i, r)) for i in range(8)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    took = [a - b for a, b in zip(count("vvm: pwrite count="), base)]
+    if min(took) > 0:
+        break
+else:
+    sys.exit(f"n3 and n4 took {took} of the writes of 8 connections to n2 in 40 rounds")
+print("writes taken by n3, n4:", took)
+f0 = count("vvm: flush")
+hs[0].flush()
+f1 = count("vvm: flush")
+print("flushes on n3, n4 before:", f0, "after the first:", f1)
+if not all(b > a for a, b in zip(f0, f1)):
+    sys.exit(f"the flush did not reach every server holding unflushed writes: {f0} -> {f1}")
+hs[0].flush()
+hs[3].flush()
+f2 = count("vvm: flush")
+print("after two more, no write between:", f2)
+if f2 != f1:
+    sys.exit(f"flushes with no write since went to the pool's other servers: {f1} -> {f2}")
+for h in hs:
+    h.shutdown()
+PY
+  die "$(cat "$tmpdir/flush.out")"
+cat "$tmpdir/flush.out"
+echo "ok: a flush through n2 went to n3 and n4 while they held its writes, and not after"
+
+# --- a drained node leaves the pool, through the barrier, under a client's writes ---
+# fio writes through n1 (spread over n2, n3, n4; 4 s of writes, then their check); n3, the
+# secondary, is drained in the middle: a keeps its pool (n2, n4) without n3, which cluster map
+# shows, and n3 takes no more of n1's requests while fio goes on; pack b (primary n3, no pool)
+# swaps with its secondary n2 and keeps n3 as its secondary. Then n3 is undrained and made a's
+# secondary again.
+ctl pack set-secondary b n2 >/dev/null || die "pack set-secondary b n2 failed"
+fio --name=drain --ioengine=nbd --uri="$n1" --size=$((16 * M)) --offset=$((40 * M)) \
+  --rw=randwrite --bs=4k --iodepth=8 --rate_iops=1000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  >"$tmpdir/fio-drain.out" 2>&1 &
+fio_pid=$!
+cleanup_fn kill_quietly "$fio_pid"
+n3_before=$(writes n3)
+for ((i = 0; i < 50; i++)); do
+  (($(writes n3) >= n3_before + 50)) && break
+  sleep 0.1
+done
+((i < 50)) || die "n3 took fewer than 50 of fio's writes through n1 in 5 s"
+out=$(ctl cluster drain n3) || die "cluster drain n3: $out"
+grep -q "committed: 4 nodes acknowledged (n1, n2, n3, n4)" <<<"$out" || die "drain: $out"
+grep -Eq '^a +n2:d0 +- +n4:d0 ' <<<"$out" || die "drain did not print a without n3: $out"
+grep -Eq '^b +n2:d0 +n3:d0 +- ' <<<"$out" || die "drain did not swap b's primary: $out"
+grep -Eq '^a +n2:d0 +- +n4:d0 +0 +64M .* 3 +n2 up, n4 up +-$' <<<"$(ctl cluster map)" ||
+  die "cluster map still shows n3 serving a: $(ctl cluster map)"
+check '.[0] | [.primary.node, (.pool | map(.node) | join(","))] | join(" ")' "n2 n4" \
+  "$(ctl cluster map --json)"
+sleep 0.5 # requests that n3 held during the barrier are answered (refused) by now
+n3_drained=$(writes n3)
+kill -0 "$fio_pid" 2>/dev/null || die "fio ended before n3 was drained: $(cat "$tmpdir/fio-drain.out")"
+wait "$fio_pid" || die "fio through n1 failed across the drain: $(cat "$tmpdir/fio-drain.out")"
+grep -q 'err= 0' "$tmpdir/fio-drain.out" || die "fio reported errors: $(cat "$tmpdir/fio-drain.out")"
+(($(writes n3) == n3_drained)) ||
+  die "n3 took $(($(writes n3) - n3_drained)) writes through n1 after it was drained"
+echo "ok: n3 drained under fio through n1: out of a's pool (cluster map: n2, n4), no request since, no client error"
+expect 0 "node n3: undrained" -- ctl cluster undrain n3
+ctl pack set-secondary a n3 >/dev/null || die "pack set-secondary a n3 after the undrain failed"
+grep -Eq '^a +n2:d0 +n3:d0 +n4:d0 ' <<<"$(ctl cluster map)" ||
+  die "a is not n2, n3, n4 again: $(ctl cluster map)"
+
+# --- a pool server whose lease is lost is not chosen while it is gone ---
+# fio writes through n1; n4 is SIGSTOPped past its lease: once its key is gone n1 marks it down
+# and sends it nothing (a request sent to a stopped node would hang fio), nor connects to it
+# again, until n4, resumed, has rejoined; fio ends with no error.
+fio --name=gone --ioengine=nbd --uri="$n1" --size=$((24 * M)) --offset=$((40 * M)) \
+  --rw=randwrite --bs=4k --iodepth=8 --rate_iops=1000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  >"$tmpdir/fio-gone.out" 2>&1 &
+fio_pid=$!
+cleanup_fn kill_quietly "$fio_pid"
+n4_before=$(writes n4)
+for ((i = 0; i < 50; i++)); do
+  (($(writes n4) >= n4_before + 50)) && break
+  sleep 0.1
+done
+((i < 50)) || die "n4 took fewer than 50 of fio's writes through n1 in 5 s"
+cleanup_fn kill -CONT "${node_pid[n4]}"
+kill -STOP "${node_pid[n4]}"
+for ((i = 0; i < 100; i++)); do
+  [[ -z $(etcdctl_ get /vvm/node/n4 --print-value-only) ]] && break
+  sleep 0.1
+done
+((i < 100)) || die "n4's key is still in etcd 10 s after it stopped"
+n4_uri="nbd://127.0.0.5:$port/pack/a@local"
+wait_log "${node_log[n1]}" "pack/a: server $n4_uri is down: marked down: node n4 has left the cluster"
+sleep 1 # n4 gone a while: n1 must neither send it requests nor connect to it
+kill -0 "$fio_pid" 2>/dev/null || die "fio ended before n4 came back: $(cat "$tmpdir/fio-gone.out")"
+! grep -q "pack/a: server $n4_uri is up again" "${node_log[n1]}" ||
+  die "n1 connected to n4 again while its key was gone"
+kill -CONT "${node_pid[n4]}"
+wait_log "${node_log[n4]}" "rejoined the cluster as /vvm/node/n4"
+wait_log "${node_log[n1]}" "pack/a: server $n4_uri is up again"
+wait "$fio_pid" || die "fio through n1 failed while n4 was gone: $(cat "$tmpdir/fio-gone.out")"
+grep -q 'err= 0' "$tmpdir/fio-gone.out" || die "fio reported errors: $(cat "$tmpdir/fio-gone.out")"
+echo "ok: n4 stopped past its lease under fio through n1: marked down once its key went, not used until it rejoined"
+
 fio --name=verify --ioengine=nbd --uri="$n1" --size=$((32 * M)) --rw=randwrite --bs=4k \
   --iodepth=32 --rate_iops=4000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
   >"$tmpdir/fio.out" 2>&1 &

@@ -624,6 +624,40 @@ TEST_CASE("every server down: a clear error naming each server") {
   CHECK(f->mark_down("nbd://nowhere/pack/a", "x").code() == Code::kNotFound);
 }
 
+TEST_CASE("a flush asks only the servers holding unflushed writes, and none when nobody does") {
+  Servers servers;
+  Log log;
+  auto f = open_forwarder(servers.specs({0, 1, 2}), /*pool=*/true, log);
+  auto sent = [&] {
+    std::vector<uint64_t> n;
+    for (const auto& s : f->stats().servers) n.push_back(s.requests);
+    return n;
+  };
+  std::vector<char> buf(4096, 'f');
+  // One at a time, a pool takes turns (the fewest sent so far): one write to each of 0 and 1.
+  REQUIRE(f->pwrite(buf.data(), 4096, 0, false).ok());
+  REQUIRE(f->pwrite(buf.data(), 4096, 4096, false).ok());
+  REQUIRE(sent() == std::vector<uint64_t>{1, 1, 0});
+  CHECK(f->unflushed());
+  REQUIRE(f->flush().ok());
+  CHECK(sent() == std::vector<uint64_t>{2, 2, 0});  // both holders, not server 2
+  CHECK_FALSE(f->unflushed());
+  REQUIRE(f->flush().ok());  // nothing written since: no server asked
+  CHECK(sent() == std::vector<uint64_t>{2, 2, 0});
+  CHECK(f->stats().flushes_answered == 1);
+  // A FUA write is durable at once: nothing to flush after it either.
+  REQUIRE(f->pwrite(buf.data(), 4096, 8192, true).ok());
+  CHECK_FALSE(f->unflushed());
+  const std::vector<uint64_t> fua = sent();
+  REQUIRE(f->flush().ok());
+  CHECK(sent() == fua);
+  // The next write goes to server 2 (the FUA write went there too): the flush asks it alone.
+  REQUIRE(f->pwrite(buf.data(), 4096, 12288, false).ok());
+  REQUIRE(sent() == std::vector<uint64_t>{2, 2, 2});
+  REQUIRE(f->flush().ok());
+  CHECK(sent() == std::vector<uint64_t>{2, 2, 3});
+}
+
 TEST_CASE("writes acknowledged but not flushed by a server that dies are replayed on the next") {
   // The cache filter in writeback mode keeps writes in the server's memory until a flush, as a
   // host's page cache would: killing it loses them, unless the forwarder replays them.

@@ -372,6 +372,72 @@ TEST_CASE("plans refuse bad targets, naming the pack, the node and the reason") 
              Catch::Contains("pack 'a': its primary is n1 and it has no secondary"));
 }
 
+TEST_CASE("a drain takes the node out of every pool, as a pool entry and as a pool's secondary") {
+  ClusterView view;
+  for (const char* n : {"n1", "n2", "n3", "n4"}) {
+    view.nodes[n] = {n, "127.0.0.1:1", {{"d0", "/x"}}, 0};
+  }
+  PackMapping a = mapping_a();  // n1, n2, pool n3, n4
+  a.pool = {{"n3", "d0"}, {"n4", "d0"}};
+  PackMapping b = mapping_a();  // n3, no secondary, pool n1
+  b.name = "b";
+  b.primary = {"n3", "d0"};
+  b.secondary.reset();
+  b.pool = {{"n1", "d0"}};
+  PackMapping c = mapping_a();  // n2, n3, no pool: a drained secondary stays
+  c.name = "c";
+  c.primary = {"n2", "d0"};
+  c.secondary = DiskRef{"n3", "d0"};
+  view.packs["a"] = {a, 5, 0};
+  view.packs["b"] = {b, 6, 0};
+  view.packs["c"] = {c, 7, 0};
+  auto named = [](const std::vector<Change>& changes, const std::string& pack) {
+    for (const Change& ch : changes) {
+      if (ch.mapping.name == pack) return ch.mapping;
+    }
+    FAIL("no change of pack " << pack);
+    return PackMapping{};
+  };
+
+  // n4 is a pool entry of a only.
+  auto n4 = must(plan_drain(view, "n4"));
+  REQUIRE(n4.size() == 1);
+  CHECK(n4[0].mapping.pool == std::vector<DiskRef>{{"n3", "d0"}});
+  CHECK(n4[0].mapping.epoch == 2);
+  CHECK(n4[0].mod_revision == 5);
+
+  // n3: a pool entry of a, the primary of b (which has no secondary: n1 of its pool takes it),
+  // the secondary of c (no pool: it stays).
+  auto n3 = must(plan_drain(view, "n3"));
+  REQUIRE(n3.size() == 2);
+  CHECK(named(n3, "a").pool == std::vector<DiskRef>{{"n4", "d0"}});
+  CHECK(named(n3, "b").primary == DiskRef{"n1", "d0"});
+  CHECK(named(n3, "b").pool.empty());
+
+  // n2: the secondary of a, whose pool stays (n3, n4): it leaves a; c's primary swaps with n3.
+  auto n2 = must(plan_drain(view, "n2"));
+  REQUIRE(n2.size() == 2);
+  CHECK_FALSE(named(n2, "a").secondary);
+  CHECK(named(n2, "a").primary == DiskRef{"n1", "d0"});
+  CHECK(named(n2, "a").pool.size() == 2);
+  CHECK(named(n2, "c").primary == DiskRef{"n3", "d0"});
+  CHECK(named(n2, "c").secondary == DiskRef{"n2", "d0"});
+
+  // n1: a's primary swaps with n2, then leaves (a keeps its pool); b's pool loses it.
+  auto n1 = must(plan_drain(view, "n1"));
+  REQUIRE(n1.size() == 2);
+  CHECK(named(n1, "a").primary == DiskRef{"n2", "d0"});
+  CHECK_FALSE(named(n1, "a").secondary);
+  CHECK(named(n1, "b").pool.empty());
+  for (const Change& ch : n1) CHECK(check_pool(ch.mapping).ok());
+
+  // b's primary drained with no pool server able to take it: refused, naming the pack.
+  view.drained.insert("n1");
+  CHECK_THAT(plan_drain(view, "n3").status().message(),
+             Catch::Contains("pack 'b': its primary is n3 and it has no secondary and no live, "
+                             "undrained pool server to move to"));
+}
+
 TEST_CASE("an exclusive hold on one node refuses another node's client, naming the holder") {
   Fixture f;
   auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
