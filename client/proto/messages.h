@@ -291,7 +291,9 @@ struct CopyReport {
   uint64_t job = 0;
   CopyState state = CopyState::kRunning;
   uint64_t bytes_done = 0, bytes_total = 0;
-  std::string vsn;  // done
+  // done: the VSN written; failed: the tape to blame, "" for none (a tape copy that cannot tell,
+  // a stage whose cache file failed)
+  std::string vsn;
   uint64_t file_number = 0;
   uint64_t checksum = 0;
   Status failure;  // failed; NoSpace: the VSN is full, try another

@@ -252,8 +252,13 @@ Result<Outcome> copy(const ChildArgs& a, const JobRequest& job, const tape::Prog
     return Outcome{done->bytes, done->checksum};
   }
   std::string dir = std::filesystem::path(args.cache_path).parent_path().string();
-  auto done = tape::stage(**tape, request, dir, args.cache_path, progress);
-  if (!done.ok()) return done.status();
+  tape::CopySide side = tape::CopySide::kNone;
+  auto done = tape::stage(**tape, request, dir, args.cache_path, progress, &side);
+  if (!done.ok()) {
+    // The cache's failure is no fault of the copy: vvmd must not count it against the tape.
+    *blame = side == tape::CopySide::kDestination ? "" : args.vsn;
+    return done.status();
+  }
   return Outcome{done->bytes, done->checksum};
 }
 
@@ -331,8 +336,9 @@ int run_copy_child(int argc, char** argv) {
     tell_parent({JobEvent::Kind::kDone, outcome->bytes, outcome->checksum, {}});
     last = done_report(base, outcome->bytes, outcome->checksum);
   } else {
-    if (a->op == "tape-copy") {
-      // The tape to blame, for vvmd; before the failed line, which the parent acts on.
+    if (a->op == "tape-copy" || a->op == "stage") {
+      // The tape to blame ("" for a stage: the cache), for vvmd; before the failed line, which
+      // the parent acts on.
       JobEvent blamed{JobEvent::Kind::kBlame};
       blamed.vsn = blame;
       tell_parent(blamed);

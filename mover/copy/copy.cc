@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -534,10 +535,14 @@ Result<FileContents> read_file(TapeDevice& tape, const std::string& vsn_or_empty
 // --- stage ---
 
 Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std::string& cache_dir,
-                        const std::string& final_path, const Progress& progress) {
+                        const std::string& final_path, const Progress& progress, CopySide* side) {
+  CopySide ignored;
+  CopySide& blame = side ? *side : ignored;
+  blame = CopySide::kNone;
   const uint64_t n = request.file_number;
   const std::string at = where(request.vsn, n);
   if (n == 0) return Status::InvalidArgument("stage: file number 0 is the VOL label's");
+  blame = CopySide::kSource;
   VVM_RETURN_IF_ERROR(check_volume(tape, request.vsn));
 
   const FileLabel expected = hdr_label(request.vv, n);
@@ -545,7 +550,10 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
   std::string name = final_path.substr(final_path.find_last_of('/') + 1);
   std::string temp = fmt::format("{}/.stage.{}.XXXXXX", cache_dir, name);
   Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (fd.get() < 0) return Status::FromErrno(errno, temp);
+  if (fd.get() < 0) {
+    blame = CopySide::kDestination;
+    return write_error(errno, temp);
+  }
   struct Remove {
     std::string path;
     bool keep = false;
@@ -553,20 +561,28 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
       if (!keep) ::unlink(path.c_str());
     }
   } remove{temp};
+  std::atomic<bool> cache_failed{false};  // set by the writer thread
 
   auto contents = read_file(
       tape, request.vsn, n,
       [&](std::span<const char> data) {
         Status s = write_full(fd.get(), data.data(), data.size());
-        return s.ok() ? s : with_context(s, temp);
+        if (s.ok()) return s;
+        cache_failed = true;
+        return with_context(s, temp);
       },
       &expected, kAllFields & ~kFieldTimeWritten, request.max_block_size, request.buffers,
       progress);
-  if (!contents.ok()) return contents.status();
+  if (!contents.ok()) {
+    if (cache_failed) blame = CopySide::kDestination;
+    return contents.status();
+  }
   if (contents->checksum != request.checksum) {
     return Status::Mismatch(fmt::format("{}: field checksum: expected {}, found {}", at,
                                         hex16(request.checksum), hex16(contents->checksum)));
   }
+  // From here on only the cache can fail.
+  blame = CopySide::kDestination;
   if (::fsync(fd.get()) != 0) return write_error(errno, temp + ": fsync");
   if (::close(fd.release()) != 0) return write_error(errno, temp + ": close");
   if (::rename(temp.c_str(), final_path.c_str()) != 0) {
@@ -579,6 +595,7 @@ Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std
                         : final_path.substr(0, std::max<size_t>(final_path.find_last_of('/'), 1));
   Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return Status::FromErrno(errno, dir);
+  blame = CopySide::kNone;
   return StageDone{contents->bytes, contents->checksum};
 }
 

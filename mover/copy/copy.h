@@ -121,15 +121,22 @@ using Progress = std::function<void(uint64_t bytes)>;
 Result<ArchiveDone> archive(TapeDevice& tape, const ArchiveRequest& request,
                             const std::string& cache_file, const Progress& progress = {});
 
+// Which side a failed copy is to blame: the one read (a tape), the one written (a tape, or the
+// cache for a stage), or neither (the request itself).
+enum class CopySide { kNone, kSource, kDestination };
+
 // Copies tape file request.file_number to `final_path`: checks the VOL label, spaces over tape
 // marks to the file, checks the HDR against the request, reads exactly `size` data bytes into a
 // temporary file CACHE_DIR/.stage.NAME.XXXXXX (NAME: final_path's last component; vvmd removes
 // leftovers of that form on start), checks the EOF label, the tape mark after it and the
 // checksum, fsyncs, and renames it to `final_path` (then fsyncs the folder). A writer thread
 // writes the file while the calling thread reads the tape. On any failure the temporary file is
-// removed and final_path is untouched.
+// removed and final_path is untouched. `*side`, when given, says what a failure is to blame:
+// the tape read (kSource) or the cache written (kDestination: the temporary file's creation,
+// writes, fsync, rename), whose failure says nothing about the copy on tape.
 Result<StageDone> stage(TapeDevice& tape, const StageRequest& request, const std::string& cache_dir,
-                        const std::string& final_path, const Progress& progress = {});
+                        const std::string& final_path, const Progress& progress = {},
+                        CopySide* side = nullptr);
 
 // Reads tape file request.file_number back and checks it as stage() does (the VOL label, the HDR
 // against the request, exactly `size` data bytes, the EOF label, the tape mark after it, the
@@ -150,10 +157,6 @@ struct TapeCopyRequest {
   size_t max_block_size = kDefaultMaxBlockSize;
   size_t buffers = 8;
 };
-
-// Which tape a failed tape_copy() is to blame: the one read, the one written, or neither (the
-// request itself).
-enum class CopySide { kNone, kSource, kDestination };
 
 // Copies tape file request.from_file of `from` to file request.to_file of `to`, one pass:
 // 1. Checks `from`'s VOL label, and `to`'s VOL label and append point as archive() does (the last

@@ -5,8 +5,9 @@
 //   mounted MICROSECONDS      the VSN is mounted and its VOL label checked, in that time
 //   done BYTES CHECKSUM       the copy succeeded; CHECKSUM in hex
 //   failed CODE MESSAGE       the copy failed; CODE is Status's number, MESSAGE one line
-//   blame VSN                 before a tape copy's failed line: the tape to blame (the one read
-//                             or the one written)
+//   blame VSN                 before a tape copy's or a stage's failed line: the tape to blame
+//                             (the one read or the one written); empty: none (a stage whose
+//                             cache file failed)
 //
 // The child writes its result line before it sends the final COPY_REPORT, so that a parent whose
 // child could not deliver that report (or died right after the copy) can send it instead. Each

@@ -540,8 +540,10 @@ void CopyJobs::finish(Job& job, int wstatus) {
   base.file_number = job.args.file_number;
   bool done = job.result && job.result->kind == JobEvent::Kind::kDone;
   // A tape copy's failed report names the tape to blame: the child's own line says (in its
-  // report), a copy killed or dead cannot tell.
-  if (job.op == rpc::Op::kTapeCopy && !done) base.vsn = job.result ? job.blame : "";
+  // report), a copy killed or dead cannot tell. A stage's names its tape unless the child blamed
+  // the cache ("").
+  if (job.op == rpc::Op::kTapeCopy && !done) base.vsn = job.result ? job.blame.value_or("") : "";
+  if (job.op == rpc::Op::kStage && !done && job.result && job.blame) base.vsn = *job.blame;
   Status failure;
   if (job.result && done) {
     if (!delivered) report = done_report(base, job.result->bytes, job.result->checksum);

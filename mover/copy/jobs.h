@@ -86,9 +86,9 @@ class CopyJobs {
     EventReader reader;
     std::chrono::steady_clock::time_point started, last_event;
     uint64_t bytes = 0;
-    std::optional<JobEvent> result;  // the child's done or failed line
-    std::optional<Status> killed;    // why the supervisor killed it
-    std::string blame;               // a failed tape copy: the tape the child blamed
+    std::optional<JobEvent> result;    // the child's done or failed line
+    std::optional<Status> killed;      // why the supervisor killed it
+    std::optional<std::string> blame;  // a failed tape copy or stage: what the child blamed
   };
 
   // The drive for `args`, or why there is none; never `other` (a tape copy's other drive). Called

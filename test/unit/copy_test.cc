@@ -107,8 +107,8 @@ struct Fixture {
 
   std::string out(uint64_t n) { return cache + "/A" + std::to_string(40 + n); }
 
-  Result<StageDone> stage_to(const StageRequest& req) {
-    return stage(*tape, req, cache, out(req.file_number));
+  Result<StageDone> stage_to(const StageRequest& req, CopySide* side = nullptr) {
+    return stage(*tape, req, cache, out(req.file_number), {}, side);
   }
 
   // Checks that file n stages back as `data`.
@@ -380,8 +380,10 @@ TEST_CASE("stage catches a flipped data byte with the checksum") {
   flip(f.image, at);
   f.reload();
   std::string final_path = f.out(1);
-  auto s = f.stage_to(f.stage_request(1, data));
+  CopySide side = CopySide::kNone;
+  auto s = f.stage_to(f.stage_request(1, data), &side);
   REQUIRE(s.status().code() == Code::kMismatch);
+  CHECK(side == CopySide::kSource);  // the copy on tape is to blame
   REQUIRE_THAT(s.status().message(),
                Catch::StartsWith("VSN V00001 file 1: field checksum: expected " +
                                  fmt::format("{:016X}", checksum_of(data)) + ", found "));
@@ -527,8 +529,10 @@ TEST_CASE("a failing cache folder leaves nothing behind") {
   Fixture f;
   std::string data = random_bytes(5000, 13);
   must(f.archive_data(1, data));
-  auto s = stage(*f.tape, f.stage_request(1, data), f.dir.file("no-such-dir"), f.out(1));
+  CopySide side = CopySide::kNone;
+  auto s = stage(*f.tape, f.stage_request(1, data), f.dir.file("no-such-dir"), f.out(1), {}, &side);
   REQUIRE(s.status().code() == Code::kNotFound);
+  CHECK(side == CopySide::kDestination);  // the cache, not the copy
   f.require_no_stage_leftovers();
 }
 
@@ -543,10 +547,12 @@ TEST_CASE("a cache file that cannot be written stops the stage and is removed") 
   auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
   struct rlimit small = {300 * 1000, old.rlim_max};
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
-  auto s = f.stage_to(f.stage_request(1, data));
+  CopySide side = CopySide::kNone;
+  auto s = f.stage_to(f.stage_request(1, data), &side);
   ::setrlimit(RLIMIT_FSIZE, &old);
   ::signal(SIGXFSZ, old_handler);
   REQUIRE(s.status().code() == Code::kIoError);
+  CHECK(side == CopySide::kDestination);
   REQUIRE_THAT(s.status().message(),
                Catch::StartsWith("VSN V00001 file 1: " + f.cache + "/.stage.A41."));
   REQUIRE_THAT(s.status().message(), Catch::Contains("File too large"));

@@ -1138,3 +1138,59 @@ TEST_CASE("a class at its read limit leaves the other drive to another class's s
   CHECK(pending_of(f.movers, "stage", "A") == 1);
   CHECK(pending_of(f.movers, "stage", "B") == 1);
 }
+
+TEST_CASE("a stage whose cache file failed blames no tape; asked again a little later, it reads") {
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 1}});
+  const std::string name = on["L00001"][0];
+  f.restart();
+  const uint64_t errors_before = f.vsn("L00001").errors;
+
+  // A mover's report of a stage names its tape when the tape failed; without a VSN it says the
+  // cache file could not be written (copy/child.cc).
+  auto fail_stage = [&](const std::string& blamed) {
+    must(f.sched->stage(name, true));
+    f.advance(1s);
+    f.sched->tick();
+    auto r = f.movers.take("stage");
+    f.accept(r, rpc::Op::kStage);
+    rpc::CopyReport rep;
+    rep.request_id = r.args.request_id;
+    rep.mover = "m1";
+    rep.state = rpc::CopyState::kFailed;
+    rep.vsn = blamed;
+    rep.failure = Status::IoError("/cache/.stage.A1: write: Input/output error");
+    must(f.sched->report(root_peer(), rep));
+  };
+
+  fail_stage("");
+  // Nothing counted against the copy or its tape: the VV is evicted again, not retried on the
+  // tape, and whoever asks at once hears why.
+  CHECK(f.vv(name).cache == CacheState::kEvicted);
+  CHECK(f.vsn("L00001").errors == errors_before);
+  CHECK(f.sched->stage_queue().size() == 0);
+  auto refused = f.sched->stage(name, true);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("the cache file could not be written"));
+
+  // A little later a new stage reads the same copy, from the tape still in the drive.
+  f.advance(6s);
+  f.sched->tick();
+  const uint64_t mounts = f.sched->library().mounts();
+  must(f.sched->stage(name, true));
+  f.advance(1s);
+  f.sched->tick();
+  auto again = f.movers.take("stage");
+  CHECK(again.args.vsn == "L00001");
+  CHECK(f.sched->library().mounts() == mounts);
+  f.accept(again, rpc::Op::kStage);
+  f.report_done(again);
+  CHECK(f.vv(name).cache == CacheState::kCached);
+
+  // The same failure blamed on the tape counts there, and the stage is tried again on it.
+  must(f.cache->evict(root_peer(), name));
+  fail_stage("L00001");
+  CHECK(f.vsn("L00001").errors == errors_before + 1);
+  CHECK(f.vv(name).cache == CacheState::kStaging);
+  CHECK(f.sched->stage_queue().size() == 1);
+}

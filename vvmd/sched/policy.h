@@ -37,8 +37,9 @@ inline constexpr uint32_t kBadCopyAttempts = 2;
 inline constexpr uint32_t kFailedCopyAttempts = 3;
 // How long a stage that failed on every copy is answered with its failure, not tried again.
 inline constexpr std::chrono::seconds kFailedStageMemory{60};
-// The same for a stage that failed because the cache filled: shorter, since the cache manager
-// makes room within seconds, and long enough for the clients that wait on it to hear.
+// The same for a stage that failed because the cache filled or failed a write: shorter, since
+// the cache manager makes room within seconds, and long enough for the clients that wait on it
+// to hear.
 inline constexpr std::chrono::seconds kFullCacheStageMemory{5};
 
 // Copies of one repack on their way at once (staged, or being written): the cache holds no more

@@ -354,6 +354,8 @@ Status Scheduler::report(const rpc::Peer& peer, const rpc::CopyReport& r) {
   in_flight_.erase(it);
   release_drives(done);
   done.failed_vsn = r.vsn;
+  done.cache_at_fault = r.state == rpc::CopyState::kFailed && r.vsn.empty() && done.staged &&
+                        !is_verify(done) && !is_tape_copy(done);
   if (r.state == rpc::CopyState::kDone) {
     copy_done(std::move(done), r);
   } else {

@@ -259,6 +259,9 @@ class Scheduler {
     bool class_copy = false;
     // A failed tape copy: the tape its mover blamed (the report's VSN), "" when it could not tell.
     std::string failed_vsn;
+    // A failed stage whose mover blamed no tape (a report without a VSN): the cache file could
+    // not be written, which says nothing about the copy.
+    bool cache_at_fault = false;
   };
 
   // Starts at most one stage; true when the stage queue moved (one went, or a request that no
