@@ -26,6 +26,7 @@
 #include "common/config.h"
 #include "conf/reload.h"
 #include "db/database.h"
+#include "fake_movers.h"
 #include "process.h"
 #include "sched/class_copies.h"
 #include "sched/mover_port.h"
@@ -34,6 +35,7 @@
 using namespace vvm;
 using namespace vvm::vvmd;
 using namespace std::chrono_literals;
+using vvm::test::FakeMovers;
 using vvm::test::must;
 using vvm::test::TempDir;
 
@@ -213,42 +215,6 @@ TEST_CASE(
 
 namespace {
 
-// Movers that answer nothing by themselves: each request waits until the test answers it.
-class FakeMovers : public MoverPort {
- public:
-  struct Request {
-    std::string what;
-    rpc::CopyArgs args;
-    CopyDone done;
-  };
-  void archive(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
-    pending.push_back({"archive", args, std::move(done)});
-  }
-  void stage(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
-    pending.push_back({"stage", args, std::move(done)});
-  }
-  void verify(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
-    pending.push_back({"verify", args, std::move(done)});
-  }
-  void tape_copy(const Endpoint&, const rpc::TapeCopyRequest& request, CopyDone done) override {
-    pending.push_back({"tape-copy", request.to, std::move(done)});
-  }
-  void cancel(const Endpoint&, const rpc::CancelRequest&, CancelDone done) override {
-    done(Status::Unavailable("the fake movers cancel nothing"));
-  }
-  void ping(const Endpoint&, PingDone done) override {
-    done(rpc::PingReply{"vvmover", "m1", "vvm", uint64_t{1} << 40, {}});  // never restarted
-  }
-  Request take(const std::string& what) {
-    REQUIRE_FALSE(pending.empty());
-    Request r = std::move(pending.front());
-    pending.pop_front();
-    REQUIRE(r.what == what);
-    return r;
-  }
-  std::deque<Request> pending;
-};
-
 struct Fixture {
   TempDir dir = must(TempDir::create());
   Config config = conf(kConf + kMovers);
@@ -259,7 +225,7 @@ struct Fixture {
   std::unique_ptr<VsnCatalog> vsns;
   std::unique_ptr<VvOpens> opens;
   std::unique_ptr<CacheManager> cache;
-  FakeMovers movers;
+  FakeMovers movers{/*answer_pings=*/true};
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
 
@@ -308,7 +274,7 @@ struct Fixture {
     return movers.take(what);
   }
   void done(FakeMovers::Request& r, rpc::Op op) {
-    r.done(rpc::CopyAccepted{op, next_job++, r.args.drive});
+    r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
     rpc::CopyReport rep;
     rep.request_id = r.args.request_id;
     rep.mover = "m1";
