@@ -71,40 +71,12 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 # movers of two drives each (LTO9, LTO8) streaming at RATE (none: unthrottled); starts vvmd and
 # the movers and adds two blank tapes of each type for class A.
 setup() {
-  local name=$1 movers=$2 drive_rate=$3 m
+  local name=$1 movers=$2 drive_rate=$3 m drives=()
   dir=$tmp/$name
-  conf=$dir/vvm.conf
   mkdir -p "$dir"
-  {
-    cat <<CONF
-[global]
-state-dir = $dir/state
-[vvmd]
-listen = unix:$dir/vvmd.sock
-archive-max-wait = 0
-[cache]
-size = 1T
-high-watermark = 99%
-low-watermark = 98%
-[plugin]
-stage-timeout = 10m
-[media LTO9]
-capacity = 1T
-block-size = 256K
-[media LTO8]
-capacity = 1T
-block-size = 256K
-[class A]
-media = LTO9 LTO8
-CONF
-    for ((m = 1; m <= movers; m++)); do
-      printf '[mover m%d]\nlisten = unix:%s/m%d.sock\nstall-timeout = 60s\n' "$m" "$dir" "$m"
-      printf '[drive d%d]\nmover = m%d\nmedia = LTO9\n' $((2 * m - 2)) "$m"
-      [[ $drive_rate == none ]] || printf 'emulated-rate = %s\n' "$drive_rate"
-      printf '[drive d%d]\nmover = m%d\nmedia = LTO8\n' $((2 * m - 1)) "$m"
-      [[ $drive_rate == none ]] || printf 'emulated-rate = %s\n' "$drive_rate"
-    done
-  } >"$conf"
+  for ((m = 1; m <= movers; m++)); do drives+=("m$m:LTO9" "m$m:LTO8"); done
+  tape_conf "$dir" "$drive_rate" "${drives[@]}"
+  printf '[plugin]\nstage-timeout = 10m\n' >>"$conf"
   start vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
   for ((m = 1; m <= movers; m++)); do
     start "mover-m$m" "$vvctl" --conf "$conf" ping --target "mover:m$m" --timeout 1 -- \

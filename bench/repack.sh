@@ -57,33 +57,8 @@ drop_note
 mbs() { awk "BEGIN { printf \"%.1f\", $bytes / 1e6 / ($2 - $1) }"; }
 
 dir=$tmp/vvm
-conf=$dir/vvm.conf
 mkdir -p "$dir"
-cat >"$conf" <<CONF
-[global]
-state-dir = $dir/state
-[vvmd]
-listen = unix:$dir/vvmd.sock
-archive-max-wait = 0
-[cache]
-size = 1T
-high-watermark = 99%
-low-watermark = 98%
-[media LTO9]
-capacity = 1T
-block-size = 256K
-[class A]
-media = LTO9
-[mover m1]
-listen = unix:$dir/m1.sock
-stall-timeout = 60s
-[drive d0]
-mover = m1
-media = LTO9
-[drive d1]
-mover = m1
-media = LTO9
-CONF
+tape_conf "$dir" none m1:LTO9 m1:LTO9
 ctl() { "$vvctl" --conf "$conf" "$@"; }
 start vvmd "$vvctl" --conf "$conf" ping --timeout 1 -- "$vvmd" --conf "$conf"
 start mover-m1 "$vvctl" --conf "$conf" ping --target mover:m1 --timeout 1 -- \

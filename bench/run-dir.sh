@@ -14,6 +14,8 @@
 #                                   on a real kernel), else FILEs read once so that both sides of a
 #                                   comparison read from the page cache; $cache_note says which
 #   now, median V..., range V...    seconds since the epoch; the median and range of V (%.3f)
+#   tape_conf DIR RATE DRIVE...     writes DIR/vvm.conf ($conf) for vvmd and the movers of tape
+#                                   benches (see below)
 #
 # VVM_BENCH_KEEP=1 keeps the folder.
 
@@ -109,3 +111,39 @@ before() {
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'; }
+
+# tape_conf DIR RATE DRIVE...: writes DIR/vvm.conf, and sets $conf to it, for vvmd and the movers
+# that the tape benches start: state under DIR/state, sockets in DIR; a cache of 1T that evicts
+# nothing by itself (watermarks 99%/98%); archives written at once (archive-max-wait 0); class A
+# keeping a copy on each media type the drives name, in the order first named, each of capacity
+# 1T and block size 256K. A DRIVE is MOVER:MEDIA ("m1:LTO9"); the drives are d0, d1, ... in the
+# order given, each streaming at RATE bytes/s (emulated-rate) or as fast as the disk (none).
+tape_conf() {
+  local dir=$1 rate=$2 drive mover media i=0
+  shift 2
+  local movers=() medias=()
+  for drive in "$@"; do
+    [[ $drive =~ ^([a-z0-9]+):([A-Z0-9]+)$ ]] || die "tape_conf: drive '$drive': expected MOVER:MEDIA"
+    mover=${BASH_REMATCH[1]} media=${BASH_REMATCH[2]}
+    [[ " ${movers[*]} " == *" $mover "* ]] || movers+=("$mover")
+    [[ " ${medias[*]} " == *" $media "* ]] || medias+=("$media")
+  done
+  conf=$dir/vvm.conf
+  {
+    printf '[global]\nstate-dir = %s/state\n' "$dir"
+    printf '[vvmd]\nlisten = unix:%s/vvmd.sock\narchive-max-wait = 0\n' "$dir"
+    printf '[cache]\nsize = 1T\nhigh-watermark = 99%%\nlow-watermark = 98%%\n'
+    for media in "${medias[@]}"; do
+      printf '[media %s]\ncapacity = 1T\nblock-size = 256K\n' "$media"
+    done
+    printf '[class A]\nmedia = %s\n' "${medias[*]}"
+    for mover in "${movers[@]}"; do
+      printf '[mover %s]\nlisten = unix:%s/%s.sock\nstall-timeout = 60s\n' "$mover" "$dir" "$mover"
+    done
+    for drive in "$@"; do
+      printf '[drive d%d]\nmover = %s\nmedia = %s\n' "$i" "${drive%%:*}" "${drive#*:}"
+      [[ $rate == none ]] || printf 'emulated-rate = %s\n' "$rate"
+      i=$((i + 1))
+    done
+  } >"$conf"
+}

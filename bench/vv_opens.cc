@@ -9,13 +9,16 @@
 // vvmd has counted them closed. The first open that fails stops the opening, and the last line
 // says at what count and why.
 //
-//   bench_vv_opens (--vvmd ENDPOINT [--create CLASS] | --export NAME) --socket NBD_SOCKET
+//   bench_vv_opens (--vvmd ENDPOINT [--create CLASS] | --export NAME) (--socket NBD_SOCKET)...
 //                  --count N [--steps K] [--threads T] [--samples S] [--hold SECONDS]
-//                  [--watch NAME=PID]...
+//                  [--watch NAME=PID[,PID]...]...
 //
 // --create CLASS makes COUNT VVs of 1 MiB first (T control connections in parallel); without it
 // the first COUNT hot VVs are opened. --export NAME instead of --vvmd opens COUNT connections to
-// that one export of any NBD server, with no vvmd (the reference: nbdkit's own plugins). Exit
+// that one export of any NBD server, with no vvmd (the reference: nbdkit's own plugins). With
+// --socket given more than once, connection i goes to the (i mod K)th of the K sockets (several
+// nbdkits, when one may not have the descriptors for COUNT); --watch NAME=PID,PID,... shows
+// their sum as one process. Exit
 // status 0 when all COUNT were open at once and vvmd counted each of them open, then none; 1
 // otherwise. bench/vv-opens.sh and test/integration/vv-opens.sh run it.
 #include <libnbd.h>
@@ -49,7 +52,7 @@ constexpr auto kCallTimeout = 60s;
 
 struct Options {
   std::optional<vvm::Endpoint> vvmd;
-  std::string socket;
+  std::vector<std::string> sockets;
   size_t count = 0;
   std::string create_class;
   std::string export_name;  // without --vvmd: every connection to this export
@@ -57,7 +60,7 @@ struct Options {
   size_t threads = 4;
   size_t samples = 10;
   double hold = 0;
-  std::vector<std::pair<std::string, pid_t>> watch;
+  std::vector<std::pair<std::string, std::vector<pid_t>>> watch;
 };
 
 double ms_since(Clock::time_point t0) {
@@ -153,7 +156,13 @@ void header(const Options& o) {
 void row(const Options& o, const std::string& label, double rate) {
   std::string r = fmt::format("{:>8} {:>9.0f}", label, rate);
   for (const auto& [name, pid] : o.watch) {
-    const auto use = vvm::bench::proc_use(pid);
+    vvm::bench::ProcUse use;
+    for (pid_t one : pid) {
+      const auto u = vvm::bench::proc_use(one);
+      use.fds += u.fds;
+      use.rss_kib += u.rss_kib;
+      use.threads += u.threads;
+    }
     r += fmt::format(" {:>10} {:>10.1f} {:>10}", use.fds, static_cast<double>(use.rss_kib) / 1024,
                      use.threads);
   }
@@ -189,7 +198,7 @@ struct Opener {
       char byte;
       if (nbd_set_export_name(h, name.c_str()) == -1) {
         step = "set_export_name";
-      } else if (nbd_connect_unix(h, o.socket.c_str()) == -1) {
+      } else if (nbd_connect_unix(h, o.sockets[index % o.sockets.size()].c_str()) == -1) {
         step = "connect";
       } else if (nbd_pread(h, &byte, 1, 0, 0) == -1) {
         step = "read";
@@ -214,8 +223,8 @@ Options parse(int argc, char** argv) {
   auto usage = [] {
     std::fprintf(stderr,
                  "usage: bench_vv_opens (--vvmd ENDPOINT [--create CLASS] | --export NAME) "
-                 "--socket NBD_SOCKET --count N [--steps K] [--threads T] [--samples S] "
-                 "[--hold SECONDS] [--watch NAME=PID]...\n");
+                 "(--socket NBD_SOCKET)... --count N [--steps K] [--threads T] [--samples S] "
+                 "[--hold SECONDS] [--watch NAME=PID[,PID]...]...\n");
     std::exit(2);
   };
   for (int i = 1; i < argc; ++i) {
@@ -227,7 +236,7 @@ Options parse(int argc, char** argv) {
       if (!e.ok()) die("--vvmd: " + e.status().message());
       o.vvmd = *e;
     } else if (a == "--socket") {
-      o.socket = v;
+      o.sockets.push_back(v);
     } else if (a == "--count") {
       o.count = std::strtoull(v.c_str(), nullptr, 10);
     } else if (a == "--export") {
@@ -243,13 +252,16 @@ Options parse(int argc, char** argv) {
     } else if (a == "--hold") {
       o.hold = std::atof(v.c_str());
     } else if (a == "--watch" && v.find('=') != std::string::npos) {
-      o.watch.emplace_back(v.substr(0, v.find('=')),
-                           static_cast<pid_t>(std::atol(v.c_str() + v.find('=') + 1)));
+      std::vector<pid_t> pids;
+      for (size_t at = v.find('=') + 1; at != 0; at = v.find(',', at) + 1) {
+        pids.push_back(static_cast<pid_t>(std::atol(v.c_str() + at)));
+      }
+      o.watch.emplace_back(v.substr(0, v.find('=')), std::move(pids));
     } else {
       usage();
     }
   }
-  if (o.vvmd.has_value() == !o.export_name.empty() || o.socket.empty() || o.count == 0 ||
+  if (o.vvmd.has_value() == !o.export_name.empty() || o.sockets.empty() || o.count == 0 ||
       o.count > 1'000'000 || o.steps == 0 || o.threads == 0 || o.threads > 256 || o.samples == 0 ||
       o.hold < 0 || o.hold > 3600) {
     usage();

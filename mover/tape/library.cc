@@ -13,6 +13,7 @@
 
 #include <fmt/core.h>
 
+#include "common/replace_file.h"
 #include "tape/st_tape.h"
 
 namespace vvm::tape {
@@ -55,13 +56,16 @@ Result<uint64_t> read_capacity(const std::string& image) {
 Status write_capacity(const std::string& image, uint64_t capacity) {
   const std::string path = capacity_path(image);
   if (capacity == 0) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno(errno, path);
-    return Status::Ok();
+    if (::unlink(path.c_str()) != 0) {
+      return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, path);
+    }
+    return sync_parent_dir(path);
   }
-  std::ofstream out(path, std::ios::trunc);
-  out << capacity << '\n';
-  out.close();
-  if (!out) return Status::IoError(fmt::format("{}: could not write the capacity", path));
+  // Replaced, never rewritten in place: a mover or vvtape opening the tape meanwhile reads the
+  // old capacity or the new one, never an empty sidecar.
+  if (Status s = replace_file(path, fmt::format("{}\n", capacity)); !s.ok()) {
+    return Status(s.code(), fmt::format("could not write the capacity: {}", s.message()));
+  }
   return Status::Ok();
 }
 

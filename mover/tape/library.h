@@ -7,6 +7,8 @@
 // A tape's capacity is not part of the SIMH image format, so it lives beside the image in a
 // one-line sidecar, VSN.tap.capacity ("19791209299968\n", bytes); no sidecar means no limit.
 // vvtape reads the same sidecar, so a tape made by the library fills up the same way in both.
+// vvmd, vvtape and the library replace the sidecar whole (common/replace_file.h), never rewrite it
+// in place: a mover that opens the tape meanwhile reads the old capacity or the new one.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,7 @@ namespace vvm::tape {
 std::string capacity_path(const std::string& image);
 // The capacity recorded beside `image`: 0 when there is no sidecar (no limit).
 Result<uint64_t> read_capacity(const std::string& image);
+// Replaces the sidecar (durably: the file and its folder fsynced); 0 removes it.
 Status write_capacity(const std::string& image, uint64_t capacity);
 
 // Opens a tape as vvtape names it: a path under /dev/ is a drive (StTape); anything else is an

@@ -7,6 +7,9 @@
 #      naming a missing program must fail it.
 #      systemd-sysusers and systemd-tmpfiles, on the staged tree, make the vvm user the units
 #      run as and give it /run/vvm and /var/lib/vvm.
+#      The nbdkit units allow 10,000 VVs open: LimitNOFILE= (three descriptors a VV) and
+#      TasksMax= (a thread a VV; systemd's default would stop nbdkit near 4,900), a value that
+#      verify parses.
 #   2. `systemd-analyze security --offline` rates every service's sandbox at most 3.0 ("OK").
 #   3. vvmd and the mover m1 started with the ExecStart= of vvmd.service and vvmover@.service as
 #      installed (%i = m1, the staged programs, vvm.conf a test one), not as root (as nobody,
@@ -120,6 +123,23 @@ for u in vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit-tls@.servic
   [[ ! $prevent =~ SIG ]] || die "$u: RestartPreventExitStatus=$prevent keeps a crash down"
 done
 echo "ok: every service has Restart=on-failure or always, and no signal exempt from it"
+
+# nbdkit spends a thread and three descriptors on each VV open (parallel=auto, its default on
+# nbdkit 1.32): its units must allow the 10,000 VVs the README promises, and as many threads as
+# their descriptor limit allows connections (the plugin stops at 15/16 of it). Without TasksMax=
+# systemd's default, 15% of kernel.pid_max (4915 here), stops nbdkit near 4,900 VVs.
+for u in vvm-nbdkit.service vvm-nbdkit-tls@.service; do
+  nofile=$(sed -n 's/^LimitNOFILE=//p' "$root$unitdir/$u")
+  tasks=$(sed -n 's/^TasksMax=//p' "$root$unitdir/$u")
+  [[ $nofile =~ ^[0-9]+$ ]] || die "$u: LimitNOFILE='$nofile', not a number of descriptors"
+  [[ -n $tasks ]] || die "$u sets no TasksMax=: systemd's default (15% of pid_max) caps nbdkit's threads, a thread a VV"
+  [[ $tasks =~ ^[0-9]+$ || $tasks == infinity ]] || die "$u: TasksMax=$tasks, not a number of tasks"
+  connections=$((nofile * 15 / 16 / 3))
+  ((connections >= 10000)) || die "$u: LimitNOFILE=$nofile lets $connections VVs open, fewer than 10,000"
+  [[ $tasks == infinity ]] || ((tasks >= connections + 64)) ||
+    die "$u: TasksMax=$tasks threads for the $connections VVs LimitNOFILE=$nofile lets open"
+  echo "ok: $u: LimitNOFILE=$nofile ($connections VVs), TasksMax=$tasks"
+done
 
 # --- 2. the sandbox, rated by systemd-analyze security ---
 for u in vvmd.service vvmover@.service vvm-nbdkit.service vvm-nbdkit-tls@.service; do

@@ -29,6 +29,7 @@
 #include "common/config.h"
 #include "conf/reload.h"
 #include "db/database.h"
+#include "fake_movers.h"
 #include "process.h"
 #include "sched/class_copies.h"
 #include "sched/mover_port.h"
@@ -37,6 +38,7 @@
 using namespace vvm;
 using namespace vvm::vvmd;
 using namespace std::chrono_literals;
+using vvm::test::FakeMovers;
 using vvm::test::must;
 using vvm::test::TempDir;
 
@@ -275,43 +277,6 @@ TEST_CASE(
 
 namespace {
 
-// Movers that answer nothing by themselves: each request waits until the test answers it.
-class FakeMovers : public MoverPort {
- public:
-  struct Request {
-    std::string what;
-    rpc::CopyArgs args;
-    CopyDone done;
-    rpc::TapeCopyRequest tape;  // a tape copy's whole request
-  };
-  void archive(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
-    pending.push_back({"archive", args, std::move(done)});
-  }
-  void stage(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
-    pending.push_back({"stage", args, std::move(done)});
-  }
-  void verify(const Endpoint&, const rpc::CopyArgs& args, CopyDone done) override {
-    pending.push_back({"verify", args, std::move(done)});
-  }
-  void tape_copy(const Endpoint&, const rpc::TapeCopyRequest& request, CopyDone done) override {
-    pending.push_back({"tape-copy", request.to, std::move(done), request});
-  }
-  void cancel(const Endpoint&, const rpc::CancelRequest&, CancelDone done) override {
-    done(Status::Unavailable("the fake movers cancel nothing"));
-  }
-  void ping(const Endpoint&, PingDone done) override {
-    done(rpc::PingReply{"vvmover", "m1", "vvm", uint64_t{1} << 40, {}});  // never restarted
-  }
-  Request take(const std::string& what) {
-    REQUIRE_FALSE(pending.empty());
-    Request r = std::move(pending.front());
-    pending.pop_front();
-    REQUIRE(r.what == what);
-    return r;
-  }
-  std::deque<Request> pending;
-};
-
 struct Fixture {
   // `drives`: the [mover] and [drive] sections.
   explicit Fixture(const std::string& drives = kMovers) : config(conf(kConf + drives)) { start(); }
@@ -324,7 +289,7 @@ struct Fixture {
   std::unique_ptr<VsnCatalog> vsns;
   std::unique_ptr<VvOpens> opens;
   std::unique_ptr<CacheManager> cache;
-  FakeMovers movers;
+  FakeMovers movers{/*answer_pings=*/true};
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
 
@@ -373,7 +338,7 @@ struct Fixture {
     return movers.take(what);
   }
   void done(FakeMovers::Request& r, rpc::Op op) {
-    r.done(rpc::CopyAccepted{op, next_job++, r.args.drive});
+    r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
     rpc::CopyReport rep;
     rep.request_id = r.args.request_id;
     rep.mover = "m1";
@@ -646,19 +611,19 @@ TEST_CASE(
     f.movers.pending.pop_front();
     if (r.what == "tape-copy") {
       seen.push_back(
-          fmt::format("tape-copy {} {} {}", r.tape.from_vsn, r.tape.from_file, r.args.vsn));
-      CHECK(r.tape.from_drive == "d0");
+          fmt::format("tape-copy {} {} {}", r.from_vsn, r.from_file, r.args.vsn));
+      CHECK(r.from_drive == "d0");
       CHECK(r.args.drive == "d1");
       CHECK(r.args.checksum == kChecksum);
       // Nothing of a tape copy goes through the cache.
-      CHECK(f.vv(names[r.tape.from_file - 1]).cache == CacheState::kEvicted);
+      CHECK(f.vv(names[r.from_file - 1]).cache == CacheState::kEvicted);
       const auto& on_way = f.media("LTO8");
       REQUIRE(on_way);
       CHECK(on_way->on_way >= 1);
-      if (r.tape.from_file == 2 && !failed_once) {
+      if (r.from_file == 2 && !failed_once) {
         // The source's read fails: the copy stays, and the new one goes through the cache.
         failed_once = true;
-        r.done(rpc::CopyAccepted{rpc::Op::kTapeCopy, f.next_job++, "d1"});
+        r.copy_done(rpc::CopyAccepted{rpc::Op::kTapeCopy, f.next_job++, "d1"});
         rpc::CopyReport rep;
         rep.request_id = r.args.request_id;
         rep.mover = "m1";
@@ -725,14 +690,14 @@ TEST_CASE("a class's tape copy cut short by a vvmd restart is sent again, to the
   f.sched->classes_changed();
 
   auto first = f.next("tape-copy");
-  CHECK(first.tape.from_vsn == "L00001");
-  CHECK(first.tape.from_file == 1);
+  CHECK(first.from_vsn == "L00001");
+  CHECK(first.from_file == 1);
   CHECK(first.args.vsn == "M00001");
   CHECK(first.args.file_number == 1);
   f.restart();  // vvmd gone before the report: nothing was recorded
   CHECK(f.vv(name).copies[1].vsn.empty());
   auto again = f.next("tape-copy");
-  CHECK(again.tape.from_vsn == "L00001");
+  CHECK(again.from_vsn == "L00001");
   CHECK(again.args.vsn == "M00001");
   CHECK(again.args.file_number == 1);  // the mover writes over what the first left there
   CHECK(again.args.request_id != first.args.request_id);

@@ -33,6 +33,7 @@
 #include "catalog/vv_opens.h"
 #include "common/config.h"
 #include "db/database.h"
+#include "fake_movers.h"
 #include "process.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
@@ -40,6 +41,7 @@
 using namespace vvm;
 using namespace vvm::vvmd;
 using namespace std::chrono_literals;
+using vvm::test::FakeMovers;
 using vvm::test::must;
 using vvm::test::TempDir;
 
@@ -75,70 +77,6 @@ std::string capture_log(const TempDir& dir, F body) {
   text << in.rdbuf();
   return text.str();
 }
-
-// Movers that answer nothing by themselves: each request waits in `pending` until the test
-// answers it, and every request is kept in `sent`, in order.
-class FakeMovers : public MoverPort {
- public:
-  struct Request {
-    std::string what;    // "archive", "stage", "verify", "tape-copy", "ping"
-    std::string mover;   // its endpoint
-    rpc::CopyArgs args;  // a tape copy's destination
-    CopyDone copy_done;
-    PingDone ping_done;
-    std::string from_drive, from_vsn;  // a tape copy's source
-    uint64_t from_file = 0;
-  };
-
-  void archive(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
-    add({"archive", mover.to_string(), args, std::move(done), {}});
-  }
-  void stage(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
-    add({"stage", mover.to_string(), args, std::move(done), {}});
-  }
-  void verify(const Endpoint& mover, const rpc::CopyArgs& args, CopyDone done) override {
-    add({"verify", mover.to_string(), args, std::move(done), {}});
-  }
-  void tape_copy(const Endpoint& mover, const rpc::TapeCopyRequest& request,
-                 CopyDone done) override {
-    add({"tape-copy",
-         mover.to_string(),
-         request.to,
-         std::move(done),
-         {},
-         request.from_drive,
-         request.from_vsn,
-         request.from_file});
-  }
-  void cancel(const Endpoint& mover, const rpc::CancelRequest& request, CancelDone done) override {
-    cancels.push_back({mover.to_string(), request});
-    cancel_done.push_back(std::move(done));
-  }
-  void ping(const Endpoint& mover, PingDone done) override {
-    add({"ping", mover.to_string(), {}, {}, std::move(done)});
-  }
-
-  // The oldest unanswered request, which must be a `what`; removed from `pending`.
-  Request take(const std::string& what) {
-    REQUIRE_FALSE(pending.empty());
-    Request r = std::move(pending.front());
-    pending.pop_front();
-    REQUIRE(r.what == what);
-    return r;
-  }
-
-  std::deque<Request> pending;
-  std::vector<Request> sent;  // without their `done`
-  // CANCELs asked for (the mover's endpoint, the request), and their answers to give.
-  std::vector<std::pair<std::string, rpc::CancelRequest>> cancels;
-  std::vector<CancelDone> cancel_done;
-
- private:
-  void add(Request r) {
-    sent.push_back({r.what, r.mover, r.args, {}, {}, r.from_drive, r.from_vsn, r.from_file});
-    pending.push_back(std::move(r));
-  }
-};
 
 // vvm.conf for one class A of one media type LTO9 (with `class_a`'s keys), and `drives` (a
 // [drive] section each, and any other section).

@@ -1,8 +1,19 @@
 // tape_library_test.cc: the emulated library: create writes a VOL label (file 0: the label and a
 // synced tape mark) and records the capacity; mount refuses a VSN that is in another drive and a
-// busy drive, naming both; unmount frees both; list shows VSN, media and where each tape is.
+// busy drive, naming both; unmount frees both; list shows VSN, media and where each tape is; the
+// capacity sidecar is replaced whole, so a reader never finds it empty.
+#include <sys/stat.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/core.h>
 
 #include "process.h"
 #include "tape/library.h"
@@ -140,4 +151,49 @@ TEST_CASE("open_tape loads an image with the capacity of its sidecar") {
   for (int i = 0; i < 4 && r.ok(); ++i) r = tape->write_block(block);
   REQUIRE(r.err == ENOSPC);
   REQUIRE(open_tape(dir.file("missing.tap")).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("a capacity sidecar rewritten while it is read is always whole") {
+  // A mover opening a tape while vvmd or vvtape writes its sidecar must read the old capacity or
+  // the new one: a sidecar rewritten in place (truncated, then written) reads empty in between,
+  // which this reader, spinning on it, sees within a few hundred rewrites.
+  TempDir dir = must(TempDir::create("vvm-lib"));
+  const std::string image = dir.file("T.tap");
+  must(write_capacity(image, 40000));
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::string bad;  // the first bad read, written by the reader alone, read after join
+  std::thread reader([&] {
+    while (!stop.load()) {
+      auto c = read_capacity(image);
+      reads.fetch_add(1);
+      if (!c.ok() || (*c != 40000 && *c != 80000)) {
+        bad = c.ok() ? fmt::format("read {}", *c) : c.status().message();
+        return;
+      }
+    }
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int rewrites = 0;
+  for (; rewrites < 300 && std::chrono::steady_clock::now() < deadline; ++rewrites) {
+    must(write_capacity(image, rewrites % 2 ? 40000 : 80000));
+  }
+  stop = true;
+  reader.join();
+  INFO(rewrites << " rewrites, " << reads.load() << " reads");
+  CHECK(bad == "");
+  CHECK(reads.load() > rewrites);
+  // No temporary file is left beside it, and the sidecar keeps its mode.
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    names.push_back(e.path().filename().string());
+  }
+  CHECK(names == std::vector<std::string>{"T.tap.capacity"});
+  struct stat st;
+  REQUIRE(::stat(capacity_path(image).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0644);
+  // A capacity of 0 removes it.
+  must(write_capacity(image, 0));
+  CHECK_FALSE(std::filesystem::exists(capacity_path(image)));
+  CHECK(must(read_capacity(image)) == 0);
 }

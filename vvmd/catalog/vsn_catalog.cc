@@ -152,7 +152,6 @@ Status VsnCatalog::make_image(const Vsn& r) {
     // Ends with a synchronous tape mark: the label is on the medium (fdatasynced) when it returns.
     VVM_RETURN_IF_ERROR(tape::write_volume_label(**tape, tape::VolLabel{r.name, r.media}));
     if (tape::TapeResult u = (*tape)->unload(); !u.ok()) return u.status;
-    if (r.capacity) VVM_RETURN_IF_ERROR(fsync_path(tape::capacity_path(image), O_RDONLY));
     return sync_library_dir();
   }();
   if (!made.ok()) {
@@ -233,7 +232,6 @@ Status VsnCatalog::register_image(const std::string& image, Vsn* r) {
   if (*sidecar == 0 && r->capacity != 0) {
     // No sidecar: the emulated drive would know no end of medium. It gets the media's.
     VVM_RETURN_IF_ERROR(tape::write_capacity(image, r->capacity));
-    VVM_RETURN_IF_ERROR(fsync_path(tape::capacity_path(image), O_RDONLY));
     VVM_RETURN_IF_ERROR(sync_library_dir());
   }
   r->next_file = last + 1;
