@@ -406,6 +406,21 @@ bool txn_at_most_once(const Txn& txn, TxnKeys keys) {
   return false;
 }
 
+bool txn_creates_only(const Txn& txn) {
+  if (txn.success.empty()) return false;
+  for (const TxnOp& op : txn.success) {
+    if (op.kind != TxnOp::Kind::kPut) return false;
+    const bool required_absent =
+        std::any_of(txn.compares.begin(), txn.compares.end(), [&](const Compare& c) {
+          return c.key == op.key && c.op == Compare::Op::kEqual && c.number == 0 &&
+                 (c.target == Compare::Target::kCreateRevision ||
+                  c.target == Compare::Target::kVersion);
+        });
+    if (!required_absent) return false;
+  }
+  return true;
+}
+
 bool txn_effect_seen(const Txn& txn, const std::vector<std::vector<KeyValue>>& read,
                      int64_t read_revision, int64_t* revision) {
   if (read.size() != txn.success.size()) return false;
@@ -448,6 +463,14 @@ bool txn_effect_seen(const Txn& txn, const std::vector<std::vector<KeyValue>>& r
 //     first was applied (txn_effect_seen): then the answer is that it succeeded, at the revision
 //     it did; else it failed as any transaction whose compares no longer hold (someone else
 //     changed its keys), and the first cannot be applied later either;
+//   - a create-if-absent on keys others may create too (txn_creates_only: a node's hold on a
+//     pack, packs imported) is sent again in the same way: its first copy, if applied, created
+//     the keys, so the resend fails and its reads show the caller's value and lease (it was
+//     ours: succeeded); if the resend succeeds, the first was not applied (or someone deleted
+//     what it wrote since, and the resend wrote the same bytes again); if the reads show another
+//     value, someone else created the key: it failed, as it would have without the lost answer.
+//     The first copy, still in a stopped member's hands, could be applied later only while the
+//     key is absent again (the caller deleted it); bound to a lease, it goes with the lease;
 //   - any other is not sent again: its keys are read back, and it succeeded if they show its
 //     effect; if not, the error says that the outcome is unknown (etcd may still apply it).
 Result<TxnResult> EtcdClient::txn(const Txn& txn, TxnKeys keys) {
@@ -469,11 +492,15 @@ Result<TxnResult> EtcdClient::txn(const Txn& txn, TxnKeys keys) {
     done.ranges.resize(txn.success.size());  // what its reads read is gone: none has any
     return done;
   };
-  if (txn_at_most_once(txn, keys)) {
+  const bool creates_only = !txn_at_most_once(txn, keys) && txn_creates_only(txn);
+  if (creates_only || txn_at_most_once(txn, keys)) {
     log::warning(
-        "{}: the outcome of the transaction is unknown: sending it again (it can take "
-        "effect only once) with a read of its keys",
-        failed);
+        "{}: the outcome of the transaction is unknown: sending it again ({}) with a "
+        "read of its keys",
+        failed,
+        creates_only ? "it creates keys that must be absent: a second copy fails on "
+                       "them, or writes the same bytes"
+                     : "it can take effect only once");
     Txn again = txn;
     const size_t base = txn.failure.size();
     for (const TxnOp& op : txn.success) again.failure.push_back(read_back(op));

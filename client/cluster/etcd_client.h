@@ -16,7 +16,8 @@
 //     compares): sent again, to the next endpoint, until one answers or the deadline passes;
 //   - a transaction with compares, sent whole but not answered (the member died with it, or
 //     etcd answered "request timed out"): its outcome is unknown, and it is checked rather than
-//     sent blindly again (txn() says how, txn_at_most_once() and txn_effect_seen() decide).
+//     sent blindly again (txn() says how; txn_at_most_once(), txn_creates_only() and
+//     txn_effect_seen() decide).
 // Each endpoint that fails is logged once (until it answers again), naming it and the reason;
 // the next call starts at the endpoint that answered last. Errors name the endpoint, the call and
 // the reason:
@@ -158,6 +159,12 @@ enum class TxnKeys { kShared, kOwn };
 // revision it ran at cannot be read again). With kOwn keys, a compare that a key is absent
 // (create_revision 0) for a key the success branch puts counts too.
 bool txn_at_most_once(const Txn& txn, TxnKeys keys = TxnKeys::kShared);
+// True when `txn` is a create-if-absent: its success branch only puts, each key it puts required
+// absent by an equality compare (create_revision 0 or version 0). Sent twice, the second copy
+// fails on the key the first created (and a read of it shows the caller's value and lease) or,
+// had someone deleted the key in between, writes the very bytes again: what applying it once
+// leaves. So it may be sent again, as one that takes effect at most once is.
+bool txn_creates_only(const Txn& txn);
 // Whether `read`, etcd's keys read back after `txn` was sent (for each op of the success branch,
 // in order, the keys of its key or range: empty for a range op), show its success branch's
 // effect: every put's key holds its value, bound to its lease, all of them at one mod_revision,

@@ -624,6 +624,38 @@ TEST_CASE("which transactions may be sent again after an unknown outcome") {
       {{Compare::unchanged("/k", 5)}, {TxnOp::put("/k", "v"), TxnOp::range("/o")}, {}}));
 }
 
+TEST_CASE("which transactions are create-if-absent, and may be sent again as such") {
+  CHECK(txn_creates_only({{Compare::absent("/k")}, {TxnOp::put("/k", "v", 7)}, {}}));
+  CHECK(txn_creates_only({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 0, {}}},
+                          {TxnOp::put("/k", "v")},
+                          {TxnOp::range("/k")}}));
+  // An import: several packs, each required absent; another compare is only a condition.
+  CHECK(txn_creates_only({{Compare::absent("/p/a"),
+                           Compare::absent("/p/b"),
+                           {"/c", Compare::Target::kValue, Compare::Op::kEqual, 0, "on"}},
+                          {TxnOp::put("/p/a", "1"), TxnOp::put("/p/b", "2")},
+                          {}}));
+  // A put of a key not required absent would be written twice.
+  CHECK_FALSE(txn_creates_only(
+      {{Compare::absent("/p/a")}, {TxnOp::put("/p/a", "1"), TxnOp::put("/p/b", "2")}, {}}));
+  // A delete, or a read, in the branch: applied twice is not applied once.
+  CHECK_FALSE(
+      txn_creates_only({{Compare::absent("/k")}, {TxnOp::put("/k", "v"), TxnOp::erase("/o")}, {}}));
+  CHECK_FALSE(
+      txn_creates_only({{Compare::absent("/k")}, {TxnOp::put("/k", "v"), TxnOp::range("/o")}, {}}));
+  // Not "absent": another revision, another version, an inequality.
+  CHECK_FALSE(txn_creates_only({{Compare::unchanged("/k", 0)}, {TxnOp::put("/k", "v")}, {}}));
+  CHECK_FALSE(txn_creates_only({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}}},
+                                {TxnOp::put("/k", "v")},
+                                {}}));
+  CHECK_FALSE(
+      txn_creates_only({{{"/k", Compare::Target::kCreateRevision, Compare::Op::kNotEqual, 0, {}}},
+                        {TxnOp::put("/k", "v")},
+                        {}}));
+  CHECK_FALSE(txn_creates_only({{}, {TxnOp::put("/k", "v")}, {}}));
+  CHECK_FALSE(txn_creates_only({{Compare::absent("/k")}, {}, {}}));
+}
+
 TEST_CASE("a transaction's effect is seen in its keys read back") {
   const Txn t{{Compare::unchanged("/k", 5)},
               {TxnOp::put("/k", "v", 7), TxnOp::put("/l", "w"), TxnOp::erase("/d")},
@@ -730,29 +762,83 @@ TEST_CASE("a compare-and-set whose answer is lost is applied once, and said to h
   }
 }
 
-TEST_CASE("a create-if-absent whose answer is lost is read back, never sent again") {
+TEST_CASE("a create-if-absent whose answer is lost is resolved: ours, created, or theirs") {
   auto dir = must(test::TempDir::create());
   auto etcd = must(test::EtcdServer::start(dir));
   auto direct = client_for({etcd.endpoint()});
-  const Txn create{{Compare::absent("/t/n")}, {TxnOp::put("/t/n", "mine")}, {}};
+  const int64_t lease = direct->lease_grant(30)->id;
+  // A hold as a node takes it: bound to the node's lease, the holder read when it fails.
+  const Txn create{
+      {Compare::absent("/t/n")}, {TxnOp::put("/t/n", "mine", lease)}, {TxnOp::range("/t/n")}};
 
-  SECTION("applied: found in its keys") {
+  SECTION("applied by the member that died: ours, found in its keys, not applied again") {
     AnswerDropper died(port_of(etcd.endpoint()));
     auto c = failover_client({died.endpoint(), etcd.endpoint()});
     auto r = c->txn(create);
     INFO((r.ok() ? std::string("ok") : r.status().message()));
     REQUIRE(r.ok());
     CHECK(r->succeeded);
-    CHECK(r->revision == direct->get("/t/n")->value().mod_revision);
+    CHECK(died.dropped() == 1);
+    auto kv = direct->get("/t/n")->value();
+    CHECK(kv.version == 1);
+    CHECK(kv.lease == lease);
+    CHECK(r->revision == kv.mod_revision);
   }
-  SECTION("not applied: an error that says the outcome is unknown, and nothing written") {
+  SECTION("never seen by the stopped member: sent again, and created there once") {
     SilentServer stopped;
     auto c = failover_client({stopped.endpoint, etcd.endpoint()});
     auto r = c->txn(create);
+    INFO((r.ok() ? std::string("ok") : r.status().message()));
+    REQUIRE(r.ok());
+    CHECK(r->succeeded);
+    auto kv = direct->get("/t/n")->value();
+    CHECK(kv.value == "mine");
+    CHECK(kv.version == 1);
+    CHECK(r->revision == kv.mod_revision);
+  }
+  SECTION("created by someone else meanwhile: not succeeded, the holder in the caller's read") {
+    SilentServer stopped;
+    REQUIRE(direct->put("/t/n", "theirs").ok());
+    auto c = failover_client({stopped.endpoint, etcd.endpoint()});
+    auto r = c->txn(create);
+    INFO((r.ok() ? std::string("ok") : r.status().message()));
+    REQUIRE(r.ok());
+    CHECK_FALSE(r->succeeded);
+    REQUIRE(r->ranges.size() == 1);
+    CHECK(r->ranges[0].at(0).value == "theirs");
+    CHECK(direct->get("/t/n")->value().value == "theirs");
+  }
+  SECTION("the same value under another lease is not ours") {
+    AnswerDropper died(port_of(etcd.endpoint()));
+    REQUIRE(direct->put("/t/n", "mine").ok());  // no lease: someone else's
+    auto c = failover_client({died.endpoint(), etcd.endpoint()});
+    auto r = c->txn(create);
+    REQUIRE(r.ok());
+    CHECK_FALSE(r->succeeded);
+  }
+  SECTION("several keys at once (an import): applied by the member that died, all ours") {
+    AnswerDropper died(port_of(etcd.endpoint()));
+    auto c = failover_client({died.endpoint(), etcd.endpoint()});
+    auto r = c->txn({{Compare::absent("/t/p/a"), Compare::absent("/t/p/b")},
+                     {TxnOp::put("/t/p/a", "1"), TxnOp::put("/t/p/b", "2")},
+                     {}});
+    INFO((r.ok() ? std::string("ok") : r.status().message()));
+    REQUIRE(r.ok());
+    CHECK(r->succeeded);
+    CHECK(direct->get("/t/p/a")->value().version == 1);
+    CHECK(direct->get("/t/p/b")->value().version == 1);
+  }
+  SECTION("neither create-if-absent nor at most once: read back, never sent again") {
+    REQUIRE(direct->put("/t/v", "old").ok());
+    SilentServer stopped;
+    auto c = failover_client({stopped.endpoint, etcd.endpoint()});
+    auto r = c->txn({{{"/t/v", Compare::Target::kVersion, Compare::Op::kEqual, 1, {}}},
+                     {TxnOp::put("/t/v", "new")},
+                     {}});
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.status().message(), Catch::Contains("etcd " + stopped.endpoint));
     CHECK_THAT(r.status().message(), Catch::Contains("outcome is unknown"));
-    CHECK_FALSE(direct->get("/t/n")->has_value());
+    CHECK(direct->get("/t/v")->value().value == "old");
   }
 }
 
