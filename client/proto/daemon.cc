@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -71,9 +72,12 @@ Result<Config> load_config_and_log(std::string_view program, const CommandLine& 
     return config.status();
   }
   log::init(program, config->log_target, cmd.log_level.value_or(config->log_level));
+  ignore_sigpipe();
   raise_fd_limit();
   return config;
 }
+
+void ignore_sigpipe() { std::signal(SIGPIPE, SIG_IGN); }
 
 void raise_fd_limit() {
   rlimit limit{};

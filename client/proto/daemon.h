@@ -33,9 +33,16 @@ std::optional<int> parse_command_line(int argc, char** argv, std::string_view pr
                                       CommandLine* out);
 
 // Reads vvm.conf and sets up logging as it says (stderr or syslog, the level), with --log-level
-// taking precedence, and raises the file descriptor limit (raise_fd_limit). Errors are printed to
-// stderr; the caller exits 2.
+// taking precedence, ignores SIGPIPE (ignore_sigpipe) and raises the file descriptor limit
+// (raise_fd_limit). Errors are printed to stderr; the caller exits 2.
 Result<Config> load_config_and_log(std::string_view program, const CommandLine& cmd);
+
+// Ignores SIGPIPE for the whole daemon. Sockets are written with MSG_NOSIGNAL, but a pipe cannot
+// be: a mover writing a copy child's request to a child already dead (killed, or failed at
+// once) would die of the signal without a word, and every copy of its drives with it. A write
+// to a reader gone is then EPIPE, which each writer handles. Children get SIGPIPE back by
+// default (posix_spawnattr_setsigdefault).
+void ignore_sigpipe();
 
 // Raises the soft limit on file descriptors to the hard one (systemd's default soft limit,
 // 1024, is below what a thousand control connections take; its hard limit is far above), and

@@ -78,6 +78,16 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # make_tmpdir: create a temporary folder, removed at exit, in $tmpdir.
+# require_sigpipe_ignored PID NAME: the daemon PID ignores SIGPIPE (its SigIgn mask in
+# /proc/PID/status has bit 13). A daemon that does not dies without a word when it writes to a
+# pipe whose reader is gone: a mover writing a request to a copy child that died at once.
+require_sigpipe_ignored() {
+  local mask
+  mask=$(awk '/^SigIgn:/ {print $2}' "/proc/$1/status") || die "$2 (pid $1): no /proc/$1/status"
+  (((16#$mask >> 12) & 1)) || die "$2 (pid $1) does not ignore SIGPIPE (SigIgn $mask)"
+  echo "ok: $2 ignores SIGPIPE"
+}
+
 make_tmpdir() {
   tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/vvm-test.XXXXXX")
   cleanup_fn rm -rf "$tmpdir"

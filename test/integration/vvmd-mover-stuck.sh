@@ -14,7 +14,8 @@
 # finished VVs, with d0 down so that the copies go to m2. While vvmd waits for m2 (its
 # request-timeout, 20 s), vvctl ping, ls, status and create are each answered within 5 s; vvmd
 # stops on SIGTERM within 5 s (before, it waited for the call to time out); and once d0 is back
-# up, vvmd gives m2 up, says so, and m1 archives all 4.
+# up, vvmd gives m2 up, says so, and m1 archives all 4. Both daemons ignore SIGPIPE: the soak
+# once lost a mover, silently, that wrote its request to a copy child killed at once.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -96,6 +97,8 @@ run() {
   start_hole "$kind" "$3"
   start_vvmd
   start_mover m1
+  require_sigpipe_ignored "$vvmd_pid" vvmd
+  require_sigpipe_ignored "$mover_pid" "mover m1"
   expect 0 "L90001" -- ctl vsn add L90001 --media LTO9 --class A
   expect 0 "L90002" -- ctl vsn add L90002 --media LTO9 --class A
   for ((i = 0; i < 4; i++)); do
