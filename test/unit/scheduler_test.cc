@@ -3,15 +3,18 @@
 // test answers it) and a fake clock: a full VSN (NoSpace) and a VSN not as the database says
 // (Mismatch) are not written again and the copy goes first to another; N stages on M tapes take M
 // mounts, each tape read in file order; stages go before archive writes; a tape read many times
-// in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
-// sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
-// is none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
-// read-only; two classes share the drives by their read-max-drives and write-max-drives (a
-// drive freed going to the class using least of its share), and archive-min-wait holds a mount
-// back. No thread, no sleep: the test moves time and answers for
+// in a row gives way when other tapes wait, and background reads (a repack's) give way at once to
+// a client's stage of another tape; a verify read is cancelled for a client's stage (the one on
+// the stage's own tape first), counted as nothing; the copies of a mover that restarted or is
+// gone are sent again; a Busy drive is tried again after its pause; the "no VSN" warning only
+// when there is none, not while the VSNs are busy; failed copies in a row take a drive down and
+// make a VSN read-only; two classes share the drives by their read-max-drives and
+// write-max-drives (a drive freed going to the class using least of its share), and
+// archive-min-wait holds a mount back. No thread, no sleep: the test moves time and answers for
 // the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
+#include <prometheus/registry.h>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -33,6 +36,7 @@
 #include "catalog/vv_opens.h"
 #include "common/config.h"
 #include "db/database.h"
+#include "metrics/metrics.h"
 #include "process.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
@@ -74,6 +78,20 @@ std::string capture_log(const TempDir& dir, F body) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// vvm_copy_failures_total of `op`, over every VSN and drive.
+double copy_failures(prometheus::Registry& registry, const std::string& op) {
+  double n = 0;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "vvm_copy_failures_total") continue;
+    for (const auto& metric : family.metric) {
+      for (const auto& label : metric.label) {
+        if (label.name == "op" && label.value == op) n += metric.counter.value;
+      }
+    }
+  }
+  return n;
 }
 
 // Movers that answer nothing by themselves: each request waits in `pending` until the test
@@ -182,6 +200,7 @@ struct Fixture {
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
   std::map<std::string, std::string> mover_reply_to;  // Options::mover_reply_to at restart()
+  Metrics* metrics = nullptr;                         // Options::metrics at restart()
 
   explicit Fixture(const std::string& drives = kOneDrive, const std::string& class_a = "")
       : config(make_config(drives, class_a)) {
@@ -211,6 +230,7 @@ struct Fixture {
     Scheduler::Options o;
     o.reply_to = "unix:/nonexistent/vvmd.sock";
     o.mover_reply_to = mover_reply_to;
+    o.metrics = metrics;
     o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
     o.cache_dir = catalog->cache_dir();
     o.now = [this] { return unix_clock; };
@@ -918,6 +938,10 @@ TEST_CASE("repack: with no mover holding two drives of the media, moves go throu
 
 TEST_CASE("a verify read running on the drive a client's stage needs is cancelled, read later") {
   Fixture f;  // one drive
+  auto registry = std::make_shared<prometheus::Registry>();
+  Metrics metrics(registry);
+  f.metrics = &metrics;
+  f.restart();
   f.add_vsn("L00001");
   std::vector<std::string> vvs;
   for (int i = 0; i < 2; ++i) {
@@ -938,14 +962,19 @@ TEST_CASE("a verify read running on the drive a client's stage needs is cancelle
   CHECK(f.movers.cancels[0].first == "unix:/nonexistent/m1.sock");
   CHECK(f.movers.cancels[0].second.request_id == read.args.request_id);
   CHECK(f.movers.cancels[0].second.job == f.next_job - 1);
-  CHECK_THAT(log, Catch::Contains("cancelled: a client waits for a stage from a LTO9 tape"));
+  CHECK_THAT(log, Catch::Contains("cancelled: a client waits for a stage from L00001, the tape it "
+                                  "reads"));
   f.sched->tick();
   CHECK(f.movers.cancels.size() == 1);  // asked once
   CHECK(f.movers.pending.empty());      // the drive is the verify's until it has ended
   f.movers.cancel_done[0](rpc::CancelReply{});
   // The mover's report of the killed read: no fault of the tape or the drive.
   f.report_failed(read, Status::Unavailable("job 1 (verify of VSN L00001 file 1) cancelled"));
+  // Neither a pass nor a failure: nothing counted, nothing recorded.
   CHECK(f.vsn("L00001").errors == 0);
+  CHECK(copy_failures(*registry, "verify") == 0);
+  CHECK(must(f.sched->verifies({"L00001"})).marks.empty());
+  CHECK(f.sched->drives().drives[0].errors_in_row == 0);
   f.sched->tick();
   auto stage = f.movers.take("stage");
   CHECK(stage.args.file_number == 2);
@@ -963,6 +992,114 @@ TEST_CASE("a verify read running on the drive a client's stage needs is cancelle
     f.report_done(r);
   }
   CHECK(files == std::vector<uint64_t>{1, 2});
+  auto marks = must(f.sched->verifies({"L00001"})).marks;
+  REQUIRE(marks.size() == 2);
+  for (const VerifyMark& m : marks) CHECK(m.good);
+  CHECK(copy_failures(*registry, "verify") == 0);
+}
+
+TEST_CASE("the verify read cancelled for a client's stage is the one on the stage's own tape") {
+  // Two drives, each verifying a tape. Cancelling the read of the other tape would leave the
+  // stage waiting: its tape is in the drive still verifying, and it can be read nowhere else.
+  Fixture f(kTwoMovers);
+  auto on = f.fill_tapes({{"L00001", 1}, {"L00002", 2}, {"L00003", 1}});
+  f.restart();
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 1);
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00002"})).files == 2);
+  f.sched->tick();
+  auto first = f.movers.take("verify");
+  auto second = f.movers.take("verify");
+  REQUIRE(first.args.vsn == "L00001");
+  REQUIRE(second.args.vsn == "L00002");
+  REQUIRE(second.args.file_number == 1);
+  f.accept(first, rpc::Op::kVerify);
+  f.accept(second, rpc::Op::kVerify);
+  const uint64_t mounts = f.sched->library().mounts();
+  // How far each read has come: the first further.
+  auto progress = [&](const FakeMovers::Request& r, uint64_t bytes) {
+    rpc::CopyReport rep;
+    rep.request_id = r.args.request_id;
+    rep.mover = "m1";
+    rep.state = rpc::CopyState::kRunning;
+    rep.bytes_done = bytes;
+    must(f.sched->report(root_peer(), rep));
+  };
+  progress(first, kMiB / 2);
+  progress(second, kMiB / 4);
+
+  SECTION("the stage's tape is in a verifying drive: that read is cancelled, the tape read there") {
+    must(f.sched->stage(on["L00002"][1], true));
+    f.sched->tick();
+    REQUIRE(f.movers.cancels.size() == 1);
+    CHECK(f.movers.cancels[0].second.request_id == second.args.request_id);
+    CHECK(f.movers.cancels[0].first == second.mover);
+    f.movers.cancel_done[0](rpc::CancelReply{});
+    f.report_failed(second, Status::Unavailable("cancelled"));
+    f.sched->tick();
+    auto stage = f.movers.take("stage");
+    CHECK(stage.args.vsn == "L00002");
+    CHECK(stage.args.file_number == 2);
+    CHECK(stage.args.drive == second.args.drive);
+    CHECK(f.sched->library().mounts() == mounts);  // the tape where it was
+  }
+  SECTION("the stage's tape is in no drive: the read that has done least is cancelled") {
+    must(f.sched->stage(on["L00003"][0], true));
+    f.sched->tick();
+    REQUIRE(f.movers.cancels.size() == 1);
+    CHECK(f.movers.cancels[0].second.request_id == second.args.request_id);
+    f.movers.cancel_done[0](rpc::CancelReply{});
+    f.report_failed(second, Status::Unavailable("cancelled"));
+    f.advance(1s);
+    f.sched->tick();
+    auto stage = f.movers.take("stage");
+    CHECK(stage.args.vsn == "L00003");
+    CHECK(stage.args.drive == second.args.drive);
+  }
+  // The first read was left alone, and nothing counted against the tapes or drives.
+  CHECK(f.movers.cancels.size() == 1);
+  CHECK(f.vsn("L00002").errors == 0);
+  for (const auto& d : f.sched->drives().drives) CHECK(d.errors_in_row == 0);
+}
+
+TEST_CASE("background reads leave a mounted tape's drive at once to a client's stage elsewhere") {
+  // One drive. A repack of L00001 stages its copies through the cache (background reads); a
+  // client's stage of a VV on L00002, asked for while the first of them runs, is next in the
+  // drive: the repack's second read does not extend L00001's mount.
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 3}, {"L00002", 1}});
+  f.restart();
+  REQUIRE(start_repack(f, "L00001").ok());
+  f.sched->tick();
+  f.advance(1s);
+  f.sched->tick();
+  auto bg = f.movers.take("stage");
+  REQUIRE(bg.args.vsn == "L00001");
+  REQUIRE(bg.args.file_number == 1);
+  f.accept(bg, rpc::Op::kStage);
+  const bool waiting = GENERATE(true, false);  // `vvctl stage --wait`, or without
+  must(f.sched->stage(on["L00002"][0], waiting));
+  f.report_done(bg);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());  // the client's requests gather a moment; the drive waits
+  f.advance(1s);
+  f.sched->tick();
+  auto stage = f.movers.take("stage");
+  CHECK(stage.args.vsn == "L00002");
+  f.accept(stage, rpc::Op::kStage);
+  f.report_done(stage);
+  CHECK(f.vv(on["L00002"][0]).cache == CacheState::kCached);
+  // Then the repack goes on: its next read on L00001, mounted again.
+  std::vector<std::pair<std::string, uint64_t>> reads;
+  for (int i = 0; i < 10 && reads.empty(); ++i) {
+    f.advance(1s);
+    f.sched->tick();
+    while (!f.movers.pending.empty()) {
+      auto r = std::move(f.movers.pending.front());
+      f.movers.pending.pop_front();
+      if (r.what == "stage") reads.emplace_back(r.args.vsn, r.args.file_number);
+    }
+  }
+  CHECK(reads == std::vector<std::pair<std::string, uint64_t>>{{"L00001", 2}});
 }
 
 TEST_CASE("a queue whose only VSN failed too many copies, not in a row, names it") {
