@@ -916,6 +916,55 @@ TEST_CASE(
   CHECK(stage.args.file_number == 2);
 }
 
+TEST_CASE("a tape disabled after a stage, verify or repack of it was asked for is never mounted") {
+  Fixture f(kTwoDrivesOneMover);
+  f.add_vsn("L00001");
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 2; ++i) {
+    vvs.push_back(f.make_vv());
+    f.archive_and_evict(vvs.back(), "L00001");
+  }
+  f.restart();  // the drives empty
+  auto disable = [&] {
+    f.vsns->set_state_async(root_peer(), {"L00001", VsnState::kDisabled, "robot arm jam"},
+                            [](Result<rpc::VsnSetReply> r) { REQUIRE(r.ok()); });
+    REQUIRE(f.vsn("L00001").state == VsnState::kDisabled);
+  };
+  SECTION("a stage of its only copy fails, saying why") {
+    must(f.sched->stage(vvs[0], true));
+    REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 2);
+    disable();
+    const std::string log = capture_log(f.dir, [&] {
+      for (int i = 0; i < 3; ++i) {
+        f.advance(1s);
+        f.sched->tick();
+      }
+    });
+    CHECK(f.movers.sent.size() == 2);  // the two archives of the set-up, nothing since
+    CHECK(f.sched->stage_queue().size() == 0);
+    CHECK(f.vv(vvs[0]).cache == CacheState::kEvicted);
+    auto again = f.sched->stage(vvs[0], true);
+    CHECK(again.status().code() == Code::kUnavailable);
+    CHECK_THAT(again.status().message(),
+               Catch::Contains("on disabled VSNs, never mounted: L00001"));
+    CHECK(must(f.sched->verifies({"L00001"})).queued == 0);
+    CHECK_THAT(log,
+               Catch::Contains("verify: VV " + vvs[1] +
+                               "'s copy 1 on L00001 file 2 not read back: L00001 is disabled"));
+  }
+  SECTION("a repack's tape copy waits") {
+    f.add_vsn("L00002");
+    REQUIRE(start_repack(f, "L00001").ok());
+    disable();
+    for (int i = 0; i < 3; ++i) {
+      f.advance(1s);
+      f.sched->tick();
+    }
+    CHECK(f.movers.pending.empty());
+    CHECK(f.sched->library().mounts() == 0);
+  }
+}
+
 TEST_CASE("repack: with no mover holding two drives of the media, moves go through the cache") {
   Fixture f(kTwoMovers);
   f.add_vsn("L00001");

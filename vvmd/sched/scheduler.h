@@ -378,6 +378,8 @@ class Scheduler {
   void copy_failed(InFlight f, const Status& why);
   // Puts a failed copy back in line, after its pause.
   void retry(InFlight& f, bool front);
+  // Whether VSN `name` is disabled (never mounted); false when there is no such VSN.
+  bool vsn_disabled(const std::string& name) const;
   // Looks VSN `name` up, lets `change` edit it and applies it (durable soon).
   Status update_vsn(const std::string& name, const std::function<void(Vsn&)>& change);
   // Adds 1 to the VSN's errors (failed reads and writes; a bad copy is counted in the copy

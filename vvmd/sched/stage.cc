@@ -253,6 +253,20 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
     log::info("VV {} is in the cache already (staged while vvmd was away)", vv.name);
     return true;
   }
+  // A tape disabled since the request was queued is never mounted: another copy is read, or the
+  // stage fails saying why.
+  if (vsn_disabled(item.vsn)) {
+    log::notice("VV {}: {} was disabled after its stage was asked for: not mounted", vv.name,
+                item.vsn);
+    const std::string name = vv.name;
+    if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
+      log::error("cannot stage VV {}: {}; it stays evicted", name, s.message());
+      failed_stages_[name] = {steady_now() + kFailedStageMemory,
+                              fmt::format("the stage of VV {} failed: {}", name, s.message())};
+      (void)set_cache(name, CacheState::kEvicted, false);
+    }
+    return true;
+  }
   if (view_.load(drive, item.vsn)) {
     if (Status s = record_mount(drive, item.vsn); !s.ok()) {
       log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());

@@ -156,6 +156,12 @@ bool Scheduler::start_verify(StageItem item, DriveState& drive, Clock::time_poin
               item.copy + 1, item.vsn, item.file);
     return true;
   }
+  // A tape disabled since the read was queued is never mounted.
+  if (vsn_disabled(item.vsn)) {
+    log::info("{}: VV {}'s copy {} on {} file {} not read back: {} is disabled, never mounted",
+              item.how, item.vv, item.copy + 1, item.vsn, item.file, item.vsn);
+    return true;
+  }
   if (view_.load(drive, item.vsn)) {
     if (Status s = record_mount(drive, item.vsn); !s.ok()) {
       log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
