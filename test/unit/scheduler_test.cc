@@ -5,13 +5,15 @@
 // mounts, each tape read in file order; stages go before archive writes; a tape read many times
 // in a row gives way when other tapes wait, and background reads (a repack's) give way at once to
 // a client's stage of another tape; a verify read is cancelled for a client's stage (the one on
-// the stage's own tape first), counted as nothing; the copies of a mover that restarted or is
-// gone are sent again; a Busy drive is tried again after its pause; the "no VSN" warning only
-// when there is none, not while the VSNs are busy; failed copies in a row take a drive down and
-// make a VSN read-only; two classes share the drives by their read-max-drives and
-// write-max-drives (a drive freed going to the class using least of its share), and
-// archive-min-wait holds a mount back. No thread, no sleep: the test moves time and answers for
-// the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
+// the stage's own tape first), counted as nothing; the scrub reads the tape verified least
+// recently first, once its interval has passed; a tape disabled after a stage, verify or repack
+// of it was queued is never mounted; the copies of a mover that restarted or is gone are sent
+// again; a Busy drive is tried again after its pause; the "no VSN" warning only when there is
+// none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
+// read-only; two classes share the drives by their read-max-drives and write-max-drives (a drive
+// freed going to the class using least of its share), and archive-min-wait holds a mount back.
+// No thread, no sleep: the test moves time and answers for the movers. With the real daemons:
+// test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
 #include <prometheus/registry.h>
@@ -914,6 +916,49 @@ TEST_CASE(
   auto stage = f.movers.take("stage");
   CHECK(stage.args.vsn == "L00001");
   CHECK(stage.args.file_number == 2);
+}
+
+TEST_CASE("the scrub reads the tape verified least recently first, once its interval has passed") {
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 2}, {"L00002", 1}});
+  f.restart();
+  // Reads every verify read the scheduler sends now, as `how`; returns the tapes read.
+  auto read_all = [&](const std::string& how) {
+    std::vector<std::string> tapes;
+    f.sched->tick();
+    for (int i = 0; i < 10 && !f.movers.pending.empty(); ++i) {
+      auto r = f.movers.take("verify");
+      tapes.push_back(r.args.vsn);
+      f.accept(r, rpc::Op::kVerify);
+      f.report_done(r);
+      f.sched->tick();
+    }
+    for (const std::string& tape : tapes) {
+      for (const VerifyMark& m : must(f.sched->verifies({tape})).marks) CHECK(m.how == how);
+    }
+    return tapes;
+  };
+  // L00001 verified by hand; L00002 never.
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 2);
+  CHECK(read_all("verify") == std::vector<std::string>{"L00001", "L00001"});
+  f.config.scrub_interval = std::chrono::hours(1);
+  f.advance(20min);
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00002"});  // never verified: first
+  // Both read within the hour: nothing, however often the scrub looks.
+  for (int i = 0; i < 5; ++i) {
+    f.advance(2min);
+    CHECK(read_all("scrub").empty());
+  }
+  // The hour past L00001's verify, not yet L00002's: L00001 again, then nothing.
+  f.advance(35min);  // 65 min after L00001's verify, 45 after L00002's scrub
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00001", "L00001"});
+  f.advance(2min);
+  CHECK(read_all("scrub").empty());
+  // Both due: the one read longest ago first (L00002), then the other.
+  f.advance(2h);
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00002"});
+  f.advance(2min);
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00001", "L00001"});
 }
 
 TEST_CASE("a tape disabled after a stage, verify or repack of it was asked for is never mounted") {
