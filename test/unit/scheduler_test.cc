@@ -7,13 +7,15 @@
 // a client's stage of another tape; a verify read is cancelled for a client's stage (the one on
 // the stage's own tape first), counted as nothing; the scrub reads the tape verified least
 // recently first, once its interval has passed; a tape disabled after a stage, verify or repack
-// of it was queued is never mounted; the copies of a mover that restarted or is gone are sent
-// again; a Busy drive is tried again after its pause; the "no VSN" warning only when there is
-// none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
-// read-only; two classes share the drives by their read-max-drives and write-max-drives (a drive
-// freed going to the class using least of its share), and archive-min-wait holds a mount back.
-// No thread, no sleep: the test moves time and answers for the movers. With the real daemons:
-// test/integration/vv-archive.sh, vv-stage.sh.
+// of it was queued is never mounted; bad input to verify, drive up and down, repack, reclaim and
+// prune (unknown names, a disabled VSN, a user or TCP peer) is refused, changing nothing; the
+// copies of a mover that restarted or is gone are sent again; a Busy drive is tried again after
+// its pause; the "no VSN" warning only when there is none, not while the VSNs are busy; failed
+// copies in a row take a drive down (logged) and make a VSN read-only; two classes share the
+// drives by their read-max-drives and write-max-drives (a drive freed going to the class using
+// least of its share), and archive-min-wait holds a mount back. No thread, no sleep: the test
+// moves time and answers for the movers. With the real daemons: test/integration/vv-archive.sh,
+// vv-stage.sh.
 #include <unistd.h>
 
 #include <prometheus/registry.h>
@@ -460,15 +462,21 @@ TEST_CASE("failed copies in a row take the drive down and make the VSN read-only
   Fixture f;
   f.add_vsn("L00001");
   const std::string name = f.make_vv();
-  for (int i = 0; i < 3; ++i) {
-    f.sched->tick();
-    auto r = f.movers.take("archive");
-    CHECK(r.args.drive == "d0");
-    CHECK(r.args.vsn == "L00001");
-    f.accept(r, rpc::Op::kArchive);
-    f.report_failed(r, Status::IoError("write: Input/output error"));
-    f.advance(10min);  // past the retry pause
-  }
+  const std::string log = capture_log(f.dir, [&] {
+    for (int i = 0; i < 3; ++i) {
+      f.sched->tick();
+      auto r = f.movers.take("archive");
+      CHECK(r.args.drive == "d0");
+      CHECK(r.args.vsn == "L00001");
+      f.accept(r, rpc::Op::kArchive);
+      f.report_failed(r, Status::IoError("write: Input/output error"));
+      f.advance(10min);  // past the retry pause
+    }
+  });
+  // The operator is told: an error in the log, saying how to bring the drive back.
+  CHECK_THAT(log, Catch::Contains("drive d0 (mover m1) taken down: 3 failed copies in a row"));
+  CHECK_THAT(log, Catch::Contains("'vvctl drive up d0'"));
+  CHECK_THAT(log, Catch::Contains("VSN L00001 set read-only: 3 failed copies in a row"));
   const rpc::DriveDetail d0 = f.sched->drives().drives.at(0);
   CHECK_FALSE(d0.up);
   CHECK(d0.by == "vvmd");
@@ -1008,6 +1016,73 @@ TEST_CASE("a tape disabled after a stage, verify or repack of it was asked for i
     CHECK(f.movers.pending.empty());
     CHECK(f.sched->library().mounts() == 0);
   }
+}
+
+TEST_CASE("bad input to verify, drive up and down, repack, reclaim and prune changes nothing") {
+  Fixture f;
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  f.archive_and_evict(name, "L00001");
+  f.add_vsn("L00002");
+  f.vsns->set_state_async(root_peer(), {"L00002", VsnState::kDisabled, "robot arm jam"},
+                          [](Result<rpc::VsnSetReply> r) { REQUIRE(r.ok()); });
+  const auto vsns_before = must(f.vsns->list({})).vsns;
+  const auto drives_before = f.sched->drives();
+  rpc::Peer user = root_peer();
+  user.uid = 4242;
+  rpc::Peer tcp;
+  tcp.kind = Endpoint::Kind::kTcp;
+  tcp.address = "127.0.0.1:40000";
+  // Answers given through a callback come at once, before anything durable is waited for.
+  auto answer = [](auto call) {
+    std::optional<Status> got;
+    call([&](auto r) { got = r.status(); });
+    REQUIRE(got);
+    return *got;
+  };
+  auto refused = [](const Status& s, Code code, const std::string& words) {
+    CHECK(s.code() == code);
+    CHECK_THAT(s.message(), Catch::Contains(words));
+  };
+
+  refused(f.sched->verify(root_peer(), {"NOPE"}).status(), Code::kNotFound, "no VSN NOPE");
+  refused(f.sched->verify(root_peer(), {"L00002"}).status(), Code::kInvalidArgument,
+          "cannot verify VSN L00002: it is disabled");
+  refused(f.sched->verify(user, {"L00001"}).status(), Code::kPermissionDenied,
+          "may not verify VSN L00001");
+  refused(f.sched->verify(tcp, {"L00001"}).status(), Code::kPermissionDenied,
+          "for a TCP peer (127.0.0.1:40000)");
+  refused(f.sched->verifies({"NOPE"}).status(), Code::kNotFound, "no VSN NOPE");
+  refused(f.sched->set_drive(root_peer(), {"d9", true, ""}).status(), Code::kNotFound,
+          "no drive d9 (vvm.conf's drives: d0)");
+  refused(f.sched->set_drive(user, {"d0", false, "x"}).status(), Code::kPermissionDenied,
+          "may not take down drive d0");
+  refused(f.sched->set_drive(tcp, {"d0", false, "x"}).status(), Code::kPermissionDenied,
+          "over TCP vvmd cannot tell who you are");
+  refused(answer([&](auto done) { f.sched->repack(user, {"L00001"}, done); }),
+          Code::kPermissionDenied, "may not repack VSN L00001");
+  refused(answer([&](auto done) { f.sched->repack(root_peer(), {"L00002"}, done); }),
+          Code::kInvalidArgument, "cannot repack VSN L00002: it is disabled");
+  refused(answer([&](auto done) { f.sched->reclaim(root_peer(), {"L00001"}, done); }),
+          Code::kInvalidArgument, "VSN L00001 is hot: only a tape in state reclaim");
+  refused(answer([&](auto done) { f.sched->reclaim(root_peer(), {"NOPE"}, done); }),
+          Code::kNotFound, "no VSN NOPE");
+  refused(answer([&](auto done) { f.sched->prune(root_peer(), {"Z"}, done); }), Code::kNotFound,
+          "no storage class 'Z' (classes: A)");
+  refused(answer([&](auto done) { f.sched->prune(user, {"A"}, done); }), Code::kPermissionDenied,
+          "may not prune class A");
+
+  // Nothing queued, nothing sent, no state changed.
+  f.advance(2s);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  CHECK(must(f.sched->verifies({"L00001"})).queued == 0);
+  CHECK(must(f.sched->repacks()).repacks.empty());
+  CHECK(f.sched->drives() == drives_before);
+  CHECK(must(f.vsns->list({})).vsns == vsns_before);
+  CHECK(f.vsns->detail_of(f.vsn("L00002")).state_reason == "robot arm jam");
+  CHECK(f.vv(name).state == VvState::kArchived);
+  CHECK(f.vv(name).copies[0] == VvCopy{"L00001", 1});
 }
 
 TEST_CASE("repack: with no mover holding two drives of the media, moves go through the cache") {
