@@ -1230,6 +1230,40 @@ TEST_CASE("the verify read cancelled for a client's stage is the one on the stag
   for (const auto& d : f.sched->drives().drives) CHECK(d.errors_in_row == 0);
 }
 
+TEST_CASE("no verify read is cancelled for a stage whose tape is in a drive busy otherwise") {
+  // d1 stages from L00001 and d0 verifies L00002; a second stage of L00001 waits for d1, where
+  // its tape is: cancelling the verify would free a drive it cannot use.
+  Fixture f(kTwoMovers);
+  auto on = f.fill_tapes({{"L00001", 2}, {"L00002", 1}});
+  f.restart();
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00002"})).files == 1);
+  f.sched->tick();
+  auto verify = f.movers.take("verify");
+  f.accept(verify, rpc::Op::kVerify);
+  must(f.sched->stage(on["L00001"][0], true));
+  f.advance(1s);
+  f.sched->tick();
+  auto first = f.movers.take("stage");
+  REQUIRE(first.args.vsn == "L00001");
+  REQUIRE(first.args.drive != verify.args.drive);
+  f.accept(first, rpc::Op::kStage);
+  must(f.sched->stage(on["L00001"][1], true));
+  for (int i = 0; i < 3; ++i) {
+    f.advance(1s);
+    f.sched->tick();
+  }
+  CHECK(f.movers.cancels.empty());
+  std::erase_if(f.movers.pending, [](const auto& r) { return r.what == "ping"; });  // unanswered
+  CHECK(f.movers.pending.empty());
+  // Once the first stage ends, the second is read where its tape is.
+  f.report_done(first);
+  f.sched->tick();
+  auto second = f.movers.take("stage");
+  CHECK(second.args.vsn == "L00001");
+  CHECK(second.args.drive == first.args.drive);
+  CHECK(f.movers.cancels.empty());
+}
+
 TEST_CASE("background reads leave a mounted tape's drive at once to a client's stage elsewhere") {
   // One drive. A repack of L00001 stages its copies through the cache (background reads); a
   // client's stage of a VV on L00002, asked for while the first of them runs, is next in the

@@ -213,8 +213,12 @@ void Scheduler::cancel_verifies_for_stages(Clock::time_point now) {
     if (asked) continue;  // one at a time: its drive is free in a moment
     // A stage's own tape in a verifying drive first: the stage reads there once the verify is
     // gone, with no mount, and could take no other drive while its tape is in that one (so even
-    // a free drive does not help it). Else, when no drive of the type is free, the read that has
-    // done the least, as the least work lost.
+    // a free drive does not help it). Else, when no drive of the type is free and a stage's tape
+    // is in none (one in a drive waits for that drive), the read that has done the least, as the
+    // least work lost.
+    const bool needs_mount = std::any_of(tapes.begin(), tapes.end(), [&](const std::string& t) {
+      return view_.holding(t) == nullptr;
+    });
     std::optional<uint64_t> pick;
     bool own_tape = false;
     for (const auto& [id, f] : in_flight_) {
@@ -227,7 +231,7 @@ void Scheduler::cancel_verifies_for_stages(Clock::time_point now) {
       }
       if (!pick || f.bytes_done < in_flight_.at(*pick).bytes_done) pick = id;
     }
-    if (!pick || (!own_tape && !view_.free_drives(m, now).empty())) continue;
+    if (!pick || (!own_tape && (!needs_mount || !view_.free_drives(m, now).empty()))) continue;
     const InFlight& f = in_flight_.at(*pick);
     const DriveState* d = view_.find(f.drive);
     const uint64_t id = *pick;
