@@ -5,17 +5,17 @@
 // mounts, each tape read in file order; stages go before archive writes; a tape read many times
 // in a row gives way when other tapes wait, and background reads (a repack's) give way at once to
 // a client's stage of another tape; a verify read is cancelled for a client's stage (the one on
-// the stage's own tape first), counted as nothing; the scrub reads the tape verified least
-// recently first, once its interval has passed; a tape disabled after a stage, verify or repack
-// of it was queued is never mounted; bad input to verify, drive up and down, repack, reclaim and
-// prune (unknown names, a disabled VSN, a user or TCP peer) is refused, changing nothing; the
-// copies of a mover that restarted or is gone are sent again; a Busy drive is tried again after
-// its pause; the "no VSN" warning only when there is none, not while the VSNs are busy; failed
-// copies in a row take a drive down (logged) and make a VSN read-only; two classes share the
-// drives by their read-max-drives and write-max-drives (a drive freed going to the class using
-// least of its share), and archive-min-wait holds a mount back. No thread, no sleep: the test
-// moves time and answers for the movers. With the real daemons: test/integration/vv-archive.sh,
-// vv-stage.sh.
+// the stage's own tape first; none while its tape waits in a drive busy otherwise), counted as
+// nothing; the scrub reads the tape verified least recently first, once its interval has
+// passed; a tape disabled after a stage, verify or repack of it was queued is never mounted; bad
+// input to verify, drive up and down, repack, reclaim and prune (unknown names, a disabled VSN,
+// a user or TCP peer) is refused, changing nothing; the copies of a mover that restarted or is
+// gone are sent again; a Busy drive is tried again after its pause; the "no VSN" warning only
+// when there is none, not while the VSNs are busy; failed copies in a row take a drive down
+// (logged) and make a VSN read-only; two classes share the drives by their read-max-drives and
+// write-max-drives (a drive freed going to the class using least of its share), and
+// archive-min-wait holds a mount back. No thread, no sleep: the test moves time and answers for
+// the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
 #include <prometheus/registry.h>
