@@ -48,7 +48,7 @@ started=$(date +%s.%N)
 ctl stage "$last" --wait --timeout 60 >/dev/null || die "the stage of $last failed"
 took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 cmp -s "$cache/$last" "$tmpdir/$last.orig" || die "$last came back different"
-grep -q "scrub of VV ${vvs[0]}'s copy on L90001 file 1 (drive d0, request [0-9]*) cancelled: a client waits for a stage from a LTO9 tape" "$vvmd_log" ||
+grep -q "scrub of VV ${vvs[0]}'s copy on L90001 file 1 (drive d0, request [0-9]*) cancelled: a client waits for a stage from L90001, the tape it reads" "$vvmd_log" ||
   die "vvmd did not cancel the scrub's read for the stage: $(grep -E "scrub|stage VV|cancel" "$vvmd_log")"
 grep -q "(verify of VSN L90001 file 1 in drive d0) cancelled: a client waits for a stage" "$mover_log" ||
   die "the mover did not cancel the read: $(grep -i "cancel\|verify" "$mover_log")"

@@ -5,7 +5,8 @@
 # drive answers with EIO, as st does for a block it cannot read). A stage must then:
 #  - fail that copy on that record, saying so (the VSN, the file, the block, the medium error);
 #  - stage from the other copy, the VV's bytes whole;
-#  - count the error against the first copy's VSN, and only there.
+#  - count the error against the first copy's VSN, and only there, as a failed read, not a bad
+#    tape file (vsn ls's ERRORS column tells them apart), the copy itself left good.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -67,4 +68,9 @@ after_bad=$(errors_of "$bad_vsn") after_good=$(errors_of "$good_vsn")
 ((after_bad > before_bad)) || die "$bad_vsn has $after_bad errors, had $before_bad: wanted more"
 ((after_good == before_good)) || die "$good_vsn has $after_good errors, had $before_good: wanted none more"
 echo "ok: EIO on one record of $bad_vsn file $bad_file: copy 2 on $good_vsn staged, $((after_bad - before_bad)) errors counted on $bad_vsn"
+[[ $(ctl vsn ls --json | jq -r --arg t "$bad_vsn" '.[] | select(.name == $t) | .bad_files') == 0 ]] ||
+  die "a failed read counted as a bad tape file on $bad_vsn: $(ctl vsn ls --json)"
+ctl vsn ls | grep -q "^$bad_vsn .* 0 bad, $after_bad failed$" || die "vsn ls ERRORS: $(ctl vsn ls)"
+check '.copies[0].state' good "$(ctl show "$vv" --json)"
+echo "ok: vsn ls counts it as a failed read, not a bad file; the copy is not marked bad"
 echo "PASS"

@@ -3,15 +3,22 @@
 // test answers it) and a fake clock: a full VSN (NoSpace) and a VSN not as the database says
 // (Mismatch) are not written again and the copy goes first to another; N stages on M tapes take M
 // mounts, each tape read in file order; stages go before archive writes; a tape read many times
-// in a row gives way when other tapes wait; the copies of a mover that restarted or is gone are
-// sent again; a Busy drive is tried again after its pause; the "no VSN" warning only when there
-// is none, not while the VSNs are busy; failed copies in a row take a drive down and make a VSN
-// read-only; two classes share the drives by their read-max-drives and write-max-drives (a
-// drive freed going to the class using least of its share), and archive-min-wait holds a mount
-// back. No thread, no sleep: the test moves time and answers for
+// in a row gives way when other tapes wait, and background reads (a repack's) give way at once to
+// a client's stage of another tape; a verify read is cancelled for a client's stage (the one on
+// the stage's own tape first; none while its tape waits in a drive busy otherwise), counted as
+// nothing; the scrub reads the tape verified least recently first, once its interval has
+// passed; a tape disabled after a stage, verify or repack of it was queued is never mounted; bad
+// input to verify, drive up and down, repack, reclaim and prune (unknown names, a disabled VSN,
+// a user or TCP peer) is refused, changing nothing; the copies of a mover that restarted or is
+// gone are sent again; a Busy drive is tried again after its pause; the "no VSN" warning only
+// when there is none, not while the VSNs are busy; failed copies in a row take a drive down
+// (logged) and make a VSN read-only; two classes share the drives by their read-max-drives and
+// write-max-drives (a drive freed going to the class using least of its share), and
+// archive-min-wait holds a mount back. No thread, no sleep: the test moves time and answers for
 // the movers. With the real daemons: test/integration/vv-archive.sh, vv-stage.sh.
 #include <unistd.h>
 
+#include <prometheus/registry.h>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -34,6 +41,7 @@
 #include "common/config.h"
 #include "db/database.h"
 #include "fake_movers.h"
+#include "metrics/metrics.h"
 #include "process.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
@@ -78,6 +86,20 @@ std::string capture_log(const TempDir& dir, F body) {
   return text.str();
 }
 
+// vvm_copy_failures_total of `op`, over every VSN and drive.
+double copy_failures(prometheus::Registry& registry, const std::string& op) {
+  double n = 0;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "vvm_copy_failures_total") continue;
+    for (const auto& metric : family.metric) {
+      for (const auto& label : metric.label) {
+        if (label.name == "op" && label.value == op) n += metric.counter.value;
+      }
+    }
+  }
+  return n;
+}
+
 // vvm.conf for one class A of one media type LTO9 (with `class_a`'s keys), and `drives` (a
 // [drive] section each, and any other section).
 Config make_config(const std::string& drives, const std::string& class_a = "") {
@@ -120,6 +142,7 @@ struct Fixture {
   std::unique_ptr<Scheduler> sched;
   uint64_t next_job = 1;
   std::map<std::string, std::string> mover_reply_to;  // Options::mover_reply_to at restart()
+  Metrics* metrics = nullptr;                         // Options::metrics at restart()
 
   explicit Fixture(const std::string& drives = kOneDrive, const std::string& class_a = "")
       : config(make_config(drives, class_a)) {
@@ -149,6 +172,7 @@ struct Fixture {
     Scheduler::Options o;
     o.reply_to = "unix:/nonexistent/vvmd.sock";
     o.mover_reply_to = mover_reply_to;
+    o.metrics = metrics;
     o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
     o.cache_dir = catalog->cache_dir();
     o.now = [this] { return unix_clock; };
@@ -376,15 +400,21 @@ TEST_CASE("failed copies in a row take the drive down and make the VSN read-only
   Fixture f;
   f.add_vsn("L00001");
   const std::string name = f.make_vv();
-  for (int i = 0; i < 3; ++i) {
-    f.sched->tick();
-    auto r = f.movers.take("archive");
-    CHECK(r.args.drive == "d0");
-    CHECK(r.args.vsn == "L00001");
-    f.accept(r, rpc::Op::kArchive);
-    f.report_failed(r, Status::IoError("write: Input/output error"));
-    f.advance(10min);  // past the retry pause
-  }
+  const std::string log = capture_log(f.dir, [&] {
+    for (int i = 0; i < 3; ++i) {
+      f.sched->tick();
+      auto r = f.movers.take("archive");
+      CHECK(r.args.drive == "d0");
+      CHECK(r.args.vsn == "L00001");
+      f.accept(r, rpc::Op::kArchive);
+      f.report_failed(r, Status::IoError("write: Input/output error"));
+      f.advance(10min);  // past the retry pause
+    }
+  });
+  // The operator is told: an error in the log, saying how to bring the drive back.
+  CHECK_THAT(log, Catch::Contains("drive d0 (mover m1) taken down: 3 failed copies in a row"));
+  CHECK_THAT(log, Catch::Contains("'vvctl drive up d0'"));
+  CHECK_THAT(log, Catch::Contains("VSN L00001 set read-only: 3 failed copies in a row"));
   const rpc::DriveDetail d0 = f.sched->drives().drives.at(0);
   CHECK_FALSE(d0.up);
   CHECK(d0.by == "vvmd");
@@ -834,6 +864,165 @@ TEST_CASE(
   CHECK(stage.args.file_number == 2);
 }
 
+TEST_CASE("the scrub reads the tape verified least recently first, once its interval has passed") {
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 2}, {"L00002", 1}});
+  f.restart();
+  // Reads every verify read the scheduler sends now, as `how`; returns the tapes read.
+  auto read_all = [&](const std::string& how) {
+    std::vector<std::string> tapes;
+    f.sched->tick();
+    for (int i = 0; i < 10 && !f.movers.pending.empty(); ++i) {
+      auto r = f.movers.take("verify");
+      tapes.push_back(r.args.vsn);
+      f.accept(r, rpc::Op::kVerify);
+      f.report_done(r);
+      f.sched->tick();
+    }
+    for (const std::string& tape : tapes) {
+      for (const VerifyMark& m : must(f.sched->verifies({tape})).marks) CHECK(m.how == how);
+    }
+    return tapes;
+  };
+  // L00001 verified by hand; L00002 never.
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 2);
+  CHECK(read_all("verify") == std::vector<std::string>{"L00001", "L00001"});
+  f.config.scrub_interval = std::chrono::hours(1);
+  f.advance(20min);
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00002"});  // never verified: first
+  // Both read within the hour: nothing, however often the scrub looks.
+  for (int i = 0; i < 5; ++i) {
+    f.advance(2min);
+    CHECK(read_all("scrub").empty());
+  }
+  // The hour past L00001's verify, not yet L00002's: L00001 again, then nothing.
+  f.advance(35min);  // 65 min after L00001's verify, 45 after L00002's scrub
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00001", "L00001"});
+  f.advance(2min);
+  CHECK(read_all("scrub").empty());
+  // Both due: the one read longest ago first (L00002), then the other.
+  f.advance(2h);
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00002"});
+  f.advance(2min);
+  CHECK(read_all("scrub") == std::vector<std::string>{"L00001", "L00001"});
+}
+
+TEST_CASE("a tape disabled after a stage, verify or repack of it was asked for is never mounted") {
+  Fixture f(kTwoDrivesOneMover);
+  f.add_vsn("L00001");
+  std::vector<std::string> vvs;
+  for (int i = 0; i < 2; ++i) {
+    vvs.push_back(f.make_vv());
+    f.archive_and_evict(vvs.back(), "L00001");
+  }
+  f.restart();  // the drives empty
+  auto disable = [&] {
+    f.vsns->set_state_async(root_peer(), {"L00001", VsnState::kDisabled, "robot arm jam"},
+                            [](Result<rpc::VsnSetReply> r) { REQUIRE(r.ok()); });
+    REQUIRE(f.vsn("L00001").state == VsnState::kDisabled);
+  };
+  SECTION("a stage of its only copy fails, saying why") {
+    must(f.sched->stage(vvs[0], true));
+    REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 2);
+    disable();
+    const std::string log = capture_log(f.dir, [&] {
+      for (int i = 0; i < 3; ++i) {
+        f.advance(1s);
+        f.sched->tick();
+      }
+    });
+    CHECK(f.movers.sent.size() == 2);  // the two archives of the set-up, nothing since
+    CHECK(f.sched->stage_queue().size() == 0);
+    CHECK(f.vv(vvs[0]).cache == CacheState::kEvicted);
+    auto again = f.sched->stage(vvs[0], true);
+    CHECK(again.status().code() == Code::kUnavailable);
+    CHECK_THAT(again.status().message(),
+               Catch::Contains("on disabled VSNs, never mounted: L00001"));
+    CHECK(must(f.sched->verifies({"L00001"})).queued == 0);
+    CHECK_THAT(log,
+               Catch::Contains("verify: VV " + vvs[1] +
+                               "'s copy 1 on L00001 file 2 not read back: L00001 is disabled"));
+  }
+  SECTION("a repack's tape copy waits") {
+    f.add_vsn("L00002");
+    REQUIRE(start_repack(f, "L00001").ok());
+    disable();
+    for (int i = 0; i < 3; ++i) {
+      f.advance(1s);
+      f.sched->tick();
+    }
+    CHECK(f.movers.pending.empty());
+    CHECK(f.sched->library().mounts() == 0);
+  }
+}
+
+TEST_CASE("bad input to verify, drive up and down, repack, reclaim and prune changes nothing") {
+  Fixture f;
+  f.add_vsn("L00001");
+  const std::string name = f.make_vv();
+  f.archive_and_evict(name, "L00001");
+  f.add_vsn("L00002");
+  f.vsns->set_state_async(root_peer(), {"L00002", VsnState::kDisabled, "robot arm jam"},
+                          [](Result<rpc::VsnSetReply> r) { REQUIRE(r.ok()); });
+  const auto vsns_before = must(f.vsns->list({})).vsns;
+  const auto drives_before = f.sched->drives();
+  rpc::Peer user = root_peer();
+  user.uid = 4242;
+  rpc::Peer tcp;
+  tcp.kind = Endpoint::Kind::kTcp;
+  tcp.address = "127.0.0.1:40000";
+  // Answers given through a callback come at once, before anything durable is waited for.
+  auto answer = [](auto call) {
+    std::optional<Status> got;
+    call([&](auto r) { got = r.status(); });
+    REQUIRE(got);
+    return *got;
+  };
+  auto refused = [](const Status& s, Code code, const std::string& words) {
+    CHECK(s.code() == code);
+    CHECK_THAT(s.message(), Catch::Contains(words));
+  };
+
+  refused(f.sched->verify(root_peer(), {"NOPE"}).status(), Code::kNotFound, "no VSN NOPE");
+  refused(f.sched->verify(root_peer(), {"L00002"}).status(), Code::kInvalidArgument,
+          "cannot verify VSN L00002: it is disabled");
+  refused(f.sched->verify(user, {"L00001"}).status(), Code::kPermissionDenied,
+          "may not verify VSN L00001");
+  refused(f.sched->verify(tcp, {"L00001"}).status(), Code::kPermissionDenied,
+          "for a TCP peer (127.0.0.1:40000)");
+  refused(f.sched->verifies({"NOPE"}).status(), Code::kNotFound, "no VSN NOPE");
+  refused(f.sched->set_drive(root_peer(), {"d9", true, ""}).status(), Code::kNotFound,
+          "no drive d9 (vvm.conf's drives: d0)");
+  refused(f.sched->set_drive(user, {"d0", false, "x"}).status(), Code::kPermissionDenied,
+          "may not take down drive d0");
+  refused(f.sched->set_drive(tcp, {"d0", false, "x"}).status(), Code::kPermissionDenied,
+          "over TCP vvmd cannot tell who you are");
+  refused(answer([&](auto done) { f.sched->repack(user, {"L00001"}, done); }),
+          Code::kPermissionDenied, "may not repack VSN L00001");
+  refused(answer([&](auto done) { f.sched->repack(root_peer(), {"L00002"}, done); }),
+          Code::kInvalidArgument, "cannot repack VSN L00002: it is disabled");
+  refused(answer([&](auto done) { f.sched->reclaim(root_peer(), {"L00001"}, done); }),
+          Code::kInvalidArgument, "VSN L00001 is hot: only a tape in state reclaim");
+  refused(answer([&](auto done) { f.sched->reclaim(root_peer(), {"NOPE"}, done); }),
+          Code::kNotFound, "no VSN NOPE");
+  refused(answer([&](auto done) { f.sched->prune(root_peer(), {"Z"}, done); }), Code::kNotFound,
+          "no storage class 'Z' (classes: A)");
+  refused(answer([&](auto done) { f.sched->prune(user, {"A"}, done); }), Code::kPermissionDenied,
+          "may not prune class A");
+
+  // Nothing queued, nothing sent, no state changed.
+  f.advance(2s);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());
+  CHECK(must(f.sched->verifies({"L00001"})).queued == 0);
+  CHECK(must(f.sched->repacks()).repacks.empty());
+  CHECK(f.sched->drives() == drives_before);
+  CHECK(must(f.vsns->list({})).vsns == vsns_before);
+  CHECK(f.vsns->detail_of(f.vsn("L00002")).state_reason == "robot arm jam");
+  CHECK(f.vv(name).state == VvState::kArchived);
+  CHECK(f.vv(name).copies[0] == VvCopy{"L00001", 1});
+}
+
 TEST_CASE("repack: with no mover holding two drives of the media, moves go through the cache") {
   Fixture f(kTwoMovers);
   f.add_vsn("L00001");
@@ -856,6 +1045,10 @@ TEST_CASE("repack: with no mover holding two drives of the media, moves go throu
 
 TEST_CASE("a verify read running on the drive a client's stage needs is cancelled, read later") {
   Fixture f;  // one drive
+  auto registry = std::make_shared<prometheus::Registry>();
+  Metrics metrics(registry);
+  f.metrics = &metrics;
+  f.restart();
   f.add_vsn("L00001");
   std::vector<std::string> vvs;
   for (int i = 0; i < 2; ++i) {
@@ -876,14 +1069,19 @@ TEST_CASE("a verify read running on the drive a client's stage needs is cancelle
   CHECK(f.movers.cancels[0].first == "unix:/nonexistent/m1.sock");
   CHECK(f.movers.cancels[0].second.request_id == read.args.request_id);
   CHECK(f.movers.cancels[0].second.job == f.next_job - 1);
-  CHECK_THAT(log, Catch::Contains("cancelled: a client waits for a stage from a LTO9 tape"));
+  CHECK_THAT(log, Catch::Contains("cancelled: a client waits for a stage from L00001, the tape it "
+                                  "reads"));
   f.sched->tick();
   CHECK(f.movers.cancels.size() == 1);  // asked once
   CHECK(f.movers.pending.empty());      // the drive is the verify's until it has ended
   f.movers.cancel_done[0](rpc::CancelReply{});
   // The mover's report of the killed read: no fault of the tape or the drive.
   f.report_failed(read, Status::Unavailable("job 1 (verify of VSN L00001 file 1) cancelled"));
+  // Neither a pass nor a failure: nothing counted, nothing recorded.
   CHECK(f.vsn("L00001").errors == 0);
+  CHECK(copy_failures(*registry, "verify") == 0);
+  CHECK(must(f.sched->verifies({"L00001"})).marks.empty());
+  CHECK(f.sched->drives().drives[0].errors_in_row == 0);
   f.sched->tick();
   auto stage = f.movers.take("stage");
   CHECK(stage.args.file_number == 2);
@@ -901,6 +1099,148 @@ TEST_CASE("a verify read running on the drive a client's stage needs is cancelle
     f.report_done(r);
   }
   CHECK(files == std::vector<uint64_t>{1, 2});
+  auto marks = must(f.sched->verifies({"L00001"})).marks;
+  REQUIRE(marks.size() == 2);
+  for (const VerifyMark& m : marks) CHECK(m.good);
+  CHECK(copy_failures(*registry, "verify") == 0);
+}
+
+TEST_CASE("the verify read cancelled for a client's stage is the one on the stage's own tape") {
+  // Two drives, each verifying a tape. Cancelling the read of the other tape would leave the
+  // stage waiting: its tape is in the drive still verifying, and it can be read nowhere else.
+  Fixture f(kTwoMovers);
+  auto on = f.fill_tapes({{"L00001", 1}, {"L00002", 2}, {"L00003", 1}});
+  f.restart();
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00001"})).files == 1);
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00002"})).files == 2);
+  f.sched->tick();
+  auto first = f.movers.take("verify");
+  auto second = f.movers.take("verify");
+  REQUIRE(first.args.vsn == "L00001");
+  REQUIRE(second.args.vsn == "L00002");
+  REQUIRE(second.args.file_number == 1);
+  f.accept(first, rpc::Op::kVerify);
+  f.accept(second, rpc::Op::kVerify);
+  const uint64_t mounts = f.sched->library().mounts();
+  // How far each read has come: the first further.
+  auto progress = [&](const FakeMovers::Request& r, uint64_t bytes) {
+    rpc::CopyReport rep;
+    rep.request_id = r.args.request_id;
+    rep.mover = "m1";
+    rep.state = rpc::CopyState::kRunning;
+    rep.bytes_done = bytes;
+    must(f.sched->report(root_peer(), rep));
+  };
+  progress(first, kMiB / 2);
+  progress(second, kMiB / 4);
+
+  SECTION("the stage's tape is in a verifying drive: that read is cancelled, the tape read there") {
+    must(f.sched->stage(on["L00002"][1], true));
+    f.sched->tick();
+    REQUIRE(f.movers.cancels.size() == 1);
+    CHECK(f.movers.cancels[0].second.request_id == second.args.request_id);
+    CHECK(f.movers.cancels[0].first == second.mover);
+    f.movers.cancel_done[0](rpc::CancelReply{});
+    f.report_failed(second, Status::Unavailable("cancelled"));
+    f.sched->tick();
+    auto stage = f.movers.take("stage");
+    CHECK(stage.args.vsn == "L00002");
+    CHECK(stage.args.file_number == 2);
+    CHECK(stage.args.drive == second.args.drive);
+    CHECK(f.sched->library().mounts() == mounts);  // the tape where it was
+  }
+  SECTION("the stage's tape is in no drive: the read that has done least is cancelled") {
+    must(f.sched->stage(on["L00003"][0], true));
+    f.sched->tick();
+    REQUIRE(f.movers.cancels.size() == 1);
+    CHECK(f.movers.cancels[0].second.request_id == second.args.request_id);
+    f.movers.cancel_done[0](rpc::CancelReply{});
+    f.report_failed(second, Status::Unavailable("cancelled"));
+    f.advance(1s);
+    f.sched->tick();
+    auto stage = f.movers.take("stage");
+    CHECK(stage.args.vsn == "L00003");
+    CHECK(stage.args.drive == second.args.drive);
+  }
+  // The first read was left alone, and nothing counted against the tapes or drives.
+  CHECK(f.movers.cancels.size() == 1);
+  CHECK(f.vsn("L00002").errors == 0);
+  for (const auto& d : f.sched->drives().drives) CHECK(d.errors_in_row == 0);
+}
+
+TEST_CASE("no verify read is cancelled for a stage whose tape is in a drive busy otherwise") {
+  // d1 stages from L00001 and d0 verifies L00002; a second stage of L00001 waits for d1, where
+  // its tape is: cancelling the verify would free a drive it cannot use.
+  Fixture f(kTwoMovers);
+  auto on = f.fill_tapes({{"L00001", 2}, {"L00002", 1}});
+  f.restart();
+  REQUIRE(must(f.sched->verify(root_peer(), {"L00002"})).files == 1);
+  f.sched->tick();
+  auto verify = f.movers.take("verify");
+  f.accept(verify, rpc::Op::kVerify);
+  must(f.sched->stage(on["L00001"][0], true));
+  f.advance(1s);
+  f.sched->tick();
+  auto first = f.movers.take("stage");
+  REQUIRE(first.args.vsn == "L00001");
+  REQUIRE(first.args.drive != verify.args.drive);
+  f.accept(first, rpc::Op::kStage);
+  must(f.sched->stage(on["L00001"][1], true));
+  for (int i = 0; i < 3; ++i) {
+    f.advance(1s);
+    f.sched->tick();
+  }
+  CHECK(f.movers.cancels.empty());
+  std::erase_if(f.movers.pending, [](const auto& r) { return r.what == "ping"; });  // unanswered
+  CHECK(f.movers.pending.empty());
+  // Once the first stage ends, the second is read where its tape is.
+  f.report_done(first);
+  f.sched->tick();
+  auto second = f.movers.take("stage");
+  CHECK(second.args.vsn == "L00001");
+  CHECK(second.args.drive == first.args.drive);
+  CHECK(f.movers.cancels.empty());
+}
+
+TEST_CASE("background reads leave a mounted tape's drive at once to a client's stage elsewhere") {
+  // One drive. A repack of L00001 stages its copies through the cache (background reads); a
+  // client's stage of a VV on L00002, asked for while the first of them runs, is next in the
+  // drive: the repack's second read does not extend L00001's mount.
+  Fixture f;
+  auto on = f.fill_tapes({{"L00001", 3}, {"L00002", 1}});
+  f.restart();
+  REQUIRE(start_repack(f, "L00001").ok());
+  f.sched->tick();
+  f.advance(1s);
+  f.sched->tick();
+  auto bg = f.movers.take("stage");
+  REQUIRE(bg.args.vsn == "L00001");
+  REQUIRE(bg.args.file_number == 1);
+  f.accept(bg, rpc::Op::kStage);
+  const bool waiting = GENERATE(true, false);  // `vvctl stage --wait`, or without
+  must(f.sched->stage(on["L00002"][0], waiting));
+  f.report_done(bg);
+  f.sched->tick();
+  CHECK(f.movers.pending.empty());  // the client's requests gather a moment; the drive waits
+  f.advance(1s);
+  f.sched->tick();
+  auto stage = f.movers.take("stage");
+  CHECK(stage.args.vsn == "L00002");
+  f.accept(stage, rpc::Op::kStage);
+  f.report_done(stage);
+  CHECK(f.vv(on["L00002"][0]).cache == CacheState::kCached);
+  // Then the repack goes on: its next read on L00001, mounted again.
+  std::vector<std::pair<std::string, uint64_t>> reads;
+  for (int i = 0; i < 10 && reads.empty(); ++i) {
+    f.advance(1s);
+    f.sched->tick();
+    while (!f.movers.pending.empty()) {
+      auto r = std::move(f.movers.pending.front());
+      f.movers.pending.pop_front();
+      if (r.what == "stage") reads.emplace_back(r.args.vsn, r.args.file_number);
+    }
+  }
+  CHECK(reads == std::vector<std::pair<std::string, uint64_t>>{{"L00001", 2}});
 }
 
 TEST_CASE("a queue whose only VSN failed too many copies, not in a row, names it") {

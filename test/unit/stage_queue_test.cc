@@ -1,5 +1,6 @@
 // stage_queue_test.cc: the stage queue (vvmd/sched/stage_queue.h): requests grouped by VSN and read
-// in file order, the order in which tapes are mounted, and retries that wait their turn.
+// in file order, the order in which tapes are mounted, retries that wait their turn, and which
+// tapes have a client's request rather than background work alone.
 #include "sched/stage_queue.h"
 
 #include <catch2/catch.hpp>
@@ -75,4 +76,19 @@ TEST_CASE("a request waiting for its retry is skipped until its time") {
   CHECK(q.vsns_by_priority(t0 + 10s) == std::vector<std::string>{"L1"});
   CHECK(q.pop("L1", t0 + 10s)->vv == "A1");
   CHECK_FALSE(q.contains("A1"));
+}
+
+TEST_CASE("a tape with only background requests is not a client's, until a client asks too") {
+  StageQueue q;
+  StageItem bg = item("A1", "L1", 1);
+  bg.background = true;
+  REQUIRE(q.push(bg));
+  CHECK_FALSE(q.foreground("L1"));
+  CHECK_FALSE(q.wants_media("LTO9"));
+  REQUIRE(q.push(item("A2", "L2", 1)));
+  CHECK(q.foreground("L2"));
+  CHECK_FALSE(q.foreground("L9"));
+  // A client asks for the VV the background read is for: the request is the client's now.
+  CHECK_FALSE(q.push(item("A1", "L1", 1)));
+  CHECK(q.foreground("L1"));
 }

@@ -401,11 +401,14 @@ void Scheduler::copy_done(InFlight f, const rpc::CopyReport& r) {
 }
 
 void Scheduler::copy_failed(InFlight f, const Status& why) {
-  metrics().copy_failed(is_verify(f)      ? "verify"
-                        : f.staged        ? "stage"
-                        : is_tape_copy(f) ? "tape-copy"
-                                          : "archive",
-                        f.vsn, f.drive);
+  // A verify's read cancelled for a stage did not fail: not counted (verify_failed()).
+  if (!is_verify(f) || !cancelling_.contains(f.job_id)) {
+    metrics().copy_failed(is_verify(f)      ? "verify"
+                          : f.staged        ? "stage"
+                          : is_tape_copy(f) ? "tape-copy"
+                                            : "archive",
+                          f.vsn, f.drive);
+  }
   if (is_tape_copy(f)) return tape_copy_failed(std::move(f), why);
   if (is_verify(f)) return verify_failed(std::move(f), why);
   if (f.staged) return stage_failed(std::move(f), why);

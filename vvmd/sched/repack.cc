@@ -123,6 +123,8 @@ Scheduler::TapeCopyStart Scheduler::try_tape_copy(const LiveCopy& c, const std::
     *why = fmt::format("no mover has two {} drives up, one for each tape", media);
     return TapeCopyStart::kThroughCache;
   }
+  // A tape disabled since the repack began is never mounted: the move waits until it is readable.
+  if (vsn_disabled(vsn)) return TapeCopyStart::kWait;
   // Client stages first, and the class within its share of drives for reading and for writing.
   if (stages_want(media) || !may_take_drive(c.vv_class, true) ||
       !may_take_drive(c.vv_class, false)) {

@@ -399,6 +399,12 @@ void Scheduler::retry(InFlight& f, bool front) {
   }
 }
 
+bool Scheduler::vsn_disabled(const std::string& name) const {
+  Vsn vsn;
+  return lookup_vsn(*db_, "name", db::KeyBuilder().text(name), &vsn).ok() &&
+         vsn.state == VsnState::kDisabled;
+}
+
 Status Scheduler::update_vsn(const std::string& name, const std::function<void(Vsn&)>& change) {
   Vsn vsn;
   auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(name), &vsn);

@@ -30,12 +30,13 @@
 // of a media type some stage needs takes no archive write. A VSN already in a free drive is read
 // at once; a mount for a stage waits a moment (kStageGather) so that requests arriving together
 // share it and are read in file order; a tape read kMountBudget times in a row leaves its drive to
-// another tape of its media type that waits. A stage whose copy fails its checks (Mismatch: label,
-// size, checksum) is retried once, then that copy is set aside (logged as bad, counted on its
-// VSN) and the next copy's VSN is queued; on other failures a copy is tried three times before
-// the next one. With no copy left the VV goes back to evicted and the failure is logged. On
-// start, VVs left staging are queued again and the movers' leftover temporary files (.stage.*)
-// removed.
+// another tape of its media type that waits, and a tape with only background reads left (a
+// repack's, a class change's) leaves it at once to a tape a client's request waits for. A stage
+// whose copy fails its checks (Mismatch: label, size, checksum) is retried once, then that copy is
+// set aside (logged as bad, counted on its VSN) and the next copy's VSN is queued; on other
+// failures a copy is tried three times before the next one. With no copy left the VV goes back to
+// evicted and the failure is logged. On start, VVs left staging are queued again and the movers'
+// leftover temporary files (.stage.*) removed.
 //
 // Runs on the server's thread: handlers, ticks and the movers' answers (which the MoverPort hands
 // back on that thread) never run at once, so the state needs no lock. It never waits there for
@@ -373,9 +374,10 @@ class Scheduler {
   bool start_verify(StageItem item, DriveState& drive, Clock::time_point now);
   void verify_done(InFlight f, const rpc::CopyReport& report);
   void verify_failed(InFlight f, const Status& why);
-  // A client stage waits for a drive of a media type whose drives are all busy: a verify's read
-  // on one of them is cancelled (CANCEL to its mover), at most one at a time a media type, and
-  // read again later; its failed report then counts against nothing.
+  // A client stage waits for a drive: the verify's read on its own tape is cancelled (CANCEL to
+  // its mover), so that the stage reads the tape where it is; else, when every drive of its media
+  // type is busy, another verify's read of that type. At most one cancel at a time a media type;
+  // the read is read again later, and its failed report counts against nothing.
   void cancel_verifies_for_stages(Clock::time_point now);
   // Records the verify of `f`'s copy (verify.tab): good, or not and why.
   void record_verify(const InFlight& f, bool good, const std::string& why);
@@ -403,6 +405,8 @@ class Scheduler {
   void copy_failed(InFlight f, const Status& why);
   // Puts a failed copy back in line, after its pause.
   void retry(InFlight& f, bool front);
+  // Whether VSN `name` is disabled (never mounted); false when there is no such VSN.
+  bool vsn_disabled(const std::string& name) const;
   // Looks VSN `name` up, lets `change` edit it and applies it (durable soon).
   Status update_vsn(const std::string& name, const std::function<void(Vsn&)>& change);
   // Adds 1 to the VSN's errors (failed reads and writes; a bad copy is counted in the copy

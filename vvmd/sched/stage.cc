@@ -183,8 +183,17 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
   std::erase_if(order, [this](const std::string& vsn) {
     return !may_take_drive(stages_.class_of(vsn), true);
   });
+  // Whether a client's request waits for a drive to mount another tape of `media` than `vsn` (a
+  // tape in a drive already is read there).
+  auto client_waits_elsewhere = [&](const std::string& vsn, const std::string& media) {
+    return std::any_of(order.begin(), order.end(), [&](const std::string& v) {
+      return v != vsn && stages_.media_of(v) == media && stages_.foreground(v) &&
+             view_.holding(v) == nullptr && !writing.contains(v);
+    });
+  };
   // First a tape that is in a free drive already: no mount, unless it has had its turn while
-  // others of its media type wait.
+  // others of its media type wait. Background reads alone (a repack's, a class change's) have
+  // no turn while a client's request waits for another tape: they never hold a drive from it.
   for (const std::string& vsn : order) {
     DriveState* d = view_.holding(vsn);
     if (d == nullptr || d->busy || d->unusable_until > now || writing.contains(vsn)) continue;
@@ -192,6 +201,7 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
       return v != vsn && stages_.media_of(v) == d->media;
     });
     if (others_wait && d->reads_since_mount >= kMountBudget) continue;
+    if (!stages_.foreground(vsn) && client_waits_elsewhere(vsn, d->media)) continue;
     auto item = stages_.pop(vsn, now);
     if (item) return start_stage(std::move(*item), *d, now);
   }
@@ -205,9 +215,11 @@ bool Scheduler::dispatch_stage(Clock::time_point now) {
     if (!oldest || now - *oldest < kStageGather) continue;
     DriveState* chosen = nullptr;
     for (DriveState* d : view_.free_drives(stages_.media_of(vsn), now)) {
-      // A drive whose tape has stage requests of its own keeps it, unless its turn is over.
+      // A drive whose tape has stage requests of its own keeps it, unless its turn is over, or
+      // they are background work and this tape a client's.
       if (!d->vsn.empty() && stages_.files(d->vsn) > 0 && d->reads_since_mount < kMountBudget &&
-          may_take_drive(stages_.class_of(d->vsn), true)) {
+          may_take_drive(stages_.class_of(d->vsn), true) &&
+          (stages_.foreground(d->vsn) || !stages_.foreground(vsn))) {
         continue;
       }
       chosen = d;
@@ -239,6 +251,20 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
       return false;
     }
     log::info("VV {} is in the cache already (staged while vvmd was away)", vv.name);
+    return true;
+  }
+  // A tape disabled since the request was queued is never mounted: another copy is read, or the
+  // stage fails saying why.
+  if (vsn_disabled(item.vsn)) {
+    log::notice("VV {}: {} was disabled after its stage was asked for: not mounted", vv.name,
+                item.vsn);
+    const std::string name = vv.name;
+    if (Status s = queue_stage(vv, std::move(item)); !s.ok()) {
+      log::error("cannot stage VV {}: {}; it stays evicted", name, s.message());
+      failed_stages_[name] = {steady_now() + kFailedStageMemory,
+                              fmt::format("the stage of VV {} failed: {}", name, s.message())};
+      (void)set_cache(name, CacheState::kEvicted, false);
+    }
     return true;
   }
   if (view_.load(drive, item.vsn)) {

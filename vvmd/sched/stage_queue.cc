@@ -109,6 +109,13 @@ bool StageQueue::waiting(const std::string& vsn) const {
                      [](const auto& entry) { return entry.second.waiting; });
 }
 
+bool StageQueue::foreground(const std::string& vsn) const {
+  auto it = groups_.find(vsn);
+  if (it == groups_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [](const auto& entry) { return !entry.second.background; });
+}
+
 char StageQueue::class_of(const std::string& vsn) const {
   auto it = groups_.find(vsn);
   if (it == groups_.end() || it->second.empty()) return 0;

@@ -69,6 +69,8 @@ class StageQueue {
   size_t files(const std::string& vsn) const;
   uint64_t bytes(const std::string& vsn) const;
   bool waiting(const std::string& vsn) const;  // a client waits for one of its requests
+  // Whether one of its requests (ready or not) is a client's, not background work's.
+  bool foreground(const std::string& vsn) const;
   std::string media_of(const std::string& vsn) const;
 
  private:

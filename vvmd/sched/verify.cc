@@ -17,7 +17,9 @@
 // A verify's read gives way to a client stage at once: when a stage a client waits for needs a
 // drive of a media type whose drives are all busy, a verify read on one of them is cancelled
 // (CANCEL to its mover, which kills its copy process), the read queued again at the front, and
-// the drive goes to the stage. A cancelled read counts against nothing.
+// the drive goes to the stage. The verify on the tape the stage wants is the one cancelled, if
+// there is one: the stage then reads that tape where it is, with no mount. A cancelled read is
+// neither a pass nor a failure: nothing is counted or recorded, and it is read again later.
 //
 // The scrub ([vvmd] scrub-interval) is the same reads, recorded as "scrub", of one tape at a
 // time: when no verify read is queued, the tape whose least recently verified live copy is the
@@ -27,6 +29,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include <fmt/core.h>
@@ -152,6 +156,12 @@ bool Scheduler::start_verify(StageItem item, DriveState& drive, Clock::time_poin
               item.copy + 1, item.vsn, item.file);
     return true;
   }
+  // A tape disabled since the read was queued is never mounted.
+  if (vsn_disabled(item.vsn)) {
+    log::info("{}: VV {}'s copy {} on {} file {} not read back: {} is disabled, never mounted",
+              item.how, item.vv, item.copy + 1, item.vsn, item.file, item.vsn);
+    return true;
+  }
   if (view_.load(drive, item.vsn)) {
     if (Status s = record_mount(drive, item.vsn); !s.ok()) {
       log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
@@ -181,6 +191,7 @@ void Scheduler::record_verify(const InFlight& f, bool good, const std::string& w
 }
 
 void Scheduler::verify_done(InFlight f, const rpc::CopyReport& r) {
+  cancelling_.erase(f.job_id);  // a cancel that came too late: the read ended whole
   record_verify(f, true, "");
   copy_ok(f.drive, f.vsn);
   log::info("{}: VV {}'s copy {} on {} file {} is good ({} bytes, checksum {:016x})", f.staged->how,
@@ -188,34 +199,55 @@ void Scheduler::verify_done(InFlight f, const rpc::CopyReport& r) {
 }
 
 void Scheduler::cancel_verifies_for_stages(Clock::time_point now) {
-  std::set<std::string> media;  // of the stages a client waits for that found no drive
+  // The tapes of the stages a client waits for, by media type.
+  std::map<std::string, std::set<std::string>> wanted;
   for (const std::string& vsn : stages_.vsns_by_priority(now)) {
     if (stages_.waiting(vsn) && may_take_drive(stages_.class_of(vsn), true)) {
-      media.insert(stages_.media_of(vsn));
+      wanted[stages_.media_of(vsn)].insert(vsn);
     }
   }
-  for (const std::string& m : media) {
-    if (!view_.free_drives(m, now).empty()) continue;  // the stage gets that one
+  for (const auto& [m, tapes] : wanted) {
     const bool asked = std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& e) {
       return cancelling_.contains(e.first) && e.second.key.media == m;
     });
     if (asked) continue;  // one at a time: its drive is free in a moment
-    for (auto& [id, f] : in_flight_) {
+    // A stage's own tape in a verifying drive first: the stage reads there once the verify is
+    // gone, with no mount, and could take no other drive while its tape is in that one (so even
+    // a free drive does not help it). Else, when no drive of the type is free and a stage's tape
+    // is in none (one in a drive waits for that drive), the read that has done the least, as the
+    // least work lost.
+    const bool needs_mount = std::any_of(tapes.begin(), tapes.end(), [&](const std::string& t) {
+      return view_.holding(t) == nullptr;
+    });
+    std::optional<uint64_t> pick;
+    bool own_tape = false;
+    for (const auto& [id, f] : in_flight_) {
       const DriveState* d = view_.find(f.drive);
       if (!is_verify(f) || f.job == 0 || d == nullptr || d->media != m) continue;
-      const std::string why = fmt::format("a client waits for a stage from a {} tape", m);
-      cancelling_[id] = why;
-      log::info("{} of VV {}'s copy on {} file {} (drive {}, request {}) cancelled: {}",
-                f.staged->how, f.item.vv, f.vsn, f.file, f.drive, id, why);
-      movers_->cancel(d->mover_endpoint, rpc::CancelRequest{f.job, id, why},
-                      [this, id](Result<rpc::CancelReply> answer) {
-                        // A verify that ended meanwhile (NotFound) reports as it ended.
-                        if (!answer.ok() && cancelling_.erase(id) > 0) {
-                          log::info("cancel of request {}: {}", id, answer.status().message());
-                        }
-                      });
-      break;
+      if (tapes.contains(f.vsn)) {
+        pick = id;
+        own_tape = true;
+        break;
+      }
+      if (!pick || f.bytes_done < in_flight_.at(*pick).bytes_done) pick = id;
     }
+    if (!pick || (!own_tape && (!needs_mount || !view_.free_drives(m, now).empty()))) continue;
+    const InFlight& f = in_flight_.at(*pick);
+    const DriveState* d = view_.find(f.drive);
+    const uint64_t id = *pick;
+    const std::string why =
+        own_tape ? fmt::format("a client waits for a stage from {}, the tape it reads", f.vsn)
+                 : fmt::format("a client waits for a stage from a {} tape", m);
+    cancelling_[id] = why;
+    log::info("{} of VV {}'s copy on {} file {} (drive {}, request {}) cancelled: {}",
+              f.staged->how, f.item.vv, f.vsn, f.file, f.drive, id, why);
+    movers_->cancel(d->mover_endpoint, rpc::CancelRequest{f.job, id, why},
+                    [this, id](Result<rpc::CancelReply> answer) {
+                      // A verify that ended meanwhile (NotFound) reports as it ended.
+                      if (!answer.ok() && cancelling_.erase(id) > 0) {
+                        log::info("cancel of request {}: {}", id, answer.status().message());
+                      }
+                    });
   }
 }
 
