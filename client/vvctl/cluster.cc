@@ -346,6 +346,19 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
     print_failure(kCommand, listed.status());
     return kFailed;
   }
+  // The nodes in maintenance (PREFIX/drained/NODE, vvctl cluster drain): still members, but no
+  // pack is mapped to them until they are undrained.
+  auto drained = cluster::list_drained(*etcd, prefix);
+  if (!drained.ok()) {
+    print_failure(kCommand, drained.status());
+    return kFailed;
+  }
+  auto drain_of = [&](const std::string& node) -> const cluster::DrainMark* {
+    for (const auto& item : drained->items) {
+      if (item.record.node == node) return &item.record;
+    }
+    return nullptr;
+  };
   // The seconds each node's lease has left (-1: expired, the key about to go).
   std::vector<int64_t> left;
   for (const auto& item : listed->items) {
@@ -359,12 +372,15 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
       auto j = cluster::node_json(listed->items[i].record);
       j["lease"] = fmt::format("{:x}", listed->items[i].lease);
       j["lease_ttl_left"] = left[i];
+      const cluster::DrainMark* d = drain_of(listed->items[i].record.name);
+      j["drained"] = d != nullptr;
+      if (d != nullptr) j["drained_since"] = d->since;
       out.push_back(std::move(j));
     }
     fmt::print("{}\n", out.dump());
   } else {
-    std::vector<std::array<std::string, 5>> rows = {
-        {"NODE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED"}};
+    std::vector<std::array<std::string, 6>> rows = {
+        {"NODE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED", "DRAINED"}};
     for (size_t i = 0; i < listed->items.size(); ++i) {
       const NodeRecord& n = listed->items[i].record;
       std::string disks;
@@ -372,12 +388,14 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
         disks += (disks.empty() ? "" : ",") + name + "=" + path;
       }
       rows.push_back({n.name, n.address, disks.empty() ? "-" : disks,
-                      left[i] < 0 ? "expired" : fmt::format("{}s", left[i]),
-                      format_time(n.started)});
+                      left[i] < 0 ? "expired" : fmt::format("{}s", left[i]), format_time(n.started),
+                      drain_of(n.name) ? "since " + format_time(drain_of(n.name)->since) : "-"});
     }
     print_table(rows);
   }
-  return report_problems(kCommand, listed->problems);
+  std::vector<Status> problems = listed->problems;
+  problems.insert(problems.end(), drained->problems.begin(), drained->problems.end());
+  return report_problems(kCommand, problems);
 }
 
 int cmd_cluster_map(const Globals& g, const Args& args) {

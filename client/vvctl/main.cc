@@ -333,11 +333,13 @@ const std::vector<Command>& commands() {
       {"cluster nodes", "list the cluster's nodes",
        "vvctl [--conf PATH] cluster nodes [--json]\n"
        "  The nodes registered in etcd, one a line: name, advertised NBD address, disks\n"
-       "  (NAME=PATH), the seconds their membership lease has left and when they registered. A\n"
-       "  node that stops renewing its lease drops off once the lease expires. --json prints an\n"
-       "  array of the records (name, address, disks, started as unix seconds) with lease (hex)\n"
-       "  and lease_ttl_left. A key under PREFIX/node/ that is not a node record is reported on\n"
-       "  stderr, naming the key, and skipped (exit 1).",
+       "  (NAME=PATH), the seconds their membership lease has left, when they registered, and\n"
+       "  since when they are drained (cluster drain; - when not). A node that stops renewing\n"
+       "  its lease drops off once the lease expires. --json prints an array of the records\n"
+       "  (name, address, disks, started as unix seconds) with lease (hex), lease_ttl_left,\n"
+       "  drained (true or false) and, when drained, drained_since (unix seconds). A key under\n"
+       "  PREFIX/node/ or PREFIX/drained/ that does not decode is reported on stderr, naming the\n"
+       "  key, and skipped (exit 1).",
        cmd_cluster_nodes},
       {"cluster map", "list the packs' mappings in etcd",
        "vvctl [--conf PATH] cluster map [--json]\n"

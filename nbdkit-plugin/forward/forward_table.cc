@@ -123,13 +123,15 @@ std::shared_ptr<Forwarder> ForwardTable::opened(std::string_view pack) {
   return it == open_.end() ? nullptr : it->second.forwarder;
 }
 
-std::shared_ptr<Forwarder> ForwardTable::open_forwarder(std::string_view pack) {
-  const std::lock_guard lock(open_m_);
-  auto it = open_.find(pack);
-  return it == open_.end() ? nullptr : it->second.forwarder;
+std::shared_ptr<Forwarder> ForwardTable::open_forwarder(std::string_view pack) const {
+  const std::lock_guard lock(live_m_);
+  auto it = live_.find(pack);
+  return it == live_.end() ? nullptr : it->second.lock();
 }
 
 Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack, const Log& log) {
+  // An open one is a request's look-up: it does not wait behind another pack's change.
+  if (std::shared_ptr<Forwarder> f = open_forwarder(pack)) return f;
   const std::lock_guard lock(open_m_);
   if (auto it = open_.find(pack); it != open_.end()) return it->second.forwarder;
   std::optional<ForwardEntry> entry = find(pack);
@@ -149,6 +151,10 @@ Result<std::shared_ptr<Forwarder>> ForwardTable::forwarder(std::string_view pack
   // lease may still be running, fenced).
   apply_down(*shared, *entry, nullptr, log);
   open_.emplace(entry->pack, Open{shared, *entry});
+  {
+    const std::lock_guard live(live_m_);
+    live_[entry->pack] = shared;
+  }
   return shared;
 }
 
@@ -164,6 +170,7 @@ void ForwardTable::replace(std::vector<ForwardEntry> entries, const Log& log) {
       if (e.pack == it->first) next = &e;
     }
     if (next == nullptr) {
+      forget(it->first);
       it = open_.erase(it);  // no longer forwarded: new connections will not find it
       continue;
     }
@@ -239,13 +246,23 @@ void ForwardTable::close_idle(std::chrono::milliseconds idle, const Log& log) {
                       "are closed",
                       o.forwarder->name(), idle.count()));
     }
+    forget(it->first);
     it = open_.erase(it);
   }
 }
 
 void ForwardTable::close_all() {
   const std::lock_guard lock(open_m_);
+  {
+    const std::lock_guard live(live_m_);
+    live_.clear();
+  }
   open_.clear();
+}
+
+void ForwardTable::forget(const std::string& pack) {
+  const std::lock_guard live(live_m_);
+  live_.erase(pack);
 }
 
 }  // namespace vvm::plugin::forward

@@ -59,15 +59,20 @@ class ForwardTable {
 
   // The forwarder of `pack`, opened (connecting to its servers) at the first call; a failed
   // open is tried again at the next call. `log` receives the forwarder's events. NotFound when
-  // the table has no such pack.
+  // the table has no such pack. An open one is found without waiting (open_forwarder); opening
+  // one waits for the table's changes.
   Result<std::shared_ptr<Forwarder>> forwarder(std::string_view pack, const Log& log);
   // The forwarder of `pack` if it is open, else null, without waiting: null also while another
   // thread opens or brings in line a forwarder (a pool node weighing its load against the other
   // servers' must never wait for a connection).
   std::shared_ptr<Forwarder> opened(std::string_view pack);
-  // The forwarder of `pack` if it is open, else null (never opening one); waits while another
-  // thread opens or brings one in line, unlike opened().
-  std::shared_ptr<Forwarder> open_forwarder(std::string_view pack);
+  // The forwarder of `pack` if it is open, else null (never opening one), without waiting for
+  // the table's changes either: a local flush asks it while its request counts in the
+  // reconfiguration gate's drain (reconf_gate.h), and a change of another pack's forwarder (a
+  // reconfiguration draining it, a server dialled within its connect timeout) must not hold that
+  // drain past the barrier's timeout. Unlike opened(), a forwarder being brought in line is
+  // returned: its own requests wait for the change, not the caller's other packs.
+  std::shared_ptr<Forwarder> open_forwarder(std::string_view pack) const;
 
   // Cluster mode: the entries are now `entries` (see the file comment). A forwarder whose pack is
   // gone is dropped from the table (its open connections keep it). Blocks while forwarders are
@@ -100,6 +105,8 @@ class ForwardTable {
   // Marks down, in `f`, the servers that `entry` knows down.
   static void apply_down(Forwarder& f, const ForwardEntry& entry, const ForwardEntry* before,
                          const Log& log);
+  // Drops `pack` from live_ (open_m_ held, as it leaves open_).
+  void forget(const std::string& pack);
 
   std::string source_;
   mutable std::mutex entries_m_;
@@ -107,6 +114,11 @@ class ForwardTable {
   // Held while a forwarder is opened or brought in line: one change at a time.
   std::mutex open_m_;
   std::map<std::string, Open, std::less<>> open_;
+  // The forwarders of open_, for open_forwarder() and forwarder()'s look-up of an open one:
+  // changed with open_ (open_m_ held, then live_m_ for the change alone), read under live_m_
+  // only, which is never held across a wait. Weak: close_idle() counts the holders.
+  mutable std::mutex live_m_;
+  std::map<std::string, std::weak_ptr<Forwarder>, std::less<>> live_;
 };
 
 }  // namespace vvm::plugin::forward

@@ -57,7 +57,7 @@ n2_pid=$node_pid
 # --- cluster nodes ---
 nodes=$(ctl cluster nodes)
 echo "$nodes"
-grep -Eq '^NODE +ADDRESS +DISKS +LEASE LEFT +STARTED$' <<<"$nodes" || die "cluster nodes header: $nodes"
+grep -Eq '^NODE +ADDRESS +DISKS +LEASE LEFT +STARTED +DRAINED$' <<<"$nodes" || die "cluster nodes header: $nodes"
 grep -Eq "^n1 +127\.0\.0\.1:$port1 +d0=$tmpdir/disk.img,spare=/dev/null +[12]s " <<<"$nodes" ||
   die "cluster nodes lacks n1: $nodes"
 grep -Eq "^n2 +127\.0\.0\.1:$port2 " <<<"$nodes" || die "cluster nodes lacks n2: $nodes"
@@ -68,6 +68,7 @@ check '.[0].name' n1 "$json"
 check '.[0].address' "127.0.0.1:$port1" "$json"
 check '.[0].disks.d0' "$tmpdir/disk.img" "$json"
 check '.[0].lease_ttl_left <= 2 and .[0].lease_ttl_left >= 0' true "$json"
+check '.[0].drained' false "$json"
 check '.[1].name' n2 "$json"
 
 # --- cluster import and cluster map ---

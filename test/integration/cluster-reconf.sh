@@ -6,8 +6,8 @@
 #     through another node), the epoch counts the moves, and the pause is printed;
 #   - a node that never acknowledges (SIGSTOP): the command times out naming it, nothing
 #     changes, and the other nodes resume at once (the client's writes go on);
-#   - cluster drain moves a node's packs to their secondaries and marks it; pack move refuses it
-#     until cluster undrain;
+#   - cluster drain moves a node's packs to their secondaries and marks it (cluster nodes shows
+#     it drained, the others not); pack move refuses it until cluster undrain;
 #   - bad input: an unknown pack or node, a node without the disk, etcd down: refused with the
 #     name and the reason, and the mapping unchanged.
 set -euo pipefail
@@ -147,11 +147,20 @@ grep -q "node n2: drained" <<<"$out" || die "drain said: $out"
 [[ $(primary a) == n1 && $(primary b) == n2 ]] || true
 [[ $(primary a) == n1 ]] || die "pack a still on n2 after the drain: $(ctl cluster map)"
 [[ $(primary b) == n1 ]] || die "pack b still on n2 after the drain: $(ctl cluster map)"
+# cluster nodes shows n2 drained (since when), and n1 and n3 not.
+nodes=$(ctl cluster nodes)
+grep -Eq '^n2 .* since [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}$' <<<"$nodes" ||
+  die "cluster nodes does not show n2 drained: $nodes"
+grep -Eq '^n1 .* -$' <<<"$nodes" || die "cluster nodes shows n1 drained: $nodes"
+aligned "$nodes" DRAINED
+check 'map(select(.drained) | .name) | join(",")' n2 "$(ctl cluster nodes --json)"
+check '.[] | select(.name == "n2") | .drained_since > 0' true "$(ctl cluster nodes --json)"
 expect 1 "pack 'a': node n2 cannot be its primary: it is drained" -- ctl pack move a --primary n2
 echo "c /x 40M 1M shared root root 0666" >"$tmpdir/c.tab"
 expect 1 "node n2 is drained \(vvctl cluster undrain n2\); nothing imported" -- \
   ctl cluster import "$tmpdir/c.tab" --primary n1 --secondary n2 --disk d0
 expect 0 "node n2: undrained" -- ctl cluster undrain n2
+check 'map(select(.drained)) | length' 0 "$(ctl cluster nodes --json)"
 expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
 
 # --- bad input, nothing changed ---

@@ -1,11 +1,25 @@
 // forward_table_test.cc: the forward= and forward-pool= parameters of the plugin, parsed into the
-// table of forwarded packs; every mistake is named.
+// table of forwarded packs; every mistake is named. And the table's look-ups against a real
+// nbdkit: an open forwarder is found without waiting for another pack's change.
+#include <fmt/core.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <thread>
 
 #include "forward/forward_table.h"
+#include "process.h"
 
 namespace vvm::plugin::forward {
 namespace {
+
+using namespace std::chrono_literals;
+using test::must;
 
 TEST_CASE("forward=NAME=URI,URI lists the servers in order") {
   Result<ForwardEntry> e = parse_forward(
@@ -60,6 +74,87 @@ TEST_CASE("a forwarder whose servers are all unreachable is not opened, and says
                                   "nbd+unix:///pack/a?socket=/nonexistent/sock: connect:") == 0);
   CHECK(t.opened("a") == nullptr);  // never opened: opened() does not try
   CHECK(t.opened("zz") == nullptr);
+}
+
+// A Unix socket that listens and never accepts: the kernel queues the connection and the NBD
+// handshake never comes, as with a paused node, so a connect to it lasts its whole timeout.
+class SilentServer {
+ public:
+  explicit SilentServer(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM, 0)) {
+    REQUIRE(fd_ >= 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    REQUIRE(path.size() < sizeof(a.sun_path));
+    std::memcpy(a.sun_path, path.c_str(), path.size());
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+  }
+  ~SilentServer() { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
+// A local flush looks up its pack's open forwarder (open_forwarder) while its request counts in
+// the reconfiguration gate's drain: a change of another pack's forwarder that waits (here a
+// reconfiguration dialling a server that never answers, up to the forwarder's 5 s connect
+// timeout) must not hold it, or a barrier on the flushed pack would wait as long.
+TEST_CASE("an open forwarder is found while another pack's forwarder is reconfigured") {
+  auto dir = must(test::TempDir::create("vvm-fwdtable"));
+  const std::string sock = dir.file("memory.sock");
+  auto nbdkit = must(test::Process::start(
+      {"nbdkit", "-f", "-U", sock, "-P", dir.file("pid"), "--exit-with-parent", "memory", "1M"},
+      dir.path()));
+  must(test::wait_for_path(dir.file("pid"), 10s));
+  SilentServer silent(dir.file("silent.sock"));
+  auto uri = [&](const std::string& s, const char* pack) {
+    return fmt::format("nbd+unix:///pack/{}?socket={}", pack, s);
+  };
+  auto entry = [&](const char* pack, std::vector<std::string> servers) {
+    ForwardEntry e;
+    e.pack = pack;
+    for (const std::string& s : servers) {
+      e.servers.push_back({s});
+      e.down.emplace_back();  // cluster mode: each server known up
+    }
+    return e;
+  };
+  ForwardTable t;
+  t.replace({entry("a", {uri(sock, "a")}), entry("b", {uri(sock, "b")})}, nullptr);
+  auto a = t.forwarder("a", nullptr);
+  REQUIRE(a.ok());
+  REQUIRE(t.forwarder("b", nullptr).ok());
+
+  // b's new list adds the silent server: its reconfiguration dials it for the connect timeout.
+  std::atomic<bool> replaced{false};
+  std::thread change([&] {
+    t.replace({entry("a", {uri(sock, "a")}),
+               entry("b", {uri(sock, "b"), uri(dir.file("silent.sock"), "b")})},
+              nullptr);
+    replaced = true;
+  });
+  // opened() gives up at once while the table is being changed: the change is under way.
+  must(test::wait_until([&] { return t.opened("a") == nullptr; }, 2s, "the change to start"));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<Forwarder> found = t.open_forwarder("a");
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  const bool during = !replaced.load();
+  auto again = t.forwarder("a", nullptr);
+  const auto waited_again = std::chrono::steady_clock::now() - t0;
+  change.join();
+  CHECK(during);  // the look-ups were made while b's change held the table
+  CHECK(found == *a);
+  CHECK(waited < 1s);
+  REQUIRE(again.ok());
+  CHECK(*again == *a);
+  CHECK(waited_again < 1s);
+  CHECK(t.open_forwarder("zz") == nullptr);
+  // A pack no longer listed is gone from the look-ups too.
+  t.replace({entry("b", {uri(sock, "b")})}, nullptr);
+  CHECK(t.open_forwarder("a") == nullptr);
+  CHECK(t.open_forwarder("b") != nullptr);
+  t.close_all();
+  CHECK(t.open_forwarder("b") == nullptr);
 }
 
 }  // namespace
