@@ -7,10 +7,10 @@
 # In DIR (created; files already there are kept, so a second run changes nothing):
 #   ca-cert.pem, ca-key.pem          the site CA: signs the server's certificate; clients trust it
 #   server-cert.pem, server-key.pem  the server: CN 127.0.0.1, IP 127.0.0.1, DNS localhost
-#   gnutls-aes.conf                  a GnuTLS configuration that disables CHACHA20-POLY1305, for
-#                                    GNUTLS_SYSTEM_PRIORITY_FILE of a PSK listener's nbdkit: PSK
-#                                    connections then take AES-GCM, which AES-NI makes about 4x
-#                                    faster here (bench/tls.sh); X.509 ones take it already
+#   gnutls-aes.conf                  conf/gnutls-aes.conf, for GNUTLS_SYSTEM_PRIORITY_FILE of a
+#                                    PSK listener's nbdkit: CHACHA20-POLY1305 disabled, so that
+#                                    PSK connections take AES-128-GCM, which AES-NI makes many
+#                                    times faster (bench/tls.sh); X.509 ones take AES-256-GCM
 # and for each IDENTITY (alice, bob ...), in DIR/IDENTITY/:
 #   IDENTITY.psk                     its PSK file ("IDENTITY:HEXKEY", psktool): nbdkit --tls-psk
 #                                    of its listener, and libnbd's tls-psk-file=
@@ -63,8 +63,8 @@ sign "$dir/server-cert.pem" "$dir/server-key.pem" \
   "$(printf 'cn = "127.0.0.1"\norganization = "vvm"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nencryption_key\nexpiration_days = 365')" \
   "$dir/ca-cert.pem" "$dir/ca-key.pem"
 
-[[ -s $dir/gnutls-aes.conf ]] ||
-  printf '%s\n' '[overrides]' 'tls-disabled-cipher = CHACHA20-POLY1305' >"$dir/gnutls-aes.conf"
+# The same file as vvm-nbdkit-tls@.service's, from the source tree.
+cp "$(dirname "$0")/../../conf/gnutls-aes.conf" "$dir/gnutls-aes.conf"
 
 for id in "$@"; do
   d=$dir/$id

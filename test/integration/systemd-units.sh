@@ -25,7 +25,8 @@
 #      finished and archived to tape by the mover's copy child, evicted, staged back by a read.
 #   4b. a tenant's nbdkit from vvm-nbdkit-tls@.service's Environment=, EnvironmentFile= and
 #      ExecStart= (%i = alice, /etc/vvm/tls the test's), as nobody: over TLS-PSK alice lists,
-#      writes and reads her VV; a plaintext client and bob's key are refused.
+#      writes and reads her VV, her session taking AES-128-GCM as the unit's GnuTLS configuration
+#      makes it; a plaintext client and bob's key are refused.
 #   5. The three ran under strace, vvmd's and the mover's metrics endpoints scraped meanwhile:
 #      every system call they (and the mover's children, and the HTTP threads) made is one that
 #      the units' SystemCallFilter=@system-service allows, so the filter breaks none.
@@ -368,6 +369,11 @@ env_file=$(sed -n 's/^EnvironmentFile=//p' "$tenant")
 env_file=${env_file//%i/alice}
 [[ $env_file == /etc/vvm/tls/alice/nbdkit.env ]] || die "vvm-nbdkit-tls@.service reads $env_file"
 while IFS== read -r key value; do unit_env[$key]=$value; done <"$tmpdir/tls/alice/nbdkit.env"
+# GnuTLS's configuration, the file meson installed (in the staged tree).
+gnutls_conf=${unit_env[GNUTLS_SYSTEM_PRIORITY_FILE]:-}
+[[ $gnutls_conf == /* && -f $root$gnutls_conf ]] ||
+  die "vvm-nbdkit-tls@.service: GNUTLS_SYSTEM_PRIORITY_FILE='$gnutls_conf' is not a file it installs"
+unit_env[GNUTLS_SYSTEM_PRIORITY_FILE]=$root$gnutls_conf
 tenant_cmd=()
 while read -r word; do
   word=${word//\/etc\/vvm\/tls/$tmpdir/tls}
@@ -391,6 +397,10 @@ qemu-io --object "tls-creds-psk,id=tls0,dir=$tmpdir/tls/alice,username=alice,end
   --image-opts "driver=nbd,host=127.0.0.1,port=$tls_port,export=vv/$alice_vv,tls-creds=tls0" \
   -c 'write -P 0x3c 0 64k' -c 'read -P 0x3c 0 64k' | grep -q 'read 65536/65536' ||
   die "qemu-io could not write and read vv/$alice_vv over TLS"
+# That configuration disables CHACHA20-POLY1305, which PSK sessions take otherwise (bench/tls.sh).
+out=$(LIBNBD_DEBUG=1 nbdinfo --size "$alice_uri" 2>&1) || die "nbdinfo $alice_uri failed: $out"
+grep -q 'using TLS: cipher AES-128-GCM ' <<<"$out" ||
+  die "alice's PSK session does not use AES-128-GCM: $(grep 'using TLS' <<<"$out")"
 ! nbdinfo --list "nbd://127.0.0.1:$tls_port" >/dev/null 2>&1 || die "alice's nbdkit served a plaintext client"
 ! nbdinfo --size "nbds://bob@127.0.0.1:$tls_port/vv/$alice_vv?tls-psk-file=$tmpdir/tls/bob/bob.psk" \
   >/dev/null 2>&1 || die "alice's nbdkit served bob"
