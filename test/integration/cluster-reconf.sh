@@ -138,7 +138,9 @@ wait "$old_pid" || true
 grep -q "read after: refused: .*Cannot send after transport endpoint shutdown" "$tmpdir/old.out" ||
   die "n1 served a connection opened under the old mapping: $(cat "$tmpdir/old.out")"
 wait_log "$log_n1" "pack 'a': a reconfiguration moved it off this node's disk since this connection opened \(node n1\)"
-expect 0 "committed: 3 nodes acknowledged" -- ctl pack set-secondary a n1
+out=$(ctl pack set-secondary a n1 --json) || die "pack set-secondary --json: $out"
+check '.packs[0].secondary.node' n1 "$out"
+check '.acked | join(",")' n1,n2,n3 "$out"
 echo "ok: n1's connection from before its removal refused with ESHUTDOWN"
 
 # --- drain ---
@@ -151,6 +153,12 @@ expect 1 "pack 'a': node n2 cannot be its primary: it is drained" -- ctl pack mo
 echo "c /x 40M 1M shared root root 0666" >"$tmpdir/c.tab"
 expect 1 "node n2 is drained \(vvctl cluster undrain n2\); nothing imported" -- \
   ctl cluster import "$tmpdir/c.tab" --primary n1 --secondary n2 --disk d0
+expect 0 "node n2: undrained" -- ctl cluster undrain n2
+expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
+# Drained again, with --json: the object of pack move, for the one pack moved.
+out=$(ctl cluster drain n2 --json) || die "cluster drain n2 --json: $out"
+check '[.packs[] | .name + ":" + .primary.node + "," + .secondary.node] | join(" ")' a:n1,n2 "$out"
+check '.acked | join(",")' n1,n2,n3 "$out"
 expect 0 "node n2: undrained" -- ctl cluster undrain n2
 expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
 
