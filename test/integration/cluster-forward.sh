@@ -83,6 +83,52 @@ assert d.read(M) == bytes(M)
 EOF
 echo "ok: every NBD feature through the forwarding node n1"
 
+# Each request reaches the primary as the client sent it, not emulated by n1's nbdkit (FUA as a
+# write and a flush, zero as writes, fast zero refused, cache as reads, block status as "all
+# data"): nbdkit -v logs every request a server gets, with its flags. Offsets unique in this test.
+n2_requests() { grep -E "vvm: $1" "${node_log[n2]}" | grep -c . || true; }
+flushes=$(n2_requests 'flush$')
+quiet nbdsh -c "
+import nbd
+K, M = 1024, 1 << 20
+h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
+h.connect_uri('$n1')
+h.pwrite(b'\xcd' * (96 * K), 26 * M + 32 * K, nbd.CMD_FLAG_FUA)
+h.trim(48 * K, 27 * M, nbd.CMD_FLAG_FUA)
+h.zero(80 * K, 28 * M)
+h.zero(80 * K, 28 * M + 80 * K, nbd.CMD_FLAG_NO_HOLE)
+h.zero(80 * K, 28 * M + 160 * K, nbd.CMD_FLAG_FAST_ZERO)   # a file punches a hole: fast
+h.cache(112 * K, 29 * M)
+h.block_status(144 * K, 30 * M, lambda ctx, off, ents, err: 0)
+# multi-conn: a write on one connection is read on another, and a flush on that other one
+# reaches the server (one forwarder serves every connection of the pack).
+h2 = nbd.NBD()
+h2.connect_uri('$n1')
+h.pwrite(b'\xef' * (16 * K), 31 * M)
+assert h2.pread(16 * K, 31 * M) == b'\xef' * (16 * K)
+h2.flush()
+print('requests sent')
+"
+grep -q 'requests sent' "$tmpdir/out" || die "nbdsh: $(cat "$tmpdir/out")"
+for r in "pwrite count=98304 offset=$((26 * M + 32 * 1024)) fua=1" \
+  "trim count=49152 offset=$((27 * M)) fua=1" \
+  "zero count=81920 offset=$((28 * M)) may_trim=1 fua=0 fast=0" \
+  "zero count=81920 offset=$((28 * M + 80 * 1024)) may_trim=0 fua=0 fast=0" \
+  "zero count=81920 offset=$((28 * M + 160 * 1024)) may_trim=1 fua=0 fast=1" \
+  "cache count=114688 offset=$((29 * M))" \
+  "extents count=[0-9]+ offset=$((30 * M)) " \
+  "pwrite count=16384 offset=$((31 * M)) fua=0"; do
+  (($(n2_requests "$r") == 1)) || die "the primary n2 did not get '$r' once: $(grep 'vvm: ' "${node_log[n2]}" | tail -12)"
+done
+(($(n2_requests 'flush$') > flushes)) ||
+  die "a flush on a second connection to n1, after a write on the first, did not reach n2"
+# Block sizes: n1 advertises the primary's.
+quiet nbdinfo --json "nbd://127.0.0.3:$port/pack/a"
+want=$(jq -c '.exports[0] | [.block_size_minimum, .block_size_preferred, .block_size_maximum]' "$tmpdir/out")
+quiet nbdinfo --json "$n1"
+check '.exports[0] | [.block_size_minimum, .block_size_preferred, .block_size_maximum] | @json' "$want" "$(cat "$tmpdir/out")"
+echo "ok: FUA, trim, zero (no-hole, fast), cache, block status and multi-conn's flush reach n2 as sent"
+
 # fio_verify: random writes through n1, every block verified with crc32c, in the background
 # ($fio_pid). At most 4000 writes a second, so that the 8192 writes take two seconds at least.
 fio_verify() {

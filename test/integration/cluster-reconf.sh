@@ -10,6 +10,7 @@
 #     it drained, the others not); pack move refuses it until cluster undrain;
 #   - bad input: an unknown pack or node, a node without the disk, etcd down: refused with the
 #     name and the reason, and the mapping unchanged.
+#   - pack move while a client writes through n3, which forwards the pack: nothing lost.
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 make_tmpdir
@@ -31,7 +32,7 @@ node() {
 [global]
 state-dir = $tmpdir/$name
 [vvmd]
-allow-host = 127.0.0.1
+allow-host = 127.0.0.0/8
 [cluster]
 etcd = $etcd_endpoint
 node = $name
@@ -138,7 +139,9 @@ wait "$old_pid" || true
 grep -q "read after: refused: .*Cannot send after transport endpoint shutdown" "$tmpdir/old.out" ||
   die "n1 served a connection opened under the old mapping: $(cat "$tmpdir/old.out")"
 wait_log "$log_n1" "pack 'a': a reconfiguration moved it off this node's disk since this connection opened \(node n1\)"
-expect 0 "committed: 3 nodes acknowledged" -- ctl pack set-secondary a n1
+out=$(ctl pack set-secondary a n1 --json) || die "pack set-secondary --json: $out"
+check '.packs[0].secondary.node' n1 "$out"
+check '.acked | join(",")' n1,n2,n3 "$out"
 echo "ok: n1's connection from before its removal refused with ESHUTDOWN"
 
 # --- drain ---
@@ -162,6 +165,12 @@ expect 1 "node n2 is drained \(vvctl cluster undrain n2\); nothing imported" -- 
 expect 0 "node n2: undrained" -- ctl cluster undrain n2
 check 'map(select(.drained)) | length' 0 "$(ctl cluster nodes --json)"
 expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
+# Drained again, with --json: the object of pack move, for the one pack moved.
+out=$(ctl cluster drain n2 --json) || die "cluster drain n2 --json: $out"
+check '[.packs[] | .name + ":" + .primary.node + "," + .secondary.node] | join(" ")' a:n1,n2 "$out"
+check '.acked | join(",")' n1,n2,n3 "$out"
+expect 0 "node n2: undrained" -- ctl cluster undrain n2
+expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
 
 # --- bad input, nothing changed ---
 before=$(ctl cluster map --json)
@@ -180,3 +189,23 @@ expect 1 "vvctl pack chmod: etcd 127\.0\.0\.1:[0-9]+: " -- ctl pack chmod a 0600
 start_etcd --again
 [[ $(ctl cluster map --json) == "$before" ]] || die "the mappings changed while etcd was down"
 echo "ok: bad input refused, nothing changed"
+
+# --- moves under a client of a forwarding node ---
+# n3 reaches no copy of pack a and forwards it: each move changes its forwarder's servers while
+# the client writes with flushes; no acknowledged write is lost or overtaken.
+uri_n3="nbd://127.0.0.4:$port_n3/pack/a"
+/usr/bin/python3 "$writer" write "$uri_n3" 4 256 >"$tmpdir/w3.json" &
+writer_pid=$!
+cleanup_fn kill_quietly "$writer_pid"
+sleep 1
+for target in n1 n2; do
+  out=$(ctl pack move a --primary "$target" --json) || die "pack move a to $target, writer on n3: $out"
+  [[ $(jq -r '.acked | join(",")' <<<"$out") == "n1,n2,n3" ]] || die "not every node acked: $out"
+  sleep 0.5
+done
+wait "$writer_pid" || die "the writer through n3 failed during the moves: $(cat "$tmpdir/w3.json")"
+grep -q "cluster state read at etcd revision [0-9]*: serving 0 packs from this node's disks, forwarding" "$log_n3" ||
+  die "n3 does not forward pack a"
+/usr/bin/python3 "$writer" check "$uri_n1" "$tmpdir/w3.json" || die "acknowledged writes through n3 lost"
+jq -r '"ok: two moves under a client of the forwarding node n3, \(.writes) writes, none lost; slowest request \(.max_ms) ms"' \
+  "$tmpdir/w3.json"
