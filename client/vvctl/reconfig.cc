@@ -362,7 +362,16 @@ int cmd_cluster_drain(const Globals& g, const Args& args) {
       print_failure(kCommand, done.status());
       return kFailed;
     }
-    fmt::print("node {}: drained (no mapping had it as a primary or in a pool)\n", node);
+    if (p.json) {
+      // The same shape as a drain that moved packs: none moved, no barrier run.
+      nlohmann::json out;
+      out["packs"] = nlohmann::json::array();
+      out["acked"] = nlohmann::json::array();
+      out["drained"] = node;
+      fmt::print("{}\n", out.dump());
+    } else {
+      fmt::print("node {}: drained (no mapping had it as a primary or in a pool)\n", node);
+    }
     return kOk;
   }
   rc = run(kCommand, *s->etcd, s->prefix, p, *changes, {put});

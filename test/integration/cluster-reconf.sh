@@ -171,6 +171,11 @@ check '[.packs[] | .name + ":" + .primary.node + "," + .secondary.node] | join("
 check '.acked | join(",")' n1,n2,n3 "$out"
 expect 0 "node n2: undrained" -- ctl cluster undrain n2
 expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
+# A node that is no pack's primary: drained at once, and --json still prints JSON.
+out=$(ctl cluster drain n3 --json) || die "cluster drain n3 --json: $out"
+check '.drained' n3 "$out"
+check '.packs | length' 0 "$out"
+expect 0 "node n3: undrained" -- ctl cluster undrain n3
 
 # --- bad input, nothing changed ---
 before=$(ctl cluster map --json)
