@@ -377,16 +377,18 @@ bool Scheduler::mark_bad_copy(const InFlight& f, const Status& why) {
 void Scheduler::stage_failed(InFlight f, const Status& why) {
   joined_.erase(f.job_id);
   StageItem& item = *f.staged;
-  if (why.code() == Code::kNoSpace) {
-    // The cache filled while the mover wrote the VV into it (it removed its partial file): no
-    // copy is to blame (nothing counted on the VSN, the drive keeps its tape) and another copy
-    // would fill it too. The VV stays evicted; the clients waiting hear why, and a stage asked
-    // for once the cache has room starts again.
-    log::error("stage of VV {} from {} file {} failed: the cache is full: {}", item.vv, f.vsn,
-               f.file, why.message());
+  if (why.code() == Code::kNoSpace || f.cache_at_fault) {
+    // The cache filled, or failed, while the mover wrote the VV into it (it removed its partial
+    // file): no copy is to blame (nothing counted on the VSN, the drive keeps its tape) and
+    // another copy would meet the same cache. The VV stays evicted; the clients waiting hear
+    // why, and a stage asked for a little later starts again.
+    const std::string what =
+        why.code() == Code::kNoSpace ? "the cache is full" : "the cache file could not be written";
+    log::error("stage of VV {} from {} file {} failed: {}: {}", item.vv, f.vsn, f.file, what,
+               why.message());
     failed_stages_[item.vv] = {
         steady_now() + kFullCacheStageMemory,
-        fmt::format("the stage of VV {} failed: the cache is full: {}", item.vv, why.message())};
+        fmt::format("the stage of VV {} failed: {}: {}", item.vv, what, why.message())};
     (void)set_cache(item.vv, CacheState::kEvicted, false);
     return;
   }
