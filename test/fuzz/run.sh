@@ -41,7 +41,7 @@ declare -A sources=(
   [config_fuzz]="${config[*]}"
   [packtab_fuzz]="${config[*]}"
   [tape_fuzz]="${common[*]} mover/tape/emulated_tape.cc mover/tape/label.cc mover/tape/scan.cc
-    mover/tape/library.cc mover/tape/st_tape.cc mover/copy/copy.cc"
+    mover/tape/library.cc mover/tape/st_tape.cc mover/copy/copy.cc client/common/replace_file.cc"
   [journal_fuzz]="${db[*]} vvmd/db/indexed_table.cc vvmd/db/journal.cc vvmd/db/database.cc
     vvmd/catalog/tables.cc"
   [job_pipe_fuzz]="${common[*]} mover/copy/job_pipe.cc"

@@ -70,6 +70,14 @@ done
 io "$n1" -c 'write -P 0x33 0 64K' -c 'read -P 0x33 0 64K'
 kill -CONT "${etcd_member_pid[m1]}"
 echo "ok: leader stopped: vvctl read in $read_ms ms, pack move acknowledged by n1,n2,n3 in $move_ms ms"
+# A leader resumed after a stop longer than the lease TTL (a loaded machine stretches the stop
+# above) revokes every lease on etcd 3.4.23 (etcd issue 15247): the nodes then rejoin by
+# themselves. Wait for all three before the next change.
+for ((i = 0; i < 150; i++)); do
+  [[ $(members) == n1,n2,n3 ]] && break
+  sleep 0.1
+done
+((i < 150)) || die "the nodes are not all members 15 s after the leader resumed: $(ctl cluster nodes)"
 out=$(ctl pack move a --primary n2 --json) || die "pack move back once m1 is resumed: $out"
 for ((i = 0; i < 50; i++)); do # m1 catches up with the others before it can lead again
   [[ $(etcd_leader) == m1 ]] && break
@@ -114,6 +122,10 @@ io "nbd://127.0.0.3:$port/pack/x" -c 'write -P 0x77 0 4K' -c 'read -P 0x77 0 4K'
 echo "ok: a member stopped: n1's hold on x, its first request unanswered, taken by a resend ($hold_ms ms), released on close"
 
 # --- one member killed: the leader, every node's first endpoint ---
+# What the nodes log from here on (a lease revoked by the stopped leader above, on a loaded
+# machine, was logged before and answered by a rejoin).
+declare -A log_from
+for n in n1 n2; do log_from[$n]=$(($(wc -l <"${node_log[$n]}") + 1)); done
 /usr/bin/python3 "$writer" write "$n1" 10 256 >"$tmpdir/w1.json" &
 writer_pid=$!
 cleanup_fn kill_quietly "$writer_pid"
@@ -140,8 +152,10 @@ kill_daemon "${node_pid[n3]}" # the new primary: n1 sends pack a's requests to n
 wait "$writer_pid" || die "the writer failed with m1 down and n3 killed: $(cat "$tmpdir/w1.json")"
 /usr/bin/python3 "$writer" check "nbd://127.0.0.3:$port/pack/a" "$tmpdir/w1.json" ||
   die "acknowledged writes lost"
-! grep -q "membership lost" "${node_log[n1]}" "${node_log[n2]}" ||
-  die "a node fenced itself with two etcd members up: $(grep -h 'membership lost' "${node_log[@]}")"
+for n in n1 n2; do
+  ! tail -n +"${log_from[$n]}" "${node_log[$n]}" | grep -q "membership lost" ||
+    die "$n fenced itself with two etcd members up: $(tail -n +"${log_from[$n]}" "${node_log[$n]}" | grep 'membership lost')"
+done
 jq -r '"ok: \(.writes) writes through n1 with m1 killed and then n3: no error, none lost; slowest request \(.max_ms) ms"' \
   "$tmpdir/w1.json"
 # n3's lease ends (it is not waited for once etcd is back).

@@ -610,8 +610,7 @@ TEST_CASE(
     FakeMovers::Request r = std::move(f.movers.pending.front());
     f.movers.pending.pop_front();
     if (r.what == "tape-copy") {
-      seen.push_back(
-          fmt::format("tape-copy {} {} {}", r.from_vsn, r.from_file, r.args.vsn));
+      seen.push_back(fmt::format("tape-copy {} {} {}", r.from_vsn, r.from_file, r.args.vsn));
       CHECK(r.from_drive == "d0");
       CHECK(r.args.drive == "d1");
       CHECK(r.args.checksum == kChecksum);
