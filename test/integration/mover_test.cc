@@ -451,10 +451,15 @@ TEST_CASE("a copy child killed mid-stage gives one FAILED report and leaves no f
   site.submit(rpc::Op::kStage, s);
   // The stage takes 2 s at 50 MB/s: let it write part of the file, then kill it.
   const pid_t child = the_copy_child(site);
-  std::this_thread::sleep_for(700ms);
+  // Until the stage writes its temporary file (a loaded machine starts the child late), then a
+  // little more for a heartbeat with the bytes so far.
   bool temporary = false;
-  for (const auto& name : cache_files(site)) temporary |= name.starts_with(".stage.out.");
+  for (int i = 0; i < 100 && !temporary; ++i) {
+    std::this_thread::sleep_for(100ms);
+    for (const auto& name : cache_files(site)) temporary |= name.starts_with(".stage.out.");
+  }
   CHECK(temporary);  // the kill below does hit a stage under way
+  std::this_thread::sleep_for(400ms);
   REQUIRE(::kill(child, SIGKILL) == 0);
 
   auto failed = site.collector->final_of(s.request_id);
