@@ -967,12 +967,16 @@ struct VsnVerifyRequest {
 struct VsnVerifyReply {
   std::string vsn;
   uint64_t files = 0, bytes = 0;
+  // vvmd's clock when the reads were queued: a mark this new or newer is from them, even one
+  // equal to an older mark made within the same second.
+  uint64_t since = 0;
   bool operator==(const VsnVerifyReply&) const = default;
   template <class F, class M>
   static void fields(F& f, M& m) {
     f.short_string(m.vsn, "vsn name");
     f.u64(m.files);
     f.u64(m.bytes);
+    f.u64(m.since);
   }
 };
 struct VerifyListRequest {

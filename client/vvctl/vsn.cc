@@ -291,7 +291,9 @@ int cmd_vsn_verify(const Globals& g, const Args& args) {
     if (now->queued == 0) {
       std::vector<VerifyMark> fresh;
       for (const auto& m : now->marks) {
-        if (auto it = old.find(m.file); it == old.end() || !(it->second == m)) fresh.push_back(m);
+        // A read within the second of the last one leaves an equal mark: the time says it is new.
+        auto it = old.find(m.file);
+        if (m.when >= queued->since || it == old.end() || !(it->second == m)) fresh.push_back(m);
       }
       size_t bad = 0;
       for (const auto& m : fresh) bad += !m.good;

@@ -2,7 +2,7 @@
 # vv-verify.sh: vsn verify with the real vvmd and vvmover on emulated tapes:
 #  - two VVs of class A (one copy on LTO9, one on LTO8) archived and evicted; a verify of the
 #    LTO9 tape reads both copies back, finds them good, records when and how (--json), and
-#    writes nothing into the cache;
+#    writes nothing into the cache; verifies back to back each count their own reads;
 #  - a byte of the second VV's data flipped in the LTO9 tape image: the next verify catches it
 #    (exit 1, the copy named BAD), marks the copy bad (show), and the copy is made again from the
 #    LTO8 copy onto an LTO9 tape, where vvtape finds the VV's bytes; the VV stages back whole;
@@ -47,6 +47,15 @@ done
 grep -q "verify: VV $first's copy 1 on L90001 file 1 is good" "$vvmd_log" ||
   die "vvmd did not log the good copy"
 echo "ok: a verify of L90001 read both copies back, good, and wrote nothing into the cache"
+
+# A verify within the same second as the last leaves marks equal to the old ones (times are whole
+# seconds): --wait must still count them as this verify's reads.
+for round in 1 2 3; do
+  ctl vsn verify L90001 --wait --timeout 60 >"$tmpdir/out" || die "verify again: $(cat "$tmpdir/out")"
+  grep -q "^VSN L90001: 2 copies read back: 2 good, 0 bad$" "$tmpdir/out" ||
+    die "verify round $round said: $(cat "$tmpdir/out")"
+done
+echo "ok: back-to-back verifies each count both reads"
 
 # --- a flipped byte is caught, the copy marked bad and made again ---
 python3 - "$library/L90001.tap" "$tmpdir/$second.orig" <<'PY'

@@ -1581,7 +1581,7 @@ TEST_CASE("golden wire: vsn verify request", "[golden]") {
 }
 
 TEST_CASE("golden wire: vsn verify reply", "[golden]") {
-  VsnVerifyReply r{"L00001", 5, 0x0102030405060708};
+  VsnVerifyReply r{"L00001", 5, 0x0102030405060708, 0x6572a1b0};
   constexpr std::string_view kGolden =
       "56564d31 "                    // magic "VVM1"
       "00000001 "                    // version
@@ -1591,7 +1591,8 @@ TEST_CASE("golden wire: vsn verify reply", "[golden]") {
       "0000001d "                    // op: vsn verify
       "00000006 4c303030 30310000 "  // vsn "L00001"
       "00000000 00000005 "           // files
-      "01020304 05060708";           // bytes
+      "01020304 05060708 "           // bytes
+      "00000000 6572a1b0";           // since
   check_golden("vsn_verify_reply", encoded(r), kGolden);
   CHECK(decoded_reply<VsnVerifyReply>(kGolden) == r);
 }

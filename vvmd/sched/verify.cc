@@ -85,11 +85,12 @@ Result<rpc::VsnVerifyReply> Scheduler::verify(const rpc::Peer& peer,
                     "read-only --reason TEXT' first",
                     vsn.name, vsn.name));
   }
+  const uint64_t since = now_unix();  // before any read it queues can end
   auto queued = queue_verifies(vsn, "verify");
   if (!queued.ok()) return queued.status();
   log::notice("verify of {} asked for by {}: {} copies ({} bytes) to read back", vsn.name,
               user_name(peer.uid), queued->first, queued->second);
-  return rpc::VsnVerifyReply{vsn.name, queued->first, queued->second};
+  return rpc::VsnVerifyReply{vsn.name, queued->first, queued->second, since};
 }
 
 Result<rpc::VerifyListReply> Scheduler::verifies(const rpc::VerifyListRequest& req) const {
