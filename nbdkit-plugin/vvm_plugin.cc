@@ -1280,22 +1280,31 @@ std::shared_ptr<forward::Forwarder> less_loaded_peers(const std::string& pack, u
 // the request, the failure is answered as before. For a pack with a pool, the request (unless
 // `spread` is kHere) goes to another server of the pool when one is less loaded than this node
 // (less_loaded_peers), and is served here after all if every other server fails it.
+// A request that leaves for another server stops counting in the reconfiguration gate's drain
+// (`pass`: ReconfGate::Pass::uncount): that server holds it for the same barrier as its own
+// requests, so counted here it would hold this node's drain, and the barrier, until the
+// barrier's timeout. One served here after all passes the gate again (pass_gate).
 template <class Local, class Other>
-int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
-                Spread spread = Spread::kByLoad, const bool* answered = nullptr) {
+int serve_local(void* handle, std::optional<ReconfGate::Pass>& pass, Local&& local, Other&& other,
+                Changes changes, Spread spread = Spread::kByLoad, const bool* answered = nullptr) {
   Handle* h = as_handle(handle);
   if (!h->failover) return pack_result(handle, local());
   const std::string& pack = h->pack->pack().info().pack.name;
+  auto away = [&](const std::shared_ptr<forward::Forwarder>& f) {
+    h->hold_peer(f);
+    if (pass) pass->uncount();
+    return other(*f);
+  };
   std::optional<IoStatus> failed;
   if (!g_cluster->path_down(pack)) {
     if (spread == Spread::kByLoad) {
       if (auto f = less_loaded_peers(pack, h->failover->outstanding())) {
         h->failover->sent_by_load();
-        h->hold_peer(f);
-        IoStatus done = other(*f);
+        IoStatus done = away(f);
         // Any answer but a path failure of every other server is the request's answer.
         if (done.ok() || (done.err() != EIO && done.err() != ESHUTDOWN)) return io_result(done);
         nbdkit_debug("%s: served here instead", done.status().message().c_str());
+        if (!pass_gate(handle, &pass)) return -1;
       }
     }
     const LocalFailover::Serving counted = h->failover->serving();
@@ -1321,8 +1330,7 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
                            .c_str());
   }
   h->failover->failing_over();
-  h->hold_peer(f);
-  return io_result(other(*f));
+  return io_result(away(f));
 }
 
 // Cluster mode: whether the connection (a pack's, served here or forwarded) was opened before
@@ -1403,7 +1411,7 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return serve_local(
-        handle, [&] { return io->read(buf, count, offset); },
+        handle, pass, [&] { return io->read(buf, count, offset); },
         [&](forward::Forwarder& f) { return f.pread(buf, count, offset); }, Changes::kNothing);
   });
 }
@@ -1425,7 +1433,7 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     return wrote(handle,
                  serve_local(
-                     handle, [&] { return io->write(buf, count, offset, fua); },
+                     handle, pass, [&] { return io->write(buf, count, offset, fua); },
                      [&](forward::Forwarder& f) { return f.pwrite(buf, count, offset, fua); },
                      fua ? Changes::kDataFua : Changes::kData));
   });
@@ -1482,7 +1490,9 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
       // down): what they acknowledged and have not flushed since is flushed there, and only
       // there (Forwarder::flush asks the servers holding such writes, one flush each). The
       // connection's forwarders, and the table's (other connections' writes: a flush covers
-      // every connection's, as multi-conn promises).
+      // every connection's, as multi-conn promises). Out of the drain from here, as any request
+      // that leaves for another server (serve_local).
+      if (pass) pass->uncount();
       return flush_peers(*h);
     };
     auto other = [&](forward::Forwarder& f) {
@@ -1491,7 +1501,7 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
     // Marked lost by an earlier request's failover (the path may be back since: the writes
     // may not be): answered before the flush goes anywhere, and not as a path failure.
     if (h->failover && h->failover->take_lost()) return io_result(lost());
-    return serve_local(handle, local, other, Changes::kNothing, Spread::kHere);
+    return serve_local(handle, pass, local, other, Changes::kNothing, Spread::kHere);
   });
 }
 
@@ -1510,7 +1520,7 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (io == nullptr) return -1;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     return wrote(handle, serve_local(
-                             handle, [&] { return io->trim(count, offset, fua); },
+                             handle, pass, [&] { return io->trim(count, offset, fua); },
                              [&](forward::Forwarder& f) { return f.trim(count, offset, fua); },
                              fua ? Changes::kDataFua : Changes::kData));
   });
@@ -1545,7 +1555,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
       return IoStatus();  // answered below, not as a failure of the path or of the request
     };
     const int r = serve_local(
-        handle, [&] { return checked(io->zero(count, offset, may_trim, fast, fua)); },
+        handle, pass, [&] { return checked(io->zero(count, offset, may_trim, fast, fua)); },
         [&](forward::Forwarder& f) { return checked(f.zero(count, offset, may_trim, fast, fua)); },
         fua ? Changes::kDataFua : Changes::kData);
     if (unsupported) return not_supported(*unsupported);
@@ -1598,7 +1608,8 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
       return done;
     };
     // Extents already given to nbdkit cannot be taken back: after some, a failure is answered.
-    const int r = serve_local(handle, local, other, Changes::kNothing, Spread::kByLoad, &added_any);
+    const int r =
+        serve_local(handle, pass, local, other, Changes::kNothing, Spread::kByLoad, &added_any);
     if (!added_all) return -1;  // nbdkit_add_extent reported it
     return r;
   });
@@ -1616,7 +1627,7 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return serve_local(
-        handle, [&] { return io->cache(count, offset); },
+        handle, pass, [&] { return io->cache(count, offset); },
         [&](forward::Forwarder& f) { return f.cache(count, offset); }, Changes::kNothing);
   });
 }
