@@ -112,14 +112,16 @@ echo "n1's clients' writes served by n2, n3: $(($(writes n2) - before[1])), $(($
 echo "ok: ${#barriers[@]} reconfigurations under fio through pool node n1, barriers (ms): ${barriers[*]}"
 
 # --- a fenced pool node's clients go on through the others ---
-# n1 reaches etcd only through a relay (etcd_relay); the relay is SIGSTOPped in the middle of fio
+# n1 reaches etcd only through its relay (started above), which is SIGSTOPped in the middle of fio
 # verify through n1: n1 cannot renew its lease and fences itself, while n2 and n3 keep theirs.
 # Fenced, n1 must not write to the disk, but n2 and n3 may: n1 sends its clients' writes (and
 # reads) to them, and fio ends with no error. It used to refuse its clients' writes (ESHUTDOWN).
 # Then, still fenced, a second fio through n1: every write n1 takes is one n2 or n3 takes (nbdkit
 # -v logs each request a node receives), so n1 served none itself; and another node reads back
 # what it wrote.
-connect_client keeper "$n1" # holds n1's forwarder to the others between the two fio runs
+# keeper reads through n1 once fenced (from the others), which keeps n1's forwarder to them open
+# between the two fio runs.
+connect_client keeper "$n1"
 before=(n2 "$(writes n2)" n3 "$(writes n3)")
 fio --name=fenced --ioengine=nbd --uri="$n1" --numjobs=2 --size=$((8 * M)) \
   --offset_increment=$((8 * M)) --offset=$((32 * M)) --rw=randwrite --bs=4k --iodepth=8 \
