@@ -111,10 +111,11 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster import";
   std::string packtab, primary, secondary, disk, pool_list;
   double timeout_s = 10;
+  bool json = false;
   po::options_description options;
   options.add_options()("primary", po::value(&primary))("secondary", po::value(&secondary))(
       "disk", po::value(&disk))("pool", po::value(&pool_list))("replace", po::bool_switch())(
-      "timeout", po::value(&timeout_s));
+      "timeout", po::value(&timeout_s))("json", po::bool_switch(&json));
   po::variables_map vm;
   if (!parse_with_positional(kCommand, args, "packtab", &packtab, options, &vm)) return kUsage;
   if (packtab.empty()) return usage_error(kCommand, "a PACKTAB is required");
@@ -289,18 +290,20 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   // replacements go first, so that a node that does not acknowledge leaves everything as it was.
   constexpr size_t kPerTxn = 100;
   size_t done = 0;
+  std::vector<cluster::ReconfigReport> reports;
   for (size_t start = 0; start < changes.size(); start += kPerTxn) {
     std::vector<cluster::Change> some(
         changes.begin() + static_cast<ptrdiff_t>(start),
         changes.begin() + static_cast<ptrdiff_t>(std::min(changes.size(), start + kPerTxn)));
-    rc = run_reconfiguration(kCommand, *etcd, prefix, timeout, false, some);
-    if (rc != kOk) {
+    auto report = run_barrier(kCommand, *etcd, prefix, timeout, some);
+    if (!report) {
       if (done > 0) {
         fmt::print(stderr, "vvctl {}: the first {} packs were replaced before that\n", kCommand,
                    done);
       }
-      return rc;
+      return kFailed;
     }
+    reports.push_back(std::move(*report));
     done += some.size();
   }
   for (size_t start = 0; start < mappings.size(); start += kPerTxn) {
@@ -324,6 +327,30 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     }
     done += txn.success.size();
   }
+
+  // What was written: the replaced mappings (they went first), then the new ones.
+  std::vector<PackMapping> written;
+  for (const auto& c : changes) written.push_back(c.mapping);
+  written.insert(written.end(), mappings.begin(), mappings.end());
+  if (json) {
+    nlohmann::json out;
+    out["packtab"] = table->path;
+    out["imported"] = done;
+    out["replaced"] = replaced;
+    out["packs"] = nlohmann::json::array();
+    for (const auto& m : written) out["packs"].push_back(cluster::pack_json(m));
+    std::set<std::string> acked;
+    out["reconfigurations"] = nlohmann::json::array();
+    for (const auto& r : reports) {
+      acked.insert(r.acked.begin(), r.acked.end());
+      out["reconfigurations"].push_back(reconfig_json(r));
+    }
+    out["acked"] = acked;
+    fmt::print("{}\n", out.dump());
+    return kOk;
+  }
+  print_mappings(written);
+  for (const auto& r : reports) print_committed(r);
   std::string pool_nodes;
   for (const DiskRef& d : pool) pool_nodes += (pool_nodes.empty() ? "" : ", ") + d.node;
   fmt::print("{}: imported {} pack{} ({} replaced): primary {}{}{}\n", table->path, done,

@@ -33,14 +33,14 @@
 //   vvctl db check [--json]
 //   vvctl db backup DIR
 //   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME]
-//       [--pool NODE[:DISK],...] [--replace] [--timeout SECONDS]
+//       [--pool NODE[:DISK],...] [--replace] [--timeout SECONDS] [--json]
 //   vvctl cluster nodes [--json]
 //   vvctl cluster map [--json]
 //   vvctl pack move NAME --primary NODE [--disk DISK] [--timeout S] [--json]
 //   vvctl pack set-secondary NAME NODE[:DISK] | --none [--timeout S] [--json]
 //   vvctl pack set-pool NAME NODE[:DISK][,NODE[:DISK]...] | --none [--timeout S] [--json]
 //   vvctl pack chmod NAME MODE, vvctl pack chown NAME USER[:GROUP] [--timeout S] [--json]
-//   vvctl cluster drain NODE [--undo] [--timeout S] [--json], vvctl cluster undrain NODE
+//   vvctl cluster drain NODE [--undo] [--timeout S] [--json], vvctl cluster undrain NODE [--json]
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
@@ -315,7 +315,7 @@ const std::vector<Command>& commands() {
       {"cluster import", "seed the cluster's pack mappings in etcd from a packtab",
        "vvctl [--conf PATH] cluster import PACKTAB --primary NODE [--secondary NODE] [--disk "
        "NAME]\n"
-       "       [--pool NODE[:DISK][,NODE[:DISK]...]] [--replace [--timeout SECONDS]]\n"
+       "       [--pool NODE[:DISK][,NODE[:DISK]...]] [--replace [--timeout SECONDS]] [--json]\n"
        "  Writes a mapping in etcd (PREFIX/pack/NAME, vvm.conf's [cluster] prefix) for every pack\n"
        "  of PACKTAB: its primary node NODE and secondary node, if given; its offset, size, mode,\n"
        "  owner, group and permissions as the packtab says; epoch 1. The disk of each node is\n"
@@ -327,8 +327,11 @@ const std::vector<Command>& commands() {
        "  overwrites its mapping with the next epoch through the reconfiguration barrier, as\n"
        "  pack move does (every live node acknowledges within --timeout, 10 s, or nothing\n"
        "  changes); new packs are simply written. Packs go in transactions of 100: each is\n"
-       "  refused whole if another writer changed one of its packs meanwhile. Prints how many\n"
-       "  packs it imported.",
+       "  refused whole if another writer changed one of its packs meanwhile. Prints the mappings\n"
+       "  written (as pack move does), a line a barrier run, and how many packs it imported;\n"
+       "  --json prints one object: packtab, imported, replaced, packs (the mappings written),\n"
+       "  acked (the nodes that acknowledged) and reconfigurations (each barrier's id, acked,\n"
+       "  barrier_us, total_us and revision; none when nothing was replaced).",
        cmd_cluster_import},
       {"cluster nodes", "list the cluster's nodes",
        "vvctl [--conf PATH] cluster nodes [--json]\n"
@@ -398,12 +401,15 @@ const std::vector<Command>& commands() {
        "  with neither is named and nothing changes), and NODE leaves every request pool (its\n"
        "  pool entries, and its place as the secondary of a pack that keeps a pool), in one\n"
        "  reconfiguration; NODE is marked drained (PREFIX/drained/NODE): pack move, pack\n"
-       "  set-secondary and pack set-pool refuse it until cluster undrain NODE (or --undo).",
+       "  set-secondary and pack set-pool refuse it until cluster undrain NODE (or --undo).\n"
+       "  --json prints the object of pack move with drained (NODE); packs and acked are empty\n"
+       "  when no pack had to change.",
        cmd_cluster_drain},
       {"cluster undrain", "end a node's maintenance",
-       "vvctl [--conf PATH] cluster undrain NODE\n"
+       "vvctl [--conf PATH] cluster undrain NODE [--json]\n"
        "  Removes NODE's drained mark; packs may be mapped to it again (moving them back is up\n"
-       "  to pack move).",
+       "  to pack move). --json prints an object: undrained (NODE) and drained_since (unix\n"
+       "  seconds; null when the mark did not decode).",
        cmd_cluster_undrain},
   };
   return kCommands;
