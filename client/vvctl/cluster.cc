@@ -380,45 +380,76 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
     print_failure(kCommand, drained.status());
     return kFailed;
   }
-  auto drain_of = [&](const std::string& node) -> const cluster::DrainMark* {
-    for (const auto& item : drained->items) {
-      if (item.record.node == node) return &item.record;
-    }
-    return nullptr;
+  // The mappings name the nodes the cluster counts on: one named there (or drained) without a
+  // membership key is down (killed, stopped past its lease, cut off), and an administrator needs
+  // to see it. A mapping that does not decode is cluster map's to report, not this command's.
+  auto packs = cluster::list_packs(*etcd, prefix);
+  if (!packs.ok()) {
+    print_failure(kCommand, packs.status());
+    return kFailed;
+  }
+
+  // Every node, by name: its membership (nullptr for a node that is down), its drain mark, and
+  // the packs whose mappings name it.
+  struct Row {
+    const cluster::Listing<NodeRecord>::Item* member = nullptr;
+    int64_t lease_left = -1;  // seconds; -1: expired, the key about to go
+    const cluster::DrainMark* drain = nullptr;
+    std::set<std::string> packs;
   };
-  // The seconds each node's lease has left (-1: expired, the key about to go).
-  std::vector<int64_t> left;
+  std::map<std::string, Row> rows;
   for (const auto& item : listed->items) {
+    Row& row = rows[item.record.name];
+    row.member = &item;
     auto ttl =
         item.lease == 0 ? Result<int64_t>(int64_t{-1}) : etcd->lease_time_to_live(item.lease);
-    left.push_back(ttl.ok() ? *ttl : -1);
+    row.lease_left = ttl.ok() ? *ttl : -1;
   }
+  for (const auto& item : drained->items) rows[item.record.node].drain = &item.record;
+  for (const auto& item : packs->items) {
+    const PackMapping& p = item.record;
+    rows[p.primary.node].packs.insert(p.name);
+    if (p.secondary) rows[p.secondary->node].packs.insert(p.name);
+    for (const DiskRef& d : p.pool) rows[d.node].packs.insert(p.name);
+  }
+
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (size_t i = 0; i < listed->items.size(); ++i) {
-      auto j = cluster::node_json(listed->items[i].record);
-      j["lease"] = fmt::format("{:x}", listed->items[i].lease);
-      j["lease_ttl_left"] = left[i];
-      const cluster::DrainMark* d = drain_of(listed->items[i].record.name);
-      j["drained"] = d != nullptr;
-      if (d != nullptr) j["drained_since"] = d->since;
+    for (const auto& [name, row] : rows) {
+      nlohmann::json j;
+      if (row.member != nullptr) {
+        j = cluster::node_json(row.member->record);
+        j["lease"] = fmt::format("{:x}", row.member->lease);
+        j["lease_ttl_left"] = row.lease_left;
+      } else {
+        j["name"] = name;
+      }
+      j["live"] = row.member != nullptr;
+      j["drained"] = row.drain != nullptr;
+      if (row.drain != nullptr) j["drained_since"] = row.drain->since;
+      j["packs"] = row.packs;
       out.push_back(std::move(j));
     }
     fmt::print("{}\n", out.dump());
   } else {
-    std::vector<std::array<std::string, 6>> rows = {
-        {"NODE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED", "DRAINED"}};
-    for (size_t i = 0; i < listed->items.size(); ++i) {
-      const NodeRecord& n = listed->items[i].record;
-      std::string disks;
-      for (const auto& [name, path] : n.disks) {
-        disks += (disks.empty() ? "" : ",") + name + "=" + path;
+    std::vector<std::array<std::string, 7>> table = {
+        {"NODE", "STATE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED", "DRAINED"}};
+    for (const auto& [name, row] : rows) {
+      const std::string drain =
+          row.drain != nullptr ? "since " + format_time(row.drain->since) : "-";
+      if (row.member == nullptr) {
+        table.push_back({name, "DOWN", "-", "-", "-", "-", drain});
+        continue;
       }
-      rows.push_back({n.name, n.address, disks.empty() ? "-" : disks,
-                      left[i] < 0 ? "expired" : fmt::format("{}s", left[i]), format_time(n.started),
-                      drain_of(n.name) ? "since " + format_time(drain_of(n.name)->since) : "-"});
+      const NodeRecord& n = row.member->record;
+      std::string disks;
+      for (const auto& [disk, path] : n.disks)
+        disks += (disks.empty() ? "" : ",") + disk + "=" + path;
+      table.push_back({n.name, "live", n.address, disks.empty() ? "-" : disks,
+                       row.lease_left < 0 ? "expired" : fmt::format("{}s", row.lease_left),
+                       format_time(n.started), drain});
     }
-    print_table(rows);
+    print_table(table);
   }
   std::vector<Status> problems = listed->problems;
   problems.insert(problems.end(), drained->problems.begin(), drained->problems.end());

@@ -15,7 +15,7 @@ writer=$VVM_SOURCE_DIR/test/integration/pattern-writer.py
 ttl=10 # a stopped node stays a member (and is waited for) for the whole test
 start_three_nodes
 for ((i = 0; i < 50; i++)); do
-  [[ $(ctl cluster nodes --json | jq length) == 3 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 3 ]] && break
   sleep 0.1
 done
 ((i < 50)) || die "three nodes not registered: $(ctl cluster nodes)"

@@ -56,7 +56,7 @@ start_node 4 n3
 start_node 5 n4
 start_node 2 n1
 for ((i = 0; i < 50; i++)); do # a node listens before it has joined
-  [[ $(ctl cluster nodes --json | jq length) == 4 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 4 ]] && break
   sleep 0.1
 done
 ((i < 50)) || die "four nodes not registered: $(ctl cluster nodes)"

@@ -56,7 +56,7 @@ node n1 127.0.0.2
 node n2 127.0.0.3
 node n3 127.0.0.4
 for ((i = 0; i < 50; i++)); do
-  [[ $(ctl cluster nodes --json | jq length) == 3 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 3 ]] && break
   sleep 0.1
 done
 ((i < 50)) || die "three nodes not registered: $(ctl cluster nodes)"
