@@ -417,10 +417,11 @@ disconnect_client() {
 
 # expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output (stdout and stderr)
 # matches the extended regular expression PATTERN; else the test dies saying what came instead.
-# CMD (a program or a shell function) has VVM_EXPECT_TIMEOUT seconds (120) to end: one still
-# running then is killed, with what it started, and the test dies naming it.
+# CMD (a program or a shell function) has VVM_EXPECT_TIMEOUT seconds (180: above the longest
+# --timeout a test gives vvctl, below meson's 300) to end: one still running then is killed,
+# with what it started, and the test dies naming it.
 expect() {
-  local want=$1 pattern=$2 status=0 out limit=${VVM_EXPECT_TIMEOUT:-120} file
+  local want=$1 pattern=$2 status=0 out limit=${VVM_EXPECT_TIMEOUT:-180} file
   shift 3
   _vvm_need_tmpdir
   file=$tmpdir/.expect.$BASHPID.out
