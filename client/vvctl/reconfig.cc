@@ -367,6 +367,10 @@ int undrain(std::string_view command, const Globals& g, const std::string& node,
 
 }  // namespace
 
+// Ending a drain is one transaction, with no barrier for --timeout to bound: said, not ignored.
+constexpr std::string_view kUndrainTimeout =
+    "--timeout bounds a reconfiguration's barrier; ending a drain runs none";
+
 int cmd_cluster_drain(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster drain";
   bool undo = false;
@@ -376,7 +380,10 @@ int cmd_cluster_drain(const Globals& g, const Args& args) {
   if (!parse(kCommand, args, {"node"}, extra, &p)) return kUsage;
   const std::string& node = p.words[0];
   if (!check_name(kCommand, "node", node)) return kUsage;
-  if (undo) return undrain(kCommand, g, node, p.json);
+  if (undo) {
+    if (p.vm.count("timeout")) return usage_error(kCommand, kUndrainTimeout);
+    return undrain(kCommand, g, node, p.json);
+  }
   int rc = kOk;
   auto s = open_session(g, kCommand, &rc);
   if (!s) return rc;
@@ -430,6 +437,7 @@ int cmd_cluster_undrain(const Globals& g, const Args& args) {
   Parsed p;
   if (!parse(kCommand, args, {"node"}, {}, &p)) return kUsage;
   if (!check_name(kCommand, "node", p.words[0])) return kUsage;
+  if (p.vm.count("timeout")) return usage_error(kCommand, kUndrainTimeout);
   return undrain(kCommand, g, p.words[0], p.json);
 }
 

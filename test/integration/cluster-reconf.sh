@@ -186,6 +186,10 @@ check '.packs | length' 0 "$out"
 out=$(ctl cluster drain n3 --undo --json) || die "cluster drain n3 --undo --json: $out"
 check '.undrained + " " + (.drained_since > 0 | tostring)' "n3 true" "$out"
 expect 1 "vvctl cluster undrain: node n3 is not drained" -- ctl cluster undrain n3 --json
+# Ending a drain runs no barrier: a --timeout for it is refused, not ignored.
+expect 2 "--timeout bounds a reconfiguration's barrier; ending a drain runs none" -- \
+  ctl cluster undrain n3 --timeout 5
+expect 2 "--timeout bounds a reconfiguration's barrier" -- ctl cluster drain n3 --undo --timeout 5
 
 # --- bad input, nothing changed ---
 before=$(ctl cluster map --json)
