@@ -1504,7 +1504,9 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
 // that holds acknowledged, unflushed writes (Handle::peers, and the table's open one once any
 // request of the pack went to another server), and nothing else. A forwarder with none is not
 // asked, so that a connection whose writes some other server once took does not flush that
-// server at every later flush.
+// server at every later flush. Its failure (every server of a forwarder failed the flush, or
+// the writes of one that died could be replayed on no other) is the client's flush's answer,
+// EIO, and not a failure of this node's path to its disk (vvm_flush).
 IoStatus flush_peers(Handle& h) {
   std::vector<std::shared_ptr<forward::Forwarder>> peers;
   {
@@ -1541,6 +1543,8 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
                                "its path failed were never flushed there, and may be lost",
                                h->pack->pack().info().name)));
     };
+    // The other servers' flush failed after this node's own succeeded (flush_peers).
+    std::optional<IoStatus> peers_failed;
     auto local = [&] {
       if (!h->failover) return io->flush();
       const uint64_t ticket = h->failover->flush_starting();
@@ -1554,7 +1558,8 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
       // every connection's, as multi-conn promises). Out of the drain from here, as any request
       // that leaves for another server (serve_local).
       if (pass) pass->uncount();
-      return flush_peers(*h);
+      if (IoStatus peers = flush_peers(*h); !peers.ok()) peers_failed = std::move(peers);
+      return IoStatus();  // this node's path worked: answered below, not as a path failure
     };
     auto other = [&](forward::Forwarder& f) {
       return h->failover->take_lost() ? lost() : f.flush();
@@ -1562,7 +1567,17 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
     // Marked lost by an earlier request's failover (the path may be back since: the writes
     // may not be): answered before the flush goes anywhere, and not as a path failure.
     if (h->failover && h->failover->take_lost()) return io_result(lost());
-    return serve_local(handle, "flush", pass, local, other, Changes::kNothing, Spread::kHere);
+    const int r =
+        serve_local(handle, "flush", pass, local, other, Changes::kNothing, Spread::kHere);
+    if (!peers_failed) return r;
+    // Writes that the others acknowledged may be lost: EIO (never the NAK, which would tell the
+    // client that this server is going away), naming the others' failure.
+    const int err = peers_failed->err() == ESHUTDOWN ? EIO : peers_failed->err();
+    return io_result(IoStatus(
+        err, Status(peers_failed->status().code(),
+                    fmt::format("{}: flush: the pack's other servers did not flush writes they "
+                                "acknowledged ({}); this node's disk is flushed",
+                                h->pack->pack().info().name, peers_failed->status().message()))));
   });
 }
 
