@@ -229,9 +229,11 @@ grep -Eq '^a +n2:d0 +n3:d0 +n4:d0 ' <<<"$(ctl cluster map)" ||
 # --- a pool server whose lease is lost is not chosen while it is gone ---
 # fio writes through n1; n4 is SIGSTOPped past its lease: once its key is gone n1 marks it down
 # and sends it nothing (a request sent to a stopped node would hang fio), nor connects to it
-# again, until n4, resumed, has rejoined; fio ends with no error.
+# again, until n4, resumed, has rejoined; fio ends with no error. Its 6144 writes at 300 a second
+# take 20 s: enough for n4's lease to run out and n1 to see it on a loaded machine (at 1000 a
+# second fio once ended first).
 fio --name=gone --ioengine=nbd --uri="$n1" --size=$((24 * M)) --offset=$((40 * M)) \
-  --rw=randwrite --bs=4k --iodepth=8 --rate_iops=1000 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  --rw=randwrite --bs=4k --iodepth=8 --rate_iops=300 --verify=crc32c --do_verify=1 --verify_fatal=1 \
   >"$tmpdir/fio-gone.out" 2>&1 &
 fio_pid=$!
 cleanup_fn kill_quietly "$fio_pid"
