@@ -7,7 +7,8 @@
 // kept by PackLock's OFD locks, and the holds folder says who the other process's holders are,
 // so that a refusal names them.
 //
-// In cluster mode, exclusive holds are also cluster-wide (cluster_holds.h): set_cluster(). When
+// In cluster mode, every holder is also recorded in etcd and the same rules are kept with other
+// nodes' holders (cluster_holds.h): set_cluster(). When
 // the node rejoins the cluster under a new lease, the holds counted before are forgotten
 // (rejoined()): see there for why.
 //
@@ -61,7 +62,7 @@ class HoldRegistry {
   // could not be honest where another node took the pack meanwhile.)
   void rejoined(int64_t lease);
 
-  // Cluster mode: every new holder is also checked (and an exclusive one recorded) in etcd.
+  // Cluster mode: every new holder is also checked and recorded in etcd.
   // Set once, before the first acquire().
   void set_cluster(ClusterHolds* cluster) { cluster_ = cluster; }
 
