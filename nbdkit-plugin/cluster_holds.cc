@@ -27,7 +27,27 @@ Result<std::unique_ptr<ClusterHolds>> ClusterHolds::create(Options options) {
   // The fencing token now, so that a client's first hold costs one transaction (a failure here
   // is tried again at that hold).
   (void)h->load_token();
+  if (h->options_.resync_every.count() > 0) {
+    h->resyncer_ = std::thread([raw = h.get()] {
+      std::unique_lock lock(raw->stop_mu_);
+      while (!raw->stop_cv_.wait_for(lock, raw->options_.resync_every,
+                                     [raw] { return raw->stopping_; })) {
+        lock.unlock();
+        raw->resync();
+        lock.lock();
+      }
+    });
+  }
   return h;
+}
+
+ClusterHolds::~ClusterHolds() {
+  {
+    const std::lock_guard lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (resyncer_.joinable()) resyncer_.join();
 }
 
 Status ClusterHolds::load_token() {

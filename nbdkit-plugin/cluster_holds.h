@@ -27,7 +27,8 @@
 // While etcd cannot be reached (or a write's outcome stays unknown) an exclusive hold is refused
 // (it could not be made cluster-wide); a reader or a shared writer is let through on the node's
 // own rules, unrecorded. The pack is then marked to be written again: resync(), every second
-// from the cluster's tick, writes its users keys as they are now (and deletes a hold that a lost
+// on a thread of its own (Options::resync_every; not the cluster's tick, which a stopped etcd
+// member must not hold up), writes its users keys as they are now (and deletes a hold that a lost
 // answer may have left), once etcd answers. Written then rather than accepting the gap, because
 // the gap would last as long as the client stays: hours for a mounted disk, with other nodes'
 // exclusive holds let through meanwhile. What cannot be undone is logged: another node's client
@@ -39,12 +40,15 @@
 // (vvm_plugin.cc, opened_before_rejoin). New holders are recorded under the new lease.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "cluster/etcd_client.h"
 #include "cluster/records.h"
@@ -65,8 +69,13 @@ class ClusterHolds {
     std::function<void(const cluster::Txn&)> sent;
     // Where what is not an answer to a caller goes (nbdkit's log): an error, or a debug line.
     std::function<void(bool error, const std::string&)> log;
+    // > 0: a thread calls resync() this often; 0: the caller does (the tests).
+    std::chrono::milliseconds resync_every{0};
   };
   static Result<std::unique_ptr<ClusterHolds>> create(Options options);
+  ~ClusterHolds();  // stops the resync thread
+  ClusterHolds(const ClusterHolds&) = delete;
+  ClusterHolds& operator=(const ClusterHolds&) = delete;
 
   // Called by the registry for a new holder of `pack` (before the node's own rules are asked):
   // Busy, naming the holder on its node, when another node's clients are in the way.
@@ -112,6 +121,10 @@ class ClusterHolds {
   std::unique_ptr<cluster::EtcdClient> etcd_;
   std::mutex mu_;
   std::map<std::string, PackState> packs_;
+  std::thread resyncer_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
   int64_t token_rev_ = 0;  // mod revision of PREFIX/holdseq/NODE as last written; 0: read it
   uint64_t seq_ = 0;       // its count
 };

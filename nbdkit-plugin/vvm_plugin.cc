@@ -82,8 +82,6 @@ std::unique_ptr<ClusterCatalog> g_cluster;
 // holds kept in etcd.
 std::unique_ptr<ReconfGate> g_gate;
 std::unique_ptr<ClusterHolds> g_cluster_holds;
-// The same, for the cluster's tick, which may run before it is set.
-std::atomic<ClusterHolds*> g_cluster_holds_live{nullptr};
 // vvmd, for the vv/NAME exports; conf= only, and only when vvm.conf gives vvmd a listen address.
 std::unique_ptr<VvmdLink> g_vvmd;
 // New connections are refused while nbdkit is near its descriptor limit (fd_budget.h).
@@ -713,10 +711,6 @@ int vvm_after_fork() {
       if (g_holds) g_holds->rejoined(lease);
     };
     hooks.tick = [] {
-      // The holders etcd could not record when they came or went (cluster_holds.h).
-      if (ClusterHolds* holds = g_cluster_holds_live.load(std::memory_order_acquire)) {
-        holds->resync();
-      }
       g_forward.retry_up(log_forward_event);
       g_fallback.retry_up(log_forward_event);
       // The pool packs whose own clients' requests want the other servers (less_loaded_peers).
@@ -750,6 +744,7 @@ int vvm_after_fork() {
       return -1;
     }
     ClusterHolds::Options holds_options{*etcd, c.prefix, c.node, g_cluster->lease_id(), {}, {}};
+    holds_options.resync_every = std::chrono::seconds(1);
     holds_options.log = [](bool error, const std::string& message) {
       if (error) {
         nbdkit_error("%s", message.c_str());
@@ -763,7 +758,6 @@ int vvm_after_fork() {
       return -1;
     }
     g_cluster_holds = std::move(*holds);
-    g_cluster_holds_live.store(g_cluster_holds.get(), std::memory_order_release);
     g_holds->set_cluster(g_cluster_holds.get());
     ReconfGate::Options gate;
     gate.etcd = *etcd;
@@ -819,11 +813,9 @@ void vvm_unload() {
   g_forward.close_all();
   g_fallback.close_all();
   g_holds.reset();
+  g_cluster_holds.reset();
   g_gate.reset();
   g_cluster.reset();  // leaves the cluster: the node key goes at once
-  // After the cluster, whose tick calls it.
-  g_cluster_holds_live.store(nullptr, std::memory_order_release);
-  g_cluster_holds.reset();
   g_catalog.reset();
   g_vvmd.reset();
 }

@@ -608,8 +608,14 @@ TEST_CASE("with etcd away a reader is let in and recorded once etcd answers; a h
   const int64_t lease = n1->membership->lease_id();
   auto h1 =
       must(plugin::ClusterHolds::create(holds_options(f.etcd.endpoint(), "n1", lease, 500ms)));
+  // n2 resyncs by itself, as the plugin does.
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk, false);
+  auto o2 = holds_options(f.etcd.endpoint(), "n2", n2->membership->lease_id(), 500ms);
+  o2.resync_every = 100ms;
+  auto h2 = must(plugin::ClusterHolds::create(o2));
   REQUIRE(f.etcd.stop().ok());
   CHECK(h1->acquire("a", HoldKind::kRead, "uid 1000").ok());
+  CHECK(h2->acquire("a", HoldKind::kRead, "uid 2000").ok());
   Status refused = h1->acquire("b", HoldKind::kExclusive, "uid 1001");
   CHECK(refused.code() == Code::kUnavailable);
   CHECK_THAT(refused.message(),
@@ -623,13 +629,16 @@ TEST_CASE("with etcd away a reader is let in and recorded once etcd answers; a h
   CHECK(users->first.clients.at(0).client == "uid 1000");
   CHECK(users->second == lease);
   CHECK(f.keys_under(hold_prefix("/vvm/")) == 0);
+  CHECK(eventually([&] { return users_of(*f.client, HoldKind::kRead, "n2").has_value(); }));
   // Released while etcd is away: the key goes once it answers.
   REQUIRE(f.etcd.stop().ok());
   h1->release("a", HoldKind::kRead, "uid 1000");
+  h2->release("a", HoldKind::kRead, "uid 2000");
   REQUIRE(f.etcd.restart().ok());
   CHECK(users_of(*f.client, HoldKind::kRead, "n1"));
   h1->resync();
   CHECK_FALSE(users_of(*f.client, HoldKind::kRead, "n1"));
+  CHECK(eventually([&] { return !users_of(*f.client, HoldKind::kRead, "n2"); }));
 }
 
 TEST_CASE("a rejoin forgets the node's users; new ones are recorded under the new lease") {
