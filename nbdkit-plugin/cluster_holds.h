@@ -9,11 +9,13 @@
 //     PREFIX/users/PACK/shared/NODE (the identities and since when), written by a transaction
 //     that requires no other node's exclusive hold and no other node's users key of the other
 //     kind; updated as they come and go, deleted with the last of them.
-// The transactions compare ranges (etcd's range_end): no key in [PREFIX/users/PACK/KIND/, the
-// node's own key) and none after it. A refusal names the node and the client in the way, and the
-// key: "pack 'x' is held read by uid 1000 on node n2 (etcd key /vvm/users/x/read/n2, since ...):
-// host 10.0.0.5 on node n1 cannot have it exclusive". The keys go with the node's lease if the
-// node dies.
+// A client of another node is another identity, whatever its name (its node is part of it). The
+// transactions compare ranges (etcd's range_end): no key in [PREFIX/users/PACK/KIND/, the node's
+// own key) and none after it; the node's own keys are left out, for its registry judges its own
+// clients (one identity may hold a pack exclusive and read it too). A refusal names the node and
+// the client in the way, and the key: "pack 'x' is held read by uid 1000 on node n2 (etcd key
+// /vvm/users/x/read/n2, since ...): host 10.0.0.5 on node n1 cannot have it exclusive". The keys go
+// with the node's lease if the node dies.
 //
 // A fencing token: a create-if-absent is not safe to apply late. Sent to a member that stopped
 // (SIGSTOP) before answering, it is sent again elsewhere (EtcdClient::txn), and the stopped
