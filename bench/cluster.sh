@@ -49,7 +49,7 @@ writer=$here/test/integration/pattern-writer.py
 pack_mib=$size_mib
 start_three_nodes VVM_TEST_PATH_FAULT="a:$tmpdir/fault"
 for ((i = 0; i < 100; i++)); do
-  [[ $(ctl cluster nodes --json | jq length) == 3 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 3 ]] && break
   sleep 0.1
 done
 direct=nbd://127.0.0.3:$port/pack/a # n2, the primary, from its own disk

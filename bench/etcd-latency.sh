@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# bench/etcd-latency.sh: the latency of the cluster's etcd client (client/cluster/, the JSON
-# gateway over a kept HTTP/1.1 connection) beside etcdctl's, in one run against one etcd: a put,
-# a linearizable get, a put until a watch on another connection sees it, and `etcdctl put` (one
-# process each, as a script runs it). Prints p50, p99 and max in microseconds.
+# bench/etcd-latency.sh: the latency of etcd's two routes for a C++ client, side by side in one run
+# against one etcd: the JSON gateway over a kept HTTP/1.1 connection (vvm's client, client/cluster/,
+# bench_etcd_latency) and the gRPC API over a kept channel (grpc++ with etcd's own .proto files,
+# bench_etcd_latency_grpc, built when meson's grpc_bench option finds grpc++), each timing a put, a
+# linearizable get, and a put until a watch on another connection sees it; and `etcdctl put` (one
+# process each, as a script runs it). The two benches take turns in ROUNDS rounds (default 3, each
+# of N/ROUNDS operations a row), so that the machine's other load falls on both alike. Prints one
+# table (p50, p99, max in microseconds), then which route is faster and by what ratio.
 #
 #   bench/etcd-latency.sh [BUILD_DIR] [N]
 #       default: build-rel, else build/run, else the first build folder with the benchmark; 300
@@ -19,11 +23,22 @@ if [[ -z $build ]]; then
   done
 fi
 n=${2:-300}
+rounds=${ROUNDS:-3}
 bench=${build:+$build/bench/bench_etcd_latency}
 [[ -n $bench && -x $bench ]] ||
   { echo "bench/etcd-latency.sh: no bench/bench_etcd_latency in a build folder: build first" >&2; exit 2; }
 command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
   { echo "bench/etcd-latency.sh: needs etcd and etcdctl (etcd-server, etcd-client)" >&2; exit 2; }
+grpc_bench=$build/bench/bench_etcd_latency_grpc
+if [[ ! -x $grpc_bench ]]; then
+  grpc_bench=
+  cat >&2 <<EOF
+bench/etcd-latency.sh: $build has no bench/bench_etcd_latency_grpc: the gRPC side is NOT measured.
+  To build it: apt-get install libgrpc++-dev libprotobuf-dev protobuf-compiler
+  protobuf-compiler-grpc golang-etcd-server-dev; meson configure $build -Dgrpc_bench=enabled;
+  ninja -C $build bench/bench_etcd_latency_grpc (bench/README.md, etcd-latency.sh).
+EOF
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vvm-bench-etcd.XXXXXX")
 etcd_pid=
@@ -49,6 +64,63 @@ for ((i = 0; i < 100; i++)); do
 done
 ((i < 100)) || { echo "bench/etcd-latency.sh: etcd did not start: $(tail -5 "$tmp/etcd.log")" >&2; exit 1; }
 
-echo "etcd $(etcd --version | head -1 | awk '{print $3}') on $client, data on $fs ($tmp); $(nproc) CPUs; build $build"
-echo "command: $bench $client $n"
-"$bench" "$client" "$n"
+each=$(((n + rounds - 1) / rounds))
+echo "etcd $(etcd --version | head -1 | awk '{print $3}') on $client, data on $fs ($tmp); $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); build $build"
+echo "commands ($rounds rounds, taking turns): $bench $client $each --raw${grpc_bench:+; $grpc_bench $client $each --raw}"
+for ((r = 0; r < rounds; r++)); do
+  # Who goes first alternates, so that neither always follows the other's writes.
+  if ((r % 2 == 0)) || [[ -z $grpc_bench ]]; then
+    "$bench" "$client" "$each" --raw >>"$tmp/samples"
+    [[ -z $grpc_bench ]] || "$grpc_bench" "$client" "$each" --raw >>"$tmp/samples"
+  else
+    "$grpc_bench" "$client" "$each" --raw >>"$tmp/samples"
+    "$bench" "$client" "$each" --raw >>"$tmp/samples"
+  fi
+done
+
+/usr/bin/python3 - "$tmp/samples" "${grpc_bench:+measured}" <<'PY'
+import sys
+
+samples = {}
+for line in open(sys.argv[1]):
+    route, op, us = line.split()
+    samples.setdefault((route, op), []).append(float(us))
+rows = [("json", "put", "JSON gateway: put (vvm client, kept connection)"),
+        ("grpc", "put", "gRPC: put (grpc++, kept channel)"),
+        ("json", "get", "JSON gateway: get (linearizable)"),
+        ("grpc", "get", "gRPC: get (linearizable)"),
+        ("json", "watch", "JSON gateway: put -> watch event"),
+        ("grpc", "watch", "gRPC: put -> watch event"),
+        ("etcdctl", "put", "etcdctl put (gRPC, a process each)")]
+
+
+def at(v, q):  # as bench/latency_rows.h
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+stats = {}
+print(f"{'operation (microseconds)':<48} {'n':>6} {'p50':>8} {'p99':>8} {'max':>8}")
+for route, op, label in rows:
+    v = sorted(samples.get((route, op), []))
+    if v:
+        stats[(route, op)] = (at(v, 0.5), at(v, 0.99))
+        print(f"{label:<48} {len(v):>6} {at(v, 0.5):>8.0f} {at(v, 0.99):>8.0f} {v[-1]:>8.0f}")
+if not sys.argv[2]:
+    print("gRPC: not measured (bench_etcd_latency_grpc is not built: see the message above)")
+    sys.exit(0)
+print()
+ratios = []
+for op, what in (("put", "put"), ("get", "linearizable get"), ("watch", "put -> watch event")):
+    j, g = stats[("json", op)], stats[("grpc", op)]
+    ratios.append(j[0] / g[0])
+    faster, x = ("gRPC", j[0] / g[0]) if j[0] >= g[0] else ("the JSON gateway", g[0] / j[0])
+    print(f"{what}: {faster} is faster, {x:.2f}x at p50 ({g[0]:.0f} us over gRPC, {j[0]:.0f} us"
+          f" over the gateway); gateway/gRPC at p99 {j[1] / g[1]:.2f}")
+lo, hi = min(ratios), max(ratios)
+if lo >= 1:
+    print(f"faster: gRPC, {lo:.2f}x to {hi:.2f}x at p50 (the gateway's time over gRPC's)")
+elif hi <= 1:
+    print(f"faster: the JSON gateway, {1 / hi:.2f}x to {1 / lo:.2f}x at p50 (gRPC's time over the gateway's)")
+else:
+    print(f"faster: neither throughout: the gateway's time over gRPC's at p50 runs from {lo:.2f} to {hi:.2f}")
+PY

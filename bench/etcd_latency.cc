@@ -1,10 +1,11 @@
 // etcd_latency.cc: the latency of vvm's etcd client (client/cluster/) against a running etcd,
 // beside etcdctl's in the same run: N puts through the client; N watch deliveries (a put on one
 // connection, the time until a watch on another sees it); N `etcdctl put`, each a process as an
-// administrator's script would run it. Prints p50, p99 and max of each. bench/etcd-latency.sh
-// starts an etcd and runs it.
+// administrator's script would run it. Prints p50, p99 and max of each, or with --raw every
+// sample (bench/latency_rows.h). bench/etcd-latency.sh starts an etcd and runs it beside
+// bench_etcd_latency_grpc, the same rows over etcd's gRPC API.
 //
-//   bench_etcd_latency ENDPOINT [N]     (default N: 300)
+//   bench_etcd_latency ENDPOINT [N] [--raw]     (default N: 300)
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -15,40 +16,40 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/core.h>
 
 #include "cluster/etcd_client.h"
 #include "cluster/etcd_watch.h"
+#include "latency_rows.h"
 
 extern char** environ;
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+using vvm::bench::micros;
 using vvm::cluster::EtcdClient;
-
-void print_row(const std::string& what, std::vector<double> us) {
-  std::sort(us.begin(), us.end());
-  auto at = [&](double q) { return us[std::min(us.size() - 1, size_t(q * double(us.size())))]; };
-  fmt::print("{:<48} {:>6} {:>10.0f} {:>10.0f} {:>10.0f}\n", what, us.size(), at(0.5), at(0.99),
-             us.back());
-}
-
-double micros(clock_type::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    fmt::print(stderr, "usage: bench_etcd_latency ENDPOINT [N]\n");
+  std::vector<std::string> positional;
+  bool raw = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--raw")
+      raw = true;
+    else
+      positional.emplace_back(argv[i]);
+  }
+  if (positional.empty() || positional.size() > 2) {
+    fmt::print(stderr, "usage: bench_etcd_latency ENDPOINT [N] [--raw]\n");
     return 2;
   }
-  const std::string endpoint = argv[1];
-  const int n = argc > 2 ? std::max(10, std::atoi(argv[2])) : 300;
+  const std::string endpoint = positional[0];
+  const int n = positional.size() > 1 ? std::max(10, std::atoi(positional[1].c_str())) : 300;
   auto client = EtcdClient::create({{endpoint}, std::chrono::seconds(5)});
   if (!client.ok()) {
     fmt::print(stderr, "{}\n", client.status().message());
@@ -56,8 +57,7 @@ int main(int argc, char** argv) {
   }
   EtcdClient& c = **client;
   const std::string value(200, 'v');  // about a pack mapping's size
-  fmt::print("{:<48} {:>6} {:>10} {:>10} {:>10}\n", "operation (microseconds)", "n", "p50", "p99",
-             "max");
+  const vvm::bench::LatencyRows rows(raw);
 
   // Warm-up: the connection, etcd's first writes.
   for (int i = 0; i < 10; ++i) {
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  print_row("vvm client: put (JSON gateway, kept connection)", put_us);
+  rows.add("json", "put", "vvm client: put (JSON gateway, kept connection)", put_us);
 
   std::vector<double> get_us;
   for (int i = 0; i < n; ++i) {
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     get_us.push_back(micros(clock_type::now() - t0));
     if (!r.ok()) return 1;
   }
-  print_row("vvm client: get (linearizable range)", get_us);
+  rows.add("json", "get", "vvm client: get (linearizable range)", get_us);
 
   // Watch delivery: the time from the put's start until the watch thread has the event.
   std::mutex mu;
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     watch_us.push_back(micros(seen_at - t0));
   }
   (*watch)->stop();
-  print_row("vvm client: put -> watch event", watch_us);
+  rows.add("json", "watch", "vvm client: put -> watch event", watch_us);
 
   // etcdctl, one process a put, as a script runs it.
   std::vector<double> ctl_us;
@@ -148,6 +148,6 @@ int main(int argc, char** argv) {
     }
     ctl_us.push_back(micros(clock_type::now() - t0));
   }
-  print_row("etcdctl put (gRPC, a process each)", ctl_us);
+  rows.add("etcdctl", "put", "etcdctl put (gRPC, a process each)", ctl_us);
   return 0;
 }

@@ -24,8 +24,10 @@
 // deletes the key, and the other nodes send the pack's requests to it again.
 //
 // Self-fencing: once the membership lease is lost, or no renewal has succeeded in time (see
-// membership.h), fenced() is true and the plugin refuses writes (ESHUTDOWN, NBD's "go to the
-// alternate") while still serving reads; another node may take the disks over after the TTL.
+// membership.h), fenced() is true and the plugin writes nothing to the node's disks: it refuses
+// writes (ESHUTDOWN, NBD's "go to the alternate"), or sends its own clients' to the pack's other
+// servers when it has some (the plugin's serve_local), while still serving reads; another node
+// may take the disks over after the TTL.
 //
 // Rejoining: when etcd says the lease is gone (the node was stopped or cut off past its TTL, and
 // the other nodes have served its packs meanwhile, maybe under a new mapping), the worker joins

@@ -42,8 +42,9 @@ class LocalFailover {
   // For a flush through the other node: true once after writes were marked lost (the flush must
   // fail, saying so), then false until it happens again.
   bool take_lost();
-  // A request goes to another server of the pool by load, this node's path working: later
-  // flushes here must look at the others (used_other()); nothing is marked lost.
+  // A request goes to another server of the pool by load, or to the pack's other servers
+  // because this node is fenced, this node's path working: later flushes here must look at the
+  // others (used_other()); nothing is marked lost.
   void sent_by_load();
   // Whether requests have gone to the other node since this object was made: whether a flush
   // here must ask its forwarder whether the others hold unflushed writes.

@@ -31,8 +31,10 @@ void flush_backing(const std::string& path) {
 
 }  // namespace
 
-ReconfGate::Pass::~Pass() {
-  if (gate_ != nullptr) gate_->leave(pack_);
+ReconfGate::Pass::~Pass() { uncount(); }
+
+void ReconfGate::Pass::uncount() {
+  if (gate_ != nullptr) std::exchange(gate_, nullptr)->leave(pack_);
 }
 
 ReconfGate::ReconfGate(Options options) : options_(std::move(options)) {}

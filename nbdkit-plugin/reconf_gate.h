@@ -10,7 +10,11 @@
 // node forwards to another server are held too but not drained here: the forwarder keeps them
 // until their reply and sends them again when their server refuses them (see forwarder.h), and
 // the server holds them like its own until the new mapping is in place; draining them here would
-// wait for a server that waits for this node.
+// wait for a server that waits for this node. The same goes for a request of a pack this node
+// serves that leaves for another server of the pack (a pool's peer by load, the pack's other
+// node while the path here is down or the node is fenced): it passes the gate counted, as any
+// request of a local pack, and stops counting as it leaves (Pass::uncount); one served here
+// after all, every other server having failed it, passes the gate again.
 //
 // No request is served under an old mapping: a connection opened before a reconfiguration that
 // moved its pack off this node, or to another disk or offset of it, is refused with ESHUTDOWN
@@ -76,6 +80,9 @@ class ReconfGate {
     ~Pass();
     // Ok: serve the request. Else why not (the connection's pack moved off this node).
     const Status& status() const { return status_; }
+    // The request leaves this node's disk for another server: it no longer counts in the drain
+    // (see the file comment). Nothing when it was not counted.
+    void uncount();
 
    private:
     friend class ReconfGate;

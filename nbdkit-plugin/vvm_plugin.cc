@@ -173,6 +173,9 @@ class LocalFailovers {
 LocalFailovers g_local_failovers;
 // The packs whose clients have gone to their other node: said once a pack.
 PathsDown g_failed_over;
+// The packs whose clients' requests went to their other servers while this node was fenced:
+// said once a pack and incarnation ("NAME INCARNATION").
+PathsDown g_fenced_sent;
 
 // What an NBD connection's handle holds: a pack connection or a VV connection.
 struct Handle {
@@ -1248,6 +1251,19 @@ bool pass_gate(void* handle, std::optional<ReconfGate::Pass>* pass) {
   return false;
 }
 
+// Refuses a request with ESHUTDOWN, NBD's sign to send it to the alternate (a client connects
+// again): the first refusal of each kind (`said`) is logged as an error, the others as debug.
+bool refuse_shutdown(std::atomic<bool>& said, const char* fmt_text, const char* what) {
+  if (!said.exchange(true)) {
+    nbdkit_error(fmt_text, what);
+  } else {
+    nbdkit_debug(fmt_text, what);
+  }
+  nbdkit_set_error(ESHUTDOWN);
+  errno = ESHUTDOWN;
+  return true;
+}
+
 // The fallback forwarder of local pack `pack` (its other node), or null when it has none.
 std::shared_ptr<forward::Forwarder> fallback_of(const std::string& pack) {
   if (!g_fallback.find(pack)) return nullptr;
@@ -1280,6 +1296,32 @@ std::shared_ptr<forward::Forwarder> less_loaded_peers(const std::string& pack, u
   return f;
 }
 
+// Refuses `what` (a write, trim or zero) of a fenced node with ESHUTDOWN: the first refusal is
+// logged as an error.
+bool refuse_fenced(const char* what) {
+  static std::atomic<bool> said{false};
+  return refuse_shutdown(
+      said, "%s refused: this node's cluster membership lease is lost (self-fenced)", what);
+}
+
+// Cluster mode, this node fenced: the forwarder to the other servers of local pack `pack` (its
+// pool, or its other node) when one of them is healthy, or null. For a write, which would be
+// refused otherwise, it is opened if need be (connecting); a read, which can be served here,
+// never waits for a connection.
+std::shared_ptr<forward::Forwarder> fenced_peers(const std::string& pack, bool writes) {
+  std::shared_ptr<forward::Forwarder> f = writes ? fallback_of(pack) : g_fallback.opened(pack);
+  if (!f || !f->least_outstanding()) return nullptr;
+  if (g_fenced_sent.first(fmt::format("{} {}", pack, g_cluster->incarnation()))) {
+    std::optional<forward::ForwardEntry> e = g_fallback.find(pack);
+    nbdkit_error("%s", fmt::format("pack/{}: this node's cluster membership lease is lost "
+                                   "(self-fenced): its own clients' requests go to the pack's "
+                                   "other servers ({}); it serves no write itself",
+                                   pack, e ? forward_description(*e) : f->name())
+                           .c_str());
+  }
+  return f;
+}
+
 // A request on a pack served from this node's disk. `local` serves it here (an IoStatus);
 // `other(Forwarder&)` sends it to the pack's other node. In cluster mode, for a client of this
 // node, the request goes to the other node instead while this node's path to the pack's disk is
@@ -1289,22 +1331,66 @@ std::shared_ptr<forward::Forwarder> less_loaded_peers(const std::string& pack, u
 // the request, the failure is answered as before. For a pack with a pool, the request (unless
 // `spread` is kHere) goes to another server of the pool when one is less loaded than this node
 // (less_loaded_peers), and is served here after all if every other server fails it.
+// A request that leaves for another server stops counting in the reconfiguration gate's drain
+// (`pass`: ReconfGate::Pass::uncount): that server holds it for the same barrier as its own
+// requests, so counted here it would hold this node's drain, and the barrier, until the
+// barrier's timeout. One served here after all passes the gate again (pass_gate).
+// A fenced node (its membership lease lost) never writes to its disk: its clients' writes, trims
+// and zeroes go to the pack's other servers (fenced_peers), and are refused with ESHUTDOWN, as a
+// peer's are, only when no other server is healthy or every one fails them, or when the pack is
+// exclusive (its cluster-wide hold went with the lease); its clients' reads go there too while
+// one is healthy (its mapping may be old), else are served here. Its flushes are served here, as
+// always: they make durable what was acknowledged here before the fence, and flush the others
+// holding writes they acknowledged (flush_peers).
 template <class Local, class Other>
-int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
-                Spread spread = Spread::kByLoad, const bool* answered = nullptr) {
+int serve_local(void* handle, const char* op, std::optional<ReconfGate::Pass>& pass, Local&& local,
+                Other&& other, Changes changes, Spread spread = Spread::kByLoad,
+                const bool* answered = nullptr) {
   Handle* h = as_handle(handle);
   if (!h->failover) return pack_result(handle, local());
   const std::string& pack = h->pack->pack().info().pack.name;
+  auto away = [&](const std::shared_ptr<forward::Forwarder>& f) {
+    h->hold_peer(f);
+    if (pass) pass->uncount();
+    return other(*f);
+  };
+  // Any answer but a path failure of every other server is the request's answer.
+  auto answered_there = [](const IoStatus& done) {
+    return done.ok() || (done.err() != EIO && done.err() != ESHUTDOWN);
+  };
+  const bool writes = changes != Changes::kNothing;
+  if ((writes || spread == Spread::kByLoad) && g_cluster->fenced()) {
+    // Not an exclusive pack's writes: its cluster-wide hold goes with the lost lease, and another
+    // node's client may hold the pack by now.
+    const bool exclusive = h->pack->pack().info().pack.mode == PackMode::kExclusive;
+    if (auto f = writes && exclusive ? nullptr : fenced_peers(pack, writes)) {
+      h->failover->sent_by_load();  // a flush here flushes them too
+      IoStatus done = away(f);
+      if (answered_there(done)) return io_result(done);
+      nbdkit_debug("%s", done.status().message().c_str());
+      if (writes) {
+        refuse_fenced(op);
+        return -1;
+      }
+      if (!pass_gate(handle, &pass)) return -1;  // read here after all
+    } else if (writes) {
+      refuse_fenced(op);
+      return -1;
+    }
+  }
   std::optional<IoStatus> failed;
   if (!g_cluster->path_down(pack)) {
     if (spread == Spread::kByLoad) {
       if (auto f = less_loaded_peers(pack, h->failover->outstanding())) {
         h->failover->sent_by_load();
-        h->hold_peer(f);
-        IoStatus done = other(*f);
-        // Any answer but a path failure of every other server is the request's answer.
-        if (done.ok() || (done.err() != EIO && done.err() != ESHUTDOWN)) return io_result(done);
+        IoStatus done = away(f);
+        if (answered_there(done)) return io_result(done);
         nbdkit_debug("%s: served here instead", done.status().message().c_str());
+        if (!pass_gate(handle, &pass)) return -1;
+        if (writes && g_cluster->fenced()) {  // fenced during the hop
+          refuse_fenced(op);
+          return -1;
+        }
       }
     }
     const LocalFailover::Serving counted = h->failover->serving();
@@ -1330,8 +1416,7 @@ int serve_local(void* handle, Local&& local, Other&& other, Changes changes,
                            .c_str());
   }
   h->failover->failing_over();
-  h->hold_peer(f);
-  return io_result(other(*f));
+  return io_result(away(f));
 }
 
 // Cluster mode: whether the connection (a pack's, served here or forwarded) was opened before
@@ -1341,19 +1426,6 @@ bool opened_before_rejoin(const Handle& h) {
   return g_cluster && (h.pack || h.fwd) && h.incarnation != g_cluster->incarnation();
 }
 
-// Refuses a request with ESHUTDOWN, NBD's sign to send it to the alternate (a client connects
-// again): the first refusal of each kind (`said`) is logged as an error, the others as debug.
-bool refuse_shutdown(std::atomic<bool>& said, const char* fmt_text, const char* what) {
-  if (!said.exchange(true)) {
-    nbdkit_error(fmt_text, what);
-  } else {
-    nbdkit_debug(fmt_text, what);
-  }
-  nbdkit_set_error(ESHUTDOWN);
-  errno = ESHUTDOWN;
-  return true;
-}
-
 // Cluster mode: a node whose membership lease is lost must not write to its disks, for another
 // node may take them over once the lease has expired (a pack it forwards is written by its
 // serving node, which fences itself); nor may a connection opened before the node last rejoined
@@ -1361,13 +1433,10 @@ bool refuse_shutdown(std::atomic<bool>& said, const char* fmt_text, const char* 
 // the pack now. The write is refused with ESHUTDOWN.
 bool fenced_write(void* handle, const char* what) {
   if (!g_cluster) return false;
-  static std::atomic<bool> said_fenced{false}, said_old{false};
+  static std::atomic<bool> said_old{false};
   const Handle* h = as_handle(handle);
-  if (!h->fwd && g_cluster->fenced()) {
-    return refuse_shutdown(said_fenced,
-                           "%s refused: this node's cluster membership lease is lost (self-fenced)",
-                           what);
-  }
+  // A client of this node on a local pack: serve_local sends its write to the other servers.
+  if (!h->fwd && !h->failover && g_cluster->fenced()) return refuse_fenced(what);
   if (opened_before_rejoin(*h)) {
     return refuse_shutdown(
         said_old,
@@ -1412,7 +1481,7 @@ int vvm_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return serve_local(
-        handle, [&] { return io->read(buf, count, offset); },
+        handle, "read", pass, [&] { return io->read(buf, count, offset); },
         [&](forward::Forwarder& f) { return f.pread(buf, count, offset); }, Changes::kNothing);
   });
 }
@@ -1434,7 +1503,7 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     return wrote(handle,
                  serve_local(
-                     handle, [&] { return io->write(buf, count, offset, fua); },
+                     handle, "write", pass, [&] { return io->write(buf, count, offset, fua); },
                      [&](forward::Forwarder& f) { return f.pwrite(buf, count, offset, fua); },
                      fua ? Changes::kDataFua : Changes::kData));
   });
@@ -1444,7 +1513,9 @@ int vvm_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, u
 // that holds acknowledged, unflushed writes (Handle::peers, and the table's open one once any
 // request of the pack went to another server), and nothing else. A forwarder with none is not
 // asked, so that a connection whose writes some other server once took does not flush that
-// server at every later flush.
+// server at every later flush. Its failure (every server of a forwarder failed the flush, or
+// the writes of one that died could be replayed on no other) is the client's flush's answer,
+// EIO, and not a failure of this node's path to its disk (vvm_flush).
 IoStatus flush_peers(Handle& h) {
   std::vector<std::shared_ptr<forward::Forwarder>> peers;
   {
@@ -1481,6 +1552,8 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
                                "its path failed were never flushed there, and may be lost",
                                h->pack->pack().info().name)));
     };
+    // The other servers' flush failed after this node's own succeeded (flush_peers).
+    std::optional<IoStatus> peers_failed;
     auto local = [&] {
       if (!h->failover) return io->flush();
       const uint64_t ticket = h->failover->flush_starting();
@@ -1491,8 +1564,11 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
       // down): what they acknowledged and have not flushed since is flushed there, and only
       // there (Forwarder::flush asks the servers holding such writes, one flush each). The
       // connection's forwarders, and the table's (other connections' writes: a flush covers
-      // every connection's, as multi-conn promises).
-      return flush_peers(*h);
+      // every connection's, as multi-conn promises). Out of the drain from here, as any request
+      // that leaves for another server (serve_local).
+      if (pass) pass->uncount();
+      if (IoStatus peers = flush_peers(*h); !peers.ok()) peers_failed = std::move(peers);
+      return IoStatus();  // this node's path worked: answered below, not as a path failure
     };
     auto other = [&](forward::Forwarder& f) {
       return h->failover->take_lost() ? lost() : f.flush();
@@ -1500,7 +1576,17 @@ int vvm_flush(void* handle, uint32_t /*flags*/) {
     // Marked lost by an earlier request's failover (the path may be back since: the writes
     // may not be): answered before the flush goes anywhere, and not as a path failure.
     if (h->failover && h->failover->take_lost()) return io_result(lost());
-    return serve_local(handle, local, other, Changes::kNothing, Spread::kHere);
+    const int r =
+        serve_local(handle, "flush", pass, local, other, Changes::kNothing, Spread::kHere);
+    if (!peers_failed) return r;
+    // Writes that the others acknowledged may be lost: EIO (never the NAK, which would tell the
+    // client that this server is going away), naming the others' failure.
+    const int err = peers_failed->err() == ESHUTDOWN ? EIO : peers_failed->err();
+    return io_result(IoStatus(
+        err, Status(peers_failed->status().code(),
+                    fmt::format("{}: flush: the pack's other servers did not flush writes they "
+                                "acknowledged ({}); this node's disk is flushed",
+                                h->pack->pack().info().name, peers_failed->status().message()))));
   });
 }
 
@@ -1519,7 +1605,7 @@ int vvm_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     if (io == nullptr) return -1;
     const bool fua = (flags & NBDKIT_FLAG_FUA) != 0;
     return wrote(handle, serve_local(
-                             handle, [&] { return io->trim(count, offset, fua); },
+                             handle, "trim", pass, [&] { return io->trim(count, offset, fua); },
                              [&](forward::Forwarder& f) { return f.trim(count, offset, fua); },
                              fua ? Changes::kDataFua : Changes::kData));
   });
@@ -1554,7 +1640,7 @@ int vvm_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
       return IoStatus();  // answered below, not as a failure of the path or of the request
     };
     const int r = serve_local(
-        handle, [&] { return checked(io->zero(count, offset, may_trim, fast, fua)); },
+        handle, "zero", pass, [&] { return checked(io->zero(count, offset, may_trim, fast, fua)); },
         [&](forward::Forwarder& f) { return checked(f.zero(count, offset, may_trim, fast, fua)); },
         fua ? Changes::kDataFua : Changes::kData);
     if (unsupported) return not_supported(*unsupported);
@@ -1607,7 +1693,8 @@ int vvm_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
       return done;
     };
     // Extents already given to nbdkit cannot be taken back: after some, a failure is answered.
-    const int r = serve_local(handle, local, other, Changes::kNothing, Spread::kByLoad, &added_any);
+    const int r = serve_local(handle, "block status", pass, local, other, Changes::kNothing,
+                              Spread::kByLoad, &added_any);
     if (!added_all) return -1;  // nbdkit_add_extent reported it
     return r;
   });
@@ -1625,7 +1712,7 @@ int vvm_cache(void* handle, uint32_t count, uint64_t offset, uint32_t /*flags*/)
     PackExport* io = begin_io(handle);
     if (io == nullptr) return -1;
     return serve_local(
-        handle, [&] { return io->cache(count, offset); },
+        handle, "cache", pass, [&] { return io->cache(count, offset); },
         [&](forward::Forwarder& f) { return f.cache(count, offset); }, Changes::kNothing);
   });
 }

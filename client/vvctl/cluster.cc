@@ -111,10 +111,11 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster import";
   std::string packtab, primary, secondary, disk, pool_list;
   double timeout_s = 10;
+  bool json = false;
   po::options_description options;
   options.add_options()("primary", po::value(&primary))("secondary", po::value(&secondary))(
       "disk", po::value(&disk))("pool", po::value(&pool_list))("replace", po::bool_switch())(
-      "timeout", po::value(&timeout_s));
+      "timeout", po::value(&timeout_s))("json", po::bool_switch(&json));
   po::variables_map vm;
   if (!parse_with_positional(kCommand, args, "packtab", &packtab, options, &vm)) return kUsage;
   if (packtab.empty()) return usage_error(kCommand, "a PACKTAB is required");
@@ -289,18 +290,20 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
   // replacements go first, so that a node that does not acknowledge leaves everything as it was.
   constexpr size_t kPerTxn = 100;
   size_t done = 0;
+  std::vector<cluster::ReconfigReport> reports;
   for (size_t start = 0; start < changes.size(); start += kPerTxn) {
     std::vector<cluster::Change> some(
         changes.begin() + static_cast<ptrdiff_t>(start),
         changes.begin() + static_cast<ptrdiff_t>(std::min(changes.size(), start + kPerTxn)));
-    rc = run_reconfiguration(kCommand, *etcd, prefix, timeout, false, some);
-    if (rc != kOk) {
+    auto report = run_barrier(kCommand, *etcd, prefix, timeout, some);
+    if (!report) {
       if (done > 0) {
         fmt::print(stderr, "vvctl {}: the first {} packs were replaced before that\n", kCommand,
                    done);
       }
-      return rc;
+      return kFailed;
     }
+    reports.push_back(std::move(*report));
     done += some.size();
   }
   for (size_t start = 0; start < mappings.size(); start += kPerTxn) {
@@ -324,6 +327,30 @@ int cmd_cluster_import(const Globals& g, const Args& args) {
     }
     done += txn.success.size();
   }
+
+  // What was written: the replaced mappings (they went first), then the new ones.
+  std::vector<PackMapping> written;
+  for (const auto& c : changes) written.push_back(c.mapping);
+  written.insert(written.end(), mappings.begin(), mappings.end());
+  if (json) {
+    nlohmann::json out;
+    out["packtab"] = table->path;
+    out["imported"] = done;
+    out["replaced"] = replaced;
+    out["packs"] = nlohmann::json::array();
+    for (const auto& m : written) out["packs"].push_back(cluster::pack_json(m));
+    std::set<std::string> acked;
+    out["reconfigurations"] = nlohmann::json::array();
+    for (const auto& r : reports) {
+      acked.insert(r.acked.begin(), r.acked.end());
+      out["reconfigurations"].push_back(reconfig_json(r));
+    }
+    out["acked"] = acked;
+    fmt::print("{}\n", out.dump());
+    return kOk;
+  }
+  print_mappings(written);
+  for (const auto& r : reports) print_committed(r);
   std::string pool_nodes;
   for (const DiskRef& d : pool) pool_nodes += (pool_nodes.empty() ? "" : ", ") + d.node;
   fmt::print("{}: imported {} pack{} ({} replaced): primary {}{}{}\n", table->path, done,
@@ -353,45 +380,76 @@ int cmd_cluster_nodes(const Globals& g, const Args& args) {
     print_failure(kCommand, drained.status());
     return kFailed;
   }
-  auto drain_of = [&](const std::string& node) -> const cluster::DrainMark* {
-    for (const auto& item : drained->items) {
-      if (item.record.node == node) return &item.record;
-    }
-    return nullptr;
+  // The mappings name the nodes the cluster counts on: one named there (or drained) without a
+  // membership key is down (killed, stopped past its lease, cut off), and an administrator needs
+  // to see it. A mapping that does not decode is cluster map's to report, not this command's.
+  auto packs = cluster::list_packs(*etcd, prefix);
+  if (!packs.ok()) {
+    print_failure(kCommand, packs.status());
+    return kFailed;
+  }
+
+  // Every node, by name: its membership (nullptr for a node that is down), its drain mark, and
+  // the packs whose mappings name it.
+  struct Row {
+    const cluster::Listing<NodeRecord>::Item* member = nullptr;
+    int64_t lease_left = -1;  // seconds; -1: expired, the key about to go
+    const cluster::DrainMark* drain = nullptr;
+    std::set<std::string> packs;
   };
-  // The seconds each node's lease has left (-1: expired, the key about to go).
-  std::vector<int64_t> left;
+  std::map<std::string, Row> rows;
   for (const auto& item : listed->items) {
+    Row& row = rows[item.record.name];
+    row.member = &item;
     auto ttl =
         item.lease == 0 ? Result<int64_t>(int64_t{-1}) : etcd->lease_time_to_live(item.lease);
-    left.push_back(ttl.ok() ? *ttl : -1);
+    row.lease_left = ttl.ok() ? *ttl : -1;
   }
+  for (const auto& item : drained->items) rows[item.record.node].drain = &item.record;
+  for (const auto& item : packs->items) {
+    const PackMapping& p = item.record;
+    rows[p.primary.node].packs.insert(p.name);
+    if (p.secondary) rows[p.secondary->node].packs.insert(p.name);
+    for (const DiskRef& d : p.pool) rows[d.node].packs.insert(p.name);
+  }
+
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (size_t i = 0; i < listed->items.size(); ++i) {
-      auto j = cluster::node_json(listed->items[i].record);
-      j["lease"] = fmt::format("{:x}", listed->items[i].lease);
-      j["lease_ttl_left"] = left[i];
-      const cluster::DrainMark* d = drain_of(listed->items[i].record.name);
-      j["drained"] = d != nullptr;
-      if (d != nullptr) j["drained_since"] = d->since;
+    for (const auto& [name, row] : rows) {
+      nlohmann::json j;
+      if (row.member != nullptr) {
+        j = cluster::node_json(row.member->record);
+        j["lease"] = fmt::format("{:x}", row.member->lease);
+        j["lease_ttl_left"] = row.lease_left;
+      } else {
+        j["name"] = name;
+      }
+      j["live"] = row.member != nullptr;
+      j["drained"] = row.drain != nullptr;
+      if (row.drain != nullptr) j["drained_since"] = row.drain->since;
+      j["packs"] = row.packs;
       out.push_back(std::move(j));
     }
     fmt::print("{}\n", out.dump());
   } else {
-    std::vector<std::array<std::string, 6>> rows = {
-        {"NODE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED", "DRAINED"}};
-    for (size_t i = 0; i < listed->items.size(); ++i) {
-      const NodeRecord& n = listed->items[i].record;
-      std::string disks;
-      for (const auto& [name, path] : n.disks) {
-        disks += (disks.empty() ? "" : ",") + name + "=" + path;
+    std::vector<std::array<std::string, 7>> table = {
+        {"NODE", "STATE", "ADDRESS", "DISKS", "LEASE LEFT", "STARTED", "DRAINED"}};
+    for (const auto& [name, row] : rows) {
+      const std::string drain =
+          row.drain != nullptr ? "since " + format_time(row.drain->since) : "-";
+      if (row.member == nullptr) {
+        table.push_back({name, "DOWN", "-", "-", "-", "-", drain});
+        continue;
       }
-      rows.push_back({n.name, n.address, disks.empty() ? "-" : disks,
-                      left[i] < 0 ? "expired" : fmt::format("{}s", left[i]), format_time(n.started),
-                      drain_of(n.name) ? "since " + format_time(drain_of(n.name)->since) : "-"});
+      const NodeRecord& n = row.member->record;
+      std::string disks;
+      for (const auto& [disk, path] : n.disks)
+        disks += (disks.empty() ? "" : ",") + disk + "=" + path;
+      table.push_back({n.name, "live", n.address, disks.empty() ? "-" : disks,
+                       row.lease_left < 0 ? "expired" : fmt::format("{}s", row.lease_left),
+                       format_time(n.started), drain});
     }
-    print_table(rows);
+    print_table(table);
   }
   std::vector<Status> problems = listed->problems;
   problems.insert(problems.end(), drained->problems.begin(), drained->problems.end());

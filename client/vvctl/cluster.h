@@ -1,5 +1,6 @@
 // vvctl/cluster.h: vvctl's cluster commands: cluster import (a packtab's packs as mappings in
-// etcd), cluster nodes (the members) and cluster map (the packs' mappings).
+// etcd), cluster nodes (the members, and the nodes the mappings name that are down) and cluster
+// map (the packs' mappings).
 #pragma once
 
 #include <memory>

@@ -33,18 +33,19 @@
 //   vvctl db check [--json]
 //   vvctl db backup DIR
 //   vvctl cluster import PACKTAB --primary NODE [--secondary NODE] [--disk NAME]
-//       [--pool NODE[:DISK],...] [--replace] [--timeout SECONDS]
+//       [--pool NODE[:DISK],...] [--replace] [--timeout SECONDS] [--json]
 //   vvctl cluster nodes [--json]
 //   vvctl cluster map [--json]
 //   vvctl pack move NAME --primary NODE [--disk DISK] [--timeout S] [--json]
 //   vvctl pack set-secondary NAME NODE[:DISK] | --none [--timeout S] [--json]
 //   vvctl pack set-pool NAME NODE[:DISK][,NODE[:DISK]...] | --none [--timeout S] [--json]
 //   vvctl pack chmod NAME MODE, vvctl pack chown NAME USER[:GROUP] [--timeout S] [--json]
-//   vvctl cluster drain NODE [--undo] [--timeout S] [--json], vvctl cluster undrain NODE
+//   vvctl cluster drain NODE [--undo] [--timeout S] [--json], vvctl cluster undrain NODE [--json]
 //
 // Exit codes: 0 success, 1 the operation failed (a daemon is down, refused, or answered with an
 // error), 2 a usage or configuration error.
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -315,7 +316,7 @@ const std::vector<Command>& commands() {
       {"cluster import", "seed the cluster's pack mappings in etcd from a packtab",
        "vvctl [--conf PATH] cluster import PACKTAB --primary NODE [--secondary NODE] [--disk "
        "NAME]\n"
-       "       [--pool NODE[:DISK][,NODE[:DISK]...]] [--replace [--timeout SECONDS]]\n"
+       "       [--pool NODE[:DISK][,NODE[:DISK]...]] [--replace [--timeout SECONDS]] [--json]\n"
        "  Writes a mapping in etcd (PREFIX/pack/NAME, vvm.conf's [cluster] prefix) for every pack\n"
        "  of PACKTAB: its primary node NODE and secondary node, if given; its offset, size, mode,\n"
        "  owner, group and permissions as the packtab says; epoch 1. The disk of each node is\n"
@@ -327,19 +328,25 @@ const std::vector<Command>& commands() {
        "  overwrites its mapping with the next epoch through the reconfiguration barrier, as\n"
        "  pack move does (every live node acknowledges within --timeout, 10 s, or nothing\n"
        "  changes); new packs are simply written. Packs go in transactions of 100: each is\n"
-       "  refused whole if another writer changed one of its packs meanwhile. Prints how many\n"
-       "  packs it imported.",
+       "  refused whole if another writer changed one of its packs meanwhile. Prints the mappings\n"
+       "  written (as pack move does), a line a barrier run, and how many packs it imported;\n"
+       "  --json prints one object: packtab, imported, replaced, packs (the mappings written),\n"
+       "  acked (the nodes that acknowledged) and reconfigurations (each barrier's id, acked,\n"
+       "  barrier_us, total_us and revision; none when nothing was replaced).",
        cmd_cluster_import},
       {"cluster nodes", "list the cluster's nodes",
        "vvctl [--conf PATH] cluster nodes [--json]\n"
-       "  The nodes registered in etcd, one a line: name, advertised NBD address, disks\n"
-       "  (NAME=PATH), the seconds their membership lease has left, when they registered, and\n"
-       "  since when they are drained (cluster drain; - when not). A node that stops renewing\n"
-       "  its lease drops off once the lease expires. --json prints an array of the records\n"
-       "  (name, address, disks, started as unix seconds) with lease (hex), lease_ttl_left,\n"
-       "  drained (true or false) and, when drained, drained_since (unix seconds). A key under\n"
-       "  PREFIX/node/ or PREFIX/drained/ that does not decode is reported on stderr, naming the\n"
-       "  key, and skipped (exit 1).",
+       "  The cluster's nodes, one a line, by name: those registered in etcd (state live), with\n"
+       "  their advertised NBD address, disks (NAME=PATH), the seconds their membership lease\n"
+       "  has left and when they registered; and those that a pack's mapping names (primary,\n"
+       "  secondary, pool) or that are drained but hold no membership (state DOWN: killed, or\n"
+       "  stopped or cut off past their lease; - for the rest); and since when each is drained\n"
+       "  (cluster drain; - when not). --json prints an array: the records of live nodes (name,\n"
+       "  address, disks, started as unix seconds) with lease (hex) and lease_ttl_left, the\n"
+       "  name alone for a node that is down; for every node live (true or false), drained\n"
+       "  (true or false), drained_since (unix seconds) when drained, and packs (the names of\n"
+       "  the packs whose mappings name it). A key under PREFIX/node/ or PREFIX/drained/ that\n"
+       "  does not decode is reported on stderr, naming the key, and skipped (exit 1).",
        cmd_cluster_nodes},
       {"cluster map", "list the packs' mappings in etcd",
        "vvctl [--conf PATH] cluster map [--json]\n"
@@ -398,12 +405,15 @@ const std::vector<Command>& commands() {
        "  with neither is named and nothing changes), and NODE leaves every request pool (its\n"
        "  pool entries, and its place as the secondary of a pack that keeps a pool), in one\n"
        "  reconfiguration; NODE is marked drained (PREFIX/drained/NODE): pack move, pack\n"
-       "  set-secondary and pack set-pool refuse it until cluster undrain NODE (or --undo).",
+       "  set-secondary and pack set-pool refuse it until cluster undrain NODE (or --undo).\n"
+       "  --json prints the object of pack move with drained (NODE); packs and acked are empty\n"
+       "  when no pack had to change.",
        cmd_cluster_drain},
       {"cluster undrain", "end a node's maintenance",
-       "vvctl [--conf PATH] cluster undrain NODE\n"
+       "vvctl [--conf PATH] cluster undrain NODE [--json]\n"
        "  Removes NODE's drained mark; packs may be mapped to it again (moving them back is up\n"
-       "  to pack move).",
+       "  to pack move). --json prints an object: undrained (NODE) and drained_since (unix\n"
+       "  seconds; null when the mark did not decode).",
        cmd_cluster_undrain},
   };
   return kCommands;
@@ -429,7 +439,7 @@ void print_help() {
       "  -h, --help       print this help and exit\n"
       "  --version        print the version and exit\n\n"
       "Commands:\n");
-  for (const auto& c : commands()) fmt::print("  {:<18} {}\n", c.name, c.summary);
+  for (const auto& c : commands()) fmt::print("  {:<19} {}\n", c.name, c.summary);
   fmt::print(
       "\n'vvctl help COMMAND' or 'vvctl COMMAND --help' describes one command.\n"
       "Exit codes: 0 success, 1 the operation failed (vvmd or etcd is down, refused or answered\n"
@@ -514,6 +524,26 @@ int run(int argc, char** argv) {
     }
   }
   if (!best) {
+    // A group's first word alone ("vvctl cluster --help"): its commands, as --help lists them.
+    std::vector<const Command*> group;
+    for (const auto& c : commands()) {
+      if (std::string_view(c.name).starts_with(rest[0] + " ")) group.push_back(&c);
+    }
+    if (!group.empty()) {
+      const bool help = rest.size() == 2 && (rest[1] == "--help" || rest[1] == "-h");
+      std::FILE* out = help ? stdout : stderr;
+      if (help) {
+        fmt::print(out, "Commands of vvctl {}:\n", rest[0]);
+      } else if (rest.size() == 1) {
+        fmt::print(out, "vvctl {}: give one of its commands:\n", rest[0]);
+      } else {
+        fmt::print(out, "vvctl: unknown command '{} {}'; the commands of vvctl {} are:\n", rest[0],
+                   rest[1], rest[0]);
+      }
+      for (const Command* c : group) fmt::print(out, "  {:<19} {}\n", c->name, c->summary);
+      fmt::print(out, "'vvctl help COMMAND' or 'vvctl COMMAND --help' describes one command.\n");
+      return help ? kOk : kUsage;
+    }
     fmt::print(stderr, "vvctl: unknown command '{}'\nTry 'vvctl --help'.\n", rest[0]);
     return kUsage;
   }

@@ -110,10 +110,12 @@ bool parse_disk_list(std::string_view command, std::string_view what, const std:
   }
 }
 
-int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
-                        const std::string& prefix, std::chrono::milliseconds timeout, bool json,
-                        const std::vector<Change>& changes,
-                        const std::vector<cluster::TxnOp>& also) {
+std::optional<cluster::ReconfigReport> run_barrier(std::string_view command,
+                                                   cluster::EtcdClient& etcd,
+                                                   const std::string& prefix,
+                                                   std::chrono::milliseconds timeout,
+                                                   const std::vector<Change>& changes,
+                                                   const std::vector<cluster::TxnOp>& also) {
   cluster::ReconfigOptions options;
   options.prefix = prefix;
   options.timeout = timeout;
@@ -124,34 +126,58 @@ int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
   auto done = cluster::reconfigure(etcd, options, changes, also);
   if (!done.ok()) {
     print_failure(command, done.status());
-    return kFailed;
+    return std::nullopt;
   }
-  if (json) {
-    nlohmann::json out;
-    out["id"] = done->id;
-    out["packs"] = nlohmann::json::array();
-    for (const auto& c : changes) out["packs"].push_back(pack_json(c.mapping));
-    out["acked"] = done->acked;
-    out["barrier_us"] = done->barrier.count();
-    out["total_us"] = done->total.count();
-    out["revision"] = done->revision;
-    fmt::print("{}\n", out.dump());
-    return kOk;
-  }
+  return std::move(*done);
+}
+
+nlohmann::json reconfig_json(const cluster::ReconfigReport& done) {
+  nlohmann::json out;
+  out["id"] = done.id;
+  out["acked"] = done.acked;
+  out["barrier_us"] = done.barrier.count();
+  out["total_us"] = done.total.count();
+  out["revision"] = done.revision;
+  return out;
+}
+
+void print_mappings(const std::vector<cluster::PackMapping>& mappings) {
   std::vector<std::array<std::string, 7>> rows = {
       {"PACK", "PRIMARY", "SECONDARY", "POOL", "OWNER:GROUP", "PERMS", "EPOCH"}};
-  for (const auto& c : changes) {
-    const auto& m = c.mapping;
+  for (const auto& m : mappings) {
     rows.push_back({m.name, disk_text(m.primary), m.secondary ? disk_text(*m.secondary) : "-",
                     pool_text(m), user_name(m.owner) + ":" + group_name(m.group),
                     fmt::format("{:04o}", m.perms), std::to_string(m.epoch)});
   }
   print_table(rows);
+}
+
+void print_committed(const cluster::ReconfigReport& done) {
   std::string nodes;
-  for (const auto& n : done->acked) nodes += (nodes.empty() ? "" : ", ") + n;
-  fmt::print("committed: {} node{} acknowledged ({}); requests held {:.1f} ms\n",
-             done->acked.size(), done->acked.size() == 1 ? "" : "s",
-             nodes.empty() ? "none live" : nodes, done->total.count() / 1000.0);
+  for (const auto& n : done.acked) nodes += (nodes.empty() ? "" : ", ") + n;
+  fmt::print("committed: {} node{} acknowledged ({}); requests held {:.1f} ms\n", done.acked.size(),
+             done.acked.size() == 1 ? "" : "s", nodes.empty() ? "none live" : nodes,
+             done.total.count() / 1000.0);
+}
+
+int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
+                        const std::string& prefix, std::chrono::milliseconds timeout, bool json,
+                        const std::vector<Change>& changes, const std::vector<cluster::TxnOp>& also,
+                        const nlohmann::json& extra) {
+  auto done = run_barrier(command, etcd, prefix, timeout, changes, also);
+  if (!done) return kFailed;
+  std::vector<cluster::PackMapping> mappings;
+  for (const auto& c : changes) mappings.push_back(c.mapping);
+  if (json) {
+    nlohmann::json out = reconfig_json(*done);
+    out["packs"] = nlohmann::json::array();
+    for (const auto& m : mappings) out["packs"].push_back(pack_json(m));
+    if (extra.is_object()) out.update(extra);
+    fmt::print("{}\n", out.dump());
+    return kOk;
+  }
+  print_mappings(mappings);
+  print_committed(*done);
   return kOk;
 }
 
@@ -161,8 +187,8 @@ namespace {
 // result; the exit code.
 int run(std::string_view command, cluster::EtcdClient& etcd, const std::string& prefix,
         const Parsed& p, const std::vector<Change>& changes,
-        const std::vector<cluster::TxnOp>& also = {}) {
-  return run_reconfiguration(command, etcd, prefix, p.timeout, p.json, changes, also);
+        const std::vector<cluster::TxnOp>& also = {}, const nlohmann::json& extra = {}) {
+  return run_reconfiguration(command, etcd, prefix, p.timeout, p.json, changes, also, extra);
 }
 
 // etcd and the view of the cluster, or nullopt after printing why (exit code in `*rc`).
@@ -301,12 +327,25 @@ int cmd_pack_chown(const Globals& g, const Args& args) {
 
 namespace {
 
-int undrain(std::string_view command, const Globals& g, const std::string& node) {
+int undrain(std::string_view command, const Globals& g, const std::string& node, bool json) {
   std::string prefix;
   int rc = kOk;
   auto etcd = connect_etcd(g, command, &prefix, &rc);
   if (!etcd) return rc;
-  auto gone = etcd->erase(cluster::drained_key(prefix, node));
+  // The mark as it was, for --json to say since when the node was drained; one that does not
+  // decode goes all the same (undrain is how an operator gets rid of it).
+  const std::string key = cluster::drained_key(prefix, node);
+  auto read = etcd->range(key, "");
+  if (!read.ok()) {
+    print_failure(command, read.status());
+    return kFailed;
+  }
+  std::optional<uint64_t> since;
+  if (!read->kvs.empty()) {
+    auto mark = cluster::decode_drain(key, read->kvs[0].value);
+    if (mark.ok()) since = mark->since;
+  }
+  auto gone = etcd->erase(key);
   if (!gone.ok()) {
     print_failure(command, gone.status());
     return kFailed;
@@ -315,11 +354,22 @@ int undrain(std::string_view command, const Globals& g, const std::string& node)
     print_failure(command, Status::NotFound(fmt::format("node {} is not drained", node)));
     return kFailed;
   }
+  if (json) {
+    nlohmann::json out;
+    out["undrained"] = node;
+    out["drained_since"] = since ? nlohmann::json(*since) : nlohmann::json(nullptr);
+    fmt::print("{}\n", out.dump());
+    return kOk;
+  }
   fmt::print("node {}: undrained: packs may be mapped to it again\n", node);
   return kOk;
 }
 
 }  // namespace
+
+// Ending a drain is one transaction, with no barrier for --timeout to bound: said, not ignored.
+constexpr std::string_view kUndrainTimeout =
+    "--timeout bounds a reconfiguration's barrier; ending a drain runs none";
 
 int cmd_cluster_drain(const Globals& g, const Args& args) {
   constexpr std::string_view kCommand = "cluster drain";
@@ -330,7 +380,10 @@ int cmd_cluster_drain(const Globals& g, const Args& args) {
   if (!parse(kCommand, args, {"node"}, extra, &p)) return kUsage;
   const std::string& node = p.words[0];
   if (!check_name(kCommand, "node", node)) return kUsage;
-  if (undo) return undrain(kCommand, g, node);
+  if (undo) {
+    if (p.vm.count("timeout")) return usage_error(kCommand, kUndrainTimeout);
+    return undrain(kCommand, g, node, p.json);
+  }
   int rc = kOk;
   auto s = open_session(g, kCommand, &rc);
   if (!s) return rc;
@@ -374,7 +427,7 @@ int cmd_cluster_drain(const Globals& g, const Args& args) {
     }
     return kOk;
   }
-  rc = run(kCommand, *s->etcd, s->prefix, p, *changes, {put});
+  rc = run(kCommand, *s->etcd, s->prefix, p, *changes, {put}, {{"drained", node}});
   if (rc == kOk && !p.json) fmt::print("node {}: drained\n", node);
   return rc;
 }
@@ -384,7 +437,8 @@ int cmd_cluster_undrain(const Globals& g, const Args& args) {
   Parsed p;
   if (!parse(kCommand, args, {"node"}, {}, &p)) return kUsage;
   if (!check_name(kCommand, "node", p.words[0])) return kUsage;
-  return undrain(kCommand, g, p.words[0]);
+  if (p.vm.count("timeout")) return usage_error(kCommand, kUndrainTimeout);
+  return undrain(kCommand, g, p.words[0], p.json);
 }
 
 }  // namespace vvm::vvctl

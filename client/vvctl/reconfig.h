@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,14 +16,29 @@
 
 namespace vvm::vvctl {
 
-// Runs the barrier for `changes`, with `also` in its commit (cluster::reconfigure), and prints the
-// new mappings and how long requests were held, or with `json` one object (id, packs, acked,
-// barrier_us, total_us, revision); the exit code. Also for cluster import --replace.
+// Runs the barrier for `changes`, with `also` in its commit (cluster::reconfigure), printing its
+// progress on stderr; its report, or nullopt after printing why it failed.
+std::optional<cluster::ReconfigReport> run_barrier(std::string_view command,
+                                                   cluster::EtcdClient& etcd,
+                                                   const std::string& prefix,
+                                                   std::chrono::milliseconds timeout,
+                                                   const std::vector<cluster::Change>& changes,
+                                                   const std::vector<cluster::TxnOp>& also = {});
+// A barrier's report as --json gives it: id, acked, barrier_us, total_us, revision.
+nlohmann::json reconfig_json(const cluster::ReconfigReport& done);
+// The table of mappings the commands that change them print (PACK PRIMARY SECONDARY POOL
+// OWNER:GROUP PERMS EPOCH), and the line that says a barrier committed ("committed: 3 nodes
+// acknowledged (n1, n2, n3); requests held 4.2 ms").
+void print_mappings(const std::vector<cluster::PackMapping>& mappings);
+void print_committed(const cluster::ReconfigReport& done);
+// Runs the barrier (run_barrier) and prints the new mappings and how long requests were held, or
+// with `json` one object: reconfig_json's and packs, with the members of `extra` (an object)
+// added; the exit code.
 int run_reconfiguration(std::string_view command, cluster::EtcdClient& etcd,
                         const std::string& prefix, std::chrono::milliseconds timeout, bool json,
                         const std::vector<cluster::Change>& changes,
-                        const std::vector<cluster::TxnOp>& also = {});
-
+                        const std::vector<cluster::TxnOp>& also = {},
+                        const nlohmann::json& extra = {});
 // Parses a pool as the command line gives it, "NODE[:DISK][,NODE[:DISK]...]" (an entry's disk
 // "" when not given), into `*out`; false after a usage error naming `what` (the option) and the
 // entry.

@@ -67,11 +67,10 @@ class ForwardTable {
   // servers' must never wait for a connection).
   std::shared_ptr<Forwarder> opened(std::string_view pack);
   // The forwarder of `pack` if it is open, else null (never opening one), without waiting for
-  // the table's changes either: a local flush asks it while its request counts in the
-  // reconfiguration gate's drain (reconf_gate.h), and a change of another pack's forwarder (a
-  // reconfiguration draining it, a server dialled within its connect timeout) must not hold that
-  // drain past the barrier's timeout. Unlike opened(), a forwarder being brought in line is
-  // returned: its own requests wait for the change, not the caller's other packs.
+  // the table's changes either: a local flush asks it, and a change of another pack's forwarder
+  // (a reconfiguration draining it, a server dialled within its connect timeout) must not hold
+  // that flush. Unlike opened(), a forwarder being brought in line is returned: its own requests
+  // wait for the change, not the caller's other packs.
   std::shared_ptr<Forwarder> open_forwarder(std::string_view pack) const;
 
   // Cluster mode: the entries are now `entries` (see the file comment). A forwarder whose pack is

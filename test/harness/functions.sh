@@ -56,6 +56,7 @@ cleanup_fn() {
 _vvm_run_cleanup() {
   local status=$? i hook entry
   set +e
+  _vvm_in_cleanup=1
   trap '' INT TERM HUP
   if ((status != 0 && status != 77)); then
     for entry in "${_vvm_logs[@]}"; do
@@ -76,6 +77,17 @@ trap _vvm_run_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+
+# _vvm_fail_or_die MSG...: die, or while the hooks at exit run (where dying would skip the rest),
+# say MSG and have the test fail once they have run.
+_vvm_fail_or_die() {
+  ((!${_vvm_in_cleanup:-0})) || {
+    echo "$0: FAIL: $*" >&2
+    _vvm_cleanup_failed=1
+    return 0
+  }
+  die "$@"
+}
 
 # make_tmpdir: create a temporary folder, removed at exit, in $tmpdir.
 # require_sigpipe_ignored PID NAME: the daemon PID ignores SIGPIPE (its SigIgn mask in
@@ -131,6 +143,57 @@ _vvm_stop() {
   fi
 }
 
+# _vvm_tree PID: PID and every process below it, one a line, the deepest first.
+_vvm_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do _vvm_tree "$child"; done
+  echo "$1"
+}
+
+# _vvm_kill_tree PID [SECONDS]: SIGTERM to PID and every process below it, and SIGKILL to those
+# still there after SECONDS (2; 0: SIGKILL at once). The tree is listed first: a parent that
+# dies of the SIGTERM leaves its children to init, out of its sight.
+_vvm_kill_tree() {
+  local procs i
+  procs=$(_vvm_tree "$1")
+  if ((${2:-2} > 0)); then
+    kill -TERM $procs 2>/dev/null || true
+    for ((i = 0; i < ${2:-2} * 10; i++)); do
+      kill -0 $procs 2>/dev/null || break # kill -0 succeeds while any one of them is there
+      sleep 0.1
+    done
+  fi
+  procs+=" $(for i in $procs; do pgrep -P "$i" 2>/dev/null || true; done)"
+  kill -KILL $procs 2>/dev/null || true
+}
+
+# _vvm_run_bounded SECONDS CMD...: run CMD (a program or a shell function, in a subshell with
+# errexit off, as $(...) would) with this shell's stdin, stdout and stderr, and return its status.
+# If it has not ended after SECONDS: SIGTERM to it and everything it started, SIGKILL to what is
+# left 2 s later, $_vvm_timed_out set to 1 (else 0) and status 124. A timer that the command's
+# exit stops, so that an answer comes as soon as the command ends.
+_vvm_run_bounded() {
+  local limit=$1 pid timer status=0
+  shift
+  _vvm_timed_out=0
+  sleep "$limit" </dev/null >/dev/null 2>&1 &
+  timer=$!
+  (
+    trap 'kill "$timer" 2>/dev/null' EXIT
+    set +e
+    "$@"
+  ) <&0 &
+  pid=$!
+  if wait "$timer"; then # the timer ran out: the command is still there
+    _vvm_timed_out=1
+    _vvm_kill_tree "$pid"
+    wait "$pid" 2>/dev/null || true
+    return 124
+  fi
+  wait "$pid" || status=$?
+  return "$status"
+}
+
 # _vvm_wait_ready NAME PID CMD...: wait until CMD succeeds, failing if PID exits first or
 # VVM_READY_TIMEOUT passes.
 _vvm_wait_ready() {
@@ -179,13 +242,25 @@ start_daemon() {
   _vvm_wait_ready "$name" "$daemon_pid" "${ready[@]}"
 }
 
-# stop_daemon PID NAME: SIGTERM to PID (a daemon started here) and wait for it; fails the test,
-# naming NAME, unless it exits with status 0.
+# stop_daemon PID NAME: SIGTERM to PID (a daemon started here) and wait for it, at most
+# VVM_STOP_TIMEOUT seconds (30); fails the test, naming NAME, unless it exits with status 0 in
+# that time. One still there then is killed with SIGKILL, with what it started, and the test dies
+# saying so (rather than hang until meson's timeout ends it without a word).
 stop_daemon() {
-  local status=0
-  kill -TERM "$1"
-  wait "$1" || status=$?
-  ((status == 0)) || die "$2 exited with status $status on SIGTERM"
+  local pid=$1 name=$2 limit=${VVM_STOP_TIMEOUT:-30} i status=0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    _vvm_killed[$pid]=1 # killed here: the stop at exit only waits for it
+    _vvm_kill_tree "$pid" 0
+    wait "$pid" 2>/dev/null || true
+    die "$name (pid $pid) still ran ${limit} s after SIGTERM (waited for it to exit); killed it with SIGKILL"
+  fi
+  wait "$pid" || status=$?
+  ((status == 0)) || die "$name exited with status $status on SIGTERM"
 }
 
 # kill_daemon PID: SIGKILL to PID (a daemon started here, killed on purpose) and wait for it; the
@@ -320,21 +395,41 @@ client_read() {
   _vvm_wait_client "$name"
 }
 
-# disconnect_client NAME: close the client's connection and wait until it has exited.
+# disconnect_client NAME: close the client's connection and wait until it has exited, at most
+# 10 s: one still there then is killed and the test fails, naming it.
 disconnect_client() {
-  local name=$1
+  local name=$1 pid i
   [[ -n ${_vvm_client_fd[$name]:-} ]] || return 0
+  pid=${_vvm_client_pid[$name]}
   exec {_vvm_client_fd[$name]}>&-
-  wait "${_vvm_client_pid[$name]}" 2>/dev/null || true
   unset "_vvm_client_fd[$name]"
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    _vvm_kill_tree "$pid" 0
+    wait "$pid" 2>/dev/null || true
+    _vvm_fail_or_die "client $name (pid $pid) still ran 10 s after its input closed (waited for it to disconnect); killed it with SIGKILL: $(cat "$tmpdir/$name.out")"
+  fi
+  wait "$pid" 2>/dev/null || true
 }
 
 # expect STATUS PATTERN -- CMD...: CMD exits with STATUS and its output (stdout and stderr)
 # matches the extended regular expression PATTERN; else the test dies saying what came instead.
+# CMD (a program or a shell function) has VVM_EXPECT_TIMEOUT seconds (180: above the longest
+# --timeout a test gives vvctl, below meson's 300) to end: one still running then is killed,
+# with what it started, and the test dies naming it.
 expect() {
-  local want=$1 pattern=$2 status=0 out
+  local want=$1 pattern=$2 status=0 out limit=${VVM_EXPECT_TIMEOUT:-180} file
   shift 3
-  out=$("$@" 2>&1) || status=$?
+  _vvm_need_tmpdir
+  file=$tmpdir/.expect.$BASHPID.out
+  _vvm_run_bounded "$limit" "$@" >"$file" 2>&1 || status=$?
+  out=$(<"$file")
+  rm -f "$file"
+  ((!_vvm_timed_out)) ||
+    die "'$*' did not exit within ${limit} s (expected status $want and /$pattern/); killed it (SIGTERM, then SIGKILL). Its output: $out"
   [[ $status == "$want" ]] || die "'$*' exited $status, wanted $want: $out"
   grep -Eq -- "$pattern" <<<"$out" || die "'$*' printed '$out', which lacks /$pattern/"
   echo "ok: $* -> $status: $(head -n1 <<<"$out")"
@@ -377,12 +472,12 @@ wait_log() {
   die "no /$2/ in $1 after ${3:-10} s"
 }
 
-# wait_listed URI EXPORT: URI's export list (nbdinfo --list) holds EXPORT within 5 s; else
-# returns 1, for the caller to say what it means.
+# wait_listed URI EXPORT: URI's export list (nbdinfo --list) holds EXPORT within about 5 s (each
+# listing given 2 s); else returns 1, for the caller to say what it means.
 wait_listed() {
-  local i
-  for ((i = 0; i < 50; i++)); do
-    nbdinfo --list --json "$1" 2>/dev/null |
+  local end=$((SECONDS + 6))
+  while ((SECONDS < end)); do
+    timeout -k 1 2 nbdinfo --list --json "$1" 2>/dev/null |
       jq -e --arg name "$2" '.exports[] | select(."export-name" == $name)' >/dev/null && return 0
     sleep 0.1
   done
@@ -402,18 +497,22 @@ wait_run_ready() {
 }
 
 # io URI QEMU_IO_ARGS...: qemu-io succeeds, every command with it (a failed pattern check too).
+# It has VVM_IO_TIMEOUT seconds (120): one still running then is killed and the test dies.
 io() {
-  local uri=$1 out status=0
+  local uri=$1 out status=0 limit=${VVM_IO_TIMEOUT:-120}
   shift
-  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  out=$(timeout -k 2 "$limit" qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status != 124)) || die "qemu-io $* $uri did not exit within $limit s; killed it: $out"
   ((status == 0)) && ! grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri: $out"
 }
 
-# io_fails URI QEMU_IO_ARGS...: qemu-io fails (to open, or a command); its output in $out.
+# io_fails URI QEMU_IO_ARGS...: qemu-io fails (to open, or a command); its output in $out. A
+# qemu-io still running after VVM_IO_TIMEOUT seconds (120) is killed and the test dies.
 io_fails() {
-  local uri=$1 status=0
+  local uri=$1 status=0 limit=${VVM_IO_TIMEOUT:-120}
   shift
-  out=$(qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  out=$(timeout -k 2 "$limit" qemu-io -f raw "$@" "$uri" 2>&1) || status=$?
+  ((status != 124)) || die "qemu-io $* $uri did not exit within $limit s; killed it: $out"
   ((status != 0)) || grep -qi 'fail' <<<"$out" || die "qemu-io $* $uri succeeded: $out"
 }
 

@@ -6,10 +6,11 @@
 #     path among its registered disks; cluster map shows them (table and --json); a second
 #     import is refused unless --replace, which bumps the epoch through the barrier;
 #   - a second node of one name is refused, naming the key and the holder's address;
-#   - a node killed with SIGKILL drops off cluster nodes once its lease's TTL has passed, not
+#   - a node killed with SIGKILL turns DOWN in cluster nodes once its lease's TTL has passed, not
 #     before;
 #   - garbage under the prefix is reported naming the key, and the rest is listed as before;
-#   - a bad [cluster] section is named by file, line and key;
+#   - a bad [cluster] section is named by file, line and key; vvctl cluster --help lists the
+#     group's commands;
 #   - etcd down: vvctl names the endpoint it could not reach, and a node reports its lease lost
 #     (exit 3) before the TTL is out.
 set -euo pipefail
@@ -57,11 +58,11 @@ n2_pid=$node_pid
 # --- cluster nodes ---
 nodes=$(ctl cluster nodes)
 echo "$nodes"
-grep -Eq '^NODE +ADDRESS +DISKS +LEASE LEFT +STARTED +DRAINED$' <<<"$nodes" || die "cluster nodes header: $nodes"
-grep -Eq "^n1 +127\.0\.0\.1:$port1 +d0=$tmpdir/disk.img,spare=/dev/null +[12]s " <<<"$nodes" ||
+grep -Eq '^NODE +STATE +ADDRESS +DISKS +LEASE LEFT +STARTED +DRAINED$' <<<"$nodes" || die "cluster nodes header: $nodes"
+grep -Eq "^n1 +live +127\.0\.0\.1:$port1 +d0=$tmpdir/disk.img,spare=/dev/null +[12]s " <<<"$nodes" ||
   die "cluster nodes lacks n1: $nodes"
-grep -Eq "^n2 +127\.0\.0\.1:$port2 " <<<"$nodes" || die "cluster nodes lacks n2: $nodes"
-aligned "$nodes" ADDRESS DISKS
+grep -Eq "^n2 +live +127\.0\.0\.1:$port2 " <<<"$nodes" || die "cluster nodes lacks n2: $nodes"
+aligned "$nodes" STATE ADDRESS DISKS
 json=$(ctl cluster nodes --json)
 check 'length' 2 "$json"
 check '.[0].name' n1 "$json"
@@ -69,6 +70,7 @@ check '.[0].address' "127.0.0.1:$port1" "$json"
 check '.[0].disks.d0' "$tmpdir/disk.img" "$json"
 check '.[0].lease_ttl_left <= 2 and .[0].lease_ttl_left >= 0' true "$json"
 check '.[0].drained' false "$json"
+check 'map("\(.name) \(.live) \(.packs | length)") | join(",")' "n1 true 0,n2 true 0" "$json"
 check '.[1].name' n2 "$json"
 
 # --- cluster import and cluster map ---
@@ -133,18 +135,28 @@ expect 1 "etcd key /vvm/node/n1 is held by node n1 at 127\.0\.0\.1:$port1, whose
   -- "$node" --conf "$tmpdir/n1-again.conf"
 check '.[0].address' "127.0.0.1:$port1" "$(ctl cluster nodes --json)"
 
-# --- a node killed drops off after its lease's TTL, not before ---
+# --- a node killed is DOWN after its lease's TTL, not before ---
+# n2 is the primary of a and b: it stays listed, DOWN, with what names it; so is n9, pack c's
+# primary, which never registered.
 kill_daemon "$n2_pid"
 killed=$(date +%s%N)
-grep -q '^n2 ' <(ctl cluster nodes) || die "n2 gone at once: its lease should outlive it"
+grep -Eq '^n2 +live ' <(ctl cluster nodes) || die "n2 DOWN at once: its lease should outlive it"
 for ((i = 0; i < 100; i++)); do
-  grep -q '^n2 ' <(ctl cluster nodes) || break
+  grep -Eq '^n2 +live ' <(ctl cluster nodes) || break
   sleep 0.1
 done
 gone_ms=$((($(date +%s%N) - killed) / 1000000))
-((i < 100)) || die "n2 still listed 10 s after it was killed: $(ctl cluster nodes)"
-echo "ok: n2 dropped off ${gone_ms} ms after SIGKILL (TTL ${ttl}s)"
-grep -q '^n1 ' <(ctl cluster nodes) || die "n1 went with n2: $(ctl cluster nodes)"
+((i < 100)) || die "n2 still live 10 s after it was killed: $(ctl cluster nodes)"
+nodes=$(ctl cluster nodes)
+echo "$nodes"
+grep -Eq '^n2 +DOWN +- +- +- +- +-$' <<<"$nodes" || die "n2 is not listed DOWN: $nodes"
+grep -Eq '^n9 +DOWN ' <<<"$nodes" || die "n9 (pack c's primary, never registered) is not DOWN: $nodes"
+grep -Eq '^n1 +live ' <<<"$nodes" || die "n1 went with n2: $nodes"
+aligned "$nodes" STATE ADDRESS DRAINED
+json=$(ctl cluster nodes --json)
+check 'map("\(.name) \(.live) \(.packs | join("+"))") | join(",")' "n1 true ,n2 false a+b,n9 false c" "$json"
+check '.[] | select(.name == "n2") | has("address") or has("lease")' false "$json"
+echo "ok: n2 DOWN ${gone_ms} ms after SIGKILL (TTL ${ttl}s), listed while mappings name it"
 
 # --- garbage under the prefix: named, skipped, nothing else spoilt ---
 etcdctl_ put /vvm/pack/junk '{{{' >/dev/null
@@ -170,6 +182,17 @@ expect 2 "bad.conf:3: cluster.lease-ttl: '1s' is shorter than 2s" -- \
   "$vvctl" --conf "$tmpdir/bad.conf" cluster map
 printf '[global]\nstate-dir = %s\n' "$tmpdir" >"$tmpdir/single.conf"
 expect 2 "single.conf: no \[cluster\] section" -- "$vvctl" --conf "$tmpdir/single.conf" cluster nodes
+
+# --- the group: vvctl cluster --help lists the cluster commands of vvctl --help ---
+out=$("$vvctl" cluster --help) || die "vvctl cluster --help failed: $out"
+grep -qx "Commands of vvctl cluster:" <<<"$out" || die "vvctl cluster --help: $out"
+want=$("$vvctl" --help | sed -nE 's/^  (cluster [a-z]+) .*/\1/p')
+got=$(sed -nE 's/^  (cluster [a-z]+) .*/\1/p' <<<"$out")
+[[ $(wc -l <<<"$want") -ge 5 && $got == "$want" ]] ||
+  die "vvctl cluster --help lists '$got'; vvctl --help: '$want'"
+expect 2 "^vvctl cluster: give one of its commands:$" -- "$vvctl" cluster
+expect 2 "unknown command 'cluster bogus'; the commands of vvctl cluster are:" -- "$vvctl" cluster bogus
+echo "ok: vvctl cluster --help lists the group's commands"
 
 # --- etcd down ---
 kill_daemon "$etcd_pid"

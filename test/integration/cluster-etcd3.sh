@@ -36,7 +36,7 @@ etcd_make_leader m1
 start_three_nodes
 grep -qx "etcd = 127.0.0.11:[0-9]*,127.0.0.12:[0-9]*,127.0.0.13:[0-9]*" "$tmpdir/n1.conf" ||
   die "the nodes are not given the three endpoints: $(cat "$tmpdir/n1.conf")"
-members() { ctl cluster nodes --json | jq -r '[.[].name] | join(",")'; }
+members() { ctl cluster nodes --json | jq -r 'map(select(.live) | .name) | join(",")'; }
 echo "x disk.img 64M 16M exclusive root root 0666" >"$tmpdir/x.tab"
 ctl cluster import "$tmpdir/x.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
 wait_listed "nbd://127.0.0.2:$port" pack/x || die "n1 does not forward the imported pack x"

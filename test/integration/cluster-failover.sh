@@ -6,12 +6,13 @@
 #     change is refused naming etcd; etcd back: the watches catch up (a mapping made after it is
 #     back is served through n1);
 #   - the primary SIGSTOPped past its lease in the middle of fio verify through n1: its key goes,
-#     n1 goes to the secondary, fio ends with no error; the mapping changes while it is away;
-#     SIGCONT: the old primary joins again by itself (a new lease; it is in vvctl cluster nodes
-#     within 5 s), with the mapping read after its new key; a connection opened to it before the
-#     stop is refused writes and reads (and it says so); it takes part in a pack move, forwards
-#     the pack once the move has taken it off the pack, and a client through it reads every byte
-#     written while it was away (fio --verify_only, patterns);
+#     n1 goes to the secondary, fio ends with no error; vvctl cluster nodes lists it DOWN; the
+#     mapping changes while it is away; SIGCONT: the old primary joins again by itself (a new
+#     lease; it is live in vvctl cluster nodes within 5 s), with the mapping read after its new
+#     key; a connection opened to it before the stop is refused writes and reads (and it says
+#     so); it takes part in a pack move, forwards the pack once the move has taken it off the
+#     pack, and a client through it reads every byte written while it was away (fio
+#     --verify_only, patterns);
 #   - bad input under the prefix (a mapping naming an unknown node, or a disk its node lacks;
 #     garbage values for a pack, a node and a path): a clear error naming each key in nbdkit's
 #     log, nothing served wrongly, the nodes stay up and serve the rest.
@@ -104,6 +105,9 @@ grep -Eq "node n2 has left the cluster \(its key /vvm/node/n2 is gone" "${node_l
 grep -Eq "127.0.0.3:$port/pack/a@local is down: marked down: node n2 has left the cluster" "${node_log[n1]}" ||
   die "n1 did not mark n2 down when its key went"
 disconnect_client keeper
+# Its key gone, n2 is listed DOWN (pack a's primary still), not dropped.
+grep -Eq '^n2 +DOWN +- +- +- +- +-$' <<<"$(ctl cluster nodes)" || die "n2 is not DOWN: $(ctl cluster nodes)"
+check '.[] | select(.name == "n2") | "\(.live) \(.packs | join(","))"' "false a" "$(ctl cluster nodes --json)"
 echo "ok: primary stopped under fio: no client error, n1 went to n3 ($(awk -v a="$stopped" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
 # While n2 is away: a change of the mapping (its secondary), and a write through n1.
 ctl pack set-secondary a n1 >/dev/null || die "set-secondary with n2 away failed"
@@ -112,7 +116,7 @@ io "$n1" -c "write -P 0x16 4M 1M"
 kill -CONT "${node_pid[n2]}"
 resumed=$(date +%s%N)
 for ((i = 0; i < 50; i++)); do
-  ctl cluster nodes --json | jq -e '.[] | select(.name == "n2")' >/dev/null && break
+  ctl cluster nodes --json | jq -e '.[] | select(.name == "n2" and .live)' >/dev/null && break
   sleep 0.1
 done
 ((i < 50)) || die "n2 is not a member again 5 s after SIGCONT: $(ctl cluster nodes)"

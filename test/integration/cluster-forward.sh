@@ -11,7 +11,7 @@
 #     up and n1 goes back to n2;
 #   - the primary is SIGKILLed in the middle of fio verify through n1: fio ends with no error,
 #     and what a flush acknowledged before the kill is there; n2's key goes after the TTL and n1
-#     says so.
+#     says so; vvctl cluster nodes lists n2 DOWN (table and --json).
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 make_tmpdir
@@ -181,5 +181,12 @@ io "$n1" -r -c "read -P 0x6c 0 4M"
 cmp -n $((4 * M)) "$disk" <(head -c $((4 * M)) /dev/zero | tr '\0' '\154') ||
   die "the flushed pattern is not on the disk after the kill"
 wait_log "${node_log[n1]}" "node n2 has left the cluster \(its key /vvm/node/n2 is gone" $((ttl + 5))
+# The dead node is not dropped from cluster nodes: pack a's primary is DOWN, the others live.
+nodes=$(ctl cluster nodes)
+grep -Eq '^n2 +DOWN +- +- +- +- +-$' <<<"$nodes" || die "n2, killed, is not listed DOWN: $nodes"
+grep -Eq "^n3 +live +127\.0\.0\.4:$port " <<<"$nodes" || die "n3 is not live: $nodes"
+aligned "$nodes" STATE ADDRESS
+check 'map("\(.name) \(.live) \(.packs | join(","))") | join(";")' "n1 true ;n2 false a;n3 true a" \
+  "$(ctl cluster nodes --json)"
 io "$n1" -c "write -P 0x2e 8M 1M" -c "read -P 0x2e 8M 1M"
-echo "ok: primary killed under fio: no client error, flushed data there, n3 serves"
+echo "ok: primary killed under fio: no client error, flushed data there, n3 serves, n2 listed DOWN"

@@ -15,7 +15,7 @@ writer=$VVM_SOURCE_DIR/test/integration/pattern-writer.py
 ttl=10 # a stopped node stays a member (and is waited for) for the whole test
 start_three_nodes
 for ((i = 0; i < 50; i++)); do
-  [[ $(ctl cluster nodes --json | jq length) == 3 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 3 ]] && break
   sleep 0.1
 done
 ((i < 50)) || die "three nodes not registered: $(ctl cluster nodes)"
@@ -36,6 +36,11 @@ out=$(ctl cluster import "$tmpdir/n3.tab" --primary n3 --secondary n2 --disk d0 
 grep -q "committed: 3 nodes acknowledged (n1, n2, n3); requests held" <<<"$out" ||
   die "the replacement did not go through the barrier: $out"
 grep -q "imported 2 packs (1 replaced): primary n3, secondary n2" <<<"$out" || die "import said: $out"
+# The mappings written, in pack move's table: the replaced one first.
+grep -Eq '^PACK +PRIMARY +SECONDARY +POOL +OWNER:GROUP +PERMS +EPOCH$' <<<"$out" || die "no table: $out"
+[[ $(grep -E '^[ab] ' <<<"$out" | awk '{print $1, $2, $3, $5, $6, $7}' | tr '\n' ';') == \
+  "a n3:d0 n2:d0 root:root 0666 2;b n3:d0 n2:d0 root:root 0644 1;" ]] || die "import's table: $out"
+aligned "$(grep -E '^(PACK|a|b) ' <<<"$out")" PRIMARY SECONDARY POOL OWNER:GROUP PERMS EPOCH
 check .primary.node n3 "$(map a)"
 check .epoch 2 "$(map a)"
 check .epoch 1 "$(map b)"
@@ -77,3 +82,22 @@ echo "ok: a node that never acknowledged failed the import, naming it, with noth
 expect 1 "pack 'a' is already mapped" -- ctl cluster import "$tmpdir/c.tab" --primary n2 --disk d0
 expect 2 "--timeout 0: give seconds" -- \
   ctl cluster import "$tmpdir/c.tab" --primary n2 --disk d0 --replace --timeout 0
+
+# --- --json: one object, the mappings written and each barrier run ---
+echo "d disk.img 96M 16M shared root root 0640" >"$tmpdir/d.tab"
+out=$(ctl cluster import "$tmpdir/d.tab" --primary n2 --secondary n3 --disk d0 --json) ||
+  die "import --json: $out"
+check '.packtab' "$tmpdir/d.tab" "$out"
+check '"\(.imported) \(.replaced) \(.reconfigurations | length) \(.acked | length)"' "1 0 0 0" "$out"
+check '.packs | map("\(.name) \(.primary.node) \(.secondary.node) \(.perms) \(.epoch)") | join(";")' \
+  "d n2 n3 0640 1" "$out"
+check .primary.node n2 "$(map d)"
+out=$(ctl cluster import "$tmpdir/d.tab" --primary n3 --secondary n2 --disk d0 --replace --json) ||
+  die "import --replace --json: $out"
+check '"\(.imported) \(.replaced) \(.reconfigurations | length)"' "1 1 1" "$out"
+check '.acked | join(",")' n1,n2,n3 "$out"
+check '.reconfigurations[0].acked | join(",")' n1,n2,n3 "$out"
+check '.reconfigurations[0] | (.id | length > 0) and .total_us >= .barrier_us and .revision > 0' true "$out"
+check '.packs[0].primary.node + " " + (.packs[0].epoch | tostring)' "n3 2" "$out"
+check .epoch 2 "$(map d)"
+echo "ok: cluster import --json, new and replacing"

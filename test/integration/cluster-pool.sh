@@ -56,7 +56,7 @@ start_node 4 n3
 start_node 5 n4
 start_node 2 n1
 for ((i = 0; i < 50; i++)); do # a node listens before it has joined
-  [[ $(ctl cluster nodes --json | jq length) == 4 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 4 ]] && break
   sleep 0.1
 done
 ((i < 50)) || die "four nodes not registered: $(ctl cluster nodes)"
@@ -96,6 +96,17 @@ check '.[] | select(.name == "b") | .pool | map(.node + ":" + .disk) | join(",")
   "$(ctl cluster map --json)"
 expect 0 "^b +n3:d0 +- +- +root:root +0666 +2$" -- ctl pack set-pool b --none
 check '.[] | select(.name == "b") | has("pool")' false "$(ctl cluster map --json)"
+# With --json: the object of pack move, the new mapping with its pool.
+out=$(ctl pack set-pool b n2,n4:d0 --json) || die "pack set-pool b n2,n4:d0 --json: $out"
+check '.packs[0].pool | map(.node + ":" + .disk) | join(",")' n2:d0,n4:d0 "$out"
+check '.packs[0].name + " " + (.packs[0].epoch | tostring)' "b 3" "$out"
+check '.acked | join(",")' n1,n2,n3,n4 "$out"
+check '(.id | length > 0) and .total_us >= .barrier_us and .revision > 0' true "$out"
+out=$(ctl pack set-pool b --none --json) || die "pack set-pool b --none --json: $out"
+check '.packs[0] | has("pool")' false "$out"
+check '.packs[0].epoch' 4 "$out"
+check '.[] | select(.name == "b") | has("pool")' false "$(ctl cluster map --json)"
+echo "ok: pack set-pool --json prints the new mapping and the barrier's figures"
 nbdinfo --json "$n1" >"$tmpdir/info" || die "nbdinfo $n1: $(cat "$tmpdir/info")"
 check '.exports[0].description' "pack a, forwarded to the pool n2, n3, n4 (epoch 2)" "$(cat "$tmpdir/info")"
 

@@ -7,7 +7,8 @@
 #   - a node that never acknowledges (SIGSTOP): the command times out naming it, nothing
 #     changes, and the other nodes resume at once (the client's writes go on);
 #   - cluster drain moves a node's packs to their secondaries and marks it (cluster nodes shows
-#     it drained, the others not); pack move refuses it until cluster undrain;
+#     it drained, the others not); pack move refuses it until cluster undrain; drain and undrain
+#     with --json;
 #   - bad input: an unknown pack or node, a node without the disk, etcd down: refused with the
 #     name and the reason, and the mapping unchanged.
 #   - pack move while a client writes through n3, which forwards the pack: nothing lost.
@@ -55,7 +56,7 @@ node n1 127.0.0.2
 node n2 127.0.0.3
 node n3 127.0.0.4
 for ((i = 0; i < 50; i++)); do
-  [[ $(ctl cluster nodes --json | jq length) == 3 ]] && break
+  [[ $(ctl cluster nodes --json | jq 'map(select(.live)) | length') == 3 ]] && break
   sleep 0.1
 done
 ((i < 50)) || die "three nodes not registered: $(ctl cluster nodes)"
@@ -169,13 +170,26 @@ expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
 out=$(ctl cluster drain n2 --json) || die "cluster drain n2 --json: $out"
 check '[.packs[] | .name + ":" + .primary.node + "," + .secondary.node] | join(" ")' a:n1,n2 "$out"
 check '.acked | join(",")' n1,n2,n3 "$out"
-expect 0 "node n2: undrained" -- ctl cluster undrain n2
+check '.drained' n2 "$out"
+# cluster undrain --json: the node and since when it was drained.
+since=$(ctl cluster nodes --json | jq '.[] | select(.name == "n2") | .drained_since')
+out=$(ctl cluster undrain n2 --json) || die "cluster undrain n2 --json: $out"
+check '.undrained' n2 "$out"
+check '.drained_since' "$since" "$out"
+check 'map(select(.drained)) | length' 0 "$(ctl cluster nodes --json)"
 expect 0 "committed: 3 nodes acknowledged" -- ctl pack move a --primary n2
 # A node that is no pack's primary: drained at once, and --json still prints JSON.
 out=$(ctl cluster drain n3 --json) || die "cluster drain n3 --json: $out"
 check '.drained' n3 "$out"
 check '.packs | length' 0 "$out"
-expect 0 "node n3: undrained" -- ctl cluster undrain n3
+# Undrained by drain --undo --json, the same object; again: refused, not drained.
+out=$(ctl cluster drain n3 --undo --json) || die "cluster drain n3 --undo --json: $out"
+check '.undrained + " " + (.drained_since > 0 | tostring)' "n3 true" "$out"
+expect 1 "vvctl cluster undrain: node n3 is not drained" -- ctl cluster undrain n3 --json
+# Ending a drain runs no barrier: a --timeout for it is refused, not ignored.
+expect 2 "--timeout bounds a reconfiguration's barrier; ending a drain runs none" -- \
+  ctl cluster undrain n3 --timeout 5
+expect 2 "--timeout bounds a reconfiguration's barrier" -- ctl cluster drain n3 --undo --timeout 5
 
 # --- bad input, nothing changed ---
 before=$(ctl cluster map --json)

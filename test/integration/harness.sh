@@ -4,7 +4,9 @@
 # replaced, appended with +=, left out when empty, in a new named section) land where they say,
 # and every result is a configuration `vvctl conf check` accepts; file= leaves $conf alone; a
 # parameter it does not know stops the test. start_vvmd keeps each run's log, a vvmd killed with
-# kill_daemon is not taken for a crash, and stop_vvmd stops it cleanly.
+# kill_daemon is not taken for a crash, and stop_vvmd stops it cleanly. expect, stop_daemon and
+# disconnect_client are bounded: a process that ignores SIGTERM and never ends fails the test
+# within the bound, with a message naming it and what was waited for, and is gone (SIGKILL).
 set -euo pipefail
 source "$VVM_SOURCE_DIR/test/harness/functions.sh"
 
@@ -95,4 +97,51 @@ start_vvmd
 grep -q "vvmd ready" "$first" || die "the first run's log is gone: $(cat "$first")"
 stop_vvmd
 grep -q "vvmd stopped" "$vvmd_log" || die "vvmd did not log its stop"
+# --- the bounds: nothing waited for hangs the test ---
+# harness_script NAME BODY: a test script of its own (this harness, its own $tmpdir) running
+# BODY; it must fail (exit 1) within 15 s; its output in $out, its seconds in $took.
+harness_script() {
+  local start status=0
+  start=$SECONDS
+  out=$(timeout -k 1 15 bash -c 'set -euo pipefail
+source "$VVM_SOURCE_DIR/test/harness/functions.sh"
+make_tmpdir
+'"$2" 2>&1) || status=$?
+  took=$((SECONDS - start))
+  ((status == 1)) || die "$1: the script exited $status, wanted 1 (124: the bound did not fire): $out"
+}
+# gone PIDFILE: the process whose pid PIDFILE holds is no more (or dead, a zombie that its new
+# parent has not reaped yet).
+gone() {
+  local pid
+  pid=$(<"$1")
+  ! kill -0 "$pid" 2>/dev/null || [[ $(ps -o stat= -p "$pid") == Z* ]] || die "pid $pid (ignoring SIGTERM) still runs: $(ps -o pid,stat,args -p "$pid")"
+}
+# A command that ignores SIGTERM (and so does the sleep it becomes) and would run for a minute.
+stubborn=(bash -c 'trap "" TERM; echo $$ >"$0"; exec sleep 60')
+
+harness_script expect "VVM_EXPECT_TIMEOUT=1 expect 0 ok -- ${stubborn[*]@Q} $tmpdir/expect.pid"
+grep -q "FAIL: 'bash -c .*' did not exit within 1 s (expected status 0 and /ok/); killed it (SIGTERM, then SIGKILL)" <<<"$out" ||
+  die "expect's bound said: $out"
+((took <= 6)) || die "expect's bound of 1 s took $took s"
+gone "$tmpdir/expect.pid"
+# A shell function too, and what it started.
+harness_script expect-function "slow() { ${stubborn[*]@Q} "\$1"; }
+VVM_EXPECT_TIMEOUT=1 expect 0 ok -- slow $tmpdir/function.pid"
+grep -q "FAIL: 'slow .*' did not exit within 1 s" <<<"$out" || die "expect's bound on a function said: $out"
+gone "$tmpdir/function.pid"
+echo "ok: expect kills a command that outlives VVM_EXPECT_TIMEOUT (in $took s) and says so"
+# Within the bound, expect answers as soon as the command ends, with its status and output.
+start=$SECONDS
+VVM_EXPECT_TIMEOUT=30 expect 3 "^out err$" -- bash -c 'echo -n "out "; echo err >&2; exit 3'
+((SECONDS - start <= 2)) || die "expect waited $((SECONDS - start)) s for a command that ended at once"
+
+harness_script stop_daemon "start_daemon stubborn test -s $tmpdir/daemon.pid -- ${stubborn[*]@Q} $tmpdir/daemon.pid
+VVM_STOP_TIMEOUT=1 stop_daemon \"\$daemon_pid\" stubborn"
+grep -Eq "FAIL: stubborn \(pid [0-9]+\) still ran 1 s after SIGTERM \(waited for it to exit\); killed it with SIGKILL" <<<"$out" ||
+  die "stop_daemon's bound said: $out"
+grep -q "ended with status" <<<"$out" && die "the stop at exit took the kill for a crash: $out"
+gone "$tmpdir/daemon.pid"
+echo "ok: stop_daemon kills a daemon that ignores SIGTERM after VVM_STOP_TIMEOUT (in $took s) and says so"
+
 echo "harness: all checks passed"

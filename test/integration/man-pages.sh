@@ -37,7 +37,7 @@ long_options() { grep -oE -- '(^|[][ ,|(])--[a-z][a-z0-9-]*' <<<"$1" | sed 's/^[
 short_options() { grep -oE -- '^ +-[a-zA-Z]([, ]|$)' <<<"$1" | grep -oE -- '-[a-zA-Z]' | sort -u; }
 # commands TEXT: the commands of a "Commands:" block ("  vsn add   add a tape ..."), one a line.
 commands() {
-  sed -n '/^Commands:/,/^$/p' <<<"$1" | sed -nE 's/^  ([a-z][a-z ]*[a-z])  +.*/\1/p'
+  sed -n '/^Commands:/,/^$/p' <<<"$1" | sed -nE 's/^  ([a-z][a-z -]*[a-z])  +.*/\1/p'
 }
 
 # missing_words PAGE_TEXT WORD...: the WORDs that PAGE_TEXT does not contain, one a line (a word

@@ -181,6 +181,38 @@ TEST_CASE(
   CHECK(f.mapping().epoch == 2);
 }
 
+TEST_CASE("a request that leaves for another server stops holding the drain, once") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
+  const uint64_t gen = n1->gate->generation("a");
+  auto leaving = n1->gate->enter("a", gen, where(*n1), true);
+  REQUIRE(leaving.status().ok());
+  auto chmod = [&](mode_t perms) {
+    auto change = must(plan_chmod(must(read_view(*f.client, "/vvm/")), "a", perms));
+    return std::async(std::launch::async,
+                      [&f, change] { return reconfigure(*f.client, f.options(), {change}); });
+  };
+  auto first = chmod(0600);
+  REQUIRE(eventually([&] { return n1->gate->held_packs() == 1; }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(first.wait_for(0s) == std::future_status::timeout);  // counted: the drain waits
+  // Sent to a pool peer, which holds it for the same barrier: the drain no longer waits.
+  leaving.uncount();
+  REQUIRE(first.get().ok());
+  leaving.uncount();  // nothing more, nor when it goes
+  // Counted once only: a request running now still holds the next drain until it ends.
+  REQUIRE(eventually([&] { return n1->gate->held_packs() == 0; }));
+  auto running = std::make_optional(n1->gate->enter("a", gen, where(*n1), true));
+  REQUIRE(running->status().ok());
+  auto second = chmod(0640);
+  REQUIRE(eventually([&] { return n1->gate->held_packs() == 1; }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(second.wait_for(0s) == std::future_status::timeout);
+  running.reset();
+  REQUIRE(second.get().ok());
+  CHECK(f.mapping().perms == 0640);
+}
+
 TEST_CASE("a node that never acknowledges times the command out, naming it; nothing changes") {
   Fixture f;
   auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk);
