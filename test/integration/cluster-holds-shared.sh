@@ -49,7 +49,14 @@ io_fails "$(x 2)" -c 'write -P 0x11 0 4K'
 wait_log "${node_log[n1]}" "pack 'x' is held read by host 127\.0\.0\.1 on node n3 \(etcd key /vvm/users/x/read/n3, since $since\): host 127\.0\.0\.1 on node n1 cannot have it exclusive"
 [[ -z $(hold_of) ]] || die "n1's refused writer left a hold on x: $(hold_of)"
 client_read reader # the reader goes on
-echo "ok: n3's reader of x refused n1's writer, n1's log naming n3 and the reader"
+# vvctl cluster map shows the reader as x's holder, in the table and in --json.
+map=$(ctl cluster map --json)
+check '[.[] | select(.name == "x") | .users[] | "\(.client) \(.node) \(.kind) \(.since)"] | join(",")' \
+  "host 127.0.0.1 n3 read $since" "$map"
+check '.[] | select(.name == "x") | .holder' null "$map"
+grep -Eq '^x .* host 127\.0\.0\.1 on n3 \(read\)$' <<<"$(ctl cluster map)" ||
+  die "cluster map does not show n3's reader of x: $(ctl cluster map)"
+echo "ok: n3's reader of x refused n1's writer, n1's log naming n3 and the reader; cluster map shows it"
 disconnect_client reader
 wait_gone /vvm/users/x/read/n3 "n3's users key of x is still in etcd after its reader closed"
 connect_client holder "$(x 2)"
@@ -72,6 +79,8 @@ check .node n1 "$(users_of a/shared/n1)"
 check .node n2 "$(users_of a/shared/n2)"
 io "$(a 3)" -c 'write -P 0x21 0 4K' # a second client of n2, beside n1's
 io "$(a 2)" -c 'write -P 0x22 4K 4K' -c 'read -P 0x21 0 4K'
+check '[.[] | select(.name == "a") | .users[] | "\(.node) \(.kind)"] | sort | join(",")' \
+  "n1 shared,n2 shared" "$(ctl cluster map --json)"
 io_fails "$(a 4)@ro" -r -c 'read 0 4K'
 wait_log "${node_log[n3]}" "pack 'a' is held shared by host 127\.0\.0\.1 on node n[12] \(etcd key /vvm/users/a/shared/n[12], since [0-9]+\): host 127\.0\.0\.1 on node n3 cannot have it read"
 client_read w1
