@@ -7,7 +7,8 @@
 // kept by PackLock's OFD locks, and the holds folder says who the other process's holders are,
 // so that a refusal names them.
 //
-// In cluster mode, exclusive holds are also cluster-wide (cluster_holds.h): set_cluster(). When
+// In cluster mode, every holder is also recorded in etcd and the same rules are kept with other
+// nodes' holders (cluster_holds.h): set_cluster(). When
 // the node rejoins the cluster under a new lease, the holds counted before are forgotten
 // (rejoined()): see there for why.
 //
@@ -50,18 +51,19 @@ class HoldRegistry {
                std::optional<uint64_t> generation = std::nullopt);
 
   // Cluster mode: the node rejoined the cluster under the membership lease `lease`, after etcd
-  // dropped the old one and with it every cluster-wide hold of this node's clients; meanwhile
-  // another node's client may have taken those packs. The rule: every hold counted here is
-  // forgotten (its records and file locks too), for the connections that took them were opened
-  // before the rejoin and may no longer write (the plugin refuses their writes), and their later
-  // releases are ignored (a new generation). A hold still wanted is taken again by the next
-  // connection, from etcd under the new lease, by compare-and-set: refused, naming the holder,
-  // if another node's client took the pack meanwhile. (Re-recording the old holds instead would
-  // keep other nodes' clients off packs that only connections refused writes still hold, and
-  // could not be honest where another node took the pack meanwhile.)
+  // dropped the old one and with it every record of this node's holders (exclusive holds,
+  // readers, shared writers); meanwhile another node's client may have taken those packs. The
+  // rule: every hold counted here is forgotten (its records and file locks too), for the
+  // connections that took them were opened before the rejoin and may no longer read or write
+  // (the plugin refuses both), and their later releases are ignored (a new generation). A hold
+  // still wanted is taken again by the next connection, from etcd under the new lease, by
+  // compare-and-set: refused, naming the holder, if another node's client took the pack
+  // meanwhile. (Re-recording the old holds instead would keep other nodes' clients off packs
+  // that only connections refused I/O still hold, and could not be honest where another node
+  // took the pack meanwhile.)
   void rejoined(int64_t lease);
 
-  // Cluster mode: every new holder is also checked (and an exclusive one recorded) in etcd.
+  // Cluster mode: every new holder is also checked and recorded in etcd.
   // Set once, before the first acquire().
   void set_cluster(ClusterHolds* cluster) { cluster_ = cluster; }
 

@@ -746,7 +746,16 @@ int vvm_after_fork() {
       fail(etcd.status());
       return -1;
     }
-    auto holds = ClusterHolds::create({*etcd, c.prefix, c.node, g_cluster->lease_id()});
+    ClusterHolds::Options holds_options{*etcd, c.prefix, c.node, g_cluster->lease_id(), {}, {}};
+    holds_options.resync_every = std::chrono::seconds(1);
+    holds_options.log = [](bool error, const std::string& message) {
+      if (error) {
+        nbdkit_error("%s", message.c_str());
+      } else {
+        nbdkit_debug("%s", message.c_str());
+      }
+    };
+    auto holds = ClusterHolds::create(std::move(holds_options));
     if (!holds.ok()) {
       fail(holds.status());
       return -1;

@@ -308,6 +308,7 @@ Result<TxnResult> EtcdClient::txn_call(const Txn& txn, Repeat repeat, Clock::tim
   Json compares = Json::array();
   for (const auto& c : txn.compares) {
     Json jc = {{"key", base64_encode(c.key)}};
+    if (!c.range_end.empty()) jc["range_end"] = base64_encode(c.range_end);
     static constexpr const char* kResults[] = {"EQUAL", "NOT_EQUAL", "GREATER", "LESS"};
     jc["result"] = kResults[static_cast<int>(c.op)];
     switch (c.target) {
@@ -391,7 +392,7 @@ bool txn_at_most_once(const Txn& txn, TxnKeys keys) {
     if (op.kind == TxnOp::Kind::kRange) return false;
   }
   for (const Compare& c : txn.compares) {
-    if (c.op != Compare::Op::kEqual) continue;
+    if (c.op != Compare::Op::kEqual || !c.range_end.empty()) continue;
     if (c.number == 0 && c.target == Compare::Target::kCreateRevision && keys == TxnKeys::kOwn) {
       for (const TxnOp& op : txn.success) {
         if (op.kind == TxnOp::Kind::kPut && op.key == c.key) return true;
@@ -412,7 +413,8 @@ bool txn_creates_only(const Txn& txn) {
     if (op.kind != TxnOp::Kind::kPut) return false;
     const bool required_absent =
         std::any_of(txn.compares.begin(), txn.compares.end(), [&](const Compare& c) {
-          return c.key == op.key && c.op == Compare::Op::kEqual && c.number == 0 &&
+          return c.key == op.key && c.range_end.empty() && c.op == Compare::Op::kEqual &&
+                 c.number == 0 &&
                  (c.target == Compare::Target::kCreateRevision ||
                   c.target == Compare::Target::kVersion);
         });

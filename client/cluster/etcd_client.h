@@ -87,22 +87,31 @@ struct RangeResult {
 // its last byte incremented.
 std::string prefix_end(std::string_view prefix);
 
-// A condition of a transaction: the key's field compared with a value.
+// A condition of a transaction: the key's field compared with a value. With a range_end, the
+// condition is on every key of the range [key, range_end) (etcd 3.3 and later): it holds when
+// every key there satisfies it, and, for an empty range, when a key that does not exist would
+// (create_revision, mod_revision and version 0; never for a value). So "create_revision = 0" over
+// a range says that the range is empty.
 struct Compare {
   enum class Target { kVersion, kCreateRevision, kModRevision, kValue };
   enum class Op { kEqual, kNotEqual, kGreater, kLess };
   std::string key;
   Target target = Target::kCreateRevision;
   Op op = Op::kEqual;
-  int64_t number = 0;  // for the revisions and the version
-  std::string value;   // for kValue
+  int64_t number = 0;     // for the revisions and the version
+  std::string value;      // for kValue
+  std::string range_end;  // "" for the one key
 
-  // The common ones: the key does not exist; the key is as it was read (`mod_revision`).
+  // The common ones: the key does not exist; the key is as it was read (`mod_revision`); no key
+  // in [key, range_end).
   static Compare absent(std::string key) {
-    return {std::move(key), Target::kCreateRevision, Op::kEqual, 0, {}};
+    return {std::move(key), Target::kCreateRevision, Op::kEqual, 0, {}, {}};
   }
   static Compare unchanged(std::string key, int64_t mod_revision) {
-    return {std::move(key), Target::kModRevision, Op::kEqual, mod_revision, {}};
+    return {std::move(key), Target::kModRevision, Op::kEqual, mod_revision, {}, {}};
+  }
+  static Compare none_in(std::string key, std::string range_end) {
+    return {std::move(key), Target::kCreateRevision, Op::kEqual, 0, {}, std::move(range_end)};
   }
 };
 
@@ -157,13 +166,14 @@ enum class TxnKeys { kShared, kOwn };
 // (create_revision 0), a version or a value can hold again after someone else's change, so it
 // does not count; nor does a transaction whose success branch reads (what it read at the
 // revision it ran at cannot be read again). With kOwn keys, a compare that a key is absent
-// (create_revision 0) for a key the success branch puts counts too.
+// (create_revision 0) for a key the success branch puts counts too. A compare over a range says
+// nothing of one key, and does not count.
 bool txn_at_most_once(const Txn& txn, TxnKeys keys = TxnKeys::kShared);
 // True when `txn` is a create-if-absent: its success branch only puts, each key it puts required
-// absent by an equality compare (create_revision 0 or version 0). Sent twice, the second copy
-// fails on the key the first created (and a read of it shows the caller's value and lease) or,
-// had someone deleted the key in between, writes the very bytes again: what applying it once
-// leaves. So it may be sent again, as one that takes effect at most once is.
+// absent by an equality compare of that one key (create_revision 0 or version 0). Sent twice, the
+// second copy fails on the key the first created (and a read of it shows the caller's value and
+// lease) or, had someone deleted the key in between, writes the very bytes again: what applying it
+// once leaves. So it may be sent again, as one that takes effect at most once is.
 bool txn_creates_only(const Txn& txn);
 // Whether `read`, etcd's keys read back after `txn` was sent (for each op of the success branch,
 // in order, the keys of its key or range: empty for a range op), show its success branch's

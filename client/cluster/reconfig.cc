@@ -166,7 +166,7 @@ Result<ReconfigReport> reconfigure(EtcdClient& etcd, const ReconfigOptions& opti
 
   Txn commit;
   commit.compares.push_back(
-      {key, Compare::Target::kCreateRevision, Compare::Op::kEqual, intent_revision, {}});
+      {key, Compare::Target::kCreateRevision, Compare::Op::kEqual, intent_revision, {}, {}});
   for (const auto& c : changes) {
     const std::string pack = pack_key(options.prefix, c.mapping.name);
     commit.compares.push_back(Compare::unchanged(pack, c.mod_revision));

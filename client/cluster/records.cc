@@ -41,6 +41,17 @@ std::string hold_prefix(std::string_view prefix) { return fmt::format("{}hold/",
 std::string hold_key(std::string_view prefix, std::string_view pack) {
   return fmt::format("{}hold/{}", prefix, pack);
 }
+std::string users_prefix(std::string_view prefix) { return fmt::format("{}users/", prefix); }
+std::string pack_users_prefix(std::string_view prefix, std::string_view pack, HoldKind kind) {
+  return fmt::format("{}users/{}/{}/", prefix, pack, hold_kind_name(kind));
+}
+std::string users_key(std::string_view prefix, std::string_view pack, HoldKind kind,
+                      std::string_view node) {
+  return pack_users_prefix(prefix, pack, kind) + std::string(node);
+}
+std::string holdseq_key(std::string_view prefix, std::string_view node) {
+  return fmt::format("{}holdseq/{}", prefix, node);
+}
 std::string drained_prefix(std::string_view prefix) { return fmt::format("{}drained/", prefix); }
 std::string drained_key(std::string_view prefix, std::string_view node) {
   return fmt::format("{}drained/{}", prefix, node);
@@ -403,6 +414,74 @@ Result<ClusterHold> decode_hold(std::string_view key, std::string_view value) {
   });
 }
 
+std::string encode_users(const PackUsers& users) {
+  Json clients = Json::array();
+  for (const PackUser& u : users.clients) {
+    clients.push_back({{"client", u.client}, {"since", u.since}});
+  }
+  return Json{{"pack", users.pack},
+              {"kind", hold_kind_name(users.kind)},
+              {"node", users.node},
+              {"clients", clients}}
+      .dump();
+}
+
+Result<PackUsers> decode_users(std::string_view key, std::string_view value) {
+  return decode<PackUsers>(key, value, [&](Fields& f) {
+    PackUsers u;
+    u.pack = f.name("pack");
+    const std::string kind = f.text("kind");
+    if (!f.failed()) {
+      auto k = parse_hold_kind(kind);
+      if (!k || *k == HoldKind::kExclusive) {
+        f.bad("kind", fmt::format("'{}' is not read or shared", kind));
+      } else {
+        u.kind = *k;
+      }
+    }
+    u.node = f.name("node");
+    // The key is PREFIX/users/PACK/KIND/NODE: the three must be the key's.
+    if (!f.failed()) {
+      const std::string tail = fmt::format("/{}/{}/{}", u.pack, kind, u.node);
+      if (!std::string_view(key).ends_with(tail)) {
+        f.bad("pack",
+              fmt::format("'{}', kind '{}' and node '{}' are not the key's", u.pack, kind, u.node));
+      }
+    }
+    const Json* clients = f.need("clients");
+    if (clients != nullptr && !clients->is_array()) f.bad("clients", "not an array");
+    for (size_t i = 0; clients != nullptr && !f.failed() && i < clients->size(); ++i) {
+      const Json& c = (*clients)[i];
+      if (!c.is_object()) {
+        f.bad("clients", fmt::format("{} is not an object", c.dump()));
+        break;
+      }
+      Fields one(c, fmt::format("clients[{}].", i), f.error());
+      PackUser user;
+      user.client = one.text("client");
+      if (!f.failed() && user.client.empty()) one.bad("client", "empty");
+      user.since = one.number("since");
+      u.clients.push_back(std::move(user));
+    }
+    if (!f.failed() && u.clients.empty()) f.bad("clients", "names no client");
+    return u;
+  });
+}
+
+std::string encode_holdseq(const HoldSequence& seq) {
+  return Json{{"node", seq.node}, {"seq", seq.seq}}.dump();
+}
+
+Result<HoldSequence> decode_holdseq(std::string_view key, std::string_view value) {
+  return decode<HoldSequence>(key, value, [&](Fields& f) {
+    HoldSequence s;
+    s.node = f.name("node");
+    check_name_matches_key(f, key, s.node);
+    s.seq = f.number("seq");
+    return s;
+  });
+}
+
 std::string encode_drain(const DrainMark& mark) {
   return Json{{"node", mark.node}, {"since", mark.since}}.dump();
 }
@@ -480,6 +559,10 @@ Result<Listing<DrainMark>> list_drained(EtcdClient& etcd, std::string_view prefi
 
 Result<Listing<ClusterHold>> list_holds(EtcdClient& etcd, std::string_view prefix) {
   return list<ClusterHold>(etcd, hold_prefix(prefix), decode_hold);
+}
+
+Result<Listing<PackUsers>> list_users(EtcdClient& etcd, std::string_view prefix) {
+  return list<PackUsers>(etcd, users_prefix(prefix), decode_users);
 }
 
 }  // namespace vvm::cluster

@@ -25,6 +25,17 @@
 //                          a node has drained the packs of intent ID (under the intent's lease)
 //   PREFIX/hold/PACK       {"pack":"home0","node":"n1","client":"uid 1000","since":1765090000}
 //                          an exclusive hold, under the holding node's lease
+//   PREFIX/users/PACK/KIND/NODE
+//                          {"pack":"home0","kind":"read","node":"n2",
+//                           "clients":[{"client":"uid 1000","since":1765090000}]}
+//                          NODE's readers (KIND read) or shared writers (KIND shared) of PACK,
+//                          under NODE's lease: the other holders an exclusive hold must not
+//                          have, and those of the other kind a reader or a shared writer must not
+//   PREFIX/holdseq/NODE    {"node":"n1","seq":42}
+//                          NODE's fencing token for its hold and users keys, under its lease:
+//                          each write of them requires it unchanged and writes it again, so that
+//                          a copy of an earlier one that etcd applies late fails
+//                          (nbdkit-plugin/cluster_holds.h)
 //   PREFIX/drained/NODE    {"node":"n2","since":1765090000}
 //                          a node in maintenance: nothing new is mapped to it
 //
@@ -48,6 +59,7 @@
 
 #include "cluster/etcd_client.h"
 #include "common/status.h"
+#include "pack/pack_lock.h"
 #include "pack/packtab.h"
 
 namespace vvm::cluster {
@@ -130,6 +142,31 @@ struct ClusterHold {
   bool operator==(const ClusterHold&) const = default;
 };
 
+// One client of a pack on a node, in a PackUsers record.
+struct PackUser {
+  std::string client;  // "uid 1000", "host 10.0.0.5"
+  uint64_t since = 0;  // unix seconds
+  bool operator==(const PackUser&) const = default;
+};
+
+// The readers, or the shared writers, of a pack on one node: its holders of that kind, which an
+// exclusive hold (and a holder of the other kind) on another node must not meet. Never
+// HoldKind::kExclusive: those are ClusterHold.
+struct PackUsers {
+  std::string pack;
+  HoldKind kind = HoldKind::kRead;
+  std::string node;
+  std::vector<PackUser> clients;  // one at least
+  bool operator==(const PackUsers&) const = default;
+};
+
+// A node's fencing token for its hold and users keys (cluster_holds.h): `seq` counts its writes.
+struct HoldSequence {
+  std::string node;
+  uint64_t seq = 0;
+  bool operator==(const HoldSequence&) const = default;
+};
+
 // A node in maintenance (vvctl cluster drain): no pack is mapped to it until it is undrained.
 struct DrainMark {
   std::string node;
@@ -150,6 +187,12 @@ std::string ack_prefix(std::string_view prefix, std::string_view id);  // PREFIX
 std::string ack_key(std::string_view prefix, std::string_view id, std::string_view node);
 std::string hold_prefix(std::string_view prefix);  // PREFIX/hold/
 std::string hold_key(std::string_view prefix, std::string_view pack);
+std::string users_prefix(std::string_view prefix);  // PREFIX/users/
+// PREFIX/users/PACK/KIND/: every node's users of PACK of one kind.
+std::string pack_users_prefix(std::string_view prefix, std::string_view pack, HoldKind kind);
+std::string users_key(std::string_view prefix, std::string_view pack, HoldKind kind,
+                      std::string_view node);
+std::string holdseq_key(std::string_view prefix, std::string_view node);
 std::string drained_prefix(std::string_view prefix);  // PREFIX/drained/
 std::string drained_key(std::string_view prefix, std::string_view node);
 
@@ -171,6 +214,10 @@ std::string encode_ack(const ReconfAck& ack);
 Result<ReconfAck> decode_ack(std::string_view key, std::string_view value);
 std::string encode_hold(const ClusterHold& hold);
 Result<ClusterHold> decode_hold(std::string_view key, std::string_view value);
+std::string encode_users(const PackUsers& users);
+Result<PackUsers> decode_users(std::string_view key, std::string_view value);
+std::string encode_holdseq(const HoldSequence& seq);
+Result<HoldSequence> decode_holdseq(std::string_view key, std::string_view value);
 std::string encode_drain(const DrainMark& mark);
 Result<DrainMark> decode_drain(std::string_view key, std::string_view value);
 
@@ -205,5 +252,7 @@ Result<ClusterState> read_state(EtcdClient& etcd, std::string_view prefix);
 Result<Listing<DrainMark>> list_drained(EtcdClient& etcd, std::string_view prefix);
 // The cluster-wide exclusive holds (PREFIX/hold/PACK), one a pack at most.
 Result<Listing<ClusterHold>> list_holds(EtcdClient& etcd, std::string_view prefix);
+// Every node's readers and shared writers of every pack (PREFIX/users/).
+Result<Listing<PackUsers>> list_users(EtcdClient& etcd, std::string_view prefix);
 
 }  // namespace vvm::cluster

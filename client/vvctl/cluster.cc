@@ -496,6 +496,32 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
     }
     return nullptr;
   };
+  // Its readers and shared writers, node by node (PREFIX/users/PACK/KIND/NODE, under each node's
+  // lease): holders too, which an exclusive hold must wait for.
+  auto users = cluster::list_users(*etcd, prefix);
+  if (!users.ok()) {
+    print_failure(kCommand, users.status());
+    return kFailed;
+  }
+  auto users_of = [&](const std::string& pack) {
+    std::vector<const cluster::PackUsers*> found;
+    for (const auto& item : users->items) {
+      if (item.record.pack == pack) found.push_back(&item.record);
+    }
+    return found;
+  };
+  // The HOLDERS column: the exclusive holder, else "uid 0 on n3 (read), ...", else "-".
+  auto holders_text = [&](const std::string& pack) {
+    if (const cluster::ClusterHold* hold = holder_of(pack)) return holder_text(hold);
+    std::string text;
+    for (const cluster::PackUsers* u : users_of(pack)) {
+      for (const auto& c : u->clients) {
+        text += fmt::format("{}{} on {} ({})", text.empty() ? "" : ", ", c.client, u->node,
+                            hold_kind_name(u->kind));
+      }
+    }
+    return text.empty() ? std::string("-") : text;
+  };
   auto nodes_of = [](const PackMapping& p) {
     std::vector<std::string> nodes = {p.primary.node};
     if (p.secondary) nodes.push_back(p.secondary->node);
@@ -522,13 +548,22 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
                                     : nlohmann::json{{"node", hold->node},
                                                      {"client", hold->client},
                                                      {"since", hold->started}};
+      j["users"] = nlohmann::json::array();
+      for (const cluster::PackUsers* u : users_of(item.record.name)) {
+        for (const auto& c : u->clients) {
+          j["users"].push_back({{"node", u->node},
+                                {"kind", hold_kind_name(u->kind)},
+                                {"client", c.client},
+                                {"since", c.since}});
+        }
+      }
       out.push_back(std::move(j));
     }
     fmt::print("{}\n", out.dump());
   } else {
     std::vector<std::array<std::string, 12>> rows = {{"PACK", "PRIMARY", "SECONDARY", "POOL",
                                                       "OFFSET", "SIZE", "MODE", "OWNER:GROUP",
-                                                      "PERMS", "EPOCH", "PATHS", "HOLDER"}};
+                                                      "PERMS", "EPOCH", "PATHS", "HOLDERS"}};
     for (const auto& item : listed->items) {
       const PackMapping& p = item.record;
       std::string state;
@@ -540,15 +575,17 @@ int cmd_cluster_map(const Globals& g, const Args& args) {
           {p.name, disk_text(p.primary), p.secondary ? disk_text(*p.secondary) : "-", pool_text(p),
            human_size(p.offset), human_size(p.size), std::string(pack_mode_name(p.mode)),
            user_name(p.owner) + ":" + group_name(p.group), fmt::format("{:04o}", p.perms),
-           std::to_string(p.epoch), state, holder_text(holder_of(p.name))});
+           std::to_string(p.epoch), state, holders_text(p.name)});
     }
     print_table(rows);
   }
-  for (const auto* problems : {&paths->problems, &holds->problems}) {
+  for (const auto* problems : {&paths->problems, &holds->problems, &users->problems}) {
     for (const auto& p : *problems)
       fmt::print(stderr, "vvctl {}: {} (skipped)\n", kCommand, p.message());
   }
-  if (!paths->problems.empty() || !holds->problems.empty()) return kFailed;
+  if (!paths->problems.empty() || !holds->problems.empty() || !users->problems.empty()) {
+    return kFailed;
+  }
   return report_problems(kCommand, listed->problems);
 }
 

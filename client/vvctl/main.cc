@@ -352,13 +352,15 @@ const std::vector<Command>& commands() {
        "vvctl [--conf PATH] cluster map [--json]\n"
        "  One line a pack: name, primary and secondary (NODE:DISK), its pool (NODE:DISK,...;\n"
        "  - for none), offset and size in the disk, mode, owner:group, permissions, the\n"
-       "  mapping's epoch, each node's path up or down (the pool's too), and the exclusive\n"
-       "  holder (CLIENT on NODE since TIME, from PREFIX/hold/PACK; - for none). --json prints\n"
-       "  an array of the records as etcd holds them (name, primary and secondary as {node,\n"
-       "  disk}, pool as a list of them when there is one, offset and size in bytes, mode, owner\n"
-       "  and group as numbers, perms in octal, epoch), with paths and holder (null or {node,\n"
-       "  client, since}). A key under PREFIX/pack/ or PREFIX/hold/ that does not decode is\n"
-       "  reported on stderr, naming the key and the reason, and skipped (exit 1).",
+       "  mapping's epoch, each node's path up or down (the pool's too), and its holders: the\n"
+       "  exclusive one (CLIENT on NODE since TIME, from PREFIX/hold/PACK), else the readers and\n"
+       "  shared writers (CLIENT on NODE (read|shared), ..., from PREFIX/users/PACK/); - for\n"
+       "  none. --json prints an array of the records as etcd holds them (name, primary and\n"
+       "  secondary as {node, disk}, pool as a list of them when there is one, offset and size in\n"
+       "  bytes, mode, owner and group as numbers, perms in octal, epoch), with paths, holder\n"
+       "  (null or {node, client, since}) and users ([{node, kind, client, since}]). A key under\n"
+       "  PREFIX/pack/, PREFIX/hold/ or PREFIX/users/ that does not decode is reported on\n"
+       "  stderr, naming the key and the reason, and skipped (exit 1).",
        cmd_cluster_map},
       {"pack move", "make another node a pack's primary, while nodes serve it",
        "vvctl [--conf PATH] pack move NAME --primary NODE [--disk DISK] [--timeout SECONDS]\n"

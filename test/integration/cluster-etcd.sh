@@ -83,7 +83,7 @@ expect 0 "packtab: imported 2 packs \(0 replaced\): primary n1, secondary n2" --
   ctl cluster import "$tmpdir/packtab" --primary n1 --secondary n2
 map=$(ctl cluster map)
 echo "$map"
-grep -Eq '^PACK +PRIMARY +SECONDARY +POOL +OFFSET +SIZE +MODE +OWNER:GROUP +PERMS +EPOCH +PATHS +HOLDER$' <<<"$map" ||
+grep -Eq '^PACK +PRIMARY +SECONDARY +POOL +OFFSET +SIZE +MODE +OWNER:GROUP +PERMS +EPOCH +PATHS +HOLDERS$' <<<"$map" ||
   die "cluster map header: $map"
 grep -Eq '^a +n1:d0 +n2:d0 +- +0 +10M +exclusive +root:root +0660 +1 +n1 up, n2 up +-$' <<<"$map" || die "map a: $map"
 grep -Eq '^b +n1:d0 +n2:d0 +- +10M +20M +ro +root:root +0644 +1 +n1 up, n2 up +-$' <<<"$map" || die "map b: $map"

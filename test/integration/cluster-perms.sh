@@ -116,11 +116,11 @@ table=$(ctl cluster map)
 grep -Eq "^x .* uid 65534 on n1 since [0-9-]+ [0-9:]+$" <<<"$table" || die "no holder in: $table"
 grep -Eq "^p .* -$" <<<"$table" || die "pack p shows a holder: $table"
 aligned "$table" PACK EPOCH PATHS
-# HOLDER (after PATHS, whose values have blanks) starts at its header's column on every row.
+# HOLDERS (after PATHS, whose values have blanks) starts at its header's column on every row.
 col=$(head -n1 <<<"$table")
-col=${col%%HOLDER*}
+col=${col%%HOLDERS*}
 while read -r line; do
-  [[ ${line:${#col}} =~ ^(-|uid\ 65534\ on\ n1\ since\ .*)$ ]] || die "HOLDER not aligned: $line"
+  [[ ${line:${#col}} =~ ^(-|uid\ 65534\ on\ n1\ since\ .*)$ ]] || die "HOLDERS not aligned: $line"
 done < <(tail -n +2 <<<"$table")
 io_fails "$(uri x n2)" -r -c 'read 0 512'
 wait_log "$log_n2" "pack 'x' is held exclusive by uid 65534 on node n1 \(etcd key /vvm/hold/x, since [0-9]+\): uid 0 on node n2 cannot have it"

@@ -228,6 +228,58 @@ TEST_CASE("the reconfiguration, ack, hold and drain records' golden JSON") {
   CHECK(must(decode_drain("/vvm/drained/n2", drain_json)) == DrainMark{"n2", 1765090000});
 }
 
+// The users and hold sequence records (cluster_holds.h), as etcd keeps them.
+TEST_CASE("the users and hold sequence records' golden JSON") {
+  CHECK(users_prefix("/vvm/") == "/vvm/users/");
+  CHECK(pack_users_prefix("/vvm/", "home0", HoldKind::kShared) == "/vvm/users/home0/shared/");
+  CHECK(users_key("/vvm/", "home0", HoldKind::kRead, "n2") == "/vvm/users/home0/read/n2");
+  CHECK(holdseq_key("/vvm/", "n1") == "/vvm/holdseq/n1");
+
+  const std::string users_json =
+      R"({"clients":[{"client":"uid 1000","since":1765090000},)"
+      R"({"client":"host 10.0.0.5","since":1765090001}],"kind":"read","node":"n2","pack":"home0"})";
+  PackUsers users{
+      "home0", HoldKind::kRead, "n2", {{"uid 1000", 1765090000}, {"host 10.0.0.5", 1765090001}}};
+  CHECK(encode_users(users) == users_json);
+  CHECK(must(decode_users("/vvm/users/home0/read/n2", users_json)) == users);
+  PackUsers shared{"home0", HoldKind::kShared, "n1", {{"uid 0", 1}}};
+  CHECK(must(decode_users("/vvm/users/home0/shared/n1", encode_users(shared))) == shared);
+
+  const std::string seq_json = R"({"node":"n1","seq":42})";
+  CHECK(encode_holdseq({"n1", 42}) == seq_json);
+  CHECK(must(decode_holdseq("/vvm/holdseq/n1", seq_json)) == HoldSequence{"n1", 42});
+}
+
+TEST_CASE("a bad users record is refused naming its key and the field") {
+  auto bad = [](const std::string& key, const std::string& json) {
+    auto r = decode_users(key, json);
+    REQUIRE_FALSE(r.ok());
+    return r.status().message();
+  };
+  const std::string good =
+      R"({"clients":[{"client":"uid 1000","since":1}],"kind":"read","node":"n2","pack":"a"})";
+  REQUIRE(decode_users("/vvm/users/a/read/n2", good).ok());
+  CHECK_THAT(bad("/vvm/users/a/read/n3", good),
+             Catch::Contains("etcd key /vvm/users/a/read/n3: field 'pack': 'a', kind 'read' and "
+                             "node 'n2' are not the key's"));
+  CHECK_THAT(bad("/vvm/users/a/shared/n2", good), Catch::Contains("are not the key's"));
+  auto j = nlohmann::json::parse(good);
+  j["kind"] = "exclusive";
+  CHECK_THAT(bad("/vvm/users/a/exclusive/n2", j.dump()),
+             Catch::Contains("field 'kind': 'exclusive' is not read or shared"));
+  j["kind"] = "read";
+  j["clients"] = nlohmann::json::array();
+  CHECK_THAT(bad("/vvm/users/a/read/n2", j.dump()),
+             Catch::Contains("field 'clients': names no client"));
+  j["clients"] = {{{"client", "uid 1"}, {"since", -1}}};
+  CHECK_THAT(bad("/vvm/users/a/read/n2", j.dump()),
+             Catch::Contains("field 'clients[0].since': -1 is not a whole number"));
+  CHECK_THAT(bad("/vvm/users/a/read/n2", "garbage"),
+             Catch::Contains("etcd key /vvm/users/a/read/n2: not JSON"));
+  CHECK_THAT(decode_holdseq("/vvm/holdseq/n2", R"({"node":"n1","seq":1})").status().message(),
+             Catch::Contains("etcd key /vvm/holdseq/n2: field 'name': 'n1' is not the key's"));
+}
+
 TEST_CASE("a bad intent is refused naming its key, or its mapping's") {
   auto j =
       nlohmann::json::parse(encode_intent({"i1", {"home0"}, {sample_pack()}, "me", 1765090010000}));

@@ -370,11 +370,49 @@ TEST_CASE("transactions compare create_revision, mod_revision and version") {
   CHECK_FALSE(stale->succeeded);
   CHECK(c->get("/t/node")->value().value == "cas");
 
-  Compare version{"/t/node", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}};
+  Compare version{"/t/node", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}, {}};
   auto by_version = c->txn({{version}, {TxnOp::erase("/t/node")}, {}});
   REQUIRE(by_version.ok());
   CHECK(by_version->succeeded);
   CHECK_FALSE(c->get("/t/node")->has_value());
+}
+
+// A compare over a range holds when every key in it satisfies it: create_revision 0 says "no key
+// in the range" (what a cluster-wide hold asks of the other nodes' keys), and a key just past the
+// range's end does not count.
+TEST_CASE("a compare over a range: no key in it, or every key in it") {
+  auto dir = must(test::TempDir::create());
+  auto etcd = must(test::EtcdServer::start(dir));
+  auto c = client_for({etcd.endpoint()});
+  const Txn empty{
+      {Compare::none_in("/t/r/", prefix_end("/t/r/"))}, {TxnOp::put("/t/mark", "1")}, {}};
+  auto none = c->txn(empty);
+  REQUIRE(none.ok());
+  CHECK(none->succeeded);
+  REQUIRE(c->put("/t/s", "after the range").ok());  // "/t/s" is the range's end: outside it
+  CHECK(c->txn(empty)->succeeded);
+  REQUIRE(c->put("/t/r/n2", "x").ok());
+  auto one = c->txn(empty);
+  REQUIRE(one.ok());
+  CHECK_FALSE(one->succeeded);
+  // The range around one key: [/t/r/, /t/r/n2) and [/t/r/n2\0, /t/s) leave /t/r/n2 out.
+  const std::string own = "/t/r/n2";
+  const Txn others{
+      {Compare::none_in("/t/r/", own), Compare::none_in(own + '\0', prefix_end("/t/r/"))},
+      {TxnOp::put("/t/mark", "2")},
+      {}};
+  CHECK(c->txn(others)->succeeded);
+  REQUIRE(c->put("/t/r/n20", "x").ok());
+  CHECK_FALSE(c->txn(others)->succeeded);
+  REQUIRE(c->erase("/t/r/n20").ok());
+  REQUIRE(c->put("/t/r/n1", "x").ok());
+  CHECK_FALSE(c->txn(others)->succeeded);
+  // Every key of a range: versions compared over it.
+  Compare all_new{"/t/r/", Compare::Target::kVersion, Compare::Op::kEqual, 1,
+                  {},      prefix_end("/t/r/")};
+  CHECK(c->txn({{all_new}, {}, {}})->succeeded);
+  REQUIRE(c->put("/t/r/n1", "y").ok());
+  CHECK_FALSE(c->txn({{all_new}, {}, {}})->succeeded);
 }
 
 TEST_CASE("a key bound to a lease goes with the lease") {
@@ -597,9 +635,10 @@ TEST_CASE("which transactions may be sent again after an unknown outcome") {
   CHECK(txn_at_most_once(
       {{Compare::unchanged("/p/b", 5)}, {TxnOp::erase("/p/", prefix_end("/p/"))}, {}}));
   // A reconfiguration's commit: its intent, created at C, deleted by it.
-  CHECK(txn_at_most_once({{{"/i", Compare::Target::kCreateRevision, Compare::Op::kEqual, 9, {}}},
-                          {TxnOp::put("/k", "v"), TxnOp::erase("/i")},
-                          {}}));
+  CHECK(
+      txn_at_most_once({{{"/i", Compare::Target::kCreateRevision, Compare::Op::kEqual, 9, {}, {}}},
+                        {TxnOp::put("/k", "v"), TxnOp::erase("/i")},
+                        {}}));
   // Absent: someone may delete the key after it ran, and it would run again.
   CHECK_FALSE(txn_at_most_once({{Compare::absent("/k")}, {TxnOp::put("/k", "v")}, {}}));
   // A revision compared on a key it does not write holds for as long as nobody writes that key.
@@ -608,17 +647,23 @@ TEST_CASE("which transactions may be sent again after an unknown outcome") {
       {{Compare::unchanged("/p/b", 5)}, {TxnOp::erase("/p/a", "/p/b")}, {}}));  // end excluded
   // A create_revision compare on a key it only puts: a put leaves create_revision as it is.
   CHECK_FALSE(
-      txn_at_most_once({{{"/k", Compare::Target::kCreateRevision, Compare::Op::kEqual, 9, {}}},
+      txn_at_most_once({{{"/k", Compare::Target::kCreateRevision, Compare::Op::kEqual, 9, {}, {}}},
                         {TxnOp::put("/k", "v")},
                         {}}));
   // Versions, values, inequalities, revision 0 (absent): may hold again.
-  CHECK_FALSE(txn_at_most_once({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}}},
+  CHECK_FALSE(txn_at_most_once({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}, {}}},
                                 {TxnOp::put("/k", "v")},
                                 {}}));
-  CHECK_FALSE(txn_at_most_once({{{"/k", Compare::Target::kModRevision, Compare::Op::kLess, 9, {}}},
-                                {TxnOp::put("/k", "v")},
-                                {}}));
+  CHECK_FALSE(
+      txn_at_most_once({{{"/k", Compare::Target::kModRevision, Compare::Op::kLess, 9, {}, {}}},
+                        {TxnOp::put("/k", "v")},
+                        {}}));
   CHECK_FALSE(txn_at_most_once({{Compare::unchanged("/k", 0)}, {TxnOp::put("/k", "v")}, {}}));
+  // A revision compared over a range: it says nothing of the one key the branch writes.
+  CHECK_FALSE(txn_at_most_once(
+      {{{"/k", Compare::Target::kModRevision, Compare::Op::kEqual, 5, {}, prefix_end("/k")}},
+       {TxnOp::put("/k", "v")},
+       {}}));
   // What a read in its success branch read cannot be had again.
   CHECK_FALSE(txn_at_most_once(
       {{Compare::unchanged("/k", 5)}, {TxnOp::put("/k", "v"), TxnOp::range("/o")}, {}}));
@@ -626,13 +671,13 @@ TEST_CASE("which transactions may be sent again after an unknown outcome") {
 
 TEST_CASE("which transactions are create-if-absent, and may be sent again as such") {
   CHECK(txn_creates_only({{Compare::absent("/k")}, {TxnOp::put("/k", "v", 7)}, {}}));
-  CHECK(txn_creates_only({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 0, {}}},
+  CHECK(txn_creates_only({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 0, {}, {}}},
                           {TxnOp::put("/k", "v")},
                           {TxnOp::range("/k")}}));
   // An import: several packs, each required absent; another compare is only a condition.
   CHECK(txn_creates_only({{Compare::absent("/p/a"),
                            Compare::absent("/p/b"),
-                           {"/c", Compare::Target::kValue, Compare::Op::kEqual, 0, "on"}},
+                           {"/c", Compare::Target::kValue, Compare::Op::kEqual, 0, "on", {}}},
                           {TxnOp::put("/p/a", "1"), TxnOp::put("/p/b", "2")},
                           {}}));
   // A put of a key not required absent would be written twice.
@@ -645,14 +690,17 @@ TEST_CASE("which transactions are create-if-absent, and may be sent again as suc
       txn_creates_only({{Compare::absent("/k")}, {TxnOp::put("/k", "v"), TxnOp::range("/o")}, {}}));
   // Not "absent": another revision, another version, an inequality.
   CHECK_FALSE(txn_creates_only({{Compare::unchanged("/k", 0)}, {TxnOp::put("/k", "v")}, {}}));
-  CHECK_FALSE(txn_creates_only({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}}},
+  CHECK_FALSE(txn_creates_only({{{"/k", Compare::Target::kVersion, Compare::Op::kEqual, 2, {}, {}}},
                                 {TxnOp::put("/k", "v")},
                                 {}}));
-  CHECK_FALSE(
-      txn_creates_only({{{"/k", Compare::Target::kCreateRevision, Compare::Op::kNotEqual, 0, {}}},
-                        {TxnOp::put("/k", "v")},
-                        {}}));
+  CHECK_FALSE(txn_creates_only(
+      {{{"/k", Compare::Target::kCreateRevision, Compare::Op::kNotEqual, 0, {}, {}}},
+       {TxnOp::put("/k", "v")},
+       {}}));
   CHECK_FALSE(txn_creates_only({{}, {TxnOp::put("/k", "v")}, {}}));
+  // No key in a range that begins with the key: not the key required absent.
+  CHECK_FALSE(
+      txn_creates_only({{Compare::none_in("/k", prefix_end("/k"))}, {TxnOp::put("/k", "v")}, {}}));
   CHECK_FALSE(txn_creates_only({{Compare::absent("/k")}, {}, {}}));
 }
 
@@ -832,7 +880,7 @@ TEST_CASE("a create-if-absent whose answer is lost is resolved: ours, created, o
     REQUIRE(direct->put("/t/v", "old").ok());
     SilentServer stopped;
     auto c = failover_client({stopped.endpoint, etcd.endpoint()});
-    auto r = c->txn({{{"/t/v", Compare::Target::kVersion, Compare::Op::kEqual, 1, {}}},
+    auto r = c->txn({{{"/t/v", Compare::Target::kVersion, Compare::Op::kEqual, 1, {}, {}}},
                      {TxnOp::put("/t/v", "new")},
                      {}});
     REQUIRE_FALSE(r.ok());

@@ -475,9 +475,9 @@ TEST_CASE("an exclusive hold on one node refuses another node's client, naming t
   auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
   auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk, false);
   auto h1 = must(plugin::ClusterHolds::create(
-      {{{f.etcd.endpoint()}, 2000ms}, "/vvm/", "n1", n1->membership->lease_id()}));
+      {{{f.etcd.endpoint()}, 2000ms}, "/vvm/", "n1", n1->membership->lease_id(), {}, {}}));
   auto h2 = must(plugin::ClusterHolds::create(
-      {{{f.etcd.endpoint()}, 2000ms}, "/vvm/", "n2", n2->membership->lease_id()}));
+      {{{f.etcd.endpoint()}, 2000ms}, "/vvm/", "n2", n2->membership->lease_id(), {}, {}}));
   REQUIRE(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
   Status refused = h2->acquire("a", HoldKind::kExclusive, "uid 1001");
   CHECK(refused.code() == Code::kBusy);
@@ -490,4 +490,204 @@ TEST_CASE("an exclusive hold on one node refuses another node's client, naming t
   n2->membership->leave();
   CHECK(eventually([&] { return f.keys_under(hold_prefix("/vvm/")) == 0; }));
   CHECK(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
+}
+
+namespace {
+
+plugin::ClusterHolds::Options holds_options(const std::string& endpoint, const std::string& node,
+                                            int64_t lease,
+                                            std::chrono::milliseconds timeout = 2000ms) {
+  plugin::ClusterHolds::Options o;
+  o.etcd = {{endpoint}, timeout};
+  o.prefix = "/vvm/";
+  o.node = node;
+  o.lease = lease;
+  return o;
+}
+
+// The users record of `node`'s holders of pack a of `kind`, with the lease it is bound to.
+std::optional<std::pair<PackUsers, int64_t>> users_of(EtcdClient& etcd, HoldKind kind,
+                                                      const std::string& node) {
+  auto kv = must(etcd.get(users_key("/vvm/", "a", kind, node)));
+  if (!kv) return std::nullopt;
+  return std::make_pair(must(decode_users(kv->key, kv->value)), kv->lease);
+}
+
+}  // namespace
+
+TEST_CASE("readers and shared writers on one node and a hold on another follow one host's rules") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk, false);
+  auto h1 = must(plugin::ClusterHolds::create(
+      holds_options(f.etcd.endpoint(), "n1", n1->membership->lease_id())));
+  auto h2 = must(plugin::ClusterHolds::create(
+      holds_options(f.etcd.endpoint(), "n2", n2->membership->lease_id())));
+
+  // n2's reader: recorded under n2's lease; n1's exclusive hold refused, naming it.
+  REQUIRE(h2->acquire("a", HoldKind::kRead, "uid 1001").ok());
+  auto users = users_of(*f.client, HoldKind::kRead, "n2");
+  REQUIRE(users);
+  REQUIRE(users->first.clients.size() == 1);
+  CHECK(users->first.clients[0].client == "uid 1001");
+  CHECK(users->second == n2->membership->lease_id());
+  Status refused = h1->acquire("a", HoldKind::kExclusive, "uid 1000");
+  CHECK(refused.code() == Code::kBusy);
+  CHECK_THAT(refused.message(),
+             Catch::StartsWith("pack 'a' is held read by uid 1001 on node n2 (etcd key "
+                               "/vvm/users/a/read/n2, since ") &&
+                 Catch::EndsWith("uid 1000 on node n1 cannot have it exclusive"));
+  CHECK(f.keys_under(hold_prefix("/vvm/")) == 0);
+  // A second reader on n2: one key, two clients, which goes with the last of them.
+  REQUIRE(h2->acquire("a", HoldKind::kRead, "uid 1002").ok());
+  CHECK(users_of(*f.client, HoldKind::kRead, "n2")->first.clients.size() == 2);
+  h2->release("a", HoldKind::kRead, "uid 1001");
+  CHECK_THAT(h1->acquire("a", HoldKind::kExclusive, "uid 1000").message(),
+             Catch::Contains("held read by uid 1002 on node n2"));
+  h2->release("a", HoldKind::kRead, "uid 1002");
+  CHECK(f.keys_under(users_prefix("/vvm/")) == 0);
+
+  // n1 holds a exclusive: n2's reader refused, naming it; n1's holder may read a itself.
+  REQUIRE(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
+  refused = h2->acquire("a", HoldKind::kRead, "uid 1001");
+  CHECK(refused.code() == Code::kBusy);
+  CHECK_THAT(refused.message(), Catch::Contains("held exclusive by uid 1000 on node n1") &&
+                                    Catch::EndsWith("uid 1001 on node n2 cannot have it read"));
+  CHECK(f.keys_under(users_prefix("/vvm/")) == 0);
+  REQUIRE(h1->acquire("a", HoldKind::kRead, "uid 1000").ok());
+  CHECK(users_of(*f.client, HoldKind::kRead, "n1"));
+  h1->release("a", HoldKind::kRead, "uid 1000");
+  h1->release("a", HoldKind::kExclusive, "uid 1000");
+  CHECK(f.keys_under(hold_prefix("/vvm/")) == 0);
+  CHECK(f.keys_under(users_prefix("/vvm/")) == 0);
+
+  // Shared writers share across nodes; a reader of another node is refused by them, and an
+  // exclusive hold by the other node's (a node's own are its registry's to judge).
+  REQUIRE(h1->acquire("a", HoldKind::kShared, "uid 1000").ok());
+  REQUIRE(h2->acquire("a", HoldKind::kShared, "uid 1001").ok());
+  CHECK_THAT(h2->acquire("a", HoldKind::kRead, "uid 1003").message(),
+             Catch::Contains("held shared by uid 1000 on node n1 (etcd key "
+                             "/vvm/users/a/shared/n1, since ") &&
+                 Catch::EndsWith("uid 1003 on node n2 cannot have it read"));
+  CHECK_THAT(h1->acquire("a", HoldKind::kExclusive, "uid 1005").message(),
+             Catch::Contains("held shared by uid 1001 on node n2"));
+  CHECK_FALSE(users_of(*f.client, HoldKind::kRead, "n2"));
+  h1->release("a", HoldKind::kShared, "uid 1000");
+  h2->release("a", HoldKind::kShared, "uid 1001");
+
+  // Readers share across nodes, and refuse another node's shared writer.
+  REQUIRE(h1->acquire("a", HoldKind::kRead, "uid 1000").ok());
+  REQUIRE(h2->acquire("a", HoldKind::kRead, "uid 1001").ok());
+  CHECK_THAT(h2->acquire("a", HoldKind::kShared, "uid 1009").message(),
+             Catch::Contains("held read by uid 1000 on node n1"));
+  // Garbage where another node's readers would be is in the way too, and named.
+  REQUIRE(f.client->put(users_key("/vvm/", "a", HoldKind::kRead, "n3"), "garbage").ok());
+  CHECK_THAT(h1->acquire("a", HoldKind::kShared, "uid 1010").message(),
+             Catch::Contains("held read by uid 1001 on node n2"));
+  h2->release("a", HoldKind::kRead, "uid 1001");
+  CHECK_FALSE(users_of(*f.client, HoldKind::kRead, "n2"));
+  CHECK_THAT(h1->acquire("a", HoldKind::kShared, "uid 1010").message(),
+             Catch::StartsWith("pack 'a' is held by etcd key /vvm/users/a/read/n3, which does not "
+                               "read (etcd key /vvm/users/a/read/n3: not JSON"));
+  REQUIRE(f.client->erase(users_key("/vvm/", "a", HoldKind::kRead, "n3")).ok());
+  // n2's lease goes: its keys with it, and n1's reader alone is no obstacle to n1.
+  REQUIRE(h2->acquire("a", HoldKind::kRead, "uid 1001").ok());
+  CHECK(users_of(*f.client, HoldKind::kRead, "n2"));
+  n2->membership->leave();
+  CHECK(eventually([&] { return !users_of(*f.client, HoldKind::kRead, "n2"); }));
+  h1->release("a", HoldKind::kRead, "uid 1000");
+  CHECK(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
+}
+
+// A transaction sent to a member that stopped before answering is sent again elsewhere; the
+// stopped member may still hand its copy on when it resumes, later. That copy, applied after the
+// hold (or the reader) was released, must not bring it back.
+TEST_CASE("a late copy of a hold's or a reader's transaction cannot bring back what was released") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk, false);
+  std::vector<Txn> sent;
+  auto o = holds_options(f.etcd.endpoint(), "n1", n1->membership->lease_id());
+  o.sent = [&](const Txn& t) { sent.push_back(t); };
+  auto h1 = must(plugin::ClusterHolds::create(o));
+  auto h2 = must(plugin::ClusterHolds::create(
+      holds_options(f.etcd.endpoint(), "n2", n2->membership->lease_id())));
+
+  REQUIRE(h1->acquire("a", HoldKind::kExclusive, "uid 1000").ok());
+  REQUIRE_FALSE(sent.empty());
+  const Txn hold = sent.back();
+  h1->release("a", HoldKind::kExclusive, "uid 1000");
+  REQUIRE(f.keys_under(hold_prefix("/vvm/")) == 0);
+  auto late = must(f.client->txn(hold));
+  CHECK_FALSE(late.succeeded);
+  CHECK(f.keys_under(hold_prefix("/vvm/")) == 0);
+  CHECK(h2->acquire("a", HoldKind::kExclusive, "uid 1001").ok());
+  h2->release("a", HoldKind::kExclusive, "uid 1001");
+
+  REQUIRE(h1->acquire("a", HoldKind::kRead, "uid 1000").ok());
+  const Txn reader = sent.back();
+  h1->release("a", HoldKind::kRead, "uid 1000");
+  REQUIRE(f.keys_under(users_prefix("/vvm/")) == 0);
+  late = must(f.client->txn(reader));
+  CHECK_FALSE(late.succeeded);
+  CHECK(f.keys_under(users_prefix("/vvm/")) == 0);
+  CHECK(h2->acquire("a", HoldKind::kExclusive, "uid 1001").ok());
+}
+
+TEST_CASE("with etcd away a reader is let in and recorded once etcd answers; a hold is refused") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
+  const int64_t lease = n1->membership->lease_id();
+  auto h1 =
+      must(plugin::ClusterHolds::create(holds_options(f.etcd.endpoint(), "n1", lease, 500ms)));
+  // n2 resyncs by itself, as the plugin does.
+  auto n2 = start_node(f.etcd.endpoint(), "n2", f.disk, false);
+  auto o2 = holds_options(f.etcd.endpoint(), "n2", n2->membership->lease_id(), 500ms);
+  o2.resync_every = 100ms;
+  auto h2 = must(plugin::ClusterHolds::create(o2));
+  REQUIRE(f.etcd.stop().ok());
+  CHECK(h1->acquire("a", HoldKind::kRead, "uid 1000").ok());
+  CHECK(h2->acquire("a", HoldKind::kRead, "uid 2000").ok());
+  Status refused = h1->acquire("b", HoldKind::kExclusive, "uid 1001");
+  CHECK(refused.code() == Code::kUnavailable);
+  CHECK_THAT(refused.message(),
+             Catch::Contains("pack 'b': uid 1001 cannot have it exclusive: the hold cannot be "
+                             "recorded in etcd"));
+  h1->resync();  // etcd away still: nothing written, nothing lost
+  REQUIRE(f.etcd.restart().ok());
+  h1->resync();
+  auto users = users_of(*f.client, HoldKind::kRead, "n1");
+  REQUIRE(users);
+  CHECK(users->first.clients.at(0).client == "uid 1000");
+  CHECK(users->second == lease);
+  CHECK(f.keys_under(hold_prefix("/vvm/")) == 0);
+  CHECK(eventually([&] { return users_of(*f.client, HoldKind::kRead, "n2").has_value(); }));
+  // Released while etcd is away: the key goes once it answers.
+  REQUIRE(f.etcd.stop().ok());
+  h1->release("a", HoldKind::kRead, "uid 1000");
+  h2->release("a", HoldKind::kRead, "uid 2000");
+  REQUIRE(f.etcd.restart().ok());
+  CHECK(users_of(*f.client, HoldKind::kRead, "n1"));
+  h1->resync();
+  CHECK_FALSE(users_of(*f.client, HoldKind::kRead, "n1"));
+  CHECK(eventually([&] { return !users_of(*f.client, HoldKind::kRead, "n2"); }));
+}
+
+TEST_CASE("a rejoin forgets the node's users; new ones are recorded under the new lease") {
+  Fixture f;
+  auto n1 = start_node(f.etcd.endpoint(), "n1", f.disk, false);
+  auto h1 = must(plugin::ClusterHolds::create(
+      holds_options(f.etcd.endpoint(), "n1", n1->membership->lease_id())));
+  REQUIRE(h1->acquire("a", HoldKind::kRead, "uid 1000").ok());
+  n1->membership->leave();  // the old lease goes, and its keys
+  const Lease next = must(f.client->lease_grant(10));
+  h1->set_lease(next.id);
+  CHECK_FALSE(users_of(*f.client, HoldKind::kRead, "n1"));
+  REQUIRE(h1->acquire("a", HoldKind::kRead, "uid 1001").ok());
+  h1->release("a", HoldKind::kRead, "uid 1000");  // a holder from before: forgotten
+  auto users = users_of(*f.client, HoldKind::kRead, "n1");
+  REQUIRE(users);
+  CHECK(users->second == next.id);
+  REQUIRE(users->first.clients.size() == 1);
+  CHECK(users->first.clients[0].client == "uid 1001");
 }
