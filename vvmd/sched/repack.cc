@@ -216,25 +216,11 @@ bool Scheduler::send_tape_copy(const Vv& vv, ArchiveItem item, const QueueKey& k
     log::info("mount {} ({}) in drive {} of mover {} for {}", tape, d->media, d->name, d->mover,
               what);
   }
-  rpc::CopyArgs args;
-  args.drive = to.name;
-  args.vsn = target.name;
-  args.file_number = target.next_file;
-  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  auto [args, f] = copy_request(vv, std::move(item), key, to, target.name, target.next_file);
   args.checksum = vv.checksum;
-  args.reply_to = reply_to(to.mover);
-  args.request_id = next_request_id_++;
-
-  InFlight f;
-  f.item = std::move(item);
-  f.key = key;
-  f.vsn = target.name;
-  f.drive = to.name;
-  f.mover = to.mover;
-  f.file = target.next_file;
   f.from_drive = from.name;
   f.class_copy = class_copy;
-  from.busy = to.busy = true;
+  from.busy = true;
   log::info(
       "{}: copy {} of VV {} ({} bytes) from {} file {} to {} file {}, tape to tape in drives {} "
       "and {} of mover {} (request {})",

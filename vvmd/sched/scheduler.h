@@ -396,6 +396,13 @@ class Scheduler {
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
   bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
                   Clock::time_point now);
+  // The mover's arguments and the in-flight record that every copy request starts from: VV `vv`
+  // (`item`, of queue `key`) written or read as `vsn` file `file` in `drive`, which is marked
+  // busy, under the next request id. What only one kind of copy needs (a cache path, a checksum
+  // to check, a tape copy's source drive, a stage's request) its caller adds.
+  std::pair<rpc::CopyArgs, InFlight> copy_request(const Vv& vv, ArchiveItem item,
+                                                  const QueueKey& key, DriveState& drive,
+                                                  const std::string& vsn, uint64_t file);
   // Registers `f` (its deadline from the mover's stall timeout) and sends `args` as `op` to the
   // drive's mover; the answer comes back to accepted().
   void send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,

@@ -288,28 +288,16 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
 
 std::pair<rpc::CopyArgs, Scheduler::InFlight> Scheduler::read_request(const Vv& vv, StageItem item,
                                                                       DriveState& drive) {
-  rpc::CopyArgs args;
-  args.drive = drive.name;
-  args.vsn = item.vsn;
-  args.file_number = item.file;
+  ArchiveItem read;
+  read.vv = item.vv;
+  read.copy = item.copy;
+  read.bytes = vv.size;
+  const QueueKey key{vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
+  auto [args, f] = copy_request(vv, std::move(read), key, drive, item.vsn, item.file);
   // A verify writes nothing there: the path names the VV in the mover's log.
   args.cache_path = options_.cache_path(vv.name);
-  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
   args.checksum = vv.checksum;
-  args.reply_to = reply_to(drive.mover);
-  args.request_id = next_request_id_++;
-
-  InFlight f;
-  f.item.vv = item.vv;
-  f.item.copy = item.copy;
-  f.item.bytes = vv.size;
-  f.key = {vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
-  f.vsn = item.vsn;
-  f.drive = drive.name;
-  f.mover = drive.mover;
-  f.file = item.file;
   f.staged = std::move(item);
-  drive.busy = true;
   return {std::move(args), std::move(f)};
 }
 
