@@ -15,3 +15,16 @@ find_build() {
   echo "$script: no build folder with vvmd/vvmd: build first" >&2
   exit 2
 }
+
+# find_rel_build SCRIPT [BUILD_DIR]: the same, but a release build in build/rel (meson setup
+# build/rel . -Dbuildtype=release) comes first when no BUILD_DIR is given: for the benchmarks
+# whose figures mean something only in a release build.
+find_rel_build() {
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [[ -z ${2:-} && -x $here/build/rel/vvmd/vvmd ]]; then
+    build=$here/build/rel
+    return
+  fi
+  find_build "$@"
+}

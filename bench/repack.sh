@@ -33,11 +33,7 @@ usage() {
   exit 2
 }
 source "$here/bench/build-dir.sh"
-if [[ -z ${1:-} && -x $here/build/rel/vvmd/vvmd ]]; then
-  build=$here/build/rel
-else
-  find_build bench/repack.sh "${1:-}"
-fi
+find_rel_build bench/repack.sh "${1:-}"
 size_mib=${2:-32}
 count=${3:-16}
 repeat=${4:-3}

@@ -37,11 +37,7 @@ usage() {
   exit 2
 }
 source "$here/bench/build-dir.sh"
-if [[ -z ${1:-} && -x $here/build/rel/vvmd/vvmd ]]; then
-  build=$here/build/rel
-else
-  find_build bench/scrub-stage.sh "${1:-}"
-fi
+find_rel_build bench/scrub-stage.sh "${1:-}"
 size_mib=${2:-256}
 files=${3:-3}
 repeat=${4:-5}
