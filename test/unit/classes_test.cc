@@ -30,6 +30,7 @@
 #include "conf/reload.h"
 #include "db/database.h"
 #include "fake_movers.h"
+#include "peers.h"
 #include "process.h"
 #include "sched/class_copies.h"
 #include "sched/mover_port.h"
@@ -40,20 +41,13 @@ using namespace vvm::vvmd;
 using namespace std::chrono_literals;
 using vvm::test::FakeMovers;
 using vvm::test::must;
+using vvm::test::root_peer;
 using vvm::test::TempDir;
 
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kChecksum = 0x5eed;
-
-rpc::Peer root_peer() {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = 0;
-  p.gid = 0;
-  return p;
-}
 
 Vv vv_with(std::vector<std::string> vsns) {
   Vv vv;
@@ -71,51 +65,38 @@ std::string media_of(const std::string& vsn) {
   return "";
 }
 
-const std::string kConf = R"(
-[vvmd]
-listen = unix:/nonexistent/vvmd.sock
-archive-batch-files = 1
+// The vvm.conf sections the tests put together: a media type's small tapes, a mover, and a
+// drive of `media` on `mover`.
+std::string media_section(const std::string& media) {
+  return fmt::format("[media {}]\ncapacity = 64M\n", media);
+}
+std::string mover_section(const std::string& mover) {
+  return fmt::format("[mover {}]\nlisten = unix:/nonexistent/{}.sock\n", mover, mover);
+}
+std::string drive_section(const std::string& drive, const std::string& mover,
+                          const std::string& media) {
+  return fmt::format("[drive {}]\nmover = {}\nmedia = {}\n", drive, mover, media);
+}
 
-[media LTO9]
-capacity = 64M
-
-[media LTO8]
-capacity = 64M
-
-[class A]
-media = LTO9
-)";
-const std::string kMovers = R"(
-[mover m1]
-listen = unix:/nonexistent/m1.sock
-
-[drive d0]
-mover = m1
-media = LTO9
-
-[drive d1]
-mover = m1
-media = LTO8
-)";
+const std::string kConf =
+    "[vvmd]\nlisten = unix:/nonexistent/vvmd.sock\narchive-batch-files = 1\n" +
+    media_section("LTO9") + media_section("LTO8") + "[class A]\nmedia = LTO9\n";
+const std::string kMovers =
+    mover_section("m1") + drive_section("d0", "m1", "LTO9") + drive_section("d1", "m1", "LTO8");
 // The LTO8 drive on a mover of its own: no mover can copy LTO9 to LTO8 tape to tape.
-const std::string kMoversApart = R"(
-[mover m1]
-listen = unix:/nonexistent/m1.sock
-
-[mover m2]
-listen = unix:/nonexistent/m2.sock
-
-[drive d0]
-mover = m1
-media = LTO9
-
-[drive d1]
-mover = m2
-media = LTO8
-)";
+const std::string kMoversApart = mover_section("m1") + mover_section("m2") +
+                                 drive_section("d0", "m1", "LTO9") +
+                                 drive_section("d1", "m2", "LTO8");
 
 Config conf(const std::string& text) {
   return must(parse_config(text, "vvm.conf", "/nonexistent"));
+}
+
+// `text` with the first `from` in it replaced by `to`; the test fails when there is none.
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
 }
 
 }  // namespace
@@ -166,10 +147,8 @@ TEST_CASE("class copies: what a VV lacks and what it holds in excess") {
 }
 
 TEST_CASE("class copies: the route of a lacking copy: the cache, tape to tape, or a stage first") {
-  const Config config = conf(kConf + kMovers +
-                             "[media LTO7]\ncapacity = 64M\n[mover m2]\nlisten = "
-                             "unix:/nonexistent/m2.sock\n[drive d2]\nmover = m2\nmedia = LTO7\n"
-                             "[drive d3]\nmover = m2\nmedia = LTO9\n");
+  const Config config = conf(kConf + kMovers + media_section("LTO7") + mover_section("m2") +
+                             drive_section("d2", "m2", "LTO7") + drive_section("d3", "m2", "LTO9"));
   LibraryView view(config);
   const std::vector<CopySource> lto9 = {{0, "L00001", 3, "LTO9"}};
   SECTION("a VV in the cache is written from there") {
@@ -217,8 +196,9 @@ TEST_CASE(
                     [&](char) -> Result<uint64_t> { return vvs; }};
 
   SECTION("a media type added to a class, a limit, a new class") {
-    std::string text = kConf + kMovers + "[class B]\nmedia = LTO8\n";
-    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO8\nwrite-max-drives = 1\n");
+    const std::string text =
+        replaced(kConf + kMovers + "[class B]\nmedia = LTO8\n", "media = LTO9\n",
+                 "media = LTO9 LTO8\nwrite-max-drives = 1\n");
     auto plan = must(plan_reload(live, conf(text), facts));
     CHECK(plan.classes_changed);
     REQUIRE(plan.applied.size() == 3);
@@ -230,8 +210,8 @@ TEST_CASE(
     CHECK(plan.classes.at('A').media == std::vector<std::string>{"LTO9", "LTO8"});
   }
   SECTION("what cannot change live is named and left as it runs") {
-    std::string text = kConf + kMovers + "[drive d2]\nmover = m1\nmedia = LTO9\n";
-    text.replace(text.find("archive-batch-files = 1"), 23, "archive-batch-files = 5");
+    const std::string text = replaced(kConf + kMovers + drive_section("d2", "m1", "LTO9"),
+                                      "archive-batch-files = 1", "archive-batch-files = 5");
     auto plan = must(plan_reload(live, conf(text), facts));
     CHECK_FALSE(plan.classes_changed);
     CHECK(plan.applied.empty());
@@ -240,10 +220,9 @@ TEST_CASE(
                               "mover m1", "drive d2 (new)"});
   }
   SECTION("a media type no running drive takes") {
-    std::string text = kConf + kMovers +
-                       "[media LTO7]\ncapacity = 64M\n[drive d3]\nmover = m1\n"
-                       "media = LTO7\n";
-    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO7\n");
+    const std::string text =
+        replaced(kConf + kMovers + media_section("LTO7") + drive_section("d3", "m1", "LTO7"),
+                 "media = LTO9\n", "media = LTO9 LTO7\n");
     auto plan = plan_reload(live, conf(text), facts);
     REQUIRE_FALSE(plan.ok());
     CHECK_THAT(plan.status().message(),
@@ -252,8 +231,7 @@ TEST_CASE(
   }
   SECTION("no tape of the media type") {
     tape = false;
-    std::string text = kConf + kMovers;
-    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO8\n");
+    const std::string text = replaced(kConf + kMovers, "media = LTO9\n", "media = LTO9 LTO8\n");
     auto plan = plan_reload(live, conf(text), facts);
     REQUIRE_FALSE(plan.ok());
     CHECK_THAT(plan.status().message(),
@@ -262,8 +240,8 @@ TEST_CASE(
   }
   SECTION("a class dropped while it has VVs") {
     vvs = 3;
-    std::string text = kConf + kMovers;
-    text.replace(text.find("[class A]\nmedia = LTO9\n"), 23, "[class B]\nmedia = LTO9\n");
+    const std::string text =
+        replaced(kConf + kMovers, "[class A]\nmedia = LTO9\n", "[class B]\nmedia = LTO9\n");
     auto plan = plan_reload(live, conf(text), facts);
     REQUIRE_FALSE(plan.ok());
     CHECK_THAT(plan.status().message(),

@@ -42,6 +42,7 @@
 #include "db/database.h"
 #include "fake_movers.h"
 #include "metrics/metrics.h"
+#include "peers.h"
 #include "process.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
@@ -51,20 +52,13 @@ using namespace vvm::vvmd;
 using namespace std::chrono_literals;
 using vvm::test::FakeMovers;
 using vvm::test::must;
+using vvm::test::root_peer;
 using vvm::test::TempDir;
 
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kChecksum = 0x5eed;
-
-rpc::Peer root_peer() {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = 0;
-  p.gid = 0;
-  return p;
-}
 
 // Runs `body` with stderr (where the log goes) sent to a file, and returns what it wrote.
 template <typename F>
