@@ -448,13 +448,7 @@ void Scheduler::repack(const rpc::Peer& peer, const rpc::VsnRepackRequest& req,
                        std::function<void(Result<rpc::RepackInfo>)> done) {
   if (Status s = privileged(peer, "repack VSN " + req.vsn); !s.ok()) return done(s);
   Vsn vsn;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return done(Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn)));
-    }
-    return done(slot.status());
-  }
+  if (auto slot = find_vsn(*db_, req.vsn, &vsn); !slot.ok()) return done(slot.status());
   if (repacks_.contains(vsn.name)) {
     StateNote note;
     (void)find_state_note(*db_, kRepackNote, vsn.name, &note);
@@ -524,13 +518,8 @@ void Scheduler::reclaim(const rpc::Peer& peer, const rpc::VsnReclaimRequest& req
                         std::function<void(Result<rpc::VsnReclaimReply>)> done) {
   if (Status s = privileged(peer, "reclaim VSN " + req.vsn); !s.ok()) return done(s);
   Vsn vsn;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return done(Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn)));
-    }
-    return done(slot.status());
-  }
+  auto slot = find_vsn(*db_, req.vsn, &vsn);
+  if (!slot.ok()) return done(slot.status());
   if (repacks_.contains(vsn.name)) {
     return done(Status::Busy(fmt::format(
         "VSN {} is being repacked: it is reclaimed once that is done ('vvctl status' shows how "

@@ -72,13 +72,7 @@ Result<rpc::VsnVerifyReply> Scheduler::verify(const rpc::Peer& peer,
                                               const rpc::VsnVerifyRequest& req) {
   VVM_RETURN_IF_ERROR(privileged(peer, "verify VSN " + req.vsn));
   Vsn vsn;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn));
-    }
-    return slot.status();
-  }
+  VVM_RETURN_IF_ERROR(find_vsn(*db_, req.vsn, &vsn).status());
   if (vsn.state == VsnState::kDisabled) {
     return Status::InvalidArgument(
         fmt::format("cannot verify VSN {}: it is disabled, never mounted; 'vvctl vsn set {} "
@@ -95,12 +89,7 @@ Result<rpc::VsnVerifyReply> Scheduler::verify(const rpc::Peer& peer,
 
 Result<rpc::VerifyListReply> Scheduler::verifies(const rpc::VerifyListRequest& req) const {
   Vsn vsn;
-  if (auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn); !slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn));
-    }
-    return slot.status();
-  }
+  VVM_RETURN_IF_ERROR(find_vsn(*db_, req.vsn, &vsn).status());
   rpc::VerifyListReply reply;
   VVM_RETURN_IF_ERROR(scan_verify_marks_on_vsn(*db_, req.vsn, [&](uint64_t, const VerifyMark& m) {
     reply.marks.push_back(m);
