@@ -210,16 +210,10 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     return true;  // stage_done queues it again
   }
 
-  if (view_.load(drive, vsn.name)) {
-    Status recorded = record_mount(drive, vsn.name);
-    if (!recorded.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", vsn.name, drive.name, recorded.message());
-      view_.unload(drive);
-      queue_.push_front(key, std::move(item));
-      return false;
-    }
-    log::info("mount {} ({}, {}) in drive {} of mover {} for class {}'s copies", vsn.name,
-              vsn.media, vsn_state_name(vsn.state), drive.name, drive.mover, key.vv_class);
+  if (!mount(drive, vsn.name, fmt::format("{}, {}", vsn.media, vsn_state_name(vsn.state)),
+             fmt::format("for class {}'s copies", key.vv_class))) {
+    queue_.push_front(key, std::move(item));
+    return false;
   }
 
   auto [args, f] = copy_request(vv, std::move(item), key, drive, vsn.name, vsn.next_file);

@@ -207,14 +207,7 @@ bool Scheduler::send_tape_copy(const Vv& vv, ArchiveItem item, const QueueKey& k
                                : "the repack of " + item.from_vsn;
   for (DriveState* d : {&from, &to}) {
     const std::string& tape = d == &from ? item.from_vsn : target.name;
-    if (!view_.load(*d, tape)) continue;
-    if (Status s = record_mount(*d, tape); !s.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", tape, d->name, s.message());
-      view_.unload(*d);
-      return false;
-    }
-    log::info("mount {} ({}) in drive {} of mover {} for {}", tape, d->media, d->name, d->mover,
-              what);
+    if (!mount(*d, tape, d->media, "for " + what)) return false;
   }
   auto [args, f] = copy_request(vv, std::move(item), key, to, target.name, target.next_file);
   args.checksum = vv.checksum;

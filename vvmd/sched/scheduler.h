@@ -284,6 +284,11 @@ class Scheduler {
   Status set_cache(const std::string& vv, CacheState cache, bool touch);
   // Records that `vsn` went into `drive` (its location and last mount).
   Status record_mount(const DriveState& drive, const std::string& vsn);
+  // Puts `vsn` in `drive` (vvmd's view) unless it is there, records that mount and logs it as
+  // "mount VSN (WHAT) in drive D of mover M PURPOSE". False when the record cannot be written:
+  // logged, and the drive left empty again.
+  bool mount(DriveState& drive, const std::string& vsn, const std::string& what,
+             const std::string& purpose);
 
   // A VV's copy that lives on a VSN being repacked (live_copies()).
   struct LiveCopy {

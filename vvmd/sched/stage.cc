@@ -37,6 +37,19 @@ Status Scheduler::set_cache(const std::string& name, CacheState cache, bool touc
   return commits_.apply(txn, fmt::format("VV {} {}", name, cache_state_name(cache)));
 }
 
+bool Scheduler::mount(DriveState& drive, const std::string& vsn, const std::string& what,
+                      const std::string& purpose) {
+  if (!view_.load(drive, vsn)) return true;  // there already
+  if (Status s = record_mount(drive, vsn); !s.ok()) {
+    log::error("cannot record VSN {} in drive {}: {}", vsn, drive.name, s.message());
+    view_.unload(drive);
+    return false;
+  }
+  log::info("mount {} ({}) in drive {} of mover {} {}", vsn, what, drive.name, drive.mover,
+            purpose);
+  return true;
+}
+
 Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
   return update_vsn(name, [&](Vsn& vsn) {
     vsn.location = "drive:" + drive.name;
@@ -267,15 +280,10 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
     }
     return true;
   }
-  if (view_.load(drive, item.vsn)) {
-    if (Status s = record_mount(drive, item.vsn); !s.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
-      view_.unload(drive);
-      stages_.push(std::move(item));
-      return false;
-    }
-    log::info("mount {} ({}) in drive {} of mover {} to stage {} file(s)", item.vsn, item.media,
-              drive.name, drive.mover, stages_.files(item.vsn) + 1);
+  if (!mount(drive, item.vsn, item.media,
+             fmt::format("to stage {} file(s)", stages_.files(item.vsn) + 1))) {
+    stages_.push(std::move(item));
+    return false;
   }
   ++drive.reads_since_mount;
 

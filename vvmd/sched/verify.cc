@@ -152,15 +152,10 @@ bool Scheduler::start_verify(StageItem item, DriveState& drive, Clock::time_poin
               item.how, item.vv, item.copy + 1, item.vsn, item.file, item.vsn);
     return true;
   }
-  if (view_.load(drive, item.vsn)) {
-    if (Status s = record_mount(drive, item.vsn); !s.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
-      view_.unload(drive);
-      verifies_.push(std::move(item));
-      return false;
-    }
-    log::info("mount {} ({}) in drive {} of mover {} to {} {} file(s)", item.vsn, item.media,
-              drive.name, drive.mover, item.how, verifies_.files(item.vsn) + 1);
+  if (!mount(drive, item.vsn, item.media,
+             fmt::format("to {} {} file(s)", item.how, verifies_.files(item.vsn) + 1))) {
+    verifies_.push(std::move(item));
+    return false;
   }
   auto [args, f] = read_request(vv, std::move(item), drive);
   log::info("{} VV {}'s copy {} on {} file {} in drive {} (request {})", f.staged->how, vv.name,
