@@ -69,9 +69,7 @@ cache=$dir/state/cache library=$dir/state/library log=$dir/vvmd.log
 
 printf 'bench/scrub-stage.sh: %s files of %s MiB on each verified tape, %s repeats, %s CPUs, %s, %s\n' \
   "$files" "$size_mib" "$repeat" "$(nproc)" "$(uname -r)" "$(date -u +%FT%TZ)"
-buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
-printf 'build:      %s (buildtype %s)\n' "$build" "$buildtype"
+print_build
 printf 'filesystem: %s on %s mounted at %s; files in %s\n' "$fstype" "$fsdev" "$fsmount" "$tmp"
 printf 'page cache: %s\n' "$cache_note"
 printf 'drives:     two LTO9 (d0, d1) of one mover, streaming at %s bytes/s (VVM_BENCH_RATE)\n' "$rate"
