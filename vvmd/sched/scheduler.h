@@ -351,8 +351,8 @@ class Scheduler {
   // The media type of VSN `name`; "" when there is no such VSN.
   std::string vsn_media(const std::string& name) const;
   // Every VSN's media type, read at once (for what scans the VV table, which allows no other read
-  // while it runs).
-  Result<std::map<std::string, std::string>> media_of_vsns() const;
+  // while it runs), as class_copies() takes it: "" for a VSN that is not there.
+  Result<std::function<std::string(const std::string& vsn)>> media_of_vsns() const;
   // Finds the archived VVs that lack a copy of their class (vvm.conf's media types against the
   // copies' VSNs): at start and after a reload. Nothing is stored: the catalogue says it again.
   Status find_lacking();
