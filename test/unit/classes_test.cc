@@ -35,19 +35,19 @@
 #include "sched/class_copies.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
+#include "sched_fixture.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;
 using namespace std::chrono_literals;
 using vvm::test::FakeMovers;
+using vvm::test::kChecksum;
+using vvm::test::kMiB;
 using vvm::test::must;
 using vvm::test::root_peer;
 using vvm::test::TempDir;
 
 namespace {
-
-constexpr uint64_t kMiB = 1 << 20;
-constexpr uint64_t kChecksum = 0x5eed;
 
 Vv vv_with(std::vector<std::string> vsns) {
   Vv vv;
@@ -255,58 +255,11 @@ TEST_CASE(
 
 namespace {
 
-struct Fixture {
+struct Fixture : vvm::test::SchedFixture {
   // `drives`: the [mover] and [drive] sections.
-  explicit Fixture(const std::string& drives = kMovers) : config(conf(kConf + drives)) { start(); }
-  TempDir dir = must(TempDir::create());
-  Config config;
-  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
-  Clock::time_point clock = Clock::time_point{} + 1000h;
-  uint64_t unix_clock = 1'700'000'000;
-  std::unique_ptr<Catalog> catalog;
-  std::unique_ptr<VsnCatalog> vsns;
-  std::unique_ptr<VvOpens> opens;
-  std::unique_ptr<CacheManager> cache;
-  FakeMovers movers{/*answer_pings=*/true};
-  std::unique_ptr<Scheduler> sched;
-  uint64_t next_job = 1;
+  explicit Fixture(const std::string& drives = kMovers)
+      : SchedFixture(conf(kConf + drives), /*answer_pings=*/true) {}
 
-  void start() {
-    Catalog::Options c;
-    c.cache_dir = dir.file("cache");
-    c.classes = {'A'};
-    c.now = [this] { return unix_clock; };
-    catalog = must(Catalog::open(db.get(), c));
-    VsnCatalog::Options v;
-    v.media = config.media;
-    v.classes = config.classes;
-    v.library_kind = "mtx";
-    vsns = must(VsnCatalog::open(db.get(), v));
-    opens = std::make_unique<VvOpens>(catalog.get(), 0);
-    CacheManager::Options m;
-    m.cache_dir = c.cache_dir;
-    cache = std::make_unique<CacheManager>(db.get(), catalog.get(), opens.get(), m);
-    catalog->on_finished([this](const auto& vv) { sched->finished(vv); });
-    restart();
-  }
-  void restart() {
-    sched.reset();
-    movers.pending.clear();
-    Scheduler::Options o;
-    o.reply_to = "unix:/nonexistent/vvmd.sock";
-    o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
-    o.cache_dir = catalog->cache_dir();
-    o.now = [this] { return unix_clock; };
-    o.clock = [this] { return clock; };
-    sched = std::make_unique<Scheduler>(db.get(), config, o, &movers);
-    must(sched->recover());
-  }
-  void advance(std::chrono::milliseconds d) {
-    clock += d;
-    unix_clock +=
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
-  }
-  Vv vv(const std::string& name) { return must(catalog->show(name)); }
   // Ticks until the movers hold a request (at most 5 s of fake time).
   FakeMovers::Request next(const std::string& what) {
     for (int i = 0; i < 50 && movers.pending.empty(); ++i) {
@@ -315,17 +268,10 @@ struct Fixture {
     }
     return movers.take(what);
   }
+  // The mover takes the copy and reports it done.
   void done(FakeMovers::Request& r, rpc::Op op) {
-    r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
-    rpc::CopyReport rep;
-    rep.request_id = r.args.request_id;
-    rep.mover = "m1";
-    rep.state = rpc::CopyState::kDone;
-    rep.bytes_done = rep.bytes_total = kMiB;
-    rep.vsn = r.args.vsn;
-    rep.file_number = r.args.file_number;
-    rep.checksum = kChecksum;
-    must(sched->report(root_peer(), rep));
+    accept(r, op);
+    report_done(r);
   }
   // Class A's line for media `type` in classes(); none when it has no copy and is not listed.
   std::optional<rpc::ClassMedia> media(const std::string& type) {
