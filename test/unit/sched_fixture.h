@@ -95,7 +95,7 @@ struct SchedFixture {
     r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
   }
   // The mover's final report of the copy: done where it was asked to go.
-  void report_done(const FakeMovers::Request& r) {
+  static rpc::CopyReport done_report(const FakeMovers::Request& r) {
     rpc::CopyReport rep;
     rep.request_id = r.args.request_id;
     rep.mover = "m1";
@@ -104,7 +104,11 @@ struct SchedFixture {
     rep.vsn = r.args.vsn;
     rep.file_number = r.args.file_number;
     rep.checksum = kChecksum;
-    must(sched->report(root_peer(), rep));
+    return rep;
+  }
+  // That report, sent by root.
+  void report_done(const FakeMovers::Request& r) {
+    must(sched->report(root_peer(), done_report(r)));
   }
 };
 

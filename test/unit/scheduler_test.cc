@@ -235,14 +235,7 @@ TEST_CASE("copy reports over TLS come only from an identity of role mover; a mov
   auto r = f.movers.take("archive");
   CHECK(r.args.reply_to == "tls:127.0.0.1:7371");
   f.accept(r, rpc::Op::kArchive);
-  rpc::CopyReport rep;
-  rep.request_id = r.args.request_id;
-  rep.mover = "m1";
-  rep.state = rpc::CopyState::kDone;
-  rep.bytes_done = rep.bytes_total = kMiB;
-  rep.vsn = r.args.vsn;
-  rep.file_number = r.args.file_number;
-  rep.checksum = kChecksum;
+  const rpc::CopyReport rep = Fixture::done_report(r);
 
   // A user's identity, even one with vvmd's uid, is not a mover.
   rpc::Peer user;
