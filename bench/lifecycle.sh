@@ -90,9 +90,7 @@ archived() { ctl ls --state archived --json | jq length; }
 
 printf 'bench/lifecycle.sh: %s VVs of %s MiB, %s repeats, %s CPUs, %s, %s\n' "$count" "$size_mib" \
   "$repeat" "$(nproc)" "$(uname -r)" "$(date -u +%FT%TZ)"
-buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
-printf 'build:      %s (buildtype %s)\n' "$build" "$buildtype"
+print_build
 printf 'filesystem: %s on %s mounted at %s; files in %s\n' "$fstype" "$fsdev" "$fsmount" "$tmp"
 printf 'page cache: %s\n' "$cache_note"
 printf 'class A:    two copies (LTO9, LTO8); tapes: 2 x LTO9, 2 x LTO8; block size 256K\n'

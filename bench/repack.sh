@@ -33,11 +33,7 @@ usage() {
   exit 2
 }
 source "$here/bench/build-dir.sh"
-if [[ -z ${1:-} && -x $here/build/rel/vvmd/vvmd ]]; then
-  build=$here/build/rel
-else
-  find_build bench/repack.sh "${1:-}"
-fi
+find_rel_build bench/repack.sh "${1:-}"
 size_mib=${2:-32}
 count=${3:-16}
 repeat=${4:-3}
@@ -68,9 +64,7 @@ cache=$dir/state/cache library=$dir/state/library
 
 printf 'bench/repack.sh: %s VVs of %s MiB (%s MB), %s repeats, %s CPUs, %s, %s\n' "$count" \
   "$size_mib" "$((bytes / 1000000))" "$repeat" "$(nproc)" "$(uname -r)" "$(date -u +%FT%TZ)"
-buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
-printf 'build:      %s (buildtype %s)\n' "$build" "$buildtype"
+print_build
 printf 'filesystem: %s on %s mounted at %s; files in %s\n' "$fstype" "$fsdev" "$fsmount" "$tmp"
 printf 'page cache: %s\n' "$cache_note"
 printf 'drives:     two LTO9 (d0, d1) of one mover, unthrottled; block size 256K\n'

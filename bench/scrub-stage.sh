@@ -37,11 +37,7 @@ usage() {
   exit 2
 }
 source "$here/bench/build-dir.sh"
-if [[ -z ${1:-} && -x $here/build/rel/vvmd/vvmd ]]; then
-  build=$here/build/rel
-else
-  find_build bench/scrub-stage.sh "${1:-}"
-fi
+find_rel_build bench/scrub-stage.sh "${1:-}"
 size_mib=${2:-256}
 files=${3:-3}
 repeat=${4:-5}
@@ -73,9 +69,7 @@ cache=$dir/state/cache library=$dir/state/library log=$dir/vvmd.log
 
 printf 'bench/scrub-stage.sh: %s files of %s MiB on each verified tape, %s repeats, %s CPUs, %s, %s\n' \
   "$files" "$size_mib" "$repeat" "$(nproc)" "$(uname -r)" "$(date -u +%FT%TZ)"
-buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
-printf 'build:      %s (buildtype %s)\n' "$build" "$buildtype"
+print_build
 printf 'filesystem: %s on %s mounted at %s; files in %s\n' "$fstype" "$fsdev" "$fsmount" "$tmp"
 printf 'page cache: %s\n' "$cache_note"
 printf 'drives:     two LTO9 (d0, d1) of one mover, streaming at %s bytes/s (VVM_BENCH_RATE)\n' "$rate"

@@ -1,5 +1,6 @@
 # cluster.sh: a whole vvm system for the shell integration tests: a vvm.conf written from a few
-# parameters, and vvmd, vvmover and nbdkit with the vvm plugin started, stopped and killed.
+# parameters, vvmd, vvmover and nbdkit with the vvm plugin started, stopped and killed, and VVs
+# of random bytes archived for the tests of what happens to them on tape (archived_vvs).
 # functions.sh sources it: a test sources functions.sh alone, then, for example:
 #
 #   vvm_conf drives="LTO9 LTO8" cache.size=100M   # $tmpdir/vvm.conf, in $conf
@@ -237,3 +238,24 @@ stop_vvmd() { stop_daemon "$vvmd_pid" vvmd; }
 
 # kill_vvmd: kill_daemon for the vvmd start_vvmd started last.
 kill_vvmd() { kill_daemon "$vvmd_pid"; }
+
+# --- VVs ---
+
+# archived_vvs N: N new VVs of class A, each 2 MiB of random bytes written into the cache (kept in
+# $tmpdir/NAME.orig, for what is read back later), finished in that order, then each waited for
+# (120 s at most) until archived; their names in the array $vvs. The drives and tapes are the
+# test's own.
+archived_vvs() {
+  local i vv
+  vvs=()
+  for ((i = 0; i < $1; i++)); do
+    vv=$(ctl create --class A --size 2M)
+    head -c $((2 * M)) /dev/urandom >"$cache/$vv"
+    cp "$cache/$vv" "$tmpdir/$vv.orig"
+    vvs+=("$vv")
+  done
+  for vv in "${vvs[@]}"; do ctl finish "$vv" >/dev/null; done
+  for vv in "${vvs[@]}"; do
+    ctl finish "$vv" --wait --timeout 120 >/dev/null || die "$vv was not archived"
+  done
+}

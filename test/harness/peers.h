@@ -22,5 +22,7 @@ inline rpc::Peer unix_peer(uid_t uid, gid_t gid, uint64_t session = 1) {
 }
 // The same with the gid equal to the uid (root's 0, nobody's 65534).
 inline rpc::Peer unix_peer(uid_t uid) { return unix_peer(uid, static_cast<gid_t>(uid)); }
+// Root on the Unix socket: a peer that may do what only root and vvmd's user may.
+inline rpc::Peer root_peer() { return unix_peer(0); }
 
 }  // namespace vvm::test

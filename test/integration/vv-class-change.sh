@@ -39,17 +39,7 @@ media_field() {
     '.[] | select(.class == "A") | [.media[] | select(.media == $m)][0] | .'"$2"
 }
 
-vvs=()
-for i in 1 2 3 4; do
-  vv=$(ctl create --class A --size 2M)
-  head -c $((2 * M)) /dev/urandom >"$cache/$vv"
-  cp "$cache/$vv" "$tmpdir/$vv.orig"
-  vvs+=("$vv")
-done
-for vv in "${vvs[@]}"; do ctl finish "$vv" >/dev/null; done
-for vv in "${vvs[@]}"; do
-  ctl finish "$vv" --wait --timeout 120 >/dev/null || die "$vv was not archived"
-done
+archived_vvs 4
 for vv in "${vvs[@]:0:2}"; do ctl evict "$vv" >/dev/null; done
 [[ $(media_field LTO9 copies) == 4 && $(media_field LTO9 lacking) == 0 ]] ||
   die "class ls before the change: $(ctl class ls --json)"

@@ -50,17 +50,7 @@ line_of() {
 # when LINE: the time stamp of vvmd's log line LINE.
 when() { sed -n "${1}p" "$vvmd_log" | cut -d' ' -f1; }
 
-vvs=()
-for i in 1 2 3 4 5 6 7 8; do
-  vv=$(ctl create --class A --size 2M)
-  head -c $((2 * M)) /dev/urandom >"$cache/$vv"
-  cp "$cache/$vv" "$tmpdir/$vv.orig"
-  vvs+=("$vv")
-done
-for vv in "${vvs[@]}"; do ctl finish "$vv" >/dev/null; done
-for vv in "${vvs[@]}"; do
-  ctl finish "$vv" --wait --timeout 120 >/dev/null || die "$vv was not archived"
-done
+archived_vvs 8
 for i in 0 1 2 3 4 5; do ctl evict "${vvs[i]}" >/dev/null; done
 for i in "${!vvs[@]}"; do
   [[ $(ctl show "${vvs[i]}" --json | jq -r '[.copies[] | "\(.vsn) \(.file)"] | join(" ")') == "L00001 $((i + 1)) M00001 $((i + 1))" ]] ||

@@ -62,18 +62,8 @@ PY
 }
 
 # --- four VVs on L90001, evicted; file 3's second data block unreadable ---
-vvs=()
-for i in 1 2 3 4; do
-  vv=$(ctl create --class A --size 2M)
-  head -c $((2 * M)) /dev/urandom >"$cache/$vv"
-  cp "$cache/$vv" "$tmpdir/$vv.orig"
-  vvs+=("$vv")
-done
-for vv in "${vvs[@]}"; do ctl finish "$vv" >/dev/null; done
-for vv in "${vvs[@]}"; do
-  ctl finish "$vv" --wait --timeout 120 >/dev/null || die "$vv was not archived"
-  ctl evict "$vv" >/dev/null
-done
+archived_vvs 4
+for vv in "${vvs[@]}"; do ctl evict "$vv" >/dev/null; done
 for i in 0 1 2 3; do
   [[ $(ctl show "${vvs[i]}" --json | jq -r '.copies[0].file') == $((i + 1)) ]] ||
     die "${vvs[i]} is not L90001 file $((i + 1)): $(ctl show "${vvs[i]}")"

@@ -35,17 +35,8 @@ refused() {
 }
 
 # --- eight VVs on L90001, four of them removed ---
-vvs=()
-for i in 1 2 3 4 5 6 7 8; do
-  vv=$(ctl create --class A --size 2M)
-  head -c $((2 * M)) /dev/urandom >"$cache/$vv"
-  cp "$cache/$vv" "$tmpdir/$vv.orig"
-  vvs+=("$vv")
-done
-ctl finish "${vvs[@]:0:1}" >/dev/null
-for vv in "${vvs[@]:1}"; do ctl finish "$vv" >/dev/null; done
+archived_vvs 8
 for vv in "${vvs[@]}"; do
-  ctl finish "$vv" --wait --timeout 120 >/dev/null || die "$vv was not archived"
   [[ $(ctl show "$vv" --json | jq -r '.copies[0].vsn') == L90001 ]] || die "$vv is not on L90001"
 done
 live=()

@@ -30,30 +30,24 @@
 #include "conf/reload.h"
 #include "db/database.h"
 #include "fake_movers.h"
+#include "peers.h"
 #include "process.h"
 #include "sched/class_copies.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
+#include "sched_fixture.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;
 using namespace std::chrono_literals;
 using vvm::test::FakeMovers;
+using vvm::test::kChecksum;
+using vvm::test::kMiB;
 using vvm::test::must;
+using vvm::test::root_peer;
 using vvm::test::TempDir;
 
 namespace {
-
-constexpr uint64_t kMiB = 1 << 20;
-constexpr uint64_t kChecksum = 0x5eed;
-
-rpc::Peer root_peer() {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = 0;
-  p.gid = 0;
-  return p;
-}
 
 Vv vv_with(std::vector<std::string> vsns) {
   Vv vv;
@@ -71,51 +65,38 @@ std::string media_of(const std::string& vsn) {
   return "";
 }
 
-const std::string kConf = R"(
-[vvmd]
-listen = unix:/nonexistent/vvmd.sock
-archive-batch-files = 1
+// The vvm.conf sections the tests put together: a media type's small tapes, a mover, and a
+// drive of `media` on `mover`.
+std::string media_section(const std::string& media) {
+  return fmt::format("[media {}]\ncapacity = 64M\n", media);
+}
+std::string mover_section(const std::string& mover) {
+  return fmt::format("[mover {}]\nlisten = unix:/nonexistent/{}.sock\n", mover, mover);
+}
+std::string drive_section(const std::string& drive, const std::string& mover,
+                          const std::string& media) {
+  return fmt::format("[drive {}]\nmover = {}\nmedia = {}\n", drive, mover, media);
+}
 
-[media LTO9]
-capacity = 64M
-
-[media LTO8]
-capacity = 64M
-
-[class A]
-media = LTO9
-)";
-const std::string kMovers = R"(
-[mover m1]
-listen = unix:/nonexistent/m1.sock
-
-[drive d0]
-mover = m1
-media = LTO9
-
-[drive d1]
-mover = m1
-media = LTO8
-)";
+const std::string kConf =
+    "[vvmd]\nlisten = unix:/nonexistent/vvmd.sock\narchive-batch-files = 1\n" +
+    media_section("LTO9") + media_section("LTO8") + "[class A]\nmedia = LTO9\n";
+const std::string kMovers =
+    mover_section("m1") + drive_section("d0", "m1", "LTO9") + drive_section("d1", "m1", "LTO8");
 // The LTO8 drive on a mover of its own: no mover can copy LTO9 to LTO8 tape to tape.
-const std::string kMoversApart = R"(
-[mover m1]
-listen = unix:/nonexistent/m1.sock
-
-[mover m2]
-listen = unix:/nonexistent/m2.sock
-
-[drive d0]
-mover = m1
-media = LTO9
-
-[drive d1]
-mover = m2
-media = LTO8
-)";
+const std::string kMoversApart = mover_section("m1") + mover_section("m2") +
+                                 drive_section("d0", "m1", "LTO9") +
+                                 drive_section("d1", "m2", "LTO8");
 
 Config conf(const std::string& text) {
   return must(parse_config(text, "vvm.conf", "/nonexistent"));
+}
+
+// `text` with the first `from` in it replaced by `to`; the test fails when there is none.
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
 }
 
 }  // namespace
@@ -166,10 +147,8 @@ TEST_CASE("class copies: what a VV lacks and what it holds in excess") {
 }
 
 TEST_CASE("class copies: the route of a lacking copy: the cache, tape to tape, or a stage first") {
-  const Config config = conf(kConf + kMovers +
-                             "[media LTO7]\ncapacity = 64M\n[mover m2]\nlisten = "
-                             "unix:/nonexistent/m2.sock\n[drive d2]\nmover = m2\nmedia = LTO7\n"
-                             "[drive d3]\nmover = m2\nmedia = LTO9\n");
+  const Config config = conf(kConf + kMovers + media_section("LTO7") + mover_section("m2") +
+                             drive_section("d2", "m2", "LTO7") + drive_section("d3", "m2", "LTO9"));
   LibraryView view(config);
   const std::vector<CopySource> lto9 = {{0, "L00001", 3, "LTO9"}};
   SECTION("a VV in the cache is written from there") {
@@ -217,8 +196,9 @@ TEST_CASE(
                     [&](char) -> Result<uint64_t> { return vvs; }};
 
   SECTION("a media type added to a class, a limit, a new class") {
-    std::string text = kConf + kMovers + "[class B]\nmedia = LTO8\n";
-    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO8\nwrite-max-drives = 1\n");
+    const std::string text =
+        replaced(kConf + kMovers + "[class B]\nmedia = LTO8\n", "media = LTO9\n",
+                 "media = LTO9 LTO8\nwrite-max-drives = 1\n");
     auto plan = must(plan_reload(live, conf(text), facts));
     CHECK(plan.classes_changed);
     REQUIRE(plan.applied.size() == 3);
@@ -230,8 +210,8 @@ TEST_CASE(
     CHECK(plan.classes.at('A').media == std::vector<std::string>{"LTO9", "LTO8"});
   }
   SECTION("what cannot change live is named and left as it runs") {
-    std::string text = kConf + kMovers + "[drive d2]\nmover = m1\nmedia = LTO9\n";
-    text.replace(text.find("archive-batch-files = 1"), 23, "archive-batch-files = 5");
+    const std::string text = replaced(kConf + kMovers + drive_section("d2", "m1", "LTO9"),
+                                      "archive-batch-files = 1", "archive-batch-files = 5");
     auto plan = must(plan_reload(live, conf(text), facts));
     CHECK_FALSE(plan.classes_changed);
     CHECK(plan.applied.empty());
@@ -240,10 +220,9 @@ TEST_CASE(
                               "mover m1", "drive d2 (new)"});
   }
   SECTION("a media type no running drive takes") {
-    std::string text = kConf + kMovers +
-                       "[media LTO7]\ncapacity = 64M\n[drive d3]\nmover = m1\n"
-                       "media = LTO7\n";
-    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO7\n");
+    const std::string text =
+        replaced(kConf + kMovers + media_section("LTO7") + drive_section("d3", "m1", "LTO7"),
+                 "media = LTO9\n", "media = LTO9 LTO7\n");
     auto plan = plan_reload(live, conf(text), facts);
     REQUIRE_FALSE(plan.ok());
     CHECK_THAT(plan.status().message(),
@@ -252,8 +231,7 @@ TEST_CASE(
   }
   SECTION("no tape of the media type") {
     tape = false;
-    std::string text = kConf + kMovers;
-    text.replace(text.find("media = LTO9\n"), 13, "media = LTO9 LTO8\n");
+    const std::string text = replaced(kConf + kMovers, "media = LTO9\n", "media = LTO9 LTO8\n");
     auto plan = plan_reload(live, conf(text), facts);
     REQUIRE_FALSE(plan.ok());
     CHECK_THAT(plan.status().message(),
@@ -262,8 +240,8 @@ TEST_CASE(
   }
   SECTION("a class dropped while it has VVs") {
     vvs = 3;
-    std::string text = kConf + kMovers;
-    text.replace(text.find("[class A]\nmedia = LTO9\n"), 23, "[class B]\nmedia = LTO9\n");
+    const std::string text =
+        replaced(kConf + kMovers, "[class A]\nmedia = LTO9\n", "[class B]\nmedia = LTO9\n");
     auto plan = plan_reload(live, conf(text), facts);
     REQUIRE_FALSE(plan.ok());
     CHECK_THAT(plan.status().message(),
@@ -277,58 +255,11 @@ TEST_CASE(
 
 namespace {
 
-struct Fixture {
+struct Fixture : vvm::test::SchedFixture {
   // `drives`: the [mover] and [drive] sections.
-  explicit Fixture(const std::string& drives = kMovers) : config(conf(kConf + drives)) { start(); }
-  TempDir dir = must(TempDir::create());
-  Config config;
-  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
-  Clock::time_point clock = Clock::time_point{} + 1000h;
-  uint64_t unix_clock = 1'700'000'000;
-  std::unique_ptr<Catalog> catalog;
-  std::unique_ptr<VsnCatalog> vsns;
-  std::unique_ptr<VvOpens> opens;
-  std::unique_ptr<CacheManager> cache;
-  FakeMovers movers{/*answer_pings=*/true};
-  std::unique_ptr<Scheduler> sched;
-  uint64_t next_job = 1;
+  explicit Fixture(const std::string& drives = kMovers)
+      : SchedFixture(conf(kConf + drives), /*answer_pings=*/true) {}
 
-  void start() {
-    Catalog::Options c;
-    c.cache_dir = dir.file("cache");
-    c.classes = {'A'};
-    c.now = [this] { return unix_clock; };
-    catalog = must(Catalog::open(db.get(), c));
-    VsnCatalog::Options v;
-    v.media = config.media;
-    v.classes = config.classes;
-    v.library_kind = "mtx";
-    vsns = must(VsnCatalog::open(db.get(), v));
-    opens = std::make_unique<VvOpens>(catalog.get(), 0);
-    CacheManager::Options m;
-    m.cache_dir = c.cache_dir;
-    cache = std::make_unique<CacheManager>(db.get(), catalog.get(), opens.get(), m);
-    catalog->on_finished([this](const auto& vv) { sched->finished(vv); });
-    restart();
-  }
-  void restart() {
-    sched.reset();
-    movers.pending.clear();
-    Scheduler::Options o;
-    o.reply_to = "unix:/nonexistent/vvmd.sock";
-    o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
-    o.cache_dir = catalog->cache_dir();
-    o.now = [this] { return unix_clock; };
-    o.clock = [this] { return clock; };
-    sched = std::make_unique<Scheduler>(db.get(), config, o, &movers);
-    must(sched->recover());
-  }
-  void advance(std::chrono::milliseconds d) {
-    clock += d;
-    unix_clock +=
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
-  }
-  Vv vv(const std::string& name) { return must(catalog->show(name)); }
   // Ticks until the movers hold a request (at most 5 s of fake time).
   FakeMovers::Request next(const std::string& what) {
     for (int i = 0; i < 50 && movers.pending.empty(); ++i) {
@@ -337,17 +268,10 @@ struct Fixture {
     }
     return movers.take(what);
   }
+  // The mover takes the copy and reports it done.
   void done(FakeMovers::Request& r, rpc::Op op) {
-    r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
-    rpc::CopyReport rep;
-    rep.request_id = r.args.request_id;
-    rep.mover = "m1";
-    rep.state = rpc::CopyState::kDone;
-    rep.bytes_done = rep.bytes_total = kMiB;
-    rep.vsn = r.args.vsn;
-    rep.file_number = r.args.file_number;
-    rep.checksum = kChecksum;
-    must(sched->report(root_peer(), rep));
+    accept(r, op);
+    report_done(r);
   }
   // Class A's line for media `type` in classes(); none when it has no copy and is not listed.
   std::optional<rpc::ClassMedia> media(const std::string& type) {

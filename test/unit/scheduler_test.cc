@@ -42,29 +42,23 @@
 #include "db/database.h"
 #include "fake_movers.h"
 #include "metrics/metrics.h"
+#include "peers.h"
 #include "process.h"
 #include "sched/mover_port.h"
 #include "sched/scheduler.h"
+#include "sched_fixture.h"
 
 using namespace vvm;
 using namespace vvm::vvmd;
 using namespace std::chrono_literals;
 using vvm::test::FakeMovers;
+using vvm::test::kChecksum;
+using vvm::test::kMiB;
 using vvm::test::must;
+using vvm::test::root_peer;
 using vvm::test::TempDir;
 
 namespace {
-
-constexpr uint64_t kMiB = 1 << 20;
-constexpr uint64_t kChecksum = 0x5eed;
-
-rpc::Peer root_peer() {
-  rpc::Peer p;
-  p.kind = Endpoint::Kind::kUnix;
-  p.uid = 0;
-  p.gid = 0;
-  return p;
-}
 
 // Runs `body` with stderr (where the log goes) sent to a file, and returns what it wrote.
 template <typename F>
@@ -128,63 +122,9 @@ const std::string kOneDrive = "[drive d0]\nmover = m1\nmedia = LTO9\n";
 const std::string kTwoMovers =
     "[drive d0]\nmover = m1\nmedia = LTO9\n[drive d1]\nmover = m2\nmedia = LTO9\n";
 
-struct Fixture {
-  TempDir dir = must(TempDir::create());
-  Config config;
-  std::unique_ptr<db::Database> db = must(open_database(dir.file("db")));
-  Clock::time_point clock = Clock::time_point{} + 1000h;
-  uint64_t unix_clock = 1'700'000'000;
-  std::unique_ptr<Catalog> catalog;
-  std::unique_ptr<VsnCatalog> vsns;
-  std::unique_ptr<VvOpens> opens;
-  std::unique_ptr<CacheManager> cache;
-  FakeMovers movers;
-  std::unique_ptr<Scheduler> sched;
-  uint64_t next_job = 1;
-  std::map<std::string, std::string> mover_reply_to;  // Options::mover_reply_to at restart()
-  Metrics* metrics = nullptr;                         // Options::metrics at restart()
-
+struct Fixture : vvm::test::SchedFixture {
   explicit Fixture(const std::string& drives = kOneDrive, const std::string& class_a = "")
-      : config(make_config(drives, class_a)) {
-    Catalog::Options c;
-    c.cache_dir = dir.file("cache");
-    for (const auto& [letter, cls] : config.classes) c.classes.insert(letter);
-    c.now = [this] { return unix_clock; };
-    catalog = must(Catalog::open(db.get(), c));
-    VsnCatalog::Options v;
-    v.media = config.media;
-    v.classes = config.classes;
-    v.library_kind = "mtx";  // records only: no tape images
-    vsns = must(VsnCatalog::open(db.get(), v));
-    opens = std::make_unique<VvOpens>(catalog.get(), 0);
-    CacheManager::Options m;
-    m.cache_dir = c.cache_dir;
-    cache = std::make_unique<CacheManager>(db.get(), catalog.get(), opens.get(), m);
-    catalog->on_finished([this](const auto& vv) { sched->finished(vv); });
-    restart();
-  }
-
-  // A new scheduler over the same database, as after vvmd restarted: it starts with empty
-  // drives and no mount counted.
-  void restart() {
-    sched.reset();
-    movers.pending.clear();
-    Scheduler::Options o;
-    o.reply_to = "unix:/nonexistent/vvmd.sock";
-    o.mover_reply_to = mover_reply_to;
-    o.metrics = metrics;
-    o.cache_path = [this](const std::string& vv) { return catalog->cache_path(vv); };
-    o.cache_dir = catalog->cache_dir();
-    o.now = [this] { return unix_clock; };
-    o.clock = [this] { return clock; };
-    sched = std::make_unique<Scheduler>(db.get(), config, o, &movers);
-    must(sched->recover());
-  }
-  void advance(std::chrono::milliseconds d) {
-    clock += d;
-    unix_clock +=
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
-  }
+      : SchedFixture(make_config(drives, class_a), /*answer_pings=*/false) {}
 
   void add_vsn(const std::string& name) { must(vsns->add(root_peer(), {name, "LTO9", ""})); }
   Vsn vsn(const std::string& name) {
@@ -204,22 +144,6 @@ struct Fixture {
     return name;
   }
 
-  // The mover takes the copy: CopyAccepted.
-  void accept(FakeMovers::Request& r, rpc::Op op) {
-    r.copy_done(rpc::CopyAccepted{op, next_job++, r.args.drive});
-  }
-  // The mover's final report of the copy: done where it was asked to go.
-  void report_done(const FakeMovers::Request& r) {
-    rpc::CopyReport rep;
-    rep.request_id = r.args.request_id;
-    rep.mover = "m1";
-    rep.state = rpc::CopyState::kDone;
-    rep.bytes_done = rep.bytes_total = kMiB;
-    rep.vsn = r.args.vsn;
-    rep.file_number = r.args.file_number;
-    rep.checksum = kChecksum;
-    must(sched->report(root_peer(), rep));
-  }
   void report_failed(const FakeMovers::Request& r, Status why) {
     rpc::CopyReport rep;
     rep.request_id = r.args.request_id;
@@ -311,14 +235,7 @@ TEST_CASE("copy reports over TLS come only from an identity of role mover; a mov
   auto r = f.movers.take("archive");
   CHECK(r.args.reply_to == "tls:127.0.0.1:7371");
   f.accept(r, rpc::Op::kArchive);
-  rpc::CopyReport rep;
-  rep.request_id = r.args.request_id;
-  rep.mover = "m1";
-  rep.state = rpc::CopyState::kDone;
-  rep.bytes_done = rep.bytes_total = kMiB;
-  rep.vsn = r.args.vsn;
-  rep.file_number = r.args.file_number;
-  rep.checksum = kChecksum;
+  const rpc::CopyReport rep = Fixture::done_report(r);
 
   // A user's identity, even one with vvmd's uid, is not a mover.
   rpc::Peer user;

@@ -51,6 +51,14 @@ Result<uint64_t> lookup_vsn(db::Database& db, std::string_view index, const std:
   return db.lookup_to(kVsnTable, index, key, sink);
 }
 
+Result<uint64_t> find_vsn(db::Database& db, const std::string& name, Vsn* out) {
+  auto slot = lookup_vsn(db, "name", db::KeyBuilder().text(name), out);
+  if (!slot.ok() && slot.status().code() == Code::kNotFound) {
+    return Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", name));
+  }
+  return slot;
+}
+
 Status scan_vv(db::Database& db, std::string_view index, const std::string& lo,
                const std::string& hi, const std::function<bool(uint64_t, const Vv&)>& each) {
   Vv vv;

@@ -40,6 +40,9 @@ Result<uint64_t> find_vv(db::Database& db, const std::string& name, Vv* out);
 Status read_vsn(db::Database& db, uint64_t slot, Vsn* out);
 Result<uint64_t> lookup_vsn(db::Database& db, std::string_view index, const std::string& key,
                             Vsn* out);
+// The VSN named `name` (by the unique name index) and its slot; NotFound says "no VSN NAME
+// ('vvctl vsn ls' lists them)", for the commands an operator gives a VSN's name.
+Result<uint64_t> find_vsn(db::Database& db, const std::string& name, Vsn* out);
 // Every VV whose key in `index` lies in [lo, hi), in key order (Database::scan_index).
 Status scan_vv(db::Database& db, std::string_view index, const std::string& lo,
                const std::string& hi, const std::function<bool(uint64_t slot, const Vv&)>& each);

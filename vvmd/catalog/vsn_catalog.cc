@@ -350,13 +350,8 @@ void VsnCatalog::set_state_async(const rpc::Peer& peer, const rpc::VsnSetRequest
         fmt::format("VSN {}: say why its state changes (--reason TEXT)", req.vsn)));
   }
   Vsn r;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &r);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return done(Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn)));
-    }
-    return done(slot.status());
-  }
+  auto slot = find_vsn(*db_, req.vsn, &r);
+  if (!slot.ok()) return done(slot.status());
   const VsnState was = r.state;
   r.state = req.state;
   // Set hot, someone has looked at it: the failures counted so far no longer keep archives away

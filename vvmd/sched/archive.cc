@@ -210,35 +210,14 @@ bool Scheduler::start_copy(const QueueKey& key, ArchiveItem item, DriveState& dr
     return true;  // stage_done queues it again
   }
 
-  if (view_.load(drive, vsn.name)) {
-    Status recorded = record_mount(drive, vsn.name);
-    if (!recorded.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", vsn.name, drive.name, recorded.message());
-      view_.unload(drive);
-      queue_.push_front(key, std::move(item));
-      return false;
-    }
-    log::info("mount {} ({}, {}) in drive {} of mover {} for class {}'s copies", vsn.name,
-              vsn.media, vsn_state_name(vsn.state), drive.name, drive.mover, key.vv_class);
+  if (!mount(drive, vsn.name, fmt::format("{}, {}", vsn.media, vsn_state_name(vsn.state)),
+             fmt::format("for class {}'s copies", key.vv_class))) {
+    queue_.push_front(key, std::move(item));
+    return false;
   }
 
-  rpc::CopyArgs args;
-  args.drive = drive.name;
-  args.vsn = vsn.name;
-  args.file_number = vsn.next_file;
+  auto [args, f] = copy_request(vv, std::move(item), key, drive, vsn.name, vsn.next_file);
   args.cache_path = options_.cache_path(vv.name);
-  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
-  args.reply_to = reply_to(drive.mover);
-  args.request_id = next_request_id_++;
-
-  InFlight f;
-  f.item = std::move(item);
-  f.key = key;
-  f.vsn = vsn.name;
-  f.drive = drive.name;
-  f.mover = drive.mover;
-  f.file = vsn.next_file;
-  drive.busy = true;
   if (move) {
     log::info(
         "repack: copy {} of VV {} ({} bytes) from {} file {} to {} file {} in drive {} "

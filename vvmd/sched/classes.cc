@@ -57,14 +57,18 @@ bool Scheduler::still_lacking(const Vv& vv, const QueueKey& key, size_t slot) co
   });
 }
 
-Result<std::map<std::string, std::string>> Scheduler::media_of_vsns() const {
+Result<std::function<std::string(const std::string& vsn)>> Scheduler::media_of_vsns() const {
   std::map<std::string, std::string> out;
   VVM_RETURN_IF_ERROR(
       scan_vsn(*db_, "name", kEveryName.lo, kEveryName.hi, [&](uint64_t, const Vsn& v) {
         out[v.name] = v.media;
         return true;
       }));
-  return out;
+  return std::function<std::string(const std::string&)>(
+      [media = std::move(out)](const std::string& vsn) {
+        auto it = media.find(vsn);
+        return it == media.end() ? std::string() : it->second;
+      });
 }
 
 bool Scheduler::has_tape_for(char cls, const std::string& media) const {
@@ -89,10 +93,7 @@ Result<uint64_t> Scheduler::vvs_of_class(char cls) const {
 Status Scheduler::find_lacking() {
   auto media = media_of_vsns();
   if (!media.ok()) return media.status();
-  auto media_of = [&](const std::string& v) {
-    auto it = media->find(v);
-    return it == media->end() ? std::string() : it->second;
-  };
+  const auto& media_of = *media;
   std::map<char, std::pair<size_t, uint64_t>> per_class;  // VVs and bytes lacking a copy
   decltype(lacking_) found;
   VVM_RETURN_IF_ERROR(
@@ -319,10 +320,7 @@ Result<rpc::ClassListReply> Scheduler::classes(bool counts) const {
   if (!counts) return reply;
   auto media = media_of_vsns();
   if (!media.ok()) return media.status();
-  auto media_of = [&](const std::string& v) {
-    auto it = media->find(v);
-    return it == media->end() ? std::string() : it->second;
-  };
+  const auto& media_of = *media;
   auto entry = [](rpc::ClassInfo& info, const std::string& m) -> rpc::ClassMedia& {
     for (auto& e : info.media) {
       if (e.media == m) return e;
@@ -389,10 +387,7 @@ void Scheduler::prune(const rpc::Peer& peer, const rpc::ClassPruneRequest& req,
   }
   auto media = media_of_vsns();
   if (!media.ok()) return done(media.status());
-  auto media_of = [&](const std::string& v) {
-    auto it = media->find(v);
-    return it == media->end() ? std::string() : it->second;
-  };
+  const auto& media_of = *media;
   // Read first, changed after: a scan in progress allows no other read.
   struct Prunable {
     uint64_t slot;

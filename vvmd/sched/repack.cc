@@ -207,34 +207,13 @@ bool Scheduler::send_tape_copy(const Vv& vv, ArchiveItem item, const QueueKey& k
                                : "the repack of " + item.from_vsn;
   for (DriveState* d : {&from, &to}) {
     const std::string& tape = d == &from ? item.from_vsn : target.name;
-    if (!view_.load(*d, tape)) continue;
-    if (Status s = record_mount(*d, tape); !s.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", tape, d->name, s.message());
-      view_.unload(*d);
-      return false;
-    }
-    log::info("mount {} ({}) in drive {} of mover {} for {}", tape, d->media, d->name, d->mover,
-              what);
+    if (!mount(*d, tape, d->media, "for " + what)) return false;
   }
-  rpc::CopyArgs args;
-  args.drive = to.name;
-  args.vsn = target.name;
-  args.file_number = target.next_file;
-  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  auto [args, f] = copy_request(vv, std::move(item), key, to, target.name, target.next_file);
   args.checksum = vv.checksum;
-  args.reply_to = reply_to(to.mover);
-  args.request_id = next_request_id_++;
-
-  InFlight f;
-  f.item = std::move(item);
-  f.key = key;
-  f.vsn = target.name;
-  f.drive = to.name;
-  f.mover = to.mover;
-  f.file = target.next_file;
   f.from_drive = from.name;
   f.class_copy = class_copy;
-  from.busy = to.busy = true;
+  from.busy = true;
   log::info(
       "{}: copy {} of VV {} ({} bytes) from {} file {} to {} file {}, tape to tape in drives {} "
       "and {} of mover {} (request {})",
@@ -462,13 +441,7 @@ void Scheduler::repack(const rpc::Peer& peer, const rpc::VsnRepackRequest& req,
                        std::function<void(Result<rpc::RepackInfo>)> done) {
   if (Status s = privileged(peer, "repack VSN " + req.vsn); !s.ok()) return done(s);
   Vsn vsn;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return done(Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn)));
-    }
-    return done(slot.status());
-  }
+  if (auto slot = find_vsn(*db_, req.vsn, &vsn); !slot.ok()) return done(slot.status());
   if (repacks_.contains(vsn.name)) {
     StateNote note;
     (void)find_state_note(*db_, kRepackNote, vsn.name, &note);
@@ -538,13 +511,8 @@ void Scheduler::reclaim(const rpc::Peer& peer, const rpc::VsnReclaimRequest& req
                         std::function<void(Result<rpc::VsnReclaimReply>)> done) {
   if (Status s = privileged(peer, "reclaim VSN " + req.vsn); !s.ok()) return done(s);
   Vsn vsn;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return done(Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn)));
-    }
-    return done(slot.status());
-  }
+  auto slot = find_vsn(*db_, req.vsn, &vsn);
+  if (!slot.ok()) return done(slot.status());
   if (repacks_.contains(vsn.name)) {
     return done(Status::Busy(fmt::format(
         "VSN {} is being repacked: it is reclaimed once that is done ('vvctl status' shows how "

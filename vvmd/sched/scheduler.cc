@@ -242,6 +242,28 @@ void Scheduler::tick() {
   }
 }
 
+std::pair<rpc::CopyArgs, Scheduler::InFlight> Scheduler::copy_request(
+    const Vv& vv, ArchiveItem item, const QueueKey& key, DriveState& drive, const std::string& vsn,
+    uint64_t file) {
+  rpc::CopyArgs args;
+  args.drive = drive.name;
+  args.vsn = vsn;
+  args.file_number = file;
+  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
+  args.reply_to = reply_to(drive.mover);
+  args.request_id = next_request_id_++;
+
+  InFlight f;
+  f.item = std::move(item);
+  f.key = key;
+  f.vsn = vsn;
+  f.drive = drive.name;
+  f.mover = drive.mover;
+  f.file = file;
+  drive.busy = true;
+  return {std::move(args), std::move(f)};
+}
+
 void Scheduler::send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,
                      Clock::time_point now) {
   auto mover = config_.movers.find(drive.mover);

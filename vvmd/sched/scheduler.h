@@ -284,6 +284,11 @@ class Scheduler {
   Status set_cache(const std::string& vv, CacheState cache, bool touch);
   // Records that `vsn` went into `drive` (its location and last mount).
   Status record_mount(const DriveState& drive, const std::string& vsn);
+  // Puts `vsn` in `drive` (vvmd's view) unless it is there, records that mount and logs it as
+  // "mount VSN (WHAT) in drive D of mover M PURPOSE". False when the record cannot be written:
+  // logged, and the drive left empty again.
+  bool mount(DriveState& drive, const std::string& vsn, const std::string& what,
+             const std::string& purpose);
 
   // A VV's copy that lives on a VSN being repacked (live_copies()).
   struct LiveCopy {
@@ -346,8 +351,8 @@ class Scheduler {
   // The media type of VSN `name`; "" when there is no such VSN.
   std::string vsn_media(const std::string& name) const;
   // Every VSN's media type, read at once (for what scans the VV table, which allows no other read
-  // while it runs).
-  Result<std::map<std::string, std::string>> media_of_vsns() const;
+  // while it runs), as class_copies() takes it: "" for a VSN that is not there.
+  Result<std::function<std::string(const std::string& vsn)>> media_of_vsns() const;
   // Finds the archived VVs that lack a copy of their class (vvm.conf's media types against the
   // copies' VSNs): at start and after a reload. Nothing is stored: the catalogue says it again.
   Status find_lacking();
@@ -396,6 +401,13 @@ class Scheduler {
   // Sends `item` to `drive` onto `vsn`; false (item requeued) if the records do not allow it.
   bool start_copy(const QueueKey& key, ArchiveItem item, DriveState& drive, const Vsn& vsn,
                   Clock::time_point now);
+  // The mover's arguments and the in-flight record that every copy request starts from: VV `vv`
+  // (`item`, of queue `key`) written or read as `vsn` file `file` in `drive`, which is marked
+  // busy, under the next request id. What only one kind of copy needs (a cache path, a checksum
+  // to check, a tape copy's source drive, a stage's request) its caller adds.
+  std::pair<rpc::CopyArgs, InFlight> copy_request(const Vv& vv, ArchiveItem item,
+                                                  const QueueKey& key, DriveState& drive,
+                                                  const std::string& vsn, uint64_t file);
   // Registers `f` (its deadline from the mover's stall timeout) and sends `args` as `op` to the
   // drive's mover; the answer comes back to accepted().
   void send(const DriveState& drive, InFlight f, rpc::Op op, rpc::CopyArgs args,

@@ -37,6 +37,19 @@ Status Scheduler::set_cache(const std::string& name, CacheState cache, bool touc
   return commits_.apply(txn, fmt::format("VV {} {}", name, cache_state_name(cache)));
 }
 
+bool Scheduler::mount(DriveState& drive, const std::string& vsn, const std::string& what,
+                      const std::string& purpose) {
+  if (!view_.load(drive, vsn)) return true;  // there already
+  if (Status s = record_mount(drive, vsn); !s.ok()) {
+    log::error("cannot record VSN {} in drive {}: {}", vsn, drive.name, s.message());
+    view_.unload(drive);
+    return false;
+  }
+  log::info("mount {} ({}) in drive {} of mover {} {}", vsn, what, drive.name, drive.mover,
+            purpose);
+  return true;
+}
+
 Status Scheduler::record_mount(const DriveState& drive, const std::string& name) {
   return update_vsn(name, [&](Vsn& vsn) {
     vsn.location = "drive:" + drive.name;
@@ -267,15 +280,10 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
     }
     return true;
   }
-  if (view_.load(drive, item.vsn)) {
-    if (Status s = record_mount(drive, item.vsn); !s.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
-      view_.unload(drive);
-      stages_.push(std::move(item));
-      return false;
-    }
-    log::info("mount {} ({}) in drive {} of mover {} to stage {} file(s)", item.vsn, item.media,
-              drive.name, drive.mover, stages_.files(item.vsn) + 1);
+  if (!mount(drive, item.vsn, item.media,
+             fmt::format("to stage {} file(s)", stages_.files(item.vsn) + 1))) {
+    stages_.push(std::move(item));
+    return false;
   }
   ++drive.reads_since_mount;
 
@@ -288,28 +296,16 @@ bool Scheduler::start_stage(StageItem item, DriveState& drive, Clock::time_point
 
 std::pair<rpc::CopyArgs, Scheduler::InFlight> Scheduler::read_request(const Vv& vv, StageItem item,
                                                                       DriveState& drive) {
-  rpc::CopyArgs args;
-  args.drive = drive.name;
-  args.vsn = item.vsn;
-  args.file_number = item.file;
+  ArchiveItem read;
+  read.vv = item.vv;
+  read.copy = item.copy;
+  read.bytes = vv.size;
+  const QueueKey key{vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
+  auto [args, f] = copy_request(vv, std::move(read), key, drive, item.vsn, item.file);
   // A verify writes nothing there: the path names the VV in the mover's log.
   args.cache_path = options_.cache_path(vv.name);
-  args.file = {vv.vv_class, vv.serial, vv.client_id, vv.size, vv.finished};
   args.checksum = vv.checksum;
-  args.reply_to = reply_to(drive.mover);
-  args.request_id = next_request_id_++;
-
-  InFlight f;
-  f.item.vv = item.vv;
-  f.item.copy = item.copy;
-  f.item.bytes = vv.size;
-  f.key = {vv.vv_class.empty() ? '?' : vv.vv_class[0], item.media};
-  f.vsn = item.vsn;
-  f.drive = drive.name;
-  f.mover = drive.mover;
-  f.file = item.file;
   f.staged = std::move(item);
-  drive.busy = true;
   return {std::move(args), std::move(f)};
 }
 

@@ -72,13 +72,7 @@ Result<rpc::VsnVerifyReply> Scheduler::verify(const rpc::Peer& peer,
                                               const rpc::VsnVerifyRequest& req) {
   VVM_RETURN_IF_ERROR(privileged(peer, "verify VSN " + req.vsn));
   Vsn vsn;
-  auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn);
-  if (!slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn));
-    }
-    return slot.status();
-  }
+  VVM_RETURN_IF_ERROR(find_vsn(*db_, req.vsn, &vsn).status());
   if (vsn.state == VsnState::kDisabled) {
     return Status::InvalidArgument(
         fmt::format("cannot verify VSN {}: it is disabled, never mounted; 'vvctl vsn set {} "
@@ -95,12 +89,7 @@ Result<rpc::VsnVerifyReply> Scheduler::verify(const rpc::Peer& peer,
 
 Result<rpc::VerifyListReply> Scheduler::verifies(const rpc::VerifyListRequest& req) const {
   Vsn vsn;
-  if (auto slot = lookup_vsn(*db_, "name", db::KeyBuilder().text(req.vsn), &vsn); !slot.ok()) {
-    if (slot.status().code() == Code::kNotFound) {
-      return Status::NotFound(fmt::format("no VSN {} ('vvctl vsn ls' lists them)", req.vsn));
-    }
-    return slot.status();
-  }
+  VVM_RETURN_IF_ERROR(find_vsn(*db_, req.vsn, &vsn).status());
   rpc::VerifyListReply reply;
   VVM_RETURN_IF_ERROR(scan_verify_marks_on_vsn(*db_, req.vsn, [&](uint64_t, const VerifyMark& m) {
     reply.marks.push_back(m);
@@ -163,15 +152,10 @@ bool Scheduler::start_verify(StageItem item, DriveState& drive, Clock::time_poin
               item.how, item.vv, item.copy + 1, item.vsn, item.file, item.vsn);
     return true;
   }
-  if (view_.load(drive, item.vsn)) {
-    if (Status s = record_mount(drive, item.vsn); !s.ok()) {
-      log::error("cannot record VSN {} in drive {}: {}", item.vsn, drive.name, s.message());
-      view_.unload(drive);
-      verifies_.push(std::move(item));
-      return false;
-    }
-    log::info("mount {} ({}) in drive {} of mover {} to {} {} file(s)", item.vsn, item.media,
-              drive.name, drive.mover, item.how, verifies_.files(item.vsn) + 1);
+  if (!mount(drive, item.vsn, item.media,
+             fmt::format("to {} {} file(s)", item.how, verifies_.files(item.vsn) + 1))) {
+    verifies_.push(std::move(item));
+    return false;
   }
   auto [args, f] = read_request(vv, std::move(item), drive);
   log::info("{} VV {}'s copy {} on {} file {} in drive {} (request {})", f.staged->how, vv.name,
