@@ -36,20 +36,10 @@ using vvm::cluster::EtcdClient;
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> positional;
-  bool raw = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--raw")
-      raw = true;
-    else
-      positional.emplace_back(argv[i]);
-  }
-  if (positional.empty() || positional.size() > 2) {
-    fmt::print(stderr, "usage: bench_etcd_latency ENDPOINT [N] [--raw]\n");
-    return 2;
-  }
-  const std::string endpoint = positional[0];
-  const int n = positional.size() > 1 ? std::max(10, std::atoi(positional[1].c_str())) : 300;
+  const auto cli = vvm::bench::parse_latency_args(argc, argv, "bench_etcd_latency", "ENDPOINT");
+  if (!cli) return 2;
+  const std::string& endpoint = cli->endpoint;
+  const int n = cli->n;
   auto client = EtcdClient::create({{endpoint}, std::chrono::seconds(5)});
   if (!client.ok()) {
     fmt::print(stderr, "{}\n", client.status().message());
@@ -57,7 +47,7 @@ int main(int argc, char** argv) {
   }
   EtcdClient& c = **client;
   const std::string value(200, 'v');  // about a pack mapping's size
-  const vvm::bench::LatencyRows rows(raw);
+  const vvm::bench::LatencyRows rows(cli->raw);
 
   // Warm-up: the connection, etcd's first writes.
   for (int i = 0; i < 10; ++i) {
