@@ -73,6 +73,16 @@ done
 ctl pack set-pool a n3 >/dev/null || die "pack set-pool a n3 failed"
 n1=nbd://127.0.0.2:$port/pack/a
 writes() { grep -c "vvm: pwrite count=" "${node_log[$1]}" || true; }
+# wait_sent_on: within 10 s, n2 and n3 have served writes since `before` (n2 N n3 N): n1 sends
+# some of its clients' writes on.
+wait_sent_on() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    (($(writes n2) + $(writes n3) > before[1] + before[3])) && return 0
+    sleep 0.1
+  done
+  die "n1 sent none of its clients' writes to n2 or n3 in 10 s"
+}
 
 # --- reconfigurations under a pool node's own clients ---
 # Eight connections to n1 write at queue depth 32 and flush every 4 writes; the pack is moved to
@@ -85,11 +95,7 @@ fio --name=gate --ioengine=nbd --uri="$n1" --numjobs=8 --size=$((4 * M)) \
 fio_pid=$!
 cleanup_fn kill_quietly "$fio_pid"
 # The barrier is at stake only once n1 sends some of its clients' requests to the others.
-for ((i = 0; i < 100; i++)); do
-  (($(writes n2) + $(writes n3) > before[1] + before[3])) && break
-  sleep 0.1
-done
-((i < 100)) || die "n1 sent none of its clients' writes to n2 or n3 in 10 s"
+wait_sent_on
 barriers=()
 steps=(move:n2 move:n1 chmod:0664 chmod:0666 move:n2 move:n1 chmod:0664 chmod:0666)
 for step in "${steps[@]}"; do
@@ -129,11 +135,7 @@ fio --name=fenced --ioengine=nbd --uri="$n1" --numjobs=2 --size=$((8 * M)) \
   >"$tmpdir/fio-fenced.out" 2>&1 {_vvm_client_fd[keeper]}>&- &
 fio_pid=$!
 cleanup_fn kill_quietly "$fio_pid"
-for ((i = 0; i < 100; i++)); do
-  (($(writes n2) + $(writes n3) > before[1] + before[3])) && break
-  sleep 0.1
-done
-((i < 100)) || die "n1 sent none of its clients' writes to n2 or n3 in 10 s"
+wait_sent_on
 cleanup_fn kill -CONT "$relay_pid"
 kill -STOP "$relay_pid"
 wait_log "${node_log[n1]}" "error: cluster membership lost: /vvm/node/n1: "
