@@ -30,34 +30,12 @@ n2=nbd://127.0.0.3:$port/pack/a
 # writes, says so, waits until the test has killed n3 and n1, then flushes.
 /usr/bin/python3 - "$n2" "${node_log[n3]}" "${node_log[n1]}" "$tmpdir/killed" \
   >"$tmpdir/client.out" 2>&1 <<'PY' &
-import os, sys, threading, time
+import os, sys, time
 import nbd
+sys.path.insert(0, os.path.join(os.environ["VVM_SOURCE_DIR"], "test/harness"))
+from pool_writes import spread_writes
 uri, log3, log1, killed = sys.argv[1:5]
-def count(what):
-    out = []
-    for path in (log3, log1):
-        with open(path, errors="replace") as f:
-            out.append(f.read().count(what))
-    return out
-hs = []
-for i in range(8):
-    h = nbd.NBD()
-    h.connect_uri(uri)
-    hs.append(h)
-base = count("vvm: pwrite count=")
-block = b"\x5a" * 4096
-def writer(i, r):
-    for k in range(64):
-        hs[i].pwrite(block, ((r * 8 + i) * 64 + k) * 4096 % (32 << 20))
-for r in range(40):
-    ts = [threading.Thread(target=writer, args=(i, r)) for i in range(8)]
-    for t in ts: t.start()
-    for t in ts: t.join()
-    took = [a - b for a, b in zip(count("vvm: pwrite count="), base)]
-    if min(took) > 0:
-        break
-else:
-    sys.exit(f"n3 and n1 took {took} of the writes of 8 connections to n2 in 40 rounds")
+hs, took = spread_writes(uri, (log3, log1), ("n3", "n1"), 0, 32 << 20)
 print("written; taken by n3, n1:", took, flush=True)
 deadline = time.monotonic() + 30
 while not os.path.exists(killed):

@@ -140,43 +140,22 @@ echo "ok: a pool node's own client was spread over n2, n3 and n4; fio verified e
 # reach neither (n2 used to flush a server of the pool at every flush once one had taken a write).
 # nbdkit -v logs every request a node serves: "vvm: flush" counts its flushes.
 /usr/bin/python3 - "$n2" "${node_log[n3]}" "${node_log[n4]}" >"$tmpdir/flush.out" 2>&1 <<'PY' ||
-import sys, threading, nbd
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["VVM_SOURCE_DIR"], "test/harness"))
+from pool_writes import count, spread_writes
 uri, log3, log4 = sys.argv[1:4]
-def count(what):
-    out = []
-    for path in (log3, log4):
-        with open(path, errors="replace") as f:
-            out.append(f.read().count(what))
-    return out
-hs = []
-for i in range(8):
-    h = nbd.NBD()
-    h.connect_uri(uri)
-    hs.append(h)
-base = count("vvm: pwrite count=")
-block = b"\x5a" * 4096
-def writer(i, r):
-    for k in range(64):
-        hs[i].pwrite(block, (48 << 20) + ((r * 8 + i) * 64 + k) * 4096 % (16 << 20))
-for r in range(40):
-    ts = [threading.Thread(target=writer, args=(i, r)) for i in range(8)]
-    for t in ts: t.start()
-    for t in ts: t.join()
-    took = [a - b for a, b in zip(count("vvm: pwrite count="), base)]
-    if min(took) > 0:
-        break
-else:
-    sys.exit(f"n3 and n4 took {took} of the writes of 8 connections to n2 in 40 rounds")
+logs = (log3, log4)
+hs, took = spread_writes(uri, logs, ("n3", "n4"), 48 << 20, 16 << 20)
 print("writes taken by n3, n4:", took)
-f0 = count("vvm: flush")
+f0 = count(logs, "vvm: flush")
 hs[0].flush()
-f1 = count("vvm: flush")
+f1 = count(logs, "vvm: flush")
 print("flushes on n3, n4 before:", f0, "after the first:", f1)
 if not all(b > a for a, b in zip(f0, f1)):
     sys.exit(f"the flush did not reach every server holding unflushed writes: {f0} -> {f1}")
 hs[0].flush()
 hs[3].flush()
-f2 = count("vvm: flush")
+f2 = count(logs, "vvm: flush")
 print("after two more, no write between:", f2)
 if f2 != f1:
     sys.exit(f"flushes with no write since went to the pool's other servers: {f1} -> {f2}")
