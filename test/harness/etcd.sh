@@ -162,13 +162,12 @@ stop_node() {
   stopped_in=$((i / 10)).$((i % 10))
 }
 
-# start_three_nodes [VAR=VALUE...]: the cluster most tests need: etcd, an admin vvm.conf ($conf)
-# naming it, one shared disk file ($disk, 128M), pack a (64M, shared, 0666; $pack_mib MiB and a
-# disk twice that when set) mapped to n2
-# (primary, 127.0.0.3, with these variables in its environment) and n3 (secondary, .4) on disk
-# d0, and n1 (.2), which forwards it; all on $port. $n1 is pack a's URI through n1. An etcd
-# started before (start_etcd_cluster) is used instead of a new one.
-start_three_nodes() {
+# start_cluster_disk: what a cluster's nodes share, before any is started or any pack mapped:
+# etcd, an admin vvm.conf ($conf) naming it, one shared disk file ($disk, 128M; twice $pack_mib
+# MiB when set), a port for the nodes ($port) and $tmpdir/a.tab, the packtab line of pack a
+# (64M, shared, 0666; $pack_mib MiB when set). An etcd started before (start_etcd_cluster) is
+# used instead of a new one.
+start_cluster_disk() {
   [[ -n ${etcd_endpoint:-} ]] || start_etcd # or the one already started (start_etcd_cluster)
   conf=$tmpdir/admin.conf
   printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
@@ -176,6 +175,13 @@ start_three_nodes() {
   truncate -s $((2 * ${pack_mib:-64}))M "$disk"
   port=$(pick_unused_port)
   echo "a disk.img 0 ${pack_mib:-64}M shared root root 0666" >"$tmpdir/a.tab"
+}
+
+# start_three_nodes [VAR=VALUE...]: the cluster most tests need: start_cluster_disk, pack a
+# mapped to n2 (primary, 127.0.0.3, with these variables in its environment) and n3 (secondary,
+# .4) on disk d0, and n1 (.2), which forwards it; all on $port. $n1 is pack a's URI through n1.
+start_three_nodes() {
+  start_cluster_disk
   ctl cluster import "$tmpdir/a.tab" --primary n2 --secondary n3 --disk d0 >/dev/null
   start_node 3 n2 "$@"
   start_node 4 n3

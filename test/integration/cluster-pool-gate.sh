@@ -18,13 +18,7 @@ make_tmpdir
 requires fio --version
 requires jq --version
 
-start_etcd
-conf=$tmpdir/admin.conf
-printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
-disk=$tmpdir/disk.img
-truncate -s 128M "$disk"
-port=$(pick_unused_port)
-echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
+start_cluster_disk
 ctl cluster import "$tmpdir/a.tab" --primary n1 --secondary n2 --disk d0 >/dev/null
 # n1 reaches etcd through a TCP relay of its own, which a test can stop (SIGSTOP) to cut n1, and
 # n1 alone, off etcd.

@@ -31,13 +31,7 @@ requires nbdinfo --version
 requires fio --version
 requires jq --version
 
-start_etcd
-conf=$tmpdir/admin.conf
-printf '[cluster]\netcd = %s\n' "$etcd_endpoint" >"$conf"
-disk=$tmpdir/disk.img
-truncate -s 128M "$disk"
-port=$(pick_unused_port)
-echo "a disk.img 0 64M shared root root 0666" >"$tmpdir/a.tab"
+start_cluster_disk
 # --- the pool's mistakes, named; nothing written ---
 tab=$tmpdir/a.tab
 expect 1 "pack 'a': pool entry n2:d0 is listed twice \(it is the pack's primary already\)" -- \
